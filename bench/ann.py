@@ -1,0 +1,571 @@
+#!/usr/bin/env python
+"""ANN benchmarks: nearly against faiss (and, as suites are added, hnswlib / usearch).
+
+Usage
+-----
+    python bench/ann.py flat [--threads 1 2] [--data PATH] [--out bench/results]
+    python bench/ann.py --help          # lists the registered suites
+
+Every suite writes ``<out>/<suite>.json`` (environment + every raw timing) and
+``<out>/<suite>.png``, and prints a table.
+
+Method
+------
+* All libraries in one run use the same thread count (``Engine.set_threads``).
+* Every measurement is repeated ``--repeats`` times; each repetition runs every
+  engine once, in a rotating order (interleaved), and the median is reported.
+* Every engine is warmed up (one untimed call of the same kind) before timing.
+* Timings use ``time.perf_counter``.
+
+Extending
+---------
+Two registries, both plain dicts:
+
+``ENGINES``  name -> Engine subclass.  An engine adapts one library's index to
+    ``build(xb, params)``, ``search(xq, k, params) -> (D, I)`` and
+    ``set_threads(n)``; ``available()`` says whether its library imports.
+    Register with ``@register_engine``.
+
+``SUITES``   name -> Suite subclass.  A suite adds its CLI options
+    (``add_arguments``), runs its measurements (``run`` -> a JSON-able dict),
+    prints a table (``report``) and draws its figure (``plot``).  Register with
+    ``@register_suite``; the CLI picks it up as a sub-command.
+
+Planned suites (add them when nearly implements the index, not before):
+``hnsw`` (nearly vs faiss IndexHNSWFlat vs hnswlib vs usearch, sweeping
+efSearch, recall@10 vs QPS) and ``ivf`` (nearly vs faiss IVF, sweeping
+nprobe).  The plotting helpers (``save_figure`` takes one drawing callable per
+panel) are generic; add a line-plot helper next to ``plot_bars`` together with
+the first suite that draws recall-vs-QPS curves.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import importlib
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+
+import numpy as np
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DATA_DIR = os.path.join(REPO_ROOT, "..", "shared", "data")
+DEFAULT_DATA = os.path.join(DATA_DIR, "pypi-minilm-100k.npz")
+DEFAULT_OUT = os.path.join(REPO_ROOT, "bench", "results")
+
+
+# --------------------------------------------------------------------------
+# data
+# --------------------------------------------------------------------------
+def load_dataset(path):
+    """Load a single-vector .npz (see ../shared/data/README.md) as float32."""
+    if not os.path.exists(path):
+        sys.exit(f"data file not found: {path} (see ../shared/data/README.md, or pass --data)")
+    with np.load(path) as z:
+        ds = {
+            "path": os.path.abspath(path),
+            "xb": np.ascontiguousarray(z["base"], dtype=np.float32),
+            "xq": np.ascontiguousarray(z["queries"], dtype=np.float32),
+            "gt": np.asarray(z["gt_ip_100"], dtype=np.int64),
+        }
+    return ds
+
+
+def recall_at(I, gt, k):
+    """Mean fraction of the true top-k (gt[:, :k]) found among the returned top-k."""
+    I = np.asarray(I)[:, :k]
+    gt = np.asarray(gt)[:, :k]
+    hits = sum(len(np.intersect1d(a, b)) for a, b in zip(I, gt))
+    return hits / float(gt.size)
+
+
+# --------------------------------------------------------------------------
+# environment
+# --------------------------------------------------------------------------
+def _cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.lower().startswith(("model name", "hardware", "cpu model")):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _cpu_flags():
+    wanted = ("avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx512_bf16", "asimd", "sve")
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith(("flags", "Features")):
+                    have = set(line.split(":", 1)[1].split())
+                    return [w for w in wanted if w in have]
+    except OSError:
+        pass
+    return []
+
+
+def _version(modname):
+    try:
+        mod = importlib.import_module(modname)
+    except Exception:  # noqa: BLE001 - not installed / broken build: report, not crash
+        return None
+    return getattr(mod, "__version__", "unknown")
+
+
+def environment():
+    env = {
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "cpu_model": _cpu_model(),
+        "cpu_flags": _cpu_flags(),
+        "nproc": os.cpu_count(),
+        "sched_affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "versions": {m: _version(m) for m in ("numpy", "faiss", "nearly", "hnswlib", "usearch")},
+    }
+    try:
+        import faiss
+
+        env["faiss_compile_options"] = faiss.get_compile_options().strip()
+    except Exception:  # noqa: BLE001
+        pass
+    try:
+        import nearly
+
+        env["nearly_simd_level"] = nearly.simd_level()
+        env["nearly_simd_levels_supported"] = list(nearly.simd_levels_supported())
+    except Exception as e:  # noqa: BLE001
+        env["nearly_simd_level"] = None
+        env["nearly_import_error"] = f"{type(e).__name__}: {e}"
+    return env
+
+
+# --------------------------------------------------------------------------
+# engines
+# --------------------------------------------------------------------------
+ENGINES: dict[str, type] = {}
+
+
+def register_engine(cls):
+    ENGINES[cls.name] = cls
+    return cls
+
+
+class Engine:
+    """Adapter around one library's index.  Subclasses set ``name``, ``library``."""
+
+    name = None  # registry key, also the label in tables and plots
+    library = None  # importable module name
+
+    def __init__(self):
+        self.mod = importlib.import_module(self.library)
+        self.threads = None
+
+    @classmethod
+    def available(cls):
+        """(ok, reason)."""
+        try:
+            importlib.import_module(cls.library)
+        except Exception as e:  # noqa: BLE001
+            return False, f"{type(e).__name__}: {e}"
+        return True, ""
+
+    def version(self):
+        return getattr(self.mod, "__version__", "unknown")
+
+    def set_threads(self, n):
+        self.threads = n
+
+    def build(self, xb, params):
+        raise NotImplementedError
+
+    def search(self, xq, k, params=None):
+        raise NotImplementedError
+
+
+class _FaissAPIFlat(Engine):
+    """Exact search through the faiss Python API (faiss itself, or nearly)."""
+
+    def set_threads(self, n):
+        self.threads = n
+        self.mod.omp_set_num_threads(n)
+        got = self.mod.omp_get_max_threads()
+        if got != n:
+            print(f"warning: {self.name}: omp_set_num_threads({n}) -> omp_get_max_threads() = {got}",
+                  file=sys.stderr)
+
+    def build(self, xb, params):
+        metric = (params or {}).get("metric", "ip")
+        d = xb.shape[1]
+        self.index = self.mod.IndexFlatIP(d) if metric == "ip" else self.mod.IndexFlatL2(d)
+        self.index.add(xb)
+        return self
+
+    def search(self, xq, k, params=None):
+        return self.index.search(xq, k)
+
+
+@register_engine
+class NearlyFlat(_FaissAPIFlat):
+    name = "nearly"
+    library = "nearly"
+
+
+@register_engine
+class FaissFlat(_FaissAPIFlat):
+    name = "faiss"
+    library = "faiss"
+
+
+def make_engines(names):
+    """Instantiate the available engines among ``names``; report the others."""
+    engines, skipped = {}, {}
+    for n in names:
+        if n not in ENGINES:
+            sys.exit(f"unknown engine {n!r}; registered: {', '.join(ENGINES)}")
+        ok, why = ENGINES[n].available()
+        if ok:
+            engines[n] = ENGINES[n]()
+        else:
+            skipped[n] = why
+            print(f"note: engine {n!r} skipped ({why})", file=sys.stderr)
+    if not engines:
+        sys.exit("no engine available")
+    return engines, skipped
+
+
+# --------------------------------------------------------------------------
+# timing
+# --------------------------------------------------------------------------
+def interleaved(fns, repeats, warmup=1):
+    """Run every callable in ``fns`` (name -> f() -> float seconds or None)
+    ``repeats`` times, interleaving the names and rotating their order.
+
+    ``f`` may return its own measured duration (a float), else the wall time of
+    the call is used.  Returns name -> list of ``repeats`` durations (seconds).
+    """
+    names = list(fns)
+    for _ in range(warmup):
+        for n in names:
+            fns[n]()
+    out = {n: [] for n in names}
+    for r in range(repeats):
+        order = names[r % len(names):] + names[: r % len(names)]
+        for n in order:
+            t0 = time.perf_counter()
+            res = fns[n]()
+            dt = time.perf_counter() - t0
+            out[n].append(float(res) if isinstance(res, float) else dt)
+    return out
+
+
+def per_query_latencies(engine, xq, k):
+    """Time ``search(x[None], k)`` once per query; returns seconds per call."""
+    lat = np.empty(len(xq))
+    search = engine.search
+    for i in range(len(xq)):
+        q = xq[i: i + 1]
+        t0 = time.perf_counter()
+        search(q, k)
+        lat[i] = time.perf_counter() - t0
+    return lat
+
+
+# --------------------------------------------------------------------------
+# plotting (generic: reused by every suite)
+# --------------------------------------------------------------------------
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_bars(ax, groups, series, ylabel, title, fmt="{:.3g}", log=False):
+    """Grouped bar chart: one group per entry of ``groups`` (x axis), one bar per
+    series (name -> list of values aligned with groups; None = missing)."""
+    n = max(len(series), 1)
+    width = 0.8 / n
+    x = np.arange(len(groups))
+    for j, (name, vals) in enumerate(series.items()):
+        v = np.array([np.nan if a is None else a for a in vals], dtype=float)
+        bars = ax.bar(x + (j - (n - 1) / 2) * width, v, width, label=name)
+        for b, a in zip(bars, v):
+            if np.isfinite(a):
+                ax.annotate(fmt.format(a), (b.get_x() + b.get_width() / 2, b.get_height()),
+                            ha="center", va="bottom", fontsize=7)
+    ax.set_xticks(x)
+    ax.set_xticklabels([str(g) for g in groups])
+    ax.margins(y=0.12)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    if log:
+        ax.set_yscale("log")
+    ax.legend(fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+
+
+def save_figure(panels, path, suptitle=None, ncols=None):
+    """``panels`` is a list of callables ax -> None, drawn left to right."""
+    plt = _plt()
+    ncols = ncols or len(panels)
+    nrows = (len(panels) + ncols - 1) // ncols
+    fig, axes = plt.subplots(nrows, ncols, figsize=(5 * ncols, 4 * nrows), squeeze=False)
+    for ax, draw in zip(axes.flat, panels):
+        draw(ax)
+    for ax in list(axes.flat)[len(panels):]:
+        ax.axis("off")
+    if suptitle:
+        fig.suptitle(suptitle, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def format_table(header, rows):
+    cells = [[str(c) for c in header]] + [[str(c) for c in r] for r in rows]
+    w = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    line = lambda r: "  ".join(c.rjust(w[i]) if i else c.ljust(w[i]) for i, c in enumerate(r))  # noqa: E731
+    sep = "  ".join("-" * x for x in w)
+    return "\n".join([line(cells[0]), sep] + [line(r) for r in cells[1:]])
+
+
+# --------------------------------------------------------------------------
+# suites
+# --------------------------------------------------------------------------
+SUITES: dict[str, type] = {}
+
+
+def register_suite(cls):
+    SUITES[cls.name] = cls
+    return cls
+
+
+class Suite:
+    name = None
+    help = ""
+    default_engines = ()
+
+    def add_arguments(self, p):
+        p.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="thread counts (default 1 2)")
+        p.add_argument("--data", default=DEFAULT_DATA, help="dataset .npz (default ../shared/data/pypi-minilm-100k.npz)")
+        p.add_argument("--out", default=DEFAULT_OUT, help="output folder (default bench/results)")
+        p.add_argument("--engines", nargs="+", default=list(self.default_engines),
+                       help=f"engines to run (default {' '.join(self.default_engines)})")
+        p.add_argument("--repeats", type=int, default=5, help="interleaved repetitions per measurement")
+        p.add_argument("--k", type=int, default=10)
+
+    def run(self, args, ds, engines):
+        raise NotImplementedError
+
+    def report(self, results):
+        raise NotImplementedError
+
+    def plot(self, results, path):
+        raise NotImplementedError
+
+
+def _ratio(a, b):
+    return None if a is None or b is None or b == 0 else a / b
+
+
+@register_suite
+class FlatSuite(Suite):
+    name = "flat"
+    help = "exact search (IndexFlatIP): batched QPS + recall, single-query latency at 10k and full size"
+    default_engines = ("nearly", "faiss")
+
+    def add_arguments(self, p):
+        super().add_arguments(p)
+        p.add_argument("--nq-single", type=int, default=300, help="queries for single-query latency (default 300)")
+        p.add_argument("--single-repeats", type=int, default=3,
+                       help="interleaved passes over the single queries (default 3)")
+        p.add_argument("--small", type=int, default=10_000, help="size of the small index (default 10000)")
+
+    def run(self, args, ds, engines):
+        xb, xq, gt, k = ds["xb"], ds["xq"], ds["gt"], args.k
+        names = list(engines)
+        sizes = {"small": min(args.small, len(xb)), "full": len(xb)}
+        res = {"params": {"k": k, "nq": len(xq), "nb": len(xb), "d": xb.shape[1], "metric": "ip",
+                          "repeats": args.repeats, "nq_single": args.nq_single,
+                          "single_repeats": args.single_repeats, "sizes": sizes,
+                          "threads": args.threads, "engines": names},
+               "batched": {}, "single": {}}
+
+        # Build every index once (full and small); thread count does not change the data.
+        built = {}
+        for size_name, n in sizes.items():
+            for name in names:
+                eng = ENGINES[name]()
+                t0 = time.perf_counter()
+                eng.build(xb[:n], {"metric": "ip"})
+                built[(size_name, name)] = (eng, time.perf_counter() - t0)
+        res["build_s"] = {f"{s}/{n}": t for (s, n), (_, t) in built.items()}
+
+        xs = xq[: args.nq_single]
+        for t in args.threads:
+            for (_, _), (eng, _) in built.items():
+                eng.set_threads(t)
+            tkey = str(t)
+
+            # (a) batched search of all queries on the full index
+            full = {n: built[("full", n)][0] for n in names}
+            results = {}
+
+            def batched(n):
+                def f():
+                    results[n] = full[n].search(xq, k)
+                return f
+
+            times = interleaved({n: batched(n) for n in names}, args.repeats, warmup=1)
+            ref = results.get("faiss")
+            b = {}
+            for n in names:
+                D, I = results[n]
+                med = statistics.median(times[n])
+                b[n] = {"times_s": times[n], "median_s": med, "qps": len(xq) / med,
+                        "recall_at_k": recall_at(I, gt, k)}
+                if ref is not None and n != "faiss":
+                    b[n]["agreement_with_faiss"] = recall_at(I, ref[1], k)
+            res["batched"][tkey] = b
+            print(f"[flat] threads={t} batched: " + ", ".join(
+                f"{n} {b[n]['qps']:.0f} QPS recall@{k}={b[n]['recall_at_k']:.4f}" for n in names), flush=True)
+
+            # (b) single-query latency, small and full index
+            res["single"][tkey] = {}
+            for size_name in sizes:
+                idx = {n: built[(size_name, n)][0] for n in names}
+                for n in names:  # warm-up: a few single queries each
+                    per_query_latencies(idx[n], xs[:10], k)
+                lats = {n: [] for n in names}
+                for r in range(args.single_repeats):
+                    order = names[r % len(names):] + names[: r % len(names)]
+                    for n in order:
+                        lats[n].append(per_query_latencies(idx[n], xs, k).tolist())
+                s = {}
+                for n in names:
+                    flat = np.concatenate([np.asarray(x) for x in lats[n]])
+                    s[n] = {"median_s": float(np.median(flat)),
+                            "pass_medians_s": [float(np.median(x)) for x in lats[n]],
+                            "p90_s": float(np.percentile(flat, 90)),
+                            "raw_s": lats[n]}
+                res["single"][tkey][size_name] = s
+                print(f"[flat] threads={t} single-query n={sizes[size_name]}: " + ", ".join(
+                    f"{n} {s[n]['median_s'] * 1e3:.3f} ms" for n in names), flush=True)
+
+        # ratios nearly/faiss
+        ratios = {}
+        if "nearly" in names and "faiss" in names:
+            for t in args.threads:
+                tk = str(t)
+                ratios[tk] = {
+                    "batched_qps": _ratio(res["batched"][tk]["nearly"]["qps"], res["batched"][tk]["faiss"]["qps"]),
+                    **{f"single_latency_{s}": _ratio(res["single"][tk][s]["nearly"]["median_s"],
+                                                     res["single"][tk][s]["faiss"]["median_s"]) for s in sizes},
+                }
+        res["ratios_nearly_over_faiss"] = ratios
+        return res
+
+    def report(self, res):
+        p = res["params"]
+        names = p["engines"]
+        sizes = p["sizes"]
+        header = ["measurement", "threads"] + names + (["nearly/faiss"] if res["ratios_nearly_over_faiss"] else [])
+        rows = []
+        for tk in map(str, p["threads"]):
+            r = res["ratios_nearly_over_faiss"].get(tk, {})
+            b = res["batched"][tk]
+            row = [f"batched QPS (nq={p['nq']}, n={p['nb']}, k={p['k']})", tk] + [f"{b[n]['qps']:.0f}" for n in names]
+            if r:
+                row.append(f"{r['batched_qps']:.2f}x  (>1: nearly faster)")
+            rows.append(row)
+            row = [f"batched recall@{p['k']}", tk] + [f"{b[n]['recall_at_k']:.4f}" for n in names]
+            if r:
+                row.append("")
+            rows.append(row)
+            for s, n_s in sizes.items():
+                sq = res["single"][tk][s]
+                row = [f"single-query latency ms (n={n_s})", tk] + [f"{sq[n]['median_s'] * 1e3:.3f}" for n in names]
+                if r:
+                    row.append(f"{r['single_latency_' + s]:.2f}x  (<1: nearly faster)")
+                rows.append(row)
+        return format_table(header, rows)
+
+    def plot(self, res, path):
+        p = res["params"]
+        names = p["engines"]
+        groups = [f"{t} thr" for t in p["threads"]]
+        tks = [str(t) for t in p["threads"]]
+        panels = [lambda ax: plot_bars(
+            ax, groups, {n: [res["batched"][t][n]["qps"] for t in tks] for n in names},
+            "queries / s (higher is better)",
+            f"batched search, {p['nq']} queries, n={p['nb']}, k={p['k']}", fmt="{:.0f}")]
+        for s, n_s in p["sizes"].items():
+            panels.append(lambda ax, s=s, n_s=n_s: plot_bars(
+                ax, groups, {n: [res["single"][t][s][n]["median_s"] * 1e3 for t in tks] for n in names},
+                "median latency, ms (lower is better)", f"single-query search, n={n_s}, k={p['k']}",
+                fmt="{:.3f}"))
+        env = res["environment"]
+        sup = (f"IndexFlatIP on {os.path.basename(res['data'])} | {env['cpu_model']} ({env['nproc']} cpus) | "
+               f"nearly {env['versions'].get('nearly')} simd={env.get('nearly_simd_level')} | "
+               f"faiss {env['versions'].get('faiss')} | {env['date']}")
+        save_figure(panels, path, suptitle=sup)
+
+
+# --------------------------------------------------------------------------
+# CLI
+# --------------------------------------------------------------------------
+def build_parser():
+    ap = argparse.ArgumentParser(
+        prog="bench/ann.py", description="nearly vs faiss (and others) benchmarks; one sub-command per suite.")
+    sub = ap.add_subparsers(dest="suite", metavar="SUITE")
+    for name, cls in SUITES.items():
+        suite = cls()
+        sp = sub.add_parser(name, help=cls.help, description=cls.help)
+        suite.add_arguments(sp)
+        sp.set_defaults(_suite=suite)
+    return ap
+
+
+def main(argv=None):
+    ap = build_parser()
+    args = ap.parse_args(argv)
+    if not getattr(args, "_suite", None):
+        ap.print_help()
+        return 2
+    suite = args._suite
+    engines, skipped = make_engines(args.engines)
+    ds = load_dataset(args.data)
+    print(f"[{suite.name}] data {ds['path']}: base {ds['xb'].shape}, queries {ds['xq'].shape}; "
+          f"engines {', '.join(engines)}; threads {args.threads}", flush=True)
+    env = environment()
+    res = suite.run(args, ds, engines)
+    res = {"suite": suite.name, "data": ds["path"], "environment": env,
+           "engines": {n: {"library": e.library, "version": e.version()} for n, e in engines.items()},
+           "skipped_engines": skipped, "command": " ".join([os.path.basename(sys.argv[0])] + sys.argv[1:]),
+           **res}
+    os.makedirs(args.out, exist_ok=True)
+    jpath = os.path.join(args.out, f"{suite.name}.json")
+    with open(jpath, "w") as f:
+        json.dump(res, f, indent=1)
+    ppath = os.path.join(args.out, f"{suite.name}.png")
+    suite.plot(res, ppath)
+    print()
+    print(f"{env['cpu_model']}, {env['nproc']} cpus; nearly {env['versions'].get('nearly')} "
+          f"(simd {env.get('nearly_simd_level')}), faiss {env['versions'].get('faiss')}, "
+          f"numpy {env['versions'].get('numpy')}; median of {args.repeats} interleaved runs")
+    print(suite.report(res))
+    print(f"\nwrote {jpath}\nwrote {ppath}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,57 @@
+// User-chosen int64 ids on top of any index whose internal ids are 0..n-1.
+#pragma once
+#include <unordered_map>
+#include <vector>
+
+#include "nearly/index.h"
+
+namespace nearly {
+
+class Reader;
+
+// IndexIDMap2 (with_reverse_map) also reconstructs by external id.
+struct IndexIDMap : Index {
+    IndexPtr index;
+    std::vector<idx_t> id_map;
+
+    explicit IndexIDMap(IndexPtr index, bool with_reverse_map = false);
+
+    std::string type_name() const override { return reverse_ ? "IDMap2" : "IDMap"; }
+    void train(idx_t n, const float* x) override;
+    void add(idx_t n, const float* x) override;
+    void add_with_ids(idx_t n, const float* x, const idx_t* ids) override;
+    void search(idx_t n, const float* x, idx_t k, float* D, idx_t* I,
+                const SearchParameters* params = nullptr) const override;
+    void range_search(idx_t n, const float* x, float radius, RangeSearchResult& result,
+                      const SearchParameters* params = nullptr) const override;
+    void reconstruct(idx_t key, float* out) const override;
+    void reconstruct_n(idx_t i0, idx_t ni, float* out) const override;
+    size_t remove_ids(const IDSelector& sel) override;
+    void reset() override;
+    void merge_from(Index& other, idx_t add_id = 0) override;
+    void write_body(Writer& w) const override;
+    static std::unique_ptr<IndexIDMap> read_body(Reader& r, bool with_reverse_map);
+
+    bool has_reverse_map() const { return reverse_; }
+    std::vector<idx_t> ids() const;
+
+   protected:
+    IndexIDMap(IndexPtr index, bool with_reverse_map, std::vector<idx_t> ids);  // for read_body
+
+   private:
+    void sync_from_inner();  // d, metric, is_trained, ntotal follow the wrapped index
+    void rebuild_reverse_map();
+
+    bool reverse_;
+    std::unordered_map<idx_t, idx_t> rev_map_;
+};
+
+struct IndexIDMap2 : IndexIDMap {
+    explicit IndexIDMap2(IndexPtr index) : IndexIDMap(std::move(index), true) {}
+
+   private:
+    friend struct IndexIDMap;
+    IndexIDMap2(IndexPtr index, std::vector<idx_t> ids) : IndexIDMap(std::move(index), true, std::move(ids)) {}
+};
+
+}  // namespace nearly

@@ -1,0 +1,73 @@
+// The Index interface every family implements, with faiss's semantics:
+// squared L2 ascending, inner product descending, missing results as id -1
+// with +FLT_MAX (L2) / -FLT_MAX (IP).
+#pragma once
+#include <memory>
+#include <shared_mutex>
+#include <string>
+#include <vector>
+
+#include "nearly/common.h"
+#include "nearly/selector.h"
+
+namespace nearly {
+
+class Writer;
+
+struct SearchParameters {
+    virtual ~SearchParameters() = default;
+    SelectorPtr sel;  // only ids it accepts are returned
+};
+
+struct RangeSearchResult {
+    std::vector<size_t> lims;  // nq + 1 offsets into distances / labels
+    std::vector<float> distances;
+    std::vector<idx_t> labels;
+};
+
+struct Index {
+    int d;
+    idx_t ntotal = 0;
+    MetricType metric_type;
+    bool is_trained = true;
+    bool verbose = false;
+
+    Index(int d, MetricType metric);
+    virtual ~Index() = default;
+
+    virtual std::string type_name() const = 0;  // also the tag in serialized files
+
+    virtual void train(idx_t n, const float* x);
+    virtual void add(idx_t n, const float* x) = 0;
+    virtual void add_with_ids(idx_t n, const float* x, const idx_t* ids);
+    // D, I: n * k, filled completely (padding where fewer than k results).
+    virtual void search(idx_t n, const float* x, idx_t k, float* D, idx_t* I,
+                        const SearchParameters* params = nullptr) const = 0;
+    virtual void range_search(idx_t n, const float* x, float radius, RangeSearchResult& result,
+                              const SearchParameters* params = nullptr) const;
+    virtual void reconstruct(idx_t key, float* out) const;
+    virtual void reconstruct_n(idx_t i0, idx_t ni, float* out) const;
+    virtual size_t remove_ids(const IDSelector& sel);
+    virtual void reset() = 0;
+    // Moves other's vectors into this index (other is left empty), like faiss.
+    virtual void merge_from(Index& other, idx_t add_id = 0);
+
+    // Serialized body after the type tag (see io.h).
+    virtual void write_body(Writer& w) const = 0;
+
+   protected:
+    // Searches hold it shared, writes exclusive: a write waits for running
+    // searches instead of pulling memory from under them.
+    mutable std::shared_mutex rw_mutex_;
+
+    // Checks common to every search: k >= 1, finite queries.
+    void check_search_args(idx_t n, const float* x, idx_t k) const;
+    void check_add_args(idx_t n, const float* x) const;
+};
+
+using IndexPtr = std::shared_ptr<Index>;
+
+// Padding written for a missing result.
+float missing_distance(MetricType metric);
+
+}  // namespace nearly

@@ -1,0 +1,22 @@
+// Our own small thread pool (no OpenMP: no libomp clashes with torch, no
+// oversubscription). The calling thread works too; a call made while the pool
+// is busy (another Python thread, or from inside a task) runs serially on the
+// calling thread instead of waiting.
+#pragma once
+#include <cstddef>
+#include <functional>
+
+namespace nearly {
+
+int get_num_threads();       // threads a parallel call may use, caller included
+void set_num_threads(int n);  // n >= 1; waits for a running parallel call to end
+
+// Runs fn(0) ... fn(ntasks - 1), in parallel when worthwhile, and returns when
+// all are done. The first exception thrown by a task is rethrown here; tasks
+// not yet started are then skipped.
+void parallel_for(size_t ntasks, const std::function<void(size_t)>& fn);
+
+// True inside a task run by parallel_for (also on the calling thread).
+bool in_parallel_region();
+
+}  // namespace nearly

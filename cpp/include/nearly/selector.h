@@ -1,0 +1,92 @@
+// ID selectors: which ids a search may return or remove_ids may delete.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "nearly/common.h"
+
+namespace nearly {
+
+struct IDSelector {
+    virtual ~IDSelector() = default;
+    virtual bool is_member(idx_t id) const = 0;
+};
+
+using SelectorPtr = std::shared_ptr<const IDSelector>;
+
+struct IDSelectorAll : IDSelector {
+    bool is_member(idx_t) const override { return true; }
+};
+
+// imin <= id < imax
+struct IDSelectorRange : IDSelector {
+    idx_t imin, imax;
+    bool assume_sorted;
+    IDSelectorRange(idx_t imin, idx_t imax, bool assume_sorted = false)
+        : imin(imin), imax(imax), assume_sorted(assume_sorted) {}
+    bool is_member(idx_t id) const override { return id >= imin && id < imax; }
+};
+
+// A set of ids; sorted copy plus a small Bloom filter so most misses cost one
+// bit test. (faiss keeps two classes, Array and Batch, with different speed
+// trade-offs; both names map to this.)
+struct IDSelectorBatch : IDSelector {
+    explicit IDSelectorBatch(std::vector<idx_t> ids);
+    bool is_member(idx_t id) const override;
+    const std::vector<idx_t>& ids() const { return sorted_; }
+
+   private:
+    std::vector<idx_t> sorted_;
+    std::vector<uint64_t> bloom_;
+    uint64_t bloom_mask_ = 0;
+};
+
+struct IDSelectorArray : IDSelectorBatch {
+    using IDSelectorBatch::IDSelectorBatch;
+};
+
+// Bit (id & 7) of byte (id >> 3), like faiss; ids past the bitmap are out.
+struct IDSelectorBitmap : IDSelector {
+    std::vector<uint8_t> bitmap;
+    explicit IDSelectorBitmap(std::vector<uint8_t> bitmap) : bitmap(std::move(bitmap)) {}
+    bool is_member(idx_t id) const override {
+        return id >= 0 && size_t(id >> 3) < bitmap.size() && ((bitmap[id >> 3] >> (id & 7)) & 1);
+    }
+};
+
+struct IDSelectorNot : IDSelector {
+    SelectorPtr sel;
+    explicit IDSelectorNot(SelectorPtr sel) : sel(std::move(sel)) {}
+    bool is_member(idx_t id) const override { return !sel->is_member(id); }
+};
+
+struct IDSelectorAnd : IDSelector {
+    SelectorPtr lhs, rhs;
+    IDSelectorAnd(SelectorPtr a, SelectorPtr b) : lhs(std::move(a)), rhs(std::move(b)) {}
+    bool is_member(idx_t id) const override { return lhs->is_member(id) && rhs->is_member(id); }
+};
+
+struct IDSelectorOr : IDSelector {
+    SelectorPtr lhs, rhs;
+    IDSelectorOr(SelectorPtr a, SelectorPtr b) : lhs(std::move(a)), rhs(std::move(b)) {}
+    bool is_member(idx_t id) const override { return lhs->is_member(id) || rhs->is_member(id); }
+};
+
+struct IDSelectorXOr : IDSelector {
+    SelectorPtr lhs, rhs;
+    IDSelectorXOr(SelectorPtr a, SelectorPtr b) : lhs(std::move(a)), rhs(std::move(b)) {}
+    bool is_member(idx_t id) const override { return lhs->is_member(id) != rhs->is_member(id); }
+};
+
+// Asks `sel` about the external id of an internal position (IndexIDMap).
+struct IDSelectorTranslated : IDSelector {
+    const std::vector<idx_t>& id_map;
+    const IDSelector& sel;
+    IDSelectorTranslated(const std::vector<idx_t>& id_map, const IDSelector& sel) : id_map(id_map), sel(sel) {}
+    bool is_member(idx_t i) const override {
+        return i >= 0 && size_t(i) < id_map.size() && sel.is_member(id_map[i]);
+    }
+};
+
+}  // namespace nearly

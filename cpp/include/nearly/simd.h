@@ -1,0 +1,51 @@
+// Runtime SIMD dispatch: one table of kernels per instruction set, chosen once
+// (from the CPU's features, or NEARLY_SIMD) and switchable for tests.
+#pragma once
+#include <string>
+#include <vector>
+#include "nearly/common.h"
+
+namespace nearly {
+
+enum class SimdLevel { scalar = 0, neon = 1, avx2 = 2, avx512 = 3 };
+
+// Tile shape of the inner-product micro-kernel of one SIMD level: it computes
+// an mr x nr block of Q * X^T from mr query rows (row stride d) and one packed
+// panel of X (d x nr, column j of the panel is database vector j).
+struct GemmShape {
+    int mr;
+    int nr;
+};
+
+struct SimdKernels {
+    SimdLevel level;
+    float (*inner_product)(const float* x, const float* y, size_t d);
+    float (*l2sqr)(const float* x, const float* y, size_t d);
+    // out[j] = <q, x_j> / ||q - x_j||^2 for ny rows of x (row stride d).
+    void (*inner_products_ny)(const float* q, const float* x, size_t d, size_t ny, float* out);
+    void (*l2sqr_ny)(const float* q, const float* x, size_t d, size_t ny, float* out);
+    GemmShape gemm;
+    // out[i * ldo + j] = sum_k q[i * d + k] * panel[k * nr + j], i < mr, j < nr.
+    void (*gemm_micro)(const float* q, const float* panel, size_t d, float* out, size_t ldo);
+};
+
+const SimdKernels& simd();  // the active table
+SimdLevel simd_level();
+std::string simd_level_name(SimdLevel level);
+std::vector<SimdLevel> simd_levels_supported();
+// Throws InvalidArgument for unknown names and levels this CPU cannot run.
+void set_simd_level(const std::string& name);
+
+// Kernel tables, one per compiled ISA (defined in cpp/src/simd/<isa>/).
+const SimdKernels& kernels_scalar();
+#if defined(NEARLY_HAVE_AVX2)
+const SimdKernels& kernels_avx2();
+#endif
+#if defined(NEARLY_HAVE_AVX512)
+const SimdKernels& kernels_avx512();
+#endif
+#if defined(NEARLY_HAVE_NEON)
+const SimdKernels& kernels_neon();
+#endif
+
+}  // namespace nearly

@@ -1,0 +1,322 @@
+#include "nearly/distance.h"
+
+#include <algorithm>
+#include <cfloat>
+#include <cmath>
+#include <vector>
+
+#include "nearly/parallel.h"
+#include "nearly/simd.h"
+#include "nearly/topk.h"
+
+namespace nearly {
+namespace {
+
+// Batches of at least this many queries go through the packed micro-kernel;
+// below it, streaming the database once per query is cheaper than packing.
+constexpr size_t kGemmMinQueries = 4;
+// Below this many multiply-adds a call stays on the calling thread: waking
+// the pool would cost more than it saves.
+constexpr double kMinParallelWork = 1 << 20;
+constexpr size_t kDirectChunk = 256;
+
+// One exhaustive scan. Sinks receive scores where smaller is better:
+// squared L2 distance, or the negated inner product.
+struct Scan {
+    const float* xq;
+    size_t nq;
+    const float* xb;
+    size_t nb;
+    size_t d;
+    MetricType metric;
+    const float* xb_norms;  // may be null
+    const float* xq_norms;  // L2 only, set by the driver
+    InterruptPoll* poll;
+};
+
+// Streams database rows against each query (few queries).
+template <class Sink>
+void scan_direct(const Scan& s, size_t q0, size_t q1, size_t j0, size_t j1, Sink& sink) {
+    const SimdKernels& K = simd();
+    float buf[kDirectChunk];
+    for (size_t j = j0; j < j1; j += kDirectChunk) {
+        size_t n = std::min(kDirectChunk, j1 - j);
+        for (size_t q = q0; q < q1; q++) {
+            if (s.metric == METRIC_L2) {
+                K.l2sqr_ny(s.xq + q * s.d, s.xb + j * s.d, s.d, n, buf);
+            } else {
+                K.inner_products_ny(s.xq + q * s.d, s.xb + j * s.d, s.d, n, buf);
+                for (size_t t = 0; t < n; t++) buf[t] = -buf[t];
+            }
+            sink(q, j, buf, n);
+        }
+        (*s.poll)();
+    }
+}
+
+// Packs rows [r0, r0 + nr) of m (zero past `rows`) as a d x nr panel.
+void pack_panel(const float* m, size_t rows, size_t r0, size_t nr, size_t d, float* panel) {
+    for (size_t j = 0; j < nr; j++) {
+        size_t r = r0 + j;
+        if (r < rows) {
+            const float* row = m + r * d;
+            for (size_t k = 0; k < d; k++) panel[k * nr + j] = row[k];
+        } else {
+            for (size_t k = 0; k < d; k++) panel[k * nr + j] = 0.f;
+        }
+    }
+}
+
+// Blocked matrix multiply with the selection fused in: the database is packed
+// a block at a time (kept in L2), each mr x nr tile of inner products is
+// turned into scores and handed to the sink while still in L1. The full
+// nq x nb matrix is never written.
+template <class Sink>
+void scan_gemm(const Scan& s, size_t q0, size_t q1, size_t j0, size_t j1, Sink& sink) {
+    const SimdKernels& K = simd();
+    const size_t mr = K.gemm.mr, nr = K.gemm.nr, d = s.d;
+    const size_t nqb = (q1 - q0 + mr - 1) / mr;
+    std::vector<float> qpack(nqb * d * mr);
+    for (size_t b = 0; b < nqb; b++) pack_panel(s.xq + q0 * d, q1 - q0, b * mr, mr, d, &qpack[b * d * mr]);
+
+    // About 256 KiB of packed database per block.
+    const size_t block = std::max(nr, (size_t(65536) / d) / nr * nr);
+    std::vector<float> xpack(block * d), tile(mr * nr), scores(nr), xnorms(block);
+    for (size_t jb = j0; jb < j1; jb += block) {
+        const size_t nbk = std::min(block, j1 - jb), npanel = (nbk + nr - 1) / nr;
+        for (size_t p = 0; p < npanel; p++) pack_panel(s.xb + jb * d, nbk, p * nr, nr, d, &xpack[p * d * nr]);
+        if (s.metric == METRIC_L2) {
+            if (s.xb_norms)
+                std::copy(s.xb_norms + jb, s.xb_norms + jb + nbk, xnorms.begin());
+            else
+                norms_L2sqr(s.xb + jb * d, nbk, d, xnorms.data());
+        }
+        for (size_t b = 0; b < nqb; b++) {
+            for (size_t p = 0; p < npanel; p++) {
+                K.gemm_micro(&qpack[b * d * mr], &xpack[p * d * nr], d, tile.data(), nr);
+                const size_t ncols = std::min(nr, nbk - p * nr);
+                for (size_t i = 0; i < mr; i++) {
+                    const size_t q = q0 + b * mr + i;
+                    if (q >= q1) break;
+                    const float* t = &tile[i * nr];
+                    if (s.metric == METRIC_L2) {
+                        const float qn = s.xq_norms[q];
+                        const float* xn = &xnorms[p * nr];
+                        for (size_t j = 0; j < ncols; j++) scores[j] = std::max(0.f, qn + xn[j] - 2.f * t[j]);
+                    } else {
+                        for (size_t j = 0; j < ncols; j++) scores[j] = -t[j];
+                    }
+                    sink(q, jb + p * nr, scores.data(), ncols);
+                }
+            }
+        }
+        (*s.poll)();
+    }
+}
+
+template <class Sink>
+void scan(const Scan& s, size_t q0, size_t q1, size_t j0, size_t j1, Sink& sink) {
+    if (q1 - q0 >= kGemmMinQueries)
+        scan_gemm(s, q0, q1, j0, j1, sink);
+    else
+        scan_direct(s, q0, q1, j0, j1, sink);
+}
+
+// How a scan is cut into tasks: query ranges when there are enough queries
+// to keep every thread busy, database ranges otherwise (one query over a big
+// index is split too, unlike faiss).
+struct Split {
+    size_t nq_tasks = 1, nb_tasks = 1;
+    size_t q_step, b_step;
+};
+
+Split plan(size_t nq, size_t nb, size_t d) {
+    Split sp;
+    sp.q_step = std::max<size_t>(nq, 1);
+    sp.b_step = std::max<size_t>(nb, 1);
+    const size_t nt = get_num_threads();
+    if (nt <= 1 || double(nq) * nb * d < kMinParallelWork || in_parallel_region()) return sp;
+    const size_t mr = simd().gemm.mr, nr = simd().gemm.nr;
+    const size_t qblocks = (nq + mr - 1) / mr;
+    if (nq >= kGemmMinQueries && qblocks >= 2 * nt) {
+        sp.nq_tasks = std::min(qblocks, 4 * nt);
+        sp.q_step = (qblocks + sp.nq_tasks - 1) / sp.nq_tasks * mr;
+        sp.nq_tasks = (nq + sp.q_step - 1) / sp.q_step;
+    } else {
+        sp.nb_tasks = std::min((nb + nr - 1) / nr, 2 * nt);
+        sp.b_step = ((nb + sp.nb_tasks - 1) / sp.nb_tasks + nr - 1) / nr * nr;
+        sp.nb_tasks = (nb + sp.b_step - 1) / sp.b_step;
+    }
+    return sp;
+}
+
+struct KnnSink {
+    float* D;  // heaps of this task, k per query, query q at (q - q0) * k
+    idx_t* I;
+    size_t k, q0;
+    const IDSelector* sel;
+    void operator()(size_t q, size_t j0, const float* s, size_t n) {
+        float* Dq = D + (q - q0) * k;
+        idx_t* Iq = I + (q - q0) * k;
+        float thr = Dq[0];
+        // Ids grow along the scan, so an equal score never beats the root.
+        for (size_t j = 0; j < n; j++) {
+            if (s[j] < thr && (!sel || sel->is_member(idx_t(j0 + j)))) {
+                TopK::push(Dq, Iq, k, s[j], idx_t(j0 + j));
+                thr = Dq[0];
+            }
+        }
+    }
+};
+
+struct RangeSink {
+    float threshold;  // score < threshold is a hit
+    const IDSelector* sel;
+    size_t q0;
+    std::vector<std::vector<std::pair<idx_t, float>>> hits;  // per query of the task
+    void operator()(size_t q, size_t j0, const float* s, size_t n) {
+        auto& h = hits[q - q0];
+        for (size_t j = 0; j < n; j++)
+            if (s[j] < threshold && (!sel || sel->is_member(idx_t(j0 + j)))) h.emplace_back(idx_t(j0 + j), s[j]);
+    }
+};
+
+float to_distance(MetricType metric, float score) { return metric == METRIC_L2 ? score : -score; }
+
+}  // namespace
+
+void knn_exhaustive(const float* xq, size_t nq, const float* xb, size_t nb, size_t d, MetricType metric, size_t k,
+                    float* D, idx_t* I, const IDSelector* sel, const float* xb_norms) {
+    NEARLY_CHECK_ARG(k > 0, "k must be positive");
+    InterruptPoll poll;
+    std::vector<float> qnorms;
+    if (metric == METRIC_L2 && nq >= kGemmMinQueries) {
+        qnorms.resize(nq);
+        norms_L2sqr(xq, nq, d, qnorms.data());
+    }
+    Scan s{xq, nq, xb, nb, d, metric, xb_norms, qnorms.data(), &poll};
+    for (size_t q = 0; q < nq; q++) TopK::init(D + q * k, I + q * k, k);
+    Split sp = plan(nq, nb, d);
+
+    if (sp.nb_tasks == 1) {
+        parallel_for(sp.nq_tasks, [&](size_t t) {
+            size_t q0 = t * sp.q_step, q1 = std::min(nq, q0 + sp.q_step);
+            KnnSink sink{D + q0 * k, I + q0 * k, k, q0, sel};
+            scan(s, q0, q1, 0, nb, sink);
+        });
+    } else {
+        // Each database range fills its own heaps; merged below.
+        std::vector<float> pD(sp.nb_tasks * nq * k);
+        std::vector<idx_t> pI(sp.nb_tasks * nq * k);
+        parallel_for(sp.nb_tasks, [&](size_t t) {
+            float* tD = &pD[t * nq * k];
+            idx_t* tI = &pI[t * nq * k];
+            for (size_t q = 0; q < nq; q++) TopK::init(tD + q * k, tI + q * k, k);
+            size_t j0 = t * sp.b_step, j1 = std::min(nb, j0 + sp.b_step);
+            KnnSink sink{tD, tI, k, 0, sel};
+            scan(s, 0, nq, j0, j1, sink);
+        });
+        for (size_t t = 0; t < sp.nb_tasks; t++)
+            for (size_t q = 0; q < nq; q++)
+                for (size_t i = 0; i < k; i++) {
+                    size_t o = t * nq * k + q * k + i;
+                    if (pI[o] >= 0) TopK::push(D + q * k, I + q * k, k, pD[o], pI[o]);
+                }
+    }
+    const float pad = missing_distance(metric);
+    for (size_t q = 0; q < nq; q++) {
+        TopK::sort(D + q * k, I + q * k, k);
+        for (size_t i = 0; i < k; i++) D[q * k + i] = I[q * k + i] < 0 ? pad : to_distance(metric, D[q * k + i]);
+    }
+}
+
+void range_exhaustive(const float* xq, size_t nq, const float* xb, size_t nb, size_t d, MetricType metric,
+                      float radius, RangeSearchResult& result, const IDSelector* sel, const float* xb_norms) {
+    InterruptPoll poll;
+    std::vector<float> qnorms;
+    if (metric == METRIC_L2 && nq >= kGemmMinQueries) {
+        qnorms.resize(nq);
+        norms_L2sqr(xq, nq, d, qnorms.data());
+    }
+    Scan s{xq, nq, xb, nb, d, metric, xb_norms, qnorms.data(), &poll};
+    Split sp = plan(nq, nb, d);
+    const float threshold = metric == METRIC_L2 ? radius : -radius;
+    const size_t ntasks = sp.nq_tasks * sp.nb_tasks;
+    std::vector<RangeSink> sinks(ntasks);
+    parallel_for(ntasks, [&](size_t t) {
+        size_t qt = t / sp.nb_tasks, bt = t % sp.nb_tasks;
+        size_t q0 = qt * sp.q_step, q1 = std::min(nq, q0 + sp.q_step);
+        size_t j0 = bt * sp.b_step, j1 = std::min(nb, j0 + sp.b_step);
+        RangeSink& sink = sinks[t];
+        sink.threshold = threshold;
+        sink.sel = sel;
+        sink.q0 = q0;
+        sink.hits.resize(q1 - q0);
+        scan(s, q0, q1, j0, j1, sink);
+    });
+    // Tasks are ordered by query range, then database range: concatenating
+    // them keeps database order within each query.
+    result.lims.assign(nq + 1, 0);
+    result.distances.clear();
+    result.labels.clear();
+    for (size_t q = 0; q < nq; q++) {
+        size_t qt = q / sp.q_step;
+        for (size_t bt = 0; bt < sp.nb_tasks; bt++) {
+            const RangeSink& sink = sinks[qt * sp.nb_tasks + bt];
+            for (auto& h : sink.hits[q - sink.q0]) {
+                result.labels.push_back(h.first);
+                result.distances.push_back(to_distance(metric, h.second));
+            }
+        }
+        result.lims[q + 1] = result.labels.size();
+    }
+}
+
+void pairwise_distances(const float* xq, size_t nq, const float* xb, size_t nb, size_t d, MetricType metric,
+                        float* out) {
+    std::vector<float> qnorms;
+    if (metric == METRIC_L2 && nq >= kGemmMinQueries) {
+        qnorms.resize(nq);
+        norms_L2sqr(xq, nq, d, qnorms.data());
+    }
+    InterruptPoll poll;
+    Scan s{xq, nq, xb, nb, d, metric, nullptr, qnorms.data(), &poll};
+    Split sp = plan(nq, nb, d);
+    parallel_for(sp.nq_tasks * sp.nb_tasks, [&](size_t t) {
+        size_t qt = t / sp.nb_tasks, bt = t % sp.nb_tasks;
+        size_t q0 = qt * sp.q_step, q1 = std::min(nq, q0 + sp.q_step);
+        size_t j0 = bt * sp.b_step, j1 = std::min(nb, j0 + sp.b_step);
+        auto sink = [&](size_t q, size_t jstart, const float* sc, size_t n) {
+            for (size_t j = 0; j < n; j++) out[q * nb + jstart + j] = to_distance(metric, sc[j]);
+        };
+        scan(s, q0, q1, j0, j1, sink);
+    });
+}
+
+void gemm_ip(const float* q, size_t nq, const float* x, size_t nx, size_t d, float* out) {
+    InterruptPoll poll;
+    Scan s{q, nq, x, nx, d, METRIC_INNER_PRODUCT, nullptr, nullptr, &poll};
+    auto sink = [&](size_t i, size_t j0, const float* sc, size_t n) {
+        for (size_t j = 0; j < n; j++) out[i * nx + j0 + j] = -sc[j];
+    };
+    if (nq > 0 && nx > 0) scan_gemm(s, 0, nq, 0, nx, sink);
+}
+
+void norms_L2sqr(const float* x, size_t n, size_t d, float* out) {
+    const SimdKernels& K = simd();
+    for (size_t i = 0; i < n; i++) out[i] = K.inner_product(x + i * d, x + i * d, d);
+}
+
+void normalize_L2(float* x, size_t n, size_t d) {
+    const SimdKernels& K = simd();
+    for (size_t i = 0; i < n; i++) {
+        float* row = x + i * d;
+        float nrm = std::sqrt(K.inner_product(row, row, d));
+        if (nrm > 0) {
+            float inv = 1.f / nrm;
+            for (size_t k = 0; k < d; k++) row[k] *= inv;
+        }
+    }
+}
+
+}  // namespace nearly

@@ -1,0 +1,114 @@
+#include "nearly/flat.h"
+
+#include <algorithm>
+#include <mutex>
+
+#include "nearly/distance.h"
+#include "nearly/io.h"
+
+namespace nearly {
+
+IndexFlat::IndexFlat(int d, MetricType metric) : Index(d, metric) {}
+
+void IndexFlat::add(idx_t n, const float* x) {
+    check_add_args(n, x);
+    std::unique_lock<std::shared_mutex> lk(rw_mutex_);
+    xb_.insert(xb_.end(), x, x + size_t(n) * d);
+    if (metric_type == METRIC_L2) {
+        norms_.resize(ntotal + n);
+        norms_L2sqr(x, n, d, &norms_[ntotal]);
+    }
+    ntotal += n;
+}
+
+void IndexFlat::search(idx_t n, const float* x, idx_t k, float* D, idx_t* I, const SearchParameters* params) const {
+    check_search_args(n, x, k);
+    std::shared_lock<std::shared_mutex> lk(rw_mutex_);
+    knn_exhaustive(x, n, xb_.data(), ntotal, d, metric_type, k, D, I, params ? params->sel.get() : nullptr,
+                   norms_.empty() ? nullptr : norms_.data());
+}
+
+void IndexFlat::range_search(idx_t n, const float* x, float radius, RangeSearchResult& result,
+                             const SearchParameters* params) const {
+    check_search_args(n, x, 1);
+    std::shared_lock<std::shared_mutex> lk(rw_mutex_);
+    range_exhaustive(x, n, xb_.data(), ntotal, d, metric_type, radius, result, params ? params->sel.get() : nullptr,
+                     norms_.empty() ? nullptr : norms_.data());
+}
+
+void IndexFlat::reconstruct(idx_t key, float* out) const { reconstruct_n(key, 1, out); }
+
+void IndexFlat::reconstruct_n(idx_t i0, idx_t ni, float* out) const {
+    std::shared_lock<std::shared_mutex> lk(rw_mutex_);
+    NEARLY_CHECK_ARG(ni >= 0, "ni must be non-negative");
+    if (i0 < 0 || i0 + ni > ntotal)
+        throw OutOfRange("key " + std::to_string(i0) + (ni == 1 ? "" : " + " + std::to_string(ni)) +
+                         " is out of range for an index of " + std::to_string(ntotal) + " vectors");
+    std::copy(xb_.begin() + i0 * d, xb_.begin() + (i0 + ni) * d, out);
+}
+
+size_t IndexFlat::remove_ids(const IDSelector& sel) {
+    std::unique_lock<std::shared_mutex> lk(rw_mutex_);
+    idx_t j = 0;
+    for (idx_t i = 0; i < ntotal; i++) {
+        if (sel.is_member(i)) continue;
+        if (i != j) {
+            std::copy(xb_.begin() + i * d, xb_.begin() + (i + 1) * d, xb_.begin() + j * d);
+            if (!norms_.empty()) norms_[j] = norms_[i];
+        }
+        j++;
+    }
+    size_t removed = ntotal - j;
+    ntotal = j;
+    xb_.resize(size_t(j) * d);
+    if (!norms_.empty() || metric_type == METRIC_L2) norms_.resize(j);
+    return removed;
+}
+
+void IndexFlat::reset() {
+    std::unique_lock<std::shared_mutex> lk(rw_mutex_);
+    xb_.clear();
+    norms_.clear();
+    ntotal = 0;
+}
+
+void IndexFlat::merge_from(Index& other_base, idx_t add_id) {
+    NEARLY_CHECK_ARG(&other_base != this, "cannot merge an index into itself");
+    NEARLY_CHECK_ARG(add_id == 0, "merge_from: add_id must be 0 for an index without ids");
+    auto* other = dynamic_cast<IndexFlat*>(&other_base);
+    if (!other || other->d != d || other->metric_type != metric_type)
+        throw NotSupported("merge_from: the other index must be an IndexFlat with the same d and metric");
+    std::scoped_lock lk(rw_mutex_, other->rw_mutex_);
+    xb_.insert(xb_.end(), other->xb_.begin(), other->xb_.end());
+    norms_.insert(norms_.end(), other->norms_.begin(), other->norms_.end());
+    ntotal += other->ntotal;
+    other->xb_.clear();
+    other->norms_.clear();
+    other->ntotal = 0;
+}
+
+void IndexFlat::write_body(Writer& w) const {
+    std::shared_lock<std::shared_mutex> lk(rw_mutex_);
+    w.pod<int32_t>(d);
+    w.pod<int32_t>(metric_type);
+    w.pod<int64_t>(ntotal);
+    w.vec(xb_);
+}
+
+std::unique_ptr<IndexFlat> IndexFlat::read_body(Reader& r) {
+    int d = r.pod<int32_t>();
+    int metric = r.pod<int32_t>();
+    idx_t n = r.pod<int64_t>();
+    r.check(d > 0 && (metric == METRIC_L2 || metric == METRIC_INNER_PRODUCT) && n >= 0, "bad Flat header");
+    std::unique_ptr<IndexFlat> index;
+    if (metric == METRIC_L2)
+        index = std::make_unique<IndexFlatL2>(d);
+    else
+        index = std::make_unique<IndexFlatIP>(d);
+    std::vector<float> xb = r.vec<float>();
+    r.check(xb.size() == size_t(n) * d, "Flat vector count does not match ntotal");
+    index->add(n, xb.data());
+    return index;
+}
+
+}  // namespace nearly

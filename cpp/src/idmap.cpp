@@ -1,0 +1,158 @@
+#include "nearly/idmap.h"
+
+#include <mutex>
+
+#include "nearly/io.h"
+
+namespace nearly {
+
+IndexIDMap::IndexIDMap(IndexPtr inner, bool with_reverse_map)
+    : Index(inner ? inner->d : 1, inner ? inner->metric_type : METRIC_L2), index(std::move(inner)),
+      reverse_(with_reverse_map) {
+    NEARLY_CHECK_ARG(index != nullptr, "IndexIDMap needs an index to wrap");
+    if (index->ntotal != 0) throw InvalidArgument("IndexIDMap: the wrapped index must be empty");
+    sync_from_inner();
+}
+
+IndexIDMap::IndexIDMap(IndexPtr inner, bool with_reverse_map, std::vector<idx_t> ids)
+    : Index(inner->d, inner->metric_type), index(std::move(inner)), id_map(std::move(ids)), reverse_(with_reverse_map) {
+    sync_from_inner();
+    if (reverse_) rebuild_reverse_map();
+}
+
+void IndexIDMap::sync_from_inner() {
+    is_trained = index->is_trained;
+    ntotal = index->ntotal;
+}
+
+void IndexIDMap::train(idx_t n, const float* x) {
+    std::unique_lock<std::shared_mutex> lk(rw_mutex_);
+    index->train(n, x);
+    sync_from_inner();
+}
+
+void IndexIDMap::add(idx_t, const float*) {
+    throw NotSupported("add does not make sense with IndexIDMap, use add_with_ids");
+}
+
+void IndexIDMap::add_with_ids(idx_t n, const float* x, const idx_t* ids) {
+    check_add_args(n, x);
+    std::unique_lock<std::shared_mutex> lk(rw_mutex_);
+    if (index->ntotal != idx_t(id_map.size()))
+        throw NotSupported("IndexIDMap: the wrapped index was modified directly; its ids no longer match");
+    index->add(n, x);
+    id_map.insert(id_map.end(), ids, ids + n);
+    if (reverse_)
+        for (idx_t i = 0; i < n; i++) rev_map_[ids[i]] = ntotal + i;
+    sync_from_inner();
+}
+
+void IndexIDMap::search(idx_t n, const float* x, idx_t k, float* D, idx_t* I, const SearchParameters* params) const {
+    check_search_args(n, x, k);
+    std::shared_lock<std::shared_mutex> lk(rw_mutex_);
+    SearchParameters translated;
+    const SearchParameters* inner_params = params;
+    std::shared_ptr<IDSelectorTranslated> tsel;
+    if (params && params->sel) {
+        // The caller filters on external ids; the inner index sees positions.
+        tsel = std::make_shared<IDSelectorTranslated>(id_map, *params->sel);
+        translated.sel = tsel;
+        inner_params = &translated;
+    }
+    index->search(n, x, k, D, I, inner_params);
+    for (idx_t i = 0; i < n * k; i++)
+        if (I[i] >= 0) I[i] = id_map[I[i]];
+}
+
+void IndexIDMap::range_search(idx_t n, const float* x, float radius, RangeSearchResult& result,
+                              const SearchParameters* params) const {
+    std::shared_lock<std::shared_mutex> lk(rw_mutex_);
+    SearchParameters translated;
+    const SearchParameters* inner_params = params;
+    std::shared_ptr<IDSelectorTranslated> tsel;
+    if (params && params->sel) {
+        tsel = std::make_shared<IDSelectorTranslated>(id_map, *params->sel);
+        translated.sel = tsel;
+        inner_params = &translated;
+    }
+    index->range_search(n, x, radius, result, inner_params);
+    for (idx_t& l : result.labels)
+        if (l >= 0) l = id_map[l];
+}
+
+void IndexIDMap::reconstruct(idx_t key, float* out) const {
+    if (!reverse_) throw NotSupported("reconstruct not implemented for this type of index");
+    std::shared_lock<std::shared_mutex> lk(rw_mutex_);
+    auto it = rev_map_.find(key);
+    if (it == rev_map_.end()) throw OutOfRange("key " + std::to_string(key) + " not found");
+    index->reconstruct(it->second, out);
+}
+
+void IndexIDMap::reconstruct_n(idx_t i0, idx_t ni, float* out) const {
+    if (!reverse_) throw NotSupported("reconstruct not implemented for this type of index");
+    for (idx_t i = 0; i < ni; i++) reconstruct(i0 + i, out + i * d);
+}
+
+size_t IndexIDMap::remove_ids(const IDSelector& sel) {
+    std::unique_lock<std::shared_mutex> lk(rw_mutex_);
+    // Decide on the external ids first: the inner index compacts in order,
+    // and id_map must be compacted the same way.
+    std::vector<bool> gone(id_map.size());
+    for (size_t i = 0; i < id_map.size(); i++) gone[i] = sel.is_member(id_map[i]);
+    IDSelectorTranslated tsel(id_map, sel);
+    size_t removed = index->remove_ids(tsel);
+    size_t j = 0;
+    for (size_t i = 0; i < id_map.size(); i++)
+        if (!gone[i]) id_map[j++] = id_map[i];
+    id_map.resize(j);
+    sync_from_inner();
+    if (reverse_) rebuild_reverse_map();
+    return removed;
+}
+
+void IndexIDMap::reset() {
+    std::unique_lock<std::shared_mutex> lk(rw_mutex_);
+    index->reset();
+    id_map.clear();
+    rev_map_.clear();
+    sync_from_inner();
+}
+
+void IndexIDMap::merge_from(Index& other_base, idx_t add_id) {
+    auto* other = dynamic_cast<IndexIDMap*>(&other_base);
+    if (!other || other == this) throw NotSupported("merge_from: the other index must be another IndexIDMap");
+    std::scoped_lock lk(rw_mutex_, other->rw_mutex_);
+    index->merge_from(*other->index, 0);
+    for (idx_t id : other->id_map) id_map.push_back(id + add_id);
+    other->id_map.clear();
+    other->rev_map_.clear();
+    other->sync_from_inner();
+    sync_from_inner();
+    if (reverse_) rebuild_reverse_map();
+}
+
+void IndexIDMap::rebuild_reverse_map() {
+    rev_map_.clear();
+    for (size_t i = 0; i < id_map.size(); i++) rev_map_[id_map[i]] = idx_t(i);
+}
+
+std::vector<idx_t> IndexIDMap::ids() const {
+    std::shared_lock<std::shared_mutex> lk(rw_mutex_);
+    return id_map;
+}
+
+void IndexIDMap::write_body(Writer& w) const {
+    std::shared_lock<std::shared_mutex> lk(rw_mutex_);
+    w.vec(id_map);
+    write_index_payload(*index, w);
+}
+
+std::unique_ptr<IndexIDMap> IndexIDMap::read_body(Reader& r, bool with_reverse_map) {
+    std::vector<idx_t> ids = r.vec<idx_t>();
+    IndexPtr inner = read_index_payload(r);
+    r.check(inner->ntotal == idx_t(ids.size()), "IDMap id count does not match the wrapped index");
+    if (with_reverse_map) return std::unique_ptr<IndexIDMap>(new IndexIDMap2(std::move(inner), std::move(ids)));
+    return std::unique_ptr<IndexIDMap>(new IndexIDMap(std::move(inner), false, std::move(ids)));
+}
+
+}  // namespace nearly

@@ -1,0 +1,120 @@
+#include "nearly/io.h"
+
+#include <cerrno>
+#include <cstdio>
+#include <memory>
+
+#include "nearly/flat.h"
+#include "nearly/idmap.h"
+#include "nearly/transform.h"
+
+namespace nearly {
+
+namespace {
+constexpr char kMagic[8] = {'N', 'E', 'A', 'R', 'L', 'Y', 'I', 'X'};
+constexpr size_t kHeaderSize = 8 + 4 + 4 + 8;
+
+inline uint64_t rotl(uint64_t x, int r) { return (x << r) | (x >> (64 - r)); }
+inline uint64_t mix(uint64_t h, uint64_t w) { return rotl(h ^ (w * 0x9E3779B97F4A7C15ull), 31) * 0xC2B2AE3D27D4EB4Full; }
+
+struct FileCloser {
+    void operator()(FILE* f) const { std::fclose(f); }
+};
+}  // namespace
+
+// Four independent lanes over 8-byte words, so hashing a large index runs at
+// memory speed; any flipped bit changes the result.
+uint64_t checksum64(const uint8_t* data, size_t n) {
+    uint64_t h[4] = {0x243F6A8885A308D3ull, 0x13198A2E03707344ull, 0xA4093822299F31D0ull, 0x082EFA98EC4E6C89ull};
+    size_t i = 0;
+    for (; i + 32 <= n; i += 32)
+        for (int l = 0; l < 4; l++) {
+            uint64_t w;
+            std::memcpy(&w, data + i + 8 * l, 8);
+            h[l] = mix(h[l], w);
+        }
+    uint64_t r = h[0] ^ rotl(h[1], 17) ^ rotl(h[2], 29) ^ rotl(h[3], 43);
+    for (; i < n; i++) r = mix(r, data[i]);
+    return mix(r, n);
+}
+
+void write_index_payload(const Index& index, Writer& w) {
+    w.str(index.type_name());
+    index.write_body(w);
+}
+
+IndexPtr read_index_payload(Reader& r) {
+    std::string tag = r.str();
+    if (tag == "Flat") return IndexFlat::read_body(r);
+    if (tag == "IDMap") return IndexIDMap::read_body(r, false);
+    if (tag == "IDMap2") return IndexIDMap::read_body(r, true);
+    if (tag == "PreTransform") return IndexPreTransform::read_body(r);
+    throw CorruptData("cannot read index: unknown index type '" + tag + "'");
+}
+
+std::vector<uint8_t> serialize_index(const Index& index) {
+    Writer payload;
+    write_index_payload(index, payload);
+    std::vector<uint8_t>& body = payload.buffer();
+    Writer out;
+    out.bytes(kMagic, 8);
+    out.pod<uint32_t>(kFormatVersion);
+    out.pod<uint32_t>(0);
+    out.pod<uint64_t>(body.size());
+    out.buffer().reserve(kHeaderSize + body.size() + 8);
+    out.bytes(body.data(), body.size());
+    out.pod<uint64_t>(checksum64(body.data(), body.size()));
+    return std::move(out.buffer());
+}
+
+IndexPtr deserialize_index(const uint8_t* data, size_t n) {
+    if (n < kHeaderSize + 8 || std::memcmp(data, kMagic, 8) != 0) {
+        if (n >= 4 && (std::memcmp(data, "IxFI", 4) == 0 || std::memcmp(data, "IxF2", 4) == 0 ||
+                       std::memcmp(data, "IxFl", 4) == 0 || std::memcmp(data, "IxM", 3) == 0))
+            throw CorruptData("cannot read index: this looks like a faiss index file; nearly reads its own format");
+        throw CorruptData(n < kHeaderSize + 8 ? "cannot read index: data too short (truncated?)"
+                                              : "cannot read index: not a nearly index (bad magic)");
+    }
+    Reader header(data + 8, kHeaderSize - 8);
+    uint32_t version = header.pod<uint32_t>();
+    header.pod<uint32_t>();
+    uint64_t size = header.pod<uint64_t>();
+    if (version == 0 || version > kFormatVersion)
+        throw CorruptData("cannot read index: format version " + std::to_string(version) +
+                          " is not supported by this nearly (it reads versions up to " +
+                          std::to_string(kFormatVersion) + ")");
+    if (size != n - kHeaderSize - 8)
+        throw CorruptData("cannot read index: size mismatch (file truncated or has trailing data)");
+    const uint8_t* body = data + kHeaderSize;
+    uint64_t stored;
+    std::memcpy(&stored, body + size, 8);
+    if (stored != checksum64(body, size)) throw CorruptData("cannot read index: checksum mismatch (corrupt data)");
+    Reader r(body, size);
+    IndexPtr index = read_index_payload(r);
+    r.check(r.remaining() == 0, "trailing bytes after the index");
+    return index;
+}
+
+void write_index(const Index& index, const std::string& path) {
+    std::vector<uint8_t> bytes = serialize_index(index);
+    std::unique_ptr<FILE, FileCloser> f(std::fopen(path.c_str(), "wb"));
+    if (!f) throw std::runtime_error("could not open " + path + " for writing: " + std::strerror(errno));
+    if (std::fwrite(bytes.data(), 1, bytes.size(), f.get()) != bytes.size())
+        throw std::runtime_error("could not write " + path + ": " + std::strerror(errno));
+}
+
+IndexPtr read_index(const std::string& path) {
+    std::unique_ptr<FILE, FileCloser> f(std::fopen(path.c_str(), "rb"));
+    if (!f) {
+        if (errno == ENOENT) throw FileMissing("could not open " + path + " for reading: No such file or directory");
+        throw std::runtime_error("could not open " + path + " for reading: " + std::strerror(errno));
+    }
+    std::vector<uint8_t> bytes;
+    uint8_t buf[1 << 16];
+    size_t got;
+    while ((got = std::fread(buf, 1, sizeof(buf), f.get())) > 0) bytes.insert(bytes.end(), buf, buf + got);
+    if (std::ferror(f.get())) throw std::runtime_error("could not read " + path + ": " + std::strerror(errno));
+    return deserialize_index(bytes.data(), bytes.size());
+}
+
+}  // namespace nearly

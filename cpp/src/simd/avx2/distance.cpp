@@ -1,0 +1,133 @@
+// AVX2 + FMA kernels, compiled with -mavx2 -mfma only here.
+#include <immintrin.h>
+
+#include "nearly/simd.h"
+
+namespace nearly {
+namespace {
+
+inline float hsum(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+// Loads the last d % 8 floats without reading past the end of the array.
+inline __m256 load_tail(const float* p, size_t r) {
+    alignas(32) float buf[8] = {};
+    for (size_t i = 0; i < r; i++) buf[i] = p[i];
+    return _mm256_load_ps(buf);
+}
+
+float inner_product(const float* x, const float* y, size_t d) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+    size_t i = 0;
+    for (; i + 16 <= d; i += 16) {
+        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i), a0);
+        a1 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 8), _mm256_loadu_ps(y + i + 8), a1);
+    }
+    for (; i + 8 <= d; i += 8) a0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i), a0);
+    if (i < d) a1 = _mm256_fmadd_ps(load_tail(x + i, d - i), load_tail(y + i, d - i), a1);
+    return hsum(_mm256_add_ps(a0, a1));
+}
+
+float l2sqr(const float* x, const float* y, size_t d) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+    size_t i = 0;
+    for (; i + 16 <= d; i += 16) {
+        __m256 t0 = _mm256_sub_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i));
+        __m256 t1 = _mm256_sub_ps(_mm256_loadu_ps(x + i + 8), _mm256_loadu_ps(y + i + 8));
+        a0 = _mm256_fmadd_ps(t0, t0, a0);
+        a1 = _mm256_fmadd_ps(t1, t1, a1);
+    }
+    for (; i + 8 <= d; i += 8) {
+        __m256 t = _mm256_sub_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i));
+        a0 = _mm256_fmadd_ps(t, t, a0);
+    }
+    if (i < d) {
+        __m256 t = _mm256_sub_ps(load_tail(x + i, d - i), load_tail(y + i, d - i));
+        a1 = _mm256_fmadd_ps(t, t, a1);
+    }
+    return hsum(_mm256_add_ps(a0, a1));
+}
+
+template <bool L2>
+void distances_ny(const float* q, const float* x, size_t d, size_t ny, float* out) {
+    size_t j = 0;
+    const size_t d8 = d & ~size_t(7);
+    for (; j + 4 <= ny; j += 4) {
+        const float* x0 = x + j * d;
+        const float* x1 = x0 + d;
+        const float* x2 = x1 + d;
+        const float* x3 = x2 + d;
+        __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+        __m256 a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
+        for (size_t i = 0; i < d8; i += 8) {
+            __m256 qv = _mm256_loadu_ps(q + i);
+            __m256 v0 = _mm256_loadu_ps(x0 + i), v1 = _mm256_loadu_ps(x1 + i);
+            __m256 v2 = _mm256_loadu_ps(x2 + i), v3 = _mm256_loadu_ps(x3 + i);
+            if (L2) {
+                v0 = _mm256_sub_ps(v0, qv); v1 = _mm256_sub_ps(v1, qv);
+                v2 = _mm256_sub_ps(v2, qv); v3 = _mm256_sub_ps(v3, qv);
+                a0 = _mm256_fmadd_ps(v0, v0, a0); a1 = _mm256_fmadd_ps(v1, v1, a1);
+                a2 = _mm256_fmadd_ps(v2, v2, a2); a3 = _mm256_fmadd_ps(v3, v3, a3);
+            } else {
+                a0 = _mm256_fmadd_ps(v0, qv, a0); a1 = _mm256_fmadd_ps(v1, qv, a1);
+                a2 = _mm256_fmadd_ps(v2, qv, a2); a3 = _mm256_fmadd_ps(v3, qv, a3);
+            }
+        }
+        float r[4] = {hsum(a0), hsum(a1), hsum(a2), hsum(a3)};
+        for (size_t i = d8; i < d; i++) {  // d % 8 leftovers, rare for embeddings
+            const float* rows[4] = {x0, x1, x2, x3};
+            for (int t = 0; t < 4; t++) {
+                float v = rows[t][i] - (L2 ? q[i] : 0.f);
+                r[t] += L2 ? v * v : rows[t][i] * q[i];
+            }
+        }
+        for (int t = 0; t < 4; t++) out[j + t] = r[t];
+    }
+    for (; j < ny; j++) out[j] = L2 ? l2sqr(q, x + j * d, d) : inner_product(q, x + j * d, d);
+}
+
+void inner_products_ny(const float* q, const float* x, size_t d, size_t ny, float* out) {
+    distances_ny<false>(q, x, d, ny, out);
+}
+void l2sqr_ny(const float* q, const float* x, size_t d, size_t ny, float* out) {
+    distances_ny<true>(q, x, d, ny, out);
+}
+
+// 6 x 16 tile: 12 accumulators, 2 panel registers, 1 broadcast of 16 ymm.
+constexpr int MR = 6, NR = 16;
+
+void gemm_micro(const float* q, const float* panel, size_t d, float* out, size_t ldo) {
+    __m256 c[MR][2];
+#pragma GCC unroll 6
+    for (int i = 0; i < MR; i++) c[i][0] = c[i][1] = _mm256_setzero_ps();
+    for (size_t k = 0; k < d; k++) {
+        __m256 b0 = _mm256_loadu_ps(panel + k * NR);
+        __m256 b1 = _mm256_loadu_ps(panel + k * NR + 8);
+        const float* qk = q + k * MR;
+#pragma GCC unroll 6
+        for (int i = 0; i < MR; i++) {
+            __m256 a = _mm256_broadcast_ss(qk + i);
+            c[i][0] = _mm256_fmadd_ps(a, b0, c[i][0]);
+            c[i][1] = _mm256_fmadd_ps(a, b1, c[i][1]);
+        }
+    }
+#pragma GCC unroll 6
+    for (int i = 0; i < MR; i++) {
+        _mm256_storeu_ps(out + i * ldo, c[i][0]);
+        _mm256_storeu_ps(out + i * ldo + 8, c[i][1]);
+    }
+}
+
+}  // namespace
+
+const SimdKernels& kernels_avx2() {
+    static const SimdKernels k{SimdLevel::avx2, inner_product, l2sqr, inner_products_ny, l2sqr_ny,
+                               {MR, NR}, gemm_micro};
+    return k;
+}
+
+}  // namespace nearly

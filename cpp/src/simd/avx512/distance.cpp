@@ -1,0 +1,127 @@
+// AVX-512 kernels (F + BW + DQ + VL), compiled with -mavx512f ... only here.
+#include <immintrin.h>
+
+#include "nearly/simd.h"
+
+namespace nearly {
+namespace {
+
+inline __mmask16 tail_mask(size_t r) { return (__mmask16)((1u << r) - 1); }
+
+float inner_product(const float* x, const float* y, size_t d) {
+    __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
+    size_t i = 0;
+    for (; i + 32 <= d; i += 32) {
+        a0 = _mm512_fmadd_ps(_mm512_loadu_ps(x + i), _mm512_loadu_ps(y + i), a0);
+        a1 = _mm512_fmadd_ps(_mm512_loadu_ps(x + i + 16), _mm512_loadu_ps(y + i + 16), a1);
+    }
+    for (; i < d; i += 16) {
+        __mmask16 m = d - i >= 16 ? (__mmask16)0xffff : tail_mask(d - i);
+        a0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, x + i), _mm512_maskz_loadu_ps(m, y + i), a0);
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
+}
+
+float l2sqr(const float* x, const float* y, size_t d) {
+    __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
+    size_t i = 0;
+    for (; i + 32 <= d; i += 32) {
+        __m512 t0 = _mm512_sub_ps(_mm512_loadu_ps(x + i), _mm512_loadu_ps(y + i));
+        __m512 t1 = _mm512_sub_ps(_mm512_loadu_ps(x + i + 16), _mm512_loadu_ps(y + i + 16));
+        a0 = _mm512_fmadd_ps(t0, t0, a0);
+        a1 = _mm512_fmadd_ps(t1, t1, a1);
+    }
+    for (; i < d; i += 16) {
+        __mmask16 m = d - i >= 16 ? (__mmask16)0xffff : tail_mask(d - i);
+        __m512 t = _mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + i), _mm512_maskz_loadu_ps(m, y + i));
+        a0 = _mm512_fmadd_ps(t, t, a0);
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
+}
+
+// Four database rows per pass: q is loaded once for four rows and the four
+// dependency chains hide the FMA latency. Full vectors first, one masked
+// step for the d % 16 tail.
+template <bool L2>
+inline void accumulate4(__m512 qv, __m512 v0, __m512 v1, __m512 v2, __m512 v3, __m512& a0, __m512& a1,
+                        __m512& a2, __m512& a3) {
+    if (L2) {
+        v0 = _mm512_sub_ps(v0, qv); v1 = _mm512_sub_ps(v1, qv);
+        v2 = _mm512_sub_ps(v2, qv); v3 = _mm512_sub_ps(v3, qv);
+        a0 = _mm512_fmadd_ps(v0, v0, a0); a1 = _mm512_fmadd_ps(v1, v1, a1);
+        a2 = _mm512_fmadd_ps(v2, v2, a2); a3 = _mm512_fmadd_ps(v3, v3, a3);
+    } else {
+        a0 = _mm512_fmadd_ps(v0, qv, a0); a1 = _mm512_fmadd_ps(v1, qv, a1);
+        a2 = _mm512_fmadd_ps(v2, qv, a2); a3 = _mm512_fmadd_ps(v3, qv, a3);
+    }
+}
+
+template <bool L2>
+void distances_ny(const float* q, const float* x, size_t d, size_t ny, float* out) {
+    const size_t d16 = d & ~size_t(15);
+    const __mmask16 m = tail_mask(d - d16);
+    size_t j = 0;
+    for (; j + 4 <= ny; j += 4) {
+        const float* x0 = x + j * d;
+        const float* x1 = x0 + d;
+        const float* x2 = x1 + d;
+        const float* x3 = x2 + d;
+        __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
+        __m512 a2 = _mm512_setzero_ps(), a3 = _mm512_setzero_ps();
+        for (size_t i = 0; i < d16; i += 16)
+            accumulate4<L2>(_mm512_loadu_ps(q + i), _mm512_loadu_ps(x0 + i), _mm512_loadu_ps(x1 + i),
+                            _mm512_loadu_ps(x2 + i), _mm512_loadu_ps(x3 + i), a0, a1, a2, a3);
+        if (d16 < d)
+            accumulate4<L2>(_mm512_maskz_loadu_ps(m, q + d16), _mm512_maskz_loadu_ps(m, x0 + d16),
+                            _mm512_maskz_loadu_ps(m, x1 + d16), _mm512_maskz_loadu_ps(m, x2 + d16),
+                            _mm512_maskz_loadu_ps(m, x3 + d16), a0, a1, a2, a3);
+        out[j] = _mm512_reduce_add_ps(a0);
+        out[j + 1] = _mm512_reduce_add_ps(a1);
+        out[j + 2] = _mm512_reduce_add_ps(a2);
+        out[j + 3] = _mm512_reduce_add_ps(a3);
+    }
+    for (; j < ny; j++) out[j] = L2 ? l2sqr(q, x + j * d, d) : inner_product(q, x + j * d, d);
+}
+
+void inner_products_ny(const float* q, const float* x, size_t d, size_t ny, float* out) {
+    distances_ny<false>(q, x, d, ny, out);
+}
+void l2sqr_ny(const float* q, const float* x, size_t d, size_t ny, float* out) {
+    distances_ny<true>(q, x, d, ny, out);
+}
+
+// 12 x 32 tile: 24 accumulators, 2 panel registers, broadcasts folded into
+// the FMAs' memory operand. 28 of 32 zmm registers.
+constexpr int MR = 12, NR = 32;
+
+void gemm_micro(const float* q, const float* panel, size_t d, float* out, size_t ldo) {
+    __m512 c[MR][2];
+#pragma GCC unroll 12
+    for (int i = 0; i < MR; i++) c[i][0] = c[i][1] = _mm512_setzero_ps();
+    for (size_t k = 0; k < d; k++) {
+        __m512 b0 = _mm512_loadu_ps(panel + k * NR);
+        __m512 b1 = _mm512_loadu_ps(panel + k * NR + 16);
+        const float* qk = q + k * MR;
+#pragma GCC unroll 12
+        for (int i = 0; i < MR; i++) {
+            __m512 a = _mm512_set1_ps(qk[i]);
+            c[i][0] = _mm512_fmadd_ps(a, b0, c[i][0]);
+            c[i][1] = _mm512_fmadd_ps(a, b1, c[i][1]);
+        }
+    }
+#pragma GCC unroll 12
+    for (int i = 0; i < MR; i++) {
+        _mm512_storeu_ps(out + i * ldo, c[i][0]);
+        _mm512_storeu_ps(out + i * ldo + 16, c[i][1]);
+    }
+}
+
+}  // namespace
+
+const SimdKernels& kernels_avx512() {
+    static const SimdKernels k{SimdLevel::avx512, inner_product, l2sqr, inner_products_ny, l2sqr_ny,
+                               {MR, NR}, gemm_micro};
+    return k;
+}
+
+}  // namespace nearly

@@ -1,0 +1,77 @@
+// NEON kernels for AArch64 (baseline there, no extra flags).
+#include <arm_neon.h>
+
+#include "nearly/simd.h"
+
+namespace nearly {
+namespace {
+
+float inner_product(const float* x, const float* y, size_t d) {
+    float32x4_t a0 = vdupq_n_f32(0.f), a1 = vdupq_n_f32(0.f);
+    size_t i = 0;
+    for (; i + 8 <= d; i += 8) {
+        a0 = vfmaq_f32(a0, vld1q_f32(x + i), vld1q_f32(y + i));
+        a1 = vfmaq_f32(a1, vld1q_f32(x + i + 4), vld1q_f32(y + i + 4));
+    }
+    float s = vaddvq_f32(vaddq_f32(a0, a1));
+    for (; i < d; i++) s += x[i] * y[i];
+    return s;
+}
+
+float l2sqr(const float* x, const float* y, size_t d) {
+    float32x4_t a0 = vdupq_n_f32(0.f), a1 = vdupq_n_f32(0.f);
+    size_t i = 0;
+    for (; i + 8 <= d; i += 8) {
+        float32x4_t t0 = vsubq_f32(vld1q_f32(x + i), vld1q_f32(y + i));
+        float32x4_t t1 = vsubq_f32(vld1q_f32(x + i + 4), vld1q_f32(y + i + 4));
+        a0 = vfmaq_f32(a0, t0, t0);
+        a1 = vfmaq_f32(a1, t1, t1);
+    }
+    float s = vaddvq_f32(vaddq_f32(a0, a1));
+    for (; i < d; i++) {
+        float t = x[i] - y[i];
+        s += t * t;
+    }
+    return s;
+}
+
+void inner_products_ny(const float* q, const float* x, size_t d, size_t ny, float* out) {
+    for (size_t j = 0; j < ny; j++) out[j] = inner_product(q, x + j * d, d);
+}
+void l2sqr_ny(const float* q, const float* x, size_t d, size_t ny, float* out) {
+    for (size_t j = 0; j < ny; j++) out[j] = l2sqr(q, x + j * d, d);
+}
+
+// 8 x 8 tile: 16 accumulators of 4 lanes out of 32 q registers.
+constexpr int MR = 8, NR = 8;
+
+void gemm_micro(const float* q, const float* panel, size_t d, float* out, size_t ldo) {
+    float32x4_t c[MR][2];
+    for (int i = 0; i < MR; i++) c[i][0] = c[i][1] = vdupq_n_f32(0.f);
+    for (size_t k = 0; k < d; k++) {
+        float32x4_t b0 = vld1q_f32(panel + k * NR), b1 = vld1q_f32(panel + k * NR + 4);
+        float32x4_t a03 = vld1q_f32(q + k * MR), a47 = vld1q_f32(q + k * MR + 4);
+        c[0][0] = vfmaq_laneq_f32(c[0][0], b0, a03, 0); c[0][1] = vfmaq_laneq_f32(c[0][1], b1, a03, 0);
+        c[1][0] = vfmaq_laneq_f32(c[1][0], b0, a03, 1); c[1][1] = vfmaq_laneq_f32(c[1][1], b1, a03, 1);
+        c[2][0] = vfmaq_laneq_f32(c[2][0], b0, a03, 2); c[2][1] = vfmaq_laneq_f32(c[2][1], b1, a03, 2);
+        c[3][0] = vfmaq_laneq_f32(c[3][0], b0, a03, 3); c[3][1] = vfmaq_laneq_f32(c[3][1], b1, a03, 3);
+        c[4][0] = vfmaq_laneq_f32(c[4][0], b0, a47, 0); c[4][1] = vfmaq_laneq_f32(c[4][1], b1, a47, 0);
+        c[5][0] = vfmaq_laneq_f32(c[5][0], b0, a47, 1); c[5][1] = vfmaq_laneq_f32(c[5][1], b1, a47, 1);
+        c[6][0] = vfmaq_laneq_f32(c[6][0], b0, a47, 2); c[6][1] = vfmaq_laneq_f32(c[6][1], b1, a47, 2);
+        c[7][0] = vfmaq_laneq_f32(c[7][0], b0, a47, 3); c[7][1] = vfmaq_laneq_f32(c[7][1], b1, a47, 3);
+    }
+    for (int i = 0; i < MR; i++) {
+        vst1q_f32(out + i * ldo, c[i][0]);
+        vst1q_f32(out + i * ldo + 4, c[i][1]);
+    }
+}
+
+}  // namespace
+
+const SimdKernels& kernels_neon() {
+    static const SimdKernels k{SimdLevel::neon, inner_product, l2sqr, inner_products_ny, l2sqr_ny,
+                               {MR, NR}, gemm_micro};
+    return k;
+}
+
+}  // namespace nearly

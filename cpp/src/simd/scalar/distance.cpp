@@ -1,0 +1,50 @@
+// The scalar reference: the definition every SIMD variant is tested against.
+// Plain loops in index order; no FMA contraction (see CMakeLists.txt).
+#include "nearly/simd.h"
+
+namespace nearly {
+namespace {
+
+float inner_product(const float* x, const float* y, size_t d) {
+    float s = 0.f;
+    for (size_t i = 0; i < d; i++) s += x[i] * y[i];
+    return s;
+}
+
+float l2sqr(const float* x, const float* y, size_t d) {
+    float s = 0.f;
+    for (size_t i = 0; i < d; i++) {
+        float t = x[i] - y[i];
+        s += t * t;
+    }
+    return s;
+}
+
+void inner_products_ny(const float* q, const float* x, size_t d, size_t ny, float* out) {
+    for (size_t j = 0; j < ny; j++) out[j] = inner_product(q, x + j * d, d);
+}
+
+void l2sqr_ny(const float* q, const float* x, size_t d, size_t ny, float* out) {
+    for (size_t j = 0; j < ny; j++) out[j] = l2sqr(q, x + j * d, d);
+}
+
+constexpr int MR = 4, NR = 8;
+
+void gemm_micro(const float* q, const float* panel, size_t d, float* out, size_t ldo) {
+    float acc[MR][NR] = {};
+    for (size_t k = 0; k < d; k++)
+        for (int i = 0; i < MR; i++)
+            for (int j = 0; j < NR; j++) acc[i][j] += q[k * MR + i] * panel[k * NR + j];
+    for (int i = 0; i < MR; i++)
+        for (int j = 0; j < NR; j++) out[i * ldo + j] = acc[i][j];
+}
+
+}  // namespace
+
+const SimdKernels& kernels_scalar() {
+    static const SimdKernels k{SimdLevel::scalar, inner_product, l2sqr, inner_products_ny, l2sqr_ny,
+                               {MR, NR}, gemm_micro};
+    return k;
+}
+
+}  // namespace nearly

@@ -1,0 +1,174 @@
+#include "nearly/transform.h"
+
+#include <algorithm>
+#include <mutex>
+
+#include "nearly/distance.h"
+#include "nearly/io.h"
+
+namespace nearly {
+
+void VectorTransform::reverse(idx_t, const float*, float*) const {
+    throw NotSupported("reverse transform not implemented for this type of transform");
+}
+
+void NormalizationTransform::apply(idx_t n, const float* x, float* out) const {
+    std::copy(x, x + size_t(n) * d_in, out);
+    normalize_L2(out, n, d_in);
+}
+
+void NormalizationTransform::reverse(idx_t n, const float* x, float* out) const {
+    std::copy(x, x + size_t(n) * d_in, out);
+}
+
+IndexPreTransform::IndexPreTransform(TransformPtr transform, IndexPtr inner)
+    : IndexPreTransform(std::vector<TransformPtr>{std::move(transform)}, std::move(inner)) {}
+
+IndexPreTransform::IndexPreTransform(std::vector<TransformPtr> transforms, IndexPtr inner)
+    : Index(transforms.empty() || !transforms[0] ? 1 : transforms[0]->d_in, inner ? inner->metric_type : METRIC_L2),
+      chain(std::move(transforms)), index(std::move(inner)) {
+    NEARLY_CHECK_ARG(index != nullptr, "IndexPreTransform needs an index");
+    NEARLY_CHECK_ARG(!chain.empty(), "IndexPreTransform needs at least one transform");
+    for (size_t i = 0; i < chain.size(); i++) {
+        NEARLY_CHECK_ARG(chain[i] != nullptr, "IndexPreTransform: null transform");
+        if (i > 0) NEARLY_CHECK_ARG(chain[i]->d_in == chain[i - 1]->d_out, "IndexPreTransform: transform dimensions do not chain");
+    }
+    NEARLY_CHECK_ARG(chain.back()->d_out == index->d, "IndexPreTransform: the last transform's output dimension must equal the index's d");
+    sync_from_inner();
+}
+
+void IndexPreTransform::sync_from_inner() {
+    ntotal = index->ntotal;
+    is_trained = index->is_trained;
+    for (auto& t : chain) is_trained = is_trained && t->is_trained;
+}
+
+std::vector<float> IndexPreTransform::apply_chain(idx_t n, const float* x) const {
+    std::vector<float> cur(x, x + size_t(n) * d), next;
+    for (auto& t : chain) {
+        next.resize(size_t(n) * t->d_out);
+        t->apply(n, cur.data(), next.data());
+        cur.swap(next);
+    }
+    return cur;
+}
+
+void IndexPreTransform::train(idx_t n, const float* x) {
+    check_finite(x, size_t(n) * d, "the training vectors");
+    std::unique_lock<std::shared_mutex> lk(rw_mutex_);
+    std::vector<float> cur(x, x + size_t(n) * d), next;
+    for (auto& t : chain) {
+        if (!t->is_trained) t->train(n, cur.data());
+        next.resize(size_t(n) * t->d_out);
+        t->apply(n, cur.data(), next.data());
+        cur.swap(next);
+    }
+    index->train(n, cur.data());
+    sync_from_inner();
+}
+
+void IndexPreTransform::add(idx_t n, const float* x) {
+    check_add_args(n, x);
+    std::unique_lock<std::shared_mutex> lk(rw_mutex_);
+    std::vector<float> xt = apply_chain(n, x);
+    index->add(n, xt.data());
+    sync_from_inner();
+}
+
+void IndexPreTransform::add_with_ids(idx_t n, const float* x, const idx_t* ids) {
+    check_add_args(n, x);
+    std::unique_lock<std::shared_mutex> lk(rw_mutex_);
+    std::vector<float> xt = apply_chain(n, x);
+    index->add_with_ids(n, xt.data(), ids);
+    sync_from_inner();
+}
+
+void IndexPreTransform::search(idx_t n, const float* x, idx_t k, float* D, idx_t* I,
+                               const SearchParameters* params) const {
+    check_search_args(n, x, k);
+    std::shared_lock<std::shared_mutex> lk(rw_mutex_);
+    std::vector<float> xt = apply_chain(n, x);
+    index->search(n, xt.data(), k, D, I, params);
+}
+
+void IndexPreTransform::range_search(idx_t n, const float* x, float radius, RangeSearchResult& result,
+                                     const SearchParameters* params) const {
+    check_search_args(n, x, 1);
+    std::shared_lock<std::shared_mutex> lk(rw_mutex_);
+    std::vector<float> xt = apply_chain(n, x);
+    index->range_search(n, xt.data(), radius, result, params);
+}
+
+void IndexPreTransform::reconstruct(idx_t key, float* out) const { reconstruct_n(key, 1, out); }
+
+void IndexPreTransform::reconstruct_n(idx_t i0, idx_t ni, float* out) const {
+    std::shared_lock<std::shared_mutex> lk(rw_mutex_);
+    std::vector<float> cur(size_t(ni) * index->d), next;
+    index->reconstruct_n(i0, ni, cur.data());
+    for (auto it = chain.rbegin(); it != chain.rend(); ++it) {
+        next.resize(size_t(ni) * (*it)->d_in);
+        (*it)->reverse(ni, cur.data(), next.data());
+        cur.swap(next);
+    }
+    std::copy(cur.begin(), cur.end(), out);
+}
+
+size_t IndexPreTransform::remove_ids(const IDSelector& sel) {
+    std::unique_lock<std::shared_mutex> lk(rw_mutex_);
+    size_t removed = index->remove_ids(sel);
+    sync_from_inner();
+    return removed;
+}
+
+void IndexPreTransform::reset() {
+    std::unique_lock<std::shared_mutex> lk(rw_mutex_);
+    index->reset();
+    sync_from_inner();
+}
+
+void IndexPreTransform::merge_from(Index& other_base, idx_t add_id) {
+    auto* other = dynamic_cast<IndexPreTransform*>(&other_base);
+    if (!other || other == this || other->chain.size() != chain.size())
+        throw NotSupported("merge_from: the other index must be an IndexPreTransform with the same transforms");
+    std::scoped_lock lk(rw_mutex_, other->rw_mutex_);
+    index->merge_from(*other->index, add_id);
+    other->sync_from_inner();
+    sync_from_inner();
+}
+
+void IndexPreTransform::write_body(Writer& w) const {
+    std::shared_lock<std::shared_mutex> lk(rw_mutex_);
+    w.pod<uint32_t>(uint32_t(chain.size()));
+    for (auto& t : chain) {
+        w.str(t->type_name());
+        w.pod<int32_t>(t->d_in);
+        w.pod<int32_t>(t->d_out);
+        t->write_body(w);
+    }
+    write_index_payload(*index, w);
+}
+
+std::unique_ptr<IndexPreTransform> IndexPreTransform::read_body(Reader& r) {
+    uint32_t n = r.pod<uint32_t>();
+    r.check(n >= 1 && n < 64, "bad transform count");
+    std::vector<TransformPtr> transforms;
+    for (uint32_t i = 0; i < n; i++) {
+        std::string tag = r.str();
+        int d_in = r.pod<int32_t>(), d_out = r.pod<int32_t>();
+        r.check(d_in > 0 && d_out > 0, "bad transform dimensions");
+        if (tag == "L2norm") {
+            r.check(d_in == d_out, "bad L2norm dimensions");
+            transforms.push_back(std::make_shared<NormalizationTransform>(d_in));
+        } else {
+            throw CorruptData("cannot read index: unknown transform '" + tag + "'");
+        }
+    }
+    IndexPtr inner = read_index_payload(r);
+    try {
+        return std::make_unique<IndexPreTransform>(std::move(transforms), std::move(inner));
+    } catch (const InvalidArgument& e) {
+        throw CorruptData(std::string("cannot read index: ") + e.what());
+    }
+}
+
+}  // namespace nearly

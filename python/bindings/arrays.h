@@ -1,0 +1,67 @@
+// Conversions between Python objects and the raw pointers the core takes.
+// Anything numpy can turn into a C-contiguous float32 (n, d) array is
+// accepted (a copy is made when needed), like faiss.
+#pragma once
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <string>
+
+#include "nearly/common.h"
+
+namespace py = pybind11;
+
+namespace nearly_py {
+
+using nearly::idx_t;
+using FloatArray = py::array_t<float, py::array::c_style | py::array::forcecast>;
+using IdArray = py::array_t<int64_t, py::array::c_style | py::array::forcecast>;
+
+inline std::string shape_str(const py::array& a) {
+    std::string s = "(";
+    for (py::ssize_t i = 0; i < a.ndim(); i++) s += (i ? ", " : "") + std::to_string(a.shape(i));
+    return s + (a.ndim() == 1 ? ",)" : ")");
+}
+
+template <class A>
+A to_array(py::handle obj, const char* what) {
+    if (obj.is_none()) throw nearly::InvalidArgument(std::string(what) + " is None");
+    A a = A::ensure(obj);
+    if (!a) {
+        PyErr_Clear();
+        throw nearly::InvalidArgument(std::string(what) + " cannot be converted to a numeric array");
+    }
+    return a;
+}
+
+// An (n, d) float32 matrix; d < 0 accepts any width.
+inline FloatArray as_matrix(py::handle obj, int d, const char* what) {
+    FloatArray a = to_array<FloatArray>(obj, what);
+    if (a.ndim() != 2)
+        throw nearly::InvalidArgument(std::string(what) + " must be a 2-D array of shape (n, " +
+                                      (d < 0 ? std::string("d") : std::to_string(d)) + "), got shape " + shape_str(a));
+    if (d >= 0 && a.shape(1) != d)
+        throw nearly::InvalidArgument(std::string(what) + " has " + std::to_string(a.shape(1)) +
+                                      " columns but the index has d=" + std::to_string(d));
+    return a;
+}
+
+inline IdArray as_ids(py::handle obj, py::ssize_t n, const char* what) {
+    IdArray a = to_array<IdArray>(obj, what);
+    if (a.ndim() != 1 || (n >= 0 && a.shape(0) != n))
+        throw nearly::InvalidArgument(std::string(what) + " must be a 1-D array of " +
+                                      (n >= 0 ? std::to_string(n) + " " : std::string()) + "int64 ids, got shape " +
+                                      shape_str(a));
+    return a;
+}
+
+// k from a Python int or numpy integer; floats and bools are refused.
+inline idx_t as_k(py::handle k) {
+    if (PyBool_Check(k.ptr()) || !PyIndex_Check(k.ptr()))
+        throw nearly::InvalidArgument("k must be an integer");
+    idx_t v = py::cast<idx_t>(py::reinterpret_steal<py::object>(PyNumber_Index(k.ptr())));
+    if (v <= 0) throw nearly::InvalidArgument("k must be positive (got " + std::to_string(v) + ")");
+    return v;
+}
+
+}  // namespace nearly_py

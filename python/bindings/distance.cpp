@@ -1,0 +1,106 @@
+#include <pybind11/pybind11.h>
+
+#include "arrays.h"
+#include "nearly/distance.h"
+#include "nearly/simd.h"
+
+namespace nearly_py {
+
+using namespace nearly;
+
+namespace {
+MetricType as_metric(int metric) {
+    if (metric != METRIC_L2 && metric != METRIC_INNER_PRODUCT)
+        throw InvalidArgument("metric must be METRIC_L2 or METRIC_INNER_PRODUCT");
+    return MetricType(metric);
+}
+
+std::pair<FloatArray, FloatArray> query_and_base(py::handle xq_obj, py::handle xb_obj) {
+    FloatArray xb = as_matrix(xb_obj, -1, "xb");
+    FloatArray xq = as_matrix(xq_obj, int(xb.shape(1)), "xq");
+    check_finite(xb.data(), xb.size(), "xb");
+    check_finite(xq.data(), xq.size(), "xq");
+    return {xq, xb};
+}
+
+FloatArray as_vector(py::handle obj, const char* what) {
+    FloatArray a = to_array<FloatArray>(obj, what);
+    if (a.ndim() != 1) throw InvalidArgument(std::string(what) + " must be 1-D");
+    return a;
+}
+}  // namespace
+
+void bind_distance(py::module_& m) {
+    m.def("knn", [](py::handle xq_obj, py::handle xb_obj, py::handle k_obj, int metric) {
+        auto [xq, xb] = query_and_base(xq_obj, xb_obj);
+        idx_t k = as_k(k_obj);
+        MetricType mt = as_metric(metric);
+        py::array_t<float> D({idx_t(xq.shape(0)), k});
+        py::array_t<idx_t> I({idx_t(xq.shape(0)), k});
+        {
+            py::gil_scoped_release release;
+            knn_exhaustive(xq.data(), xq.shape(0), xb.data(), xb.shape(0), xb.shape(1), mt, k, D.mutable_data(),
+                           I.mutable_data());
+        }
+        return py::make_tuple(D, I);
+    }, py::arg("xq"), py::arg("xb"), py::arg("k"), py::arg("metric") = int(METRIC_L2),
+       "Exact k-NN of xq in xb without building an index: returns (D, I).");
+
+    m.def("pairwise_distances", [](py::handle xq_obj, py::handle xb_obj, int metric) {
+        auto [xq, xb] = query_and_base(xq_obj, xb_obj);
+        MetricType mt = as_metric(metric);
+        py::array_t<float> out({idx_t(xq.shape(0)), idx_t(xb.shape(0))});
+        py::gil_scoped_release release;
+        pairwise_distances(xq.data(), xq.shape(0), xb.data(), xb.shape(0), xb.shape(1), mt, out.mutable_data());
+        return out;
+    }, py::arg("xq"), py::arg("xb"), py::arg("metric") = int(METRIC_L2));
+
+    m.def("normalize_L2", [](py::handle x_obj) {
+        if (!py::isinstance<py::array_t<float, py::array::c_style>>(x_obj))
+            throw py::type_error("normalize_L2 works in place: x must be a C-contiguous float32 numpy array");
+        py::array_t<float, py::array::c_style> x = py::cast<py::array_t<float, py::array::c_style>>(x_obj);
+        if (!x.writeable()) throw InvalidArgument("normalize_L2: x is read-only");
+        if (x.ndim() != 2 && x.ndim() != 1) throw InvalidArgument("normalize_L2: x must be 1-D or 2-D");
+        size_t n = x.ndim() == 2 ? x.shape(0) : 1, d = x.ndim() == 2 ? x.shape(1) : x.shape(0);
+        py::gil_scoped_release release;
+        normalize_L2(x.mutable_data(), n, d);
+    }, py::arg("x"), "Scales each row of x to unit L2 norm, in place.");
+
+    // Kernel entry points at the active SIMD level, for tests and benchmarks.
+    m.def("fvec_inner_products_ny", [](py::handle q_obj, py::handle x_obj) {
+        FloatArray q = as_vector(q_obj, "q");
+        FloatArray x = as_matrix(x_obj, int(q.shape(0)), "x");
+        py::array_t<float> out(x.shape(0));
+        py::gil_scoped_release release;
+        simd().inner_products_ny(q.data(), x.data(), q.shape(0), x.shape(0), out.mutable_data());
+        return out;
+    }, py::arg("q"), py::arg("x"));
+    m.def("fvec_L2sqr_ny", [](py::handle q_obj, py::handle x_obj) {
+        FloatArray q = as_vector(q_obj, "q");
+        FloatArray x = as_matrix(x_obj, int(q.shape(0)), "x");
+        py::array_t<float> out(x.shape(0));
+        py::gil_scoped_release release;
+        simd().l2sqr_ny(q.data(), x.data(), q.shape(0), x.shape(0), out.mutable_data());
+        return out;
+    }, py::arg("q"), py::arg("x"));
+    m.def("fvec_inner_product", [](py::handle a_obj, py::handle b_obj) {
+        FloatArray a = as_vector(a_obj, "x"), b = as_vector(b_obj, "y");
+        if (a.shape(0) != b.shape(0)) throw InvalidArgument("x and y differ in length");
+        return simd().inner_product(a.data(), b.data(), a.shape(0));
+    }, py::arg("x"), py::arg("y"));
+    m.def("fvec_L2sqr", [](py::handle a_obj, py::handle b_obj) {
+        FloatArray a = as_vector(a_obj, "x"), b = as_vector(b_obj, "y");
+        if (a.shape(0) != b.shape(0)) throw InvalidArgument("x and y differ in length");
+        return simd().l2sqr(a.data(), b.data(), a.shape(0));
+    }, py::arg("x"), py::arg("y"));
+    m.def("gemm_ip", [](py::handle q_obj, py::handle x_obj) {
+        FloatArray x = as_matrix(x_obj, -1, "x");
+        FloatArray q = as_matrix(q_obj, int(x.shape(1)), "q");
+        py::array_t<float> out({idx_t(q.shape(0)), idx_t(x.shape(0))});
+        py::gil_scoped_release release;
+        gemm_ip(q.data(), q.shape(0), x.data(), x.shape(0), x.shape(1), out.mutable_data());
+        return out;
+    }, py::arg("q"), py::arg("x"), "Q @ X.T through the packed micro-kernel of the active SIMD level.");
+}
+
+}  // namespace nearly_py

@@ -1,0 +1,203 @@
+// The Index interface, exact (Flat) indexes, IDMap and PreTransform.
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include "arrays.h"
+#include "nearly/flat.h"
+#include "nearly/idmap.h"
+#include "nearly/transform.h"
+
+namespace nearly_py {
+
+using namespace nearly;
+
+namespace {
+
+const SearchParameters* params_ptr(py::handle params) {
+    if (params.is_none()) return nullptr;
+    try {
+        return py::cast<const SearchParameters*>(params);
+    } catch (const py::cast_error&) {
+        throw InvalidArgument("params must be a SearchParameters object");
+    }
+}
+
+py::tuple search(const Index& self, py::handle x_obj, py::handle k_obj, py::handle params, py::handle D_obj,
+                 py::handle I_obj) {
+    FloatArray x = as_matrix(x_obj, self.d, "x");
+    idx_t k = as_k(k_obj);
+    idx_t n = x.shape(0);
+    py::array_t<float> D;
+    py::array_t<idx_t> I;
+    if (D_obj.is_none()) {
+        D = py::array_t<float>({n, k});
+    } else {
+        D = py::cast<py::array_t<float>>(D_obj);
+        if (!py::isinstance<py::array_t<float, py::array::c_style>>(D_obj) || D.ndim() != 2 || D.shape(0) != n ||
+            D.shape(1) != k || !D.writeable())
+            throw InvalidArgument("D must be a writeable C-contiguous float32 array of shape (n, k)");
+    }
+    if (I_obj.is_none()) {
+        I = py::array_t<idx_t>({n, k});
+    } else {
+        I = py::cast<py::array_t<idx_t>>(I_obj);
+        if (!py::isinstance<py::array_t<idx_t, py::array::c_style>>(I_obj) || I.ndim() != 2 || I.shape(0) != n ||
+            I.shape(1) != k || !I.writeable())
+            throw InvalidArgument("I must be a writeable C-contiguous int64 array of shape (n, k)");
+    }
+    const SearchParameters* p = params_ptr(params);
+    {
+        py::gil_scoped_release release;
+        self.search(n, x.data(), k, D.mutable_data(), I.mutable_data(), p);
+    }
+    return py::make_tuple(D, I);
+}
+
+py::tuple range_search(const Index& self, py::handle x_obj, float radius, py::handle params) {
+    FloatArray x = as_matrix(x_obj, self.d, "x");
+    const SearchParameters* p = params_ptr(params);
+    RangeSearchResult res;
+    {
+        py::gil_scoped_release release;
+        self.range_search(x.shape(0), x.data(), radius, res, p);
+    }
+    py::array_t<uint64_t> lims(res.lims.size());
+    std::copy(res.lims.begin(), res.lims.end(), lims.mutable_data());
+    py::array_t<float> D(res.distances.size());
+    std::copy(res.distances.begin(), res.distances.end(), D.mutable_data());
+    py::array_t<idx_t> I(res.labels.size());
+    std::copy(res.labels.begin(), res.labels.end(), I.mutable_data());
+    return py::make_tuple(lims, D, I);
+}
+
+size_t remove_ids(Index& self, py::handle what) {
+    std::shared_ptr<IDSelector> sel;
+    if (py::isinstance<IDSelector>(what)) {
+        sel = py::cast<std::shared_ptr<IDSelector>>(what);
+    } else {
+        IdArray ids = as_ids(what, -1, "ids to remove");
+        sel = std::make_shared<IDSelectorBatch>(std::vector<idx_t>(ids.data(), ids.data() + ids.shape(0)));
+    }
+    py::gil_scoped_release release;
+    return self.remove_ids(*sel);
+}
+
+py::array_t<float> reconstruct_n(const Index& self, idx_t i0, idx_t ni) {
+    if (ni < 0) ni = self.ntotal - i0;
+    if (ni < 0) throw OutOfRange("reconstruct_n: n0 is past the end of the index");
+    py::array_t<float> out({ni, idx_t(self.d)});
+    py::gil_scoped_release release;
+    self.reconstruct_n(i0, ni, out.mutable_data());
+    return out;
+}
+
+}  // namespace
+
+void bind_flat(py::module_& m) {
+    m.attr("METRIC_INNER_PRODUCT") = int(METRIC_INNER_PRODUCT);
+    m.attr("METRIC_L2") = int(METRIC_L2);
+
+    py::class_<SearchParameters, std::shared_ptr<SearchParameters>>(m, "SearchParameters")
+        .def(py::init([](std::shared_ptr<IDSelector> sel) {
+                 auto p = std::make_shared<SearchParameters>();
+                 p->sel = sel;
+                 return p;
+             }),
+             py::kw_only(), py::arg("sel") = nullptr)
+        .def_property("sel", [](const SearchParameters& p) { return std::const_pointer_cast<IDSelector>(p.sel); },
+                      [](SearchParameters& p, std::shared_ptr<IDSelector> s) { p.sel = s; });
+
+    py::class_<Index, std::shared_ptr<Index>>(m, "Index")
+        .def_readonly("d", &Index::d)
+        .def_readonly("ntotal", &Index::ntotal)
+        .def_readonly("is_trained", &Index::is_trained)
+        .def_property_readonly("metric_type", [](const Index& i) { return int(i.metric_type); })
+        .def_readwrite("verbose", &Index::verbose)
+        .def("train", [](Index& self, py::handle x_obj) {
+            FloatArray x = as_matrix(x_obj, self.d, "x");
+            py::gil_scoped_release release;
+            self.train(x.shape(0), x.data());
+        }, py::arg("x"))
+        .def("add", [](Index& self, py::handle x_obj) {
+            FloatArray x = as_matrix(x_obj, self.d, "x");
+            py::gil_scoped_release release;
+            self.add(x.shape(0), x.data());
+        }, py::arg("x"))
+        .def("add_with_ids", [](Index& self, py::handle x_obj, py::handle ids_obj) {
+            FloatArray x = as_matrix(x_obj, self.d, "x");
+            IdArray ids = as_ids(ids_obj, x.shape(0), "ids");
+            py::gil_scoped_release release;
+            self.add_with_ids(x.shape(0), x.data(), ids.data());
+        }, py::arg("x"), py::arg("ids"))
+        .def("search", &search, py::arg("x"), py::arg("k"), py::kw_only(), py::arg("params") = py::none(),
+             py::arg("D") = py::none(), py::arg("I") = py::none(),
+             "k nearest neighbours of each row of x: returns (D float32 (n, k), I int64 (n, k)).")
+        .def("range_search", &range_search, py::arg("x"), py::arg("thresh"), py::kw_only(),
+             py::arg("params") = py::none(), "All results within thresh: returns (lims, D, I).")
+        .def("reconstruct", [](const Index& self, idx_t key) {
+            py::array_t<float> out(self.d);
+            py::gil_scoped_release release;
+            self.reconstruct(key, out.mutable_data());
+            return out;
+        }, py::arg("key"))
+        .def("reconstruct_n", &reconstruct_n, py::arg("n0") = 0, py::arg("ni") = -1)
+        .def("remove_ids", &remove_ids, py::arg("sel"))
+        .def("reset", [](Index& self) {
+            py::gil_scoped_release release;
+            self.reset();
+        })
+        .def("merge_from", [](Index& self, Index& other, idx_t add_id) {
+            py::gil_scoped_release release;
+            self.merge_from(other, add_id);
+        }, py::arg("otherIndex"), py::arg("add_id") = 0)
+        .def("__repr__", [](const Index& i) {
+            return "<nearly." + py::str(py::type::of(py::cast(&i)).attr("__name__")).cast<std::string>() +
+                   " d=" + std::to_string(i.d) + " ntotal=" + std::to_string(i.ntotal) + ">";
+        });
+
+    py::class_<IndexFlat, Index, std::shared_ptr<IndexFlat>>(m, "IndexFlat")
+        .def(py::init([](int d, int metric) { return std::make_shared<IndexFlat>(d, MetricType(metric)); }),
+             py::arg("d"), py::arg("metric") = int(METRIC_L2));
+    py::class_<IndexFlatL2, IndexFlat, std::shared_ptr<IndexFlatL2>>(m, "IndexFlatL2")
+        .def(py::init<int>(), py::arg("d"));
+    py::class_<IndexFlatIP, IndexFlat, std::shared_ptr<IndexFlatIP>>(m, "IndexFlatIP")
+        .def(py::init<int>(), py::arg("d"));
+
+    py::class_<IndexIDMap, Index, std::shared_ptr<IndexIDMap>>(m, "IndexIDMap")
+        .def(py::init([](IndexPtr inner) { return std::make_shared<IndexIDMap>(inner, false); }), py::arg("index"))
+        .def_readonly("index", &IndexIDMap::index)
+        .def_property_readonly("id_map", [](const IndexIDMap& self) {
+            std::vector<idx_t> ids = self.ids();
+            py::array_t<idx_t> out(ids.size());
+            std::copy(ids.begin(), ids.end(), out.mutable_data());
+            return out;
+        });
+    py::class_<IndexIDMap2, IndexIDMap, std::shared_ptr<IndexIDMap2>>(m, "IndexIDMap2")
+        .def(py::init([](IndexPtr inner) { return std::make_shared<IndexIDMap2>(inner); }), py::arg("index"));
+
+    py::class_<VectorTransform, std::shared_ptr<VectorTransform>>(m, "VectorTransform")
+        .def_readonly("d_in", &VectorTransform::d_in)
+        .def_readonly("d_out", &VectorTransform::d_out)
+        .def_readonly("is_trained", &VectorTransform::is_trained)
+        .def("apply", [](const VectorTransform& t, py::handle x_obj) {
+            FloatArray x = as_matrix(x_obj, t.d_in, "x");
+            py::array_t<float> out({idx_t(x.shape(0)), idx_t(t.d_out)});
+            py::gil_scoped_release release;
+            t.apply(x.shape(0), x.data(), out.mutable_data());
+            return out;
+        }, py::arg("x"));
+    py::class_<NormalizationTransform, VectorTransform, std::shared_ptr<NormalizationTransform>>(
+        m, "NormalizationTransform")
+        .def(py::init([](int d, float norm) {
+            if (norm != 2.0f) throw InvalidArgument("NormalizationTransform: only norm=2.0 is supported");
+            return std::make_shared<NormalizationTransform>(d);
+        }), py::arg("d"), py::arg("norm") = 2.0f);
+
+    py::class_<IndexPreTransform, Index, std::shared_ptr<IndexPreTransform>>(m, "IndexPreTransform")
+        .def(py::init([](TransformPtr t, IndexPtr inner) { return std::make_shared<IndexPreTransform>(t, inner); }),
+             py::arg("ltrans"), py::arg("index"))
+        .def_readonly("index", &IndexPreTransform::index)
+        .def_readonly("chain", &IndexPreTransform::chain);
+}
+
+}  // namespace nearly_py

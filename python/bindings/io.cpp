@@ -1,0 +1,55 @@
+#include <pybind11/pybind11.h>
+
+#include "arrays.h"
+#include "nearly/io.h"
+
+namespace nearly_py {
+
+using namespace nearly;
+
+namespace {
+std::string path_of(py::handle p) {
+    py::object fs = py::module_::import("os").attr("fspath");
+    try {
+        return py::cast<std::string>(fs(p));
+    } catch (const py::error_already_set&) {
+        throw InvalidArgument("the file name must be a str or os.PathLike");
+    }
+}
+}  // namespace
+
+void bind_io(py::module_& m) {
+    m.def("write_index", [](const Index& index, py::handle path) {
+        std::string p = path_of(path);
+        py::gil_scoped_release release;
+        write_index(index, p);
+    }, py::arg("index"), py::arg("fname"));
+    m.def("read_index", [](py::handle path, int io_flags) {
+        (void)io_flags;  // faiss's mmap / read-only flags: the index is always read into memory
+        std::string p = path_of(path);
+        py::gil_scoped_release release;
+        return read_index(p);
+    }, py::arg("fname"), py::arg("io_flags") = 0);
+    m.def("serialize_index", [](const Index& index) {
+        std::vector<uint8_t> bytes;
+        {
+            py::gil_scoped_release release;
+            bytes = serialize_index(index);
+        }
+        py::array_t<uint8_t> out(bytes.size());
+        std::copy(bytes.begin(), bytes.end(), out.mutable_data());
+        return out;
+    }, py::arg("index"), "The index as a uint8 numpy array (the bytes write_index writes).");
+    m.def("deserialize_index", [](py::handle data) {
+        auto a = to_array<py::array_t<uint8_t, py::array::c_style | py::array::forcecast>>(data, "data");
+        if (PyBytes_Check(data.ptr()) || PyByteArray_Check(data.ptr())) {
+            py::buffer_info info = py::reinterpret_borrow<py::buffer>(data).request();
+            a = py::array_t<uint8_t>(info.size, static_cast<const uint8_t*>(info.ptr));
+        }
+        if (a.ndim() != 1) throw InvalidArgument("data must be a 1-D uint8 array or bytes");
+        py::gil_scoped_release release;
+        return deserialize_index(a.data(), a.shape(0));
+    }, py::arg("data"));
+}
+
+}  // namespace nearly_py

@@ -1,0 +1,71 @@
+#include <pybind11/pybind11.h>
+
+#include "arrays.h"
+#include "nearly/selector.h"
+
+namespace nearly_py {
+
+using namespace nearly;
+
+namespace {
+std::vector<idx_t> ids_from(py::handle obj) {
+    IdArray a = as_ids(obj, -1, "ids");
+    return std::vector<idx_t>(a.data(), a.data() + a.shape(0));
+}
+
+// faiss also accepts (n, ids): keep the first n.
+std::vector<idx_t> ids_from(py::ssize_t n, py::handle obj) {
+    std::vector<idx_t> v = ids_from(obj);
+    if (n < 0 || size_t(n) > v.size()) throw InvalidArgument("n is larger than the ids array");
+    v.resize(n);
+    return v;
+}
+}  // namespace
+
+void bind_selectors(py::module_& m) {
+    py::class_<IDSelector, std::shared_ptr<IDSelector>>(m, "IDSelector")
+        .def("is_member", &IDSelector::is_member, py::arg("id"));
+    py::class_<IDSelectorAll, IDSelector, std::shared_ptr<IDSelectorAll>>(m, "IDSelectorAll").def(py::init<>());
+    py::class_<IDSelectorRange, IDSelector, std::shared_ptr<IDSelectorRange>>(m, "IDSelectorRange")
+        .def(py::init<idx_t, idx_t, bool>(), py::arg("imin"), py::arg("imax"), py::arg("assume_sorted") = false)
+        .def_readwrite("imin", &IDSelectorRange::imin)
+        .def_readwrite("imax", &IDSelectorRange::imax)
+        .def_readwrite("assume_sorted", &IDSelectorRange::assume_sorted);
+    py::class_<IDSelectorBatch, IDSelector, std::shared_ptr<IDSelectorBatch>>(m, "IDSelectorBatch")
+        .def(py::init([](py::handle ids) { return std::make_shared<IDSelectorBatch>(ids_from(ids)); }), py::arg("ids"))
+        .def(py::init([](py::ssize_t n, py::handle ids) { return std::make_shared<IDSelectorBatch>(ids_from(n, ids)); }));
+    py::class_<IDSelectorArray, IDSelectorBatch, std::shared_ptr<IDSelectorArray>>(m, "IDSelectorArray")
+        .def(py::init([](py::handle ids) { return std::make_shared<IDSelectorArray>(ids_from(ids)); }), py::arg("ids"))
+        .def(py::init([](py::ssize_t n, py::handle ids) { return std::make_shared<IDSelectorArray>(ids_from(n, ids)); }));
+    py::class_<IDSelectorBitmap, IDSelector, std::shared_ptr<IDSelectorBitmap>>(m, "IDSelectorBitmap")
+        .def(py::init([](py::handle bitmap) {
+            auto a = to_array<py::array_t<uint8_t, py::array::c_style | py::array::forcecast>>(bitmap, "bitmap");
+            if (a.ndim() != 1) throw InvalidArgument("bitmap must be a 1-D uint8 array");
+            return std::make_shared<IDSelectorBitmap>(std::vector<uint8_t>(a.data(), a.data() + a.shape(0)));
+        }), py::arg("bitmap"))
+        .def(py::init([](py::ssize_t n, py::handle bitmap) {
+            auto a = to_array<py::array_t<uint8_t, py::array::c_style | py::array::forcecast>>(bitmap, "bitmap");
+            if (a.ndim() != 1 || n < 0 || n > a.shape(0)) throw InvalidArgument("bitmap must be a 1-D uint8 array of at least n bytes");
+            return std::make_shared<IDSelectorBitmap>(std::vector<uint8_t>(a.data(), a.data() + n));
+        }));
+    auto need = [](const std::shared_ptr<IDSelector>& s) {
+        if (!s) throw InvalidArgument("selector is None");
+        return s;
+    };
+    py::class_<IDSelectorNot, IDSelector, std::shared_ptr<IDSelectorNot>>(m, "IDSelectorNot")
+        .def(py::init([need](std::shared_ptr<IDSelector> s) { return std::make_shared<IDSelectorNot>(need(s)); }));
+    py::class_<IDSelectorAnd, IDSelector, std::shared_ptr<IDSelectorAnd>>(m, "IDSelectorAnd")
+        .def(py::init([need](std::shared_ptr<IDSelector> a, std::shared_ptr<IDSelector> b) {
+            return std::make_shared<IDSelectorAnd>(need(a), need(b));
+        }));
+    py::class_<IDSelectorOr, IDSelector, std::shared_ptr<IDSelectorOr>>(m, "IDSelectorOr")
+        .def(py::init([need](std::shared_ptr<IDSelector> a, std::shared_ptr<IDSelector> b) {
+            return std::make_shared<IDSelectorOr>(need(a), need(b));
+        }));
+    py::class_<IDSelectorXOr, IDSelector, std::shared_ptr<IDSelectorXOr>>(m, "IDSelectorXOr")
+        .def(py::init([need](std::shared_ptr<IDSelector> a, std::shared_ptr<IDSelector> b) {
+            return std::make_shared<IDSelectorXOr>(need(a), need(b));
+        }));
+}
+
+}  // namespace nearly_py

@@ -1,0 +1,35 @@
+"""nearly: fast vector search with faiss's Python API.
+
+``import nearly as faiss`` keeps faiss code working. The native core (C++ with
+SIMD, optional CUDA) lives in ``nearly._nearly``; this package adds the parts
+of faiss's Python layer that are not hot: index_factory, pickling, helpers.
+"""
+from ._nearly import *  # noqa: F401,F403
+from ._nearly import (  # noqa: F401  (explicit for readers and linters)
+    METRIC_INNER_PRODUCT,
+    METRIC_L2,
+    Index,
+    IndexFlat,
+    IndexFlatIP,
+    IndexFlatL2,
+    IndexIDMap,
+    IndexIDMap2,
+    IndexPreTransform,
+    InvalidArgumentError,
+    IndexOutOfRangeError,
+    IndexFileError,
+    IndexFileNotFoundError,
+    deserialize_index,
+    serialize_index,
+)
+from .factory import index_factory  # noqa: F401
+from .compat import downcast_index, vector_to_array  # noqa: F401
+
+__version__ = "0.1.0"
+
+
+def _reduce_index(index):
+    return deserialize_index, (serialize_index(index),)
+
+
+Index.__reduce__ = _reduce_index

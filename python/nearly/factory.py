@@ -1,0 +1,72 @@
+"""index_factory: faiss's description strings, parsed by a small registry.
+
+A description is read as ``[IDMap|IDMap2,] [transform,]* main``. Each part is
+matched against the regexes below; later issues add entries (HNSW, IVF, PQ,
+refinement) without touching the parser.
+"""
+import re
+
+from . import _nearly
+
+# transform token -> builder(d_in) returning (VectorTransform, d_out)
+TRANSFORMS = [
+    (re.compile(r"L2norm"), lambda m, d: (_nearly.NormalizationTransform(d), d)),
+]
+
+# main description (the rest of the string) -> builder(match, d, metric)
+INDEXES = [
+    (re.compile(r"Flat"), lambda m, d, metric: _nearly.IndexFlat(d, metric)),
+]
+
+WRAPPERS = {
+    "IDMap": _nearly.IndexIDMap,
+    "IDMap2": _nearly.IndexIDMap2,
+}
+
+
+def _parse_error(description, why):
+    return RuntimeError(f"index_factory: could not parse index string {description!r}: {why}")
+
+
+def index_factory(d, description, metric=_nearly.METRIC_L2):
+    """Builds an index from a faiss factory string, e.g. ``"IDMap,Flat"``."""
+    if not isinstance(description, str):
+        raise TypeError("index_factory: description must be a str")
+    if int(d) <= 0:
+        raise _nearly.InvalidArgumentError(f"index_factory: d must be positive, got {d}")
+    if metric not in (_nearly.METRIC_L2, _nearly.METRIC_INNER_PRODUCT):
+        raise _nearly.InvalidArgumentError("index_factory: metric must be METRIC_L2 or METRIC_INNER_PRODUCT")
+    parts = [p.strip() for p in description.split(",")]
+    if not parts or any(not p for p in parts):
+        raise _parse_error(description, "empty component")
+
+    wrapper = None
+    if parts[0] in WRAPPERS:
+        wrapper = WRAPPERS[parts.pop(0)]
+
+    transforms, dim = [], int(d)
+    while parts:
+        for regex, build in TRANSFORMS:
+            m = regex.fullmatch(parts[0])
+            if m:
+                t, dim = build(m, dim)
+                transforms.append(t)
+                parts.pop(0)
+                break
+        else:
+            break
+
+    main = ",".join(parts)
+    for regex, build in INDEXES:
+        m = regex.fullmatch(main)
+        if m:
+            index = build(m, dim, metric)
+            break
+    else:
+        raise _parse_error(description, f"unknown index {main!r}" if main else "no index after the transforms")
+
+    for t in reversed(transforms):
+        index = _nearly.IndexPreTransform(t, index)
+    if wrapper is not None:
+        index = wrapper(index)
+    return index

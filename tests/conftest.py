@@ -1,0 +1,29 @@
+import os
+import sys
+
+import numpy as np
+import pytest
+
+# Make tests/_testutil.py importable from every test directory (tests/compat, ...).
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(12345)
+
+
+@pytest.fixture
+def faiss():
+    """The reference implementation; tests using it are skipped without faiss-cpu."""
+    return pytest.importorskip("faiss")
+
+
+@pytest.fixture
+def restore_threads():
+    """Restore nearly's thread-pool size after a test that changes it."""
+    import nearly
+
+    n = nearly.omp_get_max_threads()
+    yield n
+    nearly.omp_set_num_threads(n)
