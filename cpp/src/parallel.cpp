@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdlib>
 #include <exception>
@@ -18,6 +19,14 @@
 
 namespace nearly {
 namespace {
+
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    asm volatile("yield");
+#endif
+}
 
 thread_local bool tls_in_task = false;
 
@@ -116,10 +125,24 @@ class Pool {
         stop_ = false;
     }
 
+    // Spins a little before sleeping: back-to-back calls (one query at a
+    // time from Python) then find the workers awake instead of paying a
+    // futex wake-up each, which is as long as a small search.
+    void spin_for_work(uint64_t seen) {
+        auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(200);
+        while (generation_.load(std::memory_order_acquire) == seen && !stop_.load(std::memory_order_relaxed)) {
+            for (int i = 0; i < 64; i++) cpu_relax();
+            if (std::chrono::steady_clock::now() > until) return;
+        }
+    }
+
     void worker_loop() {
         std::unique_lock<std::mutex> lk(m_);
         uint64_t seen = generation_;
         while (true) {
+            lk.unlock();
+            spin_for_work(seen);
+            lk.lock();
             cv_.wait(lk, [&] { return stop_ || generation_ != seen; });
             if (stop_) return;
             seen = generation_;
@@ -138,8 +161,8 @@ class Pool {
     std::mutex m_;          // guards job_, generation_, stop_, Job::active
     std::condition_variable cv_, done_cv_;
     Job* job_ = nullptr;
-    uint64_t generation_ = 0;
-    bool stop_ = false;
+    std::atomic<uint64_t> generation_{0};  // written under m_, read by spinners
+    std::atomic<bool> stop_{false};
     std::vector<std::thread> workers_;
 };
 

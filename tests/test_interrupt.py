@@ -1,0 +1,31 @@
+"""Ctrl-C during a long native call raises KeyboardInterrupt (and the index
+stays usable)."""
+import os
+import signal
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import nearly
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGINT") or os.name != "posix", reason="needs POSIX signals")
+def test_ctrl_c_interrupts_long_search():
+    rng = np.random.default_rng(0)
+    xb = rng.standard_normal((100_000, 128)).astype(np.float32)
+    xq = rng.standard_normal((20_000, 128)).astype(np.float32)  # ~0.5 TFLOP: tens of seconds uninterrupted
+    index = nearly.IndexFlatL2(128)
+    index.add(xb)
+    timer = threading.Timer(0.5, lambda: os.kill(os.getpid(), signal.SIGINT))
+    t0 = time.perf_counter()
+    timer.start()
+    with pytest.raises(KeyboardInterrupt):
+        index.search(xq, 10)
+    elapsed = time.perf_counter() - t0
+    timer.join()
+    assert elapsed < 10, f"the interrupt took {elapsed:.1f}s to land"
+    # Still usable after the interrupt.
+    D, I = index.search(xb[:3], 1)
+    np.testing.assert_array_equal(I[:, 0], [0, 1, 2])
