@@ -118,8 +118,45 @@ def _version(modname):
     return getattr(mod, "__version__", "unknown")
 
 
+def loadavg():
+    try:
+        with open("/proc/loadavg") as f:
+            return [float(x) for x in f.read().split()[:3]]
+    except OSError:
+        return None
+
+
+def _busy_cpu_s():
+    """CPU-seconds the whole machine has spent busy (from /proc/stat), or None."""
+    try:
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = v[3] + (v[4] if len(v) > 4 else 0)
+    return (sum(v[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+class ForeignLoad:
+    """CPU time used by *other* processes while the benchmark ran: busy CPU-seconds
+    of the machine minus this process's own.  Anything well above 0 means another
+    job competed for the cores and the timings are suspect."""
+
+    def __enter__(self):
+        self.busy0, self.own0, self.t0 = _busy_cpu_s(), os.times(), time.perf_counter()
+        return self
+
+    def __exit__(self, *exc):
+        busy1, own1 = _busy_cpu_s(), os.times()
+        self.wall_s = time.perf_counter() - self.t0
+        own = (own1.user - self.own0.user) + (own1.system - self.own0.system)
+        self.foreign_cpu_s = None if busy1 is None or self.busy0 is None else max(0.0, busy1 - self.busy0 - own)
+        return False
+
+
 def environment():
     env = {
+        "loadavg_at_start": loadavg(),
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "cpu_model": _cpu_model(),
         "cpu_flags": _cpu_flags(),
@@ -547,7 +584,15 @@ def main(argv=None):
     print(f"[{suite.name}] data {ds['path']}: base {ds['xb'].shape}, queries {ds['xq'].shape}; "
           f"engines {', '.join(engines)}; threads {args.threads}", flush=True)
     env = environment()
-    res = suite.run(args, ds, engines)
+    la = env["loadavg_at_start"]
+    if la and la[0] > 0.5:
+        print(f"warning: load average {la[0]:.2f} at start; other jobs may disturb the timings", file=sys.stderr)
+    with ForeignLoad() as fl:
+        res = suite.run(args, ds, engines)
+    env["loadavg_at_end"] = loadavg()
+    env["run_wall_s"] = fl.wall_s
+    env["foreign_cpu_s"] = fl.foreign_cpu_s
+    busy = fl.foreign_cpu_s is not None and fl.foreign_cpu_s > 0.05 * fl.wall_s
     res = {"suite": suite.name, "data": ds["path"], "environment": env,
            "engines": {n: {"library": e.library, "version": e.version()} for n, e in engines.items()},
            "skipped_engines": skipped, "command": " ".join([os.path.basename(sys.argv[0])] + sys.argv[1:]),
@@ -564,6 +609,9 @@ def main(argv=None):
           f"numpy {env['versions'].get('numpy')}; median of {args.repeats} interleaved runs")
     print(suite.report(res))
     print(f"\nwrote {jpath}\nwrote {ppath}")
+    if busy:
+        print(f"WARNING: other processes used {fl.foreign_cpu_s:.1f} CPU-s during this {fl.wall_s:.0f} s run; "
+              "the timings are disturbed -- rerun on a quiet machine", file=sys.stderr)
     return 0
 
 

@@ -21,6 +21,11 @@ GEMM_M, GEMM_N = 64, 4096
 FLAT_NQ, FLAT_NB, K = 100, 20_000, 10
 
 
+def bench_group(name):
+    """Benchmark marker: one comparison group, with warm-up calls before timing."""
+    return pytest.mark.benchmark(group=name, warmup=True, warmup_iterations=5)
+
+
 @pytest.fixture(scope="module")
 def vec_data(data):
     X = np.ascontiguousarray(data["base"][:NY])
@@ -55,7 +60,7 @@ def _recall(I, gt):
 
 
 # ---------------------------------------------------------------- ip_ny
-@pytest.mark.benchmark(group="ip_ny d=384 n=10000")
+@bench_group("ip_ny d=384 n=10000")
 def test_ip_ny_nearly(benchmark, nearly_mod, simd, vec_data):
     q, X = vec_data
     benchmark.extra_info["simd"] = simd
@@ -63,7 +68,7 @@ def test_ip_ny_nearly(benchmark, nearly_mod, simd, vec_data):
     _check_close(out, X.astype(np.float64) @ q.astype(np.float64), f"fvec_inner_products_ny[{simd}]")
 
 
-@pytest.mark.benchmark(group="ip_ny d=384 n=10000")
+@bench_group("ip_ny d=384 n=10000")
 def test_ip_ny_numpy(benchmark, vec_data):
     q, X = vec_data
     out = benchmark(np.matmul, X, q)
@@ -76,7 +81,7 @@ def _l2_ref(q, X):
     return np.einsum("ij,ij->i", diff, diff)
 
 
-@pytest.mark.benchmark(group="l2_ny d=384 n=10000")
+@bench_group("l2_ny d=384 n=10000")
 def test_l2_ny_nearly(benchmark, nearly_mod, simd, vec_data):
     q, X = vec_data
     benchmark.extra_info["simd"] = simd
@@ -84,7 +89,7 @@ def test_l2_ny_nearly(benchmark, nearly_mod, simd, vec_data):
     _check_close(out, _l2_ref(q, X), f"fvec_L2sqr_ny[{simd}]")
 
 
-@pytest.mark.benchmark(group="l2_ny d=384 n=10000")
+@bench_group("l2_ny d=384 n=10000")
 def test_l2_ny_numpy(benchmark, vec_data):
     q, X = vec_data
 
@@ -97,7 +102,7 @@ def test_l2_ny_numpy(benchmark, vec_data):
 
 
 # ---------------------------------------------------------------- gemm_ip
-@pytest.mark.benchmark(group="gemm_ip 64x384 by 4096x384")
+@bench_group("gemm_ip 64x384 by 4096x384")
 def test_gemm_ip_nearly(benchmark, nearly_mod, simd, gemm_data):
     Q, X = gemm_data
     benchmark.extra_info["simd"] = simd
@@ -105,7 +110,7 @@ def test_gemm_ip_nearly(benchmark, nearly_mod, simd, gemm_data):
     _check_close(out, Q.astype(np.float64) @ X.astype(np.float64).T, f"gemm_ip[{simd}]")
 
 
-@pytest.mark.benchmark(group="gemm_ip 64x384 by 4096x384")
+@bench_group("gemm_ip 64x384 by 4096x384")
 def test_gemm_ip_numpy(benchmark, gemm_data):
     Q, X = gemm_data
     XT = X.T  # a view: numpy hands it to sgemm as a transposed operand
@@ -114,7 +119,7 @@ def test_gemm_ip_numpy(benchmark, gemm_data):
 
 
 # ---------------------------------------------------------------- IndexFlatIP.search
-@pytest.mark.benchmark(group="IndexFlatIP.search nq=100 n=20000 k=10")
+@bench_group("IndexFlatIP.search nq=100 n=20000 k=10")
 def test_flat_search_nearly(benchmark, nearly_mod, simd, flat_data):
     Q, X, gt = flat_data
     index = nearly_mod.IndexFlatIP(D)
@@ -125,7 +130,7 @@ def test_flat_search_nearly(benchmark, nearly_mod, simd, flat_data):
     assert _recall(I, gt) >= 0.99, f"recall {_recall(I, gt)} at simd={simd}"
 
 
-@pytest.mark.benchmark(group="IndexFlatIP.search nq=100 n=20000 k=10")
+@bench_group("IndexFlatIP.search nq=100 n=20000 k=10")
 def test_flat_search_faiss(benchmark, faiss_mod, flat_data):
     Q, X, gt = flat_data
     index = faiss_mod.IndexFlatIP(D)
@@ -134,7 +139,7 @@ def test_flat_search_faiss(benchmark, faiss_mod, flat_data):
     assert _recall(I, gt) >= 0.99
 
 
-@pytest.mark.benchmark(group="IndexFlatIP.search nq=100 n=20000 k=10")
+@bench_group("IndexFlatIP.search nq=100 n=20000 k=10")
 def test_flat_search_numpy(benchmark, flat_data):
     Q, X, gt = flat_data
     XT = X.T

@@ -74,7 +74,7 @@ void IndexFlat::reset() {
 
 void IndexFlat::merge_from(Index& other_base, idx_t add_id) {
     NEARLY_CHECK_ARG(&other_base != this, "cannot merge an index into itself");
-    NEARLY_CHECK_ARG(add_id == 0, "merge_from: add_id must be 0 for an index without ids");
+    if (add_id != 0) throw NotSupported("merge_from: add_id must be 0 for an index without ids");
     auto* other = dynamic_cast<IndexFlat*>(&other_base);
     if (!other || other->d != d || other->metric_type != metric_type)
         throw NotSupported("merge_from: the other index must be an IndexFlat with the same d and metric");
@@ -106,7 +106,7 @@ std::unique_ptr<IndexFlat> IndexFlat::read_body(Reader& r) {
     else
         index = std::make_unique<IndexFlatIP>(d);
     std::vector<float> xb = r.vec<float>();
-    r.check(xb.size() == size_t(n) * d, "Flat vector count does not match ntotal");
+    r.check(size_t(n) <= xb.size() / size_t(d) && xb.size() == size_t(n) * d, "Flat vector count does not match ntotal");
     index->add(n, xb.data());
     return index;
 }

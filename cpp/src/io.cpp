@@ -24,6 +24,21 @@ struct FileCloser {
 
 // Four independent lanes over 8-byte words, so hashing a large index runs at
 // memory speed; any flipped bit changes the result.
+// Tags from a corrupt file may hold any bytes; error messages must stay text.
+std::string printable(const std::string& s) {
+    std::string out;
+    for (unsigned char c : s) {
+        if (c >= 32 && c < 127) {
+            out += char(c);
+        } else {
+            char buf[5];
+            std::snprintf(buf, sizeof buf, "\\x%02x", c);
+            out += buf;
+        }
+    }
+    return out;
+}
+
 uint64_t checksum64(const uint8_t* data, size_t n) {
     uint64_t h[4] = {0x243F6A8885A308D3ull, 0x13198A2E03707344ull, 0xA4093822299F31D0ull, 0x082EFA98EC4E6C89ull};
     size_t i = 0;
@@ -49,7 +64,7 @@ IndexPtr read_index_payload(Reader& r) {
     if (tag == "IDMap") return IndexIDMap::read_body(r, false);
     if (tag == "IDMap2") return IndexIDMap::read_body(r, true);
     if (tag == "PreTransform") return IndexPreTransform::read_body(r);
-    throw CorruptData("cannot read index: unknown index type '" + tag + "'");
+    throw CorruptData("cannot read index: unknown index type '" + printable(tag) + "'");
 }
 
 std::vector<uint8_t> serialize_index(const Index& index) {
@@ -63,7 +78,7 @@ std::vector<uint8_t> serialize_index(const Index& index) {
     out.pod<uint64_t>(body.size());
     out.buffer().reserve(kHeaderSize + body.size() + 8);
     out.bytes(body.data(), body.size());
-    out.pod<uint64_t>(checksum64(body.data(), body.size()));
+    out.pod<uint64_t>(checksum64(out.buffer().data(), out.buffer().size()));  // header and payload
     return std::move(out.buffer());
 }
 
@@ -77,20 +92,28 @@ IndexPtr deserialize_index(const uint8_t* data, size_t n) {
     }
     Reader header(data + 8, kHeaderSize - 8);
     uint32_t version = header.pod<uint32_t>();
-    header.pod<uint32_t>();
+    uint32_t flags = header.pod<uint32_t>();
     uint64_t size = header.pod<uint64_t>();
     if (version == 0 || version > kFormatVersion)
         throw CorruptData("cannot read index: format version " + std::to_string(version) +
                           " is not supported by this nearly (it reads versions up to " +
                           std::to_string(kFormatVersion) + ")");
+    if (flags != 0) throw CorruptData("cannot read index: unknown flags in the header (corrupt, or a newer format)");
     if (size != n - kHeaderSize - 8)
         throw CorruptData("cannot read index: size mismatch (file truncated or has trailing data)");
     const uint8_t* body = data + kHeaderSize;
     uint64_t stored;
     std::memcpy(&stored, body + size, 8);
-    if (stored != checksum64(body, size)) throw CorruptData("cannot read index: checksum mismatch (corrupt data)");
+    if (stored != checksum64(data, kHeaderSize + size)) throw CorruptData("cannot read index: checksum mismatch (corrupt data)");
     Reader r(body, size);
-    IndexPtr index = read_index_payload(r);
+    IndexPtr index;
+    try {
+        index = read_index_payload(r);
+    } catch (const InvalidArgument& e) {  // a forged body that passed the checksum
+        throw CorruptData(std::string("cannot read index: ") + e.what());
+    } catch (const std::length_error& e) {
+        throw CorruptData("cannot read index: impossible sizes in the data");
+    }
     r.check(r.remaining() == 0, "trailing bytes after the index");
     return index;
 }

@@ -160,7 +160,7 @@ std::unique_ptr<IndexPreTransform> IndexPreTransform::read_body(Reader& r) {
             r.check(d_in == d_out, "bad L2norm dimensions");
             transforms.push_back(std::make_shared<NormalizationTransform>(d_in));
         } else {
-            throw CorruptData("cannot read index: unknown transform '" + tag + "'");
+            throw CorruptData("cannot read index: unknown transform '" + printable(tag) + "'");
         }
     }
     IndexPtr inner = read_index_payload(r);

@@ -59,7 +59,11 @@ inline IdArray as_ids(py::handle obj, py::ssize_t n, const char* what) {
 inline idx_t as_k(py::handle k) {
     if (PyBool_Check(k.ptr()) || !PyIndex_Check(k.ptr()))
         throw nearly::InvalidArgument("k must be an integer");
-    idx_t v = py::cast<idx_t>(py::reinterpret_steal<py::object>(PyNumber_Index(k.ptr())));
+    py::object as_int = py::reinterpret_steal<py::object>(PyNumber_Index(k.ptr()));
+    if (!as_int) throw py::error_already_set();
+    int overflow = 0;
+    long long v = PyLong_AsLongLongAndOverflow(as_int.ptr(), &overflow);
+    if (overflow) throw nearly::InvalidArgument("k is out of range");
     if (v <= 0) throw nearly::InvalidArgument("k must be positive (got " + std::to_string(v) + ")");
     return v;
 }

@@ -83,8 +83,9 @@ size_t remove_ids(Index& self, py::handle what) {
 }
 
 py::array_t<float> reconstruct_n(const Index& self, idx_t i0, idx_t ni) {
-    if (ni < 0) ni = self.ntotal - i0;
-    if (ni < 0) throw OutOfRange("reconstruct_n: n0 is past the end of the index");
+    if (ni == -1) ni = self.ntotal - i0;  // faiss: -1 means "up to ntotal"
+    if (ni == 0) return py::array_t<float>(std::vector<py::ssize_t>{0, py::ssize_t(self.d)});
+    if (ni < 0) throw OutOfRange("reconstruct_n: bad range (n0=" + std::to_string(i0) + ", ni=" + std::to_string(ni) + ")");
     py::array_t<float> out({ni, idx_t(self.d)});
     py::gil_scoped_release release;
     self.reconstruct_n(i0, ni, out.mutable_data());

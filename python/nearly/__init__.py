@@ -29,7 +29,7 @@ __version__ = "0.1.0"
 
 
 def _reduce_index(index):
-    return deserialize_index, (serialize_index(index),)
+    return deserialize_index, (serialize_index(index).tobytes(),)
 
 
 Index.__reduce__ = _reduce_index

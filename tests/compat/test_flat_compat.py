@@ -609,6 +609,13 @@ def test_reconstruct_and_reconstruct_n():
         np.testing.assert_array_equal(r, f.reconstruct_n(i0, ni))
 
 
+def test_reconstruct_n_default_arguments():
+    xb, _ = data(52, 12, 0)
+    f, n = both(lambda lib: build(lib, "flat", D_, METRIC_L2, xb))
+    for args in [(), (0,), (4,), (12,), (3, -1), (0, 12)]:
+        np.testing.assert_array_equal(n.reconstruct_n(*args), f.reconstruct_n(*args), err_msg=str(args))
+
+
 def test_reconstruct_out_of_range():
     xb, _ = data(51, 10, 0)
     f, n = both(lambda lib: build(lib, "flat", D_, METRIC_L2, xb))

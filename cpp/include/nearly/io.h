@@ -6,7 +6,7 @@
 //   u32 flags             0
 //   u64 payload size
 //   payload               type tag (string) + the index's body, nested indexes inline
-//   u64 checksum          of the payload
+//   u64 checksum          of everything before it (header and payload)
 #pragma once
 #include <cstdint>
 #include <cstring>
@@ -97,5 +97,8 @@ std::vector<uint8_t> serialize_index(const Index& index);
 IndexPtr deserialize_index(const uint8_t* data, size_t n);
 void write_index(const Index& index, const std::string& path);
 IndexPtr read_index(const std::string& path);
+
+// Bytes of s with anything outside printable ASCII escaped as \xNN.
+std::string printable(const std::string& s);
 
 }  // namespace nearly

@@ -1,0 +1,419 @@
+"""Persistence: write/read, serialize/deserialize, pickle and deepcopy round trips,
+and corrupt input (truncated, flipped bytes, wrong magic/version, empty, missing)
+raising the documented exceptions instead of crashing.
+"""
+import copy
+import os
+import pickle
+import struct
+
+import numpy as np
+import pytest
+
+import nearly
+
+D = 8
+NB = 20
+
+
+def _data(seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((NB, D)).astype(np.float32), rng.standard_normal((5, D)).astype(np.float32)
+
+
+def make(kind):
+    xb, _ = _data()
+    ids = np.arange(NB, dtype=np.int64) * 13 - 7
+    if kind == "flatL2":
+        index = nearly.IndexFlatL2(D)
+    elif kind == "flatIP":
+        index = nearly.IndexFlatIP(D)
+    elif kind == "idmapL2":
+        index = nearly.IndexIDMap(nearly.IndexFlatL2(D))
+    elif kind == "idmap2IP":
+        index = nearly.IndexIDMap2(nearly.IndexFlatIP(D))
+    elif kind == "l2normIP":
+        index = nearly.index_factory(D, "L2norm,Flat", nearly.METRIC_INNER_PRODUCT)
+    elif kind == "l2normL2":
+        index = nearly.index_factory(D, "L2norm,Flat", nearly.METRIC_L2)
+    elif kind == "idmap2-factory":
+        index = nearly.index_factory(D, "IDMap2,Flat", nearly.METRIC_L2)
+    elif kind == "emptyL2":
+        return nearly.IndexFlatL2(D)
+    else:
+        raise AssertionError(kind)
+    if kind.startswith("idmap"):
+        index.add_with_ids(xb, ids)
+    else:
+        index.add(xb)
+    return index
+
+
+KINDS = ["flatL2", "flatIP", "idmapL2", "idmap2IP", "l2normIP", "l2normL2", "idmap2-factory", "emptyL2"]
+
+
+def assert_same_index(a, b):
+    assert type(b) is type(a)
+    for attr in ("d", "ntotal", "metric_type", "is_trained"):
+        assert getattr(b, attr) == getattr(a, attr), attr
+    _, xq = _data(1)
+    for k in (1, 7, NB + 3):
+        Da, Ia = a.search(xq, k)
+        Db, Ib = b.search(xq, k)
+        np.testing.assert_array_equal(Ia, Ib)
+        np.testing.assert_array_equal(Da, Db)
+    la, Dra, Ira = a.range_search(xq, 1.0 if a.metric_type == nearly.METRIC_INNER_PRODUCT else 12.0)
+    lb, Drb, Irb = b.range_search(xq, 1.0 if a.metric_type == nearly.METRIC_INNER_PRODUCT else 12.0)
+    np.testing.assert_array_equal(la, lb)
+    np.testing.assert_array_equal(Ira, Irb)
+    np.testing.assert_array_equal(Dra, Drb)
+
+
+def assert_independent(a, b):
+    """Adding to the copy leaves the original untouched."""
+    n = a.ntotal
+    x = np.full((2, D), 0.5, np.float32)
+    if isinstance(b, nearly.IndexIDMap):
+        b.add_with_ids(x, np.array([10 ** 9, 10 ** 9 + 1], dtype=np.int64))
+    else:
+        b.add(x)
+    assert b.ntotal == n + 2 and a.ntotal == n
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_write_read_round_trip(kind, tmp_path):
+    index = make(kind)
+    path = str(tmp_path / f"{kind}.index")
+    nearly.write_index(index, path)
+    assert os.path.getsize(path) > 0
+    loaded = nearly.read_index(path)
+    assert_same_index(index, loaded)
+    assert_independent(index, loaded)
+    # writing the loaded index again gives the same bytes
+    path2 = str(tmp_path / f"{kind}-2.index")
+    nearly.write_index(nearly.read_index(path), path2)
+    assert open(path, "rb").read() == open(path2, "rb").read()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_serialize_round_trip(kind):
+    index = make(kind)
+    buf = nearly.serialize_index(index)
+    assert isinstance(buf, np.ndarray) and buf.dtype == np.uint8 and buf.ndim == 1
+    loaded = nearly.deserialize_index(buf)
+    assert_same_index(index, loaded)
+    np.testing.assert_array_equal(nearly.serialize_index(loaded), buf)
+    assert_independent(index, loaded)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_serialize_equals_file_bytes(kind, tmp_path):
+    index = make(kind)
+    path = str(tmp_path / "x.index")
+    nearly.write_index(index, path)
+    assert bytes(nearly.serialize_index(index)) == open(path, "rb").read()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_pickle_round_trip(kind):
+    index = make(kind)
+    for proto in (2, pickle.HIGHEST_PROTOCOL):
+        loaded = pickle.loads(pickle.dumps(index, protocol=proto))
+        assert_same_index(index, loaded)
+        assert_independent(index, loaded)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_deepcopy(kind):
+    index = make(kind)
+    cp = copy.deepcopy(index)
+    assert_same_index(index, cp)
+    assert_independent(index, cp)
+
+
+def test_pickle_inside_container():
+    a, b = make("flatL2"), make("idmap2IP")
+    out = pickle.loads(pickle.dumps({"a": a, "b": [b, 3]}))
+    assert_same_index(a, out["a"])
+    assert_same_index(b, out["b"][0])
+
+
+def test_idmap2_reconstruct_after_round_trip():
+    index = make("idmap2IP")
+    xb, _ = _data()
+    for loaded in (nearly.deserialize_index(nearly.serialize_index(index)),
+                   pickle.loads(pickle.dumps(index))):
+        for j in (0, 7, NB - 1):
+            np.testing.assert_array_equal(loaded.reconstruct(j * 13 - 7), xb[j])
+
+
+def test_round_trip_after_remove_and_merge():
+    a = make("idmapL2")
+    a.remove_ids(np.array([-7, 6, 19], dtype=np.int64))
+    b = nearly.IndexIDMap(nearly.IndexFlatL2(D))
+    b.add_with_ids(np.ones((3, D), np.float32), np.array([1000, 1001, 1002], dtype=np.int64))
+    a.merge_from(b)
+    assert a.ntotal == NB - 3 + 3
+    assert_same_index(a, nearly.deserialize_index(nearly.serialize_index(a)))
+
+
+def test_large_index_round_trip(tmp_path):
+    rng = np.random.default_rng(3)
+    xb = rng.standard_normal((20000, 64)).astype(np.float32)
+    index = nearly.IndexFlatIP(64)
+    index.add(xb)
+    path = str(tmp_path / "big.index")
+    nearly.write_index(index, path)
+    loaded = nearly.read_index(path)
+    np.testing.assert_array_equal(loaded.reconstruct_n(0, 20000), xb)
+
+
+# ---------------------------------------------------------------- corrupt input
+
+
+def _ser(kind="idmap2IP"):
+    return bytes(nearly.serialize_index(make(kind)))
+
+
+def _deser(b):
+    return nearly.deserialize_index(np.frombuffer(b, dtype=np.uint8).copy())
+
+
+@pytest.mark.parametrize("kind", ["flatL2", "idmap2IP", "l2normIP", "emptyL2"])
+def test_truncated_buffer_every_offset(kind):
+    good = _ser(kind)
+    for n in range(len(good)):
+        with pytest.raises(nearly.IndexFileError):
+            _deser(good[:n])
+
+
+def test_trailing_garbage_rejected():
+    good = _ser()
+    for extra in (b"\x00", b"garbage", good):
+        with pytest.raises(nearly.IndexFileError):
+            _deser(good + extra)
+
+
+def test_truncated_file_many_offsets(tmp_path):
+    good = _ser()
+    path = str(tmp_path / "t.index")
+    for n in sorted(set([0, 1, 7, 8, 12, 16, 23, 24, 25, 40, len(good) // 2, len(good) - 9,
+                         len(good) - 8, len(good) - 1])):
+        with open(path, "wb") as f:
+            f.write(good[:n])
+        with pytest.raises(nearly.IndexFileError):
+            nearly.read_index(path)
+
+
+@pytest.mark.parametrize("kind", ["flatL2", "idmap2IP", "l2normIP", "emptyL2"])
+@pytest.mark.parametrize("mask", [0x01, 0x80, 0xFF])
+def test_flipped_byte_anywhere(kind, mask):
+    good = _ser(kind)
+    accepted = []
+    for pos in range(len(good)):
+        bad = bytearray(good)
+        bad[pos] ^= mask
+        try:
+            _deser(bytes(bad))
+        except nearly.IndexFileError:
+            continue
+        accepted.append(pos)
+    assert not accepted, f"corrupted byte(s) at offsets {accepted} of {len(good)} were accepted"
+
+
+def test_flipped_byte_in_file(tmp_path):
+    good = _ser()
+    path = str(tmp_path / "f.index")
+    for pos in range(0, len(good), 7):
+        bad = bytearray(good)
+        bad[pos] ^= 0x10
+        with open(path, "wb") as f:
+            f.write(bad)
+        with pytest.raises(nearly.IndexFileError):
+            nearly.read_index(path)
+
+
+def test_wrong_magic():
+    good = _ser()
+    for bad in (b"X" + good[1:], b"\x00" * 8 + good[8:], b"FAISSIDX" + good[8:],
+                good[::-1], b"\x00" * len(good)):
+        with pytest.raises(nearly.IndexFileError):
+            _deser(bad)
+
+
+def test_faiss_file_rejected(tmp_path):
+    faiss = pytest.importorskip("faiss")
+    fi = faiss.IndexFlatL2(D)
+    fi.add(_data()[0])
+    path = str(tmp_path / "faiss.index")
+    faiss.write_index(fi, path)
+    with pytest.raises(nearly.IndexFileError):
+        nearly.read_index(path)
+    with pytest.raises(nearly.IndexFileError):
+        nearly.deserialize_index(faiss.serialize_index(fi))
+
+
+@pytest.mark.parametrize("version", [0, 2, 3, 255, 2 ** 31, 2 ** 32 - 1])
+def test_unsupported_version(version):
+    """Format (documented in cpp/include/nearly/io.h): 8-byte magic, u32 version, ..."""
+    good = _ser()
+    assert good[:8] == b"NEARLYIX"
+    (cur,) = struct.unpack_from("<I", good, 8)
+    assert cur >= 1
+    if version == cur:
+        pytest.skip("current version")
+    bad = good[:8] + struct.pack("<I", version) + good[12:]
+    with pytest.raises(nearly.IndexFileError, match="version"):
+        _deser(bad)
+
+
+def test_empty_inputs():
+    with pytest.raises(nearly.IndexFileError):
+        nearly.deserialize_index(np.zeros(0, dtype=np.uint8))
+
+
+def test_empty_file(tmp_path):
+    path = str(tmp_path / "empty.index")
+    open(path, "wb").close()
+    with pytest.raises(nearly.IndexFileError):
+        nearly.read_index(path)
+
+
+def test_missing_file(tmp_path):
+    path = str(tmp_path / "does-not-exist.index")
+    with pytest.raises(FileNotFoundError) as ei:
+        nearly.read_index(path)
+    assert isinstance(ei.value, RuntimeError)
+    assert "does-not-exist.index" in str(ei.value)
+
+
+def test_read_directory_raises(tmp_path):
+    with pytest.raises(RuntimeError):
+        nearly.read_index(str(tmp_path))
+
+
+def test_write_to_missing_directory_raises(tmp_path):
+    with pytest.raises(RuntimeError):
+        nearly.write_index(make("flatL2"), str(tmp_path / "no" / "such" / "dir.index"))
+
+
+def test_deserialize_bad_argument_types():
+    good = nearly.serialize_index(make("flatL2"))
+    for bad in (None, "abc", 3):
+        with pytest.raises((TypeError, ValueError)):
+            nearly.deserialize_index(bad)
+    # a non-uint8 view of the same bytes: converted or refused, never misread
+    try:
+        out = nearly.deserialize_index(good.astype(np.int64))
+    except (TypeError, ValueError, RuntimeError):
+        pass
+    else:
+        assert_same_index(make("flatL2"), out)
+
+
+def test_pickle_of_corrupt_state_raises():
+    index = make("flatL2")
+    blob = pickle.dumps(index, protocol=4)
+    payload = bytes(nearly.serialize_index(index))
+    i = blob.find(payload[:16])
+    if i < 0:
+        pytest.skip("serialized bytes not embedded verbatim in the pickle")
+    bad = bytearray(blob)
+    bad[i + len(payload) // 2] ^= 0xFF
+    with pytest.raises(nearly.IndexFileError):
+        pickle.loads(bytes(bad))
+
+
+# ---------------------------------------------------------------- forged payloads (valid checksum)
+
+
+M64 = (1 << 64) - 1
+
+
+def _rotl(x, r):
+    return ((x << r) | (x >> (64 - r))) & M64
+
+
+def _mix(h, w):
+    return (_rotl(h ^ ((w * 0x9E3779B97F4A7C15) & M64), 31) * 0xC2B2AE3D27D4EB4F) & M64
+
+
+def _checksum64(data):
+    """Python port of nearly::checksum64 (cpp/src/io.cpp)."""
+    h = [0x243F6A8885A308D3, 0x13198A2E03707344, 0xA4093822299F31D0, 0x082EFA98EC4E6C89]
+    n = len(data)
+    i = 0
+    while i + 32 <= n:
+        for lane in range(4):
+            (w,) = struct.unpack_from("<Q", data, i + 8 * lane)
+            h[lane] = _mix(h[lane], w)
+        i += 32
+    r = h[0] ^ _rotl(h[1], 17) ^ _rotl(h[2], 29) ^ _rotl(h[3], 43)
+    for b in data[i:]:
+        r = _mix(r, b)
+    return _mix(r, n)
+
+
+HEADER = 24
+
+
+def _reseal(payload, variant="header+payload"):
+    head = b"NEARLYIX" + struct.pack("<IIQ", 1, 0, len(payload))
+    covered = head + payload if variant == "header+payload" else payload
+    return head + payload + struct.pack("<Q", _checksum64(covered))
+
+
+def _payload(kind):
+    """The payload of a serialized index and the checksum variant that reseals it."""
+    good = _ser(kind)
+    payload = good[HEADER:-8]
+    for variant in ("header+payload", "payload"):
+        if _reseal(payload, variant) == good:
+            return payload, variant
+    pytest.skip("serialized format differs from the one this test knows (io.h changed?)")
+
+
+def _load_or_reject(buf):
+    """A forged but checksum-valid buffer is either rejected with IndexFileError or
+    yields an index that is self-consistent and usable."""
+    try:
+        index = _deser(buf)
+    except nearly.IndexFileError:
+        return None
+    assert index.d > 0 and index.ntotal >= 0
+    xq = np.ones((2, index.d), np.float32)
+    Dd, I = index.search(xq, 3)
+    assert Dd.shape == I.shape == (2, 3)
+    return index
+
+
+@pytest.mark.parametrize("kind", ["flatL2", "idmap2IP", "l2normIP", "emptyL2"])
+def test_forged_payload_bytes(kind):
+    payload, variant = _payload(kind)
+    rng = np.random.default_rng(7)
+    for pos in range(len(payload)):
+        for val in (0x00, 0xFF, int(rng.integers(256))):
+            bad = bytearray(payload)
+            if bad[pos] == val:
+                continue
+            bad[pos] = val
+            _load_or_reject(_reseal(bytes(bad), variant))
+
+
+@pytest.mark.parametrize("kind", ["flatL2", "idmap2IP", "l2normIP", "emptyL2"])
+def test_forged_payload_u64_fields(kind):
+    """Overwrite every 8-byte window with huge / negative / off-by-one counts."""
+    payload, variant = _payload(kind)
+    for pos in range(0, len(payload) - 7):
+        (orig,) = struct.unpack_from("<Q", payload, pos)
+        for val in (0, 1, orig + 1, orig - 1, 2 ** 31, 2 ** 62, M64, M64 // D):
+            bad = bytearray(payload)
+            struct.pack_into("<Q", bad, pos, val & M64)
+            _load_or_reject(_reseal(bytes(bad), variant))
+
+
+def test_forged_truncated_payloads():
+    payload, variant = _payload("idmap2IP")
+    for n in range(len(payload)):
+        with pytest.raises(nearly.IndexFileError):
+            _deser(_reseal(payload[:n], variant))
