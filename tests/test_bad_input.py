@@ -461,3 +461,36 @@ def test_index_factory_bad_strings():
             nearly.index_factory(D, desc)
     with pytest.raises((RuntimeError, ValueError, TypeError, OverflowError, AssertionError)):
         nearly.index_factory(-3, "Flat")
+
+
+# ---------------------------------------------------------------- read-only outputs, pool size
+
+
+def test_normalize_L2_read_only_raises():
+    x = np.full((2, D), 2.0, np.float32)
+    x.setflags(write=False)
+    with pytest.raises((TypeError, ValueError)):
+        nearly.normalize_L2(x)
+    assert (x == 2.0).all()
+
+
+def test_search_into_read_only_output_raises():
+    index, xb = make_index("flat")
+    Dout = np.full((2, 3), 7.0, np.float32)
+    Dout.setflags(write=False)
+    Iout = np.zeros((2, 3), np.int64)
+    with pytest.raises((TypeError, ValueError)):
+        index.search(xb[:2], 3, D=Dout, I=Iout)
+    assert (Dout == 7.0).all()
+
+
+@pytest.mark.parametrize("n", [0, -1, -(2 ** 31)])
+def test_set_num_threads_invalid(n, restore_threads):
+    try:
+        nearly.omp_set_num_threads(n)
+    except (ValueError, OverflowError):
+        pass
+    assert nearly.omp_get_max_threads() >= 1
+    index, xb = make_index("flat")
+    Dd, I = index.search(np.repeat(xb, 30, axis=0), 1)
+    np.testing.assert_allclose(Dd[:, 0], 0, atol=1e-4)

@@ -12,7 +12,7 @@ IndexFlat::IndexFlat(int d, MetricType metric) : Index(d, metric) {}
 
 void IndexFlat::add(idx_t n, const float* x) {
     check_add_args(n, x);
-    std::unique_lock<std::shared_mutex> lk(rw_mutex_);
+    std::unique_lock<SharedMutex> lk(rw_mutex_);
     xb_.insert(xb_.end(), x, x + size_t(n) * d);
     if (metric_type == METRIC_L2) {
         norms_.resize(ntotal + n);
@@ -23,7 +23,7 @@ void IndexFlat::add(idx_t n, const float* x) {
 
 void IndexFlat::search(idx_t n, const float* x, idx_t k, float* D, idx_t* I, const SearchParameters* params) const {
     check_search_args(n, x, k);
-    std::shared_lock<std::shared_mutex> lk(rw_mutex_);
+    std::shared_lock<SharedMutex> lk(rw_mutex_);
     knn_exhaustive(x, n, xb_.data(), ntotal, d, metric_type, k, D, I, params ? params->sel.get() : nullptr,
                    norms_.empty() ? nullptr : norms_.data());
 }
@@ -31,7 +31,7 @@ void IndexFlat::search(idx_t n, const float* x, idx_t k, float* D, idx_t* I, con
 void IndexFlat::range_search(idx_t n, const float* x, float radius, RangeSearchResult& result,
                              const SearchParameters* params) const {
     check_search_args(n, x, 1);
-    std::shared_lock<std::shared_mutex> lk(rw_mutex_);
+    std::shared_lock<SharedMutex> lk(rw_mutex_);
     range_exhaustive(x, n, xb_.data(), ntotal, d, metric_type, radius, result, params ? params->sel.get() : nullptr,
                      norms_.empty() ? nullptr : norms_.data());
 }
@@ -39,7 +39,7 @@ void IndexFlat::range_search(idx_t n, const float* x, float radius, RangeSearchR
 void IndexFlat::reconstruct(idx_t key, float* out) const { reconstruct_n(key, 1, out); }
 
 void IndexFlat::reconstruct_n(idx_t i0, idx_t ni, float* out) const {
-    std::shared_lock<std::shared_mutex> lk(rw_mutex_);
+    std::shared_lock<SharedMutex> lk(rw_mutex_);
     NEARLY_CHECK_ARG(ni >= 0, "ni must be non-negative");
     if (i0 < 0 || i0 + ni > ntotal)
         throw OutOfRange("key " + std::to_string(i0) + (ni == 1 ? "" : " + " + std::to_string(ni)) +
@@ -48,7 +48,7 @@ void IndexFlat::reconstruct_n(idx_t i0, idx_t ni, float* out) const {
 }
 
 size_t IndexFlat::remove_ids(const IDSelector& sel) {
-    std::unique_lock<std::shared_mutex> lk(rw_mutex_);
+    std::unique_lock<SharedMutex> lk(rw_mutex_);
     idx_t j = 0;
     for (idx_t i = 0; i < ntotal; i++) {
         if (sel.is_member(i)) continue;
@@ -66,7 +66,7 @@ size_t IndexFlat::remove_ids(const IDSelector& sel) {
 }
 
 void IndexFlat::reset() {
-    std::unique_lock<std::shared_mutex> lk(rw_mutex_);
+    std::unique_lock<SharedMutex> lk(rw_mutex_);
     xb_.clear();
     norms_.clear();
     ntotal = 0;
@@ -88,7 +88,7 @@ void IndexFlat::merge_from(Index& other_base, idx_t add_id) {
 }
 
 void IndexFlat::write_body(Writer& w) const {
-    std::shared_lock<std::shared_mutex> lk(rw_mutex_);
+    std::shared_lock<SharedMutex> lk(rw_mutex_);
     w.pod<int32_t>(d);
     w.pod<int32_t>(metric_type);
     w.pod<int64_t>(ntotal);

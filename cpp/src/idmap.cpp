@@ -2,6 +2,7 @@
 
 #include <mutex>
 
+#include "nearly/hnsw.h"
 #include "nearly/io.h"
 
 namespace nearly {
@@ -26,7 +27,7 @@ void IndexIDMap::sync_from_inner() {
 }
 
 void IndexIDMap::train(idx_t n, const float* x) {
-    std::unique_lock<std::shared_mutex> lk(rw_mutex_);
+    std::unique_lock<SharedMutex> lk(rw_mutex_);
     index->train(n, x);
     sync_from_inner();
 }
@@ -37,7 +38,12 @@ void IndexIDMap::add(idx_t, const float*) {
 
 void IndexIDMap::add_with_ids(idx_t n, const float* x, const idx_t* ids) {
     check_add_args(n, x);
-    std::unique_lock<std::shared_mutex> lk(rw_mutex_);
+    if (index->has_native_ids()) {  // the wrapped index keeps the ids itself
+        index->add_with_ids(n, x, ids);
+        sync_from_inner();
+        return;
+    }
+    std::unique_lock<SharedMutex> lk(rw_mutex_);
     if (index->ntotal != idx_t(id_map.size()))
         throw NotSupported("IndexIDMap: the wrapped index was modified directly; its ids no longer match");
     index->add(n, x);
@@ -49,7 +55,8 @@ void IndexIDMap::add_with_ids(idx_t n, const float* x, const idx_t* ids) {
 
 void IndexIDMap::search(idx_t n, const float* x, idx_t k, float* D, idx_t* I, const SearchParameters* params) const {
     check_search_args(n, x, k);
-    std::shared_lock<std::shared_mutex> lk(rw_mutex_);
+    if (index->has_native_ids()) return index->search(n, x, k, D, I, params);
+    std::shared_lock<SharedMutex> lk(rw_mutex_);
     SearchParameters translated;
     const SearchParameters* inner_params = params;
     std::shared_ptr<IDSelectorTranslated> tsel;
@@ -66,7 +73,8 @@ void IndexIDMap::search(idx_t n, const float* x, idx_t k, float* D, idx_t* I, co
 
 void IndexIDMap::range_search(idx_t n, const float* x, float radius, RangeSearchResult& result,
                               const SearchParameters* params) const {
-    std::shared_lock<std::shared_mutex> lk(rw_mutex_);
+    if (index->has_native_ids()) return index->range_search(n, x, radius, result, params);
+    std::shared_lock<SharedMutex> lk(rw_mutex_);
     SearchParameters translated;
     const SearchParameters* inner_params = params;
     std::shared_ptr<IDSelectorTranslated> tsel;
@@ -82,7 +90,8 @@ void IndexIDMap::range_search(idx_t n, const float* x, float radius, RangeSearch
 
 void IndexIDMap::reconstruct(idx_t key, float* out) const {
     if (!reverse_) throw NotSupported("reconstruct not implemented for this type of index");
-    std::shared_lock<std::shared_mutex> lk(rw_mutex_);
+    if (index->has_native_ids()) return index->reconstruct(key, out);
+    std::shared_lock<SharedMutex> lk(rw_mutex_);
     auto it = rev_map_.find(key);
     if (it == rev_map_.end()) throw OutOfRange("key " + std::to_string(key) + " not found");
     index->reconstruct(it->second, out);
@@ -94,7 +103,12 @@ void IndexIDMap::reconstruct_n(idx_t i0, idx_t ni, float* out) const {
 }
 
 size_t IndexIDMap::remove_ids(const IDSelector& sel) {
-    std::unique_lock<std::shared_mutex> lk(rw_mutex_);
+    if (index->has_native_ids()) {
+        size_t removed = index->remove_ids(sel);
+        sync_from_inner();
+        return removed;
+    }
+    std::unique_lock<SharedMutex> lk(rw_mutex_);
     // Decide on the external ids first: the inner index compacts in order,
     // and id_map must be compacted the same way.
     std::vector<bool> gone(id_map.size());
@@ -111,7 +125,7 @@ size_t IndexIDMap::remove_ids(const IDSelector& sel) {
 }
 
 void IndexIDMap::reset() {
-    std::unique_lock<std::shared_mutex> lk(rw_mutex_);
+    std::unique_lock<SharedMutex> lk(rw_mutex_);
     index->reset();
     id_map.clear();
     rev_map_.clear();
@@ -119,6 +133,7 @@ void IndexIDMap::reset() {
 }
 
 void IndexIDMap::merge_from(Index& other_base, idx_t add_id) {
+    if (index->has_native_ids()) throw NotSupported("merge_from not implemented for this type of index");
     auto* other = dynamic_cast<IndexIDMap*>(&other_base);
     if (!other || other == this) throw NotSupported("merge_from: the other index must be another IndexIDMap");
     std::scoped_lock lk(rw_mutex_, other->rw_mutex_);
@@ -137,12 +152,13 @@ void IndexIDMap::rebuild_reverse_map() {
 }
 
 std::vector<idx_t> IndexIDMap::ids() const {
-    std::shared_lock<std::shared_mutex> lk(rw_mutex_);
+    if (auto* h = dynamic_cast<const IndexHNSWFlat*>(index.get())) return h->ids();
+    std::shared_lock<SharedMutex> lk(rw_mutex_);
     return id_map;
 }
 
 void IndexIDMap::write_body(Writer& w) const {
-    std::shared_lock<std::shared_mutex> lk(rw_mutex_);
+    std::shared_lock<SharedMutex> lk(rw_mutex_);
     w.vec(id_map);
     write_index_payload(*index, w);
 }

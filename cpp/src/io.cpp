@@ -5,6 +5,7 @@
 #include <memory>
 
 #include "nearly/flat.h"
+#include "nearly/hnsw.h"
 #include "nearly/idmap.h"
 #include "nearly/transform.h"
 
@@ -64,6 +65,7 @@ IndexPtr read_index_payload(Reader& r) {
     if (tag == "IDMap") return IndexIDMap::read_body(r, false);
     if (tag == "IDMap2") return IndexIDMap::read_body(r, true);
     if (tag == "PreTransform") return IndexPreTransform::read_body(r);
+    if (tag == "HNSWFlat") return IndexHNSWFlat::read_body(r);
     throw CorruptData("cannot read index: unknown index type '" + printable(tag) + "'");
 }
 

@@ -55,7 +55,7 @@ std::vector<float> IndexPreTransform::apply_chain(idx_t n, const float* x) const
 
 void IndexPreTransform::train(idx_t n, const float* x) {
     check_finite(x, size_t(n) * d, "the training vectors");
-    std::unique_lock<std::shared_mutex> lk(rw_mutex_);
+    std::unique_lock<SharedMutex> lk(rw_mutex_);
     std::vector<float> cur(x, x + size_t(n) * d), next;
     for (auto& t : chain) {
         if (!t->is_trained) t->train(n, cur.data());
@@ -69,7 +69,7 @@ void IndexPreTransform::train(idx_t n, const float* x) {
 
 void IndexPreTransform::add(idx_t n, const float* x) {
     check_add_args(n, x);
-    std::unique_lock<std::shared_mutex> lk(rw_mutex_);
+    std::unique_lock<SharedMutex> lk(rw_mutex_);
     std::vector<float> xt = apply_chain(n, x);
     index->add(n, xt.data());
     sync_from_inner();
@@ -77,7 +77,7 @@ void IndexPreTransform::add(idx_t n, const float* x) {
 
 void IndexPreTransform::add_with_ids(idx_t n, const float* x, const idx_t* ids) {
     check_add_args(n, x);
-    std::unique_lock<std::shared_mutex> lk(rw_mutex_);
+    std::unique_lock<SharedMutex> lk(rw_mutex_);
     std::vector<float> xt = apply_chain(n, x);
     index->add_with_ids(n, xt.data(), ids);
     sync_from_inner();
@@ -86,7 +86,7 @@ void IndexPreTransform::add_with_ids(idx_t n, const float* x, const idx_t* ids) 
 void IndexPreTransform::search(idx_t n, const float* x, idx_t k, float* D, idx_t* I,
                                const SearchParameters* params) const {
     check_search_args(n, x, k);
-    std::shared_lock<std::shared_mutex> lk(rw_mutex_);
+    std::shared_lock<SharedMutex> lk(rw_mutex_);
     std::vector<float> xt = apply_chain(n, x);
     index->search(n, xt.data(), k, D, I, params);
 }
@@ -94,7 +94,7 @@ void IndexPreTransform::search(idx_t n, const float* x, idx_t k, float* D, idx_t
 void IndexPreTransform::range_search(idx_t n, const float* x, float radius, RangeSearchResult& result,
                                      const SearchParameters* params) const {
     check_search_args(n, x, 1);
-    std::shared_lock<std::shared_mutex> lk(rw_mutex_);
+    std::shared_lock<SharedMutex> lk(rw_mutex_);
     std::vector<float> xt = apply_chain(n, x);
     index->range_search(n, xt.data(), radius, result, params);
 }
@@ -102,7 +102,7 @@ void IndexPreTransform::range_search(idx_t n, const float* x, float radius, Rang
 void IndexPreTransform::reconstruct(idx_t key, float* out) const { reconstruct_n(key, 1, out); }
 
 void IndexPreTransform::reconstruct_n(idx_t i0, idx_t ni, float* out) const {
-    std::shared_lock<std::shared_mutex> lk(rw_mutex_);
+    std::shared_lock<SharedMutex> lk(rw_mutex_);
     std::vector<float> cur(size_t(ni) * index->d), next;
     index->reconstruct_n(i0, ni, cur.data());
     for (auto it = chain.rbegin(); it != chain.rend(); ++it) {
@@ -114,14 +114,14 @@ void IndexPreTransform::reconstruct_n(idx_t i0, idx_t ni, float* out) const {
 }
 
 size_t IndexPreTransform::remove_ids(const IDSelector& sel) {
-    std::unique_lock<std::shared_mutex> lk(rw_mutex_);
+    std::unique_lock<SharedMutex> lk(rw_mutex_);
     size_t removed = index->remove_ids(sel);
     sync_from_inner();
     return removed;
 }
 
 void IndexPreTransform::reset() {
-    std::unique_lock<std::shared_mutex> lk(rw_mutex_);
+    std::unique_lock<SharedMutex> lk(rw_mutex_);
     index->reset();
     sync_from_inner();
 }
@@ -137,7 +137,7 @@ void IndexPreTransform::merge_from(Index& other_base, idx_t add_id) {
 }
 
 void IndexPreTransform::write_body(Writer& w) const {
-    std::shared_lock<std::shared_mutex> lk(rw_mutex_);
+    std::shared_lock<SharedMutex> lk(rw_mutex_);
     w.pod<uint32_t>(uint32_t(chain.size()));
     for (auto& t : chain) {
         w.str(t->type_name());

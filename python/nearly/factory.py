@@ -16,6 +16,7 @@ TRANSFORMS = [
 # main description (the rest of the string) -> builder(match, d, metric)
 INDEXES = [
     (re.compile(r"Flat"), lambda m, d, metric: _nearly.IndexFlat(d, metric)),
+    (re.compile(r"HNSW(\d+)(,Flat)?"), lambda m, d, metric: _nearly.IndexHNSWFlat(d, int(m.group(1)), metric)),
 ]
 
 WRAPPERS = {

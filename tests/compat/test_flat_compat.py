@@ -876,3 +876,62 @@ def test_bad_argument_exception_kind(case):
     assert isinstance(ne, (ValueError, AssertionError))
     if isinstance(fe, (ValueError, AssertionError)):
         assert isinstance(ne, type(fe)), (repr(fe), repr(ne))
+
+
+# ---------------------------------------------------------------- lifetimes and odd-but-valid inputs
+
+
+def test_selector_temporaries_stay_alive():
+    xb, xq = data(91, 50, 3)
+    n = build(nearly, "flat", D_, METRIC_L2, xb)
+    params = nearly.SearchParameters(
+        sel=nearly.IDSelectorNot(nearly.IDSelectorBatch(np.arange(0, 50, 2, dtype=np.int64))))
+    gc.collect()
+    Dn, In = n.search(xq, 5, params=params)
+    assert (In % 2 == 1).all()
+    assert_knn_valid(Dn, In, xq, xb[1::2], 5, METRIC_L2, ids=np.arange(1, 50, 2))
+
+
+def test_selector_copies_its_ids():
+    xb, xq = data(92, 50, 2)
+    n = build(nearly, "flat", D_, METRIC_L2, xb)
+    ids = np.arange(10, dtype=np.int64)
+    for cls in (nearly.IDSelectorBatch, nearly.IDSelectorArray):
+        sel = cls(ids.copy())
+        keep = ids.copy()
+        sel2 = cls(keep)
+        keep[:] = 40  # mutating the caller's array afterwards must not change the selector
+        for s in (sel, sel2):
+            _, In = n.search(xq, 10, params=nearly.SearchParameters(sel=s))
+            assert set(In.ravel().tolist()) <= set(range(10))
+
+
+def test_remove_ids_accepts_int32_like_faiss():
+    xb, xq = data(93, 30, 3)
+    f, n = both(lambda lib: build(lib, "flat", D_, METRIC_L2, xb))
+    for idx in (f, n):
+        assert idx.remove_ids(np.array([3, 4, 29], dtype=np.int32)) == 3
+    Df, If = f.search(xq, 27)
+    Dn, In = n.search(xq, 27)
+    assert_knn_equiv(Dn, In, Df, If, atol=tolerance(xq, xb, METRIC_L2))
+
+
+def test_non_native_byte_order_and_readonly_inputs():
+    xb, xq = data(94, 40, 5)
+    f, n = both(lambda lib: build(lib, "flat", D_, METRIC_IP, xb.astype(">f4")))
+    ro = xq.copy()
+    ro.setflags(write=False)
+    Df, If = f.search(xq.astype(">f4"), 6)
+    for q in (xq.astype(">f4"), ro):
+        Dn, In = n.search(q, 6)
+        assert_knn_equiv(Dn, In, Df, If, atol=tolerance(xq, xb, METRIC_IP))
+    np.testing.assert_array_equal(n.reconstruct_n(0, 40), xb)
+
+
+def test_numpy_integer_k_accepted():
+    xb, xq = data(95, 20, 2)
+    n = build(nearly, "flat", D_, METRIC_L2, xb)
+    ref = n.search(xq, 4)
+    for k in (np.int64(4), np.int32(4), np.uint8(4), np.array(4)):
+        D, I = n.search(xq, k)
+        np.testing.assert_array_equal(I, ref[1])

@@ -3,6 +3,7 @@
 // with +FLT_MAX (L2) / -FLT_MAX (IP).
 #pragma once
 #include <memory>
+#include <mutex>
 #include <shared_mutex>
 #include <string>
 #include <vector>
@@ -13,6 +14,33 @@
 namespace nearly {
 
 class Writer;
+
+// A reader-writer lock that does not starve writers: a writer waiting at the
+// gate stops new readers, so an add() gets in even under a constant stream of
+// overlapping searches (glibc's rwlock prefers readers).
+class SharedMutex {
+   public:
+    void lock() {
+        std::lock_guard<std::mutex> g(gate_);
+        rw_.lock();
+    }
+    bool try_lock() {
+        if (!gate_.try_lock()) return false;
+        bool ok = rw_.try_lock();
+        gate_.unlock();
+        return ok;
+    }
+    void unlock() { rw_.unlock(); }
+    void lock_shared() {
+        { std::lock_guard<std::mutex> g(gate_); }
+        rw_.lock_shared();
+    }
+    void unlock_shared() { rw_.unlock_shared(); }
+
+   private:
+    std::mutex gate_;
+    std::shared_mutex rw_;
+};
 
 struct SearchParameters {
     virtual ~SearchParameters() = default;
@@ -52,13 +80,17 @@ struct Index {
     // Moves other's vectors into this index (other is left empty), like faiss.
     virtual void merge_from(Index& other, idx_t add_id = 0);
 
+    // True when the index stores caller-given ids itself (add_with_ids,
+    // stable ids across remove_ids): IndexIDMap then passes ids through.
+    virtual bool has_native_ids() const { return false; }
+
     // Serialized body after the type tag (see io.h).
     virtual void write_body(Writer& w) const = 0;
 
    protected:
     // Searches hold it shared, writes exclusive: a write waits for running
     // searches instead of pulling memory from under them.
-    mutable std::shared_mutex rw_mutex_;
+    mutable SharedMutex rw_mutex_;
 
     // Checks common to every search: k >= 1, finite queries.
     void check_search_args(idx_t n, const float* x, idx_t k) const;

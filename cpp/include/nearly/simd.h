@@ -1,6 +1,7 @@
 // Runtime SIMD dispatch: one table of kernels per instruction set, chosen once
 // (from the CPU's features, or NEARLY_SIMD) and switchable for tests.
 #pragma once
+#include <cstdint>
 #include <string>
 #include <vector>
 #include "nearly/common.h"
@@ -24,6 +25,8 @@ struct SimdKernels {
     // out[j] = <q, x_j> / ||q - x_j||^2 for ny rows of x (row stride d).
     void (*inner_products_ny)(const float* q, const float* x, size_t d, size_t ny, float* out);
     void (*l2sqr_ny)(const float* q, const float* x, size_t d, size_t ny, float* out);
+    // Integer dot product of int8 codes (graph traversal on compact copies).
+    int32_t (*dot_i8)(const int8_t* a, const int8_t* b, size_t d);
     GemmShape gemm;
     // out[i * ldo + j] = sum_k q[i * d + k] * panel[k * nr + j], i < mr, j < nr.
     void (*gemm_micro)(const float* q, const float* panel, size_t d, float* out, size_t ldo);

@@ -97,6 +97,22 @@ void l2sqr_ny(const float* q, const float* x, size_t d, size_t ny, float* out) {
     distances_ny<true>(q, x, d, ny, out);
 }
 
+int32_t dot_i8(const int8_t* a, const int8_t* b, size_t d) {
+    __m256i acc = _mm256_setzero_si256();
+    size_t i = 0;
+    for (; i + 16 <= d; i += 16) {
+        __m256i va = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i*)(a + i)));
+        __m256i vb = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i*)(b + i)));
+        acc = _mm256_add_epi32(acc, _mm256_madd_epi16(va, vb));
+    }
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(acc), _mm256_extracti128_si256(acc, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
+    int32_t r = _mm_cvtsi128_si32(s);
+    for (; i < d; i++) r += int32_t(a[i]) * int32_t(b[i]);
+    return r;
+}
+
 // 6 x 16 tile: 12 accumulators, 2 panel registers, 1 broadcast of 16 ymm.
 constexpr int MR = 6, NR = 16;
 
@@ -126,7 +142,7 @@ void gemm_micro(const float* q, const float* panel, size_t d, float* out, size_t
 
 const SimdKernels& kernels_avx2() {
     static const SimdKernels k{SimdLevel::avx2, inner_product, l2sqr, inner_products_ny, l2sqr_ny,
-                               {MR, NR}, gemm_micro};
+                               dot_i8, {MR, NR}, gemm_micro};
     return k;
 }
 

@@ -90,6 +90,25 @@ void l2sqr_ny(const float* q, const float* x, size_t d, size_t ny, float* out) {
     distances_ny<true>(q, x, d, ny, out);
 }
 
+// Sign-extends 32 int8 to int16 and multiply-adds pairs into int32 lanes:
+// no overflow for any d (each pair sum is at most 2 * 128 * 128).
+int32_t dot_i8(const int8_t* a, const int8_t* b, size_t d) {
+    __m512i acc = _mm512_setzero_si512();
+    size_t i = 0;
+    for (; i + 32 <= d; i += 32) {
+        __m512i va = _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i*)(a + i)));
+        __m512i vb = _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i*)(b + i)));
+        acc = _mm512_add_epi32(acc, _mm512_madd_epi16(va, vb));
+    }
+    if (i < d) {
+        __mmask32 m = (__mmask32)((uint64_t(1) << (d - i)) - 1);
+        __m512i va = _mm512_cvtepi8_epi16(_mm256_maskz_loadu_epi8(m, a + i));
+        __m512i vb = _mm512_cvtepi8_epi16(_mm256_maskz_loadu_epi8(m, b + i));
+        acc = _mm512_add_epi32(acc, _mm512_madd_epi16(va, vb));
+    }
+    return _mm512_reduce_add_epi32(acc);
+}
+
 // 12 x 32 tile: 24 accumulators, 2 panel registers, broadcasts folded into
 // the FMAs' memory operand. 28 of 32 zmm registers.
 constexpr int MR = 12, NR = 32;
@@ -120,7 +139,7 @@ void gemm_micro(const float* q, const float* panel, size_t d, float* out, size_t
 
 const SimdKernels& kernels_avx512() {
     static const SimdKernels k{SimdLevel::avx512, inner_product, l2sqr, inner_products_ny, l2sqr_ny,
-                               {MR, NR}, gemm_micro};
+                               dot_i8, {MR, NR}, gemm_micro};
     return k;
 }
 

@@ -42,6 +42,19 @@ void l2sqr_ny(const float* q, const float* x, size_t d, size_t ny, float* out) {
     for (size_t j = 0; j < ny; j++) out[j] = l2sqr(q, x + j * d, d);
 }
 
+int32_t dot_i8(const int8_t* a, const int8_t* b, size_t d) {
+    int32x4_t acc = vdupq_n_s32(0);
+    size_t i = 0;
+    for (; i + 16 <= d; i += 16) {
+        int8x16_t va = vld1q_s8(a + i), vb = vld1q_s8(b + i);
+        acc = vpadalq_s16(acc, vmull_s8(vget_low_s8(va), vget_low_s8(vb)));
+        acc = vpadalq_s16(acc, vmull_high_s8(va, vb));
+    }
+    int32_t r = vaddvq_s32(acc);
+    for (; i < d; i++) r += int32_t(a[i]) * int32_t(b[i]);
+    return r;
+}
+
 // 8 x 8 tile: 16 accumulators of 4 lanes out of 32 q registers.
 constexpr int MR = 8, NR = 8;
 
@@ -70,7 +83,7 @@ void gemm_micro(const float* q, const float* panel, size_t d, float* out, size_t
 
 const SimdKernels& kernels_neon() {
     static const SimdKernels k{SimdLevel::neon, inner_product, l2sqr, inner_products_ny, l2sqr_ny,
-                               {MR, NR}, gemm_micro};
+                               dot_i8, {MR, NR}, gemm_micro};
     return k;
 }
 

@@ -28,6 +28,12 @@ void l2sqr_ny(const float* q, const float* x, size_t d, size_t ny, float* out) {
     for (size_t j = 0; j < ny; j++) out[j] = l2sqr(q, x + j * d, d);
 }
 
+int32_t dot_i8(const int8_t* a, const int8_t* b, size_t d) {
+    int32_t s = 0;
+    for (size_t i = 0; i < d; i++) s += int32_t(a[i]) * int32_t(b[i]);
+    return s;
+}
+
 constexpr int MR = 4, NR = 8;
 
 void gemm_micro(const float* q, const float* panel, size_t d, float* out, size_t ldo) {
@@ -43,7 +49,7 @@ void gemm_micro(const float* q, const float* panel, size_t d, float* out, size_t
 
 const SimdKernels& kernels_scalar() {
     static const SimdKernels k{SimdLevel::scalar, inner_product, l2sqr, inner_products_ny, l2sqr_ny,
-                               {MR, NR}, gemm_micro};
+                               dot_i8, {MR, NR}, gemm_micro};
     return k;
 }
 
