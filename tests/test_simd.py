@@ -101,3 +101,19 @@ def test_search_same_at_every_level(level, metric, nq):
     Ds, Is = at_level("scalar", index.search, xq, 20)
     np.testing.assert_array_equal(I, Is)
     np.testing.assert_allclose(D, Ds, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("d", [1, 15, 16, 31, 32, 63, 64, 65, 127, 384, 1000])
+def test_dot_i8_exact(level, d):
+    """Integer kernel: bit-exact with the scalar reference, extremes included."""
+    rng = np.random.default_rng(d)
+    for a, b in [
+        (rng.integers(-127, 128, d), rng.integers(-127, 128, d)),
+        (np.full(d, 127), np.full(d, -127)),
+        (np.full(d, -127), np.full(d, -127)),
+    ]:
+        a = a.astype(np.int8)
+        b = b.astype(np.int8)
+        expected = int(a.astype(np.int64) @ b.astype(np.int64))
+        assert _nearly.dot_i8(a, b) == expected
+        assert at_level("scalar", _nearly.dot_i8, a, b) == expected

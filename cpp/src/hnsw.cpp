@@ -111,6 +111,11 @@ struct IndexHNSWFlat::Storage {
     const float* vec(slot_t s) const { return vectors.data() + size_t(s) * d; }
     std::mutex& lock(slot_t s) const { return locks[s % kLockStripes]; }
 
+    void prefetch_vector(slot_t s) const {
+        const char* v = reinterpret_cast<const char*>(vec(s));
+        for (size_t off = 0; off < d * sizeof(float); off += 64) __builtin_prefetch(v + off);
+    }
+
     void prefetch(slot_t s) const {
         const uint8_t* b = block(s);
         for (size_t off = 0; off < links_offset; off += 64) __builtin_prefetch(b + off);
@@ -523,8 +528,13 @@ void IndexHNSWFlat::search(idx_t n, const float* x, idx_t k, float* D, idx_t* I,
         float cur_score = approx_score(st, K, metric_type, qc, cur);
         for (int l = max_level_.load(); l > 0; l--) greedy(st, K, metric_type, qc, cur, cur_score, l);
         search_layer(st, K, metric_type, qc, cur, cur_score, 0, ef, sel, sc);
-        // Re-rank on the float vectors: exact distances, exact order.
-        for (const Cand& c : sc.top) st.prefetch(c.id);
+        // Re-rank the best 2k + 8 on the float vectors: exact distances and
+        // order. (On the real embeddings, re-ranking all ef candidates gives
+        // the same recall@10 and costs ~10% more: each is a random 1.5 KB read.)
+        size_t nr = std::min(sc.top.size(), 2 * kk + 8);
+        std::sort(sc.top.begin(), sc.top.end(), max_first);
+        sc.top.resize(nr);
+        for (const Cand& c : sc.top) st.prefetch_vector(c.id);
         for (const Cand& c : sc.top) {
             float s = metric_type == METRIC_L2 ? K.l2sqr(xq, st.vec(c.id), dd) : -K.inner_product(xq, st.vec(c.id), dd);
             TopK::push(D + q * kk, I + q * kk, kk, s, st.labels[c.id]);

@@ -93,6 +93,12 @@ void bind_distance(py::module_& m) {
         if (a.shape(0) != b.shape(0)) throw InvalidArgument("x and y differ in length");
         return simd().l2sqr(a.data(), b.data(), a.shape(0));
     }, py::arg("x"), py::arg("y"));
+    m.def("dot_i8", [](py::array_t<int8_t, py::array::c_style | py::array::forcecast> a,
+                       py::array_t<int8_t, py::array::c_style | py::array::forcecast> b) {
+        if (a.ndim() != 1 || b.ndim() != 1 || a.shape(0) != b.shape(0))
+            throw InvalidArgument("dot_i8: a and b must be 1-D int8 arrays of the same length");
+        return simd().dot_i8(a.data(), b.data(), a.shape(0));
+    }, py::arg("a"), py::arg("b"), "Integer dot product of int8 codes at the active SIMD level.");
     m.def("gemm_ip", [](py::handle q_obj, py::handle x_obj) {
         FloatArray x = as_matrix(x_obj, -1, "x");
         FloatArray q = as_matrix(q_obj, int(x.shape(1)), "q");

@@ -1,4 +1,5 @@
 // AVX-512 kernels (F + BW + DQ + VL), compiled with -mavx512f ... only here.
+#include <cpuid.h>
 #include <immintrin.h>
 
 #include "nearly/simd.h"
@@ -109,6 +110,35 @@ int32_t dot_i8(const int8_t* a, const int8_t* b, size_t d) {
     return _mm512_reduce_add_epi32(acc);
 }
 
+// With AVX512-VNNI (Ice Lake, Zen 4 and later): vpdpbusd multiplies u8 by s8,
+// so a is biased to a + 128 and 128 * sum(b) taken back out. Compiled for
+// VNNI in this function only; chosen at run time.
+__attribute__((target("avx512vnni"))) int32_t dot_i8_vnni(const int8_t* a, const int8_t* b, size_t d) {
+    const __m512i bias = _mm512_set1_epi8(char(0x80)), ones = _mm512_set1_epi8(1);
+    __m512i acc = _mm512_setzero_si512(), sum = _mm512_setzero_si512();
+    size_t i = 0;
+    for (; i + 64 <= d; i += 64) {
+        __m512i va = _mm512_xor_si512(_mm512_loadu_si512(a + i), bias);
+        __m512i vb = _mm512_loadu_si512(b + i);
+        acc = _mm512_dpbusd_epi32(acc, va, vb);
+        sum = _mm512_dpbusd_epi32(sum, ones, vb);
+    }
+    if (i < d) {  // masked lanes load 0 into b, so they add nothing
+        __mmask64 m = (__mmask64)((d - i) >= 64 ? ~0ull : ((1ull << (d - i)) - 1));
+        __m512i va = _mm512_xor_si512(_mm512_maskz_loadu_epi8(m, a + i), bias);
+        __m512i vb = _mm512_maskz_loadu_epi8(m, b + i);
+        acc = _mm512_dpbusd_epi32(acc, va, vb);
+        sum = _mm512_dpbusd_epi32(sum, ones, vb);
+    }
+    return _mm512_reduce_add_epi32(acc) - 128 * _mm512_reduce_add_epi32(sum);
+}
+
+bool cpu_has_vnni() {
+    unsigned a, b, c, d;
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return false;
+    return c & (1u << 11);
+}
+
 // 12 x 32 tile: 24 accumulators, 2 panel registers, broadcasts folded into
 // the FMAs' memory operand. 28 of 32 zmm registers.
 constexpr int MR = 12, NR = 32;
@@ -139,7 +169,7 @@ void gemm_micro(const float* q, const float* panel, size_t d, float* out, size_t
 
 const SimdKernels& kernels_avx512() {
     static const SimdKernels k{SimdLevel::avx512, inner_product, l2sqr, inner_products_ny, l2sqr_ny,
-                               dot_i8, {MR, NR}, gemm_micro};
+                               cpu_has_vnni() ? dot_i8_vnni : dot_i8, {MR, NR}, gemm_micro};
     return k;
 }
 
