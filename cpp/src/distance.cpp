@@ -302,21 +302,30 @@ void gemm_ip(const float* q, size_t nq, const float* x, size_t nx, size_t d, flo
     if (nq > 0 && nx > 0) scan_gemm(s, 0, nq, 0, nx, sink);
 }
 
+// Row-wise passes over large matrices run in chunks on the pool.
+template <class F>
+void for_rows(size_t n, size_t d, F&& f) {
+    const size_t chunk = std::max<size_t>(1, (size_t(1) << 16) / std::max<size_t>(d, 1));
+    parallel_for((n + chunk - 1) / chunk, [&](size_t t) {
+        for (size_t i = t * chunk; i < std::min(n, t * chunk + chunk); i++) f(i);
+    });
+}
+
 void norms_L2sqr(const float* x, size_t n, size_t d, float* out) {
     const SimdKernels& K = simd();
-    for (size_t i = 0; i < n; i++) out[i] = K.inner_product(x + i * d, x + i * d, d);
+    for_rows(n, d, [&](size_t i) { out[i] = K.inner_product(x + i * d, x + i * d, d); });
 }
 
 void normalize_L2(float* x, size_t n, size_t d) {
     const SimdKernels& K = simd();
-    for (size_t i = 0; i < n; i++) {
+    for_rows(n, d, [&](size_t i) {
         float* row = x + i * d;
         float nrm = std::sqrt(K.inner_product(row, row, d));
         if (nrm > 0) {
             float inv = 1.f / nrm;
             for (size_t k = 0; k < d; k++) row[k] *= inv;
         }
-    }
+    });
 }
 
 }  // namespace nearly

@@ -327,8 +327,21 @@ void IndexHNSWFlat::insert(slot_t s, int level) {
         found.erase(std::remove_if(found.begin(), found.end(), [s](const Cand& c) { return c.id == s; }), found.end());
         select_neighbors(st, K, metric_type, found, size_t(M), picks);
         {
+            // Once s is linked on a higher level, other inserts can walk down
+            // from it and link themselves to s here before s writes this
+            // level: keep those back-links (pruning if the list overflows).
             std::lock_guard<std::mutex> lk(st.lock(s));
-            write_links(st.links(s, l), picks);
+            slot_t* ll = st.links(s, l);
+            for (slot_t i = 1; i <= ll[0]; i++)
+                if (std::find(picks.begin(), picks.end(), ll[i]) == picks.end()) picks.push_back(ll[i]);
+            if (picks.size() > st.max_links(l)) {
+                auto& cands = sc.sel_cands;
+                cands.clear();
+                for (slot_t v : picks) cands.push_back({approx_score(st, K, metric_type, q, v), v});
+                std::sort(cands.begin(), cands.end(), max_first);
+                select_neighbors(st, K, metric_type, cands, st.max_links(l), picks);
+            }
+            write_links(ll, picks);
         }
         for (slot_t p : picks) connect(st, K, metric_type, p, s, l, sc);
         if (!found.empty()) {
