@@ -21,6 +21,7 @@ using slot_t = IndexHNSWFlat::slot_t;
 namespace {
 
 constexpr int kMaxLevel = 30;
+constexpr int8_t kReserved = -2;  // slot taken by an add still linking it in
 constexpr size_t kLockStripes = 4096;
 
 struct Cand {
@@ -110,6 +111,11 @@ struct IndexHNSWFlat::Storage {
     size_t max_links(int level) const { return level == 0 ? M0 : M; }
     const float* vec(slot_t s) const { return vectors.data() + size_t(s) * d; }
     std::mutex& lock(slot_t s) const { return locks[s % kLockStripes]; }
+
+    // Whether a scan over all slots (exact filtered search) may use slot s:
+    // a linked node, not a free slot nor one an add is still writing.
+    bool live(size_t s) const { return __atomic_load_n(&levels[s], __ATOMIC_ACQUIRE) >= 0; }
+    void publish(slot_t s, int level) { __atomic_store_n(&levels[s], int8_t(level), __ATOMIC_RELEASE); }
 
     void prefetch_vector(slot_t s) const {
         const char* v = reinterpret_cast<const char*>(vec(s));
@@ -286,7 +292,7 @@ int IndexHNSWFlat::random_level() {
 }
 
 idx_t IndexHNSWFlat::entry_point() const {
-    int64_t e = entry_.load();
+    int64_t e = top().entry;
     return e < 0 ? -1 : st_->labels[e];
 }
 
@@ -301,58 +307,52 @@ void IndexHNSWFlat::insert(slot_t s, int level) {
     const SimdKernels& K = simd();
     Scratch& sc = tls_scratch;
     std::unique_lock<std::mutex> top_lock(entry_mutex_, std::defer_lock);
-    if (level > max_level_.load()) top_lock.lock();
-    int64_t ep = entry_.load();
-    int maxl = max_level_.load();
-    if (ep < 0) {
+    if (level > top().level) top_lock.lock();
+    Top t = top();
+    if (t.entry < 0) {
         if (!top_lock.owns_lock()) top_lock.lock();
-        ep = entry_.load();
-        if (ep < 0) {
-            max_level_ = level;
-            entry_ = s;
+        t = top();
+        if (t.entry < 0) {
+            set_top({s, level});
             return;
         }
-        maxl = max_level_.load();
     }
     Storage::Query q = st.query_of(s);
-    slot_t cur = slot_t(ep);
+    slot_t cur = slot_t(t.entry);
     float cur_score = approx_score(st, K, metric_type, q, cur);
-    for (int l = maxl; l > level; l--) greedy(st, K, metric_type, q, cur, cur_score, l);
-    std::vector<slot_t> picks;
-    for (int l = std::min(level, maxl); l >= 0; l--) {
+    for (int l = t.level; l > level; l--) greedy(st, K, metric_type, q, cur, cur_score, l);
+    // First s's own lists on every level, top down; only then the links to s,
+    // bottom up. Until then nothing links to s, so no search (nor another
+    // insert) can reach s while any of its lists is still empty.
+    const int top_level = std::min(level, t.level);
+    std::vector<std::vector<slot_t>> picks(top_level + 1);
+    for (int l = top_level; l >= 0; l--) {
         search_layer(st, K, metric_type, q, cur, cur_score, l, size_t(std::max(efConstruction, M)), nullptr, sc);
         std::vector<Cand> found(sc.top.begin(), sc.top.end());
         std::sort(found.begin(), found.end(), max_first);
-        // The node itself can be met through a link added concurrently.
         found.erase(std::remove_if(found.begin(), found.end(), [s](const Cand& c) { return c.id == s; }), found.end());
-        select_neighbors(st, K, metric_type, found, size_t(M), picks);
-        {
-            // Once s is linked on a higher level, other inserts can walk down
-            // from it and link themselves to s here before s writes this
-            // level: keep those back-links (pruning if the list overflows).
-            std::lock_guard<std::mutex> lk(st.lock(s));
-            slot_t* ll = st.links(s, l);
-            for (slot_t i = 1; i <= ll[0]; i++)
-                if (std::find(picks.begin(), picks.end(), ll[i]) == picks.end()) picks.push_back(ll[i]);
-            if (picks.size() > st.max_links(l)) {
-                auto& cands = sc.sel_cands;
-                cands.clear();
-                for (slot_t v : picks) cands.push_back({approx_score(st, K, metric_type, q, v), v});
-                std::sort(cands.begin(), cands.end(), max_first);
-                select_neighbors(st, K, metric_type, cands, st.max_links(l), picks);
-            }
-            write_links(ll, picks);
+        // faiss's rule: up to the list's capacity (2M on level 0), and no
+        // pruning when fewer candidates than that were found (small
+        // efConstruction), so the same parameters give faiss's recall.
+        const size_t cap = st.max_links(l);
+        if (found.size() <= cap) {
+            picks[l].clear();
+            for (const Cand& c : found) picks[l].push_back(c.id);
+        } else {
+            select_neighbors(st, K, metric_type, found, cap, picks[l]);
         }
-        for (slot_t p : picks) connect(st, K, metric_type, p, s, l, sc);
+        {
+            std::lock_guard<std::mutex> lk(st.lock(s));
+            write_links(st.links(s, l), picks[l]);
+        }
         if (!found.empty()) {
             cur = found[0].id;
             cur_score = found[0].score;
         }
     }
-    if (level > maxl) {
-        max_level_ = level;
-        entry_ = s;
-    }
+    for (int l = 0; l <= top_level; l++)
+        for (slot_t p : picks[l]) connect(st, K, metric_type, p, s, l, sc);
+    if (level > t.level) set_top({s, level});
 }
 
 void IndexHNSWFlat::add(idx_t n, const float* x) { add_impl(n, x, nullptr); }
@@ -394,7 +394,7 @@ void IndexHNSWFlat::add_impl(idx_t n, const float* x, const idx_t* ids) {
             idx_t label = ids ? ids[i] : next_label_ + i;
             lv[i] = random_level();
             st.labels[s] = label;
-            st.levels[s] = int8_t(lv[i]);
+            st.levels[s] = kReserved;  // the real level is published once linked
             slot_of_label_[label] = s;
             st.upper[s].reset(lv[i] > 0 ? new slot_t[size_t(lv[i]) * (1 + M)]() : nullptr);
             *st.links(s, 0) = 0;
@@ -429,13 +429,17 @@ void IndexHNSWFlat::add_impl(idx_t n, const float* x, const idx_t* ids) {
     try {
         while (done < size_t(n)) {
             size_t end = std::min(size_t(n), done + chunk);
-            if (entry_.load() < 0) {  // the first node, alone
+            if (top().entry < 0) {  // the first node, alone
                 insert(slots[done], lv[done]);
+                st.publish(slots[done], lv[done]);
                 done++;
             }
             size_t begin = done;
             parallel_for((end - begin + 15) / 16, [&](size_t t) {
-                for (size_t i = begin + t * 16; i < std::min(end, begin + t * 16 + 16); i++) insert(slots[i], lv[i]);
+                for (size_t i = begin + t * 16; i < std::min(end, begin + t * 16 + 16); i++) {
+                    insert(slots[i], lv[i]);
+                    st.publish(slots[i], lv[i]);
+                }
             });
             done = end;
             if (verbose) {
@@ -476,7 +480,8 @@ void IndexHNSWFlat::search(idx_t n, const float* x, idx_t k, float* D, idx_t* I,
     const Storage& st = *st_;
     const size_t kk = size_t(k), dd = size_t(d);
     for (idx_t q = 0; q < n; q++) TopK::init(D + q * kk, I + q * kk, kk);
-    const int64_t ep = entry_.load();
+    const Top t0 = top();
+    const int64_t ep = t0.entry;
     const float pad = missing_distance(metric_type);
     auto finish = [&](idx_t q) {
         TopK::sort(D + q * kk, I + q * kk, kk);
@@ -498,7 +503,7 @@ void IndexHNSWFlat::search(idx_t n, const float* x, idx_t k, float* D, idx_t* I,
     if (sel) {
         size_t live = 0, pass = 0, step = std::max<size_t>(1, st.nslots / 1024);
         for (size_t s = 0; s < st.nslots; s += step) {
-            if (st.levels[s] < 0) continue;
+            if (!st.live(s)) continue;
             live++;
             pass += sel->is_member(st.labels[s]);
         }
@@ -515,7 +520,7 @@ void IndexHNSWFlat::search(idx_t n, const float* x, idx_t k, float* D, idx_t* I,
     if (brute) {
         std::vector<slot_t> passing;
         for (size_t s = 0; s < st.nslots; s++)
-            if (st.levels[s] >= 0 && sel->is_member(st.labels[s])) passing.push_back(slot_t(s));
+            if (st.live(s) && sel->is_member(st.labels[s])) passing.push_back(slot_t(s));
         size_t ntasks = (size_t(n) * passing.size() * dd > (1u << 20)) ? size_t(n) : 1;
         parallel_for(ntasks, [&](size_t t) {
             idx_t q0 = ntasks == 1 ? 0 : idx_t(t), q1 = ntasks == 1 ? n : idx_t(t) + 1;
@@ -539,7 +544,7 @@ void IndexHNSWFlat::search(idx_t n, const float* x, idx_t k, float* D, idx_t* I,
         if (metric_type == METRIC_L2) qc.norm = K.inner_product(xq, xq, dd);
         slot_t cur = slot_t(ep);
         float cur_score = approx_score(st, K, metric_type, qc, cur);
-        for (int l = max_level_.load(); l > 0; l--) greedy(st, K, metric_type, qc, cur, cur_score, l);
+        for (int l = t0.level; l > 0; l--) greedy(st, K, metric_type, qc, cur, cur_score, l);
         search_layer(st, K, metric_type, qc, cur, cur_score, 0, ef, sel, sc);
         // Re-rank the best 2k + 8 on the float vectors: exact distances and
         // order. (On the real embeddings, re-ranking all ef candidates gives
@@ -602,24 +607,46 @@ size_t IndexHNSWFlat::remove_ids(const IDSelector& sel) {
                 bool touched = false;
                 for (slot_t i = 1; i <= cnt; i++) touched |= gone[ll[i]] != 0;
                 if (!touched) continue;
+                // Surviving links stay; each lost one is replaced from the
+                // removed nodes' links (two hops), diverse ones first (the
+                // insertion heuristic), then the nearest, so the degree and
+                // the recall of the repaired graph hold.
+                picks.clear();
+                for (slot_t i = 1; i <= cnt; i++)
+                    if (!gone[ll[i]]) picks.push_back(ll[i]);
                 cands.clear();
                 auto consider = [&](slot_t v) {
                     if (v == s || gone[v]) return;
+                    if (std::find(picks.begin(), picks.end(), v) != picks.end()) return;
                     for (const Cand& c : cands)
                         if (c.id == v) return;
                     cands.push_back({approx_score(st, K, metric_type, qs, v), v});
                 };
                 for (slot_t i = 1; i <= cnt; i++) {
                     slot_t v = ll[i];
-                    if (!gone[v]) {
-                        consider(v);
-                    } else if (st.levels[v] >= l) {
+                    if (gone[v] && st.levels[v] >= l) {
                         const slot_t* vl = st.links(v, l);
                         for (slot_t j = 1; j <= vl[0]; j++) consider(vl[j]);
                     }
                 }
                 std::sort(cands.begin(), cands.end(), max_first);
-                select_neighbors(st, K, metric_type, cands, st.max_links(l), picks);
+                const size_t target = cnt;
+                std::vector<uint8_t> used(cands.size(), 0);
+                for (size_t c = 0; c < cands.size() && picks.size() < target; c++) {
+                    Storage::Query qc = st.query_of(cands[c].id);
+                    bool good = true;
+                    for (slot_t r : picks)
+                        if (approx_score(st, K, metric_type, qc, r) < cands[c].score) {
+                            good = false;
+                            break;
+                        }
+                    if (good) {
+                        picks.push_back(cands[c].id);
+                        used[c] = 1;
+                    }
+                }
+                for (size_t c = 0; c < cands.size() && picks.size() < target; c++)
+                    if (!used[c]) picks.push_back(cands[c].id);
                 write_links(ll, picks);
             }
         }
@@ -641,10 +668,8 @@ size_t IndexHNSWFlat::remove_ids(const IDSelector& sel) {
             best_level = st.levels[s];
             best = int64_t(s);
         }
-    if (entry_.load() < 0 || gone[entry_.load()] || best_level < max_level_.load()) {
-        entry_ = best;
-        max_level_ = best_level;
-    }
+    Top t = top();
+    if (t.entry < 0 || gone[t.entry] || best_level < t.level) set_top({best, best_level});
     ntotal -= idx_t(removed);
     return removed;
 }
@@ -656,14 +681,15 @@ void IndexHNSWFlat::reset() {
     slot_of_label_.clear();
     free_slots_.clear();
     next_label_ = 0;
-    entry_ = -1;
-    max_level_ = -1;
+    set_top({-1, -1});
     ntotal = 0;
 }
 
 std::vector<int> IndexHNSWFlat::levels() const {
     std::shared_lock<SharedMutex> lk(rw_mutex_);
-    return std::vector<int>(st_->levels.begin(), st_->levels.begin() + st_->nslots);
+    std::vector<int> out(st_->nslots);
+    for (size_t s = 0; s < st_->nslots; s++) out[s] = st_->live(s) ? st_->levels[s] : -1;
+    return out;
 }
 
 std::vector<idx_t> IndexHNSWFlat::neighbors(idx_t id, int level) const {
@@ -680,7 +706,7 @@ std::vector<idx_t> IndexHNSWFlat::ids() const {
     std::shared_lock<SharedMutex> lk(rw_mutex_);
     std::vector<idx_t> out;
     for (size_t s = 0; s < st_->nslots; s++)
-        if (st_->levels[s] >= 0) out.push_back(st_->labels[s]);
+        if (st_->live(s)) out.push_back(st_->labels[s]);
     return out;
 }
 
@@ -697,6 +723,7 @@ size_t IndexHNSWFlat::memory_bytes() const {
 }
 
 void IndexHNSWFlat::write_body(Writer& w) const {
+    std::lock_guard<std::mutex> add_lk(add_mutex_);  // a consistent graph: no add half done
     std::shared_lock<SharedMutex> lk(rw_mutex_);
     const Storage& st = *st_;
     w.pod<int32_t>(d);
@@ -705,8 +732,8 @@ void IndexHNSWFlat::write_body(Writer& w) const {
     w.pod<int32_t>(efConstruction);
     w.pod<int32_t>(efSearch);
     w.pod<int64_t>(next_label_);
-    w.pod<int64_t>(entry_.load());
-    w.pod<int32_t>(max_level_.load());
+    w.pod<int64_t>(top().entry);
+    w.pod<int32_t>(top().level);
     w.pod<uint64_t>(st.nslots);
     w.pod<uint64_t>(st.block_bytes);
     w.vec(std::vector<idx_t>(st.labels.begin(), st.labels.begin() + st.nslots));
@@ -774,8 +801,7 @@ std::unique_ptr<IndexHNSWFlat> IndexHNSWFlat::read_body(Reader& r) {
     r.check(index->free_slots_.size() == nslots - live, "bad HNSW free list");
     for (slot_t s : index->free_slots_) r.check(s < nslots && levels[s] < 0, "bad HNSW free slot");
     index->next_label_ = next_label;
-    index->entry_ = entry;
-    index->max_level_ = max_level;
+    index->set_top({entry, max_level});
     index->ntotal = idx_t(live);
     return index;
 }

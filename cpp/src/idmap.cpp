@@ -166,7 +166,8 @@ void IndexIDMap::write_body(Writer& w) const {
 std::unique_ptr<IndexIDMap> IndexIDMap::read_body(Reader& r, bool with_reverse_map) {
     std::vector<idx_t> ids = r.vec<idx_t>();
     IndexPtr inner = read_index_payload(r);
-    r.check(inner->ntotal == idx_t(ids.size()), "IDMap id count does not match the wrapped index");
+    r.check(inner->has_native_ids() ? ids.empty() : inner->ntotal == idx_t(ids.size()),
+            "IDMap id count does not match the wrapped index");
     if (with_reverse_map) return std::unique_ptr<IndexIDMap>(new IndexIDMap2(std::move(inner), std::move(ids)));
     return std::unique_ptr<IndexIDMap>(new IndexIDMap(std::move(inner), false, std::move(ids)));
 }

@@ -52,7 +52,7 @@ struct IndexHNSWFlat : Index {
     static std::unique_ptr<IndexHNSWFlat> read_body(Reader& r);
     std::vector<idx_t> ids() const;  // ids of the stored vectors, in slot order
 
-    int max_level() const { return max_level_; }
+    int max_level() const { return top().level; }
     idx_t entry_point() const;  // id (label) of the entry node, -1 when empty
     // Level of every slot (-1 for a free slot) and the neighbour ids of a node.
     std::vector<int> levels() const;
@@ -71,10 +71,22 @@ struct IndexHNSWFlat : Index {
     std::unordered_map<idx_t, slot_t> slot_of_label_;
     std::vector<slot_t> free_slots_;
     idx_t next_label_ = 0;
-    std::atomic<int64_t> entry_{-1};  // slot, -1 when empty
-    std::atomic<int> max_level_{-1};
+    // Entry slot and top level change together, so readers load them as one
+    // word: a new top level with the old entry node would walk levels that
+    // node does not have.
+    struct Top {
+        int64_t entry;  // slot, -1 when empty
+        int level;
+    };
+    static uint64_t pack(Top t) { return (uint64_t(uint32_t(t.level + 1)) << 32) | uint32_t(t.entry + 1); }
+    Top top() const {
+        uint64_t v = top_.load(std::memory_order_acquire);
+        return {int64_t(uint32_t(v)) - 1, int(v >> 32) - 1};
+    }
+    void set_top(Top t) { top_.store(pack(t), std::memory_order_release); }
+    std::atomic<uint64_t> top_{pack({-1, -1})};
     std::mutex entry_mutex_;  // held by an insert that raises the top level
-    std::mutex add_mutex_;    // one add at a time (each add is parallel inside)
+    mutable std::mutex add_mutex_;  // one add at a time (each is parallel inside); serialization waits too
     std::mt19937_64 level_rng_{12345};
     double level_mult_;
 };
