@@ -122,15 +122,20 @@ void scan(const Scan& s, size_t q0, size_t q1, size_t j0, size_t j1, Sink& sink)
         scan_direct(s, q0, q1, j0, j1, sink);
 }
 
-// How a scan is cut into tasks: query ranges when there are enough queries
-// to keep every thread busy, database ranges otherwise (one query over a big
-// index is split too, unlike faiss).
+// How a scan is cut into tasks. Database ranges first: each task packs only
+// its own part of the database, once, and runs every query against it (the
+// packed queries are small and stream from cache). Splitting by queries would
+// make every task pack the whole database again. Queries are split only when
+// the database is too small to share out. One query over a big index is split
+// too, unlike faiss.
 struct Split {
     size_t nq_tasks = 1, nb_tasks = 1;
     size_t q_step, b_step;
 };
 
-Split plan(size_t nq, size_t nb, size_t d) {
+// k: heap size per query (0 when none), bounding the memory of partial
+// results when the database is split.
+Split plan(size_t nq, size_t nb, size_t d, size_t k = 0) {
     Split sp;
     sp.q_step = std::max<size_t>(nq, 1);
     sp.b_step = std::max<size_t>(nb, 1);
@@ -138,14 +143,15 @@ Split plan(size_t nq, size_t nb, size_t d) {
     if (nt <= 1 || double(nq) * nb * d < kMinParallelWork || in_parallel_region()) return sp;
     const size_t mr = simd().gemm.mr, nr = simd().gemm.nr;
     const size_t qblocks = (nq + mr - 1) / mr;
-    if (nq >= kGemmMinQueries && qblocks >= 2 * nt) {
-        sp.nq_tasks = std::min(qblocks, 4 * nt);
-        sp.q_step = (qblocks + sp.nq_tasks - 1) / sp.nq_tasks * mr;
-        sp.nq_tasks = (nq + sp.q_step - 1) / sp.q_step;
-    } else {
+    const bool partials_fit = double(nq) * k * 2 * nt <= double(1 << 24);
+    if ((nb >= 2 * nt * 256 && partials_fit) || qblocks < 2 * nt) {
         sp.nb_tasks = std::min((nb + nr - 1) / nr, 2 * nt);
         sp.b_step = ((nb + sp.nb_tasks - 1) / sp.nb_tasks + nr - 1) / nr * nr;
         sp.nb_tasks = (nb + sp.b_step - 1) / sp.b_step;
+    } else {
+        sp.nq_tasks = std::min(qblocks, 4 * nt);
+        sp.q_step = (qblocks + sp.nq_tasks - 1) / sp.nq_tasks * mr;
+        sp.nq_tasks = (nq + sp.q_step - 1) / sp.q_step;
     }
     return sp;
 }
@@ -196,7 +202,7 @@ void knn_exhaustive(const float* xq, size_t nq, const float* xb, size_t nb, size
     }
     Scan s{xq, nq, xb, nb, d, metric, xb_norms, qnorms.data(), &poll};
     for (size_t q = 0; q < nq; q++) TopK::init(D + q * k, I + q * k, k);
-    Split sp = plan(nq, nb, d);
+    Split sp = plan(nq, nb, d, k);
 
     if (sp.nb_tasks == 1) {
         parallel_for(sp.nq_tasks, [&](size_t t) {

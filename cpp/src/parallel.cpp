@@ -210,7 +210,7 @@ Pool& pool() {
 int get_num_threads() { return pool().size(); }
 
 void set_num_threads(int n) {
-    NEARLY_CHECK_ARG(n >= 1, "the number of threads must be at least 1");
+    n = std::max(n, 1);  // like faiss (OpenMP), 0 or less means one thread
     g_requested.store(n);
     pool().resize(n);
 }

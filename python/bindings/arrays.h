@@ -42,7 +42,7 @@ inline FloatArray as_matrix(py::handle obj, int d, const char* what) {
                                       (d < 0 ? std::string("d") : std::to_string(d)) + "), got shape " + shape_str(a));
     if (d >= 0 && a.shape(1) != d)
         throw nearly::InvalidArgument(std::string(what) + " has " + std::to_string(a.shape(1)) +
-                                      " columns but the index has d=" + std::to_string(d));
+                                      " columns, expected d=" + std::to_string(d));
     return a;
 }
 
