@@ -63,6 +63,7 @@ struct Scratch {
     std::vector<Cand> top, cand, sel_cands;
     std::vector<slot_t> picks;
     std::vector<int8_t> qcode;
+    std::vector<float> decoded;
 };
 thread_local Scratch tls_scratch;
 
@@ -79,23 +80,68 @@ float quantize(const float* x, size_t d, int8_t* code) {
     return amax / 127.f;
 }
 
+// IEEE half precision, round to nearest even; portable (no F16C needed).
+uint16_t float_to_half(float f) {
+    uint32_t x;
+    std::memcpy(&x, &f, 4);
+    uint32_t sign = (x >> 16) & 0x8000, e = (x >> 23) & 0xff, m = x & 0x7fffff;
+    if (e == 0xff) return uint16_t(sign | 0x7c00 | (m ? 0x200 : 0));
+    int exp = int(e) - 127 + 15;
+    if (exp >= 31) return uint16_t(sign | 0x7c00);
+    if (exp <= 0) {
+        if (exp < -10) return uint16_t(sign);
+        m |= 0x800000;
+        uint32_t shift = uint32_t(14 - exp);
+        uint32_t h = m >> shift, rem = m & ((1u << shift) - 1), half = 1u << (shift - 1);
+        if (rem > half || (rem == half && (h & 1))) h++;
+        return uint16_t(sign | h);
+    }
+    uint32_t h = (uint32_t(exp) << 10) | (m >> 13), rem = m & 0x1fff;
+    if (rem > 0x1000 || (rem == 0x1000 && (h & 1))) h++;
+    return uint16_t(sign | h);
+}
+
+float half_to_float(uint16_t h) {
+    uint32_t sign = uint32_t(h & 0x8000) << 16, e = (h >> 10) & 0x1f, m = h & 0x3ff, x;
+    if (e == 0) {
+        if (m == 0) {
+            x = sign;
+        } else {
+            int shift = 0;
+            while (!(m & 0x400)) { m <<= 1; shift++; }
+            x = sign | (uint32_t(127 - 15 + 1 - shift) << 23) | ((m & 0x3ff) << 13);
+        }
+    } else if (e == 31) {
+        x = sign | 0x7f800000 | (m << 13);
+    } else {
+        x = sign | ((e - 15 + 127) << 23) | (m << 13);
+    }
+    float f;
+    std::memcpy(&f, &x, 4);
+    return f;
+}
+
 }  // namespace
 
 // Level-0 block of a node, 64-byte aligned:
 //   float scale | float squared norm | int8 code[d] (padded to 4) | u32 count | u32 links[2M]
 // Upper levels (few nodes) live in a separate array per node.
 struct IndexHNSWFlat::Storage {
+    HNSWStorage kind;
     size_t d, M, M0;
     size_t links_offset, block_bytes;
     size_t capacity = 0, nslots = 0;
     uint8_t* blocks = nullptr;
-    std::vector<float> vectors;  // float copy, for re-ranking and reconstruct
+    // The copy results are scored on (re-ranking, reconstruct): float32 for
+    // Flat, fp16 for FP16; SQ8 keeps only the int8 codes of the blocks.
+    std::vector<float> vectors;
+    std::vector<uint16_t> halves;
     std::vector<idx_t> labels;   // slot -> id
     std::vector<int8_t> levels;  // -1: free slot
     std::vector<std::unique_ptr<slot_t[]>> upper;
     std::unique_ptr<std::mutex[]> locks{new std::mutex[kLockStripes]};
 
-    Storage(size_t d, size_t M) : d(d), M(M), M0(2 * M) {
+    Storage(size_t d, size_t M, HNSWStorage kind) : kind(kind), d(d), M(M), M0(2 * M) {
         links_offset = 8 + (d + 3) / 4 * 4;
         block_bytes = (links_offset + (1 + M0) * sizeof(slot_t) + 63) / 64 * 64;
     }
@@ -118,8 +164,41 @@ struct IndexHNSWFlat::Storage {
     void publish(slot_t s, int level) { __atomic_store_n(&levels[s], int8_t(level), __ATOMIC_RELEASE); }
 
     void prefetch_vector(slot_t s) const {
-        const char* v = reinterpret_cast<const char*>(vec(s));
-        for (size_t off = 0; off < d * sizeof(float); off += 64) __builtin_prefetch(v + off);
+        const char* v = kind == HNSWStorage::Flat ? reinterpret_cast<const char*>(vec(s))
+                        : kind == HNSWStorage::FP16 ? reinterpret_cast<const char*>(halves.data() + size_t(s) * d)
+                                                    : reinterpret_cast<const char*>(code(s));
+        size_t bytes = kind == HNSWStorage::Flat ? d * 4 : kind == HNSWStorage::FP16 ? d * 2 : d;
+        for (size_t off = 0; off < bytes; off += 64) __builtin_prefetch(v + off);
+    }
+
+    void store_vector(slot_t s, const float* x) {
+        if (kind == HNSWStorage::Flat) std::copy(x, x + d, vectors.begin() + size_t(s) * d);
+        if (kind == HNSWStorage::FP16)
+            for (size_t i = 0; i < d; i++) halves[size_t(s) * d + i] = float_to_half(x[i]);
+    }
+
+    void decode(slot_t s, float* out) const {
+        if (kind == HNSWStorage::Flat) {
+            std::copy(vec(s), vec(s) + d, out);
+        } else if (kind == HNSWStorage::FP16) {
+            for (size_t i = 0; i < d; i++) out[i] = half_to_float(halves[size_t(s) * d + i]);
+        } else {
+            const float sc = scale(s);
+            const int8_t* c = code(s);
+            for (size_t i = 0; i < d; i++) out[i] = sc * float(c[i]);
+        }
+    }
+
+    // The score results report: exact on float32, on the decoded vector
+    // otherwise (the float query against the stored copy).
+    float score(const SimdKernels& K, MetricType metric, const float* q, slot_t s, float* tmp) const {
+        const float* v = vec_or_decode(s, tmp);
+        return metric == METRIC_L2 ? K.l2sqr(q, v, d) : -K.inner_product(q, v, d);
+    }
+    const float* vec_or_decode(slot_t s, float* tmp) const {
+        if (kind == HNSWStorage::Flat) return vec(s);
+        decode(s, tmp);
+        return tmp;
     }
 
     void prefetch(slot_t s) const {
@@ -135,7 +214,8 @@ struct IndexHNSWFlat::Storage {
         if (blocks) std::memcpy(nb, blocks, nslots * block_bytes);
         std::free(blocks);
         blocks = nb;
-        vectors.resize(cap * d);
+        if (kind == HNSWStorage::Flat) vectors.resize(cap * d);
+        if (kind == HNSWStorage::FP16) halves.resize(cap * d);
         labels.resize(cap, -1);
         levels.resize(cap, -1);
         upper.resize(cap);
@@ -277,9 +357,10 @@ void connect(const Storage& st, const SimdKernels& K, MetricType metric, slot_t 
 
 }  // namespace
 
-IndexHNSWFlat::IndexHNSWFlat(int d, int M, MetricType metric) : Index(d, metric), M(M) {
+IndexHNSWFlat::IndexHNSWFlat(int d, int M, MetricType metric, HNSWStorage storage)
+    : Index(d, metric), M(M), storage(storage) {
     NEARLY_CHECK_ARG(M >= 2 && M <= 256, "HNSW: M must be between 2 and 256 (got " + std::to_string(M) + ")");
-    st_ = std::make_unique<Storage>(d, M);
+    st_ = std::make_unique<Storage>(d, M, storage);
     level_mult_ = 1.0 / std::log(double(M));
 }
 
@@ -414,7 +495,7 @@ void IndexHNSWFlat::add_impl(idx_t n, const float* x, const idx_t* ids) {
         for (size_t i = t * 256; i < std::min(size_t(n), t * 256 + 256); i++) {
             slot_t s = slots[i];
             const float* xi = x + i * dd;
-            std::copy(xi, xi + dd, st.vectors.begin() + size_t(s) * dd);
+            st.store_vector(s, xi);
             st.scale(s) = quantize(xi, dd, st.code(s));
             float nrm = 0.f;
             for (size_t j = 0; j < dd; j++) nrm += xi[j] * xi[j];
@@ -524,10 +605,11 @@ void IndexHNSWFlat::search(idx_t n, const float* x, idx_t k, float* D, idx_t* I,
         size_t ntasks = (size_t(n) * passing.size() * dd > (1u << 20)) ? size_t(n) : 1;
         parallel_for(ntasks, [&](size_t t) {
             idx_t q0 = ntasks == 1 ? 0 : idx_t(t), q1 = ntasks == 1 ? n : idx_t(t) + 1;
+            std::vector<float> tmp(dd);
             for (idx_t q = q0; q < q1; q++) {
                 const float* xq = x + q * dd;
                 for (slot_t s : passing) {
-                    float sc = metric_type == METRIC_L2 ? K.l2sqr(xq, st.vec(s), dd) : -K.inner_product(xq, st.vec(s), dd);
+                    float sc = st.score(K, metric_type, xq, s, tmp.data());
                     TopK::push(D + q * kk, I + q * kk, kk, sc, st.labels[s]);
                 }
                 finish(q);
@@ -540,21 +622,23 @@ void IndexHNSWFlat::search(idx_t n, const float* x, idx_t k, float* D, idx_t* I,
         Scratch& sc = tls_scratch;
         const float* xq = x + q * dd;
         sc.qcode.resize(dd);
+        sc.decoded.resize(dd);
         Storage::Query qc{sc.qcode.data(), quantize(xq, dd, sc.qcode.data()), 0.f};
         if (metric_type == METRIC_L2) qc.norm = K.inner_product(xq, xq, dd);
         slot_t cur = slot_t(ep);
         float cur_score = approx_score(st, K, metric_type, qc, cur);
         for (int l = t0.level; l > 0; l--) greedy(st, K, metric_type, qc, cur, cur_score, l);
         search_layer(st, K, metric_type, qc, cur, cur_score, 0, ef, sel, sc);
-        // Re-rank the best 2k + 8 on the float vectors: exact distances and
-        // order. (On the real embeddings, re-ranking all ef candidates gives
-        // the same recall@10 and costs ~10% more: each is a random 1.5 KB read.)
+        // Re-rank the best 2k + 8 on the stored copy: exact distances and
+        // order for Flat. (On the real embeddings, re-ranking all ef
+        // candidates gives the same recall@10 and costs ~10% more: each is a
+        // random 1.5 KB read.)
         size_t nr = std::min(sc.top.size(), 2 * kk + 8);
         std::sort(sc.top.begin(), sc.top.end(), max_first);
         sc.top.resize(nr);
         for (const Cand& c : sc.top) st.prefetch_vector(c.id);
         for (const Cand& c : sc.top) {
-            float s = metric_type == METRIC_L2 ? K.l2sqr(xq, st.vec(c.id), dd) : -K.inner_product(xq, st.vec(c.id), dd);
+            float s = st.score(K, metric_type, xq, c.id, sc.decoded.data());
             TopK::push(D + q * kk, I + q * kk, kk, s, st.labels[c.id]);
         }
         finish(q);
@@ -570,7 +654,7 @@ void IndexHNSWFlat::search(idx_t n, const float* x, idx_t k, float* D, idx_t* I,
 void IndexHNSWFlat::reconstruct(idx_t key, float* out) const {
     std::shared_lock<SharedMutex> lk(rw_mutex_);
     slot_t s = slot_of(key);
-    std::copy(st_->vec(s), st_->vec(s) + d, out);
+    st_->decode(s, out);
 }
 
 void IndexHNSWFlat::reconstruct_n(idx_t i0, idx_t ni, float* out) const {
@@ -677,7 +761,7 @@ size_t IndexHNSWFlat::remove_ids(const IDSelector& sel) {
 void IndexHNSWFlat::reset() {
     std::lock_guard<std::mutex> add_lk(add_mutex_);
     std::unique_lock<SharedMutex> lk(rw_mutex_);
-    st_ = std::make_unique<Storage>(d, M);
+    st_ = std::make_unique<Storage>(d, M, storage);
     slot_of_label_.clear();
     free_slots_.clear();
     next_label_ = 0;
@@ -713,7 +797,8 @@ std::vector<idx_t> IndexHNSWFlat::ids() const {
 size_t IndexHNSWFlat::memory_bytes() const {
     std::shared_lock<SharedMutex> lk(rw_mutex_);
     const Storage& st = *st_;
-    size_t bytes = st.capacity * (st.block_bytes + st.d * sizeof(float) + sizeof(idx_t) + 1 + sizeof(void*));
+    size_t copy_bytes = storage == HNSWStorage::Flat ? st.d * 4 : storage == HNSWStorage::FP16 ? st.d * 2 : 0;
+    size_t bytes = st.capacity * (st.block_bytes + copy_bytes + sizeof(idx_t) + 1 + sizeof(void*));
     for (size_t s = 0; s < st.nslots; s++)
         if (st.levels[s] > 0) bytes += size_t(st.levels[s]) * (1 + st.M) * sizeof(slot_t);
     // unordered_map: a node (key, value, next pointer, hash) plus a bucket pointer
@@ -726,6 +811,7 @@ void IndexHNSWFlat::write_body(Writer& w) const {
     std::lock_guard<std::mutex> add_lk(add_mutex_);  // a consistent graph: no add half done
     std::shared_lock<SharedMutex> lk(rw_mutex_);
     const Storage& st = *st_;
+    if (storage != HNSWStorage::Flat) w.pod<int32_t>(int(storage));  // read by io.cpp before the body
     w.pod<int32_t>(d);
     w.pod<int32_t>(metric_type);
     w.pod<int32_t>(M);
@@ -739,13 +825,14 @@ void IndexHNSWFlat::write_body(Writer& w) const {
     w.vec(std::vector<idx_t>(st.labels.begin(), st.labels.begin() + st.nslots));
     w.vec(std::vector<int8_t>(st.levels.begin(), st.levels.begin() + st.nslots));
     w.bytes(st.blocks, st.nslots * st.block_bytes);
-    w.bytes(st.vectors.data(), st.nslots * st.d * sizeof(float));
+    if (storage == HNSWStorage::Flat) w.bytes(st.vectors.data(), st.nslots * st.d * sizeof(float));
+    if (storage == HNSWStorage::FP16) w.bytes(st.halves.data(), st.nslots * st.d * sizeof(uint16_t));
     for (size_t s = 0; s < st.nslots; s++)
         if (st.levels[s] > 0) w.bytes(st.upper[s].get(), size_t(st.levels[s]) * (1 + st.M) * sizeof(slot_t));
     w.vec(free_slots_);
 }
 
-std::unique_ptr<IndexHNSWFlat> IndexHNSWFlat::read_body(Reader& r) {
+std::unique_ptr<IndexHNSWFlat> IndexHNSWFlat::read_body(Reader& r, HNSWStorage storage) {
     int d = r.pod<int32_t>(), metric = r.pod<int32_t>(), M = r.pod<int32_t>();
     int efc = r.pod<int32_t>(), efs = r.pod<int32_t>();
     idx_t next_label = r.pod<int64_t>();
@@ -755,7 +842,11 @@ std::unique_ptr<IndexHNSWFlat> IndexHNSWFlat::read_body(Reader& r) {
     r.check(d > 0 && (metric == METRIC_L2 || metric == METRIC_INNER_PRODUCT) && M >= 2 && M <= 256 && efc >= 1 &&
                 efs >= 1 && nslots < (uint64_t(1) << 32),
             "bad HNSW header");
-    auto index = std::make_unique<IndexHNSWFlat>(d, M, MetricType(metric));
+    std::unique_ptr<IndexHNSWFlat> index;
+    if (storage == HNSWStorage::Flat)
+        index = std::make_unique<IndexHNSWFlat>(d, M, MetricType(metric));
+    else
+        index = std::make_unique<IndexHNSWSQ>(d, storage, M, MetricType(metric));
     index->efConstruction = efc;
     index->efSearch = efs;
     Storage& st = *index->st_;
@@ -763,11 +854,13 @@ std::unique_ptr<IndexHNSWFlat> IndexHNSWFlat::read_body(Reader& r) {
     std::vector<idx_t> labels = r.vec<idx_t>();
     std::vector<int8_t> levels = r.vec<int8_t>();
     r.check(labels.size() == nslots && levels.size() == nslots, "HNSW slot arrays do not match");
-    r.check(nslots * (block_bytes + size_t(d) * 4) <= r.remaining(), "truncated HNSW data");
+    const size_t copy_bytes = storage == HNSWStorage::Flat ? size_t(d) * 4 : storage == HNSWStorage::FP16 ? size_t(d) * 2 : 0;
+    r.check(nslots * (block_bytes + copy_bytes) <= r.remaining(), "truncated HNSW data");
     st.grow(std::max<size_t>(nslots, 16));
     st.nslots = nslots;
     r.bytes(st.blocks, nslots * block_bytes);
-    r.bytes(st.vectors.data(), nslots * size_t(d) * sizeof(float));
+    if (storage == HNSWStorage::Flat) r.bytes(st.vectors.data(), nslots * size_t(d) * sizeof(float));
+    if (storage == HNSWStorage::FP16) r.bytes(st.halves.data(), nslots * size_t(d) * sizeof(uint16_t));
     std::copy(labels.begin(), labels.end(), st.labels.begin());
     std::copy(levels.begin(), levels.end(), st.levels.begin());
     size_t live = 0;

@@ -7,6 +7,7 @@
 #include "nearly/flat.h"
 #include "nearly/hnsw.h"
 #include "nearly/idmap.h"
+#include "nearly/refine.h"
 #include "nearly/transform.h"
 
 namespace nearly {
@@ -65,7 +66,13 @@ IndexPtr read_index_payload(Reader& r) {
     if (tag == "IDMap") return IndexIDMap::read_body(r, false);
     if (tag == "IDMap2") return IndexIDMap::read_body(r, true);
     if (tag == "PreTransform") return IndexPreTransform::read_body(r);
-    if (tag == "HNSWFlat") return IndexHNSWFlat::read_body(r);
+    if (tag == "RefineFlat") return IndexRefineFlat::read_body(r);
+    if (tag == "HNSWFlat") return IndexHNSWFlat::read_body(r, HNSWStorage::Flat);
+    if (tag == "HNSWSQ") {
+        int kind = r.pod<int32_t>();
+        r.check(kind == int(HNSWStorage::SQ8) || kind == int(HNSWStorage::FP16), "bad HNSW storage kind");
+        return IndexHNSWFlat::read_body(r, HNSWStorage(kind));
+    }
     throw CorruptData("cannot read index: unknown index type '" + printable(tag) + "'");
 }
 

@@ -4,6 +4,7 @@
 
 #include "arrays.h"
 #include "nearly/hnsw.h"
+#include "nearly/refine.h"
 
 namespace nearly_py {
 
@@ -51,6 +52,49 @@ void bind_hnsw(py::module_& m) {
              py::arg("d"), py::arg("M") = 32, py::arg("metric") = int(METRIC_L2))
         .def_property_readonly("hnsw", [](std::shared_ptr<IndexHNSWFlat> self) { return HNSWView{self}; })
         .def("memory_bytes", &IndexHNSWFlat::memory_bytes, "Bytes held by the vectors, codes, links and id map.");
+
+    // faiss's ScalarQuantizer.QuantizerType values, for IndexHNSWSQ.
+    struct ScalarQuantizerNames {};
+    py::class_<ScalarQuantizerNames> sq(m, "ScalarQuantizer");
+    sq.attr("QT_8bit") = 0;
+    sq.attr("QT_fp16") = 4;
+    py::class_<IndexHNSWSQ, IndexHNSWFlat, std::shared_ptr<IndexHNSWSQ>>(m, "IndexHNSWSQ")
+        .def(py::init([](int d, int qtype, int M, int metric) {
+                 if (qtype != 0 && qtype != 4)
+                     throw InvalidArgument("IndexHNSWSQ: qtype must be ScalarQuantizer.QT_8bit or QT_fp16");
+                 return std::make_shared<IndexHNSWSQ>(d, qtype == 0 ? HNSWStorage::SQ8 : HNSWStorage::FP16, M,
+                                                      MetricType(metric));
+             }),
+             py::arg("d"), py::arg("qtype"), py::arg("M") = 32, py::arg("metric") = int(METRIC_L2));
+
+    py::class_<IndexRefineSearchParameters, SearchParameters, std::shared_ptr<IndexRefineSearchParameters>>(
+        m, "IndexRefineSearchParameters")
+        .def(py::init([](float k_factor, std::shared_ptr<SearchParameters> base, std::shared_ptr<IDSelector> sel) {
+                 if (!(k_factor >= 1)) throw InvalidArgument("k_factor must be at least 1");
+                 auto p = std::make_shared<IndexRefineSearchParameters>();
+                 p->k_factor = k_factor;
+                 p->base_index_params = base;
+                 p->sel = sel;
+                 return p;
+             }),
+             py::kw_only(), py::arg("k_factor") = 1.0f, py::arg("base_index_params") = nullptr, py::arg("sel") = nullptr)
+        .def_readwrite("k_factor", &IndexRefineSearchParameters::k_factor)
+        .def_readwrite("base_index_params", &IndexRefineSearchParameters::base_index_params);
+
+    py::class_<IndexRefineFlat, Index, std::shared_ptr<IndexRefineFlat>>(m, "IndexRefineFlat")
+        .def(py::init([](IndexPtr base, py::object xb) {
+                 auto index = std::make_shared<IndexRefineFlat>(base);
+                 if (!xb.is_none()) throw NotSupported("IndexRefineFlat(base, xb): add the vectors with add() instead");
+                 return index;
+             }),
+             py::arg("base_index"), py::arg("xb") = py::none())
+        .def_property("k_factor", [](const IndexRefineFlat& i) { return i.k_factor; },
+                      [](IndexRefineFlat& i, float kf) {
+                          if (!(kf >= 1)) throw InvalidArgument("k_factor must be at least 1");
+                          i.k_factor = kf;
+                      })
+        .def_readonly("base_index", &IndexRefineFlat::base_index)
+        .def_readonly("refine_index", &IndexRefineFlat::refine_index);
 }
 
 }  // namespace nearly_py

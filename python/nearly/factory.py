@@ -1,6 +1,6 @@
 """index_factory: faiss's description strings, parsed by a small registry.
 
-A description is read as ``[IDMap|IDMap2,] [transform,]* main``. Each part is
+A description is read as ``[IDMap|IDMap2,] [transform,]* main [,RFlat]``. Each part is
 matched against the regexes below; later issues add entries (HNSW, IVF, PQ,
 refinement) without touching the parser.
 """
@@ -17,7 +17,15 @@ TRANSFORMS = [
 INDEXES = [
     (re.compile(r"Flat"), lambda m, d, metric: _nearly.IndexFlat(d, metric)),
     (re.compile(r"HNSW(\d+)(,Flat)?"), lambda m, d, metric: _nearly.IndexHNSWFlat(d, int(m.group(1)), metric)),
+    (re.compile(r"HNSW(\d+),SQ(8|fp16)"), lambda m, d, metric: _nearly.IndexHNSWSQ(
+        d, _nearly.ScalarQuantizer.QT_8bit if m.group(2) == "8" else _nearly.ScalarQuantizer.QT_fp16,
+        int(m.group(1)), metric)),
 ]
+
+# suffix -> wrapper(index) applied around the main index and its transforms
+REFINES = {
+    "RFlat": _nearly.IndexRefineFlat,
+}
 
 WRAPPERS = {
     "IDMap": _nearly.IndexIDMap,
@@ -57,6 +65,9 @@ def index_factory(d, description, metric=_nearly.METRIC_L2):
         else:
             break
 
+    refine = None
+    if len(parts) > 1 and parts[-1] in REFINES:
+        refine = REFINES[parts.pop()]
     main = ",".join(parts)
     for regex, build in INDEXES:
         m = regex.fullmatch(main)
@@ -68,6 +79,8 @@ def index_factory(d, description, metric=_nearly.METRIC_L2):
 
     for t in reversed(transforms):
         index = _nearly.IndexPreTransform(t, index)
+    if refine is not None:
+        index = refine(index)
     if wrapper is not None:
         index = wrapper(index)
     return index

@@ -26,6 +26,12 @@ struct SearchParametersHNSW : SearchParameters {
     int efSearch = 16;
 };
 
+// What results are scored on after the int8 graph walk: the float vectors
+// (exact distances), an fp16 copy (half the memory), or nothing but the int8
+// codes (a quarter of float storage; distances approximate, pair with
+// IndexRefineFlat for exact ones).
+enum class HNSWStorage : int { Flat = 0, SQ8 = 1, FP16 = 2 };
+
 struct IndexHNSWFlat : Index {
     using slot_t = uint32_t;
 
@@ -33,10 +39,12 @@ struct IndexHNSWFlat : Index {
     int efConstruction = 40;  // faiss's defaults
     int efSearch = 16;
 
-    IndexHNSWFlat(int d, int M = 32, MetricType metric = METRIC_L2);
+    const HNSWStorage storage;
+
+    IndexHNSWFlat(int d, int M = 32, MetricType metric = METRIC_L2, HNSWStorage storage = HNSWStorage::Flat);
     ~IndexHNSWFlat() override;
 
-    std::string type_name() const override { return "HNSWFlat"; }
+    std::string type_name() const override { return storage == HNSWStorage::Flat ? "HNSWFlat" : "HNSWSQ"; }
     // Ids continue from the largest id ever assigned + 1 (after a removal too,
     // so an id never names two vectors).
     void add(idx_t n, const float* x) override;
@@ -49,7 +57,7 @@ struct IndexHNSWFlat : Index {
     void reset() override;
     bool has_native_ids() const override { return true; }
     void write_body(Writer& w) const override;
-    static std::unique_ptr<IndexHNSWFlat> read_body(Reader& r);
+    static std::unique_ptr<IndexHNSWFlat> read_body(Reader& r, HNSWStorage storage);
     std::vector<idx_t> ids() const;  // ids of the stored vectors, in slot order
 
     int max_level() const { return top().level; }
@@ -89,6 +97,14 @@ struct IndexHNSWFlat : Index {
     mutable std::mutex add_mutex_;  // one add at a time (each is parallel inside); serialization waits too
     std::mt19937_64 level_rng_{12345};
     double level_mult_;
+};
+
+// faiss's IndexHNSWSQ: QT_8bit -> SQ8 storage, QT_fp16 -> FP16.
+struct IndexHNSWSQ : IndexHNSWFlat {
+    IndexHNSWSQ(int d, HNSWStorage storage, int M = 32, MetricType metric = METRIC_L2)
+        : IndexHNSWFlat(d, M, metric, storage) {
+        NEARLY_CHECK_ARG(storage != HNSWStorage::Flat, "IndexHNSWSQ: the quantizer must be QT_8bit or QT_fp16");
+    }
 };
 
 }  // namespace nearly

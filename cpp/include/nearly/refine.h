@@ -1,0 +1,42 @@
+// Re-ranking: a fast approximate index proposes k * k_factor candidates, the
+// float vectors kept beside it give their exact distances (faiss's
+// IndexRefineFlat, factory suffix ",RFlat").
+#pragma once
+#include <memory>
+
+#include "nearly/flat.h"
+#include "nearly/index.h"
+
+namespace nearly {
+
+class Reader;
+
+struct IndexRefineSearchParameters : SearchParameters {
+    float k_factor = 1;
+    std::shared_ptr<SearchParameters> base_index_params;
+};
+
+struct IndexRefineFlat : Index {
+    IndexPtr base_index;
+    std::shared_ptr<IndexFlat> refine_index;
+    float k_factor = 1;
+
+    explicit IndexRefineFlat(IndexPtr base_index);
+
+    std::string type_name() const override { return "RefineFlat"; }
+    void train(idx_t n, const float* x) override;
+    void add(idx_t n, const float* x) override;
+    // params: IndexRefineSearchParameters, or plain SearchParameters whose
+    // selector is handed to the base index.
+    void search(idx_t n, const float* x, idx_t k, float* D, idx_t* I,
+                const SearchParameters* params = nullptr) const override;
+    void reconstruct(idx_t key, float* out) const override;
+    void reset() override;
+    void write_body(Writer& w) const override;
+    static std::unique_ptr<IndexRefineFlat> read_body(Reader& r);
+
+   private:
+    void sync();
+};
+
+}  // namespace nearly

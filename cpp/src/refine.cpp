@@ -1,0 +1,117 @@
+#include "nearly/refine.h"
+
+#include <algorithm>
+#include <cmath>
+#include <mutex>
+#include <vector>
+
+#include "nearly/io.h"
+#include "nearly/parallel.h"
+#include "nearly/simd.h"
+#include "nearly/topk.h"
+
+namespace nearly {
+
+IndexRefineFlat::IndexRefineFlat(IndexPtr base)
+    : Index(base ? base->d : 1, base ? base->metric_type : METRIC_L2), base_index(std::move(base)) {
+    NEARLY_CHECK_ARG(base_index != nullptr, "IndexRefineFlat needs a base index");
+    NEARLY_CHECK_ARG(base_index->ntotal == 0, "IndexRefineFlat: the base index must be empty");
+    refine_index = std::make_shared<IndexFlat>(d, metric_type);
+    sync();
+}
+
+void IndexRefineFlat::sync() {
+    is_trained = base_index->is_trained;
+    ntotal = refine_index->ntotal;
+}
+
+void IndexRefineFlat::train(idx_t n, const float* x) {
+    std::unique_lock<SharedMutex> lk(rw_mutex_);
+    base_index->train(n, x);
+    sync();
+}
+
+void IndexRefineFlat::add(idx_t n, const float* x) {
+    check_add_args(n, x);
+    std::unique_lock<SharedMutex> lk(rw_mutex_);
+    // The base index must number vectors 0, 1, ... like the float copy.
+    if (base_index->ntotal != refine_index->ntotal)
+        throw NotSupported("IndexRefineFlat: the base index was modified directly; ids no longer match");
+    base_index->add(n, x);
+    refine_index->add(n, x);
+    sync();
+}
+
+void IndexRefineFlat::search(idx_t n, const float* x, idx_t k, float* D, idx_t* I,
+                             const SearchParameters* params) const {
+    check_search_args(n, x, k);
+    float kf = k_factor;
+    const SearchParameters* base_params = params;
+    if (auto* rp = dynamic_cast<const IndexRefineSearchParameters*>(params)) {
+        kf = rp->k_factor;
+        base_params = rp->base_index_params.get();
+    }
+    NEARLY_CHECK_ARG(kf >= 1, "IndexRefineFlat: k_factor must be at least 1");
+    std::shared_lock<SharedMutex> lk(rw_mutex_);
+    const idx_t kb = std::max<idx_t>(k, idx_t(std::ceil(double(k) * kf)));
+    std::vector<float> bD(size_t(n) * kb);
+    std::vector<idx_t> bI(size_t(n) * kb);
+    base_index->search(n, x, kb, bD.data(), bI.data(), base_params);
+    const float* xb = refine_index->vectors().data();
+    const size_t dd = size_t(d), kk = size_t(k);
+    const SimdKernels& K = simd();
+    const float pad = missing_distance(metric_type);
+    const bool par = size_t(n) * kb * dd > (1u << 20);
+    parallel_for(par ? size_t(n) : 1, [&](size_t t) {
+        const size_t q0 = par ? t : 0, q1 = par ? t + 1 : size_t(n);
+        for (size_t q = q0; q < q1; q++) {
+            float* Dq = D + q * kk;
+            idx_t* Iq = I + q * kk;
+            TopK::init(Dq, Iq, kk);
+            for (idx_t j = 0; j < kb; j++) {
+                idx_t id = bI[q * kb + j];
+                if (id < 0 || id >= refine_index->ntotal) continue;
+                const float* v = xb + size_t(id) * dd;
+                float s = metric_type == METRIC_L2 ? K.l2sqr(x + q * dd, v, dd) : -K.inner_product(x + q * dd, v, dd);
+                TopK::push(Dq, Iq, kk, s, id);
+            }
+            TopK::sort(Dq, Iq, kk);
+            for (size_t i = 0; i < kk; i++) Dq[i] = Iq[i] < 0 ? pad : (metric_type == METRIC_L2 ? Dq[i] : -Dq[i]);
+        }
+    });
+}
+
+void IndexRefineFlat::reconstruct(idx_t key, float* out) const { refine_index->reconstruct(key, out); }
+
+void IndexRefineFlat::reset() {
+    std::unique_lock<SharedMutex> lk(rw_mutex_);
+    base_index->reset();
+    refine_index->reset();
+    sync();
+}
+
+void IndexRefineFlat::write_body(Writer& w) const {
+    std::shared_lock<SharedMutex> lk(rw_mutex_);
+    w.pod<float>(k_factor);
+    write_index_payload(*base_index, w);
+    write_index_payload(*refine_index, w);
+}
+
+std::unique_ptr<IndexRefineFlat> IndexRefineFlat::read_body(Reader& r) {
+    float kf = r.pod<float>();
+    r.check(kf >= 1 && kf < 1e6f, "bad k_factor");
+    IndexPtr base = read_index_payload(r);
+    IndexPtr refine = read_index_payload(r);
+    auto flat = std::dynamic_pointer_cast<IndexFlat>(refine);
+    r.check(flat && flat->d == base->d && flat->metric_type == base->metric_type && flat->ntotal == base->ntotal,
+            "RefineFlat parts do not match");
+    // Built empty around an empty twin, then the loaded parts put in place.
+    auto out = std::unique_ptr<IndexRefineFlat>(new IndexRefineFlat(std::make_shared<IndexFlat>(base->d, base->metric_type)));
+    out->base_index = base;
+    out->refine_index = flat;
+    out->k_factor = kf;
+    out->sync();
+    return out;
+}
+
+}  // namespace nearly

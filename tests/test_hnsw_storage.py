@@ -1,0 +1,94 @@
+"""HNSW storage variants (SQ8, fp16) and IndexRefineFlat re-ranking."""
+import pickle
+
+import numpy as np
+import pytest
+
+import nearly
+from _hnswutil import real_data
+from _testutil import distances64
+
+IP = nearly.METRIC_INNER_PRODUCT
+
+
+@pytest.fixture(scope="module")
+def data():
+    """Real embeddings (10k of them); recall claims need real data."""
+    xb, xq = real_data()
+    xb, xq = xb[:10_000], xq[:200]
+    gt = np.argsort(-distances64(xq, xb, IP), axis=1)[:, :10]
+    return xb, xq, gt
+
+
+def recall(I, gt):
+    return np.mean([len(set(a) & set(b)) / gt.shape[1] for a, b in zip(I, gt)])
+
+
+def build(desc, xb):
+    index = nearly.index_factory(xb.shape[1], desc, IP)
+    base = index.base_index if isinstance(index, nearly.IndexRefineFlat) else index
+    base.hnsw.efConstruction = 80
+    base.hnsw.efSearch = 64
+    index.add(xb)
+    return index, base
+
+
+@pytest.mark.parametrize("desc,cls", [("HNSW16,SQ8", "IndexHNSWSQ"), ("HNSW16,SQfp16", "IndexHNSWSQ"),
+                                      ("HNSW16,SQ8,RFlat", "IndexRefineFlat"), ("HNSW16,RFlat", "IndexRefineFlat")])
+def test_variants_recall_and_distances(data, desc, cls):
+    xb, xq, gt = data
+    index, base = build(desc, xb)
+    assert type(index).__name__ == cls
+    D, I = index.search(xq, 10)
+    assert recall(I, gt) >= 0.95
+    exact = np.take_along_axis(distances64(xq, xb, IP), I, axis=1)
+    # SQ8 scores on the int8 copy: close, not exact; fp16 and RFlat: exact up to float rounding
+    tol = 0.01 if desc == "HNSW16,SQ8" else 1e-5
+    np.testing.assert_allclose(D, exact, atol=tol)
+    assert (np.diff(D, axis=1) <= 1e-6).all()  # IP descending
+
+
+def test_memory_of_variants(data):
+    xb, _, _ = data
+    flat = build("HNSW16", xb)[1].memory_bytes()
+    sq8 = build("HNSW16,SQ8", xb)[1].memory_bytes()
+    fp16 = build("HNSW16,SQfp16", xb)[1].memory_bytes()
+    d = xb.shape[1]
+    assert flat - fp16 >= 2 * d * len(xb) * 0.99  # the float copy became fp16
+    assert flat - sq8 >= 4 * d * len(xb) * 0.99  # and is gone for SQ8
+
+
+def test_reconstruct_of_variants(data):
+    xb, _, _ = data
+    assert np.abs(build("HNSW16,SQ8", xb)[0].reconstruct(3) - xb[3]).max() < 0.01
+    fp16 = build("HNSW16,SQfp16", xb)[0].reconstruct(3)
+    np.testing.assert_array_equal(fp16, xb[3].astype(np.float16).astype(np.float32))
+
+
+@pytest.mark.parametrize("desc", ["HNSW16,SQ8", "HNSW16,SQfp16", "HNSW16,SQ8,RFlat"])
+def test_round_trip(data, desc):
+    xb, xq, _ = data
+    index, _ = build(desc, xb[:1000])
+    again = pickle.loads(pickle.dumps(index))
+    assert type(again) is type(index)
+    for a, b in zip(index.search(xq, 5), again.search(xq, 5)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_refine_parameters(data):
+    xb, xq, gt = data
+    index, base = build("HNSW16,SQ8,RFlat", xb)
+    base.hnsw.efSearch = 16
+    low = recall(index.search(xq, 10)[1], gt)
+    params = nearly.IndexRefineSearchParameters(k_factor=4, base_index_params=nearly.SearchParametersHNSW(efSearch=64))
+    high = recall(index.search(xq, 10, params=params)[1], gt)
+    assert high >= low and high >= 0.95
+    with pytest.raises(ValueError):
+        nearly.IndexRefineSearchParameters(k_factor=0.5)
+    with pytest.raises(ValueError):
+        index.k_factor = 0
+
+
+def test_sq_bad_qtype():
+    with pytest.raises(ValueError):
+        nearly.IndexHNSWSQ(8, 3, 16)
