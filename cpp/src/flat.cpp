@@ -48,6 +48,7 @@ void IndexFlat::reconstruct_n(idx_t i0, idx_t ni, float* out) const {
 }
 
 size_t IndexFlat::remove_ids(const IDSelector& sel) {
+    check_writable();
     std::unique_lock<SharedMutex> lk(rw_mutex_);
     idx_t j = 0;
     for (idx_t i = 0; i < ntotal; i++) {
@@ -66,6 +67,7 @@ size_t IndexFlat::remove_ids(const IDSelector& sel) {
 }
 
 void IndexFlat::reset() {
+    check_writable();
     std::unique_lock<SharedMutex> lk(rw_mutex_);
     xb_.clear();
     norms_.clear();
@@ -73,6 +75,8 @@ void IndexFlat::reset() {
 }
 
 void IndexFlat::merge_from(Index& other_base, idx_t add_id) {
+    check_writable();
+    other_base.check_writable();
     NEARLY_CHECK_ARG(&other_base != this, "cannot merge an index into itself");
     if (add_id != 0) throw NotSupported("merge_from: add_id must be 0 for an index without ids");
     auto* other = dynamic_cast<IndexFlat*>(&other_base);

@@ -662,6 +662,7 @@ void IndexHNSWFlat::reconstruct_n(idx_t i0, idx_t ni, float* out) const {
 }
 
 size_t IndexHNSWFlat::remove_ids(const IDSelector& sel) {
+    check_writable();
     std::lock_guard<std::mutex> add_lk(add_mutex_);
     std::unique_lock<SharedMutex> lk(rw_mutex_);
     Storage& st = *st_;
@@ -759,6 +760,7 @@ size_t IndexHNSWFlat::remove_ids(const IDSelector& sel) {
 }
 
 void IndexHNSWFlat::reset() {
+    check_writable();
     std::lock_guard<std::mutex> add_lk(add_mutex_);
     std::unique_lock<SharedMutex> lk(rw_mutex_);
     st_ = std::make_unique<Storage>(d, M, storage);

@@ -44,7 +44,13 @@ void Index::check_search_args(idx_t n, const float* x, idx_t k) const {
     check_finite(x, size_t(n) * d, "the query array");
 }
 
+void Index::check_writable() const {
+    if (read_only)
+        throw NotSupported("this index was read with IO_FLAG_READ_ONLY or IO_FLAG_MMAP and cannot be modified");
+}
+
 void Index::check_add_args(idx_t n, const float* x) const {
+    check_writable();
     NEARLY_CHECK_ARG(n >= 0, "the number of vectors must be non-negative");
     if (!is_trained) throw NotSupported("the index is not trained: call train() before add()");
     check_finite(x, size_t(n) * d, "the vectors to add");

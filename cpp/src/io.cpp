@@ -60,8 +60,19 @@ void write_index_payload(const Index& index, Writer& w) {
     index.write_body(w);
 }
 
+namespace {
+IndexPtr read_tagged(Reader& r, const std::string& tag);
+}  // namespace
+
 IndexPtr read_index_payload(Reader& r) {
     std::string tag = r.str();
+    IndexPtr index = read_tagged(r, tag);
+    index->read_only = r.read_only;
+    return index;
+}
+
+namespace {
+IndexPtr read_tagged(Reader& r, const std::string& tag) {
     if (tag == "Flat") return IndexFlat::read_body(r);
     if (tag == "IDMap") return IndexIDMap::read_body(r, false);
     if (tag == "IDMap2") return IndexIDMap::read_body(r, true);
@@ -75,6 +86,7 @@ IndexPtr read_index_payload(Reader& r) {
     }
     throw CorruptData("cannot read index: unknown index type '" + printable(tag) + "'");
 }
+}  // namespace
 
 std::vector<uint8_t> serialize_index(const Index& index) {
     Writer payload;
@@ -91,7 +103,7 @@ std::vector<uint8_t> serialize_index(const Index& index) {
     return std::move(out.buffer());
 }
 
-IndexPtr deserialize_index(const uint8_t* data, size_t n) {
+IndexPtr deserialize_index(const uint8_t* data, size_t n, bool read_only) {
     if (n < kHeaderSize + 8 || std::memcmp(data, kMagic, 8) != 0) {
         if (n >= 4 && (std::memcmp(data, "IxFI", 4) == 0 || std::memcmp(data, "IxF2", 4) == 0 ||
                        std::memcmp(data, "IxFl", 4) == 0 || std::memcmp(data, "IxM", 3) == 0))
@@ -115,6 +127,7 @@ IndexPtr deserialize_index(const uint8_t* data, size_t n) {
     std::memcpy(&stored, body + size, 8);
     if (stored != checksum64(data, kHeaderSize + size)) throw CorruptData("cannot read index: checksum mismatch (corrupt data)");
     Reader r(body, size);
+    r.read_only = read_only;
     IndexPtr index;
     try {
         index = read_index_payload(r);
@@ -135,7 +148,7 @@ void write_index(const Index& index, const std::string& path) {
         throw std::runtime_error("could not write " + path + ": " + std::strerror(errno));
 }
 
-IndexPtr read_index(const std::string& path) {
+IndexPtr read_index(const std::string& path, bool read_only) {
     std::unique_ptr<FILE, FileCloser> f(std::fopen(path.c_str(), "rb"));
     if (!f) {
         if (errno == ENOENT) throw FileMissing("could not open " + path + " for reading: No such file or directory");
@@ -146,7 +159,7 @@ IndexPtr read_index(const std::string& path) {
     size_t got;
     while ((got = std::fread(buf, 1, sizeof(buf), f.get())) > 0) bytes.insert(bytes.end(), buf, buf + got);
     if (std::ferror(f.get())) throw std::runtime_error("could not read " + path + ": " + std::strerror(errno));
-    return deserialize_index(bytes.data(), bytes.size());
+    return deserialize_index(bytes.data(), bytes.size(), read_only);
 }
 
 }  // namespace nearly

@@ -59,6 +59,9 @@ struct Index {
     MetricType metric_type;
     bool is_trained = true;
     bool verbose = false;
+    // Set by read_index with IO_FLAG_READ_ONLY or IO_FLAG_MMAP: every write
+    // (add, remove_ids, reset, merge_from) raises instead.
+    bool read_only = false;
 
     Index(int d, MetricType metric);
     virtual ~Index() = default;
@@ -79,6 +82,8 @@ struct Index {
     virtual void reset() = 0;
     // Moves other's vectors into this index (other is left empty), like faiss.
     virtual void merge_from(Index& other, idx_t add_id = 0);
+
+    void check_writable() const;  // throws when read_only
 
     // True when the index stores caller-given ids itself (add_with_ids,
     // stable ids across remove_ids): IndexIDMap then passes ids through.

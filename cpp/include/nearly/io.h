@@ -53,6 +53,7 @@ class Writer {
 class Reader {
    public:
     Reader(const uint8_t* data, size_t n) : p_(data), n_(n) {}
+    bool read_only = false;  // mark every index read as read-only
     template <class T>
     T pod() {
         T v;
@@ -94,9 +95,9 @@ void write_index_payload(const Index& index, Writer& w);
 IndexPtr read_index_payload(Reader& r);
 
 std::vector<uint8_t> serialize_index(const Index& index);
-IndexPtr deserialize_index(const uint8_t* data, size_t n);
+IndexPtr deserialize_index(const uint8_t* data, size_t n, bool read_only = false);
 void write_index(const Index& index, const std::string& path);
-IndexPtr read_index(const std::string& path);
+IndexPtr read_index(const std::string& path, bool read_only = false);
 
 // Bytes of s with anything outside printable ASCII escaped as \xNN.
 std::string printable(const std::string& s);
