@@ -138,6 +138,10 @@ struct IndexHNSWFlat::Storage {
     std::vector<uint16_t> halves;
     std::vector<idx_t> labels;   // slot -> id
     std::vector<int8_t> levels;  // -1: free slot
+    // Level-0 in-degree of each node: pruning never takes away a node's last
+    // in-link, so no node becomes unreachable (plain HNSW can orphan a few,
+    // more often when inserts run in parallel and miss each other).
+    std::vector<uint32_t> indegree;
     std::vector<std::unique_ptr<slot_t[]>> upper;
     std::unique_ptr<std::mutex[]> locks{new std::mutex[kLockStripes]};
 
@@ -157,6 +161,18 @@ struct IndexHNSWFlat::Storage {
     size_t max_links(int level) const { return level == 0 ? M0 : M; }
     const float* vec(slot_t s) const { return vectors.data() + size_t(s) * d; }
     std::mutex& lock(slot_t s) const { return locks[s % kLockStripes]; }
+    void in_link(slot_t s, int delta) const {
+        __atomic_fetch_add(const_cast<uint32_t*>(&indegree[s]), uint32_t(delta), __ATOMIC_RELAXED);
+    }
+    uint32_t in_links(slot_t s) const { return __atomic_load_n(&indegree[s], __ATOMIC_RELAXED); }
+    void recount_in_links() {
+        std::fill(indegree.begin(), indegree.end(), 0);
+        for (size_t s = 0; s < nslots; s++)
+            if (levels[s] >= 0) {
+                const slot_t* ll = links(slot_t(s), 0);
+                for (slot_t i = 1; i <= ll[0]; i++) indegree[ll[i]]++;
+            }
+    }
 
     // Whether a scan over all slots (exact filtered search) may use slot s:
     // a linked node, not a free slot nor one an add is still writing.
@@ -217,6 +233,7 @@ struct IndexHNSWFlat::Storage {
         if (kind == HNSWStorage::Flat) vectors.resize(cap * d);
         if (kind == HNSWStorage::FP16) halves.resize(cap * d);
         labels.resize(cap, -1);
+        indegree.resize(cap, 0);
         levels.resize(cap, -1);
         upper.resize(cap);
         capacity = cap;
@@ -342,6 +359,7 @@ void connect(const Storage& st, const SimdKernels& K, MetricType metric, slot_t 
     if (cnt < st.max_links(level)) {
         store_link(ll + 1 + cnt, s);
         store_count(ll, cnt + 1);
+        if (level == 0) st.in_link(s, +1);
         return;
     }
     Storage::Query qp = st.query_of(p);
@@ -352,6 +370,18 @@ void connect(const Storage& st, const SimdKernels& K, MetricType metric, slot_t 
     std::sort(cands.begin(), cands.end(), max_first);
     std::vector<slot_t> picks;
     select_neighbors(st, K, metric, cands, st.max_links(level), picks);
+    if (level == 0) {
+        // Keep any node this list is the only way into, in the room the
+        // heuristic left.
+        for (const Cand& c : cands) {
+            if (picks.size() >= st.max_links(0)) break;
+            if (std::find(picks.begin(), picks.end(), c.id) != picks.end()) continue;
+            if (st.in_links(c.id) <= (c.id != s ? 1u : 0u)) picks.push_back(c.id);
+        }
+        for (slot_t i = 1; i <= cnt; i++)
+            if (std::find(picks.begin(), picks.end(), ll[i]) == picks.end()) st.in_link(ll[i], -1);
+        if (std::find(picks.begin(), picks.end(), s) != picks.end()) st.in_link(s, +1);
+    }
     write_links(ll, picks);
 }
 
@@ -426,6 +456,8 @@ void IndexHNSWFlat::insert(slot_t s, int level) {
             std::lock_guard<std::mutex> lk(st.lock(s));
             write_links(st.links(s, l), picks[l]);
         }
+        if (l == 0)
+            for (slot_t p : picks[0]) st.in_link(p, +1);
         if (!found.empty()) {
             cur = found[0].id;
             cur_score = found[0].score;
@@ -479,6 +511,7 @@ void IndexHNSWFlat::add_impl(idx_t n, const float* x, const idx_t* ids) {
             slot_of_label_[label] = s;
             st.upper[s].reset(lv[i] > 0 ? new slot_t[size_t(lv[i]) * (1 + M)]() : nullptr);
             *st.links(s, 0) = 0;
+            st.indegree[s] = 0;
         }
         if (ids) {
             for (idx_t i = 0; i < n; i++) next_label_ = std::max(next_label_, ids[i] + 1);
@@ -755,6 +788,7 @@ size_t IndexHNSWFlat::remove_ids(const IDSelector& sel) {
         }
     Top t = top();
     if (t.entry < 0 || gone[t.entry] || best_level < t.level) set_top({best, best_level});
+    st.recount_in_links();
     ntotal -= idx_t(removed);
     return removed;
 }
@@ -897,6 +931,7 @@ std::unique_ptr<IndexHNSWFlat> IndexHNSWFlat::read_body(Reader& r, HNSWStorage s
     for (slot_t s : index->free_slots_) r.check(s < nslots && levels[s] < 0, "bad HNSW free slot");
     index->next_label_ = next_label;
     index->set_top({entry, max_level});
+    st.recount_in_links();
     index->ntotal = idx_t(live);
     return index;
 }
