@@ -378,6 +378,38 @@ def test_fde_inner_product_tracks_chamfer():
     assert np.corrcoef(exact, approx)[0, 1] > 0.5
 
 
+@pytest.fixture
+def restore_simd():
+    before = nearly.simd_level()
+    yield nearly.simd_levels_supported()
+    nearly.set_simd_level(before)
+
+
+def test_unfused_kernel_same_bits_at_every_level(restore_simd):
+    rng = np.random.default_rng(4)
+    for d, n in [(1, 1), (7, 3), (16, 8), (33, 17), (128, 100), (384, 64), (5, 65)]:
+        x = rng.standard_normal(d).astype(np.float32)
+        w = rng.standard_normal((d, n)).astype(np.float32)
+        want = np.zeros(n, np.float32)
+        for i in range(d):  # in order, rounding the product before the add
+            want = want + (x[i] * w[i]).astype(np.float32)
+        for level in restore_simd:
+            nearly.set_simd_level(level)
+            assert _nearly._vecmat_unfused(x, w).tobytes() == want.tobytes(), (level, d, n)
+
+
+def test_encodings_same_bits_at_every_level(restore_simd):
+    rng = np.random.default_rng(8)
+    docs = [rng.standard_normal((int(n), 48)).astype(np.float32) for n in rng.integers(1, 30, size=50)]
+    cfg = nearly.FDEConfig(48, num_repetitions=7, num_simhash_projections=5, projection_type="ams_sketch",
+                           projection_dimension=8, fill_empty_partitions=True)
+    results = []
+    for level in restore_simd:
+        nearly.set_simd_level(level)
+        results.append(nearly.fde_encode_documents(docs, None, cfg).tobytes())
+    assert all(r == results[0] for r in results)
+
+
 # ----------------------------------------------------------------------- Chamfer
 
 

@@ -10,6 +10,7 @@
 #include "nearly/libstdcxx_random.h"
 #include "nearly/parallel.h"
 #include "nearly/ragged.h"
+#include "nearly/simd.h"
 
 namespace nearly {
 
@@ -91,21 +92,40 @@ std::vector<float> fde_count_sketch(const float* x, size_t n, size_t final_dimen
 
 FdeEncoder::FdeEncoder(const FdeConfig& config) : config_(config) {
     config_.validate();
-    const size_t d = config_.dimension, k = config_.num_simhash_projections;
-    reps_.resize(config_.num_repetitions);
-    for (size_t r = 0; r < reps_.size(); r++) {
+    const size_t d = config_.dimension, k = config_.num_simhash_projections, R = config_.num_repetitions;
+    const size_t B = config_.block_dimension();
+    const bool ams = config_.projection == FdeProjection::ams_sketch;
+    simhash_.resize(d * R * k);
+    if (ams) {
+        ams_start_.assign(R * B + 1, 0);
+        ams_input_.resize(R * d);
+        ams_sign_.resize(R * d);
+    }
+    std::vector<uint32_t> target;
+    std::vector<float> sign;
+    for (size_t r = 0; r < R; r++) {
         // The reference adds the repetition to an int32 seed and hands it to
         // mt19937 as uint32: arithmetic mod 2^32.
         const uint32_t seed = uint32_t(config_.seed) + uint32_t(r);
-        Repetition& rep = reps_[r];
         if (k > 0) {
-            std::vector<float> colmajor = fde_simhash_matrix(seed, d, k);
-            rep.simhash.resize(d * k);
+            const std::vector<float> colmajor = fde_simhash_matrix(seed, d, k);
             for (size_t i = 0; i < d; i++)
-                for (size_t j = 0; j < k; j++) rep.simhash[i * k + j] = colmajor[j * d + i];
+                for (size_t j = 0; j < k; j++) simhash_[i * R * k + r * k + j] = colmajor[j * d + i];
         }
-        if (config_.projection == FdeProjection::ams_sketch)
-            ams_draws(seed, d, config_.projection_dimension, rep.ams_target, rep.ams_sign);
+        if (ams) {
+            ams_draws(seed, d, B, target, sign);
+            // Counting sort by output coordinate keeps the inputs in order.
+            uint32_t* start = &ams_start_[r * B];
+            std::vector<uint32_t> count(B, 0);
+            for (size_t i = 0; i < d; i++) count[target[i]]++;
+            for (size_t c = 0; c < B; c++) start[c + 1] = start[c] + count[c];
+            std::vector<uint32_t> next(start, start + B);
+            for (size_t i = 0; i < d; i++) {
+                const uint32_t e = next[target[i]]++;
+                ams_input_[e] = uint32_t(i);
+                ams_sign_[e] = sign[i];
+            }
+        }
     }
     if (config_.final_projection_dimension > 0)
         ams_draws(uint32_t(config_.seed), config_.raw_dimension(), config_.final_projection_dimension, final_target_,
@@ -113,61 +133,82 @@ FdeEncoder::FdeEncoder(const FdeConfig& config) : config_(config) {
 }
 
 struct FdeEncoder::Scratch {
-    std::vector<float> raw;         // one encoding before the final projection
-    std::vector<float> projected;   // one projected point
-    std::vector<float> sketch;      // one point's k projections
-    std::vector<float> counts;      // points per partition
-    std::vector<uint32_t> words;    // sign word of every point of the set
+    std::vector<float> raw;        // one encoding before the final projection
+    std::vector<float> transposed;  // the set, d x n (AMS)
+    std::vector<float> projected;   // its AMS sketches, B x n
+    std::vector<float> sketch;     // one point's R * k projections
+    std::vector<float> counts;     // points per partition
+    std::vector<uint32_t> words;   // sign words, point p's of repetition r at p * R + r
 };
 
-uint32_t FdeEncoder::sign_word(const Repetition& rep, const float* point, float* sketch) const {
-    const size_t d = config_.dimension, k = config_.num_simhash_projections;
-    if (k == 0) return 0;
-    std::fill(sketch, sketch + k, 0.f);
-    // k independent sums, each in coordinate order; the inner loop runs
-    // across projections, so it vectorizes without reassociating any sum.
-    for (size_t i = 0; i < d; i++) {
-        const float xi = point[i];
-        const float* w = &rep.simhash[i * k];
-        for (size_t j = 0; j < k; j++) sketch[j] += xi * w[j];
+void FdeEncoder::project_set(size_t r, const float* transposed, size_t n, float* out) const {
+    const size_t B = config_.block_dimension();
+    const uint32_t* start = &ams_start_[r * B];
+    // Output (c, p) sums its inputs in increasing order, as the reference
+    // does; the inner loop runs across points, so it vectorizes without
+    // reordering any sum.
+    for (size_t c = 0; c < B; c++) {
+        float* o = out + c * n;
+        std::fill(o, o + n, 0.f);
+        for (uint32_t e = start[c]; e < start[c + 1]; e++) {
+            const float sign = ams_sign_[e];
+            const float* col = transposed + size_t(ams_input_[e]) * n;
+            for (size_t p = 0; p < n; p++) o[p] += sign * col[p];
+        }
     }
-    uint32_t word = 0;
-    for (size_t j = 0; j < k; j++) word = (word << 1) | uint32_t(sketch[j] > 0.f);
-    return word;
-}
-
-void FdeEncoder::project(const Repetition& rep, const float* point, float* out) const {
-    const size_t d = config_.dimension;
-    if (config_.projection == FdeProjection::identity) {
-        std::copy(point, point + d, out);
-        return;
-    }
-    std::fill(out, out + config_.projection_dimension, 0.f);
-    for (size_t i = 0; i < d; i++) out[rep.ams_target[i]] += rep.ams_sign[i] * point[i];
 }
 
 void FdeEncoder::encode_one(FdeEncoding encoding, const float* points, size_t n_points, float* out,
                             Scratch& s) const {
     const size_t d = config_.dimension, P = config_.num_partitions(), B = config_.block_dimension();
+    const size_t R = config_.num_repetitions, k = config_.num_simhash_projections;
     const bool has_final = config_.final_projection_dimension > 0;
     const bool average = encoding == FdeEncoding::document_average;
-    const bool fill = average && config_.fill_empty_partitions && config_.num_simhash_projections > 0;
+    const bool fill = average && config_.fill_empty_partitions && k > 0;
     float* raw = has_final ? s.raw.data() : out;
     std::fill(raw, raw + config_.raw_dimension(), 0.f);
-    if (fill) s.words.resize(n_points);
 
-    for (size_t r = 0; r < reps_.size(); r++) {
-        const Repetition& rep = reps_[r];
+    // Sign words of every point in every repetition. The sums run in
+    // coordinate order without fused multiply-adds, like the reference's
+    // matrix product, at every SIMD level.
+    s.words.assign(n_points * R, 0);
+    if (k > 0) {
+        const SimdKernels& K = simd();
+        for (size_t p = 0; p < n_points; p++) {
+            K.vecmat_unfused(points + p * d, d, simhash_.data(), R * k, s.sketch.data());
+            for (size_t r = 0; r < R; r++) {
+                uint32_t word = 0;  // projection 0 the most significant bit
+                for (size_t j = 0; j < k; j++) word = (word << 1) | uint32_t(s.sketch[r * k + j] > 0.f);
+                s.words[p * R + r] = word;
+            }
+        }
+    }
+
+    const bool ams = config_.projection == FdeProjection::ams_sketch;
+    if (ams) {
+        s.transposed.resize(d * n_points);
+        for (size_t p = 0; p < n_points; p++)
+            for (size_t i = 0; i < d; i++) s.transposed[i * n_points + p] = points[p * d + i];
+        s.projected.resize(B * n_points);
+    }
+    for (size_t r = 0; r < R; r++) {
+        // Point p's block: its row of the input (identity) or column p of
+        // the projected set (AMS), coordinates coord_step apart.
+        const float* proj = points;
+        size_t point_step = d, coord_step = 1;
+        if (ams) {
+            project_set(r, s.transposed.data(), n_points, s.projected.data());
+            proj = s.projected.data();
+            point_step = 1;
+            coord_step = n_points;
+        }
         float* rep_out = raw + r * P * B;
         std::fill(s.counts.begin(), s.counts.end(), 0.f);
         for (size_t p = 0; p < n_points; p++) {
-            const float* x = points + p * d;
-            const uint32_t word = sign_word(rep, x, s.sketch.data());
-            if (fill) s.words[p] = word;
-            const uint32_t part = fde_partition_of_sign_word(word);
+            const uint32_t part = fde_partition_of_sign_word(s.words[p * R + r]);
             float* block = rep_out + size_t(part) * B;
-            project(rep, x, s.projected.data());
-            for (size_t c = 0; c < B; c++) block[c] += s.projected[c];
+            const float* y = proj + p * point_step;
+            for (size_t c = 0; c < B; c++) block[c] += y[c * coord_step];
             s.counts[part] += 1.f;
         }
         if (!average) continue;
@@ -182,13 +223,14 @@ void FdeEncoder::encode_one(FdeEncoding encoding, const float* points, size_t n_
                 size_t nearest = 0;
                 int best = 64;
                 for (size_t p = 0; p < n_points; p++) {
-                    const int dist = __builtin_popcount(s.words[p] ^ target);
+                    const int dist = __builtin_popcount(s.words[p * R + r] ^ target);
                     if (dist < best) {
                         best = dist;
                         nearest = p;
                     }
                 }
-                project(rep, points + nearest * d, block);
+                const float* y = proj + nearest * point_step;
+                for (size_t c = 0; c < B; c++) block[c] = y[c * coord_step];
             }
         }
     }
@@ -212,7 +254,7 @@ void FdeEncoder::encode(FdeEncoding encoding, const float* vectors, size_t n_vec
     if (n_sets == 0) return;
 
     const size_t B = config_.block_dimension(), k = config_.num_simhash_projections;
-    const double work = double(n_vectors) * reps_.size() * (double(d) * (k + 1) + B);
+    const double work = double(n_vectors) * config_.num_repetitions * (double(d) * (k + 1) + B);
     const size_t nt = get_num_threads();
     const size_t ntasks = (nt <= 1 || work < kMinParallelWork || in_parallel_region())
                               ? 1
@@ -223,8 +265,7 @@ void FdeEncoder::encode(FdeEncoding encoding, const float* vectors, size_t n_vec
     parallel_for(ntasks, [&](size_t t) {
         Scratch s;
         if (config_.final_projection_dimension > 0) s.raw.resize(config_.raw_dimension());
-        s.projected.resize(B);
-        s.sketch.resize(std::max<size_t>(k, 1));
+        s.sketch.resize(std::max<size_t>(k * config_.num_repetitions, 1));
         s.counts.resize(config_.num_partitions());
         const size_t end = std::min(n_sets, (t + 1) * per_task);
         for (size_t i = t * per_task; i < end; i++) {

@@ -6,6 +6,7 @@
 #include "arrays.h"
 #include "nearly/fde.h"
 #include "nearly/libstdcxx_random.h"
+#include "nearly/simd.h"
 
 namespace nearly_py {
 
@@ -70,6 +71,17 @@ void bind_fde(py::module_& m) {
                  return encode(e, FdeEncoding::document_average, v, l);
              },
              py::arg("vectors"), py::arg("lengths"));
+
+    m.def("_vecmat_unfused", [](py::handle x_obj, py::handle w_obj) {
+        FloatArray x = to_array<FloatArray>(x_obj, "x");
+        if (x.ndim() != 1) throw InvalidArgument("x must be 1-D");
+        FloatArray w = as_matrix(w_obj, -1, "w");
+        if (w.shape(0) != x.shape(0)) throw InvalidArgument("w must have len(x) rows");
+        py::array_t<float> out(w.shape(1));
+        py::gil_scoped_release release;
+        simd().vecmat_unfused(x.data(), x.shape(0), w.data(), w.shape(1), out.mutable_data());
+        return out;
+    }, py::arg("x"), py::arg("w"), "x @ w at the active SIMD level, unfused and in order (tests).");
 
     // The reference's building blocks, for the bit-exactness tests.
     m.def("_mt19937_outputs", [](uint32_t seed, size_t n) {

@@ -70,18 +70,23 @@ class FdeEncoder {
                 size_t n_sets, float* out) const;
 
    private:
-    struct Repetition {
-        std::vector<float> simhash;      // d x k, row i = coordinate i's weights in the k projections
-        std::vector<uint32_t> ams_target;  // per input coordinate: its output coordinate
-        std::vector<float> ams_sign;       // per input coordinate: +1 or -1
-    };
     struct Scratch;
     void encode_one(FdeEncoding encoding, const float* points, size_t n_points, float* out, Scratch& s) const;
-    void project(const Repetition& rep, const float* point, float* out) const;
-    uint32_t sign_word(const Repetition& rep, const float* point, float* sketch) const;
+    // The AMS sketches in repetition r of the n points of a set, from the
+    // set transposed (d x n): out is B x n.
+    void project_set(size_t r, const float* transposed, size_t n, float* out) const;
 
     FdeConfig config_;
-    std::vector<Repetition> reps_;
+    // The SimHash matrices of all repetitions side by side: d x (R * k),
+    // row i holds coordinate i's weight in projection j of repetition r at
+    // r * k + j. One vector-matrix product gives a point's every sign.
+    std::vector<float> simhash_;
+    // AMS sketches, per repetition and output coordinate c, the input
+    // coordinates added into c in increasing order (the reference's order)
+    // and their signs: entries ams_start_[r * B + c] .. ams_start_[r * B + c + 1].
+    std::vector<uint32_t> ams_start_;
+    std::vector<uint32_t> ams_input_;
+    std::vector<float> ams_sign_;
     std::vector<uint32_t> final_target_;  // Count-Sketch: per raw coordinate its output coordinate
     std::vector<float> final_sign_;
 };
