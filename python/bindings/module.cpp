@@ -13,6 +13,8 @@ void bind_flat(py::module_& m);
 void bind_hnsw(py::module_& m);
 void bind_io(py::module_& m);
 void bind_distance(py::module_& m);
+void bind_fde(py::module_& m);
+void bind_chamfer(py::module_& m);
 }  // namespace nearly_py
 
 #if defined(NEARLY_WITH_CUDA)
@@ -116,4 +118,6 @@ PYBIND11_MODULE(_nearly, m) {
     bind_hnsw(m);
     bind_io(m);
     bind_distance(m);
+    bind_fde(m);
+    bind_chamfer(m);
 }

@@ -24,6 +24,13 @@ from ._nearly import (  # noqa: F401  (explicit for readers and linters)
 )
 from .factory import index_factory  # noqa: F401
 from .compat import downcast_index, vector_to_array  # noqa: F401
+from .multivector import (  # noqa: F401
+    FDEConfig,
+    chamfer_scores,
+    chamfer_scores_batch,
+    fde_encode_documents,
+    fde_encode_queries,
+)
 
 __version__ = "0.1.0"
 

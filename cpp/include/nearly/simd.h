@@ -30,7 +30,18 @@ struct SimdKernels {
     GemmShape gemm;
     // out[i * ldo + j] = sum_k q[i * d + k] * panel[k * nr + j], i < mr, j < nr.
     void (*gemm_micro)(const float* q, const float* panel, size_t d, float* out, size_t ldo);
+    // out[j] = sum over i < d of x[i] * w[i * n + j], j < n, each sum in order
+    // i = 0, 1, ... with the product rounded before the add (never fused):
+    // the same bits at every level (FDE SimHash signs, see fde.cpp).
+    void (*vecmat_unfused)(const float* x, size_t d, const float* w, size_t n, float* out);
 };
+
+// The vecmat_unfused kernel of each level (cpp/src/simd/<isa>/unfused.cpp,
+// compiled with -ffp-contract=off).
+void vecmat_unfused_scalar(const float* x, size_t d, const float* w, size_t n, float* out);
+void vecmat_unfused_avx2(const float* x, size_t d, const float* w, size_t n, float* out);
+void vecmat_unfused_avx512(const float* x, size_t d, const float* w, size_t n, float* out);
+void vecmat_unfused_neon(const float* x, size_t d, const float* w, size_t n, float* out);
 
 const SimdKernels& simd();  // the active table
 SimdLevel simd_level();

@@ -169,7 +169,8 @@ void gemm_micro(const float* q, const float* panel, size_t d, float* out, size_t
 
 const SimdKernels& kernels_avx512() {
     static const SimdKernels k{SimdLevel::avx512, inner_product, l2sqr, inner_products_ny, l2sqr_ny,
-                               cpu_has_vnni() ? dot_i8_vnni : dot_i8, {MR, NR}, gemm_micro};
+                               cpu_has_vnni() ? dot_i8_vnni : dot_i8, {MR, NR}, gemm_micro,
+                               vecmat_unfused_avx512};
     return k;
 }
 

@@ -49,7 +49,7 @@ void gemm_micro(const float* q, const float* panel, size_t d, float* out, size_t
 
 const SimdKernels& kernels_scalar() {
     static const SimdKernels k{SimdLevel::scalar, inner_product, l2sqr, inner_products_ny, l2sqr_ny,
-                               dot_i8, {MR, NR}, gemm_micro};
+                               dot_i8, {MR, NR}, gemm_micro, vecmat_unfused_scalar};
     return k;
 }
 

@@ -1,0 +1,108 @@
+// MUVERA Fixed Dimensional Encodings. nearly.FDEConfig (python/nearly/
+// multivector.py) holds an _FdeEncoder: the config plus its random matrices.
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include "arrays.h"
+#include "nearly/fde.h"
+#include "nearly/libstdcxx_random.h"
+#include "nearly/simd.h"
+
+namespace nearly_py {
+
+using namespace nearly;
+
+namespace {
+
+FdeProjection as_projection(const std::string& name) {
+    if (name == "identity") return FdeProjection::identity;
+    if (name == "ams_sketch") return FdeProjection::ams_sketch;
+    throw InvalidArgument("projection_type must be 'identity' or 'ams_sketch' (got '" + name + "')");
+}
+
+py::array_t<float> encode(const FdeEncoder& enc, FdeEncoding encoding, py::handle vectors_obj,
+                          py::handle lengths_obj) {
+    FloatArray x = as_matrix(vectors_obj, enc.config().dimension, "vectors");
+    IdArray lengths = to_array<IdArray>(lengths_obj, "lengths");
+    if (lengths.ndim() != 1)
+        throw InvalidArgument("lengths must be a 1-D array of per-set vector counts, got shape " + shape_str(lengths));
+    const size_t n_sets = lengths.shape(0);
+    py::array_t<float> out({py::ssize_t(n_sets), py::ssize_t(enc.output_dimension())});
+    py::gil_scoped_release release;
+    enc.encode(encoding, x.data(), x.shape(0), lengths.data(), n_sets, out.mutable_data());
+    return out;
+}
+
+py::array_t<float> to_numpy(const std::vector<float>& v) {
+    py::array_t<float> a(py::ssize_t(v.size()));
+    std::copy(v.begin(), v.end(), a.mutable_data());
+    return a;
+}
+
+}  // namespace
+
+void bind_fde(py::module_& m) {
+    py::class_<FdeEncoder, std::shared_ptr<FdeEncoder>>(m, "_FdeEncoder")
+        .def(py::init([](int dimension, int num_repetitions, int num_simhash_projections, int32_t seed,
+                         const std::string& projection_type, int projection_dimension, bool fill_empty_partitions,
+                         int final_projection_dimension) {
+                 FdeConfig c;
+                 c.dimension = dimension;
+                 c.num_repetitions = num_repetitions;
+                 c.num_simhash_projections = num_simhash_projections;
+                 c.seed = seed;
+                 c.projection = as_projection(projection_type);
+                 c.projection_dimension = projection_dimension;
+                 c.fill_empty_partitions = fill_empty_partitions;
+                 c.final_projection_dimension = final_projection_dimension;
+                 py::gil_scoped_release release;  // draws the matrices
+                 return std::make_shared<FdeEncoder>(c);
+             }),
+             py::kw_only(), py::arg("dimension"), py::arg("num_repetitions"), py::arg("num_simhash_projections"),
+             py::arg("seed"), py::arg("projection_type"), py::arg("projection_dimension"),
+             py::arg("fill_empty_partitions"), py::arg("final_projection_dimension"),
+             "The random matrices of one FDE config. final_projection_dimension 0 means none.")
+        .def_property_readonly("output_dimension", &FdeEncoder::output_dimension)
+        .def("encode_queries",
+             [](const FdeEncoder& e, py::handle v, py::handle l) { return encode(e, FdeEncoding::query_sum, v, l); },
+             py::arg("vectors"), py::arg("lengths"))
+        .def("encode_documents",
+             [](const FdeEncoder& e, py::handle v, py::handle l) {
+                 return encode(e, FdeEncoding::document_average, v, l);
+             },
+             py::arg("vectors"), py::arg("lengths"));
+
+    m.def("_vecmat_unfused", [](py::handle x_obj, py::handle w_obj) {
+        FloatArray x = to_array<FloatArray>(x_obj, "x");
+        if (x.ndim() != 1) throw InvalidArgument("x must be 1-D");
+        FloatArray w = as_matrix(w_obj, -1, "w");
+        if (w.shape(0) != x.shape(0)) throw InvalidArgument("w must have len(x) rows");
+        py::array_t<float> out(w.shape(1));
+        py::gil_scoped_release release;
+        simd().vecmat_unfused(x.data(), x.shape(0), w.data(), w.shape(1), out.mutable_data());
+        return out;
+    }, py::arg("x"), py::arg("w"), "x @ w at the active SIMD level, unfused and in order (tests).");
+
+    // The reference's building blocks, for the bit-exactness tests.
+    m.def("_mt19937_outputs", [](uint32_t seed, size_t n) {
+        std::vector<uint32_t> v(n);
+        Mt19937 gen(seed);
+        for (auto& x : v) x = gen();
+        return py::array_t<uint32_t>(py::ssize_t(n), v.data());
+    }, py::arg("seed"), py::arg("n"), "The first n outputs of std::mt19937 seeded with seed.");
+    m.def("_fde_simhash_matrix", [](uint32_t seed, size_t d, size_t k) {
+        return to_numpy(fde_simhash_matrix(seed, d, k));
+    }, py::arg("seed"), py::arg("dimension"), py::arg("num_projections"),
+       "The reference's SimHash matrix (d x k), flattened column-major.");
+    m.def("_fde_ams_matrix", [](uint32_t seed, size_t d, size_t p) {
+        return to_numpy(fde_ams_matrix(seed, d, p));
+    }, py::arg("seed"), py::arg("dimension"), py::arg("projection_dimension"),
+       "The reference's AMS projection matrix (d x p), flattened column-major.");
+    m.def("_fde_count_sketch", [](py::handle x_obj, size_t final_dimension, uint32_t seed) {
+        FloatArray x = to_array<FloatArray>(x_obj, "x");
+        if (x.ndim() != 1) throw InvalidArgument("x must be 1-D");
+        return to_numpy(fde_count_sketch(x.data(), x.shape(0), final_dimension, seed));
+    }, py::arg("x"), py::arg("final_dimension"), py::arg("seed"), "The reference's final Count-Sketch of x.");
+}
+
+}  // namespace nearly_py
