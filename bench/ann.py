@@ -1,10 +1,13 @@
 #!/usr/bin/env python
-"""ANN benchmarks: nearly against faiss (and, as suites are added, hnswlib / usearch).
+"""ANN benchmarks: nearly against faiss, hnswlib and usearch.
 
 Usage
 -----
     python bench/ann.py flat [--threads 1 2] [--data PATH] [--out bench/results]
+    python bench/ann.py hnsw [--M 16] [--ef-construction 200] [--build-threads 2] [--threads 1 2]
+    python bench/ann.py hnsw-order [--configs 16:100 8:40] [--ef 10 16 32 64]
     python bench/ann.py --help          # lists the registered suites
+    python bench/ann.py SUITE --help    # a suite's options
 
 Every suite writes ``<out>/<suite>.json`` (environment + every raw timing) and
 ``<out>/<suite>.png``, and prints a table.
@@ -31,12 +34,24 @@ Two registries, both plain dicts:
     prints a table (``report``) and draws its figure (``plot``).  Register with
     ``@register_suite``; the CLI picks it up as a sub-command.
 
-Planned suites (add them when nearly implements the index, not before):
-``hnsw`` (nearly vs faiss IndexHNSWFlat vs hnswlib vs usearch, sweeping
-efSearch, recall@10 vs QPS) and ``ivf`` (nearly vs faiss IVF, sweeping
-nprobe).  The plotting helpers (``save_figure`` takes one drawing callable per
-panel) are generic; add a line-plot helper next to ``plot_bars`` together with
-the first suite that draws recall-vs-QPS curves.
+Suites
+``flat``  exact search, nearly vs faiss: batched QPS and single-query latency.
+``hnsw``  nearly vs faiss IndexHNSWFlat vs hnswlib vs usearch (f32 storage) at
+    the same M / efConstruction / thread count: build time; memory (RSS growth
+    of one build in a fresh spawned process per library, plus each library's
+    own count); recall@10 and batched QPS over an efSearch sweep at each thread
+    count (indexes built once, reused); QPS at recall 0.95 by log-linear
+    interpolation and nearly / fastest competitor.  Engines ``usearch-bf16`` /
+    ``usearch-i8`` (quantized storage) can be added with --engines.
+    Writes hnsw.json / hnsw.png.
+``hnsw-order``  insertion-order study on nearly's HNSW: random orders vs
+    ascending / descending local intrinsic dimensionality vs cluster by
+    cluster, recall@10 at fixed efSearch.  Writes hnsw_order.json / .png.
+Planned: ``ivf`` (nearly vs faiss IVF, sweeping nprobe) when nearly has IVF.
+
+The plotting helpers are generic: ``save_figure`` takes one drawing callable
+per panel; ``plot_bars`` draws grouped bars, ``plot_lines`` curves (e.g.
+recall vs QPS, optionally labelling points and drawing reference lines).
 """
 from __future__ import annotations
 
@@ -115,7 +130,15 @@ def _version(modname):
         mod = importlib.import_module(modname)
     except Exception:  # noqa: BLE001 - not installed / broken build: report, not crash
         return None
-    return getattr(mod, "__version__", "unknown")
+    v = getattr(mod, "__version__", None)
+    if v is None:  # e.g. hnswlib: ask the installed distribution
+        try:
+            from importlib.metadata import version as _dist_version
+
+            v = _dist_version(modname)
+        except Exception:  # noqa: BLE001
+            v = "unknown"
+    return v
 
 
 def loadavg():
@@ -149,9 +172,34 @@ class ForeignLoad:
     def __exit__(self, *exc):
         busy1, own1 = _busy_cpu_s(), os.times()
         self.wall_s = time.perf_counter() - self.t0
-        own = (own1.user - self.own0.user) + (own1.system - self.own0.system)
+        # own = this process + the children it waited for (e.g. memory probes)
+        own = sum(getattr(own1, a) - getattr(self.own0, a)
+                  for a in ("user", "system", "children_user", "children_system"))
         self.foreign_cpu_s = None if busy1 is None or self.busy0 is None else max(0.0, busy1 - self.busy0 - own)
         return False
+
+
+def _module_build_info(pkg):
+    """Which native module was measured: its path and mtime, and the checkout's
+    commit and dirty files (an editable install runs what was last built)."""
+    import subprocess
+
+    info = {}
+    native = getattr(pkg, "_nearly", None)
+    path = getattr(native, "__file__", None)
+    if path:
+        info["native_path"] = path
+        info["native_mtime"] = _dt.datetime.fromtimestamp(os.path.getmtime(path), _dt.timezone.utc).isoformat(
+            timespec="seconds")
+    try:
+        run = lambda *a: subprocess.run(["git", "-C", REPO_ROOT, *a], capture_output=True, text=True,  # noqa: E731
+                                        timeout=10).stdout.rstrip("\n")
+        info["git_head"] = run("rev-parse", "--short", "HEAD").strip()
+        info["git_dirty"] = [ln[3:] for ln in run("status", "--porcelain", "--", "cpp", "python", "CMakeLists.txt")
+                             .splitlines()]
+    except Exception:  # noqa: BLE001
+        pass
+    return info
 
 
 def environment():
@@ -175,6 +223,7 @@ def environment():
     try:
         import nearly
 
+        env["nearly_module"] = _module_build_info(nearly)
         env["nearly_simd_level"] = nearly.simd_level()
         env["nearly_simd_levels_supported"] = list(nearly.simd_levels_supported())
     except Exception as e:  # noqa: BLE001
@@ -260,6 +309,150 @@ class FaissFlat(_FaissAPIFlat):
     library = "faiss"
 
 
+# ---- HNSW engines --------------------------------------------------------
+# build(xb, {"M", "efConstruction", "metric"}) with the thread count last given
+# to set_threads; set_ef(ef) before search; memory_accounting() -> the
+# library's own idea of its index size (secondary to the RSS probe).
+class _HNSWEngine(Engine):
+    def set_ef(self, ef):
+        raise NotImplementedError
+
+    def memory_accounting(self):
+        return {}
+
+    def describe(self):
+        return {}
+
+
+class _FaissAPIHNSW(_HNSWEngine):
+    """IndexHNSWFlat through the faiss Python API (faiss itself, or nearly)."""
+
+    def set_threads(self, n):
+        _FaissAPIFlat.set_threads(self, n)
+
+    def build(self, xb, params):
+        m = self.mod
+        metric = m.METRIC_INNER_PRODUCT if params.get("metric", "ip") == "ip" else m.METRIC_L2
+        self.index = m.IndexHNSWFlat(xb.shape[1], int(params["M"]), metric)
+        self.index.hnsw.efConstruction = int(params["efConstruction"])
+        self.index.add(xb)
+        return self
+
+    def set_ef(self, ef):
+        self.index.hnsw.efSearch = int(ef)
+
+    def search(self, xq, k, params=None):
+        return self.index.search(xq, k)
+
+    def describe(self):
+        return {"class": "IndexHNSWFlat", "efSearch_via": "index.hnsw.efSearch"}
+
+
+@register_engine
+class NearlyHNSW(_FaissAPIHNSW):
+    name = "nearly-hnsw"
+    library = "nearly"
+
+    def memory_accounting(self):
+        return {"memory_bytes()": int(self.index.memory_bytes())}
+
+
+@register_engine
+class FaissHNSW(_FaissAPIHNSW):
+    name = "faiss-hnsw"
+    library = "faiss"
+
+    def memory_accounting(self):
+        # faiss has no accounting call: sum the sizes of its arrays
+        ix, h = self.index, self.index.hnsw
+        n = ix.ntotal
+        b = n * ix.d * 4 + h.neighbors.size() * 4 + h.offsets.size() * 8 + h.levels.size() * 4
+        return {"estimate(vectors+neighbors+offsets+levels)": int(b)}
+
+
+@register_engine
+class Hnswlib(_HNSWEngine):
+    name = "hnswlib"
+    library = "hnswlib"
+
+    def version(self):
+        return _version("hnswlib")
+
+    def build(self, xb, params):
+        space = "ip" if params.get("metric", "ip") == "ip" else "l2"
+        self.index = self.mod.Index(space=space, dim=xb.shape[1])
+        self.index.init_index(max_elements=len(xb), ef_construction=int(params["efConstruction"]),
+                              M=int(params["M"]), random_seed=100)
+        self.index.add_items(xb, np.arange(len(xb), dtype=np.int64), num_threads=self.threads or 1)
+        return self
+
+    def set_ef(self, ef):
+        self.index.set_ef(int(ef))
+
+    def search(self, xq, k, params=None):
+        labels, dist = self.index.knn_query(xq, k=k, num_threads=self.threads or 1)
+        return dist, labels.astype(np.int64)
+
+    def memory_accounting(self):
+        return {"index_file_size()": int(self.index.index_file_size())}
+
+    def describe(self):
+        return {"space": self.index.space, "M": self.index.M, "ef_construction": self.index.ef_construction}
+
+
+@register_engine
+class Usearch(_HNSWEngine):
+    name = "usearch"
+    library = "usearch"
+    dtype = "f32"  # storage type: f32 = no quantization (the default engine)
+
+    def __init__(self):
+        super().__init__()
+        self.uindex = importlib.import_module("usearch.index")
+
+    def build(self, xb, params):
+        metric = "ip" if params.get("metric", "ip") == "ip" else "l2sq"
+        # f32 storage (no quantization), same M (connectivity; level 0 gets 2M
+        # like the others) and efConstruction (expansion_add)
+        self.index = self.uindex.Index(ndim=xb.shape[1], metric=metric, dtype=self.dtype,
+                                       connectivity=int(params["M"]),
+                                       expansion_add=int(params["efConstruction"]))
+        if str(self.index.dtype).split(".")[-1].lower() != self.dtype:
+            raise RuntimeError(f"usearch chose dtype {self.index.dtype}, expected {self.dtype}")
+        self.index.add(np.arange(len(xb), dtype=np.uint64), xb, threads=self.threads or 1)
+        return self
+
+    def set_ef(self, ef):
+        self.index.expansion_search = int(ef)
+
+    def search(self, xq, k, params=None):
+        m = self.index.search(xq, k, threads=self.threads or 1)
+        return m.distances, m.keys.astype(np.int64)
+
+    def memory_accounting(self):
+        return {"memory_usage": int(self.index.memory_usage)}
+
+    def describe(self):
+        ix = self.index
+        return {"dtype": str(ix.dtype), "metric_kind": str(ix.metric_kind), "connectivity": ix.connectivity,
+                "expansion_add": ix.expansion_add, "hardware_acceleration": ix.hardware_acceleration}
+
+
+@register_engine
+class UsearchBF16(Usearch):
+    """usearch storing bf16 vectors (quantized; not in the default comparison)."""
+    name = "usearch-bf16"
+    dtype = "bf16"
+
+
+@register_engine
+class UsearchI8(Usearch):
+    """usearch storing int8 vectors (quantized like nearly's traversal copy, but
+    without an exact re-rank; not in the default comparison)."""
+    name = "usearch-i8"
+    dtype = "i8"
+
+
 def make_engines(names):
     """Instantiate the available engines among ``names``; report the others."""
     engines, skipped = {}, {}
@@ -315,6 +508,68 @@ def per_query_latencies(engine, xq, k):
 
 
 # --------------------------------------------------------------------------
+# memory: RSS growth while one library builds one index, in a fresh process
+# --------------------------------------------------------------------------
+def _proc_status_kb(field):
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return None
+
+
+def _reset_peak_rss():
+    """Reset VmHWM (Linux >= 4.0: write 5 to clear_refs); False where not possible."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _build_probe_child(conn, engine_name, data_path, n, params, threads):
+    try:
+        import gc
+
+        xb = load_dataset(data_path)["xb"][:n].copy()
+        eng = ENGINES[engine_name]()  # imports the library
+        eng.set_threads(threads)
+        gc.collect()
+        rss0 = _proc_status_kb("VmRSS")
+        peak_reset = _reset_peak_rss()
+        t0 = time.perf_counter()
+        eng.build(xb, params)
+        dt = time.perf_counter() - t0
+        rss1, hwm = _proc_status_kb("VmRSS"), _proc_status_kb("VmHWM")
+        conn.send({"build_s": dt, "rss_before_kb": rss0, "rss_after_kb": rss1, "peak_kb": hwm,
+                   "peak_reset": peak_reset, "rss_growth_bytes": (rss1 - rss0) * 1024,
+                   "peak_growth_bytes": (hwm - rss0) * 1024 if peak_reset else None,
+                   "own_accounting": eng.memory_accounting()})
+    except Exception as e:  # noqa: BLE001 - report to the parent
+        conn.send({"error": f"{type(e).__name__}: {e}"})
+    finally:
+        conn.close()
+
+
+def build_probe(engine_name, data_path, n, params, threads, timeout=1800):
+    """Build ``engine_name``'s index over the first ``n`` vectors in a fresh
+    (spawned) interpreter and measure how much its resident set grows: the data
+    is loaded and the library imported before the baseline, so the growth is the
+    index itself plus whatever its build leaves allocated.  Returns a dict."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    parent, child = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_build_probe_child, args=(child, engine_name, data_path, n, params, threads))
+    proc.start()
+    child.close()
+    out = parent.recv() if parent.poll(timeout) else {"error": "timeout"}
+    proc.join()
+    return out
+
+
+# --------------------------------------------------------------------------
 # plotting (generic: reused by every suite)
 # --------------------------------------------------------------------------
 def _plt():
@@ -326,15 +581,17 @@ def _plt():
     return plt
 
 
-def plot_bars(ax, groups, series, ylabel, title, fmt="{:.3g}", log=False):
+def plot_bars(ax, groups, series, ylabel, title, fmt="{:.3g}", log=False, colors=None):
     """Grouped bar chart: one group per entry of ``groups`` (x axis), one bar per
-    series (name -> list of values aligned with groups; None = missing)."""
+    series (name -> list of values aligned with groups; None = missing).
+    ``colors``: optional name -> matplotlib colour."""
     n = max(len(series), 1)
     width = 0.8 / n
     x = np.arange(len(groups))
     for j, (name, vals) in enumerate(series.items()):
         v = np.array([np.nan if a is None else a for a in vals], dtype=float)
-        bars = ax.bar(x + (j - (n - 1) / 2) * width, v, width, label=name)
+        kw = {"color": colors[name]} if colors and name in colors else {}
+        bars = ax.bar(x + (j - (n - 1) / 2) * width, v, width, label=name, **kw)
         for b, a in zip(bars, v):
             if np.isfinite(a):
                 ax.annotate(fmt.format(a), (b.get_x() + b.get_width() / 2, b.get_height()),
@@ -350,6 +607,43 @@ def plot_bars(ax, groups, series, ylabel, title, fmt="{:.3g}", log=False):
     ax.grid(axis="y", alpha=0.3)
 
 
+def plot_lines(ax, series, xlabel, ylabel, title, logx=False, logy=False, vlines=(), hlines=(),
+               label_fmt="{}", legend_loc="best", styles=None):
+    """Line chart: ``series`` is name -> (xs, ys) or (xs, ys, point_labels); a
+    point label (e.g. the efSearch of a recall/QPS point) is written beside its
+    point, None skips it.  ``vlines`` / ``hlines``: reference lines (value, text).
+    ``styles``: name -> matplotlib kwargs (colour, line style...)."""
+    for name, s in series.items():
+        xs = np.array([np.nan if a is None else a for a in s[0]], dtype=float)
+        ys = np.array([np.nan if a is None else a for a in s[1]], dtype=float)
+        kw = {"marker": "o", "markersize": 3, "linewidth": 1.2, **((styles or {}).get(name, {}))}
+        (line,) = ax.plot(xs, ys, label=name, **kw)
+        if len(s) > 2 and s[2] is not None:
+            for x, y, lab in zip(xs, ys, s[2]):
+                if lab is not None and np.isfinite(x) and np.isfinite(y):
+                    ax.annotate(label_fmt.format(lab), (x, y), textcoords="offset points", xytext=(3, 3),
+                                fontsize=6, color=line.get_color())
+    for v, text in vlines:
+        ax.axvline(v, color="grey", linestyle=":", linewidth=1)
+        if text:
+            ax.annotate(text, (v, 1), xycoords=("data", "axes fraction"), xytext=(2, -10),
+                        textcoords="offset points", fontsize=7, color="grey")
+    for v, text in hlines:
+        ax.axhline(v, color="grey", linestyle=":", linewidth=1)
+        if text:
+            ax.annotate(text, (0, v), xycoords=("axes fraction", "data"), xytext=(2, 2),
+                        textcoords="offset points", fontsize=7, color="grey")
+    if logx:
+        ax.set_xscale("log")
+    if logy:
+        ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8, loc=legend_loc)
+    ax.grid(alpha=0.3, which="both")
+
+
 def save_figure(panels, path, suptitle=None, ncols=None):
     """``panels`` is a list of callables ax -> None, drawn left to right."""
     plt = _plt()
@@ -362,7 +656,10 @@ def save_figure(panels, path, suptitle=None, ncols=None):
         ax.axis("off")
     if suptitle:
         fig.suptitle(suptitle, fontsize=9)
-    fig.tight_layout()
+        lines = suptitle.count("\n") + 1  # keep the panels below the title
+        fig.tight_layout(rect=(0, 0, 1, 1 - 0.035 * lines / nrows))
+    else:
+        fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
 
@@ -388,6 +685,7 @@ def register_suite(cls):
 
 class Suite:
     name = None
+    file_stem = None  # results are written to <out>/<file_stem or name>.json / .png
     help = ""
     default_engines = ()
 
@@ -557,6 +855,511 @@ class FlatSuite(Suite):
         save_figure(panels, path, suptitle=sup)
 
 
+# ---- HNSW ------------------------------------------------------------------
+def qps_at_recall(points, target):
+    """QPS at recall ``target`` on one library's curve: ``points`` is a list of
+    (efSearch, recall, qps) in efSearch order.  log(QPS) is interpolated linearly
+    in recall between the two points around the first crossing of ``target``.
+    Returns {"qps", "status", "between_ef"}; qps is None when the curve never
+    reaches the target, and a lower bound when even the smallest ef is above it."""
+    pts = sorted(points)
+    if not pts:
+        return {"qps": None, "status": "no points", "between_ef": None}
+    if pts[0][1] >= target:
+        return {"qps": pts[0][2], "status": f"recall >= target at every ef; QPS at ef={pts[0][0]} (a lower bound)",
+                "between_ef": [pts[0][0], pts[0][0]]}
+    for (e0, r0, q0), (e1, r1, q1) in zip(pts, pts[1:]):
+        if r0 < target <= r1:
+            f = (target - r0) / (r1 - r0)
+            q = float(np.exp(np.log(q0) + f * (np.log(q1) - np.log(q0))))
+            return {"qps": q, "status": "interpolated", "between_ef": [e0, e1]}
+    return {"qps": None, "status": f"not reached (max recall {max(p[1] for p in pts):.4f})", "between_ef": None}
+
+
+def _ground_truth(ds, n, k):
+    """gt for the first n base vectors: the file's when n is the whole base, else exact (nearly.knn)."""
+    if n == len(ds["xb"]) and k <= ds["gt"].shape[1]:
+        return ds["gt"][:, :k]
+    import nearly
+
+    return nearly.knn(ds["xq"], ds["xb"][:n], k, nearly.METRIC_INNER_PRODUCT)[1]
+
+
+def _short(name):
+    return name.replace("-hnsw", "")
+
+
+@register_suite
+class HNSWSuite(Suite):
+    name = "hnsw"
+    help = ("HNSW (IndexHNSWFlat, inner product): nearly vs faiss vs hnswlib vs usearch at the same M / "
+            "efConstruction; build time, memory, recall@10-vs-QPS over efSearch at each thread count")
+    default_engines = ("nearly-hnsw", "faiss-hnsw", "hnswlib", "usearch")
+
+    def add_arguments(self, p):
+        super().add_arguments(p)
+        p.add_argument("--M", type=int, default=16, help="links per node (level 0: 2M) (default 16)")
+        p.add_argument("--ef-construction", type=int, default=200, help="efConstruction (default 200)")
+        p.add_argument("--build-threads", type=int, default=2, help="threads for every build (default 2)")
+        p.add_argument("--ef", type=int, nargs="+", default=[10, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256],
+                       help="efSearch values to sweep")
+        p.add_argument("--target-recall", type=float, default=0.95, help="recall@k for the QPS comparison (0.95)")
+        p.add_argument("--n", type=int, default=None, help="use the first n base vectors (default all; gt recomputed)")
+        p.add_argument("--no-memory-probe", action="store_true",
+                       help="skip the per-library build in a fresh process (RSS growth) and its build time")
+
+    def run(self, args, ds, engines):
+        names = list(engines)
+        n = min(args.n or len(ds["xb"]), len(ds["xb"]))
+        xb, xq, k = ds["xb"][:n], ds["xq"], args.k
+        gt = _ground_truth(ds, n, k)
+        bparams = {"M": args.M, "efConstruction": args.ef_construction, "metric": "ip"}
+        res = {"params": {"k": k, "nq": len(xq), "nb": n, "d": xb.shape[1], "metric": "ip", **bparams,
+                          "build_threads": args.build_threads, "ef_search": args.ef, "threads": args.threads,
+                          "repeats": args.repeats, "target_recall": args.target_recall, "engines": names},
+               "method": {
+                   "memory": ("rss_growth_bytes: VmRSS after minus before one build, in a fresh spawned python "
+                              "process per library that has already loaded the data and imported the library "
+                              "(so it counts the index plus anything its build leaves allocated); "
+                              "peak_growth_bytes: VmHWM (reset before the build) minus the baseline; "
+                              "own_accounting: the library's own figure (nearly memory_bytes(), hnswlib "
+                              "index_file_size(), usearch memory_usage, faiss: sum of its array sizes)"),
+                   "build": (f"wall time of add() of all {n} vectors with {args.build_threads} threads, measured "
+                             "twice: in the probe process and in this one (the index that is then searched); "
+                             "build_s is their mean"),
+                   "search": ("batched search of all queries per (library, efSearch, threads); libraries "
+                              "interleaved in rotating order, 1 warm-up, median of repeats; QPS = nq / median"),
+                   "qps_at_target": "log(QPS) interpolated linearly in recall between the efSearch points around the target",
+               },
+               "build": {}, "memory": {}, "sweep": {}, "engine_config": {}}
+
+        # 1. memory probes (fresh process per library), also a first build-time sample
+        probes = {}
+        if not args.no_memory_probe:
+            for name in names:
+                probes[name] = build_probe(name, ds["path"], n, bparams, args.build_threads)
+                pr = probes[name]
+                msg = pr.get("error") or (f"RSS +{pr['rss_growth_bytes'] / n:.0f} B/vector, "
+                                          f"build {pr['build_s']:.1f} s")
+                print(f"[hnsw] probe {name}: {msg}", flush=True)
+
+        # 2. build every index once in this process; reused for every thread count
+        for name in names:
+            eng = engines[name]
+            eng.set_threads(args.build_threads)
+            t0 = time.perf_counter()
+            eng.build(xb, bparams)
+            dt = time.perf_counter() - t0
+            res["engine_config"][name] = eng.describe()
+            pr = probes.get(name, {})
+            samples = [dt] + ([pr["build_s"]] if "build_s" in pr else [])
+            res["build"][name] = {"build_s_main": dt, "build_s_probe": pr.get("build_s"),
+                                  "build_s": float(np.mean(samples))}
+            mem = {"own_accounting": eng.memory_accounting()}
+            if "rss_growth_bytes" in pr:
+                mem.update({k_: pr[k_] for k_ in ("rss_growth_bytes", "peak_growth_bytes", "rss_before_kb",
+                                                  "rss_after_kb", "peak_kb", "peak_reset")})
+                mem["rss_bytes_per_vector"] = pr["rss_growth_bytes"] / n
+                mem["peak_bytes_per_vector"] = (None if pr.get("peak_growth_bytes") is None
+                                                else pr["peak_growth_bytes"] / n)
+            elif pr.get("error"):
+                mem["probe_error"] = pr["error"]
+            own = list(mem["own_accounting"].values())
+            mem["own_bytes_per_vector"] = own[0] / n if own else None
+            res["memory"][name] = mem
+            print(f"[hnsw] built {name} in {dt:.1f} s", flush=True)
+
+        # 3. efSearch sweep, per thread count; libraries interleaved at each ef
+        for t in args.threads:
+            tk = str(t)
+            for eng in engines.values():
+                eng.set_threads(t)
+            res["sweep"][tk] = {name: [] for name in names}
+            for ef in args.ef:
+                for eng in engines.values():
+                    eng.set_ef(ef)
+                out = {}
+
+                def call(name):
+                    def f():
+                        out[name] = engines[name].search(xq, k)
+                    return f
+
+                times = interleaved({name: call(name) for name in names}, args.repeats, warmup=1)
+                for name in names:
+                    med = statistics.median(times[name])
+                    res["sweep"][tk][name].append({"ef": ef, "recall": recall_at(out[name][1], gt, k),
+                                                   "qps": len(xq) / med, "median_s": med, "times_s": times[name]})
+                print(f"[hnsw] threads={t} ef={ef}: " + ", ".join(
+                    f"{_short(nm)} {res['sweep'][tk][nm][-1]['recall']:.4f}/{res['sweep'][tk][nm][-1]['qps']:.0f}"
+                    for nm in names), flush=True)
+
+        # 4. QPS at the target recall, ratios
+        tgt = args.target_recall
+        res["at_target"] = {}
+        for tk, per in res["sweep"].items():
+            at = {name: qps_at_recall([(p["ef"], p["recall"], p["qps"]) for p in pts], tgt)
+                  for name, pts in per.items()}
+            comp = {nm: a["qps"] for nm, a in at.items() if nm != "nearly-hnsw" and a["qps"] is not None}
+            best = max(comp, key=comp.get) if comp else None
+            at["_best_competitor"] = best
+            at["_nearly_over_best"] = (_ratio(at["nearly-hnsw"]["qps"], comp[best])
+                                       if best and "nearly-hnsw" in at else None)
+            res["at_target"][tk] = at
+        ref = "hnswlib" if "hnswlib" in names else None
+        res["ratios_to_hnswlib"] = {} if ref is None else {
+            name: {"build_s": _ratio(res["build"][name]["build_s"], res["build"][ref]["build_s"]),
+                   "rss_bytes_per_vector": _ratio(res["memory"][name].get("rss_bytes_per_vector"),
+                                                  res["memory"][ref].get("rss_bytes_per_vector"))}
+            for name in names}
+
+        # 5. API check: SearchParametersHNSW(efSearch=) gives what index.hnsw.efSearch gives
+        if "nearly-hnsw" in names:
+            import nearly
+
+            ix = engines["nearly-hnsw"].index
+            ef = 64
+            ix.hnsw.efSearch = ef
+            _, I_attr = ix.search(xq, k)
+            ix.hnsw.efSearch = 16
+            _, I_par = ix.search(xq, k, params=nearly.SearchParametersHNSW(efSearch=ef))
+            res["checks"] = {"nearly_params_efSearch_equals_attribute_at_ef64": bool(np.array_equal(I_attr, I_par))}
+        return res
+
+    def report(self, res):
+        p = res["params"]
+        names = p["engines"]
+        out = []
+        for tk, per in res["sweep"].items():
+            rows = []
+            for i, ef in enumerate(p["ef_search"]):
+                rows.append([ef] + [f"{per[nm][i]['recall']:.4f} / {per[nm][i]['qps']:8.0f}" for nm in names])
+            out.append(f"recall@{p['k']} / QPS, {tk} thread(s), batch of {p['nq']} queries, n={p['nb']}, "
+                       f"M={p['M']}, efConstruction={p['efConstruction']}")
+            out.append(format_table(["efSearch"] + [_short(nm) for nm in names], rows))
+            out.append("")
+        rows = []
+        for tk, at in res["at_target"].items():
+            rows.append([tk] + [("-" if at[nm]["qps"] is None else f"{at[nm]['qps']:.0f}")
+                                + ("" if at[nm]["status"] == "interpolated" else " *") for nm in names]
+                        + [_short(at["_best_competitor"] or "-"),
+                           "-" if at["_nearly_over_best"] is None else f"{at['_nearly_over_best']:.2f}x"])
+        out.append(f"QPS at recall@{p['k']} = {p['target_recall']} (log-linear interpolation; * = not interpolated, "
+                   "see JSON)")
+        out.append(format_table(["threads"] + [_short(nm) for nm in names] + ["best other", "nearly/best"], rows))
+        out.append("")
+        rows = []
+        r2h = res.get("ratios_to_hnswlib", {})
+        for nm in names:
+            b, m = res["build"][nm], res["memory"][nm]
+            rr = r2h.get(nm, {})
+            f = lambda v, s="{:.2f}": "-" if v is None else s.format(v)  # noqa: E731
+            rows.append([_short(nm), f(b["build_s"], "{:.1f}"), f(b["build_s_main"], "{:.1f}"),
+                         f(b["build_s_probe"], "{:.1f}"), f(rr.get("build_s"), "{:.2f}x"),
+                         f(m.get("rss_bytes_per_vector"), "{:.0f}"), f(rr.get("rss_bytes_per_vector"), "{:.2f}x"),
+                         f(m.get("peak_bytes_per_vector"), "{:.0f}"), f(m.get("own_bytes_per_vector"), "{:.0f}")])
+        out.append(f"build ({p['build_threads']} threads, M={p['M']}, efConstruction={p['efConstruction']}) and "
+                   f"memory (bytes per vector; raw float32 vector = {4 * p['d']} B)")
+        out.append(format_table(["library", "build s", "(here)", "(probe)", "/hnswlib", "RSS B/vec", "/hnswlib",
+                                 "peak B/vec", "own B/vec"], rows))
+        if res.get("checks"):
+            out.append("\nchecks: " + ", ".join(f"{k_}={v}" for k_, v in res["checks"].items()))
+        return "\n".join(out)
+
+    def plot(self, res, path):
+        p = res["params"]
+        names = p["engines"]
+        tgt = p["target_recall"]
+        styles = {"nearly-hnsw": {"linewidth": 2.2, "color": "C3"}, "faiss-hnsw": {"color": "C0"},
+                  "hnswlib": {"color": "C2"}, "usearch": {"color": "C1"}}
+        panels = []
+        for tk, per in res["sweep"].items():
+            series = {nm: ([q["recall"] for q in per[nm]], [q["qps"] for q in per[nm]],
+                           [q["ef"] if nm == "nearly-hnsw" else None for q in per[nm]]) for nm in names}
+            at = res["at_target"][tk]
+            ratio = at["_nearly_over_best"]
+            sub = "" if ratio is None else f"; at {tgt}: nearly/{_short(at['_best_competitor'])} = {ratio:.2f}x"
+            panels.append(lambda ax, series=series, tk=tk, sub=sub: plot_lines(
+                ax, series, f"recall@{p['k']}", "queries / s (log; higher is better)",
+                f"{tk} thread(s), batch of {p['nq']}{sub}", logy=True, vlines=[(tgt, f"{tgt}")],
+                legend_loc="lower left", styles={k_: v for k_, v in styles.items() if k_ in series}))
+        groups = [_short(nm) for nm in names]
+        panels.append(lambda ax: plot_bars(
+            ax, groups, {f"build s ({p['build_threads']} thr)": [res["build"][nm]["build_s"] for nm in names]},
+            "seconds (lower is better)",
+            f"build, n={p['nb']}, M={p['M']}, efConstruction={p['efConstruction']}", fmt="{:.1f}"))
+        panels.append(lambda ax: plot_bars(
+            ax, groups, {"RSS growth in build": [res["memory"][nm].get("rss_bytes_per_vector") for nm in names],
+                         "library's own count": [res["memory"][nm].get("own_bytes_per_vector") for nm in names]},
+            "bytes / vector (lower is better)", f"memory (float32 vector alone = {4 * p['d']} B)", fmt="{:.0f}"))
+        env = res["environment"]
+        v = env["versions"]
+        sup = (f"HNSW, inner product, {os.path.basename(res['data'])} | {env['cpu_model']} ({env['nproc']} cpus)\n"
+               f"nearly {v.get('nearly')} simd={env.get('nearly_simd_level')} | faiss {v.get('faiss')} | "
+               f"hnswlib {v.get('hnswlib')} | usearch {v.get('usearch')} | {env['date']}")
+        save_figure(panels, path, suptitle=sup, ncols=2)
+
+
+def lid_mle(xb, k=20):
+    """Local intrinsic dimensionality of every base vector: the MLE of Amsaleg et
+    al. (KDD 2015) from its k nearest neighbours (itself excluded), found exactly
+    with nearly.knn (L2):  LID = -1 / mean_i log(r_i / r_k).  Returns (lid, info)."""
+    import nearly
+
+    t0 = time.perf_counter()
+    D, I = nearly.knn(xb, xb, k + 1, nearly.METRIC_L2)
+    knn_s = time.perf_counter() - t0
+    n = len(xb)
+    self_hit = I == np.arange(n)[:, None]
+    # drop the vector itself (normally column 0; a duplicate may come first), else the last column
+    drop = np.where(self_hit.any(axis=1), self_hit.argmax(axis=1), k)
+    keep = np.ones_like(self_hit)
+    keep[np.arange(n), drop] = False
+    r = np.sqrt(np.maximum(D[keep].reshape(n, k).astype(np.float64), 0.0))
+    r = np.sort(r, axis=1)
+    zero = r[:, 0] <= 1e-6
+    r = np.maximum(r, 1e-6)  # exact duplicates would give log(0)
+    lid = -1.0 / np.mean(np.log(r / r[:, -1:]), axis=1)
+    return lid, {"k": k, "knn_s": knn_s, "vectors_with_duplicate_neighbour": int(zero.sum()),
+                 "mean": float(lid.mean()), "median": float(np.median(lid)),
+                 "p5": float(np.percentile(lid, 5)), "p95": float(np.percentile(lid, 95)),
+                 "min": float(lid.min()), "max": float(lid.max())}
+
+
+def kmeans_assign(xb, n_clusters=100, iters=20, seed=0):
+    """Plain Lloyd's k-means (centroids from random base vectors; assignment by
+    nearly.knn, L2).  Returns (assignment, info)."""
+    import nearly
+
+    rng = np.random.default_rng(seed)
+    C = xb[rng.choice(len(xb), n_clusters, replace=False)].copy()
+    t0 = time.perf_counter()
+    for _ in range(iters):
+        a = nearly.knn(xb, C, 1, nearly.METRIC_L2)[1][:, 0]
+        counts = np.bincount(a, minlength=n_clusters)
+        order = np.argsort(a, kind="stable")
+        nonempty = counts > 0
+        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])[nonempty]
+        sums = np.add.reduceat(xb[order].astype(np.float64), starts, axis=0)
+        C[nonempty] = (sums / counts[nonempty, None]).astype(np.float32)
+    D, a = nearly.knn(xb, C, 1, nearly.METRIC_L2)
+    a = a[:, 0]
+    counts = np.bincount(a, minlength=n_clusters)
+    return a, {"clusters": n_clusters, "iters": iters, "seed": seed, "s": time.perf_counter() - t0,
+               "size_min": int(counts.min()), "size_median": float(np.median(counts)), "size_max": int(counts.max()),
+               "mse": float(D.mean())}
+
+
+def _graph_stats(index, n):
+    """Level-0 out-degree and how many nodes no other node links to (level 0)."""
+    h = index.hnsw
+    lists = [h.neighbors(i, 0) for i in range(n)]
+    outdeg = np.array([len(x) for x in lists], dtype=np.int64)
+    flat = np.fromiter((j for x in lists for j in x), dtype=np.int64, count=int(outdeg.sum()))
+    indeg = np.bincount(flat, minlength=n)
+    return {"mean_out_degree_l0": float(outdeg.mean()), "nodes_without_in_links_l0": int((indeg == 0).sum()),
+            "max_level": int(h.max_level)}
+
+
+@register_suite
+class HNSWOrderSuite(Suite):
+    name = "hnsw-order"
+    file_stem = "hnsw_order"
+    help = ("insertion-order study on nearly IndexHNSWFlat: recall@10 for random orders vs ascending / "
+            "descending local intrinsic dimensionality vs cluster by cluster")
+    default_engines = ("nearly-hnsw",)
+
+    def add_arguments(self, p):
+        super().add_arguments(p)
+        p.set_defaults(threads=[1], repeats=5)  # search threads: 1 gives the steadiest QPS
+        p.add_argument("--configs", nargs="+", default=["16:100", "8:40"],
+                       help="M:efConstruction pairs (default 16:100 8:40)")
+        p.add_argument("--ef", type=int, nargs="+", default=[10, 16, 32, 64], help="efSearch values")
+        p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds of the random orders")
+        p.add_argument("--lid-k", type=int, default=20, help="neighbours for the LID estimate (default 20)")
+        p.add_argument("--clusters", type=int, default=100, help="k-means clusters (default 100)")
+        p.add_argument("--build-threads", type=int, default=1,
+                       help="threads for the builds (default 1: a sequential build is deterministic, so the "
+                            "only difference between two builds is the order)")
+        p.add_argument("--n", type=int, default=None, help="use the first n base vectors (default all)")
+
+    def run(self, args, ds, engines):
+        if "nearly-hnsw" not in engines:
+            sys.exit("hnsw-order studies nearly's HNSW: --engines nearly-hnsw")
+        n = min(args.n or len(ds["xb"]), len(ds["xb"]))
+        xb, xq, k = ds["xb"][:n], ds["xq"], args.k
+        gt = _ground_truth(ds, n, k)
+        search_threads = args.threads[0]
+        configs = []
+        for c in args.configs:
+            m_, efc = c.split(":")
+            configs.append({"M": int(m_), "efConstruction": int(efc), "metric": "ip"})
+
+        lid, lid_info = lid_mle(xb, args.lid_k)
+        print(f"[hnsw-order] LID (MLE, k={args.lid_k}): mean {lid_info['mean']:.1f}, median {lid_info['median']:.1f}, "
+              f"5-95% {lid_info['p5']:.1f}-{lid_info['p95']:.1f} ({lid_info['knn_s']:.1f} s for the exact knn)",
+              flush=True)
+        assign, km_info = kmeans_assign(xb, args.clusters)
+        print(f"[hnsw-order] k-means: {args.clusters} clusters, sizes {km_info['size_min']}-{km_info['size_max']} "
+              f"({km_info['s']:.1f} s)", flush=True)
+
+        orders = {"file order": np.arange(n)}
+        for s in args.seeds:
+            orders[f"random seed {s}"] = np.random.default_rng(1000 + s).permutation(n)
+        orders["LID ascending"] = np.argsort(lid, kind="stable")
+        orders["LID descending"] = np.argsort(-lid, kind="stable")
+        orders["cluster by cluster"] = np.argsort(assign, kind="stable")
+
+        res = {"params": {"k": k, "nq": len(xq), "nb": n, "configs": configs, "ef_search": args.ef,
+                          "seeds": args.seeds, "lid_k": args.lid_k, "clusters": args.clusters,
+                          "build_threads": args.build_threads, "search_threads": search_threads,
+                          "repeats": args.repeats, "orders": list(orders), "engines": ["nearly-hnsw"]},
+               "method": {"ids": "vectors are added in the given order; result id j is mapped back to order[j] "
+                                 "before scoring against gt_ip_100",
+                          "lid": "MLE (Amsaleg et al. 2015): -1/mean(log(r_i/r_k)), r = L2 distances to the "
+                                 "k nearest other base vectors, exact (nearly.knn)",
+                          "clusters": "Lloyd's k-means (nearly.knn assignment), clusters in id order, members "
+                                      "in file order",
+                          "random": "np.random.default_rng(1000 + seed).permutation(n); 'file order' is the "
+                                    "file's own order (itself a fixed-seed shuffle), shown apart"},
+               "lid": lid_info, "kmeans": km_info, "results": []}
+
+        for cfg in configs:
+            ckey = f"M={cfg['M']} efC={cfg['efConstruction']}"
+            for oname, perm in orders.items():
+                eng = ENGINES["nearly-hnsw"]()
+                eng.set_threads(args.build_threads)
+                t0 = time.perf_counter()
+                eng.build(np.ascontiguousarray(xb[perm]), cfg)
+                build_s = time.perf_counter() - t0
+                eng.set_threads(search_threads)
+                row = {"config": ckey, "order": oname, "build_s": build_s, "recall": {}, "qps": {}}
+                for ef in args.ef:
+                    eng.set_ef(ef)
+                    out = {}
+
+                    def f():
+                        out["r"] = eng.search(xq, k)
+
+                    times = interleaved({"x": f}, args.repeats, warmup=1)["x"]
+                    I = out["r"][1]
+                    I = np.where(I >= 0, perm[np.clip(I, 0, n - 1)], -1)
+                    row["recall"][str(ef)] = recall_at(I, gt, k)
+                    row["qps"][str(ef)] = len(xq) / statistics.median(times)
+                row["graph"] = _graph_stats(eng.index, n)
+                res["results"].append(row)
+                print(f"[hnsw-order] {ckey} {oname:20s} build {build_s:5.1f} s  " + "  ".join(
+                    f"ef{ef} {row['recall'][str(ef)]:.4f}" for ef in args.ef), flush=True)
+                del eng
+
+        res["summary"] = self.summarize(res)
+        return res
+
+    @staticmethod
+    def summarize(res):
+        """Random mean / spread per ef, every other order's difference from the
+        random mean, and QPS at a matched recall (the random mean at the middle ef)
+        relative to the random orders' mean there."""
+        p = res["params"]
+        efs = [str(e) for e in p["ef_search"]]
+        summ = {}
+        for ckey in dict.fromkeys(r["config"] for r in res["results"]):
+            rows = [r for r in res["results"] if r["config"] == ckey]
+            rnd = [r for r in rows if r["order"].startswith("random")]
+            s = {}
+            for ef in efs:
+                vals = np.array([r["recall"][ef] for r in rnd])
+                e = {"random_mean": float(vals.mean()), "random_min": float(vals.min()),
+                     "random_max": float(vals.max()), "random_std": float(vals.std(ddof=1)) if len(vals) > 1 else None,
+                     "delta_points_vs_random_mean": {}}
+                for r in rows:
+                    if not r["order"].startswith("random"):
+                        e["delta_points_vs_random_mean"][r["order"]] = 100 * (r["recall"][ef] - vals.mean())
+                s[ef] = e
+            target = s[efs[len(efs) // 2]]["random_mean"]
+            q = {r["order"]: qps_at_recall([(int(e), r["recall"][e], r["qps"][e]) for e in efs], target)["qps"]
+                 for r in rows}
+            rq = [q[r["order"]] for r in rnd if q[r["order"]] is not None]
+            rmean = float(np.mean(rq)) if rq else None
+            s["qps_at_matched_recall"] = {
+                "recall": target, "random_mean_qps": rmean,
+                "random_min_rel": None if not rq else min(rq) / rmean, "random_max_rel": None if not rq else max(rq) / rmean,
+                "qps": q, "relative_to_random_mean": {o: _ratio(v, rmean) for o, v in q.items()}}
+            summ[ckey] = s
+        return summ
+
+    def report(self, res):
+        p = res["params"]
+        efs = [str(e) for e in p["ef_search"]]
+        out = [f"recall@{p['k']} by insertion order (nearly IndexHNSWFlat, n={p['nb']}, inner product; "
+               f"build {p['build_threads']} thread(s)); (+/-x.xx) = points vs the mean of the random orders"]
+        header = (["config", "order"] + [f"ef={e}" for e in efs]
+                  + ["QPS@matched recall", "build s", "no in-link"])
+        rows = []
+        for ckey, s in res["summary"].items():
+            m = s["qps_at_matched_recall"]
+            for r in [r for r in res["results"] if r["config"] == ckey]:
+                cells = []
+                for e in efs:
+                    d = s[e]["delta_points_vs_random_mean"].get(r["order"])
+                    cells.append(f"{r['recall'][e]:.4f}" + ("" if d is None else f" ({d:+.2f})"))
+                rel = m["relative_to_random_mean"].get(r["order"])
+                rows.append([ckey, r["order"]] + cells + ["-" if rel is None else f"{rel:.2f}x",
+                                                           f"{r['build_s']:.1f}",
+                                                           r["graph"]["nodes_without_in_links_l0"]])
+            rows.append([ckey, "random mean [min, max]"]
+                        + [f"{s[e]['random_mean']:.4f} [{s[e]['random_min']:.4f}, {s[e]['random_max']:.4f}]"
+                           for e in efs]
+                        + ["-" if m["random_mean_qps"] is None else
+                           f"{m['random_mean_qps']:.0f} [{m['random_min_rel']:.2f}, {m['random_max_rel']:.2f}]", "", ""])
+        out.append(format_table(header, rows))
+        out.append(f"QPS@matched recall: QPS ({p['search_threads']} threads, batch of {p['nq']}) interpolated at the "
+                   f"random orders' mean recall at ef={efs[len(efs) // 2]}, relative to the random orders' mean "
+                   "there; 'no in-link': level-0 nodes no other node links to")
+        li = res["lid"]
+        out.append(f"\nLID (MLE, k={li['k']}): mean {li['mean']:.1f}, median {li['median']:.1f}, "
+                   f"5%-95% {li['p5']:.1f}-{li['p95']:.1f}, {li['vectors_with_duplicate_neighbour']} vectors with a "
+                   f"duplicate among their neighbours; k-means sizes {res['kmeans']['size_min']}-"
+                   f"{res['kmeans']['size_max']}")
+        return "\n".join(out)
+
+    def plot(self, res, path):
+        p = res["params"]
+        efs = [str(e) for e in p["ef_search"]]
+        panels = []
+        colors = {"file order": "0.55", "LID ascending": "C0", "LID descending": "C1", "cluster by cluster": "C2"}
+        for ckey, s in res["summary"].items():
+            others = [o for o in p["orders"] if not o.startswith("random")]
+
+            def draw(ax, s=s, ckey=ckey, others=others):
+                plot_bars(ax, [f"ef={e}" for e in efs],
+                          {o: [s[e]["delta_points_vs_random_mean"][o] for e in efs] for o in others},
+                          "recall@10 minus random-order mean (points)", f"{ckey}: insertion order vs random",
+                          fmt="{:+.2f}", colors=colors)
+                x = np.arange(len(efs))
+                lo = [100 * (s[e]["random_min"] - s[e]["random_mean"]) for e in efs]
+                hi = [100 * (s[e]["random_max"] - s[e]["random_mean"]) for e in efs]
+                ax.fill_between(np.concatenate([[x[0] - 0.5], x, [x[-1] + 0.5]]), [lo[0]] + lo + [lo[-1]],
+                                [hi[0]] + hi + [hi[-1]], color="grey", alpha=0.3, step="mid", zorder=0,
+                                label=f"random orders (seeds {p['seeds']}): min-max")
+                ax.axhline(0, color="black", linewidth=0.8)
+                ax.legend(fontsize=7)
+
+            panels.append(draw)
+            series = {}
+            for r in [r for r in res["results"] if r["config"] == ckey]:
+                series[r["order"]] = ([r["recall"][e] for e in efs], [r["qps"][e] for e in efs])
+            panels.append(lambda ax, series=series, ckey=ckey: plot_lines(
+                ax, series, "recall@10", f"queries / s ({p['search_threads']} thr, log)",
+                f"{ckey}: recall vs QPS by order (ef {', '.join(efs)})", logy=True, legend_loc="lower left",
+                styles={o: ({"linestyle": "--", "color": "grey", "linewidth": 0.8} if o.startswith("random")
+                            else {"color": colors.get(o)}) for o in series}))
+        env = res["environment"]
+        sup = (f"HNSW insertion order, {os.path.basename(res['data'])}, nearly {env['versions'].get('nearly')} | "
+               f"{env['cpu_model']} | {env['date']}")
+        save_figure(panels, path, suptitle=sup, ncols=2)
+
+
 # --------------------------------------------------------------------------
 # CLI
 # --------------------------------------------------------------------------
@@ -598,10 +1401,11 @@ def main(argv=None):
            "skipped_engines": skipped, "command": " ".join([os.path.basename(sys.argv[0])] + sys.argv[1:]),
            **res}
     os.makedirs(args.out, exist_ok=True)
-    jpath = os.path.join(args.out, f"{suite.name}.json")
+    stem = suite.file_stem or suite.name
+    jpath = os.path.join(args.out, f"{stem}.json")
     with open(jpath, "w") as f:
         json.dump(res, f, indent=1)
-    ppath = os.path.join(args.out, f"{suite.name}.png")
+    ppath = os.path.join(args.out, f"{stem}.png")
     suite.plot(res, ppath)
     print()
     print(f"{env['cpu_model']}, {env['nproc']} cpus; nearly {env['versions'].get('nearly')} "
