@@ -465,7 +465,7 @@ def make_engines(names):
         else:
             skipped[n] = why
             print(f"note: engine {n!r} skipped ({why})", file=sys.stderr)
-    if not engines:
+    if not engines and names:  # suites without engines (muvera) pass none
         sys.exit("no engine available")
     return engines, skipped
 
@@ -697,6 +697,13 @@ class Suite:
                        help=f"engines to run (default {' '.join(self.default_engines)})")
         p.add_argument("--repeats", type=int, default=5, help="interleaved repetitions per measurement")
         p.add_argument("--k", type=int, default=10)
+
+    def load(self, args):
+        """The dataset this suite runs on (default: a single-vector .npz)."""
+        return load_dataset(args.data)
+
+    def describe(self, ds):
+        return f"base {ds['xb'].shape}, queries {ds['xq'].shape}"
 
     def run(self, args, ds, engines):
         raise NotImplementedError
@@ -1361,6 +1368,300 @@ class HNSWOrderSuite(Suite):
 
 
 # --------------------------------------------------------------------------
+# muvera: multi-vector retrieval (FDE + inner index + exact Chamfer re-rank)
+# --------------------------------------------------------------------------
+DEFAULT_TOKENS = os.path.join(DATA_DIR, "pypi-minilm-tokens-6k.npz")
+
+
+def load_token_dataset(path):
+    """The multi-vector .npz (../shared/data/README.md): first nq sets are queries."""
+    if not os.path.exists(path):
+        sys.exit(f"data file not found: {path} (see ../shared/data/README.md, or pass --data)")
+    with np.load(path) as z:
+        v = np.ascontiguousarray(z["vectors"], dtype=np.float32)
+        lengths = np.asarray(z["lengths"], dtype=np.int64)
+        nq = int(z["nq"])
+    off = np.concatenate([[0], np.cumsum(lengths)])
+    return {"path": os.path.abspath(path), "qx": v[:off[nq]], "ql": lengths[:nq],
+            "dx": v[off[nq]:], "dl": lengths[nq:]}
+
+
+class NumpyFDE:
+    """Plain numpy FDE encoder, the same algorithm as nearly.fde_encode_documents
+    (SimHash partitions in Gray-code order, AMS sketch, per-partition averages,
+    repetitions concatenated; no fill_empty_partitions), with numpy's own random
+    matrices. ``encode_loop`` goes document by document, like a straightforward
+    Python port of the reference; ``encode_vectorized`` handles all documents of
+    a repetition with a few array operations (a stronger baseline)."""
+
+    def __init__(self, d, reps, k_sim, d_proj, seed=1):
+        rng = np.random.default_rng(seed)
+        self.reps, self.k, self.dp = reps, k_sim, d_proj
+        self.S = [rng.standard_normal((d, k_sim)).astype(np.float32) for _ in range(reps)]
+        self.P = [(rng.choice([-1.0, 1.0], size=(d, d_proj)) / np.sqrt(d_proj)).astype(np.float32)
+                  for _ in range(reps)]
+        # partition index of sign word w (projection 0 most significant): Gray decode
+        w = np.arange(2 ** k_sim)
+        g = w.copy()
+        shift = w >> 1
+        while shift.any():
+            g ^= shift
+            shift >>= 1
+        self.part_of_word = g
+        self.weights = 1 << np.arange(k_sim - 1, -1, -1)
+
+    def _parts(self, x, r):
+        return self.part_of_word[((x @ self.S[r]) > 0).astype(np.int64) @ self.weights]
+
+    def encode_loop(self, dx, dl):
+        B = 2 ** self.k
+        out = np.zeros((len(dl), self.reps * B * self.dp), np.float32)
+        off = np.concatenate([[0], np.cumsum(dl)])
+        for i in range(len(dl)):
+            x = dx[off[i]:off[i + 1]]
+            for r in range(self.reps):
+                part = self._parts(x, r)
+                proj = x @ self.P[r]
+                block = np.zeros((B, self.dp), np.float32)
+                np.add.at(block, part, proj)
+                cnt = np.bincount(part, minlength=B)
+                block /= np.maximum(cnt, 1)[:, None]
+                out[i, r * B * self.dp:(r + 1) * B * self.dp] = block.ravel()
+        return out
+
+    def encode_per_point(self, dx, dl):
+        """The reference's loop structure (documents, repetitions, points) in numpy."""
+        B = 2 ** self.k
+        out = np.zeros((len(dl), self.reps * B * self.dp), np.float32)
+        off = np.concatenate([[0], np.cumsum(dl)])
+        for i in range(len(dl)):
+            for r in range(self.reps):
+                block = np.zeros((B, self.dp), np.float32)
+                cnt = np.zeros(B)
+                for x in dx[off[i]:off[i + 1]]:
+                    part = self.part_of_word[int(((x @ self.S[r]) > 0) @ self.weights)]
+                    block[part] += x @ self.P[r]
+                    cnt[part] += 1
+                block /= np.maximum(cnt, 1)[:, None]
+                out[i, r * B * self.dp:(r + 1) * B * self.dp] = block.ravel()
+        return out
+
+    def encode_vectorized(self, dx, dl):
+        B, n = 2 ** self.k, len(dl)
+        doc = np.repeat(np.arange(n), dl)
+        blocks = []
+        for r in range(self.reps):
+            cell = doc * B + self._parts(dx, r)
+            sums = np.zeros((n * B, self.dp), np.float32)
+            np.add.at(sums, cell, dx @ self.P[r])
+            cnt = np.bincount(cell, minlength=n * B)
+            blocks.append((sums / np.maximum(cnt, 1)[:, None]).reshape(n, B * self.dp))
+        return np.concatenate(blocks, axis=1)
+
+
+def _recall_sets(I, gt, k):
+    return float(np.mean([len(set(a[:k]) & set(b[:k])) / k for a, b in zip(I, gt)]))
+
+
+@register_suite
+class MuveraSuite(Suite):
+    name = "muvera"
+    help = ("multi-vector retrieval (IndexMuvera vs exact Chamfer IndexMultiVectorFlat): recall vs re-ranked "
+            "candidates, end-to-end recall/QPS with HNSW inner indexes, FDE encoding throughput vs numpy")
+    default_engines = ()
+
+    def add_arguments(self, p):
+        p.add_argument("--threads", type=int, default=2, help="thread count (default 2)")
+        p.add_argument("--data", default=DEFAULT_TOKENS, help="multi-vector .npz (default "
+                       "../shared/data/pypi-minilm-tokens-6k.npz)")
+        p.add_argument("--out", default=DEFAULT_OUT, help="output folder (default bench/results)")
+        p.add_argument("--engines", nargs="*", default=[], help=argparse.SUPPRESS)
+        p.add_argument("--repeats", type=int, default=3, help="repetitions per timing (median reported)")
+        p.add_argument("--k", type=int, default=10)
+        p.add_argument("--candidates", type=int, nargs="+", default=[10, 20, 50, 100, 200, 500])
+        p.add_argument("--numpy-docs", type=int, default=300,
+                       help="documents encoded by the numpy baselines (default 300)")
+
+    def load(self, args):
+        return load_token_dataset(args.data)
+
+    def describe(self, ds):
+        return (f"{len(ds['dl'])} documents ({len(ds['dx'])} vectors), {len(ds['ql'])} queries "
+                f"({len(ds['qx'])} vectors), d={ds['dx'].shape[1]}")
+
+    @staticmethod
+    def _config(d, R, ks, dp, fill=False):
+        import nearly
+        return nearly.FDEConfig(d, num_repetitions=R, num_simhash_projections=ks, seed=1,
+                                projection_type="ams_sketch", projection_dimension=dp,
+                                fill_empty_partitions=fill)
+
+    def _time(self, fn, repeats):
+        fn()  # warm-up
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            out = fn()
+            times.append(time.perf_counter() - t0)
+        return out, times
+
+    def run(self, args, ds, engines):
+        import nearly
+        nearly.omp_set_num_threads(args.threads)
+        qx, ql, dx, dl, k = ds["qx"], ds["ql"], ds["dx"], ds["dl"], args.k
+        d, nq = dx.shape[1], len(ql)
+        res = {"params": {"k": k, "threads": args.threads, "repeats": args.repeats, "nq": nq,
+                          "n_docs": len(dl), "n_doc_vectors": len(dx), "n_query_vectors": len(qx), "d": d,
+                          "candidates": args.candidates, "numpy_docs": args.numpy_docs,
+                          "fde": "ams_sketch projection, seed 1, fill_empty_partitions off unless noted"}}
+
+        # ground truth and the brute-force baseline
+        exact = nearly.IndexMultiVectorFlat(d)
+        exact.add(dx, dl)
+        (De, gt), times = self._time(lambda: exact.search(qx, ql, k), args.repeats)
+        bf = {"times_s": times, "median_s": statistics.median(times)}
+        bf["qps"] = nq / bf["median_s"]
+        res["brute_force"] = bf
+        print(f"[muvera] IndexMultiVectorFlat: {bf['qps']:.1f} QPS ({args.threads} threads)", flush=True)
+
+        # (a) recall vs candidates, flat inner index
+        settings = [(20, 3, 8, False), (20, 4, 8, False), (20, 5, 8, False), (20, 5, 16, False), (20, 5, 16, True)]
+        res["recall_vs_candidates"] = []
+        for R, ks, dp, fill in settings:
+            cfg = self._config(d, R, ks, dp, fill)
+            index = nearly.IndexMuvera(d, cfg, inner="Flat")
+            index.add(dx, dl)
+            row = {"R": R, "k_sim": ks, "d_proj": dp, "fill_empty_partitions": fill, "fde_dim": cfg.fde_dim,
+                   "recall": {}}
+            for nc in args.candidates:
+                _, I = index.search(qx, ql, k, k_factor=max(1, nc // k))
+                row["recall"][str(nc)] = _recall_sets(I, gt, k)
+            res["recall_vs_candidates"].append(row)
+            print(f"[muvera] (a) R={R} k_sim={ks} d_proj={dp} fill={fill}: " + ", ".join(
+                f"{nc}:{row['recall'][str(nc)]:.3f}" for nc in args.candidates), flush=True)
+
+        # (b) end to end with approximate inner indexes
+        res["end_to_end"] = []
+        for R, ks, dp in [(20, 4, 8), (20, 5, 16)]:
+            cfg = self._config(d, R, ks, dp)
+            for inner in ["Flat", "HNSW32", "HNSW32,SQ8"]:
+                index = nearly.IndexMuvera(d, cfg, inner=inner)
+                t0 = time.perf_counter()
+                index.add(dx, dl)
+                build_s = time.perf_counter() - t0
+                efs = [16, 64] if "HNSW" in inner else [None]
+                for ef in efs:
+                    for kf in (5, 10, 20):
+                        params = nearly.SearchParametersHNSW(efSearch=ef) if ef else None
+                        (_, I), times = self._time(lambda: index.search(qx, ql, k, params=params, k_factor=kf),
+                                                   args.repeats)
+                        med = statistics.median(times)
+                        row = {"R": R, "k_sim": ks, "d_proj": dp, "fde_dim": cfg.fde_dim, "inner": inner,
+                               "efSearch": ef, "k_factor": kf, "candidates": k * kf, "build_s": build_s,
+                               "times_s": times, "median_s": med, "qps": nq / med,
+                               "speedup_vs_brute_force": (nq / med) / bf["qps"], "recall": _recall_sets(I, gt, k)}
+                        res["end_to_end"].append(row)
+                        print(f"[muvera] (b) ({R},{ks},{dp}) {inner} ef={ef} kf={kf}: recall {row['recall']:.3f}, "
+                              f"{row['qps']:.0f} QPS = {row['speedup_vs_brute_force']:.1f}x brute force", flush=True)
+
+        # (c) FDE encoding throughput vs numpy
+        res["encoding"] = []
+        nd = min(args.numpy_docs, len(dl))
+        sub_x, sub_l = dx[:int(dl[:nd].sum())], dl[:nd]
+        for R, ks, dp in [(20, 5, 16), (20, 4, 8)]:
+            cfg = self._config(d, R, ks, dp)
+            _, t_ours = self._time(lambda: nearly.fde_encode_documents(dx, dl, cfg), args.repeats)
+            npf = NumpyFDE(d, R, ks, dp)
+            _, t_loop = self._time(lambda: npf.encode_loop(sub_x, sub_l), 1)
+            _, t_vec = self._time(lambda: npf.encode_vectorized(dx, dl), 1)
+            _, t_pt = self._time(lambda: npf.encode_per_point(sub_x, sub_l), 1)
+            row = {"R": R, "k_sim": ks, "d_proj": dp, "nearly_docs_per_s": len(dl) / statistics.median(t_ours),
+                   "numpy_loop_docs_per_s": nd / statistics.median(t_loop),
+                   "numpy_vectorized_docs_per_s": len(dl) / statistics.median(t_vec),
+                   "numpy_per_point_docs_per_s": nd / statistics.median(t_pt), "numpy_per_point_times_s": t_pt,
+                   "nearly_times_s": t_ours, "numpy_loop_times_s": t_loop, "numpy_vectorized_times_s": t_vec}
+            row["speedup_vs_numpy_loop"] = row["nearly_docs_per_s"] / row["numpy_loop_docs_per_s"]
+            row["speedup_vs_numpy_vectorized"] = row["nearly_docs_per_s"] / row["numpy_vectorized_docs_per_s"]
+            row["speedup_vs_numpy_per_point"] = row["nearly_docs_per_s"] / row["numpy_per_point_docs_per_s"]
+            res["encoding"].append(row)
+            print(f"[muvera] (c) ({R},{ks},{dp}): nearly {row['nearly_docs_per_s']:.0f} docs/s, numpy loop "
+                  f"{row['numpy_loop_docs_per_s']:.0f} ({row['speedup_vs_numpy_loop']:.0f}x), numpy vectorized "
+                  f"{row['numpy_vectorized_docs_per_s']:.0f} ({row['speedup_vs_numpy_vectorized']:.1f}x), per point "
+                  f"{row['numpy_per_point_docs_per_s']:.0f} ({row['speedup_vs_numpy_per_point']:.0f}x)",
+                  flush=True)
+        return res
+
+    def report(self, res):
+        p = res["params"]
+        out = [f"exact Chamfer brute force (IndexMultiVectorFlat): {res['brute_force']['qps']:.1f} QPS, "
+               f"{p['nq']} queries x {p['n_docs']} documents, {p['threads']} threads", "",
+               f"(a) recall@{p['k']} vs re-ranked candidates, Flat inner index"]
+        hdr = ["(R, k_sim, d_proj)", "fill", "fde_dim"] + [str(c) for c in p["candidates"]]
+        rows = [[f"({r['R']},{r['k_sim']},{r['d_proj']})", "yes" if r["fill_empty_partitions"] else "no",
+                 r["fde_dim"]] + [f"{r['recall'][str(c)]:.3f}" for c in p["candidates"]]
+                for r in res["recall_vs_candidates"]]
+        out += [format_table(hdr, rows), "", "(b) end to end"]
+        hdr = ["(R, k_sim, d_proj)", "inner", "efSearch", "candidates", f"recall@{p['k']}", "QPS", "x brute force"]
+        rows = [[f"({r['R']},{r['k_sim']},{r['d_proj']})", r["inner"], r["efSearch"] or "-", r["candidates"],
+                 f"{r['recall']:.3f}", f"{r['qps']:.0f}", f"{r['speedup_vs_brute_force']:.1f}"]
+                for r in res["end_to_end"]]
+        out += [format_table(hdr, rows), "", f"(c) FDE encoding, documents/s ({p['threads']} threads)"]
+        hdr = ["(R, k_sim, d_proj)", "nearly", "numpy per-point", "speedup", "numpy per-doc", "speedup",
+               "numpy vectorized", "speedup"]
+        rows = [[f"({r['R']},{r['k_sim']},{r['d_proj']})", f"{r['nearly_docs_per_s']:.0f}",
+                 f"{r['numpy_per_point_docs_per_s']:.0f}", f"{r['speedup_vs_numpy_per_point']:.0f}x",
+                 f"{r['numpy_loop_docs_per_s']:.0f}", f"{r['speedup_vs_numpy_loop']:.0f}x",
+                 f"{r['numpy_vectorized_docs_per_s']:.0f}", f"{r['speedup_vs_numpy_vectorized']:.1f}x"]
+                for r in res["encoding"]]
+        out.append(format_table(hdr, rows))
+        return "\n".join(out)
+
+    def plot(self, res, path):
+        p = res["params"]
+
+        def recall_panel(ax):
+            for r in res["recall_vs_candidates"]:
+                ax.plot(p["candidates"], [r["recall"][str(c)] for c in p["candidates"]], marker="o",
+                        label=f"({r['R']},{r['k_sim']},{r['d_proj']})" + (" fill" if r["fill_empty_partitions"] else ""))
+            ax.axhline(0.9, color="grey", ls=":", lw=1)
+            ax.set_xscale("log")
+            ax.set_xlabel("re-ranked candidates")
+            ax.set_ylabel(f"recall@{p['k']} vs exact Chamfer")
+            ax.set_title("(a) Flat inner index", fontsize=10)
+            ax.legend(fontsize=7)
+            ax.grid(alpha=0.3)
+
+        def e2e_panel(ax):
+            groups = {}
+            for r in res["end_to_end"]:
+                key = f"({r['R']},{r['k_sim']},{r['d_proj']}) {r['inner']}" + (f" ef{r['efSearch']}" if r["efSearch"] else "")
+                groups.setdefault(key, []).append(r)
+            for key, rs in groups.items():
+                ax.plot([r["recall"] for r in rs], [r["speedup_vs_brute_force"] for r in rs], marker="o",
+                        label=key)
+            ax.axhline(10, color="grey", ls=":", lw=1)
+            ax.axvline(0.85, color="grey", ls=":", lw=1)
+            ax.set_xlabel(f"recall@{p['k']}")
+            ax.set_ylabel("QPS / brute-force QPS")
+            ax.set_title(f"(b) end to end (brute force {res['brute_force']['qps']:.0f} QPS)", fontsize=10)
+            ax.legend(fontsize=6)
+            ax.grid(alpha=0.3)
+
+        enc = res["encoding"]
+        panels = [recall_panel, e2e_panel, lambda ax: plot_bars(
+            ax, [f"({r['R']},{r['k_sim']},{r['d_proj']})" for r in enc],
+            {"nearly": [r["nearly_docs_per_s"] for r in enc],
+             "numpy per-point": [r["numpy_per_point_docs_per_s"] for r in enc],
+             "numpy per-doc": [r["numpy_loop_docs_per_s"] for r in enc],
+             "numpy vectorized": [r["numpy_vectorized_docs_per_s"] for r in enc]},
+            "documents / s", f"(c) FDE encoding, {p['threads']} threads", fmt="{:.0f}", log=True)]
+        env = res["environment"]
+        sup = (f"MUVERA on {os.path.basename(res['data'])} | {env['cpu_model']} ({env['nproc']} cpus) | "
+               f"nearly {env['versions'].get('nearly')} simd={env.get('nearly_simd_level')} | {env['date']}")
+        save_figure(panels, path, suptitle=sup)
+
+
+# --------------------------------------------------------------------------
 # CLI
 # --------------------------------------------------------------------------
 def build_parser():
@@ -1383,8 +1684,8 @@ def main(argv=None):
         return 2
     suite = args._suite
     engines, skipped = make_engines(args.engines)
-    ds = load_dataset(args.data)
-    print(f"[{suite.name}] data {ds['path']}: base {ds['xb'].shape}, queries {ds['xq'].shape}; "
+    ds = suite.load(args)
+    print(f"[{suite.name}] data {ds['path']}: {suite.describe(ds)}; "
           f"engines {', '.join(engines)}; threads {args.threads}", flush=True)
     env = environment()
     la = env["loadavg_at_start"]

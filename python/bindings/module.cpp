@@ -15,6 +15,7 @@ void bind_io(py::module_& m);
 void bind_distance(py::module_& m);
 void bind_fde(py::module_& m);
 void bind_chamfer(py::module_& m);
+void bind_multivector(py::module_& m);
 }  // namespace nearly_py
 
 #if defined(NEARLY_WITH_CUDA)
@@ -120,4 +121,5 @@ PYBIND11_MODULE(_nearly, m) {
     bind_distance(m);
     bind_fde(m);
     bind_chamfer(m);
+    bind_multivector(m);
 }

@@ -26,6 +26,8 @@ from .factory import index_factory  # noqa: F401
 from .compat import downcast_index, vector_to_array  # noqa: F401
 from .multivector import (  # noqa: F401
     FDEConfig,
+    IndexMultiVectorFlat,
+    IndexMuvera,
     chamfer_scores,
     chamfer_scores_batch,
     fde_encode_documents,

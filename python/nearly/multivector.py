@@ -10,15 +10,32 @@ vector (Dhulipala et al., "MUVERA", NeurIPS 2024) whose inner products
 approximate the Chamfer similarity; the encodings are bit for bit those of
 Google's reference implementation (google/graph-mining) for the same config.
 ``chamfer_scores`` computes the exact Chamfer (MaxSim) similarity.
+
+Two indexes search collections of sets:
+
+- ``IndexMultiVectorFlat(d)``: exact Chamfer brute force (the ground truth),
+  native and batched.
+- ``IndexMuvera(d, fde_config, inner="HNSW32", k_factor=10)``: documents are
+  encoded as FDEs into an inner single-vector inner-product index built by
+  ``index_factory``; a search encodes the query sets, takes ``k * k_factor``
+  candidates from the inner index and re-ranks them by exact Chamfer
+  similarity on the stored token vectors (float32, or float16 with
+  ``token_dtype="float16"``).
 """
+import json
 import operator
+import struct
+import sys
+import time
+import zlib
 
 import numpy as np
 
 from . import _nearly
 from ._nearly import InvalidArgumentError
 
-__all__ = ["FDEConfig", "fde_encode_queries", "fde_encode_documents", "chamfer_scores", "chamfer_scores_batch"]
+__all__ = ["FDEConfig", "fde_encode_queries", "fde_encode_documents", "chamfer_scores", "chamfer_scores_batch",
+           "IndexMultiVectorFlat", "IndexMuvera"]
 
 _PROJECTIONS = ("identity", "ams_sketch")
 
@@ -204,3 +221,395 @@ def chamfer_scores_batch(query_vectors, query_lengths, doc_vectors, doc_lengths=
     d = q.shape[1] if q.ndim == 2 else None
     x, n = _ragged(doc_vectors, doc_lengths, d, "doc_vectors")
     return _nearly._chamfer_scores(q, qn, x, n)
+
+
+# ---------------------------------------------------------------------------
+# Multi-vector indexes
+# ---------------------------------------------------------------------------
+
+def _sets(vectors, lengths, d, what):
+    """Ragged input checked against d: (C-contiguous float32 (total, d), int64 lengths)."""
+    x, n = _ragged(vectors, lengths, d, what)
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    if x.ndim != 2:
+        raise InvalidArgumentError(f"{what} must be a 2-D array of shape (total, {d}), got shape {x.shape}")
+    if x.shape[1] != d:
+        raise InvalidArgumentError(f"{what} has {x.shape[1]} columns, expected d={d}")
+    n = np.ascontiguousarray(n)
+    if n.ndim != 1:
+        raise InvalidArgumentError(f"{what}: lengths must be a 1-D array of per-set vector counts, "
+                                   f"got shape {n.shape}")
+    if n.dtype.kind not in "iu":
+        if n.size and not np.all(np.isfinite(n)) or n.size and not np.all(n == np.round(n)):
+            raise InvalidArgumentError(f"{what}: lengths must be integers")
+    n = n.astype(np.int64, copy=False)
+    if n.size and n.min() <= 0:
+        i = int(np.argmin(n))
+        raise InvalidArgumentError(f"{what}: set {i} has {int(n[i])} vectors; every set needs at least one")
+    if int(n.sum()) != x.shape[0]:
+        raise InvalidArgumentError(f"{what}: the lengths sum to {int(n.sum())} but there are {x.shape[0]} vectors")
+    return x, n
+
+
+def _check_k(k):
+    if isinstance(k, (bool, np.bool_)):
+        raise InvalidArgumentError("k must be an integer")
+    try:
+        k = operator.index(k)
+    except TypeError:
+        raise InvalidArgumentError(f"k must be an integer, got {k!r}") from None
+    if k <= 0:
+        raise InvalidArgumentError(f"k must be positive (got {k})")
+    return k
+
+
+def _empty_result(k):
+    return np.zeros((0, k), dtype=np.float32), np.zeros((0, k), dtype=np.int64)
+
+
+def _as_bytes(data):
+    if isinstance(data, np.ndarray):
+        return data.tobytes()
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        return bytes(data)
+    raise InvalidArgumentError(f"data must be bytes or a uint8 array, got {type(data).__name__}")
+
+
+class IndexMultiVectorFlat:
+    """Exact Chamfer (MaxSim) brute force over multi-vector documents.
+
+    ``add(vectors, lengths)`` / ``add_with_ids(vectors, lengths, ids)`` take
+    ragged document sets; ``search(vectors, lengths, k)`` returns D float32
+    (nq, k), the Chamfer scores in descending order, and I int64 (nq, k), the
+    documents' ids (their add order by default), padded with -FLT_MAX / -1.
+    Scoring runs in C++ (the packed SIMD matrix multiply of chamfer_scores,
+    multi-threaded over blocks of queries and documents). ``ntotal`` counts
+    documents. Picklable.
+    """
+
+    def __init__(self, d, token_dtype="float32"):
+        d = _as_int("d", d)
+        if d <= 0:
+            raise InvalidArgumentError(f"d must be positive, got {d}")
+        self._store = _nearly._MultiVectorStore(d, token_dtype)
+
+    @property
+    def d(self):
+        return self._store.d
+
+    @property
+    def ntotal(self):
+        """Number of documents."""
+        return self._store.n_docs
+
+    @property
+    def n_vectors(self):
+        """Number of stored token vectors."""
+        return self._store.n_vectors
+
+    @property
+    def token_dtype(self):
+        return self._store.dtype
+
+    def add(self, vectors, lengths=None):
+        x, n = _sets(vectors, lengths, self.d, "vectors")
+        self._store.add(x, n, None)
+
+    def add_with_ids(self, vectors, lengths, ids):
+        x, n = _sets(vectors, lengths, self.d, "vectors")
+        ids = np.ascontiguousarray(ids, dtype=np.int64)
+        if ids.shape != n.shape:
+            raise InvalidArgumentError(f"ids must be a 1-D array of {len(n)} int64 ids, got shape {ids.shape}")
+        self._store.add(x, n, ids)
+
+    def search(self, vectors, lengths, k):
+        k = _check_k(k)
+        q, qn = _sets(vectors, lengths, self.d, "query vectors")
+        if len(qn) == 0:
+            return _empty_result(k)
+        return self._store.search(q, qn, k)
+
+    def remove_ids(self, sel):
+        """Removes documents by id (an id array or an IDSelector); returns how many."""
+        return len(self._store.remove_ids(sel))
+
+    def reset(self):
+        self._store.reset()
+
+    def serialize(self):
+        """Versioned, checksummed bytes (uint8 array); see ``deserialize``."""
+        return self._store.serialize()
+
+    @classmethod
+    def deserialize(cls, data):
+        obj = cls.__new__(cls)
+        obj._store = _nearly._MultiVectorStore.deserialize(_as_bytes(data))
+        return obj
+
+    def __reduce__(self):
+        return IndexMultiVectorFlat.deserialize, (self.serialize().tobytes(),)
+
+    def __repr__(self):
+        return f"IndexMultiVectorFlat(d={self.d}, ntotal={self.ntotal}, token_dtype={self.token_dtype!r})"
+
+
+_MUVERA_MAGIC = b"NEARLYMU"
+_MUVERA_VERSION = 1
+
+
+class IndexMuvera:
+    """Multi-vector search with MUVERA Fixed Dimensional Encodings.
+
+    add: each document's vectors -> its FDE (``fde_encode_documents``) -> an
+    inner single-vector index built as ``index_factory(fde_dim, inner,
+    METRIC_INNER_PRODUCT)`` (e.g. "Flat", "HNSW32", "HNSW32,SQ8",
+    "HNSW32,SQfp16"; there is no PQ yet, so SQ8/fp16 are the compressed
+    options). The token vectors are kept (float32, or IEEE fp16 with
+    ``token_dtype="float16"``) for re-ranking.
+
+    search: query sets -> query FDEs -> the inner index's top ``k *
+    k_factor`` candidates (``params`` is passed to the inner search, e.g.
+    ``SearchParametersHNSW(efSearch=...)``; ``k_factor`` may be overridden
+    per call) -> exact Chamfer re-ranking of the candidates on the original
+    query vectors -> top k: D float32 (nq, k) Chamfer scores descending, I
+    int64 (nq, k) ids, padded with -FLT_MAX / -1.
+
+    ball_carving=True clusters each query set greedily before encoding (a
+    vector joins the most similar existing cluster whose first vector has
+    cosine similarity >= ball_carving_tau, 0.7 by default, else it starts a
+    cluster; each cluster is replaced by the sum of its vectors), as in the
+    paper. Only the query FDE changes: re-ranking still uses every original
+    query vector, so returned scores are exact Chamfer scores.
+
+    The FDE config's fill_empty_partitions applies to documents only; queries
+    are encoded with it off. Documents get internal keys (never reused) that
+    serve as the inner index's ids, so remove_ids removes from both. Pickle
+    and ``serialize``/``deserialize`` use a versioned, checksummed container
+    (corrupt data raises nearly.IndexFileError). ``verbose`` prints progress.
+    """
+
+    def __init__(self, d, fde_config, inner="HNSW32", k_factor=10, *, token_dtype="float32",
+                 ball_carving=False, ball_carving_tau=0.7, verbose=False):
+        d = _as_int("d", d)
+        if d <= 0:
+            raise InvalidArgumentError(f"d must be positive, got {d}")
+        _check_config(fde_config)
+        if fde_config.dimension != d:
+            raise InvalidArgumentError(f"fde_config.dimension is {fde_config.dimension} but the index has d={d}")
+        if not isinstance(inner, str):
+            raise InvalidArgumentError(f"inner must be an index_factory string, got {type(inner).__name__}")
+        self.k_factor = k_factor
+        self._check_k_factor(k_factor)
+        tau = float(ball_carving_tau)
+        if not -1.0 <= tau <= 1.0:
+            raise InvalidArgumentError(f"ball_carving_tau must be in [-1, 1], got {ball_carving_tau}")
+        self.ball_carving = bool(ball_carving)
+        self.ball_carving_tau = tau
+        self.verbose = bool(verbose)
+        self.inner_description = inner
+        self._set_config(fde_config)
+        self._store = _nearly._MultiVectorStore(d, token_dtype)
+        self.inner_index = self._build_inner(inner, self.fde_config.fde_dim)
+
+    # -- construction helpers
+    def _set_config(self, config):
+        self.fde_config = FDEConfig(**config.__getstate__())  # our own copy: later edits don't change the index
+        q = config.__getstate__()
+        q["fill_empty_partitions"] = False
+        self._query_config = FDEConfig(**q)
+
+    @staticmethod
+    def _build_inner(description, fde_dim):
+        from .factory import index_factory
+        index = index_factory(fde_dim, description, _nearly.METRIC_INNER_PRODUCT)
+        if not isinstance(index, _nearly.IndexIDMap):
+            index = _nearly.IndexIDMap(index)  # the documents' keys as ids, for remove_ids
+        return index
+
+    @staticmethod
+    def _check_k_factor(k_factor):
+        if isinstance(k_factor, (bool, np.bool_)) or not isinstance(k_factor, (int, np.integer)) or k_factor < 1:
+            raise InvalidArgumentError(f"k_factor must be an integer >= 1, got {k_factor!r}")
+
+    def _log(self, msg):
+        if self.verbose:
+            print(f"IndexMuvera: {msg}", file=sys.stderr, flush=True)
+
+    # -- properties
+    @property
+    def d(self):
+        return self._store.d
+
+    @property
+    def ntotal(self):
+        """Number of documents."""
+        return self._store.n_docs
+
+    @property
+    def token_dtype(self):
+        return self._store.dtype
+
+    @property
+    def fde_dim(self):
+        return self.fde_config.fde_dim
+
+    # -- writes
+    _ADD_BATCH = 16384  # documents per encoding batch (bounds memory, paces verbose progress)
+
+    def add(self, vectors, lengths=None):
+        self._add(vectors, lengths, None)
+
+    def add_with_ids(self, vectors, lengths, ids):
+        self._add(vectors, lengths, ids)
+
+    def _add(self, vectors, lengths, ids):
+        x, n = _sets(vectors, lengths, self.d, "vectors")
+        if ids is not None:
+            ids = np.ascontiguousarray(ids, dtype=np.int64)
+            if ids.shape != n.shape:
+                raise InvalidArgumentError(f"ids must be a 1-D array of {len(n)} int64 ids, got shape {ids.shape}")
+        if len(n) == 0:
+            return
+        if not np.isfinite(x).all():
+            raise InvalidArgumentError("the document vectors contain NaN or infinity")
+        offsets = np.zeros(len(n) + 1, dtype=np.int64)
+        np.cumsum(n, out=offsets[1:])
+        t0 = time.perf_counter()
+        for s0 in range(0, len(n), self._ADD_BATCH):
+            s1 = min(len(n), s0 + self._ADD_BATCH)
+            xb, nb = x[offsets[s0]:offsets[s1]], n[s0:s1]
+            fde = fde_encode_documents(xb, nb, self.fde_config)
+            keys = self._store.add(xb, nb, None if ids is None else ids[s0:s1])
+            self.inner_index.add_with_ids(fde, keys)
+            self._log(f"added {s1}/{len(n)} documents ({offsets[s1]} vectors) in "
+                      f"{time.perf_counter() - t0:.2f} s")
+
+    def remove_ids(self, sel):
+        """Removes documents by id (an id array or an IDSelector); returns how many."""
+        keys = self._store.remove_ids(sel)
+        if len(keys):
+            self.inner_index.remove_ids(keys)
+        self._log(f"removed {len(keys)} documents")
+        return len(keys)
+
+    def reset(self):
+        self._store.reset()
+        self.inner_index.reset()
+
+    # -- search
+    def encode_queries(self, vectors, lengths=None):
+        """The query FDEs this index searches with (after ball carving when enabled)."""
+        q, qn = _sets(vectors, lengths, self.d, "query vectors")
+        return self._encode_queries(q, qn)
+
+    def _encode_queries(self, q, qn):
+        if self.ball_carving:
+            q, qn = _nearly._ball_carve(q, qn, self.ball_carving_tau)
+        return fde_encode_queries(q, qn, self._query_config)
+
+    def search(self, vectors, lengths, k, *, params=None, k_factor=None):
+        k = _check_k(k)
+        if k_factor is None:
+            k_factor = self.k_factor
+        self._check_k_factor(k_factor)
+        q, qn = _sets(vectors, lengths, self.d, "query vectors")
+        if len(qn) == 0:
+            return _empty_result(k)
+        if not np.isfinite(q).all():
+            raise InvalidArgumentError("the query vectors contain NaN or infinity")
+        t0 = time.perf_counter()
+        fde = self._encode_queries(q, qn)
+        t1 = time.perf_counter()
+        n_cand = k * int(k_factor)
+        _, cand = self.inner_index.search(fde, n_cand, params=params)
+        t2 = time.perf_counter()
+        D, I = self._store.rerank(q, qn, cand, k)
+        self._log(f"{len(qn)} queries: encode {t1 - t0:.3f} s, inner search ({n_cand} candidates) "
+                  f"{t2 - t1:.3f} s, re-rank {time.perf_counter() - t2:.3f} s")
+        return D, I
+
+    # -- persistence
+    def _header(self):
+        return {
+            "d": self.d,
+            "fde_config": self.fde_config.__getstate__(),
+            "inner": self.inner_description,
+            "k_factor": int(self.k_factor),
+            "token_dtype": self.token_dtype,
+            "ball_carving": self.ball_carving,
+            "ball_carving_tau": self.ball_carving_tau,
+        }
+
+    def serialize(self):
+        """The index as bytes: magic "NEARLYMU", u32 version, JSON header (config),
+        the inner index (serialize_index), the token store (its own versioned,
+        checksummed format), then a CRC-32 of everything before it."""
+        header = json.dumps(self._header(), sort_keys=True).encode()
+        inner = _nearly.serialize_index(self.inner_index).tobytes()
+        store = self._store.serialize().tobytes()
+        parts = [_MUVERA_MAGIC, struct.pack("<I", _MUVERA_VERSION)]
+        for blob in (header, inner, store):
+            parts += [struct.pack("<Q", len(blob)), blob]
+        body = b"".join(parts)
+        return body + struct.pack("<I", zlib.crc32(body) & 0xFFFFFFFF)
+
+    @classmethod
+    def deserialize(cls, data):
+        data = _as_bytes(data)
+        err = _nearly.IndexFileError
+
+        def fail(why):
+            raise err(f"cannot read IndexMuvera: {why}")
+
+        if len(data) < 12 or data[:8] != _MUVERA_MAGIC:
+            fail("not an IndexMuvera (bad magic)")
+        (crc,) = struct.unpack("<I", data[-4:])
+        if zlib.crc32(data[:-4]) & 0xFFFFFFFF != crc:
+            fail("checksum mismatch (truncated or corrupt data)")
+        (version,) = struct.unpack("<I", data[8:12])
+        if version != _MUVERA_VERSION:
+            fail(f"unsupported format version {version} (this build reads {_MUVERA_VERSION})")
+        pos, blobs, end = 12, [], len(data) - 4
+        for _ in range(3):
+            if pos + 8 > end:
+                fail("truncated data")
+            (size,) = struct.unpack("<Q", data[pos:pos + 8])
+            pos += 8
+            if size > end - pos:
+                fail("truncated data")
+            blobs.append(data[pos:pos + size])
+            pos += size
+        if pos != end:
+            fail("trailing bytes")
+        try:
+            h = json.loads(blobs[0].decode())
+            config = FDEConfig(**h["fde_config"])
+            obj = cls.__new__(cls)
+            obj.k_factor = h["k_factor"]
+            cls._check_k_factor(obj.k_factor)
+            obj.ball_carving = bool(h["ball_carving"])
+            obj.ball_carving_tau = float(h["ball_carving_tau"])
+            obj.verbose = False
+            obj.inner_description = str(h["inner"])
+            obj._set_config(config)
+            d = int(h["d"])
+            token_dtype = h["token_dtype"]
+        except err:
+            raise
+        except (ValueError, KeyError, TypeError, UnicodeDecodeError) as e:
+            fail(f"bad header ({type(e).__name__}: {e})")
+        obj.inner_index = _nearly.deserialize_index(blobs[1])
+        obj._store = _nearly._MultiVectorStore.deserialize(blobs[2])
+        if config.dimension != d or obj._store.d != d or obj._store.dtype != token_dtype:
+            fail("the header does not match the stored vectors")
+        if obj.inner_index.d != config.fde_dim or obj.inner_index.ntotal != obj._store.n_docs:
+            fail("the inner index does not match the documents")
+        return obj
+
+    def __reduce__(self):
+        return IndexMuvera.deserialize, (self.serialize(),)
+
+    def __repr__(self):
+        return (f"IndexMuvera(d={self.d}, fde_dim={self.fde_dim}, inner={self.inner_description!r}, "
+                f"k_factor={self.k_factor}, ntotal={self.ntotal}, token_dtype={self.token_dtype!r}, "
+                f"ball_carving={self.ball_carving})")
