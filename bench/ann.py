@@ -1160,7 +1160,7 @@ def kmeans_assign(xb, n_clusters=100, iters=20, seed=0):
 def _graph_stats(index, n):
     """Level-0 out-degree and how many nodes no other node links to (level 0)."""
     h = index.hnsw
-    lists = [h.neighbors(i, 0) for i in range(n)]
+    lists = [h.neighbors_of(i, 0) for i in range(n)]
     outdeg = np.array([len(x) for x in lists], dtype=np.int64)
     flat = np.fromiter((j for x in lists for j in x), dtype=np.int64, count=int(outdeg.sum()))
     indeg = np.bincount(flat, minlength=n)

@@ -201,7 +201,7 @@ def test_empty_index_and_empty_query(metric, rng):
     check_result_arrays(D, I, 3, 5)
     assert_padding(D, I, 0, metric)
     assert index.hnsw.entry_point == -1 and index.hnsw.max_level == -1
-    assert index.hnsw.levels() == []
+    assert index.hnsw.slot_levels() == []
     index.add(rng.standard_normal((20, 16)).astype(np.float32))
     D, I = index.search(np.zeros((0, 16), np.float32), 5)
     check_result_arrays(D, I, 0, 5)
@@ -220,7 +220,7 @@ def test_graph_structure():
     index, xb, _ = real_index(METRIC_L2)
     h = index.hnsw
     assert h.M == 32
-    levels = np.array(h.levels())
+    levels = np.array(h.slot_levels())
     assert len(levels) == NB_REAL and (levels >= 0).all()
     assert h.max_level == levels.max()
     assert levels[h.entry_point] == h.max_level
@@ -230,15 +230,15 @@ def test_graph_structure():
     rng = np.random.default_rng(0)
     for i in rng.choice(NB_REAL, 300, replace=False):
         for lev in range(levels[i] + 1):
-            nb = h.neighbors(int(i), lev)
+            nb = h.neighbors_of(int(i), lev)
             cap = 2 * h.M if lev == 0 else h.M
             assert 0 < len(nb) <= cap, (i, lev, len(nb))
             assert len(set(nb)) == len(nb) and int(i) not in nb
             assert all(levels[v] >= lev for v in nb), "a link on level l must point to a node on level >= l"
     with pytest.raises(Exception):
-        h.neighbors(0, int(levels[0]) + 1)
+        h.neighbors_of(0, int(levels[0]) + 1)
     with pytest.raises(Exception):
-        h.neighbors(NB_REAL + 5, 0)
+        h.neighbors_of(NB_REAL + 5, 0)
 
 
 def test_memory_bytes_and_reconstruct(rng):
@@ -253,7 +253,7 @@ def test_memory_bytes_and_reconstruct(rng):
     with pytest.raises(RuntimeError):
         index.reconstruct(2000)
     index.reset()
-    assert index.ntotal == 0 and index.hnsw.levels() == [] and index.hnsw.entry_point == -1
+    assert index.ntotal == 0 and index.hnsw.slot_levels() == [] and index.hnsw.entry_point == -1
     index.add(xb[:10])
     np.testing.assert_array_equal(np.sort(index.search(xb[:10], 1)[1][:, 0]), np.arange(10))
 
@@ -306,12 +306,12 @@ def test_search_same_with_1_and_2_threads(metric, restore_threads):
 
 def _unreachable(index):
     """Ids that a walk over the level-0 links from the entry point never reaches."""
-    ids = index.hnsw.levels()
+    ids = index.hnsw.slot_levels()
     live = [i for i, lev in enumerate(ids) if lev >= 0]  # ids == slots for these add()-only indexes
     ep = index.hnsw.entry_point
     seen, stack = {ep}, [ep]
     while stack:
-        for v in index.hnsw.neighbors(stack.pop(), 0):
+        for v in index.hnsw.neighbors_of(stack.pop(), 0):
             if v not in seen:
                 seen.add(v)
                 stack.append(v)
@@ -371,12 +371,12 @@ def test_delete_then_add_keeps_recall():
     index.add(xb)
     assert index.remove_ids(dead) == len(dead)
     assert index.ntotal == NB_REAL - len(dead)
-    levels = np.array(index.hnsw.levels())
+    levels = np.array(index.hnsw.slot_levels())
     assert len(levels) == NB_REAL and (levels[dead] == -1).all() and (levels[alive] >= 0).all()
     index.add(xnew)
     assert index.ntotal == NB_REAL
-    assert len(index.hnsw.levels()) <= NB_REAL, "freed slots must be reused before the storage grows"
-    assert (np.array(index.hnsw.levels()) >= 0).all()
+    assert len(index.hnsw.slot_levels()) <= NB_REAL, "freed slots must be reused before the storage grows"
+    assert (np.array(index.hnsw.slot_levels()) >= 0).all()
 
     final_ids = np.concatenate([alive, np.arange(NB_REAL, NB_REAL + NEW_REAL)])
     final_x = np.concatenate([xb[alive], xnew])
@@ -398,7 +398,7 @@ def test_delete_then_add_keeps_recall():
     # no live node links to a deleted one (the graph was repaired)
     dead_set = set(dead.tolist())
     for i in rng.choice(final_ids, 2000, replace=False):
-        nb = index.hnsw.neighbors(int(i), 0)
+        nb = index.hnsw.neighbors_of(int(i), 0)
         assert not dead_set.intersection(nb), f"node {i} still links to deleted nodes"
         assert len(nb) > 0
 
@@ -423,12 +423,12 @@ def test_delete_everything_then_add(metric):
     assert index.remove_ids(nearly.IDSelectorRange(0, 500)) == 500
     assert index.ntotal == 0
     assert index.hnsw.entry_point == -1 and index.hnsw.max_level == -1
-    assert index.hnsw.levels() == [-1] * 500
+    assert index.hnsw.slot_levels() == [-1] * 500
     D, I = index.search(xq[:4], 3)
     assert_padding(D, I, 0, metric)
     index.add(xb[500:800])
     assert index.ntotal == 300
-    assert len(index.hnsw.levels()) == 500, "slots must be reused"
+    assert len(index.hnsw.slot_levels()) == 500, "slots must be reused"
     assert index.hnsw.entry_point >= 500
     for i in (0, 150, 299):  # ids continue after the 500 removed ones
         np.testing.assert_array_equal(index.reconstruct(500 + i), xb[500 + i])
@@ -450,7 +450,7 @@ def test_remove_entry_point_repeatedly(rng):
         assert ep >= 0 and alive[ep]
         assert index.remove_ids(np.array([ep], np.int64)) == 1
         alive[ep] = False
-        levels = np.array(index.hnsw.levels())
+        levels = np.array(index.hnsw.slot_levels())
         assert index.hnsw.entry_point != ep
         assert levels[index.hnsw.entry_point] == index.hnsw.max_level == levels.max()
     index.hnsw.efSearch = 64
@@ -471,13 +471,13 @@ def test_remove_with_selectors_and_neighbors():
     with pytest.raises(RuntimeError):
         index.reconstruct(150)
     with pytest.raises(Exception):
-        index.hnsw.neighbors(5, 0)
+        index.hnsw.neighbors_of(5, 0)
     gone = set(range(100, 200)) | {5, 7, 999}
-    levels = index.hnsw.levels()
+    levels = index.hnsw.slot_levels()
     for i in range(1000):
         if i not in gone:
             for lev in range(levels[i] + 1):
-                nb = index.hnsw.neighbors(i, lev)
+                nb = index.hnsw.neighbors_of(i, lev)
                 assert nb and not gone.intersection(nb), (i, lev, nb)
     index.hnsw.efSearch = 64
     alive = np.array(sorted(set(range(1000)) - gone))
@@ -750,7 +750,7 @@ def _removes_while_searching():
     if errors:
         raise errors[0]
     assert index.ntotal == 6000
-    assert len(index.hnsw.levels()) == 6000
+    assert len(index.hnsw.slot_levels()) == 6000
 
 
 def test_removes_and_adds_while_searching():
@@ -780,7 +780,7 @@ def _assert_same_hnsw(a, b, xq):
         assert getattr(a, attr) == getattr(b, attr), attr
     for attr in ("M", "efSearch", "efConstruction", "max_level", "entry_point"):
         assert getattr(a.hnsw, attr) == getattr(b.hnsw, attr), attr
-    assert a.hnsw.levels() == b.hnsw.levels()
+    assert a.hnsw.slot_levels() == b.hnsw.slot_levels()
     for k in (1, 10, 50):
         Da, Ia = a.search(xq, k)
         Db, Ib = b.search(xq, k)
@@ -817,14 +817,14 @@ def test_round_trips(metric, delete, tmp_path):
         np.testing.assert_array_equal(nearly.serialize_index(loaded), buf)
     # the loaded index carries on like the original: ids continue, freed slots get reused
     loaded = nearly.deserialize_index(buf)
-    nslots = len(loaded.hnsw.levels())
-    nfree = loaded.hnsw.levels().count(-1)
+    nslots = len(loaded.hnsw.slot_levels())
+    nfree = loaded.hnsw.slot_levels().count(-1)
     extra = np.full((3, 20), 0.25, np.float32) + np.arange(3, dtype=np.float32)[:, None]
     loaded.add(extra)
     index_next = 3200 if delete else 3000
     for j in range(3):
         np.testing.assert_array_equal(loaded.reconstruct(index_next + j), extra[j])
-    assert len(loaded.hnsw.levels()) == (nslots if nfree >= 3 else nslots + 3 - nfree)
+    assert len(loaded.hnsw.slot_levels()) == (nslots if nfree >= 3 else nslots + 3 - nfree)
     assert index.ntotal == loaded.ntotal - 3  # the original is independent
 
 
@@ -1061,11 +1061,11 @@ def test_bad_ids(rng):
     index = nearly.IndexHNSWFlat(8, 4)
     x = rng.standard_normal((10, 8)).astype(np.float32)
     index.add_with_ids(x[:3], np.array([10, 20, 30], np.int64))
-    levels = index.hnsw.levels()
+    levels = index.hnsw.slot_levels()
     for ids in ([1, 2, 1], [40, 20, 50], [-1, 60, 61], [70, 71, -(2 ** 62)]):
         with pytest.raises(nearly.InvalidArgumentError):
             index.add_with_ids(x[3:6], np.array(ids, np.int64))
-        assert index.ntotal == 3 and index.hnsw.levels() == levels, "a rejected add must change nothing"
+        assert index.ntotal == 3 and index.hnsw.slot_levels() == levels, "a rejected add must change nothing"
     with pytest.raises(nearly.InvalidArgumentError):
         index.add_with_ids(x[3:6], np.array([1, 2], np.int64))
     index.add(x[3:5])  # ids continue after 30
@@ -1105,7 +1105,7 @@ def test_ctrl_c_during_long_add():
     assert elapsed < 6, f"the interrupt took {elapsed - 1.0:.1f}s to land"
     nt = index.ntotal
     assert 0 < nt < n, nt
-    levels = np.array(index.hnsw.levels())
+    levels = np.array(index.hnsw.slot_levels())
     assert (levels >= 0).sum() == nt
     # a prefix of the batch: ids 0..nt-1 are there with their vectors, nt is not
     for i in (0, nt // 2, nt - 1):
@@ -1120,6 +1120,6 @@ def test_ctrl_c_during_long_add():
     index.hnsw.efConstruction = 40
     index.add(x[nt:nt + 100])
     assert index.ntotal == nt + 100
-    assert len(index.hnsw.levels()) == len(levels)
+    assert len(index.hnsw.slot_levels()) == len(levels)
     D, I = index.search(x[nt:nt + 100], 1, params=nearly.SearchParametersHNSW(efSearch=64))
     assert (I[:, 0] == np.arange(nt, nt + 100)).mean() >= 0.99

@@ -42,9 +42,19 @@ void bind_hnsw(py::module_& m) {
         .def_property_readonly("max_level", [](const HNSWView& v) { return v.index->max_level(); })
         .def_property_readonly("entry_point", [](const HNSWView& v) { return v.index->entry_point(); })
         .def_property_readonly("M", [](const HNSWView& v) { return v.index->M; })
-        .def("levels", [](const HNSWView& v) { return v.index->levels(); },
-             "Level of every slot (-1 for a freed slot).")
-        .def("neighbors", [](const HNSWView& v, idx_t id, int level) { return v.index->neighbors(id, level); },
+        // faiss's attribute: one entry per node, its top level + 1 (0 for a
+        // slot freed by remove_ids).
+        .def_property_readonly("levels", [](const HNSWView& v) {
+            std::vector<int> lv = v.index->levels();
+            py::array_t<int32_t> out(lv.size());
+            for (size_t i = 0; i < lv.size(); i++) out.mutable_data()[i] = lv[i] + 1;
+            return out;
+        })
+        .def("nb_neighbors", [](const HNSWView& v, int level) { return level == 0 ? 2 * v.index->M : v.index->M; },
+             py::arg("layer_no"), "Capacity of a node's link list on a level (faiss's name).")
+        .def("slot_levels", [](const HNSWView& v) { return v.index->levels(); },
+             "Level of every slot, 0-based (-1 for a freed slot).")
+        .def("neighbors_of", [](const HNSWView& v, idx_t id, int level) { return v.index->neighbors(id, level); },
              py::arg("id"), py::arg("level") = 0, "Ids linked from `id` on `level`.");
 
     py::class_<IndexHNSWFlat, Index, std::shared_ptr<IndexHNSWFlat>>(m, "IndexHNSWFlat")

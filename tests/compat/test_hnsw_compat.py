@@ -237,3 +237,20 @@ def test_k_larger_than_ntotal_like_faiss(metric, nearly_one_thread):
     assert (In[:, 50:] == -1).all()
     assert_knn_equiv(Dn, In, Df, If, tolerance(xq, xb, metric))
     assert_knn_valid(Dn, In, xq, xb, 80, metric)
+
+
+def test_levels_attribute_like_faiss():
+    """faiss code reads index.hnsw.levels as an array of (top level + 1) per node."""
+    faiss = pytest.importorskip("faiss")
+    x = np.random.default_rng(3).standard_normal((2000, 8)).astype(np.float32)
+    ours = nearly.IndexHNSWFlat(8, 16)
+    ours.add(x)
+    theirs = faiss.IndexHNSWFlat(8, 16)
+    theirs.add(x)
+    a = nearly.vector_to_array(ours.hnsw.levels)
+    b = faiss.vector_to_array(theirs.hnsw.levels)
+    assert a.dtype == b.dtype and a.shape == b.shape and a.min() == b.min() == 1
+    # the same level distribution (mL = 1/ln M): about 1/M of the nodes above level 0
+    assert abs((a > 1).mean() - (b > 1).mean()) < 0.03
+    assert ours.hnsw.max_level == a.max() - 1
+    assert [ours.hnsw.nb_neighbors(l) for l in (0, 1)] == [theirs.hnsw.nb_neighbors(l) for l in (0, 1)]
