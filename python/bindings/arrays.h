@@ -55,6 +55,29 @@ inline IdArray as_ids(py::handle obj, py::ssize_t n, const char* what) {
     return a;
 }
 
+// Per-set vector counts of a ragged collection.
+inline IdArray as_lengths(py::handle obj, const char* what) {
+    IdArray a = to_array<IdArray>(obj, what);
+    if (a.ndim() != 1)
+        throw nearly::InvalidArgument(std::string(what) + " must be a 1-D array of per-set vector counts, got shape " +
+                                      shape_str(a));
+    return a;
+}
+
+// Serialized bytes: bytes, bytearray, memoryview or a 1-D uint8 array.
+using ByteArray = py::array_t<uint8_t, py::array::c_style | py::array::forcecast>;
+inline ByteArray as_bytes(py::handle data) {
+    ByteArray a;
+    if (PyBytes_Check(data.ptr()) || PyByteArray_Check(data.ptr()) || PyMemoryView_Check(data.ptr())) {
+        py::buffer_info info = py::reinterpret_borrow<py::buffer>(data).request();
+        a = py::array_t<uint8_t>(info.size * info.itemsize, static_cast<const uint8_t*>(info.ptr));
+    } else {
+        a = to_array<ByteArray>(data, "data");
+    }
+    if (a.ndim() != 1) throw nearly::InvalidArgument("data must be a 1-D uint8 array or bytes");
+    return a;
+}
+
 // k from a Python int or numpy integer; floats and bools are refused.
 inline idx_t as_k(py::handle k) {
     if (PyBool_Check(k.ptr()) || !PyIndex_Check(k.ptr()))

@@ -10,15 +10,6 @@ namespace nearly_py {
 
 using namespace nearly;
 
-namespace {
-IdArray as_lengths(py::handle obj, const char* what) {
-    IdArray a = to_array<IdArray>(obj, what);
-    if (a.ndim() != 1)
-        throw InvalidArgument(std::string(what) + " must be a 1-D array of per-set vector counts, got shape " +
-                              shape_str(a));
-    return a;
-}
-}  // namespace
 
 void bind_chamfer(py::module_& m) {
     m.def("_chamfer_scores", [](py::handle q_obj, py::handle ql_obj, py::handle x_obj, py::handle xl_obj) {

@@ -45,14 +45,7 @@ void bind_io(py::module_& m) {
         return out;
     }, py::arg("index"), "The index as a uint8 numpy array (the bytes write_index writes).");
     m.def("deserialize_index", [](py::handle data) {
-        py::array_t<uint8_t, py::array::c_style | py::array::forcecast> a;
-        if (PyBytes_Check(data.ptr()) || PyByteArray_Check(data.ptr()) || PyMemoryView_Check(data.ptr())) {
-            py::buffer_info info = py::reinterpret_borrow<py::buffer>(data).request();
-            a = py::array_t<uint8_t>(info.size * info.itemsize, static_cast<const uint8_t*>(info.ptr));
-        } else {
-            a = to_array<py::array_t<uint8_t, py::array::c_style | py::array::forcecast>>(data, "data");
-        }
-        if (a.ndim() != 1) throw InvalidArgument("data must be a 1-D uint8 array or bytes");
+        ByteArray a = as_bytes(data);
         py::gil_scoped_release release;
         return deserialize_index(a.data(), a.shape(0));
     }, py::arg("data"));

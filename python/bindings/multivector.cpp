@@ -13,13 +13,6 @@ namespace nearly_py {
 using namespace nearly;
 
 namespace {
-IdArray as_lengths_1d(py::handle obj, const char* what) {
-    IdArray a = to_array<IdArray>(obj, what);
-    if (a.ndim() != 1)
-        throw InvalidArgument(std::string(what) + " must be a 1-D array of per-set vector counts, got shape " +
-                              shape_str(a));
-    return a;
-}
 
 template <class T>
 py::array_t<T> to_numpy(const std::vector<T>& v) {
@@ -62,7 +55,7 @@ void bind_multivector(py::module_& m) {
         }, py::arg("pos"))
         .def("add", [](MultiVectorStore& s, py::handle x_obj, py::handle l_obj, py::handle ids_obj) {
             FloatArray x = as_matrix(x_obj, s.dim(), "vectors");
-            IdArray l = as_lengths_1d(l_obj, "lengths");
+            IdArray l = as_lengths(l_obj, "lengths");
             IdArray ids;
             const bool have_ids = !ids_obj.is_none();
             if (have_ids) ids = as_ids(ids_obj, l.shape(0), "ids");
@@ -78,7 +71,7 @@ void bind_multivector(py::module_& m) {
         .def("search", [](const MultiVectorStore& s, py::handle q_obj, py::handle l_obj, py::handle k_obj) {
             idx_t k = as_k(k_obj);
             FloatArray q = as_matrix(q_obj, s.dim(), "query vectors");
-            IdArray l = as_lengths_1d(l_obj, "query lengths");
+            IdArray l = as_lengths(l_obj, "query lengths");
             const size_t nq = l.shape(0);
             std::vector<float> D(nq * k);
             std::vector<idx_t> I(nq * k);
@@ -92,7 +85,7 @@ void bind_multivector(py::module_& m) {
                           py::handle k_obj) {
             idx_t k = as_k(k_obj);
             FloatArray q = as_matrix(q_obj, s.dim(), "query vectors");
-            IdArray l = as_lengths_1d(l_obj, "query lengths");
+            IdArray l = as_lengths(l_obj, "query lengths");
             IdArray c = to_array<IdArray>(c_obj, "candidates");
             const size_t nq = l.shape(0);
             if (c.ndim() != 2 || size_t(c.shape(0)) != nq)
@@ -132,21 +125,14 @@ void bind_multivector(py::module_& m) {
             return to_numpy(b);
         })
         .def_static("deserialize", [](py::handle data) {
-            py::array_t<uint8_t, py::array::c_style | py::array::forcecast> a;
-            if (PyBytes_Check(data.ptr()) || PyByteArray_Check(data.ptr()) || PyMemoryView_Check(data.ptr())) {
-                py::buffer_info info = py::reinterpret_borrow<py::buffer>(data).request();
-                a = py::array_t<uint8_t>(info.size * info.itemsize, static_cast<const uint8_t*>(info.ptr));
-            } else {
-                a = to_array<py::array_t<uint8_t, py::array::c_style | py::array::forcecast>>(data, "data");
-            }
-            if (a.ndim() != 1) throw InvalidArgument("data must be a 1-D uint8 array or bytes");
+            ByteArray a = as_bytes(data);
             py::gil_scoped_release release;
             return std::make_shared<MultiVectorStore>(MultiVectorStore::deserialize(a.data(), a.shape(0)));
         }, py::arg("data"));
 
     m.def("_ball_carve", [](py::handle x_obj, py::handle l_obj, float tau) {
         FloatArray x = as_matrix(x_obj, -1, "query vectors");
-        IdArray l = as_lengths_1d(l_obj, "query lengths");
+        IdArray l = as_lengths(l_obj, "query lengths");
         std::vector<float> v;
         std::vector<int64_t> lens;
         {
