@@ -117,3 +117,19 @@ def test_dot_i8_exact(level, d):
         expected = int(a.astype(np.int64) @ b.astype(np.int64))
         assert _nearly.dot_i8(a, b) == expected
         assert at_level("scalar", _nearly.dot_i8, a, b) == expected
+
+
+@pytest.mark.parametrize("d", [1, 7, 16, 17, 100, 384])
+@pytest.mark.parametrize("ny", [0, 1, 3, 4, 5, 37])
+def test_ip_4q_kernel(level, d, ny):
+    """Four queries against many rows at once (small batches)."""
+    rng = np.random.default_rng(d * 100 + ny)
+    Q = rng.standard_normal((4, d)).astype(np.float32)
+    X = rng.standard_normal((ny, d)).astype(np.float32)
+    out = _nearly.ip_4q(Q, X)
+    ref = Q.astype(np.float64) @ X.astype(np.float64).T
+    assert out.shape == (4, ny)
+    if ny:
+        np.testing.assert_array_less(np.abs(out - ref), tolerance(Q, X))
+        scalar = at_level("scalar", _nearly.ip_4q, Q, X)
+        np.testing.assert_array_less(np.abs(out - scalar), 2 * tolerance(Q, X))

@@ -13,10 +13,10 @@ namespace nearly {
 namespace {
 
 // Batches of at least this many queries go through the packed micro-kernel;
-// below it, streaming the database (a chunk at a time, every query against
-// the chunk while it is in L2) is cheaper than packing it: measured crossover
-// ~16 queries at 10k and 100k x 384 on AVX-512.
-constexpr size_t kGemmMinQueries = 16;
+// below it, streaming the database (a chunk at a time, queries four at a time
+// against the chunk while it is in cache) beats packing the whole database:
+// measured crossover between 32 and 128 queries on 10k and 100k x 384.
+constexpr size_t kGemmMinQueries = 64;
 // Below this many multiply-adds a call stays on the calling thread: waking
 // the pool would cost more than it saves.
 constexpr double kMinParallelWork = 1 << 20;
@@ -32,25 +32,51 @@ struct Scan {
     size_t d;
     MetricType metric;
     const float* xb_norms;  // may be null
-    const float* xq_norms;  // L2 only, set by the driver
+    const float* xq_norms;  // L2 only, set by the driver for four queries or more
     InterruptPoll* poll;
+    bool xq_norms_ready() const { return metric != METRIC_L2 || xq_norms != nullptr; }
 };
 
-// Streams database rows against each query (few queries).
+// Streams database rows against each query (few queries): a chunk of the
+// database at a time, every query against it while it is in cache; queries
+// four at a time where they can (each row is then read once for four).
 template <class Sink>
 void scan_direct(const Scan& s, size_t q0, size_t q1, size_t j0, size_t j1, Sink& sink) {
     const SimdKernels& K = simd();
-    float buf[kDirectChunk];
+    const size_t d = s.d;
+    float buf[4][kDirectChunk];
+    float xn[kDirectChunk];
     for (size_t j = j0; j < j1; j += kDirectChunk) {
-        size_t n = std::min(kDirectChunk, j1 - j);
-        for (size_t q = q0; q < q1; q++) {
-            if (s.metric == METRIC_L2) {
-                K.l2sqr_ny(s.xq + q * s.d, s.xb + j * s.d, s.d, n, buf);
-            } else {
-                K.inner_products_ny(s.xq + q * s.d, s.xb + j * s.d, s.d, n, buf);
-                for (size_t t = 0; t < n; t++) buf[t] = -buf[t];
+        const size_t n = std::min(kDirectChunk, j1 - j);
+        const float* xj = s.xb + j * d;
+        size_t q = q0;
+        if (q1 - q0 >= 4 && s.metric == METRIC_L2) {
+            if (s.xb_norms)
+                std::copy(s.xb_norms + j, s.xb_norms + j + n, xn);
+            else
+                norms_L2sqr(xj, n, d, xn);
+        }
+        for (; q + 4 <= q1 && s.xq_norms_ready(); q += 4) {
+            K.ip_4q(s.xq + q * d, xj, d, n, buf[0], kDirectChunk);
+            for (size_t a = 0; a < 4; a++) {
+                float* b = buf[a];
+                if (s.metric == METRIC_L2) {
+                    const float qn = s.xq_norms[q + a];
+                    for (size_t t = 0; t < n; t++) b[t] = std::max(0.f, qn + xn[t] - 2.f * b[t]);
+                } else {
+                    for (size_t t = 0; t < n; t++) b[t] = -b[t];
+                }
+                sink(q + a, j, b, n);
             }
-            sink(q, j, buf, n);
+        }
+        for (; q < q1; q++) {
+            if (s.metric == METRIC_L2) {
+                K.l2sqr_ny(s.xq + q * d, xj, d, n, buf[0]);
+            } else {
+                K.inner_products_ny(s.xq + q * d, xj, d, n, buf[0]);
+                for (size_t t = 0; t < n; t++) buf[0][t] = -buf[0][t];
+            }
+            sink(q, j, buf[0], n);
         }
         (*s.poll)();
     }
@@ -204,7 +230,7 @@ void knn_exhaustive(const float* xq, size_t nq, const float* xb, size_t nb, size
     NEARLY_CHECK_ARG(k > 0, "k must be positive");
     InterruptPoll poll;
     std::vector<float> qnorms;
-    if (metric == METRIC_L2 && nq >= kGemmMinQueries) {
+    if (metric == METRIC_L2 && nq >= 4) {
         qnorms.resize(nq);
         norms_L2sqr(xq, nq, d, qnorms.data());
     }
@@ -248,7 +274,7 @@ void range_exhaustive(const float* xq, size_t nq, const float* xb, size_t nb, si
                       float radius, RangeSearchResult& result, const IDSelector* sel, const float* xb_norms) {
     InterruptPoll poll;
     std::vector<float> qnorms;
-    if (metric == METRIC_L2 && nq >= kGemmMinQueries) {
+    if (metric == METRIC_L2 && nq >= 4) {
         qnorms.resize(nq);
         norms_L2sqr(xq, nq, d, qnorms.data());
     }
@@ -289,7 +315,7 @@ void range_exhaustive(const float* xq, size_t nq, const float* xb, size_t nb, si
 void pairwise_distances(const float* xq, size_t nq, const float* xb, size_t nb, size_t d, MetricType metric,
                         float* out) {
     std::vector<float> qnorms;
-    if (metric == METRIC_L2 && nq >= kGemmMinQueries) {
+    if (metric == METRIC_L2 && nq >= 4) {
         qnorms.resize(nq);
         norms_L2sqr(xq, nq, d, qnorms.data());
     }

@@ -34,6 +34,10 @@ struct SimdKernels {
     // i = 0, 1, ... with the product rounded before the add (never fused):
     // the same bits at every level (FDE SimHash signs, see fde.cpp).
     void (*vecmat_unfused)(const float* x, size_t d, const float* w, size_t n, float* out);
+    // out[i * ldo + j] = <q_i, x_j> for 4 query rows (stride d) and ny database
+    // rows: small batches read each database row once for four queries,
+    // without the packing the gemm path needs.
+    void (*ip_4q)(const float* q, const float* x, size_t d, size_t ny, float* out, size_t ldo);
 };
 
 // The vecmat_unfused kernel of each level (cpp/src/simd/<isa>/unfused.cpp,

@@ -79,11 +79,17 @@ void gemm_micro(const float* q, const float* panel, size_t d, float* out, size_t
     }
 }
 
+
+// Four queries, one after the other (no faster form at this level).
+void ip_4q(const float* q, const float* x, size_t d, size_t ny, float* out, size_t ldo) {
+    for (int i = 0; i < 4; i++) inner_products_ny(q + i * d, x, d, ny, out + i * ldo);
+}
+
 }  // namespace
 
 const SimdKernels& kernels_neon() {
     static const SimdKernels k{SimdLevel::neon, inner_product, l2sqr, inner_products_ny, l2sqr_ny,
-                               dot_i8, {MR, NR}, gemm_micro, vecmat_unfused_neon};
+                               dot_i8, {MR, NR}, gemm_micro, vecmat_unfused_neon, ip_4q};
     return k;
 }
 

@@ -45,11 +45,17 @@ void gemm_micro(const float* q, const float* panel, size_t d, float* out, size_t
         for (int j = 0; j < NR; j++) out[i * ldo + j] = acc[i][j];
 }
 
+
+// Four queries, one after the other (no faster form at this level).
+void ip_4q(const float* q, const float* x, size_t d, size_t ny, float* out, size_t ldo) {
+    for (int i = 0; i < 4; i++) inner_products_ny(q + i * d, x, d, ny, out + i * ldo);
+}
+
 }  // namespace
 
 const SimdKernels& kernels_scalar() {
     static const SimdKernels k{SimdLevel::scalar, inner_product, l2sqr, inner_products_ny, l2sqr_ny,
-                               dot_i8, {MR, NR}, gemm_micro, vecmat_unfused_scalar};
+                               dot_i8, {MR, NR}, gemm_micro, vecmat_unfused_scalar, ip_4q};
     return k;
 }
 
