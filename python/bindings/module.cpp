@@ -17,6 +17,7 @@ void bind_fde(py::module_& m);
 void bind_chamfer(py::module_& m);
 void bind_multivector(py::module_& m);
 void bind_kmeans(py::module_& m);
+void bind_ivf(py::module_& m);
 }  // namespace nearly_py
 
 #if defined(NEARLY_WITH_CUDA)
@@ -124,4 +125,5 @@ PYBIND11_MODULE(_nearly, m) {
     bind_chamfer(m);
     bind_multivector(m);
     bind_kmeans(m);
+    bind_ivf(m);
 }

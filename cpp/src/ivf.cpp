@@ -1,0 +1,225 @@
+#include "nearly/ivf.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <mutex>
+
+#include "nearly/flat.h"
+#include "nearly/io.h"
+#include "nearly/parallel.h"
+#include "nearly/simd.h"
+#include "nearly/topk.h"
+
+namespace nearly {
+
+namespace {
+// Distances are computed this many list entries at a time (stack buffer).
+constexpr size_t kScanChunk = 256;
+// Queries per task: enough work to amortize a task, small enough to share
+// a batch of queries over the pool.
+constexpr size_t kQueriesPerTask = 8;
+}  // namespace
+
+IndexIVFFlat::IndexIVFFlat(IndexPtr quantizer_, int d, size_t nlist_, MetricType metric)
+    : Index(d, metric), quantizer(std::move(quantizer_)), nlist(nlist_), lists_(nlist_) {
+    NEARLY_CHECK_ARG(quantizer != nullptr, "IndexIVFFlat: the quantizer is None");
+    NEARLY_CHECK_ARG(quantizer->d == d, "IndexIVFFlat: the quantizer's dimension " + std::to_string(quantizer->d) +
+                                            " differs from d=" + std::to_string(d));
+    NEARLY_CHECK_ARG(nlist_ > 0, "IndexIVFFlat: nlist must be positive");
+    cp.niter = 10;
+    cp.spherical = metric == METRIC_INNER_PRODUCT;
+    refresh_trained();
+}
+
+void IndexIVFFlat::refresh_trained() { is_trained = quantizer->is_trained && size_t(quantizer->ntotal) == nlist; }
+
+void IndexIVFFlat::train(idx_t n, const float* x) {
+    check_writable();
+    std::unique_lock<SharedMutex> lk(rw_mutex_);
+    if (verbose) std::printf("Training level-1 quantizer\n");
+    if (quantizer->is_trained && size_t(quantizer->ntotal) == nlist) {
+        if (verbose) std::printf("IVF quantizer does not need training.\n");
+    } else {
+        if (verbose) std::printf("Training level-1 quantizer on %lld vectors in %dD\n", (long long)n, d);
+        Clustering clus(d, int(nlist), cp);
+        clus.train(n, x, quantizer->metric_type);
+        quantizer->reset();
+        quantizer->train(idx_t(nlist), clus.centroids.data());
+        quantizer->add(idx_t(nlist), clus.centroids.data());
+    }
+    std::fflush(stdout);
+    refresh_trained();
+}
+
+void IndexIVFFlat::add(idx_t n, const float* x) { add_core(n, x, nullptr); }
+
+void IndexIVFFlat::add_with_ids(idx_t n, const float* x, const idx_t* ids) { add_core(n, x, ids); }
+
+void IndexIVFFlat::add_core(idx_t n, const float* x, const idx_t* ids) {
+    check_writable();
+    if (!is_trained) throw NotSupported("Error: 'is_trained' failed: the IVF index must be trained before adding");
+    check_add_args(n, x);
+    if (n == 0) return;
+    // Assign outside the lock: searches go on while the quantizer works.
+    std::vector<float> dis(n);
+    std::vector<idx_t> list_of(n);
+    quantizer->search(n, x, 1, dis.data(), list_of.data());
+    std::unique_lock<SharedMutex> lk(rw_mutex_);
+    InterruptPoll poll;
+    const size_t dd = d;
+    size_t added = 0;
+    for (idx_t i = 0; i < n; i++) {
+        const idx_t l = list_of[i];
+        if (l < 0 || size_t(l) >= nlist) continue;  // faiss skips vectors the quantizer cannot place
+        List& list = lists_[l];
+        list.vectors.insert(list.vectors.end(), x + size_t(i) * dd, x + size_t(i + 1) * dd);
+        list.ids.push_back(ids ? ids[i] : ntotal + i);
+        added++;
+        if ((i & 0xffff) == 0) poll();
+    }
+    ntotal += n;
+    if (verbose) std::printf("IndexIVFFlat::add_core: added %zu / %lld vectors\n", added, (long long)n);
+}
+
+void IndexIVFFlat::search(idx_t n, const float* x, idx_t k, float* D, idx_t* I,
+                          const SearchParameters* params) const {
+    check_search_args(n, x, k);
+    if (!is_trained) throw NotSupported("Error: '!(is_trained)' failed: IVF index is not trained");
+    size_t np = nprobe;
+    if (auto* p = dynamic_cast<const SearchParametersIVF*>(params)) np = p->nprobe;
+    NEARLY_CHECK_ARG(np > 0, "nprobe must be positive");
+    np = std::min(np, nlist);
+    const IDSelector* sel = params ? params->sel.get() : nullptr;
+    if (n == 0) return;
+
+    std::vector<float> coarse_dis(size_t(n) * np);
+    std::vector<idx_t> coarse(size_t(n) * np);
+    quantizer->search(n, x, idx_t(np), coarse_dis.data(), coarse.data());
+
+    std::shared_lock<SharedMutex> lk(rw_mutex_);
+    const SimdKernels& K = simd();
+    const size_t dd = d, kk = k;
+    const bool ip = metric_type == METRIC_INNER_PRODUCT;
+    const float pad = missing_distance(metric_type);
+    InterruptPoll poll;
+    parallel_for((n + kQueriesPerTask - 1) / kQueriesPerTask, [&](size_t t) {
+        float buf[kScanChunk];
+        for (size_t q = t * kQueriesPerTask; q < std::min(size_t(n), (t + 1) * kQueriesPerTask); q++) {
+            const float* xq = x + q * dd;
+            float* Dq = D + q * kk;
+            idx_t* Iq = I + q * kk;
+            TopK::init(Dq, Iq, kk);  // scores: L2 distance, or the negated inner product
+            for (size_t p = 0; p < np; p++) {
+                const idx_t l = coarse[q * np + p];
+                if (l < 0) continue;
+                const List& list = lists_[l];
+                const size_t size = list.ids.size();
+                for (size_t j0 = 0; j0 < size; j0 += kScanChunk) {
+                    const size_t m = std::min(kScanChunk, size - j0);
+                    const float* xb = list.vectors.data() + j0 * dd;
+                    if (ip) {
+                        K.inner_products_ny(xq, xb, dd, m, buf);
+                        for (size_t j = 0; j < m; j++) buf[j] = -buf[j];
+                    } else {
+                        K.l2sqr_ny(xq, xb, dd, m, buf);
+                    }
+                    const idx_t* ids = list.ids.data() + j0;
+                    for (size_t j = 0; j < m; j++) {
+                        if (buf[j] > Dq[0] || (sel && !sel->is_member(ids[j]))) continue;
+                        TopK::push(Dq, Iq, kk, buf[j], ids[j]);
+                    }
+                }
+            }
+            TopK::sort(Dq, Iq, kk);
+            for (size_t i = 0; i < kk; i++) Dq[i] = Iq[i] < 0 ? pad : (ip ? -Dq[i] : Dq[i]);
+            poll();
+        }
+    });
+}
+
+size_t IndexIVFFlat::remove_ids(const IDSelector& sel) {
+    check_writable();
+    std::unique_lock<SharedMutex> lk(rw_mutex_);
+    const size_t dd = d;
+    size_t removed = 0;
+    for (List& list : lists_) {
+        size_t keep = 0;
+        for (size_t j = 0; j < list.ids.size(); j++) {
+            if (sel.is_member(list.ids[j])) continue;
+            if (keep != j) {
+                list.ids[keep] = list.ids[j];
+                std::copy(list.vectors.begin() + j * dd, list.vectors.begin() + (j + 1) * dd,
+                          list.vectors.begin() + keep * dd);
+            }
+            keep++;
+        }
+        removed += list.ids.size() - keep;
+        list.ids.resize(keep);
+        list.vectors.resize(keep * dd);
+    }
+    ntotal -= idx_t(removed);
+    return removed;
+}
+
+void IndexIVFFlat::reset() {
+    check_writable();
+    std::unique_lock<SharedMutex> lk(rw_mutex_);
+    for (List& list : lists_) {
+        list.vectors.clear();
+        list.ids.clear();
+    }
+    ntotal = 0;
+}
+
+size_t IndexIVFFlat::list_size(size_t list_no) const {
+    NEARLY_CHECK_ARG(list_no < nlist, "list number out of range");
+    std::shared_lock<SharedMutex> lk(rw_mutex_);
+    return lists_[list_no].ids.size();
+}
+
+std::vector<idx_t> IndexIVFFlat::list_ids(size_t list_no) const {
+    NEARLY_CHECK_ARG(list_no < nlist, "list number out of range");
+    std::shared_lock<SharedMutex> lk(rw_mutex_);
+    return lists_[list_no].ids;
+}
+
+void IndexIVFFlat::write_body(Writer& w) const {
+    std::shared_lock<SharedMutex> lk(rw_mutex_);
+    w.pod<int32_t>(d);
+    w.pod<int32_t>(metric_type);
+    w.pod<uint64_t>(nlist);
+    w.pod<uint64_t>(nprobe);
+    w.pod<int64_t>(ntotal);
+    write_index_payload(*quantizer, w);
+    for (const List& list : lists_) {
+        w.vec(list.ids);
+        w.vec(list.vectors);
+    }
+}
+
+std::unique_ptr<IndexIVFFlat> IndexIVFFlat::read_body(Reader& r) {
+    int d = r.pod<int32_t>();
+    int metric = r.pod<int32_t>();
+    uint64_t nlist = r.pod<uint64_t>();
+    uint64_t nprobe = r.pod<uint64_t>();
+    idx_t ntotal = r.pod<int64_t>();
+    r.check(d > 0 && (metric == METRIC_L2 || metric == METRIC_INNER_PRODUCT) && ntotal >= 0 && nprobe > 0 &&
+                nlist > 0 && nlist <= r.remaining() / 16,
+            "bad IVFFlat header");
+    IndexPtr quantizer = read_index_payload(r);
+    r.check(quantizer->d == d, "IVFFlat quantizer dimension does not match");
+    auto index = std::make_unique<IndexIVFFlat>(quantizer, d, nlist, MetricType(metric));
+    index->nprobe = nprobe;
+    size_t total = 0;
+    for (List& list : index->lists_) {
+        list.ids = r.vec<idx_t>();
+        list.vectors = r.vec<float>();
+        r.check(list.vectors.size() == list.ids.size() * size_t(d), "IVFFlat list sizes do not match");
+        total += list.ids.size();
+    }
+    r.check(total == size_t(ntotal), "IVFFlat list sizes do not add up to ntotal");
+    index->ntotal = ntotal;
+    return index;
+}
+
+}  // namespace nearly
