@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <mutex>
 
+#include "nearly/distance.h"
 #include "nearly/flat.h"
 #include "nearly/io.h"
 #include "nearly/parallel.h"
@@ -18,6 +19,9 @@ constexpr size_t kScanChunk = 256;
 // Queries per task: enough work to amortize a task, small enough to share
 // a batch of queries over the pool.
 constexpr size_t kQueriesPerTask = 8;
+// From this many queries per probed list on average, a batch is scanned list
+// by list with the GEMM engine (see search_by_list).
+constexpr size_t kMinQueriesPerList = 4;
 }  // namespace
 
 IndexIVFFlat::IndexIVFFlat(IndexPtr quantizer_, int d, size_t nlist_, MetricType metric)
@@ -97,6 +101,16 @@ void IndexIVFFlat::search(idx_t n, const float* x, idx_t k, float* D, idx_t* I,
     quantizer->search(n, x, idx_t(np), coarse_dis.data(), coarse.data());
 
     std::shared_lock<SharedMutex> lk(rw_mutex_);
+    if (size_t(n) * np >= kMinQueriesPerList * std::min(nlist, size_t(n) * np))
+        search_by_list(n, x, k, np, coarse.data(), sel, D, I);
+    else
+        search_by_query(n, x, k, np, coarse.data(), sel, D, I);
+}
+
+// Few queries per list: each query walks its lists, distances from the SIMD
+// row kernels straight into its heap.
+void IndexIVFFlat::search_by_query(idx_t n, const float* x, idx_t k, size_t np, const idx_t* coarse,
+                                   const IDSelector* sel, float* D, idx_t* I) const {
     const SimdKernels& K = simd();
     const size_t dd = d, kk = k;
     const bool ip = metric_type == METRIC_INNER_PRODUCT;
@@ -133,6 +147,72 @@ void IndexIVFFlat::search(idx_t n, const float* x, idx_t k, float* D, idx_t* I,
             TopK::sort(Dq, Iq, kk);
             for (size_t i = 0; i < kk; i++) Dq[i] = Iq[i] < 0 ? pad : (ip ? -Dq[i] : Dq[i]);
             poll();
+        }
+    });
+}
+
+// Many queries per list: the queries probing a list are gathered and scanned
+// against it with the blocked GEMM engine of exact search (knn_exhaustive),
+// one list per task; each (query, probe) pair gets its own k best, merged per
+// query at the end. Turns the scan from memory-bound into compute-bound.
+void IndexIVFFlat::search_by_list(idx_t n, const float* x, idx_t k, size_t np, const idx_t* coarse,
+                                  const IDSelector* sel, float* D, idx_t* I) const {
+    const size_t dd = d, kk = k, npairs = size_t(n) * np;
+    // Pairs bucketed by list.
+    std::vector<size_t> start(nlist + 1, 0);
+    for (size_t i = 0; i < npairs; i++)
+        if (coarse[i] >= 0) start[coarse[i] + 1]++;
+    for (size_t l = 0; l < nlist; l++) start[l + 1] += start[l];
+    std::vector<size_t> pairs(start[nlist]), fill(start.begin(), start.end() - 1);
+    for (size_t i = 0; i < npairs; i++)
+        if (coarse[i] >= 0) pairs[fill[coarse[i]]++] = i;
+    // Lists with work, biggest first, so the pool ends evenly.
+    std::vector<size_t> order;
+    for (size_t l = 0; l < nlist; l++)
+        if (start[l + 1] > start[l] && !lists_[l].ids.empty()) order.push_back(l);
+    std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+        return (start[a + 1] - start[a]) * lists_[a].ids.size() > (start[b + 1] - start[b]) * lists_[b].ids.size();
+    });
+
+    std::vector<float> pD(npairs * kk);
+    std::vector<idx_t> pI(npairs * kk, -1);
+    InterruptPoll poll;
+    parallel_for(order.size(), [&](size_t t) {
+        const size_t l = order[t];
+        const List& list = lists_[l];
+        const size_t nq = start[l + 1] - start[l];
+        std::vector<float> xq(nq * dd), dis(nq * kk);
+        std::vector<idx_t> pos(nq * kk);
+        for (size_t i = 0; i < nq; i++) {
+            const float* src = x + (pairs[start[l] + i] / np) * dd;
+            std::copy(src, src + dd, &xq[i * dd]);
+        }
+        std::unique_ptr<IDSelectorTranslated> translated;
+        if (sel) translated = std::make_unique<IDSelectorTranslated>(list.ids, *sel);
+        knn_exhaustive(xq.data(), nq, list.vectors.data(), list.ids.size(), dd, metric_type, kk, dis.data(),
+                       pos.data(), translated.get());
+        for (size_t i = 0; i < nq; i++) {
+            const size_t pair = pairs[start[l] + i];
+            for (size_t j = 0; j < kk; j++) {
+                const idx_t p = pos[i * kk + j];
+                pD[pair * kk + j] = dis[i * kk + j];
+                pI[pair * kk + j] = p < 0 ? -1 : list.ids[p];
+            }
+        }
+        poll();
+    });
+
+    const bool ip = metric_type == METRIC_INNER_PRODUCT;
+    const float pad = missing_distance(metric_type);
+    parallel_for((n + 63) / 64, [&](size_t t) {
+        for (size_t q = t * 64; q < std::min(size_t(n), t * 64 + 64); q++) {
+            float* Dq = D + q * kk;
+            idx_t* Iq = I + q * kk;
+            TopK::init(Dq, Iq, kk);
+            for (size_t c = q * np * kk; c < (q + 1) * np * kk; c++)
+                if (pI[c] >= 0) TopK::push(Dq, Iq, kk, ip ? -pD[c] : pD[c], pI[c]);
+            TopK::sort(Dq, Iq, kk);
+            for (size_t i = 0; i < kk; i++) Dq[i] = Iq[i] < 0 ? pad : (ip ? -Dq[i] : Dq[i]);
         }
     });
 }

@@ -222,3 +222,20 @@ def test_bad_input(rng):
         index.add(randn(rng, 5, 15))
     with pytest.raises(nearly.InvalidArgumentError):
         index.search(randn(rng, 5, 16), 0)
+
+
+@pytest.mark.parametrize("metric", METRICS, ids=METRIC_IDS)
+def test_batch_and_single_query_scans_agree(rng, metric):
+    # a batch is scanned list by list (GEMM), a lone query list after list:
+    # same results up to float rounding
+    x, xq = randn(rng, 4000, 16), randn(rng, 64, 16)
+    index = ivf(nearly, 16, 32, metric)
+    index.train(x)
+    index.add_with_ids(x, np.arange(4000) * 3)
+    params = nearly.SearchParametersIVF(nprobe=6, sel=nearly.IDSelectorRange(0, 9000))
+    Db, Ib = index.search(xq, 10, params=params)
+    for q in range(0, 64, 7):
+        Ds, Is = index.search(xq[q:q + 1], 10, params=params)
+        np.testing.assert_allclose(Ds[0], Db[q], rtol=1e-4, atol=1e-4)
+        assert (Is[0] == Ib[q]).mean() >= 0.9
+    assert (Ib[Ib >= 0] < 9000).all()

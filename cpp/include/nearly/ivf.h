@@ -50,6 +50,11 @@ struct IndexIVFFlat : Index {
    private:
     void add_core(idx_t n, const float* x, const idx_t* ids);  // ids null: sequential
     void refresh_trained();
+    // The two scan strategies of search(); coarse: n * np list numbers.
+    void search_by_query(idx_t n, const float* x, idx_t k, size_t np, const idx_t* coarse, const IDSelector* sel,
+                         float* D, idx_t* I) const;
+    void search_by_list(idx_t n, const float* x, idx_t k, size_t np, const idx_t* coarse, const IDSelector* sel,
+                        float* D, idx_t* I) const;
     // One inverted list: vectors row-major, ids beside them.
     struct List {
         std::vector<float> vectors;
