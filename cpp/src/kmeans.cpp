@@ -94,6 +94,25 @@ int split_clusters(size_t d, size_t k, size_t n, std::vector<float>& hassign, fl
     return nsplit;
 }
 
+// Nearest centroid of every point, through the exact-search engine. Points go
+// in blocks, one block per task: k-means has many points and few centroids,
+// and a block keeps the packed points small (in cache) while every task
+// shares the work evenly.
+void assign_nearest(const float* x, size_t n, const float* centroids, size_t k, size_t d, MetricType metric,
+                    float* dis, idx_t* assign) {
+    constexpr size_t kBlock = 1024;
+    std::vector<float> norms;  // centroid norms once, not once per block
+    if (metric == METRIC_L2) {
+        norms.resize(k);
+        norms_L2sqr(centroids, k, d, norms.data());
+    }
+    parallel_for((n + kBlock - 1) / kBlock, [&](size_t t) {
+        const size_t i0 = t * kBlock, m = std::min(kBlock, n - i0);
+        knn_exhaustive(x + i0 * d, m, centroids, k, d, metric, 1, dis + i0, assign + i0, nullptr,
+                       norms.empty() ? nullptr : norms.data());
+    });
+}
+
 double imbalance_factor(const std::vector<float>& hassign, size_t n) {
     double uf = 0;
     for (float h : hassign) uf += double(h) * h;
@@ -183,7 +202,7 @@ void Clustering::train(idx_t nx, const float* x_in, MetricType metric) {
         float obj = 0;
         for (int it = 0; it < niter; it++) {
             auto ts = Clock::now();
-            knn_exhaustive(x, n, centroids.data(), kk, dd, metric, 1, dis.data(), assign.data());
+            assign_nearest(x, n, centroids.data(), kk, dd, metric, dis.data(), assign.data());
             t_search += seconds_since(ts);
             poll();
 
