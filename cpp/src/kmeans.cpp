@@ -106,7 +106,9 @@ void assign_nearest(const float* x, size_t n, const float* centroids, size_t k, 
         norms.resize(k);
         norms_L2sqr(centroids, k, d, norms.data());
     }
+    InterruptPoll poll;  // checks only on the calling thread, between its blocks
     parallel_for((n + kBlock - 1) / kBlock, [&](size_t t) {
+        poll();
         const size_t i0 = t * kBlock, m = std::min(kBlock, n - i0);
         knn_exhaustive(x + i0 * d, m, centroids, k, d, metric, 1, dis + i0, assign + i0, nullptr,
                        norms.empty() ? nullptr : norms.data());
