@@ -78,6 +78,7 @@ void IndexIVFFlat::add_core(idx_t n, const float* x, const idx_t* ids) {
         List& list = lists_[l];
         list.vectors.insert(list.vectors.end(), x + size_t(i) * dd, x + size_t(i + 1) * dd);
         list.ids.push_back(ids ? ids[i] : ntotal + i);
+        if (direct_map_) where_[list.ids.back()] = {size_t(l), list.ids.size() - 1};
         added++;
         if ((i & 0xffff) == 0) poll();
     }
@@ -238,6 +239,7 @@ size_t IndexIVFFlat::remove_ids(const IDSelector& sel) {
         list.vectors.resize(keep * dd);
     }
     ntotal -= idx_t(removed);
+    if (direct_map_ && removed) rebuild_direct_map();
     return removed;
 }
 
@@ -248,7 +250,31 @@ void IndexIVFFlat::reset() {
         list.vectors.clear();
         list.ids.clear();
     }
+    where_.clear();
     ntotal = 0;
+}
+
+void IndexIVFFlat::make_direct_map(bool enable) {
+    std::unique_lock<SharedMutex> lk(rw_mutex_);
+    direct_map_ = enable;
+    rebuild_direct_map();
+}
+
+void IndexIVFFlat::rebuild_direct_map() {
+    where_.clear();
+    if (!direct_map_) return;
+    where_.reserve(size_t(ntotal));
+    for (size_t l = 0; l < nlist; l++)
+        for (size_t j = 0; j < lists_[l].ids.size(); j++) where_[lists_[l].ids[j]] = {l, j};
+}
+
+void IndexIVFFlat::reconstruct(idx_t key, float* out) const {
+    std::shared_lock<SharedMutex> lk(rw_mutex_);
+    if (!direct_map_) throw NotSupported("direct map not initialized: call make_direct_map() before reconstruct()");
+    auto it = where_.find(key);
+    if (it == where_.end()) throw OutOfRange("key " + std::to_string(key) + " not found");
+    const float* v = lists_[it->second.first].vectors.data() + it->second.second * size_t(d);
+    std::copy(v, v + d, out);
 }
 
 size_t IndexIVFFlat::list_size(size_t list_no) const {
@@ -275,6 +301,7 @@ void IndexIVFFlat::write_body(Writer& w) const {
         w.vec(list.ids);
         w.vec(list.vectors);
     }
+    w.pod<uint8_t>(direct_map_);
 }
 
 std::unique_ptr<IndexIVFFlat> IndexIVFFlat::read_body(Reader& r) {
@@ -299,6 +326,9 @@ std::unique_ptr<IndexIVFFlat> IndexIVFFlat::read_body(Reader& r) {
     }
     r.check(total == size_t(ntotal), "IVFFlat list sizes do not add up to ntotal");
     index->ntotal = ntotal;
+    const uint8_t direct_map = r.pod<uint8_t>();
+    r.check(direct_map <= 1, "bad IVFFlat direct map flag");
+    if (direct_map) index->make_direct_map(true);
     return index;
 }
 

@@ -40,6 +40,11 @@ void bind_ivf(py::module_& m) {
         .def_readwrite("cp", &IndexIVFFlat::cp, py::return_value_policy::reference_internal)
         .def_property("nprobe", [](const IndexIVFFlat& i) { return i.nprobe; },
                       [](IndexIVFFlat& i, long long v) { i.nprobe = check_nprobe(v); })
+        .def("make_direct_map", [](IndexIVFFlat& self, bool enable) {
+            py::gil_scoped_release release;
+            self.make_direct_map(enable);
+        }, py::arg("new_maintain_direct_map") = true)
+        .def("has_direct_map", &IndexIVFFlat::has_direct_map)
         .def("get_list_size", &IndexIVFFlat::list_size, py::arg("list_no"))
         .def("list_ids", [](const IndexIVFFlat& self, size_t list_no) {
             std::vector<idx_t> ids = self.list_ids(list_no);

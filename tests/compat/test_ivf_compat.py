@@ -239,3 +239,35 @@ def test_batch_and_single_query_scans_agree(rng, metric):
         np.testing.assert_allclose(Ds[0], Db[q], rtol=1e-4, atol=1e-4)
         assert (Is[0] == Ib[q]).mean() >= 0.9
     assert (Ib[Ib >= 0] < 9000).all()
+
+
+def test_direct_map_and_reconstruct(rng):
+    x = randn(rng, 1000, 16)
+    res = {}
+    for lib in (faiss, nearly):
+        index = ivf(lib, 16, 8, METRIC_L2)
+        index.train(x)
+        index.add(x)
+        with pytest.raises(RuntimeError, match="direct map not initialized"):
+            index.reconstruct(3)
+        index.make_direct_map()
+        np.testing.assert_array_equal(index.reconstruct(7), x[7])
+        with pytest.raises(RuntimeError):
+            index.reconstruct(5000)
+        res[lib.__name__] = index
+    # faiss's array direct map refuses remove_ids; nearly's table follows it
+    n = res["nearly"]
+    assert n.remove_ids(np.arange(10)) == 10
+    np.testing.assert_array_equal(n.reconstruct(17), x[17])
+    with pytest.raises(RuntimeError):
+        n.reconstruct(3)  # removed
+    with pytest.raises(IndexError):
+        n.reconstruct(3)
+    n.add(x[:5])  # ids 990..994 in nearly (ntotal was 990), like faiss
+    np.testing.assert_array_equal(n.reconstruct(992), x[2])
+    copy = pickle.loads(pickle.dumps(n))
+    assert copy.has_direct_map()
+    np.testing.assert_array_equal(copy.reconstruct(17), x[17])
+    n.make_direct_map(False)
+    with pytest.raises(RuntimeError, match="direct map not initialized"):
+        n.reconstruct(17)

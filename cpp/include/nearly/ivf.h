@@ -4,6 +4,8 @@
 // the query, exactly.
 #pragma once
 #include <memory>
+#include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "nearly/index.h"
@@ -40,6 +42,12 @@ struct IndexIVFFlat : Index {
     // Removes the stored ids the selector accepts; the others keep their ids.
     size_t remove_ids(const IDSelector& sel) override;
     void reset() override;
+    // faiss's make_direct_map: an id -> (list, offset) table, kept up to date
+    // by add, remove_ids and reset, so that reconstruct() can find a vector.
+    // make_direct_map(false) drops it.
+    void make_direct_map(bool enable = true);
+    bool has_direct_map() const { return direct_map_; }
+    void reconstruct(idx_t key, float* out) const override;
     bool has_native_ids() const override { return true; }
     void write_body(Writer& w) const override;
     static std::unique_ptr<IndexIVFFlat> read_body(Reader& r);
@@ -61,6 +69,9 @@ struct IndexIVFFlat : Index {
         std::vector<idx_t> ids;
     };
     std::vector<List> lists_;
+    void rebuild_direct_map();  // caller holds the write lock
+    bool direct_map_ = false;
+    std::unordered_map<idx_t, std::pair<size_t, size_t>> where_;
 };
 
 }  // namespace nearly
