@@ -69,3 +69,19 @@ def test_searches_while_adding():
         t.join()
     assert not errors, errors
     assert index.ntotal == 4000 + 1000
+
+
+def test_large_batch_is_sliced_consistently():
+    # 2000 queries * nprobe 8 * k 1200 partial results: searched in slices
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((3000, 16)).astype(np.float32)
+    xq = rng.standard_normal((2000, 16)).astype(np.float32)
+    index = nearly.IndexIVFFlat(nearly.IndexFlatL2(16), 16, 8)
+    index.train(x)
+    index.add(x)
+    index.nprobe = 8
+    D, I = index.search(xq, 1200)
+    for q in (0, 1500, 1999):
+        D1, I1 = index.search(xq[q:q + 1], 1200)
+        np.testing.assert_allclose(D[q], D1[0], atol=1e-3)
+        assert (I[q] == I1[0]).mean() > 0.99

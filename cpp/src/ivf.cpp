@@ -22,6 +22,7 @@ constexpr size_t kQueriesPerTask = 8;
 // From this many queries per probed list on average, a batch is scanned list
 // by list with the GEMM engine (see search_by_list).
 constexpr size_t kMinQueriesPerList = 4;
+constexpr size_t kMaxPairResults = size_t(16) << 20;
 }  // namespace
 
 IndexIVFFlat::IndexIVFFlat(IndexPtr quantizer_, int d, size_t nlist_, MetricType metric)
@@ -90,10 +91,7 @@ void IndexIVFFlat::search(idx_t n, const float* x, idx_t k, float* D, idx_t* I,
                           const SearchParameters* params) const {
     check_search_args(n, x, k);
     if (!is_trained) throw NotSupported("Error: '!(is_trained)' failed: IVF index is not trained");
-    size_t np = nprobe;
-    if (auto* p = dynamic_cast<const SearchParametersIVF*>(params)) np = p->nprobe;
-    NEARLY_CHECK_ARG(np > 0, "nprobe must be positive");
-    np = std::min(np, nlist);
+    const size_t np = effective_nprobe(params);
     const IDSelector* sel = params ? params->sel.get() : nullptr;
     if (n == 0) return;
 
@@ -102,10 +100,17 @@ void IndexIVFFlat::search(idx_t n, const float* x, idx_t k, float* D, idx_t* I,
     quantizer->search(n, x, idx_t(np), coarse_dis.data(), coarse.data());
 
     std::shared_lock<SharedMutex> lk(rw_mutex_);
-    if (size_t(n) * np >= kMinQueriesPerList * std::min(nlist, size_t(n) * np))
-        search_by_list(n, x, k, np, coarse.data(), sel, D, I);
-    else
+    if (size_t(n) * np >= kMinQueriesPerList * std::min(nlist, size_t(n) * np)) {
+        // Per-pair partial results take n * nprobe * k slots: big batches go
+        // in slices so that stays bounded (about 200 MB).
+        const size_t per_slice = std::max<size_t>(1, kMaxPairResults / (np * size_t(k)));
+        for (size_t q0 = 0; q0 < size_t(n); q0 += per_slice) {
+            const size_t m = std::min(per_slice, size_t(n) - q0);
+            search_by_list(idx_t(m), x + q0 * d, k, np, coarse.data() + q0 * np, sel, D + q0 * k, I + q0 * k);
+        }
+    } else {
         search_by_query(n, x, k, np, coarse.data(), sel, D, I);
+    }
 }
 
 // Few queries per list: each query walks its lists, distances from the SIMD
@@ -216,6 +221,65 @@ void IndexIVFFlat::search_by_list(idx_t n, const float* x, idx_t k, size_t np, c
             for (size_t i = 0; i < kk; i++) Dq[i] = Iq[i] < 0 ? pad : (ip ? -Dq[i] : Dq[i]);
         }
     });
+}
+
+size_t IndexIVFFlat::effective_nprobe(const SearchParameters* params) const {
+    size_t np = nprobe;
+    if (auto* p = dynamic_cast<const SearchParametersIVF*>(params)) np = p->nprobe;
+    NEARLY_CHECK_ARG(np > 0, "nprobe must be positive");
+    return std::min(np, nlist);  // faiss clips too
+}
+
+void IndexIVFFlat::range_search(idx_t n, const float* x, float radius, RangeSearchResult& result,
+                                const SearchParameters* params) const {
+    check_search_args(n, x, 1);
+    if (!is_trained) throw NotSupported("Error: '!(is_trained)' failed: IVF index is not trained");
+    const size_t np = effective_nprobe(params);
+    const IDSelector* sel = params ? params->sel.get() : nullptr;
+    std::vector<float> coarse_dis(size_t(n) * np);
+    std::vector<idx_t> coarse(size_t(n) * np);
+    if (n > 0) quantizer->search(n, x, idx_t(np), coarse_dis.data(), coarse.data());
+
+    std::shared_lock<SharedMutex> lk(rw_mutex_);
+    const SimdKernels& K = simd();
+    const size_t dd = d;
+    const bool ip = metric_type == METRIC_INNER_PRODUCT;
+    std::vector<std::vector<std::pair<idx_t, float>>> hits(n);
+    InterruptPoll poll;
+    parallel_for((n + kQueriesPerTask - 1) / kQueriesPerTask, [&](size_t t) {
+        float buf[kScanChunk];
+        for (size_t q = t * kQueriesPerTask; q < std::min(size_t(n), (t + 1) * kQueriesPerTask); q++) {
+            for (size_t p = 0; p < np; p++) {
+                const idx_t l = coarse[q * np + p];
+                if (l < 0) continue;
+                const List& list = lists_[l];
+                for (size_t j0 = 0; j0 < list.ids.size(); j0 += kScanChunk) {
+                    const size_t m = std::min(kScanChunk, list.ids.size() - j0);
+                    const float* xb = list.vectors.data() + j0 * dd;
+                    if (ip)
+                        K.inner_products_ny(x + q * dd, xb, dd, m, buf);
+                    else
+                        K.l2sqr_ny(x + q * dd, xb, dd, m, buf);
+                    for (size_t j = 0; j < m; j++) {
+                        const idx_t id = list.ids[j0 + j];
+                        if ((ip ? buf[j] > radius : buf[j] < radius) && (!sel || sel->is_member(id)))
+                            hits[q].emplace_back(id, buf[j]);
+                    }
+                }
+            }
+            poll();
+        }
+    });
+    result.lims.assign(size_t(n) + 1, 0);
+    result.labels.clear();
+    result.distances.clear();
+    for (size_t q = 0; q < size_t(n); q++) {
+        for (const auto& h : hits[q]) {
+            result.labels.push_back(h.first);
+            result.distances.push_back(h.second);
+        }
+        result.lims[q + 1] = result.labels.size();
+    }
 }
 
 size_t IndexIVFFlat::remove_ids(const IDSelector& sel) {

@@ -271,3 +271,21 @@ def test_direct_map_and_reconstruct(rng):
     n.make_direct_map(False)
     with pytest.raises(RuntimeError, match="direct map not initialized"):
         n.reconstruct(17)
+
+
+@pytest.mark.parametrize("metric", METRICS, ids=METRIC_IDS)
+def test_range_search_matches_faiss(rng, metric):
+    from _testutil import assert_range_equiv, range_to_dicts
+    x, xq = randn(rng, 3000, 16), randn(rng, 25, 16)
+    radius = 12.0 if metric == METRIC_L2 else 6.0
+    out = {}
+    for lib in (faiss, nearly):
+        index = ivf(lib, 16, 16, metric)
+        index.train(x)
+        index.add(x)
+        index.nprobe = 16  # every list: exact, independent of small training differences
+        lims, D, I = index.range_search(xq, radius)
+        assert lims.shape == (26,) and D.dtype == np.float32 and I.dtype == np.int64
+        out[lib.__name__] = range_to_dicts(lims, D, I)
+    assert sum(len(r) for r in out["faiss"]) > 0
+    assert_range_equiv(out["nearly"], out["faiss"], 1e-4, radius)

@@ -39,6 +39,10 @@ struct IndexIVFFlat : Index {
     // params: SearchParametersIVF (nprobe, sel) or plain SearchParameters (sel).
     void search(idx_t n, const float* x, idx_t k, float* D, idx_t* I,
                 const SearchParameters* params = nullptr) const override;
+    // All vectors of the nprobe nearest lists within radius (L2: < radius,
+    // IP: > radius), in list-scan order per query.
+    void range_search(idx_t n, const float* x, float radius, RangeSearchResult& result,
+                      const SearchParameters* params = nullptr) const override;
     // Removes the stored ids the selector accepts; the others keep their ids.
     size_t remove_ids(const IDSelector& sel) override;
     void reset() override;
@@ -58,6 +62,7 @@ struct IndexIVFFlat : Index {
    private:
     void add_core(idx_t n, const float* x, const idx_t* ids);  // ids null: sequential
     void refresh_trained();
+    size_t effective_nprobe(const SearchParameters* params) const;
     // The two scan strategies of search(); coarse: n * np list numbers.
     void search_by_query(idx_t n, const float* x, idx_t k, size_t np, const idx_t* coarse, const IDSelector* sel,
                          float* D, idx_t* I) const;
