@@ -28,7 +28,7 @@ from ._nearly import (  # noqa: F401  (explicit for readers and linters)
 )
 from .factory import index_factory  # noqa: F401
 from .kmeans import Kmeans  # noqa: F401
-from .compat import downcast_index, vector_to_array  # noqa: F401
+from .compat import downcast_index, extract_index_ivf, vector_to_array  # noqa: F401
 from .insertion_order import insertion_order, local_intrinsic_dimensionality  # noqa: F401
 from .multivector import (  # noqa: F401
     FDEConfig,

@@ -289,3 +289,26 @@ def test_range_search_matches_faiss(rng, metric):
         out[lib.__name__] = range_to_dicts(lims, D, I)
     assert sum(len(r) for r in out["faiss"]) > 0
     assert_range_equiv(out["nearly"], out["faiss"], 1e-4, radius)
+
+
+def test_invlists_and_extract_index_ivf(rng):
+    x = randn(rng, 1000, 16)
+    out = {}
+    for lib in (faiss, nearly):
+        index = lib.IndexIDMap(ivf(lib, 16, 8, METRIC_L2))
+        inner = lib.extract_index_ivf(index)
+        assert inner.nlist == 8
+        inner.train(x)
+        inner.add(x)
+        out[lib.__name__] = [inner.invlists.list_size(i) for i in range(8)]
+        assert inner.invlists.nlist == 8 and inner.invlists.code_size == 64
+    assert sum(out["nearly"]) == sum(out["faiss"]) == 1000
+    pre = nearly.index_factory(16, "L2norm,IVF8,Flat")
+    assert nearly.extract_index_ivf(pre).nlist == 8
+    with pytest.raises(RuntimeError):
+        nearly.extract_index_ivf(nearly.IndexFlatL2(16))
+    idx = nearly.extract_index_ivf(nearly.IndexIDMap(ivf(nearly, 16, 8, METRIC_L2)))
+    idx.train(x)
+    idx.add_with_ids(x, np.arange(1000) + 10)
+    ids = np.concatenate([idx.invlists.get_ids(i) for i in range(8)])
+    np.testing.assert_array_equal(np.sort(ids), np.arange(1000) + 10)
