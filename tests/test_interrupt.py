@@ -29,3 +29,19 @@ def test_ctrl_c_interrupts_long_search():
     # Still usable after the interrupt.
     D, I = index.search(xb[:3], 1)
     np.testing.assert_array_equal(I[:, 0], [0, 1, 2])
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGINT") or os.name != "posix", reason="needs POSIX signals")
+def test_ctrl_c_interrupts_kmeans():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((200_000, 64)).astype(np.float32)  # ~100 GFLOP per iteration, 25 iterations
+    km = nearly.Kmeans(64, 4096, niter=25)
+    timer = threading.Timer(0.5, lambda: os.kill(os.getpid(), signal.SIGINT))
+    t0 = time.perf_counter()
+    timer.start()
+    with pytest.raises(KeyboardInterrupt):
+        km.train(x)
+    elapsed = time.perf_counter() - t0
+    timer.join()
+    assert elapsed < 10, f"the interrupt took {elapsed:.1f}s to land"
+    assert km.centroids is None

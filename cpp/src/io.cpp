@@ -7,6 +7,7 @@
 #include "nearly/flat.h"
 #include "nearly/hnsw.h"
 #include "nearly/idmap.h"
+#include "nearly/ivf.h"
 #include "nearly/refine.h"
 #include "nearly/transform.h"
 
@@ -78,6 +79,7 @@ IndexPtr read_tagged(Reader& r, const std::string& tag) {
     if (tag == "IDMap2") return IndexIDMap::read_body(r, true);
     if (tag == "PreTransform") return IndexPreTransform::read_body(r);
     if (tag == "RefineFlat") return IndexRefineFlat::read_body(r);
+    if (tag == "IVFFlat") return IndexIVFFlat::read_body(r);
     if (tag == "HNSWFlat") return IndexHNSWFlat::read_body(r, HNSWStorage::Flat);
     if (tag == "HNSWSQ") {
         int kind = r.pod<int32_t>();

@@ -16,6 +16,8 @@ void bind_distance(py::module_& m);
 void bind_fde(py::module_& m);
 void bind_chamfer(py::module_& m);
 void bind_multivector(py::module_& m);
+void bind_kmeans(py::module_& m);
+void bind_ivf(py::module_& m);
 }  // namespace nearly_py
 
 #if defined(NEARLY_WITH_CUDA)
@@ -122,4 +124,6 @@ PYBIND11_MODULE(_nearly, m) {
     bind_fde(m);
     bind_chamfer(m);
     bind_multivector(m);
+    bind_kmeans(m);
+    bind_ivf(m);
 }

@@ -12,9 +12,13 @@ from ._nearly import (  # noqa: F401  (explicit for readers and linters)
     IndexFlat,
     IndexFlatIP,
     IndexFlatL2,
+    IndexIVFFlat,
     IndexIDMap,
     IndexIDMap2,
     IndexPreTransform,
+    SearchParametersIVF,
+    Clustering,
+    ClusteringParameters,
     InvalidArgumentError,
     IndexOutOfRangeError,
     IndexFileError,
@@ -23,7 +27,8 @@ from ._nearly import (  # noqa: F401  (explicit for readers and linters)
     serialize_index,
 )
 from .factory import index_factory  # noqa: F401
-from .compat import downcast_index, vector_to_array  # noqa: F401
+from .kmeans import Kmeans  # noqa: F401
+from .compat import downcast_index, extract_index_ivf, vector_to_array  # noqa: F401
 from .insertion_order import insertion_order, local_intrinsic_dimensionality  # noqa: F401
 from .multivector import (  # noqa: F401
     FDEConfig,

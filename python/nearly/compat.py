@@ -11,3 +11,16 @@ def downcast_index(index):
 def vector_to_array(v):
     """faiss's std::vector -> numpy copy; nearly already exposes numpy arrays."""
     return np.array(v, copy=True)
+
+
+def extract_index_ivf(index):
+    """The IVF index inside wrappers (IDMap, PreTransform, RefineFlat), like
+    faiss's; RuntimeError when there is none."""
+    seen = index
+    while True:
+        if hasattr(seen, "nprobe") and hasattr(seen, "quantizer"):
+            return seen
+        inner = getattr(seen, "base_index", None) or getattr(seen, "index", None)
+        if inner is None or inner is seen:
+            raise RuntimeError(f"extract_index_ivf: {type(index).__name__} does not contain an IVF index")
+        seen = inner

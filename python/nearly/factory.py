@@ -16,6 +16,8 @@ TRANSFORMS = [
 # main description (the rest of the string) -> builder(match, d, metric)
 INDEXES = [
     (re.compile(r"Flat"), lambda m, d, metric: _nearly.IndexFlat(d, metric)),
+    (re.compile(r"IVF(\d+),Flat"), lambda m, d, metric: _nearly.IndexIVFFlat(
+        _nearly.IndexFlat(d, metric), d, int(m.group(1)), metric)),
     (re.compile(r"HNSW(\d+)(,Flat)?"), lambda m, d, metric: _nearly.IndexHNSWFlat(d, int(m.group(1)), metric)),
     (re.compile(r"HNSW(\d+),SQ(8|fp16)"), lambda m, d, metric: _nearly.IndexHNSWSQ(
         d, _nearly.ScalarQuantizer.QT_8bit if m.group(2) == "8" else _nearly.ScalarQuantizer.QT_fp16,

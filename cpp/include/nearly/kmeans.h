@@ -1,0 +1,54 @@
+// k-means clustering with faiss's rules (faiss::Clustering), the trainer of
+// every coarse quantizer and codebook: random initial centroids drawn from the
+// data, Lloyd iterations, empty clusters split off big ones, subsampling to
+// max_points_per_centroid * k. The random draws are faiss's (std::mt19937,
+// the same seeds and permutations), so with the same data and parameters the
+// run starts from the same centroids as faiss's.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "nearly/common.h"
+
+namespace nearly {
+
+struct ClusteringParameters {
+    int niter = 25;
+    int nredo = 1;  // runs from different seeds, the best objective is kept
+    bool verbose = false;
+    bool spherical = false;  // centroids renormalized to unit length after each update
+    int min_points_per_centroid = 39;   // fewer training points: a warning
+    int max_points_per_centroid = 256;  // more: a random subset is used
+    int64_t seed = 1234;
+};
+
+struct ClusteringIterationStats {
+    float obj;                // sum of distances (L2) or similarities (IP) of the assignment
+    double time;              // seconds since the iterations started
+    double time_search;       // of which spent assigning points
+    double imbalance_factor;  // k * sum(size^2) / n^2; 1 = perfectly balanced
+    int nsplit;               // empty clusters re-seeded in this iteration
+};
+
+struct Clustering : ClusteringParameters {
+    int d, k;
+    std::vector<float> centroids;  // k * d after train
+    // Accumulated over redos like faiss (the best run's stats when nredo > 1).
+    std::vector<ClusteringIterationStats> iteration_stats;
+
+    Clustering(int d, int k, const ClusteringParameters& params = ClusteringParameters());
+
+    // metric: how points are assigned (L2, or IP for spherical k-means and
+    // inner-product quantizers). Throws NotSupported when n < k, with faiss's
+    // text, and InvalidArgument on NaN / infinity.
+    void train(idx_t n, const float* x, MetricType metric = METRIC_L2);
+
+    // Final objective: the last iteration's, 0 when there was none.
+    float final_objective() const { return iteration_stats.empty() ? 0.f : iteration_stats.back().obj; }
+};
+
+// faiss::rand_perm: a Fisher-Yates shuffle of 0..n-1 drawn from std::mt19937
+// seeded with (unsigned) seed, each swap index taken as draw % (n - i).
+void rand_perm(int* perm, size_t n, int64_t seed);
+
+}  // namespace nearly

@@ -1,0 +1,242 @@
+#include "nearly/kmeans.h"
+
+#include <algorithm>
+#include <chrono>
+#include <climits>
+#include <cmath>
+#include <cstdio>
+#include <string>
+
+#include "nearly/distance.h"
+#include "nearly/libstdcxx_random.h"
+#include "nearly/parallel.h"
+
+namespace nearly {
+
+void rand_perm(int* perm, size_t n, int64_t seed) {
+    for (size_t i = 0; i < n; i++) perm[i] = int(i);
+    Mt19937 mt{uint32_t(seed)};  // faiss's RandomGenerator truncates the seed the same way
+    for (size_t i = 0; i + 1 < n; i++) {
+        size_t j = i + mt() % uint32_t(n - i);
+        std::swap(perm[i], perm[j]);
+    }
+}
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+// faiss's RandomGenerator::rand_float: a draw divided by float(2^32 - 1),
+// which rounds to 2^32 (so 1.0 is possible, as in faiss).
+float rand_float(Mt19937& mt) { return float(mt()) / float(0xffffffffu); }
+
+// New centroids = means of their points. Points are bucketed by centroid
+// first, so each centroid sums its own points in data order: the result does
+// not depend on the number of threads. Sums are kept in double.
+void compute_centroids(size_t d, size_t k, size_t n, const float* x, const idx_t* assign, std::vector<float>& hassign,
+                       float* centroids) {
+    std::vector<size_t> start(k + 1, 0);
+    for (size_t i = 0; i < n; i++) start[assign[i] + 1]++;
+    for (size_t c = 0; c < k; c++) start[c + 1] += start[c];
+    std::vector<size_t> members(n), fill(start.begin(), start.end() - 1);
+    for (size_t i = 0; i < n; i++) members[fill[assign[i]]++] = i;
+    for (size_t c = 0; c < k; c++) hassign[c] = float(start[c + 1] - start[c]);
+
+    const size_t per_task = std::max<size_t>(1, k / (8 * size_t(get_num_threads())));
+    parallel_for((k + per_task - 1) / per_task, [&](size_t t) {
+        std::vector<double> acc(d);
+        for (size_t c = t * per_task; c < std::min(k, (t + 1) * per_task); c++) {
+            float* out = centroids + c * d;
+            const size_t count = start[c + 1] - start[c];
+            if (count == 0) {
+                std::fill(out, out + d, 0.f);  // split_clusters re-seeds it
+                continue;
+            }
+            std::fill(acc.begin(), acc.end(), 0.0);
+            for (size_t m = start[c]; m < start[c + 1]; m++) {
+                const float* xi = x + members[m] * d;
+                for (size_t j = 0; j < d; j++) acc[j] += xi[j];
+            }
+            const double inv = 1.0 / double(count);
+            for (size_t j = 0; j < d; j++) out[j] = float(acc[j] * inv);
+        }
+    });
+}
+
+// faiss's rule for empty clusters: walk the clusters from 0, picking cluster
+// cj with probability (size - 1) / (n - k), so big clusters are split more
+// often; the empty one takes cj's centroid and the two are pushed apart by a
+// relative 1/1024 (a bit above float16's epsilon) in opposite directions.
+// Same generator and seed as faiss, so the same clusters are split.
+int split_clusters(size_t d, size_t k, size_t n, std::vector<float>& hassign, float* centroids) {
+    constexpr double kEps = 1 / 1024.;
+    int nsplit = 0;
+    Mt19937 mt(1234);
+    for (size_t ci = 0; ci < k; ci++) {
+        if (hassign[ci] != 0) continue;
+        size_t cj = 0;
+        for (;; cj = (cj + 1) % k) {
+            float p = float((hassign[cj] - 1.0) / float(n - k));
+            if (rand_float(mt) < p) break;
+        }
+        std::copy(centroids + cj * d, centroids + (cj + 1) * d, centroids + ci * d);
+        for (size_t j = 0; j < d; j++) {
+            const bool even = j % 2 == 0;
+            centroids[ci * d + j] *= float(even ? 1 + kEps : 1 - kEps);
+            centroids[cj * d + j] *= float(even ? 1 - kEps : 1 + kEps);
+        }
+        hassign[ci] = hassign[cj] / 2;
+        hassign[cj] -= hassign[ci];
+        nsplit++;
+    }
+    return nsplit;
+}
+
+// Nearest centroid of every point, through the exact-search engine. Points go
+// in blocks, one block per task: k-means has many points and few centroids,
+// and a block keeps the packed points small (in cache) while every task
+// shares the work evenly.
+void assign_nearest(const float* x, size_t n, const float* centroids, size_t k, size_t d, MetricType metric,
+                    float* dis, idx_t* assign) {
+    constexpr size_t kBlock = 1024;
+    std::vector<float> norms;  // centroid norms once, not once per block
+    if (metric == METRIC_L2) {
+        norms.resize(k);
+        norms_L2sqr(centroids, k, d, norms.data());
+    }
+    InterruptPoll poll;  // checks only on the calling thread, between its blocks
+    parallel_for((n + kBlock - 1) / kBlock, [&](size_t t) {
+        poll();
+        const size_t i0 = t * kBlock, m = std::min(kBlock, n - i0);
+        knn_exhaustive(x + i0 * d, m, centroids, k, d, metric, 1, dis + i0, assign + i0, nullptr,
+                       norms.empty() ? nullptr : norms.data());
+    });
+}
+
+double imbalance_factor(const std::vector<float>& hassign, size_t n) {
+    double uf = 0;
+    for (float h : hassign) uf += double(h) * h;
+    return uf * hassign.size() / (double(n) * n);
+}
+
+}  // namespace
+
+Clustering::Clustering(int d, int k, const ClusteringParameters& params) : ClusteringParameters(params), d(d), k(k) {
+    NEARLY_CHECK_ARG(d > 0, "Clustering: d must be positive");
+    NEARLY_CHECK_ARG(k > 0, "Clustering: k must be positive");
+}
+
+void Clustering::train(idx_t nx, const float* x_in, MetricType metric) {
+    NEARLY_CHECK_ARG(nx >= 0, "Clustering: n must be non-negative");
+    if (nx < k)
+        throw NotSupported("Number of training points (" + std::to_string(nx) +
+                           ") should be at least as large as number of clusters (" + std::to_string(k) + ")");
+    NEARLY_CHECK_ARG(nx <= INT_MAX, "Clustering: at most 2^31 - 1 training points");
+    NEARLY_CHECK_ARG(niter >= 0 && nredo >= 1, "Clustering: niter must be >= 0 and nredo >= 1");
+    check_finite(x_in, size_t(nx) * d, "training data");
+    InterruptPoll poll;
+    auto t_start = Clock::now();
+    const size_t dd = d, kk = k;
+
+    // Subsample like faiss: the first k * max_points_per_centroid points of a
+    // seeded permutation.
+    const float* x = x_in;
+    std::vector<float> sample;
+    size_t n = size_t(nx);
+    if (max_points_per_centroid > 0 && n > kk * size_t(max_points_per_centroid)) {
+        const size_t ns = kk * size_t(max_points_per_centroid);
+        if (verbose) std::printf("Sampling a subset of %zu / %zu for training\n", ns, n);
+        std::vector<int> perm(n);
+        rand_perm(perm.data(), n, seed);
+        sample.resize(ns * dd);
+        parallel_for((ns + 1023) / 1024, [&](size_t t) {
+            for (size_t i = t * 1024; i < std::min(ns, t * 1024 + 1024); i++)
+                std::copy(x_in + size_t(perm[i]) * dd, x_in + size_t(perm[i] + 1) * dd, &sample[i * dd]);
+        });
+        x = sample.data();
+        n = ns;
+    } else if (n < kk * size_t(std::max(0, min_points_per_centroid))) {
+        std::fprintf(stderr, "WARNING clustering %zu points to %d centroids: please provide at least %zu training points\n",
+                     n, k, kk * size_t(min_points_per_centroid));
+    }
+
+    iteration_stats.clear();
+    auto normalize = [&] {
+        if (spherical) normalize_L2(centroids.data(), kk, dd);
+    };
+
+    if (n == kk) {  // nothing to optimize: the points are the centroids
+        if (verbose) std::printf("Number of training points (%zu) same as number of clusters, just copying\n", n);
+        centroids.assign(x, x + kk * dd);
+        iteration_stats.push_back({0.f, 0.0, 0.0, 1.0, 0});
+        return;
+    }
+
+    if (verbose) {
+        std::printf("Clustering %zu points in %dD to %d clusters, redo %d times, %d iterations\n", n, d, k, nredo, niter);
+        std::printf("  Preprocessing in %.2f s\n", seconds_since(t_start));
+    }
+    std::fflush(stdout);
+
+    std::vector<idx_t> assign(n);
+    std::vector<float> dis(n), hassign(kk);
+    const bool lower_is_better = metric == METRIC_L2;
+    float best_obj = lower_is_better ? HUGE_VALF : -HUGE_VALF;
+    std::vector<float> best_centroids;
+    std::vector<ClusteringIterationStats> best_stats;
+    auto t0 = Clock::now();
+    double t_search = 0;
+
+    for (int redo = 0; redo < nredo; redo++) {
+        if (verbose && nredo > 1) std::printf("Outer iteration %d / %d\n", redo, nredo);
+        // Initial centroids: k distinct random training points.
+        centroids.resize(kk * dd);
+        {
+            std::vector<int> perm(n);
+            rand_perm(perm.data(), n, seed + 1 + redo * 15486557LL);
+            for (size_t c = 0; c < kk; c++)
+                std::copy(x + size_t(perm[c]) * dd, x + size_t(perm[c] + 1) * dd, &centroids[c * dd]);
+        }
+        normalize();
+
+        float obj = 0;
+        for (int it = 0; it < niter; it++) {
+            auto ts = Clock::now();
+            assign_nearest(x, n, centroids.data(), kk, dd, metric, dis.data(), assign.data());
+            t_search += seconds_since(ts);
+            poll();
+
+            double sum = 0;
+            for (size_t i = 0; i < n; i++) sum += dis[i];
+            obj = float(sum);
+
+            compute_centroids(dd, kk, n, x, assign.data(), hassign, centroids.data());
+            const double imbalance = imbalance_factor(hassign, n);
+            const int nsplit = split_clusters(dd, kk, n, hassign, centroids.data());
+            iteration_stats.push_back({obj, seconds_since(t0), t_search, imbalance, nsplit});
+            if (verbose) {
+                std::printf("  Iteration %d (%.2f s, search %.2f s): objective=%g imbalance=%.3f nsplit=%d       \r",
+                            it, iteration_stats.back().time, t_search, obj, imbalance, nsplit);
+                std::fflush(stdout);
+            }
+            normalize();
+            poll();
+        }
+        if (verbose) std::printf("\n");
+        if (nredo > 1 && (lower_is_better ? obj < best_obj : obj > best_obj)) {
+            if (verbose) std::printf("Objective improved: keep new clusters\n");
+            best_centroids = centroids;
+            best_stats = iteration_stats;
+            best_obj = obj;
+        }
+    }
+    if (nredo > 1 && !best_centroids.empty()) {
+        centroids = std::move(best_centroids);
+        iteration_stats = std::move(best_stats);
+    }
+    std::fflush(stdout);
+}
+
+}  // namespace nearly

@@ -1,0 +1,64 @@
+"""faiss's Kmeans wrapper over the native Clustering.
+
+Keyword arguments are the fields of ClusteringParameters (niter, nredo, verbose,
+spherical, seed, min_points_per_centroid, max_points_per_centroid); an unknown
+one raises AttributeError, as in faiss.
+"""
+import numpy as np
+
+from . import _nearly
+
+
+class Kmeans:
+    """k-means with faiss's API: ``train(x)`` returns the final objective and
+    fills ``centroids`` (k, d), ``obj`` (per iteration), ``iteration_stats``;
+    ``index`` (IndexFlatL2, or IndexFlatIP when spherical) holds the centroids.
+    """
+
+    def __init__(self, d, k, **kwargs):
+        self.d = int(d)
+        self.reset(k)
+        self.cp = _nearly.ClusteringParameters()
+        for name, value in kwargs.items():
+            if name == "gpu":
+                if value not in (False, 0):
+                    raise RuntimeError("Kmeans: gpu=True is not supported on the CPU build; use gpu=False")
+                continue
+            getattr(self.cp, name)  # AttributeError for an unknown field, like faiss
+            setattr(self.cp, name, value)
+        self.gpu = False
+        self.set_index()
+
+    def set_index(self):
+        self.index = _nearly.IndexFlatIP(self.d) if self.cp.spherical else _nearly.IndexFlatL2(self.d)
+
+    def reset(self, k=None):
+        """Prepares a new clustering, possibly with another number of centroids."""
+        if k is not None:
+            self.k = int(k)
+        self.centroids = None
+        self.obj = None
+        self.iteration_stats = None
+
+    def train(self, x, weights=None, init_centroids=None):
+        if weights is not None or init_centroids is not None:
+            raise RuntimeError("Kmeans.train: weights and init_centroids are not implemented in nearly")
+        x = np.ascontiguousarray(x, dtype="float32")
+        if x.ndim != 2 or x.shape[1] != self.d:
+            raise _nearly.InvalidArgumentError(
+                f"Kmeans.train: x must have shape (n, {self.d}), got {x.shape}")
+        clus = _nearly.Clustering(self.d, self.k, self.cp)
+        clus.train(x, self.index)
+        self.centroids = clus.centroids.reshape(self.k, self.d)
+        self.obj = clus.obj
+        self.iteration_stats = clus.iteration_stats
+        return float(self.obj[-1]) if self.obj.size > 0 else 0.0
+
+    def assign(self, x):
+        """(D, I) of the nearest centroid of each row of x, both 1-D."""
+        x = np.ascontiguousarray(x, dtype="float32")
+        assert self.centroids is not None, "should train before assigning"
+        self.index.reset()
+        self.index.add(self.centroids)
+        D, I = self.index.search(x, 1)
+        return D.ravel(), I.ravel()
