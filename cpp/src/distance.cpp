@@ -178,7 +178,10 @@ Split plan(size_t nq, size_t nb, size_t d, size_t k = 0) {
     const size_t mr = simd().gemm.mr, nr = simd().gemm.nr;
     const size_t qblocks = (nq + mr - 1) / mr;
     const bool partials_fit = double(nq) * k * 2 * nt <= double(1 << 24);
-    if ((nb >= 2 * nt * 256 && partials_fit) || qblocks < 2 * nt) {
+    // Far more queries than database rows (k-means assignment, say): each
+    // database task would pack all the queries, so split the queries.
+    const bool db_large_enough = nb >= 2 * nt * 256 && nb * 4 >= nq;
+    if ((db_large_enough && partials_fit) || qblocks < 2 * nt) {
         sp.nb_tasks = std::min((nb + nr - 1) / nr, 2 * nt);
         sp.b_step = ((nb + sp.nb_tasks - 1) / sp.nb_tasks + nr - 1) / nr * nr;
         sp.nb_tasks = (nb + sp.b_step - 1) / sp.b_step;
