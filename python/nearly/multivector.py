@@ -275,23 +275,8 @@ def _as_bytes(data):
     raise InvalidArgumentError(f"data must be bytes or a uint8 array, got {type(data).__name__}")
 
 
-class IndexMultiVectorFlat:
-    """Exact Chamfer (MaxSim) brute force over multi-vector documents.
-
-    ``add(vectors, lengths)`` / ``add_with_ids(vectors, lengths, ids)`` take
-    ragged document sets; ``search(vectors, lengths, k)`` returns D float32
-    (nq, k), the Chamfer scores in descending order, and I int64 (nq, k), the
-    documents' ids (their add order by default), padded with -FLT_MAX / -1.
-    Scoring runs in C++ (the packed SIMD matrix multiply of chamfer_scores,
-    multi-threaded over blocks of queries and documents). ``ntotal`` counts
-    documents. Picklable.
-    """
-
-    def __init__(self, d, token_dtype="float32"):
-        d = _as_int("d", d)
-        if d <= 0:
-            raise InvalidArgumentError(f"d must be positive, got {d}")
-        self._store = _nearly._MultiVectorStore(d, token_dtype)
+class _TokenStoreIndex:
+    """What both multi-vector indexes expose about their stored token vectors."""
 
     @property
     def d(self):
@@ -310,6 +295,25 @@ class IndexMultiVectorFlat:
     @property
     def token_dtype(self):
         return self._store.dtype
+
+
+class IndexMultiVectorFlat(_TokenStoreIndex):
+    """Exact Chamfer (MaxSim) brute force over multi-vector documents.
+
+    ``add(vectors, lengths)`` / ``add_with_ids(vectors, lengths, ids)`` take
+    ragged document sets; ``search(vectors, lengths, k)`` returns D float32
+    (nq, k), the Chamfer scores in descending order, and I int64 (nq, k), the
+    documents' ids (their add order by default), padded with -FLT_MAX / -1.
+    Scoring runs in C++ (the packed SIMD matrix multiply of chamfer_scores,
+    multi-threaded over blocks of queries and documents). ``ntotal`` counts
+    documents. Picklable.
+    """
+
+    def __init__(self, d, token_dtype="float32"):
+        d = _as_int("d", d)
+        if d <= 0:
+            raise InvalidArgumentError(f"d must be positive, got {d}")
+        self._store = _nearly._MultiVectorStore(d, token_dtype)
 
     def add(self, vectors, lengths=None):
         x, n = _sets(vectors, lengths, self.d, "vectors")
@@ -357,7 +361,7 @@ _MUVERA_MAGIC = b"NEARLYMU"
 _MUVERA_VERSION = 1
 
 
-class IndexMuvera:
+class IndexMuvera(_TokenStoreIndex):
     """Multi-vector search with MUVERA Fixed Dimensional Encodings.
 
     add: each document's vectors -> its FDE (``fde_encode_documents``) -> an
@@ -435,20 +439,7 @@ class IndexMuvera:
         if self.verbose:
             print(f"IndexMuvera: {msg}", file=sys.stderr, flush=True)
 
-    # -- properties
-    @property
-    def d(self):
-        return self._store.d
-
-    @property
-    def ntotal(self):
-        """Number of documents."""
-        return self._store.n_docs
-
-    @property
-    def token_dtype(self):
-        return self._store.dtype
-
+    # -- properties (d, ntotal, n_vectors, token_dtype: _TokenStoreIndex)
     @property
     def fde_dim(self):
         return self.fde_config.fde_dim
