@@ -6,6 +6,7 @@ Usage
     python bench/ann.py flat [--threads 1 2] [--data PATH] [--out bench/results]
     python bench/ann.py hnsw [--M 16] [--ef-construction 200] [--build-threads 2] [--threads 1 2]
     python bench/ann.py hnsw-order [--configs 16:100 8:40] [--ef 10 16 32 64]
+    python bench/ann.py ivf [--factory IVF1024,Flat] [--nprobe 1 2 4 ... 128] [--threads 1 2]
     python bench/ann.py --help          # lists the registered suites
     python bench/ann.py SUITE --help    # a suite's options
 
@@ -47,7 +48,11 @@ Suites
 ``hnsw-order``  insertion-order study on nearly's HNSW: random orders vs
     ascending / descending local intrinsic dimensionality vs cluster by
     cluster, recall@10 at fixed efSearch.  Writes hnsw_order.json / .png.
-Planned: ``ivf`` (nearly vs faiss IVF, sweeping nprobe) when nearly has IVF.
+``ivf``  nearly vs faiss on one index_factory string (default "IVF1024,Flat",
+    inner product): training time (each library's default k-means seeding) and
+    its ratio, then recall@10 and batched QPS over an nprobe sweep at each thread
+    count; QPS at recall 0.90 by log-linear interpolation and nearly / faiss.
+    Writes ivf.json / ivf.png.
 
 The plotting helpers are generic: ``save_figure`` takes one drawing callable
 per panel; ``plot_bars`` draws grouped bars, ``plot_lines`` curves (e.g.
@@ -1355,6 +1360,277 @@ class HNSWOrderSuite(Suite):
         sup = (f"HNSW insertion order, {os.path.basename(res['data'])}, nearly {env['versions'].get('nearly')} | "
                f"{env['cpu_model']} | {env['date']}")
         save_figure(panels, path, suptitle=sup, ncols=2)
+
+
+# ---- IVF -------------------------------------------------------------------
+# An IVF engine builds with index_factory(d, factory, METRIC_INNER_PRODUCT);
+# train and add are timed separately; set_nprobe(p) sets index.nprobe on the
+# IVF index inside the factory result (extract_index_ivf).
+class _FaissAPIIVF(Engine):
+    def set_threads(self, n):
+        _FaissAPIFlat.set_threads(self, n)
+
+    def create(self, d, factory, metric="ip"):
+        m = self.mod
+        mt = m.METRIC_INNER_PRODUCT if metric == "ip" else m.METRIC_L2
+        self.index = m.index_factory(d, factory, mt)
+        self.ivf = m.extract_index_ivf(self.index)
+        return self
+
+    def train(self, xb):
+        self.index.train(xb)
+
+    def add(self, xb):
+        self.index.add(xb)
+
+    def build(self, xb, params):
+        self.create(xb.shape[1], params.get("factory", "IVF1024,Flat"), params.get("metric", "ip"))
+        self.train(xb)
+        self.add(xb)
+        return self
+
+    def set_nprobe(self, p):
+        self.ivf.nprobe = int(p)
+
+    def search(self, xq, k, params=None):
+        return self.index.search(xq, k)
+
+    def list_sizes(self):
+        return np.array([self.ivf.get_list_size(i) for i in range(self.ivf.nlist)], dtype=np.int64)
+
+    def memory_accounting(self):
+        return {}
+
+    def describe(self):
+        return {"index_class": type(self.index).__name__, "ivf_class": type(self.ivf).__name__,
+                "nlist": int(self.ivf.nlist), "nprobe_via": "extract_index_ivf(index).nprobe"}
+
+
+@register_engine
+class NearlyIVF(_FaissAPIIVF):
+    name = "nearly-ivf"
+    library = "nearly"
+
+    def memory_accounting(self):
+        ix = self.index
+        if hasattr(ix, "memory_bytes"):
+            return {"memory_bytes()": int(ix.memory_bytes())}
+        return {}  # nearly does not expose the size of an IVF index
+
+
+@register_engine
+class FaissIVF(_FaissAPIIVF):
+    name = "faiss-ivf"
+    library = "faiss"
+
+    def memory_accounting(self):
+        # faiss has no accounting call: codes + 8-byte ids per vector + the centroids
+        iv = self.ivf
+        b = iv.ntotal * (iv.code_size + 8) + iv.nlist * iv.d * 4
+        return {"estimate(codes+ids+centroids)": int(b)}
+
+
+def _short_ivf(name):
+    return name.replace("-ivf", "")
+
+
+@register_suite
+class IVFSuite(Suite):
+    name = "ivf"
+    help = ("IVF (index_factory 'IVF1024,Flat', inner product): nearly vs faiss; training time, "
+            "recall@10-vs-QPS over nprobe at each thread count, QPS at recall 0.90")
+    default_engines = ("nearly-ivf", "faiss-ivf")
+
+    def add_arguments(self, p):
+        super().add_arguments(p)
+        p.set_defaults(repeats=3)
+        p.add_argument("--factory", default="IVF1024,Flat", help="index_factory string (default IVF1024,Flat)")
+        p.add_argument("--nprobe", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32, 64, 128],
+                       help="nprobe values to sweep")
+        p.add_argument("--train-threads", type=int, default=2, help="threads for train and add (default 2)")
+        p.add_argument("--train-repeats", type=int, default=None,
+                       help="trainings per library, interleaved (median reported; the last one is searched; "
+                            "default --repeats)")
+        p.add_argument("--target-recall", type=float, default=0.90, help="recall@k for the QPS comparison (0.90)")
+        p.add_argument("--n", type=int, default=None, help="use the first n base vectors (default all; gt recomputed)")
+
+    def run(self, args, ds, engines):
+        names = list(engines)
+        if args.train_repeats is None:
+            args.train_repeats = args.repeats
+        n = min(args.n or len(ds["xb"]), len(ds["xb"]))
+        xb, xq, k = ds["xb"][:n], ds["xq"], args.k
+        d = xb.shape[1]
+        gt = _ground_truth(ds, n, k)
+        res = {"params": {"k": k, "nq": len(xq), "nb": n, "d": d, "metric": "ip", "factory": args.factory,
+                          "train_threads": args.train_threads, "train_repeats": args.train_repeats,
+                          "nprobe": args.nprobe, "threads": args.threads, "repeats": args.repeats,
+                          "target_recall": args.target_recall, "engines": names},
+               "method": {
+                   "train": (f"wall time of index.train(base) on all {n} vectors with {args.train_threads} threads "
+                             "on a fresh index_factory index, each library's default k-means settings and seed; "
+                             "libraries interleaved in rotating order, median of train_repeats (no warm-up: "
+                             "every training is cold)"),
+                   "add": f"wall time of index.add(base) with {args.train_threads} threads",
+                   "search": ("batched search of all queries per (library, nprobe, threads), nprobe set as "
+                              "extract_index_ivf(index).nprobe; libraries interleaved in rotating order, "
+                              "1 warm-up, median of repeats; QPS = nq / median"),
+                   "qps_at_target": "log(QPS) interpolated linearly in recall between the nprobe points around "
+                                    "the target (qps_at_recall, as the hnsw suite)",
+                   "memory": ("faiss: estimate ntotal * (code_size + 8-byte id) + nlist * d * 4; nearly: not "
+                              "exposed for IVF (None)"),
+               },
+               "train": {}, "add": {}, "memory": {}, "lists": {}, "sweep": {}, "engine_config": {}}
+
+        # 1. train (interleaved, fresh index each time), then add to the last trained index
+        for eng in engines.values():
+            eng.set_threads(args.train_threads)
+
+        def trainer(name):
+            def f():
+                eng = engines[name]
+                eng.create(d, args.factory, "ip")
+                t0 = time.perf_counter()
+                eng.train(xb)
+                return time.perf_counter() - t0
+            return f
+
+        ttimes = interleaved({nm: trainer(nm) for nm in names}, args.train_repeats, warmup=0)
+        for nm in names:
+            eng = engines[nm]
+            t0 = time.perf_counter()
+            eng.add(xb)
+            add_s = time.perf_counter() - t0
+            res["train"][nm] = {"times_s": ttimes[nm], "train_s": statistics.median(ttimes[nm])}
+            res["add"][nm] = {"add_s": add_s}
+            res["engine_config"][nm] = eng.describe()
+            own = eng.memory_accounting()
+            res["memory"][nm] = {"own_accounting": own,
+                                 "own_bytes_per_vector": (list(own.values())[0] / n) if own else None}
+            ls = eng.list_sizes()
+            res["lists"][nm] = {"nlist": int(len(ls)), "ntotal": int(ls.sum()), "empty": int((ls == 0).sum()),
+                                "min": int(ls.min()), "median": float(np.median(ls)), "max": int(ls.max()),
+                                # expected scanned fraction per probed list (imbalance factor, as faiss)
+                                "imbalance_factor": float(len(ls) * (ls.astype(np.float64) ** 2).sum()
+                                                          / max(ls.sum(), 1) ** 2)}
+            print(f"[ivf] {nm}: train {res['train'][nm]['train_s']:.2f} s, add {add_s:.2f} s "
+                  f"({args.train_threads} threads), lists {ls.min()}-{ls.max()}, "
+                  f"imbalance {res['lists'][nm]['imbalance_factor']:.3f}", flush=True)
+        res["train_ratio_nearly_over_faiss"] = (
+            _ratio(res["train"]["nearly-ivf"]["train_s"], res["train"]["faiss-ivf"]["train_s"])
+            if {"nearly-ivf", "faiss-ivf"} <= set(names) else None)
+
+        # 2. nprobe sweep, per thread count; libraries interleaved at each nprobe
+        for t in args.threads:
+            tk = str(t)
+            for eng in engines.values():
+                eng.set_threads(t)
+            res["sweep"][tk] = {nm: [] for nm in names}
+            for pr in args.nprobe:
+                for eng in engines.values():
+                    eng.set_nprobe(pr)
+                out = {}
+
+                def call(name):
+                    def f():
+                        out[name] = engines[name].search(xq, k)
+                    return f
+
+                times = interleaved({nm: call(nm) for nm in names}, args.repeats, warmup=1)
+                for nm in names:
+                    med = statistics.median(times[nm])
+                    res["sweep"][tk][nm].append({"nprobe": pr, "recall": recall_at(out[nm][1], gt, k),
+                                                 "qps": len(xq) / med, "median_s": med, "times_s": times[nm]})
+                print(f"[ivf] threads={t} nprobe={pr}: " + ", ".join(
+                    f"{_short_ivf(nm)} {res['sweep'][tk][nm][-1]['recall']:.4f}/"
+                    f"{res['sweep'][tk][nm][-1]['qps']:.0f}" for nm in names), flush=True)
+
+        # 3. QPS at the target recall, ratios nearly / faiss
+        tgt = args.target_recall
+        res["at_target"] = {}
+        for tk, per in res["sweep"].items():
+            at = {nm: qps_at_recall([(q["nprobe"], q["recall"], q["qps"]) for q in pts], tgt)
+                  for nm, pts in per.items()}
+            for a in at.values():  # the helper names its bracket after HNSW's ef
+                a["between_nprobe"] = a.pop("between_ef")
+                a["status"] = a["status"].replace("ef=", "nprobe=").replace("every ef", "every nprobe")
+            at["_nearly_over_faiss"] = (_ratio(at["nearly-ivf"]["qps"], at["faiss-ivf"]["qps"])
+                                        if {"nearly-ivf", "faiss-ivf"} <= set(at) else None)
+            res["at_target"][tk] = at
+        return res
+
+    def report(self, res):
+        p = res["params"]
+        names = p["engines"]
+        both = {"nearly-ivf", "faiss-ivf"} <= set(names)
+        out = []
+        for tk, per in res["sweep"].items():
+            rows = []
+            for i, pr in enumerate(p["nprobe"]):
+                row = [pr] + [f"{per[nm][i]['recall']:.4f} / {per[nm][i]['qps']:7.0f}" for nm in names]
+                if both:
+                    row.append(f"{per['nearly-ivf'][i]['qps'] / per['faiss-ivf'][i]['qps']:.2f}x")
+                rows.append(row)
+            out.append(f"recall@{p['k']} / QPS, {tk} thread(s), batch of {p['nq']} queries, n={p['nb']}, "
+                       f"{p['factory']}, inner product")
+            out.append(format_table(["nprobe"] + [_short_ivf(nm) for nm in names] + (["QPS nearly/faiss"] if both
+                                                                                     else []), rows))
+            out.append("")
+        rows = []
+        for tk, at in res["at_target"].items():
+            rows.append([tk] + [("-" if at[nm]["qps"] is None else f"{at[nm]['qps']:.0f}")
+                                + ("" if at[nm]["status"] == "interpolated" else " *")
+                                + ("" if not at[nm]["between_nprobe"] else
+                                   f" (nprobe {at[nm]['between_nprobe'][0]}-{at[nm]['between_nprobe'][1]})")
+                                for nm in names]
+                        + ["-" if at["_nearly_over_faiss"] is None else f"{at['_nearly_over_faiss']:.2f}x"])
+        out.append(f"QPS at recall@{p['k']} = {p['target_recall']} (log-linear interpolation; * = not "
+                   "interpolated, see JSON)")
+        out.append(format_table(["threads"] + [_short_ivf(nm) for nm in names] + ["nearly/faiss"], rows))
+        out.append("")
+        f = lambda v, s="{:.2f}": "-" if v is None else s.format(v)  # noqa: E731
+        rows = [[_short_ivf(nm), f(res["train"][nm]["train_s"]), " ".join(f"{x:.2f}" for x in res["train"][nm]["times_s"]),
+                 f(res["add"][nm]["add_s"]), f"{res['lists'][nm]['min']}-{res['lists'][nm]['max']}",
+                 f(res["lists"][nm]["imbalance_factor"], "{:.3f}"),
+                 f(res["memory"][nm]["own_bytes_per_vector"], "{:.0f}")] for nm in names]
+        out.append(f"training / add ({p['train_threads']} threads, n={p['nb']}); train nearly/faiss = "
+                   f"{f(res['train_ratio_nearly_over_faiss'], '{:.2f}x')}; bytes/vector (raw float32 = "
+                   f"{4 * p['d']} B; nearly: not exposed)")
+        out.append(format_table(["library", "train s", "(samples)", "add s", "list sizes", "imbalance", "B/vec"],
+                                rows))
+        return "\n".join(out)
+
+    def plot(self, res, path):
+        p = res["params"]
+        names = p["engines"]
+        tgt = p["target_recall"]
+        styles = {"nearly-ivf": {"linewidth": 2.2, "color": "C3"}, "faiss-ivf": {"color": "C0"}}
+        panels = []
+        for tk, per in res["sweep"].items():
+            series = {_short_ivf(nm): ([q["recall"] for q in per[nm]], [q["qps"] for q in per[nm]],
+                                       [q["nprobe"] for q in per[nm]] if nm == "nearly-ivf" else None)
+                      for nm in names}
+            ratio = res["at_target"][tk]["_nearly_over_faiss"]
+            sub = "" if ratio is None else f"; at {tgt}: nearly/faiss = {ratio:.2f}x"
+            panels.append(lambda ax, series=series, tk=tk, sub=sub: plot_lines(
+                ax, series, f"recall@{p['k']} (labels: nprobe)", "queries / s (log; higher is better)",
+                f"{tk} thread(s), batch of {p['nq']}{sub}", logy=True, vlines=[(tgt, f"{tgt}")],
+                legend_loc="lower left",
+                styles={_short_ivf(k_): v for k_, v in styles.items() if _short_ivf(k_) in series}))
+        tr = res["train_ratio_nearly_over_faiss"]
+        panels.append(lambda ax: plot_bars(
+            ax, [_short_ivf(nm) for nm in names],
+            {f"train s ({p['train_threads']} thr)": [res["train"][nm]["train_s"] for nm in names],
+             f"add s ({p['train_threads']} thr)": [res["add"][nm]["add_s"] for nm in names]},
+            "seconds (lower is better)",
+            f"{p['factory']} train + add, n={p['nb']}" + ("" if tr is None else f"; train nearly/faiss = {tr:.2f}x"),
+            fmt="{:.2f}"))
+        env = res["environment"]
+        v = env["versions"]
+        sup = (f"{p['factory']}, inner product, {os.path.basename(res['data'])} | {env['cpu_model']} "
+               f"({env['nproc']} cpus) | nearly {v.get('nearly')} simd={env.get('nearly_simd_level')} | "
+               f"faiss {v.get('faiss')} | {env['date']}")
+        save_figure(panels, path, suptitle=sup, ncols=len(panels))
 
 
 # --------------------------------------------------------------------------
