@@ -34,6 +34,9 @@ struct Scan {
     const float* xb_norms;  // may be null
     const float* xq_norms;  // L2 only, set by the driver for four queries or more
     InterruptPoll* poll;
+    // All nq queries packed for the micro-kernel, shared by the tasks that
+    // each scan a database range (set by pack_queries; else each task packs).
+    const float* qpack = nullptr;
     bool xq_norms_ready() const { return metric != METRIC_L2 || xq_norms != nullptr; }
 };
 
@@ -110,8 +113,13 @@ void scan_gemm(const Scan& s, size_t q0, size_t q1, size_t j0, size_t j1, Sink& 
     const SimdKernels& K = simd();
     const size_t mr = K.gemm.mr, nr = K.gemm.nr, d = s.d;
     const size_t nqb = (q1 - q0 + mr - 1) / mr;
-    std::vector<float> qpack(nqb * d * mr);
-    for (size_t b = 0; b < nqb; b++) pack_panel(s.xq + q0 * d, q1 - q0, b * mr, mr, d, &qpack[b * d * mr]);
+    std::vector<float> own;
+    const float* qpack = s.qpack;
+    if (!qpack || q0 != 0 || q1 != s.nq) {
+        own.resize(nqb * d * mr);
+        for (size_t b = 0; b < nqb; b++) pack_panel(s.xq + q0 * d, q1 - q0, b * mr, mr, d, &own[b * d * mr]);
+        qpack = own.data();
+    }
 
     // About 256 KiB of packed database per block.
     const size_t block = std::max(nr, (size_t(65536) / d) / nr * nr);
@@ -127,7 +135,7 @@ void scan_gemm(const Scan& s, size_t q0, size_t q1, size_t j0, size_t j1, Sink& 
         }
         for (size_t b = 0; b < nqb; b++) {
             for (size_t p = 0; p < npanel; p++) {
-                K.gemm_micro(&qpack[b * d * mr], &xpack[p * d * nr], d, tile.data(), nr);
+                K.gemm_micro(qpack + b * d * mr, &xpack[p * d * nr], d, tile.data(), nr);
                 const size_t ncols = std::min(nr, nbk - p * nr);
                 for (size_t i = 0; i < mr; i++) {
                     const size_t q = q0 + b * mr + i;
@@ -146,6 +154,17 @@ void scan_gemm(const Scan& s, size_t q0, size_t q1, size_t j0, size_t j1, Sink& 
         }
         (*s.poll)();
     }
+}
+
+// Packs every query once, in parallel, for a scan split by database ranges.
+std::vector<float> pack_queries(Scan& s) {
+    std::vector<float> packed;
+    if (s.nq < kGemmMinQueries) return packed;
+    const size_t mr = simd().gemm.mr, nqb = (s.nq + mr - 1) / mr;
+    packed.resize(nqb * s.d * mr);
+    parallel_for(nqb, [&](size_t b) { pack_panel(s.xq, s.nq, b * mr, mr, s.d, &packed[b * s.d * mr]); });
+    s.qpack = packed.data();
+    return packed;
 }
 
 template <class Sink>
@@ -249,6 +268,7 @@ void knn_exhaustive(const float* xq, size_t nq, const float* xb, size_t nb, size
         });
     } else {
         // Each database range fills its own heaps; merged below.
+        std::vector<float> packed = pack_queries(s);
         std::vector<float> pD(sp.nb_tasks * nq * k);
         std::vector<idx_t> pI(sp.nb_tasks * nq * k);
         parallel_for(sp.nb_tasks, [&](size_t t) {
@@ -283,6 +303,8 @@ void range_exhaustive(const float* xq, size_t nq, const float* xb, size_t nb, si
     }
     Scan s{xq, nq, xb, nb, d, metric, xb_norms, qnorms.data(), &poll};
     Split sp = plan(nq, nb, d);
+    std::vector<float> packed;
+    if (sp.nq_tasks == 1 && sp.nb_tasks > 1) packed = pack_queries(s);
     const float threshold = metric == METRIC_L2 ? radius : -radius;
     const size_t ntasks = sp.nq_tasks * sp.nb_tasks;
     std::vector<RangeSink> sinks(ntasks);
@@ -325,6 +347,8 @@ void pairwise_distances(const float* xq, size_t nq, const float* xb, size_t nb, 
     InterruptPoll poll;
     Scan s{xq, nq, xb, nb, d, metric, nullptr, qnorms.data(), &poll};
     Split sp = plan(nq, nb, d);
+    std::vector<float> packed;
+    if (sp.nq_tasks == 1 && sp.nb_tasks > 1) packed = pack_queries(s);
     parallel_for(sp.nq_tasks * sp.nb_tasks, [&](size_t t) {
         size_t qt = t / sp.nb_tasks, bt = t % sp.nb_tasks;
         size_t q0 = qt * sp.q_step, q1 = std::min(nq, q0 + sp.q_step);
