@@ -3,6 +3,7 @@
 #include <pybind11/stl.h>
 
 #include "arrays.h"
+#include "selector_arg.h"
 #include "nearly/flat.h"
 #include "nearly/idmap.h"
 #include "nearly/transform.h"
@@ -71,13 +72,7 @@ py::tuple range_search(const Index& self, py::handle x_obj, float radius, py::ha
 }
 
 size_t remove_ids(Index& self, py::handle what) {
-    std::shared_ptr<IDSelector> sel;
-    if (py::isinstance<IDSelector>(what)) {
-        sel = py::cast<std::shared_ptr<IDSelector>>(what);
-    } else {
-        IdArray ids = as_ids(what, -1, "ids to remove");
-        sel = std::make_shared<IDSelectorBatch>(std::vector<idx_t>(ids.data(), ids.data() + ids.shape(0)));
-    }
+    std::shared_ptr<IDSelector> sel = selector_or_ids(what);
     py::gil_scoped_release release;
     return self.remove_ids(*sel);
 }

@@ -5,6 +5,7 @@
 #include <memory>
 
 #include "arrays.h"
+#include "selector_arg.h"
 #include "nearly/multivector.h"
 #include "nearly/selector.h"
 
@@ -101,13 +102,7 @@ void bind_multivector(py::module_& m) {
         }, py::arg("vectors"), py::arg("lengths"), py::arg("candidate_keys"), py::arg("k"),
            "Exact Chamfer re-ranking of candidate keys: (D, I) with the documents' ids.")
         .def("remove_ids", [](MultiVectorStore& s, py::handle what) {
-            std::shared_ptr<IDSelector> sel;
-            if (py::isinstance<IDSelector>(what)) {
-                sel = py::cast<std::shared_ptr<IDSelector>>(what);
-            } else {
-                IdArray ids = as_ids(what, -1, "ids to remove");
-                sel = std::make_shared<IDSelectorBatch>(std::vector<idx_t>(ids.data(), ids.data() + ids.shape(0)));
-            }
+            std::shared_ptr<IDSelector> sel = selector_or_ids(what);
             std::vector<idx_t> removed;
             {
                 py::gil_scoped_release release;
