@@ -92,3 +92,25 @@ def test_refine_parameters(data):
 def test_sq_bad_qtype():
     with pytest.raises(ValueError):
         nearly.IndexHNSWSQ(8, 3, 16)
+
+
+def test_idmap_over_a_wrapped_graph_keeps_search_parameters():
+    """IDMap translating a selector must keep the rest of the parameters
+    (here efSearch) for the index it wraps."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((20000, 32)).astype(np.float32)
+    q = rng.standard_normal((100, 32)).astype(np.float32)
+    index = nearly.index_factory(32, "IDMap,L2norm,HNSW16")
+    ids = np.arange(len(x)) * 7
+    index.add_with_ids(x, ids)
+    sel = nearly.IDSelectorRange(0, 7 * 10000)  # 50%: walked on the graph
+    xn = x / np.linalg.norm(x, axis=1, keepdims=True)
+    qn = q / np.linalg.norm(q, axis=1, keepdims=True)
+    gt = ids[:10000][np.argsort(((qn[:, None, :] - xn[None, :10000]) ** 2).sum(-1), axis=1)[:, :10]]
+
+    def rec(ef):
+        I = index.search(q, 10, params=nearly.SearchParametersHNSW(efSearch=ef, sel=sel))[1]
+        assert ((I >= 0) & (I < 7 * 10000)).all()
+        return np.mean([len(set(a) & set(b)) / 10 for a, b in zip(I, gt)])
+
+    assert rec(256) > rec(1) + 0.05

@@ -53,20 +53,21 @@ void IndexIDMap::add_with_ids(idx_t n, const float* x, const idx_t* ids) {
     sync_from_inner();
 }
 
+// The caller filters on external ids, the inner index sees positions: the
+// same parameters (efSearch, nprobe, ...) with the selector translated.
+std::unique_ptr<SearchParameters> IndexIDMap::translate(const SearchParameters* params) const {
+    if (!params || !params->sel) return nullptr;
+    auto p = params->clone();
+    p->sel = std::make_shared<IDSelectorTranslated>(id_map, *params->sel);
+    return p;
+}
+
 void IndexIDMap::search(idx_t n, const float* x, idx_t k, float* D, idx_t* I, const SearchParameters* params) const {
     check_search_args(n, x, k);
     if (index->has_native_ids()) return index->search(n, x, k, D, I, params);
     std::shared_lock<SharedMutex> lk(rw_mutex_);
-    SearchParameters translated;
-    const SearchParameters* inner_params = params;
-    std::shared_ptr<IDSelectorTranslated> tsel;
-    if (params && params->sel) {
-        // The caller filters on external ids; the inner index sees positions.
-        tsel = std::make_shared<IDSelectorTranslated>(id_map, *params->sel);
-        translated.sel = tsel;
-        inner_params = &translated;
-    }
-    index->search(n, x, k, D, I, inner_params);
+    auto translated = translate(params);
+    index->search(n, x, k, D, I, translated ? translated.get() : params);
     for (idx_t i = 0; i < n * k; i++)
         if (I[i] >= 0) I[i] = id_map[I[i]];
 }
@@ -75,15 +76,8 @@ void IndexIDMap::range_search(idx_t n, const float* x, float radius, RangeSearch
                               const SearchParameters* params) const {
     if (index->has_native_ids()) return index->range_search(n, x, radius, result, params);
     std::shared_lock<SharedMutex> lk(rw_mutex_);
-    SearchParameters translated;
-    const SearchParameters* inner_params = params;
-    std::shared_ptr<IDSelectorTranslated> tsel;
-    if (params && params->sel) {
-        tsel = std::make_shared<IDSelectorTranslated>(id_map, *params->sel);
-        translated.sel = tsel;
-        inner_params = &translated;
-    }
-    index->range_search(n, x, radius, result, inner_params);
+    auto translated = translate(params);
+    index->range_search(n, x, radius, result, translated ? translated.get() : params);
     for (idx_t& l : result.labels)
         if (l >= 0) l = id_map[l];
 }

@@ -24,6 +24,7 @@ class Reader;
 
 struct SearchParametersHNSW : SearchParameters {
     int efSearch = 16;
+    std::unique_ptr<SearchParameters> clone() const override { return std::make_unique<SearchParametersHNSW>(*this); }
 };
 
 // What results are scored on after the int8 graph walk: the float vectors

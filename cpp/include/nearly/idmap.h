@@ -39,6 +39,7 @@ struct IndexIDMap : Index {
     IndexIDMap(IndexPtr index, bool with_reverse_map, std::vector<idx_t> ids);  // for read_body
 
    private:
+    std::unique_ptr<SearchParameters> translate(const SearchParameters* params) const;
     void sync_from_inner();  // d, metric, is_trained, ntotal follow the wrapped index
     void rebuild_reverse_map();
 

@@ -45,6 +45,8 @@ class SharedMutex {
 struct SearchParameters {
     virtual ~SearchParameters() = default;
     SelectorPtr sel;  // only ids it accepts are returned
+    // A copy of the same type (wrappers swap the selector, keep the rest).
+    virtual std::unique_ptr<SearchParameters> clone() const { return std::make_unique<SearchParameters>(*this); }
 };
 
 struct RangeSearchResult {

@@ -17,6 +17,7 @@ class Reader;
 
 struct SearchParametersIVF : SearchParameters {
     size_t nprobe = 1;
+    std::unique_ptr<SearchParameters> clone() const override { return std::make_unique<SearchParametersIVF>(*this); }
 };
 
 struct IndexIVFFlat : Index {

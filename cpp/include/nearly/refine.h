@@ -14,6 +14,9 @@ class Reader;
 struct IndexRefineSearchParameters : SearchParameters {
     float k_factor = 1;
     std::shared_ptr<SearchParameters> base_index_params;
+    std::unique_ptr<SearchParameters> clone() const override {
+        return std::make_unique<IndexRefineSearchParameters>(*this);
+    }
 };
 
 struct IndexRefineFlat : Index {
