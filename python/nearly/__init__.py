@@ -40,6 +40,22 @@ from .multivector import (  # noqa: F401
     fde_encode_queries,
 )
 
+from .gpu import (  # noqa: F401
+    GPU_MAX_SELECTION_K,
+    GpuClonerOptions,
+    GpuIndexFlat,
+    GpuIndexFlatConfig,
+    GpuIndexFlatIP,
+    GpuIndexFlatL2,
+    GpuMultipleClonerOptions,
+    StandardGpuResources,
+    index_cpu_to_all_gpus,
+    index_cpu_to_gpu,
+    index_cpu_to_gpus_list,
+    index_gpu_to_cpu,
+    knn_gpu,
+)
+
 __version__ = "0.1.0"
 
 

@@ -1,0 +1,198 @@
+"""GPU benchmarks, run on a machine with a CUDA device.
+
+    python bench/gpu.py flat select --data .devdata --out bench/results
+
+Data: the real MiniLM embeddings (../shared/data, or a slice of them copied to
+--data) tiled to --n vectors with small Gaussian noise (sigma 0.05 per
+dimension, then re-normalised), queries likewise from the real queries.
+Ground truth is exact search on the tiled data, computed on the GPU.
+
+Every figure comes from the same process: nearly beside torch on the device
+(matmul + topk), and beside nearly's CPU indexes on all of the machine's cores
+where the issue asks for a CPU ratio. Writes gpu-<suite>.json into --out.
+"""
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+
+import numpy as np
+
+
+def log(*a):
+    print(*a, flush=True)
+
+
+def load(data_dir, n, nq, seed=0):
+    import torch
+    if os.path.exists(os.path.join(data_dir, "base60k.npy")):
+        base = np.load(os.path.join(data_dir, "base60k.npy")).astype(np.float32)
+        queries = np.load(os.path.join(data_dir, "queries.npy")).astype(np.float32)
+    else:
+        z = np.load(os.path.join(data_dir, "pypi-minilm-100k.npz"))
+        base, queries = z["base"].astype(np.float32), z["queries"].astype(np.float32)
+    g = torch.Generator(device="cuda").manual_seed(seed)
+
+    def tile(x, m):
+        x = torch.from_numpy(x).cuda()
+        reps = (m + len(x) - 1) // len(x)
+        out = x.repeat(reps, 1)[:m]
+        out[len(x):] += 0.05 * torch.randn(out[len(x):].shape, generator=g, device="cuda")
+        return torch.nn.functional.normalize(out, dim=1).contiguous()
+
+    return tile(base, n), tile(queries, nq)
+
+
+def timed(fn, repeat=3):
+    import torch
+    fn()  # warm-up
+    torch.cuda.synchronize()
+    best = float("inf")
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        torch.cuda.synchronize()
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
+def device_info():
+    import torch
+    p = torch.cuda.get_device_properties(0)
+    return {"gpu": p.name, "sms": p.multi_processor_count, "memory_gib": round(p.total_memory / 2**30, 1),
+            "cpu_cores": os.cpu_count(), "host": platform.node()}
+
+
+def measured_peaks():
+    """Copy bandwidth (bytes read + written) and dense matmul rates, measured."""
+    import torch
+    x = torch.empty(2**28, dtype=torch.float32, device="cuda")  # 1 GiB
+    y = torch.empty_like(x)
+    t = timed(lambda: y.copy_(x), 5)
+    bw = 2 * x.numel() * 4 / t
+    peaks = {"copy_bandwidth_GBps": bw / 1e9}
+    m = 8192
+    for name, dtype, tf32 in (("fp32", torch.float32, False), ("tf32", torch.float32, True), ("fp16", torch.float16, False)):
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+        a = torch.randn(m, m, device="cuda").to(dtype)
+        b = torch.randn(m, m, device="cuda").to(dtype)
+        t = timed(lambda: a @ b, 3)
+        peaks[f"matmul_{name}_TFLOPs"] = 2 * m**3 / t / 1e12
+    torch.backends.cuda.matmul.allow_tf32 = False
+    return peaks
+
+
+def recall(I, gt, k=10):
+    I, gt = np.asarray(I)[:, :k], np.asarray(gt)[:, :k]
+    return float(np.mean([len(set(a) & set(b)) / k for a, b in zip(I, gt)]))
+
+
+# ---- suites -----------------------------------------------------------------
+
+def suite_flat(args, xb, xq, out):
+    import torch
+    import nearly
+    res = nearly.StandardGpuResources()
+    n, d = xb.shape
+    nq, k = len(xq), args.k
+    peaks = measured_peaks()
+    log("peaks", peaks)
+    rows = []
+    flops = 2.0 * nq * n * d
+    gt = None
+    for prec in ("fp32", "tf32", "fp16"):
+        cfg = nearly.GpuIndexFlatConfig()
+        cfg.useFloat16 = prec == "fp16"
+        idx = nearly.GpuIndexFlat(res, d, nearly.METRIC_INNER_PRODUCT, cfg)
+        idx.allow_tf32 = prec == "tf32"
+        idx.add(xb)
+        holder = {}
+        t = timed(lambda: holder.update(r=idx.search(xq, k)))
+        I = holder["r"][1].cpu().numpy()
+        if gt is None:
+            gt = I
+        del idx
+        torch.cuda.empty_cache()
+        # torch: matmul + topk in the same precision, chunked to fit memory.
+        torch.backends.cuda.matmul.allow_tf32 = prec == "tf32"
+        xbt = xb.half() if prec == "fp16" else xb
+        xqt = xq.half() if prec == "fp16" else xq
+        chunk = 2048
+
+        def torch_knn():
+            outs = []
+            for i in range(0, nq, chunk):
+                s = xqt[i:i + chunk] @ xbt.T
+                outs.append(torch.topk(s, k, dim=1).indices)
+            return torch.cat(outs)
+
+        tt = timed(torch_knn)
+        It = torch_knn().cpu().numpy()
+        torch.backends.cuda.matmul.allow_tf32 = False
+        elem = 2 if prec == "fp16" else 4
+        peak = peaks[f"matmul_{prec}_TFLOPs"] * 1e12
+        t_compute = flops / peak
+        t_memory = (n * d * elem + nq * d * 4) / (peaks["copy_bandwidth_GBps"] * 1e9 / 2)  # read rate = copy/2
+        roof = max(t_compute, t_memory)
+        row = {"precision": prec, "nearly_s": t, "torch_s": tt, "nearly_qps": nq / t, "torch_qps": nq / tt,
+               "speedup_vs_torch": tt / t, "roofline_s": roof, "roofline_bound": "compute" if t_compute > t_memory else "memory",
+               "fraction_of_roofline": roof / t, "nearly_TFLOPs": flops / t / 1e12,
+               "recall_vs_fp32": recall(I, gt, k), "torch_recall_vs_nearly_fp32": recall(It, gt, k)}
+        log(row)
+        rows.append(row)
+        del xbt, xqt
+        torch.cuda.empty_cache()
+    out["flat"] = {"n": n, "d": d, "nq": nq, "k": k, "metric": "IP", "peaks": peaks, "rows": rows}
+
+
+def suite_select(args, xb, xq, out):
+    import cupy
+    import torch
+    import nearly
+    from nearly.gpu import select_k
+    res = nearly.StandardGpuResources()
+    rows_n, cols = 10000, 32768
+    x = torch.randn(rows_n, cols, device="cuda")
+    xc = cupy.from_dlpack(x)
+    rows = []
+    for k in (10, 100, 1000):
+        t = timed(lambda: select_k(res, xc, k))
+        tt = timed(lambda: torch.topk(x, k, dim=1, largest=False, sorted=True))
+        Dn, In = select_k(res, xc, k)
+        ref = torch.topk(x, k, dim=1, largest=False, sorted=True)
+        same = bool(torch.equal(torch.from_dlpack(Dn), ref.values))
+        row = {"k": k, "rows": rows_n, "cols": cols, "nearly_rows_per_s": rows_n / t, "torch_rows_per_s": rows_n / tt,
+               "speedup_vs_torch": tt / t, "nearly_GBps": rows_n * cols * 4 / t / 1e9, "values_equal_torch": same}
+        log(row)
+        rows.append(row)
+    out["select_k"] = rows
+
+
+SUITES = {"flat": suite_flat, "select": suite_select}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("suites", nargs="+", choices=sorted(SUITES))
+    ap.add_argument("--data", default=os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data"))
+    ap.add_argument("--n", type=int, default=1_000_000)
+    ap.add_argument("--nq", type=int, default=10_000)
+    ap.add_argument("--k", type=int, default=10)
+    ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results"))
+    args = ap.parse_args()
+    xb, xq = load(args.data, args.n, args.nq)
+    log(f"data: {tuple(xb.shape)} base, {tuple(xq.shape)} queries")
+    os.makedirs(args.out, exist_ok=True)
+    for s in args.suites:
+        out = {"device": device_info(), "date": time.strftime("%Y-%m-%d %H:%M:%S"), "args": vars(args)}
+        SUITES[s](args, xb, xq, out)
+        path = os.path.join(args.out, f"gpu-{s}.json")
+        with open(path, "w") as f:
+            json.dump(out, f, indent=1)
+        log("wrote", path)
+
+
+if __name__ == "__main__":
+    main()

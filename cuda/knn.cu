@@ -1,0 +1,186 @@
+#include <algorithm>
+
+#include "cublas_loader.h"
+#include "knn.h"
+#include "select_k.cuh"
+#include "vector_ops.h"
+
+namespace nearly::gpu {
+
+namespace {
+
+// Block (segment s, query row r) of a distance tile: the k best of the
+// tile's columns [s * seg_len, (s + 1) * seg_len), as keys where smaller is
+// better (L2: ||x||^2 - 2 <q, x>, the query norm is added at the end; inner
+// product: -<q, x>).
+template <int BLOCK, int S>
+__global__ void __launch_bounds__(BLOCK) tile_select_kernel(const float* tile, int64_t tile_cols, int seg_len,
+                                                            const float* xb_norms, int64_t col0, bool l2, int k,
+                                                            float* cand, int64_t* cand_ids, int64_t cand_ld) {
+    __shared__ BlockSelect<BLOCK, S> sel;
+    int s = blockIdx.x;
+    int64_t r = blockIdx.y;
+    int64_t c0 = int64_t(s) * seg_len;
+    int64_t left = tile_cols - c0;
+    int64_t n = left < 0 ? 0 : (left < seg_len ? left : seg_len);
+    const float* row = tile + r * tile_cols + c0;
+    sel.init(k);
+    if (l2) {
+        const float* nrm = xb_norms + col0 + c0;
+        sel.run(n, [&](int64_t i) { return nrm[i] + row[i]; });
+    } else {
+        sel.run(n, [&](int64_t i) { return -row[i]; });
+    }
+    float* out = cand + r * cand_ld + int64_t(s) * k;
+    int64_t* out_ids = cand_ids + r * cand_ld + int64_t(s) * k;
+    for (int i = threadIdx.x; i < k; i += BLOCK) {
+        int32_t p = sel.pos[i];
+        out[i] = p < 0 ? FLT_MAX : sel.key[i];
+        out_ids[i] = p < 0 ? -1 : col0 + c0 + p;
+    }
+}
+
+// Merges one query's candidates (cols of them, keys and ids). Not final:
+// the k best go back to the row's first k slots (each block owns its row and
+// writes only after reading all of it). Final: distances in the metric's
+// terms into D / I.
+template <int BLOCK, int S>
+__global__ void __launch_bounds__(BLOCK) merge_kernel(float* cand, int64_t* cand_ids, int64_t cand_ld, int cols,
+                                                      int k, bool final_pass, bool l2, const float* q_norms,
+                                                      int64_t id_offset, float* D, int64_t* I) {
+    __shared__ BlockSelect<BLOCK, S> sel;
+    int64_t r = blockIdx.x;
+    float* row = cand + r * cand_ld;
+    int64_t* ids = cand_ids + r * cand_ld;
+    sel.init(k);
+    sel.run(cols, [&](int64_t i) { return row[i]; });
+    if (!final_pass) {
+        // finish() has synced: every read of the row is done, but positions
+        // may point anywhere in it, so gather the ids before writing back.
+        int64_t my_ids[(kMaxSelectK + BLOCK - 1) / BLOCK];
+        int c = 0;
+        for (int i = threadIdx.x; i < k; i += BLOCK, c++) my_ids[c] = sel.pos[i] < 0 ? -1 : ids[sel.pos[i]];
+        __syncthreads();
+        c = 0;
+        for (int i = threadIdx.x; i < k; i += BLOCK, c++) {
+            row[i] = sel.key[i];
+            ids[i] = my_ids[c];
+        }
+        return;
+    }
+    float qn = l2 ? q_norms[r] : 0.f;
+    for (int i = threadIdx.x; i < k; i += BLOCK) {
+        int32_t p = sel.pos[i];
+        int64_t id = p < 0 ? -1 : ids[p];
+        float key = sel.key[i];
+        bool missing = id < 0;
+        D[r * k + i] = missing ? (l2 ? FLT_MAX : -FLT_MAX) : (l2 ? fmaxf(key + qn, 0.f) : -key);
+        I[r * k + i] = missing ? -1 : id + id_offset;
+    }
+}
+
+__global__ void fill_kernel(float* cand, int64_t* cand_ids, int64_t ld, int64_t rows, int k) {
+    int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
+    if (i >= rows * k) return;
+    int64_t r = i / k, j = i % k;
+    cand[r * ld + j] = FLT_MAX;
+    cand_ids[r * ld + j] = -1;
+}
+
+}  // namespace
+
+void knn_exact(GpuResources& res, const KnnArgs& a) {
+    NEARLY_CHECK_ARG(a.k >= 1 && a.k <= kMaxSelectK,
+                     "k must be between 1 and " + std::to_string(kMaxSelectK) + " on the GPU (got " +
+                         std::to_string(a.k) + ")");
+    if (a.nq == 0) return;
+    res.set_device();
+    cudaStream_t st = res.stream();
+    const int k = a.k;
+    const bool l2 = a.metric == METRIC_L2;
+    int kp = 1;
+    while (kp < k) kp <<= 1;
+    // Segment length: long enough that k candidates per segment stay a small
+    // fraction of the columns.
+    const int seg_len = kp <= 64 ? 2048 : 8 * kp;
+    const int64_t qc = std::min<int64_t>(a.nq, 2048);
+    // A tile small enough to stay in L2 between the GEMM writing it and the
+    // selection reading it, at least one segment wide.
+    const int64_t tile_budget = std::max<int64_t>(int64_t(8) << 20, std::min<int64_t>(res.temp_memory() / 8, 32 << 20));
+    const int64_t nb_round = (std::max<int64_t>(a.nb, 1) + seg_len - 1) / seg_len * seg_len;
+    int64_t nt = tile_budget / 4 / qc / seg_len * seg_len;
+    nt = std::min(std::max<int64_t>(nt, seg_len), nb_round);
+    const int segs = int(nt / seg_len);
+    const int64_t cand_ld = int64_t(k) * (1 + segs);
+
+    Scratch<float> tile(res, size_t(qc * nt));
+    Scratch<float> cand(res, size_t(qc * cand_ld));
+    Scratch<int64_t> cand_ids(res, size_t(qc * cand_ld));
+    Scratch<float> q_norms(res, size_t(qc));
+    Scratch<uint16_t> q16(res, a.xb_fp16 ? size_t(qc) * a.d : 0);
+    void* handle = res.cublas();
+
+    for (int64_t q0 = 0; q0 < a.nq; q0 += qc) {
+        int64_t nq = std::min(qc, a.nq - q0);
+        const float* xq = a.xq + q0 * a.d;
+        if (l2) row_norms(res, xq, nq, a.d, q_norms.get());
+        const void* qmat = xq;
+        if (a.xb_fp16) {
+            to_fp16(res, xq, nq * a.d, q16.get());
+            qmat = q16.get();
+        }
+        if (a.nb == 0) {
+            fill_kernel<<<unsigned((nq * k + 255) / 256), 256, 0, st>>>(cand.get(), cand_ids.get(), cand_ld, nq, k);
+        }
+        bool first = true;
+        for (int64_t j0 = 0; j0 < a.nb; j0 += nt) {
+            int64_t ncols = std::min(nt, a.nb - j0);
+            const void* xb = a.xb_fp16 ? static_cast<const void*>(static_cast<const uint16_t*>(a.xb) + j0 * a.d)
+                                       : static_cast<const void*>(static_cast<const float*>(a.xb) + j0 * a.d);
+            gemm_abt(handle, int(nq), int(ncols), a.d, l2 ? -2.f : 1.f, qmat, xb, a.xb_fp16, a.tf32, tile.get(),
+                     int(ncols));
+            // The first tile writes the running slots too; later tiles write
+            // behind them and are merged in.
+            int64_t off = first ? 0 : k;
+            int tile_segs = int((ncols + seg_len - 1) / seg_len);
+            int launch_segs = first ? tile_segs : segs;  // unused segments fill with padding
+            with_select_config(k, [&](auto cfg) {
+                using C = decltype(cfg);
+                tile_select_kernel<C::kBlock, C::kSlots><<<dim3(launch_segs, unsigned(nq)), C::kBlock, 0, st>>>(
+                    tile.get(), ncols, seg_len, a.xb_norms, j0, l2, k, cand.get() + off, cand_ids.get() + off,
+                    cand_ld);
+            });
+            NEARLY_CUDA_CHECK(cudaGetLastError());
+            bool last = j0 + nt >= a.nb;
+            int cols = first ? tile_segs * k : k * (1 + segs);
+            if (!last) {
+                with_select_config(k, [&](auto cfg) {
+                    using C = decltype(cfg);
+                    merge_kernel<C::kBlock, C::kSlots><<<unsigned(nq), C::kBlock, 0, st>>>(
+                        cand.get(), cand_ids.get(), cand_ld, cols, k, false, l2, nullptr, 0, nullptr, nullptr);
+                });
+                NEARLY_CUDA_CHECK(cudaGetLastError());
+            } else {
+                with_select_config(k, [&](auto cfg) {
+                    using C = decltype(cfg);
+                    merge_kernel<C::kBlock, C::kSlots><<<unsigned(nq), C::kBlock, 0, st>>>(
+                        cand.get(), cand_ids.get(), cand_ld, cols, k, true, l2, q_norms.get(), a.id_offset,
+                        a.D + q0 * k, a.I + q0 * k);
+                });
+                NEARLY_CUDA_CHECK(cudaGetLastError());
+            }
+            first = false;
+        }
+        if (a.nb == 0) {
+            with_select_config(k, [&](auto cfg) {
+                using C = decltype(cfg);
+                merge_kernel<C::kBlock, C::kSlots><<<unsigned(nq), C::kBlock, 0, st>>>(
+                    cand.get(), cand_ids.get(), cand_ld, k, k, true, l2, q_norms.get(), a.id_offset, a.D + q0 * k,
+                    a.I + q0 * k);
+            });
+            NEARLY_CUDA_CHECK(cudaGetLastError());
+        }
+    }
+}
+
+}  // namespace nearly::gpu

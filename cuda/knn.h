@@ -1,0 +1,30 @@
+// Exact k-NN on the GPU: distances a tile at a time on the tensor cores
+// (cuBLAS), each tile reduced to k candidates per query straight away, so the
+// full nq x nb matrix never exists; only a tile that fits the L2 cache does.
+#pragma once
+#include <cstdint>
+
+#include "gpu_resources.h"
+#include "nearly/common.h"
+
+namespace nearly::gpu {
+
+struct KnnArgs {
+    MetricType metric = METRIC_L2;
+    const float* xq = nullptr;  // nq x d, device
+    int64_t nq = 0;
+    const void* xb = nullptr;  // nb x d, device: float32, or float16 when xb_fp16
+    bool xb_fp16 = false;
+    const float* xb_norms = nullptr;  // squared norms of xb (L2 only), device
+    int64_t nb = 0;
+    int d = 0;
+    int k = 1;            // 1..kMaxSelectK
+    bool tf32 = false;    // float32 data: let the tensor cores round to TF32
+    int64_t id_offset = 0;  // added to every returned id
+    float* D = nullptr;   // nq x k, device
+    int64_t* I = nullptr;  // nq x k, device
+};
+
+void knn_exact(GpuResources& res, const KnnArgs& a);
+
+}  // namespace nearly::gpu

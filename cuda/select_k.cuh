@@ -1,0 +1,143 @@
+// Block-wide top-k selection, the building block of every GPU search.
+//
+// One thread block owns one row. The k best so far sit sorted in the first
+// kp (= next power of two >= k) slots of a shared array; candidates that
+// beat the current k-th best (the threshold) are appended behind them with a
+// shared atomic. When the buffer could overflow, the whole array is bitonic-
+// sorted, the best kp kept and the threshold tightened. After the first
+// merges the threshold rejects almost everything, so the cost is one read
+// and one compare per element. Keys are "smaller is better"; callers negate
+// for inner products. Ties go to the smaller position, like the CPU heaps.
+#pragma once
+#include <cuda_runtime.h>
+
+#include <cfloat>
+#include <cstdint>
+
+namespace nearly::gpu {
+
+// BLOCK threads, S shared slots (a power of two); R items per thread per
+// round, so a round appends at most BLOCK * R candidates.
+template <int BLOCK, int S, int R = 2>
+struct BlockSelect {
+    static_assert((S & (S - 1)) == 0, "S must be a power of two");
+    float key[S];
+    int32_t pos[S];
+    int count;
+    float thresh;
+    int k, kp;
+
+    static constexpr int kRoundItems = BLOCK * R;
+
+    __device__ void init(int k_) {
+        if (threadIdx.x == 0) {
+            k = k_;
+            int p = 1;
+            while (p < k_) p <<= 1;
+            kp = p;
+            count = 0;
+            thresh = FLT_MAX;
+        }
+        for (int i = threadIdx.x; i < S; i += BLOCK) {
+            key[i] = FLT_MAX;
+            pos[i] = -1;
+        }
+        __syncthreads();
+    }
+
+    __device__ static bool less(float ka, int32_t pa, float kb, int32_t pb) {
+        // Empty slots (pos -1) sort last even among equal keys.
+        if (ka != kb) return ka < kb;
+        return uint32_t(pa) < uint32_t(pb);
+    }
+
+    __device__ void merge() {
+        __syncthreads();
+        for (int size = 2; size <= S; size <<= 1) {
+            for (int stride = size >> 1; stride > 0; stride >>= 1) {
+                for (int t = threadIdx.x; t < S / 2; t += BLOCK) {
+                    int i = 2 * t - (t & (stride - 1));
+                    int j = i + stride;
+                    bool ascending = (i & size) == 0;
+                    float ki = key[i], kj = key[j];
+                    int32_t pi = pos[i], pj = pos[j];
+                    if (less(kj, pj, ki, pi) == ascending) {
+                        key[i] = kj;
+                        key[j] = ki;
+                        pos[i] = pj;
+                        pos[j] = pi;
+                    }
+                }
+                __syncthreads();
+            }
+        }
+        for (int i = kp + threadIdx.x; i < S; i += BLOCK) {
+            key[i] = FLT_MAX;
+            pos[i] = -1;
+        }
+        if (threadIdx.x == 0) {
+            count = 0;
+            // Only a full set of k real candidates bounds the rest.
+            thresh = pos[k - 1] >= 0 ? key[k - 1] : FLT_MAX;
+        }
+        __syncthreads();
+    }
+
+    // Uniform: before a round of at most `items` offers.
+    __device__ void begin_round(int items) {
+        __syncthreads();
+        if (count + items > S - kp) merge();
+    }
+    // Any thread, between begin_round and the next begin_round / finish.
+    __device__ void offer(float v, int32_t p) {
+        if (v < thresh) {
+            int slot = atomicAdd(&count, 1);
+            key[kp + slot] = v;
+            pos[kp + slot] = p;
+        }
+    }
+    // Uniform: afterwards key[0..k) / pos[0..k) hold the result, sorted.
+    __device__ void finish() {
+        __syncthreads();
+        if (count > 0) merge();
+    }
+
+    // Selects over positions [0, n) of a row, key_of(i) giving each key.
+    template <class KeyOf>
+    __device__ void run(int64_t n, KeyOf key_of) {
+        for (int64_t base = 0; base < n; base += kRoundItems) {
+            begin_round(kRoundItems);
+#pragma unroll
+            for (int r = 0; r < R; r++) {
+                int64_t i = base + r * BLOCK + threadIdx.x;
+                if (i < n) offer(key_of(i), int32_t(i));
+            }
+        }
+        finish();
+    }
+};
+
+// The largest k the block selection handles (faiss's GPU limit too).
+constexpr int kMaxSelectK = 2048;
+
+template <int B, int S>
+struct SelectConfig {
+    static constexpr int kBlock = B;
+    static constexpr int kSlots = S;
+};
+
+// Calls f(SelectConfig<BLOCK, S>{}) with the smallest configuration whose
+// buffer still takes a full round behind the kp best (k <= kMaxSelectK).
+template <class F>
+void with_select_config(int k, F&& f) {
+    int kp = 1;
+    while (kp < k) kp <<= 1;
+    if (kp <= 256)
+        f(SelectConfig<128, 512>{});
+    else if (kp <= 1024)
+        f(SelectConfig<256, 2048>{});
+    else
+        f(SelectConfig<256, 4096>{});
+}
+
+}  // namespace nearly::gpu

@@ -1,0 +1,331 @@
+"""faiss's GPU API on nearly's CUDA kernels.
+
+``StandardGpuResources``, ``GpuIndexFlat(L2|IP)``, ``index_cpu_to_gpu``,
+``index_gpu_to_cpu``, ``index_cpu_to_all_gpus``, ``knn_gpu``: the names and
+signatures faiss's users call. numpy in gives numpy out (copied through the
+device inside the core); cupy or torch CUDA arrays in (anything with
+``__cuda_array_interface__``, float32, C-contiguous) give device arrays of the
+same library out, with no host copy. Work queued by cupy/torch on the legacy
+default stream is ordered before ours; code that uses its own streams must
+synchronise them before calling in.
+
+Importing this module never needs a GPU: the classes exist everywhere and
+raise RuntimeError when constructed without a CUDA build or a device.
+"""
+import os
+import sys
+
+import numpy as np
+
+from . import _nearly
+from ._nearly import METRIC_INNER_PRODUCT, METRIC_L2, IndexFlat, IndexFlatIP, IndexFlatL2, InvalidArgumentError
+
+_CUDA = hasattr(_nearly, "_GpuResources")
+GPU_MAX_SELECTION_K = 2048
+
+
+def get_num_gpus():
+    return _nearly.get_num_gpus()
+
+
+def _require_gpu():
+    if not _CUDA:
+        raise RuntimeError("this build of nearly has no CUDA support (nvcc was not found when it was built)")
+    if _nearly.get_num_gpus() == 0:
+        raise RuntimeError("no CUDA GPU is available (get_num_gpus() == 0)")
+
+
+_cublas_dirs_added = False
+
+
+def _add_cublas_dirs():
+    """Points the core at cuBLAS from the pip-installed NVIDIA wheels (torch and
+    cupy bring them), which are not on the loader's path."""
+    global _cublas_dirs_added
+    if _cublas_dirs_added:
+        return
+    _cublas_dirs_added = True
+    for base in sys.path:
+        for sub in ("nvidia/cu13/lib", "nvidia/cublas/lib", "nvidia/cu12/lib"):
+            d = os.path.join(base, sub)
+            if os.path.isdir(d):
+                _nearly._add_cublas_search_dir(d)
+
+
+class StandardGpuResources:
+    """One stream, one cuBLAS handle and a scratch-memory cache per device."""
+
+    def __init__(self):
+        _require_gpu()
+        self._temp = None
+        self._per_device = {}
+
+    def _get(self, device):
+        device = 0 if device is None or device < 0 else int(device)
+        r = self._per_device.get(device)
+        if r is None:
+            _add_cublas_dirs()
+            r = _nearly._GpuResources(device)
+            if self._temp is not None:
+                r.set_temp_memory(self._temp)
+            self._per_device[device] = r
+        return r
+
+    def setTempMemory(self, size):
+        """Scratch budget in bytes: bounds search tiles and the cache."""
+        self._temp = int(size)
+        for r in self._per_device.values():
+            r.set_temp_memory(self._temp)
+
+    def noTempMemory(self):
+        self.setTempMemory(0)
+
+    def setPinnedMemory(self, size):
+        """Accepted for faiss compatibility; host copies use the caller's memory."""
+
+    def setDefaultNullStreamAllDevices(self):
+        """Accepted for faiss compatibility: nearly's stream already waits for
+        the legacy default stream."""
+
+    def syncDefaultStreamCurrentDevice(self):
+        for r in self._per_device.values():
+            r.synchronize()
+
+
+class GpuIndexFlatConfig:
+    def __init__(self):
+        self.device = 0
+        self.useFloat16 = False
+        self.use_cuvs = False
+
+
+class GpuClonerOptions:
+    def __init__(self):
+        self.useFloat16 = False
+        self.useFloat16CoarseQuantizer = False
+        self.usePrecomputed = False
+        self.indicesOptions = 0
+        self.verbose = False
+        self.reserveVecs = 0
+        self.storeTransposed = False
+        self.use_cuvs = False
+
+
+class GpuMultipleClonerOptions(GpuClonerOptions):
+    def __init__(self):
+        super().__init__()
+        self.shard = False
+        self.shard_type = 1
+
+
+# ---- device arrays -----------------------------------------------------------
+
+def _cai(x):
+    return getattr(x, "__cuda_array_interface__", None)
+
+
+def _device_matrix(x, d, what, typestr="<f4"):
+    ci = x.__cuda_array_interface__
+    shape = tuple(ci["shape"])
+    if len(shape) != 2 or (d is not None and shape[1] != d):
+        raise InvalidArgumentError(
+            f"{what} must be a 2-D array of shape (n, {d if d is not None else 'd'}), got shape {shape}")
+    if ci["typestr"] != typestr:
+        kind = {"<f4": "float32", "<i8": "int64"}[typestr]
+        raise InvalidArgumentError(f"{what} must be {kind} on the device (got typestr {ci['typestr']!r})")
+    strides = ci.get("strides")
+    item = int(typestr[-1])
+    if strides is not None and shape[0] > 1 and tuple(strides) != (shape[1] * item, item):
+        raise InvalidArgumentError(f"{what} must be C-contiguous on the device")
+    return int(ci["data"][0]), shape[0], shape[1]
+
+
+def _device_empty(like, shape, dtype):
+    if type(like).__module__.startswith("torch"):
+        import torch
+        return torch.empty(shape, dtype={np.float32: torch.float32, np.int64: torch.int64}[dtype], device=like.device)
+    import cupy
+    return cupy.empty(shape, dtype=dtype)
+
+
+def _device_out(out, like, shape, dtype, what):
+    if out is None:
+        return _device_empty(like, shape, dtype)
+    ptr, n, m = _device_matrix(out, shape[1], what, "<f4" if dtype == np.float32 else "<i8")
+    if n != shape[0]:
+        raise InvalidArgumentError(f"{what} must have shape {shape}")
+    return out
+
+
+def _ptr(a):
+    ci = _cai(a)
+    return int(ci["data"][0]) if ci is not None else a.ctypes.data
+
+
+def _as_k(k):
+    if isinstance(k, (bool, np.bool_)) or not isinstance(k, (int, np.integer)):
+        raise InvalidArgumentError(f"k must be an integer, got {k!r}")
+    if k <= 0:
+        raise InvalidArgumentError(f"k must be > 0, got {k}")
+    return int(k)
+
+
+# ---- indexes -----------------------------------------------------------------
+
+_FlatBase = _nearly._GpuIndexFlat if _CUDA else object
+
+
+class GpuIndexFlat(_FlatBase):
+    """Exact search on the GPU. ``GpuIndexFlat(res, d, metric, config)`` or
+    ``GpuIndexFlat(res, cpu_flat_index, config)`` (a copy of its vectors)."""
+
+    def __init__(self, res, arg, metric=METRIC_L2, config=None):
+        _require_gpu()
+        cpu = None
+        if isinstance(arg, IndexFlat):
+            cpu = arg
+            if isinstance(metric, GpuIndexFlatConfig):
+                config = metric
+            metric = cpu.metric_type
+            d = cpu.d
+        else:
+            d = int(arg)
+        config = config or GpuIndexFlatConfig()
+        _FlatBase.__init__(self, res._get(config.device), d, int(metric), bool(config.useFloat16))
+        self._resources = res  # keeps the stream alive as long as the index
+        if cpu is not None:
+            self.copyFrom(cpu)
+
+    def add(self, x):
+        if _cai(x) is None:
+            return _FlatBase.add(self, x)
+        ptr, n, _ = _device_matrix(x, self.d, "x")
+        self._add_ptr(n, ptr)
+
+    def search(self, x, k, *, params=None, D=None, I=None):
+        if _cai(x) is None:
+            return _FlatBase.search(self, x, k, params=params, D=D, I=I)
+        if params is not None and getattr(params, "sel", None) is not None:
+            raise RuntimeError("GPU indexes do not filter with an IDSelector; search the CPU index for filtered queries")
+        k = _as_k(k)
+        ptr, n, _ = _device_matrix(x, self.d, "x")
+        D = _device_out(D, x, (n, k), np.float32, "D")
+        I = _device_out(I, x, (n, k), np.int64, "I")
+        self._search_ptr(n, ptr, k, _ptr(D), _ptr(I))
+        return D, I
+
+
+class GpuIndexFlatL2(GpuIndexFlat):
+    def __init__(self, res, arg, config=None):
+        if isinstance(arg, IndexFlat) and arg.metric_type != METRIC_L2:
+            raise InvalidArgumentError("GpuIndexFlatL2 needs an L2 index")
+        GpuIndexFlat.__init__(self, res, arg, METRIC_L2, config)
+
+
+class GpuIndexFlatIP(GpuIndexFlat):
+    def __init__(self, res, arg, config=None):
+        if isinstance(arg, IndexFlat) and arg.metric_type != METRIC_INNER_PRODUCT:
+            raise InvalidArgumentError("GpuIndexFlatIP needs an inner-product index")
+        GpuIndexFlat.__init__(self, res, arg, METRIC_INNER_PRODUCT, config)
+
+
+# ---- cloning -----------------------------------------------------------------
+
+def index_cpu_to_gpu(res, device, index, options=None):
+    """The GPU twin of a CPU index (a copy: later changes to either are not shared)."""
+    options = options or GpuClonerOptions()
+    if isinstance(index, IndexFlat):
+        config = GpuIndexFlatConfig()
+        config.device = device
+        config.useFloat16 = bool(options.useFloat16)
+        return GpuIndexFlat(res, index, config)
+    raise RuntimeError(f"index_cpu_to_gpu: {type(index).__name__} is not supported on the GPU "
+                       "(supported: IndexFlat, IndexFlatL2, IndexFlatIP)")
+
+
+def index_gpu_to_cpu(index):
+    """The CPU twin of a GPU index, with the same vectors and ids."""
+    if isinstance(index, GpuIndexFlat):
+        cpu = IndexFlatL2(index.d) if index.metric_type == METRIC_L2 else IndexFlatIP(index.d)
+        index.copyTo(cpu)
+        return cpu
+    if _CUDA and isinstance(index, _nearly.Index) and not type(index).__name__.startswith("Gpu"):
+        return index  # already on the CPU, as faiss does
+    raise RuntimeError(f"index_gpu_to_cpu: {type(index).__name__} is not a GPU index")
+
+
+def index_cpu_to_all_gpus(index, co=None, ngpu=-1):
+    n = get_num_gpus()
+    if n == 0:
+        _require_gpu()
+    if ngpu == -1:
+        ngpu = n
+    if ngpu != 1:
+        raise RuntimeError(f"index_cpu_to_all_gpus over {ngpu} GPUs is not supported yet (one GPU is)")
+    return index_cpu_to_gpu(StandardGpuResources(), 0, index, co)
+
+
+def index_cpu_to_gpus_list(index, co=None, gpus=None, ngpu=-1):
+    gpus = list(gpus) if gpus is not None else [0]
+    if len(gpus) != 1:
+        raise RuntimeError("index_cpu_to_gpus_list over several GPUs is not supported yet (one GPU is)")
+    return index_cpu_to_gpu(StandardGpuResources(), gpus[0], index, co)
+
+
+# ---- functions ---------------------------------------------------------------
+
+def knn_gpu(res, xq, xb, k, D=None, I=None, metric=METRIC_L2, device=-1, use_cuvs=False, vectorsMemoryLimit=0,
+            queriesMemoryLimit=0, use_float16=False):
+    """Exact k nearest neighbours of xq among xb on the GPU (faiss.knn_gpu).
+    Host or device arrays; device outputs when xq is on the device."""
+    _require_gpu()
+    k = _as_k(k)
+    r = res._get(device)
+    arrays = []
+
+    def matrix(x, d, what):
+        if _cai(x) is not None:
+            return _device_matrix(x, d, what)
+        a = np.ascontiguousarray(x, dtype=np.float32)
+        if a.ndim != 2 or (d is not None and a.shape[1] != d):
+            raise InvalidArgumentError(f"{what} must be a 2-D array (n, {d if d is not None else 'd'}), "
+                                       f"got shape {a.shape}")
+        arrays.append(a)
+        return a.ctypes.data, a.shape[0], a.shape[1]
+
+    pq, nq, d = matrix(xq, None, "xq")
+    pb, nb, _ = matrix(xb, d, "xb")
+    if _cai(xq) is not None:
+        D = _device_out(D, xq, (nq, k), np.float32, "D")
+        I = _device_out(I, xq, (nq, k), np.int64, "I")
+    else:
+        D = np.empty((nq, k), np.float32) if D is None else D
+        I = np.empty((nq, k), np.int64) if I is None else I
+        if D.shape != (nq, k) or I.shape != (nq, k) or D.dtype != np.float32 or I.dtype != np.int64:
+            raise InvalidArgumentError("D, I must be float32 / int64 arrays of shape (nq, k)")
+    _nearly._knn_gpu_ptr(r, int(metric), pq, nq, pb, nb, d, k, _ptr(D), _ptr(I), bool(use_float16))
+    return D, I
+
+
+def select_k(res, x, k, largest=False, ids=None, device=0):
+    """Top-k of each row of a (rows, cols) float32 matrix on the GPU: values and
+    ids (column numbers, or the matching entries of ``ids``), best first. Any
+    k >= 1; k <= 2048 takes the one-pass shared-memory path. Device arrays in,
+    device arrays out; numpy goes through cupy."""
+    _require_gpu()
+    k = _as_k(k)
+    if _cai(x) is None:
+        import cupy
+        x = cupy.asarray(np.ascontiguousarray(x, dtype=np.float32))
+        if ids is not None:
+            ids = cupy.asarray(np.ascontiguousarray(ids, dtype=np.int64))
+    ptr, rows, cols = _device_matrix(x, None, "x")
+    ids_ptr = 0
+    if ids is not None:
+        ids_ptr, r2, c2 = _device_matrix(ids, cols, "ids", "<i8")
+        if r2 != rows:
+            raise InvalidArgumentError("ids must have the shape of x")
+    out = _device_empty(x, (rows, k), np.float32)
+    out_ids = _device_empty(x, (rows, k), np.int64)
+    _nearly._select_k_ptr(res._get(device), ptr, ids_ptr, rows, cols, k, bool(largest), _ptr(out), _ptr(out_ids))
+    return out, out_ids
