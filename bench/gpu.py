@@ -144,7 +144,20 @@ def suite_flat(args, xb, xq, out):
         rows.append(row)
         del xbt, xqt
         torch.cuda.empty_cache()
-    out["flat"] = {"n": n, "d": d, "nq": nq, "k": k, "metric": "IP", "peaks": peaks, "rows": rows}
+    # Tile size sweep (fp16 storage): the default is 32 MB, chosen to stay in L2.
+    sweep = []
+    cfg = nearly.GpuIndexFlatConfig()
+    cfg.useFloat16 = True
+    idx = nearly.GpuIndexFlat(res, d, nearly.METRIC_INNER_PRODUCT, cfg)
+    idx.add(xb)
+    for mb in (8, 16, 32, 64, 128, 256):
+        os.environ["NEARLY_GPU_TILE_MB"] = str(mb)
+        t = timed(lambda: idx.search(xq, k))
+        sweep.append({"tile_mb": mb, "fp16_s": t})
+        log("tile", mb, t)
+    os.environ.pop("NEARLY_GPU_TILE_MB")
+    del idx
+    out["flat"] = {"n": n, "d": d, "nq": nq, "k": k, "metric": "IP", "peaks": peaks, "rows": rows, "tile_sweep": sweep}
 
 
 def suite_select(args, xb, xq, out):

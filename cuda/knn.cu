@@ -1,4 +1,5 @@
 #include <algorithm>
+#include <cstdlib>
 
 #include "cublas_loader.h"
 #include "knn.h"
@@ -13,18 +14,21 @@ namespace {
 // tile's columns [s * seg_len, (s + 1) * seg_len), as keys where smaller is
 // better (L2: ||x||^2 - 2 <q, x>, the query norm is added at the end; inner
 // product: -<q, x>).
-template <int BLOCK, int S>
+template <int BLOCK, int S, int R>
 __global__ void __launch_bounds__(BLOCK) tile_select_kernel(const float* tile, int64_t tile_cols, int seg_len,
                                                             const float* xb_norms, int64_t col0, bool l2, int k,
-                                                            float* cand, int64_t* cand_ids, int64_t cand_ld) {
-    __shared__ BlockSelect<BLOCK, S> sel;
+                                                            const float* running, float* cand, int64_t* cand_ids,
+                                                            int64_t cand_ld) {
+    __shared__ BlockSelect<BLOCK, S, R> sel;
     int s = blockIdx.x;
     int64_t r = blockIdx.y;
     int64_t c0 = int64_t(s) * seg_len;
     int64_t left = tile_cols - c0;
     int64_t n = left < 0 ? 0 : (left < seg_len ? left : seg_len);
     const float* row = tile + r * tile_cols + c0;
-    sel.init(k);
+    // The k-th best of the earlier tiles bounds this one: after the first
+    // tile almost every distance fails one compare and nothing is buffered.
+    sel.init(k, running ? running[r * cand_ld + k - 1] : FLT_MAX);
     if (l2) {
         const float* nrm = xb_norms + col0 + c0;
         sel.run(n, [&](int64_t i) { return nrm[i] + row[i]; });
@@ -44,11 +48,11 @@ __global__ void __launch_bounds__(BLOCK) tile_select_kernel(const float* tile, i
 // the k best go back to the row's first k slots (each block owns its row and
 // writes only after reading all of it). Final: distances in the metric's
 // terms into D / I.
-template <int BLOCK, int S>
+template <int BLOCK, int S, int R>
 __global__ void __launch_bounds__(BLOCK) merge_kernel(float* cand, int64_t* cand_ids, int64_t cand_ld, int cols,
                                                       int k, bool final_pass, bool l2, const float* q_norms,
                                                       int64_t id_offset, float* D, int64_t* I) {
-    __shared__ BlockSelect<BLOCK, S> sel;
+    __shared__ BlockSelect<BLOCK, S, R> sel;
     int64_t r = blockIdx.x;
     float* row = cand + r * cand_ld;
     int64_t* ids = cand_ids + r * cand_ld;
@@ -106,7 +110,10 @@ void knn_exact(GpuResources& res, const KnnArgs& a) {
     const int64_t qc = std::min<int64_t>(a.nq, 2048);
     // A tile small enough to stay in L2 between the GEMM writing it and the
     // selection reading it, at least one segment wide.
-    const int64_t tile_budget = std::max<int64_t>(int64_t(8) << 20, std::min<int64_t>(res.temp_memory() / 8, 32 << 20));
+    int64_t tile_mb = 32;
+    if (const char* e = std::getenv("NEARLY_GPU_TILE_MB")) tile_mb = std::max(1, std::atoi(e));  // for benchmarks
+    const int64_t tile_budget =
+        std::max<int64_t>(int64_t(8) << 20, std::min<int64_t>(res.temp_memory() / 8, tile_mb << 20));
     const int64_t nb_round = (std::max<int64_t>(a.nb, 1) + seg_len - 1) / seg_len * seg_len;
     int64_t nt = tile_budget / 4 / qc / seg_len * seg_len;
     nt = std::min(std::max<int64_t>(nt, seg_len), nb_round);
@@ -146,9 +153,9 @@ void knn_exact(GpuResources& res, const KnnArgs& a) {
             int launch_segs = first ? tile_segs : segs;  // unused segments fill with padding
             with_select_config(k, [&](auto cfg) {
                 using C = decltype(cfg);
-                tile_select_kernel<C::kBlock, C::kSlots><<<dim3(launch_segs, unsigned(nq)), C::kBlock, 0, st>>>(
-                    tile.get(), ncols, seg_len, a.xb_norms, j0, l2, k, cand.get() + off, cand_ids.get() + off,
-                    cand_ld);
+                tile_select_kernel<C::kBlock, C::kSlots, C::kItems><<<dim3(launch_segs, unsigned(nq)), C::kBlock, 0, st>>>(
+                    tile.get(), ncols, seg_len, a.xb_norms, j0, l2, k, first ? nullptr : cand.get(), cand.get() + off,
+                    cand_ids.get() + off, cand_ld);
             });
             NEARLY_CUDA_CHECK(cudaGetLastError());
             bool last = j0 + nt >= a.nb;
@@ -156,14 +163,14 @@ void knn_exact(GpuResources& res, const KnnArgs& a) {
             if (!last) {
                 with_select_config(k, [&](auto cfg) {
                     using C = decltype(cfg);
-                    merge_kernel<C::kBlock, C::kSlots><<<unsigned(nq), C::kBlock, 0, st>>>(
+                    merge_kernel<C::kBlock, C::kSlots, C::kItems><<<unsigned(nq), C::kBlock, 0, st>>>(
                         cand.get(), cand_ids.get(), cand_ld, cols, k, false, l2, nullptr, 0, nullptr, nullptr);
                 });
                 NEARLY_CUDA_CHECK(cudaGetLastError());
             } else {
                 with_select_config(k, [&](auto cfg) {
                     using C = decltype(cfg);
-                    merge_kernel<C::kBlock, C::kSlots><<<unsigned(nq), C::kBlock, 0, st>>>(
+                    merge_kernel<C::kBlock, C::kSlots, C::kItems><<<unsigned(nq), C::kBlock, 0, st>>>(
                         cand.get(), cand_ids.get(), cand_ld, cols, k, true, l2, q_norms.get(), a.id_offset,
                         a.D + q0 * k, a.I + q0 * k);
                 });
@@ -174,7 +181,7 @@ void knn_exact(GpuResources& res, const KnnArgs& a) {
         if (a.nb == 0) {
             with_select_config(k, [&](auto cfg) {
                 using C = decltype(cfg);
-                merge_kernel<C::kBlock, C::kSlots><<<unsigned(nq), C::kBlock, 0, st>>>(
+                merge_kernel<C::kBlock, C::kSlots, C::kItems><<<unsigned(nq), C::kBlock, 0, st>>>(
                     cand.get(), cand_ids.get(), cand_ld, k, k, true, l2, q_norms.get(), a.id_offset, a.D + q0 * k,
                     a.I + q0 * k);
             });

@@ -7,10 +7,10 @@ namespace nearly::gpu {
 
 namespace {
 
-template <int BLOCK, int S>
+template <int BLOCK, int S, int R>
 __global__ void __launch_bounds__(BLOCK) select_rows_kernel(const float* in, const int64_t* in_ids, int64_t cols,
                                                             int k, bool largest, float* out, int64_t* out_ids) {
-    __shared__ BlockSelect<BLOCK, S> sel;
+    __shared__ BlockSelect<BLOCK, S, R> sel;
     int64_t row = blockIdx.x;
     const float* r = in + row * cols;
     sel.init(k);
@@ -104,7 +104,7 @@ void select_k(GpuResources& res, const float* in, const int64_t* in_ids, int64_t
         using C = decltype(cfg);
         for (int64_t r0 = 0; r0 < rows; r0 += 0x7fffffff) {
             int64_t nr = std::min<int64_t>(rows - r0, 0x7fffffff);
-            select_rows_kernel<C::kBlock, C::kSlots><<<unsigned(nr), C::kBlock, 0, res.stream()>>>(
+            select_rows_kernel<C::kBlock, C::kSlots, C::kItems><<<unsigned(nr), C::kBlock, 0, res.stream()>>>(
                 in + r0 * cols, in_ids ? in_ids + r0 * cols : nullptr, cols, k, largest, out + r0 * k,
                 out_ids + r0 * k);
         }

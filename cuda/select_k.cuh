@@ -18,25 +18,28 @@ namespace nearly::gpu {
 
 // BLOCK threads, S shared slots (a power of two); R items per thread per
 // round, so a round appends at most BLOCK * R candidates.
-template <int BLOCK, int S, int R = 2>
+template <int BLOCK, int S, int R>
 struct BlockSelect {
     static_assert((S & (S - 1)) == 0, "S must be a power of two");
     float key[S];
     int32_t pos[S];
     int count;
     float thresh;
+    float seed;  // a bound known before the scan (the k-th best of earlier tiles)
     int k, kp;
 
     static constexpr int kRoundItems = BLOCK * R;
 
-    __device__ void init(int k_) {
+    // seed_: only keys below it can matter (FLT_MAX: no bound).
+    __device__ void init(int k_, float seed_ = FLT_MAX) {
         if (threadIdx.x == 0) {
             k = k_;
             int p = 1;
             while (p < k_) p <<= 1;
             kp = p;
             count = 0;
-            thresh = FLT_MAX;
+            seed = seed_;
+            thresh = seed_;
         }
         for (int i = threadIdx.x; i < S; i += BLOCK) {
             key[i] = FLT_MAX;
@@ -78,15 +81,20 @@ struct BlockSelect {
         if (threadIdx.x == 0) {
             count = 0;
             // Only a full set of k real candidates bounds the rest.
-            thresh = pos[k - 1] >= 0 ? key[k - 1] : FLT_MAX;
+            float t = pos[k - 1] >= 0 ? key[k - 1] : FLT_MAX;
+            thresh = t < seed ? t : seed;
         }
         __syncthreads();
     }
 
-    // Uniform: before a round of at most `items` offers.
+    // Uniform: before a round of at most `items` offers. Every thread reads
+    // the count before any offer of the new round changes it, so all take
+    // the same branch.
     __device__ void begin_round(int items) {
         __syncthreads();
-        if (count + items > S - kp) merge();
+        int c = count;
+        __syncthreads();
+        if (c + items > S - kp) merge();
     }
     // Any thread, between begin_round and the next begin_round / finish.
     __device__ void offer(float v, int32_t p) {
@@ -120,24 +128,26 @@ struct BlockSelect {
 // The largest k the block selection handles (faiss's GPU limit too).
 constexpr int kMaxSelectK = 2048;
 
-template <int B, int S>
+template <int B, int S, int R>
 struct SelectConfig {
     static constexpr int kBlock = B;
     static constexpr int kSlots = S;
+    static constexpr int kItems = R;
 };
 
-// Calls f(SelectConfig<BLOCK, S>{}) with the smallest configuration whose
-// buffer still takes a full round behind the kp best (k <= kMaxSelectK).
+// Calls f(SelectConfig<BLOCK, S, R>{}) with the configuration for k
+// (<= kMaxSelectK): a round of BLOCK * R items must fit behind the kp best,
+// and larger buffers merge less often when many candidates pass.
 template <class F>
 void with_select_config(int k, F&& f) {
     int kp = 1;
     while (kp < k) kp <<= 1;
-    if (kp <= 256)
-        f(SelectConfig<128, 512>{});
-    else if (kp <= 1024)
-        f(SelectConfig<256, 2048>{});
+    if (kp <= 64)
+        f(SelectConfig<128, 1024, 4>{});
+    else if (kp <= 512)
+        f(SelectConfig<128, 2048, 8>{});
     else
-        f(SelectConfig<256, 4096>{});
+        f(SelectConfig<256, 4096, 4>{});
 }
 
 }  // namespace nearly::gpu
