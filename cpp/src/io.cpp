@@ -7,7 +7,7 @@
 #include "nearly/flat.h"
 #include "nearly/hnsw.h"
 #include "nearly/idmap.h"
-#include "nearly/ivf.h"
+#include "nearly/ivf_flat.h"
 #include "nearly/refine.h"
 #include "nearly/transform.h"
 

@@ -4,11 +4,8 @@
 #include <cstdio>
 #include <mutex>
 
-#include "nearly/distance.h"
-#include "nearly/flat.h"
 #include "nearly/io.h"
 #include "nearly/parallel.h"
-#include "nearly/simd.h"
 #include "nearly/topk.h"
 
 namespace nearly {
@@ -19,26 +16,48 @@ constexpr size_t kScanChunk = 256;
 // Queries per task: enough work to amortize a task, small enough to share
 // a batch of queries over the pool.
 constexpr size_t kQueriesPerTask = 8;
-// From this many queries per probed list on average, a batch is scanned list
-// by list with the GEMM engine (see search_by_list).
-constexpr size_t kMinQueriesPerList = 4;
 constexpr size_t kMaxPairResults = size_t(16) << 20;
+// add() assigns and encodes this many vectors at a time: bounded memory, and
+// Ctrl-C / verbose progress between blocks (faiss uses the same size).
+constexpr size_t kAddBlock = 65536;
+
+// Pushes the scores of one list into a heap of k (scores: lower is better,
+// i.e. L2 distances or negated inner products). label_ids: the labels pushed
+// (list ids, or null for positions in the list); sel is checked on ids.
+void scan_into_heap(const InvertedListScanner& sc, const uint8_t* codes, size_t code_size, const idx_t* ids,
+                    size_t size, bool labels_are_ids, bool ip, const IDSelector* sel, float* Dq, idx_t* Iq,
+                    size_t k) {
+    float buf[kScanChunk];
+    for (size_t j0 = 0; j0 < size; j0 += kScanChunk) {
+        const size_t m = std::min(kScanChunk, size - j0);
+        sc.distances(m, codes + j0 * code_size, buf);
+        if (ip)
+            for (size_t j = 0; j < m; j++) buf[j] = -buf[j];
+        for (size_t j = 0; j < m; j++) {
+            if (buf[j] > Dq[0] || (sel && !sel->is_member(ids[j0 + j]))) continue;
+            TopK::push(Dq, Iq, k, buf[j], labels_are_ids ? ids[j0 + j] : idx_t(j0 + j));
+        }
+    }
+}
 }  // namespace
 
-IndexIVFFlat::IndexIVFFlat(IndexPtr quantizer_, int d, size_t nlist_, MetricType metric)
-    : Index(d, metric), quantizer(std::move(quantizer_)), nlist(nlist_), lists_(nlist_) {
-    NEARLY_CHECK_ARG(quantizer != nullptr, "IndexIVFFlat: the quantizer is None");
-    NEARLY_CHECK_ARG(quantizer->d == d, "IndexIVFFlat: the quantizer's dimension " + std::to_string(quantizer->d) +
+IndexIVF::IndexIVF(IndexPtr quantizer_, int d, size_t nlist_, size_t code_size_, MetricType metric)
+    : Index(d, metric), quantizer(std::move(quantizer_)), nlist(nlist_), code_size(code_size_), lists_(nlist_) {
+    NEARLY_CHECK_ARG(quantizer != nullptr, "IndexIVF: the quantizer is None");
+    NEARLY_CHECK_ARG(quantizer->d == d, "IndexIVF: the quantizer's dimension " + std::to_string(quantizer->d) +
                                             " differs from d=" + std::to_string(d));
-    NEARLY_CHECK_ARG(nlist_ > 0, "IndexIVFFlat: nlist must be positive");
+    NEARLY_CHECK_ARG(nlist_ > 0, "IndexIVF: nlist must be positive");
     cp.niter = 10;
     cp.spherical = metric == METRIC_INNER_PRODUCT;
-    refresh_trained();
+    // Families call refresh_trained() once their encoder exists.
+    is_trained = false;
 }
 
-void IndexIVFFlat::refresh_trained() { is_trained = quantizer->is_trained && size_t(quantizer->ntotal) == nlist; }
+void IndexIVF::refresh_trained() {
+    is_trained = quantizer->is_trained && size_t(quantizer->ntotal) == nlist && encoder_trained();
+}
 
-void IndexIVFFlat::train(idx_t n, const float* x) {
+void IndexIVF::train(idx_t n, const float* x) {
     check_writable();
     std::unique_lock<SharedMutex> lk(rw_mutex_);
     if (verbose) std::printf("Training level-1 quantizer\n");
@@ -52,43 +71,102 @@ void IndexIVFFlat::train(idx_t n, const float* x) {
         quantizer->train(idx_t(nlist), clus.centroids.data());
         quantizer->add(idx_t(nlist), clus.centroids.data());
     }
+    const idx_t max_nt = train_encoder_num_vectors();
+    if (max_nt > 0) {
+        if (verbose) std::printf("Training IVF residual\n");
+        check_finite(x, size_t(n) * d, "training data");
+        // faiss's fvecs_maybe_subsample: the first max_nt of a permutation
+        // seeded 1234, so both libraries train the encoder on the same points.
+        const size_t dd = d;
+        std::vector<float> sample;
+        const float* xt = x;
+        size_t nt = size_t(n);
+        if (nt > size_t(max_nt)) {
+            if (verbose)
+                std::printf("  Input training set too big (max size is %lld), sampling %lld / %zu vectors\n",
+                            (long long)max_nt, (long long)max_nt, nt);
+            std::vector<int> perm(nt);
+            rand_perm(perm.data(), nt, 1234);
+            nt = size_t(max_nt);
+            sample.resize(nt * dd);
+            for (size_t i = 0; i < nt; i++)
+                std::copy(x + size_t(perm[i]) * dd, x + size_t(perm[i] + 1) * dd, &sample[i * dd]);
+            xt = sample.data();
+        }
+        std::vector<idx_t> assign(nt);
+        std::vector<float> dis(nt);
+        quantizer->search(idx_t(nt), xt, 1, dis.data(), assign.data());
+        std::vector<float> residuals;
+        if (by_residual) {
+            residuals.resize(nt * dd);
+            std::vector<float> centroids(nlist * dd);
+            quantizer->reconstruct_n(0, idx_t(nlist), centroids.data());
+            for (size_t i = 0; i < nt; i++)
+                for (size_t j = 0; j < dd; j++) residuals[i * dd + j] = xt[i * dd + j] - centroids[assign[i] * dd + j];
+            xt = residuals.data();
+        }
+        train_encoder(idx_t(nt), xt, assign.data());
+    }
     std::fflush(stdout);
     refresh_trained();
 }
 
-void IndexIVFFlat::add(idx_t n, const float* x) { add_core(n, x, nullptr); }
+void IndexIVF::add(idx_t n, const float* x) { add_core(n, x, nullptr); }
 
-void IndexIVFFlat::add_with_ids(idx_t n, const float* x, const idx_t* ids) { add_core(n, x, ids); }
+void IndexIVF::add_with_ids(idx_t n, const float* x, const idx_t* ids) { add_core(n, x, ids); }
 
-void IndexIVFFlat::add_core(idx_t n, const float* x, const idx_t* ids) {
+void IndexIVF::add_core(idx_t n, const float* x, const idx_t* ids) {
     check_writable();
     if (!is_trained) throw NotSupported("Error: 'is_trained' failed: the IVF index must be trained before adding");
     check_add_args(n, x);
     if (n == 0) return;
-    // Assign outside the lock: searches go on while the quantizer works.
-    std::vector<float> dis(n);
-    std::vector<idx_t> list_of(n);
-    quantizer->search(n, x, 1, dis.data(), list_of.data());
-    std::unique_lock<SharedMutex> lk(rw_mutex_);
     InterruptPoll poll;
     const size_t dd = d;
     size_t added = 0;
-    for (idx_t i = 0; i < n; i++) {
-        const idx_t l = list_of[i];
-        if (l < 0 || size_t(l) >= nlist) continue;  // faiss skips vectors the quantizer cannot place
-        List& list = lists_[l];
-        list.vectors.insert(list.vectors.end(), x + size_t(i) * dd, x + size_t(i + 1) * dd);
-        list.ids.push_back(ids ? ids[i] : ntotal + i);
-        if (direct_map_) where_[list.ids.back()] = {size_t(l), list.ids.size() - 1};
-        added++;
-        if ((i & 0xffff) == 0) poll();
+    std::vector<float> dis;
+    std::vector<idx_t> list_of;
+    std::vector<uint8_t> codes;
+    for (size_t i0 = 0; i0 < size_t(n); i0 += kAddBlock) {
+        const size_t m = std::min(kAddBlock, size_t(n) - i0);
+        const float* xb = x + i0 * dd;
+        // Assign and encode outside the lock: searches go on meanwhile.
+        dis.resize(m);
+        list_of.resize(m);
+        codes.resize(m * code_size);
+        quantizer->search(idx_t(m), xb, 1, dis.data(), list_of.data());
+        encode_vectors(idx_t(m), xb, list_of.data(), codes.data());
+        poll();
+        std::unique_lock<SharedMutex> lk(rw_mutex_);
+        for (size_t i = 0; i < m; i++) {
+            const idx_t l = list_of[i];
+            if (l < 0 || size_t(l) >= nlist) continue;  // faiss skips vectors the quantizer cannot place
+            List& list = lists_[l];
+            list.codes.insert(list.codes.end(), &codes[i * code_size], &codes[(i + 1) * code_size]);
+            list.ids.push_back(ids ? ids[i0 + i] : ntotal + idx_t(i));
+            if (direct_map_) where_[list.ids.back()] = {size_t(l), list.ids.size() - 1};
+            added++;
+        }
+        ntotal += idx_t(m);
+        if (verbose && size_t(n) > kAddBlock)
+            std::printf("  add: %zu / %lld vectors\n", i0 + m, (long long)n);
     }
-    ntotal += n;
-    if (verbose) std::printf("IndexIVFFlat::add_core: added %zu / %lld vectors\n", added, (long long)n);
+    if (verbose) std::printf("Index%s::add_core: added %zu / %lld vectors\n", type_name().c_str(), added, (long long)n);
 }
 
-void IndexIVFFlat::search(idx_t n, const float* x, idx_t k, float* D, idx_t* I,
-                          const SearchParameters* params) const {
+void IndexIVF::add_entries(size_t list_no, size_t n, const uint8_t* codes, const idx_t* ids) {
+    check_writable();
+    NEARLY_CHECK_ARG(list_no < nlist, "list number out of range");
+    std::unique_lock<SharedMutex> lk(rw_mutex_);
+    List& list = lists_[list_no];
+    list.codes.insert(list.codes.end(), codes, codes + n * code_size);
+    for (size_t i = 0; i < n; i++) {
+        list.ids.push_back(ids[i]);
+        if (direct_map_) where_[ids[i]] = {list_no, list.ids.size() - 1};
+    }
+    ntotal += idx_t(n);
+}
+
+void IndexIVF::search(idx_t n, const float* x, idx_t k, float* D, idx_t* I, const SearchParameters* params) const {
     check_search_args(n, x, k);
     if (!is_trained) throw NotSupported("Error: '!(is_trained)' failed: IVF index is not trained");
     const size_t np = effective_nprobe(params);
@@ -100,55 +178,44 @@ void IndexIVFFlat::search(idx_t n, const float* x, idx_t k, float* D, idx_t* I,
     quantizer->search(n, x, idx_t(np), coarse_dis.data(), coarse.data());
 
     std::shared_lock<SharedMutex> lk(rw_mutex_);
-    if (size_t(n) * np >= kMinQueriesPerList * std::min(nlist, size_t(n) * np)) {
+    const size_t mq = min_queries_per_list();
+    if (mq > 0 && size_t(n) * np >= mq * std::min(nlist, size_t(n) * np)) {
         // Per-pair partial results take n * nprobe * k slots: big batches go
         // in slices so that stays bounded (about 200 MB).
         const size_t per_slice = std::max<size_t>(1, kMaxPairResults / (np * size_t(k)));
         for (size_t q0 = 0; q0 < size_t(n); q0 += per_slice) {
             const size_t m = std::min(per_slice, size_t(n) - q0);
-            search_by_list(idx_t(m), x + q0 * d, k, np, coarse.data() + q0 * np, sel, D + q0 * k, I + q0 * k);
+            search_by_list(idx_t(m), x + q0 * d, k, np, coarse.data() + q0 * np, coarse_dis.data() + q0 * np, sel,
+                           D + q0 * k, I + q0 * k);
         }
     } else {
-        search_by_query(n, x, k, np, coarse.data(), sel, D, I);
+        search_by_query(n, x, k, np, coarse.data(), coarse_dis.data(), sel, D, I);
     }
 }
 
-// Few queries per list: each query walks its lists, distances from the SIMD
-// row kernels straight into its heap.
-void IndexIVFFlat::search_by_query(idx_t n, const float* x, idx_t k, size_t np, const idx_t* coarse,
-                                   const IDSelector* sel, float* D, idx_t* I) const {
-    const SimdKernels& K = simd();
+// Few queries per list: each query walks its lists with its own scanner,
+// scores straight into its heap.
+void IndexIVF::search_by_query(idx_t n, const float* x, idx_t k, size_t np, const idx_t* coarse,
+                               const float* coarse_dis, const IDSelector* sel, float* D, idx_t* I) const {
     const size_t dd = d, kk = k;
     const bool ip = metric_type == METRIC_INNER_PRODUCT;
     const float pad = missing_distance(metric_type);
     InterruptPoll poll;
     parallel_for((n + kQueriesPerTask - 1) / kQueriesPerTask, [&](size_t t) {
-        float buf[kScanChunk];
+        std::unique_ptr<InvertedListScanner> sc = get_scanner();
         for (size_t q = t * kQueriesPerTask; q < std::min(size_t(n), (t + 1) * kQueriesPerTask); q++) {
-            const float* xq = x + q * dd;
             float* Dq = D + q * kk;
             idx_t* Iq = I + q * kk;
             TopK::init(Dq, Iq, kk);  // scores: L2 distance, or the negated inner product
+            sc->set_query(x + q * dd);
             for (size_t p = 0; p < np; p++) {
                 const idx_t l = coarse[q * np + p];
                 if (l < 0) continue;
                 const List& list = lists_[l];
-                const size_t size = list.ids.size();
-                for (size_t j0 = 0; j0 < size; j0 += kScanChunk) {
-                    const size_t m = std::min(kScanChunk, size - j0);
-                    const float* xb = list.vectors.data() + j0 * dd;
-                    if (ip) {
-                        K.inner_products_ny(xq, xb, dd, m, buf);
-                        for (size_t j = 0; j < m; j++) buf[j] = -buf[j];
-                    } else {
-                        K.l2sqr_ny(xq, xb, dd, m, buf);
-                    }
-                    const idx_t* ids = list.ids.data() + j0;
-                    for (size_t j = 0; j < m; j++) {
-                        if (buf[j] > Dq[0] || (sel && !sel->is_member(ids[j]))) continue;
-                        TopK::push(Dq, Iq, kk, buf[j], ids[j]);
-                    }
-                }
+                if (list.ids.empty()) continue;
+                sc->set_list(size_t(l), coarse_dis[q * np + p]);
+                scan_into_heap(*sc, list.codes.data(), code_size, list.ids.data(), list.ids.size(), true, ip, sel,
+                               Dq, Iq, kk);
             }
             TopK::sort(Dq, Iq, kk);
             for (size_t i = 0; i < kk; i++) Dq[i] = Iq[i] < 0 ? pad : (ip ? -Dq[i] : Dq[i]);
@@ -157,12 +224,32 @@ void IndexIVFFlat::search_by_query(idx_t n, const float* x, idx_t k, size_t np, 
     });
 }
 
+// The generic list-batch scan: one query after the other with a scanner.
+void IndexIVF::scan_list_batch(size_t l, const uint8_t* codes, const idx_t* ids, size_t size, size_t nq,
+                               const float* xq, const float* coarse_dis, size_t k, const IDSelector* sel, float* dis,
+                               idx_t* pos) const {
+    const bool ip = metric_type == METRIC_INNER_PRODUCT;
+    std::unique_ptr<InvertedListScanner> sc = get_scanner();
+    for (size_t i = 0; i < nq; i++) {
+        float* Dq = dis + i * k;
+        idx_t* Iq = pos + i * k;
+        TopK::init(Dq, Iq, k);
+        sc->set_query(xq + i * size_t(d));
+        sc->set_list(l, coarse_dis[i]);
+        scan_into_heap(*sc, codes, code_size, ids, size, false, ip, sel, Dq, Iq, k);
+        TopK::sort(Dq, Iq, k);
+        if (ip)
+            for (size_t j = 0; j < k; j++) Dq[j] = -Dq[j];
+    }
+}
+
 // Many queries per list: the queries probing a list are gathered and scanned
-// against it with the blocked GEMM engine of exact search (knn_exhaustive),
-// one list per task; each (query, probe) pair gets its own k best, merged per
-// query at the end. Turns the scan from memory-bound into compute-bound.
-void IndexIVFFlat::search_by_list(idx_t n, const float* x, idx_t k, size_t np, const idx_t* coarse,
-                                  const IDSelector* sel, float* D, idx_t* I) const {
+// against it together (the family's scan_list_batch: Flat uses the blocked
+// GEMM engine), one list per task; each (query, probe) pair gets its own k
+// best, merged per query at the end. Turns the scan from memory-bound into
+// compute-bound.
+void IndexIVF::search_by_list(idx_t n, const float* x, idx_t k, size_t np, const idx_t* coarse,
+                              const float* coarse_dis, const IDSelector* sel, float* D, idx_t* I) const {
     const size_t dd = d, kk = k, npairs = size_t(n) * np;
     // Pairs bucketed by list.
     std::vector<size_t> start(nlist + 1, 0);
@@ -187,16 +274,16 @@ void IndexIVFFlat::search_by_list(idx_t n, const float* x, idx_t k, size_t np, c
         const size_t l = order[t];
         const List& list = lists_[l];
         const size_t nq = start[l + 1] - start[l];
-        std::vector<float> xq(nq * dd), dis(nq * kk);
+        std::vector<float> xq(nq * dd), dis(nq * kk), cdis(nq);
         std::vector<idx_t> pos(nq * kk);
         for (size_t i = 0; i < nq; i++) {
-            const float* src = x + (pairs[start[l] + i] / np) * dd;
+            const size_t pair = pairs[start[l] + i];
+            const float* src = x + (pair / np) * dd;
             std::copy(src, src + dd, &xq[i * dd]);
+            cdis[i] = coarse_dis[pair];
         }
-        std::unique_ptr<IDSelectorTranslated> translated;
-        if (sel) translated = std::make_unique<IDSelectorTranslated>(list.ids, *sel);
-        knn_exhaustive(xq.data(), nq, list.vectors.data(), list.ids.size(), dd, metric_type, kk, dis.data(),
-                       pos.data(), translated.get());
+        scan_list_batch(l, list.codes.data(), list.ids.data(), list.ids.size(), nq, xq.data(), cdis.data(), kk, sel,
+                        dis.data(), pos.data());
         for (size_t i = 0; i < nq; i++) {
             const size_t pair = pairs[start[l] + i];
             for (size_t j = 0; j < kk; j++) {
@@ -223,15 +310,15 @@ void IndexIVFFlat::search_by_list(idx_t n, const float* x, idx_t k, size_t np, c
     });
 }
 
-size_t IndexIVFFlat::effective_nprobe(const SearchParameters* params) const {
+size_t IndexIVF::effective_nprobe(const SearchParameters* params) const {
     size_t np = nprobe;
     if (auto* p = dynamic_cast<const SearchParametersIVF*>(params)) np = p->nprobe;
     NEARLY_CHECK_ARG(np > 0, "nprobe must be positive");
     return std::min(np, nlist);  // faiss clips too
 }
 
-void IndexIVFFlat::range_search(idx_t n, const float* x, float radius, RangeSearchResult& result,
-                                const SearchParameters* params) const {
+void IndexIVF::range_search(idx_t n, const float* x, float radius, RangeSearchResult& result,
+                            const SearchParameters* params) const {
     check_search_args(n, x, 1);
     if (!is_trained) throw NotSupported("Error: '!(is_trained)' failed: IVF index is not trained");
     const size_t np = effective_nprobe(params);
@@ -241,25 +328,24 @@ void IndexIVFFlat::range_search(idx_t n, const float* x, float radius, RangeSear
     if (n > 0) quantizer->search(n, x, idx_t(np), coarse_dis.data(), coarse.data());
 
     std::shared_lock<SharedMutex> lk(rw_mutex_);
-    const SimdKernels& K = simd();
     const size_t dd = d;
     const bool ip = metric_type == METRIC_INNER_PRODUCT;
     std::vector<std::vector<std::pair<idx_t, float>>> hits(n);
     InterruptPoll poll;
     parallel_for((n + kQueriesPerTask - 1) / kQueriesPerTask, [&](size_t t) {
+        std::unique_ptr<InvertedListScanner> sc = get_scanner();
         float buf[kScanChunk];
         for (size_t q = t * kQueriesPerTask; q < std::min(size_t(n), (t + 1) * kQueriesPerTask); q++) {
+            sc->set_query(x + q * dd);
             for (size_t p = 0; p < np; p++) {
                 const idx_t l = coarse[q * np + p];
                 if (l < 0) continue;
                 const List& list = lists_[l];
+                if (list.ids.empty()) continue;
+                sc->set_list(size_t(l), coarse_dis[q * np + p]);
                 for (size_t j0 = 0; j0 < list.ids.size(); j0 += kScanChunk) {
                     const size_t m = std::min(kScanChunk, list.ids.size() - j0);
-                    const float* xb = list.vectors.data() + j0 * dd;
-                    if (ip)
-                        K.inner_products_ny(x + q * dd, xb, dd, m, buf);
-                    else
-                        K.l2sqr_ny(x + q * dd, xb, dd, m, buf);
+                    sc->distances(m, list.codes.data() + j0 * code_size, buf);
                     for (size_t j = 0; j < m; j++) {
                         const idx_t id = list.ids[j0 + j];
                         if ((ip ? buf[j] > radius : buf[j] < radius) && (!sel || sel->is_member(id)))
@@ -282,10 +368,10 @@ void IndexIVFFlat::range_search(idx_t n, const float* x, float radius, RangeSear
     }
 }
 
-size_t IndexIVFFlat::remove_ids(const IDSelector& sel) {
+size_t IndexIVF::remove_ids(const IDSelector& sel) {
     check_writable();
     std::unique_lock<SharedMutex> lk(rw_mutex_);
-    const size_t dd = d;
+    const size_t cs = code_size;
     size_t removed = 0;
     for (List& list : lists_) {
         size_t keep = 0;
@@ -293,38 +379,37 @@ size_t IndexIVFFlat::remove_ids(const IDSelector& sel) {
             if (sel.is_member(list.ids[j])) continue;
             if (keep != j) {
                 list.ids[keep] = list.ids[j];
-                std::copy(list.vectors.begin() + j * dd, list.vectors.begin() + (j + 1) * dd,
-                          list.vectors.begin() + keep * dd);
+                std::copy(list.codes.begin() + j * cs, list.codes.begin() + (j + 1) * cs, list.codes.begin() + keep * cs);
             }
             keep++;
         }
         removed += list.ids.size() - keep;
         list.ids.resize(keep);
-        list.vectors.resize(keep * dd);
+        list.codes.resize(keep * cs);
     }
     ntotal -= idx_t(removed);
     if (direct_map_ && removed) rebuild_direct_map();
     return removed;
 }
 
-void IndexIVFFlat::reset() {
+void IndexIVF::reset() {
     check_writable();
     std::unique_lock<SharedMutex> lk(rw_mutex_);
     for (List& list : lists_) {
-        list.vectors.clear();
+        list.codes.clear();
         list.ids.clear();
     }
     where_.clear();
     ntotal = 0;
 }
 
-void IndexIVFFlat::make_direct_map(bool enable) {
+void IndexIVF::make_direct_map(bool enable) {
     std::unique_lock<SharedMutex> lk(rw_mutex_);
     direct_map_ = enable;
     rebuild_direct_map();
 }
 
-void IndexIVFFlat::rebuild_direct_map() {
+void IndexIVF::rebuild_direct_map() {
     where_.clear();
     if (!direct_map_) return;
     where_.reserve(size_t(ntotal));
@@ -332,68 +417,87 @@ void IndexIVFFlat::rebuild_direct_map() {
         for (size_t j = 0; j < lists_[l].ids.size(); j++) where_[lists_[l].ids[j]] = {l, j};
 }
 
-void IndexIVFFlat::reconstruct(idx_t key, float* out) const {
+void IndexIVF::reconstruct(idx_t key, float* out) const {
     std::shared_lock<SharedMutex> lk(rw_mutex_);
     if (!direct_map_) throw NotSupported("direct map not initialized: call make_direct_map() before reconstruct()");
     auto it = where_.find(key);
     if (it == where_.end()) throw OutOfRange("key " + std::to_string(key) + " not found");
-    const float* v = lists_[it->second.first].vectors.data() + it->second.second * size_t(d);
-    std::copy(v, v + d, out);
+    decode_vector(it->second.first, lists_[it->second.first].codes.data() + it->second.second * code_size, out);
 }
 
-size_t IndexIVFFlat::list_size(size_t list_no) const {
+size_t IndexIVF::list_size(size_t list_no) const {
     NEARLY_CHECK_ARG(list_no < nlist, "list number out of range");
     std::shared_lock<SharedMutex> lk(rw_mutex_);
     return lists_[list_no].ids.size();
 }
 
-std::vector<idx_t> IndexIVFFlat::list_ids(size_t list_no) const {
+std::vector<idx_t> IndexIVF::list_ids(size_t list_no) const {
     NEARLY_CHECK_ARG(list_no < nlist, "list number out of range");
     std::shared_lock<SharedMutex> lk(rw_mutex_);
     return lists_[list_no].ids;
 }
 
-void IndexIVFFlat::write_body(Writer& w) const {
-    std::shared_lock<SharedMutex> lk(rw_mutex_);
+const uint8_t* IndexIVF::list_codes(size_t list_no) const {
+    NEARLY_CHECK_ARG(list_no < nlist, "list number out of range");
+    return lists_[list_no].codes.data();
+}
+
+const idx_t* IndexIVF::list_ids_ptr(size_t list_no) const {
+    NEARLY_CHECK_ARG(list_no < nlist, "list number out of range");
+    return lists_[list_no].ids.data();
+}
+
+void IndexIVF::write_header(Writer& w) const {
     w.pod<int32_t>(d);
     w.pod<int32_t>(metric_type);
     w.pod<uint64_t>(nlist);
     w.pod<uint64_t>(nprobe);
     w.pod<int64_t>(ntotal);
     write_index_payload(*quantizer, w);
+}
+
+IndexIVF::Header IndexIVF::read_header(Reader& r, const char* what) {
+    Header h;
+    h.d = r.pod<int32_t>();
+    const int metric = r.pod<int32_t>();
+    h.nlist = r.pod<uint64_t>();
+    h.nprobe = r.pod<uint64_t>();
+    h.ntotal = r.pod<int64_t>();
+    r.check(h.d > 0 && (metric == METRIC_L2 || metric == METRIC_INNER_PRODUCT) && h.ntotal >= 0 && h.nprobe > 0 &&
+                h.nlist > 0 && h.nlist <= r.remaining() / 16,
+            (std::string("bad ") + what + " header").c_str());
+    h.metric = MetricType(metric);
+    h.quantizer = read_index_payload(r);
+    r.check(h.quantizer->d == h.d, (std::string(what) + " quantizer dimension does not match").c_str());
+    return h;
+}
+
+void IndexIVF::write_lists(Writer& w, size_t unit) const {
     for (const List& list : lists_) {
         w.vec(list.ids);
-        w.vec(list.vectors);
+        w.pod<uint64_t>(list.codes.size() / unit);
+        w.bytes(list.codes.data(), list.codes.size());
     }
     w.pod<uint8_t>(direct_map_);
 }
 
-std::unique_ptr<IndexIVFFlat> IndexIVFFlat::read_body(Reader& r) {
-    int d = r.pod<int32_t>();
-    int metric = r.pod<int32_t>();
-    uint64_t nlist = r.pod<uint64_t>();
-    uint64_t nprobe = r.pod<uint64_t>();
-    idx_t ntotal = r.pod<int64_t>();
-    r.check(d > 0 && (metric == METRIC_L2 || metric == METRIC_INNER_PRODUCT) && ntotal >= 0 && nprobe > 0 &&
-                nlist > 0 && nlist <= r.remaining() / 16,
-            "bad IVFFlat header");
-    IndexPtr quantizer = read_index_payload(r);
-    r.check(quantizer->d == d, "IVFFlat quantizer dimension does not match");
-    auto index = std::make_unique<IndexIVFFlat>(quantizer, d, nlist, MetricType(metric));
-    index->nprobe = nprobe;
+void IndexIVF::read_lists(Reader& r, size_t unit, idx_t total_expected, const char* what) {
+    const std::string w(what);
     size_t total = 0;
-    for (List& list : index->lists_) {
+    for (List& list : lists_) {
         list.ids = r.vec<idx_t>();
-        list.vectors = r.vec<float>();
-        r.check(list.vectors.size() == list.ids.size() * size_t(d), "IVFFlat list sizes do not match");
+        const uint64_t count = r.pod<uint64_t>();
+        r.check(count <= r.remaining() / unit, "truncated or corrupt data (array larger than the file)");
+        r.check(count * unit == list.ids.size() * code_size, (w + " list sizes do not match").c_str());
+        list.codes.resize(count * unit);
+        r.bytes(list.codes.data(), list.codes.size());
         total += list.ids.size();
     }
-    r.check(total == size_t(ntotal), "IVFFlat list sizes do not add up to ntotal");
-    index->ntotal = ntotal;
+    r.check(total == size_t(total_expected), (w + " list sizes do not add up to ntotal").c_str());
+    ntotal = total_expected;
     const uint8_t direct_map = r.pod<uint8_t>();
-    r.check(direct_map <= 1, "bad IVFFlat direct map flag");
-    if (direct_map) index->make_direct_map(true);
-    return index;
+    r.check(direct_map <= 1, ("bad " + w + " direct map flag").c_str());
+    if (direct_map) make_direct_map(true);
 }
 
 }  // namespace nearly

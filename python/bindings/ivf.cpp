@@ -1,9 +1,10 @@
-// Inverted-file indexes: IndexIVFFlat and SearchParametersIVF.
+// Inverted-file indexes: the IndexIVF base, IndexIVFFlat and SearchParametersIVF.
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
 #include "arrays.h"
 #include "nearly/ivf.h"
+#include "nearly/ivf_flat.h"
 
 namespace nearly_py {
 
@@ -12,7 +13,7 @@ using namespace nearly;
 namespace {
 // faiss exposes the lists as index.invlists (list_size, nlist, code_size).
 struct InvertedListsView {
-    std::shared_ptr<IndexIVFFlat> index;
+    std::shared_ptr<IndexIVF> index;
 };
 
 size_t check_nprobe(long long nprobe) {
@@ -35,7 +36,7 @@ void bind_ivf(py::module_& m) {
 
     py::class_<InvertedListsView>(m, "InvertedLists")
         .def_property_readonly("nlist", [](const InvertedListsView& v) { return v.index->nlist; })
-        .def_property_readonly("code_size", [](const InvertedListsView& v) { return size_t(v.index->d) * sizeof(float); })
+        .def_property_readonly("code_size", [](const InvertedListsView& v) { return v.index->code_size; })
         .def("list_size", [](const InvertedListsView& v, size_t l) { return v.index->list_size(l); }, py::arg("list_no"))
         .def("get_ids", [](const InvertedListsView& v, size_t l) {
             std::vector<idx_t> ids = v.index->list_ids(l);
@@ -44,31 +45,36 @@ void bind_ivf(py::module_& m) {
             return out;
         }, py::arg("list_no"), "The ids of one list as a numpy array (faiss returns a pointer).");
 
-    py::class_<IndexIVFFlat, Index, std::shared_ptr<IndexIVFFlat>>(m, "IndexIVFFlat")
-        .def(py::init([](IndexPtr quantizer, int d, long long nlist, int metric) {
-                 if (nlist < 1) throw InvalidArgument("IndexIVFFlat: nlist must be positive");
-                 return std::make_shared<IndexIVFFlat>(quantizer, d, size_t(nlist), MetricType(metric));
-             }),
-             py::arg("quantizer"), py::arg("d"), py::arg("nlist"), py::arg("metric") = int(METRIC_L2))
-        .def_readonly("quantizer", &IndexIVFFlat::quantizer)
-        .def_readonly("nlist", &IndexIVFFlat::nlist)
+    // The properties every IVF family shares (faiss's IndexIVF).
+    py::class_<IndexIVF, Index, std::shared_ptr<IndexIVF>>(m, "IndexIVF")
+        .def_readonly("quantizer", &IndexIVF::quantizer)
+        .def_readonly("nlist", &IndexIVF::nlist)
+        .def_readonly("code_size", &IndexIVF::code_size)
+        .def_readonly("by_residual", &IndexIVF::by_residual)
         // Reference, like faiss: index.cp.niter = 20 changes the next train().
-        .def_readwrite("cp", &IndexIVFFlat::cp, py::return_value_policy::reference_internal)
-        .def_property("nprobe", [](const IndexIVFFlat& i) { return i.nprobe; },
-                      [](IndexIVFFlat& i, long long v) { i.nprobe = check_nprobe(v); })
-        .def("make_direct_map", [](IndexIVFFlat& self, bool enable) {
+        .def_readwrite("cp", &IndexIVF::cp, py::return_value_policy::reference_internal)
+        .def_property("nprobe", [](const IndexIVF& i) { return i.nprobe; },
+                      [](IndexIVF& i, long long v) { i.nprobe = check_nprobe(v); })
+        .def("make_direct_map", [](IndexIVF& self, bool enable) {
             py::gil_scoped_release release;
             self.make_direct_map(enable);
         }, py::arg("new_maintain_direct_map") = true)
-        .def("has_direct_map", &IndexIVFFlat::has_direct_map)
-        .def_property_readonly("invlists", [](std::shared_ptr<IndexIVFFlat> self) { return InvertedListsView{self}; })
-        .def("get_list_size", &IndexIVFFlat::list_size, py::arg("list_no"))
-        .def("list_ids", [](const IndexIVFFlat& self, size_t list_no) {
+        .def("has_direct_map", &IndexIVF::has_direct_map)
+        .def_property_readonly("invlists", [](std::shared_ptr<IndexIVF> self) { return InvertedListsView{self}; })
+        .def("get_list_size", &IndexIVF::list_size, py::arg("list_no"))
+        .def("list_ids", [](const IndexIVF& self, size_t list_no) {
             std::vector<idx_t> ids = self.list_ids(list_no);
             py::array_t<idx_t> out(ids.size());
             std::copy(ids.begin(), ids.end(), out.mutable_data());
             return out;
         }, py::arg("list_no"), "Ids stored in one inverted list, in storage order.");
+
+    py::class_<IndexIVFFlat, IndexIVF, std::shared_ptr<IndexIVFFlat>>(m, "IndexIVFFlat")
+        .def(py::init([](IndexPtr quantizer, int d, long long nlist, int metric) {
+                 if (nlist < 1) throw InvalidArgument("IndexIVFFlat: nlist must be positive");
+                 return std::make_shared<IndexIVFFlat>(quantizer, d, size_t(nlist), MetricType(metric));
+             }),
+             py::arg("quantizer"), py::arg("d"), py::arg("nlist"), py::arg("metric") = int(METRIC_L2));
 }
 
 }  // namespace nearly_py

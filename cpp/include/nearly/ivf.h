@@ -1,7 +1,9 @@
-// Inverted-file index (faiss's IndexIVFFlat): a coarse quantizer (any Index,
+// Inverted-file indexes (faiss's IndexIVF): a coarse quantizer (any Index,
 // usually IndexFlat over nlist k-means centroids) sends each vector to its
 // nearest centroid's list; a search scans only the nprobe lists nearest to
-// the query, exactly.
+// the query. The lists hold codes of code_size bytes and ids; what a code is
+// (the raw vector, a PQ code, ...) belongs to the family deriving from
+// IndexIVF, which plugs in an encoder and a list scanner.
 #pragma once
 #include <memory>
 #include <unordered_map>
@@ -20,19 +22,35 @@ struct SearchParametersIVF : SearchParameters {
     std::unique_ptr<SearchParameters> clone() const override { return std::make_unique<SearchParametersIVF>(*this); }
 };
 
-struct IndexIVFFlat : Index {
+// Scores one query against the codes of one list at a time (faiss's
+// InvertedListScanner). One scanner per thread: it holds per-query state
+// (lookup tables).
+struct InvertedListScanner {
+    virtual ~InvertedListScanner() = default;
+    virtual void set_query(const float* x) = 0;
+    // coarse_dis: the quantizer's score of the query against the list's
+    // centroid (L2 distance or inner product), which residual codes build on.
+    virtual void set_list(size_t list_no, float coarse_dis) = 0;
+    // out[j] = distance (L2) or inner product (IP) of the query to code j.
+    virtual void distances(size_t n, const uint8_t* codes, float* out) const = 0;
+};
+
+struct IndexIVF : Index {
     IndexPtr quantizer;
     size_t nlist;
     size_t nprobe = 1;  // lists scanned per query; clipped to nlist like faiss
-    // k-means settings for train(): faiss's IVF defaults (10 iterations,
-    // spherical for inner product).
+    size_t code_size;   // bytes per stored vector
+    // Codes hold the residual x - centroid (set by families that need it).
+    bool by_residual = false;
+    // k-means settings for the coarse quantizer: faiss's IVF defaults (10
+    // iterations, spherical for inner product).
     ClusteringParameters cp;
 
-    IndexIVFFlat(IndexPtr quantizer, int d, size_t nlist, MetricType metric = METRIC_L2);
+    IndexIVF(IndexPtr quantizer, int d, size_t nlist, size_t code_size, MetricType metric);
 
-    std::string type_name() const override { return "IVFFlat"; }
     // Trains the quantizer with k-means on x, unless it already holds nlist
-    // centroids (then there is nothing to learn, as in faiss).
+    // centroids (then there is nothing to learn, as in faiss), then the
+    // family's encoder on (a sample of) x or its residuals.
     void train(idx_t n, const float* x) override;
     // Ids are ntotal, ntotal + 1, ... like faiss.
     void add(idx_t n, const float* x) override;
@@ -52,26 +70,71 @@ struct IndexIVFFlat : Index {
     // make_direct_map(false) drops it.
     void make_direct_map(bool enable = true);
     bool has_direct_map() const { return direct_map_; }
+    // The stored vector as the family decodes it (exact for Flat).
     void reconstruct(idx_t key, float* out) const override;
     bool has_native_ids() const override { return true; }
-    void write_body(Writer& w) const override;
-    static std::unique_ptr<IndexIVFFlat> read_body(Reader& r);
 
+    // Inverted-list access, for the GPU converters and tests. The pointers
+    // stay valid until the next write (add, remove_ids, reset).
     size_t list_size(size_t list_no) const;
     std::vector<idx_t> list_ids(size_t list_no) const;
+    const uint8_t* list_codes(size_t list_no) const;
+    const idx_t* list_ids_ptr(size_t list_no) const;
+    // Appends n encoded entries to one list (the codes of this family, ids as
+    // given): takes the write lock, updates ntotal and the direct map.
+    void add_entries(size_t list_no, size_t n, const uint8_t* codes, const idx_t* ids);
+
+   protected:
+    // ---- what a family provides ----
+    // Codes of n vectors assigned to list_nos (list_nos[i] >= 0).
+    virtual void encode_vectors(idx_t n, const float* x, const idx_t* list_nos, uint8_t* codes) const = 0;
+    virtual void decode_vector(size_t list_no, const uint8_t* code, float* out) const = 0;
+    // Learns the encoder from (a sample of) the training vectors, residuals
+    // when by_residual. Nothing to learn by default.
+    virtual void train_encoder(idx_t n, const float* x, const idx_t* assign) {}
+    // At most this many vectors are given to train_encoder (0: no encoder to
+    // train, the step is skipped).
+    virtual idx_t train_encoder_num_vectors() const { return 0; }
+    virtual bool encoder_trained() const { return true; }
+    virtual std::unique_ptr<InvertedListScanner> get_scanner() const = 0;
+    // Batches with at least this many queries per probed list on average are
+    // scanned list by list (scan_list_batch); 0: never.
+    virtual size_t min_queries_per_list() const { return 0; }
+    // nq gathered queries (xq, nq x d) against list l (size entries): the k
+    // best per query as (score, position in the list), scores in the
+    // metric's own sense, missing results as position -1.
+    virtual void scan_list_batch(size_t l, const uint8_t* codes, const idx_t* ids, size_t size, size_t nq,
+                                 const float* xq, const float* coarse_dis, size_t k, const IDSelector* sel,
+                                 float* dis, idx_t* pos) const;
+
+    // ---- persistence helpers for the families ----
+    // Header: d, metric, nlist, nprobe, ntotal, the quantizer.
+    struct Header {
+        int d;
+        MetricType metric;
+        size_t nlist, nprobe;
+        idx_t ntotal;
+        IndexPtr quantizer;
+    };
+    void write_header(Writer& w) const;
+    static Header read_header(Reader& r, const char* what);
+    // Lists (ids, then codes counted in units of unit bytes), then the direct
+    // map flag. The caller holds the read lock when writing.
+    void write_lists(Writer& w, size_t unit) const;
+    void read_lists(Reader& r, size_t unit, idx_t ntotal, const char* what);
+    void refresh_trained();
 
    private:
     void add_core(idx_t n, const float* x, const idx_t* ids);  // ids null: sequential
-    void refresh_trained();
     size_t effective_nprobe(const SearchParameters* params) const;
     // The two scan strategies of search(); coarse: n * np list numbers.
-    void search_by_query(idx_t n, const float* x, idx_t k, size_t np, const idx_t* coarse, const IDSelector* sel,
-                         float* D, idx_t* I) const;
-    void search_by_list(idx_t n, const float* x, idx_t k, size_t np, const idx_t* coarse, const IDSelector* sel,
-                        float* D, idx_t* I) const;
-    // One inverted list: vectors row-major, ids beside them.
+    void search_by_query(idx_t n, const float* x, idx_t k, size_t np, const idx_t* coarse, const float* coarse_dis,
+                         const IDSelector* sel, float* D, idx_t* I) const;
+    void search_by_list(idx_t n, const float* x, idx_t k, size_t np, const idx_t* coarse, const float* coarse_dis,
+                        const IDSelector* sel, float* D, idx_t* I) const;
+    // One inverted list: codes (code_size bytes each) and ids beside them.
     struct List {
-        std::vector<float> vectors;
+        std::vector<uint8_t> codes;
         std::vector<idx_t> ids;
     };
     std::vector<List> lists_;

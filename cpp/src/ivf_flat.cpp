@@ -1,0 +1,85 @@
+#include "nearly/ivf_flat.h"
+
+#include <algorithm>
+#include <cstring>
+#include <mutex>
+
+#include "nearly/distance.h"
+#include "nearly/flat.h"
+#include "nearly/io.h"
+#include "nearly/simd.h"
+
+namespace nearly {
+
+namespace {
+// The code is the vector: distances straight from the SIMD row kernels.
+struct FlatScanner : InvertedListScanner {
+    const SimdKernels& K = simd();
+    size_t d;
+    bool ip;
+    const float* q = nullptr;
+    FlatScanner(size_t d, bool ip) : d(d), ip(ip) {}
+    void set_query(const float* x) override { q = x; }
+    void set_list(size_t, float) override {}
+    void distances(size_t n, const uint8_t* codes, float* out) const override {
+        // List codes are whole floats at float-aligned offsets (vector storage).
+        const float* xb = reinterpret_cast<const float*>(codes);
+        if (ip)
+            K.inner_products_ny(q, xb, d, n, out);
+        else
+            K.l2sqr_ny(q, xb, d, n, out);
+    }
+};
+
+// A selector on positions in one list, through the list's ids.
+struct ListSelector : IDSelector {
+    const idx_t* ids;
+    size_t size;
+    const IDSelector& sel;
+    ListSelector(const idx_t* ids, size_t size, const IDSelector& sel) : ids(ids), size(size), sel(sel) {}
+    bool is_member(idx_t i) const override { return i >= 0 && size_t(i) < size && sel.is_member(ids[i]); }
+};
+}  // namespace
+
+IndexIVFFlat::IndexIVFFlat(IndexPtr quantizer_, int d, size_t nlist_, MetricType metric)
+    : IndexIVF(std::move(quantizer_), d, nlist_, size_t(d) * sizeof(float), metric) {
+    refresh_trained();
+}
+
+void IndexIVFFlat::encode_vectors(idx_t n, const float* x, const idx_t* list_nos, uint8_t* codes) const {
+    std::memcpy(codes, x, size_t(n) * code_size);
+}
+
+void IndexIVFFlat::decode_vector(size_t, const uint8_t* code, float* out) const { std::memcpy(out, code, code_size); }
+
+std::unique_ptr<InvertedListScanner> IndexIVFFlat::get_scanner() const {
+    return std::make_unique<FlatScanner>(size_t(d), metric_type == METRIC_INNER_PRODUCT);
+}
+
+// The gathered queries against the list with the blocked GEMM engine of
+// exact search (knn_exhaustive).
+void IndexIVFFlat::scan_list_batch(size_t, const uint8_t* codes, const idx_t* ids, size_t size, size_t nq,
+                                   const float* xq, const float*, size_t k, const IDSelector* sel, float* dis,
+                                   idx_t* pos) const {
+    std::unique_ptr<ListSelector> translated;
+    if (sel) translated = std::make_unique<ListSelector>(ids, size, *sel);
+    knn_exhaustive(xq, nq, reinterpret_cast<const float*>(codes), size, size_t(d), metric_type, k, dis, pos,
+                   translated.get());
+}
+
+// Same layout as before the IVF base existed: lists as ids + float vectors.
+void IndexIVFFlat::write_body(Writer& w) const {
+    std::shared_lock<SharedMutex> lk(rw_mutex_);
+    write_header(w);
+    write_lists(w, sizeof(float));
+}
+
+std::unique_ptr<IndexIVFFlat> IndexIVFFlat::read_body(Reader& r) {
+    Header h = read_header(r, "IVFFlat");
+    auto index = std::make_unique<IndexIVFFlat>(h.quantizer, h.d, h.nlist, h.metric);
+    index->nprobe = h.nprobe;
+    index->read_lists(r, sizeof(float), h.ntotal, "IVFFlat");
+    return index;
+}
+
+}  // namespace nearly
