@@ -183,7 +183,105 @@ def suite_select(args, xb, xq, out):
     out["select_k"] = rows
 
 
-SUITES = {"flat": suite_flat, "select": suite_select}
+def exact_ground_truth(xb, xq, k):
+    import nearly
+    res = nearly.StandardGpuResources()
+    idx = nearly.GpuIndexFlat(res, xb.shape[1], nearly.METRIC_INNER_PRODUCT)
+    idx.add(xb)
+    I = idx.search(xq, k)[1].cpu().numpy()
+    del idx
+    return I
+
+
+def qps_at(points, target):
+    """Interpolated QPS at a recall level from (recall, qps) points, None if never reached."""
+    pts = sorted(points)
+    for (r0, q0), (r1, q1) in zip(pts, pts[1:]):
+        if r0 <= target <= r1:
+            return q0 + (q1 - q0) * (target - r0) / max(r1 - r0, 1e-12)
+    best = [q for r, q in pts if r >= target]
+    return max(best) if best else None
+
+
+def sweep(index, xq, gt, k, nprobes, nq_limit=None, host=False):
+    import torch
+    rows = []
+    q = xq[:nq_limit] if nq_limit else xq
+    if host:
+        q = q.cpu().numpy()
+    for nprobe in nprobes:
+        index.nprobe = nprobe
+        holder = {}
+
+        def run():
+            holder["I"] = index.search(q, k)[1]
+        if host:
+            run()
+            t = time.perf_counter()
+            run()
+            t = time.perf_counter() - t
+        else:
+            t = timed(run, 2)
+        I = holder["I"]
+        I = I if isinstance(I, np.ndarray) else I.cpu().numpy()
+        rows.append({"nprobe": nprobe, "recall": recall(I, gt[:len(q)], k), "qps": len(q) / t})
+        log(type(index).__name__, rows[-1])
+    return rows
+
+
+def suite_ivf(args, xb, xq, out):
+    import torch
+    import nearly
+    k, nlist, M = args.k, 1024, 48
+    gt = exact_ground_truth(xb, xq, k)
+    res = nearly.StandardGpuResources()
+    xb_host = xb.cpu().numpy()
+    nprobes = [1, 2, 4, 8, 16, 32, 64, 128, 256]
+    result = {"nlist": nlist, "M": M, "n": len(xb), "nq_gpu": len(xq), "metric": "IP", "cpu_threads": os.cpu_count()}
+    for name, make_gpu, make_cpu in (
+        ("IVF1024,PQ48",
+         lambda: nearly.GpuIndexIVFPQ(res, xb.shape[1], nlist, M, 8, nearly.METRIC_INNER_PRODUCT),
+         (lambda: nearly.index_factory(xb.shape[1], "IVF1024,PQ48", nearly.METRIC_INNER_PRODUCT))
+         if hasattr(nearly, "IndexIVFPQ") else None),
+        ("IVF1024,Flat",
+         lambda: nearly.GpuIndexIVFFlat(res, xb.shape[1], nlist, nearly.METRIC_INNER_PRODUCT),
+         lambda: nearly.index_factory(xb.shape[1], "IVF1024,Flat", nearly.METRIC_INNER_PRODUCT)),
+    ):
+        entry = {}
+        g = make_gpu()
+        torch.cuda.synchronize()
+        t = time.perf_counter(); g.train(xb); torch.cuda.synchronize(); t_train = time.perf_counter() - t
+        t = time.perf_counter(); g.add(xb); torch.cuda.synchronize(); t_add = time.perf_counter() - t
+        entry["gpu"] = {"train_s": t_train, "add_s": t_add, "sweep": sweep(g, xq, gt, k, nprobes)}
+        log(name, "gpu build", t_train, t_add)
+        del g
+        torch.cuda.empty_cache()
+        if make_cpu is not None:
+            nearly.omp_set_num_threads(os.cpu_count())
+            c = make_cpu()
+            t = time.perf_counter(); c.train(xb_host); t_train = time.perf_counter() - t
+            t = time.perf_counter(); c.add(xb_host); t_add = time.perf_counter() - t
+            log(name, "cpu build", t_train, t_add)
+            cpu_nq = min(len(xq), 2000)
+            entry["cpu"] = {"train_s": t_train, "add_s": t_add, "nq": cpu_nq,
+                            "sweep": sweep(c, xq, gt, k, [p for p in nprobes if p <= 128], cpu_nq, host=True)}
+            del c
+            gp = [(r["recall"], r["qps"]) for r in entry["gpu"]["sweep"]]
+            cp_ = [(r["recall"], r["qps"]) for r in entry["cpu"]["sweep"]]
+            ratios = {}
+            for target in (0.5, 0.6, 0.8, 0.9, 0.95):
+                a, b = qps_at(gp, target), qps_at(cp_, target)
+                if a and b:
+                    ratios[str(target)] = a / b
+            entry["qps_ratio_gpu_over_cpu"] = ratios
+            entry["build_ratio_cpu_over_gpu"] = (entry["cpu"]["train_s"] + entry["cpu"]["add_s"]) / (
+                entry["gpu"]["train_s"] + entry["gpu"]["add_s"])
+            log(name, "ratios", ratios, "build", entry["build_ratio_cpu_over_gpu"])
+        result[name] = entry
+    out["ivf"] = result
+
+
+SUITES = {"flat": suite_flat, "select": suite_select, "ivf": suite_ivf}
 
 
 def main():

@@ -9,6 +9,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <utility>
 
 #include "nearly/common.h"
 
@@ -117,6 +118,11 @@ class DeviceVector {
             capacity_ = cap;
         }
         size_ = n;
+    }
+    void swap(DeviceVector& o) {
+        std::swap(ptr_, o.ptr_);
+        std::swap(size_, o.size_);
+        std::swap(capacity_, o.capacity_);
     }
     void clear() {
         cudaFree(ptr_);

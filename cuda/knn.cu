@@ -106,14 +106,15 @@ void knn_exact(GpuResources& res, const KnnArgs& a) {
     while (kp < k) kp <<= 1;
     // Segment length: long enough that k candidates per segment stay a small
     // fraction of the columns.
-    const int seg_len = kp <= 64 ? 2048 : 8 * kp;
+    const int seg_len = kp <= 64 ? 8192 : 8 * kp;
     const int64_t qc = std::min<int64_t>(a.nq, 2048);
-    // A tile small enough to stay in L2 between the GEMM writing it and the
-    // selection reading it, at least one segment wide.
-    int64_t tile_mb = 32;
+    // Tiles of 128 MB: per-tile launches and merges then cost little (on an
+    // H100, 32 MB tiles took 2x as long, 128 and 256 MB the same), and the
+    // k-th best of the earlier tiles soon rejects almost every distance.
+    int64_t tile_mb = 128;
     if (const char* e = std::getenv("NEARLY_GPU_TILE_MB")) tile_mb = std::max(1, std::atoi(e));  // for benchmarks
     const int64_t tile_budget =
-        std::max<int64_t>(int64_t(8) << 20, std::min<int64_t>(res.temp_memory() / 8, tile_mb << 20));
+        std::max<int64_t>(int64_t(8) << 20, std::min<int64_t>(res.temp_memory() / 4, tile_mb << 20));
     const int64_t nb_round = (std::max<int64_t>(a.nb, 1) + seg_len - 1) / seg_len * seg_len;
     int64_t nt = tile_budget / 4 / qc / seg_len * seg_len;
     nt = std::min(std::max<int64_t>(nt, seg_len), nb_round);

@@ -16,6 +16,14 @@
 
 namespace nearly::gpu {
 
+// Per-thread bookkeeping of a selection (identical in every thread of the
+// block, so every thread takes the same branches): candidates committed
+// behind the best, and the round number.
+struct SelectRound {
+    int base = 0;
+    int r = 0;
+};
+
 // BLOCK threads, S shared slots (a power of two); R items per thread per
 // round, so a round appends at most BLOCK * R candidates.
 template <int BLOCK, int S, int R>
@@ -23,7 +31,10 @@ struct BlockSelect {
     static_assert((S & (S - 1)) == 0, "S must be a power of two");
     float key[S];
     int32_t pos[S];
-    int count;
+    // Slot allocators of three consecutive rounds: a round's count is read
+    // after the barrier that opens the next round, and reset one round after
+    // that, so each round needs a single __syncthreads.
+    int cnt[3];
     float thresh;
     float seed;  // a bound known before the scan (the k-th best of earlier tiles)
     int k, kp;
@@ -32,16 +43,16 @@ struct BlockSelect {
 
     // seed_: only keys below it can matter (FLT_MAX: no bound).
     __device__ void init(int k_, float seed_ = FLT_MAX) {
+        int p = 1;
+        while (p < k_) p <<= 1;
         if (threadIdx.x == 0) {
             k = k_;
-            int p = 1;
-            while (p < k_) p <<= 1;
             kp = p;
-            count = 0;
+            cnt[0] = cnt[1] = cnt[2] = 0;
             seed = seed_;
             thresh = seed_;
         }
-        for (int i = threadIdx.x; i < S; i += BLOCK) {
+        for (int i = threadIdx.x; i < p; i += BLOCK) {
             key[i] = FLT_MAX;
             pos[i] = -1;
         }
@@ -54,7 +65,12 @@ struct BlockSelect {
         return uint32_t(pa) < uint32_t(pb);
     }
 
-    __device__ void merge() {
+    // Sorts the best and the `filled` buffered candidates; keeps the kp best.
+    __device__ void merge(int filled) {
+        for (int i = kp + filled + threadIdx.x; i < S; i += BLOCK) {
+            key[i] = FLT_MAX;
+            pos[i] = -1;
+        }
         __syncthreads();
         for (int size = 2; size <= S; size <<= 1) {
             for (int stride = size >> 1; stride > 0; stride >>= 1) {
@@ -74,12 +90,7 @@ struct BlockSelect {
                 __syncthreads();
             }
         }
-        for (int i = kp + threadIdx.x; i < S; i += BLOCK) {
-            key[i] = FLT_MAX;
-            pos[i] = -1;
-        }
         if (threadIdx.x == 0) {
-            count = 0;
             // Only a full set of k real candidates bounds the rest.
             float t = pos[k - 1] >= 0 ? key[k - 1] : FLT_MAX;
             thresh = t < seed ? t : seed;
@@ -87,41 +98,47 @@ struct BlockSelect {
         __syncthreads();
     }
 
-    // Uniform: before a round of at most `items` offers. Every thread reads
-    // the count before any offer of the new round changes it, so all take
-    // the same branch.
-    __device__ void begin_round(int items) {
+    // Uniform: opens a round of at most `items` offers.
+    __device__ void begin_round(SelectRound& s, int items) {
         __syncthreads();
-        int c = count;
-        __syncthreads();
-        if (c + items > S - kp) merge();
+        if (s.r > 0) s.base += cnt[(s.r - 1) % 3];
+        if (threadIdx.x == 0) cnt[(s.r + 1) % 3] = 0;
+        if (s.base + items > S - kp) {
+            merge(s.base);
+            s.base = 0;
+        }
     }
-    // Any thread, between begin_round and the next begin_round / finish.
-    __device__ void offer(float v, int32_t p) {
+    // Any thread, inside a round.
+    __device__ void offer(const SelectRound& s, float v, int32_t p) {
         if (v < thresh) {
-            int slot = atomicAdd(&count, 1);
+            int slot = s.base + atomicAdd(&cnt[s.r % 3], 1);
             key[kp + slot] = v;
             pos[kp + slot] = p;
         }
     }
+    __device__ void end_round(SelectRound& s) { s.r++; }
     // Uniform: afterwards key[0..k) / pos[0..k) hold the result, sorted.
-    __device__ void finish() {
+    __device__ void finish(SelectRound& s) {
         __syncthreads();
-        if (count > 0) merge();
+        if (s.r > 0) s.base += cnt[(s.r - 1) % 3];
+        if (s.base > 0) merge(s.base);
+        s.base = 0;
     }
 
     // Selects over positions [0, n) of a row, key_of(i) giving each key.
     template <class KeyOf>
     __device__ void run(int64_t n, KeyOf key_of) {
+        SelectRound s;
         for (int64_t base = 0; base < n; base += kRoundItems) {
-            begin_round(kRoundItems);
+            begin_round(s, kRoundItems);
 #pragma unroll
             for (int r = 0; r < R; r++) {
                 int64_t i = base + r * BLOCK + threadIdx.x;
-                if (i < n) offer(key_of(i), int32_t(i));
+                if (i < n) offer(s, key_of(i), int32_t(i));
             }
+            end_round(s);
         }
-        finish();
+        finish(s);
     }
 };
 

@@ -128,7 +128,7 @@ Clustering::Clustering(int d, int k, const ClusteringParameters& params) : Clust
     NEARLY_CHECK_ARG(k > 0, "Clustering: k must be positive");
 }
 
-void Clustering::train(idx_t nx, const float* x_in, MetricType metric) {
+void Clustering::train(idx_t nx, const float* x_in, MetricType metric, KmeansStep* step) {
     NEARLY_CHECK_ARG(nx >= 0, "Clustering: n must be non-negative");
     if (nx < k)
         throw NotSupported("Number of training points (" + std::to_string(nx) +
@@ -180,8 +180,9 @@ void Clustering::train(idx_t nx, const float* x_in, MetricType metric) {
     }
     std::fflush(stdout);
 
-    std::vector<idx_t> assign(n);
-    std::vector<float> dis(n), hassign(kk);
+    std::vector<idx_t> assign(step ? 0 : n);
+    std::vector<float> dis(step ? 0 : n), hassign(kk);
+    if (step) step->set_points(n, x, dd);
     const bool lower_is_better = metric == METRIC_L2;
     float best_obj = lower_is_better ? HUGE_VALF : -HUGE_VALF;
     std::vector<float> best_centroids;
@@ -204,15 +205,19 @@ void Clustering::train(idx_t nx, const float* x_in, MetricType metric) {
         float obj = 0;
         for (int it = 0; it < niter; it++) {
             auto ts = Clock::now();
-            assign_nearest(x, n, centroids.data(), kk, dd, metric, dis.data(), assign.data());
-            t_search += seconds_since(ts);
-            poll();
-
-            double sum = 0;
-            for (size_t i = 0; i < n; i++) sum += dis[i];
-            obj = float(sum);
-
-            compute_centroids(dd, kk, n, x, assign.data(), hassign, centroids.data());
+            if (step) {
+                obj = float(step->assign_update(centroids.data(), kk, metric, hassign.data()));
+                t_search += seconds_since(ts);
+                poll();
+            } else {
+                assign_nearest(x, n, centroids.data(), kk, dd, metric, dis.data(), assign.data());
+                t_search += seconds_since(ts);
+                poll();
+                double sum = 0;
+                for (size_t i = 0; i < n; i++) sum += dis[i];
+                obj = float(sum);
+                compute_centroids(dd, kk, n, x, assign.data(), hassign, centroids.data());
+            }
             const double imbalance = imbalance_factor(hassign, n);
             const int nsplit = split_clusters(dd, kk, n, hassign, centroids.data());
             iteration_stats.push_back({obj, seconds_since(t0), t_search, imbalance, nsplit});

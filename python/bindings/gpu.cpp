@@ -10,6 +10,9 @@
 #if defined(NEARLY_WITH_CUDA)
 #include "cublas_loader.h"
 #include "gpu_flat.h"
+#include "gpu_ivf.h"
+#include "kmeans_gpu.h"
+#include "nearly/ivf.h"
 #include "gpu_resources.h"
 #include "select_k.h"
 #endif
@@ -58,6 +61,101 @@ void bind_gpu(py::module_& m) {
                  self.search(n, ptr<const float>(x), k, ptr<float>(D), ptr<idx_t>(I));
              },
              py::call_guard<py::gil_scoped_release>());
+
+    py::class_<GpuIndexIVF, Index, std::shared_ptr<GpuIndexIVF>>(m, "_GpuIndexIVF")
+        .def_readonly("nlist", &GpuIndexIVF::nlist)
+        .def_readwrite("nprobe", &GpuIndexIVF::nprobe)
+        .def_readonly("code_size", &GpuIndexIVF::code_size)
+        .def_readwrite("cp", &GpuIndexIVF::cp)
+        .def("getDevice", &GpuIndexIVF::device)
+        .def("get_list_size", &GpuIndexIVF::list_size, py::arg("list_no"))
+        .def("centroids", [](const GpuIndexIVF& self) {
+            std::vector<float> c;
+            {
+                py::gil_scoped_release release;
+                c = self.centroids();
+            }
+            py::array_t<float> out({py::ssize_t(c.size() / self.d), py::ssize_t(self.d)});
+            std::copy(c.begin(), c.end(), out.mutable_data());
+            return out;
+        })
+        .def("list_contents", [](const GpuIndexIVF& self, size_t l) {
+            std::vector<uint8_t> codes;
+            std::vector<idx_t> ids;
+            {
+                py::gil_scoped_release release;
+                self.list_contents(l, codes, ids);
+            }
+            py::array_t<uint8_t> c({py::ssize_t(ids.size()), py::ssize_t(self.code_size)});
+            std::copy(codes.begin(), codes.end(), c.mutable_data());
+            py::array_t<idx_t> i(ids.size());
+            std::copy(ids.begin(), ids.end(), i.mutable_data());
+            return py::make_tuple(c, i);
+        }, py::arg("list_no"))
+        .def("_train_ptr", [](GpuIndexIVF& self, idx_t n, uintptr_t x) { self.train(n, ptr<const float>(x)); },
+             py::call_guard<py::gil_scoped_release>())
+        .def("_add_ptr", [](GpuIndexIVF& self, idx_t n, uintptr_t x) { self.add(n, ptr<const float>(x)); },
+             py::call_guard<py::gil_scoped_release>())
+        .def("_add_with_ids_ptr",
+             [](GpuIndexIVF& self, idx_t n, uintptr_t x, uintptr_t ids) {
+                 self.add_with_ids(n, ptr<const float>(x), ptr<const idx_t>(ids));
+             },
+             py::call_guard<py::gil_scoped_release>())
+        .def("_search_ptr",
+             [](const GpuIndexIVF& self, idx_t n, uintptr_t x, idx_t k, uintptr_t D, uintptr_t I, long long nprobe) {
+                 SearchParametersIVF p;
+                 p.nprobe = nprobe > 0 ? size_t(nprobe) : self.nprobe;
+                 self.search(n, ptr<const float>(x), k, ptr<float>(D), ptr<idx_t>(I), &p);
+             },
+             py::call_guard<py::gil_scoped_release>());
+
+    py::class_<GpuIndexIVFFlat, GpuIndexIVF, std::shared_ptr<GpuIndexIVFFlat>>(m, "_GpuIndexIVFFlat")
+        .def(py::init([](std::shared_ptr<GpuResources> res, int d, long long nlist, int metric) {
+                 NEARLY_CHECK_ARG(nlist > 0, "nlist must be positive");
+                 return std::make_shared<GpuIndexIVFFlat>(res, d, size_t(nlist), MetricType(metric));
+             }),
+             py::arg("res"), py::arg("d"), py::arg("nlist"), py::arg("metric"))
+        .def("copyFrom", &GpuIndexIVFFlat::copy_from, py::arg("index"), py::call_guard<py::gil_scoped_release>())
+        .def("_to_cpu", &GpuIndexIVFFlat::to_cpu, py::call_guard<py::gil_scoped_release>());
+
+    py::class_<GpuIndexIVFPQ, GpuIndexIVF, std::shared_ptr<GpuIndexIVFPQ>>(m, "_GpuIndexIVFPQ")
+        .def(py::init([](std::shared_ptr<GpuResources> res, int d, long long nlist, long long M, long long nbits,
+                         int metric) {
+                 NEARLY_CHECK_ARG(nlist > 0 && M > 0 && nbits > 0, "nlist, M and nbits must be positive");
+                 return std::make_shared<GpuIndexIVFPQ>(res, d, size_t(nlist), size_t(M), size_t(nbits),
+                                                        MetricType(metric));
+             }),
+             py::arg("res"), py::arg("d"), py::arg("nlist"), py::arg("M"), py::arg("nbits"), py::arg("metric"))
+        .def_readonly("M", &GpuIndexIVFPQ::M)
+        .def_readonly("nbits", &GpuIndexIVFPQ::nbits)
+        .def_readonly("dsub", &GpuIndexIVFPQ::dsub)
+        .def_readwrite("pq_cp", &GpuIndexIVFPQ::pq_cp)
+        .def("pq_centroids", [](const GpuIndexIVFPQ& self) {
+            std::vector<float> c = self.pq_centroids();
+            py::array_t<float> out(c.size());
+            std::copy(c.begin(), c.end(), out.mutable_data());
+            return out;
+        })
+        .def("_copy_from", [](GpuIndexIVFPQ& self, const IndexIVF& cpu, py::handle pq_obj) {
+            FloatArray pq = to_array<FloatArray>(pq_obj, "pq centroids");
+            NEARLY_CHECK_ARG(size_t(pq.size()) == self.M * 256 * self.dsub, "pq centroids: wrong size");
+            py::gil_scoped_release release;
+            self.copy_from(cpu, pq.data());
+        });
+
+    m.def("_gpu_kmeans", [](std::shared_ptr<GpuResources> res, py::handle x_obj, int k, const ClusteringParameters& cp,
+                            int metric) {
+        FloatArray x = as_matrix(x_obj, -1, "x");
+        std::vector<float> c;
+        float obj = 0;
+        {
+            py::gil_scoped_release release;
+            c = gpu_kmeans(*res, cp, int(x.shape(1)), k, x.shape(0), x.data(), MetricType(metric), &obj);
+        }
+        py::array_t<float> out({py::ssize_t(k), py::ssize_t(x.shape(1))});
+        std::copy(c.begin(), c.end(), out.mutable_data());
+        return py::make_tuple(out, obj);
+    }, py::arg("res"), py::arg("x"), py::arg("k"), py::arg("cp"), py::arg("metric"));
 
     m.def("_knn_gpu_ptr",
           [](std::shared_ptr<GpuResources> res, int metric, uintptr_t xq, idx_t nq, uintptr_t xb, idx_t nb, int d,

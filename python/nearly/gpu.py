@@ -18,7 +18,15 @@ import sys
 import numpy as np
 
 from . import _nearly
-from ._nearly import METRIC_INNER_PRODUCT, METRIC_L2, IndexFlat, IndexFlatIP, IndexFlatL2, InvalidArgumentError
+from ._nearly import (
+    METRIC_INNER_PRODUCT,
+    METRIC_L2,
+    IndexFlat,
+    IndexFlatIP,
+    IndexFlatL2,
+    IndexIVFFlat,
+    InvalidArgumentError,
+)
 
 _CUDA = hasattr(_nearly, "_GpuResources")
 GPU_MAX_SELECTION_K = 2048
@@ -172,10 +180,37 @@ def _as_k(k):
 
 # ---- indexes -----------------------------------------------------------------
 
-_FlatBase = _nearly._GpuIndexFlat if _CUDA else object
+def _base(name):
+    return getattr(_nearly, name) if _CUDA else object
 
 
-class GpuIndexFlat(_FlatBase):
+class _DeviceArrays:
+    """add / train / search taking cupy or torch device arrays as well as numpy."""
+
+    def add(self, x):
+        if _cai(x) is None:
+            return super().add(x)
+        ptr, n, _ = _device_matrix(x, self.d, "x")
+        self._add_ptr(n, ptr)
+
+    def search(self, x, k, *, params=None, D=None, I=None):
+        if _cai(x) is None:
+            return super().search(x, k, params=params, D=D, I=I)
+        if params is not None and getattr(params, "sel", None) is not None:
+            raise RuntimeError("GPU indexes do not filter with an IDSelector; search the CPU index for filtered queries")
+        k = _as_k(k)
+        ptr, n, _ = _device_matrix(x, self.d, "x")
+        D = _device_out(D, x, (n, k), np.float32, "D")
+        I = _device_out(I, x, (n, k), np.int64, "I")
+        extra = (int(getattr(params, "nprobe", 0) or 0),) if hasattr(self, "nprobe") else ()
+        self._search_ptr(n, ptr, k, _ptr(D), _ptr(I), *extra)
+        return D, I
+
+
+_FlatBase = _base("_GpuIndexFlat")
+
+
+class GpuIndexFlat(_DeviceArrays, _FlatBase):
     """Exact search on the GPU. ``GpuIndexFlat(res, d, metric, config)`` or
     ``GpuIndexFlat(res, cpu_flat_index, config)`` (a copy of its vectors)."""
 
@@ -196,24 +231,6 @@ class GpuIndexFlat(_FlatBase):
         if cpu is not None:
             self.copyFrom(cpu)
 
-    def add(self, x):
-        if _cai(x) is None:
-            return _FlatBase.add(self, x)
-        ptr, n, _ = _device_matrix(x, self.d, "x")
-        self._add_ptr(n, ptr)
-
-    def search(self, x, k, *, params=None, D=None, I=None):
-        if _cai(x) is None:
-            return _FlatBase.search(self, x, k, params=params, D=D, I=I)
-        if params is not None and getattr(params, "sel", None) is not None:
-            raise RuntimeError("GPU indexes do not filter with an IDSelector; search the CPU index for filtered queries")
-        k = _as_k(k)
-        ptr, n, _ = _device_matrix(x, self.d, "x")
-        D = _device_out(D, x, (n, k), np.float32, "D")
-        I = _device_out(I, x, (n, k), np.int64, "I")
-        self._search_ptr(n, ptr, k, _ptr(D), _ptr(I))
-        return D, I
-
 
 class GpuIndexFlatL2(GpuIndexFlat):
     def __init__(self, res, arg, config=None):
@@ -229,6 +246,103 @@ class GpuIndexFlatIP(GpuIndexFlat):
         GpuIndexFlat.__init__(self, res, arg, METRIC_INNER_PRODUCT, config)
 
 
+class GpuIndexIVFFlatConfig:
+    def __init__(self):
+        self.device = 0
+        self.indicesOptions = 0
+        self.use_cuvs = False
+
+
+class GpuIndexIVFPQConfig(GpuIndexIVFFlatConfig):
+    def __init__(self):
+        super().__init__()
+        self.useFloat16LookupTables = False
+        self.usePrecomputedTables = True
+
+
+class _GpuIVF(_DeviceArrays):
+    def train(self, x):
+        if _cai(x) is None:
+            return super().train(x)
+        ptr, n, _ = _device_matrix(x, self.d, "x")
+        self._train_ptr(n, ptr)
+
+    def add_with_ids(self, x, ids):
+        if _cai(x) is None:
+            return super().add_with_ids(x, ids)
+        ptr, n, _ = _device_matrix(x, self.d, "x")
+        if _cai(ids) is None:
+            ids = np.ascontiguousarray(ids, dtype=np.int64)
+            if ids.shape != (n,):
+                raise InvalidArgumentError(f"ids must be a 1-D array of {n} int64 ids")
+        self._add_with_ids_ptr(n, ptr, _ptr(ids))
+
+    def setNumProbes(self, nprobe):
+        self.nprobe = int(nprobe)
+
+    @property
+    def quantizer(self):
+        """The coarse centroids as a CPU IndexFlat (a copy)."""
+        q = IndexFlatL2(self.d) if self.metric_type == METRIC_L2 else IndexFlatIP(self.d)
+        if self.is_trained:
+            q.add(self.centroids())
+        return q
+
+
+_IVFFlatBase = _base("_GpuIndexIVFFlat")
+
+
+class GpuIndexIVFFlat(_GpuIVF, _IVFFlatBase):
+    """``GpuIndexIVFFlat(res, d, nlist, metric, config)`` or
+    ``GpuIndexIVFFlat(res, cpu_ivf_flat, config)`` (a copy)."""
+
+    def __init__(self, res, arg, nlist=None, metric=METRIC_L2, config=None):
+        _require_gpu()
+        cpu = None
+        if isinstance(arg, IndexIVFFlat):
+            cpu, config = arg, nlist if isinstance(nlist, GpuIndexIVFFlatConfig) else config
+            d, nlist, metric = cpu.d, cpu.nlist, cpu.metric_type
+        else:
+            d = int(arg)
+            if nlist is None:
+                raise InvalidArgumentError("GpuIndexIVFFlat(res, d, nlist, metric): nlist is missing")
+        config = config or GpuIndexIVFFlatConfig()
+        _IVFFlatBase.__init__(self, res._get(config.device), d, int(nlist), int(metric))
+        self._resources = res
+        if cpu is not None:
+            self.copyFrom(cpu)
+
+
+_IVFPQBase = _base("_GpuIndexIVFPQ")
+
+
+class GpuIndexIVFPQ(_GpuIVF, _IVFPQBase):
+    """``GpuIndexIVFPQ(res, d, nlist, M, nbits, metric, config)`` or
+    ``GpuIndexIVFPQ(res, cpu_ivfpq, config)`` (a copy). 8-bit codes, by
+    residual, tables in shared memory."""
+
+    def __init__(self, res, arg, nlist=None, M=None, nbits=8, metric=METRIC_L2, config=None):
+        _require_gpu()
+        cpu = None
+        if type(arg).__name__ == "IndexIVFPQ":
+            cpu = arg
+            config = nlist if isinstance(nlist, GpuIndexIVFPQConfig) else config
+            d, nlist, M, nbits, metric = cpu.d, cpu.nlist, cpu.pq.M, cpu.pq.nbits, cpu.metric_type
+        else:
+            d = int(arg)
+            if nlist is None or M is None:
+                raise InvalidArgumentError("GpuIndexIVFPQ(res, d, nlist, M, nbits, metric): nlist and M are needed")
+        config = config or GpuIndexIVFPQConfig()
+        _IVFPQBase.__init__(self, res._get(config.device), d, int(nlist), int(M), int(nbits), int(metric))
+        self._resources = res
+        if cpu is not None:
+            self.copyFrom(cpu)
+
+    def copyFrom(self, cpu):
+        from .compat import vector_to_array
+        self._copy_from(cpu, vector_to_array(cpu.pq.centroids))
+
+
 # ---- cloning -----------------------------------------------------------------
 
 def index_cpu_to_gpu(res, device, index, options=None):
@@ -239,19 +353,47 @@ def index_cpu_to_gpu(res, device, index, options=None):
         config.device = device
         config.useFloat16 = bool(options.useFloat16)
         return GpuIndexFlat(res, index, config)
+    if isinstance(index, IndexIVFFlat):
+        config = GpuIndexIVFFlatConfig()
+        config.device = device
+        return GpuIndexIVFFlat(res, index, config)
+    if type(index).__name__ == "IndexIVFPQ":
+        config = GpuIndexIVFPQConfig()
+        config.device = device
+        return GpuIndexIVFPQ(res, index, config)
     raise RuntimeError(f"index_cpu_to_gpu: {type(index).__name__} is not supported on the GPU "
-                       "(supported: IndexFlat, IndexFlatL2, IndexFlatIP)")
+                       "(supported: IndexFlat, IndexFlatL2, IndexFlatIP, IndexIVFFlat, IndexIVFPQ)")
 
 
 def index_gpu_to_cpu(index):
-    """The CPU twin of a GPU index, with the same vectors and ids."""
+    """The CPU twin of a GPU index, with the same vectors, codes and ids."""
     if isinstance(index, GpuIndexFlat):
         cpu = IndexFlatL2(index.d) if index.metric_type == METRIC_L2 else IndexFlatIP(index.d)
         index.copyTo(cpu)
         return cpu
-    if _CUDA and isinstance(index, _nearly.Index) and not type(index).__name__.startswith("Gpu"):
+    if isinstance(index, GpuIndexIVFFlat):
+        return index._to_cpu()
+    if isinstance(index, GpuIndexIVFPQ):
+        return _ivfpq_to_cpu(index)
+    if isinstance(index, _nearly.Index):
         return index  # already on the CPU, as faiss does
     raise RuntimeError(f"index_gpu_to_cpu: {type(index).__name__} is not a GPU index")
+
+
+def _ivfpq_to_cpu(index):
+    from . import _nearly as n
+    if not hasattr(n, "IndexIVFPQ"):
+        raise RuntimeError("index_gpu_to_cpu: this build has no CPU IndexIVFPQ")
+    q = IndexFlatL2(index.d) if index.metric_type == METRIC_L2 else IndexFlatIP(index.d)
+    q.add(index.centroids())
+    cpu = n.IndexIVFPQ(q, index.d, index.nlist, index.M, index.nbits, index.metric_type)
+    cpu._set_pq_centroids(index.pq_centroids())
+    for l in range(index.nlist):
+        codes, ids = index.list_contents(l)
+        if len(ids):
+            cpu._add_entries(l, codes, ids)
+    cpu.nprobe = index.nprobe
+    return cpu
 
 
 def index_cpu_to_all_gpus(index, co=None, ngpu=-1):

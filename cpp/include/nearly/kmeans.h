@@ -30,6 +30,20 @@ struct ClusteringIterationStats {
     int nsplit;               // empty clusters re-seeded in this iteration
 };
 
+// One Lloyd iteration done elsewhere (the GPU): assign every point to its
+// nearest centroid and recompute the centroids as the means of their points.
+// Everything around it (sampling, initialisation, empty-cluster splits,
+// spherical normalisation, redos, statistics) stays faiss's rules in train().
+struct KmeansStep {
+    virtual ~KmeansStep() = default;
+    // The (sub)sampled training points, once per train().
+    virtual void set_points(size_t n, const float* x, size_t d) = 0;
+    // centroids: k x d in, the updated means out (zero for empty clusters);
+    // hassign: k counts out. Returns the objective (sum of the distances or
+    // similarities of the assignment).
+    virtual double assign_update(float* centroids, size_t k, MetricType metric, float* hassign) = 0;
+};
+
 struct Clustering : ClusteringParameters {
     int d, k;
     std::vector<float> centroids;  // k * d after train
@@ -41,7 +55,8 @@ struct Clustering : ClusteringParameters {
     // metric: how points are assigned (L2, or IP for spherical k-means and
     // inner-product quantizers). Throws NotSupported when n < k, with faiss's
     // text, and InvalidArgument on NaN / infinity.
-    void train(idx_t n, const float* x, MetricType metric = METRIC_L2);
+    // step: where the Lloyd iterations run (null: here, on the CPU threads).
+    void train(idx_t n, const float* x, MetricType metric = METRIC_L2, KmeansStep* step = nullptr);
 
     // Final objective: the last iteration's, 0 when there was none.
     float final_objective() const { return iteration_stats.empty() ? 0.f : iteration_stats.back().obj; }
