@@ -165,10 +165,11 @@ __global__ void negate_kernel(float* x, int64_t n) {
     if (i < n) x[i] = -x[i];
 }
 
+// Dynamic shared memory beyond the default 48 KB (static included) must be
+// opted into per kernel.
 template <class Kernel>
 void allow_shared(Kernel kernel, size_t bytes) {
-    if (bytes > 48 * 1024)
-        NEARLY_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes)));
+    NEARLY_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes)));
 }
 
 }  // namespace
