@@ -18,23 +18,6 @@
 
 namespace nearly::gpu {
 
-namespace {
-
-// Host memory for a host-or-device input (copied when on the device).
-struct HostView {
-    const float* ptr;
-    std::vector<float> copy;
-    HostView(const float* x, size_t n, cudaStream_t st) : ptr(x) {
-        if (is_device_pointer(x)) {
-            copy.resize(n);
-            NEARLY_CUDA_CHECK(cudaMemcpyAsync(copy.data(), x, n * 4, cudaMemcpyDeviceToHost, st));
-            NEARLY_CUDA_CHECK(cudaStreamSynchronize(st));
-            ptr = copy.data();
-        }
-    }
-};
-
-}  // namespace
 
 GpuIndexIVF::GpuIndexIVF(ResourcesPtr r, int d_, size_t nlist_, size_t code_size_, MetricType metric)
     : Index(d_, metric), res(std::move(r)), nlist(nlist_), code_size(code_size_) {
@@ -92,37 +75,71 @@ void GpuIndexIVF::list_contents(size_t l, std::vector<uint8_t>& codes, std::vect
     res->synchronize();
 }
 
+namespace {
+
+// The first m rows of faiss's seeded permutation of x, on the device and on
+// the host. A device input is sampled on the device, so only the sample
+// crosses the bus.
+void sample_rows(GpuResources& res, const float* x, bool x_dev, idx_t n, int d, idx_t m, int64_t seed,
+                 Scratch<float>& dev, std::vector<float>& host) {
+    cudaStream_t st = res.stream();
+    host.resize(size_t(m) * d);
+    std::vector<int64_t> rows(m);
+    if (m < n) {
+        std::vector<int> perm(n);
+        rand_perm(perm.data(), size_t(n), seed);
+        for (idx_t i = 0; i < m; i++) rows[i] = perm[i];
+    } else {
+        for (idx_t i = 0; i < m; i++) rows[i] = i;
+    }
+    if (x_dev) {
+        Scratch<int64_t> r(res, size_t(m));
+        NEARLY_CUDA_CHECK(cudaMemcpyAsync(r.get(), rows.data(), size_t(m) * 8, cudaMemcpyHostToDevice, st));
+        gather_rows(res, x, r.get(), m, d, dev.get());
+        NEARLY_CUDA_CHECK(cudaMemcpyAsync(host.data(), dev.get(), host.size() * 4, cudaMemcpyDeviceToHost, st));
+        res.synchronize();
+    } else {
+        for (idx_t i = 0; i < m; i++) std::memcpy(&host[size_t(i) * d], x + size_t(rows[i]) * d, size_t(d) * 4);
+        NEARLY_CUDA_CHECK(cudaMemcpyAsync(dev.get(), host.data(), host.size() * 4, cudaMemcpyHostToDevice, st));
+    }
+}
+
+}  // namespace
+
 void GpuIndexIVF::train(idx_t n, const float* x) {
     check_writable();
     NEARLY_CHECK_ARG(n >= 0, "n must be >= 0");
     std::unique_lock<SharedMutex> lock(rw_mutex_);
     std::lock_guard<std::mutex> call(res->call_mutex());
     res->set_device();
-    cudaStream_t st = res->stream();
-    HostView hx(x, size_t(n) * d, st);
-    check_finite(hx.ptr, size_t(n) * d, "training data");
+    const bool x_dev = is_device_pointer(x);
+    if (x_dev)
+        check_finite_device(*res, x, n * d, "training data");
+    else
+        check_finite(x, size_t(n) * d, "training data");
     if (!centroids_ready_) {
+        if (n < idx_t(nlist))
+            throw NotSupported("Number of training points (" + std::to_string(n) +
+                               ") should be at least as large as number of clusters (" + std::to_string(nlist) + ")");
         if (verbose) std::printf("Training level-1 quantizer on %lld vectors in %dD (GPU)\n", (long long)n, d);
         ClusteringParameters c = cp;
         c.verbose = verbose;
-        std::vector<float> cent = gpu_kmeans(*res, c, d, int(nlist), n, hx.ptr, metric_type);
+        // Clustering's own subsampling, done here so a device input stays there.
+        idx_t m = n;
+        if (c.max_points_per_centroid > 0) m = std::min<idx_t>(n, idx_t(nlist) * c.max_points_per_centroid);
+        Scratch<float> dev(*res, size_t(m) * d);
+        std::vector<float> host;
+        sample_rows(*res, x, x_dev, n, d, m, c.seed, dev, host);
+        std::vector<float> cent = gpu_kmeans(*res, c, d, int(nlist), m, host.data(), metric_type, nullptr, dev.get());
         set_centroids(cent.data());
     }
     // The encoder learns from a seeded sample of at most 65536 points (its
     // own k-means subsamples to 256 points per centroid anyway).
     const idx_t ns = std::min<idx_t>(n, 65536);
-    std::vector<float> sample(size_t(ns) * d);
-    if (ns < n) {
-        std::vector<int> perm(n);
-        rand_perm(perm.data(), size_t(n), 1234);
-        for (idx_t i = 0; i < ns; i++)
-            std::memcpy(&sample[size_t(i) * d], hx.ptr + size_t(perm[i]) * d, size_t(d) * 4);
-    } else {
-        std::memcpy(sample.data(), hx.ptr, sample.size() * 4);
-    }
-    Scratch<float> xs(*res, sample.size());
+    Scratch<float> xs(*res, size_t(ns) * d);
+    std::vector<float> host;
+    sample_rows(*res, x, x_dev, n, d, ns, 1234, xs, host);
     Scratch<int64_t> assign(*res, size_t(ns));
-    NEARLY_CUDA_CHECK(cudaMemcpyAsync(xs.get(), sample.data(), sample.size() * 4, cudaMemcpyHostToDevice, st));
     gpu_assign(*res, xs.get(), ns, centroids_.data(), centroid_norms_.data(), idx_t(nlist), d, metric_type,
                assign.get(), nullptr);
     train_encoder(ns, xs.get(), assign.get());
@@ -406,7 +423,7 @@ void GpuIndexIVFPQ::train_encoder(idx_t n, const float* x_dev, const int64_t* as
         ClusteringParameters c = pq_cp;
         c.verbose = false;
         if (verbose) std::printf("  training sub-quantizer %zu / %zu\r", m + 1, M), std::fflush(stdout);
-        std::vector<float> cm = gpu_kmeans(*res, c, int(dsub), 256, n, host_sub.data(), METRIC_L2);
+        std::vector<float> cm = gpu_kmeans(*res, c, int(dsub), 256, n, host_sub.data(), METRIC_L2, nullptr, sub.get());
         std::copy(cm.begin(), cm.end(), pq.begin() + m * 256 * dsub);
     }
     if (verbose) std::printf("\n");

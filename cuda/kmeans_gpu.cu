@@ -55,6 +55,8 @@ void gpu_assign(GpuResources& res, const float* x, idx_t n, const float* centroi
 void GpuKmeansStep::set_points(size_t n, const float* x, size_t d) {
     n_ = n;
     d_ = d;
+    if (dev_x_ && dev_n_ == n) return;
+    dev_x_ = nullptr;
     x_.resize(n * d, res_.stream());
     NEARLY_CUDA_CHECK(cudaMemcpyAsync(x_.data(), x, n * d * 4, cudaMemcpyDefault, res_.stream()));
 }
@@ -67,11 +69,11 @@ double GpuKmeansStep::assign_update(float* centroids, size_t k, MetricType metri
     Scratch<double> obj(res_, 1);
     NEARLY_CUDA_CHECK(cudaMemcpyAsync(c.get(), centroids, k * d_ * 4, cudaMemcpyHostToDevice, st));
     row_norms(res_, c.get(), idx_t(k), d, norms.get());
-    gpu_assign(res_, x_.data(), idx_t(n_), c.get(), norms.get(), idx_t(k), d, metric, assign.get(), dis.get());
+    gpu_assign(res_, points(), idx_t(n_), c.get(), norms.get(), idx_t(k), d, metric, assign.get(), dis.get());
     NEARLY_CUDA_CHECK(cudaMemsetAsync(sums.get(), 0, k * d_ * 4, st));
     NEARLY_CUDA_CHECK(cudaMemsetAsync(counts.get(), 0, k * 4, st));
     NEARLY_CUDA_CHECK(cudaMemsetAsync(obj.get(), 0, 8, st));
-    accumulate_kernel<<<unsigned(n_), 128, 0, st>>>(x_.data(), assign.get(), idx_t(n_), d, sums.get(), counts.get());
+    accumulate_kernel<<<unsigned(n_), 128, 0, st>>>(points(), assign.get(), idx_t(n_), d, sums.get(), counts.get());
     divide_kernel<<<unsigned((k * d_ + 255) / 256), 256, 0, st>>>(sums.get(), counts.get(), idx_t(k), d);
     sum_kernel<<<std::min<unsigned>(1024, unsigned((n_ + 255) / 256)), 256, 0, st>>>(dis.get(), idx_t(n_), obj.get());
     NEARLY_CUDA_CHECK(cudaGetLastError());
@@ -84,9 +86,12 @@ double GpuKmeansStep::assign_update(float* centroids, size_t k, MetricType metri
 }
 
 std::vector<float> gpu_kmeans(GpuResources& res, const ClusteringParameters& cp, int d, int k, idx_t n, const float* x,
-                              MetricType metric, float* obj) {
+                              MetricType metric, float* obj, const float* x_dev) {
     Clustering clus(d, k, cp);
     GpuKmeansStep step(res);
+    // Only when Clustering will not subsample: then it trains on exactly x.
+    if (x_dev && (cp.max_points_per_centroid <= 0 || n <= idx_t(k) * cp.max_points_per_centroid))
+        step.use_device_points(x_dev, size_t(n));
     clus.train(n, x, metric, &step);
     if (obj) *obj = clus.final_objective();
     return std::move(clus.centroids);

@@ -20,8 +20,8 @@ __global__ void __launch_bounds__(BLOCK) tile_select_kernel(const float* tile, i
                                                             const float* running, float* cand, int64_t* cand_ids,
                                                             int64_t cand_ld) {
     __shared__ BlockSelect<BLOCK, S, R> sel;
-    int s = blockIdx.x;
-    int64_t r = blockIdx.y;
+    int64_t r = blockIdx.x;
+    int s = blockIdx.y;
     int64_t c0 = int64_t(s) * seg_len;
     int64_t left = tile_cols - c0;
     int64_t n = left < 0 ? 0 : (left < seg_len ? left : seg_len);
@@ -107,22 +107,27 @@ void knn_exact(GpuResources& res, const KnnArgs& a) {
     // Segment length: long enough that k candidates per segment stay a small
     // fraction of the columns.
     const int seg_len = kp <= 64 ? 8192 : 8 * kp;
-    const int64_t qc = std::min<int64_t>(a.nq, 2048);
+    int64_t tile_mb = 256;
+    if (const char* e = std::getenv("NEARLY_GPU_TILE_MB")) tile_mb = std::max(1, std::atoi(e));  // for benchmarks
     // Tiles of 256 MB (a quarter of the scratch budget at most): per-tile
     // launches and merges then cost little (on an H100, 1M x 384 fp16, 10k
     // queries: 32 MB tiles 0.125 s, 128 MB 0.085 s, 256 MB 0.065 s), and the
     // k-th best of the earlier tiles soon rejects almost every distance.
-    int64_t tile_mb = 256;
-    if (const char* e = std::getenv("NEARLY_GPU_TILE_MB")) tile_mb = std::max(1, std::atoi(e));  // for benchmarks
     const int64_t tile_budget =
         std::max<int64_t>(int64_t(8) << 20, std::min<int64_t>(res.temp_memory() / 4, tile_mb << 20));
     const int64_t nb_round = (std::max<int64_t>(a.nb, 1) + seg_len - 1) / seg_len * seg_len;
+    // At least 2048 queries per tile; more when the database is narrow
+    // (k-means assignment: many points, few centroids), up to the budget.
+    const int64_t qc = std::min<int64_t>(
+        a.nq, std::min<int64_t>(int64_t(1) << 20,
+                                std::max<int64_t>(2048, tile_budget / 4 / std::max<int64_t>(1, std::min(a.nb, nb_round)))));
     int64_t nt = tile_budget / 4 / qc / seg_len * seg_len;
     nt = std::min(std::max<int64_t>(nt, seg_len), nb_round);
+    const int64_t tile_cols = std::min<int64_t>(nt, std::max<int64_t>(a.nb, 1));
     const int segs = int(nt / seg_len);
     const int64_t cand_ld = int64_t(k) * (1 + segs);
 
-    Scratch<float> tile(res, size_t(qc * nt));
+    Scratch<float> tile(res, size_t(qc * tile_cols));
     Scratch<float> cand(res, size_t(qc * cand_ld));
     Scratch<int64_t> cand_ids(res, size_t(qc * cand_ld));
     Scratch<float> q_norms(res, size_t(qc));
@@ -155,7 +160,7 @@ void knn_exact(GpuResources& res, const KnnArgs& a) {
             int launch_segs = first ? tile_segs : segs;  // unused segments fill with padding
             with_select_config(k, [&](auto cfg) {
                 using C = decltype(cfg);
-                tile_select_kernel<C::kBlock, C::kSlots, C::kItems><<<dim3(launch_segs, unsigned(nq)), C::kBlock, 0, st>>>(
+                tile_select_kernel<C::kBlock, C::kSlots, C::kItems><<<dim3(unsigned(nq), launch_segs), C::kBlock, 0, st>>>(
                     tile.get(), ncols, seg_len, a.xb_norms, j0, l2, k, first ? nullptr : cand.get(), cand.get() + off,
                     cand_ids.get() + off, cand_ld);
             });

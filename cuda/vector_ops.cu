@@ -47,6 +47,11 @@ __global__ void nonfinite_kernel(const float* x, int64_t n, int* flag) {
         }
 }
 
+__global__ void gather_rows_kernel(const float* src, const int64_t* rows, int64_t n, int d, float* dst) {
+    int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
+    if (i < n * d) dst[i] = src[rows[i / d] * d + i % d];
+}
+
 unsigned blocks_for(int64_t n, int per) { return unsigned((n + per - 1) / per); }
 
 }  // namespace
@@ -73,6 +78,12 @@ void to_fp16(GpuResources& res, const float* x, int64_t n, uint16_t* out) {
 void from_fp16(GpuResources& res, const uint16_t* x, int64_t n, float* out) {
     if (n == 0) return;
     from_fp16_kernel<<<blocks_for(n, 256), 256, 0, res.stream()>>>(reinterpret_cast<const __half*>(x), n, out);
+    NEARLY_CUDA_CHECK(cudaGetLastError());
+}
+
+void gather_rows(GpuResources& res, const float* src, const int64_t* rows, int64_t n, int d, float* dst) {
+    if (n == 0) return;
+    gather_rows_kernel<<<blocks_for(n * d, 256), 256, 0, res.stream()>>>(src, rows, n, d, dst);
     NEARLY_CUDA_CHECK(cudaGetLastError());
 }
 

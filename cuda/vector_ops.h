@@ -12,6 +12,8 @@ void row_norms_fp16(GpuResources& res, const uint16_t* x, int64_t n, int d, floa
 // float32 -> float16 (round to nearest), and back.
 void to_fp16(GpuResources& res, const float* x, int64_t n, uint16_t* out);
 void from_fp16(GpuResources& res, const uint16_t* x, int64_t n, float* out);
+// dst[i] = src[rows[i]] for rows of d floats.
+void gather_rows(GpuResources& res, const float* src, const int64_t* rows, int64_t n, int d, float* dst);
 // Throws InvalidArgument naming `what` when x (device) holds a NaN or an infinity.
 void check_finite_device(GpuResources& res, const float* x, int64_t n, const char* what);
 

@@ -119,6 +119,15 @@ void IndexIVFPQ::decode_vector(size_t list_no, const uint8_t* code, float* out) 
     for (int j = 0; j < d; j++) out[j] += c[j];
 }
 
+void IndexIVFPQ::set_pq_centroids(const float* c) {
+    check_writable();
+    std::unique_lock<SharedMutex> lk(rw_mutex_);
+    pq.centroids.assign(c, c + pq.M * pq.ksub * pq.dsub);
+    pq_trained_ = true;
+    if (by_residual) build_precomputed_table();
+    refresh_trained();
+}
+
 void IndexIVFPQ::train_encoder(idx_t n, const float* x, const idx_t*) {
     if (verbose) std::printf("training %zdx%zd product quantizer on %lld vectors in %dD\n", pq.M, pq.ksub,
                              (long long)n, d);

@@ -132,6 +132,13 @@ void bind_pq(py::module_& m) {
         .def("precompute_table", [](IndexIVFPQ& self) {
             py::gil_scoped_release release;
             self.precompute_table();
+        })
+        .def("_set_pq_centroids", [](IndexIVFPQ& self, py::handle c_obj) {
+            FloatArray c = to_array<FloatArray>(c_obj, "centroids");
+            NEARLY_CHECK_ARG(size_t(c.size()) == self.pq.M * self.pq.ksub * self.pq.dsub,
+                             "centroids must hold M * ksub * dsub floats");
+            py::gil_scoped_release release;
+            self.set_pq_centroids(c.data());
         });
 
     // Test hook: the active level's ADC kernel on (M, 256) tables and (n, M) codes.

@@ -122,19 +122,56 @@ def test_ivfpq_codes_and_distances_match_numpy(res, data):
 
 
 @pytest.mark.parametrize("metric", [nearly.METRIC_L2, nearly.METRIC_INNER_PRODUCT])
-def test_ivfpq_recall(res, data, metric, cupy):
+def test_ivfpq_recall_matches_cpu_ivfpq(res, data, metric, cupy):
+    """Trained on the GPU from device arrays: recall within 2 points of the CPU
+    IndexIVFPQ trained on the same data (unit vectors for inner product, as
+    users of that metric have)."""
     xb, xq = data
+    if metric == nearly.METRIC_INNER_PRODUCT:
+        xb = xb / np.linalg.norm(xb, axis=1, keepdims=True)
+        xq = xq / np.linalg.norm(xq, axis=1, keepdims=True)
     _, gt = brute_force(xq, xb, 10, metric)
     gpu = nearly.GpuIndexIVFPQ(res, 32, 32, 16, 8, metric)
     gpu.train(cupy.asarray(xb))
     gpu.add(cupy.asarray(xb))
-    gpu.nprobe = 32
-    D, I = gpu.search(cupy.asarray(xq), 10)
-    assert isinstance(I, cupy.ndarray)
-    r = recall(cupy.asnumpy(I), gt, 10)
-    assert r > 0.6, r
-    Dn, In = gpu.search(xq, 10)
-    np.testing.assert_array_equal(In, cupy.asnumpy(I))
+    cpu = nearly.IndexIVFPQ(nearly.IndexFlat(32, metric), 32, 32, 16, 8, metric)
+    cpu.train(xb)
+    cpu.add(xb)
+    for nprobe in (4, 32):
+        gpu.nprobe = cpu.nprobe = nprobe
+        D, I = gpu.search(cupy.asarray(xq), 10)
+        assert isinstance(I, cupy.ndarray)
+        rg = recall(cupy.asnumpy(I), gt, 10)
+        rc = recall(cpu.search(xq, 10)[1], gt, 10)
+        assert rg >= rc - 0.02, (nprobe, rg, rc)
+        Dn, In = gpu.search(xq, 10)
+        np.testing.assert_array_equal(In, cupy.asnumpy(I))
+
+
+@pytest.mark.parametrize("metric", [nearly.METRIC_L2, nearly.METRIC_INNER_PRODUCT])
+def test_ivfpq_cpu_gpu_round_trip(res, data, metric):
+    """CPU IndexIVFPQ -> GPU -> CPU: same codes and ids; the GPU scores the
+    same candidates (ids agree where distances are not tied)."""
+    xb, xq = data
+    cpu = nearly.IndexIVFPQ(nearly.IndexFlat(32, metric), 32, 32, 8, 8, metric)
+    cpu.train(xb)
+    cpu.add(xb)
+    gpu = nearly.index_cpu_to_gpu(res, 0, cpu)
+    np.testing.assert_array_equal(gpu.pq_centroids(), nearly.vector_to_array(cpu.pq.centroids))
+    for nprobe in (1, 8):
+        cpu.nprobe = gpu.nprobe = nprobe
+        Dc, Ic = cpu.search(xq, 10)
+        Dg, Ig = gpu.search(xq, 10)
+        assert np.mean(Ic == Ig) > 0.97
+        m = Ic == Ig
+        np.testing.assert_allclose(Dg[m], Dc[m], rtol=1e-3, atol=1e-2)
+    back = nearly.index_gpu_to_cpu(gpu)
+    assert type(back).__name__ == "IndexIVFPQ" and back.ntotal == cpu.ntotal and back.is_trained
+    for l in range(32):
+        np.testing.assert_array_equal(back.invlists.get_ids(l), cpu.invlists.get_ids(l))
+        np.testing.assert_array_equal(back.invlists.get_codes(l), cpu.invlists.get_codes(l))
+    back.nprobe = 8
+    np.testing.assert_array_equal(back.search(xq, 10)[1], cpu.search(xq, 10)[1])
 
 
 def test_gpu_ivf_incremental_add_with_ids(res, data):

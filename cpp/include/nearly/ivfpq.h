@@ -29,6 +29,9 @@ struct IndexIVFPQ : IndexIVF {
     // (Re)builds precomputed_table from the quantizer and the PQ (takes the
     // write lock).
     void precompute_table();
+    // Installs a trained codebook (M x ksub x dsub, faiss's layout), as the
+    // GPU twin hands it back: the index is trained once its quantizer is.
+    void set_pq_centroids(const float* centroids);
     void write_body(Writer& w) const override;
     static std::unique_ptr<IndexIVFPQ> read_body(Reader& r);
 
