@@ -278,7 +278,49 @@ def suite_ivf(args, xb, xq, out):
                 entry["gpu"]["train_s"] + entry["gpu"]["add_s"])
             log(name, "ratios", ratios, "build", entry["build_ratio_cpu_over_gpu"])
         result[name] = entry
+    if args.diagnose:
+        result["diagnose"] = diagnose_ivfpq(xb, xb_host, xq, gt, k, nlist, M)
     out["ivf"] = result
+
+
+def diagnose_ivfpq(xb, xb_host, xq, gt, k, nlist, M):
+    """Where a GPU/CPU recall gap comes from: each training half swapped."""
+    import nearly
+    res = nearly.StandardGpuResources()
+    d = xb.shape[1]
+    ip = nearly.METRIC_INNER_PRODUCT
+    q = xq[:2000].cpu().numpy()
+    g2 = gt[:2000]
+    out = {}
+
+    def rec(index):
+        r = {}
+        for nprobe in (8, 32):
+            index.nprobe = nprobe
+            I = index.search(q, k)[1]
+            r[nprobe] = recall(I, g2, k)
+        return r
+
+    g = nearly.GpuIndexIVFPQ(res, d, nlist, M, 8, ip)
+    g.train(xb)
+    g.add(xb)
+    out["gpu_trained_gpu_search"] = rec(g)
+    out["gpu_trained_cpu_search"] = rec(nearly.index_gpu_to_cpu(g))
+    cent = g.centroids()
+    del g
+    c = nearly.index_factory(d, "IVF1024,PQ48", ip)
+    c.train(xb_host)
+    c.add(xb_host)
+    out["cpu_trained_cpu_search"] = rec(c)
+    out["cpu_trained_gpu_search"] = rec(nearly.index_cpu_to_gpu(res, 0, c))
+    quant = nearly.IndexFlatIP(d)
+    quant.add(cent)
+    h = nearly.IndexIVFPQ(quant, d, nlist, M, 8, ip)
+    h.train(xb_host)  # the quantizer is trained: only the PQ is learnt, on the CPU
+    h.add(xb_host)
+    out["gpu_centroids_cpu_pq"] = rec(h)
+    log("diagnose", out)
+    return out
 
 
 SUITES = {"flat": suite_flat, "select": suite_select, "ivf": suite_ivf}
@@ -291,6 +333,7 @@ def main():
     ap.add_argument("--n", type=int, default=1_000_000)
     ap.add_argument("--nq", type=int, default=10_000)
     ap.add_argument("--k", type=int, default=10)
+    ap.add_argument("--diagnose", action="store_true", help="ivf: swap the GPU and CPU training halves")
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results"))
     args = ap.parse_args()
     xb, xq = load(args.data, args.n, args.nq)

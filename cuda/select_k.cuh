@@ -66,15 +66,19 @@ struct BlockSelect {
     }
 
     // Sorts the best and the `filled` buffered candidates; keeps the kp best.
+    // Only the power-of-two prefix that holds them is sorted, so a merge of a
+    // few candidates costs little.
     __device__ void merge(int filled) {
-        for (int i = kp + filled + threadIdx.x; i < S; i += BLOCK) {
+        int P = kp;
+        while (P < kp + filled) P <<= 1;
+        for (int i = kp + filled + threadIdx.x; i < P; i += BLOCK) {
             key[i] = FLT_MAX;
             pos[i] = -1;
         }
         __syncthreads();
-        for (int size = 2; size <= S; size <<= 1) {
+        for (int size = 2; size <= P; size <<= 1) {
             for (int stride = size >> 1; stride > 0; stride >>= 1) {
-                for (int t = threadIdx.x; t < S / 2; t += BLOCK) {
+                for (int t = threadIdx.x; t < P / 2; t += BLOCK) {
                     int i = 2 * t - (t & (stride - 1));
                     int j = i + stride;
                     bool ascending = (i & size) == 0;
@@ -128,6 +132,10 @@ struct BlockSelect {
     // Selects over positions [0, n) of a row, key_of(i) giving each key.
     template <class KeyOf>
     __device__ void run(int64_t n, KeyOf key_of) {
+        if (k == 1) {  // k-means assignment, IVF adds: a plain arg-min
+            argmin(n, key_of);
+            return;
+        }
         SelectRound s;
         for (int64_t base = 0; base < n; base += kRoundItems) {
             begin_round(s, kRoundItems);
@@ -139,6 +147,46 @@ struct BlockSelect {
             end_round(s);
         }
         finish(s);
+    }
+
+    template <class KeyOf>
+    __device__ void argmin(int64_t n, KeyOf key_of) {
+        float best = seed;  // only keys below the seed count
+        int32_t arg = -1;
+        for (int64_t i = threadIdx.x; i < n; i += BLOCK) {
+            float v = key_of(i);
+            if (v < best || (v == best && arg >= 0 && int32_t(i) < arg)) {
+                best = v;
+                arg = int32_t(i);
+            }
+        }
+        for (int o = 16; o > 0; o >>= 1) {
+            float ob = __shfl_xor_sync(0xffffffffu, best, o);
+            int32_t oa = __shfl_xor_sync(0xffffffffu, arg, o);
+            if (oa >= 0 && (arg < 0 || less(ob, oa, best, arg))) {
+                best = ob;
+                arg = oa;
+            }
+        }
+        __syncthreads();  // slots may still be read by an earlier phase
+        if (threadIdx.x % 32 == 0) {
+            key[kp + threadIdx.x / 32] = best;
+            pos[kp + threadIdx.x / 32] = arg;
+        }
+        __syncthreads();
+        if (threadIdx.x == 0) {
+            for (int w = 1; w < BLOCK / 32; w++) {
+                float ob = key[kp + w];
+                int32_t oa = pos[kp + w];
+                if (oa >= 0 && (arg < 0 || less(ob, oa, best, arg))) {
+                    best = ob;
+                    arg = oa;
+                }
+            }
+            key[0] = arg >= 0 ? best : FLT_MAX;
+            pos[0] = arg;
+        }
+        __syncthreads();
     }
 };
 
