@@ -283,10 +283,10 @@ void GpuIndexIVF::search(idx_t n, const float* x, idx_t k, float* D, idx_t* I, c
         a.D = cd.get();
         a.I = ci.get();
         knn_exact(*res, a);
-        scan(q, nq, cd.get(), ci.get(), int(np), int(k), cand.get(), cand_ids.get());
+        int cols = scan(q, nq, cd.get(), ci.get(), int(np), int(k), cand.get(), cand_ids.get());
         float* Dq = out_dev ? D + size_t(q0) * k : dd.get();
         idx_t* Iq = out_dev ? I + size_t(q0) * k : ii.get();
-        select_k(*res, cand.get(), cand_ids.get(), nq, int64_t(np) * k, int(k), false, Dq, Iq);
+        select_k(*res, cand.get(), cand_ids.get(), nq, cols, int(k), false, Dq, Iq);
         if (metric_type == METRIC_INNER_PRODUCT) negate(*res, Dq, nq * k);
         if (!out_dev) {
             NEARLY_CUDA_CHECK(cudaMemcpyAsync(D + size_t(q0) * k, dd.get(), size_t(nq) * k * 4, cudaMemcpyDeviceToHost, st));
@@ -358,10 +358,11 @@ void GpuIndexIVFFlat::encode(idx_t n, const float* x_dev, const int64_t*, uint8_
     NEARLY_CUDA_CHECK(cudaMemcpyAsync(codes_dev, x_dev, size_t(n) * d * 4, cudaMemcpyDeviceToDevice, res->stream()));
 }
 
-void GpuIndexIVFFlat::scan(const float* xq, idx_t nq, const float*, const int64_t* coarse_i, int np, int k,
-                           float* cand, int64_t* cand_ids) const {
+int GpuIndexIVFFlat::scan(const float* xq, idx_t nq, const float*, const int64_t* coarse_i, int np, int k,
+                          float* cand, int64_t* cand_ids) const {
     ivf_flat_scan(*res, xq, nq, d, coarse_i, np, reinterpret_cast<const float*>(codes_.data()), ids_.data(),
                   offsets_dev_.data(), metric_type == METRIC_L2, k, cand, cand_ids);
+    return np * k;
 }
 
 void GpuIndexIVFFlat::copy_from(const IndexIVF& cpu) {
@@ -462,13 +463,19 @@ void GpuIndexIVFPQ::encode(idx_t n, const float* x_dev, const int64_t* assign_de
     pq_encode(*res, x_dev, assign_dev, centroids_.data(), n, d, int(M), int(dsub), pq_.data(), codes_dev);
 }
 
-void GpuIndexIVFPQ::scan(const float* xq, idx_t nq, const float* coarse_d, const int64_t* coarse_i, int np, int k,
-                         float* cand, int64_t* cand_ids) const {
+int GpuIndexIVFPQ::scan(const float* xq, idx_t nq, const float* coarse_d, const int64_t* coarse_i, int np, int k,
+                        float* cand, int64_t* cand_ids) const {
     const size_t T = M * 256;
     Scratch<float> qtab(*res, size_t(nq) * T);
     gemm_abt(res->cublas(), int(nq), int(T), d, 1.f, xq, block_.data(), false, false, qtab.get(), int(T));
+    if (metric_type == METRIC_INNER_PRODUCT && ntotal < (idx_t(1) << 31)) {
+        ivfpq_scan_ip(*res, qtab.get(), coarse_d, coarse_i, nq, np, int(M), codes_.data(), ids_.data(),
+                      offsets_dev_.data(), k, cand, cand_ids);
+        return ivfpq_ip_groups(np) * k;
+    }
     ivfpq_scan(*res, qtab.get(), metric_type == METRIC_L2 ? list_tab_.data() : nullptr, coarse_d, coarse_i, nq, np,
                int(M), codes_.data(), ids_.data(), offsets_dev_.data(), metric_type == METRIC_L2, k, cand, cand_ids);
+    return np * k;
 }
 
 void GpuIndexIVFPQ::copy_from(const IndexIVF& cpu, const float* pq_centroids) {

@@ -45,10 +45,11 @@ struct GpuIndexIVF : Index {
     // ---- what a family provides (device pointers, the call lock held) ----
     virtual void train_encoder(idx_t n, const float* x_dev, const int64_t* assign_dev) = 0;
     virtual void encode(idx_t n, const float* x_dev, const int64_t* assign_dev, uint8_t* codes_dev) const = 0;
-    // Per-chunk query tables (before the scans), then one block per (query,
-    // probe) writing k candidates as keys where smaller is better.
-    virtual void scan(const float* xq_dev, idx_t nq, const float* coarse_d, const int64_t* coarse_i, int np, int k,
-                      float* cand, int64_t* cand_ids) const = 0;
+    // Scores the probed lists of nq queries: per query at most np * k
+    // candidates, as keys where smaller is better, rows of `returned` columns
+    // (the value returned).
+    virtual int scan(const float* xq_dev, idx_t nq, const float* coarse_d, const int64_t* coarse_i, int np, int k,
+                     float* cand, int64_t* cand_ids) const = 0;
 
     // Copies from a CPU index of the same family (centroids from its quantizer).
     void copy_lists_from(const IndexIVF& cpu);
@@ -77,8 +78,8 @@ struct GpuIndexIVFFlat : GpuIndexIVF {
    protected:
     void train_encoder(idx_t, const float*, const int64_t*) override {}
     void encode(idx_t n, const float* x_dev, const int64_t* assign_dev, uint8_t* codes_dev) const override;
-    void scan(const float* xq_dev, idx_t nq, const float* coarse_d, const int64_t* coarse_i, int np, int k,
-              float* cand, int64_t* cand_ids) const override;
+    int scan(const float* xq_dev, idx_t nq, const float* coarse_d, const int64_t* coarse_i, int np, int k,
+             float* cand, int64_t* cand_ids) const override;
 };
 
 // By residual (x - centroid), 8-bit codes, M sub-quantizers, like faiss's
@@ -100,8 +101,8 @@ struct GpuIndexIVFPQ : GpuIndexIVF {
    protected:
     void train_encoder(idx_t n, const float* x_dev, const int64_t* assign_dev) override;
     void encode(idx_t n, const float* x_dev, const int64_t* assign_dev, uint8_t* codes_dev) const override;
-    void scan(const float* xq_dev, idx_t nq, const float* coarse_d, const int64_t* coarse_i, int np, int k,
-              float* cand, int64_t* cand_ids) const override;
+    int scan(const float* xq_dev, idx_t nq, const float* coarse_d, const int64_t* coarse_i, int np, int k,
+             float* cand, int64_t* cand_ids) const override;
 
    private:
     void set_codebook(const float* pq_host);  // fills the block matrix and the list tables

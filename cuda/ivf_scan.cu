@@ -110,6 +110,59 @@ __global__ void __launch_bounds__(BLOCK) ivfpq_scan_kernel(const float* qtab, co
     write_candidates(sel, k, b, ids, cand + o, cand_ids + o);
 }
 
+// Inner product: the table <q_m, C_m[j]> does not depend on the list, so one
+// block builds it once and scans a group of G probed lists with it.
+template <int BLOCK, int S, int R>
+__global__ void __launch_bounds__(BLOCK) ivfpq_scan_ip_kernel(const float* qtab, const float* coarse_d,
+                                                              const int64_t* coarse_i, int np, int G, int M,
+                                                              const uint8_t* codes, const int64_t* ids,
+                                                              const int64_t* offsets, int k, float* cand,
+                                                              int64_t* cand_ids) {
+    extern __shared__ float lut[];  // M x 256
+    __shared__ BlockSelect<BLOCK, S, R> sel;
+    const int g = blockIdx.x;
+    const int64_t qi = blockIdx.y;
+    const int T = M * 256;
+    const float* qt = qtab + qi * T;
+    for (int i = threadIdx.x; i < T; i += BLOCK) lut[i] = qt[i];
+    sel.init(k);
+    SelectRound s;
+    const bool words = M % 4 == 0;
+    for (int p = g * G; p < np && p < (g + 1) * G; p++) {
+        const int64_t l = coarse_i[qi * np + p];
+        if (l < 0) continue;
+        const int64_t b = offsets[l], e = offsets[l + 1];
+        const float base_term = coarse_d[qi * np + p];
+        for (int64_t base = b; base < e; base += BLOCK * R) {
+            sel.begin_round(s, BLOCK * R);
+#pragma unroll
+            for (int r = 0; r < R; r++) {
+                int64_t idx = base + r * BLOCK + threadIdx.x;
+                if (idx >= e) break;
+                const uint8_t* c = codes + idx * M;
+                float acc = base_term;
+                if (words) {
+                    const uint32_t* cw = reinterpret_cast<const uint32_t*>(c);
+                    for (int m4 = 0; m4 < M / 4; m4++) {
+                        uint32_t v = cw[m4];
+                        const float* t = lut + m4 * 1024;
+                        acc += t[v & 255] + t[256 + ((v >> 8) & 255)] + t[512 + ((v >> 16) & 255)] +
+                               t[768 + (v >> 24)];
+                    }
+                } else {
+                    for (int m = 0; m < M; m++) acc += lut[m * 256 + c[m]];
+                }
+                // The position is the entry's global index: ids[] is read directly.
+                sel.offer(s, -acc, int32_t(idx));
+            }
+            sel.end_round(s);
+        }
+    }
+    sel.finish(s);
+    int64_t o = (qi * ((np + G - 1) / G) + g) * k;
+    write_candidates(sel, k, 0, ids, cand + o, cand_ids + o);
+}
+
 __global__ void pq_encode_kernel(const float* x, const int64_t* assign, const float* centroids, int64_t n, int d,
                                  int M, int dsub, const float* pq, uint8_t* codes) {
     extern __shared__ float cb[];  // 256 x dsub: this block's sub-quantizer
@@ -200,6 +253,24 @@ void ivfpq_scan(GpuResources& res, const float* qtab, const float* list_tab, con
         allow_shared(kern, smem);
         kern<<<dim3(np, unsigned(nq)), C::kBlock, smem, res.stream()>>>(qtab, list_tab, coarse_d, coarse_i, np, M,
                                                                          codes, ids, offsets, l2, k, cand, cand_ids);
+    });
+    NEARLY_CUDA_CHECK(cudaGetLastError());
+}
+
+int ivfpq_ip_groups(int np) { return (np + kIpProbesPerBlock - 1) / kIpProbesPerBlock; }
+
+void ivfpq_scan_ip(GpuResources& res, const float* qtab, const float* coarse_d, const int64_t* coarse_i, int64_t nq,
+                   int np, int M, const uint8_t* codes, const int64_t* ids, const int64_t* offsets, int k,
+                   float* cand, int64_t* cand_ids) {
+    if (nq == 0) return;
+    size_t smem = size_t(M) * 256 * 4;
+    const int groups = ivfpq_ip_groups(np);
+    with_select_config(k, [&](auto cfg) {
+        using C = decltype(cfg);
+        auto kern = ivfpq_scan_ip_kernel<C::kBlock, C::kSlots, C::kItems>;
+        allow_shared(kern, smem);
+        kern<<<dim3(groups, unsigned(nq)), C::kBlock, smem, res.stream()>>>(
+            qtab, coarse_d, coarse_i, np, kIpProbesPerBlock, M, codes, ids, offsets, k, cand, cand_ids);
     });
     NEARLY_CUDA_CHECK(cudaGetLastError());
 }

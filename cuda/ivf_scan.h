@@ -20,6 +20,14 @@ void ivfpq_scan(GpuResources& res, const float* qtab, const float* list_tab, con
                 const int64_t* coarse_i, int64_t nq, int np, int M, const uint8_t* codes, const int64_t* ids,
                 const int64_t* offsets, bool l2, int k, float* cand, int64_t* cand_ids);
 
+// Inner product only: one block per (query, group of kIpProbesPerBlock
+// probes), one table per block; candidates at ((q * groups) + g) * k.
+constexpr int kIpProbesPerBlock = 8;
+int ivfpq_ip_groups(int np);
+void ivfpq_scan_ip(GpuResources& res, const float* qtab, const float* coarse_d, const int64_t* coarse_i, int64_t nq,
+                   int np, int M, const uint8_t* codes, const int64_t* ids, const int64_t* offsets, int k,
+                   float* cand, int64_t* cand_ids);
+
 // codes[i * M + m] = nearest codeword of sub-quantizer m to the residual
 // x_i - centroids[assign_i] (or x_i itself when centroids is null).
 void pq_encode(GpuResources& res, const float* x, const int64_t* assign, const float* centroids, int64_t n, int d,

@@ -10,6 +10,7 @@
 #if defined(NEARLY_WITH_CUDA)
 #include "cublas_loader.h"
 #include "gpu_flat.h"
+#include "fde_gpu.h"
 #include "gpu_ivf.h"
 #include "kmeans_gpu.h"
 #include "nearly/ivf.h"
@@ -156,6 +157,21 @@ void bind_gpu(py::module_& m) {
         std::copy(c.begin(), c.end(), out.mutable_data());
         return py::make_tuple(out, obj);
     }, py::arg("res"), py::arg("x"), py::arg("k"), py::arg("cp"), py::arg("metric"));
+
+    py::class_<GpuFdeEncoder, std::shared_ptr<GpuFdeEncoder>>(m, "_GpuFdeEncoder")
+        .def(py::init([](std::shared_ptr<GpuResources> res, std::shared_ptr<FdeEncoder> cpu) {
+                 return std::make_shared<GpuFdeEncoder>(res, cpu);
+             }),
+             py::arg("res"), py::arg("encoder"), py::call_guard<py::gil_scoped_release>())
+        .def_property_readonly("output_dimension", &GpuFdeEncoder::output_dimension)
+        .def("_encode_ptr", [](const GpuFdeEncoder& self, bool documents, uintptr_t x, size_t n_vectors,
+                               py::handle lengths_obj, uintptr_t out) {
+            IdArray lengths = to_array<IdArray>(lengths_obj, "lengths");
+            NEARLY_CHECK_ARG(lengths.ndim() == 1, "lengths must be a 1-D array of per-set vector counts");
+            py::gil_scoped_release release;
+            self.encode(documents ? FdeEncoding::document_average : FdeEncoding::query_sum, ptr<const float>(x),
+                        n_vectors, lengths.data(), size_t(lengths.shape(0)), ptr<float>(out));
+        });
 
     m.def("_knn_gpu_ptr",
           [](std::shared_ptr<GpuResources> res, int metric, uintptr_t xq, idx_t nq, uintptr_t xb, idx_t nb, int d,

@@ -471,3 +471,45 @@ def select_k(res, x, k, largest=False, ids=None, device=0):
     out_ids = _device_empty(x, (rows, k), np.int64)
     _nearly._select_k_ptr(res._get(device), ptr, ids_ptr, rows, cols, k, bool(largest), _ptr(out), _ptr(out_ids))
     return out, out_ids
+
+
+# ---- multi-vector ------------------------------------------------------------
+
+def _fde_encode(res, vectors, lengths, config, documents, device):
+    from .multivector import _check_config, _ragged
+    _require_gpu()
+    enc = _check_config(config)
+    # One device copy of the matrices per (resources, device, drawn matrices):
+    # changing the config draws new CPU matrices, which invalidates it.
+    key = (id(res), device)
+    cache = config.__dict__.setdefault("_gpu_encoders", {})
+    hit = cache.get(key)
+    if hit is None or hit[0] is not enc:
+        hit = (enc, _nearly._GpuFdeEncoder(res._get(device), enc))
+        cache[key] = hit
+    genc = hit[1]
+    if _cai(vectors) is not None:
+        ptr, n, _ = _device_matrix(vectors, config.dimension, "vectors")
+        lengths = np.ascontiguousarray(lengths if _cai(lengths) is None else lengths.get(), dtype=np.int64)
+        out = _device_empty(vectors, (len(lengths), genc.output_dimension), np.float32)
+        genc._encode_ptr(documents, ptr, n, lengths, _ptr(out))
+        return out
+    x, n = _ragged(vectors, lengths, config.dimension, "vectors")
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    if x.ndim != 2 or x.shape[1] != config.dimension:
+        raise InvalidArgumentError(f"vectors must be a 2-D array of shape (n, {config.dimension})")
+    n = np.ascontiguousarray(n, dtype=np.int64)
+    out = np.empty((len(n), genc.output_dimension), np.float32)
+    genc._encode_ptr(documents, x.ctypes.data, len(x), n, out.ctypes.data)
+    return out
+
+
+def fde_encode_documents(res, vectors, lengths, config, device=0):
+    """MUVERA document encodings on the GPU: bit for bit those of
+    nearly.fde_encode_documents. Host or device arrays (device out for device in)."""
+    return _fde_encode(res, vectors, lengths, config, True, device)
+
+
+def fde_encode_queries(res, vectors, lengths, config, device=0):
+    """MUVERA query encodings on the GPU, bit for bit nearly.fde_encode_queries."""
+    return _fde_encode(res, vectors, lengths, config, False, device)

@@ -69,6 +69,15 @@ class FdeEncoder {
     void encode(FdeEncoding encoding, const float* vectors, size_t n_vectors, const int64_t* lengths,
                 size_t n_sets, float* out) const;
 
+    // The drawn matrices, for the GPU encoder (cuda/fde_gpu.cu), which must
+    // reproduce encode() bit for bit.
+    const std::vector<float>& simhash() const { return simhash_; }
+    const std::vector<uint32_t>& ams_start() const { return ams_start_; }
+    const std::vector<uint32_t>& ams_input() const { return ams_input_; }
+    const std::vector<float>& ams_sign() const { return ams_sign_; }
+    const std::vector<uint32_t>& final_target() const { return final_target_; }
+    const std::vector<float>& final_sign() const { return final_sign_; }
+
    private:
     struct Scratch;
     void encode_one(FdeEncoding encoding, const float* points, size_t n_points, float* out, Scratch& s) const;
