@@ -822,6 +822,38 @@ std::vector<idx_t> IndexHNSWFlat::neighbors(idx_t id, int level) const {
     return out;
 }
 
+IndexHNSWFlat::BaseGraph IndexHNSWFlat::base_graph() const {
+    std::shared_lock<SharedMutex> lk(rw_mutex_);
+    const Storage& st = *st_;
+    BaseGraph g;
+    g.degree = int(st.M0);
+    std::vector<int32_t> row_of(st.nslots, -1);
+    std::vector<slot_t> slot_of_row;
+    for (size_t s = 0; s < st.nslots; s++)
+        if (st.live(s)) {
+            row_of[s] = int32_t(g.ids.size());
+            g.ids.push_back(st.labels[s]);
+            slot_of_row.push_back(slot_t(s));
+        }
+    const size_t n = g.ids.size();
+    g.vectors.resize(n * st.d);
+    g.neighbors.assign(n * st.M0, -1);
+    parallel_for((n + 1023) / 1024, [&](size_t t) {
+        for (size_t row = t * 1024; row < std::min(n, t * 1024 + 1024); row++) {
+            const slot_t s = slot_of_row[row];
+            st.decode(s, &g.vectors[row * st.d]);
+            const slot_t* ll = st.links(s, 0);
+            int32_t* out = &g.neighbors[row * st.M0];
+            size_t m = 0;
+            for (slot_t i = 1; i <= ll[0]; i++)
+                if (row_of[ll[i]] >= 0) out[m++] = row_of[ll[i]];
+        }
+    });
+    const Top t = top();
+    g.entry = t.entry >= 0 ? row_of[size_t(t.entry)] : -1;
+    return g;
+}
+
 std::vector<idx_t> IndexHNSWFlat::ids() const {
     std::shared_lock<SharedMutex> lk(rw_mutex_);
     std::vector<idx_t> out;

@@ -11,8 +11,10 @@
 #include "cublas_loader.h"
 #include "gpu_flat.h"
 #include "fde_gpu.h"
+#include "gpu_graph.h"
 #include "gpu_ivf.h"
 #include "kmeans_gpu.h"
+#include "nearly/hnsw.h"
 #include "nearly/ivf.h"
 #include "gpu_resources.h"
 #include "select_k.h"
@@ -172,6 +174,33 @@ void bind_gpu(py::module_& m) {
             self.encode(documents ? FdeEncoding::document_average : FdeEncoding::query_sum, ptr<const float>(x),
                         n_vectors, lengths.data(), size_t(lengths.shape(0)), ptr<float>(out));
         });
+
+    py::class_<GpuIndexHNSW, Index, std::shared_ptr<GpuIndexHNSW>>(m, "_GpuIndexHNSW")
+        .def(py::init([](std::shared_ptr<GpuResources> res, const IndexHNSWFlat& cpu) {
+                 return std::make_shared<GpuIndexHNSW>(res, cpu);
+             }),
+             py::arg("res"), py::arg("index"), py::call_guard<py::gil_scoped_release>())
+        .def_readwrite("efSearch", &GpuIndexHNSW::efSearch)
+        .def_property("search_width", [](const GpuIndexHNSW& i) { return i.params.width; },
+                      [](GpuIndexHNSW& i, int v) {
+                          NEARLY_CHECK_ARG(v >= 1, "search_width must be >= 1");
+                          i.params.width = v;
+                      })
+        .def_property("max_iterations", [](const GpuIndexHNSW& i) { return i.params.max_iterations; },
+                      [](GpuIndexHNSW& i, int v) { i.params.max_iterations = std::max(0, v); })
+        .def_property("seed_rounds", [](const GpuIndexHNSW& i) { return i.params.seed_rounds; },
+                      [](GpuIndexHNSW& i, int v) {
+                          NEARLY_CHECK_ARG(v >= 1, "seed_rounds must be >= 1");
+                          i.params.seed_rounds = v;
+                      })
+        .def_property_readonly("degree", &GpuIndexHNSW::degree)
+        .def("_search_ptr",
+             [](const GpuIndexHNSW& self, idx_t n, uintptr_t x, idx_t k, uintptr_t D, uintptr_t I, int ef) {
+                 SearchParametersHNSW p;
+                 p.efSearch = ef > 0 ? ef : self.efSearch;
+                 self.search(n, ptr<const float>(x), k, ptr<float>(D), ptr<idx_t>(I), &p);
+             },
+             py::call_guard<py::gil_scoped_release>());
 
     m.def("_knn_gpu_ptr",
           [](std::shared_ptr<GpuResources> res, int metric, uintptr_t xq, idx_t nq, uintptr_t xb, idx_t nb, int d,

@@ -51,6 +51,7 @@ from .gpu import (  # noqa: F401
     GpuIndexFlatConfig,
     GpuIndexFlatIP,
     GpuIndexFlatL2,
+    GpuIndexHNSW,
     GpuIndexIVFFlat,
     GpuIndexIVFFlatConfig,
     GpuIndexIVFPQ,

@@ -202,7 +202,11 @@ class _DeviceArrays:
         ptr, n, _ = _device_matrix(x, self.d, "x")
         D = _device_out(D, x, (n, k), np.float32, "D")
         I = _device_out(I, x, (n, k), np.int64, "I")
-        extra = (int(getattr(params, "nprobe", 0) or 0),) if hasattr(self, "nprobe") else ()
+        extra = ()
+        if hasattr(self, "nprobe"):
+            extra = (int(getattr(params, "nprobe", 0) or 0),)
+        elif hasattr(self, "efSearch"):
+            extra = (int(getattr(params, "efSearch", 0) or 0),)
         self._search_ptr(n, ptr, k, _ptr(D), _ptr(I), *extra)
         return D, I
 
@@ -343,6 +347,29 @@ class GpuIndexIVFPQ(_GpuIVF, _IVFPQBase):
         self._copy_from(cpu, vector_to_array(cpu.pq.centroids))
 
 
+_HNSWBase = _base("_GpuIndexHNSW")
+
+
+class GpuIndexHNSW(_DeviceArrays, _HNSWBase):
+    """An IndexHNSWFlat's base layer searched on the GPU, many queries at once
+    (one thread block each; CAGRA-style beam search from the entry node and
+    random nodes). ``efSearch`` is the beam (candidates kept, <= 256),
+    ``search_width`` the nodes expanded per step. A read-only copy: add to the
+    CPU index and copy it again; index_gpu_to_cpu gives back the CPU graph."""
+
+    def __init__(self, res, index, config=None):
+        _require_gpu()
+        if type(index).__name__ not in ("IndexHNSWFlat",):
+            raise RuntimeError(f"GpuIndexHNSW needs an IndexHNSWFlat, got {type(index).__name__}")
+        config = config or GpuIndexFlatConfig()
+        _HNSWBase.__init__(self, res._get(config.device), index)
+        self._resources = res
+        self._source = _nearly.serialize_index(index)  # the upper layers, for index_gpu_to_cpu
+
+    def add(self, x):
+        raise RuntimeError("GpuIndexHNSW is a read-only copy: add to the CPU IndexHNSWFlat and copy it again")
+
+
 # ---- cloning -----------------------------------------------------------------
 
 def index_cpu_to_gpu(res, device, index, options=None):
@@ -361,8 +388,12 @@ def index_cpu_to_gpu(res, device, index, options=None):
         config = GpuIndexIVFPQConfig()
         config.device = device
         return GpuIndexIVFPQ(res, index, config)
+    if type(index).__name__ == "IndexHNSWFlat":
+        config = GpuIndexFlatConfig()
+        config.device = device
+        return GpuIndexHNSW(res, index, config)
     raise RuntimeError(f"index_cpu_to_gpu: {type(index).__name__} is not supported on the GPU "
-                       "(supported: IndexFlat, IndexFlatL2, IndexFlatIP, IndexIVFFlat, IndexIVFPQ)")
+                       "(supported: IndexFlat, IndexFlatL2, IndexFlatIP, IndexIVFFlat, IndexIVFPQ, IndexHNSWFlat)")
 
 
 def index_gpu_to_cpu(index):
@@ -375,6 +406,8 @@ def index_gpu_to_cpu(index):
         return index._to_cpu()
     if isinstance(index, GpuIndexIVFPQ):
         return _ivfpq_to_cpu(index)
+    if isinstance(index, GpuIndexHNSW):
+        return _nearly.deserialize_index(index._source)
     if isinstance(index, _nearly.Index):
         return index  # already on the CPU, as faiss does
     raise RuntimeError(f"index_gpu_to_cpu: {type(index).__name__} is not a GPU index")

@@ -68,6 +68,19 @@ struct IndexHNSWFlat : Index {
     std::vector<idx_t> neighbors(idx_t id, int level) const;
     size_t memory_bytes() const;  // bytes held by vectors, codes, links and maps
 
+    // The base layer as a fixed-degree table, for the GPU graph search: the
+    // live nodes in slot order (their ids and float vectors), each node's
+    // level-0 neighbours as row numbers padded with -1 to 2 * M, and the row
+    // of the entry node (-1 when empty).
+    struct BaseGraph {
+        std::vector<idx_t> ids;
+        std::vector<float> vectors;
+        std::vector<int32_t> neighbors;
+        int degree = 0;
+        int32_t entry = -1;
+    };
+    BaseGraph base_graph() const;
+
     struct Storage;  // node blocks, vectors, upper links (hnsw.cpp)
 
    private:

@@ -1,0 +1,96 @@
+#include "gpu_graph.h"
+
+#include <algorithm>
+#include <mutex>
+#include <shared_mutex>
+
+#include "select_k.cuh"
+#include "vector_ops.h"
+
+namespace nearly::gpu {
+
+GpuIndexHNSW::GpuIndexHNSW(ResourcesPtr r, const IndexHNSWFlat& cpu) : Index(cpu.d, cpu.metric_type), res(std::move(r)) {
+    NEARLY_CHECK_ARG(res != nullptr, "GpuIndexHNSW needs GPU resources");
+    efSearch = std::max(cpu.efSearch, 16);
+    IndexHNSWFlat::BaseGraph g = cpu.base_graph();
+    std::lock_guard<std::mutex> call(res->call_mutex());
+    res->set_device();
+    cudaStream_t st = res->stream();
+    const size_t n = g.ids.size();
+    degree_ = g.degree;
+    entry_ = g.entry;
+    vectors_.resize(std::max<size_t>(n * d, 1), st);
+    graph_.resize(std::max<size_t>(n * size_t(degree_), 1), st);
+    labels_.resize(std::max<size_t>(n, 1), st);
+    if (n) {
+        NEARLY_CUDA_CHECK(cudaMemcpyAsync(vectors_.data(), g.vectors.data(), n * d * 4, cudaMemcpyHostToDevice, st));
+        NEARLY_CUDA_CHECK(
+            cudaMemcpyAsync(graph_.data(), g.neighbors.data(), g.neighbors.size() * 4, cudaMemcpyHostToDevice, st));
+        NEARLY_CUDA_CHECK(cudaMemcpyAsync(labels_.data(), g.ids.data(), n * 8, cudaMemcpyHostToDevice, st));
+    }
+    res->synchronize();  // the host copies are freed on return
+    ntotal = idx_t(n);
+}
+
+void GpuIndexHNSW::add(idx_t, const float*) {
+    throw NotSupported("GpuIndexHNSW is a read-only copy: add to the CPU IndexHNSWFlat and copy it again");
+}
+
+void GpuIndexHNSW::reset() {
+    throw NotSupported("GpuIndexHNSW is a read-only copy of a CPU index");
+}
+
+void GpuIndexHNSW::write_body(Writer&) const {
+    throw NotSupported("a GPU index cannot be serialized; convert it with index_gpu_to_cpu first (as in faiss)");
+}
+
+void GpuIndexHNSW::search(idx_t n, const float* x, idx_t k, float* D, idx_t* I, const SearchParameters* sp) const {
+    NEARLY_CHECK_ARG(k >= 1, "k must be >= 1 (got " + std::to_string(k) + ")");
+    NEARLY_CHECK_ARG(k <= 256, "GpuIndexHNSW: k must be <= 256 (got " + std::to_string(k) + ")");
+    if (sp && sp->sel)
+        throw NotSupported("GPU indexes do not filter with an IDSelector; search the CPU index for filtered queries");
+    if (n <= 0) return;
+    GraphSearchParams p = params;
+    p.itopk = efSearch;
+    if (auto h = dynamic_cast<const SearchParametersHNSW*>(sp)) p.itopk = h->efSearch;
+    p.itopk = std::max<int>(p.itopk, int(k));
+    NEARLY_CHECK_ARG(p.itopk <= 256, "GpuIndexHNSW: efSearch must be <= 256");
+    const bool x_dev = is_device_pointer(x);
+    const bool out_dev = is_device_pointer(D) && is_device_pointer(I);
+    if (!x_dev) check_search_args(n, x, k);
+    std::shared_lock<SharedMutex> lock(rw_mutex_);
+    std::lock_guard<std::mutex> call(res->call_mutex());
+    res->set_device();
+    cudaStream_t st = res->stream();
+    if (x_dev) check_finite_device(*res, x, n * d, "x");
+    if (ntotal == 0) {
+        std::vector<float> dd(size_t(n) * k, metric_type == METRIC_L2 ? FLT_MAX : -FLT_MAX);
+        std::vector<idx_t> ii(size_t(n) * k, -1);
+        NEARLY_CUDA_CHECK(cudaMemcpyAsync(D, dd.data(), dd.size() * 4, cudaMemcpyDefault, st));
+        NEARLY_CUDA_CHECK(cudaMemcpyAsync(I, ii.data(), ii.size() * 8, cudaMemcpyDefault, st));
+        res->synchronize();
+        return;
+    }
+    const idx_t chunk = x_dev && out_dev ? n : std::min<idx_t>(n, 65536);
+    Scratch<float> xq(*res, x_dev ? 0 : size_t(chunk) * d), dd(*res, out_dev ? 0 : size_t(chunk) * k);
+    Scratch<idx_t> ii(*res, out_dev ? 0 : size_t(chunk) * k);
+    for (idx_t q0 = 0; q0 < n; q0 += chunk) {
+        idx_t m = std::min(chunk, n - q0);
+        const float* q = x + size_t(q0) * d;
+        if (!x_dev) {
+            NEARLY_CUDA_CHECK(cudaMemcpyAsync(xq.get(), q, size_t(m) * d * 4, cudaMemcpyHostToDevice, st));
+            q = xq.get();
+        }
+        float* Dq = out_dev ? D + size_t(q0) * k : dd.get();
+        idx_t* Iq = out_dev ? I + size_t(q0) * k : ii.get();
+        graph_search(*res, vectors_.data(), ntotal, d, graph_.data(), degree_, entry_, labels_.data(), metric_type, q,
+                     m, int(k), p, Dq, Iq);
+        if (!out_dev) {
+            NEARLY_CUDA_CHECK(cudaMemcpyAsync(D + size_t(q0) * k, dd.get(), size_t(m) * k * 4, cudaMemcpyDeviceToHost, st));
+            NEARLY_CUDA_CHECK(cudaMemcpyAsync(I + size_t(q0) * k, ii.get(), size_t(m) * k * 8, cudaMemcpyDeviceToHost, st));
+        }
+    }
+    res->synchronize();
+}
+
+}  // namespace nearly::gpu

@@ -1,0 +1,215 @@
+#include "graph_search.h"
+
+#include <cfloat>
+
+namespace nearly::gpu {
+
+namespace {
+
+constexpr uint32_t kEmpty = 0xffffffffu;     // no candidate (sorts last, never expanded)
+constexpr uint32_t kExpanded = 0x80000000u;  // high bit: node already expanded
+constexpr int kHashSlots = 8192;             // visited set; a full probe sequence skips the node
+constexpr int kBlock = 128;
+
+__device__ uint64_t splitmix(uint64_t x) {
+    x += 0x9e3779b97f4a7c15ull;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+}
+
+// True when row was not in the set (and is now).
+__device__ bool visit(uint32_t* hash, uint32_t row) {
+    uint32_t h = uint32_t(splitmix(row)) & (kHashSlots - 1);
+    for (int probe = 0; probe < 32; probe++) {
+        uint32_t old = atomicCAS(&hash[h], 0u, row + 1);
+        if (old == 0u) return true;
+        if (old == row + 1) return false;
+        h = (h + 1) & (kHashSlots - 1);
+    }
+    return false;  // crowded: treat as seen (never a duplicate result)
+}
+
+template <int LIST, int S>
+__global__ void __launch_bounds__(kBlock) graph_search_kernel(const float* vectors, int64_t n, int d,
+                                                              const int32_t* graph, int degree, int32_t entry,
+                                                              const int64_t* labels, bool l2, const float* xq, int k,
+                                                              int width, int max_iter, int seed_rounds, uint64_t seed,
+                                                              float* D, int64_t* I) {
+    extern __shared__ float q[];
+    __shared__ float dist[S];
+    __shared__ uint32_t ids[S];
+    __shared__ uint32_t hash[kHashSlots];
+    __shared__ uint32_t parents[S - LIST];
+    __shared__ int n_parents;
+    const int64_t qi = blockIdx.x;
+    const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+    constexpr int kWarps = kBlock / 32;
+    const int fresh = S - LIST;  // slots for new candidates each step
+    for (int j = threadIdx.x; j < d; j += kBlock) q[j] = xq[qi * d + j];
+    for (int j = threadIdx.x; j < kHashSlots; j += kBlock) hash[j] = 0u;
+    for (int j = threadIdx.x; j < S; j += kBlock) {
+        dist[j] = FLT_MAX;
+        ids[j] = kEmpty;
+    }
+    __syncthreads();
+
+    auto score_fresh = [&]() {
+        for (int slot = LIST + warp; slot < S; slot += kWarps) {
+            uint32_t row = ids[slot];
+            if (row == kEmpty) continue;  // uniform across the warp
+            const float* x = vectors + int64_t(row) * d;
+            float acc = 0.f;
+            if (l2) {
+                for (int j = lane; j < d; j += 32) {
+                    float t = q[j] - x[j];
+                    acc = fmaf(t, t, acc);
+                }
+            } else {
+                for (int j = lane; j < d; j += 32) acc = fmaf(q[j], x[j], acc);
+            }
+            for (int o = 16; o > 0; o >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, o);
+            if (lane == 0) dist[slot] = l2 ? acc : -acc;
+        }
+    };
+    auto sort_all = [&]() {
+        __syncthreads();
+        for (int size = 2; size <= S; size <<= 1) {
+            for (int stride = size >> 1; stride > 0; stride >>= 1) {
+                for (int t = threadIdx.x; t < S / 2; t += kBlock) {
+                    int i = 2 * t - (t & (stride - 1));
+                    int j = i + stride;
+                    bool ascending = (i & size) == 0;
+                    float di = dist[i], dj = dist[j];
+                    uint32_t ii = ids[i], ij = ids[j];
+                    // Ties by row, the expanded flag ignored; empty slots last.
+                    bool j_first = dj < di || (dj == di && (ij & ~kExpanded) < (ii & ~kExpanded));
+                    if (j_first == ascending) {
+                        dist[i] = dj;
+                        dist[j] = di;
+                        ids[i] = ij;
+                        ids[j] = ii;
+                    }
+                }
+                __syncthreads();
+            }
+        }
+    };
+
+    // Starting points: the entry node and random nodes.
+    for (int round = 0; round < seed_rounds; round++) {
+        for (int t = threadIdx.x; t < fresh; t += kBlock) {
+            uint32_t row;
+            if (round == 0 && t == 0 && entry >= 0)
+                row = uint32_t(entry);
+            else
+                row = uint32_t(splitmix(seed ^ (uint64_t(qi) << 20) ^ uint64_t(round * fresh + t)) % uint64_t(n));
+            ids[LIST + t] = visit(hash, row) ? row : kEmpty;
+            dist[LIST + t] = FLT_MAX;
+        }
+        __syncthreads();
+        score_fresh();
+        sort_all();
+    }
+
+    for (int it = 0; it < max_iter; it++) {
+        // Warp 0 picks the best `width` unexpanded candidates.
+        if (warp == 0) {
+            int found = 0;
+            for (int base = 0; base < LIST && found < width; base += 32) {
+                uint32_t v = ids[base + lane];
+                bool open = v != kEmpty && !(v & kExpanded);
+                unsigned mask = __ballot_sync(0xffffffffu, open);
+                int before = __popc(mask & ((1u << lane) - 1));
+                if (open && found + before < width) {
+                    parents[found + before] = v;
+                    ids[base + lane] = v | kExpanded;
+                }
+                found += __popc(mask);
+            }
+            if (lane == 0) n_parents = found < width ? found : width;
+        }
+        __syncthreads();
+        const int np = n_parents;
+        if (np == 0) break;
+        for (int t = threadIdx.x; t < fresh; t += kBlock) {
+            uint32_t row = kEmpty;
+            int p = t / degree, j = t % degree;
+            if (p < np) {
+                int32_t nb = graph[int64_t(parents[p]) * degree + j];
+                if (nb >= 0 && visit(hash, uint32_t(nb))) row = uint32_t(nb);
+            }
+            ids[LIST + t] = row;
+            dist[LIST + t] = FLT_MAX;
+        }
+        __syncthreads();
+        score_fresh();
+        sort_all();
+    }
+
+    for (int i = threadIdx.x; i < k; i += kBlock) {
+        uint32_t v = i < LIST ? ids[i] : kEmpty;
+        bool ok = v != kEmpty;
+        uint32_t row = v & ~kExpanded;
+        D[qi * k + i] = ok ? (l2 ? dist[i] : -dist[i]) : (l2 ? FLT_MAX : -FLT_MAX);
+        I[qi * k + i] = ok ? labels[row] : -1;
+    }
+}
+
+template <int LIST, int S>
+void launch(GpuResources& res, const float* vectors, int64_t n, int d, const int32_t* graph, int degree,
+            int32_t entry, const int64_t* labels, bool l2, const float* xq, int64_t nq, int k, int width,
+            int max_iter, int seed_rounds, uint64_t seed, float* D, int64_t* I) {
+    auto kern = graph_search_kernel<LIST, S>;
+    size_t smem = size_t(d) * 4;
+    NEARLY_CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+    for (int64_t q0 = 0; q0 < nq; q0 += 0x7fffffff) {
+        int64_t m = std::min<int64_t>(nq - q0, 0x7fffffff);
+        kern<<<unsigned(m), kBlock, smem, res.stream()>>>(vectors, n, d, graph, degree, entry, labels, l2,
+                                                          xq + q0 * d, k, width, max_iter, seed_rounds, seed,
+                                                          D + q0 * k, I + q0 * k);
+    }
+    NEARLY_CUDA_CHECK(cudaGetLastError());
+}
+
+}  // namespace
+
+void graph_search(GpuResources& res, const float* vectors, int64_t n, int d, const int32_t* graph, int degree,
+                  int32_t entry, const int64_t* labels, MetricType metric, const float* xq, int64_t nq, int k,
+                  const GraphSearchParams& p, float* D, int64_t* I) {
+    NEARLY_CHECK_ARG(k >= 1 && k <= 256, "GPU graph search: k must be between 1 and 256");
+    NEARLY_CHECK_ARG(degree >= 1 && degree <= 256, "GPU graph search: degree must be between 1 and 256");
+    NEARLY_CHECK_ARG(p.width >= 1, "GPU graph search: width must be >= 1");
+    if (nq == 0) return;
+    NEARLY_CHECK_ARG(n > 0, "GPU graph search on an empty graph");
+    int itopk = std::max(p.itopk, k);
+    int list = itopk <= 32 ? 32 : itopk <= 64 ? 64 : itopk <= 128 ? 128 : 256;
+    NEARLY_CHECK_ARG(itopk <= 256, "GPU graph search: itopk (efSearch) must be <= 256");
+    // Fresh slots per step: width * degree, within the sort buffer.
+    int need = p.width * degree;
+    int S = 1;
+    while (S < list + need) S <<= 1;
+    S = std::max(S, 2 * list);
+    NEARLY_CHECK_ARG(S <= 512, "GPU graph search: width * degree too large for the candidate buffer (at most " +
+                                   std::to_string(512 - list) + ")");
+    int max_iter = p.max_iterations > 0 ? p.max_iterations : list / p.width * 2 + 16;
+    bool l2 = metric == METRIC_L2;
+    int width = p.width;
+    auto go = [&](auto L, auto SS) {
+        launch<decltype(L)::value, decltype(SS)::value>(res, vectors, n, d, graph, degree, entry, labels, l2, xq, nq,
+                                                        k, width, max_iter, p.seed_rounds, p.seed, D, I);
+    };
+    using std::integral_constant;
+    if (list == 32 && S == 64) go(integral_constant<int, 32>{}, integral_constant<int, 64>{});
+    else if (list == 32 && S == 128) go(integral_constant<int, 32>{}, integral_constant<int, 128>{});
+    else if (list == 32 && S == 256) go(integral_constant<int, 32>{}, integral_constant<int, 256>{});
+    else if (list == 32) go(integral_constant<int, 32>{}, integral_constant<int, 512>{});
+    else if (list == 64 && S == 128) go(integral_constant<int, 64>{}, integral_constant<int, 128>{});
+    else if (list == 64 && S == 256) go(integral_constant<int, 64>{}, integral_constant<int, 256>{});
+    else if (list == 64) go(integral_constant<int, 64>{}, integral_constant<int, 512>{});
+    else if (list == 128 && S == 256) go(integral_constant<int, 128>{}, integral_constant<int, 256>{});
+    else if (list == 128) go(integral_constant<int, 128>{}, integral_constant<int, 512>{});
+    else go(integral_constant<int, 256>{}, integral_constant<int, 512>{});
+}
+
+}  // namespace nearly::gpu

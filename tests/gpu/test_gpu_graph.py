@@ -1,0 +1,68 @@
+"""GPU beam search over an IndexHNSWFlat's base layer against the CPU search
+of the same graph: same recall (within a point) on clustered data."""
+import numpy as np
+import pytest
+
+import nearly
+from _testutil import brute_force
+
+
+def clustered(rng, n, d, nclusters=100):
+    centers = rng.standard_normal((nclusters, d)).astype(np.float32) * 2
+    return (centers[rng.integers(0, nclusters, n)] + 0.5 * rng.standard_normal((n, d))).astype(np.float32)
+
+
+def recall(I, gt, k):
+    return float(np.mean([len(set(a[:k]) & set(b[:k])) / k for a, b in zip(I, gt)]))
+
+
+@pytest.fixture(scope="module")
+def graph():
+    rng = np.random.default_rng(5)
+    xb = clustered(rng, 20000, 48)
+    xq = clustered(rng, 500, 48)
+    cpu = nearly.IndexHNSWFlat(48, 16)
+    cpu.hnsw.efConstruction = 100
+    cpu.add(xb)
+    return cpu, xb, xq
+
+
+@pytest.mark.parametrize("ef", [32, 64, 128])
+def test_gpu_hnsw_recall_matches_cpu(res, graph, ef):
+    cpu, xb, xq = graph
+    _, gt = brute_force(xq, xb, 10, nearly.METRIC_L2)
+    gpu = nearly.index_cpu_to_gpu(res, 0, cpu)
+    assert gpu.ntotal == cpu.ntotal and gpu.degree == 32
+    cpu.hnsw.efSearch = ef
+    gpu.efSearch = ef
+    rc = recall(cpu.search(xq, 10)[1], gt, 10)
+    Dg, Ig = gpu.search(xq, 10)
+    rg = recall(Ig, gt, 10)
+    assert rg >= rc - 0.01, (ef, rg, rc)
+    # returned distances are the true distances of the returned ids, ascending
+    true = ((xq[:, None, :] - xb[Ig]) ** 2).sum(-1)
+    np.testing.assert_allclose(Dg, true, rtol=1e-4, atol=1e-3)
+    assert (np.diff(Dg, axis=1) >= -1e-4).all()
+    for row in Ig:
+        assert len(set(row.tolist())) == 10
+
+
+def test_gpu_hnsw_ids_params_and_devices(res, graph, cupy):
+    cpu, xb, xq = graph
+    idx = nearly.IndexHNSWFlat(48, 16, nearly.METRIC_INNER_PRODUCT)
+    idmap = np.arange(len(xb), dtype=np.int64) * 7 + 3
+    idx.add_with_ids(xb, idmap)
+    gpu = nearly.index_cpu_to_gpu(res, 0, idx)
+    D, I = gpu.search(cupy.asarray(xq[:50]), 5, params=nearly.SearchParametersHNSW(efSearch=128))
+    I = cupy.asnumpy(I)
+    assert np.isin(I, idmap).all()
+    _, gt = brute_force(xq[:50], xb, 5, nearly.METRIC_INNER_PRODUCT)
+    assert recall((I - 3) // 7, gt, 5) > 0.9
+    back = nearly.index_gpu_to_cpu(gpu)
+    assert type(back).__name__ == "IndexHNSWFlat" and back.ntotal == idx.ntotal
+    with pytest.raises(RuntimeError):
+        gpu.add(xb[:3])
+    with pytest.raises(ValueError):
+        gpu.search(xq, 0)
+    with pytest.raises(ValueError):
+        gpu.search(xq, 300)
