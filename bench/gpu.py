@@ -422,7 +422,48 @@ def suite_graph(args, xb, xq, out):
     log("graph ratios", ratios, "latency ms", out["graph"]["batch1_latency_ms_median"])
 
 
-SUITES = {"flat": suite_flat, "select": suite_select, "ivf": suite_ivf, "fde": suite_fde, "graph": suite_graph}
+def suite_binary(args, xb, xq, out):
+    """Scan speed of binary codes on the GPU (codes scored per second), from
+    the real embeddings: 1-bit sign codes (Hamming) and 2-bit-per-dimension
+    codes (SDC; plane 0 the signs, plane 1 the sign of |x| above its median:
+    the speed does not depend on how the planes were learnt)."""
+    import torch
+    import nearly
+    from nearly import gpu
+    res = nearly.StandardGpuResources()
+    k = args.k
+
+    def pack(bits):  # (n, m) bool -> (n, m/8) uint8, bit k%8 of byte k/8
+        b = bits.reshape(bits.shape[0], -1, 8).to(torch.uint8)
+        w = (2 ** torch.arange(8, device=bits.device, dtype=torch.uint8))
+        return (b * w).sum(-1).to(torch.uint8).contiguous()
+
+    med = xb.abs().median()
+    xs, qs = pack(xb > 0), pack(xq > 0)
+    x2 = torch.cat([xs, pack((xb.abs() > med) == (xb > 0))], 1).contiguous()
+    q2 = torch.cat([qs, pack((xq.abs() > med) == (xq > 0))], 1).contiguous()
+    peaks = {"copy_bandwidth_GBps": measured_peaks()["copy_bandwidth_GBps"]}
+    rows = []
+    idx = gpu.GpuIndexBinaryFlat(res, xb.shape[1])
+    idx.add(xs)
+    t = timed(lambda: idx.search(qs, k))
+    cps = len(xq) * len(xb) / t
+    rows.append({"path": "hamming 1-bit (GpuIndexBinaryFlat)", "bytes_per_code": xs.shape[1], "seconds": t,
+                 "codes_per_s": cps, "GBps_of_codes": cps * xs.shape[1] / 1e9,
+                 "fraction_of_copy_bandwidth": cps * xs.shape[1] / 1e9 / peaks["copy_bandwidth_GBps"]})
+    log(rows[-1])
+    t = timed(lambda: gpu.sdc_knn(res, q2, x2, xb.shape[1], 2, k))
+    cps = len(xq) * len(xb) / t
+    rows.append({"path": "SDC 2 bits/dim (sdc_knn)", "bytes_per_code": x2.shape[1], "seconds": t, "codes_per_s": cps,
+                 "GBps_of_codes": cps * x2.shape[1] / 1e9,
+                 "fraction_of_copy_bandwidth": cps * x2.shape[1] / 1e9 / peaks["copy_bandwidth_GBps"]})
+    log(rows[-1])
+    out["binary"] = {"n": len(xb), "nq": len(xq), "k": k, "peaks": peaks, "rows": rows,
+                     "note": "codes are re-read from L2/HBM by every query tile; bandwidth figures count the "
+                             "bytes of codes scored, not bytes moved"}
+
+
+SUITES = {"binary": suite_binary, "flat": suite_flat, "select": suite_select, "ivf": suite_ivf, "fde": suite_fde, "graph": suite_graph}
 
 
 def main():

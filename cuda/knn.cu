@@ -10,13 +10,18 @@ namespace nearly::gpu {
 
 namespace {
 
+// How a tile value becomes a key (smaller is better) and a key a distance.
+constexpr int kModeL2 = 0;     // key = ||x||^2 - 2 <q, x>; distance = key + ||q||^2
+constexpr int kModeIP = 1;     // key = -<q, x>; distance = <q, x>
+constexpr int kModePlain = 2;  // the tile holds keys; distance = key
+
 // Block (segment s, query row r) of a distance tile: the k best of the
 // tile's columns [s * seg_len, (s + 1) * seg_len), as keys where smaller is
 // better (L2: ||x||^2 - 2 <q, x>, the query norm is added at the end; inner
 // product: -<q, x>).
 template <int BLOCK, int S, int R>
 __global__ void __launch_bounds__(BLOCK) tile_select_kernel(const float* tile, int64_t tile_cols, int seg_len,
-                                                            const float* xb_norms, int64_t col0, bool l2, int k,
+                                                            const float* xb_norms, int64_t col0, int mode, int k,
                                                             const float* running, float* cand, int64_t* cand_ids,
                                                             int64_t cand_ld) {
     __shared__ BlockSelect<BLOCK, S, R> sel;
@@ -29,11 +34,13 @@ __global__ void __launch_bounds__(BLOCK) tile_select_kernel(const float* tile, i
     // The k-th best of the earlier tiles bounds this one: after the first
     // tile almost every distance fails one compare and nothing is buffered.
     sel.init(k, running ? running[r * cand_ld + k - 1] : FLT_MAX);
-    if (l2) {
+    if (mode == kModeL2) {
         const float* nrm = xb_norms + col0 + c0;
         sel.run(n, [&](int64_t i) { return nrm[i] + row[i]; });
-    } else {
+    } else if (mode == kModeIP) {
         sel.run(n, [&](int64_t i) { return -row[i]; });
+    } else {
+        sel.run(n, [&](int64_t i) { return row[i]; });
     }
     float* out = cand + r * cand_ld + int64_t(s) * k;
     int64_t* out_ids = cand_ids + r * cand_ld + int64_t(s) * k;
@@ -50,7 +57,7 @@ __global__ void __launch_bounds__(BLOCK) tile_select_kernel(const float* tile, i
 // terms into D / I.
 template <int BLOCK, int S, int R>
 __global__ void __launch_bounds__(BLOCK) merge_kernel(float* cand, int64_t* cand_ids, int64_t cand_ld, int cols,
-                                                      int k, bool final_pass, bool l2, const float* q_norms,
+                                                      int k, bool final_pass, int mode, const float* q_norms,
                                                       int64_t id_offset, float* D, int64_t* I) {
     __shared__ BlockSelect<BLOCK, S, R> sel;
     int64_t r = blockIdx.x;
@@ -72,13 +79,16 @@ __global__ void __launch_bounds__(BLOCK) merge_kernel(float* cand, int64_t* cand
         }
         return;
     }
+    const bool l2 = mode == kModeL2;
     float qn = l2 ? q_norms[r] : 0.f;
     for (int i = threadIdx.x; i < k; i += BLOCK) {
         int32_t p = sel.pos[i];
         int64_t id = p < 0 ? -1 : ids[p];
         float key = sel.key[i];
         bool missing = id < 0;
-        D[r * k + i] = missing ? (l2 ? FLT_MAX : -FLT_MAX) : (l2 ? fmaxf(key + qn, 0.f) : -key);
+        D[r * k + i] = mode == kModePlain ? (missing ? FLT_MAX : key)
+                       : missing     ? (l2 ? FLT_MAX : -FLT_MAX)
+                                     : (l2 ? fmaxf(key + qn, 0.f) : -key);
         I[r * k + i] = missing ? -1 : id + id_offset;
     }
 }
@@ -101,7 +111,8 @@ void knn_exact(GpuResources& res, const KnnArgs& a) {
     res.set_device();
     cudaStream_t st = res.stream();
     const int k = a.k;
-    const bool l2 = a.metric == METRIC_L2;
+    const bool l2 = a.metric == METRIC_L2 && !a.tile_fn;
+    const int mode = a.tile_fn ? kModePlain : l2 ? kModeL2 : kModeIP;
     int kp = 1;
     while (kp < k) kp <<= 1;
     // Segment length: long enough that k candidates per segment stay a small
@@ -132,14 +143,14 @@ void knn_exact(GpuResources& res, const KnnArgs& a) {
     Scratch<int64_t> cand_ids(res, size_t(qc * cand_ld));
     Scratch<float> q_norms(res, size_t(qc));
     Scratch<uint16_t> q16(res, a.xb_fp16 ? size_t(qc) * a.d : 0);
-    void* handle = res.cublas();
+    void* handle = a.tile_fn ? nullptr : res.cublas();
 
     for (int64_t q0 = 0; q0 < a.nq; q0 += qc) {
         int64_t nq = std::min(qc, a.nq - q0);
-        const float* xq = a.xq + q0 * a.d;
+        const float* xq = a.tile_fn ? nullptr : a.xq + q0 * a.d;
         if (l2) row_norms(res, xq, nq, a.d, q_norms.get());
         const void* qmat = xq;
-        if (a.xb_fp16) {
+        if (a.xb_fp16 && !a.tile_fn) {
             to_fp16(res, xq, nq * a.d, q16.get());
             qmat = q16.get();
         }
@@ -149,10 +160,14 @@ void knn_exact(GpuResources& res, const KnnArgs& a) {
         bool first = true;
         for (int64_t j0 = 0; j0 < a.nb; j0 += nt) {
             int64_t ncols = std::min(nt, a.nb - j0);
-            const void* xb = a.xb_fp16 ? static_cast<const void*>(static_cast<const uint16_t*>(a.xb) + j0 * a.d)
-                                       : static_cast<const void*>(static_cast<const float*>(a.xb) + j0 * a.d);
-            gemm_abt(handle, int(nq), int(ncols), a.d, l2 ? -2.f : 1.f, qmat, xb, a.xb_fp16, a.tf32, tile.get(),
-                     int(ncols));
+            if (a.tile_fn) {
+                a.tile_fn(q0, nq, j0, ncols, tile.get());
+            } else {
+                const void* xb = a.xb_fp16 ? static_cast<const void*>(static_cast<const uint16_t*>(a.xb) + j0 * a.d)
+                                           : static_cast<const void*>(static_cast<const float*>(a.xb) + j0 * a.d);
+                gemm_abt(handle, int(nq), int(ncols), a.d, l2 ? -2.f : 1.f, qmat, xb, a.xb_fp16, a.tf32, tile.get(),
+                         int(ncols));
+            }
             // The first tile writes the running slots too; later tiles write
             // behind them and are merged in.
             int64_t off = first ? 0 : k;
@@ -161,7 +176,7 @@ void knn_exact(GpuResources& res, const KnnArgs& a) {
             with_select_config(k, [&](auto cfg) {
                 using C = decltype(cfg);
                 tile_select_kernel<C::kBlock, C::kSlots, C::kItems><<<dim3(unsigned(nq), launch_segs), C::kBlock, 0, st>>>(
-                    tile.get(), ncols, seg_len, a.xb_norms, j0, l2, k, first ? nullptr : cand.get(), cand.get() + off,
+                    tile.get(), ncols, seg_len, a.xb_norms, j0, mode, k, first ? nullptr : cand.get(), cand.get() + off,
                     cand_ids.get() + off, cand_ld);
             });
             NEARLY_CUDA_CHECK(cudaGetLastError());
@@ -171,14 +186,14 @@ void knn_exact(GpuResources& res, const KnnArgs& a) {
                 with_select_config(k, [&](auto cfg) {
                     using C = decltype(cfg);
                     merge_kernel<C::kBlock, C::kSlots, C::kItems><<<unsigned(nq), C::kBlock, 0, st>>>(
-                        cand.get(), cand_ids.get(), cand_ld, cols, k, false, l2, nullptr, 0, nullptr, nullptr);
+                        cand.get(), cand_ids.get(), cand_ld, cols, k, false, mode, nullptr, 0, nullptr, nullptr);
                 });
                 NEARLY_CUDA_CHECK(cudaGetLastError());
             } else {
                 with_select_config(k, [&](auto cfg) {
                     using C = decltype(cfg);
                     merge_kernel<C::kBlock, C::kSlots, C::kItems><<<unsigned(nq), C::kBlock, 0, st>>>(
-                        cand.get(), cand_ids.get(), cand_ld, cols, k, true, l2, q_norms.get(), a.id_offset,
+                        cand.get(), cand_ids.get(), cand_ld, cols, k, true, mode, q_norms.get(), a.id_offset,
                         a.D + q0 * k, a.I + q0 * k);
                 });
                 NEARLY_CUDA_CHECK(cudaGetLastError());
@@ -189,7 +204,7 @@ void knn_exact(GpuResources& res, const KnnArgs& a) {
             with_select_config(k, [&](auto cfg) {
                 using C = decltype(cfg);
                 merge_kernel<C::kBlock, C::kSlots, C::kItems><<<unsigned(nq), C::kBlock, 0, st>>>(
-                    cand.get(), cand_ids.get(), cand_ld, k, k, true, l2, q_norms.get(), a.id_offset, a.D + q0 * k,
+                    cand.get(), cand_ids.get(), cand_ld, k, k, true, mode, q_norms.get(), a.id_offset, a.D + q0 * k,
                     a.I + q0 * k);
             });
             NEARLY_CUDA_CHECK(cudaGetLastError());

@@ -3,6 +3,7 @@
 // full nq x nb matrix never exists; only a tile that fits the L2 cache does.
 #pragma once
 #include <cstdint>
+#include <functional>
 
 #include "gpu_resources.h"
 #include "nearly/common.h"
@@ -23,6 +24,10 @@ struct KnnArgs {
     int64_t id_offset = 0;  // added to every returned id
     float* D = nullptr;   // nq x k, device
     int64_t* I = nullptr;  // nq x k, device
+    // Another distance (binary codes): fills tile (rows x cols, row-major)
+    // with keys where smaller is better for queries q0.. and database rows
+    // j0..; D then holds those keys. xq / xb / metric are not used.
+    std::function<void(int64_t q0, int64_t rows, int64_t j0, int64_t cols, float* tile)> tile_fn;
 };
 
 void knn_exact(GpuResources& res, const KnnArgs& a);

@@ -10,6 +10,7 @@
 #if defined(NEARLY_WITH_CUDA)
 #include "cublas_loader.h"
 #include "gpu_flat.h"
+#include "binary_gpu.h"
 #include "fde_gpu.h"
 #include "gpu_graph.h"
 #include "gpu_ivf.h"
@@ -201,6 +202,34 @@ void bind_gpu(py::module_& m) {
                  self.search(n, ptr<const float>(x), k, ptr<float>(D), ptr<idx_t>(I), &p);
              },
              py::call_guard<py::gil_scoped_release>());
+
+    py::class_<GpuIndexBinaryFlat, std::shared_ptr<GpuIndexBinaryFlat>>(m, "_GpuIndexBinaryFlat")
+        .def(py::init([](std::shared_ptr<GpuResources> res, int d) { return std::make_shared<GpuIndexBinaryFlat>(res, d); }),
+             py::arg("res"), py::arg("d"))
+        .def_readonly("d", &GpuIndexBinaryFlat::d)
+        .def_readonly("code_size", &GpuIndexBinaryFlat::code_size)
+        .def_readonly("ntotal", &GpuIndexBinaryFlat::ntotal)
+        .def("_add_ptr", [](GpuIndexBinaryFlat& self, idx_t n, uintptr_t x) { self.add(n, ptr<const uint8_t>(x)); },
+             py::call_guard<py::gil_scoped_release>())
+        .def("_search_ptr",
+             [](const GpuIndexBinaryFlat& self, idx_t n, uintptr_t x, idx_t k, uintptr_t D, uintptr_t I) {
+                 self.search(n, ptr<const uint8_t>(x), k, ptr<int32_t>(D), ptr<idx_t>(I));
+             },
+             py::call_guard<py::gil_scoped_release>())
+        .def("_reconstruct_n_ptr",
+             [](const GpuIndexBinaryFlat& self, idx_t i0, idx_t ni, uintptr_t out) {
+                 self.reconstruct_n(i0, ni, ptr<uint8_t>(out));
+             },
+             py::call_guard<py::gil_scoped_release>())
+        .def("reset", &GpuIndexBinaryFlat::reset, py::call_guard<py::gil_scoped_release>());
+
+    m.def("_sdc_knn_ptr",
+          [](std::shared_ptr<GpuResources> res, uintptr_t q, idx_t nq, uintptr_t x, idx_t nx, int m_, int nb, int k,
+             uintptr_t S, uintptr_t I) {
+              sdc_knn(*res, ptr<const uint8_t>(q), nq, ptr<const uint8_t>(x), nx, m_, nb, k, ptr<int32_t>(S),
+                      ptr<idx_t>(I));
+          },
+          py::call_guard<py::gil_scoped_release>());
 
     m.def("_knn_gpu_ptr",
           [](std::shared_ptr<GpuResources> res, int metric, uintptr_t xq, idx_t nq, uintptr_t xb, idx_t nb, int d,

@@ -47,6 +47,7 @@ from .multivector import (  # noqa: F401
 from .gpu import (  # noqa: F401
     GPU_MAX_SELECTION_K,
     GpuClonerOptions,
+    GpuIndexBinaryFlat,
     GpuIndexFlat,
     GpuIndexFlatConfig,
     GpuIndexFlatIP,

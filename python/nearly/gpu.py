@@ -139,7 +139,7 @@ def _device_matrix(x, d, what, typestr="<f4"):
         raise InvalidArgumentError(
             f"{what} must be a 2-D array of shape (n, {d if d is not None else 'd'}), got shape {shape}")
     if ci["typestr"] != typestr:
-        kind = {"<f4": "float32", "<i8": "int64"}[typestr]
+        kind = {"<f4": "float32", "<i8": "int64", "|u1": "uint8"}[typestr]
         raise InvalidArgumentError(f"{what} must be {kind} on the device (got typestr {ci['typestr']!r})")
     strides = ci.get("strides")
     item = int(typestr[-1])
@@ -546,3 +546,90 @@ def fde_encode_documents(res, vectors, lengths, config, device=0):
 def fde_encode_queries(res, vectors, lengths, config, device=0):
     """MUVERA query encodings on the GPU, bit for bit nearly.fde_encode_queries."""
     return _fde_encode(res, vectors, lengths, config, False, device)
+
+
+# ---- binary codes ------------------------------------------------------------
+
+def _codes(x, code_size, what):
+    """(pointer, n, keep-alive) of a (n, code_size) uint8 array on the host or device."""
+    if _cai(x) is not None:
+        ptr, n, c = _device_matrix(x, code_size, what, "|u1")
+        return ptr, n, x
+    a = np.ascontiguousarray(x)
+    if a.dtype != np.uint8:
+        raise InvalidArgumentError(f"{what} must be uint8 codes, got {a.dtype}")
+    if a.ndim != 2 or a.shape[1] != code_size:
+        raise InvalidArgumentError(f"{what} must have shape (n, {code_size}), got {a.shape}")
+    return a.ctypes.data, a.shape[0], a
+
+
+class GpuIndexBinaryFlat:
+    """faiss's GpuIndexBinaryFlat: exact Hamming search of d-bit codes on the
+    GPU. ``GpuIndexBinaryFlat(res, d)`` or ``GpuIndexBinaryFlat(res, cpu_index)``.
+    Distances are int32, padding 2147483647 / -1 like faiss."""
+
+    def __init__(self, res, arg, config=None):
+        _require_gpu()
+        config = config or GpuIndexFlatConfig()
+        cpu = None if isinstance(arg, (int, np.integer)) else arg
+        d = int(arg) if cpu is None else cpu.d
+        self._index = _nearly._GpuIndexBinaryFlat(res._get(config.device), d)
+        self._resources = res
+        if cpu is not None and cpu.ntotal:
+            self.add(cpu.reconstruct_n(0, cpu.ntotal))
+
+    d = property(lambda self: self._index.d)
+    code_size = property(lambda self: self._index.code_size)
+    ntotal = property(lambda self: self._index.ntotal)
+    is_trained = True
+
+    def add(self, x):
+        ptr, n, keep = _codes(x, self.code_size, "x")
+        self._index._add_ptr(n, ptr)
+
+    def search(self, x, k):
+        k = _as_k(k)
+        ptr, n, keep = _codes(x, self.code_size, "x")
+        if _cai(x) is not None:
+            D = _device_empty_typed(x, (n, k), np.int32)
+            I = _device_empty(x, (n, k), np.int64)
+        else:
+            D, I = np.empty((n, k), np.int32), np.empty((n, k), np.int64)
+        self._index._search_ptr(n, ptr, k, _ptr(D), _ptr(I))
+        return D, I
+
+    def reconstruct_n(self, n0=0, ni=-1):
+        ni = self.ntotal - n0 if ni == -1 else ni
+        out = np.empty((ni, self.code_size), np.uint8)
+        self._index._reconstruct_n_ptr(n0, ni, out.ctypes.data)
+        return out
+
+    def reset(self):
+        self._index.reset()
+
+
+def _device_empty_typed(like, shape, dtype):
+    if type(like).__module__.startswith("torch"):
+        import torch
+        return torch.empty(shape, dtype={np.int32: torch.int32}[dtype], device=like.device)
+    import cupy
+    return cupy.empty(shape, dtype=dtype)
+
+
+def sdc_knn(res, qcodes, xcodes, m, bits_per_dim, k, device=0):
+    """The k best SDC scores (BEBR recurrent codes, canonical layout: bit
+    planes of m bits each, m a multiple of 32) of each query code among xcodes,
+    on the GPU: (int32 scores S = 2^(2u) <b_q, b_x>, largest first; int64 row
+    numbers). Host or device arrays; device outputs for device queries."""
+    _require_gpu()
+    k = _as_k(k)
+    cs = int(m) * int(bits_per_dim) // 8
+    qp, nq, kq = _codes(qcodes, cs, "qcodes")
+    xp, nx, kx = _codes(xcodes, cs, "xcodes")
+    if _cai(qcodes) is not None:
+        S = _device_empty_typed(qcodes, (nq, k), np.int32)
+        I = _device_empty(qcodes, (nq, k), np.int64)
+    else:
+        S, I = np.empty((nq, k), np.int32), np.empty((nq, k), np.int64)
+    _nearly._sdc_knn_ptr(res._get(device), qp, nq, xp, nx, int(m), int(bits_per_dim), k, _ptr(S), _ptr(I))
+    return S, I
