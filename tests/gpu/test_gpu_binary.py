@@ -27,8 +27,13 @@ def test_gpu_binary_flat_matches_numpy(res, rng, d, cupy):
     Dd, Id = idx.search(cupy.asarray(q), 10)
     np.testing.assert_array_equal(cupy.asnumpy(Dd), D)
     np.testing.assert_array_equal(idx.reconstruct_n(5, 3), x[5:8])
-    D, I = idx.search(q, 3100)  # fewer codes than k: faiss's padding
-    assert (I[:, 3000:] == -1).all() and (D[:, 3000:] == 2147483647).all()
+    small = gpu.GpuIndexBinaryFlat(res, d)
+    small.add(x[:100])
+    D, I = small.search(q, 150)  # fewer codes than k: faiss's padding
+    assert (I[:, 100:] == -1).all() and (D[:, 100:] == 2147483647).all()
+    assert (I[:, :100] >= 0).all()
+    with pytest.raises(ValueError):
+        idx.search(q, 3000)  # beyond the GPU selection limit
     with pytest.raises(ValueError):
         idx.search(q[:, :5], 1)
     with pytest.raises(ValueError):
