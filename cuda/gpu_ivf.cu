@@ -470,11 +470,12 @@ int GpuIndexIVFPQ::scan(const float* xq, idx_t nq, const float* coarse_d, const 
     gemm_abt(res->cublas(), int(nq), int(T), d, 1.f, xq, block_.data(), false, false, qtab.get(), int(T));
     if (metric_type == METRIC_INNER_PRODUCT && ntotal < (idx_t(1) << 31)) {
         ivfpq_scan_ip(*res, qtab.get(), coarse_d, coarse_i, nq, np, int(M), codes_.data(), ids_.data(),
-                      offsets_dev_.data(), k, cand, cand_ids);
+                      offsets_dev_.data(), k, cand, cand_ids, use_float16_tables);
         return ivfpq_ip_groups(np) * k;
     }
     ivfpq_scan(*res, qtab.get(), metric_type == METRIC_L2 ? list_tab_.data() : nullptr, coarse_d, coarse_i, nq, np,
-               int(M), codes_.data(), ids_.data(), offsets_dev_.data(), metric_type == METRIC_L2, k, cand, cand_ids);
+               int(M), codes_.data(), ids_.data(), offsets_dev_.data(), metric_type == METRIC_L2, k, cand, cand_ids,
+               use_float16_tables);
     return np * k;
 }
 

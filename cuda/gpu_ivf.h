@@ -90,6 +90,7 @@ struct GpuIndexIVFFlat : GpuIndexIVF {
 struct GpuIndexIVFPQ : GpuIndexIVF {
     const size_t M, nbits, dsub;
     ClusteringParameters pq_cp;  // sub-quantizer k-means: faiss's PQ defaults (25 iterations)
+    bool use_float16_tables = false;  // faiss's useFloat16LookupTables
 
     GpuIndexIVFPQ(ResourcesPtr res, int d, size_t nlist, size_t M, size_t nbits, MetricType metric);
     std::string type_name() const override { return "GpuIVFPQ"; }

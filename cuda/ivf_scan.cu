@@ -1,9 +1,18 @@
+#include <cuda_fp16.h>
+
 #include "ivf_scan.h"
 #include "select_k.cuh"
 
 namespace nearly::gpu {
 
 namespace {
+
+// PQ tables in shared memory as float32, or float16 (half the memory, more
+// blocks per multiprocessor; faiss's useFloat16LookupTables).
+__device__ inline void put(float* t, int i, float v) { t[i] = v; }
+__device__ inline void put(__half* t, int i, float v) { t[i] = __float2half_rn(v); }
+__device__ inline float get(const float* t, int i) { return t[i]; }
+__device__ inline float get(const __half* t, int i) { return __half2float(t[i]); }
 
 template <class Sel>
 __device__ void write_candidates(Sel& sel, int k, int64_t list_begin, const int64_t* ids, float* cand,
@@ -57,13 +66,14 @@ __global__ void __launch_bounds__(BLOCK) ivf_flat_scan_kernel(const float* xq, i
     write_candidates(sel, k, b, ids, cand + o, cand_ids + o);
 }
 
-template <int BLOCK, int S, int R>
+template <int BLOCK, int S, int R, class LutT>
 __global__ void __launch_bounds__(BLOCK) ivfpq_scan_kernel(const float* qtab, const float* list_tab,
                                                            const float* coarse_d, const int64_t* coarse_i, int np,
                                                            int M, const uint8_t* codes, const int64_t* ids,
                                                            const int64_t* offsets, bool l2, int k, float* cand,
                                                            int64_t* cand_ids) {
-    extern __shared__ float lut[];  // M x 256
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    LutT* lut = reinterpret_cast<LutT*>(smem_raw);  // M x 256
     __shared__ BlockSelect<BLOCK, S, R> sel;
     const int p = blockIdx.x;
     const int64_t qi = blockIdx.y;
@@ -74,9 +84,9 @@ __global__ void __launch_bounds__(BLOCK) ivfpq_scan_kernel(const float* qtab, co
         const float* qt = qtab + qi * T;
         if (l2) {
             const float* lt = list_tab + l * T;
-            for (int i = threadIdx.x; i < T; i += BLOCK) lut[i] = lt[i] - 2.f * qt[i];
+            for (int i = threadIdx.x; i < T; i += BLOCK) put(lut, i, lt[i] - 2.f * qt[i]);
         } else {
-            for (int i = threadIdx.x; i < T; i += BLOCK) lut[i] = qt[i];
+            for (int i = threadIdx.x; i < T; i += BLOCK) put(lut, i, qt[i]);
         }
     }
     const float base_term = l >= 0 ? coarse_d[qi * np + p] : 0.f;
@@ -95,11 +105,12 @@ __global__ void __launch_bounds__(BLOCK) ivfpq_scan_kernel(const float* qtab, co
                 const uint32_t* cw = reinterpret_cast<const uint32_t*>(c);
                 for (int m4 = 0; m4 < M / 4; m4++) {
                     uint32_t v = cw[m4];
-                    const float* t = lut + m4 * 1024;
-                    acc += t[v & 255] + t[256 + ((v >> 8) & 255)] + t[512 + ((v >> 16) & 255)] + t[768 + (v >> 24)];
+                    const LutT* t = lut + m4 * 1024;
+                    acc += get(t, v & 255) + get(t, 256 + ((v >> 8) & 255)) + get(t, 512 + ((v >> 16) & 255)) +
+                           get(t, 768 + (v >> 24));
                 }
             } else {
-                for (int m = 0; m < M; m++) acc += lut[m * 256 + c[m]];
+                for (int m = 0; m < M; m++) acc += get(lut, m * 256 + c[m]);
             }
             sel.offer(s, l2 ? acc : -acc, int32_t(idx - b));
         }
@@ -112,19 +123,20 @@ __global__ void __launch_bounds__(BLOCK) ivfpq_scan_kernel(const float* qtab, co
 
 // Inner product: the table <q_m, C_m[j]> does not depend on the list, so one
 // block builds it once and scans a group of G probed lists with it.
-template <int BLOCK, int S, int R>
+template <int BLOCK, int S, int R, class LutT>
 __global__ void __launch_bounds__(BLOCK) ivfpq_scan_ip_kernel(const float* qtab, const float* coarse_d,
                                                               const int64_t* coarse_i, int np, int G, int M,
                                                               const uint8_t* codes, const int64_t* ids,
                                                               const int64_t* offsets, int k, float* cand,
                                                               int64_t* cand_ids) {
-    extern __shared__ float lut[];  // M x 256
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    LutT* lut = reinterpret_cast<LutT*>(smem_raw);  // M x 256
     __shared__ BlockSelect<BLOCK, S, R> sel;
     const int g = blockIdx.x;
     const int64_t qi = blockIdx.y;
     const int T = M * 256;
     const float* qt = qtab + qi * T;
-    for (int i = threadIdx.x; i < T; i += BLOCK) lut[i] = qt[i];
+    for (int i = threadIdx.x; i < T; i += BLOCK) put(lut, i, qt[i]);
     sel.init(k);
     SelectRound s;
     const bool words = M % 4 == 0;
@@ -145,12 +157,12 @@ __global__ void __launch_bounds__(BLOCK) ivfpq_scan_ip_kernel(const float* qtab,
                     const uint32_t* cw = reinterpret_cast<const uint32_t*>(c);
                     for (int m4 = 0; m4 < M / 4; m4++) {
                         uint32_t v = cw[m4];
-                        const float* t = lut + m4 * 1024;
-                        acc += t[v & 255] + t[256 + ((v >> 8) & 255)] + t[512 + ((v >> 16) & 255)] +
-                               t[768 + (v >> 24)];
+                        const LutT* t = lut + m4 * 1024;
+                        acc += get(t, v & 255) + get(t, 256 + ((v >> 8) & 255)) + get(t, 512 + ((v >> 16) & 255)) +
+                               get(t, 768 + (v >> 24));
                     }
                 } else {
-                    for (int m = 0; m < M; m++) acc += lut[m * 256 + c[m]];
+                    for (int m = 0; m < M; m++) acc += get(lut, m * 256 + c[m]);
                 }
                 // The position is the entry's global index: ids[] is read directly.
                 sel.offer(s, -acc, int32_t(idx));
@@ -244,15 +256,20 @@ void ivf_flat_scan(GpuResources& res, const float* xq, int64_t nq, int d, const 
 
 void ivfpq_scan(GpuResources& res, const float* qtab, const float* list_tab, const float* coarse_d,
                 const int64_t* coarse_i, int64_t nq, int np, int M, const uint8_t* codes, const int64_t* ids,
-                const int64_t* offsets, bool l2, int k, float* cand, int64_t* cand_ids) {
+                const int64_t* offsets, bool l2, int k, float* cand, int64_t* cand_ids, bool fp16_tables) {
     if (nq == 0) return;
-    size_t smem = size_t(M) * 256 * 4;
+    size_t smem = size_t(M) * 256 * (fp16_tables ? 2 : 4);
     with_select_config(k, [&](auto cfg) {
         using C = decltype(cfg);
-        auto kern = ivfpq_scan_kernel<C::kBlock, C::kSlots, C::kItems>;
-        allow_shared(kern, smem);
-        kern<<<dim3(np, unsigned(nq)), C::kBlock, smem, res.stream()>>>(qtab, list_tab, coarse_d, coarse_i, np, M,
-                                                                         codes, ids, offsets, l2, k, cand, cand_ids);
+        auto run = [&](auto kern) {
+            allow_shared(kern, smem);
+            kern<<<dim3(np, unsigned(nq)), C::kBlock, smem, res.stream()>>>(qtab, list_tab, coarse_d, coarse_i, np, M,
+                                                                             codes, ids, offsets, l2, k, cand, cand_ids);
+        };
+        if (fp16_tables)
+            run(ivfpq_scan_kernel<C::kBlock, C::kSlots, C::kItems, __half>);
+        else
+            run(ivfpq_scan_kernel<C::kBlock, C::kSlots, C::kItems, float>);
     });
     NEARLY_CUDA_CHECK(cudaGetLastError());
 }
@@ -261,16 +278,21 @@ int ivfpq_ip_groups(int np) { return (np + kIpProbesPerBlock - 1) / kIpProbesPer
 
 void ivfpq_scan_ip(GpuResources& res, const float* qtab, const float* coarse_d, const int64_t* coarse_i, int64_t nq,
                    int np, int M, const uint8_t* codes, const int64_t* ids, const int64_t* offsets, int k,
-                   float* cand, int64_t* cand_ids) {
+                   float* cand, int64_t* cand_ids, bool fp16_tables) {
     if (nq == 0) return;
-    size_t smem = size_t(M) * 256 * 4;
+    size_t smem = size_t(M) * 256 * (fp16_tables ? 2 : 4);
     const int groups = ivfpq_ip_groups(np);
     with_select_config(k, [&](auto cfg) {
         using C = decltype(cfg);
-        auto kern = ivfpq_scan_ip_kernel<C::kBlock, C::kSlots, C::kItems>;
-        allow_shared(kern, smem);
-        kern<<<dim3(groups, unsigned(nq)), C::kBlock, smem, res.stream()>>>(
-            qtab, coarse_d, coarse_i, np, kIpProbesPerBlock, M, codes, ids, offsets, k, cand, cand_ids);
+        auto run = [&](auto kern) {
+            allow_shared(kern, smem);
+            kern<<<dim3(groups, unsigned(nq)), C::kBlock, smem, res.stream()>>>(
+                qtab, coarse_d, coarse_i, np, kIpProbesPerBlock, M, codes, ids, offsets, k, cand, cand_ids);
+        };
+        if (fp16_tables)
+            run(ivfpq_scan_ip_kernel<C::kBlock, C::kSlots, C::kItems, __half>);
+        else
+            run(ivfpq_scan_ip_kernel<C::kBlock, C::kSlots, C::kItems, float>);
     });
     NEARLY_CUDA_CHECK(cudaGetLastError());
 }

@@ -18,7 +18,7 @@ void ivf_flat_scan(GpuResources& res, const float* xq, int64_t nq, int d, const 
 // (IP) to the probed list's centroid.
 void ivfpq_scan(GpuResources& res, const float* qtab, const float* list_tab, const float* coarse_d,
                 const int64_t* coarse_i, int64_t nq, int np, int M, const uint8_t* codes, const int64_t* ids,
-                const int64_t* offsets, bool l2, int k, float* cand, int64_t* cand_ids);
+                const int64_t* offsets, bool l2, int k, float* cand, int64_t* cand_ids, bool fp16_tables = false);
 
 // Inner product only: one block per (query, group of kIpProbesPerBlock
 // probes), one table per block; candidates at ((q * groups) + g) * k.
@@ -26,7 +26,7 @@ constexpr int kIpProbesPerBlock = 8;
 int ivfpq_ip_groups(int np);
 void ivfpq_scan_ip(GpuResources& res, const float* qtab, const float* coarse_d, const int64_t* coarse_i, int64_t nq,
                    int np, int M, const uint8_t* codes, const int64_t* ids, const int64_t* offsets, int k,
-                   float* cand, int64_t* cand_ids);
+                   float* cand, int64_t* cand_ids, bool fp16_tables = false);
 
 // codes[i * M + m] = nearest codeword of sub-quantizer m to the residual
 // x_i - centroids[assign_i] (or x_i itself when centroids is null).

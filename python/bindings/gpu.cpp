@@ -134,6 +134,7 @@ void bind_gpu(py::module_& m) {
         .def_readonly("nbits", &GpuIndexIVFPQ::nbits)
         .def_readonly("dsub", &GpuIndexIVFPQ::dsub)
         .def_readwrite("pq_cp", &GpuIndexIVFPQ::pq_cp)
+        .def_readwrite("use_float16_tables", &GpuIndexIVFPQ::use_float16_tables)
         .def("pq_centroids", [](const GpuIndexIVFPQ& self) {
             std::vector<float> c = self.pq_centroids();
             py::array_t<float> out(c.size());

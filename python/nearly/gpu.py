@@ -338,6 +338,7 @@ class GpuIndexIVFPQ(_GpuIVF, _IVFPQBase):
                 raise InvalidArgumentError("GpuIndexIVFPQ(res, d, nlist, M, nbits, metric): nlist and M are needed")
         config = config or GpuIndexIVFPQConfig()
         _IVFPQBase.__init__(self, res._get(config.device), d, int(nlist), int(M), int(nbits), int(metric))
+        self.use_float16_tables = bool(config.useFloat16LookupTables)
         self._resources = res
         if cpu is not None:
             self.copyFrom(cpu)

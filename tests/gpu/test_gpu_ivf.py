@@ -210,3 +210,23 @@ def test_gpu_ivf_bad_input(res, data):
     gpu.add(xb)
     D, I = gpu.search(xq, 3)
     assert (I >= 0).all()
+
+
+@pytest.mark.parametrize("metric", [nearly.METRIC_L2, nearly.METRIC_INNER_PRODUCT])
+def test_ivfpq_float16_tables(res, data, metric):
+    """useFloat16LookupTables: the same lists scored with half-precision tables:
+    recall within a point of float32 tables, distances close."""
+    xb, xq = data
+    _, gt = brute_force(xq, xb, 10, metric)
+    cfg = nearly.GpuIndexIVFPQConfig()
+    cfg.useFloat16LookupTables = True
+    gpu = nearly.GpuIndexIVFPQ(res, 32, 32, 8, 8, metric, cfg)
+    assert gpu.use_float16_tables
+    gpu.train(xb)
+    gpu.add(xb)
+    gpu.nprobe = 8
+    D16, I16 = gpu.search(xq, 10)
+    gpu.use_float16_tables = False
+    D32, I32 = gpu.search(xq, 10)
+    assert abs(recall(I16, gt, 10) - recall(I32, gt, 10)) <= 0.01
+    np.testing.assert_allclose(D16, D32, rtol=1e-2, atol=np.abs(D32).max() * 2e-3)
