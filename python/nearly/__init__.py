@@ -31,6 +31,7 @@ from ._nearly import (  # noqa: F401  (explicit for readers and linters)
     serialize_index,
 )
 from .factory import index_factory  # noqa: F401
+from .persistence import deserialize_index, read_index, serialize_index, write_index  # noqa: F401,F811
 from .kmeans import Kmeans  # noqa: F401
 from .compat import downcast_index, extract_index_ivf, vector_to_array  # noqa: F401
 from .insertion_order import insertion_order, local_intrinsic_dimensionality  # noqa: F401

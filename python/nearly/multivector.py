@@ -278,6 +278,13 @@ def _as_bytes(data):
 class _TokenStoreIndex:
     """What both multi-vector indexes expose about their stored token vectors."""
 
+    read_only = False  # set by read_index with IO_FLAG_READ_ONLY / IO_FLAG_MMAP
+
+    def _check_writable(self):
+        if self.read_only:
+            raise RuntimeError(f"this {type(self).__name__} was read with IO_FLAG_READ_ONLY "
+                               "or IO_FLAG_MMAP and cannot be modified")
+
     @property
     def d(self):
         return self._store.d
@@ -316,10 +323,12 @@ class IndexMultiVectorFlat(_TokenStoreIndex):
         self._store = _nearly._MultiVectorStore(d, token_dtype)
 
     def add(self, vectors, lengths=None):
+        self._check_writable()
         x, n = _sets(vectors, lengths, self.d, "vectors")
         self._store.add(x, n, None)
 
     def add_with_ids(self, vectors, lengths, ids):
+        self._check_writable()
         x, n = _sets(vectors, lengths, self.d, "vectors")
         ids = np.ascontiguousarray(ids, dtype=np.int64)
         if ids.shape != n.shape:
@@ -335,9 +344,11 @@ class IndexMultiVectorFlat(_TokenStoreIndex):
 
     def remove_ids(self, sel):
         """Removes documents by id (an id array or an IDSelector); returns how many."""
+        self._check_writable()
         return len(self._store.remove_ids(sel))
 
     def reset(self):
+        self._check_writable()
         self._store.reset()
 
     def serialize(self):
@@ -454,6 +465,7 @@ class IndexMuvera(_TokenStoreIndex):
         self._add(vectors, lengths, ids)
 
     def _add(self, vectors, lengths, ids):
+        self._check_writable()
         x, n = _sets(vectors, lengths, self.d, "vectors")
         if ids is not None:
             ids = np.ascontiguousarray(ids, dtype=np.int64)
@@ -477,6 +489,7 @@ class IndexMuvera(_TokenStoreIndex):
 
     def remove_ids(self, sel):
         """Removes documents by id (an id array or an IDSelector); returns how many."""
+        self._check_writable()
         keys = self._store.remove_ids(sel)
         if len(keys):
             self.inner_index.remove_ids(keys)
@@ -484,6 +497,7 @@ class IndexMuvera(_TokenStoreIndex):
         return len(keys)
 
     def reset(self):
+        self._check_writable()
         self._store.reset()
         self.inner_index.reset()
 
