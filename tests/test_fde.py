@@ -387,7 +387,8 @@ def restore_simd():
 
 def test_unfused_kernel_same_bits_at_every_level(restore_simd):
     rng = np.random.default_rng(4)
-    for d, n in [(1, 1), (7, 3), (16, 8), (33, 17), (128, 100), (384, 64), (5, 65)]:
+    for d, n in [(1, 1), (7, 3), (16, 8), (33, 17), (128, 100), (384, 64), (5, 65), (9, 127), (9, 128),
+                 (9, 129), (20, 200), (3, 257), (2, 16), (4, 63)]:
         x = rng.standard_normal(d).astype(np.float32)
         w = rng.standard_normal((d, n)).astype(np.float32)
         want = np.zeros(n, np.float32)
