@@ -378,8 +378,9 @@ class IndexMuvera(_TokenStoreIndex):
     add: each document's vectors -> its FDE (``fde_encode_documents``) -> an
     inner single-vector index built as ``index_factory(fde_dim, inner,
     METRIC_INNER_PRODUCT)`` (e.g. "Flat", "HNSW32", "HNSW32,SQ8",
-    "HNSW32,SQfp16"; there is no PQ yet, so SQ8/fp16 are the compressed
-    options). The token vectors are kept (float32, or IEEE fp16 with
+    "HNSW32,SQfp16", or PQ-compressed FDEs like the paper's "PQ256x8" or
+    "IVF1024,PQ64"; those need ``train(vectors, lengths)`` on sample
+    documents first). The token vectors are kept (float32, or IEEE fp16 with
     ``token_dtype="float16"``) for re-ranking.
 
     search: query sets -> query FDEs -> the inner index's top ``k *
@@ -458,6 +459,27 @@ class IndexMuvera(_TokenStoreIndex):
     # -- writes
     _ADD_BATCH = 16384  # documents per encoding batch (bounds memory, paces verbose progress)
 
+    @property
+    def is_trained(self):
+        """False until train() when the inner index learns from data (PQ, IVF)."""
+        return bool(self.inner_index.is_trained)
+
+    def train(self, vectors, lengths=None):
+        """Trains the inner index on the FDEs of these documents (PQ codebooks,
+        IVF centroids); nothing is added."""
+        self._check_writable()
+        x, n = _sets(vectors, lengths, self.d, "vectors")
+        if len(n) == 0:
+            raise InvalidArgumentError("train needs at least one document")
+        if not np.isfinite(x).all():
+            raise InvalidArgumentError("the document vectors contain NaN or infinity")
+        t0 = time.perf_counter()
+        fde = fde_encode_documents(x, n, self.fde_config)
+        self.inner_index.verbose = self.verbose
+        self.inner_index.train(fde)
+        self._log(f"trained the inner index ({self.inner_description}) on {len(n)} documents in "
+                  f"{time.perf_counter() - t0:.2f} s")
+
     def add(self, vectors, lengths=None):
         self._add(vectors, lengths, None)
 
@@ -473,6 +495,9 @@ class IndexMuvera(_TokenStoreIndex):
                 raise InvalidArgumentError(f"ids must be a 1-D array of {len(n)} int64 ids, got shape {ids.shape}")
         if len(n) == 0:
             return
+        if not self.is_trained:
+            raise RuntimeError(f"IndexMuvera: the inner index ({self.inner_description}) is not trained; "
+                               "call train(vectors, lengths) on sample documents first")
         if not np.isfinite(x).all():
             raise InvalidArgumentError("the document vectors contain NaN or infinity")
         offsets = np.zeros(len(n) + 1, dtype=np.int64)
