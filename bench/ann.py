@@ -66,6 +66,7 @@ import importlib
 import json
 import os
 import platform
+import re
 import statistics
 import sys
 import time
@@ -1374,7 +1375,10 @@ class _FaissAPIIVF(Engine):
         m = self.mod
         mt = m.METRIC_INNER_PRODUCT if metric == "ip" else m.METRIC_L2
         self.index = m.index_factory(d, factory, mt)
-        self.ivf = m.extract_index_ivf(self.index)
+        try:
+            self.ivf = m.extract_index_ivf(self.index)
+        except RuntimeError:  # "PQ48" and other indexes without lists: no nprobe
+            self.ivf = None
         return self
 
     def train(self, xb):
@@ -1390,18 +1394,28 @@ class _FaissAPIIVF(Engine):
         return self
 
     def set_nprobe(self, p):
-        self.ivf.nprobe = int(p)
+        if self.ivf is not None:
+            self.ivf.nprobe = int(p)
 
     def search(self, xq, k, params=None):
         return self.index.search(xq, k)
 
     def list_sizes(self):
+        if self.ivf is None:
+            return None
         return np.array([self.ivf.get_list_size(i) for i in range(self.ivf.nlist)], dtype=np.int64)
 
     def memory_accounting(self):
-        return {}
+        # neither library has an accounting call: codes + 8-byte ids per vector
+        # + the centroids (IVF), or the codes alone (PQ)
+        iv = self.ivf
+        if iv is None:
+            return {"estimate(codes)": int(self.index.ntotal * self.index.code_size)}
+        return {"estimate(codes+ids+centroids)": int(iv.ntotal * (iv.code_size + 8) + iv.nlist * iv.d * 4)}
 
     def describe(self):
+        if self.ivf is None:
+            return {"index_class": type(self.index).__name__, "nprobe_via": None}
         return {"index_class": type(self.index).__name__, "ivf_class": type(self.ivf).__name__,
                 "nlist": int(self.ivf.nlist), "nprobe_via": "extract_index_ivf(index).nprobe"}
 
@@ -1411,23 +1425,11 @@ class NearlyIVF(_FaissAPIIVF):
     name = "nearly-ivf"
     library = "nearly"
 
-    def memory_accounting(self):
-        ix = self.index
-        if hasattr(ix, "memory_bytes"):
-            return {"memory_bytes()": int(ix.memory_bytes())}
-        return {}  # nearly does not expose the size of an IVF index
-
 
 @register_engine
 class FaissIVF(_FaissAPIIVF):
     name = "faiss-ivf"
     library = "faiss"
-
-    def memory_accounting(self):
-        # faiss has no accounting call: codes + 8-byte ids per vector + the centroids
-        iv = self.ivf
-        b = iv.ntotal * (iv.code_size + 8) + iv.nlist * iv.d * 4
-        return {"estimate(codes+ids+centroids)": int(b)}
 
 
 def _short_ivf(name):
@@ -1456,6 +1458,8 @@ class IVFSuite(Suite):
 
     def run(self, args, ds, engines):
         names = list(engines)
+        # one result file per factory string; the default keeps its old name
+        self.file_stem = "ivf" if args.factory == "IVF1024,Flat" else "ivf_" + re.sub(r"[^A-Za-z0-9]+", "_", args.factory)
         if args.train_repeats is None:
             args.train_repeats = args.repeats
         n = min(args.n or len(ds["xb"]), len(ds["xb"]))
@@ -1508,6 +1512,11 @@ class IVFSuite(Suite):
             res["memory"][nm] = {"own_accounting": own,
                                  "own_bytes_per_vector": (list(own.values())[0] / n) if own else None}
             ls = eng.list_sizes()
+            if ls is None:  # no inverted lists (PQ48): one point, no nprobe
+                res["lists"][nm] = None
+                print(f"[ivf] {nm}: train {res['train'][nm]['train_s']:.2f} s, add {add_s:.2f} s "
+                      f"({args.train_threads} threads)", flush=True)
+                continue
             res["lists"][nm] = {"nlist": int(len(ls)), "ntotal": int(ls.sum()), "empty": int((ls == 0).sum()),
                                 "min": int(ls.min()), "median": float(np.median(ls)), "max": int(ls.max()),
                                 # expected scanned fraction per probed list (imbalance factor, as faiss)
@@ -1590,12 +1599,13 @@ class IVFSuite(Suite):
         out.append("")
         f = lambda v, s="{:.2f}": "-" if v is None else s.format(v)  # noqa: E731
         rows = [[_short_ivf(nm), f(res["train"][nm]["train_s"]), " ".join(f"{x:.2f}" for x in res["train"][nm]["times_s"]),
-                 f(res["add"][nm]["add_s"]), f"{res['lists'][nm]['min']}-{res['lists'][nm]['max']}",
-                 f(res["lists"][nm]["imbalance_factor"], "{:.3f}"),
+                 f(res["add"][nm]["add_s"]),
+                 "-" if res["lists"][nm] is None else f"{res['lists'][nm]['min']}-{res['lists'][nm]['max']}",
+                 "-" if res["lists"][nm] is None else f(res["lists"][nm]["imbalance_factor"], "{:.3f}"),
                  f(res["memory"][nm]["own_bytes_per_vector"], "{:.0f}")] for nm in names]
         out.append(f"training / add ({p['train_threads']} threads, n={p['nb']}); train nearly/faiss = "
                    f"{f(res['train_ratio_nearly_over_faiss'], '{:.2f}x')}; bytes/vector (raw float32 = "
-                   f"{4 * p['d']} B; nearly: not exposed)")
+                   f"{4 * p['d']} B; estimate: codes + 8-byte ids + centroids / n)")
         out.append(format_table(["library", "train s", "(samples)", "add s", "list sizes", "imbalance", "B/vec"],
                                 rows))
         return "\n".join(out)

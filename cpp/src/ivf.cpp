@@ -437,6 +437,12 @@ std::vector<idx_t> IndexIVF::list_ids(size_t list_no) const {
     return lists_[list_no].ids;
 }
 
+std::vector<uint8_t> IndexIVF::list_codes_copy(size_t list_no) const {
+    NEARLY_CHECK_ARG(list_no < nlist, "list number out of range");
+    std::shared_lock<SharedMutex> lk(rw_mutex_);
+    return lists_[list_no].codes;
+}
+
 const uint8_t* IndexIVF::list_codes(size_t list_no) const {
     NEARLY_CHECK_ARG(list_no < nlist, "list number out of range");
     return lists_[list_no].codes.data();

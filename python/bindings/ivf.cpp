@@ -43,7 +43,13 @@ void bind_ivf(py::module_& m) {
             py::array_t<idx_t> out(ids.size());
             std::copy(ids.begin(), ids.end(), out.mutable_data());
             return out;
-        }, py::arg("list_no"), "The ids of one list as a numpy array (faiss returns a pointer).");
+        }, py::arg("list_no"), "The ids of one list as a numpy array (faiss returns a pointer).")
+        .def("get_codes", [](const InvertedListsView& v, size_t l) {
+            std::vector<uint8_t> codes = v.index->list_codes_copy(l);
+            py::array_t<uint8_t> out(codes.size());
+            std::copy(codes.begin(), codes.end(), out.mutable_data());
+            return out;
+        }, py::arg("list_no"), "The codes of one list, list_size * code_size bytes (faiss returns a pointer).");
 
     // The properties every IVF family shares (faiss's IndexIVF).
     py::class_<IndexIVF, Index, std::shared_ptr<IndexIVF>>(m, "IndexIVF")

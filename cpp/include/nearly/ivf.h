@@ -78,6 +78,7 @@ struct IndexIVF : Index {
     // stay valid until the next write (add, remove_ids, reset).
     size_t list_size(size_t list_no) const;
     std::vector<idx_t> list_ids(size_t list_no) const;
+    std::vector<uint8_t> list_codes_copy(size_t list_no) const;  // under the read lock
     const uint8_t* list_codes(size_t list_no) const;
     const idx_t* list_ids_ptr(size_t list_no) const;
     // Appends n encoded entries to one list (the codes of this family, ids as

@@ -38,6 +38,10 @@ struct SimdKernels {
     // rows: small batches read each database row once for four queries,
     // without the packing the gemm path needs.
     void (*ip_4q)(const float* q, const float* x, size_t d, size_t ny, float* out, size_t ldo);
+    // PQ asymmetric distances of n 8-bit codes of M bytes (row-major):
+    // out[j] = sum over m < M of tab[m * 256 + codes[j * M + m]], added in
+    // order m = 0, 1, ...: only additions, so the same bits at every level.
+    void (*pq_adc8)(const float* tab, const uint8_t* codes, size_t M, size_t n, float* out);
 };
 
 // The vecmat_unfused kernel of each level (cpp/src/simd/<isa>/unfused.cpp,
@@ -46,6 +50,12 @@ void vecmat_unfused_scalar(const float* x, size_t d, const float* w, size_t n, f
 void vecmat_unfused_avx2(const float* x, size_t d, const float* w, size_t n, float* out);
 void vecmat_unfused_avx512(const float* x, size_t d, const float* w, size_t n, float* out);
 void vecmat_unfused_neon(const float* x, size_t d, const float* w, size_t n, float* out);
+
+// The pq_adc8 kernel of each level (cpp/src/simd/<isa>/pq.cpp); NEON uses
+// the scalar one.
+void pq_adc8_scalar(const float* tab, const uint8_t* codes, size_t M, size_t n, float* out);
+void pq_adc8_avx2(const float* tab, const uint8_t* codes, size_t M, size_t n, float* out);
+void pq_adc8_avx512(const float* tab, const uint8_t* codes, size_t M, size_t n, float* out);
 
 const SimdKernels& simd();  // the active table
 SimdLevel simd_level();

@@ -1,0 +1,48 @@
+// faiss's IndexIVFPQ: the IVF family whose code is the PQ code of the
+// residual x - centroid (by_residual, faiss's default). The scan adds M table
+// lookups to a per-list offset:
+//   IP: <q, c + r> = <q, c> + sum_m <q_m, r_m>: one table per query;
+//   L2: ||q - c - r||^2 = ||q - c||^2 + (||r||^2 + 2 <c, r>) - 2 <q, r>: the
+//       middle term depends on the list only, so it is precomputed per list
+//       (use_precomputed_table, as faiss does when it fits) and each list's
+//       table is one addition of two tables instead of a new table.
+#pragma once
+#include <memory>
+#include <vector>
+
+#include "nearly/ivf.h"
+#include "nearly/pq.h"
+
+namespace nearly {
+
+struct IndexIVFPQ : IndexIVF {
+    ProductQuantizer pq;
+    // faiss's values: -1 never, 0 decide at training (1 for L2 by residual
+    // when the table fits in precomputed_table_max_bytes), 1 use it.
+    int use_precomputed_table = 0;
+    std::vector<float> precomputed_table;  // nlist x M x ksub
+    static constexpr size_t precomputed_table_max_bytes = size_t(1) << 31;
+
+    IndexIVFPQ(IndexPtr quantizer, int d, size_t nlist, size_t M, size_t nbits, MetricType metric = METRIC_L2);
+
+    std::string type_name() const override { return "IVFPQ"; }
+    // (Re)builds precomputed_table from the quantizer and the PQ (takes the
+    // write lock).
+    void precompute_table();
+    void write_body(Writer& w) const override;
+    static std::unique_ptr<IndexIVFPQ> read_body(Reader& r);
+
+   protected:
+    void encode_vectors(idx_t n, const float* x, const idx_t* list_nos, uint8_t* codes) const override;
+    void decode_vector(size_t list_no, const uint8_t* code, float* out) const override;
+    void train_encoder(idx_t n, const float* x, const idx_t* assign) override;
+    idx_t train_encoder_num_vectors() const override { return idx_t(pq.cp.max_points_per_centroid) * idx_t(pq.ksub); }
+    bool encoder_trained() const override { return pq_trained_; }
+    std::unique_ptr<InvertedListScanner> get_scanner() const override;
+
+   private:
+    bool pq_trained_ = false;
+    void build_precomputed_table();  // caller holds the write lock
+};
+
+}  // namespace nearly

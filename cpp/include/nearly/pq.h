@@ -1,0 +1,48 @@
+// Product quantization (Jégou et al., faiss's ProductQuantizer): a vector is
+// cut into M subvectors of dsub = d / M dims, each replaced by the number of
+// its nearest of ksub = 2^nbits centroids learned by k-means on that
+// subspace. Distances to a query are then sums of M table lookups (ADC).
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "nearly/common.h"
+#include "nearly/kmeans.h"
+
+namespace nearly {
+
+struct ProductQuantizer {
+    size_t d, M, nbits;
+    size_t dsub, ksub, code_size;
+    // faiss's layout: M x ksub x dsub (subquantizer m, centroid j at
+    // (m * ksub + j) * dsub).
+    std::vector<float> centroids;
+    // k-means settings per subspace: faiss's defaults (25 iterations, at most
+    // 256 points per centroid, seed 1234).
+    ClusteringParameters cp;
+    bool verbose = false;
+
+    // nbits: 8, or 4 (the fast-scan layout); others raise NotSupported.
+    ProductQuantizer(size_t d, size_t M, size_t nbits);
+
+    // One k-means per subspace on the n training vectors, like faiss.
+    void train(size_t n, const float* x);
+    void compute_code(const float* x, uint8_t* code) const;
+    void compute_codes(const float* x, uint8_t* codes, size_t n) const;  // parallel over vectors
+    void decode(const uint8_t* code, float* x) const;
+    void decode(const uint8_t* codes, float* x, size_t n) const;
+    // tab (M x ksub): squared L2 distance / inner product of each subvector
+    // of x with each centroid of its subspace.
+    void compute_distance_table(const float* x, float* tab) const;
+    void compute_inner_prod_table(const float* x, float* tab) const;
+    // ADC: out[j] = sum over m of tab[m * ksub + code_j[m]], summed in order m.
+    void adc(const float* tab, const uint8_t* codes, size_t n, float* out) const;
+
+    const float* get_centroids(size_t m, size_t j) const { return centroids.data() + (m * ksub + j) * dsub; }
+    // Subquantizer m's centroid number in a code (nbits 8 or 4, low nibble first).
+    size_t code_at(const uint8_t* code, size_t m) const {
+        return nbits == 8 ? code[m] : (m & 1 ? code[m >> 1] >> 4 : code[m >> 1] & 15);
+    }
+};
+
+}  // namespace nearly

@@ -1,0 +1,158 @@
+#include "nearly/index_pq.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <mutex>
+
+#include "nearly/io.h"
+#include "nearly/parallel.h"
+#include "nearly/topk.h"
+
+namespace nearly {
+
+namespace {
+// A task takes this many queries and walks the codes in blocks of kCodeBlock:
+// the block stays in cache while each query of the group scans it.
+constexpr size_t kQueriesPerTask = 8;
+constexpr size_t kCodeBlock = 4096;
+}  // namespace
+
+IndexPQ::IndexPQ(int d, size_t M, size_t nbits, MetricType metric) : Index(d, metric), pq(size_t(d), M, nbits) {
+    is_trained = false;
+}
+
+void IndexPQ::train(idx_t n, const float* x) {
+    check_writable();
+    NEARLY_CHECK_ARG(n >= 0, "n must be non-negative");
+    std::unique_lock<SharedMutex> lk(rw_mutex_);
+    pq.verbose = verbose;
+    pq.train(size_t(n), x);
+    is_trained = true;
+}
+
+void IndexPQ::add(idx_t n, const float* x) {
+    check_writable();
+    if (!is_trained) throw NotSupported("Error: 'is_trained' failed");
+    check_add_args(n, x);
+    if (n == 0) return;
+    std::vector<uint8_t> codes(size_t(n) * pq.code_size);
+    pq.compute_codes(x, codes.data(), size_t(n));  // outside the lock: searches go on
+    std::unique_lock<SharedMutex> lk(rw_mutex_);
+    codes_.insert(codes_.end(), codes.begin(), codes.end());
+    ntotal += n;
+    if (verbose) std::printf("IndexPQ::add: added %lld vectors\n", (long long)n);
+}
+
+void IndexPQ::search(idx_t n, const float* x, idx_t k, float* D, idx_t* I, const SearchParameters* params) const {
+    check_search_args(n, x, k);
+    if (!is_trained) throw NotSupported("Error: 'is_trained' failed");
+    const IDSelector* sel = params ? params->sel.get() : nullptr;
+    std::shared_lock<SharedMutex> lk(rw_mutex_);
+    const size_t dd = d, kk = k, nb = size_t(ntotal), ts = pq.M * pq.ksub;
+    const bool ip = metric_type == METRIC_INNER_PRODUCT;
+    const float pad = missing_distance(metric_type);
+    InterruptPoll poll;
+    parallel_for((size_t(n) + kQueriesPerTask - 1) / kQueriesPerTask, [&](size_t t) {
+        const size_t q0 = t * kQueriesPerTask, q1 = std::min(size_t(n), q0 + kQueriesPerTask);
+        std::vector<float> tabs((q1 - q0) * ts), buf(kCodeBlock);
+        for (size_t q = q0; q < q1; q++) {
+            if (ip)
+                pq.compute_inner_prod_table(x + q * dd, &tabs[(q - q0) * ts]);
+            else
+                pq.compute_distance_table(x + q * dd, &tabs[(q - q0) * ts]);
+            TopK::init(D + q * kk, I + q * kk, kk);  // scores: L2, or the negated inner product
+        }
+        for (size_t j0 = 0; j0 < nb; j0 += kCodeBlock) {
+            const size_t m = std::min(kCodeBlock, nb - j0);
+            for (size_t q = q0; q < q1; q++) {
+                float* Dq = D + q * kk;
+                idx_t* Iq = I + q * kk;
+                pq.adc(&tabs[(q - q0) * ts], codes_.data() + j0 * pq.code_size, m, buf.data());
+                for (size_t j = 0; j < m; j++) {
+                    const float s = ip ? -buf[j] : buf[j];
+                    if (s > Dq[0] || (sel && !sel->is_member(idx_t(j0 + j)))) continue;
+                    TopK::push(Dq, Iq, kk, s, idx_t(j0 + j));
+                }
+            }
+        }
+        for (size_t q = q0; q < q1; q++) {
+            float* Dq = D + q * kk;
+            idx_t* Iq = I + q * kk;
+            TopK::sort(Dq, Iq, kk);
+            for (size_t i = 0; i < kk; i++) Dq[i] = Iq[i] < 0 ? pad : (ip ? -Dq[i] : Dq[i]);
+        }
+        poll();
+    });
+}
+
+void IndexPQ::reconstruct(idx_t key, float* out) const {
+    std::shared_lock<SharedMutex> lk(rw_mutex_);
+    if (key < 0 || key >= ntotal) throw OutOfRange("key " + std::to_string(key) + " not found");
+    pq.decode(codes_.data() + size_t(key) * pq.code_size, out);
+}
+
+// Like faiss's IndexFlatCodes: the kept codes move down, so ids are
+// renumbered.
+size_t IndexPQ::remove_ids(const IDSelector& sel) {
+    check_writable();
+    std::unique_lock<SharedMutex> lk(rw_mutex_);
+    const size_t cs = pq.code_size;
+    size_t keep = 0;
+    for (size_t i = 0; i < size_t(ntotal); i++) {
+        if (sel.is_member(idx_t(i))) continue;
+        if (keep != i) std::memmove(&codes_[keep * cs], &codes_[i * cs], cs);
+        keep++;
+    }
+    const size_t removed = size_t(ntotal) - keep;
+    codes_.resize(keep * cs);
+    ntotal = idx_t(keep);
+    return removed;
+}
+
+void IndexPQ::reset() {
+    check_writable();
+    std::unique_lock<SharedMutex> lk(rw_mutex_);
+    codes_.clear();
+    ntotal = 0;
+}
+
+std::vector<uint8_t> IndexPQ::get_codes() const {
+    std::shared_lock<SharedMutex> lk(rw_mutex_);
+    return codes_;
+}
+
+void IndexPQ::write_body(Writer& w) const {
+    std::shared_lock<SharedMutex> lk(rw_mutex_);
+    w.pod<int32_t>(d);
+    w.pod<int32_t>(metric_type);
+    w.pod<uint64_t>(pq.M);
+    w.pod<uint64_t>(pq.nbits);
+    w.pod<uint8_t>(is_trained);
+    w.vec(pq.centroids);
+    w.pod<int64_t>(ntotal);
+    w.vec(codes_);
+}
+
+std::unique_ptr<IndexPQ> IndexPQ::read_body(Reader& r) {
+    const int d = r.pod<int32_t>();
+    const int metric = r.pod<int32_t>();
+    const uint64_t M = r.pod<uint64_t>();
+    const uint64_t nbits = r.pod<uint64_t>();
+    const uint8_t trained = r.pod<uint8_t>();
+    r.check(d > 0 && (metric == METRIC_L2 || metric == METRIC_INNER_PRODUCT) && M > 0 && M <= uint64_t(d) &&
+                d % M == 0 && (nbits == 8 || nbits == 4) && trained <= 1,
+            "bad PQ header");
+    auto index = std::make_unique<IndexPQ>(d, size_t(M), size_t(nbits), MetricType(metric));
+    std::vector<float> centroids = r.vec<float>();
+    r.check(centroids.size() == index->pq.centroids.size(), "PQ centroids do not match d and nbits");
+    index->pq.centroids = std::move(centroids);
+    index->is_trained = trained;
+    const idx_t ntotal = r.pod<int64_t>();
+    index->codes_ = r.vec<uint8_t>();
+    r.check(ntotal >= 0 && index->codes_.size() == size_t(ntotal) * index->pq.code_size, "PQ code count does not match ntotal");
+    index->ntotal = ntotal;
+    return index;
+}
+
+}  // namespace nearly

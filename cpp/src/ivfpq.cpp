@@ -1,0 +1,204 @@
+#include "nearly/ivfpq.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <mutex>
+
+#include "nearly/io.h"
+#include "nearly/parallel.h"
+
+namespace nearly {
+
+namespace {
+// Per-query state of an IVFPQ scan: the table the ADC sums read from and the
+// per-list offset dis0 it adds (see ivfpq.h for the decomposition).
+struct IVFPQScanner : InvertedListScanner {
+    const IndexIVFPQ& ix;
+    const ProductQuantizer& pq;
+    const bool ip, residual, precomputed;
+    std::vector<float> qtab, ltab, centroid, resid;
+    const float* q = nullptr;
+    const float* tab = nullptr;
+    float dis0 = 0.f;
+
+    explicit IVFPQScanner(const IndexIVFPQ& ix)
+        : ix(ix),
+          pq(ix.pq),
+          ip(ix.metric_type == METRIC_INNER_PRODUCT),
+          residual(ix.by_residual),
+          precomputed(ix.by_residual && !ip && ix.use_precomputed_table == 1 && !ix.precomputed_table.empty()),
+          qtab(pq.M * pq.ksub) {
+        if (residual && !ip) ltab.resize(qtab.size());
+        if (residual && !ip && !precomputed) {
+            centroid.resize(pq.d);
+            resid.resize(pq.d);
+        }
+    }
+
+    void set_query(const float* x) override {
+        q = x;
+        if (ip || precomputed) {
+            pq.compute_inner_prod_table(x, qtab.data());
+        } else if (!residual) {
+            pq.compute_distance_table(x, qtab.data());
+        }
+        tab = qtab.data();
+        dis0 = 0.f;
+    }
+
+    void set_list(size_t list_no, float coarse_dis) override {
+        if (!residual) return;
+        if (ip) {
+            dis0 = coarse_dis;  // <q, c>
+        } else if (precomputed) {
+            // ||q - c||^2 + (||r||^2 + 2 <c, r>) - 2 <q, r>
+            dis0 = coarse_dis;
+            const float* pt = ix.precomputed_table.data() + list_no * qtab.size();
+            for (size_t i = 0; i < qtab.size(); i++) ltab[i] = pt[i] - 2.f * qtab[i];
+            tab = ltab.data();
+        } else {
+            ix.quantizer->reconstruct(idx_t(list_no), centroid.data());
+            for (size_t i = 0; i < pq.d; i++) resid[i] = q[i] - centroid[i];
+            pq.compute_distance_table(resid.data(), ltab.data());
+            tab = ltab.data();
+        }
+    }
+
+    void distances(size_t n, const uint8_t* codes, float* out) const override {
+        pq.adc(tab, codes, n, out);
+        if (dis0 != 0.f)
+            for (size_t j = 0; j < n; j++) out[j] += dis0;
+    }
+};
+}  // namespace
+
+IndexIVFPQ::IndexIVFPQ(IndexPtr quantizer_, int d, size_t nlist_, size_t M, size_t nbits, MetricType metric)
+    : IndexIVF(std::move(quantizer_), d, nlist_, 0, metric), pq(size_t(d), M, nbits) {
+    if (nbits != 8) throw NotSupported("IndexIVFPQ: nbits=" + std::to_string(nbits) +
+                                       " not implemented in nearly (8 bits; 4-bit codes are IndexIVFPQFastScan)");
+    code_size = pq.code_size;
+    by_residual = true;
+    refresh_trained();
+}
+
+void IndexIVFPQ::encode_vectors(idx_t n, const float* x, const idx_t* list_nos, uint8_t* codes) const {
+    const size_t dd = d;
+    std::vector<float> centroids;
+    if (by_residual) {
+        centroids.resize(nlist * dd);
+        quantizer->reconstruct_n(0, idx_t(nlist), centroids.data());
+    }
+    constexpr size_t kBlock = 256;
+    InterruptPoll poll;
+    parallel_for((size_t(n) + kBlock - 1) / kBlock, [&](size_t t) {
+        std::vector<float> r(dd);
+        for (size_t i = t * kBlock; i < std::min(size_t(n), (t + 1) * kBlock); i++) {
+            uint8_t* code = codes + i * code_size;
+            const float* xi = x + i * dd;
+            if (list_nos[i] < 0) {  // not stored (see add_core)
+                std::memset(code, 0, code_size);
+                continue;
+            }
+            if (by_residual) {
+                const float* c = centroids.data() + size_t(list_nos[i]) * dd;
+                for (size_t j = 0; j < dd; j++) r[j] = xi[j] - c[j];
+                xi = r.data();
+            }
+            pq.compute_code(xi, code);
+        }
+        poll();
+    });
+}
+
+void IndexIVFPQ::decode_vector(size_t list_no, const uint8_t* code, float* out) const {
+    pq.decode(code, out);
+    if (!by_residual) return;
+    std::vector<float> c(d);
+    quantizer->reconstruct(idx_t(list_no), c.data());
+    for (int j = 0; j < d; j++) out[j] += c[j];
+}
+
+void IndexIVFPQ::train_encoder(idx_t n, const float* x, const idx_t*) {
+    if (verbose) std::printf("training %zdx%zd product quantizer on %lld vectors in %dD\n", pq.M, pq.ksub,
+                             (long long)n, d);
+    pq.verbose = verbose;
+    pq.train(size_t(n), x);
+    pq_trained_ = true;
+    if (by_residual) build_precomputed_table();
+}
+
+void IndexIVFPQ::precompute_table() {
+    std::unique_lock<SharedMutex> lk(rw_mutex_);
+    build_precomputed_table();
+}
+
+// faiss's rule: a table only for L2 by residual (IP needs none), and only when
+// it fits in precomputed_table_max_bytes; -1 turns it off.
+void IndexIVFPQ::build_precomputed_table() {
+    precomputed_table.clear();
+    if (use_precomputed_table == -1 || !pq_trained_) return;
+    const size_t ts = pq.M * pq.ksub;
+    if (use_precomputed_table == 0) {
+        if (!(metric_type == METRIC_L2 && by_residual)) return;
+        if (nlist * ts * sizeof(float) > precomputed_table_max_bytes) return;
+        use_precomputed_table = 1;
+    }
+    if (verbose) std::printf("precomputing IVFPQ tables type %d\n", use_precomputed_table);
+    std::vector<float> r_norms(ts);
+    for (size_t m = 0; m < pq.M; m++)
+        for (size_t j = 0; j < pq.ksub; j++) {
+            const float* c = pq.get_centroids(m, j);
+            float s = 0.f;
+            for (size_t i = 0; i < pq.dsub; i++) s += c[i] * c[i];
+            r_norms[m * pq.ksub + j] = s;
+        }
+    precomputed_table.resize(nlist * ts);
+    std::vector<float> centroids(nlist * size_t(d));
+    quantizer->reconstruct_n(0, idx_t(nlist), centroids.data());
+    parallel_for(nlist, [&](size_t l) {
+        float* tab = &precomputed_table[l * ts];
+        pq.compute_inner_prod_table(&centroids[l * size_t(d)], tab);
+        for (size_t i = 0; i < ts; i++) tab[i] = r_norms[i] + 2.f * tab[i];
+    });
+}
+
+std::unique_ptr<InvertedListScanner> IndexIVFPQ::get_scanner() const { return std::make_unique<IVFPQScanner>(*this); }
+
+void IndexIVFPQ::write_body(Writer& w) const {
+    std::shared_lock<SharedMutex> lk(rw_mutex_);
+    write_header(w);
+    w.pod<uint64_t>(pq.M);
+    w.pod<uint64_t>(pq.nbits);
+    w.pod<uint8_t>(by_residual);
+    w.pod<int32_t>(use_precomputed_table);
+    w.pod<uint8_t>(pq_trained_);
+    w.vec(pq.centroids);
+    write_lists(w, 1);
+}
+
+std::unique_ptr<IndexIVFPQ> IndexIVFPQ::read_body(Reader& r) {
+    Header h = read_header(r, "IVFPQ");
+    const uint64_t M = r.pod<uint64_t>();
+    const uint64_t nbits = r.pod<uint64_t>();
+    const uint8_t by_residual = r.pod<uint8_t>();
+    const int32_t upt = r.pod<int32_t>();
+    const uint8_t trained = r.pod<uint8_t>();
+    r.check(M > 0 && M <= uint64_t(h.d) && h.d % M == 0 && nbits == 8 && by_residual <= 1 && upt >= -1 && upt <= 1 &&
+                trained <= 1,
+            "bad IVFPQ header");
+    auto index = std::make_unique<IndexIVFPQ>(h.quantizer, h.d, h.nlist, size_t(M), size_t(nbits), h.metric);
+    index->nprobe = h.nprobe;
+    index->by_residual = by_residual;
+    index->use_precomputed_table = upt;
+    std::vector<float> centroids = r.vec<float>();
+    r.check(centroids.size() == index->pq.centroids.size(), "IVFPQ centroids do not match d and nbits");
+    index->pq.centroids = std::move(centroids);
+    index->pq_trained_ = trained;
+    index->read_lists(r, 1, h.ntotal, "IVFPQ");
+    if (index->pq_trained_ && upt == 1) index->precompute_table();
+    index->refresh_trained();
+    return index;
+}
+
+}  // namespace nearly

@@ -1,0 +1,107 @@
+#include "nearly/pq.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+#include "nearly/parallel.h"
+#include "nearly/simd.h"
+
+namespace nearly {
+
+ProductQuantizer::ProductQuantizer(size_t d_, size_t M_, size_t nbits_) : d(d_), M(M_), nbits(nbits_) {
+    // faiss raises RuntimeError for these, with these texts.
+    if (M == 0) throw NotSupported("M must be > 0");
+    if (d % M != 0)
+        throw NotSupported("The dimension of the vector (d) should be a multiple of the number of subquantizers (M)");
+    if (nbits != 8 && nbits != 4)
+        throw NotSupported("ProductQuantizer: nbits=" + std::to_string(nbits) +
+                           " not implemented in nearly (8 bits, or 4 for fast-scan)");
+    dsub = d / M;
+    ksub = size_t(1) << nbits;
+    code_size = (nbits * M + 7) / 8;
+    centroids.assign(d * ksub, 0.f);
+}
+
+void ProductQuantizer::train(size_t n, const float* x) {
+    check_finite(x, n * d, "training data");
+    // One subspace after the other, like faiss: each k-means uses the pool
+    // itself, and Ctrl-C is polled by the calling thread inside it.
+    auto train_one = [&](size_t m) {
+        std::vector<float> xslice(n * dsub);
+        for (size_t i = 0; i < n; i++)
+            std::memcpy(&xslice[i * dsub], x + i * d + m * dsub, dsub * sizeof(float));
+        Clustering clus(int(dsub), int(ksub), cp);
+        if (verbose) {
+            clus.verbose = true;
+            std::printf("Training PQ slice %zu/%zu\n", m, M);
+        }
+        clus.train(idx_t(n), xslice.data(), METRIC_L2);
+        std::copy(clus.centroids.begin(), clus.centroids.end(), centroids.begin() + m * ksub * dsub);
+    };
+    // Too few points fail the same way in every subspace: say so once, first
+    // (faiss's Clustering text).
+    if (n < ksub)
+        throw NotSupported("Number of training points (" + std::to_string(n) +
+                           ") should be at least as large as number of clusters (" + std::to_string(ksub) + ")");
+    for (size_t m = 0; m < M; m++) train_one(m);
+}
+
+void ProductQuantizer::compute_code(const float* x, uint8_t* code) const {
+    const SimdKernels& K = simd();
+    float dis[256];
+    if (nbits == 4) std::memset(code, 0, code_size);
+    for (size_t m = 0; m < M; m++) {
+        K.l2sqr_ny(x + m * dsub, get_centroids(m, 0), dsub, ksub, dis);
+        size_t best = 0;  // the first of equal minima, like faiss
+        for (size_t j = 1; j < ksub; j++)
+            if (dis[j] < dis[best]) best = j;
+        if (nbits == 8)
+            code[m] = uint8_t(best);
+        else
+            code[m >> 1] |= uint8_t(best << (4 * (m & 1)));
+    }
+}
+
+void ProductQuantizer::compute_codes(const float* x, uint8_t* codes, size_t n) const {
+    constexpr size_t kBlock = 256;
+    parallel_for((n + kBlock - 1) / kBlock, [&](size_t t) {
+        for (size_t i = t * kBlock; i < std::min(n, (t + 1) * kBlock); i++) compute_code(x + i * d, codes + i * code_size);
+    });
+}
+
+void ProductQuantizer::decode(const uint8_t* code, float* x) const {
+    for (size_t m = 0; m < M; m++) std::memcpy(x + m * dsub, get_centroids(m, code_at(code, m)), dsub * sizeof(float));
+}
+
+void ProductQuantizer::decode(const uint8_t* codes, float* x, size_t n) const {
+    for (size_t i = 0; i < n; i++) decode(codes + i * code_size, x + i * d);
+}
+
+void ProductQuantizer::compute_distance_table(const float* x, float* tab) const {
+    const SimdKernels& K = simd();
+    for (size_t m = 0; m < M; m++) K.l2sqr_ny(x + m * dsub, get_centroids(m, 0), dsub, ksub, tab + m * ksub);
+}
+
+void ProductQuantizer::compute_inner_prod_table(const float* x, float* tab) const {
+    const SimdKernels& K = simd();
+    for (size_t m = 0; m < M; m++) K.inner_products_ny(x + m * dsub, get_centroids(m, 0), dsub, ksub, tab + m * ksub);
+}
+
+void ProductQuantizer::adc(const float* tab, const uint8_t* codes, size_t n, float* out) const {
+    if (nbits == 8) {
+        simd().pq_adc8(tab, codes, M, n, out);
+        return;
+    }
+    // 4-bit codes are scanned here only as a reference (fast-scan has its own
+    // layout and kernels).
+    for (size_t j = 0; j < n; j++) {
+        const uint8_t* c = codes + j * code_size;
+        float s = 0.f;
+        for (size_t m = 0; m < M; m++) s += tab[m * ksub + code_at(c, m)];
+        out[j] = s;
+    }
+}
+
+}  // namespace nearly

@@ -1,0 +1,149 @@
+// Product quantization: ProductQuantizer, IndexPQ, IndexIVFPQ, and the ADC
+// kernel for the SIMD tests.
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include "arrays.h"
+#include "nearly/index_pq.h"
+#include "nearly/ivfpq.h"
+#include "nearly/simd.h"
+
+namespace nearly_py {
+
+using namespace nearly;
+
+namespace {
+size_t check_positive(long long v, const char* what) {
+    if (v < 1) throw InvalidArgument(std::string(what) + " must be positive (got " + std::to_string(v) + ")");
+    return size_t(v);
+}
+
+ByteArray as_codes(py::handle obj, size_t code_size) {
+    auto c = py::array_t<uint8_t, py::array::c_style | py::array::forcecast>::ensure(obj);
+    if (!c || c.ndim() != 2 || size_t(c.shape(1)) != code_size)
+        throw InvalidArgument("codes must be a uint8 array of shape (n, " + std::to_string(code_size) + ")");
+    return c;
+}
+
+py::array_t<float> tables(const ProductQuantizer& pq, py::handle x_obj, bool ip) {
+    FloatArray x = as_matrix(x_obj, int(pq.d), "x");
+    const size_t n = x.shape(0);
+    py::array_t<float> out({py::ssize_t(n), py::ssize_t(pq.M), py::ssize_t(pq.ksub)});
+    float* o = out.mutable_data();
+    {
+        py::gil_scoped_release release;
+        for (size_t i = 0; i < n; i++) {
+            if (ip)
+                pq.compute_inner_prod_table(x.data() + i * pq.d, o + i * pq.M * pq.ksub);
+            else
+                pq.compute_distance_table(x.data() + i * pq.d, o + i * pq.M * pq.ksub);
+        }
+    }
+    return out;
+}
+
+ProductQuantizer& pq_of_pq(IndexPQ& i) { return i.pq; }
+ProductQuantizer& pq_of_ivfpq(IndexIVFPQ& i) { return i.pq; }
+}  // namespace
+
+void bind_pq(py::module_& m) {
+    py::class_<ProductQuantizer>(m, "ProductQuantizer")
+        .def(py::init([](long long d, long long M, long long nbits) {
+                 return ProductQuantizer(check_positive(d, "d"), check_positive(M, "M"), check_positive(nbits, "nbits"));
+             }),
+             py::arg("d"), py::arg("M"), py::arg("nbits") = 8)
+        .def_readonly("d", &ProductQuantizer::d)
+        .def_readonly("M", &ProductQuantizer::M)
+        .def_readonly("nbits", &ProductQuantizer::nbits)
+        .def_readonly("dsub", &ProductQuantizer::dsub)
+        .def_readonly("ksub", &ProductQuantizer::ksub)
+        .def_readonly("code_size", &ProductQuantizer::code_size)
+        .def_readwrite("verbose", &ProductQuantizer::verbose)
+        .def_readwrite("cp", &ProductQuantizer::cp, py::return_value_policy::reference_internal)
+        .def_property("centroids", [](const ProductQuantizer& pq) {
+            py::array_t<float> out(pq.centroids.size());
+            std::copy(pq.centroids.begin(), pq.centroids.end(), out.mutable_data());
+            return out;
+        }, [](ProductQuantizer& pq, py::handle v) {
+            auto a = py::array_t<float, py::array::c_style | py::array::forcecast>::ensure(v);
+            if (!a || size_t(a.size()) != pq.centroids.size())
+                throw InvalidArgument("centroids must hold M * ksub * dsub = " + std::to_string(pq.centroids.size()) +
+                                      " floats");
+            std::copy(a.data(), a.data() + a.size(), pq.centroids.begin());
+        }, "M * ksub * dsub floats in faiss's layout (a numpy copy; assign to replace them).")
+        .def("train", [](ProductQuantizer& pq, py::handle x_obj) {
+            FloatArray x = as_matrix(x_obj, int(pq.d), "x");
+            py::gil_scoped_release release;
+            pq.train(size_t(x.shape(0)), x.data());
+        }, py::arg("x"))
+        .def("compute_codes", [](const ProductQuantizer& pq, py::handle x_obj) {
+            FloatArray x = as_matrix(x_obj, int(pq.d), "x");
+            check_finite(x.data(), size_t(x.size()), "x");
+            py::array_t<uint8_t> out({py::ssize_t(x.shape(0)), py::ssize_t(pq.code_size)});
+            uint8_t* o = out.mutable_data();
+            py::gil_scoped_release release;
+            pq.compute_codes(x.data(), o, size_t(x.shape(0)));
+            return out;
+        }, py::arg("x"))
+        .def("decode", [](const ProductQuantizer& pq, py::handle codes_obj) {
+            ByteArray c = as_codes(codes_obj, pq.code_size);
+            py::array_t<float> out({py::ssize_t(c.shape(0)), py::ssize_t(pq.d)});
+            float* o = out.mutable_data();
+            py::gil_scoped_release release;
+            pq.decode(c.data(), o, size_t(c.shape(0)));
+            return out;
+        }, py::arg("codes"))
+        .def("compute_distance_tables", [](const ProductQuantizer& pq, py::handle x) { return tables(pq, x, false); },
+             py::arg("x"), "(n, M, ksub) squared L2 distances of the subvectors to the centroids.")
+        .def("compute_inner_prod_tables", [](const ProductQuantizer& pq, py::handle x) { return tables(pq, x, true); },
+             py::arg("x"), "(n, M, ksub) inner products of the subvectors with the centroids.");
+
+    py::class_<IndexPQ, Index, std::shared_ptr<IndexPQ>>(m, "IndexPQ")
+        .def(py::init([](int d, long long M, long long nbits, int metric) {
+                 return std::make_shared<IndexPQ>(d, check_positive(M, "M"), check_positive(nbits, "nbits"),
+                                                  MetricType(metric));
+             }),
+             py::arg("d"), py::arg("M"), py::arg("nbits") = 8, py::arg("metric") = int(METRIC_L2))
+        .def_property_readonly("pq", &pq_of_pq, py::return_value_policy::reference_internal)
+        .def_property_readonly("code_size", &IndexPQ::code_size)
+        .def_property_readonly("codes", [](const IndexPQ& self) {
+            std::vector<uint8_t> c = self.get_codes();
+            py::array_t<uint8_t> out(c.size());
+            std::copy(c.begin(), c.end(), out.mutable_data());
+            return out;
+        }, "The stored codes, ntotal * code_size bytes (a numpy copy).");
+
+    py::class_<IndexIVFPQ, IndexIVF, std::shared_ptr<IndexIVFPQ>>(m, "IndexIVFPQ")
+        .def(py::init([](IndexPtr quantizer, int d, long long nlist, long long M, long long nbits, int metric) {
+                 return std::make_shared<IndexIVFPQ>(quantizer, d, check_positive(nlist, "nlist"),
+                                                     check_positive(M, "M"), check_positive(nbits, "nbits"),
+                                                     MetricType(metric));
+             }),
+             py::arg("quantizer"), py::arg("d"), py::arg("nlist"), py::arg("M"), py::arg("nbits") = 8,
+             py::arg("metric") = int(METRIC_L2))
+        .def_property_readonly("pq", &pq_of_ivfpq, py::return_value_policy::reference_internal)
+        .def_property("by_residual", [](const IndexIVFPQ& i) { return i.by_residual; },
+                      [](IndexIVFPQ& i, bool v) {
+                          if (i.is_trained && v != i.by_residual)
+                              throw NotSupported("IndexIVFPQ: by_residual can only be changed before training");
+                          i.by_residual = v;
+                      })
+        .def_readwrite("use_precomputed_table", &IndexIVFPQ::use_precomputed_table)
+        .def("precompute_table", [](IndexIVFPQ& self) {
+            py::gil_scoped_release release;
+            self.precompute_table();
+        });
+
+    // Test hook: the active level's ADC kernel on (M, 256) tables and (n, M) codes.
+    m.def("pq_adc_scan", [](py::handle tab_obj, py::handle codes_obj) {
+        auto tab = py::array_t<float, py::array::c_style | py::array::forcecast>::ensure(tab_obj);
+        if (!tab || tab.ndim() != 2 || tab.shape(1) != 256) throw InvalidArgument("tab must have shape (M, 256)");
+        const size_t M = tab.shape(0);
+        ByteArray c = as_codes(codes_obj, M);
+        py::array_t<float> out(c.shape(0));
+        simd().pq_adc8(tab.data(), c.data(), M, size_t(c.shape(0)), out.mutable_data());
+        return out;
+    }, py::arg("tab"), py::arg("codes"));
+}
+
+}  // namespace nearly_py

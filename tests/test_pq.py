@@ -1,0 +1,424 @@
+"""ProductQuantizer, IndexPQ and IndexIVFPQ without faiss: codes, tables and
+ADC sums against numpy, the ADC kernel at every SIMD level against the scalar
+reference, searches against brute force over the decoded vectors, bad input,
+persistence and corrupt files, verbose output."""
+import os
+import pickle
+import signal
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import nearly
+from _testutil import METRIC_IP, METRIC_L2, randn
+
+LEVELS = nearly.simd_levels_supported()
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(7)
+
+
+@pytest.fixture(params=LEVELS)
+def level(request):
+    before = nearly.simd_level()
+    nearly.set_simd_level(request.param)
+    yield request.param
+    nearly.set_simd_level(before)
+
+
+def trained_pq(rng, d=32, M=8, nbits=8, n=3000):
+    pq = nearly.ProductQuantizer(d, M, nbits)
+    pq.cp.niter = 5
+    x = randn(rng, n, d)
+    pq.train(x)
+    return pq, x
+
+
+def nearest_codes(pq, x):
+    """The centroid numbers by numpy brute force, (n, M)."""
+    C = pq.centroids.reshape(pq.M, pq.ksub, pq.dsub).astype(np.float64)
+    xs = x.reshape(len(x), pq.M, pq.dsub).astype(np.float64)
+    dis = ((xs[:, :, None, :] - C[None]) ** 2).sum(-1)  # n, M, ksub
+    return dis.argmin(-1)
+
+
+def unpack(pq, codes):
+    if pq.nbits == 8:
+        return codes.astype(np.int64)
+    lo, hi = codes & 15, codes >> 4
+    return np.stack([lo, hi], axis=-1).reshape(len(codes), -1)[:, :pq.M].astype(np.int64)
+
+
+# ---- ProductQuantizer ------------------------------------------------------
+
+def test_attributes_and_layout(rng):
+    pq = nearly.ProductQuantizer(64, 16, 8)
+    assert (pq.d, pq.M, pq.nbits, pq.dsub, pq.ksub, pq.code_size) == (64, 16, 8, 4, 256, 16)
+    assert pq.centroids.shape == (16 * 256 * 4,) and pq.centroids.dtype == np.float32
+    assert nearly.vector_to_array(pq.centroids).shape == (16 * 256 * 4,)
+    pq4 = nearly.ProductQuantizer(64, 16, 4)
+    assert (pq4.ksub, pq4.code_size) == (16, 8)
+    assert pq.cp.niter == 25 and pq.cp.max_points_per_centroid == 256
+
+
+@pytest.mark.parametrize("nbits", [8, 4])
+def test_codes_decode_and_tables_match_numpy(rng, nbits):
+    pq, x = trained_pq(rng, nbits=nbits)
+    codes = pq.compute_codes(x[:500])
+    assert codes.shape == (500, pq.code_size) and codes.dtype == np.uint8
+    want = nearest_codes(pq, x[:500])
+    got = unpack(pq, codes)
+    assert (got == want).mean() > 0.999  # ties within float rounding may differ
+    C = pq.centroids.reshape(pq.M, pq.ksub, pq.dsub)
+    dec = pq.decode(codes)
+    ref = np.concatenate([C[m][got[:, m]] for m in range(pq.M)], axis=1)
+    np.testing.assert_array_equal(dec, ref)
+    q = x[:3]
+    tl2 = pq.compute_distance_tables(q)
+    tip = pq.compute_inner_prod_tables(q)
+    qs = q.reshape(3, pq.M, 1, pq.dsub).astype(np.float64)
+    np.testing.assert_allclose(tl2, ((qs - C[None]) ** 2).sum(-1), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(tip, (qs * C[None]).sum(-1), rtol=1e-5, atol=1e-5)
+
+
+def test_centroids_can_be_assigned(rng):
+    pq, x = trained_pq(rng)
+    other = nearly.ProductQuantizer(pq.d, pq.M, 8)
+    other.centroids = pq.centroids
+    np.testing.assert_array_equal(other.compute_codes(x[:50]), pq.compute_codes(x[:50]))
+    with pytest.raises(ValueError):
+        other.centroids = np.zeros(5, dtype=np.float32)
+
+
+@pytest.mark.parametrize("M", [1, 3, 4, 7, 8, 48])
+@pytest.mark.parametrize("n", [0, 1, 7, 8, 15, 16, 17, 100])
+def test_adc_kernel_every_level_equals_scalar(level, M, n):
+    rng = np.random.default_rng(M * 1000 + n)
+    tab = rng.standard_normal((M, 256)).astype(np.float32)
+    codes = rng.integers(0, 256, (n, M), dtype=np.uint8)
+    got = nearly.pq_adc_scan(tab, codes)
+    before = nearly.simd_level()
+    nearly.set_simd_level("scalar")
+    try:
+        ref = nearly.pq_adc_scan(tab, codes)
+    finally:
+        nearly.set_simd_level(before)
+    np.testing.assert_array_equal(got, ref)  # only additions, in the same order: same bits
+    exact = tab.astype(np.float64)[np.arange(M)[None, :], codes.astype(np.int64)].sum(1)
+    np.testing.assert_allclose(got, exact, rtol=1e-5, atol=1e-4)
+
+
+# ---- bad input --------------------------------------------------------------
+
+def test_bad_parameters_raise():
+    with pytest.raises(RuntimeError, match="multiple of the number of subquantizers"):
+        nearly.ProductQuantizer(30, 8, 8)
+    with pytest.raises(RuntimeError, match="not implemented"):
+        nearly.ProductQuantizer(32, 8, 6)
+    with pytest.raises(RuntimeError, match="multiple of the number of subquantizers"):
+        nearly.IndexPQ(30, 8, 8)
+    with pytest.raises(RuntimeError, match="not implemented"):
+        nearly.IndexIVFPQ(nearly.IndexFlatL2(32), 32, 16, 8, 4)
+    with pytest.raises(ValueError):
+        nearly.IndexPQ(32, 0, 8)
+
+
+def test_too_few_points_and_nan_raise(rng):
+    pq = nearly.ProductQuantizer(16, 4, 8)
+    with pytest.raises(RuntimeError, match=r"Number of training points \(100\) should be at least as large as "
+                                           r"number of clusters \(256\)"):
+        pq.train(randn(rng, 100, 16))
+    x = randn(rng, 1000, 16)
+    x[5, 3] = np.nan
+    with pytest.raises(ValueError):
+        pq.train(x)
+    index = nearly.IndexIVFPQ(nearly.IndexFlatL2(16), 16, 4, 4, 8)
+    with pytest.raises(ValueError):
+        index.train(x)
+    with pytest.raises(ValueError):
+        nearly.IndexPQ(16, 4, 8).train(x)
+
+
+def test_untrained_use_raises(rng):
+    x = randn(rng, 10, 16)
+    for index in (nearly.IndexPQ(16, 4, 8), nearly.IndexIVFPQ(nearly.IndexFlatL2(16), 16, 4, 4, 8)):
+        assert not index.is_trained
+        with pytest.raises(RuntimeError, match="is_trained"):
+            index.add(x)
+        with pytest.raises(RuntimeError, match="is_trained"):
+            index.search(x, 1)
+    # A trained quantizer alone does not make an IVFPQ trained: the PQ is not.
+    q = nearly.IndexFlatL2(16)
+    q.add(randn(rng, 4, 16))
+    assert not nearly.IndexIVFPQ(q, 16, 4, 4, 8).is_trained
+
+
+def test_wrong_shapes_raise(rng):
+    pq, x = trained_pq(rng)
+    with pytest.raises(ValueError):
+        pq.compute_codes(x[:, :5])
+    with pytest.raises(ValueError):
+        pq.decode(np.zeros((3, pq.code_size + 1), dtype=np.uint8))
+
+
+# ---- IndexPQ ----------------------------------------------------------------
+
+@pytest.mark.parametrize("metric", [METRIC_L2, METRIC_IP], ids=["L2", "IP"])
+@pytest.mark.parametrize("nbits", [8, 4])
+def test_index_pq_is_exact_over_decoded_vectors(rng, metric, nbits):
+    d, M = 32, 8
+    x = randn(rng, 3000, d)
+    index = nearly.IndexPQ(d, M, nbits, metric)
+    index.pq.cp.niter = 5
+    index.train(x)
+    index.add(x[:1500])
+    assert index.ntotal == 1500 and index.code_size == index.pq.code_size
+    dec = index.pq.decode(index.codes.reshape(1500, -1)).astype(np.float64)
+    xq = randn(rng, 20, d)
+    D, I = index.search(xq, 10)
+    ref = ((xq[:, None, :] - dec[None]) ** 2).sum(-1) if metric == METRIC_L2 else xq @ dec.T
+    order = np.argsort(ref if metric == METRIC_L2 else -ref, axis=1, kind="stable")[:, :10]
+    np.testing.assert_allclose(D, np.take_along_axis(ref, order, 1), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(np.take_along_axis(ref, I, 1), D, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(index.reconstruct(3), dec[3], rtol=0, atol=0)
+
+
+def test_index_pq_selector_remove_reset(rng):
+    d = 16
+    x = randn(rng, 1000, d)
+    index = nearly.IndexPQ(d, 4, 8)
+    index.pq.cp.niter = 3
+    index.train(x)
+    index.add(x)
+    params = nearly.SearchParameters(sel=nearly.IDSelectorRange(100, 200))
+    D, I = index.search(x[:5], 5, params=params)
+    assert ((I >= 100) & (I < 200)).all()
+    D, I = index.search(x[:2], 2000)
+    assert (I[:, 1000:] == -1).all() and (D[:, 1000:] == np.finfo(np.float32).max).all()
+    codes = index.codes.reshape(1000, -1)
+    assert index.remove_ids(nearly.IDSelectorRange(0, 500)) == 500
+    assert index.ntotal == 500
+    np.testing.assert_array_equal(index.codes.reshape(500, -1), codes[500:])  # renumbered, like faiss
+    index.reset()
+    assert index.ntotal == 0 and index.is_trained
+
+
+# ---- IndexIVFPQ -------------------------------------------------------------
+
+def ivfpq(d=32, nlist=16, M=8, metric=METRIC_L2):
+    q = nearly.IndexFlatL2(d) if metric == METRIC_L2 else nearly.IndexFlatIP(d)
+    index = nearly.IndexIVFPQ(q, d, nlist, M, 8, metric)
+    index.cp.niter = 5
+    index.pq.cp.niter = 5
+    return index
+
+
+@pytest.mark.parametrize("metric", [METRIC_L2, METRIC_IP], ids=["L2", "IP"])
+@pytest.mark.parametrize("precomputed", [0, -1])
+def test_ivfpq_all_lists_is_exact_over_decoded_vectors(rng, metric, precomputed):
+    d = 32
+    x = randn(rng, 4000, d)
+    index = ivfpq(d, 16, 8, metric)
+    index.use_precomputed_table = precomputed
+    index.train(x)
+    assert index.is_trained and index.by_residual and index.code_size == 8
+    assert index.use_precomputed_table == (1 if metric == METRIC_L2 and precomputed == 0 else precomputed)
+    index.add(x[:2000])
+    index.make_direct_map()
+    dec = np.stack([index.reconstruct(i) for i in range(2000)]).astype(np.float64)
+    index.nprobe = 16
+    xq = randn(rng, 20, d)
+    D, I = index.search(xq, 10)
+    ref = ((xq[:, None, :] - dec[None]) ** 2).sum(-1) if metric == METRIC_L2 else xq @ dec.T
+    np.testing.assert_allclose(np.take_along_axis(ref, I, 1), D, rtol=1e-4, atol=1e-4)
+    order = np.argsort(ref if metric == METRIC_L2 else -ref, axis=1)[:, :10]
+    np.testing.assert_allclose(D, np.take_along_axis(ref, order, 1), rtol=1e-4, atol=1e-4)
+    # range search agrees with the k-NN scores
+    radius = float(np.median(D[:, -1]))
+    lims, RD, RI = index.range_search(xq, radius)
+    for q in range(len(xq)):
+        want = set(np.nonzero(ref[q] < radius if metric == METRIC_L2 else ref[q] > radius)[0])
+        got = set(RI[lims[q]:lims[q + 1]])
+        assert len(got ^ want) <= 1  # a score within rounding of the radius may fall either way
+
+
+def test_ivfpq_ids_remove_params_lists(rng):
+    d = 32
+    x = randn(rng, 3000, d)
+    index = ivfpq(d)
+    index.train(x)
+    ids = np.arange(3000, dtype=np.int64) * 7 + 11
+    index.add_with_ids(x, ids)
+    assert index.ntotal == 3000
+    sizes = [index.invlists.list_size(l) for l in range(16)]
+    assert sum(sizes) == 3000 and index.invlists.code_size == 8
+    assert index.invlists.get_codes(0).shape == (sizes[0] * 8,)
+    D, I = index.search(x[:10], 5, params=nearly.SearchParametersIVF(nprobe=16))
+    assert np.isin(I, ids).all() and (I[:, 0] == ids[:10]).mean() >= 0.8
+    assert index.remove_ids(nearly.IDSelectorBatch(ids[:1000])) == 1000
+    D, I = index.search(x[:10], 5, params=nearly.SearchParametersIVF(nprobe=16))
+    assert not np.isin(I, ids[:1000]).any()
+    params = nearly.SearchParametersIVF(nprobe=16, sel=nearly.IDSelectorBatch(ids[2000:2100]))
+    D, I = index.search(x[:5], 5, params=params)
+    assert np.isin(I[I >= 0], ids[2000:2100]).all()
+    index.nprobe = 1000  # clipped to nlist like faiss
+    index.search(x[:2], 3)
+    with pytest.raises(RuntimeError, match="by_residual"):
+        index.by_residual = False
+
+
+def test_ivfpq_not_by_residual(rng):
+    d = 32
+    x = randn(rng, 3000, d)
+    index = ivfpq(d)
+    index.by_residual = False
+    index.train(x)
+    index.add(x)
+    index.nprobe = 16
+    D, I = index.search(x[:20], 1)
+    assert (I[:, 0] == np.arange(20)).mean() >= 0.8
+
+
+@pytest.mark.parametrize("factory,cls,attrs", [
+    ("PQ8", "IndexPQ", {"code_size": 8}),
+    ("PQ8x8", "IndexPQ", {"code_size": 8}),
+    ("PQ8x4", "IndexPQ", {"code_size": 4}),
+    ("IVF16,PQ8", "IndexIVFPQ", {"code_size": 8, "nlist": 16}),
+    ("IVF16,PQ8x8", "IndexIVFPQ", {"code_size": 8, "nlist": 16}),
+])
+def test_factory(factory, cls, attrs):
+    index = nearly.index_factory(32, factory)
+    assert type(index).__name__ == cls
+    for k, v in attrs.items():
+        assert getattr(index, k) == v
+
+
+def test_factory_refine_over_ivfpq(rng):
+    x = randn(rng, 3000, 32)
+    index = nearly.index_factory(32, "IVF16,PQ8,RFlat")
+    assert type(index).__name__ == "IndexRefineFlat"
+    nearly.extract_index_ivf(index).cp.niter = 5
+    index.train(x)
+    index.add(x)
+    nearly.extract_index_ivf(index).nprobe = 16
+    index.k_factor = 4
+    D, I = index.search(x[:20], 5)
+    assert (I[:, 0] == np.arange(20)).all()
+    np.testing.assert_allclose(D[:, 0], 0, atol=1e-4)
+
+
+# ---- persistence ------------------------------------------------------------
+
+def built_indexes(rng):
+    x = randn(rng, 3000, 32)
+    out = []
+    for metric in (METRIC_L2, METRIC_IP):
+        a = ivfpq(32, 16, 8, metric)
+        a.train(x)
+        a.add(x)
+        a.nprobe = 4
+        a.make_direct_map()
+        b = nearly.IndexPQ(32, 8, 8, metric)
+        b.pq.cp.niter = 3
+        b.train(x)
+        b.add(x)
+        out += [a, b]
+    return out, x
+
+
+def test_persistence_round_trip(rng, tmp_path):
+    indexes, x = built_indexes(rng)
+    for i, index in enumerate(indexes):
+        D, I = index.search(x[:20], 5)
+        path = str(tmp_path / f"{i}.idx")
+        nearly.write_index(index, path)
+        for c in (nearly.read_index(path), pickle.loads(pickle.dumps(index)),
+                  nearly.deserialize_index(nearly.serialize_index(index))):
+            assert type(c) is type(index)
+            assert (c.ntotal, c.metric_type, c.is_trained, c.code_size) == (index.ntotal, index.metric_type, True,
+                                                                             index.code_size)
+            np.testing.assert_array_equal(c.pq.centroids, index.pq.centroids)
+            D2, I2 = c.search(x[:20], 5)
+            np.testing.assert_array_equal(I, I2)
+            np.testing.assert_array_equal(D, D2)
+        if isinstance(index, nearly.IndexIVFPQ):
+            assert c.nprobe == 4 and c.has_direct_map() and c.use_precomputed_table == index.use_precomputed_table
+            np.testing.assert_array_equal(c.reconstruct(5), index.reconstruct(5))
+
+
+def test_untrained_round_trip():
+    for index in (nearly.IndexPQ(16, 4, 8), nearly.IndexIVFPQ(nearly.IndexFlatL2(16), 16, 4, 4, 8)):
+        c = nearly.deserialize_index(nearly.serialize_index(index))
+        assert type(c) is type(index) and not c.is_trained
+
+
+def test_corrupt_files_raise(rng):
+    indexes, _ = built_indexes(rng)
+    for index in indexes:
+        data = nearly.serialize_index(index)
+        with pytest.raises(nearly.IndexFileError):
+            nearly.deserialize_index(data[: len(data) // 2])
+        bad = data.copy()
+        bad[len(bad) // 2] ^= 0x40
+        with pytest.raises(nearly.IndexFileError):
+            nearly.deserialize_index(bad)
+
+
+# ---- verbose, Ctrl-C, concurrency -----------------------------------------
+
+def test_verbose_training(rng, capfd):
+    x = randn(rng, 2000, 16)
+    index = ivfpq(16, 8, 4)
+    index.verbose = True
+    index.train(x)
+    index.add(x)
+    out = capfd.readouterr().out
+    assert "Training level-1 quantizer" in out
+    assert "Training IVF residual" in out
+    assert "Training PQ slice 0/4" in out and "Training PQ slice 3/4" in out
+    assert "IndexIVFPQ::add_core: added 2000 / 2000 vectors" in out
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGINT") or os.name != "posix", reason="needs POSIX signals")
+def test_ctrl_c_interrupts_pq_training():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((200_000, 64)).astype(np.float32)
+    index = nearly.IndexPQ(64, 64, 8)
+    index.pq.cp.niter = 1000  # minutes uninterrupted
+    timer = threading.Timer(0.5, lambda: os.kill(os.getpid(), signal.SIGINT))
+    timer.start()
+    t0 = time.perf_counter()
+    with pytest.raises(KeyboardInterrupt):
+        index.train(x)
+    elapsed = time.perf_counter() - t0
+    timer.cancel()
+    assert elapsed < 20, f"the interrupt took {elapsed:.1f}s to land"
+    assert not index.is_trained
+
+
+def test_searches_during_adds(rng):
+    x = randn(rng, 6000, 32)
+    index = ivfpq(32)
+    index.train(x[:3000])
+    index.add(x[:1000])
+    index.nprobe = 4
+    errors = []
+
+    def searcher():
+        try:
+            for _ in range(20):
+                D, I = index.search(x[:50], 5)
+                assert (I >= -1).all() and (I < 6000).all()
+        except Exception as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    t = threading.Thread(target=searcher)
+    t.start()
+    for i in range(1000, 6000, 1000):
+        index.add(x[i:i + 1000])
+    t.join()
+    assert not errors and index.ntotal == 6000
