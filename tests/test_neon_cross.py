@@ -19,7 +19,8 @@ def test_neon_kernels_match_scalar(tmp_path):
            os.path.join(ROOT, "cpp", "src", "simd", "scalar", "distance.cpp"),
            os.path.join(ROOT, "cpp", "src", "simd", "neon", "unfused.cpp"),
            os.path.join(ROOT, "cpp", "src", "simd", "scalar", "unfused.cpp"),
-           os.path.join(ROOT, "cpp", "src", "simd", "scalar", "pq.cpp")]
+           os.path.join(ROOT, "cpp", "src", "simd", "scalar", "pq.cpp"),
+           os.path.join(ROOT, "cpp", "src", "simd", "scalar", "nearest.cpp")]
     subprocess.run([CXX, "-std=c++17", "-O2", "-static", "-ffp-contract=off", "-DNEARLY_HAVE_NEON",
                     "-I", os.path.join(ROOT, "cpp", "include"), *src, "-o", exe], check=True)
     run = subprocess.run([QEMU, exe], capture_output=True, text=True, timeout=120)

@@ -194,6 +194,7 @@ std::unique_ptr<IndexIVFPQ> IndexIVFPQ::read_body(Reader& r) {
     std::vector<float> centroids = r.vec<float>();
     r.check(centroids.size() == index->pq.centroids.size(), "IVFPQ centroids do not match d and nbits");
     index->pq.centroids = std::move(centroids);
+    index->pq.sync_transposed_centroids();
     index->pq_trained_ = trained;
     index->read_lists(r, 1, h.ntotal, "IVFPQ");
     if (index->pq_trained_ && upt == 1) index->precompute_table();
