@@ -301,6 +301,30 @@ def test_ivfpq_ids_remove_params_lists(rng):
         index.by_residual = False
 
 
+def test_ivfpq_rebuilt_from_lists_and_codebook(rng):
+    """What the GPU copy-back does: a new index with the same quantizer gets
+    the codebook and every list's codes and ids, and searches the same."""
+    d = 32
+    x = randn(rng, 3000, d)
+    for metric in (METRIC_L2, METRIC_IP):
+        a = ivfpq(d, 16, 8, metric)
+        a.train(x)
+        a.add(x)
+        a.nprobe = 4
+        b = nearly.IndexIVFPQ(a.quantizer, d, 16, 8, 8, metric)
+        assert not b.is_trained
+        b.set_pq_centroids(a.pq.centroids)
+        assert b.is_trained and b.use_precomputed_table == a.use_precomputed_table
+        for l in range(16):
+            b.add_entries(l, a.invlists.get_codes(l), a.list_ids(l))
+        assert b.ntotal == 3000
+        b.nprobe = 4
+        Da, Ia = a.search(x[:20], 5)
+        Db, Ib = b.search(x[:20], 5)
+        np.testing.assert_array_equal(Ia, Ib)
+        np.testing.assert_array_equal(Da, Db)
+
+
 def test_ivfpq_not_by_residual(rng):
     d = 32
     x = randn(rng, 3000, d)

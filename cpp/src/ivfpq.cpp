@@ -133,6 +133,16 @@ void IndexIVFPQ::precompute_table() {
     build_precomputed_table();
 }
 
+void IndexIVFPQ::set_pq_centroids(const float* c) {
+    check_writable();
+    std::unique_lock<SharedMutex> lk(rw_mutex_);
+    std::copy(c, c + pq.centroids.size(), pq.centroids.begin());
+    pq.sync_transposed_centroids();
+    pq_trained_ = true;
+    if (by_residual) build_precomputed_table();
+    refresh_trained();
+}
+
 // faiss's rule: a table only for L2 by residual (IP needs none), and only when
 // it fits in precomputed_table_max_bytes; -1 turns it off.
 void IndexIVFPQ::build_precomputed_table() {

@@ -131,6 +131,14 @@ void bind_pq(py::module_& m) {
                           i.by_residual = v;
                       })
         .def_readwrite("use_precomputed_table", &IndexIVFPQ::use_precomputed_table)
+        .def("set_pq_centroids", [](IndexIVFPQ& self, py::handle v) {
+            auto a = py::array_t<float, py::array::c_style | py::array::forcecast>::ensure(v);
+            if (!a || size_t(a.size()) != self.pq.centroids.size())
+                throw InvalidArgument("centroids must hold M * ksub * dsub = " +
+                                      std::to_string(self.pq.centroids.size()) + " floats");
+            py::gil_scoped_release release;
+            self.set_pq_centroids(a.data());
+        }, py::arg("centroids"), "Installs a trained codebook (nearly only; the GPU copy-back uses it).")
         .def("precompute_table", [](IndexIVFPQ& self) {
             py::gil_scoped_release release;
             self.precompute_table();
