@@ -112,6 +112,36 @@ def test_adc_kernel_every_level_equals_scalar(level, M, n):
     np.testing.assert_allclose(got, exact, rtol=1e-5, atol=1e-4)
 
 
+@pytest.mark.parametrize("d", [1, 2, 8, 16])
+@pytest.mark.parametrize("k", [1, 5, 8, 16, 17, 40, 256])
+def test_nearest_transposed_every_level_equals_scalar(level, d, k):
+    rng = np.random.default_rng(d * 1000 + k)
+    x = rng.standard_normal((50, d)).astype(np.float32)
+    c = rng.standard_normal((k, d)).astype(np.float32)
+    c[k // 2] = c[0]  # a tie: the first index must win at every level
+    x[0] = c[0]
+    norms = (c.astype(np.float64) ** 2).sum(1).astype(np.float32)
+    ct = np.ascontiguousarray(c.T)
+    idx, s = nearly.nearest_transposed(x, ct, norms)
+    before = nearly.simd_level()
+    nearly.set_simd_level("scalar")
+    try:
+        ridx, rs = nearly.nearest_transposed(x, ct, norms)
+        zidx, zs = nearly.nearest_transposed(x, ct, np.zeros(k, np.float32))
+    finally:
+        nearly.set_simd_level(before)
+    np.testing.assert_array_equal(idx, ridx)
+    np.testing.assert_array_equal(s, rs)
+    assert idx[0] == 0
+    ref = ((x[:, None, :].astype(np.float64) - c[None]) ** 2).sum(-1)
+    best = ref.min(1)
+    assert (ref[np.arange(50), idx] <= best + 1e-4 * (1 + best)).all()
+    iz, sz = nearly.nearest_transposed(x, ct, np.zeros(k, np.float32))
+    np.testing.assert_array_equal(iz, zidx)
+    ip = x.astype(np.float64) @ c.T.astype(np.float64)
+    assert (ip[np.arange(50), iz] >= ip.max(1) - 1e-4 * (1 + np.abs(ip).max(1))).all()
+
+
 # ---- bad input --------------------------------------------------------------
 
 def test_bad_parameters_raise():
@@ -269,6 +299,30 @@ def test_ivfpq_ids_remove_params_lists(rng):
     index.search(x[:2], 3)
     with pytest.raises(RuntimeError, match="by_residual"):
         index.by_residual = False
+
+
+def test_ivfpq_rebuilt_from_lists_and_codebook(rng):
+    """What the GPU copy-back does: a new index with the same quantizer gets
+    the codebook and every list's codes and ids, and searches the same."""
+    d = 32
+    x = randn(rng, 3000, d)
+    for metric in (METRIC_L2, METRIC_IP):
+        a = ivfpq(d, 16, 8, metric)
+        a.train(x)
+        a.add(x)
+        a.nprobe = 4
+        b = nearly.IndexIVFPQ(a.quantizer, d, 16, 8, 8, metric)
+        assert not b.is_trained
+        b.set_pq_centroids(a.pq.centroids)
+        assert b.is_trained and b.use_precomputed_table == a.use_precomputed_table
+        for l in range(16):
+            b.add_entries(l, a.invlists.get_codes(l), a.list_ids(l))
+        assert b.ntotal == 3000
+        b.nprobe = 4
+        Da, Ia = a.search(x[:20], 5)
+        Db, Ib = b.search(x[:20], 5)
+        np.testing.assert_array_equal(Ia, Ib)
+        np.testing.assert_array_equal(Da, Db)
 
 
 def test_ivfpq_not_by_residual(rng):

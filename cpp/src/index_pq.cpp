@@ -147,6 +147,7 @@ std::unique_ptr<IndexPQ> IndexPQ::read_body(Reader& r) {
     std::vector<float> centroids = r.vec<float>();
     r.check(centroids.size() == index->pq.centroids.size(), "PQ centroids do not match d and nbits");
     index->pq.centroids = std::move(centroids);
+    index->pq.sync_transposed_centroids();
     index->is_trained = trained;
     const idx_t ntotal = r.pod<int64_t>();
     index->codes_ = r.vec<uint8_t>();

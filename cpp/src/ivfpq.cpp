@@ -119,15 +119,6 @@ void IndexIVFPQ::decode_vector(size_t list_no, const uint8_t* code, float* out) 
     for (int j = 0; j < d; j++) out[j] += c[j];
 }
 
-void IndexIVFPQ::set_pq_centroids(const float* c) {
-    check_writable();
-    std::unique_lock<SharedMutex> lk(rw_mutex_);
-    pq.centroids.assign(c, c + pq.M * pq.ksub * pq.dsub);
-    pq_trained_ = true;
-    if (by_residual) build_precomputed_table();
-    refresh_trained();
-}
-
 void IndexIVFPQ::train_encoder(idx_t n, const float* x, const idx_t*) {
     if (verbose) std::printf("training %zdx%zd product quantizer on %lld vectors in %dD\n", pq.M, pq.ksub,
                              (long long)n, d);
@@ -140,6 +131,16 @@ void IndexIVFPQ::train_encoder(idx_t n, const float* x, const idx_t*) {
 void IndexIVFPQ::precompute_table() {
     std::unique_lock<SharedMutex> lk(rw_mutex_);
     build_precomputed_table();
+}
+
+void IndexIVFPQ::set_pq_centroids(const float* c) {
+    check_writable();
+    std::unique_lock<SharedMutex> lk(rw_mutex_);
+    std::copy(c, c + pq.centroids.size(), pq.centroids.begin());
+    pq.sync_transposed_centroids();
+    pq_trained_ = true;
+    if (by_residual) build_precomputed_table();
+    refresh_trained();
 }
 
 // faiss's rule: a table only for L2 by residual (IP needs none), and only when
@@ -203,6 +204,7 @@ std::unique_ptr<IndexIVFPQ> IndexIVFPQ::read_body(Reader& r) {
     std::vector<float> centroids = r.vec<float>();
     r.check(centroids.size() == index->pq.centroids.size(), "IVFPQ centroids do not match d and nbits");
     index->pq.centroids = std::move(centroids);
+    index->pq.sync_transposed_centroids();
     index->pq_trained_ = trained;
     index->read_lists(r, 1, h.ntotal, "IVFPQ");
     if (index->pq_trained_ && upt == 1) index->precompute_table();

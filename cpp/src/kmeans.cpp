@@ -10,6 +10,7 @@
 #include "nearly/distance.h"
 #include "nearly/libstdcxx_random.h"
 #include "nearly/parallel.h"
+#include "nearly/simd.h"
 
 namespace nearly {
 
@@ -98,8 +99,48 @@ int split_clusters(size_t d, size_t k, size_t n, std::vector<float>& hassign, fl
 // in blocks, one block per task: k-means has many points and few centroids,
 // and a block keeps the packed points small (in cache) while every task
 // shares the work evenly.
+// Few dimensions (PQ subspaces: 8 for 384-d data cut in 48): the blocked
+// GEMM spends its time on tile overhead, not on the d multiply-adds. Each
+// point instead takes one vector-matrix product with the transposed
+// centroids (d x k, k outputs wide) and an argmin of ||c||^2 - 2 <x, c>
+// (L2) or -<x, c> (IP).
+constexpr size_t kSmallD = 16;
+
+void assign_nearest_small_d(const float* x, size_t n, const float* centroids, size_t k, size_t d, MetricType metric,
+                            float* dis, idx_t* assign) {
+    const SimdKernels& K = simd();
+    const bool l2 = metric == METRIC_L2;
+    std::vector<float> ct(d * k), norms(k, 0.f);  // IP: zero norms, the largest product wins
+    for (size_t c = 0; c < k; c++)
+        for (size_t j = 0; j < d; j++) {
+            ct[j * k + c] = centroids[c * d + j];
+            if (l2) norms[c] += centroids[c * d + j] * centroids[c * d + j];
+        }
+    constexpr size_t kBlock = 1024;
+    InterruptPoll poll;
+    parallel_for((n + kBlock - 1) / kBlock, [&](size_t t) {
+        poll();
+        for (size_t i = t * kBlock; i < std::min(n, (t + 1) * kBlock); i++) {
+            const float* xi = x + i * d;
+            float s;
+            assign[i] = idx_t(K.nearest_transposed(xi, d, ct.data(), norms.data(), k, &s));
+            if (l2) {
+                float xn = 0.f;
+                for (size_t j = 0; j < d; j++) xn += xi[j] * xi[j];
+                dis[i] = std::max(0.f, xn + s);
+            } else {
+                dis[i] = -0.5f * s;  // s = -2 <x, c>
+            }
+        }
+    });
+}
+
 void assign_nearest(const float* x, size_t n, const float* centroids, size_t k, size_t d, MetricType metric,
                     float* dis, idx_t* assign) {
+    if (d <= kSmallD) {
+        assign_nearest_small_d(x, n, centroids, k, d, metric, dis, assign);
+        return;
+    }
     constexpr size_t kBlock = 1024;
     std::vector<float> norms;  // centroid norms once, not once per block
     if (metric == METRIC_L2) {

@@ -22,6 +22,22 @@ ProductQuantizer::ProductQuantizer(size_t d_, size_t M_, size_t nbits_) : d(d_),
     ksub = size_t(1) << nbits;
     code_size = (nbits * M + 7) / 8;
     centroids.assign(d * ksub, 0.f);
+    sync_transposed_centroids();
+}
+
+void ProductQuantizer::sync_transposed_centroids() {
+    transposed_centroids.resize(d * ksub);
+    centroid_norms.resize(M * ksub);
+    for (size_t m = 0; m < M; m++)
+        for (size_t j = 0; j < ksub; j++) {
+            const float* c = get_centroids(m, j);
+            float s = 0.f;
+            for (size_t i = 0; i < dsub; i++) {
+                transposed_centroids[(m * dsub + i) * ksub + j] = c[i];
+                s += c[i] * c[i];
+            }
+            centroid_norms[m * ksub + j] = s;
+        }
 }
 
 void ProductQuantizer::train(size_t n, const float* x) {
@@ -46,17 +62,20 @@ void ProductQuantizer::train(size_t n, const float* x) {
         throw NotSupported("Number of training points (" + std::to_string(n) +
                            ") should be at least as large as number of clusters (" + std::to_string(ksub) + ")");
     for (size_t m = 0; m < M; m++) train_one(m);
+    sync_transposed_centroids();
 }
 
+// Nearest centroid by ||c||^2 - 2 <x, c> (||x||^2 is the same for all):
+// one vector-matrix product per subspace, like faiss with transposed
+// centroids. Equal up to rounding to the direct distance; a near tie may pick
+// the other centroid.
 void ProductQuantizer::compute_code(const float* x, uint8_t* code) const {
     const SimdKernels& K = simd();
-    float dis[256];
     if (nbits == 4) std::memset(code, 0, code_size);
     for (size_t m = 0; m < M; m++) {
-        K.l2sqr_ny(x + m * dsub, get_centroids(m, 0), dsub, ksub, dis);
-        size_t best = 0;  // the first of equal minima, like faiss
-        for (size_t j = 1; j < ksub; j++)
-            if (dis[j] < dis[best]) best = j;
+        float s;
+        const size_t best = K.nearest_transposed(x + m * dsub, dsub, transposed_centroids.data() + m * dsub * ksub,
+                                                 centroid_norms.data() + m * ksub, ksub, &s);
         if (nbits == 8)
             code[m] = uint8_t(best);
         else
@@ -79,14 +98,24 @@ void ProductQuantizer::decode(const uint8_t* codes, float* x, size_t n) const {
     for (size_t i = 0; i < n; i++) decode(codes + i * code_size, x + i * d);
 }
 
+// ||x_m - c||^2 = ||x_m||^2 + ||c||^2 - 2 <x_m, c>.
 void ProductQuantizer::compute_distance_table(const float* x, float* tab) const {
     const SimdKernels& K = simd();
-    for (size_t m = 0; m < M; m++) K.l2sqr_ny(x + m * dsub, get_centroids(m, 0), dsub, ksub, tab + m * ksub);
+    for (size_t m = 0; m < M; m++) {
+        const float* xm = x + m * dsub;
+        float* t = tab + m * ksub;
+        K.vecmat_unfused(xm, dsub, transposed_centroids.data() + m * dsub * ksub, ksub, t);
+        float xn = 0.f;
+        for (size_t i = 0; i < dsub; i++) xn += xm[i] * xm[i];
+        const float* nrm = centroid_norms.data() + m * ksub;
+        for (size_t j = 0; j < ksub; j++) t[j] = xn + nrm[j] - 2.f * t[j];
+    }
 }
 
 void ProductQuantizer::compute_inner_prod_table(const float* x, float* tab) const {
     const SimdKernels& K = simd();
-    for (size_t m = 0; m < M; m++) K.inner_products_ny(x + m * dsub, get_centroids(m, 0), dsub, ksub, tab + m * ksub);
+    for (size_t m = 0; m < M; m++)
+        K.vecmat_unfused(x + m * dsub, dsub, transposed_centroids.data() + m * dsub * ksub, ksub, tab + m * ksub);
 }
 
 void ProductQuantizer::adc(const float* tab, const uint8_t* codes, size_t n, float* out) const {

@@ -66,17 +66,17 @@ void bind_ivf(py::module_& m) {
             self.make_direct_map(enable);
         }, py::arg("new_maintain_direct_map") = true)
         .def("has_direct_map", &IndexIVF::has_direct_map)
-        .def("_add_entries", [](IndexIVF& self, size_t list_no, py::handle codes_obj, py::handle ids_obj) {
+        .def_property_readonly("invlists", [](std::shared_ptr<IndexIVF> self) { return InvertedListsView{self}; })
+        .def("get_list_size", &IndexIVF::list_size, py::arg("list_no"))
+        .def("add_entries", [](IndexIVF& self, size_t list_no, py::handle codes_obj, py::handle ids_obj) {
             auto codes = py::array_t<uint8_t, py::array::c_style | py::array::forcecast>::ensure(codes_obj);
             IdArray ids = as_ids(ids_obj, -1, "ids");
-            NEARLY_CHECK_ARG(codes && size_t(codes.size()) == size_t(ids.shape(0)) * self.code_size,
-                             "codes must hold code_size bytes per id");
+            if (!codes || size_t(codes.size()) != size_t(ids.shape(0)) * self.code_size)
+                throw InvalidArgument("codes must hold len(ids) * code_size bytes");
             py::gil_scoped_release release;
             self.add_entries(list_no, size_t(ids.shape(0)), codes.data(), ids.data());
         }, py::arg("list_no"), py::arg("codes"), py::arg("ids"),
-           "Appends encoded entries to one list (the GPU -> CPU copy uses it).")
-        .def_property_readonly("invlists", [](std::shared_ptr<IndexIVF> self) { return InvertedListsView{self}; })
-        .def("get_list_size", &IndexIVF::list_size, py::arg("list_no"))
+           "Appends encoded entries to one list (nearly only; as invlists.add_entries in faiss).")
         .def("list_ids", [](const IndexIVF& self, size_t list_no) {
             std::vector<idx_t> ids = self.list_ids(list_no);
             py::array_t<idx_t> out(ids.size());

@@ -70,7 +70,9 @@ void bind_pq(py::module_& m) {
                 throw InvalidArgument("centroids must hold M * ksub * dsub = " + std::to_string(pq.centroids.size()) +
                                       " floats");
             std::copy(a.data(), a.data() + a.size(), pq.centroids.begin());
+            pq.sync_transposed_centroids();
         }, "M * ksub * dsub floats in faiss's layout (a numpy copy; assign to replace them).")
+        .def("sync_transposed_centroids", &ProductQuantizer::sync_transposed_centroids)
         .def("train", [](ProductQuantizer& pq, py::handle x_obj) {
             FloatArray x = as_matrix(x_obj, int(pq.d), "x");
             py::gil_scoped_release release;
@@ -129,16 +131,17 @@ void bind_pq(py::module_& m) {
                           i.by_residual = v;
                       })
         .def_readwrite("use_precomputed_table", &IndexIVFPQ::use_precomputed_table)
+        .def("set_pq_centroids", [](IndexIVFPQ& self, py::handle v) {
+            auto a = py::array_t<float, py::array::c_style | py::array::forcecast>::ensure(v);
+            if (!a || size_t(a.size()) != self.pq.centroids.size())
+                throw InvalidArgument("centroids must hold M * ksub * dsub = " +
+                                      std::to_string(self.pq.centroids.size()) + " floats");
+            py::gil_scoped_release release;
+            self.set_pq_centroids(a.data());
+        }, py::arg("centroids"), "Installs a trained codebook (nearly only; the GPU copy-back uses it).")
         .def("precompute_table", [](IndexIVFPQ& self) {
             py::gil_scoped_release release;
             self.precompute_table();
-        })
-        .def("_set_pq_centroids", [](IndexIVFPQ& self, py::handle c_obj) {
-            FloatArray c = to_array<FloatArray>(c_obj, "centroids");
-            NEARLY_CHECK_ARG(size_t(c.size()) == self.pq.M * self.pq.ksub * self.pq.dsub,
-                             "centroids must hold M * ksub * dsub floats");
-            py::gil_scoped_release release;
-            self.set_pq_centroids(c.data());
         });
 
     // Test hook: the active level's ADC kernel on (M, 256) tables and (n, M) codes.
@@ -151,6 +154,23 @@ void bind_pq(py::module_& m) {
         simd().pq_adc8(tab.data(), c.data(), M, size_t(c.shape(0)), out.mutable_data());
         return out;
     }, py::arg("tab"), py::arg("codes"));
+
+    // Test hook: the active level's nearest_transposed for each row of x
+    // against ct (d, k) and norms (k,): (indices, scores).
+    m.def("nearest_transposed", [](py::handle x_obj, py::handle ct_obj, py::handle norms_obj) {
+        auto ct = py::array_t<float, py::array::c_style | py::array::forcecast>::ensure(ct_obj);
+        auto nr = py::array_t<float, py::array::c_style | py::array::forcecast>::ensure(norms_obj);
+        if (!ct || ct.ndim() != 2 || ct.shape(1) < 1) throw InvalidArgument("ct must have shape (d, k), k >= 1");
+        const size_t d = ct.shape(0), k = ct.shape(1);
+        if (!nr || nr.ndim() != 1 || size_t(nr.shape(0)) != k) throw InvalidArgument("norms must have shape (k,)");
+        FloatArray x = as_matrix(x_obj, int(d), "x");
+        py::array_t<int64_t> idx(x.shape(0));
+        py::array_t<float> score(x.shape(0));
+        for (py::ssize_t i = 0; i < x.shape(0); i++)
+            idx.mutable_data()[i] = int64_t(simd().nearest_transposed(x.data() + i * d, d, ct.data(), nr.data(), k,
+                                                                       score.mutable_data() + i));
+        return py::make_tuple(idx, score);
+    }, py::arg("x"), py::arg("ct"), py::arg("norms"));
 }
 
 }  // namespace nearly_py

@@ -18,10 +18,13 @@ INDEXES = [
     (re.compile(r"Flat"), lambda m, d, metric: _nearly.IndexFlat(d, metric)),
     (re.compile(r"IVF(\d+),Flat"), lambda m, d, metric: _nearly.IndexIVFFlat(
         _nearly.IndexFlat(d, metric), d, int(m.group(1)), metric)),
-    # PQ{M}[x{nbits}]: nbits 8 by default, like faiss.
-    (re.compile(r"PQ(\d+)(?:x(\d+))?"), lambda m, d, metric: _nearly.IndexPQ(
+    # PQ{M}[x{nbits}][np]: nbits 8 by default, like faiss. faiss also runs
+    # polysemous training (a reordering of the centroids for Hamming
+    # filtering, which plain ADC searches do not use) unless "np" is given;
+    # nearly never does, so "np" changes nothing here.
+    (re.compile(r"PQ(\d+)(?:x(\d+))?(?:np)?"), lambda m, d, metric: _nearly.IndexPQ(
         d, int(m.group(1)), int(m.group(2) or 8), metric)),
-    (re.compile(r"IVF(\d+),PQ(\d+)(?:x(\d+))?"), lambda m, d, metric: _nearly.IndexIVFPQ(
+    (re.compile(r"IVF(\d+),PQ(\d+)(?:x(\d+))?(?:np)?"), lambda m, d, metric: _nearly.IndexIVFPQ(
         _nearly.IndexFlat(d, metric), d, int(m.group(1)), int(m.group(2)), int(m.group(3) or 8), metric)),
     (re.compile(r"HNSW(\d+)(,Flat)?"), lambda m, d, metric: _nearly.IndexHNSWFlat(d, int(m.group(1)), metric)),
     (re.compile(r"HNSW(\d+),SQ(8|fp16)"), lambda m, d, metric: _nearly.IndexHNSWSQ(

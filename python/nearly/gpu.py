@@ -421,11 +421,11 @@ def _ivfpq_to_cpu(index):
     q = IndexFlatL2(index.d) if index.metric_type == METRIC_L2 else IndexFlatIP(index.d)
     q.add(index.centroids())
     cpu = n.IndexIVFPQ(q, index.d, index.nlist, index.M, index.nbits, index.metric_type)
-    cpu._set_pq_centroids(index.pq_centroids())
+    cpu.set_pq_centroids(index.pq_centroids())
     for l in range(index.nlist):
         codes, ids = index.list_contents(l)
         if len(ids):
-            cpu._add_entries(l, codes, ids)
+            cpu.add_entries(l, codes, ids)
     cpu.nprobe = index.nprobe
     return cpu
 

@@ -29,8 +29,10 @@ struct IndexIVFPQ : IndexIVF {
     // (Re)builds precomputed_table from the quantizer and the PQ (takes the
     // write lock).
     void precompute_table();
-    // Installs a trained codebook (M x ksub x dsub, faiss's layout), as the
-    // GPU twin hands it back: the index is trained once its quantizer is.
+    // Installs a codebook learned elsewhere (M x ksub x dsub floats, faiss's
+    // layout; e.g. a GPU index copied back): the PQ counts as trained, the
+    // precomputed table is rebuilt, is_trained follows the quantizer. Takes
+    // the write lock.
     void set_pq_centroids(const float* centroids);
     void write_body(Writer& w) const override;
     static std::unique_ptr<IndexIVFPQ> read_body(Reader& r);

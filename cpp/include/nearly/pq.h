@@ -21,6 +21,14 @@ struct ProductQuantizer {
     // 256 points per centroid, seed 1234).
     ClusteringParameters cp;
     bool verbose = false;
+    // Derived from centroids by sync_transposed_centroids() (train() calls
+    // it; whoever writes centroids directly must too): each subquantizer's
+    // centroids as dsub x ksub, and their squared norms (M x ksub). Tables
+    // and encoding then run as one vector-matrix product per subspace, 256
+    // outputs wide, instead of 256 dot products of dsub dims.
+    std::vector<float> transposed_centroids;
+    std::vector<float> centroid_norms;
+    void sync_transposed_centroids();
 
     // nbits: 8, or 4 (the fast-scan layout); others raise NotSupported.
     ProductQuantizer(size_t d, size_t M, size_t nbits);

@@ -42,6 +42,14 @@ struct SimdKernels {
     // out[j] = sum over m < M of tab[m * 256 + codes[j * M + m]], added in
     // order m = 0, 1, ...: only additions, so the same bits at every level.
     void (*pq_adc8)(const float* tab, const uint8_t* codes, size_t M, size_t n, float* out);
+    // Nearest of k centroids given transposed (ct: d x k) with squared norms:
+    // s_c = norms[c] - 2 * ip_c, ip_c = sum over i < d of x[i] * ct[i * k + c]
+    // (each product rounded before its add, in order i), returns the first c
+    // of minimal s_c and stores s_c in *score. Norms all zero: the largest
+    // inner product. k-means on few dimensions and PQ encoding. The same bits
+    // and index at every level.
+    size_t (*nearest_transposed)(const float* x, size_t d, const float* ct, const float* norms, size_t k,
+                                 float* score);
 };
 
 // The vecmat_unfused kernel of each level (cpp/src/simd/<isa>/unfused.cpp,
@@ -56,6 +64,10 @@ void vecmat_unfused_neon(const float* x, size_t d, const float* w, size_t n, flo
 void pq_adc8_scalar(const float* tab, const uint8_t* codes, size_t M, size_t n, float* out);
 void pq_adc8_avx2(const float* tab, const uint8_t* codes, size_t M, size_t n, float* out);
 void pq_adc8_avx512(const float* tab, const uint8_t* codes, size_t M, size_t n, float* out);
+
+size_t nearest_transposed_scalar(const float* x, size_t d, const float* ct, const float* norms, size_t k, float* score);
+size_t nearest_transposed_avx2(const float* x, size_t d, const float* ct, const float* norms, size_t k, float* score);
+size_t nearest_transposed_avx512(const float* x, size_t d, const float* ct, const float* norms, size_t k, float* score);
 
 const SimdKernels& simd();  // the active table
 SimdLevel simd_level();
