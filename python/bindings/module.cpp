@@ -18,6 +18,8 @@ void bind_chamfer(py::module_& m);
 void bind_multivector(py::module_& m);
 void bind_kmeans(py::module_& m);
 void bind_ivf(py::module_& m);
+void bind_binary(py::module_& m);
+void bind_binary_flat(py::module_& m);
 }  // namespace nearly_py
 
 #if defined(NEARLY_WITH_CUDA)
@@ -126,4 +128,6 @@ PYBIND11_MODULE(_nearly, m) {
     bind_multivector(m);
     bind_kmeans(m);
     bind_ivf(m);
+    bind_binary(m);
+    bind_binary_flat(m);
 }

@@ -1,0 +1,105 @@
+#include "nearly/binary_sdc.h"
+
+#include <cstring>
+#include <string>
+
+#include "nearly/simd.h"
+
+namespace nearly {
+
+void sdc_check_shape(int m, int nb) {
+    if (nb < 1 || nb > 4)
+        throw InvalidArgument("bits_per_dim must be in 1..4, got " + std::to_string(nb));
+    if (m <= 0 || m % 8 != 0)
+        throw InvalidArgument("the code dimension m must be a positive multiple of 8, got " + std::to_string(m));
+}
+
+namespace {
+// L_q(k) for every dimension of a canonical code.
+void levels(const uint8_t* code, int m, int nb, int32_t* L) {
+    const int P = m / 8;
+    for (int k = 0; k < m; k++) {
+        int32_t v = 0;
+        for (int i = 0; i < nb; i++) {
+            int bit = (code[i * P + k / 8] >> (k % 8)) & 1;
+            v += (bit ? 1 : -1) * (1 << (nb - 1 - i));
+        }
+        L[k] = v;
+    }
+}
+}  // namespace
+
+void sdc_query_lut(const uint8_t* qcode, int m, int nb, int8_t* lut) {
+    std::vector<int32_t> L(m);
+    levels(qcode, m, nb, L.data());
+    for (int g = 0; g < m / 4; g++)
+        for (int n = 0; n < 16; n++) {
+            int32_t t = 0;
+            for (int k = 0; k < 4; k++) t += ((n >> k) & 1) ? L[4 * g + k] : -L[4 * g + k];
+            lut[g * 16 + n] = int8_t(t);
+        }
+}
+
+int32_t sdc_score_ref(const uint8_t* qcode, const uint8_t* xcode, int m, int nb) {
+    std::vector<int32_t> a(m), b(m);
+    levels(qcode, m, nb, a.data());
+    levels(xcode, m, nb, b.data());
+    int32_t s = 0;
+    for (int k = 0; k < m; k++) s += a[k] * b[k];
+    return s;
+}
+
+void sdc_scan(const uint8_t* qcode, const uint8_t* blocks, size_t nblocks, int m, int nb, int32_t* out) {
+    const SimdLevel level = simd_level();
+#if defined(NEARLY_HAVE_AVX2)
+    if (level == SimdLevel::avx2 || level == SimdLevel::avx512) {
+        const int bias = 4 * ((1 << nb) - 1);
+        std::vector<int8_t> lut(size_t(m) / 4 * 16);
+        sdc_query_lut(qcode, m, nb, lut.data());
+        std::vector<uint8_t> lutb(lut.size());
+        for (size_t i = 0; i < lut.size(); i++) lutb[i] = uint8_t(int(lut[i]) + bias);
+#if defined(NEARLY_HAVE_AVX512)
+        if (level == SimdLevel::avx512) return sdc_scan_lut_avx512(lutb.data(), blocks, nblocks, m, nb, out);
+#endif
+        return sdc_scan_lut_avx2(lutb.data(), blocks, nblocks, m, nb, out);
+    }
+#endif
+    (void)level;
+    sdc_scan_scalar(qcode, blocks, nblocks, m, nb, out);
+}
+
+bool sdc_popcount_native() {
+#if defined(NEARLY_HAVE_AVX512)
+    static const bool has = cpu_has_avx512_bitalg();
+    return has && simd_level() == SimdLevel::avx512;
+#else
+    return false;
+#endif
+}
+
+void sdc_scan_popcount(const uint8_t* qcode, const uint8_t* blocks, size_t nblocks, int m, int nb, int32_t* out) {
+#if defined(NEARLY_HAVE_AVX512)
+    if (sdc_popcount_native()) return sdc_scan_popcount_avx512(qcode, blocks, nblocks, m, nb, out);
+#endif
+    sdc_scan_scalar(qcode, blocks, nblocks, m, nb, out);
+}
+
+void sdc_to_blocks(const uint8_t* codes, size_t n, size_t cs, uint8_t* blocks, size_t first) {
+    for (size_t i = 0; i < n; i++) {
+        size_t v = first + i, blk = v / kSdcBlock, c = v % kSdcBlock;
+        uint8_t* dst = blocks + blk * cs * kSdcBlock + c;
+        const uint8_t* src = codes + i * cs;
+        for (size_t p = 0; p < cs; p++) dst[p * kSdcBlock] = src[p];
+    }
+}
+
+void sdc_from_blocks(const uint8_t* blocks, size_t i0, size_t n, size_t cs, uint8_t* codes) {
+    for (size_t i = 0; i < n; i++) {
+        size_t v = i0 + i, blk = v / kSdcBlock, c = v % kSdcBlock;
+        const uint8_t* src = blocks + blk * cs * kSdcBlock + c;
+        uint8_t* dst = codes + i * cs;
+        for (size_t p = 0; p < cs; p++) dst[p] = src[p * kSdcBlock];
+    }
+}
+
+}  // namespace nearly
