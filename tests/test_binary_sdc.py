@@ -100,3 +100,14 @@ def test_hamming_kernels(level, cs, n):
     x = rng.integers(0, 256, (n, cs), dtype=np.uint8)
     ref = np.unpackbits(q[None] ^ x, axis=1).sum(1)
     np.testing.assert_array_equal(nearly.hamming_ny(q, x), ref)
+
+
+@pytest.mark.parametrize("nb", [1, 2, 3, 4])
+@pytest.mark.parametrize("nq", [1, 2, 3, 4, 5, 7, 16])
+@pytest.mark.parametrize("m", [8, 24, 384, 4096])
+def test_sdc_multi_query_exact(level, nb, nq, m):
+    rng = np.random.default_rng(nb * 1000 + nq * 10 + m)
+    q = random_codes(rng, nq, m, nb)
+    x = random_codes(rng, 70, m, nb)
+    ref = levels_np(q, m, nb) @ levels_np(x, m, nb).T
+    np.testing.assert_array_equal(nearly.sdc_scan_multi(q, x, m, nb), ref)

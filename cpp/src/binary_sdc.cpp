@@ -49,23 +49,31 @@ int32_t sdc_score_ref(const uint8_t* qcode, const uint8_t* xcode, int m, int nb)
     return s;
 }
 
-void sdc_scan(const uint8_t* qcode, const uint8_t* blocks, size_t nblocks, int m, int nb, int32_t* out) {
-    const SimdLevel level = simd_level();
-#if defined(NEARLY_HAVE_AVX2)
-    if (level == SimdLevel::avx2 || level == SimdLevel::avx512) {
-        const int bias = 4 * ((1 << nb) - 1);
-        std::vector<int8_t> lut(size_t(m) / 4 * 16);
-        sdc_query_lut(qcode, m, nb, lut.data());
-        std::vector<uint8_t> lutb(lut.size());
-        for (size_t i = 0; i < lut.size(); i++) lutb[i] = uint8_t(int(lut[i]) + bias);
-#if defined(NEARLY_HAVE_AVX512)
-        if (level == SimdLevel::avx512) return sdc_scan_lut_avx512(lutb.data(), blocks, nblocks, m, nb, out);
-#endif
-        return sdc_scan_lut_avx2(lutb.data(), blocks, nblocks, m, nb, out);
-    }
-#endif
-    (void)level;
-    sdc_scan_scalar(qcode, blocks, nblocks, m, nb, out);
+void sdc_prepare(const uint8_t* qcode, int m, int nb, SdcQuery& q) {
+    sdc_check_shape(m, nb);
+    q.m = m;
+    q.nb = nb;
+    const size_t P = size_t(m) / 8, PP = (P + 1) / 2;
+    q.code.assign(qcode, qcode + size_t(nb) * P);
+    std::vector<int8_t> lut(size_t(m) / 4 * 16);
+    sdc_query_lut(qcode, m, nb, lut.data());
+    const int bias = 4 * ((1 << nb) - 1);
+    q.lut.resize(lut.size());
+    for (size_t i = 0; i < lut.size(); i++) q.lut[i] = uint8_t(int(lut[i]) + bias);
+    q.lut512.assign(PP * 128, 0);
+    for (size_t pp = 0; pp < PP; pp++)
+        for (size_t half = 0; half < 2; half++) {
+            size_t p = 2 * pp + half;
+            if (p >= P) break;
+            for (size_t lane = 0; lane < 2; lane++) {
+                std::memcpy(&q.lut512[pp * 128 + half * 32 + lane * 16], &q.lut[32 * p], 16);
+                std::memcpy(&q.lut512[pp * 128 + 64 + half * 32 + lane * 16], &q.lut[32 * p + 16], 16);
+            }
+        }
+    q.popq.assign(size_t(nb) * PP * 64, 0);
+    for (int i = 0; i < nb; i++)
+        for (size_t p = 0; p < P; p++)
+            std::memset(&q.popq[(i * PP + p / 2) * 64 + (p % 2) * 32], qcode[i * P + p], 32);
 }
 
 bool sdc_popcount_native() {
@@ -77,11 +85,47 @@ bool sdc_popcount_native() {
 #endif
 }
 
-void sdc_scan_popcount(const uint8_t* qcode, const uint8_t* blocks, size_t nblocks, int m, int nb, int32_t* out) {
+void sdc_scan(const SdcQuery& q, const uint8_t* blocks, size_t nblocks, int32_t* out, bool popcount) {
+    const SimdLevel level = simd_level();
+    (void)level;
+    if (popcount) {
 #if defined(NEARLY_HAVE_AVX512)
-    if (sdc_popcount_native()) return sdc_scan_popcount_avx512(qcode, blocks, nblocks, m, nb, out);
+        if (sdc_popcount_native()) return sdc_scan_popcount_avx512(q.popq.data(), blocks, nblocks, q.m, q.nb, out);
 #endif
-    sdc_scan_scalar(qcode, blocks, nblocks, m, nb, out);
+        return sdc_scan_scalar(q.code.data(), blocks, nblocks, q.m, q.nb, out);
+    }
+#if defined(NEARLY_HAVE_AVX512)
+    if (level == SimdLevel::avx512) return sdc_scan_lut_avx512(q.lut512.data(), blocks, nblocks, q.m, q.nb, out);
+#endif
+#if defined(NEARLY_HAVE_AVX2)
+    if (level == SimdLevel::avx2 || level == SimdLevel::avx512)
+        return sdc_scan_lut_avx2(q.lut.data(), blocks, nblocks, q.m, q.nb, out);
+#endif
+    sdc_scan_scalar(q.code.data(), blocks, nblocks, q.m, q.nb, out);
+}
+
+void sdc_scan_multi(const SdcQuery* const* qs, size_t nq, const uint8_t* blocks, size_t nblocks, int32_t* const* outs,
+                    bool popcount) {
+#if defined(NEARLY_HAVE_AVX512)
+    if (!popcount && nq > 1 && simd_level() == SimdLevel::avx512) {
+        std::vector<const uint8_t*> luts(nq);
+        for (size_t i = 0; i < nq; i++) luts[i] = qs[i]->lut512.data();
+        return sdc_scan_lut_avx512_multi(luts.data(), nq, blocks, nblocks, qs[0]->m, qs[0]->nb, outs);
+    }
+#endif
+    for (size_t i = 0; i < nq; i++) sdc_scan(*qs[i], blocks, nblocks, outs[i], popcount);
+}
+
+void sdc_scan(const uint8_t* qcode, const uint8_t* blocks, size_t nblocks, int m, int nb, int32_t* out) {
+    SdcQuery q;
+    sdc_prepare(qcode, m, nb, q);
+    sdc_scan(q, blocks, nblocks, out, false);
+}
+
+void sdc_scan_popcount(const uint8_t* qcode, const uint8_t* blocks, size_t nblocks, int m, int nb, int32_t* out) {
+    SdcQuery q;
+    sdc_prepare(qcode, m, nb, q);
+    sdc_scan(q, blocks, nblocks, out, true);
 }
 
 void sdc_to_blocks(const uint8_t* codes, size_t n, size_t cs, uint8_t* blocks, size_t first) {

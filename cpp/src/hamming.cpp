@@ -28,36 +28,49 @@ void hamming_ny(const uint8_t* q, const uint8_t* x, size_t cs, size_t ny, int32_
 
 void knn_hamming(const uint8_t* xq, size_t nq, const uint8_t* xb, size_t nb, size_t cs, size_t k, int32_t* D,
                  idx_t* I, const IDSelector* sel, const idx_t* labels) {
-    constexpr size_t kChunk = 4096;
+    // Queries in groups of 16, the database in chunks that stay in cache
+    // while every query of the group scans them.
+    constexpr size_t kGroup = 16;
+    const size_t chunk = std::max<size_t>(256, (size_t(1) << 17) / std::max<size_t>(cs, 1));
     InterruptPoll poll;
-    auto one = [&](size_t q, std::vector<int32_t>& dist, std::vector<float>& hd, std::vector<idx_t>& hi) {
-        TopK::init(hd.data(), hi.data(), k);
-        for (size_t j0 = 0; j0 < nb; j0 += kChunk) {
-            const size_t n = std::min(kChunk, nb - j0);
-            hamming_ny(xq + q * cs, xb + j0 * cs, cs, n, dist.data());
-            for (size_t j = 0; j < n; j++) {
-                idx_t id = labels ? labels[j0 + j] : idx_t(j0 + j);
-                if (sel && !sel->is_member(id)) continue;
-                TopK::push(hd.data(), hi.data(), k, float(dist[j]), id);
-            }
-        }
-        TopK::sort(hd.data(), hi.data(), k);
-        for (size_t i = 0; i < k; i++) {
-            I[q * k + i] = hi[i];
-            D[q * k + i] = hi[i] < 0 ? kHammingPad : int32_t(hd[i]);
-        }
-    };
-    const size_t per = std::max<size_t>(1, std::min<size_t>(64, nq / (4 * size_t(get_num_threads())) + 1));
-    const size_t ntasks = (nq + per - 1) / per;
     const bool par = nq > 1 && nq * nb * cs > (1u << 18);
+    const size_t ngroups = (nq + kGroup - 1) / kGroup;
+    const size_t group = par && ngroups < size_t(get_num_threads()) ? 1 : kGroup;
+    const size_t ntasks = (nq + group - 1) / group;
     parallel_for(par ? ntasks : (nq ? 1 : 0), [&](size_t t) {
-        std::vector<int32_t> dist(kChunk);
-        std::vector<float> hd(k);
-        std::vector<idx_t> hi(k);
-        const size_t q0 = par ? t * per : 0, q1 = par ? std::min(nq, q0 + per) : nq;
-        for (size_t q = q0; q < q1; q++) {
-            one(q, dist, hd, hi);
-            poll();
+        std::vector<int32_t> dist(chunk);
+        std::vector<float> hd(kGroup * k);
+        std::vector<idx_t> hi(kGroup * k);
+        const size_t q0 = par ? t * group : 0, q1 = par ? std::min(nq, q0 + group) : nq;
+        for (size_t g0 = q0; g0 < q1; g0 += kGroup) {
+            const size_t g1 = std::min(q1, g0 + kGroup);
+            for (size_t q = g0; q < g1; q++) TopK::init(&hd[(q - g0) * k], &hi[(q - g0) * k], k);
+            for (size_t j0 = 0; j0 < nb; j0 += chunk) {
+                const size_t n = std::min(chunk, nb - j0);
+                for (size_t q = g0; q < g1; q++) {
+                    float* Dq = &hd[(q - g0) * k];
+                    idx_t* Iq = &hi[(q - g0) * k];
+                    hamming_ny(xq + q * cs, xb + j0 * cs, cs, n, dist.data());
+                    for (size_t j = 0; j < n; j++) {
+                        const float v = float(dist[j]);
+                        if (v > Dq[0]) continue;
+                        idx_t id = labels ? labels[j0 + j] : idx_t(j0 + j);
+                        if (!TopK::worse(Dq[0], Iq[0], v, id)) continue;
+                        if (sel && !sel->is_member(id)) continue;
+                        TopK::push(Dq, Iq, k, v, id);
+                    }
+                }
+                poll();
+            }
+            for (size_t q = g0; q < g1; q++) {
+                float* Dq = &hd[(q - g0) * k];
+                idx_t* Iq = &hi[(q - g0) * k];
+                TopK::sort(Dq, Iq, k);
+                for (size_t i = 0; i < k; i++) {
+                    I[q * k + i] = Iq[i];
+                    D[q * k + i] = Iq[i] < 0 ? kHammingPad : int32_t(Dq[i]);
+                }
+            }
         }
     });
 }

@@ -48,11 +48,29 @@ void sdc_check_shape(int m, int nb);
 // Query table: m/4 groups of 16 signed values, T_g[n] = sum_{k<4} (bit k of n ? +1 : -1) L_q(4g + k).
 void sdc_query_lut(const uint8_t* qcode, int m, int nb, int8_t* lut);
 
+// A query prepared once for any number of scans: its canonical code, the
+// biased nibble tables (T_g + 4 (2^nb - 1), m/4 x 16 bytes), the same tables
+// laid out for 64-byte registers (per pair of byte positions p, p + 1: 64
+// bytes for low nibbles [T_2p T_2p T_2p+2 T_2p+2], 64 for high nibbles), and
+// the query's plane bytes broadcast for the popcount path (per plane and
+// pair: 32 x byte p, 32 x byte p + 1). A missing last position is zeros.
+struct SdcQuery {
+    int m = 0, nb = 0;
+    std::vector<uint8_t> code, lut, lut512, popq;
+};
+void sdc_prepare(const uint8_t* qcode, int m, int nb, SdcQuery& q);
+
 // Scores of nblocks blocks of stored codes: out[32 b + c] = S(q, code 32 b + c).
-// Dispatched on the active SIMD level (scalar / avx2 / avx512).
+// Dispatched on the active SIMD level (scalar / avx2 / avx512). popcount:
+// the bit-plane popcount path (same scores; AVX-512 BITALG when the CPU has
+// it and the level is avx512, the scalar reference otherwise).
+void sdc_scan(const SdcQuery& q, const uint8_t* blocks, size_t nblocks, int32_t* out, bool popcount = false);
+// Several queries over the same blocks (each data register is loaded once
+// for all of them at the avx512 level): outs[i] receives query i's scores.
+void sdc_scan_multi(const SdcQuery* const* qs, size_t nq, const uint8_t* blocks, size_t nblocks, int32_t* const* outs,
+                    bool popcount = false);
+// One-shot forms (prepare + scan).
 void sdc_scan(const uint8_t* qcode, const uint8_t* blocks, size_t nblocks, int m, int nb, int32_t* out);
-// The bit-plane popcount path: same scores; AVX-512 BITALG when the CPU has
-// it and the level is avx512, the scalar reference otherwise.
 void sdc_scan_popcount(const uint8_t* qcode, const uint8_t* blocks, size_t nblocks, int m, int nb, int32_t* out);
 bool sdc_popcount_native();  // true when sdc_scan_popcount runs the AVX-512 kernel now
 
@@ -67,9 +85,11 @@ void sdc_from_blocks(const uint8_t* blocks, size_t i0, size_t n, size_t code_siz
 // T_g + 4 (2^nb - 1) as bytes (m/4 groups x 16); bias is removed inside.
 void sdc_scan_scalar(const uint8_t* qcode, const uint8_t* blocks, size_t nblocks, int m, int nb, int32_t* out);
 void sdc_scan_lut_avx2(const uint8_t* lut_biased, const uint8_t* blocks, size_t nblocks, int m, int nb, int32_t* out);
-void sdc_scan_lut_avx512(const uint8_t* lut_biased, const uint8_t* blocks, size_t nblocks, int m, int nb,
+void sdc_scan_lut_avx512(const uint8_t* lut512, const uint8_t* blocks, size_t nblocks, int m, int nb,
                          int32_t* out);
-void sdc_scan_popcount_avx512(const uint8_t* qcode, const uint8_t* blocks, size_t nblocks, int m, int nb,
+void sdc_scan_lut_avx512_multi(const uint8_t* const* luts, size_t nq, const uint8_t* blocks, size_t nblocks, int m,
+                               int nb, int32_t* const* outs);
+void sdc_scan_popcount_avx512(const uint8_t* popq, const uint8_t* blocks, size_t nblocks, int m, int nb,
                               int32_t* out);
 bool cpu_has_avx512_bitalg();
 
