@@ -1,6 +1,7 @@
 #include "nearly/binary_recurrent.h"
 
 #include <algorithm>
+#include <climits>
 #include <cmath>
 #include <mutex>
 
@@ -253,6 +254,12 @@ void IndexBinaryRecurrent::search(idx_t n, const float* x, idx_t k, float* D, id
     constexpr size_t kChunkBlocks = 64, kGroup = 16;
     const size_t nblocks = (size_t(ntotal) + kSdcBlock - 1) / kSdcBlock;
     const size_t ngroups = (size_t(n) + kGroup - 1) / kGroup;
+    double vmin = 0, vmax = 0;
+    if (ntotal > 0) {
+        auto mm2 = std::minmax_element(vterm_.begin(), vterm_.end());
+        vmin = *mm2.first;
+        vmax = *mm2.second;
+    }
     const bool par = n > 1 && size_t(n) * size_t(ntotal) * cs > (1u << 20);
     // Small batches on several threads: one group per query.
     const size_t group = par && ngroups < size_t(get_num_threads()) ? 1 : kGroup;
@@ -288,12 +295,26 @@ void IndexBinaryRecurrent::search(idx_t n, const float* x, idx_t k, float* D, id
                     float* Dq = D + q * kk;
                     idx_t* Iq = I + q * kk;
                     const float qt = qterm[q - g0];
+                    // Integer pre-filter: no code scoring below smin can beat
+                    // the current k-th result whatever its per-vector term
+                    // (bound from the extreme term, one unit of margin).
+                    auto bound = [&]() -> int32_t {
+                        const double root = Dq[0];
+                        if (!std::isfinite(root)) return INT32_MIN;
+                        const double b = l2 ? (double(qt) + vmin - root) / (2.0 * a) : (-root - qt - vmax) / a;
+                        if (!(b > -2e9)) return INT32_MIN;
+                        if (b > 2e9) return INT32_MAX;
+                        return int32_t(std::floor(b)) - 1;
+                    };
+                    int32_t smin = bound();
                     for (size_t j = j0; j < j1; j++) {
+                        if (scq[j - j0] < smin) continue;
                         const float s = float(scq[j - j0]);
                         const float v = l2 ? qt + vterm_[j] - 2 * a * s : -(a * s + qt + vterm_[j]);
                         if (!TopK::worse(Dq[0], Iq[0], v, ids_[j])) continue;
                         if (sel && !sel->is_member(ids_[j])) continue;
                         TopK::push(Dq, Iq, kk, v, ids_[j]);
+                        smin = bound();
                     }
                 }
                 poll();
