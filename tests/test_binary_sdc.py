@@ -111,3 +111,12 @@ def test_sdc_multi_query_exact(level, nb, nq, m):
     x = random_codes(rng, 70, m, nb)
     ref = levels_np(q, m, nb) @ levels_np(x, m, nb).T
     np.testing.assert_array_equal(nearly.sdc_scan_multi(q, x, m, nb), ref)
+
+
+@pytest.mark.parametrize("n", [0, 1, 15, 16, 17, 100])
+def test_next_at_least(level, n):
+    rng = np.random.default_rng(n)
+    s = rng.integers(-50, 50, n).astype(np.int32)
+    for smin in (-60, -10, 0, 30, 49, 60):
+        want = [j for j in range(n) if s[j] >= smin]
+        assert list(_nearly.sdc_candidates(s, smin)) == want

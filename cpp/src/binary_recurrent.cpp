@@ -307,9 +307,11 @@ void IndexBinaryRecurrent::search(idx_t n, const float* x, idx_t k, float* D, id
                         return int32_t(std::floor(b)) - 1;
                     };
                     int32_t smin = bound();
-                    for (size_t j = j0; j < j1; j++) {
-                        if (scq[j - j0] < smin) continue;
-                        const float s = float(scq[j - j0]);
+                    const size_t nj = j1 - j0;
+                    for (size_t jj = sdc_next_at_least(scq, 0, nj, smin); jj < nj;
+                         jj = sdc_next_at_least(scq, jj + 1, nj, smin)) {
+                        const size_t j = j0 + jj;
+                        const float s = float(scq[jj]);
                         const float v = l2 ? qt + vterm_[j] - 2 * a * s : -(a * s + qt + vterm_[j]);
                         if (!TopK::worse(Dq[0], Iq[0], v, ids_[j])) continue;
                         if (sel && !sel->is_member(ids_[j])) continue;

@@ -116,6 +116,14 @@ void sdc_scan_multi(const SdcQuery* const* qs, size_t nq, const uint8_t* blocks,
     for (size_t i = 0; i < nq; i++) sdc_scan(*qs[i], blocks, nblocks, outs[i], popcount);
 }
 
+size_t sdc_next_at_least(const int32_t* s, size_t j, size_t n, int32_t smin) {
+#if defined(NEARLY_HAVE_AVX512)
+    if (simd_level() == SimdLevel::avx512) return sdc_next_at_least_avx512(s, j, n, smin);
+#endif
+    while (j < n && s[j] < smin) j++;
+    return j;
+}
+
 void sdc_scan(const uint8_t* qcode, const uint8_t* blocks, size_t nblocks, int m, int nb, int32_t* out) {
     SdcQuery q;
     sdc_prepare(qcode, m, nb, q);

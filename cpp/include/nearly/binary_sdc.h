@@ -69,6 +69,10 @@ void sdc_scan(const SdcQuery& q, const uint8_t* blocks, size_t nblocks, int32_t*
 // for all of them at the avx512 level): outs[i] receives query i's scores.
 void sdc_scan_multi(const SdcQuery* const* qs, size_t nq, const uint8_t* blocks, size_t nblocks, int32_t* const* outs,
                     bool popcount = false);
+// The first j in [j, n) with s[j] >= smin, or n: the integer pre-filter of
+// the top-k (AVX-512: 16 scores per compare).
+size_t sdc_next_at_least(const int32_t* s, size_t j, size_t n, int32_t smin);
+size_t sdc_next_at_least_avx512(const int32_t* s, size_t j, size_t n, int32_t smin);
 // One-shot forms (prepare + scan).
 void sdc_scan(const uint8_t* qcode, const uint8_t* blocks, size_t nblocks, int m, int nb, int32_t* out);
 void sdc_scan_popcount(const uint8_t* qcode, const uint8_t* blocks, size_t nblocks, int m, int nb, int32_t* out);
