@@ -120,3 +120,13 @@ def test_next_at_least(level, n):
     for smin in (-60, -10, 0, 30, 49, 60):
         want = [j for j in range(n) if s[j] >= smin]
         assert list(_nearly.sdc_candidates(s, smin)) == want
+
+
+@pytest.mark.parametrize("n", [0, 1, 15, 16, 17, 100])
+def test_next_at_least_with_offsets(level, n):
+    rng = np.random.default_rng(n + 7)
+    s = rng.integers(-50, 50, n).astype(np.int32)
+    off = rng.integers(-20, 20, n).astype(np.int32)
+    for smin in (-80, -10, 0, 30, 60, 80):
+        want = [j for j in range(n) if s[j] + off[j] >= smin]
+        assert list(_nearly.sdc_candidates(s, smin, off)) == want

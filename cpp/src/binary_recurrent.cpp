@@ -216,6 +216,7 @@ void IndexBinaryRecurrent::add_codes(idx_t n, const float* x, const idx_t* ids) 
     vterm_.insert(vterm_.end(), terms.begin(), terms.end());
     for (idx_t i = 0; i < n; i++) ids_.push_back(ids ? ids[i] : ntotal + i);
     ntotal = idx_t(nt);
+    generation_++;
 }
 
 void IndexBinaryRecurrent::sdc_scores(idx_t n, const float* x, int32_t* out) const {
@@ -231,6 +232,23 @@ void IndexBinaryRecurrent::sdc_scores(idx_t n, const float* x, int32_t* out) con
         sdc_scan(sq, blocks_.data(), nblocks, tmp.data(), use_popcount);
         std::copy(tmp.begin(), tmp.begin() + ntotal, out + size_t(q) * ntotal);
     }
+}
+
+// The per-vector term in score units, rounded down, so that the pre-filter
+// compares integers: s + off_j >= bound (IP: vt / a, L2: -vt / (2a)).
+std::shared_ptr<const std::vector<int32_t>> IndexBinaryRecurrent::offsets(float a) const {
+    std::lock_guard<std::mutex> g(off_mutex_);
+    if (off_ && off_a_ == a && off_gen_ == generation_) return off_;
+    const bool l2 = metric_type == METRIC_L2;
+    auto v = std::make_shared<std::vector<int32_t>>(vterm_.size());
+    for (size_t j = 0; j < vterm_.size(); j++) {
+        double o = l2 ? -double(vterm_[j]) / (2.0 * a) : double(vterm_[j]) / a;
+        (*v)[j] = int32_t(std::floor(std::min(std::max(o, -1e9), 1e9)));
+    }
+    off_ = v;
+    off_a_ = a;
+    off_gen_ = generation_;
+    return off_;
 }
 
 void IndexBinaryRecurrent::search(idx_t n, const float* x, idx_t k, float* D, idx_t* I,
@@ -251,23 +269,23 @@ void IndexBinaryRecurrent::search(idx_t n, const float* x, idx_t k, float* D, id
     // Queries in groups, the database in chunks of 64 blocks (2,048 codes,
     // 96 KiB at 2 bits x 384 dims) that stay in cache while every query of the
     // group scans them.
-    constexpr size_t kChunkBlocks = 64, kGroup = 16;
+    // Groups of up to 64 queries walk the database once; inside a chunk the
+    // multi-query kernel runs 4 queries at a time, whose scores (32 KiB) are
+    // filtered at once.
+    constexpr size_t kChunkBlocks = 64, kGroup = 64, kSub = 4;
     const size_t nblocks = (size_t(ntotal) + kSdcBlock - 1) / kSdcBlock;
     const size_t ngroups = (size_t(n) + kGroup - 1) / kGroup;
-    double vmin = 0, vmax = 0;
-    if (ntotal > 0) {
-        auto mm2 = std::minmax_element(vterm_.begin(), vterm_.end());
-        vmin = *mm2.first;
-        vmax = *mm2.second;
-    }
+    const std::shared_ptr<const std::vector<int32_t>> voffp = offsets(a);
+    const std::vector<int32_t>& voff = *voffp;
     const bool par = n > 1 && size_t(n) * size_t(ntotal) * cs > (1u << 20);
-    // Small batches on several threads: one group per query.
-    const size_t group = par && ngroups < size_t(get_num_threads()) ? 1 : kGroup;
+    // Enough groups for every thread.
+    const size_t nth = size_t(get_num_threads());
+    const size_t group = par && ngroups < nth ? std::max<size_t>(1, (size_t(n) + nth - 1) / nth) : kGroup;
     const size_t ntasks = (size_t(n) + group - 1) / group;
     InterruptPoll poll;
     parallel_for(par ? ntasks : (n ? 1 : 0), [&](size_t t) {
         const size_t q0 = par ? t * group : 0, q1 = par ? std::min(size_t(n), q0 + group) : size_t(n);
-        std::vector<int32_t> sc(kGroup * kChunkBlocks * kSdcBlock);
+        std::vector<int32_t> sc(kSub * kChunkBlocks * kSdcBlock);
         for (size_t g0 = q0; g0 < q1; g0 += kGroup) {
             const size_t g1 = std::min(q1, g0 + kGroup);
             std::vector<SdcQuery> sq(g1 - g0);
@@ -283,33 +301,36 @@ void IndexBinaryRecurrent::search(idx_t n, const float* x, idx_t k, float* D, id
                 const size_t nbk = std::min(kChunkBlocks, nblocks - b0);
                 const uint8_t* blk = blocks_.data() + b0 * kSdcBlock * cs;
                 const size_t j0 = b0 * kSdcBlock, j1 = std::min(size_t(ntotal), j0 + nbk * kSdcBlock);
-                const SdcQuery* qptr[kGroup];
-                int32_t* optr[kGroup];
-                for (size_t q = g0; q < g1; q++) {
-                    qptr[q - g0] = &sq[q - g0];
-                    optr[q - g0] = sc.data() + (q - g0) * kChunkBlocks * kSdcBlock;
+                for (size_t s0 = g0; s0 < g1; s0 += kSub) {
+                const size_t s1 = std::min(g1, s0 + kSub);
+                const SdcQuery* qptr[kSub];
+                int32_t* optr[kSub];
+                for (size_t q = s0; q < s1; q++) {
+                    qptr[q - s0] = &sq[q - g0];
+                    optr[q - s0] = sc.data() + (q - s0) * kChunkBlocks * kSdcBlock;
                 }
-                sdc_scan_multi(qptr, g1 - g0, blk, nbk, optr, use_popcount);
-                for (size_t q = g0; q < g1; q++) {
-                    const int32_t* scq = optr[q - g0];
+                sdc_scan_multi(qptr, s1 - s0, blk, nbk, optr, use_popcount);
+                for (size_t q = s0; q < s1; q++) {
+                    const int32_t* scq = optr[q - s0];
                     float* Dq = D + q * kk;
                     idx_t* Iq = I + q * kk;
                     const float qt = qterm[q - g0];
-                    // Integer pre-filter: no code scoring below smin can beat
-                    // the current k-th result whatever its per-vector term
-                    // (bound from the extreme term, one unit of margin).
+                    // Integer pre-filter: s + off_j below smin cannot beat the
+                    // current k-th result (off_j is the per-vector term rounded
+                    // down; two units of margin for rounding).
                     auto bound = [&]() -> int32_t {
                         const double root = Dq[0];
                         if (!std::isfinite(root)) return INT32_MIN;
-                        const double b = l2 ? (double(qt) + vmin - root) / (2.0 * a) : (-root - qt - vmax) / a;
+                        const double b = l2 ? (double(qt) - root) / (2.0 * a) : (-root - qt) / a;
                         if (!(b > -2e9)) return INT32_MIN;
                         if (b > 2e9) return INT32_MAX;
-                        return int32_t(std::floor(b)) - 1;
+                        return int32_t(std::floor(b)) - 2;
                     };
                     int32_t smin = bound();
                     const size_t nj = j1 - j0;
-                    for (size_t jj = sdc_next_at_least(scq, 0, nj, smin); jj < nj;
-                         jj = sdc_next_at_least(scq, jj + 1, nj, smin)) {
+                    const int32_t* offc = voff.data() + j0;
+                    for (size_t jj = sdc_next_at_least_off(scq, offc, 0, nj, smin); jj < nj;
+                         jj = sdc_next_at_least_off(scq, offc, jj + 1, nj, smin)) {
                         const size_t j = j0 + jj;
                         const float s = float(scq[jj]);
                         const float v = l2 ? qt + vterm_[j] - 2 * a * s : -(a * s + qt + vterm_[j]);
@@ -318,6 +339,7 @@ void IndexBinaryRecurrent::search(idx_t n, const float* x, idx_t k, float* D, id
                         TopK::push(Dq, Iq, kk, v, ids_[j]);
                         smin = bound();
                     }
+                }
                 }
                 poll();
             }
@@ -374,6 +396,7 @@ size_t IndexBinaryRecurrent::remove_ids(const IDSelector& sel) {
     blocks_.assign((j + kSdcBlock - 1) / kSdcBlock * kSdcBlock * cs, 0);
     sdc_to_blocks(all.data(), j, cs, blocks_.data(), 0);
     ntotal = idx_t(j);
+    generation_++;
     return removed;
 }
 
@@ -384,6 +407,7 @@ void IndexBinaryRecurrent::reset() {
     vterm_.clear();
     ids_.clear();
     ntotal = 0;
+    generation_++;
 }
 
 void IndexBinaryRecurrent::write_body(Writer& w) const {

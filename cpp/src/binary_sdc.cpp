@@ -124,6 +124,14 @@ size_t sdc_next_at_least(const int32_t* s, size_t j, size_t n, int32_t smin) {
     return j;
 }
 
+size_t sdc_next_at_least_off(const int32_t* s, const int32_t* off, size_t j, size_t n, int32_t smin) {
+#if defined(NEARLY_HAVE_AVX512)
+    if (simd_level() == SimdLevel::avx512) return sdc_next_at_least_off_avx512(s, off, j, n, smin);
+#endif
+    while (j < n && s[j] + off[j] < smin) j++;
+    return j;
+}
+
 void sdc_scan(const uint8_t* qcode, const uint8_t* blocks, size_t nblocks, int m, int nb, int32_t* out) {
     SdcQuery q;
     sdc_prepare(qcode, m, nb, q);

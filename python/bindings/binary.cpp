@@ -214,13 +214,23 @@ void bind_binary(py::module_& m) {
         return out;
     }, py::arg("q"), py::arg("codes"), py::arg("m"), py::arg("bits_per_dim"),
        "SDC scores of several queries scanned together (the multi-query kernel).");
-    m.def("sdc_candidates", [](py::array_t<int32_t, py::array::c_style | py::array::forcecast> s, int32_t smin) {
+    m.def("sdc_candidates", [](py::array_t<int32_t, py::array::c_style | py::array::forcecast> s, int32_t smin,
+                               py::object off_obj) {
         std::vector<idx_t> out;
         const size_t n = s.size();
-        for (size_t j = sdc_next_at_least(s.data(), 0, n, smin); j < n; j = sdc_next_at_least(s.data(), j + 1, n, smin))
-            out.push_back(idx_t(j));
+        if (off_obj.is_none()) {
+            for (size_t j = sdc_next_at_least(s.data(), 0, n, smin); j < n; j = sdc_next_at_least(s.data(), j + 1, n, smin))
+                out.push_back(idx_t(j));
+        } else {
+            auto off = py::cast<py::array_t<int32_t, py::array::c_style | py::array::forcecast>>(off_obj);
+            if (size_t(off.size()) != n) throw InvalidArgument("off must have one entry per score");
+            for (size_t j = sdc_next_at_least_off(s.data(), off.data(), 0, n, smin); j < n;
+                 j = sdc_next_at_least_off(s.data(), off.data(), j + 1, n, smin))
+                out.push_back(idx_t(j));
+        }
         return py::array_t<idx_t>(out.size(), out.data());
-    }, py::arg("scores"), py::arg("smin"), "Positions with score >= smin, through the pre-filter kernel (tests).");
+    }, py::arg("scores"), py::arg("smin"), py::arg("off") = py::none(),
+       "Positions with score (+ off) >= smin, through the pre-filter kernel (tests).");
     m.def("sdc_score_ref", [](py::handle q_obj, py::handle x_obj, int mm, int nb) {
         sdc_check_shape(mm, nb);
         const size_t cs = sdc_code_size(mm, nb);

@@ -13,6 +13,7 @@
 #pragma once
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <vector>
 
 #include "nearly/binary_sdc.h"
@@ -88,6 +89,14 @@ struct IndexBinaryRecurrent : Index {
     std::vector<uint8_t> blocks_;
     std::vector<float> vterm_;  // per-vector term: <x, mean> (IP) or |x|^2 - 2 <x, mean> (L2)
     std::vector<idx_t> ids_;
+    // The pre-filter's per-vector offsets (search), rebuilt when the stored
+    // vectors or the score scale change.
+    std::shared_ptr<const std::vector<int32_t>> offsets(float a) const;
+    uint64_t generation_ = 0;  // bumped by every write
+    mutable std::mutex off_mutex_;
+    mutable std::shared_ptr<const std::vector<int32_t>> off_;
+    mutable float off_a_ = 0;
+    mutable uint64_t off_gen_ = ~uint64_t(0);
 };
 
 }  // namespace nearly

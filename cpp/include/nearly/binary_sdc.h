@@ -73,6 +73,9 @@ void sdc_scan_multi(const SdcQuery* const* qs, size_t nq, const uint8_t* blocks,
 // the top-k (AVX-512: 16 scores per compare).
 size_t sdc_next_at_least(const int32_t* s, size_t j, size_t n, int32_t smin);
 size_t sdc_next_at_least_avx512(const int32_t* s, size_t j, size_t n, int32_t smin);
+// The same with a per-code integer offset: first j with s[j] + off[j] >= smin.
+size_t sdc_next_at_least_off(const int32_t* s, const int32_t* off, size_t j, size_t n, int32_t smin);
+size_t sdc_next_at_least_off_avx512(const int32_t* s, const int32_t* off, size_t j, size_t n, int32_t smin);
 // One-shot forms (prepare + scan).
 void sdc_scan(const uint8_t* qcode, const uint8_t* blocks, size_t nblocks, int m, int nb, int32_t* out);
 void sdc_scan_popcount(const uint8_t* qcode, const uint8_t* blocks, size_t nblocks, int m, int nb, int32_t* out);

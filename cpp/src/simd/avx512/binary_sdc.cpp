@@ -232,6 +232,18 @@ size_t sdc_next_at_least_avx512(const int32_t* s, size_t j, size_t n, int32_t sm
     return n;
 }
 
+size_t sdc_next_at_least_off_avx512(const int32_t* s, const int32_t* off, size_t j, size_t n, int32_t smin) {
+    const __m512i t = _mm512_set1_epi32(smin);
+    for (; j + 16 <= n; j += 16) {
+        __m512i v = _mm512_add_epi32(_mm512_loadu_si512(s + j), _mm512_loadu_si512(off + j));
+        __mmask16 k = _mm512_cmpge_epi32_mask(v, t);
+        if (k) return j + size_t(__builtin_ctz(unsigned(k)));
+    }
+    for (; j < n; j++)
+        if (s[j] + off[j] >= smin) return j;
+    return n;
+}
+
 bool cpu_has_avx512_bitalg() {
     unsigned a, b, c, d;
     if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return false;
