@@ -234,3 +234,65 @@ def test_bad_input(data, binarizers):
         index.add(bad)
     with pytest.raises(ValueError, match="NaN|finite"):
         nearly.IndexBinaryRecurrent(384, 64, 2).train(bad)
+
+
+def test_concurrent_searches_and_adds(data):
+    """Searches from several threads agree with a lone search; adds during searches are safe."""
+    import threading
+
+    x, q = data
+    index = nearly.IndexBinaryRecurrent(384, 128, 2)
+    index.train(x[:2000])
+    index.add(x[:3000])
+    want = index.search(q, 5)
+    errors, results = [], []
+
+    def searcher():
+        try:
+            for _ in range(5):
+                results.append(index.search(q, 5))
+        except Exception as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=searcher) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    for D, I in results:
+        np.testing.assert_array_equal(I, want[1])
+        np.testing.assert_array_equal(D, want[0])
+
+    def adder():
+        try:
+            for i in range(5):
+                index.add(x[3000 + 100 * i:3100 + 100 * i])
+        except Exception as e:  # pragma: no cover
+            errors.append(e)
+
+    threads = [threading.Thread(target=searcher) for _ in range(2)] + [threading.Thread(target=adder)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and index.ntotal == 3500
+    np.testing.assert_array_equal(index.search(q, 5)[1], nearly.deserialize_index(nearly.serialize_index(index)).search(q, 5)[1])
+
+
+def test_stale_scale_is_not_used(data):
+    """Changing the binarizer's scale after adding must not make the search pre-filter drop results."""
+    x, q = data
+    index = nearly.IndexBinaryRecurrent(384, 128, 2)
+    index.train(x[:2000])
+    index.add(x[:2000])
+    index.search(q, 10)  # builds the filter cache
+    p = fit_recurrent(x[:2000], 128, 2)
+    p["alpha"] = p["alpha"] * 3
+    index.binarizer.set_params(p)
+    D, I = index.search(q, 10)
+    S = index.sdc_scores(q).astype(np.float64)
+    mu = index.binarizer.mean.astype(np.float64)
+    a = index.binarizer.alpha ** 2 / 4
+    est = a * S + (q.astype(np.float64) @ mu - mu @ mu)[:, None] + (x[:2000].astype(np.float64) @ mu)[None]
+    np.testing.assert_allclose(D, -np.sort(-est, axis=1)[:, :10], rtol=1e-4, atol=1e-4)
