@@ -48,6 +48,11 @@ Suites
 ``hnsw-order``  insertion-order study on nearly's HNSW: random orders vs
     ascending / descending local intrinsic dimensionality vs cluster by
     cluster, recall@10 at fixed efSearch.  Writes hnsw_order.json / .png.
+``binary``  BEBR recurrent binary codes (IndexBinaryRecurrent, SDC) vs faiss
+    1-bit sign codes and faiss PQ: recall@10 with and without float re-ranking
+    per bits_per_dim, single-thread scan speed of each kernel against faiss
+    IndexBinaryFlat at the same bytes per code, bytes per vector.
+    Writes binary.json / binary.png.
 ``ivf``  nearly vs faiss on one index_factory string (default "IVF1024,Flat",
     inner product): training time (each library's default k-means seeding) and
     its ratio, then recall@10 and batched QPS over an nprobe sweep at each thread
@@ -1934,6 +1939,220 @@ class MuveraSuite(Suite):
         env = res["environment"]
         sup = (f"MUVERA on {os.path.basename(res['data'])} | {env['cpu_model']} ({env['nproc']} cpus) | "
                f"nearly {env['versions'].get('nearly')} simd={env.get('nearly_simd_level')} | {env['date']}")
+        save_figure(panels, path, suptitle=sup)
+
+
+@register_suite
+class BinarySuite(Suite):
+    name = "binary"
+    help = ("BEBR recurrent binary codes (IndexBinaryRecurrent, SDC) vs faiss 1-bit sign codes "
+            "(IndexBinaryFlat) and faiss PQ: recall@10 with / without float re-ranking per bits_per_dim, "
+            "single-thread scan speed (codes/s/core) per kernel, bytes per vector")
+    default_engines = ()
+
+    def add_arguments(self, p):
+        p.add_argument("--data", default=DEFAULT_DATA, help="dataset .npz (default ../shared/data/pypi-minilm-100k.npz)")
+        p.add_argument("--out", default=DEFAULT_OUT, help="output folder (default bench/results)")
+        p.add_argument("--engines", nargs="*", default=[], help=argparse.SUPPRESS)
+        p.add_argument("--threads", type=int, default=2, help="threads for training / encoding (default 2)")
+        p.add_argument("--repeats", type=int, default=5, help="interleaved repetitions per timing (median)")
+        p.add_argument("--k", type=int, default=10)
+        p.add_argument("--bits", type=int, nargs="+", default=[1, 2, 4], help="bits_per_dim values (default 1 2 4)")
+        p.add_argument("--candidates", type=int, nargs="+", default=[10, 20, 50, 100, 200],
+                       help="re-ranked candidate counts (default 10 20 50 100 200)")
+        p.add_argument("--pq", type=int, nargs="*", default=[48, 96],
+                       help="faiss IndexPQ sub-quantizer counts (8 bits each) for the bytes/recall comparison")
+        p.add_argument("--scan-queries", type=int, default=50, help="queries per scan-speed timing (default 50)")
+
+    @staticmethod
+    def _rerank_recalls(xq, xb, cand, gt, k, counts):
+        out = {}
+        for c in counts:
+            C = cand[:, :c]
+            s = np.einsum("qd,qcd->qc", xq, xb[np.maximum(C, 0)])
+            s[C < 0] = -np.inf
+            order = np.argsort(-s, axis=1, kind="stable")[:, :k]
+            out[c] = recall_at(np.take_along_axis(C, order, 1), gt, k)
+        return out
+
+    def run(self, args, ds, engines):
+        import nearly
+        faiss = importlib.import_module("faiss")
+        xb, xq, gt, k = ds["xb"], ds["xq"], ds["gt"], args.k
+        n, d = xb.shape
+        nq = len(xq)
+        cmax = max(args.candidates)
+        res = {"params": {"k": k, "n": n, "d": d, "nq": nq, "bits": args.bits, "candidates": args.candidates,
+                          "threads_train": args.threads, "threads_scan": 1, "repeats": args.repeats,
+                          "scan_queries": args.scan_queries, "metric": "inner product",
+                          "recall_reference": "gt_ip_100[:, :k] (exact float search)"},
+               "recurrent": [], "faiss_sign": None, "faiss_pq": [], "scan": []}
+        nearly.omp_set_num_threads(args.threads)
+        faiss.omp_set_num_threads(args.threads)
+        indexes = {}
+        for nb in args.bits:
+            index = nearly.IndexBinaryRecurrent(d, d, nb, nearly.METRIC_INNER_PRODUCT)
+            t0 = time.perf_counter(); index.train(xb); t_train = time.perf_counter() - t0
+            t0 = time.perf_counter(); index.add(xb); t_add = time.perf_counter() - t0
+            indexes[nb] = index
+            _, I = index.search(xq, cmax)
+            rr = self._rerank_recalls(xq, xb, I, gt, k, args.candidates)
+            row = {"bits_per_dim": nb, "code_bytes": index.code_size,
+                   "bytes_per_vector": index.code_size + 4 + 8,
+                   "bytes_note": "code + 4-byte centering term + 8-byte id",
+                   "train_s": t_train, "add_s": t_add,
+                   "recall_sdc": recall_at(I, gt, k),
+                   "recall_rerank": {str(c): r for c, r in rr.items()}}
+            res["recurrent"].append(row)
+            print(f"[binary] RBE{d}x{nb}: recall@{k} SDC {row['recall_sdc']:.4f}, re-ranked "
+                  + ", ".join(f"{c}: {r:.4f}" for c, r in rr.items())
+                  + f" (train {t_train:.1f} s, add {t_add:.1f} s)", flush=True)
+        # the factory path with float re-ranking (same numbers expected as above at k_factor * k candidates)
+        if 2 in args.bits:
+            fidx = nearly.index_factory(d, f"RBE{d}x2,RFlat", nearly.METRIC_INNER_PRODUCT)
+            fidx.train(xb)
+            fidx.add(xb)
+            _, I = fidx.search(xq, k, params=nearly.IndexRefineSearchParameters(k_factor=10))
+            res["factory_RBE_x2_RFlat_kfactor10_recall"] = recall_at(I, gt, k)
+            print(f"[binary] index_factory('RBE{d}x2,RFlat'), k_factor=10: recall@{k} "
+                  f"{res['factory_RBE_x2_RFlat_kfactor10_recall']:.4f}", flush=True)
+
+        # faiss 1-bit sign codes (plain sign of the raw embedding), Hamming
+        sb, sq = np.packbits(xb > 0, axis=1), np.packbits(xq > 0, axis=1)
+        fb = faiss.IndexBinaryFlat(d)
+        fb.add(sb)
+        _, I = fb.search(sq, cmax)
+        rr = self._rerank_recalls(xq, xb, I, gt, k, args.candidates)
+        res["faiss_sign"] = {"code_bytes": d // 8, "bytes_per_vector": d // 8, "recall_hamming": recall_at(I, gt, k),
+                             "recall_rerank": {str(c): r for c, r in rr.items()}}
+        print(f"[binary] faiss sign codes: recall@{k} {res['faiss_sign']['recall_hamming']:.4f}, re-ranked "
+              + ", ".join(f"{c}: {r:.4f}" for c, r in rr.items()), flush=True)
+
+        # faiss PQ (ADC) at comparable bytes
+        for M in args.pq:
+            pq = faiss.IndexPQ(d, M, 8, faiss.METRIC_INNER_PRODUCT)
+            t0 = time.perf_counter(); pq.train(xb[:20000]); t_train = time.perf_counter() - t0
+            pq.add(xb)
+            _, I = pq.search(xq, cmax)
+            rr = self._rerank_recalls(xq, xb, I, gt, k, args.candidates)
+            faiss.omp_set_num_threads(1)
+            qs = xq[:args.scan_queries]
+            t = interleaved({"pq": lambda: pq.search(qs, k)}, max(1, args.repeats // 2))["pq"]
+            faiss.omp_set_num_threads(args.threads)
+            row = {"M": M, "code_bytes": M, "bytes_per_vector": M, "train_s_20k": t_train,
+                   "recall": recall_at(I, gt, k), "recall_rerank": {str(c): r for c, r in rr.items()},
+                   "search_codes_per_s_1thread": len(qs) * n / statistics.median(t)}
+            res["faiss_pq"].append(row)
+            print(f"[binary] faiss PQ{M}x8: recall@{k} {row['recall']:.4f}, re-ranked 100: "
+                  f"{rr.get(100, float('nan')):.4f}; 1-thread search {row['search_codes_per_s_1thread']:.3g} codes/s",
+                  flush=True)
+
+        # single-thread scan speed
+        nearly.omp_set_num_threads(1)
+        faiss.omp_set_num_threads(1)
+        qs = xq[:args.scan_queries]
+        level0 = nearly.simd_level()
+        for nb, index in indexes.items():
+            codes = index.codes
+            qc = index.binarizer.encode(qs)
+            cs = index.code_size
+            reps = len(qs)
+            fns = {}
+            for lv in ("avx2", "avx512"):
+                if lv in nearly.simd_levels_supported():
+                    def f(lv=lv):
+                        nearly.set_simd_level(lv)
+                        try:
+                            return nearly.sdc_scan_timed(qc, codes, d, nb, False, 1)
+                        finally:
+                            nearly.set_simd_level(level0)
+                    fns[f"sdc_lut_{lv}_kernel"] = f
+            if nearly.sdc_popcount_native():
+                fns["popcount_avx512_kernel"] = lambda: nearly.sdc_scan_timed(qc, codes, d, nb, True, 1)
+            fns["sdc_search_k10"] = lambda: index.search(qs, k)
+            def pop_search():
+                index.use_popcount = True
+                try:
+                    t0 = time.perf_counter()
+                    index.search(qs, k)
+                    return time.perf_counter() - t0
+                finally:
+                    index.use_popcount = False
+            if nearly.sdc_popcount_native():
+                fns["popcount_search_k10"] = pop_search
+            # 1-bit Hamming at the same bytes per code (random codes: the scan cost does not depend on the bits)
+            hb = np.ascontiguousarray(codes)
+            hq = np.ascontiguousarray(qc)
+            fflat = faiss.IndexBinaryFlat(cs * 8)
+            fflat.add(hb)
+            nflat = nearly.IndexBinaryFlat(cs * 8)
+            nflat.add(hb)
+            fns["faiss_IndexBinaryFlat_k10"] = lambda: fflat.search(hq, k)
+            fns["nearly_IndexBinaryFlat_k10"] = lambda: nflat.search(hq, k)
+            t = interleaved(fns, args.repeats)
+            row = {"bits_per_dim": nb, "code_bytes": cs, "queries": reps, "n": n,
+                   "times_s": t, "codes_per_s": {name: reps * n / statistics.median(v) for name, v in t.items()},
+                   "popcount_kernel": "AVX-512 BITALG vpopcntb on the blocked layout",
+                   "nearly_IndexBinaryFlat_kernel": "AVX-512 VPOPCNTDQ" if nearly.hamming_vpopcntdq_native() else "popcnt"}
+            cps = row["codes_per_s"]
+            row["sdc_search_vs_faiss_flat"] = cps["sdc_search_k10"] / cps["faiss_IndexBinaryFlat_k10"]
+            res["scan"].append(row)
+            print(f"[binary] scan {cs} B/code, 1 thread: " + ", ".join(f"{nm} {v:.3g}" for nm, v in cps.items()),
+                  flush=True)
+        nearly.omp_set_num_threads(args.threads)
+        return res
+
+    def report(self, results):
+        p = results["params"]
+        lines = [f"recall@{p['k']} vs exact float search ({p['nq']} queries, {p['n']} x {p['d']})",
+                 f"{'codes':<22} {'bytes/vec':>9} {'no rerank':>9} " + " ".join(f"{'rr' + str(c):>7}" for c in p["candidates"])]
+        for r in results["recurrent"]:
+            lines.append(f"{'RBE%dx%d (SDC)' % (p['d'], r['bits_per_dim']):<22} {r['bytes_per_vector']:>9} "
+                         f"{r['recall_sdc']:>9.4f} " + " ".join(f"{r['recall_rerank'][str(c)]:>7.4f}" for c in p["candidates"]))
+        fs = results["faiss_sign"]
+        lines.append(f"{'faiss sign (Hamming)':<22} {fs['bytes_per_vector']:>9} {fs['recall_hamming']:>9.4f} "
+                     + " ".join(f"{fs['recall_rerank'][str(c)]:>7.4f}" for c in p["candidates"]))
+        for r in results["faiss_pq"]:
+            lines.append(f"{'faiss PQ%dx8 (ADC)' % r['M']:<22} {r['bytes_per_vector']:>9} {r['recall']:>9.4f} "
+                         + " ".join(f"{r['recall_rerank'][str(c)]:>7.4f}" for c in p["candidates"]))
+        lines.append("")
+        lines.append("single-thread scan speed, million codes / s (median)")
+        for r in results["scan"]:
+            lines.append(f"  {r['bits_per_dim']} bits/dim ({r['code_bytes']} B/code): "
+                         + ", ".join(f"{k} {v / 1e6:.1f}" for k, v in r["codes_per_s"].items()))
+        return "\n".join(lines)
+
+    def plot(self, results, path):
+        p = results["params"]
+
+        def recall_panel(ax):
+            cs = p["candidates"]
+            for r in results["recurrent"]:
+                ax.plot([p["k"]] + cs, [r["recall_sdc"]] + [r["recall_rerank"][str(c)] for c in cs], marker="o",
+                        label=f"RBE x{r['bits_per_dim']} ({r['code_bytes']} B)")
+            fs = results["faiss_sign"]
+            ax.plot([p["k"]] + cs, [fs["recall_hamming"]] + [fs["recall_rerank"][str(c)] for c in cs], marker="s",
+                    ls="--", label=f"faiss sign Hamming ({fs['code_bytes']} B)")
+            for r in results["faiss_pq"]:
+                ax.plot([p["k"]] + cs, [r["recall"]] + [r["recall_rerank"][str(c)] for c in cs], marker="^", ls=":",
+                        label=f"faiss PQ{r['M']} ({r['M']} B)")
+            ax.set_xscale("log")
+            ax.axhline(0.97, color="grey", ls=":", lw=1)
+            ax.axhline(0.70, color="grey", ls=":", lw=1)
+            ax.set_xlabel("candidates re-ranked on float vectors (10 = none)")
+            ax.set_ylabel(f"recall@{p['k']}")
+            ax.set_title("(a) recall vs re-ranking depth", fontsize=10)
+            ax.legend(fontsize=6)
+            ax.grid(alpha=0.3)
+
+        names = sorted({k for r in results["scan"] for k in r["codes_per_s"]})
+        panels = [recall_panel, lambda ax: plot_bars(
+            ax, [f"{r['bits_per_dim']} bit ({r['code_bytes']} B)" for r in results["scan"]],
+            {nm: [r["codes_per_s"].get(nm, 0) / 1e6 for r in results["scan"]] for nm in names},
+            "million codes / s / core", "(b) scan speed, 1 thread", fmt="{:.0f}")]
+        env = results["environment"]
+        sup = (f"binary codes on {os.path.basename(results['data'])} | {env['cpu_model']} ({env['nproc']} cpus) | "
+               f"load {env['loadavg_at_start']} -> {env['loadavg_at_end']} | {env['date']}")
         save_figure(panels, path, suptitle=sup)
 
 

@@ -1,6 +1,11 @@
 import os
 import sys
 
+# numpy's OpenBLAS spins a thread per core; on a small shared machine that
+# makes LAPACK calls (the BEBR trainer's SVDs) several times slower. One BLAS
+# thread is plenty for test-sized problems. Set before numpy is imported.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 import numpy as np
 import pytest
 

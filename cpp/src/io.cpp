@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <memory>
 
+#include "nearly/binary_recurrent.h"
 #include "nearly/flat.h"
 #include "nearly/hnsw.h"
 #include "nearly/idmap.h"
@@ -81,6 +82,7 @@ IndexPtr read_tagged(Reader& r, const std::string& tag) {
     if (tag == "IDMap2") return IndexIDMap::read_body(r, true);
     if (tag == "PreTransform") return IndexPreTransform::read_body(r);
     if (tag == "RefineFlat") return IndexRefineFlat::read_body(r);
+    if (tag == "BinaryRecurrent") return IndexBinaryRecurrent::read_body(r);
     if (tag == "IVFFlat") return IndexIVFFlat::read_body(r);
     if (tag == "IVFPQ") return IndexIVFPQ::read_body(r);
     if (tag == "PQ") return IndexPQ::read_body(r);
@@ -90,29 +92,35 @@ IndexPtr read_tagged(Reader& r, const std::string& tag) {
         r.check(kind == int(HNSWStorage::SQ8) || kind == int(HNSWStorage::FP16), "bad HNSW storage kind");
         return IndexHNSWFlat::read_body(r, HNSWStorage(kind));
     }
+    if (tag == "binary")
+        throw CorruptData("cannot read index: this is a binary index; use read_index_binary / deserialize_index_binary");
     throw CorruptData("cannot read index: unknown index type '" + printable(tag) + "'");
 }
 }  // namespace
 
-std::vector<uint8_t> serialize_index(const Index& index) {
-    Writer payload;
-    write_index_payload(index, payload);
-    std::vector<uint8_t>& body = payload.buffer();
+std::vector<uint8_t> frame_payload(const std::vector<uint8_t>& body) {
     Writer out;
+    out.buffer().reserve(kHeaderSize + body.size() + 8);
     out.bytes(kMagic, 8);
     out.pod<uint32_t>(kFormatVersion);
     out.pod<uint32_t>(0);
     out.pod<uint64_t>(body.size());
-    out.buffer().reserve(kHeaderSize + body.size() + 8);
     out.bytes(body.data(), body.size());
     out.pod<uint64_t>(checksum64(out.buffer().data(), out.buffer().size()));  // header and payload
     return std::move(out.buffer());
 }
 
-IndexPtr deserialize_index(const uint8_t* data, size_t n, bool read_only) {
+std::vector<uint8_t> serialize_index(const Index& index) {
+    Writer payload;
+    write_index_payload(index, payload);
+    return frame_payload(payload.buffer());
+}
+
+Reader unframe_payload(const uint8_t* data, size_t n) {
     if (n < kHeaderSize + 8 || std::memcmp(data, kMagic, 8) != 0) {
         if (n >= 4 && (std::memcmp(data, "IxFI", 4) == 0 || std::memcmp(data, "IxF2", 4) == 0 ||
-                       std::memcmp(data, "IxFl", 4) == 0 || std::memcmp(data, "IxM", 3) == 0))
+                       std::memcmp(data, "IxFl", 4) == 0 || std::memcmp(data, "IxM", 3) == 0 ||
+                       std::memcmp(data, "IBxF", 4) == 0 || std::memcmp(data, "IBMp", 4) == 0))
             throw CorruptData("cannot read index: this looks like a faiss index file; nearly reads its own format");
         throw CorruptData(n < kHeaderSize + 8 ? "cannot read index: data too short (truncated?)"
                                               : "cannot read index: not a nearly index (bad magic)");
@@ -132,7 +140,11 @@ IndexPtr deserialize_index(const uint8_t* data, size_t n, bool read_only) {
     uint64_t stored;
     std::memcpy(&stored, body + size, 8);
     if (stored != checksum64(data, kHeaderSize + size)) throw CorruptData("cannot read index: checksum mismatch (corrupt data)");
-    Reader r(body, size);
+    return Reader(body, size);
+}
+
+IndexPtr deserialize_index(const uint8_t* data, size_t n, bool read_only) {
+    Reader r = unframe_payload(data, n);
     r.read_only = read_only;
     IndexPtr index;
     try {
@@ -146,15 +158,16 @@ IndexPtr deserialize_index(const uint8_t* data, size_t n, bool read_only) {
     return index;
 }
 
-void write_index(const Index& index, const std::string& path) {
-    std::vector<uint8_t> bytes = serialize_index(index);
+void write_file_bytes(const std::string& path, const std::vector<uint8_t>& bytes) {
     std::unique_ptr<FILE, FileCloser> f(std::fopen(path.c_str(), "wb"));
     if (!f) throw std::runtime_error("could not open " + path + " for writing: " + std::strerror(errno));
     if (std::fwrite(bytes.data(), 1, bytes.size(), f.get()) != bytes.size())
         throw std::runtime_error("could not write " + path + ": " + std::strerror(errno));
 }
 
-IndexPtr read_index(const std::string& path, bool read_only) {
+void write_index(const Index& index, const std::string& path) { write_file_bytes(path, serialize_index(index)); }
+
+std::vector<uint8_t> read_file_bytes(const std::string& path) {
     std::unique_ptr<FILE, FileCloser> f(std::fopen(path.c_str(), "rb"));
     if (!f) {
         if (errno == ENOENT) throw FileMissing("could not open " + path + " for reading: No such file or directory");
@@ -165,6 +178,11 @@ IndexPtr read_index(const std::string& path, bool read_only) {
     size_t got;
     while ((got = std::fread(buf, 1, sizeof(buf), f.get())) > 0) bytes.insert(bytes.end(), buf, buf + got);
     if (std::ferror(f.get())) throw std::runtime_error("could not read " + path + ": " + std::strerror(errno));
+    return bytes;
+}
+
+IndexPtr read_index(const std::string& path, bool read_only) {
+    std::vector<uint8_t> bytes = read_file_bytes(path);
     return deserialize_index(bytes.data(), bytes.size(), read_only);
 }
 

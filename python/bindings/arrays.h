@@ -92,3 +92,9 @@ inline idx_t as_k(py::handle k) {
 }
 
 }  // namespace nearly_py
+
+namespace nearly_py {
+// (n, code_size) uint8 codes: another dtype is a TypeError (like faiss), another width an InvalidArgument.
+py::array_t<uint8_t, py::array::c_style | py::array::forcecast> as_codes(py::handle obj, size_t code_size,
+                                                                        const char* what);
+}  // namespace nearly_py

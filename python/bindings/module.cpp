@@ -20,6 +20,8 @@ void bind_kmeans(py::module_& m);
 void bind_ivf(py::module_& m);
 void bind_pq(py::module_& m);
 void bind_gpu(py::module_& m);
+void bind_binary(py::module_& m);
+void bind_binary_flat(py::module_& m);
 }  // namespace nearly_py
 
 #if defined(NEARLY_WITH_CUDA)
@@ -130,4 +132,6 @@ PYBIND11_MODULE(_nearly, m) {
     bind_ivf(m);
     bind_pq(m);
     bind_gpu(m);
+    bind_binary(m);
+    bind_binary_flat(m);
 }

@@ -13,6 +13,14 @@ from ._nearly import (  # noqa: F401  (explicit for readers and linters)
     IndexFlatIP,
     IndexFlatL2,
     IndexIVF,
+    IndexBinary,
+    IndexBinaryFlat,
+    IndexBinaryIDMap,
+    knn_hamming,
+    read_index_binary,
+    write_index_binary,
+    serialize_index_binary,
+    deserialize_index_binary,
     IndexIVFFlat,
     IndexIVFPQ,
     IndexPQ,
@@ -30,8 +38,9 @@ from ._nearly import (  # noqa: F401  (explicit for readers and linters)
     deserialize_index,
     serialize_index,
 )
-from .factory import index_factory  # noqa: F401
+from .factory import index_binary_factory, index_factory  # noqa: F401
 from .persistence import deserialize_index, read_index, serialize_index, write_index  # noqa: F401,F811
+from .binary import IndexBinaryRecurrent, RecurrentBinarizer  # noqa: F401
 from .kmeans import Kmeans  # noqa: F401
 from .compat import downcast_index, extract_index_ivf, vector_to_array  # noqa: F401
 from .insertion_order import insertion_order, local_intrinsic_dimensionality  # noqa: F401
@@ -75,3 +84,10 @@ def _reduce_index(index):
 
 
 Index.__reduce__ = _reduce_index
+
+
+def _reduce_index_binary(index):
+    return deserialize_index_binary, (serialize_index_binary(index).tobytes(),)
+
+
+IndexBinary.__reduce__ = _reduce_index_binary

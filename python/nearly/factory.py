@@ -27,6 +27,9 @@ INDEXES = [
     (re.compile(r"IVF(\d+),PQ(\d+)(?:x(\d+))?(?:np)?"), lambda m, d, metric: _nearly.IndexIVFPQ(
         _nearly.IndexFlat(d, metric), d, int(m.group(1)), int(m.group(2)), int(m.group(3) or 8), metric)),
     (re.compile(r"HNSW(\d+)(,Flat)?"), lambda m, d, metric: _nearly.IndexHNSWFlat(d, int(m.group(1)), metric)),
+    # BEBR recurrent binary codes: RBE{m}x{bits_per_dim}, scored by SDC.
+    (re.compile(r"RBE(\d+)x(\d+)"), lambda m, d, metric: _nearly.IndexBinaryRecurrent(
+        d, int(m.group(1)), int(m.group(2)), metric)),
     (re.compile(r"HNSW(\d+),SQ(8|fp16)"), lambda m, d, metric: _nearly.IndexHNSWSQ(
         d, _nearly.ScalarQuantizer.QT_8bit if m.group(2) == "8" else _nearly.ScalarQuantizer.QT_fp16,
         int(m.group(1)), metric)),
@@ -93,4 +96,31 @@ def index_factory(d, description, metric=_nearly.METRIC_L2):
         index = refine(index)
     if wrapper is not None:
         index = wrapper(index)
+    return index
+
+
+# Binary (1-bit, Hamming) indexes: faiss's index_binary_factory strings.
+BINARY_INDEXES = [
+    (re.compile(r"BFlat"), lambda m, d: _nearly.IndexBinaryFlat(d)),
+]
+
+
+def index_binary_factory(d, description):
+    """Builds a binary index from a faiss description: ``"BFlat"``, ``"IDMap,BFlat"``."""
+    if not isinstance(description, str):
+        raise TypeError("index_binary_factory: description must be a str")
+    parts = [p.strip() for p in description.split(",")]
+    wrap = None
+    if len(parts) > 1 and parts[0] in ("IDMap", "IDMap2"):
+        wrap = parts.pop(0)
+    main = ",".join(parts)
+    for regex, build in BINARY_INDEXES:
+        m = regex.fullmatch(main)
+        if m:
+            index = build(m, int(d))
+            break
+    else:
+        raise RuntimeError(f"index_binary_factory: description {description!r} did not generate an index")
+    if wrap is not None:
+        index = _nearly.IndexBinaryIDMap(index)
     return index

@@ -94,6 +94,13 @@ class Reader {
 void write_index_payload(const Index& index, Writer& w);
 IndexPtr read_index_payload(Reader& r);
 
+// The framing shared by every serialized family: header + payload + checksum.
+std::vector<uint8_t> frame_payload(const std::vector<uint8_t>& payload);
+// Checks magic, version, size and checksum; returns a reader over the payload.
+Reader unframe_payload(const uint8_t* data, size_t n);
+std::vector<uint8_t> read_file_bytes(const std::string& path);
+void write_file_bytes(const std::string& path, const std::vector<uint8_t>& bytes);
+
 std::vector<uint8_t> serialize_index(const Index& index);
 IndexPtr deserialize_index(const uint8_t* data, size_t n, bool read_only = false);
 void write_index(const Index& index, const std::string& path);

@@ -1,0 +1,84 @@
+// faiss's 1-bit binary indexes: codes of d bits (d % 8 == 0) as uint8 rows of
+// code_size = d / 8 bytes, Hamming distances as int32, missing results as
+// (2147483647, -1). IndexBinaryFlat scans exhaustively (hamming.h);
+// IndexBinaryIDMap maps caller ids around any binary index.
+#pragma once
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "nearly/index.h"
+
+namespace nearly {
+
+class Writer;
+class Reader;
+
+struct IndexBinary {
+    int d;          // bits
+    int code_size;  // bytes
+    idx_t ntotal = 0;
+    bool is_trained = true;
+    MetricType metric_type = METRIC_L2;
+    bool read_only = false;
+
+    explicit IndexBinary(int d);
+    virtual ~IndexBinary() = default;
+    virtual std::string type_name() const = 0;
+    virtual void add(idx_t n, const uint8_t* x) = 0;
+    virtual void add_with_ids(idx_t n, const uint8_t* x, const idx_t* ids);
+    virtual void search(idx_t n, const uint8_t* x, idx_t k, int32_t* D, idx_t* I,
+                        const SearchParameters* params = nullptr) const = 0;
+    virtual void reconstruct(idx_t key, uint8_t* out) const;
+    virtual size_t remove_ids(const IDSelector& sel);
+    virtual void reset() = 0;
+    virtual void write_body(Writer& w) const = 0;
+    void check_writable() const;
+
+   protected:
+    mutable SharedMutex rw_mutex_;
+};
+
+using IndexBinaryPtr = std::shared_ptr<IndexBinary>;
+
+struct IndexBinaryFlat : IndexBinary {
+    explicit IndexBinaryFlat(int d);
+    std::string type_name() const override { return "BFlat"; }
+    void add(idx_t n, const uint8_t* x) override;
+    void search(idx_t n, const uint8_t* x, idx_t k, int32_t* D, idx_t* I,
+                const SearchParameters* params = nullptr) const override;
+    void reconstruct(idx_t key, uint8_t* out) const override;
+    size_t remove_ids(const IDSelector& sel) override;  // compacts, later ids shift down
+    void reset() override;
+    void write_body(Writer& w) const override;
+    static std::unique_ptr<IndexBinaryFlat> read_body(Reader& r);
+    const std::vector<uint8_t>& codes() const { return xb_; }
+
+   private:
+    std::vector<uint8_t> xb_;
+};
+
+struct IndexBinaryIDMap : IndexBinary {
+    IndexBinaryPtr index;
+    explicit IndexBinaryIDMap(IndexBinaryPtr index);
+    std::string type_name() const override { return "BIDMap"; }
+    void add(idx_t n, const uint8_t* x) override;  // not implemented, like faiss
+    void add_with_ids(idx_t n, const uint8_t* x, const idx_t* ids) override;
+    void search(idx_t n, const uint8_t* x, idx_t k, int32_t* D, idx_t* I,
+                const SearchParameters* params = nullptr) const override;
+    size_t remove_ids(const IDSelector& sel) override;
+    void reset() override;
+    void write_body(Writer& w) const override;
+    static std::unique_ptr<IndexBinaryIDMap> read_body(Reader& r);
+    std::vector<idx_t> ids() const;
+
+   private:
+    std::vector<idx_t> id_map_;
+};
+
+std::vector<uint8_t> serialize_index_binary(const IndexBinary& index);
+IndexBinaryPtr deserialize_index_binary(const uint8_t* data, size_t n, bool read_only = false);
+void write_index_binary(const IndexBinary& index, const std::string& path);
+IndexBinaryPtr read_index_binary(const std::string& path, bool read_only = false);
+
+}  // namespace nearly

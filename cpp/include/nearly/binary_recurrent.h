@@ -1,0 +1,102 @@
+// Recurrent binary embeddings (BEBR, Gan et al. KDD 2023) and the index that
+// scores them with Symmetric Distance Calculation (binary_sdc.h).
+//
+// Encoder, for a float vector x (d dims) into m dims x nb = u + 1 bit planes:
+//     b_0 = sign((x - mean) W)                       W: d x m
+//     for i = 1..u:  f = b B_i + c_i                 B_i: m x d   (decode of the code so far)
+//                    d_i = sign((x - f) R_i + r_i)   R_i: d x m   (binarize the residual)
+//                    b  = b + 2^-i d_i
+// sign(0) = +1. The maps are learned by the trainer (numpy, nearly.binary):
+// centering, PCA + ITQ-style rotation for W, least squares for B_i / R_i.
+// decode(b) = b D + e (least-squares decoder). alpha: <x - mean, y - mean> ~
+// alpha^2 <b_x, b_y>.
+#pragma once
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "nearly/binary_sdc.h"
+#include "nearly/index.h"
+
+namespace nearly {
+
+class Reader;
+
+struct RecurrentEncoder {
+    int d, m, nb;
+    bool is_trained = false;
+    float alpha = 1;
+    std::vector<float> mean;        // d
+    std::vector<float> Wt;          // m x d (W transposed)
+    std::vector<std::vector<float>> Bt, Bc, Rt, Rc;  // per step 1..u: d x m, d, m x d, m
+    std::vector<float> Dt, Dc;      // d x m, d
+
+    RecurrentEncoder(int d, int m, int nb);
+    size_t code_size() const { return sdc_code_size(m, nb); }
+
+    // Natural orientations (row-major): W d x m, B[i] m x d, c[i] d, R[i] d x m,
+    // r[i] m, D m x d, e d; B / c / R / r hold u = nb - 1 entries.
+    void set_params(const std::vector<float>& mean, const std::vector<float>& W, float alpha,
+                    const std::vector<std::vector<float>>& B, const std::vector<std::vector<float>>& c,
+                    const std::vector<std::vector<float>>& R, const std::vector<std::vector<float>>& r,
+                    const std::vector<float>& D, const std::vector<float>& e);
+    void train(idx_t n, const float* x);  // through the registered trainer
+    void encode(idx_t n, const float* x, uint8_t* codes) const;  // all threads
+    void decode(idx_t n, const uint8_t* codes, float* out) const;
+
+    void write(class Writer& w) const;
+    static std::shared_ptr<RecurrentEncoder> read(Reader& r);
+};
+
+// The trainer fits an encoder's maps on n training vectors. The Python
+// package registers its numpy trainer at import.
+using RecurrentTrainer = std::function<void(RecurrentEncoder& enc, idx_t n, const float* x)>;
+void set_recurrent_trainer(RecurrentTrainer trainer);
+
+struct IndexBinaryRecurrent : Index {
+    std::shared_ptr<RecurrentEncoder> encoder;
+    // Scan with the bit-plane popcount kernel instead of the nibble LUT
+    // (same scores; for benchmarks).
+    bool use_popcount = false;
+
+    IndexBinaryRecurrent(int d, int m, int nb, MetricType metric = METRIC_INNER_PRODUCT);
+
+    std::string type_name() const override { return "BinaryRecurrent"; }
+    void train(idx_t n, const float* x) override;
+    void add(idx_t n, const float* x) override;
+    void add_with_ids(idx_t n, const float* x, const idx_t* ids) override;
+    // D: the SDC estimate of the inner product (descending) or squared L2
+    // (ascending): alpha^2 4^-u S plus exact per-vector / per-query terms of
+    // the centering.
+    void search(idx_t n, const float* x, idx_t k, float* D, idx_t* I,
+                const SearchParameters* params = nullptr) const override;
+    void reconstruct(idx_t key, float* out) const override;  // decode of the vector with id key
+    size_t remove_ids(const IDSelector& sel) override;
+    void reset() override;
+    bool has_native_ids() const override { return true; }
+    void write_body(Writer& w) const override;
+    static std::unique_ptr<IndexBinaryRecurrent> read_body(Reader& r);
+
+    size_t code_size() const { return encoder->code_size(); }
+    std::vector<uint8_t> codes() const;  // canonical codes, ntotal x code_size
+    std::vector<idx_t> ids() const;
+    // Raw SDC integer scores S of n query vectors against every stored code.
+    void sdc_scores(idx_t n, const float* x, int32_t* out) const;
+
+   private:
+    void add_codes(idx_t n, const float* x, const idx_t* ids);
+    std::vector<uint8_t> blocks_;
+    std::vector<float> vterm_;  // per-vector term: <x, mean> (IP) or |x|^2 - 2 <x, mean> (L2)
+    std::vector<idx_t> ids_;
+    // The pre-filter's per-vector offsets (search), rebuilt when the stored
+    // vectors or the score scale change.
+    std::shared_ptr<const std::vector<int32_t>> offsets(float a) const;
+    uint64_t generation_ = 0;  // bumped by every write
+    mutable std::mutex off_mutex_;
+    mutable std::shared_ptr<const std::vector<int32_t>> off_;
+    mutable float off_a_ = 0;
+    mutable uint64_t off_gen_ = ~uint64_t(0);
+};
+
+}  // namespace nearly

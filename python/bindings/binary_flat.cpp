@@ -1,0 +1,148 @@
+// faiss's 1-bit binary indexes: IndexBinaryFlat, IndexBinaryIDMap,
+// knn_hamming and their I/O.
+#include <pybind11/pybind11.h>
+
+#include "arrays.h"
+#include "selector_arg.h"
+#include "nearly/binary_flat.h"
+#include "nearly/hamming.h"
+#include "nearly/io.h"
+
+namespace nearly_py {
+
+using namespace nearly;
+using U8Array = py::array_t<uint8_t, py::array::c_style | py::array::forcecast>;
+
+namespace {
+
+const SearchParameters* params_of(py::handle params) {
+    if (params.is_none()) return nullptr;
+    try {
+        return py::cast<const SearchParameters*>(params);
+    } catch (const py::cast_error&) {
+        throw InvalidArgument("params must be a SearchParameters object");
+    }
+}
+
+std::string fspath(py::handle p) {
+    try {
+        return py::cast<std::string>(py::module_::import("os").attr("fspath")(p));
+    } catch (const py::error_already_set&) {
+        throw InvalidArgument("the file name must be a str or os.PathLike");
+    }
+}
+
+}  // namespace
+
+void bind_binary_flat(py::module_& m) {
+    py::class_<IndexBinary, std::shared_ptr<IndexBinary>>(m, "IndexBinary")
+        .def_readonly("d", &IndexBinary::d)
+        .def_readonly("code_size", &IndexBinary::code_size)
+        .def_readonly("ntotal", &IndexBinary::ntotal)
+        .def_readonly("is_trained", &IndexBinary::is_trained)
+        .def_property_readonly("metric_type", [](const IndexBinary& i) { return int(i.metric_type); })
+        .def("train", [](IndexBinary& self, py::handle x) { as_codes(x, self.code_size, "codes"); }, py::arg("x"))
+        .def("add", [](IndexBinary& self, py::handle x_obj) {
+            U8Array x = as_codes(x_obj, self.code_size, "codes");
+            py::gil_scoped_release release;
+            self.add(x.shape(0), x.data());
+        }, py::arg("x"))
+        .def("add_with_ids", [](IndexBinary& self, py::handle x_obj, py::handle ids_obj) {
+            U8Array x = as_codes(x_obj, self.code_size, "codes");
+            IdArray ids = as_ids(ids_obj, x.shape(0), "ids");
+            py::gil_scoped_release release;
+            self.add_with_ids(x.shape(0), x.data(), ids.data());
+        }, py::arg("x"), py::arg("ids"))
+        .def("search", [](const IndexBinary& self, py::handle x_obj, py::handle k_obj, py::handle params) {
+            U8Array x = as_codes(x_obj, self.code_size, "codes");
+            idx_t k = as_k(k_obj);
+            idx_t n = x.shape(0);
+            const SearchParameters* p = params_of(params);
+            py::array_t<int32_t> D({n, k});
+            py::array_t<idx_t> I({n, k});
+            {
+                py::gil_scoped_release release;
+                self.search(n, x.data(), k, D.mutable_data(), I.mutable_data(), p);
+            }
+            return py::make_tuple(D, I);
+        }, py::arg("x"), py::arg("k"), py::kw_only(), py::arg("params") = py::none(),
+           "k nearest codes by Hamming distance: (D int32 (n, k), I int64 (n, k)).")
+        .def("reconstruct", [](const IndexBinary& self, idx_t key) {
+            py::array_t<uint8_t> out(self.code_size);
+            self.reconstruct(key, out.mutable_data());
+            return out;
+        }, py::arg("key"))
+        .def("reconstruct_n", [](const IndexBinary& self, idx_t n0, idx_t ni) {
+            if (ni == -1) ni = self.ntotal - n0;
+            if (ni < 0 || n0 < 0 || n0 + ni > self.ntotal) throw OutOfRange("reconstruct_n: bad range");
+            py::array_t<uint8_t> out({ni, idx_t(self.code_size)});
+            for (idx_t i = 0; i < ni; i++) self.reconstruct(n0 + i, out.mutable_data() + i * self.code_size);
+            return out;
+        }, py::arg("n0") = 0, py::arg("ni") = -1)
+        .def("remove_ids", [](IndexBinary& self, py::handle what) {
+            std::shared_ptr<IDSelector> sel = selector_or_ids(what);
+            py::gil_scoped_release release;
+            return self.remove_ids(*sel);
+        }, py::arg("sel"))
+        .def("reset", [](IndexBinary& self) { self.reset(); })
+        .def("__repr__", [](const IndexBinary& i) {
+            return "<nearly." + py::str(py::type::of(py::cast(&i)).attr("__name__")).cast<std::string>() +
+                   " d=" + std::to_string(i.d) + " ntotal=" + std::to_string(i.ntotal) + ">";
+        });
+
+    py::class_<IndexBinaryFlat, IndexBinary, std::shared_ptr<IndexBinaryFlat>>(m, "IndexBinaryFlat")
+        .def(py::init<int>(), py::arg("d"))
+        .def_property_readonly("xb", [](const IndexBinaryFlat& self) {
+            const auto& c = self.codes();
+            return py::array_t<uint8_t>(c.size(), c.data());
+        });
+    py::class_<IndexBinaryIDMap, IndexBinary, std::shared_ptr<IndexBinaryIDMap>>(m, "IndexBinaryIDMap")
+        .def(py::init<IndexBinaryPtr>(), py::arg("index"))
+        .def_readonly("index", &IndexBinaryIDMap::index)
+        .def_property_readonly("id_map", [](const IndexBinaryIDMap& self) {
+            std::vector<idx_t> ids = self.ids();
+            py::array_t<idx_t> out(ids.size());
+            std::copy(ids.begin(), ids.end(), out.mutable_data());
+            return out;
+        });
+
+    m.def("knn_hamming", [](py::handle xq_obj, py::handle xb_obj, py::handle k_obj, const std::string& variant) {
+        U8Array xq = to_array<U8Array>(xq_obj, "xq");
+        if (xq.ndim() != 2) throw InvalidArgument("xq must be a 2-D uint8 array");
+        U8Array xq2 = as_codes(xq_obj, xq.shape(1), "xq");
+        U8Array xb = as_codes(xb_obj, xq.shape(1), "xb");
+        idx_t k = as_k(k_obj);
+        if (variant != "hc" && variant != "mc") throw InvalidArgument("variant must be 'hc' or 'mc'");
+        idx_t nq = xq2.shape(0);
+        py::array_t<int32_t> D({nq, k});
+        py::array_t<idx_t> I({nq, k});
+        {
+            py::gil_scoped_release release;
+            knn_hamming(xq2.data(), nq, xb.data(), xb.shape(0), xq2.shape(1), k, D.mutable_data(), I.mutable_data());
+        }
+        return py::make_tuple(D, I);
+    }, py::arg("xq"), py::arg("xb"), py::arg("k"), py::arg("variant") = "hc",
+       "k nearest codes of xb for each row of xq by Hamming distance: (D int32, I int64).");
+
+    m.def("write_index_binary", [](const IndexBinary& index, py::handle path) {
+        std::string p = fspath(path);
+        py::gil_scoped_release release;
+        write_index_binary(index, p);
+    }, py::arg("index"), py::arg("fname"));
+    m.def("read_index_binary", [](py::handle path, int io_flags) {
+        std::string p = fspath(path);
+        py::gil_scoped_release release;
+        return read_index_binary(p, (io_flags & (2 | 8)) != 0);
+    }, py::arg("fname"), py::arg("io_flags") = 0);
+    m.def("serialize_index_binary", [](const IndexBinary& index) {
+        std::vector<uint8_t> bytes = serialize_index_binary(index);
+        return py::array_t<uint8_t>(bytes.size(), bytes.data());
+    }, py::arg("index"));
+    m.def("deserialize_index_binary", [](py::handle data) {
+        ByteArray a = as_bytes(data);
+        py::gil_scoped_release release;
+        return deserialize_index_binary(a.data(), a.shape(0));
+    }, py::arg("data"));
+}
+
+}  // namespace nearly_py
