@@ -148,15 +148,25 @@ void FdeEncoder::project_set(size_t r, const float* transposed, size_t n, float*
     // does; the inner loop runs across points, so it vectorizes without
     // reordering any sum.
     for (size_t c = 0; c < B; c++) {
-        float* o = out + c * n;
+        float* __restrict o = out + c * n;
         std::fill(o, o + n, 0.f);
         for (uint32_t e = start[c]; e < start[c + 1]; e++) {
             const float sign = ams_sign_[e];
-            const float* col = transposed + size_t(ams_input_[e]) * n;
+            const float* __restrict col = transposed + size_t(ams_input_[e]) * n;
             for (size_t p = 0; p < n; p++) o[p] += sign * col[p];
         }
     }
 }
+
+namespace {
+// Inline: the portable build has no popcnt instruction, and __builtin_popcount
+// then calls into libgcc once per (point, empty partition).
+inline int popcount32(uint32_t v) {
+    v = v - ((v >> 1) & 0x55555555u);
+    v = (v & 0x33333333u) + ((v >> 2) & 0x33333333u);
+    return int((((v + (v >> 4)) & 0x0f0f0f0fu) * 0x01010101u) >> 24);
+}
+}  // namespace
 
 void FdeEncoder::encode_one(FdeEncoding encoding, const float* points, size_t n_points, float* out,
                             Scratch& s) const {
@@ -223,7 +233,7 @@ void FdeEncoder::encode_one(FdeEncoding encoding, const float* points, size_t n_
                 size_t nearest = 0;
                 int best = 64;
                 for (size_t p = 0; p < n_points; p++) {
-                    const int dist = __builtin_popcount(s.words[p * R + r] ^ target);
+                    const int dist = popcount32(s.words[p * R + r] ^ target);
                     if (dist < best) {
                         best = dist;
                         nearest = p;
