@@ -13,19 +13,26 @@ TRANSFORMS = [
     (re.compile(r"L2norm"), lambda m, d: (_nearly.NormalizationTransform(d), d)),
 ]
 
+
+def _coarse(hnsw_m, d, metric):
+    """The coarse quantizer of IVF{n}[_HNSW{M}]: exact, or an HNSW graph over
+    the centroids (faster assignment when nlist is large)."""
+    return _nearly.IndexFlat(d, metric) if hnsw_m is None else _nearly.IndexHNSWFlat(d, int(hnsw_m), metric)
+
+
 # main description (the rest of the string) -> builder(match, d, metric)
 INDEXES = [
     (re.compile(r"Flat"), lambda m, d, metric: _nearly.IndexFlat(d, metric)),
-    (re.compile(r"IVF(\d+),Flat"), lambda m, d, metric: _nearly.IndexIVFFlat(
-        _nearly.IndexFlat(d, metric), d, int(m.group(1)), metric)),
+    (re.compile(r"IVF(\d+)(?:_HNSW(\d+))?,Flat"), lambda m, d, metric: _nearly.IndexIVFFlat(
+        _coarse(m.group(2), d, metric), d, int(m.group(1)), metric)),
     # PQ{M}[x{nbits}][np]: nbits 8 by default, like faiss. faiss also runs
     # polysemous training (a reordering of the centroids for Hamming
     # filtering, which plain ADC searches do not use) unless "np" is given;
     # nearly never does, so "np" changes nothing here.
     (re.compile(r"PQ(\d+)(?:x(\d+))?(?:np)?"), lambda m, d, metric: _nearly.IndexPQ(
         d, int(m.group(1)), int(m.group(2) or 8), metric)),
-    (re.compile(r"IVF(\d+),PQ(\d+)(?:x(\d+))?(?:np)?"), lambda m, d, metric: _nearly.IndexIVFPQ(
-        _nearly.IndexFlat(d, metric), d, int(m.group(1)), int(m.group(2)), int(m.group(3) or 8), metric)),
+    (re.compile(r"IVF(\d+)(?:_HNSW(\d+))?,PQ(\d+)(?:x(\d+))?(?:np)?"), lambda m, d, metric: _nearly.IndexIVFPQ(
+        _coarse(m.group(2), d, metric), d, int(m.group(1)), int(m.group(3)), int(m.group(4) or 8), metric)),
     (re.compile(r"HNSW(\d+)(,Flat)?"), lambda m, d, metric: _nearly.IndexHNSWFlat(d, int(m.group(1)), metric)),
     # BEBR recurrent binary codes: RBE{m}x{bits_per_dim}, scored by SDC.
     (re.compile(r"RBE(\d+)x(\d+)"), lambda m, d, metric: _nearly.IndexBinaryRecurrent(
