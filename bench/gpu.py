@@ -1,6 +1,7 @@
 """GPU benchmarks, run on a machine with a CUDA device.
 
-    python bench/gpu.py flat select --data .devdata --out bench/results
+    python bench/gpu.py --make-slice ../shared/data .devdata   # here, once (git-ignored)
+    python bench/gpu.py flat select ivf graph fde binary --data .devdata --out bench/results   # on the GPU
 
 Data: the real MiniLM embeddings (../shared/data, or a slice of them copied to
 --data) tiled to --n vectors with small Gaussian noise (sigma 0.05 per
@@ -43,6 +44,31 @@ def load(data_dir, n, nq, seed=0):
         return torch.nn.functional.normalize(out, dim=1).contiguous()
 
     return tile(base, n), tile(queries, nq)
+
+
+def load_doc_tokens(data_dir, n_docs=1000):
+    """Token vectors and lengths of the first n_docs documents: from a slice
+    made by --make-slice, or from the full multi-vector file."""
+    if os.path.exists(os.path.join(data_dir, "doc_tokens.npy")):
+        return (np.load(os.path.join(data_dir, "doc_tokens.npy")).astype(np.float32),
+                np.load(os.path.join(data_dir, "doc_lengths.npy")).astype(np.int64))
+    z = np.load(os.path.join(data_dir, "pypi-minilm-tokens-6k.npz"))
+    lengths, nq = z["lengths"].astype(np.int64), int(z["nq"])
+    start = int(lengths[:nq].sum())
+    docs = lengths[nq:nq + n_docs]
+    return z["vectors"][start:start + int(docs.sum())].astype(np.float32), docs
+
+
+def make_slice(data_dir, out_dir):
+    """The slice of ../shared/data that fits the device machine's 64 MiB
+    transfer: 50k base vectors, the queries, 1,000 documents' tokens."""
+    os.makedirs(out_dir, exist_ok=True)
+    z = np.load(os.path.join(data_dir, "pypi-minilm-100k.npz"))
+    np.save(os.path.join(out_dir, "base60k.npy"), z["base"][:50000])
+    np.save(os.path.join(out_dir, "queries.npy"), z["queries"])
+    tok, lens = load_doc_tokens(data_dir)
+    np.save(os.path.join(out_dir, "doc_tokens.npy"), tok.astype(np.float16))
+    np.save(os.path.join(out_dir, "doc_lengths.npy"), lens)
 
 
 def timed(fn, repeat=3):
@@ -374,8 +400,7 @@ def suite_fde(args, xb, xq, out):
     import torch
     import nearly
     from nearly import gpu
-    tok = np.load(os.path.join(args.data, "doc_tokens.npy")).astype(np.float32)
-    lens = np.load(os.path.join(args.data, "doc_lengths.npy")).astype(np.int64)
+    tok, lens = load_doc_tokens(args.data)
     reps = 100
     rng = np.random.default_rng(0)
     x = np.tile(tok, (reps, 1))
@@ -512,6 +537,9 @@ SUITES = {"binary": suite_binary, "flat": suite_flat, "select": suite_select, "i
 
 
 def main():
+    if len(sys.argv) == 4 and sys.argv[1] == "--make-slice":
+        make_slice(sys.argv[2], sys.argv[3])
+        return
     ap = argparse.ArgumentParser()
     ap.add_argument("suites", nargs="+", choices=sorted(SUITES))
     ap.add_argument("--data", default=os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data"))
