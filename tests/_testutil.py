@@ -169,3 +169,14 @@ def assert_range_equiv(got, ref, atol, radius):
             assert abs(dd - radius) <= atol, f"query {q}: id {i} (d={dd}) differs, radius {radius}"
         for i in set(g) & set(r):
             assert abs(g[i] - r[i]) <= atol, f"query {q}: id {i}: {g[i]} vs {r[i]}"
+
+
+def clustered(rng, n, d, nclusters=50, scale=3.0, spread=0.3):
+    """Gaussian clusters (float32): data with neighbours worth finding."""
+    centers = rng.standard_normal((nclusters, d)).astype(np.float32) * scale
+    return (centers[rng.integers(0, nclusters, n)] + spread * rng.standard_normal((n, d))).astype(np.float32)
+
+
+def recall_at(I, gt, k):
+    """Mean fraction of the true top k found in the first k of each row."""
+    return float(np.mean([len(set(a[:k]) & set(b[:k])) / k for a, b in zip(I, gt)]))

@@ -4,23 +4,14 @@ import numpy as np
 import pytest
 
 import nearly
-from _testutil import brute_force
-
-
-def clustered(rng, n, d, nclusters=100):
-    centers = rng.standard_normal((nclusters, d)).astype(np.float32) * 2
-    return (centers[rng.integers(0, nclusters, n)] + 0.5 * rng.standard_normal((n, d))).astype(np.float32)
-
-
-def recall(I, gt, k):
-    return float(np.mean([len(set(a[:k]) & set(b[:k])) / k for a, b in zip(I, gt)]))
+from _testutil import brute_force, clustered, recall_at as recall
 
 
 @pytest.fixture(scope="module")
 def graph():
     rng = np.random.default_rng(5)
-    xb = clustered(rng, 20000, 48)
-    xq = clustered(rng, 500, 48)
+    xb = clustered(rng, 20000, 48, nclusters=100, scale=2.0, spread=0.5)
+    xq = clustered(rng, 500, 48, nclusters=100, scale=2.0, spread=0.5)
     cpu = nearly.IndexHNSWFlat(48, 16)
     cpu.hnsw.efConstruction = 100
     cpu.add(xb)

@@ -3,17 +3,7 @@ import numpy as np
 import pytest
 
 import nearly
-from _testutil import brute_force
-
-
-def clustered(rng, n, d, nclusters=50, spread=0.3):
-    centers = rng.standard_normal((nclusters, d)).astype(np.float32) * 3
-    lab = rng.integers(0, nclusters, n)
-    return (centers[lab] + spread * rng.standard_normal((n, d))).astype(np.float32)
-
-
-def recall(I, gt, k):
-    return float(np.mean([len(set(a[:k]) & set(b[:k])) / k for a, b in zip(I, gt)]))
+from _testutil import brute_force, clustered, recall_at as recall
 
 
 @pytest.fixture(scope="module")
