@@ -11,6 +11,7 @@
 #include "nearly/distance.h"
 #include "nearly/io.h"
 #include "nearly/parallel.h"
+#include "nearly/scalar_quantizer.h"
 #include "nearly/simd.h"
 #include "nearly/topk.h"
 
@@ -80,46 +81,7 @@ float quantize(const float* x, size_t d, int8_t* code) {
     return amax / 127.f;
 }
 
-// IEEE half precision, round to nearest even; portable (no F16C needed).
-uint16_t float_to_half(float f) {
-    uint32_t x;
-    std::memcpy(&x, &f, 4);
-    uint32_t sign = (x >> 16) & 0x8000, e = (x >> 23) & 0xff, m = x & 0x7fffff;
-    if (e == 0xff) return uint16_t(sign | 0x7c00 | (m ? 0x200 : 0));
-    int exp = int(e) - 127 + 15;
-    if (exp >= 31) return uint16_t(sign | 0x7c00);
-    if (exp <= 0) {
-        if (exp < -10) return uint16_t(sign);
-        m |= 0x800000;
-        uint32_t shift = uint32_t(14 - exp);
-        uint32_t h = m >> shift, rem = m & ((1u << shift) - 1), half = 1u << (shift - 1);
-        if (rem > half || (rem == half && (h & 1))) h++;
-        return uint16_t(sign | h);
-    }
-    uint32_t h = (uint32_t(exp) << 10) | (m >> 13), rem = m & 0x1fff;
-    if (rem > 0x1000 || (rem == 0x1000 && (h & 1))) h++;
-    return uint16_t(sign | h);
-}
-
-float half_to_float(uint16_t h) {
-    uint32_t sign = uint32_t(h & 0x8000) << 16, e = (h >> 10) & 0x1f, m = h & 0x3ff, x;
-    if (e == 0) {
-        if (m == 0) {
-            x = sign;
-        } else {
-            int shift = 0;
-            while (!(m & 0x400)) { m <<= 1; shift++; }
-            x = sign | (uint32_t(127 - 15 + 1 - shift) << 23) | ((m & 0x3ff) << 13);
-        }
-    } else if (e == 31) {
-        x = sign | 0x7f800000 | (m << 13);
-    } else {
-        x = sign | ((e - 15 + 127) << 23) | (m << 13);
-    }
-    float f;
-    std::memcpy(&f, &x, 4);
-    return f;
-}
+// float <-> half: float_to_half / half_to_float (nearly/scalar_quantizer.h).
 
 }  // namespace
 

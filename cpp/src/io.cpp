@@ -9,7 +9,9 @@
 #include "nearly/hnsw.h"
 #include "nearly/idmap.h"
 #include "nearly/index_pq.h"
+#include "nearly/index_sq.h"
 #include "nearly/ivf_flat.h"
+#include "nearly/ivf_sq.h"
 #include "nearly/ivfpq.h"
 #include "nearly/refine.h"
 #include "nearly/transform.h"
@@ -86,6 +88,8 @@ IndexPtr read_tagged(Reader& r, const std::string& tag) {
     if (tag == "IVFFlat") return IndexIVFFlat::read_body(r);
     if (tag == "IVFPQ") return IndexIVFPQ::read_body(r);
     if (tag == "PQ") return IndexPQ::read_body(r);
+    if (tag == "ScalarQuantizer") return IndexScalarQuantizer::read_body(r);
+    if (tag == "IVFScalarQuantizer") return IndexIVFScalarQuantizer::read_body(r);
     if (tag == "HNSWFlat") return IndexHNSWFlat::read_body(r, HNSWStorage::Flat);
     if (tag == "HNSWSQ") {
         int kind = r.pod<int32_t>();

@@ -63,11 +63,8 @@ void bind_hnsw(py::module_& m) {
         .def_property_readonly("hnsw", [](std::shared_ptr<IndexHNSWFlat> self) { return HNSWView{self}; })
         .def("memory_bytes", &IndexHNSWFlat::memory_bytes, "Bytes held by the vectors, codes, links and id map.");
 
-    // faiss's ScalarQuantizer.QuantizerType values, for IndexHNSWSQ.
-    struct ScalarQuantizerNames {};
-    py::class_<ScalarQuantizerNames> sq(m, "ScalarQuantizer");
-    sq.attr("QT_8bit") = 0;
-    sq.attr("QT_fp16") = 4;
+    // qtype: faiss's ScalarQuantizer.QuantizerType values (the ScalarQuantizer
+    // class is bound in sq.cpp).
     py::class_<IndexHNSWSQ, IndexHNSWFlat, std::shared_ptr<IndexHNSWSQ>>(m, "IndexHNSWSQ")
         .def(py::init([](int d, int qtype, int M, int metric) {
                  if (qtype != 0 && qtype != 4)

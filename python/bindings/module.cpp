@@ -19,6 +19,7 @@ void bind_multivector(py::module_& m);
 void bind_kmeans(py::module_& m);
 void bind_ivf(py::module_& m);
 void bind_pq(py::module_& m);
+void bind_sq(py::module_& m);
 void bind_gpu(py::module_& m);
 void bind_binary(py::module_& m);
 void bind_binary_flat(py::module_& m);
@@ -131,6 +132,7 @@ PYBIND11_MODULE(_nearly, m) {
     bind_kmeans(m);
     bind_ivf(m);
     bind_pq(m);
+    bind_sq(m);
     bind_gpu(m);
     bind_binary(m);
     bind_binary_flat(m);

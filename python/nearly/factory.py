@@ -8,6 +8,10 @@ import re
 
 from . import _nearly
 
+def _sq_qtype(name):
+    return _nearly.ScalarQuantizer.QT_8bit if name == "8" else _nearly.ScalarQuantizer.QT_fp16
+
+
 # transform token -> builder(d_in) returning (VectorTransform, d_out)
 TRANSFORMS = [
     (re.compile(r"L2norm"), lambda m, d: (_nearly.NormalizationTransform(d), d)),
@@ -33,6 +37,10 @@ INDEXES = [
         d, int(m.group(1)), int(m.group(2) or 8), metric)),
     (re.compile(r"IVF(\d+)(?:_HNSW(\d+))?,PQ(\d+)(?:x(\d+))?(?:np)?"), lambda m, d, metric: _nearly.IndexIVFPQ(
         _coarse(m.group(2), d, metric), d, int(m.group(1)), int(m.group(3)), int(m.group(4) or 8), metric)),
+    # Scalar quantizers: SQ8 (8 bits per dimension, per-dimension ranges) and SQfp16.
+    (re.compile(r"SQ(8|fp16)"), lambda m, d, metric: _nearly.IndexScalarQuantizer(d, _sq_qtype(m.group(1)), metric)),
+    (re.compile(r"IVF(\d+)(?:_HNSW(\d+))?,SQ(8|fp16)"), lambda m, d, metric: _nearly.IndexIVFScalarQuantizer(
+        _coarse(m.group(2), d, metric), d, int(m.group(1)), _sq_qtype(m.group(3)), metric)),
     (re.compile(r"HNSW(\d+)(,Flat)?"), lambda m, d, metric: _nearly.IndexHNSWFlat(d, int(m.group(1)), metric)),
     # BEBR recurrent binary codes: RBE{m}x{bits_per_dim}, scored by SDC.
     (re.compile(r"RBE(\d+)x(\d+)"), lambda m, d, metric: _nearly.IndexBinaryRecurrent(

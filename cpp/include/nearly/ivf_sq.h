@@ -1,0 +1,35 @@
+// faiss's IndexIVFScalarQuantizer: the IVF family whose code is the
+// ScalarQuantizer code of the residual x - centroid (by_residual, faiss's
+// default) or of x itself. The scan decodes a chunk of codes and scores it
+// with the SIMD row kernels:
+//   L2: ||q - c - r||^2 = ||(q - c) - r||^2: the query's residual per list;
+//   IP: <q, c + r> = <q, c> + <q, r>: the coarse score plus one inner product.
+#pragma once
+#include <memory>
+
+#include "nearly/ivf.h"
+#include "nearly/scalar_quantizer.h"
+
+namespace nearly {
+
+struct IndexIVFScalarQuantizer : IndexIVF {
+    ScalarQuantizer sq;
+
+    IndexIVFScalarQuantizer(IndexPtr quantizer, int d, size_t nlist, ScalarQuantizer::QuantizerType qtype,
+                            MetricType metric = METRIC_L2, bool by_residual = true);
+
+    std::string type_name() const override { return "IVFScalarQuantizer"; }
+    void write_body(Writer& w) const override;
+    static std::unique_ptr<IndexIVFScalarQuantizer> read_body(Reader& r);
+
+   protected:
+    void encode_vectors(idx_t n, const float* x, const idx_t* list_nos, uint8_t* codes) const override;
+    void decode_vector(size_t list_no, const uint8_t* code, float* out) const override;
+    void train_encoder(idx_t n, const float* x, const idx_t* assign) override;
+    // faiss trains the codec on all the training vectors (no subsampling).
+    idx_t train_encoder_num_vectors() const override { return sq.needs_training() ? idx_t(1) << 35 : 0; }
+    bool encoder_trained() const override { return sq.is_trained(); }
+    std::unique_ptr<InvertedListScanner> get_scanner() const override;
+};
+
+}  // namespace nearly

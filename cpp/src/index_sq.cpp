@@ -1,0 +1,162 @@
+#include "nearly/index_sq.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <mutex>
+
+#include "nearly/io.h"
+#include "nearly/parallel.h"
+#include "nearly/simd.h"
+#include "nearly/topk.h"
+
+namespace nearly {
+
+namespace {
+constexpr size_t kQueriesPerTask = 8;
+constexpr size_t kCodeBlock = 1024;  // codes decoded at a time, shared by the task's queries
+}  // namespace
+
+IndexScalarQuantizer::IndexScalarQuantizer(int d, ScalarQuantizer::QuantizerType qtype, MetricType metric)
+    : Index(d, metric), sq(size_t(d), qtype) {
+    is_trained = sq.is_trained();  // faiss: fp16 needs no training
+}
+
+void IndexScalarQuantizer::train(idx_t n, const float* x) {
+    check_writable();
+    NEARLY_CHECK_ARG(n >= 0, "n must be non-negative");
+    check_finite(x, size_t(n) * d, "training data");
+    std::unique_lock<SharedMutex> lk(rw_mutex_);
+    if (sq.needs_training()) {
+        NEARLY_CHECK_ARG(n > 0, "IndexScalarQuantizer: cannot train on 0 vectors");
+        sq.train(size_t(n), x);
+    }
+    is_trained = true;
+}
+
+void IndexScalarQuantizer::add(idx_t n, const float* x) {
+    check_writable();
+    if (!is_trained) throw NotSupported("Error: 'is_trained' failed");
+    check_add_args(n, x);
+    if (n == 0) return;
+    std::vector<uint8_t> codes(size_t(n) * sq.code_size);
+    sq.compute_codes(x, codes.data(), size_t(n));  // outside the lock: searches go on
+    std::unique_lock<SharedMutex> lk(rw_mutex_);
+    codes_.insert(codes_.end(), codes.begin(), codes.end());
+    ntotal += n;
+    if (verbose) std::printf("IndexScalarQuantizer::add: added %lld vectors\n", (long long)n);
+}
+
+void IndexScalarQuantizer::search(idx_t n, const float* x, idx_t k, float* D, idx_t* I,
+                                  const SearchParameters* params) const {
+    check_search_args(n, x, k);
+    if (!is_trained) throw NotSupported("Error: 'is_trained' failed");
+    const IDSelector* sel = params ? params->sel.get() : nullptr;
+    std::shared_lock<SharedMutex> lk(rw_mutex_);
+    const size_t dd = d, kk = k, nb = size_t(ntotal), cs = sq.code_size;
+    const bool ip = metric_type == METRIC_INNER_PRODUCT;
+    const float pad = missing_distance(metric_type);
+    const SimdKernels& K = simd();
+    InterruptPoll poll;
+    parallel_for((size_t(n) + kQueriesPerTask - 1) / kQueriesPerTask, [&](size_t t) {
+        const size_t q0 = t * kQueriesPerTask, q1 = std::min(size_t(n), q0 + kQueriesPerTask);
+        std::vector<float> dec(kCodeBlock * dd), buf(kCodeBlock);
+        for (size_t q = q0; q < q1; q++) TopK::init(D + q * kk, I + q * kk, kk);  // L2, or the negated IP
+        for (size_t j0 = 0; j0 < nb; j0 += kCodeBlock) {
+            const size_t m = std::min(kCodeBlock, nb - j0);
+            sq.decode(codes_.data() + j0 * cs, dec.data(), m);
+            for (size_t q = q0; q < q1; q++) {
+                float* Dq = D + q * kk;
+                idx_t* Iq = I + q * kk;
+                if (ip)
+                    K.inner_products_ny(x + q * dd, dec.data(), dd, m, buf.data());
+                else
+                    K.l2sqr_ny(x + q * dd, dec.data(), dd, m, buf.data());
+                for (size_t j = 0; j < m; j++) {
+                    const float s = ip ? -buf[j] : buf[j];
+                    if (s > Dq[0] || (sel && !sel->is_member(idx_t(j0 + j)))) continue;
+                    TopK::push(Dq, Iq, kk, s, idx_t(j0 + j));
+                }
+            }
+        }
+        for (size_t q = q0; q < q1; q++) {
+            float* Dq = D + q * kk;
+            idx_t* Iq = I + q * kk;
+            TopK::sort(Dq, Iq, kk);
+            for (size_t i = 0; i < kk; i++) Dq[i] = Iq[i] < 0 ? pad : (ip ? -Dq[i] : Dq[i]);
+        }
+        poll();
+    });
+}
+
+void IndexScalarQuantizer::reconstruct(idx_t key, float* out) const {
+    std::shared_lock<SharedMutex> lk(rw_mutex_);
+    if (key < 0 || key >= ntotal) throw OutOfRange("key " + std::to_string(key) + " not found");
+    sq.decode(codes_.data() + size_t(key) * sq.code_size, out, 1);
+}
+
+// Like faiss's IndexFlatCodes: the kept codes move down, ids are renumbered.
+size_t IndexScalarQuantizer::remove_ids(const IDSelector& sel) {
+    check_writable();
+    std::unique_lock<SharedMutex> lk(rw_mutex_);
+    const size_t cs = sq.code_size;
+    size_t keep = 0;
+    for (size_t i = 0; i < size_t(ntotal); i++) {
+        if (sel.is_member(idx_t(i))) continue;
+        if (keep != i) std::memmove(&codes_[keep * cs], &codes_[i * cs], cs);
+        keep++;
+    }
+    const size_t removed = size_t(ntotal) - keep;
+    codes_.resize(keep * cs);
+    ntotal = idx_t(keep);
+    return removed;
+}
+
+void IndexScalarQuantizer::reset() {
+    check_writable();
+    std::unique_lock<SharedMutex> lk(rw_mutex_);
+    codes_.clear();
+    ntotal = 0;
+}
+
+std::vector<uint8_t> IndexScalarQuantizer::get_codes() const {
+    std::shared_lock<SharedMutex> lk(rw_mutex_);
+    return codes_;
+}
+
+void IndexScalarQuantizer::write_body(Writer& w) const {
+    std::shared_lock<SharedMutex> lk(rw_mutex_);
+    w.pod<int32_t>(d);
+    w.pod<int32_t>(metric_type);
+    w.pod<int32_t>(sq.qtype);
+    w.pod<uint8_t>(is_trained);
+    w.vec(sq.trained);
+    w.pod<int64_t>(ntotal);
+    w.vec(codes_);
+}
+
+std::unique_ptr<IndexScalarQuantizer> IndexScalarQuantizer::read_body(Reader& r) {
+    const int d = r.pod<int32_t>();
+    const int metric = r.pod<int32_t>();
+    const int qtype = r.pod<int32_t>();
+    const uint8_t trained = r.pod<uint8_t>();
+    r.check(d > 0 && (metric == METRIC_L2 || metric == METRIC_INNER_PRODUCT) && ScalarQuantizer::valid_qtype(qtype) &&
+                trained <= 1,
+            "bad ScalarQuantizer header");
+    auto index = std::make_unique<IndexScalarQuantizer>(d, ScalarQuantizer::QuantizerType(qtype), MetricType(metric));
+    std::vector<float> t = r.vec<float>();
+    r.check(t.empty() || t.size() == 2 * size_t(d), "ScalarQuantizer ranges do not match d");
+    r.check(!trained || !index->sq.needs_training() || t.size() == 2 * size_t(d),
+            "ScalarQuantizer marked trained without ranges");
+    index->sq.trained = std::move(t);
+    index->is_trained = trained;
+    const idx_t ntotal = r.pod<int64_t>();
+    index->codes_ = r.vec<uint8_t>();
+    r.check(ntotal >= 0 && index->codes_.size() == size_t(ntotal) * index->sq.code_size,
+            "ScalarQuantizer code count does not match ntotal");
+    r.check(ntotal == 0 || trained, "ScalarQuantizer holds codes but is not trained");
+    index->ntotal = ntotal;
+    return index;
+}
+
+}  // namespace nearly

@@ -1,0 +1,144 @@
+#include "nearly/ivf_sq.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <mutex>
+
+#include "nearly/io.h"
+#include "nearly/parallel.h"
+#include "nearly/simd.h"
+
+namespace nearly {
+
+namespace {
+struct IVFSQScanner : InvertedListScanner {
+    const IndexIVFScalarQuantizer& ix;
+    const SimdKernels& K = simd();
+    const size_t d;
+    const bool ip, residual;
+    std::vector<float> qres, centroid;
+    mutable std::vector<float> dec;
+    const float* q = nullptr;
+    const float* qeff = nullptr;
+    float dis0 = 0.f;
+
+    explicit IVFSQScanner(const IndexIVFScalarQuantizer& ix)
+        : ix(ix), d(size_t(ix.d)), ip(ix.metric_type == METRIC_INNER_PRODUCT), residual(ix.by_residual) {
+        if (residual && !ip) {
+            qres.resize(d);
+            centroid.resize(d);
+        }
+    }
+    void set_query(const float* x) override {
+        q = x;
+        qeff = x;
+        dis0 = 0.f;
+    }
+    void set_list(size_t list_no, float coarse_dis) override {
+        if (!residual) return;
+        if (ip) {
+            dis0 = coarse_dis;  // <q, c>
+        } else {
+            ix.quantizer->reconstruct(idx_t(list_no), centroid.data());
+            for (size_t j = 0; j < d; j++) qres[j] = q[j] - centroid[j];
+            qeff = qres.data();
+        }
+    }
+    void distances(size_t n, const uint8_t* codes, float* out) const override {
+        if (dec.size() < n * d) dec.resize(n * d);
+        ix.sq.decode(codes, dec.data(), n);
+        if (ip)
+            K.inner_products_ny(qeff, dec.data(), d, n, out);
+        else
+            K.l2sqr_ny(qeff, dec.data(), d, n, out);
+        if (dis0 != 0.f)
+            for (size_t j = 0; j < n; j++) out[j] += dis0;
+    }
+};
+}  // namespace
+
+IndexIVFScalarQuantizer::IndexIVFScalarQuantizer(IndexPtr quantizer_, int d, size_t nlist_,
+                                                 ScalarQuantizer::QuantizerType qtype, MetricType metric,
+                                                 bool by_residual_)
+    : IndexIVF(std::move(quantizer_), d, nlist_, 0, metric), sq(size_t(d), qtype) {
+    code_size = sq.code_size;
+    by_residual = by_residual_;
+    refresh_trained();
+}
+
+void IndexIVFScalarQuantizer::encode_vectors(idx_t n, const float* x, const idx_t* list_nos, uint8_t* codes) const {
+    const size_t dd = d;
+    std::vector<float> centroids;
+    if (by_residual) {
+        centroids.resize(nlist * dd);
+        quantizer->reconstruct_n(0, idx_t(nlist), centroids.data());
+    }
+    constexpr size_t kBlock = 256;
+    InterruptPoll poll;
+    parallel_for((size_t(n) + kBlock - 1) / kBlock, [&](size_t t) {
+        std::vector<float> r(dd);
+        for (size_t i = t * kBlock; i < std::min(size_t(n), (t + 1) * kBlock); i++) {
+            uint8_t* code = codes + i * code_size;
+            const float* xi = x + i * dd;
+            if (list_nos[i] < 0) {  // not stored (see add_core)
+                std::memset(code, 0, code_size);
+                continue;
+            }
+            if (by_residual) {
+                const float* c = centroids.data() + size_t(list_nos[i]) * dd;
+                for (size_t j = 0; j < dd; j++) r[j] = xi[j] - c[j];
+                xi = r.data();
+            }
+            sq.encode(xi, code);
+        }
+        poll();
+    });
+}
+
+void IndexIVFScalarQuantizer::decode_vector(size_t list_no, const uint8_t* code, float* out) const {
+    sq.decode(code, out, 1);
+    if (!by_residual) return;
+    std::vector<float> c(d);
+    quantizer->reconstruct(idx_t(list_no), c.data());
+    for (int j = 0; j < d; j++) out[j] += c[j];
+}
+
+void IndexIVFScalarQuantizer::train_encoder(idx_t n, const float* x, const idx_t*) {
+    if (verbose) std::printf("training scalar quantizer on %lld vectors in %dD\n", (long long)n, d);
+    NEARLY_CHECK_ARG(n > 0, "IndexIVFScalarQuantizer: cannot train on 0 vectors");
+    sq.train(size_t(n), x);
+}
+
+std::unique_ptr<InvertedListScanner> IndexIVFScalarQuantizer::get_scanner() const {
+    return std::make_unique<IVFSQScanner>(*this);
+}
+
+void IndexIVFScalarQuantizer::write_body(Writer& w) const {
+    std::shared_lock<SharedMutex> lk(rw_mutex_);
+    write_header(w);
+    w.pod<int32_t>(sq.qtype);
+    w.pod<uint8_t>(by_residual);
+    w.vec(sq.trained);
+    write_lists(w, 1);
+}
+
+std::unique_ptr<IndexIVFScalarQuantizer> IndexIVFScalarQuantizer::read_body(Reader& r) {
+    Header h = read_header(r, "IVFScalarQuantizer");
+    const int qtype = r.pod<int32_t>();
+    const uint8_t by_residual = r.pod<uint8_t>();
+    r.check(ScalarQuantizer::valid_qtype(qtype) && by_residual <= 1, "bad IVFScalarQuantizer header");
+    auto index = std::make_unique<IndexIVFScalarQuantizer>(h.quantizer, h.d, h.nlist,
+                                                          ScalarQuantizer::QuantizerType(qtype), h.metric,
+                                                          bool(by_residual));
+    index->nprobe = h.nprobe;
+    std::vector<float> t = r.vec<float>();
+    r.check(t.empty() || t.size() == 2 * size_t(h.d), "IVFScalarQuantizer ranges do not match d");
+    index->sq.trained = std::move(t);
+    index->read_lists(r, 1, h.ntotal, "IVFScalarQuantizer");
+    r.check(h.ntotal == 0 || index->sq.is_trained(), "IVFScalarQuantizer holds codes but is not trained");
+    index->refresh_trained();
+    return index;
+}
+
+}  // namespace nearly

@@ -1,0 +1,102 @@
+// Scalar quantization: ScalarQuantizer (faiss's codec, QT_8bit / QT_fp16),
+// IndexScalarQuantizer, IndexIVFScalarQuantizer.
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include "arrays.h"
+#include "nearly/index_sq.h"
+#include "nearly/ivf_sq.h"
+#include "nearly/scalar_quantizer.h"
+
+namespace nearly_py {
+
+using namespace nearly;
+
+namespace {
+ScalarQuantizer::QuantizerType check_qtype(int qtype, const char* who) {
+    if (!ScalarQuantizer::valid_qtype(qtype))
+        throw NotSupported(std::string(who) + ": qtype " + std::to_string(qtype) +
+                           " not implemented in nearly (ScalarQuantizer.QT_8bit and QT_fp16 are)");
+    return ScalarQuantizer::QuantizerType(qtype);
+}
+
+ScalarQuantizer& sq_of_index(IndexScalarQuantizer& i) { return i.sq; }
+ScalarQuantizer& sq_of_ivf(IndexIVFScalarQuantizer& i) { return i.sq; }
+}  // namespace
+
+void bind_sq(py::module_& m) {
+    // faiss's ScalarQuantizer; QT_8bit / QT_fp16 are faiss's QuantizerType values.
+    py::class_<ScalarQuantizer> sq(m, "ScalarQuantizer");
+    sq.attr("QT_8bit") = int(ScalarQuantizer::QT_8bit);
+    sq.attr("QT_fp16") = int(ScalarQuantizer::QT_fp16);
+    sq.def(py::init([](int d, int qtype) {
+           if (d < 1) throw InvalidArgument("ScalarQuantizer: d must be positive");
+           return ScalarQuantizer(size_t(d), check_qtype(qtype, "ScalarQuantizer"));
+       }),
+       py::arg("d"), py::arg("qtype") = int(ScalarQuantizer::QT_8bit))
+        .def_readonly("d", &ScalarQuantizer::d)
+        .def_readonly("code_size", &ScalarQuantizer::code_size)
+        .def_property_readonly("qtype", [](const ScalarQuantizer& s) { return int(s.qtype); })
+        .def_property_readonly("trained", [](const ScalarQuantizer& s) {
+            py::array_t<float> out(s.trained.size());
+            std::copy(s.trained.begin(), s.trained.end(), out.mutable_data());
+            return out;
+        }, "faiss's layout: vmin[d] then vdiff[d] for QT_8bit (a numpy copy), empty for QT_fp16.")
+        .def("train", [](ScalarQuantizer& s, py::handle x_obj) {
+            FloatArray x = as_matrix(x_obj, int(s.d), "x");
+            py::gil_scoped_release release;
+            s.train(size_t(x.shape(0)), x.data());
+        }, py::arg("x"))
+        .def("compute_codes", [](const ScalarQuantizer& s, py::handle x_obj) {
+            FloatArray x = as_matrix(x_obj, int(s.d), "x");
+            check_finite(x.data(), size_t(x.size()), "x");
+            py::array_t<uint8_t> out({py::ssize_t(x.shape(0)), py::ssize_t(s.code_size)});
+            uint8_t* o = out.mutable_data();
+            py::gil_scoped_release release;
+            s.compute_codes(x.data(), o, size_t(x.shape(0)));
+            return out;
+        }, py::arg("x"))
+        .def("decode", [](const ScalarQuantizer& s, py::handle codes_obj) {
+            auto c = as_codes(codes_obj, s.code_size, "codes");
+            if (!s.is_trained()) throw NotSupported("ScalarQuantizer: not trained");
+            py::array_t<float> out({py::ssize_t(c.shape(0)), py::ssize_t(s.d)});
+            float* o = out.mutable_data();
+            py::gil_scoped_release release;
+            s.decode(c.data(), o, size_t(c.shape(0)));
+            return out;
+        }, py::arg("codes"));
+
+    py::class_<IndexScalarQuantizer, Index, std::shared_ptr<IndexScalarQuantizer>>(m, "IndexScalarQuantizer")
+        .def(py::init([](int d, int qtype, int metric) {
+                 return std::make_shared<IndexScalarQuantizer>(d, check_qtype(qtype, "IndexScalarQuantizer"),
+                                                               MetricType(metric));
+             }),
+             py::arg("d"), py::arg("qtype") = int(ScalarQuantizer::QT_8bit), py::arg("metric") = int(METRIC_L2))
+        .def_property_readonly("sq", &sq_of_index, py::return_value_policy::reference_internal)
+        .def_property_readonly("code_size", &IndexScalarQuantizer::code_size)
+        .def_property_readonly("codes", [](const IndexScalarQuantizer& self) {
+            std::vector<uint8_t> c = self.get_codes();
+            py::array_t<uint8_t> out(c.size());
+            std::copy(c.begin(), c.end(), out.mutable_data());
+            return out;
+        }, "The stored codes, ntotal * code_size bytes (a numpy copy).");
+
+    py::class_<IndexIVFScalarQuantizer, IndexIVF, std::shared_ptr<IndexIVFScalarQuantizer>>(m, "IndexIVFScalarQuantizer")
+        .def(py::init([](IndexPtr quantizer, int d, long long nlist, int qtype, int metric, bool by_residual) {
+                 if (nlist < 1) throw InvalidArgument("IndexIVFScalarQuantizer: nlist must be positive");
+                 return std::make_shared<IndexIVFScalarQuantizer>(quantizer, d, size_t(nlist),
+                                                                  check_qtype(qtype, "IndexIVFScalarQuantizer"),
+                                                                  MetricType(metric), by_residual);
+             }),
+             py::arg("quantizer"), py::arg("d"), py::arg("nlist"), py::arg("qtype") = int(ScalarQuantizer::QT_8bit),
+             py::arg("metric") = int(METRIC_L2), py::arg("by_residual") = true)
+        .def_property_readonly("sq", &sq_of_ivf, py::return_value_policy::reference_internal)
+        .def_property("by_residual", [](const IndexIVFScalarQuantizer& i) { return i.by_residual; },
+                      [](IndexIVFScalarQuantizer& i, bool v) {
+                          if (i.ntotal > 0 && v != i.by_residual)
+                              throw NotSupported("IndexIVFScalarQuantizer: by_residual cannot change once vectors are added");
+                          i.by_residual = v;
+                      });
+}
+
+}  // namespace nearly_py
