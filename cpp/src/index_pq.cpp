@@ -18,7 +18,8 @@ constexpr size_t kQueriesPerTask = 8;
 constexpr size_t kCodeBlock = 4096;
 }  // namespace
 
-IndexPQ::IndexPQ(int d, size_t M, size_t nbits, MetricType metric) : Index(d, metric), pq(size_t(d), M, nbits) {
+IndexPQ::IndexPQ(int d, size_t M, size_t nbits, MetricType metric)
+    : IndexFlatCodes(d, metric), pq(size_t(d), M, nbits) {
     is_trained = false;
 }
 
@@ -29,19 +30,6 @@ void IndexPQ::train(idx_t n, const float* x) {
     pq.verbose = verbose;
     pq.train(size_t(n), x);
     is_trained = true;
-}
-
-void IndexPQ::add(idx_t n, const float* x) {
-    check_writable();
-    if (!is_trained) throw NotSupported("Error: 'is_trained' failed");
-    check_add_args(n, x);
-    if (n == 0) return;
-    std::vector<uint8_t> codes(size_t(n) * pq.code_size);
-    pq.compute_codes(x, codes.data(), size_t(n));  // outside the lock: searches go on
-    std::unique_lock<SharedMutex> lk(rw_mutex_);
-    codes_.insert(codes_.end(), codes.begin(), codes.end());
-    ntotal += n;
-    if (verbose) std::printf("IndexPQ::add: added %lld vectors\n", (long long)n);
 }
 
 void IndexPQ::search(idx_t n, const float* x, idx_t k, float* D, idx_t* I, const SearchParameters* params) const {
@@ -86,41 +74,9 @@ void IndexPQ::search(idx_t n, const float* x, idx_t k, float* D, idx_t* I, const
     });
 }
 
-void IndexPQ::reconstruct(idx_t key, float* out) const {
-    std::shared_lock<SharedMutex> lk(rw_mutex_);
-    if (key < 0 || key >= ntotal) throw OutOfRange("key " + std::to_string(key) + " not found");
-    pq.decode(codes_.data() + size_t(key) * pq.code_size, out);
-}
+void IndexPQ::encode(size_t n, const float* x, uint8_t* codes) const { pq.compute_codes(x, codes, n); }
 
-// Like faiss's IndexFlatCodes: the kept codes move down, so ids are
-// renumbered.
-size_t IndexPQ::remove_ids(const IDSelector& sel) {
-    check_writable();
-    std::unique_lock<SharedMutex> lk(rw_mutex_);
-    const size_t cs = pq.code_size;
-    size_t keep = 0;
-    for (size_t i = 0; i < size_t(ntotal); i++) {
-        if (sel.is_member(idx_t(i))) continue;
-        if (keep != i) std::memmove(&codes_[keep * cs], &codes_[i * cs], cs);
-        keep++;
-    }
-    const size_t removed = size_t(ntotal) - keep;
-    codes_.resize(keep * cs);
-    ntotal = idx_t(keep);
-    return removed;
-}
-
-void IndexPQ::reset() {
-    check_writable();
-    std::unique_lock<SharedMutex> lk(rw_mutex_);
-    codes_.clear();
-    ntotal = 0;
-}
-
-std::vector<uint8_t> IndexPQ::get_codes() const {
-    std::shared_lock<SharedMutex> lk(rw_mutex_);
-    return codes_;
-}
+void IndexPQ::decode(const uint8_t* code, float* out) const { pq.decode(code, out); }
 
 void IndexPQ::write_body(Writer& w) const {
     std::shared_lock<SharedMutex> lk(rw_mutex_);

@@ -18,7 +18,7 @@ constexpr size_t kCodeBlock = 1024;  // codes decoded at a time, shared by the t
 }  // namespace
 
 IndexScalarQuantizer::IndexScalarQuantizer(int d, ScalarQuantizer::QuantizerType qtype, MetricType metric)
-    : Index(d, metric), sq(size_t(d), qtype) {
+    : IndexFlatCodes(d, metric), sq(size_t(d), qtype) {
     is_trained = sq.is_trained();  // faiss: fp16 needs no training
 }
 
@@ -32,19 +32,6 @@ void IndexScalarQuantizer::train(idx_t n, const float* x) {
         sq.train(size_t(n), x);
     }
     is_trained = true;
-}
-
-void IndexScalarQuantizer::add(idx_t n, const float* x) {
-    check_writable();
-    if (!is_trained) throw NotSupported("Error: 'is_trained' failed");
-    check_add_args(n, x);
-    if (n == 0) return;
-    std::vector<uint8_t> codes(size_t(n) * sq.code_size);
-    sq.compute_codes(x, codes.data(), size_t(n));  // outside the lock: searches go on
-    std::unique_lock<SharedMutex> lk(rw_mutex_);
-    codes_.insert(codes_.end(), codes.begin(), codes.end());
-    ntotal += n;
-    if (verbose) std::printf("IndexScalarQuantizer::add: added %lld vectors\n", (long long)n);
 }
 
 void IndexScalarQuantizer::search(idx_t n, const float* x, idx_t k, float* D, idx_t* I,
@@ -89,40 +76,9 @@ void IndexScalarQuantizer::search(idx_t n, const float* x, idx_t k, float* D, id
     });
 }
 
-void IndexScalarQuantizer::reconstruct(idx_t key, float* out) const {
-    std::shared_lock<SharedMutex> lk(rw_mutex_);
-    if (key < 0 || key >= ntotal) throw OutOfRange("key " + std::to_string(key) + " not found");
-    sq.decode(codes_.data() + size_t(key) * sq.code_size, out, 1);
-}
+void IndexScalarQuantizer::encode(size_t n, const float* x, uint8_t* codes) const { sq.compute_codes(x, codes, n); }
 
-// Like faiss's IndexFlatCodes: the kept codes move down, ids are renumbered.
-size_t IndexScalarQuantizer::remove_ids(const IDSelector& sel) {
-    check_writable();
-    std::unique_lock<SharedMutex> lk(rw_mutex_);
-    const size_t cs = sq.code_size;
-    size_t keep = 0;
-    for (size_t i = 0; i < size_t(ntotal); i++) {
-        if (sel.is_member(idx_t(i))) continue;
-        if (keep != i) std::memmove(&codes_[keep * cs], &codes_[i * cs], cs);
-        keep++;
-    }
-    const size_t removed = size_t(ntotal) - keep;
-    codes_.resize(keep * cs);
-    ntotal = idx_t(keep);
-    return removed;
-}
-
-void IndexScalarQuantizer::reset() {
-    check_writable();
-    std::unique_lock<SharedMutex> lk(rw_mutex_);
-    codes_.clear();
-    ntotal = 0;
-}
-
-std::vector<uint8_t> IndexScalarQuantizer::get_codes() const {
-    std::shared_lock<SharedMutex> lk(rw_mutex_);
-    return codes_;
-}
+void IndexScalarQuantizer::decode(const uint8_t* code, float* out) const { sq.decode(code, out, 1); }
 
 void IndexScalarQuantizer::write_body(Writer& w) const {
     std::shared_lock<SharedMutex> lk(rw_mutex_);

@@ -4,35 +4,30 @@
 #include <memory>
 #include <vector>
 
-#include "nearly/index.h"
+#include "nearly/index_flat_codes.h"
 #include "nearly/pq.h"
 
 namespace nearly {
 
 class Reader;
 
-struct IndexPQ : Index {
+struct IndexPQ : IndexFlatCodes {
     ProductQuantizer pq;
 
     IndexPQ(int d, size_t M, size_t nbits, MetricType metric = METRIC_L2);
 
     std::string type_name() const override { return "PQ"; }
     void train(idx_t n, const float* x) override;
-    void add(idx_t n, const float* x) override;
     void search(idx_t n, const float* x, idx_t k, float* D, idx_t* I,
                 const SearchParameters* params = nullptr) const override;
-    void reconstruct(idx_t key, float* out) const override;
-    size_t remove_ids(const IDSelector& sel) override;
-    void reset() override;
     void write_body(Writer& w) const override;
     static std::unique_ptr<IndexPQ> read_body(Reader& r);
 
-    size_t code_size() const { return pq.code_size; }
-    // A copy of the stored codes (ntotal x code_size).
-    std::vector<uint8_t> get_codes() const;
+    size_t code_size() const override { return pq.code_size; }
 
-   private:
-    std::vector<uint8_t> codes_;
+   protected:
+    void encode(size_t n, const float* x, uint8_t* codes) const override;
+    void decode(const uint8_t* code, float* out) const override;
 };
 
 }  // namespace nearly

@@ -1,0 +1,30 @@
+// faiss's IndexFlatCodes: every vector stored as a code of code_size() bytes,
+// one after the other. The families (IndexPQ, IndexScalarQuantizer) say how
+// a vector is encoded and decoded and how codes are scanned; adding,
+// reconstructing, removing and resetting are the same for all of them.
+#pragma once
+#include <vector>
+
+#include "nearly/index.h"
+
+namespace nearly {
+
+struct IndexFlatCodes : Index {
+    IndexFlatCodes(int d, MetricType metric) : Index(d, metric) {}
+
+    virtual size_t code_size() const = 0;
+    // Encodes outside the lock (searches go on), then appends.
+    void add(idx_t n, const float* x) override;
+    void reconstruct(idx_t key, float* out) const override;
+    // The kept codes move down, so ids are renumbered (faiss's behaviour).
+    size_t remove_ids(const IDSelector& sel) override;
+    void reset() override;
+    std::vector<uint8_t> get_codes() const;  // a copy, ntotal x code_size()
+
+   protected:
+    virtual void encode(size_t n, const float* x, uint8_t* codes) const = 0;
+    virtual void decode(const uint8_t* code, float* out) const = 0;
+    std::vector<uint8_t> codes_;
+};
+
+}  // namespace nearly

@@ -1,0 +1,57 @@
+#include "nearly/index_flat_codes.h"
+
+#include <cstdio>
+#include <cstring>
+#include <mutex>
+#include <shared_mutex>
+
+namespace nearly {
+
+void IndexFlatCodes::add(idx_t n, const float* x) {
+    check_writable();
+    if (!is_trained) throw NotSupported("Error: 'is_trained' failed");
+    check_add_args(n, x);
+    if (n == 0) return;
+    std::vector<uint8_t> codes(size_t(n) * code_size());
+    encode(size_t(n), x, codes.data());
+    std::unique_lock<SharedMutex> lk(rw_mutex_);
+    codes_.insert(codes_.end(), codes.begin(), codes.end());
+    ntotal += n;
+    if (verbose) std::printf("Index%s::add: added %lld vectors\n", type_name().c_str(), (long long)n);
+}
+
+void IndexFlatCodes::reconstruct(idx_t key, float* out) const {
+    std::shared_lock<SharedMutex> lk(rw_mutex_);
+    if (key < 0 || key >= ntotal) throw OutOfRange("key " + std::to_string(key) + " not found");
+    decode(codes_.data() + size_t(key) * code_size(), out);
+}
+
+size_t IndexFlatCodes::remove_ids(const IDSelector& sel) {
+    check_writable();
+    std::unique_lock<SharedMutex> lk(rw_mutex_);
+    const size_t cs = code_size();
+    size_t keep = 0;
+    for (size_t i = 0; i < size_t(ntotal); i++) {
+        if (sel.is_member(idx_t(i))) continue;
+        if (keep != i) std::memmove(&codes_[keep * cs], &codes_[i * cs], cs);
+        keep++;
+    }
+    const size_t removed = size_t(ntotal) - keep;
+    codes_.resize(keep * cs);
+    ntotal = idx_t(keep);
+    return removed;
+}
+
+void IndexFlatCodes::reset() {
+    check_writable();
+    std::unique_lock<SharedMutex> lk(rw_mutex_);
+    codes_.clear();
+    ntotal = 0;
+}
+
+std::vector<uint8_t> IndexFlatCodes::get_codes() const {
+    std::shared_lock<SharedMutex> lk(rw_mutex_);
+    return codes_;
+}
+
+}  // namespace nearly
