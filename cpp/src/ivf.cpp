@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstring>
 #include <mutex>
 
 #include "nearly/io.h"
@@ -51,6 +52,36 @@ IndexIVF::IndexIVF(IndexPtr quantizer_, int d, size_t nlist_, size_t code_size_,
     cp.spherical = metric == METRIC_INNER_PRODUCT;
     // Families call refresh_trained() once their encoder exists.
     is_trained = false;
+}
+
+void IndexIVF::encode_each(idx_t n, const float* x, const idx_t* list_nos, uint8_t* codes,
+                           const std::function<void(const float*, uint8_t*)>& encode_one) const {
+    const size_t dd = d;
+    std::vector<float> centroids;
+    if (by_residual) {
+        centroids.resize(nlist * dd);
+        quantizer->reconstruct_n(0, idx_t(nlist), centroids.data());
+    }
+    constexpr size_t kBlock = 256;
+    InterruptPoll poll;
+    parallel_for((size_t(n) + kBlock - 1) / kBlock, [&](size_t t) {
+        std::vector<float> r(dd);
+        for (size_t i = t * kBlock; i < std::min(size_t(n), (t + 1) * kBlock); i++) {
+            uint8_t* code = codes + i * code_size;
+            const float* xi = x + i * dd;
+            if (list_nos[i] < 0) {  // not stored (see add_core)
+                std::memset(code, 0, code_size);
+                continue;
+            }
+            if (by_residual) {
+                const float* c = centroids.data() + size_t(list_nos[i]) * dd;
+                for (size_t j = 0; j < dd; j++) r[j] = xi[j] - c[j];
+                xi = r.data();
+            }
+            encode_one(xi, code);
+        }
+        poll();
+    });
 }
 
 void IndexIVF::refresh_trained() {

@@ -5,6 +5,7 @@
 // (the raw vector, a PQ code, ...) belongs to the family deriving from
 // IndexIVF, which plugs in an encoder and a list scanner.
 #pragma once
+#include <functional>
 #include <memory>
 #include <unordered_map>
 #include <utility>
@@ -90,6 +91,11 @@ struct IndexIVF : Index {
     // Codes of n vectors assigned to list_nos (list_nos[i] >= 0).
     virtual void encode_vectors(idx_t n, const float* x, const idx_t* list_nos, uint8_t* codes) const = 0;
     virtual void decode_vector(size_t list_no, const uint8_t* code, float* out) const = 0;
+    // encode_vectors for codecs that take one vector at a time: each vector
+    // (its residual from its list's centroid when by_residual) goes through
+    // encode_one, in parallel; unassigned vectors (list -1) get zero codes.
+    void encode_each(idx_t n, const float* x, const idx_t* list_nos, uint8_t* codes,
+                     const std::function<void(const float*, uint8_t*)>& encode_one) const;
     // Learns the encoder from (a sample of) the training vectors, residuals
     // when by_residual. Nothing to learn by default.
     virtual void train_encoder(idx_t n, const float* x, const idx_t* assign) {}
