@@ -151,7 +151,8 @@ def _device_matrix(x, d, what, typestr="<f4"):
 def _device_empty(like, shape, dtype):
     if type(like).__module__.startswith("torch"):
         import torch
-        return torch.empty(shape, dtype={np.float32: torch.float32, np.int64: torch.int64}[dtype], device=like.device)
+        return torch.empty(shape, dtype={np.float32: torch.float32, np.int64: torch.int64, np.int32: torch.int32}[dtype],
+                           device=like.device)
     import cupy
     return cupy.empty(shape, dtype=dtype)
 
@@ -592,7 +593,7 @@ class GpuIndexBinaryFlat:
         k = _as_k(k)
         ptr, n, keep = _codes(x, self.code_size, "x")
         if _cai(x) is not None:
-            D = _device_empty_typed(x, (n, k), np.int32)
+            D = _device_empty(x, (n, k), np.int32)
             I = _device_empty(x, (n, k), np.int64)
         else:
             D, I = np.empty((n, k), np.int32), np.empty((n, k), np.int64)
@@ -609,14 +610,6 @@ class GpuIndexBinaryFlat:
         self._index.reset()
 
 
-def _device_empty_typed(like, shape, dtype):
-    if type(like).__module__.startswith("torch"):
-        import torch
-        return torch.empty(shape, dtype={np.int32: torch.int32}[dtype], device=like.device)
-    import cupy
-    return cupy.empty(shape, dtype=dtype)
-
-
 def sdc_knn(res, qcodes, xcodes, m, bits_per_dim, k, device=0):
     """The k best SDC scores (BEBR recurrent codes, canonical layout: bit
     planes of m bits each, m a multiple of 32) of each query code among xcodes,
@@ -628,7 +621,7 @@ def sdc_knn(res, qcodes, xcodes, m, bits_per_dim, k, device=0):
     qp, nq, kq = _codes(qcodes, cs, "qcodes")
     xp, nx, kx = _codes(xcodes, cs, "xcodes")
     if _cai(qcodes) is not None:
-        S = _device_empty_typed(qcodes, (nq, k), np.int32)
+        S = _device_empty(qcodes, (nq, k), np.int32)
         I = _device_empty(qcodes, (nq, k), np.int64)
     else:
         S, I = np.empty((nq, k), np.int32), np.empty((nq, k), np.int64)
