@@ -35,6 +35,7 @@ void IndexPQFastScan::search(idx_t n, const float* x, idx_t k, float* D, idx_t* 
     parallel_for((size_t(n) + kQueriesPerTask - 1) / kQueriesPerTask, [&](size_t t) {
         const size_t q0 = t * kQueriesPerTask, q1 = std::min(size_t(n), q0 + kQueriesPerTask);
         std::vector<PQ4Table> tables(q1 - q0);
+        std::vector<TopKReservoir> found(q1 - q0);
         std::vector<float> tab(ts);
         for (size_t q = q0; q < q1; q++) {
             // Lower is better inside: inner products are negated.
@@ -45,17 +46,19 @@ void IndexPQFastScan::search(idx_t n, const float* x, idx_t k, float* D, idx_t* 
                 pq.compute_distance_table(x + q * dd, tab.data());
             }
             tables[q - q0].set(tab.data(), pq.M);
+            found[q - q0].reset(kk);
             TopK::init(D + q * kk, I + q * kk, kk);
         }
         for (size_t j0 = 0; j0 < nb; j0 += kCodeBlock) {
             const size_t m = std::min(kCodeBlock, nb - j0);
             const uint8_t* codes = codes_.data() + j0 * pq.code_size;
             for (size_t q = q0; q < q1; q++)
-                pq4_scan_into_heap(codes, m, tables[q - q0], 0.f, nullptr, idx_t(j0), sel, D + q * kk, I + q * kk, kk);
+                pq4_scan(codes, m, tables[q - q0], 0.f, nullptr, idx_t(j0), sel, found[q - q0]);
         }
         for (size_t q = q0; q < q1; q++) {
             float* Dq = D + q * kk;
             idx_t* Iq = I + q * kk;
+            found[q - q0].to_heap(Dq, Iq);
             TopK::sort(Dq, Iq, kk);
             for (size_t i = 0; i < kk; i++) Dq[i] = Iq[i] < 0 ? pad : (ip ? -Dq[i] : Dq[i]);
         }

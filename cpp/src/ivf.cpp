@@ -26,7 +26,7 @@ constexpr size_t kAddBlock = 65536;
 
 void InvertedListScanner::scan_codes(size_t size, const uint8_t* codes, size_t code_size, const idx_t* ids,
                                      bool labels_are_ids, bool ip, const IDSelector* sel, float* D, idx_t* I,
-                                     size_t k) const {
+                                     size_t k) {
     float buf[kScanChunk];
     for (size_t j0 = 0; j0 < size; j0 += kScanChunk) {
         const size_t m = std::min(kScanChunk, size - j0);
@@ -246,10 +246,22 @@ void IndexIVF::search_by_query(idx_t n, const float* x, idx_t k, size_t np, cons
                 if (l < 0) continue;
                 const List& list = lists_[l];
                 if (list.ids.empty()) continue;
+                // The next list's first codes and ids start coming from
+                // memory while this one is scanned (a jump the hardware
+                // prefetcher cannot guess).
+                if (p + 1 < np && coarse[q * np + p + 1] >= 0) {
+                    const List& next = lists_[coarse[q * np + p + 1]];
+                    for (size_t b = 0; b < std::min<size_t>(next.codes.size(), 8192); b += 64)
+                        __builtin_prefetch(next.codes.data() + b);
+                    const char* ids_bytes = reinterpret_cast<const char*>(next.ids.data());
+                    for (size_t b = 0; b < std::min<size_t>(next.ids.size() * sizeof(idx_t), 2048); b += 64)
+                        __builtin_prefetch(ids_bytes + b);
+                }
                 sc->set_list(size_t(l), coarse_dis[q * np + p]);
                 sc->scan_codes(list.ids.size(), list.codes.data(), code_size, list.ids.data(), true, ip, sel, Dq, Iq,
                                kk);
             }
+            sc->finish_query(Dq, Iq, kk);
             TopK::sort(Dq, Iq, kk);
             for (size_t i = 0; i < kk; i++) Dq[i] = Iq[i] < 0 ? pad : (ip ? -Dq[i] : Dq[i]);
             poll();
@@ -270,6 +282,7 @@ void IndexIVF::scan_list_batch(size_t l, const uint8_t* codes, const idx_t* ids,
         sc->set_query(xq + i * size_t(d));
         sc->set_list(l, coarse_dis[i]);
         sc->scan_codes(size, codes, code_size, ids, false, ip, sel, Dq, Iq, k);
+        sc->finish_query(Dq, Iq, k);
         TopK::sort(Dq, Iq, k);
         if (ip)
             for (size_t j = 0; j < k; j++) Dq[j] = -Dq[j];

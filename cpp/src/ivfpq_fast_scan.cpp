@@ -1,5 +1,6 @@
 #include "nearly/ivfpq_fast_scan.h"
 
+#include <cmath>
 #include <mutex>
 
 #include "nearly/io.h"
@@ -13,6 +14,7 @@ namespace {
 // product, whose list term is the offset dis0), once per list otherwise.
 struct IVFPQFastScanScanner : IVFPQScanner {
     PQ4Table table;
+    TopKReservoir found;  // the current query's candidates
     const float* quantized = nullptr;  // the float table `table` was made from
     std::vector<float> negated;
 
@@ -32,6 +34,8 @@ struct IVFPQFastScanScanner : IVFPQScanner {
     }
     void set_query(const float* x) override {
         IVFPQScanner::set_query(x);
+        found.n = 0;
+        found.threshold = INFINITY;
         quantized = nullptr;
         if (!residual || ip) sync();
     }
@@ -49,13 +53,18 @@ struct IVFPQFastScanScanner : IVFPQScanner {
         for (size_t j = 0; j < n; j++) out[j] = ip ? dis0 - out[j] : dis0 + out[j];
     }
     void scan_codes(size_t size, const uint8_t* codes, size_t, const idx_t* ids, bool labels_are_ids, bool,
-                    const IDSelector* sel, float* D, idx_t* I, size_t k) const override {
+                    const IDSelector* sel, float* D, idx_t* I, size_t k) override {
         if (!labels_are_ids && sel) {
             // Positions as labels, ids for the selector: the generic path.
             InvertedListScanner::scan_codes(size, codes, pq.code_size, ids, false, ip, sel, D, I, k);
             return;
         }
-        pq4_scan_into_heap(codes, size, table, offset(), labels_are_ids ? ids : nullptr, 0, sel, D, I, k);
+        if (found.k != k) found.reset(k);
+        pq4_scan(codes, size, table, offset(), labels_are_ids ? ids : nullptr, 0, sel, found);
+    }
+    void finish_query(float* D, idx_t* I, size_t k) override {
+        if (found.k == k) found.to_heap(D, I);
+        found.reset(k);
     }
 };
 }  // namespace

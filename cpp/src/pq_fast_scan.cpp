@@ -28,8 +28,8 @@ void PQ4Table::set(const float* tab, size_t M) {
     if (sum_span * scale > 65535.f) scale = 65535.f / sum_span;
     for (size_t m = 0; m < M; m++)
         for (size_t j = 0; j < 16; j++) {
-            const float v = std::nearbyint((tab[m * 16 + j] - mins[m]) * scale);
-            bytes[m * 16 + j] = uint8_t(std::min(255.f, std::max(0.f, v)));
+            const float v = (tab[m * 16 + j] - mins[m]) * scale + 0.5f;  // >= 0.5: truncation rounds
+            bytes[m * 16 + j] = uint8_t(std::min(255.f, v));
         }
     packed_.resize(npairs * 64 + 63);
     packed_offset_ = (64 - reinterpret_cast<uintptr_t>(packed_.data()) % 64) % 64;
@@ -44,22 +44,22 @@ uint16_t PQ4Table::threshold(float thr) const {
     return uint16_t(v) + 1;
 }
 
-void pq4_scan_into_heap(const uint8_t* codes, size_t n, const PQ4Table& table, float offset, const idx_t* ids,
-                        idx_t id0, const IDSelector* sel, float* D, idx_t* I, size_t k) {
+void pq4_scan(const uint8_t* codes, size_t n, const PQ4Table& table, float offset, const idx_t* ids, idx_t id0,
+              const IDSelector* sel, TopKReservoir& out) {
     const auto scan_block = simd().pq4_scan_block;
     const size_t np = table.npairs, block_bytes = np * kPQ4Block;
     alignas(64) uint16_t sums[kPQ4Block];
     for (size_t j0 = 0; j0 < n; j0 += kPQ4Block) {
         uint32_t mask = scan_block(codes + j0 / kPQ4Block * block_bytes, np, table.packed(),
-                                   table.threshold(D[0] - offset), sums);
+                                   table.threshold(out.threshold - offset), sums);
         if (n - j0 < kPQ4Block) mask &= (uint32_t(1) << (n - j0)) - 1;
         while (mask) {
             const size_t i = size_t(__builtin_ctz(mask));
             mask &= mask - 1;
             const float s = offset + table.score(sums[i]);
             const idx_t label = ids ? ids[j0 + i] : id0 + idx_t(j0 + i);
-            if (s > D[0] || (sel && !sel->is_member(label))) continue;
-            TopK::push(D, I, k, s, label);
+            if (s > out.threshold || (sel && !sel->is_member(label))) continue;
+            out.add(s, label);
         }
     }
 }

@@ -41,7 +41,10 @@ struct InvertedListScanner {
     // ids. By default through distances(), a chunk at a time; families with
     // a faster filter (fast-scan) override it.
     virtual void scan_codes(size_t size, const uint8_t* codes, size_t code_size, const idx_t* ids,
-                            bool labels_are_ids, bool ip, const IDSelector* sel, float* D, idx_t* I, size_t k) const;
+                            bool labels_are_ids, bool ip, const IDSelector* sel, float* D, idx_t* I, size_t k);
+    // After the last list of a query: a scanner that collected candidates
+    // elsewhere than in (D, I) puts them there.
+    virtual void finish_query(float* D, idx_t* I, size_t k) {}
 };
 
 struct IndexIVF : Index {

@@ -14,6 +14,7 @@
 #include "nearly/code_layout.h"
 #include "nearly/common.h"
 #include "nearly/selector.h"
+#include "nearly/topk.h"
 
 namespace nearly {
 
@@ -43,11 +44,11 @@ struct PQ4Table {
 };
 
 // Scans n entries (codes in the block layout, npairs bytes per code) and
-// pushes those that beat the heap (D, I) of k: score = offset + table score,
-// lower is better. Labels are ids[j], or id0 + j when ids is null; entries
-// the selector rejects (by label) are skipped.
-void pq4_scan_into_heap(const uint8_t* codes, size_t n, const PQ4Table& table, float offset, const idx_t* ids,
-                        idx_t id0, const IDSelector* sel, float* D, idx_t* I, size_t k);
+// adds those that can beat the reservoir's threshold to it: score = offset
+// + table score, lower is better. Labels are ids[j], or id0 + j when ids is
+// null; entries the selector rejects (by label) are skipped.
+void pq4_scan(const uint8_t* codes, size_t n, const PQ4Table& table, float offset, const idx_t* ids, idx_t id0,
+              const IDSelector* sel, TopKReservoir& out);
 
 // The scores of all n entries (range search, tests).
 void pq4_scores(const uint8_t* codes, size_t n, const PQ4Table& table, float offset, float* out);

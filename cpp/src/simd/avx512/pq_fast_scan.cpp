@@ -10,15 +10,27 @@
 
 namespace nearly {
 
+namespace {
+// Table t's 16 bytes twice, 32 bytes at o.
+inline void put_twice(const uint8_t* lut, size_t t, uint8_t* o) {
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(lut + t * 16));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(o), _mm256_broadcastsi128_si256(v));
+}
+}  // namespace
+
 void pq4_pack_lut_avx512(const uint8_t* lut, size_t npairs, uint8_t* packed) {
     size_t p = 0;
     for (; p + 2 <= npairs; p += 2) {
         uint8_t* o = packed + p * 64;
-        const size_t tabs[4] = {2 * p, 2 * p + 2, 2 * p + 1, 2 * p + 3};
-        for (size_t q = 0; q < 4; q++)
-            for (size_t j = 0; j < 32; j++) o[q * 32 + j] = lut[tabs[q] * 16 + (j & 15)];
+        put_twice(lut, 2 * p, o);
+        put_twice(lut, 2 * p + 2, o + 32);
+        put_twice(lut, 2 * p + 1, o + 64);
+        put_twice(lut, 2 * p + 3, o + 96);
     }
-    if (p < npairs) pq4_pack_lut_scalar(lut + p * 32, 1, packed + p * 64);
+    if (p < npairs) {
+        put_twice(lut, 2 * p, packed + p * 64);
+        put_twice(lut, 2 * p + 1, packed + p * 64 + 32);
+    }
 }
 
 uint32_t pq4_scan_block_avx512(const uint8_t* block, size_t npairs, const uint8_t* packed, uint16_t thr,
