@@ -43,7 +43,7 @@ void scan_into_heap(const InvertedListScanner& sc, const uint8_t* codes, size_t 
 }  // namespace
 
 IndexIVF::IndexIVF(IndexPtr quantizer_, int d, size_t nlist_, size_t code_size_, MetricType metric)
-    : Index(d, metric), quantizer(std::move(quantizer_)), nlist(nlist_), code_size(code_size_), lists_(nlist_) {
+    : Index(d, metric), quantizer(std::move(quantizer_)), nlist(nlist_), code_size(code_size_), lists_(nlist_, code_size_) {
     NEARLY_CHECK_ARG(quantizer != nullptr, "IndexIVF: the quantizer is None");
     NEARLY_CHECK_ARG(quantizer->d == d, "IndexIVF: the quantizer's dimension " + std::to_string(quantizer->d) +
                                             " differs from d=" + std::to_string(d));
@@ -171,10 +171,7 @@ void IndexIVF::add_core(idx_t n, const float* x, const idx_t* ids) {
         for (size_t i = 0; i < m; i++) {
             const idx_t l = list_of[i];
             if (l < 0 || size_t(l) >= nlist) continue;  // faiss skips vectors the quantizer cannot place
-            List& list = lists_[l];
-            list.codes.insert(list.codes.end(), &codes[i * code_size], &codes[(i + 1) * code_size]);
-            list.ids.push_back(ids ? ids[i0 + i] : ntotal + idx_t(i));
-            if (direct_map_) where_[list.ids.back()] = {size_t(l), list.ids.size() - 1};
+            lists_.append(size_t(l), &codes[i * code_size], ids ? ids[i0 + i] : ntotal + idx_t(i));
             added++;
         }
         ntotal += idx_t(m);
@@ -188,12 +185,7 @@ void IndexIVF::add_entries(size_t list_no, size_t n, const uint8_t* codes, const
     check_writable();
     NEARLY_CHECK_ARG(list_no < nlist, "list number out of range");
     std::unique_lock<SharedMutex> lk(rw_mutex_);
-    List& list = lists_[list_no];
-    list.codes.insert(list.codes.end(), codes, codes + n * code_size);
-    for (size_t i = 0; i < n; i++) {
-        list.ids.push_back(ids[i]);
-        if (direct_map_) where_[ids[i]] = {list_no, list.ids.size() - 1};
-    }
+    for (size_t i = 0; i < n; i++) lists_.append(list_no, codes + i * code_size, ids[i]);
     ntotal += idx_t(n);
 }
 
@@ -402,58 +394,27 @@ void IndexIVF::range_search(idx_t n, const float* x, float radius, RangeSearchRe
 size_t IndexIVF::remove_ids(const IDSelector& sel) {
     check_writable();
     std::unique_lock<SharedMutex> lk(rw_mutex_);
-    const size_t cs = code_size;
-    size_t removed = 0;
-    for (List& list : lists_) {
-        size_t keep = 0;
-        for (size_t j = 0; j < list.ids.size(); j++) {
-            if (sel.is_member(list.ids[j])) continue;
-            if (keep != j) {
-                list.ids[keep] = list.ids[j];
-                std::copy(list.codes.begin() + j * cs, list.codes.begin() + (j + 1) * cs, list.codes.begin() + keep * cs);
-            }
-            keep++;
-        }
-        removed += list.ids.size() - keep;
-        list.ids.resize(keep);
-        list.codes.resize(keep * cs);
-    }
+    const size_t removed = lists_.remove(sel);
     ntotal -= idx_t(removed);
-    if (direct_map_ && removed) rebuild_direct_map();
     return removed;
 }
 
 void IndexIVF::reset() {
     check_writable();
     std::unique_lock<SharedMutex> lk(rw_mutex_);
-    for (List& list : lists_) {
-        list.codes.clear();
-        list.ids.clear();
-    }
-    where_.clear();
+    lists_.clear();
     ntotal = 0;
 }
 
 void IndexIVF::make_direct_map(bool enable) {
     std::unique_lock<SharedMutex> lk(rw_mutex_);
-    direct_map_ = enable;
-    rebuild_direct_map();
-}
-
-void IndexIVF::rebuild_direct_map() {
-    where_.clear();
-    if (!direct_map_) return;
-    where_.reserve(size_t(ntotal));
-    for (size_t l = 0; l < nlist; l++)
-        for (size_t j = 0; j < lists_[l].ids.size(); j++) where_[lists_[l].ids[j]] = {l, j};
+    lists_.set_direct_map(enable);
 }
 
 void IndexIVF::reconstruct(idx_t key, float* out) const {
     std::shared_lock<SharedMutex> lk(rw_mutex_);
-    if (!direct_map_) throw NotSupported("direct map not initialized: call make_direct_map() before reconstruct()");
-    auto it = where_.find(key);
-    if (it == where_.end()) throw OutOfRange("key " + std::to_string(key) + " not found");
-    decode_vector(it->second.first, lists_[it->second.first].codes.data() + it->second.second * code_size, out);
+    const auto where = lists_.locate(key);
+    decode_vector(where.first, lists_[where.first].codes.data() + where.second * code_size, out);
 }
 
 size_t IndexIVF::list_size(size_t list_no) const {
@@ -509,32 +470,11 @@ IndexIVF::Header IndexIVF::read_header(Reader& r, const char* what) {
     return h;
 }
 
-void IndexIVF::write_lists(Writer& w, size_t unit) const {
-    for (const List& list : lists_) {
-        w.vec(list.ids);
-        w.pod<uint64_t>(list.codes.size() / unit);
-        w.bytes(list.codes.data(), list.codes.size());
-    }
-    w.pod<uint8_t>(direct_map_);
-}
+void IndexIVF::write_lists(Writer& w, size_t unit) const { lists_.write(w, unit); }
 
 void IndexIVF::read_lists(Reader& r, size_t unit, idx_t total_expected, const char* what) {
-    const std::string w(what);
-    size_t total = 0;
-    for (List& list : lists_) {
-        list.ids = r.vec<idx_t>();
-        const uint64_t count = r.pod<uint64_t>();
-        r.check(count <= r.remaining() / unit, "truncated or corrupt data (array larger than the file)");
-        r.check(count * unit == list.ids.size() * code_size, (w + " list sizes do not match").c_str());
-        list.codes.resize(count * unit);
-        r.bytes(list.codes.data(), list.codes.size());
-        total += list.ids.size();
-    }
-    r.check(total == size_t(total_expected), (w + " list sizes do not add up to ntotal").c_str());
+    lists_.read(r, unit, total_expected, what);
     ntotal = total_expected;
-    const uint8_t direct_map = r.pod<uint8_t>();
-    r.check(direct_map <= 1, ("bad " + w + " direct map flag").c_str());
-    if (direct_map) make_direct_map(true);
 }
 
 }  // namespace nearly

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "nearly/index.h"
+#include "nearly/invlists.h"
 #include "nearly/kmeans.h"
 
 namespace nearly {
@@ -70,7 +71,7 @@ struct IndexIVF : Index {
     // by add, remove_ids and reset, so that reconstruct() can find a vector.
     // make_direct_map(false) drops it.
     void make_direct_map(bool enable = true);
-    bool has_direct_map() const { return direct_map_; }
+    bool has_direct_map() const { return lists_.has_direct_map(); }
     // The stored vector as the family decodes it (exact for Flat).
     void reconstruct(idx_t key, float* out) const override;
     bool has_native_ids() const override { return true; }
@@ -139,15 +140,8 @@ struct IndexIVF : Index {
                          const IDSelector* sel, float* D, idx_t* I) const;
     void search_by_list(idx_t n, const float* x, idx_t k, size_t np, const idx_t* coarse, const float* coarse_dis,
                         const IDSelector* sel, float* D, idx_t* I) const;
-    // One inverted list: codes (code_size bytes each) and ids beside them.
-    struct List {
-        std::vector<uint8_t> codes;
-        std::vector<idx_t> ids;
-    };
-    std::vector<List> lists_;
-    void rebuild_direct_map();  // caller holds the write lock
-    bool direct_map_ = false;
-    std::unordered_map<idx_t, std::pair<size_t, size_t>> where_;
+    using List = InvertedLists::List;
+    InvertedLists lists_;
 };
 
 }  // namespace nearly

@@ -1,0 +1,50 @@
+// The inverted lists of an IVF index, whatever its codes are: per list the
+// codes (code_size bytes each) and the ids beside them, and faiss's direct map
+// (id -> (list, offset)) kept up to date on demand. Shared by the float IVF
+// families (IndexIVF) and the binary one (IndexBinaryIVF); the owner holds
+// its lock around every call.
+#pragma once
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "nearly/common.h"
+#include "nearly/selector.h"
+
+namespace nearly {
+
+class Writer;
+class Reader;
+
+struct InvertedLists {
+    struct List {
+        std::vector<uint8_t> codes;
+        std::vector<idx_t> ids;
+    };
+    size_t code_size;
+    std::vector<List> lists;
+
+    InvertedLists(size_t nlist, size_t code_size) : code_size(code_size), lists(nlist) {}
+
+    size_t nlist() const { return lists.size(); }
+    const List& operator[](size_t l) const { return lists[l]; }
+    void append(size_t l, const uint8_t* code, idx_t id);
+    // Removes the entries whose ids sel accepts; the others keep their order.
+    size_t remove(const IDSelector& sel);
+    void clear();
+    void set_direct_map(bool enable);
+    bool has_direct_map() const { return direct_map_; }
+    // (list, offset) of an id: needs the direct map (faiss's texts otherwise).
+    std::pair<size_t, size_t> locate(idx_t key) const;
+    // Per list: ids, then the codes counted in units of unit bytes; then the
+    // direct map flag. read checks every size and that they add up to ntotal.
+    void write(Writer& w, size_t unit) const;
+    void read(Reader& r, size_t unit, idx_t ntotal, const char* what);
+
+   private:
+    void rebuild_direct_map();
+    bool direct_map_ = false;
+    std::unordered_map<idx_t, std::pair<size_t, size_t>> where_;
+};
+
+}  // namespace nearly
