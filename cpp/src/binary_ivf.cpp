@@ -198,21 +198,37 @@ std::unique_ptr<IndexBinaryIVF> IndexBinaryIVF::read_body(Reader& r) {
 
 namespace {
 
+// The queries of one search, encoded together.
+struct EncodedQueries : IVFQueryBatch {
+    const float* x = nullptr;
+    idx_t n = 0;
+    std::vector<uint8_t> codes;
+};
+
 // A list entry: float term | canonical code, the term being
 // IndexBinaryRecurrent's per-vector centering term.
 struct RecurrentScanner : InvertedListScanner {
     const RecurrentEncoder& enc;
+    const EncodedQueries* batch;
     const SimdKernels& K = simd();
     HammingNyFn ham = hamming_ny_kernel();
     bool l2;
     float a, mm, qterm = 0;
-    std::vector<uint8_t> qcode;
-    RecurrentScanner(const RecurrentEncoder& enc, bool l2) : enc(enc), l2(l2), qcode(enc.code_size()) {
+    std::vector<uint8_t> own;
+    const uint8_t* qcode = nullptr;
+    RecurrentScanner(const RecurrentEncoder& enc, bool l2, const EncodedQueries* batch)
+        : enc(enc), batch(batch), l2(l2), own(enc.code_size()) {
         a = enc.alpha * enc.alpha * std::ldexp(1.f, -2 * (enc.nb - 1));
         mm = K.inner_product(enc.mean.data(), enc.mean.data(), enc.d);
     }
     void set_query(const float* x) override {
-        enc.encode(1, x, qcode.data());
+        const size_t d = size_t(enc.d);
+        if (batch && x >= batch->x && x < batch->x + size_t(batch->n) * d && (x - batch->x) % d == 0) {
+            qcode = batch->codes.data() + size_t(x - batch->x) / d * enc.code_size();
+        } else {
+            enc.encode(1, x, own.data());
+            qcode = own.data();
+        }
         const float qm = K.inner_product(x, enc.mean.data(), enc.d);
         qterm = l2 ? K.inner_product(x, x, enc.d) - 2 * qm + 2 * mm : qm - mm;
     }
@@ -223,7 +239,7 @@ struct RecurrentScanner : InvertedListScanner {
             const uint8_t* c = codes + j * stride;
             float vt;
             std::memcpy(&vt, c, sizeof(float));
-            const float S = float(sdc_pair_popcount(ham, qcode.data(), c + sizeof(float), enc.m, enc.nb));
+            const float S = float(sdc_pair_popcount(ham, qcode, c + sizeof(float), enc.m, enc.nb));
             out[j] = l2 ? qterm + vt - 2 * a * S : a * S + qterm + vt;  // IP: the inner product itself
         }
     }
@@ -262,7 +278,21 @@ void IndexIVFBinaryRecurrent::decode_vector(size_t, const uint8_t* code, float* 
 }
 
 std::unique_ptr<InvertedListScanner> IndexIVFBinaryRecurrent::get_scanner() const {
-    return std::make_unique<RecurrentScanner>(*encoder, metric_type == METRIC_L2);
+    return std::make_unique<RecurrentScanner>(*encoder, metric_type == METRIC_L2, nullptr);
+}
+
+std::unique_ptr<IVFQueryBatch> IndexIVFBinaryRecurrent::prepare_queries(idx_t n, const float* x) const {
+    auto batch = std::make_unique<EncodedQueries>();
+    batch->x = x;
+    batch->n = n;
+    batch->codes.resize(size_t(n) * encoder->code_size());
+    encoder->encode(n, x, batch->codes.data());
+    return batch;
+}
+
+std::unique_ptr<InvertedListScanner> IndexIVFBinaryRecurrent::get_scanner_for(const QueryBatch* batch) const {
+    return std::make_unique<RecurrentScanner>(*encoder, metric_type == METRIC_L2,
+                                              dynamic_cast<const EncodedQueries*>(batch));
 }
 
 void IndexIVFBinaryRecurrent::write_body(Writer& w) const {

@@ -212,20 +212,22 @@ void IndexIVF::search(idx_t n, const float* x, idx_t k, float* D, idx_t* I, cons
                            D + q0 * k, I + q0 * k);
         }
     } else {
-        search_by_query(n, x, k, np, coarse.data(), coarse_dis.data(), sel, D, I);
+        const std::unique_ptr<QueryBatch> batch = prepare_queries(n, x);
+        search_by_query(n, x, k, np, coarse.data(), coarse_dis.data(), sel, D, I, batch.get());
     }
 }
 
 // Few queries per list: each query walks its lists with its own scanner,
 // scores straight into its heap.
 void IndexIVF::search_by_query(idx_t n, const float* x, idx_t k, size_t np, const idx_t* coarse,
-                               const float* coarse_dis, const IDSelector* sel, float* D, idx_t* I) const {
+                               const float* coarse_dis, const IDSelector* sel, float* D, idx_t* I,
+                               const QueryBatch* batch) const {
     const size_t dd = d, kk = k;
     const bool ip = metric_type == METRIC_INNER_PRODUCT;
     const float pad = missing_distance(metric_type);
     InterruptPoll poll;
     parallel_for((n + kQueriesPerTask - 1) / kQueriesPerTask, [&](size_t t) {
-        std::unique_ptr<InvertedListScanner> sc = get_scanner();
+        std::unique_ptr<InvertedListScanner> sc = get_scanner_for(batch);
         for (size_t q = t * kQueriesPerTask; q < std::min(size_t(n), (t + 1) * kQueriesPerTask); q++) {
             float* Dq = D + q * kk;
             idx_t* Iq = I + q * kk;

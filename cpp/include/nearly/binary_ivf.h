@@ -63,6 +63,8 @@ struct IndexIVFBinaryRecurrent : IndexIVF {
     void encode_vectors(idx_t n, const float* x, const idx_t* list_nos, uint8_t* codes) const override;
     void decode_vector(size_t list_no, const uint8_t* code, float* out) const override;
     std::unique_ptr<InvertedListScanner> get_scanner() const override;
+    std::unique_ptr<QueryBatch> prepare_queries(idx_t n, const float* x) const override;
+    std::unique_ptr<InvertedListScanner> get_scanner_for(const QueryBatch* batch) const override;
     void train_encoder(idx_t n, const float* x, const idx_t* assign) override;
     idx_t train_encoder_num_vectors() const override { return 100000; }
     bool encoder_trained() const override { return encoder->is_trained; }

@@ -37,6 +37,11 @@ struct InvertedListScanner {
     virtual void distances(size_t n, const uint8_t* codes, float* out) const = 0;
 };
 
+// What a family prepares once per search for its scanners (IndexIVF::prepare_queries).
+struct IVFQueryBatch {
+    virtual ~IVFQueryBatch() = default;
+};
+
 struct IndexIVF : Index {
     IndexPtr quantizer;
     size_t nlist;
@@ -105,6 +110,13 @@ struct IndexIVF : Index {
     virtual idx_t train_encoder_num_vectors() const { return 0; }
     virtual bool encoder_trained() const { return true; }
     virtual std::unique_ptr<InvertedListScanner> get_scanner() const = 0;
+    // Work a family does once per search() before any list is scanned (the
+    // recurrent binary family encodes all queries in one GEMM: one at a time
+    // costs 20x more). The scanners of that search come from
+    // get_scanner_for(batch), whose set_query may look the query up in it.
+    using QueryBatch = IVFQueryBatch;
+    virtual std::unique_ptr<QueryBatch> prepare_queries(idx_t n, const float* x) const { return nullptr; }
+    virtual std::unique_ptr<InvertedListScanner> get_scanner_for(const QueryBatch* batch) const { return get_scanner(); }
     // Batches with at least this many queries per probed list on average are
     // scanned list by list (scan_list_batch); 0: never.
     virtual size_t min_queries_per_list() const { return 0; }
@@ -137,7 +149,7 @@ struct IndexIVF : Index {
     size_t effective_nprobe(const SearchParameters* params) const;
     // The two scan strategies of search(); coarse: n * np list numbers.
     void search_by_query(idx_t n, const float* x, idx_t k, size_t np, const idx_t* coarse, const float* coarse_dis,
-                         const IDSelector* sel, float* D, idx_t* I) const;
+                         const IDSelector* sel, float* D, idx_t* I, const QueryBatch* batch) const;
     void search_by_list(idx_t n, const float* x, idx_t k, size_t np, const idx_t* coarse, const float* coarse_dis,
                         const IDSelector* sel, float* D, idx_t* I) const;
     using List = InvertedLists::List;
