@@ -18,7 +18,7 @@ namespace nearly {
 // ---- IndexBinaryIVF ------------------------------------------------------------
 
 IndexBinaryIVF::IndexBinaryIVF(IndexBinaryPtr quantizer_, int d, size_t nlist_)
-    : IndexBinary(d), quantizer(std::move(quantizer_)), nlist(nlist_), lists_(nlist_, size_t(d) / 8) {
+    : IndexBinary(d), quantizer(std::move(quantizer_)), nlist(nlist_), lists_(nlist_) {
     NEARLY_CHECK_ARG(quantizer != nullptr, "IndexBinaryIVF: the quantizer is None");
     if (quantizer->d != d)  // RuntimeError, faiss's text
         throw NotSupported("Error: 'd_ == static_cast<size_t>(quantizer_->d)' failed: the quantizer has d=" +
@@ -69,7 +69,7 @@ void IndexBinaryIVF::add_core(idx_t n, const uint8_t* x, const idx_t* ids) {
     const size_t cs = size_t(code_size);
     for (idx_t i = 0; i < n; i++)
         if (assign[i] >= 0 && size_t(assign[i]) < nlist)
-            lists_.append(size_t(assign[i]), x + size_t(i) * cs, ids ? ids[i] : ntotal + i);
+            lists_.append(size_t(assign[i]), x + size_t(i) * cs, cs, ids ? ids[i] : ntotal + i);
     ntotal += n;
 }
 
@@ -136,7 +136,7 @@ void IndexBinaryIVF::reconstruct(idx_t key, uint8_t* out) const {
 size_t IndexBinaryIVF::remove_ids(const IDSelector& sel) {
     check_writable();
     std::unique_lock<SharedMutex> lk(rw_mutex_);
-    const size_t removed = lists_.remove(sel);
+    const size_t removed = lists_.remove(sel, size_t(code_size));
     ntotal -= idx_t(removed);
     return removed;
 }
@@ -189,7 +189,7 @@ std::unique_ptr<IndexBinaryIVF> IndexBinaryIVF::read_body(Reader& r) {
     auto index = std::make_unique<IndexBinaryIVF>(quantizer, d, size_t(nlist));
     index->nprobe = size_t(nprobe);
     index->is_trained = trained != 0;
-    index->lists_.read(r, 1, ntotal, "BIVF");
+    index->lists_.read(r, 1, size_t(index->code_size), ntotal, "BIVF");
     index->ntotal = ntotal;
     return index;
 }

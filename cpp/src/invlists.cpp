@@ -7,14 +7,14 @@
 
 namespace nearly {
 
-void InvertedLists::append(size_t l, const uint8_t* code, idx_t id) {
+void InvertedLists::append(size_t l, const uint8_t* code, size_t code_size, idx_t id) {
     List& list = lists[l];
     list.codes.insert(list.codes.end(), code, code + code_size);
     list.ids.push_back(id);
     if (direct_map_) where_[id] = {l, list.ids.size() - 1};
 }
 
-size_t InvertedLists::remove(const IDSelector& sel) {
+size_t InvertedLists::remove(const IDSelector& sel, size_t code_size) {
     const size_t cs = code_size;
     size_t removed = 0;
     for (List& list : lists) {
@@ -71,7 +71,7 @@ void InvertedLists::write(Writer& w, size_t unit) const {
     w.pod<uint8_t>(direct_map_);
 }
 
-void InvertedLists::read(Reader& r, size_t unit, idx_t total_expected, const char* what) {
+void InvertedLists::read(Reader& r, size_t unit, size_t code_size, idx_t total_expected, const char* what) {
     const std::string w(what);
     size_t total = 0;
     for (List& list : lists) {

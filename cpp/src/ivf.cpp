@@ -43,7 +43,7 @@ void scan_into_heap(const InvertedListScanner& sc, const uint8_t* codes, size_t 
 }  // namespace
 
 IndexIVF::IndexIVF(IndexPtr quantizer_, int d, size_t nlist_, size_t code_size_, MetricType metric)
-    : Index(d, metric), quantizer(std::move(quantizer_)), nlist(nlist_), code_size(code_size_), lists_(nlist_, code_size_) {
+    : Index(d, metric), quantizer(std::move(quantizer_)), nlist(nlist_), code_size(code_size_), lists_(nlist_) {
     NEARLY_CHECK_ARG(quantizer != nullptr, "IndexIVF: the quantizer is None");
     NEARLY_CHECK_ARG(quantizer->d == d, "IndexIVF: the quantizer's dimension " + std::to_string(quantizer->d) +
                                             " differs from d=" + std::to_string(d));
@@ -171,7 +171,7 @@ void IndexIVF::add_core(idx_t n, const float* x, const idx_t* ids) {
         for (size_t i = 0; i < m; i++) {
             const idx_t l = list_of[i];
             if (l < 0 || size_t(l) >= nlist) continue;  // faiss skips vectors the quantizer cannot place
-            lists_.append(size_t(l), &codes[i * code_size], ids ? ids[i0 + i] : ntotal + idx_t(i));
+            lists_.append(size_t(l), &codes[i * code_size], code_size, ids ? ids[i0 + i] : ntotal + idx_t(i));
             added++;
         }
         ntotal += idx_t(m);
@@ -185,7 +185,7 @@ void IndexIVF::add_entries(size_t list_no, size_t n, const uint8_t* codes, const
     check_writable();
     NEARLY_CHECK_ARG(list_no < nlist, "list number out of range");
     std::unique_lock<SharedMutex> lk(rw_mutex_);
-    for (size_t i = 0; i < n; i++) lists_.append(list_no, codes + i * code_size, ids[i]);
+    for (size_t i = 0; i < n; i++) lists_.append(list_no, codes + i * code_size, code_size, ids[i]);
     ntotal += idx_t(n);
 }
 
@@ -396,7 +396,7 @@ void IndexIVF::range_search(idx_t n, const float* x, float radius, RangeSearchRe
 size_t IndexIVF::remove_ids(const IDSelector& sel) {
     check_writable();
     std::unique_lock<SharedMutex> lk(rw_mutex_);
-    const size_t removed = lists_.remove(sel);
+    const size_t removed = lists_.remove(sel, code_size);
     ntotal -= idx_t(removed);
     return removed;
 }
@@ -475,7 +475,7 @@ IndexIVF::Header IndexIVF::read_header(Reader& r, const char* what) {
 void IndexIVF::write_lists(Writer& w, size_t unit) const { lists_.write(w, unit); }
 
 void IndexIVF::read_lists(Reader& r, size_t unit, idx_t total_expected, const char* what) {
-    lists_.read(r, unit, total_expected, what);
+    lists_.read(r, unit, code_size, total_expected, what);
     ntotal = total_expected;
 }
 

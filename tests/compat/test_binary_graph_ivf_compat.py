@@ -309,3 +309,32 @@ def test_ivf_persistence(real_codes, tmp_path, ivf_pair):
     raw = nearly.serialize_index_binary(index)
     with pytest.raises(RuntimeError):
         nearly.deserialize_index_binary(raw[:-40])
+
+
+def test_bad_parameters(real_codes):
+    xb, xq = real_codes
+    with pytest.raises(nearly.InvalidArgumentError, match="M must be"):
+        nearly.IndexBinaryHNSW(384, 1)
+    index = nearly.IndexBinaryHNSW(384, 8)
+    index.add(xb[:100])
+    with pytest.raises(nearly.InvalidArgumentError, match="efSearch"):
+        index.hnsw.efSearch = 0
+    with pytest.raises(nearly.InvalidArgumentError, match="efSearch"):
+        index.search(xq[:2], 3, params=nearly.SearchParametersHNSW(efSearch=0))
+    # filtered search: a selective filter is answered exactly
+    D, I = index.search(xq[:4], 5, params=nearly.SearchParameters(sel=nearly.IDSelectorRange(10, 20)))
+    assert ((I >= 10) & (I < 20)).all()
+    np.testing.assert_array_equal(D, hamming(xq[:4, None, :], xb[I]))
+    ivf = nearly.IndexBinaryIVF(nearly.IndexBinaryFlat(384), 384, 4)
+    with pytest.raises(nearly.InvalidArgumentError):
+        ivf.nprobe = 0
+    with pytest.raises(nearly.InvalidArgumentError):
+        nearly.IndexBinaryIVF(nearly.IndexBinaryFlat(384), 384, 0)
+    with pytest.raises((TypeError, nearly.InvalidArgumentError)):
+        nearly.IndexBinaryIVF(None, 384, 4)
+    ivf.train(xb[:1000])
+    ivf.add(xb[:1000])
+    with pytest.raises(nearly.InvalidArgumentError, match="nprobe"):
+        ivf.search(xq[:2], 3, params=nearly.SearchParametersIVF(nprobe=0))
+    D, I = ivf.search(xq[:4], 5, params=nearly.SearchParametersIVF(nprobe=4, sel=nearly.IDSelectorRange(0, 50)))
+    assert ((I >= 0) & (I < 50)).all()

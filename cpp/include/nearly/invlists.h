@@ -21,16 +21,17 @@ struct InvertedLists {
         std::vector<uint8_t> codes;
         std::vector<idx_t> ids;
     };
-    size_t code_size;
     std::vector<List> lists;
 
-    InvertedLists(size_t nlist, size_t code_size) : code_size(code_size), lists(nlist) {}
+    // code_size is the owner's, passed to each call (families set it after
+    // the base is built).
+    explicit InvertedLists(size_t nlist) : lists(nlist) {}
 
     size_t nlist() const { return lists.size(); }
     const List& operator[](size_t l) const { return lists[l]; }
-    void append(size_t l, const uint8_t* code, idx_t id);
+    void append(size_t l, const uint8_t* code, size_t code_size, idx_t id);
     // Removes the entries whose ids sel accepts; the others keep their order.
-    size_t remove(const IDSelector& sel);
+    size_t remove(const IDSelector& sel, size_t code_size);
     void clear();
     void set_direct_map(bool enable);
     bool has_direct_map() const { return direct_map_; }
@@ -39,7 +40,7 @@ struct InvertedLists {
     // Per list: ids, then the codes counted in units of unit bytes; then the
     // direct map flag. read checks every size and that they add up to ntotal.
     void write(Writer& w, size_t unit) const;
-    void read(Reader& r, size_t unit, idx_t ntotal, const char* what);
+    void read(Reader& r, size_t unit, size_t code_size, idx_t ntotal, const char* what);
 
    private:
     void rebuild_direct_map();
