@@ -125,6 +125,7 @@ void bind_binary_flat(py::module_& m) {
              py::arg("quantizer"), py::arg("d"), py::arg("nlist"))
         .def_readonly("quantizer", &IndexBinaryIVF::quantizer)
         .def_readonly("nlist", &IndexBinaryIVF::nlist)
+        .def_readwrite("cp", &IndexBinaryIVF::cp, py::return_value_policy::reference_internal)
         .def_property("nprobe", [](const IndexBinaryIVF& i) { return i.nprobe; },
                       [](IndexBinaryIVF& i, int64_t np) {
                           if (np < 1) throw InvalidArgument("nprobe must be positive");

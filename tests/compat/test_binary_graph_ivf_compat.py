@@ -269,6 +269,19 @@ def test_ivf_errors_match_faiss(real_codes):
         nearly.IndexBinaryIVF(nearly.IndexBinaryFlat(384), 384, 16).search(xq[:2], 3)
 
 
+def test_ivf_clustering_parameters(real_codes):
+    xb, xq = real_codes
+    out = []
+    for lib in LIBS:
+        index = lib.IndexBinaryIVF(lib.IndexBinaryFlat(384), 384, 32)
+        assert index.cp.niter == 10 and index.cp.seed == 1234
+        index.cp.niter = 4
+        index.cp.seed = 7
+        index.train(xb[:8000])
+        out.append(index.quantizer.reconstruct_n(0, 32))
+    np.testing.assert_array_equal(out[0], out[1])
+
+
 def test_ivf_factory(real_codes):
     xb, xq = real_codes
     out = []
