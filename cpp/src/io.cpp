@@ -7,6 +7,8 @@
 #include "nearly/binary_recurrent.h"
 #include "nearly/flat.h"
 #include "nearly/hnsw.h"
+#include "nearly/binary_hnsw.h"
+#include "nearly/binary_ivf.h"
 #include "nearly/idmap.h"
 #include "nearly/index_pq.h"
 #include "nearly/index_sq.h"
@@ -87,6 +89,8 @@ IndexPtr read_tagged(Reader& r, const std::string& tag) {
     if (tag == "PreTransform") return IndexPreTransform::read_body(r);
     if (tag == "RefineFlat") return IndexRefineFlat::read_body(r);
     if (tag == "BinaryRecurrent") return IndexBinaryRecurrent::read_body(r);
+    if (tag == "BinaryRecurrentHNSW") return IndexBinaryRecurrentHNSW::read_body(r);
+    if (tag == "IVFBinaryRecurrent") return IndexIVFBinaryRecurrent::read_body(r);
     if (tag == "IVFFlat") return IndexIVFFlat::read_body(r);
     if (tag == "IVFPQ") return IndexIVFPQ::read_body(r);
     if (tag == "IVFPQFastScan") return IndexIVFPQFastScan::read_body(r);

@@ -170,11 +170,7 @@ void IndexIVF::add_core(idx_t n, const float* x, const idx_t* ids) {
         for (size_t i = 0; i < m; i++) {
             const idx_t l = list_of[i];
             if (l < 0 || size_t(l) >= nlist) continue;  // faiss skips vectors the quantizer cannot place
-            List& list = lists_[l];
-            list.codes.resize(lay.bytes(list.ids.size() + 1));
-            lay.put(list.codes.data(), list.ids.size(), &codes[i * code_size]);
-            list.ids.push_back(ids ? ids[i0 + i] : ntotal + idx_t(i));
-            if (direct_map_) where_[list.ids.back()] = {size_t(l), list.ids.size() - 1};
+            lists_.append(size_t(l), &codes[i * code_size], lay, ids ? ids[i0 + i] : ntotal + idx_t(i));
             added++;
         }
         ntotal += idx_t(m);
@@ -188,14 +184,8 @@ void IndexIVF::add_entries(size_t list_no, size_t n, const uint8_t* codes, const
     check_writable();
     NEARLY_CHECK_ARG(list_no < nlist, "list number out of range");
     std::unique_lock<SharedMutex> lk(rw_mutex_);
-    List& list = lists_[list_no];
     const CodeLayout lay = layout();
-    list.codes.resize(lay.bytes(list.ids.size() + n));
-    for (size_t i = 0; i < n; i++) {
-        lay.put(list.codes.data(), list.ids.size(), codes + i * code_size);
-        list.ids.push_back(ids[i]);
-        if (direct_map_) where_[ids[i]] = {list_no, list.ids.size() - 1};
-    }
+    for (size_t i = 0; i < n; i++) lists_.append(list_no, codes + i * code_size, lay, ids[i]);
     ntotal += idx_t(n);
 }
 
@@ -222,20 +212,22 @@ void IndexIVF::search(idx_t n, const float* x, idx_t k, float* D, idx_t* I, cons
                            D + q0 * k, I + q0 * k);
         }
     } else {
-        search_by_query(n, x, k, np, coarse.data(), coarse_dis.data(), sel, D, I);
+        const std::unique_ptr<QueryBatch> batch = prepare_queries(n, x);
+        search_by_query(n, x, k, np, coarse.data(), coarse_dis.data(), sel, D, I, batch.get());
     }
 }
 
 // Few queries per list: each query walks its lists with its own scanner,
 // scores straight into its heap.
 void IndexIVF::search_by_query(idx_t n, const float* x, idx_t k, size_t np, const idx_t* coarse,
-                               const float* coarse_dis, const IDSelector* sel, float* D, idx_t* I) const {
+                               const float* coarse_dis, const IDSelector* sel, float* D, idx_t* I,
+                               const QueryBatch* batch) const {
     const size_t dd = d, kk = k;
     const bool ip = metric_type == METRIC_INNER_PRODUCT;
     const float pad = missing_distance(metric_type);
     InterruptPoll poll;
     parallel_for((n + kQueriesPerTask - 1) / kQueriesPerTask, [&](size_t t) {
-        std::unique_ptr<InvertedListScanner> sc = get_scanner();
+        std::unique_ptr<InvertedListScanner> sc = get_scanner_for(batch);
         for (size_t q = t * kQueriesPerTask; q < std::min(size_t(n), (t + 1) * kQueriesPerTask); q++) {
             float* Dq = D + q * kk;
             idx_t* Iq = I + q * kk;
@@ -417,62 +409,29 @@ void IndexIVF::range_search(idx_t n, const float* x, float radius, RangeSearchRe
 size_t IndexIVF::remove_ids(const IDSelector& sel) {
     check_writable();
     std::unique_lock<SharedMutex> lk(rw_mutex_);
-    const CodeLayout lay = layout();
-    std::vector<uint8_t> code(code_size);
-    size_t removed = 0;
-    for (List& list : lists_) {
-        size_t keep = 0;
-        for (size_t j = 0; j < list.ids.size(); j++) {
-            if (sel.is_member(list.ids[j])) continue;
-            if (keep != j) {
-                list.ids[keep] = list.ids[j];
-                lay.get(list.codes.data(), j, code.data());
-                lay.put(list.codes.data(), keep, code.data());
-            }
-            keep++;
-        }
-        removed += list.ids.size() - keep;
-        list.ids.resize(keep);
-        list.codes.resize(lay.bytes(keep));
-    }
+    const size_t removed = lists_.remove(sel, layout());
     ntotal -= idx_t(removed);
-    if (direct_map_ && removed) rebuild_direct_map();
     return removed;
 }
 
 void IndexIVF::reset() {
     check_writable();
     std::unique_lock<SharedMutex> lk(rw_mutex_);
-    for (List& list : lists_) {
-        list.codes.clear();
-        list.ids.clear();
-    }
-    where_.clear();
+    lists_.clear();
     ntotal = 0;
 }
 
 void IndexIVF::make_direct_map(bool enable) {
     std::unique_lock<SharedMutex> lk(rw_mutex_);
-    direct_map_ = enable;
-    rebuild_direct_map();
-}
-
-void IndexIVF::rebuild_direct_map() {
-    where_.clear();
-    if (!direct_map_) return;
-    where_.reserve(size_t(ntotal));
-    for (size_t l = 0; l < nlist; l++)
-        for (size_t j = 0; j < lists_[l].ids.size(); j++) where_[lists_[l].ids[j]] = {l, j};
+    lists_.set_direct_map(enable);
 }
 
 void IndexIVF::reconstruct(idx_t key, float* out) const {
     std::shared_lock<SharedMutex> lk(rw_mutex_);
-    if (!direct_map_) throw NotSupported("direct map not initialized: call make_direct_map() before reconstruct()");
-    auto it = where_.find(key);
-    if (it == where_.end()) throw OutOfRange("key " + std::to_string(key) + " not found");
+    const auto where = lists_.locate(key);
     std::vector<uint8_t> code(code_size);
-    layout().get(lists_[it->second.first].codes.data(), it->second.second, code.data());
-    decode_vector(it->second.first, code.data(), out);
+    layout().get(lists_[where.first].codes.data(), where.second, code.data());
+    decode_vector(where.first, code.data(), out);
 }
 
 size_t IndexIVF::list_size(size_t list_no) const {
@@ -532,32 +491,11 @@ IndexIVF::Header IndexIVF::read_header(Reader& r, const char* what) {
     return h;
 }
 
-void IndexIVF::write_lists(Writer& w, size_t unit) const {
-    for (const List& list : lists_) {
-        w.vec(list.ids);
-        w.pod<uint64_t>(list.codes.size() / unit);
-        w.bytes(list.codes.data(), list.codes.size());
-    }
-    w.pod<uint8_t>(direct_map_);
-}
+void IndexIVF::write_lists(Writer& w, size_t unit) const { lists_.write(w, unit); }
 
 void IndexIVF::read_lists(Reader& r, size_t unit, idx_t total_expected, const char* what) {
-    const std::string w(what);
-    size_t total = 0;
-    for (List& list : lists_) {
-        list.ids = r.vec<idx_t>();
-        const uint64_t count = r.pod<uint64_t>();
-        r.check(count <= r.remaining() / unit, "truncated or corrupt data (array larger than the file)");
-        r.check(count * unit == layout().bytes(list.ids.size()), (w + " list sizes do not match").c_str());
-        list.codes.resize(count * unit);
-        r.bytes(list.codes.data(), list.codes.size());
-        total += list.ids.size();
-    }
-    r.check(total == size_t(total_expected), (w + " list sizes do not add up to ntotal").c_str());
+    lists_.read(r, unit, layout(), total_expected, what);
     ntotal = total_expected;
-    const uint8_t direct_map = r.pod<uint8_t>();
-    r.check(direct_map <= 1, ("bad " + w + " direct map flag").c_str());
-    if (direct_map) make_direct_map(true);
 }
 
 }  // namespace nearly

@@ -13,6 +13,7 @@
 
 #include "nearly/code_layout.h"
 #include "nearly/index.h"
+#include "nearly/invlists.h"
 #include "nearly/kmeans.h"
 
 namespace nearly {
@@ -45,6 +46,11 @@ struct InvertedListScanner {
     // After the last list of a query: a scanner that collected candidates
     // elsewhere than in (D, I) puts them there.
     virtual void finish_query(float* D, idx_t* I, size_t k) {}
+};
+
+// What a family prepares once per search for its scanners (IndexIVF::prepare_queries).
+struct IVFQueryBatch {
+    virtual ~IVFQueryBatch() = default;
 };
 
 struct IndexIVF : Index {
@@ -82,7 +88,7 @@ struct IndexIVF : Index {
     // by add, remove_ids and reset, so that reconstruct() can find a vector.
     // make_direct_map(false) drops it.
     void make_direct_map(bool enable = true);
-    bool has_direct_map() const { return direct_map_; }
+    bool has_direct_map() const { return lists_.has_direct_map(); }
     // The stored vector as the family decodes it (exact for Flat).
     void reconstruct(idx_t key, float* out) const override;
     bool has_native_ids() const override { return true; }
@@ -119,6 +125,13 @@ struct IndexIVF : Index {
     virtual idx_t train_encoder_num_vectors() const { return 0; }
     virtual bool encoder_trained() const { return true; }
     virtual std::unique_ptr<InvertedListScanner> get_scanner() const = 0;
+    // Work a family does once per search() before any list is scanned (the
+    // recurrent binary family encodes all queries in one GEMM: one at a time
+    // costs 20x more). The scanners of that search come from
+    // get_scanner_for(batch), whose set_query may look the query up in it.
+    using QueryBatch = IVFQueryBatch;
+    virtual std::unique_ptr<QueryBatch> prepare_queries(idx_t n, const float* x) const { return nullptr; }
+    virtual std::unique_ptr<InvertedListScanner> get_scanner_for(const QueryBatch* batch) const { return get_scanner(); }
     // Batches with at least this many queries per probed list on average are
     // scanned list by list (scan_list_batch); 0: never.
     virtual size_t min_queries_per_list() const { return 0; }
@@ -151,18 +164,11 @@ struct IndexIVF : Index {
     size_t effective_nprobe(const SearchParameters* params) const;
     // The two scan strategies of search(); coarse: n * np list numbers.
     void search_by_query(idx_t n, const float* x, idx_t k, size_t np, const idx_t* coarse, const float* coarse_dis,
-                         const IDSelector* sel, float* D, idx_t* I) const;
+                         const IDSelector* sel, float* D, idx_t* I, const QueryBatch* batch) const;
     void search_by_list(idx_t n, const float* x, idx_t k, size_t np, const idx_t* coarse, const float* coarse_dis,
                         const IDSelector* sel, float* D, idx_t* I) const;
-    // One inverted list: codes (code_size bytes each) and ids beside them.
-    struct List {
-        std::vector<uint8_t> codes;
-        std::vector<idx_t> ids;
-    };
-    std::vector<List> lists_;
-    void rebuild_direct_map();  // caller holds the write lock
-    bool direct_map_ = false;
-    std::unordered_map<idx_t, std::pair<size_t, size_t>> where_;
+    using List = InvertedLists::List;
+    InvertedLists lists_;
 };
 
 }  // namespace nearly
