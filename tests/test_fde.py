@@ -565,3 +565,67 @@ def test_thread_count_does_not_change_bits(restore_threads):
                         nearly.chamfer_scores(q, docs), nearly.chamfer_scores_batch(docs[:20], None, docs)))
     for a, b in zip(*results):
         assert a.tobytes() == b.tobytes()
+
+
+# ------------------------------------------- block kernels of the FDE encoder
+
+
+def unfused_in_order(x, w):
+    """Each sum over i in order, the product rounded to float32 before the add, from +0."""
+    acc = np.zeros((len(x), w.shape[1]), np.float32)
+    for i in range(x.shape[1]):
+        acc = acc + (x[:, i:i + 1] * w[i][None, :]).astype(np.float32)
+    return acc
+
+
+def adversarial_points(rng, d, w):
+    """Points whose sums with some columns of w are near or exactly zero (the
+    fast kernels' bound cannot decide those), plus tiny, huge and zero ones."""
+    pts = [rng.standard_normal((5, d))]
+    for j in range(min(w.shape[1], 12)):
+        x = rng.standard_normal(d)
+        wj = w[:, j].astype(np.float64)
+        pts.append((x - (x @ wj) / (wj @ wj) * wj)[None])  # orthogonal to column j in float64
+    pts += [np.zeros((1, d)), 1e-30 * rng.standard_normal((1, d)), 1e-41 * rng.standard_normal((1, d)),
+            1e30 * rng.standard_normal((1, d)), 1e36 * rng.standard_normal((1, d))]
+    x = np.zeros((1, d))
+    x[0, 0] = 1.0  # a sum with a single term
+    pts.append(x)
+    return np.ascontiguousarray(np.concatenate(pts), dtype=np.float32)
+
+
+@pytest.mark.parametrize("d,n", [(1, 3), (7, 5), (16, 16), (48, 35), (384, 100), (384, 80), (33, 129), (20, 64)])
+def test_fde_signs_same_bits_at_every_level(restore_simd, d, n):
+    rng = np.random.default_rng(d * 1000 + n)
+    w = rng.standard_normal((d, n)).astype(np.float32)
+    x = adversarial_points(rng, d, w)
+    with np.errstate(over="ignore", invalid="ignore"):
+        want = (unfused_in_order(x, w) > 0).astype(np.uint8)
+    for level in restore_simd:
+        nearly.set_simd_level(level)
+        got = _nearly._fde_signs(x, w)
+        assert got.tobytes() == want.tobytes(), (level, d, n, np.argwhere(got != want)[:5])
+    # the near-zero sums exist: the inputs do exercise the exact fallback
+    x64 = x.astype(np.float64)
+    sums = x64 @ w.astype(np.float64)
+    undecided = np.sum(np.abs(sums) <= 1e-3 * np.linalg.norm(x64, axis=1)[:, None] * np.linalg.norm(w, axis=0)[None, :])
+    assert undecided >= min(n, 12) - 2
+
+
+@pytest.mark.parametrize("m", [1, 7, 8, 9, 16, 17, 24, 31, 32])
+@pytest.mark.parametrize("d,n_out", [(5, 3), (48, 8), (384, 16), (37, 40), (384, 320)])
+def test_ams_sketch_block_same_bits_at_every_level(restore_simd, m, d, n_out):
+    rng = np.random.default_rng(m * 7 + d + n_out)
+    x = rng.standard_normal((m, d)).astype(np.float32)
+    x[0, :3] = 0.0  # signed zeros through the sums
+    if m > 2:
+        x[2] *= np.float32(1e-38)
+    target = rng.integers(0, n_out, size=d).astype(np.int64)
+    sign = np.where(rng.random(d) < 0.5, -1.0, 1.0).astype(np.float32)
+    want = np.zeros((m, n_out), np.float32)
+    for i in range(d):  # the reference's order: inputs of each output in increasing order
+        want[:, target[i]] = want[:, target[i]] + sign[i] * x[:, i]
+    for level in restore_simd:
+        nearly.set_simd_level(level)
+        got = _nearly._ams_sketch_block(x, target, sign, n_out)
+        assert got.tobytes() == want.tobytes(), (level, m, d, n_out)
