@@ -629,3 +629,22 @@ def test_ams_sketch_block_same_bits_at_every_level(restore_simd, m, d, n_out):
         nearly.set_simd_level(level)
         got = _nearly._ams_sketch_block(x, target, sign, n_out)
         assert got.tobytes() == want.tobytes(), (level, m, d, n_out)
+
+
+@pytest.mark.parametrize("m", [1, 5, 16, 17, 31, 32, 33, 58, 70])
+@pytest.mark.parametrize("n", [1, 3, 8, 12, 13, 17, 24, 25, 49])
+def test_maxsim_kernel_every_level(restore_simd, m, n):
+    rng = np.random.default_rng(m * 100 + n)
+    d = 37 if (m + n) % 2 else 384
+    q = rng.standard_normal((m, d)).astype(np.float32)
+    x = rng.standard_normal((n, d)).astype(np.float32)
+    want = (q.astype(np.float64) @ x.astype(np.float64).T).max(axis=1)
+    outs = []
+    for level in restore_simd:
+        nearly.set_simd_level(level)
+        got = _nearly._maxsim(q, x)
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-4 * np.sqrt(d), err_msg=level)
+        outs.append(got)
+    # each row's maximum is its own: moving the best row changes nothing
+    nearly.set_simd_level(restore_simd[-1])
+    np.testing.assert_array_equal(_nearly._maxsim(q, x[::-1].copy()), outs[-1])

@@ -10,6 +10,7 @@
 
 #include "nearly/chamfer.h"
 #include "nearly/io.h"
+#include "nearly/maxsim.h"
 #include "nearly/parallel.h"
 #include "nearly/ragged.h"
 #include "nearly/simd.h"
@@ -165,12 +166,14 @@ void MultiVectorStore::decode_rows(size_t p0, size_t p1, float* out) const {
 
 void MultiVectorStore::score_positions(const float* q, size_t nqv, const size_t* pos, size_t n, float* scores) const {
     // Few candidates per query: one document at a time, its rows straight
-    // from the store (decoded into a small buffer when fp16) and kept in L1
-    // while every query vector is multiplied with them. No packing, no copy
-    // of the candidates, which cost more than the products here.
+    // from the store (decoded into a small buffer when fp16) and read once
+    // for all query vectors, which lie transposed across SIMD lanes. No
+    // packing, no copy of the candidates, which cost more than the products
+    // here.
     const size_t d = size_t(d_);
-    const SimdKernels& K = simd();
-    std::vector<float> ip, buf;
+    const size_t mp = (nqv + kMaxSimLanes - 1) / kMaxSimLanes * kMaxSimLanes;
+    std::vector<float> qt(d * mp), best(mp), buf;
+    maxsim_transpose_queries(q, nqv, d, qt.data(), mp);
     for (size_t j = 0; j < n; j++) {
         const size_t p = pos[j], len = offsets_[p + 1] - offsets_[p];
         const float* x;
@@ -181,14 +184,10 @@ void MultiVectorStore::score_positions(const float* q, size_t nqv, const size_t*
             decode_rows(p, p + 1, buf.data());
             x = buf.data();
         }
-        ip.resize(len);
+        std::fill(best.begin(), best.end(), -FLT_MAX);
+        maxsim_update(qt.data(), mp, d, x, len, best.data());
         float sum = 0.f;
-        for (size_t a = 0; a < nqv; a++) {
-            K.inner_products_ny(q + a * d, x, d, len, ip.data());
-            float best = -FLT_MAX;
-            for (size_t c = 0; c < len; c++) best = std::max(best, ip[c]);
-            sum += best;
-        }
+        for (size_t a = 0; a < nqv; a++) sum += best[a];
         scores[j] = sum;
     }
 }

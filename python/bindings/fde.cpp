@@ -3,10 +3,13 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <cfloat>
+
 #include "arrays.h"
 #include "nearly/ams_sketch.h"
 #include "nearly/fde.h"
 #include "nearly/fde_signs.h"
+#include "nearly/maxsim.h"
 #include "nearly/libstdcxx_random.h"
 #include "nearly/simd.h"
 
@@ -98,6 +101,19 @@ void bind_fde(py::module_& m) {
         return out;
     }, py::arg("x"), py::arg("w"), "(x @ w > 0) per point at the active SIMD level, each sum as "
        "vecmat_unfused takes it (tests).");
+    m.def("_maxsim", [](py::handle q_obj, py::handle x_obj) {
+        // Best inner product of each query row with the rows of x, through
+        // the level's re-ranking kernel (tests).
+        FloatArray q = as_matrix(q_obj, -1, "q");
+        const size_t m = q.shape(0), d = q.shape(1);
+        FloatArray x = as_matrix(x_obj, int(d), "x");
+        if (m == 0 || d == 0) throw InvalidArgument("q must be a non-empty (m, d) array");
+        const size_t mp = (m + kMaxSimLanes - 1) / kMaxSimLanes * kMaxSimLanes;
+        std::vector<float> qt(d * mp), best(mp, -FLT_MAX);
+        maxsim_transpose_queries(q.data(), m, d, qt.data(), mp);
+        maxsim_update(qt.data(), mp, d, x.data(), x.shape(0), best.data());
+        return py::array_t<float>(py::ssize_t(m), best.data());
+    }, py::arg("q"), py::arg("x"));
     m.def("_ams_sketch_block", [](py::handle x_obj, py::handle target_obj, py::handle sign_obj, size_t n_out) {
         // The sketch of x (m <= 32 points) given per input coordinate its
         // output and sign, through the level's block kernel (tests).
