@@ -648,3 +648,15 @@ def test_maxsim_kernel_every_level(restore_simd, m, n):
     # each row's maximum is its own: moving the best row changes nothing
     nearly.set_simd_level(restore_simd[-1])
     np.testing.assert_array_equal(_nearly._maxsim(q, x[::-1].copy()), outs[-1])
+
+
+def test_half_to_float_every_half_every_level(restore_simd):
+    h = np.arange(65536, dtype=np.uint16)
+    want = h.view(np.float16).astype(np.float32)
+    nan = np.isnan(want)  # payloads may gain the quiet bit; stored tokens are never NaN
+    for level in restore_simd:
+        nearly.set_simd_level(level)
+        for n in (65536, 65535, 17, 15, 1):  # vector bodies and tails
+            got = _nearly._half_to_float(h[-n:])
+            assert np.array_equal(np.isnan(got), nan[-n:]), (level, n)
+            assert got[~nan[-n:]].view(np.uint32).tobytes() == want[-n:][~nan[-n:]].view(np.uint32).tobytes(), (level, n)

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "nearly/chamfer.h"
+#include "nearly/half.h"
 #include "nearly/io.h"
 #include "nearly/maxsim.h"
 #include "nearly/parallel.h"
@@ -158,9 +159,7 @@ void MultiVectorStore::decode_rows(size_t p0, size_t p1, float* out) const {
     if (dtype_ == TokenDtype::Float32) {
         std::memcpy(out, f32_.data() + r0 * d, (r1 - r0) * d * sizeof(float));
     } else {
-        const float* t = half_table().v;
-        const uint16_t* src = f16_.data() + r0 * d;
-        for (size_t i = 0, n = (r1 - r0) * d; i < n; i++) out[i] = t[src[i]];
+        half_to_float(f16_.data() + r0 * d, (r1 - r0) * d, out);
     }
 }
 
@@ -184,8 +183,20 @@ void MultiVectorStore::score_positions(const float* q, size_t nqv, const size_t*
             decode_rows(p, p + 1, buf.data());
             x = buf.data();
         }
+        const void* next = nullptr;
+        size_t next_bytes = 0;
+        if (j + 1 < n) {
+            const size_t values = (offsets_[pos[j + 1] + 1] - offsets_[pos[j + 1]]) * d;
+            if (dtype_ == TokenDtype::Float32) {
+                next = f32_.data() + offsets_[pos[j + 1]] * d;
+                next_bytes = values * sizeof(float);
+            } else {
+                next = f16_.data() + offsets_[pos[j + 1]] * d;
+                next_bytes = values * sizeof(uint16_t);
+            }
+        }
         std::fill(best.begin(), best.end(), -FLT_MAX);
-        maxsim_update(qt.data(), mp, d, x, len, best.data());
+        maxsim_update(qt.data(), mp, d, x, len, best.data(), next, next_bytes);
         float sum = 0.f;
         for (size_t a = 0; a < nqv; a++) sum += best[a];
         scores[j] = sum;

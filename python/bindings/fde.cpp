@@ -9,6 +9,7 @@
 #include "nearly/ams_sketch.h"
 #include "nearly/fde.h"
 #include "nearly/fde_signs.h"
+#include "nearly/half.h"
 #include "nearly/maxsim.h"
 #include "nearly/libstdcxx_random.h"
 #include "nearly/simd.h"
@@ -101,6 +102,12 @@ void bind_fde(py::module_& m) {
         return out;
     }, py::arg("x"), py::arg("w"), "(x @ w > 0) per point at the active SIMD level, each sum as "
        "vecmat_unfused takes it (tests).");
+    m.def("_half_to_float", [](py::array_t<uint16_t, py::array::c_style | py::array::forcecast> h) {
+        if (h.ndim() != 1) throw InvalidArgument("h must be 1-D");
+        py::array_t<float> out(h.shape(0));
+        half_to_float(h.data(), h.shape(0), out.mutable_data());
+        return out;
+    }, py::arg("h"), "IEEE halves (uint16) to float32 at the active SIMD level (tests).");
     m.def("_maxsim", [](py::handle q_obj, py::handle x_obj) {
         // Best inner product of each query row with the rows of x, through
         // the level's re-ranking kernel (tests).

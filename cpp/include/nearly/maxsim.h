@@ -19,11 +19,18 @@ void maxsim_transpose_queries(const float* q, size_t m, size_t d, float* qt, siz
 // best[a] = max(best[a], max over j < n of <q_a, x_j>) for a < mp, x: n rows
 // of d floats. Each inner product sums over i in order; the SIMD levels fuse
 // the multiply-add, the scalar reference does not (so they agree to float
-// rounding, not bit for bit).
-void maxsim_update(const float* qt, size_t mp, size_t d, const float* x, size_t n, float* best);
+// rounding, not bit for bit). While it runs, the kernel may prefetch
+// next_bytes from next (the following candidate's rows): candidates lie
+// scattered in memory, each only a few short rows, too short for the
+// hardware prefetchers to follow.
+void maxsim_update(const float* qt, size_t mp, size_t d, const float* x, size_t n, float* best,
+                   const void* next = nullptr, size_t next_bytes = 0);
 
-void maxsim_update_scalar(const float* qt, size_t mp, size_t d, const float* x, size_t n, float* best);
-void maxsim_update_avx2(const float* qt, size_t mp, size_t d, const float* x, size_t n, float* best);
-void maxsim_update_avx512(const float* qt, size_t mp, size_t d, const float* x, size_t n, float* best);
+void maxsim_update_scalar(const float* qt, size_t mp, size_t d, const float* x, size_t n, float* best,
+                          const void* next, size_t next_bytes);
+void maxsim_update_avx2(const float* qt, size_t mp, size_t d, const float* x, size_t n, float* best,
+                        const void* next, size_t next_bytes);
+void maxsim_update_avx512(const float* qt, size_t mp, size_t d, const float* x, size_t n, float* best,
+                          const void* next, size_t next_bytes);
 
 }  // namespace nearly

@@ -28,7 +28,8 @@ void rows(const float* qt, size_t mp, size_t d, const float* x, __m256 (&best)[2
 
 }  // namespace
 
-void maxsim_update_avx2(const float* qt, size_t mp, size_t d, const float* x, size_t n, float* best) {
+void maxsim_update_avx2(const float* qt, size_t mp, size_t d, const float* x, size_t n, float* best, const void*,
+                        size_t) {
     for (size_t a = 0; a < mp; a += 16) {
         __m256 b[2] = {_mm256_loadu_ps(best + a), _mm256_loadu_ps(best + a + 8)};
         size_t j = 0;

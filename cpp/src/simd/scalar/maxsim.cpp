@@ -6,7 +6,8 @@
 
 namespace nearly {
 
-void maxsim_update_scalar(const float* qt, size_t mp, size_t d, const float* x, size_t n, float* best) {
+void maxsim_update_scalar(const float* qt, size_t mp, size_t d, const float* x, size_t n, float* best, const void*,
+                          size_t) {
     std::vector<float> acc(mp);
     for (size_t j = 0; j < n; j++) {
         std::fill(acc.begin(), acc.end(), 0.f);
