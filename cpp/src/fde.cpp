@@ -143,6 +143,8 @@ struct FdeEncoder::Scratch {
     std::vector<float> counts;     // points per partition, repetition r's at r * P
     std::vector<uint32_t> parts;   // partitions, point p's in repetition r at p * R + r
     std::vector<std::pair<size_t, size_t>> fills;  // (point, r * P + partition): an empty partition takes the point
+    std::vector<uint32_t> fill_of;  // the same by cell: the point an empty cell copies
+    std::vector<float> block;       // one repetition's partition sums, P x B
 };
 
 namespace {
@@ -163,7 +165,6 @@ void FdeEncoder::encode_one(FdeEncoding encoding, const float* points, size_t n_
     const bool average = encoding == FdeEncoding::document_average;
     const bool fill = average && config_.fill_empty_partitions && k > 0;
     float* raw = has_final ? s.raw.data() : out;
-    std::fill(raw, raw + config_.raw_dimension(), 0.f);
 
     // The partition of every point in every repetition, from its sign word.
     // The sums run in coordinate order without fused multiply-adds, like the
@@ -211,36 +212,82 @@ void FdeEncoder::encode_one(FdeEncoding encoding, const float* points, size_t n_
     // Point p's coordinate c in repetition r is y[r * rep_step + c * coord_step]:
     // its input row (identity) or its column of the projected block (AMS).
     // Partition sums run in point order, as in the reference.
-    size_t next_fill = 0;
-    auto add_point = [&](size_t p, const float* y, size_t rep_step, size_t coord_step) {
+    const bool ams = config_.projection == FdeProjection::ams_sketch;
+    if (!ams || n_points <= kAmsMaxBlock) {
+        // Every point's projection at hand: one repetition at a time, its
+        // partitions summed in a small buffer, then written out once.
+        const float* y0 = points;
+        size_t rep_step = 0, coord_step = 1, point_step = d;
+        if (ams) {
+            const size_t np = (n_points + 7) / 8 * 8;
+            ams_sketch_block(points, n_points, d, s.transposed.data(), ams_start_.data(), ams_input_.data(),
+                             ams_sign_.data(), R * B, s.projected.data());
+            y0 = s.projected.data();
+            rep_step = B * np;
+            coord_step = np;
+            point_step = 1;
+        }
+        if (fill) {
+            s.fill_of.assign(R * P, 0);
+            for (const auto& f : s.fills) s.fill_of[f.second] = uint32_t(f.first);
+        }
+        s.block.resize(P * B);
         for (size_t r = 0; r < R; r++) {
-            float* block = raw + (r * P + s.parts[p * R + r]) * B;
-            const float* yr = y + r * rep_step;
-            for (size_t c = 0; c < B; c++) block[c] += yr[c * coord_step];
+            float* acc = s.block.data();
+            std::fill(acc, acc + P * B, 0.f);
+            for (size_t p = 0; p < n_points; p++) {
+                float* a = acc + size_t(s.parts[p * R + r]) * B;
+                const float* y = y0 + p * point_step + r * rep_step;
+                for (size_t c = 0; c < B; c++) a[c] += y[c * coord_step];
+            }
+            for (size_t part = 0; part < P; part++) {
+                const float count = s.counts[r * P + part];
+                const float* a = acc + part * B;
+                float* dst = raw + (r * P + part) * B;
+                if (count > 0.f) {
+                    if (average) {
+                        for (size_t c = 0; c < B; c++) dst[c] = a[c] / count;
+                    } else {
+                        for (size_t c = 0; c < B; c++) dst[c] = a[c];
+                    }
+                } else if (fill) {
+                    const float* y = y0 + size_t(s.fill_of[r * P + part]) * point_step + r * rep_step;
+                    for (size_t c = 0; c < B; c++) dst[c] = y[c * coord_step];
+                } else {
+                    for (size_t c = 0; c < B; c++) dst[c] = 0.f;
+                }
+            }
         }
-        for (; next_fill < s.fills.size() && s.fills[next_fill].first == p; next_fill++) {
-            const size_t cell = s.fills[next_fill].second;
-            float* block = raw + cell * B;
-            const float* yr = y + (cell / P) * rep_step;
-            for (size_t c = 0; c < B; c++) block[c] = yr[c * coord_step];
-        }
-    };
-    if (config_.projection == FdeProjection::ams_sketch) {
+    } else {
+        // A set of more than one block: points in blocks, each added into
+        // every repetition's partitions before the next block is projected.
+        std::fill(raw, raw + config_.raw_dimension(), 0.f);
+        size_t next_fill = 0;
+        auto add_point = [&](size_t p, const float* y, size_t rep_step, size_t coord_step) {
+            for (size_t r = 0; r < R; r++) {
+                float* block = raw + (r * P + s.parts[p * R + r]) * B;
+                const float* yr = y + r * rep_step;
+                for (size_t c = 0; c < B; c++) block[c] += yr[c * coord_step];
+            }
+            for (; next_fill < s.fills.size() && s.fills[next_fill].first == p; next_fill++) {
+                const size_t cell = s.fills[next_fill].second;
+                float* block = raw + cell * B;
+                const float* yr = y + (cell / P) * rep_step;
+                for (size_t c = 0; c < B; c++) block[c] = yr[c * coord_step];
+            }
+        };
         for (size_t p0 = 0; p0 < n_points; p0 += kAmsMaxBlock) {
             const size_t m = std::min(kAmsMaxBlock, n_points - p0), np = (m + 7) / 8 * 8;
             ams_sketch_block(points + p0 * d, m, d, s.transposed.data(), ams_start_.data(), ams_input_.data(),
                              ams_sign_.data(), R * B, s.projected.data());
             for (size_t p = 0; p < m; p++) add_point(p0 + p, s.projected.data() + p, B * np, np);
         }
-    } else {
-        for (size_t p = 0; p < n_points; p++) add_point(p, points + p * d, 0, 1);
-    }
-
-    if (average) {
-        for (size_t cell = 0; cell < R * P; cell++) {
-            if (s.counts[cell] > 0.f) {
-                float* block = raw + cell * B;
-                for (size_t c = 0; c < B; c++) block[c] /= s.counts[cell];
+        if (average) {
+            for (size_t cell = 0; cell < R * P; cell++) {
+                if (s.counts[cell] > 0.f) {
+                    float* block = raw + cell * B;
+                    for (size_t c = 0; c < B; c++) block[c] /= s.counts[cell];
+                }
             }
         }
     }
