@@ -1824,7 +1824,11 @@ class MuveraSuite(Suite):
         print(f"[muvera] IndexMultiVectorFlat: {bf['qps']:.1f} QPS ({args.threads} threads)", flush=True)
 
         # (a) recall vs candidates, flat inner index
-        settings = [(20, 3, 8, False), (20, 4, 8, False), (20, 5, 8, False), (20, 5, 16, False), (20, 5, 16, True)]
+        # The paper's Pareto settings, then two with more repetitions and
+        # fewer partitions at the same 2560 dimensions, which suit these
+        # short documents (about 17 tokens: fewer empty partitions).
+        settings = [(20, 3, 8, False), (20, 4, 8, False), (20, 5, 8, False), (20, 5, 16, False), (20, 5, 16, True),
+                    (40, 3, 8, False), (80, 3, 4, False)]
         res["recall_vs_candidates"] = []
         for R, ks, dp, fill in settings:
             cfg = self._config(d, R, ks, dp, fill)
@@ -1839,41 +1843,76 @@ class MuveraSuite(Suite):
             print(f"[muvera] (a) R={R} k_sim={ks} d_proj={dp} fill={fill}: " + ", ".join(
                 f"{nc}:{row['recall'][str(nc)]:.3f}" for nc in args.candidates), flush=True)
 
-        # (b) end to end with approximate inner indexes
+        # (b) end to end with approximate inner indexes. The HNSW search
+        # list is max(efSearch, candidates), so efSearch=16 means "as many
+        # as the candidates". On a shared machine the load drifts: the brute
+        # force is timed again after these rows and the ratios use the
+        # median of all its timings (each kept in the JSON).
         res["end_to_end"] = []
-        for R, ks, dp in [(20, 4, 8), (20, 5, 16)]:
+        res["end_to_end_loadavg_at_start"] = os.getloadavg()
+        for R, ks, dp in [(20, 4, 8), (40, 3, 8), (80, 3, 4)]:
             cfg = self._config(d, R, ks, dp)
             for inner in ["Flat", "HNSW32", "HNSW32,SQ8"]:
                 index = nearly.IndexMuvera(d, cfg, inner=inner)
                 t0 = time.perf_counter()
                 index.add(dx, dl)
                 build_s = time.perf_counter() - t0
-                efs = [16, 64] if "HNSW" in inner else [None]
-                for ef in efs:
-                    for kf in (5, 10, 20):
-                        params = nearly.SearchParametersHNSW(efSearch=ef) if ef else None
-                        (_, I), times = self._time(lambda: index.search(qx, ql, k, params=params, k_factor=kf),
-                                                   args.repeats)
-                        med = statistics.median(times)
-                        row = {"R": R, "k_sim": ks, "d_proj": dp, "fde_dim": cfg.fde_dim, "inner": inner,
-                               "efSearch": ef, "k_factor": kf, "candidates": k * kf, "build_s": build_s,
-                               "times_s": times, "median_s": med, "qps": nq / med,
-                               "speedup_vs_brute_force": (nq / med) / bf["qps"], "recall": _recall_sets(I, gt, k)}
-                        res["end_to_end"].append(row)
-                        print(f"[muvera] (b) ({R},{ks},{dp}) {inner} ef={ef} kf={kf}: recall {row['recall']:.3f}, "
-                              f"{row['qps']:.0f} QPS = {row['speedup_vs_brute_force']:.1f}x brute force", flush=True)
+                ef = 16 if "HNSW" in inner else None
+                for kf in (5, 6, 8, 10, 15):
+                    params = nearly.SearchParametersHNSW(efSearch=ef) if ef else None
+                    (_, I), times = self._time(lambda: index.search(qx, ql, k, params=params, k_factor=kf),
+                                               args.repeats)
+                    med = statistics.median(times)
+                    row = {"R": R, "k_sim": ks, "d_proj": dp, "fde_dim": cfg.fde_dim, "inner": inner,
+                           "efSearch": ef, "k_factor": kf, "candidates": k * kf, "build_s": build_s,
+                           "times_s": times, "median_s": med, "qps": nq / med, "recall": _recall_sets(I, gt, k)}
+                    res["end_to_end"].append(row)
+                    print(f"[muvera] (b) ({R},{ks},{dp}) {inner} kf={kf}: recall {row['recall']:.3f}, "
+                          f"{row['qps']:.0f} QPS = {row['qps'] / bf['qps']:.1f}x brute force (start)", flush=True)
+        res["end_to_end_loadavg_at_end"] = os.getloadavg()
+        _, times_after = self._time(lambda: exact.search(qx, ql, k), args.repeats)
+        bf["times_after_end_to_end_s"] = times_after
+        bf["qps_at_start"] = bf["qps"]
+        bf["qps_after_end_to_end"] = nq / statistics.median(times_after)
+        bf["qps"] = nq / statistics.median(bf["times_s"] + times_after)
+        print(f"[muvera] IndexMultiVectorFlat again: {bf['qps_after_end_to_end']:.1f} QPS; ratios use "
+              f"{bf['qps']:.1f} QPS (median of all {len(bf['times_s']) + len(times_after)} timings)", flush=True)
+        for row in res["end_to_end"]:
+            row["speedup_vs_brute_force"] = row["qps"] / bf["qps"]
+        res["end_to_end_meeting_targets"] = [
+            {key: row[key] for key in ("R", "k_sim", "d_proj", "inner", "candidates", "recall",
+                                       "speedup_vs_brute_force")}
+            for row in res["end_to_end"]
+            if row["inner"] != "Flat" and row["recall"] >= 0.85 and row["speedup_vs_brute_force"] >= 10]
 
-        # (c) FDE encoding throughput vs numpy
+        # (c) FDE encoding throughput vs numpy: "numpy per-point" is the
+        # plain numpy implementation of the same algorithm that the issue's
+        # target refers to (the reference's loops: documents, repetitions,
+        # points, with numpy products per point); "per-doc" does one
+        # repetition of a document per numpy call; "vectorized" encodes all
+        # documents of a repetition in a few whole-array operations. numpy
+        # runs on one thread (its own BLAS threads aside), nearly on
+        # --threads.
+        res["encoding_loadavg_at_start"] = os.getloadavg()
         res["encoding"] = []
         nd = min(args.numpy_docs, len(dl))
         sub_x, sub_l = dx[:int(dl[:nd].sum())], dl[:nd]
-        for R, ks, dp in [(20, 5, 16), (20, 4, 8)]:
+        for R, ks, dp in [(20, 5, 16), (20, 4, 8), (40, 3, 8)]:
             cfg = self._config(d, R, ks, dp)
             _, t_ours = self._time(lambda: nearly.fde_encode_documents(dx, dl, cfg), args.repeats)
             npf = NumpyFDE(d, R, ks, dp)
             _, t_loop = self._time(lambda: npf.encode_loop(sub_x, sub_l), 1)
             _, t_vec = self._time(lambda: npf.encode_vectorized(dx, dl), 1)
             _, t_pt = self._time(lambda: npf.encode_per_point(sub_x, sub_l), 1)
+            # CPU seconds (all threads of this process) per run: the work
+            # each side does, which the other jobs on a shared machine
+            # disturb far less than the wall clock
+            c0 = time.process_time()
+            nearly.fde_encode_documents(dx, dl, cfg)
+            cpu_ours = time.process_time() - c0
+            c0 = time.process_time()
+            npf.encode_per_point(sub_x, sub_l)
+            cpu_pt = time.process_time() - c0
             row = {"R": R, "k_sim": ks, "d_proj": dp, "nearly_docs_per_s": len(dl) / statistics.median(t_ours),
                    "numpy_loop_docs_per_s": nd / statistics.median(t_loop),
                    "numpy_vectorized_docs_per_s": len(dl) / statistics.median(t_vec),
@@ -1882,12 +1921,16 @@ class MuveraSuite(Suite):
             row["speedup_vs_numpy_loop"] = row["nearly_docs_per_s"] / row["numpy_loop_docs_per_s"]
             row["speedup_vs_numpy_vectorized"] = row["nearly_docs_per_s"] / row["numpy_vectorized_docs_per_s"]
             row["speedup_vs_numpy_per_point"] = row["nearly_docs_per_s"] / row["numpy_per_point_docs_per_s"]
+            row["nearly_docs_per_cpu_s"] = len(dl) / cpu_ours
+            row["numpy_per_point_docs_per_cpu_s"] = nd / cpu_pt
+            row["cpu_speedup_vs_numpy_per_point"] = row["nearly_docs_per_cpu_s"] / row["numpy_per_point_docs_per_cpu_s"]
             res["encoding"].append(row)
             print(f"[muvera] (c) ({R},{ks},{dp}): nearly {row['nearly_docs_per_s']:.0f} docs/s, numpy loop "
                   f"{row['numpy_loop_docs_per_s']:.0f} ({row['speedup_vs_numpy_loop']:.0f}x), numpy vectorized "
                   f"{row['numpy_vectorized_docs_per_s']:.0f} ({row['speedup_vs_numpy_vectorized']:.1f}x), per point "
-                  f"{row['numpy_per_point_docs_per_s']:.0f} ({row['speedup_vs_numpy_per_point']:.0f}x)",
-                  flush=True)
+                  f"{row['numpy_per_point_docs_per_s']:.0f} ({row['speedup_vs_numpy_per_point']:.0f}x); per CPU-second "
+                  f"{row['nearly_docs_per_cpu_s']:.0f} vs {row['numpy_per_point_docs_per_cpu_s']:.0f} "
+                  f"({row['cpu_speedup_vs_numpy_per_point']:.0f}x)", flush=True)
         return res
 
     def report(self, res):
@@ -1906,11 +1949,13 @@ class MuveraSuite(Suite):
                 for r in res["end_to_end"]]
         out += [format_table(hdr, rows), "", f"(c) FDE encoding, documents/s ({p['threads']} threads)"]
         hdr = ["(R, k_sim, d_proj)", "nearly", "numpy per-point", "speedup", "numpy per-doc", "speedup",
-               "numpy vectorized", "speedup"]
+               "numpy vectorized", "speedup", "per CPU-s: nearly / per-point"]
         rows = [[f"({r['R']},{r['k_sim']},{r['d_proj']})", f"{r['nearly_docs_per_s']:.0f}",
                  f"{r['numpy_per_point_docs_per_s']:.0f}", f"{r['speedup_vs_numpy_per_point']:.0f}x",
                  f"{r['numpy_loop_docs_per_s']:.0f}", f"{r['speedup_vs_numpy_loop']:.0f}x",
-                 f"{r['numpy_vectorized_docs_per_s']:.0f}", f"{r['speedup_vs_numpy_vectorized']:.1f}x"]
+                 f"{r['numpy_vectorized_docs_per_s']:.0f}", f"{r['speedup_vs_numpy_vectorized']:.1f}x",
+                 f"{r['nearly_docs_per_cpu_s']:.0f} / {r['numpy_per_point_docs_per_cpu_s']:.0f} = "
+                 f"{r['cpu_speedup_vs_numpy_per_point']:.0f}x"]
                 for r in res["encoding"]]
         out.append(format_table(hdr, rows))
         return "\n".join(out)

@@ -565,3 +565,153 @@ def test_thread_count_does_not_change_bits(restore_threads):
                         nearly.chamfer_scores(q, docs), nearly.chamfer_scores_batch(docs[:20], None, docs)))
     for a, b in zip(*results):
         assert a.tobytes() == b.tobytes()
+
+
+# ------------------------------------------- block kernels of the FDE encoder
+
+
+def unfused_in_order(x, w):
+    """Each sum over i in order, the product rounded to float32 before the add, from +0."""
+    acc = np.zeros((len(x), w.shape[1]), np.float32)
+    for i in range(x.shape[1]):
+        acc = acc + (x[:, i:i + 1] * w[i][None, :]).astype(np.float32)
+    return acc
+
+
+def adversarial_points(rng, d, w):
+    """Points whose sums with some columns of w are near or exactly zero (the
+    fast kernels' bound cannot decide those), plus tiny, huge and zero ones."""
+    pts = [rng.standard_normal((5, d))]
+    for j in range(min(w.shape[1], 12)):
+        x = rng.standard_normal(d)
+        wj = w[:, j].astype(np.float64)
+        pts.append((x - (x @ wj) / (wj @ wj) * wj)[None])  # orthogonal to column j in float64
+    pts += [np.zeros((1, d)), 1e-30 * rng.standard_normal((1, d)), 1e-41 * rng.standard_normal((1, d)),
+            1e30 * rng.standard_normal((1, d)), 1e36 * rng.standard_normal((1, d))]
+    x = np.zeros((1, d))
+    x[0, 0] = 1.0  # a sum with a single term
+    pts.append(x)
+    return np.ascontiguousarray(np.concatenate(pts), dtype=np.float32)
+
+
+@pytest.mark.parametrize("d,n", [(1, 3), (7, 5), (16, 16), (48, 35), (384, 100), (384, 80), (33, 129), (20, 64)])
+def test_fde_signs_same_bits_at_every_level(restore_simd, d, n):
+    rng = np.random.default_rng(d * 1000 + n)
+    w = rng.standard_normal((d, n)).astype(np.float32)
+    x = adversarial_points(rng, d, w)
+    with np.errstate(over="ignore", invalid="ignore"):
+        want = (unfused_in_order(x, w) > 0).astype(np.uint8)
+    for level in restore_simd:
+        nearly.set_simd_level(level)
+        got = _nearly._fde_signs(x, w)
+        assert got.tobytes() == want.tobytes(), (level, d, n, np.argwhere(got != want)[:5])
+    # the near-zero sums exist: the inputs do exercise the exact fallback
+    x64 = x.astype(np.float64)
+    sums = x64 @ w.astype(np.float64)
+    undecided = np.sum(np.abs(sums) <= 1e-3 * np.linalg.norm(x64, axis=1)[:, None] * np.linalg.norm(w, axis=0)[None, :])
+    assert undecided >= min(n, 12) - 2
+
+
+@pytest.mark.parametrize("m", [1, 7, 8, 9, 16, 17, 24, 31, 32])
+@pytest.mark.parametrize("d,n_out", [(5, 3), (48, 8), (384, 16), (37, 40), (384, 320)])
+def test_ams_sketch_block_same_bits_at_every_level(restore_simd, m, d, n_out):
+    rng = np.random.default_rng(m * 7 + d + n_out)
+    x = rng.standard_normal((m, d)).astype(np.float32)
+    x[0, :3] = 0.0  # signed zeros through the sums
+    if m > 2:
+        x[2] *= np.float32(1e-38)
+    target = rng.integers(0, n_out, size=d).astype(np.int64)
+    sign = np.where(rng.random(d) < 0.5, -1.0, 1.0).astype(np.float32)
+    want = np.zeros((m, n_out), np.float32)
+    for i in range(d):  # the reference's order: inputs of each output in increasing order
+        want[:, target[i]] = want[:, target[i]] + sign[i] * x[:, i]
+    for level in restore_simd:
+        nearly.set_simd_level(level)
+        got = _nearly._ams_sketch_block(x, target, sign, n_out)
+        assert got.tobytes() == want.tobytes(), (level, m, d, n_out)
+
+
+@pytest.mark.parametrize("m", [1, 5, 16, 17, 31, 32, 33, 58, 70])
+@pytest.mark.parametrize("n", [1, 3, 8, 12, 13, 17, 24, 25, 49])
+def test_maxsim_kernel_every_level(restore_simd, m, n):
+    rng = np.random.default_rng(m * 100 + n)
+    d = 37 if (m + n) % 2 else 384
+    q = rng.standard_normal((m, d)).astype(np.float32)
+    x = rng.standard_normal((n, d)).astype(np.float32)
+    want = (q.astype(np.float64) @ x.astype(np.float64).T).max(axis=1)
+    outs = []
+    for level in restore_simd:
+        nearly.set_simd_level(level)
+        got = _nearly._maxsim(q, x)
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-4 * np.sqrt(d), err_msg=level)
+        outs.append(got)
+    # each row's maximum is its own: moving the best row changes nothing
+    nearly.set_simd_level(restore_simd[-1])
+    np.testing.assert_array_equal(_nearly._maxsim(q, x[::-1].copy()), outs[-1])
+
+
+def test_half_to_float_every_half_every_level(restore_simd):
+    h = np.arange(65536, dtype=np.uint16)
+    want = h.view(np.float16).astype(np.float32)
+    nan = np.isnan(want)  # payloads may gain the quiet bit; stored tokens are never NaN
+    for level in restore_simd:
+        nearly.set_simd_level(level)
+        for n in (65536, 65535, 17, 15, 1):  # vector bodies and tails
+            got = _nearly._half_to_float(h[-n:])
+            assert np.array_equal(np.isnan(got), nan[-n:]), (level, n)
+            assert got[~nan[-n:]].view(np.uint32).tobytes() == want[-n:][~nan[-n:]].view(np.uint32).tobytes(), (level, n)
+
+
+def float32_fde(points, cfg, document):
+    """The encoder's arithmetic replayed in float32 numpy, step by step in the
+    reference's order (signs from in-order unfused sums, AMS sums in input
+    order, partition sums in point order, then the division): bits, not a tolerance."""
+    d, R, k, B = cfg.dimension, cfg.num_repetitions, cfg.num_simhash_projections, cfg.projection_dimension
+    P = 2 ** k
+    out = []
+    for r in range(R):
+        seed = (cfg.seed + r) % 2 ** 32
+        S = _nearly._fde_simhash_matrix(seed, d, k).reshape(k, d).T
+        A = _nearly._fde_ams_matrix(seed, d, B).reshape(B, d).T  # d x B, one +-1 per row
+        bits = unfused_in_order(points, np.ascontiguousarray(S)) > 0
+        words = (bits.astype(np.int64) << np.arange(k - 1, -1, -1)).sum(axis=1)
+        part_of = {}  # partition i holds the sign word i ^ (i >> 1)
+        for idx in range(P):
+            part_of[idx ^ (idx >> 1)] = idx
+        parts = np.array([part_of[int(w)] for w in words])
+        proj = np.zeros((len(points), B), np.float32)
+        for i in range(d):  # each output adds its inputs in increasing order
+            c = int(np.flatnonzero(A[i])[0])
+            proj[:, c] = proj[:, c] + np.float32(A[i, c]) * points[:, i]
+        block = np.zeros((P, B), np.float32)
+        count = np.zeros(P, np.float32)
+        for p in range(len(points)):
+            block[parts[p]] = block[parts[p]] + proj[p]
+            count[parts[p]] += 1
+        if document:
+            for part in range(P):
+                if count[part] > 0:
+                    block[part] = block[part] / count[part]
+                elif cfg.fill_empty_partitions:
+                    target = part ^ (part >> 1)
+                    dist = [bin(int(w) ^ target).count("1") for w in words]
+                    block[part] = proj[int(np.argmin(dist))]
+        out.append(block.ravel())
+    return np.concatenate(out)
+
+
+@pytest.mark.parametrize("fill", [False, True])
+def test_encodings_bit_exact_against_float32_replay(fill):
+    """Single-block sets (<= 32 points) and multi-block ones take different
+    paths through the encoder; both give the replay's bits."""
+    cfg = nearly.FDEConfig(24, num_repetitions=3, num_simhash_projections=3, seed=9, projection_type="ams_sketch",
+                           projection_dimension=6, fill_empty_partitions=fill)
+    rng = np.random.default_rng(3)
+    sets = [rng.standard_normal((n, 24)).astype(np.float32) for n in (1, 2, 17, 32, 33, 40, 70)]
+    docs = nearly.fde_encode_documents(sets, None, cfg)
+    for s, row in zip(sets, docs):
+        assert row.tobytes() == float32_fde(s, cfg, True).astype(np.float32).tobytes(), len(s)
+    if not fill:
+        queries = nearly.fde_encode_queries(sets, None, cfg)
+        for s, row in zip(sets, queries):
+            assert row.tobytes() == float32_fde(s, cfg, False).astype(np.float32).tobytes(), len(s)

@@ -350,3 +350,66 @@ def test_muvera_pq_compressed_fdes_need_training_and_keep_recall():
     np.testing.assert_allclose(D, np.take_along_axis(exact, I, 1), rtol=1e-5, atol=1e-5)
     back = nearly.IndexMuvera.deserialize(pq.serialize())
     np.testing.assert_array_equal(back.search(q, ql, 10)[1], I)
+
+
+def numpy_ball_carve(x, tau):
+    """Greedy clustering of one set: a vector joins the most similar cluster whose
+    first vector has cosine >= tau (the first such on ties), else starts one; a
+    cluster becomes the sum of its vectors."""
+    firsts, sums = [], []
+    for v in x.astype(np.float64):
+        best, best_cos = None, -np.inf
+        for c, f in enumerate(firsts):
+            cos = v @ f / (np.linalg.norm(v) * np.linalg.norm(f))
+            if cos >= tau and cos > best_cos:
+                best, best_cos = c, cos
+        if best is None:
+            firsts.append(v)
+            sums.append(v.copy())
+        else:
+            sums[best] += v
+    return np.array(sums)
+
+
+def test_ball_carving_at_tau_07_matches_numpy():
+    rng = np.random.default_rng(5)
+    d = 24
+    sets = []
+    for n in (1, 5, 12, 30):  # a few tight groups per set, so clusters do form at 0.7
+        centres = rng.standard_normal((3, d))
+        sets.append((centres[rng.integers(0, 3, n)] + 0.35 * rng.standard_normal((n, d))).astype(np.float32))
+    x = np.concatenate(sets)
+    lengths = np.array([len(s) for s in sets])
+    carved, cl = nearly._nearly._ball_carve(x, lengths, 0.7)
+    off = np.concatenate([[0], np.cumsum(cl)])
+    for i, s in enumerate(sets):
+        want = numpy_ball_carve(s, 0.7)
+        assert cl[i] == len(want), (i, cl[i], len(want))
+        np.testing.assert_allclose(carved[off[i]:off[i + 1]], want, rtol=1e-5, atol=1e-5)
+    assert cl[-1] < lengths[-1]  # some merging happened
+    # the index encodes carved queries, and still re-ranks with every original vector
+    cfg = config(d)
+    index = nearly.IndexMuvera(d, cfg, inner="Flat", ball_carving=True)
+    np.testing.assert_array_equal(index.encode_queries(x, lengths), nearly.fde_encode_queries(carved, cl, cfg))
+    index.add(x, lengths)
+    D, I = index.search(x, lengths, 4, k_factor=10)
+    S = nearly.chamfer_scores_batch(x, lengths, x, lengths)
+    np.testing.assert_allclose(D, np.take_along_axis(S, I, axis=1), rtol=1e-5, atol=1e-4)
+    with pytest.raises(nearly.InvalidArgumentError, match="tau"):
+        nearly.IndexMuvera(d, cfg, ball_carving=True, ball_carving_tau=1.5)
+
+
+def test_muvera_verbose_progress(small, capsys):
+    d, dx, dl, qx, ql, S = small
+    index = nearly.IndexMuvera(d, config(d), inner="Flat", verbose=True)
+    index.add(dx, dl)
+    index.search(qx, ql, 3)
+    index.remove_ids(np.array([0, 1]))
+    err = capsys.readouterr().err
+    assert f"added {len(dl)}/{len(dl)} documents" in err
+    assert "encode" in err and "inner search" in err and "re-rank" in err
+    assert "removed 2 documents" in err
+    quiet = nearly.IndexMuvera(d, config(d), inner="Flat")
+    quiet.add(dx, dl)
+    quiet.search(qx, ql, 3)
+    assert capsys.readouterr().err == ""

@@ -6,7 +6,9 @@
 #include <algorithm>
 #include <string>
 
+#include "nearly/ams_sketch.h"
 #include "nearly/common.h"
+#include "nearly/fde_signs.h"
 #include "nearly/libstdcxx_random.h"
 #include "nearly/parallel.h"
 #include "nearly/ragged.h"
@@ -127,6 +129,7 @@ FdeEncoder::FdeEncoder(const FdeConfig& config) : config_(config) {
             }
         }
     }
+    if (k > 0) simhash_norms_ = fde_column_norms(simhash_.data(), d, R * k);
     if (config_.final_projection_dimension > 0)
         ams_draws(uint32_t(config_.seed), config_.raw_dimension(), config_.final_projection_dimension, final_target_,
                   final_sign_);
@@ -134,29 +137,15 @@ FdeEncoder::FdeEncoder(const FdeConfig& config) : config_(config) {
 
 struct FdeEncoder::Scratch {
     std::vector<float> raw;        // one encoding before the final projection
-    std::vector<float> transposed;  // the set, d x n (AMS)
-    std::vector<float> projected;   // its AMS sketches, B x n
-    std::vector<float> sketch;     // one point's R * k projections
-    std::vector<float> counts;     // points per partition
-    std::vector<uint32_t> words;   // sign words, point p's of repetition r at p * R + r
+    std::vector<float> transposed;  // a block of points, d x np (AMS)
+    std::vector<float> projected;   // their AMS sketches, (R * B) x np
+    std::vector<uint8_t> signs;    // SimHash signs, point p's at p * R * k
+    std::vector<float> counts;     // points per partition, repetition r's at r * P
+    std::vector<uint32_t> parts;   // partitions, point p's in repetition r at p * R + r
+    std::vector<std::pair<size_t, size_t>> fills;  // (point, r * P + partition): an empty partition takes the point
+    std::vector<uint32_t> fill_of;  // the same by cell: the point an empty cell copies
+    std::vector<float> block;       // one repetition's partition sums, P x B
 };
-
-void FdeEncoder::project_set(size_t r, const float* transposed, size_t n, float* out) const {
-    const size_t B = config_.block_dimension();
-    const uint32_t* start = &ams_start_[r * B];
-    // Output (c, p) sums its inputs in increasing order, as the reference
-    // does; the inner loop runs across points, so it vectorizes without
-    // reordering any sum.
-    for (size_t c = 0; c < B; c++) {
-        float* __restrict o = out + c * n;
-        std::fill(o, o + n, 0.f);
-        for (uint32_t e = start[c]; e < start[c + 1]; e++) {
-            const float sign = ams_sign_[e];
-            const float* __restrict col = transposed + size_t(ams_input_[e]) * n;
-            for (size_t p = 0; p < n; p++) o[p] += sign * col[p];
-        }
-    }
-}
 
 namespace {
 // Inline: the portable build has no popcnt instruction, and __builtin_popcount
@@ -176,71 +165,129 @@ void FdeEncoder::encode_one(FdeEncoding encoding, const float* points, size_t n_
     const bool average = encoding == FdeEncoding::document_average;
     const bool fill = average && config_.fill_empty_partitions && k > 0;
     float* raw = has_final ? s.raw.data() : out;
-    std::fill(raw, raw + config_.raw_dimension(), 0.f);
 
-    // Sign words of every point in every repetition. The sums run in
-    // coordinate order without fused multiply-adds, like the reference's
-    // matrix product, at every SIMD level.
-    s.words.assign(n_points * R, 0);
+    // The partition of every point in every repetition, from its sign word.
+    // The sums run in coordinate order without fused multiply-adds, like the
+    // reference's matrix product, at every SIMD level.
+    s.parts.assign(n_points * R, 0);
     if (k > 0) {
-        const SimdKernels& K = simd();
+        s.signs.resize(n_points * R * k);
+        fde_signs(points, n_points, d, simhash_.data(), R * k, simhash_norms_.data(), s.signs.data());
         for (size_t p = 0; p < n_points; p++) {
-            K.vecmat_unfused(points + p * d, d, simhash_.data(), R * k, s.sketch.data());
+            const uint8_t* bits = &s.signs[p * R * k];
             for (size_t r = 0; r < R; r++) {
                 uint32_t word = 0;  // projection 0 the most significant bit
-                for (size_t j = 0; j < k; j++) word = (word << 1) | uint32_t(s.sketch[r * k + j] > 0.f);
-                s.words[p * R + r] = word;
+                for (size_t j = 0; j < k; j++) word = (word << 1) | uint32_t(bits[r * k + j]);
+                s.parts[p * R + r] = fde_partition_of_sign_word(word);
             }
         }
     }
+    s.counts.assign(R * P, 0.f);
+    for (size_t p = 0; p < n_points; p++)
+        for (size_t r = 0; r < R; r++) s.counts[r * P + s.parts[p * R + r]] += 1.f;
 
-    const bool ams = config_.projection == FdeProjection::ams_sketch;
-    if (ams) {
-        s.transposed.resize(d * n_points);
-        for (size_t p = 0; p < n_points; p++)
-            for (size_t i = 0; i < d; i++) s.transposed[i * n_points + p] = points[p * d + i];
-        s.projected.resize(B * n_points);
-    }
-    for (size_t r = 0; r < R; r++) {
-        // Point p's block: its row of the input (identity) or column p of
-        // the projected set (AMS), coordinates coord_step apart.
-        const float* proj = points;
-        size_t point_step = d, coord_step = 1;
-        if (ams) {
-            project_set(r, s.transposed.data(), n_points, s.projected.data());
-            proj = s.projected.data();
-            point_step = 1;
-            coord_step = n_points;
-        }
-        float* rep_out = raw + r * P * B;
-        std::fill(s.counts.begin(), s.counts.end(), 0.f);
-        for (size_t p = 0; p < n_points; p++) {
-            const uint32_t part = fde_partition_of_sign_word(s.words[p * R + r]);
-            float* block = rep_out + size_t(part) * B;
-            const float* y = proj + p * point_step;
-            for (size_t c = 0; c < B; c++) block[c] += y[c * coord_step];
-            s.counts[part] += 1.f;
-        }
-        if (!average) continue;
-        for (size_t part = 0; part < P; part++) {
-            float* block = rep_out + part * B;
-            if (s.counts[part] > 0.f) {
-                for (size_t c = 0; c < B; c++) block[c] /= s.counts[part];
-            } else if (fill) {
-                // The point whose sign word differs from the partition's in
-                // the fewest bits; the first one on ties.
+    // Empty partitions that take a point: the one whose sign word differs
+    // from the partition's in the fewest bits, the first one on ties.
+    s.fills.clear();
+    if (fill) {
+        for (size_t r = 0; r < R; r++) {
+            for (size_t part = 0; part < P; part++) {
+                if (s.counts[r * P + part] > 0.f) continue;
                 const uint32_t target = fde_sign_word_of_partition(uint32_t(part));
                 size_t nearest = 0;
                 int best = 64;
                 for (size_t p = 0; p < n_points; p++) {
-                    const int dist = popcount32(s.words[p * R + r] ^ target);
+                    const int dist = popcount32(fde_sign_word_of_partition(s.parts[p * R + r]) ^ target);
                     if (dist < best) {
                         best = dist;
                         nearest = p;
                     }
                 }
-                const float* y = proj + nearest * point_step;
-                for (size_t c = 0; c < B; c++) block[c] = y[c * coord_step];
+                s.fills.emplace_back(nearest, r * P + part);
+            }
+        }
+        std::sort(s.fills.begin(), s.fills.end());
+    }
+
+    // Point p's coordinate c in repetition r is y[r * rep_step + c * coord_step]:
+    // its input row (identity) or its column of the projected block (AMS).
+    // Partition sums run in point order, as in the reference.
+    const bool ams = config_.projection == FdeProjection::ams_sketch;
+    if (!ams || n_points <= kAmsMaxBlock) {
+        // Every point's projection at hand: one repetition at a time, its
+        // partitions summed in a small buffer, then written out once.
+        const float* y0 = points;
+        size_t rep_step = 0, coord_step = 1, point_step = d;
+        if (ams) {
+            const size_t np = (n_points + 7) / 8 * 8;
+            ams_sketch_block(points, n_points, d, s.transposed.data(), ams_start_.data(), ams_input_.data(),
+                             ams_sign_.data(), R * B, s.projected.data());
+            y0 = s.projected.data();
+            rep_step = B * np;
+            coord_step = np;
+            point_step = 1;
+        }
+        if (fill) {
+            s.fill_of.assign(R * P, 0);
+            for (const auto& f : s.fills) s.fill_of[f.second] = uint32_t(f.first);
+        }
+        s.block.resize(P * B);
+        for (size_t r = 0; r < R; r++) {
+            float* acc = s.block.data();
+            std::fill(acc, acc + P * B, 0.f);
+            for (size_t p = 0; p < n_points; p++) {
+                float* a = acc + size_t(s.parts[p * R + r]) * B;
+                const float* y = y0 + p * point_step + r * rep_step;
+                for (size_t c = 0; c < B; c++) a[c] += y[c * coord_step];
+            }
+            for (size_t part = 0; part < P; part++) {
+                const float count = s.counts[r * P + part];
+                const float* a = acc + part * B;
+                float* dst = raw + (r * P + part) * B;
+                if (count > 0.f) {
+                    if (average) {
+                        for (size_t c = 0; c < B; c++) dst[c] = a[c] / count;
+                    } else {
+                        for (size_t c = 0; c < B; c++) dst[c] = a[c];
+                    }
+                } else if (fill) {
+                    const float* y = y0 + size_t(s.fill_of[r * P + part]) * point_step + r * rep_step;
+                    for (size_t c = 0; c < B; c++) dst[c] = y[c * coord_step];
+                } else {
+                    for (size_t c = 0; c < B; c++) dst[c] = 0.f;
+                }
+            }
+        }
+    } else {
+        // A set of more than one block: points in blocks, each added into
+        // every repetition's partitions before the next block is projected.
+        std::fill(raw, raw + config_.raw_dimension(), 0.f);
+        size_t next_fill = 0;
+        auto add_point = [&](size_t p, const float* y, size_t rep_step, size_t coord_step) {
+            for (size_t r = 0; r < R; r++) {
+                float* block = raw + (r * P + s.parts[p * R + r]) * B;
+                const float* yr = y + r * rep_step;
+                for (size_t c = 0; c < B; c++) block[c] += yr[c * coord_step];
+            }
+            for (; next_fill < s.fills.size() && s.fills[next_fill].first == p; next_fill++) {
+                const size_t cell = s.fills[next_fill].second;
+                float* block = raw + cell * B;
+                const float* yr = y + (cell / P) * rep_step;
+                for (size_t c = 0; c < B; c++) block[c] = yr[c * coord_step];
+            }
+        };
+        for (size_t p0 = 0; p0 < n_points; p0 += kAmsMaxBlock) {
+            const size_t m = std::min(kAmsMaxBlock, n_points - p0), np = (m + 7) / 8 * 8;
+            ams_sketch_block(points + p0 * d, m, d, s.transposed.data(), ams_start_.data(), ams_input_.data(),
+                             ams_sign_.data(), R * B, s.projected.data());
+            for (size_t p = 0; p < m; p++) add_point(p0 + p, s.projected.data() + p, B * np, np);
+        }
+        if (average) {
+            for (size_t cell = 0; cell < R * P; cell++) {
+                if (s.counts[cell] > 0.f) {
+                    float* block = raw + cell * B;
+                    for (size_t c = 0; c < B; c++) block[c] /= s.counts[cell];
+                }
             }
         }
     }
@@ -260,7 +307,6 @@ void FdeEncoder::encode(FdeEncoding encoding, const float* vectors, size_t n_vec
                      "unknown FDE encoding type");
     const size_t d = config_.dimension;
     const std::vector<size_t> offsets = ragged_offsets(lengths, n_sets, n_vectors, "FDE encoding");
-    check_finite(vectors, n_vectors * d, "the vectors");
     if (n_sets == 0) return;
 
     const size_t B = config_.block_dimension(), k = config_.num_simhash_projections;
@@ -273,11 +319,16 @@ void FdeEncoder::encode(FdeEncoding encoding, const float* vectors, size_t n_vec
     const size_t out_dim = output_dimension();
     InterruptPoll poll;
     parallel_for(ntasks, [&](size_t t) {
+        const size_t end = std::min(n_sets, (t + 1) * per_task);
+        if (t * per_task >= end) return;
+        // Each task checks its own rows: the check runs in parallel too.
+        check_finite(vectors + offsets[t * per_task] * d, (offsets[end] - offsets[t * per_task]) * d, "the vectors");
         Scratch s;
         if (config_.final_projection_dimension > 0) s.raw.resize(config_.raw_dimension());
-        s.sketch.resize(std::max<size_t>(k * config_.num_repetitions, 1));
-        s.counts.resize(config_.num_partitions());
-        const size_t end = std::min(n_sets, (t + 1) * per_task);
+        if (config_.projection == FdeProjection::ams_sketch) {
+            s.transposed.resize(d * kAmsMaxBlock);
+            s.projected.resize(config_.num_repetitions * B * kAmsMaxBlock);
+        }
         for (size_t i = t * per_task; i < end; i++) {
             encode_one(encoding, vectors + offsets[i] * d, offsets[i + 1] - offsets[i], out + i * out_dim, s);
             poll();

@@ -9,7 +9,9 @@
 #include <string>
 
 #include "nearly/chamfer.h"
+#include "nearly/half.h"
 #include "nearly/io.h"
+#include "nearly/maxsim.h"
 #include "nearly/parallel.h"
 #include "nearly/ragged.h"
 #include "nearly/simd.h"
@@ -157,20 +159,20 @@ void MultiVectorStore::decode_rows(size_t p0, size_t p1, float* out) const {
     if (dtype_ == TokenDtype::Float32) {
         std::memcpy(out, f32_.data() + r0 * d, (r1 - r0) * d * sizeof(float));
     } else {
-        const float* t = half_table().v;
-        const uint16_t* src = f16_.data() + r0 * d;
-        for (size_t i = 0, n = (r1 - r0) * d; i < n; i++) out[i] = t[src[i]];
+        half_to_float(f16_.data() + r0 * d, (r1 - r0) * d, out);
     }
 }
 
 void MultiVectorStore::score_positions(const float* q, size_t nqv, const size_t* pos, size_t n, float* scores) const {
     // Few candidates per query: one document at a time, its rows straight
-    // from the store (decoded into a small buffer when fp16) and kept in L1
-    // while every query vector is multiplied with them. No packing, no copy
-    // of the candidates, which cost more than the products here.
+    // from the store (decoded into a small buffer when fp16) and read once
+    // for all query vectors, which lie transposed across SIMD lanes. No
+    // packing, no copy of the candidates, which cost more than the products
+    // here.
     const size_t d = size_t(d_);
-    const SimdKernels& K = simd();
-    std::vector<float> ip, buf;
+    const size_t mp = (nqv + kMaxSimLanes - 1) / kMaxSimLanes * kMaxSimLanes;
+    std::vector<float> qt(d * mp), best(mp), buf;
+    maxsim_transpose_queries(q, nqv, d, qt.data(), mp);
     for (size_t j = 0; j < n; j++) {
         const size_t p = pos[j], len = offsets_[p + 1] - offsets_[p];
         const float* x;
@@ -181,14 +183,22 @@ void MultiVectorStore::score_positions(const float* q, size_t nqv, const size_t*
             decode_rows(p, p + 1, buf.data());
             x = buf.data();
         }
-        ip.resize(len);
-        float sum = 0.f;
-        for (size_t a = 0; a < nqv; a++) {
-            K.inner_products_ny(q + a * d, x, d, len, ip.data());
-            float best = -FLT_MAX;
-            for (size_t c = 0; c < len; c++) best = std::max(best, ip[c]);
-            sum += best;
+        const void* next = nullptr;
+        size_t next_bytes = 0;
+        if (j + 1 < n) {
+            const size_t values = (offsets_[pos[j + 1] + 1] - offsets_[pos[j + 1]]) * d;
+            if (dtype_ == TokenDtype::Float32) {
+                next = f32_.data() + offsets_[pos[j + 1]] * d;
+                next_bytes = values * sizeof(float);
+            } else {
+                next = f16_.data() + offsets_[pos[j + 1]] * d;
+                next_bytes = values * sizeof(uint16_t);
+            }
         }
+        std::fill(best.begin(), best.end(), -FLT_MAX);
+        maxsim_update(qt.data(), mp, d, x, len, best.data(), next, next_bytes);
+        float sum = 0.f;
+        for (size_t a = 0; a < nqv; a++) sum += best[a];
         scores[j] = sum;
     }
 }

@@ -3,8 +3,14 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <cfloat>
+
 #include "arrays.h"
+#include "nearly/ams_sketch.h"
 #include "nearly/fde.h"
+#include "nearly/fde_signs.h"
+#include "nearly/half.h"
+#include "nearly/maxsim.h"
 #include "nearly/libstdcxx_random.h"
 #include "nearly/simd.h"
 
@@ -82,6 +88,70 @@ void bind_fde(py::module_& m) {
         simd().vecmat_unfused(x.data(), x.shape(0), w.data(), w.shape(1), out.mutable_data());
         return out;
     }, py::arg("x"), py::arg("w"), "x @ w at the active SIMD level, unfused and in order (tests).");
+    m.def("_fde_signs", [](py::handle x_obj, py::handle w_obj) {
+        FloatArray x = as_matrix(x_obj, -1, "x");
+        FloatArray w = as_matrix(w_obj, -1, "w");
+        if (w.shape(0) != x.shape(1)) throw InvalidArgument("w must have x.shape[1] rows");
+        const size_t m = x.shape(0), d = x.shape(1), n = w.shape(1);
+        py::array_t<uint8_t> out({py::ssize_t(m), py::ssize_t(n)});
+        py::gil_scoped_release release;
+        if (m > 0 && n > 0) {
+            const std::vector<float> norms = fde_column_norms(w.data(), d, n);
+            fde_signs(x.data(), m, d, w.data(), n, norms.data(), out.mutable_data());
+        }
+        return out;
+    }, py::arg("x"), py::arg("w"), "(x @ w > 0) per point at the active SIMD level, each sum as "
+       "vecmat_unfused takes it (tests).");
+    m.def("_half_to_float", [](py::array_t<uint16_t, py::array::c_style | py::array::forcecast> h) {
+        if (h.ndim() != 1) throw InvalidArgument("h must be 1-D");
+        py::array_t<float> out(h.shape(0));
+        half_to_float(h.data(), h.shape(0), out.mutable_data());
+        return out;
+    }, py::arg("h"), "IEEE halves (uint16) to float32 at the active SIMD level (tests).");
+    m.def("_maxsim", [](py::handle q_obj, py::handle x_obj) {
+        // Best inner product of each query row with the rows of x, through
+        // the level's re-ranking kernel (tests).
+        FloatArray q = as_matrix(q_obj, -1, "q");
+        const size_t m = q.shape(0), d = q.shape(1);
+        FloatArray x = as_matrix(x_obj, int(d), "x");
+        if (m == 0 || d == 0) throw InvalidArgument("q must be a non-empty (m, d) array");
+        const size_t mp = (m + kMaxSimLanes - 1) / kMaxSimLanes * kMaxSimLanes;
+        std::vector<float> qt(d * mp), best(mp, -FLT_MAX);
+        maxsim_transpose_queries(q.data(), m, d, qt.data(), mp);
+        maxsim_update(qt.data(), mp, d, x.data(), x.shape(0), best.data());
+        return py::array_t<float>(py::ssize_t(m), best.data());
+    }, py::arg("q"), py::arg("x"));
+    m.def("_ams_sketch_block", [](py::handle x_obj, py::handle target_obj, py::handle sign_obj, size_t n_out) {
+        // The sketch of x (m <= 32 points) given per input coordinate its
+        // output and sign, through the level's block kernel (tests).
+        FloatArray x = as_matrix(x_obj, -1, "x");
+        const size_t m = x.shape(0), d = x.shape(1);
+        if (m == 0 || m > kAmsMaxBlock) throw InvalidArgument("x must have 1 to 32 rows");
+        IdArray target = to_array<IdArray>(target_obj, "target");
+        FloatArray sign = to_array<FloatArray>(sign_obj, "sign");
+        if (target.ndim() != 1 || sign.ndim() != 1 || size_t(target.shape(0)) != d || size_t(sign.shape(0)) != d)
+            throw InvalidArgument("target and sign need one entry per column of x");
+        std::vector<uint32_t> start(n_out + 1, 0), input(d);
+        std::vector<float> sorted_sign(d);
+        for (size_t i = 0; i < d; i++) {
+            if (target.data()[i] < 0 || size_t(target.data()[i]) >= n_out) throw InvalidArgument("target out of range");
+            start[target.data()[i] + 1]++;
+        }
+        for (size_t o = 0; o < n_out; o++) start[o + 1] += start[o];
+        std::vector<uint32_t> next(start.begin(), start.end() - 1);
+        for (size_t i = 0; i < d; i++) {
+            const uint32_t e = next[target.data()[i]]++;
+            input[e] = uint32_t(i);
+            sorted_sign[e] = sign.data()[i];
+        }
+        const size_t np = (m + 7) / 8 * 8;
+        std::vector<float> t(d * np), out(n_out * np);
+        ams_sketch_block(x.data(), m, d, t.data(), start.data(), input.data(), sorted_sign.data(), n_out, out.data());
+        py::array_t<float> res({py::ssize_t(m), py::ssize_t(n_out)});
+        for (size_t p = 0; p < m; p++)
+            for (size_t o = 0; o < n_out; o++) res.mutable_data()[p * n_out + o] = out[o * np + p];
+        return res;
+    }, py::arg("x"), py::arg("target"), py::arg("sign"), py::arg("n_out"));
 
     // The reference's building blocks, for the bit-exactness tests.
     m.def("_mt19937_outputs", [](uint32_t seed, size_t n) {

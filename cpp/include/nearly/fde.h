@@ -81,15 +81,13 @@ class FdeEncoder {
    private:
     struct Scratch;
     void encode_one(FdeEncoding encoding, const float* points, size_t n_points, float* out, Scratch& s) const;
-    // The AMS sketches in repetition r of the n points of a set, from the
-    // set transposed (d x n): out is B x n.
-    void project_set(size_t r, const float* transposed, size_t n, float* out) const;
 
     FdeConfig config_;
     // The SimHash matrices of all repetitions side by side: d x (R * k),
     // row i holds coordinate i's weight in projection j of repetition r at
     // r * k + j. One vector-matrix product gives a point's every sign.
     std::vector<float> simhash_;
+    std::vector<float> simhash_norms_;  // column norms of simhash_, for fde_signs
     // AMS sketches, per repetition and output coordinate c, the input
     // coordinates added into c in increasing order (the reference's order)
     // and their signs: entries ams_start_[r * B + c] .. ams_start_[r * B + c + 1].
