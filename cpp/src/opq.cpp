@@ -16,9 +16,10 @@ namespace nearly {
 OPQMatrix::OPQMatrix(int d_in_, int M_, int d_out_)
     : LinearTransform(d_in_, d_out_ == -1 ? d_in_ : d_out_, false), M(M_) {
     NEARLY_CHECK_ARG(d_out_ == -1 || d_out_ > 0, "OPQMatrix: d_out must be positive (or -1 for d_in)");
-    // The PQ that train() will use: raises faiss's ProductQuantizer errors now.
-    NEARLY_CHECK_ARG(M_ > 0, "OPQMatrix: M must be positive");
-    ProductQuantizer check(size_t(d_out), size_t(M_), 8);
+    // What the ProductQuantizer of train() would raise (faiss's texts), now.
+    if (M_ <= 0) throw NotSupported("M must be > 0");
+    if (d_out % M_ != 0)
+        throw NotSupported("The dimension of the vector (d) should be a multiple of the number of subquantizers (M)");
 }
 
 namespace {

@@ -1,7 +1,8 @@
 """OPQ against faiss-cpu on the real embeddings (../shared/data): the same
 parameters on both sides; the learned rotation must cut PQ error as much as
 faiss's (within 3%), OPQ factory indexes must reach faiss's recall (within
-1 point at the same nprobe), and both must fail the same way."""
+1 point at the same nprobe, both started from the same rotation), and
+both must fail the same way."""
 import numpy as np
 import pytest
 
@@ -19,10 +20,27 @@ def apply(lib, t, x):
     return t.apply(x) if lib is nearly else t.apply_py(x)
 
 
+def start_from(lib, opq, A):
+    """Both libraries start OPQ training from A when it is set (instead of
+    their own random rotation): with the same start, the same algorithm must
+    reach the same rotation, and the comparison is free of the luck of the
+    draw."""
+    if lib is nearly:
+        opq.A = A.ravel()
+    else:
+        faiss.copy_array_to_vector(np.ascontiguousarray(A.ravel()), opq.A)
+
+
+def initial_rotation(d_out, d_in):
+    q, _ = np.linalg.qr(np.random.default_rng(123).standard_normal((d_in, d_in)))
+    return q[:d_out].astype(np.float32)
+
+
 def configure(lib, index):
     opq = lib.downcast_VectorTransform(index.chain.at(0))
     for k, v in OPQ_ITERS.items():
         setattr(opq, k, v)
+    start_from(lib, opq, initial_rotation(opq.d_out, opq.d_in))
     ivf = lib.extract_index_ivf(index) if "IVF" in repr(type(lib.downcast_index(index.index))) else None
     inner = ivf if ivf is not None else lib.downcast_index(index.index)
     if ivf is not None:
@@ -40,7 +58,10 @@ def recall(I, gt):
 @pytest.fixture(scope="module")
 def real():
     base, queries = real_data()
-    return np.ascontiguousarray(base[:20000]), np.ascontiguousarray(queries[:200])
+    # the 200 real queries and 1,000 more real embeddings that are not in the
+    # index: recall differences of a point are then above the sampling noise
+    xq = np.concatenate([queries[:200], base[20000:21000]])
+    return np.ascontiguousarray(base[:20000]), np.ascontiguousarray(xq)
 
 
 def pq_error(x, M):
@@ -52,7 +73,7 @@ def pq_error(x, M):
 
 
 def test_opq_cuts_pq_error_like_faiss(real):
-    x = real[0][:12000]
+    x = real[0][:10000]
     errs, mats = {}, {}
     for lib in (faiss, nearly):
         opq = lib.OPQMatrix(384, 24)
@@ -70,16 +91,20 @@ def test_opq_cuts_pq_error_like_faiss(real):
     assert errs[nearly] <= 1.03 * errs[faiss], (errs, plain)
 
 
-@pytest.mark.parametrize("desc", ["OPQ16,IVF64,PQ16", "OPQ16_192,IVF64,PQ16", "OPQ16,PQ16"])
+# "np": no polysemous training in faiss (a centroid reordering that ADC
+# searches do not use, and most of faiss's PQ training time); nearly accepts
+# the suffix and never does it.
+@pytest.mark.parametrize("desc", ["OPQ48,IVF64,PQ48np", "OPQ16_192,IVF64,PQ16np", "OPQ16,PQ16np"])
 def test_factory_recall_like_faiss(real, desc):
     x, xq = real
     gt = brute_force(xq, x, 10, METRIC_IP)[1]
-    rec = {}
+    rec, rotations = {}, []
     for lib in (faiss, nearly):
         index = lib.index_factory(384, desc, METRIC_IP)
         opq = configure(lib, index)
         assert (opq.d_in, opq.d_out) == ((384, 192) if "_192" in desc else (384, 384))
         index.train(x[:10000])
+        rotations.append(lib.vector_to_array(opq.A).astype(np.float64))
         index.add(x)
         assert index.ntotal == len(x) and index.chain.size() == 1
         rec[lib] = []
@@ -91,10 +116,18 @@ def test_factory_recall_like_faiss(real, desc):
             rec[lib].append(recall(I, gt))
     for rf, rn in zip(rec[faiss], rec[nearly]):
         assert abs(rf - rn) <= 0.01, rec
+    # The same start gives nearly the same rotation of the data (k-means ties
+    # and float sums differ, so not bit for bit; directions in which the data
+    # has no variance may be completed differently, so compare rotated data).
+    # Not for d_out < d_in: which 192 of the 384 directions are kept drifts
+    # further apart over the iterations (about 12% here) while recall agrees.
+    if "_192" not in desc:
+        rf, rn = (x[:2000].astype(np.float64) @ r.reshape(384, 384).T for r in rotations)
+        assert np.median(np.linalg.norm(rf - rn, axis=1) / np.linalg.norm(rf, axis=1)) < 0.05
 
 
 def test_reconstruct_and_reverse(real):
-    x = real[0][:12000]
+    x = real[0][:10000]
     out = {}
     for lib in (faiss, nearly):
         index = lib.index_factory(384, "OPQ16,Flat", METRIC_IP)
@@ -113,7 +146,7 @@ def test_same_errors(real):
             lib.index_factory(30, "OPQ4,PQ4")
         with pytest.raises(RuntimeError, match="Transformation not trained yet"):
             apply(lib, lib.OPQMatrix(384, 16), x[:3])
-        index = lib.index_factory(384, "OPQ16,IVF16,PQ16", METRIC_IP)
+        index = lib.index_factory(384, "OPQ16,IVF16,PQ16np", METRIC_IP)
         with pytest.raises(RuntimeError, match="is_trained"):
             index.add(x[:10])
         with pytest.raises(RuntimeError, match="is_trained"):
