@@ -203,6 +203,14 @@ void Clustering::train(idx_t nx, const float* x_in, MetricType metric, KmeansSte
                      n, k, kk * size_t(min_points_per_centroid));
     }
 
+    // Centroids already there are where the iterations start (faiss's hot
+    // start: OPQ retrains its codebooks a few iterations at a time).
+    std::vector<float> input_centroids;
+    if (!centroids.empty()) {
+        NEARLY_CHECK_ARG(centroids.size() == kk * dd, "Clustering: initial centroids must be k x d");
+        input_centroids = centroids;
+    }
+
     iteration_stats.clear();
     auto normalize = [&] {
         if (spherical) normalize_L2(centroids.data(), kk, dd);
@@ -235,7 +243,9 @@ void Clustering::train(idx_t nx, const float* x_in, MetricType metric, KmeansSte
         if (verbose && nredo > 1) std::printf("Outer iteration %d / %d\n", redo, nredo);
         // Initial centroids: k distinct random training points.
         centroids.resize(kk * dd);
-        {
+        if (!input_centroids.empty()) {
+            centroids = input_centroids;
+        } else {
             std::vector<int> perm(n);
             rand_perm(perm.data(), n, seed + 1 + redo * 15486557LL);
             for (size_t c = 0; c < kk; c++)

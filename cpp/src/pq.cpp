@@ -49,6 +49,8 @@ void ProductQuantizer::train(size_t n, const float* x) {
         for (size_t i = 0; i < n; i++)
             std::memcpy(&xslice[i * dsub], x + i * d + m * dsub, dsub * sizeof(float));
         Clustering clus(int(dsub), int(ksub), cp);
+        if (train_type == Train_hot_start)
+            clus.centroids.assign(centroids.begin() + m * ksub * dsub, centroids.begin() + (m + 1) * ksub * dsub);
         if (verbose) {
             clus.verbose = true;
             std::printf("Training PQ slice %zu/%zu\n", m, M);

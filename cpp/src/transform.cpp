@@ -5,6 +5,8 @@
 
 #include "nearly/distance.h"
 #include "nearly/io.h"
+#include "nearly/linear_transform.h"
+#include "nearly/opq.h"
 
 namespace nearly {
 
@@ -68,6 +70,7 @@ void IndexPreTransform::train(idx_t n, const float* x) {
 }
 
 void IndexPreTransform::add(idx_t n, const float* x) {
+    if (!is_trained) throw NotSupported("Error: 'is_trained' failed");  // faiss's text
     check_add_args(n, x);
     std::unique_lock<SharedMutex> lk(rw_mutex_);
     std::vector<float> xt = apply_chain(n, x);
@@ -76,6 +79,7 @@ void IndexPreTransform::add(idx_t n, const float* x) {
 }
 
 void IndexPreTransform::add_with_ids(idx_t n, const float* x, const idx_t* ids) {
+    if (!is_trained) throw NotSupported("Error: 'is_trained' failed");  // faiss's text
     check_add_args(n, x);
     std::unique_lock<SharedMutex> lk(rw_mutex_);
     std::vector<float> xt = apply_chain(n, x);
@@ -86,6 +90,7 @@ void IndexPreTransform::add_with_ids(idx_t n, const float* x, const idx_t* ids) 
 void IndexPreTransform::search(idx_t n, const float* x, idx_t k, float* D, idx_t* I,
                                const SearchParameters* params) const {
     check_search_args(n, x, k);
+    if (!is_trained) throw NotSupported("Error: 'is_trained' failed");
     std::shared_lock<SharedMutex> lk(rw_mutex_);
     std::vector<float> xt = apply_chain(n, x);
     index->search(n, xt.data(), k, D, I, params);
@@ -159,6 +164,16 @@ std::unique_ptr<IndexPreTransform> IndexPreTransform::read_body(Reader& r) {
         if (tag == "L2norm") {
             r.check(d_in == d_out, "bad L2norm dimensions");
             transforms.push_back(std::make_shared<NormalizationTransform>(d_in));
+        } else if (tag == "LinearTransform" || tag == "RandomRotation") {
+            std::shared_ptr<LinearTransform> t;
+            if (tag == "RandomRotation")
+                t = std::make_shared<RandomRotationMatrix>(d_in, d_out);
+            else
+                t = std::make_shared<LinearTransform>(d_in, d_out);
+            t->read_linear_body(r);
+            transforms.push_back(t);
+        } else if (tag == "OPQ") {
+            transforms.push_back(OPQMatrix::read(r, d_in, d_out));
         } else {
             throw CorruptData("cannot read index: unknown transform '" + printable(tag) + "'");
         }

@@ -14,6 +14,18 @@ using namespace nearly;
 
 namespace {
 
+struct TransformChain {
+    std::shared_ptr<IndexPreTransform> owner;
+    TransformPtr at(py::ssize_t i) const {
+        const py::ssize_t n = py::ssize_t(owner->chain.size());
+        if (i < 0) i += n;
+        if (i < 0 || i >= n) throw py::index_error("transform chain index out of range");
+        return owner->chain[size_t(i)];
+    }
+};
+
+
+
 const SearchParameters* params_ptr(py::handle params) {
     if (params.is_none()) return nullptr;
     try {
@@ -171,17 +183,31 @@ void bind_flat(py::module_& m) {
     py::class_<IndexIDMap2, IndexIDMap, std::shared_ptr<IndexIDMap2>>(m, "IndexIDMap2")
         .def(py::init([](IndexPtr inner) { return std::make_shared<IndexIDMap2>(inner); }), py::arg("index"));
 
+    auto apply = [](const VectorTransform& t, py::handle x_obj) {
+        FloatArray x = as_matrix(x_obj, t.d_in, "x");
+        py::array_t<float> out({idx_t(x.shape(0)), idx_t(t.d_out)});
+        py::gil_scoped_release release;
+        t.apply(x.shape(0), x.data(), out.mutable_data());
+        return out;
+    };
     py::class_<VectorTransform, std::shared_ptr<VectorTransform>>(m, "VectorTransform")
         .def_readonly("d_in", &VectorTransform::d_in)
         .def_readonly("d_out", &VectorTransform::d_out)
-        .def_readonly("is_trained", &VectorTransform::is_trained)
-        .def("apply", [](const VectorTransform& t, py::handle x_obj) {
+        .def_readwrite("is_trained", &VectorTransform::is_trained)
+        .def("train", [](VectorTransform& t, py::handle x_obj) {
             FloatArray x = as_matrix(x_obj, t.d_in, "x");
-            py::array_t<float> out({idx_t(x.shape(0)), idx_t(t.d_out)});
             py::gil_scoped_release release;
-            t.apply(x.shape(0), x.data(), out.mutable_data());
+            t.train(x.shape(0), x.data());
+        }, py::arg("x"))
+        .def("apply", apply, py::arg("x"))
+        .def("apply_py", apply, py::arg("x"))
+        .def("reverse_transform", [](const VectorTransform& t, py::handle y_obj) {
+            FloatArray y = as_matrix(y_obj, t.d_out, "xt");
+            py::array_t<float> out({idx_t(y.shape(0)), idx_t(t.d_in)});
+            py::gil_scoped_release release;
+            t.reverse(y.shape(0), y.data(), out.mutable_data());
             return out;
-        }, py::arg("x"));
+        }, py::arg("xt"));
     py::class_<NormalizationTransform, VectorTransform, std::shared_ptr<NormalizationTransform>>(
         m, "NormalizationTransform")
         .def(py::init([](int d, float norm) {
@@ -193,7 +219,15 @@ void bind_flat(py::module_& m) {
         .def(py::init([](TransformPtr t, IndexPtr inner) { return std::make_shared<IndexPreTransform>(t, inner); }),
              py::arg("ltrans"), py::arg("index"))
         .def_readonly("index", &IndexPreTransform::index)
-        .def_readonly("chain", &IndexPreTransform::chain);
+        .def_property_readonly("chain", [](std::shared_ptr<IndexPreTransform> self) { return TransformChain{self}; });
+
+    // faiss exposes IndexPreTransform.chain as a std::vector (at(i), size());
+    // a Python list would not have those. Keeps the index alive.
+    py::class_<TransformChain>(m, "TransformChain")
+        .def("size", [](const TransformChain& c) { return c.owner->chain.size(); })
+        .def("__len__", [](const TransformChain& c) { return c.owner->chain.size(); })
+        .def("at", &TransformChain::at, py::arg("i"))
+        .def("__getitem__", &TransformChain::at, py::arg("i"));
 }
 
 }  // namespace nearly_py

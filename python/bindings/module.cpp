@@ -10,6 +10,7 @@
 namespace nearly_py {
 void bind_selectors(py::module_& m);
 void bind_flat(py::module_& m);
+void bind_transform(py::module_& m);
 void bind_hnsw(py::module_& m);
 void bind_io(py::module_& m);
 void bind_distance(py::module_& m);
@@ -123,6 +124,7 @@ PYBIND11_MODULE(_nearly, m) {
 
     bind_selectors(m);
     bind_flat(m);
+    bind_transform(m);
     bind_hnsw(m);
     bind_io(m);
     bind_distance(m);

@@ -33,6 +33,10 @@ from ._nearly import (  # noqa: F401  (explicit for readers and linters)
     IndexIDMap,
     IndexIDMap2,
     IndexPreTransform,
+    VectorTransform,
+    LinearTransform,
+    RandomRotationMatrix,
+    OPQMatrix,
     SearchParametersIVF,
     Clustering,
     ClusteringParameters,
@@ -48,6 +52,7 @@ from .persistence import deserialize_index, read_index, serialize_index, write_i
 from .binary import IndexBinaryRecurrent, RecurrentBinarizer  # noqa: F401
 from .kmeans import Kmeans  # noqa: F401
 from .compat import downcast_index, extract_index_ivf, vector_to_array  # noqa: F401
+from .compat import downcast_VectorTransform  # noqa: F401
 from .insertion_order import insertion_order, local_intrinsic_dimensionality  # noqa: F401
 from .multivector import (  # noqa: F401
     FDEConfig,

@@ -8,6 +8,12 @@ def downcast_index(index):
     return index
 
 
+def downcast_VectorTransform(transform):
+    """Like downcast_index: transforms already come out as their own class
+    (OPQMatrix, NormalizationTransform, ...)."""
+    return transform
+
+
 def vector_to_array(v):
     """faiss's std::vector -> numpy copy; nearly already exposes numpy arrays."""
     return np.array(v, copy=True)

@@ -52,6 +52,8 @@ struct Clustering : ClusteringParameters {
 
     Clustering(int d, int k, const ClusteringParameters& params = ClusteringParameters());
 
+    // Centroids set before train() (k x d) are the initial ones, as in faiss;
+    // otherwise k random training points are.
     // metric: how points are assigned (L2, or IP for spherical k-means and
     // inner-product quantizers). Throws NotSupported when n < k, with faiss's
     // text, and InvalidArgument on NaN / infinity.

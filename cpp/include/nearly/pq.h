@@ -21,6 +21,10 @@ struct ProductQuantizer {
     // 256 points per centroid, seed 1234).
     ClusteringParameters cp;
     bool verbose = false;
+    // Train_hot_start: k-means starts from the current centroids (faiss's
+    // name; OPQ retrains the codebooks a few iterations at a time).
+    enum TrainType { Train_default, Train_hot_start };
+    TrainType train_type = Train_default;
     // Derived from centroids by sync_transposed_centroids() (train() calls
     // it; whoever writes centroids directly must too): each subquantizer's
     // centroids as dsub x ksub, and their squared norms (M x ksub). Tables

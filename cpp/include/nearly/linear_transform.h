@@ -1,0 +1,52 @@
+// Linear vector transforms, faiss's LinearTransform family: y = A x (+ b), A
+// stored row-major d_out x d_in like faiss. Applied with the GEMM kernels of
+// exact search, on all threads. OPQ (opq.h) learns its A; a random rotation
+// draws one.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "nearly/transform.h"
+
+namespace nearly {
+
+struct LinearTransform : VectorTransform {
+    std::vector<float> A;  // d_out x d_in
+    std::vector<float> b;  // d_out, when have_bias
+    bool have_bias;
+    // A has orthonormal rows (or columns when d_out > d_in), so that the
+    // reverse transform is A^T (y - b).
+    bool is_orthonormal = false;
+    bool verbose = false;
+
+    // Untrained until A is set (by train(), or by the owner, who then sets
+    // is_trained like faiss's users do).
+    LinearTransform(int d_in, int d_out, bool have_bias = false);
+    std::string type_name() const override { return "LinearTransform"; }
+    // Throws "Transformation not trained yet" (faiss's text) before training.
+    void apply(idx_t n, const float* x, float* out) const override;
+    // x = A^T (y - b); only for orthonormal A, like faiss.
+    void reverse(idx_t n, const float* y, float* x) const override;
+    void transform_transpose(idx_t n, const float* y, float* x) const;
+    // Sets is_orthonormal from A (A^T A = I within 4e-5, faiss's tolerance).
+    void set_is_orthonormal();
+    void write_body(Writer& w) const override;
+    // Reads what write_body wrote into this (d_in, d_out already set).
+    void read_linear_body(Reader& r);
+};
+
+// A random orthonormal d_out x d_in matrix (d_out <= d_in), or d_in
+// orthonormal columns when d_out > d_in. train() draws it with faiss's seed
+// (12345); the draws are nearly's own (Gaussian entries from std::mt19937,
+// orthonormalized), so the matrix differs from faiss's but not its law.
+struct RandomRotationMatrix : LinearTransform {
+    RandomRotationMatrix(int d_in, int d_out) : LinearTransform(d_in, d_out, false) {}
+    std::string type_name() const override { return "RandomRotation"; }
+    void init(uint32_t seed);
+    void train(idx_t, const float*) override { init(12345); }
+};
+
+// t.A = a (d_out x d_in, computed in double), rounded to float.
+void set_matrix_from_double(LinearTransform& t, const std::vector<double>& a);
+
+}  // namespace nearly

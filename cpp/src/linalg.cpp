@@ -1,0 +1,158 @@
+#include "nearly/linalg.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "nearly/libstdcxx_random.h"
+
+namespace nearly {
+
+namespace {
+
+// Four partial sums: the compiler does not reorder a double reduction by
+// itself, and these dot products are the inner loop of the Jacobi sweeps.
+double dot(const double* a, const double* b, size_t n) {
+    double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        s0 += a[i] * b[i];
+        s1 += a[i + 1] * b[i + 1];
+        s2 += a[i + 2] * b[i + 2];
+        s3 += a[i + 3] * b[i + 3];
+    }
+    for (; i < n; i++) s0 += a[i] * b[i];
+    return (s0 + s1) + (s2 + s3);
+}
+
+// a -= c * b
+void axpy(double* a, double c, const double* b, size_t n) {
+    for (size_t i = 0; i < n; i++) a[i] -= c * b[i];
+}
+
+// (p, q) <- (c p - s q, s p + c q)
+void rotate(double* p, double* q, double c, double s, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        const double a = p[i], b = q[i];
+        p[i] = c * a - s * b;
+        q[i] = s * a + c * b;
+    }
+}
+
+// Removes from row the components along the first `done` rows of a (assumed
+// orthonormal), twice, and returns the norm left.
+double project_out(double* row, const double* a, size_t done, size_t cols) {
+    for (int pass = 0; pass < 2; pass++)
+        for (size_t j = 0; j < done; j++) axpy(row, dot(row, a + j * cols, cols), a + j * cols, cols);
+    return std::sqrt(dot(row, row, cols));
+}
+
+}  // namespace
+
+void orthonormalize_rows(double* a, size_t rows, size_t cols) {
+    size_t next_unit = 0;  // the next basis vector to try as a completion
+    for (size_t i = 0; i < rows; i++) {
+        double* row = a + i * cols;
+        const double before = std::sqrt(dot(row, row, cols));
+        double nrm = project_out(row, a, i, cols);
+        if (!(before > 0) || !(nrm > 1e-9 * before)) {
+            // Dependent row: the first basis vector that keeps enough of its
+            // length once the rows above are removed. Among all basis vectors
+            // the squared lengths left add up to cols - i >= 1, so one keeps at
+            // least 1 / sqrt(cols), more than the threshold.
+            const double threshold = 0.5 / std::sqrt(double(cols));
+            for (size_t tries = 0; tries < cols; tries++, next_unit++) {
+                std::fill(row, row + cols, 0.0);
+                row[next_unit % cols] = 1.0;
+                nrm = project_out(row, a, i, cols);
+                if (nrm > threshold) break;
+            }
+            next_unit++;
+        }
+        for (size_t j = 0; j < cols; j++) row[j] /= nrm;
+    }
+}
+
+std::vector<double> random_orthonormal_rows(size_t rows, size_t cols, uint32_t seed) {
+    std::vector<double> a(rows * cols);
+    Mt19937 gen(seed);
+    NormalFloat normal;
+    for (double& v : a) v = normal(gen);
+    orthonormalize_rows(a.data(), rows, cols);
+    return a;
+}
+
+void procrustes_rotation(const double* m, size_t rows, size_t cols, double* r, std::vector<double>& left) {
+    if (left.size() != rows * rows) {
+        left.assign(rows * rows, 0.0);
+        for (size_t i = 0; i < rows; i++) left[i * rows + i] = 1.0;
+    }
+    // m = U W with U orthogonal (left holds U^T); the sweeps rotate pairs of
+    // rows of W (and the matching columns of U) until all rows of W are
+    // orthogonal. Then W = S V^T, and U V^T is the answer.
+    std::vector<double> w(rows * cols, 0.0);
+    for (size_t i = 0; i < rows; i++)
+        for (size_t k = 0; k < rows; k++) {
+            const double u = left[i * rows + k];
+            if (u != 0.0) axpy(&w[i * cols], -u, m + k * cols, cols);
+        }
+
+    // Rows shorter than kNegligible times the longest are rank deficiency:
+    // rounding noise that no rotation can make orthogonal to the others. They
+    // are left alone, and their directions completed at the end.
+    const double kNegligible2 = 1e-22;  // squared: singular values below 1e-11 * the largest
+    std::vector<double> norm2(rows);
+    const double tol = 1e-12;
+    for (int sweep = 0; sweep < 80; sweep++) {
+        double max2 = 0;
+        for (size_t i = 0; i < rows; i++) {
+            norm2[i] = dot(&w[i * cols], &w[i * cols], cols);
+            max2 = std::max(max2, norm2[i]);
+        }
+        const double floor2 = kNegligible2 * max2;
+        bool rotated = false;
+        for (size_t p = 0; p + 1 < rows; p++)
+            for (size_t q = p + 1; q < rows; q++) {
+                const double alpha = norm2[p], beta = norm2[q];
+                if (!(alpha > floor2) || !(beta > floor2)) continue;
+                const double gamma = dot(&w[p * cols], &w[q * cols], cols);
+                if (std::fabs(gamma) <= tol * std::sqrt(alpha * beta)) continue;
+                const double zeta = (beta - alpha) / (2 * gamma);
+                const double t = (zeta >= 0 ? 1.0 : -1.0) / (std::fabs(zeta) + std::sqrt(1 + zeta * zeta));
+                const double c = 1 / std::sqrt(1 + t * t), s = c * t;
+                rotate(&w[p * cols], &w[q * cols], c, s, cols);
+                rotate(&left[p * rows], &left[q * rows], c, s, rows);
+                norm2[p] = alpha - t * gamma;
+                norm2[q] = beta + t * gamma;
+                rotated = true;
+            }
+        if (!rotated) break;
+    }
+
+    // V^T: the rows of W scaled to unit length, the strong ones first so that
+    // the completion of the weak ones (rank deficiency) cannot disturb them.
+    double max2 = 0;
+    for (size_t i = 0; i < rows; i++) {
+        norm2[i] = dot(&w[i * cols], &w[i * cols], cols);
+        max2 = std::max(max2, norm2[i]);
+    }
+    auto strong = [&](size_t i) { return max2 > 0 && norm2[i] > kNegligible2 * max2; };
+    std::vector<size_t> order(rows);
+    size_t nstrong = 0;
+    for (size_t i = 0; i < rows; i++)
+        if (strong(i)) order[nstrong++] = i;
+    for (size_t i = 0, weak = nstrong; i < rows; i++)
+        if (!strong(i)) order[weak++] = i;
+    std::vector<double> vt(rows * cols, 0.0);
+    for (size_t j = 0; j < nstrong; j++) std::copy(&w[order[j] * cols], &w[order[j] * cols] + cols, &vt[j * cols]);
+    orthonormalize_rows(vt.data(), rows, cols);
+
+    // r = sum_j u_(order j) (x) vt_j
+    std::fill(r, r + rows * cols, 0.0);
+    for (size_t j = 0; j < rows; j++) {
+        const double* u = &left[order[j] * rows];
+        for (size_t a = 0; a < rows; a++)
+            if (u[a] != 0.0) axpy(r + a * cols, -u[a], &vt[j * cols], cols);
+    }
+}
+
+}  // namespace nearly

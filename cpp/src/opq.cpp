@@ -1,0 +1,177 @@
+#include "nearly/opq.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+
+#include "nearly/distance.h"
+#include "nearly/io.h"
+#include "nearly/kmeans.h"
+#include "nearly/linalg.h"
+#include "nearly/parallel.h"
+#include "nearly/pq.h"
+
+namespace nearly {
+
+OPQMatrix::OPQMatrix(int d_in_, int M_, int d_out_)
+    : LinearTransform(d_in_, d_out_ == -1 ? d_in_ : d_out_, false), M(M_) {
+    NEARLY_CHECK_ARG(d_out_ == -1 || d_out_ > 0, "OPQMatrix: d_out must be positive (or -1 for d_in)");
+    // What the ProductQuantizer of train() would raise (faiss's texts), now.
+    if (M_ <= 0) throw NotSupported("M must be > 0");
+    if (d_out % M_ != 0)
+        throw NotSupported("The dimension of the vector (d) should be a multiple of the number of subquantizers (M)");
+}
+
+namespace {
+
+// m (d2 x d, double) = sum over rows i of y_i^T x_i, for y (n x d2) and x
+// (n x d): chunks of rows as GEMMs on the pool, the chunk sums added in
+// double.
+std::vector<double> cross_product(const float* y, const float* x, size_t n, size_t d2, size_t d) {
+    constexpr size_t kChunk = 2048;
+    const size_t nchunks = (n + kChunk - 1) / kChunk;
+    std::vector<std::vector<double>> partial(nchunks);
+    parallel_for(nchunks, [&](size_t c) {
+        const size_t i0 = c * kChunk, rows = std::min(n, i0 + kChunk) - i0;
+        std::vector<float> yt(d2 * rows), xt(d * rows), prod(d2 * d);
+        for (size_t i = 0; i < rows; i++) {
+            for (size_t a = 0; a < d2; a++) yt[a * rows + i] = y[(i0 + i) * d2 + a];
+            for (size_t b = 0; b < d; b++) xt[b * rows + i] = x[(i0 + i) * d + b];
+        }
+        gemm_ip(yt.data(), d2, xt.data(), d, rows, prod.data());
+        partial[c].assign(prod.begin(), prod.end());
+    });
+    std::vector<double> m(d2 * d, 0.0);
+    for (auto& p : partial)
+        for (size_t i = 0; i < m.size(); i++) m[i] += p[i];
+    return m;
+}
+
+}  // namespace
+
+void OPQMatrix::train(idx_t n_in, const float* x_in) {
+    NEARLY_CHECK_ARG(n_in >= 0, "OPQMatrix::train: n must be non-negative");
+    check_finite(x_in, size_t(n_in) * d_in, "the training vectors");
+    NEARLY_CHECK_ARG(niter >= 1 && niter_pq >= 0 && niter_pq_0 >= 0, "OPQMatrix: niter must be >= 1");
+    // faiss's fvecs_maybe_subsample: the first max_train_points of a seeded
+    // permutation.
+    const float* x = x_in;
+    size_t n = size_t(n_in);
+    std::vector<float> subset;
+    if (max_train_points > 0 && n > max_train_points) {
+        if (verbose)
+            std::printf("  Input training set too large (max size is %zu), sampling %zu / %zu vectors\n",
+                        max_train_points, max_train_points, n);
+        std::vector<int> perm(n);
+        rand_perm(perm.data(), n, 1234);
+        subset.resize(max_train_points * d_in);
+        for (size_t i = 0; i < max_train_points; i++)
+            std::copy(x_in + size_t(perm[i]) * d_in, x_in + size_t(perm[i] + 1) * d_in, &subset[i * d_in]);
+        x = subset.data();
+        n = max_train_points;
+    }
+    // Fewer points than centroids: the PQ's k-means error, before any work.
+    if (n < 256)
+        throw NotSupported("Number of training points (" + std::to_string(n) +
+                           ") should be at least as large as number of clusters (256)");
+
+    // More output than input dimensions: the vectors are padded with zeros.
+    const size_t d = size_t(std::max(d_in, d_out)), d2 = size_t(d_out);
+    if (verbose)
+        std::printf("OPQMatrix::train: training an OPQ rotation matrix for M=%d from %zu vectors in %dD -> %dD\n", M,
+                    n, d_in, d_out);
+
+    // Centered training vectors: the rotation is fitted to the spread of the
+    // data around its mean (apply() does not subtract it, as in faiss).
+    std::vector<float> xtrain(n * d, 0.f);
+    {
+        std::vector<double> mean(d_in, 0.0);
+        for (size_t i = 0; i < n; i++)
+            for (int j = 0; j < d_in; j++) mean[j] += x[i * d_in + j];
+        for (double& v : mean) v /= double(n);
+        for (size_t i = 0; i < n; i++)
+            for (int j = 0; j < d_in; j++) xtrain[i * d + j] = float(x[i * d_in + j] - mean[j]);
+    }
+
+    std::vector<double> rotation;  // d2 x d
+    if (!A.empty() && d_out <= d_in) {
+        NEARLY_CHECK_ARG(A.size() == d2 * d, "OPQMatrix::train: A must be d_out x d_in to start from it");
+        rotation.assign(A.begin(), A.end());
+    } else {
+        rotation = random_orthonormal_rows(d2, d, 1234);
+    }
+
+    ProductQuantizer pq(d2, size_t(M), 8);
+    std::vector<float> rot_f(d2 * d), xproj(n * d2), recons(n * d2);
+    std::vector<uint8_t> codes(n * pq.code_size);
+    std::vector<double> left;  // the previous SVD's left factor: the next one starts there
+    InterruptPoll poll;
+    auto t0 = std::chrono::steady_clock::now();
+    for (int iter = 0; iter < niter; iter++) {
+        std::transform(rotation.begin(), rotation.end(), rot_f.begin(), [](double v) { return float(v); });
+        {
+            constexpr size_t kBlock = 256;
+            parallel_for((n + kBlock - 1) / kBlock, [&](size_t t) {
+                const size_t i0 = t * kBlock, rows = std::min(n, i0 + kBlock) - i0;
+                gemm_ip(&xtrain[i0 * d], rows, rot_f.data(), d2, d, &xproj[i0 * d2]);
+            });
+        }
+        pq.cp.max_points_per_centroid = 1000;
+        pq.cp.niter = iter == 0 ? niter_pq_0 : niter_pq;
+        pq.verbose = verbose;
+        pq.train(n, xproj.data());
+        pq.train_type = ProductQuantizer::Train_hot_start;
+        pq.compute_codes(xproj.data(), codes.data(), n);
+        pq.decode(codes.data(), recons.data(), n);
+        if (verbose) {
+            double err = 0;
+            for (size_t i = 0; i < n * d2; i++) err += double(recons[i] - xproj[i]) * (recons[i] - xproj[i]);
+            std::printf("    Iteration %d (%d PQ iterations): %.3f s, obj=%g\n", iter, pq.cp.niter,
+                        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), err / n);
+            std::fflush(stdout);
+        }
+        // The rotation R (orthonormal rows) minimizing ||xtrain R^T - recons||:
+        // the polar factor of recons^T xtrain.
+        auto t_rot = std::chrono::steady_clock::now();
+        std::vector<double> m = cross_product(recons.data(), xtrain.data(), n, d2, d);
+        procrustes_rotation(m.data(), d2, d, rotation.data(), left);
+        if (verbose)
+            std::printf("    rotation update: %.3f s\n",
+                        std::chrono::duration<double>(std::chrono::steady_clock::now() - t_rot).count());
+        poll();
+    }
+
+    if (d > size_t(d_in)) {  // drop the padding columns
+        std::vector<double> a(d2 * d_in);
+        for (size_t i = 0; i < d2; i++)
+            std::copy(&rotation[i * d], &rotation[i * d] + d_in, &a[i * d_in]);
+        rotation.swap(a);
+    }
+    set_matrix_from_double(*this, rotation);
+    is_trained = true;
+    is_orthonormal = true;
+}
+
+void OPQMatrix::write_body(Writer& w) const {
+    w.pod<int32_t>(M);  // first: the reader needs it to construct
+    LinearTransform::write_body(w);
+    w.pod<int32_t>(niter);
+    w.pod<int32_t>(niter_pq);
+    w.pod<int32_t>(niter_pq_0);
+    w.pod<uint64_t>(max_train_points);
+}
+
+std::shared_ptr<OPQMatrix> OPQMatrix::read(Reader& r, int d_in, int d_out) {
+    const int M = r.pod<int32_t>();
+    r.check(M > 0 && d_out % M == 0, "OPQ: M does not divide d_out");
+    auto t = std::make_shared<OPQMatrix>(d_in, M, d_out);
+    t->read_linear_body(r);
+    t->niter = r.pod<int32_t>();
+    t->niter_pq = r.pod<int32_t>();
+    t->niter_pq_0 = r.pod<int32_t>();
+    t->max_train_points = size_t(r.pod<uint64_t>());
+    r.check(t->niter >= 1 && t->niter_pq >= 0 && t->niter_pq_0 >= 0, "OPQ: bad iteration counts");
+    return t;
+}
+
+}  // namespace nearly
