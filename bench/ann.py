@@ -1398,12 +1398,23 @@ class _FaissAPIIVF(Engine):
         self.add(xb)
         return self
 
+    # k_factor (set by the suite for "...,RFlat" strings): searches pass
+    # IndexRefineSearchParameters(k_factor, base_index_params=
+    # SearchParametersIVF(nprobe)), as faiss users write it.
+    k_factor = None
+
     def set_nprobe(self, p):
+        self.nprobe = int(p)
         if self.ivf is not None:
             self.ivf.nprobe = int(p)
 
     def search(self, xq, k, params=None):
-        return self.index.search(xq, k)
+        if self.k_factor is None:
+            return self.index.search(xq, k)
+        m = self.mod
+        base = m.SearchParametersIVF(nprobe=self.nprobe) if self.ivf is not None else None
+        p = m.IndexRefineSearchParameters(k_factor=float(self.k_factor), base_index_params=base)
+        return self.index.search(xq, k, params=p)
 
     def list_sizes(self):
         if self.ivf is None:
@@ -1413,10 +1424,13 @@ class _FaissAPIIVF(Engine):
     def memory_accounting(self):
         # neither library has an accounting call: codes + 8-byte ids per vector
         # + the centroids (IVF), or the codes alone (PQ)
+        # (+ d floats per vector for the float copy of ",RFlat")
         iv = self.ivf
+        refine = 4 * self.index.d * self.index.ntotal if type(self.index).__name__ == "IndexRefineFlat" else 0
         if iv is None:
             return {"estimate(codes)": int(self.index.ntotal * self.index.code_size)}
-        return {"estimate(codes+ids+centroids)": int(iv.ntotal * (iv.code_size + 8) + iv.nlist * iv.d * 4)}
+        return {"estimate(codes+ids+centroids+refine)": int(iv.ntotal * (iv.code_size + 8) + iv.nlist * iv.d * 4
+                                                            + refine)}
 
     def describe(self):
         if self.ivf is None:
@@ -1460,6 +1474,9 @@ class IVFSuite(Suite):
                             "default --repeats)")
         p.add_argument("--target-recall", type=float, default=0.90, help="recall@k for the QPS comparison (0.90)")
         p.add_argument("--n", type=int, default=None, help="use the first n base vectors (default all; gt recomputed)")
+        p.add_argument("--k-factor", type=float, default=None,
+                       help="for ',RFlat' strings: search with IndexRefineSearchParameters(k_factor=..., "
+                            "base_index_params=SearchParametersIVF(nprobe=...))")
 
     def run(self, args, ds, engines):
         names = list(engines)
@@ -1474,7 +1491,7 @@ class IVFSuite(Suite):
         res = {"params": {"k": k, "nq": len(xq), "nb": n, "d": d, "metric": "ip", "factory": args.factory,
                           "train_threads": args.train_threads, "train_repeats": args.train_repeats,
                           "nprobe": args.nprobe, "threads": args.threads, "repeats": args.repeats,
-                          "target_recall": args.target_recall, "engines": names},
+                          "target_recall": args.target_recall, "k_factor": args.k_factor, "engines": names},
                "method": {
                    "train": (f"wall time of index.train(base) on all {n} vectors with {args.train_threads} threads "
                              "on a fresh index_factory index, each library's default k-means settings and seed; "
@@ -1494,6 +1511,7 @@ class IVFSuite(Suite):
         # 1. train (interleaved, fresh index each time), then add to the last trained index
         for eng in engines.values():
             eng.set_threads(args.train_threads)
+            eng.k_factor = args.k_factor
 
         def trainer(name):
             def f():

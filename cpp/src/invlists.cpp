@@ -7,15 +7,16 @@
 
 namespace nearly {
 
-void InvertedLists::append(size_t l, const uint8_t* code, size_t code_size, idx_t id) {
+void InvertedLists::append(size_t l, const uint8_t* code, const CodeLayout& lay, idx_t id) {
     List& list = lists[l];
-    list.codes.insert(list.codes.end(), code, code + code_size);
+    list.codes.resize(lay.bytes(list.ids.size() + 1));
+    lay.put(list.codes.data(), list.ids.size(), code);
     list.ids.push_back(id);
     if (direct_map_) where_[id] = {l, list.ids.size() - 1};
 }
 
-size_t InvertedLists::remove(const IDSelector& sel, size_t code_size) {
-    const size_t cs = code_size;
+size_t InvertedLists::remove(const IDSelector& sel, const CodeLayout& lay) {
+    std::vector<uint8_t> code(lay.code_size);
     size_t removed = 0;
     for (List& list : lists) {
         size_t keep = 0;
@@ -23,13 +24,14 @@ size_t InvertedLists::remove(const IDSelector& sel, size_t code_size) {
             if (sel.is_member(list.ids[j])) continue;
             if (keep != j) {
                 list.ids[keep] = list.ids[j];
-                std::copy(list.codes.begin() + j * cs, list.codes.begin() + (j + 1) * cs, list.codes.begin() + keep * cs);
+                lay.get(list.codes.data(), j, code.data());
+                lay.put(list.codes.data(), keep, code.data());
             }
             keep++;
         }
         removed += list.ids.size() - keep;
         list.ids.resize(keep);
-        list.codes.resize(keep * cs);
+        list.codes.resize(lay.bytes(keep));
     }
     if (direct_map_ && removed) rebuild_direct_map();
     return removed;
@@ -71,14 +73,14 @@ void InvertedLists::write(Writer& w, size_t unit) const {
     w.pod<uint8_t>(direct_map_);
 }
 
-void InvertedLists::read(Reader& r, size_t unit, size_t code_size, idx_t total_expected, const char* what) {
+void InvertedLists::read(Reader& r, size_t unit, const CodeLayout& lay, idx_t total_expected, const char* what) {
     const std::string w(what);
     size_t total = 0;
     for (List& list : lists) {
         list.ids = r.vec<idx_t>();
         const uint64_t count = r.pod<uint64_t>();
         r.check(count <= r.remaining() / unit, "truncated or corrupt data (array larger than the file)");
-        r.check(count * unit == list.ids.size() * code_size, (w + " list sizes do not match").c_str());
+        r.check(count * unit == lay.bytes(list.ids.size()), (w + " list sizes do not match").c_str());
         list.codes.resize(count * unit);
         r.bytes(list.codes.data(), list.codes.size());
         total += list.ids.size();

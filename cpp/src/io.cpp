@@ -15,6 +15,8 @@
 #include "nearly/ivf_flat.h"
 #include "nearly/ivf_sq.h"
 #include "nearly/ivfpq.h"
+#include "nearly/ivfpq_fast_scan.h"
+#include "nearly/index_pq_fast_scan.h"
 #include "nearly/refine.h"
 #include "nearly/transform.h"
 
@@ -91,7 +93,9 @@ IndexPtr read_tagged(Reader& r, const std::string& tag) {
     if (tag == "IVFBinaryRecurrent") return IndexIVFBinaryRecurrent::read_body(r);
     if (tag == "IVFFlat") return IndexIVFFlat::read_body(r);
     if (tag == "IVFPQ") return IndexIVFPQ::read_body(r);
+    if (tag == "IVFPQFastScan") return IndexIVFPQFastScan::read_body(r);
     if (tag == "PQ") return IndexPQ::read_body(r);
+    if (tag == "PQFastScan") return IndexPQFastScan::read_body(r);
     if (tag == "ScalarQuantizer") return IndexScalarQuantizer::read_body(r);
     if (tag == "IVFScalarQuantizer") return IndexIVFScalarQuantizer::read_body(r);
     if (tag == "HNSWFlat") return IndexHNSWFlat::read_body(r, HNSWStorage::Flat);

@@ -22,25 +22,23 @@ constexpr size_t kMaxPairResults = size_t(16) << 20;
 // Ctrl-C / verbose progress between blocks (faiss uses the same size).
 constexpr size_t kAddBlock = 65536;
 
-// Pushes the scores of one list into a heap of k (scores: lower is better,
-// i.e. L2 distances or negated inner products). label_ids: the labels pushed
-// (list ids, or null for positions in the list); sel is checked on ids.
-void scan_into_heap(const InvertedListScanner& sc, const uint8_t* codes, size_t code_size, const idx_t* ids,
-                    size_t size, bool labels_are_ids, bool ip, const IDSelector* sel, float* Dq, idx_t* Iq,
-                    size_t k) {
+}  // namespace
+
+void InvertedListScanner::scan_codes(size_t size, const uint8_t* codes, size_t code_size, const idx_t* ids,
+                                     bool labels_are_ids, bool ip, const IDSelector* sel, float* D, idx_t* I,
+                                     size_t k) {
     float buf[kScanChunk];
     for (size_t j0 = 0; j0 < size; j0 += kScanChunk) {
         const size_t m = std::min(kScanChunk, size - j0);
-        sc.distances(m, codes + j0 * code_size, buf);
+        distances(m, codes + j0 * code_size, buf);
         if (ip)
             for (size_t j = 0; j < m; j++) buf[j] = -buf[j];
         for (size_t j = 0; j < m; j++) {
-            if (buf[j] > Dq[0] || (sel && !sel->is_member(ids[j0 + j]))) continue;
-            TopK::push(Dq, Iq, k, buf[j], labels_are_ids ? ids[j0 + j] : idx_t(j0 + j));
+            if (buf[j] > D[0] || (sel && !sel->is_member(ids[j0 + j]))) continue;
+            TopK::push(D, I, k, buf[j], labels_are_ids ? ids[j0 + j] : idx_t(j0 + j));
         }
     }
 }
-}  // namespace
 
 IndexIVF::IndexIVF(IndexPtr quantizer_, int d, size_t nlist_, size_t code_size_, MetricType metric)
     : Index(d, metric), quantizer(std::move(quantizer_)), nlist(nlist_), code_size(code_size_), lists_(nlist_) {
@@ -168,10 +166,11 @@ void IndexIVF::add_core(idx_t n, const float* x, const idx_t* ids) {
         encode_vectors(idx_t(m), xb, list_of.data(), codes.data());
         poll();
         std::unique_lock<SharedMutex> lk(rw_mutex_);
+        const CodeLayout lay = layout();
         for (size_t i = 0; i < m; i++) {
             const idx_t l = list_of[i];
             if (l < 0 || size_t(l) >= nlist) continue;  // faiss skips vectors the quantizer cannot place
-            lists_.append(size_t(l), &codes[i * code_size], code_size, ids ? ids[i0 + i] : ntotal + idx_t(i));
+            lists_.append(size_t(l), &codes[i * code_size], lay, ids ? ids[i0 + i] : ntotal + idx_t(i));
             added++;
         }
         ntotal += idx_t(m);
@@ -185,7 +184,8 @@ void IndexIVF::add_entries(size_t list_no, size_t n, const uint8_t* codes, const
     check_writable();
     NEARLY_CHECK_ARG(list_no < nlist, "list number out of range");
     std::unique_lock<SharedMutex> lk(rw_mutex_);
-    for (size_t i = 0; i < n; i++) lists_.append(list_no, codes + i * code_size, code_size, ids[i]);
+    const CodeLayout lay = layout();
+    for (size_t i = 0; i < n; i++) lists_.append(list_no, codes + i * code_size, lay, ids[i]);
     ntotal += idx_t(n);
 }
 
@@ -238,10 +238,22 @@ void IndexIVF::search_by_query(idx_t n, const float* x, idx_t k, size_t np, cons
                 if (l < 0) continue;
                 const List& list = lists_[l];
                 if (list.ids.empty()) continue;
+                // The next list's first codes and ids start coming from
+                // memory while this one is scanned (a jump the hardware
+                // prefetcher cannot guess).
+                if (p + 1 < np && coarse[q * np + p + 1] >= 0) {
+                    const List& next = lists_[coarse[q * np + p + 1]];
+                    for (size_t b = 0; b < std::min<size_t>(next.codes.size(), 8192); b += 64)
+                        __builtin_prefetch(next.codes.data() + b);
+                    const char* ids_bytes = reinterpret_cast<const char*>(next.ids.data());
+                    for (size_t b = 0; b < std::min<size_t>(next.ids.size() * sizeof(idx_t), 2048); b += 64)
+                        __builtin_prefetch(ids_bytes + b);
+                }
                 sc->set_list(size_t(l), coarse_dis[q * np + p]);
-                scan_into_heap(*sc, list.codes.data(), code_size, list.ids.data(), list.ids.size(), true, ip, sel,
-                               Dq, Iq, kk);
+                sc->scan_codes(list.ids.size(), list.codes.data(), code_size, list.ids.data(), true, ip, sel, Dq, Iq,
+                               kk);
             }
+            sc->finish_query(Dq, Iq, kk);
             TopK::sort(Dq, Iq, kk);
             for (size_t i = 0; i < kk; i++) Dq[i] = Iq[i] < 0 ? pad : (ip ? -Dq[i] : Dq[i]);
             poll();
@@ -261,7 +273,8 @@ void IndexIVF::scan_list_batch(size_t l, const uint8_t* codes, const idx_t* ids,
         TopK::init(Dq, Iq, k);
         sc->set_query(xq + i * size_t(d));
         sc->set_list(l, coarse_dis[i]);
-        scan_into_heap(*sc, codes, code_size, ids, size, false, ip, sel, Dq, Iq, k);
+        sc->scan_codes(size, codes, code_size, ids, false, ip, sel, Dq, Iq, k);
+        sc->finish_query(Dq, Iq, k);
         TopK::sort(Dq, Iq, k);
         if (ip)
             for (size_t j = 0; j < k; j++) Dq[j] = -Dq[j];
@@ -396,7 +409,7 @@ void IndexIVF::range_search(idx_t n, const float* x, float radius, RangeSearchRe
 size_t IndexIVF::remove_ids(const IDSelector& sel) {
     check_writable();
     std::unique_lock<SharedMutex> lk(rw_mutex_);
-    const size_t removed = lists_.remove(sel, code_size);
+    const size_t removed = lists_.remove(sel, layout());
     ntotal -= idx_t(removed);
     return removed;
 }
@@ -416,7 +429,9 @@ void IndexIVF::make_direct_map(bool enable) {
 void IndexIVF::reconstruct(idx_t key, float* out) const {
     std::shared_lock<SharedMutex> lk(rw_mutex_);
     const auto where = lists_.locate(key);
-    decode_vector(where.first, lists_[where.first].codes.data() + where.second * code_size, out);
+    std::vector<uint8_t> code(code_size);
+    layout().get(lists_[where.first].codes.data(), where.second, code.data());
+    decode_vector(where.first, code.data(), out);
 }
 
 size_t IndexIVF::list_size(size_t list_no) const {
@@ -434,7 +449,11 @@ std::vector<idx_t> IndexIVF::list_ids(size_t list_no) const {
 std::vector<uint8_t> IndexIVF::list_codes_copy(size_t list_no) const {
     NEARLY_CHECK_ARG(list_no < nlist, "list number out of range");
     std::shared_lock<SharedMutex> lk(rw_mutex_);
-    return lists_[list_no].codes;
+    const List& list = lists_[list_no];
+    if (code_block == 1) return list.codes;
+    std::vector<uint8_t> out(list.ids.size() * code_size);
+    for (size_t j = 0; j < list.ids.size(); j++) layout().get(list.codes.data(), j, &out[j * code_size]);
+    return out;
 }
 
 const uint8_t* IndexIVF::list_codes(size_t list_no) const {
@@ -475,7 +494,7 @@ IndexIVF::Header IndexIVF::read_header(Reader& r, const char* what) {
 void IndexIVF::write_lists(Writer& w, size_t unit) const { lists_.write(w, unit); }
 
 void IndexIVF::read_lists(Reader& r, size_t unit, idx_t total_expected, const char* what) {
-    lists_.read(r, unit, code_size, total_expected, what);
+    lists_.read(r, unit, layout(), total_expected, what);
     ntotal = total_expected;
 }
 

@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "nearly/code_layout.h"
 #include "nearly/index.h"
 #include "nearly/invlists.h"
 #include "nearly/kmeans.h"
@@ -35,6 +36,16 @@ struct InvertedListScanner {
     virtual void set_list(size_t list_no, float coarse_dis) = 0;
     // out[j] = distance (L2) or inner product (IP) of the query to code j.
     virtual void distances(size_t n, const uint8_t* codes, float* out) const = 0;
+    // Pushes the size entries of the current list into the heap (D, I) of k
+    // (scores lower is better: L2, or the negated inner product); labels are
+    // ids[j], or positions j when labels_are_ids is false; sel is checked on
+    // ids. By default through distances(), a chunk at a time; families with
+    // a faster filter (fast-scan) override it.
+    virtual void scan_codes(size_t size, const uint8_t* codes, size_t code_size, const idx_t* ids,
+                            bool labels_are_ids, bool ip, const IDSelector* sel, float* D, idx_t* I, size_t k);
+    // After the last list of a query: a scanner that collected candidates
+    // elsewhere than in (D, I) puts them there.
+    virtual void finish_query(float* D, idx_t* I, size_t k) {}
 };
 
 // What a family prepares once per search for its scanners (IndexIVF::prepare_queries).
@@ -47,6 +58,7 @@ struct IndexIVF : Index {
     size_t nlist;
     size_t nprobe = 1;  // lists scanned per query; clipped to nlist like faiss
     size_t code_size;   // bytes per stored vector
+    size_t code_block = 1;  // how codes lie in a list (code_layout.h): 1, or 32 for fast-scan
     // Codes hold the residual x - centroid (set by families that need it).
     bool by_residual = false;
     // k-means settings for the coarse quantizer: faiss's IVF defaults (10
@@ -81,15 +93,18 @@ struct IndexIVF : Index {
     void reconstruct(idx_t key, float* out) const override;
     bool has_native_ids() const override { return true; }
 
+    CodeLayout layout() const { return CodeLayout{code_size, code_block}; }
+
     // Inverted-list access, for the GPU converters and tests. The pointers
     // stay valid until the next write (add, remove_ids, reset).
     size_t list_size(size_t list_no) const;
     std::vector<idx_t> list_ids(size_t list_no) const;
-    std::vector<uint8_t> list_codes_copy(size_t list_no) const;  // under the read lock
-    const uint8_t* list_codes(size_t list_no) const;
+    // The list's codes one after the other (whatever the layout), under the read lock.
+    std::vector<uint8_t> list_codes_copy(size_t list_no) const;
+    const uint8_t* list_codes(size_t list_no) const;  // as stored (layout())
     const idx_t* list_ids_ptr(size_t list_no) const;
-    // Appends n encoded entries to one list (the codes of this family, ids as
-    // given): takes the write lock, updates ntotal and the direct map.
+    // Appends n encoded entries to one list (the codes of this family one
+    // after the other, ids as given): takes the write lock, updates ntotal and the direct map.
     void add_entries(size_t list_no, size_t n, const uint8_t* codes, const idx_t* ids);
 
    protected:
