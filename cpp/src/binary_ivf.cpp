@@ -67,10 +67,9 @@ void IndexBinaryIVF::add_core(idx_t n, const uint8_t* x, const idx_t* ids) {
     quantizer->search(n, x, 1, dis.data(), assign.data());
     std::unique_lock<SharedMutex> lk(rw_mutex_);
     const size_t cs = size_t(code_size);
-    const CodeLayout lay{cs, 1};
     for (idx_t i = 0; i < n; i++)
         if (assign[i] >= 0 && size_t(assign[i]) < nlist)
-            lists_.append(size_t(assign[i]), x + size_t(i) * cs, lay, ids ? ids[i] : ntotal + i);
+            lists_.append(size_t(assign[i]), x + size_t(i) * cs, CodeLayout{cs}, ids ? ids[i] : ntotal + i);
     ntotal += n;
 }
 
@@ -137,7 +136,7 @@ void IndexBinaryIVF::reconstruct(idx_t key, uint8_t* out) const {
 size_t IndexBinaryIVF::remove_ids(const IDSelector& sel) {
     check_writable();
     std::unique_lock<SharedMutex> lk(rw_mutex_);
-    const size_t removed = lists_.remove(sel, CodeLayout{size_t(code_size), 1});
+    const size_t removed = lists_.remove(sel, CodeLayout{size_t(code_size)});
     ntotal -= idx_t(removed);
     return removed;
 }
@@ -191,7 +190,7 @@ std::unique_ptr<IndexBinaryIVF> IndexBinaryIVF::read_body(Reader& r) {
     auto index = std::make_unique<IndexBinaryIVF>(quantizer, d, size_t(nlist));
     index->nprobe = size_t(nprobe);
     index->is_trained = trained != 0;
-    index->lists_.read(r, 1, CodeLayout{size_t(index->code_size), 1}, ntotal, "BIVF");
+    index->lists_.read(r, 1, CodeLayout{size_t(index->code_size)}, ntotal, "BIVF");
     index->ntotal = ntotal;
     return index;
 }

@@ -7,16 +7,16 @@
 
 namespace nearly {
 
-void InvertedLists::append(size_t l, const uint8_t* code, const CodeLayout& lay, idx_t id) {
+void InvertedLists::append(size_t l, const uint8_t* code, const CodeLayout& layout, idx_t id) {
     List& list = lists[l];
-    list.codes.resize(lay.bytes(list.ids.size() + 1));
-    lay.put(list.codes.data(), list.ids.size(), code);
+    list.codes.resize(layout.bytes(list.ids.size() + 1));
+    layout.put(list.codes.data(), list.ids.size(), code);
     list.ids.push_back(id);
     if (direct_map_) where_[id] = {l, list.ids.size() - 1};
 }
 
-size_t InvertedLists::remove(const IDSelector& sel, const CodeLayout& lay) {
-    std::vector<uint8_t> code(lay.code_size);
+size_t InvertedLists::remove(const IDSelector& sel, const CodeLayout& layout) {
+    std::vector<uint8_t> code(layout.code_size);
     size_t removed = 0;
     for (List& list : lists) {
         size_t keep = 0;
@@ -24,14 +24,14 @@ size_t InvertedLists::remove(const IDSelector& sel, const CodeLayout& lay) {
             if (sel.is_member(list.ids[j])) continue;
             if (keep != j) {
                 list.ids[keep] = list.ids[j];
-                lay.get(list.codes.data(), j, code.data());
-                lay.put(list.codes.data(), keep, code.data());
+                layout.get(list.codes.data(), j, code.data());
+                layout.put(list.codes.data(), keep, code.data());
             }
             keep++;
         }
         removed += list.ids.size() - keep;
         list.ids.resize(keep);
-        list.codes.resize(lay.bytes(keep));
+        list.codes.resize(layout.bytes(keep));
     }
     if (direct_map_ && removed) rebuild_direct_map();
     return removed;
@@ -73,14 +73,15 @@ void InvertedLists::write(Writer& w, size_t unit) const {
     w.pod<uint8_t>(direct_map_);
 }
 
-void InvertedLists::read(Reader& r, size_t unit, const CodeLayout& lay, idx_t total_expected, const char* what) {
+void InvertedLists::read(Reader& r, size_t unit, const CodeLayout& layout, idx_t total_expected,
+                         const char* what) {
     const std::string w(what);
     size_t total = 0;
     for (List& list : lists) {
         list.ids = r.vec<idx_t>();
         const uint64_t count = r.pod<uint64_t>();
         r.check(count <= r.remaining() / unit, "truncated or corrupt data (array larger than the file)");
-        r.check(count * unit == lay.bytes(list.ids.size()), (w + " list sizes do not match").c_str());
+        r.check(count * unit == layout.bytes(list.ids.size()), (w + " list sizes do not match").c_str());
         list.codes.resize(count * unit);
         r.bytes(list.codes.data(), list.codes.size());
         total += list.ids.size();

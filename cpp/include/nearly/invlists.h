@@ -1,5 +1,6 @@
 // The inverted lists of an IVF index, whatever its codes are: per list the
-// codes (laid out as code_layout.h says) and the ids beside them, and faiss's direct map
+// codes (laid out as the owner's CodeLayout says: one after the other, or in
+// fast-scan blocks) and the ids beside them, and faiss's direct map
 // (id -> (list, offset)) kept up to date on demand. Shared by the float IVF
 // families (IndexIVF) and the binary one (IndexBinaryIVF); the owner holds
 // its lock around every call.
@@ -24,16 +25,15 @@ struct InvertedLists {
     };
     std::vector<List> lists;
 
-    // How codes lie in a list (row by row, or in fast-scan blocks) is the
-    // owner's CodeLayout, passed to each call (families set their code size
+    // The layout is the owner's, passed to each call (families set code_size
     // after the base is built).
     explicit InvertedLists(size_t nlist) : lists(nlist) {}
 
     size_t nlist() const { return lists.size(); }
     const List& operator[](size_t l) const { return lists[l]; }
-    void append(size_t l, const uint8_t* code, const CodeLayout& lay, idx_t id);
+    void append(size_t l, const uint8_t* code, const CodeLayout& layout, idx_t id);
     // Removes the entries whose ids sel accepts; the others keep their order.
-    size_t remove(const IDSelector& sel, const CodeLayout& lay);
+    size_t remove(const IDSelector& sel, const CodeLayout& layout);
     void clear();
     void set_direct_map(bool enable);
     bool has_direct_map() const { return direct_map_; }
@@ -42,7 +42,7 @@ struct InvertedLists {
     // Per list: ids, then the codes counted in units of unit bytes; then the
     // direct map flag. read checks every size and that they add up to ntotal.
     void write(Writer& w, size_t unit) const;
-    void read(Reader& r, size_t unit, const CodeLayout& lay, idx_t ntotal, const char* what);
+    void read(Reader& r, size_t unit, const CodeLayout& layout, idx_t ntotal, const char* what);
 
    private:
     void rebuild_direct_map();
