@@ -102,7 +102,7 @@ void IndexBinaryIVF::search(idx_t n, const uint8_t* x, idx_t k, int32_t* D, idx_
             const uint8_t* xq = x + q * cs;
             for (size_t p = 0; p < np; p++) {
                 const idx_t l = coarse[q * np + p];
-                if (l < 0) continue;
+                if (l < 0 || size_t(l) >= nlist) continue;  // a quantizer grown past nlist after training
                 const InvertedLists::List& list = lists_[size_t(l)];
                 const size_t size = list.ids.size();
                 for (size_t j0 = 0; j0 < size; j0 += kChunk) {
@@ -186,6 +186,7 @@ std::unique_ptr<IndexBinaryIVF> IndexBinaryIVF::read_body(Reader& r) {
             "bad BIVF header");
     IndexBinaryPtr quantizer = read_index_binary_payload(r);
     r.check(quantizer->d == d, "BIVF quantizer dimension does not match");
+    r.check(!trained || size_t(quantizer->ntotal) == nlist, "BIVF quantizer does not hold nlist centroids");
     auto index = std::make_unique<IndexBinaryIVF>(quantizer, d, size_t(nlist));
     index->nprobe = size_t(nprobe);
     index->is_trained = trained != 0;

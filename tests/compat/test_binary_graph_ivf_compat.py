@@ -351,3 +351,10 @@ def test_bad_parameters(real_codes):
         ivf.search(xq[:2], 3, params=nearly.SearchParametersIVF(nprobe=0))
     D, I = ivf.search(xq[:4], 5, params=nearly.SearchParametersIVF(nprobe=4, sel=nearly.IDSelectorRange(0, 50)))
     assert ((I >= 0) & (I < 50)).all()
+    # codes added to the (shared) quantizer after training: never a list
+    # past nlist, neither when adding nor when searching
+    ivf.quantizer.add(xb[:20])
+    ivf.nprobe = 4
+    D, I = ivf.search(xb[:20], 5)
+    assert ((I >= -1) & (I < 1000)).all()
+    np.testing.assert_array_equal(D[I == -1], PAD)
