@@ -241,6 +241,8 @@ void bind_binary(py::module_& m) {
         return out;
     }, py::arg("q"), py::arg("x"), py::arg("m"), py::arg("bits_per_dim"));
     m.def("sdc_popcount_native", &sdc_popcount_native);
+    m.def("sdc_popcount_kernel", [] { return std::string(sdc_popcount_kernel()); },
+          "The kernel of the bit-plane popcount path at the active SIMD level.");
     m.def("hamming_vpopcntdq_native", &hamming_vpopcntdq_native);
     m.def("hamming_ny", [](py::handle q_obj, py::handle x_obj) {
         U8Array q = to_array<U8Array>(q_obj, "q");
