@@ -264,13 +264,17 @@ def fit_torch(x, m, bits_per_dim, *, pairs=None, hidden=0, blocks=1, init=None, 
                 idx = perm[s * batch_size:(s + 1) * batch_size]
                 if pairs is not None:
                     a_x, p_x = torch.from_numpy(xq[idx]), torch.from_numpy(xd[idx])
-                    same = None
+                    same_a = same_b = None
                 else:
                     pos = nbr[idx, rng.integers(0, positives, len(idx))]
                     a_x, p_x = xt[idx], xt[pos]
-                    # a batch member that is another anchor's positive is no negative for it
-                    same = torch.from_numpy(pos[None, :] == pos[:, None]) | torch.from_numpy(idx[None, :] == pos[:, None])
-                    same.fill_diagonal_(False)
+                    # no negatives that are the positive itself: another anchor's positive equal to
+                    # mine, the anchor itself among the positives (la), my positive among the anchors (lb)
+                    dup = pos[None, :] == pos[:, None]
+                    same_a = torch.from_numpy(dup | (pos[None, :] == idx[:, None]))
+                    same_b = torch.from_numpy(dup | (idx[None, :] == pos[:, None]))
+                    same_a.fill_diagonal_(False)
+                    same_b.fill_diagonal_(False)
                 parts = [a_x, p_x]
                 if H:
                     hn = nbr[idx[:, None], rng.integers(positives, hard_rank, (len(idx), H))]
@@ -282,9 +286,9 @@ def fit_torch(x, m, bits_per_dim, *, pairs=None, hidden=0, blocks=1, init=None, 
                 # the index's ranking score: alpha^2 <b_q, b_x> + <x, mean>
                 la = (a2 * ba @ bp.T + (p_x @ mean_t)[None, :]) / temperature
                 lb = (a2 * bp @ ba.T + (a_x @ mean_t)[None, :]) / temperature
-                if same is not None:
-                    la = la.masked_fill(same, -1e9)
-                    lb = lb.masked_fill(same.T, -1e9)
+                if same_a is not None:
+                    la = la.masked_fill(same_a, -1e9)
+                    lb = lb.masked_fill(same_b, -1e9)
                 if H:
                     bh = codes[2 * bsz:].view(bsz, H, -1)
                     xh = parts[2].view(bsz, H, -1)
