@@ -24,7 +24,7 @@ def data():
 def torch_levels(model, x):
     model.eval()
     with torch.no_grad():
-        b = model(torch.as_tensor(x)).double().numpy()
+        b = model(torch.from_numpy(np.array(x, np.float32))).double().numpy()
     return np.rint(b * 2 ** (model.nb - 1)).astype(np.int64)
 
 
