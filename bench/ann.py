@@ -1398,12 +1398,23 @@ class _FaissAPIIVF(Engine):
         self.add(xb)
         return self
 
+    # k_factor (set by the suite for "...,RFlat" strings): searches pass
+    # IndexRefineSearchParameters(k_factor, base_index_params=
+    # SearchParametersIVF(nprobe)), as faiss users write it.
+    k_factor = None
+
     def set_nprobe(self, p):
+        self.nprobe = int(p)
         if self.ivf is not None:
             self.ivf.nprobe = int(p)
 
     def search(self, xq, k, params=None):
-        return self.index.search(xq, k)
+        if self.k_factor is None:
+            return self.index.search(xq, k)
+        m = self.mod
+        base = m.SearchParametersIVF(nprobe=self.nprobe) if self.ivf is not None else None
+        p = m.IndexRefineSearchParameters(k_factor=float(self.k_factor), base_index_params=base)
+        return self.index.search(xq, k, params=p)
 
     def list_sizes(self):
         if self.ivf is None:
@@ -1413,10 +1424,13 @@ class _FaissAPIIVF(Engine):
     def memory_accounting(self):
         # neither library has an accounting call: codes + 8-byte ids per vector
         # + the centroids (IVF), or the codes alone (PQ)
+        # (+ d floats per vector for the float copy of ",RFlat")
         iv = self.ivf
+        refine = 4 * self.index.d * self.index.ntotal if type(self.index).__name__ == "IndexRefineFlat" else 0
         if iv is None:
             return {"estimate(codes)": int(self.index.ntotal * self.index.code_size)}
-        return {"estimate(codes+ids+centroids)": int(iv.ntotal * (iv.code_size + 8) + iv.nlist * iv.d * 4)}
+        return {"estimate(codes+ids+centroids+refine)": int(iv.ntotal * (iv.code_size + 8) + iv.nlist * iv.d * 4
+                                                            + refine)}
 
     def describe(self):
         if self.ivf is None:
@@ -1460,6 +1474,9 @@ class IVFSuite(Suite):
                             "default --repeats)")
         p.add_argument("--target-recall", type=float, default=0.90, help="recall@k for the QPS comparison (0.90)")
         p.add_argument("--n", type=int, default=None, help="use the first n base vectors (default all; gt recomputed)")
+        p.add_argument("--k-factor", type=float, default=None,
+                       help="for ',RFlat' strings: search with IndexRefineSearchParameters(k_factor=..., "
+                            "base_index_params=SearchParametersIVF(nprobe=...))")
 
     def run(self, args, ds, engines):
         names = list(engines)
@@ -1474,7 +1491,7 @@ class IVFSuite(Suite):
         res = {"params": {"k": k, "nq": len(xq), "nb": n, "d": d, "metric": "ip", "factory": args.factory,
                           "train_threads": args.train_threads, "train_repeats": args.train_repeats,
                           "nprobe": args.nprobe, "threads": args.threads, "repeats": args.repeats,
-                          "target_recall": args.target_recall, "engines": names},
+                          "target_recall": args.target_recall, "k_factor": args.k_factor, "engines": names},
                "method": {
                    "train": (f"wall time of index.train(base) on all {n} vectors with {args.train_threads} threads "
                              "on a fresh index_factory index, each library's default k-means settings and seed; "
@@ -1494,6 +1511,7 @@ class IVFSuite(Suite):
         # 1. train (interleaved, fresh index each time), then add to the last trained index
         for eng in engines.values():
             eng.set_threads(args.train_threads)
+            eng.k_factor = args.k_factor
 
         def trainer(name):
             def f():
@@ -1973,6 +1991,17 @@ class BinarySuite(Suite):
                             "needs torch)")
         p.add_argument("--torch-mlp-hidden", type=int, default=512,
                        help="hidden width of the authors' MLP model in the torch rows (trained at 2 bits/dim)")
+        p.add_argument("--parts", nargs="+", choices=["codes", "graph"], default=["codes", "graph"],
+                       help="codes: the flat code comparisons above; graph: IndexBinaryHNSW / IndexBinaryIVF vs "
+                            "faiss's on sign codes, and HNSW{M},RBE / IVF{n},RBE vs the flat SDC index "
+                            "(a graph-only run writes binary-graph.json / .png)")
+        p.add_argument("--graph-M", type=int, default=32, help="HNSW M of the graph part (default 32)")
+        p.add_argument("--graph-ef", type=int, nargs="+", default=[16, 32, 64, 128, 256])
+        p.add_argument("--graph-nlist", type=int, default=1024, help="IVF nlist of the graph part (default 1024)")
+        p.add_argument("--graph-nprobe", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32, 64])
+        p.add_argument("--graph-queries", type=int, default=1000, help="queries timed per point (default 1000)")
+        p.add_argument("--graph-rbe-train", type=int, default=20000,
+                       help="vectors the RBE encoders of the graph part train on (default 20000)")
 
     @staticmethod
     def _rerank_recalls(xq, xb, cand, gt, k, counts):
@@ -1986,6 +2015,138 @@ class BinarySuite(Suite):
         return out
 
     def run(self, args, ds, engines):
+        res = {}
+        if "codes" in args.parts:
+            res.update(self.run_codes(args, ds))
+        else:
+            self.file_stem = "binary-graph"
+        if "graph" in args.parts:
+            res["graph"] = self.run_graph(args, ds)
+        return res
+
+    @staticmethod
+    def _tie_recall(D, Dtrue):
+        """Share of the k results within the true k-th Hamming distance (ties make ids ambiguous)."""
+        return float((np.asarray(D) <= np.asarray(Dtrue)[:, -1:]).mean())
+
+    @staticmethod
+    def _overlap(I, J):
+        return float(np.mean([len(set(a) & set(b)) / len(b) for a, b in zip(I, J)]))
+
+    def run_graph(self, args, ds):
+        """Graph and inverted-file forms, 1 thread, nearly and faiss interleaved in this process."""
+        import nearly
+        faiss = importlib.import_module("faiss")
+        xb, gt, k = ds["xb"], ds["gt"], args.k
+        xq = ds["xq"][:args.graph_queries]
+        gt = gt[:len(xq)]
+        n, d = xb.shape
+        M, nlist = args.graph_M, args.graph_nlist
+        out = {"params": {"M": M, "efConstruction": 40, "ef": args.graph_ef, "nlist": nlist,
+                          "nprobe": args.graph_nprobe, "queries": len(xq), "threads_build": args.threads,
+                          "threads_search": 1, "repeats": args.repeats, "k": k,
+                          "sign_recall_reference": "tie-aware: results within the exact k-th Hamming distance "
+                                                   "(faiss IndexBinaryFlat)",
+                          "rbe": f"RBE{d}x2, inner product, encoders trained on xb[:{args.graph_rbe_train}]",
+                          "rbe_recall_reference": "overlap with the flat SDC index's top-k (IndexBinaryRecurrent)"}}
+        sb, sq = np.packbits(xb > 0, axis=1), np.packbits(xq > 0, axis=1)
+        exact = faiss.IndexBinaryFlat(d)
+        exact.add(sb)
+        Dtrue, _ = exact.search(sq, k)
+        libs = {"faiss": faiss, "nearly": nearly}
+
+        def set_threads(t):
+            nearly.omp_set_num_threads(t)
+            faiss.omp_set_num_threads(t)
+
+        def sweep(indexes, setter, values):
+            rows = []
+            for v in values:
+                for ix in indexes.values():
+                    setter(ix, v)
+                t = interleaved({name: (lambda ix=ix: ix.search(sq, k)) for name, ix in indexes.items()},
+                                args.repeats)
+                row = {"value": v}
+                for name, ix in indexes.items():
+                    D, I = ix.search(sq, k)
+                    row[name] = {"recall": self._tie_recall(D, Dtrue), "recall_float_gt": recall_at(I, gt, k),
+                                 "qps": len(sq) / statistics.median(t[name])}
+                row["qps_ratio_nearly_faiss"] = row["nearly"]["qps"] / row["faiss"]["qps"]
+                rows.append(row)
+                print(f"[binary-graph] {v:>4}: " + ", ".join(
+                    f"{nm} recall {row[nm]['recall']:.4f} qps {row[nm]['qps']:.0f}" for nm in indexes), flush=True)
+            return rows
+
+        # IndexBinaryHNSW vs faiss
+        set_threads(args.threads)
+        hnsw, build = {}, {}
+        for name, lib in libs.items():
+            hnsw[name] = lib.IndexBinaryHNSW(d, M)
+            t0 = time.perf_counter(); hnsw[name].add(sb); build[name] = time.perf_counter() - t0
+        set_threads(1)
+        print(f"[binary-graph] IndexBinaryHNSW({d}, {M}) built in " + ", ".join(f"{nm} {v:.1f} s" for nm, v in build.items()),
+              flush=True)
+        out["hnsw"] = {"build_s": build, "rows": sweep(hnsw, lambda ix, v: setattr(ix.hnsw, "efSearch", v), args.graph_ef)}
+        del hnsw
+
+        # IndexBinaryIVF vs faiss
+        set_threads(args.threads)
+        ivf, build = {}, {}
+        for name, lib in libs.items():
+            ivf[name] = lib.index_binary_factory(d, f"BIVF{nlist}")
+            t0 = time.perf_counter(); ivf[name].train(sb); ivf[name].add(sb); build[name] = time.perf_counter() - t0
+        set_threads(1)
+        same = True
+        for v in args.graph_nprobe:
+            for ix in ivf.values():
+                ix.nprobe = v
+            a, b = ivf["faiss"].search(sq, k), ivf["nearly"].search(sq, k)
+            same &= bool((a[0] == b[0]).all() and (a[1] == b[1]).all())
+        print(f"[binary-graph] BIVF{nlist} trained + added in " + ", ".join(f"{nm} {v:.1f} s" for nm, v in build.items())
+              + f"; same ids and distances as faiss at every nprobe: {same}", flush=True)
+        out["ivf"] = {"build_s": build, "same_results_as_faiss": same,
+                      "rows": sweep(ivf, lambda ix, v: setattr(ix, "nprobe", v), args.graph_nprobe)}
+        del ivf
+
+        # RBE: flat SDC vs HNSW / IVF walking or scanning the same codes
+        set_threads(args.threads)
+        xt = xb[:args.graph_rbe_train]
+        rbe = {}
+        for desc in (f"RBE{d}x2", f"HNSW{M},RBE{d}x2", f"IVF{nlist},RBE{d}x2"):
+            ix = nearly.index_factory(d, desc, nearly.METRIC_INNER_PRODUCT)
+            t0 = time.perf_counter(); ix.train(xt); t_train = time.perf_counter() - t0
+            t0 = time.perf_counter(); ix.add(xb); t_add = time.perf_counter() - t0
+            rbe[desc] = ix
+            print(f"[binary-graph] {desc}: train {t_train:.1f} s, add {t_add:.1f} s", flush=True)
+            out.setdefault("rbe_build_s", {})[desc] = {"train": t_train, "add": t_add}
+        set_threads(1)
+        flat, gh, gi = rbe[f"RBE{d}x2"], rbe[f"HNSW{M},RBE{d}x2"], rbe[f"IVF{nlist},RBE{d}x2"]
+        _, If = flat.search(xq, k)
+        tf = interleaved({"flat": lambda: flat.search(xq, k)}, args.repeats)["flat"]
+        out["rbe_flat"] = {"qps": len(xq) / statistics.median(tf), "recall_float_gt": recall_at(If, gt, k)}
+        print(f"[binary-graph] flat SDC: qps {out['rbe_flat']['qps']:.0f}, recall vs float "
+              f"{out['rbe_flat']['recall_float_gt']:.4f}", flush=True)
+        for key, ix, setter, values in (("rbe_hnsw", gh, lambda v: setattr(gh.hnsw, "efSearch", v), args.graph_ef),
+                                        ("rbe_ivf", gi, lambda v: setattr(gi, "nprobe", v), args.graph_nprobe)):
+            rows = []
+            for v in values:
+                setter(v)
+                t = interleaved({"graph": lambda: ix.search(xq, k), "flat": lambda: flat.search(xq, k)},
+                                args.repeats)
+                _, I = ix.search(xq, k)
+                row = {"value": v, "recall_vs_flat_sdc": self._overlap(I, If), "recall_float_gt": recall_at(I, gt, k),
+                       "qps": len(xq) / statistics.median(t["graph"]),
+                       "flat_qps_same_round": len(xq) / statistics.median(t["flat"])}
+                row["speedup_vs_flat"] = row["qps"] / row["flat_qps_same_round"]
+                rows.append(row)
+                print(f"[binary-graph] {key} {v:>4}: recall vs flat SDC {row['recall_vs_flat_sdc']:.4f}, vs float "
+                      f"{row['recall_float_gt']:.4f}, qps {row['qps']:.0f} ({row['speedup_vs_flat']:.1f}x flat)",
+                      flush=True)
+            out[key] = rows
+        set_threads(args.threads)
+        return out
+
+    def run_codes(self, args, ds):
         import nearly
         faiss = importlib.import_module("faiss")
         xb, xq, gt, k = ds["xb"], ds["xq"], ds["gt"], args.k
@@ -2234,7 +2395,34 @@ class BinarySuite(Suite):
                   f"(numpy {row['numpy_recall_rerank100']}); train {t_train:.0f} s", flush=True)
         return rows
 
+    @staticmethod
+    def _report_graph(g):
+        p = g["params"]
+        lines = [f"graph / inverted-file forms, 1 thread, {p['queries']} queries, k={p['k']} "
+                 f"(sign codes: {p['sign_recall_reference']}; RBE: {p['rbe_recall_reference']})"]
+        for key, label in (("hnsw", f"IndexBinaryHNSW M={p['M']}, efSearch"), ("ivf", f"BIVF{p['nlist']}, nprobe")):
+            lines.append(f"  {label}: build s " + ", ".join(f"{nm} {v:.1f}" for nm, v in g[key]["build_s"].items()))
+            for r in g[key]["rows"]:
+                lines.append(f"    {r['value']:>4}: faiss recall {r['faiss']['recall']:.4f} qps {r['faiss']['qps']:>8.0f} | "
+                             f"nearly recall {r['nearly']['recall']:.4f} qps {r['nearly']['qps']:>8.0f} "
+                             f"({r['qps_ratio_nearly_faiss']:.2f}x)")
+        lines.append(f"  flat SDC ({p['rbe']}): qps {g['rbe_flat']['qps']:.0f}, recall vs float "
+                     f"{g['rbe_flat']['recall_float_gt']:.4f}")
+        for key, label in (("rbe_hnsw", f"HNSW{p['M']},RBE efSearch"), ("rbe_ivf", f"IVF{p['nlist']},RBE nprobe")):
+            for r in g[key]:
+                lines.append(f"    {label} {r['value']:>4}: recall vs flat SDC {r['recall_vs_flat_sdc']:.4f}, vs float "
+                             f"{r['recall_float_gt']:.4f}, qps {r['qps']:.0f} ({r['speedup_vs_flat']:.1f}x flat)")
+        return lines
+
     def report(self, results):
+        if "recurrent" not in results:
+            return "\n".join(self._report_graph(results["graph"]))
+        text = self._report_codes(results)
+        if "graph" in results:
+            text += "\n\n" + "\n".join(self._report_graph(results["graph"]))
+        return text
+
+    def _report_codes(self, results):
         p = results["params"]
         lines = [f"recall@{p['k']} vs exact float search ({p['nq']} queries, {p['n']} x {p['d']})",
                  f"{'codes':<22} {'bytes/vec':>9} {'no rerank':>9} " + " ".join(f"{'rr' + str(c):>7}" for c in p["candidates"])]
@@ -2271,7 +2459,41 @@ class BinarySuite(Suite):
                          + ", ".join(f"{k} {v / 1e6:.1f}" for k, v in r["codes_per_s"].items()))
         return "\n".join(lines)
 
+    @staticmethod
+    def _graph_panels(g):
+        def sign_panel(ax):
+            for key, mk in (("hnsw", "o"), ("ivf", "s")):
+                for nm, ls in (("faiss", "--"), ("nearly", "-")):
+                    rows = g[key]["rows"]
+                    ax.plot([r[nm]["recall"] for r in rows], [r[nm]["qps"] for r in rows], marker=mk, ls=ls,
+                            label=f"{nm} {'IndexBinaryHNSW' if key == 'hnsw' else 'IndexBinaryIVF'}")
+            ax.set_yscale("log")
+            ax.set_xlabel("recall@10 (within the exact k-th Hamming distance)")
+            ax.set_ylabel("queries / s, 1 thread")
+            ax.set_title("(c) 1-bit sign codes: graph and IVF vs faiss", fontsize=10)
+            ax.legend(fontsize=6)
+            ax.grid(alpha=0.3)
+
+        def rbe_panel(ax):
+            for key, mk in (("rbe_hnsw", "o"), ("rbe_ivf", "s")):
+                ax.plot([r["recall_vs_flat_sdc"] for r in g[key]], [r["qps"] for r in g[key]], marker=mk,
+                        label="HNSW,RBE" if key == "rbe_hnsw" else "IVF,RBE")
+            ax.scatter([1.0], [g["rbe_flat"]["qps"]], marker="*", s=80, color="k", label="flat SDC", zorder=3)
+            ax.set_yscale("log")
+            ax.set_xlabel("recall@10 against the flat SDC index")
+            ax.set_ylabel("queries / s, 1 thread")
+            ax.set_title("(d) RBE x2 codes: graph / IVF vs flat SDC", fontsize=10)
+            ax.legend(fontsize=6)
+            ax.grid(alpha=0.3)
+        return [sign_panel, rbe_panel]
+
     def plot(self, results, path):
+        if "recurrent" not in results:
+            env = results["environment"]
+            sup = (f"binary graph / IVF on {os.path.basename(results['data'])} | {env['cpu_model']} ({env['nproc']} cpus) | "
+                   f"load {env['loadavg_at_start']} -> {env['loadavg_at_end']} | {env['date']}")
+            save_figure(self._graph_panels(results["graph"]), path, suptitle=sup)
+            return
         p = results["params"]
 
         def recall_panel(ax):
@@ -2323,6 +2545,8 @@ class BinarySuite(Suite):
             {nm: [r["codes_per_s"].get(nm, 0) / 1e6 for r in results["scan"]] for nm in names},
             "million codes / s / core", "(b) scan speed, 1 thread", fmt="{:.0f}")]
         panels[1], panels[2] = panels[2], panels[1]
+        if "graph" in results:
+            panels += self._graph_panels(results["graph"])
         env = results["environment"]
         sup = (f"binary codes on {os.path.basename(results['data'])} | {env['cpu_model']} ({env['nproc']} cpus) | "
                f"load {env['loadavg_at_start']} -> {env['loadavg_at_end']} | {env['date']}")

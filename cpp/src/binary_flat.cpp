@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <mutex>
 
+#include "nearly/binary_hnsw.h"
+#include "nearly/binary_ivf.h"
 #include "nearly/hamming.h"
 #include "nearly/io.h"
 
@@ -182,32 +184,32 @@ std::vector<idx_t> IndexBinaryIDMap::ids() const {
     return id_map_;
 }
 
-namespace {
-void write_binary_payload(const IndexBinary& index, Writer& w) {
+void write_index_binary_payload(const IndexBinary& index, Writer& w) {
     w.str(index.type_name());
     index.write_body(w);
 }
 
-IndexBinaryPtr read_binary_payload(Reader& r) {
+IndexBinaryPtr read_index_binary_payload(Reader& r) {
     std::string tag = r.str();
     IndexBinaryPtr out;
     if (tag == "BFlat") out = IndexBinaryFlat::read_body(r);
     else if (tag == "BIDMap") out = IndexBinaryIDMap::read_body(r);
+    else if (tag == "BHNSW") out = IndexBinaryHNSW::read_body(r);
+    else if (tag == "BIVF") out = IndexBinaryIVF::read_body(r);
     else throw CorruptData("cannot read index: unknown binary index type '" + printable(tag) + "'");
     out->read_only = r.read_only;
     return out;
 }
-}  // namespace
 
 void IndexBinaryIDMap::write_body(Writer& w) const {
     std::shared_lock<SharedMutex> lk(rw_mutex_);
     w.vec(id_map_);
-    write_binary_payload(*index, w);
+    write_index_binary_payload(*index, w);
 }
 
 std::unique_ptr<IndexBinaryIDMap> IndexBinaryIDMap::read_body(Reader& r) {
     std::vector<idx_t> ids = r.vec<idx_t>();
-    IndexBinaryPtr inner = read_binary_payload(r);
+    IndexBinaryPtr inner = read_index_binary_payload(r);
     r.check(size_t(inner->ntotal) == ids.size(), "BIDMap id count does not match the index");
     auto empty = std::make_shared<IndexBinaryFlat>(inner->d);
     auto out = std::make_unique<IndexBinaryIDMap>(empty);
@@ -221,7 +223,7 @@ std::unique_ptr<IndexBinaryIDMap> IndexBinaryIDMap::read_body(Reader& r) {
 std::vector<uint8_t> serialize_index_binary(const IndexBinary& index) {
     Writer payload;
     payload.str("binary");  // family marker: read_index on these bytes fails cleanly
-    write_binary_payload(index, payload);
+    write_index_binary_payload(index, payload);
     return frame_payload(payload.buffer());
 }
 
@@ -234,7 +236,7 @@ IndexBinaryPtr deserialize_index_binary(const uint8_t* data, size_t n, bool read
         if (family != "binary")
             throw CorruptData("cannot read index: not a binary index ('" + printable(family) +
                               "'); use read_index for float indexes");
-        index = read_binary_payload(r);
+        index = read_index_binary_payload(r);
     } catch (const InvalidArgument& e) {
         throw CorruptData(std::string("cannot read index: ") + e.what());
     } catch (const std::length_error&) {

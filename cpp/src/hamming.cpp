@@ -18,12 +18,16 @@ bool hamming_vpopcntdq_native() {
 #endif
 }
 
-void hamming_ny(const uint8_t* q, const uint8_t* x, size_t cs, size_t ny, int32_t* out) {
+HammingNyFn hamming_ny_kernel() {
 #if defined(NEARLY_HAVE_AVX2)
-    if (hamming_vpopcntdq_native()) return hamming_ny_vpopcntdq(q, x, cs, ny, out);
-    if (simd_level() == SimdLevel::avx2 || simd_level() == SimdLevel::avx512) return hamming_ny_popcnt(q, x, cs, ny, out);
+    if (hamming_vpopcntdq_native()) return hamming_ny_vpopcntdq;
+    if (simd_level() == SimdLevel::avx2 || simd_level() == SimdLevel::avx512) return hamming_ny_popcnt;
 #endif
-    hamming_ny_scalar(q, x, cs, ny, out);
+    return hamming_ny_scalar;
+}
+
+void hamming_ny(const uint8_t* q, const uint8_t* x, size_t cs, size_t ny, int32_t* out) {
+    hamming_ny_kernel()(q, x, cs, ny, out);
 }
 
 void knn_hamming(const uint8_t* xq, size_t nq, const uint8_t* xb, size_t nb, size_t cs, size_t k, int32_t* D,

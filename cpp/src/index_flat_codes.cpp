@@ -15,7 +15,13 @@ void IndexFlatCodes::add(idx_t n, const float* x) {
     std::vector<uint8_t> codes(size_t(n) * code_size());
     encode(size_t(n), x, codes.data());
     std::unique_lock<SharedMutex> lk(rw_mutex_);
-    codes_.insert(codes_.end(), codes.begin(), codes.end());
+    const CodeLayout lay = layout();
+    if (lay.block == 1) {
+        codes_.insert(codes_.end(), codes.begin(), codes.end());
+    } else {
+        codes_.resize(lay.bytes(size_t(ntotal + n)));
+        for (size_t i = 0; i < size_t(n); i++) lay.put(codes_.data(), size_t(ntotal) + i, &codes[i * lay.code_size]);
+    }
     ntotal += n;
     if (verbose) std::printf("Index%s::add: added %lld vectors\n", type_name().c_str(), (long long)n);
 }
@@ -23,21 +29,27 @@ void IndexFlatCodes::add(idx_t n, const float* x) {
 void IndexFlatCodes::reconstruct(idx_t key, float* out) const {
     std::shared_lock<SharedMutex> lk(rw_mutex_);
     if (key < 0 || key >= ntotal) throw OutOfRange("key " + std::to_string(key) + " not found");
-    decode(codes_.data() + size_t(key) * code_size(), out);
+    std::vector<uint8_t> code(code_size());
+    layout().get(codes_.data(), size_t(key), code.data());
+    decode(code.data(), out);
 }
 
 size_t IndexFlatCodes::remove_ids(const IDSelector& sel) {
     check_writable();
     std::unique_lock<SharedMutex> lk(rw_mutex_);
-    const size_t cs = code_size();
+    const CodeLayout lay = layout();
+    std::vector<uint8_t> code(lay.code_size);
     size_t keep = 0;
     for (size_t i = 0; i < size_t(ntotal); i++) {
         if (sel.is_member(idx_t(i))) continue;
-        if (keep != i) std::memmove(&codes_[keep * cs], &codes_[i * cs], cs);
+        if (keep != i) {
+            lay.get(codes_.data(), i, code.data());
+            lay.put(codes_.data(), keep, code.data());
+        }
         keep++;
     }
     const size_t removed = size_t(ntotal) - keep;
-    codes_.resize(keep * cs);
+    codes_.resize(lay.bytes(keep));
     ntotal = idx_t(keep);
     return removed;
 }
@@ -51,7 +63,11 @@ void IndexFlatCodes::reset() {
 
 std::vector<uint8_t> IndexFlatCodes::get_codes() const {
     std::shared_lock<SharedMutex> lk(rw_mutex_);
-    return codes_;
+    const CodeLayout lay = layout();
+    if (lay.block == 1) return codes_;
+    std::vector<uint8_t> out(size_t(ntotal) * lay.code_size);
+    for (size_t i = 0; i < size_t(ntotal); i++) lay.get(codes_.data(), i, &out[i * lay.code_size]);
+    return out;
 }
 
 }  // namespace nearly

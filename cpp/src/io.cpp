@@ -7,12 +7,16 @@
 #include "nearly/binary_recurrent.h"
 #include "nearly/flat.h"
 #include "nearly/hnsw.h"
+#include "nearly/binary_hnsw.h"
+#include "nearly/binary_ivf.h"
 #include "nearly/idmap.h"
 #include "nearly/index_pq.h"
 #include "nearly/index_sq.h"
 #include "nearly/ivf_flat.h"
 #include "nearly/ivf_sq.h"
 #include "nearly/ivfpq.h"
+#include "nearly/ivfpq_fast_scan.h"
+#include "nearly/index_pq_fast_scan.h"
 #include "nearly/refine.h"
 #include "nearly/transform.h"
 
@@ -85,9 +89,13 @@ IndexPtr read_tagged(Reader& r, const std::string& tag) {
     if (tag == "PreTransform") return IndexPreTransform::read_body(r);
     if (tag == "RefineFlat") return IndexRefineFlat::read_body(r);
     if (tag == "BinaryRecurrent") return IndexBinaryRecurrent::read_body(r);
+    if (tag == "BinaryRecurrentHNSW") return IndexBinaryRecurrentHNSW::read_body(r);
+    if (tag == "IVFBinaryRecurrent") return IndexIVFBinaryRecurrent::read_body(r);
     if (tag == "IVFFlat") return IndexIVFFlat::read_body(r);
     if (tag == "IVFPQ") return IndexIVFPQ::read_body(r);
+    if (tag == "IVFPQFastScan") return IndexIVFPQFastScan::read_body(r);
     if (tag == "PQ") return IndexPQ::read_body(r);
+    if (tag == "PQFastScan") return IndexPQFastScan::read_body(r);
     if (tag == "ScalarQuantizer") return IndexScalarQuantizer::read_body(r);
     if (tag == "IVFScalarQuantizer") return IndexIVFScalarQuantizer::read_body(r);
     if (tag == "HNSWFlat") return IndexHNSWFlat::read_body(r, HNSWStorage::Flat);

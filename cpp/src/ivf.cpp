@@ -22,25 +22,23 @@ constexpr size_t kMaxPairResults = size_t(16) << 20;
 // Ctrl-C / verbose progress between blocks (faiss uses the same size).
 constexpr size_t kAddBlock = 65536;
 
-// Pushes the scores of one list into a heap of k (scores: lower is better,
-// i.e. L2 distances or negated inner products). label_ids: the labels pushed
-// (list ids, or null for positions in the list); sel is checked on ids.
-void scan_into_heap(const InvertedListScanner& sc, const uint8_t* codes, size_t code_size, const idx_t* ids,
-                    size_t size, bool labels_are_ids, bool ip, const IDSelector* sel, float* Dq, idx_t* Iq,
-                    size_t k) {
+}  // namespace
+
+void InvertedListScanner::scan_codes(size_t size, const uint8_t* codes, size_t code_size, const idx_t* ids,
+                                     bool labels_are_ids, bool ip, const IDSelector* sel, float* D, idx_t* I,
+                                     size_t k) {
     float buf[kScanChunk];
     for (size_t j0 = 0; j0 < size; j0 += kScanChunk) {
         const size_t m = std::min(kScanChunk, size - j0);
-        sc.distances(m, codes + j0 * code_size, buf);
+        distances(m, codes + j0 * code_size, buf);
         if (ip)
             for (size_t j = 0; j < m; j++) buf[j] = -buf[j];
         for (size_t j = 0; j < m; j++) {
-            if (buf[j] > Dq[0] || (sel && !sel->is_member(ids[j0 + j]))) continue;
-            TopK::push(Dq, Iq, k, buf[j], labels_are_ids ? ids[j0 + j] : idx_t(j0 + j));
+            if (buf[j] > D[0] || (sel && !sel->is_member(ids[j0 + j]))) continue;
+            TopK::push(D, I, k, buf[j], labels_are_ids ? ids[j0 + j] : idx_t(j0 + j));
         }
     }
 }
-}  // namespace
 
 IndexIVF::IndexIVF(IndexPtr quantizer_, int d, size_t nlist_, size_t code_size_, MetricType metric)
     : Index(d, metric), quantizer(std::move(quantizer_)), nlist(nlist_), code_size(code_size_), lists_(nlist_) {
@@ -168,13 +166,11 @@ void IndexIVF::add_core(idx_t n, const float* x, const idx_t* ids) {
         encode_vectors(idx_t(m), xb, list_of.data(), codes.data());
         poll();
         std::unique_lock<SharedMutex> lk(rw_mutex_);
+        const CodeLayout lay = layout();
         for (size_t i = 0; i < m; i++) {
             const idx_t l = list_of[i];
             if (l < 0 || size_t(l) >= nlist) continue;  // faiss skips vectors the quantizer cannot place
-            List& list = lists_[l];
-            list.codes.insert(list.codes.end(), &codes[i * code_size], &codes[(i + 1) * code_size]);
-            list.ids.push_back(ids ? ids[i0 + i] : ntotal + idx_t(i));
-            if (direct_map_) where_[list.ids.back()] = {size_t(l), list.ids.size() - 1};
+            lists_.append(size_t(l), &codes[i * code_size], lay, ids ? ids[i0 + i] : ntotal + idx_t(i));
             added++;
         }
         ntotal += idx_t(m);
@@ -188,12 +184,8 @@ void IndexIVF::add_entries(size_t list_no, size_t n, const uint8_t* codes, const
     check_writable();
     NEARLY_CHECK_ARG(list_no < nlist, "list number out of range");
     std::unique_lock<SharedMutex> lk(rw_mutex_);
-    List& list = lists_[list_no];
-    list.codes.insert(list.codes.end(), codes, codes + n * code_size);
-    for (size_t i = 0; i < n; i++) {
-        list.ids.push_back(ids[i]);
-        if (direct_map_) where_[ids[i]] = {list_no, list.ids.size() - 1};
-    }
+    const CodeLayout lay = layout();
+    for (size_t i = 0; i < n; i++) lists_.append(list_no, codes + i * code_size, lay, ids[i]);
     ntotal += idx_t(n);
 }
 
@@ -220,20 +212,22 @@ void IndexIVF::search(idx_t n, const float* x, idx_t k, float* D, idx_t* I, cons
                            D + q0 * k, I + q0 * k);
         }
     } else {
-        search_by_query(n, x, k, np, coarse.data(), coarse_dis.data(), sel, D, I);
+        const std::unique_ptr<QueryBatch> batch = prepare_queries(n, x);
+        search_by_query(n, x, k, np, coarse.data(), coarse_dis.data(), sel, D, I, batch.get());
     }
 }
 
 // Few queries per list: each query walks its lists with its own scanner,
 // scores straight into its heap.
 void IndexIVF::search_by_query(idx_t n, const float* x, idx_t k, size_t np, const idx_t* coarse,
-                               const float* coarse_dis, const IDSelector* sel, float* D, idx_t* I) const {
+                               const float* coarse_dis, const IDSelector* sel, float* D, idx_t* I,
+                               const QueryBatch* batch) const {
     const size_t dd = d, kk = k;
     const bool ip = metric_type == METRIC_INNER_PRODUCT;
     const float pad = missing_distance(metric_type);
     InterruptPoll poll;
     parallel_for((n + kQueriesPerTask - 1) / kQueriesPerTask, [&](size_t t) {
-        std::unique_ptr<InvertedListScanner> sc = get_scanner();
+        std::unique_ptr<InvertedListScanner> sc = get_scanner_for(batch);
         for (size_t q = t * kQueriesPerTask; q < std::min(size_t(n), (t + 1) * kQueriesPerTask); q++) {
             float* Dq = D + q * kk;
             idx_t* Iq = I + q * kk;
@@ -244,10 +238,22 @@ void IndexIVF::search_by_query(idx_t n, const float* x, idx_t k, size_t np, cons
                 if (l < 0) continue;
                 const List& list = lists_[l];
                 if (list.ids.empty()) continue;
+                // The next list's first codes and ids start coming from
+                // memory while this one is scanned (a jump the hardware
+                // prefetcher cannot guess).
+                if (p + 1 < np && coarse[q * np + p + 1] >= 0) {
+                    const List& next = lists_[coarse[q * np + p + 1]];
+                    for (size_t b = 0; b < std::min<size_t>(next.codes.size(), 8192); b += 64)
+                        __builtin_prefetch(next.codes.data() + b);
+                    const char* ids_bytes = reinterpret_cast<const char*>(next.ids.data());
+                    for (size_t b = 0; b < std::min<size_t>(next.ids.size() * sizeof(idx_t), 2048); b += 64)
+                        __builtin_prefetch(ids_bytes + b);
+                }
                 sc->set_list(size_t(l), coarse_dis[q * np + p]);
-                scan_into_heap(*sc, list.codes.data(), code_size, list.ids.data(), list.ids.size(), true, ip, sel,
-                               Dq, Iq, kk);
+                sc->scan_codes(list.ids.size(), list.codes.data(), code_size, list.ids.data(), true, ip, sel, Dq, Iq,
+                               kk);
             }
+            sc->finish_query(Dq, Iq, kk);
             TopK::sort(Dq, Iq, kk);
             for (size_t i = 0; i < kk; i++) Dq[i] = Iq[i] < 0 ? pad : (ip ? -Dq[i] : Dq[i]);
             poll();
@@ -267,7 +273,8 @@ void IndexIVF::scan_list_batch(size_t l, const uint8_t* codes, const idx_t* ids,
         TopK::init(Dq, Iq, k);
         sc->set_query(xq + i * size_t(d));
         sc->set_list(l, coarse_dis[i]);
-        scan_into_heap(*sc, codes, code_size, ids, size, false, ip, sel, Dq, Iq, k);
+        sc->scan_codes(size, codes, code_size, ids, false, ip, sel, Dq, Iq, k);
+        sc->finish_query(Dq, Iq, k);
         TopK::sort(Dq, Iq, k);
         if (ip)
             for (size_t j = 0; j < k; j++) Dq[j] = -Dq[j];
@@ -402,58 +409,29 @@ void IndexIVF::range_search(idx_t n, const float* x, float radius, RangeSearchRe
 size_t IndexIVF::remove_ids(const IDSelector& sel) {
     check_writable();
     std::unique_lock<SharedMutex> lk(rw_mutex_);
-    const size_t cs = code_size;
-    size_t removed = 0;
-    for (List& list : lists_) {
-        size_t keep = 0;
-        for (size_t j = 0; j < list.ids.size(); j++) {
-            if (sel.is_member(list.ids[j])) continue;
-            if (keep != j) {
-                list.ids[keep] = list.ids[j];
-                std::copy(list.codes.begin() + j * cs, list.codes.begin() + (j + 1) * cs, list.codes.begin() + keep * cs);
-            }
-            keep++;
-        }
-        removed += list.ids.size() - keep;
-        list.ids.resize(keep);
-        list.codes.resize(keep * cs);
-    }
+    const size_t removed = lists_.remove(sel, layout());
     ntotal -= idx_t(removed);
-    if (direct_map_ && removed) rebuild_direct_map();
     return removed;
 }
 
 void IndexIVF::reset() {
     check_writable();
     std::unique_lock<SharedMutex> lk(rw_mutex_);
-    for (List& list : lists_) {
-        list.codes.clear();
-        list.ids.clear();
-    }
-    where_.clear();
+    lists_.clear();
     ntotal = 0;
 }
 
 void IndexIVF::make_direct_map(bool enable) {
     std::unique_lock<SharedMutex> lk(rw_mutex_);
-    direct_map_ = enable;
-    rebuild_direct_map();
-}
-
-void IndexIVF::rebuild_direct_map() {
-    where_.clear();
-    if (!direct_map_) return;
-    where_.reserve(size_t(ntotal));
-    for (size_t l = 0; l < nlist; l++)
-        for (size_t j = 0; j < lists_[l].ids.size(); j++) where_[lists_[l].ids[j]] = {l, j};
+    lists_.set_direct_map(enable);
 }
 
 void IndexIVF::reconstruct(idx_t key, float* out) const {
     std::shared_lock<SharedMutex> lk(rw_mutex_);
-    if (!direct_map_) throw NotSupported("direct map not initialized: call make_direct_map() before reconstruct()");
-    auto it = where_.find(key);
-    if (it == where_.end()) throw OutOfRange("key " + std::to_string(key) + " not found");
-    decode_vector(it->second.first, lists_[it->second.first].codes.data() + it->second.second * code_size, out);
+    const auto where = lists_.locate(key);
+    std::vector<uint8_t> code(code_size);
+    layout().get(lists_[where.first].codes.data(), where.second, code.data());
+    decode_vector(where.first, code.data(), out);
 }
 
 size_t IndexIVF::list_size(size_t list_no) const {
@@ -471,7 +449,11 @@ std::vector<idx_t> IndexIVF::list_ids(size_t list_no) const {
 std::vector<uint8_t> IndexIVF::list_codes_copy(size_t list_no) const {
     NEARLY_CHECK_ARG(list_no < nlist, "list number out of range");
     std::shared_lock<SharedMutex> lk(rw_mutex_);
-    return lists_[list_no].codes;
+    const List& list = lists_[list_no];
+    if (code_block == 1) return list.codes;
+    std::vector<uint8_t> out(list.ids.size() * code_size);
+    for (size_t j = 0; j < list.ids.size(); j++) layout().get(list.codes.data(), j, &out[j * code_size]);
+    return out;
 }
 
 const uint8_t* IndexIVF::list_codes(size_t list_no) const {
@@ -509,32 +491,11 @@ IndexIVF::Header IndexIVF::read_header(Reader& r, const char* what) {
     return h;
 }
 
-void IndexIVF::write_lists(Writer& w, size_t unit) const {
-    for (const List& list : lists_) {
-        w.vec(list.ids);
-        w.pod<uint64_t>(list.codes.size() / unit);
-        w.bytes(list.codes.data(), list.codes.size());
-    }
-    w.pod<uint8_t>(direct_map_);
-}
+void IndexIVF::write_lists(Writer& w, size_t unit) const { lists_.write(w, unit); }
 
 void IndexIVF::read_lists(Reader& r, size_t unit, idx_t total_expected, const char* what) {
-    const std::string w(what);
-    size_t total = 0;
-    for (List& list : lists_) {
-        list.ids = r.vec<idx_t>();
-        const uint64_t count = r.pod<uint64_t>();
-        r.check(count <= r.remaining() / unit, "truncated or corrupt data (array larger than the file)");
-        r.check(count * unit == list.ids.size() * code_size, (w + " list sizes do not match").c_str());
-        list.codes.resize(count * unit);
-        r.bytes(list.codes.data(), list.codes.size());
-        total += list.ids.size();
-    }
-    r.check(total == size_t(total_expected), (w + " list sizes do not add up to ntotal").c_str());
+    lists_.read(r, unit, layout(), total_expected, what);
     ntotal = total_expected;
-    const uint8_t direct_map = r.pod<uint8_t>();
-    r.check(direct_map <= 1, ("bad " + w + " direct map flag").c_str());
-    if (direct_map) make_direct_map(true);
 }
 
 }  // namespace nearly

@@ -10,73 +10,18 @@
 
 namespace nearly {
 
-namespace {
-// Per-query state of an IVFPQ scan: the table the ADC sums read from and the
-// per-list offset dis0 it adds (see ivfpq.h for the decomposition).
-struct IVFPQScanner : InvertedListScanner {
-    const IndexIVFPQ& ix;
-    const ProductQuantizer& pq;
-    const bool ip, residual, precomputed;
-    std::vector<float> qtab, ltab, centroid, resid;
-    const float* q = nullptr;
-    const float* tab = nullptr;
-    float dis0 = 0.f;
-
-    explicit IVFPQScanner(const IndexIVFPQ& ix)
-        : ix(ix),
-          pq(ix.pq),
-          ip(ix.metric_type == METRIC_INNER_PRODUCT),
-          residual(ix.by_residual),
-          precomputed(ix.by_residual && !ip && ix.use_precomputed_table == 1 && !ix.precomputed_table.empty()),
-          qtab(pq.M * pq.ksub) {
-        if (residual && !ip) ltab.resize(qtab.size());
-        if (residual && !ip && !precomputed) {
-            centroid.resize(pq.d);
-            resid.resize(pq.d);
-        }
-    }
-
-    void set_query(const float* x) override {
-        q = x;
-        if (ip || precomputed) {
-            pq.compute_inner_prod_table(x, qtab.data());
-        } else if (!residual) {
-            pq.compute_distance_table(x, qtab.data());
-        }
-        tab = qtab.data();
-        dis0 = 0.f;
-    }
-
-    void set_list(size_t list_no, float coarse_dis) override {
-        if (!residual) return;
-        if (ip) {
-            dis0 = coarse_dis;  // <q, c>
-        } else if (precomputed) {
-            // ||q - c||^2 + (||r||^2 + 2 <c, r>) - 2 <q, r>
-            dis0 = coarse_dis;
-            const float* pt = ix.precomputed_table.data() + list_no * qtab.size();
-            for (size_t i = 0; i < qtab.size(); i++) ltab[i] = pt[i] - 2.f * qtab[i];
-            tab = ltab.data();
-        } else {
-            ix.quantizer->reconstruct(idx_t(list_no), centroid.data());
-            for (size_t i = 0; i < pq.d; i++) resid[i] = q[i] - centroid[i];
-            pq.compute_distance_table(resid.data(), ltab.data());
-            tab = ltab.data();
-        }
-    }
-
-    void distances(size_t n, const uint8_t* codes, float* out) const override {
-        pq.adc(tab, codes, n, out);
-        if (dis0 != 0.f)
-            for (size_t j = 0; j < n; j++) out[j] += dis0;
-    }
-};
-}  // namespace
 
 IndexIVFPQ::IndexIVFPQ(IndexPtr quantizer_, int d, size_t nlist_, size_t M, size_t nbits, MetricType metric)
+    : IndexIVFPQ(std::move(quantizer_), d, nlist_, M, nbits, metric, 8) {}
+
+IndexIVFPQ::IndexIVFPQ(IndexPtr quantizer_, int d, size_t nlist_, size_t M, size_t nbits, MetricType metric,
+                       size_t required_nbits)
     : IndexIVF(std::move(quantizer_), d, nlist_, 0, metric), pq(size_t(d), M, nbits) {
-    if (nbits != 8) throw NotSupported("IndexIVFPQ: nbits=" + std::to_string(nbits) +
-                                       " not implemented in nearly (8 bits; 4-bit codes are IndexIVFPQFastScan)");
+    if (nbits != required_nbits)
+        throw NotSupported(required_nbits == 8 ? "IndexIVFPQ: nbits=" + std::to_string(nbits) +
+                                                     " not implemented in nearly (8 bits; 4-bit codes are "
+                                                     "IndexIVFPQFastScan)"
+                                               : "Error: 'nbits == 4' failed: fast-scan codes have 4 bits");
     code_size = pq.code_size;
     by_residual = true;
     refresh_trained();
@@ -146,6 +91,55 @@ void IndexIVFPQ::build_precomputed_table() {
         pq.compute_inner_prod_table(&centroids[l * size_t(d)], tab);
         for (size_t i = 0; i < ts; i++) tab[i] = r_norms[i] + 2.f * tab[i];
     });
+}
+
+IVFPQScanner::IVFPQScanner(const IndexIVFPQ& ix)
+    : ix(ix),
+      pq(ix.pq),
+      ip(ix.metric_type == METRIC_INNER_PRODUCT),
+      residual(ix.by_residual),
+      precomputed(ix.by_residual && !ip && ix.use_precomputed_table == 1 && !ix.precomputed_table.empty()),
+      qtab(pq.M * pq.ksub) {
+    if (residual && !ip) ltab.resize(qtab.size());
+    if (residual && !ip && !precomputed) {
+        centroid.resize(pq.d);
+        resid.resize(pq.d);
+    }
+}
+
+void IVFPQScanner::set_query(const float* x) {
+    q = x;
+    if (ip || precomputed) {
+        pq.compute_inner_prod_table(x, qtab.data());
+    } else if (!residual) {
+        pq.compute_distance_table(x, qtab.data());
+    }
+    tab = qtab.data();
+    dis0 = 0.f;
+}
+
+void IVFPQScanner::set_list(size_t list_no, float coarse_dis) {
+    if (!residual) return;
+    if (ip) {
+        dis0 = coarse_dis;  // <q, c>
+    } else if (precomputed) {
+        // ||q - c||^2 + (||r||^2 + 2 <c, r>) - 2 <q, r>
+        dis0 = coarse_dis;
+        const float* pt = ix.precomputed_table.data() + list_no * qtab.size();
+        for (size_t i = 0; i < qtab.size(); i++) ltab[i] = pt[i] - 2.f * qtab[i];
+        tab = ltab.data();
+    } else {
+        ix.quantizer->reconstruct(idx_t(list_no), centroid.data());
+        for (size_t i = 0; i < pq.d; i++) resid[i] = q[i] - centroid[i];
+        pq.compute_distance_table(resid.data(), ltab.data());
+        tab = ltab.data();
+    }
+}
+
+void IVFPQScanner::distances(size_t n, const uint8_t* codes, float* out) const {
+    pq.adc(tab, codes, n, out);
+    if (dis0 != 0.f)
+        for (size_t j = 0; j < n; j++) out[j] += dis0;
 }
 
 std::unique_ptr<InvertedListScanner> IndexIVFPQ::get_scanner() const { return std::make_unique<IVFPQScanner>(*this); }

@@ -68,8 +68,20 @@ void IndexRefineFlat::search(idx_t n, const float* x, idx_t k, float* D, idx_t* 
             float* Dq = D + q * kk;
             idx_t* Iq = I + q * kk;
             TopK::init(Dq, Iq, kk);
+            const idx_t* cand = bI.data() + q * kb;
+            // Candidates are scattered over the float vectors: their rows are
+            // requested a few candidates ahead so the reads overlap.
+            constexpr idx_t kAhead = 4;
+            auto prefetch_row = [&](idx_t j) {
+                const idx_t id = cand[j];
+                if (id < 0 || id >= refine_index->ntotal) return;
+                const char* row = reinterpret_cast<const char*>(xb + size_t(id) * dd);
+                for (size_t b = 0; b < dd * sizeof(float); b += 64) __builtin_prefetch(row + b);
+            };
+            for (idx_t j = 0; j < std::min(kAhead, kb); j++) prefetch_row(j);
             for (idx_t j = 0; j < kb; j++) {
-                idx_t id = bI[q * kb + j];
+                if (j + kAhead < kb) prefetch_row(j + kAhead);
+                idx_t id = cand[j];
                 if (id < 0 || id >= refine_index->ntotal) continue;
                 const float* v = xb + size_t(id) * dd;
                 float s = metric_type == METRIC_L2 ? K.l2sqr(x + q * dd, v, dd) : -K.inner_product(x + q * dd, v, dd);

@@ -7,6 +7,9 @@
 #include <chrono>
 
 #include "arrays.h"
+#include "hnsw_view.h"
+#include "nearly/binary_hnsw.h"
+#include "nearly/binary_ivf.h"
 #include "nearly/binary_recurrent.h"
 #include "nearly/binary_sdc.h"
 #include "nearly/hamming.h"
@@ -187,6 +190,33 @@ void bind_binary(py::module_& m) {
             self.sdc_scores(x.shape(0), x.data(), out.mutable_data());
             return out;
         }, py::arg("x"), "Integer SDC scores 2^(2u) <b_q, b_x> of each query against every stored code.");
+
+    py::class_<IndexBinaryRecurrentHNSW, Index, std::shared_ptr<IndexBinaryRecurrentHNSW>>(m, "IndexBinaryRecurrentHNSW")
+        .def(py::init([](int d, int mm, int nb, int M, int metric) {
+                 if (metric != METRIC_L2 && metric != METRIC_INNER_PRODUCT)
+                     throw InvalidArgument("metric must be METRIC_L2 or METRIC_INNER_PRODUCT");
+                 return std::make_shared<IndexBinaryRecurrentHNSW>(d, mm, nb, M, MetricType(metric));
+             }),
+             py::arg("d"), py::arg("m"), py::arg("bits_per_dim"), py::arg("M") = 32,
+             py::arg("metric") = int(METRIC_INNER_PRODUCT))
+        .def_readonly("binarizer", &IndexBinaryRecurrentHNSW::encoder)
+        .def_property_readonly("hnsw", [](std::shared_ptr<IndexBinaryRecurrentHNSW> self) { return hnsw_view(self); })
+        .def_property_readonly("code_size", &IndexBinaryRecurrentHNSW::code_size)
+        .def_property_readonly("m", [](const IndexBinaryRecurrentHNSW& i) { return i.encoder->m; })
+        .def_property_readonly("bits_per_dim", [](const IndexBinaryRecurrentHNSW& i) { return i.encoder->nb; });
+
+    py::class_<IndexIVFBinaryRecurrent, IndexIVF, std::shared_ptr<IndexIVFBinaryRecurrent>>(m, "IndexIVFBinaryRecurrent")
+        .def(py::init([](IndexPtr quantizer, int d, int64_t nlist, int mm, int nb, int metric) {
+                 if (metric != METRIC_L2 && metric != METRIC_INNER_PRODUCT)
+                     throw InvalidArgument("metric must be METRIC_L2 or METRIC_INNER_PRODUCT");
+                 if (nlist < 1) throw InvalidArgument("IndexIVFBinaryRecurrent: nlist must be positive");
+                 return std::make_shared<IndexIVFBinaryRecurrent>(quantizer, d, size_t(nlist), mm, nb, MetricType(metric));
+             }),
+             py::arg("quantizer"), py::arg("d"), py::arg("nlist"), py::arg("m"), py::arg("bits_per_dim"),
+             py::arg("metric") = int(METRIC_INNER_PRODUCT))
+        .def_readonly("binarizer", &IndexIVFBinaryRecurrent::encoder)
+        .def_property_readonly("m", [](const IndexIVFBinaryRecurrent& i) { return i.encoder->m; })
+        .def_property_readonly("bits_per_dim", [](const IndexIVFBinaryRecurrent& i) { return i.encoder->nb; });
 
     // Kernels on raw codes (tests, benchmarks).
     m.def("sdc_scan", [](py::handle q_obj, py::handle codes_obj, int mm, int nb, bool popcount) {

@@ -4,7 +4,10 @@
 
 #include "arrays.h"
 #include "selector_arg.h"
+#include "hnsw_view.h"
 #include "nearly/binary_flat.h"
+#include "nearly/binary_hnsw.h"
+#include "nearly/binary_ivf.h"
 #include "nearly/hamming.h"
 #include "nearly/io.h"
 
@@ -41,7 +44,11 @@ void bind_binary_flat(py::module_& m) {
         .def_readonly("ntotal", &IndexBinary::ntotal)
         .def_readonly("is_trained", &IndexBinary::is_trained)
         .def_property_readonly("metric_type", [](const IndexBinary& i) { return int(i.metric_type); })
-        .def("train", [](IndexBinary& self, py::handle x) { as_codes(x, self.code_size, "codes"); }, py::arg("x"))
+        .def("train", [](IndexBinary& self, py::handle x_obj) {
+            U8Array x = as_codes(x_obj, self.code_size, "codes");
+            py::gil_scoped_release release;
+            self.train(x.shape(0), x.data());
+        }, py::arg("x"))
         .def("add", [](IndexBinary& self, py::handle x_obj) {
             U8Array x = as_codes(x_obj, self.code_size, "codes");
             py::gil_scoped_release release;
@@ -105,6 +112,34 @@ void bind_binary_flat(py::module_& m) {
             std::copy(ids.begin(), ids.end(), out.mutable_data());
             return out;
         });
+
+    py::class_<IndexBinaryHNSW, IndexBinary, std::shared_ptr<IndexBinaryHNSW>>(m, "IndexBinaryHNSW")
+        .def(py::init<int, int>(), py::arg("d"), py::arg("M") = 32)
+        .def_property_readonly("hnsw", [](std::shared_ptr<IndexBinaryHNSW> self) { return hnsw_view(self); });
+
+    py::class_<IndexBinaryIVF, IndexBinary, std::shared_ptr<IndexBinaryIVF>>(m, "IndexBinaryIVF")
+        .def(py::init([](IndexBinaryPtr quantizer, int d, int64_t nlist) {
+                 if (nlist < 1) throw InvalidArgument("IndexBinaryIVF: nlist must be positive");
+                 return std::make_shared<IndexBinaryIVF>(quantizer, d, size_t(nlist));
+             }),
+             py::arg("quantizer"), py::arg("d"), py::arg("nlist"))
+        .def_readonly("quantizer", &IndexBinaryIVF::quantizer)
+        .def_readonly("nlist", &IndexBinaryIVF::nlist)
+        .def_readwrite("cp", &IndexBinaryIVF::cp, py::return_value_policy::reference_internal)
+        .def_property("nprobe", [](const IndexBinaryIVF& i) { return i.nprobe; },
+                      [](IndexBinaryIVF& i, int64_t np) {
+                          if (np < 1) throw InvalidArgument("nprobe must be positive");
+                          i.nprobe = size_t(np);
+                      })
+        .def("make_direct_map", [](IndexBinaryIVF& self, bool enable) { self.make_direct_map(enable); },
+             py::arg("new_maintain_direct_map") = true)
+        .def("list_size", &IndexBinaryIVF::list_size, py::arg("list_no"))
+        .def("get_list_ids", [](const IndexBinaryIVF& self, size_t l) {
+            std::vector<idx_t> ids = self.list_ids(l);
+            py::array_t<idx_t> out(ids.size());
+            std::copy(ids.begin(), ids.end(), out.mutable_data());
+            return out;
+        }, py::arg("list_no"));
 
     m.def("knn_hamming", [](py::handle xq_obj, py::handle xb_obj, py::handle k_obj, const std::string& variant) {
         U8Array xq = to_array<U8Array>(xq_obj, "xq");

@@ -3,6 +3,7 @@
 #include <pybind11/stl.h>
 
 #include "arrays.h"
+#include "hnsw_view.h"
 #include "nearly/hnsw.h"
 #include "nearly/refine.h"
 
@@ -11,11 +12,6 @@ namespace nearly_py {
 using namespace nearly;
 
 namespace {
-// faiss exposes the graph's knobs as index.hnsw.efSearch etc.
-struct HNSWView {
-    std::shared_ptr<IndexHNSWFlat> index;
-};
-
 void check_ef(int ef, const char* name) {
     if (ef < 1) throw InvalidArgument(std::string("HNSW: ") + name + " must be at least 1 (got " + std::to_string(ef) + ")");
 }
@@ -60,7 +56,7 @@ void bind_hnsw(py::module_& m) {
     py::class_<IndexHNSWFlat, Index, std::shared_ptr<IndexHNSWFlat>>(m, "IndexHNSWFlat")
         .def(py::init([](int d, int M, int metric) { return std::make_shared<IndexHNSWFlat>(d, M, MetricType(metric)); }),
              py::arg("d"), py::arg("M") = 32, py::arg("metric") = int(METRIC_L2))
-        .def_property_readonly("hnsw", [](std::shared_ptr<IndexHNSWFlat> self) { return HNSWView{self}; })
+        .def_property_readonly("hnsw", [](std::shared_ptr<IndexHNSWFlat> self) { return hnsw_view(self); })
         .def("memory_bytes", &IndexHNSWFlat::memory_bytes, "Bytes held by the vectors, codes, links and id map.");
 
     // qtype: faiss's ScalarQuantizer.QuantizerType values (the ScalarQuantizer

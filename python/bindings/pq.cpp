@@ -6,6 +6,9 @@
 #include "arrays.h"
 #include "nearly/index_pq.h"
 #include "nearly/ivfpq.h"
+#include "nearly/index_pq_fast_scan.h"
+#include "nearly/ivfpq_fast_scan.h"
+#include "nearly/pq_fast_scan.h"
 #include "nearly/simd.h"
 
 namespace nearly_py {
@@ -40,6 +43,10 @@ py::array_t<float> tables(const ProductQuantizer& pq, py::handle x_obj, bool ip)
         }
     }
     return out;
+}
+
+void check_bbs(long long bbs) {
+    if (bbs != 32) throw NotSupported("fast-scan: bbs=" + std::to_string(bbs) + " not implemented in nearly (32 only)");
 }
 
 ProductQuantizer& pq_of_pq(IndexPQ& i) { return i.pq; }
@@ -143,6 +150,63 @@ void bind_pq(py::module_& m) {
             py::gil_scoped_release release;
             self.precompute_table();
         });
+
+    py::class_<IndexPQFastScan, IndexPQ, std::shared_ptr<IndexPQFastScan>>(m, "IndexPQFastScan")
+        .def(py::init([](int d, long long M, long long nbits, int metric, long long bbs) {
+                 check_bbs(bbs);
+                 return std::make_shared<IndexPQFastScan>(d, check_positive(M, "M"), check_positive(nbits, "nbits"),
+                                                          MetricType(metric));
+             }),
+             py::arg("d"), py::arg("M"), py::arg("nbits") = 4, py::arg("metric") = int(METRIC_L2),
+             py::arg("bbs") = 32)
+        .def_property_readonly("bbs", [](const IndexPQFastScan&) { return IndexPQFastScan::bbs; })
+        .def_property_readonly("M", [](const IndexPQFastScan& i) { return i.pq.M; });
+
+    py::class_<IndexIVFPQFastScan, IndexIVFPQ, std::shared_ptr<IndexIVFPQFastScan>>(m, "IndexIVFPQFastScan")
+        .def(py::init([](IndexPtr quantizer, int d, long long nlist, long long M, long long nbits, int metric,
+                         long long bbs) {
+                 check_bbs(bbs);
+                 return std::make_shared<IndexIVFPQFastScan>(quantizer, d, check_positive(nlist, "nlist"),
+                                                             check_positive(M, "M"), check_positive(nbits, "nbits"),
+                                                             MetricType(metric));
+             }),
+             py::arg("quantizer"), py::arg("d"), py::arg("nlist"), py::arg("M"), py::arg("nbits") = 4,
+             py::arg("metric") = int(METRIC_L2), py::arg("bbs") = 32)
+        .def_property_readonly("bbs", [](const IndexIVFPQFastScan&) { return IndexIVFPQFastScan::bbs; })
+        .def_property_readonly("M", [](const IndexIVFPQFastScan& i) { return i.pq.M; });
+
+    // Test hooks for 4-bit fast-scan: a float table (M, 16) quantized to
+    // bytes (bytes, bias, scale), and the active level's block scan of
+    // (nblocks, npairs * 32) codes with byte tables (2 * npairs, 16):
+    // (sums (nblocks, 32) uint16, masks (nblocks,) uint32 of sums <= thr).
+    m.def("pq4_quantize_table", [](py::handle tab_obj) {
+        auto tab = py::array_t<float, py::array::c_style | py::array::forcecast>::ensure(tab_obj);
+        if (!tab || tab.ndim() != 2 || tab.shape(1) != 16 || tab.shape(0) < 1)
+            throw InvalidArgument("tab must have shape (M, 16)");
+        PQ4Table t;
+        t.set(tab.data(), size_t(tab.shape(0)));
+        py::array_t<uint8_t> bytes({py::ssize_t(t.bytes.size() / 16), py::ssize_t(16)});
+        std::copy(t.bytes.begin(), t.bytes.end(), bytes.mutable_data());
+        return py::make_tuple(bytes, t.bias, t.scale);
+    }, py::arg("tab"));
+    m.def("pq4_scan_blocks", [](py::handle codes_obj, py::handle lut_obj, int thr) {
+        auto lut = py::array_t<uint8_t, py::array::c_style | py::array::forcecast>::ensure(lut_obj);
+        if (!lut || lut.ndim() != 2 || lut.shape(1) != 16 || lut.shape(0) < 2 || lut.shape(0) % 2)
+            throw InvalidArgument("lut must have shape (2 * npairs, 16)");
+        if (thr < 0 || thr > 65535) throw InvalidArgument("thr must be in [0, 65535]");
+        const size_t npairs = size_t(lut.shape(0)) / 2;
+        ByteArray c = as_codes(codes_obj, npairs * 32);
+        const size_t nb = size_t(c.shape(0));
+        std::vector<uint8_t> buf(npairs * 64 + 64);
+        uint8_t* packed = buf.data() + (64 - reinterpret_cast<uintptr_t>(buf.data()) % 64) % 64;
+        simd().pq4_pack_lut(lut.data(), npairs, packed);
+        py::array_t<uint16_t> sums({py::ssize_t(nb), py::ssize_t(32)});
+        py::array_t<uint32_t> masks(nb);
+        for (size_t b = 0; b < nb; b++)
+            masks.mutable_data()[b] = simd().pq4_scan_block(c.data() + b * npairs * 32, npairs, packed, uint16_t(thr),
+                                                            sums.mutable_data() + b * 32);
+        return py::make_tuple(sums, masks);
+    }, py::arg("codes"), py::arg("lut"), py::arg("thr") = 65535);
 
     // Test hook: the active level's ADC kernel on (M, 256) tables and (n, M) codes.
     m.def("pq_adc_scan", [](py::handle tab_obj, py::handle codes_obj) {

@@ -24,6 +24,12 @@ def _coarse(hnsw_m, d, metric):
     return _nearly.IndexFlat(d, metric) if hnsw_m is None else _nearly.IndexHNSWFlat(d, int(hnsw_m), metric)
 
 
+def _ivfpq_fast_scan(quantizer, d, nlist, M, metric, by_residual):
+    index = _nearly.IndexIVFPQFastScan(quantizer, d, nlist, M, 4, metric)
+    index.by_residual = by_residual
+    return index
+
+
 # main description (the rest of the string) -> builder(match, d, metric)
 INDEXES = [
     (re.compile(r"Flat"), lambda m, d, metric: _nearly.IndexFlat(d, metric)),
@@ -37,6 +43,11 @@ INDEXES = [
         d, int(m.group(1)), int(m.group(2) or 8), metric)),
     (re.compile(r"IVF(\d+)(?:_HNSW(\d+))?,PQ(\d+)(?:x(\d+))?(?:np)?"), lambda m, d, metric: _nearly.IndexIVFPQ(
         _coarse(m.group(2), d, metric), d, int(m.group(1)), int(m.group(3)), int(m.group(4) or 8), metric)),
+    # 4-bit fast-scan: PQ{M}x4fs; in an IVF, codes of the vectors themselves
+    # (faiss's default) or of residuals with "fsr".
+    (re.compile(r"PQ(\d+)x4fs"), lambda m, d, metric: _nearly.IndexPQFastScan(d, int(m.group(1)), 4, metric)),
+    (re.compile(r"IVF(\d+)(?:_HNSW(\d+))?,PQ(\d+)x4fs(r?)"), lambda m, d, metric: _ivfpq_fast_scan(
+        _coarse(m.group(2), d, metric), d, int(m.group(1)), int(m.group(3)), metric, m.group(4) == "r")),
     # Scalar quantizers: SQ8 (8 bits per dimension, per-dimension ranges) and SQfp16.
     (re.compile(r"SQ(8|fp16)"), lambda m, d, metric: _nearly.IndexScalarQuantizer(d, _sq_qtype(m.group(1)), metric)),
     (re.compile(r"IVF(\d+)(?:_HNSW(\d+))?,SQ(8|fp16)"), lambda m, d, metric: _nearly.IndexIVFScalarQuantizer(
@@ -45,6 +56,12 @@ INDEXES = [
     # BEBR recurrent binary codes: RBE{m}x{bits_per_dim}, scored by SDC.
     (re.compile(r"RBE(\d+)x(\d+)"), lambda m, d, metric: _nearly.IndexBinaryRecurrent(
         d, int(m.group(1)), int(m.group(2)), metric)),
+    # The same codes in a graph walked on their SDC scores, or in inverted lists
+    # scanned by SDC (the coarse quantizer is float, like IVF{n},PQ{M}).
+    (re.compile(r"HNSW(\d+),RBE(\d+)x(\d+)"), lambda m, d, metric: _nearly.IndexBinaryRecurrentHNSW(
+        d, int(m.group(2)), int(m.group(3)), int(m.group(1)), metric)),
+    (re.compile(r"IVF(\d+)(?:_HNSW(\d+))?,RBE(\d+)x(\d+)"), lambda m, d, metric: _nearly.IndexIVFBinaryRecurrent(
+        _coarse(m.group(2), d, metric), d, int(m.group(1)), int(m.group(3)), int(m.group(4)), metric)),
     (re.compile(r"HNSW(\d+),SQ(8|fp16)"), lambda m, d, metric: _nearly.IndexHNSWSQ(
         d, _nearly.ScalarQuantizer.QT_8bit if m.group(2) == "8" else _nearly.ScalarQuantizer.QT_fp16,
         int(m.group(1)), metric)),
@@ -117,11 +134,14 @@ def index_factory(d, description, metric=_nearly.METRIC_L2):
 # Binary (1-bit, Hamming) indexes: faiss's index_binary_factory strings.
 BINARY_INDEXES = [
     (re.compile(r"BFlat"), lambda m, d: _nearly.IndexBinaryFlat(d)),
+    (re.compile(r"BHNSW(\d+)"), lambda m, d: _nearly.IndexBinaryHNSW(d, int(m.group(1)))),
+    (re.compile(r"BIVF(\d+)"), lambda m, d: _nearly.IndexBinaryIVF(_nearly.IndexBinaryFlat(d), d, int(m.group(1)))),
 ]
 
 
 def index_binary_factory(d, description):
-    """Builds a binary index from a faiss description: ``"BFlat"``, ``"IDMap,BFlat"``."""
+    """Builds a binary index from a faiss description: ``"BFlat"``, ``"BHNSW32"``,
+    ``"BIVF1024"``, any of them behind ``"IDMap,"``."""
     if not isinstance(description, str):
         raise TypeError("index_binary_factory: description must be a str")
     parts = [p.strip() for p in description.split(",")]

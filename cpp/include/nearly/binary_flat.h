@@ -25,6 +25,7 @@ struct IndexBinary {
     explicit IndexBinary(int d);
     virtual ~IndexBinary() = default;
     virtual std::string type_name() const = 0;
+    virtual void train(idx_t n, const uint8_t* x) {}  // nothing to learn by default
     virtual void add(idx_t n, const uint8_t* x) = 0;
     virtual void add_with_ids(idx_t n, const uint8_t* x, const idx_t* ids);
     virtual void search(idx_t n, const uint8_t* x, idx_t k, int32_t* D, idx_t* I,
@@ -75,6 +76,10 @@ struct IndexBinaryIDMap : IndexBinary {
    private:
     std::vector<idx_t> id_map_;
 };
+
+// A binary index as tag + body (inside another index's body, e.g. a quantizer).
+void write_index_binary_payload(const IndexBinary& index, Writer& w);
+IndexBinaryPtr read_index_binary_payload(Reader& r);
 
 std::vector<uint8_t> serialize_index_binary(const IndexBinary& index);
 IndexBinaryPtr deserialize_index_binary(const uint8_t* data, size_t n, bool read_only = false);

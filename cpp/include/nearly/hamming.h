@@ -16,6 +16,10 @@ constexpr int32_t kHammingPad = 2147483647;  // distance of a missing result
 // has it, detected at run time).
 void hamming_ny(const uint8_t* q, const uint8_t* x, size_t code_size, size_t ny, int32_t* out);
 bool hamming_vpopcntdq_native();
+// The kernel hamming_ny dispatches to now, for callers that score a few codes
+// at a time (graph walks) and should not pay the dispatch on every call.
+using HammingNyFn = void (*)(const uint8_t* q, const uint8_t* x, size_t code_size, size_t ny, int32_t* out);
+HammingNyFn hamming_ny_kernel();
 
 // k nearest codes of xb for each query, ascending distance, ties to the
 // smaller id; padded with (2147483647, -1).

@@ -6,7 +6,8 @@
 // Speed comes from traversing on a compact int8 copy of each vector, kept in
 // the same 64-byte-aligned block as the node's level-0 links (one memory
 // region per hop, prefetched a hop ahead), and re-ranking the final
-// candidates on the float vectors, so results carry exact distances.
+// candidates on the float vectors, so results carry exact distances. The
+// graph itself (HNSWGraph) also serves the binary indexes (binary_hnsw.h).
 #pragma once
 #include <atomic>
 #include <cstdint>
@@ -21,6 +22,7 @@
 namespace nearly {
 
 class Reader;
+class Writer;
 
 struct SearchParametersHNSW : SearchParameters {
     int efSearch = 16;
@@ -33,13 +35,88 @@ struct SearchParametersHNSW : SearchParameters {
 // IndexRefineFlat for exact ones).
 enum class HNSWStorage : int { Flat = 0, SQ8 = 1, FP16 = 2 };
 
-struct IndexHNSWFlat : Index {
+// The graph of an HNSW index, whatever its nodes hold: float indexes keep an
+// int8 copy of each vector in the node's block (and the float vector apart,
+// for re-ranking), binary indexes their code. Each block is
+//     payload (payload_bytes, padded to 4) | u32 count | u32 links[2M]
+// in one 64-byte-aligned region per node (one memory region per hop,
+// prefetched a hop ahead); a per-node side copy (side_bytes) lives apart.
+// The graph code (insert, beam search, neighbour selection, deletion with
+// repair, persistence) is written once, templated on a "space" that scores
+// one node's payload against a query (hnsw_graph.h, private to cpp/src).
+class HNSWGraph {
+   public:
     using slot_t = uint32_t;
 
-    const int M;             // links per node on upper levels; 2 * M on level 0
+    const int M;              // links per node on upper levels; 2 * M on level 0
     int efConstruction = 40;  // faiss's defaults
     int efSearch = 16;
 
+    int max_level() const { return top().level; }
+    idx_t entry_point() const;  // id (label) of the entry node, -1 when empty
+    // Level of every slot (-1 for a free slot) and the neighbour ids of a node.
+    std::vector<int> levels() const;
+    std::vector<idx_t> neighbors(idx_t id, int level) const;
+    std::vector<idx_t> ids() const;  // ids of the stored vectors, in slot order
+
+    struct Storage;  // node blocks, side copies, upper links (hnsw_graph.h)
+
+   protected:
+    HNSWGraph(int M, size_t payload_bytes, size_t side_bytes);
+    ~HNSWGraph();
+
+    // Entry slot and top level change together, so readers load them as one
+    // word: a new top level with the old entry node would walk levels that
+    // node does not have.
+    struct Top {
+        int64_t entry;  // slot, -1 when empty
+        int level;
+    };
+    static uint64_t pack(Top t) { return (uint64_t(uint32_t(t.level + 1)) << 32) | uint32_t(t.entry + 1); }
+    Top top() const {
+        uint64_t v = top_.load(std::memory_order_acquire);
+        return {int64_t(uint32_t(v)) - 1, int(v >> 32) - 1};
+    }
+    void set_top(Top t) { top_.store(pack(t), std::memory_order_release); }
+
+    // Defined in hnsw_graph.h for the spaces of the including file.
+    // add_nodes: ids null gives next ids; fill(i, slot) writes vector i's
+    // payload and side copy; make_space(storage) gives the space.
+    template <class MakeSpace, class Fill>
+    void add_nodes(idx_t n, const idx_t* ids, const MakeSpace& make_space, const Fill& fill, idx_t& ntotal,
+                   bool verbose);
+    template <class Space>
+    void insert(const Space& sp, slot_t s, int level);
+    template <class MakeSpace>
+    size_t remove_nodes(const IDSelector& sel, const MakeSpace& make_space, idx_t& ntotal);
+
+    void reset_graph();
+    slot_t slot_of(idx_t label) const;
+    size_t graph_memory_bytes() const;  // blocks, side copies, upper links, id map
+    // Everything after the family's header: ids, levels, blocks, side copies,
+    // upper links, free slots. read_graph checks every link (a forged file
+    // must not send a search out of bounds) and sets ntotal.
+    void write_graph(Writer& w) const;
+    void read_graph(Reader& r, idx_t& ntotal);
+
+    std::unique_ptr<Storage> st_;
+    std::unordered_map<idx_t, slot_t> slot_of_label_;
+    std::vector<slot_t> free_slots_;
+    idx_t next_label_ = 0;
+    std::atomic<uint64_t> top_{pack({-1, -1})};
+    std::mutex entry_mutex_;  // held by an insert that raises the top level
+    mutable std::mutex add_mutex_;  // one add at a time (each is parallel inside); serialization waits too
+    // Searches hold it shared, writes exclusive.
+    mutable SharedMutex graph_mutex_;
+    std::mt19937_64 level_rng_{12345};
+    double level_mult_;
+    size_t payload_bytes_, side_bytes_;
+
+   private:
+    int random_level();
+};
+
+struct IndexHNSWFlat : Index, HNSWGraph {
     const HNSWStorage storage;
 
     IndexHNSWFlat(int d, int M = 32, MetricType metric = METRIC_L2, HNSWStorage storage = HNSWStorage::Flat);
@@ -59,13 +136,6 @@ struct IndexHNSWFlat : Index {
     bool has_native_ids() const override { return true; }
     void write_body(Writer& w) const override;
     static std::unique_ptr<IndexHNSWFlat> read_body(Reader& r, HNSWStorage storage);
-    std::vector<idx_t> ids() const;  // ids of the stored vectors, in slot order
-
-    int max_level() const { return top().level; }
-    idx_t entry_point() const;  // id (label) of the entry node, -1 when empty
-    // Level of every slot (-1 for a free slot) and the neighbour ids of a node.
-    std::vector<int> levels() const;
-    std::vector<idx_t> neighbors(idx_t id, int level) const;
     size_t memory_bytes() const;  // bytes held by vectors, codes, links and maps
 
     // The base layer as a fixed-degree table, for the GPU graph search: the
@@ -81,36 +151,8 @@ struct IndexHNSWFlat : Index {
     };
     BaseGraph base_graph() const;
 
-    struct Storage;  // node blocks, vectors, upper links (hnsw.cpp)
-
    private:
     void add_impl(idx_t n, const float* x, const idx_t* ids);
-    void insert(slot_t s, int level);
-    int random_level();
-    slot_t slot_of(idx_t label) const;
-
-    std::unique_ptr<Storage> st_;
-    std::unordered_map<idx_t, slot_t> slot_of_label_;
-    std::vector<slot_t> free_slots_;
-    idx_t next_label_ = 0;
-    // Entry slot and top level change together, so readers load them as one
-    // word: a new top level with the old entry node would walk levels that
-    // node does not have.
-    struct Top {
-        int64_t entry;  // slot, -1 when empty
-        int level;
-    };
-    static uint64_t pack(Top t) { return (uint64_t(uint32_t(t.level + 1)) << 32) | uint32_t(t.entry + 1); }
-    Top top() const {
-        uint64_t v = top_.load(std::memory_order_acquire);
-        return {int64_t(uint32_t(v)) - 1, int(v >> 32) - 1};
-    }
-    void set_top(Top t) { top_.store(pack(t), std::memory_order_release); }
-    std::atomic<uint64_t> top_{pack({-1, -1})};
-    std::mutex entry_mutex_;  // held by an insert that raises the top level
-    mutable std::mutex add_mutex_;  // one add at a time (each is parallel inside); serialization waits too
-    std::mt19937_64 level_rng_{12345};
-    double level_mult_;
 };
 
 // faiss's IndexHNSWSQ: QT_8bit -> SQ8 storage, QT_fp16 -> FP16.

@@ -5,6 +5,7 @@
 #pragma once
 #include <vector>
 
+#include "nearly/code_layout.h"
 #include "nearly/index.h"
 
 namespace nearly {
@@ -19,12 +20,14 @@ struct IndexFlatCodes : Index {
     // The kept codes move down, so ids are renumbered (faiss's behaviour).
     size_t remove_ids(const IDSelector& sel) override;
     void reset() override;
-    std::vector<uint8_t> get_codes() const;  // a copy, ntotal x code_size()
+    std::vector<uint8_t> get_codes() const;  // a copy, ntotal x code_size(), one code after the other
+    CodeLayout layout() const { return CodeLayout{code_size(), code_block_}; }
 
    protected:
     virtual void encode(size_t n, const float* x, uint8_t* codes) const = 0;
     virtual void decode(const uint8_t* code, float* out) const = 0;
-    std::vector<uint8_t> codes_;
+    std::vector<uint8_t> codes_;  // in layout()
+    size_t code_block_ = 1;        // 32 for fast-scan (code_layout.h)
 };
 
 }  // namespace nearly

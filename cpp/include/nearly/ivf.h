@@ -11,7 +11,9 @@
 #include <utility>
 #include <vector>
 
+#include "nearly/code_layout.h"
 #include "nearly/index.h"
+#include "nearly/invlists.h"
 #include "nearly/kmeans.h"
 
 namespace nearly {
@@ -34,6 +36,21 @@ struct InvertedListScanner {
     virtual void set_list(size_t list_no, float coarse_dis) = 0;
     // out[j] = distance (L2) or inner product (IP) of the query to code j.
     virtual void distances(size_t n, const uint8_t* codes, float* out) const = 0;
+    // Pushes the size entries of the current list into the heap (D, I) of k
+    // (scores lower is better: L2, or the negated inner product); labels are
+    // ids[j], or positions j when labels_are_ids is false; sel is checked on
+    // ids. By default through distances(), a chunk at a time; families with
+    // a faster filter (fast-scan) override it.
+    virtual void scan_codes(size_t size, const uint8_t* codes, size_t code_size, const idx_t* ids,
+                            bool labels_are_ids, bool ip, const IDSelector* sel, float* D, idx_t* I, size_t k);
+    // After the last list of a query: a scanner that collected candidates
+    // elsewhere than in (D, I) puts them there.
+    virtual void finish_query(float* D, idx_t* I, size_t k) {}
+};
+
+// What a family prepares once per search for its scanners (IndexIVF::prepare_queries).
+struct IVFQueryBatch {
+    virtual ~IVFQueryBatch() = default;
 };
 
 struct IndexIVF : Index {
@@ -41,6 +58,7 @@ struct IndexIVF : Index {
     size_t nlist;
     size_t nprobe = 1;  // lists scanned per query; clipped to nlist like faiss
     size_t code_size;   // bytes per stored vector
+    size_t code_block = 1;  // how codes lie in a list (code_layout.h): 1, or 32 for fast-scan
     // Codes hold the residual x - centroid (set by families that need it).
     bool by_residual = false;
     // k-means settings for the coarse quantizer: faiss's IVF defaults (10
@@ -70,20 +88,23 @@ struct IndexIVF : Index {
     // by add, remove_ids and reset, so that reconstruct() can find a vector.
     // make_direct_map(false) drops it.
     void make_direct_map(bool enable = true);
-    bool has_direct_map() const { return direct_map_; }
+    bool has_direct_map() const { return lists_.has_direct_map(); }
     // The stored vector as the family decodes it (exact for Flat).
     void reconstruct(idx_t key, float* out) const override;
     bool has_native_ids() const override { return true; }
+
+    CodeLayout layout() const { return CodeLayout{code_size, code_block}; }
 
     // Inverted-list access, for the GPU converters and tests. The pointers
     // stay valid until the next write (add, remove_ids, reset).
     size_t list_size(size_t list_no) const;
     std::vector<idx_t> list_ids(size_t list_no) const;
-    std::vector<uint8_t> list_codes_copy(size_t list_no) const;  // under the read lock
-    const uint8_t* list_codes(size_t list_no) const;
+    // The list's codes one after the other (whatever the layout), under the read lock.
+    std::vector<uint8_t> list_codes_copy(size_t list_no) const;
+    const uint8_t* list_codes(size_t list_no) const;  // as stored (layout())
     const idx_t* list_ids_ptr(size_t list_no) const;
-    // Appends n encoded entries to one list (the codes of this family, ids as
-    // given): takes the write lock, updates ntotal and the direct map.
+    // Appends n encoded entries to one list (the codes of this family one
+    // after the other, ids as given): takes the write lock, updates ntotal and the direct map.
     void add_entries(size_t list_no, size_t n, const uint8_t* codes, const idx_t* ids);
 
    protected:
@@ -104,6 +125,13 @@ struct IndexIVF : Index {
     virtual idx_t train_encoder_num_vectors() const { return 0; }
     virtual bool encoder_trained() const { return true; }
     virtual std::unique_ptr<InvertedListScanner> get_scanner() const = 0;
+    // Work a family does once per search() before any list is scanned (the
+    // recurrent binary family encodes all queries in one GEMM: one at a time
+    // costs 20x more). The scanners of that search come from
+    // get_scanner_for(batch), whose set_query may look the query up in it.
+    using QueryBatch = IVFQueryBatch;
+    virtual std::unique_ptr<QueryBatch> prepare_queries(idx_t n, const float* x) const { return nullptr; }
+    virtual std::unique_ptr<InvertedListScanner> get_scanner_for(const QueryBatch* batch) const { return get_scanner(); }
     // Batches with at least this many queries per probed list on average are
     // scanned list by list (scan_list_batch); 0: never.
     virtual size_t min_queries_per_list() const { return 0; }
@@ -136,18 +164,11 @@ struct IndexIVF : Index {
     size_t effective_nprobe(const SearchParameters* params) const;
     // The two scan strategies of search(); coarse: n * np list numbers.
     void search_by_query(idx_t n, const float* x, idx_t k, size_t np, const idx_t* coarse, const float* coarse_dis,
-                         const IDSelector* sel, float* D, idx_t* I) const;
+                         const IDSelector* sel, float* D, idx_t* I, const QueryBatch* batch) const;
     void search_by_list(idx_t n, const float* x, idx_t k, size_t np, const idx_t* coarse, const float* coarse_dis,
                         const IDSelector* sel, float* D, idx_t* I) const;
-    // One inverted list: codes (code_size bytes each) and ids beside them.
-    struct List {
-        std::vector<uint8_t> codes;
-        std::vector<idx_t> ids;
-    };
-    std::vector<List> lists_;
-    void rebuild_direct_map();  // caller holds the write lock
-    bool direct_map_ = false;
-    std::unordered_map<idx_t, std::pair<size_t, size_t>> where_;
+    using List = InvertedLists::List;
+    InvertedLists lists_;
 };
 
 }  // namespace nearly

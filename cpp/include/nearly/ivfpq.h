@@ -38,6 +38,10 @@ struct IndexIVFPQ : IndexIVF {
     static std::unique_ptr<IndexIVFPQ> read_body(Reader& r);
 
    protected:
+    // For subclasses with other code widths (fast-scan: required_nbits 4).
+    IndexIVFPQ(IndexPtr quantizer, int d, size_t nlist, size_t M, size_t nbits, MetricType metric,
+               size_t required_nbits);
+    bool pq_trained_ = false;
     void encode_vectors(idx_t n, const float* x, const idx_t* list_nos, uint8_t* codes) const override;
     void decode_vector(size_t list_no, const uint8_t* code, float* out) const override;
     void train_encoder(idx_t n, const float* x, const idx_t* assign) override;
@@ -46,8 +50,25 @@ struct IndexIVFPQ : IndexIVF {
     std::unique_ptr<InvertedListScanner> get_scanner() const override;
 
    private:
-    bool pq_trained_ = false;
     void build_precomputed_table();  // caller holds the write lock
+};
+
+// Per-query state of an IVFPQ scan: the float table the ADC sums read from
+// (tab, M x ksub) and the per-list offset dis0 it adds, following the
+// decomposition above. Fast-scan quantizes the same table.
+struct IVFPQScanner : InvertedListScanner {
+    const IndexIVFPQ& ix;
+    const ProductQuantizer& pq;
+    const bool ip, residual, precomputed;
+    std::vector<float> qtab, ltab, centroid, resid;
+    const float* q = nullptr;
+    const float* tab = nullptr;
+    float dis0 = 0.f;
+
+    explicit IVFPQScanner(const IndexIVFPQ& ix);
+    void set_query(const float* x) override;
+    void set_list(size_t list_no, float coarse_dis) override;
+    void distances(size_t n, const uint8_t* codes, float* out) const override;
 };
 
 }  // namespace nearly

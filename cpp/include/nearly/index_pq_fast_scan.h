@@ -1,0 +1,24 @@
+// faiss's IndexPQFastScan: IndexPQ with 4-bit codes kept in blocks of 32 and
+// scanned with in-register tables (pq_fast_scan.h). Distances are the
+// quantized tables' sums (approximate); wrap it in IndexRefineFlat for
+// exact ones.
+#pragma once
+#include <memory>
+
+#include "nearly/index_pq.h"
+
+namespace nearly {
+
+struct IndexPQFastScan : IndexPQ {
+    static constexpr size_t bbs = 32;  // faiss's block size; the only one
+
+    IndexPQFastScan(int d, size_t M, size_t nbits = 4, MetricType metric = METRIC_L2);
+
+    std::string type_name() const override { return "PQFastScan"; }
+    void search(idx_t n, const float* x, idx_t k, float* D, idx_t* I,
+                const SearchParameters* params = nullptr) const override;
+    void write_body(Writer& w) const override;
+    static std::unique_ptr<IndexPQFastScan> read_body(Reader& r);
+};
+
+}  // namespace nearly

@@ -1,0 +1,29 @@
+// faiss's IndexIVFPQFastScan: IVF-PQ with 4-bit codes kept in blocks of 32
+// per list and scanned with in-register tables (pq_fast_scan.h). The same
+// product quantizer, training and table decomposition as IndexIVFPQ; only
+// the code width, the list layout and the scan differ. By default codes
+// hold the vector itself, not its residual (faiss's default for fast-scan:
+// one table per query serves every list); by_residual can be set before
+// training ("...,PQ{M}x4fsr" in the factory).
+#pragma once
+#include <memory>
+
+#include "nearly/ivfpq.h"
+
+namespace nearly {
+
+struct IndexIVFPQFastScan : IndexIVFPQ {
+    static constexpr size_t bbs = 32;  // faiss's block size; the only one
+
+    IndexIVFPQFastScan(IndexPtr quantizer, int d, size_t nlist, size_t M, size_t nbits = 4,
+                       MetricType metric = METRIC_L2);
+
+    std::string type_name() const override { return "IVFPQFastScan"; }
+    void write_body(Writer& w) const override;
+    static std::unique_ptr<IndexIVFPQFastScan> read_body(Reader& r);
+
+   protected:
+    std::unique_ptr<InvertedListScanner> get_scanner() const override;
+};
+
+}  // namespace nearly

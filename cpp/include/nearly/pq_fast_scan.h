@@ -1,0 +1,56 @@
+// 4-bit PQ fast-scan (André, Kermarrec and Le Scouarnec, "Cache locality is
+// not enough", VLDB 2015; faiss's IndexPQFastScan). With 16 centroids per
+// subquantizer a query's table for one subquantizer, quantized to bytes,
+// fits one 128-bit register, and a byte shuffle looks up 32 or 64 codes at
+// once. Codes lie in blocks of 32 entries, byte-transposed (CodeLayout with
+// block 32): byte p of a code holds subquantizers 2p (low nibble) and 2p+1,
+// as in ProductQuantizer's 4-bit codes. Sums of byte lookups are 16-bit, so
+// scores are approximate (within M / 2 quantization steps); a re-ranking
+// (IndexRefineFlat) restores exact distances.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "nearly/code_layout.h"
+#include "nearly/common.h"
+#include "nearly/selector.h"
+#include "nearly/topk.h"
+
+namespace nearly {
+
+constexpr size_t kPQ4Block = 32;
+
+inline CodeLayout pq4_layout(size_t code_size) { return CodeLayout{code_size, kPQ4Block}; }
+
+// A query's float table (M x 16, lower is better) quantized to bytes per
+// subquantizer: entry = round((t - min_m) * scale), one scale for all
+// subquantizers so that sums compare; a sum s stands for bias + s / scale.
+struct PQ4Table {
+    size_t npairs = 0;
+    float bias = 0.f, scale = 1.f;
+    std::vector<uint8_t> bytes;  // 2 * npairs x 16, odd M padded with a zero table
+    // The active SIMD level's layout of bytes, 64-byte aligned.
+    const uint8_t* packed() const { return packed_.data() + packed_offset_; }
+
+    void set(const float* tab, size_t M);
+    float score(uint16_t s) const { return bias + float(s) / scale; }
+    // The largest sum that can stand for a score <= thr (a little beyond:
+    // candidates are checked again in float).
+    uint16_t threshold(float thr) const;
+
+   private:
+    std::vector<uint8_t> packed_;
+    size_t packed_offset_ = 0;
+};
+
+// Scans n entries (codes in the block layout, npairs bytes per code) and
+// adds those that can beat the reservoir's threshold to it: score = offset
+// + table score, lower is better. Labels are ids[j], or id0 + j when ids is
+// null; entries the selector rejects (by label) are skipped.
+void pq4_scan(const uint8_t* codes, size_t n, const PQ4Table& table, float offset, const idx_t* ids, idx_t id0,
+              const IDSelector* sel, TopKReservoir& out);
+
+// The scores of all n entries (range search, tests).
+void pq4_scores(const uint8_t* codes, size_t n, const PQ4Table& table, float offset, float* out);
+
+}  // namespace nearly

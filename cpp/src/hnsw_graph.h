@@ -1,0 +1,601 @@
+// The HNSW graph code, written once for every kind of node payload (private
+// to cpp/src: included by hnsw.cpp and binary_hnsw.cpp).
+//
+// A "space" says how a query and a node are scored; the graph code only ever
+// calls, on a `const Space& sp`:
+//     typename Space::Query            what a walk compares against
+//     sp.st                            the graph's Storage
+//     sp.query_of(slot) -> Query       a stored node as a query (insertion, pruning)
+//     sp.score(query, slot) -> float   smaller is better
+// Every call is inlined into the walk, so a space costs what its score costs
+// (the float index's int8 space compiles to the code it had before).
+#pragma once
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <shared_mutex>
+
+#include "nearly/hnsw.h"
+#include "nearly/parallel.h"
+
+namespace nearly {
+namespace hnsw_detail {
+
+using slot_t = HNSWGraph::slot_t;
+
+constexpr int kMaxLevel = 30;
+constexpr int8_t kReserved = -2;  // slot taken by an add still linking it in
+constexpr size_t kLockStripes = 4096;
+
+struct Cand {
+    float score;  // smaller is better: squared L2, -inner product, Hamming, -SDC
+    slot_t id;
+};
+inline bool max_first(const Cand& a, const Cand& b) { return a.score < b.score; }  // max-heap
+inline bool min_first(const Cand& a, const Cand& b) { return a.score > b.score; }  // min-heap
+
+// Link lists are read without locks while an add rewrites them (readers may
+// see a mix of old and new ids, all valid nodes); relaxed atomics make that
+// well-defined and cost nothing on x86 and ARM.
+inline slot_t load_link(const slot_t* p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
+inline void store_link(slot_t* p, slot_t v) { __atomic_store_n(p, v, __ATOMIC_RELAXED); }
+inline slot_t load_count(const slot_t* p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
+inline void store_count(slot_t* p, slot_t v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
+
+// Visited marks that are reset by bumping a generation, not by clearing.
+struct VisitedSet {
+    std::vector<uint16_t> tag;
+    uint16_t cur = 0;
+    void prepare(size_t n) {
+        if (tag.size() < n) tag.resize(n, 0);
+        if (++cur == 0) {
+            std::fill(tag.begin(), tag.end(), 0);
+            cur = 1;
+        }
+    }
+    bool visit(slot_t s) {
+        if (tag[s] == cur) return true;
+        tag[s] = cur;
+        return false;
+    }
+};
+
+// Per-thread scratch, reused across searches (one per thread for all graphs).
+struct Scratch {
+    VisitedSet visited;
+    std::vector<Cand> top, cand, sel_cands;
+    std::vector<slot_t> picks;
+    std::vector<int8_t> qcode;
+    std::vector<uint8_t> qbytes;
+    std::vector<float> decoded;
+};
+Scratch& tls_scratch();
+
+}  // namespace hnsw_detail
+
+struct HNSWGraph::Storage {
+    size_t M, M0;
+    size_t payload_bytes, side_bytes;
+    size_t links_offset, block_bytes;
+    size_t capacity = 0, nslots = 0;
+    uint8_t* blocks = nullptr;
+    std::vector<uint8_t> side;   // side_bytes per slot
+    std::vector<idx_t> labels;   // slot -> id
+    std::vector<int8_t> levels;  // -1: free slot
+    // Level-0 in-degree of each node: pruning never takes away a node's last
+    // in-link, so no node becomes unreachable (plain HNSW can orphan a few,
+    // more often when inserts run in parallel and miss each other).
+    std::vector<uint32_t> indegree;
+    std::vector<std::unique_ptr<slot_t[]>> upper;
+    std::unique_ptr<std::mutex[]> locks{new std::mutex[hnsw_detail::kLockStripes]};
+
+    Storage(size_t M, size_t payload_bytes, size_t side_bytes)
+        : M(M), M0(2 * M), payload_bytes(payload_bytes), side_bytes(side_bytes) {
+        links_offset = (payload_bytes + 3) / 4 * 4;
+        block_bytes = (links_offset + (1 + M0) * sizeof(slot_t) + 63) / 64 * 64;
+    }
+    ~Storage() { std::free(blocks); }
+
+    uint8_t* block(slot_t s) const { return blocks + size_t(s) * block_bytes; }
+    uint8_t* payload(slot_t s) const { return block(s); }
+    uint8_t* side_of(slot_t s) const { return const_cast<uint8_t*>(side.data()) + size_t(s) * side_bytes; }
+    slot_t* links(slot_t s, int level) const {
+        return level == 0 ? reinterpret_cast<slot_t*>(block(s) + links_offset) : upper[s].get() + (level - 1) * (1 + M);
+    }
+    size_t max_links(int level) const { return level == 0 ? M0 : M; }
+    std::mutex& lock(slot_t s) const { return locks[s % hnsw_detail::kLockStripes]; }
+    void in_link(slot_t s, int delta) const {
+        __atomic_fetch_add(const_cast<uint32_t*>(&indegree[s]), uint32_t(delta), __ATOMIC_RELAXED);
+    }
+    uint32_t in_links(slot_t s) const { return __atomic_load_n(&indegree[s], __ATOMIC_RELAXED); }
+    void recount_in_links() {
+        std::fill(indegree.begin(), indegree.end(), 0);
+        for (size_t s = 0; s < nslots; s++)
+            if (levels[s] >= 0) {
+                const slot_t* ll = links(slot_t(s), 0);
+                for (slot_t i = 1; i <= ll[0]; i++) indegree[ll[i]]++;
+            }
+    }
+
+    // Whether a scan over all slots (exact filtered search) may use slot s:
+    // a linked node, not a free slot nor one an add is still writing.
+    bool live(size_t s) const { return __atomic_load_n(&levels[s], __ATOMIC_ACQUIRE) >= 0; }
+    void publish(slot_t s, int level) { __atomic_store_n(&levels[s], int8_t(level), __ATOMIC_RELEASE); }
+
+    void prefetch(slot_t s) const {
+        const uint8_t* b = block(s);
+        for (size_t off = 0; off < links_offset; off += 64) __builtin_prefetch(b + off);
+    }
+    void prefetch_side(slot_t s) const {
+        const uint8_t* v = side_of(s);
+        for (size_t off = 0; off < side_bytes; off += 64) __builtin_prefetch(v + off);
+    }
+
+    // Only under the graph's exclusive lock: moves every array.
+    void grow(size_t cap) {
+        if (cap <= capacity) return;
+        uint8_t* nb = static_cast<uint8_t*>(std::aligned_alloc(64, cap * block_bytes));
+        if (!nb) throw std::bad_alloc();
+        if (blocks) std::memcpy(nb, blocks, nslots * block_bytes);
+        std::free(blocks);
+        blocks = nb;
+        side.resize(cap * side_bytes);
+        labels.resize(cap, -1);
+        indegree.resize(cap, 0);
+        levels.resize(cap, -1);
+        upper.resize(cap);
+        capacity = cap;
+    }
+};
+
+namespace hnsw_detail {
+
+using Storage = HNSWGraph::Storage;
+
+// Greedy walk on an upper level: move to the best neighbour until none is better.
+template <class Space>
+void greedy(const Space& sp, const typename Space::Query& q, slot_t& cur, float& cur_score, int level) {
+    const Storage& st = sp.st;
+    for (bool changed = true; changed;) {
+        changed = false;
+        const slot_t* ll = st.links(cur, level);
+        slot_t cnt = load_count(ll);
+        for (slot_t i = 1; i <= cnt; i++) st.prefetch(load_link(ll + i));
+        for (slot_t i = 1; i <= cnt; i++) {
+            slot_t v = load_link(ll + i);
+            float s = sp.score(q, v);
+            if (s < cur_score) {
+                cur_score = s;
+                cur = v;
+                changed = true;
+            }
+        }
+    }
+}
+
+// Beam search on one level. On return `top` holds up to ef results as a
+// max-heap. With a selector, nodes that fail it are still walked through
+// (so the graph stays connected) but never enter `top`.
+template <class Space>
+void search_layer(const Space& sp, const typename Space::Query& q, slot_t ep, float ep_score, int level, size_t ef,
+                  const IDSelector* sel, Scratch& sc) {
+    const Storage& st = sp.st;
+    auto& top = sc.top;
+    auto& cand = sc.cand;
+    top.clear();
+    cand.clear();
+    sc.visited.prepare(st.nslots);
+    sc.visited.visit(ep);
+    cand.push_back({ep_score, ep});
+    if (!sel || sel->is_member(st.labels[ep])) top.push_back({ep_score, ep});
+    slot_t fresh[2 * 256 + 1];
+    while (!cand.empty()) {
+        Cand c = cand.front();
+        if (top.size() >= ef && c.score > top.front().score) break;
+        std::pop_heap(cand.begin(), cand.end(), min_first);
+        cand.pop_back();
+        const slot_t* ll = st.links(c.id, level);
+        slot_t cnt = std::min<slot_t>(load_count(ll), slot_t(st.max_links(level)));
+        size_t nf = 0;
+        for (slot_t i = 1; i <= cnt; i++) {
+            slot_t v = load_link(ll + i);
+            if (!sc.visited.visit(v)) {
+                fresh[nf++] = v;
+                st.prefetch(v);
+            }
+        }
+        for (size_t i = 0; i < nf; i++) {
+            slot_t v = fresh[i];
+            float s = sp.score(q, v);
+            if (top.size() < ef || s < top.front().score) {
+                cand.push_back({s, v});
+                std::push_heap(cand.begin(), cand.end(), min_first);
+                if (!sel || sel->is_member(st.labels[v])) {
+                    top.push_back({s, v});
+                    std::push_heap(top.begin(), top.end(), max_first);
+                    if (top.size() > ef) {
+                        std::pop_heap(top.begin(), top.end(), max_first);
+                        top.pop_back();
+                    }
+                }
+            }
+        }
+    }
+}
+
+// From the entry point down to level 0: on return sc.top holds up to ef
+// candidates as a max-heap (empty when the graph is).
+template <class Space>
+void walk(const Space& sp, const typename Space::Query& q, int64_t entry, int top_level, size_t ef,
+          const IDSelector* sel, Scratch& sc) {
+    sc.top.clear();
+    if (entry < 0) return;
+    slot_t cur = slot_t(entry);
+    float cur_score = sp.score(q, cur);
+    for (int l = top_level; l > 0; l--) greedy(sp, q, cur, cur_score, l);
+    search_layer(sp, q, cur, cur_score, 0, ef, sel, sc);
+}
+
+// hnswlib's / faiss's neighbour heuristic: keep a candidate only if it is
+// closer to the base node than to every neighbour already kept, which spreads
+// links over directions. `cands` must be sorted best first.
+template <class Space>
+void select_neighbors(const Space& sp, const std::vector<Cand>& cands, size_t m, std::vector<slot_t>& out) {
+    out.clear();
+    for (const Cand& c : cands) {
+        if (out.size() >= m) break;
+        typename Space::Query qc = sp.query_of(c.id);
+        bool good = true;
+        for (slot_t r : out)
+            if (sp.score(qc, r) < c.score) {
+                good = false;
+                break;
+            }
+        if (good) out.push_back(c.id);
+    }
+}
+
+inline void write_links(slot_t* ll, const std::vector<slot_t>& ids) {
+    for (size_t i = 0; i < ids.size(); i++) store_link(ll + 1 + i, ids[i]);
+    store_count(ll, slot_t(ids.size()));
+}
+
+// Adds s to p's list at `level`, pruning p's list with the heuristic when full.
+template <class Space>
+void connect(const Space& sp, slot_t p, slot_t s, int level, Scratch& sc) {
+    const Storage& st = sp.st;
+    std::lock_guard<std::mutex> lk(st.lock(p));
+    slot_t* ll = st.links(p, level);
+    slot_t cnt = ll[0];
+    for (slot_t i = 1; i <= cnt; i++)
+        if (ll[i] == s) return;
+    if (cnt < st.max_links(level)) {
+        store_link(ll + 1 + cnt, s);
+        store_count(ll, cnt + 1);
+        if (level == 0) st.in_link(s, +1);
+        return;
+    }
+    typename Space::Query qp = sp.query_of(p);
+    auto& cands = sc.sel_cands;
+    cands.clear();
+    for (slot_t i = 1; i <= cnt; i++) cands.push_back({sp.score(qp, ll[i]), ll[i]});
+    cands.push_back({sp.score(qp, s), s});
+    std::sort(cands.begin(), cands.end(), max_first);
+    std::vector<slot_t> picks;
+    select_neighbors(sp, cands, st.max_links(level), picks);
+    if (level == 0) {
+        // Keep any node this list is the only way into, in the room the
+        // heuristic left.
+        for (const Cand& c : cands) {
+            if (picks.size() >= st.max_links(0)) break;
+            if (std::find(picks.begin(), picks.end(), c.id) != picks.end()) continue;
+            if (st.in_links(c.id) <= (c.id != s ? 1u : 0u)) picks.push_back(c.id);
+        }
+        for (slot_t i = 1; i <= cnt; i++)
+            if (std::find(picks.begin(), picks.end(), ll[i]) == picks.end()) st.in_link(ll[i], -1);
+        if (std::find(picks.begin(), picks.end(), s) != picks.end()) st.in_link(s, +1);
+    }
+    write_links(ll, picks);
+}
+
+// A selective filter leaves too few passing nodes for the graph walk to find
+// k of them: the caller then scans the passing nodes exactly (brute). The
+// share of passing nodes is estimated on a fixed sample of slots; otherwise
+// ef grows with the share filtered out.
+struct FilterPlan {
+    bool brute = false;
+    size_t ef;
+};
+inline FilterPlan plan_filter(const Storage& st, const IDSelector* sel, size_t ef, idx_t ntotal) {
+    FilterPlan p{false, ef};
+    if (!sel) return p;
+    size_t live = 0, pass = 0, step = std::max<size_t>(1, st.nslots / 1024);
+    for (size_t s = 0; s < st.nslots; s += step) {
+        if (!st.live(s)) continue;
+        live++;
+        pass += sel->is_member(st.labels[s]);
+    }
+    double frac = live ? double(pass) / live : 0.0;
+    double npass = frac * double(ntotal);
+    if (frac < 0.15 || npass < 4096)
+        p.brute = true;
+    else
+        p.ef = std::min<size_t>(size_t(double(ef) / frac) + 1, std::max<size_t>(ef, size_t(ntotal)));
+    return p;
+}
+
+inline std::vector<slot_t> passing_slots(const Storage& st, const IDSelector& sel) {
+    std::vector<slot_t> passing;
+    for (size_t s = 0; s < st.nslots; s++)
+        if (st.live(s) && sel.is_member(st.labels[s])) passing.push_back(slot_t(s));
+    return passing;
+}
+
+}  // namespace hnsw_detail
+
+template <class Space>
+void HNSWGraph::insert(const Space& sp, slot_t s, int level) {
+    using namespace hnsw_detail;
+    const Storage& st = sp.st;
+    Scratch& sc = tls_scratch();
+    std::unique_lock<std::mutex> top_lock(entry_mutex_, std::defer_lock);
+    if (level > top().level) top_lock.lock();
+    Top t = top();
+    if (t.entry < 0) {
+        if (!top_lock.owns_lock()) top_lock.lock();
+        t = top();
+        if (t.entry < 0) {
+            set_top({s, level});
+            return;
+        }
+    }
+    typename Space::Query q = sp.query_of(s);
+    slot_t cur = slot_t(t.entry);
+    float cur_score = sp.score(q, cur);
+    for (int l = t.level; l > level; l--) greedy(sp, q, cur, cur_score, l);
+    // First s's own lists on every level, top down; only then the links to s,
+    // bottom up. Until then nothing links to s, so no search (nor another
+    // insert) can reach s while any of its lists is still empty.
+    const int top_level = std::min(level, t.level);
+    std::vector<std::vector<slot_t>> picks(top_level + 1);
+    for (int l = top_level; l >= 0; l--) {
+        search_layer(sp, q, cur, cur_score, l, size_t(std::max(efConstruction, M)), nullptr, sc);
+        std::vector<Cand> found(sc.top.begin(), sc.top.end());
+        std::sort(found.begin(), found.end(), max_first);
+        found.erase(std::remove_if(found.begin(), found.end(), [s](const Cand& c) { return c.id == s; }), found.end());
+        // faiss's rule: up to the list's capacity (2M on level 0), and no
+        // pruning when fewer candidates than that were found (small
+        // efConstruction), so the same parameters give faiss's recall.
+        const size_t cap = st.max_links(l);
+        if (found.size() <= cap) {
+            picks[l].clear();
+            for (const Cand& c : found) picks[l].push_back(c.id);
+        } else {
+            select_neighbors(sp, found, cap, picks[l]);
+        }
+        {
+            std::lock_guard<std::mutex> lk(st.lock(s));
+            write_links(st.links(s, l), picks[l]);
+        }
+        if (l == 0)
+            for (slot_t p : picks[0]) st.in_link(p, +1);
+        if (!found.empty()) {
+            cur = found[0].id;
+            cur_score = found[0].score;
+        }
+    }
+    for (int l = 0; l <= top_level; l++)
+        for (slot_t p : picks[l]) connect(sp, p, s, l, sc);
+    if (level > t.level) set_top({s, level});
+}
+
+template <class MakeSpace, class Fill>
+void HNSWGraph::add_nodes(idx_t n, const idx_t* ids, const MakeSpace& make_space, const Fill& fill, idx_t& ntotal,
+                          bool verbose) {
+    using namespace hnsw_detail;
+    NEARLY_CHECK_ARG(efConstruction >= 1, "HNSW: efConstruction must be at least 1");
+    if (n == 0) return;
+    std::lock_guard<std::mutex> add_lk(add_mutex_);
+    Storage& st = *st_;
+    if (ids) {
+        std::unordered_map<idx_t, int> seen;
+        for (idx_t i = 0; i < n; i++) {
+            if (slot_of_label_.count(ids[i]) || !seen.emplace(ids[i], 0).second)
+                throw InvalidArgument("HNSW: id " + std::to_string(ids[i]) + " is already in the index (ids must be unique)");
+            if (ids[i] < 0) throw InvalidArgument("HNSW: ids must be non-negative");
+        }
+    }
+    NEARLY_CHECK_ARG(st.nslots - free_slots_.size() + size_t(n) < size_t(std::numeric_limits<slot_t>::max()),
+                     "HNSW: too many vectors for one index");
+
+    // Phase 1, exclusive: reserve slots (reusing freed ones), grow storage.
+    std::vector<slot_t> slots(n);
+    std::vector<int> lv(n);
+    {
+        std::unique_lock<SharedMutex> lk(graph_mutex_);
+        size_t reuse = std::min(free_slots_.size(), size_t(n));
+        size_t fresh = size_t(n) - reuse;
+        if (st.nslots + fresh > st.capacity) st.grow(std::max(st.nslots + fresh, st.capacity * 2));
+        for (size_t i = 0; i < reuse; i++) {
+            slots[i] = free_slots_.back();
+            free_slots_.pop_back();
+        }
+        for (size_t i = reuse; i < size_t(n); i++) slots[i] = slot_t(st.nslots++);
+        for (idx_t i = 0; i < n; i++) {
+            slot_t s = slots[i];
+            idx_t label = ids ? ids[i] : next_label_ + i;
+            lv[i] = random_level();
+            st.labels[s] = label;
+            st.levels[s] = kReserved;  // the real level is published once linked
+            slot_of_label_[label] = s;
+            st.upper[s].reset(lv[i] > 0 ? new slot_t[size_t(lv[i]) * (1 + M)]() : nullptr);
+            *st.links(s, 0) = 0;
+            st.indegree[s] = 0;
+        }
+        if (ids) {
+            for (idx_t i = 0; i < n; i++) next_label_ = std::max(next_label_, ids[i] + 1);
+        } else {
+            next_label_ += n;
+        }
+    }
+
+    // Phase 2, shared: searches go on while the new nodes are linked in. The
+    // new slots are reachable only once linked, so writing them needs no lock.
+    std::shared_lock<SharedMutex> lk(graph_mutex_);
+    parallel_for((size_t(n) + 255) / 256, [&](size_t t) {
+        for (size_t i = t * 256; i < std::min(size_t(n), t * 256 + 256); i++) fill(i, slots[i]);
+    });
+    const auto sp = make_space(st);
+
+    InterruptPoll poll;
+    size_t done = 0;
+    const size_t chunk = 4096;
+    auto t0 = std::chrono::steady_clock::now();
+    try {
+        while (done < size_t(n)) {
+            size_t end = std::min(size_t(n), done + chunk);
+            if (top().entry < 0) {  // the first node, alone
+                insert(sp, slots[done], lv[done]);
+                st.publish(slots[done], lv[done]);
+                done++;
+            }
+            size_t begin = done;
+            parallel_for((end - begin + 15) / 16, [&](size_t t) {
+                for (size_t i = begin + t * 16; i < std::min(end, begin + t * 16 + 16); i++) {
+                    insert(sp, slots[i], lv[i]);
+                    st.publish(slots[i], lv[i]);
+                }
+            });
+            done = end;
+            if (verbose) {
+                double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+                std::printf("  HNSW add: %zu / %lld vectors (%.1f%%) in %.1f s\n", done, (long long)n,
+                            100.0 * done / n, secs);
+                std::fflush(stdout);
+            }
+            ntotal = idx_t(st.nslots - free_slots_.size() - (size_t(n) - done));
+            poll();
+        }
+    } catch (const Interrupted&) {
+        // The inserted prefix stays; the rest of the batch is given back.
+        lk.unlock();
+        std::unique_lock<SharedMutex> ex(graph_mutex_);
+        for (size_t i = done; i < size_t(n); i++) {
+            slot_t s = slots[i];
+            slot_of_label_.erase(st.labels[s]);
+            st.labels[s] = -1;
+            st.levels[s] = -1;
+            st.upper[s].reset();
+            free_slots_.push_back(s);
+        }
+        if (!ids) next_label_ -= idx_t(size_t(n) - done);
+        ntotal = idx_t(st.nslots - free_slots_.size());
+        throw;
+    }
+    ntotal = idx_t(st.nslots - free_slots_.size());
+}
+
+template <class MakeSpace>
+size_t HNSWGraph::remove_nodes(const IDSelector& sel, const MakeSpace& make_space, idx_t& ntotal) {
+    using namespace hnsw_detail;
+    std::lock_guard<std::mutex> add_lk(add_mutex_);
+    std::unique_lock<SharedMutex> lk(graph_mutex_);
+    Storage& st = *st_;
+    const auto sp = make_space(st);
+    std::vector<uint8_t> gone(st.nslots, 0);
+    size_t removed = 0;
+    for (size_t s = 0; s < st.nslots; s++)
+        if (st.levels[s] >= 0 && sel.is_member(st.labels[s])) {
+            gone[s] = 1;
+            removed++;
+        }
+    if (removed == 0) return 0;
+
+    // Repair: every live node that linked to a removed one chooses new links
+    // among its surviving links and the removed nodes' links (two hops), with
+    // the same heuristic as insertion. Only the node's own lists are written.
+    parallel_for((st.nslots + 63) / 64, [&](size_t t) {
+        std::vector<Cand> cands;
+        std::vector<slot_t> picks;
+        for (size_t s = t * 64; s < std::min(st.nslots, t * 64 + 64); s++) {
+            if (st.levels[s] < 0 || gone[s]) continue;
+            const auto qs = sp.query_of(slot_t(s));
+            for (int l = 0; l <= st.levels[s]; l++) {
+                slot_t* ll = st.links(slot_t(s), l);
+                slot_t cnt = ll[0];
+                bool touched = false;
+                for (slot_t i = 1; i <= cnt; i++) touched |= gone[ll[i]] != 0;
+                if (!touched) continue;
+                // Surviving links stay; each lost one is replaced from the
+                // removed nodes' links (two hops), diverse ones first (the
+                // insertion heuristic), then the nearest, so the degree and
+                // the recall of the repaired graph hold.
+                picks.clear();
+                for (slot_t i = 1; i <= cnt; i++)
+                    if (!gone[ll[i]]) picks.push_back(ll[i]);
+                cands.clear();
+                auto consider = [&](slot_t v) {
+                    if (v == s || gone[v]) return;
+                    if (std::find(picks.begin(), picks.end(), v) != picks.end()) return;
+                    for (const Cand& c : cands)
+                        if (c.id == v) return;
+                    cands.push_back({sp.score(qs, v), v});
+                };
+                for (slot_t i = 1; i <= cnt; i++) {
+                    slot_t v = ll[i];
+                    if (gone[v] && st.levels[v] >= l) {
+                        const slot_t* vl = st.links(v, l);
+                        for (slot_t j = 1; j <= vl[0]; j++) consider(vl[j]);
+                    }
+                }
+                std::sort(cands.begin(), cands.end(), max_first);
+                const size_t target = cnt;
+                std::vector<uint8_t> used(cands.size(), 0);
+                for (size_t c = 0; c < cands.size() && picks.size() < target; c++) {
+                    const auto qc = sp.query_of(cands[c].id);
+                    bool good = true;
+                    for (slot_t r : picks)
+                        if (sp.score(qc, r) < cands[c].score) {
+                            good = false;
+                            break;
+                        }
+                    if (good) {
+                        picks.push_back(cands[c].id);
+                        used[c] = 1;
+                    }
+                }
+                for (size_t c = 0; c < cands.size() && picks.size() < target; c++)
+                    if (!used[c]) picks.push_back(cands[c].id);
+                write_links(ll, picks);
+            }
+        }
+    });
+
+    for (size_t s = 0; s < st.nslots; s++) {
+        if (!gone[s]) continue;
+        slot_of_label_.erase(st.labels[s]);
+        st.labels[s] = -1;
+        st.levels[s] = -1;
+        st.upper[s].reset();
+        free_slots_.push_back(slot_t(s));
+    }
+    // A new entry point: a surviving node on the highest level.
+    int64_t best = -1;
+    int best_level = -1;
+    for (size_t s = 0; s < st.nslots; s++)
+        if (st.levels[s] > best_level) {
+            best_level = st.levels[s];
+            best = int64_t(s);
+        }
+    Top t = top();
+    if (t.entry < 0 || gone[t.entry] || best_level < t.level) set_top({best, best_level});
+    st.recount_in_links();
+    ntotal -= idx_t(removed);
+    return removed;
+}
+
+}  // namespace nearly

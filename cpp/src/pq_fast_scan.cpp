@@ -1,0 +1,77 @@
+#include "nearly/pq_fast_scan.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "nearly/simd.h"
+#include "nearly/topk.h"
+
+namespace nearly {
+
+void PQ4Table::set(const float* tab, size_t M) {
+    npairs = (M + 1) / 2;
+    bytes.assign(npairs * 32, 0);
+    std::vector<float> mins(M);
+    float max_span = 0.f, sum_span = 0.f;
+    bias = 0.f;
+    for (size_t m = 0; m < M; m++) {
+        const float* t = tab + m * 16;
+        const float lo = *std::min_element(t, t + 16), hi = *std::max_element(t, t + 16);
+        mins[m] = lo;
+        bias += lo;
+        max_span = std::max(max_span, hi - lo);
+        sum_span += hi - lo;
+    }
+    // Each entry fits a byte; beyond 257 subquantizers the sums must still
+    // fit 16 bits.
+    scale = max_span > 0.f ? 255.f / max_span : 1.f;
+    if (sum_span * scale > 65535.f) scale = 65535.f / sum_span;
+    for (size_t m = 0; m < M; m++)
+        for (size_t j = 0; j < 16; j++) {
+            const float v = (tab[m * 16 + j] - mins[m]) * scale + 0.5f;  // >= 0.5: truncation rounds
+            bytes[m * 16 + j] = uint8_t(std::min(255.f, v));
+        }
+    packed_.resize(npairs * 64 + 63);
+    packed_offset_ = (64 - reinterpret_cast<uintptr_t>(packed_.data()) % 64) % 64;
+    simd().pq4_pack_lut(bytes.data(), npairs, packed_.data() + packed_offset_);
+}
+
+uint16_t PQ4Table::threshold(float thr) const {
+    if (!(thr < INFINITY)) return 65535;
+    const double v = (double(thr) - double(bias)) * double(scale);
+    if (v < 0) return 0;
+    if (v >= 65534.0) return 65535;
+    return uint16_t(v) + 1;
+}
+
+void pq4_scan(const uint8_t* codes, size_t n, const PQ4Table& table, float offset, const idx_t* ids, idx_t id0,
+              const IDSelector* sel, TopKReservoir& out) {
+    const auto scan_block = simd().pq4_scan_block;
+    const size_t np = table.npairs, block_bytes = np * kPQ4Block;
+    alignas(64) uint16_t sums[kPQ4Block];
+    for (size_t j0 = 0; j0 < n; j0 += kPQ4Block) {
+        uint32_t mask = scan_block(codes + j0 / kPQ4Block * block_bytes, np, table.packed(),
+                                   table.threshold(out.threshold - offset), sums);
+        if (n - j0 < kPQ4Block) mask &= (uint32_t(1) << (n - j0)) - 1;
+        while (mask) {
+            const size_t i = size_t(__builtin_ctz(mask));
+            mask &= mask - 1;
+            const float s = offset + table.score(sums[i]);
+            const idx_t label = ids ? ids[j0 + i] : id0 + idx_t(j0 + i);
+            if (s > out.threshold || (sel && !sel->is_member(label))) continue;
+            out.add(s, label);
+        }
+    }
+}
+
+void pq4_scores(const uint8_t* codes, size_t n, const PQ4Table& table, float offset, float* out) {
+    const auto scan_block = simd().pq4_scan_block;
+    const size_t np = table.npairs, block_bytes = np * kPQ4Block;
+    alignas(64) uint16_t sums[kPQ4Block];
+    for (size_t j0 = 0; j0 < n; j0 += kPQ4Block) {
+        scan_block(codes + j0 / kPQ4Block * block_bytes, np, table.packed(), 65535, sums);
+        for (size_t i = 0; i < std::min(kPQ4Block, n - j0); i++) out[j0 + i] = offset + table.score(sums[i]);
+    }
+}
+
+}  // namespace nearly

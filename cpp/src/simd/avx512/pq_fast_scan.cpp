@@ -1,0 +1,73 @@
+// 4-bit fast-scan at the AVX-512 level: one 64-byte load holds two pairs of
+// subquantizers (p, p+1) for the 32 codes of a block, so the tables are laid
+// out per two pairs: [table 2p x2 | table 2p+2 x2] for the low nibbles and
+// [table 2p+1 x2 | table 2p+3 x2] for the high ones (a lone last pair keeps
+// the AVX2 layout). Sums as at the AVX2 level; the two 256-bit halves hold
+// different subquantizers of the same 32 entries and are added at the end.
+#include <immintrin.h>
+
+#include "nearly/simd.h"
+
+namespace nearly {
+
+namespace {
+// Table t's 16 bytes twice, 32 bytes at o.
+inline void put_twice(const uint8_t* lut, size_t t, uint8_t* o) {
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(lut + t * 16));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(o), _mm256_broadcastsi128_si256(v));
+}
+}  // namespace
+
+void pq4_pack_lut_avx512(const uint8_t* lut, size_t npairs, uint8_t* packed) {
+    size_t p = 0;
+    for (; p + 2 <= npairs; p += 2) {
+        uint8_t* o = packed + p * 64;
+        put_twice(lut, 2 * p, o);
+        put_twice(lut, 2 * p + 2, o + 32);
+        put_twice(lut, 2 * p + 1, o + 64);
+        put_twice(lut, 2 * p + 3, o + 96);
+    }
+    if (p < npairs) {
+        put_twice(lut, 2 * p, packed + p * 64);
+        put_twice(lut, 2 * p + 1, packed + p * 64 + 32);
+    }
+}
+
+uint32_t pq4_scan_block_avx512(const uint8_t* block, size_t npairs, const uint8_t* packed, uint16_t thr,
+                               uint16_t* sums) {
+    const __m512i nib = _mm512_set1_epi8(0x0f);
+    __m512i all = _mm512_setzero_si512(), odd = _mm512_setzero_si512();
+    size_t p = 0;
+    for (; p + 2 <= npairs; p += 2) {
+        const __m512i c = _mm512_loadu_si512(block + p * 32);
+        const __m512i t0 = _mm512_load_si512(packed + p * 64);
+        const __m512i t1 = _mm512_load_si512(packed + p * 64 + 64);
+        const __m512i r0 = _mm512_shuffle_epi8(t0, _mm512_and_si512(c, nib));
+        const __m512i r1 = _mm512_shuffle_epi8(t1, _mm512_and_si512(_mm512_srli_epi16(c, 4), nib));
+        all = _mm512_add_epi16(all, _mm512_add_epi16(r0, r1));
+        odd = _mm512_add_epi16(odd, _mm512_add_epi16(_mm512_srli_epi16(r0, 8), _mm512_srli_epi16(r1, 8)));
+    }
+    __m256i all2 = _mm256_add_epi16(_mm512_castsi512_si256(all), _mm512_extracti64x4_epi64(all, 1));
+    __m256i odd2 = _mm256_add_epi16(_mm512_castsi512_si256(odd), _mm512_extracti64x4_epi64(odd, 1));
+    if (p < npairs) {
+        const __m256i n4 = _mm256_set1_epi8(0x0f);
+        const __m256i c = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + p * 32));
+        const __m256i t0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(packed + p * 64));
+        const __m256i t1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(packed + p * 64 + 32));
+        const __m256i r0 = _mm256_shuffle_epi8(t0, _mm256_and_si256(c, n4));
+        const __m256i r1 = _mm256_shuffle_epi8(t1, _mm256_and_si256(_mm256_srli_epi16(c, 4), n4));
+        all2 = _mm256_add_epi16(all2, _mm256_add_epi16(r0, r1));
+        odd2 = _mm256_add_epi16(odd2, _mm256_add_epi16(_mm256_srli_epi16(r0, 8), _mm256_srli_epi16(r1, 8)));
+    }
+    const __m256i even = _mm256_sub_epi16(all2, _mm256_slli_epi16(odd2, 8));
+    const __m256i lo = _mm256_unpacklo_epi16(even, odd2);  // entries 0-7 | 16-23
+    const __m256i hi = _mm256_unpackhi_epi16(even, odd2);  // entries 8-15 | 24-31
+    const __m256i s0 = _mm256_permute2x128_si256(lo, hi, 0x20);
+    const __m256i s1 = _mm256_permute2x128_si256(lo, hi, 0x31);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(sums), s0);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(sums + 16), s1);
+    const __m256i t = _mm256_set1_epi16(short(thr));
+    return uint32_t(_mm256_cmple_epu16_mask(s0, t)) | (uint32_t(_mm256_cmple_epu16_mask(s1, t)) << 16);
+}
+
+}  // namespace nearly

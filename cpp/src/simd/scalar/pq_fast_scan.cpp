@@ -1,0 +1,31 @@
+// 4-bit fast-scan, the reference: table lookups added one by one in 16-bit
+// arithmetic, which the SIMD levels reproduce exactly (their additions wrap
+// modulo 2^16 too, and integer sums do not depend on the order).
+#include "nearly/simd.h"
+
+namespace nearly {
+
+// Each table twice (the AVX2 layout: one copy per 128-bit lane); pair p is
+// [table 2p x2][table 2p+1 x2].
+void pq4_pack_lut_scalar(const uint8_t* lut, size_t npairs, uint8_t* packed) {
+    for (size_t m = 0; m < 2 * npairs; m++)
+        for (size_t j = 0; j < 32; j++) packed[m * 32 + j] = lut[m * 16 + (j & 15)];
+}
+
+uint32_t pq4_scan_block_scalar(const uint8_t* block, size_t npairs, const uint8_t* packed, uint16_t thr,
+                               uint16_t* sums) {
+    uint32_t mask = 0;
+    for (size_t i = 0; i < 32; i++) {
+        uint16_t s = 0;
+        for (size_t p = 0; p < npairs; p++) {
+            const uint8_t c = block[p * 32 + i];
+            s = uint16_t(s + packed[p * 64 + (c & 15)]);
+            s = uint16_t(s + packed[p * 64 + 32 + (c >> 4)]);
+        }
+        sums[i] = s;
+        if (s <= thr) mask |= uint32_t(1) << i;
+    }
+    return mask;
+}
+
+}  // namespace nearly

@@ -1,0 +1,290 @@
+"""4-bit PQ fast-scan: the block kernels at every SIMD level against numpy,
+the table quantization, and IndexPQFastScan / IndexIVFPQFastScan against a
+numpy scan of the same quantized tables (exact: the sums are integers)."""
+import pickle
+
+import numpy as np
+import pytest
+
+import nearly
+from nearly import _nearly
+from _testutil import METRIC_IP, METRIC_L2, randn
+
+LEVELS = nearly.simd_levels_supported()
+
+
+@pytest.fixture(params=LEVELS)
+def level(request):
+    before = nearly.simd_level()
+    nearly.set_simd_level(request.param)
+    yield request.param
+    nearly.set_simd_level(before)
+
+
+def block_sums(codes, lut):
+    """Reference sums of (nblocks, npairs * 32) codes, modulo 2^16."""
+    npairs = lut.shape[0] // 2
+    lut = lut.astype(np.int64)
+    out = np.zeros((codes.shape[0], 32), np.int64)
+    for p in range(npairs):
+        c = codes[:, p * 32:(p + 1) * 32]
+        out += lut[2 * p][c & 15] + lut[2 * p + 1][c >> 4]
+    return out % 65536
+
+
+@pytest.mark.parametrize("npairs", [1, 2, 3, 5, 24, 48, 129, 300])
+@pytest.mark.parametrize("thr", [0, 700, 9000, 65535])
+def test_scan_block_matches_numpy(level, npairs, thr):
+    rng = np.random.default_rng(npairs * 7 + thr)
+    lut = rng.integers(0, 256, (2 * npairs, 16), dtype=np.uint8)
+    codes = rng.integers(0, 256, (9, npairs * 32), dtype=np.uint8)
+    sums, masks = _nearly.pq4_scan_blocks(codes, lut, thr)
+    ref = block_sums(codes, lut)
+    np.testing.assert_array_equal(sums, ref)  # 300 pairs wrap modulo 2^16: checked too
+    ref_masks = ((ref <= thr) * (1 << np.arange(32, dtype=np.int64))).sum(1)
+    np.testing.assert_array_equal(masks.astype(np.int64), ref_masks)
+
+
+def test_scan_block_extremes(level):
+    npairs = 4
+    for fill in (0, 255):
+        lut = np.full((2 * npairs, 16), fill, np.uint8)
+        codes = np.random.default_rng(1).integers(0, 256, (2, npairs * 32), dtype=np.uint8)
+        sums, masks = _nearly.pq4_scan_blocks(codes, lut, 65535)
+        assert (sums == fill * 2 * npairs).all()
+        assert (masks == 0xFFFFFFFF).all()
+
+
+def test_quantize_table():
+    rng = np.random.default_rng(3)
+    for M in (1, 7, 48, 300):
+        tab = rng.standard_normal((M, 16)).astype(np.float32)
+        tab[0] *= 10  # one wide table sets the scale
+        q, bias, scale = _nearly.pq4_quantize_table(tab)
+        assert q.shape == ((M + 1) // 2 * 2, 16)
+        if M % 2:
+            assert (q[M] == 0).all()  # padding table adds nothing
+        q = q[:M].astype(np.float64)
+        assert q.max() <= 255
+        assert np.isclose(bias, tab.min(1).sum(), rtol=1e-5, atol=1e-5)
+        recon = tab.min(1, keepdims=True) + q / scale
+        assert np.abs(recon - tab).max() <= 0.5 / scale * 1.001 + 1e-6
+        assert q.max(1).sum() <= 65535  # the largest possible sum fits 16 bits
+
+
+def quantized_scores(pq, xq, codes, metric):
+    """numpy scan: lower-is-better scores from the library's own quantized tables."""
+    M = pq.M
+    tabs = pq.compute_inner_prod_tables(xq) if metric == METRIC_IP else pq.compute_distance_tables(xq)
+    if metric == METRIC_IP:
+        tabs = -tabs
+    sub = np.empty((codes.shape[0], M), np.int64)
+    for m in range(M):
+        byte = codes[:, m // 2]
+        sub[:, m] = (byte >> 4) if m % 2 else (byte & 15)
+    out = np.empty((len(xq), codes.shape[0]))
+    for q in range(len(xq)):
+        b, bias, scale = _nearly.pq4_quantize_table(tabs[q])
+        s = b[:M].astype(np.int64)[np.arange(M), sub].sum(1)
+        out[q] = np.float32(bias) + (s.astype(np.float32) / np.float32(scale))
+    return out
+
+
+def topk(scores, k, ids):
+    I = np.array([ids[np.lexsort((ids, row))[:k]] for row in scores])
+    return I
+
+
+@pytest.mark.parametrize("metric", [METRIC_L2, METRIC_IP])
+@pytest.mark.parametrize("M", [8, 7])
+def test_pq_fast_scan_equals_numpy_scan(level, metric, M):
+    rng = np.random.default_rng(M)
+    d = 8 * M // M * M if M == 8 else 28
+    x = randn(rng, 3000, d)
+    xq = randn(rng, 13, d)
+    index = nearly.IndexPQFastScan(d, M, 4, metric)
+    index.train(x)
+    index.add(x[:1001])  # a partial last block
+    index.add(x[1001:])
+    D, I = index.search(xq, 10)
+    codes = index.pq.compute_codes(x)
+    scores = quantized_scores(index.pq, xq, codes, metric)
+    ref = topk(scores, 10, np.arange(len(x)))
+    np.testing.assert_array_equal(I, ref)
+    want = np.take_along_axis(scores, ref, 1)
+    np.testing.assert_allclose(D, -want if metric == METRIC_IP else want, rtol=1e-5, atol=1e-5)
+    assert D.dtype == np.float32 and I.dtype == np.int64
+
+
+def test_pq_fast_scan_same_at_every_level():
+    rng = np.random.default_rng(5)
+    x = randn(rng, 2000, 64)
+    xq = randn(rng, 20, 64)
+    index = nearly.IndexPQFastScan(64, 16, 4, METRIC_IP)
+    index.train(x)
+    index.add(x)
+    before = nearly.simd_level()
+    out = []
+    try:
+        for lvl in LEVELS:
+            nearly.set_simd_level(lvl)
+            out.append(index.search(xq, 25))
+    finally:
+        nearly.set_simd_level(before)
+    for D, I in out[1:]:
+        np.testing.assert_array_equal(I, out[0][1])
+        np.testing.assert_array_equal(D, out[0][0])
+
+
+@pytest.mark.parametrize("metric", [METRIC_L2, METRIC_IP])
+def test_ivf_fast_scan_all_lists_equals_numpy_scan(metric):
+    """Without residuals every list holds the vectors' own codes: probing all
+    lists is a scan of every code with the same tables."""
+    rng = np.random.default_rng(11)
+    d, M = 32, 16
+    x = randn(rng, 4000, d)
+    xq = randn(rng, 9, d)
+    index = nearly.IndexIVFPQFastScan(nearly.IndexFlat(d, metric), d, 20, M, 4, metric)
+    assert index.by_residual is False and index.bbs == 32 and index.code_size == M // 2
+    index.train(x)
+    index.add(x)
+    index.nprobe = 20
+    D, I = index.search(xq, 15)
+    scores = quantized_scores(index.pq, xq, index.pq.compute_codes(x), metric)
+    ref = topk(scores, 15, np.arange(len(x)))
+    np.testing.assert_array_equal(I, ref)
+    want = np.take_along_axis(scores, ref, 1)
+    np.testing.assert_allclose(D, -want if metric == METRIC_IP else want, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("metric", [METRIC_L2, METRIC_IP])
+@pytest.mark.parametrize("by_residual", [False, True])
+def test_ivf_fast_scan_lists_and_ops(metric, by_residual):
+    rng = np.random.default_rng(2)
+    d, M, nlist = 32, 8, 16
+    x = randn(rng, 3000, d)
+    xq = randn(rng, 30, d)
+    index = nearly.IndexIVFPQFastScan(nearly.IndexFlat(d, metric), d, nlist, M, 4, metric)
+    index.by_residual = by_residual
+    index.train(x)
+    ids = np.arange(len(x), dtype=np.int64) * 3 + 7
+    index.add_with_ids(x, ids)
+    index.nprobe = 4
+    D, I = index.search(xq, 10)
+    assert set(I.ravel()) <= set(ids)
+    # Lists hold the codes of their vectors, one after the other when copied out.
+    invlists = index.invlists
+    assert sum(invlists.list_size(l) for l in range(nlist)) == len(x)
+    assign = index.quantizer.search(x, 1)[1][:, 0]
+    resid = x - index.quantizer.reconstruct_n(0, nlist)[assign] if by_residual else x
+    codes = index.pq.compute_codes(resid)
+    pos = {int(i): n for n, i in enumerate(ids)}
+    for l in range(nlist):
+        lids = np.asarray(invlists.get_ids(l))
+        assert (assign[[pos[int(i)] for i in lids]] == l).all()
+        np.testing.assert_array_equal(np.asarray(invlists.get_codes(l)).reshape(-1, M // 2),
+                                      codes[[pos[int(i)] for i in lids]])
+    # Direct map + reconstruct decode the stored code.
+    index.make_direct_map()
+    r = index.reconstruct(int(ids[5]))
+    assert r.shape == (d,) and np.linalg.norm(r - x[5]) < np.linalg.norm(x[5])
+    # Removing ids keeps the others' results.
+    removed = index.remove_ids(np.array(ids[:1000]))
+    assert removed == 1000 and index.ntotal == 2000
+    D2, I2 = index.search(xq, 10)
+    assert not set(I2.ravel()) & set(ids[:1000])
+    # Same results as a fresh index holding only the survivors.
+    fresh = nearly.IndexIVFPQFastScan(nearly.IndexFlat(d, metric), d, nlist, M, 4, metric)
+    fresh.by_residual = by_residual
+    fresh.train(x)
+    fresh.add_with_ids(x[1000:], ids[1000:])
+    fresh.nprobe = 4
+    D3, I3 = fresh.search(xq, 10)
+    np.testing.assert_array_equal(I2, I3)
+    np.testing.assert_allclose(D2, D3, rtol=1e-6, atol=1e-6)
+    # Persistence and pickling give the same results.
+    back = nearly.deserialize_index(nearly.serialize_index(index))
+    assert type(back).__name__ == "IndexIVFPQFastScan" and back.by_residual == by_residual
+    back.nprobe = 4
+    np.testing.assert_array_equal(back.search(xq, 10)[1], I2)
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(index)).search(xq, 10)[1], I2)
+    # Range search uses the same scores.
+    Dk, Ik = index.search(xq[:3], 5)
+    radius = float(Dk[0, 2])
+    lims, Dr, Ir = index.range_search(xq[:1], radius)
+    got = set(Ir.tolist())
+    inside = set(Ik[0][(Dk[0] > radius) if metric == METRIC_IP else (Dk[0] < radius)].tolist())
+    assert inside <= got
+
+
+def test_selector_filters(level):
+    rng = np.random.default_rng(8)
+    d = 32
+    x = randn(rng, 2000, d)
+    xq = randn(rng, 10, d)
+    for index in (nearly.IndexPQFastScan(d, 8, 4, METRIC_L2),
+                  nearly.IndexIVFPQFastScan(nearly.IndexFlat(d, METRIC_L2), d, 8, 8, 4, METRIC_L2)):
+        index.train(x)
+        index.add(x)
+        if hasattr(index, "nprobe"):
+            index.nprobe = 8
+        sel = nearly.IDSelectorRange(100, 300)
+        params = nearly.SearchParametersIVF(nprobe=8, sel=sel) if hasattr(index, "nprobe") else \
+            nearly.SearchParameters(sel=sel)
+        D, I = index.search(xq, 10, params=params)
+        assert ((I >= 100) & (I < 300)).all()
+        # The filtered results are the unfiltered scan restricted to the range.
+        scores = quantized_scores(index.pq, xq, index.pq.compute_codes(x), METRIC_L2)[:, 100:300]
+        np.testing.assert_array_equal(I, topk(scores, 10, np.arange(100, 300)))
+
+
+def test_pq_fast_scan_remove_persist_codes():
+    rng = np.random.default_rng(4)
+    d = 16
+    x = randn(rng, 500, d)
+    index = nearly.IndexPQFastScan(d, 8)
+    index.train(x)
+    index.add(x)
+    codes = index.pq.compute_codes(x)
+    np.testing.assert_array_equal(index.codes.reshape(-1, 4), codes)
+    np.testing.assert_allclose(index.reconstruct(7), index.pq.decode(codes[7:8])[0], rtol=1e-6)
+    assert index.remove_ids(np.arange(0, 500, 2)) == 250
+    np.testing.assert_array_equal(index.codes.reshape(-1, 4), codes[1::2])
+    xq = randn(rng, 5, d)
+    back = nearly.deserialize_index(nearly.serialize_index(index))
+    assert type(back).__name__ == "IndexPQFastScan"
+    np.testing.assert_array_equal(back.search(xq, 7)[1], index.search(xq, 7)[1])
+
+
+def test_bad_input():
+    with pytest.raises(RuntimeError):
+        nearly.IndexPQFastScan(32, 8, 8)
+    with pytest.raises(RuntimeError):
+        nearly.IndexIVFPQFastScan(nearly.IndexFlat(32), 32, 8, 8, 8)
+    with pytest.raises(RuntimeError):
+        nearly.IndexPQFastScan(30, 8, 4)
+    with pytest.raises(RuntimeError):
+        nearly.IndexPQFastScan(32, 8, 4, nearly.METRIC_L2, 64)
+    x = np.random.default_rng(0).standard_normal((100, 32)).astype(np.float32)
+    for index in (nearly.IndexPQFastScan(32, 8),
+                  nearly.IndexIVFPQFastScan(nearly.IndexFlat(32), 32, 4, 8)):
+        with pytest.raises(RuntimeError, match="is_trained"):
+            index.add(x)
+        with pytest.raises(RuntimeError):
+            index.search(x, 1)
+        index.train(x)
+        index.add(x)
+        with pytest.raises(ValueError):
+            index.search(x[:, :16], 1)
+        with pytest.raises(ValueError):
+            index.search(x, 0)
+        bad = x[:2].copy()
+        bad[0, 0] = np.nan
+        with pytest.raises(ValueError):
+            index.search(bad, 1)
+        D, I = index.search(x[:2], 150)  # k > ntotal: padded like faiss
+        assert (I[:, 100:] == -1).all()
+    nan = x.copy()
+    nan[3, 3] = np.nan
+    with pytest.raises(ValueError):
+        nearly.IndexIVFPQFastScan(nearly.IndexFlat(32), 32, 4, 8).train(nan)
