@@ -2026,6 +2026,16 @@ class BinarySuite(Suite):
         p.add_argument("--pq", type=int, nargs="*", default=[48, 96],
                        help="faiss IndexPQ sub-quantizer counts (8 bits each) for the bytes/recall comparison")
         p.add_argument("--scan-queries", type=int, default=50, help="queries per scan-speed timing (default 50)")
+        p.add_argument("--ivfpq-nlist", type=int, default=1024, help="faiss IVFPQ lists for the equal-recall comparison")
+        p.add_argument("--ivfpq-m", type=int, nargs="*", default=[48, 96, 192],
+                       help="faiss IVFPQ sub-quantizer counts (8 bits each) swept for the equal-recall comparison")
+        p.add_argument("--ivfpq-nprobe", type=int, nargs="*", default=[1, 2, 4, 8, 16, 32, 64, 128])
+        p.add_argument("--ivfpq-queries", type=int, default=200, help="queries per IVFPQ / RBE QPS timing (1 thread)")
+        p.add_argument("--torch-seconds", type=float, default=0,
+                       help="seconds of torch training per bits_per_dim for the torch-vs-numpy rows (0: skip; "
+                            "needs torch)")
+        p.add_argument("--torch-mlp-hidden", type=int, default=512,
+                       help="hidden width of the authors' MLP model in the torch rows (trained at 2 bits/dim)")
         p.add_argument("--parts", nargs="+", choices=["codes", "graph"], default=["codes", "graph"],
                        help="codes: the flat code comparisons above; graph: IndexBinaryHNSW / IndexBinaryIVF vs "
                             "faiss's on sign codes, and HNSW{M},RBE / IVF{n},RBE vs the flat SDC index "
@@ -2192,7 +2202,7 @@ class BinarySuite(Suite):
                           "threads_train": args.threads, "threads_scan": 1, "repeats": args.repeats,
                           "scan_queries": args.scan_queries, "metric": "inner product",
                           "recall_reference": "gt_ip_100[:, :k] (exact float search)"},
-               "recurrent": [], "faiss_sign": None, "faiss_pq": [], "scan": []}
+               "recurrent": [], "faiss_sign": None, "faiss_pq": [], "scan": [], "ivfpq": None, "torch": []}
         nearly.omp_set_num_threads(args.threads)
         faiss.omp_set_num_threads(args.threads)
         indexes = {}
@@ -2275,6 +2285,15 @@ class BinarySuite(Suite):
                     fns[f"sdc_lut_{lv}_kernel"] = f
             if nearly.sdc_popcount_native():
                 fns["popcount_avx512_kernel"] = lambda: nearly.sdc_scan_timed(qc, codes, d, nb, True, 1)
+            if "avx2" in nearly.simd_levels_supported():
+                def pop_avx2():
+                    nearly.set_simd_level("avx2")
+                    try:
+                        assert nearly.sdc_popcount_kernel() == "avx2_pshufb"
+                        return nearly.sdc_scan_timed(qc, codes, d, nb, True, 1)
+                    finally:
+                        nearly.set_simd_level(level0)
+                fns["popcount_avx2_kernel"] = pop_avx2
             fns["sdc_search_k10"] = lambda: index.search(qs, k)
             def pop_search():
                 index.use_popcount = True
@@ -2298,7 +2317,8 @@ class BinarySuite(Suite):
             t = interleaved(fns, args.repeats)
             row = {"bits_per_dim": nb, "code_bytes": cs, "queries": reps, "n": n,
                    "times_s": t, "codes_per_s": {name: reps * n / statistics.median(v) for name, v in t.items()},
-                   "popcount_kernel": "AVX-512 BITALG vpopcntb on the blocked layout",
+                   "popcount_kernel": "AVX-512 BITALG vpopcntb on the blocked layout; popcount_avx2_kernel: "
+                                      "nibble-table pshufb popcount (Mula) at the avx2 level",
                    "nearly_IndexBinaryFlat_kernel": "AVX-512 VPOPCNTDQ" if nearly.hamming_vpopcntdq_native() else "popcnt"}
             cps = row["codes_per_s"]
             row["sdc_search_vs_faiss_flat"] = cps["sdc_search_k10"] / cps["faiss_IndexBinaryFlat_k10"]
@@ -2306,7 +2326,119 @@ class BinarySuite(Suite):
             print(f"[binary] scan {cs} B/code, 1 thread: " + ", ".join(f"{nm} {v:.3g}" for nm, v in cps.items()),
                   flush=True)
         nearly.omp_set_num_threads(args.threads)
+        if 2 in indexes and args.ivfpq_m:
+            res["ivfpq"] = self._ivfpq_equal_recall(args, faiss, nearly, xb, xq, gt, k, indexes[2],
+                                                    next(r for r in res["recurrent"] if r["bits_per_dim"] == 2))
+        if args.torch_seconds > 0:
+            res["torch"] = self._torch_rows(args, nearly, xb, xq, gt, k, res)
         return res
+
+    def _ivfpq_equal_recall(self, args, faiss, nearly, xb, xq, gt, k, rbe, rbe_row):
+        """faiss IndexIVFPQ (ADC, no re-ranking) swept over M and nprobe: the cheapest setting whose recall@k
+        reaches RBE x2's SDC recall, its bytes per vector and 1-thread QPS beside RBE x2's (same process,
+        interleaved timings)."""
+        n, d = xb.shape
+        cmax = max(args.candidates)
+        target = rbe_row["recall_sdc"]
+        target_rr = rbe_row["recall_rerank"].get("100")
+        nq_t = min(args.ivfpq_queries, len(xq))
+        qs = xq[:nq_t]
+        sweep = []
+        ivfs = {}
+        for M in args.ivfpq_m:
+            quant = faiss.IndexFlatIP(d)
+            ivf = faiss.IndexIVFPQ(quant, d, args.ivfpq_nlist, M, 8, faiss.METRIC_INNER_PRODUCT)
+            faiss.omp_set_num_threads(args.threads)
+            t0 = time.perf_counter(); ivf.train(xb[:50000]); t_train = time.perf_counter() - t0
+            ivf.add(xb)
+            ivfs[M] = ivf
+            for nprobe in args.ivfpq_nprobe:
+                ivf.nprobe = nprobe
+                _, I = ivf.search(xq, cmax)
+                rr = self._rerank_recalls(xq, xb, I, gt, k, [100])
+                row = {"M": M, "nprobe": nprobe, "nlist": args.ivfpq_nlist, "train_s_50k": t_train,
+                       "recall": recall_at(I, gt, k), "recall_rerank100": rr[100],
+                       # faiss stores per vector the M-byte code and an 8-byte id in the inverted lists
+                       "bytes_per_vector": M + 8}
+                sweep.append(row)
+                print(f"[binary] faiss IVF{args.ivfpq_nlist},PQ{M} nprobe {nprobe}: recall@{k} {row['recall']:.4f}, "
+                      f"re-ranked 100 {rr[100]:.4f}", flush=True)
+        def cheapest(key, want):
+            ok = [r for r in sweep if want is not None and r[key] >= want]
+            return min(ok, key=lambda r: (r["bytes_per_vector"], r["nprobe"])) if ok else None
+        match = cheapest("recall", target)
+        match_rr = cheapest("recall_rerank100", target_rr)
+        # 1-thread QPS, interleaved: RBE x2 (SDC, k=10) and the matching IVFPQ settings (k=10)
+        nearly.omp_set_num_threads(1)
+        faiss.omp_set_num_threads(1)
+        fns = {"RBE_x2_sdc_k10": lambda: rbe.search(qs, k)}
+        chosen = {}
+        for tag, row in (("ivfpq_equal_recall", match), ("ivfpq_equal_recall_rerank100", match_rr)):
+            if row is None:
+                continue
+            ivf = ivfs[row["M"]]
+            def f(ivf=ivf, nprobe=row["nprobe"]):
+                ivf.nprobe = nprobe
+                t0 = time.perf_counter()
+                ivf.search(qs, k)
+                return time.perf_counter() - t0
+            fns[f"IVF{row['nlist']}_PQ{row['M']}_nprobe{row['nprobe']}_k10"] = f
+            chosen[tag] = dict(row, timing=f"IVF{row['nlist']}_PQ{row['M']}_nprobe{row['nprobe']}_k10")
+        t = interleaved(fns, args.repeats)
+        qps = {nm: nq_t / statistics.median(v) for nm, v in t.items()}
+        nearly.omp_set_num_threads(args.threads)
+        faiss.omp_set_num_threads(args.threads)
+        for row in chosen.values():
+            row["qps_1thread"] = qps[row["timing"]]
+        out = {"target_recall_sdc": target, "target_recall_rerank100": target_rr, "sweep": sweep,
+               "queries_timed": nq_t, "qps_1thread": qps, "times_s": t,
+               "rbe_x2": {"bytes_per_vector": rbe_row["bytes_per_vector"], "code_bytes": rbe_row["code_bytes"],
+                          "qps_1thread": qps["RBE_x2_sdc_k10"], "recall_sdc": target},
+               "float_bytes_per_vector": d * 4,
+               "note": "IVFPQ bytes = M-byte code + 8-byte id per vector (inverted lists), ADC on residuals, no "
+                       "re-ranking; RBE bytes = code + 4-byte centering term + 8-byte id; the cheapest swept "
+                       "setting whose recall@k reaches RBE's"}
+        out.update(chosen)
+        for tag, row in chosen.items():
+            print(f"[binary] {tag}: IVF{row['nlist']},PQ{row['M']} nprobe {row['nprobe']} recall {row['recall']:.4f} "
+                  f"({row['bytes_per_vector']} B/vector, {row['qps_1thread']:.0f} QPS) vs RBE x2 "
+                  f"({rbe_row['bytes_per_vector']} B/vector, {qps['RBE_x2_sdc_k10']:.0f} QPS, 1 thread)", flush=True)
+        return out
+
+    def _torch_rows(self, args, nearly, xb, xq, gt, k, res):
+        """RecurrentBinarizer trained by the torch path beside the numpy rows: the numpy solution fine-tuned
+        (linear maps) at every bits_per_dim, and the authors' MLP model from a random init at 2 bits/dim,
+        each with a training time budget."""
+        try:
+            import torch  # noqa: F401
+        except ImportError:
+            print("[binary] torch not installed: no torch rows", flush=True)
+            return []
+        d = xb.shape[1]
+        cmax = max(args.candidates)
+        runs = [dict(bits=nb, label="torch fine-tune of the numpy maps (linear)", options={"init": "numpy"})
+                for nb in args.bits]
+        if 2 in args.bits and args.torch_mlp_hidden:
+            runs.append(dict(bits=2, label=f"torch, authors' MLP (hidden {args.torch_mlp_hidden}, BatchNorm), "
+                                           "random init", options={"hidden": args.torch_mlp_hidden, "init": "random"}))
+        rows = []
+        for run in runs:
+            index = nearly.IndexBinaryRecurrent(d, d, run["bits"], nearly.METRIC_INNER_PRODUCT)
+            opts = dict(run["options"], epochs=100, time_limit=args.torch_seconds)
+            t0 = time.perf_counter(); index.train(xb, method="torch", **opts); t_train = time.perf_counter() - t0
+            index.add(xb)
+            _, I = index.search(xq, cmax)
+            rr = self._rerank_recalls(xq, xb, I, gt, k, [100])
+            numpy_row = next(r for r in res["recurrent"] if r["bits_per_dim"] == run["bits"])
+            row = {"bits_per_dim": run["bits"], "method": run["label"], "options": opts, "train_s": t_train,
+                   "recall_sdc": recall_at(I, gt, k), "recall_rerank100": rr[100],
+                   "numpy_recall_sdc": numpy_row["recall_sdc"],
+                   "numpy_recall_rerank100": numpy_row["recall_rerank"].get("100")}
+            rows.append(row)
+            print(f"[binary] RBE{d}x{run['bits']} {run['label']}: recall@{k} SDC {row['recall_sdc']:.4f} "
+                  f"(numpy {row['numpy_recall_sdc']:.4f}), re-ranked 100 {rr[100]:.4f} "
+                  f"(numpy {row['numpy_recall_rerank100']}); train {t_train:.0f} s", flush=True)
+        return rows
 
     @staticmethod
     def _report_graph(g):
@@ -2348,6 +2480,23 @@ class BinarySuite(Suite):
         for r in results["faiss_pq"]:
             lines.append(f"{'faiss PQ%dx8 (ADC)' % r['M']:<22} {r['bytes_per_vector']:>9} {r['recall']:>9.4f} "
                          + " ".join(f"{r['recall_rerank'][str(c)]:>7.4f}" for c in p["candidates"]))
+        iv = results.get("ivfpq")
+        if iv:
+            lines.append("")
+            lines.append(f"bytes per vector at equal recall (float32: {iv['float_bytes_per_vector']} B)")
+            rb = iv["rbe_x2"]
+            lines.append(f"  RBE x2 (SDC): {rb['bytes_per_vector']} B, recall {rb['recall_sdc']:.4f}, "
+                         f"{rb['qps_1thread']:.0f} QPS (1 thread)")
+            for tag in ("ivfpq_equal_recall", "ivfpq_equal_recall_rerank100"):
+                r = iv.get(tag)
+                if r:
+                    lines.append(f"  {tag}: IVF{r['nlist']},PQ{r['M']} nprobe {r['nprobe']}: {r['bytes_per_vector']} B, "
+                                 f"recall {r['recall']:.4f} (re-ranked 100: {r['recall_rerank100']:.4f}), "
+                                 f"{r['qps_1thread']:.0f} QPS (1 thread)")
+        for r in results.get("torch") or []:
+            lines.append(f"  torch x{r['bits_per_dim']} ({r['method']}, {r['train_s']:.0f} s): SDC {r['recall_sdc']:.4f} "
+                         f"(numpy {r['numpy_recall_sdc']:.4f}), re-ranked 100 {r['recall_rerank100']:.4f} "
+                         f"(numpy {r['numpy_recall_rerank100']:.4f})")
         lines.append("")
         lines.append("single-thread scan speed, million codes / s (median)")
         for r in results["scan"]:
@@ -2412,11 +2561,35 @@ class BinarySuite(Suite):
             ax.legend(fontsize=6)
             ax.grid(alpha=0.3)
 
+        def ivfpq_panel(ax):
+            iv = results.get("ivfpq")
+            if not iv:
+                ax.set_axis_off()
+                return
+            for M in sorted({r["M"] for r in iv["sweep"]}):
+                rows = [r for r in iv["sweep"] if r["M"] == M]
+                ax.plot([r["nprobe"] for r in rows], [r["recall"] for r in rows], marker="^",
+                        label=f"faiss IVF{rows[0]['nlist']},PQ{M} ({M + 8} B/vec)")
+            rb = iv["rbe_x2"]
+            ax.axhline(rb["recall_sdc"], color="C3", ls="--",
+                       label=f"RBE x2 SDC ({rb['bytes_per_vector']} B/vec, {rb['qps_1thread']:.0f} QPS)")
+            m = iv.get("ivfpq_equal_recall")
+            if m:
+                ax.plot([m["nprobe"]], [m["recall"]], "k*", ms=12,
+                        label=f"equal recall: PQ{m['M']} nprobe {m['nprobe']}, {m['qps_1thread']:.0f} QPS")
+            ax.set_xscale("log", base=2)
+            ax.set_xlabel("nprobe")
+            ax.set_ylabel(f"recall@{p['k']} (no re-ranking)")
+            ax.set_title("(c) faiss IVFPQ vs RBE x2 at equal recall, 1 thread", fontsize=10)
+            ax.legend(fontsize=6)
+            ax.grid(alpha=0.3)
+
         names = sorted({k for r in results["scan"] for k in r["codes_per_s"]})
-        panels = [recall_panel, lambda ax: plot_bars(
+        panels = [recall_panel, ivfpq_panel, lambda ax: plot_bars(
             ax, [f"{r['bits_per_dim']} bit ({r['code_bytes']} B)" for r in results["scan"]],
             {nm: [r["codes_per_s"].get(nm, 0) / 1e6 for r in results["scan"]] for nm in names},
             "million codes / s / core", "(b) scan speed, 1 thread", fmt="{:.0f}")]
+        panels[1], panels[2] = panels[2], panels[1]
         if "graph" in results:
             panels += self._graph_panels(results["graph"])
         env = results["environment"]

@@ -296,3 +296,78 @@ def test_stale_scale_is_not_used(data):
     a = index.binarizer.alpha ** 2 / 4
     est = a * S + (q.astype(np.float64) @ mu - mu @ mu)[:, None] + (x[:2000].astype(np.float64) @ mu)[None]
     np.testing.assert_allclose(D, -np.sort(-est, axis=1)[:, :10], rtol=1e-4, atol=1e-4)
+
+
+def _apply_layers(layers, v):
+    for j, (A, a) in enumerate(layers):
+        v = v @ A.astype(np.float64) + a
+        if j + 1 < len(layers):
+            v = np.maximum(v, 0)
+    return v
+
+
+def encode_layers_np(p, x, nb):
+    """float64 numpy version of the native encoder with layer-stack maps (ReLU between layers)."""
+    x = x.astype(np.float64)
+    z = _apply_layers(p["W_layers"], x - p["mean"])
+    bits = [z >= 0]
+    b = np.where(bits[0], 1.0, -1.0)
+    for i in range(1, nb):
+        f = _apply_layers(p["B_layers"][i - 1], b)
+        if p["normalize_f"]:
+            f = f / np.maximum(np.linalg.norm(f, axis=1, keepdims=True), 1e-12)
+        bits.append(_apply_layers(p["R_layers"][i - 1], x - f) >= 0)
+        b = b + 2.0 ** -i * np.where(bits[-1], 1.0, -1.0)
+    return np.packbits(np.concatenate(bits, axis=1), axis=1, bitorder="little")
+
+
+def random_layers(rng, dims, scale=1.0):
+    return [((rng.standard_normal((a, b)) * scale / np.sqrt(a)).astype(np.float32),
+             (0.1 * rng.standard_normal(b)).astype(np.float32)) for a, b in zip(dims[:-1], dims[1:])]
+
+
+@pytest.mark.parametrize("nb", [1, 2, 3, 4])
+@pytest.mark.parametrize("hidden,normalize_f", [((), False), ((), True), ((40,), True), ((24, 16), False)])
+def test_layered_encoder_matches_numpy(data, nb, hidden, normalize_f):
+    """Maps as layer stacks (what the torch trainer exports): the native encoder against numpy, and the
+    layered persistence format."""
+    x, _ = data
+    rng = np.random.default_rng(nb * 7 + len(hidden))
+    d, m = 384, 32
+    p = {"mean": x[:1000].mean(0).astype(np.float32), "alpha": 0.05, "normalize_f": normalize_f,
+         "W_layers": random_layers(rng, (d,) + hidden + (m,)),
+         "B_layers": [random_layers(rng, (m,) + hidden + (d,), 0.2) for _ in range(nb - 1)],
+         "R_layers": [random_layers(rng, (d,) + hidden + (m,)) for _ in range(nb - 1)],
+         "D": (0.01 * rng.standard_normal((m, d))).astype(np.float32), "e": np.zeros(d, np.float32)}
+    enc = nearly.RecurrentBinarizer(d, m, nb)
+    enc.set_params(p)
+    codes = enc.encode(x[:1000])
+    bits = np.unpackbits(codes ^ encode_layers_np(p, x[:1000], nb), axis=1)
+    assert bits.mean() < 2e-3
+    index = nearly.IndexBinaryRecurrent(d, m, nb)
+    index.binarizer.set_params(p)
+    index = nearly.deserialize_index(nearly.serialize_index(index))  # trained: its encoder is
+    index.add(x[:200])
+    back = nearly.deserialize_index(nearly.serialize_index(index))
+    np.testing.assert_array_equal(back.binarizer.encode(x[:500]), codes[:500])
+    np.testing.assert_array_equal(back.codes, codes[:200])
+
+
+def test_layered_params_bad_shapes(data):
+    d, m = 384, 32
+    rng = np.random.default_rng(0)
+    good = {"mean": np.zeros(d, np.float32), "alpha": 1.0, "W_layers": random_layers(rng, (d, m)),
+            "B_layers": [random_layers(rng, (m, d))], "R_layers": [random_layers(rng, (d, m))],
+            "D": np.zeros((m, d), np.float32), "e": np.zeros(d, np.float32)}
+    enc = nearly.RecurrentBinarizer(d, m, 2)
+    for key, val, msg in [("W_layers", random_layers(rng, (d, m + 8)), "W must map"),
+                          ("B_layers", [random_layers(rng, (m, 16, d - 1))], "B must map"),
+                          ("R_layers", [], "residual maps"),
+                          ("W_layers", [(np.zeros((d, 8), np.float32), np.zeros(9, np.float32)),
+                                        (np.zeros((8, m), np.float32), np.zeros(m, np.float32))], "bias"),
+                          ("W_layers", [(np.full((d, m), np.nan, np.float32), np.zeros(m, np.float32))], "finite")]:
+        with pytest.raises(ValueError, match=msg):
+            enc.set_params(dict(good, **{key: val}))
+    assert not enc.is_trained
+    enc.set_params(good)
+    assert enc.is_trained

@@ -130,3 +130,33 @@ def test_next_at_least_with_offsets(level, n):
     for smin in (-80, -10, 0, 30, 60, 80):
         want = [j for j in range(n) if s[j] + off[j] >= smin]
         assert list(_nearly.sdc_candidates(s, smin, off)) == want
+
+
+def test_popcount_kernel_per_level(level):
+    """The popcount path runs a vector kernel at every SIMD level that has one
+    (the exactness tests above then check that kernel, not the fallback)."""
+    name = _nearly.sdc_popcount_kernel()
+    if level == "scalar":
+        assert name == "scalar"
+    elif level == "avx2":
+        assert name == "avx2_pshufb"
+    elif level == "avx512":
+        assert name == ("avx512_bitalg" if nearly.sdc_popcount_native() else "avx2_pshufb")
+
+
+@pytest.mark.parametrize("nb", [1, 2, 3, 4])
+def test_popcount_avx2_extremes_every_chunk(nb):
+    """Codes long enough for several 16-bit flushes, with maximal byte sums
+    (every popcount 8): the AVX2 byte / 16-bit accumulation must not wrap."""
+    if "avx2" not in LEVELS:
+        pytest.skip("no AVX2")
+    before = nearly.simd_level()
+    nearly.set_simd_level("avx2")
+    try:
+        rng = np.random.default_rng(nb)
+        m = 8 * 3001
+        q = np.zeros((1, nb * m // 8), np.uint8)
+        x = np.vstack([np.full((1, nb * m // 8), 255, np.uint8), random_codes(rng, 40, m, nb)])
+        np.testing.assert_array_equal(nearly.sdc_scan(q, x, m, nb, popcount=True), sdc_np(q, x, m, nb))
+    finally:
+        nearly.set_simd_level(before)

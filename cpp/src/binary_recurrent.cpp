@@ -31,42 +31,99 @@ void set_recurrent_trainer(RecurrentTrainer trainer) {
     g_trainer = std::move(trainer);
 }
 
+EncoderMap EncoderMap::from_layers(const std::vector<int>& dims, const std::vector<std::vector<float>>& A,
+                                   const std::vector<std::vector<float>>& a, const char* what) {
+    const std::string w = std::string("RecurrentBinarizer: map ") + what;
+    NEARLY_CHECK_ARG(dims.size() >= 2 && A.size() == dims.size() - 1 && a.size() == A.size(),
+                     w + ": expected one (matrix, bias) pair per layer");
+    for (int v : dims) NEARLY_CHECK_ARG(v > 0, w + ": layer widths must be positive");
+    EncoderMap map;
+    map.dims = dims;
+    for (size_t l = 0; l < A.size(); l++) {
+        map.At.push_back(transpose(A[l], size_t(dims[l]), size_t(dims[l + 1]), what));
+        NEARLY_CHECK_ARG(a[l].size() == size_t(dims[l + 1]), w + ": bias of the wrong size");
+        for (float v : a[l]) NEARLY_CHECK_ARG(std::isfinite(v), w + ": bias is not finite");
+        for (float v : A[l]) NEARLY_CHECK_ARG(std::isfinite(v), w + ": weights are not finite");
+        map.bias.push_back(a[l]);
+    }
+    return map;
+}
+
+void EncoderMap::apply(size_t n, const float* x, float* y, std::vector<float>& tmp) const {
+    const float* in = x;
+    std::vector<float> cur;
+    for (size_t l = 0; l < At.size(); l++) {
+        const size_t di = size_t(dims[l]), dout = size_t(dims[l + 1]);
+        const bool last = l + 1 == At.size();
+        float* o = y;
+        if (!last) {
+            tmp.resize(n * dout);
+            o = tmp.data();
+        }
+        gemm_ip(in, n, At[l].data(), dout, di, o);
+        const float* bl = bias[l].data();
+        for (size_t i = 0; i < n; i++)
+            for (size_t k = 0; k < dout; k++) {
+                float v = o[i * dout + k] + bl[k];
+                o[i * dout + k] = last ? v : std::max(v, 0.f);
+            }
+        if (!last) {
+            cur.swap(tmp);  // the next layer reads cur, writes tmp (or y)
+            in = cur.data();
+        }
+    }
+}
+
 RecurrentEncoder::RecurrentEncoder(int d_, int m_, int nb_) : d(d_), m(m_), nb(nb_) {
     NEARLY_CHECK_ARG(d > 0, "RecurrentBinarizer: d must be positive");
     sdc_check_shape(m, nb);
 }
 
-void RecurrentEncoder::set_params(const std::vector<float>& mean_, const std::vector<float>& W, float alpha_,
-                                  const std::vector<std::vector<float>>& B, const std::vector<std::vector<float>>& c,
-                                  const std::vector<std::vector<float>>& R, const std::vector<std::vector<float>>& r,
+void RecurrentEncoder::set_params(const std::vector<float>& mean_, const std::vector<float>& W_, float alpha_,
+                                  const std::vector<std::vector<float>>& B_, const std::vector<std::vector<float>>& c,
+                                  const std::vector<std::vector<float>>& R_, const std::vector<std::vector<float>>& r,
                                   const std::vector<float>& D, const std::vector<float>& e) {
     const size_t u = size_t(nb - 1);
-    NEARLY_CHECK_ARG(mean_.size() == size_t(d), "RecurrentBinarizer: mean has the wrong size");
-    NEARLY_CHECK_ARG(B.size() == u && c.size() == u && R.size() == u && r.size() == u,
+    NEARLY_CHECK_ARG(B_.size() == u && c.size() == u && R_.size() == u && r.size() == u,
                      "RecurrentBinarizer: expected bits_per_dim - 1 residual maps");
-    NEARLY_CHECK_ARG(std::isfinite(alpha_) && alpha_ > 0, "RecurrentBinarizer: alpha must be positive");
-    mean = mean_;
-    Wt = transpose(W, d, m, "W");
-    alpha = alpha_;
-    Bt.clear(); Bc.clear(); Rt.clear(); Rc.clear();
+    EncoderMap Wm = EncoderMap::from_layers({d, m}, {W_}, {std::vector<float>(m, 0.f)}, "W");
+    std::vector<EncoderMap> Bm, Rm;
     for (size_t i = 0; i < u; i++) {
-        Bt.push_back(transpose(B[i], m, d, "B"));
-        NEARLY_CHECK_ARG(c[i].size() == size_t(d) && r[i].size() == size_t(m), "RecurrentBinarizer: bias of the wrong size");
-        Bc.push_back(c[i]);
-        Rt.push_back(transpose(R[i], d, m, "R"));
-        Rc.push_back(r[i]);
+        Bm.push_back(EncoderMap::from_layers({m, d}, {B_[i]}, {c[i]}, "B"));
+        Rm.push_back(EncoderMap::from_layers({d, m}, {R_[i]}, {r[i]}, "R"));
     }
-    Dt = transpose(D, m, d, "D");
+    set_maps(mean_, std::move(Wm), std::move(Bm), std::move(Rm), false, alpha_, D, e);
+}
+
+void RecurrentEncoder::set_maps(const std::vector<float>& mean_, EncoderMap W_, std::vector<EncoderMap> B_,
+                                std::vector<EncoderMap> R_, bool normalize, float alpha_, const std::vector<float>& D,
+                                const std::vector<float>& e) {
+    const size_t u = size_t(nb - 1);
+    NEARLY_CHECK_ARG(mean_.size() == size_t(d), "RecurrentBinarizer: mean has the wrong size");
+    NEARLY_CHECK_ARG(B_.size() == u && R_.size() == u, "RecurrentBinarizer: expected bits_per_dim - 1 residual maps");
+    NEARLY_CHECK_ARG(std::isfinite(alpha_) && alpha_ > 0, "RecurrentBinarizer: alpha must be positive");
+    NEARLY_CHECK_ARG(W_.in() == d && W_.out() == m, "RecurrentBinarizer: W must map d to m dims");
+    for (size_t i = 0; i < u; i++) {
+        NEARLY_CHECK_ARG(B_[i].in() == m && B_[i].out() == d, "RecurrentBinarizer: B must map m to d dims");
+        NEARLY_CHECK_ARG(R_[i].in() == d && R_[i].out() == m, "RecurrentBinarizer: R must map d to m dims");
+    }
     NEARLY_CHECK_ARG(e.size() == size_t(d), "RecurrentBinarizer: decoder bias of the wrong size");
+    Dt = transpose(D, m, d, "D");
     Dc = e;
+    mean = mean_;
+    W = std::move(W_);
+    B = std::move(B_);
+    R = std::move(R_);
+    normalize_f = normalize;
+    alpha = alpha_;
     is_trained = true;
 }
 
-void RecurrentEncoder::train(idx_t n, const float* x) {
+void RecurrentEncoder::train(idx_t n, const float* x, const RecurrentTrainer& trainer) {
     NEARLY_CHECK_ARG(n > 0, "RecurrentBinarizer: train needs at least one vector");
     check_finite(x, size_t(n) * d, "the training vectors");
-    RecurrentTrainer t;
-    {
+    RecurrentTrainer t = trainer;
+    if (!t) {
         std::lock_guard<std::mutex> g(g_trainer_mutex);
         t = g_trainer;
     }
@@ -87,10 +144,10 @@ void RecurrentEncoder::encode(idx_t n, const float* x, uint8_t* codes) const {
         const float* xs = x + i0 * dd;
         uint8_t* cd = codes + i0 * cs;
         std::fill(cd, cd + nn * cs, uint8_t(0));
-        std::vector<float> e(nn * dd), z(nn * mm), b(nn * mm), f(nn * dd);
+        std::vector<float> e(nn * dd), z(nn * mm), b(nn * mm), f(nn * dd), tmp;
         for (size_t i = 0; i < nn; i++)
             for (size_t l = 0; l < dd; l++) e[i * dd + l] = xs[i * dd + l] - mean[l];
-        gemm_ip(e.data(), nn, Wt.data(), mm, dd, z.data());
+        W.apply(nn, e.data(), z.data(), tmp);
         auto set_plane = [&](int plane, float scale) {
             for (size_t i = 0; i < nn; i++)
                 for (size_t k = 0; k < mm; k++) {
@@ -101,12 +158,18 @@ void RecurrentEncoder::encode(idx_t n, const float* x, uint8_t* codes) const {
         };
         set_plane(0, 1.f);
         for (int s = 1; s < nb; s++) {
-            gemm_ip(b.data(), nn, Bt[s - 1].data(), dd, mm, f.data());
+            B[s - 1].apply(nn, b.data(), f.data(), tmp);
+            if (normalize_f)
+                for (size_t i = 0; i < nn; i++) {
+                    float* fi = f.data() + i * dd;
+                    double ss = 0;
+                    for (size_t l = 0; l < dd; l++) ss += double(fi[l]) * fi[l];
+                    const float inv = float(1.0 / std::max(std::sqrt(ss), 1e-12));
+                    for (size_t l = 0; l < dd; l++) fi[l] *= inv;
+                }
             for (size_t i = 0; i < nn; i++)
-                for (size_t l = 0; l < dd; l++) e[i * dd + l] = xs[i * dd + l] - f[i * dd + l] - Bc[s - 1][l];
-            gemm_ip(e.data(), nn, Rt[s - 1].data(), mm, dd, z.data());
-            for (size_t i = 0; i < nn; i++)
-                for (size_t k = 0; k < mm; k++) z[i * mm + k] += Rc[s - 1][k];
+                for (size_t l = 0; l < dd; l++) e[i * dd + l] = xs[i * dd + l] - f[i * dd + l];
+            R[s - 1].apply(nn, e.data(), z.data(), tmp);
             set_plane(s, std::ldexp(1.f, -s));
         }
     });
@@ -132,17 +195,63 @@ void RecurrentEncoder::decode(idx_t n, const uint8_t* codes, float* out) const {
     });
 }
 
+namespace {
+// Header byte after the shape: 0 untrained, 1 linear maps (the first format,
+// still written when the maps are linear), 2 layer stacks.
+constexpr uint8_t kUntrained = 0, kLinear = 1, kLayered = 2;
+constexpr uint32_t kMaxLayers = 64;
+
+void write_map(Writer& w, const EncoderMap& map) {
+    w.pod<uint32_t>(uint32_t(map.layers()));
+    for (int v : map.dims) w.pod<int32_t>(v);
+    for (size_t l = 0; l < map.layers(); l++) {
+        w.vec(map.At[l]);
+        w.vec(map.bias[l]);
+    }
+}
+
+EncoderMap read_map(Reader& r, int in, int out) {
+    EncoderMap map;
+    const uint32_t nl = r.pod<uint32_t>();
+    r.check(nl >= 1 && nl <= kMaxLayers, "bad recurrent encoder map");
+    for (uint32_t l = 0; l <= nl; l++) map.dims.push_back(r.pod<int32_t>());
+    r.check(map.dims.front() == in && map.dims.back() == out, "recurrent encoder map shape does not match");
+    for (uint32_t l = 0; l < nl; l++) {
+        r.check(map.dims[l] > 0 && map.dims[l + 1] > 0, "bad recurrent encoder layer width");
+        map.At.push_back(r.vec<float>());
+        map.bias.push_back(r.vec<float>());
+        r.check(map.At[l].size() == size_t(map.dims[l]) * size_t(map.dims[l + 1]) &&
+                    map.bias[l].size() == size_t(map.dims[l + 1]),
+                "recurrent encoder layer sizes do not match");
+    }
+    return map;
+}
+}  // namespace
+
 void RecurrentEncoder::write(Writer& w) const {
     w.pod<int32_t>(d);
     w.pod<int32_t>(m);
     w.pod<int32_t>(nb);
-    w.pod<uint8_t>(is_trained);
+    bool linear = is_trained && W.plain() && !normalize_f;
+    if (linear)
+        for (float v : W.bias[0]) linear = linear && v == 0.f;
+    for (int s = 0; linear && s + 1 < nb; s++) linear = B[s].plain() && R[s].plain();
+    w.pod<uint8_t>(!is_trained ? kUntrained : linear ? kLinear : kLayered);
     if (!is_trained) return;
     w.pod<float>(alpha);
     w.vec(mean);
-    w.vec(Wt);
-    for (int s = 0; s + 1 < nb; s++) {
-        w.vec(Bt[s]); w.vec(Bc[s]); w.vec(Rt[s]); w.vec(Rc[s]);
+    if (linear) {
+        w.vec(W.At[0]);
+        for (int s = 0; s + 1 < nb; s++) {
+            w.vec(B[s].At[0]); w.vec(B[s].bias[0]); w.vec(R[s].At[0]); w.vec(R[s].bias[0]);
+        }
+    } else {
+        w.pod<uint8_t>(normalize_f);
+        write_map(w, W);
+        for (int s = 0; s + 1 < nb; s++) {
+            write_map(w, B[s]);
+            write_map(w, R[s]);
+        }
     }
     w.vec(Dt);
     w.vec(Dc);
@@ -152,21 +261,39 @@ std::shared_ptr<RecurrentEncoder> RecurrentEncoder::read(Reader& r) {
     int d = r.pod<int32_t>(), m = r.pod<int32_t>(), nb = r.pod<int32_t>();
     r.check(d > 0 && m > 0 && m % 8 == 0 && nb >= 1 && nb <= 4, "bad recurrent encoder header");
     auto enc = std::make_shared<RecurrentEncoder>(d, m, nb);
-    if (!r.pod<uint8_t>()) return enc;
+    const uint8_t kind = r.pod<uint8_t>();
+    r.check(kind == kUntrained || kind == kLinear || kind == kLayered, "bad recurrent encoder kind");
+    if (kind == kUntrained) return enc;
     enc->alpha = r.pod<float>();
     const size_t dd = size_t(d), mm = size_t(m);
     enc->mean = r.vec<float>();
-    enc->Wt = r.vec<float>();
-    bool ok = enc->mean.size() == dd && enc->Wt.size() == dd * mm;
-    for (int s = 0; s + 1 < nb; s++) {
-        enc->Bt.push_back(r.vec<float>()); enc->Bc.push_back(r.vec<float>());
-        enc->Rt.push_back(r.vec<float>()); enc->Rc.push_back(r.vec<float>());
-        ok = ok && enc->Bt[s].size() == dd * mm && enc->Bc[s].size() == dd && enc->Rt[s].size() == dd * mm &&
-             enc->Rc[s].size() == mm;
+    r.check(enc->mean.size() == dd, "recurrent encoder sizes do not match");
+    if (kind == kLinear) {
+        auto plain = [&](int in, int out, bool with_bias) {
+            EncoderMap map;
+            map.dims = {in, out};
+            map.At.push_back(r.vec<float>());
+            map.bias.push_back(with_bias ? r.vec<float>() : std::vector<float>(size_t(out), 0.f));
+            r.check(map.At[0].size() == size_t(in) * size_t(out) && map.bias[0].size() == size_t(out),
+                    "recurrent encoder sizes do not match");
+            return map;
+        };
+        enc->W = plain(d, m, false);
+        for (int s = 0; s + 1 < nb; s++) {
+            enc->B.push_back(plain(m, d, true));
+            enc->R.push_back(plain(d, m, true));
+        }
+    } else {
+        enc->normalize_f = r.pod<uint8_t>() != 0;
+        enc->W = read_map(r, d, m);
+        for (int s = 0; s + 1 < nb; s++) {
+            enc->B.push_back(read_map(r, m, d));
+            enc->R.push_back(read_map(r, d, m));
+        }
     }
     enc->Dt = r.vec<float>();
     enc->Dc = r.vec<float>();
-    r.check(ok && enc->Dt.size() == dd * mm && enc->Dc.size() == dd, "recurrent encoder sizes do not match");
+    r.check(enc->Dt.size() == dd * mm && enc->Dc.size() == dd, "recurrent encoder sizes do not match");
     enc->is_trained = true;
     return enc;
 }
@@ -178,12 +305,14 @@ IndexBinaryRecurrent::IndexBinaryRecurrent(int d, int m, int nb, MetricType metr
     is_trained = false;
 }
 
-void IndexBinaryRecurrent::train(idx_t n, const float* x) {
+void IndexBinaryRecurrent::train(idx_t n, const float* x) { train(n, x, RecurrentTrainer()); }
+
+void IndexBinaryRecurrent::train(idx_t n, const float* x, const RecurrentTrainer& trainer) {
     check_writable();
     std::unique_lock<SharedMutex> lk(rw_mutex_);
     NEARLY_CHECK_ARG(n > 0, "IndexBinaryRecurrent: train needs at least one vector");
     check_finite(x, size_t(n) * d, "the training vectors");
-    encoder->train(n, x);
+    encoder->train(n, x, trainer);
     is_trained = encoder->is_trained;
 }
 

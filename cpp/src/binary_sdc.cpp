@@ -85,12 +85,24 @@ bool sdc_popcount_native() {
 #endif
 }
 
+const char* sdc_popcount_kernel() {
+    if (sdc_popcount_native()) return "avx512_bitalg";
+#if defined(NEARLY_HAVE_AVX2)
+    if (simd_level() == SimdLevel::avx2 || simd_level() == SimdLevel::avx512) return "avx2_pshufb";
+#endif
+    return "scalar";
+}
+
 void sdc_scan(const SdcQuery& q, const uint8_t* blocks, size_t nblocks, int32_t* out, bool popcount) {
     const SimdLevel level = simd_level();
     (void)level;
     if (popcount) {
 #if defined(NEARLY_HAVE_AVX512)
         if (sdc_popcount_native()) return sdc_scan_popcount_avx512(q.popq.data(), blocks, nblocks, q.m, q.nb, out);
+#endif
+#if defined(NEARLY_HAVE_AVX2)
+        if (level == SimdLevel::avx2 || level == SimdLevel::avx512)
+            return sdc_scan_popcount_avx2(q.popq.data(), blocks, nblocks, q.m, q.nb, out);
 #endif
         return sdc_scan_scalar(q.code.data(), blocks, nblocks, q.m, q.nb, out);
     }

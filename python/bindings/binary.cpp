@@ -32,7 +32,50 @@ std::vector<std::vector<float>> float_list(py::handle obj) {
     return out;
 }
 
-// (n, code_size) uint8 codes; any other width raises.
+// One encoder map from a sequence of (A, a) layers, A of shape (in, out).
+EncoderMap map_from(py::handle layers, const char* what) {
+    std::vector<int> dims;
+    std::vector<std::vector<float>> A, a;
+    for (py::handle layer : layers) {
+        py::tuple pair = py::tuple(py::reinterpret_borrow<py::object>(layer));
+        if (pair.size() != 2) throw InvalidArgument(std::string("RecurrentBinarizer: map ") + what + ": layers are (A, a) pairs");
+        FloatArray m = to_array<FloatArray>(pair[0], what);
+        if (m.ndim() != 2) throw InvalidArgument(std::string("RecurrentBinarizer: map ") + what + ": A must be 2-D");
+        if (dims.empty()) dims.push_back(int(m.shape(0)));
+        if (dims.back() != m.shape(0))
+            throw InvalidArgument(std::string("RecurrentBinarizer: map ") + what + ": layer widths do not chain");
+        dims.push_back(int(m.shape(1)));
+        A.emplace_back(m.data(), m.data() + m.size());
+        a.push_back(floats(pair[1]));
+    }
+    return EncoderMap::from_layers(dims, A, a, what);
+}
+
+// The parameter dict of a trainer: linear maps (W, B, c, R, r) or layer
+// stacks (W_layers, B_layers, R_layers, normalize_f).
+void set_from_dict(RecurrentEncoder& enc, py::dict p) {
+    if (p.contains("W_layers")) {
+        std::vector<EncoderMap> B, R;
+        for (py::handle h : p["B_layers"]) B.push_back(map_from(h, "B"));
+        for (py::handle h : p["R_layers"]) R.push_back(map_from(h, "R"));
+        const bool norm = p.contains("normalize_f") && p["normalize_f"].cast<bool>();
+        enc.set_maps(floats(p["mean"]), map_from(p["W_layers"], "W"), std::move(B), std::move(R), norm,
+                     p["alpha"].cast<float>(), floats(p["D"]), floats(p["e"]));
+    } else {
+        enc.set_params(floats(p["mean"]), floats(p["W"]), p["alpha"].cast<float>(), float_list(p["B"]),
+                       float_list(p["c"]), float_list(p["R"]), float_list(p["r"]), floats(p["D"]), floats(p["e"]));
+    }
+}
+
+// A trainer that runs nearly.binary.fit_params(x, m, bits_per_dim, method, **options).
+RecurrentTrainer python_trainer(const std::string& method, py::dict options) {
+    return [method, options](RecurrentEncoder& enc, idx_t n, const float* x) {
+        py::gil_scoped_acquire gil;
+        py::array_t<float> arr({n, idx_t(enc.d)}, x);
+        py::object fit = py::module_::import("nearly.binary").attr("fit_params");
+        set_from_dict(enc, fit(arr, enc.m, enc.nb, method, **options));
+    };
+}
 }  // namespace
 
 U8Array as_codes(py::handle obj, size_t code_size, const char* what) {
@@ -77,9 +120,7 @@ void register_trainer() {
         py::gil_scoped_acquire gil;
         py::array_t<float> arr({n, idx_t(enc.d)}, x);
         py::object fit = py::module_::import("nearly.binary").attr("fit_recurrent");
-        py::dict p = fit(arr, enc.m, enc.nb);
-        enc.set_params(floats(p["mean"]), floats(p["W"]), p["alpha"].cast<float>(), float_list(p["B"]),
-                       float_list(p["c"]), float_list(p["R"]), float_list(p["r"]), floats(p["D"]), floats(p["e"]));
+        set_from_dict(enc, fit(arr, enc.m, enc.nb));
     });
 }
 
@@ -99,16 +140,15 @@ void bind_binary(py::module_& m) {
         .def_property_readonly("mean", [](const RecurrentEncoder& e) {
             return py::array_t<float>(e.mean.size(), e.mean.data());
         })
-        .def("train", [](RecurrentEncoder& self, py::handle x_obj) {
+        .def("train", [](RecurrentEncoder& self, py::handle x_obj, const std::string& method, py::kwargs options) {
             FloatArray x = as_matrix(x_obj, self.d, "x");
+            const RecurrentTrainer trainer = python_trainer(method, options);  // outlives the GIL release
             py::gil_scoped_release release;
-            self.train(x.shape(0), x.data());
-        }, py::arg("x"))
-        .def("set_params", [](RecurrentEncoder& self, py::dict p) {
-            self.set_params(floats(p["mean"]), floats(p["W"]), p["alpha"].cast<float>(), float_list(p["B"]),
-                            float_list(p["c"]), float_list(p["R"]), float_list(p["r"]), floats(p["D"]),
-                            floats(p["e"]));
-        }, py::arg("params"))
+            self.train(x.shape(0), x.data(), trainer);
+        }, py::arg("x"), py::arg("method") = "numpy",
+           "Fits the maps on x: method 'numpy' (default) or 'torch' (extra 'train'); keyword options go to "
+           "nearly.binary.fit_params.")
+        .def("set_params", &set_from_dict, py::arg("params"))
         .def("encode", &encode, py::arg("x"), "uint8 codes (n, code_size): bit planes, see binary_sdc.h")
         .def("decode", &decode, py::arg("codes"));
 
@@ -121,6 +161,13 @@ void bind_binary(py::module_& m) {
              py::arg("d"), py::arg("m"), py::arg("bits_per_dim"), py::arg("metric") = int(METRIC_INNER_PRODUCT))
         .def_readonly("binarizer", &IndexBinaryRecurrent::encoder)
         .def_readwrite("use_popcount", &IndexBinaryRecurrent::use_popcount)
+        .def("train", [](IndexBinaryRecurrent& self, py::handle x_obj, const std::string& method, py::kwargs options) {
+            FloatArray x = as_matrix(x_obj, self.d, "x");
+            const RecurrentTrainer trainer = python_trainer(method, options);
+            py::gil_scoped_release release;
+            self.train(x.shape(0), x.data(), trainer);
+        }, py::arg("x"), py::arg("method") = "numpy",
+           "Trains the binarizer on x (see RecurrentBinarizer.train for method and options).")
         .def_property_readonly("code_size", &IndexBinaryRecurrent::code_size)
         .def_property_readonly("m", [](const IndexBinaryRecurrent& i) { return i.encoder->m; })
         .def_property_readonly("bits_per_dim", [](const IndexBinaryRecurrent& i) { return i.encoder->nb; })
@@ -271,6 +318,8 @@ void bind_binary(py::module_& m) {
         return out;
     }, py::arg("q"), py::arg("x"), py::arg("m"), py::arg("bits_per_dim"));
     m.def("sdc_popcount_native", &sdc_popcount_native);
+    m.def("sdc_popcount_kernel", [] { return std::string(sdc_popcount_kernel()); },
+          "The kernel of the bit-plane popcount path at the active SIMD level.");
     m.def("hamming_vpopcntdq_native", &hamming_vpopcntdq_native);
     m.def("hamming_ny", [](py::handle q_obj, py::handle x_obj) {
         U8Array q = to_array<U8Array>(q_obj, "q");

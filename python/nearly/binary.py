@@ -28,7 +28,7 @@ import numpy as np
 
 from . import _nearly
 
-__all__ = ["RecurrentBinarizer", "IndexBinaryRecurrent", "fit_recurrent"]
+__all__ = ["RecurrentBinarizer", "IndexBinaryRecurrent", "fit_recurrent", "fit_params"]
 
 RecurrentBinarizer = _nearly.RecurrentBinarizer
 IndexBinaryRecurrent = _nearly.IndexBinaryRecurrent
@@ -79,6 +79,28 @@ def _best_scale(z, nb):
     grid = s * np.linspace(0.1, 3.0, 30)
     err = [((z - a * _quantize(z / a, nb)) ** 2).sum() for a in grid]
     return float(grid[int(np.argmin(err))])
+
+
+def fit_params(x, m, bits_per_dim, method="numpy", **options):
+    """The encoder parameters RecurrentBinarizer.train(x, method, **options) sets.
+
+    ``method="numpy"``: :func:`fit_recurrent` (linear maps, no extra
+    dependency). ``method="torch"``: :func:`nearly.binary_torch.fit_torch`, the
+    authors' model trained contrastively (needs the ``train`` extra: torch);
+    the exported maps run in the native encoder, so encoding and search never
+    need torch.
+    """
+    if method == "numpy":
+        return fit_recurrent(x, m, bits_per_dim, **options)
+    if method == "torch":
+        try:
+            from . import binary_torch
+        except ModuleNotFoundError as e:
+            if e.name != "torch":
+                raise
+            raise ImportError("RecurrentBinarizer.train(method='torch') needs torch: pip install 'nearly[train]'") from e
+        return binary_torch.fit_torch(x, m, bits_per_dim, **options)
+    raise _nearly.InvalidArgumentError(f"RecurrentBinarizer: unknown training method {method!r} (use 'numpy' or 'torch')")
 
 
 def fit_recurrent(x, m, bits_per_dim, n_iter=15, max_train=20000, max_rotation=10000, seed=1234):

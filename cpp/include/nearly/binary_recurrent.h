@@ -2,14 +2,17 @@
 // scores them with Symmetric Distance Calculation (binary_sdc.h).
 //
 // Encoder, for a float vector x (d dims) into m dims x nb = u + 1 bit planes:
-//     b_0 = sign((x - mean) W)                       W: d x m
-//     for i = 1..u:  f = b B_i + c_i                 B_i: m x d   (decode of the code so far)
-//                    d_i = sign((x - f) R_i + r_i)   R_i: d x m   (binarize the residual)
+//     b_0 = sign(W(x - mean))                        W: d -> m
+//     for i = 1..u:  f = B_i(b)                      B_i: m -> d  (decode of the code so far;
+//                                                                  unit-normalized if normalize_f)
+//                    d_i = sign(R_i(x - f))          R_i: d -> m  (binarize the residual)
 //                    b  = b + 2^-i d_i
-// sign(0) = +1. The maps are learned by the trainer (numpy, nearly.binary):
-// centering, PCA + ITQ-style rotation for W, least squares for B_i / R_i.
-// decode(b) = b D + e (least-squares decoder). alpha: <x - mean, y - mean> ~
-// alpha^2 <b_x, b_y>.
+// sign(0) = +1. Each map is affine, or a stack of affine layers with ReLU
+// between them (the authors' MLP blocks, BatchNorm folded into the layers).
+// Trainers: numpy (nearly.binary: centering, PCA + ITQ-style rotation for W,
+// least squares for B_i / R_i; linear maps) and torch (nearly.binary_torch:
+// the authors' model, contrastive loss). decode(b) = b D + e (least-squares
+// decoder). alpha: <x - mean, y - mean> ~ alpha^2 <b_x, b_y>.
 #pragma once
 #include <functional>
 #include <memory>
@@ -23,25 +26,48 @@ namespace nearly {
 
 class Reader;
 
+// One map of the encoder: y = L_k(relu(... relu(L_1(x)))), L_l(v) = v A_l + a_l.
+struct EncoderMap {
+    std::vector<int> dims;                // in, hidden widths..., out
+    std::vector<std::vector<float>> At;   // per layer: dims[l+1] x dims[l] (A_l transposed)
+    std::vector<std::vector<float>> bias; // per layer: dims[l+1]
+
+    // From layers in natural orientation: A[l] is dims[l] x dims[l+1], row-major.
+    static EncoderMap from_layers(const std::vector<int>& dims, const std::vector<std::vector<float>>& A,
+                                  const std::vector<std::vector<float>>& a, const char* what);
+    int in() const { return dims.front(); }
+    int out() const { return dims.back(); }
+    size_t layers() const { return At.size(); }
+    bool plain() const { return At.size() == 1; }  // one affine layer
+    // y (n x out) = map(x (n x in)); tmp is scratch.
+    void apply(size_t n, const float* x, float* y, std::vector<float>& tmp) const;
+};
+
 struct RecurrentEncoder {
     int d, m, nb;
     bool is_trained = false;
+    bool normalize_f = false;       // f = B_i(b) / |B_i(b)| (the authors' model)
     float alpha = 1;
     std::vector<float> mean;        // d
-    std::vector<float> Wt;          // m x d (W transposed)
-    std::vector<std::vector<float>> Bt, Bc, Rt, Rc;  // per step 1..u: d x m, d, m x d, m
+    EncoderMap W;                   // d -> m, applied to x - mean
+    std::vector<EncoderMap> B, R;   // per step 1..u: m -> d, d -> m
     std::vector<float> Dt, Dc;      // d x m, d
 
     RecurrentEncoder(int d, int m, int nb);
     size_t code_size() const { return sdc_code_size(m, nb); }
 
-    // Natural orientations (row-major): W d x m, B[i] m x d, c[i] d, R[i] d x m,
-    // r[i] m, D m x d, e d; B / c / R / r hold u = nb - 1 entries.
+    // Linear maps, natural orientations (row-major): W d x m (no bias),
+    // B[i] m x d, c[i] d, R[i] d x m, r[i] m, D m x d, e d; B / c / R / r hold
+    // u = nb - 1 entries.
     void set_params(const std::vector<float>& mean, const std::vector<float>& W, float alpha,
                     const std::vector<std::vector<float>>& B, const std::vector<std::vector<float>>& c,
                     const std::vector<std::vector<float>>& R, const std::vector<std::vector<float>>& r,
                     const std::vector<float>& D, const std::vector<float>& e);
-    void train(idx_t n, const float* x);  // through the registered trainer
+    // Any maps (layer stacks), checked for shape.
+    void set_maps(const std::vector<float>& mean, EncoderMap W, std::vector<EncoderMap> B, std::vector<EncoderMap> R,
+                  bool normalize_f, float alpha, const std::vector<float>& D, const std::vector<float>& e);
+    // Through trainer when given, else the registered one.
+    void train(idx_t n, const float* x, const std::function<void(RecurrentEncoder&, idx_t, const float*)>& trainer = {});
     void encode(idx_t n, const float* x, uint8_t* codes) const;  // all threads
     void decode(idx_t n, const uint8_t* codes, float* out) const;
 
@@ -64,6 +90,7 @@ struct IndexBinaryRecurrent : Index {
 
     std::string type_name() const override { return "BinaryRecurrent"; }
     void train(idx_t n, const float* x) override;
+    void train(idx_t n, const float* x, const RecurrentTrainer& trainer);  // e.g. the torch trainer
     void add(idx_t n, const float* x) override;
     void add_with_ids(idx_t n, const float* x, const idx_t* ids) override;
     // D: the SDC estimate of the inner product (descending) or squared L2

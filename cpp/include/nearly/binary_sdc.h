@@ -26,7 +26,8 @@
 //    32-byte load gives byte p of 32 codes, two in-register shuffles score
 //    both nibbles of all 32; per-plane sums are weighted by 2^(u-j) at the end.
 //  - bit-plane popcount: the same 32-byte load XOR the query's byte p of each
-//    query plane, popcount per byte (AVX-512 BITALG), weighted sums.
+//    query plane, popcount per byte (AVX-512 BITALG vpopcntb, or at AVX2 the
+//    nibble-table pshufb popcount), weighted sums.
 // Sums are kept in 16-bit lanes over chunks short enough not to overflow and
 // added into 32-bit totals per chunk.
 #pragma once
@@ -63,7 +64,8 @@ void sdc_prepare(const uint8_t* qcode, int m, int nb, SdcQuery& q);
 // Scores of nblocks blocks of stored codes: out[32 b + c] = S(q, code 32 b + c).
 // Dispatched on the active SIMD level (scalar / avx2 / avx512). popcount:
 // the bit-plane popcount path (same scores; AVX-512 BITALG when the CPU has
-// it and the level is avx512, the scalar reference otherwise).
+// it and the level is avx512, the AVX2 pshufb popcount at avx2 and at avx512
+// without BITALG, the scalar reference otherwise).
 void sdc_scan(const SdcQuery& q, const uint8_t* blocks, size_t nblocks, int32_t* out, bool popcount = false);
 // Several queries over the same blocks (each data register is loaded once
 // for all of them at the avx512 level): outs[i] receives query i's scores.
@@ -80,6 +82,9 @@ size_t sdc_next_at_least_off_avx512(const int32_t* s, const int32_t* off, size_t
 void sdc_scan(const uint8_t* qcode, const uint8_t* blocks, size_t nblocks, int m, int nb, int32_t* out);
 void sdc_scan_popcount(const uint8_t* qcode, const uint8_t* blocks, size_t nblocks, int m, int nb, int32_t* out);
 bool sdc_popcount_native();  // true when sdc_scan_popcount runs the AVX-512 kernel now
+// The kernel sdc_scan(..., popcount = true) runs at the active level:
+// "avx512_bitalg", "avx2_pshufb" or "scalar".
+const char* sdc_popcount_kernel();
 
 // Scalar reference of one pair of canonical codes.
 int32_t sdc_score_ref(const uint8_t* qcode, const uint8_t* xcode, int m, int nb);
@@ -96,6 +101,7 @@ void sdc_scan_lut_avx512(const uint8_t* lut512, const uint8_t* blocks, size_t nb
                          int32_t* out);
 void sdc_scan_lut_avx512_multi(const uint8_t* const* luts, size_t nq, const uint8_t* blocks, size_t nblocks, int m,
                                int nb, int32_t* const* outs);
+void sdc_scan_popcount_avx2(const uint8_t* popq, const uint8_t* blocks, size_t nblocks, int m, int nb, int32_t* out);
 void sdc_scan_popcount_avx512(const uint8_t* popq, const uint8_t* blocks, size_t nblocks, int m, int nb,
                               int32_t* out);
 bool cpu_has_avx512_bitalg();
