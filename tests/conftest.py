@@ -24,6 +24,24 @@ def faiss():
     return pytest.importorskip("faiss")
 
 
+def _simd_levels():
+    import nearly
+
+    return nearly.simd_levels_supported()
+
+
+@pytest.fixture(params=_simd_levels())
+def level(request):
+    """Runs the test once at each SIMD level this CPU supports (the scalar
+    reference included), restoring the level afterwards."""
+    import nearly
+
+    before = nearly.simd_level()
+    nearly.set_simd_level(request.param)
+    yield request.param
+    nearly.set_simd_level(before)
+
+
 @pytest.fixture
 def restore_threads():
     """Restore nearly's thread-pool size after a test that changes it."""

@@ -10,14 +10,6 @@ from nearly import _nearly
 LEVELS = nearly.simd_levels_supported()
 
 
-@pytest.fixture(params=LEVELS)
-def level(request):
-    before = nearly.simd_level()
-    nearly.set_simd_level(request.param)
-    yield request.param
-    nearly.set_simd_level(before)
-
-
 def levels_np(codes, m, nb):
     """Integer levels L(k) = sum_i 2^(u-i) s_i(k) of canonical codes (n, nb*m/8)."""
     codes = np.atleast_2d(codes)

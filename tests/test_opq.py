@@ -10,16 +10,6 @@ import pytest
 import nearly
 from _testutil import METRIC_L2, randn
 
-LEVELS = nearly.simd_levels_supported()
-
-
-@pytest.fixture(params=LEVELS)
-def level(request):
-    before = nearly.simd_level()
-    nearly.set_simd_level(request.param)
-    yield request.param
-    nearly.set_simd_level(before)
-
 
 @pytest.fixture(scope="module")
 def data():

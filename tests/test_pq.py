@@ -14,20 +14,10 @@ import pytest
 import nearly
 from _testutil import METRIC_IP, METRIC_L2, randn
 
-LEVELS = nearly.simd_levels_supported()
-
 
 @pytest.fixture
 def rng():
     return np.random.default_rng(7)
-
-
-@pytest.fixture(params=LEVELS)
-def level(request):
-    before = nearly.simd_level()
-    nearly.set_simd_level(request.param)
-    yield request.param
-    nearly.set_simd_level(before)
 
 
 def trained_pq(rng, d=32, M=8, nbits=8, n=3000):

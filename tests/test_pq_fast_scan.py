@@ -13,14 +13,6 @@ from _testutil import METRIC_IP, METRIC_L2, randn
 LEVELS = nearly.simd_levels_supported()
 
 
-@pytest.fixture(params=LEVELS)
-def level(request):
-    before = nearly.simd_level()
-    nearly.set_simd_level(request.param)
-    yield request.param
-    nearly.set_simd_level(before)
-
-
 def block_sums(codes, lut):
     """Reference sums of (nblocks, npairs * 32) codes, modulo 2^16."""
     npairs = lut.shape[0] // 2

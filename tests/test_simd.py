@@ -14,14 +14,6 @@ LEVELS = nearly.simd_levels_supported()
 DIMS = [1, 3, 7, 8, 15, 16, 17, 31, 32, 33, 100, 384, 1000]
 
 
-@pytest.fixture(params=LEVELS)
-def level(request):
-    before = nearly.simd_level()
-    nearly.set_simd_level(request.param)
-    yield request.param
-    nearly.set_simd_level(before)
-
-
 def tolerance(a, b):
     """Bound on float32 rounding of a sum of products: eps * d * sum|a_i b_i|."""
     return 4e-7 * a.shape[-1] * (np.abs(a.astype(np.float64)) @ np.abs(b.astype(np.float64)).T) + 1e-30
