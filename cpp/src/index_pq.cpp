@@ -1,5 +1,7 @@
 #include "nearly/index_pq.h"
 
+#include "nearly/index_pq_fast_scan.h"
+
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
@@ -90,7 +92,9 @@ void IndexPQ::write_body(Writer& w) const {
     w.vec(codes_);
 }
 
-std::unique_ptr<IndexPQ> IndexPQ::read_body(Reader& r) {
+template <class T>
+std::unique_ptr<T> IndexPQ::read_pq(Reader& r, const char* what) {
+    const std::string w(what);
     const int d = r.pod<int32_t>();
     const int metric = r.pod<int32_t>();
     const uint64_t M = r.pod<uint64_t>();
@@ -98,18 +102,23 @@ std::unique_ptr<IndexPQ> IndexPQ::read_body(Reader& r) {
     const uint8_t trained = r.pod<uint8_t>();
     r.check(d > 0 && (metric == METRIC_L2 || metric == METRIC_INNER_PRODUCT) && M > 0 && M <= uint64_t(d) &&
                 d % M == 0 && (nbits == 8 || nbits == 4) && trained <= 1,
-            "bad PQ header");
-    auto index = std::make_unique<IndexPQ>(d, size_t(M), size_t(nbits), MetricType(metric));
+            ("bad " + w + " header").c_str());
+    auto index = std::make_unique<T>(d, size_t(M), size_t(nbits), MetricType(metric));
     std::vector<float> centroids = r.vec<float>();
-    r.check(centroids.size() == index->pq.centroids.size(), "PQ centroids do not match d and nbits");
+    r.check(centroids.size() == index->pq.centroids.size(), (w + " centroids do not match d and nbits").c_str());
     index->pq.centroids = std::move(centroids);
     index->pq.sync_transposed_centroids();
     index->is_trained = trained;
     const idx_t ntotal = r.pod<int64_t>();
     index->codes_ = r.vec<uint8_t>();
-    r.check(ntotal >= 0 && index->codes_.size() == size_t(ntotal) * index->pq.code_size, "PQ code count does not match ntotal");
+    r.check(ntotal >= 0 && index->codes_.size() == index->layout().bytes(size_t(ntotal)),
+            (w + " code count does not match ntotal").c_str());
     index->ntotal = ntotal;
     return index;
 }
+
+std::unique_ptr<IndexPQ> IndexPQ::read_body(Reader& r) { return read_pq<IndexPQ>(r, "PQ"); }
+
+template std::unique_ptr<IndexPQFastScan> IndexPQ::read_pq<IndexPQFastScan>(Reader&, const char*);
 
 }  // namespace nearly

@@ -66,37 +66,8 @@ void IndexPQFastScan::search(idx_t n, const float* x, idx_t k, float* D, idx_t* 
     });
 }
 
-void IndexPQFastScan::write_body(Writer& w) const {
-    std::shared_lock<SharedMutex> lk(rw_mutex_);
-    w.pod<int32_t>(d);
-    w.pod<int32_t>(metric_type);
-    w.pod<uint64_t>(pq.M);
-    w.pod<uint8_t>(is_trained);
-    w.vec(pq.centroids);
-    w.pod<int64_t>(ntotal);
-    w.vec(codes_);
-}
-
 std::unique_ptr<IndexPQFastScan> IndexPQFastScan::read_body(Reader& r) {
-    const int d = r.pod<int32_t>();
-    const int metric = r.pod<int32_t>();
-    const uint64_t M = r.pod<uint64_t>();
-    const uint8_t trained = r.pod<uint8_t>();
-    r.check(d > 0 && (metric == METRIC_L2 || metric == METRIC_INNER_PRODUCT) && M > 0 && M <= uint64_t(d) &&
-                d % M == 0 && trained <= 1,
-            "bad PQFastScan header");
-    auto index = std::make_unique<IndexPQFastScan>(d, size_t(M), 4, MetricType(metric));
-    std::vector<float> centroids = r.vec<float>();
-    r.check(centroids.size() == index->pq.centroids.size(), "PQFastScan centroids do not match d and M");
-    index->pq.centroids = std::move(centroids);
-    index->pq.sync_transposed_centroids();
-    index->is_trained = trained;
-    const idx_t ntotal = r.pod<int64_t>();
-    index->codes_ = r.vec<uint8_t>();
-    r.check(ntotal >= 0 && index->codes_.size() == index->layout().bytes(size_t(ntotal)),
-            "PQFastScan code count does not match ntotal");
-    index->ntotal = ntotal;
-    return index;
+    return read_pq<IndexPQFastScan>(r, "PQFastScan");
 }
 
 }  // namespace nearly

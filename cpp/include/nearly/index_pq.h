@@ -26,6 +26,10 @@ struct IndexPQ : IndexFlatCodes {
     size_t code_size() const override { return pq.code_size; }
 
    protected:
+    // The body write_body writes, read into a T (IndexPQ or a subclass with
+    // the same constructor); `what` names it in errors.
+    template <class T>
+    static std::unique_ptr<T> read_pq(Reader& r, const char* what);
     void encode(size_t n, const float* x, uint8_t* codes) const override;
     void decode(const uint8_t* code, float* out) const override;
 };

@@ -17,7 +17,7 @@ struct IndexPQFastScan : IndexPQ {
     std::string type_name() const override { return "PQFastScan"; }
     void search(idx_t n, const float* x, idx_t k, float* D, idx_t* I,
                 const SearchParameters* params = nullptr) const override;
-    void write_body(Writer& w) const override;
+    // Written as IndexPQ writes itself (codes in the block layout).
     static std::unique_ptr<IndexPQFastScan> read_body(Reader& r);
 };
 
