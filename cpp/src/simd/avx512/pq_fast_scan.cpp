@@ -3,9 +3,11 @@
 // out per two pairs: [table 2p x2 | table 2p+2 x2] for the low nibbles and
 // [table 2p+1 x2 | table 2p+3 x2] for the high ones (a lone last pair keeps
 // the AVX2 layout). Sums as at the AVX2 level; the two 256-bit halves hold
-// different subquantizers of the same 32 entries and are added at the end.
+// different subquantizers of the same 32 entries and are added at the end,
+// then finished like the AVX2 level (pq4_avx2_step.h).
 #include <immintrin.h>
 
+#include "../pq4_avx2_step.h"
 #include "nearly/simd.h"
 
 namespace nearly {
@@ -49,23 +51,9 @@ uint32_t pq4_scan_block_avx512(const uint8_t* block, size_t npairs, const uint8_
     }
     __m256i all2 = _mm256_add_epi16(_mm512_castsi512_si256(all), _mm512_extracti64x4_epi64(all, 1));
     __m256i odd2 = _mm256_add_epi16(_mm512_castsi512_si256(odd), _mm512_extracti64x4_epi64(odd, 1));
-    if (p < npairs) {
-        const __m256i n4 = _mm256_set1_epi8(0x0f);
-        const __m256i c = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + p * 32));
-        const __m256i t0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(packed + p * 64));
-        const __m256i t1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(packed + p * 64 + 32));
-        const __m256i r0 = _mm256_shuffle_epi8(t0, _mm256_and_si256(c, n4));
-        const __m256i r1 = _mm256_shuffle_epi8(t1, _mm256_and_si256(_mm256_srli_epi16(c, 4), n4));
-        all2 = _mm256_add_epi16(all2, _mm256_add_epi16(r0, r1));
-        odd2 = _mm256_add_epi16(odd2, _mm256_add_epi16(_mm256_srli_epi16(r0, 8), _mm256_srli_epi16(r1, 8)));
-    }
-    const __m256i even = _mm256_sub_epi16(all2, _mm256_slli_epi16(odd2, 8));
-    const __m256i lo = _mm256_unpacklo_epi16(even, odd2);  // entries 0-7 | 16-23
-    const __m256i hi = _mm256_unpackhi_epi16(even, odd2);  // entries 8-15 | 24-31
-    const __m256i s0 = _mm256_permute2x128_si256(lo, hi, 0x20);
-    const __m256i s1 = _mm256_permute2x128_si256(lo, hi, 0x31);
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(sums), s0);
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(sums + 16), s1);
+    if (p < npairs) pq4_pair_step_256(block + p * 32, packed + p * 64, all2, odd2);
+    __m256i s0, s1;
+    pq4_finish_256(all2, odd2, sums, s0, s1);
     const __m256i t = _mm256_set1_epi16(short(thr));
     return uint32_t(_mm256_cmple_epu16_mask(s0, t)) | (uint32_t(_mm256_cmple_epu16_mask(s1, t)) << 16);
 }
