@@ -201,6 +201,7 @@ void IndexIVF::search(idx_t n, const float* x, idx_t k, float* D, idx_t* I, cons
     quantizer->search(n, x, idx_t(np), coarse_dis.data(), coarse.data());
 
     std::shared_lock<SharedMutex> lk(rw_mutex_);
+    if (search_assigned(n, x, k, np, coarse.data(), coarse_dis.data(), sel, D, I)) return;
     const size_t mq = min_queries_per_list();
     if (mq > 0 && size_t(n) * np >= mq * std::min(nlist, size_t(n) * np)) {
         // Per-pair partial results take n * nprobe * k slots: big batches go

@@ -44,32 +44,56 @@ uint16_t PQ4Table::threshold(float thr) const {
     return uint16_t(v) + 1;
 }
 
-void pq4_scan(const uint8_t* codes, size_t n, const PQ4Table& table, float offset, const idx_t* ids, idx_t id0,
-              const IDSelector* sel, TopKReservoir& out) {
+void pq4_scan_queries(const uint8_t* codes, size_t n, size_t nq, const PQ4Table* const* tables,
+                      const float* offsets, const idx_t* ids, idx_t id0, const IDSelector* sel,
+                      TopKReservoir* const* outs) {
     const auto scan_block = simd().pq4_scan_block;
-    const size_t np = table.npairs, block_bytes = np * kPQ4Block;
-    alignas(64) uint16_t sums[kPQ4Block];
-    for (size_t j0 = 0; j0 < n; j0 += kPQ4Block) {
-        uint32_t mask = scan_block(codes + j0 / kPQ4Block * block_bytes, np, table.packed(),
-                                   table.threshold(out.threshold - offset), sums);
-        if (n - j0 < kPQ4Block) mask &= (uint32_t(1) << (n - j0)) - 1;
-        while (mask) {
-            const size_t i = size_t(__builtin_ctz(mask));
-            mask &= mask - 1;
-            const float s = offset + table.score(sums[i]);
-            const idx_t label = ids ? ids[j0 + i] : id0 + idx_t(j0 + i);
-            if (s > out.threshold || (sel && !sel->is_member(label))) continue;
-            out.add(s, label);
+    const size_t np = tables[0]->npairs, block_bytes = np * kPQ4Block;
+    constexpr size_t kMaxQ = 16;
+    const uint8_t* packed[kMaxQ];
+    uint16_t thr[kMaxQ];
+    uint32_t masks[kMaxQ];
+    alignas(64) uint16_t sums[kMaxQ * kPQ4Block];
+    for (size_t q0 = 0; q0 < nq; q0 += kMaxQ) {
+        const size_t m = std::min(kMaxQ, nq - q0);
+        for (size_t q = 0; q < m; q++) packed[q] = tables[q0 + q]->packed();
+        for (size_t j0 = 0; j0 < n; j0 += kPQ4Block) {
+            for (size_t q = 0; q < m; q++) thr[q] = tables[q0 + q]->threshold(outs[q0 + q]->threshold - offsets[q0 + q]);
+            scan_block(codes + j0 / kPQ4Block * block_bytes, np, packed, m, thr, sums, masks);
+            const uint32_t valid = n - j0 < kPQ4Block ? (uint32_t(1) << (n - j0)) - 1 : ~uint32_t(0);
+            for (size_t q = 0; q < m; q++) {
+                uint32_t mask = masks[q] & valid;
+                const PQ4Table& table = *tables[q0 + q];
+                TopKReservoir& out = *outs[q0 + q];
+                while (mask) {
+                    const size_t i = size_t(__builtin_ctz(mask));
+                    mask &= mask - 1;
+                    const float s = offsets[q0 + q] + table.score(sums[q * kPQ4Block + i]);
+                    const idx_t label = ids ? ids[j0 + i] : id0 + idx_t(j0 + i);
+                    if (s > out.threshold || (sel && !sel->is_member(label))) continue;
+                    out.add(s, label);
+                }
+            }
         }
     }
+}
+
+void pq4_scan(const uint8_t* codes, size_t n, const PQ4Table& table, float offset, const idx_t* ids, idx_t id0,
+              const IDSelector* sel, TopKReservoir& out) {
+    const PQ4Table* t = &table;
+    TopKReservoir* o = &out;
+    pq4_scan_queries(codes, n, 1, &t, &offset, ids, id0, sel, &o);
 }
 
 void pq4_scores(const uint8_t* codes, size_t n, const PQ4Table& table, float offset, float* out) {
     const auto scan_block = simd().pq4_scan_block;
     const size_t np = table.npairs, block_bytes = np * kPQ4Block;
+    const uint8_t* packed = table.packed();
+    const uint16_t thr = 65535;
+    uint32_t mask;
     alignas(64) uint16_t sums[kPQ4Block];
     for (size_t j0 = 0; j0 < n; j0 += kPQ4Block) {
-        scan_block(codes + j0 / kPQ4Block * block_bytes, np, table.packed(), 65535, sums);
+        scan_block(codes + j0 / kPQ4Block * block_bytes, np, &packed, 1, &thr, sums, &mask);
         for (size_t i = 0; i < std::min(kPQ4Block, n - j0); i++) out[j0 + i] = offset + table.score(sums[i]);
     }
 }

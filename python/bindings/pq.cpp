@@ -189,23 +189,45 @@ void bind_pq(py::module_& m) {
         std::copy(t.bytes.begin(), t.bytes.end(), bytes.mutable_data());
         return py::make_tuple(bytes, t.bias, t.scale);
     }, py::arg("tab"));
-    m.def("pq4_scan_blocks", [](py::handle codes_obj, py::handle lut_obj, int thr) {
+    // Test hook: the active level's block kernel. lut: (2 * npairs, 16), or
+    // (nq, 2 * npairs, 16) for nq queries scanned together; thr per query.
+    m.def("pq4_scan_blocks", [](py::handle codes_obj, py::handle lut_obj, py::handle thr_obj) {
         auto lut = py::array_t<uint8_t, py::array::c_style | py::array::forcecast>::ensure(lut_obj);
-        if (!lut || lut.ndim() != 2 || lut.shape(1) != 16 || lut.shape(0) < 2 || lut.shape(0) % 2)
-            throw InvalidArgument("lut must have shape (2 * npairs, 16)");
-        if (thr < 0 || thr > 65535) throw InvalidArgument("thr must be in [0, 65535]");
-        const size_t npairs = size_t(lut.shape(0)) / 2;
+        const bool multi = lut && lut.ndim() == 3;
+        if (!lut || (lut.ndim() != 2 && !multi) || lut.shape(lut.ndim() - 1) != 16 || lut.shape(lut.ndim() - 2) < 2 ||
+            lut.shape(lut.ndim() - 2) % 2 || (multi && lut.shape(0) < 1))
+            throw InvalidArgument("lut must have shape (2 * npairs, 16) or (nq, 2 * npairs, 16)");
+        const size_t nq = multi ? size_t(lut.shape(0)) : 1, npairs = size_t(lut.shape(lut.ndim() - 2)) / 2;
+        auto thr = py::array_t<int64_t, py::array::c_style | py::array::forcecast>::ensure(thr_obj);
+        if (!thr || thr.size() != py::ssize_t(nq) && thr.size() != 1) throw InvalidArgument("one thr, or one per query");
+        std::vector<uint16_t> t(nq);
+        for (size_t q = 0; q < nq; q++) {
+            const int64_t v = thr.data()[thr.size() == 1 ? 0 : q];
+            if (v < 0 || v > 65535) throw InvalidArgument("thr must be in [0, 65535]");
+            t[q] = uint16_t(v);
+        }
         ByteArray c = as_codes(codes_obj, npairs * 32);
         const size_t nb = size_t(c.shape(0));
-        std::vector<uint8_t> buf(npairs * 64 + 64);
-        uint8_t* packed = buf.data() + (64 - reinterpret_cast<uintptr_t>(buf.data()) % 64) % 64;
-        simd().pq4_pack_lut(lut.data(), npairs, packed);
-        py::array_t<uint16_t> sums({py::ssize_t(nb), py::ssize_t(32)});
-        py::array_t<uint32_t> masks(nb);
-        for (size_t b = 0; b < nb; b++)
-            masks.mutable_data()[b] = simd().pq4_scan_block(c.data() + b * npairs * 32, npairs, packed, uint16_t(thr),
-                                                            sums.mutable_data() + b * 32);
-        return py::make_tuple(sums, masks);
+        std::vector<uint8_t> buf(nq * npairs * 64 + 64);
+        uint8_t* base = buf.data() + (64 - reinterpret_cast<uintptr_t>(buf.data()) % 64) % 64;
+        std::vector<const uint8_t*> packed(nq);
+        for (size_t q = 0; q < nq; q++) {
+            simd().pq4_pack_lut(lut.data() + q * npairs * 32, npairs, base + q * npairs * 64);
+            packed[q] = base + q * npairs * 64;
+        }
+        std::vector<uint16_t> s(nq * 32);
+        std::vector<uint32_t> mk(nq);
+        py::array_t<uint16_t> sums({py::ssize_t(nq), py::ssize_t(nb), py::ssize_t(32)});
+        py::array_t<uint32_t> masks({py::ssize_t(nq), py::ssize_t(nb)});
+        for (size_t b = 0; b < nb; b++) {
+            simd().pq4_scan_block(c.data() + b * npairs * 32, npairs, packed.data(), nq, t.data(), s.data(), mk.data());
+            for (size_t q = 0; q < nq; q++) {
+                std::copy(s.begin() + q * 32, s.begin() + q * 32 + 32, sums.mutable_data() + (q * nb + b) * 32);
+                masks.mutable_data()[q * nb + b] = mk[q];
+            }
+        }
+        if (!multi) return py::make_tuple(py::object(sums[py::int_(0)]), py::object(masks[py::int_(0)]));
+        return py::make_tuple(py::object(sums), py::object(masks));
     }, py::arg("codes"), py::arg("lut"), py::arg("thr") = 65535);
 
     // Test hook: the active level's ADC kernel on (M, 256) tables and (n, M) codes.

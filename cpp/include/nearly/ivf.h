@@ -132,6 +132,15 @@ struct IndexIVF : Index {
     using QueryBatch = IVFQueryBatch;
     virtual std::unique_ptr<QueryBatch> prepare_queries(idx_t n, const float* x) const { return nullptr; }
     virtual std::unique_ptr<InvertedListScanner> get_scanner_for(const QueryBatch* batch) const { return get_scanner(); }
+    // A family may scan a whole batch's lists its own way once the coarse
+    // assignment is known (fast-scan: queries grouped by list, so one load of
+    // the codes serves several queries' tables); false leaves the batch to
+    // the generic strategies below. Called under the read lock.
+    virtual bool search_assigned(idx_t n, const float* x, idx_t k, size_t np, const idx_t* coarse,
+                                 const float* coarse_dis, const IDSelector* sel, float* D, idx_t* I) const {
+        return false;
+    }
+    const InvertedLists::List& list_at(size_t l) const { return lists_[l]; }
     // Batches with at least this many queries per probed list on average are
     // scanned list by list (scan_list_batch); 0: never.
     virtual size_t min_queries_per_list() const { return 0; }

@@ -50,6 +50,12 @@ struct PQ4Table {
 void pq4_scan(const uint8_t* codes, size_t n, const PQ4Table& table, float offset, const idx_t* ids, idx_t id0,
               const IDSelector* sel, TopKReservoir& out);
 
+// pq4_scan for nq queries at once (each with its table, offset and
+// reservoir): every block of codes is loaded once for all of them.
+void pq4_scan_queries(const uint8_t* codes, size_t n, size_t nq, const PQ4Table* const* tables,
+                      const float* offsets, const idx_t* ids, idx_t id0, const IDSelector* sel,
+                      TopKReservoir* const* outs);
+
 // The scores of all n entries (range search, tests).
 void pq4_scores(const uint8_t* codes, size_t n, const PQ4Table& table, float offset, float* out);
 

@@ -52,13 +52,15 @@ struct SimdKernels {
                                  float* score);
     // 4-bit fast-scan (pq_fast_scan.h). pq4_pack_lut lays out byte tables
     // (2 * npairs x 16) for this level's pq4_scan_block (npairs * 64 bytes,
-    // 64-byte aligned). pq4_scan_block sums the tables over the 32 codes of
-    // one block (npairs x 32 bytes, low nibble = even subquantizer) in 16-bit
-    // arithmetic (mod 2^16), writes the sums in entry order and returns the
-    // mask of entries whose sum is <= thr. The same bits at every level.
+    // 64-byte aligned). pq4_scan_block sums each of nq queries' tables
+    // (packed[q]) over the 32 codes of one block (npairs x 32 bytes, low
+    // nibble = even subquantizer) in 16-bit arithmetic (mod 2^16), writes
+    // query q's sums in entry order at sums + 32 q and the mask of its
+    // entries whose sum is <= thr[q] at masks[q]. Queries scanned together
+    // share each load of the codes. The same bits at every level.
     void (*pq4_pack_lut)(const uint8_t* lut, size_t npairs, uint8_t* packed);
-    uint32_t (*pq4_scan_block)(const uint8_t* block, size_t npairs, const uint8_t* packed, uint16_t thr,
-                               uint16_t* sums);
+    void (*pq4_scan_block)(const uint8_t* block, size_t npairs, const uint8_t* const* packed, size_t nq,
+                           const uint16_t* thr, uint16_t* sums, uint32_t* masks);
 };
 
 // The vecmat_unfused kernel of each level (cpp/src/simd/<isa>/unfused.cpp,
@@ -77,11 +79,13 @@ void pq_adc8_avx512(const float* tab, const uint8_t* codes, size_t M, size_t n, 
 // The 4-bit fast-scan kernels of each level (cpp/src/simd/<isa>/pq_fast_scan.cpp);
 // NEON uses the scalar ones.
 void pq4_pack_lut_scalar(const uint8_t* lut, size_t npairs, uint8_t* packed);
-uint32_t pq4_scan_block_scalar(const uint8_t* block, size_t npairs, const uint8_t* packed, uint16_t thr, uint16_t* sums);
-uint32_t pq4_scan_block_avx2(const uint8_t* block, size_t npairs, const uint8_t* packed, uint16_t thr, uint16_t* sums);
+void pq4_scan_block_scalar(const uint8_t* block, size_t npairs, const uint8_t* const* packed, size_t nq,
+                       const uint16_t* thr, uint16_t* sums, uint32_t* masks);
+void pq4_scan_block_avx2(const uint8_t* block, size_t npairs, const uint8_t* const* packed, size_t nq,
+                       const uint16_t* thr, uint16_t* sums, uint32_t* masks);
 void pq4_pack_lut_avx512(const uint8_t* lut, size_t npairs, uint8_t* packed);
-uint32_t pq4_scan_block_avx512(const uint8_t* block, size_t npairs, const uint8_t* packed, uint16_t thr,
-                               uint16_t* sums);
+void pq4_scan_block_avx512(const uint8_t* block, size_t npairs, const uint8_t* const* packed, size_t nq,
+                       const uint16_t* thr, uint16_t* sums, uint32_t* masks);
 
 size_t nearest_transposed_scalar(const float* x, size_t d, const float* ct, const float* norms, size_t k, float* score);
 size_t nearest_transposed_avx2(const float* x, size_t d, const float* ct, const float* norms, size_t k, float* score);

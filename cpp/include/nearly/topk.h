@@ -50,67 +50,41 @@ struct TopK {
 };
 
 // The candidates of one query collected ahead of a TopK heap: appended while
-// they beat the threshold and cut back to the k best by a partial sort when
-// the buffer fills. When many candidates pass (large k, approximate scores)
-// this costs a store per candidate where a heap pays a sift-down.
+// they can beat the threshold and cut back to the k best when the buffer
+// fills. When many candidates pass (large k, approximate scores) this costs
+// a store per candidate where a heap pays a sift-down. Keys and ids lie in
+// separate arrays so the cut's counting passes vectorize.
 struct TopKReservoir {
-    size_t k = 0;
-    std::vector<std::pair<float, idx_t>> buf;
-    std::vector<float> keys;  // scratch for cut()
-    size_t n = 0;
-    float threshold = std::numeric_limits<float>::infinity();  // the k-th best after a cut
+    size_t k = 0, n = 0;
+    std::vector<float> keys;
+    std::vector<idx_t> ids;
+    float threshold = std::numeric_limits<float>::infinity();  // set by cut(): >= the k-th best
 
     void reset(size_t k_) {
         k = k_;
-        buf.resize(2 * k + 32);
+        keys.resize(2 * k + 32);
+        ids.resize(2 * k + 32);
         n = 0;
         threshold = std::numeric_limits<float>::infinity();
     }
     void add(float d, idx_t id) {
-        buf[n++] = {d, id};
-        if (n == buf.size()) cut();
+        keys[n] = d;
+        ids[n] = id;
+        if (++n == keys.size()) cut();
     }
-    // Keeps every candidate scoring <= the k-th best score (ties at the
-    // threshold all stay: the heap orders them by id later), unless so many
-    // tie that the buffer would not shrink: then exactly the k best.
-    void cut() {
-        if (n <= k) return;
-        keys.resize(n);
-        for (size_t i = 0; i < n; i++) keys[i] = buf[i].first;
-        std::nth_element(keys.begin(), keys.begin() + (k - 1), keys.end());
-        const float t = keys[k - 1];
-        size_t m = 0;
-        for (size_t i = 0; i < n; i++)
-            if (buf[i].first <= t) buf[m++] = buf[i];
-        if (m > (k + buf.size()) / 2) {
-            auto better = [](const auto& a, const auto& b) { return TopK::worse(b.first, b.second, a.first, a.second); };
-            std::nth_element(buf.begin(), buf.begin() + (k - 1), buf.begin() + m, better);
-            m = k;
-        }
-        n = m;
-        threshold = t;
-    }
+    // Keeps every candidate scoring <= a threshold that at least k of them
+    // meet and not many more (ties at the threshold all stay: to_heap orders
+    // them by id), unless so many tie that the buffer would not shrink: then
+    // exactly the k best.
+    void cut();
     // Merges the collected candidates into the heap (D, I) of k (which may
     // hold earlier results): the k best of both, left in descending order,
     // which is a valid heap.
-    void to_heap(float* D, idx_t* I) {
-        if (buf.size() < n + k) buf.resize(n + k);
-        for (size_t i = 0; i < k; i++)
-            if (I[i] >= 0) buf[n++] = {D[i], I[i]};
-        auto better = [](const auto& a, const auto& b) { return TopK::worse(b.first, b.second, a.first, a.second); };
-        const size_t m = std::min(n, k);
-        std::partial_sort(buf.begin(), buf.begin() + m, buf.begin() + n, better);
-        for (size_t i = 0; i < k; i++) {
-            if (i < m) {
-                D[k - 1 - i] = buf[i].first;
-                I[k - 1 - i] = buf[i].second;
-            } else {
-                D[k - 1 - i] = std::numeric_limits<float>::infinity();
-                I[k - 1 - i] = -1;
-            }
-        }
-        n = 0;
-    }
+    void to_heap(float* D, idx_t* I);
+
+   private:
+    std::vector<uint32_t> order_;                 // scratch for cut()
+    std::vector<std::pair<float, idx_t>> pairs_;  // scratch for to_heap()
 };
 
 }  // namespace nearly

@@ -1,6 +1,7 @@
 // 4-bit fast-scan at the AVX2 level: one 32-byte load holds one pair of
 // subquantizers for the 32 codes of a block; a pshufb per nibble looks up
-// 32 table entries at once (pq4_avx2_step.h).
+// 32 table entries at once (pq4_avx2_step.h). Up to four queries share each
+// load of the codes.
 #include <immintrin.h>
 
 #include "../pq4_avx2_step.h"
@@ -8,18 +9,29 @@
 
 namespace nearly {
 
-uint32_t pq4_scan_block_avx2(const uint8_t* block, size_t npairs, const uint8_t* packed, uint16_t thr,
-                             uint16_t* sums) {
-    __m256i all = _mm256_setzero_si256(), odd = _mm256_setzero_si256();
-    for (size_t p = 0; p < npairs; p++) pq4_pair_step_256(block + p * 32, packed + p * 64, all, odd);
-    __m256i s0, s1;
-    pq4_finish_256(all, odd, sums, s0, s1);
-    // Unsigned s <= thr  <=>  min(s, thr) == s.
-    const __m256i t = _mm256_set1_epi16(short(thr));
-    const __m256i m0 = _mm256_cmpeq_epi16(_mm256_min_epu16(s0, t), s0);
-    const __m256i m1 = _mm256_cmpeq_epi16(_mm256_min_epu16(s1, t), s1);
-    const __m256i m = _mm256_permute4x64_epi64(_mm256_packs_epi16(m0, m1), 0xD8);
-    return uint32_t(_mm256_movemask_epi8(m));
+namespace {
+template <size_t NQ>
+void scan_queries(const uint8_t* block, size_t npairs, const uint8_t* const* packed, const uint16_t* thr,
+                  uint16_t* sums, uint32_t* masks) {
+    __m256i all[NQ], odd[NQ];
+    for (size_t q = 0; q < NQ; q++) all[q] = odd[q] = _mm256_setzero_si256();
+    for (size_t p = 0; p < npairs; p++) {
+        const PQ4Nibbles256 c(block + p * 32);
+        for (size_t q = 0; q < NQ; q++) c.add(packed[q] + p * 64, all[q], odd[q]);
+    }
+    for (size_t q = 0; q < NQ; q++) masks[q] = pq4_finish_256(all[q], odd[q], thr[q], sums + q * 32);
+}
+}  // namespace
+
+void pq4_scan_block_avx2(const uint8_t* block, size_t npairs, const uint8_t* const* packed, size_t nq,
+                         const uint16_t* thr, uint16_t* sums, uint32_t* masks) {
+    for (size_t q = 0; q < nq; q += 4) {
+        const size_t m = nq - q;
+        if (m >= 4) scan_queries<4>(block, npairs, packed + q, thr + q, sums + q * 32, masks + q);
+        else if (m == 3) scan_queries<3>(block, npairs, packed + q, thr + q, sums + q * 32, masks + q);
+        else if (m == 2) scan_queries<2>(block, npairs, packed + q, thr + q, sums + q * 32, masks + q);
+        else scan_queries<1>(block, npairs, packed + q, thr + q, sums + q * 32, masks + q);
+    }
 }
 
 }  // namespace nearly

@@ -4,7 +4,8 @@
 // [table 2p+1 x2 | table 2p+3 x2] for the high ones (a lone last pair keeps
 // the AVX2 layout). Sums as at the AVX2 level; the two 256-bit halves hold
 // different subquantizers of the same 32 entries and are added at the end,
-// then finished like the AVX2 level (pq4_avx2_step.h).
+// then finished like the AVX2 level (pq4_avx2_step.h). Up to four queries
+// share each load of the codes.
 #include <immintrin.h>
 
 #include "../pq4_avx2_step.h"
@@ -35,27 +36,42 @@ void pq4_pack_lut_avx512(const uint8_t* lut, size_t npairs, uint8_t* packed) {
     }
 }
 
-uint32_t pq4_scan_block_avx512(const uint8_t* block, size_t npairs, const uint8_t* packed, uint16_t thr,
-                               uint16_t* sums) {
+namespace {
+template <size_t NQ>
+void scan_queries(const uint8_t* block, size_t npairs, const uint8_t* const* packed, const uint16_t* thr,
+                  uint16_t* sums, uint32_t* masks) {
     const __m512i nib = _mm512_set1_epi8(0x0f);
-    __m512i all = _mm512_setzero_si512(), odd = _mm512_setzero_si512();
+    __m512i all[NQ], odd[NQ];
+    for (size_t q = 0; q < NQ; q++) all[q] = odd[q] = _mm512_setzero_si512();
     size_t p = 0;
     for (; p + 2 <= npairs; p += 2) {
         const __m512i c = _mm512_loadu_si512(block + p * 32);
-        const __m512i t0 = _mm512_load_si512(packed + p * 64);
-        const __m512i t1 = _mm512_load_si512(packed + p * 64 + 64);
-        const __m512i r0 = _mm512_shuffle_epi8(t0, _mm512_and_si512(c, nib));
-        const __m512i r1 = _mm512_shuffle_epi8(t1, _mm512_and_si512(_mm512_srli_epi16(c, 4), nib));
-        all = _mm512_add_epi16(all, _mm512_add_epi16(r0, r1));
-        odd = _mm512_add_epi16(odd, _mm512_add_epi16(_mm512_srli_epi16(r0, 8), _mm512_srli_epi16(r1, 8)));
+        const __m512i lo = _mm512_and_si512(c, nib), hi = _mm512_and_si512(_mm512_srli_epi16(c, 4), nib);
+        for (size_t q = 0; q < NQ; q++) {
+            const __m512i r0 = _mm512_shuffle_epi8(_mm512_load_si512(packed[q] + p * 64), lo);
+            const __m512i r1 = _mm512_shuffle_epi8(_mm512_load_si512(packed[q] + p * 64 + 64), hi);
+            all[q] = _mm512_add_epi16(all[q], _mm512_add_epi16(r0, r1));
+            odd[q] = _mm512_add_epi16(odd[q], _mm512_add_epi16(_mm512_srli_epi16(r0, 8), _mm512_srli_epi16(r1, 8)));
+        }
     }
-    __m256i all2 = _mm256_add_epi16(_mm512_castsi512_si256(all), _mm512_extracti64x4_epi64(all, 1));
-    __m256i odd2 = _mm256_add_epi16(_mm512_castsi512_si256(odd), _mm512_extracti64x4_epi64(odd, 1));
-    if (p < npairs) pq4_pair_step_256(block + p * 32, packed + p * 64, all2, odd2);
-    __m256i s0, s1;
-    pq4_finish_256(all2, odd2, sums, s0, s1);
-    const __m256i t = _mm256_set1_epi16(short(thr));
-    return uint32_t(_mm256_cmple_epu16_mask(s0, t)) | (uint32_t(_mm256_cmple_epu16_mask(s1, t)) << 16);
+    for (size_t q = 0; q < NQ; q++) {
+        __m256i all2 = _mm256_add_epi16(_mm512_castsi512_si256(all[q]), _mm512_extracti64x4_epi64(all[q], 1));
+        __m256i odd2 = _mm256_add_epi16(_mm512_castsi512_si256(odd[q]), _mm512_extracti64x4_epi64(odd[q], 1));
+        if (p < npairs) PQ4Nibbles256(block + p * 32).add(packed[q] + p * 64, all2, odd2);
+        masks[q] = pq4_finish_256(all2, odd2, thr[q], sums + q * 32);
+    }
+}
+}  // namespace
+
+void pq4_scan_block_avx512(const uint8_t* block, size_t npairs, const uint8_t* const* packed, size_t nq,
+                           const uint16_t* thr, uint16_t* sums, uint32_t* masks) {
+    for (size_t q = 0; q < nq; q += 4) {
+        const size_t m = nq - q;
+        if (m >= 4) scan_queries<4>(block, npairs, packed + q, thr + q, sums + q * 32, masks + q);
+        else if (m == 3) scan_queries<3>(block, npairs, packed + q, thr + q, sums + q * 32, masks + q);
+        else if (m == 2) scan_queries<2>(block, npairs, packed + q, thr + q, sums + q * 32, masks + q);
+        else scan_queries<1>(block, npairs, packed + q, thr + q, sums + q * 32, masks + q);
+    }
 }
 
 }  // namespace nearly

@@ -12,20 +12,22 @@ void pq4_pack_lut_scalar(const uint8_t* lut, size_t npairs, uint8_t* packed) {
         for (size_t j = 0; j < 32; j++) packed[m * 32 + j] = lut[m * 16 + (j & 15)];
 }
 
-uint32_t pq4_scan_block_scalar(const uint8_t* block, size_t npairs, const uint8_t* packed, uint16_t thr,
-                               uint16_t* sums) {
-    uint32_t mask = 0;
-    for (size_t i = 0; i < 32; i++) {
-        uint16_t s = 0;
-        for (size_t p = 0; p < npairs; p++) {
-            const uint8_t c = block[p * 32 + i];
-            s = uint16_t(s + packed[p * 64 + (c & 15)]);
-            s = uint16_t(s + packed[p * 64 + 32 + (c >> 4)]);
+void pq4_scan_block_scalar(const uint8_t* block, size_t npairs, const uint8_t* const* packed, size_t nq,
+                           const uint16_t* thr, uint16_t* sums, uint32_t* masks) {
+    for (size_t q = 0; q < nq; q++) {
+        uint32_t mask = 0;
+        for (size_t i = 0; i < 32; i++) {
+            uint16_t s = 0;
+            for (size_t p = 0; p < npairs; p++) {
+                const uint8_t c = block[p * 32 + i];
+                s = uint16_t(s + packed[q][p * 64 + (c & 15)]);
+                s = uint16_t(s + packed[q][p * 64 + 32 + (c >> 4)]);
+            }
+            sums[q * 32 + i] = s;
+            if (s <= thr[q]) mask |= uint32_t(1) << i;
         }
-        sums[i] = s;
-        if (s <= thr) mask |= uint32_t(1) << i;
+        masks[q] = mask;
     }
-    return mask;
 }
 
 }  // namespace nearly

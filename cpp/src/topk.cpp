@@ -1,0 +1,103 @@
+#include "nearly/topk.h"
+
+#include <cstring>
+
+namespace nearly {
+
+namespace {
+// Float bits mapped to unsigned integers of the same order (-0 just below +0).
+inline uint32_t ordered(float f) {
+    uint32_t b;
+    std::memcpy(&b, &f, sizeof b);
+    return b ^ ((b >> 31) ? 0xffffffffu : 0x80000000u);
+}
+inline float from_ordered(uint32_t u) {
+    const uint32_t b = u ^ ((u >> 31) ? 0x80000000u : 0xffffffffu);
+    float f;
+    std::memcpy(&f, &b, sizeof f);
+    return f;
+}
+inline bool better(const std::pair<float, idx_t>& a, const std::pair<float, idx_t>& b) {
+    return TopK::worse(b.first, b.second, a.first, a.second);
+}
+}  // namespace
+
+void TopKReservoir::cut() {
+    if (n <= k) return;
+    // A threshold t with between k and k + slack candidates <= t, found by
+    // bisection over the keys' integer images: counting passes that
+    // vectorize and never branch on the data (nth_element's partitions
+    // mispredict on every other element). Every candidate <= t stays, so
+    // the k best always do; the exact k are picked by to_heap.
+    order_.resize(n);
+    uint32_t lo = ~0u, hi = 0;
+    for (size_t i = 0; i < n; i++) {
+        order_[i] = ordered(keys[i]);
+        lo = std::min(lo, order_[i]);
+        hi = std::max(hi, order_[i]);
+    }
+    const uint32_t* u = order_.data();
+    const uint32_t nn = uint32_t(n), kk = uint32_t(k), enough = uint32_t(k + (keys.size() - k) / 4);
+    while (lo < hi) {
+        const uint32_t mid = lo + (hi - lo) / 2;
+        uint32_t c = 0;
+        for (uint32_t i = 0; i < nn; i++) c += u[i] <= mid;
+        if (c >= kk) {
+            hi = mid;
+            if (c <= enough) break;
+        } else {
+            lo = mid + 1;
+        }
+    }
+    const float t = from_ordered(hi);
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) {  // branch-free compaction
+        keys[m] = keys[i];
+        ids[m] = ids[i];
+        m += keys[i] <= t;  // float order: -0 and +0 tie, like everywhere else
+    }
+    if (m > (k + keys.size()) / 2) {
+        // So many ties that the buffer would not shrink: exactly the k best.
+        pairs_.resize(m);
+        for (size_t i = 0; i < m; i++) pairs_[i] = {keys[i], ids[i]};
+        std::nth_element(pairs_.begin(), pairs_.begin() + (k - 1), pairs_.end(), better);
+        for (size_t i = 0; i < k; i++) {
+            keys[i] = pairs_[i].first;
+            ids[i] = pairs_[i].second;
+        }
+        m = k;
+    }
+    n = m;
+    threshold = t;
+}
+
+void TopKReservoir::to_heap(float* D, idx_t* I) {
+    if (keys.size() < n + k) {
+        keys.resize(n + k);
+        ids.resize(n + k);
+    }
+    for (size_t i = 0; i < k; i++)
+        if (I[i] >= 0) {
+            keys[n] = D[i];
+            ids[n] = I[i];
+            n++;
+        }
+    // A cut first: the comparison sort then orders about k entries.
+    cut();
+    pairs_.resize(n);
+    for (size_t i = 0; i < n; i++) pairs_[i] = {keys[i], ids[i]};
+    std::sort(pairs_.begin(), pairs_.end(), better);
+    const size_t m = std::min(n, k);
+    for (size_t i = 0; i < k; i++) {
+        if (i < m) {
+            D[k - 1 - i] = pairs_[i].first;
+            I[k - 1 - i] = pairs_[i].second;
+        } else {
+            D[k - 1 - i] = std::numeric_limits<float>::infinity();
+            I[k - 1 - i] = -1;
+        }
+    }
+    n = 0;
+}
+
+}  // namespace nearly
