@@ -96,7 +96,7 @@ def quantized_scores(pq, xq, codes, metric):
     for q in range(len(xq)):
         b, bias, scale = _nearly.pq4_quantize_table(tabs[q])
         s = b[:M].astype(np.int64)[np.arange(M), sub].sum(1)
-        out[q] = np.float32(bias) + (s.astype(np.float32) / np.float32(scale))
+        out[q] = np.float32(bias) + s.astype(np.float32) * (np.float32(1) / np.float32(scale))
     return out
 
 

@@ -169,9 +169,7 @@ bool IndexIVFPQFastScan::search_assigned(idx_t n, const float* x, idx_t k, size_
         for (size_t i = 0; i < m; i++) {
             float* Dq = D + (q0 + i) * kk;
             idx_t* Iq = I + (q0 + i) * kk;
-            TopK::init(Dq, Iq, kk);
-            found[i].to_heap(Dq, Iq);
-            TopK::sort(Dq, Iq, kk);
+            found[i].take_sorted(Dq, Iq);
             for (size_t j = 0; j < kk; j++) Dq[j] = Iq[j] < 0 ? pad : (ip ? -Dq[j] : Dq[j]);
         }
         poll();

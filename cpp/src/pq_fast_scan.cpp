@@ -26,6 +26,7 @@ void PQ4Table::set(const float* tab, size_t M) {
     // fit 16 bits.
     scale = max_span > 0.f ? 255.f / max_span : 1.f;
     if (sum_span * scale > 65535.f) scale = 65535.f / sum_span;
+    inv_scale = 1.f / scale;
     for (size_t m = 0; m < M; m++)
         for (size_t j = 0; j < 16; j++) {
             const float v = (tab[m * 16 + j] - mins[m]) * scale + 0.5f;  // >= 0.5: truncation rounds
@@ -69,8 +70,9 @@ void pq4_scan_queries(const uint8_t* codes, size_t n, size_t nq, const PQ4Table*
                     const size_t i = size_t(__builtin_ctz(mask));
                     mask &= mask - 1;
                     const float s = offsets[q0 + q] + table.score(sums[q * kPQ4Block + i]);
+                    if (s > out.threshold) continue;
                     const idx_t label = ids ? ids[j0 + i] : id0 + idx_t(j0 + i);
-                    if (s > out.threshold || (sel && !sel->is_member(label))) continue;
+                    if (sel && !sel->is_member(label)) continue;
                     out.add(s, label);
                 }
             }

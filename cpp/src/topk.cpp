@@ -71,6 +71,29 @@ void TopKReservoir::cut() {
     threshold = t;
 }
 
+size_t TopKReservoir::sort_best() {
+    cut();
+    pairs_.resize(n);
+    bool small_ids = true;
+    for (size_t i = 0; i < n; i++) small_ids &= ids[i] >= 0 && ids[i] <= idx_t(0xffffffff);
+    if (small_ids) {
+        // (score, id) packed in one integer of the same order: integer
+        // comparisons sort several times faster than the pair comparator.
+        order64_.resize(n);
+        for (size_t i = 0; i < n; i++)
+            order64_[i] = uint64_t(ordered(keys[i] + 0.f)) << 32 | uint64_t(ids[i]);  // + 0: -0 ties +0
+        std::sort(order64_.begin(), order64_.end());
+        for (size_t i = 0; i < n; i++)
+            pairs_[i] = {from_ordered(uint32_t(order64_[i] >> 32)), idx_t(order64_[i] & 0xffffffffu)};
+    } else {
+        for (size_t i = 0; i < n; i++) pairs_[i] = {keys[i], ids[i]};
+        std::sort(pairs_.begin(), pairs_.end(), better);
+    }
+    const size_t m = std::min(n, k);
+    n = 0;
+    return m;
+}
+
 void TopKReservoir::to_heap(float* D, idx_t* I) {
     if (keys.size() < n + k) {
         keys.resize(n + k);
@@ -82,22 +105,19 @@ void TopKReservoir::to_heap(float* D, idx_t* I) {
             ids[n] = I[i];
             n++;
         }
-    // A cut first: the comparison sort then orders about k entries.
-    cut();
-    pairs_.resize(n);
-    for (size_t i = 0; i < n; i++) pairs_[i] = {keys[i], ids[i]};
-    std::sort(pairs_.begin(), pairs_.end(), better);
-    const size_t m = std::min(n, k);
+    const size_t m = sort_best();
     for (size_t i = 0; i < k; i++) {
-        if (i < m) {
-            D[k - 1 - i] = pairs_[i].first;
-            I[k - 1 - i] = pairs_[i].second;
-        } else {
-            D[k - 1 - i] = std::numeric_limits<float>::infinity();
-            I[k - 1 - i] = -1;
-        }
+        D[k - 1 - i] = i < m ? pairs_[i].first : std::numeric_limits<float>::infinity();
+        I[k - 1 - i] = i < m ? pairs_[i].second : -1;
     }
-    n = 0;
+}
+
+void TopKReservoir::take_sorted(float* D, idx_t* I) {
+    const size_t m = sort_best();
+    for (size_t i = 0; i < k; i++) {
+        D[i] = i < m ? pairs_[i].first : std::numeric_limits<float>::infinity();
+        I[i] = i < m ? pairs_[i].second : -1;
+    }
 }
 
 }  // namespace nearly

@@ -24,16 +24,17 @@ inline CodeLayout pq4_layout(size_t code_size) { return CodeLayout{code_size, kP
 
 // A query's float table (M x 16, lower is better) quantized to bytes per
 // subquantizer: entry = round((t - min_m) * scale), one scale for all
-// subquantizers so that sums compare; a sum s stands for bias + s / scale.
+// subquantizers so that sums compare; a sum s stands for bias + s x inv_scale
+// (inv_scale = 1 / scale in float: a product, not a division, per candidate).
 struct PQ4Table {
     size_t npairs = 0;
-    float bias = 0.f, scale = 1.f;
+    float bias = 0.f, scale = 1.f, inv_scale = 1.f;
     std::vector<uint8_t> bytes;  // 2 * npairs x 16, odd M padded with a zero table
     // The active SIMD level's layout of bytes, 64-byte aligned.
     const uint8_t* packed() const { return packed_.data() + packed_offset_; }
 
     void set(const float* tab, size_t M);
-    float score(uint16_t s) const { return bias + float(s) / scale; }
+    float score(uint16_t s) const { return bias + float(s) * inv_scale; }
     // The largest sum that can stand for a score <= thr (a little beyond:
     // candidates are checked again in float).
     uint16_t threshold(float thr) const;

@@ -81,9 +81,13 @@ struct TopKReservoir {
     // hold earlier results): the k best of both, left in descending order,
     // which is a valid heap.
     void to_heap(float* D, idx_t* I);
+    // The k best, ascending (score, then id), padded with (+inf, -1); empties the reservoir.
+    void take_sorted(float* D, idx_t* I);
 
    private:
+    size_t sort_best();  // pairs_ = the candidates in order; returns min(n, k)
     std::vector<uint32_t> order_;                 // scratch for cut()
+    std::vector<uint64_t> order64_;               // scratch for sort_best()
     std::vector<std::pair<float, idx_t>> pairs_;  // scratch for to_heap()
 };
 
