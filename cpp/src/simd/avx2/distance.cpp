@@ -120,6 +120,7 @@ void gemm_micro(const float* q, const float* panel, size_t d, float* out, size_t
     __m256 c[MR][2];
 #pragma GCC unroll 6
     for (int i = 0; i < MR; i++) c[i][0] = c[i][1] = _mm256_setzero_ps();
+#pragma GCC unroll 4
     for (size_t k = 0; k < d; k++) {
         __m256 b0 = _mm256_loadu_ps(panel + k * NR);
         __m256 b1 = _mm256_loadu_ps(panel + k * NR + 8);

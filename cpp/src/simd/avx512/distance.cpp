@@ -139,26 +139,29 @@ bool cpu_has_vnni() {
     return c & (1u << 11);
 }
 
-// 12 x 32 tile: 24 accumulators, 2 panel registers, broadcasts folded into
-// the FMAs' memory operand. 28 of 32 zmm registers.
-constexpr int MR = 12, NR = 32;
+// 14 x 32 tile: 28 accumulators, 2 panel registers, broadcasts folded into
+// the FMAs' memory operand: 31 of 32 zmm registers. The depth loop unrolled
+// by 4 (12 x 32 rolled ran at 0.89 of this in a standalone test, 1,000 x
+// 1,024 x 384; every output is still summed in order k = 0, 1, ...).
+constexpr int MR = 14, NR = 32;
 
 void gemm_micro(const float* q, const float* panel, size_t d, float* out, size_t ldo) {
     __m512 c[MR][2];
-#pragma GCC unroll 12
+#pragma GCC unroll 14
     for (int i = 0; i < MR; i++) c[i][0] = c[i][1] = _mm512_setzero_ps();
+#pragma GCC unroll 4
     for (size_t k = 0; k < d; k++) {
         __m512 b0 = _mm512_loadu_ps(panel + k * NR);
         __m512 b1 = _mm512_loadu_ps(panel + k * NR + 16);
         const float* qk = q + k * MR;
-#pragma GCC unroll 12
+#pragma GCC unroll 14
         for (int i = 0; i < MR; i++) {
             __m512 a = _mm512_set1_ps(qk[i]);
             c[i][0] = _mm512_fmadd_ps(a, b0, c[i][0]);
             c[i][1] = _mm512_fmadd_ps(a, b1, c[i][1]);
         }
     }
-#pragma GCC unroll 12
+#pragma GCC unroll 14
     for (int i = 0; i < MR; i++) {
         _mm512_storeu_ps(out + i * ldo, c[i][0]);
         _mm512_storeu_ps(out + i * ldo + 16, c[i][1]);
