@@ -236,12 +236,25 @@ struct KnnSink {
         if (!res.empty()) {
             TopKReservoir& r = res[q - q0];
             // Once the threshold is tight most runs of scores hold nothing
-            // that passes: one vectorized test skips them.
-            bool any = false;
-            for (size_t j = 0; j < n; j++) any |= s[j] <= r.threshold;
-            if (!any) return;
-            for (size_t j = 0; j < n; j++)
-                if (s[j] <= r.threshold && (!sel || sel->is_member(idx_t(j0 + j)))) r.add(s[j], idx_t(j0 + j));
+            // that passes: a vectorized count skips them, and the positions
+            // that pass are gathered without a branch per score.
+            const float thr = r.threshold;
+            uint32_t pass = 0;
+            for (size_t j = 0; j < n; j++) pass += s[j] <= thr;
+            if (!pass) return;
+            uint32_t at[kMaxRun];
+            for (size_t j0r = 0; j0r < n; j0r += kMaxRun) {
+                const size_t m = std::min(kMaxRun, n - j0r);
+                size_t c = 0;
+                for (size_t j = 0; j < m; j++) {
+                    at[c] = uint32_t(j0r + j);
+                    c += s[j0r + j] <= thr;
+                }
+                for (size_t i = 0; i < c; i++) {
+                    const size_t j = at[i];
+                    if (s[j] <= r.threshold && (!sel || sel->is_member(idx_t(j0 + j)))) r.add(s[j], idx_t(j0 + j));
+                }
+            }
             return;
         }
         float* Dq = D + (q - q0) * k;
@@ -259,6 +272,7 @@ struct KnnSink {
         for (size_t i = 0; i < res.size(); i++) res[i].to_heap(D + i * k, I + i * k);
     }
     static constexpr size_t kReservoirMinK = 8;
+    static constexpr size_t kMaxRun = 64;
 };
 
 struct RangeSink {
@@ -321,8 +335,16 @@ void knn_exhaustive(const float* xq, size_t nq, const float* xb, size_t nb, size
         });
     }
     const float pad = missing_distance(metric);
+    // Reservoirs leave their heaps fully sorted (descending) unless partial
+    // heaps were merged.
+    const bool descending = k >= KnnSink::kReservoirMinK && sp.nb_tasks == 1;
     for (size_t q = 0; q < nq; q++) {
-        TopK::sort(D + q * k, I + q * k, k);
+        if (descending) {
+            std::reverse(D + q * k, D + (q + 1) * k);
+            std::reverse(I + q * k, I + (q + 1) * k);
+        } else {
+            TopK::sort(D + q * k, I + q * k, k);
+        }
         for (size_t i = 0; i < k; i++) D[q * k + i] = I[q * k + i] < 0 ? pad : to_distance(metric, D[q * k + i]);
     }
 }

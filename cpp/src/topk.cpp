@@ -20,6 +20,10 @@ inline float from_ordered(uint32_t u) {
 inline bool better(const std::pair<float, idx_t>& a, const std::pair<float, idx_t>& b) {
     return TopK::worse(b.first, b.second, a.first, a.second);
 }
+// Scratch shared by a thread's reservoirs (a search holds one per query).
+thread_local std::vector<uint32_t> t_order;
+thread_local std::vector<uint64_t> t_order64;
+thread_local std::vector<std::pair<float, idx_t>> t_pairs;
 }  // namespace
 
 void TopKReservoir::cut() {
@@ -29,14 +33,14 @@ void TopKReservoir::cut() {
     // vectorize and never branch on the data (nth_element's partitions
     // mispredict on every other element). Every candidate <= t stays, so
     // the k best always do; the exact k are picked by to_heap.
-    order_.resize(n);
+    t_order.resize(n);
     uint32_t lo = ~0u, hi = 0;
     for (size_t i = 0; i < n; i++) {
-        order_[i] = ordered(keys[i]);
-        lo = std::min(lo, order_[i]);
-        hi = std::max(hi, order_[i]);
+        t_order[i] = ordered(keys[i]);
+        lo = std::min(lo, t_order[i]);
+        hi = std::max(hi, t_order[i]);
     }
-    const uint32_t* u = order_.data();
+    const uint32_t* u = t_order.data();
     const uint32_t nn = uint32_t(n), kk = uint32_t(k), enough = uint32_t(k + (keys.size() - k) / 4);
     while (lo < hi) {
         const uint32_t mid = lo + (hi - lo) / 2;
@@ -58,12 +62,12 @@ void TopKReservoir::cut() {
     }
     if (m > (k + keys.size()) / 2) {
         // So many ties that the buffer would not shrink: exactly the k best.
-        pairs_.resize(m);
-        for (size_t i = 0; i < m; i++) pairs_[i] = {keys[i], ids[i]};
-        std::nth_element(pairs_.begin(), pairs_.begin() + (k - 1), pairs_.end(), better);
+        t_pairs.resize(m);
+        for (size_t i = 0; i < m; i++) t_pairs[i] = {keys[i], ids[i]};
+        std::nth_element(t_pairs.begin(), t_pairs.begin() + (k - 1), t_pairs.end(), better);
         for (size_t i = 0; i < k; i++) {
-            keys[i] = pairs_[i].first;
-            ids[i] = pairs_[i].second;
+            keys[i] = t_pairs[i].first;
+            ids[i] = t_pairs[i].second;
         }
         m = k;
     }
@@ -71,27 +75,27 @@ void TopKReservoir::cut() {
     threshold = t;
 }
 
-size_t TopKReservoir::sort_best() {
+const std::pair<float, idx_t>* TopKReservoir::sort_best(size_t& m) {
     cut();
-    pairs_.resize(n);
+    t_pairs.resize(n);
     bool small_ids = true;
     for (size_t i = 0; i < n; i++) small_ids &= ids[i] >= 0 && ids[i] <= idx_t(0xffffffff);
     if (small_ids) {
         // (score, id) packed in one integer of the same order: integer
         // comparisons sort several times faster than the pair comparator.
-        order64_.resize(n);
+        t_order64.resize(n);
         for (size_t i = 0; i < n; i++)
-            order64_[i] = uint64_t(ordered(keys[i] + 0.f)) << 32 | uint64_t(ids[i]);  // + 0: -0 ties +0
-        std::sort(order64_.begin(), order64_.end());
+            t_order64[i] = uint64_t(ordered(keys[i] + 0.f)) << 32 | uint64_t(ids[i]);  // + 0: -0 ties +0
+        std::sort(t_order64.begin(), t_order64.end());
         for (size_t i = 0; i < n; i++)
-            pairs_[i] = {from_ordered(uint32_t(order64_[i] >> 32)), idx_t(order64_[i] & 0xffffffffu)};
+            t_pairs[i] = {from_ordered(uint32_t(t_order64[i] >> 32)), idx_t(t_order64[i] & 0xffffffffu)};
     } else {
-        for (size_t i = 0; i < n; i++) pairs_[i] = {keys[i], ids[i]};
-        std::sort(pairs_.begin(), pairs_.end(), better);
+        for (size_t i = 0; i < n; i++) t_pairs[i] = {keys[i], ids[i]};
+        std::sort(t_pairs.begin(), t_pairs.end(), better);
     }
-    const size_t m = std::min(n, k);
+    m = std::min(n, k);
     n = 0;
-    return m;
+    return t_pairs.data();
 }
 
 void TopKReservoir::to_heap(float* D, idx_t* I) {
@@ -105,18 +109,20 @@ void TopKReservoir::to_heap(float* D, idx_t* I) {
             ids[n] = I[i];
             n++;
         }
-    const size_t m = sort_best();
+    size_t m;
+    const std::pair<float, idx_t>* best = sort_best(m);
     for (size_t i = 0; i < k; i++) {
-        D[k - 1 - i] = i < m ? pairs_[i].first : std::numeric_limits<float>::infinity();
-        I[k - 1 - i] = i < m ? pairs_[i].second : -1;
+        D[k - 1 - i] = i < m ? best[i].first : std::numeric_limits<float>::infinity();
+        I[k - 1 - i] = i < m ? best[i].second : -1;
     }
 }
 
 void TopKReservoir::take_sorted(float* D, idx_t* I) {
-    const size_t m = sort_best();
+    size_t m;
+    const std::pair<float, idx_t>* best = sort_best(m);
     for (size_t i = 0; i < k; i++) {
-        D[i] = i < m ? pairs_[i].first : std::numeric_limits<float>::infinity();
-        I[i] = i < m ? pairs_[i].second : -1;
+        D[i] = i < m ? best[i].first : std::numeric_limits<float>::infinity();
+        I[i] = i < m ? best[i].second : -1;
     }
 }
 

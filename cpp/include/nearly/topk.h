@@ -85,10 +85,9 @@ struct TopKReservoir {
     void take_sorted(float* D, idx_t* I);
 
    private:
-    size_t sort_best();  // pairs_ = the candidates in order; returns min(n, k)
-    std::vector<uint32_t> order_;                 // scratch for cut()
-    std::vector<uint64_t> order64_;               // scratch for sort_best()
-    std::vector<std::pair<float, idx_t>> pairs_;  // scratch for to_heap()
+    // Sorts the candidates into the calling thread's scratch (the k best
+    // first, ascending) and empties the reservoir; returns min(n, k).
+    const std::pair<float, idx_t>* sort_best(size_t& m);
 };
 
 }  // namespace nearly
