@@ -147,7 +147,8 @@ bool IndexIVFPQFastScan::search_assigned(idx_t n, const float* x, idx_t k, size_
         for (size_t b = advance(0); b < nb; b = next) {
             next = advance(b + 1);
             const InvertedLists::List& list = list_at(b % nlist);
-            // The next list's codes start coming from memory while this one is scanned.
+            // The next list's codes start coming from memory while this one
+            // is scanned.
             if (next < nb) {
                 const InvertedLists::List& nl = list_at(next % nlist);
                 for (size_t o = 0; o < std::min<size_t>(nl.codes.size(), 16384); o += 64)

@@ -10,28 +10,42 @@ namespace nearly {
 
 void PQ4Table::set(const float* tab, size_t M) {
     npairs = (M + 1) / 2;
-    bytes.assign(npairs * 32, 0);
-    std::vector<float> mins(M);
+    bytes.resize(npairs * 32);
+    std::fill(bytes.begin() + M * 16, bytes.end(), uint8_t(0));  // odd M: a zero table
+    float mins_small[256];
+    std::vector<float> mins_big(M > 256 ? M : 0);
+    float* mins = M > 256 ? mins_big.data() : mins_small;
     float max_span = 0.f, sum_span = 0.f;
     bias = 0.f;
     for (size_t m = 0; m < M; m++) {
+        // Four running lanes: the compiler turns them into one min and one
+        // max vector (a plain running min is a serial chain).
         const float* t = tab + m * 16;
-        const float lo = *std::min_element(t, t + 16), hi = *std::max_element(t, t + 16);
-        mins[m] = lo;
-        bias += lo;
-        max_span = std::max(max_span, hi - lo);
-        sum_span += hi - lo;
+        float lo[4] = {t[0], t[1], t[2], t[3]}, hi[4] = {t[0], t[1], t[2], t[3]};
+        for (size_t j = 4; j < 16; j += 4)
+            for (size_t c = 0; c < 4; c++) {
+                lo[c] = std::min(lo[c], t[j + c]);
+                hi[c] = std::max(hi[c], t[j + c]);
+            }
+        const float l = std::min(std::min(lo[0], lo[1]), std::min(lo[2], lo[3]));
+        const float h = std::max(std::max(hi[0], hi[1]), std::max(hi[2], hi[3]));
+        mins[m] = l;
+        bias += l;
+        max_span = std::max(max_span, h - l);
+        sum_span += h - l;
     }
     // Each entry fits a byte; beyond 257 subquantizers the sums must still
     // fit 16 bits.
     scale = max_span > 0.f ? 255.f / max_span : 1.f;
     if (sum_span * scale > 65535.f) scale = 65535.f / sum_span;
     inv_scale = 1.f / scale;
-    for (size_t m = 0; m < M; m++)
+    for (size_t m = 0; m < M; m++) {
+        const float lo = mins[m];
         for (size_t j = 0; j < 16; j++) {
-            const float v = (tab[m * 16 + j] - mins[m]) * scale + 0.5f;  // >= 0.5: truncation rounds
-            bytes[m * 16 + j] = uint8_t(std::min(255.f, v));
+            const float v = (tab[m * 16 + j] - lo) * scale + 0.5f;  // >= 0.5: truncation rounds
+            bytes[m * 16 + j] = uint8_t(int32_t(v < 255.f ? v : 255.f));
         }
+    }
     packed_.resize(npairs * 64 + 63);
     packed_offset_ = (64 - reinterpret_cast<uintptr_t>(packed_.data()) % 64) % 64;
     simd().pq4_pack_lut(bytes.data(), npairs, packed_.data() + packed_offset_);

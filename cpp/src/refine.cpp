@@ -61,9 +61,12 @@ void IndexRefineFlat::search(idx_t n, const float* x, idx_t k, float* D, idx_t* 
     const size_t dd = size_t(d), kk = size_t(k);
     const SimdKernels& K = simd();
     const float pad = missing_distance(metric_type);
+    // Tasks of 16 queries: neighbouring queries' results share cache lines,
+    // which threads taking alternate queries would pass back and forth.
+    constexpr size_t kPerTask = 16;
     const bool par = size_t(n) * kb * dd > (1u << 20);
-    parallel_for(par ? size_t(n) : 1, [&](size_t t) {
-        const size_t q0 = par ? t : 0, q1 = par ? t + 1 : size_t(n);
+    parallel_for(par ? (size_t(n) + kPerTask - 1) / kPerTask : 1, [&](size_t t) {
+        const size_t q0 = par ? t * kPerTask : 0, q1 = par ? std::min(size_t(n), q0 + kPerTask) : size_t(n);
         for (size_t q = q0; q < q1; q++) {
             float* Dq = D + q * kk;
             idx_t* Iq = I + q * kk;

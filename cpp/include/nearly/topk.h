@@ -85,9 +85,9 @@ struct TopKReservoir {
     void take_sorted(float* D, idx_t* I);
 
    private:
-    // Sorts the candidates into the calling thread's scratch (the k best
-    // first, ascending) and empties the reservoir; returns min(n, k).
-    const std::pair<float, idx_t>* sort_best(size_t& m);
+    // Sorts the candidates in place (the k best first, ascending) and
+    // empties the reservoir; returns min(n, k).
+    size_t sort_best();
 };
 
 }  // namespace nearly
