@@ -328,3 +328,21 @@ def test_ivf_fast_scan_batch_equals_one_at_a_time(metric, by_residual):
             np.testing.assert_allclose(D[q], Dq[0], rtol=1e-6)
         if params.sel is not None:
             assert ((I >= 1000) & (I < 5000)).all()
+
+
+def test_ivf_fast_scan_ids_beyond_32_bits():
+    """Reservoirs sort (score, id) packed in one integer when ids fit 32
+    bits, with the pair comparator otherwise: the same order either way."""
+    rng = np.random.default_rng(22)
+    d, M = 32, 16
+    x = randn(rng, 3000, d)
+    xq = randn(rng, 200, d)
+    out = []
+    for offset in (0, 2**40):
+        index = nearly.IndexIVFPQFastScan(nearly.IndexFlat(d, METRIC_L2), d, 16, M, 4, METRIC_L2)
+        index.train(x)
+        index.add_with_ids(x, np.arange(len(x), dtype=np.int64) + offset)
+        D, I = index.search(xq, 50, params=nearly.SearchParametersIVF(nprobe=8))
+        out.append((D, I - offset))
+    np.testing.assert_array_equal(out[0][1], out[1][1])
+    np.testing.assert_array_equal(out[0][0], out[1][0])

@@ -54,9 +54,10 @@ void IndexRefineFlat::search(idx_t n, const float* x, idx_t k, float* D, idx_t* 
     NEARLY_CHECK_ARG(kf >= 1, "IndexRefineFlat: k_factor must be at least 1");
     std::shared_lock<SharedMutex> lk(rw_mutex_);
     const idx_t kb = std::max<idx_t>(k, idx_t(std::ceil(double(k) * kf)));
-    std::vector<float> bD(size_t(n) * kb);
-    std::vector<idx_t> bI(size_t(n) * kb);
-    base_index->search(n, x, kb, bD.data(), bI.data(), base_params);
+    // Not value-initialized: the base search writes every slot.
+    std::unique_ptr<float[]> bD(new float[size_t(n) * kb]);
+    std::unique_ptr<idx_t[]> bI(new idx_t[size_t(n) * kb]);
+    base_index->search(n, x, kb, bD.get(), bI.get(), base_params);
     const float* xb = refine_index->vectors().data();
     const size_t dd = size_t(d), kk = size_t(k);
     const SimdKernels& K = simd();
@@ -71,7 +72,7 @@ void IndexRefineFlat::search(idx_t n, const float* x, idx_t k, float* D, idx_t* 
             float* Dq = D + q * kk;
             idx_t* Iq = I + q * kk;
             TopK::init(Dq, Iq, kk);
-            const idx_t* cand = bI.data() + q * kb;
+            const idx_t* cand = bI.get() + q * kb;
             // Candidates are scattered over the float vectors: their rows are
             // requested a few candidates ahead so the reads overlap.
             constexpr idx_t kAhead = 4;

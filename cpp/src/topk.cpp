@@ -25,31 +25,46 @@ inline bool better(const std::pair<float, idx_t>& a, const std::pair<float, idx_
 void TopKReservoir::cut() {
     if (n <= k) return;
     // A threshold t with between k and k + slack candidates <= t, found by
-    // bisection over the floats' integer images: counting passes that
-    // vectorize and never branch on the data (nth_element's partitions
-    // mispredict on every other element). Every candidate <= t stays, so
-    // the k best always do; the exact k are picked by to_heap.
+    // counting passes that vectorize and never branch on the data
+    // (nth_element's partitions mispredict on every other element). Every
+    // candidate <= t stays, so the k best always do; the exact k are picked
+    // by sort_best.
     float fmin = keys[0], fmax = keys[0];
     for (size_t i = 1; i < n; i++) {
         fmin = std::min(fmin, keys[i]);
         fmax = std::max(fmax, keys[i]);
     }
-    uint32_t lo = ordered(fmin), hi = ordered(fmax);
+    // The count is searched for by interpolation between the bracketing
+    // values (scores near the cut are spread about evenly: a few passes),
+    // every third guess a bisection of the integer images (always
+    // progresses).
     const float* key = keys.data();
-    const uint32_t nn = uint32_t(n), kk = uint32_t(k), enough = uint32_t(k + (keys.size() - k) / 4);
-    while (lo < hi) {
-        const uint32_t mid = lo + (hi - lo) / 2;
-        const float fm = from_ordered(mid);
+    auto count = [&](float v) {
         uint32_t c = 0;
-        for (uint32_t i = 0; i < nn; i++) c += key[i] <= fm;
-        if (c >= kk) {
-            hi = mid;
+        for (size_t i = 0; i < n; i++) c += key[i] <= v;
+        return size_t(c);
+    };
+    const size_t enough = k + (keys.size() - k) / 4, target = (k + enough) / 2;
+    float flo = fmin, fhi = fmax;
+    size_t clo = count(flo), chi = n;
+    if (clo >= k) fhi = flo;
+    for (int step = 0; clo < k; step++) {
+        const uint32_t lo = ordered(flo), hi = ordered(fhi);
+        if (hi - lo <= 1) break;
+        float guess = flo + (fhi - flo) * (float(target - clo) / float(chi - clo));
+        const uint32_t g = ordered(guess);
+        if (step % 3 == 2 || !(g > lo && g < hi)) guess = from_ordered(lo + (hi - lo) / 2);
+        const size_t c = count(guess);
+        if (c >= k) {
+            fhi = guess;
+            chi = c;
             if (c <= enough) break;
         } else {
-            lo = mid + 1;
+            flo = guess;
+            clo = c;
         }
     }
-    const float t = from_ordered(hi);
+    const float t = fhi;
     size_t m = 0;
     for (size_t i = 0; i < n; i++) {  // branch-free compaction
         keys[m] = keys[i];
