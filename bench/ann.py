@@ -19,6 +19,11 @@ Method
 * Every measurement is repeated ``--repeats`` times; each repetition runs every
   engine once, in a rotating order (interleaved), and the median is reported.
 * Every engine is warmed up (one untimed call of the same kind) before timing.
+* Before each timed call the process sleeps ``SETTLE_S`` (untimed): an OpenMP
+  runtime (faiss's libgomp) keeps its idle workers spinning for milliseconds
+  after a parallel region, and on a 2-core machine they took a core from the
+  next engine's call (measured: 10-15% slower right after faiss, none after a
+  20 ms pause).
 * Timings use ``time.perf_counter``.
 
 Extending
@@ -484,6 +489,9 @@ def make_engines(names):
 # --------------------------------------------------------------------------
 # timing
 # --------------------------------------------------------------------------
+SETTLE_S = 0.03
+
+
 def interleaved(fns, repeats, warmup=1):
     """Run every callable in ``fns`` (name -> f() -> float seconds or None)
     ``repeats`` times, interleaving the names and rotating their order.
@@ -499,6 +507,7 @@ def interleaved(fns, repeats, warmup=1):
     for r in range(repeats):
         order = names[r % len(names):] + names[: r % len(names)]
         for n in order:
+            time.sleep(SETTLE_S)
             t0 = time.perf_counter()
             res = fns[n]()
             dt = time.perf_counter() - t0

@@ -17,6 +17,7 @@ namespace {
 // against the chunk while it is in cache) beats packing the whole database:
 // measured crossover between 32 and 128 queries on 10k and 100k x 384.
 constexpr size_t kGemmMinQueries = 64;
+constexpr size_t kMaxSharedPackFloats = size_t(16) << 20;  // 64 MiB
 // Below this many multiply-adds a call stays on the calling thread: waking
 // the pool would cost more than it saves.
 constexpr double kMinParallelWork = 1 << 20;
@@ -37,6 +38,11 @@ struct Scan {
     // All nq queries packed for the micro-kernel, shared by the tasks that
     // each scan a database range (set by pack_queries; else each task packs).
     const float* qpack = nullptr;
+    // The whole database packed in blocks (and its squared norms for L2),
+    // shared by the tasks that each scan a range of queries (set by
+    // pack_database; else each task packs the blocks it scans).
+    const float* xbpack = nullptr;
+    const float* xbpack_norms = nullptr;
     bool xq_norms_ready() const { return metric != METRIC_L2 || xq_norms != nullptr; }
 };
 
@@ -104,6 +110,9 @@ void pack_panel(const float* m, size_t rows, size_t r0, size_t nr, size_t d, flo
     }
 }
 
+// About 256 KiB of packed database per block (a multiple of nr rows).
+size_t gemm_block(size_t d, size_t nr) { return std::max(nr, (size_t(65536) / d) / nr * nr); }
+
 // Blocked matrix multiply with the selection fused in: the database is packed
 // a block at a time (kept in L2), each mr x nr tile of inner products is
 // turned into scores and handed to the sink while still in L1. The full
@@ -121,17 +130,21 @@ void scan_gemm(const Scan& s, size_t q0, size_t q1, size_t j0, size_t j1, Sink& 
         qpack = own.data();
     }
 
-    // About 256 KiB of packed database per block.
-    const size_t block = std::max(nr, (size_t(65536) / d) / nr * nr);
-    std::vector<float> xpack(block * d), tile(mr * nr), scores(nr), xnorms(block);
+    const size_t block = gemm_block(d, nr);
+    const bool shared = s.xbpack != nullptr;
+    std::vector<float> own_pack(shared ? 0 : block * d), own_norms(shared ? 0 : block), tile(mr * nr), scores(nr);
     for (size_t jb = j0; jb < j1; jb += block) {
         const size_t nbk = std::min(block, j1 - jb), npanel = (nbk + nr - 1) / nr;
-        for (size_t p = 0; p < npanel; p++) pack_panel(s.xb + jb * d, nbk, p * nr, nr, d, &xpack[p * d * nr]);
-        if (s.metric == METRIC_L2) {
-            if (s.xb_norms)
-                std::copy(s.xb_norms + jb, s.xb_norms + jb + nbk, xnorms.begin());
-            else
-                norms_L2sqr(s.xb + jb * d, nbk, d, xnorms.data());
+        const float* xpack = shared ? s.xbpack + jb * d : own_pack.data();
+        const float* xnorms = shared ? s.xbpack_norms + jb : own_norms.data();
+        if (!shared) {
+            for (size_t p = 0; p < npanel; p++) pack_panel(s.xb + jb * d, nbk, p * nr, nr, d, &own_pack[p * d * nr]);
+            if (s.metric == METRIC_L2) {
+                if (s.xb_norms)
+                    std::copy(s.xb_norms + jb, s.xb_norms + jb + nbk, own_norms.begin());
+                else
+                    norms_L2sqr(s.xb + jb * d, nbk, d, own_norms.data());
+            }
         }
         for (size_t b = 0; b < nqb; b++) {
             for (size_t p = 0; p < npanel; p++) {
@@ -154,6 +167,34 @@ void scan_gemm(const Scan& s, size_t q0, size_t q1, size_t j0, size_t j1, Sink& 
         }
         (*s.poll)();
     }
+}
+
+// Packs the whole database once, in parallel, for a scan split by query
+// ranges: blocks laid end to end as scan_gemm cuts them (a partial last panel
+// padded with zero rows), so block jb starts at jb * d.
+struct PackedDatabase {
+    std::vector<float> panels, norms;
+};
+PackedDatabase pack_database(Scan& s) {
+    PackedDatabase pk;
+    const size_t nr = simd().gemm.nr, block = gemm_block(s.d, nr);
+    const size_t nblocks = (s.nb + block - 1) / block;
+    pk.panels.resize((nblocks * block + nr) * s.d);
+    if (s.metric == METRIC_L2) pk.norms.resize(nblocks * block);
+    parallel_for(nblocks, [&](size_t b) {
+        const size_t jb = b * block, nbk = std::min(block, s.nb - jb), npanel = (nbk + nr - 1) / nr;
+        for (size_t p = 0; p < npanel; p++)
+            pack_panel(s.xb + jb * s.d, nbk, p * nr, nr, s.d, &pk.panels[jb * s.d + p * s.d * nr]);
+        if (s.metric == METRIC_L2) {
+            if (s.xb_norms)
+                std::copy(s.xb_norms + jb, s.xb_norms + jb + nbk, pk.norms.begin() + jb);
+            else
+                norms_L2sqr(s.xb + jb * s.d, nbk, s.d, &pk.norms[jb]);
+        }
+    });
+    s.xbpack = pk.panels.data();
+    s.xbpack_norms = pk.norms.empty() ? nullptr : pk.norms.data();
+    return pk;
 }
 
 // Packs every query once, in parallel, for a scan split by database ranges.
@@ -201,23 +242,29 @@ Split plan(size_t nq, size_t nb, size_t d, size_t k = 0) {
     // database task keeps its own heaps, so every query's selection is done
     // once per task and merged (an IVF coarse search, 1,000 queries x 1,024
     // centroids, ran no faster on 2 threads than on 1); queries split evenly
-    // and pack only the small database again.
+    // and share one packing of the small database (maybe_pack_database).
     const bool db_large_enough = nb >= 2 * nt * 256 && nb >= 8 * nq;
     if ((db_large_enough && partials_fit) || qblocks < 2 * nt) {
         sp.nb_tasks = std::min((nb + nr - 1) / nr, 2 * nt);
         sp.b_step = ((nb + sp.nb_tasks - 1) / sp.nb_tasks + nr - 1) / nr * nr;
         sp.nb_tasks = (nb + sp.b_step - 1) / sp.b_step;
     } else {
-        // Every query task packs the whole database again: more tasks than
-        // threads (for balance) only once each has thousands of queries to
-        // pay for it (an IVF coarse search, 1,000 queries x 1,024 centroids,
-        // in 8 tasks on 2 threads packed the centroids 8 times: 1.6x the
-        // 1-thread speed; in 2 tasks, 1.9x).
-        sp.nq_tasks = std::min(qblocks, nq >= 2048 * nt ? 4 * nt : nt);
+        sp.nq_tasks = std::min(qblocks, 4 * nt);
         sp.q_step = (qblocks + sp.nq_tasks - 1) / sp.nq_tasks * mr;
         sp.nq_tasks = (nq + sp.q_step - 1) / sp.q_step;
     }
     return sp;
+}
+
+// Query tasks that would each pack the whole database share one packing
+// when it is small (an IVF coarse search, 1,000 queries x 1,024 centroids,
+// in 8 tasks on 2 threads packed the centroids 8 times and ran 1.6x faster
+// than 1 thread; packed once, 1.9x). Large databases are packed block by
+// block in each task: a shared copy would double their memory.
+PackedDatabase maybe_pack_database(Scan& s, const Split& sp) {
+    const size_t per_task = (s.nq + sp.nq_tasks - 1) / sp.nq_tasks;
+    if (sp.nq_tasks <= 1 || per_task < kGemmMinQueries || s.nb * s.d > kMaxSharedPackFloats) return {};
+    return pack_database(s);
 }
 
 struct KnnSink {
@@ -310,6 +357,7 @@ void knn_exhaustive(const float* xq, size_t nq, const float* xb, size_t nb, size
     Split sp = plan(nq, nb, d, k);
 
     if (sp.nb_tasks == 1) {
+        PackedDatabase shared = maybe_pack_database(s, sp);
         parallel_for(sp.nq_tasks, [&](size_t t) {
             size_t q0 = t * sp.q_step, q1 = std::min(nq, q0 + sp.q_step);
             KnnSink sink(D + q0 * k, I + q0 * k, k, q0, q1 - q0, sel);
@@ -366,6 +414,8 @@ void range_exhaustive(const float* xq, size_t nq, const float* xb, size_t nb, si
     Split sp = plan(nq, nb, d);
     std::vector<float> packed;
     if (sp.nq_tasks == 1 && sp.nb_tasks > 1) packed = pack_queries(s);
+    PackedDatabase shared;
+    if (sp.nb_tasks == 1) shared = maybe_pack_database(s, sp);
     const float threshold = metric == METRIC_L2 ? radius : -radius;
     const size_t ntasks = sp.nq_tasks * sp.nb_tasks;
     std::vector<RangeSink> sinks(ntasks);
@@ -410,6 +460,8 @@ void pairwise_distances(const float* xq, size_t nq, const float* xb, size_t nb, 
     Split sp = plan(nq, nb, d);
     std::vector<float> packed;
     if (sp.nq_tasks == 1 && sp.nb_tasks > 1) packed = pack_queries(s);
+    PackedDatabase shared;
+    if (sp.nb_tasks == 1) shared = maybe_pack_database(s, sp);
     parallel_for(sp.nq_tasks * sp.nb_tasks, [&](size_t t) {
         size_t qt = t / sp.nb_tasks, bt = t % sp.nb_tasks;
         size_t q0 = qt * sp.q_step, q1 = std::min(nq, q0 + sp.q_step);
