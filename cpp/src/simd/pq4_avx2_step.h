@@ -5,7 +5,9 @@
 #pragma once
 #include <immintrin.h>
 
+#include <cstddef>
 #include <cstdint>
+#include <type_traits>
 
 namespace nearly {
 
@@ -45,6 +47,20 @@ static inline uint32_t pq4_finish_256(__m256i all, __m256i odd, uint16_t thr, ui
     const __m256i m0 = _mm256_cmpeq_epi16(_mm256_min_epu16(s0, t), s0);
     const __m256i m1 = _mm256_cmpeq_epi16(_mm256_min_epu16(s1, t), s1);
     return uint32_t(_mm256_movemask_epi8(_mm256_permute4x64_epi64(_mm256_packs_epi16(m0, m1), 0xD8)));
+}
+
+// Calls f(std::integral_constant<size_t, G>, q) for consecutive groups of
+// G <= 4 queries starting at q: the kernels keep 2 accumulators per query
+// of a group in registers.
+template <class F>
+static inline void pq4_query_groups(size_t nq, F&& f) {
+    for (size_t q = 0; q < nq; q += 4) {
+        const size_t m = nq - q;
+        if (m >= 4) f(std::integral_constant<size_t, 4>{}, q);
+        else if (m == 3) f(std::integral_constant<size_t, 3>{}, q);
+        else if (m == 2) f(std::integral_constant<size_t, 2>{}, q);
+        else f(std::integral_constant<size_t, 1>{}, q);
+    }
 }
 
 }  // namespace nearly

@@ -65,13 +65,9 @@ void scan_queries(const uint8_t* block, size_t npairs, const uint8_t* const* pac
 
 void pq4_scan_block_avx512(const uint8_t* block, size_t npairs, const uint8_t* const* packed, size_t nq,
                            const uint16_t* thr, uint16_t* sums, uint32_t* masks) {
-    for (size_t q = 0; q < nq; q += 4) {
-        const size_t m = nq - q;
-        if (m >= 4) scan_queries<4>(block, npairs, packed + q, thr + q, sums + q * 32, masks + q);
-        else if (m == 3) scan_queries<3>(block, npairs, packed + q, thr + q, sums + q * 32, masks + q);
-        else if (m == 2) scan_queries<2>(block, npairs, packed + q, thr + q, sums + q * 32, masks + q);
-        else scan_queries<1>(block, npairs, packed + q, thr + q, sums + q * 32, masks + q);
-    }
+    pq4_query_groups(nq, [&](auto group, size_t q) {
+        scan_queries<decltype(group)::value>(block, npairs, packed + q, thr + q, sums + q * 32, masks + q);
+    });
 }
 
 }  // namespace nearly
