@@ -109,13 +109,23 @@ IVFPQScanner::IVFPQScanner(const IndexIVFPQ& ix)
 
 void IVFPQScanner::set_query(const float* x) {
     q = x;
-    if (ip || precomputed) {
-        pq.compute_inner_prod_table(x, qtab.data());
-    } else if (!residual) {
-        pq.compute_distance_table(x, qtab.data());
-    }
-    tab = qtab.data();
     dis0 = 0.f;
+    qt = tab = qtab.data();
+    if (!(ip || precomputed || !residual)) return;  // L2 on residuals: a table per list
+    const bool inner = ip || precomputed;
+    const size_t d = pq.d, tsize = pq.M * pq.ksub;
+    if (batch && x >= batch->x && x < batch->x + batch->n * d && size_t(x - batch->x) % d == 0) {
+        const size_t i = size_t(x - batch->x) / d;
+        if (i < group_first || i >= group_first + group_size) {
+            group_first = i;
+            group_size = std::min(kGroup, batch->n - i);
+            group.resize(kGroup * tsize);
+            pq.compute_tables(x, group_size, inner, group.data());
+        }
+        qt = tab = group.data() + (i - group_first) * tsize;
+        return;
+    }
+    pq.compute_tables(x, 1, inner, qtab.data());
 }
 
 void IVFPQScanner::set_list(size_t list_no, float coarse_dis) {
@@ -126,7 +136,7 @@ void IVFPQScanner::set_list(size_t list_no, float coarse_dis) {
         // ||q - c||^2 + (||r||^2 + 2 <c, r>) - 2 <q, r>
         dis0 = coarse_dis;
         const float* pt = ix.precomputed_table.data() + list_no * qtab.size();
-        for (size_t i = 0; i < qtab.size(); i++) ltab[i] = pt[i] - 2.f * qtab[i];
+        for (size_t i = 0; i < qtab.size(); i++) ltab[i] = pt[i] - 2.f * qt[i];
         tab = ltab.data();
     } else {
         ix.quantizer->reconstruct(idx_t(list_no), centroid.data());
@@ -143,6 +153,19 @@ void IVFPQScanner::distances(size_t n, const uint8_t* codes, float* out) const {
 }
 
 std::unique_ptr<InvertedListScanner> IndexIVFPQ::get_scanner() const { return std::make_unique<IVFPQScanner>(*this); }
+
+std::unique_ptr<IVFQueryBatch> IndexIVFPQ::prepare_queries(idx_t n, const float* x) const {
+    auto batch = std::make_unique<IVFPQQueries>();
+    batch->x = x;
+    batch->n = size_t(n);
+    return batch;
+}
+
+std::unique_ptr<InvertedListScanner> IndexIVFPQ::get_scanner_for(const QueryBatch* batch) const {
+    std::unique_ptr<InvertedListScanner> sc = get_scanner();  // fast-scan's derives from IVFPQScanner
+    static_cast<IVFPQScanner&>(*sc).batch = dynamic_cast<const IVFPQQueries*>(batch);
+    return sc;
+}
 
 void IndexIVFPQ::write_body(Writer& w) const {
     std::shared_lock<SharedMutex> lk(rw_mutex_);

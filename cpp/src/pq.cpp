@@ -101,23 +101,30 @@ void ProductQuantizer::decode(const uint8_t* codes, float* x, size_t n) const {
 }
 
 // ||x_m - c||^2 = ||x_m||^2 + ||c||^2 - 2 <x_m, c>.
-void ProductQuantizer::compute_distance_table(const float* x, float* tab) const {
-    const SimdKernels& K = simd();
-    for (size_t m = 0; m < M; m++) {
-        const float* xm = x + m * dsub;
-        float* t = tab + m * ksub;
-        K.vecmat_unfused(xm, dsub, transposed_centroids.data() + m * dsub * ksub, ksub, t);
-        float xn = 0.f;
-        for (size_t i = 0; i < dsub; i++) xn += xm[i] * xm[i];
-        const float* nrm = centroid_norms.data() + m * ksub;
-        for (size_t j = 0; j < ksub; j++) t[j] = xn + nrm[j] - 2.f * t[j];
-    }
+namespace {
+// Subspace m of x's table: inner products with the centroids, or squared
+// distances from them.
+void table_of_subspace(const ProductQuantizer& pq, const SimdKernels& K, const float* x, size_t m,
+                       bool inner_product, float* t) {
+    const float* xm = x + m * pq.dsub;
+    K.vecmat_unfused(xm, pq.dsub, pq.transposed_centroids.data() + m * pq.dsub * pq.ksub, pq.ksub, t);
+    if (inner_product) return;
+    float xn = 0.f;
+    for (size_t i = 0; i < pq.dsub; i++) xn += xm[i] * xm[i];
+    const float* nrm = pq.centroid_norms.data() + m * pq.ksub;
+    for (size_t j = 0; j < pq.ksub; j++) t[j] = xn + nrm[j] - 2.f * t[j];
 }
+}  // namespace
 
-void ProductQuantizer::compute_inner_prod_table(const float* x, float* tab) const {
+void ProductQuantizer::compute_distance_table(const float* x, float* tab) const { compute_tables(x, 1, false, tab); }
+
+void ProductQuantizer::compute_inner_prod_table(const float* x, float* tab) const { compute_tables(x, 1, true, tab); }
+
+void ProductQuantizer::compute_tables(const float* x, size_t nx, bool inner_product, float* tabs) const {
     const SimdKernels& K = simd();
     for (size_t m = 0; m < M; m++)
-        K.vecmat_unfused(x + m * dsub, dsub, transposed_centroids.data() + m * dsub * ksub, ksub, tab + m * ksub);
+        for (size_t q = 0; q < nx; q++)
+            table_of_subspace(*this, K, x + q * d, m, inner_product, tabs + q * M * ksub + m * ksub);
 }
 
 void ProductQuantizer::adc(const float* tab, const uint8_t* codes, size_t n, float* out) const {

@@ -35,12 +35,7 @@ py::array_t<float> tables(const ProductQuantizer& pq, py::handle x_obj, bool ip)
     float* o = out.mutable_data();
     {
         py::gil_scoped_release release;
-        for (size_t i = 0; i < n; i++) {
-            if (ip)
-                pq.compute_inner_prod_table(x.data() + i * pq.d, o + i * pq.M * pq.ksub);
-            else
-                pq.compute_distance_table(x.data() + i * pq.d, o + i * pq.M * pq.ksub);
-        }
+        pq.compute_tables(x.data(), n, ip, o);  // all rows at once, as a search's scanners do
     }
     return out;
 }

@@ -48,9 +48,19 @@ struct IndexIVFPQ : IndexIVF {
     idx_t train_encoder_num_vectors() const override { return idx_t(pq.cp.max_points_per_centroid) * idx_t(pq.ksub); }
     bool encoder_trained() const override { return pq_trained_; }
     std::unique_ptr<InvertedListScanner> get_scanner() const override;
+    // The scanners of a search know its queries and compute their tables
+    // four at a time (IVFPQScanner::set_query).
+    std::unique_ptr<QueryBatch> prepare_queries(idx_t n, const float* x) const override;
+    std::unique_ptr<InvertedListScanner> get_scanner_for(const QueryBatch* batch) const override;
 
    private:
     void build_precomputed_table();  // caller holds the write lock
+};
+
+// The queries of one search (rows of x).
+struct IVFPQQueries : IVFQueryBatch {
+    const float* x = nullptr;
+    size_t n = 0;
 };
 
 // Per-query state of an IVFPQ scan: the float table the ADC sums read from
@@ -62,8 +72,17 @@ struct IVFPQScanner : InvertedListScanner {
     const bool ip, residual, precomputed;
     std::vector<float> qtab, ltab, centroid, resid;
     const float* q = nullptr;
-    const float* tab = nullptr;
+    const float* qt = nullptr;   // the query's own table (qtab, or a row of group)
+    const float* tab = nullptr;  // the table the scan reads (qt, or ltab per list)
     float dis0 = 0.f;
+    // The search's queries, when known: their tables are computed kGroup at
+    // a time (each subspace's centroids then come from memory once for the
+    // group: a 48 x 256 codebook is 393 KB, read again for every query
+    // otherwise).
+    const IVFPQQueries* batch = nullptr;
+    static constexpr size_t kGroup = 4;
+    std::vector<float> group;
+    size_t group_first = 0, group_size = 0;
 
     explicit IVFPQScanner(const IndexIVFPQ& ix);
     void set_query(const float* x) override;

@@ -47,6 +47,10 @@ struct ProductQuantizer {
     // of x with each centroid of its subspace.
     void compute_distance_table(const float* x, float* tab) const;
     void compute_inner_prod_table(const float* x, float* tab) const;
+    // The tables of nx queries (rows of x, tabs nx x M x ksub), each equal to
+    // the one-query version's; subspace by subspace, so each subspace's
+    // centroids are read from memory once for all nx queries.
+    void compute_tables(const float* x, size_t nx, bool inner_product, float* tabs) const;
     // ADC: out[j] = sum over m of tab[m * ksub + code_j[m]], summed in order m.
     void adc(const float* tab, const uint8_t* codes, size_t n, float* out) const;
 
