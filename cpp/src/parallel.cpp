@@ -68,6 +68,9 @@ class Pool {
 
     void resize(int n) {
         std::lock_guard<std::mutex> run(run_mutex_);
+        // The same size again keeps the workers (and their warm caches and
+        // malloc arenas): code often sets the thread count before every call.
+        if (n == nthreads_) return;
         stop_workers();
         nthreads_ = n;
     }
