@@ -22,8 +22,8 @@ Method
 * Before each timed call the process sleeps ``SETTLE_S`` (untimed): an OpenMP
   runtime (faiss's libgomp) keeps its idle workers spinning for milliseconds
   after a parallel region, and on a 2-core machine they took a core from the
-  next engine's call (measured: 10-15% slower right after faiss, none after a
-  20 ms pause).
+  next engine's call (measured: nearly about 10% slower right after faiss
+  than after a 20 ms pause).
 * Timings use ``time.perf_counter``.
 
 Extending
