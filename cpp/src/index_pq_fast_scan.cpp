@@ -12,7 +12,7 @@ namespace nearly {
 
 namespace {
 // A task takes this many queries and walks the codes kCodeBlock entries at a
-// time, so a stretch of codes stays in cache while each query scans it.
+// time, all its queries against each stretch.
 constexpr size_t kQueriesPerTask = 8;
 constexpr size_t kCodeBlock = 4096;  // a multiple of the fast-scan block
 }  // namespace
@@ -28,39 +28,35 @@ void IndexPQFastScan::search(idx_t n, const float* x, idx_t k, float* D, idx_t* 
     if (!is_trained) throw NotSupported("Error: 'is_trained' failed");
     const IDSelector* sel = params ? params->sel.get() : nullptr;
     std::shared_lock<SharedMutex> lk(rw_mutex_);
-    const size_t dd = d, kk = k, nb = size_t(ntotal), ts = pq.M * pq.ksub;
+    const size_t dd = d, kk = k, nb = size_t(ntotal);
     const bool ip = metric_type == METRIC_INNER_PRODUCT;
     const float pad = missing_distance(metric_type);
     InterruptPoll poll;
     parallel_for((size_t(n) + kQueriesPerTask - 1) / kQueriesPerTask, [&](size_t t) {
-        const size_t q0 = t * kQueriesPerTask, q1 = std::min(size_t(n), q0 + kQueriesPerTask);
-        std::vector<PQ4Table> tables(q1 - q0);
-        std::vector<TopKReservoir> found(q1 - q0);
-        std::vector<float> tab(ts);
-        for (size_t q = q0; q < q1; q++) {
-            // Lower is better inside: inner products are negated.
-            if (ip) {
-                pq.compute_inner_prod_table(x + q * dd, tab.data());
-                for (float& v : tab) v = -v;
-            } else {
-                pq.compute_distance_table(x + q * dd, tab.data());
-            }
-            tables[q - q0].set(tab.data(), pq.M);
-            found[q - q0].reset(kk);
-            TopK::init(D + q * kk, I + q * kk, kk);
+        const size_t q0 = t * kQueriesPerTask, nq = std::min(size_t(n), q0 + kQueriesPerTask) - q0;
+        std::vector<PQ4Table> tables(nq);
+        pq4_query_tables(pq, x + q0 * dd, nq, ip, tables.data());
+        std::vector<TopKReservoir> found(nq);
+        std::vector<const PQ4Table*> tabs(nq);
+        std::vector<TopKReservoir*> outs(nq);
+        const std::vector<float> offsets(nq, 0.f);
+        for (size_t i = 0; i < nq; i++) {
+            found[i].reset(kk);
+            tabs[i] = &tables[i];
+            outs[i] = &found[i];
         }
+        // The task's queries scan each stretch of codes together: one load
+        // of a block of codes serves all of them.
         for (size_t j0 = 0; j0 < nb; j0 += kCodeBlock) {
             const size_t m = std::min(kCodeBlock, nb - j0);
-            const uint8_t* codes = codes_.data() + j0 * pq.code_size;
-            for (size_t q = q0; q < q1; q++)
-                pq4_scan(codes, m, tables[q - q0], 0.f, nullptr, idx_t(j0), sel, found[q - q0]);
+            pq4_scan_queries(codes_.data() + j0 * pq.code_size, m, nq, tabs.data(), offsets.data(), nullptr,
+                             idx_t(j0), sel, outs.data());
         }
-        for (size_t q = q0; q < q1; q++) {
-            float* Dq = D + q * kk;
-            idx_t* Iq = I + q * kk;
-            found[q - q0].to_heap(Dq, Iq);
-            TopK::sort(Dq, Iq, kk);
-            for (size_t i = 0; i < kk; i++) Dq[i] = Iq[i] < 0 ? pad : (ip ? -Dq[i] : Dq[i]);
+        for (size_t i = 0; i < nq; i++) {
+            float* Dq = D + (q0 + i) * kk;
+            idx_t* Iq = I + (q0 + i) * kk;
+            found[i].take_sorted(Dq, Iq);
+            for (size_t j = 0; j < kk; j++) Dq[j] = Iq[j] < 0 ? pad : (ip ? -Dq[j] : Dq[j]);
         }
         poll();
     });

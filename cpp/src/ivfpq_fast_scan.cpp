@@ -110,19 +110,9 @@ bool IndexIVFPQFastScan::search_assigned(idx_t n, const float* x, idx_t k, size_
     parallel_for(nslices, [&](size_t s) {
         const size_t q0 = s * slice, m = std::min(slice, size_t(n) - q0);
         std::vector<PQ4Table> tables(m);
+        pq4_query_tables(pq, x + q0 * dd, m, ip, tables.data());
         std::vector<TopKReservoir> found(m);
-        std::vector<float> tab(pq.M * pq.ksub);
-        for (size_t i = 0; i < m; i++) {
-            const float* xq = x + (q0 + i) * dd;
-            if (ip) {
-                pq.compute_inner_prod_table(xq, tab.data());
-                for (float& v : tab) v = -v;  // lower is better inside
-            } else {
-                pq.compute_distance_table(xq, tab.data());
-            }
-            tables[i].set(tab.data(), pq.M);
-            found[i].reset(kk);
-        }
+        for (auto& f : found) f.reset(kk);
         // The slice's (query, probe) pairs bucketed by (round, list): each
         // query's nearest lists come in the first rounds, so its threshold is
         // tight before the bulk of its lists is scanned.

@@ -51,6 +51,19 @@ void PQ4Table::set(const float* tab, size_t M) {
     simd().pq4_pack_lut(bytes.data(), npairs, packed_.data() + packed_offset_);
 }
 
+void pq4_query_tables(const ProductQuantizer& pq, const float* x, size_t nx, bool inner_product, PQ4Table* out) {
+    constexpr size_t kGroup = 4;
+    const size_t ts = pq.M * pq.ksub;
+    std::vector<float> tabs(kGroup * ts);
+    for (size_t q0 = 0; q0 < nx; q0 += kGroup) {
+        const size_t m = std::min(kGroup, nx - q0);
+        pq.compute_tables(x + q0 * pq.d, m, inner_product, tabs.data());
+        if (inner_product)
+            for (size_t i = 0; i < m * ts; i++) tabs[i] = -tabs[i];
+        for (size_t i = 0; i < m; i++) out[q0 + i].set(tabs.data() + i * ts, pq.M);
+    }
+}
+
 uint16_t PQ4Table::threshold(float thr) const {
     if (!(thr < INFINITY)) return 65535;
     const double v = (double(thr) - double(bias)) * double(scale);

@@ -13,6 +13,7 @@
 
 #include "nearly/code_layout.h"
 #include "nearly/common.h"
+#include "nearly/pq.h"
 #include "nearly/selector.h"
 #include "nearly/topk.h"
 
@@ -43,6 +44,11 @@ struct PQ4Table {
     std::vector<uint8_t> packed_;
     size_t packed_offset_ = 0;
 };
+
+// The quantized tables of nx queries (rows of x), lower is better: inner
+// products negated. The float tables are computed a few queries at a time
+// (ProductQuantizer::compute_tables).
+void pq4_query_tables(const ProductQuantizer& pq, const float* x, size_t nx, bool inner_product, PQ4Table* out);
 
 // Scans n entries (codes in the block layout, npairs bytes per code) and
 // adds those that can beat the reservoir's threshold to it: score = offset
