@@ -20,6 +20,7 @@
 #include <shared_mutex>
 
 #include "nearly/hnsw.h"
+#include "nearly/huge_pages.h"
 #include "nearly/parallel.h"
 
 namespace nearly {
@@ -83,7 +84,7 @@ struct HNSWGraph::Storage {
     size_t links_offset, block_bytes;
     size_t capacity = 0, nslots = 0;
     uint8_t* blocks = nullptr;
-    std::vector<uint8_t> side;   // side_bytes per slot
+    LargeVector<uint8_t> side;   // side_bytes per slot
     std::vector<idx_t> labels;   // slot -> id
     std::vector<int8_t> levels;  // -1: free slot
     // Level-0 in-degree of each node: pruning never takes away a node's last
@@ -98,7 +99,7 @@ struct HNSWGraph::Storage {
         links_offset = (payload_bytes + 3) / 4 * 4;
         block_bytes = (links_offset + (1 + M0) * sizeof(slot_t) + 63) / 64 * 64;
     }
-    ~Storage() { std::free(blocks); }
+    ~Storage() { release_large(blocks, capacity * block_bytes); }
 
     uint8_t* block(slot_t s) const { return blocks + size_t(s) * block_bytes; }
     uint8_t* payload(slot_t s) const { return block(s); }
@@ -138,10 +139,10 @@ struct HNSWGraph::Storage {
     // Only under the graph's exclusive lock: moves every array.
     void grow(size_t cap) {
         if (cap <= capacity) return;
-        uint8_t* nb = static_cast<uint8_t*>(std::aligned_alloc(64, cap * block_bytes));
-        if (!nb) throw std::bad_alloc();
+        // Huge pages: a search's hops land on random blocks (one TLB miss each with 4 KiB pages).
+        uint8_t* nb = static_cast<uint8_t*>(allocate_large(cap * block_bytes));
         if (blocks) std::memcpy(nb, blocks, nslots * block_bytes);
-        std::free(blocks);
+        release_large(blocks, capacity * block_bytes);
         blocks = nb;
         side.resize(cap * side_bytes);
         labels.resize(cap, -1);

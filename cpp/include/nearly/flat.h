@@ -2,6 +2,7 @@
 #pragma once
 #include <vector>
 
+#include "nearly/huge_pages.h"
 #include "nearly/index.h"
 
 namespace nearly {
@@ -24,10 +25,10 @@ struct IndexFlat : Index {
     void write_body(Writer& w) const override;
     static std::unique_ptr<IndexFlat> read_body(class Reader& r);
 
-    const std::vector<float>& vectors() const { return xb_; }
+    const LargeVector<float>& vectors() const { return xb_; }
 
    private:
-    std::vector<float> xb_;
+    LargeVector<float> xb_;  // read at random by re-ranking
     std::vector<float> norms_;  // squared norms, METRIC_L2 only
 };
 

@@ -29,8 +29,8 @@ class Writer {
         static_assert(std::is_trivially_copyable<T>::value, "pod");
         bytes(&v, sizeof(T));
     }
-    template <class T>
-    void vec(const std::vector<T>& v) {
+    template <class T, class Alloc>
+    void vec(const std::vector<T, Alloc>& v) {
         pod<uint64_t>(v.size());
         bytes(v.data(), v.size() * sizeof(T));
     }
