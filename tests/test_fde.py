@@ -385,10 +385,13 @@ def restore_simd():
     nearly.set_simd_level(before)
 
 
+VECMAT_SHAPES = [(1, 1), (7, 3), (16, 8), (33, 17), (128, 100), (384, 64), (5, 65), (9, 127), (9, 128),
+                 (9, 129), (20, 200), (3, 257), (2, 16), (4, 63), (8, 256)]
+
+
 def test_unfused_kernel_same_bits_at_every_level(restore_simd):
     rng = np.random.default_rng(4)
-    for d, n in [(1, 1), (7, 3), (16, 8), (33, 17), (128, 100), (384, 64), (5, 65), (9, 127), (9, 128),
-                 (9, 129), (20, 200), (3, 257), (2, 16), (4, 63)]:
+    for d, n in VECMAT_SHAPES:
         x = rng.standard_normal(d).astype(np.float32)
         w = rng.standard_normal((d, n)).astype(np.float32)
         want = np.zeros(n, np.float32)
@@ -396,7 +399,25 @@ def test_unfused_kernel_same_bits_at_every_level(restore_simd):
             want = want + (x[i] * w[i]).astype(np.float32)
         for level in restore_simd:
             nearly.set_simd_level(level)
-            assert _nearly._vecmat_unfused(x, w).tobytes() == want.tobytes(), (level, d, n)
+            assert _nearly._vecmat(x, w).tobytes() == want.tobytes(), (level, d, n)
+
+
+def test_fused_kernel_same_bits_at_every_level(restore_simd):
+    """vecmat_fused (PQ distance tables): one fused multiply-add per step, in
+    order; the scalar reference uses std::fma, every level gives its bits."""
+    rng = np.random.default_rng(5)
+    for d, n in VECMAT_SHAPES:
+        x = rng.standard_normal(d).astype(np.float32)
+        w = rng.standard_normal((d, n)).astype(np.float32)
+        nearly.set_simd_level("scalar")
+        want = _nearly._vecmat(x, w, fused=True)
+        np.testing.assert_allclose(want, x.astype(np.float64) @ w, rtol=1e-4, atol=1e-4 * np.sqrt(d))
+        unfused = _nearly._vecmat(x, w)
+        if d > 4:
+            assert want.tobytes() != unfused.tobytes(), (d, n)  # it does fuse
+        for level in restore_simd:
+            nearly.set_simd_level(level)
+            assert _nearly._vecmat(x, w, fused=True).tobytes() == want.tobytes(), (level, d, n)
 
 
 def test_encodings_same_bits_at_every_level(restore_simd):

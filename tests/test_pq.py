@@ -84,22 +84,47 @@ def test_centroids_can_be_assigned(rng):
         other.centroids = np.zeros(5, dtype=np.float32)
 
 
-@pytest.mark.parametrize("M", [1, 3, 4, 7, 8, 48])
-@pytest.mark.parametrize("n", [0, 1, 7, 8, 15, 16, 17, 100])
-def test_adc_kernel_every_level_equals_scalar(level, M, n):
+def _adc_case(M, n):
     rng = np.random.default_rng(M * 1000 + n)
-    tab = rng.standard_normal((M, 256)).astype(np.float32)
-    codes = rng.integers(0, 256, (n, M), dtype=np.uint8)
-    got = nearly.pq_adc_scan(tab, codes)
+    return rng.standard_normal((M, 256)).astype(np.float32), rng.integers(0, 256, (n, M), dtype=np.uint8)
+
+
+def _adc_scalar(tab, codes):
     before = nearly.simd_level()
     nearly.set_simd_level("scalar")
     try:
-        ref = nearly.pq_adc_scan(tab, codes)
+        return nearly.pq_adc_scan(tab, codes)
     finally:
         nearly.set_simd_level(before)
-    np.testing.assert_array_equal(got, ref)  # only additions, in the same order: same bits
+
+
+ADC_M = [1, 3, 4, 5, 6, 7, 8, 48, 50]
+ADC_N = [0, 1, 7, 8, 15, 16, 17, 31, 32, 33, 100]
+
+
+@pytest.mark.parametrize("M", ADC_M)
+@pytest.mark.parametrize("n", ADC_N)
+def test_adc_kernel_every_level_equals_scalar(level, M, n):
+    tab, codes = _adc_case(M, n)
+    got = nearly.pq_adc_scan(tab, codes)
+    np.testing.assert_array_equal(got, _adc_scalar(tab, codes))  # only additions, in the same order: same bits
     exact = tab.astype(np.float64)[np.arange(M)[None, :], codes.astype(np.int64)].sum(1)
     np.testing.assert_allclose(got, exact, rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.skipif("avx512" not in nearly.simd_levels_supported(), reason="needs AVX-512")
+@pytest.mark.parametrize("M", ADC_M)
+@pytest.mark.parametrize("n", ADC_N)
+def test_adc_gather_kernel_equals_scalar(M, n):
+    """The AVX-512 level picks gathers or plain loads by timing both; each must give the scalar bits."""
+    tab, codes = _adc_case(M, n)
+    before = nearly.simd_level()
+    nearly.set_simd_level("avx512")
+    try:
+        got = nearly.pq_adc_scan(tab, codes, gathers=True)
+    finally:
+        nearly.set_simd_level(before)
+    np.testing.assert_array_equal(got, _adc_scalar(tab, codes))
 
 
 @pytest.mark.parametrize("d", [1, 2, 8, 16])

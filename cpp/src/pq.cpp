@@ -107,7 +107,7 @@ namespace {
 void table_of_subspace(const ProductQuantizer& pq, const SimdKernels& K, const float* x, size_t m,
                        bool inner_product, float* t) {
     const float* xm = x + m * pq.dsub;
-    K.vecmat_unfused(xm, pq.dsub, pq.transposed_centroids.data() + m * pq.dsub * pq.ksub, pq.ksub, t);
+    K.vecmat_fused(xm, pq.dsub, pq.transposed_centroids.data() + m * pq.dsub * pq.ksub, pq.ksub, t);
     if (inner_product) return;
     float xn = 0.f;
     for (size_t i = 0; i < pq.dsub; i++) xn += xm[i] * xm[i];

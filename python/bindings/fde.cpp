@@ -78,16 +78,18 @@ void bind_fde(py::module_& m) {
              },
              py::arg("vectors"), py::arg("lengths"));
 
-    m.def("_vecmat_unfused", [](py::handle x_obj, py::handle w_obj) {
+    m.def("_vecmat", [](py::handle x_obj, py::handle w_obj, bool fused) {
         FloatArray x = to_array<FloatArray>(x_obj, "x");
         if (x.ndim() != 1) throw InvalidArgument("x must be 1-D");
         FloatArray w = as_matrix(w_obj, -1, "w");
         if (w.shape(0) != x.shape(0)) throw InvalidArgument("w must have len(x) rows");
         py::array_t<float> out(w.shape(1));
         py::gil_scoped_release release;
-        simd().vecmat_unfused(x.data(), x.shape(0), w.data(), w.shape(1), out.mutable_data());
+        (fused ? simd().vecmat_fused : simd().vecmat_unfused)(x.data(), x.shape(0), w.data(), w.shape(1),
+                                                              out.mutable_data());
         return out;
-    }, py::arg("x"), py::arg("w"), "x @ w at the active SIMD level, unfused and in order (tests).");
+    }, py::arg("x"), py::arg("w"), py::arg("fused") = false,
+       "x @ w at the active SIMD level, in order, unfused or fused (tests).");
     m.def("_fde_signs", [](py::handle x_obj, py::handle w_obj) {
         FloatArray x = as_matrix(x_obj, -1, "x");
         FloatArray w = as_matrix(w_obj, -1, "w");

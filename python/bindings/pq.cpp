@@ -225,16 +225,27 @@ void bind_pq(py::module_& m) {
         return py::make_tuple(py::object(sums), py::object(masks));
     }, py::arg("codes"), py::arg("lut"), py::arg("thr") = 65535);
 
-    // Test hook: the active level's ADC kernel on (M, 256) tables and (n, M) codes.
-    m.def("pq_adc_scan", [](py::handle tab_obj, py::handle codes_obj) {
+    // Test hook: the active level's ADC kernel on (M, 256) tables and (n, M)
+    // codes, or with gathers=True the AVX-512 gather variant (which the
+    // active level uses only where it measured faster).
+    m.def("pq_adc_scan", [](py::handle tab_obj, py::handle codes_obj, bool gathers) {
         auto tab = py::array_t<float, py::array::c_style | py::array::forcecast>::ensure(tab_obj);
         if (!tab || tab.ndim() != 2 || tab.shape(1) != 256) throw InvalidArgument("tab must have shape (M, 256)");
         const size_t M = tab.shape(0);
         ByteArray c = as_codes(codes_obj, M);
         py::array_t<float> out(c.shape(0));
-        simd().pq_adc8(tab.data(), c.data(), M, size_t(c.shape(0)), out.mutable_data());
+        auto kernel = simd().pq_adc8;
+        if (gathers) {
+#if defined(NEARLY_HAVE_AVX512)
+            if (simd_level() != SimdLevel::avx512) throw InvalidArgument("gathers=True needs the avx512 level");
+            kernel = pq_adc8_avx512_gathers;
+#else
+            throw InvalidArgument("gathers=True needs the avx512 level");
+#endif
+        }
+        kernel(tab.data(), c.data(), M, size_t(c.shape(0)), out.mutable_data());
         return out;
-    }, py::arg("tab"), py::arg("codes"));
+    }, py::arg("tab"), py::arg("codes"), py::arg("gathers") = false);
 
     // Test hook: the active level's nearest_transposed for each row of x
     // against ct (d, k) and norms (k,): (indices, scores).

@@ -62,14 +62,20 @@ int main() {
                     failures++;
                 }
             }
-        // vecmat_unfused: the same bits as the scalar reference
-        for (size_t n : {1, 3, 4, 15, 16, 17, 100}) {
+        // vecmat_unfused and vecmat_fused: the same bits as the scalar reference
+        for (size_t n : {1, 3, 4, 15, 16, 17, 100, 256}) {
             std::vector<float> w(d * n), os(n), on(n);
             for (auto& v : w) v = g(rng);
             S.vecmat_unfused(q.data(), d, w.data(), n, os.data());
             N.vecmat_unfused(q.data(), d, w.data(), n, on.data());
             if (std::memcmp(os.data(), on.data(), n * sizeof(float)) != 0) {
                 std::printf("d=%zu n=%zu vecmat_unfused differs from scalar\n", d, n);
+                failures++;
+            }
+            S.vecmat_fused(q.data(), d, w.data(), n, os.data());
+            N.vecmat_fused(q.data(), d, w.data(), n, on.data());
+            if (std::memcmp(os.data(), on.data(), n * sizeof(float)) != 0) {
+                std::printf("d=%zu n=%zu vecmat_fused differs from scalar\n", d, n);
                 failures++;
             }
         }

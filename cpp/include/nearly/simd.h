@@ -34,6 +34,9 @@ struct SimdKernels {
     // i = 0, 1, ... with the product rounded before the add (never fused):
     // the same bits at every level (FDE SimHash signs, see fde.cpp).
     void (*vecmat_unfused)(const float* x, size_t d, const float* w, size_t n, float* out);
+    // The same sums with each step one fused multiply-add (half the
+    // floating-point work; PQ distance tables). The same bits at every level.
+    void (*vecmat_fused)(const float* x, size_t d, const float* w, size_t n, float* out);
     // out[i * ldo + j] = <q_i, x_j> for 4 query rows (stride d) and ny database
     // rows: small batches read each database row once for four queries,
     // without the packing the gemm path needs.
@@ -63,18 +66,25 @@ struct SimdKernels {
                            const uint16_t* thr, uint16_t* sums, uint32_t* masks);
 };
 
-// The vecmat_unfused kernel of each level (cpp/src/simd/<isa>/unfused.cpp,
-// compiled with -ffp-contract=off).
+// The vecmat kernels of each level (cpp/src/simd/<isa>/vecmat.cpp, compiled
+// with -ffp-contract=off).
 void vecmat_unfused_scalar(const float* x, size_t d, const float* w, size_t n, float* out);
 void vecmat_unfused_avx2(const float* x, size_t d, const float* w, size_t n, float* out);
 void vecmat_unfused_avx512(const float* x, size_t d, const float* w, size_t n, float* out);
 void vecmat_unfused_neon(const float* x, size_t d, const float* w, size_t n, float* out);
+void vecmat_fused_scalar(const float* x, size_t d, const float* w, size_t n, float* out);
+void vecmat_fused_avx2(const float* x, size_t d, const float* w, size_t n, float* out);
+void vecmat_fused_avx512(const float* x, size_t d, const float* w, size_t n, float* out);
+void vecmat_fused_neon(const float* x, size_t d, const float* w, size_t n, float* out);
 
 // The pq_adc8 kernel of each level (cpp/src/simd/<isa>/pq.cpp); NEON uses
 // the scalar one.
 void pq_adc8_scalar(const float* tab, const uint8_t* codes, size_t M, size_t n, float* out);
 void pq_adc8_avx2(const float* tab, const uint8_t* codes, size_t M, size_t n, float* out);
 void pq_adc8_avx512(const float* tab, const uint8_t* codes, size_t M, size_t n, float* out);
+// The gather variant that pq_adc8_avx512 picks on CPUs where it is faster
+// (tested on its own, whichever the CPU picks).
+void pq_adc8_avx512_gathers(const float* tab, const uint8_t* codes, size_t M, size_t n, float* out);
 
 // The 4-bit fast-scan kernels of each level (cpp/src/simd/<isa>/pq_fast_scan.cpp);
 // NEON uses the scalar ones.
