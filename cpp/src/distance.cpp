@@ -313,6 +313,11 @@ struct KnnSink {
         idx_t* Iq = I + (q - q0) * k;
         float thr = Dq[0];
         // Ids grow along the scan, so an equal score never beats the root.
+        // Most runs hold nothing below it (k-means assignment, k = 1): a
+        // vectorized count skips them.
+        uint32_t pass = 0;
+        for (size_t j = 0; j < n; j++) pass += s[j] < thr;
+        if (!pass) return;
         for (size_t j = 0; j < n; j++) {
             if (s[j] < thr && (!sel || sel->is_member(idx_t(j0 + j)))) {
                 TopK::push(Dq, Iq, k, s[j], idx_t(j0 + j));
