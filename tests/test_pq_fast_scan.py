@@ -346,3 +346,41 @@ def test_ivf_fast_scan_ids_beyond_32_bits():
         out.append((D, I - offset))
     np.testing.assert_array_equal(out[0][1], out[1][1])
     np.testing.assert_array_equal(out[0][0], out[1][0])
+
+
+@pytest.mark.parametrize("metric", [METRIC_L2, METRIC_IP])
+def test_ivf_fast_scan_unordered_results_are_the_same_k_best(metric):
+    """Re-ranking asks the base index for its k best in any order (no sort):
+    the same set as search(), ties included, padding last; and the refined
+    results are those of re-ranking the sorted candidates."""
+    rng = np.random.default_rng(23)
+    d, M = 32, 16
+    x = randn(rng, 4000, d)
+    xq = randn(rng, 120, d)
+    index = nearly.IndexIVFPQFastScan(nearly.IndexFlat(d, metric), d, 16, M, 4, metric)
+    index.train(x)
+    index.add(x)
+    for k, nprobe in ((10, 4), (100, 6), (5000, 16)):  # 5000 > ntotal: padded
+        params = nearly.SearchParametersIVF(nprobe=nprobe)
+        D, I = index.search(xq, k, params=params)
+        Du, Iu = index._search_unordered(xq, k, params=params)
+        for q in range(len(xq)):
+            valid = Iu[q] >= 0
+            assert valid.sum() == (I[q] >= 0).sum()
+            assert (Iu[q][valid.sum():] == -1).all()  # padding last
+            order = np.lexsort((Iu[q][valid], Du[q][valid] if metric == METRIC_L2 else -Du[q][valid]))
+            np.testing.assert_array_equal(Iu[q][valid][order], I[q][I[q] >= 0])
+            np.testing.assert_array_equal(Du[q][valid][order], D[q][I[q] >= 0])
+
+    base = nearly.IndexIVFPQFastScan(nearly.IndexFlat(d, metric), d, 16, M, 4, metric)
+    refine = nearly.IndexRefineFlat(base)
+    refine.train(x)
+    refine.add(x)
+    params = nearly.SearchParametersIVF(nprobe=6)
+    D, I = refine.search(xq, 10, params=nearly.IndexRefineSearchParameters(k_factor=4, base_index_params=params))
+    _, cand = base.search(xq, 40, params=params)
+    for q in range(len(xq)):
+        c = cand[q][cand[q] >= 0]
+        s = ((x[c] - xq[q]) ** 2).sum(1) if metric == METRIC_L2 else -(x[c] @ xq[q])
+        best = c[np.lexsort((c, s))][:10]
+        assert set(best) == set(I[q]) or np.allclose(np.sort(s)[9], np.sort(s)[10], rtol=1e-5)

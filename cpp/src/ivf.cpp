@@ -190,6 +190,16 @@ void IndexIVF::add_entries(size_t list_no, size_t n, const uint8_t* codes, const
 }
 
 void IndexIVF::search(idx_t n, const float* x, idx_t k, float* D, idx_t* I, const SearchParameters* params) const {
+    search_sorted_or_not(n, x, k, D, I, params, true);
+}
+
+void IndexIVF::search_unordered(idx_t n, const float* x, idx_t k, float* D, idx_t* I,
+                                const SearchParameters* params) const {
+    search_sorted_or_not(n, x, k, D, I, params, false);
+}
+
+void IndexIVF::search_sorted_or_not(idx_t n, const float* x, idx_t k, float* D, idx_t* I,
+                                    const SearchParameters* params, bool sorted) const {
     check_search_args(n, x, k);
     if (!is_trained) throw NotSupported("Error: '!(is_trained)' failed: IVF index is not trained");
     const size_t np = effective_nprobe(params);
@@ -201,7 +211,7 @@ void IndexIVF::search(idx_t n, const float* x, idx_t k, float* D, idx_t* I, cons
     quantizer->search(n, x, idx_t(np), coarse_dis.data(), coarse.data());
 
     std::shared_lock<SharedMutex> lk(rw_mutex_);
-    if (search_assigned(n, x, k, np, coarse.data(), coarse_dis.data(), sel, D, I)) return;
+    if (search_assigned(n, x, k, np, coarse.data(), coarse_dis.data(), sel, D, I, sorted)) return;
     const size_t mq = min_queries_per_list();
     if (mq > 0 && size_t(n) * np >= mq * std::min(nlist, size_t(n) * np)) {
         // Per-pair partial results take n * nprobe * k slots: big batches go

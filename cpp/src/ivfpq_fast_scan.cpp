@@ -90,7 +90,8 @@ std::unique_ptr<InvertedListScanner> IndexIVFPQFastScan::get_scanner() const {
 }
 
 bool IndexIVFPQFastScan::search_assigned(idx_t n, const float* x, idx_t k, size_t np, const idx_t* coarse,
-                                         const float* coarse_dis, const IDSelector* sel, float* D, idx_t* I) const {
+                                         const float* coarse_dis, const IDSelector* sel, float* D, idx_t* I,
+                                         bool sorted) const {
     const bool ip = metric_type == METRIC_INNER_PRODUCT;
     // L2 on residuals has a table per (query, list): nothing to share.
     if (by_residual && !ip) return false;
@@ -160,7 +161,10 @@ bool IndexIVFPQFastScan::search_assigned(idx_t n, const float* x, idx_t k, size_
         for (size_t i = 0; i < m; i++) {
             float* Dq = D + (q0 + i) * kk;
             idx_t* Iq = I + (q0 + i) * kk;
-            found[i].take_sorted(Dq, Iq);
+            if (sorted)
+                found[i].take_sorted(Dq, Iq);
+            else
+                found[i].take_best(Dq, Iq);
             for (size_t j = 0; j < kk; j++) Dq[j] = Iq[j] < 0 ? pad : (ip ? -Dq[j] : Dq[j]);
         }
         poll();

@@ -57,7 +57,8 @@ void IndexRefineFlat::search(idx_t n, const float* x, idx_t k, float* D, idx_t* 
     // Not value-initialized: the base search writes every slot.
     std::unique_ptr<float[]> bD(new float[size_t(n) * kb]);
     std::unique_ptr<idx_t[]> bI(new idx_t[size_t(n) * kb]);
-    base_index->search(n, x, kb, bD.get(), bI.get(), base_params);
+    // In any order: every candidate is re-scored, and ties are broken by id.
+    base_index->search_unordered(n, x, kb, bD.get(), bI.get(), base_params);
     const float* xb = refine_index->vectors().data();
     const size_t dd = size_t(d), kk = size_t(k);
     const SimdKernels& K = simd();

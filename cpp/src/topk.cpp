@@ -134,6 +134,25 @@ void TopKReservoir::to_heap(float* D, idx_t* I) {
     }
 }
 
+void TopKReservoir::take_best(float* D, idx_t* I) {
+    cut();
+    if (n > k) {
+        std::vector<std::pair<float, idx_t>> pairs(n);
+        for (size_t i = 0; i < n; i++) pairs[i] = {keys[i], ids[i]};
+        std::nth_element(pairs.begin(), pairs.begin() + (k - 1), pairs.end(), better);
+        for (size_t i = 0; i < k; i++) {
+            keys[i] = pairs[i].first;
+            ids[i] = pairs[i].second;
+        }
+        n = k;
+    }
+    for (size_t i = 0; i < k; i++) {
+        D[i] = i < n ? keys[i] : std::numeric_limits<float>::infinity();
+        I[i] = i < n ? ids[i] : -1;
+    }
+    n = 0;
+}
+
 void TopKReservoir::take_sorted(float* D, idx_t* I) {
     const size_t m = sort_best();
     for (size_t i = 0; i < k; i++) {

@@ -35,8 +35,8 @@ const SearchParameters* params_ptr(py::handle params) {
     }
 }
 
-py::tuple search(const Index& self, py::handle x_obj, py::handle k_obj, py::handle params, py::handle D_obj,
-                 py::handle I_obj) {
+py::tuple search_impl(const Index& self, py::handle x_obj, py::handle k_obj, py::handle params, py::handle D_obj,
+                      py::handle I_obj, bool unordered) {
     FloatArray x = as_matrix(x_obj, self.d, "x");
     idx_t k = as_k(k_obj);
     idx_t n = x.shape(0);
@@ -61,9 +61,17 @@ py::tuple search(const Index& self, py::handle x_obj, py::handle k_obj, py::hand
     const SearchParameters* p = params_ptr(params);
     {
         py::gil_scoped_release release;
-        self.search(n, x.data(), k, D.mutable_data(), I.mutable_data(), p);
+        if (unordered)
+            self.search_unordered(n, x.data(), k, D.mutable_data(), I.mutable_data(), p);
+        else
+            self.search(n, x.data(), k, D.mutable_data(), I.mutable_data(), p);
     }
     return py::make_tuple(D, I);
+}
+
+py::tuple search(const Index& self, py::handle x_obj, py::handle k_obj, py::handle params, py::handle D_obj,
+                 py::handle I_obj) {
+    return search_impl(self, x_obj, k_obj, params, D_obj, I_obj, false);
 }
 
 py::tuple range_search(const Index& self, py::handle x_obj, float radius, py::handle params) {
@@ -140,6 +148,10 @@ void bind_flat(py::module_& m) {
         .def("search", &search, py::arg("x"), py::arg("k"), py::kw_only(), py::arg("params") = py::none(),
              py::arg("D") = py::none(), py::arg("I") = py::none(),
              "k nearest neighbours of each row of x: returns (D float32 (n, k), I int64 (n, k)).")
+        .def("_search_unordered", [](const Index& self, py::handle x, py::handle k, py::handle params) {
+            return search_impl(self, x, k, params, py::none(), py::none(), true);
+        }, py::arg("x"), py::arg("k"), py::kw_only(), py::arg("params") = py::none(),
+           "Test hook: search() whose k results per query may come in any order (what re-ranking asks for).")
         .def("range_search", &range_search, py::arg("x"), py::arg("thresh"), py::kw_only(),
              py::arg("params") = py::none(), "All results within thresh: returns (lims, D, I).")
         .def("reconstruct", [](const Index& self, idx_t key) {

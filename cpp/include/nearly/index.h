@@ -76,6 +76,12 @@ struct Index {
     // D, I: n * k, filled completely (padding where fewer than k results).
     virtual void search(idx_t n, const float* x, idx_t k, float* D, idx_t* I,
                         const SearchParameters* params = nullptr) const = 0;
+    // The same k best per query, in any order (padding still last), for
+    // callers that re-rank them (IndexRefineFlat): an index may skip sorting.
+    virtual void search_unordered(idx_t n, const float* x, idx_t k, float* D, idx_t* I,
+                                  const SearchParameters* params = nullptr) const {
+        search(n, x, k, D, I, params);
+    }
     virtual void range_search(idx_t n, const float* x, float radius, RangeSearchResult& result,
                               const SearchParameters* params = nullptr) const;
     virtual void reconstruct(idx_t key, float* out) const;

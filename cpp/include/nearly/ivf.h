@@ -77,6 +77,8 @@ struct IndexIVF : Index {
     // params: SearchParametersIVF (nprobe, sel) or plain SearchParameters (sel).
     void search(idx_t n, const float* x, idx_t k, float* D, idx_t* I,
                 const SearchParameters* params = nullptr) const override;
+    void search_unordered(idx_t n, const float* x, idx_t k, float* D, idx_t* I,
+                          const SearchParameters* params = nullptr) const override;
     // All vectors of the nprobe nearest lists within radius (L2: < radius,
     // IP: > radius), in list-scan order per query.
     void range_search(idx_t n, const float* x, float radius, RangeSearchResult& result,
@@ -135,9 +137,11 @@ struct IndexIVF : Index {
     // A family may scan a whole batch's lists its own way once the coarse
     // assignment is known (fast-scan: queries grouped by list, so one load of
     // the codes serves several queries' tables); false leaves the batch to
-    // the generic strategies below. Called under the read lock.
+    // the generic strategies below. Called under the read lock. `sorted`:
+    // false when the caller takes each query's k best in any order.
     virtual bool search_assigned(idx_t n, const float* x, idx_t k, size_t np, const idx_t* coarse,
-                                 const float* coarse_dis, const IDSelector* sel, float* D, idx_t* I) const {
+                                 const float* coarse_dis, const IDSelector* sel, float* D, idx_t* I,
+                                 bool sorted) const {
         return false;
     }
     const InvertedLists::List& list_at(size_t l) const { return lists_[l]; }
@@ -172,6 +176,8 @@ struct IndexIVF : Index {
     void add_core(idx_t n, const float* x, const idx_t* ids);  // ids null: sequential
     size_t effective_nprobe(const SearchParameters* params) const;
     // The two scan strategies of search(); coarse: n * np list numbers.
+    void search_sorted_or_not(idx_t n, const float* x, idx_t k, float* D, idx_t* I, const SearchParameters* params,
+                              bool sorted) const;
     void search_by_query(idx_t n, const float* x, idx_t k, size_t np, const idx_t* coarse, const float* coarse_dis,
                          const IDSelector* sel, float* D, idx_t* I, const QueryBatch* batch) const;
     void search_by_list(idx_t n, const float* x, idx_t k, size_t np, const idx_t* coarse, const float* coarse_dis,

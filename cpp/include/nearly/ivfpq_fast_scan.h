@@ -29,7 +29,7 @@ struct IndexIVFPQFastScan : IndexIVFPQ {
     // pairs are grouped by list, and each list is scanned once for all its
     // queries (pq4_scan_queries), as faiss's implementation 12 does.
     bool search_assigned(idx_t n, const float* x, idx_t k, size_t np, const idx_t* coarse, const float* coarse_dis,
-                         const IDSelector* sel, float* D, idx_t* I) const override;
+                         const IDSelector* sel, float* D, idx_t* I, bool sorted) const override;
 };
 
 }  // namespace nearly

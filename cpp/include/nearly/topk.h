@@ -83,6 +83,9 @@ struct TopKReservoir {
     void to_heap(float* D, idx_t* I);
     // The k best, ascending (score, then id), padded with (+inf, -1); empties the reservoir.
     void take_sorted(float* D, idx_t* I);
+    // The same k best in any order, then the padding: no sort (a partition
+    // when more than k are left). Empties the reservoir.
+    void take_best(float* D, idx_t* I);
 
    private:
     // Sorts the candidates in place (the k best first, ascending) and
