@@ -348,6 +348,30 @@ def test_ivf_fast_scan_ids_beyond_32_bits():
     np.testing.assert_array_equal(out[0][0], out[1][0])
 
 
+def _assert_same_k_best(D, I, Du, Iu, metric):
+    for q in range(len(I)):
+        valid = Iu[q] >= 0
+        assert valid.sum() == (I[q] >= 0).sum()
+        assert (Iu[q][valid.sum():] == -1).all()  # padding last
+        order = np.lexsort((Iu[q][valid], Du[q][valid] if metric == METRIC_L2 else -Du[q][valid]))
+        np.testing.assert_array_equal(Iu[q][valid][order], I[q][I[q] >= 0])
+        np.testing.assert_array_equal(Du[q][valid][order], D[q][I[q] >= 0])
+
+
+@pytest.mark.parametrize("metric", [METRIC_L2, METRIC_IP])
+def test_pq_fast_scan_unordered_results_are_the_same_k_best(metric):
+    rng = np.random.default_rng(24)
+    x = randn(rng, 3000, 32)
+    xq = randn(rng, 70, 32)
+    index = nearly.IndexPQFastScan(32, 16, 4, metric)
+    index.train(x)
+    index.add(x)
+    for k in (1, 10, 100, 4000):  # 4000 > ntotal: padded
+        D, I = index.search(xq, k)
+        Du, Iu = index._search_unordered(xq, k)
+        _assert_same_k_best(D, I, Du, Iu, metric)
+
+
 @pytest.mark.parametrize("metric", [METRIC_L2, METRIC_IP])
 def test_ivf_fast_scan_unordered_results_are_the_same_k_best(metric):
     """Re-ranking asks the base index for its k best in any order (no sort):
@@ -364,13 +388,7 @@ def test_ivf_fast_scan_unordered_results_are_the_same_k_best(metric):
         params = nearly.SearchParametersIVF(nprobe=nprobe)
         D, I = index.search(xq, k, params=params)
         Du, Iu = index._search_unordered(xq, k, params=params)
-        for q in range(len(xq)):
-            valid = Iu[q] >= 0
-            assert valid.sum() == (I[q] >= 0).sum()
-            assert (Iu[q][valid.sum():] == -1).all()  # padding last
-            order = np.lexsort((Iu[q][valid], Du[q][valid] if metric == METRIC_L2 else -Du[q][valid]))
-            np.testing.assert_array_equal(Iu[q][valid][order], I[q][I[q] >= 0])
-            np.testing.assert_array_equal(Du[q][valid][order], D[q][I[q] >= 0])
+        _assert_same_k_best(D, I, Du, Iu, metric)
 
     base = nearly.IndexIVFPQFastScan(nearly.IndexFlat(d, metric), d, 16, M, 4, metric)
     refine = nearly.IndexRefineFlat(base)

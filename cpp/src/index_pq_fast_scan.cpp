@@ -24,6 +24,16 @@ IndexPQFastScan::IndexPQFastScan(int d, size_t M, size_t nbits, MetricType metri
 
 void IndexPQFastScan::search(idx_t n, const float* x, idx_t k, float* D, idx_t* I,
                              const SearchParameters* params) const {
+    search_sorted_or_not(n, x, k, D, I, params, true);
+}
+
+void IndexPQFastScan::search_unordered(idx_t n, const float* x, idx_t k, float* D, idx_t* I,
+                                       const SearchParameters* params) const {
+    search_sorted_or_not(n, x, k, D, I, params, false);
+}
+
+void IndexPQFastScan::search_sorted_or_not(idx_t n, const float* x, idx_t k, float* D, idx_t* I,
+                                           const SearchParameters* params, bool sorted) const {
     check_search_args(n, x, k);
     if (!is_trained) throw NotSupported("Error: 'is_trained' failed");
     const IDSelector* sel = params ? params->sel.get() : nullptr;
@@ -55,7 +65,10 @@ void IndexPQFastScan::search(idx_t n, const float* x, idx_t k, float* D, idx_t* 
         for (size_t i = 0; i < nq; i++) {
             float* Dq = D + (q0 + i) * kk;
             idx_t* Iq = I + (q0 + i) * kk;
-            found[i].take_sorted(Dq, Iq);
+            if (sorted)
+                found[i].take_sorted(Dq, Iq);
+            else
+                found[i].take_best(Dq, Iq);
             for (size_t j = 0; j < kk; j++) Dq[j] = Iq[j] < 0 ? pad : (ip ? -Dq[j] : Dq[j]);
         }
         poll();

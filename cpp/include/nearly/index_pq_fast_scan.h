@@ -17,8 +17,14 @@ struct IndexPQFastScan : IndexPQ {
     std::string type_name() const override { return "PQFastScan"; }
     void search(idx_t n, const float* x, idx_t k, float* D, idx_t* I,
                 const SearchParameters* params = nullptr) const override;
+    void search_unordered(idx_t n, const float* x, idx_t k, float* D, idx_t* I,
+                          const SearchParameters* params = nullptr) const override;
     // Written as IndexPQ writes itself (codes in the block layout).
     static std::unique_ptr<IndexPQFastScan> read_body(Reader& r);
+
+   private:
+    void search_sorted_or_not(idx_t n, const float* x, idx_t k, float* D, idx_t* I, const SearchParameters* params,
+                              bool sorted) const;
 };
 
 }  // namespace nearly
