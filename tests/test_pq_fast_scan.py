@@ -402,3 +402,23 @@ def test_ivf_fast_scan_unordered_results_are_the_same_k_best(metric):
         s = ((x[c] - xq[q]) ** 2).sum(1) if metric == METRIC_L2 else -(x[c] @ xq[q])
         best = c[np.lexsort((c, s))][:10]
         assert set(best) == set(I[q]) or np.allclose(np.sort(s)[9], np.sort(s)[10], rtol=1e-5)
+
+
+def test_fast_scan_many_ties_keep_the_smallest_ids():
+    """1,000 copies of one vector: every score ties, so the reservoirs keep
+    exactly the k best by id (the partition path), sorted or not."""
+    rng = np.random.default_rng(25)
+    x = randn(rng, 1200, 32)
+    x[200:] = x[0]
+    index = nearly.IndexPQFastScan(32, 16, 4, METRIC_L2)
+    index.train(x)
+    index.add(x)
+    xq = x[:1] + 1e-3
+    for search in (index.search, index._search_unordered):
+        D, I = search(xq, 150)
+        copies = np.flatnonzero(D[0] == D[0].min())
+        # the tied copies returned are the copies with the smallest ids
+        tied = np.sort(I[0][copies])
+        everyone = np.concatenate([[0], np.arange(200, 1200)])
+        np.testing.assert_array_equal(tied, everyone[:len(tied)])
+        assert len(set(I[0])) == 150

@@ -71,19 +71,21 @@ void TopKReservoir::cut() {
         ids[m] = ids[i];
         m += keys[i] <= t;
     }
-    if (m > (k + keys.size()) / 2) {
-        // So many ties that the buffer would not shrink: exactly the k best.
-        std::vector<std::pair<float, idx_t>> pairs(m);
-        for (size_t i = 0; i < m; i++) pairs[i] = {keys[i], ids[i]};
-        std::nth_element(pairs.begin(), pairs.begin() + (k - 1), pairs.end(), better);
-        for (size_t i = 0; i < k; i++) {
-            keys[i] = pairs[i].first;
-            ids[i] = pairs[i].second;
-        }
-        m = k;
-    }
     n = m;
     threshold = t;
+    // So many ties that the buffer would not shrink: exactly the k best.
+    if (m > (k + keys.size()) / 2) keep_k_best();
+}
+
+void TopKReservoir::keep_k_best() {
+    std::vector<std::pair<float, idx_t>> pairs(n);
+    for (size_t i = 0; i < n; i++) pairs[i] = {keys[i], ids[i]};
+    std::nth_element(pairs.begin(), pairs.begin() + (k - 1), pairs.end(), better);
+    for (size_t i = 0; i < k; i++) {
+        keys[i] = pairs[i].first;
+        ids[i] = pairs[i].second;
+    }
+    n = k;
 }
 
 size_t TopKReservoir::sort_best() {
@@ -136,16 +138,7 @@ void TopKReservoir::to_heap(float* D, idx_t* I) {
 
 void TopKReservoir::take_best(float* D, idx_t* I) {
     cut();
-    if (n > k) {
-        std::vector<std::pair<float, idx_t>> pairs(n);
-        for (size_t i = 0; i < n; i++) pairs[i] = {keys[i], ids[i]};
-        std::nth_element(pairs.begin(), pairs.begin() + (k - 1), pairs.end(), better);
-        for (size_t i = 0; i < k; i++) {
-            keys[i] = pairs[i].first;
-            ids[i] = pairs[i].second;
-        }
-        n = k;
-    }
+    if (n > k) keep_k_best();
     for (size_t i = 0; i < k; i++) {
         D[i] = i < n ? keys[i] : std::numeric_limits<float>::infinity();
         I[i] = i < n ? ids[i] : -1;

@@ -88,6 +88,8 @@ struct TopKReservoir {
     void take_best(float* D, idx_t* I);
 
    private:
+    // Leaves exactly the k best of n > k candidates, in any order (a partition).
+    void keep_k_best();
     // Sorts the candidates in place (the k best first, ascending) and
     // empties the reservoir; returns min(n, k).
     size_t sort_best();
