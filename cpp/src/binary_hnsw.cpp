@@ -75,7 +75,7 @@ void IndexBinaryHNSW::add(idx_t n, const uint8_t* x) {
     const size_t cs = size_t(code_size);
     auto fill = [&](size_t i, slot_t s) { std::memcpy(st_->payload(s), x + i * cs, cs); };
     auto make_space = [&](const Storage& st) { return HammingSpace{st, hamming_ny_kernel(), cs}; };
-    add_nodes(n, nullptr, make_space, fill, ntotal, false);
+    add_nodes(n, nullptr, make_space, fill, ntotal, verbose);
 }
 
 void IndexBinaryHNSW::search(idx_t n, const uint8_t* x, idx_t k, int32_t* D, idx_t* I,

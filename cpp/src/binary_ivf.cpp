@@ -40,7 +40,9 @@ void IndexBinaryIVF::train(idx_t n, const uint8_t* x) {
             for (size_t i = t * 1024; i < std::min(size_t(n), t * 1024 + 1024); i++)
                 for (size_t j = 0; j < dd; j++) xf[i * dd + j] = (x[i * cs + j / 8] >> (j % 8)) & 1 ? 1.f : -1.f;
         });
-        Clustering clus(d, int(nlist), cp);
+        ClusteringParameters params = cp;
+        params.verbose = params.verbose || verbose;
+        Clustering clus(d, int(nlist), params);
         clus.train(n, xf.data(), METRIC_L2);
         std::vector<uint8_t> centroids(nlist * cs, 0);
         for (size_t c = 0; c < nlist; c++)

@@ -43,6 +43,7 @@ void bind_binary_flat(py::module_& m) {
         .def_readonly("code_size", &IndexBinary::code_size)
         .def_readonly("ntotal", &IndexBinary::ntotal)
         .def_readonly("is_trained", &IndexBinary::is_trained)
+        .def_readwrite("verbose", &IndexBinary::verbose)
         .def_property_readonly("metric_type", [](const IndexBinary& i) { return int(i.metric_type); })
         .def("train", [](IndexBinary& self, py::handle x_obj) {
             U8Array x = as_codes(x_obj, self.code_size, "codes");

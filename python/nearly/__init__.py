@@ -52,6 +52,9 @@ from .persistence import deserialize_index, read_index, serialize_index, write_i
 from .binary import IndexBinaryRecurrent, RecurrentBinarizer  # noqa: F401
 from .kmeans import Kmeans  # noqa: F401
 from .compat import downcast_index, extract_index_ivf, vector_to_array  # noqa: F401
+from .compat import ParameterSpace, clone_binary_index, clone_index  # noqa: F401
+
+IVFSearchParameters = SearchParametersIVF  # faiss's older name for it
 from .compat import downcast_VectorTransform  # noqa: F401
 from .insertion_order import insertion_order, local_intrinsic_dimensionality  # noqa: F401
 from .multivector import (  # noqa: F401

@@ -21,6 +21,7 @@ struct IndexBinary {
     bool is_trained = true;
     MetricType metric_type = METRIC_L2;
     bool read_only = false;
+    bool verbose = false;  // progress of training (IVF) and adding (HNSW), like faiss
 
     explicit IndexBinary(int d);
     virtual ~IndexBinary() = default;
