@@ -3,10 +3,24 @@
 #pragma once
 #include <cstdint>
 #include <string>
+#include <type_traits>
 #include <vector>
 #include "nearly/common.h"
 
 namespace nearly {
+
+// Runs f(std::integral_constant<int, V>{}) for V = min(nv, Max), nv >= 1:
+// how a kernel templated on its number of vector registers picks one at run
+// time.
+template <int Max, int V = 1, class F>
+inline void with_vector_count(size_t nv, F&& f) {
+    if constexpr (V >= Max)
+        f(std::integral_constant<int, Max>{});
+    else if (nv <= size_t(V))
+        f(std::integral_constant<int, V>{});
+    else
+        with_vector_count<Max, V + 1>(nv, f);
+}
 
 enum class SimdLevel { scalar = 0, neon = 1, avx2 = 2, avx512 = 3 };
 

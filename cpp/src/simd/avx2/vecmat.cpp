@@ -37,16 +37,7 @@ void vecmat(const float* x, size_t d, const float* w, size_t n, float* out) {
         const size_t nv = (cols + 7) / 8;
         const int left = int(cols - 8 * (nv - 1));  // 1..8 in the last vector
         const __m256i last = _mm256_cmpgt_epi32(_mm256_set1_epi32(left), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-        switch (nv) {
-            case 1: block<Fused, 1>(x, d, w, n, j, last, out); break;
-            case 2: block<Fused, 2>(x, d, w, n, j, last, out); break;
-            case 3: block<Fused, 3>(x, d, w, n, j, last, out); break;
-            case 4: block<Fused, 4>(x, d, w, n, j, last, out); break;
-            case 5: block<Fused, 5>(x, d, w, n, j, last, out); break;
-            case 6: block<Fused, 6>(x, d, w, n, j, last, out); break;
-            case 7: block<Fused, 7>(x, d, w, n, j, last, out); break;
-            default: block<Fused, 8>(x, d, w, n, j, last, out); break;
-        }
+        with_vector_count<8>(nv, [&](auto nvec) { block<Fused, nvec>(x, d, w, n, j, last, out); });
     }
 }
 

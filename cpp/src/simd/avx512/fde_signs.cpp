@@ -7,6 +7,7 @@
 #include <cmath>
 
 #include "nearly/fde_signs.h"
+#include "nearly/simd.h"
 
 namespace nearly {
 
@@ -82,12 +83,7 @@ void fde_signs_avx512(const float* points, size_t m, size_t d, const float* w, s
             const size_t left = cols - 16 * size_t(nv - 1);
             const __mmask16 last = __mmask16(left == 16 ? 0xffffu : (1u << left) - 1u);
             __m512 acc[kPoints][4];
-            switch (nv) {
-                case 1: tile<1>(x, d, w, n, j0, last, acc); break;
-                case 2: tile<2>(x, d, w, n, j0, last, acc); break;
-                case 3: tile<3>(x, d, w, n, j0, last, acc); break;
-                default: tile<4>(x, d, w, n, j0, last, acc); break;
-            }
+            with_vector_count<4>(size_t(nv), [&](auto nvec) { tile<nvec>(x, d, w, n, j0, last, acc); });
             for (size_t g = 0; g < live; g++) {
                 uint8_t* out = positive + (p0 + g) * n + j0;
                 for (int v = 0; v < nv; v++) {

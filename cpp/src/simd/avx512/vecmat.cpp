@@ -54,16 +54,7 @@ void vecmat(const float* x, size_t d, const float* w, size_t n, float* out) {
         const size_t nv = (cols + 15) / 16;
         const size_t left = cols - 16 * (nv - 1);  // 1..16 in the last vector
         const __mmask16 last = __mmask16(left == 16 ? 0xffffu : (1u << left) - 1u);
-        switch (nv) {
-            case 1: block<Fused, 1>(x, d, w, n, j, last, out); break;
-            case 2: block<Fused, 2>(x, d, w, n, j, last, out); break;
-            case 3: block<Fused, 3>(x, d, w, n, j, last, out); break;
-            case 4: block<Fused, 4>(x, d, w, n, j, last, out); break;
-            case 5: block<Fused, 5>(x, d, w, n, j, last, out); break;
-            case 6: block<Fused, 6>(x, d, w, n, j, last, out); break;
-            case 7: block<Fused, 7>(x, d, w, n, j, last, out); break;
-            default: block<Fused, 8>(x, d, w, n, j, last, out); break;
-        }
+        with_vector_count<8>(nv, [&](auto nvec) { block<Fused, nvec>(x, d, w, n, j, last, out); });
     }
 }
 
