@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
+#include "nearly/common.h"
 #include "nearly/libstdcxx_random.h"
 
 namespace nearly {
@@ -152,6 +154,125 @@ void procrustes_rotation(const double* m, size_t rows, size_t cols, double* r, s
         const double* u = &left[order[j] * rows];
         for (size_t a = 0; a < rows; a++)
             if (u[a] != 0.0) axpy(r + a * cols, -u[a], &vt[j * cols], cols);
+    }
+}
+
+namespace {
+
+// a = Q T Q^T with T tridiagonal (diagonal d, off-diagonal e[i] between i and
+// i + 1, e[n-1] = 0); returns Q^T (rows: the basis), row-major.
+std::vector<double> tridiagonalize(std::vector<double>& a, size_t n, std::vector<double>& d, std::vector<double>& e) {
+    std::vector<std::vector<double>> reflectors(n);  // v_k (unit), acting on indices k+1 .. n-1
+    std::vector<double> p(n), q(n);
+    for (size_t k = 0; k + 2 < n; k++) {
+        const size_t m = n - k - 1;
+        std::vector<double> v(m);
+        double norm2 = 0;
+        for (size_t i = 0; i < m; i++) {
+            v[i] = a[(k + 1 + i) * n + k];
+            norm2 += v[i] * v[i];
+        }
+        if (norm2 == 0) continue;  // already reduced: H_k = I
+        const double alpha = -std::copysign(std::sqrt(norm2), v[0]);
+        v[0] -= alpha;
+        double vn = 0;
+        for (double x : v) vn += x * x;
+        vn = std::sqrt(vn);
+        if (vn == 0) continue;
+        for (double& x : v) x /= vn;
+        // Column and row k become (alpha, 0, ...); the trailing block B
+        // becomes H B H = B - 2 (v w^T + w v^T), w = B v - (v^T B v) v.
+        a[(k + 1) * n + k] = a[k * n + k + 1] = alpha;
+        for (size_t i = 1; i < m; i++) a[(k + 1 + i) * n + k] = a[k * n + k + 1 + i] = 0;
+        double vbv = 0;
+        for (size_t i = 0; i < m; i++) {
+            const double* row = &a[(k + 1 + i) * n + k + 1];
+            double s = 0;
+            for (size_t j = 0; j < m; j++) s += row[j] * v[j];
+            p[i] = s;
+            vbv += v[i] * s;
+        }
+        for (size_t i = 0; i < m; i++) q[i] = p[i] - vbv * v[i];
+        for (size_t i = 0; i < m; i++) {
+            double* row = &a[(k + 1 + i) * n + k + 1];
+            for (size_t j = 0; j < m; j++) row[j] -= 2 * (v[i] * q[j] + q[i] * v[j]);
+        }
+        reflectors[k] = std::move(v);
+    }
+    d.assign(n, 0);
+    e.assign(n, 0);
+    for (size_t i = 0; i < n; i++) d[i] = a[i * n + i];
+    for (size_t i = 0; i + 1 < n; i++) e[i] = a[(i + 1) * n + i];
+    // Q = H_0 H_1 ... H_{n-3}, built from the right: Q <- H_k Q.
+    std::vector<double> Q(n * n, 0.0), t(n);
+    for (size_t i = 0; i < n; i++) Q[i * n + i] = 1;
+    for (size_t k = n >= 2 ? n - 2 : 0; k-- > 0;) {
+        const std::vector<double>& v = reflectors[k];
+        if (v.empty()) continue;
+        const size_t m = v.size();
+        std::fill(t.begin(), t.end(), 0.0);
+        for (size_t i = 0; i < m; i++) axpy(t.data(), -v[i], &Q[(k + 1 + i) * n], n);  // t = v^T Q_rows
+        for (size_t i = 0; i < m; i++) axpy(&Q[(k + 1 + i) * n], 2 * v[i], t.data(), n);
+    }
+    std::vector<double> qt(n * n);
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < n; j++) qt[j * n + i] = Q[i * n + j];
+    return qt;
+}
+
+}  // namespace
+
+void symmetric_eigen(std::vector<double>& a, size_t n, std::vector<double>& values) {
+    NEARLY_CHECK_ARG(a.size() == n * n, "symmetric_eigen: a must be n x n");
+    std::vector<double> d, e;
+    std::vector<double> w = tridiagonalize(a, n, d, e);  // rows: basis vectors
+    // Implicit QL on (d, e); each plane rotation of indices (i, i + 1) is
+    // applied to rows i, i + 1 of w, which end as the eigenvectors.
+    const double eps = std::numeric_limits<double>::epsilon();
+    for (size_t l = 0; l < n; l++) {
+        for (int iter = 0;; iter++) {
+            size_t m = l;
+            for (; m + 1 < n; m++)
+                if (std::fabs(e[m]) <= eps * (std::fabs(d[m]) + std::fabs(d[m + 1]))) break;
+            if (m == l) break;
+            if (iter == 100) throw NotSupported("symmetric_eigen: no convergence");
+            double g = (d[l + 1] - d[l]) / (2 * e[l]);
+            double r = std::hypot(g, 1.0);
+            g = d[m] - d[l] + e[l] / (g + std::copysign(r, g));
+            double s = 1, c = 1, p = 0;
+            bool split = false;
+            for (size_t i = m; i-- > l;) {
+                const double f = s * e[i], b = c * e[i];
+                r = std::hypot(f, g);
+                e[i + 1] = r;
+                if (r == 0) {  // the matrix splits here: restart on the smaller block
+                    d[i + 1] -= p;
+                    e[m] = 0;
+                    split = true;
+                    break;
+                }
+                s = f / r;
+                c = g / r;
+                g = d[i + 1] - p;
+                r = (d[i] - g) * s + 2 * c * b;
+                p = s * r;
+                d[i + 1] = g + p;
+                g = c * r - b;
+                rotate(&w[i * n], &w[(i + 1) * n], c, s, n);
+            }
+            if (split) continue;
+            d[l] -= p;
+            e[l] = g;
+            e[m] = 0;
+        }
+    }
+    std::vector<size_t> order(n);
+    for (size_t i = 0; i < n; i++) order[i] = i;
+    std::stable_sort(order.begin(), order.end(), [&](size_t x, size_t y) { return d[x] > d[y]; });
+    values.resize(n);
+    for (size_t i = 0; i < n; i++) {
+        values[i] = d[order[i]];
+        std::copy(&w[order[i] * n], &w[order[i] * n] + n, &a[i * n]);
     }
 }
 

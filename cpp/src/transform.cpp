@@ -7,6 +7,7 @@
 #include "nearly/io.h"
 #include "nearly/linear_transform.h"
 #include "nearly/opq.h"
+#include "nearly/pca.h"
 
 namespace nearly {
 
@@ -174,6 +175,8 @@ std::unique_ptr<IndexPreTransform> IndexPreTransform::read_body(Reader& r) {
             transforms.push_back(t);
         } else if (tag == "OPQ") {
             transforms.push_back(OPQMatrix::read(r, d_in, d_out));
+        } else if (tag == "PCA") {
+            transforms.push_back(PCAMatrix::read(r, d_in, d_out));
         } else {
             throw CorruptData("cannot read index: unknown transform '" + printable(tag) + "'");
         }

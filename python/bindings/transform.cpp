@@ -5,7 +5,9 @@
 
 #include "arrays.h"
 #include "nearly/linear_transform.h"
+#include "nearly/linalg.h"
 #include "nearly/opq.h"
+#include "nearly/pca.h"
 
 namespace nearly_py {
 
@@ -63,6 +65,37 @@ void bind_transform(py::module_& m) {
         .def_readwrite("niter_pq", &OPQMatrix::niter_pq)
         .def_readwrite("niter_pq_0", &OPQMatrix::niter_pq_0)
         .def_readwrite("max_train_points", &OPQMatrix::max_train_points);
+
+    py::class_<PCAMatrix, LinearTransform, std::shared_ptr<PCAMatrix>>(m, "PCAMatrix")
+        .def(py::init<int, int, float, bool>(), py::arg("d_in"), py::arg("d_out"), py::arg("eigen_power") = 0.f,
+             py::arg("random_rotation") = false)
+        .def_readwrite("eigen_power", &PCAMatrix::eigen_power)
+        .def_readwrite("epsilon", &PCAMatrix::epsilon)
+        .def_readwrite("random_rotation", &PCAMatrix::random_rotation)
+        .def_readwrite("max_points_per_d", &PCAMatrix::max_points_per_d)
+        .def_readwrite("balanced_bins", &PCAMatrix::balanced_bins)
+        .def_property_readonly("mean", [](const PCAMatrix& t) { return to_numpy(t.mean); })
+        .def_property_readonly("eigenvalues", [](const PCAMatrix& t) { return to_numpy(t.eigenvalues); })
+        .def_property_readonly("PCAMat", [](const PCAMatrix& t) { return to_numpy(t.PCAMat); })
+        .def("prepare_Ab", [](PCAMatrix& t) {
+            py::gil_scoped_release release;
+            t.prepare_Ab();
+        });
+
+    // Test hook: (eigenvalues decreasing, eigenvectors as rows) of a symmetric matrix.
+    m.def("_symmetric_eigen", [](py::array_t<double, py::array::c_style | py::array::forcecast> a) {
+        if (a.ndim() != 2 || a.shape(0) != a.shape(1)) throw InvalidArgument("a must be square");
+        const size_t n = a.shape(0);
+        std::vector<double> m(a.data(), a.data() + n * n), values;
+        {
+            py::gil_scoped_release release;
+            symmetric_eigen(m, n, values);
+        }
+        py::array_t<double> vals(n), vecs({py::ssize_t(n), py::ssize_t(n)});
+        std::copy(values.begin(), values.end(), vals.mutable_data());
+        std::copy(m.begin(), m.end(), vecs.mutable_data());
+        return py::make_tuple(vals, vecs);
+    }, py::arg("a"));
 }
 
 }  // namespace nearly_py

@@ -37,6 +37,7 @@ from ._nearly import (  # noqa: F401  (explicit for readers and linters)
     LinearTransform,
     RandomRotationMatrix,
     OPQMatrix,
+    PCAMatrix,
     SearchParametersIVF,
     Clustering,
     ClusteringParameters,

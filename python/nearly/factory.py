@@ -18,6 +18,9 @@ TRANSFORMS = [
     # OPQ{M}[_{d_out}]: an OPQ rotation for M subquantizers, trained with the index.
     (re.compile(r"OPQ(\d+)(?:_(\d+))?"), lambda m, d: (
         _nearly.OPQMatrix(d, int(m.group(1)), int(m.group(2) or d)), int(m.group(2) or d))),
+    # PCA[W][R]{d_out}: PCA to d_out dimensions, W whitened (eigen_power -0.5), R then randomly rotated.
+    (re.compile(r"PCA(W?)(R?)(\d+)"), lambda m, d: (
+        _nearly.PCAMatrix(d, int(m.group(3)), -0.5 if m.group(1) else 0.0, bool(m.group(2))), int(m.group(3)))),
 ]
 
 

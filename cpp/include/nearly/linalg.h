@@ -28,4 +28,10 @@ std::vector<double> random_orthonormal_rows(size_t rows, size_t cols, uint32_t s
 // m is (numerically) rank deficient are completed to an orthonormal basis.
 void procrustes_rotation(const double* m, size_t rows, size_t cols, double* r, std::vector<double>& left);
 
+// Eigen-decomposition of a symmetric n x n matrix a (row-major): on return
+// row i of a is a unit eigenvector of values[i], values in decreasing order.
+// Householder reduction to tridiagonal form, then the implicit QL algorithm
+// with Wilkinson-like shifts (O(n^3), about 2 s for n = 768).
+void symmetric_eigen(std::vector<double>& a, size_t n, std::vector<double>& values);
+
 }  // namespace nearly
