@@ -89,6 +89,12 @@ class ParameterSpace:
             print(f"    set_index_parameter {name}={val:g}")
         if name == "verbose":
             index.verbose = bool(int(val))  # and on the indexes inside, below
+        from .shards import IndexReplicas, IndexShards
+
+        if isinstance(index, (IndexShards, IndexReplicas)):  # every part
+            for i in range(index.count()):
+                self.set_index_parameter(index.at(i), name, val)
+            return
         if isinstance(index, (_nearly.IndexIDMap, _nearly.IndexPreTransform, _nearly.IndexBinaryIDMap)):
             return self.set_index_parameter(index.index, name, val)
         if isinstance(index, _nearly.IndexRefineFlat):
