@@ -88,6 +88,7 @@ IndexPtr read_tagged(Reader& r, const std::string& tag) {
     if (tag == "IDMap2") return IndexIDMap::read_body(r, true);
     if (tag == "PreTransform") return IndexPreTransform::read_body(r);
     if (tag == "RefineFlat") return IndexRefineFlat::read_body(r);
+    if (tag == "Refine") return IndexRefine::read_body(r);
     if (tag == "BinaryRecurrent") return IndexBinaryRecurrent::read_body(r);
     if (tag == "BinaryRecurrentHNSW") return IndexBinaryRecurrentHNSW::read_body(r);
     if (tag == "IVFBinaryRecurrent") return IndexIVFBinaryRecurrent::read_body(r);

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <mutex>
+#include <tuple>
 #include <vector>
 
 #include "nearly/io.h"
@@ -12,38 +13,45 @@
 
 namespace nearly {
 
-IndexRefineFlat::IndexRefineFlat(IndexPtr base)
-    : Index(base ? base->d : 1, base ? base->metric_type : METRIC_L2), base_index(std::move(base)) {
-    NEARLY_CHECK_ARG(base_index != nullptr, "IndexRefineFlat needs a base index");
-    NEARLY_CHECK_ARG(base_index->ntotal == 0, "IndexRefineFlat: the base index must be empty");
-    refine_index = std::make_shared<IndexFlat>(d, metric_type);
+IndexRefine::IndexRefine(IndexPtr base, IndexPtr refine)
+    : Index(base ? base->d : 1, base ? base->metric_type : METRIC_L2), base_index(std::move(base)),
+      refine_index(std::move(refine)) {
+    NEARLY_CHECK_ARG(base_index != nullptr && refine_index != nullptr, "IndexRefine needs a base and a refine index");
+    NEARLY_CHECK_ARG(refine_index->d == d && refine_index->metric_type == metric_type,
+                     "IndexRefine: the refine index must have the base index's d and metric");
+    NEARLY_CHECK_ARG(base_index->ntotal == 0 && refine_index->ntotal == 0, "IndexRefine: both indexes must be empty");
     sync();
 }
 
-void IndexRefineFlat::sync() {
-    is_trained = base_index->is_trained;
+IndexRefineFlat::IndexRefineFlat(IndexPtr base)
+    : IndexRefine(base, std::make_shared<IndexFlat>(base ? base->d : 1, base ? base->metric_type : METRIC_L2)) {}
+
+void IndexRefine::sync() {
+    is_trained = base_index->is_trained && refine_index->is_trained;
     ntotal = refine_index->ntotal;
 }
 
-void IndexRefineFlat::train(idx_t n, const float* x) {
+void IndexRefine::train(idx_t n, const float* x) {
     std::unique_lock<SharedMutex> lk(rw_mutex_);
     base_index->train(n, x);
+    if (!refine_index->is_trained) refine_index->train(n, x);
     sync();
 }
 
-void IndexRefineFlat::add(idx_t n, const float* x) {
+void IndexRefine::add(idx_t n, const float* x) {
     check_add_args(n, x);
     std::unique_lock<SharedMutex> lk(rw_mutex_);
-    // The base index must number vectors 0, 1, ... like the float copy.
+    if (!refine_index->is_trained) throw NotSupported("Error: 'is_trained' failed: the refine index is not trained");
+    // The base index must number vectors 0, 1, ... like the refine index.
     if (base_index->ntotal != refine_index->ntotal)
-        throw NotSupported("IndexRefineFlat: the base index was modified directly; ids no longer match");
+        throw NotSupported("IndexRefine: the base index was modified directly; ids no longer match");
     base_index->add(n, x);
     refine_index->add(n, x);
     sync();
 }
 
-void IndexRefineFlat::search(idx_t n, const float* x, idx_t k, float* D, idx_t* I,
-                             const SearchParameters* params) const {
+void IndexRefine::search(idx_t n, const float* x, idx_t k, float* D, idx_t* I,
+                         const SearchParameters* params) const {
     check_search_args(n, x, k);
     float kf = k_factor;
     const SearchParameters* base_params = params;
@@ -51,7 +59,7 @@ void IndexRefineFlat::search(idx_t n, const float* x, idx_t k, float* D, idx_t* 
         kf = rp->k_factor;
         base_params = rp->base_index_params.get();
     }
-    NEARLY_CHECK_ARG(kf >= 1, "IndexRefineFlat: k_factor must be at least 1");
+    NEARLY_CHECK_ARG(kf >= 1, "IndexRefine: k_factor must be at least 1");
     std::shared_lock<SharedMutex> lk(rw_mutex_);
     const idx_t kb = std::max<idx_t>(k, idx_t(std::ceil(double(k) * kf)));
     // Not value-initialized: the base search writes every slot.
@@ -59,7 +67,11 @@ void IndexRefineFlat::search(idx_t n, const float* x, idx_t k, float* D, idx_t* 
     std::unique_ptr<idx_t[]> bI(new idx_t[size_t(n) * kb]);
     // In any order: every candidate is re-scored, and ties are broken by id.
     base_index->search_unordered(n, x, kb, bD.get(), bI.get(), base_params);
-    const float* xb = refine_index->vectors().data();
+    // Float rows are read in place; any other refine index decodes each
+    // candidate (reconstruct) into a buffer first.
+    const auto* flat = dynamic_cast<const IndexFlat*>(refine_index.get());
+    const float* xb = flat ? flat->vectors().data() : nullptr;
+    const idx_t nrefine = refine_index->ntotal;
     const size_t dd = size_t(d), kk = size_t(k);
     const SimdKernels& K = simd();
     const float pad = missing_distance(metric_type);
@@ -69,6 +81,7 @@ void IndexRefineFlat::search(idx_t n, const float* x, idx_t k, float* D, idx_t* 
     const bool par = size_t(n) * kb * dd > (1u << 20);
     parallel_for(par ? (size_t(n) + kPerTask - 1) / kPerTask : 1, [&](size_t t) {
         const size_t q0 = par ? t * kPerTask : 0, q1 = par ? std::min(size_t(n), q0 + kPerTask) : size_t(n);
+        std::vector<float> decoded(flat ? 0 : dd);
         for (size_t q = q0; q < q1; q++) {
             float* Dq = D + q * kk;
             idx_t* Iq = I + q * kk;
@@ -79,7 +92,7 @@ void IndexRefineFlat::search(idx_t n, const float* x, idx_t k, float* D, idx_t* 
             constexpr idx_t kAhead = 4;
             auto prefetch_row = [&](idx_t j) {
                 const idx_t id = cand[j];
-                if (id < 0 || id >= refine_index->ntotal) return;
+                if (!flat || id < 0 || id >= nrefine) return;
                 const char* row = reinterpret_cast<const char*>(xb + size_t(id) * dd);
                 for (size_t b = 0; b < dd * sizeof(float); b += 64) __builtin_prefetch(row + b);
             };
@@ -87,8 +100,9 @@ void IndexRefineFlat::search(idx_t n, const float* x, idx_t k, float* D, idx_t* 
             for (idx_t j = 0; j < kb; j++) {
                 if (j + kAhead < kb) prefetch_row(j + kAhead);
                 idx_t id = cand[j];
-                if (id < 0 || id >= refine_index->ntotal) continue;
-                const float* v = xb + size_t(id) * dd;
+                if (id < 0 || id >= nrefine) continue;
+                const float* v = xb ? xb + size_t(id) * dd : decoded.data();
+                if (!xb) refine_index->reconstruct(id, decoded.data());
                 float s = metric_type == METRIC_L2 ? K.l2sqr(x + q * dd, v, dd) : -K.inner_product(x + q * dd, v, dd);
                 TopK::push(Dq, Iq, kk, s, id);
             }
@@ -98,34 +112,54 @@ void IndexRefineFlat::search(idx_t n, const float* x, idx_t k, float* D, idx_t* 
     });
 }
 
-void IndexRefineFlat::reconstruct(idx_t key, float* out) const { refine_index->reconstruct(key, out); }
+void IndexRefine::reconstruct(idx_t key, float* out) const { refine_index->reconstruct(key, out); }
 
-void IndexRefineFlat::reset() {
+void IndexRefine::reset() {
     std::unique_lock<SharedMutex> lk(rw_mutex_);
     base_index->reset();
     refine_index->reset();
     sync();
 }
 
-void IndexRefineFlat::write_body(Writer& w) const {
+void IndexRefine::write_body(Writer& w) const {
     std::shared_lock<SharedMutex> lk(rw_mutex_);
     w.pod<float>(k_factor);
     write_index_payload(*base_index, w);
     write_index_payload(*refine_index, w);
 }
 
-std::unique_ptr<IndexRefineFlat> IndexRefineFlat::read_body(Reader& r) {
+namespace {
+// k_factor, then the two parts, as write_body wrote them.
+template <class Check>
+std::tuple<float, IndexPtr, IndexPtr> read_parts(Reader& r, Check&& check_refine) {
     float kf = r.pod<float>();
     r.check(kf >= 1 && kf < 1e6f, "bad k_factor");
     IndexPtr base = read_index_payload(r);
     IndexPtr refine = read_index_payload(r);
-    auto flat = std::dynamic_pointer_cast<IndexFlat>(refine);
-    r.check(flat && flat->d == base->d && flat->metric_type == base->metric_type && flat->ntotal == base->ntotal,
-            "RefineFlat parts do not match");
-    // Built empty around an empty twin, then the loaded parts put in place.
-    auto out = std::unique_ptr<IndexRefineFlat>(new IndexRefineFlat(std::make_shared<IndexFlat>(base->d, base->metric_type)));
+    r.check(refine->d == base->d && refine->metric_type == base->metric_type && refine->ntotal == base->ntotal &&
+                check_refine(*refine),
+            "Refine parts do not match");
+    return {kf, base, refine};
+}
+}  // namespace
+
+std::unique_ptr<IndexRefine> IndexRefine::read_body(Reader& r) {
+    auto [kf, base, refine] = read_parts(r, [](const Index&) { return true; });
+    // Built around empty twins, then the loaded parts put in place.
+    auto out = std::make_unique<IndexRefine>(std::make_shared<IndexFlat>(base->d, base->metric_type),
+                                             std::make_shared<IndexFlat>(base->d, base->metric_type));
     out->base_index = base;
-    out->refine_index = flat;
+    out->refine_index = refine;
+    out->k_factor = kf;
+    out->sync();
+    return out;
+}
+
+std::unique_ptr<IndexRefineFlat> IndexRefineFlat::read_body(Reader& r) {
+    auto [kf, base, refine] = read_parts(r, [](const Index& i) { return dynamic_cast<const IndexFlat*>(&i) != nullptr; });
+    auto out = std::make_unique<IndexRefineFlat>(std::make_shared<IndexFlat>(base->d, base->metric_type));
+    out->base_index = base;
+    out->refine_index = refine;
     out->k_factor = kf;
     out->sync();
     return out;

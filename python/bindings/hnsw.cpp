@@ -84,20 +84,23 @@ void bind_hnsw(py::module_& m) {
         .def_readwrite("k_factor", &IndexRefineSearchParameters::k_factor)
         .def_readwrite("base_index_params", &IndexRefineSearchParameters::base_index_params);
 
-    py::class_<IndexRefineFlat, Index, std::shared_ptr<IndexRefineFlat>>(m, "IndexRefineFlat")
+    py::class_<IndexRefine, Index, std::shared_ptr<IndexRefine>>(m, "IndexRefine")
+        .def(py::init<IndexPtr, IndexPtr>(), py::arg("base_index"), py::arg("refine_index"))
+        .def_property("k_factor", [](const IndexRefine& i) { return i.k_factor; },
+                      [](IndexRefine& i, float kf) {
+                          if (!(kf >= 1)) throw InvalidArgument("k_factor must be at least 1");
+                          i.k_factor = kf;
+                      })
+        .def_readonly("base_index", &IndexRefine::base_index)
+        .def_readonly("refine_index", &IndexRefine::refine_index);
+
+    py::class_<IndexRefineFlat, IndexRefine, std::shared_ptr<IndexRefineFlat>>(m, "IndexRefineFlat")
         .def(py::init([](IndexPtr base, py::object xb) {
                  auto index = std::make_shared<IndexRefineFlat>(base);
                  if (!xb.is_none()) throw NotSupported("IndexRefineFlat(base, xb): add the vectors with add() instead");
                  return index;
              }),
-             py::arg("base_index"), py::arg("xb") = py::none())
-        .def_property("k_factor", [](const IndexRefineFlat& i) { return i.k_factor; },
-                      [](IndexRefineFlat& i, float kf) {
-                          if (!(kf >= 1)) throw InvalidArgument("k_factor must be at least 1");
-                          i.k_factor = kf;
-                      })
-        .def_readonly("base_index", &IndexRefineFlat::base_index)
-        .def_readonly("refine_index", &IndexRefineFlat::refine_index);
+             py::arg("base_index"), py::arg("xb") = py::none());
 }
 
 }  // namespace nearly_py

@@ -97,7 +97,7 @@ class ParameterSpace:
             return
         if isinstance(index, (_nearly.IndexIDMap, _nearly.IndexPreTransform, _nearly.IndexBinaryIDMap)):
             return self.set_index_parameter(index.index, name, val)
-        if isinstance(index, _nearly.IndexRefineFlat):
+        if isinstance(index, _nearly.IndexRefine):
             if name == "k_factor_rf":
                 index.k_factor = float(int(val))
                 return

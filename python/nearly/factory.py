@@ -119,6 +119,16 @@ def index_factory(d, description, metric=_nearly.METRIC_L2):
     refine = None
     if len(parts) > 1 and parts[-1] in REFINES:
         refine = REFINES[parts.pop()]
+    else:
+        # Refine(<description>): re-ranking by another index over the same vectors.
+        at = next((i for i, p in enumerate(parts) if p.startswith("Refine(")), None)
+        if at is not None and at > 0:
+            inner = ",".join(parts[at:])
+            if not inner.endswith(")"):
+                raise _parse_error(description, f"unclosed {inner!r}")
+            refine_index = index_factory(d, inner[len("Refine("):-1], metric)
+            parts = parts[:at]
+            refine = lambda base: _nearly.IndexRefine(base, refine_index)  # noqa: E731
     main = ",".join(parts)
     for regex, build in INDEXES:
         m = regex.fullmatch(main)

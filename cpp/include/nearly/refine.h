@@ -1,6 +1,7 @@
-// Re-ranking: a fast approximate index proposes k * k_factor candidates, the
-// float vectors kept beside it give their exact distances (faiss's
-// IndexRefineFlat, factory suffix ",RFlat").
+// Re-ranking: a fast approximate index proposes k * k_factor candidates, a
+// second, more precise index scores them again (faiss's IndexRefine, factory
+// suffix ",Refine(SQfp16)"); IndexRefineFlat keeps the float vectors
+// themselves (suffix ",RFlat") and reads their rows directly.
 #pragma once
 #include <memory>
 
@@ -19,14 +20,15 @@ struct IndexRefineSearchParameters : SearchParameters {
     }
 };
 
-struct IndexRefineFlat : Index {
+struct IndexRefine : Index {
     IndexPtr base_index;
-    std::shared_ptr<IndexFlat> refine_index;
+    IndexPtr refine_index;  // scores the candidates: reconstruct() + exact distance
     float k_factor = 1;
 
-    explicit IndexRefineFlat(IndexPtr base_index);
+    // Both empty, same d and metric.
+    IndexRefine(IndexPtr base_index, IndexPtr refine_index);
 
-    std::string type_name() const override { return "RefineFlat"; }
+    std::string type_name() const override { return "Refine"; }
     void train(idx_t n, const float* x) override;
     void add(idx_t n, const float* x) override;
     // params: IndexRefineSearchParameters, or plain SearchParameters whose
@@ -36,10 +38,16 @@ struct IndexRefineFlat : Index {
     void reconstruct(idx_t key, float* out) const override;
     void reset() override;
     void write_body(Writer& w) const override;
-    static std::unique_ptr<IndexRefineFlat> read_body(Reader& r);
+    static std::unique_ptr<IndexRefine> read_body(Reader& r);
 
-   private:
+   protected:
     void sync();
+};
+
+struct IndexRefineFlat : IndexRefine {
+    explicit IndexRefineFlat(IndexPtr base_index);
+    std::string type_name() const override { return "RefineFlat"; }
+    static std::unique_ptr<IndexRefineFlat> read_body(Reader& r);
 };
 
 }  // namespace nearly
