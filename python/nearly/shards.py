@@ -80,6 +80,13 @@ class _IndexCollection:
     def syncWithSubIndexes(self):  # faiss's name; ntotal is always read from the parts
         pass
 
+    def _search_args(self, x, k):
+        x = _matrix(x, self.d)
+        k = int(k)
+        if k <= 0:
+            raise _nearly.InvalidArgumentError("k must be positive")
+        return x, k
+
     def _padded(self, n, k):
         pad = _FLT_MAX if self.metric_type == _nearly.METRIC_L2 else -_FLT_MAX
         return np.full((n, k), pad, dtype=np.float32), np.full((n, k), -1, dtype=np.int64)
@@ -90,11 +97,8 @@ class IndexShards(_IndexCollection):
         super().__init__(d, threaded)
         self.successive_ids = bool(successive_ids)
 
-    def add_shard(self, index):
-        self._attach(index)
-
-    def remove_shard(self, index):
-        self._detach(index)
+    add_shard = _IndexCollection._attach
+    remove_shard = _IndexCollection._detach
 
     @property
     def ntotal(self):
@@ -133,10 +137,7 @@ class IndexShards(_IndexCollection):
         self._run(add_part, list(range(len(self._parts))))
 
     def search(self, x, k, *, params=None):
-        x = _matrix(x, self.d)
-        k = int(k)
-        if k <= 0:
-            raise _nearly.InvalidArgumentError("k must be positive")
+        x, k = self._search_args(x, k)
         if not self._parts:
             return self._padded(len(x), k)
         results = self._run(lambda p: p.search(x, k, params=params), self._parts)
@@ -156,11 +157,8 @@ class IndexReplicas(_IndexCollection):
     def __init__(self, d, threaded=True):
         super().__init__(d, threaded)
 
-    def add_replica(self, index):
-        self._attach(index)
-
-    def remove_replica(self, index):
-        self._detach(index)
+    add_replica = _IndexCollection._attach
+    remove_replica = _IndexCollection._detach
 
     @property
     def ntotal(self):
@@ -175,14 +173,11 @@ class IndexReplicas(_IndexCollection):
         self._run(lambda p: p.add_with_ids(x, ids), self._parts)
 
     def search(self, x, k, *, params=None):
-        x = _matrix(x, self.d)
-        k = int(k)
-        if k <= 0:
-            raise _nearly.InvalidArgumentError("k must be positive")
-        if not self._parts:
-            return self._padded(len(x), k)
-        slices = _split(len(x), len(self._parts))
+        x, k = self._search_args(x, k)
         D, I = self._padded(len(x), k)
+        if not self._parts:
+            return D, I
+        slices = _split(len(x), len(self._parts))
 
         def search_part(i):
             a, b = slices[i]
