@@ -3,6 +3,8 @@
 flag in /proc/self/smaps. The advice is what we control and check; whether
 the kernel grants huge pages depends on the machine."""
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -55,3 +57,16 @@ def test_hnsw_blocks_are_advised_for_huge_pages():
     assert advised_bytes() - before >= 20_000 * (16 * 4 + 32 * 4)  # vectors and level-0 links
     D, I = index.search(xb[:100], 1)
     assert (I[:, 0] == np.arange(100)).mean() >= 0.9
+
+
+def test_environment_variable_turns_the_advice_off():
+    """NEARLY_HUGE_PAGES=0 (read once, at the first big allocation): ordinary pages."""
+    code = (
+        "import numpy as np, nearly, sys; sys.path.insert(0, %r); from test_huge_pages import advised_bytes; "
+        "x = np.ones((20000, 256), np.float32); before = advised_bytes(); "
+        "i = nearly.IndexFlatIP(256); i.add(x); print(advised_bytes() - before)" % os.path.dirname(__file__)
+    )
+    for value, advised in (("0", False), ("1", True)):
+        env = dict(os.environ, NEARLY_HUGE_PAGES=value)
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+        assert (int(out.stdout.strip()) >= 20000 * 256 * 4) == advised, (value, out.stdout, out.stderr)
