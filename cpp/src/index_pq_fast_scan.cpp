@@ -40,7 +40,6 @@ void IndexPQFastScan::search_sorted_or_not(idx_t n, const float* x, idx_t k, flo
     std::shared_lock<SharedMutex> lk(rw_mutex_);
     const size_t dd = d, kk = k, nb = size_t(ntotal);
     const bool ip = metric_type == METRIC_INNER_PRODUCT;
-    const float pad = missing_distance(metric_type);
     InterruptPoll poll;
     parallel_for((size_t(n) + kQueriesPerTask - 1) / kQueriesPerTask, [&](size_t t) {
         const size_t q0 = t * kQueriesPerTask, nq = std::min(size_t(n), q0 + kQueriesPerTask) - q0;
@@ -62,15 +61,8 @@ void IndexPQFastScan::search_sorted_or_not(idx_t n, const float* x, idx_t k, flo
             pq4_scan_queries(codes_.data() + j0 * pq.code_size, m, nq, tabs.data(), offsets.data(), nullptr,
                              idx_t(j0), sel, outs.data());
         }
-        for (size_t i = 0; i < nq; i++) {
-            float* Dq = D + (q0 + i) * kk;
-            idx_t* Iq = I + (q0 + i) * kk;
-            if (sorted)
-                found[i].take_sorted(Dq, Iq);
-            else
-                found[i].take_best(Dq, Iq);
-            for (size_t j = 0; j < kk; j++) Dq[j] = Iq[j] < 0 ? pad : (ip ? -Dq[j] : Dq[j]);
-        }
+        for (size_t i = 0; i < nq; i++)
+            pq4_take_results(found[i], kk, sorted, metric_type, D + (q0 + i) * kk, I + (q0 + i) * kk);
         poll();
     });
 }

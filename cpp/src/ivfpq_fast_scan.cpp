@@ -106,7 +106,6 @@ bool IndexIVFPQFastScan::search_assigned(idx_t n, const float* x, idx_t k, size_
     if (slice * np < kMinGroupedPairsPerList * nlist) return false;
 
     const size_t dd = d, kk = k, nslices = (size_t(n) + slice - 1) / slice;
-    const float pad = missing_distance(metric_type);
     InterruptPoll poll;
     parallel_for(nslices, [&](size_t s) {
         const size_t q0 = s * slice, m = std::min(slice, size_t(n) - q0);
@@ -158,15 +157,8 @@ bool IndexIVFPQFastScan::search_assigned(idx_t n, const float* x, idx_t k, size_
             pq4_scan_queries(list.codes.data(), list.ids.size(), tabs.size(), tabs.data(), offsets.data(),
                              list.ids.data(), 0, sel, outs.data());
         }
-        for (size_t i = 0; i < m; i++) {
-            float* Dq = D + (q0 + i) * kk;
-            idx_t* Iq = I + (q0 + i) * kk;
-            if (sorted)
-                found[i].take_sorted(Dq, Iq);
-            else
-                found[i].take_best(Dq, Iq);
-            for (size_t j = 0; j < kk; j++) Dq[j] = Iq[j] < 0 ? pad : (ip ? -Dq[j] : Dq[j]);
-        }
+        for (size_t i = 0; i < m; i++)
+            pq4_take_results(found[i], kk, sorted, metric_type, D + (q0 + i) * kk, I + (q0 + i) * kk);
         poll();
     });
     return true;

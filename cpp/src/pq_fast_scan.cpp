@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "nearly/index.h"
 #include "nearly/simd.h"
 #include "nearly/topk.h"
 
@@ -62,6 +63,16 @@ void pq4_query_tables(const ProductQuantizer& pq, const float* x, size_t nx, boo
             for (size_t i = 0; i < m * ts; i++) tabs[i] = -tabs[i];
         for (size_t i = 0; i < m; i++) out[q0 + i].set(tabs.data() + i * ts, pq.M);
     }
+}
+
+void pq4_take_results(TopKReservoir& found, size_t k, bool sorted, MetricType metric, float* D, idx_t* I) {
+    if (sorted)
+        found.take_sorted(D, I);
+    else
+        found.take_best(D, I);
+    const float pad = missing_distance(metric);
+    const bool ip = metric == METRIC_INNER_PRODUCT;
+    for (size_t j = 0; j < k; j++) D[j] = I[j] < 0 ? pad : (ip ? -D[j] : D[j]);
 }
 
 uint16_t PQ4Table::threshold(float thr) const {

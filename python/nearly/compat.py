@@ -1,6 +1,9 @@
 """Small faiss helpers that user code calls; no-ops or plain copies here."""
 import numpy as np
 
+from . import _nearly
+from .shards import IndexReplicas, IndexShards
+
 
 def downcast_index(index):
     """faiss returns the generic Index type from some accessors; nearly always
@@ -35,7 +38,6 @@ def extract_index_ivf(index):
 def clone_index(index):
     """A deep copy (faiss's clone_index), made by a round trip through the
     serialized form, so every index type that persists can be cloned."""
-    from . import _nearly
     from .persistence import deserialize_index, serialize_index
 
     if isinstance(index, _nearly.IndexBinary):
@@ -83,14 +85,10 @@ class ParameterSpace:
             self.set_index_parameter(index, name.strip(), val)
 
     def set_index_parameter(self, index, name, val):
-        from . import _nearly
-
         if self.verbose > 1:
             print(f"    set_index_parameter {name}={val:g}")
         if name == "verbose":
             index.verbose = bool(int(val))  # and on the indexes inside, below
-        from .shards import IndexReplicas, IndexShards
-
         if isinstance(index, (IndexShards, IndexReplicas)):  # every part
             for i in range(index.count()):
                 self.set_index_parameter(index.at(i), name, val)

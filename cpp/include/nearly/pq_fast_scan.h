@@ -63,6 +63,11 @@ void pq4_scan_queries(const uint8_t* codes, size_t n, size_t nq, const PQ4Table*
                       const float* offsets, const idx_t* ids, idx_t id0, const IDSelector* sel,
                       TopKReservoir* const* outs);
 
+// Empties a query's reservoir into its k results, distances as the index
+// reports them (inner products positive again, missing ones padded): sorted,
+// or the same k in any order when the caller re-ranks them (no sort).
+void pq4_take_results(TopKReservoir& found, size_t k, bool sorted, MetricType metric, float* D, idx_t* I);
+
 // The scores of all n entries (range search, tests).
 void pq4_scores(const uint8_t* codes, size_t n, const PQ4Table& table, float offset, float* out);
 

@@ -7,7 +7,8 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <type_traits>
+
+#include "nearly/simd.h"
 
 namespace nearly {
 
@@ -49,18 +50,12 @@ static inline uint32_t pq4_finish_256(__m256i all, __m256i odd, uint16_t thr, ui
     return uint32_t(_mm256_movemask_epi8(_mm256_permute4x64_epi64(_mm256_packs_epi16(m0, m1), 0xD8)));
 }
 
-// Calls f(std::integral_constant<size_t, G>, q) for consecutive groups of
+// Calls f(std::integral_constant<int, G>, q) for consecutive groups of
 // G <= 4 queries starting at q: the kernels keep 2 accumulators per query
 // of a group in registers.
 template <class F>
 static inline void pq4_query_groups(size_t nq, F&& f) {
-    for (size_t q = 0; q < nq; q += 4) {
-        const size_t m = nq - q;
-        if (m >= 4) f(std::integral_constant<size_t, 4>{}, q);
-        else if (m == 3) f(std::integral_constant<size_t, 3>{}, q);
-        else if (m == 2) f(std::integral_constant<size_t, 2>{}, q);
-        else f(std::integral_constant<size_t, 1>{}, q);
-    }
+    for (size_t q = 0; q < nq; q += 4) with_vector_count<4>(nq - q, [&](auto group) { f(group, q); });
 }
 
 }  // namespace nearly

@@ -20,12 +20,11 @@ namespace nearly {
 
 namespace {
 
-// 16 codes starting at c (row stride M) in lanes where `lanes` is set:
-// s += tab[m][code[m]] for m = 0 .. M-1. Needs M >= 4.
+// 16 codes starting at c (row stride M, byte offsets of the rows in `rows`)
+// in lanes where `lanes` is set: s += tab[m][code[m]] for m = 0 .. M-1.
+// Needs M >= 4.
 template <int G>
-inline void gather_rows(const float* tab, const uint8_t* c, size_t M, __mmask16 lanes, __m512* s) {
-    const __m512i rows = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-                                            _mm512_set1_epi32(int(M)));
+inline void gather_rows(const float* tab, const uint8_t* c, size_t M, __m512i rows, __mmask16 lanes, __m512* s) {
     const __m512i ff = _mm512_set1_epi32(0xff);
     auto add_bytes = [&](const __m512i* w, const float* t, int first) {
         for (int b = first; b < 4; b++, t += 256)
@@ -52,10 +51,12 @@ inline void gather_rows(const float* tab, const uint8_t* c, size_t M, __mmask16 
 
 void adc_gathers(const float* tab, const uint8_t* codes, size_t M, size_t n, float* out) {
     if (M < 4) return pq_adc8_avx2(tab, codes, M, n, out);
+    const __m512i rows = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                            _mm512_set1_epi32(int(M)));
     size_t j = 0;
     for (; j + 32 <= n; j += 32) {
         __m512 s[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};
-        gather_rows<2>(tab, codes + j * M, M, 0xffff, s);
+        gather_rows<2>(tab, codes + j * M, M, rows, 0xffff, s);
         _mm512_storeu_ps(out + j, s[0]);
         _mm512_storeu_ps(out + j + 16, s[1]);
     }
@@ -63,7 +64,7 @@ void adc_gathers(const float* tab, const uint8_t* codes, size_t M, size_t n, flo
         const size_t left = n - j < 16 ? n - j : 16;
         const __mmask16 lanes = __mmask16((1u << left) - 1u);
         __m512 s[1] = {_mm512_setzero_ps()};
-        gather_rows<1>(tab, codes + j * M, M, lanes, s);
+        gather_rows<1>(tab, codes + j * M, M, rows, lanes, s);
         _mm512_mask_storeu_ps(out + j, lanes, s[0]);
     }
 }
