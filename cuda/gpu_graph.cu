@@ -32,12 +32,73 @@ GpuIndexHNSW::GpuIndexHNSW(ResourcesPtr r, const IndexHNSWFlat& cpu) : Index(cpu
     ntotal = idx_t(n);
 }
 
-void GpuIndexHNSW::add(idx_t, const float*) {
-    throw NotSupported("GpuIndexHNSW is a read-only copy: add to the CPU IndexHNSWFlat and copy it again");
+GpuIndexHNSW::GpuIndexHNSW(ResourcesPtr r, int d_, int M, MetricType metric)
+    : Index(d_, metric), res(std::move(r)), build_M_(M) {
+    NEARLY_CHECK_ARG(res != nullptr, "GpuIndexHNSW needs GPU resources");
+    NEARLY_CHECK_ARG(d_ >= 1, "d must be >= 1");
+    NEARLY_CHECK_ARG(M >= 2 && M <= 128, "GpuIndexHNSW: M must be between 2 and 128 on the GPU");
+    build.graph.M = M;
+    degree_ = 2 * M;
+}
+
+void GpuIndexHNSW::add(idx_t n, const float* x) {
+    if (build_M_ == 0)
+        throw NotSupported("GpuIndexHNSW is a read-only copy: add to the CPU IndexHNSWFlat and copy it again");
+    if (ntotal > 0)
+        throw NotSupported("GpuIndexHNSW builds its graph once: convert it with index_gpu_to_cpu and add there");
+    NEARLY_CHECK_ARG(n >= 0, "n must be >= 0");
+    NEARLY_CHECK_ARG(build.graph.M == build_M_, "GpuIndexHNSW: M is fixed when the index is made");
+    if (n == 0) return;
+    const bool on_device = is_device_pointer(x);
+    if (!on_device) check_add_args(n, x);
+    std::unique_lock<SharedMutex> lock(rw_mutex_);
+    std::lock_guard<std::mutex> call(res->call_mutex());
+    res->set_device();
+    cudaStream_t st = res->stream();
+    const size_t cnt = size_t(n) * d;
+    if (on_device) check_finite_device(*res, x, idx_t(cnt), "x");
+    vectors_.resize(cnt, st);
+    NEARLY_CUDA_CHECK(cudaMemcpyAsync(vectors_.data(), x, cnt * 4, cudaMemcpyDefault, st));
+    // k-means samples its training points on the host.
+    std::vector<float> host;
+    const float* xh = x;
+    if (on_device) {
+        host.resize(cnt);
+        NEARLY_CUDA_CHECK(cudaMemcpyAsync(host.data(), x, cnt * 4, cudaMemcpyDeviceToHost, st));
+        xh = host.data();
+    }
+    res->synchronize();
+    auto layers = std::make_shared<HNSWLayers>(gpu_build_hnsw(*res, vectors_.data(), xh, n, d, metric_type, build, &graph_));
+    std::vector<int64_t> ids(static_cast<size_t>(n));
+    for (idx_t i = 0; i < n; i++) ids[size_t(i)] = i;
+    labels_.resize(size_t(n), st);
+    NEARLY_CUDA_CHECK(cudaMemcpyAsync(labels_.data(), ids.data(), size_t(n) * 8, cudaMemcpyHostToDevice, st));
+    res->synchronize();
+    degree_ = 2 * build_M_;
+    entry_ = layers->entry;
+    layers_ = std::move(layers);
+    ntotal = n;
+}
+
+std::unique_ptr<IndexHNSWFlat> GpuIndexHNSW::to_cpu() const {
+    if (build_M_ == 0) throw NotSupported("GpuIndexHNSW::to_cpu: a copy of a CPU index converts back through its source");
+    std::shared_lock<SharedMutex> lock(rw_mutex_);
+    auto cpu = std::make_unique<IndexHNSWFlat>(d, build_M_, metric_type);
+    if (ntotal == 0) return cpu;
+    std::vector<float> host(size_t(ntotal) * d);
+    {
+        std::lock_guard<std::mutex> call(res->call_mutex());
+        res->set_device();
+        NEARLY_CUDA_CHECK(cudaMemcpyAsync(host.data(), vectors_.data(), host.size() * 4, cudaMemcpyDeviceToHost,
+                                          res->stream()));
+        res->synchronize();
+    }
+    cpu->add_graph(ntotal, host.data(), *layers_);
+    return cpu;
 }
 
 void GpuIndexHNSW::reset() {
-    throw NotSupported("GpuIndexHNSW is a read-only copy of a CPU index");
+    throw NotSupported("GpuIndexHNSW cannot be reset: make a new one");
 }
 
 void GpuIndexHNSW::write_body(Writer&) const {

@@ -109,6 +109,15 @@ struct Copies {
     }
 };
 
+// Writes vector xi into slot s: its stored copy, int8 code, scale and norm.
+void store_node(const Storage& st, HNSWStorage kind, size_t dd, slot_t s, const float* xi) {
+    Copies{st, kind, dd}.store(s, xi);
+    Int8Space::scale(st, s) = quantize(xi, dd, Int8Space::code(st, s));
+    float nrm = 0.f;
+    for (size_t j = 0; j < dd; j++) nrm += xi[j] * xi[j];
+    Int8Space::norm(st, s) = nrm;
+}
+
 }  // namespace
 
 // ---- HNSWGraph: what does not depend on the space ----------------------------
@@ -126,6 +135,50 @@ int HNSWGraph::random_level() {
     std::uniform_real_distribution<double> u(0.0, 1.0);
     double r = -std::log(std::max(u(level_rng_), 1e-300)) * level_mult_;
     return std::min(int(r), kMaxLevel);
+}
+
+void HNSWLayers::check(int M) const {
+    const size_t n = levels.size();
+    NEARLY_CHECK_ARG(n < size_t(INT32_MAX), "HNSW graph: too many rows");
+    if (n == 0) {
+        NEARLY_CHECK_ARG(nodes.empty() && links.empty() && entry == -1, "HNSW graph: no rows but links or an entry");
+        return;
+    }
+    int top = 0;
+    for (int8_t lv : levels) {
+        NEARLY_CHECK_ARG(lv >= 0 && lv <= hnsw_detail::kMaxLevel, "HNSW graph: a level out of range");
+        top = std::max<int>(top, lv);
+    }
+    NEARLY_CHECK_ARG(int(nodes.size()) == top + 1 && links.size() == nodes.size(),
+                     "HNSW graph: one node list and one link table per level are needed");
+    NEARLY_CHECK_ARG(entry >= 0 && size_t(entry) < n && levels[size_t(entry)] == top,
+                     "HNSW graph: the entry must be a row on the top level");
+    for (int l = 0; l <= top; l++) {
+        const auto& nl = nodes[size_t(l)];
+        const size_t cap = l == 0 ? size_t(2 * M) : size_t(M);
+        size_t expected = 0;
+        for (int8_t lv : levels) expected += lv >= l;
+        NEARLY_CHECK_ARG(nl.size() == expected && links[size_t(l)].size() == nl.size() * cap,
+                         "HNSW graph: level " + std::to_string(l) + " must list its " + std::to_string(expected) +
+                             " rows with " + std::to_string(cap) + " links each");
+        for (size_t i = 0; i < nl.size(); i++) {
+            const int32_t r = nl[i];
+            NEARLY_CHECK_ARG(r >= 0 && size_t(r) < n && levels[size_t(r)] >= l && (i == 0 || nl[i - 1] < r),
+                             "HNSW graph: level " + std::to_string(l) + " lists a row not on it, or out of order");
+            bool pad = false;
+            for (size_t j = 0; j < cap; j++) {
+                const int32_t v = links[size_t(l)][i * cap + j];
+                if (v < 0) {
+                    NEARLY_CHECK_ARG(v == -1, "HNSW graph: links are rows or -1");
+                    pad = true;
+                    continue;
+                }
+                NEARLY_CHECK_ARG(!pad && size_t(v) < n && v != r && levels[size_t(v)] >= l,
+                                 "HNSW graph: row " + std::to_string(r) + " has a bad link on level " +
+                                     std::to_string(l) + " (out of range, to itself, off the level, or after padding)");
+            }
+        }
+    }
 }
 
 idx_t HNSWGraph::entry_point() const {
@@ -272,15 +325,7 @@ void IndexHNSWFlat::add_impl(idx_t n, const float* x, const idx_t* ids) {
     const size_t dd = size_t(d);
     const MetricType metric = metric_type;
     const HNSWStorage kind = storage;
-    auto fill = [&](size_t i, slot_t s) {
-        const Storage& st = *st_;
-        const float* xi = x + i * dd;
-        Copies{st, kind, dd}.store(s, xi);
-        Int8Space::scale(st, s) = quantize(xi, dd, Int8Space::code(st, s));
-        float nrm = 0.f;
-        for (size_t j = 0; j < dd; j++) nrm += xi[j] * xi[j];
-        Int8Space::norm(st, s) = nrm;
-    };
+    auto fill = [&](size_t i, slot_t s) { store_node(*st_, kind, dd, s, x + i * dd); };
     auto make_space = [&](const Storage& st) { return Int8Space{st, simd(), metric, dd}; };
     add_nodes(n, ids, make_space, fill, ntotal, verbose);
 }
@@ -384,6 +429,17 @@ void IndexHNSWFlat::reset() {
     check_writable();
     reset_graph();
     ntotal = 0;
+}
+
+void IndexHNSWFlat::add_graph(idx_t n, const float* x, const HNSWLayers& graph) {
+    NEARLY_CHECK_ARG(idx_t(graph.levels.size()) == n, "add_graph: the graph has " +
+                                                          std::to_string(graph.levels.size()) + " rows for " +
+                                                          std::to_string(n) + " vectors");
+    check_add_args(n, x);
+    const size_t dd = size_t(d);
+    const HNSWStorage kind = storage;
+    auto fill = [&](size_t i, slot_t s) { store_node(*st_, kind, dd, s, x + i * dd); };
+    add_linked_nodes(graph, fill, ntotal);
 }
 
 IndexHNSWFlat::BaseGraph IndexHNSWFlat::base_graph() const {

@@ -500,6 +500,49 @@ void HNSWGraph::add_nodes(idx_t n, const idx_t* ids, const MakeSpace& make_space
     ntotal = idx_t(st.nslots - free_slots_.size());
 }
 
+template <class Fill>
+void HNSWGraph::add_linked_nodes(const HNSWLayers& g, const Fill& fill, idx_t& ntotal) {
+    using namespace hnsw_detail;
+    g.check(M);
+    const size_t n = g.levels.size();
+    if (n == 0) return;
+    std::lock_guard<std::mutex> add_lk(add_mutex_);
+    std::unique_lock<SharedMutex> lk(graph_mutex_);
+    Storage& st = *st_;
+    NEARLY_CHECK_ARG(st.nslots == 0 && free_slots_.empty(), "HNSW: add_graph needs an empty index");
+    NEARLY_CHECK_ARG(n < size_t(std::numeric_limits<slot_t>::max()), "HNSW: too many vectors for one index");
+    st.grow(n);
+    st.nslots = n;
+    // Row r goes to slot r; each level's table is read through the rows' positions in it.
+    for (size_t r = 0; r < n; r++) {
+        const int lv = g.levels[r];
+        st.labels[r] = next_label_ + idx_t(r);
+        slot_of_label_[st.labels[r]] = slot_t(r);
+        st.upper[r].reset(lv > 0 ? new slot_t[size_t(lv) * (1 + M)]() : nullptr);
+    }
+    for (int l = 0; l <= g.max_level(); l++) {
+        const size_t cap = st.max_links(l);
+        const std::vector<int32_t>& nodes = g.nodes[size_t(l)];
+        const int32_t* links = g.links[size_t(l)].data();
+        parallel_for((nodes.size() + 1023) / 1024, [&](size_t t) {
+            for (size_t i = t * 1024; i < std::min(nodes.size(), t * 1024 + 1024); i++) {
+                slot_t* ll = st.links(slot_t(nodes[i]), l);
+                slot_t cnt = 0;
+                for (size_t j = 0; j < cap && links[i * cap + j] >= 0; j++) ll[1 + cnt++] = slot_t(links[i * cap + j]);
+                ll[0] = cnt;
+            }
+        });
+    }
+    parallel_for((n + 255) / 256, [&](size_t t) {
+        for (size_t i = t * 256; i < std::min(n, t * 256 + 256); i++) fill(i, slot_t(i));
+    });
+    st.recount_in_links();
+    for (size_t r = 0; r < n; r++) st.publish(slot_t(r), g.levels[r]);
+    next_label_ += idx_t(n);
+    set_top({int64_t(g.entry), g.max_level()});
+    ntotal = idx_t(n);
+}
+
 template <class MakeSpace>
 size_t HNSWGraph::remove_nodes(const IDSelector& sel, const MakeSpace& make_space, idx_t& ntotal) {
     using namespace hnsw_detail;

@@ -13,6 +13,8 @@
 #include "binary_gpu.h"
 #include "fde_gpu.h"
 #include "gpu_graph.h"
+#include "graph_build.h"
+#include "neighbor_table.h"
 #include "gpu_ivf.h"
 #include "kmeans_gpu.h"
 #include "nearly/hnsw.h"
@@ -182,6 +184,38 @@ void bind_gpu(py::module_& m) {
                  return std::make_shared<GpuIndexHNSW>(res, cpu);
              }),
              py::arg("res"), py::arg("index"), py::call_guard<py::gil_scoped_release>())
+        .def(py::init([](std::shared_ptr<GpuResources> res, int d, int M, int metric) {
+                 return std::make_shared<GpuIndexHNSW>(res, d, M, MetricType(metric));
+             }),
+             py::arg("res"), py::arg("d"), py::arg("M"), py::arg("metric"))
+        .def("_add_ptr", [](GpuIndexHNSW& self, idx_t n, uintptr_t x) { self.add(n, ptr<const float>(x)); },
+             py::call_guard<py::gil_scoped_release>())
+        .def("_to_cpu", [](const GpuIndexHNSW& self) { return std::shared_ptr<IndexHNSWFlat>(self.to_cpu()); },
+             py::call_guard<py::gil_scoped_release>())
+        .def_property("build_knn_factor", [](const GpuIndexHNSW& i) { return i.build.graph.knn_factor; },
+                      [](GpuIndexHNSW& i, int v) {
+                          NEARLY_CHECK_ARG(v >= 1, "build_knn_factor must be >= 1");
+                          i.build.graph.knn_factor = v;
+                      })
+        .def_property("build_merge_factor", [](const GpuIndexHNSW& i) { return i.build.graph.merge_factor; },
+                      [](GpuIndexHNSW& i, int v) {
+                          NEARLY_CHECK_ARG(v >= 1, "build_merge_factor must be >= 1");
+                          i.build.graph.merge_factor = v;
+                      })
+        .def_property("build_n_lists", [](const GpuIndexHNSW& i) { return i.build.n_lists; },
+                      [](GpuIndexHNSW& i, int v) {
+                          NEARLY_CHECK_ARG(v >= 0, "build_n_lists must be >= 0 (0: about 1,000 vectors per list)");
+                          i.build.n_lists = v;
+                      })
+        .def_property("build_n_probe", [](const GpuIndexHNSW& i) { return i.build.n_probe; },
+                      [](GpuIndexHNSW& i, int v) {
+                          NEARLY_CHECK_ARG(v >= 1, "build_n_probe must be >= 1");
+                          i.build.n_probe = v;
+                      })
+        .def_property("build_exact_below", [](const GpuIndexHNSW& i) { return i.build.exact_below; },
+                      [](GpuIndexHNSW& i, int64_t v) { i.build.exact_below = std::max<int64_t>(0, v); })
+        .def_property("verbose", [](const GpuIndexHNSW& i) { return i.build.verbose; },
+                      [](GpuIndexHNSW& i, bool v) { i.build.verbose = v; })
         .def_readwrite("efSearch", &GpuIndexHNSW::efSearch)
         .def_property("search_width", [](const GpuIndexHNSW& i) { return i.params.width; },
                       [](GpuIndexHNSW& i, int v) {
@@ -203,6 +237,38 @@ void bind_gpu(py::module_& m) {
                  self.search(n, ptr<const float>(x), k, ptr<float>(D), ptr<idx_t>(I), &p);
              },
              py::call_guard<py::gil_scoped_release>());
+
+    m.def("_gpu_prune_links", [](std::shared_ptr<GpuResources> res, py::handle x_obj, py::handle ids,
+                                 py::handle scores, int metric, int cap) {
+        FloatArray x = as_matrix(x_obj, -1, "x");
+        NeighborTable c = as_table(ids, scores, x.shape(0)), t;
+        {
+            py::gil_scoped_release release;
+            t = gpu_prune_links(*res, x.data(), x.shape(0), int(x.shape(1)), MetricType(metric), c, cap);
+        }
+        return table_out(t);
+    });
+    m.def("_gpu_merge_reverse_links", [](std::shared_ptr<GpuResources> res, py::handle x_obj, py::handle ids,
+                                         py::handle scores, int metric, int cap, int max_merge) {
+        FloatArray x = as_matrix(x_obj, -1, "x");
+        NeighborTable c = as_table(ids, scores, x.shape(0)), t;
+        {
+            py::gil_scoped_release release;
+            t = gpu_merge_reverse_links(*res, x.data(), x.shape(0), int(x.shape(1)), MetricType(metric), c, cap,
+                                        max_merge);
+        }
+        return table_out(t);
+    });
+    m.def("_gpu_level_knn", [](std::shared_ptr<GpuResources> res, py::handle x_obj, int k, int metric, int n_lists,
+                               int n_probe) {
+        FloatArray x = as_matrix(x_obj, -1, "x");
+        NeighborTable t;
+        {
+            py::gil_scoped_release release;
+            t = gpu_level_knn(*res, x.data(), x.shape(0), int(x.shape(1)), MetricType(metric), k, n_lists, n_probe);
+        }
+        return table_out(t);
+    });
 
     py::class_<GpuIndexBinaryFlat, std::shared_ptr<GpuIndexBinaryFlat>>(m, "_GpuIndexBinaryFlat")
         .def(py::init([](std::shared_ptr<GpuResources> res, int d) { return std::make_shared<GpuIndexBinaryFlat>(res, d); }),

@@ -12,6 +12,7 @@ void bind_selectors(py::module_& m);
 void bind_flat(py::module_& m);
 void bind_transform(py::module_& m);
 void bind_hnsw(py::module_& m);
+void bind_graph_build(py::module_& m);
 void bind_io(py::module_& m);
 void bind_distance(py::module_& m);
 void bind_fde(py::module_& m);
@@ -126,6 +127,7 @@ PYBIND11_MODULE(_nearly, m) {
     bind_flat(m);
     bind_transform(m);
     bind_hnsw(m);
+    bind_graph_build(m);
     bind_io(m);
     bind_distance(m);
     bind_fde(m);

@@ -353,23 +353,41 @@ _HNSWBase = _base("_GpuIndexHNSW")
 
 
 class GpuIndexHNSW(_DeviceArrays, _HNSWBase):
-    """An IndexHNSWFlat's base layer searched on the GPU, many queries at once
-    (one thread block each; CAGRA-style beam search from the entry node and
-    random nodes). ``efSearch`` is the beam (candidates kept, <= 256),
-    ``search_width`` the nodes expanded per step. A read-only copy: add to the
-    CPU index and copy it again; index_gpu_to_cpu gives back the CPU graph."""
+    """HNSW on the GPU, two ways:
 
-    def __init__(self, res, index, config=None):
+    ``GpuIndexHNSW(res, cpu_index)``: an IndexHNSWFlat's base layer searched on
+    the GPU, many queries at once (one thread block each; CAGRA-style beam
+    search from the entry node and random nodes). A read-only copy: add to the
+    CPU index and copy it again.
+
+    ``GpuIndexHNSW(res, d, M=32, metric=METRIC_L2)``: an empty index whose one
+    ``add`` builds the whole graph on the GPU (k-NN lists pruned with HNSW's
+    heuristic; ``build_knn_factor``, ``build_merge_factor``, ``build_n_lists``,
+    ``build_n_probe``, ``build_exact_below``, ``verbose`` tune it).
+
+    Either way ``efSearch`` is the beam (candidates kept, <= 256),
+    ``search_width`` the nodes expanded per step, and index_gpu_to_cpu gives an
+    IndexHNSWFlat with every level of the graph."""
+
+    def __init__(self, res, index, M=32, metric=METRIC_L2, config=None):
         _require_gpu()
-        if type(index).__name__ not in ("IndexHNSWFlat",):
-            raise RuntimeError(f"GpuIndexHNSW needs an IndexHNSWFlat, got {type(index).__name__}")
+        if isinstance(M, GpuIndexFlatConfig):
+            config, M = M, 32
         config = config or GpuIndexFlatConfig()
-        _HNSWBase.__init__(self, res._get(config.device), index)
+        if isinstance(index, (int, np.integer)):
+            _HNSWBase.__init__(self, res._get(config.device), int(index), int(M), int(metric))
+            self._source = None
+        else:
+            if type(index).__name__ not in ("IndexHNSWFlat",):
+                raise RuntimeError(f"GpuIndexHNSW needs an IndexHNSWFlat, got {type(index).__name__}")
+            _HNSWBase.__init__(self, res._get(config.device), index)
+            self._source = _nearly.serialize_index(index)  # the upper layers, for index_gpu_to_cpu
         self._resources = res
-        self._source = _nearly.serialize_index(index)  # the upper layers, for index_gpu_to_cpu
 
     def add(self, x):
-        raise RuntimeError("GpuIndexHNSW is a read-only copy: add to the CPU IndexHNSWFlat and copy it again")
+        if self._source is not None:
+            raise RuntimeError("GpuIndexHNSW is a read-only copy: add to the CPU IndexHNSWFlat and copy it again")
+        return super().add(x)
 
 
 # ---- cloning -----------------------------------------------------------------
@@ -409,7 +427,7 @@ def index_gpu_to_cpu(index):
     if isinstance(index, GpuIndexIVFPQ):
         return _ivfpq_to_cpu(index)
     if isinstance(index, GpuIndexHNSW):
-        return _nearly.deserialize_index(index._source)
+        return index._to_cpu() if index._source is None else _nearly.deserialize_index(index._source)
     if isinstance(index, _nearly.Index):
         return index  # already on the CPU, as faiss does
     raise RuntimeError(f"index_gpu_to_cpu: {type(index).__name__} is not a GPU index")

@@ -35,6 +35,22 @@ struct SearchParametersHNSW : SearchParameters {
 // IndexRefineFlat for exact ones).
 enum class HNSWStorage : int { Flat = 0, SQ8 = 1, FP16 = 2 };
 
+// A whole HNSW graph built elsewhere (the GPU build, or graph_build.h from
+// any k-NN graph) over rows 0..n-1 of the vectors it was built from.
+struct HNSWLayers {
+    std::vector<int8_t> levels;  // n: each row's top level
+    // Per level l: the rows on level >= l, ascending (every row on level 0),
+    // and their neighbour rows, nodes[l].size() x (l == 0 ? 2M : M), best
+    // first, padded with -1.
+    std::vector<std::vector<int32_t>> nodes, links;
+    int32_t entry = -1;  // a row on the top level; -1 when n == 0
+
+    int max_level() const { return int(nodes.size()) - 1; }
+    // Throws InvalidArgument unless this is a well-formed graph for M: a
+    // forged graph must not send a search out of bounds.
+    void check(int M) const;
+};
+
 // The graph of an HNSW index, whatever its nodes hold: float indexes keep an
 // int8 copy of each vector in the node's block (and the float vector apart,
 // for re-ranking), binary indexes their code. Each block is
@@ -87,6 +103,10 @@ class HNSWGraph {
                    bool verbose);
     template <class Space>
     void insert(const Space& sp, slot_t s, int level);
+    // Installs a graph built elsewhere into an empty index: fill(i, slot)
+    // writes row i's payload and side copy, as for add_nodes.
+    template <class Fill>
+    void add_linked_nodes(const HNSWLayers& g, const Fill& fill, idx_t& ntotal);
     template <class MakeSpace>
     size_t remove_nodes(const IDSelector& sel, const MakeSpace& make_space, idx_t& ntotal);
 
@@ -133,6 +153,9 @@ struct IndexHNSWFlat : Index, HNSWGraph {
     void reconstruct_n(idx_t i0, idx_t ni, float* out) const override;
     size_t remove_ids(const IDSelector& sel) override;
     void reset() override;
+    // Adds n vectors with a graph built for them elsewhere (ids 0..n-1);
+    // the index must be empty. efConstruction plays no part.
+    void add_graph(idx_t n, const float* x, const HNSWLayers& graph);
     bool has_native_ids() const override { return true; }
     void write_body(Writer& w) const override;
     static std::unique_ptr<IndexHNSWFlat> read_body(Reader& r, HNSWStorage storage);

@@ -1,0 +1,631 @@
+#include "graph_build.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cfloat>
+#include <climits>
+#include <cstdio>
+
+#include "kmeans_gpu.h"
+#include "knn.h"
+#include "select_k.h"
+#include "vector_ops.h"
+
+namespace nearly::gpu {
+
+namespace {
+
+constexpr int kWarps = 4;        // warps (nodes) per block in the per-node kernels
+constexpr int kMaxCap = 256;     // links kept per node
+constexpr int kMergeBuf = 512;   // a node's forward and reverse links staged at once
+constexpr unsigned kFull = 0xffffffffu;
+
+unsigned blocks_for(int64_t n, int per) { return unsigned((n + per - 1) / per); }
+
+// A NeighborTable on the device.
+struct DeviceTable {
+    int64_t n = 0;
+    int k = 0;
+    DeviceVector<int32_t> ids;
+    DeviceVector<float> scores;
+    void resize(int64_t n_, int k_, cudaStream_t st) {
+        n = n_;
+        k = k_;
+        ids.resize(std::max<size_t>(size_t(n) * k, 1), st);
+        scores.resize(std::max<size_t>(size_t(n) * k, 1), st);
+    }
+};
+
+void upload(GpuResources& res, const NeighborTable& h, DeviceTable& t) {
+    t.resize(h.n, h.k, res.stream());
+    if (h.ids.empty()) return;
+    NEARLY_CUDA_CHECK(cudaMemcpyAsync(t.ids.data(), h.ids.data(), h.ids.size() * 4, cudaMemcpyHostToDevice, res.stream()));
+    NEARLY_CUDA_CHECK(
+        cudaMemcpyAsync(t.scores.data(), h.scores.data(), h.scores.size() * 4, cudaMemcpyHostToDevice, res.stream()));
+    res.synchronize();  // h may go away on return
+}
+
+NeighborTable download(GpuResources& res, const DeviceTable& t) {
+    NeighborTable h(t.n, t.k);
+    if (h.ids.empty()) return h;
+    NEARLY_CUDA_CHECK(cudaMemcpyAsync(h.ids.data(), t.ids.data(), h.ids.size() * 4, cudaMemcpyDeviceToHost, res.stream()));
+    NEARLY_CUDA_CHECK(
+        cudaMemcpyAsync(h.scores.data(), t.scores.data(), h.scores.size() * 4, cudaMemcpyDeviceToHost, res.stream()));
+    res.synchronize();
+    return h;
+}
+
+__device__ inline float warp_sum(float v) {
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(kFull, v, o);
+    return __shfl_sync(kFull, v, 0);  // one value for every lane's branch
+}
+
+// graph_build.h's pair_score by one warp (every lane gets the result).
+__device__ inline float warp_pair_score(const float* a, const float* b, int d, bool l2) {
+    float acc = 0.f;
+    for (int j = threadIdx.x & 31; j < d; j += 32) {
+        const float u = a[j], v = b[j];
+        acc += l2 ? (u - v) * (u - v) : u * v;
+    }
+    acc = warp_sum(acc);
+    return l2 ? acc : -acc;
+}
+
+// HNSW's heuristic by one warp over nc candidates (best first; -1 and self
+// are skipped), as graph_build.cpp's: with at most cap candidates all are
+// kept. The kept links go to kept_ids / kept_scores (this warp's shared
+// arrays); returns how many. Every lane takes the same branches.
+__device__ int warp_heuristic(const float* x, int d, bool l2, int32_t self, const int32_t* ids, const float* scores,
+                              int nc, int cap, int32_t* kept_ids, float* kept_scores) {
+    const int lane = threadIdx.x & 31;
+    int valid = 0;
+    for (int base = 0; base < nc; base += 32) {
+        const int i = base + lane;
+        valid += __popc(__ballot_sync(kFull, i < nc && ids[i] >= 0 && ids[i] != self));
+    }
+    int nk = 0;
+    if (valid <= cap) {
+        for (int base = 0; base < nc; base += 32) {
+            const int i = base + lane;
+            const bool ok = i < nc && ids[i] >= 0 && ids[i] != self;
+            const unsigned m = __ballot_sync(kFull, ok);
+            if (ok) {
+                const int at = nk + __popc(m & ((1u << lane) - 1u));
+                kept_ids[at] = ids[i];
+                kept_scores[at] = scores[i];
+            }
+            nk += __popc(m);
+        }
+        __syncwarp();
+        return nk;
+    }
+    for (int i = 0; i < nc && nk < cap; i++) {
+        const int32_t c = ids[i];
+        if (c < 0 || c == self) continue;
+        const float sc = scores[i];
+        const float* xc = x + size_t(c) * d;
+        bool good = true;
+        for (int r = 0; r < nk && good; r++) good = warp_pair_score(xc, x + size_t(kept_ids[r]) * d, d, l2) >= sc;
+        if (good) {
+            if (lane == 0) {
+                kept_ids[nk] = c;
+                kept_scores[nk] = sc;
+            }
+            __syncwarp();
+            nk++;
+        }
+    }
+    return nk;
+}
+
+__device__ void write_links(int64_t v, int cap, int nk, const int32_t* kept_ids, const float* kept_scores,
+                            int32_t* out_ids, float* out_scores) {
+    for (int j = threadIdx.x & 31; j < cap; j += 32) {
+        out_ids[v * cap + j] = j < nk ? kept_ids[j] : -1;
+        out_scores[v * cap + j] = j < nk ? kept_scores[j] : 0.f;
+    }
+}
+
+// One warp per node: its k-NN candidates pruned to at most cap links.
+__global__ void __launch_bounds__(32 * kWarps)
+    prune_kernel(const float* x, int d, bool l2, const int32_t* cand_ids, const float* cand_scores, int64_t n, int kc,
+                 int cap, int32_t* out_ids, float* out_scores) {
+    __shared__ int32_t kept_ids[kWarps][kMaxCap];
+    __shared__ float kept_scores[kWarps][kMaxCap];
+    const int w = threadIdx.x >> 5;
+    const int64_t v = int64_t(blockIdx.x) * kWarps + w;
+    if (v >= n) return;  // the whole warp; no block-wide barrier follows
+    const int nk = warp_heuristic(x, d, l2, int32_t(v), cand_ids + v * kc, cand_scores + v * kc, kc, cap,
+                                  kept_ids[w], kept_scores[w]);
+    write_links(v, cap, nk, kept_ids[w], kept_scores[w], out_ids, out_scores);
+}
+
+// Sorts a warp's staged links by (score, row), drops every row seen earlier
+// in that order (a link and its reverse carry differently rounded scores:
+// the better counts) and the padding, and keeps the first `keep`. Returns
+// how many are left at the front.
+__device__ int warp_sort_unique(float* s, int32_t* id, int cnt, int keep) {
+    const int lane = threadIdx.x & 31;
+    int p = 32;
+    while (p < cnt) p <<= 1;
+    for (int j = cnt + lane; j < p; j += 32) {
+        s[j] = FLT_MAX;
+        id[j] = INT32_MAX;
+    }
+    __syncwarp();
+    for (int k = 2; k <= p; k <<= 1)
+        for (int j = k >> 1; j > 0; j >>= 1) {
+            for (int i = lane; i < p; i += 32) {
+                const int l = i ^ j;
+                if (l > i) {
+                    const float si = s[i], sl = s[l];
+                    const int32_t ii = id[i], il = id[l];
+                    const bool after = si > sl || (si == sl && ii > il);
+                    if (after == ((i & k) == 0)) {
+                        s[i] = sl;
+                        s[l] = si;
+                        id[i] = il;
+                        id[l] = ii;
+                    }
+                }
+            }
+            __syncwarp();
+        }
+    unsigned dup[kMergeBuf / 32];
+    for (int base = 0; base < p; base += 32) {
+        const int i = base + lane;
+        const int32_t me = id[i];
+        bool seen = me == INT32_MAX;
+        for (int j = 0; j < i && !seen; j++) seen = id[j] == me;
+        dup[base / 32] = __ballot_sync(kFull, seen);
+    }
+    int out = 0;
+    for (int base = 0; base < p; base += 32) {
+        const int i = base + lane;
+        const bool ok = !((dup[base / 32] >> lane) & 1u);
+        const float si = s[i];
+        const int32_t ii = id[i];
+        const unsigned m = __ballot_sync(kFull, ok);
+        __syncwarp();  // every lane has read its entry before any is overwritten
+        const int at = out + __popc(m & ((1u << lane) - 1u));
+        if (ok && at < keep) {
+            s[at] = si;
+            id[at] = ii;
+        }
+        out += __popc(m);
+        __syncwarp();
+    }
+    return min(out, keep);
+}
+
+// One warp per node v: its own links and the links to it (rev_*[rev_start[v]
+// .. rev_start[v + 1])), the best max_merge of them once each, pruned to cap.
+__global__ void __launch_bounds__(32 * kWarps)
+    merge_kernel(const float* x, int d, bool l2, const int32_t* fwd_ids, const float* fwd_scores, int kf,
+                 const int64_t* rev_start, const int32_t* rev_ids, const float* rev_scores, int64_t n, int cap,
+                 int max_merge, int32_t* out_ids, float* out_scores) {
+    __shared__ float buf_s[kWarps][kMergeBuf];
+    __shared__ int32_t buf_i[kWarps][kMergeBuf];
+    __shared__ int32_t kept_ids[kWarps][kMaxCap];
+    __shared__ float kept_scores[kWarps][kMaxCap];
+    const int w = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int64_t v = int64_t(blockIdx.x) * kWarps + w;
+    if (v >= n) return;
+    float* bs = buf_s[w];
+    int32_t* bi = buf_i[w];
+    const int64_t r0 = rev_start[v];
+    const int64_t total = kf + (rev_start[v + 1] - r0);
+    int cnt = 0;
+    for (int64_t t0 = 0; t0 < total;) {
+        const int take = int(total - t0 < kMergeBuf - cnt ? total - t0 : int64_t(kMergeBuf - cnt));
+        for (int j = lane; j < take; j += 32) {
+            const int64_t t = t0 + j;
+            const int32_t id = t < kf ? fwd_ids[v * kf + t] : rev_ids[r0 + t - kf];
+            const float sc = t < kf ? fwd_scores[v * kf + t] : rev_scores[r0 + t - kf];
+            bi[cnt + j] = id < 0 ? INT32_MAX : id;  // padding sorts last and is dropped
+            bs[cnt + j] = id < 0 ? FLT_MAX : sc;
+        }
+        __syncwarp();
+        cnt += take;
+        t0 += take;
+        // A hub: keep the best max_merge (<= kMergeBuf / 2) and stage more.
+        if (cnt == kMergeBuf && t0 < total) cnt = warp_sort_unique(bs, bi, cnt, max_merge);
+    }
+    cnt = warp_sort_unique(bs, bi, cnt, max_merge);
+    const int nk = warp_heuristic(x, d, l2, int32_t(v), bi, bs, cnt, cap, kept_ids[w], kept_scores[w]);
+    write_links(v, cap, nk, kept_ids[w], kept_scores[w], out_ids, out_scores);
+}
+
+__global__ void count_in_links_kernel(const int32_t* ids, int64_t total, unsigned* indeg) {
+    const int64_t e = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
+    if (e < total && ids[e] >= 0) atomicAdd(&indeg[ids[e]], 1u);
+}
+
+// The reverse lists in any order: merge_kernel sorts them.
+__global__ void scatter_in_links_kernel(const int32_t* ids, const float* scores, int64_t total, int k,
+                                        const int64_t* start, unsigned* cursor, int32_t* rev_ids, float* rev_scores) {
+    const int64_t e = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
+    if (e >= total) return;
+    const int32_t v = ids[e];
+    if (v < 0) return;
+    const int64_t at = start[v] + atomicAdd(&cursor[v], 1u);
+    rev_ids[at] = int32_t(e / k);
+    rev_scores[at] = scores[e];
+}
+
+// k-NN results (knn_exact / select_k: distances, ids best first, k + 1 per
+// row) to a table of k: ids through `rows` (null: as they are), the node
+// itself and padding dropped, scores as the build compares them.
+__global__ void finish_knn_kernel(const float* D, const int64_t* I, int kin, const int64_t* rows, int64_t row0,
+                                  int64_t n, bool l2, int k, int32_t* out_ids, float* out_scores) {
+    const int64_t q = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
+    if (q >= n) return;
+    const int64_t self = row0 + q;
+    int m = 0;
+    for (int j = 0; j < kin && m < k; j++) {
+        int64_t v = I[q * kin + j];
+        if (v < 0) continue;
+        if (rows) v = rows[v];
+        if (v == self) continue;
+        out_ids[self * k + m] = int32_t(v);
+        out_scores[self * k + m] = l2 ? D[q * kin + j] : -D[q * kin + j];
+        m++;
+    }
+    for (; m < k; m++) {
+        out_ids[self * k + m] = -1;
+        out_scores[self * k + m] = 0.f;
+    }
+}
+
+// Row q's candidates from each of its probes' result rows, side by side.
+__global__ void gather_probe_rows_kernel(const float* cD, const int64_t* cI, int kin, const int64_t* entry_of,
+                                         int n_probe, int64_t q0, int64_t nq, float* outD, int64_t* outI) {
+    const int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
+    const int64_t per = int64_t(n_probe) * kin;
+    if (i >= nq * per) return;
+    const int64_t q = i / per, j = i % per;
+    const int64_t src = entry_of[(q0 + q) * n_probe + j / kin] * kin + j % kin;
+    outD[i] = cD[src];
+    outI[i] = cI[src];
+}
+
+void prune_on_device(GpuResources& res, const float* x, int d, MetricType metric, const DeviceTable& cands, int cap,
+                     DeviceTable& out) {
+    NEARLY_CHECK_ARG(cap >= 1 && cap <= kMaxCap, "GPU graph build: at most " + std::to_string(kMaxCap) + " links per node");
+    out.resize(cands.n, cap, res.stream());
+    if (cands.n == 0) return;
+    prune_kernel<<<blocks_for(cands.n, kWarps), 32 * kWarps, 0, res.stream()>>>(
+        x, d, metric == METRIC_L2, cands.ids.data(), cands.scores.data(), cands.n, cands.k, cap, out.ids.data(),
+        out.scores.data());
+    NEARLY_CUDA_CHECK(cudaGetLastError());
+}
+
+void merge_on_device(GpuResources& res, const float* x, int d, MetricType metric, const DeviceTable& links, int cap,
+                     int max_merge, DeviceTable& out) {
+    NEARLY_CHECK_ARG(cap >= 1 && cap <= kMaxCap && max_merge >= cap && max_merge <= kMergeBuf / 2,
+                     "GPU graph build: need 1 <= cap <= max_merge <= " + std::to_string(kMergeBuf / 2));
+    const int64_t n = links.n;
+    out.resize(n, cap, res.stream());
+    if (n == 0) return;
+    cudaStream_t st = res.stream();
+    const int64_t total = n * links.k;
+    Scratch<unsigned> indeg(res, size_t(n));
+    NEARLY_CUDA_CHECK(cudaMemsetAsync(indeg.get(), 0, size_t(n) * 4, st));
+    count_in_links_kernel<<<blocks_for(total, 256), 256, 0, st>>>(links.ids.data(), total, indeg.get());
+    NEARLY_CUDA_CHECK(cudaGetLastError());
+    std::vector<unsigned> h(static_cast<size_t>(n));
+    NEARLY_CUDA_CHECK(cudaMemcpyAsync(h.data(), indeg.get(), size_t(n) * 4, cudaMemcpyDeviceToHost, st));
+    res.synchronize();
+    std::vector<int64_t> start(size_t(n) + 1, 0);
+    for (int64_t v = 0; v < n; v++) start[size_t(v) + 1] = start[size_t(v)] + h[size_t(v)];
+    Scratch<int64_t> start_d(res, start.size());
+    Scratch<int32_t> rev_ids(res, std::max<size_t>(size_t(start.back()), 1));
+    Scratch<float> rev_scores(res, std::max<size_t>(size_t(start.back()), 1));
+    NEARLY_CUDA_CHECK(cudaMemcpyAsync(start_d.get(), start.data(), start.size() * 8, cudaMemcpyHostToDevice, st));
+    NEARLY_CUDA_CHECK(cudaMemsetAsync(indeg.get(), 0, size_t(n) * 4, st));  // now the fill cursors
+    scatter_in_links_kernel<<<blocks_for(total, 256), 256, 0, st>>>(links.ids.data(), links.scores.data(), total,
+                                                                     links.k, start_d.get(), indeg.get(),
+                                                                     rev_ids.get(), rev_scores.get());
+    NEARLY_CUDA_CHECK(cudaGetLastError());
+    merge_kernel<<<blocks_for(n, kWarps), 32 * kWarps, 0, st>>>(x, d, metric == METRIC_L2, links.ids.data(),
+                                                                links.scores.data(), links.k, start_d.get(),
+                                                                rev_ids.get(), rev_scores.get(), n, cap, max_merge,
+                                                                out.ids.data(), out.scores.data());
+    NEARLY_CUDA_CHECK(cudaGetLastError());
+    res.synchronize();  // start (host) is freed on return
+}
+
+// Exact k-NN of n rows (device) among themselves.
+void exact_knn_on_device(GpuResources& res, const float* x, int64_t n, int d, MetricType metric, int k, bool tf32,
+                         DeviceTable& out) {
+    out.resize(n, k, res.stream());
+    const int kin = int(std::min<int64_t>(k + 1, n));
+    Scratch<float> norms(res, metric == METRIC_L2 ? size_t(n) : 0);
+    if (metric == METRIC_L2) row_norms(res, x, n, d, norms.get());
+    Scratch<float> D(res, size_t(n) * kin);
+    Scratch<int64_t> I(res, size_t(n) * kin);
+    KnnArgs a;
+    a.metric = metric;
+    a.xq = x;
+    a.nq = n;
+    a.xb = x;
+    a.xb_norms = norms.get();
+    a.nb = n;
+    a.d = d;
+    a.k = kin;
+    a.tf32 = tf32;
+    a.D = D.get();
+    a.I = I.get();
+    knn_exact(res, a);
+    finish_knn_kernel<<<blocks_for(n, 256), 256, 0, res.stream()>>>(D.get(), I.get(), kin, nullptr, 0, n,
+                                                                     metric == METRIC_L2, k, out.ids.data(),
+                                                                     out.scores.data());
+    NEARLY_CUDA_CHECK(cudaGetLastError());
+    res.synchronize();
+}
+
+// Approximate k-NN of n rows among themselves by an inverted file: each row
+// is scored against the rows of its n_probe nearest lists, one GEMM per list
+// for all the rows probing it.
+void ivf_knn_on_device(GpuResources& res, const float* x, const float* x_host, int64_t n, int d, MetricType metric,
+                       int k, int n_lists, int n_probe, bool tf32, bool verbose, DeviceTable& out) {
+    cudaStream_t st = res.stream();
+    auto t0 = std::chrono::steady_clock::now();
+    auto secs = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
+    n_lists = int(std::min<int64_t>(n_lists, n));
+    n_probe = std::min(n_probe, n_lists);
+    ClusteringParameters cp;
+    cp.niter = 10;  // lists only have to gather near rows
+    std::vector<float> centroids = gpu_kmeans(res, cp, d, n_lists, n, x_host, METRIC_L2, nullptr, x);
+    if (verbose) std::printf("  GPU graph build: %d lists trained in %.2f s\n", n_lists, secs());
+
+    // Each row's probes: its n_probe nearest centroids (the first is its list).
+    Scratch<float> cent(res, centroids.size()), cent_norms(res, size_t(n_lists));
+    NEARLY_CUDA_CHECK(cudaMemcpyAsync(cent.get(), centroids.data(), centroids.size() * 4, cudaMemcpyHostToDevice, st));
+    row_norms(res, cent.get(), n_lists, d, cent_norms.get());
+    const size_t E = size_t(n) * n_probe;
+    std::vector<int64_t> probes(E);
+    {
+        Scratch<float> pd(res, E);
+        Scratch<int64_t> pi(res, E);
+        KnnArgs a;
+        a.metric = metric;
+        a.xq = x;
+        a.nq = n;
+        a.xb = cent.get();
+        a.xb_norms = cent_norms.get();
+        a.nb = n_lists;
+        a.d = d;
+        a.k = n_probe;
+        a.D = pd.get();
+        a.I = pi.get();
+        knn_exact(res, a);
+        NEARLY_CUDA_CHECK(cudaMemcpyAsync(probes.data(), pi.get(), E * 8, cudaMemcpyDeviceToHost, st));
+        res.synchronize();
+    }
+    // The rows of each list (by first probe), back to back in xs.
+    std::vector<int64_t> list_off(size_t(n_lists) + 1, 0);
+    for (int64_t q = 0; q < n; q++) list_off[size_t(probes[size_t(q) * n_probe]) + 1]++;
+    for (int l = 0; l < n_lists; l++) list_off[size_t(l) + 1] += list_off[size_t(l)];
+    std::vector<int64_t> members(static_cast<size_t>(n));
+    {
+        std::vector<int64_t> fill(list_off.begin(), list_off.end() - 1);
+        for (int64_t q = 0; q < n; q++) members[size_t(fill[size_t(probes[size_t(q) * n_probe])]++)] = q;
+    }
+    Scratch<int64_t> members_d(res, size_t(n));
+    NEARLY_CUDA_CHECK(cudaMemcpyAsync(members_d.get(), members.data(), size_t(n) * 8, cudaMemcpyHostToDevice, st));
+    Scratch<float> xs(res, size_t(n) * d), xs_norms(res, size_t(n));
+    gather_rows(res, x, members_d.get(), n, d, xs.get());
+    row_norms(res, xs.get(), n, d, xs_norms.get());
+
+    // Rows in chunks, so the candidates of a chunk (n_probe x (k + 1) per
+    // row, positions in xs) take at most about 4 GB.
+    const int kin = k + 1;
+    const int per = n_probe * kin;
+    const int64_t rows_per_chunk = std::max<int64_t>(65536, (int64_t(4) << 30) / (int64_t(per) * 12));
+    out.resize(n, k, st);
+    InterruptPoll poll;
+    for (int64_t r0 = 0; r0 < n; r0 += rows_per_chunk) {
+        const int64_t nr = std::min(rows_per_chunk, n - r0);
+        const size_t E = size_t(nr) * n_probe;
+        // The chunk's (row, probe) entries grouped by the list they probe.
+        std::vector<int64_t> q_off(size_t(n_lists) + 1, 0), q_rows(E), entry_of(E);
+        for (size_t e = 0; e < E; e++) q_off[size_t(probes[size_t(r0) * n_probe + e]) + 1]++;
+        for (int l = 0; l < n_lists; l++) q_off[size_t(l) + 1] += q_off[size_t(l)];
+        {
+            std::vector<int64_t> qfill(q_off.begin(), q_off.end() - 1);
+            for (size_t e = 0; e < E; e++) {
+                const int64_t at = qfill[size_t(probes[size_t(r0) * n_probe + e])]++;
+                q_rows[size_t(at)] = r0 + int64_t(e / n_probe);
+                entry_of[e] = at;
+            }
+        }
+        Scratch<int64_t> q_rows_d(res, E), entry_of_d(res, E);
+        NEARLY_CUDA_CHECK(cudaMemcpyAsync(q_rows_d.get(), q_rows.data(), E * 8, cudaMemcpyHostToDevice, st));
+        NEARLY_CUDA_CHECK(cudaMemcpyAsync(entry_of_d.get(), entry_of.data(), E * 8, cudaMemcpyHostToDevice, st));
+        Scratch<float> cD(res, E * kin);
+        Scratch<int64_t> cI(res, E * kin);
+        int64_t max_q = 0;
+        for (int l = 0; l < n_lists; l++) max_q = std::max(max_q, q_off[size_t(l) + 1] - q_off[size_t(l)]);
+        Scratch<float> qx(res, size_t(max_q) * d);
+        // Per list: all the chunk's rows probing it, against its rows.
+        for (int l = 0; l < n_lists; l++) {
+            const int64_t nq = q_off[size_t(l) + 1] - q_off[size_t(l)];
+            if (nq == 0) continue;
+            gather_rows(res, x, q_rows_d.get() + q_off[size_t(l)], nq, d, qx.get());
+            KnnArgs a;
+            a.metric = metric;
+            a.xq = qx.get();
+            a.nq = nq;
+            a.xb = xs.get() + size_t(list_off[size_t(l)]) * d;
+            a.xb_norms = xs_norms.get() + list_off[size_t(l)];
+            a.nb = list_off[size_t(l) + 1] - list_off[size_t(l)];
+            a.d = d;
+            a.k = kin;
+            a.tf32 = tf32;
+            a.id_offset = list_off[size_t(l)];
+            a.D = cD.get() + size_t(q_off[size_t(l)]) * kin;
+            a.I = cI.get() + size_t(q_off[size_t(l)]) * kin;
+            knn_exact(res, a);
+            poll();
+        }
+        // Each row's candidates from its lists, merged.
+        const int64_t sub = std::min<int64_t>(65536, nr);
+        Scratch<float> gD(res, size_t(sub) * per), sD(res, size_t(sub) * kin);
+        Scratch<int64_t> gI(res, size_t(sub) * per), sI(res, size_t(sub) * kin);
+        for (int64_t q0 = 0; q0 < nr; q0 += sub) {
+            const int64_t nq = std::min(sub, nr - q0);
+            gather_probe_rows_kernel<<<blocks_for(nq * per, 256), 256, 0, st>>>(cD.get(), cI.get(), kin,
+                                                                                entry_of_d.get(), n_probe, q0, nq,
+                                                                                gD.get(), gI.get());
+            NEARLY_CUDA_CHECK(cudaGetLastError());
+            select_k(res, gD.get(), gI.get(), nq, per, kin, metric != METRIC_L2, sD.get(), sI.get());
+            finish_knn_kernel<<<blocks_for(nq, 256), 256, 0, st>>>(sD.get(), sI.get(), kin, members_d.get(),
+                                                                    r0 + q0, nq, metric == METRIC_L2, k,
+                                                                    out.ids.data(), out.scores.data());
+            NEARLY_CUDA_CHECK(cudaGetLastError());
+        }
+        res.synchronize();  // the chunk's host arrays go away
+        if (verbose)
+            std::printf("  GPU graph build: k-NN of rows %lld..%lld at %.2f s\n", (long long)r0, (long long)(r0 + nr),
+                        secs());
+    }
+}
+
+void level_knn_on_device(GpuResources& res, const float* x, const float* x_host, int64_t n, int d, MetricType metric,
+                         int k, int n_lists, int n_probe, bool verbose, DeviceTable& out) {
+    if (n_lists > 0)
+        ivf_knn_on_device(res, x, x_host, n, d, metric, k, n_lists, n_probe, false, verbose, out);
+    else
+        exact_knn_on_device(res, x, n, d, metric, k, false, out);
+}
+
+}  // namespace
+
+NeighborTable gpu_prune_links(GpuResources& res, const float* x_host, int64_t n, int d, MetricType metric,
+                              const NeighborTable& cands, int cap) {
+    NEARLY_CHECK_ARG(cands.n == n, "gpu_prune_links: one row of candidates per vector");
+    std::lock_guard<std::mutex> call(res.call_mutex());
+    res.set_device();
+    DeviceVector<float> x;
+    x.resize(std::max<size_t>(size_t(n) * d, 1), res.stream());
+    NEARLY_CUDA_CHECK(cudaMemcpyAsync(x.data(), x_host, size_t(n) * d * 4, cudaMemcpyHostToDevice, res.stream()));
+    DeviceTable c, out;
+    upload(res, cands, c);
+    prune_on_device(res, x.data(), d, metric, c, cap, out);
+    return download(res, out);
+}
+
+NeighborTable gpu_merge_reverse_links(GpuResources& res, const float* x_host, int64_t n, int d, MetricType metric,
+                                      const NeighborTable& links, int cap, int max_merge) {
+    NEARLY_CHECK_ARG(links.n == n, "gpu_merge_reverse_links: one row of links per vector");
+    std::lock_guard<std::mutex> call(res.call_mutex());
+    res.set_device();
+    DeviceVector<float> x;
+    x.resize(std::max<size_t>(size_t(n) * d, 1), res.stream());
+    NEARLY_CUDA_CHECK(cudaMemcpyAsync(x.data(), x_host, size_t(n) * d * 4, cudaMemcpyHostToDevice, res.stream()));
+    DeviceTable l, out;
+    upload(res, links, l);
+    merge_on_device(res, x.data(), d, metric, l, cap, max_merge, out);
+    return download(res, out);
+}
+
+NeighborTable gpu_level_knn(GpuResources& res, const float* x_host, int64_t n, int d, MetricType metric, int k,
+                            int n_lists, int n_probe) {
+    NEARLY_CHECK_ARG(n >= 2 && k >= 1 && k < n, "gpu_level_knn: need 1 <= k < n");
+    NEARLY_CHECK_ARG(n_lists >= 0 && n_probe >= 1, "gpu_level_knn: n_lists >= 0 and n_probe >= 1");
+    std::lock_guard<std::mutex> call(res.call_mutex());
+    res.set_device();
+    DeviceVector<float> x;
+    x.resize(size_t(n) * d, res.stream());
+    NEARLY_CUDA_CHECK(cudaMemcpyAsync(x.data(), x_host, size_t(n) * d * 4, cudaMemcpyHostToDevice, res.stream()));
+    DeviceTable out;
+    level_knn_on_device(res, x.data(), x_host, n, d, metric, k, n_lists, n_probe, false, out);
+    return download(res, out);
+}
+
+HNSWLayers gpu_build_hnsw(GpuResources& res, const float* x_dev, const float* x_host, int64_t n, int d,
+                          MetricType metric, const GpuGraphBuildParams& p, DeviceVector<int32_t>* level0) {
+    const GraphBuildParams& gp = p.graph;
+    NEARLY_CHECK_ARG(gp.M >= 2 && 2 * gp.M <= kMaxCap, "GPU graph build: M must be between 2 and " +
+                                                           std::to_string(kMaxCap / 2));
+    NEARLY_CHECK_ARG(gp.knn_factor >= 1 && gp.merge_factor >= 1, "GPU graph build: knn_factor and merge_factor must be >= 1");
+    NEARLY_CHECK_ARG(p.n_lists >= 0 && p.n_probe >= 1, "GPU graph build: n_lists >= 0 and n_probe >= 1");
+    HNSWLayers g;
+    if (n == 0) return g;
+    res.set_device();
+    cudaStream_t st = res.stream();
+    auto t0 = std::chrono::steady_clock::now();
+    auto secs = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
+    g.levels = draw_levels(n, gp.M, gp.seed);
+    const int top = *std::max_element(g.levels.begin(), g.levels.end());
+    g.nodes.resize(size_t(top) + 1);
+    g.links.resize(size_t(top) + 1);
+    for (int l = 0; l <= top; l++) {
+        std::vector<int32_t>& rows = g.nodes[size_t(l)];
+        for (int64_t r = 0; r < n; r++)
+            if (g.levels[size_t(r)] >= l) rows.push_back(int32_t(r));
+        const int64_t m = int64_t(rows.size());
+        const int cap = l == 0 ? 2 * gp.M : gp.M;
+        const int kc = int(std::min<int64_t>(int64_t(cap) * gp.knn_factor, m - 1));
+        const int max_merge = std::min(cap * gp.merge_factor, kMergeBuf / 2);
+        std::vector<int32_t>& out = g.links[size_t(l)];
+        out.assign(size_t(m) * cap, -1);
+        if (kc < 1) continue;  // a single node
+        // The level's rows back to back (level 0: x itself); its tables
+        // speak of positions in rows.
+        DeviceVector<float> xl;
+        std::vector<float> xl_host;
+        const float* xv = x_dev;
+        const float* xv_host = x_host;
+        if (l > 0) {
+            std::vector<int64_t> rows64(rows.begin(), rows.end());
+            Scratch<int64_t> rows_d(res, rows64.size());
+            NEARLY_CUDA_CHECK(cudaMemcpyAsync(rows_d.get(), rows64.data(), rows64.size() * 8, cudaMemcpyHostToDevice, st));
+            xl.resize(size_t(m) * d, st);
+            gather_rows(res, x_dev, rows_d.get(), m, d, xl.data());
+            res.synchronize();
+            xv = xl.data();
+            xl_host.resize(size_t(m) * d);
+            for (int64_t i = 0; i < m; i++)
+                std::copy_n(x_host + size_t(rows[size_t(i)]) * d, d, xl_host.begin() + i * d);
+            xv_host = xl_host.data();
+        }
+        const int n_lists = m < p.exact_below ? 0
+                            : p.n_lists > 0   ? p.n_lists
+                                              : int(std::max<int64_t>(1, (m + 999) / 1000));
+        DeviceTable cands, fwd, links;
+        level_knn_on_device(res, xv, xv_host, m, d, metric, kc, n_lists, p.n_probe, p.verbose, cands);
+        prune_on_device(res, xv, d, metric, cands, cap, fwd);
+        merge_on_device(res, xv, d, metric, fwd, cap, max_merge, links);
+        NeighborTable h = download(res, links);
+        link_orphans(h, kc, [&](int64_t v, int32_t* ids, float* scores) {
+            NEARLY_CUDA_CHECK(cudaMemcpyAsync(ids, cands.ids.data() + size_t(v) * kc, size_t(kc) * 4,
+                                              cudaMemcpyDeviceToHost, st));
+            NEARLY_CUDA_CHECK(cudaMemcpyAsync(scores, cands.scores.data() + size_t(v) * kc, size_t(kc) * 4,
+                                              cudaMemcpyDeviceToHost, st));
+            res.synchronize();
+        });
+        for (size_t e = 0; e < out.size(); e++)
+            if (h.ids[e] >= 0) out[e] = rows[size_t(h.ids[e])];
+        if (p.verbose) {
+            std::printf("  GPU graph build: level %d (%lld nodes) linked at %.2f s\n", l, (long long)m, secs());
+            std::fflush(stdout);
+        }
+    }
+    add_upper_links(g, gp.M);
+    if (level0) {
+        level0->resize(g.links[0].size(), st);
+        NEARLY_CUDA_CHECK(
+            cudaMemcpyAsync(level0->data(), g.links[0].data(), g.links[0].size() * 4, cudaMemcpyHostToDevice, st));
+        res.synchronize();
+    }
+    for (int64_t r = 0; r < n; r++)
+        if (g.levels[size_t(r)] == top) {
+            g.entry = int32_t(r);
+            break;
+        }
+    return g;
+}
+
+}  // namespace nearly::gpu
