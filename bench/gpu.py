@@ -1,7 +1,7 @@
 """GPU benchmarks, run on a machine with a CUDA device.
 
     python bench/gpu.py --make-slice ../shared/data .devdata   # here, once (git-ignored)
-    python bench/gpu.py flat select ivf graph fde binary --data .devdata --out bench/results   # on the GPU
+    python bench/gpu.py flat select ivf graph fde binary muvera --data .devdata --out bench/results   # on the GPU
 
 Data: the real MiniLM embeddings (../shared/data, or a slice of them copied to
 --data) tiled to --n vectors with small Gaussian noise (sigma 0.05 per
@@ -59,9 +59,25 @@ def load_doc_tokens(data_dir, n_docs=1000):
     return z["vectors"][start:start + int(docs.sum())].astype(np.float32), docs
 
 
+def load_query_tokens(data_dir):
+    """The token vectors and lengths of the real query sets (the first nq
+    texts of the multi-vector file), from a slice or from the full file."""
+    if os.path.exists(os.path.join(data_dir, "query_tokens.npy")):
+        return (np.load(os.path.join(data_dir, "query_tokens.npy")).astype(np.float32),
+                np.load(os.path.join(data_dir, "query_lengths.npy")).astype(np.int64))
+    path = os.path.join(data_dir, "pypi-minilm-tokens-6k.npz")
+    if not os.path.exists(path):
+        sys.exit(f"{data_dir} has no query token vectors: make the slice again "
+                 "(python bench/gpu.py --make-slice ../shared/data .devdata)")
+    z = np.load(path)
+    lengths, nq = z["lengths"].astype(np.int64), int(z["nq"])
+    return z["vectors"][:int(lengths[:nq].sum())].astype(np.float32), lengths[:nq]
+
+
 def make_slice(data_dir, out_dir):
     """The slice of ../shared/data that fits the device machine's 64 MiB
-    transfer: 50k base vectors, the queries, 1,000 documents' tokens."""
+    transfer: 50k base vectors, the queries, 1,000 documents' tokens and the
+    300 query sets' tokens."""
     os.makedirs(out_dir, exist_ok=True)
     z = np.load(os.path.join(data_dir, "pypi-minilm-100k.npz"))
     np.save(os.path.join(out_dir, "base60k.npy"), z["base"][:50000])
@@ -69,6 +85,9 @@ def make_slice(data_dir, out_dir):
     tok, lens = load_doc_tokens(data_dir)
     np.save(os.path.join(out_dir, "doc_tokens.npy"), tok.astype(np.float16))
     np.save(os.path.join(out_dir, "doc_lengths.npy"), lens)
+    qtok, qlens = load_query_tokens(data_dir)
+    np.save(os.path.join(out_dir, "query_tokens.npy"), qtok.astype(np.float16))
+    np.save(os.path.join(out_dir, "query_lengths.npy"), qlens)
 
 
 def timed(fn, repeat=3):
@@ -429,6 +448,98 @@ def suite_fde(args, xb, xq, out):
     out["fde"] = row
 
 
+def suite_muvera(args, xb, xq, out):
+    """IndexMuvera end to end, its GPU copy (GpuIndexMuvera: FDE encoding,
+    inner index, Chamfer re-ranking and top-k all on the device) against the
+    CPU index on every core, recall@k against exact Chamfer
+    (IndexMultiVectorFlat on the CPU). Documents: the real token embeddings
+    of 1,000 documents tiled with noise (sigma 0.05, re-normalised) to
+    --muvera-docs; queries: the 300 real query sets. FDE (R=40, k_sim=3,
+    AMS 8): 2560 dimensions, the best recall at that size in muvera.json."""
+    import torch
+    import nearly
+    from nearly import gpu
+    k = args.k
+    tok, lens = load_doc_tokens(args.data)
+    qx, ql = load_query_tokens(args.data)
+    reps = max(1, args.muvera_docs // len(lens))
+    rng = np.random.default_rng(0)
+    dx = np.tile(tok, (reps, 1))
+    dx[len(tok):] += 0.05 * rng.standard_normal(dx[len(tok):].shape, dtype=np.float32)
+    dx /= np.linalg.norm(dx, axis=1, keepdims=True)
+    dl = np.tile(lens, reps)
+    nq, d = len(ql), dx.shape[1]
+    nearly.omp_set_num_threads(os.cpu_count())
+    res = nearly.StandardGpuResources()
+    result = {"n_docs": len(dl), "n_doc_vectors": len(dx), "nq": nq, "n_query_vectors": len(qx), "d": d, "k": k,
+              "fde": "R=40,k_sim=3,ams8", "cpu_threads": os.cpu_count(), "inner": {}}
+
+    def best_time(fn, repeat=3):
+        fn()
+        t = float("inf")
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            fn()
+            t = min(t, time.perf_counter() - t0)
+        return t
+
+    # ground truth, and exact brute force on either side
+    exact = nearly.IndexMultiVectorFlat(d)
+    exact.add(dx, dl)
+    holder = {}
+    t = time.perf_counter()
+    gt = exact.search(qx, ql, k)[1]
+    t_cpu = time.perf_counter() - t
+    dx_dev, qx_dev = torch.from_numpy(dx).cuda(), torch.from_numpy(qx).cuda()
+
+    def gpu_brute():
+        s = gpu.chamfer_scores_batch(res, qx_dev, ql, dx_dev, dl)
+        holder["bf"] = torch.topk(s, k, dim=1).indices
+    t_gpu = timed(gpu_brute, 2)
+    result["brute_force"] = {"cpu_qps": nq / t_cpu, "gpu_qps": nq / t_gpu,
+                             "gpu_recall_vs_cpu": recall(holder["bf"].cpu().numpy(), gt, k)}
+    log("muvera brute force", result["brute_force"])
+    del dx_dev
+    torch.cuda.empty_cache()
+
+    cfg = nearly.FDEConfig(d, num_repetitions=40, num_simhash_projections=3, seed=1, projection_type="ams_sketch",
+                           projection_dimension=8)
+    q_many = np.tile(qx, (10, 1))  # the query sets ten times: GPU throughput at a larger batch
+    ql_many = np.tile(ql, 10)
+    for inner in args.muvera_inner.split(";"):
+        hnsw = inner.startswith("HNSW")
+        cpu = nearly.IndexMuvera(d, cfg, inner=inner)
+        t = time.perf_counter()
+        cpu.add(dx, dl)
+        t_build = time.perf_counter() - t
+        t = time.perf_counter()
+        g = nearly.index_cpu_to_gpu(res, 0, cpu)
+        t_copy = time.perf_counter() - t
+        log("muvera", inner, "cpu build", t_build, "copy to gpu", t_copy)
+        params = nearly.SearchParametersHNSW(efSearch=16) if hnsw else None  # list = max(16, candidates)
+        rows = []
+        for kf in ((5, 10, 20, 25) if hnsw else (5, 10, 20, 50, 100)):
+            tc = best_time(lambda: holder.update(c=cpu.search(qx, ql, k, params=params, k_factor=kf)))
+            tg = timed(lambda: holder.update(g=g.search(qx, ql, k, params=params, k_factor=kf)))
+            td = timed(lambda: g.search(qx_dev, ql, k, params=params, k_factor=kf))
+            tm = timed(lambda: g.search(q_many, ql_many, k, params=params, k_factor=kf))
+            (Dc, Ic), (Dg, Ig) = holder["c"], holder["g"]
+            same = np.all(Ic == Ig, axis=1)
+            row = {"k_factor": kf, "candidates": k * kf, "cpu_qps": nq / tc, "cpu_recall": recall(Ic, gt, k),
+                   "gpu_qps_host_arrays": nq / tg, "gpu_qps_device_arrays": nq / td,
+                   "gpu_qps_batch_3000": len(ql_many) / tm, "gpu_recall": recall(Ig, gt, k),
+                   "rows_with_cpu_ids": float(same.mean()),
+                   "max_score_diff_on_those_rows": float(np.abs(Dc[same] - Dg[same]).max()) if same.any() else None,
+                   "speedup_host_arrays": tc / tg}
+            log("muvera", inner, row)
+            rows.append(row)
+        result["inner"][inner] = {"cpu_build_s": t_build, "copy_to_gpu_s": t_copy,
+                                  "efSearch": 16 if hnsw else None, "rows": rows}
+        del g, cpu
+        torch.cuda.empty_cache()
+    out["muvera"] = result
+
+
 def suite_graph(args, xb, xq, out):
     """HNSW built on the CPU (all cores), its base layer searched on the GPU
     in batches of all queries, beside the CPU search of the same graph."""
@@ -533,7 +644,8 @@ def suite_binary(args, xb, xq, out):
                              "bytes of codes scored, not bytes moved"}
 
 
-SUITES = {"binary": suite_binary, "flat": suite_flat, "select": suite_select, "ivf": suite_ivf, "fde": suite_fde, "graph": suite_graph}
+SUITES = {"binary": suite_binary, "flat": suite_flat, "select": suite_select, "ivf": suite_ivf, "fde": suite_fde,
+          "graph": suite_graph, "muvera": suite_muvera}
 
 
 def main():
@@ -548,6 +660,8 @@ def main():
     ap.add_argument("--k", type=int, default=10)
     ap.add_argument("--diagnose", action="store_true", help="ivf: swap the GPU and CPU training halves")
     ap.add_argument("--ivf", default="IVF1024,PQ48;IVF1024,Flat", help="ivf: the factory strings to run, ';'-separated")
+    ap.add_argument("--muvera-docs", type=int, default=100_000, help="muvera: documents (the 1,000 real ones tiled)")
+    ap.add_argument("--muvera-inner", default="Flat;HNSW32", help="muvera: inner indexes, ';'-separated")
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results"))
     args = ap.parse_args()
     xb, xq = load(args.data, args.n, args.nq)

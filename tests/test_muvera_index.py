@@ -207,6 +207,27 @@ def test_muvera_persistence(small, inner):
         np.testing.assert_array_equal(D, D2)
 
 
+@pytest.mark.parametrize("inner", ["Flat", "HNSW32"])
+def test_muvera_copy_is_independent(small, inner):
+    # What GpuIndexMuvera keeps for index_gpu_to_cpu: the same index, bytes
+    # for bytes, that later writes to the original do not reach.
+    d, dx, dl, qx, ql, S = small
+    index = nearly.IndexMuvera(d, config(d), inner=inner, k_factor=5, token_dtype="float16")
+    index.add_with_ids(dx, dl, np.arange(len(dl)) * 3)
+    index.remove_ids(np.array([0, 3]))
+    copy = index._copy()
+    assert copy.serialize() == index.serialize()
+    D, I = index.search(qx, ql, 4)
+    index.remove_ids(np.arange(0, 300, 2))
+    index.add(dx[:5], [5])
+    D2, I2 = copy.search(qx, ql, 4)
+    np.testing.assert_array_equal(I, I2)
+    np.testing.assert_array_equal(D, D2)
+    assert copy.ntotal == len(dl) - 2
+    copy.add(dx[:5], [5])  # the copy is writable and keeps its own keys
+    assert copy.ntotal == len(dl) - 1
+
+
 def test_muvera_corrupt_data_raises(small):
     d, dx, dl, qx, ql, S = small
     index = nearly.IndexMuvera(d, config(d), inner="Flat")

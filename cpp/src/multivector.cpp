@@ -130,6 +130,24 @@ std::vector<int64_t> MultiVectorStore::lengths() const {
     return out;
 }
 
+void MultiVectorStore::visit_raw(const RawVisitor& fn) const {
+    std::shared_lock<SharedMutex> lk(mu_);
+    const void* v = dtype_ == TokenDtype::Float32 ? static_cast<const void*>(f32_.data()) : f16_.data();
+    fn(v, offsets_, ids_, keys_);
+}
+
+MultiVectorStore MultiVectorStore::clone() const {
+    std::shared_lock<SharedMutex> lk(mu_);
+    MultiVectorStore s(d_, dtype_);
+    s.f32_ = f32_;
+    s.f16_ = f16_;
+    s.offsets_ = offsets_;
+    s.ids_ = ids_;
+    s.keys_ = keys_;
+    s.next_key_ = next_key_;
+    return s;
+}
+
 void MultiVectorStore::add(const float* x, size_t n_vectors, const int64_t* lengths, size_t n_sets, const idx_t* ids,
                            idx_t* keys_out) {
     const std::vector<size_t> off = ragged_offsets(lengths, n_sets, n_vectors, "documents");

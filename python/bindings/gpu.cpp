@@ -11,14 +11,18 @@
 #include "cublas_loader.h"
 #include "gpu_flat.h"
 #include "binary_gpu.h"
+#include "chamfer_gpu.h"
 #include "fde_gpu.h"
+#include "gpu_muvera.h"
 #include "gpu_graph.h"
 #include "graph_build.h"
 #include "neighbor_table.h"
 #include "gpu_ivf.h"
 #include "kmeans_gpu.h"
 #include "nearly/hnsw.h"
+#include "nearly/idmap.h"
 #include "nearly/ivf.h"
+#include "nearly/multivector.h"
 #include "gpu_resources.h"
 #include "select_k.h"
 #endif
@@ -177,6 +181,51 @@ void bind_gpu(py::module_& m) {
             py::gil_scoped_release release;
             self.encode(documents ? FdeEncoding::document_average : FdeEncoding::query_sum, ptr<const float>(x),
                         n_vectors, lengths.data(), size_t(lengths.shape(0)), ptr<float>(out));
+        });
+
+    // Chamfer scores: host lengths, the rest host or device pointers (cand 0:
+    // every document).
+    m.def("_chamfer_scores_ptr",
+          [](std::shared_ptr<GpuResources> res, uintptr_t q, size_t n_qv, py::handle ql_obj, uintptr_t x, size_t n_xv,
+             py::handle xl_obj, int d, uintptr_t cand, size_t n_cand, uintptr_t scores) {
+              IdArray ql = as_lengths(ql_obj, "query lengths"), xl = as_lengths(xl_obj, "document lengths");
+              py::gil_scoped_release release;
+              chamfer_scores(*res, ptr<const float>(q), n_qv, ql.data(), size_t(ql.shape(0)), ptr<const float>(x), n_xv,
+                             xl.data(), size_t(xl.shape(0)), d, ptr<const int64_t>(cand), n_cand, ptr<float>(scores));
+          });
+
+    py::class_<GpuIndexMuvera, std::shared_ptr<GpuIndexMuvera>>(m, "_GpuIndexMuvera")
+        .def(py::init([](std::shared_ptr<GpuResources> res, std::shared_ptr<FdeEncoder> query_encoder,
+                         py::handle inner_obj, const IndexIDMap& cpu_inner, const MultiVectorStore& store,
+                         bool ball_carving, float tau) {
+                 IndexPtr inner = inner_obj.is_none() ? nullptr : inner_obj.cast<IndexPtr>();
+                 py::gil_scoped_release release;
+                 return std::make_shared<GpuIndexMuvera>(res, query_encoder, inner, cpu_inner, store, ball_carving,
+                                                         tau);
+             }),
+             py::arg("res"), py::arg("query_encoder"), py::arg("inner"), py::arg("cpu_inner"), py::arg("store"),
+             py::arg("ball_carving"), py::arg("tau"))
+        .def_property_readonly("d", &GpuIndexMuvera::dim)
+        .def_property_readonly("ntotal", &GpuIndexMuvera::n_docs)
+        .def_property_readonly("n_vectors", &GpuIndexMuvera::n_vectors)
+        .def_property_readonly("fde_dim", &GpuIndexMuvera::fde_dim)
+        .def_property_readonly("token_dtype",
+                               [](const GpuIndexMuvera& self) { return self.fp16() ? "float16" : "float32"; })
+        .def("getDevice", &GpuIndexMuvera::device)
+        .def("_search_ptr", [](const GpuIndexMuvera& self, uintptr_t q, size_t n_qv, py::handle lengths_obj, size_t k,
+                               size_t n_cand, py::handle params_obj, uintptr_t D, uintptr_t I) {
+            IdArray lengths = as_lengths(lengths_obj, "query lengths");
+            const SearchParameters* params = nullptr;
+            if (!params_obj.is_none()) {
+                try {
+                    params = params_obj.cast<const SearchParameters*>();
+                } catch (const py::cast_error&) {
+                    throw InvalidArgument("params must be a SearchParameters object");
+                }
+            }
+            py::gil_scoped_release release;
+            self.search(ptr<const float>(q), n_qv, lengths.data(), size_t(lengths.shape(0)), k, n_cand, params,
+                        ptr<float>(D), ptr<idx_t>(I));
         });
 
     py::class_<GpuIndexHNSW, Index, std::shared_ptr<GpuIndexHNSW>>(m, "_GpuIndexHNSW")

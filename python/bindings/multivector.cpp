@@ -111,6 +111,10 @@ void bind_multivector(py::module_& m) {
             return to_numpy(removed);
         }, py::arg("sel"), "Removes documents by id; returns the keys they had.")
         .def("reset", &MultiVectorStore::reset, py::call_guard<py::gil_scoped_release>())
+        .def("clone", [](const MultiVectorStore& s) {
+            py::gil_scoped_release release;
+            return std::make_shared<MultiVectorStore>(s.clone());
+        }, "An independent copy of the store.")
         .def("serialize", [](const MultiVectorStore& s) {
             std::vector<uint8_t> b;
             {

@@ -83,6 +83,7 @@ from .gpu import (  # noqa: F401
     GpuIndexIVFFlatConfig,
     GpuIndexIVFPQ,
     GpuIndexIVFPQConfig,
+    GpuIndexMuvera,
     GpuMultipleClonerOptions,
     StandardGpuResources,
     index_cpu_to_all_gpus,

@@ -2,7 +2,9 @@
 
 ``StandardGpuResources``, ``GpuIndexFlat(L2|IP)``, ``index_cpu_to_gpu``,
 ``index_gpu_to_cpu``, ``index_cpu_to_all_gpus``, ``knn_gpu``: the names and
-signatures faiss's users call. numpy in gives numpy out (copied through the
+signatures faiss's users call. Multi-vector search too: ``GpuIndexMuvera``
+(IndexMuvera end to end on the GPU), ``chamfer_scores`` / ``chamfer_scores_batch``,
+``fde_encode_documents`` / ``fde_encode_queries``. numpy in gives numpy out (copied through the
 device inside the core); cupy or torch CUDA arrays in (anything with
 ``__cuda_array_interface__``, float32, C-contiguous) give device arrays of the
 same library out, with no host copy. Work queued by cupy/torch on the legacy
@@ -27,6 +29,7 @@ from ._nearly import (
     IndexIVFFlat,
     InvalidArgumentError,
 )
+from .multivector import FDEConfig, IndexMuvera, _check_config, _check_k, _ragged, _sets
 
 _CUDA = hasattr(_nearly, "_GpuResources")
 GPU_MAX_SELECTION_K = 2048
@@ -412,8 +415,11 @@ def index_cpu_to_gpu(res, device, index, options=None):
         config = GpuIndexFlatConfig()
         config.device = device
         return GpuIndexHNSW(res, index, config)
+    if isinstance(index, IndexMuvera):
+        return GpuIndexMuvera(res, index, device, options)
     raise RuntimeError(f"index_cpu_to_gpu: {type(index).__name__} is not supported on the GPU "
-                       "(supported: IndexFlat, IndexFlatL2, IndexFlatIP, IndexIVFFlat, IndexIVFPQ, IndexHNSWFlat)")
+                       "(supported: IndexFlat, IndexFlatL2, IndexFlatIP, IndexIVFFlat, IndexIVFPQ, IndexHNSWFlat, "
+                       "IndexMuvera)")
 
 
 def index_gpu_to_cpu(index):
@@ -428,6 +434,8 @@ def index_gpu_to_cpu(index):
         return _ivfpq_to_cpu(index)
     if isinstance(index, GpuIndexHNSW):
         return index._to_cpu() if index._source is None else _nearly.deserialize_index(index._source)
+    if isinstance(index, GpuIndexMuvera):
+        return index._source._copy()
     if isinstance(index, _nearly.Index):
         return index  # already on the CPU, as faiss does
     raise RuntimeError(f"index_gpu_to_cpu: {type(index).__name__} is not a GPU index")
@@ -529,7 +537,6 @@ def select_k(res, x, k, largest=False, ids=None, device=0):
 # ---- multi-vector ------------------------------------------------------------
 
 def _fde_encode(res, vectors, lengths, config, documents, device):
-    from .multivector import _check_config, _ragged
     _require_gpu()
     enc = _check_config(config)
     # One device copy of the matrices per (resources, device, drawn matrices):
@@ -566,6 +573,190 @@ def fde_encode_documents(res, vectors, lengths, config, device=0):
 def fde_encode_queries(res, vectors, lengths, config, device=0):
     """MUVERA query encodings on the GPU, bit for bit nearly.fde_encode_queries."""
     return _fde_encode(res, vectors, lengths, config, False, device)
+
+
+def _host_lengths(lengths, what):
+    if _cai(lengths) is not None:  # cupy has .get(), torch .cpu()
+        lengths = lengths.get() if hasattr(lengths, "get") else lengths.cpu().numpy()
+    n = np.asarray(lengths)
+    if n.ndim != 1 or (n.size and n.dtype.kind not in "iu"):
+        raise InvalidArgumentError(f"{what}: lengths must be a 1-D array of integer per-set vector counts")
+    return np.ascontiguousarray(n, dtype=np.int64)
+
+
+def _vector_sets(vectors, lengths, d, what):
+    """Ragged sets for a GPU call: (pointer, n_vectors, d, int64 lengths, keep-alive).
+    Host input is checked and made a C-contiguous float32 array (a list of
+    (n_i, d) arrays, a 3-D array, or vectors with lengths, as on the CPU);
+    device arrays (cupy, torch: float32, C-contiguous) are used in place and
+    need their lengths (the core checks them)."""
+    if _cai(vectors) is not None:
+        if lengths is None:
+            raise InvalidArgumentError(f"{what}: a device array needs the lengths of its sets")
+        ptr, n, dd = _device_matrix(vectors, d, what)
+        return ptr, n, dd, _host_lengths(lengths, what), vectors
+    x, n = _ragged(vectors, lengths, d, what)
+    x = np.asarray(x, dtype=np.float32)
+    if x.ndim != 2:
+        raise InvalidArgumentError(f"{what} must be a 2-D (total, d) array with lengths, got shape {x.shape}")
+    x, n = _sets(x, n, x.shape[1] if d is None else d, what)
+    return x.ctypes.data, x.shape[0], x.shape[1], n, x
+
+
+def chamfer_scores_batch(res, query_vectors, query_lengths, doc_vectors, doc_lengths=None, ids=None, device=0):
+    """Exact Chamfer (MaxSim) scores on the GPU, like nearly.chamfer_scores_batch:
+    float32 (n_queries, n_docs). With ids, an (n_queries, n_ids) int64 array of
+    document numbers (0 .. n_docs - 1; -1 marks an empty slot, scored
+    -FLT_MAX), only those documents are scored: the re-ranking primitive,
+    (n_queries, n_ids) out. Host or device arrays; device out for device
+    queries. Scores match the CPU within float rounding (about 1e-5 relative)."""
+    _require_gpu()
+    xp, xn, d, xl, xkeep = _vector_sets(doc_vectors, doc_lengths, None, "doc_vectors")
+    qp, qn, _, ql, qkeep = _vector_sets(query_vectors, query_lengths, d, "query_vectors")
+    nq, cand, cols = len(ql), 0, len(xl)
+    if ids is not None:
+        if _cai(ids) is not None:
+            cand, rows, cols = _device_matrix(ids, None, "ids", "<i8")
+        else:
+            ids = np.asarray(ids)
+            if ids.ndim != 2 or (ids.size and ids.dtype.kind not in "iu"):
+                raise InvalidArgumentError(f"ids must be a 2-D integer array (n_queries, n_ids), got shape "
+                                           f"{ids.shape} and dtype {ids.dtype}")
+            ids = np.ascontiguousarray(ids, dtype=np.int64)
+            cand, (rows, cols) = ids.ctypes.data, ids.shape
+        if rows != nq:
+            raise InvalidArgumentError(f"ids must have one row per query set ({nq}), got {rows}")
+    if _cai(query_vectors) is not None:
+        out = _device_empty(query_vectors, (nq, cols), np.float32)
+    else:
+        out = np.empty((nq, cols), np.float32)
+    if nq and cols:
+        _nearly._chamfer_scores_ptr(res._get(device), qp, qn, ql, xp, xn, xl, d, cand, cols if ids is not None else 0,
+                                    _ptr(out))
+    return out
+
+
+def chamfer_scores(res, query_vectors, doc_vectors, doc_lengths=None, device=0):
+    """Exact Chamfer similarity of one query set (m, d) to each document, on
+    the GPU, like nearly.chamfer_scores: float32 (n_docs,)."""
+    _require_gpu()
+    if _cai(query_vectors) is not None:
+        m = int(query_vectors.__cuda_array_interface__["shape"][0])
+    else:
+        query_vectors = np.asarray(query_vectors, dtype=np.float32)
+        if query_vectors.ndim != 2:
+            raise InvalidArgumentError(f"query_vectors must be a 2-D (m, d) array, got shape {query_vectors.shape}")
+        m = len(query_vectors)
+    if m == 0:
+        raise InvalidArgumentError("query_vectors is empty: a query needs at least one vector")
+    return chamfer_scores_batch(res, query_vectors, [m], doc_vectors, doc_lengths, device=device)[0]
+
+
+def _muvera_candidates(k, k_factor, limit):
+    """k * k_factor, the candidates a GPU IndexMuvera search asks of its inner
+    index, checked against what that index can return."""
+    IndexMuvera._check_k_factor(k_factor)
+    n = k * int(k_factor)
+    if n > limit:
+        raise InvalidArgumentError(f"GpuIndexMuvera: k * k_factor = {k} * {int(k_factor)} = {n} candidates, but "
+                                   f"the GPU inner index returns at most {limit} per query; lower k_factor or k, "
+                                   "or search the CPU IndexMuvera")
+    return n
+
+
+class GpuIndexMuvera:
+    """An IndexMuvera searched end to end on the GPU: ``GpuIndexMuvera(res,
+    cpu_index, device=0, options=None)`` or ``index_cpu_to_gpu(res, device,
+    cpu_index)``.
+
+    A search encodes the query sets on the GPU (bit for bit the CPU's FDEs;
+    ball carving, when the index uses it, runs on the host), takes ``k *
+    k_factor`` candidates from the GPU copy of the inner index (Flat ->
+    GpuIndexFlat, HNSW32 -> GpuIndexHNSW, IVF...,Flat / IVF...,PQ... ->
+    GpuIndexIVF*; other inner indexes have no GPU copy and raise), scores
+    them by exact Chamfer similarity on the token vectors held on the device
+    (float32 or float16, as in the CPU index) and keeps the k best with
+    select_k. ``search(vectors, lengths, k, *, params=None, k_factor=None)``
+    is the CPU index's: D float32 (nq, k) Chamfer scores descending, I int64
+    ids, padded with -FLT_MAX / -1; numpy in gives numpy out, cupy or torch
+    device arrays (lengths on the host or the device) give device arrays of
+    the same library. Scores match the CPU's within float rounding (about
+    1e-5 relative); with a Flat inner index the ids are the CPU's wherever
+    scores are not tied.
+
+    A read-only copy, like GpuIndexHNSW: add, remove_ids, train and reset
+    raise; add to the CPU index and copy it again. ``index_gpu_to_cpu`` gives
+    back the CPU index as it was copied (a copy kept in host memory, the size
+    of the CPU index). Limits: k * k_factor <= 2048 (256 with
+    an HNSW inner index); no IDSelector filtering. ``inner_index`` is the GPU
+    inner index (e.g. set ``inner_index.efSearch`` or ``nprobe`` there, or
+    pass ``params``).
+    """
+
+    def __init__(self, res, index, device=0, options=None):
+        _require_gpu()
+        if not isinstance(index, IndexMuvera):
+            raise RuntimeError(f"GpuIndexMuvera needs an IndexMuvera, got {type(index).__name__}")
+        if not index.is_trained:
+            raise RuntimeError("GpuIndexMuvera: the IndexMuvera's inner index is not trained")
+        sub = index.inner_index.index
+        inner = None
+        if index.ntotal:
+            try:
+                inner = index_cpu_to_gpu(res, device, sub, options)
+            except RuntimeError as e:
+                raise RuntimeError(f"GpuIndexMuvera: the inner index {index.inner_description!r} "
+                                   f"({type(sub).__name__}) cannot be copied to the GPU: {e}") from None
+        self._index = _nearly._GpuIndexMuvera(res._get(device), index._query_config._native(), inner,
+                                              index.inner_index, index._store, bool(index.ball_carving),
+                                              float(index.ball_carving_tau))
+        self._resources = res
+        self.inner_index = inner
+        self.inner_description = index.inner_description
+        self.fde_config = FDEConfig(**index.fde_config.__getstate__())
+        self.k_factor = index.k_factor
+        self.ball_carving = index.ball_carving
+        self.ball_carving_tau = index.ball_carving_tau
+        self._source = index._copy()
+
+    d = property(lambda self: self._index.d)
+    ntotal = property(lambda self: self._index.ntotal, doc="Number of documents.")
+    n_vectors = property(lambda self: self._index.n_vectors)
+    fde_dim = property(lambda self: self._index.fde_dim)
+    token_dtype = property(lambda self: self._index.token_dtype)
+    is_trained = True
+
+    def getDevice(self):
+        return self._index.getDevice()
+
+    @property
+    def _candidate_limit(self):
+        return 256 if isinstance(self.inner_index, GpuIndexHNSW) else GPU_MAX_SELECTION_K
+
+    def search(self, vectors, lengths, k, *, params=None, k_factor=None):
+        k = _check_k(k)
+        n_cand = _muvera_candidates(k, self.k_factor if k_factor is None else k_factor, self._candidate_limit)
+        ptr, n, _, ql, keep = _vector_sets(vectors, lengths, self.d, "query vectors")
+        nq = len(ql)
+        if _cai(vectors) is not None:
+            D = _device_empty(vectors, (nq, k), np.float32)
+            I = _device_empty(vectors, (nq, k), np.int64)
+        else:
+            D, I = np.empty((nq, k), np.float32), np.empty((nq, k), np.int64)
+        if nq:
+            self._index._search_ptr(ptr, n, ql, k, n_cand, params, _ptr(D), _ptr(I))
+        return D, I
+
+    def _read_only(self, *args, **kwargs):
+        raise RuntimeError("GpuIndexMuvera is a read-only copy: change the CPU IndexMuvera and copy it again "
+                           "(index_cpu_to_gpu)")
+
+    add = add_with_ids = train = remove_ids = reset = _read_only
+
+    def __repr__(self):
+        return (f"GpuIndexMuvera(d={self.d}, fde_dim={self.fde_dim}, inner={self.inner_description!r}, "
+                f"k_factor={self.k_factor}, ntotal={self.ntotal}, token_dtype={self.token_dtype!r}, "
+                f"device={self.getDevice()})")
 
 
 # ---- binary codes ------------------------------------------------------------

@@ -558,6 +558,22 @@ class IndexMuvera(_TokenStoreIndex):
                   f"{t2 - t1:.3f} s, re-rank {time.perf_counter() - t2:.3f} s")
         return D, I
 
+    def _copy(self):
+        """An independent copy: the inner index cloned, the token store copied
+        in memory (what a GPU copy keeps for index_gpu_to_cpu; much cheaper than
+        a serialize round trip)."""
+        from .compat import clone_index
+        obj = IndexMuvera.__new__(IndexMuvera)
+        obj.k_factor = self.k_factor
+        obj.ball_carving = self.ball_carving
+        obj.ball_carving_tau = self.ball_carving_tau
+        obj.verbose = self.verbose
+        obj.inner_description = self.inner_description
+        obj._set_config(self.fde_config)
+        obj.inner_index = clone_index(self.inner_index)
+        obj._store = self._store.clone()
+        return obj
+
     # -- persistence
     def _header(self):
         return {

@@ -8,6 +8,10 @@ import nearly
 HAS_GPU = nearly.has_cuda_build and nearly.get_num_gpus() > 0
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "no_gpu: runs without a GPU as well (CPU-side checks of the GPU API)")
+
+
 def pytest_collection_modifyitems(config, items):
     if HAS_GPU:
         return

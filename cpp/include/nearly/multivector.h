@@ -12,6 +12,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "nearly/common.h"
@@ -61,6 +62,18 @@ class MultiVectorStore {
     const std::vector<idx_t>& ids() const { return ids_; }
     const std::vector<idx_t>& keys() const { return keys_; }
     std::vector<int64_t> lengths() const;
+
+    // Calls fn, under the read lock, with the raw storage: the vectors as
+    // stored (n_vectors() * dim() floats, or fp16 bits), the row offsets
+    // (n_docs() + 1), the ids and the keys. For copies to a GPU without an
+    // intermediate copy on the host.
+    using RawVisitor = std::function<void(const void* vectors, const std::vector<size_t>& offsets,
+                                          const std::vector<idx_t>& ids, const std::vector<idx_t>& keys)>;
+    void visit_raw(const RawVisitor& fn) const;
+
+    // An independent copy, taken under the read lock (plain memory copies:
+    // far cheaper than a serialize round trip).
+    MultiVectorStore clone() const;
 
     // Versioned, checksummed bytes ("NEARLYMV" magic, format version,
     // payload, checksum); deserialize throws CorruptData on anything wrong.
