@@ -542,7 +542,8 @@ def suite_muvera(args, xb, xq, out):
 
 def suite_graph(args, xb, xq, out):
     """HNSW built on the CPU (all cores), its base layer searched on the GPU
-    in batches of all queries, beside the CPU search of the same graph."""
+    in batches of all queries, beside the CPU search of the same graph; then
+    the same graph size built on the GPU (gpu_graph_build)."""
     import torch
     import nearly
     k = args.k
@@ -601,6 +602,53 @@ def suite_graph(args, xb, xq, out):
                     "batch1_latency_ms_median": 1000 * float(np.median(lat)), "batch1_setting": best,
                     "qps_ratio_gpu_over_cpu": ratios}
     log("graph ratios", ratios, "latency ms", out["graph"]["batch1_latency_ms_median"])
+    del g
+    out["graph"]["gpu_build"] = gpu_graph_build(xb, xq, xq_host, gt, k, t_build, cpu_rows)
+
+
+def gpu_graph_build(xb, xq, xq_host, gt, k, cpu_build_s, cpu_rows):
+    """The same graph size built on the GPU (GpuIndexHNSW(res, d, M).add),
+    then searched by the CPU IndexHNSWFlat it converts to, at the efSearch
+    values of the CPU-built graph above, and on the GPU."""
+    import torch
+    import nearly
+    res = nearly.StandardGpuResources()
+    builds = []
+    for run in range(2):  # the first also loads cuBLAS and warms the allocator
+        g = nearly.GpuIndexHNSW(res, xb.shape[1], 16, nearly.METRIC_INNER_PRODUCT)
+        g.verbose = run == 1
+        torch.cuda.synchronize()
+        t = time.perf_counter()
+        g.add(xb)
+        torch.cuda.synchronize()
+        builds.append(time.perf_counter() - t)
+        log("gpu graph build", builds[-1])
+    t = time.perf_counter()
+    cpu = nearly.index_gpu_to_cpu(g)
+    t_convert = time.perf_counter() - t
+    rows = []
+    for ef in (16, 32, 64, 128, 256):
+        cpu.hnsw.efSearch = ef
+        cpu.search(xq_host[:1000], k)
+        t = time.perf_counter()
+        I = cpu.search(xq_host, k)[1]
+        dt = time.perf_counter() - t
+        rows.append({"efSearch": ef, "recall": recall(I, gt, k), "qps": len(xq) / dt})
+        log("cpu search of the gpu-built graph", rows[-1])
+    gpu_rows = []
+    for ef in (32, 64, 128, 256):
+        g.efSearch = ef
+        holder = {}
+        dt = timed(lambda: holder.update(I=g.search(xq, k)[1]), 2)
+        gpu_rows.append({"efSearch": ef, "width": 1, "recall": recall(holder["I"].cpu().numpy(), gt, k),
+                         "qps": len(xq) / dt})
+        log("gpu search of the gpu-built graph", gpu_rows[-1])
+    recall_delta = {str(a["efSearch"]): a["recall"] - b["recall"] for a, b in zip(rows, cpu_rows)}
+    return {"gpu_build_s": builds, "cpu_build_s": cpu_build_s, "build_speedup": cpu_build_s / builds[-1],
+            "convert_s": t_convert, "cpu_search": rows, "gpu_search": gpu_rows,
+            "recall_minus_cpu_built_at_equal_efSearch": recall_delta,
+            "params": {"M": 16, "knn_factor": g.build_knn_factor, "merge_factor": g.build_merge_factor,
+                       "n_probe": g.build_n_probe, "n_lists": g.build_n_lists}}
 
 
 def suite_binary(args, xb, xq, out):
