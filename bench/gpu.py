@@ -2,6 +2,7 @@
 
     python bench/gpu.py --make-slice ../shared/data .devdata   # here, once (git-ignored)
     python bench/gpu.py flat select ivf graph fde binary muvera --data .devdata --out bench/results   # on the GPU
+    python bench/gpu.py binary --rbe-bits 1,2,4 --data .devdata --out bench/results   # recurrent codes, more widths
 
 Data: the real MiniLM embeddings (../shared/data, or a slice of them copied to
 --data) tiled to --n vectors with small Gaussian noise (sigma 0.05 per
@@ -690,6 +691,49 @@ def suite_binary(args, xb, xq, out):
     out["binary"] = {"n": len(xb), "nq": len(xq), "k": k, "peaks": peaks, "rows": rows,
                      "note": "codes are re-read from L2/HBM by every query tile; bandwidth figures count the "
                              "bytes of codes scored, not bytes moved"}
+    out["binary"]["recurrent"] = binary_recurrent(args, res, xb, xq, k)
+
+
+def binary_recurrent(args, res, xb, xq, k):
+    """IndexBinaryRecurrent (BEBR, m = d, numpy trainer) end to end: the CPU
+    index on all cores against its GPU copy (index_cpu_to_gpu), every query
+    of the batch in one call. Both encode the queries on the host with the
+    CPU encoder; the GPU scans the codes. recall@10 against exact float
+    search; "identical_to_cpu" checks that D and I are bit for bit the CPU's."""
+    import torch
+    import nearly
+    d = xb.shape[1]
+    ip = nearly.METRIC_INNER_PRODUCT
+    gt = exact_ground_truth(xb, xq, k)
+    xb_host, xq_host = xb.cpu().numpy(), xq.cpu().numpy()
+    nearly.omp_set_num_threads(os.cpu_count())
+    rows = []
+    for nb in [int(b) for b in args.rbe_bits.split(",")]:
+        cpu = nearly.IndexBinaryRecurrent(d, d, nb, ip)
+        t = time.perf_counter(); cpu.train(xb_host); t_train = time.perf_counter() - t
+        t = time.perf_counter(); cpu.add(xb_host); t_add = time.perf_counter() - t
+        t = time.perf_counter(); g = nearly.index_cpu_to_gpu(res, 0, cpu); t_copy = time.perf_counter() - t
+        log("rbe", nb, "train", t_train, "add", t_add, "copy to gpu", t_copy)
+        holder = {}
+        t_gpu = timed(lambda: holder.update(r=g.search(xq_host, k)), 2)  # numpy in, numpy out
+        Dg, Ig = holder["r"]
+        t_gpu_dev = timed(lambda: g.search(xq, k), 2)  # torch in, torch out
+        t = time.perf_counter(); cpu.binarizer.encode(xq_host); t_encode = time.perf_counter() - t
+        cpu.search(xq_host[:200], k)
+        t = time.perf_counter(); Dc, Ic = cpu.search(xq_host, k); t_cpu = time.perf_counter() - t
+        nq = len(xq)
+        row = {"bits_per_dim": nb, "m": d, "bytes_per_code": cpu.code_size, "train_s": t_train, "cpu_add_s": t_add,
+               "copy_to_gpu_s": t_copy, "gpu_qps_host_arrays": nq / t_gpu, "gpu_qps_device_arrays": nq / t_gpu_dev,
+               "cpu_qps": nq / t_cpu, "cpu_threads": os.cpu_count(), "speedup_host_arrays": t_cpu / t_gpu,
+               "query_encode_s_on_host": t_encode, "recall_at_10_gpu": recall(Ig, gt, k),
+               "recall_at_10_cpu": recall(Ic, gt, k),
+               "identical_to_cpu": bool(np.array_equal(Ig, Ic) and np.array_equal(Dg, Dc)),
+               "rows_identical_fraction": float(np.mean([np.array_equal(a, b) for a, b in zip(Ig, Ic)]))}
+        log(row)
+        rows.append(row)
+        del g, cpu
+        torch.cuda.empty_cache()
+    return {"n": len(xb), "nq": len(xq), "k": k, "metric": "IP", "rows": rows}
 
 
 SUITES = {"binary": suite_binary, "flat": suite_flat, "select": suite_select, "ivf": suite_ivf, "fde": suite_fde,
@@ -707,6 +751,7 @@ def main():
     ap.add_argument("--nq", type=int, default=10_000)
     ap.add_argument("--k", type=int, default=10)
     ap.add_argument("--diagnose", action="store_true", help="ivf: swap the GPU and CPU training halves")
+    ap.add_argument("--rbe-bits", default="2", help="binary: bits per dimension of the recurrent index, ','-separated")
     ap.add_argument("--ivf", default="IVF1024,PQ48;IVF1024,Flat", help="ivf: the factory strings to run, ';'-separated")
     ap.add_argument("--muvera-docs", type=int, default=100_000, help="muvera: documents (the 1,000 real ones tiled)")
     ap.add_argument("--muvera-inner", default="Flat;HNSW32", help="muvera: inner indexes, ';'-separated")

@@ -90,6 +90,13 @@ void upload_words(GpuResources& res, const uint8_t* codes, idx_t n, int code_siz
     NEARLY_CUDA_CHECK(cudaMemcpy2DAsync(dst, size_t(words) * 4, codes, code_size, code_size, n, cudaMemcpyDefault, st));
 }
 
+void launch_popcount_tile(GpuResources& res, const uint32_t* q, int64_t rows, const uint32_t* x, int64_t cols, int W,
+                          int sdc_m, int sdc_nb, float* tile) {
+    dim3 grid(unsigned((cols + kTX - 1) / kTX), unsigned((rows + kTQ - 1) / kTQ));
+    popcount_tile_kernel<<<grid, kThreads, 0, res.stream()>>>(q, rows, x, cols, W, sdc_m, sdc_nb, tile);
+    NEARLY_CUDA_CHECK(cudaGetLastError());
+}
+
 // Runs the k-NN pipeline with popcount tiles; D (keys) and I on the device.
 void popcount_knn(GpuResources& res, const uint32_t* q, idx_t nq, const uint32_t* x, idx_t nx, int W, int sdc_m,
                   int sdc_nb, int k, float* D, idx_t* I) {
@@ -100,10 +107,7 @@ void popcount_knn(GpuResources& res, const uint32_t* q, idx_t nq, const uint32_t
     a.D = D;
     a.I = I;
     a.tile_fn = [&](int64_t q0, int64_t rows, int64_t j0, int64_t cols, float* tile) {
-        dim3 grid(unsigned((cols + kTX - 1) / kTX), unsigned((rows + kTQ - 1) / kTQ));
-        popcount_tile_kernel<<<grid, kThreads, 0, res.stream()>>>(q + q0 * W, rows, x + j0 * W, cols, W, sdc_m,
-                                                                  sdc_nb, tile);
-        NEARLY_CUDA_CHECK(cudaGetLastError());
+        launch_popcount_tile(res, q + q0 * W, rows, x + j0 * W, cols, W, sdc_m, sdc_nb, tile);
     };
     knn_exact(res, a);
 }
@@ -170,11 +174,20 @@ void GpuIndexBinaryFlat::reconstruct_n(idx_t i0, idx_t ni, uint8_t* out) const {
     res->synchronize();
 }
 
-void sdc_knn(GpuResources& res, const uint8_t* qcodes, idx_t nq, const uint8_t* xcodes, idx_t nx, int m, int nb, int k,
-             int32_t* S, idx_t* I) {
+void sdc_check_gpu_shape(int m, int nb) {
     NEARLY_CHECK_ARG(nb >= 1 && nb <= 4, "bits_per_dim must be between 1 and 4");
     NEARLY_CHECK_ARG(m > 0 && m % 32 == 0, "GPU SDC needs m, the code dimension, to be a multiple of 32");
     NEARLY_CHECK_ARG(m * nb / 32 <= kMaxWords, "GPU SDC: codes of at most " + std::to_string(kMaxWords * 4) + " bytes");
+}
+
+void sdc_tile(GpuResources& res, const uint32_t* q, int64_t rows, const uint32_t* x, int64_t cols, int m, int nb,
+              float* tile) {
+    launch_popcount_tile(res, q, rows, x, cols, m * nb / 32, m, nb, tile);
+}
+
+void sdc_knn(GpuResources& res, const uint8_t* qcodes, idx_t nq, const uint8_t* xcodes, idx_t nx, int m, int nb, int k,
+             int32_t* S, idx_t* I) {
+    sdc_check_gpu_shape(m, nb);
     NEARLY_CHECK_ARG(k >= 1 && k <= kMaxSelectK, "k must be between 1 and " + std::to_string(kMaxSelectK));
     if (nq <= 0) return;
     std::lock_guard<std::mutex> call(res.call_mutex());

@@ -35,4 +35,15 @@ struct GpuIndexBinaryFlat {
 void sdc_knn(GpuResources& res, const uint8_t* qcodes, idx_t nq, const uint8_t* xcodes, idx_t nx, int m, int nb,
              int k, int32_t* S, idx_t* I);
 
+// Throws InvalidArgument unless the GPU SDC scan takes codes of this shape:
+// 1 <= nb <= 4, m a multiple of 32, at most 256 bytes per code.
+void sdc_check_gpu_shape(int m, int nb);
+
+// The tile sdc_knn selects from: tile[r * cols + c] = -S(query r, code c) as
+// a float (exact: |S| < 2^24), for rows queries and cols codes given as
+// canonical codes in 32-bit words (m * nb / 32 per code) on the device.
+// Queued on res's stream; the caller holds the call lock.
+void sdc_tile(GpuResources& res, const uint32_t* q, int64_t rows, const uint32_t* x, int64_t cols, int m, int nb,
+              float* tile);
+
 }  // namespace nearly::gpu

@@ -180,3 +180,39 @@ def clustered(rng, n, d, nclusters=50, scale=3.0, spread=0.3):
 def recall_at(I, gt, k):
     """Mean fraction of the true top k found in the first k of each row."""
     return float(np.mean([len(set(a[:k]) & set(b[:k])) / k for a, b in zip(I, gt)]))
+
+
+def recurrent_reference(index, xq, k):
+    """What an IndexBinaryRecurrent's search returns, and its GPU twin too:
+    the k smallest (key, id) pairs, ties to the smaller id, with the key
+    formed in numpy float32 from the integer SDC scores and the index's exact
+    terms, one rounding per operation as recurrent_key does:
+        L2: key = (qt + vt) - (2a) S      inner product: key = -((a S + qt) + vt)
+    D = key (L2) or -key (inner product); padding like faiss."""
+    S = index.sdc_scores(xq).astype(np.float32)  # exact: |S| < 2^24
+    qt = index._query_terms(xq)[:, None]
+    vt = index._vector_terms[None, :]
+    enc = index.binarizer
+    alpha = np.float32(enc.alpha)
+    a = alpha * alpha * np.float32(2.0 ** (-2 * (enc.bits_per_dim - 1)))
+    l2 = index.metric_type == METRIC_L2
+    key = (qt + vt) - (np.float32(2) * a) * S if l2 else -((a * S + qt) + vt)
+    assert key.dtype == np.float32
+    ids = index.id_map
+    D = np.full((len(xq), k), pad_value(index.metric_type), dtype=np.float32)
+    I = np.full((len(xq), k), -1, dtype=np.int64)
+    for q in range(len(xq)):
+        order = np.lexsort((ids, key[q]))[:k]
+        I[q, :len(order)] = ids[order]
+        D[q, :len(order)] = key[q, order] if l2 else -key[q, order]
+    return D, I
+
+
+def recurrent_tied_data(seed=3, n=3000, d=64, nq=40):
+    """Gaussian vectors off the origin with the first 100 repeated (equal
+    codes and terms: exact ties), and queries near the repeated ones."""
+    rng = np.random.default_rng(seed)
+    x = (rng.standard_normal((n, d)) + 0.5).astype(np.float32)
+    x[n - 100:] = x[:100]
+    q = (x[:nq] + 0.01 * rng.standard_normal((nq, d))).astype(np.float32)
+    return x, q

@@ -7,6 +7,7 @@ import pytest
 import nearly
 from nearly.binary import fit_recurrent
 from _hnswutil import real_data
+from _testutil import recurrent_reference, recurrent_tied_data
 from test_binary_sdc import levels_np
 
 METRICS = [nearly.METRIC_INNER_PRODUCT, nearly.METRIC_L2]
@@ -371,3 +372,33 @@ def test_layered_params_bad_shapes(data):
     assert not enc.is_trained
     enc.set_params(good)
     assert enc.is_trained
+
+
+@pytest.mark.parametrize("metric", METRICS)
+@pytest.mark.parametrize("nb", [1, 2, 3, 4])
+def test_search_is_the_k_smallest_keys(metric, nb):
+    """The search returns exactly the k smallest (key, id) of recurrent_key,
+    ties to the smaller id: the integer pre-filter only skips codes that
+    cannot enter. The GPU twin (GpuIndexBinaryRecurrent) is held to the same
+    reference."""
+    x, q = recurrent_tied_data()
+    index = nearly.IndexBinaryRecurrent(64, 64, nb, metric)
+    index.train(x)
+    ids = np.random.default_rng(nb).permutation(len(x)).astype(np.int64) * 3 + 5
+    for part in np.array_split(np.arange(len(x)), 3):
+        index.add_with_ids(x[part], ids[part])
+    for k in (1, 10, 100):
+        D, I = index.search(q, k)
+        Dr, Ir = recurrent_reference(index, q, k)
+        np.testing.assert_array_equal(I, Ir)
+        np.testing.assert_array_equal(D, Dr)
+        if k > 1:
+            assert (D[:, 1:] == D[:, :-1]).any()  # the repeated vectors do tie
+    small = nearly.IndexBinaryRecurrent(64, 64, nb, metric)
+    small.train(x)
+    small.add(x[:7])
+    D, I = small.search(q, 10)
+    Dr, Ir = recurrent_reference(small, q, 10)
+    np.testing.assert_array_equal(I, Ir)
+    np.testing.assert_array_equal(D, Dr)
+    assert (I[:, 7:] == -1).all()

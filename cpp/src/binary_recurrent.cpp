@@ -326,18 +326,47 @@ void IndexBinaryRecurrent::add_with_ids(idx_t n, const float* x, const idx_t* id
     add_codes(n, x, ids);
 }
 
+// ---- the terms of D (shared with the GPU twin) -------------------------------
+
+float recurrent_score_scale(const RecurrentEncoder& enc) {
+    return enc.alpha * enc.alpha * std::ldexp(1.f, -2 * (enc.nb - 1));
+}
+
+void recurrent_vector_terms(const RecurrentEncoder& enc, MetricType metric, idx_t n, const float* x, float* vt) {
+    const SimdKernels& K = simd();
+    const float* mu = enc.mean.data();
+    const int d = enc.d;
+    for (idx_t i = 0; i < n; i++) {
+        const float* v = x + size_t(i) * d;
+        float xm = K.inner_product(v, mu, d);
+        vt[i] = metric == METRIC_L2 ? K.inner_product(v, v, d) - 2 * xm : xm;
+    }
+}
+
+void recurrent_query_terms(const RecurrentEncoder& enc, MetricType metric, idx_t n, const float* x, float* qt) {
+    const SimdKernels& K = simd();
+    const int d = enc.d;
+    const float mm = K.inner_product(enc.mean.data(), enc.mean.data(), d);
+    for (idx_t i = 0; i < n; i++) {
+        const float* xq = x + size_t(i) * d;
+        const float qm = K.inner_product(xq, enc.mean.data(), d);
+        qt[i] = metric == METRIC_L2 ? K.inner_product(xq, xq, d) - 2 * qm + 2 * mm : qm - mm;
+    }
+}
+
+// This file is compiled with -ffp-contract=off (CMakeLists.txt): a fused
+// multiply-add here would round differently from the GPU twin.
+float recurrent_key(bool l2, float a, int32_t s, float qt, float vt) {
+    const float fs = float(s);
+    return l2 ? qt + vt - 2 * a * fs : -(a * fs + qt + vt);
+}
+
 void IndexBinaryRecurrent::add_codes(idx_t n, const float* x, const idx_t* ids) {
     const size_t cs = code_size();
     std::vector<uint8_t> codes(size_t(n) * cs);
     encoder->encode(n, x, codes.data());
     std::vector<float> terms(n);
-    const SimdKernels& K = simd();
-    const float* mu = encoder->mean.data();
-    for (idx_t i = 0; i < n; i++) {
-        const float* v = x + size_t(i) * d;
-        float xm = K.inner_product(v, mu, d);
-        terms[i] = metric_type == METRIC_L2 ? K.inner_product(v, v, d) - 2 * xm : xm;
-    }
+    recurrent_vector_terms(*encoder, metric_type, n, x, terms.data());
     std::unique_lock<SharedMutex> lk(rw_mutex_);
     const size_t nt = size_t(ntotal) + size_t(n);
     blocks_.resize((nt + kSdcBlock - 1) / kSdcBlock * kSdcBlock * cs, 0);
@@ -389,9 +418,7 @@ void IndexBinaryRecurrent::search(idx_t n, const float* x, idx_t k, float* D, id
     const size_t cs = code_size(), kk = size_t(k), dd = size_t(d);
     std::vector<uint8_t> qc(size_t(n) * cs);
     enc.encode(n, x, qc.data());
-    const SimdKernels& K = simd();
-    const float mm = K.inner_product(enc.mean.data(), enc.mean.data(), d);
-    const float a = enc.alpha * enc.alpha * std::ldexp(1.f, -2 * (enc.nb - 1));
+    const float a = recurrent_score_scale(enc);
     const bool l2 = metric_type == METRIC_L2;
     const IDSelector* sel = params ? params->sel.get() : nullptr;
     const float pad = missing_distance(metric_type);
@@ -419,11 +446,9 @@ void IndexBinaryRecurrent::search(idx_t n, const float* x, idx_t k, float* D, id
             const size_t g1 = std::min(q1, g0 + kGroup);
             std::vector<SdcQuery> sq(g1 - g0);
             std::vector<float> qterm(g1 - g0);
+            recurrent_query_terms(enc, metric_type, idx_t(g1 - g0), x + g0 * dd, qterm.data());
             for (size_t q = g0; q < g1; q++) {
                 sdc_prepare(qc.data() + q * cs, enc.m, enc.nb, sq[q - g0]);
-                const float* xq = x + q * dd;
-                const float qm = K.inner_product(xq, enc.mean.data(), d);
-                qterm[q - g0] = l2 ? K.inner_product(xq, xq, d) - 2 * qm + 2 * mm : qm - mm;
                 TopK::init(D + q * kk, I + q * kk, kk);
             }
             for (size_t b0 = 0; b0 < nblocks; b0 += kChunkBlocks) {
@@ -461,8 +486,7 @@ void IndexBinaryRecurrent::search(idx_t n, const float* x, idx_t k, float* D, id
                     for (size_t jj = sdc_next_at_least_off(scq, offc, 0, nj, smin); jj < nj;
                          jj = sdc_next_at_least_off(scq, offc, jj + 1, nj, smin)) {
                         const size_t j = j0 + jj;
-                        const float s = float(scq[jj]);
-                        const float v = l2 ? qt + vterm_[j] - 2 * a * s : -(a * s + qt + vterm_[j]);
+                        const float v = recurrent_key(l2, a, scq[jj], qt, vterm_[j]);
                         if (!TopK::worse(Dq[0], Iq[0], v, ids_[j])) continue;
                         if (sel && !sel->is_member(ids_[j])) continue;
                         TopK::push(Dq, Iq, kk, v, ids_[j]);
@@ -501,6 +525,35 @@ std::vector<uint8_t> IndexBinaryRecurrent::codes() const {
 std::vector<idx_t> IndexBinaryRecurrent::ids() const {
     std::shared_lock<SharedMutex> lk(rw_mutex_);
     return ids_;
+}
+
+IndexBinaryRecurrent::Contents IndexBinaryRecurrent::contents() const {
+    std::shared_lock<SharedMutex> lk(rw_mutex_);
+    Contents c;
+    c.encoder = std::make_shared<RecurrentEncoder>(*encoder);
+    c.codes.resize(size_t(ntotal) * code_size());
+    sdc_from_blocks(blocks_.data(), 0, size_t(ntotal), code_size(), c.codes.data());
+    c.terms = vterm_;
+    c.ids = ids_;
+    return c;
+}
+
+std::shared_ptr<IndexBinaryRecurrent> IndexBinaryRecurrent::from_contents(MetricType metric, const Contents& c) {
+    NEARLY_CHECK_ARG(metric == METRIC_L2 || metric == METRIC_INNER_PRODUCT, "metric must be METRIC_L2 or METRIC_INNER_PRODUCT");
+    NEARLY_CHECK_ARG(c.encoder != nullptr, "IndexBinaryRecurrent: no encoder");
+    const RecurrentEncoder& enc = *c.encoder;
+    auto index = std::make_shared<IndexBinaryRecurrent>(enc.d, enc.m, enc.nb, metric);
+    index->encoder = c.encoder;
+    index->is_trained = enc.is_trained;
+    const size_t n = c.ids.size(), cs = enc.code_size();
+    NEARLY_CHECK_ARG(c.terms.size() == n && c.codes.size() == n * cs, "IndexBinaryRecurrent: contents of mismatched sizes");
+    NEARLY_CHECK_ARG(n == 0 || enc.is_trained, "IndexBinaryRecurrent: codes without a trained encoder");
+    index->blocks_.assign((n + kSdcBlock - 1) / kSdcBlock * kSdcBlock * cs, 0);
+    sdc_to_blocks(c.codes.data(), n, cs, index->blocks_.data(), 0);
+    index->vterm_ = c.terms;
+    index->ids_ = c.ids;
+    index->ntotal = idx_t(n);
+    return index;
 }
 
 size_t IndexBinaryRecurrent::remove_ids(const IDSelector& sel) {

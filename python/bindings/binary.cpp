@@ -183,6 +183,20 @@ void bind_binary(py::module_& m) {
             std::copy(ids.begin(), ids.end(), out.mutable_data());
             return out;
         })
+        .def_property_readonly("_vector_terms", [](const IndexBinaryRecurrent& i) {
+            std::vector<float> t = i.contents().terms;
+            py::array_t<float> out(t.size());
+            std::copy(t.begin(), t.end(), out.mutable_data());
+            return out;
+        }, "Test hook: the per-vector terms vt of D (recurrent_key), in insertion order.")
+        .def("_query_terms", [](const IndexBinaryRecurrent& self, py::handle x_obj) {
+            FloatArray x = as_matrix(x_obj, self.d, "x");
+            if (!self.encoder->is_trained) throw NotSupported("RecurrentBinarizer: not trained");
+            py::array_t<float> out(x.shape(0));
+            py::gil_scoped_release release;
+            recurrent_query_terms(*self.encoder, self.metric_type, x.shape(0), x.data(), out.mutable_data());
+            return out;
+        }, py::arg("x"), "Test hook: the per-query terms qt of D (recurrent_key).")
         .def("sdc_scores", [](const IndexBinaryRecurrent& self, py::handle x_obj) {
             FloatArray x = as_matrix(x_obj, self.d, "x");
             py::array_t<int32_t> out({idx_t(x.shape(0)), self.ntotal});

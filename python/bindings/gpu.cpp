@@ -12,6 +12,7 @@
 #include "gpu_flat.h"
 #include "binary_gpu.h"
 #include "chamfer_gpu.h"
+#include "gpu_binary_recurrent.h"
 #include "fde_gpu.h"
 #include "gpu_muvera.h"
 #include "gpu_graph.h"
@@ -338,6 +339,31 @@ void bind_gpu(py::module_& m) {
              },
              py::call_guard<py::gil_scoped_release>())
         .def("reset", &GpuIndexBinaryFlat::reset, py::call_guard<py::gil_scoped_release>());
+
+    py::class_<GpuIndexBinaryRecurrent, Index, std::shared_ptr<GpuIndexBinaryRecurrent>>(m, "_GpuIndexBinaryRecurrent")
+        .def(py::init([](std::shared_ptr<GpuResources> res, const IndexBinaryRecurrent& cpu) {
+                 return std::make_shared<GpuIndexBinaryRecurrent>(res, cpu);
+             }),
+             py::arg("res"), py::arg("index"), py::call_guard<py::gil_scoped_release>())
+        .def_property_readonly("m", &GpuIndexBinaryRecurrent::m)
+        .def_property_readonly("bits_per_dim", &GpuIndexBinaryRecurrent::bits_per_dim)
+        .def_property_readonly("code_size", &GpuIndexBinaryRecurrent::code_size)
+        .def("getDevice", &GpuIndexBinaryRecurrent::device)
+        .def("_to_cpu", &GpuIndexBinaryRecurrent::to_cpu, py::call_guard<py::gil_scoped_release>())
+        .def("_train_ptr", [](GpuIndexBinaryRecurrent& self, idx_t n, uintptr_t x) { self.train(n, ptr<const float>(x)); },
+             py::call_guard<py::gil_scoped_release>())
+        .def("_add_ptr", [](GpuIndexBinaryRecurrent& self, idx_t n, uintptr_t x) { self.add(n, ptr<const float>(x)); },
+             py::call_guard<py::gil_scoped_release>())
+        .def("_add_with_ids_ptr",
+             [](GpuIndexBinaryRecurrent& self, idx_t n, uintptr_t x, uintptr_t ids) {
+                 self.add_with_ids(n, ptr<const float>(x), ptr<const idx_t>(ids));
+             },
+             py::call_guard<py::gil_scoped_release>())
+        .def("_search_ptr",
+             [](const GpuIndexBinaryRecurrent& self, idx_t n, uintptr_t x, idx_t k, uintptr_t D, uintptr_t I) {
+                 self.search(n, ptr<const float>(x), k, ptr<float>(D), ptr<idx_t>(I));
+             },
+             py::call_guard<py::gil_scoped_release>());
 
     m.def("_sdc_knn_ptr",
           [](std::shared_ptr<GpuResources> res, uintptr_t q, idx_t nq, uintptr_t x, idx_t nx, int m_, int nb, int k,

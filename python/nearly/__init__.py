@@ -74,6 +74,7 @@ from .gpu import (  # noqa: F401
     GPU_MAX_SELECTION_K,
     GpuClonerOptions,
     GpuIndexBinaryFlat,
+    GpuIndexBinaryRecurrent,
     GpuIndexFlat,
     GpuIndexFlatConfig,
     GpuIndexFlatIP,

@@ -268,7 +268,9 @@ class GpuIndexIVFPQConfig(GpuIndexIVFFlatConfig):
         self.usePrecomputedTables = True
 
 
-class _GpuIVF(_DeviceArrays):
+class _DeviceTrainAndIds(_DeviceArrays):
+    """train / add_with_ids taking device arrays as well."""
+
     def train(self, x):
         if _cai(x) is None:
             return super().train(x)
@@ -283,8 +285,14 @@ class _GpuIVF(_DeviceArrays):
             ids = np.ascontiguousarray(ids, dtype=np.int64)
             if ids.shape != (n,):
                 raise InvalidArgumentError(f"ids must be a 1-D array of {n} int64 ids")
+        else:
+            ci = ids.__cuda_array_interface__
+            if tuple(ci["shape"]) != (n,) or ci["typestr"] != "<i8" or ci.get("strides") not in (None, (8,)):
+                raise InvalidArgumentError(f"ids must be a contiguous 1-D array of {n} int64 ids")
         self._add_with_ids_ptr(n, ptr, _ptr(ids))
 
+
+class _GpuIVF(_DeviceTrainAndIds):
     def setNumProbes(self, nprobe):
         self.nprobe = int(nprobe)
 
@@ -393,6 +401,27 @@ class GpuIndexHNSW(_DeviceArrays, _HNSWBase):
         return super().add(x)
 
 
+_BinaryRecurrentBase = _base("_GpuIndexBinaryRecurrent")
+
+
+class GpuIndexBinaryRecurrent(_DeviceTrainAndIds, _BinaryRecurrentBase):
+    """An IndexBinaryRecurrent (BEBR codes scored by SDC) searched on the GPU,
+    with the CPU index's D and I: ``GpuIndexBinaryRecurrent(res, cpu_index)``
+    (a copy of its encoder, codes and ids). Queries and added vectors are
+    encoded on the host by the CPU encoder; the codes are scanned on the
+    device. add / add_with_ids / remove_ids / reset / train work as on the
+    CPU index (ids that are not above every stored id cost a re-sort of the
+    stored codes); no IDSelector; k <= 2048. m must be a multiple of 32."""
+
+    def __init__(self, res, index, config=None):
+        _require_gpu()
+        if type(index).__name__ != "IndexBinaryRecurrent":
+            raise InvalidArgumentError(f"GpuIndexBinaryRecurrent needs an IndexBinaryRecurrent, got {type(index).__name__}")
+        config = config or GpuIndexFlatConfig()
+        _BinaryRecurrentBase.__init__(self, res._get(config.device), index)
+        self._resources = res
+
+
 # ---- cloning -----------------------------------------------------------------
 
 def index_cpu_to_gpu(res, device, index, options=None):
@@ -415,11 +444,15 @@ def index_cpu_to_gpu(res, device, index, options=None):
         config = GpuIndexFlatConfig()
         config.device = device
         return GpuIndexHNSW(res, index, config)
+    if type(index).__name__ == "IndexBinaryRecurrent":
+        config = GpuIndexFlatConfig()
+        config.device = device
+        return GpuIndexBinaryRecurrent(res, index, config)
     if isinstance(index, IndexMuvera):
         return GpuIndexMuvera(res, index, device, options)
     raise RuntimeError(f"index_cpu_to_gpu: {type(index).__name__} is not supported on the GPU "
                        "(supported: IndexFlat, IndexFlatL2, IndexFlatIP, IndexIVFFlat, IndexIVFPQ, IndexHNSWFlat, "
-                       "IndexMuvera)")
+                       "IndexMuvera, IndexBinaryRecurrent)")
 
 
 def index_gpu_to_cpu(index):
@@ -436,6 +469,8 @@ def index_gpu_to_cpu(index):
         return index._to_cpu() if index._source is None else _nearly.deserialize_index(index._source)
     if isinstance(index, GpuIndexMuvera):
         return index._source._copy()
+    if isinstance(index, GpuIndexBinaryRecurrent):
+        return index._to_cpu()
     if isinstance(index, _nearly.Index):
         return index  # already on the CPU, as faiss does
     raise RuntimeError(f"index_gpu_to_cpu: {type(index).__name__} is not a GPU index")

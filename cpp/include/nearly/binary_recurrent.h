@@ -80,6 +80,18 @@ struct RecurrentEncoder {
 using RecurrentTrainer = std::function<void(RecurrentEncoder& enc, idx_t n, const float* x)>;
 void set_recurrent_trainer(RecurrentTrainer trainer);
 
+// How a search turns an SDC score S into D. The GPU twin
+// (cuda/gpu_binary_recurrent.cu) repeats these float operations one for one,
+// so both indexes rank alike; change them together.
+//     a = alpha^2 4^-u (the score scale)
+//     inner product: D = (a S + qt) + vt          qt = <q, mean> - |mean|^2,  vt = <x, mean>
+//     L2:            D = (qt + vt) - (2a) S       qt = |q|^2 - 2 <q, mean> + 2 |mean|^2,  vt = |x|^2 - 2 <x, mean>
+// The key a search keeps the k smallest of is D (L2) or -D (inner product).
+float recurrent_score_scale(const RecurrentEncoder& enc);
+void recurrent_vector_terms(const RecurrentEncoder& enc, MetricType metric, idx_t n, const float* x, float* vt);
+void recurrent_query_terms(const RecurrentEncoder& enc, MetricType metric, idx_t n, const float* x, float* qt);
+float recurrent_key(bool l2, float a, int32_t s, float qt, float vt);
+
 struct IndexBinaryRecurrent : Index {
     std::shared_ptr<RecurrentEncoder> encoder;
     // Scan with the bit-plane popcount kernel instead of the nibble LUT
@@ -108,6 +120,17 @@ struct IndexBinaryRecurrent : Index {
     size_t code_size() const { return encoder->code_size(); }
     std::vector<uint8_t> codes() const;  // canonical codes, ntotal x code_size
     std::vector<idx_t> ids() const;
+    // Everything a twin of this index holds (the GPU copy), taken under one
+    // lock, in insertion order: a copy of the encoder, canonical codes, the
+    // per-vector terms of D, ids.
+    struct Contents {
+        std::shared_ptr<RecurrentEncoder> encoder;
+        std::vector<uint8_t> codes;
+        std::vector<float> terms;
+        std::vector<idx_t> ids;
+    };
+    Contents contents() const;
+    static std::shared_ptr<IndexBinaryRecurrent> from_contents(MetricType metric, const Contents& c);
     // Raw SDC integer scores S of n query vectors against every stored code.
     void sdc_scores(idx_t n, const float* x, int32_t* out) const;
 
