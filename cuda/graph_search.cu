@@ -156,6 +156,213 @@ __global__ void __launch_bounds__(kBlock) graph_search_kernel(const float* vecto
     }
 }
 
+// The merging variant (GraphSearchParams::merge): the candidate list stays
+// sorted and each step only sorts its new candidates (one warp, no block
+// barrier) and merges them in by rank (two barriers), where the first
+// variant re-sorts the whole buffer (log^2 of it block-wide barriers). Its
+// visited set is a quarter of the size and is rebuilt from the list when
+// half full, so long searches keep exploring.
+constexpr int kMergeHashSlots = 2048;
+
+template <int LIST, int F>
+__global__ void __launch_bounds__(kBlock) graph_search_merge_kernel(
+    const float* vectors, int64_t n, int d, const int32_t* graph, int degree, int32_t entry, const int64_t* labels,
+    bool l2, const float* xq, int k, int width, int max_iter, int seed_rounds, uint64_t seed, float* D, int64_t* I) {
+    extern __shared__ float q[];
+    __shared__ float list_d[2][LIST];
+    __shared__ uint32_t list_i[2][LIST];
+    __shared__ float fresh_d[F];
+    __shared__ uint32_t fresh_i[F];
+    __shared__ uint32_t hash[kMergeHashSlots];
+    __shared__ uint32_t parents[F];
+    __shared__ int n_parents, n_visited;
+    const int64_t qi = blockIdx.x;
+    const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+    constexpr int kWarps = kBlock / 32;
+    int cur = 0;  // which list buffer is current
+    for (int j = threadIdx.x; j < d; j += kBlock) q[j] = xq[qi * d + j];
+    for (int j = threadIdx.x; j < kMergeHashSlots; j += kBlock) hash[j] = 0u;
+    for (int j = threadIdx.x; j < LIST; j += kBlock) {
+        list_d[0][j] = FLT_MAX;
+        list_i[0][j] = kEmpty;
+    }
+    if (threadIdx.x == 0) n_visited = 0;
+    __syncthreads();
+
+    auto visit_counted = [&](uint32_t row) {
+        uint32_t h = uint32_t(splitmix(row)) & (kMergeHashSlots - 1);
+        for (int probe = 0; probe < 32; probe++) {
+            uint32_t old = atomicCAS(&hash[h], 0u, row + 1);
+            if (old == 0u) {
+                atomicAdd(&n_visited, 1);
+                return true;
+            }
+            if (old == row + 1) return false;
+            h = (h + 1) & (kMergeHashSlots - 1);
+        }
+        return false;
+    };
+    // (distance, row) order; the expanded flag is not part of the key.
+    auto before = [](float da, uint32_t ia, float db, uint32_t ib) {
+        return da < db || (da == db && (ia & ~kExpanded) < (ib & ~kExpanded));
+    };
+    // Scores the fresh candidates, sorts them (warp 0), merges them into the list.
+    auto absorb = [&]() {
+        __syncthreads();
+        for (int slot = warp; slot < F; slot += kWarps) {
+            uint32_t row = fresh_i[slot];
+            if (row == kEmpty) continue;  // uniform across the warp
+            const float* x = vectors + int64_t(row) * d;
+            float acc = 0.f;
+            if (l2) {
+                for (int j = lane; j < d; j += 32) {
+                    float t = q[j] - x[j];
+                    acc = fmaf(t, t, acc);
+                }
+            } else {
+                for (int j = lane; j < d; j += 32) acc = fmaf(q[j], x[j], acc);
+            }
+            for (int o = 16; o > 0; o >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, o);
+            if (lane == 0) fresh_d[slot] = l2 ? acc : -acc;
+        }
+        __syncthreads();
+        if (warp == 0) {
+            for (int size = 2; size <= F; size <<= 1)
+                for (int stride = size >> 1; stride > 0; stride >>= 1) {
+                    for (int t = lane; t < F / 2; t += 32) {
+                        int i = 2 * t - (t & (stride - 1));
+                        int j = i + stride;
+                        bool ascending = (i & size) == 0;
+                        float di = fresh_d[i], dj = fresh_d[j];
+                        uint32_t ii = fresh_i[i], ij = fresh_i[j];
+                        if (before(dj, ij, di, ii) == ascending) {
+                            fresh_d[i] = dj;
+                            fresh_d[j] = di;
+                            fresh_i[i] = ij;
+                            fresh_i[j] = ii;
+                        }
+                    }
+                    __syncwarp();
+                }
+        }
+        __syncthreads();
+        // Merge by rank: an element's place is its index plus the number of
+        // the other list's elements before it. Rows are distinct (the visited
+        // set), so the order is strict but for the empty slots, which all
+        // land at or beyond the real ones.
+        const int nxt = cur ^ 1;
+        for (int i = threadIdx.x; i < LIST; i += kBlock) {
+            float di = list_d[cur][i];
+            uint32_t ii = list_i[cur][i];
+            int lo = 0, hi = F;  // fresh elements before it
+            while (lo < hi) {
+                int mid = (lo + hi) / 2;
+                if (before(fresh_d[mid], fresh_i[mid], di, ii)) lo = mid + 1; else hi = mid;
+            }
+            if (i + lo < LIST) {
+                list_d[nxt][i + lo] = di;
+                list_i[nxt][i + lo] = ii;
+            }
+        }
+        for (int j = threadIdx.x; j < F; j += kBlock) {
+            float dj = fresh_d[j];
+            uint32_t ij = fresh_i[j];
+            int lo = 0, hi = LIST;  // list elements not after it
+            while (lo < hi) {
+                int mid = (lo + hi) / 2;
+                if (!before(dj, ij, list_d[cur][mid], list_i[cur][mid])) lo = mid + 1; else hi = mid;
+            }
+            if (j + lo < LIST) {
+                list_d[nxt][j + lo] = dj;
+                list_i[nxt][j + lo] = ij;
+            }
+        }
+        cur = nxt;
+        __syncthreads();
+    };
+
+    // Starting points: the entry node and random nodes, about as many as the list holds per round.
+    const int seed_fills = seed_rounds * (LIST > F ? LIST / F : 1);
+    for (int round = 0; round < seed_fills; round++) {
+        for (int t = threadIdx.x; t < F; t += kBlock) {
+            uint32_t row;
+            if (round == 0 && t == 0 && entry >= 0)
+                row = uint32_t(entry);
+            else
+                row = uint32_t(splitmix(seed ^ (uint64_t(qi) << 20) ^ uint64_t(round * F + t)) % uint64_t(n));
+            fresh_i[t] = visit_counted(row) ? row : kEmpty;
+            fresh_d[t] = FLT_MAX;
+        }
+        absorb();
+    }
+
+    for (int it = 0; it < max_iter; it++) {
+        // A crowded visited set forgets all but the listed nodes.
+        if (n_visited > kMergeHashSlots / 2) {
+            __syncthreads();
+            for (int j = threadIdx.x; j < kMergeHashSlots; j += kBlock) hash[j] = 0u;
+            if (threadIdx.x == 0) n_visited = 0;
+            __syncthreads();
+            for (int j = threadIdx.x; j < LIST; j += kBlock)
+                if (list_i[cur][j] != kEmpty) visit_counted(list_i[cur][j] & ~kExpanded);
+            __syncthreads();
+        }
+        if (warp == 0) {
+            int found = 0;
+            for (int base = 0; base < LIST && found < width; base += 32) {
+                uint32_t v = list_i[cur][base + lane];
+                bool open = v != kEmpty && !(v & kExpanded);
+                unsigned mask = __ballot_sync(0xffffffffu, open);
+                int nb = __popc(mask & ((1u << lane) - 1));
+                if (open && found + nb < width) {
+                    parents[found + nb] = v;
+                    list_i[cur][base + lane] = v | kExpanded;
+                }
+                found += __popc(mask);
+            }
+            if (lane == 0) n_parents = found < width ? found : width;
+        }
+        __syncthreads();
+        const int np = n_parents;
+        if (np == 0) break;
+        for (int t = threadIdx.x; t < F; t += kBlock) {
+            uint32_t row = kEmpty;
+            int p = t / degree, j = t % degree;
+            if (p < np) {
+                int32_t nb = graph[int64_t(parents[p]) * degree + j];
+                if (nb >= 0 && visit_counted(uint32_t(nb))) row = uint32_t(nb);
+            }
+            fresh_i[t] = row;
+            fresh_d[t] = FLT_MAX;
+        }
+        absorb();
+    }
+
+    for (int i = threadIdx.x; i < k; i += kBlock) {
+        uint32_t v = i < LIST ? list_i[cur][i] : kEmpty;
+        bool ok = v != kEmpty;
+        uint32_t row = v & ~kExpanded;
+        D[qi * k + i] = ok ? (l2 ? list_d[cur][i] : -list_d[cur][i]) : (l2 ? FLT_MAX : -FLT_MAX);
+        I[qi * k + i] = ok ? labels[row] : -1;
+    }
+}
+
+template <int LIST, int F>
+void launch_merge(GpuResources& res, const float* vectors, int64_t n, int d, const int32_t* graph, int degree,
+                  int32_t entry, const int64_t* labels, bool l2, const float* xq, int64_t nq, int k, int width,
+                  int max_iter, int seed_rounds, uint64_t seed, float* D, int64_t* I) {
+    auto kern = graph_search_merge_kernel<LIST, F>;
+    size_t smem = size_t(d) * 4;
+    NEARLY_CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+    for (int64_t q0 = 0; q0 < nq; q0 += 0x7fffffff) {
+        int64_t m = std::min<int64_t>(nq - q0, 0x7fffffff);
+        kern<<<unsigned(m), kBlock, smem, res.stream()>>>(vectors, n, d, graph, degree, entry, labels, l2,
+                                                          xq + q0 * d, k, width, max_iter, seed_rounds, seed,
+                                                          D + q0 * k, I + q0 * k);
+    }
+    NEARLY_CUDA_CHECK(cudaGetLastError());
+}
+
 template <int LIST, int S>
 void launch(GpuResources& res, const float* vectors, int64_t n, int d, const int32_t* graph, int degree,
             int32_t entry, const int64_t* labels, bool l2, const float* xq, int64_t nq, int k, int width,
@@ -195,6 +402,28 @@ void graph_search(GpuResources& res, const float* vectors, int64_t n, int d, con
     int max_iter = p.max_iterations > 0 ? p.max_iterations : list / p.width * 2 + 16;
     bool l2 = metric == METRIC_L2;
     int width = p.width;
+    if (p.merge) {
+        int F = 32;
+        while (F < need) F <<= 1;
+        NEARLY_CHECK_ARG(F <= 256, "GPU graph search: width * degree must be <= 256");
+        auto go = [&](auto L, auto FF) {
+            launch_merge<decltype(L)::value, decltype(FF)::value>(res, vectors, n, d, graph, degree, entry, labels,
+                                                                  l2, xq, nq, k, width, max_iter, p.seed_rounds,
+                                                                  p.seed, D, I);
+        };
+        auto by_f = [&](auto L) {
+            using std::integral_constant;
+            if (F == 32) go(L, integral_constant<int, 32>{});
+            else if (F == 64) go(L, integral_constant<int, 64>{});
+            else if (F == 128) go(L, integral_constant<int, 128>{});
+            else go(L, integral_constant<int, 256>{});
+        };
+        if (list == 32) by_f(std::integral_constant<int, 32>{});
+        else if (list == 64) by_f(std::integral_constant<int, 64>{});
+        else if (list == 128) by_f(std::integral_constant<int, 128>{});
+        else by_f(std::integral_constant<int, 256>{});
+        return;
+    }
     auto go = [&](auto L, auto SS) {
         launch<decltype(L)::value, decltype(SS)::value>(res, vectors, n, d, graph, degree, entry, labels, l2, xq, nq,
                                                         k, width, max_iter, p.seed_rounds, p.seed, D, I);

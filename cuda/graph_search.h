@@ -17,6 +17,10 @@ struct GraphSearchParams {
     int max_iterations = 0;  // 0: enough for the candidate list to converge
     int seed_rounds = 1;   // rounds of random starting points (each width * degree nodes)
     uint64_t seed = 0x5eed;
+    // Keep the list sorted and merge each step's new candidates in, rather
+    // than re-sorting everything (graph_search.cu; not yet measured on a GPU,
+    // so not the default).
+    bool merge = false;
 };
 
 // vectors: n x d (device, float32); graph: n x degree rows (-1 padded);

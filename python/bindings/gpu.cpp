@@ -272,6 +272,8 @@ void bind_gpu(py::module_& m) {
                           NEARLY_CHECK_ARG(v >= 1, "search_width must be >= 1");
                           i.params.width = v;
                       })
+        .def_property("search_merge", [](const GpuIndexHNSW& i) { return i.params.merge; },
+                      [](GpuIndexHNSW& i, bool v) { i.params.merge = v; })
         .def_property("max_iterations", [](const GpuIndexHNSW& i) { return i.params.max_iterations; },
                       [](GpuIndexHNSW& i, int v) { i.params.max_iterations = std::max(0, v); })
         .def_property("seed_rounds", [](const GpuIndexHNSW& i) { return i.params.seed_rounds; },

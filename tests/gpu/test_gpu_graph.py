@@ -18,11 +18,13 @@ def graph():
     return cpu, xb, xq
 
 
+@pytest.mark.parametrize("merge", [False, True])
 @pytest.mark.parametrize("ef", [32, 64, 128])
-def test_gpu_hnsw_recall_matches_cpu(res, graph, ef):
+def test_gpu_hnsw_recall_matches_cpu(res, graph, ef, merge):
     cpu, xb, xq = graph
     _, gt = brute_force(xq, xb, 10, nearly.METRIC_L2)
     gpu = nearly.index_cpu_to_gpu(res, 0, cpu)
+    gpu.search_merge = merge
     assert gpu.ntotal == cpu.ntotal and gpu.degree == 32
     cpu.hnsw.efSearch = ef
     gpu.efSearch = ef
