@@ -541,6 +541,20 @@ def suite_muvera(args, xb, xq, out):
     out["muvera"] = result
 
 
+def cpu_hnsw_sweep(cpu, xq_host, gt, k, label):
+    """Recall and QPS of a CPU IndexHNSWFlat over efSearch 16..256 (all queries at once, warmed up)."""
+    rows = []
+    for ef in (16, 32, 64, 128, 256):
+        cpu.hnsw.efSearch = ef
+        cpu.search(xq_host[:1000], k)
+        t = time.perf_counter()
+        I = cpu.search(xq_host, k)[1]
+        dt = time.perf_counter() - t
+        rows.append({"efSearch": ef, "recall": recall(I, gt, k), "qps": len(xq_host) / dt})
+        log(label, rows[-1])
+    return rows
+
+
 def suite_graph(args, xb, xq, out):
     """HNSW built on the CPU (all cores), its base layer searched on the GPU
     in batches of all queries, beside the CPU search of the same graph; then
@@ -557,15 +571,7 @@ def suite_graph(args, xb, xq, out):
     cpu.add(xb_host)
     t_build = time.perf_counter() - t
     log("cpu hnsw build", t_build)
-    cpu_rows = []
-    for ef in (16, 32, 64, 128, 256):
-        cpu.hnsw.efSearch = ef
-        cpu.search(xq_host[:1000], k)
-        t = time.perf_counter()
-        I = cpu.search(xq_host, k)[1]
-        dt = time.perf_counter() - t
-        cpu_rows.append({"efSearch": ef, "recall": recall(I, gt, k), "qps": len(xq) / dt})
-        log("cpu", cpu_rows[-1])
+    cpu_rows = cpu_hnsw_sweep(cpu, xq_host, gt, k, "cpu")
     res = nearly.StandardGpuResources()
     t = time.perf_counter()
     g = nearly.index_cpu_to_gpu(res, 0, cpu)
@@ -630,15 +636,7 @@ def gpu_graph_build(xb, xq, xq_host, gt, k, cpu_build_s, cpu_rows):
     t = time.perf_counter()
     cpu = nearly.index_gpu_to_cpu(g)
     t_convert = time.perf_counter() - t
-    rows = []
-    for ef in (16, 32, 64, 128, 256):
-        cpu.hnsw.efSearch = ef
-        cpu.search(xq_host[:1000], k)
-        t = time.perf_counter()
-        I = cpu.search(xq_host, k)[1]
-        dt = time.perf_counter() - t
-        rows.append({"efSearch": ef, "recall": recall(I, gt, k), "qps": len(xq) / dt})
-        log("cpu search of the gpu-built graph", rows[-1])
+    rows = cpu_hnsw_sweep(cpu, xq_host, gt, k, "cpu search of the gpu-built graph")
     gpu_rows = []
     for merge in (False, True):
         g.search_merge = merge

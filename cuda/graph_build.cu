@@ -500,6 +500,11 @@ void level_knn_on_device(GpuResources& res, const float* x, const float* x_host,
         exact_knn_on_device(res, x, n, d, metric, k, false, out);
 }
 
+void upload_rows(GpuResources& res, const float* x_host, int64_t n, int d, DeviceVector<float>& x) {
+    x.resize(std::max<size_t>(size_t(n) * d, 1), res.stream());
+    NEARLY_CUDA_CHECK(cudaMemcpyAsync(x.data(), x_host, size_t(n) * d * 4, cudaMemcpyHostToDevice, res.stream()));
+}
+
 }  // namespace
 
 NeighborTable gpu_prune_links(GpuResources& res, const float* x_host, int64_t n, int d, MetricType metric,
@@ -508,8 +513,7 @@ NeighborTable gpu_prune_links(GpuResources& res, const float* x_host, int64_t n,
     std::lock_guard<std::mutex> call(res.call_mutex());
     res.set_device();
     DeviceVector<float> x;
-    x.resize(std::max<size_t>(size_t(n) * d, 1), res.stream());
-    NEARLY_CUDA_CHECK(cudaMemcpyAsync(x.data(), x_host, size_t(n) * d * 4, cudaMemcpyHostToDevice, res.stream()));
+    upload_rows(res, x_host, n, d, x);
     DeviceTable c, out;
     upload(res, cands, c);
     prune_on_device(res, x.data(), d, metric, c, cap, out);
@@ -522,8 +526,7 @@ NeighborTable gpu_merge_reverse_links(GpuResources& res, const float* x_host, in
     std::lock_guard<std::mutex> call(res.call_mutex());
     res.set_device();
     DeviceVector<float> x;
-    x.resize(std::max<size_t>(size_t(n) * d, 1), res.stream());
-    NEARLY_CUDA_CHECK(cudaMemcpyAsync(x.data(), x_host, size_t(n) * d * 4, cudaMemcpyHostToDevice, res.stream()));
+    upload_rows(res, x_host, n, d, x);
     DeviceTable l, out;
     upload(res, links, l);
     merge_on_device(res, x.data(), d, metric, l, cap, max_merge, out);
@@ -537,8 +540,7 @@ NeighborTable gpu_level_knn(GpuResources& res, const float* x_host, int64_t n, i
     std::lock_guard<std::mutex> call(res.call_mutex());
     res.set_device();
     DeviceVector<float> x;
-    x.resize(size_t(n) * d, res.stream());
-    NEARLY_CUDA_CHECK(cudaMemcpyAsync(x.data(), x_host, size_t(n) * d * 4, cudaMemcpyHostToDevice, res.stream()));
+    upload_rows(res, x_host, n, d, x);
     DeviceTable out;
     level_knn_on_device(res, x.data(), x_host, n, d, metric, k, n_lists, n_probe, false, out);
     return download(res, out);

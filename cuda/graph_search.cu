@@ -18,16 +18,36 @@ __device__ uint64_t splitmix(uint64_t x) {
     return x ^ (x >> 31);
 }
 
-// True when row was not in the set (and is now).
-__device__ bool visit(uint32_t* hash, uint32_t row) {
-    uint32_t h = uint32_t(splitmix(row)) & (kHashSlots - 1);
+// True when row was not in the set (and is now); counts the new ones in *count when given.
+template <int SLOTS>
+__device__ bool visit(uint32_t* hash, uint32_t row, int* count = nullptr) {
+    uint32_t h = uint32_t(splitmix(row)) & (SLOTS - 1);
     for (int probe = 0; probe < 32; probe++) {
         uint32_t old = atomicCAS(&hash[h], 0u, row + 1);
-        if (old == 0u) return true;
+        if (old == 0u) {
+            if (count) atomicAdd(count, 1);
+            return true;
+        }
         if (old == row + 1) return false;
-        h = (h + 1) & (kHashSlots - 1);
+        h = (h + 1) & (SLOTS - 1);
     }
     return false;  // crowded: treat as seen (never a duplicate result)
+}
+
+// The score of row x against the query q (shared memory) by one warp, in
+// lane 0 (smaller is better).
+__device__ inline float warp_score(const float* q, const float* x, int d, bool l2, int lane) {
+    float acc = 0.f;
+    if (l2) {
+        for (int j = lane; j < d; j += 32) {
+            float t = q[j] - x[j];
+            acc = fmaf(t, t, acc);
+        }
+    } else {
+        for (int j = lane; j < d; j += 32) acc = fmaf(q[j], x[j], acc);
+    }
+    for (int o = 16; o > 0; o >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, o);
+    return l2 ? acc : -acc;
 }
 
 template <int LIST, int S>
@@ -58,18 +78,8 @@ __global__ void __launch_bounds__(kBlock) graph_search_kernel(const float* vecto
         for (int slot = LIST + warp; slot < S; slot += kWarps) {
             uint32_t row = ids[slot];
             if (row == kEmpty) continue;  // uniform across the warp
-            const float* x = vectors + int64_t(row) * d;
-            float acc = 0.f;
-            if (l2) {
-                for (int j = lane; j < d; j += 32) {
-                    float t = q[j] - x[j];
-                    acc = fmaf(t, t, acc);
-                }
-            } else {
-                for (int j = lane; j < d; j += 32) acc = fmaf(q[j], x[j], acc);
-            }
-            for (int o = 16; o > 0; o >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, o);
-            if (lane == 0) dist[slot] = l2 ? acc : -acc;
+            float sc = warp_score(q, vectors + int64_t(row) * d, d, l2, lane);
+            if (lane == 0) dist[slot] = sc;
         }
     };
     auto sort_all = [&]() {
@@ -104,7 +114,7 @@ __global__ void __launch_bounds__(kBlock) graph_search_kernel(const float* vecto
                 row = uint32_t(entry);
             else
                 row = uint32_t(splitmix(seed ^ (uint64_t(qi) << 20) ^ uint64_t(round * fresh + t)) % uint64_t(n));
-            ids[LIST + t] = visit(hash, row) ? row : kEmpty;
+            ids[LIST + t] = visit<kHashSlots>(hash, row) ? row : kEmpty;
             dist[LIST + t] = FLT_MAX;
         }
         __syncthreads();
@@ -137,7 +147,7 @@ __global__ void __launch_bounds__(kBlock) graph_search_kernel(const float* vecto
             int p = t / degree, j = t % degree;
             if (p < np) {
                 int32_t nb = graph[int64_t(parents[p]) * degree + j];
-                if (nb >= 0 && visit(hash, uint32_t(nb))) row = uint32_t(nb);
+                if (nb >= 0 && visit<kHashSlots>(hash, uint32_t(nb))) row = uint32_t(nb);
             }
             ids[LIST + t] = row;
             dist[LIST + t] = FLT_MAX;
@@ -189,19 +199,7 @@ __global__ void __launch_bounds__(kBlock) graph_search_merge_kernel(
     if (threadIdx.x == 0) n_visited = 0;
     __syncthreads();
 
-    auto visit_counted = [&](uint32_t row) {
-        uint32_t h = uint32_t(splitmix(row)) & (kMergeHashSlots - 1);
-        for (int probe = 0; probe < 32; probe++) {
-            uint32_t old = atomicCAS(&hash[h], 0u, row + 1);
-            if (old == 0u) {
-                atomicAdd(&n_visited, 1);
-                return true;
-            }
-            if (old == row + 1) return false;
-            h = (h + 1) & (kMergeHashSlots - 1);
-        }
-        return false;
-    };
+    auto visit_counted = [&](uint32_t row) { return visit<kMergeHashSlots>(hash, row, &n_visited); };
     // (distance, row) order; the expanded flag is not part of the key.
     auto before = [](float da, uint32_t ia, float db, uint32_t ib) {
         return da < db || (da == db && (ia & ~kExpanded) < (ib & ~kExpanded));
@@ -212,18 +210,8 @@ __global__ void __launch_bounds__(kBlock) graph_search_merge_kernel(
         for (int slot = warp; slot < F; slot += kWarps) {
             uint32_t row = fresh_i[slot];
             if (row == kEmpty) continue;  // uniform across the warp
-            const float* x = vectors + int64_t(row) * d;
-            float acc = 0.f;
-            if (l2) {
-                for (int j = lane; j < d; j += 32) {
-                    float t = q[j] - x[j];
-                    acc = fmaf(t, t, acc);
-                }
-            } else {
-                for (int j = lane; j < d; j += 32) acc = fmaf(q[j], x[j], acc);
-            }
-            for (int o = 16; o > 0; o >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, o);
-            if (lane == 0) fresh_d[slot] = l2 ? acc : -acc;
+            float sc = warp_score(q, vectors + int64_t(row) * d, d, l2, lane);
+            if (lane == 0) fresh_d[slot] = sc;
         }
         __syncthreads();
         if (warp == 0) {
@@ -347,27 +335,12 @@ __global__ void __launch_bounds__(kBlock) graph_search_merge_kernel(
     }
 }
 
-template <int LIST, int F>
-void launch_merge(GpuResources& res, const float* vectors, int64_t n, int d, const int32_t* graph, int degree,
-                  int32_t entry, const int64_t* labels, bool l2, const float* xq, int64_t nq, int k, int width,
-                  int max_iter, int seed_rounds, uint64_t seed, float* D, int64_t* I) {
-    auto kern = graph_search_merge_kernel<LIST, F>;
-    size_t smem = size_t(d) * 4;
-    NEARLY_CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
-    for (int64_t q0 = 0; q0 < nq; q0 += 0x7fffffff) {
-        int64_t m = std::min<int64_t>(nq - q0, 0x7fffffff);
-        kern<<<unsigned(m), kBlock, smem, res.stream()>>>(vectors, n, d, graph, degree, entry, labels, l2,
-                                                          xq + q0 * d, k, width, max_iter, seed_rounds, seed,
-                                                          D + q0 * k, I + q0 * k);
-    }
-    NEARLY_CUDA_CHECK(cudaGetLastError());
-}
 
-template <int LIST, int S>
-void launch(GpuResources& res, const float* vectors, int64_t n, int d, const int32_t* graph, int degree,
+// Kernels of either variant, over batches of at most 2^31 - 1 queries.
+template <class Kernel>
+void launch(Kernel kern, GpuResources& res, const float* vectors, int64_t n, int d, const int32_t* graph, int degree,
             int32_t entry, const int64_t* labels, bool l2, const float* xq, int64_t nq, int k, int width,
             int max_iter, int seed_rounds, uint64_t seed, float* D, int64_t* I) {
-    auto kern = graph_search_kernel<LIST, S>;
     size_t smem = size_t(d) * 4;
     NEARLY_CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
     for (int64_t q0 = 0; q0 < nq; q0 += 0x7fffffff) {
@@ -407,9 +380,8 @@ void graph_search(GpuResources& res, const float* vectors, int64_t n, int d, con
         while (F < need) F <<= 1;
         NEARLY_CHECK_ARG(F <= 256, "GPU graph search: width * degree must be <= 256");
         auto go = [&](auto L, auto FF) {
-            launch_merge<decltype(L)::value, decltype(FF)::value>(res, vectors, n, d, graph, degree, entry, labels,
-                                                                  l2, xq, nq, k, width, max_iter, p.seed_rounds,
-                                                                  p.seed, D, I);
+            launch(graph_search_merge_kernel<decltype(L)::value, decltype(FF)::value>, res, vectors, n, d, graph,
+                   degree, entry, labels, l2, xq, nq, k, width, max_iter, p.seed_rounds, p.seed, D, I);
         };
         auto by_f = [&](auto L) {
             using std::integral_constant;
@@ -425,8 +397,8 @@ void graph_search(GpuResources& res, const float* vectors, int64_t n, int d, con
         return;
     }
     auto go = [&](auto L, auto SS) {
-        launch<decltype(L)::value, decltype(SS)::value>(res, vectors, n, d, graph, degree, entry, labels, l2, xq, nq,
-                                                        k, width, max_iter, p.seed_rounds, p.seed, D, I);
+        launch(graph_search_kernel<decltype(L)::value, decltype(SS)::value>, res, vectors, n, d, graph, degree, entry,
+               labels, l2, xq, nq, k, width, max_iter, p.seed_rounds, p.seed, D, I);
     };
     using std::integral_constant;
     if (list == 32 && S == 64) go(integral_constant<int, 32>{}, integral_constant<int, 64>{});

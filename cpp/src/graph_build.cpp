@@ -21,22 +21,30 @@ struct Link {
 
 // HNSW's heuristic over links sorted best first, into out (at most cap).
 void heuristic(const float* x, int d, MetricType metric, int32_t self, const Link* c, size_t nc, int cap,
-               std::vector<int32_t>& out) {
+               std::vector<Link>& out) {
     out.clear();
     if (nc <= size_t(cap)) {
-        for (size_t i = 0; i < nc; i++) out.push_back(c[i].id);
+        out.assign(c, c + nc);
         return;
     }
     for (size_t i = 0; i < nc && out.size() < size_t(cap); i++) {
         if (c[i].id == self) continue;
         const float* xc = x + size_t(c[i].id) * d;
         bool good = true;
-        for (int32_t r : out)
-            if (pair_score(xc, x + size_t(r) * d, d, metric) < c[i].score) {
+        for (const Link& r : out)
+            if (pair_score(xc, x + size_t(r.id) * d, d, metric) < c[i].score) {
                 good = false;
                 break;
             }
-        if (good) out.push_back(c[i].id);
+        if (good) out.push_back(c[i]);
+    }
+}
+
+// Row v of t: the links (scores kept for the reverse step), then padding.
+void put_row(NeighborTable& t, int64_t v, const std::vector<Link>& links) {
+    for (size_t j = 0; j < links.size(); j++) {
+        t.ids[size_t(v) * t.k + j] = links[j].id;
+        t.scores[size_t(v) * t.k + j] = links[j].score;
     }
 }
 
@@ -62,17 +70,9 @@ NeighborTable prune_links(const float* x, int d, MetricType metric, const Neighb
             const size_t at = size_t(i) * cands.k + j;
             if (cands.ids[at] >= 0 && cands.ids[at] != i) c.push_back({cands.scores[at], cands.ids[at]});
         }
-        std::vector<int32_t> kept;
+        std::vector<Link> kept;
         heuristic(x, d, metric, int32_t(i), c.data(), c.size(), cap, kept);
-        for (size_t j = 0; j < kept.size(); j++) {
-            out.ids[size_t(i) * cap + j] = kept[j];
-            // The kept links' scores, for the reverse step.
-            for (const Link& l : c)
-                if (l.id == kept[j]) {
-                    out.scores[size_t(i) * cap + j] = l.score;
-                    break;
-                }
-        }
+        put_row(out, i, kept);
     });
     return out;
 }
@@ -110,16 +110,9 @@ NeighborTable merge_reverse_links(const float* x, int d, MetricType metric, cons
             if (!seen) once.push_back(l);
         }
         c.swap(once);
-        std::vector<int32_t> kept;
+        std::vector<Link> kept;
         heuristic(x, d, metric, int32_t(v), c.data(), c.size(), cap, kept);
-        for (size_t j = 0; j < kept.size(); j++) {
-            out.ids[size_t(v) * cap + j] = kept[j];
-            for (const Link& l : c)
-                if (l.id == kept[j]) {
-                    out.scores[size_t(v) * cap + j] = l.score;
-                    break;
-                }
-        }
+        put_row(out, v, kept);
     });
     return out;
 }
