@@ -28,6 +28,12 @@ struct DeviceTable {
     int k = 0;
     DeviceVector<int32_t> ids;
     DeviceVector<float> scores;
+    void swap(DeviceTable& o) {
+        std::swap(n, o.n);
+        std::swap(k, o.k);
+        ids.swap(o.ids);
+        scores.swap(o.scores);
+    }
     void resize(int64_t n_, int k_, cudaStream_t st) {
         n = n_;
         k = k_;
@@ -75,19 +81,29 @@ __device__ inline float warp_pair_score(const float* a, const float* b, int d, b
 // are skipped), as graph_build.cpp's: with at most cap candidates all are
 // kept. The kept links go to kept_ids / kept_scores (this warp's shared
 // arrays); returns how many. Every lane takes the same branches.
+// Whether candidate i counts: a row, not the node itself, not seen earlier
+// in the list (a row can be both a near and a far candidate). Per lane.
+__device__ inline bool usable(const int32_t* ids, int i, int32_t self) {
+    const int32_t c = ids[i];
+    if (c < 0 || c == self) return false;
+    for (int j = 0; j < i; j++)
+        if (ids[j] == c) return false;
+    return true;
+}
+
 __device__ int warp_heuristic(const float* x, int d, bool l2, int32_t self, const int32_t* ids, const float* scores,
                               int nc, int cap, int32_t* kept_ids, float* kept_scores) {
     const int lane = threadIdx.x & 31;
     int valid = 0;
     for (int base = 0; base < nc; base += 32) {
         const int i = base + lane;
-        valid += __popc(__ballot_sync(kFull, i < nc && ids[i] >= 0 && ids[i] != self));
+        valid += __popc(__ballot_sync(kFull, i < nc && usable(ids, i, self)));
     }
     int nk = 0;
     if (valid <= cap) {
         for (int base = 0; base < nc; base += 32) {
             const int i = base + lane;
-            const bool ok = i < nc && ids[i] >= 0 && ids[i] != self;
+            const bool ok = i < nc && usable(ids, i, self);
             const unsigned m = __ballot_sync(kFull, ok);
             if (ok) {
                 const int at = nk + __popc(m & ((1u << lane) - 1u));
@@ -101,7 +117,13 @@ __device__ int warp_heuristic(const float* x, int d, bool l2, int32_t self, cons
     }
     for (int i = 0; i < nc && nk < cap; i++) {
         const int32_t c = ids[i];
-        if (c < 0 || c == self) continue;
+        // A repeat of a kept row is occluded by it; one of an occluded row
+        // is checked again (its score may round differently), as on the CPU
+        // it is not: so skip it, in every lane alike.
+        bool seen = c < 0 || c == self;
+        for (int base = 0; base < i && !seen; base += 32)
+            seen = __ballot_sync(kFull, base + lane < i && ids[base + lane] == c) != 0;
+        if (seen) continue;
         const float sc = scores[i];
         const float* xc = x + size_t(c) * d;
         bool good = true;
@@ -289,6 +311,24 @@ __global__ void gather_probe_rows_kernel(const float* cD, const int64_t* cI, int
     outI[i] = cI[src];
 }
 
+// A float k-NN request (knn.h): nq rows xq against nb rows xb.
+KnnArgs float_knn(MetricType metric, const float* xq, int64_t nq, const float* xb, const float* xb_norms, int64_t nb,
+                  int d, int k, bool tf32, float* D, int64_t* I) {
+    KnnArgs a;
+    a.metric = metric;
+    a.xq = xq;
+    a.nq = nq;
+    a.xb = xb;
+    a.xb_norms = xb_norms;
+    a.nb = nb;
+    a.d = d;
+    a.k = k;
+    a.tf32 = tf32;
+    a.D = D;
+    a.I = I;
+    return a;
+}
+
 void prune_on_device(GpuResources& res, const float* x, int d, MetricType metric, const DeviceTable& cands, int cap,
                      DeviceTable& out) {
     NEARLY_CHECK_ARG(cap >= 1 && cap <= kMaxCap, "GPU graph build: at most " + std::to_string(kMaxCap) + " links per node");
@@ -344,19 +384,7 @@ void exact_knn_on_device(GpuResources& res, const float* x, int64_t n, int d, Me
     if (metric == METRIC_L2) row_norms(res, x, n, d, norms.get());
     Scratch<float> D(res, size_t(n) * kin);
     Scratch<int64_t> I(res, size_t(n) * kin);
-    KnnArgs a;
-    a.metric = metric;
-    a.xq = x;
-    a.nq = n;
-    a.xb = x;
-    a.xb_norms = norms.get();
-    a.nb = n;
-    a.d = d;
-    a.k = kin;
-    a.tf32 = tf32;
-    a.D = D.get();
-    a.I = I.get();
-    knn_exact(res, a);
+    knn_exact(res, float_knn(metric, x, n, x, norms.get(), n, d, kin, tf32, D.get(), I.get()));
     finish_knn_kernel<<<blocks_for(n, 256), 256, 0, res.stream()>>>(D.get(), I.get(), kin, nullptr, 0, n,
                                                                      metric == METRIC_L2, k, out.ids.data(),
                                                                      out.scores.data());
@@ -388,18 +416,8 @@ void ivf_knn_on_device(GpuResources& res, const float* x, const float* x_host, i
     {
         Scratch<float> pd(res, E);
         Scratch<int64_t> pi(res, E);
-        KnnArgs a;
-        a.metric = metric;
-        a.xq = x;
-        a.nq = n;
-        a.xb = cent.get();
-        a.xb_norms = cent_norms.get();
-        a.nb = n_lists;
-        a.d = d;
-        a.k = n_probe;
-        a.D = pd.get();
-        a.I = pi.get();
-        knn_exact(res, a);
+        knn_exact(res,
+                  float_knn(metric, x, n, cent.get(), cent_norms.get(), n_lists, d, n_probe, false, pd.get(), pi.get()));
         NEARLY_CUDA_CHECK(cudaMemcpyAsync(probes.data(), pi.get(), E * 8, cudaMemcpyDeviceToHost, st));
         res.synchronize();
     }
@@ -453,19 +471,10 @@ void ivf_knn_on_device(GpuResources& res, const float* x, const float* x_host, i
             const int64_t nq = q_off[size_t(l) + 1] - q_off[size_t(l)];
             if (nq == 0) continue;
             gather_rows(res, x, q_rows_d.get() + q_off[size_t(l)], nq, d, qx.get());
-            KnnArgs a;
-            a.metric = metric;
-            a.xq = qx.get();
-            a.nq = nq;
-            a.xb = xs.get() + size_t(list_off[size_t(l)]) * d;
-            a.xb_norms = xs_norms.get() + list_off[size_t(l)];
-            a.nb = list_off[size_t(l) + 1] - list_off[size_t(l)];
-            a.d = d;
-            a.k = kin;
-            a.tf32 = tf32;
+            const int64_t b0 = list_off[size_t(l)], nb = list_off[size_t(l) + 1] - b0, e0 = q_off[size_t(l)];
+            KnnArgs a = float_knn(metric, qx.get(), nq, xs.get() + size_t(b0) * d, xs_norms.get() + b0, nb, d, kin,
+                                  tf32, cD.get() + size_t(e0) * kin, cI.get() + size_t(e0) * kin);
             a.id_offset = list_off[size_t(l)];
-            a.D = cD.get() + size_t(q_off[size_t(l)]) * kin;
-            a.I = cI.get() + size_t(q_off[size_t(l)]) * kin;
             knn_exact(res, a);
             poll();
         }
@@ -490,6 +499,77 @@ void ivf_knn_on_device(GpuResources& res, const float* x, const float* x_host, i
             std::printf("  GPU graph build: k-NN of rows %lld..%lld at %.2f s\n", (long long)r0, (long long)(r0 + nr),
                         secs());
     }
+}
+
+// Two tables side by side, -1 as +inf (sorted last), for select_k.
+__global__ void concat_tables_kernel(const int32_t* a_ids, const float* a_scores, int ka, const int32_t* b_ids,
+                                     const float* b_scores, int kb, int64_t r0, int64_t nr, float* keys,
+                                     int64_t* ids) {
+    const int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
+    const int kt = ka + kb;
+    if (i >= nr * kt) return;
+    const int64_t r = r0 + i / kt;
+    const int j = int(i % kt);
+    const int32_t id = j < ka ? a_ids[r * ka + j] : b_ids[r * kb + j - ka];
+    const float sc = j < ka ? a_scores[r * ka + j] : b_scores[r * kb + j - ka];
+    keys[i] = id < 0 ? FLT_MAX : sc;
+    ids[i] = id;
+}
+
+__global__ void table_from_sorted_kernel(const float* keys, const int64_t* ids, int64_t r0, int64_t nr, int k,
+                                         int32_t* out_ids, float* out_scores) {
+    const int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
+    if (i >= nr * k) return;
+    const int64_t id = ids[i];
+    out_ids[r0 * k + i] = id < 0 ? -1 : int32_t(id);
+    out_scores[r0 * k + i] = id < 0 ? 0.f : keys[i];
+}
+
+// graph_build.h's far_candidates: each of the n rows' k nearest among the
+// rows `up` (itself excluded). TF32 products: these are bridges to be
+// pruned, not results.
+void far_candidates_on_device(GpuResources& res, const float* x, int64_t n, int d, MetricType metric,
+                              const std::vector<int32_t>& up, int k, DeviceTable& out) {
+    cudaStream_t st = res.stream();
+    const int64_t nu = int64_t(up.size());
+    out.resize(n, k, st);
+    const int kin = int(std::min<int64_t>(k + 1, nu));
+    std::vector<int64_t> up64(up.begin(), up.end());
+    Scratch<int64_t> up_d(res, std::max<size_t>(up64.size(), 1));
+    NEARLY_CUDA_CHECK(cudaMemcpyAsync(up_d.get(), up64.data(), up64.size() * 8, cudaMemcpyHostToDevice, st));
+    Scratch<float> xu(res, size_t(nu) * d), xu_norms(res, size_t(nu));
+    gather_rows(res, x, up_d.get(), nu, d, xu.get());
+    row_norms(res, xu.get(), nu, d, xu_norms.get());
+    Scratch<float> D(res, size_t(n) * kin);
+    Scratch<int64_t> I(res, size_t(n) * kin);
+    knn_exact(res, float_knn(metric, x, n, xu.get(), xu_norms.get(), nu, d, kin, true, D.get(), I.get()));
+    finish_knn_kernel<<<blocks_for(n, 256), 256, 0, st>>>(D.get(), I.get(), kin, up_d.get(), 0, n,
+                                                           metric == METRIC_L2, k, out.ids.data(), out.scores.data());
+    NEARLY_CUDA_CHECK(cudaGetLastError());
+    res.synchronize();  // up64 is freed on return
+}
+
+// graph_build.h's add_far_candidates: rows sorted by score, ties to the
+// earlier column (select_k's rule, the CPU's stable sort).
+void add_far_candidates_on_device(GpuResources& res, const DeviceTable& a, const DeviceTable& b, DeviceTable& out) {
+    cudaStream_t st = res.stream();
+    const int kt = a.k + b.k;
+    out.resize(a.n, kt, st);
+    const int64_t chunk = std::max<int64_t>(1, std::min<int64_t>(a.n, (int64_t(256) << 20) / (int64_t(kt) * 12)));
+    Scratch<float> keys(res, size_t(chunk) * kt), skeys(res, size_t(chunk) * kt);
+    Scratch<int64_t> ids(res, size_t(chunk) * kt), sids(res, size_t(chunk) * kt);
+    for (int64_t r0 = 0; r0 < a.n; r0 += chunk) {
+        const int64_t nr = std::min(chunk, a.n - r0);
+        concat_tables_kernel<<<blocks_for(nr * kt, 256), 256, 0, st>>>(a.ids.data(), a.scores.data(), a.k,
+                                                                        b.ids.data(), b.scores.data(), b.k, r0, nr,
+                                                                        keys.get(), ids.get());
+        NEARLY_CUDA_CHECK(cudaGetLastError());
+        select_k(res, keys.get(), ids.get(), nr, kt, kt, false, skeys.get(), sids.get());
+        table_from_sorted_kernel<<<blocks_for(nr * kt, 256), 256, 0, st>>>(skeys.get(), sids.get(), r0, nr, kt,
+                                                                            out.ids.data(), out.scores.data());
+        NEARLY_CUDA_CHECK(cudaGetLastError());
+    }
+    res.synchronize();
 }
 
 void level_knn_on_device(GpuResources& res, const float* x, const float* x_host, int64_t n, int d, MetricType metric,
@@ -598,13 +678,23 @@ HNSWLayers gpu_build_hnsw(GpuResources& res, const float* x_dev, const float* x_
                                               : int(std::max<int64_t>(1, (m + 999) / 1000));
         DeviceTable cands, fwd, links;
         level_knn_on_device(res, xv, xv_host, m, d, metric, kc, n_lists, p.n_probe, p.verbose, cands);
+        if (l < top && gp.far_factor > 0) {
+            std::vector<int32_t> up;
+            for (int64_t i = 0; i < m; i++)
+                if (g.levels[size_t(rows[size_t(i)])] > l) up.push_back(int32_t(i));
+            DeviceTable far, both;
+            far_candidates_on_device(res, xv, m, d, metric, up, cap * gp.far_factor, far);
+            add_far_candidates_on_device(res, cands, far, both);
+            cands.swap(both);
+        }
+        const int kcand = cands.k;
         prune_on_device(res, xv, d, metric, cands, cap, fwd);
         merge_on_device(res, xv, d, metric, fwd, cap, max_merge, links);
         NeighborTable h = download(res, links);
-        link_orphans(h, kc, [&](int64_t v, int32_t* ids, float* scores) {
-            NEARLY_CUDA_CHECK(cudaMemcpyAsync(ids, cands.ids.data() + size_t(v) * kc, size_t(kc) * 4,
+        link_orphans(h, kcand, [&](int64_t v, int32_t* ids, float* scores) {
+            NEARLY_CUDA_CHECK(cudaMemcpyAsync(ids, cands.ids.data() + size_t(v) * kcand, size_t(kcand) * 4,
                                               cudaMemcpyDeviceToHost, st));
-            NEARLY_CUDA_CHECK(cudaMemcpyAsync(scores, cands.scores.data() + size_t(v) * kc, size_t(kc) * 4,
+            NEARLY_CUDA_CHECK(cudaMemcpyAsync(scores, cands.scores.data() + size_t(v) * kcand, size_t(kcand) * 4,
                                               cudaMemcpyDeviceToHost, st));
             res.synchronize();
         });

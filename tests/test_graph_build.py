@@ -16,8 +16,9 @@ def pair(a, b, metric):
 
 
 def heuristic_ref(x, self_row, cands, cap, metric):
-    """HNSW's neighbour heuristic over (score, row) pairs, best first."""
-    cands = [(s, r) for s, r in cands if r >= 0 and r != self_row]
+    """HNSW's neighbour heuristic over (score, row) pairs, best first (a repeated row counts once)."""
+    seen = set()
+    cands = [(s, r) for s, r in cands if r >= 0 and r != self_row and not (r in seen or seen.add(r))]
     if len(cands) <= cap:
         return cands
     kept = []
@@ -82,6 +83,14 @@ def test_prune_links_matches_reference(metric, cap):
     # rows with at most cap candidates keep them all
     few = N._prune_links(x, ids[:, :cap], scores[:, :cap], int(metric), cap)
     np.testing.assert_array_equal(few[0], ids[:, :cap])
+    # a row listed twice (a near and a far candidate) counts once
+    twice_i = np.concatenate([ids, ids[:, :6]], axis=1)
+    twice_s = np.concatenate([scores, scores[:, :6]], axis=1)
+    order = np.argsort(twice_s, axis=1, kind="stable")
+    twice_i, twice_s = np.take_along_axis(twice_i, order, 1), np.take_along_axis(twice_s, order, 1)
+    got = N._prune_links(x, twice_i, twice_s, int(metric), cap)
+    want = prune_ref(x, twice_i, twice_s, cap, metric)
+    np.testing.assert_array_equal(got[0], want[0])
 
 
 @pytest.mark.parametrize("metric", [L2, IP])
@@ -136,7 +145,6 @@ def test_levels_follow_hnsw_distribution():
 @pytest.mark.parametrize("metric", [L2, IP])
 def test_hnsw_from_knn_recall_matches_inserted_graph(metric):
     # Like sentence embeddings: unit vectors around a few hundred directions.
-    # (Well-separated clusters are where insertion does better: graph_build.h.)
     rng = np.random.default_rng(11)
     centers = rng.standard_normal((200, 24)).astype(np.float32)
     xb = centers[rng.integers(0, 200, 6000)] + 0.6 * rng.standard_normal((6000, 24)).astype(np.float32)
@@ -255,3 +263,35 @@ def test_real_embeddings_recall_matches_inserted_graph():
         rb = recall(built.search(queries, 10)[1], gt, 10)
         ri = recall(inserted.search(queries, 10)[1], gt, 10)
         assert rb >= ri - 0.01, (ef, rb, ri)
+
+
+def test_far_candidates_bridge_separated_clusters():
+    # 60 well-separated blobs: k-NN lists never leave a blob; the nearest
+    # nodes of the level above (far candidates) bridge them.
+    rng = np.random.default_rng(11)
+    xb = clustered(rng, 6000, 24, nclusters=60, scale=2.0, spread=0.5)
+    xq = clustered(rng, 300, 24, nclusters=60, scale=2.0, spread=0.5)
+    _, gt = brute_force(xq, xb, 10, L2)
+    inserted = nearly.IndexHNSWFlat(24, 12)
+    inserted.hnsw.efConstruction = 100
+    inserted.add(xb)
+    plain = nearly.hnsw_from_knn(xb, 12, far_factor=0)
+    bridged = nearly.hnsw_from_knn(xb, 12)
+    for ef, slack in ((16, 0.02), (64, 0.05)):
+        for idx in (inserted, plain, bridged):
+            idx.hnsw.efSearch = ef
+        ri, rp, rb = (recall(idx.search(xq, 10)[1], gt, 10) for idx in (inserted, plain, bridged))
+        assert rb >= rp + 0.1 and rb >= ri - slack, (ef, rb, rp, ri)
+
+
+def test_far_candidates_reference():
+    rng = np.random.default_rng(8)
+    x = integer_data(rng, 200, 6)
+    up = np.sort(rng.choice(200, 30, replace=False)).astype(np.int32)
+    ids, scores = N._far_candidates(x, up, 5, int(L2))
+    for v in range(200):
+        others = [u for u in up if u != v]
+        d = [pair(x[v], x[u], L2) for u in others]
+        order = sorted(range(len(others)), key=lambda i: (d[i], others[i]))[:5]
+        assert ids[v].tolist() == [others[i] for i in order]
+        np.testing.assert_array_equal(scores[v], np.float32([d[i] for i in order]))

@@ -68,7 +68,10 @@ NeighborTable prune_links(const float* x, int d, MetricType metric, const Neighb
         std::vector<Link> c;
         for (int j = 0; j < cands.k; j++) {
             const size_t at = size_t(i) * cands.k + j;
-            if (cands.ids[at] >= 0 && cands.ids[at] != i) c.push_back({cands.scores[at], cands.ids[at]});
+            const int32_t v = cands.ids[at];
+            bool repeat = false;
+            for (const Link& l : c) repeat |= l.id == v;
+            if (v >= 0 && v != i && !repeat) c.push_back({cands.scores[at], v});
         }
         std::vector<Link> kept;
         heuristic(x, d, metric, int32_t(i), c.data(), c.size(), cap, kept);
@@ -209,6 +212,51 @@ void add_upper_links(HNSWLayers& g, int M) {
     }
 }
 
+NeighborTable add_far_candidates(const NeighborTable& cands, const NeighborTable& far) {
+    NEARLY_CHECK_ARG(cands.n == far.n, "add_far_candidates: tables of different heights");
+    NeighborTable out(cands.n, cands.k + far.k);
+    for_rows(cands.n, [&](int64_t v) {
+        std::vector<std::pair<float, int32_t>> row;
+        for (const NeighborTable* t : {&cands, &far})
+            for (int j = 0; j < t->k; j++) {
+                const size_t at = size_t(v) * t->k + j;
+                row.push_back({t->ids[at] < 0 ? std::numeric_limits<float>::infinity() : t->scores[at], t->ids[at]});
+            }
+        // By score only, stably: the GPU's selection keeps the earlier column on ties.
+        std::stable_sort(row.begin(), row.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+        for (size_t j = 0; j < row.size(); j++) {
+            out.ids[size_t(v) * out.k + j] = row[j].second;
+            out.scores[size_t(v) * out.k + j] = row[j].second < 0 ? 0.f : row[j].first;
+        }
+    });
+    return out;
+}
+
+NeighborTable far_candidates(const float* x, int64_t n, int d, MetricType metric, const std::vector<int32_t>& up,
+                             int k) {
+    NeighborTable t(n, k);
+    const int64_t nu = int64_t(up.size());
+    const int kk = int(std::min<int64_t>(k + 1, nu));
+    if (kk == 0) return t;
+    std::vector<float> xu(size_t(nu) * d);
+    for (int64_t i = 0; i < nu; i++) std::copy_n(x + size_t(up[size_t(i)]) * d, d, xu.begin() + i * d);
+    std::vector<float> D(size_t(n) * kk);
+    std::vector<idx_t> I(size_t(n) * kk);
+    knn_exhaustive(x, size_t(n), xu.data(), size_t(nu), size_t(d), metric, size_t(kk), D.data(), I.data());
+    for_rows(n, [&](int64_t v) {
+        int m = 0;
+        for (int j = 0; j < kk && m < k; j++) {
+            const idx_t u = I[size_t(v) * kk + j];
+            if (u < 0 || up[size_t(u)] == v) continue;
+            t.ids[size_t(v) * k + m] = up[size_t(u)];
+            const float sc = D[size_t(v) * kk + j];
+            t.scores[size_t(v) * k + m] = metric == METRIC_L2 ? sc : -sc;
+            m++;
+        }
+    });
+    return t;
+}
+
 HNSWLayers build_hnsw_layers(const float* x, int64_t n, int d, MetricType metric, const GraphBuildParams& p,
                              const LevelKnn& knn, const NeighborTable* level0) {
     NEARLY_CHECK_ARG(p.M >= 2 && p.M <= 256, "graph build: M must be between 2 and 256");
@@ -236,6 +284,14 @@ HNSWLayers build_hnsw_layers(const float* x, int64_t n, int d, MetricType metric
         const int k = int(std::min<int64_t>(int64_t(cap) * p.knn_factor, m - 1));
         NeighborTable cands = l == 0 && level0 ? *level0 : k > 0 ? knn(xv, m, d, k) : NeighborTable(m, 1);
         NEARLY_CHECK_ARG(cands.n == m, "graph build: the k-NN table has the wrong number of rows");
+        if (l < top && p.far_factor > 0 && k > 0) {
+            // Each node's nearest nodes of the level above: links across gaps
+            // that k-NN lists of clustered data never make.
+            std::vector<int32_t> up;
+            for (int64_t i = 0; i < m; i++)
+                if (g.levels[size_t(rows[size_t(i)])] > l) up.push_back(int32_t(i));
+            cands = add_far_candidates(cands, far_candidates(xv, m, d, metric, up, cap * p.far_factor));
+        }
         NeighborTable links = merge_reverse_links(xv, d, metric, prune_links(xv, d, metric, cands, cap), cap,
                                                   cap * p.merge_factor);
         link_orphans(links, cands.k, [&](int64_t v, int32_t* ids, float* scores) {

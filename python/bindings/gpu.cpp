@@ -252,6 +252,11 @@ void bind_gpu(py::module_& m) {
                           NEARLY_CHECK_ARG(v >= 1, "build_merge_factor must be >= 1");
                           i.build.graph.merge_factor = v;
                       })
+        .def_property("build_far_factor", [](const GpuIndexHNSW& i) { return i.build.graph.far_factor; },
+                      [](GpuIndexHNSW& i, int v) {
+                          NEARLY_CHECK_ARG(v >= 0, "build_far_factor must be >= 0");
+                          i.build.graph.far_factor = v;
+                      })
         .def_property("build_n_lists", [](const GpuIndexHNSW& i) { return i.build.n_lists; },
                       [](GpuIndexHNSW& i, int v) {
                           NEARLY_CHECK_ARG(v >= 0, "build_n_lists must be >= 0 (0: about 1,000 vectors per list)");

@@ -49,7 +49,7 @@ void bind_graph_build(py::module_& m) {
 
     m.def("_build_hnsw_layers",
           [](py::handle x_obj, int M, int metric, int knn_factor, int merge_factor, uint64_t seed, py::handle ids,
-             py::handle scores) {
+             py::handle scores, int far_factor) {
               FloatArray x = as_matrix(x_obj, -1, "x");
               const int64_t n = x.shape(0);
               const int d = int(x.shape(1));
@@ -61,6 +61,7 @@ void bind_graph_build(py::module_& m) {
               p.knn_factor = knn_factor;
               p.merge_factor = merge_factor;
               p.seed = seed;
+              p.far_factor = far_factor;
               const MetricType mt = MetricType(metric);
               py::gil_scoped_release release;
               return build_hnsw_layers(
@@ -69,7 +70,8 @@ void bind_graph_build(py::module_& m) {
                   given ? &level0 : nullptr);
           },
           py::arg("x"), py::arg("M"), py::arg("metric"), py::arg("knn_factor") = 2, py::arg("merge_factor") = 2,
-          py::arg("seed") = 12345, py::arg("ids") = py::none(), py::arg("scores") = py::none());
+          py::arg("seed") = 12345, py::arg("ids") = py::none(), py::arg("scores") = py::none(),
+          py::arg("far_factor") = 2);
     m.def("_exact_level_knn", [](py::handle x_obj, int k, int metric) {
         FloatArray x = as_matrix(x_obj, -1, "x");
         if (k < 1) throw InvalidArgument("k must be >= 1");
@@ -80,6 +82,20 @@ void bind_graph_build(py::module_& m) {
         }
         return table_out(t);
     }, py::arg("x"), py::arg("k"), py::arg("metric"));
+    m.def("_far_candidates", [](py::handle x_obj, py::handle up_obj, int k, int metric) {
+        FloatArray x = as_matrix(x_obj, -1, "x");
+        RowArray up = to_array<RowArray>(up_obj, "up");
+        std::vector<int32_t> rows(up.data(), up.data() + up.size());
+        for (int32_t r : rows)
+            if (r < 0 || r >= x.shape(0)) throw InvalidArgument("up must hold rows of x");
+        if (k < 1) throw InvalidArgument("k must be >= 1");
+        NeighborTable t;
+        {
+            py::gil_scoped_release release;
+            t = far_candidates(x.data(), x.shape(0), int(x.shape(1)), MetricType(metric), rows, k);
+        }
+        return table_out(t);
+    }, py::arg("x"), py::arg("up"), py::arg("k"), py::arg("metric"));
     m.def("_prune_links", [](py::handle x_obj, py::handle ids, py::handle scores, int metric, int cap) {
         FloatArray x = as_matrix(x_obj, -1, "x");
         NeighborTable c = as_table(ids, scores, x.shape(0)), t;

@@ -1,9 +1,9 @@
 """HNSW graphs built from k-NN lists, all nodes at once (nearly/graph_build.h).
 
-Each node's nearest neighbours are pruned with HNSW's heuristic, the links
-kept are offered in reverse, and each node's links are pruned again to the
-level's capacity; the upper levels are built the same way among their own
-nodes. This is how ``GpuIndexHNSW(res, d, M)`` builds on the GPU; here it runs
+Each node's nearest neighbours (and its nearest nodes of the level above)
+are pruned with HNSW's heuristic, the links kept are offered in reverse, and
+each node's links are pruned again to the level's capacity; the upper levels
+are built the same way among their own nodes. This is how ``GpuIndexHNSW(res, d, M)`` builds on the GPU; here it runs
 on the CPU, from a k-NN graph you already have or from exact search.
 """
 import numpy as np
@@ -12,7 +12,7 @@ from . import _nearly
 from ._nearly import METRIC_L2, IndexHNSWFlat
 
 
-def hnsw_from_knn(x, M=32, metric=METRIC_L2, knn=None, *, knn_factor=2, merge_factor=2, seed=12345):
+def hnsw_from_knn(x, M=32, metric=METRIC_L2, knn=None, *, knn_factor=2, merge_factor=2, far_factor=2, seed=12345):
     """An IndexHNSWFlat over x (ids 0..n-1) whose graph is built from k-NN lists.
 
     knn: ``(D, I)`` as a search of x against itself returns them (squared L2
@@ -20,7 +20,9 @@ def hnsw_from_knn(x, M=32, metric=METRIC_L2, knn=None, *, knn_factor=2, merge_fa
     skipped), with at least 2 * M neighbours per row, ``2 * M * knn_factor``
     for the recall of an inserted graph. None: exact k-NN of x on the CPU,
     quadratic in n. The upper levels always use exact k-NN among their own
-    (few) nodes.
+    (few) nodes. far_factor: each node also considers its ``far_factor`` x
+    capacity nearest nodes of the level above, which bridges data in
+    separated clusters (0 turns it off).
     """
     x = np.ascontiguousarray(x, dtype=np.float32)
     if x.ndim != 2:
@@ -38,6 +40,7 @@ def hnsw_from_knn(x, M=32, metric=METRIC_L2, knn=None, *, knn_factor=2, merge_fa
         ids = I.astype(np.int32)
         scores = D if metric == METRIC_L2 else -D
     index = IndexHNSWFlat(x.shape[1], int(M), int(metric))
-    graph = _nearly._build_hnsw_layers(x, int(M), int(metric), int(knn_factor), int(merge_factor), int(seed), ids, scores)
+    graph = _nearly._build_hnsw_layers(x, int(M), int(metric), int(knn_factor), int(merge_factor), int(seed), ids, scores,
+                                       int(far_factor))
     _nearly._hnsw_add_graph(index, x, graph)
     return index

@@ -34,6 +34,14 @@ def test_prune_kernel_equals_cpu(res, metric, cap, kc):
     want = N._prune_links(x, ids, scores, int(metric), cap)
     np.testing.assert_array_equal(got[0], want[0])
     np.testing.assert_array_equal(got[1], want[1])
+    # rows listed twice (near and far candidates) count once
+    twice_i = np.concatenate([ids, ids[:, :7]], axis=1)
+    twice_s = np.concatenate([scores, scores[:, :7]], axis=1)
+    order = np.argsort(twice_s, axis=1, kind="stable")
+    twice_i, twice_s = np.take_along_axis(twice_i, order, 1), np.take_along_axis(twice_s, order, 1)
+    got = N._gpu_prune_links(res._get(0), x, twice_i, twice_s, int(metric), cap)
+    want = N._prune_links(x, twice_i, twice_s, int(metric), cap)
+    np.testing.assert_array_equal(got[0], want[0])
 
 
 @pytest.mark.parametrize("metric", [L2, IP])
@@ -100,14 +108,21 @@ def test_gpu_build_recall_on_cpu_and_gpu(res, metric):
         assert r_gpu_graph >= r_inserted - 0.02, (ef, r_gpu_graph, r_inserted)
         gpu.efSearch = ef
         assert recall(gpu.search(xq, 10)[1], gt, 10) >= r_inserted - 0.03
-    # Level 0 is the CPU build's from the same k-NN lists (nodes only on
-    # level 0: no upper links; the heuristic's float sums may split a rare tie).
+    # Without far candidates (the GPU scores them in TF32), level 0 is the
+    # CPU build's from the same k-NN lists (nodes only on level 0: no upper
+    # links; the heuristic's float sums may split a rare tie).
+    near = nearly.GpuIndexHNSW(res, 64, 16, metric)
+    near.build_exact_below = 10000
+    near.build_far_factor = 0
+    near.add(xb)
+    near_cpu = nearly.index_gpu_to_cpu(near)
     ids, scores = N._gpu_level_knn(res._get(0), xb, 64, int(metric), 30, 16)
-    want = nearly.hnsw_from_knn(xb, 16, metric, knn=(scores if metric == L2 else -scores, ids))
-    levels = np.array(cpu_built.hnsw.slot_levels())
+    want = nearly.hnsw_from_knn(xb, 16, metric, knn=(scores if metric == L2 else -scores, ids), far_factor=0)
+    levels = np.array(near_cpu.hnsw.slot_levels())
     np.testing.assert_array_equal(levels, want.hnsw.slot_levels())
+    np.testing.assert_array_equal(levels, cpu_built.hnsw.slot_levels())
     low = np.flatnonzero(levels == 0)[::50]
-    same = np.mean([cpu_built.hnsw.neighbors_of(int(v), 0) == want.hnsw.neighbors_of(int(v), 0) for v in low])
+    same = np.mean([near_cpu.hnsw.neighbors_of(int(v), 0) == want.hnsw.neighbors_of(int(v), 0) for v in low])
     assert same >= 0.95, same
     # Two GPU builds: the same graph but where k-means (float atomics in its
     # centroid sums) moved a boundary row to another list.
@@ -118,6 +133,21 @@ def test_gpu_build_recall_on_cpu_and_gpu(res, metric):
     same = np.mean([again_cpu.hnsw.neighbors_of(v, 0) == cpu_built.hnsw.neighbors_of(v, 0)
                     for v in range(0, 30000, 97)])
     assert same >= 0.97, same
+
+
+def test_gpu_build_bridges_separated_clusters(res):
+    from _testutil import clustered
+    rng = np.random.default_rng(11)
+    xb = clustered(rng, 6000, 24, nclusters=60, scale=2.0, spread=0.5)
+    xq = clustered(rng, 300, 24, nclusters=60, scale=2.0, spread=0.5)
+    _, gt = brute_force(xq, xb, 10, L2)
+    gpu = nearly.GpuIndexHNSW(res, 24, 12)
+    gpu.add(xb)
+    built = nearly.index_gpu_to_cpu(gpu)
+    ref = nearly.hnsw_from_knn(xb, 12)
+    for ef in (16, 64):
+        built.hnsw.efSearch = ref.hnsw.efSearch = ef
+        assert recall(built.search(xq, 10)[1], gt, 10) >= recall(ref.search(xq, 10)[1], gt, 10) - 0.03
 
 
 def test_gpu_build_inputs_and_errors(res, cupy):
