@@ -10,6 +10,7 @@
 #include "knn.h"
 #include "select_k.h"
 #include "vector_ops.h"
+#include "warp_score.cuh"
 
 namespace nearly::gpu {
 
@@ -59,22 +60,6 @@ NeighborTable download(GpuResources& res, const DeviceTable& t) {
         cudaMemcpyAsync(h.scores.data(), t.scores.data(), h.scores.size() * 4, cudaMemcpyDeviceToHost, res.stream()));
     res.synchronize();
     return h;
-}
-
-__device__ inline float warp_sum(float v) {
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(kFull, v, o);
-    return __shfl_sync(kFull, v, 0);  // one value for every lane's branch
-}
-
-// graph_build.h's pair_score by one warp (every lane gets the result).
-__device__ inline float warp_pair_score(const float* a, const float* b, int d, bool l2) {
-    float acc = 0.f;
-    for (int j = threadIdx.x & 31; j < d; j += 32) {
-        const float u = a[j], v = b[j];
-        acc += l2 ? (u - v) * (u - v) : u * v;
-    }
-    acc = warp_sum(acc);
-    return l2 ? acc : -acc;
 }
 
 // HNSW's heuristic by one warp over nc candidates (best first; -1 and self
@@ -127,7 +112,7 @@ __device__ int warp_heuristic(const float* x, int d, bool l2, int32_t self, cons
         const float sc = scores[i];
         const float* xc = x + size_t(c) * d;
         bool good = true;
-        for (int r = 0; r < nk && good; r++) good = warp_pair_score(xc, x + size_t(kept_ids[r]) * d, d, l2) >= sc;
+        for (int r = 0; r < nk && good; r++) good = warp_score(xc, x + size_t(kept_ids[r]) * d, d, l2, lane) >= sc;
         if (good) {
             if (lane == 0) {
                 kept_ids[nk] = c;
@@ -309,24 +294,6 @@ __global__ void gather_probe_rows_kernel(const float* cD, const int64_t* cI, int
     const int64_t src = entry_of[(q0 + q) * n_probe + j / kin] * kin + j % kin;
     outD[i] = cD[src];
     outI[i] = cI[src];
-}
-
-// A float k-NN request (knn.h): nq rows xq against nb rows xb.
-KnnArgs float_knn(MetricType metric, const float* xq, int64_t nq, const float* xb, const float* xb_norms, int64_t nb,
-                  int d, int k, bool tf32, float* D, int64_t* I) {
-    KnnArgs a;
-    a.metric = metric;
-    a.xq = xq;
-    a.nq = nq;
-    a.xb = xb;
-    a.xb_norms = xb_norms;
-    a.nb = nb;
-    a.d = d;
-    a.k = k;
-    a.tf32 = tf32;
-    a.D = D;
-    a.I = I;
-    return a;
 }
 
 void prune_on_device(GpuResources& res, const float* x, int d, MetricType metric, const DeviceTable& cands, int cap,
@@ -587,30 +554,37 @@ void upload_rows(GpuResources& res, const float* x_host, int64_t n, int d, Devic
 
 }  // namespace
 
-NeighborTable gpu_prune_links(GpuResources& res, const float* x_host, int64_t n, int d, MetricType metric,
-                              const NeighborTable& cands, int cap) {
-    NEARLY_CHECK_ARG(cands.n == n, "gpu_prune_links: one row of candidates per vector");
+namespace {
+
+// A table step on host data: x and the table to the device, step, back.
+template <class Step>
+NeighborTable table_step(GpuResources& res, const float* x_host, int64_t n, int d, const NeighborTable& in,
+                         const Step& step) {
+    NEARLY_CHECK_ARG(in.n == n, "GPU graph build: one table row per vector");
     std::lock_guard<std::mutex> call(res.call_mutex());
     res.set_device();
     DeviceVector<float> x;
     upload_rows(res, x_host, n, d, x);
-    DeviceTable c, out;
-    upload(res, cands, c);
-    prune_on_device(res, x.data(), d, metric, c, cap, out);
+    DeviceTable t, out;
+    upload(res, in, t);
+    step(x.data(), t, out);
     return download(res, out);
+}
+
+}  // namespace
+
+NeighborTable gpu_prune_links(GpuResources& res, const float* x_host, int64_t n, int d, MetricType metric,
+                              const NeighborTable& cands, int cap) {
+    return table_step(res, x_host, n, d, cands, [&](const float* x, const DeviceTable& t, DeviceTable& out) {
+        prune_on_device(res, x, d, metric, t, cap, out);
+    });
 }
 
 NeighborTable gpu_merge_reverse_links(GpuResources& res, const float* x_host, int64_t n, int d, MetricType metric,
                                       const NeighborTable& links, int cap, int max_merge) {
-    NEARLY_CHECK_ARG(links.n == n, "gpu_merge_reverse_links: one row of links per vector");
-    std::lock_guard<std::mutex> call(res.call_mutex());
-    res.set_device();
-    DeviceVector<float> x;
-    upload_rows(res, x_host, n, d, x);
-    DeviceTable l, out;
-    upload(res, links, l);
-    merge_on_device(res, x.data(), d, metric, l, cap, max_merge, out);
-    return download(res, out);
+    return table_step(res, x_host, n, d, links, [&](const float* x, const DeviceTable& t, DeviceTable& out) {
+        merge_on_device(res, x, d, metric, t, cap, max_merge, out);
+    });
 }
 
 NeighborTable gpu_level_knn(GpuResources& res, const float* x_host, int64_t n, int d, MetricType metric, int k,

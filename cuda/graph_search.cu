@@ -1,4 +1,5 @@
 #include "graph_search.h"
+#include "warp_score.cuh"
 
 #include <cfloat>
 
@@ -32,22 +33,6 @@ __device__ bool visit(uint32_t* hash, uint32_t row, int* count = nullptr) {
         h = (h + 1) & (SLOTS - 1);
     }
     return false;  // crowded: treat as seen (never a duplicate result)
-}
-
-// The score of row x against the query q (shared memory) by one warp, in
-// lane 0 (smaller is better).
-__device__ inline float warp_score(const float* q, const float* x, int d, bool l2, int lane) {
-    float acc = 0.f;
-    if (l2) {
-        for (int j = lane; j < d; j += 32) {
-            float t = q[j] - x[j];
-            acc = fmaf(t, t, acc);
-        }
-    } else {
-        for (int j = lane; j < d; j += 32) acc = fmaf(q[j], x[j], acc);
-    }
-    for (int o = 16; o > 0; o >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, o);
-    return l2 ? acc : -acc;
 }
 
 template <int LIST, int S>

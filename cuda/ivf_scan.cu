@@ -1,6 +1,7 @@
 #include <cuda_fp16.h>
 
 #include "ivf_scan.h"
+#include "warp_score.cuh"
 #include "select_k.cuh"
 
 namespace nearly::gpu {
@@ -46,18 +47,8 @@ __global__ void __launch_bounds__(BLOCK) ivf_flat_scan_kernel(const float* xq, i
         for (int v = 0; v < VPW; v++) {
             int64_t idx = base + v * kWarps + w;
             if (idx >= e) break;
-            const float* x = vecs + idx * d;
-            float acc = 0.f;
-            if (l2) {
-                for (int j = lane; j < d; j += 32) {
-                    float t = q[j] - x[j];
-                    acc = fmaf(t, t, acc);
-                }
-            } else {
-                for (int j = lane; j < d; j += 32) acc = fmaf(q[j], x[j], acc);
-            }
-            for (int o = 16; o > 0; o >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, o);
-            if (lane == 0) sel.offer(s, l2 ? acc : -acc, int32_t(idx - b));
+            const float sc = warp_score(q, vecs + idx * d, d, l2, lane);
+            if (lane == 0) sel.offer(s, sc, int32_t(idx - b));
         }
         sel.end_round(s);
     }

@@ -38,18 +38,7 @@ __global__ void sum_kernel(const float* v, int64_t n, double* out) {
 void gpu_assign(GpuResources& res, const float* x, idx_t n, const float* centroids, const float* centroid_norms,
                 idx_t k, int d, MetricType metric, int64_t* assign, float* dis) {
     Scratch<float> d_tmp(res, dis ? 0 : size_t(n));
-    KnnArgs a;
-    a.metric = metric;
-    a.xq = x;
-    a.nq = n;
-    a.xb = centroids;
-    a.xb_norms = centroid_norms;
-    a.nb = k;
-    a.d = d;
-    a.k = 1;
-    a.D = dis ? dis : d_tmp.get();
-    a.I = assign;
-    knn_exact(res, a);
+    knn_exact(res, float_knn(metric, x, n, centroids, centroid_norms, k, d, 1, false, dis ? dis : d_tmp.get(), assign));
 }
 
 void GpuKmeansStep::set_points(size_t n, const float* x, size_t d) {

@@ -103,6 +103,23 @@ __global__ void fill_kernel(float* cand, int64_t* cand_ids, int64_t ld, int64_t 
 
 }  // namespace
 
+KnnArgs float_knn(MetricType metric, const float* xq, int64_t nq, const float* xb, const float* xb_norms, int64_t nb,
+                  int d, int k, bool tf32, float* D, int64_t* I) {
+    KnnArgs a;
+    a.metric = metric;
+    a.xq = xq;
+    a.nq = nq;
+    a.xb = xb;
+    a.xb_norms = xb_norms;
+    a.nb = nb;
+    a.d = d;
+    a.k = k;
+    a.tf32 = tf32;
+    a.D = D;
+    a.I = I;
+    return a;
+}
+
 void knn_exact(GpuResources& res, const KnnArgs& a) {
     NEARLY_CHECK_ARG(a.k >= 1 && a.k <= kMaxSelectK,
                      "k must be between 1 and " + std::to_string(kMaxSelectK) + " on the GPU (got " +

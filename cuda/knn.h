@@ -30,6 +30,10 @@ struct KnnArgs {
     std::function<void(int64_t q0, int64_t rows, int64_t j0, int64_t cols, float* tile)> tile_fn;
 };
 
+// A float32 request: nq rows xq against nb rows xb (xb_norms for L2).
+KnnArgs float_knn(MetricType metric, const float* xq, int64_t nq, const float* xb, const float* xb_norms, int64_t nb,
+                  int d, int k, bool tf32, float* D, int64_t* I);
+
 void knn_exact(GpuResources& res, const KnnArgs& a);
 
 }  // namespace nearly::gpu
