@@ -374,6 +374,24 @@ class NearlyHNSW(_FaissAPIHNSW):
 
 
 @register_engine
+class NearlyKnnGraph(NearlyHNSW):
+    """nearly's IndexHNSWFlat with its graph built from exact k-NN lists all at
+    once (nearly.hnsw_from_knn, the GPU build's method) instead of insertion;
+    efConstruction plays no part."""
+    name = "nearly-knn-graph"
+
+    def build(self, xb, params):
+        m = self.mod
+        metric = m.METRIC_INNER_PRODUCT if params.get("metric", "ip") == "ip" else m.METRIC_L2
+        self.index = m.hnsw_from_knn(xb, int(params["M"]), metric)
+        return self
+
+    def describe(self):
+        return {"class": "IndexHNSWFlat via hnsw_from_knn (exact k-NN, quadratic build)",
+                "efSearch_via": "index.hnsw.efSearch"}
+
+
+@register_engine
 class FaissHNSW(_FaissAPIHNSW):
     name = "faiss-hnsw"
     library = "faiss"
