@@ -21,7 +21,8 @@ constexpr int kMaxCap = 256;     // links kept per node
 constexpr int kMergeBuf = 512;   // a node's forward and reverse links staged at once
 constexpr unsigned kFull = 0xffffffffu;
 
-unsigned blocks_for(int64_t n, int per) { return unsigned((n + per - 1) / per); }
+// At least one block: a launch of none fails, and every kernel here checks its bound.
+unsigned blocks_for(int64_t n, int per) { return unsigned(std::max<int64_t>(1, (n + per - 1) / per)); }
 
 // A NeighborTable on the device.
 struct DeviceTable {
@@ -624,6 +625,9 @@ HNSWLayers gpu_build_hnsw(GpuResources& res, const float* x_dev, const float* x_
         const int64_t m = int64_t(rows.size());
         const int cap = l == 0 ? 2 * gp.M : gp.M;
         const int kc = int(std::min<int64_t>(int64_t(cap) * gp.knn_factor, m - 1));
+        // The CPU's cap * merge_factor up to 256 (M <= 64 at the default
+        // merge_factor 2); beyond, only a row with more candidates than that
+        // is cut shorter than on the CPU.
         const int max_merge = std::min(cap * gp.merge_factor, kMergeBuf / 2);
         std::vector<int32_t>& out = g.links[size_t(l)];
         out.assign(size_t(m) * cap, -1);

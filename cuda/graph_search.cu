@@ -344,7 +344,8 @@ void graph_search(GpuResources& res, const float* vectors, int64_t n, int d, con
                   const GraphSearchParams& p, float* D, int64_t* I) {
     NEARLY_CHECK_ARG(k >= 1 && k <= 256, "GPU graph search: k must be between 1 and 256");
     NEARLY_CHECK_ARG(degree >= 1 && degree <= 256, "GPU graph search: degree must be between 1 and 256");
-    NEARLY_CHECK_ARG(p.width >= 1, "GPU graph search: width must be >= 1");
+    // Bounded before width * degree is formed (no int overflow past the buffer checks below).
+    NEARLY_CHECK_ARG(p.width >= 1 && p.width <= 512, "GPU graph search: width must be between 1 and 512");
     if (nq == 0) return;
     NEARLY_CHECK_ARG(n > 0, "GPU graph search on an empty graph");
     int itopk = std::max(p.itopk, k);

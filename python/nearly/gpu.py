@@ -373,8 +373,8 @@ class GpuIndexHNSW(_DeviceArrays, _HNSWBase):
 
     ``GpuIndexHNSW(res, d, M=32, metric=METRIC_L2)``: an empty index whose one
     ``add`` builds the whole graph on the GPU (k-NN lists pruned with HNSW's
-    heuristic; ``build_knn_factor``, ``build_merge_factor``, ``build_n_lists``,
-    ``build_n_probe``, ``build_exact_below``, ``verbose`` tune it).
+    heuristic; ``build_knn_factor``, ``build_merge_factor``, ``build_far_factor``,
+    ``build_n_lists``, ``build_n_probe``, ``build_exact_below``, ``verbose`` tune it).
 
     Either way ``efSearch`` is the beam (candidates kept, <= 256),
     ``search_width`` the nodes expanded per step, and index_gpu_to_cpu gives an

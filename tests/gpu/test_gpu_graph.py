@@ -15,16 +15,18 @@ def graph():
     cpu = nearly.IndexHNSWFlat(48, 16)
     cpu.hnsw.efConstruction = 100
     cpu.add(xb)
-    return cpu, xb, xq
+    _, gt = brute_force(xq, xb, 10, nearly.METRIC_L2)  # once: a second or so, against milliseconds of search
+    return cpu, xb, xq, gt
 
 
+@pytest.mark.parametrize("width", [1, 4])
 @pytest.mark.parametrize("merge", [False, True])
 @pytest.mark.parametrize("ef", [32, 64, 128])
-def test_gpu_hnsw_recall_matches_cpu(res, graph, ef, merge):
-    cpu, xb, xq = graph
-    _, gt = brute_force(xq, xb, 10, nearly.METRIC_L2)
+def test_gpu_hnsw_recall_matches_cpu(res, graph, ef, merge, width):
+    cpu, xb, xq, gt = graph
     gpu = nearly.index_cpu_to_gpu(res, 0, cpu)
     gpu.search_merge = merge
+    gpu.search_width = width  # 4: other kernel instantiations (4 x 32 new candidates a step)
     assert gpu.ntotal == cpu.ntotal and gpu.degree == 32
     cpu.hnsw.efSearch = ef
     gpu.efSearch = ef
@@ -41,18 +43,24 @@ def test_gpu_hnsw_recall_matches_cpu(res, graph, ef, merge):
 
 
 def test_gpu_hnsw_ids_params_and_devices(res, graph, cupy):
-    cpu, xb, xq = graph
+    cpu, xb, xq, _ = graph
     idx = nearly.IndexHNSWFlat(48, 16, nearly.METRIC_INNER_PRODUCT)
     idmap = np.arange(len(xb), dtype=np.int64) * 7 + 3
     idx.add_with_ids(xb, idmap)
     gpu = nearly.index_cpu_to_gpu(res, 0, idx)
-    D, I = gpu.search(cupy.asarray(xq[:50]), 5, params=nearly.SearchParametersHNSW(efSearch=128))
-    I = cupy.asnumpy(I)
-    assert np.isin(I, idmap).all()
     _, gt = brute_force(xq[:50], xb, 5, nearly.METRIC_INNER_PRODUCT)
     idx.hnsw.efSearch = 128
     rc = recall((idx.search(xq[:50], 5)[1] - 3) // 7, gt, 5)
-    assert recall((I - 3) // 7, gt, 5) >= rc - 0.02
+    for merge in (False, True):
+        gpu.search_merge = merge
+        D, I = gpu.search(cupy.asarray(xq[:50]), 5, params=nearly.SearchParametersHNSW(efSearch=128))
+        D, I = cupy.asnumpy(D), cupy.asnumpy(I)
+        assert np.isin(I, idmap).all()
+        assert recall((I - 3) // 7, gt, 5) >= rc - 0.02, merge
+        # D is the inner product itself (not its negation), best first
+        true = (xq[:50, None, :].astype(np.float64) * xb[(I - 3) // 7]).sum(-1)
+        np.testing.assert_allclose(D, true, rtol=1e-4, atol=1e-3)
+        assert (np.diff(D, axis=1) <= 1e-4).all()
     back = nearly.index_gpu_to_cpu(gpu)
     assert type(back).__name__ == "IndexHNSWFlat" and back.ntotal == idx.ntotal
     with pytest.raises(RuntimeError):
