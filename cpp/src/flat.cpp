@@ -1,6 +1,7 @@
 #include "nearly/flat.h"
 
 #include <algorithm>
+#include <cstring>
 #include <mutex>
 
 #include "nearly/distance.h"
@@ -34,6 +35,15 @@ void IndexFlat::range_search(idx_t n, const float* x, float radius, RangeSearchR
     std::shared_lock<SharedMutex> lk(rw_mutex_);
     range_exhaustive(x, n, xb_.data(), ntotal, d, metric_type, radius, result, params ? params->sel.get() : nullptr,
                      norms_.empty() ? nullptr : norms_.data());
+}
+
+void IndexFlat::encode_standalone(idx_t n, const float* x, uint8_t* bytes) const {
+    std::memcpy(bytes, x, size_t(n) * sa_code_size());
+}
+
+void IndexFlat::sa_decode(idx_t n, const uint8_t* bytes, float* x) const {
+    NEARLY_CHECK_ARG(n >= 0, "the number of codes must be non-negative");
+    std::memcpy(x, bytes, size_t(n) * sa_code_size());
 }
 
 void IndexFlat::reconstruct(idx_t key, float* out) const { reconstruct_n(key, 1, out); }

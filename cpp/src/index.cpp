@@ -1,8 +1,26 @@
 #include "nearly/index.h"
 
+#include <algorithm>
 #include <cfloat>
+#include <limits>
+
+#include "nearly/parallel.h"
 
 namespace nearly {
+
+namespace {
+
+// fn(0) ... fn(n - 1) in parallel, in blocks: one task per vector would cost
+// more than the vector's copy.
+template <class Fn>
+void for_each_block(size_t n, const Fn& fn) {
+    constexpr size_t kBlock = 256;
+    parallel_for((n + kBlock - 1) / kBlock, [&](size_t b) {
+        for (size_t i = b * kBlock; i < std::min(n, b * kBlock + kBlock); i++) fn(i);
+    });
+}
+
+}  // namespace
 
 Index::Index(int d, MetricType metric) : d(d), metric_type(metric) {
     NEARLY_CHECK_ARG(d > 0, "the dimension d must be positive");
@@ -30,6 +48,43 @@ void Index::reconstruct_n(idx_t i0, idx_t ni, float* out) const {
         throw OutOfRange("reconstruct_n: range [" + std::to_string(i0) + ", " + std::to_string(i0 + ni) +
                          ") is outside the index (ntotal=" + std::to_string(ntotal) + ")");
     for (idx_t i = 0; i < ni; i++) reconstruct(i0 + i, out + i * d);
+}
+
+void Index::reconstruct_batch(idx_t n, const idx_t* keys, float* out) const {
+    NEARLY_CHECK_ARG(n >= 0, "the number of keys must be non-negative");
+    for_each_block(size_t(n), [&](size_t i) { reconstruct(keys[i], out + i * size_t(d)); });
+}
+
+void Index::search_and_reconstruct(idx_t n, const float* x, idx_t k, float* D, idx_t* I, float* R,
+                                   const SearchParameters* params) const {
+    search(n, x, k, D, I, params);
+    for_each_block(size_t(n) * size_t(k), [&](size_t j) {
+        float* r = R + j * size_t(d);
+        if (I[j] < 0)
+            std::fill(r, r + d, std::numeric_limits<float>::quiet_NaN());
+        else
+            reconstruct(I[j], r);
+    });
+}
+
+size_t Index::sa_code_size() const {
+    throw NotSupported("standalone codec not implemented for this type of index");
+}
+
+void Index::sa_encode(idx_t n, const float* x, uint8_t* bytes) const {
+    NEARLY_CHECK_ARG(n >= 0, "the number of vectors must be non-negative");
+    sa_code_size();  // an index without a codec says so before the input is looked at
+    if (!is_trained) throw NotSupported("the index is not trained: call train() before sa_encode()");
+    check_finite(x, size_t(n) * d, "the vectors to encode");
+    encode_standalone(n, x, bytes);
+}
+
+void Index::encode_standalone(idx_t, const float*, uint8_t*) const {
+    throw NotSupported("standalone codec not implemented for this type of index");
+}
+
+void Index::sa_decode(idx_t, const uint8_t*, float*) const {
+    throw NotSupported("standalone codec not implemented for this type of index");
 }
 
 size_t Index::remove_ids(const IDSelector&) {

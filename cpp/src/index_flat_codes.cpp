@@ -1,9 +1,12 @@
 #include "nearly/index_flat_codes.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <mutex>
 #include <shared_mutex>
+
+#include "nearly/parallel.h"
 
 namespace nearly {
 
@@ -24,6 +27,15 @@ void IndexFlatCodes::add(idx_t n, const float* x) {
     }
     ntotal += n;
     if (verbose) std::printf("Index%s::add: added %lld vectors\n", type_name().c_str(), (long long)n);
+}
+
+void IndexFlatCodes::sa_decode(idx_t n, const uint8_t* bytes, float* x) const {
+    NEARLY_CHECK_ARG(n >= 0, "the number of codes must be non-negative");
+    if (!is_trained) throw NotSupported("the index is not trained: call train() before sa_decode()");
+    const size_t cs = code_size();
+    parallel_for((size_t(n) + 255) / 256, [&](size_t b) {
+        for (size_t i = b * 256; i < std::min(size_t(n), b * 256 + 256); i++) decode(bytes + i * cs, x + i * d);
+    });
 }
 
 void IndexFlatCodes::reconstruct(idx_t key, float* out) const {

@@ -11,6 +11,7 @@
 #include "nearly/binary_ivf.h"
 #include "nearly/idmap.h"
 #include "nearly/index_pq.h"
+#include "nearly/index_lsh.h"
 #include "nearly/index_sq.h"
 #include "nearly/ivf_flat.h"
 #include "nearly/ivf_sq.h"
@@ -98,6 +99,7 @@ IndexPtr read_tagged(Reader& r, const std::string& tag) {
     if (tag == "PQ") return IndexPQ::read_body(r);
     if (tag == "PQFastScan") return IndexPQFastScan::read_body(r);
     if (tag == "ScalarQuantizer") return IndexScalarQuantizer::read_body(r);
+    if (tag == "LSH") return IndexLSH::read_body(r);
     if (tag == "IVFScalarQuantizer") return IndexIVFScalarQuantizer::read_body(r);
     if (tag == "HNSWFlat") return IndexHNSWFlat::read_body(r, HNSWStorage::Flat);
     if (tag == "HNSWSQ") {

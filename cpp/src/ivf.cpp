@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
+#include <limits>
 #include <mutex>
 
 #include "nearly/io.h"
@@ -443,6 +444,89 @@ void IndexIVF::reconstruct(idx_t key, float* out) const {
     std::vector<uint8_t> code(code_size);
     layout().get(lists_[where.first].codes.data(), where.second, code.data());
     decode_vector(where.first, code.data(), out);
+}
+
+void IndexIVF::search_and_reconstruct(idx_t n, const float* x, idx_t k, float* D, idx_t* I, float* R,
+                                      const SearchParameters* params) const {
+    search(n, x, k, D, I, params);
+    const size_t nk = size_t(n) * size_t(k), dd = d;
+    std::unordered_map<idx_t, std::vector<size_t>> where;  // id -> result slots
+    for (size_t j = 0; j < nk; j++) {
+        if (I[j] >= 0)
+            where[I[j]].push_back(j);
+        else
+            std::fill(R + j * dd, R + (j + 1) * dd, std::numeric_limits<float>::quiet_NaN());
+    }
+    std::shared_lock<SharedMutex> lk(rw_mutex_);
+    // Positions of the wanted ids, list by list in parallel; decoded in list
+    // order, so an id stored twice (add_with_ids allows it) decodes as its
+    // first copy, as the lookup of the direct map would.
+    std::vector<std::vector<size_t>> hits(nlist);
+    parallel_for(nlist, [&](size_t l) {
+        const auto& ids = lists_[l].ids;
+        for (size_t p = 0; p < ids.size(); p++)
+            if (where.count(ids[p])) hits[l].push_back(p);
+    });
+    const CodeLayout lay = layout();
+    std::vector<uint8_t> code(code_size);
+    for (size_t l = 0; l < nlist; l++)
+        for (size_t p : hits[l]) {
+            auto it = where.find(lists_[l].ids[p]);
+            if (it == where.end()) continue;
+            lay.get(lists_[l].codes.data(), p, code.data());
+            for (size_t j : it->second) decode_vector(l, code.data(), R + j * dd);
+            where.erase(it);
+        }
+    // Ids left were removed by a write between the search and the lookup.
+    for (const auto& w : where)
+        for (size_t j : w.second) std::fill(R + j * dd, R + (j + 1) * dd, std::numeric_limits<float>::quiet_NaN());
+}
+
+size_t IndexIVF::coarse_code_size() const {
+    size_t bytes = 0;
+    for (size_t l = nlist - 1; l > 0; l >>= 8) bytes++;
+    return bytes;
+}
+
+void IndexIVF::encode_standalone(idx_t n, const float* x, uint8_t* bytes) const {
+    const size_t cc = coarse_code_size(), cs = sa_code_size();
+    std::vector<float> dis;
+    std::vector<idx_t> list_of;
+    std::vector<uint8_t> codes;
+    for (size_t i0 = 0; i0 < size_t(n); i0 += kAddBlock) {
+        const size_t m = std::min(kAddBlock, size_t(n) - i0);
+        dis.resize(m);
+        list_of.resize(m);
+        codes.resize(m * code_size);
+        quantizer->search(idx_t(m), x + i0 * d, 1, dis.data(), list_of.data());
+        encode_vectors(idx_t(m), x + i0 * d, list_of.data(), codes.data());
+        for (size_t i = 0; i < m; i++) {
+            if (list_of[i] < 0) throw NotSupported("sa_encode: the coarse quantizer could not place a vector");
+            uint8_t* b = bytes + (i0 + i) * cs;
+            for (size_t c = 0; c < cc; c++) b[c] = uint8_t(uint64_t(list_of[i]) >> (8 * c));
+            std::memcpy(b + cc, &codes[i * code_size], code_size);
+        }
+    }
+}
+
+void IndexIVF::sa_decode(idx_t n, const uint8_t* bytes, float* x) const {
+    NEARLY_CHECK_ARG(n >= 0, "the number of codes must be non-negative");
+    if (!is_trained) throw NotSupported("the index is not trained: call train() before sa_decode()");
+    const size_t cc = coarse_code_size(), cs = sa_code_size();
+    for (size_t i = 0; i < size_t(n); i++) {
+        uint64_t l = 0;
+        for (size_t c = 0; c < cc; c++) l |= uint64_t(bytes[i * cs + c]) << (8 * c);
+        if (l >= nlist)
+            throw InvalidArgument("sa_decode: code " + std::to_string(i) + " names list " + std::to_string(l) +
+                                  " of an index with " + std::to_string(nlist) + " lists");
+    }
+    parallel_for((size_t(n) + 255) / 256, [&](size_t b) {
+        for (size_t i = b * 256; i < std::min(size_t(n), b * 256 + 256); i++) {
+            uint64_t l = 0;
+            for (size_t c = 0; c < cc; c++) l |= uint64_t(bytes[i * cs + c]) << (8 * c);
+            decode_vector(size_t(l), bytes + i * cs + cc, x + i * d);
+        }
+    });
 }
 
 size_t IndexIVF::list_size(size_t list_no) const {

@@ -5,7 +5,6 @@
 #include <limits>
 
 #include "nearly/common.h"
-#include "nearly/libstdcxx_random.h"
 
 namespace nearly {
 
@@ -72,15 +71,6 @@ void orthonormalize_rows(double* a, size_t rows, size_t cols) {
         }
         for (size_t j = 0; j < cols; j++) row[j] /= nrm;
     }
-}
-
-std::vector<double> random_orthonormal_rows(size_t rows, size_t cols, uint32_t seed) {
-    std::vector<double> a(rows * cols);
-    Mt19937 gen(seed);
-    NormalFloat normal;
-    for (double& v : a) v = normal(gen);
-    orthonormalize_rows(a.data(), rows, cols);
-    return a;
 }
 
 void procrustes_rotation(const double* m, size_t rows, size_t cols, double* r, std::vector<double>& left) {

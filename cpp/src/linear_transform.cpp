@@ -7,6 +7,7 @@
 #include "nearly/io.h"
 #include "nearly/linalg.h"
 #include "nearly/parallel.h"
+#include "nearly/random.h"
 
 namespace nearly {
 
@@ -99,12 +100,12 @@ void LinearTransform::read_linear_body(Reader& r) {
 
 void RandomRotationMatrix::init(uint32_t seed) {
     if (d_out <= d_in) {
-        set_matrix_from_double(*this, random_orthonormal_rows(size_t(d_out), size_t(d_in), seed));
+        set_matrix_from_double(*this, random_rotation_rows(size_t(d_out), size_t(d_in), seed));
     } else {
-        // d_in orthonormal columns: the transpose of d_in orthonormal rows.
-        std::vector<double> rows = random_orthonormal_rows(size_t(d_in), size_t(d_out), seed), a(rows.size());
-        for (int i = 0; i < d_in; i++)
-            for (int j = 0; j < d_out; j++) a[size_t(j) * d_in + i] = rows[size_t(i) * d_out + j];
+        // faiss's tight frame: the first d_in columns of a d_out x d_out rotation.
+        std::vector<double> full = random_rotation_rows(size_t(d_out), size_t(d_out), seed), a(size_t(d_out) * d_in);
+        for (int i = 0; i < d_out; i++)
+            for (int j = 0; j < d_in; j++) a[size_t(i) * d_in + j] = full[size_t(i) * d_out + j];
         set_matrix_from_double(*this, a);
     }
     is_orthonormal = true;

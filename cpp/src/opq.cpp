@@ -10,6 +10,7 @@
 #include "nearly/linalg.h"
 #include "nearly/parallel.h"
 #include "nearly/pq.h"
+#include "nearly/random.h"
 
 namespace nearly {
 
@@ -52,7 +53,8 @@ std::vector<double> cross_product(const float* y, const float* x, size_t n, size
 void OPQMatrix::train(idx_t n_in, const float* x_in) {
     NEARLY_CHECK_ARG(n_in >= 0, "OPQMatrix::train: n must be non-negative");
     check_finite(x_in, size_t(n_in) * d_in, "the training vectors");
-    NEARLY_CHECK_ARG(niter >= 1 && niter_pq >= 0 && niter_pq_0 >= 0, "OPQMatrix: niter must be >= 1");
+    // niter 0 leaves the starting rotation, as in faiss.
+    NEARLY_CHECK_ARG(niter >= 0 && niter_pq >= 0 && niter_pq_0 >= 0, "OPQMatrix: niter must be >= 0");
     // faiss's fvecs_maybe_subsample: the first max_train_points of a seeded
     // permutation.
     const float* x = x_in;
@@ -98,7 +100,8 @@ void OPQMatrix::train(idx_t n_in, const float* x_in) {
         NEARLY_CHECK_ARG(A.size() == d2 * d, "OPQMatrix::train: A must be d_out x d_in to start from it");
         rotation.assign(A.begin(), A.end());
     } else {
-        rotation = random_orthonormal_rows(d2, d, 1234);
+        rotation = random_rotation_rows(d, d, 1234);  // faiss's start: the first d2 rows of a d x d rotation
+        rotation.resize(d2 * d);
     }
 
     ProductQuantizer pq(d2, size_t(M), 8);

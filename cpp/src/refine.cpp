@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <mutex>
 #include <tuple>
 #include <vector>
@@ -163,6 +164,25 @@ std::unique_ptr<IndexRefineFlat> IndexRefineFlat::read_body(Reader& r) {
     out->k_factor = kf;
     out->sync();
     return out;
+}
+
+void IndexRefine::encode_standalone(idx_t n, const float* x, uint8_t* bytes) const {
+    const size_t c1 = base_index->sa_code_size(), c2 = refine_index->sa_code_size();
+    std::vector<uint8_t> b1(size_t(n) * c1), b2(size_t(n) * c2);
+    base_index->sa_encode(n, x, b1.data());
+    refine_index->sa_encode(n, x, b2.data());
+    for (size_t i = 0; i < size_t(n); i++) {
+        std::memcpy(bytes + i * (c1 + c2), &b1[i * c1], c1);
+        std::memcpy(bytes + i * (c1 + c2) + c1, &b2[i * c2], c2);
+    }
+}
+
+void IndexRefine::sa_decode(idx_t n, const uint8_t* bytes, float* x) const {
+    NEARLY_CHECK_ARG(n >= 0, "the number of codes must be non-negative");
+    const size_t c1 = base_index->sa_code_size(), c2 = refine_index->sa_code_size();
+    std::vector<uint8_t> b2(size_t(n) * c2);
+    for (size_t i = 0; i < size_t(n); i++) std::memcpy(&b2[i * c2], bytes + i * (c1 + c2) + c1, c2);
+    refine_index->sa_decode(n, b2.data(), x);
 }
 
 }  // namespace nearly

@@ -109,14 +109,35 @@ void IndexPreTransform::reconstruct(idx_t key, float* out) const { reconstruct_n
 
 void IndexPreTransform::reconstruct_n(idx_t i0, idx_t ni, float* out) const {
     std::shared_lock<SharedMutex> lk(rw_mutex_);
-    std::vector<float> cur(size_t(ni) * index->d), next;
-    index->reconstruct_n(i0, ni, cur.data());
+    std::vector<float> y(size_t(ni) * index->d);
+    index->reconstruct_n(i0, ni, y.data());
+    std::vector<float> x = reverse_chain(ni, std::move(y));
+    std::copy(x.begin(), x.end(), out);
+}
+
+std::vector<float> IndexPreTransform::reverse_chain(idx_t n, std::vector<float> cur) const {
+    std::vector<float> next;
     for (auto it = chain.rbegin(); it != chain.rend(); ++it) {
-        next.resize(size_t(ni) * (*it)->d_in);
-        (*it)->reverse(ni, cur.data(), next.data());
+        next.resize(size_t(n) * (*it)->d_in);
+        (*it)->reverse(n, cur.data(), next.data());
         cur.swap(next);
     }
-    std::copy(cur.begin(), cur.end(), out);
+    return cur;
+}
+
+void IndexPreTransform::encode_standalone(idx_t n, const float* x, uint8_t* bytes) const {
+    std::shared_lock<SharedMutex> lk(rw_mutex_);
+    std::vector<float> xt = apply_chain(n, x);
+    index->sa_encode(n, xt.data(), bytes);
+}
+
+void IndexPreTransform::sa_decode(idx_t n, const uint8_t* bytes, float* x) const {
+    NEARLY_CHECK_ARG(n >= 0, "the number of codes must be non-negative");
+    std::shared_lock<SharedMutex> lk(rw_mutex_);
+    std::vector<float> y(size_t(n) * index->d);
+    index->sa_decode(n, bytes, y.data());
+    std::vector<float> out = reverse_chain(n, std::move(y));
+    std::copy(out.begin(), out.end(), x);
 }
 
 size_t IndexPreTransform::remove_ids(const IDSelector& sel) {

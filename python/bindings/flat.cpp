@@ -69,6 +69,84 @@ py::tuple search_impl(const Index& self, py::handle x_obj, py::handle k_obj, py:
     return py::make_tuple(D, I);
 }
 
+// An output array the caller passed (faiss's D=, I=, codes=, ...: written in
+// place) or a new one.
+template <class T>
+py::array_t<T> out_array(py::handle given, std::vector<py::ssize_t> shape, const char* what) {
+    if (given.is_none()) return py::array_t<T>(shape);
+    auto a = py::cast<py::array_t<T>>(given);
+    bool ok = py::isinstance<py::array_t<T, py::array::c_style>>(given) && a.writeable() &&
+              a.ndim() == py::ssize_t(shape.size());
+    for (size_t i = 0; ok && i < shape.size(); i++) ok = a.shape(i) == shape[i];
+    if (!ok) {
+        std::string want;
+        for (size_t i = 0; i < shape.size(); i++) want += (i ? ", " : "") + std::to_string(shape[i]);
+        throw InvalidArgument(std::string(what) + " must be a writeable C-contiguous " +
+                              py::str(py::dtype::of<T>()).cast<std::string>() + " array of shape (" + want + ")");
+    }
+    return a;
+}
+
+py::array_t<idx_t> assign(const Index& self, py::handle x_obj, py::handle k_obj, py::handle labels_obj) {
+    FloatArray x = as_matrix(x_obj, self.d, "x");
+    const idx_t k = as_k(k_obj), n = x.shape(0);
+    auto I = out_array<idx_t>(labels_obj, {n, k}, "labels");
+    std::vector<float> D(size_t(n) * size_t(k));
+    {
+        py::gil_scoped_release release;
+        self.search(n, x.data(), k, D.data(), I.mutable_data());
+    }
+    return I;
+}
+
+py::array_t<float> reconstruct_batch(const Index& self, py::handle keys_obj, py::handle x_obj) {
+    IdArray keys = as_ids(keys_obj, -1, "key");
+    const idx_t n = keys.shape(0);
+    auto out = out_array<float>(x_obj, {n, idx_t(self.d)}, "x");
+    {
+        py::gil_scoped_release release;
+        self.reconstruct_batch(n, keys.data(), out.mutable_data());
+    }
+    return out;
+}
+
+py::tuple search_and_reconstruct(const Index& self, py::handle x_obj, py::handle k_obj, py::handle params,
+                                 py::handle D_obj, py::handle I_obj, py::handle R_obj) {
+    FloatArray x = as_matrix(x_obj, self.d, "x");
+    const idx_t k = as_k(k_obj), n = x.shape(0);
+    auto D = out_array<float>(D_obj, {n, k}, "D");
+    auto I = out_array<idx_t>(I_obj, {n, k}, "I");
+    auto R = out_array<float>(R_obj, {n, k, idx_t(self.d)}, "R");
+    const SearchParameters* p = params_ptr(params);
+    {
+        py::gil_scoped_release release;
+        self.search_and_reconstruct(n, x.data(), k, D.mutable_data(), I.mutable_data(), R.mutable_data(), p);
+    }
+    return py::make_tuple(D, I, R);
+}
+
+py::array_t<uint8_t> sa_encode(const Index& self, py::handle x_obj, py::handle codes_obj) {
+    FloatArray x = as_matrix(x_obj, self.d, "x");
+    const idx_t n = x.shape(0);
+    auto codes = out_array<uint8_t>(codes_obj, {n, idx_t(self.sa_code_size())}, "codes");
+    {
+        py::gil_scoped_release release;
+        self.sa_encode(n, x.data(), codes.mutable_data());
+    }
+    return codes;
+}
+
+py::array_t<float> sa_decode(const Index& self, py::handle codes_obj, py::handle x_obj) {
+    auto codes = as_codes(codes_obj, self.sa_code_size(), "codes");
+    const idx_t n = codes.shape(0);
+    auto x = out_array<float>(x_obj, {n, idx_t(self.d)}, "x");
+    {
+        py::gil_scoped_release release;
+        self.sa_decode(n, codes.data(), x.mutable_data());
+    }
+    return x;
+}
+
 py::tuple search(const Index& self, py::handle x_obj, py::handle k_obj, py::handle params, py::handle D_obj,
                  py::handle I_obj) {
     return search_impl(self, x_obj, k_obj, params, D_obj, I_obj, false);
@@ -161,6 +239,19 @@ void bind_flat(py::module_& m) {
             return out;
         }, py::arg("key"))
         .def("reconstruct_n", &reconstruct_n, py::arg("n0") = 0, py::arg("ni") = -1)
+        .def("reconstruct_batch", &reconstruct_batch, py::arg("key"), py::arg("x") = py::none(),
+             "The vectors of the given keys, (n, d) float32.")
+        .def("assign", &assign, py::arg("x"), py::arg("k"), py::arg("labels") = py::none(),
+             "The labels of the k nearest neighbours of each row of x, (n, k) int64.")
+        .def("search_and_reconstruct", &search_and_reconstruct, py::arg("x"), py::arg("k"), py::kw_only(),
+             py::arg("params") = py::none(), py::arg("D") = py::none(), py::arg("I") = py::none(),
+             py::arg("R") = py::none(),
+             "search() and the results' vectors: (D, I, R float32 (n, k, d)); missing results' rows are NaN.")
+        .def("sa_code_size", &Index::sa_code_size, "Bytes of one standalone code (faiss's vector codec).")
+        .def("sa_encode", &sa_encode, py::arg("x"), py::arg("codes") = py::none(),
+             "The codes this index would store for x, without adding them: (n, sa_code_size()) uint8.")
+        .def("sa_decode", &sa_decode, py::arg("codes"), py::arg("x") = py::none(),
+             "The vectors the codes decode to, (n, d) float32.")
         .def("remove_ids", &remove_ids, py::arg("sel"))
         .def("reset", [](Index& self) {
             py::gil_scoped_release release;

@@ -25,6 +25,8 @@ void bind_sq(py::module_& m);
 void bind_gpu(py::module_& m);
 void bind_binary(py::module_& m);
 void bind_binary_flat(py::module_& m);
+void bind_random(py::module_& m);
+void bind_lsh(py::module_& m);
 }  // namespace nearly_py
 
 #if defined(NEARLY_WITH_CUDA)
@@ -140,4 +142,6 @@ PYBIND11_MODULE(_nearly, m) {
     bind_gpu(m);
     bind_binary(m);
     bind_binary_flat(m);
+    bind_random(m);
+    bind_lsh(m);
 }

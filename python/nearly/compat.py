@@ -124,3 +124,28 @@ class ParameterSpace:
         if name.startswith("quantizer_") and ivf:
             return self.set_index_parameter(index.quantizer, name[len("quantizer_"):], val)
         raise RuntimeError(f"ParameterSpace::set_index_parameter: could not set parameter {name}")
+
+
+def rand(n, seed=12345):
+    """faiss.rand: uniform float32 in [0, 1], the same values as faiss for the
+    same seed; n is a size or a shape."""
+    res = np.empty(n, dtype="float32")
+    _nearly._float_rand(res, seed)
+    return res
+
+
+def randn(n, seed=12345):
+    """faiss.randn: standard normal float32, the same values as faiss."""
+    res = np.empty(n, dtype="float32")
+    _nearly._float_randn(res, seed)
+    return res
+
+
+def randint(n, seed=12345, vmax=None):
+    """faiss.randint: int64 in [0, 2^62), or in [0, vmax), the same values as faiss."""
+    res = np.empty(n, dtype="int64")
+    if vmax is None:
+        _nearly._int64_rand(res, seed)
+    else:
+        _nearly._int64_rand_max(res, int(vmax), seed)
+    return res

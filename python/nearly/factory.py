@@ -18,6 +18,8 @@ TRANSFORMS = [
     # OPQ{M}[_{d_out}]: an OPQ rotation for M subquantizers, trained with the index.
     (re.compile(r"OPQ(\d+)(?:_(\d+))?"), lambda m, d: (
         _nearly.OPQMatrix(d, int(m.group(1)), int(m.group(2) or d)), int(m.group(2) or d))),
+    # RR{d_out}: faiss's random rotation (its matrix, drawn at train()).
+    (re.compile(r"RR(\d+)"), lambda m, d: (_nearly.RandomRotationMatrix(d, int(m.group(1))), int(m.group(1)))),
     # PCA[W][R]{d_out}: PCA to d_out dimensions, W whitened (eigen_power -0.5), R then randomly rotated.
     (re.compile(r"PCA(W?)(R?)(\d+)"), lambda m, d: (
         _nearly.PCAMatrix(d, int(m.group(3)), -0.5 if m.group(1) else 0.0, bool(m.group(2))), int(m.group(3)))),
@@ -58,6 +60,9 @@ INDEXES = [
     (re.compile(r"SQ(8|fp16)"), lambda m, d, metric: _nearly.IndexScalarQuantizer(d, _sq_qtype(m.group(1)), metric)),
     (re.compile(r"IVF(\d+)(?:_HNSW(\d+))?,SQ(8|fp16)"), lambda m, d, metric: _nearly.IndexIVFScalarQuantizer(
         _coarse(m.group(2), d, metric), d, int(m.group(1)), _sq_qtype(m.group(3)), metric)),
+    # faiss's LSH[nbits][r][t]: nbits defaults to d; r rotates, t learns per-bit thresholds.
+    (re.compile(r"LSH(\d*)(r?)(t?)"), lambda m, d, metric: _nearly.IndexLSH(
+        d, int(m.group(1) or d), bool(m.group(2)), bool(m.group(3)))),
     (re.compile(r"HNSW(\d+)(,Flat)?"), lambda m, d, metric: _nearly.IndexHNSWFlat(d, int(m.group(1)), metric)),
     # BEBR recurrent binary codes: RBE{m}x{bits_per_dim}, scored by SDC.
     (re.compile(r"RBE(\d+)x(\d+)"), lambda m, d, metric: _nearly.IndexBinaryRecurrent(

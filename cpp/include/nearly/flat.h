@@ -22,10 +22,15 @@ struct IndexFlat : Index {
     size_t remove_ids(const IDSelector& sel) override;
     void reset() override;
     void merge_from(Index& other, idx_t add_id = 0) override;
+    size_t sa_code_size() const override { return size_t(d) * sizeof(float); }  // the raw float bytes, as faiss
+    void sa_decode(idx_t n, const uint8_t* bytes, float* x) const override;
     void write_body(Writer& w) const override;
     static std::unique_ptr<IndexFlat> read_body(class Reader& r);
 
     const LargeVector<float>& vectors() const { return xb_; }
+
+   protected:
+    void encode_standalone(idx_t n, const float* x, uint8_t* bytes) const override;
 
    private:
     LargeVector<float> xb_;  // read at random by re-ranking

@@ -29,6 +29,8 @@ struct IndexIDMap : Index {
     size_t remove_ids(const IDSelector& sel) override;
     void reset() override;
     void merge_from(Index& other, idx_t add_id = 0) override;
+    // faiss reports the wrapped index's code size, though sa_encode raises.
+    size_t sa_code_size() const override { return index->sa_code_size(); }
     void write_body(Writer& w) const override;
     static std::unique_ptr<IndexIDMap> read_body(Reader& r, bool with_reverse_map);
 

@@ -86,6 +86,19 @@ struct Index {
                               const SearchParameters* params = nullptr) const;
     virtual void reconstruct(idx_t key, float* out) const;
     virtual void reconstruct_n(idx_t i0, idx_t ni, float* out) const;
+    // reconstruct() of each key, in parallel (faiss's reconstruct_batch).
+    virtual void reconstruct_batch(idx_t n, const idx_t* keys, float* out) const;
+    // search, then the vector of every result into R (n * k * d); a missing
+    // result's row is NaN (faiss fills it with 0xff bytes).
+    virtual void search_and_reconstruct(idx_t n, const float* x, idx_t k, float* D, idx_t* I, float* R,
+                                        const SearchParameters* params = nullptr) const;
+    // faiss's standalone codec: the code this index would store for a
+    // vector, without adding it, and the vector a code decodes to. Codes are
+    // sa_code_size() bytes, byte-compatible with faiss's for the same index
+    // string and training. Families without a codec raise NotSupported.
+    virtual size_t sa_code_size() const;
+    void sa_encode(idx_t n, const float* x, uint8_t* bytes) const;  // checks x, then encode_standalone
+    virtual void sa_decode(idx_t n, const uint8_t* bytes, float* x) const;
     virtual size_t remove_ids(const IDSelector& sel);
     virtual void reset() = 0;
     // Moves other's vectors into this index (other is left empty), like faiss.
@@ -101,6 +114,8 @@ struct Index {
     virtual void write_body(Writer& w) const = 0;
 
    protected:
+    virtual void encode_standalone(idx_t n, const float* x, uint8_t* bytes) const;
+
     // Searches hold it shared, writes exclusive: a write waits for running
     // searches instead of pulling memory from under them.
     mutable SharedMutex rw_mutex_;

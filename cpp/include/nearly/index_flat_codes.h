@@ -20,10 +20,13 @@ struct IndexFlatCodes : Index {
     // The kept codes move down, so ids are renumbered (faiss's behaviour).
     size_t remove_ids(const IDSelector& sel) override;
     void reset() override;
+    size_t sa_code_size() const override { return code_size(); }
+    void sa_decode(idx_t n, const uint8_t* bytes, float* x) const override;
     std::vector<uint8_t> get_codes() const;  // a copy, ntotal x code_size(), one code after the other
     CodeLayout layout() const { return CodeLayout{code_size(), code_block_}; }
 
    protected:
+    void encode_standalone(idx_t n, const float* x, uint8_t* bytes) const override { encode(size_t(n), x, bytes); }
     virtual void encode(size_t n, const float* x, uint8_t* codes) const = 0;
     virtual void decode(const uint8_t* code, float* out) const = 0;
     std::vector<uint8_t> codes_;  // in layout()

@@ -93,6 +93,15 @@ struct IndexIVF : Index {
     bool has_direct_map() const { return lists_.has_direct_map(); }
     // The stored vector as the family decodes it (exact for Flat).
     void reconstruct(idx_t key, float* out) const override;
+    // Finds the results' codes in the lists whether or not there is a direct
+    // map (faiss does the same), so it needs no make_direct_map().
+    void search_and_reconstruct(idx_t n, const float* x, idx_t k, float* D, idx_t* I, float* R,
+                                const SearchParameters* params = nullptr) const override;
+    // Standalone codes as faiss lays them out: the list number in
+    // coarse_code_size() little-endian bytes, then the family's code.
+    size_t coarse_code_size() const;
+    size_t sa_code_size() const override { return coarse_code_size() + code_size; }
+    void sa_decode(idx_t n, const uint8_t* bytes, float* x) const override;
     bool has_native_ids() const override { return true; }
 
     CodeLayout layout() const { return CodeLayout{code_size, code_block}; }
@@ -110,6 +119,8 @@ struct IndexIVF : Index {
     void add_entries(size_t list_no, size_t n, const uint8_t* codes, const idx_t* ids);
 
    protected:
+    void encode_standalone(idx_t n, const float* x, uint8_t* bytes) const override;
+
     // ---- what a family provides ----
     // Codes of n vectors assigned to list_nos (list_nos[i] >= 0).
     virtual void encode_vectors(idx_t n, const float* x, const idx_t* list_nos, uint8_t* codes) const = 0;

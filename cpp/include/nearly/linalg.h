@@ -14,10 +14,6 @@ namespace nearly {
 // them, so the result always has orthonormal rows.
 void orthonormalize_rows(double* a, size_t rows, size_t cols);
 
-// A rows x cols matrix (rows <= cols) with orthonormal rows, drawn uniformly
-// (Gaussian entries, orthonormalized) from a seeded std::mt19937.
-std::vector<double> random_orthonormal_rows(size_t rows, size_t cols, uint32_t seed);
-
 // The orthogonal Procrustes solution: for m (rows x cols, rows <= cols), the
 // matrix r with orthonormal rows that maximizes trace(r^T m), i.e. U V^T for
 // the singular value decomposition m = U S V^T. Computed by one-sided (Hestenes)

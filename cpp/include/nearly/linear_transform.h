@@ -35,10 +35,9 @@ struct LinearTransform : VectorTransform {
     void read_linear_body(Reader& r);
 };
 
-// A random orthonormal d_out x d_in matrix (d_out <= d_in), or d_in
-// orthonormal columns when d_out > d_in. train() draws it with faiss's seed
-// (12345); the draws are nearly's own (Gaussian entries from std::mt19937,
-// orthonormalized), so the matrix differs from faiss's but not its law.
+// A random orthonormal d_out x d_in matrix (d_out <= d_in), or, when d_out >
+// d_in, the first d_in columns of a d_out x d_out one. train() draws it with
+// faiss's seed (12345) and faiss's draws (random.h): faiss's matrix to about 1e-7.
 struct RandomRotationMatrix : LinearTransform {
     RandomRotationMatrix(int d_in, int d_out) : LinearTransform(d_in, d_out, false) {}
     std::string type_name() const override { return "RandomRotation"; }

@@ -37,11 +37,16 @@ struct IndexRefine : Index {
                 const SearchParameters* params = nullptr) const override;
     void reconstruct(idx_t key, float* out) const override;
     void reset() override;
+    // The base index's code, then the refine index's (faiss's layout);
+    // decoding reads the refine part, the more precise one.
+    size_t sa_code_size() const override { return base_index->sa_code_size() + refine_index->sa_code_size(); }
+    void sa_decode(idx_t n, const uint8_t* bytes, float* x) const override;
     void write_body(Writer& w) const override;
     static std::unique_ptr<IndexRefine> read_body(Reader& r);
 
    protected:
     void sync();
+    void encode_standalone(idx_t n, const float* x, uint8_t* bytes) const override;
 };
 
 struct IndexRefineFlat : IndexRefine {

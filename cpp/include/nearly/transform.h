@@ -52,10 +52,18 @@ struct IndexPreTransform : Index {
     size_t remove_ids(const IDSelector& sel) override;
     void reset() override;
     void merge_from(Index& other, idx_t add_id = 0) override;
+    // The inner index's codes of the transformed vectors; decoding goes back
+    // through the transforms' reverse, like faiss.
+    size_t sa_code_size() const override { return index->sa_code_size(); }
+    void sa_decode(idx_t n, const uint8_t* bytes, float* x) const override;
     void write_body(Writer& w) const override;
     static std::unique_ptr<IndexPreTransform> read_body(Reader& r);
 
+   protected:
+    void encode_standalone(idx_t n, const float* x, uint8_t* bytes) const override;
+
    private:
+    std::vector<float> reverse_chain(idx_t n, std::vector<float> y) const;
     std::vector<float> apply_chain(idx_t n, const float* x) const;
     void sync_from_inner();
 };
