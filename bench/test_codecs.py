@@ -1,0 +1,83 @@
+"""faiss's vector codecs and IndexLSH, nearly beside faiss on the same trained state.
+
+    python -m pytest bench/test_codecs.py --benchmark-only [--benchmark-json bench/results/codecs.json]
+
+Groups (compare the two rows of a group):
+  sa_encode_SQ8    IndexScalarQuantizer.sa_encode of 20,000 real vectors (d=384)
+  sa_decode_SQ8    sa_decode of their 20,000 codes
+  sa_encode_PQ32   IndexPQ ("PQ32np", nearly given faiss's codebooks).sa_encode of 20,000 vectors
+  sa_decode_PQ32   sa_decode of their codes
+  lsh_search       IndexLSH (384 bits, rotated) over 100,000 vectors, 100 queries, k=10
+Single-threaded unless NEARLY_BENCH_THREADS is set.  Each benchmark checks that
+nearly's output equals faiss's.
+"""
+import numpy as np
+import pytest
+
+N_ENCODE = 20_000
+N_LSH, NQ, K = 100_000, 100, 10
+
+
+def bench_group(name):
+    return pytest.mark.benchmark(group=name, warmup=True, warmup_iterations=2)
+
+
+@pytest.fixture(scope="module")
+def trained(data):
+    import faiss
+    import nearly
+    x = np.ascontiguousarray(data["base"][:N_ENCODE])
+    out = {}
+    for fs in ("SQ8", "PQ32np"):
+        f, n = faiss.index_factory(384, fs), nearly.index_factory(384, fs)
+        if fs.startswith("PQ"):
+            f.pq.cp.niter = n.pq.cp.niter = 4  # the codec is timed, not the training
+        f.train(x)
+        n.train(x)
+        if fs.startswith("PQ"):
+            n.pq.centroids = faiss.vector_to_array(f.pq.centroids)
+        out[fs] = f, n
+    return x, out
+
+
+def _lib_index(request, trained, fs):
+    x, out = trained
+    f, n = out[fs]
+    return x, (n if request.node.callspec.params["lib"] == "nearly" else f), f
+
+
+@pytest.mark.parametrize("lib", ["nearly", "faiss"])
+@pytest.mark.parametrize("fs,op", [("SQ8", "encode"), ("SQ8", "decode"), ("PQ32np", "encode"), ("PQ32np", "decode")])
+def test_codec(benchmark, request, trained, nearly_mod, faiss_mod, lib, fs, op):
+    x, index, ref = _lib_index(request, trained, fs)
+    benchmark.group = f"sa_{op}_{fs.replace('np', '')}"
+    codes = ref.sa_encode(x)
+    if op == "encode":
+        got = benchmark(index.sa_encode, x)
+        assert (got == codes).all(axis=1).mean() >= 0.999
+    else:
+        got = benchmark(index.sa_decode, codes)
+        np.testing.assert_allclose(got, ref.sa_decode(codes), rtol=1e-5, atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def lsh(data):
+    import faiss
+    import nearly
+    x = np.ascontiguousarray(data["base"][:N_LSH])
+    out = {}
+    for name, mod in (("nearly", nearly), ("faiss", faiss)):
+        index = mod.IndexLSH(384, 384, True, False)
+        index.add(x)
+        out[name] = index
+    return np.ascontiguousarray(data["queries"][:NQ]), out
+
+
+@bench_group("lsh_search")
+@pytest.mark.parametrize("lib", ["nearly", "faiss"])
+def test_lsh_search(benchmark, lsh, nearly_mod, faiss_mod, lib):
+    xq, out = lsh
+    D, I = benchmark(out[lib].search, xq, K)
+    Df, If = out["faiss"].search(xq, K)
+    np.testing.assert_array_equal(D, Df)
+    assert (I == If).mean() > 0.99
