@@ -88,13 +88,13 @@ void ScalarQuantizer::encode(const float* x, uint8_t* code) const {
     }
     const float* vmin = trained.data();
     const float* vdiff = trained.data() + d;
+    // Branch-free, so that the loop vectorizes; the same division and
+    // clamping as faiss's, value for value.
     for (size_t j = 0; j < d; j++) {
-        float xi = 0.f;
-        if (vdiff[j] != 0.f) {
-            xi = (x[j] - vmin[j]) / vdiff[j];
-            if (xi < 0.f) xi = 0.f;
-            if (xi > 1.f) xi = 1.f;
-        }
+        const float diff = vdiff[j];
+        float xi = (x[j] - vmin[j]) / (diff != 0.f ? diff : 1.f);
+        xi = diff != 0.f ? xi : 0.f;
+        xi = xi < 0.f ? 0.f : (xi > 1.f ? 1.f : xi);
         code[j] = uint8_t(int(255 * xi));  // truncation, like faiss's Codec8bit
     }
 }
