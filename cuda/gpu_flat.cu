@@ -169,6 +169,9 @@ namespace nearly::gpu {
 void brute_force_knn(GpuResources& res, MetricType metric, const float* xq, idx_t nq, const float* xb, idx_t nb, int d,
                      int k, float* D, idx_t* I, bool use_float16) {
     NEARLY_CHECK_ARG(d > 0, "d must be > 0");
+    if (metric != METRIC_L2 && metric != METRIC_INNER_PRODUCT)
+        throw NotSupported("knn_gpu: metric " + std::to_string(int(metric)) +
+                           " not implemented on the GPU (METRIC_L2 and METRIC_INNER_PRODUCT are; knn() takes the others)");
     NEARLY_CHECK_ARG(k >= 1 && k <= kMaxSelectK, "k must be between 1 and " + std::to_string(kMaxSelectK) +
                                                      " on the GPU (got " + std::to_string(k) + ")");
     if (nq <= 0) return;

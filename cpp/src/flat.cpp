@@ -1,15 +1,17 @@
 #include "nearly/flat.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <mutex>
 
 #include "nearly/distance.h"
+#include "nearly/extra_distances.h"
 #include "nearly/io.h"
 
 namespace nearly {
 
-IndexFlat::IndexFlat(int d, MetricType metric) : Index(d, metric) {}
+IndexFlat::IndexFlat(int d, MetricType metric) : Index(d, metric, true) {}
 
 void IndexFlat::add(idx_t n, const float* x) {
     check_add_args(n, x);
@@ -25,6 +27,9 @@ void IndexFlat::add(idx_t n, const float* x) {
 void IndexFlat::search(idx_t n, const float* x, idx_t k, float* D, idx_t* I, const SearchParameters* params) const {
     check_search_args(n, x, k);
     std::shared_lock<SharedMutex> lk(rw_mutex_);
+    if (is_extra_metric(metric_type))
+        return knn_extra(x, n, xb_.data(), ntotal, d, metric_type, metric_arg, k, D, I,
+                         params ? params->sel.get() : nullptr);
     knn_exhaustive(x, n, xb_.data(), ntotal, d, metric_type, k, D, I, params ? params->sel.get() : nullptr,
                    norms_.empty() ? nullptr : norms_.data());
 }
@@ -33,6 +38,9 @@ void IndexFlat::range_search(idx_t n, const float* x, float radius, RangeSearchR
                              const SearchParameters* params) const {
     check_search_args(n, x, 1);
     std::shared_lock<SharedMutex> lk(rw_mutex_);
+    if (is_extra_metric(metric_type))
+        return range_extra(x, n, xb_.data(), ntotal, d, metric_type, metric_arg, radius, result,
+                           params ? params->sel.get() : nullptr);
     range_exhaustive(x, n, xb_.data(), ntotal, d, metric_type, radius, result, params ? params->sel.get() : nullptr,
                      norms_.empty() ? nullptr : norms_.data());
 }
@@ -105,6 +113,7 @@ void IndexFlat::write_body(Writer& w) const {
     std::shared_lock<SharedMutex> lk(rw_mutex_);
     w.pod<int32_t>(d);
     w.pod<int32_t>(metric_type);
+    if (is_extra_metric(metric_type)) w.pod<float>(metric_arg);  // files of L2 / IP indexes are unchanged
     w.pod<int64_t>(ntotal);
     w.vec(xb_);
 }
@@ -112,13 +121,20 @@ void IndexFlat::write_body(Writer& w) const {
 std::unique_ptr<IndexFlat> IndexFlat::read_body(Reader& r) {
     int d = r.pod<int32_t>();
     int metric = r.pod<int32_t>();
+    const bool extra = is_extra_metric(MetricType(metric));
+    const float metric_arg = extra ? r.pod<float>() : 0.f;
     idx_t n = r.pod<int64_t>();
-    r.check(d > 0 && (metric == METRIC_L2 || metric == METRIC_INNER_PRODUCT) && n >= 0, "bad Flat header");
+    r.check(d > 0 && (metric == METRIC_L2 || metric == METRIC_INNER_PRODUCT || extra) && n >= 0 &&
+                std::isfinite(metric_arg),
+            "bad Flat header");
     std::unique_ptr<IndexFlat> index;
     if (metric == METRIC_L2)
         index = std::make_unique<IndexFlatL2>(d);
-    else
+    else if (metric == METRIC_INNER_PRODUCT)
         index = std::make_unique<IndexFlatIP>(d);
+    else
+        index = std::make_unique<IndexFlat>(d, MetricType(metric));
+    index->metric_arg = metric_arg;
     std::vector<float> xb = r.vec<float>();
     r.check(size_t(n) <= xb.size() / size_t(d) && xb.size() == size_t(n) * d, "Flat vector count does not match ntotal");
     index->add(n, xb.data());

@@ -8,7 +8,7 @@
 namespace nearly {
 
 IndexIDMap::IndexIDMap(IndexPtr inner, bool with_reverse_map)
-    : Index(inner ? inner->d : 1, inner ? inner->metric_type : METRIC_L2), index(std::move(inner)),
+    : Index(inner ? inner->d : 1, inner ? inner->metric_type : METRIC_L2, true), index(std::move(inner)),
       reverse_(with_reverse_map) {
     NEARLY_CHECK_ARG(index != nullptr, "IndexIDMap needs an index to wrap");
     if (index->ntotal != 0) throw InvalidArgument("IndexIDMap: the wrapped index must be empty");
@@ -16,7 +16,7 @@ IndexIDMap::IndexIDMap(IndexPtr inner, bool with_reverse_map)
 }
 
 IndexIDMap::IndexIDMap(IndexPtr inner, bool with_reverse_map, std::vector<idx_t> ids)
-    : Index(inner->d, inner->metric_type), index(std::move(inner)), id_map(std::move(ids)), reverse_(with_reverse_map) {
+    : Index(inner->d, inner->metric_type, true), index(std::move(inner)), id_map(std::move(ids)), reverse_(with_reverse_map) {
     sync_from_inner();
     if (reverse_) rebuild_reverse_map();
 }

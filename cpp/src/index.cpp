@@ -4,6 +4,7 @@
 #include <cfloat>
 #include <limits>
 
+#include "nearly/extra_distances.h"
 #include "nearly/parallel.h"
 
 namespace nearly {
@@ -22,10 +23,12 @@ void for_each_block(size_t n, const Fn& fn) {
 
 }  // namespace
 
-Index::Index(int d, MetricType metric) : d(d), metric_type(metric) {
+Index::Index(int d, MetricType metric, bool extra_metrics) : d(d), metric_type(checked_metric(metric)) {
     NEARLY_CHECK_ARG(d > 0, "the dimension d must be positive");
-    NEARLY_CHECK_ARG(metric == METRIC_L2 || metric == METRIC_INNER_PRODUCT,
-                     "metric must be METRIC_L2 or METRIC_INNER_PRODUCT");
+    if (is_extra_metric(metric) && !extra_metrics)
+        throw NotSupported("metric " + std::to_string(int(metric)) +
+                           " not implemented for this type of index in nearly (IndexFlat, IndexIDMap, "
+                           "IndexPreTransform, knn and pairwise_distances take it)");
 }
 
 void Index::train(idx_t, const float*) {}
@@ -96,7 +99,7 @@ void Index::merge_from(Index&, idx_t) { throw NotSupported("merge_from not imple
 void Index::check_search_args(idx_t n, const float* x, idx_t k) const {
     NEARLY_CHECK_ARG(n >= 0, "the number of queries must be non-negative");
     NEARLY_CHECK_ARG(k > 0, "k must be positive (got " + std::to_string(k) + ")");
-    check_finite(x, size_t(n) * d, "the query array");
+    if (!metric_accepts_nan(metric_type)) check_finite(x, size_t(n) * d, "the query array");
 }
 
 void Index::check_writable() const {
@@ -108,9 +111,9 @@ void Index::check_add_args(idx_t n, const float* x) const {
     check_writable();
     NEARLY_CHECK_ARG(n >= 0, "the number of vectors must be non-negative");
     if (!is_trained) throw NotSupported("the index is not trained: call train() before add()");
-    check_finite(x, size_t(n) * d, "the vectors to add");
+    if (!metric_accepts_nan(metric_type)) check_finite(x, size_t(n) * d, "the vectors to add");
 }
 
-float missing_distance(MetricType metric) { return metric == METRIC_L2 ? FLT_MAX : -FLT_MAX; }
+float missing_distance(MetricType metric) { return is_similarity_metric(metric) ? -FLT_MAX : FLT_MAX; }
 
 }  // namespace nearly

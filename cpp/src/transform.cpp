@@ -28,7 +28,7 @@ IndexPreTransform::IndexPreTransform(TransformPtr transform, IndexPtr inner)
     : IndexPreTransform(std::vector<TransformPtr>{std::move(transform)}, std::move(inner)) {}
 
 IndexPreTransform::IndexPreTransform(std::vector<TransformPtr> transforms, IndexPtr inner)
-    : Index(transforms.empty() || !transforms[0] ? 1 : transforms[0]->d_in, inner ? inner->metric_type : METRIC_L2),
+    : Index(transforms.empty() || !transforms[0] ? 1 : transforms[0]->d_in, inner ? inner->metric_type : METRIC_L2, true),
       chain(std::move(transforms)), index(std::move(inner)) {
     NEARLY_CHECK_ARG(index != nullptr, "IndexPreTransform needs an index");
     NEARLY_CHECK_ARG(!chain.empty(), "IndexPreTransform needs at least one transform");

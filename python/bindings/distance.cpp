@@ -2,6 +2,7 @@
 
 #include "arrays.h"
 #include "nearly/distance.h"
+#include "nearly/extra_distances.h"
 #include "nearly/simd.h"
 
 namespace nearly_py {
@@ -9,17 +10,14 @@ namespace nearly_py {
 using namespace nearly;
 
 namespace {
-MetricType as_metric(int metric) {
-    if (metric != METRIC_L2 && metric != METRIC_INNER_PRODUCT)
-        throw InvalidArgument("metric must be METRIC_L2 or METRIC_INNER_PRODUCT");
-    return MetricType(metric);
-}
-
-std::pair<FloatArray, FloatArray> query_and_base(py::handle xq_obj, py::handle xb_obj) {
+// NaN is a missing component under NaNEuclidean and GOWER, an error elsewhere.
+std::pair<FloatArray, FloatArray> query_and_base(py::handle xq_obj, py::handle xb_obj, MetricType metric) {
     FloatArray xb = as_matrix(xb_obj, -1, "xb");
     FloatArray xq = as_matrix(xq_obj, int(xb.shape(1)), "xq");
-    check_finite(xb.data(), xb.size(), "xb");
-    check_finite(xq.data(), xq.size(), "xq");
+    if (!metric_accepts_nan(metric)) {
+        check_finite(xb.data(), xb.size(), "xb");
+        check_finite(xq.data(), xq.size(), "xq");
+    }
     return {xq, xb};
 }
 
@@ -31,29 +29,40 @@ FloatArray as_vector(py::handle obj, const char* what) {
 }  // namespace
 
 void bind_distance(py::module_& m) {
-    m.def("knn", [](py::handle xq_obj, py::handle xb_obj, py::handle k_obj, int metric) {
-        auto [xq, xb] = query_and_base(xq_obj, xb_obj);
+    m.def("knn", [](py::handle xq_obj, py::handle xb_obj, py::handle k_obj, int metric, float metric_arg) {
+        const MetricType mt = checked_metric(metric);
+        auto [xq, xb] = query_and_base(xq_obj, xb_obj, mt);
         idx_t k = as_k(k_obj);
-        MetricType mt = as_metric(metric);
         py::array_t<float> D({idx_t(xq.shape(0)), k});
         py::array_t<idx_t> I({idx_t(xq.shape(0)), k});
         {
             py::gil_scoped_release release;
-            knn_exhaustive(xq.data(), xq.shape(0), xb.data(), xb.shape(0), xb.shape(1), mt, k, D.mutable_data(),
-                           I.mutable_data());
+            if (is_extra_metric(mt))
+                knn_extra(xq.data(), xq.shape(0), xb.data(), xb.shape(0), xb.shape(1), mt, metric_arg, k,
+                          D.mutable_data(), I.mutable_data());
+            else
+                knn_exhaustive(xq.data(), xq.shape(0), xb.data(), xb.shape(0), xb.shape(1), mt, k, D.mutable_data(),
+                               I.mutable_data());
         }
         return py::make_tuple(D, I);
-    }, py::arg("xq"), py::arg("xb"), py::arg("k"), py::arg("metric") = int(METRIC_L2),
+    }, py::arg("xq"), py::arg("xb"), py::arg("k"), py::arg("metric") = int(METRIC_L2), py::arg("metric_arg") = 0.f,
        "Exact k-NN of xq in xb without building an index: returns (D, I).");
 
-    m.def("pairwise_distances", [](py::handle xq_obj, py::handle xb_obj, int metric) {
-        auto [xq, xb] = query_and_base(xq_obj, xb_obj);
-        MetricType mt = as_metric(metric);
+    m.def("pairwise_distances", [](py::handle xq_obj, py::handle xb_obj, int metric, float metric_arg) {
+        const MetricType mt = checked_metric(metric);
+        auto [xq, xb] = query_and_base(xq_obj, xb_obj, mt);
         py::array_t<float> out({idx_t(xq.shape(0)), idx_t(xb.shape(0))});
-        py::gil_scoped_release release;
-        pairwise_distances(xq.data(), xq.shape(0), xb.data(), xb.shape(0), xb.shape(1), mt, out.mutable_data());
+        {
+            py::gil_scoped_release release;
+            if (is_extra_metric(mt))
+                pairwise_extra(xq.data(), xq.shape(0), xb.data(), xb.shape(0), xb.shape(1), mt, metric_arg,
+                               out.mutable_data());
+            else
+                pairwise_distances(xq.data(), xq.shape(0), xb.data(), xb.shape(0), xb.shape(1), mt,
+                                   out.mutable_data());
+        }
         return out;
-    }, py::arg("xq"), py::arg("xb"), py::arg("metric") = int(METRIC_L2));
+    }, py::arg("xq"), py::arg("xb"), py::arg("metric") = int(METRIC_L2), py::arg("metric_arg") = 0.f);
 
     m.def("normalize_L2", [](py::handle x_obj) {
         if (!py::isinstance<py::array_t<float, py::array::c_style>>(x_obj))

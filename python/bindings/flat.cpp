@@ -190,6 +190,15 @@ py::array_t<float> reconstruct_n(const Index& self, idx_t i0, idx_t ni) {
 void bind_flat(py::module_& m) {
     m.attr("METRIC_INNER_PRODUCT") = int(METRIC_INNER_PRODUCT);
     m.attr("METRIC_L2") = int(METRIC_L2);
+    m.attr("METRIC_L1") = int(METRIC_L1);
+    m.attr("METRIC_Linf") = int(METRIC_Linf);
+    m.attr("METRIC_Lp") = int(METRIC_Lp);
+    m.attr("METRIC_Canberra") = int(METRIC_Canberra);
+    m.attr("METRIC_BrayCurtis") = int(METRIC_BrayCurtis);
+    m.attr("METRIC_JensenShannon") = int(METRIC_JensenShannon);
+    m.attr("METRIC_Jaccard") = int(METRIC_Jaccard);
+    m.attr("METRIC_NaNEuclidean") = int(METRIC_NaNEuclidean);
+    m.attr("METRIC_GOWER") = int(METRIC_GOWER);
 
     py::class_<SearchParameters, std::shared_ptr<SearchParameters>>(m, "SearchParameters")
         .def(py::init([](std::shared_ptr<IDSelector> sel) {
@@ -206,6 +215,7 @@ void bind_flat(py::module_& m) {
         .def_readonly("ntotal", &Index::ntotal)
         .def_readonly("is_trained", &Index::is_trained)
         .def_property_readonly("metric_type", [](const Index& i) { return int(i.metric_type); })
+        .def_readwrite("metric_arg", &Index::metric_arg)
         .def_readwrite("verbose", &Index::verbose)
         .def("train", [](Index& self, py::handle x_obj) {
             FloatArray x = as_matrix(x_obj, self.d, "x");

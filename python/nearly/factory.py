@@ -93,14 +93,18 @@ def _parse_error(description, why):
     return RuntimeError(f"index_factory: could not parse index string {description!r}: {why}")
 
 
+# faiss's metric ids; the index types say which they take (extra_distances.h).
+_METRICS = {getattr(_nearly, name) for name in dir(_nearly) if name.startswith("METRIC_")}
+
+
 def index_factory(d, description, metric=_nearly.METRIC_L2):
     """Builds an index from a faiss factory string, e.g. ``"IDMap,Flat"``."""
     if not isinstance(description, str):
         raise TypeError("index_factory: description must be a str")
     if int(d) <= 0:
         raise _nearly.InvalidArgumentError(f"index_factory: d must be positive, got {d}")
-    if metric not in (_nearly.METRIC_L2, _nearly.METRIC_INNER_PRODUCT):
-        raise _nearly.InvalidArgumentError("index_factory: metric must be METRIC_L2 or METRIC_INNER_PRODUCT")
+    if metric not in _METRICS:
+        raise _nearly.InvalidArgumentError(f"index_factory: unknown metric {metric!r}")
     parts = [p.strip() for p in description.split(",")]
     if not parts or any(not p for p in parts):
         raise _parse_error(description, "empty component")

@@ -87,8 +87,11 @@ class _IndexCollection:
             raise _nearly.InvalidArgumentError("k must be positive")
         return x, k
 
+    def _similarity(self):  # larger is better: inner product, Jaccard
+        return self.metric_type in (_nearly.METRIC_INNER_PRODUCT, _nearly.METRIC_Jaccard)
+
     def _padded(self, n, k):
-        pad = _FLT_MAX if self.metric_type == _nearly.METRIC_L2 else -_FLT_MAX
+        pad = -_FLT_MAX if self._similarity() else _FLT_MAX
         return np.full((n, k), pad, dtype=np.float32), np.full((n, k), -1, dtype=np.int64)
 
 
@@ -146,7 +149,7 @@ class IndexShards(_IndexCollection):
         I = np.concatenate([np.where(r[1] >= 0, r[1] + (off if self.successive_ids else 0), -1)
                             for r, off in zip(results, offsets)], axis=1)
         # The k best of all shards; equal distances by smaller id, missing (-1) last.
-        key = D if self.metric_type == _nearly.METRIC_L2 else -D
+        key = -D if self._similarity() else D
         order = np.lexsort((np.where(I < 0, np.iinfo(np.int64).max, I), I < 0, key), axis=1)[:, :k]
         D = np.take_along_axis(D, order, axis=1)
         I = np.take_along_axis(I, order, axis=1)

@@ -35,6 +35,20 @@ int main() {
                 }
             }
         }
+        // L1 within the rounding of another summation order, Linf exact
+        S.l1_ny(q.data(), x.data(), d, 9, out_s);
+        N.l1_ny(q.data(), x.data(), d, 9, out_n);
+        for (int j = 0; j < 9; j++)
+            if (std::fabs(out_s[j] - out_n[j]) > 1e-6 * d * std::fabs(out_s[j]) + 1e-30) {
+                std::printf("d=%zu l1 row %d: scalar %g neon %g\n", d, j, out_s[j], out_n[j]);
+                failures++;
+            }
+        S.linf_ny(q.data(), x.data(), d, 9, out_s);
+        N.linf_ny(q.data(), x.data(), d, 9, out_n);
+        if (std::memcmp(out_s, out_n, sizeof out_s) != 0) {
+            std::printf("d=%zu linf differs\n", d);
+            failures++;
+        }
         std::vector<int8_t> a(d), b(d);
         for (size_t i = 0; i < d; i++) {
             a[i] = int8_t(int(rng() % 255) - 127);

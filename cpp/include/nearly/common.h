@@ -11,8 +11,21 @@ namespace nearly {
 
 using idx_t = int64_t;
 
-// Values match faiss so that pickled metric ids and user code agree.
-enum MetricType : int { METRIC_INNER_PRODUCT = 0, METRIC_L2 = 1 };
+// Values match faiss so that pickled metric ids and user code agree. Past L2
+// and inner product: exact search only (extra_distances.h).
+enum MetricType : int {
+    METRIC_INNER_PRODUCT = 0,
+    METRIC_L2 = 1,
+    METRIC_L1 = 2,
+    METRIC_Linf = 3,
+    METRIC_Lp = 4,
+    METRIC_Canberra = 20,
+    METRIC_BrayCurtis = 21,
+    METRIC_JensenShannon = 22,
+    METRIC_Jaccard = 23,
+    METRIC_NaNEuclidean = 24,
+    METRIC_GOWER = 25,
+};
 
 // Bad arguments from the caller (shape, k, ids...). Mapped to a Python
 // exception that is both ValueError and AssertionError, because faiss's

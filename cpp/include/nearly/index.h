@@ -59,13 +59,16 @@ struct Index {
     int d;
     idx_t ntotal = 0;
     MetricType metric_type;
+    float metric_arg = 0;  // p of METRIC_Lp (faiss's field)
     bool is_trained = true;
     bool verbose = false;
     // Set by read_index with IO_FLAG_READ_ONLY or IO_FLAG_MMAP: every write
     // (add, remove_ids, reset, merge_from) raises instead.
     bool read_only = false;
 
-    Index(int d, MetricType metric);
+    // metric: L2 or inner product, or, where extra_metrics is set (exact
+    // indexes and wrappers), any of extra_distances.h.
+    Index(int d, MetricType metric, bool extra_metrics = false);
     virtual ~Index() = default;
 
     virtual std::string type_name() const = 0;  // also the tag in serialized files

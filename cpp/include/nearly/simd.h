@@ -78,6 +78,11 @@ struct SimdKernels {
     void (*pq4_pack_lut)(const uint8_t* lut, size_t npairs, uint8_t* packed);
     void (*pq4_scan_block)(const uint8_t* block, size_t npairs, const uint8_t* const* packed, size_t nq,
                            const uint16_t* thr, uint16_t* sums, uint32_t* masks);
+    // out[j] = sum_i |q_i - x_ji| (METRIC_L1) / max_i |q_i - x_ji| (METRIC_Linf)
+    // for ny rows of x (row stride d). Linf is exact at every level; L1's
+    // sums are in the level's order.
+    void (*l1_ny)(const float* q, const float* x, size_t d, size_t ny, float* out);
+    void (*linf_ny)(const float* q, const float* x, size_t d, size_t ny, float* out);
 };
 
 // The vecmat kernels of each level (cpp/src/simd/<isa>/vecmat.cpp, compiled

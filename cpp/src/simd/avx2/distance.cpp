@@ -145,12 +145,44 @@ void ip_4q(const float* q, const float* x, size_t d, size_t ny, float* out, size
     for (int i = 0; i < 4; i++) inner_products_ny(q + i * d, x, d, ny, out + i * ldo);
 }
 
+// |q - x| summed (Max false) or maxed over 16 lanes; the zero tail adds nothing.
+template <bool Max>
+float abs_diff_reduce(const float* q, const float* x, size_t d) {
+    const __m256 sign = _mm256_set1_ps(-0.f);
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+    auto step = [&](__m256& a, __m256 u, __m256 v) {
+        const __m256 t = _mm256_andnot_ps(sign, _mm256_sub_ps(u, v));
+        a = Max ? _mm256_max_ps(a, t) : _mm256_add_ps(a, t);
+    };
+    size_t i = 0;
+    for (; i + 16 <= d; i += 16) {
+        step(a0, _mm256_loadu_ps(q + i), _mm256_loadu_ps(x + i));
+        step(a1, _mm256_loadu_ps(q + i + 8), _mm256_loadu_ps(x + i + 8));
+    }
+    for (; i + 8 <= d; i += 8) step(a0, _mm256_loadu_ps(q + i), _mm256_loadu_ps(x + i));
+    if (i < d) step(a1, load_tail(q + i, d - i), load_tail(x + i, d - i));
+    if (!Max) return hsum(_mm256_add_ps(a0, a1));
+    __m256 m = _mm256_max_ps(a0, a1);
+    __m128 s = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+    s = _mm_max_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_max_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+void l1_ny(const float* q, const float* x, size_t d, size_t ny, float* out) {
+    for (size_t j = 0; j < ny; j++) out[j] = abs_diff_reduce<false>(q, x + j * d, d);
+}
+
+void linf_ny(const float* q, const float* x, size_t d, size_t ny, float* out) {
+    for (size_t j = 0; j < ny; j++) out[j] = abs_diff_reduce<true>(q, x + j * d, d);
+}
+
 }  // namespace
 
 const SimdKernels& kernels_avx2() {
     static const SimdKernels k{SimdLevel::avx2, inner_product, l2sqr, inner_products_ny, l2sqr_ny,
                                dot_i8, {MR, NR}, gemm_micro, vecmat_unfused_avx2, vecmat_fused_avx2, ip_4q, pq_adc8_avx2, nearest_transposed_avx2,
-                               pq4_pack_lut_scalar, pq4_scan_block_avx2};
+                               pq4_pack_lut_scalar, pq4_scan_block_avx2, l1_ny, linf_ny};
     return k;
 }
 

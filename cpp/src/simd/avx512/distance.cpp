@@ -219,13 +219,41 @@ void ip_4q(const float* q, const float* x, size_t d, size_t ny, float* out, size
         for (int a = 0; a < 4; a++) out[a * ldo + j] = inner_product(q + a * d, x + j * d, d);
 }
 
+// |q - x| summed (Max false) or maxed; masked tails load zeros, which add nothing.
+template <bool Max>
+float abs_diff_reduce(const float* q, const float* x, size_t d) {
+    __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
+    auto step = [&](__m512& a, __m512 u, __m512 v) {
+        const __m512 t = _mm512_abs_ps(_mm512_sub_ps(u, v));
+        a = Max ? _mm512_max_ps(a, t) : _mm512_add_ps(a, t);
+    };
+    size_t i = 0;
+    for (; i + 32 <= d; i += 32) {
+        step(a0, _mm512_loadu_ps(q + i), _mm512_loadu_ps(x + i));
+        step(a1, _mm512_loadu_ps(q + i + 16), _mm512_loadu_ps(x + i + 16));
+    }
+    for (; i < d; i += 16) {
+        const __mmask16 m = d - i >= 16 ? (__mmask16)0xffff : tail_mask(d - i);
+        step(a0, _mm512_maskz_loadu_ps(m, q + i), _mm512_maskz_loadu_ps(m, x + i));
+    }
+    return Max ? _mm512_reduce_max_ps(_mm512_max_ps(a0, a1)) : _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
+}
+
+void l1_ny(const float* q, const float* x, size_t d, size_t ny, float* out) {
+    for (size_t j = 0; j < ny; j++) out[j] = abs_diff_reduce<false>(q, x + j * d, d);
+}
+
+void linf_ny(const float* q, const float* x, size_t d, size_t ny, float* out) {
+    for (size_t j = 0; j < ny; j++) out[j] = abs_diff_reduce<true>(q, x + j * d, d);
+}
+
 }  // namespace
 
 const SimdKernels& kernels_avx512() {
     static const SimdKernels k{SimdLevel::avx512, inner_product, l2sqr, inner_products_ny, l2sqr_ny,
                                cpu_has_vnni() ? dot_i8_vnni : dot_i8, {MR, NR}, gemm_micro,
                                vecmat_unfused_avx512, vecmat_fused_avx512, ip_4q, pq_adc8_avx512, nearest_transposed_avx512,
-                               pq4_pack_lut_avx512, pq4_scan_block_avx512};
+                               pq4_pack_lut_avx512, pq4_scan_block_avx512, l1_ny, linf_ny};
     return k;
 }
 

@@ -1,6 +1,9 @@
 // NEON kernels for AArch64 (baseline there, no extra flags).
 #include <arm_neon.h>
 
+#include <algorithm>
+#include <cmath>
+
 #include "nearly/simd.h"
 
 namespace nearly {
@@ -85,12 +88,38 @@ void ip_4q(const float* q, const float* x, size_t d, size_t ny, float* out, size
     for (int i = 0; i < 4; i++) inner_products_ny(q + i * d, x, d, ny, out + i * ldo);
 }
 
+template <bool Max>
+float abs_diff_reduce(const float* q, const float* x, size_t d) {
+    float32x4_t a0 = vdupq_n_f32(0), a1 = vdupq_n_f32(0);
+    size_t i = 0;
+    for (; i + 8 <= d; i += 8) {
+        const float32x4_t t0 = vabdq_f32(vld1q_f32(q + i), vld1q_f32(x + i));
+        const float32x4_t t1 = vabdq_f32(vld1q_f32(q + i + 4), vld1q_f32(x + i + 4));
+        a0 = Max ? vmaxq_f32(a0, t0) : vaddq_f32(a0, t0);
+        a1 = Max ? vmaxq_f32(a1, t1) : vaddq_f32(a1, t1);
+    }
+    float s = Max ? vmaxvq_f32(vmaxq_f32(a0, a1)) : vaddvq_f32(vaddq_f32(a0, a1));
+    for (; i < d; i++) {
+        const float t = std::fabs(q[i] - x[i]);
+        s = Max ? std::max(s, t) : s + t;
+    }
+    return s;
+}
+
+void l1_ny(const float* q, const float* x, size_t d, size_t ny, float* out) {
+    for (size_t j = 0; j < ny; j++) out[j] = abs_diff_reduce<false>(q, x + j * d, d);
+}
+
+void linf_ny(const float* q, const float* x, size_t d, size_t ny, float* out) {
+    for (size_t j = 0; j < ny; j++) out[j] = abs_diff_reduce<true>(q, x + j * d, d);
+}
+
 }  // namespace
 
 const SimdKernels& kernels_neon() {
     static const SimdKernels k{SimdLevel::neon, inner_product, l2sqr, inner_products_ny, l2sqr_ny,
                                dot_i8, {MR, NR}, gemm_micro, vecmat_unfused_neon, vecmat_fused_neon, ip_4q, pq_adc8_scalar, nearest_transposed_scalar,
-                               pq4_pack_lut_scalar, pq4_scan_block_scalar};
+                               pq4_pack_lut_scalar, pq4_scan_block_scalar, l1_ny, linf_ny};
     return k;
 }
 

@@ -1,5 +1,8 @@
 // The scalar reference: the definition every SIMD variant is tested against.
 // Plain loops in index order; no FMA contraction (see CMakeLists.txt).
+#include <algorithm>
+#include <cmath>
+
 #include "nearly/simd.h"
 
 namespace nearly {
@@ -51,12 +54,31 @@ void ip_4q(const float* q, const float* x, size_t d, size_t ny, float* out, size
     for (int i = 0; i < 4; i++) inner_products_ny(q + i * d, x, d, ny, out + i * ldo);
 }
 
+// The reference: one sum in index order.
+void l1_ny(const float* q, const float* x, size_t d, size_t ny, float* out) {
+    for (size_t j = 0; j < ny; j++) {
+        const float* xj = x + j * d;
+        float s = 0;
+        for (size_t i = 0; i < d; i++) s += std::fabs(q[i] - xj[i]);
+        out[j] = s;
+    }
+}
+
+void linf_ny(const float* q, const float* x, size_t d, size_t ny, float* out) {
+    for (size_t j = 0; j < ny; j++) {
+        const float* xj = x + j * d;
+        float s = 0;
+        for (size_t i = 0; i < d; i++) s = std::max(s, std::fabs(q[i] - xj[i]));
+        out[j] = s;
+    }
+}
+
 }  // namespace
 
 const SimdKernels& kernels_scalar() {
     static const SimdKernels k{SimdLevel::scalar, inner_product, l2sqr, inner_products_ny, l2sqr_ny,
                                dot_i8, {MR, NR}, gemm_micro, vecmat_unfused_scalar, vecmat_fused_scalar, ip_4q, pq_adc8_scalar, nearest_transposed_scalar,
-                               pq4_pack_lut_scalar, pq4_scan_block_scalar};
+                               pq4_pack_lut_scalar, pq4_scan_block_scalar, l1_ny, linf_ny};
     return k;
 }
 
