@@ -8,6 +8,7 @@
 
 #include "nearly/io.h"
 #include "nearly/parallel.h"
+#include "nearly/simd.h"
 #include "nearly/topk.h"
 
 namespace nearly {
@@ -212,7 +213,41 @@ void IndexIVF::search_sorted_or_not(idx_t n, const float* x, idx_t k, float* D, 
     quantizer->search(n, x, idx_t(np), coarse_dis.data(), coarse.data());
 
     std::shared_lock<SharedMutex> lk(rw_mutex_);
-    if (search_assigned(n, x, k, np, coarse.data(), coarse_dis.data(), sel, D, I, sorted)) return;
+    search_lists(n, x, k, np, coarse.data(), coarse_dis.data(), sel, D, I, sorted);
+}
+
+void IndexIVF::search_preassigned(idx_t n, const float* x, idx_t k, size_t np, const idx_t* assign,
+                                  const float* centroid_dis, float* D, idx_t* I,
+                                  const SearchParameters* params) const {
+    check_search_args(n, x, k);
+    if (!is_trained) throw NotSupported("Error: '!(is_trained)' failed: IVF index is not trained");
+    NEARLY_CHECK_ARG(np >= 1, "search_preassigned: at least one list per query");
+    for (size_t i = 0; i < size_t(n) * np; i++)
+        if (assign[i] < -1 || assign[i] >= idx_t(nlist))
+            throw InvalidArgument("search_preassigned: list " + std::to_string(assign[i]) + " of an index with " +
+                                  std::to_string(nlist) + " lists");
+    if (n == 0) return;
+    std::vector<float> dis;
+    if (!centroid_dis) {  // the quantizer's own scores of the given centroids
+        dis.assign(size_t(n) * np, 0.f);
+        std::vector<float> c(d);
+        const SimdKernels& K = simd();
+        for (size_t i = 0; i < size_t(n) * np; i++) {
+            if (assign[i] < 0) continue;
+            quantizer->reconstruct(assign[i], c.data());
+            const float* xq = x + i / np * size_t(d);
+            dis[i] = metric_type == METRIC_L2 ? K.l2sqr(xq, c.data(), d) : K.inner_product(xq, c.data(), d);
+        }
+        centroid_dis = dis.data();
+    }
+    const IDSelector* sel = params ? params->sel.get() : nullptr;
+    std::shared_lock<SharedMutex> lk(rw_mutex_);
+    search_lists(n, x, k, np, assign, centroid_dis, sel, D, I, true);
+}
+
+void IndexIVF::search_lists(idx_t n, const float* x, idx_t k, size_t np, const idx_t* coarse,
+                            const float* coarse_dis, const IDSelector* sel, float* D, idx_t* I, bool sorted) const {
+    if (search_assigned(n, x, k, np, coarse, coarse_dis, sel, D, I, sorted)) return;
     const size_t mq = min_queries_per_list();
     if (mq > 0 && size_t(n) * np >= mq * std::min(nlist, size_t(n) * np)) {
         // Per-pair partial results take n * nprobe * k slots: big batches go
@@ -220,12 +255,12 @@ void IndexIVF::search_sorted_or_not(idx_t n, const float* x, idx_t k, float* D, 
         const size_t per_slice = std::max<size_t>(1, kMaxPairResults / (np * size_t(k)));
         for (size_t q0 = 0; q0 < size_t(n); q0 += per_slice) {
             const size_t m = std::min(per_slice, size_t(n) - q0);
-            search_by_list(idx_t(m), x + q0 * d, k, np, coarse.data() + q0 * np, coarse_dis.data() + q0 * np, sel,
-                           D + q0 * k, I + q0 * k);
+            search_by_list(idx_t(m), x + q0 * d, k, np, coarse + q0 * np, coarse_dis + q0 * np, sel, D + q0 * k,
+                           I + q0 * k);
         }
     } else {
         const std::unique_ptr<QueryBatch> batch = prepare_queries(n, x);
-        search_by_query(n, x, k, np, coarse.data(), coarse_dis.data(), sel, D, I, batch.get());
+        search_by_query(n, x, k, np, coarse, coarse_dis, sel, D, I, batch.get());
     }
 }
 

@@ -66,6 +66,33 @@ void bind_ivf(py::module_& m) {
             self.make_direct_map(enable);
         }, py::arg("new_maintain_direct_map") = true)
         .def("has_direct_map", &IndexIVF::has_direct_map)
+        .def("search_preassigned", [](const IndexIVF& self, py::handle x_obj, py::handle k_obj, py::handle Iq_obj,
+                                      py::handle Dq_obj, py::handle params) {
+            FloatArray x = as_matrix(x_obj, self.d, "x");
+            const idx_t n = x.shape(0), k = as_k(k_obj);
+            auto Iq = py::array_t<idx_t, py::array::c_style | py::array::forcecast>::ensure(Iq_obj);
+            if (!Iq || Iq.ndim() != 2 || Iq.shape(0) != n || Iq.shape(1) < 1)
+                throw InvalidArgument("Iq must be an (n, nprobe) array of list numbers");
+            const size_t np = size_t(Iq.shape(1));
+            py::array_t<float, py::array::c_style | py::array::forcecast> Dq;
+            if (!Dq_obj.is_none()) {
+                Dq = py::array_t<float, py::array::c_style | py::array::forcecast>::ensure(Dq_obj);
+                if (!Dq || Dq.ndim() != 2 || Dq.shape(0) != n || size_t(Dq.shape(1)) != np)
+                    throw InvalidArgument("Dq must be an (n, nprobe) float32 array like Iq");
+            }
+            const SearchParameters* p = params.is_none() ? nullptr : py::cast<const SearchParameters*>(params);
+            py::array_t<float> D({n, k});
+            py::array_t<idx_t> I({n, k});
+            {
+                py::gil_scoped_release release;
+                self.search_preassigned(n, x.data(), k, np, Iq.data(), Dq_obj.is_none() ? nullptr : Dq.data(),
+                                        D.mutable_data(), I.mutable_data(), p);
+            }
+            return py::make_tuple(D, I);
+        }, py::arg("x"), py::arg("k"), py::arg("Iq"), py::arg("Dq") = py::none(), py::kw_only(),
+           py::arg("params") = py::none(),
+           "search() over the lists given per query (Iq, n x nprobe; -1 skipped) with their centroid scores "
+           "(Dq; None: computed): returns (D, I).")
         .def_property_readonly("invlists", [](std::shared_ptr<IndexIVF> self) { return InvertedListsView{self}; })
         .def("get_list_size", &IndexIVF::list_size, py::arg("list_no"))
         .def("add_entries", [](IndexIVF& self, size_t list_no, py::handle codes_obj, py::handle ids_obj) {

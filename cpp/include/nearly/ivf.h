@@ -79,6 +79,13 @@ struct IndexIVF : Index {
                 const SearchParameters* params = nullptr) const override;
     void search_unordered(idx_t n, const float* x, idx_t k, float* D, idx_t* I,
                           const SearchParameters* params = nullptr) const override;
+    // faiss's search_preassigned: the lists each query scans are given
+    // (assign: n x np list numbers, -1 skipped; e.g. from a coarse quantizer
+    // that runs elsewhere), with the queries' scores against their centroids
+    // (centroid_dis, n x np; null: computed here). params' nprobe plays no part.
+    void search_preassigned(idx_t n, const float* x, idx_t k, size_t np, const idx_t* assign,
+                            const float* centroid_dis, float* D, idx_t* I,
+                            const SearchParameters* params = nullptr) const;
     // All vectors of the nprobe nearest lists within radius (L2: < radius,
     // IP: > radius), in list-scan order per query.
     void range_search(idx_t n, const float* x, float radius, RangeSearchResult& result,
@@ -189,6 +196,8 @@ struct IndexIVF : Index {
     // The two scan strategies of search(); coarse: n * np list numbers.
     void search_sorted_or_not(idx_t n, const float* x, idx_t k, float* D, idx_t* I, const SearchParameters* params,
                               bool sorted) const;
+    void search_lists(idx_t n, const float* x, idx_t k, size_t np, const idx_t* coarse, const float* coarse_dis,
+                      const IDSelector* sel, float* D, idx_t* I, bool sorted) const;  // under the read lock
     void search_by_query(idx_t n, const float* x, idx_t k, size_t np, const idx_t* coarse, const float* coarse_dis,
                          const IDSelector* sel, float* D, idx_t* I, const QueryBatch* batch) const;
     void search_by_list(idx_t n, const float* x, idx_t k, size_t np, const idx_t* coarse, const float* coarse_dis,
