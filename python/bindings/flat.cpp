@@ -35,29 +35,35 @@ const SearchParameters* params_ptr(py::handle params) {
     }
 }
 
+// An output array the caller passed (faiss's D=, I=, codes=, ...: written in
+// place) or a new one.
+template <class T>
+py::array_t<T> out_array(py::handle given, std::vector<py::ssize_t> shape, const char* what) {
+    if (given.is_none()) return py::array_t<T>(shape);
+    // The type first: a cast of anything else would make a converted copy.
+    py::array_t<T> a;
+    bool ok = py::isinstance<py::array_t<T, py::array::c_style>>(given);
+    if (ok) {
+        a = py::reinterpret_borrow<py::array_t<T>>(given);
+        ok = a.writeable() && a.ndim() == py::ssize_t(shape.size());
+    }
+    for (size_t i = 0; ok && i < shape.size(); i++) ok = a.shape(i) == shape[i];
+    if (!ok) {
+        std::string want;
+        for (size_t i = 0; i < shape.size(); i++) want += (i ? ", " : "") + std::to_string(shape[i]);
+        throw InvalidArgument(std::string(what) + " must be a writeable C-contiguous " +
+                              py::str(py::dtype::of<T>()).cast<std::string>() + " array of shape (" + want + ")");
+    }
+    return a;
+}
+
 py::tuple search_impl(const Index& self, py::handle x_obj, py::handle k_obj, py::handle params, py::handle D_obj,
                       py::handle I_obj, bool unordered) {
     FloatArray x = as_matrix(x_obj, self.d, "x");
     idx_t k = as_k(k_obj);
     idx_t n = x.shape(0);
-    py::array_t<float> D;
-    py::array_t<idx_t> I;
-    if (D_obj.is_none()) {
-        D = py::array_t<float>({n, k});
-    } else {
-        D = py::cast<py::array_t<float>>(D_obj);
-        if (!py::isinstance<py::array_t<float, py::array::c_style>>(D_obj) || D.ndim() != 2 || D.shape(0) != n ||
-            D.shape(1) != k || !D.writeable())
-            throw InvalidArgument("D must be a writeable C-contiguous float32 array of shape (n, k)");
-    }
-    if (I_obj.is_none()) {
-        I = py::array_t<idx_t>({n, k});
-    } else {
-        I = py::cast<py::array_t<idx_t>>(I_obj);
-        if (!py::isinstance<py::array_t<idx_t, py::array::c_style>>(I_obj) || I.ndim() != 2 || I.shape(0) != n ||
-            I.shape(1) != k || !I.writeable())
-            throw InvalidArgument("I must be a writeable C-contiguous int64 array of shape (n, k)");
-    }
+    auto D = out_array<float>(D_obj, {n, k}, "D");
+    auto I = out_array<idx_t>(I_obj, {n, k}, "I");
     const SearchParameters* p = params_ptr(params);
     {
         py::gil_scoped_release release;
@@ -67,24 +73,6 @@ py::tuple search_impl(const Index& self, py::handle x_obj, py::handle k_obj, py:
             self.search(n, x.data(), k, D.mutable_data(), I.mutable_data(), p);
     }
     return py::make_tuple(D, I);
-}
-
-// An output array the caller passed (faiss's D=, I=, codes=, ...: written in
-// place) or a new one.
-template <class T>
-py::array_t<T> out_array(py::handle given, std::vector<py::ssize_t> shape, const char* what) {
-    if (given.is_none()) return py::array_t<T>(shape);
-    auto a = py::cast<py::array_t<T>>(given);
-    bool ok = py::isinstance<py::array_t<T, py::array::c_style>>(given) && a.writeable() &&
-              a.ndim() == py::ssize_t(shape.size());
-    for (size_t i = 0; ok && i < shape.size(); i++) ok = a.shape(i) == shape[i];
-    if (!ok) {
-        std::string want;
-        for (size_t i = 0; i < shape.size(); i++) want += (i ? ", " : "") + std::to_string(shape[i]);
-        throw InvalidArgument(std::string(what) + " must be a writeable C-contiguous " +
-                              py::str(py::dtype::of<T>()).cast<std::string>() + " array of shape (" + want + ")");
-    }
-    return a;
 }
 
 py::array_t<idx_t> assign(const Index& self, py::handle x_obj, py::handle k_obj, py::handle labels_obj) {
