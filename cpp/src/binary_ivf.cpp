@@ -298,6 +298,8 @@ std::unique_ptr<InvertedListScanner> IndexIVFBinaryRecurrent::get_scanner_for(co
                                               dynamic_cast<const EncodedQueries*>(batch));
 }
 
+void IndexIVFBinaryRecurrent::write_encoder_state(Writer& w) const { encoder->write(w); }
+
 void IndexIVFBinaryRecurrent::write_body(Writer& w) const {
     std::shared_lock<SharedMutex> lk(rw_mutex_);
     write_header(w);

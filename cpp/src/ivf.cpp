@@ -461,6 +461,45 @@ size_t IndexIVF::remove_ids(const IDSelector& sel) {
     return removed;
 }
 
+void IndexIVF::check_compatible_for_merge(const Index& other_base) const {
+    const auto* other = dynamic_cast<const IndexIVF*>(&other_base);
+    if (!other || other->type_name() != type_name())
+        throw NotSupported("merge_from: the other index must be an Index" + type_name());
+    if (other->d != d || other->metric_type != metric_type || other->nlist != nlist ||
+        other->code_size != code_size || other->by_residual != by_residual)
+        throw NotSupported("merge_from: the other index differs in d, metric, nlist, code size or by_residual");
+    if (!is_trained || !other->is_trained) throw NotSupported("merge_from: both indexes must be trained");
+    std::vector<float> mine(nlist * size_t(d)), theirs(nlist * size_t(d));
+    quantizer->reconstruct_n(0, idx_t(nlist), mine.data());
+    other->quantizer->reconstruct_n(0, idx_t(nlist), theirs.data());
+    if (mine != theirs) throw NotSupported("merge_from: the two indexes have different coarse centroids");
+    Writer a, b;
+    write_encoder_state(a);
+    other->write_encoder_state(b);
+    if (a.buffer() != b.buffer()) throw NotSupported("merge_from: the two indexes were trained apart (different encoders)");
+}
+
+void IndexIVF::merge_from(Index& other_base, idx_t add_id) {
+    check_writable();
+    other_base.check_writable();
+    if (&other_base == this) throw NotSupported("merge_from: an index cannot be merged into itself");
+    check_compatible_for_merge(other_base);
+    auto& other = static_cast<IndexIVF&>(other_base);
+    std::scoped_lock lk(rw_mutex_, other.rw_mutex_);
+    const CodeLayout lay = layout();
+    std::vector<uint8_t> code(code_size);
+    for (size_t l = 0; l < nlist; l++) {
+        const List& from = other.lists_[l];
+        for (size_t p = 0; p < from.ids.size(); p++) {
+            lay.get(from.codes.data(), p, code.data());
+            lists_.append(l, code.data(), lay, from.ids[p] + add_id);
+        }
+    }
+    ntotal += other.ntotal;
+    other.lists_.clear();
+    other.ntotal = 0;
+}
+
 void IndexIVF::reset() {
     check_writable();
     std::unique_lock<SharedMutex> lk(rw_mutex_);

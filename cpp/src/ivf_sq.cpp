@@ -89,6 +89,11 @@ std::unique_ptr<InvertedListScanner> IndexIVFScalarQuantizer::get_scanner() cons
     return std::make_unique<IVFSQScanner>(*this);
 }
 
+void IndexIVFScalarQuantizer::write_encoder_state(Writer& w) const {
+    w.pod<int32_t>(sq.qtype);
+    w.vec(sq.trained);
+}
+
 void IndexIVFScalarQuantizer::write_body(Writer& w) const {
     std::shared_lock<SharedMutex> lk(rw_mutex_);
     write_header(w);

@@ -167,6 +167,12 @@ std::unique_ptr<InvertedListScanner> IndexIVFPQ::get_scanner_for(const QueryBatc
     return sc;
 }
 
+void IndexIVFPQ::write_encoder_state(Writer& w) const {
+    w.pod<uint64_t>(pq.M);
+    w.pod<uint64_t>(pq.nbits);
+    w.vec(pq.centroids);
+}
+
 void IndexIVFPQ::write_body(Writer& w) const {
     std::shared_lock<SharedMutex> lk(rw_mutex_);
     write_header(w);

@@ -66,6 +66,8 @@ void bind_ivf(py::module_& m) {
             self.make_direct_map(enable);
         }, py::arg("new_maintain_direct_map") = true)
         .def("has_direct_map", &IndexIVF::has_direct_map)
+        .def("check_compatible_for_merge", &IndexIVF::check_compatible_for_merge, py::arg("otherIndex"),
+             "Raises unless otherIndex's codes mean the same here (same family, centroids and encoder).")
         .def("search_preassigned", [](const IndexIVF& self, py::handle x_obj, py::handle k_obj, py::handle Iq_obj,
                                       py::handle Dq_obj, py::handle params) {
             FloatArray x = as_matrix(x_obj, self.d, "x");

@@ -54,7 +54,7 @@ from .binary import IndexBinaryRecurrent, RecurrentBinarizer  # noqa: F401
 from .kmeans import Kmeans  # noqa: F401
 from .compat import downcast_index, extract_index_ivf, vector_to_array  # noqa: F401
 from .compat import ParameterSpace, clone_binary_index, clone_index  # noqa: F401
-from .compat import rand, randint, randn  # noqa: F401
+from .compat import eval_intersection, merge_into, rand, randint, randn  # noqa: F401
 from .shards import IndexReplicas, IndexShards  # noqa: F401
 
 IVFSearchParameters = SearchParametersIVF  # faiss's older name for it

@@ -149,3 +149,31 @@ def randint(n, seed=12345, vmax=None):
     else:
         _nearly._int64_rand_max(res, int(vmax), seed)
     return res
+
+
+def eval_intersection(I1, I2):
+    """faiss.eval_intersection: the sum over rows of how many distinct ids
+    (-1 left out) two result tables share, e.g. a search's I against the
+    ground truth's. Rows are compared a block at a time, vectorized."""
+    I1 = np.ascontiguousarray(I1, dtype="int64")
+    I2 = np.ascontiguousarray(I2, dtype="int64")
+    if I1.ndim != 2 or I2.ndim != 2 or len(I1) != len(I2):
+        raise _nearly.InvalidArgumentError("eval_intersection: two 2-D result tables with the same number of rows")
+    k1, k2 = I1.shape[1], I2.shape[1]
+    if k1 == 0 or k2 == 0:
+        return 0
+    B = np.sort(I2, axis=1)
+    B[:, 1:][B[:, 1:] == B[:, :-1]] = -1  # each id once
+    total = 0
+    step = max(1, (1 << 24) // (k1 * k2))
+    for i in range(0, len(I1), step):
+        a, b = I1[i:i + step], B[i:i + step]
+        hit = (a[:, :, None] == b[:, None, :]).any(axis=1) & (b != -1)
+        total += int(hit.sum())
+    return total
+
+
+def merge_into(index0, index1, shift_ids):
+    """faiss.merge_into: moves index1's vectors into index0 (index1 is left
+    empty); with shift_ids, index1's ids are shifted by index0's ntotal."""
+    index0.merge_from(index1, index0.ntotal if shift_ids else 0)

@@ -66,6 +66,7 @@ struct IndexIVFBinaryRecurrent : IndexIVF {
     std::unique_ptr<QueryBatch> prepare_queries(idx_t n, const float* x) const override;
     std::unique_ptr<InvertedListScanner> get_scanner_for(const QueryBatch* batch) const override;
     void train_encoder(idx_t n, const float* x, const idx_t* assign) override;
+    void write_encoder_state(Writer& w) const override;
     idx_t train_encoder_num_vectors() const override { return 100000; }
     bool encoder_trained() const override { return encoder->is_trained; }
 };

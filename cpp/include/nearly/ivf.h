@@ -92,6 +92,13 @@ struct IndexIVF : Index {
                       const SearchParameters* params = nullptr) const override;
     // Removes the stored ids the selector accepts; the others keep their ids.
     size_t remove_ids(const IDSelector& sel) override;
+    // Moves other's entries into the same lists here, ids shifted by add_id
+    // (other is left empty), like faiss: the way indexes built apart from one
+    // trained index (on several machines, say) become one.
+    void merge_from(Index& other, idx_t add_id = 0) override;
+    // Throws unless other is an index of the same family with the same
+    // coarse centroids and encoder, so that its codes mean the same here.
+    void check_compatible_for_merge(const Index& other) const;
     void reset() override;
     // faiss's make_direct_map: an id -> (list, offset) table, kept up to date
     // by add, remove_ids and reset, so that reconstruct() can find a vector.
@@ -127,6 +134,9 @@ struct IndexIVF : Index {
 
    protected:
     void encode_standalone(idx_t n, const float* x, uint8_t* bytes) const override;
+    // What two indexes of the family must share for their codes to mean the
+    // same (codebooks, ranges, the encoder); nothing for raw vectors.
+    virtual void write_encoder_state(Writer& w) const {}
 
     // ---- what a family provides ----
     // Codes of n vectors assigned to list_nos (list_nos[i] >= 0).

@@ -26,6 +26,7 @@ struct IndexIVFScalarQuantizer : IndexIVF {
     void encode_vectors(idx_t n, const float* x, const idx_t* list_nos, uint8_t* codes) const override;
     void decode_vector(size_t list_no, const uint8_t* code, float* out) const override;
     void train_encoder(idx_t n, const float* x, const idx_t* assign) override;
+    void write_encoder_state(Writer& w) const override;
     // faiss trains the codec on all the training vectors (no subsampling).
     idx_t train_encoder_num_vectors() const override { return sq.needs_training() ? idx_t(1) << 35 : 0; }
     bool encoder_trained() const override { return sq.is_trained(); }

@@ -45,6 +45,7 @@ struct IndexIVFPQ : IndexIVF {
     void encode_vectors(idx_t n, const float* x, const idx_t* list_nos, uint8_t* codes) const override;
     void decode_vector(size_t list_no, const uint8_t* code, float* out) const override;
     void train_encoder(idx_t n, const float* x, const idx_t* assign) override;
+    void write_encoder_state(Writer& w) const override;
     idx_t train_encoder_num_vectors() const override { return idx_t(pq.cp.max_points_per_centroid) * idx_t(pq.ksub); }
     bool encoder_trained() const override { return pq_trained_; }
     std::unique_ptr<InvertedListScanner> get_scanner() const override;
