@@ -1,5 +1,7 @@
 #include "nearly/hnsw.h"
 
+#include <limits>
+
 #include "hnsw_graph.h"
 #include "nearly/distance.h"
 #include "nearly/io.h"
@@ -328,6 +330,57 @@ void IndexHNSWFlat::add_impl(idx_t n, const float* x, const idx_t* ids) {
     auto fill = [&](size_t i, slot_t s) { store_node(*st_, kind, dd, s, x + i * dd); };
     auto make_space = [&](const Storage& st) { return Int8Space{st, simd(), metric, dd}; };
     add_nodes(n, ids, make_space, fill, ntotal, verbose);
+}
+
+void IndexHNSWFlat::range_search(idx_t n, const float* x, float radius, RangeSearchResult& result,
+                                 const SearchParameters* params) const {
+    check_search_args(n, x, 1);
+    int ef = efSearch;
+    if (auto* hp = dynamic_cast<const SearchParametersHNSW*>(params)) ef = hp->efSearch;
+    NEARLY_CHECK_ARG(ef >= 1, "HNSW: efSearch must be at least 1 (got " + std::to_string(ef) + ")");
+    SearchParametersHNSW p;
+    p.sel = params ? params->sel : nullptr;
+    const bool ip = metric_type == METRIC_INNER_PRODUCT;
+    const size_t dd = d;
+    std::vector<std::vector<std::pair<float, idx_t>>> hits(static_cast<size_t>(n));
+    std::vector<idx_t> open(static_cast<size_t>(n));
+    for (idx_t q = 0; q < n; q++) open[size_t(q)] = q;
+    const idx_t most = std::max<idx_t>(ntotal, 1);
+    idx_t k = std::min<idx_t>(std::max(ef, 16), most);
+    std::vector<float> xs, D;
+    std::vector<idx_t> I;
+    while (!open.empty()) {
+        const size_t m = open.size(), kk = size_t(k);
+        xs.resize(m * dd);
+        for (size_t i = 0; i < m; i++) std::copy(x + open[i] * dd, x + (open[i] + 1) * dd, &xs[i * dd]);
+        D.resize(m * kk);
+        I.resize(m * kk);
+        p.efSearch = int(std::min<idx_t>(std::max<idx_t>(k, ef), std::numeric_limits<int>::max()));
+        search(idx_t(m), xs.data(), k, D.data(), I.data(), &p);
+        std::vector<idx_t> again;
+        for (size_t i = 0; i < m; i++) {
+            const float* Di = &D[i * kk];
+            const idx_t* Ii = &I[i * kk];
+            size_t in = 0;
+            while (in < kk && Ii[in] >= 0 && (ip ? Di[in] > radius : Di[in] < radius)) in++;
+            if (in == kk && k < most) {
+                again.push_back(open[i]);  // all k inside: the range may hold more
+                continue;
+            }
+            for (size_t j = 0; j < in; j++) hits[size_t(open[i])].emplace_back(Di[j], Ii[j]);
+        }
+        open.swap(again);
+        k = std::min<idx_t>(2 * k, most);
+    }
+    result.lims.assign(size_t(n) + 1, 0);
+    for (size_t q = 0; q < size_t(n); q++) result.lims[q + 1] = result.lims[q] + hits[q].size();
+    result.distances.resize(result.lims[size_t(n)]);
+    result.labels.resize(result.lims[size_t(n)]);
+    for (size_t q = 0; q < size_t(n); q++)
+        for (size_t j = 0; j < hits[q].size(); j++) {
+            result.distances[result.lims[q] + j] = hits[q][j].first;
+            result.labels[result.lims[q] + j] = hits[q][j].second;
+        }
 }
 
 void IndexHNSWFlat::search(idx_t n, const float* x, idx_t k, float* D, idx_t* I, const SearchParameters* params) const {

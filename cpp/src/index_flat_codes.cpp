@@ -7,6 +7,7 @@
 #include <shared_mutex>
 
 #include "nearly/parallel.h"
+#include "nearly/simd.h"
 
 namespace nearly {
 
@@ -36,6 +37,58 @@ void IndexFlatCodes::sa_decode(idx_t n, const uint8_t* bytes, float* x) const {
     parallel_for((size_t(n) + 255) / 256, [&](size_t b) {
         for (size_t i = b * 256; i < std::min(size_t(n), b * 256 + 256); i++) decode(bytes + i * cs, x + i * d);
     });
+}
+
+void IndexFlatCodes::range_search(idx_t n, const float* x, float radius, RangeSearchResult& result,
+                                  const SearchParameters* params) const {
+    check_search_args(n, x, 1);
+    if (!is_trained) throw NotSupported("Error: 'is_trained' failed");
+    const IDSelector* sel = params ? params->sel.get() : nullptr;
+    std::shared_lock<SharedMutex> lk(rw_mutex_);
+    const size_t dd = d, nb = size_t(ntotal), cs = code_size();
+    const bool ip = metric_type == METRIC_INNER_PRODUCT;
+    const CodeLayout lay = layout();
+    const SimdKernels& K = simd();
+    constexpr size_t kBlock = 1024;
+    // Each block of codes is decoded once and scored against every query.
+    std::vector<std::vector<std::vector<std::pair<float, idx_t>>>> hits((nb + kBlock - 1) / kBlock);
+    InterruptPoll poll;
+    parallel_for(hits.size(), [&](size_t b) {
+        const size_t j0 = b * kBlock, m = std::min(kBlock, nb - j0);
+        std::vector<float> dec(m * dd), s(m);
+        std::vector<uint8_t> code(cs);
+        for (size_t j = 0; j < m; j++) {
+            lay.get(codes_.data(), j0 + j, code.data());
+            decode(code.data(), &dec[j * dd]);
+        }
+        hits[b].resize(size_t(n));
+        for (size_t q = 0; q < size_t(n); q++) {
+            if (ip)
+                K.inner_products_ny(x + q * dd, dec.data(), dd, m, s.data());
+            else
+                K.l2sqr_ny(x + q * dd, dec.data(), dd, m, s.data());
+            for (size_t j = 0; j < m; j++)
+                if ((ip ? s[j] > radius : s[j] < radius) && (!sel || sel->is_member(idx_t(j0 + j))))
+                    hits[b][q].emplace_back(s[j], idx_t(j0 + j));
+        }
+        poll();
+    });
+    result.lims.assign(size_t(n) + 1, 0);
+    for (size_t q = 0; q < size_t(n); q++) {
+        size_t c = 0;
+        for (const auto& h : hits) c += h[q].size();
+        result.lims[q + 1] = result.lims[q] + c;
+    }
+    result.distances.resize(result.lims[n]);
+    result.labels.resize(result.lims[n]);
+    for (size_t q = 0; q < size_t(n); q++) {
+        size_t o = result.lims[q];
+        for (const auto& h : hits)
+            for (const auto& [dist, id] : h[q]) {
+                result.distances[o] = dist;
+                result.labels[o++] = id;
+            }
+    }
 }
 
 void IndexFlatCodes::reconstruct(idx_t key, float* out) const {

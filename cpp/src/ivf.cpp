@@ -556,6 +556,30 @@ void IndexIVF::search_and_reconstruct(idx_t n, const float* x, idx_t k, float* D
         for (size_t j : w.second) std::fill(R + j * dd, R + (j + 1) * dd, std::numeric_limits<float>::quiet_NaN());
 }
 
+void IndexIVF::reconstruct_n(idx_t i0, idx_t ni, float* out) const {
+    NEARLY_CHECK_ARG(ni >= 0, "ni must be non-negative");
+    if (i0 < 0 || i0 + ni > ntotal)
+        throw OutOfRange("reconstruct_n: range [" + std::to_string(i0) + ", " + std::to_string(i0 + ni) +
+                         ") is outside the index (ntotal=" + std::to_string(ntotal) + ")");
+    const size_t dd = d;
+    std::fill(out, out + size_t(ni) * dd, std::numeric_limits<float>::quiet_NaN());
+    std::shared_lock<SharedMutex> lk(rw_mutex_);
+    const CodeLayout lay = layout();
+    // Lists in parallel; an id stored twice decodes as its copy in the later list.
+    std::vector<std::vector<size_t>> hits(nlist);
+    parallel_for(nlist, [&](size_t l) {
+        const auto& ids = lists_[l].ids;
+        for (size_t p = 0; p < ids.size(); p++)
+            if (ids[p] >= i0 && ids[p] < i0 + ni) hits[l].push_back(p);
+    });
+    std::vector<uint8_t> code(code_size);
+    for (size_t l = 0; l < nlist; l++)
+        for (size_t p : hits[l]) {
+            lay.get(lists_[l].codes.data(), p, code.data());
+            decode_vector(l, code.data(), out + size_t(lists_[l].ids[p] - i0) * dd);
+        }
+}
+
 size_t IndexIVF::coarse_code_size() const {
     size_t bytes = 0;
     for (size_t l = nlist - 1; l > 0; l >>= 8) bytes++;

@@ -149,6 +149,11 @@ struct IndexHNSWFlat : Index, HNSWGraph {
     void add_with_ids(idx_t n, const float* x, const idx_t* ids) override;
     void search(idx_t n, const float* x, idx_t k, float* D, idx_t* I,
                 const SearchParameters* params = nullptr) const override;
+    // Graph searches of k = max(efSearch, 16), then 2k, 4k, ... for the
+    // queries whose k results all lie within radius, until one does not (or
+    // k reaches ntotal): approximate like every HNSW answer, best first.
+    void range_search(idx_t n, const float* x, float radius, RangeSearchResult& result,
+                      const SearchParameters* params = nullptr) const override;
     void reconstruct(idx_t key, float* out) const override;
     void reconstruct_n(idx_t i0, idx_t ni, float* out) const override;
     size_t remove_ids(const IDSelector& sel) override;

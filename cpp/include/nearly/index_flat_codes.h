@@ -20,6 +20,10 @@ struct IndexFlatCodes : Index {
     // The kept codes move down, so ids are renumbered (faiss's behaviour).
     size_t remove_ids(const IDSelector& sel) override;
     void reset() override;
+    // Every stored vector within radius (L2: < radius, IP: > radius), scored
+    // on its decoded vector, like faiss's flat-code distance computers.
+    void range_search(idx_t n, const float* x, float radius, RangeSearchResult& result,
+                      const SearchParameters* params = nullptr) const override;
     size_t sa_code_size() const override { return code_size(); }
     void sa_decode(idx_t n, const uint8_t* bytes, float* x) const override;
     std::vector<uint8_t> get_codes() const;  // a copy, ntotal x code_size(), one code after the other

@@ -107,6 +107,9 @@ struct IndexIVF : Index {
     bool has_direct_map() const { return lists_.has_direct_map(); }
     // The stored vector as the family decodes it (exact for Flat).
     void reconstruct(idx_t key, float* out) const override;
+    // Ids i0 .. i0 + ni - 1, found by a scan of the lists when there is no
+    // direct map (faiss does the same); an id no list holds gives a NaN row.
+    void reconstruct_n(idx_t i0, idx_t ni, float* out) const override;
     // Finds the results' codes in the lists whether or not there is a direct
     // map (faiss does the same), so it needs no make_direct_map().
     void search_and_reconstruct(idx_t n, const float* x, idx_t k, float* D, idx_t* I, float* R,
