@@ -127,10 +127,16 @@ void IndexIDMap::reset() {
 }
 
 void IndexIDMap::merge_from(Index& other_base, idx_t add_id) {
-    if (index->has_native_ids()) throw NotSupported("merge_from not implemented for this type of index");
     auto* other = dynamic_cast<IndexIDMap*>(&other_base);
     if (!other || other == this) throw NotSupported("merge_from: the other index must be another IndexIDMap");
     std::scoped_lock lk(rw_mutex_, other->rw_mutex_);
+    if (index->has_native_ids()) {  // the ids live in the wrapped index (IVF, HNSW): it shifts them
+        index->merge_from(*other->index, add_id);
+        other->sync_from_inner();
+        sync_from_inner();
+        if (reverse_) rebuild_reverse_map();
+        return;
+    }
     index->merge_from(*other->index, 0);
     for (idx_t id : other->id_map) id_map.push_back(id + add_id);
     other->id_map.clear();

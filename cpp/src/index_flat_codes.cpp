@@ -6,6 +6,7 @@
 #include <mutex>
 #include <shared_mutex>
 
+#include "nearly/io.h"
 #include "nearly/parallel.h"
 #include "nearly/simd.h"
 
@@ -89,6 +90,31 @@ void IndexFlatCodes::range_search(idx_t n, const float* x, float radius, RangeSe
                 result.labels[o++] = id;
             }
     }
+}
+
+void IndexFlatCodes::merge_from(Index& other_base, idx_t add_id) {
+    check_writable();
+    other_base.check_writable();
+    auto* other = dynamic_cast<IndexFlatCodes*>(&other_base);
+    if (!other || other == this || other->type_name() != type_name() || other->d != d ||
+        other->metric_type != metric_type || other->code_size() != code_size())
+        throw NotSupported("merge_from: the other index must be another Index" + type_name() + " of the same kind");
+    if (add_id != 0) throw NotSupported("merge_from: cannot set ids in a flat-codes index (add_id must be 0)");
+    Writer a, b;
+    write_encoder_state(a);
+    other->write_encoder_state(b);
+    if (a.buffer() != b.buffer()) throw NotSupported("merge_from: the two indexes were trained apart (different encoders)");
+    std::scoped_lock lk(rw_mutex_, other->rw_mutex_);
+    const CodeLayout lay = layout();
+    std::vector<uint8_t> code(lay.code_size);
+    codes_.resize(lay.bytes(size_t(ntotal + other->ntotal)));
+    for (size_t i = 0; i < size_t(other->ntotal); i++) {
+        lay.get(other->codes_.data(), i, code.data());
+        lay.put(codes_.data(), size_t(ntotal) + i, code.data());
+    }
+    ntotal += other->ntotal;
+    other->codes_.clear();
+    other->ntotal = 0;
 }
 
 void IndexFlatCodes::reconstruct(idx_t key, float* out) const {

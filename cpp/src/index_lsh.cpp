@@ -93,6 +93,13 @@ void IndexLSH::search(idx_t n, const float* x, idx_t k, float* D, idx_t* I, cons
     for (size_t i = 0; i < Di.size(); i++) D[i] = float(Di[i]);  // the pad becomes 2147483647.f, as in faiss
 }
 
+void IndexLSH::write_encoder_state(Writer& w) const {
+    w.pod<int32_t>(nbits);
+    w.pod<uint8_t>(rotate_data);
+    rrot.write_body(w);
+    w.vec(thresholds);
+}
+
 void IndexLSH::write_body(Writer& w) const {
     std::shared_lock<SharedMutex> lk(rw_mutex_);
     w.pod<int32_t>(d);

@@ -80,6 +80,12 @@ void IndexPQ::encode(size_t n, const float* x, uint8_t* codes) const { pq.comput
 
 void IndexPQ::decode(const uint8_t* code, float* out) const { pq.decode(code, out); }
 
+void IndexPQ::write_encoder_state(Writer& w) const {
+    w.pod<uint64_t>(pq.M);
+    w.pod<uint64_t>(pq.nbits);
+    w.vec(pq.centroids);
+}
+
 void IndexPQ::write_body(Writer& w) const {
     std::shared_lock<SharedMutex> lk(rw_mutex_);
     w.pod<int32_t>(d);

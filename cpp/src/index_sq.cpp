@@ -80,6 +80,11 @@ void IndexScalarQuantizer::encode(size_t n, const float* x, uint8_t* codes) cons
 
 void IndexScalarQuantizer::decode(const uint8_t* code, float* out) const { sq.decode(code, out, 1); }
 
+void IndexScalarQuantizer::write_encoder_state(Writer& w) const {
+    w.pod<int32_t>(sq.qtype);
+    w.vec(sq.trained);
+}
+
 void IndexScalarQuantizer::write_body(Writer& w) const {
     std::shared_lock<SharedMutex> lk(rw_mutex_);
     w.pod<int32_t>(d);

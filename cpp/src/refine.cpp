@@ -166,6 +166,38 @@ std::unique_ptr<IndexRefineFlat> IndexRefineFlat::read_body(Reader& r) {
     return out;
 }
 
+void IndexRefine::range_search(idx_t n, const float* x, float radius, RangeSearchResult& result,
+                               const SearchParameters* params) const {
+    check_search_args(n, x, 1);
+    const SearchParameters* base_params = params;
+    if (auto* rp = dynamic_cast<const IndexRefineSearchParameters*>(params)) base_params = rp->base_index_params.get();
+    std::shared_lock<SharedMutex> lk(rw_mutex_);
+    RangeSearchResult base;
+    base_index->range_search(n, x, radius, base, base_params);
+    const bool ip = metric_type == METRIC_INNER_PRODUCT;
+    const size_t dd = d;
+    const SimdKernels& K = simd();
+    std::vector<float> exact(base.labels.size());
+    parallel_for(size_t(n), [&](size_t q) {
+        std::vector<float> v(dd);
+        for (size_t j = base.lims[q]; j < base.lims[q + 1]; j++) {
+            refine_index->reconstruct(base.labels[j], v.data());
+            exact[j] = ip ? K.inner_product(x + q * dd, v.data(), dd) : K.l2sqr(x + q * dd, v.data(), dd);
+        }
+    });
+    result.lims.assign(size_t(n) + 1, 0);
+    result.distances.clear();
+    result.labels.clear();
+    for (size_t q = 0; q < size_t(n); q++) {
+        for (size_t j = base.lims[q]; j < base.lims[q + 1]; j++)
+            if (ip ? exact[j] > radius : exact[j] < radius) {
+                result.distances.push_back(exact[j]);
+                result.labels.push_back(base.labels[j]);
+            }
+        result.lims[q + 1] = result.labels.size();
+    }
+}
+
 void IndexRefine::encode_standalone(idx_t n, const float* x, uint8_t* bytes) const {
     const size_t c1 = base_index->sa_code_size(), c2 = refine_index->sa_code_size();
     std::vector<uint8_t> b1(size_t(n) * c1), b2(size_t(n) * c2);

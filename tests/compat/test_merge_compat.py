@@ -97,3 +97,78 @@ def test_eval_intersection_like_faiss(n, k1, k2):
     a = rng.integers(-1, 30, (n, k1))
     b = rng.integers(-1, 30, (n, k2))
     assert nearly.eval_intersection(a, b) == faiss.eval_intersection(a, b) == nearly.eval_intersection(b, a)
+
+
+@pytest.mark.parametrize("fs", ["PQ4np", "SQ8", "SQfp16", "PQ8x4fs", "LSH32r", "IDMap,IVF8,Flat", "IDMap2,PQ4np"])
+def test_flat_codes_and_idmap_merge(data, fs):
+    x, xq = data
+    base = nearly.index_factory(D, fs)
+    base.train(x)
+    a, b, whole = nearly.clone_index(base), nearly.clone_index(base), nearly.clone_index(base)
+    if fs.startswith("IDMap"):
+        ids = np.arange(len(x), dtype=np.int64) * 5 + 1
+        a.add_with_ids(x[:5000], ids[:5000])
+        b.add_with_ids(x[5000:], ids[5000:])
+        whole.add_with_ids(x, ids)
+    else:
+        a.add(x[:5000])
+        b.add(x[5000:])
+        whole.add(x)
+    a.merge_from(b)
+    assert a.ntotal == len(x) and b.ntotal == 0
+    for got, want in zip(a.search(xq, 10), whole.search(xq, 10)):
+        np.testing.assert_array_equal(got, want)
+    if not fs.startswith("IDMap"):
+        with pytest.raises(RuntimeError, match="add_id"):
+            a.merge_from(nearly.clone_index(base), 7)
+
+
+def test_flat_codes_merge_like_faiss_and_refusals(data):
+    x, xq = data
+    out = {}
+    for lib, mod in (("faiss", faiss), ("nearly", nearly)):
+        a = mod.index_factory(D, "SQ8")
+        a.train(x)
+        b = mod.clone_index(a)
+        a.add(x[:3000])
+        b.add(x[3000:])
+        a.merge_from(b)
+        out[lib] = a.search(xq, 10)
+    np.testing.assert_array_equal(out["nearly"][1], out["faiss"][1])
+    a = nearly.index_factory(D, "SQ8")
+    a.train(x)
+    apart = nearly.index_factory(D, "SQ8")
+    apart.train(x[:100])  # other ranges
+    for bad in (apart, nearly.index_factory(D, "SQfp16"), nearly.IndexFlatL2(D)):
+        with pytest.raises(RuntimeError):
+            a.merge_from(bad)
+
+
+@pytest.mark.parametrize("metric", [0, 1], ids=["IP", "L2"])
+@pytest.mark.parametrize("fs", ["IVF8,Flat,RFlat", "IVF8,PQ4np,Refine(SQfp16)", "SQ8,RFlat"])
+def test_refine_range_search(data, fs, metric):
+    x, xq = data
+    index = nearly.index_factory(D, fs, metric)
+    index.train(x)
+    index.add(x)
+    exact = nearly.IndexFlat(D, metric)
+    exact.add(x)
+    radius = float(np.median(exact.search(xq, 30)[0][:, -1]))
+    lims, Dr, Ir = index.range_search(xq, radius)
+    el, ED, EI = exact.range_search(xq, radius)
+    tol = 1e-2 if "SQfp16" in fs else 1e-4  # the refine index's own precision
+    for i in range(len(xq)):
+        got = dict(zip(Ir[lims[i]:lims[i + 1]].tolist(), Dr[lims[i]:lims[i + 1]].tolist()))
+        truth = dict(zip(EI[el[i]:el[i + 1]].tolist(), ED[el[i]:el[i + 1]].tolist()))
+        for j, dist in got.items():  # no false hits, exact distances
+            if j in truth:
+                assert abs(dist - truth[j]) <= tol * max(1, abs(dist))
+            else:
+                assert abs(dist - radius) <= tol * max(1, abs(radius))
+    if fs == "IVF8,Flat,RFlat":  # what faiss returns from the same IVF-Flat
+        f = faiss.index_factory(D, fs, metric)
+        f.train(x)
+        f.add(x)
+        fl, _, FI = f.range_search(xq, radius)
+        for i in range(len(xq)):
+            assert set(FI[fl[i]:fl[i + 1]].tolist()) == set(Ir[lims[i]:lims[i + 1]].tolist())

@@ -25,11 +25,17 @@ struct IndexFlatCodes : Index {
     void range_search(idx_t n, const float* x, float radius, RangeSearchResult& result,
                       const SearchParameters* params = nullptr) const override;
     size_t sa_code_size() const override { return code_size(); }
+    // Appends other's codes (other is left empty). Ids are positions here,
+    // so add_id must be 0 (faiss's rule); the two must share the encoder.
+    void merge_from(Index& other, idx_t add_id = 0) override;
     void sa_decode(idx_t n, const uint8_t* bytes, float* x) const override;
     std::vector<uint8_t> get_codes() const;  // a copy, ntotal x code_size(), one code after the other
     CodeLayout layout() const { return CodeLayout{code_size(), code_block_}; }
 
    protected:
+    // What two indexes of the family must share for their codes to mean the
+    // same (codebooks, ranges, the rotation).
+    virtual void write_encoder_state(Writer& w) const = 0;
     void encode_standalone(idx_t n, const float* x, uint8_t* bytes) const override { encode(size_t(n), x, bytes); }
     virtual void encode(size_t n, const float* x, uint8_t* codes) const = 0;
     virtual void decode(const uint8_t* code, float* out) const = 0;

@@ -34,6 +34,7 @@ struct IndexLSH : IndexFlatCodes {
     static std::unique_ptr<IndexLSH> read_body(Reader& r);
 
    protected:
+    void write_encoder_state(Writer& w) const override;
     void encode(size_t n, const float* x, uint8_t* codes) const override;
     // +-1 per bit (plus the threshold), rotated back; without rotation the
     // components past nbits are 0.

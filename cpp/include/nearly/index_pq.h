@@ -26,6 +26,7 @@ struct IndexPQ : IndexFlatCodes {
     size_t code_size() const override { return pq.code_size; }
 
    protected:
+    void write_encoder_state(Writer& w) const override;
     // The body write_body writes, read into a T (IndexPQ or a subclass with
     // the same constructor); `what` names it in errors.
     template <class T>

@@ -27,6 +27,7 @@ struct IndexScalarQuantizer : IndexFlatCodes {
     size_t code_size() const override { return sq.code_size; }
 
    protected:
+    void write_encoder_state(Writer& w) const override;
     void encode(size_t n, const float* x, uint8_t* codes) const override;
     void decode(const uint8_t* code, float* out) const override;
 };

@@ -35,6 +35,10 @@ struct IndexRefine : Index {
     // selector is handed to the base index.
     void search(idx_t n, const float* x, idx_t k, float* D, idx_t* I,
                 const SearchParameters* params = nullptr) const override;
+    // The base index's range (its own scores), re-scored exactly by the
+    // refine index and kept where the exact score is within radius.
+    void range_search(idx_t n, const float* x, float radius, RangeSearchResult& result,
+                      const SearchParameters* params = nullptr) const override;
     void reconstruct(idx_t key, float* out) const override;
     void reset() override;
     // The base index's code, then the refine index's (faiss's layout);
