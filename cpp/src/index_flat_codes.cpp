@@ -50,46 +50,47 @@ void IndexFlatCodes::range_search(idx_t n, const float* x, float radius, RangeSe
     const bool ip = metric_type == METRIC_INNER_PRODUCT;
     const CodeLayout lay = layout();
     const SimdKernels& K = simd();
-    constexpr size_t kBlock = 1024;
-    // Each block of codes is decoded once and scored against every query.
-    std::vector<std::vector<std::vector<std::pair<float, idx_t>>>> hits((nb + kBlock - 1) / kBlock);
+    constexpr size_t kBlock = 1024, kGroup = 64;
+    const size_t nblocks = (nb + kBlock - 1) / kBlock;
+    // Queries a group at a time (bounded bookkeeping: a hit list per block and
+    // query of the group); each block of codes decoded once per group.
+    std::vector<std::vector<std::pair<float, idx_t>>> per_query(static_cast<size_t>(n));
+    std::vector<std::vector<std::vector<std::pair<float, idx_t>>>> hits(nblocks);
     InterruptPoll poll;
-    parallel_for(hits.size(), [&](size_t b) {
-        const size_t j0 = b * kBlock, m = std::min(kBlock, nb - j0);
-        std::vector<float> dec(m * dd), s(m);
-        std::vector<uint8_t> code(cs);
-        for (size_t j = 0; j < m; j++) {
-            lay.get(codes_.data(), j0 + j, code.data());
-            decode(code.data(), &dec[j * dd]);
-        }
-        hits[b].resize(size_t(n));
-        for (size_t q = 0; q < size_t(n); q++) {
-            if (ip)
-                K.inner_products_ny(x + q * dd, dec.data(), dd, m, s.data());
-            else
-                K.l2sqr_ny(x + q * dd, dec.data(), dd, m, s.data());
-            for (size_t j = 0; j < m; j++)
-                if ((ip ? s[j] > radius : s[j] < radius) && (!sel || sel->is_member(idx_t(j0 + j))))
-                    hits[b][q].emplace_back(s[j], idx_t(j0 + j));
-        }
+    for (size_t g0 = 0; g0 < size_t(n); g0 += kGroup) {
+        const size_t g1 = std::min(size_t(n), g0 + kGroup);
+        parallel_for(nblocks, [&](size_t b) {
+            const size_t j0 = b * kBlock, m = std::min(kBlock, nb - j0);
+            std::vector<float> dec(m * dd), s(m);
+            std::vector<uint8_t> code(cs);
+            for (size_t j = 0; j < m; j++) {
+                lay.get(codes_.data(), j0 + j, code.data());
+                decode(code.data(), &dec[j * dd]);
+            }
+            hits[b].assign(g1 - g0, {});
+            for (size_t q = g0; q < g1; q++) {
+                if (ip)
+                    K.inner_products_ny(x + q * dd, dec.data(), dd, m, s.data());
+                else
+                    K.l2sqr_ny(x + q * dd, dec.data(), dd, m, s.data());
+                for (size_t j = 0; j < m; j++)
+                    if ((ip ? s[j] > radius : s[j] < radius) && (!sel || sel->is_member(idx_t(j0 + j))))
+                        hits[b][q - g0].emplace_back(s[j], idx_t(j0 + j));
+            }
+        });
+        for (size_t q = g0; q < g1; q++)
+            for (auto& h : hits) per_query[q].insert(per_query[q].end(), h[q - g0].begin(), h[q - g0].end());
         poll();
-    });
-    result.lims.assign(size_t(n) + 1, 0);
-    for (size_t q = 0; q < size_t(n); q++) {
-        size_t c = 0;
-        for (const auto& h : hits) c += h[q].size();
-        result.lims[q + 1] = result.lims[q] + c;
     }
+    result.lims.assign(size_t(n) + 1, 0);
+    for (size_t q = 0; q < size_t(n); q++) result.lims[q + 1] = result.lims[q] + per_query[q].size();
     result.distances.resize(result.lims[n]);
     result.labels.resize(result.lims[n]);
-    for (size_t q = 0; q < size_t(n); q++) {
-        size_t o = result.lims[q];
-        for (const auto& h : hits)
-            for (const auto& [dist, id] : h[q]) {
-                result.distances[o] = dist;
-                result.labels[o++] = id;
-            }
-    }
+    for (size_t q = 0; q < size_t(n); q++)
+        for (size_t j = 0; j < per_query[q].size(); j++) {
+            result.distances[result.lims[q] + j] = per_query[q][j].first;
+            result.labels[result.lims[q] + j] = per_query[q][j].second;
+        }
 }
 
 void IndexFlatCodes::merge_from(Index& other_base, idx_t add_id) {
