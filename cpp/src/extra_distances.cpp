@@ -147,7 +147,7 @@ void knn_extra(const float* xq, size_t nq, const float* xb, size_t nb, size_t d,
 void range_extra(const float* xq, size_t nq, const float* xb, size_t nb, size_t d, MetricType m, float metric_arg,
                  float radius, RangeSearchResult& result, const IDSelector* sel) {
     const bool sim = is_similarity_metric(m);
-    std::vector<std::vector<std::pair<float, idx_t>>> hits(nq);
+    RangeSearchResult::Hits hits(nq);
     InterruptPoll poll;
     parallel_for(nq, [&](size_t q) {
         std::vector<float> buf(kChunk);
@@ -160,15 +160,7 @@ void range_extra(const float* xq, size_t nq, const float* xb, size_t nb, size_t 
         }
         poll();
     });
-    result.lims.assign(nq + 1, 0);
-    for (size_t q = 0; q < nq; q++) result.lims[q + 1] = result.lims[q] + hits[q].size();
-    result.distances.resize(result.lims[nq]);
-    result.labels.resize(result.lims[nq]);
-    for (size_t q = 0; q < nq; q++)
-        for (size_t i = 0; i < hits[q].size(); i++) {
-            result.distances[result.lims[q] + i] = hits[q][i].first;
-            result.labels[result.lims[q] + i] = hits[q][i].second;
-        }
+    result.set(hits);
 }
 
 void pairwise_extra(const float* xq, size_t nq, const float* xb, size_t nb, size_t d, MetricType m,

@@ -342,7 +342,7 @@ void IndexHNSWFlat::range_search(idx_t n, const float* x, float radius, RangeSea
     p.sel = params ? params->sel : nullptr;
     const bool ip = metric_type == METRIC_INNER_PRODUCT;
     const size_t dd = d;
-    std::vector<std::vector<std::pair<float, idx_t>>> hits(static_cast<size_t>(n));
+    RangeSearchResult::Hits hits(static_cast<size_t>(n));
     std::vector<idx_t> open(static_cast<size_t>(n));
     for (idx_t q = 0; q < n; q++) open[size_t(q)] = q;
     const idx_t most = std::max<idx_t>(ntotal, 1);
@@ -372,15 +372,7 @@ void IndexHNSWFlat::range_search(idx_t n, const float* x, float radius, RangeSea
         open.swap(again);
         k = std::min<idx_t>(2 * k, most);
     }
-    result.lims.assign(size_t(n) + 1, 0);
-    for (size_t q = 0; q < size_t(n); q++) result.lims[q + 1] = result.lims[q] + hits[q].size();
-    result.distances.resize(result.lims[size_t(n)]);
-    result.labels.resize(result.lims[size_t(n)]);
-    for (size_t q = 0; q < size_t(n); q++)
-        for (size_t j = 0; j < hits[q].size(); j++) {
-            result.distances[result.lims[q] + j] = hits[q][j].first;
-            result.labels[result.lims[q] + j] = hits[q][j].second;
-        }
+    result.set(hits);
 }
 
 void IndexHNSWFlat::search(idx_t n, const float* x, idx_t k, float* D, idx_t* I, const SearchParameters* params) const {

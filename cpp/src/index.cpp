@@ -70,6 +70,18 @@ void Index::search_and_reconstruct(idx_t n, const float* x, idx_t k, float* D, i
     });
 }
 
+void RangeSearchResult::set(const Hits& hits) {
+    lims.assign(hits.size() + 1, 0);
+    for (size_t q = 0; q < hits.size(); q++) lims[q + 1] = lims[q] + hits[q].size();
+    distances.resize(lims.back());
+    labels.resize(lims.back());
+    for (size_t q = 0; q < hits.size(); q++)
+        for (size_t j = 0; j < hits[q].size(); j++) {
+            distances[lims[q] + j] = hits[q][j].first;
+            labels[lims[q] + j] = hits[q][j].second;
+        }
+}
+
 size_t Index::sa_code_size() const {
     throw NotSupported("standalone codec not implemented for this type of index");
 }

@@ -54,7 +54,7 @@ void IndexFlatCodes::range_search(idx_t n, const float* x, float radius, RangeSe
     const size_t nblocks = (nb + kBlock - 1) / kBlock;
     // Queries a group at a time (bounded bookkeeping: a hit list per block and
     // query of the group); each block of codes decoded once per group.
-    std::vector<std::vector<std::pair<float, idx_t>>> per_query(static_cast<size_t>(n));
+    RangeSearchResult::Hits per_query(static_cast<size_t>(n));
     std::vector<std::vector<std::vector<std::pair<float, idx_t>>>> hits(nblocks);
     InterruptPoll poll;
     for (size_t g0 = 0; g0 < size_t(n); g0 += kGroup) {
@@ -82,15 +82,7 @@ void IndexFlatCodes::range_search(idx_t n, const float* x, float radius, RangeSe
             for (auto& h : hits) per_query[q].insert(per_query[q].end(), h[q - g0].begin(), h[q - g0].end());
         poll();
     }
-    result.lims.assign(size_t(n) + 1, 0);
-    for (size_t q = 0; q < size_t(n); q++) result.lims[q + 1] = result.lims[q] + per_query[q].size();
-    result.distances.resize(result.lims[n]);
-    result.labels.resize(result.lims[n]);
-    for (size_t q = 0; q < size_t(n); q++)
-        for (size_t j = 0; j < per_query[q].size(); j++) {
-            result.distances[result.lims[q] + j] = per_query[q][j].first;
-            result.labels[result.lims[q] + j] = per_query[q][j].second;
-        }
+    result.set(per_query);
 }
 
 void IndexFlatCodes::merge_from(Index& other_base, idx_t add_id) {

@@ -6,6 +6,7 @@
 #include <mutex>
 #include <shared_mutex>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "nearly/common.h"
@@ -53,6 +54,10 @@ struct RangeSearchResult {
     std::vector<size_t> lims;  // nq + 1 offsets into distances / labels
     std::vector<float> distances;
     std::vector<idx_t> labels;
+
+    using Hits = std::vector<std::vector<std::pair<float, idx_t>>>;
+    // Sets the result from each query's (score, id) list, in list order.
+    void set(const Hits& hits);
 };
 
 struct Index {
