@@ -9,20 +9,6 @@
 
 namespace nearly {
 
-namespace {
-
-// fn(0) ... fn(n - 1) in parallel, in blocks: one task per vector would cost
-// more than the vector's copy.
-template <class Fn>
-void for_each_block(size_t n, const Fn& fn) {
-    constexpr size_t kBlock = 256;
-    parallel_for((n + kBlock - 1) / kBlock, [&](size_t b) {
-        for (size_t i = b * kBlock; i < std::min(n, b * kBlock + kBlock); i++) fn(i);
-    });
-}
-
-}  // namespace
-
 Index::Index(int d, MetricType metric, bool extra_metrics) : d(d), metric_type(checked_metric(metric)) {
     NEARLY_CHECK_ARG(d > 0, "the dimension d must be positive");
     if (is_extra_metric(metric) && !extra_metrics)
@@ -55,13 +41,13 @@ void Index::reconstruct_n(idx_t i0, idx_t ni, float* out) const {
 
 void Index::reconstruct_batch(idx_t n, const idx_t* keys, float* out) const {
     NEARLY_CHECK_ARG(n >= 0, "the number of keys must be non-negative");
-    for_each_block(size_t(n), [&](size_t i) { reconstruct(keys[i], out + i * size_t(d)); });
+    parallel_for_blocks(size_t(n), 256, [&](size_t i) { reconstruct(keys[i], out + i * size_t(d)); });
 }
 
 void Index::search_and_reconstruct(idx_t n, const float* x, idx_t k, float* D, idx_t* I, float* R,
                                    const SearchParameters* params) const {
     search(n, x, k, D, I, params);
-    for_each_block(size_t(n) * size_t(k), [&](size_t j) {
+    parallel_for_blocks(size_t(n) * size_t(k), 256, [&](size_t j) {
         float* r = R + j * size_t(d);
         if (I[j] < 0)
             std::fill(r, r + d, std::numeric_limits<float>::quiet_NaN());

@@ -35,9 +35,7 @@ void IndexFlatCodes::sa_decode(idx_t n, const uint8_t* bytes, float* x) const {
     NEARLY_CHECK_ARG(n >= 0, "the number of codes must be non-negative");
     if (!is_trained) throw NotSupported("the index is not trained: call train() before sa_decode()");
     const size_t cs = code_size();
-    parallel_for((size_t(n) + 255) / 256, [&](size_t b) {
-        for (size_t i = b * 256; i < std::min(size_t(n), b * 256 + 256); i++) decode(bytes + i * cs, x + i * d);
-    });
+    parallel_for_blocks(size_t(n), 256, [&](size_t i) { decode(bytes + i * cs, x + i * d); });
 }
 
 void IndexFlatCodes::range_search(idx_t n, const float* x, float radius, RangeSearchResult& result,

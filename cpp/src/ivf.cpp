@@ -532,25 +532,15 @@ void IndexIVF::search_and_reconstruct(idx_t n, const float* x, idx_t k, float* D
             std::fill(R + j * dd, R + (j + 1) * dd, std::numeric_limits<float>::quiet_NaN());
     }
     std::shared_lock<SharedMutex> lk(rw_mutex_);
-    // Positions of the wanted ids, list by list in parallel; decoded in list
-    // order, so an id stored twice (add_with_ids allows it) decodes as its
-    // first copy, as the lookup of the direct map would.
-    std::vector<std::vector<size_t>> hits(nlist);
-    parallel_for(nlist, [&](size_t l) {
-        const auto& ids = lists_[l].ids;
-        for (size_t p = 0; p < ids.size(); p++)
-            if (where.count(ids[p])) hits[l].push_back(p);
-    });
-    const CodeLayout lay = layout();
-    std::vector<uint8_t> code(code_size);
-    for (size_t l = 0; l < nlist; l++)
-        for (size_t p : hits[l]) {
-            auto it = where.find(lists_[l].ids[p]);
-            if (it == where.end()) continue;
-            lay.get(lists_[l].codes.data(), p, code.data());
-            for (size_t j : it->second) decode_vector(l, code.data(), R + j * dd);
-            where.erase(it);
-        }
+    // An id stored twice (add_with_ids allows it) decodes as its first copy,
+    // as the lookup of the direct map would.
+    visit_entries([&](idx_t id) { return where.count(id) > 0; },
+                  [&](size_t l, idx_t id, const uint8_t* code) {
+                      auto it = where.find(id);
+                      if (it == where.end()) return;
+                      for (size_t j : it->second) decode_vector(l, code, R + j * dd);
+                      where.erase(it);
+                  });
     // Ids left were removed by a write between the search and the lookup.
     for (const auto& w : where)
         for (size_t j : w.second) std::fill(R + j * dd, R + (j + 1) * dd, std::numeric_limits<float>::quiet_NaN());
@@ -564,19 +554,25 @@ void IndexIVF::reconstruct_n(idx_t i0, idx_t ni, float* out) const {
     const size_t dd = d;
     std::fill(out, out + size_t(ni) * dd, std::numeric_limits<float>::quiet_NaN());
     std::shared_lock<SharedMutex> lk(rw_mutex_);
-    const CodeLayout lay = layout();
-    // Lists in parallel; an id stored twice decodes as its copy in the later list.
+    // An id stored twice decodes as its copy in the later list.
+    visit_entries([&](idx_t id) { return id >= i0 && id < i0 + ni; },
+                  [&](size_t l, idx_t id, const uint8_t* code) { decode_vector(l, code, out + size_t(id - i0) * dd); });
+}
+
+void IndexIVF::visit_entries(const std::function<bool(idx_t)>& wanted,
+                             const std::function<void(size_t, idx_t, const uint8_t*)>& visit) const {
     std::vector<std::vector<size_t>> hits(nlist);
     parallel_for(nlist, [&](size_t l) {
         const auto& ids = lists_[l].ids;
         for (size_t p = 0; p < ids.size(); p++)
-            if (ids[p] >= i0 && ids[p] < i0 + ni) hits[l].push_back(p);
+            if (wanted(ids[p])) hits[l].push_back(p);
     });
+    const CodeLayout lay = layout();
     std::vector<uint8_t> code(code_size);
     for (size_t l = 0; l < nlist; l++)
         for (size_t p : hits[l]) {
             lay.get(lists_[l].codes.data(), p, code.data());
-            decode_vector(l, code.data(), out + size_t(lists_[l].ids[p] - i0) * dd);
+            visit(l, lists_[l].ids[p], code.data());
         }
 }
 
@@ -611,20 +607,16 @@ void IndexIVF::sa_decode(idx_t n, const uint8_t* bytes, float* x) const {
     NEARLY_CHECK_ARG(n >= 0, "the number of codes must be non-negative");
     if (!is_trained) throw NotSupported("the index is not trained: call train() before sa_decode()");
     const size_t cc = coarse_code_size(), cs = sa_code_size();
+    std::vector<size_t> list_of(static_cast<size_t>(n));
     for (size_t i = 0; i < size_t(n); i++) {
         uint64_t l = 0;
         for (size_t c = 0; c < cc; c++) l |= uint64_t(bytes[i * cs + c]) << (8 * c);
         if (l >= nlist)
             throw InvalidArgument("sa_decode: code " + std::to_string(i) + " names list " + std::to_string(l) +
                                   " of an index with " + std::to_string(nlist) + " lists");
+        list_of[i] = size_t(l);
     }
-    parallel_for((size_t(n) + 255) / 256, [&](size_t b) {
-        for (size_t i = b * 256; i < std::min(size_t(n), b * 256 + 256); i++) {
-            uint64_t l = 0;
-            for (size_t c = 0; c < cc; c++) l |= uint64_t(bytes[i * cs + c]) << (8 * c);
-            decode_vector(size_t(l), bytes + i * cs + cc, x + i * d);
-        }
-    });
+    parallel_for_blocks(size_t(n), 256, [&](size_t i) { decode_vector(list_of[i], bytes + i * cs + cc, x + i * d); });
 }
 
 size_t IndexIVF::list_size(size_t list_no) const {

@@ -185,17 +185,11 @@ void IndexRefine::range_search(idx_t n, const float* x, float radius, RangeSearc
             exact[j] = ip ? K.inner_product(x + q * dd, v.data(), dd) : K.l2sqr(x + q * dd, v.data(), dd);
         }
     });
-    result.lims.assign(size_t(n) + 1, 0);
-    result.distances.clear();
-    result.labels.clear();
-    for (size_t q = 0; q < size_t(n); q++) {
+    RangeSearchResult::Hits hits(static_cast<size_t>(n));
+    for (size_t q = 0; q < size_t(n); q++)
         for (size_t j = base.lims[q]; j < base.lims[q + 1]; j++)
-            if (ip ? exact[j] > radius : exact[j] < radius) {
-                result.distances.push_back(exact[j]);
-                result.labels.push_back(base.labels[j]);
-            }
-        result.lims[q + 1] = result.labels.size();
-    }
+            if (ip ? exact[j] > radius : exact[j] < radius) hits[q].emplace_back(exact[j], base.labels[j]);
+    result.set(hits);
 }
 
 void IndexRefine::encode_standalone(idx_t n, const float* x, uint8_t* bytes) const {

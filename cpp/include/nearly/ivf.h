@@ -205,6 +205,11 @@ struct IndexIVF : Index {
 
    private:
     void add_core(idx_t n, const float* x, const idx_t* ids);  // ids null: sequential
+    // Finds the entries whose id wanted() accepts without a direct map (the
+    // lists scanned in parallel), then calls visit(list, id, code) for each,
+    // in list order. The caller holds the read lock.
+    void visit_entries(const std::function<bool(idx_t)>& wanted,
+                       const std::function<void(size_t, idx_t, const uint8_t*)>& visit) const;
     size_t effective_nprobe(const SearchParameters* params) const;
     // The two scan strategies of search(); coarse: n * np list numbers.
     void search_sorted_or_not(idx_t n, const float* x, idx_t k, float* D, idx_t* I, const SearchParameters* params,

@@ -16,6 +16,16 @@ void set_num_threads(int n);  // n >= 1; waits for a running parallel call to en
 // not yet started are then skipped.
 void parallel_for(size_t ntasks, const std::function<void(size_t)>& fn);
 
+// fn(0) ... fn(n - 1) in parallel, `block` at a time: for work items too
+// small to be a task each (one vector's decode or copy).
+template <class Fn>
+void parallel_for_blocks(size_t n, size_t block, const Fn& fn) {
+    parallel_for((n + block - 1) / block, [&](size_t b) {
+        const size_t end = n < (b + 1) * block ? n : (b + 1) * block;
+        for (size_t i = b * block; i < end; i++) fn(i);
+    });
+}
+
 // True inside a task run by parallel_for (also on the calling thread).
 bool in_parallel_region();
 
