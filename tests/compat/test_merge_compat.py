@@ -172,3 +172,10 @@ def test_refine_range_search(data, fs, metric):
         fl, _, FI = f.range_search(xq, radius)
         for i in range(len(xq)):
             assert set(FI[fl[i]:fl[i + 1]].tolist()) == set(Ir[lims[i]:lims[i + 1]].tolist())
+
+
+def test_eval_intersection_bad_input():
+    with pytest.raises(ValueError):
+        nearly.eval_intersection(np.zeros((3, 2)), np.zeros((4, 2)))
+    with pytest.raises(ValueError):
+        nearly.eval_intersection(np.zeros(3), np.zeros(3))
