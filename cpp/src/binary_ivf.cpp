@@ -284,7 +284,7 @@ std::unique_ptr<InvertedListScanner> IndexIVFBinaryRecurrent::get_scanner() cons
     return std::make_unique<RecurrentScanner>(*encoder, metric_type == METRIC_L2, nullptr);
 }
 
-std::unique_ptr<IVFQueryBatch> IndexIVFBinaryRecurrent::prepare_queries(idx_t n, const float* x) const {
+std::unique_ptr<IVFQueryBatch> IndexIVFBinaryRecurrent::prepare_queries(idx_t n, const float* x, const SearchParameters*) const {
     auto batch = std::make_unique<EncodedQueries>();
     batch->x = x;
     batch->n = n;

@@ -12,6 +12,8 @@
 #include "nearly/idmap.h"
 #include "nearly/index_pq.h"
 #include "nearly/index_lsh.h"
+#include "nearly/index_rabitq.h"
+#include "nearly/ivf_rabitq.h"
 #include "nearly/index_sq.h"
 #include "nearly/ivf_flat.h"
 #include "nearly/ivf_sq.h"
@@ -100,6 +102,8 @@ IndexPtr read_tagged(Reader& r, const std::string& tag) {
     if (tag == "PQFastScan") return IndexPQFastScan::read_body(r);
     if (tag == "ScalarQuantizer") return IndexScalarQuantizer::read_body(r);
     if (tag == "LSH") return IndexLSH::read_body(r);
+    if (tag == "RaBitQ") return IndexRaBitQ::read_body(r);
+    if (tag == "IVFRaBitQ") return IndexIVFRaBitQ::read_body(r);
     if (tag == "IVFScalarQuantizer") return IndexIVFScalarQuantizer::read_body(r);
     if (tag == "HNSWFlat") return IndexHNSWFlat::read_body(r, HNSWStorage::Flat);
     if (tag == "HNSWSQ") {

@@ -205,7 +205,6 @@ void IndexIVF::search_sorted_or_not(idx_t n, const float* x, idx_t k, float* D, 
     check_search_args(n, x, k);
     if (!is_trained) throw NotSupported("Error: '!(is_trained)' failed: IVF index is not trained");
     const size_t np = effective_nprobe(params);
-    const IDSelector* sel = params ? params->sel.get() : nullptr;
     if (n == 0) return;
 
     std::vector<float> coarse_dis(size_t(n) * np);
@@ -213,7 +212,7 @@ void IndexIVF::search_sorted_or_not(idx_t n, const float* x, idx_t k, float* D, 
     quantizer->search(n, x, idx_t(np), coarse_dis.data(), coarse.data());
 
     std::shared_lock<SharedMutex> lk(rw_mutex_);
-    search_lists(n, x, k, np, coarse.data(), coarse_dis.data(), sel, D, I, sorted);
+    search_lists(n, x, k, np, coarse.data(), coarse_dis.data(), params, D, I, sorted);
 }
 
 void IndexIVF::search_preassigned(idx_t n, const float* x, idx_t k, size_t np, const idx_t* assign,
@@ -240,13 +239,14 @@ void IndexIVF::search_preassigned(idx_t n, const float* x, idx_t k, size_t np, c
         }
         centroid_dis = dis.data();
     }
-    const IDSelector* sel = params ? params->sel.get() : nullptr;
     std::shared_lock<SharedMutex> lk(rw_mutex_);
-    search_lists(n, x, k, np, assign, centroid_dis, sel, D, I, true);
+    search_lists(n, x, k, np, assign, centroid_dis, params, D, I, true);
 }
 
 void IndexIVF::search_lists(idx_t n, const float* x, idx_t k, size_t np, const idx_t* coarse,
-                            const float* coarse_dis, const IDSelector* sel, float* D, idx_t* I, bool sorted) const {
+                            const float* coarse_dis, const SearchParameters* params, float* D, idx_t* I,
+                            bool sorted) const {
+    const IDSelector* sel = params ? params->sel.get() : nullptr;
     if (search_assigned(n, x, k, np, coarse, coarse_dis, sel, D, I, sorted)) return;
     const size_t mq = min_queries_per_list();
     if (mq > 0 && size_t(n) * np >= mq * std::min(nlist, size_t(n) * np)) {
@@ -259,7 +259,7 @@ void IndexIVF::search_lists(idx_t n, const float* x, idx_t k, size_t np, const i
                            I + q0 * k);
         }
     } else {
-        const std::unique_ptr<QueryBatch> batch = prepare_queries(n, x);
+        const std::unique_ptr<QueryBatch> batch = prepare_queries(n, x, params);
         search_by_query(n, x, k, np, coarse, coarse_dis, sel, D, I, batch.get());
     }
 }
@@ -417,8 +417,9 @@ void IndexIVF::range_search(idx_t n, const float* x, float radius, RangeSearchRe
     const bool ip = metric_type == METRIC_INNER_PRODUCT;
     std::vector<std::vector<std::pair<idx_t, float>>> hits(n);
     InterruptPoll poll;
+    const std::unique_ptr<QueryBatch> batch = prepare_queries(n, x, params);
     parallel_for((n + kQueriesPerTask - 1) / kQueriesPerTask, [&](size_t t) {
-        std::unique_ptr<InvertedListScanner> sc = get_scanner();
+        std::unique_ptr<InvertedListScanner> sc = get_scanner_for(batch.get());
         float buf[kScanChunk];
         for (size_t q = t * kQueriesPerTask; q < std::min(size_t(n), (t + 1) * kQueriesPerTask); q++) {
             sc->set_query(x + q * dd);

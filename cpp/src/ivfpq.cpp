@@ -154,7 +154,7 @@ void IVFPQScanner::distances(size_t n, const uint8_t* codes, float* out) const {
 
 std::unique_ptr<InvertedListScanner> IndexIVFPQ::get_scanner() const { return std::make_unique<IVFPQScanner>(*this); }
 
-std::unique_ptr<IVFQueryBatch> IndexIVFPQ::prepare_queries(idx_t n, const float* x) const {
+std::unique_ptr<IVFQueryBatch> IndexIVFPQ::prepare_queries(idx_t n, const float* x, const SearchParameters*) const {
     auto batch = std::make_unique<IVFPQQueries>();
     batch->x = x;
     batch->n = size_t(n);

@@ -27,6 +27,7 @@ void bind_binary(py::module_& m);
 void bind_binary_flat(py::module_& m);
 void bind_random(py::module_& m);
 void bind_lsh(py::module_& m);
+void bind_rabitq(py::module_& m);
 }  // namespace nearly_py
 
 #if defined(NEARLY_WITH_CUDA)
@@ -144,4 +145,5 @@ PYBIND11_MODULE(_nearly, m) {
     bind_binary_flat(m);
     bind_random(m);
     bind_lsh(m);
+    bind_rabitq(m);
 }

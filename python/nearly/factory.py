@@ -63,6 +63,11 @@ INDEXES = [
     # faiss's LSH[nbits][r][t]: nbits defaults to d; r rotates, t learns per-bit thresholds.
     (re.compile(r"LSH(\d*)(r?)(t?)"), lambda m, d, metric: _nearly.IndexLSH(
         d, int(m.group(1) or d), bool(m.group(2)), bool(m.group(3)))),
+    # RaBitQ[nb_bits]: sign bits (+ nb_bits - 1 extra bits) per dimension, against
+    # the data's mean or, in an IVF, the list's centroid (faiss's strings).
+    (re.compile(r"RaBitQ([1-9])?"), lambda m, d, metric: _nearly.IndexRaBitQ(d, metric, int(m.group(1) or 1))),
+    (re.compile(r"IVF(\d+)(?:_HNSW(\d+))?,RaBitQ([1-9])?"), lambda m, d, metric: _nearly.IndexIVFRaBitQ(
+        _coarse(m.group(2), d, metric), d, int(m.group(1)), metric, True, int(m.group(3) or 1))),
     (re.compile(r"HNSW(\d+)(,Flat)?"), lambda m, d, metric: _nearly.IndexHNSWFlat(d, int(m.group(1)), metric)),
     # BEBR recurrent binary codes: RBE{m}x{bits_per_dim}, scored by SDC.
     (re.compile(r"RBE(\d+)x(\d+)"), lambda m, d, metric: _nearly.IndexBinaryRecurrent(

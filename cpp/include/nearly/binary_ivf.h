@@ -63,7 +63,7 @@ struct IndexIVFBinaryRecurrent : IndexIVF {
     void encode_vectors(idx_t n, const float* x, const idx_t* list_nos, uint8_t* codes) const override;
     void decode_vector(size_t list_no, const uint8_t* code, float* out) const override;
     std::unique_ptr<InvertedListScanner> get_scanner() const override;
-    std::unique_ptr<QueryBatch> prepare_queries(idx_t n, const float* x) const override;
+    std::unique_ptr<QueryBatch> prepare_queries(idx_t n, const float* x, const SearchParameters* params) const override;
     std::unique_ptr<InvertedListScanner> get_scanner_for(const QueryBatch* batch) const override;
     void train_encoder(idx_t n, const float* x, const idx_t* assign) override;
     void write_encoder_state(Writer& w) const override;

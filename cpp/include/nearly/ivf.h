@@ -160,10 +160,13 @@ struct IndexIVF : Index {
     virtual std::unique_ptr<InvertedListScanner> get_scanner() const = 0;
     // Work a family does once per search() before any list is scanned (the
     // recurrent binary family encodes all queries in one GEMM: one at a time
-    // costs 20x more). The scanners of that search come from
+    // costs 20x more), or what it takes from the search's parameters
+    // (RaBitQ's query bits). The scanners of that search come from
     // get_scanner_for(batch), whose set_query may look the query up in it.
     using QueryBatch = IVFQueryBatch;
-    virtual std::unique_ptr<QueryBatch> prepare_queries(idx_t n, const float* x) const { return nullptr; }
+    virtual std::unique_ptr<QueryBatch> prepare_queries(idx_t n, const float* x, const SearchParameters* params) const {
+        return nullptr;
+    }
     virtual std::unique_ptr<InvertedListScanner> get_scanner_for(const QueryBatch* batch) const { return get_scanner(); }
     // A family may scan a whole batch's lists its own way once the coarse
     // assignment is known (fast-scan: queries grouped by list, so one load of
@@ -215,7 +218,7 @@ struct IndexIVF : Index {
     void search_sorted_or_not(idx_t n, const float* x, idx_t k, float* D, idx_t* I, const SearchParameters* params,
                               bool sorted) const;
     void search_lists(idx_t n, const float* x, idx_t k, size_t np, const idx_t* coarse, const float* coarse_dis,
-                      const IDSelector* sel, float* D, idx_t* I, bool sorted) const;  // under the read lock
+                      const SearchParameters* params, float* D, idx_t* I, bool sorted) const;  // under the read lock
     void search_by_query(idx_t n, const float* x, idx_t k, size_t np, const idx_t* coarse, const float* coarse_dis,
                          const IDSelector* sel, float* D, idx_t* I, const QueryBatch* batch) const;
     void search_by_list(idx_t n, const float* x, idx_t k, size_t np, const idx_t* coarse, const float* coarse_dis,

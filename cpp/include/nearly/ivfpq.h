@@ -51,7 +51,7 @@ struct IndexIVFPQ : IndexIVF {
     std::unique_ptr<InvertedListScanner> get_scanner() const override;
     // The scanners of a search know its queries and compute their tables
     // four at a time (IVFPQScanner::set_query).
-    std::unique_ptr<QueryBatch> prepare_queries(idx_t n, const float* x) const override;
+    std::unique_ptr<QueryBatch> prepare_queries(idx_t n, const float* x, const SearchParameters* params) const override;
     std::unique_ptr<InvertedListScanner> get_scanner_for(const QueryBatch* batch) const override;
 
    private:

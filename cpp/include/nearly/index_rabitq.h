@@ -1,0 +1,51 @@
+// faiss's IndexRaBitQ: every vector stored as its RaBitQ code (rabitq.h)
+// against the mean of the training vectors; a search scores codes by the
+// RaBitQ estimate (D is the estimate, as in faiss: there is no re-ranking;
+// put IndexRefine on top for exact distances).
+#pragma once
+#include <memory>
+#include <vector>
+
+#include "nearly/index_flat_codes.h"
+#include "nearly/rabitq.h"
+
+namespace nearly {
+
+class Reader;
+
+// faiss's RaBitQSearchParameters: the query's bits and quantizer for one search.
+struct RaBitQSearchParameters : SearchParameters {
+    int qb = 4;
+    bool centered = false;
+    std::unique_ptr<SearchParameters> clone() const override { return std::make_unique<RaBitQSearchParameters>(*this); }
+};
+
+struct IndexRaBitQ : IndexFlatCodes {
+    RaBitQuantizer rabitq;
+    std::vector<float> center;  // the training vectors' mean
+    int qb = 4;                 // bits per query component (0: the query stays in float)
+    bool centered = false;      // quantize the query symmetrically around 0
+
+    IndexRaBitQ(int d, MetricType metric = METRIC_L2, int nb_bits = 1);
+
+    std::string type_name() const override { return "RaBitQ"; }
+    void train(idx_t n, const float* x) override;
+    void search(idx_t n, const float* x, idx_t k, float* D, idx_t* I,
+                const SearchParameters* params = nullptr) const override;
+    // Every code whose estimate is within radius (L2: <, IP: >).
+    void range_search(idx_t n, const float* x, float radius, RangeSearchResult& result,
+                      const SearchParameters* params = nullptr) const override;
+    size_t code_size() const override { return rabitq.code_size; }
+    void write_body(Writer& w) const override;
+    static std::unique_ptr<IndexRaBitQ> read_body(Reader& r);
+
+   protected:
+    void write_encoder_state(Writer& w) const override;
+    void encode(size_t n, const float* x, uint8_t* codes) const override;
+    void decode(const uint8_t* code, float* out) const override;
+
+   private:
+    void query_bits(const SearchParameters* params, int& qb_out, bool& centered_out) const;
+};
+
+}  // namespace nearly

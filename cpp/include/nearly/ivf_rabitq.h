@@ -1,0 +1,41 @@
+// faiss's IndexIVFRaBitQ: the IVF family whose code is the RaBitQ code
+// (rabitq.h) of a vector against its list's centroid. A list is scanned
+// with the query prepared against that centroid (its residual quantized to
+// qb bits), so D is the RaBitQ estimate, as in faiss.
+#pragma once
+#include <memory>
+
+#include "nearly/ivf.h"
+#include "nearly/rabitq.h"
+
+namespace nearly {
+
+// faiss's IVFRaBitQSearchParameters: nprobe and the query's bits for one search.
+struct IVFRaBitQSearchParameters : SearchParametersIVF {
+    int qb = 4;
+    bool centered = false;
+    std::unique_ptr<SearchParameters> clone() const override {
+        return std::make_unique<IVFRaBitQSearchParameters>(*this);
+    }
+};
+
+struct IndexIVFRaBitQ : IndexIVF {
+    RaBitQuantizer rabitq;
+    int qb = 4;  // bits per query component (0: the query stays in float)
+
+    IndexIVFRaBitQ(IndexPtr quantizer, int d, size_t nlist, MetricType metric = METRIC_L2, int nb_bits = 1);
+
+    std::string type_name() const override { return "IVFRaBitQ"; }
+    void write_body(Writer& w) const override;
+    static std::unique_ptr<IndexIVFRaBitQ> read_body(Reader& r);
+
+   protected:
+    void encode_vectors(idx_t n, const float* x, const idx_t* list_nos, uint8_t* codes) const override;
+    void decode_vector(size_t list_no, const uint8_t* code, float* out) const override;
+    void write_encoder_state(Writer& w) const override;
+    std::unique_ptr<InvertedListScanner> get_scanner() const override;
+    std::unique_ptr<QueryBatch> prepare_queries(idx_t n, const float* x, const SearchParameters* params) const override;
+    std::unique_ptr<InvertedListScanner> get_scanner_for(const QueryBatch* batch) const override;
+};
+
+}  // namespace nearly

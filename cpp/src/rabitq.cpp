@@ -1,0 +1,358 @@
+#include "nearly/rabitq.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <queue>
+#include <string>
+#include <utility>
+
+#include "nearly/hamming.h"
+#include "nearly/parallel.h"
+#include "nearly/simd.h"
+
+namespace nearly {
+
+namespace {
+
+// Float operations below follow faiss's order one for one, so that codes
+// and estimates agree with faiss's to the last bit or two.
+
+float load_f32(const uint8_t* p) {
+    float v;
+    std::memcpy(&v, p, 4);
+    return v;
+}
+void store_f32(uint8_t* p, float v) { std::memcpy(p, &v, 4); }
+
+// The best scale t for rounding |o| (unit norm) to ex_bits per component:
+// the rounding whose cosine with |o| is largest, found by walking the
+// critical values of t in increasing order (the extended-RaBitQ search).
+float optimal_scale(const float* o_abs, size_t d, size_t ex_bits) {
+    static constexpr float kTightStart[9] = {0.0f, 0.15f, 0.20f, 0.52f, 0.59f, 0.71f, 0.75f, 0.77f, 0.81f};
+    constexpr double kEps = 1e-5;
+    constexpr int kNEnum = 10;
+    const int max_code = (1 << ex_bits) - 1;
+    const float max_o = *std::max_element(o_abs, o_abs + d);
+    const float t_end = static_cast<float>(max_code + kNEnum) / max_o;
+    const float t_start = t_end * kTightStart[ex_bits];
+
+    std::vector<float> inv(d);
+    for (size_t i = 0; i < d; i++) inv[i] = 1.0f / o_abs[i];
+    std::vector<int> cur(d);
+    float sqr_denominator = static_cast<float>(d) * 0.25f;
+    float numerator = 0.0f;
+    for (size_t i = 0; i < d; i++) {
+        const int c = static_cast<int>((t_start * o_abs[i]) + kEps);
+        cur[i] = c;
+        sqr_denominator += static_cast<float>(c * c + c);
+        numerator += (c + 0.5f) * o_abs[i];
+    }
+    float inv_sqrt_denom = 1.0f / std::sqrt(sqr_denominator);
+
+    using Step = std::pair<float, size_t>;
+    std::priority_queue<Step, std::vector<Step>, std::greater<>> next;
+    for (size_t i = 0; i < d; i++) {
+        const float t_next = static_cast<float>(cur[i] + 1) * inv[i];
+        if (t_next < t_end) next.emplace(t_next, i);
+    }
+    float max_ip = 0.0f, t = 0.0f;
+    while (!next.empty()) {
+        const auto [cur_t, i] = next.top();
+        next.pop();
+        const int o_bar = ++cur[i];
+        const float delta = 2.0f * o_bar;
+        sqr_denominator += delta;
+        numerator += o_abs[i];
+        const float old_denom = sqr_denominator - delta;
+        inv_sqrt_denom = inv_sqrt_denom * (1.0f - 0.5f * delta / (old_denom + delta * 0.5f));
+        const float ip = numerator * inv_sqrt_denom;
+        if (ip > max_ip) {
+            max_ip = ip;
+            t = cur_t;
+        }
+        if (o_bar < max_code) {
+            const float t_next = static_cast<float>(o_bar + 1) * inv[i];
+            if (t_next < t_end) next.emplace(t_next, i);
+        }
+    }
+    return t;
+}
+
+// The extra bits of residual r (ex_bits per component, packed little-endian
+// in component order) and their two factors.
+void encode_extra_bits(const float* r, const float* centroid, size_t d, size_t ex_bits, MetricType metric,
+                       uint8_t* ex_code, uint8_t* ex_factors) {
+    constexpr double kEps = 1e-5;
+    float norm_sqr = 0.f;
+    for (size_t i = 0; i < d; i++) norm_sqr += r[i] * r[i];
+    const float norm = std::sqrt(norm_sqr);
+    const size_t ex_bytes = (d * ex_bits + 7) / 8;
+    std::memset(ex_code, 0, ex_bytes);
+    if (norm < 1e-10f) {
+        store_f32(ex_factors, 0.f);
+        store_f32(ex_factors + 4, 0.f);
+        return;
+    }
+    std::vector<float> o_abs(d);
+    for (size_t i = 0; i < d; i++) o_abs[i] = std::abs(r[i] / norm);
+    const float t = optimal_scale(o_abs.data(), d, ex_bits);
+    const int max_code = (1 << ex_bits) - 1;
+    double ipnorm = 0;
+    size_t bit = 0;
+    for (size_t i = 0; i < d; i++) {
+        int c = std::min(static_cast<int>(t * o_abs[i] + kEps), max_code);
+        ipnorm += (c + 0.5) * o_abs[i];
+        if (r[i] < 0) c = (~c) & max_code;  // the sign bit says which way; negatives count down
+        for (size_t b = 0; b < ex_bits; b++, bit++)
+            if (c & (1 << b)) ex_code[bit / 8] |= uint8_t(1u << (bit % 8));
+    }
+    float ipnorm_inv = static_cast<float>(1.0 / ipnorm);
+    if (!std::isnormal(ipnorm_inv)) ipnorm_inv = 1.0f;
+    if (metric == METRIC_L2) {
+        store_f32(ex_factors, norm * norm);
+        store_f32(ex_factors + 4, ipnorm_inv * -2.0f * norm);
+    } else {
+        float c_dot_r = 0.f;
+        if (centroid)
+            for (size_t i = 0; i < d; i++) c_dot_r += r[i] * centroid[i];
+        store_f32(ex_factors, c_dot_r);
+        store_f32(ex_factors + 4, ipnorm_inv * norm);
+    }
+}
+
+uint8_t round_clamped(float x, uint8_t max_code) {
+    if (x <= 0.0f) return 0;
+    if (x >= max_code) return max_code;
+    return static_cast<uint8_t>(static_cast<int>(x + 0.5f));
+}
+
+// faiss's radii of the centered query quantizer, for 1..8 bits.
+constexpr float kZMaxByQb[8] = {0.79688f, 1.49375f, 2.05078f, 2.50938f, 2.91250f, 3.26406f, 3.59844f, 3.91016f};
+
+}  // namespace
+
+RaBitQuantizer::RaBitQuantizer(size_t d_, MetricType metric_, size_t nb_bits_)
+    : d(d_), metric(metric_), nb_bits(nb_bits_) {
+    // d < 2^24 keeps every bit dot product (at most 255 d) in 32 bits.
+    NEARLY_CHECK_ARG(d > 0 && d < (size_t(1) << 24), "RaBitQuantizer: d must be in 1..2^24 - 1");
+    NEARLY_CHECK_ARG(nb_bits >= 1 && nb_bits <= 9, "RaBitQuantizer: nb_bits must be in 1..9, got " +
+                                                       std::to_string(nb_bits));
+    if (metric != METRIC_L2 && metric != METRIC_INNER_PRODUCT)
+        throw NotSupported("RaBitQ: only METRIC_L2 and METRIC_INNER_PRODUCT are implemented");
+    code_size = sign_bytes() + (ex_bits() ? 12 + (d * ex_bits() + 7) / 8 + 8 : 8);
+}
+
+void RaBitQuantizer::encode(size_t n, const float* x, const float* centroid, uint8_t* codes) const {
+    parallel_for_blocks(n, 256, [&](size_t i) { encode_one(x + i * d, centroid, codes + i * code_size); });
+}
+
+void RaBitQuantizer::encode_one(const float* xi, const float* centroid, uint8_t* code) const {
+    const size_t nbytes = sign_bytes(), eb = ex_bits();
+    const float inv_d_sqrt = 1.0f / std::sqrt(static_cast<float>(d));
+    const float eps = std::numeric_limits<float>::epsilon();
+    std::memset(code, 0, code_size);
+    std::vector<float> r(d);
+    float norm_L2sqr = 0.f, or_L2sqr = 0.f, dp_oO = 0.f;
+    for (size_t j = 0; j < d; j++) {
+        const float v = xi[j] - (centroid ? centroid[j] : 0.f);
+        r[j] = v;
+        norm_L2sqr += v * v;
+        or_L2sqr += xi[j] * xi[j];
+        dp_oO += v > 0.f ? v : -v;
+        if (v > 0.f) code[j / 8] |= uint8_t(1u << (j % 8));
+    }
+    // The factors: ||x - c||^2 (minus ||x||^2 for IP, whose estimate adds
+    // ||q||^2 back), and ||x - c|| / <x̄, o>, o the unit residual.
+    const float sqrt_norm = std::sqrt(norm_L2sqr);
+    const float inv_norm = norm_L2sqr < eps ? 1.0f : 1.0f / sqrt_norm;
+    const float normalized_dp = dp_oO * inv_norm * inv_d_sqrt;
+    const float inv_dp = std::abs(normalized_dp) < eps ? 1.0f : 1.0f / normalized_dp;
+    store_f32(code + nbytes, metric == METRIC_INNER_PRODUCT ? norm_L2sqr - or_L2sqr : norm_L2sqr);
+    store_f32(code + nbytes + 4, inv_dp * sqrt_norm);
+    if (!eb) return;
+    // The 1-bit estimate's error bound (the paper's constant 1.9), which
+    // decides in a search whether the extra bits are worth reading.
+    const float xu_cb_norm_sqr = static_cast<float>(d) * 0.25f;
+    const float ip_resi_xucb = 0.5f * dp_oO;
+    float tmp_error = 0.0f;
+    if (std::abs(ip_resi_xucb) > eps) {
+        const float ratio_sq = (norm_L2sqr * xu_cb_norm_sqr) / (ip_resi_xucb * ip_resi_xucb);
+        if (ratio_sq > 1.0f)
+            tmp_error = d == 1 ? sqrt_norm * 1.9f * std::sqrt(ratio_sq - 1.0f)
+                               : sqrt_norm * 1.9f * std::sqrt((ratio_sq - 1.0f) / static_cast<float>(d - 1));
+    }
+    store_f32(code + nbytes + 8, metric == METRIC_L2 ? 2.0f * tmp_error : tmp_error);
+    uint8_t* ex_code = code + nbytes + 12;
+    encode_extra_bits(r.data(), centroid, d, eb, metric, ex_code, ex_code + (d * eb + 7) / 8);
+}
+
+void RaBitQuantizer::decode(size_t n, const uint8_t* codes, const float* centroid, float* x) const {
+    const float inv_d_sqrt = 1.0f / std::sqrt(static_cast<float>(d));
+    parallel_for_blocks(n, 256, [&](size_t i) {
+        const uint8_t* code = codes + i * code_size;
+        const float dp = load_f32(code + sign_bytes() + 4);
+        for (size_t j = 0; j < d; j++) {
+            const float bit = (code[j / 8] >> (j % 8)) & 1 ? 1.f : 0.f;
+            x[i * d + j] = (bit - 0.5f) * dp * 2 * inv_d_sqrt + (centroid ? centroid[j] : 0.f);
+        }
+    });
+}
+
+void RaBitQQuery::prepare(const RaBitQuantizer& q, const float* x, const float* centroid, int qb_, bool centered_) {
+    NEARLY_CHECK_ARG(qb_ >= 0 && qb_ <= 8, "RaBitQ: qb must be in 0..8, got " + std::to_string(qb_));
+    rq = &q;
+    qb = qb_;
+    centered = centered_ && qb_ > 0;
+    const size_t d = q.d, nbytes = q.sign_bytes();
+    rotated.resize(d);
+    qr_to_c_L2sqr = 0.f;
+    for (size_t i = 0; i < d; i++) {
+        rotated[i] = x[i] - (centroid ? centroid[i] : 0.f);
+        qr_to_c_L2sqr += rotated[i] * rotated[i];
+    }
+    g_error = std::sqrt(qr_to_c_L2sqr);
+    const float inv_d_sqrt = 1.0f / std::sqrt(static_cast<float>(d));
+    qr_norm_L2sqr = q_dot_c = 0.f;
+    if (q.metric == METRIC_INNER_PRODUCT) {
+        if (centroid) {
+            for (size_t i = 0; i < d; i++) {
+                qr_norm_L2sqr += x[i] * x[i];
+                q_dot_c += x[i] * centroid[i];
+            }
+        } else {
+            qr_norm_L2sqr = qr_to_c_L2sqr;
+        }
+    }
+    int_dot_scale = 1.f;
+    if (qb == 0) {  // the query stays in float
+        float sum_q = 0;
+        for (size_t i = 0; i < d; i++) sum_q += rotated[i];
+        c1 = 2 * inv_d_sqrt;
+        c2 = 0;
+        c34 = sum_q * inv_d_sqrt;
+        planes.clear();
+        return;
+    }
+    const uint8_t max_code = uint8_t((1 << qb) - 1);
+    float v_min, v_max;
+    if (centered) {
+        const float radius = kZMaxByQb[qb - 1] * std::sqrt(qr_to_c_L2sqr / d);
+        v_min = -radius;
+        v_max = radius;
+    } else {
+        v_min = *std::min_element(rotated.begin(), rotated.end());
+        v_max = *std::max_element(rotated.begin(), rotated.end());
+    }
+    const float delta = (v_max - v_min) / max_code;
+    size_t sum_qq = 0;
+    int64_t sum2_signed_odd = 0;
+    planes.assign(size_t(qb) * nbytes, 0);
+    if (delta <= 0.0f) {  // a constant query: every component codes to 0
+        if (centered) sum2_signed_odd = int64_t(d) * max_code * max_code;
+    } else {
+        const float inv_delta = 1.0f / delta;
+        for (size_t i = 0; i < d; i++) {
+            const uint8_t v = round_clamped((rotated[i] - v_min) * inv_delta, max_code);
+            sum_qq += v;
+            const int64_t s = int64_t(v) * 2 - max_code;
+            sum2_signed_odd += s * s;
+            for (int b = 0; b < qb; b++)
+                if (v & (1 << b)) planes[size_t(b) * nbytes + i / 8] |= uint8_t(1u << (i % 8));
+        }
+    }
+    planes_popcount = 0;
+    for (int b = 0; b < qb; b++)
+        for (size_t i = 0; i < nbytes; i++) planes_popcount += uint32_t(__builtin_popcount(planes[size_t(b) * nbytes + i])) << b;
+    c1 = 2 * delta * inv_d_sqrt;
+    c2 = 2 * v_min * inv_d_sqrt;
+    c34 = inv_d_sqrt * (delta * sum_qq + d * v_min);
+    if (centered) int_dot_scale = std::sqrt(qr_to_c_L2sqr / (sum2_signed_odd * d));
+}
+
+void RaBitQQuery::estimate(size_t n, const uint8_t* codes, float* out) const {
+    const RaBitQuantizer& q = *rq;
+    const size_t d = q.d, nbytes = q.sign_bytes(), cs = q.code_size;
+    const bool ip = q.metric == METRIC_INNER_PRODUCT;
+    constexpr size_t kChunk = 256;
+    uint32_t dot[kChunk], pop[kChunk];
+    const RaBitQDotsFn dots = rabitq_dots_kernel();
+    const int64_t max_code = (int64_t(1) << qb) - 1;
+    for (size_t j0 = 0; j0 < n; j0 += kChunk) {
+        const size_t m = std::min(kChunk, n - j0);
+        const uint8_t* c0 = codes + j0 * cs;
+        if (qb > 0) dots(planes.data(), size_t(qb), c0, nbytes, cs, m, dot, pop);
+        for (size_t j = 0; j < m; j++) {
+            const uint8_t* code = c0 + j * cs;
+            float final_dot;
+            if (qb == 0) {
+                float dot_qo = 0;
+                uint32_t sum_q = 0;
+                for (size_t i = 0; i < d; i++)
+                    if ((code[i / 8] >> (i % 8)) & 1) {
+                        dot_qo += rotated[i];
+                        sum_q++;
+                    }
+                final_dot = c1 * dot_qo + c2 * float(sum_q) - c34;
+            } else if (centered) {
+                // sum_b 2^b popcount(plane_b XOR x), from the AND form
+                const int64_t xor_dot = int64_t(planes_popcount) + max_code * pop[j] - 2 * int64_t(dot[j]);
+                const int64_t int_dot = max_code * int64_t(d) - 2 * xor_dot;
+                final_dot = float(int_dot) * int_dot_scale;
+            } else {
+                final_dot = 0;
+                final_dot += c1 * float(dot[j]);
+                final_dot += c2 * float(pop[j]);
+                final_dot -= c34;
+            }
+            const float pre = load_f32(code + nbytes) + qr_to_c_L2sqr - 2 * load_f32(code + nbytes + 4) * final_dot;
+            out[j0 + j] = ip ? -0.5f * (pre - qr_norm_L2sqr) : std::max(0.0f, pre);
+        }
+    }
+}
+
+float RaBitQQuery::full(const uint8_t* code) const {
+    const RaBitQuantizer& q = *rq;
+    const size_t eb = q.ex_bits();
+    if (!eb) {
+        float e;
+        estimate(1, code, &e);
+        return e;
+    }
+    const size_t d = q.d;
+    const uint8_t* ex_code = code + q.sign_bytes() + 12;
+    const uint8_t* ex_fac = ex_code + (d * eb + 7) / 8;
+    const float cb = -(static_cast<float>(1 << eb) - 0.5f);
+    const uint32_t mask = (1u << eb) - 1;
+    float ex_ip = 0.0f;
+    for (size_t i = 0; i < d; i++) {
+        const int sb = (code[i / 8] >> (i % 8)) & 1;
+        const size_t bit = i * eb;
+        // ex_bits <= 8 straddle at most two bytes
+        uint32_t raw = ex_code[bit / 8];
+        if ((bit % 8) + eb > 8) raw |= uint32_t(ex_code[bit / 8 + 1]) << 8;
+        const int ex_val = int((raw >> (bit % 8)) & mask);
+        ex_ip += rotated[i] * (static_cast<float>((sb << eb) + ex_val) + cb);
+    }
+    const float base = q.metric == METRIC_INNER_PRODUCT ? q_dot_c : qr_to_c_L2sqr;
+    const float dist = base + load_f32(ex_fac) + load_f32(ex_fac + 4) * ex_ip;
+    return q.metric == METRIC_L2 ? std::max(0.0f, dist) : dist;
+}
+
+bool RaBitQQuery::may_beat(const uint8_t* code, float est, float threshold) const {
+    const float err = load_f32(code + rq->sign_bytes() + 8) * g_error;
+    if (rq->metric == METRIC_INNER_PRODUCT) return est + err > threshold;
+    return std::max(0.0f, est - err) < threshold;
+}
+
+RaBitQDotsFn rabitq_dots_kernel() {
+#if defined(NEARLY_HAVE_AVX2)
+    static const bool vpop = cpu_has_avx512_vpopcntdq();
+    if (vpop && simd_level() == SimdLevel::avx512) return rabitq_dots_vpopcntdq;
+    if (simd_level() == SimdLevel::avx2 || simd_level() == SimdLevel::avx512) return rabitq_dots_popcnt;
+#endif
+    return rabitq_dots_scalar;
+}
+
+}  // namespace nearly

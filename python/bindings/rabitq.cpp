@@ -1,0 +1,121 @@
+// RaBitQ: RaBitQuantizer, IndexRaBitQ, IndexIVFRaBitQ and their search parameters.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include "arrays.h"
+#include "nearly/hamming.h"
+#include "nearly/index_rabitq.h"
+#include "nearly/ivf_rabitq.h"
+
+namespace py = pybind11;
+
+namespace nearly_py {
+
+using namespace nearly;
+
+namespace {
+int check_qb(int qb) {
+    if (qb < 0 || qb > 8) throw InvalidArgument("qb must be in 0..8 (got " + std::to_string(qb) + ")");
+    return qb;
+}
+size_t check_nprobe(long long nprobe) {
+    if (nprobe < 1) throw InvalidArgument("nprobe must be at least 1 (got " + std::to_string(nprobe) + ")");
+    return size_t(nprobe);
+}
+RaBitQuantizer& rabitq_of_flat(IndexRaBitQ& i) { return i.rabitq; }
+RaBitQuantizer& rabitq_of_ivf(IndexIVFRaBitQ& i) { return i.rabitq; }
+}  // namespace
+
+void bind_rabitq(py::module_& m) {
+    py::class_<RaBitQuantizer>(m, "RaBitQuantizer")
+        .def_readonly("d", &RaBitQuantizer::d)
+        .def_readonly("nb_bits", &RaBitQuantizer::nb_bits)
+        .def_readonly("code_size", &RaBitQuantizer::code_size)
+        .def_property_readonly("metric_type", [](const RaBitQuantizer& q) { return int(q.metric); });
+
+    py::class_<RaBitQSearchParameters, SearchParameters, std::shared_ptr<RaBitQSearchParameters>>(
+        m, "RaBitQSearchParameters")
+        .def(py::init([](int qb, bool centered, std::shared_ptr<IDSelector> sel) {
+                 auto p = std::make_shared<RaBitQSearchParameters>();
+                 p->qb = check_qb(qb);
+                 p->centered = centered;
+                 p->sel = sel;
+                 return p;
+             }),
+             py::kw_only(), py::arg("qb") = 4, py::arg("centered") = false, py::arg("sel") = nullptr)
+        .def_property("qb", [](const RaBitQSearchParameters& p) { return p.qb; },
+                      [](RaBitQSearchParameters& p, int v) { p.qb = check_qb(v); })
+        .def_readwrite("centered", &RaBitQSearchParameters::centered);
+
+    py::class_<IVFRaBitQSearchParameters, SearchParametersIVF, std::shared_ptr<IVFRaBitQSearchParameters>>(
+        m, "IVFRaBitQSearchParameters")
+        .def(py::init([](long long nprobe, int qb, bool centered, std::shared_ptr<IDSelector> sel) {
+                 auto p = std::make_shared<IVFRaBitQSearchParameters>();
+                 p->nprobe = check_nprobe(nprobe);
+                 p->qb = check_qb(qb);
+                 p->centered = centered;
+                 p->sel = sel;
+                 return p;
+             }),
+             py::kw_only(), py::arg("nprobe") = 1, py::arg("qb") = 4, py::arg("centered") = false,
+             py::arg("sel") = nullptr)
+        .def_property("qb", [](const IVFRaBitQSearchParameters& p) { return p.qb; },
+                      [](IVFRaBitQSearchParameters& p, int v) { p.qb = check_qb(v); })
+        .def_readwrite("centered", &IVFRaBitQSearchParameters::centered);
+
+    py::class_<IndexRaBitQ, Index, std::shared_ptr<IndexRaBitQ>>(m, "IndexRaBitQ")
+        .def(py::init([](int d, int metric, int nb_bits) {
+                 return std::make_shared<IndexRaBitQ>(d, MetricType(metric), nb_bits);
+             }),
+             py::arg("d"), py::arg("metric") = int(METRIC_L2), py::arg("nb_bits") = 1)
+        .def_property_readonly("rabitq", &rabitq_of_flat, py::return_value_policy::reference_internal)
+        .def_property("qb", [](const IndexRaBitQ& i) { return i.qb; },
+                      [](IndexRaBitQ& i, int v) { i.qb = check_qb(v); })
+        .def_readwrite("centered", &IndexRaBitQ::centered)
+        .def_property_readonly("center", [](const IndexRaBitQ& self) {
+            return py::array_t<float>(self.center.size(), self.center.data());
+        }, "The training vectors' mean (a numpy copy; empty before train()).")
+        .def_property_readonly("code_size", &IndexRaBitQ::code_size)
+        .def_property_readonly("codes", [](const IndexRaBitQ& self) {
+            std::vector<uint8_t> c = self.get_codes();
+            return py::array_t<uint8_t>(c.size(), c.data());
+        }, "The stored codes, ntotal * code_size bytes (a numpy copy).");
+
+    py::class_<IndexIVFRaBitQ, IndexIVF, std::shared_ptr<IndexIVFRaBitQ>>(m, "IndexIVFRaBitQ")
+        .def(py::init([](IndexPtr quantizer, int d, long long nlist, int metric, bool own_invlists, int nb_bits) {
+                 if (nlist < 1) throw InvalidArgument("IndexIVFRaBitQ: nlist must be positive");
+                 if (!own_invlists) throw NotSupported("IndexIVFRaBitQ: own_invlists=False is not implemented");
+                 return std::make_shared<IndexIVFRaBitQ>(quantizer, d, size_t(nlist), MetricType(metric), nb_bits);
+             }),
+             py::arg("quantizer"), py::arg("d"), py::arg("nlist"), py::arg("metric") = int(METRIC_L2),
+             py::arg("own_invlists") = true, py::arg("nb_bits") = 1)
+        .def_property_readonly("rabitq", &rabitq_of_ivf, py::return_value_policy::reference_internal)
+        .def_property("qb", [](const IndexIVFRaBitQ& i) { return i.qb; },
+                      [](IndexIVFRaBitQ& i, int v) { i.qb = check_qb(v); });
+
+    // The kernel and its levels, for the tests: dot[j], pop[j] of codes (n, stride) against planes (qb, nbytes).
+    m.def("_rabitq_dots", [](py::array_t<uint8_t, py::array::c_style | py::array::forcecast> planes,
+                             py::array_t<uint8_t, py::array::c_style | py::array::forcecast> codes, size_t nbytes,
+                             const std::string& level) {
+        if (planes.ndim() != 2 || codes.ndim() != 2 || size_t(planes.shape(1)) != nbytes ||
+            size_t(codes.shape(1)) < nbytes || planes.shape(0) > 8)
+            throw InvalidArgument("_rabitq_dots: planes (qb <= 8, nbytes), codes (n, >= nbytes)");
+        RaBitQDotsFn fn = level == "scalar" ? rabitq_dots_scalar : nullptr;
+#if defined(NEARLY_HAVE_AVX2)
+        if (level == "popcnt") fn = rabitq_dots_popcnt;
+        if (level == "vpopcntdq") {
+            if (!cpu_has_avx512_vpopcntdq()) throw NotSupported("this CPU has no AVX-512 VPOPCNTDQ");
+            fn = rabitq_dots_vpopcntdq;
+        }
+#endif
+        if (level == "dispatch") fn = rabitq_dots_kernel();
+        if (!fn) throw InvalidArgument("unknown kernel level " + level);
+        const size_t n = size_t(codes.shape(0));
+        py::array_t<uint32_t> dot(n), pop(n);
+        fn(planes.data(), size_t(planes.shape(0)), codes.data(), nbytes, size_t(codes.shape(1)), n, dot.mutable_data(),
+           pop.mutable_data());
+        return py::make_tuple(dot, pop);
+    }, py::arg("planes"), py::arg("codes"), py::arg("nbytes"), py::arg("level"));
+}
+
+}  // namespace nearly_py
