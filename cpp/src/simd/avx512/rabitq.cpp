@@ -1,34 +1,25 @@
 // RaBitQ bit dot products with AVX-512 VPOPCNTDQ: 64 bytes of a code per
 // step (masked tail). Each 64-bit lane carries popcount(x) in its low half
 // and the weighted plane counts in its high half, so one reduction per code
-// gives both. Compiled for VPOPCNTDQ in this function only; chosen at run time.
+// gives both. The plane loop is unrolled per qb (the planes stay in
+// registers). Compiled for VPOPCNTDQ in these functions only; chosen at run time.
 #include <immintrin.h>
 
 #include "nearly/rabitq.h"
 
+#define NEARLY_VPOPCNT __attribute__((target("avx512vpopcntdq,avx512bw,avx512f")))
+
 namespace nearly {
 
-__attribute__((target("avx512vpopcntdq,avx512bw,avx512f"))) void rabitq_dots_vpopcntdq(
-    const uint8_t* planes, size_t qb, const uint8_t* codes, size_t nbytes, size_t stride, size_t n, uint32_t* dot,
-    uint32_t* pop) {
-    const size_t steps = (nbytes + 63) / 64;
-    const size_t rest = nbytes % 64;
+namespace {
+template <size_t QB>
+NEARLY_VPOPCNT void dots_qb(const uint8_t* planes, const uint8_t* codes, size_t nbytes, size_t stride, size_t n,
+                            uint32_t* dot, uint32_t* pop) {
+    const size_t steps = (nbytes + 63) / 64, rest = nbytes % 64;
     const __mmask64 tail = rest ? (__mmask64)((~0ull) >> (64 - rest)) : ~__mmask64(0);
-    if (steps == 1 && qb <= 8) {  // codes of up to 512 dimensions: the planes stay in registers
-        __m512i q[8];
-        for (size_t b = 0; b < qb; b++) q[b] = _mm512_maskz_loadu_epi8(tail, planes + b * nbytes);
-        for (size_t j = 0; j < n; j++) {
-            const __m512i x = _mm512_maskz_loadu_epi8(tail, codes + j * stride);
-            __m512i s = _mm512_setzero_si512();
-            for (size_t b = 0; b < qb; b++)
-                s = _mm512_add_epi64(s, _mm512_slli_epi64(_mm512_popcnt_epi64(_mm512_and_si512(q[b], x)), unsigned(b)));
-            const __m512i acc = _mm512_add_epi64(_mm512_popcnt_epi64(x), _mm512_slli_epi64(s, 32));
-            const uint64_t t = uint64_t(_mm512_reduce_add_epi64(acc));
-            dot[j] = uint32_t(t >> 32);
-            pop[j] = uint32_t(t);
-        }
-        return;
-    }
+    __m512i q[QB > 0 ? QB : 1];
+    if (steps == 1)
+        for (size_t b = 0; b < QB; b++) q[b] = _mm512_maskz_loadu_epi8(tail, planes + b * nbytes);
     for (size_t j = 0; j < n; j++) {
         const uint8_t* c = codes + j * stride;
         __m512i acc = _mm512_setzero_si512();
@@ -36,15 +27,31 @@ __attribute__((target("avx512vpopcntdq,avx512bw,avx512f"))) void rabitq_dots_vpo
             const __mmask64 m = st + 1 == steps ? tail : ~__mmask64(0);
             const __m512i x = _mm512_maskz_loadu_epi8(m, c + 64 * st);
             __m512i s = _mm512_setzero_si512();
-            for (size_t b = 0; b < qb; b++) {
-                const __m512i q = _mm512_maskz_loadu_epi8(m, planes + b * nbytes + 64 * st);
-                s = _mm512_add_epi64(s, _mm512_slli_epi64(_mm512_popcnt_epi64(_mm512_and_si512(q, x)), unsigned(b)));
+            for (size_t b = 0; b < QB; b++) {
+                const __m512i qv = steps == 1 ? q[b] : _mm512_maskz_loadu_epi8(m, planes + b * nbytes + 64 * st);
+                s = _mm512_add_epi64(s, _mm512_slli_epi64(_mm512_popcnt_epi64(_mm512_and_si512(qv, x)), unsigned(b)));
             }
             acc = _mm512_add_epi64(acc, _mm512_add_epi64(_mm512_popcnt_epi64(x), _mm512_slli_epi64(s, 32)));
         }
         const uint64_t t = uint64_t(_mm512_reduce_add_epi64(acc));
         dot[j] = uint32_t(t >> 32);
         pop[j] = uint32_t(t);
+    }
+}
+}  // namespace
+
+void rabitq_dots_vpopcntdq(const uint8_t* planes, size_t qb, const uint8_t* codes, size_t nbytes, size_t stride,
+                           size_t n, uint32_t* dot, uint32_t* pop) {
+    switch (qb) {
+        case 0: return dots_qb<0>(planes, codes, nbytes, stride, n, dot, pop);
+        case 1: return dots_qb<1>(planes, codes, nbytes, stride, n, dot, pop);
+        case 2: return dots_qb<2>(planes, codes, nbytes, stride, n, dot, pop);
+        case 3: return dots_qb<3>(planes, codes, nbytes, stride, n, dot, pop);
+        case 4: return dots_qb<4>(planes, codes, nbytes, stride, n, dot, pop);
+        case 5: return dots_qb<5>(planes, codes, nbytes, stride, n, dot, pop);
+        case 6: return dots_qb<6>(planes, codes, nbytes, stride, n, dot, pop);
+        case 7: return dots_qb<7>(planes, codes, nbytes, stride, n, dot, pop);
+        default: return dots_qb<8>(planes, codes, nbytes, stride, n, dot, pop);
     }
 }
 

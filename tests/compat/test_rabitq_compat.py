@@ -1,0 +1,135 @@
+"""Differential tests of IndexRaBitQ and IndexIVFRaBitQ against faiss-cpu:
+the same codes (sign bits and 1-bit factors byte for byte; faiss sums the
+multi-bit norm in SIMD order, so a few extra-bit codes come out one step
+apart), the same estimates and ids at every query setting, the same factory
+strings, parameters, codec and range search."""
+import numpy as np
+import pytest
+
+import nearly
+from _testutil import METRIC_IP, METRIC_L2, randn
+
+faiss = pytest.importorskip("faiss")
+if not hasattr(faiss, "IndexRaBitQ"):
+    pytest.skip("this faiss has no RaBitQ", allow_module_level=True)
+
+D = 100  # not a multiple of 8: the last sign byte is partial
+QUERY_SETTINGS = [(0, False), (1, True), (4, False), (4, True), (8, False)]
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(21)
+    return randn(rng, 4000, D), randn(rng, 40, D)
+
+
+def pair(mod, x, metric, nb_bits):
+    index = mod.IndexRaBitQ(D, metric, nb_bits)
+    index.train(x)
+    index.add(x)
+    return index
+
+
+@pytest.mark.parametrize("metric", [METRIC_L2, METRIC_IP])
+@pytest.mark.parametrize("nb_bits", [1, 2, 4, 9])
+def test_flat_codes_and_search_equal_faiss(data, metric, nb_bits):
+    x, q = data
+    f, n = pair(faiss, x, metric, nb_bits), pair(nearly, x, metric, nb_bits)
+    assert n.code_size == f.code_size == n.sa_code_size() == f.sa_code_size()
+    np.testing.assert_array_equal(n.center, faiss.vector_to_array(f.center))
+    cf, cn = f.sa_encode(x[:1000]), n.sa_encode(x[:1000])
+    sb = (D + 7) // 8
+    head = sb + (8 if nb_bits == 1 else 12)
+    np.testing.assert_array_equal(cn[:, :head], cf[:, :head])
+    if nb_bits > 1:
+        eb = (D * (nb_bits - 1) + 7) // 8
+        same_rows = (cn[:, head:head + eb] == cf[:, head:head + eb]).all(1).mean()
+        assert same_rows > 0.8
+        fac_f = cf[:, head + eb:].copy().view(np.float32)
+        fac_n = cn[:, head + eb:].copy().view(np.float32)
+        np.testing.assert_allclose(fac_n[:, 0], fac_f[:, 0], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(n.sa_decode(cf[:50]), f.sa_decode(cf[:50]), rtol=1e-5, atol=1e-6)
+    for qb, centered in QUERY_SETTINGS:
+        Df, If = f.search(q, 10, params=faiss.RaBitQSearchParameters(qb=qb, centered=centered))
+        Dn, In = n.search(q, 10, params=nearly.RaBitQSearchParameters(qb=qb, centered=centered))
+        assert (In == If).mean() >= (1.0 if nb_bits == 1 else 0.97)
+        if nb_bits == 1:
+            np.testing.assert_allclose(Dn, Df, rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("metric", [METRIC_L2, METRIC_IP])
+def test_flat_range_search_equals_faiss_for_1_bit(data, metric):
+    x, q = data
+    f, n = pair(faiss, x, metric, 1), pair(nearly, x, metric, 1)
+    Dk, _ = f.search(q, 30)
+    radius = float(np.median(Dk[:, 29]))
+    lf, Df, If = f.range_search(q, radius)
+    ln, Dn, In = n.range_search(q, radius)
+    np.testing.assert_array_equal(ln, lf)
+    for i in range(len(q)):
+        a = dict(zip(If[lf[i]:lf[i + 1]], Df[lf[i]:lf[i + 1]]))
+        b = dict(zip(In[ln[i]:ln[i + 1]], Dn[ln[i]:ln[i + 1]]))
+        assert a.keys() == b.keys()
+        np.testing.assert_allclose([b[j] for j in a], list(a.values()), rtol=1e-5, atol=1e-4)
+
+
+def ivf_pair(x, metric, nb_bits, nlist=16):
+    fq = faiss.IndexFlat(D, metric)
+    f = faiss.IndexIVFRaBitQ(fq, D, nlist, metric, True, nb_bits)
+    f.train(x)
+    nq = nearly.IndexFlat(D, metric)
+    nq.add(fq.reconstruct_n(0, nlist))  # the same lists on both sides
+    n = nearly.IndexIVFRaBitQ(nq, D, nlist, metric, True, nb_bits)
+    n.train(x)
+    f.add(x)
+    n.add(x)
+    return f, n
+
+
+@pytest.mark.parametrize("metric", [METRIC_L2, METRIC_IP])
+@pytest.mark.parametrize("nb_bits", [1, 3])
+def test_ivf_equals_faiss(data, metric, nb_bits):
+    x, q = data
+    f, n = ivf_pair(x, metric, nb_bits)
+    assert n.code_size == f.code_size and n.sa_code_size() == f.sa_code_size()
+    assert (n.qb, n.by_residual) == (f.qb, f.by_residual)
+    cf, cn = f.sa_encode(x[:500]), n.sa_encode(x[:500])
+    if nb_bits == 1:
+        np.testing.assert_array_equal(cn, cf)
+    else:
+        assert (cn == cf).mean() > 0.95
+    for qb, centered in QUERY_SETTINGS:
+        for nprobe in (1, 4, 16):
+            Df, If = f.search(q, 10, params=faiss.IVFRaBitQSearchParameters(nprobe=nprobe, qb=qb, centered=centered))
+            Dn, In = n.search(q, 10, params=nearly.IVFRaBitQSearchParameters(nprobe=nprobe, qb=qb,
+                                                                             centered=centered))
+            assert (In == If).mean() >= (1.0 if nb_bits == 1 else 0.97)
+            if nb_bits == 1:
+                np.testing.assert_allclose(Dn, Df, rtol=1e-5, atol=1e-4)
+    f.nprobe = n.nprobe = 5
+    np.testing.assert_array_equal(n.search(q, 5)[1], f.search(q, 5)[1])
+    if nb_bits == 1:
+        radius = float(np.median(f.search(q, 20)[0][:, 19]))
+        lf, _, If = f.range_search(q, radius)
+        ln, _, In = n.range_search(q, radius)
+        np.testing.assert_array_equal(ln, lf)
+        assert set(zip(np.repeat(np.arange(len(q)), np.diff(lf).astype(np.int64)), If)) == set(
+            zip(np.repeat(np.arange(len(q)), np.diff(ln).astype(np.int64)), In))
+
+
+@pytest.mark.parametrize("fs", ["RaBitQ", "RaBitQ4", "RaBitQ9", "IVF16,RaBitQ", "IVF16,RaBitQ2",
+                                "IVF16_HNSW8,RaBitQ", "IDMap,RaBitQ", "RaBitQ,RFlat", "RR100,RaBitQ"])
+def test_factory_strings_build_the_same_indexes(fs):
+    f, n = faiss.index_factory(D, fs, METRIC_IP), nearly.index_factory(D, fs, METRIC_IP)
+    assert type(n).__name__ == type(f).__name__ or (fs == "RR100,RaBitQ" and type(n).__name__ == "IndexPreTransform")
+    assert n.sa_code_size() == f.sa_code_size() if "IDMap" not in fs and "RFlat" not in fs else True
+    assert n.is_trained == f.is_trained
+
+
+def test_parameter_defaults_equal_faiss():
+    for name in ("RaBitQSearchParameters", "IVFRaBitQSearchParameters"):
+        a, b = getattr(faiss, name)(), getattr(nearly, name)()
+        assert (a.qb, a.centered) == (b.qb, b.centered)
+    assert faiss.IVFRaBitQSearchParameters().nprobe == nearly.IVFRaBitQSearchParameters().nprobe
+    f, n = faiss.IndexRaBitQ(D), nearly.IndexRaBitQ(D)
+    assert (f.qb, f.centered, f.rabitq.nb_bits, f.metric_type) == (n.qb, n.centered, n.rabitq.nb_bits, n.metric_type)
