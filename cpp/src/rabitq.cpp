@@ -122,10 +122,32 @@ void encode_extra_bits(const float* r, const float* centroid, size_t d, size_t e
     }
 }
 
-uint8_t round_clamped(float x, uint8_t max_code) {
-    if (x <= 0.0f) return 0;
-    if (x >= max_code) return max_code;
-    return static_cast<uint8_t>(static_cast<int>(x + 0.5f));
+// Sum of a_i b_i in eight lanes (vectorized, and the same bits whatever
+// the SIMD level: this is not a dispatched kernel).
+float dot8(const float* a, const float* b, size_t d) {
+    float acc[8] = {};
+    size_t i = 0;
+    for (; i + 8 <= d; i += 8)
+        for (size_t k = 0; k < 8; k++) acc[k] += a[i + k] * b[i + k];
+    for (; i < d; i++) acc[i % 8] += a[i] * b[i];
+    return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+}
+
+void min_max8(const float* a, size_t d, float& mn, float& mx) {
+    float lo[8], hi[8];
+    for (size_t k = 0; k < 8; k++) lo[k] = hi[k] = a[k % d];
+    size_t i = 0;
+    for (; i + 8 <= d; i += 8)
+        for (size_t k = 0; k < 8; k++) {
+            lo[k] = std::min(lo[k], a[i + k]);
+            hi[k] = std::max(hi[k], a[i + k]);
+        }
+    for (; i < d; i++) {
+        lo[0] = std::min(lo[0], a[i]);
+        hi[0] = std::max(hi[0], a[i]);
+    }
+    mn = *std::min_element(lo, lo + 8);
+    mx = *std::max_element(hi, hi + 8);
 }
 
 // faiss's radii of the centered query quantizer, for 1..8 bits.
@@ -206,24 +228,17 @@ void RaBitQQuery::prepare(const RaBitQuantizer& q, const float* x, const float* 
     qb = qb_;
     centered = centered_ && qb_ > 0;
     const size_t d = q.d, nbytes = q.sign_bytes();
+    // An IVF search prepares the query once per probed list, whose ~100
+    // codes cost about as much to scan: this must stay cheap.
     rotated.resize(d);
-    qr_to_c_L2sqr = 0.f;
-    for (size_t i = 0; i < d; i++) {
-        rotated[i] = x[i] - (centroid ? centroid[i] : 0.f);
-        qr_to_c_L2sqr += rotated[i] * rotated[i];
-    }
+    for (size_t i = 0; i < d; i++) rotated[i] = x[i] - (centroid ? centroid[i] : 0.f);
+    qr_to_c_L2sqr = dot8(rotated.data(), rotated.data(), d);
     g_error = std::sqrt(qr_to_c_L2sqr);
     const float inv_d_sqrt = 1.0f / std::sqrt(static_cast<float>(d));
     qr_norm_L2sqr = q_dot_c = 0.f;
     if (q.metric == METRIC_INNER_PRODUCT) {
-        if (centroid) {
-            for (size_t i = 0; i < d; i++) {
-                qr_norm_L2sqr += x[i] * x[i];
-                q_dot_c += x[i] * centroid[i];
-            }
-        } else {
-            qr_norm_L2sqr = qr_to_c_L2sqr;
-        }
+        qr_norm_L2sqr = centroid ? dot8(x, x, d) : qr_to_c_L2sqr;
+        if (centroid) q_dot_c = dot8(x, centroid, d);
     }
     int_dot_scale = 1.f;
     if (qb == 0) {  // the query stays in float
@@ -242,29 +257,52 @@ void RaBitQQuery::prepare(const RaBitQuantizer& q, const float* x, const float* 
         v_min = -radius;
         v_max = radius;
     } else {
-        v_min = *std::min_element(rotated.begin(), rotated.end());
-        v_max = *std::max_element(rotated.begin(), rotated.end());
+        min_max8(rotated.data(), d, v_min, v_max);
     }
     const float delta = (v_max - v_min) / max_code;
     size_t sum_qq = 0;
     int64_t sum2_signed_odd = 0;
-    planes.assign(size_t(qb) * nbytes, 0);
+    values.assign(nbytes * 8, 0);  // padded to whole bytes with zeros
     if (delta <= 0.0f) {  // a constant query: every component codes to 0
         if (centered) sum2_signed_odd = int64_t(d) * max_code * max_code;
     } else {
-        const float inv_delta = 1.0f / delta;
+        const float inv_delta = 1.0f / delta, top = float(max_code);
+        const float* __restrict rot = rotated.data();
+        uint8_t* __restrict vals = values.data();  // a local pointer: byte stores may alias the members
+        // round_clamped without branches (the same values), so it vectorizes
         for (size_t i = 0; i < d; i++) {
-            const uint8_t v = round_clamped((rotated[i] - v_min) * inv_delta, max_code);
-            sum_qq += v;
-            const int64_t s = int64_t(v) * 2 - max_code;
-            sum2_signed_odd += s * s;
-            for (int b = 0; b < qb; b++)
-                if (v & (1 << b)) planes[size_t(b) * nbytes + i / 8] |= uint8_t(1u << (i % 8));
+            float t = (rot[i] - v_min) * inv_delta;
+            t = t > 0.0f ? t : 0.0f;  // the maxss / minss patterns
+            t = t < top ? t : top;
+            vals[i] = uint8_t(int32_t(t + 0.5f));
         }
+        uint64_t sum = 0, sum2 = 0;
+        for (size_t i0 = 0; i0 < d; i0 += 65536) {  // 32-bit partial sums cannot overflow in a chunk
+            uint32_t s1 = 0, s2 = 0;
+            for (size_t i = i0; i < std::min(d, i0 + 65536); i++) {
+                const int32_t t = 2 * int32_t(vals[i]) - max_code;
+                s1 += vals[i];
+                s2 += uint32_t(t * t);
+            }
+            sum += s1;
+            sum2 += s2;
+        }
+        sum_qq = size_t(sum);
+        sum2_signed_odd = int64_t(sum2);
     }
-    planes_popcount = 0;
-    for (int b = 0; b < qb; b++)
-        for (size_t i = 0; i < nbytes; i++) planes_popcount += uint32_t(__builtin_popcount(planes[size_t(b) * nbytes + i])) << b;
+    // Bit b of eight values at once: mask it out of each byte, then one
+    // multiply gathers the eight bits into the top byte.
+    planes.resize(size_t(qb) * nbytes);
+    uint8_t* __restrict pl = planes.data();
+    const uint8_t* __restrict vals = values.data();
+    const int nplanes = qb;  // a local: the loop's byte stores may alias the member
+    for (size_t g = 0; g < nbytes; g++) {
+        uint64_t w;
+        std::memcpy(&w, vals + 8 * g, 8);
+        for (int b = 0; b < nplanes; b++)
+            pl[size_t(b) * nbytes + g] = uint8_t((((w >> b) & 0x0101010101010101ull) * 0x0102040810204080ull) >> 56);
+    }
+    planes_popcount = uint32_t(sum_qq);  // sum_b 2^b popcount(plane b) = sum_i v_i
     c1 = 2 * delta * inv_d_sqrt;
     c2 = 2 * v_min * inv_d_sqrt;
     c34 = inv_d_sqrt * (delta * sum_qq + d * v_min);

@@ -45,6 +45,7 @@ struct RaBitQQuery {
     bool centered = false;
     std::vector<float> rotated;    // q - c
     std::vector<uint8_t> planes;   // qb bit planes of sign_bytes() each (qb > 0)
+    std::vector<uint8_t> values;   // the quantized components, padded to whole bytes
     float c1 = 0, c2 = 0, c34 = 0, int_dot_scale = 1;
     float qr_to_c_L2sqr = 0, qr_norm_L2sqr = 0, q_dot_c = 0;
     float g_error = 0;             // ||q - c||: scales a code's error bound
