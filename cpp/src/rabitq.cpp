@@ -362,26 +362,32 @@ float RaBitQQuery::full(const uint8_t* code) const {
     const uint8_t* ex_code = code + q.sign_bytes() + 12;
     const uint8_t* ex_fac = ex_code + (d * eb + 7) / 8;
     const float cb = -(static_cast<float>(1 << eb) - 0.5f);
-    const uint32_t mask = (1u << eb) - 1;
-    float ex_ip = 0.0f;
-    for (size_t i = 0; i < d; i++) {
-        const int sb = (code[i / 8] >> (i % 8)) & 1;
-        const size_t bit = i * eb;
-        // ex_bits <= 8 straddle at most two bytes
-        uint32_t raw = ex_code[bit / 8];
-        if ((bit % 8) + eb > 8) raw |= uint32_t(ex_code[bit / 8 + 1]) << 8;
-        const int ex_val = int((raw >> (bit % 8)) & mask);
-        ex_ip += rotated[i] * (static_cast<float>((sb << eb) + ex_val) + cb);
+    const uint64_t mask = (uint64_t(1) << eb) - 1;
+    const float* __restrict rot = rotated.data();
+    // Eight components at a time: their extra bits fill exactly eb bytes,
+    // their sign bits one byte; eight sums side by side (not one chain).
+    float acc[8] = {};
+    size_t i = 0;
+    for (; i + 8 <= d; i += 8) {
+        uint64_t w;  // 8 bytes, of which eb are these components' (the code's last 8 bytes are factors)
+        std::memcpy(&w, ex_code + i / 8 * eb, 8);
+        const unsigned signs = code[i / 8];
+        for (size_t k = 0; k < 8; k++) {
+            const uint64_t v = (uint64_t((signs >> k) & 1) << eb) | ((w >> (k * eb)) & mask);
+            acc[k] += rot[i + k] * (static_cast<float>(int32_t(v)) + cb);  // int32: a cheap conversion
+        }
     }
+    for (; i < d; i++) {  // the last d % 8 components
+        const uint64_t sb = (code[i / 8] >> (i % 8)) & 1;
+        const size_t bit = i * eb;
+        uint32_t raw = ex_code[bit / 8];
+        if ((bit % 8) + eb > 8) raw |= uint32_t(ex_code[bit / 8 + 1]) << 8;  // straddles two bytes at most
+        acc[i % 8] += rot[i] * (static_cast<float>(int32_t((sb << eb) | ((raw >> (bit % 8)) & mask))) + cb);
+    }
+    const float ex_ip = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
     const float base = q.metric == METRIC_INNER_PRODUCT ? q_dot_c : qr_to_c_L2sqr;
     const float dist = base + load_f32(ex_fac) + load_f32(ex_fac + 4) * ex_ip;
     return q.metric == METRIC_L2 ? std::max(0.0f, dist) : dist;
-}
-
-bool RaBitQQuery::may_beat(const uint8_t* code, float est, float threshold) const {
-    const float err = load_f32(code + rq->sign_bytes() + 8) * g_error;
-    if (rq->metric == METRIC_INNER_PRODUCT) return est + err > threshold;
-    return std::max(0.0f, est - err) < threshold;
 }
 
 RaBitQDotsFn rabitq_dots_kernel() {

@@ -13,7 +13,9 @@
 // error bound decide which codes need the full estimate (faiss's rule).
 #pragma once
 #include <cstddef>
+#include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <vector>
 
 #include "nearly/common.h"
@@ -61,7 +63,13 @@ struct RaBitQQuery {
     float full(const uint8_t* code) const;
     // Whether a code whose 1-bit estimate is est can beat threshold (faiss's
     // should_refine_candidate: the estimate widened by the code's error bound).
-    bool may_beat(const uint8_t* code, float est, float threshold) const;
+    bool may_beat(const uint8_t* code, float est, float threshold) const {
+        float f_error;
+        std::memcpy(&f_error, code + rq->sign_bytes() + 8, 4);
+        const float err = f_error * g_error;
+        if (rq->metric == METRIC_INNER_PRODUCT) return est + err > threshold;
+        return std::max(0.0f, est - err) < threshold;
+    }
 };
 
 // dot[j] = sum over b < qb of 2^b popcount(planes[b] & code_j) and
