@@ -134,3 +134,16 @@ def test_searches_from_two_threads_and_a_python_loop(big_index):
     for D, I in out:
         np.testing.assert_array_equal(I, ref[1])
         np.testing.assert_array_equal(D, ref[0])
+
+
+def test_first_parallel_call_after_a_resize_uses_every_thread():
+    """Workers started by a parallel call take part in that very call (they
+    used to wait for the next one, so the first call after a resize, or in a
+    new process, ran on one thread)."""
+    import subprocess
+    import sys
+
+    code = ("import nearly; nearly.omp_set_num_threads(2); a = nearly._nearly._pool_threads_in_one_call(8); "
+            "nearly.omp_set_num_threads(3); b = nearly._nearly._pool_threads_in_one_call(8); print(a, b)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["2", "2"]

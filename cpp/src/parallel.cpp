@@ -113,8 +113,12 @@ class Pool {
         tls_in_task = was;
     }
 
+    // A new worker must take the job that run() is about to publish: it
+    // starts from the generation before it (reading generation_ itself once
+    // running could already see the new one and wait past this job).
     void start_workers() {
-        while ((int)workers_.size() < nthreads_ - 1) workers_.emplace_back([this] { worker_loop(); });
+        const uint64_t before = generation_.load();
+        while ((int)workers_.size() < nthreads_ - 1) workers_.emplace_back([this, before] { worker_loop(before); });
     }
 
     void stop_workers() {
@@ -139,9 +143,8 @@ class Pool {
         }
     }
 
-    void worker_loop() {
+    void worker_loop(uint64_t seen) {
         std::unique_lock<std::mutex> lk(m_);
-        uint64_t seen = generation_;
         while (true) {
             lk.unlock();
             spin_for_work(seen);

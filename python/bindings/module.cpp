@@ -7,6 +7,11 @@
 #include "nearly/parallel.h"
 #include "nearly/simd.h"
 
+#include <chrono>
+#include <mutex>
+#include <set>
+#include <thread>
+
 namespace nearly_py {
 void bind_selectors(py::module_& m);
 void bind_flat(py::module_& m);
@@ -112,6 +117,26 @@ PYBIND11_MODULE(_nearly, m) {
           "Sets the size of nearly's thread pool (named like faiss's; nearly does not use OpenMP).",
           py::call_guard<py::gil_scoped_release>());
     m.def("omp_get_max_threads", &nearly::get_num_threads, "The size of nearly's thread pool.");
+    // For the tests: how many threads ran the tasks of one parallel call of
+    // ntasks tasks, each waiting until two threads have joined or 200 ms pass.
+    m.def("_pool_threads_in_one_call", [](size_t ntasks) {
+        std::mutex mu;
+        std::set<std::thread::id> seen;
+        nearly::parallel_for(ntasks, [&](size_t) {
+            {
+                std::lock_guard<std::mutex> lk(mu);
+                seen.insert(std::this_thread::get_id());
+            }
+            for (int i = 0; i < 200; i++) {
+                {
+                    std::lock_guard<std::mutex> lk(mu);
+                    if (seen.size() >= 2) return;
+                }
+                std::this_thread::sleep_for(std::chrono::milliseconds(1));
+            }
+        });
+        return seen.size();
+    }, py::arg("ntasks"), py::call_guard<py::gil_scoped_release>());
 
     m.def("get_num_gpus", [] {
 #if defined(NEARLY_WITH_CUDA)
