@@ -23,6 +23,9 @@ HammingNyFn hamming_ny_kernel() {
     if (hamming_vpopcntdq_native()) return hamming_ny_vpopcntdq;
     if (simd_level() == SimdLevel::avx2 || simd_level() == SimdLevel::avx512) return hamming_ny_popcnt;
 #endif
+#if defined(NEARLY_HAVE_NEON)
+    if (simd_level() == SimdLevel::neon) return hamming_ny_neon;
+#endif
     return hamming_ny_scalar;
 }
 

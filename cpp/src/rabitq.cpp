@@ -396,6 +396,9 @@ RaBitQDotsFn rabitq_dots_kernel() {
     if (vpop && simd_level() == SimdLevel::avx512) return rabitq_dots_vpopcntdq;
     if (simd_level() == SimdLevel::avx2 || simd_level() == SimdLevel::avx512) return rabitq_dots_popcnt;
 #endif
+#if defined(NEARLY_HAVE_NEON)
+    if (simd_level() == SimdLevel::neon) return rabitq_dots_neon;
+#endif
     return rabitq_dots_scalar;
 }
 

@@ -8,6 +8,8 @@
 #include <random>
 #include <vector>
 
+#include "nearly/hamming.h"
+#include "nearly/rabitq.h"
 #include "nearly/simd.h"
 
 using namespace nearly;
@@ -90,6 +92,35 @@ int main() {
             N.vecmat_fused(q.data(), d, w.data(), n, on.data());
             if (std::memcmp(os.data(), on.data(), n * sizeof(float)) != 0) {
                 std::printf("d=%zu n=%zu vecmat_fused differs from scalar\n", d, n);
+                failures++;
+            }
+        }
+    }
+    // Hamming distances: integers, equal to the scalar reference
+    for (size_t cs : {1, 7, 8, 13, 48, 65}) {
+        std::vector<uint8_t> q(cs), x(cs * 9);
+        for (auto& v : q) v = uint8_t(rng());
+        for (auto& v : x) v = uint8_t(rng());
+        int32_t hs[9], hn[9];
+        hamming_ny_scalar(q.data(), x.data(), cs, 9, hs);
+        hamming_ny_neon(q.data(), x.data(), cs, 9, hn);
+        if (std::memcmp(hs, hn, sizeof hs) != 0) {
+            std::printf("cs=%zu hamming_ny differs from scalar\n", cs);
+            failures++;
+        }
+    }
+    // RaBitQ bit dot products: integers, equal to the scalar reference
+    for (size_t nbytes : {1, 7, 8, 13, 48, 65}) {
+        for (size_t qb = 0; qb <= 8; qb++) {
+            const size_t stride = nbytes + 9, n = 11;
+            std::vector<uint8_t> planes(qb * nbytes), codes(n * stride);
+            for (auto& v : planes) v = uint8_t(rng());
+            for (auto& v : codes) v = uint8_t(rng());
+            std::vector<uint32_t> ds(n), ps(n), dn(n), pn(n);
+            rabitq_dots_scalar(planes.data(), qb, codes.data(), nbytes, stride, n, ds.data(), ps.data());
+            rabitq_dots_neon(planes.data(), qb, codes.data(), nbytes, stride, n, dn.data(), pn.data());
+            if (ds != dn || ps != pn) {
+                std::printf("nbytes=%zu qb=%zu rabitq_dots differs from scalar\n", nbytes, qb);
                 failures++;
             }
         }

@@ -13,7 +13,7 @@ constexpr int32_t kHammingPad = 2147483647;  // distance of a missing result
 
 // out[j] = popcount(q XOR x_j) for ny codes. Dispatched: scalar reference,
 // hardware popcnt (avx2 level), AVX-512 VPOPCNTDQ (avx512 level when the CPU
-// has it, detected at run time).
+// has it, detected at run time), NEON cnt (neon level).
 void hamming_ny(const uint8_t* q, const uint8_t* x, size_t code_size, size_t ny, int32_t* out);
 bool hamming_vpopcntdq_native();
 // The kernel hamming_ny dispatches to now, for callers that score a few codes
@@ -29,6 +29,7 @@ void knn_hamming(const uint8_t* xq, size_t nq, const uint8_t* xb, size_t nb, siz
 void hamming_ny_scalar(const uint8_t* q, const uint8_t* x, size_t code_size, size_t ny, int32_t* out);
 void hamming_ny_popcnt(const uint8_t* q, const uint8_t* x, size_t code_size, size_t ny, int32_t* out);
 void hamming_ny_vpopcntdq(const uint8_t* q, const uint8_t* x, size_t code_size, size_t ny, int32_t* out);
+void hamming_ny_neon(const uint8_t* q, const uint8_t* x, size_t code_size, size_t ny, int32_t* out);
 bool cpu_has_avx512_vpopcntdq();
 
 }  // namespace nearly

@@ -84,6 +84,8 @@ void rabitq_dots_popcnt(const uint8_t* planes, size_t qb, const uint8_t* codes, 
                         size_t n, uint32_t* dot, uint32_t* pop);
 void rabitq_dots_vpopcntdq(const uint8_t* planes, size_t qb, const uint8_t* codes, size_t nbytes, size_t stride,
                            size_t n, uint32_t* dot, uint32_t* pop);
+void rabitq_dots_neon(const uint8_t* planes, size_t qb, const uint8_t* codes, size_t nbytes, size_t stride,
+                      size_t n, uint32_t* dot, uint32_t* pop);
 RaBitQDotsFn rabitq_dots_kernel();  // the one the current SIMD level runs
 
 }  // namespace nearly

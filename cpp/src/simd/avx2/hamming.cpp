@@ -1,25 +1,11 @@
 // Hamming distances with the hardware popcnt instruction on 64-bit words
-// (built with -mpopcnt), like faiss's generic HammingComputer.
-#include <cstring>
-
-#include "nearly/hamming.h"
+// (built with -mpopcnt).
+#include "../hamming_popcount.h"
 
 namespace nearly {
 
 void hamming_ny_popcnt(const uint8_t* q, const uint8_t* x, size_t cs, size_t ny, int32_t* out) {
-    const size_t w = cs / 8;
-    for (size_t j = 0; j < ny; j++) {
-        const uint8_t* c = x + j * cs;
-        int32_t s = 0;
-        for (size_t i = 0; i < w; i++) {
-            uint64_t a, b;
-            std::memcpy(&a, q + 8 * i, 8);
-            std::memcpy(&b, c + 8 * i, 8);
-            s += __builtin_popcountll(a ^ b);
-        }
-        for (size_t b = 8 * w; b < cs; b++) s += __builtin_popcount(unsigned(q[b] ^ c[b]));
-        out[j] = s;
-    }
+    hamming_popcount::hamming_ny(q, x, cs, ny, out);
 }
 
 }  // namespace nearly

@@ -1,54 +1,11 @@
-// RaBitQ bit dot products with the hardware popcnt instruction, 64 bits of
-// a code at a time (built with -mpopcnt); the plane loop unrolled per qb.
-#include <cstring>
-
-#include "nearly/rabitq.h"
+// RaBitQ bit dot products with the hardware popcnt instruction (built with -mpopcnt).
+#include "../rabitq_popcount.h"
 
 namespace nearly {
 
-namespace {
-template <size_t QB>
-void dots_qb(const uint8_t* planes, const uint8_t* codes, size_t nbytes, size_t stride, size_t n, uint32_t* dot,
-             uint32_t* pop) {
-    const size_t w = nbytes / 8;
-    for (size_t j = 0; j < n; j++) {
-        const uint8_t* c = codes + j * stride;
-        uint64_t s[QB > 0 ? QB : 1] = {}, p = 0;
-        for (size_t i = 0; i < w; i++) {
-            uint64_t x;
-            std::memcpy(&x, c + 8 * i, 8);
-            p += __builtin_popcountll(x);
-            for (size_t b = 0; b < QB; b++) {
-                uint64_t q;
-                std::memcpy(&q, planes + b * nbytes + 8 * i, 8);
-                s[b] += __builtin_popcountll(q & x);
-            }
-        }
-        for (size_t i = 8 * w; i < nbytes; i++) {
-            p += __builtin_popcount(c[i]);
-            for (size_t b = 0; b < QB; b++) s[b] += __builtin_popcount(planes[b * nbytes + i] & c[i]);
-        }
-        uint64_t t = 0;
-        for (size_t b = 0; b < QB; b++) t += s[b] << b;
-        dot[j] = uint32_t(t);
-        pop[j] = uint32_t(p);
-    }
-}
-}  // namespace
-
 void rabitq_dots_popcnt(const uint8_t* planes, size_t qb, const uint8_t* codes, size_t nbytes, size_t stride,
                         size_t n, uint32_t* dot, uint32_t* pop) {
-    switch (qb) {
-        case 0: return dots_qb<0>(planes, codes, nbytes, stride, n, dot, pop);
-        case 1: return dots_qb<1>(planes, codes, nbytes, stride, n, dot, pop);
-        case 2: return dots_qb<2>(planes, codes, nbytes, stride, n, dot, pop);
-        case 3: return dots_qb<3>(planes, codes, nbytes, stride, n, dot, pop);
-        case 4: return dots_qb<4>(planes, codes, nbytes, stride, n, dot, pop);
-        case 5: return dots_qb<5>(planes, codes, nbytes, stride, n, dot, pop);
-        case 6: return dots_qb<6>(planes, codes, nbytes, stride, n, dot, pop);
-        case 7: return dots_qb<7>(planes, codes, nbytes, stride, n, dot, pop);
-        default: return dots_qb<8>(planes, codes, nbytes, stride, n, dot, pop);
-    }
+    rabitq_popcount::dots(planes, qb, codes, nbytes, stride, n, dot, pop);
 }
 
 }  // namespace nearly
