@@ -69,8 +69,7 @@ void IndexPQ::search(idx_t n, const float* x, idx_t k, float* D, idx_t* I, const
         for (size_t q = q0; q < q1; q++) {
             float* Dq = D + q * kk;
             idx_t* Iq = I + q * kk;
-            TopK::sort(Dq, Iq, kk);
-            for (size_t i = 0; i < kk; i++) Dq[i] = Iq[i] < 0 ? pad : (ip ? -Dq[i] : Dq[i]);
+            TopK::finish(Dq, Iq, kk, ip, pad);
         }
         poll();
     });

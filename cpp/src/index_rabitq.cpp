@@ -37,23 +37,21 @@ void IndexRaBitQ::train(idx_t n, const float* x) {
     is_trained = true;
 }
 
-void IndexRaBitQ::query_bits(const SearchParameters* params, int& qb_out, bool& centered_out) const {
-    qb_out = qb;
-    centered_out = centered;
+IndexRaBitQ::SearchSetup IndexRaBitQ::setup(idx_t n, const float* x, idx_t k, const SearchParameters* params) const {
+    check_search_args(n, x, k);
+    if (!is_trained) throw NotSupported("Error: 'is_trained' failed");
+    SearchSetup s{qb, centered, params ? params->sel.get() : nullptr};
     if (auto* p = dynamic_cast<const RaBitQSearchParameters*>(params)) {
-        qb_out = p->qb;
-        centered_out = p->centered;
+        s.qb = p->qb;
+        s.centered = p->centered;
     }
-    NEARLY_CHECK_ARG(qb_out >= 0 && qb_out <= 8, "RaBitQ: qb must be in 0..8, got " + std::to_string(qb_out));
+    NEARLY_CHECK_ARG(s.qb >= 0 && s.qb <= 8, "RaBitQ: qb must be in 0..8, got " + std::to_string(s.qb));
+    return s;
 }
 
 void IndexRaBitQ::search(idx_t n, const float* x, idx_t k, float* D, idx_t* I, const SearchParameters* params) const {
-    check_search_args(n, x, k);
-    if (!is_trained) throw NotSupported("Error: 'is_trained' failed");
-    int qbits;
-    bool cent;
-    query_bits(params, qbits, cent);
-    const IDSelector* sel = params ? params->sel.get() : nullptr;
+    const SearchSetup su = setup(n, x, k, params);
+    const IDSelector* sel = su.sel;
     std::shared_lock<SharedMutex> lk(rw_mutex_);
     const size_t dd = d, kk = k, nb = size_t(ntotal), cs = rabitq.code_size;
     const bool ip = metric_type == METRIC_INNER_PRODUCT, multibit = rabitq.nb_bits > 1;
@@ -64,7 +62,7 @@ void IndexRaBitQ::search(idx_t n, const float* x, idx_t k, float* D, idx_t* I, c
         std::vector<RaBitQQuery> qs(q1 - q0);
         std::vector<float> est(kCodeBlock);
         for (size_t q = q0; q < q1; q++) {
-            qs[q - q0].prepare(rabitq, x + q * dd, center.data(), qbits, cent);
+            qs[q - q0].prepare(rabitq, x + q * dd, center.data(), su.qb, su.centered);
             TopK::init(D + q * kk, I + q * kk, kk);  // scores: L2, or the negated IP
         }
         for (size_t j0 = 0; j0 < nb; j0 += kCodeBlock) {
@@ -93,8 +91,7 @@ void IndexRaBitQ::search(idx_t n, const float* x, idx_t k, float* D, idx_t* I, c
         for (size_t q = q0; q < q1; q++) {
             float* Dq = D + q * kk;
             idx_t* Iq = I + q * kk;
-            TopK::sort(Dq, Iq, kk);
-            for (size_t i = 0; i < kk; i++) Dq[i] = Iq[i] < 0 ? pad : (ip ? -Dq[i] : Dq[i]);
+            TopK::finish(Dq, Iq, kk, ip, pad);
         }
         poll();
     });
@@ -102,12 +99,8 @@ void IndexRaBitQ::search(idx_t n, const float* x, idx_t k, float* D, idx_t* I, c
 
 void IndexRaBitQ::range_search(idx_t n, const float* x, float radius, RangeSearchResult& result,
                                const SearchParameters* params) const {
-    check_search_args(n, x, 1);
-    if (!is_trained) throw NotSupported("Error: 'is_trained' failed");
-    int qbits;
-    bool cent;
-    query_bits(params, qbits, cent);
-    const IDSelector* sel = params ? params->sel.get() : nullptr;
+    const SearchSetup su = setup(n, x, 1, params);
+    const IDSelector* sel = su.sel;
     std::shared_lock<SharedMutex> lk(rw_mutex_);
     const size_t dd = d, nb = size_t(ntotal), cs = rabitq.code_size;
     const bool ip = metric_type == METRIC_INNER_PRODUCT, multibit = rabitq.nb_bits > 1;
@@ -115,7 +108,7 @@ void IndexRaBitQ::range_search(idx_t n, const float* x, float radius, RangeSearc
     InterruptPoll poll;
     parallel_for(size_t(n), [&](size_t q) {
         RaBitQQuery rq;
-        rq.prepare(rabitq, x + q * dd, center.data(), qbits, cent);
+        rq.prepare(rabitq, x + q * dd, center.data(), su.qb, su.centered);
         std::vector<float> est(kCodeBlock);
         for (size_t j0 = 0; j0 < nb; j0 += kCodeBlock) {
             const size_t m = std::min(kCodeBlock, nb - j0);

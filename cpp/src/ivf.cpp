@@ -301,8 +301,7 @@ void IndexIVF::search_by_query(idx_t n, const float* x, idx_t k, size_t np, cons
                                kk);
             }
             sc->finish_query(Dq, Iq, kk);
-            TopK::sort(Dq, Iq, kk);
-            for (size_t i = 0; i < kk; i++) Dq[i] = Iq[i] < 0 ? pad : (ip ? -Dq[i] : Dq[i]);
+            TopK::finish(Dq, Iq, kk, ip, pad);
             poll();
         }
     });
@@ -389,8 +388,7 @@ void IndexIVF::search_by_list(idx_t n, const float* x, idx_t k, size_t np, const
             TopK::init(Dq, Iq, kk);
             for (size_t c = q * np * kk; c < (q + 1) * np * kk; c++)
                 if (pI[c] >= 0) TopK::push(Dq, Iq, kk, ip ? -pD[c] : pD[c], pI[c]);
-            TopK::sort(Dq, Iq, kk);
-            for (size_t i = 0; i < kk; i++) Dq[i] = Iq[i] < 0 ? pad : (ip ? -Dq[i] : Dq[i]);
+            TopK::finish(Dq, Iq, kk, ip, pad);
         }
     });
 }

@@ -45,7 +45,13 @@ struct IndexRaBitQ : IndexFlatCodes {
     void decode(const uint8_t* code, float* out) const override;
 
    private:
-    void query_bits(const SearchParameters* params, int& qb_out, bool& centered_out) const;
+    struct SearchSetup {
+        int qb;
+        bool centered;
+        const IDSelector* sel;
+    };
+    // Checks a search's arguments; the query bits and selector it runs with.
+    SearchSetup setup(idx_t n, const float* x, idx_t k, const SearchParameters* params) const;
 };
 
 }  // namespace nearly

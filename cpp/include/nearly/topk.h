@@ -47,6 +47,13 @@ struct TopK {
         std::sort(tmp.begin(), tmp.end(), [](const auto& a, const auto& b) { return worse(b.first, b.second, a.first, a.second); });
         for (size_t i = 0; i < k; i++) { D[i] = tmp[i].first; I[i] = tmp[i].second; }
     }
+
+    // Sorts the heap and gives the scores back in the metric's sense: negated
+    // again for inner product (kept negated in the heap), pad where no result.
+    static void finish(float* D, idx_t* I, size_t k, bool negated, float pad) {
+        sort(D, I, k);
+        for (size_t i = 0; i < k; i++) D[i] = I[i] < 0 ? pad : (negated ? -D[i] : D[i]);
+    }
 };
 
 // The candidates of one query collected ahead of a TopK heap: appended while

@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "nearly/rabitq.h"
+#include "nearly/simd.h"
 
 namespace nearly {
 namespace rabitq_popcount {
@@ -39,17 +40,8 @@ inline void dots_qb(const uint8_t* planes, const uint8_t* codes, size_t nbytes, 
 
 inline void dots(const uint8_t* planes, size_t qb, const uint8_t* codes, size_t nbytes, size_t stride, size_t n,
                  uint32_t* dot, uint32_t* pop) {
-    switch (qb) {
-        case 0: return dots_qb<0>(planes, codes, nbytes, stride, n, dot, pop);
-        case 1: return dots_qb<1>(planes, codes, nbytes, stride, n, dot, pop);
-        case 2: return dots_qb<2>(planes, codes, nbytes, stride, n, dot, pop);
-        case 3: return dots_qb<3>(planes, codes, nbytes, stride, n, dot, pop);
-        case 4: return dots_qb<4>(planes, codes, nbytes, stride, n, dot, pop);
-        case 5: return dots_qb<5>(planes, codes, nbytes, stride, n, dot, pop);
-        case 6: return dots_qb<6>(planes, codes, nbytes, stride, n, dot, pop);
-        case 7: return dots_qb<7>(planes, codes, nbytes, stride, n, dot, pop);
-        default: return dots_qb<8>(planes, codes, nbytes, stride, n, dot, pop);
-    }
+    if (qb == 0) return dots_qb<0>(planes, codes, nbytes, stride, n, dot, pop);
+    with_vector_count<8>(qb, [&](auto c) { dots_qb<decltype(c)::value>(planes, codes, nbytes, stride, n, dot, pop); });
 }
 
 }  // namespace rabitq_popcount

@@ -6,6 +6,7 @@
 #include <immintrin.h>
 
 #include "nearly/rabitq.h"
+#include "nearly/simd.h"
 
 #define NEARLY_VPOPCNT __attribute__((target("avx512vpopcntdq,avx512bw,avx512f")))
 
@@ -42,17 +43,8 @@ NEARLY_VPOPCNT void dots_qb(const uint8_t* planes, const uint8_t* codes, size_t 
 
 void rabitq_dots_vpopcntdq(const uint8_t* planes, size_t qb, const uint8_t* codes, size_t nbytes, size_t stride,
                            size_t n, uint32_t* dot, uint32_t* pop) {
-    switch (qb) {
-        case 0: return dots_qb<0>(planes, codes, nbytes, stride, n, dot, pop);
-        case 1: return dots_qb<1>(planes, codes, nbytes, stride, n, dot, pop);
-        case 2: return dots_qb<2>(planes, codes, nbytes, stride, n, dot, pop);
-        case 3: return dots_qb<3>(planes, codes, nbytes, stride, n, dot, pop);
-        case 4: return dots_qb<4>(planes, codes, nbytes, stride, n, dot, pop);
-        case 5: return dots_qb<5>(planes, codes, nbytes, stride, n, dot, pop);
-        case 6: return dots_qb<6>(planes, codes, nbytes, stride, n, dot, pop);
-        case 7: return dots_qb<7>(planes, codes, nbytes, stride, n, dot, pop);
-        default: return dots_qb<8>(planes, codes, nbytes, stride, n, dot, pop);
-    }
+    if (qb == 0) return dots_qb<0>(planes, codes, nbytes, stride, n, dot, pop);
+    with_vector_count<8>(qb, [&](auto c) { dots_qb<decltype(c)::value>(planes, codes, nbytes, stride, n, dot, pop); });
 }
 
 }  // namespace nearly
