@@ -45,3 +45,22 @@ def test_ctrl_c_interrupts_kmeans():
     timer.join()
     assert elapsed < 10, f"the interrupt took {elapsed:.1f}s to land"
     assert km.centroids is None
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGINT") or os.name != "posix", reason="needs POSIX signals")
+def test_ctrl_c_interrupts_a_long_add_and_adds_nothing():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((200_000, 256)).astype(np.float32)  # 9-bit RaBitQ: ~200 us a vector, tens of seconds
+    index = nearly.IndexRaBitQ(256, nearly.METRIC_L2, 9)
+    index.train(x[:1000])
+    timer = threading.Timer(0.5, lambda: os.kill(os.getpid(), signal.SIGINT))
+    t0 = time.perf_counter()
+    timer.start()
+    with pytest.raises(KeyboardInterrupt):
+        index.add(x)
+    elapsed = time.perf_counter() - t0
+    timer.join()
+    assert elapsed < 10, f"the interrupt took {elapsed:.1f}s to land"
+    assert index.ntotal == 0
+    index.add(x[:10])
+    assert index.ntotal == 10

@@ -18,7 +18,18 @@ void IndexFlatCodes::add(idx_t n, const float* x) {
     check_add_args(n, x);
     if (n == 0) return;
     std::vector<uint8_t> codes(size_t(n) * code_size());
-    encode(size_t(n), x, codes.data());
+    // A block at a time: Ctrl-C is seen between blocks (nothing is added
+    // then), and verbose shows progress (the multi-bit RaBitQ encoder takes
+    // about 50 us a vector).
+    constexpr size_t kBlock = 8192;
+    InterruptPoll poll;
+    for (size_t i0 = 0; i0 < size_t(n); i0 += kBlock) {
+        const size_t m = std::min(kBlock, size_t(n) - i0);
+        encode(m, x + i0 * d, codes.data() + i0 * code_size());
+        poll();
+        if (verbose && size_t(n) > kBlock)
+            std::printf("Index%s::add: encoded %zu / %lld vectors\n", type_name().c_str(), i0 + m, (long long)n);
+    }
     std::unique_lock<SharedMutex> lk(rw_mutex_);
     const CodeLayout lay = layout();
     if (lay.block == 1) {

@@ -79,7 +79,6 @@ void IndexIVFRaBitQ::encode_vectors(idx_t n, const float* x, const idx_t* list_n
     const size_t dd = d;
     std::vector<float> centroids(nlist * dd);
     quantizer->reconstruct_n(0, idx_t(nlist), centroids.data());
-    InterruptPoll poll;
     parallel_for_blocks(size_t(n), 256, [&](size_t i) {
         uint8_t* code = codes + i * code_size;
         if (list_nos[i] < 0) {  // not stored
@@ -88,7 +87,6 @@ void IndexIVFRaBitQ::encode_vectors(idx_t n, const float* x, const idx_t* list_n
         }
         rabitq.encode_one(x + i * dd, &centroids[size_t(list_nos[i]) * dd], code);
     });
-    poll();
 }
 
 void IndexIVFRaBitQ::decode_vector(size_t list_no, const uint8_t* code, float* out) const {
