@@ -114,10 +114,13 @@ def test_every_simd_level_gives_the_same_results(level):
     rng = np.random.default_rng(5)
     x, q = randn(rng, 3000, 100), randn(rng, 30, 100)
     kinds = ["RaBitQ", "RaBitQ3", "IVF"]
-    out = [_built(s, x).search(q, 7) for s in kinds]
+    # qb 0: float query; 4: one byte table per 4 dimensions; 8: two
+    params = [nearly.RaBitQSearchParameters(qb=qb) for qb in (0, 4, 8)]
+    runs = [(s, p) for s in kinds for p in (params if s != "IVF" else [None])]
+    out = [_built(s, x).search(q, 7, params=p) for s, p in runs]
     nearly.set_simd_level("scalar")
-    for s, (D, I) in zip(kinds, out):
-        D2, I2 = _built(s, x).search(q, 7)
+    for (s, p), (D, I) in zip(runs, out):
+        D2, I2 = _built(s, x).search(q, 7, params=p)
         np.testing.assert_array_equal(I, I2)
         np.testing.assert_array_equal(D, D2)
 

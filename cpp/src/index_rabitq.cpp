@@ -1,24 +1,37 @@
 #include "nearly/index_rabitq.h"
 
 #include <algorithm>
+#include <cstring>
 #include <cstdio>
 #include <limits>
 #include <mutex>
 
 #include "nearly/io.h"
 #include "nearly/parallel.h"
+#include "nearly/pq_fast_scan.h"
+#include "nearly/simd.h"
 #include "nearly/topk.h"
 
 namespace nearly {
 
 namespace {
 constexpr size_t kQueriesPerTask = 8;
-constexpr size_t kCodeBlock = 2048;  // codes scored at a time, shared by the task's queries (stay in L2)
+
+// Float p..p+3 of code j of a block in the fast-scan layout (byte p of the
+// block's 32 codes side by side).
+float transposed_f32(const uint8_t* block, size_t p, size_t j) {
+    const uint32_t u = uint32_t(block[p * kPQ4Block + j]) | uint32_t(block[(p + 1) * kPQ4Block + j]) << 8 |
+                       uint32_t(block[(p + 2) * kPQ4Block + j]) << 16 | uint32_t(block[(p + 3) * kPQ4Block + j]) << 24;
+    float f;
+    std::memcpy(&f, &u, 4);
+    return f;
+}
 }  // namespace
 
 IndexRaBitQ::IndexRaBitQ(int d, MetricType metric, int nb_bits)
     : IndexFlatCodes(d, metric), rabitq(size_t(std::max(d, 1)), metric, size_t(std::max(nb_bits, 0))) {
     is_trained = false;
+    code_block_ = kPQ4Block;  // stored in the 4-bit fast-scan layout: the sign bytes are its nibble codes
 }
 
 void IndexRaBitQ::train(idx_t n, const float* x) {
@@ -53,34 +66,85 @@ void IndexRaBitQ::search(idx_t n, const float* x, idx_t k, float* D, idx_t* I, c
     const SearchSetup su = setup(n, x, k, params);
     const IDSelector* sel = su.sel;
     std::shared_lock<SharedMutex> lk(rw_mutex_);
-    const size_t dd = d, kk = k, nb = size_t(ntotal), cs = rabitq.code_size;
+    const size_t dd = d, kk = k, nb = size_t(ntotal), cs = rabitq.code_size, nbytes = rabitq.sign_bytes();
+    const size_t M = 2 * nbytes;  // 4-dimension groups: one nibble of the sign bytes each
     const bool ip = metric_type == METRIC_INNER_PRODUCT, multibit = rabitq.nb_bits > 1;
     const float pad = missing_distance(metric_type);
+    const CodeLayout lay = layout();
+    const size_t nblocks = (nb + kPQ4Block - 1) / kPQ4Block;
+    // The codes' popcounts come out of the same scan, as one more table.
+    PQ4Table pop_table;
+    {
+        std::vector<uint8_t> e(M * 16);
+        for (size_t i = 0; i < e.size(); i++) e[i] = uint8_t(__builtin_popcount(unsigned(i % 16)));
+        pop_table.set_exact(e.data(), M);
+    }
     InterruptPoll poll;
     parallel_for((size_t(n) + kQueriesPerTask - 1) / kQueriesPerTask, [&](size_t t) {
-        const size_t q0 = t * kQueriesPerTask, q1 = std::min(size_t(n), q0 + kQueriesPerTask);
-        std::vector<RaBitQQuery> qs(q1 - q0);
-        std::vector<float> est(kCodeBlock);
+        const size_t q0 = t * kQueriesPerTask, q1 = std::min(size_t(n), q0 + kQueriesPerTask), nq = q1 - q0;
+        std::vector<RaBitQQuery> qs(nq);
         for (size_t q = q0; q < q1; q++) {
             qs[q - q0].prepare(rabitq, x + q * dd, center.data(), su.qb, su.centered);
             TopK::init(D + q * kk, I + q * kk, kk);  // scores: L2, or the negated IP
         }
-        for (size_t j0 = 0; j0 < nb; j0 += kCodeBlock) {
-            const size_t m = std::min(kCodeBlock, nb - j0);
-            const uint8_t* block = codes_.data() + j0 * cs;
+        // The bit dot products are sums of exact byte tables over 4
+        // dimensions (one or two per query): the fast-scan kernel computes
+        // them for 32 codes per load, for all the task's tables and the
+        // popcount table at once.
+        const int parts = qs[0].nibble_parts();
+        const bool tables = parts > 0;
+        const size_t ntab = nq * size_t(parts) + 1;
+        std::vector<PQ4Table> tabs(ntab - 1);
+        std::vector<const uint8_t*> packed(ntab, pop_table.packed());
+        std::vector<uint8_t> e(M * 16);
+        for (size_t i = 0; i < tabs.size(); i++) {
+            qs[i / parts].nibble_tables(int(i % parts), e.data());
+            tabs[i].set_exact(e.data(), M);
+            packed[i] = tabs[i].packed();
+        }
+        std::vector<uint16_t> sums(kPQ4Block * ntab), thr(ntab, 0xFFFF);
+        std::vector<uint32_t> masks(ntab);
+        std::vector<uint8_t> plain(kPQ4Block * cs);  // a block's codes one after the other
+        float est[kPQ4Block], or_c[kPQ4Block], dp[kPQ4Block], f_error[kPQ4Block];
+        for (size_t b = 0; b < nblocks; b++) {
+            const uint8_t* block = codes_.data() + b * kPQ4Block * cs;
+            const size_t j0 = b * kPQ4Block, m = std::min(kPQ4Block, nb - j0);
+            if (tables) {
+                for (size_t j = 0; j < m; j++) {
+                    or_c[j] = transposed_f32(block, nbytes, j);
+                    dp[j] = transposed_f32(block, nbytes + 4, j);
+                    if (multibit) f_error[j] = transposed_f32(block, nbytes + 8, j);
+                }
+                simd().pq4_scan_block(block, nbytes, packed.data(), ntab, thr.data(), sums.data(), masks.data());
+            } else {
+                for (size_t j = 0; j < m; j++) lay.get(codes_.data(), j0 + j, &plain[j * cs]);
+            }
+            const uint16_t* pops = &sums[(ntab - 1) * kPQ4Block];
             for (size_t q = q0; q < q1; q++) {
                 const RaBitQQuery& rq = qs[q - q0];
                 float* Dq = D + q * kk;
                 idx_t* Iq = I + q * kk;
-                rq.estimate(m, block, est.data());
+                if (parts == 1) {
+                    const uint16_t* dots = &sums[(q - q0) * kPQ4Block];
+                    for (size_t j = 0; j < m; j++) est[j] = rq.from_ints(dots[j], pops[j], or_c[j], dp[j]);
+                } else if (parts == 2) {
+                    const uint16_t* lo = &sums[2 * (q - q0) * kPQ4Block];
+                    const uint16_t* hi = lo + kPQ4Block;
+                    for (size_t j = 0; j < m; j++)
+                        est[j] = rq.from_ints(uint32_t(lo[j]) + (uint32_t(hi[j]) << 4), pops[j], or_c[j], dp[j]);
+                } else {
+                    rq.estimate(m, plain.data(), est);
+                }
                 for (size_t j = 0; j < m; j++) {
                     float s = est[j];
                     const idx_t id = idx_t(j0 + j);
                     if (multibit) {
                         // Threshold in the metric's own sense: the k-th best so far.
-                        const float thr = ip ? -Dq[0] : Dq[0];
-                        if (!rq.may_beat(block + j * cs, s, thr) || (sel && !sel->is_member(id))) continue;
-                        s = rq.full(block + j * cs);
+                        const float th = ip ? -Dq[0] : Dq[0];
+                        const bool pass = tables ? rq.may_beat(f_error[j], s, th) : rq.may_beat(&plain[j * cs], s, th);
+                        if (!pass || (sel && !sel->is_member(id))) continue;
+                        if (tables) lay.get(codes_.data(), j0 + j, &plain[j * cs]);
+                        s = rq.full(&plain[j * cs]);
                     }
                     if (ip) s = -s;
                     if (s > Dq[0] || (!multibit && sel && !sel->is_member(id))) continue;
@@ -88,11 +152,7 @@ void IndexRaBitQ::search(idx_t n, const float* x, idx_t k, float* D, idx_t* I, c
                 }
             }
         }
-        for (size_t q = q0; q < q1; q++) {
-            float* Dq = D + q * kk;
-            idx_t* Iq = I + q * kk;
-            TopK::finish(Dq, Iq, kk, ip, pad);
-        }
+        for (size_t q = q0; q < q1; q++) TopK::finish(D + q * kk, I + q * kk, kk, ip, pad);
         poll();
     });
 }
@@ -106,14 +166,17 @@ void IndexRaBitQ::range_search(idx_t n, const float* x, float radius, RangeSearc
     const bool ip = metric_type == METRIC_INNER_PRODUCT, multibit = rabitq.nb_bits > 1;
     RangeSearchResult::Hits hits(static_cast<size_t>(n));
     InterruptPoll poll;
+    const CodeLayout lay = layout();
     parallel_for(size_t(n), [&](size_t q) {
         RaBitQQuery rq;
         rq.prepare(rabitq, x + q * dd, center.data(), su.qb, su.centered);
-        std::vector<float> est(kCodeBlock);
-        for (size_t j0 = 0; j0 < nb; j0 += kCodeBlock) {
-            const size_t m = std::min(kCodeBlock, nb - j0);
-            const uint8_t* block = codes_.data() + j0 * cs;
-            rq.estimate(m, block, est.data());
+        float est[kPQ4Block];
+        std::vector<uint8_t> plain(kPQ4Block * cs);  // a block's codes one after the other
+        const uint8_t* block = plain.data();
+        for (size_t j0 = 0; j0 < nb; j0 += kPQ4Block) {
+            const size_t m = std::min(kPQ4Block, nb - j0);
+            for (size_t j = 0; j < m; j++) lay.get(codes_.data(), j0 + j, &plain[j * cs]);
+            rq.estimate(m, block, est);
             for (size_t j = 0; j < m; j++) {
                 float s = est[j];
                 if (multibit) {
@@ -150,7 +213,12 @@ void IndexRaBitQ::write_body(Writer& w) const {
     w.pod<uint8_t>(is_trained);
     w.vec(center);
     w.pod<int64_t>(ntotal);
-    w.vec(codes_);
+    // One code after the other, whatever the layout in memory (not through
+    // get_codes(): a second read lock could wait behind a writer forever).
+    const CodeLayout lay = layout();
+    std::vector<uint8_t> codes(size_t(ntotal) * lay.code_size);
+    for (size_t i = 0; i < size_t(ntotal); i++) lay.get(codes_.data(), i, &codes[i * lay.code_size]);
+    w.vec(codes);
 }
 
 std::unique_ptr<IndexRaBitQ> IndexRaBitQ::read_body(Reader& r) {
@@ -166,10 +234,13 @@ std::unique_ptr<IndexRaBitQ> IndexRaBitQ::read_body(Reader& r) {
     r.check(index->center.size() == (trained ? size_t(d) : 0), "RaBitQ center does not match d");
     index->is_trained = trained;
     const idx_t ntotal = r.pod<int64_t>();
-    index->codes_ = r.vec<uint8_t>();
-    r.check(ntotal >= 0 && index->codes_.size() == size_t(ntotal) * index->code_size(),
-            "RaBitQ code count does not match ntotal");
+    const std::vector<uint8_t> codes = r.vec<uint8_t>();
+    const size_t cs = index->code_size();
+    r.check(ntotal >= 0 && codes.size() == size_t(ntotal) * cs, "RaBitQ code count does not match ntotal");
     r.check(ntotal == 0 || trained, "RaBitQ holds codes but is not trained");
+    const CodeLayout lay = index->layout();
+    index->codes_.assign(lay.bytes(size_t(ntotal)), 0);
+    for (size_t i = 0; i < size_t(ntotal); i++) lay.put(index->codes_.data(), i, &codes[i * cs]);
     index->ntotal = ntotal;
     return index;
 }

@@ -47,6 +47,19 @@ void PQ4Table::set(const float* tab, size_t M) {
             bytes[m * 16 + j] = uint8_t(int32_t(v < 255.f ? v : 255.f));
         }
     }
+    pack();
+}
+
+void PQ4Table::set_exact(const uint8_t* entries, size_t M) {
+    npairs = (M + 1) / 2;
+    bytes.assign(npairs * 32, 0);
+    std::copy(entries, entries + M * 16, bytes.begin());
+    bias = 0.f;
+    scale = inv_scale = 1.f;
+    pack();
+}
+
+void PQ4Table::pack() {
     packed_.resize(npairs * 64 + 63);
     packed_offset_ = (64 - reinterpret_cast<uintptr_t>(packed_.data()) % 64) % 64;
     simd().pq4_pack_lut(bytes.data(), npairs, packed_.data() + packed_offset_);

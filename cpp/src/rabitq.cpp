@@ -312,41 +312,50 @@ void RaBitQQuery::prepare(const RaBitQuantizer& q, const float* x, const float* 
 void RaBitQQuery::estimate(size_t n, const uint8_t* codes, float* out) const {
     const RaBitQuantizer& q = *rq;
     const size_t d = q.d, nbytes = q.sign_bytes(), cs = q.code_size;
-    const bool ip = q.metric == METRIC_INNER_PRODUCT;
+    if (qb == 0) {  // the float query: a sum over the set bits
+        for (size_t j = 0; j < n; j++) {
+            const uint8_t* code = codes + j * cs;
+            float dot_qo = 0;
+            uint32_t sum_q = 0;
+            for (size_t i = 0; i < d; i++)
+                if ((code[i / 8] >> (i % 8)) & 1) {
+                    dot_qo += rotated[i];
+                    sum_q++;
+                }
+            const float final_dot = c1 * dot_qo + c2 * float(sum_q) - c34;
+            const float pre = load_f32(code + nbytes) + qr_to_c_L2sqr - 2 * load_f32(code + nbytes + 4) * final_dot;
+            out[j] = q.metric == METRIC_INNER_PRODUCT ? -0.5f * (pre - qr_norm_L2sqr) : std::max(0.0f, pre);
+        }
+        return;
+    }
     constexpr size_t kChunk = 256;
     uint32_t dot[kChunk], pop[kChunk];
     const RaBitQDotsFn dots = rabitq_dots_kernel();
-    const int64_t max_code = (int64_t(1) << qb) - 1;
     for (size_t j0 = 0; j0 < n; j0 += kChunk) {
         const size_t m = std::min(kChunk, n - j0);
         const uint8_t* c0 = codes + j0 * cs;
-        if (qb > 0) dots(planes.data(), size_t(qb), c0, nbytes, cs, m, dot, pop);
-        for (size_t j = 0; j < m; j++) {
-            const uint8_t* code = c0 + j * cs;
-            float final_dot;
-            if (qb == 0) {
-                float dot_qo = 0;
-                uint32_t sum_q = 0;
-                for (size_t i = 0; i < d; i++)
-                    if ((code[i / 8] >> (i % 8)) & 1) {
-                        dot_qo += rotated[i];
-                        sum_q++;
-                    }
-                final_dot = c1 * dot_qo + c2 * float(sum_q) - c34;
-            } else if (centered) {
-                // sum_b 2^b popcount(plane_b XOR x), from the AND form
-                const int64_t xor_dot = int64_t(planes_popcount) + max_code * pop[j] - 2 * int64_t(dot[j]);
-                const int64_t int_dot = max_code * int64_t(d) - 2 * xor_dot;
-                final_dot = float(int_dot) * int_dot_scale;
-            } else {
-                final_dot = 0;
-                final_dot += c1 * float(dot[j]);
-                final_dot += c2 * float(pop[j]);
-                final_dot -= c34;
-            }
-            const float pre = load_f32(code + nbytes) + qr_to_c_L2sqr - 2 * load_f32(code + nbytes + 4) * final_dot;
-            out[j0 + j] = ip ? -0.5f * (pre - qr_norm_L2sqr) : std::max(0.0f, pre);
-        }
+        dots(planes.data(), size_t(qb), c0, nbytes, cs, m, dot, pop);
+        for (size_t j = 0; j < m; j++)
+            out[j0 + j] = from_ints(dot[j], pop[j], load_f32(c0 + j * cs + nbytes), load_f32(c0 + j * cs + nbytes + 4));
+    }
+}
+
+int RaBitQQuery::nibble_parts() const {
+    if (qb == 0) return 0;
+    const int parts = qb <= 6 ? 1 : 2;
+    const size_t entry_max = 4 * (parts == 1 ? (size_t(1) << qb) - 1 : 15);
+    return 2 * rq->sign_bytes() * entry_max <= 65535 ? parts : 0;  // every sum fits 16 bits
+}
+
+void RaBitQQuery::nibble_tables(int part, uint8_t* out) const {
+    const size_t M = 2 * rq->sign_bytes();
+    const int shift = part == 0 ? 0 : 4;
+    const unsigned mask = qb <= 6 ? 0xFFu : (part == 0 ? 0x0Fu : 0xFFu);
+    for (size_t m = 0; m < M; m++) {
+        unsigned v[4];
+        for (size_t k = 0; k < 4; k++) v[k] = (unsigned(values[4 * m + k]) >> shift) & mask;  // zeros past d
+        for (unsigned e = 0; e < 16; e++)
+            out[m * 16 + e] = uint8_t((e & 1 ? v[0] : 0) + (e & 2 ? v[1] : 0) + (e & 4 ? v[2] : 0) + (e & 8 ? v[3] : 0));
     }
 }
 

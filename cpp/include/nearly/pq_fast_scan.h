@@ -35,12 +35,16 @@ struct PQ4Table {
     const uint8_t* packed() const { return packed_.data() + packed_offset_; }
 
     void set(const float* tab, size_t M);
+    // Byte tables given as they are (M x 16; sums are then exact integers:
+    // RaBitQ's bit dot products).
+    void set_exact(const uint8_t* entries, size_t M);
     float score(uint16_t s) const { return bias + float(s) * inv_scale; }
     // The largest sum that can stand for a score <= thr (a little beyond:
     // candidates are checked again in float).
     uint16_t threshold(float thr) const;
 
    private:
+    void pack();
     std::vector<uint8_t> packed_;
     size_t packed_offset_ = 0;
 };

@@ -58,17 +58,47 @@ struct RaBitQQuery {
     // The 1-bit estimates of n codes (stride code_size) in faiss's sense:
     // L2 distance, or inner product for METRIC_INNER_PRODUCT.
     void estimate(size_t n, const uint8_t* codes, float* out) const;
+    // The 1-bit estimate of a code from its bit dot product with the query
+    // planes, its popcount and its two factors (qb > 0).
+    float from_ints(uint32_t dot, uint32_t pop, float or_minus_c_l2sqr, float dp_multiplier) const {
+        float final_dot;
+        if (centered) {
+            // sum_b 2^b popcount(plane_b XOR x), from the AND form
+            const int64_t max_code = (int64_t(1) << qb) - 1;
+            const int64_t xor_dot = int64_t(planes_popcount) + max_code * pop - 2 * int64_t(dot);
+            const int64_t int_dot = max_code * int64_t(rq->d) - 2 * xor_dot;
+            final_dot = float(int_dot) * int_dot_scale;
+        } else {
+            final_dot = 0;
+            final_dot += c1 * float(dot);
+            final_dot += c2 * float(pop);
+            final_dot -= c34;
+        }
+        const float pre = or_minus_c_l2sqr + qr_to_c_L2sqr - 2 * dp_multiplier * final_dot;
+        return rq->metric == METRIC_INNER_PRODUCT ? -0.5f * (pre - qr_norm_L2sqr) : std::max(0.0f, pre);
+    }
+    // The bit dot product as sums of byte tables over 4 dimensions (the
+    // 4-bit fast-scan layout): 2 sign_bytes() tables of 16 entries, entry e
+    // of table m = sum_k v_{4m+k} bit k of e. With up to 6 query bits one set
+    // of tables holds v (entries <= 4 x 63); with 7 or 8, part 0 holds the
+    // low 4 bits of v and part 1 the rest, dot = sum_0 + 16 sum_1. 0: no
+    // tables (a float query, or sums past 16 bits).
+    int nibble_parts() const;
+    void nibble_tables(int part, uint8_t* out) const;
     // The full estimate of one code: the 1-bit one for nb_bits = 1, else
     // from the extra bits and the float query.
     float full(const uint8_t* code) const;
     // Whether a code whose 1-bit estimate is est can beat threshold (faiss's
     // should_refine_candidate: the estimate widened by the code's error bound).
-    bool may_beat(const uint8_t* code, float est, float threshold) const {
-        float f_error;
-        std::memcpy(&f_error, code + rq->sign_bytes() + 8, 4);
+    bool may_beat(float f_error, float est, float threshold) const {
         const float err = f_error * g_error;
         if (rq->metric == METRIC_INNER_PRODUCT) return est + err > threshold;
         return std::max(0.0f, est - err) < threshold;
+    }
+    bool may_beat(const uint8_t* code, float est, float threshold) const {
+        float f_error;
+        std::memcpy(&f_error, code + rq->sign_bytes() + 8, 4);
+        return may_beat(f_error, est, threshold);
     }
 };
 
