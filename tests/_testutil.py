@@ -216,3 +216,23 @@ def recurrent_tied_data(seed=3, n=3000, d=64, nq=40):
     x[n - 100:] = x[:100]
     q = (x[:nq] + 0.01 * rng.standard_normal((nq, d))).astype(np.float32)
     return x, q
+
+
+def seconds_until_interrupted(call, after=0.5):
+    """Runs call() with a SIGINT sent to this process `after` seconds in,
+    expects it to raise KeyboardInterrupt, and returns how long it ran."""
+    import os
+    import signal
+    import threading
+    import time
+
+    import pytest
+
+    timer = threading.Timer(after, lambda: os.kill(os.getpid(), signal.SIGINT))
+    t0 = time.perf_counter()
+    timer.start()
+    with pytest.raises(KeyboardInterrupt):
+        call()
+    elapsed = time.perf_counter() - t0
+    timer.join()
+    return elapsed

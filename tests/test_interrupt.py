@@ -2,13 +2,12 @@
 stays usable)."""
 import os
 import signal
-import threading
-import time
 
 import numpy as np
 import pytest
 
 import nearly
+from _testutil import seconds_until_interrupted
 
 
 @pytest.mark.skipif(not hasattr(signal, "SIGINT") or os.name != "posix", reason="needs POSIX signals")
@@ -18,13 +17,7 @@ def test_ctrl_c_interrupts_long_search():
     xq = rng.standard_normal((20_000, 128)).astype(np.float32)  # ~0.5 TFLOP: tens of seconds uninterrupted
     index = nearly.IndexFlatL2(128)
     index.add(xb)
-    timer = threading.Timer(0.5, lambda: os.kill(os.getpid(), signal.SIGINT))
-    t0 = time.perf_counter()
-    timer.start()
-    with pytest.raises(KeyboardInterrupt):
-        index.search(xq, 10)
-    elapsed = time.perf_counter() - t0
-    timer.join()
+    elapsed = seconds_until_interrupted(lambda: index.search(xq, 10))
     assert elapsed < 10, f"the interrupt took {elapsed:.1f}s to land"
     # Still usable after the interrupt.
     D, I = index.search(xb[:3], 1)
@@ -36,13 +29,7 @@ def test_ctrl_c_interrupts_kmeans():
     rng = np.random.default_rng(0)
     x = rng.standard_normal((200_000, 64)).astype(np.float32)  # ~100 GFLOP per iteration, 25 iterations
     km = nearly.Kmeans(64, 4096, niter=25)
-    timer = threading.Timer(0.5, lambda: os.kill(os.getpid(), signal.SIGINT))
-    t0 = time.perf_counter()
-    timer.start()
-    with pytest.raises(KeyboardInterrupt):
-        km.train(x)
-    elapsed = time.perf_counter() - t0
-    timer.join()
+    elapsed = seconds_until_interrupted(lambda: km.train(x))
     assert elapsed < 10, f"the interrupt took {elapsed:.1f}s to land"
     assert km.centroids is None
 
@@ -53,13 +40,7 @@ def test_ctrl_c_interrupts_a_long_add_and_adds_nothing():
     x = rng.standard_normal((200_000, 256)).astype(np.float32)  # 9-bit RaBitQ: ~200 us a vector, tens of seconds
     index = nearly.IndexRaBitQ(256, nearly.METRIC_L2, 9)
     index.train(x[:1000])
-    timer = threading.Timer(0.5, lambda: os.kill(os.getpid(), signal.SIGINT))
-    t0 = time.perf_counter()
-    timer.start()
-    with pytest.raises(KeyboardInterrupt):
-        index.add(x)
-    elapsed = time.perf_counter() - t0
-    timer.join()
+    elapsed = seconds_until_interrupted(lambda: index.add(x))
     assert elapsed < 10, f"the interrupt took {elapsed:.1f}s to land"
     assert index.ntotal == 0
     index.add(x[:10])
