@@ -156,11 +156,25 @@ void IndexFlatCodes::reset() {
 
 std::vector<uint8_t> IndexFlatCodes::get_codes() const {
     std::shared_lock<SharedMutex> lk(rw_mutex_);
+    return codes_in_order();
+}
+
+std::vector<uint8_t> IndexFlatCodes::codes_in_order() const {
     const CodeLayout lay = layout();
     if (lay.block == 1) return codes_;
     std::vector<uint8_t> out(size_t(ntotal) * lay.code_size);
     for (size_t i = 0; i < size_t(ntotal); i++) lay.get(codes_.data(), i, &out[i * lay.code_size]);
     return out;
+}
+
+void IndexFlatCodes::set_codes_in_order(const std::vector<uint8_t>& codes, size_t n) {
+    const CodeLayout lay = layout();
+    if (lay.block == 1) {
+        codes_ = codes;
+        return;
+    }
+    codes_.assign(lay.bytes(n), 0);
+    for (size_t i = 0; i < n; i++) lay.put(codes_.data(), i, &codes[i * lay.code_size]);
 }
 
 }  // namespace nearly

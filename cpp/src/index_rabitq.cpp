@@ -213,12 +213,7 @@ void IndexRaBitQ::write_body(Writer& w) const {
     w.pod<uint8_t>(is_trained);
     w.vec(center);
     w.pod<int64_t>(ntotal);
-    // One code after the other, whatever the layout in memory (not through
-    // get_codes(): a second read lock could wait behind a writer forever).
-    const CodeLayout lay = layout();
-    std::vector<uint8_t> codes(size_t(ntotal) * lay.code_size);
-    for (size_t i = 0; i < size_t(ntotal); i++) lay.get(codes_.data(), i, &codes[i * lay.code_size]);
-    w.vec(codes);
+    w.vec(codes_in_order());  // whatever the layout in memory
 }
 
 std::unique_ptr<IndexRaBitQ> IndexRaBitQ::read_body(Reader& r) {
@@ -238,9 +233,7 @@ std::unique_ptr<IndexRaBitQ> IndexRaBitQ::read_body(Reader& r) {
     const size_t cs = index->code_size();
     r.check(ntotal >= 0 && codes.size() == size_t(ntotal) * cs, "RaBitQ code count does not match ntotal");
     r.check(ntotal == 0 || trained, "RaBitQ holds codes but is not trained");
-    const CodeLayout lay = index->layout();
-    index->codes_.assign(lay.bytes(size_t(ntotal)), 0);
-    for (size_t i = 0; i < size_t(ntotal); i++) lay.put(index->codes_.data(), i, &codes[i * cs]);
+    index->set_codes_in_order(codes, size_t(ntotal));
     index->ntotal = ntotal;
     return index;
 }

@@ -16,8 +16,9 @@ namespace nearly {
 
 namespace {
 
-// Float operations below follow faiss's order one for one, so that codes
-// and estimates agree with faiss's to the last bit or two.
+// The encoder and the estimates follow faiss's float operations one for
+// one, so that codes and scores agree with faiss's to the last bit or two
+// (the query's own sums are eight-lane: see dot8).
 
 float load_f32(const uint8_t* p) {
     float v;
@@ -81,12 +82,10 @@ float optimal_scale(const float* o_abs, size_t d, size_t ex_bits) {
 }
 
 // The extra bits of residual r (ex_bits per component, packed little-endian
-// in component order) and their two factors.
-void encode_extra_bits(const float* r, const float* centroid, size_t d, size_t ex_bits, MetricType metric,
-                       uint8_t* ex_code, uint8_t* ex_factors) {
+// in component order) and their two factors; norm_sqr = ||r||^2.
+void encode_extra_bits(const float* r, float norm_sqr, const float* centroid, size_t d, size_t ex_bits,
+                       MetricType metric, uint8_t* ex_code, uint8_t* ex_factors) {
     constexpr double kEps = 1e-5;
-    float norm_sqr = 0.f;
-    for (size_t i = 0; i < d; i++) norm_sqr += r[i] * r[i];
     const float norm = std::sqrt(norm_sqr);
     const size_t ex_bytes = (d * ex_bits + 7) / 8;
     std::memset(ex_code, 0, ex_bytes);
@@ -207,7 +206,7 @@ void RaBitQuantizer::encode_one(const float* xi, const float* centroid, uint8_t*
     }
     store_f32(code + nbytes + 8, metric == METRIC_L2 ? 2.0f * tmp_error : tmp_error);
     uint8_t* ex_code = code + nbytes + 12;
-    encode_extra_bits(r.data(), centroid, d, eb, metric, ex_code, ex_code + (d * eb + 7) / 8);
+    encode_extra_bits(r.data(), norm_L2sqr, centroid, d, eb, metric, ex_code, ex_code + (d * eb + 7) / 8);
 }
 
 void RaBitQuantizer::decode(size_t n, const uint8_t* codes, const float* centroid, float* x) const {
@@ -322,9 +321,7 @@ void RaBitQQuery::estimate(size_t n, const uint8_t* codes, float* out) const {
                     dot_qo += rotated[i];
                     sum_q++;
                 }
-            const float final_dot = c1 * dot_qo + c2 * float(sum_q) - c34;
-            const float pre = load_f32(code + nbytes) + qr_to_c_L2sqr - 2 * load_f32(code + nbytes + 4) * final_dot;
-            out[j] = q.metric == METRIC_INNER_PRODUCT ? -0.5f * (pre - qr_norm_L2sqr) : std::max(0.0f, pre);
+            out[j] = from_dot(c1 * dot_qo + c2 * float(sum_q) - c34, load_f32(code + nbytes), load_f32(code + nbytes + 4));
         }
         return;
     }

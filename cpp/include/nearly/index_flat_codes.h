@@ -39,6 +39,10 @@ struct IndexFlatCodes : Index {
     void encode_standalone(idx_t n, const float* x, uint8_t* bytes) const override { encode(size_t(n), x, bytes); }
     virtual void encode(size_t n, const float* x, uint8_t* codes) const = 0;
     virtual void decode(const uint8_t* code, float* out) const = 0;
+    // get_codes() without the lock (the caller holds it), and its inverse:
+    // n codes one after the other stored in layout() as the index's codes.
+    std::vector<uint8_t> codes_in_order() const;
+    void set_codes_in_order(const std::vector<uint8_t>& codes, size_t n);
     std::vector<uint8_t> codes_;  // in layout()
     size_t code_block_ = 1;        // 32 for fast-scan (code_layout.h)
 };

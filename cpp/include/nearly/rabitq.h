@@ -74,6 +74,10 @@ struct RaBitQQuery {
             final_dot += c2 * float(pop);
             final_dot -= c34;
         }
+        return from_dot(final_dot, or_minus_c_l2sqr, dp_multiplier);
+    }
+    // The estimate from the code's estimated <q - c, x̄> and its two factors.
+    float from_dot(float final_dot, float or_minus_c_l2sqr, float dp_multiplier) const {
         const float pre = or_minus_c_l2sqr + qr_to_c_L2sqr - 2 * dp_multiplier * final_dot;
         return rq->metric == METRIC_INNER_PRODUCT ? -0.5f * (pre - qr_norm_L2sqr) : std::max(0.0f, pre);
     }
