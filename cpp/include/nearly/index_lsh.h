@@ -24,11 +24,10 @@ struct IndexLSH : IndexFlatCodes {
     void train(idx_t n, const float* x) override;
     // D: Hamming distances as floats, ascending, ties to the smaller id;
     // missing results are (2147483647, -1), faiss's own padding for this index.
+    // range_search is IndexFlatCodes's, as in faiss: the metric between the
+    // query and each decoded code, not a Hamming radius.
     void search(idx_t n, const float* x, idx_t k, float* D, idx_t* I,
                 const SearchParameters* params = nullptr) const override;
-    void range_search(idx_t, const float*, float, RangeSearchResult&, const SearchParameters* = nullptr) const override {
-        throw NotSupported("range search not implemented for this type of index");
-    }
     size_t code_size() const override { return size_t(nbits + 7) / 8; }
     void write_body(Writer& w) const override;
     static std::unique_ptr<IndexLSH> read_body(Reader& r);
