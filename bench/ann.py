@@ -1411,6 +1411,9 @@ class _FaissAPIIVF(Engine):
             self.ivf = m.extract_index_ivf(self.index)
         except RuntimeError:  # "PQ48" and other indexes without lists: no nprobe
             self.ivf = None
+        # a graph index ("HNSW32,PQ48[,RFlat]"): the sweep value is its efSearch
+        base = self.index.base_index if type(self.index).__name__ == "IndexRefineFlat" else self.index
+        self.graph = getattr(m.downcast_index(base), "hnsw", None) if self.ivf is None else None
         return self
 
     def train(self, xb):
@@ -1434,12 +1437,15 @@ class _FaissAPIIVF(Engine):
         self.nprobe = int(p)
         if self.ivf is not None:
             self.ivf.nprobe = int(p)
+        if self.graph is not None:
+            self.graph.efSearch = int(p)
 
     def search(self, xq, k, params=None):
         if self.k_factor is None:
             return self.index.search(xq, k)
         m = self.mod
-        base = m.SearchParametersIVF(nprobe=self.nprobe) if self.ivf is not None else None
+        base = (m.SearchParametersIVF(nprobe=self.nprobe) if self.ivf is not None else
+                m.SearchParametersHNSW(efSearch=self.nprobe) if self.graph is not None else None)
         p = m.IndexRefineSearchParameters(k_factor=float(self.k_factor), base_index_params=base)
         return self.index.search(xq, k, params=p)
 
@@ -1454,12 +1460,17 @@ class _FaissAPIIVF(Engine):
         # (+ d floats per vector for the float copy of ",RFlat")
         iv = self.ivf
         refine = 4 * self.index.d * self.index.ntotal if type(self.index).__name__ == "IndexRefineFlat" else 0
+        if self.graph is not None:
+            own = getattr(self.index if refine == 0 else self.index.base_index, "memory_bytes", None)
+            return {"memory_bytes()+refine": int(own() + refine)} if own else None
         if iv is None:
             return {"estimate(codes)": int(self.index.ntotal * self.index.code_size)}
         return {"estimate(codes+ids+centroids+refine)": int(iv.ntotal * (iv.code_size + 8) + iv.nlist * iv.d * 4
                                                             + refine)}
 
     def describe(self):
+        if self.graph is not None:
+            return {"index_class": type(self.index).__name__, "nprobe_via": "hnsw.efSearch (the sweep is efSearch)"}
         if self.ivf is None:
             return {"index_class": type(self.index).__name__, "nprobe_via": None}
         return {"index_class": type(self.index).__name__, "ivf_class": type(self.ivf).__name__,
@@ -1478,6 +1489,9 @@ class FaissIVF(_FaissAPIIVF):
     library = "faiss"
 
 
+_METRIC_NAME = {"ip": "inner product", "l2": "squared L2"}
+
+
 def _short_ivf(name):
     return name.replace("-ivf", "")
 
@@ -1493,6 +1507,8 @@ class IVFSuite(Suite):
         super().add_arguments(p)
         p.set_defaults(repeats=3)
         p.add_argument("--factory", default="IVF1024,Flat", help="index_factory string (default IVF1024,Flat)")
+        p.add_argument("--metric", choices=["ip", "l2"], default="ip",
+                       help="index metric (default ip; the data are unit-norm, so both share one ground truth)")
         p.add_argument("--nprobe", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32, 64, 128],
                        help="nprobe values to sweep")
         p.add_argument("--train-threads", type=int, default=2, help="threads for train and add (default 2)")
@@ -1515,7 +1531,7 @@ class IVFSuite(Suite):
         xb, xq, k = ds["xb"][:n], ds["xq"], args.k
         d = xb.shape[1]
         gt = _ground_truth(ds, n, k)
-        res = {"params": {"k": k, "nq": len(xq), "nb": n, "d": d, "metric": "ip", "factory": args.factory,
+        res = {"params": {"k": k, "nq": len(xq), "nb": n, "d": d, "metric": args.metric, "factory": args.factory,
                           "train_threads": args.train_threads, "train_repeats": args.train_repeats,
                           "nprobe": args.nprobe, "threads": args.threads, "repeats": args.repeats,
                           "target_recall": args.target_recall, "k_factor": args.k_factor, "engines": names},
@@ -1543,7 +1559,7 @@ class IVFSuite(Suite):
         def trainer(name):
             def f():
                 eng = engines[name]
-                eng.create(d, args.factory, "ip")
+                eng.create(d, args.factory, args.metric)
                 t0 = time.perf_counter()
                 eng.train(xb)
                 return time.perf_counter() - t0
@@ -1631,7 +1647,7 @@ class IVFSuite(Suite):
                     row.append(f"{per['nearly-ivf'][i]['qps'] / per['faiss-ivf'][i]['qps']:.2f}x")
                 rows.append(row)
             out.append(f"recall@{p['k']} / QPS, {tk} thread(s), batch of {p['nq']} queries, n={p['nb']}, "
-                       f"{p['factory']}, inner product")
+                       f"{p['factory']}, {_METRIC_NAME[p.get('metric', 'ip')]}")
             out.append(format_table(["nprobe"] + [_short_ivf(nm) for nm in names] + (["QPS nearly/faiss"] if both
                                                                                      else []), rows))
             out.append("")
@@ -1687,7 +1703,7 @@ class IVFSuite(Suite):
             fmt="{:.2f}"))
         env = res["environment"]
         v = env["versions"]
-        sup = (f"{p['factory']}, inner product, {os.path.basename(res['data'])} | {env['cpu_model']} "
+        sup = (f"{p['factory']}, {_METRIC_NAME[p.get('metric', 'ip')]}, {os.path.basename(res['data'])} | {env['cpu_model']} "
                f"({env['nproc']} cpus) | nearly {v.get('nearly')} simd={env.get('nearly_simd_level')} | "
                f"faiss {v.get('faiss')} | {env['date']}")
         save_figure(panels, path, suptitle=sup, ncols=len(panels))

@@ -56,13 +56,6 @@ struct SdcSpace {
     }
 };
 
-int ef_of(const HNSWGraph& g, const SearchParameters* params) {
-    int ef = g.efSearch;
-    if (auto* hp = dynamic_cast<const SearchParametersHNSW*>(params)) ef = hp->efSearch;
-    NEARLY_CHECK_ARG(ef >= 1, "HNSW: efSearch must be at least 1 (got " + std::to_string(ef) + ")");
-    return ef;
-}
-
 }  // namespace
 
 // ---- IndexBinaryHNSW -----------------------------------------------------------

@@ -19,6 +19,53 @@ Scratch& tls_scratch() {
     thread_local Scratch s;
     return s;
 }
+
+int ef_of(const HNSWGraph& g, const SearchParameters* params) {
+    int ef = g.efSearch;
+    if (auto* hp = dynamic_cast<const SearchParametersHNSW*>(params)) ef = hp->efSearch;
+    NEARLY_CHECK_ARG(ef >= 1, "HNSW: efSearch must be at least 1 (got " + std::to_string(ef) + ")");
+    return ef;
+}
+
+void range_search_by_doubling_k(const Index& index, int ef, idx_t n, const float* x, float radius,
+                                RangeSearchResult& result, const SearchParameters* params) {
+    SearchParametersHNSW p;
+    p.sel = params ? params->sel : nullptr;
+    const bool ip = index.metric_type == METRIC_INNER_PRODUCT;
+    const size_t dd = size_t(index.d);
+    RangeSearchResult::Hits hits(static_cast<size_t>(n));
+    std::vector<idx_t> open(static_cast<size_t>(n));
+    for (idx_t q = 0; q < n; q++) open[size_t(q)] = q;
+    const idx_t most = std::max<idx_t>(index.ntotal, 1);
+    idx_t k = std::min<idx_t>(std::max(ef, 16), most);
+    std::vector<float> xs, D;
+    std::vector<idx_t> I;
+    while (!open.empty()) {
+        const size_t m = open.size(), kk = size_t(k);
+        xs.resize(m * dd);
+        for (size_t i = 0; i < m; i++) std::copy(x + open[i] * dd, x + (open[i] + 1) * dd, &xs[i * dd]);
+        D.resize(m * kk);
+        I.resize(m * kk);
+        p.efSearch = int(std::min<idx_t>(std::max<idx_t>(k, ef), std::numeric_limits<int>::max()));
+        index.search(idx_t(m), xs.data(), k, D.data(), I.data(), &p);
+        std::vector<idx_t> again;
+        for (size_t i = 0; i < m; i++) {
+            const float* Di = &D[i * kk];
+            const idx_t* Ii = &I[i * kk];
+            size_t in = 0;
+            while (in < kk && Ii[in] >= 0 && (ip ? Di[in] > radius : Di[in] < radius)) in++;
+            if (in == kk && k < most) {
+                again.push_back(open[i]);  // all k inside: the range may hold more
+                continue;
+            }
+            for (size_t j = 0; j < in; j++) hits[size_t(open[i])].emplace_back(Di[j], Ii[j]);
+        }
+        open.swap(again);
+        k = std::min<idx_t>(2 * k, most);
+    }
+    result.set(hits);
+}
+
 }  // namespace hnsw_detail
 
 namespace {
@@ -335,51 +382,12 @@ void IndexHNSWFlat::add_impl(idx_t n, const float* x, const idx_t* ids) {
 void IndexHNSWFlat::range_search(idx_t n, const float* x, float radius, RangeSearchResult& result,
                                  const SearchParameters* params) const {
     check_search_args(n, x, 1);
-    int ef = efSearch;
-    if (auto* hp = dynamic_cast<const SearchParametersHNSW*>(params)) ef = hp->efSearch;
-    NEARLY_CHECK_ARG(ef >= 1, "HNSW: efSearch must be at least 1 (got " + std::to_string(ef) + ")");
-    SearchParametersHNSW p;
-    p.sel = params ? params->sel : nullptr;
-    const bool ip = metric_type == METRIC_INNER_PRODUCT;
-    const size_t dd = d;
-    RangeSearchResult::Hits hits(static_cast<size_t>(n));
-    std::vector<idx_t> open(static_cast<size_t>(n));
-    for (idx_t q = 0; q < n; q++) open[size_t(q)] = q;
-    const idx_t most = std::max<idx_t>(ntotal, 1);
-    idx_t k = std::min<idx_t>(std::max(ef, 16), most);
-    std::vector<float> xs, D;
-    std::vector<idx_t> I;
-    while (!open.empty()) {
-        const size_t m = open.size(), kk = size_t(k);
-        xs.resize(m * dd);
-        for (size_t i = 0; i < m; i++) std::copy(x + open[i] * dd, x + (open[i] + 1) * dd, &xs[i * dd]);
-        D.resize(m * kk);
-        I.resize(m * kk);
-        p.efSearch = int(std::min<idx_t>(std::max<idx_t>(k, ef), std::numeric_limits<int>::max()));
-        search(idx_t(m), xs.data(), k, D.data(), I.data(), &p);
-        std::vector<idx_t> again;
-        for (size_t i = 0; i < m; i++) {
-            const float* Di = &D[i * kk];
-            const idx_t* Ii = &I[i * kk];
-            size_t in = 0;
-            while (in < kk && Ii[in] >= 0 && (ip ? Di[in] > radius : Di[in] < radius)) in++;
-            if (in == kk && k < most) {
-                again.push_back(open[i]);  // all k inside: the range may hold more
-                continue;
-            }
-            for (size_t j = 0; j < in; j++) hits[size_t(open[i])].emplace_back(Di[j], Ii[j]);
-        }
-        open.swap(again);
-        k = std::min<idx_t>(2 * k, most);
-    }
-    result.set(hits);
+    range_search_by_doubling_k(*this, ef_of(*this, params), n, x, radius, result, params);
 }
 
 void IndexHNSWFlat::search(idx_t n, const float* x, idx_t k, float* D, idx_t* I, const SearchParameters* params) const {
     check_search_args(n, x, k);
-    int ef_param = efSearch;
-    if (auto* hp = dynamic_cast<const SearchParametersHNSW*>(params)) ef_param = hp->efSearch;
-    NEARLY_CHECK_ARG(ef_param >= 1, "HNSW: efSearch must be at least 1 (got " + std::to_string(ef_param) + ")");
+    const int ef_param = ef_of(*this, params);
     const IDSelector* sel = params ? params->sel.get() : nullptr;
     std::shared_lock<SharedMutex> lk(graph_mutex_);
     const Storage& st = *st_;

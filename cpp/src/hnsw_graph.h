@@ -7,6 +7,10 @@
 //     sp.st                            the graph's Storage
 //     sp.query_of(slot) -> Query       a stored node as a query (insertion, pruning)
 //     sp.score(query, slot) -> float   smaller is better
+// and, where a space has one, sp.insert_query(slot, row, scratch) -> Query:
+// what a node being added is walked with, from row `row` of the batch being
+// added (PQ storage walks with the float vector, not its code); without it,
+// query_of(slot).
 // Every call is inlined into the walk, so a space costs what its score costs
 // (the float index's int8 space compiles to the code it had before).
 #pragma once
@@ -73,8 +77,27 @@ struct Scratch {
     std::vector<int8_t> qcode;
     std::vector<uint8_t> qbytes;
     std::vector<float> decoded;
+    std::vector<float> table;  // a query's distance table (PQ storage)
 };
 Scratch& tls_scratch();
+
+template <class Space>
+auto insert_query(const Space& sp, slot_t s, size_t row, Scratch& sc, int) -> decltype(sp.insert_query(s, row, sc)) {
+    return sp.insert_query(s, row, sc);
+}
+template <class Space>
+typename Space::Query insert_query(const Space& sp, slot_t s, size_t, Scratch&, long) {
+    return sp.query_of(s);
+}
+
+// efSearch of a search: the params' when they are HNSW's, else the index's.
+int ef_of(const HNSWGraph& g, const SearchParameters* params);
+
+// range_search for a float HNSW index: graph searches of k = max(efSearch,
+// 16), then 2k, 4k, ... for the queries whose k results all lie within
+// radius, until one does not (or k reaches ntotal).
+void range_search_by_doubling_k(const Index& index, int ef, idx_t n, const float* x, float radius,
+                                RangeSearchResult& result, const SearchParameters* params);
 
 }  // namespace hnsw_detail
 
@@ -339,7 +362,7 @@ inline std::vector<slot_t> passing_slots(const Storage& st, const IDSelector& se
 }  // namespace hnsw_detail
 
 template <class Space>
-void HNSWGraph::insert(const Space& sp, slot_t s, int level) {
+void HNSWGraph::insert(const Space& sp, slot_t s, int level, size_t row) {
     using namespace hnsw_detail;
     const Storage& st = sp.st;
     Scratch& sc = tls_scratch();
@@ -354,7 +377,7 @@ void HNSWGraph::insert(const Space& sp, slot_t s, int level) {
             return;
         }
     }
-    typename Space::Query q = sp.query_of(s);
+    const typename Space::Query q = insert_query(sp, s, row, sc, 0);
     slot_t cur = slot_t(t.entry);
     float cur_score = sp.score(q, cur);
     for (int l = t.level; l > level; l--) greedy(sp, q, cur, cur_score, l);
@@ -460,14 +483,14 @@ void HNSWGraph::add_nodes(idx_t n, const idx_t* ids, const MakeSpace& make_space
         while (done < size_t(n)) {
             size_t end = std::min(size_t(n), done + chunk);
             if (top().entry < 0) {  // the first node, alone
-                insert(sp, slots[done], lv[done]);
+                insert(sp, slots[done], lv[done], done);
                 st.publish(slots[done], lv[done]);
                 done++;
             }
             size_t begin = done;
             parallel_for((end - begin + 15) / 16, [&](size_t t) {
                 for (size_t i = begin + t * 16; i < std::min(end, begin + t * 16 + 16); i++) {
-                    insert(sp, slots[i], lv[i]);
+                    insert(sp, slots[i], lv[i], i);
                     st.publish(slots[i], lv[i]);
                 }
             });

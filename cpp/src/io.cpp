@@ -7,6 +7,7 @@
 #include "nearly/binary_recurrent.h"
 #include "nearly/flat.h"
 #include "nearly/hnsw.h"
+#include "nearly/hnsw_pq.h"
 #include "nearly/binary_hnsw.h"
 #include "nearly/binary_ivf.h"
 #include "nearly/idmap.h"
@@ -106,6 +107,7 @@ IndexPtr read_tagged(Reader& r, const std::string& tag) {
     if (tag == "IVFRaBitQ") return IndexIVFRaBitQ::read_body(r);
     if (tag == "IVFScalarQuantizer") return IndexIVFScalarQuantizer::read_body(r);
     if (tag == "HNSWFlat") return IndexHNSWFlat::read_body(r, HNSWStorage::Flat);
+    if (tag == "HNSWPQ") return IndexHNSWPQ::read_body(r);
     if (tag == "HNSWSQ") {
         int kind = r.pod<int32_t>();
         r.check(kind == int(HNSWStorage::SQ8) || kind == int(HNSWStorage::FP16), "bad HNSW storage kind");

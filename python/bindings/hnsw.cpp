@@ -5,6 +5,7 @@
 #include "arrays.h"
 #include "hnsw_view.h"
 #include "nearly/hnsw.h"
+#include "nearly/hnsw_pq.h"
 #include "nearly/refine.h"
 
 namespace nearly_py {
@@ -69,6 +70,27 @@ void bind_hnsw(py::module_& m) {
                                                       MetricType(metric));
              }),
              py::arg("d"), py::arg("qtype"), py::arg("M") = 32, py::arg("metric") = int(METRIC_L2));
+
+    py::class_<IndexHNSWPQ, Index, std::shared_ptr<IndexHNSWPQ>>(m, "IndexHNSWPQ")
+        .def(py::init([](int d, int pq_m, int M, int pq_nbits, int metric) {
+                 return std::make_shared<IndexHNSWPQ>(d, pq_m, M, pq_nbits, MetricType(metric));
+             }),
+             py::arg("d"), py::arg("pq_m"), py::arg("M") = 32, py::arg("pq_nbits") = 8,
+             py::arg("metric") = int(METRIC_L2))
+        .def_property_readonly("hnsw", [](std::shared_ptr<IndexHNSWPQ> self) { return hnsw_view(self); })
+        .def_property_readonly("pq", [](const IndexHNSWPQ& self) { return self.pq; },
+                               "The product quantizer (a copy: set_pq_centroids replaces the codebooks).")
+        .def("set_pq_centroids", [](IndexHNSWPQ& self, py::handle v) {
+            auto a = py::array_t<float, py::array::c_style | py::array::forcecast>::ensure(v);
+            if (!a) throw InvalidArgument("centroids must be a float array");
+            std::vector<float> c(a.data(), a.data() + a.size());
+            py::gil_scoped_release release;
+            self.set_centroids(c);
+        }, py::arg("centroids"), "Codebooks trained elsewhere (M * ksub * dsub floats), on an empty index.")
+        .def_property_readonly("graph_ip", &IndexHNSWPQ::graph_ip,
+                               "Whether the graph is linked by inner product (an inner-product index trained on "
+                               "vectors of unequal norms); otherwise by L2, which ranks the same on equal norms.")
+        .def("memory_bytes", &IndexHNSWPQ::memory_bytes, "Bytes held by the codes, links, id map and codebooks.");
 
     py::class_<IndexRefineSearchParameters, SearchParameters, std::shared_ptr<IndexRefineSearchParameters>>(
         m, "IndexRefineSearchParameters")

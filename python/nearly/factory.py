@@ -12,6 +12,10 @@ def _sq_qtype(name):
     return _nearly.ScalarQuantizer.QT_8bit if name == "8" else _nearly.ScalarQuantizer.QT_fp16
 
 
+def _hnsw_m(m):
+    return int(m.group(1) or 32)
+
+
 # transform token -> builder(d_in) returning (VectorTransform, d_out)
 TRANSFORMS = [
     (re.compile(r"L2norm"), lambda m, d: (_nearly.NormalizationTransform(d), d)),
@@ -68,7 +72,12 @@ INDEXES = [
     (re.compile(r"RaBitQ([1-9])?"), lambda m, d, metric: _nearly.IndexRaBitQ(d, metric, int(m.group(1) or 1))),
     (re.compile(r"IVF(\d+)(?:_HNSW(\d+))?,RaBitQ([1-9])?"), lambda m, d, metric: _nearly.IndexIVFRaBitQ(
         _coarse(m.group(2), d, metric), d, int(m.group(1)), metric, True, int(m.group(3) or 1))),
-    (re.compile(r"HNSW(\d+)(,Flat)?"), lambda m, d, metric: _nearly.IndexHNSWFlat(d, int(m.group(1)), metric)),
+    # HNSW[M] (32 by default), then "," or "_" and its storage (faiss accepts both).
+    (re.compile(r"HNSW(\d*)(?:[,_]Flat)?"), lambda m, d, metric: _nearly.IndexHNSWFlat(d, _hnsw_m(m), metric)),
+    # PQ storage: HNSW{M},PQ{pq_m}[x{nbits}][np] (faiss builds it L2 whatever the
+    # metric asked; nearly keeps the metric).
+    (re.compile(r"HNSW(\d*)[,_]PQ(\d+)(?:x(\d+))?(?:np)?"), lambda m, d, metric: _nearly.IndexHNSWPQ(
+        d, int(m.group(2)), _hnsw_m(m), int(m.group(3) or 8), metric)),
     # BEBR recurrent binary codes: RBE{m}x{bits_per_dim}, scored by SDC.
     (re.compile(r"RBE(\d+)x(\d+)"), lambda m, d, metric: _nearly.IndexBinaryRecurrent(
         d, int(m.group(1)), int(m.group(2)), metric)),
@@ -78,9 +87,8 @@ INDEXES = [
         d, int(m.group(2)), int(m.group(3)), int(m.group(1)), metric)),
     (re.compile(r"IVF(\d+)(?:_HNSW(\d+))?,RBE(\d+)x(\d+)"), lambda m, d, metric: _nearly.IndexIVFBinaryRecurrent(
         _coarse(m.group(2), d, metric), d, int(m.group(1)), int(m.group(3)), int(m.group(4)), metric)),
-    (re.compile(r"HNSW(\d+),SQ(8|fp16)"), lambda m, d, metric: _nearly.IndexHNSWSQ(
-        d, _nearly.ScalarQuantizer.QT_8bit if m.group(2) == "8" else _nearly.ScalarQuantizer.QT_fp16,
-        int(m.group(1)), metric)),
+    (re.compile(r"HNSW(\d*)[,_]SQ(8|fp16)"), lambda m, d, metric: _nearly.IndexHNSWSQ(
+        d, _sq_qtype(m.group(2)), _hnsw_m(m), metric)),
 ]
 
 # suffix -> wrapper(index) applied around the main index and its transforms

@@ -102,7 +102,7 @@ class HNSWGraph {
     void add_nodes(idx_t n, const idx_t* ids, const MakeSpace& make_space, const Fill& fill, idx_t& ntotal,
                    bool verbose);
     template <class Space>
-    void insert(const Space& sp, slot_t s, int level);
+    void insert(const Space& sp, slot_t s, int level, size_t row);  // row: of the batch, for insert_query
     // Installs a graph built elsewhere into an empty index: fill(i, slot)
     // writes row i's payload and side copy, as for add_nodes.
     template <class Fill>
