@@ -1,9 +1,11 @@
 #include "nearly/hnsw.h"
 
+#include <cmath>
 #include <limits>
 
 #include "hnsw_graph.h"
 #include "nearly/distance.h"
+#include "nearly/extra_distances.h"
 #include "nearly/io.h"
 #include "nearly/scalar_quantizer.h"
 #include "nearly/simd.h"
@@ -31,7 +33,7 @@ void range_search_by_doubling_k(const Index& index, int ef, idx_t n, const float
                                 RangeSearchResult& result, const SearchParameters* params) {
     SearchParametersHNSW p;
     p.sel = params ? params->sel : nullptr;
-    const bool ip = index.metric_type == METRIC_INNER_PRODUCT;
+    const bool ip = is_similarity_metric(index.metric_type);
     const size_t dd = size_t(index.d);
     RangeSearchResult::Hits hits(static_cast<size_t>(n));
     std::vector<idx_t> open(static_cast<size_t>(n));
@@ -85,6 +87,16 @@ float quantize(const float* x, size_t d, int8_t* code) {
 
 // float <-> half: float_to_half / half_to_float (nearly/scalar_quantizer.h).
 
+// One of faiss's extra metrics (extra_distances.h) as a score where smaller
+// is better: a similarity negated, and an undefined (NaN) score +inf, never
+// better than anything (a walk can still leave such a node; results skip it).
+float extra_score(MetricType metric, float arg, const float* q, const float* v, size_t d) {
+    float r;
+    extra_distances_ny(metric, arg, q, v, d, 1, &r);
+    if (std::isnan(r)) return std::numeric_limits<float>::infinity();
+    return is_similarity_metric(metric) ? -r : r;
+}
+
 // The float index's walk: the payload of a node is
 //     float scale | float squared norm | int8 code[d]
 // and scores are the int8 estimate of squared L2 or -inner product.
@@ -105,6 +117,19 @@ struct Int8Space {
         float ip = q.scale * scale(st, s) * float(K.dot_i8(q.code, code(st, s), d));
         return metric == METRIC_L2 ? q.norm + norm(st, s) - 2.f * ip : -ip;
     }
+};
+
+// The walk under an extra metric: exact scores on the float vectors (the
+// int8 estimate serves L2 and inner product only; such an index has no
+// int8 payload).
+struct ExtraMetricSpace {
+    const Storage& st;
+    MetricType metric;
+    float arg;
+    size_t d;
+    using Query = const float*;
+    Query query_of(slot_t s) const { return reinterpret_cast<const float*>(st.side_of(s)); }
+    float score(Query q, slot_t s) const { return extra_score(metric, arg, q, query_of(s), d); }
 };
 
 size_t side_bytes_of(HNSWStorage kind, int d) {
@@ -150,17 +175,21 @@ struct Copies {
         decode(s, tmp);
         return tmp;
     }
-    // The score results report: exact on float32, on the decoded vector
-    // otherwise (the float query against the stored copy).
-    float score(const SimdKernels& K, MetricType metric, const float* q, slot_t s, float* tmp) const {
+    // The score results report, smaller is better: exact on float32, on the
+    // decoded vector otherwise (the float query against the stored copy).
+    float score(const SimdKernels& K, MetricType metric, float arg, const float* q, slot_t s, float* tmp) const {
         const float* v = vec_or_decode(s, tmp);
-        return metric == METRIC_L2 ? K.l2sqr(q, v, d) : -K.inner_product(q, v, d);
+        if (metric == METRIC_L2) return K.l2sqr(q, v, d);
+        if (metric == METRIC_INNER_PRODUCT) return -K.inner_product(q, v, d);
+        return extra_score(metric, arg, q, v, d);
     }
 };
 
-// Writes vector xi into slot s: its stored copy, int8 code, scale and norm.
+// Writes vector xi into slot s: its stored copy, int8 code, scale and norm
+// (the copy alone where there is no int8 payload: extra metrics).
 void store_node(const Storage& st, HNSWStorage kind, size_t dd, slot_t s, const float* xi) {
     Copies{st, kind, dd}.store(s, xi);
+    if (st.payload_bytes == 0) return;
     Int8Space::scale(st, s) = quantize(xi, dd, Int8Space::code(st, s));
     float nrm = 0.f;
     for (size_t j = 0; j < dd; j++) nrm += xi[j] * xi[j];
@@ -360,8 +389,12 @@ void HNSWGraph::read_graph(Reader& r, idx_t& ntotal) {
 
 // ---- IndexHNSWFlat -------------------------------------------------------------
 
+// Extra metrics: Flat storage only (as faiss: its SQ storage takes L2 and
+// inner product), walked on the float copies, so no int8 payload.
 IndexHNSWFlat::IndexHNSWFlat(int d, int M, MetricType metric, HNSWStorage storage)
-    : Index(d, metric), HNSWGraph(M, 8 + size_t(d), side_bytes_of(storage, d)), storage(storage) {}
+    : Index(d, metric, storage == HNSWStorage::Flat),
+      HNSWGraph(M, is_extra_metric(metric) ? 0 : 8 + size_t(d), side_bytes_of(storage, d)),
+      storage(storage) {}
 
 IndexHNSWFlat::~IndexHNSWFlat() = default;
 
@@ -375,6 +408,12 @@ void IndexHNSWFlat::add_impl(idx_t n, const float* x, const idx_t* ids) {
     const MetricType metric = metric_type;
     const HNSWStorage kind = storage;
     auto fill = [&](size_t i, slot_t s) { store_node(*st_, kind, dd, s, x + i * dd); };
+    if (is_extra_metric(metric)) {
+        const float arg = metric_arg;
+        auto make_space = [&](const Storage& st) { return ExtraMetricSpace{st, metric, arg, dd}; };
+        add_nodes(n, ids, make_space, fill, ntotal, verbose);
+        return;
+    }
     auto make_space = [&](const Storage& st) { return Int8Space{st, simd(), metric, dd}; };
     add_nodes(n, ids, make_space, fill, ntotal, verbose);
 }
@@ -400,7 +439,7 @@ void IndexHNSWFlat::search(idx_t n, const float* x, idx_t k, float* D, idx_t* I,
         TopK::sort(D + q * kk, I + q * kk, kk);
         for (size_t i = 0; i < kk; i++) {
             size_t o = q * kk + i;
-            D[o] = I[o] < 0 ? pad : (metric_type == METRIC_L2 ? D[o] : -D[o]);
+            D[o] = I[o] < 0 ? pad : (is_similarity_metric(metric_type) ? -D[o] : D[o]);
         }
     };
     if (ep < 0 || n == 0) {
@@ -421,7 +460,7 @@ void IndexHNSWFlat::search(idx_t n, const float* x, idx_t k, float* D, idx_t* I,
             for (idx_t q = q0; q < q1; q++) {
                 const float* xq = x + q * dd;
                 for (slot_t s : passing) {
-                    float sc = copies.score(K, metric_type, xq, s, tmp.data());
+                    float sc = copies.score(K, metric_type, metric_arg, xq, s, tmp.data());
                     TopK::push(D + q * kk, I + q * kk, kk, sc, st.labels[s]);
                 }
                 finish(q);
@@ -430,6 +469,23 @@ void IndexHNSWFlat::search(idx_t n, const float* x, idx_t k, float* D, idx_t* I,
         return;
     }
 
+    InterruptPoll poll;
+    const size_t per_task = 16;
+    if (is_extra_metric(metric_type)) {  // exact scores all the way: nothing to re-rank
+        const ExtraMetricSpace sp{st, metric_type, metric_arg, dd};
+        parallel_for((size_t(n) + per_task - 1) / per_task, [&](size_t t) {
+            for (size_t q = t * per_task; q < std::min(size_t(n), t * per_task + per_task); q++) {
+                Scratch& sc = tls_scratch();
+                walk(sp, x + q * dd, ep, t0.level, ef, sel, sc);
+                for (const Cand& c : sc.top)
+                    if (c.score != std::numeric_limits<float>::infinity())
+                        TopK::push(D + q * kk, I + q * kk, kk, c.score, st.labels[c.id]);
+                finish(idx_t(q));
+            }
+            poll();
+        });
+        return;
+    }
     const Int8Space sp{st, K, metric_type, dd};
     auto search_one = [&](idx_t q) {
         Scratch& sc = tls_scratch();
@@ -448,13 +504,11 @@ void IndexHNSWFlat::search(idx_t n, const float* x, idx_t k, float* D, idx_t* I,
         sc.top.resize(nr);
         for (const Cand& c : sc.top) copies.prefetch(c.id);
         for (const Cand& c : sc.top) {
-            float s = copies.score(K, metric_type, xq, c.id, sc.decoded.data());
+            float s = copies.score(K, metric_type, metric_arg, xq, c.id, sc.decoded.data());
             TopK::push(D + q * kk, I + q * kk, kk, s, st.labels[c.id]);
         }
         finish(q);
     };
-    InterruptPoll poll;
-    const size_t per_task = 16;
     parallel_for((size_t(n) + per_task - 1) / per_task, [&](size_t t) {
         for (size_t q = t * per_task; q < std::min(size_t(n), t * per_task + per_task); q++) search_one(idx_t(q));
         poll();
@@ -475,6 +529,10 @@ size_t IndexHNSWFlat::remove_ids(const IDSelector& sel) {
     check_writable();
     const MetricType metric = metric_type;
     const size_t dd = size_t(d);
+    if (is_extra_metric(metric)) {
+        const float arg = metric_arg;
+        return remove_nodes(sel, [&](const Storage& st) { return ExtraMetricSpace{st, metric, arg, dd}; }, ntotal);
+    }
     return remove_nodes(sel, [&](const Storage& st) { return Int8Space{st, simd(), metric, dd}; }, ntotal);
 }
 
@@ -537,6 +595,7 @@ void IndexHNSWFlat::write_body(Writer& w) const {
     if (storage != HNSWStorage::Flat) w.pod<int32_t>(int(storage));  // read by io.cpp before the body
     w.pod<int32_t>(d);
     w.pod<int32_t>(metric_type);
+    if (is_extra_metric(metric_type)) w.pod<float>(metric_arg);  // L2 / IP files unchanged
     w.pod<int32_t>(M);
     w.pod<int32_t>(efConstruction);
     w.pod<int32_t>(efSearch);
@@ -544,16 +603,19 @@ void IndexHNSWFlat::write_body(Writer& w) const {
 }
 
 std::unique_ptr<IndexHNSWFlat> IndexHNSWFlat::read_body(Reader& r, HNSWStorage storage) {
-    int d = r.pod<int32_t>(), metric = r.pod<int32_t>(), M = r.pod<int32_t>();
-    int efc = r.pod<int32_t>(), efs = r.pod<int32_t>();
-    r.check(d > 0 && (metric == METRIC_L2 || metric == METRIC_INNER_PRODUCT) && M >= 2 && M <= 256 && efc >= 1 &&
-                efs >= 1,
+    const int d = r.pod<int32_t>(), metric = r.pod<int32_t>();
+    const bool extra = storage == HNSWStorage::Flat && is_extra_metric(MetricType(metric));
+    const float arg = extra ? r.pod<float>() : 0.f;
+    const int M = r.pod<int32_t>(), efc = r.pod<int32_t>(), efs = r.pod<int32_t>();
+    r.check(d > 0 && (metric == METRIC_L2 || metric == METRIC_INNER_PRODUCT || extra) && std::isfinite(arg) &&
+                M >= 2 && M <= 256 && efc >= 1 && efs >= 1,
             "bad HNSW header");
     std::unique_ptr<IndexHNSWFlat> index;
     if (storage == HNSWStorage::Flat)
         index = std::make_unique<IndexHNSWFlat>(d, M, MetricType(metric));
     else
         index = std::make_unique<IndexHNSWSQ>(d, storage, M, MetricType(metric));
+    index->metric_arg = arg;
     index->efConstruction = efc;
     index->efSearch = efs;
     index->read_graph(r, index->ntotal);

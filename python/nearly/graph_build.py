@@ -9,7 +9,7 @@ on the CPU, from a k-NN graph you already have or from exact search.
 import numpy as np
 
 from . import _nearly
-from ._nearly import METRIC_L2, IndexHNSWFlat
+from ._nearly import METRIC_INNER_PRODUCT, METRIC_L2, IndexHNSWFlat
 
 
 def hnsw_from_knn(x, M=32, metric=METRIC_L2, knn=None, *, knn_factor=2, merge_factor=2, far_factor=2, seed=12345):
@@ -24,6 +24,8 @@ def hnsw_from_knn(x, M=32, metric=METRIC_L2, knn=None, *, knn_factor=2, merge_fa
     capacity nearest nodes of the level above, which bridges data in
     separated clusters (0 turns it off).
     """
+    if int(metric) not in (METRIC_L2, METRIC_INNER_PRODUCT):
+        raise _nearly.NotSupportedError(f"hnsw_from_knn: metric {int(metric)} not implemented (L2 and inner product)")
     x = np.ascontiguousarray(x, dtype=np.float32)
     if x.ndim != 2:
         raise _nearly.InvalidArgumentError(f"x must be a 2-D array (n, d), got shape {x.shape}")

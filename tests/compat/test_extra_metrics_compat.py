@@ -3,8 +3,9 @@ BrayCurtis, JensenShannon, Jaccard, NaNEuclidean, GOWER) in exact search,
 against faiss-cpu and a float64 numpy reference: IndexFlat (search,
 range_search, selectors, padding), through IndexIDMap / IndexPreTransform /
 index_factory / IndexShards, knn(), pairwise_distances(), persistence;
-NaN as a missing component where the metric says so; the indexes that do not
-take a metric say so."""
+IndexHNSWFlat walked on the metric (recall of faiss's graph, exact scores,
+filters, deletes, persistence); NaN as a missing component where the metric
+says so; the indexes that do not take a metric say so."""
 import numpy as np
 import pytest
 
@@ -190,7 +191,69 @@ def test_nan_is_missing_only_where_the_metric_says():
     assert I_[0, 0] == 0 and np.isfinite(D_).all()
 
 
-@pytest.mark.parametrize("fs", ["HNSW16", "IVF16,Flat", "PQ4", "SQ8", "IVF16,PQ4", "LSH"])
+def exact_top(name, xq, xb, k):
+    """Exact top-k rows per query in float64 (NaN scores never in), best first."""
+    S = reference(name, xq, xb)
+    key = np.where(np.isnan(S), np.inf, -S if name in SIMILARITY else S)
+    return np.argsort(key, axis=1, kind="stable")[:, :k], S
+
+
+def test_hnsw_walks_on_the_metric_like_faiss(case, tmp_path):
+    name, xb, xq = case
+    metric = getattr(nearly, name)
+    true, S = exact_top(name, xq, xb, 10)
+    got = {}
+    for lib, mod in (("faiss", faiss), ("nearly", nearly)):
+        index = mod.IndexHNSWFlat(D, 16, getattr(mod, name))
+        index.metric_arg = arg_of(name)  # before add: the graph is built on it
+        index.add(xb)
+        index.hnsw.efSearch = 64
+        got[lib] = index.search(xq, 10)
+    rec = {lib: np.mean([len(set(a) & set(b)) / 10 for a, b in zip(I, true)]) for lib, (_, I) in got.items()}
+    assert rec["nearly"] >= min(rec["faiss"] - 0.02, 0.97), rec
+    Dn, In = got["nearly"]
+    assert (In >= 0).all()
+    np.testing.assert_allclose(Dn, np.take_along_axis(S, In, 1), rtol=2e-5, atol=1e-6)  # exact scores
+    steps = np.diff(Dn, axis=1)
+    assert (steps <= 1e-6).all() if name in SIMILARITY else (steps >= -1e-6).all()
+
+    index = nearly.index_factory(D, "HNSW16", metric)
+    index.metric_arg = arg_of(name)
+    index.add(xb)
+    index.hnsw.efSearch = 64
+    sel = nearly.SearchParametersHNSW(efSearch=64, sel=nearly.IDSelectorRange(0, 1500))
+    _, Is = index.search(xq, 10, params=sel)
+    assert ((Is >= 0) & (Is < 1500)).all()
+    assert index.remove_ids(nearly.IDSelectorRange(0, 1500)) == 1500
+    Dr, Ir = index.search(xq, 10)
+    assert (Ir >= 1500).all()
+    true_rest, _ = exact_top(name, xq, xb[1500:], 10)
+    assert np.mean([len(set(a) & set(b + 1500)) / 10 for a, b in zip(Ir, true_rest)]) >= 0.9
+    path = str(tmp_path / "hnsw.index")
+    nearly.write_index(index, path)
+    back = nearly.read_index(path)
+    assert back.metric_type == metric and back.metric_arg == arg_of(name)
+    for a, b in zip(back.search(xq, 10), (Dr, Ir)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_hnsw_range_search_on_the_metric(case):
+    name, xb, xq = case
+    index = nearly.IndexHNSWFlat(D, 16, getattr(nearly, name))
+    index.metric_arg = arg_of(name)
+    index.add(xb)
+    index.hnsw.efSearch = 64
+    want = reference(name, xq, xb)
+    radius = float(np.nanquantile(want, 0.99 if name in SIMILARITY else 0.01))
+    lims, Dr, Ir = index.range_search(xq, radius)
+    q_of = np.repeat(np.arange(len(xq)), np.diff(lims.astype(np.int64)))
+    assert ((Dr > radius) if name in SIMILARITY else (Dr < radius)).all()
+    np.testing.assert_allclose(Dr, want[q_of, Ir], rtol=2e-5, atol=1e-6)
+    inside = (want > radius) if name in SIMILARITY else (want < radius)
+    assert len(Ir) >= 0.8 * inside.sum()  # approximate, like every HNSW answer (Linf: many near ties)
+
+
+@pytest.mark.parametrize("fs", ["HNSW16,SQ8", "IVF16,Flat", "PQ4", "SQ8", "IVF16,PQ4", "LSH"])
 def test_indexes_without_the_metric_say_so(fs):
     with pytest.raises(RuntimeError, match="not implemented"):
         nearly.index_factory(D, fs, nearly.METRIC_L1) if fs != "LSH" else nearly.IndexRefineFlat(

@@ -6,7 +6,9 @@
 // Speed comes from traversing on a compact int8 copy of each vector, kept in
 // the same 64-byte-aligned block as the node's level-0 links (one memory
 // region per hop, prefetched a hop ahead), and re-ranking the final
-// candidates on the float vectors, so results carry exact distances. The
+// candidates on the float vectors, so results carry exact distances. Under
+// faiss's extra metrics (extra_distances.h; Flat storage) the walk scores
+// the float vectors themselves, on metric_arg as set before add(). The
 // graph itself (HNSWGraph) also serves the binary indexes (binary_hnsw.h).
 #pragma once
 #include <atomic>
