@@ -1,11 +1,13 @@
 #include "nearly/ivf.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <limits>
 #include <mutex>
 
+#include "nearly/extra_distances.h"
 #include "nearly/io.h"
 #include "nearly/parallel.h"
 #include "nearly/simd.h"
@@ -42,8 +44,9 @@ void InvertedListScanner::scan_codes(size_t size, const uint8_t* codes, size_t c
     }
 }
 
-IndexIVF::IndexIVF(IndexPtr quantizer_, int d, size_t nlist_, size_t code_size_, MetricType metric)
-    : Index(d, metric), quantizer(std::move(quantizer_)), nlist(nlist_), code_size(code_size_), lists_(nlist_) {
+IndexIVF::IndexIVF(IndexPtr quantizer_, int d, size_t nlist_, size_t code_size_, MetricType metric,
+                   bool extra_metrics)
+    : Index(d, metric, extra_metrics), quantizer(std::move(quantizer_)), nlist(nlist_), code_size(code_size_), lists_(nlist_) {
     NEARLY_CHECK_ARG(quantizer != nullptr, "IndexIVF: the quantizer is None");
     NEARLY_CHECK_ARG(quantizer->d == d, "IndexIVF: the quantizer's dimension " + std::to_string(quantizer->d) +
                                             " differs from d=" + std::to_string(d));
@@ -97,7 +100,11 @@ void IndexIVF::train(idx_t n, const float* x) {
     } else {
         if (verbose) std::printf("Training level-1 quantizer on %lld vectors in %dD\n", (long long)n, d);
         Clustering clus(d, int(nlist), cp);
-        clus.train(n, x, quantizer->metric_type);
+        // faiss clusters with the quantizer's search: its metric decides the
+        // assignment (means stay means); an extra metric's argument is the
+        // IVF index's, the quantizer takes it too.
+        if (quantizer->metric_type == metric_type) quantizer->metric_arg = metric_arg;
+        clus.train(n, x, quantizer->metric_type, nullptr, quantizer->metric_arg);
         quantizer->reset();
         quantizer->train(idx_t(nlist), clus.centroids.data());
         quantizer->add(idx_t(nlist), clus.centroids.data());
@@ -235,7 +242,12 @@ void IndexIVF::search_preassigned(idx_t n, const float* x, idx_t k, size_t np, c
             if (assign[i] < 0) continue;
             quantizer->reconstruct(assign[i], c.data());
             const float* xq = x + i / np * size_t(d);
-            dis[i] = metric_type == METRIC_L2 ? K.l2sqr(xq, c.data(), d) : K.inner_product(xq, c.data(), d);
+            if (metric_type == METRIC_L2)
+                dis[i] = K.l2sqr(xq, c.data(), d);
+            else if (metric_type == METRIC_INNER_PRODUCT)
+                dis[i] = K.inner_product(xq, c.data(), d);
+            else
+                extra_distances_ny(metric_type, metric_arg, xq, c.data(), d, 1, &dis[i]);
         }
         centroid_dis = dis.data();
     }
@@ -270,7 +282,7 @@ void IndexIVF::search_by_query(idx_t n, const float* x, idx_t k, size_t np, cons
                                const float* coarse_dis, const IDSelector* sel, float* D, idx_t* I,
                                const QueryBatch* batch) const {
     const size_t dd = d, kk = k;
-    const bool ip = metric_type == METRIC_INNER_PRODUCT;
+    const bool ip = is_similarity_metric(metric_type);
     const float pad = missing_distance(metric_type);
     InterruptPoll poll;
     parallel_for((n + kQueriesPerTask - 1) / kQueriesPerTask, [&](size_t t) {
@@ -278,7 +290,7 @@ void IndexIVF::search_by_query(idx_t n, const float* x, idx_t k, size_t np, cons
         for (size_t q = t * kQueriesPerTask; q < std::min(size_t(n), (t + 1) * kQueriesPerTask); q++) {
             float* Dq = D + q * kk;
             idx_t* Iq = I + q * kk;
-            TopK::init(Dq, Iq, kk);  // scores: L2 distance, or the negated inner product
+            TopK::init(Dq, Iq, kk);  // scores: a distance, or a negated similarity
             sc->set_query(x + q * dd);
             for (size_t p = 0; p < np; p++) {
                 const idx_t l = coarse[q * np + p];
@@ -311,7 +323,7 @@ void IndexIVF::search_by_query(idx_t n, const float* x, idx_t k, size_t np, cons
 void IndexIVF::scan_list_batch(size_t l, const uint8_t* codes, const idx_t* ids, size_t size, size_t nq,
                                const float* xq, const float* coarse_dis, size_t k, const IDSelector* sel, float* dis,
                                idx_t* pos) const {
-    const bool ip = metric_type == METRIC_INNER_PRODUCT;
+    const bool ip = is_similarity_metric(metric_type);
     std::unique_ptr<InvertedListScanner> sc = get_scanner();
     for (size_t i = 0; i < nq; i++) {
         float* Dq = dis + i * k;
@@ -379,7 +391,7 @@ void IndexIVF::search_by_list(idx_t n, const float* x, idx_t k, size_t np, const
         poll();
     });
 
-    const bool ip = metric_type == METRIC_INNER_PRODUCT;
+    const bool ip = is_similarity_metric(metric_type);
     const float pad = missing_distance(metric_type);
     parallel_for((n + 63) / 64, [&](size_t t) {
         for (size_t q = t * 64; q < std::min(size_t(n), t * 64 + 64); q++) {
@@ -412,7 +424,7 @@ void IndexIVF::range_search(idx_t n, const float* x, float radius, RangeSearchRe
 
     std::shared_lock<SharedMutex> lk(rw_mutex_);
     const size_t dd = d;
-    const bool ip = metric_type == METRIC_INNER_PRODUCT;
+    const bool ip = is_similarity_metric(metric_type);
     std::vector<std::vector<std::pair<idx_t, float>>> hits(n);
     InterruptPoll poll;
     const std::unique_ptr<QueryBatch> batch = prepare_queries(n, x, params);
@@ -653,6 +665,7 @@ const idx_t* IndexIVF::list_ids_ptr(size_t list_no) const {
 void IndexIVF::write_header(Writer& w) const {
     w.pod<int32_t>(d);
     w.pod<int32_t>(metric_type);
+    if (is_extra_metric(metric_type)) w.pod<float>(metric_arg);  // L2 / IP files unchanged
     w.pod<uint64_t>(nlist);
     w.pod<uint64_t>(nprobe);
     w.pod<int64_t>(ntotal);
@@ -663,10 +676,13 @@ IndexIVF::Header IndexIVF::read_header(Reader& r, const char* what) {
     Header h;
     h.d = r.pod<int32_t>();
     const int metric = r.pod<int32_t>();
+    const bool extra = is_extra_metric(MetricType(metric));
+    h.metric_arg = extra ? r.pod<float>() : 0.f;
     h.nlist = r.pod<uint64_t>();
     h.nprobe = r.pod<uint64_t>();
     h.ntotal = r.pod<int64_t>();
-    r.check(h.d > 0 && (metric == METRIC_L2 || metric == METRIC_INNER_PRODUCT) && h.ntotal >= 0 && h.nprobe > 0 &&
+    r.check(h.d > 0 && (metric == METRIC_L2 || metric == METRIC_INNER_PRODUCT || extra) && std::isfinite(h.metric_arg) &&
+                h.ntotal >= 0 && h.nprobe > 0 &&
                 h.nlist > 0 && h.nlist <= r.remaining() / 16,
             (std::string("bad ") + what + " header").c_str());
     h.metric = MetricType(metric);

@@ -5,6 +5,7 @@
 #include <mutex>
 
 #include "nearly/distance.h"
+#include "nearly/extra_distances.h"
 #include "nearly/flat.h"
 #include "nearly/io.h"
 #include "nearly/simd.h"
@@ -12,22 +13,26 @@
 namespace nearly {
 
 namespace {
-// The code is the vector: distances straight from the SIMD row kernels.
+// The code is the vector: distances straight from the SIMD row kernels (or
+// the extra metrics' kernels: a NaN score never enters a result).
 struct FlatScanner : InvertedListScanner {
     const SimdKernels& K = simd();
     size_t d;
-    bool ip;
+    MetricType metric;
+    float arg;
     const float* q = nullptr;
-    FlatScanner(size_t d, bool ip) : d(d), ip(ip) {}
+    FlatScanner(size_t d, MetricType metric, float arg) : d(d), metric(metric), arg(arg) {}
     void set_query(const float* x) override { q = x; }
     void set_list(size_t, float) override {}
     void distances(size_t n, const uint8_t* codes, float* out) const override {
         // List codes are whole floats at float-aligned offsets (vector storage).
         const float* xb = reinterpret_cast<const float*>(codes);
-        if (ip)
+        if (metric == METRIC_INNER_PRODUCT)
             K.inner_products_ny(q, xb, d, n, out);
-        else
+        else if (metric == METRIC_L2)
             K.l2sqr_ny(q, xb, d, n, out);
+        else
+            extra_distances_ny(metric, arg, q, xb, d, n, out);
     }
 };
 
@@ -42,7 +47,7 @@ struct ListSelector : IDSelector {
 }  // namespace
 
 IndexIVFFlat::IndexIVFFlat(IndexPtr quantizer_, int d, size_t nlist_, MetricType metric)
-    : IndexIVF(std::move(quantizer_), d, nlist_, size_t(d) * sizeof(float), metric) {
+    : IndexIVF(std::move(quantizer_), d, nlist_, size_t(d) * sizeof(float), metric, /*extra_metrics=*/true) {
     refresh_trained();
 }
 
@@ -53,7 +58,7 @@ void IndexIVFFlat::encode_vectors(idx_t n, const float* x, const idx_t* list_nos
 void IndexIVFFlat::decode_vector(size_t, const uint8_t* code, float* out) const { std::memcpy(out, code, code_size); }
 
 std::unique_ptr<InvertedListScanner> IndexIVFFlat::get_scanner() const {
-    return std::make_unique<FlatScanner>(size_t(d), metric_type == METRIC_INNER_PRODUCT);
+    return std::make_unique<FlatScanner>(size_t(d), metric_type, metric_arg);
 }
 
 // The gathered queries against the list with the blocked GEMM engine of
@@ -77,6 +82,7 @@ void IndexIVFFlat::write_body(Writer& w) const {
 std::unique_ptr<IndexIVFFlat> IndexIVFFlat::read_body(Reader& r) {
     Header h = read_header(r, "IVFFlat");
     auto index = std::make_unique<IndexIVFFlat>(h.quantizer, h.d, h.nlist, h.metric);
+    index->metric_arg = h.metric_arg;
     index->nprobe = h.nprobe;
     index->read_lists(r, sizeof(float), h.ntotal, "IVFFlat");
     return index;

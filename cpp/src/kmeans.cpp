@@ -8,6 +8,7 @@
 #include <string>
 
 #include "nearly/distance.h"
+#include "nearly/extra_distances.h"
 #include "nearly/libstdcxx_random.h"
 #include "nearly/parallel.h"
 #include "nearly/simd.h"
@@ -136,7 +137,16 @@ void assign_nearest_small_d(const float* x, size_t n, const float* centroids, si
 }
 
 void assign_nearest(const float* x, size_t n, const float* centroids, size_t k, size_t d, MetricType metric,
-                    float* dis, idx_t* assign) {
+                    float metric_arg, float* dis, idx_t* assign) {
+    if (is_extra_metric(metric)) {
+        knn_extra(x, n, centroids, k, d, metric, metric_arg, 1, dis, assign);
+        for (size_t i = 0; i < n; i++)
+            if (assign[i] < 0) {  // undefined against every centroid (a NaN score): the first takes it
+                assign[i] = 0;
+                dis[i] = 0.f;
+            }
+        return;
+    }
     if (d <= kSmallD) {
         assign_nearest_small_d(x, n, centroids, k, d, metric, dis, assign);
         return;
@@ -169,7 +179,7 @@ Clustering::Clustering(int d, int k, const ClusteringParameters& params) : Clust
     NEARLY_CHECK_ARG(k > 0, "Clustering: k must be positive");
 }
 
-void Clustering::train(idx_t nx, const float* x_in, MetricType metric, KmeansStep* step) {
+void Clustering::train(idx_t nx, const float* x_in, MetricType metric, KmeansStep* step, float metric_arg) {
     NEARLY_CHECK_ARG(nx >= 0, "Clustering: n must be non-negative");
     if (nx < k)
         throw NotSupported("Number of training points (" + std::to_string(nx) +
@@ -232,7 +242,7 @@ void Clustering::train(idx_t nx, const float* x_in, MetricType metric, KmeansSte
     std::vector<idx_t> assign(step ? 0 : n);
     std::vector<float> dis(step ? 0 : n), hassign(kk);
     if (step) step->set_points(n, x, dd);
-    const bool lower_is_better = metric == METRIC_L2;
+    const bool lower_is_better = !is_similarity_metric(metric);
     float best_obj = lower_is_better ? HUGE_VALF : -HUGE_VALF;
     std::vector<float> best_centroids;
     std::vector<ClusteringIterationStats> best_stats;
@@ -261,7 +271,7 @@ void Clustering::train(idx_t nx, const float* x_in, MetricType metric, KmeansSte
                 t_search += seconds_since(ts);
                 poll();
             } else {
-                assign_nearest(x, n, centroids.data(), kk, dd, metric, dis.data(), assign.data());
+                assign_nearest(x, n, centroids.data(), kk, dd, metric, metric_arg, dis.data(), assign.data());
                 t_search += seconds_since(ts);
                 poll();
                 double sum = 0;

@@ -4,8 +4,9 @@ against faiss-cpu and a float64 numpy reference: IndexFlat (search,
 range_search, selectors, padding), through IndexIDMap / IndexPreTransform /
 index_factory / IndexShards, knn(), pairwise_distances(), persistence;
 IndexHNSWFlat walked on the metric (recall of faiss's graph, exact scores,
-filters, deletes, persistence); NaN as a missing component where the metric
-says so; the indexes that do not take a metric say so."""
+filters, deletes, persistence); IndexIVFFlat clustered and scanned on it;
+NaN as a missing component where the metric says so; the indexes that do not
+take a metric say so."""
 import numpy as np
 import pytest
 
@@ -253,7 +254,63 @@ def test_hnsw_range_search_on_the_metric(case):
     assert len(Ir) >= 0.8 * inside.sum()  # approximate, like every HNSW answer (Linf: many near ties)
 
 
-@pytest.mark.parametrize("fs", ["HNSW16,SQ8", "IVF16,Flat", "PQ4", "SQ8", "IVF16,PQ4", "LSH"])
+def test_ivf_flat_clusters_and_scans_on_the_metric(case, tmp_path):
+    name, xb, xq = case
+    metric = getattr(nearly, name)
+    if name in ("METRIC_NaNEuclidean", "METRIC_GOWER"):  # means of holed data: faiss refuses too
+        index = nearly.index_factory(D, "IVF16,Flat", metric)
+        with pytest.raises(ValueError, match="NaN"):
+            index.train(xb)
+        return
+    true, S = exact_top(name, xq, xb, 10)
+    got = {}
+    for lib, mod in (("faiss", faiss), ("nearly", nearly)):
+        index = mod.index_factory(D, "IVF16,Flat", getattr(mod, name))
+        index.metric_arg = arg_of(name)
+        index.train(xb)
+        index.add(xb)
+        index.nprobe = 4
+        got[lib] = index
+    rec = {lib: np.mean([len(set(a) & set(b)) / 10 for a, b in zip(i.search(xq, 10)[1], true)])
+           for lib, i in got.items()}
+    if name != "METRIC_Lp":  # faiss's quantizer keeps metric_arg 0 under Lp: one list takes everything
+        assert rec["nearly"] >= rec["faiss"] - 0.03, rec
+    assert rec["nearly"] >= 0.35, rec  # 4 of 16 lists on uniform 24-d data
+    index = got["nearly"]
+    assert index.quantizer.metric_type == metric and index.quantizer.metric_arg == arg_of(name)
+    Dn, In = index.search(xq, 10)
+    assert (In >= 0).all()
+    np.testing.assert_allclose(Dn, np.take_along_axis(S, In, 1), rtol=2e-5, atol=1e-6)
+    # every list probed: exactly the exact search, scores and all
+    index.nprobe = 16
+    Da, Ia = index.search(xq, 10)
+    ref = nearly.IndexFlat(D, metric)
+    ref.metric_arg = arg_of(name)
+    ref.add(xb)
+    Dr, Ir = ref.search(xq, 10)
+    np.testing.assert_allclose(Da, Dr, rtol=1e-6, atol=1e-7)
+    assert np.mean(Ia == Ir) > 0.99
+    radius = float(np.nanquantile(S, 0.99 if name in SIMILARITY else 0.01))
+    lims, Dg, Ig = index.range_search(xq, radius)
+    lims_r, _, Ig_r = ref.range_search(xq, radius)
+    np.testing.assert_array_equal(lims, lims_r)
+    for i in range(len(xq)):
+        assert set(Ig[lims[i]:lims[i + 1]]) == set(Ig_r[lims_r[i]:lims_r[i + 1]])
+    sel = nearly.SearchParametersIVF(nprobe=16, sel=nearly.IDSelectorRange(0, 1000))
+    Ds, Is = index.search(xq, 5, params=sel)
+    part = nearly.IndexFlat(D, metric)
+    part.metric_arg = arg_of(name)
+    part.add(xb[:1000])
+    np.testing.assert_array_equal(Is, part.search(xq, 5)[1])
+    path = str(tmp_path / "ivf.index")
+    nearly.write_index(index, path)
+    back = nearly.read_index(path)
+    assert back.metric_type == metric and back.metric_arg == arg_of(name)
+    for a, b in zip(back.search(xq, 10), (Da, Ia)):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("fs", ["HNSW16,SQ8", "IVF16,SQ8", "PQ4", "SQ8", "IVF16,PQ4", "LSH"])
 def test_indexes_without_the_metric_say_so(fs):
     with pytest.raises(RuntimeError, match="not implemented"):
         nearly.index_factory(D, fs, nearly.METRIC_L1) if fs != "LSH" else nearly.IndexRefineFlat(

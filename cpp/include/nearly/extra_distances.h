@@ -1,8 +1,8 @@
 // faiss's metrics beyond squared L2 and inner product, with faiss's
 // definitions value for value (faiss/utils/extra_distances-inl.h), for exact
 // search: IndexFlat (through IndexIDMap and IndexPreTransform too), knn() and
-// pairwise_distances(), and for IndexHNSWFlat's walk. The IVF and quantized
-// indexes take L2 and inner product only.
+// pairwise_distances(), IndexHNSWFlat's walk and IndexIVFFlat (clustering
+// and list scans). The quantized indexes take L2 and inner product only.
 //
 //   L1             sum |x - y|
 //   Linf           max |x - y|

@@ -65,7 +65,9 @@ struct IndexIVF : Index {
     // iterations, spherical for inner product).
     ClusteringParameters cp;
 
-    IndexIVF(IndexPtr quantizer, int d, size_t nlist, size_t code_size, MetricType metric);
+    // extra_metrics: the family scans under faiss's extra metrics too
+    // (extra_distances.h; IVF-Flat only).
+    IndexIVF(IndexPtr quantizer, int d, size_t nlist, size_t code_size, MetricType metric, bool extra_metrics = false);
 
     // Trains the quantizer with k-means on x, unless it already holds nlist
     // centroids (then there is nothing to learn, as in faiss), then the
@@ -194,6 +196,7 @@ struct IndexIVF : Index {
     struct Header {
         int d;
         MetricType metric;
+        float metric_arg;  // written for the extra metrics only
         size_t nlist, nprobe;
         idx_t ntotal;
         IndexPtr quantizer;

@@ -58,7 +58,11 @@ struct Clustering : ClusteringParameters {
     // inner-product quantizers). Throws NotSupported when n < k, with faiss's
     // text, and InvalidArgument on NaN / infinity.
     // step: where the Lloyd iterations run (null: here, on the CPU threads).
-    void train(idx_t n, const float* x, MetricType metric = METRIC_L2, KmeansStep* step = nullptr);
+    // Under one of faiss's extra metrics (extra_distances.h, metric_arg for
+    // Lp) points go to the centroid best by that metric, and centroids stay
+    // means: faiss's Clustering with an IndexFlat of that metric.
+    void train(idx_t n, const float* x, MetricType metric = METRIC_L2, KmeansStep* step = nullptr,
+               float metric_arg = 0);
 
     // Final objective: the last iteration's, 0 when there was none.
     float final_objective() const { return iteration_stats.empty() ? 0.f : iteration_stats.back().obj; }
