@@ -12,6 +12,7 @@
 #include "knn.h"
 #include "nearly/flat.h"
 #include "nearly/ivf_flat.h"
+#include "nearly/random.h"
 #include "select_k.cuh"
 #include "select_k.h"
 #include "vector_ops.h"

@@ -10,6 +10,7 @@
 #include "nearly/extra_distances.h"
 #include "nearly/io.h"
 #include "nearly/parallel.h"
+#include "nearly/random.h"
 #include "nearly/simd.h"
 #include "nearly/topk.h"
 

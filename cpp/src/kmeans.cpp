@@ -11,18 +11,10 @@
 #include "nearly/extra_distances.h"
 #include "nearly/libstdcxx_random.h"
 #include "nearly/parallel.h"
+#include "nearly/random.h"
 #include "nearly/simd.h"
 
 namespace nearly {
-
-void rand_perm(int* perm, size_t n, int64_t seed) {
-    for (size_t i = 0; i < n; i++) perm[i] = int(i);
-    Mt19937 mt{uint32_t(seed)};  // faiss's RandomGenerator truncates the seed the same way
-    for (size_t i = 0; i + 1 < n; i++) {
-        size_t j = i + mt() % uint32_t(n - i);
-        std::swap(perm[i], perm[j]);
-    }
-}
 
 namespace {
 

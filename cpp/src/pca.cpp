@@ -8,6 +8,7 @@
 #include "nearly/io.h"
 #include "nearly/kmeans.h"
 #include "nearly/linalg.h"
+#include "nearly/random.h"
 
 namespace nearly {
 

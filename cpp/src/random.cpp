@@ -1,5 +1,6 @@
 #include "nearly/random.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "nearly/common.h"
@@ -116,6 +117,15 @@ std::vector<double> random_rotation_rows(size_t rows, size_t cols, int64_t seed)
         }
     });
     return q;
+}
+
+void rand_perm(int* perm, size_t n, int64_t seed) {
+    for (size_t i = 0; i < n; i++) perm[i] = int(i);
+    Mt19937 mt{uint32_t(seed)};  // faiss's RandomGenerator truncates the seed the same way
+    for (size_t i = 0; i + 1 < n; i++) {
+        size_t j = i + mt() % uint32_t(n - i);
+        std::swap(perm[i], perm[j]);
+    }
 }
 
 }  // namespace nearly

@@ -42,6 +42,11 @@ void bind_random(py::module_& m) {
         py::gil_scoped_release release;
         nearly::int64_rand_max(x, size_t(out.size()), max, seed);
     }, py::arg("out"), py::arg("max"), py::arg("seed"));
+    m.def("_rand_perm", [](py::array out, int64_t seed) {
+        int* x = out_data<int>(out);
+        py::gil_scoped_release release;
+        nearly::rand_perm(x, size_t(out.size()), seed);
+    }, py::arg("out"), py::arg("seed"));
 }
 
 }  // namespace nearly_py

@@ -2,7 +2,6 @@
 import numpy as np
 
 from . import _nearly
-from .shards import IndexReplicas, IndexShards
 
 
 def downcast_index(index):
@@ -49,81 +48,6 @@ def clone_binary_index(index):
     from ._nearly import deserialize_index_binary, serialize_index_binary
 
     return deserialize_index_binary(serialize_index_binary(index))
-
-
-class ParameterSpace:
-    """faiss's ParameterSpace for what user code calls it for: setting search
-    parameters by name on an index and whatever wraps it
-    (``set_index_parameter(index, "nprobe", 16)``,
-    ``set_index_parameters(index, "nprobe=16,efSearch=64")``), with faiss's
-    names and rules: IDMap and pre-transforms pass every name to the index
-    inside; a refine index takes ``k_factor_rf`` and passes the rest to its
-    base; ``quantizer_<name>`` goes to an IVF index's quantizer; ``efSearch``
-    and ``efConstruction`` on an IVF index reach an HNSW quantizer;
-    ``verbose`` is set on every level. A name that applies nowhere raises
-    RuntimeError, as in faiss. The auto-tuning (``explore``, operating
-    points) is not provided."""
-
-    def __init__(self):
-        self.verbose = 0
-
-    def set_index_parameters(self, index, description):
-        if not isinstance(description, str):
-            raise TypeError("set_index_parameters: nearly takes a string like 'nprobe=16,efSearch=64' "
-                            "(not a combination number: the auto-tuning is not provided)")
-        for item in description.split(","):
-            item = item.strip()
-            if not item:
-                continue
-            name, sep, value = item.partition("=")
-            try:
-                val = float(value)
-            except ValueError:
-                val = None
-            if not sep or not name or val is None:
-                raise RuntimeError(f"ParameterSpace::set_index_parameters: could not interpret parameters {description!r}")
-            self.set_index_parameter(index, name.strip(), val)
-
-    def set_index_parameter(self, index, name, val):
-        if self.verbose > 1:
-            print(f"    set_index_parameter {name}={val:g}")
-        if name == "verbose":
-            index.verbose = bool(int(val))  # and on the indexes inside, below
-        if isinstance(index, (IndexShards, IndexReplicas)):  # every part
-            for i in range(index.count()):
-                self.set_index_parameter(index.at(i), name, val)
-            return
-        if isinstance(index, (_nearly.IndexIDMap, _nearly.IndexPreTransform, _nearly.IndexBinaryIDMap)):
-            return self.set_index_parameter(index.index, name, val)
-        if isinstance(index, _nearly.IndexRefine):
-            if name == "k_factor_rf":
-                index.k_factor = float(int(val))
-                return
-            return self.set_index_parameter(index.base_index, name, val)
-        if name == "verbose":
-            return
-        ivf = isinstance(index, (_nearly.IndexIVF, _nearly.IndexBinaryIVF))
-        if name == "nprobe" and ivf:
-            index.nprobe = int(val)
-            return
-        fast_scan = isinstance(index, (_nearly.IndexPQFastScan, _nearly.IndexIVFPQFastScan))  # not PQ classes in faiss
-        if name == "ht" and isinstance(index, (_nearly.IndexPQ, _nearly.IndexIVFPQ)) and not fast_scan:
-            # faiss: ht >= the code's bit count means plain PQ search, the
-            # only search nearly has; a smaller one asks for polysemous filtering.
-            if val >= index.pq.code_size * 8:
-                return
-            raise RuntimeError("ParameterSpace::set_index_parameter: polysemous search (ht < code bits) "
-                               "is not supported by nearly")
-        if name in ("efSearch", "efConstruction"):
-            target = index if hasattr(index, "hnsw") else None
-            if target is None and ivf and hasattr(index.quantizer, "hnsw"):
-                target = index.quantizer
-            if target is not None:
-                setattr(target.hnsw, name, int(val))
-                return
-        if name.startswith("quantizer_") and ivf:
-            return self.set_index_parameter(index.quantizer, name[len("quantizer_"):], val)
-        raise RuntimeError(f"ParameterSpace::set_index_parameter: could not set parameter {name}")
 
 
 def rand(n, seed=12345):

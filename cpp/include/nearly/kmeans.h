@@ -68,8 +68,4 @@ struct Clustering : ClusteringParameters {
     float final_objective() const { return iteration_stats.empty() ? 0.f : iteration_stats.back().obj; }
 };
 
-// faiss::rand_perm: a Fisher-Yates shuffle of 0..n-1 drawn from std::mt19937
-// seeded with (unsigned) seed, each swap index taken as draw % (n - i).
-void rand_perm(int* perm, size_t n, int64_t seed);
-
 }  // namespace nearly

@@ -25,4 +25,8 @@ void int64_rand_max(int64_t* x, size_t n, uint64_t max, int64_t seed);  // unifo
 // the matrices agree to about 1e-7.
 std::vector<double> random_rotation_rows(size_t rows, size_t cols, int64_t seed);
 
+// faiss::rand_perm: a Fisher-Yates shuffle of 0..n-1 drawn from std::mt19937
+// seeded with (unsigned) seed, each swap index taken as draw % (n - i).
+void rand_perm(int* perm, size_t n, int64_t seed);
+
 }  // namespace nearly
