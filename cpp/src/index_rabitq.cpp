@@ -216,13 +216,14 @@ void IndexRaBitQ::write_body(Writer& w) const {
     w.vec(codes_in_order());  // whatever the layout in memory
 }
 
-std::unique_ptr<IndexRaBitQ> IndexRaBitQ::read_body(Reader& r) {
+template <class T>
+std::unique_ptr<T> IndexRaBitQ::read_as(Reader& r) {
     const int d = r.pod<int32_t>(), metric = r.pod<int32_t>(), nb_bits = r.pod<int32_t>(), qb = r.pod<int32_t>();
     const uint8_t centered = r.pod<uint8_t>(), trained = r.pod<uint8_t>();
     r.check(d > 0 && (metric == METRIC_L2 || metric == METRIC_INNER_PRODUCT) && nb_bits >= 1 && nb_bits <= 9 &&
                 qb >= 0 && qb <= 8 && centered <= 1 && trained <= 1,
             "bad RaBitQ header");
-    auto index = std::make_unique<IndexRaBitQ>(d, MetricType(metric), nb_bits);
+    auto index = std::make_unique<T>(d, MetricType(metric), nb_bits);
     index->qb = qb;
     index->centered = centered;
     index->center = r.vec<float>();
@@ -237,5 +238,8 @@ std::unique_ptr<IndexRaBitQ> IndexRaBitQ::read_body(Reader& r) {
     index->ntotal = ntotal;
     return index;
 }
+
+template std::unique_ptr<IndexRaBitQ> IndexRaBitQ::read_as<IndexRaBitQ>(Reader&);
+template std::unique_ptr<IndexRaBitQFastScan> IndexRaBitQ::read_as<IndexRaBitQFastScan>(Reader&);
 
 }  // namespace nearly

@@ -104,7 +104,9 @@ IndexPtr read_tagged(Reader& r, const std::string& tag) {
     if (tag == "ScalarQuantizer") return IndexScalarQuantizer::read_body(r);
     if (tag == "LSH") return IndexLSH::read_body(r);
     if (tag == "RaBitQ") return IndexRaBitQ::read_body(r);
+    if (tag == "RaBitQFastScan") return IndexRaBitQFastScan::read_body(r);
     if (tag == "IVFRaBitQ") return IndexIVFRaBitQ::read_body(r);
+    if (tag == "IVFRaBitQFastScan") return IndexIVFRaBitQFastScan::read_body(r);
     if (tag == "IVFScalarQuantizer") return IndexIVFScalarQuantizer::read_body(r);
     if (tag == "HNSWFlat") return IndexHNSWFlat::read_body(r, HNSWStorage::Flat);
     if (tag == "HNSWPQ") return IndexHNSWPQ::read_body(r);

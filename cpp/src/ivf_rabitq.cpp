@@ -128,17 +128,21 @@ void IndexIVFRaBitQ::write_body(Writer& w) const {
     write_lists(w, 1);
 }
 
-std::unique_ptr<IndexIVFRaBitQ> IndexIVFRaBitQ::read_body(Reader& r) {
+template <class T>
+std::unique_ptr<T> IndexIVFRaBitQ::read_as(Reader& r) {
     Header h = read_header(r, "IVFRaBitQ");
     const int nb_bits = r.pod<int32_t>(), qb = r.pod<int32_t>();
     r.check(nb_bits >= 1 && nb_bits <= 9 && qb >= 0 && qb <= 8, "bad IVFRaBitQ header");
     r.check(h.metric == METRIC_L2 || h.metric == METRIC_INNER_PRODUCT, "bad IVFRaBitQ metric");
-    auto index = std::make_unique<IndexIVFRaBitQ>(h.quantizer, h.d, h.nlist, h.metric, nb_bits);
+    auto index = std::make_unique<T>(h.quantizer, h.d, h.nlist, h.metric, nb_bits);
     index->nprobe = h.nprobe;
     index->qb = qb;
     index->read_lists(r, 1, h.ntotal, "IVFRaBitQ");
     index->refresh_trained();
     return index;
 }
+
+template std::unique_ptr<IndexIVFRaBitQ> IndexIVFRaBitQ::read_as<IndexIVFRaBitQ>(Reader&);
+template std::unique_ptr<IndexIVFRaBitQFastScan> IndexIVFRaBitQ::read_as<IndexIVFRaBitQFastScan>(Reader&);
 
 }  // namespace nearly

@@ -94,6 +94,11 @@ inline idx_t as_k(py::handle k) {
 }  // namespace nearly_py
 
 namespace nearly_py {
+// fast-scan's block size: nearly lays codes out in blocks of 32 only.
+inline void check_bbs(long long bbs) {
+    if (bbs != 32) throw nearly::NotSupported("fast-scan: bbs=" + std::to_string(bbs) + " not implemented in nearly (32 only)");
+}
+
 // (n, code_size) uint8 codes: another dtype is a TypeError (like faiss), another width an InvalidArgument.
 py::array_t<uint8_t, py::array::c_style | py::array::forcecast> as_codes(py::handle obj, size_t code_size,
                                                                         const char* what);

@@ -40,9 +40,6 @@ py::array_t<float> tables(const ProductQuantizer& pq, py::handle x_obj, bool ip)
     return out;
 }
 
-void check_bbs(long long bbs) {
-    if (bbs != 32) throw NotSupported("fast-scan: bbs=" + std::to_string(bbs) + " not implemented in nearly (32 only)");
-}
 
 ProductQuantizer& pq_of_pq(IndexPQ& i) { return i.pq; }
 ProductQuantizer& pq_of_ivfpq(IndexIVFPQ& i) { return i.pq; }

@@ -93,6 +93,28 @@ void bind_rabitq(py::module_& m) {
         .def_property("qb", [](const IndexIVFRaBitQ& i) { return i.qb; },
                       [](IndexIVFRaBitQ& i, int v) { i.qb = check_qb(v); });
 
+    py::class_<IndexRaBitQFastScan, IndexRaBitQ, std::shared_ptr<IndexRaBitQFastScan>>(m, "IndexRaBitQFastScan")
+        .def(py::init([](int d, int metric, int bbs, int nb_bits) {
+                 check_bbs(bbs);
+                 return std::make_shared<IndexRaBitQFastScan>(d, MetricType(metric), nb_bits);
+             }),
+             py::arg("d"), py::arg("metric") = int(METRIC_L2), py::arg("bbs") = 32, py::arg("nb_bits") = 1)
+        .def_property_readonly("bbs", [](const IndexRaBitQFastScan&) { return 32; });
+
+    py::class_<IndexIVFRaBitQFastScan, IndexIVFRaBitQ, std::shared_ptr<IndexIVFRaBitQFastScan>>(
+        m, "IndexIVFRaBitQFastScan")
+        .def(py::init([](IndexPtr quantizer, int d, long long nlist, int metric, int bbs, bool own_invlists,
+                         int nb_bits) {
+                 check_bbs(bbs);
+                 if (nlist < 1) throw InvalidArgument("IndexIVFRaBitQFastScan: nlist must be positive");
+                 if (!own_invlists) throw NotSupported("IndexIVFRaBitQFastScan: own_invlists=False is not implemented");
+                 return std::make_shared<IndexIVFRaBitQFastScan>(quantizer, d, size_t(nlist), MetricType(metric),
+                                                                 nb_bits);
+             }),
+             py::arg("quantizer"), py::arg("d"), py::arg("nlist"), py::arg("metric") = int(METRIC_L2),
+             py::arg("bbs") = 32, py::arg("own_invlists") = true, py::arg("nb_bits") = 1)
+        .def_property_readonly("bbs", [](const IndexIVFRaBitQFastScan&) { return 32; });
+
     // The kernel and its levels, for the tests: dot[j], pop[j] of codes (n, stride) against planes (qb, nbytes).
     m.def("_rabitq_dots", [](py::array_t<uint8_t, py::array::c_style | py::array::forcecast> planes,
                              py::array_t<uint8_t, py::array::c_style | py::array::forcecast> codes, size_t nbytes,

@@ -72,6 +72,12 @@ INDEXES = [
     (re.compile(r"RaBitQ([1-9])?"), lambda m, d, metric: _nearly.IndexRaBitQ(d, metric, int(m.group(1) or 1))),
     (re.compile(r"IVF(\d+)(?:_HNSW(\d+))?,RaBitQ([1-9])?"), lambda m, d, metric: _nearly.IndexIVFRaBitQ(
         _coarse(m.group(2), d, metric), d, int(m.group(1)), metric, True, int(m.group(3) or 1))),
+    # RaBitQfs[nb_bits][_bbs]: faiss's fast-scan classes (bbs 32 only).
+    (re.compile(r"RaBitQfs([1-9])?(?:_(\d+))?"), lambda m, d, metric: _nearly.IndexRaBitQFastScan(
+        d, metric, int(m.group(2) or 32), int(m.group(1) or 1))),
+    (re.compile(r"IVF(\d+)(?:_HNSW(\d+))?,RaBitQfs([1-9])?(?:_(\d+))?"), lambda m, d, metric:
+        _nearly.IndexIVFRaBitQFastScan(_coarse(m.group(2), d, metric), d, int(m.group(1)), metric,
+                                       int(m.group(4) or 32), True, int(m.group(3) or 1))),
     # HNSW[M] (32 by default), then "," or "_" and its storage (faiss accepts both).
     (re.compile(r"HNSW(\d*)(?:[,_]Flat)?"), lambda m, d, metric: _nearly.IndexHNSWFlat(d, _hnsw_m(m), metric)),
     # PQ storage: HNSW{M},PQ{pq_m}[x{nbits}][np] (faiss builds it L2 whatever the

@@ -133,3 +133,57 @@ def test_parameter_defaults_equal_faiss():
     assert faiss.IVFRaBitQSearchParameters().nprobe == nearly.IVFRaBitQSearchParameters().nprobe
     f, n = faiss.IndexRaBitQ(D), nearly.IndexRaBitQ(D)
     assert (f.qb, f.centered, f.rabitq.nb_bits, f.metric_type) == (n.qb, n.centered, n.rabitq.nb_bits, n.metric_type)
+
+
+@pytest.mark.skipif(not hasattr(faiss, "IndexRaBitQFastScan"), reason="this faiss has no RaBitQ fast-scan")
+@pytest.mark.parametrize("desc,cls", [("RaBitQfs", "IndexRaBitQFastScan"), ("RaBitQfs4", "IndexRaBitQFastScan"),
+                                      ("RaBitQfs_32", "IndexRaBitQFastScan"),
+                                      ("IVF16,RaBitQfs", "IndexIVFRaBitQFastScan"),
+                                      ("IVF16,RaBitQfs2_32", "IndexIVFRaBitQFastScan")])
+def test_fast_scan_strings_like_faiss(data, desc, cls):
+    """faiss's fast-scan classes: nearly's RaBitQ already scans in the fast-scan
+    layout, so they are the same indexes with exact tables and faiss's default
+    of 8-bit queries; their codes are faiss's, their recall at least faiss's."""
+    x, q = data
+    got = {}
+    for lib in (faiss, nearly):
+        index = lib.index_factory(D, desc)
+        assert type(index).__name__ == cls
+        if lib is nearly and "IVF" in desc:  # the same lists on both sides
+            index.quantizer.add(got[faiss].quantizer.reconstruct_n(0, 16))
+        index.train(x)
+        index.add(x)
+        if "IVF" in desc:
+            index.nprobe = 4
+        got[lib] = index
+    assert got[nearly].qb == got[faiss].qb == 8 and got[nearly].bbs == 32
+    cf, cn = got[faiss].sa_encode(x[:200]), got[nearly].sa_encode(x[:200])
+    nb_bits = 1 if desc.endswith(("fs", "fs_32")) else int(desc.split("fs")[1][0])
+    head = (1 if "IVF" in desc else 0) + (D + 7) // 8 + (8 if nb_bits == 1 else 12)  # list number, signs, factors
+    np.testing.assert_array_equal(cn[:, :head], cf[:, :head])
+    true = np.argsort(((q[:, None, :] - x[None]) ** 2).sum(-1), axis=1)[:, :10]
+    rec = {lib: np.mean([len(set(a) & set(b)) / 10 for a, b in zip(i.search(q, 10)[1], true)])
+           for lib, i in got.items()}
+    assert rec[nearly] >= rec[faiss] - 0.02, rec
+    # the same index as the plain class searched with 8-bit queries
+    plain = nearly.index_factory(D, desc.replace("fs", "").split("_")[0])
+    if "IVF" in desc:
+        plain.quantizer.add(got[faiss].quantizer.reconstruct_n(0, 16))
+    plain.train(x)
+    plain.add(x)
+    if "IVF" in desc:
+        plain.nprobe = 4
+    plain.qb = 8
+    for a, b in zip(plain.search(q, 10), got[nearly].search(q, 10)):
+        np.testing.assert_array_equal(a, b)
+    back = nearly.deserialize_index(nearly.serialize_index(got[nearly]))
+    assert type(back).__name__ == cls and back.qb == 8
+    for a, b in zip(back.search(q, 10), got[nearly].search(q, 10)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_fast_scan_block_size_is_32():
+    with pytest.raises(RuntimeError, match="bbs=64"):
+        nearly.index_factory(D, "RaBitQfs_64")
+    with pytest.raises(RuntimeError, match="bbs=64"):
+        nearly.IndexIVFRaBitQFastScan(nearly.IndexFlatL2(D), D, 16, METRIC_L2, 64)

@@ -37,7 +37,10 @@ struct IndexRaBitQ : IndexFlatCodes {
                       const SearchParameters* params = nullptr) const override;
     size_t code_size() const override { return rabitq.code_size; }
     void write_body(Writer& w) const override;
-    static std::unique_ptr<IndexRaBitQ> read_body(Reader& r);
+    static std::unique_ptr<IndexRaBitQ> read_body(Reader& r) { return read_as<IndexRaBitQ>(r); }
+    // The body write_body writes, read into a T (this class or the fast-scan one).
+    template <class T>
+    static std::unique_ptr<T> read_as(Reader& r);
 
    protected:
     void write_encoder_state(Writer& w) const override;
@@ -52,6 +55,18 @@ struct IndexRaBitQ : IndexFlatCodes {
     };
     // Checks a search's arguments; the query bits and selector it runs with.
     SearchSetup setup(idx_t n, const float* x, idx_t k, const SearchParameters* params) const;
+};
+
+// faiss's IndexRaBitQFastScan ("RaBitQfs[b]"): IndexRaBitQ already stores and
+// scans its codes in the 4-bit fast-scan layout, with exact (not 8-bit
+// rounded) lookup tables; this is that index under faiss's class name, with
+// its default of 8-bit queries. bbs 32 only.
+struct IndexRaBitQFastScan : IndexRaBitQ {
+    IndexRaBitQFastScan(int d, MetricType metric = METRIC_L2, int nb_bits = 1) : IndexRaBitQ(d, metric, nb_bits) {
+        qb = 8;
+    }
+    std::string type_name() const override { return "RaBitQFastScan"; }
+    static std::unique_ptr<IndexRaBitQFastScan> read_body(Reader& r) { return read_as<IndexRaBitQFastScan>(r); }
 };
 
 }  // namespace nearly

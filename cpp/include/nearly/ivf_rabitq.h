@@ -27,7 +27,10 @@ struct IndexIVFRaBitQ : IndexIVF {
 
     std::string type_name() const override { return "IVFRaBitQ"; }
     void write_body(Writer& w) const override;
-    static std::unique_ptr<IndexIVFRaBitQ> read_body(Reader& r);
+    static std::unique_ptr<IndexIVFRaBitQ> read_body(Reader& r) { return read_as<IndexIVFRaBitQ>(r); }
+    // The body write_body writes, read into a T (this class or the fast-scan one).
+    template <class T>
+    static std::unique_ptr<T> read_as(Reader& r);
 
    protected:
     void encode_vectors(idx_t n, const float* x, const idx_t* list_nos, uint8_t* codes) const override;
@@ -36,6 +39,20 @@ struct IndexIVFRaBitQ : IndexIVF {
     std::unique_ptr<InvertedListScanner> get_scanner() const override;
     std::unique_ptr<QueryBatch> prepare_queries(idx_t n, const float* x, const SearchParameters* params) const override;
     std::unique_ptr<InvertedListScanner> get_scanner_for(const QueryBatch* batch) const override;
+};
+
+// faiss's IndexIVFRaBitQFastScan ("IVF{n},RaBitQfs[b]"): the same codes and
+// estimate as IndexIVFRaBitQ, whose list scan (SIMD popcounts over bit
+// planes) already runs at fast-scan speed without rounding the query's
+// tables to 8 bits; faiss's class name and its default of 8-bit queries.
+// bbs 32 only.
+struct IndexIVFRaBitQFastScan : IndexIVFRaBitQ {
+    IndexIVFRaBitQFastScan(IndexPtr quantizer, int d, size_t nlist, MetricType metric = METRIC_L2, int nb_bits = 1)
+        : IndexIVFRaBitQ(std::move(quantizer), d, nlist, metric, nb_bits) {
+        qb = 8;
+    }
+    std::string type_name() const override { return "IVFRaBitQFastScan"; }
+    static std::unique_ptr<IndexIVFRaBitQFastScan> read_body(Reader& r) { return read_as<IndexIVFRaBitQFastScan>(r); }
 };
 
 }  // namespace nearly
