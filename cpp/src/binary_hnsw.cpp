@@ -85,27 +85,21 @@ void IndexBinaryHNSW::search(idx_t n, const uint8_t* x, idx_t k, int32_t* D, idx
     const HammingSpace sp{st, hamming_ny_kernel(), cs};
     std::vector<slot_t> passing;
     if (plan.brute && t0.entry >= 0) passing = passing_slots(st, *sel);
-    auto search_one = [&](idx_t q, float* dq) {
+    for_each_query(n, [&](idx_t q) {
         const uint8_t* xq = x + size_t(q) * cs;
         idx_t* Iq = I + q * kk;
+        Scratch& sc = tls_scratch();
+        sc.decoded.resize(kk);
+        float* dq = sc.decoded.data();  // a float heap, int32 results
         TopK::init(dq, Iq, kk);
         if (plan.brute) {
             for (slot_t s : passing) TopK::push(dq, Iq, kk, sp.score(xq, s), st.labels[s]);
         } else if (t0.entry >= 0) {
-            Scratch& sc = tls_scratch();
             walk(sp, xq, t0.entry, t0.level, plan.ef, sel, sc);
             for (const Cand& c : sc.top) TopK::push(dq, Iq, kk, c.score, st.labels[c.id]);
         }
         TopK::sort(dq, Iq, kk);
         for (size_t i = 0; i < kk; i++) D[q * kk + i] = Iq[i] < 0 ? kHammingPad : int32_t(dq[i]);
-    };
-    InterruptPoll poll;
-    const size_t per_task = 16;
-    parallel_for((size_t(n) + per_task - 1) / per_task, [&](size_t t) {
-        std::vector<float> dq(kk);  // float heap, int32 results
-        for (size_t q = t * per_task; q < std::min(size_t(n), t * per_task + per_task); q++)
-            search_one(idx_t(q), dq.data());
-        poll();
     });
 }
 
@@ -234,12 +228,7 @@ void IndexBinaryRecurrentHNSW::search(idx_t n, const float* x, idx_t k, float* D
         // Back to IndexBinaryRecurrent's values: its per-query constant.
         for (size_t i = 0; i < kk; i++) Dq[i] = Iq[i] < 0 ? pad : (l2 ? Dq[i] + 2 * mm : -Dq[i] - mm);
     };
-    InterruptPoll poll;
-    const size_t per_task = 16;
-    parallel_for((size_t(n) + per_task - 1) / per_task, [&](size_t t) {
-        for (size_t q = t * per_task; q < std::min(size_t(n), t * per_task + per_task); q++) search_one(idx_t(q));
-        poll();
-    });
+    for_each_query(n, search_one);
 }
 
 void IndexBinaryRecurrentHNSW::reconstruct(idx_t key, float* out) const {

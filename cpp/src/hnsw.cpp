@@ -469,20 +469,15 @@ void IndexHNSWFlat::search(idx_t n, const float* x, idx_t k, float* D, idx_t* I,
         return;
     }
 
-    InterruptPoll poll;
-    const size_t per_task = 16;
     if (is_extra_metric(metric_type)) {  // exact scores all the way: nothing to re-rank
         const ExtraMetricSpace sp{st, metric_type, metric_arg, dd};
-        parallel_for((size_t(n) + per_task - 1) / per_task, [&](size_t t) {
-            for (size_t q = t * per_task; q < std::min(size_t(n), t * per_task + per_task); q++) {
-                Scratch& sc = tls_scratch();
-                walk(sp, x + q * dd, ep, t0.level, ef, sel, sc);
-                for (const Cand& c : sc.top)
-                    if (c.score != std::numeric_limits<float>::infinity())
-                        TopK::push(D + q * kk, I + q * kk, kk, c.score, st.labels[c.id]);
-                finish(idx_t(q));
-            }
-            poll();
+        for_each_query(n, [&](idx_t q) {
+            Scratch& sc = tls_scratch();
+            walk(sp, x + q * dd, ep, t0.level, ef, sel, sc);
+            for (const Cand& c : sc.top)
+                if (c.score != std::numeric_limits<float>::infinity())
+                    TopK::push(D + q * kk, I + q * kk, kk, c.score, st.labels[c.id]);
+            finish(q);
         });
         return;
     }
@@ -509,10 +504,7 @@ void IndexHNSWFlat::search(idx_t n, const float* x, idx_t k, float* D, idx_t* I,
         }
         finish(q);
     };
-    parallel_for((size_t(n) + per_task - 1) / per_task, [&](size_t t) {
-        for (size_t q = t * per_task; q < std::min(size_t(n), t * per_task + per_task); q++) search_one(idx_t(q));
-        poll();
-    });
+    for_each_query(n, search_one);
 }
 
 void IndexHNSWFlat::reconstruct(idx_t key, float* out) const {

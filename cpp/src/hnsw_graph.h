@@ -90,6 +90,19 @@ typename Space::Query insert_query(const Space& sp, slot_t s, size_t, Scratch&, 
     return sp.query_of(s);
 }
 
+// search_one(q) for every query q < n, 16 queries to a pool task (a walk is
+// short: fewer tasks would leave threads idle at the end), Ctrl-C checked
+// after each task.
+template <class SearchOne>
+void for_each_query(idx_t n, const SearchOne& search_one) {
+    constexpr size_t kPerTask = 16;
+    InterruptPoll poll;
+    parallel_for((size_t(n) + kPerTask - 1) / kPerTask, [&](size_t t) {
+        for (size_t q = t * kPerTask; q < std::min(size_t(n), t * kPerTask + kPerTask); q++) search_one(idx_t(q));
+        poll();
+    });
+}
+
 // efSearch of a search: the params' when they are HNSW's, else the index's.
 int ef_of(const HNSWGraph& g, const SearchParameters* params);
 

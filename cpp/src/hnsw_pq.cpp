@@ -195,12 +195,7 @@ void IndexHNSWPQ::search(idx_t n, const float* x, idx_t k, float* D, idx_t* I, c
         }
         TopK::finish(Dq, Iq, kk, ip, pad);
     };
-    InterruptPoll poll;
-    const size_t per_task = 16;
-    parallel_for((size_t(n) + per_task - 1) / per_task, [&](size_t t) {
-        for (size_t q = t * per_task; q < std::min(size_t(n), t * per_task + per_task); q++) search_one(idx_t(q));
-        poll();
-    });
+    for_each_query(n, search_one);
 }
 
 void IndexHNSWPQ::range_search(idx_t n, const float* x, float radius, RangeSearchResult& result,
