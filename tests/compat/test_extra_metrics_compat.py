@@ -68,6 +68,16 @@ def data_for(name, rng, n):
     return x
 
 
+def assert_round_trip(index, name, xq, k, want, tmp_path):
+    """Written and read back: the same metric, metric_arg and search results."""
+    path = str(tmp_path / "extra.index")
+    nearly.write_index(index, path)
+    back = nearly.read_index(path)
+    assert back.metric_type == getattr(nearly, name) and back.metric_arg == arg_of(name)
+    for a, b in zip(back.search(xq, k), want):
+        np.testing.assert_array_equal(a, b)
+
+
 @pytest.fixture(scope="module", params=NAMES)
 def case(request):
     name = request.param
@@ -169,12 +179,7 @@ def test_wrappers_factory_shards_and_persistence(case, tmp_path):
         shards.add_shard(p)
     shards.add(xb)
     np.testing.assert_array_equal(shards.search(xq, 5)[1], want[1])
-    path = str(tmp_path / "flat.index")
-    nearly.write_index(base, path)
-    back = nearly.read_index(path)
-    assert back.metric_type == metric and back.metric_arg == arg_of(name)
-    for a, b in zip(back.search(xq, 5), want):
-        np.testing.assert_array_equal(a, b)
+    assert_round_trip(base, name, xq, 5, want, tmp_path)
 
 
 def test_nan_is_missing_only_where_the_metric_says():
@@ -230,12 +235,7 @@ def test_hnsw_walks_on_the_metric_like_faiss(case, tmp_path):
     assert (Ir >= 1500).all()
     true_rest, _ = exact_top(name, xq, xb[1500:], 10)
     assert np.mean([len(set(a) & set(b + 1500)) / 10 for a, b in zip(Ir, true_rest)]) >= 0.9
-    path = str(tmp_path / "hnsw.index")
-    nearly.write_index(index, path)
-    back = nearly.read_index(path)
-    assert back.metric_type == metric and back.metric_arg == arg_of(name)
-    for a, b in zip(back.search(xq, 10), (Dr, Ir)):
-        np.testing.assert_array_equal(a, b)
+    assert_round_trip(index, name, xq, 10, (Dr, Ir), tmp_path)
 
 
 def test_hnsw_range_search_on_the_metric(case):
@@ -302,12 +302,7 @@ def test_ivf_flat_clusters_and_scans_on_the_metric(case, tmp_path):
     part.metric_arg = arg_of(name)
     part.add(xb[:1000])
     np.testing.assert_array_equal(Is, part.search(xq, 5)[1])
-    path = str(tmp_path / "ivf.index")
-    nearly.write_index(index, path)
-    back = nearly.read_index(path)
-    assert back.metric_type == metric and back.metric_arg == arg_of(name)
-    for a, b in zip(back.search(xq, 10), (Da, Ia)):
-        np.testing.assert_array_equal(a, b)
+    assert_round_trip(index, name, xq, 10, (Da, Ia), tmp_path)
 
 
 @pytest.mark.parametrize("fs", ["HNSW16,SQ8", "IVF16,SQ8", "PQ4", "SQ8", "IVF16,PQ4", "LSH"])
