@@ -45,3 +45,19 @@ def test_ctrl_c_interrupts_a_long_add_and_adds_nothing():
     assert index.ntotal == 0
     index.add(x[:10])
     assert index.ntotal == 10
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGINT") or os.name != "posix", reason="needs POSIX signals")
+def test_ctrl_c_interrupts_a_slow_ivf_encoder_within_a_block():
+    """add() works in blocks of 65,536 vectors; a 9-bit RaBitQ code takes
+    ~0.2 ms, so a block is seconds of encoding: Ctrl-C lands inside it, and
+    the index keeps whole blocks only."""
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((200_000, 256)).astype(np.float32)
+    index = nearly.IndexIVFRaBitQ(nearly.IndexFlatL2(256), 256, 16, nearly.METRIC_L2, True, 9)
+    index.train(x[:2000])
+    elapsed = seconds_until_interrupted(lambda: index.add(x))
+    assert elapsed < 3, f"the interrupt took {elapsed:.1f}s to land"
+    assert index.ntotal % 65536 == 0 and index.ntotal < len(x)
+    index.add(x[:10])
+    assert index.search(x[:1], 1)[1][0, 0] >= 0
