@@ -33,6 +33,7 @@ void bind_binary_flat(py::module_& m);
 void bind_random(py::module_& m);
 void bind_lsh(py::module_& m);
 void bind_rabitq(py::module_& m);
+void bind_nsg(py::module_& m);
 }  // namespace nearly_py
 
 #if defined(NEARLY_WITH_CUDA)
@@ -171,4 +172,5 @@ PYBIND11_MODULE(_nearly, m) {
     bind_random(m);
     bind_lsh(m);
     bind_rabitq(m);
+    bind_nsg(m);
 }

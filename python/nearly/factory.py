@@ -80,6 +80,8 @@ INDEXES = [
                                        int(m.group(4) or 32), True, int(m.group(3) or 1))),
     # HNSW[M] (32 by default), then "," or "_" and its storage (faiss accepts both).
     (re.compile(r"HNSW(\d*)(?:[,_]Flat)?"), lambda m, d, metric: _nearly.IndexHNSWFlat(d, _hnsw_m(m), metric)),
+    # NSG[R] (32 by default), "," or "_" and Flat, or nothing (faiss's strings).
+    (re.compile(r"NSG(\d*)(?:[,_]Flat)?"), lambda m, d, metric: _nearly.IndexNSGFlat(d, int(m.group(1) or 32), metric)),
     # PQ storage: HNSW{M},PQ{pq_m}[x{nbits}][np] (faiss builds it L2 whatever the
     # metric asked; nearly keeps the metric).
     (re.compile(r"HNSW(\d*)[,_]PQ(\d+)(?:x(\d+))?(?:np)?"), lambda m, d, metric: _nearly.IndexHNSWPQ(

@@ -1,0 +1,58 @@
+// faiss's IndexNSGFlat: the Navigating Spreading-out Graph (Fu et al., VLDB
+// 2019) over float vectors. One flat graph of out-degree at most R, built in
+// one add() from the exact k-NN graph (GK neighbours, brute force): each
+// node's candidates are the nodes a search for it on the k-NN graph visits,
+// plus its k-NN; MRNG pruning keeps a candidate only when no kept neighbour
+// is closer to it than the node is; reverse links are offered and pruned
+// the same way; a depth-first pass from the navigating node (the node
+// nearest the data's mean) links every node it cannot reach to the nearest
+// node with room. Searches are a beam search of width max(search_L, k) from
+// the navigating node, exact distances.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "nearly/index.h"
+
+namespace nearly {
+
+class Reader;
+
+struct SearchParametersNSG : SearchParameters {
+    int search_L = 16;
+    std::unique_ptr<SearchParameters> clone() const override { return std::make_unique<SearchParametersNSG>(*this); }
+};
+
+struct IndexNSGFlat : Index {
+    const int R;        // out-degree
+    int L;              // the build's search width (faiss: R + 32)
+    int C;              // candidates the build's pruning considers (faiss: R + 100)
+    int search_L = 16;  // the search's width (faiss's nsg.search_L)
+    int GK = 64;        // neighbours in the k-NN graph the build starts from
+
+    IndexNSGFlat(int d, int R = 32, MetricType metric = METRIC_L2);
+
+    std::string type_name() const override { return "NSGFlat"; }
+    // Builds the whole graph: NSG has no incremental addition (as faiss, a
+    // second add raises; reset() empties the index).
+    void add(idx_t n, const float* x) override;
+    void search(idx_t n, const float* x, idx_t k, float* D, idx_t* I,
+                const SearchParameters* params = nullptr) const override;
+    void reconstruct(idx_t key, float* out) const override;
+    void reset() override;
+    void write_body(Writer& w) const override;
+    static std::unique_ptr<IndexNSGFlat> read_body(Reader& r);
+
+    bool is_built() const { return ntotal > 0; }
+    int32_t enterpoint() const { return enterpoint_; }
+    // Node i's neighbours (rows), -1 padded to R.
+    const std::vector<int32_t>& graph() const { return graph_; }
+
+   private:
+    std::vector<float> xb_;
+    std::vector<int32_t> graph_;  // ntotal x R
+    int32_t enterpoint_ = -1;
+};
+
+}  // namespace nearly

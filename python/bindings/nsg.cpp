@@ -1,0 +1,71 @@
+// IndexNSGFlat: the NSG graph index, its knobs as faiss exposes them (index.nsg.search_L ...).
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include "nearly/nsg.h"
+
+namespace py = pybind11;
+
+namespace nearly_py {
+
+using namespace nearly;
+
+namespace {
+// faiss's index.nsg: the graph's parameters, kept alive with the index.
+struct NSGView {
+    std::shared_ptr<IndexNSGFlat> index;
+};
+
+int positive(int v, const char* what) {
+    if (v < 1) throw InvalidArgument(std::string("NSG: ") + what + " must be at least 1 (got " + std::to_string(v) + ")");
+    return v;
+}
+}  // namespace
+
+void bind_nsg(py::module_& m) {
+    py::class_<SearchParametersNSG, SearchParameters, std::shared_ptr<SearchParametersNSG>>(m, "SearchParametersNSG")
+        .def(py::init([](int search_L, std::shared_ptr<IDSelector> sel) {
+                 auto p = std::make_shared<SearchParametersNSG>();
+                 p->search_L = positive(search_L, "search_L");
+                 p->sel = sel;
+                 return p;
+             }),
+             py::kw_only(), py::arg("search_L") = 16, py::arg("sel") = nullptr)
+        .def_property("search_L", [](const SearchParametersNSG& p) { return p.search_L; },
+                      [](SearchParametersNSG& p, int v) { p.search_L = positive(v, "search_L"); });
+
+    py::class_<NSGView>(m, "NSG")
+        .def_property("search_L", [](const NSGView& v) { return v.index->search_L; },
+                      [](NSGView& v, int x) { v.index->search_L = positive(x, "search_L"); })
+        .def_property("L", [](const NSGView& v) { return v.index->L; },
+                      [](NSGView& v, int x) { v.index->L = positive(x, "L"); })
+        .def_property("C", [](const NSGView& v) { return v.index->C; },
+                      [](NSGView& v, int x) { v.index->C = positive(x, "C"); })
+        .def_property_readonly("R", [](const NSGView& v) { return v.index->R; })
+        .def_property_readonly("enterpoint", [](const NSGView& v) { return v.index->enterpoint(); })
+        .def_property_readonly("is_built", [](const NSGView& v) { return v.index->is_built(); })
+        .def_property_readonly("ntotal", [](const NSGView& v) { return v.index->ntotal; })
+        .def("get_final_graph", [](const NSGView& v) {
+            const auto& g = v.index->graph();
+            py::array_t<int32_t> out({py::ssize_t(v.index->ntotal), py::ssize_t(v.index->R)});
+            std::copy(g.begin(), g.end(), out.mutable_data());
+            return out;
+        }, "(ntotal, R) neighbour ids, -1 padded (a numpy copy).");
+
+    py::class_<IndexNSGFlat, Index, std::shared_ptr<IndexNSGFlat>>(m, "IndexNSGFlat")
+        .def(py::init([](int d, int R, int metric) { return std::make_shared<IndexNSGFlat>(d, R, MetricType(metric)); }),
+             py::arg("d"), py::arg("R") = 32, py::arg("metric") = int(METRIC_L2))
+        .def_property_readonly("nsg", [](std::shared_ptr<IndexNSGFlat> self) { return NSGView{self}; })
+        .def_property("GK", [](const IndexNSGFlat& i) { return i.GK; },
+                      [](IndexNSGFlat& i, int v) { i.GK = positive(v, "GK"); })
+        .def_property("build_type", [](const IndexNSGFlat&) { return 0; },
+                      [](IndexNSGFlat&, int v) {
+                          if (v != 0)
+                              throw NotSupported("NSG: build_type=" + std::to_string(v) +
+                                                 " (NNDescent) not implemented in nearly; 0 builds from the exact "
+                                                 "k-NN graph");
+                      })
+        .def_property_readonly("is_built", &IndexNSGFlat::is_built);
+}
+
+}  // namespace nearly_py
