@@ -24,6 +24,7 @@
 #include <shared_mutex>
 
 #include "nearly/hnsw.h"
+#include "visited_set.h"
 #include "nearly/huge_pages.h"
 #include "nearly/parallel.h"
 
@@ -51,23 +52,6 @@ inline void store_link(slot_t* p, slot_t v) { __atomic_store_n(p, v, __ATOMIC_RE
 inline slot_t load_count(const slot_t* p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
 inline void store_count(slot_t* p, slot_t v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
 
-// Visited marks that are reset by bumping a generation, not by clearing.
-struct VisitedSet {
-    std::vector<uint16_t> tag;
-    uint16_t cur = 0;
-    void prepare(size_t n) {
-        if (tag.size() < n) tag.resize(n, 0);
-        if (++cur == 0) {
-            std::fill(tag.begin(), tag.end(), 0);
-            cur = 1;
-        }
-    }
-    bool visit(slot_t s) {
-        if (tag[s] == cur) return true;
-        tag[s] = cur;
-        return false;
-    }
-};
 
 // Per-thread scratch, reused across searches (one per thread for all graphs).
 struct Scratch {

@@ -13,6 +13,7 @@
 #include "nearly/parallel.h"
 #include "nearly/simd.h"
 #include "nearly/topk.h"
+#include "visited_set.h"
 
 namespace nearly {
 
@@ -36,31 +37,16 @@ struct Scorer {
     }
 };
 
-// Visited marks reset by bumping a generation.
-struct Visited {
-    std::vector<uint32_t> mark;
-    uint32_t gen = 0;
-    void next(size_t n) {
-        if (mark.size() < n) mark.assign(n, 0), gen = 0;
-        if (++gen == 0) std::fill(mark.begin(), mark.end(), 0), gen = 1;
-    }
-    bool seen(int32_t i) {
-        if (mark[size_t(i)] == gen) return true;
-        mark[size_t(i)] = gen;
-        return false;
-    }
-};
-
 // Beam search of width L over `degree` links a row (-1 padded) from entry:
 // `best` ends with the L closest nodes found, closest first. With `scored`,
 // every node it scores is appended there (the build's candidates).
 void beam_search(const Scorer& sc, const float* q, const int32_t* links, size_t degree, size_t n, int32_t entry,
-                 size_t L, Visited& vis, std::vector<Cand>& best, std::vector<Cand>* scored) {
-    vis.next(n);
+                 size_t L, VisitedSet& vis, std::vector<Cand>& best, std::vector<Cand>* scored) {
+    vis.prepare(n);
     std::vector<Cand> frontier;  // min-heap on distance
     best.clear();
     const Cand e{sc(q, entry), entry};
-    vis.seen(entry);
+    vis.visit(size_t(entry));
     frontier.push_back(e);
     best.push_back(e);  // max-heap of the L best
     if (scored) scored->push_back(e);
@@ -73,7 +59,7 @@ void beam_search(const Scorer& sc, const float* q, const int32_t* links, size_t 
         for (size_t j = 0; j < degree && ll[j] >= 0; j++) __builtin_prefetch(sc.xb + size_t(ll[j]) * sc.d);
         for (size_t j = 0; j < degree && ll[j] >= 0; j++) {
             const int32_t v = ll[j];
-            if (vis.seen(v)) continue;
+            if (vis.visit(size_t(v))) continue;
             const Cand nc{sc(q, v), v};
             if (scored) scored->push_back(nc);
             if (best.size() < L || closer(nc, best.front())) {
@@ -165,7 +151,7 @@ void IndexNSGFlat::add(idx_t n, const float* x) {
     for (size_t i = 0; i < nn; i++)
         for (size_t j = 0; j < dd; j++) center[j] += x[i * dd + j];
     for (float& c : center) c /= float(nn);
-    Visited vis;
+    VisitedSet vis;
     std::vector<Cand> best;
     std::mt19937 rng(0x1234);
     beam_search(sc, center.data(), knn.data(), kdeg, nn, int32_t(rng() % nn), size_t(L), vis, best, nullptr);
@@ -174,7 +160,7 @@ void IndexNSGFlat::add(idx_t n, const float* x) {
     // 3. Each node's links: MRNG over what a search for it visits plus its k-NN.
     std::vector<Cand> links(nn * RR, Cand{0.f, -1});
     parallel_for((nn + 63) / 64, [&](size_t t) {
-        thread_local Visited tv;
+        thread_local VisitedSet tv;
         std::vector<Cand> found, pool, kept;
         for (size_t i = t * 64; i < std::min(nn, t * 64 + 64); i++) {
             const float* xi = x + i * dd;
@@ -182,7 +168,7 @@ void IndexNSGFlat::add(idx_t n, const float* x) {
             beam_search(sc, xi, knn.data(), kdeg, nn, entry, size_t(L), tv, found, &pool);
             for (size_t j = 0; j < kdeg && knn[i * kdeg + j] >= 0; j++) {
                 const int32_t v = knn[i * kdeg + j];
-                if (!tv.seen(v)) pool.push_back({sc(xi, v), v});
+                if (!tv.visit(size_t(v))) pool.push_back({sc(xi, v), v});
             }
             pool.erase(std::remove_if(pool.begin(), pool.end(), [&](const Cand& c) { return size_t(c.id) == i; }),
                        pool.end());
@@ -318,7 +304,7 @@ void IndexNSGFlat::search(idx_t n, const float* x, idx_t k, float* D, idx_t* I, 
     const Scorer sc{xb_.data(), dd, ip};
     InterruptPoll poll;
     parallel_for((size_t(n) + 15) / 16, [&](size_t t) {
-        thread_local Visited vis;
+        thread_local VisitedSet vis;
         std::vector<Cand> best, scored;
         for (size_t q = t * 16; q < std::min(size_t(n), t * 16 + 16); q++) {
             float* Dq = D + q * kk;
