@@ -1411,9 +1411,14 @@ class _FaissAPIIVF(Engine):
             self.ivf = m.extract_index_ivf(self.index)
         except RuntimeError:  # "PQ48" and other indexes without lists: no nprobe
             self.ivf = None
-        # a graph index ("HNSW32,PQ48[,RFlat]"): the sweep value is its efSearch
-        base = self.index.base_index if type(self.index).__name__ == "IndexRefineFlat" else self.index
-        self.graph = getattr(m.downcast_index(base), "hnsw", None) if self.ivf is None else None
+        # a graph index ("HNSW32,PQ48[,RFlat]", "NSG32"): the sweep value is
+        # its efSearch (HNSW) or search_L (NSG)
+        base = m.downcast_index(self.index.base_index if type(self.index).__name__ == "IndexRefineFlat" else self.index)
+        self.graph = self.graph_knob = None
+        if self.ivf is None:
+            for attr, knob in (("hnsw", "efSearch"), ("nsg", "search_L")):
+                if hasattr(base, attr):
+                    self.graph, self.graph_knob = getattr(base, attr), knob
         return self
 
     def train(self, xb):
@@ -1438,14 +1443,14 @@ class _FaissAPIIVF(Engine):
         if self.ivf is not None:
             self.ivf.nprobe = int(p)
         if self.graph is not None:
-            self.graph.efSearch = int(p)
+            setattr(self.graph, self.graph_knob, int(p))
 
     def search(self, xq, k, params=None):
         if self.k_factor is None:
             return self.index.search(xq, k)
         m = self.mod
         base = (m.SearchParametersIVF(nprobe=self.nprobe) if self.ivf is not None else
-                m.SearchParametersHNSW(efSearch=self.nprobe) if self.graph is not None else None)
+                m.SearchParametersHNSW(efSearch=self.nprobe) if self.graph_knob == "efSearch" else None)
         p = m.IndexRefineSearchParameters(k_factor=float(self.k_factor), base_index_params=base)
         return self.index.search(xq, k, params=p)
 
@@ -1470,7 +1475,8 @@ class _FaissAPIIVF(Engine):
 
     def describe(self):
         if self.graph is not None:
-            return {"index_class": type(self.index).__name__, "nprobe_via": "hnsw.efSearch (the sweep is efSearch)"}
+            return {"index_class": type(self.index).__name__,
+                    "nprobe_via": f"{self.graph_knob} (the sweep is the graph's search width)"}
         if self.ivf is None:
             return {"index_class": type(self.index).__name__, "nprobe_via": None}
         return {"index_class": type(self.index).__name__, "ivf_class": type(self.ivf).__name__,
