@@ -1,9 +1,10 @@
-"""ScalarQuantizer (faiss's QT_8bit / QT_fp16 codec), IndexScalarQuantizer and
-IndexIVFScalarQuantizer against numpy references: codes and decoded vectors
-bit for bit (8-bit: per-dimension min-max ranges, code = int(255 * t),
-decode = vmin + (c + 0.5) / 255 * vdiff; fp16: IEEE halves), searches equal
-to exact search over the decoded vectors, persistence, corrupt input,
-untrained use and NaN."""
+"""ScalarQuantizer (faiss's codec: every classic QuantizerType and RangeStat),
+IndexScalarQuantizer and IndexIVFScalarQuantizer against numpy references:
+ranges, codes and decoded vectors bit for bit (k-bit: code = int(t * (2^k - 1)),
+decode = vmin + (c + 0.5) / (2^k - 1) * vdiff, 4 bits two per byte, 6 bits four
+per three bytes; fp16 / bf16 halves; direct codes), the decoder the same at
+every SIMD level, searches equal to exact search over the decoded vectors,
+persistence, corrupt input, untrained use and NaN."""
 import pickle
 
 import numpy as np
@@ -12,40 +13,128 @@ import pytest
 import nearly
 from _testutil import METRIC_IP, METRIC_L2, brute_force, randn, tolerance
 
-QT8, QTF16 = nearly.ScalarQuantizer.QT_8bit, nearly.ScalarQuantizer.QT_fp16
-QTYPES = [QT8, QTF16]
-QT_IDS = ["QT_8bit", "QT_fp16"]
+SQ = nearly.ScalarQuantizer
+QT8, QTF16 = SQ.QT_8bit, SQ.QT_fp16
+QT_NAMES = ["QT_8bit", "QT_4bit", "QT_8bit_uniform", "QT_4bit_uniform", "QT_fp16", "QT_8bit_direct", "QT_6bit",
+            "QT_bf16", "QT_8bit_direct_signed"]
+QTYPES = [getattr(SQ, n) for n in QT_NAMES]
+QT_IDS = QT_NAMES
+TRAINED = {SQ.QT_8bit, SQ.QT_4bit, SQ.QT_6bit, SQ.QT_8bit_uniform, SQ.QT_4bit_uniform}
+UNIFORM = {SQ.QT_8bit_uniform, SQ.QT_4bit_uniform}
+DIRECT = {SQ.QT_8bit_direct, SQ.QT_8bit_direct_signed}
+LEVELS = {SQ.QT_8bit: 255, SQ.QT_8bit_uniform: 255, SQ.QT_4bit: 15, SQ.QT_4bit_uniform: 15, SQ.QT_6bit: 63}
 METRICS = [METRIC_L2, METRIC_IP]
 METRIC_IDS = ["L2", "IP"]
+
+
+def code_size(qtype, d):
+    if qtype in (SQ.QT_4bit, SQ.QT_4bit_uniform):
+        return (d + 1) // 2
+    if qtype == SQ.QT_6bit:
+        return (d * 6 + 7) // 8
+    if qtype in (QTF16, SQ.QT_bf16):
+        return 2 * d
+    return d
+
+
+def data_for(qtype, rng, n, d, scale=1.0):
+    """Vectors the type is meant for: integers in range for the direct types."""
+    if qtype == SQ.QT_8bit_direct:
+        return rng.integers(0, 256, (n, d)).astype(np.float32)
+    if qtype == SQ.QT_8bit_direct_signed:
+        return rng.integers(-128, 128, (n, d)).astype(np.float32)
+    return randn(rng, n, d) * np.float32(scale)
 
 
 # ---------------------------------------------------------------- numpy reference codec
 
 
-def ref_train(x):
+def ref_range(v, rs, arg):
+    """faiss's train_Uniform for min-max and quantiles (exact), mean-std (float64)."""
+    v = np.asarray(v, np.float32).ravel()
+    if rs == SQ.RS_minmax:
+        lo, hi = v.min(), v.max()
+        e = np.float32((hi - lo) * np.float32(arg))
+        lo, hi = np.float32(lo - e), np.float32(hi + e)
+    elif rs == SQ.RS_quantiles:
+        n = len(v)
+        o = int(np.float32(arg) * np.float32(n))
+        o = max(o, 0)
+        if o > n - o:
+            o = n // 2
+        srt = np.sort(v)
+        lo, hi = srt[o], srt[n - 1 - o]
+    else:
+        mean = v.astype(np.float64).mean()
+        sd = np.sqrt(max((v.astype(np.float64) ** 2).mean() - mean * mean, 0.0)) or 1.0
+        lo, hi = np.float32(mean - sd * arg), np.float32(mean + sd * arg)
+    return np.float32(lo), np.float32(np.float32(hi) - np.float32(lo))
+
+
+def ref_train(x, qtype=QT8, rs=SQ.RS_minmax, arg=0.0):
     x = np.asarray(x, np.float32)
-    vmin = x.min(0)
-    vdiff = (x.max(0) - vmin).astype(np.float32)
-    return vmin, vdiff
+    if qtype in UNIFORM:
+        return ref_range(x, rs, arg)
+    cols = [ref_range(x[:, j], rs, arg) for j in range(x.shape[1])]
+    return np.array([c[0] for c in cols], np.float32), np.array([c[1] for c in cols], np.float32)
 
 
 def ref_encode(x, qtype, vmin=None, vdiff=None):
     x = np.asarray(x, np.float32)
+    n, d = x.shape
     if qtype == QTF16:
         with np.errstate(over="ignore"):  # overflow to inf, as intended
             h = x.astype(np.float16)
-        return np.ascontiguousarray(h).view(np.uint8).reshape(len(x), -1)
+        return np.ascontiguousarray(h).view(np.uint8).reshape(n, -1)
+    if qtype == SQ.QT_bf16:
+        u = x.view(np.uint32).astype(np.uint64)
+        return ((u + 0x8000) >> 16).astype(np.uint16).view(np.uint8).reshape(n, -1)
+    if qtype in DIRECT:
+        shift = np.float32(0 if qtype == SQ.QT_8bit_direct else 128)
+        return np.clip(np.trunc(x + shift), 0, 255).astype(np.uint8)
     with np.errstate(divide="ignore", invalid="ignore"):
         t = (x - vmin) / vdiff
     t = np.where(vdiff != 0, np.clip(t, np.float32(0), np.float32(1)), np.float32(0)).astype(np.float32)
-    return (np.float32(255) * t).astype(np.int32).astype(np.uint8)
+    levels = LEVELS[qtype]
+    if levels == 255:
+        return (np.float32(255) * t).astype(np.int32).astype(np.uint8)  # a float product, as faiss
+    c = (t.astype(np.float64) * levels).astype(np.int64)  # a double product, as faiss
+    if levels == 15:
+        c = np.concatenate([c, np.zeros((n, d % 2), np.int64)], axis=1)
+        return (c[:, 0::2] | (c[:, 1::2] << 4)).astype(np.uint8)
+    c = np.concatenate([c, np.zeros((n, -d % 4), np.int64)], axis=1)
+    w = c[:, 0::4] | (c[:, 1::4] << 6) | (c[:, 2::4] << 12) | (c[:, 3::4] << 18)  # 24 bits per 4 dimensions
+    b = np.stack([w & 255, (w >> 8) & 255, (w >> 16) & 255], axis=2).reshape(n, -1).astype(np.uint8)
+    return b[:, :code_size(qtype, d)]
 
 
-def ref_decode(codes, qtype, vmin=None, vdiff=None):
+def ref_decode(codes, qtype, vmin=None, vdiff=None, d=None):
+    n = len(codes)
     if qtype == QTF16:
         return np.ascontiguousarray(codes).view(np.float16).astype(np.float32)
-    c = codes.astype(np.float32)
-    return vmin + ((c + np.float32(0.5)) / np.float32(255)) * vdiff
+    if qtype == SQ.QT_bf16:
+        return (np.ascontiguousarray(codes).view(np.uint16).astype(np.uint32) << 16).view(np.float32)
+    if qtype == SQ.QT_8bit_direct:
+        return codes.astype(np.float32)
+    if qtype == SQ.QT_8bit_direct_signed:
+        return codes.astype(np.float32) - np.float32(128)
+    d = d if d is not None else len(np.atleast_1d(vmin))
+    levels = LEVELS[qtype]
+    c = codes.astype(np.int64)
+    if levels == 255:
+        v = c
+    elif levels == 15:
+        v = np.stack([c & 15, c >> 4], axis=2).reshape(n, -1)[:, :d]
+    else:
+        c = np.concatenate([c, np.zeros((n, -c.shape[1] % 3), np.int64)], axis=1)
+        w = c[:, 0::3] | (c[:, 1::3] << 8) | (c[:, 2::3] << 16)
+        v = np.stack([(w >> s) & 63 for s in (0, 6, 12, 18)], axis=2).reshape(n, -1)[:, :d]
+    unit = (v.astype(np.float32) + np.float32(0.5)) / np.float32(levels)
+    return (vmin + unit * vdiff).astype(np.float32)
+
+
+def trained_of(qtype, vmin, vdiff):
+    return np.concatenate([np.atleast_1d(vmin), np.atleast_1d(vdiff)]).astype(np.float32)
 
 
 def check_search(D, I, xq, xb, k, metric):
@@ -66,37 +155,166 @@ def check_search(D, I, xq, xb, k, metric):
 
 
 def test_constants_and_code_size():
-    assert QT8 == 0 and QTF16 == 4
-    assert nearly.ScalarQuantizer(37, QT8).code_size == 37
-    assert nearly.ScalarQuantizer(37, QTF16).code_size == 74
-    assert nearly.IndexScalarQuantizer(37, QT8).code_size == 37
-    assert nearly.IndexScalarQuantizer(37, QTF16).code_size == 74
+    assert QT_NAMES == [n for n, _ in sorted(((n, getattr(SQ, n)) for n in QT_NAMES), key=lambda t: t[1])]
+    assert QTYPES == list(range(9))  # faiss's values
+    assert (SQ.RS_minmax, SQ.RS_meanstd, SQ.RS_quantiles, SQ.RS_optim) == (0, 1, 2, 3)
+    for qtype in QTYPES:
+        for d in (1, 5, 37):
+            assert SQ(d, qtype).code_size == code_size(qtype, d)
+            assert nearly.IndexScalarQuantizer(d, qtype).code_size == code_size(qtype, d)
+    assert SQ(37, SQ.QT_6bit).bits == 6 and SQ(37, SQ.QT_4bit).bits == 4 and SQ(37, QTF16).bits == 16
 
 
-@pytest.mark.parametrize("d", [1, 7, 64])
-def test_sq8_codec_matches_numpy(d):
+@pytest.mark.parametrize("qtype", QTYPES, ids=QT_IDS)
+@pytest.mark.parametrize("d", [1, 5, 7, 64])
+def test_codec_matches_numpy(qtype, d):
     rng = np.random.default_rng(d)
-    xt = randn(rng, 500, d) * rng.uniform(0.1, 10, d).astype(np.float32)
-    xt[:, 0] = 3.0  # a constant dimension: vdiff 0, code 0
-    sq = nearly.ScalarQuantizer(d, QT8)
+    xt = data_for(qtype, rng, 500, d) * (rng.uniform(0.1, 10, d).astype(np.float32) if qtype not in DIRECT else 1)
+    if qtype in TRAINED and d > 1:
+        xt[:, 1] = 3.0  # a constant dimension: vdiff 0, code 0
+    sq = SQ(d, qtype)
     sq.train(xt)
-    vmin, vdiff = ref_train(xt)
-    np.testing.assert_array_equal(sq.trained, np.concatenate([vmin, vdiff]))
-    x = randn(rng, 300, d) * 3  # some values outside the trained range: clamped
+    x = data_for(qtype, rng, 300, d, scale=3)  # some values outside the trained range: clamped
     codes = sq.compute_codes(x)
-    assert codes.dtype == np.uint8 and codes.shape == (300, d)
-    np.testing.assert_array_equal(codes, ref_encode(x, QT8, vmin, vdiff))
-    np.testing.assert_allclose(sq.decode(codes), ref_decode(codes, QT8, vmin, vdiff), rtol=1e-6, atol=1e-6)
-    # The training points decode within half a step of themselves.
-    rec = sq.decode(sq.compute_codes(xt))
-    assert (np.abs(rec - xt) <= vdiff / 255 * 1.0001 + 1e-6).all()
+    assert codes.dtype == np.uint8 and codes.shape == (300, code_size(qtype, d))
+    if qtype in TRAINED:
+        vmin, vdiff = ref_train(xt, qtype)
+        np.testing.assert_array_equal(sq.trained, trained_of(qtype, vmin, vdiff))
+    else:
+        vmin = vdiff = None
+        assert sq.trained.size == 0
+    np.testing.assert_array_equal(codes, ref_encode(x, qtype, vmin, vdiff))
+    np.testing.assert_array_equal(sq.decode(codes), ref_decode(codes, qtype, vmin, vdiff, d))
+    if qtype in TRAINED:
+        # The training points decode within one step of themselves.
+        step = np.atleast_1d(vdiff) / LEVELS[qtype]
+        assert (np.abs(sq.decode(sq.compute_codes(xt)) - xt) <= step * 1.0001 + 1e-6).all()
+    elif qtype in DIRECT:
+        np.testing.assert_array_equal(sq.decode(codes), x)  # integers in range are stored exactly
+
+
+@pytest.mark.parametrize("qtype", [SQ.QT_8bit, SQ.QT_4bit, SQ.QT_6bit, SQ.QT_8bit_uniform, SQ.QT_4bit_uniform],
+                         ids=["QT_8bit", "QT_4bit", "QT_6bit", "QT_8bit_uniform", "QT_4bit_uniform"])
+@pytest.mark.parametrize("rs,arg", [(SQ.RS_minmax, 0.1), (SQ.RS_quantiles, 0.05), (SQ.RS_quantiles, 0.9),
+                                    (SQ.RS_meanstd, 2.5)])
+def test_range_statistics(qtype, rs, arg):
+    rng = np.random.default_rng(11)
+    d = 6
+    xt = randn(rng, 400, d) * rng.uniform(0.5, 4, d).astype(np.float32)
+    sq = SQ(d, qtype)
+    sq.rangestat, sq.rangestat_arg = rs, arg
+    assert (sq.rangestat, sq.rangestat_arg) == (rs, np.float32(arg))
+    sq.train(xt)
+    vmin, vdiff = ref_train(xt, qtype, rs, arg)
+    exact = rs != SQ.RS_meanstd  # mean-std sums in another order in numpy
+    got = sq.trained
+    want = trained_of(qtype, vmin, vdiff)
+    if exact:
+        np.testing.assert_array_equal(got, want)
+    else:
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    codes = sq.compute_codes(xt)
+    np.testing.assert_array_equal(sq.decode(codes), ref_decode(codes, qtype, got[:len(got) // 2],
+                                                                got[len(got) // 2:], d))
+
+
+def grid_error(x, vmin, vdiff, levels):
+    """faiss's RS_optim objective: squared distance to the nearest of the
+    levels + 1 grid points vmin + i * step spanning [vmin, vmin + vdiff]."""
+    step = np.float64(vdiff) / levels
+    i = np.clip(np.floor((x - np.float64(vmin)) / step + 0.5), 0, levels)
+    return float(((x - (vmin + i * step)) ** 2).sum())
+
+
+@pytest.mark.parametrize("qtype", [SQ.QT_8bit, SQ.QT_4bit, SQ.QT_6bit, SQ.QT_4bit_uniform],
+                         ids=["QT_8bit", "QT_4bit", "QT_6bit", "QT_4bit_uniform"])
+def test_rs_optim_fits_its_grid(qtype):
+    """RS_optim fits (vmin, step) by least squares: its grid error is below
+    min-max's on heavy-tailed data, and a constant input stays finite (faiss's
+    float sums return NaN ranges on the first of these)."""
+    rng = np.random.default_rng(12)
+    d = 3
+    xt = randn(rng, 2000, d)
+    xt[:, 0] = rng.standard_t(2, 2000).astype(np.float32)  # heavy tails: min-max wastes levels
+    levels = LEVELS[qtype]
+    fits = {}
+    for rs in (SQ.RS_minmax, SQ.RS_optim):
+        sq = SQ(d, qtype)
+        sq.rangestat = rs
+        sq.train(xt)
+        assert np.isfinite(sq.trained).all()
+        t = sq.trained
+        if qtype in UNIFORM:
+            fits[rs] = [grid_error(xt, t[0], t[1], levels)]
+        else:
+            fits[rs] = [grid_error(xt[:, j], t[j], t[d + j], levels) for j in range(d)]
+    for opt, mm in zip(fits[SQ.RS_optim], fits[SQ.RS_minmax]):
+        assert opt <= mm * 1.0001
+    assert fits[SQ.RS_optim][0] < (0.8 if levels == 15 else 1.0) * fits[SQ.RS_minmax][0]
+    sq = SQ(2, qtype)
+    sq.rangestat = SQ.RS_optim
+    sq.train(np.full((50, 2), 7.0, np.float32))
+    assert np.isfinite(sq.trained).all()
+    np.testing.assert_array_equal(sq.decode(sq.compute_codes(np.full((1, 2), 7.0, np.float32))), [[7.0, 7.0]])
+
+
+@pytest.mark.parametrize("qtype", QTYPES, ids=QT_IDS)
+def test_decoder_same_at_every_simd_level(qtype):
+    rng = np.random.default_rng(13)
+    d = 77  # a tail after every vector width
+    sq = SQ(d, qtype)
+    sq.train(data_for(qtype, rng, 300, d))
+    codes = rng.integers(0, 256, (50, sq.code_size)).astype(np.uint8)
+    if qtype == QTF16:
+        codes = data_for(qtype, rng, 50, d).astype(np.float16).view(np.uint8)
+    before = nearly.simd_level()
+    outs = []
+    try:
+        for level in nearly.simd_levels_supported():
+            nearly.set_simd_level(level)
+            outs.append(sq.decode(codes))
+    finally:
+        nearly.set_simd_level(before)
+    for o in outs[1:]:
+        np.testing.assert_array_equal(o, outs[0])
+    if qtype in TRAINED:
+        t = sq.trained
+        np.testing.assert_array_equal(outs[0], ref_decode(codes, qtype, t[:len(t) // 2], t[len(t) // 2:], d))
 
 
 def test_sq8_extremes():
-    sq = nearly.ScalarQuantizer(2, QT8)
+    sq = SQ(2, QT8)
     sq.train(np.array([[0, -1], [1, 1]], np.float32))
     codes = sq.compute_codes(np.array([[0, -1], [1, 1], [-5, 5], [0.5, 0]], np.float32))
     np.testing.assert_array_equal(codes, [[0, 0], [255, 255], [0, 255], [127, 127]])
+
+
+def test_sq4_and_sq6_packing():
+    sq = SQ(5, SQ.QT_4bit)
+    sq.train(np.array([[0] * 5, [1] * 5], np.float32))
+    codes = sq.compute_codes(np.array([[1, 0, 0, 1, 1]], np.float32))
+    np.testing.assert_array_equal(codes, [[0x0F, 0xF0, 0x0F]])
+    sq = SQ(5, SQ.QT_6bit)
+    sq.train(np.array([[0] * 5, [1] * 5], np.float32))
+    assert sq.code_size == 4
+    codes = sq.compute_codes(np.array([[1, 0, 1, 0, 1]], np.float32))  # 63, 0, 63, 0 | 63
+    np.testing.assert_array_equal(codes, [[0x3F, 0xF0, 0x03, 0x3F]])
+
+
+def test_direct_types_saturate():
+    x = np.array([[-3.7, 0.9, 17.99, 255.5, 300, 1e9]], np.float32)
+    np.testing.assert_array_equal(SQ(6, SQ.QT_8bit_direct).compute_codes(x), [[0, 0, 17, 255, 255, 255]])
+    np.testing.assert_array_equal(SQ(6, SQ.QT_8bit_direct_signed).compute_codes(x - 128),
+                                  [[0, 0, 17, 255, 255, 255]])
+
+
+def test_bf16_codec():
+    x = np.array([[1.0, -2.5, 3.14159, 1e-30, 3e38, 65504.0]], np.float32)
+    sq = SQ(6, SQ.QT_bf16)
+    codes = sq.compute_codes(x)
+    np.testing.assert_array_equal(codes, ref_encode(x, SQ.QT_bf16))
+    rec = sq.decode(codes)
+    assert (np.abs(rec - x) <= np.abs(x) * 2 ** -8).all()
 
 
 @pytest.mark.parametrize("d", [1, 5, 48])
@@ -106,7 +324,7 @@ def test_fp16_codec_matches_numpy(d):
     x[0, 0] = 1e-7  # subnormal half
     x[1, 0] = 70000  # overflows to inf, like numpy
     x[2, 0] = -0.0
-    sq = nearly.ScalarQuantizer(d, QTF16)
+    sq = SQ(d, QTF16)
     assert sq.trained.size == 0
     codes = sq.compute_codes(x)
     np.testing.assert_array_equal(codes, ref_encode(x, QTF16))
@@ -117,27 +335,37 @@ def test_fp16_every_half_round_trips():
     halves = np.arange(1 << 16, dtype=np.uint16).view(np.float16)
     finite = np.isfinite(halves)
     x = halves[finite].astype(np.float32).reshape(-1, 1)
-    sq = nearly.ScalarQuantizer(1, QTF16)
+    sq = SQ(1, QTF16)
     codes = sq.compute_codes(x)
     np.testing.assert_array_equal(codes.view(np.uint16).ravel(), halves[finite].view(np.uint16))
     np.testing.assert_array_equal(sq.decode(codes), x)
 
 
-def test_bad_qtype_and_shapes():
-    with pytest.raises(RuntimeError):
-        nearly.ScalarQuantizer(8, 1)
-    with pytest.raises(RuntimeError):
-        nearly.IndexScalarQuantizer(8, 3)
-    with pytest.raises(RuntimeError):
-        nearly.IndexIVFScalarQuantizer(nearly.IndexFlatL2(8), 8, 4, 7)
-    sq = nearly.ScalarQuantizer(8, QT8)
+def test_bad_qtype_rangestat_and_shapes():
+    for bad in (-1, 9, 27):  # 9 and up: faiss's 0-bit, TurboQuant and EDEN codecs
+        with pytest.raises(RuntimeError, match="not implemented"):
+            SQ(8, bad)
+        with pytest.raises(RuntimeError, match="not implemented"):
+            nearly.IndexScalarQuantizer(8, bad)
+        with pytest.raises(RuntimeError, match="not implemented"):
+            nearly.IndexIVFScalarQuantizer(nearly.IndexFlatL2(8), 8, 4, bad)
+    sq = SQ(8, QT8)
+    for rs in (-1, 4):
+        with pytest.raises(ValueError):
+            sq.rangestat = rs
+    with pytest.raises(ValueError):
+        sq.rangestat_arg = float("nan")
     with pytest.raises(Exception):
         sq.compute_codes(np.zeros((3, 8), np.float32))  # untrained
+    with pytest.raises(Exception):
+        sq.decode(np.zeros((3, 8), np.uint8))  # untrained
     sq.train(np.zeros((3, 8), np.float32))
     with pytest.raises(Exception):
         sq.compute_codes(np.zeros((3, 7), np.float32))
     with pytest.raises(Exception):
         sq.decode(np.zeros((3, 9), np.uint8))
+    with pytest.raises(Exception):
+        SQ(8, SQ.QT_4bit).train(np.zeros((0, 8), np.float32))
 
 
 # ---------------------------------------------------------------- IndexScalarQuantizer
@@ -148,23 +376,20 @@ def test_bad_qtype_and_shapes():
 def test_index_sq_search_is_exact_over_decoded(qtype, metric):
     rng = np.random.default_rng(1)
     d = 24
-    xb, xq = randn(rng, 3000, d), randn(rng, 40, d)
+    xb, xq = data_for(qtype, rng, 3000, d), data_for(qtype, rng, 40, d)
     index = nearly.IndexScalarQuantizer(d, qtype, metric)
-    assert index.is_trained == (qtype == QTF16)
+    assert index.is_trained == (qtype not in TRAINED)
     index.train(xb[:1000])
     assert index.is_trained
     index.add(xb)
     assert index.ntotal == 3000
     codes = index.codes.reshape(3000, -1)
-    if qtype == QT8:
-        vmin, vdiff = ref_train(xb[:1000])
-        np.testing.assert_array_equal(codes, ref_encode(xb, QT8, vmin, vdiff))
-        dec = ref_decode(codes, QT8, vmin, vdiff)
-    else:
-        np.testing.assert_array_equal(codes, ref_encode(xb, QTF16))
-        dec = ref_decode(codes, QTF16)
+    vmin, vdiff = ref_train(xb[:1000], qtype) if qtype in TRAINED else (None, None)
+    np.testing.assert_array_equal(codes, ref_encode(xb, qtype, vmin, vdiff))
+    dec = ref_decode(codes, qtype, vmin, vdiff, d)
     rec = np.stack([index.reconstruct(i) for i in range(0, 3000, 97)])
-    np.testing.assert_allclose(rec, dec[::97], rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(rec, dec[::97])
+    np.testing.assert_array_equal(index.sa_decode(index.sa_encode(xb[:50])), dec[:50])
     for k in (1, 10, 3100):
         D, I = index.search(xq, k)
         assert D.dtype == np.float32 and I.dtype == np.int64 and D.shape == (40, k)
@@ -236,30 +461,30 @@ def test_nan_raises(fs):
 def test_ivf_sq_full_probe_is_exact_over_decoded(qtype, metric, by_residual):
     rng = np.random.default_rng(4)
     d, nlist = 16, 8
-    xb, xq = randn(rng, 2000, d), randn(rng, 30, d)
+    xb, xq = data_for(qtype, rng, 2000, d), data_for(qtype, rng, 30, d)
     index = nearly.IndexIVFScalarQuantizer(nearly.IndexFlat(d, metric), d, nlist, qtype, metric, by_residual)
-    assert index.by_residual == by_residual and index.code_size == (d if qtype == QT8 else 2 * d)
+    assert index.by_residual == by_residual and index.code_size == code_size(qtype, d)
     index.train(xb)
     assert index.is_trained
     index.add(xb)
     index.make_direct_map()
     dec = np.stack([index.reconstruct(i) for i in range(2000)])
-    if qtype == QT8:
+    cent = index.quantizer.reconstruct_n(0, nlist)
+    _, assign = index.quantizer.search(xb, 1)
+    xt = xb - cent[assign[:, 0]] if by_residual else xb
+    vmin, vdiff = ref_train(xt, qtype) if qtype in TRAINED else (None, None)
+    if qtype in TRAINED:
         # The codec was trained on the residuals (or the vectors) of all training points.
-        cent = index.quantizer.reconstruct_n(0, nlist)
-        _, assign = index.quantizer.search(xb, 1)
-        xt = xb - cent[assign[:, 0]] if by_residual else xb
-        vmin, vdiff = ref_train(xt)
-        np.testing.assert_array_equal(index.sq.trained, np.concatenate([vmin, vdiff]))
-        codes = np.concatenate([index.invlists.get_codes(l).reshape(-1, d) for l in range(nlist)])
-        ids = np.concatenate([index.invlists.get_ids(l) for l in range(nlist)])
-        np.testing.assert_array_equal(codes, ref_encode(xt[ids], QT8, vmin, vdiff))
+        np.testing.assert_array_equal(index.sq.trained, trained_of(qtype, vmin, vdiff))
+    codes = np.concatenate([index.invlists.get_codes(l).reshape(-1, index.code_size) for l in range(nlist)])
+    ids = np.concatenate([index.invlists.get_ids(l) for l in range(nlist)])
+    np.testing.assert_array_equal(codes, ref_encode(xt[ids], qtype, vmin, vdiff))
     index.nprobe = nlist
     D, I = index.search(xq, 10)
     check_search(D, I, xq, dec, 10, metric)
 
 
-@pytest.mark.parametrize("fs", ["IVF16,SQ8", "IVF16,SQfp16"])
+@pytest.mark.parametrize("fs", ["IVF16,SQ8", "IVF16,SQfp16", "IVF16,SQ4", "IVF16,SQ6", "IVF16,SQbf16"])
 def test_ivf_sq_nprobe_and_params(fs):
     rng = np.random.default_rng(5)
     xb, xq = randn(rng, 3000, 16), randn(rng, 20, 16)
@@ -279,13 +504,28 @@ def test_ivf_sq_nprobe_and_params(fs):
 # ---------------------------------------------------------------- factory, persistence
 
 
-@pytest.mark.parametrize("fs,cls,cs", [("SQ8", "IndexScalarQuantizer", 32), ("SQfp16", "IndexScalarQuantizer", 64),
-                                       ("IVF1024,SQ8", "IndexIVFScalarQuantizer", 32),
-                                       ("IVF1024,SQfp16", "IndexIVFScalarQuantizer", 64)])
-def test_factory(fs, cls, cs):
+FACTORY_SQ = {"SQ8": "QT_8bit", "SQ4": "QT_4bit", "SQ6": "QT_6bit", "SQfp16": "QT_fp16", "SQbf16": "QT_bf16",
+              "SQ8_direct": "QT_8bit_direct", "SQ8_direct_signed": "QT_8bit_direct_signed"}
+
+
+@pytest.mark.parametrize("token", list(FACTORY_SQ))
+@pytest.mark.parametrize("ivf", [False, True])
+def test_factory(token, ivf):
+    fs = ("IVF1024," if ivf else "") + token
     index = nearly.index_factory(32, fs, nearly.METRIC_INNER_PRODUCT)
-    assert type(index).__name__ == cls and index.code_size == cs
+    qtype = getattr(SQ, FACTORY_SQ[token])
+    assert type(index).__name__ == ("IndexIVFScalarQuantizer" if ivf else "IndexScalarQuantizer")
+    assert index.code_size == code_size(qtype, 32) and index.sq.qtype == qtype
     assert index.metric_type == nearly.METRIC_INNER_PRODUCT
+    assert nearly.index_factory(32, "IVF64_HNSW16," + token if ivf else token).sq.qtype == qtype
+
+
+def test_factory_hnsw_sq_types():
+    assert nearly.index_factory(16, "HNSW32,SQ8").ntotal == 0
+    with pytest.raises(RuntimeError, match="not implemented"):
+        nearly.index_factory(16, "HNSW32,SQ4")
+    with pytest.raises(RuntimeError):
+        nearly.index_factory(16, "SQ5")
 
 
 def _built(fs, metric=METRIC_L2, n=300, d=8):
@@ -297,7 +537,7 @@ def _built(fs, metric=METRIC_L2, n=300, d=8):
     return index
 
 
-FS = ["SQ8", "SQfp16", "IVF4,SQ8", "IVF4,SQfp16"]
+FS = ["SQ8", "SQfp16", "IVF4,SQ8", "IVF4,SQfp16", "SQ4", "SQ6", "SQbf16", "IVF4,SQ4", "IVF4,SQ6"]
 
 
 def _same(a, b):
@@ -332,13 +572,21 @@ def test_round_trips(fs, metric, tmp_path):
             np.testing.assert_array_equal(copy.reconstruct(5), index.reconstruct(5))
 
 
-@pytest.mark.parametrize("fs", ["SQ8", "IVF4,SQ8"])
+@pytest.mark.parametrize("fs", ["SQ8", "IVF4,SQ8", "SQ4", "IVF4,SQ6"])
 def test_untrained_round_trip(fs):
+    """The range statistic travels with an untrained index and is used when it trains."""
     index = nearly.index_factory(8, fs)
+    index.sq.rangestat, index.sq.rangestat_arg = SQ.RS_quantiles, 0.1
     copy = nearly.deserialize_index(nearly.serialize_index(index))
     assert type(copy) is type(index) and not copy.is_trained
+    assert (copy.sq.rangestat, copy.sq.rangestat_arg) == (SQ.RS_quantiles, np.float32(0.1))
     x = randn(np.random.default_rng(0), 100, 8)
     copy.train(x)
+    index.train(x)
+    np.testing.assert_array_equal(copy.sq.trained, index.sq.trained)
+    if "IVF" not in fs:
+        vmin, vdiff = ref_train(x, copy.sq.qtype, SQ.RS_quantiles, 0.1)
+        np.testing.assert_array_equal(copy.sq.trained, trained_of(copy.sq.qtype, vmin, vdiff))
     copy.add(x)
     assert copy.ntotal == 100
 

@@ -1,6 +1,7 @@
 #include "nearly/index_sq.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <mutex>
@@ -16,6 +17,27 @@ namespace {
 constexpr size_t kQueriesPerTask = 8;
 constexpr size_t kCodeBlock = 1024;  // codes decoded at a time, shared by the task's queries
 }  // namespace
+
+void write_sq(Writer& w, const ScalarQuantizer& sq) {
+    w.pod<int32_t>(sq.qtype);
+    w.pod<int32_t>(sq.rangestat);
+    w.pod<float>(sq.rangestat_arg);
+    w.vec(sq.trained);
+}
+
+ScalarQuantizer read_sq(Reader& r, int d, const char* who) {
+    const int qtype = r.pod<int32_t>();
+    const int rs = r.pod<int32_t>();
+    const float arg = r.pod<float>();
+    r.check(d > 0 && ScalarQuantizer::valid_qtype(qtype) && ScalarQuantizer::valid_rangestat(rs) && std::isfinite(arg),
+            (std::string("bad ") + who + " header").c_str());
+    ScalarQuantizer sq{size_t(d), ScalarQuantizer::QuantizerType(qtype)};
+    sq.rangestat = ScalarQuantizer::RangeStat(rs);
+    sq.rangestat_arg = arg;
+    sq.trained = r.vec<float>();
+    r.check(sq.trained.empty() || sq.is_trained(), (std::string(who) + " ranges do not match d").c_str());
+    return sq;
+}
 
 IndexScalarQuantizer::IndexScalarQuantizer(int d, ScalarQuantizer::QuantizerType qtype, MetricType metric)
     : IndexFlatCodes(d, metric), sq(size_t(d), qtype) {
@@ -88,9 +110,8 @@ void IndexScalarQuantizer::write_body(Writer& w) const {
     std::shared_lock<SharedMutex> lk(rw_mutex_);
     w.pod<int32_t>(d);
     w.pod<int32_t>(metric_type);
-    w.pod<int32_t>(sq.qtype);
     w.pod<uint8_t>(is_trained);
-    w.vec(sq.trained);
+    write_sq(w, sq);
     w.pod<int64_t>(ntotal);
     w.vec(codes_);
 }
@@ -98,17 +119,13 @@ void IndexScalarQuantizer::write_body(Writer& w) const {
 std::unique_ptr<IndexScalarQuantizer> IndexScalarQuantizer::read_body(Reader& r) {
     const int d = r.pod<int32_t>();
     const int metric = r.pod<int32_t>();
-    const int qtype = r.pod<int32_t>();
     const uint8_t trained = r.pod<uint8_t>();
-    r.check(d > 0 && (metric == METRIC_L2 || metric == METRIC_INNER_PRODUCT) && ScalarQuantizer::valid_qtype(qtype) &&
-                trained <= 1,
+    r.check(d > 0 && (metric == METRIC_L2 || metric == METRIC_INNER_PRODUCT) && trained <= 1,
             "bad ScalarQuantizer header");
-    auto index = std::make_unique<IndexScalarQuantizer>(d, ScalarQuantizer::QuantizerType(qtype), MetricType(metric));
-    std::vector<float> t = r.vec<float>();
-    r.check(t.empty() || t.size() == 2 * size_t(d), "ScalarQuantizer ranges do not match d");
-    r.check(!trained || !index->sq.needs_training() || t.size() == 2 * size_t(d),
-            "ScalarQuantizer marked trained without ranges");
-    index->sq.trained = std::move(t);
+    ScalarQuantizer sq = read_sq(r, d, "ScalarQuantizer");
+    auto index = std::make_unique<IndexScalarQuantizer>(d, sq.qtype, MetricType(metric));
+    r.check(!trained || sq.is_trained(), "ScalarQuantizer marked trained without ranges");
+    index->sq = std::move(sq);
     index->is_trained = trained;
     const idx_t ntotal = r.pod<int64_t>();
     index->codes_ = r.vec<uint8_t>();

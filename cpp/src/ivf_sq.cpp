@@ -5,6 +5,7 @@
 #include <cstring>
 #include <mutex>
 
+#include "nearly/index_sq.h"
 #include "nearly/io.h"
 #include "nearly/parallel.h"
 #include "nearly/simd.h"
@@ -46,12 +47,18 @@ struct IVFSQScanner : InvertedListScanner {
         }
     }
     void distances(size_t n, const uint8_t* codes, float* out) const override {
-        if (dec.size() < n * d) dec.resize(n * d);
-        ix.sq.decode(codes, dec.data(), n);
-        if (ip)
-            K.inner_products_ny(qeff, dec.data(), d, n, out);
-        else
-            K.l2sqr_ny(qeff, dec.data(), d, n, out);
+        // A few codes at a time, so that the decoded floats are still in L1
+        // when the kernel reads them back.
+        constexpr size_t kDecodeChunk = 16;
+        if (dec.size() < kDecodeChunk * d) dec.resize(kDecodeChunk * d);
+        for (size_t j0 = 0; j0 < n; j0 += kDecodeChunk) {
+            const size_t m = std::min(kDecodeChunk, n - j0);
+            ix.sq.decode(codes + j0 * ix.sq.code_size, dec.data(), m);
+            if (ip)
+                K.inner_products_ny(qeff, dec.data(), d, m, out + j0);
+            else
+                K.l2sqr_ny(qeff, dec.data(), d, m, out + j0);
+        }
         if (dis0 != 0.f)
             for (size_t j = 0; j < n; j++) out[j] += dis0;
     }
@@ -97,24 +104,20 @@ void IndexIVFScalarQuantizer::write_encoder_state(Writer& w) const {
 void IndexIVFScalarQuantizer::write_body(Writer& w) const {
     std::shared_lock<SharedMutex> lk(rw_mutex_);
     write_header(w);
-    w.pod<int32_t>(sq.qtype);
     w.pod<uint8_t>(by_residual);
-    w.vec(sq.trained);
+    write_sq(w, sq);
     write_lists(w, 1);
 }
 
 std::unique_ptr<IndexIVFScalarQuantizer> IndexIVFScalarQuantizer::read_body(Reader& r) {
     Header h = read_header(r, "IVFScalarQuantizer");
-    const int qtype = r.pod<int32_t>();
     const uint8_t by_residual = r.pod<uint8_t>();
-    r.check(ScalarQuantizer::valid_qtype(qtype) && by_residual <= 1, "bad IVFScalarQuantizer header");
-    auto index = std::make_unique<IndexIVFScalarQuantizer>(h.quantizer, h.d, h.nlist,
-                                                          ScalarQuantizer::QuantizerType(qtype), h.metric,
+    r.check(by_residual <= 1, "bad IVFScalarQuantizer header");
+    ScalarQuantizer sq = read_sq(r, h.d, "IVFScalarQuantizer");
+    auto index = std::make_unique<IndexIVFScalarQuantizer>(h.quantizer, h.d, h.nlist, sq.qtype, h.metric,
                                                           bool(by_residual));
     index->nprobe = h.nprobe;
-    std::vector<float> t = r.vec<float>();
-    r.check(t.empty() || t.size() == 2 * size_t(h.d), "IVFScalarQuantizer ranges do not match d");
-    index->sq.trained = std::move(t);
+    index->sq = std::move(sq);
     index->read_lists(r, 1, h.ntotal, "IVFScalarQuantizer");
     r.check(h.ntotal == 0 || index->sq.is_trained(), "IVFScalarQuantizer holds codes but is not trained");
     index->refresh_trained();

@@ -1,7 +1,10 @@
-// Scalar quantization: ScalarQuantizer (faiss's codec, QT_8bit / QT_fp16),
-// IndexScalarQuantizer, IndexIVFScalarQuantizer.
+// Scalar quantization: ScalarQuantizer (faiss's codec and its classic
+// QuantizerTypes and RangeStats), IndexScalarQuantizer, IndexIVFScalarQuantizer.
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
+
+#include <cmath>
+#include <utility>
 
 #include "arrays.h"
 #include "nearly/index_sq.h"
@@ -16,7 +19,8 @@ namespace {
 ScalarQuantizer::QuantizerType check_qtype(int qtype, const char* who) {
     if (!ScalarQuantizer::valid_qtype(qtype))
         throw NotSupported(std::string(who) + ": qtype " + std::to_string(qtype) +
-                           " not implemented in nearly (ScalarQuantizer.QT_8bit and QT_fp16 are)");
+                           " not implemented in nearly (QT_8bit, QT_4bit, QT_8bit_uniform, QT_4bit_uniform, "
+                           "QT_fp16, QT_8bit_direct, QT_6bit, QT_bf16 and QT_8bit_direct_signed are)");
     return ScalarQuantizer::QuantizerType(qtype);
 }
 
@@ -25,10 +29,22 @@ ScalarQuantizer& sq_of_ivf(IndexIVFScalarQuantizer& i) { return i.sq; }
 }  // namespace
 
 void bind_sq(py::module_& m) {
-    // faiss's ScalarQuantizer; QT_8bit / QT_fp16 are faiss's QuantizerType values.
+    // faiss's ScalarQuantizer with faiss's QuantizerType and RangeStat values.
     py::class_<ScalarQuantizer> sq(m, "ScalarQuantizer");
-    sq.attr("QT_8bit") = int(ScalarQuantizer::QT_8bit);
-    sq.attr("QT_fp16") = int(ScalarQuantizer::QT_fp16);
+    for (auto [name, v] : {std::pair<const char*, int>{"QT_8bit", ScalarQuantizer::QT_8bit},
+                           {"QT_4bit", ScalarQuantizer::QT_4bit},
+                           {"QT_8bit_uniform", ScalarQuantizer::QT_8bit_uniform},
+                           {"QT_4bit_uniform", ScalarQuantizer::QT_4bit_uniform},
+                           {"QT_fp16", ScalarQuantizer::QT_fp16},
+                           {"QT_8bit_direct", ScalarQuantizer::QT_8bit_direct},
+                           {"QT_6bit", ScalarQuantizer::QT_6bit},
+                           {"QT_bf16", ScalarQuantizer::QT_bf16},
+                           {"QT_8bit_direct_signed", ScalarQuantizer::QT_8bit_direct_signed},
+                           {"RS_minmax", ScalarQuantizer::RS_minmax},
+                           {"RS_meanstd", ScalarQuantizer::RS_meanstd},
+                           {"RS_quantiles", ScalarQuantizer::RS_quantiles},
+                           {"RS_optim", ScalarQuantizer::RS_optim}})
+        sq.attr(name) = v;
     sq.def(py::init([](int d, int qtype) {
            if (d < 1) throw InvalidArgument("ScalarQuantizer: d must be positive");
            return ScalarQuantizer(size_t(d), check_qtype(qtype, "ScalarQuantizer"));
@@ -36,12 +52,26 @@ void bind_sq(py::module_& m) {
        py::arg("d"), py::arg("qtype") = int(ScalarQuantizer::QT_8bit))
         .def_readonly("d", &ScalarQuantizer::d)
         .def_readonly("code_size", &ScalarQuantizer::code_size)
+        .def_readonly("bits", &ScalarQuantizer::bits)
         .def_property_readonly("qtype", [](const ScalarQuantizer& s) { return int(s.qtype); })
+        .def_property("rangestat", [](const ScalarQuantizer& s) { return int(s.rangestat); },
+                      [](ScalarQuantizer& s, int rs) {
+                          if (!ScalarQuantizer::valid_rangestat(rs))
+                              throw InvalidArgument("ScalarQuantizer: rangestat must be RS_minmax, RS_meanstd, "
+                                                    "RS_quantiles or RS_optim");
+                          s.rangestat = ScalarQuantizer::RangeStat(rs);
+                      }, "How train() sets the ranges (faiss's RangeStat; read at training).")
+        .def_property("rangestat_arg", [](const ScalarQuantizer& s) { return s.rangestat_arg; },
+                      [](ScalarQuantizer& s, float v) {
+                          if (!std::isfinite(v)) throw InvalidArgument("ScalarQuantizer: rangestat_arg must be finite");
+                          s.rangestat_arg = v;
+                      })
         .def_property_readonly("trained", [](const ScalarQuantizer& s) {
             py::array_t<float> out(s.trained.size());
             std::copy(s.trained.begin(), s.trained.end(), out.mutable_data());
             return out;
-        }, "faiss's layout: vmin[d] then vdiff[d] for QT_8bit (a numpy copy), empty for QT_fp16.")
+        }, "faiss's layout (a numpy copy): vmin[d] then vdiff[d] for the per-dimension types, [vmin, vdiff] "
+           "for the uniform ones, empty for fp16, bf16 and the direct types.")
         .def("train", [](ScalarQuantizer& s, py::handle x_obj) {
             FloatArray x = as_matrix(x_obj, int(s.d), "x");
             py::gil_scoped_release release;

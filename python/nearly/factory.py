@@ -8,8 +8,28 @@ import re
 
 from . import _nearly
 
+# faiss's SQ tokens -> QuantizerType (longest first: the regex alternation tries them in order).
+_SQ_TYPES = {
+    "8_direct_signed": "QT_8bit_direct_signed",
+    "8_direct": "QT_8bit_direct",
+    "fp16": "QT_fp16",
+    "bf16": "QT_bf16",
+    "8": "QT_8bit",
+    "6": "QT_6bit",
+    "4": "QT_4bit",
+}
+_SQ = "(" + "|".join(_SQ_TYPES) + ")"
+
+
 def _sq_qtype(name):
-    return _nearly.ScalarQuantizer.QT_8bit if name == "8" else _nearly.ScalarQuantizer.QT_fp16
+    return getattr(_nearly.ScalarQuantizer, _SQ_TYPES[name])
+
+
+def _hnsw_sq(m, d, metric):
+    if m.group(2) not in ("8", "fp16"):
+        raise RuntimeError(f"index_factory: HNSW{m.group(1)},SQ{m.group(2)} not implemented in nearly "
+                           "(its HNSW stores SQ8 or SQfp16; IndexScalarQuantizer and IndexIVFScalarQuantizer take every SQ type)")
+    return _nearly.IndexHNSWSQ(d, _sq_qtype(m.group(2)), _hnsw_m(m), metric)
 
 
 def _hnsw_m(m):
@@ -60,9 +80,10 @@ INDEXES = [
     (re.compile(r"PQ(\d+)x4fs"), lambda m, d, metric: _nearly.IndexPQFastScan(d, int(m.group(1)), 4, metric)),
     (re.compile(r"IVF(\d+)(?:_HNSW(\d+))?,PQ(\d+)x4fs(r?)"), lambda m, d, metric: _ivfpq_fast_scan(
         _coarse(m.group(2), d, metric), d, int(m.group(1)), int(m.group(3)), metric, m.group(4) == "r")),
-    # Scalar quantizers: SQ8 (8 bits per dimension, per-dimension ranges) and SQfp16.
-    (re.compile(r"SQ(8|fp16)"), lambda m, d, metric: _nearly.IndexScalarQuantizer(d, _sq_qtype(m.group(1)), metric)),
-    (re.compile(r"IVF(\d+)(?:_HNSW(\d+))?,SQ(8|fp16)"), lambda m, d, metric: _nearly.IndexIVFScalarQuantizer(
+    # Scalar quantizers: SQ4 / SQ6 / SQ8 (bits per dimension, per-dimension
+    # ranges), SQfp16, SQbf16, SQ8_direct (uint8 data), SQ8_direct_signed (int8).
+    (re.compile("SQ" + _SQ), lambda m, d, metric: _nearly.IndexScalarQuantizer(d, _sq_qtype(m.group(1)), metric)),
+    (re.compile(r"IVF(\d+)(?:_HNSW(\d+))?,SQ" + _SQ), lambda m, d, metric: _nearly.IndexIVFScalarQuantizer(
         _coarse(m.group(2), d, metric), d, int(m.group(1)), _sq_qtype(m.group(3)), metric)),
     # faiss's LSH[nbits][r][t]: nbits defaults to d; r rotates, t learns per-bit thresholds.
     (re.compile(r"LSH(\d*)(r?)(t?)"), lambda m, d, metric: _nearly.IndexLSH(
@@ -95,8 +116,7 @@ INDEXES = [
         d, int(m.group(2)), int(m.group(3)), int(m.group(1)), metric)),
     (re.compile(r"IVF(\d+)(?:_HNSW(\d+))?,RBE(\d+)x(\d+)"), lambda m, d, metric: _nearly.IndexIVFBinaryRecurrent(
         _coarse(m.group(2), d, metric), d, int(m.group(1)), int(m.group(3)), int(m.group(4)), metric)),
-    (re.compile(r"HNSW(\d*)[,_]SQ(8|fp16)"), lambda m, d, metric: _nearly.IndexHNSWSQ(
-        d, _sq_qtype(m.group(2)), _hnsw_m(m), metric)),
+    (re.compile(r"HNSW(\d*)[,_]SQ" + _SQ), _hnsw_sq),
 ]
 
 # suffix -> wrapper(index) applied around the main index and its transforms

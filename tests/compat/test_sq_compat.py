@@ -1,9 +1,10 @@
 """Differential tests of ScalarQuantizer, IndexScalarQuantizer and
 IndexIVFScalarQuantizer against faiss-cpu on the real-embedding subset
-(../shared/data), with the factory strings "SQ8", "SQfp16", "IVF1024,SQ8",
-"IVF1024,SQfp16": the same codes from the same data, reconstruction error
-within 2% of faiss's, recall within 1 point, equal bytes per vector, the same
-exception types. fp16 codes equal faiss's except at exact ties between two
+(../shared/data), with the factory strings "SQ8", "SQ4", "SQ6", "SQfp16",
+"SQbf16", "IVF1024,SQ8" / "SQ4" / "SQ6" / "SQfp16": the same codes from the
+same data, reconstruction error within 2% of faiss's, recall within 1 point,
+equal bytes per vector, the same exception types; every QuantizerType and
+RangeStat byte-equal to faiss's ranges and codes. fp16 codes equal faiss's except at exact ties between two
 halves (nearly rounds to nearest even, faiss's portable encoder away from
 zero)."""
 import numpy as np
@@ -18,8 +19,10 @@ faiss = pytest.importorskip("faiss")
 METRICS = [METRIC_L2, METRIC_IP]
 METRIC_IDS = ["L2", "IP"]
 NITER = 6  # k-means iterations of the coarse quantizer, both libraries
-FLAT_FS = ["SQ8", "SQfp16"]
-IVF_FS = ["IVF1024,SQ8", "IVF1024,SQfp16"]
+FLAT_FS = ["SQ8", "SQfp16", "SQ4", "SQ6", "SQbf16"]
+IVF_FS = ["IVF1024,SQ8", "IVF1024,SQfp16", "IVF1024,SQ4", "IVF1024,SQ6"]
+QT_NAMES = ["QT_8bit", "QT_4bit", "QT_8bit_uniform", "QT_4bit_uniform", "QT_fp16", "QT_8bit_direct", "QT_6bit",
+            "QT_bf16", "QT_8bit_direct_signed"]
 MOD = {"faiss": faiss, "nearly": nearly}
 
 
@@ -52,7 +55,8 @@ def built(real):
     return out
 
 
-@pytest.mark.parametrize("qt", ["QT_8bit", "QT_fp16"])
+@pytest.mark.parametrize("qt", ["QT_8bit", "QT_fp16", "QT_4bit", "QT_6bit", "QT_8bit_uniform", "QT_4bit_uniform",
+                                "QT_bf16"])
 def test_same_codes_and_reconstruction_error(real, qt):
     x, _ = real
     codes, err = {}, {}
@@ -191,3 +195,82 @@ def test_untrained_use_raises_like_faiss():
         raises_same(lambda: ctor(faiss).search(x, 1), lambda: ctor(nearly).search(x, 1))
     assert faiss.IndexScalarQuantizer(16, faiss.ScalarQuantizer.QT_fp16).is_trained
     assert nearly.IndexScalarQuantizer(16, nearly.ScalarQuantizer.QT_fp16).is_trained
+
+
+@pytest.fixture
+def faiss_one_thread():
+    """faiss trains the per-dimension ranges of RS_meanstd / RS_quantiles /
+    RS_optim in an OpenMP loop that shares one scratch vector between threads
+    (a data race): compare against its single-threaded answer."""
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    yield
+    faiss.omp_set_num_threads(before)
+
+
+@pytest.mark.parametrize("qt", [q for q in QT_NAMES if q != "QT_fp16"])  # fp16 ties: see above
+@pytest.mark.parametrize("rs,arg", [(0, 0.0), (0, 0.2), (1, 1.5), (1, 3.0), (2, 0.01), (2, 0.2)],
+                         ids=["minmax", "minmax0.2", "meanstd1.5", "meanstd3", "quantiles0.01", "quantiles0.2"])
+@pytest.mark.parametrize("d", [5, 16, 33])
+def test_every_type_and_range_statistic_byte_equal(faiss_one_thread, qt, rs, arg, d):
+    rng = np.random.default_rng(d)
+    xt = randn(rng, 600, d) * rng.uniform(0.1, 5, d).astype(np.float32)
+    # faiss's transpose for the per-dimension statistics skips row 0 (it
+    # trains on a zero there); a zero row makes both libraries see the same data.
+    xt[0] = 0
+    x = randn(rng, 300, d) * np.float32(4)
+    if "direct" in qt:
+        lo, hi = (-128, 127) if "signed" in qt else (0, 255)
+        x = np.clip(np.round(x * 20 + (0 if "signed" in qt else 128)), lo, hi).astype(np.float32)
+    out = {}
+    for lib, mod in MOD.items():
+        sq = mod.ScalarQuantizer(d, getattr(mod.ScalarQuantizer, qt))
+        sq.rangestat, sq.rangestat_arg = rs, arg
+        sq.train(xt)
+        trained = faiss.vector_to_array(sq.trained) if lib == "faiss" else sq.trained
+        codes = sq.compute_codes(x)
+        out[lib] = trained, codes, sq.decode(codes), sq.code_size
+    np.testing.assert_array_equal(out["nearly"][0], out["faiss"][0])
+    np.testing.assert_array_equal(out["nearly"][1], out["faiss"][1])
+    assert out["nearly"][3] == out["faiss"][3]
+    # faiss decodes some types with SIMD code that rounds differently (at d % 8 == 0).
+    np.testing.assert_allclose(out["nearly"][2], out["faiss"][2], rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("qt", ["QT_4bit", "QT_6bit", "QT_4bit_uniform"])
+def test_rs_optim_close_to_faiss_where_faiss_is_finite(faiss_one_thread, qt):
+    """RS_optim sums in double where faiss sums in float: the same fit on
+    well-conditioned data, up to faiss's rounding."""
+    rng = np.random.default_rng(5)
+    xt = randn(rng, 1000, 8) * rng.uniform(0.5, 2, 8).astype(np.float32)
+    xt[0] = 0
+    t = {}
+    for lib, mod in MOD.items():
+        sq = mod.ScalarQuantizer(8, getattr(mod.ScalarQuantizer, qt))
+        sq.rangestat = mod.ScalarQuantizer.RS_optim
+        sq.train(xt)
+        t[lib] = faiss.vector_to_array(sq.trained) if lib == "faiss" else sq.trained
+    assert np.isfinite(t["faiss"]).all()
+    np.testing.assert_allclose(t["nearly"], t["faiss"], rtol=2e-3, atol=2e-3)
+
+
+@pytest.mark.parametrize("token", ["SQ8_direct", "SQ8_direct_signed"])
+@pytest.mark.parametrize("metric", METRICS, ids=METRIC_IDS)
+def test_direct_types_search_like_faiss(real, token, metric):
+    """uint8 / int8 data (the embeddings scaled to integers) stored as is: the
+    results of an exact search, and faiss's."""
+    x, xq = real
+    shift = 128 if token == "SQ8_direct" else 0
+    xi = np.clip(np.round(x[:5000] * 400) + shift, shift - 128, shift + 127).astype(np.float32)
+    qi = np.clip(np.round(xq[:50] * 400) + shift, shift - 128, shift + 127).astype(np.float32)
+    res = {}
+    for lib, mod in MOD.items():
+        index = mod.index_factory(384, token, metric)
+        assert index.is_trained
+        index.add(xi)
+        res[lib] = index.search(qi, 10)
+        np.testing.assert_array_equal(index.reconstruct(7), xi[7])
+    Dr, Ir = brute_force(qi, xi, 10, metric)
+    np.testing.assert_allclose(res["nearly"][0], Dr, rtol=1e-5)
+    np.testing.assert_allclose(res["nearly"][0], res["faiss"][0], rtol=1e-5)
+    assert np.mean(res["nearly"][1] == res["faiss"][1]) > 0.98

@@ -1,6 +1,7 @@
 // faiss's IndexScalarQuantizer: every vector stored as its ScalarQuantizer
-// code (code_size bytes: d for QT_8bit, 2d for QT_fp16); a search decodes
-// blocks of codes to floats and scores them with the SIMD row kernels.
+// code (code_size bytes: d / 2 for 4 bits, 3d / 4 for 6 bits, d for 8 bits,
+// 2d for fp16 / bf16); a search decodes blocks of codes to floats and scores
+// them with the SIMD row kernels.
 #pragma once
 #include <memory>
 #include <vector>
@@ -11,6 +12,11 @@
 namespace nearly {
 
 class Reader;
+
+// A ScalarQuantizer's persisted state (type, range statistic, ranges), shared
+// by the flat and IVF indexes; read_sq checks it against d.
+void write_sq(Writer& w, const ScalarQuantizer& sq);
+ScalarQuantizer read_sq(Reader& r, int d, const char* who);
 
 struct IndexScalarQuantizer : IndexFlatCodes {
     ScalarQuantizer sq;

@@ -1,12 +1,25 @@
-// faiss's ScalarQuantizer codec (the subset nearly implements), byte for byte:
-//   QT_8bit: per-dimension range [vmin, vmin + vdiff] learned in training
-//            (faiss's default rangestat "min-max", rangestat_arg 0);
-//            code = int(255 * clamp((x - vmin) / vdiff, 0, 1)), one byte per
-//            dimension; decode = vmin + (code + 0.5) / 255 * vdiff.
-//   QT_fp16: d IEEE halves (round to nearest even), no training.
-// `trained` holds faiss's layout: vmin[d] then vdiff[d] for QT_8bit, empty
-// for QT_fp16. Also home of the portable float <-> half conversions (HNSW's
-// FP16 storage uses them too).
+// faiss's ScalarQuantizer codec, byte for byte, for faiss's classic types:
+//   QT_8bit / QT_4bit / QT_6bit: per-dimension range [vmin, vmin + vdiff];
+//       t = clamp((x - vmin) / vdiff, 0, 1), code = int(t * (2^bits - 1))
+//       (truncation), decode = vmin + (code + 0.5) / (2^bits - 1) * vdiff.
+//       4-bit packs two dimensions per byte (low nibble first), 6-bit four
+//       dimensions per three bytes, as faiss.
+//   QT_8bit_uniform / QT_4bit_uniform: the same with one range for all
+//       dimensions.
+//   QT_fp16: IEEE halves (round to nearest even). QT_bf16: the top 16 bits
+//       of the float after adding 0x8000 (faiss's rounding).
+//   QT_8bit_direct: code = x (uint8 data stored as is); QT_8bit_direct_signed:
+//       code = x + 128 (int8 data). Values are truncated toward zero and,
+//       where faiss's cast is undefined (outside 0..255), saturated.
+// The ranges are learned by faiss's range statistics (RangeStat, with
+// rangestat_arg): min-max widened by arg * (max - min), mean +- arg * std,
+// the arg and 1 - arg quantiles, or faiss's alternating least-squares fit of
+// the reconstruction error (RS_optim; summed in double here, where faiss's
+// float sums can return NaN ranges, so its ranges are close to faiss's, not
+// its bits). `trained` holds faiss's layout: vmin[d] then
+// vdiff[d] (per-dimension types), vmin, vdiff (uniform types), nothing
+// (fp16, bf16, direct). Also home of the portable float <-> half conversions
+// (HNSW's FP16 storage uses them too).
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -20,23 +33,50 @@ float half_to_float(uint16_t h);
 
 struct ScalarQuantizer {
     // faiss's QuantizerType values.
-    enum QuantizerType : int { QT_8bit = 0, QT_fp16 = 4 };
+    enum QuantizerType : int {
+        QT_8bit = 0,
+        QT_4bit = 1,
+        QT_8bit_uniform = 2,
+        QT_4bit_uniform = 3,
+        QT_fp16 = 4,
+        QT_8bit_direct = 5,
+        QT_6bit = 6,
+        QT_bf16 = 7,
+        QT_8bit_direct_signed = 8,
+    };
+    // faiss's RangeStat values.
+    enum RangeStat : int { RS_minmax = 0, RS_meanstd = 1, RS_quantiles = 2, RS_optim = 3 };
 
     size_t d;
     QuantizerType qtype;
-    size_t code_size;
+    RangeStat rangestat = RS_minmax;
+    float rangestat_arg = 0.f;
+    size_t bits;       // bits per dimension
+    size_t code_size;  // bytes per vector
     std::vector<float> trained;
 
     ScalarQuantizer(size_t d, QuantizerType qtype);
-    // Whether the type has a value to learn (QT_8bit).
-    bool needs_training() const { return qtype == QT_8bit; }
-    bool is_trained() const { return !needs_training() || trained.size() == 2 * d; }
-    // Learns the per-dimension ranges from n vectors (nothing for fp16).
+
+    bool uniform() const { return qtype == QT_8bit_uniform || qtype == QT_4bit_uniform; }
+    // Whether the type has ranges to learn.
+    bool needs_training() const {
+        return qtype == QT_8bit || qtype == QT_4bit || qtype == QT_6bit || uniform();
+    }
+    size_t trained_size() const { return !needs_training() ? 0 : uniform() ? 2 : 2 * d; }
+    bool is_trained() const { return trained.size() == trained_size(); }
+    // Learns the ranges from n vectors (nothing for the untrained types).
     void train(size_t n, const float* x);
     void compute_codes(const float* x, uint8_t* codes, size_t n) const;
-    void encode(const float* x, uint8_t* code) const;
+    void encode(const float* x, uint8_t* code) const;  // writes every byte of code
     void decode(const uint8_t* codes, float* x, size_t n) const;
-    static bool valid_qtype(int qtype) { return qtype == QT_8bit || qtype == QT_fp16; }
+    static bool valid_qtype(int qtype) { return qtype >= QT_8bit && qtype <= QT_8bit_direct_signed; }
+    static bool valid_rangestat(int rs) { return rs >= RS_minmax && rs <= RS_optim; }
 };
+
+// The decoder of each SIMD level (cpp/src/simd/<isa>/sq.cpp, one source
+// compiled per level): every level gives the scalar reference's bits.
+void sq_decode_scalar(const ScalarQuantizer& sq, const uint8_t* codes, float* x, size_t n);
+void sq_decode_avx2(const ScalarQuantizer& sq, const uint8_t* codes, float* x, size_t n);
+void sq_decode_avx512(const ScalarQuantizer& sq, const uint8_t* codes, float* x, size_t n);
 
 }  // namespace nearly
