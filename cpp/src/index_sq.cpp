@@ -9,6 +9,7 @@
 #include "nearly/io.h"
 #include "nearly/parallel.h"
 #include "nearly/simd.h"
+#include "nearly/sq_scan.h"
 #include "nearly/topk.h"
 
 namespace nearly {
@@ -67,17 +68,28 @@ void IndexScalarQuantizer::search(idx_t n, const float* x, idx_t k, float* D, id
     const float pad = missing_distance(metric_type);
     const SimdKernels& K = simd();
     InterruptPoll poll;
+    const bool fused = SQScorer::supports(sq);  // integer codes: scored without decoding
     parallel_for((size_t(n) + kQueriesPerTask - 1) / kQueriesPerTask, [&](size_t t) {
         const size_t q0 = t * kQueriesPerTask, q1 = std::min(size_t(n), q0 + kQueriesPerTask);
-        std::vector<float> dec(kCodeBlock * dd), buf(kCodeBlock);
-        for (size_t q = q0; q < q1; q++) TopK::init(D + q * kk, I + q * kk, kk);  // L2, or the negated IP
+        std::vector<float> dec(fused ? 0 : kCodeBlock * dd), buf(kCodeBlock);
+        std::vector<SQScorer> scorers;
+        for (size_t q = q0; q < q1; q++) {
+            TopK::init(D + q * kk, I + q * kk, kk);  // L2, or the negated IP
+            if (fused) {
+                scorers.emplace_back(sq, metric_type);
+                scorers.back().set_query(x + q * dd);
+            }
+        }
+        // A block of codes at a time, shared by the task's queries while in cache.
         for (size_t j0 = 0; j0 < nb; j0 += kCodeBlock) {
             const size_t m = std::min(kCodeBlock, nb - j0);
-            sq.decode(codes_.data() + j0 * cs, dec.data(), m);
+            if (!fused) sq.decode(codes_.data() + j0 * cs, dec.data(), m);
             for (size_t q = q0; q < q1; q++) {
                 float* Dq = D + q * kk;
                 idx_t* Iq = I + q * kk;
-                if (ip)
+                if (fused)
+                    scorers[q - q0].scores(codes_.data() + j0 * cs, m, buf.data());
+                else if (ip)
                     K.inner_products_ny(x + q * dd, dec.data(), dd, m, buf.data());
                 else
                     K.l2sqr_ny(x + q * dd, dec.data(), dd, m, buf.data());

@@ -9,6 +9,7 @@
 #include "nearly/io.h"
 #include "nearly/parallel.h"
 #include "nearly/simd.h"
+#include "nearly/sq_scan.h"
 
 namespace nearly {
 
@@ -18,6 +19,7 @@ struct IVFSQScanner : InvertedListScanner {
     const SimdKernels& K = simd();
     const size_t d;
     const bool ip, residual;
+    std::unique_ptr<SQScorer> scorer;  // integer codes: scored without decoding
     std::vector<float> qres, centroid;
     mutable std::vector<float> dec;
     const float* q = nullptr;
@@ -26,6 +28,7 @@ struct IVFSQScanner : InvertedListScanner {
 
     explicit IVFSQScanner(const IndexIVFScalarQuantizer& ix)
         : ix(ix), d(size_t(ix.d)), ip(ix.metric_type == METRIC_INNER_PRODUCT), residual(ix.by_residual) {
+        if (SQScorer::supports(ix.sq)) scorer = std::make_unique<SQScorer>(ix.sq, ix.metric_type);
         if (residual && !ip) {
             qres.resize(d);
             centroid.resize(d);
@@ -35,6 +38,7 @@ struct IVFSQScanner : InvertedListScanner {
         q = x;
         qeff = x;
         dis0 = 0.f;
+        if (scorer && (ip || !residual)) scorer->set_query(x);
     }
     void set_list(size_t list_no, float coarse_dis) override {
         if (!residual) return;
@@ -44,20 +48,25 @@ struct IVFSQScanner : InvertedListScanner {
             ix.quantizer->reconstruct(idx_t(list_no), centroid.data());
             for (size_t j = 0; j < d; j++) qres[j] = q[j] - centroid[j];
             qeff = qres.data();
+            if (scorer) scorer->set_query(qeff);
         }
     }
     void distances(size_t n, const uint8_t* codes, float* out) const override {
-        // A few codes at a time, so that the decoded floats are still in L1
-        // when the kernel reads them back.
-        constexpr size_t kDecodeChunk = 16;
-        if (dec.size() < kDecodeChunk * d) dec.resize(kDecodeChunk * d);
-        for (size_t j0 = 0; j0 < n; j0 += kDecodeChunk) {
-            const size_t m = std::min(kDecodeChunk, n - j0);
-            ix.sq.decode(codes + j0 * ix.sq.code_size, dec.data(), m);
-            if (ip)
-                K.inner_products_ny(qeff, dec.data(), d, m, out + j0);
-            else
-                K.l2sqr_ny(qeff, dec.data(), d, m, out + j0);
+        if (scorer) {
+            scorer->scores(codes, n, out);
+        } else {
+            // fp16 / bf16: a few codes at a time, so that the decoded floats
+            // are still in L1 when the kernel reads them back.
+            constexpr size_t kDecodeChunk = 16;
+            if (dec.size() < kDecodeChunk * d) dec.resize(kDecodeChunk * d);
+            for (size_t j0 = 0; j0 < n; j0 += kDecodeChunk) {
+                const size_t m = std::min(kDecodeChunk, n - j0);
+                ix.sq.decode(codes + j0 * ix.sq.code_size, dec.data(), m);
+                if (ip)
+                    K.inner_products_ny(qeff, dec.data(), d, m, out + j0);
+                else
+                    K.l2sqr_ny(qeff, dec.data(), d, m, out + j0);
+            }
         }
         if (dis0 != 0.f)
             for (size_t j = 0; j < n; j++) out[j] += dis0;

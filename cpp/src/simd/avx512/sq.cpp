@@ -1,13 +1,114 @@
-// The ScalarQuantizer decoder at this level: sq_decode.h compiled with the
-// level's flags (bit-identical to the scalar reference; see CMakeLists.txt).
+// The ScalarQuantizer decoder at this level (sq_decode.h compiled with the
+// level's flags: bit-identical to the scalar reference) and the code scoring
+// kernels: sixteen dimensions per step (the packed codes widened to sixteen
+// 32-bit lanes: a byte shuffle, then per-lane shifts for 4 and 6 bits), four
+// codes at a time sharing the query's loads; the last dimensions short of
+// sixteen go through the AVX2 steps (sq_avx2_scores.h) and the scalar tail.
 #include "../../sq_decode.h"
 
+#include <immintrin.h>
+
+#include "../sq_avx2_scores.h"
 #include "nearly/half.h"
+#include "nearly/sq_scan.h"
 
 namespace nearly {
 
 void sq_decode_avx512(const ScalarQuantizer& sq, const uint8_t* codes, float* x, size_t n) {
     sq_detail::decode(sq, codes, x, n, half_to_float_avx512);
+}
+
+namespace {
+
+template <int Bits>
+inline __m512 load16(const uint8_t* c, size_t j) {
+    if constexpr (Bits == 8) {
+        return _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(c + j))));
+    } else if constexpr (Bits == 4) {
+        const __m128i b = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(c + j / 2));
+        const __m128i dup = _mm_shuffle_epi8(b, _mm_setr_epi8(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7));
+        const __m512i x = _mm512_srlv_epi32(_mm512_cvtepu8_epi32(dup),
+                                            _mm512_setr_epi32(0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4));
+        return _mm512_cvtepi32_ps(_mm512_and_si512(x, _mm512_set1_epi32(15)));
+    } else {
+        // Twelve bytes, four groups of three: one group per 128-bit lane. A
+        // masked load never reads past them.
+        const __m128i b = _mm_maskz_loadu_epi8(__mmask16(0x0fff), c + j / 8 * 6);
+        __m512i x = _mm512_broadcast_i32x4(b);
+        x = _mm512_shuffle_epi8(x, _mm512_set_epi8(-1, 11, 10, 9, -1, 11, 10, 9, -1, 11, 10, 9, -1, 11, 10, 9,  //
+                                                   -1, 8, 7, 6, -1, 8, 7, 6, -1, 8, 7, 6, -1, 8, 7, 6,          //
+                                                   -1, 5, 4, 3, -1, 5, 4, 3, -1, 5, 4, 3, -1, 5, 4, 3,          //
+                                                   -1, 2, 1, 0, -1, 2, 1, 0, -1, 2, 1, 0, -1, 2, 1, 0));
+        x = _mm512_srlv_epi32(x, _mm512_setr_epi32(0, 6, 12, 18, 0, 6, 12, 18, 0, 6, 12, 18, 0, 6, 12, 18));
+        return _mm512_cvtepi32_ps(_mm512_and_si512(x, _mm512_set1_epi32(63)));
+    }
+}
+
+template <bool IP>
+inline __m512 step16(__m512 acc, __m512 wj, __m512 rj, __m512 v) {
+    if constexpr (IP) {
+        return _mm512_fmadd_ps(wj, v, acc);
+    } else {
+        const __m512 t = _mm512_fnmadd_ps(wj, v, rj);
+        return _mm512_fmadd_ps(t, t, acc);
+    }
+}
+
+// The dimensions from j16 on: one AVX2 step if eight remain, then scalar.
+template <int Bits, bool IP>
+inline float rest(const uint8_t* c, size_t cs, size_t j16, size_t d, const float* w, const float* r) {
+    float s = 0.f;
+    size_t j = j16;
+    if (j + 8 <= d) {
+        const __m256 wj = _mm256_loadu_ps(w + j);
+        const __m256 rj = IP ? wj : _mm256_loadu_ps(r + j);
+        s = sq_avx2::hsum(sq_avx2::step<Bits, IP>(_mm256_setzero_ps(), wj, rj, sq_avx2::load8<Bits>(c, j, cs)));
+        j += 8;
+    }
+    return s + sq_avx2::tail<Bits, IP>(c, j, d, w, r);
+}
+
+template <int Bits, bool IP>
+void scores(const uint8_t* codes, size_t cs, size_t n, size_t d, const float* w, const float* r, float* out) {
+    const size_t d16 = d & ~size_t(15);
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        const uint8_t* c0 = codes + i * cs;
+        const uint8_t* c1 = c0 + cs;
+        const uint8_t* c2 = c1 + cs;
+        const uint8_t* c3 = c2 + cs;
+        __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        for (size_t j = 0; j < d16; j += 16) {
+            const __m512 wj = _mm512_loadu_ps(w + j);
+            const __m512 rj = IP ? wj : _mm512_loadu_ps(r + j);
+            a0 = step16<IP>(a0, wj, rj, load16<Bits>(c0, j));
+            a1 = step16<IP>(a1, wj, rj, load16<Bits>(c1, j));
+            a2 = step16<IP>(a2, wj, rj, load16<Bits>(c2, j));
+            a3 = step16<IP>(a3, wj, rj, load16<Bits>(c3, j));
+        }
+        out[i] = _mm512_reduce_add_ps(a0) + rest<Bits, IP>(c0, cs, d16, d, w, r);
+        out[i + 1] = _mm512_reduce_add_ps(a1) + rest<Bits, IP>(c1, cs, d16, d, w, r);
+        out[i + 2] = _mm512_reduce_add_ps(a2) + rest<Bits, IP>(c2, cs, d16, d, w, r);
+        out[i + 3] = _mm512_reduce_add_ps(a3) + rest<Bits, IP>(c3, cs, d16, d, w, r);
+    }
+    for (; i < n; i++) {
+        const uint8_t* c = codes + i * cs;
+        __m512 a = _mm512_setzero_ps();
+        for (size_t j = 0; j < d16; j += 16) {
+            const __m512 wj = _mm512_loadu_ps(w + j);
+            a = step16<IP>(a, wj, IP ? wj : _mm512_loadu_ps(r + j), load16<Bits>(c, j));
+        }
+        out[i] = _mm512_reduce_add_ps(a) + rest<Bits, IP>(c, cs, d16, d, w, r);
+    }
+}
+
+}  // namespace
+
+void sq_scores_avx512(int bits, bool ip, const uint8_t* codes, size_t cs, size_t n, size_t d, const float* w,
+                      const float* r, float* out) {
+    if (bits == 8) return ip ? scores<8, true>(codes, cs, n, d, w, r, out) : scores<8, false>(codes, cs, n, d, w, r, out);
+    if (bits == 4) return ip ? scores<4, true>(codes, cs, n, d, w, r, out) : scores<4, false>(codes, cs, n, d, w, r, out);
+    return ip ? scores<6, true>(codes, cs, n, d, w, r, out) : scores<6, false>(codes, cs, n, d, w, r, out);
 }
 
 }  // namespace nearly

@@ -1,13 +1,43 @@
-// The ScalarQuantizer decoder at this level: sq_decode.h compiled with the
-// level's flags (bit-identical to the scalar reference; see CMakeLists.txt).
+// The ScalarQuantizer decoder (sq_decode.h) and the scalar reference of the
+// code scoring kernels (sq_scan.h): plain loops in dimension order, no FMA
+// contraction (see CMakeLists.txt).
 #include "../../sq_decode.h"
 
+#include "../sq_codes.h"
 #include "nearly/half.h"
+#include "nearly/sq_scan.h"
 
 namespace nearly {
 
 void sq_decode_scalar(const ScalarQuantizer& sq, const uint8_t* codes, float* x, size_t n) {
     sq_detail::decode(sq, codes, x, n, half_to_float_scalar);
+}
+
+namespace {
+template <int Bits, bool IP>
+void scores(const uint8_t* codes, size_t cs, size_t n, size_t d, const float* w, const float* r, float* out) {
+    for (size_t i = 0; i < n; i++) {
+        const uint8_t* c = codes + i * cs;
+        float s = 0.f;
+        for (size_t j = 0; j < d; j++) {
+            const float v = float(sq_code_value<Bits>(c, j));
+            if constexpr (IP) {
+                s += w[j] * v;
+            } else {
+                const float t = r[j] - w[j] * v;
+                s += t * t;
+            }
+        }
+        out[i] = s;
+    }
+}
+}  // namespace
+
+void sq_scores_scalar(int bits, bool ip, const uint8_t* codes, size_t cs, size_t n, size_t d, const float* w,
+                      const float* r, float* out) {
+    if (bits == 8) return ip ? scores<8, true>(codes, cs, n, d, w, r, out) : scores<8, false>(codes, cs, n, d, w, r, out);
+    if (bits == 4) return ip ? scores<4, true>(codes, cs, n, d, w, r, out) : scores<4, false>(codes, cs, n, d, w, r, out);
+    return ip ? scores<6, true>(codes, cs, n, d, w, r, out) : scores<6, false>(codes, cs, n, d, w, r, out);
 }
 
 }  // namespace nearly

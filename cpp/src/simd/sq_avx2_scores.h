@@ -1,0 +1,127 @@
+// The AVX2 scoring of ScalarQuantizer codes (see sq_scan.h), shared by the
+// AVX2 and AVX-512 levels. Included only by files compiled with AVX2
+// enabled; static inline, so each such file keeps its own copy built with its
+// own flags. Eight dimensions per step: the packed codes are widened to eight
+// 32-bit lanes (a byte shuffle, then per-lane shifts for 4 and 6 bits) and
+// converted to float; four codes at a time share the query's loads.
+#pragma once
+#include <immintrin.h>
+
+#include <cstring>
+
+#include "sq_codes.h"
+
+namespace nearly {
+namespace sq_avx2 {
+
+template <int Bits>
+static inline __m256 load8(const uint8_t* c, size_t j, size_t cs) {
+    if constexpr (Bits == 8) {
+        return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(c + j))));
+    } else if constexpr (Bits == 4) {
+        uint32_t v;
+        std::memcpy(&v, c + j / 2, 4);
+        const __m128i dup = _mm_shuffle_epi8(_mm_cvtsi32_si128(int(v)),
+                                             _mm_setr_epi8(0, 0, 1, 1, 2, 2, 3, 3, -1, -1, -1, -1, -1, -1, -1, -1));
+        __m256i x = _mm256_cvtepu8_epi32(dup);
+        x = _mm256_and_si256(_mm256_srlv_epi32(x, _mm256_setr_epi32(0, 4, 0, 4, 0, 4, 0, 4)), _mm256_set1_epi32(15));
+        return _mm256_cvtepi32_ps(x);
+    } else {
+        // Six bytes; read as eight where the code has them (a 6-byte copy
+        // into a register would stall on store forwarding at every step).
+        const uint8_t* p = c + j / 8 * 6;
+        __m128i b;
+        if (j / 8 * 6 + 8 <= cs) {
+            b = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(p));
+        } else {
+            uint64_t v = 0;
+            std::memcpy(&v, p, 6);
+            b = _mm_cvtsi64_si128(int64_t(v));
+        }
+        __m256i x = _mm256_broadcastsi128_si256(b);
+        x = _mm256_shuffle_epi8(x, _mm256_setr_epi8(0, 1, 2, -1, 0, 1, 2, -1, 0, 1, 2, -1, 0, 1, 2, -1,  //
+                                                    3, 4, 5, -1, 3, 4, 5, -1, 3, 4, 5, -1, 3, 4, 5, -1));
+        x = _mm256_and_si256(_mm256_srlv_epi32(x, _mm256_setr_epi32(0, 6, 12, 18, 0, 6, 12, 18)),
+                             _mm256_set1_epi32(63));
+        return _mm256_cvtepi32_ps(x);
+    }
+}
+
+static inline float hsum(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+template <int Bits, bool IP>
+static inline float tail(const uint8_t* c, size_t j0, size_t d, const float* w, const float* r) {
+    float s = 0.f;
+    for (size_t j = j0; j < d; j++) {
+        const float v = float(sq_code_value<Bits>(c, j));
+        if constexpr (IP) {
+            s += w[j] * v;
+        } else {
+            const float t = r[j] - w[j] * v;
+            s += t * t;
+        }
+    }
+    return s;
+}
+
+template <int Bits, bool IP>
+static inline __m256 step(__m256 acc, __m256 wj, __m256 rj, __m256 v) {
+    if constexpr (IP) {
+        return _mm256_fmadd_ps(wj, v, acc);
+    } else {
+        const __m256 t = _mm256_fnmadd_ps(wj, v, rj);
+        return _mm256_fmadd_ps(t, t, acc);
+    }
+}
+
+template <int Bits, bool IP>
+static void scores(const uint8_t* codes, size_t cs, size_t n, size_t d, const float* w, const float* r, float* out) {
+    const size_t d8 = d & ~size_t(7);
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        const uint8_t* c0 = codes + i * cs;
+        const uint8_t* c1 = c0 + cs;
+        const uint8_t* c2 = c1 + cs;
+        const uint8_t* c3 = c2 + cs;
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        for (size_t j = 0; j < d8; j += 8) {
+            const __m256 wj = _mm256_loadu_ps(w + j);
+            const __m256 rj = IP ? wj : _mm256_loadu_ps(r + j);
+            a0 = step<Bits, IP>(a0, wj, rj, load8<Bits>(c0, j, cs));
+            a1 = step<Bits, IP>(a1, wj, rj, load8<Bits>(c1, j, cs));
+            a2 = step<Bits, IP>(a2, wj, rj, load8<Bits>(c2, j, cs));
+            a3 = step<Bits, IP>(a3, wj, rj, load8<Bits>(c3, j, cs));
+        }
+        out[i] = hsum(a0) + tail<Bits, IP>(c0, d8, d, w, r);
+        out[i + 1] = hsum(a1) + tail<Bits, IP>(c1, d8, d, w, r);
+        out[i + 2] = hsum(a2) + tail<Bits, IP>(c2, d8, d, w, r);
+        out[i + 3] = hsum(a3) + tail<Bits, IP>(c3, d8, d, w, r);
+    }
+    for (; i < n; i++) {
+        const uint8_t* c = codes + i * cs;
+        __m256 a = _mm256_setzero_ps();
+        for (size_t j = 0; j < d8; j += 8) {
+            const __m256 wj = _mm256_loadu_ps(w + j);
+            a = step<Bits, IP>(a, wj, IP ? wj : _mm256_loadu_ps(r + j), load8<Bits>(c, j, cs));
+        }
+        out[i] = hsum(a) + tail<Bits, IP>(c, d8, d, w, r);
+    }
+}
+
+}  // namespace sq_avx2
+
+// Dispatch on (bits, metric) for one level's entry point.
+static inline void sq_scores_avx2_impl(int bits, bool ip, const uint8_t* codes, size_t cs, size_t n, size_t d,
+                                       const float* w, const float* r, float* out) {
+    using namespace sq_avx2;
+    if (bits == 8) return ip ? scores<8, true>(codes, cs, n, d, w, r, out) : scores<8, false>(codes, cs, n, d, w, r, out);
+    if (bits == 4) return ip ? scores<4, true>(codes, cs, n, d, w, r, out) : scores<4, false>(codes, cs, n, d, w, r, out);
+    return ip ? scores<6, true>(codes, cs, n, d, w, r, out) : scores<6, false>(codes, cs, n, d, w, r, out);
+}
+
+}  // namespace nearly

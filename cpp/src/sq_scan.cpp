@@ -1,0 +1,66 @@
+#include "nearly/sq_scan.h"
+
+#include "nearly/simd.h"
+
+namespace nearly {
+
+bool SQScorer::supports(const ScalarQuantizer& sq) {
+    return sq.qtype != ScalarQuantizer::QT_fp16 && sq.qtype != ScalarQuantizer::QT_bf16;
+}
+
+SQScorer::SQScorer(const ScalarQuantizer& sq, MetricType metric)
+    : bits_(int(sq.bits)), ip_(metric == METRIC_INNER_PRODUCT), d_(sq.d), code_size_(sq.code_size) {
+    NEARLY_CHECK_ARG(supports(sq) && sq.is_trained(), "SQScorer: needs a trained integer-code ScalarQuantizer");
+    A_.assign(d_, 0.f);
+    B_.assign(d_, 1.f);
+    if (sq.qtype == ScalarQuantizer::QT_8bit_direct_signed) A_.assign(d_, -128.f);
+    if (sq.needs_training()) {
+        const float levels = float((1 << bits_) - 1);
+        for (size_t j = 0; j < d_; j++) {
+            const float vmin = sq.uniform() ? sq.trained[0] : sq.trained[j];
+            const float vdiff = sq.uniform() ? sq.trained[1] : sq.trained[d_ + j];
+            B_[j] = vdiff / levels;
+            A_[j] = vmin + 0.5f * B_[j];
+        }
+    }
+    if (ip_) {
+        w_.resize(d_);
+    } else {
+        w_ = B_;
+        r_.resize(d_);
+    }
+}
+
+void SQScorer::set_query(const float* q) {
+    if (ip_) {
+        float c0 = 0.f;
+        for (size_t j = 0; j < d_; j++) {
+            w_[j] = q[j] * B_[j];
+            c0 += q[j] * A_[j];
+        }
+        c0_ = c0;
+    } else {
+        for (size_t j = 0; j < d_; j++) r_[j] = q[j] - A_[j];
+    }
+}
+
+void SQScorer::scores(const uint8_t* codes, size_t n, float* out) const {
+    sq_scores(bits_, ip_, codes, code_size_, n, d_, w_.data(), r_.data(), out);
+    if (ip_ && c0_ != 0.f)
+        for (size_t i = 0; i < n; i++) out[i] += c0_;
+}
+
+void sq_scores(int bits, bool ip, const uint8_t* codes, size_t cs, size_t n, size_t d, const float* w,
+               const float* r, float* out) {
+    switch (simd_level()) {
+#if defined(NEARLY_HAVE_AVX512)
+        case SimdLevel::avx512: return sq_scores_avx512(bits, ip, codes, cs, n, d, w, r, out);
+#endif
+#if defined(NEARLY_HAVE_AVX2)
+        case SimdLevel::avx2: return sq_scores_avx2(bits, ip, codes, cs, n, d, w, r, out);
+#endif
+        default: return sq_scores_scalar(bits, ip, codes, cs, n, d, w, r, out);
+    }
+}
+
+}  // namespace nearly
