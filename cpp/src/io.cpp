@@ -16,7 +16,9 @@
 #include "nearly/index_lsh.h"
 #include "nearly/index_rabitq.h"
 #include "nearly/ivf_rabitq.h"
+#include "nearly/index_residual_quantizer.h"
 #include "nearly/index_sq.h"
+#include "nearly/ivf_residual_quantizer.h"
 #include "nearly/ivf_flat.h"
 #include "nearly/ivf_sq.h"
 #include "nearly/ivfpq.h"
@@ -103,6 +105,8 @@ IndexPtr read_tagged(Reader& r, const std::string& tag) {
     if (tag == "PQ") return IndexPQ::read_body(r);
     if (tag == "PQFastScan") return IndexPQFastScan::read_body(r);
     if (tag == "ScalarQuantizer") return IndexScalarQuantizer::read_body(r);
+    if (tag == "ResidualQuantizer") return IndexResidualQuantizer::read_body(r);
+    if (tag == "IVFResidualQuantizer") return IndexIVFResidualQuantizer::read_body(r);
     if (tag == "LSH") return IndexLSH::read_body(r);
     if (tag == "RaBitQ") return IndexRaBitQ::read_body(r);
     if (tag == "RaBitQFastScan") return IndexRaBitQFastScan::read_body(r);

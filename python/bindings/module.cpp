@@ -27,6 +27,7 @@ void bind_kmeans(py::module_& m);
 void bind_ivf(py::module_& m);
 void bind_pq(py::module_& m);
 void bind_sq(py::module_& m);
+void bind_residual_quantizer(py::module_& m);
 void bind_gpu(py::module_& m);
 void bind_binary(py::module_& m);
 void bind_binary_flat(py::module_& m);
@@ -166,6 +167,7 @@ PYBIND11_MODULE(_nearly, m) {
     bind_ivf(m);
     bind_pq(m);
     bind_sq(m);
+    bind_residual_quantizer(m);
     bind_gpu(m);
     bind_binary(m);
     bind_binary_flat(m);

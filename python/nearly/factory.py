@@ -25,6 +25,18 @@ def _sq_qtype(name):
     return getattr(_nearly.ScalarQuantizer, _SQ_TYPES[name])
 
 
+# faiss's additive-quantizer norm suffixes -> search type ("" : decompress).
+_RQ_NORMS = {"": "ST_decompress", "_Nnone": "ST_LUT_nonorm", "_Nfloat": "ST_norm_float", "_Nqint8": "ST_norm_qint8",
+             "_Nqint4": "ST_norm_qint4", "_Ncqint8": "ST_norm_cqint8", "_Ncqint4": "ST_norm_cqint4"}
+_RQ = r"RQ(\d+)x(\d+)(|_Nnone|_Nfloat|_Nqint8|_Nqint4|_Ncqint8|_Ncqint4)"
+
+
+def _rq_search_type(suffix, metric):
+    if suffix == "" and metric != _nearly.METRIC_L2:
+        return _nearly.ResidualQuantizer.ST_LUT_nonorm  # faiss's default for inner product
+    return getattr(_nearly.ResidualQuantizer, _RQ_NORMS[suffix])
+
+
 def _hnsw_sq(m, d, metric):
     if m.group(2) not in ("8", "fp16"):
         raise RuntimeError(f"index_factory: HNSW{m.group(1)},SQ{m.group(2)} not implemented in nearly "
@@ -85,6 +97,13 @@ INDEXES = [
     (re.compile("SQ" + _SQ), lambda m, d, metric: _nearly.IndexScalarQuantizer(d, _sq_qtype(m.group(1)), metric)),
     (re.compile(r"IVF(\d+)(?:_HNSW(\d+))?,SQ" + _SQ), lambda m, d, metric: _nearly.IndexIVFScalarQuantizer(
         _coarse(m.group(2), d, metric), d, int(m.group(1)), _sq_qtype(m.group(3)), metric)),
+    # Residual quantizers: RQ{M}x{nbits}[_N<norm>], M codebooks of 2^nbits words;
+    # the suffix says how the norm is stored (none: search on the decoded vectors).
+    (re.compile(_RQ), lambda m, d, metric: _nearly.IndexResidualQuantizer(
+        d, int(m.group(1)), int(m.group(2)), metric, _rq_search_type(m.group(3), metric))),
+    (re.compile(r"IVF(\d+)(?:_HNSW(\d+))?," + _RQ), lambda m, d, metric: _nearly.IndexIVFResidualQuantizer(
+        _coarse(m.group(2), d, metric), d, int(m.group(1)), int(m.group(3)), int(m.group(4)), metric,
+        _rq_search_type(m.group(5), metric))),
     # faiss's LSH[nbits][r][t]: nbits defaults to d; r rotates, t learns per-bit thresholds.
     (re.compile(r"LSH(\d*)(r?)(t?)"), lambda m, d, metric: _nearly.IndexLSH(
         d, int(m.group(1) or d), bool(m.group(2)), bool(m.group(3)))),

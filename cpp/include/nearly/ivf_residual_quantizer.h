@@ -1,0 +1,38 @@
+// faiss's IndexIVFResidualQuantizer: the IVF family whose code is the
+// residual quantizer code (residual_quantizer.h) of x - centroid
+// (by_residual, faiss's default) or of x. A list is scanned through one
+// table of <q', codeword> per (query, list), q' the query's residual for L2:
+//   L2: ||q - c - r||^2 = ||q - c||^2 + ||r||^2 - 2 <q - c, r>;
+//   IP: <q, c + r> = <q, c> + <q, r>;
+// or on the decoded residuals (ST_decompress).
+#pragma once
+#include <memory>
+
+#include "nearly/ivf.h"
+#include "nearly/residual_quantizer.h"
+
+namespace nearly {
+
+struct IndexIVFResidualQuantizer : IndexIVF {
+    ResidualQuantizer rq;
+
+    IndexIVFResidualQuantizer(IndexPtr quantizer, int d, size_t nlist, size_t M, size_t nbits,
+                              MetricType metric = METRIC_L2,
+                              ResidualQuantizer::SearchType search_type = ResidualQuantizer::ST_decompress);
+
+    std::string type_name() const override { return "IVFResidualQuantizer"; }
+    void write_body(Writer& w) const override;
+    static std::unique_ptr<IndexIVFResidualQuantizer> read_body(Reader& r);
+
+   protected:
+    void encode_vectors(idx_t n, const float* x, const idx_t* list_nos, uint8_t* codes) const override;
+    void decode_vector(size_t list_no, const uint8_t* code, float* out) const override;
+    void train_encoder(idx_t n, const float* x, const idx_t* assign) override;
+    void write_encoder_state(Writer& w) const override { rq.write(w); }
+    // faiss trains the codebooks on at most 1024 * 2^nbits vectors.
+    idx_t train_encoder_num_vectors() const override { return idx_t(1024) * idx_t(rq.K()); }
+    bool encoder_trained() const override { return rq.is_trained; }
+    std::unique_ptr<InvertedListScanner> get_scanner() const override;
+};
+
+}  // namespace nearly

@@ -1,0 +1,134 @@
+// faiss's ResidualQuantizer (an additive quantizer): a vector is the sum of M
+// codewords, one from each of M codebooks of 2^nbits entries, each codebook
+// quantizing what the previous ones left (the residual). Encoding is a beam
+// search: the max_beam_size best partial sums are kept from one codebook to
+// the next, the best full one wins. Training is faiss's: codebook m is the
+// k-means of the residuals of every beam entry (Train_progressive_dim, the
+// default: k-means first in 1 dimension of a PCA basis, then in
+// exponentially more, each warm-started from the last, 10 steps of 10
+// iterations; Train_default: plain k-means; Train_top_beam: the best beam
+// entry only). The codes are faiss's bit strings, least significant bit
+// first: M indexes of nbits, then the norm ||x_hat||^2 of the reconstruction
+// in the search type's format:
+//   ST_decompress      no norm; a search decodes and scores exactly
+//   ST_LUT_nonorm      no norm; a search sums a table of <q, codeword>
+//                      (inner product; for L2 only right on unit vectors)
+//   ST_norm_from_LUT   no norm; L2 adds the norm computed from the
+//                      codewords' norms and cross products
+//   ST_norm_float      32-bit float norm
+//   ST_norm_qint8/4    8 / 4 bits, uniform on [norm_min, norm_max]
+//   ST_norm_cqint8/4   8 / 4 bits, the nearest of 2^bits 1-d k-means centroids
+// L2 through a table: ||q||^2 + ||x_hat||^2 - 2 sum_m <q, c_m>.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "nearly/common.h"
+#include "nearly/index.h"
+#include "nearly/kmeans.h"
+
+namespace nearly {
+
+class Reader;
+class Writer;
+
+struct ResidualQuantizer {
+    enum SearchType : int {
+        ST_decompress = 0,
+        ST_LUT_nonorm = 1,
+        ST_norm_from_LUT = 2,
+        ST_norm_float = 3,
+        ST_norm_qint8 = 4,
+        ST_norm_qint4 = 5,
+        ST_norm_cqint8 = 6,
+        ST_norm_cqint4 = 7,
+    };
+    // faiss's train_type bits.
+    static constexpr int Train_default = 0;
+    static constexpr int Train_progressive_dim = 1;
+    static constexpr int Train_refine_codebook = 2;  // not implemented: raises
+    static constexpr int Train_top_beam = 1024;
+    static constexpr int Skip_codebook_tables = 2048;
+
+    size_t d, M, nbits;
+    SearchType search_type;
+    size_t norm_bits = 0, code_size = 0;
+    int train_type = Train_progressive_dim;
+    int max_beam_size = 5;
+    // faiss's ProgressiveDimClusteringParameters: 10 iterations per step.
+    ClusteringParameters cp;
+    int progressive_dim_steps = 10;
+    bool apply_pca = true;
+    bool verbose = false;
+    bool is_trained = false;
+
+    std::vector<float> codebooks;  // M * 2^nbits rows of d
+    float norm_min = 0.f, norm_max = 0.f;
+    std::vector<float> norm_centroids;  // ST_norm_cqint*: 2^norm_bits, ascending
+    // For ST_norm_from_LUT: each codeword's squared norm, and the inner
+    // products of codebook m's words with every word of codebooks 0..m-1.
+    std::vector<float> centroid_norms, cross_products;
+
+    ResidualQuantizer(size_t d, size_t M, size_t nbits, SearchType search_type = ST_decompress);
+
+    size_t K() const { return size_t(1) << nbits; }
+    static bool valid_search_type(int st) { return st >= ST_decompress && st <= ST_norm_cqint4; }
+    // Changes the search type, and with it the norm stored in each code
+    // (only while no codes exist: the caller's concern).
+    void set_search_type(SearchType st);
+
+    void train(size_t n, const float* x);
+    // Codes of n vectors; with centroids (n x d), the norm stored is that of
+    // x_hat + centroid (faiss's compute_codes_add_centroids).
+    void compute_codes(const float* x, uint8_t* codes, size_t n, const float* centroids = nullptr) const;
+    void decode(const uint8_t* codes, float* x, size_t n) const;
+    // The M indexes of a code.
+    void unpack(const uint8_t* code, int32_t* idx) const;
+
+    // Search through tables: lut = <q, every codeword> (M * K floats).
+    void compute_lut(const float* q, float* lut) const;
+    // sum_m lut[m][idx_m] for n codes.
+    void lut_sums(const uint8_t* codes, size_t n, const float* lut, float* out) const;
+    // The stored squared norm of a code (per the search type; ST_norm_from_LUT
+    // computes it).
+    float code_norm(const uint8_t* code) const;
+    bool stores_norm() const { return norm_bits > 0; }
+    bool uses_lut() const { return search_type != ST_decompress; }
+
+    void write(Writer& w) const;
+    static ResidualQuantizer read(Reader& r, const char* who);
+
+   private:
+    void set_derived();
+    void train_norm(size_t n, const float* norms);
+    void compute_codebook_tables();
+    uint32_t encode_norm(float norm) const;
+    float decode_norm(uint32_t c) const;
+    // Beam search over codebooks [0, m_end) for n vectors: the best code
+    // (M indexes) of each and, optionally, its residual.
+    void encode_unpacked(size_t n, const float* x, int32_t* codes, float* residuals) const;
+    void pack(size_t n, const int32_t* codes, const float* norms, uint8_t* out) const;
+};
+
+// Scores of codes against one query (flat and IVF scans share it): smaller
+// is better for L2, larger for inner product, as faiss reports them.
+//   ST_decompress: exact distances to the decoded vectors;
+//   inner product: sum_m <q, c_m> (+ the caller's coarse term);
+//   L2: ||q||^2 + norm - 2 sum_m <q, c_m>, where ST_LUT_nonorm (no norm)
+//       gives faiss's ||q||^2 - sum_m <q, c_m>.
+class RQScanner {
+   public:
+    RQScanner(const ResidualQuantizer& rq, MetricType metric);
+    void set_query(const float* q);  // the query, or its residual to a centroid
+    void scores(const uint8_t* codes, size_t n, float* out) const;
+
+   private:
+    const ResidualQuantizer& rq_;
+    bool ip_;
+    const float* q_ = nullptr;
+    float qnorm_ = 0.f;
+    std::vector<float> lut_;
+    mutable std::vector<float> dec_;
+};
+
+}  // namespace nearly

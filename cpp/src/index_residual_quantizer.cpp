@@ -1,0 +1,108 @@
+#include "nearly/index_residual_quantizer.h"
+
+#include <algorithm>
+#include <mutex>
+
+#include "nearly/io.h"
+#include "nearly/parallel.h"
+#include "nearly/topk.h"
+
+namespace nearly {
+
+namespace {
+constexpr size_t kQueriesPerTask = 8;
+constexpr size_t kCodeBlock = 4096;  // codes scanned at a time, shared by the task's queries
+}  // namespace
+
+IndexResidualQuantizer::IndexResidualQuantizer(int d, size_t M, size_t nbits, MetricType metric,
+                                               ResidualQuantizer::SearchType search_type)
+    : IndexFlatCodes(d, metric), rq(size_t(std::max(d, 1)), M, nbits, search_type) {
+    is_trained = false;
+}
+
+void IndexResidualQuantizer::train(idx_t n, const float* x) {
+    check_writable();
+    NEARLY_CHECK_ARG(n >= 0, "n must be non-negative");
+    std::unique_lock<SharedMutex> lk(rw_mutex_);
+    NEARLY_CHECK_ARG(ntotal == 0, "IndexResidualQuantizer: train() on a filled index would leave its codes "
+                                  "meaningless; reset() first");
+    rq.verbose = verbose;
+    rq.train(size_t(n), x);
+    is_trained = true;
+}
+
+void IndexResidualQuantizer::search(idx_t n, const float* x, idx_t k, float* D, idx_t* I,
+                                    const SearchParameters* params) const {
+    check_search_args(n, x, k);
+    if (!is_trained) throw NotSupported("Error: 'is_trained' failed");
+    const IDSelector* sel = params ? params->sel.get() : nullptr;
+    std::shared_lock<SharedMutex> lk(rw_mutex_);
+    const size_t dd = d, kk = k, nb = size_t(ntotal), cs = rq.code_size;
+    const bool ip = metric_type == METRIC_INNER_PRODUCT;
+    const float pad = missing_distance(metric_type);
+    InterruptPoll poll;
+    parallel_for((size_t(n) + kQueriesPerTask - 1) / kQueriesPerTask, [&](size_t t) {
+        const size_t q0 = t * kQueriesPerTask, q1 = std::min(size_t(n), q0 + kQueriesPerTask);
+        std::vector<RQScanner> scanners;
+        std::vector<float> buf(kCodeBlock);
+        for (size_t q = q0; q < q1; q++) {
+            scanners.emplace_back(rq, metric_type);
+            scanners.back().set_query(x + q * dd);
+            TopK::init(D + q * kk, I + q * kk, kk);  // L2, or the negated IP
+        }
+        for (size_t j0 = 0; j0 < nb; j0 += kCodeBlock) {
+            const size_t m = std::min(kCodeBlock, nb - j0);
+            for (size_t q = q0; q < q1; q++) {
+                float* Dq = D + q * kk;
+                idx_t* Iq = I + q * kk;
+                scanners[q - q0].scores(codes_.data() + j0 * cs, m, buf.data());
+                for (size_t j = 0; j < m; j++) {
+                    const float s = ip ? -buf[j] : buf[j];
+                    if (s > Dq[0] || (sel && !sel->is_member(idx_t(j0 + j)))) continue;
+                    TopK::push(Dq, Iq, kk, s, idx_t(j0 + j));
+                }
+            }
+        }
+        for (size_t q = q0; q < q1; q++) TopK::finish(D + q * kk, I + q * kk, kk, ip, pad);
+        poll();
+    });
+}
+
+void IndexResidualQuantizer::encode(size_t n, const float* x, uint8_t* codes) const { rq.compute_codes(x, codes, n); }
+
+void IndexResidualQuantizer::decode(const uint8_t* code, float* out) const { rq.decode(code, out, 1); }
+
+void IndexResidualQuantizer::write_encoder_state(Writer& w) const { rq.write(w); }
+
+void IndexResidualQuantizer::write_body(Writer& w) const {
+    std::shared_lock<SharedMutex> lk(rw_mutex_);
+    w.pod<int32_t>(d);
+    w.pod<int32_t>(metric_type);
+    w.pod<uint8_t>(is_trained);
+    rq.write(w);
+    w.pod<int64_t>(ntotal);
+    w.vec(codes_);
+}
+
+std::unique_ptr<IndexResidualQuantizer> IndexResidualQuantizer::read_body(Reader& r) {
+    const int d = r.pod<int32_t>();
+    const int metric = r.pod<int32_t>();
+    const uint8_t trained = r.pod<uint8_t>();
+    r.check(d > 0 && (metric == METRIC_L2 || metric == METRIC_INNER_PRODUCT) && trained <= 1,
+            "bad ResidualQuantizer header");
+    ResidualQuantizer rq = ResidualQuantizer::read(r, "ResidualQuantizer");
+    r.check(rq.d == size_t(d), "ResidualQuantizer d does not match the index");
+    r.check(!trained || rq.is_trained, "ResidualQuantizer index marked trained without codebooks");
+    auto index = std::make_unique<IndexResidualQuantizer>(d, rq.M, rq.nbits, MetricType(metric), rq.search_type);
+    index->rq = std::move(rq);
+    index->is_trained = trained;
+    const idx_t ntotal = r.pod<int64_t>();
+    index->codes_ = r.vec<uint8_t>();
+    r.check(ntotal >= 0 && index->codes_.size() == size_t(ntotal) * index->rq.code_size,
+            "ResidualQuantizer code count does not match ntotal");
+    r.check(ntotal == 0 || trained, "ResidualQuantizer holds codes but is not trained");
+    index->ntotal = ntotal;
+    return index;
+}
+
+}  // namespace nearly

@@ -1,0 +1,121 @@
+#include "nearly/ivf_residual_quantizer.h"
+
+#include <cstdio>
+#include <mutex>
+
+#include "nearly/io.h"
+#include "nearly/parallel.h"
+
+namespace nearly {
+
+namespace {
+struct IVFRQScanner : InvertedListScanner {
+    const IndexIVFResidualQuantizer& ix;
+    RQScanner scan;
+    const size_t d;
+    const bool ip, residual;
+    std::vector<float> qres;
+    const float* q = nullptr;
+    float dis0 = 0.f;
+
+    explicit IVFRQScanner(const IndexIVFResidualQuantizer& ix)
+        : ix(ix),
+          scan(ix.rq, ix.metric_type),
+          d(size_t(ix.d)),
+          ip(ix.metric_type == METRIC_INNER_PRODUCT),
+          residual(ix.by_residual) {
+        if (residual && !ip) qres.resize(d);
+    }
+    void set_query(const float* x) override {
+        q = x;
+        dis0 = 0.f;
+        if (ip || !residual) scan.set_query(x);
+    }
+    void set_list(size_t list_no, float coarse_dis) override {
+        if (!residual) return;
+        if (ip) {
+            dis0 = coarse_dis;  // <q, c>
+            return;
+        }
+        ix.quantizer->reconstruct(idx_t(list_no), qres.data());
+        for (size_t j = 0; j < d; j++) qres[j] = q[j] - qres[j];
+        scan.set_query(qres.data());
+    }
+    void distances(size_t n, const uint8_t* codes, float* out) const override {
+        scan.scores(codes, n, out);
+        if (dis0 != 0.f)
+            for (size_t j = 0; j < n; j++) out[j] += dis0;
+    }
+};
+}  // namespace
+
+IndexIVFResidualQuantizer::IndexIVFResidualQuantizer(IndexPtr quantizer_, int d, size_t nlist_, size_t M,
+                                                     size_t nbits, MetricType metric,
+                                                     ResidualQuantizer::SearchType search_type)
+    : IndexIVF(std::move(quantizer_), d, nlist_, 0, metric), rq(size_t(std::max(d, 1)), M, nbits, search_type) {
+    code_size = rq.code_size;
+    by_residual = true;
+    refresh_trained();
+}
+
+void IndexIVFResidualQuantizer::encode_vectors(idx_t n, const float* x, const idx_t* list_nos, uint8_t* codes) const {
+    // The beam search encodes a batch at once (its distances are a GEMM), so
+    // the residuals are formed first.
+    const size_t dd = size_t(d);
+    std::vector<float> r(x, x + size_t(n) * dd);
+    if (by_residual) {
+        std::vector<float> centroids(nlist * dd);
+        quantizer->reconstruct_n(0, idx_t(nlist), centroids.data());
+        parallel_for_blocks(size_t(n), 256, [&](size_t i) {
+            const idx_t l = list_nos[i] >= 0 ? list_nos[i] : 0;
+            for (size_t j = 0; j < dd; j++) r[i * dd + j] -= centroids[size_t(l) * dd + j];
+        });
+    }
+    rq.compute_codes(r.data(), codes, size_t(n));
+}
+
+void IndexIVFResidualQuantizer::decode_vector(size_t list_no, const uint8_t* code, float* out) const {
+    rq.decode(code, out, 1);
+    if (!by_residual) return;
+    std::vector<float> c(d);
+    quantizer->reconstruct(idx_t(list_no), c.data());
+    for (int j = 0; j < d; j++) out[j] += c[j];
+}
+
+void IndexIVFResidualQuantizer::train_encoder(idx_t n, const float* x, const idx_t*) {
+    if (verbose)
+        std::printf("training %zdx%zd residual quantizer on %lld vectors in %dD\n", rq.M, rq.K(), (long long)n, d);
+    rq.verbose = verbose;
+    rq.train(size_t(n), x);
+}
+
+std::unique_ptr<InvertedListScanner> IndexIVFResidualQuantizer::get_scanner() const {
+    return std::make_unique<IVFRQScanner>(*this);
+}
+
+void IndexIVFResidualQuantizer::write_body(Writer& w) const {
+    std::shared_lock<SharedMutex> lk(rw_mutex_);
+    write_header(w);
+    w.pod<uint8_t>(by_residual);
+    rq.write(w);
+    write_lists(w, 1);
+}
+
+std::unique_ptr<IndexIVFResidualQuantizer> IndexIVFResidualQuantizer::read_body(Reader& r) {
+    Header h = read_header(r, "IVFResidualQuantizer");
+    const uint8_t by_residual = r.pod<uint8_t>();
+    r.check(by_residual <= 1, "bad IVFResidualQuantizer header");
+    ResidualQuantizer rq = ResidualQuantizer::read(r, "IVFResidualQuantizer");
+    r.check(rq.d == size_t(h.d), "IVFResidualQuantizer d does not match the index");
+    auto index = std::make_unique<IndexIVFResidualQuantizer>(h.quantizer, h.d, h.nlist, rq.M, rq.nbits, h.metric,
+                                                            rq.search_type);
+    index->by_residual = by_residual;
+    index->nprobe = h.nprobe;
+    index->rq = std::move(rq);
+    index->read_lists(r, 1, h.ntotal, "IVFResidualQuantizer");
+    r.check(h.ntotal == 0 || index->rq.is_trained, "IVFResidualQuantizer holds codes but is not trained");
+    index->refresh_trained();
+    return index;
+}
+
+}  // namespace nearly

@@ -1,0 +1,539 @@
+#include "nearly/residual_quantizer.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <limits>
+#include <string>
+
+#include "nearly/distance.h"
+#include "nearly/io.h"
+#include "nearly/parallel.h"
+#include "nearly/pca.h"
+#include "nearly/simd.h"
+
+namespace nearly {
+
+namespace {
+
+// faiss's bit strings: least significant bit first.
+struct BitWriter {
+    uint8_t* code;
+    size_t i = 0;
+    void write(uint64_t x, size_t nbit) {
+        while (nbit > 0) {
+            const size_t used = i & 7, take = std::min<size_t>(8 - used, nbit);
+            code[i >> 3] |= uint8_t((x & ((uint64_t(1) << take) - 1)) << used);
+            x >>= take;
+            i += take;
+            nbit -= take;
+        }
+    }
+};
+
+struct BitReader {
+    const uint8_t* code;
+    size_t i = 0;
+    uint64_t read(size_t nbit) {
+        uint64_t x = 0;
+        size_t got = 0;
+        while (got < nbit) {
+            const size_t used = i & 7, take = std::min<size_t>(8 - used, nbit - got);
+            x |= uint64_t((code[i >> 3] >> used) & ((1u << take) - 1)) << got;
+            got += take;
+            i += take;
+        }
+        return x;
+    }
+};
+
+// faiss's 4- and 8-bit uniform norm codes.
+uint32_t encode_qint(float x, float lo, float hi, int levels) {
+    const float x1 = (x - lo) / (hi - lo) * float(levels);
+    const int32_t xi = int32_t(std::floor(x1));
+    return uint32_t(xi < 0 ? 0 : xi > levels - 1 ? levels - 1 : xi);
+}
+
+float decode_qint(uint32_t c, float lo, float hi, int levels) {
+    return float((c + 0.5) / levels * (hi - lo) + lo);
+}
+
+// One step of the beam search with codebook cb (K x d, squared norms cbn):
+// each of n vectors has B residuals (n x B x d) and partial codes (n x B x
+// m); the B2 best of the B * K (residual - codeword) are kept, best first.
+void beam_step(size_t d, size_t K, const float* cb, const float* cbn, size_t n, size_t B, const float* res,
+               const int32_t* codes, size_t m, size_t B2, float* new_res, int32_t* new_codes, float* new_dist) {
+    constexpr size_t kChunk = 32;  // vectors per task: B * K * kChunk scores in flight
+    InterruptPoll poll;
+    parallel_for((n + kChunk - 1) / kChunk, [&](size_t t) {
+        const size_t i0 = t * kChunk, i1 = std::min(n, i0 + kChunk), rows = (i1 - i0) * B;
+        std::vector<float> ip(rows * K), rn(rows);
+        const float* r0 = res + i0 * B * d;
+        gemm_ip(r0, rows, cb, K, d, ip.data());
+        const SimdKernels& S = simd();
+        for (size_t r = 0; r < rows; r++) rn[r] = S.inner_product(r0 + r * d, r0 + r * d, d);
+        std::vector<std::pair<float, uint32_t>> cand(B * K);
+        for (size_t i = i0; i < i1; i++) {
+            const size_t base = (i - i0) * B;
+            for (size_t b = 0; b < B; b++)
+                for (size_t k = 0; k < K; k++) {
+                    const size_t r = base + b;
+                    cand[b * K + k] = {rn[r] + cbn[k] - 2.f * ip[r * K + k], uint32_t(b * K + k)};
+                }
+            std::partial_sort(cand.begin(), cand.begin() + B2, cand.end());
+            for (size_t j = 0; j < B2; j++) {
+                const size_t b = cand[j].second / K, k = cand[j].second % K;
+                const float* rb = res + (i * B + b) * d;
+                const float* ck = cb + k * d;
+                float* nr = new_res + (i * B2 + j) * d;
+                for (size_t l = 0; l < d; l++) nr[l] = rb[l] - ck[l];
+                int32_t* nc = new_codes + (i * B2 + j) * (m + 1);
+                std::copy(codes + (i * B + b) * m, codes + (i * B + b) * m + m, nc);
+                nc[m] = int32_t(k);
+                if (new_dist) new_dist[i * B2 + j] = std::max(cand[j].first, 0.f);
+            }
+        }
+        poll();
+    });
+}
+
+// k-means of n points for codebook training: faiss's ProgressiveDimClustering
+// (in a PCA basis, dimension growing as d^((i+1)/steps), warm-started) or
+// plain k-means.
+std::vector<float> train_codebook(const ResidualQuantizer& rq, size_t n, const float* x, size_t K) {
+    const size_t d = rq.d;
+    if (!(rq.train_type & ResidualQuantizer::Train_progressive_dim)) {
+        Clustering clus(int(d), int(K), rq.cp);
+        clus.train(idx_t(n), x);
+        return clus.centroids;
+    }
+    std::vector<float> xbuf;
+    PCAMatrix pca{int(d), int(d)};
+    if (rq.apply_pca) {
+        pca.train(idx_t(n), x);
+        xbuf.resize(n * d);
+        pca.apply(idx_t(n), x, xbuf.data());
+        x = xbuf.data();
+    }
+    std::vector<float> centroids;
+    size_t d_prev = 0;
+    for (int it = 0; it < rq.progressive_dim_steps; it++) {
+        const size_t di = size_t(std::pow(double(d), (1. + it) / rq.progressive_dim_steps));
+        Clustering clus(int(di), int(K), rq.cp);
+        if (d_prev > 0) {  // warm start, padded with zeros
+            clus.centroids.assign(K * di, 0.f);
+            for (size_t k = 0; k < K; k++)
+                std::copy(&centroids[k * d_prev], &centroids[k * d_prev] + std::min(d_prev, di), &clus.centroids[k * di]);
+        }
+        std::vector<float> xsub(n * di);
+        for (size_t i = 0; i < n; i++) std::copy(x + i * d, x + i * d + di, &xsub[i * di]);
+        clus.train(idx_t(n), xsub.data());
+        centroids = std::move(clus.centroids);
+        d_prev = di;
+    }
+    if (d_prev < d) {  // the last step reaches d unless steps is 0
+        std::vector<float> full(K * d, 0.f);
+        for (size_t k = 0; k < K; k++) std::copy(&centroids[k * d_prev], &centroids[k * d_prev] + d_prev, &full[k * d]);
+        centroids.swap(full);
+    }
+    if (rq.apply_pca) {
+        std::vector<float> back(K * d);
+        pca.reverse(idx_t(K), centroids.data(), back.data());
+        centroids.swap(back);
+    }
+    return centroids;
+}
+
+}  // namespace
+
+ResidualQuantizer::ResidualQuantizer(size_t d_, size_t M_, size_t nbits_, SearchType st)
+    : d(d_), M(M_), nbits(nbits_), search_type(st) {
+    NEARLY_CHECK_ARG(d > 0, "ResidualQuantizer: d must be positive");
+    NEARLY_CHECK_ARG(M > 0, "ResidualQuantizer: M must be positive");
+    if (nbits < 1 || nbits > 16)
+        throw NotSupported("ResidualQuantizer: nbits=" + std::to_string(nbits) +
+                           " not implemented in nearly (1 to 16 bits per codebook)");
+    if (!valid_search_type(int(st)))
+        throw NotSupported("ResidualQuantizer: search type " + std::to_string(int(st)) +
+                           " not implemented in nearly (ST_decompress to ST_norm_cqint4)");
+    cp.niter = 10;
+    set_derived();
+}
+
+void ResidualQuantizer::set_derived() {
+    switch (search_type) {
+        case ST_norm_float: norm_bits = 32; break;
+        case ST_norm_qint8:
+        case ST_norm_cqint8: norm_bits = 8; break;
+        case ST_norm_qint4:
+        case ST_norm_cqint4: norm_bits = 4; break;
+        default: norm_bits = 0; break;
+    }
+    code_size = (M * nbits + norm_bits + 7) / 8;
+}
+
+void ResidualQuantizer::set_search_type(SearchType st) {
+    if (!valid_search_type(int(st)))
+        throw NotSupported("ResidualQuantizer: search type " + std::to_string(int(st)) + " not implemented in nearly");
+    search_type = st;
+    set_derived();
+}
+
+void ResidualQuantizer::encode_unpacked(size_t n, const float* x, int32_t* codes, float* residuals) const {
+    const size_t Kc = K();
+    // Vectors go through all M steps a block at a time: bounded memory
+    // (B x d residuals each) and Ctrl-C between blocks.
+    constexpr size_t kBlock = 4096;
+    std::vector<float> cbn(M * Kc);
+    norms_L2sqr(codebooks.data(), M * Kc, d, cbn.data());
+    InterruptPoll poll;
+    for (size_t i0 = 0; i0 < n; i0 += kBlock) {
+        const size_t nb = std::min(kBlock, n - i0);
+        size_t B = 1;
+        std::vector<float> res(x + i0 * d, x + (i0 + nb) * d), res2;
+        std::vector<int32_t> cod, cod2;
+        for (size_t m = 0; m < M; m++) {
+            const size_t B2 = std::min<size_t>(B * Kc, size_t(std::max(1, max_beam_size)));
+            res2.resize(nb * B2 * d);
+            cod2.resize(nb * B2 * (m + 1));
+            beam_step(d, Kc, codebooks.data() + m * Kc * d, cbn.data() + m * Kc, nb, B, res.data(), cod.data(), m,
+                      B2, res2.data(), cod2.data(), nullptr);
+            res.swap(res2);
+            cod.swap(cod2);
+            B = B2;
+        }
+        for (size_t i = 0; i < nb; i++) {
+            std::copy(&cod[i * B * M], &cod[i * B * M] + M, codes + (i0 + i) * M);
+            if (residuals) std::copy(&res[i * B * d], &res[i * B * d] + d, residuals + (i0 + i) * d);
+        }
+        poll();
+    }
+}
+
+void ResidualQuantizer::train(size_t n, const float* x) {
+    NEARLY_CHECK_ARG(n > 0, "ResidualQuantizer: cannot train on 0 vectors");
+    check_finite(x, n * d, "training data");
+    if (train_type & Train_refine_codebook)
+        throw NotSupported("ResidualQuantizer: Train_refine_codebook not implemented in nearly");
+    NEARLY_CHECK_ARG((train_type & ~(Train_progressive_dim | Train_top_beam | Skip_codebook_tables)) == 0,
+                     "ResidualQuantizer: unknown train_type bits " + std::to_string(train_type));
+    const size_t Kc = K();
+    if (verbose)
+        std::printf("Training ResidualQuantizer, with %zu steps on %zu %zuD vectors\n", M, n, d);
+    std::vector<float> cb(M * Kc * d, 0.f);
+    size_t B = 1;
+    std::vector<float> res(x, x + n * d), res2, dist;
+    std::vector<int32_t> cod, cod2;
+    for (size_t m = 0; m < M; m++) {
+        // The residuals of every beam entry, or of the best one.
+        std::vector<float> top;
+        const float* tr = res.data();
+        size_t ntr = n * B;
+        if ((train_type & Train_top_beam) && B > 1) {
+            top.resize(n * d);
+            for (size_t i = 0; i < n; i++) std::copy(&res[i * B * d], &res[i * B * d] + d, &top[i * d]);
+            tr = top.data();
+            ntr = n;
+        }
+        std::vector<float> c = train_codebook(*this, ntr, tr, Kc);
+        std::copy(c.begin(), c.end(), cb.begin() + m * Kc * d);
+        std::vector<float> cbn(Kc);
+        norms_L2sqr(c.data(), Kc, d, cbn.data());
+        const size_t B2 = std::min<size_t>(B * Kc, size_t(std::max(1, max_beam_size)));
+        res2.resize(n * B2 * d);
+        cod2.resize(n * B2 * (m + 1));
+        dist.resize(n * B2);
+        beam_step(d, Kc, c.data(), cbn.data(), n, B, res.data(), cod.data(), m, B2, res2.data(), cod2.data(),
+                  dist.data());
+        res.swap(res2);
+        cod.swap(cod2);
+        if (verbose) {
+            double tot = 0;
+            for (size_t i = 0; i < n; i++) tot += dist[i * B2];
+            std::printf("  train stage %zu, %zu bits, mean quantization error %g, beam size %zu -> %zu\n", m, nbits,
+                        tot / double(n), B, B2);
+        }
+        B = B2;
+    }
+    codebooks = std::move(cb);
+    // The norms of the reconstructions of the training points (x - best residual).
+    std::vector<float> norms(n);
+    for (size_t i = 0; i < n; i++) {
+        double s = 0;
+        for (size_t j = 0; j < d; j++) {
+            const float v = x[i * d + j] - res[i * B * d + j];
+            s += double(v) * v;
+        }
+        norms[i] = float(s);
+    }
+    train_norm(n, norms.data());
+    compute_codebook_tables();
+    is_trained = true;
+}
+
+void ResidualQuantizer::train_norm(size_t n, const float* norms) {
+    norm_min = HUGE_VALF;
+    norm_max = -HUGE_VALF;
+    for (size_t i = 0; i < n; i++) {
+        norm_min = std::min(norm_min, norms[i]);
+        norm_max = std::max(norm_max, norms[i]);
+    }
+    norm_centroids.clear();
+    if (search_type == ST_norm_cqint8 || search_type == ST_norm_cqint4) {
+        // faiss's Clustering1D::train_exact: 1-d k-means of the norms.
+        const size_t k = size_t(1) << norm_bits;
+        std::vector<float> v(norms, norms + n);
+        if (v.size() < k) v.resize(k, v.empty() ? 0.f : v.back());  // too few: repeat the last
+        ClusteringParameters p;
+        p.niter = 25;
+        p.max_points_per_centroid = std::numeric_limits<int>::max();
+        Clustering clus(1, int(k), p);
+        clus.train(idx_t(v.size()), v.data());
+        norm_centroids = clus.centroids;
+        std::sort(norm_centroids.begin(), norm_centroids.end());
+    }
+}
+
+void ResidualQuantizer::compute_codebook_tables() {
+    const size_t Kc = K();
+    centroid_norms.resize(M * Kc);
+    norms_L2sqr(codebooks.data(), M * Kc, d, centroid_norms.data());
+    cross_products.clear();
+    if (search_type != ST_norm_from_LUT) return;
+    // Codebook m's words against the words of codebooks 0..m-1.
+    for (size_t m = 1; m < M; m++) {
+        std::vector<float> t(Kc * m * Kc);
+        gemm_ip(codebooks.data() + m * Kc * d, Kc, codebooks.data(), m * Kc, d, t.data());
+        cross_products.insert(cross_products.end(), t.begin(), t.end());
+    }
+}
+
+uint32_t ResidualQuantizer::encode_norm(float norm) const {
+    switch (search_type) {
+        case ST_norm_float: {
+            uint32_t u;
+            std::memcpy(&u, &norm, 4);
+            return u;
+        }
+        case ST_norm_qint8: return encode_qint(norm, norm_min, norm_max, 256);
+        case ST_norm_qint4: return encode_qint(norm, norm_min, norm_max, 16);
+        case ST_norm_cqint8:
+        case ST_norm_cqint4: {
+            // The nearest centroid (ties to the lower one, as faiss's search).
+            auto it = std::lower_bound(norm_centroids.begin(), norm_centroids.end(), norm);
+            size_t j = size_t(it - norm_centroids.begin());
+            if (j == norm_centroids.size() || (j > 0 && norm - norm_centroids[j - 1] <= norm_centroids[j] - norm)) j--;
+            return uint32_t(j);
+        }
+        default: return 0;
+    }
+}
+
+float ResidualQuantizer::decode_norm(uint32_t c) const {
+    switch (search_type) {
+        case ST_norm_float: {
+            float f;
+            std::memcpy(&f, &c, 4);
+            return f;
+        }
+        case ST_norm_qint8: return decode_qint(c, norm_min, norm_max, 256);
+        case ST_norm_qint4: return decode_qint(c, norm_min, norm_max, 16);
+        case ST_norm_cqint8:
+        case ST_norm_cqint4: return norm_centroids[std::min<size_t>(c, norm_centroids.size() - 1)];
+        default: return 0.f;
+    }
+}
+
+void ResidualQuantizer::pack(size_t n, const int32_t* codes, const float* norms, uint8_t* out) const {
+    std::memset(out, 0, n * code_size);
+    for (size_t i = 0; i < n; i++) {
+        BitWriter bw{out + i * code_size};
+        for (size_t m = 0; m < M; m++) bw.write(uint64_t(codes[i * M + m]), nbits);
+        if (norm_bits) bw.write(encode_norm(norms[i]), norm_bits);
+    }
+}
+
+void ResidualQuantizer::compute_codes(const float* x, uint8_t* codes, size_t n, const float* centroids) const {
+    NEARLY_CHECK_ARG(is_trained, "ResidualQuantizer: not trained");
+    std::vector<int32_t> idx(n * M);
+    std::vector<float> res(n * d);
+    encode_unpacked(n, x, idx.data(), res.data());
+    std::vector<float> norms(n, 0.f);
+    if (norm_bits) {
+        // ||x_hat (+ centroid)||^2, x_hat = x - residual.
+        parallel_for_blocks(n, 256, [&](size_t i) {
+            double s = 0;
+            for (size_t j = 0; j < d; j++) {
+                const float v = x[i * d + j] - res[i * d + j] + (centroids ? centroids[i * d + j] : 0.f);
+                s += double(v) * v;
+            }
+            norms[i] = float(s);
+        });
+    }
+    pack(n, idx.data(), norms.data(), codes);
+}
+
+void ResidualQuantizer::unpack(const uint8_t* code, int32_t* idx) const {
+    BitReader br{code};
+    for (size_t m = 0; m < M; m++) idx[m] = int32_t(br.read(nbits));
+}
+
+void ResidualQuantizer::decode(const uint8_t* codes, float* x, size_t n) const {
+    NEARLY_CHECK_ARG(is_trained, "ResidualQuantizer: not trained");
+    const size_t Kc = K();
+    std::vector<int32_t> idx(M);
+    for (size_t i = 0; i < n; i++) {
+        unpack(codes + i * code_size, idx.data());
+        float* xi = x + i * d;
+        std::fill(xi, xi + d, 0.f);
+        for (size_t m = 0; m < M; m++) {
+            const float* c = codebooks.data() + (m * Kc + size_t(idx[m])) * d;
+            for (size_t j = 0; j < d; j++) xi[j] += c[j];
+        }
+    }
+}
+
+void ResidualQuantizer::compute_lut(const float* q, float* lut) const {
+    const SimdKernels& S = simd();
+    S.inner_products_ny(q, codebooks.data(), d, M * K(), lut);
+}
+
+void ResidualQuantizer::lut_sums(const uint8_t* codes, size_t n, const float* lut, float* out) const {
+    const size_t Kc = K();
+    if (nbits == 8) {
+        // Byte-aligned indexes: four partial sums break the chain of adds.
+        for (size_t i = 0; i < n; i++) {
+            const uint8_t* c = codes + i * code_size;
+            float a0 = 0.f, a1 = 0.f, a2 = 0.f, a3 = 0.f;
+            size_t m = 0;
+            for (; m + 4 <= M; m += 4) {
+                a0 += lut[m * 256 + c[m]];
+                a1 += lut[(m + 1) * 256 + c[m + 1]];
+                a2 += lut[(m + 2) * 256 + c[m + 2]];
+                a3 += lut[(m + 3) * 256 + c[m + 3]];
+            }
+            for (; m < M; m++) a0 += lut[m * 256 + c[m]];
+            out[i] = (a0 + a1) + (a2 + a3);
+        }
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        BitReader br{codes + i * code_size};
+        float s = 0.f;
+        for (size_t m = 0; m < M; m++) s += lut[m * Kc + br.read(nbits)];
+        out[i] = s;
+    }
+}
+
+float ResidualQuantizer::code_norm(const uint8_t* code) const {
+    const size_t Kc = K();
+    if (search_type == ST_norm_from_LUT) {
+        // ||sum_m c_m||^2 = sum_m ||c_m||^2 + 2 sum_{l < m} <c_m, c_l>.
+        std::vector<int32_t> idx(M);
+        unpack(code, idx.data());
+        float s = 0.f;
+        size_t off = 0;
+        for (size_t m = 0; m < M; m++) {
+            s += centroid_norms[m * Kc + size_t(idx[m])];
+            for (size_t l = 0; l < m; l++) s += 2.f * cross_products[off + size_t(idx[m]) * m * Kc + l * Kc + size_t(idx[l])];
+            off += m * Kc * Kc;
+        }
+        return s;
+    }
+    if (!norm_bits) return 0.f;
+    BitReader br{code};
+    br.i = M * nbits;
+    return decode_norm(uint32_t(br.read(norm_bits)));
+}
+
+RQScanner::RQScanner(const ResidualQuantizer& rq, MetricType metric)
+    : rq_(rq), ip_(metric == METRIC_INNER_PRODUCT) {
+    NEARLY_CHECK_ARG(rq.is_trained, "ResidualQuantizer: not trained");
+    if (rq.uses_lut()) lut_.resize(rq.M * rq.K());
+}
+
+void RQScanner::set_query(const float* q) {
+    q_ = q;
+    const SimdKernels& S = simd();
+    qnorm_ = S.inner_product(q, q, rq_.d);
+    if (rq_.uses_lut()) rq_.compute_lut(q, lut_.data());
+}
+
+void RQScanner::scores(const uint8_t* codes, size_t n, float* out) const {
+    const SimdKernels& S = simd();
+    const size_t d = rq_.d, cs = rq_.code_size;
+    if (!rq_.uses_lut()) {
+        constexpr size_t kChunk = 16;  // decoded floats still in L1 when scored
+        if (dec_.size() < kChunk * d) dec_.resize(kChunk * d);
+        for (size_t j0 = 0; j0 < n; j0 += kChunk) {
+            const size_t m = std::min(kChunk, n - j0);
+            rq_.decode(codes + j0 * cs, dec_.data(), m);
+            if (ip_)
+                S.inner_products_ny(q_, dec_.data(), d, m, out + j0);
+            else
+                S.l2sqr_ny(q_, dec_.data(), d, m, out + j0);
+        }
+        return;
+    }
+    rq_.lut_sums(codes, n, lut_.data(), out);
+    if (ip_) return;
+    if (rq_.search_type == ResidualQuantizer::ST_LUT_nonorm) {
+        for (size_t i = 0; i < n; i++) out[i] = qnorm_ - out[i];
+        return;
+    }
+    for (size_t i = 0; i < n; i++) out[i] = qnorm_ + rq_.code_norm(codes + i * cs) - 2.f * out[i];
+}
+
+void ResidualQuantizer::write(Writer& w) const {
+    w.pod<uint64_t>(d);
+    w.pod<uint64_t>(M);
+    w.pod<uint64_t>(nbits);
+    w.pod<int32_t>(search_type);
+    w.pod<int32_t>(train_type);
+    w.pod<int32_t>(max_beam_size);
+    w.pod<int32_t>(cp.niter);
+    w.pod<int32_t>(progressive_dim_steps);
+    w.pod<uint8_t>(apply_pca);
+    w.pod<uint8_t>(is_trained);
+    w.vec(codebooks);
+    w.pod<float>(norm_min);
+    w.pod<float>(norm_max);
+    w.vec(norm_centroids);
+}
+
+ResidualQuantizer ResidualQuantizer::read(Reader& r, const char* who) {
+    const uint64_t d = r.pod<uint64_t>(), M = r.pod<uint64_t>(), nbits = r.pod<uint64_t>();
+    const int st = r.pod<int32_t>(), tt = r.pod<int32_t>(), beam = r.pod<int32_t>(), niter = r.pod<int32_t>(),
+              steps = r.pod<int32_t>();
+    const uint8_t pca = r.pod<uint8_t>(), trained = r.pod<uint8_t>();
+    const std::string what(who);
+    r.check(d > 0 && d < (uint64_t(1) << 24) && M > 0 && M <= 4096 && nbits >= 1 && nbits <= 16 &&
+                valid_search_type(st) && (tt & ~(Train_progressive_dim | Train_top_beam | Skip_codebook_tables)) == 0 &&
+                beam >= 1 && niter >= 0 && steps >= 0 && pca <= 1 && trained <= 1,
+            ("bad " + what + " header").c_str());
+    ResidualQuantizer rq{size_t(d), size_t(M), size_t(nbits), SearchType(st)};
+    rq.train_type = tt;
+    rq.max_beam_size = beam;
+    rq.cp.niter = niter;
+    rq.progressive_dim_steps = steps;
+    rq.apply_pca = pca;
+    rq.codebooks = r.vec<float>();
+    rq.norm_min = r.pod<float>();
+    rq.norm_max = r.pod<float>();
+    rq.norm_centroids = r.vec<float>();
+    r.check(rq.codebooks.empty() || rq.codebooks.size() == rq.M * rq.K() * rq.d,
+            (what + " codebooks do not match d, M and nbits").c_str());
+    for (float c : rq.codebooks) r.check(std::isfinite(c), (what + " codebooks are not finite").c_str());
+    const bool cq = rq.search_type == ST_norm_cqint8 || rq.search_type == ST_norm_cqint4;
+    r.check(!trained || (rq.codebooks.size() == rq.M * rq.K() * rq.d &&
+                         (!cq || rq.norm_centroids.size() == (size_t(1) << rq.norm_bits))),
+            (what + " is marked trained without its codebooks").c_str());
+    r.check(!cq || rq.norm_centroids.empty() || rq.norm_centroids.size() == (size_t(1) << rq.norm_bits),
+            (what + " norm centroids do not match the search type").c_str());
+    rq.is_trained = trained;
+    if (trained) rq.compute_codebook_tables();
+    return rq;
+}
+
+}  // namespace nearly

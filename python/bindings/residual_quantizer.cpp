@@ -1,0 +1,142 @@
+// Residual quantization: ResidualQuantizer (faiss's additive quantizer with
+// beam search), IndexResidualQuantizer, IndexIVFResidualQuantizer.
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include "arrays.h"
+#include "nearly/index_residual_quantizer.h"
+#include "nearly/ivf_residual_quantizer.h"
+#include "nearly/residual_quantizer.h"
+
+namespace nearly_py {
+
+using namespace nearly;
+
+namespace {
+size_t positive(long long v, const char* what) {
+    if (v < 1) throw InvalidArgument(std::string(what) + " must be positive (got " + std::to_string(v) + ")");
+    return size_t(v);
+}
+
+ResidualQuantizer::SearchType search_type(int st) {
+    if (!ResidualQuantizer::valid_search_type(st))
+        throw NotSupported("ResidualQuantizer: search type " + std::to_string(st) +
+                           " not implemented in nearly (ST_decompress, ST_LUT_nonorm, ST_norm_from_LUT, "
+                           "ST_norm_float, ST_norm_qint8/4, ST_norm_cqint8/4 are)");
+    return ResidualQuantizer::SearchType(st);
+}
+
+ResidualQuantizer& rq_of_index(IndexResidualQuantizer& i) { return i.rq; }
+ResidualQuantizer& rq_of_ivf(IndexIVFResidualQuantizer& i) { return i.rq; }
+}  // namespace
+
+void bind_residual_quantizer(py::module_& m) {
+    py::class_<ResidualQuantizer> rq(m, "ResidualQuantizer");
+    for (auto [name, v] : {std::pair<const char*, int>{"ST_decompress", ResidualQuantizer::ST_decompress},
+                           {"ST_LUT_nonorm", ResidualQuantizer::ST_LUT_nonorm},
+                           {"ST_norm_from_LUT", ResidualQuantizer::ST_norm_from_LUT},
+                           {"ST_norm_float", ResidualQuantizer::ST_norm_float},
+                           {"ST_norm_qint8", ResidualQuantizer::ST_norm_qint8},
+                           {"ST_norm_qint4", ResidualQuantizer::ST_norm_qint4},
+                           {"ST_norm_cqint8", ResidualQuantizer::ST_norm_cqint8},
+                           {"ST_norm_cqint4", ResidualQuantizer::ST_norm_cqint4},
+                           {"Train_default", ResidualQuantizer::Train_default},
+                           {"Train_progressive_dim", ResidualQuantizer::Train_progressive_dim},
+                           {"Train_refine_codebook", ResidualQuantizer::Train_refine_codebook},
+                           {"Train_top_beam", ResidualQuantizer::Train_top_beam},
+                           {"Skip_codebook_tables", ResidualQuantizer::Skip_codebook_tables}})
+        rq.attr(name) = v;
+    rq.def(py::init([](long long d, long long M, long long nbits, int st) {
+           return ResidualQuantizer(positive(d, "d"), positive(M, "M"), positive(nbits, "nbits"), search_type(st));
+       }),
+       py::arg("d"), py::arg("M"), py::arg("nbits"), py::arg("search_type") = int(ResidualQuantizer::ST_decompress))
+        .def_readonly("d", &ResidualQuantizer::d)
+        .def_readonly("M", &ResidualQuantizer::M)
+        .def_property_readonly("nbits", [](const ResidualQuantizer& q) { return std::vector<size_t>(q.M, q.nbits); },
+                               "Bits of each codebook (faiss's per-step list; one value for all here).")
+        .def_readonly("code_size", &ResidualQuantizer::code_size)
+        .def_readonly("norm_bits", &ResidualQuantizer::norm_bits)
+        .def_property_readonly("tot_bits", [](const ResidualQuantizer& q) { return q.M * q.nbits + q.norm_bits; })
+        .def_property_readonly("total_codebook_size", [](const ResidualQuantizer& q) { return q.M * q.K(); })
+        .def_property_readonly("search_type", [](const ResidualQuantizer& q) { return int(q.search_type); })
+        .def_property("max_beam_size", [](const ResidualQuantizer& q) { return q.max_beam_size; },
+                      [](ResidualQuantizer& q, int v) {
+                          if (v < 1) throw InvalidArgument("ResidualQuantizer: max_beam_size must be at least 1");
+                          q.max_beam_size = v;
+                      })
+        .def_property("train_type", [](const ResidualQuantizer& q) { return q.train_type; },
+                      [](ResidualQuantizer& q, int v) { q.train_type = v; },
+                      "faiss's Train_* bits (checked by train()).")
+        .def_readwrite("cp", &ResidualQuantizer::cp, py::return_value_policy::reference_internal)
+        .def_readwrite("progressive_dim_steps", &ResidualQuantizer::progressive_dim_steps)
+        .def_readwrite("apply_pca", &ResidualQuantizer::apply_pca)
+        .def_readwrite("verbose", &ResidualQuantizer::verbose)
+        .def_readonly("is_trained", &ResidualQuantizer::is_trained)
+        .def_readonly("norm_min", &ResidualQuantizer::norm_min)
+        .def_readonly("norm_max", &ResidualQuantizer::norm_max)
+        .def_property_readonly("codebooks", [](const ResidualQuantizer& q) {
+            py::array_t<float> out(q.codebooks.size());
+            std::copy(q.codebooks.begin(), q.codebooks.end(), out.mutable_data());
+            return out;
+        }, "M * 2^nbits codewords of d floats, one codebook after the other (a numpy copy).")
+        .def("train", [](ResidualQuantizer& q, py::handle x_obj) {
+            FloatArray x = as_matrix(x_obj, int(q.d), "x");
+            py::gil_scoped_release release;
+            q.train(size_t(x.shape(0)), x.data());
+        }, py::arg("x"))
+        .def("compute_codes", [](const ResidualQuantizer& q, py::handle x_obj) {
+            FloatArray x = as_matrix(x_obj, int(q.d), "x");
+            check_finite(x.data(), size_t(x.size()), "x");
+            if (!q.is_trained) throw NotSupported("ResidualQuantizer: not trained");
+            py::array_t<uint8_t> out({py::ssize_t(x.shape(0)), py::ssize_t(q.code_size)});
+            uint8_t* o = out.mutable_data();
+            py::gil_scoped_release release;
+            q.compute_codes(x.data(), o, size_t(x.shape(0)));
+            return out;
+        }, py::arg("x"))
+        .def("decode", [](const ResidualQuantizer& q, py::handle codes_obj) {
+            auto c = as_codes(codes_obj, q.code_size, "codes");
+            if (!q.is_trained) throw NotSupported("ResidualQuantizer: not trained");
+            py::array_t<float> out({py::ssize_t(c.shape(0)), py::ssize_t(q.d)});
+            float* o = out.mutable_data();
+            py::gil_scoped_release release;
+            q.decode(c.data(), o, size_t(c.shape(0)));
+            return out;
+        }, py::arg("codes"));
+
+    py::class_<IndexResidualQuantizer, Index, std::shared_ptr<IndexResidualQuantizer>>(m, "IndexResidualQuantizer")
+        .def(py::init([](int d, long long M, long long nbits, int metric, int st) {
+                 return std::make_shared<IndexResidualQuantizer>(d, positive(M, "M"), positive(nbits, "nbits"),
+                                                                 MetricType(metric), search_type(st));
+             }),
+             py::arg("d"), py::arg("M"), py::arg("nbits"), py::arg("metric") = int(METRIC_L2),
+             py::arg("search_type") = int(ResidualQuantizer::ST_decompress))
+        .def_property_readonly("rq", &rq_of_index, py::return_value_policy::reference_internal)
+        .def_property_readonly("code_size", &IndexResidualQuantizer::code_size)
+        .def_property_readonly("codes", [](const IndexResidualQuantizer& self) {
+            std::vector<uint8_t> c = self.get_codes();
+            py::array_t<uint8_t> out(c.size());
+            std::copy(c.begin(), c.end(), out.mutable_data());
+            return out;
+        }, "The stored codes, ntotal * code_size bytes (a numpy copy).");
+
+    py::class_<IndexIVFResidualQuantizer, IndexIVF, std::shared_ptr<IndexIVFResidualQuantizer>>(
+        m, "IndexIVFResidualQuantizer")
+        .def(py::init([](IndexPtr quantizer, int d, long long nlist, long long M, long long nbits, int metric, int st) {
+                 return std::make_shared<IndexIVFResidualQuantizer>(quantizer, d, positive(nlist, "nlist"),
+                                                                    positive(M, "M"), positive(nbits, "nbits"),
+                                                                    MetricType(metric), search_type(st));
+             }),
+             py::arg("quantizer"), py::arg("d"), py::arg("nlist"), py::arg("M"), py::arg("nbits"),
+             py::arg("metric") = int(METRIC_L2), py::arg("search_type") = int(ResidualQuantizer::ST_decompress))
+        .def_property_readonly("rq", &rq_of_ivf, py::return_value_policy::reference_internal)
+        .def_property("by_residual", [](const IndexIVFResidualQuantizer& i) { return i.by_residual; },
+                      [](IndexIVFResidualQuantizer& i, bool v) {
+                          if (i.ntotal > 0 && v != i.by_residual)
+                              throw NotSupported(
+                                  "IndexIVFResidualQuantizer: by_residual cannot change once vectors are added");
+                          i.by_residual = v;
+                      });
+}
+
+}  // namespace nearly_py
