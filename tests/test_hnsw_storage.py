@@ -90,8 +90,10 @@ def test_refine_parameters(data):
 
 
 def test_sq_bad_qtype():
-    with pytest.raises(ValueError):
-        nearly.IndexHNSWSQ(8, 3, 16)
+    # faiss's other quantizer types exist but nearly's HNSW stores SQ8 or fp16 only.
+    for qtype in (1, 3, 6, 7):
+        with pytest.raises(RuntimeError, match="not implemented"):
+            nearly.IndexHNSWSQ(8, qtype, 16)
 
 
 def test_idmap_over_a_wrapped_graph_keeps_search_parameters():

@@ -65,7 +65,8 @@ void bind_hnsw(py::module_& m) {
     py::class_<IndexHNSWSQ, IndexHNSWFlat, std::shared_ptr<IndexHNSWSQ>>(m, "IndexHNSWSQ")
         .def(py::init([](int d, int qtype, int M, int metric) {
                  if (qtype != 0 && qtype != 4)
-                     throw InvalidArgument("IndexHNSWSQ: qtype must be ScalarQuantizer.QT_8bit or QT_fp16");
+                     throw NotSupported("IndexHNSWSQ: qtype " + std::to_string(qtype) +
+                                        " not implemented in nearly (its HNSW stores ScalarQuantizer.QT_8bit or QT_fp16)");
                  return std::make_shared<IndexHNSWSQ>(d, qtype == 0 ? HNSWStorage::SQ8 : HNSWStorage::FP16, M,
                                                       MetricType(metric));
              }),

@@ -20,7 +20,7 @@ D = 32
 MOD = {"faiss": faiss, "nearly": nearly}
 
 # Byte-equal codes from the same training.
-SAME_CODES = ["Flat", "SQ8", "SQfp16", "PQ8np", "PQ8x4np", "PQ8x4fs", "IVF16,Flat", "IVF300,Flat",
+SAME_CODES = ["Flat", "SQ8", "SQfp16", "SQ4", "SQ6", "SQbf16", "IVF16,SQ4", "IVF300,SQ6", "PQ8np", "PQ8x4np", "PQ8x4fs", "IVF16,Flat", "IVF300,Flat",
               "IVF16,SQ8", "IVF16,SQfp16", "IVF16,PQ8np", "IVF300,PQ4np", "IVF16,PQ8x4fs", "IVF16,PQ8x4fsr",
               "L2norm,Flat", "L2norm,IVF16,PQ8np", "Flat,RFlat", "IVF16,PQ8np,RFlat"]
 

@@ -63,9 +63,18 @@ def test_recall_matches_faiss(real, gts, s, metric):
         rn, rf = recall_at(In, gts[metric], 10), recall_at(If, gts[metric], 10)
         assert abs(rn - rf) <= 0.01 + 1e-9, (s, nprobe, rn, rf)
         assert Dn.dtype == Df.dtype == np.float32 and In.dtype == If.dtype == np.int64
-        # Distances are the same kind of number (approximate without RFlat).
-        tol = 1e-4 if "RFlat" in s else 0.05 * float(np.abs(Df[:, 0]).mean() + 1e-3)
-        assert np.abs(np.sort(Dn[:, 0]) - np.sort(Df[:, 0])).mean() <= tol
+        if "RFlat" in s:
+            # Exact distances after re-ranking: equal where both found the same
+            # nearest vector; where they differ, nearly's is rarely the worse one
+            # (the trainings differ by float rounding, so a query can go either way).
+            same = In[:, 0] == If[:, 0]
+            np.testing.assert_allclose(Dn[same, 0], Df[same, 0], rtol=1e-5, atol=1e-5)
+            worse = Dn[:, 0] < Df[:, 0] - 1e-5 if metric == METRIC_IP else Dn[:, 0] > Df[:, 0] + 1e-5
+            assert worse.mean() <= 0.01, (s, nprobe, worse.sum())
+        else:
+            # Distances are the same kind of number (approximate without RFlat).
+            tol = 0.05 * float(np.abs(Df[:, 0]).mean() + 1e-3)
+            assert np.abs(np.sort(Dn[:, 0]) - np.sort(Df[:, 0])).mean() <= tol
 
 
 def test_same_structure_as_faiss():

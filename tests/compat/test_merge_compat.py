@@ -99,7 +99,7 @@ def test_eval_intersection_like_faiss(n, k1, k2):
     assert nearly.eval_intersection(a, b) == faiss.eval_intersection(a, b) == nearly.eval_intersection(b, a)
 
 
-@pytest.mark.parametrize("fs", ["PQ4np", "SQ8", "SQfp16", "PQ8x4fs", "LSH32r", "IDMap,IVF8,Flat", "IDMap2,PQ4np"])
+@pytest.mark.parametrize("fs", ["PQ4np", "SQ8", "SQfp16", "SQ6", "RQ2x6_Nfloat", "PQ8x4fs", "LSH32r", "IDMap,IVF8,Flat", "IDMap2,PQ4np"])
 def test_flat_codes_and_idmap_merge(data, fs):
     x, xq = data
     base = nearly.index_factory(D, fs)
