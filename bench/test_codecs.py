@@ -8,9 +8,9 @@ Groups (compare the two rows of a group):
   sa_encode_PQ32   IndexPQ ("PQ32np", nearly given faiss's codebooks).sa_encode of 20,000 vectors
   sa_decode_PQ32   sa_decode of their codes
   lsh_search       IndexLSH (384 bits, rotated) over 100,000 vectors, 100 queries, k=10
-  sq_search_*      IndexScalarQuantizer search (SQ4, SQ6, SQ8, SQ8_direct, SQbf16; inner
-                   product) over 20,000 vectors, 100 queries, k=10: the integer
-                   codes scored without decoding
+  sq_search_*      IndexScalarQuantizer search (SQ4, SQ6, SQ8, SQ8_direct, SQfp16, SQbf16; inner
+                   product) over 20,000 vectors, 100 queries, k=10: the codes
+                   scored without decoding
 Single-threaded unless NEARLY_BENCH_THREADS is set.  Each benchmark checks that
 nearly's output equals faiss's.
 """
@@ -86,7 +86,7 @@ def test_lsh_search(benchmark, lsh, nearly_mod, faiss_mod, lib):
     assert (I == If).mean() > 0.99
 
 
-SQ_TOKENS = ["SQ4", "SQ6", "SQ8", "SQ8_direct", "SQbf16"]
+SQ_TOKENS = ["SQ4", "SQ6", "SQ8", "SQ8_direct", "SQfp16", "SQbf16"]
 
 
 @pytest.fixture(scope="module")

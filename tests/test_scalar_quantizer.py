@@ -282,15 +282,13 @@ def test_decoder_same_at_every_simd_level(qtype):
         np.testing.assert_array_equal(outs[0], ref_decode(codes, qtype, t[:len(t) // 2], t[len(t) // 2:], d))
 
 
-@pytest.mark.parametrize("qtype", [SQ.QT_8bit, SQ.QT_4bit, SQ.QT_6bit, SQ.QT_4bit_uniform, SQ.QT_8bit_direct,
-                                   SQ.QT_8bit_direct_signed],
-                         ids=["QT_8bit", "QT_4bit", "QT_6bit", "QT_4bit_uniform", "QT_8bit_direct",
-                              "QT_8bit_direct_signed"])
+@pytest.mark.parametrize("qtype", QTYPES, ids=QT_IDS)
 @pytest.mark.parametrize("metric", METRICS, ids=METRIC_IDS)
 def test_code_scoring_kernels_at_every_level(qtype, metric):
-    """Integer codes are scored without decoding (A + c B per dimension, 8 or
-    16 dimensions a step, 4 codes at a time): every level, every tail of
-    dimensions and of codes, equals exact search over the decoded vectors."""
+    """Codes are scored without decoding (A + c B per dimension, c the integer
+    code or the fp16 / bf16 value; 8 or 16 dimensions a step, 4 codes at a
+    time): every level, every tail of dimensions and of codes, equals exact
+    search over the decoded vectors."""
     rng = np.random.default_rng(14)
     before = nearly.simd_level()
     try:

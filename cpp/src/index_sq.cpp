@@ -16,7 +16,7 @@ namespace nearly {
 
 namespace {
 constexpr size_t kQueriesPerTask = 8;
-constexpr size_t kCodeBlock = 1024;  // codes decoded at a time, shared by the task's queries
+constexpr size_t kCodeBlock = 1024;  // codes scored at a time, shared by the task's queries
 }  // namespace
 
 void write_sq(Writer& w, const ScalarQuantizer& sq) {
@@ -66,33 +66,23 @@ void IndexScalarQuantizer::search(idx_t n, const float* x, idx_t k, float* D, id
     const size_t dd = d, kk = k, nb = size_t(ntotal), cs = sq.code_size;
     const bool ip = metric_type == METRIC_INNER_PRODUCT;
     const float pad = missing_distance(metric_type);
-    const SimdKernels& K = simd();
     InterruptPoll poll;
-    const bool fused = SQScorer::supports(sq);  // integer codes: scored without decoding
     parallel_for((size_t(n) + kQueriesPerTask - 1) / kQueriesPerTask, [&](size_t t) {
         const size_t q0 = t * kQueriesPerTask, q1 = std::min(size_t(n), q0 + kQueriesPerTask);
-        std::vector<float> dec(fused ? 0 : kCodeBlock * dd), buf(kCodeBlock);
+        std::vector<float> buf(kCodeBlock);
         std::vector<SQScorer> scorers;
         for (size_t q = q0; q < q1; q++) {
             TopK::init(D + q * kk, I + q * kk, kk);  // L2, or the negated IP
-            if (fused) {
-                scorers.emplace_back(sq, metric_type);
-                scorers.back().set_query(x + q * dd);
-            }
+            scorers.emplace_back(sq, metric_type);
+            scorers.back().set_query(x + q * dd);
         }
         // A block of codes at a time, shared by the task's queries while in cache.
         for (size_t j0 = 0; j0 < nb; j0 += kCodeBlock) {
             const size_t m = std::min(kCodeBlock, nb - j0);
-            if (!fused) sq.decode(codes_.data() + j0 * cs, dec.data(), m);
             for (size_t q = q0; q < q1; q++) {
                 float* Dq = D + q * kk;
                 idx_t* Iq = I + q * kk;
-                if (fused)
-                    scorers[q - q0].scores(codes_.data() + j0 * cs, m, buf.data());
-                else if (ip)
-                    K.inner_products_ny(x + q * dd, dec.data(), dd, m, buf.data());
-                else
-                    K.l2sqr_ny(x + q * dd, dec.data(), dd, m, buf.data());
+                scorers[q - q0].scores(codes_.data() + j0 * cs, m, buf.data());
                 for (size_t j = 0; j < m; j++) {
                     const float s = ip ? -buf[j] : buf[j];
                     if (s > Dq[0] || (sel && !sel->is_member(idx_t(j0 + j)))) continue;
@@ -100,11 +90,7 @@ void IndexScalarQuantizer::search(idx_t n, const float* x, idx_t k, float* D, id
                 }
             }
         }
-        for (size_t q = q0; q < q1; q++) {
-            float* Dq = D + q * kk;
-            idx_t* Iq = I + q * kk;
-            TopK::finish(Dq, Iq, kk, ip, pad);
-        }
+        for (size_t q = q0; q < q1; q++) TopK::finish(D + q * kk, I + q * kk, kk, ip, pad);
         poll();
     });
 }

@@ -5,49 +5,10 @@
 
 #include "nearly/io.h"
 #include "nearly/parallel.h"
+#include "residual_list_scanner.h"
 
 namespace nearly {
 
-namespace {
-struct IVFRQScanner : InvertedListScanner {
-    const IndexIVFResidualQuantizer& ix;
-    RQScanner scan;
-    const size_t d;
-    const bool ip, residual;
-    std::vector<float> qres;
-    const float* q = nullptr;
-    float dis0 = 0.f;
-
-    explicit IVFRQScanner(const IndexIVFResidualQuantizer& ix)
-        : ix(ix),
-          scan(ix.rq, ix.metric_type),
-          d(size_t(ix.d)),
-          ip(ix.metric_type == METRIC_INNER_PRODUCT),
-          residual(ix.by_residual) {
-        if (residual && !ip) qres.resize(d);
-    }
-    void set_query(const float* x) override {
-        q = x;
-        dis0 = 0.f;
-        if (ip || !residual) scan.set_query(x);
-    }
-    void set_list(size_t list_no, float coarse_dis) override {
-        if (!residual) return;
-        if (ip) {
-            dis0 = coarse_dis;  // <q, c>
-            return;
-        }
-        ix.quantizer->reconstruct(idx_t(list_no), qres.data());
-        for (size_t j = 0; j < d; j++) qres[j] = q[j] - qres[j];
-        scan.set_query(qres.data());
-    }
-    void distances(size_t n, const uint8_t* codes, float* out) const override {
-        scan.scores(codes, n, out);
-        if (dis0 != 0.f)
-            for (size_t j = 0; j < n; j++) out[j] += dis0;
-    }
-};
-}  // namespace
 
 IndexIVFResidualQuantizer::IndexIVFResidualQuantizer(IndexPtr quantizer_, int d, size_t nlist_, size_t M,
                                                      size_t nbits, MetricType metric,
@@ -90,7 +51,7 @@ void IndexIVFResidualQuantizer::train_encoder(idx_t n, const float* x, const idx
 }
 
 std::unique_ptr<InvertedListScanner> IndexIVFResidualQuantizer::get_scanner() const {
-    return std::make_unique<IVFRQScanner>(*this);
+    return std::make_unique<ResidualListScanner<RQScanner>>(*this, RQScanner(rq, metric_type));
 }
 
 void IndexIVFResidualQuantizer::write_body(Writer& w) const {

@@ -8,71 +8,11 @@
 #include "nearly/index_sq.h"
 #include "nearly/io.h"
 #include "nearly/parallel.h"
-#include "nearly/simd.h"
 #include "nearly/sq_scan.h"
+#include "residual_list_scanner.h"
 
 namespace nearly {
 
-namespace {
-struct IVFSQScanner : InvertedListScanner {
-    const IndexIVFScalarQuantizer& ix;
-    const SimdKernels& K = simd();
-    const size_t d;
-    const bool ip, residual;
-    std::unique_ptr<SQScorer> scorer;  // integer codes: scored without decoding
-    std::vector<float> qres, centroid;
-    mutable std::vector<float> dec;
-    const float* q = nullptr;
-    const float* qeff = nullptr;
-    float dis0 = 0.f;
-
-    explicit IVFSQScanner(const IndexIVFScalarQuantizer& ix)
-        : ix(ix), d(size_t(ix.d)), ip(ix.metric_type == METRIC_INNER_PRODUCT), residual(ix.by_residual) {
-        if (SQScorer::supports(ix.sq)) scorer = std::make_unique<SQScorer>(ix.sq, ix.metric_type);
-        if (residual && !ip) {
-            qres.resize(d);
-            centroid.resize(d);
-        }
-    }
-    void set_query(const float* x) override {
-        q = x;
-        qeff = x;
-        dis0 = 0.f;
-        if (scorer && (ip || !residual)) scorer->set_query(x);
-    }
-    void set_list(size_t list_no, float coarse_dis) override {
-        if (!residual) return;
-        if (ip) {
-            dis0 = coarse_dis;  // <q, c>
-        } else {
-            ix.quantizer->reconstruct(idx_t(list_no), centroid.data());
-            for (size_t j = 0; j < d; j++) qres[j] = q[j] - centroid[j];
-            qeff = qres.data();
-            if (scorer) scorer->set_query(qeff);
-        }
-    }
-    void distances(size_t n, const uint8_t* codes, float* out) const override {
-        if (scorer) {
-            scorer->scores(codes, n, out);
-        } else {
-            // fp16 / bf16: a few codes at a time, so that the decoded floats
-            // are still in L1 when the kernel reads them back.
-            constexpr size_t kDecodeChunk = 16;
-            if (dec.size() < kDecodeChunk * d) dec.resize(kDecodeChunk * d);
-            for (size_t j0 = 0; j0 < n; j0 += kDecodeChunk) {
-                const size_t m = std::min(kDecodeChunk, n - j0);
-                ix.sq.decode(codes + j0 * ix.sq.code_size, dec.data(), m);
-                if (ip)
-                    K.inner_products_ny(qeff, dec.data(), d, m, out + j0);
-                else
-                    K.l2sqr_ny(qeff, dec.data(), d, m, out + j0);
-            }
-        }
-        if (dis0 != 0.f)
-            for (size_t j = 0; j < n; j++) out[j] += dis0;
-    }
-};
-}  // namespace
 
 IndexIVFScalarQuantizer::IndexIVFScalarQuantizer(IndexPtr quantizer_, int d, size_t nlist_,
                                                  ScalarQuantizer::QuantizerType qtype, MetricType metric,
@@ -102,7 +42,7 @@ void IndexIVFScalarQuantizer::train_encoder(idx_t n, const float* x, const idx_t
 }
 
 std::unique_ptr<InvertedListScanner> IndexIVFScalarQuantizer::get_scanner() const {
-    return std::make_unique<IVFSQScanner>(*this);
+    return std::make_unique<ResidualListScanner<SQScorer>>(*this, SQScorer(sq, metric_type));
 }
 
 void IndexIVFScalarQuantizer::write_encoder_state(Writer& w) const {

@@ -4,18 +4,19 @@
 
 namespace nearly {
 
-bool SQScorer::supports(const ScalarQuantizer& sq) {
-    return sq.qtype != ScalarQuantizer::QT_fp16 && sq.qtype != ScalarQuantizer::QT_bf16;
-}
-
 SQScorer::SQScorer(const ScalarQuantizer& sq, MetricType metric)
-    : bits_(int(sq.bits)), ip_(metric == METRIC_INNER_PRODUCT), d_(sq.d), code_size_(sq.code_size) {
-    NEARLY_CHECK_ARG(supports(sq) && sq.is_trained(), "SQScorer: needs a trained integer-code ScalarQuantizer");
+    : kind_(sq.qtype == ScalarQuantizer::QT_fp16   ? kSQfp16
+            : sq.qtype == ScalarQuantizer::QT_bf16 ? kSQbf16
+                                                   : int(sq.bits)),
+      ip_(metric == METRIC_INNER_PRODUCT),
+      d_(sq.d),
+      code_size_(sq.code_size) {
+    NEARLY_CHECK_ARG(sq.is_trained(), "SQScorer: the ScalarQuantizer is not trained");
     A_.assign(d_, 0.f);
     B_.assign(d_, 1.f);
     if (sq.qtype == ScalarQuantizer::QT_8bit_direct_signed) A_.assign(d_, -128.f);
     if (sq.needs_training()) {
-        const float levels = float((1 << bits_) - 1);
+        const float levels = float((1 << sq.bits) - 1);
         for (size_t j = 0; j < d_; j++) {
             const float vmin = sq.uniform() ? sq.trained[0] : sq.trained[j];
             const float vdiff = sq.uniform() ? sq.trained[1] : sq.trained[d_ + j];
@@ -45,21 +46,21 @@ void SQScorer::set_query(const float* q) {
 }
 
 void SQScorer::scores(const uint8_t* codes, size_t n, float* out) const {
-    sq_scores(bits_, ip_, codes, code_size_, n, d_, w_.data(), r_.data(), out);
+    sq_scores(kind_, ip_, codes, code_size_, n, d_, w_.data(), r_.data(), out);
     if (ip_ && c0_ != 0.f)
         for (size_t i = 0; i < n; i++) out[i] += c0_;
 }
 
-void sq_scores(int bits, bool ip, const uint8_t* codes, size_t cs, size_t n, size_t d, const float* w,
+void sq_scores(int kind, bool ip, const uint8_t* codes, size_t cs, size_t n, size_t d, const float* w,
                const float* r, float* out) {
     switch (simd_level()) {
 #if defined(NEARLY_HAVE_AVX512)
-        case SimdLevel::avx512: return sq_scores_avx512(bits, ip, codes, cs, n, d, w, r, out);
+        case SimdLevel::avx512: return sq_scores_avx512(kind, ip, codes, cs, n, d, w, r, out);
 #endif
 #if defined(NEARLY_HAVE_AVX2)
-        case SimdLevel::avx2: return sq_scores_avx2(bits, ip, codes, cs, n, d, w, r, out);
+        case SimdLevel::avx2: return sq_scores_avx2(kind, ip, codes, cs, n, d, w, r, out);
 #endif
-        default: return sq_scores_scalar(bits, ip, codes, cs, n, d, w, r, out);
+        default: return sq_scores_scalar(kind, ip, codes, cs, n, d, w, r, out);
     }
 }
 

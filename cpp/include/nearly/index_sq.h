@@ -1,7 +1,7 @@
 // faiss's IndexScalarQuantizer: every vector stored as its ScalarQuantizer
 // code (code_size bytes: d / 2 for 4 bits, 3d / 4 for 6 bits, d for 8 bits,
-// 2d for fp16 / bf16); a search decodes blocks of codes to floats and scores
-// them with the SIMD row kernels.
+// 2d for fp16 / bf16); a search scores blocks of codes without decoding them
+// (sq_scan.h).
 #pragma once
 #include <memory>
 #include <vector>

@@ -1,7 +1,7 @@
 // faiss's IndexIVFScalarQuantizer: the IVF family whose code is the
 // ScalarQuantizer code of the residual x - centroid (by_residual, faiss's
-// default) or of x itself. The scan decodes a chunk of codes and scores it
-// with the SIMD row kernels:
+// default) or of x itself. The scan scores the codes without decoding them
+// (sq_scan.h):
 //   L2: ||q - c - r||^2 = ||(q - c) - r||^2: the query's residual per list;
 //   IP: <q, c + r> = <q, c> + <q, r>: the coarse score plus one inner product.
 #pragma once

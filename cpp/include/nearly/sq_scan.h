@@ -1,13 +1,13 @@
-// Scoring ScalarQuantizer codes against a query without decoding them, for
-// the integer-code types (4, 6 and 8 bits, uniform or not, and the direct
-// types): every such decoder is affine per dimension, x_j = A_j + c_j * B_j,
-// so, with the per-query vectors below,
+// Scoring ScalarQuantizer codes against a query without decoding them to
+// memory. Every decoder is affine per dimension, x_j = A_j + c_j * B_j, with
+// c_j the integer code (4, 6 and 8 bits, uniform or not, direct) or the
+// float an fp16 / bf16 code holds (A = 0, B = 1), so, with the per-query
+// vectors below,
 //   inner product: <q, x> = sum_j q_j A_j + sum_j (q_j B_j) c_j
 //   squared L2:    |q - x|^2 = sum_j ((q_j - A_j) - B_j c_j)^2
 // and a search reads the packed codes once, widening them in registers
 // (cpp/src/simd/<isa>/sq.cpp). The scores equal the decoded vectors' up to
-// float rounding (A + c B is within an ulp of faiss's decoder). fp16 and
-// bf16 codes are decoded instead: converting them is as cheap.
+// float rounding (A + c B is within an ulp of faiss's decoder).
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -18,9 +18,11 @@
 
 namespace nearly {
 
+// What the kernels widen: 4-, 6- or 8-bit integer codes, bf16 or fp16.
+enum SQCodeKind : int { kSQ4 = 4, kSQ6 = 6, kSQ8 = 8, kSQbf16 = 16, kSQfp16 = 17 };
+
 class SQScorer {
    public:
-    static bool supports(const ScalarQuantizer& sq);
     SQScorer(const ScalarQuantizer& sq, MetricType metric);
     // q: the query (or its residual to the list's centroid), d floats.
     void set_query(const float* q);
@@ -28,7 +30,7 @@ class SQScorer {
     void scores(const uint8_t* codes, size_t n, float* out) const;
 
    private:
-    int bits_;
+    int kind_;
     bool ip_;
     size_t d_, code_size_;
     std::vector<float> A_, B_;
@@ -37,14 +39,14 @@ class SQScorer {
 };
 
 // One kernel per SIMD level: out[i] = sum_j w_j c_ij (ip) or
-// sum_j (r_j - w_j c_ij)^2 for n codes of code_size cs, bits 4, 6 or 8.
-void sq_scores(int bits, bool ip, const uint8_t* codes, size_t cs, size_t n, size_t d, const float* w,
+// sum_j (r_j - w_j c_ij)^2 for n codes of code_size cs of the given kind.
+void sq_scores(int kind, bool ip, const uint8_t* codes, size_t cs, size_t n, size_t d, const float* w,
                const float* r, float* out);
-void sq_scores_scalar(int bits, bool ip, const uint8_t* codes, size_t cs, size_t n, size_t d, const float* w,
+void sq_scores_scalar(int kind, bool ip, const uint8_t* codes, size_t cs, size_t n, size_t d, const float* w,
                       const float* r, float* out);
-void sq_scores_avx2(int bits, bool ip, const uint8_t* codes, size_t cs, size_t n, size_t d, const float* w,
+void sq_scores_avx2(int kind, bool ip, const uint8_t* codes, size_t cs, size_t n, size_t d, const float* w,
                     const float* r, float* out);
-void sq_scores_avx512(int bits, bool ip, const uint8_t* codes, size_t cs, size_t n, size_t d, const float* w,
+void sq_scores_avx512(int kind, bool ip, const uint8_t* codes, size_t cs, size_t n, size_t d, const float* w,
                       const float* r, float* out);
 
 }  // namespace nearly

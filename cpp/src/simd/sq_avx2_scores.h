@@ -3,22 +3,29 @@
 // enabled; static inline, so each such file keeps its own copy built with its
 // own flags. Eight dimensions per step: the packed codes are widened to eight
 // 32-bit lanes (a byte shuffle, then per-lane shifts for 4 and 6 bits) and
-// converted to float; four codes at a time share the query's loads.
+// converted to float, bf16 shifted into place, fp16 converted by F16C; four
+// codes at a time share the query's loads.
 #pragma once
 #include <immintrin.h>
 
 #include <cstring>
+#include <type_traits>
 
 #include "sq_codes.h"
 
 namespace nearly {
 namespace sq_avx2 {
 
-template <int Bits>
+template <int Kind>
 static inline __m256 load8(const uint8_t* c, size_t j, size_t cs) {
-    if constexpr (Bits == 8) {
+    if constexpr (Kind == kSQfp16) {
+        return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(c + 2 * j)));
+    } else if constexpr (Kind == kSQbf16) {
+        const __m256i h = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(c + 2 * j)));
+        return _mm256_castsi256_ps(_mm256_slli_epi32(h, 16));
+    } else if constexpr (Kind == kSQ8) {
         return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(c + j))));
-    } else if constexpr (Bits == 4) {
+    } else if constexpr (Kind == kSQ4) {
         uint32_t v;
         std::memcpy(&v, c + j / 2, 4);
         const __m128i dup = _mm_shuffle_epi8(_mm_cvtsi32_si128(int(v)),
@@ -54,11 +61,11 @@ static inline float hsum(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
-template <int Bits, bool IP>
+template <int Kind, bool IP>
 static inline float tail(const uint8_t* c, size_t j0, size_t d, const float* w, const float* r) {
     float s = 0.f;
     for (size_t j = j0; j < d; j++) {
-        const float v = float(sq_code_value<Bits>(c, j));
+        const float v = sq_value<Kind>(c, j);
         if constexpr (IP) {
             s += w[j] * v;
         } else {
@@ -69,7 +76,7 @@ static inline float tail(const uint8_t* c, size_t j0, size_t d, const float* w, 
     return s;
 }
 
-template <int Bits, bool IP>
+template <bool IP>
 static inline __m256 step(__m256 acc, __m256 wj, __m256 rj, __m256 v) {
     if constexpr (IP) {
         return _mm256_fmadd_ps(wj, v, acc);
@@ -79,7 +86,7 @@ static inline __m256 step(__m256 acc, __m256 wj, __m256 rj, __m256 v) {
     }
 }
 
-template <int Bits, bool IP>
+template <int Kind, bool IP>
 static void scores(const uint8_t* codes, size_t cs, size_t n, size_t d, const float* w, const float* r, float* out) {
     const size_t d8 = d & ~size_t(7);
     size_t i = 0;
@@ -92,36 +99,37 @@ static void scores(const uint8_t* codes, size_t cs, size_t n, size_t d, const fl
         for (size_t j = 0; j < d8; j += 8) {
             const __m256 wj = _mm256_loadu_ps(w + j);
             const __m256 rj = IP ? wj : _mm256_loadu_ps(r + j);
-            a0 = step<Bits, IP>(a0, wj, rj, load8<Bits>(c0, j, cs));
-            a1 = step<Bits, IP>(a1, wj, rj, load8<Bits>(c1, j, cs));
-            a2 = step<Bits, IP>(a2, wj, rj, load8<Bits>(c2, j, cs));
-            a3 = step<Bits, IP>(a3, wj, rj, load8<Bits>(c3, j, cs));
+            a0 = step<IP>(a0, wj, rj, load8<Kind>(c0, j, cs));
+            a1 = step<IP>(a1, wj, rj, load8<Kind>(c1, j, cs));
+            a2 = step<IP>(a2, wj, rj, load8<Kind>(c2, j, cs));
+            a3 = step<IP>(a3, wj, rj, load8<Kind>(c3, j, cs));
         }
-        out[i] = hsum(a0) + tail<Bits, IP>(c0, d8, d, w, r);
-        out[i + 1] = hsum(a1) + tail<Bits, IP>(c1, d8, d, w, r);
-        out[i + 2] = hsum(a2) + tail<Bits, IP>(c2, d8, d, w, r);
-        out[i + 3] = hsum(a3) + tail<Bits, IP>(c3, d8, d, w, r);
+        out[i] = hsum(a0) + tail<Kind, IP>(c0, d8, d, w, r);
+        out[i + 1] = hsum(a1) + tail<Kind, IP>(c1, d8, d, w, r);
+        out[i + 2] = hsum(a2) + tail<Kind, IP>(c2, d8, d, w, r);
+        out[i + 3] = hsum(a3) + tail<Kind, IP>(c3, d8, d, w, r);
     }
     for (; i < n; i++) {
         const uint8_t* c = codes + i * cs;
         __m256 a = _mm256_setzero_ps();
         for (size_t j = 0; j < d8; j += 8) {
             const __m256 wj = _mm256_loadu_ps(w + j);
-            a = step<Bits, IP>(a, wj, IP ? wj : _mm256_loadu_ps(r + j), load8<Bits>(c, j, cs));
+            a = step<IP>(a, wj, IP ? wj : _mm256_loadu_ps(r + j), load8<Kind>(c, j, cs));
         }
-        out[i] = hsum(a) + tail<Bits, IP>(c, d8, d, w, r);
+        out[i] = hsum(a) + tail<Kind, IP>(c, d8, d, w, r);
     }
 }
 
 }  // namespace sq_avx2
 
-// Dispatch on (bits, metric) for one level's entry point.
-static inline void sq_scores_avx2_impl(int bits, bool ip, const uint8_t* codes, size_t cs, size_t n, size_t d,
+// Dispatch on (kind, metric) for one level's entry point.
+static inline void sq_scores_avx2_impl(int kind, bool ip, const uint8_t* codes, size_t cs, size_t n, size_t d,
                                        const float* w, const float* r, float* out) {
     using namespace sq_avx2;
-    if (bits == 8) return ip ? scores<8, true>(codes, cs, n, d, w, r, out) : scores<8, false>(codes, cs, n, d, w, r, out);
-    if (bits == 4) return ip ? scores<4, true>(codes, cs, n, d, w, r, out) : scores<4, false>(codes, cs, n, d, w, r, out);
-    return ip ? scores<6, true>(codes, cs, n, d, w, r, out) : scores<6, false>(codes, cs, n, d, w, r, out);
+    with_sq_kind(kind, [&](auto k) {
+        constexpr int K = decltype(k)::value;
+        ip ? scores<K, true>(codes, cs, n, d, w, r, out) : scores<K, false>(codes, cs, n, d, w, r, out);
+    });
 }
 
 }  // namespace nearly

@@ -1,10 +1,16 @@
-// One dimension's integer code value in a ScalarQuantizer code of 4, 6 or 8
-// bits (faiss's packings: 4 bits two per byte, low nibble first; 6 bits four
-// per three bytes, low bits first). Shared by the scoring kernels of every
-// level for the dimensions after the last full SIMD block.
+// One dimension's value in a ScalarQuantizer code as the scoring kernels
+// see it (sq_scan.h): the integer code of 4, 6 or 8 bits (faiss's packings:
+// 4 bits two per byte, low nibble first; 6 bits four per three bytes, low
+// bits first), or the float a bf16 / fp16 code holds. Shared by the kernels
+// of every level for the dimensions after the last full SIMD block.
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
+#include <type_traits>
+
+#include "nearly/scalar_quantizer.h"
+#include "nearly/sq_scan.h"
 
 namespace nearly {
 
@@ -22,6 +28,33 @@ static inline uint32_t sq_code_value(const uint8_t* c, size_t j) {
             case 2: return (g[1] >> 4) | ((g[2] & 3) << 4);
             default: return g[2] >> 2;
         }
+    }
+}
+
+template <int Kind>
+static inline float sq_value(const uint8_t* c, size_t j) {
+    if constexpr (Kind == kSQbf16 || Kind == kSQfp16) {
+        uint16_t h;
+        std::memcpy(&h, c + 2 * j, 2);
+        if constexpr (Kind == kSQfp16) return half_to_float(h);
+        const uint32_t u = uint32_t(h) << 16;
+        float f;
+        std::memcpy(&f, &u, 4);
+        return f;
+    } else {
+        return float(sq_code_value<Kind>(c, j));
+    }
+}
+
+// f(std::integral_constant<int, kind>{}): one kernel instantiation per kind.
+template <class F>
+static inline void with_sq_kind(int kind, F&& f) {
+    switch (kind) {
+        case kSQ4: return f(std::integral_constant<int, kSQ4>{});
+        case kSQ6: return f(std::integral_constant<int, kSQ6>{});
+        case kSQ8: return f(std::integral_constant<int, kSQ8>{});
+        case kSQbf16: return f(std::integral_constant<int, kSQbf16>{});
+        default: return f(std::integral_constant<int, kSQfp16>{});
     }
 }
 

@@ -13,9 +13,9 @@ void sq_decode_avx2(const ScalarQuantizer& sq, const uint8_t* codes, float* x, s
     sq_detail::decode(sq, codes, x, n, half_to_float_avx2);
 }
 
-void sq_scores_avx2(int bits, bool ip, const uint8_t* codes, size_t cs, size_t n, size_t d, const float* w,
+void sq_scores_avx2(int kind, bool ip, const uint8_t* codes, size_t cs, size_t n, size_t d, const float* w,
                     const float* r, float* out) {
-    sq_scores_avx2_impl(bits, ip, codes, cs, n, d, w, r, out);
+    sq_scores_avx2_impl(kind, ip, codes, cs, n, d, w, r, out);
 }
 
 }  // namespace nearly

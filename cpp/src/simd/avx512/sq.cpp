@@ -1,7 +1,8 @@
 // The ScalarQuantizer decoder at this level (sq_decode.h compiled with the
 // level's flags: bit-identical to the scalar reference) and the code scoring
 // kernels: sixteen dimensions per step (the packed codes widened to sixteen
-// 32-bit lanes: a byte shuffle, then per-lane shifts for 4 and 6 bits), four
+// 32-bit lanes: a byte shuffle, then per-lane shifts for 4 and 6 bits; bf16
+// shifted into place, fp16 converted), four
 // codes at a time sharing the query's loads; the last dimensions short of
 // sixteen go through the AVX2 steps (sq_avx2_scores.h) and the scalar tail.
 #include "../../sq_decode.h"
@@ -20,11 +21,16 @@ void sq_decode_avx512(const ScalarQuantizer& sq, const uint8_t* codes, float* x,
 
 namespace {
 
-template <int Bits>
+template <int Kind>
 inline __m512 load16(const uint8_t* c, size_t j) {
-    if constexpr (Bits == 8) {
+    if constexpr (Kind == kSQfp16) {
+        return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(c + 2 * j)));
+    } else if constexpr (Kind == kSQbf16) {
+        const __m512i h = _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(c + 2 * j)));
+        return _mm512_castsi512_ps(_mm512_slli_epi32(h, 16));
+    } else if constexpr (Kind == kSQ8) {
         return _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(c + j))));
-    } else if constexpr (Bits == 4) {
+    } else if constexpr (Kind == kSQ4) {
         const __m128i b = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(c + j / 2));
         const __m128i dup = _mm_shuffle_epi8(b, _mm_setr_epi8(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7));
         const __m512i x = _mm512_srlv_epi32(_mm512_cvtepu8_epi32(dup),
@@ -55,20 +61,20 @@ inline __m512 step16(__m512 acc, __m512 wj, __m512 rj, __m512 v) {
 }
 
 // The dimensions from j16 on: one AVX2 step if eight remain, then scalar.
-template <int Bits, bool IP>
+template <int Kind, bool IP>
 inline float rest(const uint8_t* c, size_t cs, size_t j16, size_t d, const float* w, const float* r) {
     float s = 0.f;
     size_t j = j16;
     if (j + 8 <= d) {
         const __m256 wj = _mm256_loadu_ps(w + j);
         const __m256 rj = IP ? wj : _mm256_loadu_ps(r + j);
-        s = sq_avx2::hsum(sq_avx2::step<Bits, IP>(_mm256_setzero_ps(), wj, rj, sq_avx2::load8<Bits>(c, j, cs)));
+        s = sq_avx2::hsum(sq_avx2::step<IP>(_mm256_setzero_ps(), wj, rj, sq_avx2::load8<Kind>(c, j, cs)));
         j += 8;
     }
-    return s + sq_avx2::tail<Bits, IP>(c, j, d, w, r);
+    return s + sq_avx2::tail<Kind, IP>(c, j, d, w, r);
 }
 
-template <int Bits, bool IP>
+template <int Kind, bool IP>
 void scores(const uint8_t* codes, size_t cs, size_t n, size_t d, const float* w, const float* r, float* out) {
     const size_t d16 = d & ~size_t(15);
     size_t i = 0;
@@ -81,34 +87,35 @@ void scores(const uint8_t* codes, size_t cs, size_t n, size_t d, const float* w,
         for (size_t j = 0; j < d16; j += 16) {
             const __m512 wj = _mm512_loadu_ps(w + j);
             const __m512 rj = IP ? wj : _mm512_loadu_ps(r + j);
-            a0 = step16<IP>(a0, wj, rj, load16<Bits>(c0, j));
-            a1 = step16<IP>(a1, wj, rj, load16<Bits>(c1, j));
-            a2 = step16<IP>(a2, wj, rj, load16<Bits>(c2, j));
-            a3 = step16<IP>(a3, wj, rj, load16<Bits>(c3, j));
+            a0 = step16<IP>(a0, wj, rj, load16<Kind>(c0, j));
+            a1 = step16<IP>(a1, wj, rj, load16<Kind>(c1, j));
+            a2 = step16<IP>(a2, wj, rj, load16<Kind>(c2, j));
+            a3 = step16<IP>(a3, wj, rj, load16<Kind>(c3, j));
         }
-        out[i] = _mm512_reduce_add_ps(a0) + rest<Bits, IP>(c0, cs, d16, d, w, r);
-        out[i + 1] = _mm512_reduce_add_ps(a1) + rest<Bits, IP>(c1, cs, d16, d, w, r);
-        out[i + 2] = _mm512_reduce_add_ps(a2) + rest<Bits, IP>(c2, cs, d16, d, w, r);
-        out[i + 3] = _mm512_reduce_add_ps(a3) + rest<Bits, IP>(c3, cs, d16, d, w, r);
+        out[i] = _mm512_reduce_add_ps(a0) + rest<Kind, IP>(c0, cs, d16, d, w, r);
+        out[i + 1] = _mm512_reduce_add_ps(a1) + rest<Kind, IP>(c1, cs, d16, d, w, r);
+        out[i + 2] = _mm512_reduce_add_ps(a2) + rest<Kind, IP>(c2, cs, d16, d, w, r);
+        out[i + 3] = _mm512_reduce_add_ps(a3) + rest<Kind, IP>(c3, cs, d16, d, w, r);
     }
     for (; i < n; i++) {
         const uint8_t* c = codes + i * cs;
         __m512 a = _mm512_setzero_ps();
         for (size_t j = 0; j < d16; j += 16) {
             const __m512 wj = _mm512_loadu_ps(w + j);
-            a = step16<IP>(a, wj, IP ? wj : _mm512_loadu_ps(r + j), load16<Bits>(c, j));
+            a = step16<IP>(a, wj, IP ? wj : _mm512_loadu_ps(r + j), load16<Kind>(c, j));
         }
-        out[i] = _mm512_reduce_add_ps(a) + rest<Bits, IP>(c, cs, d16, d, w, r);
+        out[i] = _mm512_reduce_add_ps(a) + rest<Kind, IP>(c, cs, d16, d, w, r);
     }
 }
 
 }  // namespace
 
-void sq_scores_avx512(int bits, bool ip, const uint8_t* codes, size_t cs, size_t n, size_t d, const float* w,
+void sq_scores_avx512(int kind, bool ip, const uint8_t* codes, size_t cs, size_t n, size_t d, const float* w,
                       const float* r, float* out) {
-    if (bits == 8) return ip ? scores<8, true>(codes, cs, n, d, w, r, out) : scores<8, false>(codes, cs, n, d, w, r, out);
-    if (bits == 4) return ip ? scores<4, true>(codes, cs, n, d, w, r, out) : scores<4, false>(codes, cs, n, d, w, r, out);
-    return ip ? scores<6, true>(codes, cs, n, d, w, r, out) : scores<6, false>(codes, cs, n, d, w, r, out);
+    with_sq_kind(kind, [&](auto k) {
+        constexpr int K = decltype(k)::value;
+        ip ? scores<K, true>(codes, cs, n, d, w, r, out) : scores<K, false>(codes, cs, n, d, w, r, out);
+    });
 }
 
 }  // namespace nearly

@@ -3,6 +3,8 @@
 // contraction (see CMakeLists.txt).
 #include "../../sq_decode.h"
 
+#include <type_traits>
+
 #include "../sq_codes.h"
 #include "nearly/half.h"
 #include "nearly/sq_scan.h"
@@ -14,13 +16,13 @@ void sq_decode_scalar(const ScalarQuantizer& sq, const uint8_t* codes, float* x,
 }
 
 namespace {
-template <int Bits, bool IP>
+template <int Kind, bool IP>
 void scores(const uint8_t* codes, size_t cs, size_t n, size_t d, const float* w, const float* r, float* out) {
     for (size_t i = 0; i < n; i++) {
         const uint8_t* c = codes + i * cs;
         float s = 0.f;
         for (size_t j = 0; j < d; j++) {
-            const float v = float(sq_code_value<Bits>(c, j));
+            const float v = sq_value<Kind>(c, j);
             if constexpr (IP) {
                 s += w[j] * v;
             } else {
@@ -33,11 +35,12 @@ void scores(const uint8_t* codes, size_t cs, size_t n, size_t d, const float* w,
 }
 }  // namespace
 
-void sq_scores_scalar(int bits, bool ip, const uint8_t* codes, size_t cs, size_t n, size_t d, const float* w,
+void sq_scores_scalar(int kind, bool ip, const uint8_t* codes, size_t cs, size_t n, size_t d, const float* w,
                       const float* r, float* out) {
-    if (bits == 8) return ip ? scores<8, true>(codes, cs, n, d, w, r, out) : scores<8, false>(codes, cs, n, d, w, r, out);
-    if (bits == 4) return ip ? scores<4, true>(codes, cs, n, d, w, r, out) : scores<4, false>(codes, cs, n, d, w, r, out);
-    return ip ? scores<6, true>(codes, cs, n, d, w, r, out) : scores<6, false>(codes, cs, n, d, w, r, out);
+    with_sq_kind(kind, [&](auto k) {
+        constexpr int K = decltype(k)::value;
+        ip ? scores<K, true>(codes, cs, n, d, w, r, out) : scores<K, false>(codes, cs, n, d, w, r, out);
+    });
 }
 
 }  // namespace nearly
