@@ -3,11 +3,39 @@
 #include <cstdio>
 #include <mutex>
 
+#include "nearly/distance.h"
 #include "nearly/io.h"
 #include "nearly/parallel.h"
 #include "residual_list_scanner.h"
 
 namespace nearly {
+
+namespace {
+// L2 by residual through tables: one table product per query, then per
+// list the query's table minus the centroid's.
+struct IVFRQTableScanner : InvertedListScanner {
+    const IndexIVFResidualQuantizer& ix;
+    const std::vector<float>& tables;
+    RQScanner scan;
+    const size_t d, ts;
+    std::vector<float> qlut, c;
+    const float* q = nullptr;
+
+    IVFRQTableScanner(const IndexIVFResidualQuantizer& ix, const std::vector<float>& tables)
+        : ix(ix), tables(tables), scan(ix.rq, METRIC_L2), d(size_t(ix.d)), ts(ix.rq.M * ix.rq.K()), qlut(ts), c(d) {}
+    void set_query(const float* x) override {
+        q = x;
+        ix.rq.compute_lut(x, qlut.data());
+    }
+    void set_list(size_t list_no, float) override {
+        ix.quantizer->reconstruct(idx_t(list_no), c.data());
+        double n2 = 0;
+        for (size_t j = 0; j < d; j++) n2 += double(q[j] - c[j]) * double(q[j] - c[j]);
+        scan.set_residual_from_tables(qlut.data(), tables.data() + list_no * ts, float(n2));
+    }
+    void distances(size_t n, const uint8_t* codes, float* out) const override { scan.scores(codes, n, out); }
+};
+}  // namespace
 
 
 IndexIVFResidualQuantizer::IndexIVFResidualQuantizer(IndexPtr quantizer_, int d, size_t nlist_, size_t M,
@@ -48,9 +76,25 @@ void IndexIVFResidualQuantizer::train_encoder(idx_t n, const float* x, const idx
         std::printf("training %zdx%zd residual quantizer on %lld vectors in %dD\n", rq.M, rq.K(), (long long)n, d);
     rq.verbose = verbose;
     rq.train(size_t(n), x);
+    build_list_tables();
+}
+
+void IndexIVFResidualQuantizer::build_list_tables() {
+    list_tables_.clear();
+    const size_t ts = rq.M * rq.K();
+    constexpr size_t kMaxBytes = size_t(256) << 20;
+    if (!rq.is_trained || !rq.uses_lut() || metric_type != METRIC_L2 || !by_residual || !quantizer ||
+        quantizer->ntotal != idx_t(nlist) || nlist * ts * sizeof(float) > kMaxBytes)
+        return;
+    std::vector<float> centroids(nlist * size_t(d));
+    quantizer->reconstruct_n(0, idx_t(nlist), centroids.data());
+    list_tables_.resize(nlist * ts);
+    gemm_ip(centroids.data(), nlist, rq.codebooks.data(), ts, size_t(d), list_tables_.data());
 }
 
 std::unique_ptr<InvertedListScanner> IndexIVFResidualQuantizer::get_scanner() const {
+    if (has_list_tables() && by_residual && metric_type == METRIC_L2)
+        return std::make_unique<IVFRQTableScanner>(*this, list_tables_);
     return std::make_unique<ResidualListScanner<RQScanner>>(*this, RQScanner(rq, metric_type));
 }
 
@@ -76,6 +120,7 @@ std::unique_ptr<IndexIVFResidualQuantizer> IndexIVFResidualQuantizer::read_body(
     index->read_lists(r, 1, h.ntotal, "IVFResidualQuantizer");
     r.check(h.ntotal == 0 || index->rq.is_trained, "IVFResidualQuantizer holds codes but is not trained");
     index->refresh_trained();
+    index->build_list_tables();
     return index;
 }
 

@@ -460,6 +460,12 @@ void RQScanner::set_query(const float* q) {
     if (rq_.uses_lut()) rq_.compute_lut(q, lut_.data());
 }
 
+void RQScanner::set_residual_from_tables(const float* qlut, const float* clut, float qnorm) {
+    q_ = nullptr;
+    qnorm_ = qnorm;
+    for (size_t i = 0; i < lut_.size(); i++) lut_[i] = qlut[i] - clut[i];
+}
+
 void RQScanner::scores(const uint8_t* codes, size_t n, float* out) const {
     const SimdKernels& S = simd();
     const size_t d = rq_.d, cs = rq_.code_size;

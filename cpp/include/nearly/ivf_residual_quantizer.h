@@ -4,9 +4,13 @@
 // table of <q', codeword> per (query, list), q' the query's residual for L2:
 //   L2: ||q - c - r||^2 = ||q - c||^2 + ||r||^2 - 2 <q - c, r>;
 //   IP: <q, c + r> = <q, c> + <q, r>;
-// or on the decoded residuals (ST_decompress).
+// or on the decoded residuals (ST_decompress). For L2 through tables, the
+// tables of the centroids (<c, codeword>, nlist * M * 2^nbits floats, when
+// at most 256 MiB) are kept, so that a list's table is the query's minus its
+// centroid's instead of a product of d * M * 2^nbits per (query, list).
 #pragma once
 #include <memory>
+#include <vector>
 
 #include "nearly/ivf.h"
 #include "nearly/residual_quantizer.h"
@@ -24,6 +28,8 @@ struct IndexIVFResidualQuantizer : IndexIVF {
     void write_body(Writer& w) const override;
     static std::unique_ptr<IndexIVFResidualQuantizer> read_body(Reader& r);
 
+    bool has_list_tables() const { return !list_tables_.empty(); }
+
    protected:
     void encode_vectors(idx_t n, const float* x, const idx_t* list_nos, uint8_t* codes) const override;
     void decode_vector(size_t list_no, const uint8_t* code, float* out) const override;
@@ -33,6 +39,10 @@ struct IndexIVFResidualQuantizer : IndexIVF {
     idx_t train_encoder_num_vectors() const override { return idx_t(1024) * idx_t(rq.K()); }
     bool encoder_trained() const override { return rq.is_trained; }
     std::unique_ptr<InvertedListScanner> get_scanner() const override;
+
+   private:
+    std::vector<float> list_tables_;  // nlist x (M * 2^nbits): <c_l, codeword>
+    void build_list_tables();
 };
 
 }  // namespace nearly

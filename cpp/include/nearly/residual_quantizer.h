@@ -120,6 +120,10 @@ class RQScanner {
    public:
     RQScanner(const ResidualQuantizer& rq, MetricType metric);
     void set_query(const float* q);  // the query, or its residual to a centroid
+    // The residual q - c of a query whose table is qlut, through the table
+    // clut of c: <q - c, w> = qlut - clut, with qnorm = ||q - c||^2 (the L2
+    // scan of an IVF list without a table product per list). Table types only.
+    void set_residual_from_tables(const float* qlut, const float* clut, float qnorm);
     void scores(const uint8_t* codes, size_t n, float* out) const;
 
    private:
