@@ -1529,8 +1529,10 @@ class IVFSuite(Suite):
 
     def run(self, args, ds, engines):
         names = list(engines)
-        # one result file per factory string; the default keeps its old name
+        # one result file per factory string and metric; the default keeps its old name
         self.file_stem = "ivf" if args.factory == "IVF1024,Flat" else "ivf_" + re.sub(r"[^A-Za-z0-9]+", "_", args.factory)
+        if args.metric == "l2":  # beside the inner-product run of the same string, not over it
+            self.file_stem += "_l2"
         if args.train_repeats is None:
             args.train_repeats = args.repeats
         n = min(args.n or len(ds["xb"]), len(ds["xb"]))

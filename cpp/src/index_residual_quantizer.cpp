@@ -9,11 +9,6 @@
 
 namespace nearly {
 
-namespace {
-constexpr size_t kQueriesPerTask = 8;
-constexpr size_t kCodeBlock = 4096;  // codes scanned at a time, shared by the task's queries
-}  // namespace
-
 IndexResidualQuantizer::IndexResidualQuantizer(int d, size_t M, size_t nbits, MetricType metric,
                                                ResidualQuantizer::SearchType search_type)
     : IndexFlatCodes(d, metric), rq(size_t(std::max(d, 1)), M, nbits, search_type) {
@@ -37,35 +32,7 @@ void IndexResidualQuantizer::search(idx_t n, const float* x, idx_t k, float* D, 
     if (!is_trained) throw NotSupported("Error: 'is_trained' failed");
     const IDSelector* sel = params ? params->sel.get() : nullptr;
     std::shared_lock<SharedMutex> lk(rw_mutex_);
-    const size_t dd = d, kk = k, nb = size_t(ntotal), cs = rq.code_size;
-    const bool ip = metric_type == METRIC_INNER_PRODUCT;
-    const float pad = missing_distance(metric_type);
-    InterruptPoll poll;
-    parallel_for((size_t(n) + kQueriesPerTask - 1) / kQueriesPerTask, [&](size_t t) {
-        const size_t q0 = t * kQueriesPerTask, q1 = std::min(size_t(n), q0 + kQueriesPerTask);
-        std::vector<RQScanner> scanners;
-        std::vector<float> buf(kCodeBlock);
-        for (size_t q = q0; q < q1; q++) {
-            scanners.emplace_back(rq, metric_type);
-            scanners.back().set_query(x + q * dd);
-            TopK::init(D + q * kk, I + q * kk, kk);  // L2, or the negated IP
-        }
-        for (size_t j0 = 0; j0 < nb; j0 += kCodeBlock) {
-            const size_t m = std::min(kCodeBlock, nb - j0);
-            for (size_t q = q0; q < q1; q++) {
-                float* Dq = D + q * kk;
-                idx_t* Iq = I + q * kk;
-                scanners[q - q0].scores(codes_.data() + j0 * cs, m, buf.data());
-                for (size_t j = 0; j < m; j++) {
-                    const float s = ip ? -buf[j] : buf[j];
-                    if (s > Dq[0] || (sel && !sel->is_member(idx_t(j0 + j)))) continue;
-                    TopK::push(Dq, Iq, kk, s, idx_t(j0 + j));
-                }
-            }
-        }
-        for (size_t q = q0; q < q1; q++) TopK::finish(D + q * kk, I + q * kk, kk, ip, pad);
-        poll();
-    });
+    search_with_scorers(n, x, k, D, I, sel, [&] { return RQScanner(rq, metric_type); });
 }
 
 void IndexResidualQuantizer::encode(size_t n, const float* x, uint8_t* codes) const { rq.compute_codes(x, codes, n); }

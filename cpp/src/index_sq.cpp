@@ -8,16 +8,10 @@
 
 #include "nearly/io.h"
 #include "nearly/parallel.h"
-#include "nearly/simd.h"
 #include "nearly/sq_scan.h"
 #include "nearly/topk.h"
 
 namespace nearly {
-
-namespace {
-constexpr size_t kQueriesPerTask = 8;
-constexpr size_t kCodeBlock = 1024;  // codes scored at a time, shared by the task's queries
-}  // namespace
 
 void write_sq(Writer& w, const ScalarQuantizer& sq) {
     w.pod<int32_t>(sq.qtype);
@@ -63,36 +57,7 @@ void IndexScalarQuantizer::search(idx_t n, const float* x, idx_t k, float* D, id
     if (!is_trained) throw NotSupported("Error: 'is_trained' failed");
     const IDSelector* sel = params ? params->sel.get() : nullptr;
     std::shared_lock<SharedMutex> lk(rw_mutex_);
-    const size_t dd = d, kk = k, nb = size_t(ntotal), cs = sq.code_size;
-    const bool ip = metric_type == METRIC_INNER_PRODUCT;
-    const float pad = missing_distance(metric_type);
-    InterruptPoll poll;
-    parallel_for((size_t(n) + kQueriesPerTask - 1) / kQueriesPerTask, [&](size_t t) {
-        const size_t q0 = t * kQueriesPerTask, q1 = std::min(size_t(n), q0 + kQueriesPerTask);
-        std::vector<float> buf(kCodeBlock);
-        std::vector<SQScorer> scorers;
-        for (size_t q = q0; q < q1; q++) {
-            TopK::init(D + q * kk, I + q * kk, kk);  // L2, or the negated IP
-            scorers.emplace_back(sq, metric_type);
-            scorers.back().set_query(x + q * dd);
-        }
-        // A block of codes at a time, shared by the task's queries while in cache.
-        for (size_t j0 = 0; j0 < nb; j0 += kCodeBlock) {
-            const size_t m = std::min(kCodeBlock, nb - j0);
-            for (size_t q = q0; q < q1; q++) {
-                float* Dq = D + q * kk;
-                idx_t* Iq = I + q * kk;
-                scorers[q - q0].scores(codes_.data() + j0 * cs, m, buf.data());
-                for (size_t j = 0; j < m; j++) {
-                    const float s = ip ? -buf[j] : buf[j];
-                    if (s > Dq[0] || (sel && !sel->is_member(idx_t(j0 + j)))) continue;
-                    TopK::push(Dq, Iq, kk, s, idx_t(j0 + j));
-                }
-            }
-        }
-        for (size_t q = q0; q < q1; q++) TopK::finish(D + q * kk, I + q * kk, kk, ip, pad);
-        poll();
-    });
+    search_with_scorers(n, x, k, D, I, sel, [&] { return SQScorer(sq, metric_type); });
 }
 
 void IndexScalarQuantizer::encode(size_t n, const float* x, uint8_t* codes) const { sq.compute_codes(x, codes, n); }

@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "nearly/scalar_quantizer.h"
+#include "simd/sq_codes.h"
 
 namespace nearly {
 namespace sq_detail {
@@ -34,16 +35,6 @@ inline void decode_4bit(const uint8_t* c, const float* vmin, const float* vdiff,
 }
 
 // Four dimensions in three bytes: 6 | 2+4 | 4+2 | 6 bits, low bits first.
-inline uint32_t bits6(const uint8_t* c, size_t j) {
-    const uint8_t* g = c + (j >> 2) * 3;
-    switch (j & 3) {
-        case 0: return g[0] & 63;
-        case 1: return (g[0] >> 6) | ((g[1] & 15) << 2);
-        case 2: return (g[1] >> 4) | ((g[2] & 3) << 4);
-        default: return g[2] >> 2;
-    }
-}
-
 inline void decode_6bit(const uint8_t* c, const float* vmin, const float* vdiff, float* x, size_t d) {
     size_t j = 0;
     for (; j + 4 <= d; j += 4) {
@@ -54,7 +45,7 @@ inline void decode_6bit(const uint8_t* c, const float* vmin, const float* vdiff,
         x[j + 2] = vmin[j + 2] + unit<63>((b1 >> 4) | ((b2 & 3) << 4)) * vdiff[j + 2];
         x[j + 3] = vmin[j + 3] + unit<63>(b2 >> 2) * vdiff[j + 3];
     }
-    for (; j < d; j++) x[j] = vmin[j] + unit<63>(bits6(c, j)) * vdiff[j];
+    for (; j < d; j++) x[j] = vmin[j] + unit<63>(sq_code_value<6>(c, j)) * vdiff[j];
 }
 
 inline float bf16_to_float(uint16_t h) {

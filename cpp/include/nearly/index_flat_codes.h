@@ -3,10 +3,13 @@
 // a vector is encoded and decoded and how codes are scanned; adding,
 // reconstructing, removing and resetting are the same for all of them.
 #pragma once
+#include <algorithm>
 #include <vector>
 
 #include "nearly/code_layout.h"
 #include "nearly/index.h"
+#include "nearly/parallel.h"
+#include "nearly/topk.h"
 
 namespace nearly {
 
@@ -43,6 +46,45 @@ struct IndexFlatCodes : Index {
     // n codes one after the other stored in layout() as the index's codes.
     std::vector<uint8_t> codes_in_order() const;
     void set_codes_in_order(const std::vector<uint8_t>& codes, size_t n);
+    // search() for the families whose codes a Scorer scores one query at a
+    // time (set_query(q), then scores(codes, n, out): distances, or inner
+    // products): queries in groups of 8 share each block of codes while it
+    // is in cache. make_scorer() builds one; the caller holds the read lock
+    // and has checked the arguments.
+    template <class MakeScorer>
+    void search_with_scorers(idx_t n, const float* x, idx_t k, float* D, idx_t* I, const IDSelector* sel,
+                             const MakeScorer& make_scorer) const {
+        constexpr size_t kQueriesPerTask = 8, kCodeBlock = 1024;
+        const size_t dd = size_t(d), kk = size_t(k), nb = size_t(ntotal), cs = code_size();
+        const bool ip = metric_type == METRIC_INNER_PRODUCT;
+        const float pad = missing_distance(metric_type);
+        InterruptPoll poll;
+        parallel_for((size_t(n) + kQueriesPerTask - 1) / kQueriesPerTask, [&](size_t t) {
+            const size_t q0 = t * kQueriesPerTask, q1 = std::min(size_t(n), q0 + kQueriesPerTask);
+            std::vector<float> buf(kCodeBlock);
+            std::vector<decltype(make_scorer())> scorers;
+            for (size_t q = q0; q < q1; q++) {
+                TopK::init(D + q * kk, I + q * kk, kk);  // L2, or the negated IP
+                scorers.push_back(make_scorer());
+                scorers.back().set_query(x + q * dd);
+            }
+            for (size_t j0 = 0; j0 < nb; j0 += kCodeBlock) {
+                const size_t m = std::min(kCodeBlock, nb - j0);
+                for (size_t q = q0; q < q1; q++) {
+                    float* Dq = D + q * kk;
+                    idx_t* Iq = I + q * kk;
+                    scorers[q - q0].scores(codes_.data() + j0 * cs, m, buf.data());
+                    for (size_t j = 0; j < m; j++) {
+                        const float s = ip ? -buf[j] : buf[j];
+                        if (s > Dq[0] || (sel && !sel->is_member(idx_t(j0 + j)))) continue;
+                        TopK::push(Dq, Iq, kk, s, idx_t(j0 + j));
+                    }
+                }
+            }
+            for (size_t q = q0; q < q1; q++) TopK::finish(D + q * kk, I + q * kk, kk, ip, pad);
+            poll();
+        });
+    }
     std::vector<uint8_t> codes_;  // in layout()
     size_t code_block_ = 1;        // 32 for fast-scan (code_layout.h)
 };
