@@ -9,7 +9,7 @@
 #include <cstring>
 #include <type_traits>
 
-#include "nearly/scalar_quantizer.h"
+#include "nearly/half.h"
 #include "nearly/sq_scan.h"
 
 namespace nearly {
@@ -36,10 +36,13 @@ static inline float sq_value(const uint8_t* c, size_t j) {
     if constexpr (Kind == kSQbf16 || Kind == kSQfp16) {
         uint16_t h;
         std::memcpy(&h, c + 2 * j, 2);
-        if constexpr (Kind == kSQfp16) return half_to_float(h);
-        const uint32_t u = uint32_t(h) << 16;
         float f;
-        std::memcpy(&f, &u, 4);
+        if constexpr (Kind == kSQfp16) {
+            half_to_float_scalar(&h, 1, &f);  // in simd/scalar: the kernel files link on their own
+        } else {
+            const uint32_t u = uint32_t(h) << 16;
+            std::memcpy(&f, &u, 4);
+        }
         return f;
     } else {
         return float(sq_code_value<Kind>(c, j));
