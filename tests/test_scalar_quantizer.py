@@ -645,21 +645,4 @@ def test_forged_payloads_rejected_or_consistent(fs):
     """Checksum-valid forgeries: rejected with IndexFileError or a usable index."""
     import test_io as tio
 
-    good = _ser(_built(fs, n=30, d=4))
-    payload = good[tio.HEADER:-8]
-    variant = next((v for v in ("header+payload", "payload") if tio._reseal(payload, v) == good), None)
-    if variant is None:
-        pytest.skip("serialized format differs from the one test_io knows")
-    for pos in range(len(payload)):
-        for val in (0x00, 0xFF, 0x7F):
-            bad = bytearray(payload)
-            if bad[pos] == val:
-                continue
-            bad[pos] = val
-            try:
-                index = _deser(tio._reseal(bytes(bad), variant))
-            except nearly.IndexFileError:
-                continue
-            assert index.d > 0 and index.ntotal >= 0
-            D, I = index.search(np.ones((2, index.d), np.float32), 3)
-            assert D.shape == I.shape == (2, 3)
+    tio.forge_every_byte(_ser(_built(fs, n=30, d=4)))
