@@ -185,8 +185,6 @@ void ResidualQuantizer::encode_unpacked(size_t n, const float* x, int32_t* codes
     // Vectors go through all M steps a block at a time: bounded memory
     // (B x d residuals each) and Ctrl-C between blocks.
     constexpr size_t kBlock = 4096;
-    std::vector<float> cbn(M * Kc);
-    norms_L2sqr(codebooks.data(), M * Kc, d, cbn.data());
     InterruptPoll poll;
     for (size_t i0 = 0; i0 < n; i0 += kBlock) {
         const size_t nb = std::min(kBlock, n - i0);
@@ -197,7 +195,7 @@ void ResidualQuantizer::encode_unpacked(size_t n, const float* x, int32_t* codes
             const size_t B2 = std::min<size_t>(B * Kc, size_t(std::max(1, max_beam_size)));
             res2.resize(nb * B2 * d);
             cod2.resize(nb * B2 * (m + 1));
-            beam_step(d, Kc, codebooks.data() + m * Kc * d, cbn.data() + m * Kc, nb, B, res.data(), cod.data(), m,
+            beam_step(d, Kc, codebooks.data() + m * Kc * d, centroid_norms.data() + m * Kc, nb, B, res.data(), cod.data(), m,
                       B2, res2.data(), cod2.data(), nullptr);
             res.swap(res2);
             cod.swap(cod2);
@@ -426,12 +424,11 @@ void ResidualQuantizer::lut_sums(const uint8_t* codes, size_t n, const float* lu
     }
 }
 
-float ResidualQuantizer::code_norm(const uint8_t* code) const {
+float ResidualQuantizer::code_norm(const uint8_t* code, int32_t* idx) const {
     const size_t Kc = K();
     if (search_type == ST_norm_from_LUT) {
         // ||sum_m c_m||^2 = sum_m ||c_m||^2 + 2 sum_{l < m} <c_m, c_l>.
-        std::vector<int32_t> idx(M);
-        unpack(code, idx.data());
+        unpack(code, idx);
         float s = 0.f;
         size_t off = 0;
         for (size_t m = 0; m < M; m++) {
@@ -451,6 +448,7 @@ RQScanner::RQScanner(const ResidualQuantizer& rq, MetricType metric)
     : rq_(rq), ip_(metric == METRIC_INNER_PRODUCT) {
     NEARLY_CHECK_ARG(rq.is_trained, "ResidualQuantizer: not trained");
     if (rq.uses_lut()) lut_.resize(rq.M * rq.K());
+    idx_.resize(rq.M);
 }
 
 void RQScanner::set_query(const float* q) {
@@ -488,7 +486,7 @@ void RQScanner::scores(const uint8_t* codes, size_t n, float* out) const {
         for (size_t i = 0; i < n; i++) out[i] = qnorm_ - out[i];
         return;
     }
-    for (size_t i = 0; i < n; i++) out[i] = qnorm_ + rq_.code_norm(codes + i * cs) - 2.f * out[i];
+    for (size_t i = 0; i < n; i++) out[i] = qnorm_ + rq_.code_norm(codes + i * cs, idx_.data()) - 2.f * out[i];
 }
 
 void ResidualQuantizer::write(Writer& w) const {

@@ -90,8 +90,8 @@ struct ResidualQuantizer {
     // sum_m lut[m][idx_m] for n codes.
     void lut_sums(const uint8_t* codes, size_t n, const float* lut, float* out) const;
     // The stored squared norm of a code (per the search type; ST_norm_from_LUT
-    // computes it).
-    float code_norm(const uint8_t* code) const;
+    // computes it from the M indexes, unpacked into idx, M ints of scratch).
+    float code_norm(const uint8_t* code, int32_t* idx) const;
     bool stores_norm() const { return norm_bits > 0; }
     bool uses_lut() const { return search_type != ST_decompress; }
 
@@ -133,6 +133,7 @@ class RQScanner {
     float qnorm_ = 0.f;
     std::vector<float> lut_;
     mutable std::vector<float> dec_;
+    mutable std::vector<int32_t> idx_;  // code_norm's scratch
 };
 
 }  // namespace nearly
