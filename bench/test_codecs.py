@@ -11,6 +11,9 @@ Groups (compare the two rows of a group):
   sq_search_*      IndexScalarQuantizer search (SQ4, SQ6, SQ8, SQ8_direct, SQfp16, SQbf16; inner
                    product) over 20,000 vectors, 100 queries, k=10: the codes
                    scored without decoding
+  pq_search_*      IndexPQ search (PQ48x6, PQ48x10, PQ24x12, PQ24x16; inner product) over
+                   20,000 vectors, 100 queries, k=10, nearly given faiss's
+                   codebook (the same codes): faiss's bit-string codes of any width
 Single-threaded unless NEARLY_BENCH_THREADS is set.  Each benchmark checks that
 nearly's output equals faiss's.
 """
@@ -120,3 +123,45 @@ def test_sq_search(benchmark, sq_indexes, nearly_mod, faiss_mod, lib, tok):
     # faiss scores the direct type on the query cast to integers, nearly on the
     # float query: the same ranking here (integer queries), ties aside.
     assert np.mean(I == If) > (0.9 if tok == "SQ8_direct" else 0.98)
+
+
+PQ_WIDTHS = ["PQ48x6", "PQ48x10", "PQ24x12", "PQ24x16"]
+
+
+@pytest.fixture(scope="module")
+def pq_indexes(data):
+    import faiss
+    import nearly
+    x = np.ascontiguousarray(data["base"][:N_ENCODE])
+    xq = np.ascontiguousarray(data["queries"][:NQ])
+    out = {}
+    for tok in PQ_WIDTHS:
+        M, nbits = (int(v) for v in tok[2:].split("x"))
+        f = faiss.IndexPQ(384, M, nbits, faiss.METRIC_INNER_PRODUCT)
+        if nbits <= 10:
+            f.pq.cp.niter = 4  # the search is timed, not the training
+            f.train(x)
+        else:  # 4,096 / 65,536 words per subspace: sampled vectors as the codebook
+            rng = np.random.default_rng(nbits)
+            sub = x.reshape(len(x), M, -1)
+            cent = np.stack([sub[rng.integers(0, len(x), 1 << nbits), m] for m in range(M)])
+            faiss.copy_array_to_vector(np.ascontiguousarray(cent, np.float32).ravel(), f.pq.centroids)
+            f.is_trained = True
+        n = nearly.IndexPQ(384, M, nbits, nearly.METRIC_INNER_PRODUCT)
+        n.pq.centroids = faiss.vector_to_array(f.pq.centroids)
+        n.is_trained = True
+        f.add(x)
+        n.add(x)
+        out[tok, "faiss"], out[tok, "nearly"] = (f, xq), (n, xq)
+    return out
+
+
+@pytest.mark.parametrize("lib", ["nearly", "faiss"])
+@pytest.mark.parametrize("tok", PQ_WIDTHS)
+def test_pq_search(benchmark, pq_indexes, nearly_mod, faiss_mod, lib, tok):
+    benchmark.group = f"pq_search_{tok}"
+    index, xq = pq_indexes[tok, lib]
+    D, I = benchmark(index.search, xq, K)
+    ref, _ = pq_indexes[tok, "faiss"]
+    Df, If = ref.search(xq, K)
+    assert np.mean(I == If) > 0.98

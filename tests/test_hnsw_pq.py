@@ -195,8 +195,8 @@ def test_bad_input():
     x = np.random.default_rng(5).standard_normal((600, 16)).astype(np.float32)
     with pytest.raises(ValueError, match="multiple of pq_m"):
         nearly.IndexHNSWPQ(16, 5)
-    with pytest.raises(RuntimeError, match="pq_nbits=6 not implemented"):
-        nearly.IndexHNSWPQ(16, 4, 32, 6)
+    with pytest.raises(RuntimeError, match="nbits=17 not implemented"):
+        nearly.IndexHNSWPQ(16, 4, 32, 17)
     with pytest.raises(ValueError, match="M must be"):
         nearly.IndexHNSWPQ(16, 4, 1)
     index = nearly.IndexHNSWPQ(16, 4, 8)
@@ -237,7 +237,7 @@ def test_factory_strings():
         assert isinstance(index, nearly.IndexHNSWPQ), desc
         assert (index.pq.M, index.pq.nbits, index.hnsw.M, index.metric_type) == (pq_m, nbits, M, METRIC_IP)
     with pytest.raises(RuntimeError):
-        nearly.index_factory(64, "HNSW32,PQ16x6")
+        nearly.index_factory(64, "HNSW32,PQ16x17")
 
 
 def test_memory_is_the_codes_not_the_vectors():

@@ -3,6 +3,7 @@ running while vectors are added. The differential tests are in tests/compat."""
 import threading
 
 import numpy as np
+import pytest
 
 import nearly
 from _hnswutil import clustered
@@ -45,6 +46,60 @@ def test_pretrained_quantizer_needs_no_training():
     assert index.is_trained
     index.add(x)
     assert sum(index.get_list_size(i) for i in range(8)) == 1000
+
+
+def test_is_trained_can_be_set_after_filling_the_quantizer_by_hand():
+    """faiss's idiom: the quantizer is filled after the IVF index was made,
+    then `index.is_trained = True`. nearly takes it when the quantizer holds
+    nlist centroids and the encoder is trained (or, for IVFPQ, was given a
+    codebook by hand), and refuses it otherwise instead of adding garbage."""
+    x, xq = clustered(4, 2000, 20, d=16)
+    q = nearly.IndexFlatL2(16)
+    index = nearly.IndexIVFFlat(q, 16, 8)
+    with pytest.raises(ValueError, match="nlist = 8 centroids; it holds 0"):
+        index.is_trained = True
+    q.add(x[:5])
+    with pytest.raises(ValueError, match="holds 5"):
+        index.is_trained = True
+    q.add(x[5:8])
+    index.is_trained = True
+    index.add(x)
+    index.nprobe = 8
+    D, I = index.search(xq, 5)
+    ref = ((xq[:, None, :] - x[None]) ** 2).sum(-1)
+    np.testing.assert_array_equal(I, np.argsort(ref, 1, kind="stable")[:, :5])
+    index.is_trained = False  # faiss allows it; adding then raises
+    with pytest.raises(RuntimeError, match="is_trained"):
+        index.add(x[:3])
+    # An SQ encoder has nothing to fill by hand: train() it.
+    q2 = nearly.IndexFlatL2(16)
+    q2.add(x[:8])
+    sq = nearly.IndexIVFScalarQuantizer(q2, 16, 8, nearly.ScalarQuantizer.QT_8bit)
+    assert not sq.is_trained
+    with pytest.raises(ValueError, match="trained encoder"):
+        sq.is_trained = True
+    # IVFPQ: quantizer and codebook by hand (precomputed table included).
+    src = nearly.IndexIVFPQ(nearly.IndexFlatL2(16), 16, 8, 4, 6)
+    src.cp.niter = src.pq.cp.niter = 3
+    src.train(x)
+    src.add(x)
+    q3 = nearly.IndexFlatL2(16)
+    q3.add(src.quantizer.reconstruct_n(0, 8))
+    pq = nearly.IndexIVFPQ(q3, 16, 8, 4, 6)
+    pq.pq.centroids = src.pq.centroids
+    pq.is_trained = True
+    assert pq.use_precomputed_table == src.use_precomputed_table == 1
+    pq.add(x)
+    src.nprobe = pq.nprobe = 3
+    Ds, Is = src.search(xq, 5)
+    Dp, Ip = pq.search(xq, 5)
+    np.testing.assert_array_equal(Ip, Is)
+    np.testing.assert_allclose(Dp, Ds, rtol=1e-5, atol=1e-5)
+    # Indexes whose state only train() makes keep the flag as it is.
+    flat = nearly.IndexFlatL2(16)
+    flat.is_trained = True
+    with pytest.raises(RuntimeError, match="cannot be set"):
+        flat.is_trained = False
 
 
 def test_searches_while_adding():

@@ -37,10 +37,11 @@ def nearest_codes(pq, x):
 
 
 def unpack(pq, codes):
-    if pq.nbits == 8:
-        return codes.astype(np.int64)
-    lo, hi = codes & 15, codes >> 4
-    return np.stack([lo, hi], axis=-1).reshape(len(codes), -1)[:, :pq.M].astype(np.int64)
+    """faiss's bit strings: field m is bits m * nbits ... (m + 1) * nbits - 1,
+    least significant first."""
+    bits = np.unpackbits(codes, axis=1, bitorder="little")[:, :pq.M * pq.nbits]
+    bits = bits.reshape(len(codes), pq.M, pq.nbits).astype(np.int64)
+    return (bits << np.arange(pq.nbits)).sum(-1)
 
 
 # ---- ProductQuantizer ------------------------------------------------------
@@ -55,7 +56,7 @@ def test_attributes_and_layout(rng):
     assert pq.cp.niter == 25 and pq.cp.max_points_per_centroid == 256
 
 
-@pytest.mark.parametrize("nbits", [8, 4])
+@pytest.mark.parametrize("nbits", [8, 4, 1, 3, 6, 10])
 def test_codes_decode_and_tables_match_numpy(rng, nbits):
     pq, x = trained_pq(rng, nbits=nbits)
     codes = pq.compute_codes(x[:500])
@@ -73,6 +74,51 @@ def test_codes_decode_and_tables_match_numpy(rng, nbits):
     qs = q.reshape(3, pq.M, 1, pq.dsub).astype(np.float64)
     np.testing.assert_allclose(tl2, ((qs - C[None]) ** 2).sum(-1), rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(tip, (qs * C[None]).sum(-1), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("d, M, nbits", [(24, 3, 12), (16, 4, 16), (15, 5, 7), (12, 3, 2)])
+def test_wide_and_odd_codes_pack_as_bit_strings(rng, d, M, nbits):
+    """Codes of any width from assigned centroids (12 and 16 bits would need
+    4,096 / 65,536 training points per subspace): the nearest centroid by
+    numpy, packed least significant bit first into ceil(M * nbits / 8) bytes,
+    the padding bits zero; the table scans of IndexPQ read them back."""
+    pq = nearly.ProductQuantizer(d, M, nbits)
+    assert (pq.ksub, pq.code_size) == (1 << nbits, (M * nbits + 7) // 8)
+    pq.centroids = randn(rng, M * pq.ksub * pq.dsub, 1).ravel()
+    x = randn(rng, 300, d)
+    codes = pq.compute_codes(x)
+    assert codes.shape == (300, pq.code_size)
+    want = nearest_codes(pq, x)
+    assert (unpack(pq, codes) == want).mean() > 0.999
+    packed = np.zeros((300, pq.code_size), np.uint8)
+    for i, row in enumerate(want):
+        v = sum(int(c) << (m * nbits) for m, c in enumerate(row))
+        packed[i] = np.frombuffer(v.to_bytes(pq.code_size, "little"), np.uint8)
+    same = (unpack(pq, codes) == want).all(1)
+    np.testing.assert_array_equal(codes[same], packed[same])
+    C = pq.centroids.reshape(M, pq.ksub, pq.dsub)
+    np.testing.assert_array_equal(pq.decode(packed), np.concatenate([C[m][want[:, m]] for m in range(M)], 1))
+    index = nearly.IndexPQ(d, M, nbits, METRIC_L2)
+    index.pq.centroids = pq.centroids
+    index.is_trained = True
+    index.add(x)
+    np.testing.assert_array_equal(index.codes.reshape(300, -1), codes)
+    D, I = index.search(x[:10], 5)
+    dec = pq.decode(codes).astype(np.float64)
+    ref = ((x[:10, None, :] - dec[None]) ** 2).sum(-1)
+    np.testing.assert_allclose(D, np.sort(ref, 1)[:, :5], rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(np.take_along_axis(ref, I, 1), D, rtol=1e-4, atol=1e-4)
+
+
+def test_nbits_limits():
+    with pytest.raises(RuntimeError, match="not implemented"):
+        nearly.ProductQuantizer(16, 4, 17)
+    with pytest.raises(RuntimeError, match="not practical"):
+        nearly.ProductQuantizer(16, 4, 25)
+    with pytest.raises(ValueError):
+        nearly.ProductQuantizer(16, 4, 0)
+    with pytest.raises(RuntimeError, match="not implemented"):
+        nearly.IndexIVFPQ(nearly.IndexFlatL2(16), 16, 4, 4, 17)
 
 
 def test_centroids_can_be_assigned(rng):
@@ -163,11 +209,11 @@ def test_bad_parameters_raise():
     with pytest.raises(RuntimeError, match="multiple of the number of subquantizers"):
         nearly.ProductQuantizer(30, 8, 8)
     with pytest.raises(RuntimeError, match="not implemented"):
-        nearly.ProductQuantizer(32, 8, 6)
+        nearly.ProductQuantizer(32, 8, 20)
     with pytest.raises(RuntimeError, match="multiple of the number of subquantizers"):
         nearly.IndexPQ(30, 8, 8)
     with pytest.raises(RuntimeError, match="not implemented"):
-        nearly.IndexIVFPQ(nearly.IndexFlatL2(32), 32, 16, 8, 4)
+        nearly.IndexIVFPQ(nearly.IndexFlatL2(32), 32, 16, 8, 18)
     with pytest.raises(ValueError):
         nearly.IndexPQ(32, 0, 8)
 
@@ -213,7 +259,7 @@ def test_wrong_shapes_raise(rng):
 # ---- IndexPQ ----------------------------------------------------------------
 
 @pytest.mark.parametrize("metric", [METRIC_L2, METRIC_IP], ids=["L2", "IP"])
-@pytest.mark.parametrize("nbits", [8, 4])
+@pytest.mark.parametrize("nbits", [8, 4, 5, 10])
 def test_index_pq_is_exact_over_decoded_vectors(rng, metric, nbits):
     d, M = 32, 8
     x = randn(rng, 3000, d)

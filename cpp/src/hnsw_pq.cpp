@@ -19,8 +19,7 @@ size_t code_bytes(int d, int pq_m, int nbits) {
     NEARLY_CHECK_ARG(d > 0 && pq_m > 0 && d % pq_m == 0,
                      "IndexHNSWPQ: d (" + std::to_string(d) + ") must be a multiple of pq_m (" + std::to_string(pq_m) +
                          ")");
-    if (nbits != 8 && nbits != 4)
-        throw NotSupported("IndexHNSWPQ: pq_nbits=" + std::to_string(nbits) + " not implemented in nearly (8 or 4)");
+    NEARLY_CHECK_ARG(nbits > 0, "IndexHNSWPQ: pq_nbits must be positive");
     return (size_t(pq_m) * size_t(nbits) + 7) / 8;
 }
 
@@ -139,6 +138,15 @@ void IndexHNSWPQ::train(idx_t n, const float* x) {
     is_trained = true;
 }
 
+void IndexHNSWPQ::set_trained(bool trained) {
+    if (trained) {
+        set_centroids(pq.centroids);
+        return;
+    }
+    NEARLY_CHECK_ARG(ntotal == 0 || !is_trained, "IndexHNSWPQ: is_trained = False on a filled index");
+    is_trained = false;
+}
+
 void IndexHNSWPQ::set_centroids(const std::vector<float>& centroids) {
     check_writable();
     std::lock_guard<std::mutex> add_lk(add_mutex_);
@@ -248,14 +256,14 @@ std::unique_ptr<IndexHNSWPQ> IndexHNSWPQ::read_body(Reader& r) {
     const uint64_t pq_m = r.pod<uint64_t>(), nbits = r.pod<uint64_t>();
     const uint8_t trained = r.pod<uint8_t>(), graph_ip = r.pod<uint8_t>();
     r.check(d > 0 && (metric == METRIC_L2 || metric == METRIC_INNER_PRODUCT) && pq_m > 0 && pq_m <= uint64_t(d) &&
-                d % pq_m == 0 && (nbits == 8 || nbits == 4) && trained <= 1 &&
+                d % pq_m == 0 && nbits >= 1 && nbits <= 16 && trained <= 1 &&
                 graph_ip <= (metric == METRIC_INNER_PRODUCT ? 1 : 0),
             "bad HNSWPQ header");
     std::vector<float> centroids = r.vec<float>();
+    r.check(centroids.size() == size_t(d) << nbits, "HNSWPQ centroids do not match d and nbits");
     const int M = r.pod<int32_t>(), efc = r.pod<int32_t>(), efs = r.pod<int32_t>();
     r.check(M >= 2 && M <= 256 && efc >= 1 && efs >= 1, "bad HNSWPQ graph header");
     auto index = std::make_unique<IndexHNSWPQ>(d, int(pq_m), M, int(nbits), MetricType(metric));
-    r.check(centroids.size() == index->pq.centroids.size(), "HNSWPQ centroids do not match d and nbits");
     for (float c : centroids) r.check(std::isfinite(c), "HNSWPQ centroids are not finite");
     if (trained) index->set_centroids(centroids);
     index->graph_ip_ = graph_ip;

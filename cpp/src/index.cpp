@@ -19,6 +19,12 @@ Index::Index(int d, MetricType metric, bool extra_metrics) : d(d), metric_type(c
 
 void Index::train(idx_t, const float*) {}
 
+void Index::set_trained(bool trained) {
+    if (trained != is_trained)
+        throw NotSupported(type_name() + ": is_trained follows train() here; it cannot be set to " +
+                           (trained ? "True" : "False"));
+}
+
 void Index::add_with_ids(idx_t, const float*, const idx_t*) {
     throw NotSupported("add_with_ids not implemented for this type of index");
 }

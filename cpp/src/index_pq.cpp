@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <cstring>
 #include <mutex>
+#include <type_traits>
 
 #include "nearly/io.h"
 #include "nearly/parallel.h"
@@ -32,6 +33,12 @@ void IndexPQ::train(idx_t n, const float* x) {
     pq.verbose = verbose;
     pq.train(size_t(n), x);
     is_trained = true;
+}
+
+void IndexPQ::set_trained(bool trained) {
+    check_writable();
+    std::unique_lock<SharedMutex> lk(rw_mutex_);
+    is_trained = trained;
 }
 
 void IndexPQ::search(idx_t n, const float* x, idx_t k, float* D, idx_t* I, const SearchParameters* params) const {
@@ -106,11 +113,14 @@ std::unique_ptr<T> IndexPQ::read_pq(Reader& r, const char* what) {
     const uint64_t nbits = r.pod<uint64_t>();
     const uint8_t trained = r.pod<uint8_t>();
     r.check(d > 0 && (metric == METRIC_L2 || metric == METRIC_INNER_PRODUCT) && M > 0 && M <= uint64_t(d) &&
-                d % M == 0 && (nbits == 8 || nbits == 4) && trained <= 1,
+                d % M == 0 && (std::is_same<T, IndexPQ>::value ? nbits >= 1 && nbits <= 16 : nbits == 4) &&
+                trained <= 1,
             ("bad " + w + " header").c_str());
-    auto index = std::make_unique<T>(d, size_t(M), size_t(nbits), MetricType(metric));
+    // The codebook is read (its length checked against the file) before
+    // the index allocates one of d x 2^nbits floats.
     std::vector<float> centroids = r.vec<float>();
-    r.check(centroids.size() == index->pq.centroids.size(), (w + " centroids do not match d and nbits").c_str());
+    r.check(centroids.size() == size_t(d) << nbits, (w + " centroids do not match d and nbits").c_str());
+    auto index = std::make_unique<T>(d, size_t(M), size_t(nbits), MetricType(metric));
     index->pq.centroids = std::move(centroids);
     index->pq.sync_transposed_centroids();
     index->is_trained = trained;

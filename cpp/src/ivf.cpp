@@ -92,6 +92,24 @@ void IndexIVF::refresh_trained() {
     is_trained = quantizer->is_trained && size_t(quantizer->ntotal) == nlist && encoder_trained();
 }
 
+void IndexIVF::assume_encoder_trained() {
+    NEARLY_CHECK_ARG(encoder_trained(), type_name() + ": is_trained = True needs a trained encoder: call train()");
+}
+
+void IndexIVF::set_trained(bool trained) {
+    check_writable();
+    std::unique_lock<SharedMutex> lk(rw_mutex_);
+    if (!trained) {
+        is_trained = false;
+        return;
+    }
+    NEARLY_CHECK_ARG(quantizer->is_trained && size_t(quantizer->ntotal) == nlist,
+                     "is_trained = True needs the quantizer to hold nlist = " + std::to_string(nlist) +
+                         " centroids; it holds " + std::to_string(quantizer->ntotal));
+    assume_encoder_trained();
+    is_trained = true;
+}
+
 void IndexIVF::train(idx_t n, const float* x) {
     check_writable();
     std::unique_lock<SharedMutex> lk(rw_mutex_);

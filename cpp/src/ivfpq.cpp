@@ -12,19 +12,22 @@ namespace nearly {
 
 
 IndexIVFPQ::IndexIVFPQ(IndexPtr quantizer_, int d, size_t nlist_, size_t M, size_t nbits, MetricType metric)
-    : IndexIVFPQ(std::move(quantizer_), d, nlist_, M, nbits, metric, 8) {}
+    : IndexIVFPQ(std::move(quantizer_), d, nlist_, M, nbits, metric, 0) {}
 
 IndexIVFPQ::IndexIVFPQ(IndexPtr quantizer_, int d, size_t nlist_, size_t M, size_t nbits, MetricType metric,
                        size_t required_nbits)
     : IndexIVF(std::move(quantizer_), d, nlist_, 0, metric), pq(size_t(d), M, nbits) {
-    if (nbits != required_nbits)
-        throw NotSupported(required_nbits == 8 ? "IndexIVFPQ: nbits=" + std::to_string(nbits) +
-                                                     " not implemented in nearly (8 bits; 4-bit codes are "
-                                                     "IndexIVFPQFastScan)"
-                                               : "Error: 'nbits == 4' failed: fast-scan codes have 4 bits");
+    if (required_nbits && nbits != required_nbits)
+        throw NotSupported("Error: 'nbits == 4' failed: fast-scan codes have 4 bits");
     code_size = pq.code_size;
     by_residual = true;
     refresh_trained();
+}
+
+void IndexIVFPQ::assume_encoder_trained() {
+    check_finite(pq.centroids.data(), pq.centroids.size(), "the PQ centroids");
+    pq_trained_ = true;
+    build_precomputed_table();
 }
 
 void IndexIVFPQ::encode_vectors(idx_t n, const float* x, const idx_t* list_nos, uint8_t* codes) const {
@@ -192,15 +195,17 @@ std::unique_ptr<IndexIVFPQ> IndexIVFPQ::read_body(Reader& r) {
     const uint8_t by_residual = r.pod<uint8_t>();
     const int32_t upt = r.pod<int32_t>();
     const uint8_t trained = r.pod<uint8_t>();
-    r.check(M > 0 && M <= uint64_t(h.d) && h.d % M == 0 && nbits == 8 && by_residual <= 1 && upt >= -1 && upt <= 1 &&
-                trained <= 1,
+    r.check(M > 0 && M <= uint64_t(h.d) && h.d % M == 0 && nbits >= 1 && nbits <= 16 && by_residual <= 1 &&
+                upt >= -1 && upt <= 1 && trained <= 1,
             "bad IVFPQ header");
+    // The codebook is read (its length checked against the file) before
+    // the index allocates one of d x 2^nbits floats.
+    std::vector<float> centroids = r.vec<float>();
+    r.check(centroids.size() == size_t(h.d) << nbits, "IVFPQ centroids do not match d and nbits");
     auto index = std::make_unique<IndexIVFPQ>(h.quantizer, h.d, h.nlist, size_t(M), size_t(nbits), h.metric);
     index->nprobe = h.nprobe;
     index->by_residual = by_residual;
     index->use_precomputed_table = upt;
-    std::vector<float> centroids = r.vec<float>();
-    r.check(centroids.size() == index->pq.centroids.size(), "IVFPQ centroids do not match d and nbits");
     index->pq.centroids = std::move(centroids);
     index->pq.sync_transposed_centroids();
     index->pq_trained_ = trained;

@@ -15,9 +15,10 @@ ProductQuantizer::ProductQuantizer(size_t d_, size_t M_, size_t nbits_) : d(d_),
     if (M == 0) throw NotSupported("M must be > 0");
     if (d % M != 0)
         throw NotSupported("The dimension of the vector (d) should be a multiple of the number of subquantizers (M)");
-    if (nbits != 8 && nbits != 4)
-        throw NotSupported("ProductQuantizer: nbits=" + std::to_string(nbits) +
-                           " not implemented in nearly (8 bits, or 4 for fast-scan)");
+    if (nbits > 24) throw NotSupported("nbits larger than 24 is not practical.");  // faiss's text
+    NEARLY_CHECK_ARG(nbits > 0, "ProductQuantizer: nbits must be positive");
+    if (nbits > 16)
+        throw NotSupported("ProductQuantizer: nbits=" + std::to_string(nbits) + " not implemented in nearly (1 to 16)");
     dsub = d / M;
     ksub = size_t(1) << nbits;
     code_size = (nbits * M + 7) / 8;
@@ -73,7 +74,8 @@ void ProductQuantizer::train(size_t n, const float* x) {
 // the other centroid.
 void ProductQuantizer::compute_code(const float* x, uint8_t* code) const {
     const SimdKernels& K = simd();
-    if (nbits == 4) std::memset(code, 0, code_size);
+    if (nbits != 8) std::memset(code, 0, code_size);
+    BitWriter bw{code};
     for (size_t m = 0; m < M; m++) {
         float s;
         const size_t best = K.nearest_transposed(x + m * dsub, dsub, transposed_centroids.data() + m * dsub * ksub,
@@ -81,7 +83,7 @@ void ProductQuantizer::compute_code(const float* x, uint8_t* code) const {
         if (nbits == 8)
             code[m] = uint8_t(best);
         else
-            code[m >> 1] |= uint8_t(best << (4 * (m & 1)));
+            bw.write(best, nbits);
     }
 }
 
@@ -132,12 +134,22 @@ void ProductQuantizer::adc(const float* tab, const uint8_t* codes, size_t n, flo
         simd().pq_adc8(tab, codes, M, n, out);
         return;
     }
-    // 4-bit codes are scanned here only as a reference (fast-scan has its own
-    // layout and kernels).
+    // Other widths are scanned in the same order m (faiss's PQDecoder16 and
+    // PQDecoderGeneric). 4-bit codes come here only as a reference: fast-scan
+    // has its own layout and kernels.
+    if (nbits == 16) {
+        for (size_t j = 0; j < n; j++) {
+            const uint8_t* c = codes + j * code_size;
+            float s = 0.f;
+            for (size_t m = 0; m < M; m++) s += tab[m * ksub + (size_t(c[2 * m]) | size_t(c[2 * m + 1]) << 8)];
+            out[j] = s;
+        }
+        return;
+    }
     for (size_t j = 0; j < n; j++) {
-        const uint8_t* c = codes + j * code_size;
+        BitReader br{codes + j * code_size};
         float s = 0.f;
-        for (size_t m = 0; m < M; m++) s += tab[m * ksub + code_at(c, m)];
+        for (size_t m = 0; m < M; m++) s += tab[m * ksub + br.read(nbits)];
         out[j] = s;
     }
 }

@@ -7,6 +7,7 @@
 #include <limits>
 #include <string>
 
+#include "nearly/bitstring.h"
 #include "nearly/distance.h"
 #include "nearly/io.h"
 #include "nearly/parallel.h"
@@ -16,37 +17,6 @@
 namespace nearly {
 
 namespace {
-
-// faiss's bit strings: least significant bit first.
-struct BitWriter {
-    uint8_t* code;
-    size_t i = 0;
-    void write(uint64_t x, size_t nbit) {
-        while (nbit > 0) {
-            const size_t used = i & 7, take = std::min<size_t>(8 - used, nbit);
-            code[i >> 3] |= uint8_t((x & ((uint64_t(1) << take) - 1)) << used);
-            x >>= take;
-            i += take;
-            nbit -= take;
-        }
-    }
-};
-
-struct BitReader {
-    const uint8_t* code;
-    size_t i = 0;
-    uint64_t read(size_t nbit) {
-        uint64_t x = 0;
-        size_t got = 0;
-        while (got < nbit) {
-            const size_t used = i & 7, take = std::min<size_t>(8 - used, nbit - got);
-            x |= uint64_t((code[i >> 3] >> used) & ((1u << take) - 1)) << got;
-            got += take;
-            i += take;
-        }
-        return x;
-    }
-};
 
 // faiss's 4- and 8-bit uniform norm codes.
 uint32_t encode_qint(float x, float lo, float hi, int levels) {

@@ -201,7 +201,11 @@ void bind_flat(py::module_& m) {
     py::class_<Index, std::shared_ptr<Index>>(m, "Index")
         .def_readonly("d", &Index::d)
         .def_readonly("ntotal", &Index::ntotal)
-        .def_readonly("is_trained", &Index::is_trained)
+        .def_property("is_trained", [](const Index& i) { return i.is_trained; },
+                      [](Index& i, bool v) {
+                          py::gil_scoped_release release;
+                          i.set_trained(v);
+                      })
         .def_property_readonly("metric_type", [](const Index& i) { return int(i.metric_type); })
         .def_readwrite("metric_arg", &Index::metric_arg)
         .def_readwrite("verbose", &Index::verbose)

@@ -31,6 +31,7 @@ struct IndexHNSWPQ : Index, HNSWGraph {
     // Trains the product quantizer on an empty index (on a filled one the
     // stored codes would belong to the old codebooks: raises).
     void train(idx_t n, const float* x) override;
+    void set_trained(bool trained) override;  // after pq.centroids were set by hand
     // Codebooks from elsewhere (M * ksub * dsub floats), on an empty index.
     void set_centroids(const std::vector<float>& centroids);
     void add(idx_t n, const float* x) override;

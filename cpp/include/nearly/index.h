@@ -79,6 +79,10 @@ struct Index {
     virtual std::string type_name() const = 0;  // also the tag in serialized files
 
     virtual void train(idx_t n, const float* x);
+    // `index.is_trained = True` after filling a codebook or a coarse
+    // quantizer by hand is a faiss idiom; each index checks that its state
+    // allows it (the default accepts only the value it has).
+    virtual void set_trained(bool trained);
     virtual void add(idx_t n, const float* x) = 0;
     virtual void add_with_ids(idx_t n, const float* x, const idx_t* ids);
     // D, I: n * k, filled completely (padding where fewer than k results).

@@ -18,6 +18,7 @@ struct IndexPQ : IndexFlatCodes {
 
     std::string type_name() const override { return "PQ"; }
     void train(idx_t n, const float* x) override;
+    void set_trained(bool trained) override;  // after pq.centroids were set by hand
     void search(idx_t n, const float* x, idx_t k, float* D, idx_t* I,
                 const SearchParameters* params = nullptr) const override;
     void write_body(Writer& w) const override;

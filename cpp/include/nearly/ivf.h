@@ -73,6 +73,9 @@ struct IndexIVF : Index {
     // centroids (then there is nothing to learn, as in faiss), then the
     // family's encoder on (a sample of) x or its residuals.
     void train(idx_t n, const float* x) override;
+    // True needs a trained quantizer holding nlist centroids (faiss's users
+    // fill it by hand, then set the flag) and a trained encoder.
+    void set_trained(bool trained) override;
     // Ids are ntotal, ntotal + 1, ... like faiss.
     void add(idx_t n, const float* x) override;
     void add_with_ids(idx_t n, const float* x, const idx_t* ids) override;
@@ -159,6 +162,10 @@ struct IndexIVF : Index {
     // train, the step is skipped).
     virtual idx_t train_encoder_num_vectors() const { return 0; }
     virtual bool encoder_trained() const { return true; }
+    // set_trained(true) with an encoder that train() did not learn: a family
+    // whose codebook can be filled by hand (IVFPQ) takes it as learned; the
+    // others refuse. The caller holds the write lock.
+    virtual void assume_encoder_trained();
     virtual std::unique_ptr<InvertedListScanner> get_scanner() const = 0;
     // Work a family does once per search() before any list is scanned (the
     // recurrent binary family encodes all queries in one GEMM: one at a time

@@ -48,6 +48,7 @@ struct IndexIVFPQ : IndexIVF {
     void write_encoder_state(Writer& w) const override;
     idx_t train_encoder_num_vectors() const override { return idx_t(pq.cp.max_points_per_centroid) * idx_t(pq.ksub); }
     bool encoder_trained() const override { return pq_trained_; }
+    void assume_encoder_trained() override;  // pq.centroids set by hand
     std::unique_ptr<InvertedListScanner> get_scanner() const override;
     // The scanners of a search know its queries and compute their tables
     // four at a time (IVFPQScanner::set_query).

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "nearly/bitstring.h"
 #include "nearly/common.h"
 #include "nearly/kmeans.h"
 
@@ -34,7 +35,8 @@ struct ProductQuantizer {
     std::vector<float> centroid_norms;
     void sync_transposed_centroids();
 
-    // nbits: 8, or 4 (the fast-scan layout); others raise NotSupported.
+    // nbits: 1 to 16, codes packed as faiss's bit strings (code_size =
+    // ceil(M * nbits / 8) bytes); 17 to 24 (faiss's limit) raise NotSupported.
     ProductQuantizer(size_t d, size_t M, size_t nbits);
 
     // One k-means per subspace on the n training vectors, like faiss.
@@ -55,9 +57,14 @@ struct ProductQuantizer {
     void adc(const float* tab, const uint8_t* codes, size_t n, float* out) const;
 
     const float* get_centroids(size_t m, size_t j) const { return centroids.data() + (m * ksub + j) * dsub; }
-    // Subquantizer m's centroid number in a code (nbits 8 or 4, low nibble first).
+    // Subquantizer m's centroid number in a code.
     size_t code_at(const uint8_t* code, size_t m) const {
-        return nbits == 8 ? code[m] : (m & 1 ? code[m >> 1] >> 4 : code[m >> 1] & 15);
+        switch (nbits) {
+            case 8: return code[m];
+            case 4: return m & 1 ? code[m >> 1] >> 4 : code[m >> 1] & 15;
+            case 16: return size_t(code[2 * m]) | size_t(code[2 * m + 1]) << 8;
+            default: return read_bits(code, m * nbits, nbits);
+        }
     }
 };
 
