@@ -150,7 +150,10 @@ def pq_indexes(data):
         n = nearly.IndexPQ(384, M, nbits, nearly.METRIC_INNER_PRODUCT)
         n.pq.centroids = faiss.vector_to_array(f.pq.centroids)
         n.is_trained = True
-        f.add(x)
+        # faiss encodes through an n x M x 2^nbits table of distances: 16-bit
+        # codes take small batches there.
+        for i in range(0, len(x), 64 if nbits > 10 else len(x)):
+            f.add(x[i:i + 64] if nbits > 10 else x)
         n.add(x)
         out[tok, "faiss"], out[tok, "nearly"] = (f, xq), (n, xq)
     return out

@@ -98,6 +98,16 @@ def test_wide_and_odd_codes_pack_as_bit_strings(rng, d, M, nbits):
     np.testing.assert_array_equal(codes[same], packed[same])
     C = pq.centroids.reshape(M, pq.ksub, pq.dsub)
     np.testing.assert_array_equal(pq.decode(packed), np.concatenate([C[m][want[:, m]] for m in range(M)], 1))
+    # Tables (computed in column blocks of 1,024 words, a block for all
+    # queries at once): numpy's values, and a query's table alone equal to
+    # its table in a batch.
+    q = x[:5]
+    qs = q.reshape(5, M, 1, pq.dsub).astype(np.float64)
+    for fn, ref in ((pq.compute_distance_tables, ((qs - C[None]) ** 2).sum(-1)),
+                    (pq.compute_inner_prod_tables, (qs * C[None]).sum(-1))):
+        t = fn(q)
+        np.testing.assert_allclose(t, ref, rtol=1e-5, atol=1e-4)
+        np.testing.assert_array_equal(fn(q[3:4])[0], t[3])
     index = nearly.IndexPQ(d, M, nbits, METRIC_L2)
     index.pq.centroids = pq.centroids
     index.is_trained = True
@@ -108,6 +118,23 @@ def test_wide_and_odd_codes_pack_as_bit_strings(rng, d, M, nbits):
     ref = ((x[:10, None, :] - dec[None]) ** 2).sum(-1)
     np.testing.assert_allclose(D, np.sort(ref, 1)[:, :5], rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(np.take_along_axis(ref, I, 1), D, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("nbits", list(range(1, 17)))
+def test_adc_scan_equals_its_reference_every_width(rng, nbits):
+    """The scan (four codes side by side, 8-byte field loads, the last codes
+    byte by byte) against the one-field-at-a-time reference: bit-equal
+    sums, for code counts around the fast/safe boundary and odd M."""
+    for M in (1, 3, 7):
+        pq = nearly.ProductQuantizer(M * 2, M, nbits)
+        tab = randn(rng, M * pq.ksub, 1).ravel()
+        for n in (0, 1, 3, 4, 5, 9, 33):
+            codes = rng.integers(0, 256, (n, pq.code_size), dtype=np.uint8)
+            got, ref = pq._adc(tab, codes), pq._adc(tab, codes, reference=True)
+            np.testing.assert_array_equal(got, ref)
+            fields = unpack(pq, codes) if n else np.zeros((0, M), np.int64)
+            want = np.array([sum(np.float32(tab[m * pq.ksub + f[m]]) for m in range(M)) for f in fields], np.float32)
+            np.testing.assert_allclose(ref, want.reshape(-1), rtol=1e-5, atol=1e-5)
 
 
 def test_nbits_limits():

@@ -5,9 +5,11 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
+#include <memory>
 #include <mutex>
 #include <type_traits>
 
+#include "nearly/huge_pages.h"
 #include "nearly/io.h"
 #include "nearly/parallel.h"
 #include "nearly/topk.h"
@@ -19,6 +21,7 @@ namespace {
 // the block stays in cache while each query of the group scans it.
 constexpr size_t kQueriesPerTask = 8;
 constexpr size_t kCodeBlock = 4096;
+constexpr size_t kLargeTableBytes = size_t(1) << 20;
 }  // namespace
 
 IndexPQ::IndexPQ(int d, size_t M, size_t nbits, MetricType metric)
@@ -50,28 +53,36 @@ void IndexPQ::search(idx_t n, const float* x, idx_t k, float* D, idx_t* I, const
     const bool ip = metric_type == METRIC_INNER_PRODUCT;
     const float pad = missing_distance(metric_type);
     InterruptPoll poll;
+    // Small tables (8 bits: 48 KiB at M = 48): the queries of a group take
+    // turns on each block of codes, which stays in cache. Large ones (16
+    // bits: 6 MiB at M = 24) would evict each other that way: each query
+    // then scans all codes with its own table.
+    const bool large_tables = ts * sizeof(float) > kLargeTableBytes;
     parallel_for((size_t(n) + kQueriesPerTask - 1) / kQueriesPerTask, [&](size_t t) {
         const size_t q0 = t * kQueriesPerTask, q1 = std::min(size_t(n), q0 + kQueriesPerTask);
-        std::vector<float> tabs((q1 - q0) * ts), buf(kCodeBlock);
-        for (size_t q = q0; q < q1; q++) {
-            if (ip)
-                pq.compute_inner_prod_table(x + q * dd, &tabs[(q - q0) * ts]);
-            else
-                pq.compute_distance_table(x + q * dd, &tabs[(q - q0) * ts]);
-            TopK::init(D + q * kk, I + q * kk, kk);  // scores: L2, or the negated inner product
-        }
-        for (size_t j0 = 0; j0 < nb; j0 += kCodeBlock) {
+        // Huge pages for large tables: a 16-bit table (6 MiB) is read at
+        // random, each lookup a TLB miss with 4 KiB pages.
+        LargeVector<float> tabs((q1 - q0) * ts);
+        std::unique_ptr<float[]> buf(new float[kCodeBlock]);
+        pq.compute_tables(x + q0 * dd, q1 - q0, ip, tabs.data());  // each codebook block read once for the group
+        for (size_t q = q0; q < q1; q++) TopK::init(D + q * kk, I + q * kk, kk);  // scores: L2, or minus the IP
+        auto scan = [&](size_t q, size_t j0) {
             const size_t m = std::min(kCodeBlock, nb - j0);
-            for (size_t q = q0; q < q1; q++) {
-                float* Dq = D + q * kk;
-                idx_t* Iq = I + q * kk;
-                pq.adc(&tabs[(q - q0) * ts], codes_.data() + j0 * pq.code_size, m, buf.data());
-                for (size_t j = 0; j < m; j++) {
-                    const float s = ip ? -buf[j] : buf[j];
-                    if (s > Dq[0] || (sel && !sel->is_member(idx_t(j0 + j)))) continue;
-                    TopK::push(Dq, Iq, kk, s, idx_t(j0 + j));
-                }
+            float* Dq = D + q * kk;
+            idx_t* Iq = I + q * kk;
+            pq.adc(&tabs[(q - q0) * ts], codes_.data() + j0 * pq.code_size, m, buf.get());
+            for (size_t j = 0; j < m; j++) {
+                const float s = ip ? -buf[j] : buf[j];
+                if (s > Dq[0] || (sel && !sel->is_member(idx_t(j0 + j)))) continue;
+                TopK::push(Dq, Iq, kk, s, idx_t(j0 + j));
             }
+        };
+        if (large_tables) {
+            for (size_t q = q0; q < q1; q++)
+                for (size_t j0 = 0; j0 < nb; j0 += kCodeBlock) scan(q, j0);
+        } else {
+            for (size_t j0 = 0; j0 < nb; j0 += kCodeBlock)
+                for (size_t q = q0; q < q1; q++) scan(q, j0);
         }
         for (size_t q = q0; q < q1; q++) {
             float* Dq = D + q * kk;

@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <cstring>
 #include <string>
+#include <utility>
 
 #include "nearly/parallel.h"
 #include "nearly/simd.h"
@@ -29,12 +30,14 @@ ProductQuantizer::ProductQuantizer(size_t d_, size_t M_, size_t nbits_) : d(d_),
 void ProductQuantizer::sync_transposed_centroids() {
     transposed_centroids.resize(d * ksub);
     centroid_norms.resize(M * ksub);
+    const size_t cb = column_block();
     for (size_t m = 0; m < M; m++)
         for (size_t j = 0; j < ksub; j++) {
             const float* c = get_centroids(m, j);
+            float* block = transposed_centroids.data() + m * dsub * ksub + (j / cb) * dsub * cb;
             float s = 0.f;
             for (size_t i = 0; i < dsub; i++) {
-                transposed_centroids[(m * dsub + i) * ksub + j] = c[i];
+                block[i * cb + j % cb] = c[i];
                 s += c[i] * c[i];
             }
             centroid_norms[m * ksub + j] = s;
@@ -74,12 +77,23 @@ void ProductQuantizer::train(size_t n, const float* x) {
 // the other centroid.
 void ProductQuantizer::compute_code(const float* x, uint8_t* code) const {
     const SimdKernels& K = simd();
+    const size_t cb = column_block();
     if (nbits != 8) std::memset(code, 0, code_size);
     BitWriter bw{code};
     for (size_t m = 0; m < M; m++) {
-        float s;
-        const size_t best = K.nearest_transposed(x + m * dsub, dsub, transposed_centroids.data() + m * dsub * ksub,
-                                                 centroid_norms.data() + m * ksub, ksub, &s);
+        // Block by block, the first minimum kept: the block kernels keep the
+        // first within a block, so this is the unblocked answer.
+        size_t best = 0;
+        float best_s = 0.f;
+        for (size_t b = 0; b * cb < ksub; b++) {
+            float s;
+            const size_t j = b * cb + K.nearest_transposed(x + m * dsub, dsub, transposed_block(m, b),
+                                                           centroid_norms.data() + m * ksub + b * cb, cb, &s);
+            if (b == 0 || s < best_s) {
+                best_s = s;
+                best = j;
+            }
+        }
         if (nbits == 8)
             code[m] = uint8_t(best);
         else
@@ -102,50 +116,96 @@ void ProductQuantizer::decode(const uint8_t* codes, float* x, size_t n) const {
     for (size_t i = 0; i < n; i++) decode(codes + i * code_size, x + i * d);
 }
 
-// ||x_m - c||^2 = ||x_m||^2 + ||c||^2 - 2 <x_m, c>.
-namespace {
-// Subspace m of x's table: inner products with the centroids, or squared
-// distances from them.
-void table_of_subspace(const ProductQuantizer& pq, const SimdKernels& K, const float* x, size_t m,
-                       bool inner_product, float* t) {
-    const float* xm = x + m * pq.dsub;
-    K.vecmat_fused(xm, pq.dsub, pq.transposed_centroids.data() + m * pq.dsub * pq.ksub, pq.ksub, t);
-    if (inner_product) return;
-    float xn = 0.f;
-    for (size_t i = 0; i < pq.dsub; i++) xn += xm[i] * xm[i];
-    const float* nrm = pq.centroid_norms.data() + m * pq.ksub;
-    for (size_t j = 0; j < pq.ksub; j++) t[j] = xn + nrm[j] - 2.f * t[j];
-}
-}  // namespace
-
 void ProductQuantizer::compute_distance_table(const float* x, float* tab) const { compute_tables(x, 1, false, tab); }
 
 void ProductQuantizer::compute_inner_prod_table(const float* x, float* tab) const { compute_tables(x, 1, true, tab); }
 
+// Subspace by subspace, block by block, query by query: each block of
+// centroids is read once for all nx queries. L2 tables then take
+// ||x_m - c||^2 = ||x_m||^2 + ||c||^2 - 2 <x_m, c>.
 void ProductQuantizer::compute_tables(const float* x, size_t nx, bool inner_product, float* tabs) const {
     const SimdKernels& K = simd();
-    for (size_t m = 0; m < M; m++)
-        for (size_t q = 0; q < nx; q++)
-            table_of_subspace(*this, K, x + q * d, m, inner_product, tabs + q * M * ksub + m * ksub);
+    const size_t cb = column_block();
+    for (size_t m = 0; m < M; m++) {
+        for (size_t b = 0; b * cb < ksub; b++)
+            for (size_t q = 0; q < nx; q++)
+                K.vecmat_fused(x + q * d + m * dsub, dsub, transposed_block(m, b), cb,
+                               tabs + q * M * ksub + m * ksub + b * cb);
+        if (inner_product) continue;
+        const float* nrm = centroid_norms.data() + m * ksub;
+        for (size_t q = 0; q < nx; q++) {
+            const float* xm = x + q * d + m * dsub;
+            float xn = 0.f;
+            for (size_t i = 0; i < dsub; i++) xn += xm[i] * xm[i];
+            float* t = tabs + q * M * ksub + m * ksub;
+            for (size_t j = 0; j < ksub; j++) t[j] = xn + nrm[j] - 2.f * t[j];
+        }
+    }
 }
+
+namespace {
+
+// ADC over codes of NB bits (NB != 8), faiss's bit strings. Four codes are
+// summed side by side: each sum is a chain of M dependent adds (in order m,
+// as the reference), and one chain at a time leaves the adder waiting on
+// the previous add. A field is read with one unaligned 8-byte load where
+// that stays inside the codes (a field spans at most 3 bytes), byte by byte
+// for the last codes.
+template <size_t NB>
+void adc_fixed(const float* tab, const uint8_t* codes, size_t M, size_t code_size, size_t n, float* out) {
+    constexpr size_t ksub = size_t(1) << NB;
+    constexpr uint64_t mask = ksub - 1;
+    const size_t bytes = n * code_size;
+    const size_t n_fast = bytes >= code_size + 8 ? (bytes - code_size - 8) / code_size + 1 : 0;
+    auto field = [](const uint8_t* c, size_t m) {
+        const size_t bit = m * NB;
+        uint64_t w;
+        std::memcpy(&w, c + (bit >> 3), 8);
+        return size_t((w >> (bit & 7)) & mask);
+    };
+    size_t j = 0;
+    for (; j + 4 <= n_fast; j += 4) {
+        const uint8_t* c = codes + j * code_size;
+        float s0 = 0.f, s1 = 0.f, s2 = 0.f, s3 = 0.f;
+        for (size_t m = 0; m < M; m++) {
+            const float* t = tab + m * ksub;
+            s0 += t[field(c, m)];
+            s1 += t[field(c + code_size, m)];
+            s2 += t[field(c + 2 * code_size, m)];
+            s3 += t[field(c + 3 * code_size, m)];
+        }
+        out[j] = s0;
+        out[j + 1] = s1;
+        out[j + 2] = s2;
+        out[j + 3] = s3;
+    }
+    for (; j < n; j++) {
+        const uint8_t* c = codes + j * code_size;
+        float s = 0.f;
+        for (size_t m = 0; m < M; m++) s += tab[m * ksub + read_bits(c, m * NB, NB)];
+        out[j] = s;
+    }
+}
+
+template <size_t... NB>
+void adc_dispatch(size_t nbits, const float* tab, const uint8_t* codes, size_t M, size_t code_size, size_t n,
+                  float* out, std::index_sequence<NB...>) {
+    ((nbits == NB + 1 ? adc_fixed<NB + 1>(tab, codes, M, code_size, n, out) : void()), ...);
+}
+
+}  // namespace
 
 void ProductQuantizer::adc(const float* tab, const uint8_t* codes, size_t n, float* out) const {
     if (nbits == 8) {
         simd().pq_adc8(tab, codes, M, n, out);
         return;
     }
-    // Other widths are scanned in the same order m (faiss's PQDecoder16 and
-    // PQDecoderGeneric). 4-bit codes come here only as a reference: fast-scan
-    // has its own layout and kernels.
-    if (nbits == 16) {
-        for (size_t j = 0; j < n; j++) {
-            const uint8_t* c = codes + j * code_size;
-            float s = 0.f;
-            for (size_t m = 0; m < M; m++) s += tab[m * ksub + (size_t(c[2 * m]) | size_t(c[2 * m + 1]) << 8)];
-            out[j] = s;
-        }
-        return;
-    }
+    // Other widths (faiss's PQDecoder16 and PQDecoderGeneric); 4-bit codes
+    // come here for IndexPQ's PQ..x4, fast-scan has its own layout and kernels.
+    adc_dispatch(nbits, tab, codes, M, code_size, n, out, std::make_index_sequence<16>{});
+}
+
+void ProductQuantizer::adc_reference(const float* tab, const uint8_t* codes, size_t n, float* out) const {
     for (size_t j = 0; j < n; j++) {
         BitReader br{codes + j * code_size};
         float s = 0.f;

@@ -97,7 +97,21 @@ void bind_pq(py::module_& m) {
         .def("compute_distance_tables", [](const ProductQuantizer& pq, py::handle x) { return tables(pq, x, false); },
              py::arg("x"), "(n, M, ksub) squared L2 distances of the subvectors to the centroids.")
         .def("compute_inner_prod_tables", [](const ProductQuantizer& pq, py::handle x) { return tables(pq, x, true); },
-             py::arg("x"), "(n, M, ksub) inner products of the subvectors with the centroids.");
+             py::arg("x"), "(n, M, ksub) inner products of the subvectors with the centroids.")
+        // Test hook: the ADC sums of (n, code_size) codes over one (M, ksub)
+        // table, by the scan searches use or by the one-field-at-a-time
+        // reference.
+        .def("_adc", [](const ProductQuantizer& pq, py::handle tab_obj, py::handle codes_obj, bool reference) {
+            auto tab = py::array_t<float, py::array::c_style | py::array::forcecast>::ensure(tab_obj);
+            if (!tab || size_t(tab.size()) != pq.M * pq.ksub) throw InvalidArgument("tab must hold M * ksub floats");
+            ByteArray c = as_codes(codes_obj, pq.code_size);
+            py::array_t<float> out(c.shape(0));
+            if (reference)
+                pq.adc_reference(tab.data(), c.data(), size_t(c.shape(0)), out.mutable_data());
+            else
+                pq.adc(tab.data(), c.data(), size_t(c.shape(0)), out.mutable_data());
+            return out;
+        }, py::arg("tab"), py::arg("codes"), py::arg("reference") = false);
 
     py::class_<IndexPQ, Index, std::shared_ptr<IndexPQ>>(m, "IndexPQ")
         .def(py::init([](int d, long long M, long long nbits, int metric) {

@@ -32,3 +32,17 @@ def test_ivf_with_hnsw_quantizer_matches_faiss(faiss, desc):
     # persistence keeps the graph quantizer
     back = nearly.deserialize_index(nearly.serialize_index(ours))
     np.testing.assert_array_equal(back.search(xq, 10)[1], ours.search(xq, 10)[1])
+
+
+@pytest.mark.parametrize("desc", ["IVF1k,Flat", "IVF2k_HNSW,Flat", "IVF256_HNSW,PQ8x6", "IVF256_HNSW16,SQ8",
+                                  "IVF1M,Flat"])
+def test_factory_nlist_suffixes_and_default_graph_degree(faiss, desc):
+    """faiss's IVF{n}[k|M][_HNSW[M]]: k and M scale nlist by 1024 and 1024^2,
+    a bare _HNSW builds its graph with M = 32."""
+    ours, theirs = nearly.index_factory(32, desc), faiss.index_factory(32, desc)
+    assert type(ours).__name__ == type(theirs).__name__
+    assert ours.nlist == theirs.nlist
+    tq = faiss.downcast_index(theirs.quantizer)
+    assert type(ours.quantizer).__name__ == type(tq).__name__
+    if "HNSW" in desc:
+        assert ours.quantizer.hnsw.nb_neighbors(1) == tq.hnsw.nb_neighbors(1)

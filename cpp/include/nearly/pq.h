@@ -28,9 +28,18 @@ struct ProductQuantizer {
     TrainType train_type = Train_default;
     // Derived from centroids by sync_transposed_centroids() (train() calls
     // it; whoever writes centroids directly must too): each subquantizer's
-    // centroids as dsub x ksub, and their squared norms (M x ksub). Tables
-    // and encoding then run as one vector-matrix product per subspace, 256
-    // outputs wide, instead of 256 dot products of dsub dims.
+    // centroids transposed, in column blocks of column_block() centroids
+    // (block b of subspace m is dsub x column_block() floats at
+    // transposed_block(m, b)), and their squared norms (M x ksub). Tables
+    // and encoding then run as vector-matrix products, a block wide, instead
+    // of ksub dot products of dsub dims. A block (64 KiB at dsub 16) stays in
+    // cache while a group of queries reads it: a whole subspace of 2^16
+    // words (4 MiB) would come from memory again for every query.
+    static constexpr size_t kColumnBlock = 1024;
+    size_t column_block() const { return ksub < kColumnBlock ? ksub : kColumnBlock; }
+    const float* transposed_block(size_t m, size_t b) const {
+        return transposed_centroids.data() + m * dsub * ksub + b * dsub * column_block();
+    }
     std::vector<float> transposed_centroids;
     std::vector<float> centroid_norms;
     void sync_transposed_centroids();
@@ -55,6 +64,9 @@ struct ProductQuantizer {
     void compute_tables(const float* x, size_t nx, bool inner_product, float* tabs) const;
     // ADC: out[j] = sum over m of tab[m * ksub + code_j[m]], summed in order m.
     void adc(const float* tab, const uint8_t* codes, size_t n, float* out) const;
+    // The same sums, one code and one field at a time (what adc is tested
+    // against, every width).
+    void adc_reference(const float* tab, const uint8_t* codes, size_t n, float* out) const;
 
     const float* get_centroids(size_t m, size_t j) const { return centroids.data() + (m * ksub + j) * dsub; }
     // Subquantizer m's centroid number in a code.
