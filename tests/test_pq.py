@@ -201,7 +201,7 @@ def test_adc_gather_kernel_equals_scalar(M, n):
 
 
 @pytest.mark.parametrize("d", [1, 2, 8, 16])
-@pytest.mark.parametrize("k", [1, 5, 8, 16, 17, 40, 256])
+@pytest.mark.parametrize("k", [1, 5, 8, 16, 17, 40, 100, 256, 1024])
 def test_nearest_transposed_every_level_equals_scalar(level, d, k):
     rng = np.random.default_rng(d * 1000 + k)
     x = rng.standard_normal((50, d)).astype(np.float32)
