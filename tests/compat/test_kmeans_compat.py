@@ -93,3 +93,16 @@ def test_unknown_parameter_raises_like_faiss():
     for lib in (faiss, nearly):
         with pytest.raises(AttributeError):
             lib.Kmeans(8, 4, no_such_field=3)
+
+
+@pytest.mark.parametrize("d, k", [(12, 600), (8, 1024), (16, 300)])
+def test_few_dimensions_many_centroids_match_faiss(d, k):
+    """PQ subspaces of 10-bit codebooks: k-means of up to 1,024 words in 8-16
+    dimensions, where nearly scores column blocks of 256 centroids for a tile
+    of points at a time (the last block narrower). The same start as faiss,
+    so the same objectives to float rounding."""
+    base, _ = real_data()
+    x = np.ascontiguousarray(base[:30000, 40:40 + d])
+    (fo, fk), (no, nk) = both(lambda lib: lib.Kmeans(d, k, niter=6, seed=3), x)
+    np.testing.assert_allclose(nk.obj, fk.obj, rtol=2e-3)
+    assert abs(no - fo) <= 2e-3 * abs(fo)
