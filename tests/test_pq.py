@@ -137,6 +137,20 @@ def test_adc_scan_equals_its_reference_every_width(rng, nbits):
             np.testing.assert_allclose(ref, want.reshape(-1), rtol=1e-5, atol=1e-5)
 
 
+def test_is_trained_by_hand_needs_finite_centroids():
+    index = nearly.IndexPQ(16, 4, 6)
+    c = np.ones(16 * 64, np.float32)
+    c[5] = np.nan
+    index.pq.centroids = c
+    with pytest.raises(ValueError):
+        index.is_trained = True
+    assert not index.is_trained
+    c[5] = 0
+    index.pq.centroids = c
+    index.is_trained = True
+    assert index.is_trained
+
+
 def test_nbits_limits():
     with pytest.raises(RuntimeError, match="not implemented"):
         nearly.ProductQuantizer(16, 4, 17)

@@ -41,6 +41,7 @@ void IndexPQ::train(idx_t n, const float* x) {
 void IndexPQ::set_trained(bool trained) {
     check_writable();
     std::unique_lock<SharedMutex> lk(rw_mutex_);
+    if (trained) check_finite(pq.centroids.data(), pq.centroids.size(), "the PQ centroids");
     is_trained = trained;
 }
 
