@@ -115,14 +115,19 @@ def sq_indexes(data):
 @pytest.mark.parametrize("lib", ["nearly", "faiss"])
 @pytest.mark.parametrize("tok", SQ_TOKENS)
 def test_sq_search(benchmark, sq_indexes, nearly_mod, faiss_mod, lib, tok):
-    benchmark.group = f"sq_search_{tok}"
-    index, xq = sq_indexes[tok, lib]
-    D, I = benchmark(index.search, xq, K)
-    ref, _ = sq_indexes[tok, "faiss"]
-    Df, If = ref.search(xq, K)
     # faiss scores the direct type on the query cast to integers, nearly on the
     # float query: the same ranking here (integer queries), ties aside.
-    assert np.mean(I == If) > (0.9 if tok == "SQ8_direct" else 0.98)
+    _bench_search(benchmark, f"sq_search_{tok}", sq_indexes, tok, lib, 0.9 if tok == "SQ8_direct" else 0.98)
+
+
+def _bench_search(benchmark, group, indexes, tok, lib, agreement):
+    """Times indexes[tok, lib].search and checks its ids against faiss's."""
+    benchmark.group = group
+    index, xq = indexes[tok, lib]
+    D, I = benchmark(index.search, xq, K)
+    ref, _ = indexes[tok, "faiss"]
+    Df, If = ref.search(xq, K)
+    assert np.mean(I == If) > agreement
 
 
 PQ_WIDTHS = ["PQ48x6", "PQ48x10", "PQ24x12", "PQ24x16"]
@@ -162,9 +167,4 @@ def pq_indexes(data):
 @pytest.mark.parametrize("lib", ["nearly", "faiss"])
 @pytest.mark.parametrize("tok", PQ_WIDTHS)
 def test_pq_search(benchmark, pq_indexes, nearly_mod, faiss_mod, lib, tok):
-    benchmark.group = f"pq_search_{tok}"
-    index, xq = pq_indexes[tok, lib]
-    D, I = benchmark(index.search, xq, K)
-    ref, _ = pq_indexes[tok, "faiss"]
-    Df, If = ref.search(xq, K)
-    assert np.mean(I == If) > 0.98
+    _bench_search(benchmark, f"pq_search_{tok}", pq_indexes, tok, lib, 0.98)
