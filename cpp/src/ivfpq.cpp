@@ -78,21 +78,20 @@ void IndexIVFPQ::build_precomputed_table() {
         use_precomputed_table = 1;
     }
     if (verbose) std::printf("precomputing IVFPQ tables type %d\n", use_precomputed_table);
-    std::vector<float> r_norms(ts);
-    for (size_t m = 0; m < pq.M; m++)
-        for (size_t j = 0; j < pq.ksub; j++) {
-            const float* c = pq.get_centroids(m, j);
-            float s = 0.f;
-            for (size_t i = 0; i < pq.dsub; i++) s += c[i] * c[i];
-            r_norms[m * pq.ksub + j] = s;
-        }
+    // ||c_m,j||^2 are the PQ's own centroid_norms; each group of lists gets
+    // its tables in one compute_tables call, so a block of a wide codebook
+    // is read once per group rather than once per list.
+    const float* r_norms = pq.centroid_norms.data();
     precomputed_table.resize(nlist * ts);
     std::vector<float> centroids(nlist * size_t(d));
     quantizer->reconstruct_n(0, idx_t(nlist), centroids.data());
-    parallel_for(nlist, [&](size_t l) {
-        float* tab = &precomputed_table[l * ts];
-        pq.compute_inner_prod_table(&centroids[l * size_t(d)], tab);
-        for (size_t i = 0; i < ts; i++) tab[i] = r_norms[i] + 2.f * tab[i];
+    constexpr size_t kLists = 8;
+    parallel_for((nlist + kLists - 1) / kLists, [&](size_t g) {
+        const size_t l0 = g * kLists, nl = std::min(kLists, nlist - l0);
+        float* tab = &precomputed_table[l0 * ts];
+        pq.compute_tables(&centroids[l0 * size_t(d)], nl, true, tab);
+        for (size_t l = 0; l < nl; l++)
+            for (size_t i = 0; i < ts; i++) tab[l * ts + i] = r_norms[i] + 2.f * tab[l * ts + i];
     });
 }
 
