@@ -115,7 +115,9 @@ void GpuIndexHNSW::search(idx_t n, const float* x, idx_t k, float* D, idx_t* I, 
     p.itopk = efSearch;
     if (auto h = dynamic_cast<const SearchParametersHNSW*>(sp)) p.itopk = h->efSearch;
     p.itopk = std::max<int>(p.itopk, int(k));
-    NEARLY_CHECK_ARG(p.itopk <= 256, "GpuIndexHNSW: efSearch must be <= 256");
+    NEARLY_CHECK_ARG(p.itopk <= (p.merge ? 512 : 256), p.merge ? "GpuIndexHNSW: efSearch must be <= 512"
+                                                                : "GpuIndexHNSW: efSearch must be <= 256 without "
+                                                                  "search_merge");
     const bool x_dev = is_device_pointer(x);
     const bool out_dev = is_device_pointer(D) && is_device_pointer(I);
     if (!x_dev) check_search_args(n, x, k);

@@ -413,6 +413,7 @@ void ivf_knn_on_device(GpuResources& res, const float* x, const float* x_host, i
     InterruptPoll poll;
     for (int64_t r0 = 0; r0 < n; r0 += rows_per_chunk) {
         const int64_t nr = std::min(rows_per_chunk, n - r0);
+        const double t_chunk = secs();
         const size_t E = size_t(nr) * n_probe;
         // The chunk's (row, probe) entries grouped by the list they probe.
         std::vector<int64_t> q_off(size_t(n_lists) + 1, 0), q_rows(E), entry_of(E);
@@ -426,6 +427,7 @@ void ivf_knn_on_device(GpuResources& res, const float* x, const float* x_host, i
                 entry_of[e] = at;
             }
         }
+        auto t_host = secs();
         Scratch<int64_t> q_rows_d(res, E), entry_of_d(res, E);
         NEARLY_CUDA_CHECK(cudaMemcpyAsync(q_rows_d.get(), q_rows.data(), E * 8, cudaMemcpyHostToDevice, st));
         NEARLY_CUDA_CHECK(cudaMemcpyAsync(entry_of_d.get(), entry_of.data(), E * 8, cudaMemcpyHostToDevice, st));
@@ -445,6 +447,11 @@ void ivf_knn_on_device(GpuResources& res, const float* x, const float* x_host, i
             a.id_offset = list_off[size_t(l)];
             knn_exact(res, a);
             poll();
+        }
+        if (verbose) {
+            res.synchronize();
+            std::printf("  GPU graph build:   chunk host prep %.3f s, lists scored by %.3f s\n", t_host - t_chunk,
+                        secs() - t_host);
         }
         // Each row's candidates from its lists, merged.
         const int64_t sub = std::min<int64_t>(65536, nr);
@@ -655,20 +662,36 @@ HNSWLayers gpu_build_hnsw(GpuResources& res, const float* x_dev, const float* x_
                             : p.n_lists > 0   ? p.n_lists
                                               : int(std::max<int64_t>(1, (m + 999) / 1000));
         DeviceTable cands, fwd, links;
+        // verbose: each step's time (the stream drained first), level 0 only
+        double last = secs();
+        auto step = [&](const char* what) {
+            if (!p.verbose || l > 0) return;
+            res.synchronize();
+            const double now = secs();
+            std::printf("  GPU graph build:   %-22s %.3f s\n", what, now - last);
+            std::fflush(stdout);
+            last = now;
+        };
         level_knn_on_device(res, xv, xv_host, m, d, metric, kc, n_lists, p.n_probe, p.verbose, cands);
+        step("k-NN");
         if (l < top && gp.far_factor > 0) {
             std::vector<int32_t> up;
             for (int64_t i = 0; i < m; i++)
                 if (g.levels[size_t(rows[size_t(i)])] > l) up.push_back(int32_t(i));
             DeviceTable far, both;
             far_candidates_on_device(res, xv, m, d, metric, up, cap * gp.far_factor, far);
+            step("far candidates");
             add_far_candidates_on_device(res, cands, far, both);
             cands.swap(both);
+            step("far candidates merged");
         }
         const int kcand = cands.k;
         prune_on_device(res, xv, d, metric, cands, cap, fwd);
+        step("pruned");
         merge_on_device(res, xv, d, metric, fwd, cap, max_merge, links);
+        step("reverse links merged");
         NeighborTable h = download(res, links);
+        step("downloaded");
         link_orphans(h, kcand, [&](int64_t v, int32_t* ids, float* scores) {
             NEARLY_CUDA_CHECK(cudaMemcpyAsync(ids, cands.ids.data() + size_t(v) * kcand, size_t(kcand) * 4,
                                               cudaMemcpyDeviceToHost, st));
@@ -676,6 +699,7 @@ HNSWLayers gpu_build_hnsw(GpuResources& res, const float* x_dev, const float* x_
                                               cudaMemcpyDeviceToHost, st));
             res.synchronize();
         });
+        step("orphans linked");
         for (size_t e = 0; e < out.size(); e++)
             if (h.ids[e] >= 0) out[e] = rows[size_t(h.ids[e])];
         if (p.verbose) {
@@ -684,6 +708,7 @@ HNSWLayers gpu_build_hnsw(GpuResources& res, const float* x_dev, const float* x_
         }
     }
     add_upper_links(g, gp.M);
+    if (p.verbose) std::printf("  GPU graph build: upper links added at %.2f s\n", secs());
     if (level0) {
         level0->resize(g.links[0].size(), st);
         NEARLY_CUDA_CHECK(

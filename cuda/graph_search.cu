@@ -1,5 +1,4 @@
 #include "graph_search.h"
-#include "warp_score.cuh"
 
 #include <cfloat>
 
@@ -35,13 +34,76 @@ __device__ bool visit(uint32_t* hash, uint32_t row, int* count = nullptr) {
     return false;  // crowded: treat as seen (never a duplicate result)
 }
 
+// Scores the rows in slots [0, count) (kEmpty skipped) into dist: teams of
+// kTeam threads, each with kInFlight rows at once, so that a block has
+// kBlock / kTeam * kInFlight rows' loads in flight where one warp per row
+// waited on one row's loads at a time (the search is bound by the latency
+// of these gathers, not by arithmetic). Every thread runs the same number
+// of rounds: the team's shuffles need the whole warp.
+constexpr int kTeam = 16;
+constexpr int kInFlight = 4;
+
+__device__ void score_rows(const float* q, const float* vectors, int d, bool l2, const uint32_t* rows, float* dist,
+                           int count) {
+    constexpr int kTeams = kBlock / kTeam;
+    const int team = threadIdx.x / kTeam, t = threadIdx.x % kTeam;
+    const bool vec4 = (d & 3) == 0;  // rows then start 16-byte aligned
+    for (int base = 0; base < count; base += kTeams * kInFlight) {
+        float acc[kInFlight];
+        const float* v[kInFlight];
+        bool ok[kInFlight];
+#pragma unroll
+        for (int c = 0; c < kInFlight; c++) {
+            const int slot = base + team * kInFlight + c;
+            const uint32_t row = slot < count ? rows[slot] : kEmpty;
+            ok[c] = row != kEmpty;
+            v[c] = vectors + (ok[c] ? int64_t(row) * d : 0);
+            acc[c] = 0.f;
+        }
+        if (vec4) {
+            const float4* q4 = reinterpret_cast<const float4*>(q);
+            for (int j = t; j < d / 4; j += kTeam) {
+                const float4 a = q4[j];
+#pragma unroll
+                for (int c = 0; c < kInFlight; c++) {
+                    if (!ok[c]) continue;
+                    const float4 b = __ldg(reinterpret_cast<const float4*>(v[c]) + j);
+                    if (l2) {
+                        const float e0 = a.x - b.x, e1 = a.y - b.y, e2 = a.z - b.z, e3 = a.w - b.w;
+                        acc[c] = fmaf(e0, e0, fmaf(e1, e1, fmaf(e2, e2, fmaf(e3, e3, acc[c]))));
+                    } else {
+                        acc[c] = fmaf(a.x, b.x, fmaf(a.y, b.y, fmaf(a.z, b.z, fmaf(a.w, b.w, acc[c]))));
+                    }
+                }
+            }
+        } else {
+            for (int j = t; j < d; j += kTeam) {
+                const float a = q[j];
+#pragma unroll
+                for (int c = 0; c < kInFlight; c++) {
+                    if (!ok[c]) continue;
+                    const float b = __ldg(v[c] + j);
+                    acc[c] = l2 ? fmaf(a - b, a - b, acc[c]) : fmaf(a, b, acc[c]);
+                }
+            }
+        }
+#pragma unroll
+        for (int c = 0; c < kInFlight; c++) {
+            for (int o = kTeam / 2; o > 0; o >>= 1) acc[c] += __shfl_xor_sync(0xffffffffu, acc[c], o);
+            const int slot = base + team * kInFlight + c;
+            if (t == 0 && ok[c]) dist[slot] = l2 ? acc[c] : -acc[c];
+        }
+    }
+}
+
 template <int LIST, int S>
 __global__ void __launch_bounds__(kBlock) graph_search_kernel(const float* vectors, int64_t n, int d,
                                                               const int32_t* graph, int degree, int32_t entry,
                                                               const int64_t* labels, bool l2, const float* xq, int k,
                                                               int width, int max_iter, int seed_rounds, uint64_t seed,
                                                               float* D, int64_t* I) {
-    extern __shared__ float q[];
+    extern __shared__ float4 q_smem[];  // float4: 16-byte aligned for score_rows
+    float* q = reinterpret_cast<float*>(q_smem);
     __shared__ float dist[S];
     __shared__ uint32_t ids[S];
     __shared__ uint32_t hash[kHashSlots];
@@ -49,7 +111,6 @@ __global__ void __launch_bounds__(kBlock) graph_search_kernel(const float* vecto
     __shared__ int n_parents;
     const int64_t qi = blockIdx.x;
     const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-    constexpr int kWarps = kBlock / 32;
     const int fresh = S - LIST;  // slots for new candidates each step
     for (int j = threadIdx.x; j < d; j += kBlock) q[j] = xq[qi * d + j];
     for (int j = threadIdx.x; j < kHashSlots; j += kBlock) hash[j] = 0u;
@@ -59,14 +120,7 @@ __global__ void __launch_bounds__(kBlock) graph_search_kernel(const float* vecto
     }
     __syncthreads();
 
-    auto score_fresh = [&]() {
-        for (int slot = LIST + warp; slot < S; slot += kWarps) {
-            uint32_t row = ids[slot];
-            if (row == kEmpty) continue;  // uniform across the warp
-            float sc = warp_score(q, vectors + int64_t(row) * d, d, l2, lane);
-            if (lane == 0) dist[slot] = sc;
-        }
-    };
+    auto score_fresh = [&]() { score_rows(q, vectors, d, l2, ids + LIST, dist + LIST, fresh); };
     auto sort_all = [&]() {
         __syncthreads();
         for (int size = 2; size <= S; size <<= 1) {
@@ -157,26 +211,24 @@ __global__ void __launch_bounds__(kBlock) graph_search_kernel(const float* vecto
 // variant re-sorts the whole buffer (log^2 of it block-wide barriers). Its
 // visited set is a quarter of the size and is rebuilt from the list when
 // half full, so long searches keep exploring.
-constexpr int kMergeHashSlots = 2048;
-
-template <int LIST, int F>
+template <int LIST, int F, int HASH = (LIST >= 512 ? 4096 : 2048)>
 __global__ void __launch_bounds__(kBlock) graph_search_merge_kernel(
     const float* vectors, int64_t n, int d, const int32_t* graph, int degree, int32_t entry, const int64_t* labels,
     bool l2, const float* xq, int k, int width, int max_iter, int seed_rounds, uint64_t seed, float* D, int64_t* I) {
-    extern __shared__ float q[];
+    extern __shared__ float4 q_smem[];
+    float* q = reinterpret_cast<float*>(q_smem);
     __shared__ float list_d[2][LIST];
     __shared__ uint32_t list_i[2][LIST];
     __shared__ float fresh_d[F];
     __shared__ uint32_t fresh_i[F];
-    __shared__ uint32_t hash[kMergeHashSlots];
+    __shared__ uint32_t hash[HASH];
     __shared__ uint32_t parents[F];
     __shared__ int n_parents, n_visited;
     const int64_t qi = blockIdx.x;
     const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-    constexpr int kWarps = kBlock / 32;
     int cur = 0;  // which list buffer is current
     for (int j = threadIdx.x; j < d; j += kBlock) q[j] = xq[qi * d + j];
-    for (int j = threadIdx.x; j < kMergeHashSlots; j += kBlock) hash[j] = 0u;
+    for (int j = threadIdx.x; j < HASH; j += kBlock) hash[j] = 0u;
     for (int j = threadIdx.x; j < LIST; j += kBlock) {
         list_d[0][j] = FLT_MAX;
         list_i[0][j] = kEmpty;
@@ -184,7 +236,7 @@ __global__ void __launch_bounds__(kBlock) graph_search_merge_kernel(
     if (threadIdx.x == 0) n_visited = 0;
     __syncthreads();
 
-    auto visit_counted = [&](uint32_t row) { return visit<kMergeHashSlots>(hash, row, &n_visited); };
+    auto visit_counted = [&](uint32_t row) { return visit<HASH>(hash, row, &n_visited); };
     // (distance, row) order; the expanded flag is not part of the key.
     auto before = [](float da, uint32_t ia, float db, uint32_t ib) {
         return da < db || (da == db && (ia & ~kExpanded) < (ib & ~kExpanded));
@@ -192,12 +244,7 @@ __global__ void __launch_bounds__(kBlock) graph_search_merge_kernel(
     // Scores the fresh candidates, sorts them (warp 0), merges them into the list.
     auto absorb = [&]() {
         __syncthreads();
-        for (int slot = warp; slot < F; slot += kWarps) {
-            uint32_t row = fresh_i[slot];
-            if (row == kEmpty) continue;  // uniform across the warp
-            float sc = warp_score(q, vectors + int64_t(row) * d, d, l2, lane);
-            if (lane == 0) fresh_d[slot] = sc;
-        }
+        score_rows(q, vectors, d, l2, fresh_i, fresh_d, F);
         __syncthreads();
         if (warp == 0) {
             for (int size = 2; size <= F; size <<= 1)
@@ -271,9 +318,9 @@ __global__ void __launch_bounds__(kBlock) graph_search_merge_kernel(
 
     for (int it = 0; it < max_iter; it++) {
         // A crowded visited set forgets all but the listed nodes.
-        if (n_visited > kMergeHashSlots / 2) {
+        if (n_visited > HASH / 2) {
             __syncthreads();
-            for (int j = threadIdx.x; j < kMergeHashSlots; j += kBlock) hash[j] = 0u;
+            for (int j = threadIdx.x; j < HASH; j += kBlock) hash[j] = 0u;
             if (threadIdx.x == 0) n_visited = 0;
             __syncthreads();
             for (int j = threadIdx.x; j < LIST; j += kBlock)
@@ -349,8 +396,11 @@ void graph_search(GpuResources& res, const float* vectors, int64_t n, int d, con
     if (nq == 0) return;
     NEARLY_CHECK_ARG(n > 0, "GPU graph search on an empty graph");
     int itopk = std::max(p.itopk, k);
-    int list = itopk <= 32 ? 32 : itopk <= 64 ? 64 : itopk <= 128 ? 128 : 256;
-    NEARLY_CHECK_ARG(itopk <= 256, "GPU graph search: itopk (efSearch) must be <= 256");
+    int list = itopk <= 32 ? 32 : itopk <= 64 ? 64 : itopk <= 128 ? 128 : itopk <= 256 ? 256 : 512;
+    NEARLY_CHECK_ARG(itopk <= (p.merge ? 512 : 256), p.merge
+                                                         ? "GPU graph search: itopk (efSearch) must be <= 512"
+                                                         : "GPU graph search: itopk (efSearch) must be <= 256 "
+                                                           "without search_merge");
     // Fresh slots per step: width * degree, within the sort buffer.
     int need = p.width * degree;
     int S = 1;
@@ -379,7 +429,8 @@ void graph_search(GpuResources& res, const float* vectors, int64_t n, int d, con
         if (list == 32) by_f(std::integral_constant<int, 32>{});
         else if (list == 64) by_f(std::integral_constant<int, 64>{});
         else if (list == 128) by_f(std::integral_constant<int, 128>{});
-        else by_f(std::integral_constant<int, 256>{});
+        else if (list == 256) by_f(std::integral_constant<int, 256>{});
+        else by_f(std::integral_constant<int, 512>{});
         return;
     }
     auto go = [&](auto L, auto SS) {

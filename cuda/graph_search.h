@@ -12,15 +12,15 @@
 namespace nearly::gpu {
 
 struct GraphSearchParams {
-    int itopk = 64;        // candidates kept (rounded up to 32, 64, 128 or 256; >= k)
+    int itopk = 64;        // candidates kept (rounded up to 32 ... 512; >= k; <= 256 without merge)
     int width = 1;         // nodes expanded per step
     int max_iterations = 0;  // 0: enough for the candidate list to converge
     int seed_rounds = 1;   // rounds of random starting points (each width * degree nodes)
     uint64_t seed = 0x5eed;
     // Keep the list sorted and merge each step's new candidates in, rather
-    // than re-sorting everything (graph_search.cu; not yet measured on a GPU,
-    // so not the default).
-    bool merge = false;
+    // than re-sorting everything (graph_search.cu): on an H200, 1M x 384,
+    // the same recall at 1.6 to 4.7 times the queries per second.
+    bool merge = true;
 };
 
 // vectors: n x d (device, float32); graph: n x degree rows (-1 padded);

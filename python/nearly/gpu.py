@@ -376,7 +376,8 @@ class GpuIndexHNSW(_DeviceArrays, _HNSWBase):
     heuristic; ``build_knn_factor``, ``build_merge_factor``, ``build_far_factor``,
     ``build_n_lists``, ``build_n_probe``, ``build_exact_below``, ``verbose`` tune it).
 
-    Either way ``efSearch`` is the beam (candidates kept, <= 256),
+    Either way ``efSearch`` is the beam (candidates kept, <= 512; <= 256 with
+    ``search_merge = False``, the re-sorting kernel),
     ``search_width`` the nodes expanded per step, and index_gpu_to_cpu gives an
     IndexHNSWFlat with every level of the graph."""
 

@@ -42,6 +42,29 @@ def test_gpu_hnsw_recall_matches_cpu(res, graph, ef, merge, width):
         assert len(set(row.tolist())) == 10
 
 
+@pytest.mark.parametrize("width", [1, 2])
+def test_gpu_hnsw_long_beam(res, graph, width):
+    # efSearch 257..512: the merging kernel alone (the re-sorting one stops at 256)
+    cpu, xb, xq, gt = graph
+    gpu = nearly.index_cpu_to_gpu(res, 0, cpu)
+    assert gpu.search_merge  # the default
+    gpu.search_width = width
+    cpu.hnsw.efSearch = gpu.efSearch = 512
+    rc = recall(cpu.search(xq, 10)[1], gt, 10)
+    Dg, Ig = gpu.search(xq, 10)
+    assert recall(Ig, gt, 10) >= rc - 0.01
+    true = ((xq[:, None, :] - xb[Ig]) ** 2).sum(-1)
+    np.testing.assert_allclose(Dg, true, rtol=1e-4, atol=1e-3)
+    gpu.efSearch = 300
+    gpu.search_merge = False
+    with pytest.raises(ValueError, match="search_merge"):
+        gpu.search(xq[:5], 10)
+    gpu.search_merge = True
+    gpu.efSearch = 513
+    with pytest.raises(ValueError, match="512"):
+        gpu.search(xq[:5], 10)
+
+
 def test_gpu_hnsw_ids_params_and_devices(res, graph, cupy):
     cpu, xb, xq, _ = graph
     idx = nearly.IndexHNSWFlat(48, 16, nearly.METRIC_INNER_PRODUCT)
@@ -69,3 +92,20 @@ def test_gpu_hnsw_ids_params_and_devices(res, graph, cupy):
         gpu.search(xq, 0)
     with pytest.raises(ValueError):
         gpu.search(xq, 300)
+
+
+@pytest.mark.parametrize("d", [37, 6])
+def test_gpu_hnsw_dimensions_not_a_multiple_of_four(res, d):
+    # the scorer's scalar path (rows not 16-byte aligned)
+    rng = np.random.default_rng(d)
+    xb = clustered(rng, 4000, d, nclusters=40, scale=2.0, spread=0.5)
+    xq = clustered(rng, 200, d, nclusters=40, scale=2.0, spread=0.5)
+    cpu = nearly.IndexHNSWFlat(d, 8)
+    cpu.add(xb)
+    _, gt = brute_force(xq, xb, 10, nearly.METRIC_L2)
+    gpu = nearly.index_cpu_to_gpu(res, 0, cpu)
+    cpu.hnsw.efSearch = gpu.efSearch = 64
+    rc = recall(cpu.search(xq, 10)[1], gt, 10)
+    Dg, Ig = gpu.search(xq, 10)
+    assert recall(Ig, gt, 10) >= rc - 0.01
+    np.testing.assert_allclose(Dg, ((xq[:, None, :] - xb[Ig]) ** 2).sum(-1), rtol=1e-4, atol=1e-3)
