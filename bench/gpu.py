@@ -579,8 +579,11 @@ def suite_graph(args, xb, xq, out):
     t_copy = time.perf_counter() - t
     gpu_rows, errors = [], {}
     try:
-        for merge in (False, True):  # re-sort the whole buffer each step, or merge the new candidates in
+        # re-sort the whole buffer each step, or merge the new candidates in
+        # (scoring the rows one warp each, or in teams: graph_search.cu)
+        for merge, scorer in ((False, "warp"), (True, "warp"), (True, "team")):
             g.search_merge = merge
+            os.environ["NEARLY_GPU_GRAPH_SCORER"] = scorer
             for width in (1, 2, 4):
                 g.search_width = width
                 for ef in (32, 64, 128, 256) + ((384, 512) if merge else ()):
@@ -588,9 +591,10 @@ def suite_graph(args, xb, xq, out):
                     holder = {}
                     dt = timed(lambda: holder.update(I=g.search(xq, k)[1]), 2)
                     I = holder["I"].cpu().numpy()
-                    gpu_rows.append({"efSearch": ef, "width": width, "merge": merge, "recall": recall(I, gt, k),
-                                     "qps": len(xq) / dt})
+                    gpu_rows.append({"efSearch": ef, "width": width, "merge": merge, "scorer": scorer,
+                                     "recall": recall(I, gt, k), "qps": len(xq) / dt})
                     log("gpu", gpu_rows[-1])
+        os.environ.pop("NEARLY_GPU_GRAPH_SCORER")
     except Exception as e:  # the merging kernel has not run on a GPU yet: keep the rows measured before it
         errors["gpu_search"] = repr(e)
         log("gpu search failed:", repr(e))
@@ -600,6 +604,7 @@ def suite_graph(args, xb, xq, out):
     best = min((r for r in gpu_rows if r["recall"] >= 0.95), key=lambda r: -r["qps"],
                default=max(gpu_rows, key=lambda r: r["recall"]))
     g.search_width, g.efSearch, g.search_merge = best["width"], best["efSearch"], best["merge"]
+    os.environ["NEARLY_GPU_GRAPH_SCORER"] = best.get("scorer", "warp")
     lat = []
     for i in range(0 if errors else 200):  # a failed kernel can leave the device unusable
         q = xq[i:i + 1]
@@ -615,6 +620,7 @@ def suite_graph(args, xb, xq, out):
         a, b = qps_at(gp, target), qps_at(cp_, target)
         if a and b:
             ratios[str(target)] = a / b
+    os.environ.pop("NEARLY_GPU_GRAPH_SCORER", None)
     out["graph"] = {"n": len(xb), "M": 16, "efConstruction": 100, "metric": "IP", "cpu_threads": os.cpu_count(),
                     "cpu_build_s": t_build, "gpu_copy_s": t_copy, "cpu": cpu_rows, "gpu": gpu_rows,
                     "batch1_latency_ms_median": 1000 * float(np.median(lat)) if lat else None,

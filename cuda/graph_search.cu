@@ -1,6 +1,9 @@
 #include "graph_search.h"
+#include "warp_score.cuh"
 
 #include <cfloat>
+#include <cstdlib>
+#include <string>
 
 namespace nearly::gpu {
 
@@ -34,17 +37,32 @@ __device__ bool visit(uint32_t* hash, uint32_t row, int* count = nullptr) {
     return false;  // crowded: treat as seen (never a duplicate result)
 }
 
-// Scores the rows in slots [0, count) (kEmpty skipped) into dist: teams of
-// kTeam threads, each with kInFlight rows at once, so that a block has
-// kBlock / kTeam * kInFlight rows' loads in flight where one warp per row
-// waited on one row's loads at a time (the search is bound by the latency
-// of these gathers, not by arithmetic). Every thread runs the same number
-// of rounds: the team's shuffles need the whole warp.
-constexpr int kTeam = 16;
-constexpr int kInFlight = 4;
+// Two ways to score the rows in slots [0, count) (kEmpty skipped) into
+// dist. The search is bound by the latency of these gathers, not by
+// arithmetic, and the fastest one depends on how many blocks an SM then
+// holds, so both are kept and measured (bench/gpu.py graph):
+//  - one warp per row (score_rows_warp), few registers;
+//  - teams of kTeam threads with kInFlight rows each (score_rows_team), more
+//    loads in flight per block but more registers. Every thread runs the
+//    same number of rounds: the team's shuffles need the whole warp. On an
+//    H200 (1M x 384) its first form, four rows a team at 61 registers, ran
+//    at 0.7x the warp's queries per second.
+__device__ void score_rows_warp(const float* q, const float* vectors, int d, bool l2, const uint32_t* rows,
+                                float* dist, int count) {
+    const int lane = threadIdx.x % 32;
+    for (int slot = threadIdx.x / 32; slot < count; slot += kBlock / 32) {
+        const uint32_t row = rows[slot];
+        if (row == kEmpty) continue;  // uniform across the warp
+        const float sc = warp_score(q, vectors + int64_t(row) * d, d, l2, lane);
+        if (lane == 0) dist[slot] = sc;
+    }
+}
 
-__device__ void score_rows(const float* q, const float* vectors, int d, bool l2, const uint32_t* rows, float* dist,
-                           int count) {
+constexpr int kTeam = 16;
+constexpr int kInFlight = 2;
+
+__device__ void score_rows_team(const float* q, const float* vectors, int d, bool l2, const uint32_t* rows,
+                                float* dist, int count) {
     constexpr int kTeams = kBlock / kTeam;
     const int team = threadIdx.x / kTeam, t = threadIdx.x % kTeam;
     const bool vec4 = (d & 3) == 0;  // rows then start 16-byte aligned
@@ -65,8 +83,7 @@ __device__ void score_rows(const float* q, const float* vectors, int d, bool l2,
             for (int j = t; j < d / 4; j += kTeam) {
                 const float4 a = q4[j];
 #pragma unroll
-                for (int c = 0; c < kInFlight; c++) {
-                    if (!ok[c]) continue;
+                for (int c = 0; c < kInFlight; c++) {  // loads without branches: an empty slot reads row 0
                     const float4 b = __ldg(reinterpret_cast<const float4*>(v[c]) + j);
                     if (l2) {
                         const float e0 = a.x - b.x, e1 = a.y - b.y, e2 = a.z - b.z, e3 = a.w - b.w;
@@ -81,7 +98,6 @@ __device__ void score_rows(const float* q, const float* vectors, int d, bool l2,
                 const float a = q[j];
 #pragma unroll
                 for (int c = 0; c < kInFlight; c++) {
-                    if (!ok[c]) continue;
                     const float b = __ldg(v[c] + j);
                     acc[c] = l2 ? fmaf(a - b, a - b, acc[c]) : fmaf(a, b, acc[c]);
                 }
@@ -120,7 +136,7 @@ __global__ void __launch_bounds__(kBlock) graph_search_kernel(const float* vecto
     }
     __syncthreads();
 
-    auto score_fresh = [&]() { score_rows(q, vectors, d, l2, ids + LIST, dist + LIST, fresh); };
+    auto score_fresh = [&]() { score_rows_warp(q, vectors, d, l2, ids + LIST, dist + LIST, fresh); };
     auto sort_all = [&]() {
         __syncthreads();
         for (int size = 2; size <= S; size <<= 1) {
@@ -211,8 +227,8 @@ __global__ void __launch_bounds__(kBlock) graph_search_kernel(const float* vecto
 // variant re-sorts the whole buffer (log^2 of it block-wide barriers). Its
 // visited set is a quarter of the size and is rebuilt from the list when
 // half full, so long searches keep exploring.
-template <int LIST, int F, int HASH = (LIST >= 512 ? 4096 : 2048)>
-__global__ void __launch_bounds__(kBlock) graph_search_merge_kernel(
+template <int LIST, int F, bool TEAM, int HASH = (LIST >= 512 ? 4096 : 2048)>
+__global__ void __launch_bounds__(kBlock, TEAM ? 10 : 1) graph_search_merge_kernel(
     const float* vectors, int64_t n, int d, const int32_t* graph, int degree, int32_t entry, const int64_t* labels,
     bool l2, const float* xq, int k, int width, int max_iter, int seed_rounds, uint64_t seed, float* D, int64_t* I) {
     extern __shared__ float4 q_smem[];
@@ -244,7 +260,10 @@ __global__ void __launch_bounds__(kBlock) graph_search_merge_kernel(
     // Scores the fresh candidates, sorts them (warp 0), merges them into the list.
     auto absorb = [&]() {
         __syncthreads();
-        score_rows(q, vectors, d, l2, fresh_i, fresh_d, F);
+        if (TEAM)
+            score_rows_team(q, vectors, d, l2, fresh_i, fresh_d, F);
+        else
+            score_rows_warp(q, vectors, d, l2, fresh_i, fresh_d, F);
         __syncthreads();
         if (warp == 0) {
             for (int size = 2; size <= F; size <<= 1)
@@ -403,11 +422,6 @@ void graph_search(GpuResources& res, const float* vectors, int64_t n, int d, con
                                                            "without search_merge");
     // Fresh slots per step: width * degree, within the sort buffer.
     int need = p.width * degree;
-    int S = 1;
-    while (S < list + need) S <<= 1;
-    S = std::max(S, 2 * list);
-    NEARLY_CHECK_ARG(S <= 512, "GPU graph search: width * degree too large for the candidate buffer (at most " +
-                                   std::to_string(512 - list) + ")");
     int max_iter = p.max_iterations > 0 ? p.max_iterations : list / p.width * 2 + 16;
     bool l2 = metric == METRIC_L2;
     int width = p.width;
@@ -415,9 +429,17 @@ void graph_search(GpuResources& res, const float* vectors, int64_t n, int d, con
         int F = 32;
         while (F < need) F <<= 1;
         NEARLY_CHECK_ARG(F <= 256, "GPU graph search: width * degree must be <= 256");
+        // The team scorer on request, for the benchmark (see score_rows_team).
+        const char* scorer = std::getenv("NEARLY_GPU_GRAPH_SCORER");
+        const bool team = scorer && std::string(scorer) == "team";
         auto go = [&](auto L, auto FF) {
-            launch(graph_search_merge_kernel<decltype(L)::value, decltype(FF)::value>, res, vectors, n, d, graph,
-                   degree, entry, labels, l2, xq, nq, k, width, max_iter, p.seed_rounds, p.seed, D, I);
+            constexpr int kL = decltype(L)::value, kF = decltype(FF)::value;
+            if (team)
+                launch(graph_search_merge_kernel<kL, kF, true>, res, vectors, n, d, graph, degree, entry, labels, l2,
+                       xq, nq, k, width, max_iter, p.seed_rounds, p.seed, D, I);
+            else
+                launch(graph_search_merge_kernel<kL, kF, false>, res, vectors, n, d, graph, degree, entry, labels, l2,
+                       xq, nq, k, width, max_iter, p.seed_rounds, p.seed, D, I);
         };
         auto by_f = [&](auto L) {
             using std::integral_constant;
@@ -433,6 +455,11 @@ void graph_search(GpuResources& res, const float* vectors, int64_t n, int d, con
         else by_f(std::integral_constant<int, 512>{});
         return;
     }
+    int S = 1;
+    while (S < list + need) S <<= 1;
+    S = std::max(S, 2 * list);
+    NEARLY_CHECK_ARG(S <= 512, "GPU graph search: width * degree too large for the candidate buffer (at most " +
+                                   std::to_string(512 - list) + ")");
     auto go = [&](auto L, auto SS) {
         launch(graph_search_kernel<decltype(L)::value, decltype(SS)::value>, res, vectors, n, d, graph, degree, entry,
                labels, l2, xq, nq, k, width, max_iter, p.seed_rounds, p.seed, D, I);

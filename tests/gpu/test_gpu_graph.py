@@ -109,3 +109,28 @@ def test_gpu_hnsw_dimensions_not_a_multiple_of_four(res, d):
     Dg, Ig = gpu.search(xq, 10)
     assert recall(Ig, gt, 10) >= rc - 0.01
     np.testing.assert_allclose(Dg, ((xq[:, None, :] - xb[Ig]) ** 2).sum(-1), rtol=1e-4, atol=1e-3)
+
+
+@pytest.mark.parametrize("d", [48, 37])
+@pytest.mark.parametrize("width", [1, 4])
+def test_gpu_hnsw_team_scorer(res, graph, monkeypatch, d, width):
+    # the merging kernel's other scorer (teams of threads, float4 loads when d % 4 == 0)
+    monkeypatch.setenv("NEARLY_GPU_GRAPH_SCORER", "team")
+    if d == 48:
+        cpu, xb, xq, gt = graph
+    else:
+        rng = np.random.default_rng(d)
+        xb = clustered(rng, 4000, d, nclusters=40, scale=2.0, spread=0.5)
+        xq = clustered(rng, 200, d, nclusters=40, scale=2.0, spread=0.5)
+        cpu = nearly.IndexHNSWFlat(d, 16)
+        cpu.add(xb)
+        _, gt = brute_force(xq, xb, 10, nearly.METRIC_L2)
+    gpu = nearly.index_cpu_to_gpu(res, 0, cpu)
+    gpu.search_width = width
+    cpu.hnsw.efSearch = gpu.efSearch = 64
+    rc = recall(cpu.search(xq, 10)[1], gt, 10)
+    Dg, Ig = gpu.search(xq, 10)
+    assert recall(Ig, gt, 10) >= rc - 0.01
+    np.testing.assert_allclose(Dg, ((xq[:, None, :] - xb[Ig]) ** 2).sum(-1), rtol=1e-4, atol=1e-3)
+    for row in Ig:
+        assert len(set(row.tolist())) == 10
