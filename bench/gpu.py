@@ -581,12 +581,14 @@ def suite_graph(args, xb, xq, out):
     try:
         # re-sort the whole buffer each step, or merge the new candidates in
         # (scoring the rows one warp each, or in teams: graph_search.cu)
-        for merge, scorer in ((False, "warp"), (True, "warp"), (True, "team")):
+        kernels = (((True, "team"),) if args.graph_quick else ((False, "warp"), (True, "warp"), (True, "team")))
+        for merge, scorer in kernels:
             g.search_merge = merge
             os.environ["NEARLY_GPU_GRAPH_SCORER"] = scorer
-            for width in (1, 2, 4):
+            for width in ((4,) if args.graph_quick else (1, 2, 4)):
                 g.search_width = width
-                for ef in (32, 64, 128, 256) + ((384, 512) if merge else ()):
+                for ef in ((64, 128, 256, 320, 384, 448, 512) if args.graph_quick else
+                           (32, 64, 128, 256) + ((384, 512) if merge else ())):
                     g.efSearch = ef
                     holder = {}
                     dt = timed(lambda: holder.update(I=g.search(xq, k)[1]), 2)
@@ -630,13 +632,14 @@ def suite_graph(args, xb, xq, out):
     try:  # not yet run on a GPU: a failure keeps the figures above (main writes the JSON only when this returns)
         variants = [dict(kv.split("=") for kv in v.split(",")) for v in args.build_variants.split(";") if v]
         variants = [{name: int(value) for name, value in v.items()} for v in variants]
-        out["graph"]["gpu_build"] = gpu_graph_build(xb, xq, xq_host, gt, k, t_build, cpu_rows, variants)
+        out["graph"]["gpu_build"] = gpu_graph_build(xb, xq, xq_host, gt, k, t_build, cpu_rows, variants,
+                                                    args.graph_quick)
     except Exception as e:
         errors["gpu_build"] = repr(e)
         log("gpu graph build failed:", repr(e))
 
 
-def gpu_graph_build(xb, xq, xq_host, gt, k, cpu_build_s, cpu_rows, variants_to_try=()):
+def gpu_graph_build(xb, xq, xq_host, gt, k, cpu_build_s, cpu_rows, variants_to_try=(), quick=False):
     """The same graph size built on the GPU (GpuIndexHNSW(res, d, M).add),
     then searched by the CPU IndexHNSWFlat it converts to, at the efSearch
     values of the CPU-built graph above, and on the GPU."""
@@ -658,7 +661,7 @@ def gpu_graph_build(xb, xq, xq_host, gt, k, cpu_build_s, cpu_rows, variants_to_t
     t_convert = time.perf_counter() - t
     rows = cpu_hnsw_sweep(cpu, xq_host, gt, k, "cpu search of the gpu-built graph")
     gpu_rows = []
-    for merge in (False, True):
+    for merge in (() if quick else (False, True)):
         g.search_merge = merge
         for ef in (32, 64, 128, 256) + ((384, 512) if merge else ()):
             g.efSearch = ef
@@ -810,6 +813,8 @@ def main():
     ap.add_argument("--muvera-inner", default="Flat;HNSW32", help="muvera: inner indexes, ';'-separated")
     ap.add_argument("--build-variants", default="",
                     help="graph: more GPU builds, ';'-separated, each name=value,... of build_ attributes")
+    ap.add_argument("--graph-quick", action="store_true",
+                    help="graph: the default kernel alone, around recall 0.95, and no GPU search of GPU-built graphs")
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results"))
     args = ap.parse_args()
     xb, xq = load(args.data, args.n, args.nq)

@@ -39,14 +39,14 @@ __device__ bool visit(uint32_t* hash, uint32_t row, int* count = nullptr) {
 
 // Two ways to score the rows in slots [0, count) (kEmpty skipped) into
 // dist. The search is bound by the latency of these gathers, not by
-// arithmetic, and the fastest one depends on how many blocks an SM then
-// holds, so both are kept and measured (bench/gpu.py graph):
-//  - one warp per row (score_rows_warp), few registers;
-//  - teams of kTeam threads with kInFlight rows each (score_rows_team), more
-//    loads in flight per block but more registers. Every thread runs the
-//    same number of rounds: the team's shuffles need the whole warp. On an
-//    H200 (1M x 384) its first form, four rows a team at 61 registers, ran
-//    at 0.7x the warp's queries per second.
+// arithmetic, and the faster one depends on how many blocks an SM holds:
+//  - one warp per row (score_rows_warp): the re-sorting kernel's;
+//  - teams of kTeam threads with kInFlight rows each (score_rows_team): the
+//    merging kernel's. Every thread runs the same number of rounds: the
+//    team's shuffles need the whole warp. On an H200 (1M x 384, bench/gpu.py
+//    graph) two rows a team at 48 registers ran at 1.03 to 1.6 times the
+//    warp's queries per second in the merging kernel (75 registers); four
+//    rows a team at 61 registers had run at 0.7 times.
 __device__ void score_rows_warp(const float* q, const float* vectors, int d, bool l2, const uint32_t* rows,
                                 float* dist, int count) {
     const int lane = threadIdx.x % 32;
@@ -227,7 +227,7 @@ __global__ void __launch_bounds__(kBlock) graph_search_kernel(const float* vecto
 // variant re-sorts the whole buffer (log^2 of it block-wide barriers). Its
 // visited set is a quarter of the size and is rebuilt from the list when
 // half full, so long searches keep exploring.
-template <int LIST, int F, bool TEAM, int HASH = (LIST >= 512 ? 4096 : 2048)>
+template <int LIST, int F, bool TEAM, int HASH = (LIST >= 384 ? 4096 : 2048)>
 __global__ void __launch_bounds__(kBlock, TEAM ? 10 : 1) graph_search_merge_kernel(
     const float* vectors, int64_t n, int d, const int32_t* graph, int degree, int32_t entry, const int64_t* labels,
     bool l2, const float* xq, int k, int width, int max_iter, int seed_rounds, uint64_t seed, float* D, int64_t* I) {
@@ -415,7 +415,8 @@ void graph_search(GpuResources& res, const float* vectors, int64_t n, int d, con
     if (nq == 0) return;
     NEARLY_CHECK_ARG(n > 0, "GPU graph search on an empty graph");
     int itopk = std::max(p.itopk, k);
-    int list = itopk <= 32 ? 32 : itopk <= 64 ? 64 : itopk <= 128 ? 128 : itopk <= 256 ? 256 : 512;
+    // The merging kernel's list need not be a power of two: 384 as well.
+    int list = itopk <= 32 ? 32 : itopk <= 64 ? 64 : itopk <= 128 ? 128 : itopk <= 256 ? 256 : itopk <= 384 ? 384 : 512;
     NEARLY_CHECK_ARG(itopk <= (p.merge ? 512 : 256), p.merge
                                                          ? "GPU graph search: itopk (efSearch) must be <= 512"
                                                          : "GPU graph search: itopk (efSearch) must be <= 256 "
@@ -429,9 +430,9 @@ void graph_search(GpuResources& res, const float* vectors, int64_t n, int d, con
         int F = 32;
         while (F < need) F <<= 1;
         NEARLY_CHECK_ARG(F <= 256, "GPU graph search: width * degree must be <= 256");
-        // The team scorer on request, for the benchmark (see score_rows_team).
+        // The team scorer unless the warp one is asked for (the benchmark compares them).
         const char* scorer = std::getenv("NEARLY_GPU_GRAPH_SCORER");
-        const bool team = scorer && std::string(scorer) == "team";
+        const bool team = !(scorer && std::string(scorer) == "warp");
         auto go = [&](auto L, auto FF) {
             constexpr int kL = decltype(L)::value, kF = decltype(FF)::value;
             if (team)
@@ -452,6 +453,7 @@ void graph_search(GpuResources& res, const float* vectors, int64_t n, int d, con
         else if (list == 64) by_f(std::integral_constant<int, 64>{});
         else if (list == 128) by_f(std::integral_constant<int, 128>{});
         else if (list == 256) by_f(std::integral_constant<int, 256>{});
+        else if (list == 384) by_f(std::integral_constant<int, 384>{});
         else by_f(std::integral_constant<int, 512>{});
         return;
     }

@@ -133,8 +133,10 @@ void knn_exact(GpuResources& res, const KnnArgs& a) {
     int kp = 1;
     while (kp < k) kp <<= 1;
     // Segment length: long enough that k candidates per segment stay a small
-    // fraction of the columns.
-    const int seg_len = kp <= 64 ? 8192 : 8 * kp;
+    // fraction of the columns, and that few blocks each sort a first full
+    // buffer (k = 65 over 62,608 columns for 1M rows: 1,024-column segments
+    // took 3.9 s on an H200, 8,192 for k = 33 took 0.64 s).
+    const int seg_len = std::max(8192, 8 * kp);
     int64_t tile_mb = 256;
     if (const char* e = std::getenv("NEARLY_GPU_TILE_MB")) tile_mb = std::max(1, std::atoi(e));  // for benchmarks
     // Tiles of 256 MB (a quarter of the scratch budget at most): per-tile

@@ -49,12 +49,13 @@ def test_gpu_hnsw_long_beam(res, graph, width):
     gpu = nearly.index_cpu_to_gpu(res, 0, cpu)
     assert gpu.search_merge  # the default
     gpu.search_width = width
-    cpu.hnsw.efSearch = gpu.efSearch = 512
-    rc = recall(cpu.search(xq, 10)[1], gt, 10)
-    Dg, Ig = gpu.search(xq, 10)
-    assert recall(Ig, gt, 10) >= rc - 0.01
-    true = ((xq[:, None, :] - xb[Ig]) ** 2).sum(-1)
-    np.testing.assert_allclose(Dg, true, rtol=1e-4, atol=1e-3)
+    for ef in (384, 512):  # lists of 384 (not a power of two) and 512
+        cpu.hnsw.efSearch = gpu.efSearch = ef
+        rc = recall(cpu.search(xq, 10)[1], gt, 10)
+        Dg, Ig = gpu.search(xq, 10)
+        assert recall(Ig, gt, 10) >= rc - 0.01
+        true = ((xq[:, None, :] - xb[Ig]) ** 2).sum(-1)
+        np.testing.assert_allclose(Dg, true, rtol=1e-4, atol=1e-3)
     gpu.efSearch = 300
     gpu.search_merge = False
     with pytest.raises(ValueError, match="search_merge"):
@@ -111,11 +112,12 @@ def test_gpu_hnsw_dimensions_not_a_multiple_of_four(res, d):
     np.testing.assert_allclose(Dg, ((xq[:, None, :] - xb[Ig]) ** 2).sum(-1), rtol=1e-4, atol=1e-3)
 
 
+@pytest.mark.parametrize("scorer", ["team", "warp"])
 @pytest.mark.parametrize("d", [48, 37])
 @pytest.mark.parametrize("width", [1, 4])
-def test_gpu_hnsw_team_scorer(res, graph, monkeypatch, d, width):
-    # the merging kernel's other scorer (teams of threads, float4 loads when d % 4 == 0)
-    monkeypatch.setenv("NEARLY_GPU_GRAPH_SCORER", "team")
+def test_gpu_hnsw_merging_kernel_scorers(res, graph, monkeypatch, scorer, d, width):
+    # teams of threads (the default; float4 loads when d % 4 == 0) or a warp per row
+    monkeypatch.setenv("NEARLY_GPU_GRAPH_SCORER", scorer)
     if d == 48:
         cpu, xb, xq, gt = graph
     else:
