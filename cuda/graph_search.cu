@@ -44,7 +44,7 @@ __device__ bool visit(uint32_t* hash, uint32_t row, int* count = nullptr) {
 //  - teams of kTeam threads with kInFlight rows each (score_rows_team): the
 //    merging kernel's. Every thread runs the same number of rounds: the
 //    team's shuffles need the whole warp. On an H200 (1M x 384, bench/gpu.py
-//    graph) two rows a team at 48 registers ran at 1.03 to 1.6 times the
+//    graph) two rows a team at 48 registers ran at 1.03 to 1.55 times the
 //    warp's queries per second in the merging kernel (75 registers); four
 //    rows a team at 61 registers had run at 0.7 times.
 __device__ void score_rows_warp(const float* q, const float* vectors, int d, bool l2, const uint32_t* rows,
