@@ -29,6 +29,25 @@ IndexPQ::IndexPQ(int d, size_t M, size_t nbits, MetricType metric)
     is_trained = false;
 }
 
+void IndexPQ::copy_from(const IndexPQ& orig) {
+    std::shared_lock<SharedMutex> theirs(orig.rw_mutex_);
+    std::unique_lock<SharedMutex> mine(rw_mutex_);
+    NEARLY_CHECK_ARG(orig.pq.M == pq.M && orig.pq.nbits == pq.nbits && orig.d == d && ntotal == 0,
+                     "IndexPQ::copy_from: into an empty index of the same shape");
+    pq = orig.pq;
+    const CodeLayout from = orig.layout(), to = layout();
+    const size_t n = size_t(orig.ntotal);
+    codes_.assign(to.bytes(n), 0);
+    std::vector<uint8_t> code(pq.code_size);
+    for (size_t j = 0; j < n; j++) {
+        from.get(orig.codes_.data(), j, code.data());
+        to.put(codes_.data(), j, code.data());
+    }
+    ntotal = orig.ntotal;
+    is_trained = orig.is_trained;
+    verbose = orig.verbose;
+}
+
 void IndexPQ::train(idx_t n, const float* x) {
     check_writable();
     NEARLY_CHECK_ARG(n >= 0, "n must be non-negative");

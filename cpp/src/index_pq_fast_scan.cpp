@@ -22,6 +22,10 @@ IndexPQFastScan::IndexPQFastScan(int d, size_t M, size_t nbits, MetricType metri
     code_block_ = bbs;
 }
 
+IndexPQFastScan::IndexPQFastScan(const IndexPQ& orig) : IndexPQFastScan(orig.d, orig.pq.M, orig.pq.nbits, orig.metric_type) {
+    copy_from(orig);
+}
+
 void IndexPQFastScan::search(idx_t n, const float* x, idx_t k, float* D, idx_t* I,
                              const SearchParameters* params) const {
     search_sorted_or_not(n, x, k, D, I, params, true);

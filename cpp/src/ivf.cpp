@@ -88,6 +88,29 @@ void IndexIVF::encode_each(idx_t n, const float* x, const idx_t* list_nos, uint8
     });
 }
 
+void IndexIVF::copy_lists_from(const IndexIVF& other) {
+    NEARLY_CHECK_ARG(other.nlist == nlist && other.code_size == code_size,
+                     "copy_lists_from: the lists must have the same number and code size");
+    std::unique_lock<SharedMutex> lk(rw_mutex_);
+    NEARLY_CHECK_ARG(ntotal == 0, "copy_lists_from: into an empty index");
+    const CodeLayout from = other.layout(), to = layout();
+    lists_.set_direct_map(false);
+    parallel_for(nlist, [&](size_t l) {
+        const List& src = other.lists_[l];
+        List& dst = lists_.lists[l];
+        const size_t n = src.ids.size();
+        dst.ids = src.ids;
+        dst.codes.assign(to.bytes(n), 0);
+        std::vector<uint8_t> code(code_size);
+        for (size_t j = 0; j < n; j++) {
+            from.get(src.codes.data(), j, code.data());
+            to.put(dst.codes.data(), j, code.data());
+        }
+    });
+    ntotal = other.ntotal;
+    nprobe = other.nprobe;
+}
+
 void IndexIVF::refresh_trained() {
     is_trained = quantizer->is_trained && size_t(quantizer->ntotal) == nlist && encoder_trained();
 }

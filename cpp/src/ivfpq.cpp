@@ -11,6 +11,26 @@
 namespace nearly {
 
 
+void IndexIVFPQ::copy_from(const IndexIVFPQ& orig) {
+    std::shared_lock<SharedMutex> lk(orig.rw_mutex_);
+    NEARLY_CHECK_ARG(orig.pq.M == pq.M && orig.pq.nbits == pq.nbits && orig.d == d && orig.nlist == nlist,
+                     "IndexIVFPQ::copy_from: a different shape");
+    {
+        std::unique_lock<SharedMutex> mine(rw_mutex_);
+        quantizer = orig.quantizer;
+        pq = orig.pq;
+        pq_trained_ = orig.pq_trained_;
+        by_residual = orig.by_residual;
+        use_precomputed_table = orig.use_precomputed_table;
+        precomputed_table = orig.precomputed_table;
+        cp = orig.cp;
+        verbose = orig.verbose;
+    }
+    copy_lists_from(orig);
+    std::unique_lock<SharedMutex> mine(rw_mutex_);
+    is_trained = orig.is_trained;
+}
+
 IndexIVFPQ::IndexIVFPQ(IndexPtr quantizer_, int d, size_t nlist_, size_t M, size_t nbits, MetricType metric)
     : IndexIVFPQ(std::move(quantizer_), d, nlist_, M, nbits, metric, 0) {}
 

@@ -84,6 +84,11 @@ IndexIVFPQFastScan::IndexIVFPQFastScan(IndexPtr quantizer_, int d, size_t nlist_
     by_residual = false;
 }
 
+IndexIVFPQFastScan::IndexIVFPQFastScan(const IndexIVFPQ& orig)
+    : IndexIVFPQFastScan(orig.quantizer, orig.d, orig.nlist, orig.pq.M, orig.pq.nbits, orig.metric_type) {
+    copy_from(orig);
+}
+
 std::unique_ptr<InvertedListScanner> IndexIVFPQFastScan::get_scanner() const {
     auto sc = std::make_unique<IVFPQFastScanScanner>(*this);
     return sc;

@@ -165,6 +165,12 @@ void bind_pq(py::module_& m) {
              }),
              py::arg("d"), py::arg("M"), py::arg("nbits") = 4, py::arg("metric") = int(METRIC_L2),
              py::arg("bbs") = 32)
+        .def(py::init([](const IndexPQ& orig, long long bbs) {
+                 check_bbs(bbs);
+                 py::gil_scoped_release release;
+                 return std::make_shared<IndexPQFastScan>(orig);
+             }),
+             py::arg("orig"), py::arg("bbs") = 32, "faiss's conversion of a 4-bit IndexPQ.")
         .def_property_readonly("bbs", [](const IndexPQFastScan&) { return IndexPQFastScan::bbs; })
         .def_property_readonly("M", [](const IndexPQFastScan& i) { return i.pq.M; });
 
@@ -178,6 +184,12 @@ void bind_pq(py::module_& m) {
              }),
              py::arg("quantizer"), py::arg("d"), py::arg("nlist"), py::arg("M"), py::arg("nbits") = 4,
              py::arg("metric") = int(METRIC_L2), py::arg("bbs") = 32)
+        .def(py::init([](const IndexIVFPQ& orig, long long bbs) {
+                 check_bbs(bbs);
+                 py::gil_scoped_release release;
+                 return std::make_shared<IndexIVFPQFastScan>(orig);
+             }),
+             py::arg("orig"), py::arg("bbs") = 32, "faiss's conversion of a 4-bit IndexIVFPQ (the quantizer is shared).")
         .def_property_readonly("bbs", [](const IndexIVFPQFastScan&) { return IndexIVFPQFastScan::bbs; })
         .def_property_readonly("M", [](const IndexIVFPQFastScan& i) { return i.pq.M; });
 

@@ -27,6 +27,9 @@ struct IndexPQ : IndexFlatCodes {
     size_t code_size() const override { return pq.code_size; }
 
    protected:
+    // orig's PQ, codes (re-laid into this index's layout) and training into
+    // this new index of the same shape (the fast-scan conversion).
+    void copy_from(const IndexPQ& orig);
     void write_encoder_state(Writer& w) const override;
     // The body write_body writes, read into a T (IndexPQ or a subclass with
     // the same constructor); `what` names it in errors.

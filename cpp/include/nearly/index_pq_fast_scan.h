@@ -13,6 +13,9 @@ struct IndexPQFastScan : IndexPQ {
     static constexpr size_t bbs = 32;  // faiss's block size; the only one
 
     IndexPQFastScan(int d, size_t M, size_t nbits = 4, MetricType metric = METRIC_L2);
+    // faiss's conversion: an IndexPQ with 4-bit codes as a fast-scan index
+    // (the same PQ and entries, codes re-laid in blocks of 32).
+    explicit IndexPQFastScan(const IndexPQ& orig);
 
     std::string type_name() const override { return "PQFastScan"; }
     void search(idx_t n, const float* x, idx_t k, float* D, idx_t* I,

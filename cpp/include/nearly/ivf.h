@@ -215,6 +215,11 @@ struct IndexIVF : Index {
     void write_lists(Writer& w, size_t unit) const;
     void read_lists(Reader& r, size_t unit, idx_t ntotal, const char* what);
     void refresh_trained();
+    // Takes other's lists (ids, and codes of the same code_size re-laid into
+    // this index's layout), ntotal and nprobe, into this new, empty index
+    // (the layout conversions: IVFPQ to fast-scan). The caller holds other's
+    // read lock; no direct map is carried over (faiss does not either).
+    void copy_lists_from(const IndexIVF& other);
 
    private:
     void add_core(idx_t n, const float* x, const idx_t* ids);  // ids null: sequential

@@ -42,6 +42,10 @@ struct IndexIVFPQ : IndexIVF {
     IndexIVFPQ(IndexPtr quantizer, int d, size_t nlist, size_t M, size_t nbits, MetricType metric,
                size_t required_nbits);
     bool pq_trained_ = false;
+    // Everything of orig into this new index of the same d, nlist and PQ
+    // shape (the fast-scan conversion): its quantizer (shared, as in faiss),
+    // PQ, by_residual, precomputed table, k-means settings and lists.
+    void copy_from(const IndexIVFPQ& orig);
     void encode_vectors(idx_t n, const float* x, const idx_t* list_nos, uint8_t* codes) const override;
     void decode_vector(size_t list_no, const uint8_t* code, float* out) const override;
     void train_encoder(idx_t n, const float* x, const idx_t* assign) override;

@@ -17,6 +17,11 @@ struct IndexIVFPQFastScan : IndexIVFPQ {
 
     IndexIVFPQFastScan(IndexPtr quantizer, int d, size_t nlist, size_t M, size_t nbits = 4,
                        MetricType metric = METRIC_L2);
+    // faiss's conversion: an IndexIVFPQ with 4-bit codes (trained, filled or
+    // not) as a fast-scan index: the same quantizer (shared), PQ, by_residual,
+    // nprobe and entries, the codes re-laid in blocks of 32. Searches then
+    // score with quantized tables (approximate distances, like faiss).
+    explicit IndexIVFPQFastScan(const IndexIVFPQ& orig);
 
     std::string type_name() const override { return "IVFPQFastScan"; }
     void write_body(Writer& w) const override;
