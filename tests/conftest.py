@@ -18,6 +18,17 @@ def rng():
     return np.random.default_rng(12345)
 
 
+@pytest.fixture(scope="module")
+def faiss_one_thread():
+    """faiss on one OpenMP thread for a module: its threads spin-wait, and on a
+    loaded 2-core machine its k-means took 50x longer with 2 threads than with 1."""
+    faiss = pytest.importorskip("faiss")
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    yield
+    faiss.omp_set_num_threads(before)
+
+
 @pytest.fixture
 def faiss():
     """The reference implementation; tests using it are skipped without faiss-cpu."""

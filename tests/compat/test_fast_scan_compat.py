@@ -12,16 +12,7 @@ from _testutil import METRIC_IP, METRIC_L2, brute_force, recall_at
 faiss = pytest.importorskip("faiss")
 
 STRINGS = ["PQ48x4fs", "IVF128,PQ48x4fs", "IVF128,PQ48x4fsr", "IVF128,PQ48x4fs,RFlat"]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_faiss_thread():
-    # faiss's OpenMP threads spin-wait: on a loaded 2-core machine its k-means
-    # took 50x longer with 2 threads than with 1.
-    before = faiss.omp_get_max_threads()
-    faiss.omp_set_num_threads(1)
-    yield
-    faiss.omp_set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("faiss_one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -15,14 +15,7 @@ faiss = pytest.importorskip("faiss")
 
 METRICS = [METRIC_L2, METRIC_IP]
 METRIC_IDS = ["L2", "IP"]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_faiss_thread():
-    before = faiss.omp_get_max_threads()  # faiss's OpenMP spin-waits on a loaded 2-core machine
-    faiss.omp_set_num_threads(1)
-    yield
-    faiss.omp_set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("faiss_one_thread")
 
 
 @pytest.fixture(scope="module")
@@ -49,6 +42,17 @@ def twin_ivfpq(x, metric, by_residual, nlist=64, M=48):
     return ours, theirs
 
 
+def check_search(orig, converted, faiss_converted, xq, gt):
+    """Quantized tables: results near the float ADC ones, and as near the
+    exact top 10 as faiss's conversion of the same codebooks."""
+    D0, I0 = orig.search(xq, 10)
+    D1, I1 = converted.search(xq, 10)
+    _, If = faiss_converted.search(xq, 10)
+    assert recall_at(I1, I0, 10) >= 0.95
+    assert abs(recall_at(I1, gt, 10) - recall_at(If, gt, 10)) <= 0.01
+    assert np.abs(D1 - D0).max() <= 0.05 * np.abs(D0).max()
+
+
 @pytest.mark.parametrize("by_residual", [True, False], ids=["residual", "direct"])
 @pytest.mark.parametrize("metric", METRICS, ids=METRIC_IDS)
 def test_ivfpq_conversion_matches_faiss(real, metric, by_residual):
@@ -65,14 +69,7 @@ def test_ivfpq_conversion_matches_faiss(real, metric, by_residual):
     for l in (0, 17, 63):
         np.testing.assert_array_equal(fs_ours.list_ids(l), ours.list_ids(l))
     np.testing.assert_array_equal(fs_ours.reconstruct_n(0, len(x)), ours.reconstruct_n(0, len(x)))
-    # quantized tables: near the float ADC results, and as near as faiss's conversion
-    D0, I0 = ours.search(xq, 10)
-    D1, I1 = fs_ours.search(xq, 10)
-    Df, If = fs_theirs.search(xq, 10)
-    assert recall_at(I1, I0, 10) >= 0.95
-    assert abs(recall_at(I1, gt, 10) - recall_at(If, gt, 10)) <= 0.01
-    scale = np.abs(D0).max()
-    assert np.abs(D1 - D0).max() <= 0.05 * scale
+    check_search(ours, fs_ours, fs_theirs, xq, gt)
     # orig is untouched; the conversion takes adds of its own
     n0 = ours.ntotal
     fs_ours.add(x[:100])
@@ -112,12 +109,7 @@ def test_pq_conversion_matches_faiss(real, metric):
     for attr in ("ntotal", "is_trained", "code_size", "d", "metric_type"):
         assert getattr(fs_ours, attr) == getattr(fs_theirs, attr), attr
     np.testing.assert_array_equal(fs_ours.reconstruct_n(0, len(x)), ours.reconstruct_n(0, len(x)))
-    D0, I0 = ours.search(xq, 10)
-    D1, I1 = fs_ours.search(xq, 10)
-    _, If = fs_theirs.search(xq, 10)
-    assert recall_at(I1, I0, 10) >= 0.95
-    assert abs(recall_at(I1, gt, 10) - recall_at(If, gt, 10)) <= 0.01
-    assert np.abs(D1 - D0).max() <= 0.05 * np.abs(D0).max()
+    check_search(ours, fs_ours, fs_theirs, xq, gt)
     fs_ours.add(x[:10])
     assert fs_ours.ntotal == len(x) + 10 and ours.ntotal == len(x)
 

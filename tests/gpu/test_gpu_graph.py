@@ -95,15 +95,19 @@ def test_gpu_hnsw_ids_params_and_devices(res, graph, cupy):
         gpu.search(xq, 300)
 
 
-@pytest.mark.parametrize("d", [37, 6])
-def test_gpu_hnsw_dimensions_not_a_multiple_of_four(res, d):
-    # the scorer's scalar path (rows not 16-byte aligned)
+def small_graph(d, M):
     rng = np.random.default_rng(d)
     xb = clustered(rng, 4000, d, nclusters=40, scale=2.0, spread=0.5)
     xq = clustered(rng, 200, d, nclusters=40, scale=2.0, spread=0.5)
-    cpu = nearly.IndexHNSWFlat(d, 8)
+    cpu = nearly.IndexHNSWFlat(d, M)
     cpu.add(xb)
-    _, gt = brute_force(xq, xb, 10, nearly.METRIC_L2)
+    return cpu, xb, xq, brute_force(xq, xb, 10, nearly.METRIC_L2)[1]
+
+
+@pytest.mark.parametrize("d", [37, 6])
+def test_gpu_hnsw_dimensions_not_a_multiple_of_four(res, d):
+    # the scorer's scalar path (rows not 16-byte aligned)
+    cpu, xb, xq, gt = small_graph(d, 8)
     gpu = nearly.index_cpu_to_gpu(res, 0, cpu)
     cpu.hnsw.efSearch = gpu.efSearch = 64
     rc = recall(cpu.search(xq, 10)[1], gt, 10)
@@ -118,15 +122,7 @@ def test_gpu_hnsw_dimensions_not_a_multiple_of_four(res, d):
 def test_gpu_hnsw_merging_kernel_scorers(res, graph, monkeypatch, scorer, d, width):
     # teams of threads (the default; float4 loads when d % 4 == 0) or a warp per row
     monkeypatch.setenv("NEARLY_GPU_GRAPH_SCORER", scorer)
-    if d == 48:
-        cpu, xb, xq, gt = graph
-    else:
-        rng = np.random.default_rng(d)
-        xb = clustered(rng, 4000, d, nclusters=40, scale=2.0, spread=0.5)
-        xq = clustered(rng, 200, d, nclusters=40, scale=2.0, spread=0.5)
-        cpu = nearly.IndexHNSWFlat(d, 16)
-        cpu.add(xb)
-        _, gt = brute_force(xq, xb, 10, nearly.METRIC_L2)
+    cpu, xb, xq, gt = graph if d == 48 else small_graph(d, 16)
     gpu = nearly.index_cpu_to_gpu(res, 0, cpu)
     gpu.search_width = width
     cpu.hnsw.efSearch = gpu.efSearch = 64
