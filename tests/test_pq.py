@@ -199,6 +199,28 @@ def test_adc_kernel_every_level_equals_scalar(level, M, n):
     np.testing.assert_allclose(got, exact, rtol=1e-5, atol=1e-4)
 
 
+@pytest.mark.parametrize("ip", [False, True], ids=["L2", "IP"])
+@pytest.mark.parametrize("dsub", [1, 2, 3, 4, 5, 8, 12, 16, 17, 24])
+@pytest.mark.parametrize("M", [1, 2, 3, 48])
+def test_sdc_kernel_every_level_matches_float64(level, M, dsub, ip):
+    """The code to code kernel (HNSWPQ's pruning) against a float64 reference
+    at every level; the vector levels split dsub into 8-, 4- and 1-float
+    steps, so widths that are not multiples of 8 take every path."""
+    rng = np.random.default_rng(M * 100 + dsub)
+    C = rng.standard_normal((M, 256, dsub)).astype(np.float32)
+    a, b = rng.integers(0, 256, (2, 40, M), dtype=np.uint8)
+    a[0] = b[0]  # a code against itself: L2 exactly 0
+    got = nearly.pq_sdc_scores(C, a, b, ip=ip)
+    x = C.astype(np.float64)[np.arange(M)[None, :], a.astype(np.int64)]
+    y = C.astype(np.float64)[np.arange(M)[None, :], b.astype(np.int64)]
+    want = (x * y).sum((1, 2)) if ip else ((x - y) ** 2).sum((1, 2))
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-4)
+    if not ip:
+        assert got[0] == 0.0
+    with pytest.raises(ValueError):
+        nearly.pq_sdc_scores(C, a[:, :M - 1] if M > 1 else a[:0], b)
+
+
 @pytest.mark.skipif("avx512" not in nearly.simd_levels_supported(), reason="needs AVX-512")
 @pytest.mark.parametrize("M", ADC_M)
 @pytest.mark.parametrize("n", ADC_N)

@@ -6,6 +6,7 @@
 
 #include "hnsw_graph.h"
 #include "nearly/io.h"
+#include "nearly/simd.h"
 #include "nearly/topk.h"
 
 namespace nearly {
@@ -94,7 +95,13 @@ struct PQSpace {
         const float sum = ((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7])) + rest;
         return IP ? -sum : sum;
     }
-    float sdc(const uint8_t* a, const uint8_t* b) const { return ip ? sdc_of<true>(a, b) : sdc_of<false>(a, b); }
+    float sdc(const uint8_t* a, const uint8_t* b) const {
+        if (pq.nbits == 8) {  // the SIMD kernel (codes are centroid numbers)
+            const float s = simd().pq_sdc8(pq.centroids.data(), pq.dsub, pq.M, a, b, ip);
+            return ip ? -s : s;
+        }
+        return ip ? sdc_of<true>(a, b) : sdc_of<false>(a, b);
+    }
     float score(const Query& q, slot_t s) const {
         const uint8_t* c = st.payload(s);
         if (!q.table) return sdc(q.code, c);

@@ -270,6 +270,21 @@ void bind_pq(py::module_& m) {
         return out;
     }, py::arg("tab"), py::arg("codes"), py::arg("gathers") = false);
 
+    // Test hook: the active level's code to code kernel on centroids (M, 256,
+    // dsub) for each pair of rows of a and b ((n, M) 8-bit codes).
+    m.def("pq_sdc_scores", [](py::handle c_obj, py::handle a_obj, py::handle b_obj, bool ip) {
+        auto C = py::array_t<float, py::array::c_style | py::array::forcecast>::ensure(c_obj);
+        if (!C || C.ndim() != 3 || C.shape(1) != 256 || C.shape(2) < 1)
+            throw InvalidArgument("centroids must have shape (M, 256, dsub)");
+        const size_t M = C.shape(0), dsub = C.shape(2);
+        ByteArray a = as_codes(a_obj, M), b = as_codes(b_obj, M);
+        if (a.shape(0) != b.shape(0)) throw InvalidArgument("a and b must hold as many codes");
+        py::array_t<float> out(a.shape(0));
+        for (py::ssize_t i = 0; i < a.shape(0); i++)
+            out.mutable_data()[i] = simd().pq_sdc8(C.data(), dsub, M, a.data() + i * M, b.data() + i * M, ip);
+        return out;
+    }, py::arg("centroids"), py::arg("a"), py::arg("b"), py::arg("ip") = false);
+
     // Test hook: the active level's nearest_transposed for each row of x
     // against ct (d, k) and norms (k,): (indices, scores).
     m.def("nearest_transposed", [](py::handle x_obj, py::handle ct_obj, py::handle norms_obj) {

@@ -83,6 +83,11 @@ struct SimdKernels {
     // sums are in the level's order.
     void (*l1_ny)(const float* q, const float* x, size_t d, size_t ny, float* out);
     void (*linf_ny)(const float* q, const float* x, size_t d, size_t ny, float* out);
+    // PQ code to code (symmetric) score of two 8-bit codes of M bytes from the
+    // centroids C (M x 256 x dsub): the sum over m of ||C[m][a[m]] -
+    // C[m][b[m]]||^2, or of their inner products when ip. Sums in the level's
+    // order (HNSW pruning on codes, hnsw_pq.cpp).
+    float (*pq_sdc8)(const float* C, size_t dsub, size_t M, const uint8_t* a, const uint8_t* b, bool ip);
 };
 
 // The vecmat kernels of each level (cpp/src/simd/<isa>/vecmat.cpp, compiled
@@ -101,6 +106,11 @@ void vecmat_fused_neon(const float* x, size_t d, const float* w, size_t n, float
 void pq_adc8_scalar(const float* tab, const uint8_t* codes, size_t M, size_t n, float* out);
 void pq_adc8_avx2(const float* tab, const uint8_t* codes, size_t M, size_t n, float* out);
 void pq_adc8_avx512(const float* tab, const uint8_t* codes, size_t M, size_t n, float* out);
+// The pq_sdc8 kernel of each level (cpp/src/simd/<isa>/pq.cpp); AVX-512 uses
+// the AVX2 one (dsub 8, the usual width, fills one 256-bit register), NEON
+// the scalar one.
+float pq_sdc8_scalar(const float* C, size_t dsub, size_t M, const uint8_t* a, const uint8_t* b, bool ip);
+float pq_sdc8_avx2(const float* C, size_t dsub, size_t M, const uint8_t* a, const uint8_t* b, bool ip);
 // The gather variant that pq_adc8_avx512 picks on CPUs where it is faster
 // (tested on its own, whichever the CPU picks).
 void pq_adc8_avx512_gathers(const float* tab, const uint8_t* codes, size_t M, size_t n, float* out);
