@@ -149,7 +149,9 @@ def test_remove_ids_then_add_again():
     gone = np.arange(0, 40000, 30, dtype=np.int64)
     assert index.remove_ids(nearly.IDSelectorBatch(gone)) == len(gone)
     assert index.ntotal == 4000 - len(gone)
-    index.hnsw.efSearch = 128
+    # 256: at 128 the graphs of a 2-thread build (their order differs from
+    # run to run) reach 0.93-0.96 of this ranking, before deletes as well
+    index.hnsw.efSearch = 256
     D, I = index.search(xq, 10)
     assert not np.isin(I, gone).any()
     left = np.setdiff1d(np.arange(4000) * 10, gone)

@@ -336,6 +336,32 @@ def test_direct_types_saturate():
                                   [[0, 0, 17, 255, 255, 255]])
 
 
+@pytest.mark.parametrize("qtype", sorted(DIRECT), ids=["direct", "direct_signed"])
+@pytest.mark.parametrize("metric", METRICS, ids=METRIC_IDS)
+def test_direct_codes_and_integer_queries_score_exactly(level, qtype, metric):
+    """uint8 / int8 data queried with integers (BigANN-style) is scored in
+    integer arithmetic: D is the exact integer distance (rounded once to
+    float32), at every level and every tail of dimensions; a query that is
+    not such integers takes the float kernels, within float rounding."""
+    lo = 0 if qtype == SQ.QT_8bit_direct else -128
+    for d in (1, 15, 16, 17, 33, 384):
+        rng = np.random.default_rng(d)
+        x = rng.integers(lo, lo + 256, (203, d)).astype(np.float32)
+        q = rng.integers(lo, lo + 256, (5, d)).astype(np.float32)
+        q[0] = lo + 255 if metric == METRIC_L2 else lo  # the range's ends
+        index = nearly.IndexScalarQuantizer(d, qtype, metric)
+        index.add(x)
+        D, I = index.search(q, 203)
+        xi, qi = x.astype(np.int64), q.astype(np.int64)
+        exact = ((qi[:, None, :] - xi[None]) ** 2).sum(-1) if metric == METRIC_L2 else qi @ xi.T
+        np.testing.assert_array_equal(D, np.take_along_axis(exact, I, 1).astype(np.float32), err_msg=f"d={d}")
+        np.testing.assert_array_equal(np.sort(I, 1), np.tile(np.arange(203), (5, 1)))
+        Df, If = index.search(q + np.float32(0.25), 10)  # not integers: the float path
+        qf = (q + np.float32(0.25)).astype(np.float64)
+        ef = ((qf[:, None, :] - x[None]) ** 2).sum(-1) if metric == METRIC_L2 else qf @ x.T.astype(np.float64)
+        np.testing.assert_allclose(Df, np.take_along_axis(ef, If, 1), rtol=1e-5, atol=1e-2)
+
+
 def test_bf16_codec():
     x = np.array([[1.0, -2.5, 3.14159, 1e-30, 3e38, 65504.0]], np.float32)
     sq = SQ(6, SQ.QT_bf16)

@@ -15,6 +15,9 @@ SQScorer::SQScorer(const ScalarQuantizer& sq, MetricType metric)
     A_.assign(d_, 0.f);
     B_.assign(d_, 1.f);
     if (sq.qtype == ScalarQuantizer::QT_8bit_direct_signed) A_.assign(d_, -128.f);
+    direct8_ = (sq.qtype == ScalarQuantizer::QT_8bit_direct || sq.qtype == ScalarQuantizer::QT_8bit_direct_signed) &&
+               d_ <= 32768;
+    if (direct8_) q16_.resize(d_);
     if (sq.needs_training()) {
         const float levels = float((1 << sq.bits) - 1);
         for (size_t j = 0; j < d_; j++) {
@@ -43,10 +46,21 @@ void SQScorer::set_query(const float* q) {
     } else {
         for (size_t j = 0; j < d_; j++) r_[j] = q[j] - A_[j];
     }
+    if (!direct8_) return;
+    const float* v = ip_ ? w_.data() : r_.data();
+    const float lo = ip_ ? -255.f : 0.f;
+    int_query_ = true;
+    for (size_t j = 0; j < d_ && int_query_; j++) {
+        int_query_ = v[j] >= lo && v[j] <= 255.f && v[j] == float(int(v[j]));
+        q16_[j] = int_query_ ? int16_t(v[j]) : 0;
+    }
 }
 
 void SQScorer::scores(const uint8_t* codes, size_t n, float* out) const {
-    sq_scores(kind_, ip_, codes, code_size_, n, d_, w_.data(), r_.data(), out);
+    if (int_query_)
+        sq8_int_scores(ip_, codes, code_size_, n, d_, q16_.data(), out);
+    else
+        sq_scores(kind_, ip_, codes, code_size_, n, d_, w_.data(), r_.data(), out);
     if (ip_ && c0_ != 0.f)
         for (size_t i = 0; i < n; i++) out[i] += c0_;
 }
@@ -61,6 +75,18 @@ void sq_scores(int kind, bool ip, const uint8_t* codes, size_t cs, size_t n, siz
         case SimdLevel::avx2: return sq_scores_avx2(kind, ip, codes, cs, n, d, w, r, out);
 #endif
         default: return sq_scores_scalar(kind, ip, codes, cs, n, d, w, r, out);
+    }
+}
+
+void sq8_int_scores(bool ip, const uint8_t* codes, size_t cs, size_t n, size_t d, const int16_t* q, float* out) {
+    switch (simd_level()) {
+#if defined(NEARLY_HAVE_AVX512)
+        case SimdLevel::avx512: return sq8_int_scores_avx512(ip, codes, cs, n, d, q, out);
+#endif
+#if defined(NEARLY_HAVE_AVX2)
+        case SimdLevel::avx2: return sq8_int_scores_avx2(ip, codes, cs, n, d, q, out);
+#endif
+        default: return sq8_int_scores_scalar(ip, codes, cs, n, d, q, out);
     }
 }
 

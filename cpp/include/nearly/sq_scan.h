@@ -36,6 +36,13 @@ class SQScorer {
     std::vector<float> A_, B_;
     std::vector<float> w_, r_;  // IP: w = q B; L2: w = B, r = q - A
     float c0_ = 0.f;            // IP: sum q A
+    // 8-bit direct codes (B = 1) and a query of small integers (uint8 data,
+    // as in BigANN): the scores in exact integer arithmetic, q16 = r (L2,
+    // 0..255) or w (IP, -255..255). faiss scores these types in integers
+    // too (truncating any query); here a query that is not such integers
+    // keeps the float kernels.
+    bool direct8_ = false, int_query_ = false;
+    std::vector<int16_t> q16_;
 };
 
 // One kernel per SIMD level: out[i] = sum_j w_j c_ij (ip) or
@@ -48,5 +55,17 @@ void sq_scores_avx2(int kind, bool ip, const uint8_t* codes, size_t cs, size_t n
                     const float* r, float* out);
 void sq_scores_avx512(int kind, bool ip, const uint8_t* codes, size_t cs, size_t n, size_t d, const float* w,
                       const float* r, float* out);
+
+// The integer kernels of SQScorer's direct path: out[i] = sum_j (q_j -
+// c_ij)^2 (L2, q_j in 0..255) or sum_j q_j c_ij (IP, |q_j| <= 255) over
+// 8-bit codes, exact as long as d <= 32768 (the sums fit 32 bits); the
+// same values at every level.
+void sq8_int_scores(bool ip, const uint8_t* codes, size_t cs, size_t n, size_t d, const int16_t* q, float* out);
+void sq8_int_scores_scalar(bool ip, const uint8_t* codes, size_t cs, size_t n, size_t d, const int16_t* q,
+                           float* out);
+void sq8_int_scores_avx2(bool ip, const uint8_t* codes, size_t cs, size_t n, size_t d, const int16_t* q,
+                         float* out);
+void sq8_int_scores_avx512(bool ip, const uint8_t* codes, size_t cs, size_t n, size_t d, const int16_t* q,
+                           float* out);
 
 }  // namespace nearly

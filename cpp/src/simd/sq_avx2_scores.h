@@ -120,6 +120,65 @@ static void scores(const uint8_t* codes, size_t cs, size_t n, size_t d, const fl
     }
 }
 
+// Integer query against 8-bit codes: sixteen dimensions per step, codes
+// widened to 16 bits, (q - c)^2 or q c summed pairwise into 32-bit lanes
+// (madd), four codes sharing each load of the query.
+template <bool IP>
+static inline __m256i int_step(__m256i acc, __m256i q, const uint8_t* c) {
+    const __m256i v = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(c)));
+    if constexpr (IP) return _mm256_add_epi32(acc, _mm256_madd_epi16(q, v));
+    const __m256i t = _mm256_sub_epi16(q, v);
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(t, t));
+}
+
+static inline int32_t hsum_epi32(__m256i v) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
+    return _mm_cvtsi128_si32(s);
+}
+
+template <bool IP>
+static inline int32_t int_tail(const uint8_t* c, size_t j0, size_t d, const int16_t* q) {
+    int32_t s = 0;
+    for (size_t j = j0; j < d; j++) {
+        const int32_t t = IP ? int32_t(q[j]) * c[j] : int32_t(q[j]) - c[j];
+        s += IP ? t : t * t;
+    }
+    return s;
+}
+
+template <bool IP>
+static void int_scores(const uint8_t* codes, size_t cs, size_t n, size_t d, const int16_t* q, float* out) {
+    const size_t d16 = d & ~size_t(15);
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        const uint8_t* c0 = codes + i * cs;
+        const uint8_t* c1 = c0 + cs;
+        const uint8_t* c2 = c1 + cs;
+        const uint8_t* c3 = c2 + cs;
+        __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
+        for (size_t j = 0; j < d16; j += 16) {
+            const __m256i qj = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + j));
+            a0 = int_step<IP>(a0, qj, c0 + j);
+            a1 = int_step<IP>(a1, qj, c1 + j);
+            a2 = int_step<IP>(a2, qj, c2 + j);
+            a3 = int_step<IP>(a3, qj, c3 + j);
+        }
+        out[i] = float(hsum_epi32(a0) + int_tail<IP>(c0, d16, d, q));
+        out[i + 1] = float(hsum_epi32(a1) + int_tail<IP>(c1, d16, d, q));
+        out[i + 2] = float(hsum_epi32(a2) + int_tail<IP>(c2, d16, d, q));
+        out[i + 3] = float(hsum_epi32(a3) + int_tail<IP>(c3, d16, d, q));
+    }
+    for (; i < n; i++) {
+        const uint8_t* c = codes + i * cs;
+        __m256i a = _mm256_setzero_si256();
+        for (size_t j = 0; j < d16; j += 16)
+            a = int_step<IP>(a, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + j)), c + j);
+        out[i] = float(hsum_epi32(a) + int_tail<IP>(c, d16, d, q));
+    }
+}
+
 }  // namespace sq_avx2
 
 // Dispatch on (kind, metric) for one level's entry point.

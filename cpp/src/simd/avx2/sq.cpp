@@ -18,4 +18,9 @@ void sq_scores_avx2(int kind, bool ip, const uint8_t* codes, size_t cs, size_t n
     sq_scores_avx2_impl(kind, ip, codes, cs, n, d, w, r, out);
 }
 
+void sq8_int_scores_avx2(bool ip, const uint8_t* codes, size_t cs, size_t n, size_t d, const int16_t* q,
+                         float* out) {
+    ip ? sq_avx2::int_scores<true>(codes, cs, n, d, q, out) : sq_avx2::int_scores<false>(codes, cs, n, d, q, out);
+}
+
 }  // namespace nearly

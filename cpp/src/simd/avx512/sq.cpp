@@ -118,4 +118,48 @@ void sq_scores_avx512(int kind, bool ip, const uint8_t* codes, size_t cs, size_t
     });
 }
 
+namespace {
+
+// The integer path (sq_scan.h), 32 dimensions per step; what is left of d
+// goes through the AVX2 steps' tail.
+template <bool IP>
+inline __m512i int_step512(__m512i acc, __m512i q, const uint8_t* c) {
+    const __m512i v = _mm512_cvtepu8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(c)));
+    if constexpr (IP) return _mm512_add_epi32(acc, _mm512_madd_epi16(q, v));
+    const __m512i t = _mm512_sub_epi16(q, v);
+    return _mm512_add_epi32(acc, _mm512_madd_epi16(t, t));
+}
+
+template <bool IP>
+void int_scores512(const uint8_t* codes, size_t cs, size_t n, size_t d, const int16_t* q, float* out) {
+    const size_t d32 = d & ~size_t(31);
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        const uint8_t* c0 = codes + i * cs;
+        const uint8_t* c1 = c0 + cs;
+        const uint8_t* c2 = c1 + cs;
+        const uint8_t* c3 = c2 + cs;
+        __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
+        for (size_t j = 0; j < d32; j += 32) {
+            const __m512i qj = _mm512_loadu_si512(q + j);
+            a0 = int_step512<IP>(a0, qj, c0 + j);
+            a1 = int_step512<IP>(a1, qj, c1 + j);
+            a2 = int_step512<IP>(a2, qj, c2 + j);
+            a3 = int_step512<IP>(a3, qj, c3 + j);
+        }
+        out[i] = float(_mm512_reduce_add_epi32(a0) + sq_avx2::int_tail<IP>(c0, d32, d, q));
+        out[i + 1] = float(_mm512_reduce_add_epi32(a1) + sq_avx2::int_tail<IP>(c1, d32, d, q));
+        out[i + 2] = float(_mm512_reduce_add_epi32(a2) + sq_avx2::int_tail<IP>(c2, d32, d, q));
+        out[i + 3] = float(_mm512_reduce_add_epi32(a3) + sq_avx2::int_tail<IP>(c3, d32, d, q));
+    }
+    if (i < n) sq_avx2::int_scores<IP>(codes + i * cs, cs, n - i, d, q, out + i);
+}
+
+}  // namespace
+
+void sq8_int_scores_avx512(bool ip, const uint8_t* codes, size_t cs, size_t n, size_t d, const int16_t* q,
+                           float* out) {
+    ip ? int_scores512<true>(codes, cs, n, d, q, out) : int_scores512<false>(codes, cs, n, d, q, out);
+}
+
 }  // namespace nearly

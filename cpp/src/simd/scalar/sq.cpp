@@ -35,6 +35,19 @@ void scores(const uint8_t* codes, size_t cs, size_t n, size_t d, const float* w,
 }
 }  // namespace
 
+void sq8_int_scores_scalar(bool ip, const uint8_t* codes, size_t cs, size_t n, size_t d, const int16_t* q,
+                           float* out) {
+    for (size_t i = 0; i < n; i++) {
+        const uint8_t* c = codes + i * cs;
+        int32_t s = 0;
+        for (size_t j = 0; j < d; j++) {
+            const int32_t t = ip ? int32_t(q[j]) * c[j] : int32_t(q[j]) - c[j];
+            s += ip ? t : t * t;
+        }
+        out[i] = float(s);
+    }
+}
+
 void sq_scores_scalar(int kind, bool ip, const uint8_t* codes, size_t cs, size_t n, size_t d, const float* w,
                       const float* r, float* out) {
     with_sq_kind(kind, [&](auto k) {
