@@ -310,6 +310,33 @@ def test_code_scoring_kernels_at_every_level(qtype, metric):
         nearly.set_simd_level(before)
 
 
+@pytest.mark.parametrize("qtype", QTYPES, ids=QT_IDS)
+@pytest.mark.parametrize("metric", METRICS, ids=METRIC_IDS)
+def test_queries_scored_in_groups_equal_one_at_a_time(level, qtype, metric):
+    """Flat search scores its queries in groups that share each widened code
+    (sq_scores_group): every group size, and a batch of 19 queries (tasks of
+    8, groups of 4 and their remainders), gives each query the bits a search
+    of that query alone gives."""
+    rng = np.random.default_rng(23)
+    d = 45
+    xb, xq = data_for(qtype, rng, 1100, d), data_for(qtype, rng, 19, d)  # more than one block of 1,024 codes
+    index = nearly.IndexScalarQuantizer(d, qtype, metric)
+    index.train(xb)
+    index.add(xb)
+    D, I = index.search(xq, 7)
+    for q in range(len(xq)):
+        Dq, Iq = index.search(xq[q:q + 1], 7)
+        np.testing.assert_array_equal(Dq[0], D[q])
+        np.testing.assert_array_equal(Iq[0], I[q])
+    for g in (2, 3, 4, 5):
+        Dg, Ig = index.search(xq[:g], 7)
+        np.testing.assert_array_equal(Dg, D[:g])
+        np.testing.assert_array_equal(Ig, I[:g])
+    dec = index.sa_decode(index.sa_encode(xb))
+    Dr, _ = brute_force(xq, dec, 7, metric)
+    np.testing.assert_allclose(D, Dr, atol=tolerance(xq, dec, metric, rel=1e-5), rtol=0)
+
+
 def test_sq8_extremes():
     sq = SQ(2, QT8)
     sq.train(np.array([[0, -1], [1, 1]], np.float32))

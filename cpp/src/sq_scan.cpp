@@ -65,6 +65,40 @@ void SQScorer::scores(const uint8_t* codes, size_t n, float* out) const {
         for (size_t i = 0; i < n; i++) out[i] += c0_;
 }
 
+void SQScorer::scores_group(const SQScorer* s, size_t nq, const uint8_t* codes, size_t n, float* out) {
+    bool any_int = false;
+    for (size_t q = 0; q < nq; q++) any_int = any_int || s[q].int_query_;
+    // Integer queries have their own kernel. A group of one goes through the
+    // group kernel too, so that a query's scores do not depend on the batch.
+    if (any_int) {
+        for (size_t q = 0; q < nq; q++) s[q].scores(codes, n, out + q * n);
+        return;
+    }
+    std::vector<const float*> w(nq), r(nq);
+    for (size_t q = 0; q < nq; q++) {
+        w[q] = s[q].w_.data();
+        r[q] = s[q].r_.data();
+    }
+    const SQScorer& a = s[0];
+    sq_scores_group(a.kind_, a.ip_, codes, a.code_size_, n, a.d_, nq, w.data(), r.data(), out);
+    for (size_t q = 0; q < nq; q++)
+        if (s[q].ip_ && s[q].c0_ != 0.f)
+            for (size_t i = 0; i < n; i++) out[q * n + i] += s[q].c0_;
+}
+
+void sq_scores_group(int kind, bool ip, const uint8_t* codes, size_t cs, size_t n, size_t d, size_t nq,
+                     const float* const* w, const float* const* r, float* out) {
+    switch (simd_level()) {
+#if defined(NEARLY_HAVE_AVX512)
+        case SimdLevel::avx512: return sq_scores_group_avx512(kind, ip, codes, cs, n, d, nq, w, r, out);
+#endif
+#if defined(NEARLY_HAVE_AVX2)
+        case SimdLevel::avx2: return sq_scores_group_avx2(kind, ip, codes, cs, n, d, nq, w, r, out);
+#endif
+        default: return sq_scores_group_scalar(kind, ip, codes, cs, n, d, nq, w, r, out);
+    }
+}
+
 void sq_scores(int kind, bool ip, const uint8_t* codes, size_t cs, size_t n, size_t d, const float* w,
                const float* r, float* out) {
     switch (simd_level()) {

@@ -4,6 +4,8 @@
 // reconstructing, removing and resetting are the same for all of them.
 #pragma once
 #include <algorithm>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "nearly/code_layout.h"
@@ -12,6 +14,15 @@
 #include "nearly/topk.h"
 
 namespace nearly {
+
+// A scorer type with a static scores_group(scorers, nq, codes, n, out)
+// scores a group of queries over each block at once (SQScorer).
+template <class T, class = void>
+struct HasScoresGroup : std::false_type {};
+template <class T>
+struct HasScoresGroup<T, std::void_t<decltype(T::scores_group(std::declval<const T*>(), size_t(0),
+                                                              std::declval<const uint8_t*>(), size_t(0),
+                                                              std::declval<float*>()))>> : std::true_type {};
 
 struct IndexFlatCodes : Index {
     IndexFlatCodes(int d, MetricType metric) : Index(d, metric) {}
@@ -61,8 +72,9 @@ struct IndexFlatCodes : Index {
         InterruptPoll poll;
         parallel_for((size_t(n) + kQueriesPerTask - 1) / kQueriesPerTask, [&](size_t t) {
             const size_t q0 = t * kQueriesPerTask, q1 = std::min(size_t(n), q0 + kQueriesPerTask);
-            std::vector<float> buf(kCodeBlock);
-            std::vector<decltype(make_scorer())> scorers;
+            std::vector<float> buf(kQueriesPerTask * kCodeBlock);
+            using Scorer = decltype(make_scorer());
+            std::vector<Scorer> scorers;
             for (size_t q = q0; q < q1; q++) {
                 TopK::init(D + q * kk, I + q * kk, kk);  // L2, or the negated IP
                 scorers.push_back(make_scorer());
@@ -70,12 +82,18 @@ struct IndexFlatCodes : Index {
             }
             for (size_t j0 = 0; j0 < nb; j0 += kCodeBlock) {
                 const size_t m = std::min(kCodeBlock, nb - j0);
+                const uint8_t* block = codes_.data() + j0 * cs;
+                if constexpr (HasScoresGroup<Scorer>::value) {
+                    Scorer::scores_group(scorers.data(), q1 - q0, block, m, buf.data());
+                } else {
+                    for (size_t q = q0; q < q1; q++) scorers[q - q0].scores(block, m, buf.data() + (q - q0) * m);
+                }
                 for (size_t q = q0; q < q1; q++) {
                     float* Dq = D + q * kk;
                     idx_t* Iq = I + q * kk;
-                    scorers[q - q0].scores(codes_.data() + j0 * cs, m, buf.data());
+                    const float* bq = buf.data() + (q - q0) * m;
                     for (size_t j = 0; j < m; j++) {
-                        const float s = ip ? -buf[j] : buf[j];
+                        const float s = ip ? -bq[j] : bq[j];
                         if (s > Dq[0] || (sel && !sel->is_member(idx_t(j0 + j)))) continue;
                         TopK::push(Dq, Iq, kk, s, idx_t(j0 + j));
                     }

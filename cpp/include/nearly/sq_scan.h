@@ -28,6 +28,10 @@ class SQScorer {
     void set_query(const float* q);
     // n codes' scores: squared L2 distances, or inner products.
     void scores(const uint8_t* codes, size_t n, float* out) const;
+    // The scores of nq scorers of one index over the same n codes (out: nq
+    // rows of n), the codes widened once for all (flat search's groups of
+    // queries; index_flat_codes.h).
+    static void scores_group(const SQScorer* s, size_t nq, const uint8_t* codes, size_t n, float* out);
 
    private:
     int kind_;
@@ -55,6 +59,21 @@ void sq_scores_avx2(int kind, bool ip, const uint8_t* codes, size_t cs, size_t n
                     const float* r, float* out);
 void sq_scores_avx512(int kind, bool ip, const uint8_t* codes, size_t cs, size_t n, size_t d, const float* w,
                       const float* r, float* out);
+
+// Several queries of one index against the same codes (flat search): out
+// holds nq rows of n scores; each code is widened once for up to 4 queries
+// (the widening, not the FMAs, is what one query at a time is bound by: 1.6x
+// to 1.9x faster flat searches for SQ4 / SQ8 / fp16 / bf16 on an AMD EPYC).
+// Flat search sends every query through it, groups of one too, so that a
+// query's scores do not depend on its batch.
+void sq_scores_group(int kind, bool ip, const uint8_t* codes, size_t cs, size_t n, size_t d, size_t nq,
+                     const float* const* w, const float* const* r, float* out);
+void sq_scores_group_scalar(int kind, bool ip, const uint8_t* codes, size_t cs, size_t n, size_t d, size_t nq,
+                            const float* const* w, const float* const* r, float* out);
+void sq_scores_group_avx2(int kind, bool ip, const uint8_t* codes, size_t cs, size_t n, size_t d, size_t nq,
+                          const float* const* w, const float* const* r, float* out);
+void sq_scores_group_avx512(int kind, bool ip, const uint8_t* codes, size_t cs, size_t n, size_t d, size_t nq,
+                            const float* const* w, const float* const* r, float* out);
 
 // The integer kernels of SQScorer's direct path: out[i] = sum_j (q_j -
 // c_ij)^2 (L2, q_j in 0..255) or sum_j q_j c_ij (IP, |q_j| <= 255) over

@@ -8,6 +8,7 @@
 #pragma once
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cstring>
 #include <type_traits>
 
@@ -120,6 +121,29 @@ static void scores(const uint8_t* codes, size_t cs, size_t n, size_t d, const fl
     }
 }
 
+// NQ queries (the same index: kind, metric, d) against n codes: each code's
+// dimensions are widened once and serve every query (the widening, not the
+// FMAs, bounds one query at a time). Per query the sums are those of
+// scores(): the same steps in the same order, so the same bits.
+template <int Kind, bool IP, int NQ>
+static void scores_group(const uint8_t* codes, size_t cs, size_t n, size_t d, const float* const* w,
+                         const float* const* r, float* out) {
+    const size_t d8 = d & ~size_t(7);
+    for (size_t i = 0; i < n; i++) {
+        const uint8_t* c = codes + i * cs;
+        __m256 a[NQ];
+        for (int q = 0; q < NQ; q++) a[q] = _mm256_setzero_ps();
+        for (size_t j = 0; j < d8; j += 8) {
+            const __m256 v = load8<Kind>(c, j, cs);
+            for (int q = 0; q < NQ; q++) {
+                const __m256 wj = _mm256_loadu_ps(w[q] + j);
+                a[q] = step<IP>(a[q], wj, IP ? wj : _mm256_loadu_ps(r[q] + j), v);
+            }
+        }
+        for (int q = 0; q < NQ; q++) out[q * n + i] = hsum(a[q]) + tail<Kind, IP>(c, d8, d, w[q], r[q]);
+    }
+}
+
 // Integer query against 8-bit codes: sixteen dimensions per step, codes
 // widened to 16 bits, (q - c)^2 or q c summed pairwise into 32-bit lanes
 // (madd), four codes sharing each load of the query.
@@ -180,6 +204,28 @@ static void int_scores(const uint8_t* codes, size_t cs, size_t n, size_t d, cons
 }
 
 }  // namespace sq_avx2
+
+// Groups of up to four queries (the rest of nq in further groups): out holds
+// nq rows of n scores.
+static inline void sq_scores_group_avx2_impl(int kind, bool ip, const uint8_t* codes, size_t cs, size_t n, size_t d,
+                                             size_t nq, const float* const* w, const float* const* r, float* out) {
+    using namespace sq_avx2;
+    for (size_t q0 = 0; q0 < nq; q0 += 4) {
+        const size_t g = std::min<size_t>(4, nq - q0);
+        with_sq_kind(kind, [&](auto k) {
+            constexpr int K = decltype(k)::value;
+            auto run = [&](auto nqc) {
+                constexpr int G = decltype(nqc)::value;
+                ip ? scores_group<K, true, G>(codes, cs, n, d, w + q0, r + q0, out + q0 * n)
+                   : scores_group<K, false, G>(codes, cs, n, d, w + q0, r + q0, out + q0 * n);
+            };
+            if (g == 4) run(std::integral_constant<int, 4>{});
+            else if (g == 3) run(std::integral_constant<int, 3>{});
+            else if (g == 2) run(std::integral_constant<int, 2>{});
+            else run(std::integral_constant<int, 1>{});
+        });
+    }
+}
 
 // Dispatch on (kind, metric) for one level's entry point.
 static inline void sq_scores_avx2_impl(int kind, bool ip, const uint8_t* codes, size_t cs, size_t n, size_t d,

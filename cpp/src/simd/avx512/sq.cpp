@@ -9,6 +9,8 @@
 
 #include <immintrin.h>
 
+#include <algorithm>
+
 #include "../sq_avx2_scores.h"
 #include "nearly/half.h"
 #include "nearly/sq_scan.h"
@@ -108,7 +110,47 @@ void scores(const uint8_t* codes, size_t cs, size_t n, size_t d, const float* w,
     }
 }
 
+// NQ queries against each code, 16 dimensions a step (see sq_scores_group).
+template <int Kind, bool IP, int NQ>
+void scores_group(const uint8_t* codes, size_t cs, size_t n, size_t d, const float* const* w, const float* const* r,
+                  float* out) {
+    const size_t d16 = d & ~size_t(15);
+    for (size_t i = 0; i < n; i++) {
+        const uint8_t* c = codes + i * cs;
+        __m512 a[NQ];
+        for (int q = 0; q < NQ; q++) a[q] = _mm512_setzero_ps();
+        for (size_t j = 0; j < d16; j += 16) {
+            const __m512 v = load16<Kind>(c, j);
+            for (int q = 0; q < NQ; q++) {
+                const __m512 wj = _mm512_loadu_ps(w[q] + j);
+                a[q] = step16<IP>(a[q], wj, IP ? wj : _mm512_loadu_ps(r[q] + j), v);
+            }
+        }
+        for (int q = 0; q < NQ; q++)
+            out[q * n + i] = _mm512_reduce_add_ps(a[q]) + rest<Kind, IP>(c, cs, d16, d, w[q], r[q]);
+    }
+}
+
 }  // namespace
+
+void sq_scores_group_avx512(int kind, bool ip, const uint8_t* codes, size_t cs, size_t n, size_t d, size_t nq,
+                            const float* const* w, const float* const* r, float* out) {
+    for (size_t q0 = 0; q0 < nq; q0 += 4) {
+        const size_t g = std::min<size_t>(4, nq - q0);
+        with_sq_kind(kind, [&](auto k) {
+            constexpr int K = decltype(k)::value;
+            auto run = [&](auto nqc) {
+                constexpr int G = decltype(nqc)::value;
+                ip ? scores_group<K, true, G>(codes, cs, n, d, w + q0, r + q0, out + q0 * n)
+                   : scores_group<K, false, G>(codes, cs, n, d, w + q0, r + q0, out + q0 * n);
+            };
+            if (g == 4) run(std::integral_constant<int, 4>{});
+            else if (g == 3) run(std::integral_constant<int, 3>{});
+            else if (g == 2) run(std::integral_constant<int, 2>{});
+            else run(std::integral_constant<int, 1>{});
+        });
+    }
+}
 
 void sq_scores_avx512(int kind, bool ip, const uint8_t* codes, size_t cs, size_t n, size_t d, const float* w,
                       const float* r, float* out) {

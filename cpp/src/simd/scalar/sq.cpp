@@ -35,6 +35,11 @@ void scores(const uint8_t* codes, size_t cs, size_t n, size_t d, const float* w,
 }
 }  // namespace
 
+void sq_scores_group_scalar(int kind, bool ip, const uint8_t* codes, size_t cs, size_t n, size_t d, size_t nq,
+                            const float* const* w, const float* const* r, float* out) {
+    for (size_t q = 0; q < nq; q++) sq_scores_scalar(kind, ip, codes, cs, n, d, w[q], r[q], out + q * n);
+}
+
 void sq8_int_scores_scalar(bool ip, const uint8_t* codes, size_t cs, size_t n, size_t d, const int16_t* q,
                            float* out) {
     for (size_t i = 0; i < n; i++) {
