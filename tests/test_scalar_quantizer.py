@@ -565,6 +565,34 @@ def test_ivf_sq_full_probe_is_exact_over_decoded(qtype, metric, by_residual):
     check_search(D, I, xq, dec, 10, metric)
 
 
+@pytest.mark.parametrize("qtype", QTYPES, ids=QT_IDS)
+@pytest.mark.parametrize("metric", METRICS, ids=METRIC_IDS)
+@pytest.mark.parametrize("by_residual", [True, False])
+def test_ivf_sq_list_batches_equal_query_by_query(level, qtype, metric, by_residual):
+    """Many queries per list are scanned list by list, in groups of queries
+    that widen each code once (scan_list_batch); each query's results are the
+    bits the query-by-query scan gives it alone, with and without a selector."""
+    rng = np.random.default_rng(6)
+    d, nlist = 24, 4
+    xb, xq = data_for(qtype, rng, 2500, d), data_for(qtype, rng, 21, d)
+    index = nearly.IndexIVFScalarQuantizer(nearly.IndexFlat(d, metric), d, nlist, qtype, metric, by_residual)
+    index.train(xb)
+    index.add(xb)
+    index.nprobe = 3
+    sel = nearly.IDSelectorRange(100, 2000)
+    for params in (None, nearly.SearchParametersIVF(nprobe=3, sel=sel)):
+        D, I = index.search(xq, 9, params=params)  # 63 (query, list) pairs over 4 lists: by list
+        for q in range(len(xq)):
+            Dq, Iq = index.search(xq[q:q + 1], 9, params=params)  # 3 pairs: query by query
+            if metric == METRIC_IP and by_residual:  # + <q, centroid>: the coarse search of 1 or 21 queries
+                np.testing.assert_allclose(Dq[0], D[q], rtol=1e-6, atol=1e-6)
+            else:
+                np.testing.assert_array_equal(Dq[0], D[q])
+            np.testing.assert_array_equal(Iq[0], I[q])
+        if params is not None:
+            assert ((I >= 100) & (I < 2000)).all()
+
+
 @pytest.mark.parametrize("fs", ["IVF16,SQ8", "IVF16,SQfp16", "IVF16,SQ4", "IVF16,SQ6", "IVF16,SQbf16"])
 def test_ivf_sq_nprobe_and_params(fs):
     rng = np.random.default_rng(5)

@@ -45,6 +45,57 @@ std::unique_ptr<InvertedListScanner> IndexIVFScalarQuantizer::get_scanner() cons
     return std::make_unique<ResidualListScanner<SQScorer>>(*this, SQScorer(sq, metric_type));
 }
 
+void IndexIVFScalarQuantizer::scan_list_batch(size_t l, const uint8_t* codes, const idx_t* ids, size_t size,
+                                              size_t nq, const float* xq, const float* coarse_dis, size_t k,
+                                              const IDSelector* sel, float* dis, idx_t* pos) const {
+    constexpr size_t kGroup = 8, kCodeBlock = 1024;
+    const bool ip = metric_type == METRIC_INNER_PRODUCT;
+    const size_t dd = size_t(d);
+    // As ResidualListScanner: L2 by residual scores q - c; IP by residual
+    // adds the coarse score <q, c> to <q, r>.
+    std::vector<float> centroid, res(dd);
+    if (by_residual && !ip) {
+        centroid.resize(dd);
+        quantizer->reconstruct(idx_t(l), centroid.data());
+    }
+    std::vector<float> buf(kGroup * kCodeBlock);
+    for (size_t g0 = 0; g0 < nq; g0 += kGroup) {
+        const size_t g = std::min(kGroup, nq - g0);
+        std::vector<SQScorer> scorers;
+        scorers.reserve(g);
+        for (size_t i = g0; i < g0 + g; i++) {
+            scorers.emplace_back(sq, metric_type);
+            const float* q = xq + i * dd;
+            if (!centroid.empty()) {
+                for (size_t j = 0; j < dd; j++) res[j] = q[j] - centroid[j];
+                q = res.data();
+            }
+            scorers.back().set_query(q);
+            TopK::init(dis + i * k, pos + i * k, k);
+        }
+        for (size_t j0 = 0; j0 < size; j0 += kCodeBlock) {
+            const size_t m = std::min(kCodeBlock, size - j0);
+            SQScorer::scores_group(scorers.data(), g, codes + j0 * code_size, m, buf.data());
+            for (size_t i = 0; i < g; i++) {
+                float* Dq = dis + (g0 + i) * k;
+                idx_t* Iq = pos + (g0 + i) * k;
+                const float dis0 = by_residual && ip ? coarse_dis[g0 + i] : 0.f;
+                const float* bq = buf.data() + i * m;
+                for (size_t j = 0; j < m; j++) {
+                    const float s = ip ? -(bq[j] + dis0) : bq[j];
+                    if (s > Dq[0] || (sel && !sel->is_member(ids[j0 + j]))) continue;
+                    TopK::push(Dq, Iq, k, s, idx_t(j0 + j));
+                }
+            }
+        }
+        for (size_t i = g0; i < g0 + g; i++) {
+            TopK::sort(dis + i * k, pos + i * k, k);
+            if (ip)
+                for (size_t j = 0; j < k; j++) dis[i * k + j] = -dis[i * k + j];
+        }
+    }
+}
+
 void IndexIVFScalarQuantizer::write_encoder_state(Writer& w) const {
     w.pod<int32_t>(sq.qtype);
     w.vec(sq.trained);
