@@ -84,7 +84,5 @@ void sq8_int_scores_scalar(bool ip, const uint8_t* codes, size_t cs, size_t n, s
                            float* out);
 void sq8_int_scores_avx2(bool ip, const uint8_t* codes, size_t cs, size_t n, size_t d, const int16_t* q,
                          float* out);
-void sq8_int_scores_avx512(bool ip, const uint8_t* codes, size_t cs, size_t n, size_t d, const int16_t* q,
-                           float* out);
 
 }  // namespace nearly

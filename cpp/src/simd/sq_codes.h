@@ -61,4 +61,19 @@ static inline void with_sq_kind(int kind, F&& f) {
     }
 }
 
+// The groups of up to four of nq queries that the group kernels take: calls
+// f(kind, group size, first query) with the first two as integral_constants.
+template <class F>
+static inline void for_query_groups(int kind, size_t nq, F&& f) {
+    for (size_t q0 = 0; q0 < nq; q0 += 4) {
+        const size_t g = nq - q0 < 4 ? nq - q0 : 4;
+        with_sq_kind(kind, [&](auto k) {
+            if (g == 4) f(k, std::integral_constant<int, 4>{}, q0);
+            else if (g == 3) f(k, std::integral_constant<int, 3>{}, q0);
+            else if (g == 2) f(k, std::integral_constant<int, 2>{}, q0);
+            else f(k, std::integral_constant<int, 1>{}, q0);
+        });
+    }
+}
+
 }  // namespace nearly

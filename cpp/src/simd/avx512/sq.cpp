@@ -135,21 +135,11 @@ void scores_group(const uint8_t* codes, size_t cs, size_t n, size_t d, const flo
 
 void sq_scores_group_avx512(int kind, bool ip, const uint8_t* codes, size_t cs, size_t n, size_t d, size_t nq,
                             const float* const* w, const float* const* r, float* out) {
-    for (size_t q0 = 0; q0 < nq; q0 += 4) {
-        const size_t g = std::min<size_t>(4, nq - q0);
-        with_sq_kind(kind, [&](auto k) {
-            constexpr int K = decltype(k)::value;
-            auto run = [&](auto nqc) {
-                constexpr int G = decltype(nqc)::value;
-                ip ? scores_group<K, true, G>(codes, cs, n, d, w + q0, r + q0, out + q0 * n)
-                   : scores_group<K, false, G>(codes, cs, n, d, w + q0, r + q0, out + q0 * n);
-            };
-            if (g == 4) run(std::integral_constant<int, 4>{});
-            else if (g == 3) run(std::integral_constant<int, 3>{});
-            else if (g == 2) run(std::integral_constant<int, 2>{});
-            else run(std::integral_constant<int, 1>{});
-        });
-    }
+    for_query_groups(kind, nq, [&](auto k, auto g, size_t q0) {
+        constexpr int K = decltype(k)::value, G = decltype(g)::value;
+        ip ? scores_group<K, true, G>(codes, cs, n, d, w + q0, r + q0, out + q0 * n)
+           : scores_group<K, false, G>(codes, cs, n, d, w + q0, r + q0, out + q0 * n);
+    });
 }
 
 void sq_scores_avx512(int kind, bool ip, const uint8_t* codes, size_t cs, size_t n, size_t d, const float* w,
@@ -158,50 +148,6 @@ void sq_scores_avx512(int kind, bool ip, const uint8_t* codes, size_t cs, size_t
         constexpr int K = decltype(k)::value;
         ip ? scores<K, true>(codes, cs, n, d, w, r, out) : scores<K, false>(codes, cs, n, d, w, r, out);
     });
-}
-
-namespace {
-
-// The integer path (sq_scan.h), 32 dimensions per step; what is left of d
-// goes through the AVX2 steps' tail.
-template <bool IP>
-inline __m512i int_step512(__m512i acc, __m512i q, const uint8_t* c) {
-    const __m512i v = _mm512_cvtepu8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(c)));
-    if constexpr (IP) return _mm512_add_epi32(acc, _mm512_madd_epi16(q, v));
-    const __m512i t = _mm512_sub_epi16(q, v);
-    return _mm512_add_epi32(acc, _mm512_madd_epi16(t, t));
-}
-
-template <bool IP>
-void int_scores512(const uint8_t* codes, size_t cs, size_t n, size_t d, const int16_t* q, float* out) {
-    const size_t d32 = d & ~size_t(31);
-    size_t i = 0;
-    for (; i + 4 <= n; i += 4) {
-        const uint8_t* c0 = codes + i * cs;
-        const uint8_t* c1 = c0 + cs;
-        const uint8_t* c2 = c1 + cs;
-        const uint8_t* c3 = c2 + cs;
-        __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
-        for (size_t j = 0; j < d32; j += 32) {
-            const __m512i qj = _mm512_loadu_si512(q + j);
-            a0 = int_step512<IP>(a0, qj, c0 + j);
-            a1 = int_step512<IP>(a1, qj, c1 + j);
-            a2 = int_step512<IP>(a2, qj, c2 + j);
-            a3 = int_step512<IP>(a3, qj, c3 + j);
-        }
-        out[i] = float(_mm512_reduce_add_epi32(a0) + sq_avx2::int_tail<IP>(c0, d32, d, q));
-        out[i + 1] = float(_mm512_reduce_add_epi32(a1) + sq_avx2::int_tail<IP>(c1, d32, d, q));
-        out[i + 2] = float(_mm512_reduce_add_epi32(a2) + sq_avx2::int_tail<IP>(c2, d32, d, q));
-        out[i + 3] = float(_mm512_reduce_add_epi32(a3) + sq_avx2::int_tail<IP>(c3, d32, d, q));
-    }
-    if (i < n) sq_avx2::int_scores<IP>(codes + i * cs, cs, n - i, d, q, out + i);
-}
-
-}  // namespace
-
-void sq8_int_scores_avx512(bool ip, const uint8_t* codes, size_t cs, size_t n, size_t d, const int16_t* q,
-                           float* out) {
-    ip ? int_scores512<true>(codes, cs, n, d, q, out) : int_scores512<false>(codes, cs, n, d, q, out);
 }
 
 }  // namespace nearly
