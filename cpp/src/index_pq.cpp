@@ -35,14 +35,7 @@ void IndexPQ::copy_from(const IndexPQ& orig) {
     NEARLY_CHECK_ARG(orig.pq.M == pq.M && orig.pq.nbits == pq.nbits && orig.d == d && ntotal == 0,
                      "IndexPQ::copy_from: into an empty index of the same shape");
     pq = orig.pq;
-    const CodeLayout from = orig.layout(), to = layout();
-    const size_t n = size_t(orig.ntotal);
-    codes_.assign(to.bytes(n), 0);
-    std::vector<uint8_t> code(pq.code_size);
-    for (size_t j = 0; j < n; j++) {
-        from.get(orig.codes_.data(), j, code.data());
-        to.put(codes_.data(), j, code.data());
-    }
+    set_codes_in_order(orig.codes_in_order(), size_t(orig.ntotal));
     ntotal = orig.ntotal;
     is_trained = orig.is_trained;
     verbose = orig.verbose;

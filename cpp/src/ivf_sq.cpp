@@ -59,18 +59,16 @@ void IndexIVFScalarQuantizer::scan_list_batch(size_t l, const uint8_t* codes, co
         quantizer->reconstruct(idx_t(l), centroid.data());
     }
     std::vector<float> buf(kGroup * kCodeBlock);
+    std::vector<SQScorer> scorers(std::min(kGroup, nq), SQScorer(sq, metric_type));
     for (size_t g0 = 0; g0 < nq; g0 += kGroup) {
         const size_t g = std::min(kGroup, nq - g0);
-        std::vector<SQScorer> scorers;
-        scorers.reserve(g);
         for (size_t i = g0; i < g0 + g; i++) {
-            scorers.emplace_back(sq, metric_type);
             const float* q = xq + i * dd;
             if (!centroid.empty()) {
                 for (size_t j = 0; j < dd; j++) res[j] = q[j] - centroid[j];
                 q = res.data();
             }
-            scorers.back().set_query(q);
+            scorers[i - g0].set_query(q);
             TopK::init(dis + i * k, pos + i * k, k);
         }
         for (size_t j0 = 0; j0 < size; j0 += kCodeBlock) {
