@@ -59,16 +59,8 @@ void GpuIndexHNSW::add(idx_t n, const float* x) {
     if (on_device) check_finite_device(*res, x, idx_t(cnt), "x");
     vectors_.resize(cnt, st);
     NEARLY_CUDA_CHECK(cudaMemcpyAsync(vectors_.data(), x, cnt * 4, cudaMemcpyDefault, st));
-    // k-means samples its training points on the host.
-    std::vector<float> host;
-    const float* xh = x;
-    if (on_device) {
-        host.resize(cnt);
-        NEARLY_CUDA_CHECK(cudaMemcpyAsync(host.data(), x, cnt * 4, cudaMemcpyDeviceToHost, st));
-        xh = host.data();
-    }
     res->synchronize();
-    auto layers = std::make_shared<HNSWLayers>(gpu_build_hnsw(*res, vectors_.data(), xh, n, d, metric_type, build, &graph_));
+    auto layers = std::make_shared<HNSWLayers>(gpu_build_hnsw(*res, vectors_.data(), n, d, metric_type, build, &graph_));
     std::vector<int64_t> ids(static_cast<size_t>(n));
     for (idx_t i = 0; i < n; i++) ids[size_t(i)] = i;
     labels_.resize(size_t(n), st);
@@ -134,6 +126,13 @@ void GpuIndexHNSW::search(idx_t n, const float* x, idx_t k, float* D, idx_t* I, 
         res->synchronize();
         return;
     }
+    p.fp16 = p.fp16 && p.merge;
+    if (p.fp16 && vectors16_.size() != size_t(ntotal) * d) {
+        // Made at the first such search (the rows never change after the add
+        // or the copy); the resources' call lock orders it with other searches.
+        vectors16_.resize(size_t(ntotal) * d, st);
+        to_fp16(*res, vectors_.data(), ntotal * d, vectors16_.data());
+    }
     const idx_t chunk = x_dev && out_dev ? n : std::min<idx_t>(n, 65536);
     Scratch<float> xq(*res, x_dev ? 0 : size_t(chunk) * d), dd(*res, out_dev ? 0 : size_t(chunk) * k);
     Scratch<idx_t> ii(*res, out_dev ? 0 : size_t(chunk) * k);
@@ -146,7 +145,8 @@ void GpuIndexHNSW::search(idx_t n, const float* x, idx_t k, float* D, idx_t* I, 
         }
         float* Dq = out_dev ? D + size_t(q0) * k : dd.get();
         idx_t* Iq = out_dev ? I + size_t(q0) * k : ii.get();
-        graph_search(*res, vectors_.data(), ntotal, d, graph_.data(), degree_, entry_, labels_.data(), metric_type, q,
+        graph_search(*res, vectors_.data(), vectors16_.data(), ntotal, d, graph_.data(), degree_, entry_,
+                     labels_.data(), metric_type, q,
                      m, int(k), p, Dq, Iq);
         if (!out_dev) {
             NEARLY_CUDA_CHECK(cudaMemcpyAsync(D + size_t(q0) * k, dd.get(), size_t(m) * k * 4, cudaMemcpyDeviceToHost, st));

@@ -40,6 +40,7 @@ struct GpuIndexHNSW : Index {
 
    private:
     DeviceVector<float> vectors_;
+    mutable DeviceVector<uint16_t> vectors16_;  // float16 rows for params.fp16, made on first use
     DeviceVector<int32_t> graph_;
     DeviceVector<int64_t> labels_;
     int degree_ = 0;

@@ -5,6 +5,7 @@
 #include <cfloat>
 #include <climits>
 #include <cstdio>
+#include <random>
 
 #include "kmeans_gpu.h"
 #include "knn.h"
@@ -360,120 +361,282 @@ void exact_knn_on_device(GpuResources& res, const float* x, int64_t n, int d, Me
     res.synchronize();
 }
 
-// Approximate k-NN of n rows among themselves by an inverted file: each row
-// is scored against the rows of its n_probe nearest lists, one GEMM per list
-// for all the rows probing it.
-void ivf_knn_on_device(GpuResources& res, const float* x, const float* x_host, int64_t n, int d, MetricType metric,
-                       int k, int n_lists, int n_probe, bool tf32, bool verbose, DeviceTable& out) {
+// A chunk's (row, probe) entries as sort keys: the row's nearest list in
+// [0, n_lists) (scanned first), its other lists in [n_lists, 2 n_lists).
+__global__ void entry_keys_kernel(const int64_t* probes, int64_t E, int n_probe, int n_lists, int32_t* keys,
+                                  int32_t* vals, unsigned* counts) {
+    const int64_t e = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
+    if (e >= E) return;
+    const int32_t key = int32_t(probes[e]) + (e % n_probe == 0 ? 0 : n_lists);
+    keys[e] = key;
+    vals[e] = int32_t(e);
+    atomicAdd(&counts[key], 1u);
+}
+
+// Entries in list order (a stable sort: by row within a list): each
+// position's row, and each entry's position.
+__global__ void place_entries_kernel(const int32_t* sorted_entries, int64_t E, int n_probe, int64_t r0,
+                                     int64_t* q_rows, int64_t* entry_of) {
+    const int64_t at = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
+    if (at >= E) return;
+    const int32_t e = sorted_entries[at];
+    q_rows[at] = r0 + e / n_probe;
+    entry_of[e] = at;
+}
+
+// The bound of each entry of a row's other lists: the kin-th best key in its
+// nearest list (knn.h's bound_keys), nudged up so that a tie is kept.
+__global__ void list_bounds_kernel(const float* cD, const int64_t* cI, int kin, const int64_t* q_rows,
+                                   const int64_t* entry_of, int n_probe, int64_t r0, int64_t at0, int64_t count,
+                                   const float* x_norms, bool l2, float* bounds) {
+    const int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
+    if (i >= count) return;
+    const int64_t q = q_rows[at0 + i];
+    const int64_t last = entry_of[(q - r0) * n_probe] * kin + kin - 1;
+    if (cI[last] < 0) {  // a list of fewer than kin rows bounds nothing
+        bounds[i] = FLT_MAX;
+        return;
+    }
+    const float D = cD[last], qn = l2 ? x_norms[q] : 0.f;
+    bounds[i] = (l2 ? D - qn : -D) + 1e-5f * (fabsf(D) + qn) + 1e-30f;
+}
+
+// TF32 scores made exact: each row's candidates scored again in float32
+// (one warp per row) and sorted by (score, row), as finish_knn's tables are.
+__global__ void __launch_bounds__(32 * kWarps)
+    rescore_kernel(const float* x, int d, bool l2, int64_t n, int k, int32_t* ids, float* scores) {
+    __shared__ float buf_s[kWarps][kMergeBuf];
+    __shared__ int32_t buf_i[kWarps][kMergeBuf];
+    const int w = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int64_t v = int64_t(blockIdx.x) * kWarps + w;
+    if (v >= n) return;
+    const float* xv = x + size_t(v) * d;
+    for (int j = 0; j < k; j++) {
+        const int32_t c = ids[v * k + j];  // the same in every lane
+        const float sc = c < 0 ? FLT_MAX : warp_score(xv, x + size_t(c) * d, d, l2, lane);
+        if (lane == 0) {
+            buf_s[w][j] = sc;
+            buf_i[w][j] = c < 0 ? INT32_MAX : c;
+        }
+    }
+    __syncwarp();
+    const int cnt = warp_sort_unique(buf_s[w], buf_i[w], k, k);
+    for (int j = lane; j < k; j += 32) {
+        ids[v * k + j] = j < cnt ? buf_i[w][j] : -1;
+        scores[v * k + j] = j < cnt ? buf_s[w][j] : 0.f;
+    }
+}
+
+void rescore_on_device(GpuResources& res, const float* x, int d, MetricType metric, DeviceTable& t) {
+    if (t.n == 0 || t.k == 0) return;
+    NEARLY_CHECK_ARG(t.k <= kMergeBuf, "GPU graph build: at most " + std::to_string(kMergeBuf) + " candidates per row");
+    rescore_kernel<<<blocks_for(t.n, kWarps), 32 * kWarps, 0, res.stream()>>>(x, d, metric == METRIC_L2, t.n, t.k,
+                                                                               t.ids.data(), t.scores.data());
+    NEARLY_CUDA_CHECK(cudaGetLastError());
+}
+
+// Approximate k-NN of n rows (device) among themselves by an inverted file.
+// Each row is scored against the rows of its n_probe nearest lists, one GEMM
+// (TF32) per list for all the rows probing it, its candidates from each list
+// merged (select_k) and their scores then computed again exactly. A row's
+// own list is scanned first: the k-th best there bounds the other lists, so
+// their selections (most of the work: a full sort per row and list without
+// a bound) only see the few keys that beat it.
+//
+// far (optional, with up: one flag per row): each row's kf nearest rows
+// among the flagged ones, from the same lists: a list's flagged rows sit at
+// its front, so each list's second GEMM covers only them. The upper level's
+// rows nearest to a row lie in its nearest lists, so this finds nearly the
+// exact answer (far_candidates_on_device) at a few percent of its cost.
+void ivf_knn_on_device(GpuResources& res, const float* x, int64_t n, int d, MetricType metric, int k, int n_lists,
+                       int n_probe, const std::vector<char>* up, int kf, bool verbose, DeviceTable& out,
+                       DeviceTable* far) {
     cudaStream_t st = res.stream();
+    const bool l2 = metric == METRIC_L2;
     auto t0 = std::chrono::steady_clock::now();
     auto secs = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
+    auto say = [&](const char* what) {
+        if (!verbose) return;
+        res.synchronize();
+        std::printf("  GPU graph build:     %-28s at %.3f s\n", what, secs());
+        std::fflush(stdout);
+    };
     n_lists = int(std::min<int64_t>(n_lists, n));
     n_probe = std::min(n_probe, n_lists);
-    ClusteringParameters cp;
-    cp.niter = 10;  // lists only have to gather near rows
-    std::vector<float> centroids = gpu_kmeans(res, cp, d, n_lists, n, x_host, METRIC_L2, nullptr, x);
-    if (verbose) std::printf("  GPU graph build: %d lists trained in %.2f s\n", n_lists, secs());
+    const bool with_far = far && up && kf >= 1;
+    const int kin = k + 1, kfin = with_far ? kf + 1 : 0;
+    NEARLY_CHECK_ARG(kin <= kMergeBuf && kfin <= kMergeBuf,
+                     "GPU graph build: at most " + std::to_string(kMergeBuf - 1) + " neighbours per node");
+
+    // Lists from a sample of 64 rows per list, drawn and gathered here (the
+    // rows may live on the device only): lists only have to gather near rows.
+    Scratch<float> cent(res, size_t(n_lists) * d), cent_norms(res, size_t(n_lists));
+    {
+        const int64_t ns = std::min<int64_t>(n, int64_t(n_lists) * 64);
+        std::vector<int64_t> pick(static_cast<size_t>(n));
+        for (int64_t i = 0; i < n; i++) pick[size_t(i)] = i;
+        std::mt19937_64 rng(1234);
+        for (int64_t i = 0; i < ns; i++) std::swap(pick[size_t(i)], pick[size_t(i + int64_t(rng() % uint64_t(n - i)))]);
+        pick.resize(size_t(ns));
+        std::sort(pick.begin(), pick.end());
+        Scratch<int64_t> pick_d(res, size_t(ns));
+        Scratch<float> sample_d(res, size_t(ns) * d);
+        NEARLY_CUDA_CHECK(cudaMemcpyAsync(pick_d.get(), pick.data(), size_t(ns) * 8, cudaMemcpyHostToDevice, st));
+        gather_rows(res, x, pick_d.get(), ns, d, sample_d.get());
+        std::vector<float> sample(size_t(ns) * d);
+        NEARLY_CUDA_CHECK(cudaMemcpyAsync(sample.data(), sample_d.get(), sample.size() * 4, cudaMemcpyDeviceToHost, st));
+        res.synchronize();
+        ClusteringParameters cp;
+        cp.niter = 10;
+        cp.max_points_per_centroid = 64;  // the sample as it is
+        std::vector<float> centroids =
+            gpu_kmeans(res, cp, d, n_lists, ns, sample.data(), METRIC_L2, nullptr, sample_d.get());
+        NEARLY_CUDA_CHECK(cudaMemcpyAsync(cent.get(), centroids.data(), centroids.size() * 4, cudaMemcpyHostToDevice, st));
+        row_norms(res, cent.get(), n_lists, d, cent_norms.get());
+        res.synchronize();  // centroids (host) go away
+    }
+    say("lists trained");
 
     // Each row's probes: its n_probe nearest centroids (the first is its list).
-    Scratch<float> cent(res, centroids.size()), cent_norms(res, size_t(n_lists));
-    NEARLY_CUDA_CHECK(cudaMemcpyAsync(cent.get(), centroids.data(), centroids.size() * 4, cudaMemcpyHostToDevice, st));
-    row_norms(res, cent.get(), n_lists, d, cent_norms.get());
-    const size_t E = size_t(n) * n_probe;
-    std::vector<int64_t> probes(E);
+    Scratch<int64_t> probes_d(res, size_t(n) * n_probe);
+    std::vector<int64_t> first(static_cast<size_t>(n));
     {
-        Scratch<float> pd(res, E);
-        Scratch<int64_t> pi(res, E);
-        knn_exact(res,
-                  float_knn(metric, x, n, cent.get(), cent_norms.get(), n_lists, d, n_probe, false, pd.get(), pi.get()));
-        NEARLY_CUDA_CHECK(cudaMemcpyAsync(probes.data(), pi.get(), E * 8, cudaMemcpyDeviceToHost, st));
+        Scratch<float> pd(res, size_t(n) * n_probe);
+        knn_exact(res, float_knn(metric, x, n, cent.get(), cent_norms.get(), n_lists, d, n_probe, false, pd.get(),
+                                 probes_d.get()));
+        NEARLY_CUDA_CHECK(cudaMemcpy2DAsync(first.data(), 8, probes_d.get(), size_t(n_probe) * 8, 8, size_t(n),
+                                            cudaMemcpyDeviceToHost, st));
         res.synchronize();
     }
-    // The rows of each list (by first probe), back to back in xs.
-    std::vector<int64_t> list_off(size_t(n_lists) + 1, 0);
-    for (int64_t q = 0; q < n; q++) list_off[size_t(probes[size_t(q) * n_probe]) + 1]++;
+    // The rows of each list (by first probe) back to back in xs, a list's
+    // flagged rows first; ties by row.
+    std::vector<int64_t> list_off(size_t(n_lists) + 1, 0), up_count(size_t(n_lists), 0);
+    for (int64_t q = 0; q < n; q++) {
+        list_off[size_t(first[size_t(q)]) + 1]++;
+        if (with_far && (*up)[size_t(q)]) up_count[size_t(first[size_t(q)])]++;
+    }
     for (int l = 0; l < n_lists; l++) list_off[size_t(l) + 1] += list_off[size_t(l)];
     std::vector<int64_t> members(static_cast<size_t>(n));
     {
-        std::vector<int64_t> fill(list_off.begin(), list_off.end() - 1);
-        for (int64_t q = 0; q < n; q++) members[size_t(fill[size_t(probes[size_t(q) * n_probe])]++)] = q;
+        std::vector<int64_t> fill_up(list_off.begin(), list_off.end() - 1), fill(fill_up);
+        for (int l = 0; l < n_lists; l++) fill[size_t(l)] += up_count[size_t(l)];
+        for (int64_t q = 0; q < n; q++) {
+            const size_t l = size_t(first[size_t(q)]);
+            const bool u = with_far && (*up)[size_t(q)];
+            members[size_t(u ? fill_up[l]++ : fill[l]++)] = q;
+        }
     }
     Scratch<int64_t> members_d(res, size_t(n));
     NEARLY_CUDA_CHECK(cudaMemcpyAsync(members_d.get(), members.data(), size_t(n) * 8, cudaMemcpyHostToDevice, st));
-    Scratch<float> xs(res, size_t(n) * d), xs_norms(res, size_t(n));
+    Scratch<float> xs(res, size_t(n) * d), xs_norms(res, size_t(n)), x_norms(res, l2 ? size_t(n) : 0);
     gather_rows(res, x, members_d.get(), n, d, xs.get());
     row_norms(res, xs.get(), n, d, xs_norms.get());
+    if (l2) row_norms(res, x, n, d, x_norms.get());
+    res.synchronize();  // members (host) stays, first goes
+    say("rows grouped by list");
 
-    // Rows in chunks, so the candidates of a chunk (n_probe x (k + 1) per
-    // row, positions in xs) take at most about 4 GB.
-    const int kin = k + 1;
-    const int per = n_probe * kin;
-    const int64_t rows_per_chunk = std::max<int64_t>(65536, (int64_t(4) << 30) / (int64_t(per) * 12));
+    // Rows in chunks: a chunk's candidates (n_probe x (kin + kfin) per row,
+    // positions in xs) take at most a quarter of the free device memory (at
+    // least 2 GB); one chunk on a large GPU, so each list is visited once.
+    size_t free_b = 0, total_b = 0;
+    NEARLY_CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
+    const int64_t per_row = int64_t(n_probe) * ((kin + kfin) * 12 + 40);
+    const int64_t budget = std::max<int64_t>(int64_t(2) << 30, int64_t(free_b / 4));
+    const int64_t rows_per_chunk = std::max<int64_t>(
+        1024, std::min<int64_t>(budget / per_row, (int64_t(1) << 31) / (2 * int64_t(n_probe))));
     out.resize(n, k, st);
+    if (with_far) far->resize(n, kf, st);
     InterruptPoll poll;
     for (int64_t r0 = 0; r0 < n; r0 += rows_per_chunk) {
         const int64_t nr = std::min(rows_per_chunk, n - r0);
-        const double t_chunk = secs();
-        const size_t E = size_t(nr) * n_probe;
-        // The chunk's (row, probe) entries grouped by the list they probe.
-        std::vector<int64_t> q_off(size_t(n_lists) + 1, 0), q_rows(E), entry_of(E);
-        for (size_t e = 0; e < E; e++) q_off[size_t(probes[size_t(r0) * n_probe + e]) + 1]++;
-        for (int l = 0; l < n_lists; l++) q_off[size_t(l) + 1] += q_off[size_t(l)];
+        const int64_t E = nr * n_probe;
+        // The chunk's (row, probe) entries grouped by list, own lists first.
+        const int groups = 2 * n_lists;
+        Scratch<int64_t> q_rows_d(res, size_t(E)), entry_of_d(res, size_t(E));
+        std::vector<int64_t> g_off(size_t(groups) + 1, 0);
         {
-            std::vector<int64_t> qfill(q_off.begin(), q_off.end() - 1);
-            for (size_t e = 0; e < E; e++) {
-                const int64_t at = qfill[size_t(probes[size_t(r0) * n_probe + e])]++;
-                q_rows[size_t(at)] = r0 + int64_t(e / n_probe);
-                entry_of[e] = at;
-            }
+            Scratch<int32_t> keys(res, size_t(E)), keys_sorted(res, size_t(E)), vals(res, size_t(E)),
+                vals_sorted(res, size_t(E));
+            Scratch<unsigned> counts(res, size_t(groups));
+            NEARLY_CUDA_CHECK(cudaMemsetAsync(counts.get(), 0, size_t(groups) * 4, st));
+            entry_keys_kernel<<<blocks_for(E, 256), 256, 0, st>>>(probes_d.get() + size_t(r0) * n_probe, E, n_probe,
+                                                                   n_lists, keys.get(), vals.get(), counts.get());
+            NEARLY_CUDA_CHECK(cudaGetLastError());
+            int bits = 1;
+            while ((int64_t(1) << bits) < groups) bits++;
+            sort_pairs_by_key(res, keys.get(), keys_sorted.get(), vals.get(), vals_sorted.get(), E, bits);
+            place_entries_kernel<<<blocks_for(E, 256), 256, 0, st>>>(vals_sorted.get(), E, n_probe, r0,
+                                                                      q_rows_d.get(), entry_of_d.get());
+            NEARLY_CUDA_CHECK(cudaGetLastError());
+            std::vector<unsigned> c(static_cast<size_t>(groups));
+            NEARLY_CUDA_CHECK(cudaMemcpyAsync(c.data(), counts.get(), size_t(groups) * 4, cudaMemcpyDeviceToHost, st));
+            res.synchronize();
+            for (int g = 0; g < groups; g++) g_off[size_t(g) + 1] = g_off[size_t(g)] + c[size_t(g)];
         }
-        auto t_host = secs();
-        Scratch<int64_t> q_rows_d(res, E), entry_of_d(res, E);
-        NEARLY_CUDA_CHECK(cudaMemcpyAsync(q_rows_d.get(), q_rows.data(), E * 8, cudaMemcpyHostToDevice, st));
-        NEARLY_CUDA_CHECK(cudaMemcpyAsync(entry_of_d.get(), entry_of.data(), E * 8, cudaMemcpyHostToDevice, st));
-        Scratch<float> cD(res, E * kin);
-        Scratch<int64_t> cI(res, E * kin);
-        int64_t max_q = 0;
-        for (int l = 0; l < n_lists; l++) max_q = std::max(max_q, q_off[size_t(l) + 1] - q_off[size_t(l)]);
+        say("entries grouped");
+        Scratch<float> cD(res, size_t(E) * kin), fD(res, size_t(E) * kfin);
+        Scratch<int64_t> cI(res, size_t(E) * kin), fI(res, size_t(E) * kfin);
+        Scratch<float> bounds(res, size_t(g_off[size_t(groups)] - g_off[size_t(n_lists)]));
+        int64_t max_q = 1;
+        for (int g = 0; g < groups; g++) max_q = std::max(max_q, g_off[size_t(g) + 1] - g_off[size_t(g)]);
         Scratch<float> qx(res, size_t(max_q) * d);
-        // Per list: all the chunk's rows probing it, against its rows.
-        for (int l = 0; l < n_lists; l++) {
-            const int64_t nq = q_off[size_t(l) + 1] - q_off[size_t(l)];
+        for (int g = 0; g < groups; g++) {
+            if (g == n_lists) {  // own lists done: bound the others
+                const int64_t at0 = g_off[size_t(n_lists)], cnt = g_off[size_t(groups)] - at0;
+                if (cnt > 0) {
+                    list_bounds_kernel<<<blocks_for(cnt, 256), 256, 0, st>>>(
+                        cD.get(), cI.get(), kin, q_rows_d.get(), entry_of_d.get(), n_probe, r0, at0, cnt,
+                        x_norms.get(), l2, bounds.get());
+                    NEARLY_CUDA_CHECK(cudaGetLastError());
+                }
+                say("own lists scored");
+            }
+            const int64_t e0 = g_off[size_t(g)], nq = g_off[size_t(g) + 1] - e0;
             if (nq == 0) continue;
-            gather_rows(res, x, q_rows_d.get() + q_off[size_t(l)], nq, d, qx.get());
-            const int64_t b0 = list_off[size_t(l)], nb = list_off[size_t(l) + 1] - b0, e0 = q_off[size_t(l)];
+            const int l = g % n_lists;
+            gather_rows(res, x, q_rows_d.get() + e0, nq, d, qx.get());
+            const int64_t b0 = list_off[size_t(l)], nb = list_off[size_t(l) + 1] - b0;
             KnnArgs a = float_knn(metric, qx.get(), nq, xs.get() + size_t(b0) * d, xs_norms.get() + b0, nb, d, kin,
-                                  tf32, cD.get() + size_t(e0) * kin, cI.get() + size_t(e0) * kin);
-            a.id_offset = list_off[size_t(l)];
+                                  true, cD.get() + size_t(e0) * kin, cI.get() + size_t(e0) * kin);
+            a.id_offset = b0;
+            if (g >= n_lists) a.bound_keys = bounds.get() + (e0 - g_off[size_t(n_lists)]);
             knn_exact(res, a);
+            if (with_far) {
+                KnnArgs f = float_knn(metric, qx.get(), nq, xs.get() + size_t(b0) * d, xs_norms.get() + b0,
+                                      up_count[size_t(l)], d, kfin, true, fD.get() + size_t(e0) * kfin,
+                                      fI.get() + size_t(e0) * kfin);
+                f.id_offset = b0;
+                knn_exact(res, f);
+            }
             poll();
         }
-        if (verbose) {
-            res.synchronize();
-            std::printf("  GPU graph build:   chunk host prep %.3f s, lists scored by %.3f s\n", t_host - t_chunk,
-                        secs() - t_host);
-        }
+        say("other lists scored");
         // Each row's candidates from its lists, merged.
-        const int64_t sub = std::min<int64_t>(65536, nr);
-        Scratch<float> gD(res, size_t(sub) * per), sD(res, size_t(sub) * kin);
-        Scratch<int64_t> gI(res, size_t(sub) * per), sI(res, size_t(sub) * kin);
-        for (int64_t q0 = 0; q0 < nr; q0 += sub) {
-            const int64_t nq = std::min(sub, nr - q0);
-            gather_probe_rows_kernel<<<blocks_for(nq * per, 256), 256, 0, st>>>(cD.get(), cI.get(), kin,
-                                                                                entry_of_d.get(), n_probe, q0, nq,
-                                                                                gD.get(), gI.get());
-            NEARLY_CUDA_CHECK(cudaGetLastError());
-            select_k(res, gD.get(), gI.get(), nq, per, kin, metric != METRIC_L2, sD.get(), sI.get());
-            finish_knn_kernel<<<blocks_for(nq, 256), 256, 0, st>>>(sD.get(), sI.get(), kin, members_d.get(),
-                                                                    r0 + q0, nq, metric == METRIC_L2, k,
-                                                                    out.ids.data(), out.scores.data());
-            NEARLY_CUDA_CHECK(cudaGetLastError());
-        }
-        res.synchronize();  // the chunk's host arrays go away
-        if (verbose)
-            std::printf("  GPU graph build: k-NN of rows %lld..%lld at %.2f s\n", (long long)r0, (long long)(r0 + nr),
-                        secs());
+        auto merge_probes = [&](const float* D, const int64_t* I, int kk, int keep, DeviceTable& t) {
+            const int per = n_probe * kk;
+            const int64_t sub = std::min<int64_t>(65536, nr);
+            Scratch<float> gD(res, size_t(sub) * per), sD(res, size_t(sub) * kk);
+            Scratch<int64_t> gI(res, size_t(sub) * per), sI(res, size_t(sub) * kk);
+            for (int64_t q0 = 0; q0 < nr; q0 += sub) {
+                const int64_t nq = std::min(sub, nr - q0);
+                gather_probe_rows_kernel<<<blocks_for(nq * per, 256), 256, 0, st>>>(D, I, kk, entry_of_d.get(),
+                                                                                    n_probe, q0, nq, gD.get(), gI.get());
+                NEARLY_CUDA_CHECK(cudaGetLastError());
+                select_k(res, gD.get(), gI.get(), nq, per, kk, !l2, sD.get(), sI.get());
+                finish_knn_kernel<<<blocks_for(nq, 256), 256, 0, st>>>(sD.get(), sI.get(), kk, members_d.get(), r0 + q0,
+                                                                        nq, l2, keep, t.ids.data(), t.scores.data());
+                NEARLY_CUDA_CHECK(cudaGetLastError());
+            }
+            res.synchronize();
+        };
+        merge_probes(cD.get(), cI.get(), kin, k, out);
+        if (with_far) merge_probes(fD.get(), fI.get(), kfin, kf, *far);
+        say("candidates merged");
     }
+    // Exact scores (the lists were scored in TF32) and the order they give.
+    rescore_on_device(res, x, d, metric, out);
+    if (with_far) rescore_on_device(res, x, d, metric, *far);
+    say("candidates rescored");
 }
 
 // Two tables side by side, -1 as +inf (sorted last), for select_k.
@@ -547,12 +710,22 @@ void add_far_candidates_on_device(GpuResources& res, const DeviceTable& a, const
     res.synchronize();
 }
 
-void level_knn_on_device(GpuResources& res, const float* x, const float* x_host, int64_t n, int d, MetricType metric,
-                         int k, int n_lists, int n_probe, bool verbose, DeviceTable& out) {
-    if (n_lists > 0)
-        ivf_knn_on_device(res, x, x_host, n, d, metric, k, n_lists, n_probe, false, verbose, out);
-    else
-        exact_knn_on_device(res, x, n, d, metric, k, false, out);
+// A level's k-NN (cands) and, when up is given, its far candidates: by the
+// inverted file when n_lists > 0 (both from the same lists), else exact.
+void level_knn_on_device(GpuResources& res, const float* x, int64_t n, int d, MetricType metric, int k, int n_lists,
+                         int n_probe, const std::vector<int32_t>* up, int kf, bool verbose, DeviceTable& cands,
+                         DeviceTable& far) {
+    if (n_lists > 0) {
+        std::vector<char> flag;
+        if (up) {
+            flag.assign(size_t(n), 0);
+            for (int32_t i : *up) flag[size_t(i)] = 1;
+        }
+        ivf_knn_on_device(res, x, n, d, metric, k, n_lists, n_probe, up ? &flag : nullptr, kf, verbose, cands, &far);
+        return;
+    }
+    exact_knn_on_device(res, x, n, d, metric, k, false, cands);
+    if (up) far_candidates_on_device(res, x, n, d, metric, *up, kf, far);
 }
 
 void upload_rows(GpuResources& res, const float* x_host, int64_t n, int d, DeviceVector<float>& x) {
@@ -603,13 +776,12 @@ NeighborTable gpu_level_knn(GpuResources& res, const float* x_host, int64_t n, i
     res.set_device();
     DeviceVector<float> x;
     upload_rows(res, x_host, n, d, x);
-    DeviceTable out;
-    level_knn_on_device(res, x.data(), x_host, n, d, metric, k, n_lists, n_probe, false, out);
+    DeviceTable out, unused;
+    level_knn_on_device(res, x.data(), n, d, metric, k, n_lists, n_probe, nullptr, 0, false, out, unused);
     return download(res, out);
 }
 
-HNSWLayers gpu_build_hnsw(GpuResources& res, const float* x_dev, const float* x_host, int64_t n, int d,
-                          MetricType metric, const GpuGraphBuildParams& p, DeviceVector<int32_t>* level0) {
+HNSWLayers gpu_build_hnsw(GpuResources& res, const float* x_dev, int64_t n, int d, MetricType metric, const GpuGraphBuildParams& p, DeviceVector<int32_t>* level0) {
     const GraphBuildParams& gp = p.graph;
     NEARLY_CHECK_ARG(gp.M >= 2 && 2 * gp.M <= kMaxCap, "GPU graph build: M must be between 2 and " +
                                                            std::to_string(kMaxCap / 2));
@@ -642,9 +814,7 @@ HNSWLayers gpu_build_hnsw(GpuResources& res, const float* x_dev, const float* x_
         // The level's rows back to back (level 0: x itself); its tables
         // speak of positions in rows.
         DeviceVector<float> xl;
-        std::vector<float> xl_host;
         const float* xv = x_dev;
-        const float* xv_host = x_host;
         if (l > 0) {
             std::vector<int64_t> rows64(rows.begin(), rows.end());
             Scratch<int64_t> rows_d(res, rows64.size());
@@ -653,10 +823,6 @@ HNSWLayers gpu_build_hnsw(GpuResources& res, const float* x_dev, const float* x_
             gather_rows(res, x_dev, rows_d.get(), m, d, xl.data());
             res.synchronize();
             xv = xl.data();
-            xl_host.resize(size_t(m) * d);
-            for (int64_t i = 0; i < m; i++)
-                std::copy_n(x_host + size_t(rows[size_t(i)]) * d, d, xl_host.begin() + i * d);
-            xv_host = xl_host.data();
         }
         const int n_lists = m < p.exact_below ? 0
                             : p.n_lists > 0   ? p.n_lists
@@ -672,15 +838,18 @@ HNSWLayers gpu_build_hnsw(GpuResources& res, const float* x_dev, const float* x_
             std::fflush(stdout);
             last = now;
         };
-        level_knn_on_device(res, xv, xv_host, m, d, metric, kc, n_lists, p.n_probe, p.verbose, cands);
-        step("k-NN");
-        if (l < top && gp.far_factor > 0) {
-            std::vector<int32_t> up;
+        // Far candidates: the level above's nodes (positions in rows).
+        std::vector<int32_t> up;
+        const bool with_far = l < top && gp.far_factor > 0;
+        if (with_far)
             for (int64_t i = 0; i < m; i++)
                 if (g.levels[size_t(rows[size_t(i)])] > l) up.push_back(int32_t(i));
-            DeviceTable far, both;
-            far_candidates_on_device(res, xv, m, d, metric, up, cap * gp.far_factor, far);
-            step("far candidates");
+        DeviceTable far;
+        level_knn_on_device(res, xv, m, d, metric, kc, n_lists, p.n_probe, with_far ? &up : nullptr,
+                            cap * gp.far_factor, p.verbose && l == 0, cands, far);
+        step(with_far ? "k-NN and far candidates" : "k-NN");
+        if (with_far) {
+            DeviceTable both;
             add_far_candidates_on_device(res, cands, far, both);
             cands.swap(both);
             step("far candidates merged");

@@ -2,9 +2,11 @@
 // lists pruned with HNSW's heuristic, reverse links merged in, the upper
 // levels the same way among their own nodes), every step a kernel:
 //   - level 0's k-NN by an inverted file: each node looks into its n_probe
-//     nearest lists, and all nodes probing one list are scored against it in
-//     one GEMM (knn_exact), then each node's candidates from its lists are
-//     merged (select_k); smaller levels get exact k-NN;
+//     nearest lists, all nodes probing one list are scored against it in one
+//     GEMM (knn_exact), a node's own list first so that its k-th best there
+//     bounds the selections in the others; then each node's candidates from
+//     its lists are merged (select_k). Its far candidates (nearest nodes of
+//     level 1) come from the same lists. Smaller levels get exact k-NN;
 //   - the heuristic: one warp per node, the kept links in shared memory;
 //   - reverse links: counted and scattered with atomics, then each node's
 //     forward and reverse links sorted by (score, row) in shared memory, so
@@ -27,11 +29,10 @@ struct GpuGraphBuildParams {
     bool verbose = false;
 };
 
-// The graph of x: x_dev on the device, x_host the same n x d rows on the
-// host (k-means samples its training points there). level0 (optional):
-// level 0's links on the device as well (n x 2M, -1 padded), for search.
-HNSWLayers gpu_build_hnsw(GpuResources& res, const float* x_dev, const float* x_host, int64_t n, int d,
-                          MetricType metric, const GpuGraphBuildParams& p, DeviceVector<int32_t>* level0 = nullptr);
+// The graph of x (n x d, on the device). level0 (optional): level 0's links
+// on the device as well (n x 2M, -1 padded), for search.
+HNSWLayers gpu_build_hnsw(GpuResources& res, const float* x_dev, int64_t n, int d, MetricType metric,
+                          const GpuGraphBuildParams& p, DeviceVector<int32_t>* level0 = nullptr);
 
 // The steps on their own, host tables in and out (tests compare them with
 // the CPU reference). max_merge <= 256, cap <= 256.

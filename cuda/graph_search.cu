@@ -1,9 +1,12 @@
 #include "graph_search.h"
 #include "warp_score.cuh"
 
+#include <cuda_fp16.h>
+
 #include <cfloat>
 #include <cstdlib>
 #include <string>
+#include <type_traits>
 
 namespace nearly::gpu {
 
@@ -61,14 +64,19 @@ __device__ void score_rows_warp(const float* q, const float* vectors, int d, boo
 constexpr int kTeam = 16;
 constexpr int kInFlight = 2;
 
-__device__ void score_rows_team(const float* q, const float* vectors, int d, bool l2, const uint32_t* rows,
-                                float* dist, int count) {
+// A row of float16 (GraphSearchParams::fp16) is read as 8 values a load
+// and scored in float32 against the float32 query.
+template <class T>
+__device__ void score_rows_team(const float* q, const T* vectors, int d, bool l2, const uint32_t* rows, float* dist,
+                                int count) {
+    constexpr bool kHalf = std::is_same<T, __half>::value;
     constexpr int kTeams = kBlock / kTeam;
+    constexpr int kPer = kHalf ? 8 : 4;  // values per 16-byte load
     const int team = threadIdx.x / kTeam, t = threadIdx.x % kTeam;
-    const bool vec4 = (d & 3) == 0;  // rows then start 16-byte aligned
+    const bool vec = d % kPer == 0;  // rows then start 16-byte aligned
     for (int base = 0; base < count; base += kTeams * kInFlight) {
         float acc[kInFlight];
-        const float* v[kInFlight];
+        const T* v[kInFlight];
         bool ok[kInFlight];
 #pragma unroll
         for (int c = 0; c < kInFlight; c++) {
@@ -78,18 +86,34 @@ __device__ void score_rows_team(const float* q, const float* vectors, int d, boo
             v[c] = vectors + (ok[c] ? int64_t(row) * d : 0);
             acc[c] = 0.f;
         }
-        if (vec4) {
+        auto add4 = [&](float& acc_c, const float4 a, float b0, float b1, float b2, float b3) {
+            if (l2) {
+                const float e0 = a.x - b0, e1 = a.y - b1, e2 = a.z - b2, e3 = a.w - b3;
+                acc_c = fmaf(e0, e0, fmaf(e1, e1, fmaf(e2, e2, fmaf(e3, e3, acc_c))));
+            } else {
+                acc_c = fmaf(a.x, b0, fmaf(a.y, b1, fmaf(a.z, b2, fmaf(a.w, b3, acc_c))));
+            }
+        };
+        if (vec) {
             const float4* q4 = reinterpret_cast<const float4*>(q);
-            for (int j = t; j < d / 4; j += kTeam) {
-                const float4 a = q4[j];
+            for (int j = t; j < d / kPer; j += kTeam) {
+                if constexpr (kHalf) {
+                    const float4 a0 = q4[2 * j], a1 = q4[2 * j + 1];
 #pragma unroll
-                for (int c = 0; c < kInFlight; c++) {  // loads without branches: an empty slot reads row 0
-                    const float4 b = __ldg(reinterpret_cast<const float4*>(v[c]) + j);
-                    if (l2) {
-                        const float e0 = a.x - b.x, e1 = a.y - b.y, e2 = a.z - b.z, e3 = a.w - b.w;
-                        acc[c] = fmaf(e0, e0, fmaf(e1, e1, fmaf(e2, e2, fmaf(e3, e3, acc[c]))));
-                    } else {
-                        acc[c] = fmaf(a.x, b.x, fmaf(a.y, b.y, fmaf(a.z, b.z, fmaf(a.w, b.w, acc[c]))));
+                    for (int c = 0; c < kInFlight; c++) {  // an empty slot reads row 0
+                        const uint4 raw = __ldg(reinterpret_cast<const uint4*>(v[c]) + j);
+                        const __half2* h = reinterpret_cast<const __half2*>(&raw);
+                        const float2 f0 = __half22float2(h[0]), f1 = __half22float2(h[1]);
+                        const float2 f2 = __half22float2(h[2]), f3 = __half22float2(h[3]);
+                        add4(acc[c], a0, f0.x, f0.y, f1.x, f1.y);
+                        add4(acc[c], a1, f2.x, f2.y, f3.x, f3.y);
+                    }
+                } else {
+                    const float4 a = q4[j];
+#pragma unroll
+                    for (int c = 0; c < kInFlight; c++) {  // loads without branches: an empty slot reads row 0
+                        const float4 b = __ldg(reinterpret_cast<const float4*>(v[c]) + j);
+                        add4(acc[c], a, b.x, b.y, b.z, b.w);
                     }
                 }
             }
@@ -98,7 +122,11 @@ __device__ void score_rows_team(const float* q, const float* vectors, int d, boo
                 const float a = q[j];
 #pragma unroll
                 for (int c = 0; c < kInFlight; c++) {
-                    const float b = __ldg(v[c] + j);
+                    float b;
+                    if constexpr (kHalf)
+                        b = __half2float(v[c][j]);
+                    else
+                        b = __ldg(v[c] + j);
                     acc[c] = l2 ? fmaf(a - b, a - b, acc[c]) : fmaf(a, b, acc[c]);
                 }
             }
@@ -110,6 +138,33 @@ __device__ void score_rows_team(const float* q, const float* vectors, int d, boo
             if (t == 0 && ok[c]) dist[slot] = l2 ? acc[c] : -acc[c];
         }
     }
+}
+
+// (distance, row) order; the expanded flag is not part of the key.
+__device__ inline bool before(float da, uint32_t ia, float db, uint32_t ib) {
+    return da < db || (da == db && (ia & ~kExpanded) < (ib & ~kExpanded));
+}
+
+// Bitonic sort of P (a power of two) pairs in shared memory by one warp.
+__device__ void warp_sort_pairs(float* dist, uint32_t* ids, int P) {
+    const int lane = threadIdx.x % 32;
+    for (int size = 2; size <= P; size <<= 1)
+        for (int stride = size >> 1; stride > 0; stride >>= 1) {
+            for (int t = lane; t < P / 2; t += 32) {
+                int i = 2 * t - (t & (stride - 1));
+                int j = i + stride;
+                bool ascending = (i & size) == 0;
+                float di = dist[i], dj = dist[j];
+                uint32_t ii = ids[i], ij = ids[j];
+                if (before(dj, ij, di, ii) == ascending) {
+                    dist[i] = dj;
+                    dist[j] = di;
+                    ids[i] = ij;
+                    ids[j] = ii;
+                }
+            }
+            __syncwarp();
+        }
 }
 
 template <int LIST, int S>
@@ -227,10 +282,25 @@ __global__ void __launch_bounds__(kBlock) graph_search_kernel(const float* vecto
 // variant re-sorts the whole buffer (log^2 of it block-wide barriers). Its
 // visited set is a quarter of the size and is rebuilt from the list when
 // half full, so long searches keep exploring.
-template <int LIST, int F, bool TEAM, int HASH = (LIST >= 384 ? 4096 : 2048)>
+//
+// The new candidates are packed at the front of the fresh slots as they are
+// found (a shared counter), so a step scores, sorts and merges only those:
+// late in a search most neighbours are already visited, and the scoring
+// rounds are dependent gathers from device memory, the search's critical
+// path. The packing order varies with the atomics, the result does not:
+// every row's score is computed the same way wherever it sits, and the sort
+// is by (score, row).
+//
+// T: the rows the walk scores, float32 or float16 (GraphSearchParams::fp16:
+// half the bytes gathered per step); with float16 the best of the final list
+// (at least 2k of them) are scored again in float32 (`exact`) and re-sorted,
+// so the results carry exact scores and order.
+template <int LIST, int F, bool TEAM, class T = float, int HASH = (LIST >= 384 ? 4096 : 2048)>
 __global__ void __launch_bounds__(kBlock, TEAM ? 10 : 1) graph_search_merge_kernel(
-    const float* vectors, int64_t n, int d, const int32_t* graph, int degree, int32_t entry, const int64_t* labels,
-    bool l2, const float* xq, int k, int width, int max_iter, int seed_rounds, uint64_t seed, float* D, int64_t* I) {
+    const T* vectors, const float* exact, int64_t n, int d, const int32_t* graph, int degree, int32_t entry,
+    const int64_t* labels, bool l2, const float* xq, int k, int width, int max_iter, int seed_rounds, uint64_t seed,
+    float* D, int64_t* I) {
+    static_assert(TEAM || std::is_same<T, float>::value, "float16 rows are scored by the team scorer");
     extern __shared__ float4 q_smem[];
     float* q = reinterpret_cast<float*>(q_smem);
     __shared__ float list_d[2][LIST];
@@ -239,7 +309,7 @@ __global__ void __launch_bounds__(kBlock, TEAM ? 10 : 1) graph_search_merge_kern
     __shared__ uint32_t fresh_i[F];
     __shared__ uint32_t hash[HASH];
     __shared__ uint32_t parents[F];
-    __shared__ int n_parents, n_visited;
+    __shared__ int n_parents, n_visited, n_fresh;
     const int64_t qi = blockIdx.x;
     const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
     int cur = 0;  // which list buffer is current
@@ -249,51 +319,44 @@ __global__ void __launch_bounds__(kBlock, TEAM ? 10 : 1) graph_search_merge_kern
         list_d[0][j] = FLT_MAX;
         list_i[0][j] = kEmpty;
     }
-    if (threadIdx.x == 0) n_visited = 0;
+    if (threadIdx.x == 0) n_visited = n_fresh = 0;
     __syncthreads();
 
     auto visit_counted = [&](uint32_t row) { return visit<HASH>(hash, row, &n_visited); };
-    // (distance, row) order; the expanded flag is not part of the key.
-    auto before = [](float da, uint32_t ia, float db, uint32_t ib) {
-        return da < db || (da == db && (ia & ~kExpanded) < (ib & ~kExpanded));
+    // A new row to the next fresh slot (n_fresh is zero at the start of each fill).
+    auto add_fresh = [&](uint32_t row) {
+        if (visit_counted(row)) {
+            const int at = atomicAdd(&n_fresh, 1);
+            fresh_i[at] = row;
+        }
     };
     // Scores the fresh candidates, sorts them (warp 0), merges them into the list.
     auto absorb = [&]() {
         __syncthreads();
-        if (TEAM)
-            score_rows_team(q, vectors, d, l2, fresh_i, fresh_d, F);
-        else
-            score_rows_warp(q, vectors, d, l2, fresh_i, fresh_d, F);
-        __syncthreads();
-        if (warp == 0) {
-            for (int size = 2; size <= F; size <<= 1)
-                for (int stride = size >> 1; stride > 0; stride >>= 1) {
-                    for (int t = lane; t < F / 2; t += 32) {
-                        int i = 2 * t - (t & (stride - 1));
-                        int j = i + stride;
-                        bool ascending = (i & size) == 0;
-                        float di = fresh_d[i], dj = fresh_d[j];
-                        uint32_t ii = fresh_i[i], ij = fresh_i[j];
-                        if (before(dj, ij, di, ii) == ascending) {
-                            fresh_d[i] = dj;
-                            fresh_d[j] = di;
-                            fresh_i[i] = ij;
-                            fresh_i[j] = ii;
-                        }
-                    }
-                    __syncwarp();
-                }
+        const int count = n_fresh;
+        int P = 2;  // the sorted prefix: a power of two, padded
+        while (P < count) P <<= 1;
+        for (int j = count + threadIdx.x; j < P; j += kBlock) {
+            fresh_d[j] = FLT_MAX;
+            fresh_i[j] = kEmpty;
         }
+        if constexpr (TEAM)
+            score_rows_team<T>(q, vectors, d, l2, fresh_i, fresh_d, count);
+        else
+            score_rows_warp(q, vectors, d, l2, fresh_i, fresh_d, count);
+        __syncthreads();
+        if (threadIdx.x == 0) n_fresh = 0;  // every thread has read it; the next fill is after the last barrier
+        if (warp == 0) warp_sort_pairs(fresh_d, fresh_i, P);
         __syncthreads();
         // Merge by rank: an element's place is its index plus the number of
         // the other list's elements before it. Rows are distinct (the visited
-        // set), so the order is strict but for the empty slots, which all
-        // land at or beyond the real ones.
+        // set), so the order is strict but for the list's empty slots, which
+        // all land beyond the real ones and the new ones.
         const int nxt = cur ^ 1;
         for (int i = threadIdx.x; i < LIST; i += kBlock) {
             float di = list_d[cur][i];
             uint32_t ii = list_i[cur][i];
-            int lo = 0, hi = F;  // fresh elements before it
+            int lo = 0, hi = count;  // new elements before it
             while (lo < hi) {
                 int mid = (lo + hi) / 2;
                 if (before(fresh_d[mid], fresh_i[mid], di, ii)) lo = mid + 1; else hi = mid;
@@ -303,7 +366,7 @@ __global__ void __launch_bounds__(kBlock, TEAM ? 10 : 1) graph_search_merge_kern
                 list_i[nxt][i + lo] = ii;
             }
         }
-        for (int j = threadIdx.x; j < F; j += kBlock) {
+        for (int j = threadIdx.x; j < count; j += kBlock) {
             float dj = fresh_d[j];
             uint32_t ij = fresh_i[j];
             int lo = 0, hi = LIST;  // list elements not after it
@@ -329,8 +392,7 @@ __global__ void __launch_bounds__(kBlock, TEAM ? 10 : 1) graph_search_merge_kern
                 row = uint32_t(entry);
             else
                 row = uint32_t(splitmix(seed ^ (uint64_t(qi) << 20) ^ uint64_t(round * F + t)) % uint64_t(n));
-            fresh_i[t] = visit_counted(row) ? row : kEmpty;
-            fresh_d[t] = FLT_MAX;
+            add_fresh(row);
         }
         absorb();
     }
@@ -364,19 +426,29 @@ __global__ void __launch_bounds__(kBlock, TEAM ? 10 : 1) graph_search_merge_kern
         __syncthreads();
         const int np = n_parents;
         if (np == 0) break;
-        for (int t = threadIdx.x; t < F; t += kBlock) {
-            uint32_t row = kEmpty;
-            int p = t / degree, j = t % degree;
-            if (p < np) {
-                int32_t nb = graph[int64_t(parents[p]) * degree + j];
-                if (nb >= 0 && visit_counted(uint32_t(nb))) row = uint32_t(nb);
-            }
-            fresh_i[t] = row;
-            fresh_d[t] = FLT_MAX;
+        for (int t = threadIdx.x; t < np * degree; t += kBlock) {
+            const int32_t nb = graph[int64_t(parents[t / degree]) * degree + t % degree];
+            if (nb >= 0) add_fresh(uint32_t(nb));
         }
         absorb();
     }
 
+    if constexpr (std::is_same<T, __half>::value) {
+        int R = 32;  // a power of two, >= k (LIST >= k), at most LIST
+        while (R < 2 * k && 2 * R <= LIST) R <<= 1;
+        const int nxt = cur ^ 1;
+        for (int i = threadIdx.x; i < R; i += kBlock) {
+            const uint32_t v = list_i[cur][i];
+            list_i[nxt][i] = v == kEmpty ? kEmpty : (v & ~kExpanded);
+            list_d[nxt][i] = FLT_MAX;
+        }
+        __syncthreads();
+        score_rows_team<float>(q, exact, d, l2, list_i[nxt], list_d[nxt], R);
+        __syncthreads();
+        if (warp == 0) warp_sort_pairs(list_d[nxt], list_i[nxt], R);
+        __syncthreads();
+        cur = nxt;
+    }
     for (int i = threadIdx.x; i < k; i += kBlock) {
         uint32_t v = i < LIST ? list_i[cur][i] : kEmpty;
         bool ok = v != kEmpty;
@@ -387,27 +459,21 @@ __global__ void __launch_bounds__(kBlock, TEAM ? 10 : 1) graph_search_merge_kern
 }
 
 
-// Kernels of either variant, over batches of at most 2^31 - 1 queries.
-template <class Kernel>
-void launch(Kernel kern, GpuResources& res, const float* vectors, int64_t n, int d, const int32_t* graph, int degree,
-            int32_t entry, const int64_t* labels, bool l2, const float* xq, int64_t nq, int k, int width,
-            int max_iter, int seed_rounds, uint64_t seed, float* D, int64_t* I) {
+// Kernels of either variant, over batches of at most 2^31 - 1 queries:
+// go(grid, smem, q0) launches the batch from query q0.
+template <class Kernel, class Go>
+void launch(Kernel kern, int d, int64_t nq, Go go) {
     size_t smem = size_t(d) * 4;
     NEARLY_CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
-    for (int64_t q0 = 0; q0 < nq; q0 += 0x7fffffff) {
-        int64_t m = std::min<int64_t>(nq - q0, 0x7fffffff);
-        kern<<<unsigned(m), kBlock, smem, res.stream()>>>(vectors, n, d, graph, degree, entry, labels, l2,
-                                                          xq + q0 * d, k, width, max_iter, seed_rounds, seed,
-                                                          D + q0 * k, I + q0 * k);
-    }
+    for (int64_t q0 = 0; q0 < nq; q0 += 0x7fffffff) go(unsigned(std::min<int64_t>(nq - q0, 0x7fffffff)), smem, q0);
     NEARLY_CUDA_CHECK(cudaGetLastError());
 }
 
 }  // namespace
 
-void graph_search(GpuResources& res, const float* vectors, int64_t n, int d, const int32_t* graph, int degree,
-                  int32_t entry, const int64_t* labels, MetricType metric, const float* xq, int64_t nq, int k,
-                  const GraphSearchParams& p, float* D, int64_t* I) {
+void graph_search(GpuResources& res, const float* vectors, const uint16_t* vectors16, int64_t n, int d,
+                  const int32_t* graph, int degree, int32_t entry, const int64_t* labels, MetricType metric,
+                  const float* xq, int64_t nq, int k, const GraphSearchParams& p, float* D, int64_t* I) {
     NEARLY_CHECK_ARG(k >= 1 && k <= 256, "GPU graph search: k must be between 1 and 256");
     NEARLY_CHECK_ARG(degree >= 1 && degree <= 256, "GPU graph search: degree must be between 1 and 256");
     // Bounded before width * degree is formed (no int overflow past the buffer checks below).
@@ -433,14 +499,23 @@ void graph_search(GpuResources& res, const float* vectors, int64_t n, int d, con
         // The team scorer unless the warp one is asked for (the benchmark compares them).
         const char* scorer = std::getenv("NEARLY_GPU_GRAPH_SCORER");
         const bool team = !(scorer && std::string(scorer) == "warp");
+        NEARLY_CHECK_ARG(!p.fp16 || vectors16, "GPU graph search: fp16 needs the float16 copy of the rows");
+        cudaStream_t st = res.stream();
         auto go = [&](auto L, auto FF) {
             constexpr int kL = decltype(L)::value, kF = decltype(FF)::value;
-            if (team)
-                launch(graph_search_merge_kernel<kL, kF, true>, res, vectors, n, d, graph, degree, entry, labels, l2,
-                       xq, nq, k, width, max_iter, p.seed_rounds, p.seed, D, I);
+            auto run = [&](auto kern, auto rows) {
+                launch(kern, d, nq, [&](unsigned grid, size_t smem, int64_t q0) {
+                    kern<<<grid, kBlock, smem, st>>>(rows, vectors, n, d, graph, degree, entry, labels, l2,
+                                                     xq + q0 * d, k, width, max_iter, p.seed_rounds, p.seed,
+                                                     D + q0 * k, I + q0 * k);
+                });
+            };
+            if (p.fp16)
+                run(graph_search_merge_kernel<kL, kF, true, __half>, reinterpret_cast<const __half*>(vectors16));
+            else if (team)
+                run(graph_search_merge_kernel<kL, kF, true>, vectors);
             else
-                launch(graph_search_merge_kernel<kL, kF, false>, res, vectors, n, d, graph, degree, entry, labels, l2,
-                       xq, nq, k, width, max_iter, p.seed_rounds, p.seed, D, I);
+                run(graph_search_merge_kernel<kL, kF, false>, vectors);
         };
         auto by_f = [&](auto L) {
             using std::integral_constant;
@@ -463,8 +538,11 @@ void graph_search(GpuResources& res, const float* vectors, int64_t n, int d, con
     NEARLY_CHECK_ARG(S <= 512, "GPU graph search: width * degree too large for the candidate buffer (at most " +
                                    std::to_string(512 - list) + ")");
     auto go = [&](auto L, auto SS) {
-        launch(graph_search_kernel<decltype(L)::value, decltype(SS)::value>, res, vectors, n, d, graph, degree, entry,
-               labels, l2, xq, nq, k, width, max_iter, p.seed_rounds, p.seed, D, I);
+        auto kern = graph_search_kernel<decltype(L)::value, decltype(SS)::value>;
+        launch(kern, d, nq, [&](unsigned grid, size_t smem, int64_t q0) {
+            kern<<<grid, kBlock, smem, res.stream()>>>(vectors, n, d, graph, degree, entry, labels, l2, xq + q0 * d, k,
+                                                       width, max_iter, p.seed_rounds, p.seed, D + q0 * k, I + q0 * k);
+        });
     };
     using std::integral_constant;
     if (list == 32 && S == 64) go(integral_constant<int, 32>{}, integral_constant<int, 64>{});

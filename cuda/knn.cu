@@ -22,8 +22,8 @@ constexpr int kModePlain = 2;  // the tile holds keys; distance = key
 template <int BLOCK, int S, int R>
 __global__ void __launch_bounds__(BLOCK) tile_select_kernel(const float* tile, int64_t tile_cols, int seg_len,
                                                             const float* xb_norms, int64_t col0, int mode, int k,
-                                                            const float* running, float* cand, int64_t* cand_ids,
-                                                            int64_t cand_ld) {
+                                                            const float* running, const float* bounds,
+                                                            float* cand, int64_t* cand_ids, int64_t cand_ld) {
     __shared__ BlockSelect<BLOCK, S, R> sel;
     int64_t r = blockIdx.x;
     int s = blockIdx.y;
@@ -33,7 +33,10 @@ __global__ void __launch_bounds__(BLOCK) tile_select_kernel(const float* tile, i
     const float* row = tile + r * tile_cols + c0;
     // The k-th best of the earlier tiles bounds this one: after the first
     // tile almost every distance fails one compare and nothing is buffered.
-    sel.init(k, running ? running[r * cand_ld + k - 1] : FLT_MAX);
+    // A bound given by the caller does the same from the start.
+    float bound = bounds ? bounds[r] : FLT_MAX;
+    if (running) bound = fminf(bound, running[r * cand_ld + k - 1]);
+    sel.init(k, bound);
     if (mode == kModeL2) {
         const float* nrm = xb_norms + col0 + c0;
         sel.run(n, [&](int64_t i) { return nrm[i] + row[i]; });
@@ -195,7 +198,8 @@ void knn_exact(GpuResources& res, const KnnArgs& a) {
             with_select_config(k, [&](auto cfg) {
                 using C = decltype(cfg);
                 tile_select_kernel<C::kBlock, C::kSlots, C::kItems><<<dim3(unsigned(nq), launch_segs), C::kBlock, 0, st>>>(
-                    tile.get(), ncols, seg_len, a.xb_norms, j0, mode, k, first ? nullptr : cand.get(), cand.get() + off,
+                    tile.get(), ncols, seg_len, a.xb_norms, j0, mode, k, first ? nullptr : cand.get(),
+                    a.bound_keys ? a.bound_keys + q0 : nullptr, cand.get() + off,
                     cand_ids.get() + off, cand_ld);
             });
             NEARLY_CUDA_CHECK(cudaGetLastError());

@@ -22,6 +22,12 @@ struct KnnArgs {
     int k = 1;            // 1..kMaxSelectK
     bool tf32 = false;    // float32 data: let the tensor cores round to TF32
     int64_t id_offset = 0;  // added to every returned id
+    // Per query row (nq, device) or null: only keys below it are kept (in the
+    // selection's terms: L2 ||x||^2 - 2 <q, x>, inner product -<q, x>). A
+    // bound known in advance (the k-th best of a query's nearest list, when
+    // its other lists are scanned) skips most of the selection's work; a row
+    // with fewer than k keys below its bound gets missing results (id -1).
+    const float* bound_keys = nullptr;
     float* D = nullptr;   // nq x k, device
     int64_t* I = nullptr;  // nq x k, device
     // Another distance (binary codes): fills tile (rows x cols, row-major)

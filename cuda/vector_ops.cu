@@ -1,3 +1,4 @@
+#include <cub/device/device_radix_sort.cuh>
 #include <cuda_fp16.h>
 
 #include "vector_ops.h"
@@ -79,6 +80,18 @@ void from_fp16(GpuResources& res, const uint16_t* x, int64_t n, float* out) {
     if (n == 0) return;
     from_fp16_kernel<<<blocks_for(n, 256), 256, 0, res.stream()>>>(reinterpret_cast<const __half*>(x), n, out);
     NEARLY_CUDA_CHECK(cudaGetLastError());
+}
+
+void sort_pairs_by_key(GpuResources& res, const int32_t* keys_in, int32_t* keys_out, const int32_t* vals_in,
+                       int32_t* vals_out, int64_t n, int bits) {
+    NEARLY_CHECK_ARG(n < (int64_t(1) << 31), "sort_pairs_by_key: fewer than 2^31 pairs");
+    if (n == 0) return;
+    size_t temp = 0;
+    NEARLY_CUDA_CHECK(cub::DeviceRadixSort::SortPairs(nullptr, temp, keys_in, keys_out, vals_in, vals_out, int(n), 0,
+                                                      bits, res.stream()));
+    Scratch<char> tmp(res, temp);
+    NEARLY_CUDA_CHECK(cub::DeviceRadixSort::SortPairs(tmp.get(), temp, keys_in, keys_out, vals_in, vals_out, int(n), 0,
+                                                      bits, res.stream()));
 }
 
 void gather_rows(GpuResources& res, const float* src, const int64_t* rows, int64_t n, int d, float* dst) {

@@ -279,6 +279,8 @@ void bind_gpu(py::module_& m) {
                       })
         .def_property("search_merge", [](const GpuIndexHNSW& i) { return i.params.merge; },
                       [](GpuIndexHNSW& i, bool v) { i.params.merge = v; })
+        .def_property("search_fp16", [](const GpuIndexHNSW& i) { return i.params.fp16; },
+                      [](GpuIndexHNSW& i, bool v) { i.params.fp16 = v; })
         .def_property("max_iterations", [](const GpuIndexHNSW& i) { return i.params.max_iterations; },
                       [](GpuIndexHNSW& i, int v) { i.params.max_iterations = std::max(0, v); })
         .def_property("seed_rounds", [](const GpuIndexHNSW& i) { return i.params.seed_rounds; },

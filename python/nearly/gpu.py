@@ -378,8 +378,10 @@ class GpuIndexHNSW(_DeviceArrays, _HNSWBase):
 
     Either way ``efSearch`` is the beam (candidates kept, <= 512; <= 256 with
     ``search_merge = False``, the re-sorting kernel),
-    ``search_width`` the nodes expanded per step, and index_gpu_to_cpu gives an
-    IndexHNSWFlat with every level of the graph."""
+    ``search_width`` the nodes expanded per step, ``search_fp16 = True`` walks
+    the graph over float16 copies of the rows (half the memory traffic; the
+    final best are scored again in float32, so results keep exact scores), and
+    index_gpu_to_cpu gives an IndexHNSWFlat with every level of the graph."""
 
     def __init__(self, res, index, M=32, metric=METRIC_L2, config=None):
         _require_gpu()

@@ -132,3 +132,40 @@ def test_gpu_hnsw_merging_kernel_scorers(res, graph, monkeypatch, scorer, d, wid
     np.testing.assert_allclose(Dg, ((xq[:, None, :] - xb[Ig]) ** 2).sum(-1), rtol=1e-4, atol=1e-3)
     for row in Ig:
         assert len(set(row.tolist())) == 10
+
+
+@pytest.mark.parametrize("metric", [nearly.METRIC_L2, nearly.METRIC_INNER_PRODUCT])
+@pytest.mark.parametrize("d", [48, 44, 37])
+@pytest.mark.parametrize("k", [10, 40])
+def test_gpu_hnsw_fp16_walk(res, d, metric, k):
+    # the walk over float16 rows (8 a load when d % 8 == 0, else one at a
+    # time), its final best scored again in float32: the CPU's recall, exact
+    # scores, best first
+    rng = np.random.default_rng(d + k)
+    xb = clustered(rng, 6000, d, nclusters=60, scale=2.0, spread=0.5)
+    xq = clustered(rng, 200, d, nclusters=60, scale=2.0, spread=0.5)
+    cpu = nearly.IndexHNSWFlat(d, 12, metric)
+    cpu.add(xb)
+    _, gt = brute_force(xq, xb, k, metric)
+    gpu = nearly.index_cpu_to_gpu(res, 0, cpu)
+    assert not gpu.search_fp16
+    cpu.hnsw.efSearch = gpu.efSearch = 128
+    D32, I32 = gpu.search(xq, k)
+    gpu.search_fp16 = True
+    D16, I16 = gpu.search(xq, k)
+    rc = recall(cpu.search(xq, k)[1], gt, k)
+    assert recall(I16, gt, k) >= rc - 0.01
+    assert recall(I16, gt, k) >= recall(I32, gt, k) - 0.01
+    true = ((xq[:, None, :] - xb[I16]) ** 2).sum(-1) if metric == nearly.METRIC_L2 else \
+        np.einsum("qd,qkd->qk", xq, xb[I16])
+    np.testing.assert_allclose(D16, true, rtol=1e-4, atol=1e-3)
+    assert (np.diff(D16, axis=1) >= -1e-6).all() if metric == nearly.METRIC_L2 else \
+        (np.diff(D16, axis=1) <= 1e-6).all()
+    for row in I16:
+        assert len(set(row.tolist())) == k
+    # where both walks meet the same rows, the same scores (float32 either way)
+    same = I16 == I32
+    np.testing.assert_allclose(D16[same], D32[same], rtol=1e-6, atol=1e-6)
+    # the float16 copy is made once and kept; the flag off again is the float32 walk
+    gpu.search_fp16 = False
+    np.testing.assert_array_equal(gpu.search(xq, k)[1], I32)
