@@ -1,4 +1,4 @@
-"""HNSW storage variants (SQ8, fp16) and IndexRefineFlat re-ranking."""
+"""HNSW storage variants (SQ8, fp16, bf16) and IndexRefineFlat re-ranking."""
 import pickle
 
 import numpy as np
@@ -34,6 +34,7 @@ def build(desc, xb):
 
 
 @pytest.mark.parametrize("desc,cls", [("HNSW16,SQ8", "IndexHNSWSQ"), ("HNSW16,SQfp16", "IndexHNSWSQ"),
+                                      ("HNSW16,SQbf16", "IndexHNSWSQ"),
                                       ("HNSW16,SQ8,RFlat", "IndexRefineFlat"), ("HNSW16,RFlat", "IndexRefineFlat")])
 def test_variants_recall_and_distances(data, desc, cls):
     xb, xq, gt = data
@@ -42,10 +43,20 @@ def test_variants_recall_and_distances(data, desc, cls):
     D, I = index.search(xq, 10)
     assert recall(I, gt) >= 0.95
     exact = np.take_along_axis(distances64(xq, xb, IP), I, axis=1)
-    # SQ8 scores on the int8 copy: close, not exact; fp16 and RFlat: exact up to float rounding
-    tol = 0.01 if desc == "HNSW16,SQ8" else 1e-5
+    # SQ8 scores on the int8 copy: close, not exact; fp16 and RFlat: exact up to float rounding;
+    # bf16: exact on the bf16 copy (8 bits of mantissa)
+    if desc == "HNSW16,SQbf16":
+        on_copy = np.einsum("qd,qkd->qk", xq.astype(np.float64), bf16(xb)[I].astype(np.float64))
+        np.testing.assert_allclose(D, on_copy, atol=1e-5)
+    tol = {"HNSW16,SQ8": 0.01, "HNSW16,SQbf16": 0.01}.get(desc, 1e-5)
     np.testing.assert_allclose(D, exact, atol=tol)
     assert (np.diff(D, axis=1) <= 1e-6).all()  # IP descending
+
+
+def bf16(x):
+    """faiss's encode_bf16 (the top 16 bits, rounded half up on the bits), decoded."""
+    u = np.ascontiguousarray(x, dtype=np.float32).view(np.uint32)
+    return (((u.astype(np.uint64) + 0x8000) >> 16) << 16).astype(np.uint32).view(np.float32)
 
 
 def test_memory_of_variants(data):
@@ -53,7 +64,9 @@ def test_memory_of_variants(data):
     flat = build("HNSW16", xb)[1].memory_bytes()
     sq8 = build("HNSW16,SQ8", xb)[1].memory_bytes()
     fp16 = build("HNSW16,SQfp16", xb)[1].memory_bytes()
+    bf = build("HNSW16,SQbf16", xb[:2000])[1].memory_bytes()
     d = xb.shape[1]
+    assert build("HNSW16", xb[:2000])[1].memory_bytes() - bf >= 2 * d * 2000 * 0.99
     assert flat - fp16 >= 2 * d * len(xb) * 0.99  # the float copy became fp16
     assert flat - sq8 >= 4 * d * len(xb) * 0.99  # and is gone for SQ8
 
@@ -63,9 +76,17 @@ def test_reconstruct_of_variants(data):
     assert np.abs(build("HNSW16,SQ8", xb)[0].reconstruct(3) - xb[3]).max() < 0.01
     fp16 = build("HNSW16,SQfp16", xb)[0].reconstruct(3)
     np.testing.assert_array_equal(fp16, xb[3].astype(np.float16).astype(np.float32))
+    index = build("HNSW16,SQbf16", xb[:1000])[0]
+    np.testing.assert_array_equal(index.reconstruct_n(0, 1000), bf16(xb[:1000]))
+    # the rounding at the edges: ties, the largest floats, signs, zero
+    edge = np.array([[1.0 + 2.0 ** -8, 1.0 + 3 * 2.0 ** -8, -1.5, 3.0e38, -0.0, 1e-40, 65504.0, 7.0]], np.float32)
+    one = nearly.IndexHNSWSQ(8, nearly.ScalarQuantizer.QT_bf16, 8)
+    one.train(edge)
+    one.add(edge)
+    np.testing.assert_array_equal(one.reconstruct(0), bf16(edge)[0])
 
 
-@pytest.mark.parametrize("desc", ["HNSW16,SQ8", "HNSW16,SQfp16", "HNSW16,SQ8,RFlat"])
+@pytest.mark.parametrize("desc", ["HNSW16,SQ8", "HNSW16,SQfp16", "HNSW16,SQbf16", "HNSW16,SQ8,RFlat"])
 def test_round_trip(data, desc):
     xb, xq, _ = data
     index, _ = build(desc, xb[:1000])
@@ -90,8 +111,8 @@ def test_refine_parameters(data):
 
 
 def test_sq_bad_qtype():
-    # faiss's other quantizer types exist but nearly's HNSW stores SQ8 or fp16 only.
-    for qtype in (1, 3, 6, 7):
+    # faiss's other quantizer types exist but nearly's HNSW stores SQ8, fp16 or bf16 only.
+    for qtype in (1, 2, 3, 5, 6):
         with pytest.raises(RuntimeError, match="not implemented"):
             nearly.IndexHNSWSQ(8, qtype, 16)
 

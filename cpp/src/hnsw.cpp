@@ -133,11 +133,14 @@ struct ExtraMetricSpace {
 };
 
 size_t side_bytes_of(HNSWStorage kind, int d) {
-    return kind == HNSWStorage::Flat ? size_t(d) * 4 : kind == HNSWStorage::FP16 ? size_t(d) * 2 : 0;
+    return kind == HNSWStorage::Flat ? size_t(d) * 4
+           : kind == HNSWStorage::FP16 || kind == HNSWStorage::BF16 ? size_t(d) * 2
+                                                                     : 0;
 }
 
 // The copy results are scored on (re-ranking, reconstruct): float32 for
-// Flat, fp16 for FP16 (the side copies); SQ8 keeps only the int8 codes.
+// Flat, fp16 / bf16 for FP16 / BF16 (the side copies); SQ8 keeps only the
+// int8 codes.
 struct Copies {
     const Storage& st;
     HNSWStorage kind;
@@ -157,6 +160,10 @@ struct Copies {
             uint16_t* h = reinterpret_cast<uint16_t*>(st.side_of(s));
             for (size_t i = 0; i < d; i++) h[i] = float_to_half(x[i]);
         }
+        if (kind == HNSWStorage::BF16) {
+            uint16_t* h = reinterpret_cast<uint16_t*>(st.side_of(s));
+            for (size_t i = 0; i < d; i++) h[i] = float_to_bf16(x[i]);
+        }
     }
     void decode(slot_t s, float* out) const {
         if (kind == HNSWStorage::Flat) {
@@ -164,6 +171,9 @@ struct Copies {
         } else if (kind == HNSWStorage::FP16) {
             const uint16_t* h = reinterpret_cast<const uint16_t*>(st.side_of(s));
             for (size_t i = 0; i < d; i++) out[i] = half_to_float(h[i]);
+        } else if (kind == HNSWStorage::BF16) {
+            const uint16_t* h = reinterpret_cast<const uint16_t*>(st.side_of(s));
+            for (size_t i = 0; i < d; i++) out[i] = bf16_to_float(h[i]);
         } else {
             const float sc = Int8Space::scale(st, s);
             const int8_t* c = Int8Space::code(st, s);

@@ -118,7 +118,8 @@ IndexPtr read_tagged(Reader& r, const std::string& tag) {
     if (tag == "NSGFlat") return IndexNSGFlat::read_body(r);
     if (tag == "HNSWSQ") {
         int kind = r.pod<int32_t>();
-        r.check(kind == int(HNSWStorage::SQ8) || kind == int(HNSWStorage::FP16), "bad HNSW storage kind");
+        r.check(kind == int(HNSWStorage::SQ8) || kind == int(HNSWStorage::FP16) || kind == int(HNSWStorage::BF16),
+                "bad HNSW storage kind");
         return IndexHNSWFlat::read_body(r, HNSWStorage(kind));
     }
     if (tag == "binary")

@@ -203,9 +203,7 @@ void ScalarQuantizer::encode(const float* x, uint8_t* code) const {
             return;
         case QT_bf16:
             for (size_t j = 0; j < d; j++) {
-                uint32_t u;
-                std::memcpy(&u, x + j, 4);
-                const uint16_t h = uint16_t((u + 0x8000u) >> 16);  // faiss's encode_bf16
+                const uint16_t h = float_to_bf16(x[j]);
                 std::memcpy(code + 2 * j, &h, 2);
             }
             return;

@@ -48,12 +48,6 @@ inline void decode_6bit(const uint8_t* c, const float* vmin, const float* vdiff,
     for (; j < d; j++) x[j] = vmin[j] + unit<63>(sq_code_value<6>(c, j)) * vdiff[j];
 }
 
-inline float bf16_to_float(uint16_t h) {
-    const uint32_t u = uint32_t(h) << 16;
-    float f;
-    std::memcpy(&f, &u, 4);
-    return f;
-}
 
 // Decodes n codes into n * d floats; `halves` is the level's fp16 converter.
 inline void decode(const ScalarQuantizer& sq, const uint8_t* codes, float* x, size_t n,

@@ -7,6 +7,7 @@
 #include "nearly/hnsw.h"
 #include "nearly/hnsw_pq.h"
 #include "nearly/refine.h"
+#include "nearly/scalar_quantizer.h"
 
 namespace nearly_py {
 
@@ -64,11 +65,15 @@ void bind_hnsw(py::module_& m) {
     // class is bound in sq.cpp).
     py::class_<IndexHNSWSQ, IndexHNSWFlat, std::shared_ptr<IndexHNSWSQ>>(m, "IndexHNSWSQ")
         .def(py::init([](int d, int qtype, int M, int metric) {
-                 if (qtype != 0 && qtype != 4)
+                 if (qtype != ScalarQuantizer::QT_8bit && qtype != ScalarQuantizer::QT_fp16 &&
+                     qtype != ScalarQuantizer::QT_bf16)
                      throw NotSupported("IndexHNSWSQ: qtype " + std::to_string(qtype) +
-                                        " not implemented in nearly (its HNSW stores ScalarQuantizer.QT_8bit or QT_fp16)");
-                 return std::make_shared<IndexHNSWSQ>(d, qtype == 0 ? HNSWStorage::SQ8 : HNSWStorage::FP16, M,
-                                                      MetricType(metric));
+                                        " not implemented in nearly (its HNSW stores ScalarQuantizer.QT_8bit, "
+                                        "QT_fp16 or QT_bf16)");
+                 const HNSWStorage storage = qtype == ScalarQuantizer::QT_8bit   ? HNSWStorage::SQ8
+                                             : qtype == ScalarQuantizer::QT_fp16 ? HNSWStorage::FP16
+                                                                                 : HNSWStorage::BF16;
+                 return std::make_shared<IndexHNSWSQ>(d, storage, M, MetricType(metric));
              }),
              py::arg("d"), py::arg("qtype"), py::arg("M") = 32, py::arg("metric") = int(METRIC_L2));
 

@@ -38,9 +38,10 @@ def _rq_search_type(suffix, metric):
 
 
 def _hnsw_sq(m, d, metric):
-    if m.group(2) not in ("8", "fp16"):
+    if m.group(2) not in ("8", "fp16", "bf16"):
         raise RuntimeError(f"index_factory: HNSW{m.group(1)},SQ{m.group(2)} not implemented in nearly "
-                           "(its HNSW stores SQ8 or SQfp16; IndexScalarQuantizer and IndexIVFScalarQuantizer take every SQ type)")
+                           "(its HNSW stores SQ8, SQfp16 or SQbf16; IndexScalarQuantizer and IndexIVFScalarQuantizer "
+                           "take every SQ type)")
     return _nearly.IndexHNSWSQ(d, _sq_qtype(m.group(2)), _hnsw_m(m), metric)
 
 

@@ -209,7 +209,7 @@ def test_ivf_search_and_reconstruct_needs_no_direct_map(data):
     np.testing.assert_array_equal(R, x[I - 10**9])
 
 
-@pytest.mark.parametrize("fs", ["Flat", "HNSW16", "SQ8", "IDMap2,Flat", "PCA16,Flat"])
+@pytest.mark.parametrize("fs", ["Flat", "HNSW16", "SQ8", "IDMap2,Flat", "PCA16,Flat", "HNSW16,SQfp16", "HNSW16,SQbf16"])
 def test_reconstruct_batch_like_faiss(data, fs):
     x, _ = data
     keys = np.array([5, 0, 2999, 5, 1234], dtype=np.int64)

@@ -32,10 +32,11 @@ struct SearchParametersHNSW : SearchParameters {
 };
 
 // What results are scored on after the int8 graph walk: the float vectors
-// (exact distances), an fp16 copy (half the memory), or nothing but the int8
+// (exact distances), an fp16 or bf16 copy (half the memory; bf16 keeps the
+// float range, fp16 three more bits of precision), or nothing but the int8
 // codes (a quarter of float storage; distances approximate, pair with
 // IndexRefineFlat for exact ones).
-enum class HNSWStorage : int { Flat = 0, SQ8 = 1, FP16 = 2 };
+enum class HNSWStorage : int { Flat = 0, SQ8 = 1, FP16 = 2, BF16 = 3 };
 
 // A whole HNSW graph built elsewhere (the GPU build, or graph_build.h from
 // any k-NN graph) over rows 0..n-1 of the vectors it was built from.
@@ -185,11 +186,12 @@ struct IndexHNSWFlat : Index, HNSWGraph {
     void add_impl(idx_t n, const float* x, const idx_t* ids);
 };
 
-// faiss's IndexHNSWSQ: QT_8bit -> SQ8 storage, QT_fp16 -> FP16.
+// faiss's IndexHNSWSQ: QT_8bit -> SQ8 storage, QT_fp16 -> FP16, QT_bf16 -> BF16.
 struct IndexHNSWSQ : IndexHNSWFlat {
     IndexHNSWSQ(int d, HNSWStorage storage, int M = 32, MetricType metric = METRIC_L2)
         : IndexHNSWFlat(d, M, metric, storage) {
-        NEARLY_CHECK_ARG(storage != HNSWStorage::Flat, "IndexHNSWSQ: the quantizer must be QT_8bit or QT_fp16");
+        NEARLY_CHECK_ARG(storage != HNSWStorage::Flat,
+                         "IndexHNSWSQ: the quantizer must be QT_8bit, QT_fp16 or QT_bf16");
     }
 };
 

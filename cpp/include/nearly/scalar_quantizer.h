@@ -23,6 +23,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <vector>
 
 namespace nearly {
@@ -30,6 +31,20 @@ namespace nearly {
 // IEEE half precision, round to nearest even; portable (no F16C needed).
 uint16_t float_to_half(float f);
 float half_to_float(uint16_t h);
+
+// bfloat16: the top 16 bits of a float, rounded as faiss's encode_bf16 does
+// (half up on the bits, not to even).
+inline uint16_t float_to_bf16(float f) {
+    uint32_t u;
+    std::memcpy(&u, &f, 4);
+    return uint16_t((u + 0x8000u) >> 16);
+}
+inline float bf16_to_float(uint16_t h) {
+    const uint32_t u = uint32_t(h) << 16;
+    float f;
+    std::memcpy(&f, &u, 4);
+    return f;
+}
 
 struct ScalarQuantizer {
     // faiss's QuantizerType values.
