@@ -446,8 +446,10 @@ void rescore_on_device(GpuResources& res, const float* x, int d, MetricType metr
 // far (optional, with up: one flag per row): each row's kf nearest rows
 // among the flagged ones, from the same lists: a list's flagged rows sit at
 // its front, so each list's second GEMM covers only them. The upper level's
-// rows nearest to a row lie in its nearest lists, so this finds nearly the
-// exact answer (far_candidates_on_device) at a few percent of its cost.
+// rows nearest to a row lie in its nearest lists: on 100k real embeddings
+// (bench/graph_far_candidates.py) these tables share 84% of the exact ones
+// (far_candidates_on_device) and the graphs search at the same recall
+// (within 0.001 at efSearch 16 to 256), for a few percent of the cost.
 void ivf_knn_on_device(GpuResources& res, const float* x, int64_t n, int d, MetricType metric, int k, int n_lists,
                        int n_probe, const std::vector<char>* up, int kf, bool verbose, DeviceTable& out,
                        DeviceTable* far) {
