@@ -40,48 +40,15 @@ float l2sqr(const float* x, const float* y, size_t d) {
     return _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
 }
 
-// Four database rows per pass: q is loaded once for four rows and the four
-// dependency chains hide the FMA latency. Full vectors first, one masked
-// step for the d % 16 tail.
-template <bool L2>
-inline void accumulate4(__m512 qv, __m512 v0, __m512 v1, __m512 v2, __m512 v3, __m512& a0, __m512& a1,
-                        __m512& a2, __m512& a3) {
-    if (L2) {
-        v0 = _mm512_sub_ps(v0, qv); v1 = _mm512_sub_ps(v1, qv);
-        v2 = _mm512_sub_ps(v2, qv); v3 = _mm512_sub_ps(v3, qv);
-        a0 = _mm512_fmadd_ps(v0, v0, a0); a1 = _mm512_fmadd_ps(v1, v1, a1);
-        a2 = _mm512_fmadd_ps(v2, v2, a2); a3 = _mm512_fmadd_ps(v3, v3, a3);
-    } else {
-        a0 = _mm512_fmadd_ps(v0, qv, a0); a1 = _mm512_fmadd_ps(v1, qv, a1);
-        a2 = _mm512_fmadd_ps(v2, qv, a2); a3 = _mm512_fmadd_ps(v3, qv, a3);
-    }
-}
-
+// One row after another: the rows of a scan are one sequential stream, which
+// the hardware prefetcher follows. Four rows side by side (q loaded once for
+// four, four dependency chains) ran at the same speed in cache but at half
+// of it from memory: one query over 100k x 384 floats took 12.0 ms against
+// 5.1 ms on an AMD EPYC (Zen 4), four short streams being what the
+// prefetcher picks up late.
 template <bool L2>
 void distances_ny(const float* q, const float* x, size_t d, size_t ny, float* out) {
-    const size_t d16 = d & ~size_t(15);
-    const __mmask16 m = tail_mask(d - d16);
-    size_t j = 0;
-    for (; j + 4 <= ny; j += 4) {
-        const float* x0 = x + j * d;
-        const float* x1 = x0 + d;
-        const float* x2 = x1 + d;
-        const float* x3 = x2 + d;
-        __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
-        __m512 a2 = _mm512_setzero_ps(), a3 = _mm512_setzero_ps();
-        for (size_t i = 0; i < d16; i += 16)
-            accumulate4<L2>(_mm512_loadu_ps(q + i), _mm512_loadu_ps(x0 + i), _mm512_loadu_ps(x1 + i),
-                            _mm512_loadu_ps(x2 + i), _mm512_loadu_ps(x3 + i), a0, a1, a2, a3);
-        if (d16 < d)
-            accumulate4<L2>(_mm512_maskz_loadu_ps(m, q + d16), _mm512_maskz_loadu_ps(m, x0 + d16),
-                            _mm512_maskz_loadu_ps(m, x1 + d16), _mm512_maskz_loadu_ps(m, x2 + d16),
-                            _mm512_maskz_loadu_ps(m, x3 + d16), a0, a1, a2, a3);
-        out[j] = _mm512_reduce_add_ps(a0);
-        out[j + 1] = _mm512_reduce_add_ps(a1);
-        out[j + 2] = _mm512_reduce_add_ps(a2);
-        out[j + 3] = _mm512_reduce_add_ps(a3);
-    }
-    for (; j < ny; j++) out[j] = L2 ? l2sqr(q, x + j * d, d) : inner_product(q, x + j * d, d);
+    for (size_t j = 0; j < ny; j++) out[j] = L2 ? l2sqr(q, x + j * d, d) : inner_product(q, x + j * d, d);
 }
 
 void inner_products_ny(const float* q, const float* x, size_t d, size_t ny, float* out) {
