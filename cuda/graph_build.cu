@@ -54,12 +54,15 @@ void upload(GpuResources& res, const NeighborTable& h, DeviceTable& t) {
     res.synchronize();  // h may go away on return
 }
 
-NeighborTable download(GpuResources& res, const DeviceTable& t) {
+// with_scores false: the ids alone (the scores left zero), for a graph's
+// final links, whose scores nothing reads.
+NeighborTable download(GpuResources& res, const DeviceTable& t, bool with_scores = true) {
     NeighborTable h(t.n, t.k);
     if (h.ids.empty()) return h;
     NEARLY_CUDA_CHECK(cudaMemcpyAsync(h.ids.data(), t.ids.data(), h.ids.size() * 4, cudaMemcpyDeviceToHost, res.stream()));
-    NEARLY_CUDA_CHECK(
-        cudaMemcpyAsync(h.scores.data(), t.scores.data(), h.scores.size() * 4, cudaMemcpyDeviceToHost, res.stream()));
+    if (with_scores)
+        NEARLY_CUDA_CHECK(cudaMemcpyAsync(h.scores.data(), t.scores.data(), h.scores.size() * 4,
+                                          cudaMemcpyDeviceToHost, res.stream()));
     res.synchronize();
     return h;
 }
@@ -861,7 +864,7 @@ HNSWLayers gpu_build_hnsw(GpuResources& res, const float* x_dev, int64_t n, int 
         step("pruned");
         merge_on_device(res, xv, d, metric, fwd, cap, max_merge, links);
         step("reverse links merged");
-        NeighborTable h = download(res, links);
+        NeighborTable h = download(res, links, false);  // HNSWLayers keeps no scores
         step("downloaded");
         link_orphans(h, kcand, [&](int64_t v, int32_t* ids, float* scores) {
             NEARLY_CUDA_CHECK(cudaMemcpyAsync(ids, cands.ids.data() + size_t(v) * kcand, size_t(kcand) * 4,
