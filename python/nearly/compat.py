@@ -34,6 +34,25 @@ def extract_index_ivf(index):
         seen = inner
 
 
+def try_extract_index_ivf(index):
+    """extract_index_ivf, but None where there is no IVF index."""
+    try:
+        return extract_index_ivf(index)
+    except RuntimeError:
+        return None
+
+
+def get_compile_options():
+    """faiss's build summary, in its words: "OPTIMIZE DD" (SIMD chosen at run
+    time), the instruction sets in use (NEARLY_SIMD can lower them), "GPU"
+    when the CUDA module is built in."""
+    level = _nearly.simd_level()
+    isas = {"scalar": "GENERIC", "avx2": "AVX2", "avx512": "AVX2 AVX512", "neon": "NEON"}.get(level, level.upper())
+    from .gpu import _CUDA
+
+    return "OPTIMIZE DD " + isas + (" GPU" if _CUDA else "") + " "
+
+
 def clone_index(index):
     """A deep copy (faiss's clone_index), made by a round trip through the
     serialized form, so every index type that persists can be cloned."""

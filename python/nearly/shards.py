@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from . import _nearly
+from .result_heap import best_k
 
 _FLT_MAX = float(np.finfo(np.float32).max)
 
@@ -149,11 +150,7 @@ class IndexShards(_IndexCollection):
         I = np.concatenate([np.where(r[1] >= 0, r[1] + (off if self.successive_ids else 0), -1)
                             for r, off in zip(results, offsets)], axis=1)
         # The k best of all shards; equal distances by smaller id, missing (-1) last.
-        key = -D if self._similarity() else D
-        order = np.lexsort((np.where(I < 0, np.iinfo(np.int64).max, I), I < 0, key), axis=1)[:, :k]
-        D = np.take_along_axis(D, order, axis=1)
-        I = np.take_along_axis(I, order, axis=1)
-        return np.ascontiguousarray(D), np.ascontiguousarray(I)
+        return best_k(D, I, k, self._similarity())
 
 
 class IndexReplicas(_IndexCollection):

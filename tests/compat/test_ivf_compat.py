@@ -312,3 +312,13 @@ def test_invlists_and_extract_index_ivf(rng):
     idx.add_with_ids(x, np.arange(1000) + 10)
     ids = np.concatenate([idx.invlists.get_ids(i) for i in range(8)])
     np.testing.assert_array_equal(np.sort(ids), np.arange(1000) + 10)
+
+
+def test_try_extract_index_ivf_and_compile_options():
+    for lib in (faiss, nearly):
+        assert lib.try_extract_index_ivf(lib.index_factory(16, "PCA8,IVF8,Flat")).nlist == 8
+        assert lib.try_extract_index_ivf(lib.IndexFlatL2(16)) is None
+        opts = lib.get_compile_options()
+        assert isinstance(opts, str) and opts.startswith("OPTIMIZE")
+    # what scripts look for: the instruction set in use
+    assert ("AVX2" in nearly.get_compile_options()) == (nearly.simd_level() in ("avx2", "avx512"))
