@@ -13,6 +13,8 @@
 
 namespace nearly {
 
+HNSWStats hnsw_stats;
+
 using slot_t = HNSWGraph::slot_t;
 using namespace hnsw_detail;
 

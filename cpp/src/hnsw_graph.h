@@ -177,14 +177,30 @@ namespace hnsw_detail {
 
 using Storage = HNSWGraph::Storage;
 
+// A search's share of hnsw_stats (HNSWStats), added once at its end.
+struct WalkCounts {
+    size_t n1 = 0, n2 = 0, ndis = 0, nhops = 0;
+};
+inline void record_walk(const WalkCounts& c) {
+    __atomic_fetch_add(&hnsw_stats.n1, c.n1, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&hnsw_stats.n2, c.n2, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&hnsw_stats.ndis, c.ndis, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&hnsw_stats.nhops, c.nhops, __ATOMIC_RELAXED);
+}
+
 // Greedy walk on an upper level: move to the best neighbour until none is better.
 template <class Space>
-void greedy(const Space& sp, const typename Space::Query& q, slot_t& cur, float& cur_score, int level) {
+void greedy(const Space& sp, const typename Space::Query& q, slot_t& cur, float& cur_score, int level,
+            WalkCounts* counts = nullptr) {
     const Storage& st = sp.st;
     for (bool changed = true; changed;) {
         changed = false;
         const slot_t* ll = st.links(cur, level);
         slot_t cnt = load_count(ll);
+        if (counts) {
+            counts->nhops++;
+            counts->ndis += cnt;
+        }
         for (slot_t i = 1; i <= cnt; i++) st.prefetch(load_link(ll + i));
         for (slot_t i = 1; i <= cnt; i++) {
             slot_t v = load_link(ll + i);
@@ -203,7 +219,7 @@ void greedy(const Space& sp, const typename Space::Query& q, slot_t& cur, float&
 // (so the graph stays connected) but never enter `top`.
 template <class Space>
 void search_layer(const Space& sp, const typename Space::Query& q, slot_t ep, float ep_score, int level, size_t ef,
-                  const IDSelector* sel, Scratch& sc) {
+                  const IDSelector* sel, Scratch& sc, WalkCounts* counts = nullptr) {
     const Storage& st = sp.st;
     auto& top = sc.top;
     auto& cand = sc.cand;
@@ -228,6 +244,10 @@ void search_layer(const Space& sp, const typename Space::Query& q, slot_t ep, fl
                 fresh[nf++] = v;
                 st.prefetch(v);
             }
+        }
+        if (counts) {
+            counts->nhops++;
+            counts->ndis += nf;
         }
         for (size_t i = 0; i < nf; i++) {
             slot_t v = fresh[i];
@@ -257,8 +277,12 @@ void walk(const Space& sp, const typename Space::Query& q, int64_t entry, int to
     if (entry < 0) return;
     slot_t cur = slot_t(entry);
     float cur_score = sp.score(q, cur);
-    for (int l = top_level; l > 0; l--) greedy(sp, q, cur, cur_score, l);
-    search_layer(sp, q, cur, cur_score, 0, ef, sel, sc);
+    WalkCounts counts;
+    for (int l = top_level; l > 0; l--) greedy(sp, q, cur, cur_score, l, &counts);
+    search_layer(sp, q, cur, cur_score, 0, ef, sel, sc, &counts);
+    counts.n1 = 1;
+    counts.n2 = sc.cand.empty();
+    record_walk(counts);
 }
 
 // hnswlib's / faiss's neighbour heuristic: keep a candidate only if it is

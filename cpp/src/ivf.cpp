@@ -1,6 +1,7 @@
 #include "nearly/ivf.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -240,6 +241,43 @@ void IndexIVF::add_entries(size_t list_no, size_t n, const uint8_t* codes, const
     ntotal += idx_t(n);
 }
 
+IndexIVFStats indexIVF_stats;
+
+namespace {
+std::mutex ivf_stats_mutex;
+double ms_since(std::chrono::steady_clock::time_point t) {
+    return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t).count();
+}
+}  // namespace
+
+void IndexIVFStats::add(const IndexIVFStats& o) {
+    nq += o.nq;
+    nlist += o.nlist;
+    ndis += o.ndis;
+    nheap_updates += o.nheap_updates;
+    quantization_time += o.quantization_time;
+    search_time += o.search_time;
+}
+
+void record_ivf_stats(const IndexIVFStats& s) {
+    std::lock_guard<std::mutex> lk(ivf_stats_mutex);
+    indexIVF_stats.add(s);
+}
+
+// The lists n queries probe (np each; -1: none): how many are non-empty and
+// how many codes they hold. The caller holds the lists' lock.
+IndexIVFStats IndexIVF::probe_stats(idx_t n, size_t np, const idx_t* coarse) const {
+    IndexIVFStats st;
+    st.nq = size_t(n);
+    for (size_t i = 0; i < size_t(n) * np; i++) {
+        if (coarse[i] < 0 || coarse[i] >= idx_t(nlist)) continue;
+        const size_t size = lists_[size_t(coarse[i])].ids.size();
+        st.nlist += size > 0;
+        st.ndis += size;
+    }
+    return st;
+}
+
 void IndexIVF::search(idx_t n, const float* x, idx_t k, float* D, idx_t* I, const SearchParameters* params) const {
     search_sorted_or_not(n, x, k, D, I, params, true);
 }
@@ -256,12 +294,17 @@ void IndexIVF::search_sorted_or_not(idx_t n, const float* x, idx_t k, float* D, 
     const size_t np = effective_nprobe(params);
     if (n == 0) return;
 
+    const auto t0 = std::chrono::steady_clock::now();
     std::vector<float> coarse_dis(size_t(n) * np);
     std::vector<idx_t> coarse(size_t(n) * np);
     quantizer->search(n, x, idx_t(np), coarse_dis.data(), coarse.data());
+    IndexIVFStats times;
+    times.quantization_time = ms_since(t0);
 
     std::shared_lock<SharedMutex> lk(rw_mutex_);
     search_lists(n, x, k, np, coarse.data(), coarse_dis.data(), params, D, I, sorted);
+    times.search_time = ms_since(t0);
+    record_ivf_stats(times);
 }
 
 void IndexIVF::search_preassigned(idx_t n, const float* x, idx_t k, size_t np, const idx_t* assign,
@@ -301,9 +344,11 @@ void IndexIVF::search_lists(idx_t n, const float* x, idx_t k, size_t np, const i
                             const float* coarse_dis, const SearchParameters* params, float* D, idx_t* I,
                             bool sorted) const {
     const IDSelector* sel = params ? params->sel.get() : nullptr;
-    if (search_assigned(n, x, k, np, coarse, coarse_dis, sel, D, I, sorted)) return;
+    const IndexIVFStats probed = probe_stats(n, np, coarse);
     const size_t mq = min_queries_per_list();
-    if (mq > 0 && size_t(n) * np >= mq * std::min(nlist, size_t(n) * np)) {
+    if (search_assigned(n, x, k, np, coarse, coarse_dis, sel, D, I, sorted)) {
+        // the family's own scan (fast-scan)
+    } else if (mq > 0 && size_t(n) * np >= mq * std::min(nlist, size_t(n) * np)) {
         // Per-pair partial results take n * nprobe * k slots: big batches go
         // in slices so that stays bounded (about 200 MB).
         const size_t per_slice = std::max<size_t>(1, kMaxPairResults / (np * size_t(k)));
@@ -316,6 +361,7 @@ void IndexIVF::search_lists(idx_t n, const float* x, idx_t k, size_t np, const i
         const std::unique_ptr<QueryBatch> batch = prepare_queries(n, x, params);
         search_by_query(n, x, k, np, coarse, coarse_dis, sel, D, I, batch.get());
     }
+    record_ivf_stats(probed);  // searches that completed
 }
 
 // Few queries per list: each query walks its lists with its own scanner,
@@ -504,6 +550,7 @@ void IndexIVF::range_search(idx_t n, const float* x, float radius, RangeSearchRe
         }
         result.lims[q + 1] = result.labels.size();
     }
+    record_ivf_stats(probe_stats(n, np, coarse.data()));
 }
 
 size_t IndexIVF::remove_ids(const IDSelector& sel) {

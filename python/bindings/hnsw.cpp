@@ -20,6 +20,17 @@ void check_ef(int ef, const char* name) {
 }  // namespace
 
 void bind_hnsw(py::module_& m) {
+    py::class_<HNSWStats>(m, "HNSWStats")
+        .def(py::init<>())
+        .def_readwrite("n1", &HNSWStats::n1)
+        .def_readwrite("n2", &HNSWStats::n2)
+        .def_readwrite("ndis", &HNSWStats::ndis)
+        .def_readwrite("nhops", &HNSWStats::nhops)
+        .def("reset", &HNSWStats::reset)
+        .def("combine", &HNSWStats::combine, py::arg("other"));
+    // The process-wide counters themselves (nearly.cvar.hnsw_stats), not a copy.
+    m.def("_hnsw_stats", []() -> HNSWStats& { return hnsw_stats; }, py::return_value_policy::reference);
+
     py::class_<SearchParametersHNSW, SearchParameters, std::shared_ptr<SearchParametersHNSW>>(m, "SearchParametersHNSW")
         .def(py::init([](int efSearch, std::shared_ptr<IDSelector> sel) {
                  check_ef(efSearch, "efSearch");

@@ -51,6 +51,19 @@ void bind_ivf(py::module_& m) {
             return out;
         }, py::arg("list_no"), "The codes of one list, list_size * code_size bytes (faiss returns a pointer).");
 
+    py::class_<IndexIVFStats>(m, "IndexIVFStats")
+        .def(py::init<>())
+        .def_readwrite("nq", &IndexIVFStats::nq)
+        .def_readwrite("nlist", &IndexIVFStats::nlist)
+        .def_readwrite("ndis", &IndexIVFStats::ndis)
+        .def_readwrite("nheap_updates", &IndexIVFStats::nheap_updates)
+        .def_readwrite("quantization_time", &IndexIVFStats::quantization_time)
+        .def_readwrite("search_time", &IndexIVFStats::search_time)
+        .def("reset", &IndexIVFStats::reset)
+        .def("add", &IndexIVFStats::add, py::arg("other"));
+    // The process-wide counters themselves (nearly.cvar.indexIVF_stats), not a copy.
+    m.def("_indexIVF_stats", []() -> IndexIVFStats& { return indexIVF_stats; }, py::return_value_policy::reference);
+
     // The properties every IVF family shares (faiss's IndexIVF).
     py::class_<IndexIVF, Index, std::shared_ptr<IndexIVF>>(m, "IndexIVF")
         .def_readonly("quantizer", &IndexIVF::quantizer)

@@ -60,7 +60,7 @@ from .persistence import deserialize_index, read_index, serialize_index, write_i
 from .binary import IndexBinaryRecurrent, RecurrentBinarizer  # noqa: F401
 from .kmeans import Kmeans  # noqa: F401
 from .compat import downcast_index, extract_index_ivf, vector_to_array  # noqa: F401
-from .compat import get_compile_options, try_extract_index_ivf  # noqa: F401
+from .compat import cvar, get_compile_options, try_extract_index_ivf  # noqa: F401
 from .compat import clone_binary_index, clone_index  # noqa: F401
 from .compat import eval_intersection, merge_into, rand, randint, randn  # noqa: F401
 from .shards import IndexReplicas, IndexShards  # noqa: F401

@@ -120,3 +120,23 @@ def merge_into(index0, index1, shift_ids):
     """faiss.merge_into: moves index1's vectors into index0 (index1 is left
     empty); with shift_ids, index1's ids are shifted by index0's ntotal."""
     index0.merge_from(index1, index0.ntotal if shift_ids else 0)
+
+
+class _CVar:
+    """faiss.cvar: the library's global variables. indexIVF_stats and
+    hnsw_stats are the live counter objects (IndexIVFStats, HNSWStats): read
+    their fields after searches, reset() them between measurements."""
+
+    @property
+    def indexIVF_stats(self):
+        return _nearly._indexIVF_stats()
+
+    @property
+    def hnsw_stats(self):
+        return _nearly._hnsw_stats()
+
+    def __repr__(self):
+        return "<nearly.cvar: indexIVF_stats, hnsw_stats>"
+
+
+cvar = _CVar()

@@ -38,6 +38,28 @@ struct SearchParametersHNSW : SearchParameters {
 // IndexRefineFlat for exact ones).
 enum class HNSWStorage : int { Flat = 0, SQ8 = 1, FP16 = 2, BF16 = 3 };
 
+// faiss's HNSWStats (faiss.cvar.hnsw_stats): what the graph searches of this
+// process have done, over every HNSW index (float, SQ, PQ, binary) and
+// thread; adds are not counted. As faiss counts them: n1 the searches that
+// reached level 0, n2 those whose candidate queue ran dry (rare here: a walk
+// stops once its best candidate left is worse than its ef-th result, where
+// faiss's bounded queue usually empties), ndis the scores
+// computed by the walk (every neighbour on the upper levels, the unvisited
+// ones on level 0; not the entry point's, not the final re-ranking), nhops
+// the steps of the upper levels' greedy walk plus the nodes expanded on
+// level 0. Searches add to it with atomic adds.
+struct HNSWStats {
+    size_t n1 = 0, n2 = 0, ndis = 0, nhops = 0;
+    void reset() { *this = HNSWStats(); }
+    void combine(const HNSWStats& other) {
+        n1 += other.n1;
+        n2 += other.n2;
+        ndis += other.ndis;
+        nhops += other.nhops;
+    }
+};
+extern HNSWStats hnsw_stats;
+
 // A whole HNSW graph built elsewhere (the GPU build, or graph_build.h from
 // any k-NN graph) over rows 0..n-1 of the vectors it was built from.
 struct HNSWLayers {

@@ -20,6 +20,26 @@ namespace nearly {
 
 class Reader;
 
+// faiss's IndexIVFStats (faiss.cvar.indexIVF_stats): what the IVF searches
+// of this process have done, summed over every index and thread. The counts
+// are taken from the lists each query probes, so they do not depend on how a
+// search is cut into tasks. nheap_updates is not counted (it stays 0): the
+// scans select through reservoirs and batched merges, not one heap push at
+// a time as faiss's do.
+struct IndexIVFStats {
+    size_t nq = 0;                  // queries searched
+    size_t nlist = 0;               // non-empty inverted lists scanned
+    size_t ndis = 0;                // codes scored
+    size_t nheap_updates = 0;       // not counted: 0
+    double quantization_time = 0;   // ms spent in the coarse quantizer
+    double search_time = 0;         // ms spent in whole searches (the quantizer included)
+    void reset() { *this = IndexIVFStats(); }
+    void add(const IndexIVFStats& other);
+};
+extern IndexIVFStats indexIVF_stats;
+// Adds s to indexIVF_stats under a lock (searches run concurrently).
+void record_ivf_stats(const IndexIVFStats& s);
+
 struct SearchParametersIVF : SearchParameters {
     size_t nprobe = 1;
     std::unique_ptr<SearchParameters> clone() const override { return std::make_unique<SearchParametersIVF>(*this); }
@@ -232,8 +252,10 @@ struct IndexIVF : Index {
     // The two scan strategies of search(); coarse: n * np list numbers.
     void search_sorted_or_not(idx_t n, const float* x, idx_t k, float* D, idx_t* I, const SearchParameters* params,
                               bool sorted) const;
+    // Under the read lock; counts the search in indexIVF_stats.
     void search_lists(idx_t n, const float* x, idx_t k, size_t np, const idx_t* coarse, const float* coarse_dis,
-                      const SearchParameters* params, float* D, idx_t* I, bool sorted) const;  // under the read lock
+                      const SearchParameters* params, float* D, idx_t* I, bool sorted) const;
+    IndexIVFStats probe_stats(idx_t n, size_t np, const idx_t* coarse) const;
     void search_by_query(idx_t n, const float* x, idx_t k, size_t np, const idx_t* coarse, const float* coarse_dis,
                          const IDSelector* sel, float* D, idx_t* I, const QueryBatch* batch) const;
     void search_by_list(idx_t n, const float* x, idx_t k, size_t np, const idx_t* coarse, const float* coarse_dis,
