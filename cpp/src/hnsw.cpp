@@ -317,6 +317,28 @@ std::vector<idx_t> HNSWGraph::ids() const {
     return out;
 }
 
+void HNSWGraph::flat_links(std::vector<uint64_t>& offsets, std::vector<int32_t>& neighbors) const {
+    std::shared_lock<SharedMutex> lk(graph_mutex_);
+    const Storage& st = *st_;
+    offsets.assign(st.nslots + 1, 0);
+    for (size_t s = 0; s < st.nslots; s++) {
+        const int top = st.live(s) ? st.levels[s] : -1;
+        offsets[s + 1] = offsets[s] + (top < 0 ? 0 : size_t(2 * M + top * M));
+    }
+    neighbors.assign(offsets[st.nslots], -1);
+    for (size_t s = 0; s < st.nslots; s++) {
+        if (!st.live(s)) continue;
+        int32_t* out = &neighbors[offsets[s]];
+        for (int l = 0; l <= st.levels[s]; l++) {
+            const slot_t* ll = st.links(slot_t(s), l);
+            // an add may be linking nodes in: counts and links are read as searches read them
+            const slot_t cnt = std::min<slot_t>(hnsw_detail::load_count(ll), slot_t(st.max_links(l)));
+            for (slot_t i = 1; i <= cnt; i++) out[i - 1] = int32_t(hnsw_detail::load_link(ll + i));
+            out += st.max_links(l);
+        }
+    }
+}
+
 size_t HNSWGraph::graph_memory_bytes() const {
     std::shared_lock<SharedMutex> lk(graph_mutex_);
     const Storage& st = *st_;

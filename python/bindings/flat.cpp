@@ -270,7 +270,12 @@ void bind_flat(py::module_& m) {
 
     py::class_<IndexFlat, Index, std::shared_ptr<IndexFlat>>(m, "IndexFlat")
         .def(py::init([](int d, int metric) { return std::make_shared<IndexFlat>(d, MetricType(metric)); }),
-             py::arg("d"), py::arg("metric") = int(METRIC_L2));
+             py::arg("d"), py::arg("metric") = int(METRIC_L2))
+        // faiss returns a pointer to the stored floats, read through
+        // rev_swig_ptr(index.get_xb(), ntotal * d); here a copy (ntotal * d
+        // floats, flat), which rev_swig_ptr passes through and no add can
+        // invalidate.
+        .def("get_xb", [](const IndexFlat& self) { return reconstruct_n(self, 0, self.ntotal).reshape({-1}); });
     py::class_<IndexFlatL2, IndexFlat, std::shared_ptr<IndexFlatL2>>(m, "IndexFlatL2")
         .def(py::init<int>(), py::arg("d"));
     py::class_<IndexFlatIP, IndexFlat, std::shared_ptr<IndexFlatIP>>(m, "IndexFlatIP")

@@ -1,6 +1,9 @@
 // HNSW graph index.
+#include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
+
+#include <cmath>
 
 #include "arrays.h"
 #include "hnsw_view.h"
@@ -43,6 +46,24 @@ void bind_hnsw(py::module_& m) {
         .def_property("efSearch", [](const SearchParametersHNSW& p) { return p.efSearch; },
                       [](SearchParametersHNSW& p, int ef) { check_ef(ef, "efSearch"); p.efSearch = ef; });
 
+    // faiss's HNSW::set_default_probas(M, 1 / ln M), the distribution nearly
+    // draws levels from too: each level's probability and the cumulated link
+    // capacity per level, up to the first level below 1e-9.
+    auto default_probas = [](int M, std::vector<double>& probas, std::vector<int32_t>& cum) {
+        // faiss's roundings: the multiplier and exponents in float, the
+        // exponentials in double, the probability kept as a float
+        const float mult = float(1.0 / std::log(double(M)));
+        int32_t nn = 0;
+        cum.assign(1, 0);
+        for (int level = 0;; level++) {
+            const float p = float(std::exp(double(-level / mult)) * (1 - std::exp(double(-1 / mult))));
+            if (p < 1e-9) break;
+            probas.push_back(p);
+            nn += level == 0 ? 2 * M : M;
+            cum.push_back(nn);
+        }
+    };
+
     py::class_<HNSWView>(m, "HNSW")
         .def_property("efSearch", [](const HNSWView& v) { return v.index->efSearch; },
                       [](HNSWView& v, int ef) { check_ef(ef, "efSearch"); v.index->efSearch = ef; })
@@ -58,6 +79,31 @@ void bind_hnsw(py::module_& m) {
             py::array_t<int32_t> out(lv.size());
             for (size_t i = 0; i < lv.size(); i++) out.mutable_data()[i] = lv[i] + 1;
             return out;
+        })
+        .def_property_readonly("assign_probas", [default_probas](const HNSWView& v) {
+            std::vector<double> p;
+            std::vector<int32_t> c;
+            default_probas(v.index->M, p, c);
+            return py::array_t<double>(p.size(), p.data());
+        })
+        .def_property_readonly("cum_nneighbor_per_level", [default_probas](const HNSWView& v) {
+            std::vector<double> p;
+            std::vector<int32_t> c;
+            default_probas(v.index->M, p, c);
+            return py::array_t<int32_t>(c.size(), c.data());
+        })
+        // faiss's flat arrays of the graph (each access builds them: take them once).
+        .def_property_readonly("offsets", [](const HNSWView& v) {
+            std::vector<uint64_t> off;
+            std::vector<int32_t> nb;
+            v.index->flat_links(off, nb);
+            return py::array_t<uint64_t>(off.size(), off.data());
+        })
+        .def_property_readonly("neighbors", [](const HNSWView& v) {
+            std::vector<uint64_t> off;
+            std::vector<int32_t> nb;
+            v.index->flat_links(off, nb);
+            return py::array_t<int32_t>(nb.size(), nb.data());
         })
         .def("nb_neighbors", [](const HNSWView& v, int level) { return level == 0 ? 2 * v.index->M : v.index->M; },
              py::arg("layer_no"), "Capacity of a node's link list on a level (faiss's name).")

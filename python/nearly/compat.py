@@ -34,6 +34,35 @@ def extract_index_ivf(index):
         seen = inner
 
 
+def rev_swig_ptr(ptr, n):
+    """faiss turns a C pointer into an array of n values; nearly's accessors
+    (IndexFlat.get_xb, ...) already return arrays: their first n values."""
+    if not isinstance(ptr, np.ndarray):
+        raise TypeError(f"rev_swig_ptr: nearly has no raw pointers; pass an array (got {type(ptr).__name__})")
+    flat = ptr.reshape(-1)
+    if not 0 <= n <= flat.size:
+        raise ValueError(f"rev_swig_ptr: n = {n} outside an array of {flat.size} values")
+    return flat[:n]
+
+
+class DirectMap:
+    """faiss's direct map kinds, for IndexIVF.set_direct_map_type. nearly keeps
+    one kind of map (id -> list and offset, any ids): Array and Hashtable both
+    turn it on."""
+    NoMap = 0
+    Array = 1
+    Hashtable = 2
+
+
+def _set_direct_map_type(self, type):
+    if type not in (DirectMap.NoMap, DirectMap.Array, DirectMap.Hashtable):
+        raise ValueError(f"set_direct_map_type: unknown DirectMap type {type}")
+    self.make_direct_map(type != DirectMap.NoMap)
+
+
+_nearly.IndexIVF.set_direct_map_type = _set_direct_map_type
+
+
 def try_extract_index_ivf(index):
     """extract_index_ivf, but None where there is no IVF index."""
     try:

@@ -63,3 +63,18 @@ def read_index(fname, io_flags=0):
     except IsADirectoryError:
         pass
     return _nearly.read_index(fname, io_flags)
+
+
+def write_VectorTransform(vt, fname):
+    """A transform alone to a file (nearly's format): the transform over an
+    empty flat index, which read_VectorTransform takes apart again."""
+    write_index(_nearly.IndexPreTransform(vt, _nearly.IndexFlat(vt.d_out)), fname)
+
+
+def read_VectorTransform(fname):
+    index = read_index(fname)
+    chain = getattr(index, "chain", None)
+    if not isinstance(index, _nearly.IndexPreTransform) or chain is None or len(chain) != 1 or index.ntotal != 0:
+        raise _nearly.IndexFileError(f"read_VectorTransform: {fname} does not hold a transform written by "
+                                     "write_VectorTransform")
+    return chain[0]

@@ -254,3 +254,41 @@ def test_levels_attribute_like_faiss():
     assert abs((a > 1).mean() - (b > 1).mean()) < 0.03
     assert ours.hnsw.max_level == a.max() - 1
     assert [ours.hnsw.nb_neighbors(l) for l in (0, 1)] == [theirs.hnsw.nb_neighbors(l) for l in (0, 1)]
+
+
+def test_hnsw_graph_arrays_like_faiss():
+    """faiss's way to read a graph out: vector_to_array(index.hnsw.levels /
+    offsets / neighbors / cum_nneighbor_per_level / assign_probas)."""
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((3000, 16)).astype(np.float32)
+    arrays = {}
+    for lib in (nearly, faiss):
+        index = lib.IndexHNSWFlat(16, 8)
+        index.add(x)
+        h = index.hnsw
+        arrays[lib.__name__] = {name: lib.vector_to_array(getattr(h, name)) for name in
+                                ("levels", "offsets", "neighbors", "cum_nneighbor_per_level", "assign_probas")}
+    ours, theirs = arrays["nearly"], arrays["faiss"]
+    np.testing.assert_array_equal(ours["cum_nneighbor_per_level"], theirs["cum_nneighbor_per_level"])
+    np.testing.assert_array_equal(ours["assign_probas"], theirs["assign_probas"])
+    for name in ("levels", "offsets", "neighbors"):
+        assert ours[name].dtype == theirs[name].dtype, name
+    # the same layout: a node's entries are its levels' capacities, links then -1 padding
+    lv, off, nb, cum = ours["levels"], ours["offsets"], ours["neighbors"], ours["cum_nneighbor_per_level"]
+    np.testing.assert_array_equal(np.diff(off), cum[lv])
+    assert len(nb) == off[-1]
+    index = nearly.IndexHNSWFlat(16, 8)
+    index.add(x)
+    lv, off, nb = (nearly.vector_to_array(getattr(index.hnsw, n)) for n in ("levels", "offsets", "neighbors"))
+    for v in range(0, 3000, 37):
+        for level in range(lv[v]):
+            row = nb[int(off[v]) + cum[level]:int(off[v]) + cum[level + 1]]  # uint64 offsets, as faiss's
+            links = row[row >= 0]
+            assert (row[len(links):] == -1).all()
+            np.testing.assert_array_equal(links, index.hnsw.neighbors_of(v, level))
+    # removed nodes keep their slot with no entries; the others still point at slots
+    index.remove_ids(nearly.IDSelectorRange(0, 100))
+    lv2, off2 = (nearly.vector_to_array(getattr(index.hnsw, n)) for n in ("levels", "offsets"))
+    assert (lv2[:100] == 0).all() and (np.diff(off2)[:100] == 0).all() and len(off2) == 3001
+    nb2 = nearly.vector_to_array(index.hnsw.neighbors)
+    assert nb2.min() >= -1 and nb2.max() < 3000 and not np.isin(nb2, np.arange(100)).any()

@@ -99,6 +99,12 @@ class HNSWGraph {
     std::vector<int> levels() const;
     std::vector<idx_t> neighbors(idx_t id, int level) const;
     std::vector<idx_t> ids() const;  // ids of the stored vectors, in slot order
+    // faiss's flat view of the graph (HNSW::offsets / neighbors), over slots
+    // (slot i holds the i-th vector added while nothing was removed; a freed
+    // slot has no entries): node i's links on level l are
+    // neighbors[offsets[i] + c[l] .. offsets[i] + c[l + 1]), c = 0, 2M, 3M, ...,
+    // slot numbers padded with -1.
+    void flat_links(std::vector<uint64_t>& offsets, std::vector<int32_t>& neighbors) const;
 
     struct Storage;  // node blocks, side copies, upper links (hnsw_graph.h)
 
