@@ -132,6 +132,17 @@ void GpuIndexHNSW::search(idx_t n, const float* x, idx_t k, float* D, idx_t* I, 
         // or the copy); the resources' call lock orders it with other searches.
         vectors16_.resize(size_t(ntotal) * d, st);
         to_fp16(*res, vectors_.data(), ntotal * d, vectors16_.data());
+        // A value beyond float16's range (65504) became infinite: the walk
+        // would compare NaN scores. Refuse it rather than search wrongly.
+        Scratch<float> norms(*res, size_t(ntotal));
+        row_norms_fp16(*res, vectors16_.data(), ntotal, d, norms.get());
+        try {
+            check_finite_device(*res, norms.get(), ntotal,
+                                "search_fp16: the rows in float16 (beyond 65504 they overflow)");
+        } catch (...) {
+            vectors16_.resize(0, st);  // made again (and checked again) by the next such search
+            throw;
+        }
     }
     const idx_t chunk = x_dev && out_dev ? n : std::min<idx_t>(n, 65536);
     Scratch<float> xq(*res, x_dev ? 0 : size_t(chunk) * d), dd(*res, out_dev ? 0 : size_t(chunk) * k);

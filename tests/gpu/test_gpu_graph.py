@@ -169,3 +169,17 @@ def test_gpu_hnsw_fp16_walk(res, d, metric, k):
     # the float16 copy is made once and kept; the flag off again is the float32 walk
     gpu.search_fp16 = False
     np.testing.assert_array_equal(gpu.search(xq, k)[1], I32)
+
+
+def test_gpu_hnsw_fp16_walk_refuses_values_beyond_float16(res):
+    rng = np.random.default_rng(1)
+    xb = rng.standard_normal((2000, 16)).astype(np.float32)
+    xb[7, 3] = 1e5  # no float16 holds it
+    cpu = nearly.IndexHNSWFlat(16, 8)
+    cpu.add(xb)
+    gpu = nearly.index_cpu_to_gpu(res, 0, cpu)
+    gpu.search_fp16 = True
+    with pytest.raises(nearly.InvalidArgumentError, match="float16"):
+        gpu.search(xb[:10], 5)
+    gpu.search_fp16 = False  # the float32 walk is unaffected
+    assert (gpu.search(xb[:10], 1)[1][:, 0] == np.arange(10)).all()
