@@ -5,9 +5,9 @@
 #include <cfloat>
 #include <climits>
 #include <cstdio>
-#include <random>
 
 #include "kmeans_gpu.h"
+#include "nearly/random.h"
 #include "knn.h"
 #include "select_k.h"
 #include "vector_ops.h"
@@ -478,11 +478,9 @@ void ivf_knn_on_device(GpuResources& res, const float* x, int64_t n, int d, Metr
     Scratch<float> cent(res, size_t(n_lists) * d), cent_norms(res, size_t(n_lists));
     {
         const int64_t ns = std::min<int64_t>(n, int64_t(n_lists) * 64);
-        std::vector<int64_t> pick(static_cast<size_t>(n));
-        for (int64_t i = 0; i < n; i++) pick[size_t(i)] = i;
-        std::mt19937_64 rng(1234);
-        for (int64_t i = 0; i < ns; i++) std::swap(pick[size_t(i)], pick[size_t(i + int64_t(rng() % uint64_t(n - i)))]);
-        pick.resize(size_t(ns));
+        std::vector<int> perm(static_cast<size_t>(n));
+        rand_perm(perm.data(), size_t(n), 1234);  // faiss's subsampling draw (rows are int32 here)
+        std::vector<int64_t> pick(perm.begin(), perm.begin() + ns);
         std::sort(pick.begin(), pick.end());
         Scratch<int64_t> pick_d(res, size_t(ns));
         Scratch<float> sample_d(res, size_t(ns) * d);

@@ -317,7 +317,7 @@ std::vector<idx_t> HNSWGraph::ids() const {
     return out;
 }
 
-void HNSWGraph::flat_links(std::vector<uint64_t>& offsets, std::vector<int32_t>& neighbors) const {
+void HNSWGraph::flat_links(std::vector<uint64_t>& offsets, std::vector<int32_t>* neighbors) const {
     std::shared_lock<SharedMutex> lk(graph_mutex_);
     const Storage& st = *st_;
     offsets.assign(st.nslots + 1, 0);
@@ -325,10 +325,11 @@ void HNSWGraph::flat_links(std::vector<uint64_t>& offsets, std::vector<int32_t>&
         const int top = st.live(s) ? st.levels[s] : -1;
         offsets[s + 1] = offsets[s] + (top < 0 ? 0 : size_t(2 * M + top * M));
     }
-    neighbors.assign(offsets[st.nslots], -1);
+    if (!neighbors) return;
+    neighbors->assign(offsets[st.nslots], -1);
     for (size_t s = 0; s < st.nslots; s++) {
         if (!st.live(s)) continue;
-        int32_t* out = &neighbors[offsets[s]];
+        int32_t* out = neighbors->data() + offsets[s];
         for (int l = 0; l <= st.levels[s]; l++) {
             const slot_t* ll = st.links(slot_t(s), l);
             // an add may be linking nodes in: counts and links are read as searches read them

@@ -177,11 +177,8 @@ namespace hnsw_detail {
 
 using Storage = HNSWGraph::Storage;
 
-// A search's share of hnsw_stats (HNSWStats), added once at its end.
-struct WalkCounts {
-    size_t n1 = 0, n2 = 0, ndis = 0, nhops = 0;
-};
-inline void record_walk(const WalkCounts& c) {
+// A search's share of hnsw_stats, added once at its end.
+inline void record_walk(const HNSWStats& c) {
     __atomic_fetch_add(&hnsw_stats.n1, c.n1, __ATOMIC_RELAXED);
     __atomic_fetch_add(&hnsw_stats.n2, c.n2, __ATOMIC_RELAXED);
     __atomic_fetch_add(&hnsw_stats.ndis, c.ndis, __ATOMIC_RELAXED);
@@ -191,7 +188,7 @@ inline void record_walk(const WalkCounts& c) {
 // Greedy walk on an upper level: move to the best neighbour until none is better.
 template <class Space>
 void greedy(const Space& sp, const typename Space::Query& q, slot_t& cur, float& cur_score, int level,
-            WalkCounts* counts = nullptr) {
+            HNSWStats* counts = nullptr) {
     const Storage& st = sp.st;
     for (bool changed = true; changed;) {
         changed = false;
@@ -219,7 +216,7 @@ void greedy(const Space& sp, const typename Space::Query& q, slot_t& cur, float&
 // (so the graph stays connected) but never enter `top`.
 template <class Space>
 void search_layer(const Space& sp, const typename Space::Query& q, slot_t ep, float ep_score, int level, size_t ef,
-                  const IDSelector* sel, Scratch& sc, WalkCounts* counts = nullptr) {
+                  const IDSelector* sel, Scratch& sc, HNSWStats* counts = nullptr) {
     const Storage& st = sp.st;
     auto& top = sc.top;
     auto& cand = sc.cand;
@@ -277,7 +274,7 @@ void walk(const Space& sp, const typename Space::Query& q, int64_t entry, int to
     if (entry < 0) return;
     slot_t cur = slot_t(entry);
     float cur_score = sp.score(q, cur);
-    WalkCounts counts;
+    HNSWStats counts;
     for (int l = top_level; l > 0; l--) greedy(sp, q, cur, cur_score, l, &counts);
     search_layer(sp, q, cur, cur_score, 0, ef, sel, sc, &counts);
     counts.n1 = 1;

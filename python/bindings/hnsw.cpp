@@ -95,14 +95,13 @@ void bind_hnsw(py::module_& m) {
         // faiss's flat arrays of the graph (each access builds them: take them once).
         .def_property_readonly("offsets", [](const HNSWView& v) {
             std::vector<uint64_t> off;
-            std::vector<int32_t> nb;
-            v.index->flat_links(off, nb);
+            v.index->flat_links(off, nullptr);
             return py::array_t<uint64_t>(off.size(), off.data());
         })
         .def_property_readonly("neighbors", [](const HNSWView& v) {
             std::vector<uint64_t> off;
             std::vector<int32_t> nb;
-            v.index->flat_links(off, nb);
+            v.index->flat_links(off, &nb);
             return py::array_t<int32_t>(nb.size(), nb.data());
         })
         .def("nb_neighbors", [](const HNSWView& v, int level) { return level == 0 ? 2 * v.index->M : v.index->M; },

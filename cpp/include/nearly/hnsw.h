@@ -103,8 +103,8 @@ class HNSWGraph {
     // (slot i holds the i-th vector added while nothing was removed; a freed
     // slot has no entries): node i's links on level l are
     // neighbors[offsets[i] + c[l] .. offsets[i] + c[l + 1]), c = 0, 2M, 3M, ...,
-    // slot numbers padded with -1.
-    void flat_links(std::vector<uint64_t>& offsets, std::vector<int32_t>& neighbors) const;
+    // slot numbers padded with -1. neighbors may be null (offsets alone).
+    void flat_links(std::vector<uint64_t>& offsets, std::vector<int32_t>* neighbors) const;
 
     struct Storage;  // node blocks, side copies, upper links (hnsw_graph.h)
 
