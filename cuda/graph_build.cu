@@ -470,8 +470,9 @@ void ivf_knn_on_device(GpuResources& res, const float* x, int64_t n, int d, Metr
     n_probe = std::min(n_probe, n_lists);
     const bool with_far = far && up && kf >= 1;
     const int kin = k + 1, kfin = with_far ? kf + 1 : 0;
-    NEARLY_CHECK_ARG(kin <= kMergeBuf && kfin <= kMergeBuf,
-                     "GPU graph build: at most " + std::to_string(kMergeBuf - 1) + " neighbours per node");
+    // rescore_kernel's buffer holds the k (kf) kept per row, not kin (kfin).
+    NEARLY_CHECK_ARG(k <= kMergeBuf && (!with_far || kf <= kMergeBuf),
+                     "GPU graph build: at most " + std::to_string(kMergeBuf) + " neighbours per node");
 
     // Lists from a sample of 64 rows per list, drawn and gathered here (the
     // rows may live on the device only): lists only have to gather near rows.
