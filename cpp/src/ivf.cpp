@@ -10,6 +10,7 @@
 
 #include "nearly/extra_distances.h"
 #include "nearly/io.h"
+#include "nearly/multi_index_quantizer.h"
 #include "nearly/parallel.h"
 #include "nearly/random.h"
 #include "nearly/simd.h"
@@ -53,6 +54,15 @@ IndexIVF::IndexIVF(IndexPtr quantizer_, int d, size_t nlist_, size_t code_size_,
     NEARLY_CHECK_ARG(quantizer->d == d, "IndexIVF: the quantizer's dimension " + std::to_string(quantizer->d) +
                                             " differs from d=" + std::to_string(d));
     NEARLY_CHECK_ARG(nlist_ > 0, "IndexIVF: nlist must be positive");
+    if (const auto* miq = dynamic_cast<const MultiIndexQuantizer*>(quantizer.get())) {
+        NEARLY_CHECK_ARG(miq->pq.M * miq->pq.nbits < 63 && nlist_ == size_t(1) << (miq->pq.M * miq->pq.nbits),
+                         "IndexIVF: nlist must be the MultiIndexQuantizer's ksub^M = " +
+                             std::to_string(size_t(1) << (miq->pq.M * miq->pq.nbits)) + " cells");
+        // Its scores are L2 distances, which the inner-product scanners
+        // would take for <q, c>.
+        if (metric != METRIC_L2)
+            throw NotSupported("IndexIVF: a MultiIndexQuantizer ranks lists by L2; the index must be METRIC_L2");
+    }
     cp.niter = 10;
     cp.spherical = metric == METRIC_INNER_PRODUCT;
     // Families call refresh_trained() once their encoder exists.
@@ -62,16 +72,17 @@ IndexIVF::IndexIVF(IndexPtr quantizer_, int d, size_t nlist_, size_t code_size_,
 void IndexIVF::encode_each(idx_t n, const float* x, const idx_t* list_nos, uint8_t* codes,
                            const std::function<void(const float*, uint8_t*)>& encode_one) const {
     const size_t dd = d;
-    std::vector<float> centroids;
-    if (by_residual) {
-        centroids.resize(nlist * dd);
-        quantizer->reconstruct_n(0, idx_t(nlist), centroids.data());
-    }
     constexpr size_t kBlock = 256;
     InterruptPoll poll;
     parallel_for((size_t(n) + kBlock - 1) / kBlock, [&](size_t t) {
         std::vector<float> r(dd);
-        for (size_t i = t * kBlock; i < std::min(size_t(n), (t + 1) * kBlock); i++) {
+        const size_t i0 = t * kBlock, i1 = std::min(size_t(n), i0 + kBlock);
+        std::vector<float> centroids;
+        if (by_residual) {
+            centroids.resize((i1 - i0) * dd);
+            centroids_of(i1 - i0, list_nos + i0, centroids.data());
+        }
+        for (size_t i = i0; i < i1; i++) {
             uint8_t* code = codes + i * code_size;
             const float* xi = x + i * dd;
             if (list_nos[i] < 0) {  // not stored (see add_core)
@@ -79,7 +90,7 @@ void IndexIVF::encode_each(idx_t n, const float* x, const idx_t* list_nos, uint8
                 continue;
             }
             if (by_residual) {
-                const float* c = centroids.data() + size_t(list_nos[i]) * dd;
+                const float* c = centroids.data() + (i - i0) * dd;
                 for (size_t j = 0; j < dd; j++) r[j] = xi[j] - c[j];
                 xi = r.data();
             }
@@ -87,6 +98,16 @@ void IndexIVF::encode_each(idx_t n, const float* x, const idx_t* list_nos, uint8
         }
         poll();
     });
+}
+
+void IndexIVF::centroids_of(size_t n, const idx_t* list_nos, float* out) const {
+    const size_t dd = d;
+    for (size_t i = 0; i < n; i++) {
+        if (list_nos[i] < 0)
+            std::fill(out + i * dd, out + (i + 1) * dd, 0.f);
+        else
+            quantizer->reconstruct(list_nos[i], out + i * dd);
+    }
 }
 
 void IndexIVF::copy_lists_from(const IndexIVF& other) {
@@ -140,6 +161,13 @@ void IndexIVF::train(idx_t n, const float* x) {
     if (verbose) std::printf("Training level-1 quantizer\n");
     if (quantizer->is_trained && size_t(quantizer->ntotal) == nlist) {
         if (verbose) std::printf("IVF quantizer does not need training.\n");
+    } else if (quantizer_trains_alone == 1 || dynamic_cast<const MultiIndexQuantizer*>(quantizer.get())) {
+        if (verbose) std::printf("IVF quantizer trains alone...\n");
+        quantizer->verbose = verbose;
+        quantizer->train(n, x);
+        if (size_t(quantizer->ntotal) != nlist)
+            throw InvalidArgument("IndexIVF: the quantizer trained alone holds " + std::to_string(quantizer->ntotal) +
+                                  " centroids, not nlist = " + std::to_string(nlist));
     } else {
         if (verbose) std::printf("Training level-1 quantizer on %lld vectors in %dD\n", (long long)n, d);
         Clustering clus(d, int(nlist), cp);
@@ -180,10 +208,8 @@ void IndexIVF::train(idx_t n, const float* x) {
         std::vector<float> residuals;
         if (by_residual) {
             residuals.resize(nt * dd);
-            std::vector<float> centroids(nlist * dd);
-            quantizer->reconstruct_n(0, idx_t(nlist), centroids.data());
-            for (size_t i = 0; i < nt; i++)
-                for (size_t j = 0; j < dd; j++) residuals[i * dd + j] = xt[i * dd + j] - centroids[assign[i] * dd + j];
+            centroids_of(nt, assign.data(), residuals.data());
+            for (size_t i = 0; i < nt * dd; i++) residuals[i] = xt[i] - residuals[i];
             xt = residuals.data();
         }
         train_encoder(idx_t(nt), xt, assign.data());
@@ -569,10 +595,18 @@ void IndexIVF::check_compatible_for_merge(const Index& other_base) const {
         other->code_size != code_size || other->by_residual != by_residual)
         throw NotSupported("merge_from: the other index differs in d, metric, nlist, code size or by_residual");
     if (!is_trained || !other->is_trained) throw NotSupported("merge_from: both indexes must be trained");
-    std::vector<float> mine(nlist * size_t(d)), theirs(nlist * size_t(d));
-    quantizer->reconstruct_n(0, idx_t(nlist), mine.data());
-    other->quantizer->reconstruct_n(0, idx_t(nlist), theirs.data());
-    if (mine != theirs) throw NotSupported("merge_from: the two indexes have different coarse centroids");
+    if (quantizer->type_name() != other->quantizer->type_name())
+        throw NotSupported("merge_from: the two indexes have different kinds of coarse quantizer");
+    constexpr size_t kRows = 4096;  // compared a block at a time: the cells may be many
+    std::vector<float> mine, theirs;
+    for (size_t l0 = 0; l0 < nlist; l0 += kRows) {
+        const size_t nl = std::min(kRows, nlist - l0);
+        mine.resize(nl * size_t(d));
+        theirs.resize(nl * size_t(d));
+        quantizer->reconstruct_n(idx_t(l0), idx_t(nl), mine.data());
+        other->quantizer->reconstruct_n(idx_t(l0), idx_t(nl), theirs.data());
+        if (mine != theirs) throw NotSupported("merge_from: the two indexes have different coarse centroids");
+    }
     Writer a, b;
     write_encoder_state(a);
     other->write_encoder_state(b);

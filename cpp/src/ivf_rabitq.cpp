@@ -77,19 +77,20 @@ IndexIVFRaBitQ::IndexIVFRaBitQ(IndexPtr quantizer_, int d, size_t nlist_, Metric
 
 void IndexIVFRaBitQ::encode_vectors(idx_t n, const float* x, const idx_t* list_nos, uint8_t* codes) const {
     const size_t dd = d;
-    std::vector<float> centroids(nlist * dd);
-    quantizer->reconstruct_n(0, idx_t(nlist), centroids.data());
     // Multi-bit codes take ~0.2 ms each (the search for the best scale):
     // Ctrl-C is checked every 256 codes, not only between add()'s blocks.
     InterruptPoll poll;
     parallel_for((size_t(n) + 255) / 256, [&](size_t t) {
-        for (size_t i = t * 256; i < std::min(size_t(n), t * 256 + 256); i++) {
+        const size_t i0 = t * 256, i1 = std::min(size_t(n), i0 + 256);
+        std::vector<float> centroids((i1 - i0) * dd);
+        centroids_of(i1 - i0, list_nos + i0, centroids.data());
+        for (size_t i = i0; i < i1; i++) {
             uint8_t* code = codes + i * code_size;
             if (list_nos[i] < 0) {  // not stored
                 std::fill(code, code + code_size, uint8_t(0));
                 continue;
             }
-            rabitq.encode_one(x + i * dd, &centroids[size_t(list_nos[i]) * dd], code);
+            rabitq.encode_one(x + i * dd, &centroids[(i - i0) * dd], code);
         }
         poll();
     });

@@ -53,11 +53,12 @@ void IndexIVFResidualQuantizer::encode_vectors(idx_t n, const float* x, const id
     const size_t dd = size_t(d);
     std::vector<float> r(x, x + size_t(n) * dd);
     if (by_residual) {
-        std::vector<float> centroids(nlist * dd);
-        quantizer->reconstruct_n(0, idx_t(nlist), centroids.data());
-        parallel_for_blocks(size_t(n), 256, [&](size_t i) {
-            const idx_t l = list_nos[i] >= 0 ? list_nos[i] : 0;
-            for (size_t j = 0; j < dd; j++) r[i * dd + j] -= centroids[size_t(l) * dd + j];
+        parallel_for((size_t(n) + 255) / 256, [&](size_t t) {
+            std::vector<float> c(dd);
+            for (size_t i = t * 256; i < std::min(size_t(n), t * 256 + 256); i++) {
+                quantizer->reconstruct(list_nos[i] >= 0 ? list_nos[i] : 0, c.data());
+                for (size_t j = 0; j < dd; j++) r[i * dd + j] -= c[j];
+            }
         });
     }
     rq.compute_codes(r.data(), codes, size_t(n));

@@ -6,6 +6,7 @@
 #include <mutex>
 
 #include "nearly/io.h"
+#include "nearly/multi_index_quantizer.h"
 #include "nearly/parallel.h"
 
 namespace nearly {
@@ -92,16 +93,42 @@ void IndexIVFPQ::build_precomputed_table() {
     precomputed_table.clear();
     if (use_precomputed_table == -1 || !pq_trained_) return;
     const size_t ts = pq.M * pq.ksub;
+    const auto* miq = dynamic_cast<const MultiIndexQuantizer*>(quantizer.get());
+    const bool decomposes = miq && pq.M % miq->pq.M == 0;
     if (use_precomputed_table == 0) {
         if (!(metric_type == METRIC_L2 && by_residual)) return;
-        if (nlist * ts * sizeof(float) > precomputed_table_max_bytes) return;
-        use_precomputed_table = 1;
+        if (decomposes) {
+            use_precomputed_table = 2;
+        } else {
+            if (nlist * ts * sizeof(float) > precomputed_table_max_bytes) return;
+            use_precomputed_table = 1;
+        }
     }
+    if (use_precomputed_table == 2 && !decomposes)
+        throw NotSupported("use_precomputed_table = 2 needs a MultiIndexQuantizer whose M divides the PQ's M");
     if (verbose) std::printf("precomputing IVFPQ tables type %d\n", use_precomputed_table);
     // ||c_m,j||^2 are the PQ's own centroid_norms; each group of lists gets
     // its tables in one compute_tables call, so a block of a wide codebook
     // is read once per group rather than once per list.
     const float* r_norms = pq.centroid_norms.data();
+    if (use_precomputed_table == 2) {
+        // faiss's type 2: a cell's centroid is its sub-centroids side by
+        // side, and the rows of the PQ subspaces inside sub-quantizer m''s
+        // block depend on that sub-centroid j alone. Kept per (m', j): the
+        // table of the vector that is sub-centroid j in block m' and zero
+        // elsewhere, its block's rows only (the values type 1 would hold).
+        const size_t qM = miq->pq.M, qk = miq->pq.ksub, rows = pq.M / qM, part = rows * pq.ksub;
+        precomputed_table.resize(qM * qk * part);
+        parallel_for(qM * qk, [&](size_t mj) {
+            const size_t m = mj / qk, j = mj % qk;
+            std::vector<float> c(d, 0.f), tab(ts);
+            std::copy_n(&miq->pq.centroids[(m * qk + j) * miq->pq.dsub], miq->pq.dsub, &c[m * miq->pq.dsub]);
+            pq.compute_tables(c.data(), 1, true, tab.data());
+            float* out = &precomputed_table[mj * part];
+            for (size_t i = 0; i < part; i++) out[i] = r_norms[m * part + i] + 2.f * tab[m * part + i];
+        });
+        return;
+    }
     precomputed_table.resize(nlist * ts);
     std::vector<float> centroids(nlist * size_t(d));
     quantizer->reconstruct_n(0, idx_t(nlist), centroids.data());
@@ -120,7 +147,8 @@ IVFPQScanner::IVFPQScanner(const IndexIVFPQ& ix)
       pq(ix.pq),
       ip(ix.metric_type == METRIC_INNER_PRODUCT),
       residual(ix.by_residual),
-      precomputed(ix.by_residual && !ip && ix.use_precomputed_table == 1 && !ix.precomputed_table.empty()),
+      precomputed(ix.by_residual && !ip && ix.use_precomputed_table >= 1 && !ix.precomputed_table.empty()),
+      miq(ix.use_precomputed_table == 2 ? dynamic_cast<const MultiIndexQuantizer*>(ix.quantizer.get()) : nullptr),
       qtab(pq.M * pq.ksub) {
     if (residual && !ip) ltab.resize(qtab.size());
     if (residual && !ip && !precomputed) {
@@ -150,26 +178,66 @@ void IVFPQScanner::set_query(const float* x) {
     pq.compute_tables(x, 1, inner, qtab.data());
 }
 
-void IVFPQScanner::set_list(size_t list_no, float coarse_dis) {
+void IVFPQScanner::set_list(size_t list, float coarse_dis) {
     if (!residual) return;
     if (ip) {
         dis0 = coarse_dis;  // <q, c>
     } else if (precomputed) {
         // ||q - c||^2 + (||r||^2 + 2 <c, r>) - 2 <q, r>
         dis0 = coarse_dis;
-        const float* pt = ix.precomputed_table.data() + list_no * qtab.size();
-        for (size_t i = 0; i < qtab.size(); i++) ltab[i] = pt[i] - 2.f * qt[i];
-        tab = ltab.data();
+        list_no = list;
+        table_pending = true;
+        if (!lazy_table) build_list_table();
     } else {
-        ix.quantizer->reconstruct(idx_t(list_no), centroid.data());
+        ix.quantizer->reconstruct(idx_t(list), centroid.data());
         for (size_t i = 0; i < pq.d; i++) resid[i] = q[i] - centroid[i];
         pq.compute_distance_table(resid.data(), ltab.data());
         tab = ltab.data();
     }
 }
 
+const float* IVFPQScanner::precomputed_rows(size_t m) const {
+    if (!miq) return ix.precomputed_table.data() + (list_no * pq.M + m) * pq.ksub;
+    // type 2: field m lies in sub-quantizer m / rows's block, whose rows
+    // depend on the list's sub-centroid there
+    const size_t rows = pq.M / miq->pq.M, mq = m / rows;
+    return ix.precomputed_table.data() +
+           ((mq * miq->pq.ksub + miq->sub_cell(idx_t(list_no), mq)) * rows + (m - mq * rows)) * pq.ksub;
+}
+
+void IVFPQScanner::build_list_table() const {
+    for (size_t m = 0; m < pq.M; m++) {
+        const float* pt = precomputed_rows(m);
+        const float* qm = qt + m * pq.ksub;
+        float* lm = ltab.data() + m * pq.ksub;
+        for (size_t i = 0; i < pq.ksub; i++) lm[i] = pt[i] - 2.f * qm[i];
+    }
+    tab = ltab.data();
+    table_pending = false;
+}
+
 void IVFPQScanner::distances(size_t n, const uint8_t* codes, float* out) const {
-    pq.adc(tab, codes, n, out);
+    if (table_pending && n * 4 < pq.ksub) {
+        // A few codes: each field's two table entries are read directly.
+        const float* rows[64];
+        const size_t M = pq.M;
+        for (size_t m0 = 0; m0 < M; m0 += 64) {
+            const size_t mb = std::min<size_t>(64, M - m0);
+            for (size_t m = 0; m < mb; m++) rows[m] = precomputed_rows(m0 + m);
+            for (size_t j = 0; j < n; j++) {
+                const uint8_t* code = codes + j * pq.code_size;
+                float s = m0 == 0 ? 0.f : out[j];
+                for (size_t m = 0; m < mb; m++) {
+                    const size_t c = pq.code_at(code, m0 + m);
+                    s += rows[m][c] - 2.f * qt[(m0 + m) * pq.ksub + c];
+                }
+                out[j] = s;
+            }
+        }
+    } else {
+        if (table_pending) build_list_table();
+        pq.adc(tab, codes, n, out);
+    }
     if (dis0 != 0.f)
         for (size_t j = 0; j < n; j++) out[j] += dis0;
 }
@@ -215,7 +283,7 @@ std::unique_ptr<IndexIVFPQ> IndexIVFPQ::read_body(Reader& r) {
     const int32_t upt = r.pod<int32_t>();
     const uint8_t trained = r.pod<uint8_t>();
     r.check(M > 0 && M <= uint64_t(h.d) && h.d % M == 0 && nbits >= 1 && nbits <= 16 && by_residual <= 1 &&
-                upt >= -1 && upt <= 1 && trained <= 1,
+                upt >= -1 && upt <= 2 && trained <= 1,
             "bad IVFPQ header");
     // The codebook is read (its length checked against the file) before
     // the index allocates one of d x 2^nbits floats.
@@ -229,7 +297,7 @@ std::unique_ptr<IndexIVFPQ> IndexIVFPQ::read_body(Reader& r) {
     index->pq.sync_transposed_centroids();
     index->pq_trained_ = trained;
     index->read_lists(r, 1, h.ntotal, "IVFPQ");
-    if (index->pq_trained_ && upt == 1) index->precompute_table();
+    if (index->pq_trained_ && upt >= 1) index->precompute_table();
     index->refresh_trained();
     return index;
 }

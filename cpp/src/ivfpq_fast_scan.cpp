@@ -26,7 +26,8 @@ struct IVFPQFastScanScanner : IVFPQScanner {
     const float* quantized = nullptr;  // the float table `table` was made from
     std::vector<float> negated;
 
-    explicit IVFPQFastScanScanner(const IndexIVFPQ& ix) : IVFPQScanner(ix) {}
+    // sync() quantizes the list's table in set_list: it is built there.
+    explicit IVFPQFastScanScanner(const IndexIVFPQ& ix) : IVFPQScanner(ix) { lazy_table = false; }
 
     // Lower is better inside: inner products are negated.
     void sync() {
@@ -186,7 +187,7 @@ std::unique_ptr<IndexIVFPQFastScan> IndexIVFPQFastScan::read_body(Reader& r) {
     const uint8_t by_residual = r.pod<uint8_t>();
     const int32_t upt = r.pod<int32_t>();
     const uint8_t trained = r.pod<uint8_t>();
-    r.check(M > 0 && M <= uint64_t(h.d) && h.d % M == 0 && by_residual <= 1 && upt >= -1 && upt <= 1 && trained <= 1,
+    r.check(M > 0 && M <= uint64_t(h.d) && h.d % M == 0 && by_residual <= 1 && upt >= -1 && upt <= 2 && trained <= 1,
             "bad IVFPQFastScan header");
     auto index = std::make_unique<IndexIVFPQFastScan>(h.quantizer, h.d, h.nlist, size_t(M), 4, h.metric);
     index->nprobe = h.nprobe;
@@ -198,7 +199,7 @@ std::unique_ptr<IndexIVFPQFastScan> IndexIVFPQFastScan::read_body(Reader& r) {
     index->pq.sync_transposed_centroids();
     index->pq_trained_ = trained;
     index->read_lists(r, 1, h.ntotal, "IVFPQFastScan");
-    if (index->pq_trained_ && upt == 1) index->precompute_table();
+    if (index->pq_trained_ && upt >= 1) index->precompute_table();
     index->refresh_trained();
     return index;
 }

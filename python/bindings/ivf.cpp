@@ -72,6 +72,11 @@ void bind_ivf(py::module_& m) {
         .def_readonly("by_residual", &IndexIVF::by_residual)
         // Reference, like faiss: index.cp.niter = 20 changes the next train().
         .def_readwrite("cp", &IndexIVF::cp, py::return_value_policy::reference_internal)
+        .def_property("quantizer_trains_alone", [](const IndexIVF& i) { return i.quantizer_trains_alone; },
+                      [](IndexIVF& i, int v) {
+                          if (v < 0 || v > 2) throw InvalidArgument("quantizer_trains_alone must be 0, 1 or 2");
+                          i.quantizer_trains_alone = v;
+                      })
         .def_property("nprobe", [](const IndexIVF& i) { return i.nprobe; },
                       [](IndexIVF& i, long long v) { i.nprobe = check_nprobe(v); })
         .def("make_direct_map", [](IndexIVF& self, bool enable) {

@@ -6,6 +6,7 @@
 #include "arrays.h"
 #include "nearly/index_pq.h"
 #include "nearly/ivfpq.h"
+#include "nearly/multi_index_quantizer.h"
 #include "nearly/index_pq_fast_scan.h"
 #include "nearly/ivfpq_fast_scan.h"
 #include "nearly/pq_fast_scan.h"
@@ -43,6 +44,7 @@ py::array_t<float> tables(const ProductQuantizer& pq, py::handle x_obj, bool ip)
 
 ProductQuantizer& pq_of_pq(IndexPQ& i) { return i.pq; }
 ProductQuantizer& pq_of_ivfpq(IndexIVFPQ& i) { return i.pq; }
+ProductQuantizer& pq_of_miq(MultiIndexQuantizer& i) { return i.pq; }
 }  // namespace
 
 void bind_pq(py::module_& m) {
@@ -127,6 +129,23 @@ void bind_pq(py::module_& m) {
             std::copy(c.begin(), c.end(), out.mutable_data());
             return out;
         }, "The stored codes, ntotal * code_size bytes (a numpy copy).");
+
+    py::class_<MultiIndexQuantizer, Index, std::shared_ptr<MultiIndexQuantizer>>(m, "MultiIndexQuantizer")
+        .def(py::init([](int d, long long M, long long nbits) {
+                 return std::make_shared<MultiIndexQuantizer>(d, check_positive(M, "M"), check_positive(nbits, "nbits"));
+             }),
+             py::arg("d"), py::arg("M"), py::arg("nbits"))
+        .def_property_readonly("pq", &pq_of_miq, py::return_value_policy::reference_internal)
+        // Test hook: the k cells of one query's (M, ksub) distance table.
+        .def("_nearest_cells", [](const MultiIndexQuantizer& q, py::handle tab_obj, long long k) {
+            auto tab = py::array_t<float, py::array::c_style | py::array::forcecast>::ensure(tab_obj);
+            if (!tab || size_t(tab.size()) != q.pq.M * q.pq.ksub) throw InvalidArgument("tab must hold M * ksub floats");
+            const size_t kk = check_positive(k, "k");
+            py::array_t<float> D(kk);
+            py::array_t<idx_t> I(kk);
+            q.nearest_cells(tab.data(), kk, D.mutable_data(), I.mutable_data());
+            return py::make_tuple(D, I);
+        }, py::arg("tab"), py::arg("k"));
 
     py::class_<IndexIVFPQ, IndexIVF, std::shared_ptr<IndexIVFPQ>>(m, "IndexIVFPQ")
         .def(py::init([](IndexPtr quantizer, int d, long long nlist, long long M, long long nbits, int metric) {

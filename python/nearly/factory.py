@@ -64,18 +64,33 @@ TRANSFORMS = [
 
 
 # IVF{nlist}[_HNSW[M]]: nlist may end in k (x 1024) or M (x 1024^2), and M
-# defaults to 32, as in faiss.
-_IVF = r"IVF(\d+[kM]?)(?:_HNSW(\d*))?"
+# defaults to 32, as in faiss. IMI{M}x{nbits}: an inverted multi-index, a
+# MultiIndexQuantizer of M sub-quantizers whose (2^nbits)^M cells are the
+# lists (faiss's "IMI2x10").
+_IVF = r"(IVF\d+[kM]?|IMI\d+x\d+)(?:_HNSW(\d*))?"
 
 
 def _nlist(s):
+    if s.startswith("IMI"):
+        M, nbits = (int(v) for v in s[3:].split("x"))
+        return 1 << (M * nbits)
+    s = s[3:]
     scale = {"k": 1 << 10, "M": 1 << 20}.get(s[-1], 1)
     return int(s.rstrip("kM")) * scale
 
 
-def _coarse(hnsw_m, d, metric):
-    """The coarse quantizer of IVF{n}[_HNSW[M]]: exact, or an HNSW graph over
-    the centroids (faster assignment when nlist is large)."""
+def _coarse(m, d, metric):
+    """The coarse quantizer of IVF{n}[_HNSW[M]] or IMI{M}x{nbits}: exact, an
+    HNSW graph over the centroids (faster assignment when nlist is large), or
+    a multi-index (trained alone: its cells are products of sub-centroids)."""
+    coarse, hnsw_m = m.group(1), m.group(2)
+    if coarse.startswith("IMI"):
+        if hnsw_m is not None:
+            raise ValueError(f"{coarse}_HNSW: a multi-index has no centroids to put in a graph")
+        M, nbits = (int(v) for v in coarse[3:].split("x"))
+        if M < 1 or nbits < 1 or nbits > 16 or M * nbits > 62 or d % M:
+            raise ValueError(f"{coarse}: M must divide d = {d}, nbits be 1 to 16 and M * nbits at most 62")
+        return _nearly.MultiIndexQuantizer(d, M, nbits)
     return _nearly.IndexFlat(d, metric) if hnsw_m is None else _nearly.IndexHNSWFlat(d, int(hnsw_m or 32), metric)
 
 
@@ -89,7 +104,7 @@ def _ivfpq_fast_scan(quantizer, d, nlist, M, metric, by_residual):
 INDEXES = [
     (re.compile(r"Flat"), lambda m, d, metric: _nearly.IndexFlat(d, metric)),
     (re.compile(_IVF + r",Flat"), lambda m, d, metric: _nearly.IndexIVFFlat(
-        _coarse(m.group(2), d, metric), d, _nlist(m.group(1)), metric)),
+        _coarse(m, d, metric), d, _nlist(m.group(1)), metric)),
     # PQ{M}[x{nbits}][np]: nbits 8 by default, like faiss. faiss also runs
     # polysemous training (a reordering of the centroids for Hamming
     # filtering, which plain ADC searches do not use) unless "np" is given;
@@ -97,23 +112,23 @@ INDEXES = [
     (re.compile(r"PQ(\d+)(?:x(\d+))?(?:np)?"), lambda m, d, metric: _nearly.IndexPQ(
         d, int(m.group(1)), int(m.group(2) or 8), metric)),
     (re.compile(_IVF + r",PQ(\d+)(?:x(\d+))?(?:np)?"), lambda m, d, metric: _nearly.IndexIVFPQ(
-        _coarse(m.group(2), d, metric), d, _nlist(m.group(1)), int(m.group(3)), int(m.group(4) or 8), metric)),
+        _coarse(m, d, metric), d, _nlist(m.group(1)), int(m.group(3)), int(m.group(4) or 8), metric)),
     # 4-bit fast-scan: PQ{M}x4fs; in an IVF, codes of the vectors themselves
     # (faiss's default) or of residuals with "fsr".
     (re.compile(r"PQ(\d+)x4fs"), lambda m, d, metric: _nearly.IndexPQFastScan(d, int(m.group(1)), 4, metric)),
     (re.compile(_IVF + r",PQ(\d+)x4fs(r?)"), lambda m, d, metric: _ivfpq_fast_scan(
-        _coarse(m.group(2), d, metric), d, _nlist(m.group(1)), int(m.group(3)), metric, m.group(4) == "r")),
+        _coarse(m, d, metric), d, _nlist(m.group(1)), int(m.group(3)), metric, m.group(4) == "r")),
     # Scalar quantizers: SQ4 / SQ6 / SQ8 (bits per dimension, per-dimension
     # ranges), SQfp16, SQbf16, SQ8_direct (uint8 data), SQ8_direct_signed (int8).
     (re.compile("SQ" + _SQ), lambda m, d, metric: _nearly.IndexScalarQuantizer(d, _sq_qtype(m.group(1)), metric)),
     (re.compile(_IVF + r",SQ" + _SQ), lambda m, d, metric: _nearly.IndexIVFScalarQuantizer(
-        _coarse(m.group(2), d, metric), d, _nlist(m.group(1)), _sq_qtype(m.group(3)), metric)),
+        _coarse(m, d, metric), d, _nlist(m.group(1)), _sq_qtype(m.group(3)), metric)),
     # Residual quantizers: RQ{M}x{nbits}[_N<norm>], M codebooks of 2^nbits words;
     # the suffix says how the norm is stored (none: search on the decoded vectors).
     (re.compile(_RQ), lambda m, d, metric: _nearly.IndexResidualQuantizer(
         d, int(m.group(1)), int(m.group(2)), metric, _rq_search_type(m.group(3), metric))),
     (re.compile(_IVF + r"," + _RQ), lambda m, d, metric: _nearly.IndexIVFResidualQuantizer(
-        _coarse(m.group(2), d, metric), d, _nlist(m.group(1)), int(m.group(3)), int(m.group(4)), metric,
+        _coarse(m, d, metric), d, _nlist(m.group(1)), int(m.group(3)), int(m.group(4)), metric,
         _rq_search_type(m.group(5), metric))),
     # faiss's LSH[nbits][r][t]: nbits defaults to d; r rotates, t learns per-bit thresholds.
     (re.compile(r"LSH(\d*)(r?)(t?)"), lambda m, d, metric: _nearly.IndexLSH(
@@ -122,12 +137,12 @@ INDEXES = [
     # the data's mean or, in an IVF, the list's centroid (faiss's strings).
     (re.compile(r"RaBitQ([1-9])?"), lambda m, d, metric: _nearly.IndexRaBitQ(d, metric, int(m.group(1) or 1))),
     (re.compile(_IVF + r",RaBitQ([1-9])?"), lambda m, d, metric: _nearly.IndexIVFRaBitQ(
-        _coarse(m.group(2), d, metric), d, _nlist(m.group(1)), metric, True, int(m.group(3) or 1))),
+        _coarse(m, d, metric), d, _nlist(m.group(1)), metric, True, int(m.group(3) or 1))),
     # RaBitQfs[nb_bits][_bbs]: faiss's fast-scan classes (bbs 32 only).
     (re.compile(r"RaBitQfs([1-9])?(?:_(\d+))?"), lambda m, d, metric: _nearly.IndexRaBitQFastScan(
         d, metric, int(m.group(2) or 32), int(m.group(1) or 1))),
     (re.compile(_IVF + r",RaBitQfs([1-9])?(?:_(\d+))?"), lambda m, d, metric:
-        _nearly.IndexIVFRaBitQFastScan(_coarse(m.group(2), d, metric), d, _nlist(m.group(1)), metric,
+        _nearly.IndexIVFRaBitQFastScan(_coarse(m, d, metric), d, _nlist(m.group(1)), metric,
                                        int(m.group(4) or 32), True, int(m.group(3) or 1))),
     # HNSW[M] (32 by default), then "," or "_" and its storage (faiss accepts both).
     (re.compile(r"HNSW(\d*)(?:[,_]Flat)?"), lambda m, d, metric: _nearly.IndexHNSWFlat(d, _hnsw_m(m), metric)),
@@ -145,7 +160,7 @@ INDEXES = [
     (re.compile(r"HNSW(\d+),RBE(\d+)x(\d+)"), lambda m, d, metric: _nearly.IndexBinaryRecurrentHNSW(
         d, int(m.group(2)), int(m.group(3)), int(m.group(1)), metric)),
     (re.compile(_IVF + r",RBE(\d+)x(\d+)"), lambda m, d, metric: _nearly.IndexIVFBinaryRecurrent(
-        _coarse(m.group(2), d, metric), d, _nlist(m.group(1)), int(m.group(3)), int(m.group(4)), metric)),
+        _coarse(m, d, metric), d, _nlist(m.group(1)), int(m.group(3)), int(m.group(4)), metric)),
     (re.compile(r"HNSW(\d*)[,_]SQ" + _SQ), _hnsw_sq),
 ]
 

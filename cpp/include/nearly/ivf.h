@@ -84,6 +84,11 @@ struct IndexIVF : Index {
     // k-means settings for the coarse quantizer: faiss's IVF defaults (10
     // iterations, spherical for inner product).
     ClusteringParameters cp;
+    // faiss's quantizer_trains_alone: 1 gives the training vectors to
+    // quantizer->train() instead of k-means (a MultiIndexQuantizer always
+    // trains alone); 0 and 2 both run k-means with a flat assignment and add
+    // the centroids to the quantizer. Read at train time, not stored.
+    int quantizer_trains_alone = 0;
 
     // extra_metrics: the family scans under faiss's extra metrics too
     // (extra_distances.h; IVF-Flat only).
@@ -147,6 +152,10 @@ struct IndexIVF : Index {
     bool has_native_ids() const override { return true; }
 
     CodeLayout layout() const { return CodeLayout{code_size, code_block}; }
+    // The centroids of n lists (list_nos[i] < 0 gives a zero row) into out
+    // (n x d), one reconstruct() each: quantizers with millions of (virtual)
+    // cells are never copied whole.
+    void centroids_of(size_t n, const idx_t* list_nos, float* out) const;
 
     // Inverted-list access, for the GPU converters and tests. The pointers
     // stay valid until the next write (add, remove_ids, reset).

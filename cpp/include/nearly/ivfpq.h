@@ -15,12 +15,18 @@
 
 namespace nearly {
 
+struct MultiIndexQuantizer;
+
 struct IndexIVFPQ : IndexIVF {
     ProductQuantizer pq;
-    // faiss's values: -1 never, 0 decide at training (1 for L2 by residual
-    // when the table fits in precomputed_table_max_bytes), 1 use it.
+    // faiss's values: -1 never, 0 decide at training (for L2 by residual: 2
+    // over a MultiIndexQuantizer whose M divides the PQ's, else 1 when the
+    // table fits in precomputed_table_max_bytes), 1 one table per list, 2
+    // one per sub-quantizer centroid (MultiIndexQuantizer only).
     int use_precomputed_table = 0;
-    std::vector<float> precomputed_table;  // nlist x M x ksub
+    // 1: nlist x M x ksub; 2: per sub-quantizer m' and centroid j, the
+    // (M / M') x ksub rows of its block.
+    std::vector<float> precomputed_table;
     static constexpr size_t precomputed_table_max_bytes = size_t(1) << 31;
 
     IndexIVFPQ(IndexPtr quantizer, int d, size_t nlist, size_t M, size_t nbits, MetricType metric = METRIC_L2);
@@ -76,11 +82,22 @@ struct IVFPQScanner : InvertedListScanner {
     const IndexIVFPQ& ix;
     const ProductQuantizer& pq;
     const bool ip, residual, precomputed;
-    std::vector<float> qtab, ltab, centroid, resid;
+    const MultiIndexQuantizer* miq;  // set for precomputed tables of type 2
+    std::vector<float> qtab, centroid, resid;
     const float* q = nullptr;
     const float* qt = nullptr;   // the query's own table (qtab, or a row of group)
-    const float* tab = nullptr;  // the table the scan reads (qt, or ltab per list)
     float dis0 = 0.f;
+    // With precomputed tables a list's table (ltab) is built on first use:
+    // a list of fewer than ksub / 4 codes is scored straight from the
+    // precomputed and query tables (two lookups per field) instead, which
+    // costs less than the M x ksub table (lists of a few codes: an IMI's
+    // cells, or nlist near n). Same sums, in the same order, either way.
+    // Subclasses that need the table in set_list clear lazy_table.
+    bool lazy_table = true;
+    mutable bool table_pending = false;
+    mutable std::vector<float> ltab;
+    mutable const float* tab = nullptr;  // the table the scan reads (qt, or ltab per list)
+    size_t list_no = 0;
     // The search's queries, when known: their tables are computed kGroup at
     // a time (each subspace's centroids then come from memory once for the
     // group: a 48 x 256 codebook is 393 KB, read again for every query
@@ -94,6 +111,11 @@ struct IVFPQScanner : InvertedListScanner {
     void set_query(const float* x) override;
     void set_list(size_t list_no, float coarse_dis) override;
     void distances(size_t n, const uint8_t* codes, float* out) const override;
+
+   protected:
+    void build_list_table() const;  // ltab of list_no from the precomputed and query tables
+    // The precomputed row block of field m for the current list.
+    const float* precomputed_rows(size_t m) const;
 };
 
 }  // namespace nearly
