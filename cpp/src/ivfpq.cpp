@@ -217,7 +217,7 @@ void IVFPQScanner::build_list_table() const {
 }
 
 void IVFPQScanner::distances(size_t n, const uint8_t* codes, float* out) const {
-    if (table_pending && n * 4 < pq.ksub) {
+    if (table_pending && n * 16 < pq.ksub) {
         // A few codes: each field's two table entries are read directly.
         const float* rows[64];
         const size_t M = pq.M;
