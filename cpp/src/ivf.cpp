@@ -595,8 +595,6 @@ void IndexIVF::check_compatible_for_merge(const Index& other_base) const {
         other->code_size != code_size || other->by_residual != by_residual)
         throw NotSupported("merge_from: the other index differs in d, metric, nlist, code size or by_residual");
     if (!is_trained || !other->is_trained) throw NotSupported("merge_from: both indexes must be trained");
-    if (quantizer->type_name() != other->quantizer->type_name())
-        throw NotSupported("merge_from: the two indexes have different kinds of coarse quantizer");
     constexpr size_t kRows = 4096;  // compared a block at a time: the cells may be many
     std::vector<float> mine, theirs;
     for (size_t l0 = 0; l0 < nlist; l0 += kRows) {
