@@ -13,6 +13,21 @@ import pytest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def ctrl_c_raises_keyboard_interrupt():
+    """The Ctrl-C tests send SIGINT to this process and expect Python's
+    KeyboardInterrupt. A shell without job control starts background jobs
+    with SIGINT ignored, and Python then leaves it ignored: restore the
+    handler an interactive run has."""
+    import signal
+    before = signal.getsignal(signal.SIGINT) if hasattr(signal, "SIGINT") else None
+    if before == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    if before == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, before)
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(12345)

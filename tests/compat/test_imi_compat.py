@@ -247,3 +247,4 @@ def test_ivfpq_small_lists_scored_directly_equal_table_scores(desc, n_add):
     # the same vectors (two with equal codes tie, and ties go to the smaller id)
     assert (Ib[:, ::8] % n_add == Ia).mean() > 0.98
     np.testing.assert_array_equal(Db.reshape(50, 5, 8), np.repeat(Da[:, :, None], 8, axis=2))
+
