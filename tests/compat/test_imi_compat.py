@@ -9,15 +9,15 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
+import _testutil
 import nearly
 
 # faiss on one thread: its k-means spin-waits on a loaded 2-core machine
 pytestmark = pytest.mark.usefixtures("faiss_one_thread")
 
 
-def clustered(rng, n, d=32, k=60):
-    c = rng.standard_normal((k, d)).astype(np.float32) * 2
-    return (c[rng.integers(0, k, n)] + 0.4 * rng.standard_normal((n, d))).astype(np.float32)
+def clustered(rng, n, d=32):
+    return _testutil.clustered(rng, n, d, nclusters=60, scale=2.0, spread=0.4)
 
 
 def brute_cells(tab):
@@ -247,4 +247,3 @@ def test_ivfpq_small_lists_scored_directly_equal_table_scores(desc, n_add):
     # the same vectors (two with equal codes tie, and ties go to the smaller id)
     assert (Ib[:, ::8] % n_add == Ia).mean() > 0.98
     np.testing.assert_array_equal(Db.reshape(50, 5, 8), np.repeat(Da[:, :, None], 8, axis=2))
-
