@@ -3,8 +3,6 @@ its cell enumeration against brute force over every cell, its search against
 faiss's with the same sub-centroids, IVF families over it against faiss, the
 decomposed precomputed tables of IVFPQ (type 2) against the per-list ones,
 persistence and the refusals."""
-import itertools
-
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
