@@ -333,33 +333,43 @@ void IndexIVF::search_sorted_or_not(idx_t n, const float* x, idx_t k, float* D, 
     record_ivf_stats(times);
 }
 
+void IndexIVF::check_assign(idx_t n, size_t np, const idx_t* assign, const char* what) const {
+    NEARLY_CHECK_ARG(np >= 1, std::string(what) + ": at least one list per query");
+    for (size_t i = 0; i < size_t(n) * np; i++)
+        if (assign[i] < -1 || assign[i] >= idx_t(nlist))
+            throw InvalidArgument(std::string(what) + ": list " + std::to_string(assign[i]) + " of an index with " +
+                                  std::to_string(nlist) + " lists");
+}
+
+// The quantizer's own scores of the given centroids.
+void IndexIVF::coarse_scores(idx_t n, const float* x, size_t np, const idx_t* assign, float* dis) const {
+    std::fill(dis, dis + size_t(n) * np, 0.f);
+    std::vector<float> c(d);
+    const SimdKernels& K = simd();
+    for (size_t i = 0; i < size_t(n) * np; i++) {
+        if (assign[i] < 0) continue;
+        quantizer->reconstruct(assign[i], c.data());
+        const float* xq = x + i / np * size_t(d);
+        if (metric_type == METRIC_L2)
+            dis[i] = K.l2sqr(xq, c.data(), d);
+        else if (metric_type == METRIC_INNER_PRODUCT)
+            dis[i] = K.inner_product(xq, c.data(), d);
+        else
+            extra_distances_ny(metric_type, metric_arg, xq, c.data(), d, 1, &dis[i]);
+    }
+}
+
 void IndexIVF::search_preassigned(idx_t n, const float* x, idx_t k, size_t np, const idx_t* assign,
                                   const float* centroid_dis, float* D, idx_t* I,
                                   const SearchParameters* params) const {
     check_search_args(n, x, k);
     if (!is_trained) throw NotSupported("Error: '!(is_trained)' failed: IVF index is not trained");
-    NEARLY_CHECK_ARG(np >= 1, "search_preassigned: at least one list per query");
-    for (size_t i = 0; i < size_t(n) * np; i++)
-        if (assign[i] < -1 || assign[i] >= idx_t(nlist))
-            throw InvalidArgument("search_preassigned: list " + std::to_string(assign[i]) + " of an index with " +
-                                  std::to_string(nlist) + " lists");
+    check_assign(n, np, assign, "search_preassigned");
     if (n == 0) return;
     std::vector<float> dis;
-    if (!centroid_dis) {  // the quantizer's own scores of the given centroids
-        dis.assign(size_t(n) * np, 0.f);
-        std::vector<float> c(d);
-        const SimdKernels& K = simd();
-        for (size_t i = 0; i < size_t(n) * np; i++) {
-            if (assign[i] < 0) continue;
-            quantizer->reconstruct(assign[i], c.data());
-            const float* xq = x + i / np * size_t(d);
-            if (metric_type == METRIC_L2)
-                dis[i] = K.l2sqr(xq, c.data(), d);
-            else if (metric_type == METRIC_INNER_PRODUCT)
-                dis[i] = K.inner_product(xq, c.data(), d);
-            else
-                extra_distances_ny(metric_type, metric_arg, xq, c.data(), d, 1, &dis[i]);
-        }
+    if (!centroid_dis) {
+        dis.resize(size_t(n) * np);
+        coarse_scores(n, x, np, assign, dis.data());
         centroid_dis = dis.data();
     }
     std::shared_lock<SharedMutex> lk(rw_mutex_);
@@ -531,11 +541,31 @@ void IndexIVF::range_search(idx_t n, const float* x, float radius, RangeSearchRe
     check_search_args(n, x, 1);
     if (!is_trained) throw NotSupported("Error: '!(is_trained)' failed: IVF index is not trained");
     const size_t np = effective_nprobe(params);
-    const IDSelector* sel = params ? params->sel.get() : nullptr;
     std::vector<float> coarse_dis(size_t(n) * np);
     std::vector<idx_t> coarse(size_t(n) * np);
     if (n > 0) quantizer->search(n, x, idx_t(np), coarse_dis.data(), coarse.data());
+    range_search_lists(n, x, radius, np, coarse.data(), coarse_dis.data(), result, params);
+}
 
+void IndexIVF::range_search_preassigned(idx_t n, const float* x, float radius, size_t np, const idx_t* assign,
+                                        const float* centroid_dis, RangeSearchResult& result,
+                                        const SearchParameters* params) const {
+    check_search_args(n, x, 1);
+    if (!is_trained) throw NotSupported("Error: '!(is_trained)' failed: IVF index is not trained");
+    check_assign(n, np, assign, "range_search_preassigned");
+    std::vector<float> dis;
+    if (!centroid_dis) {
+        dis.resize(size_t(n) * np);
+        coarse_scores(n, x, np, assign, dis.data());
+        centroid_dis = dis.data();
+    }
+    range_search_lists(n, x, radius, np, assign, centroid_dis, result, params);
+}
+
+void IndexIVF::range_search_lists(idx_t n, const float* x, float radius, size_t np, const idx_t* coarse,
+                                  const float* coarse_dis, RangeSearchResult& result,
+                                  const SearchParameters* params) const {
+    const IDSelector* sel = params ? params->sel.get() : nullptr;
     std::shared_lock<SharedMutex> lk(rw_mutex_);
     const size_t dd = d;
     const bool ip = is_similarity_metric(metric_type);
@@ -576,7 +606,7 @@ void IndexIVF::range_search(idx_t n, const float* x, float radius, RangeSearchRe
         }
         result.lims[q + 1] = result.labels.size();
     }
-    record_ivf_stats(probe_stats(n, np, coarse.data()));
+    record_ivf_stats(probe_stats(n, np, coarse));
 }
 
 size_t IndexIVF::remove_ids(const IDSelector& sel) {

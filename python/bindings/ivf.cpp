@@ -113,6 +113,38 @@ void bind_ivf(py::module_& m) {
            py::arg("params") = py::none(),
            "search() over the lists given per query (Iq, n x nprobe; -1 skipped) with their centroid scores "
            "(Dq; None: computed): returns (D, I).")
+        .def("range_search_preassigned", [](const IndexIVF& self, py::handle x_obj, float radius, py::handle Iq_obj,
+                                            py::handle Dq_obj, py::handle params) {
+            FloatArray x = as_matrix(x_obj, self.d, "x");
+            const idx_t n = x.shape(0);
+            auto Iq = py::array_t<idx_t, py::array::c_style | py::array::forcecast>::ensure(Iq_obj);
+            if (!Iq || Iq.ndim() != 2 || Iq.shape(0) != n || Iq.shape(1) < 1)
+                throw InvalidArgument("Iq must be an (n, nprobe) array of list numbers");
+            const size_t np = size_t(Iq.shape(1));
+            py::array_t<float, py::array::c_style | py::array::forcecast> Dq;
+            if (!Dq_obj.is_none()) {
+                Dq = py::array_t<float, py::array::c_style | py::array::forcecast>::ensure(Dq_obj);
+                if (!Dq || Dq.ndim() != 2 || Dq.shape(0) != n || size_t(Dq.shape(1)) != np)
+                    throw InvalidArgument("Dq must be an (n, nprobe) float32 array like Iq");
+            }
+            const SearchParameters* p = params.is_none() ? nullptr : py::cast<const SearchParameters*>(params);
+            RangeSearchResult res;
+            {
+                py::gil_scoped_release release;
+                self.range_search_preassigned(n, x.data(), radius, np, Iq.data(),
+                                              Dq_obj.is_none() ? nullptr : Dq.data(), res, p);
+            }
+            py::array_t<uint64_t> lims(res.lims.size());
+            std::copy(res.lims.begin(), res.lims.end(), lims.mutable_data());
+            py::array_t<float> D(res.distances.size());
+            std::copy(res.distances.begin(), res.distances.end(), D.mutable_data());
+            py::array_t<idx_t> I(res.labels.size());
+            std::copy(res.labels.begin(), res.labels.end(), I.mutable_data());
+            return py::make_tuple(lims, D, I);
+        }, py::arg("x"), py::arg("radius"), py::arg("Iq"), py::arg("Dq") = py::none(), py::kw_only(),
+           py::arg("params") = py::none(),
+           "range_search() over the lists given per query (Iq, n x nprobe; -1 skipped) with their centroid "
+           "scores (Dq; None: computed): returns (lims, D, I).")
         .def_property_readonly("invlists", [](std::shared_ptr<IndexIVF> self) { return InvertedListsView{self}; })
         .def("get_list_size", &IndexIVF::list_size, py::arg("list_no"))
         .def("add_entries", [](IndexIVF& self, size_t list_no, py::handle codes_obj, py::handle ids_obj) {

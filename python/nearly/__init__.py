@@ -65,6 +65,7 @@ from .compat import DirectMap, rev_swig_ptr  # noqa: F401
 from .persistence import read_VectorTransform, write_VectorTransform  # noqa: F401
 from .compat import clone_binary_index, clone_index  # noqa: F401
 from .compat import eval_intersection, merge_into, rand, randint, randn  # noqa: F401
+from .compat import range_search_with_parameters, search_with_parameters  # noqa: F401
 from .shards import IndexReplicas, IndexShards  # noqa: F401
 from .result_heap import ResultHeap  # noqa: F401
 from .autotune import (  # noqa: F401

@@ -169,3 +169,59 @@ class _CVar:
 
 
 cvar = _CVar()
+
+
+def _ivf_stages(index, x, params, what):
+    """faiss's IVFlib search_with_parameters preamble: an IndexPreTransform's
+    chain applied to x, then its IVF index; the probed lists, their centroid
+    scores, the codes they hold and the time of each stage (ms)."""
+    import time
+    x = np.ascontiguousarray(x, dtype="float32")
+    if x.ndim != 2 or x.shape[1] != index.d:
+        raise _nearly.InvalidArgumentError(f"{what}: x must be (n, {index.d}) floats")
+    t0 = time.perf_counter()
+    if isinstance(index, _nearly.IndexPreTransform):
+        for t in index.chain:
+            x = t.apply(x)
+        index = index.index
+    t1 = time.perf_counter()
+    if not isinstance(index, _nearly.IndexIVF):
+        raise RuntimeError(f"{what}: {type(index).__name__} is not an IVF index (or one behind a pre-transform)")
+    if params is None:  # faiss: the index's own nprobe
+        params = _nearly.SearchParametersIVF(nprobe=index.nprobe)
+    nprobe = getattr(params, "nprobe", index.nprobe)
+    Dq, Iq = index.quantizer.search(x, nprobe)
+    lists, counts = np.unique(Iq[Iq >= 0], return_counts=True)
+    ndis = int(sum(index.get_list_size(int(l)) * int(c) for l, c in zip(lists, counts)))
+    t2 = time.perf_counter()
+    return index, x, params, Iq, Dq, ndis, (t0, t1, t2)
+
+
+def _stats(ndis, t, t3):
+    t0, t1, t2 = t
+    return {"ndis": ndis, "pre_transform_ms": (t1 - t0) * 1e3, "coarse_quantizer_ms": (t2 - t1) * 1e3,
+            "invlist_scan_ms": (t3 - t2) * 1e3}
+
+
+def search_with_parameters(index, x, k, params=None, output_stats=False):
+    """faiss's search_with_parameters: an IVF index (possibly behind an
+    IndexPreTransform) searched with params (default: its own nprobe); with
+    output_stats also {"ndis", "pre_transform_ms", "coarse_quantizer_ms",
+    "invlist_scan_ms"}, ndis counting the codes of every probed list."""
+    import time
+    ivf, x, params, Iq, Dq, ndis, t = _ivf_stages(index, x, params, "search_with_parameters")
+    D, I = ivf.search_preassigned(x, k, Iq, Dq, params=params)
+    if not output_stats:
+        return D, I
+    return D, I, _stats(ndis, t, time.perf_counter())
+
+
+def range_search_with_parameters(index, x, radius, params=None, output_stats=False):
+    """faiss's range_search_with_parameters: (lims, D, I) [, stats] as
+    search_with_parameters."""
+    import time
+    ivf, x, params, Iq, Dq, ndis, t = _ivf_stages(index, x, params, "range_search_with_parameters")
+    lims, D, I = ivf.range_search_preassigned(x, radius, Iq, Dq, params=params)
+    if not output_stats:
+        return lims, D, I
+    return lims, D, I, _stats(ndis, t, time.perf_counter())

@@ -62,3 +62,60 @@ def test_vector_transform_files(x, tmp_path):
     nearly.write_index(nearly.IndexFlatL2(16), fname)
     with pytest.raises(nearly.IndexFileError):
         nearly.read_VectorTransform(fname)  # an index, not a transform
+
+
+@pytest.mark.parametrize("desc", ["IVF32,Flat", "PCA8,IVF32,Flat", "IVF32,PQ4"])
+def test_search_with_parameters_matches_faiss(x, desc):
+    """faiss's IVFlib helpers: the index's nprobe by default, or params'; a
+    pre-transform applied first; ndis counts the codes of every probed list."""
+    xq = x[:40] + 0.01
+    out = {}
+    for lib in (faiss, nearly):
+        index = lib.index_factory(16, desc)
+        index.train(x)
+        index.add(x)
+        lib.extract_index_ivf(index).nprobe = 3
+        D, I, st = lib.search_with_parameters(index, xq, 5, output_stats=True)
+        D2, I2 = lib.search_with_parameters(index, xq, 5, params=lib.SearchParametersIVF(nprobe=7))
+        radius = float(np.median(D))
+        lims, Dr, Ir, st2 = lib.range_search_with_parameters(index, xq, radius,
+                                                               params=lib.SearchParametersIVF(nprobe=7),
+                                                               output_stats=True)
+        lims0, _, Ir0 = lib.range_search_with_parameters(index, xq, radius)
+        assert set(st) == set(st2) == {"ndis", "pre_transform_ms", "coarse_quantizer_ms", "invlist_scan_ms"}
+        assert all(v >= 0 for v in st.values())
+        Dref, Iref = index.search(xq, 5)
+        np.testing.assert_array_equal(I, Iref)  # nprobe 3, the index's own
+        out[lib.__name__] = (I, I2, int(st["ndis"]), int(st2["ndis"]), lims, Ir, lims0)
+    o, t = out["nearly"], out["faiss"]
+    assert o[2] == t[2] and o[3] == t[3]
+    np.testing.assert_array_equal(o[1], t[1])
+    np.testing.assert_array_equal(o[4], t[4])
+    for q in range(40):  # range results per query, as sets (scan order may differ)
+        assert set(o[5][o[4][q]:o[4][q + 1]]) == set(t[5][t[4][q]:t[4][q + 1]])
+    np.testing.assert_array_equal(o[6], t[6])
+
+
+def test_search_with_parameters_refusals_and_selectors(x):
+    index = nearly.index_factory(16, "IVF32,Flat")
+    index.train(x)
+    index.add(x)
+    sel = nearly.SearchParametersIVF(nprobe=32, sel=nearly.IDSelectorRange(100, 200))
+    D, I = nearly.search_with_parameters(index, x[:10], 5, params=sel)
+    assert ((I >= 100) & (I < 200)).all()
+    lims, Dr, Ir = nearly.range_search_with_parameters(index, x[:10], 1e9, params=sel)
+    assert ((Ir >= 100) & (Ir < 200)).all() and len(Ir) == 10 * 100
+    with pytest.raises(RuntimeError, match="IVF"):
+        nearly.search_with_parameters(nearly.IndexFlatL2(16), x[:2], 1)
+    with pytest.raises(ValueError):
+        nearly.search_with_parameters(index, x[:2, :8], 1)
+    # range_search_preassigned over the quantizer's own lists is range_search
+    Dq, Iq = index.quantizer.search(x[:10], 4)
+    a = index.range_search_preassigned(x[:10], 2.0, Iq, Dq, params=nearly.SearchParametersIVF(nprobe=4))
+    b = index.range_search(x[:10], 2.0, params=nearly.SearchParametersIVF(nprobe=4))
+    for u, v in zip(a, b):
+        np.testing.assert_array_equal(u, v)
+    c = index.range_search_preassigned(x[:10], 2.0, Iq)  # centroid scores computed
+    np.testing.assert_array_equal(c[2], b[2])
+    with pytest.raises(ValueError, match="list"):
+        index.range_search_preassigned(x[:1], 2.0, np.array([[99]]))

@@ -116,6 +116,11 @@ struct IndexIVF : Index {
     void search_preassigned(idx_t n, const float* x, idx_t k, size_t np, const idx_t* assign,
                             const float* centroid_dis, float* D, idx_t* I,
                             const SearchParameters* params = nullptr) const;
+    // range_search over given lists (faiss's range_search_preassigned; as
+    // search_preassigned).
+    void range_search_preassigned(idx_t n, const float* x, float radius, size_t np, const idx_t* assign,
+                                  const float* centroid_dis, RangeSearchResult& result,
+                                  const SearchParameters* params = nullptr) const;
     // All vectors of the nprobe nearest lists within radius (L2: < radius,
     // IP: > radius), in list-scan order per query.
     void range_search(idx_t n, const float* x, float radius, RangeSearchResult& result,
@@ -171,6 +176,13 @@ struct IndexIVF : Index {
 
    protected:
     void encode_standalone(idx_t n, const float* x, uint8_t* bytes) const override;
+    // Throws unless assign holds n x np list numbers (or -1).
+    void check_assign(idx_t n, size_t np, const idx_t* assign, const char* what) const;
+    // dis (n x np): the query's score against each assigned centroid, in the index's metric.
+    void coarse_scores(idx_t n, const float* x, size_t np, const idx_t* assign, float* dis) const;
+    // The range scan of given lists, after the checks (read lock taken here).
+    void range_search_lists(idx_t n, const float* x, float radius, size_t np, const idx_t* coarse,
+                            const float* coarse_dis, RangeSearchResult& result, const SearchParameters* params) const;
     // What two indexes of the family must share for their codes to mean the
     // same (codebooks, ranges, the encoder); nothing for raw vectors.
     virtual void write_encoder_state(Writer& w) const {}
