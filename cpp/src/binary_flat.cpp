@@ -111,9 +111,17 @@ std::unique_ptr<IndexBinaryFlat> IndexBinaryFlat::read_body(Reader& r) {
 
 // ---- IndexBinaryIDMap ---------------------------------------------------------
 
-IndexBinaryIDMap::IndexBinaryIDMap(IndexBinaryPtr inner) : IndexBinary(inner ? inner->d : 8), index(std::move(inner)) {
+IndexBinaryIDMap::IndexBinaryIDMap(IndexBinaryPtr inner, bool with_reverse_map)
+    : IndexBinary(inner ? inner->d : 8), index(std::move(inner)), reverse_(with_reverse_map) {
     NEARLY_CHECK_ARG(index != nullptr, "IndexBinaryIDMap needs an index");
     NEARLY_CHECK_ARG(index->ntotal == 0, "index must be empty on input");
+    is_trained = index->is_trained;
+}
+
+void IndexBinaryIDMap::train(idx_t n, const uint8_t* x) {
+    check_writable();
+    std::unique_lock<SharedMutex> lk(rw_mutex_);
+    index->train(n, x);
     is_trained = index->is_trained;
 }
 
@@ -126,7 +134,22 @@ void IndexBinaryIDMap::add_with_ids(idx_t n, const uint8_t* x, const idx_t* ids)
     std::unique_lock<SharedMutex> lk(rw_mutex_);
     index->add(n, x);
     id_map_.insert(id_map_.end(), ids, ids + n);
+    if (reverse_)
+        for (idx_t i = 0; i < n; i++) rev_map_[ids[i]] = ntotal + i;
     ntotal = index->ntotal;
+}
+
+void IndexBinaryIDMap::reconstruct(idx_t key, uint8_t* out) const {
+    if (!reverse_) throw NotSupported("reconstruct not implemented for this type of index");
+    std::shared_lock<SharedMutex> lk(rw_mutex_);
+    auto it = rev_map_.find(key);
+    if (it == rev_map_.end()) throw OutOfRange("key " + std::to_string(key) + " not found");
+    index->reconstruct(it->second, out);
+}
+
+void IndexBinaryIDMap::rebuild_reverse_map() {
+    rev_map_.clear();
+    for (size_t i = 0; i < id_map_.size(); i++) rev_map_[id_map_[i]] = idx_t(i);
 }
 
 namespace {
@@ -168,6 +191,7 @@ size_t IndexBinaryIDMap::remove_ids(const IDSelector& sel) {
     size_t removed = index->remove_ids(ms);
     id_map_ = std::move(keep);
     ntotal = index->ntotal;
+    if (reverse_) rebuild_reverse_map();
     return removed;
 }
 
@@ -176,6 +200,7 @@ void IndexBinaryIDMap::reset() {
     std::unique_lock<SharedMutex> lk(rw_mutex_);
     index->reset();
     id_map_.clear();
+    rev_map_.clear();
     ntotal = 0;
 }
 
@@ -194,6 +219,7 @@ IndexBinaryPtr read_index_binary_payload(Reader& r) {
     IndexBinaryPtr out;
     if (tag == "BFlat") out = IndexBinaryFlat::read_body(r);
     else if (tag == "BIDMap") out = IndexBinaryIDMap::read_body(r);
+    else if (tag == "BIDMap2") out = IndexBinaryIDMap::read_body(r, true);
     else if (tag == "BHNSW") out = IndexBinaryHNSW::read_body(r);
     else if (tag == "BIVF") out = IndexBinaryIVF::read_body(r);
     else throw CorruptData("cannot read index: unknown binary index type '" + printable(tag) + "'");
@@ -207,16 +233,17 @@ void IndexBinaryIDMap::write_body(Writer& w) const {
     write_index_binary_payload(*index, w);
 }
 
-std::unique_ptr<IndexBinaryIDMap> IndexBinaryIDMap::read_body(Reader& r) {
+std::unique_ptr<IndexBinaryIDMap> IndexBinaryIDMap::read_body(Reader& r, bool with_reverse_map) {
     std::vector<idx_t> ids = r.vec<idx_t>();
     IndexBinaryPtr inner = read_index_binary_payload(r);
     r.check(size_t(inner->ntotal) == ids.size(), "BIDMap id count does not match the index");
     auto empty = std::make_shared<IndexBinaryFlat>(inner->d);
-    auto out = std::make_unique<IndexBinaryIDMap>(empty);
+    std::unique_ptr<IndexBinaryIDMap> out(with_reverse_map ? new IndexBinaryIDMap2(empty) : new IndexBinaryIDMap(empty));
     out->index = inner;
     out->id_map_ = std::move(ids);
     out->ntotal = inner->ntotal;
     out->is_trained = inner->is_trained;
+    if (with_reverse_map) out->rebuild_reverse_map();
     return out;
 }
 

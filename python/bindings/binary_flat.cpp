@@ -113,6 +113,8 @@ void bind_binary_flat(py::module_& m) {
             std::copy(ids.begin(), ids.end(), out.mutable_data());
             return out;
         });
+    py::class_<IndexBinaryIDMap2, IndexBinaryIDMap, std::shared_ptr<IndexBinaryIDMap2>>(m, "IndexBinaryIDMap2")
+        .def(py::init<IndexBinaryPtr>(), py::arg("index"));
 
     py::class_<IndexBinaryHNSW, IndexBinary, std::shared_ptr<IndexBinaryHNSW>>(m, "IndexBinaryHNSW")
         .def(py::init<int, int>(), py::arg("d"), py::arg("M") = 32)

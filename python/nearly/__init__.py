@@ -16,6 +16,7 @@ from ._nearly import (  # noqa: F401  (explicit for readers and linters)
     IndexBinary,
     IndexBinaryFlat,
     IndexBinaryIDMap,
+    IndexBinaryIDMap2,
     knn_hamming,
     read_index_binary,
     write_index_binary,

@@ -252,7 +252,7 @@ BINARY_INDEXES = [
 
 def index_binary_factory(d, description):
     """Builds a binary index from a faiss description: ``"BFlat"``, ``"BHNSW32"``,
-    ``"BIVF1024"``, any of them behind ``"IDMap,"``."""
+    ``"BIVF1024"``, any of them behind ``"IDMap,"`` or ``"IDMap2,"``."""
     if not isinstance(description, str):
         raise TypeError("index_binary_factory: description must be a str")
     parts = [p.strip() for p in description.split(",")]
@@ -268,5 +268,5 @@ def index_binary_factory(d, description):
     else:
         raise RuntimeError(f"index_binary_factory: description {description!r} did not generate an index")
     if wrap is not None:
-        index = _nearly.IndexBinaryIDMap(index)
+        index = (_nearly.IndexBinaryIDMap2 if wrap == "IDMap2" else _nearly.IndexBinaryIDMap)(index)
     return index

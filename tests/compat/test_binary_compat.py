@@ -144,3 +144,38 @@ def test_errors_match_faiss(rng):
         with pytest.raises(RuntimeError):
             lib.index_binary_factory(64, "Flat")
         assert index.ntotal == 10
+
+
+@pytest.mark.parametrize("main", ["BFlat", "BHNSW16", "BIVF8"])
+def test_binary_idmap2_reconstructs_by_id_like_faiss(faiss, main):
+    rng = np.random.default_rng(3)
+    xb = rng.integers(0, 256, (600, 16), dtype=np.uint8)
+    ids = np.arange(600, dtype=np.int64) * 7 + 3
+    out = {}
+    for lib in (faiss, nearly):
+        index = lib.index_binary_factory(128, "IDMap2," + main)
+        assert type(index).__name__ == "IndexBinaryIDMap2"
+        index.train(xb)
+        if main.startswith("BIVF"):  # an IVF reconstructs through its direct map (both libraries)
+            inner = index.index if lib is nearly else faiss.downcast_IndexBinary(index.index)
+            inner.make_direct_map()
+        index.add_with_ids(xb, ids)
+        out[lib.__name__] = np.stack([index.reconstruct(int(i)) for i in ids[::37]])
+        if lib is nearly:
+            np.testing.assert_array_equal(out["nearly"], xb[::37])
+            if main == "BFlat":  # removal keeps the others reachable by id (IVF/HNSW removal is their own)
+                index.remove_ids(ids[:100])
+                np.testing.assert_array_equal(index.reconstruct(int(ids[200])), xb[200])
+                with pytest.raises(IndexError):
+                    index.reconstruct(int(ids[50]))
+            back = nearly.deserialize_index_binary(nearly.serialize_index_binary(index))
+            assert type(back).__name__ == "IndexBinaryIDMap2"
+            np.testing.assert_array_equal(back.reconstruct(int(ids[300])), xb[300])
+            index.reset()
+            with pytest.raises(IndexError):
+                index.reconstruct(int(ids[300]))
+    np.testing.assert_array_equal(out["nearly"], out["faiss"])
+    plain = nearly.index_binary_factory(128, "IDMap," + main)
+    assert type(plain).__name__ == "IndexBinaryIDMap"
+    with pytest.raises(RuntimeError, match="not implemented"):
+        plain.reconstruct(0)

@@ -3,6 +3,7 @@
 // (2147483647, -1). IndexBinaryFlat scans exhaustively (hamming.h);
 // IndexBinaryIDMap maps caller ids around any binary index.
 #pragma once
+#include <unordered_map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -62,8 +63,12 @@ struct IndexBinaryFlat : IndexBinary {
 
 struct IndexBinaryIDMap : IndexBinary {
     IndexBinaryPtr index;
-    explicit IndexBinaryIDMap(IndexBinaryPtr index);
-    std::string type_name() const override { return "BIDMap"; }
+    // with_reverse_map: IndexBinaryIDMap2, which also reconstructs by id.
+    explicit IndexBinaryIDMap(IndexBinaryPtr index, bool with_reverse_map = false);
+    std::string type_name() const override { return reverse_ ? "BIDMap2" : "BIDMap"; }
+    void train(idx_t n, const uint8_t* x) override;  // the wrapped index's
+    // The code stored under an external id (IndexBinaryIDMap2 only, as in faiss).
+    void reconstruct(idx_t key, uint8_t* out) const override;
     void add(idx_t n, const uint8_t* x) override;  // not implemented, like faiss
     void add_with_ids(idx_t n, const uint8_t* x, const idx_t* ids) override;
     void search(idx_t n, const uint8_t* x, idx_t k, int32_t* D, idx_t* I,
@@ -71,11 +76,18 @@ struct IndexBinaryIDMap : IndexBinary {
     size_t remove_ids(const IDSelector& sel) override;
     void reset() override;
     void write_body(Writer& w) const override;
-    static std::unique_ptr<IndexBinaryIDMap> read_body(Reader& r);
+    static std::unique_ptr<IndexBinaryIDMap> read_body(Reader& r, bool with_reverse_map = false);
     std::vector<idx_t> ids() const;
 
    private:
+    void rebuild_reverse_map();
     std::vector<idx_t> id_map_;
+    bool reverse_ = false;
+    std::unordered_map<idx_t, idx_t> rev_map_;  // external id -> position (IDMap2)
+};
+
+struct IndexBinaryIDMap2 : IndexBinaryIDMap {
+    explicit IndexBinaryIDMap2(IndexBinaryPtr index) : IndexBinaryIDMap(std::move(index), true) {}
 };
 
 // A binary index as tag + body (inside another index's body, e.g. a quantizer).
