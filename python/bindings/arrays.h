@@ -8,6 +8,7 @@
 #include <string>
 
 #include "nearly/common.h"
+#include "nearly/index.h"
 
 namespace py = pybind11;
 
@@ -102,4 +103,17 @@ inline void check_bbs(long long bbs) {
 // (n, code_size) uint8 codes: another dtype is a TypeError (like faiss), another width an InvalidArgument.
 py::array_t<uint8_t, py::array::c_style | py::array::forcecast> as_codes(py::handle obj, size_t code_size,
                                                                         const char* what);
+}  // namespace nearly_py
+
+namespace nearly_py {
+// A range search's (lims, D, I) as faiss returns them.
+inline py::tuple range_result_tuple(const nearly::RangeSearchResult& res) {
+    py::array_t<uint64_t> lims(res.lims.size());
+    std::copy(res.lims.begin(), res.lims.end(), lims.mutable_data());
+    py::array_t<float> D(res.distances.size());
+    std::copy(res.distances.begin(), res.distances.end(), D.mutable_data());
+    py::array_t<idx_t> I(res.labels.size());
+    std::copy(res.labels.begin(), res.labels.end(), I.mutable_data());
+    return py::make_tuple(lims, D, I);
+}
 }  // namespace nearly_py

@@ -148,13 +148,7 @@ py::tuple range_search(const Index& self, py::handle x_obj, float radius, py::ha
         py::gil_scoped_release release;
         self.range_search(x.shape(0), x.data(), radius, res, p);
     }
-    py::array_t<uint64_t> lims(res.lims.size());
-    std::copy(res.lims.begin(), res.lims.end(), lims.mutable_data());
-    py::array_t<float> D(res.distances.size());
-    std::copy(res.distances.begin(), res.distances.end(), D.mutable_data());
-    py::array_t<idx_t> I(res.labels.size());
-    std::copy(res.labels.begin(), res.labels.end(), I.mutable_data());
-    return py::make_tuple(lims, D, I);
+    return range_result_tuple(res);
 }
 
 size_t remove_ids(Index& self, py::handle what) {

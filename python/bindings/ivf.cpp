@@ -20,6 +20,28 @@ size_t check_nprobe(long long nprobe) {
     if (nprobe < 1) throw InvalidArgument("nprobe must be at least 1 (got " + std::to_string(nprobe) + ")");
     return size_t(nprobe);
 }
+
+// The lists given to the *_preassigned searches: Iq (n, nprobe) list
+// numbers, Dq their centroid scores or None.
+struct Assignment {
+    py::array_t<idx_t, py::array::c_style | py::array::forcecast> Iq;
+    py::array_t<float, py::array::c_style | py::array::forcecast> Dq;
+    size_t np = 0;
+    bool has_scores = false;
+    Assignment(idx_t n, py::handle Iq_obj, py::handle Dq_obj) {
+        Iq = py::array_t<idx_t, py::array::c_style | py::array::forcecast>::ensure(Iq_obj);
+        if (!Iq || Iq.ndim() != 2 || Iq.shape(0) != n || Iq.shape(1) < 1)
+            throw InvalidArgument("Iq must be an (n, nprobe) array of list numbers");
+        np = size_t(Iq.shape(1));
+        if (Dq_obj.is_none()) return;
+        Dq = py::array_t<float, py::array::c_style | py::array::forcecast>::ensure(Dq_obj);
+        if (!Dq || Dq.ndim() != 2 || Dq.shape(0) != n || size_t(Dq.shape(1)) != np)
+            throw InvalidArgument("Dq must be an (n, nprobe) float32 array like Iq");
+        has_scores = true;
+    }
+    const idx_t* lists() const { return Iq.data(); }
+    const float* scores() const { return has_scores ? Dq.data() : nullptr; }
+};
 }  // namespace
 
 void bind_ivf(py::module_& m) {
@@ -90,23 +112,14 @@ void bind_ivf(py::module_& m) {
                                       py::handle Dq_obj, py::handle params) {
             FloatArray x = as_matrix(x_obj, self.d, "x");
             const idx_t n = x.shape(0), k = as_k(k_obj);
-            auto Iq = py::array_t<idx_t, py::array::c_style | py::array::forcecast>::ensure(Iq_obj);
-            if (!Iq || Iq.ndim() != 2 || Iq.shape(0) != n || Iq.shape(1) < 1)
-                throw InvalidArgument("Iq must be an (n, nprobe) array of list numbers");
-            const size_t np = size_t(Iq.shape(1));
-            py::array_t<float, py::array::c_style | py::array::forcecast> Dq;
-            if (!Dq_obj.is_none()) {
-                Dq = py::array_t<float, py::array::c_style | py::array::forcecast>::ensure(Dq_obj);
-                if (!Dq || Dq.ndim() != 2 || Dq.shape(0) != n || size_t(Dq.shape(1)) != np)
-                    throw InvalidArgument("Dq must be an (n, nprobe) float32 array like Iq");
-            }
+            const Assignment a(n, Iq_obj, Dq_obj);
             const SearchParameters* p = params.is_none() ? nullptr : py::cast<const SearchParameters*>(params);
             py::array_t<float> D({n, k});
             py::array_t<idx_t> I({n, k});
             {
                 py::gil_scoped_release release;
-                self.search_preassigned(n, x.data(), k, np, Iq.data(), Dq_obj.is_none() ? nullptr : Dq.data(),
-                                        D.mutable_data(), I.mutable_data(), p);
+                self.search_preassigned(n, x.data(), k, a.np, a.lists(), a.scores(), D.mutable_data(),
+                                        I.mutable_data(), p);
             }
             return py::make_tuple(D, I);
         }, py::arg("x"), py::arg("k"), py::arg("Iq"), py::arg("Dq") = py::none(), py::kw_only(),
@@ -117,30 +130,14 @@ void bind_ivf(py::module_& m) {
                                             py::handle Dq_obj, py::handle params) {
             FloatArray x = as_matrix(x_obj, self.d, "x");
             const idx_t n = x.shape(0);
-            auto Iq = py::array_t<idx_t, py::array::c_style | py::array::forcecast>::ensure(Iq_obj);
-            if (!Iq || Iq.ndim() != 2 || Iq.shape(0) != n || Iq.shape(1) < 1)
-                throw InvalidArgument("Iq must be an (n, nprobe) array of list numbers");
-            const size_t np = size_t(Iq.shape(1));
-            py::array_t<float, py::array::c_style | py::array::forcecast> Dq;
-            if (!Dq_obj.is_none()) {
-                Dq = py::array_t<float, py::array::c_style | py::array::forcecast>::ensure(Dq_obj);
-                if (!Dq || Dq.ndim() != 2 || Dq.shape(0) != n || size_t(Dq.shape(1)) != np)
-                    throw InvalidArgument("Dq must be an (n, nprobe) float32 array like Iq");
-            }
+            const Assignment a(n, Iq_obj, Dq_obj);
             const SearchParameters* p = params.is_none() ? nullptr : py::cast<const SearchParameters*>(params);
             RangeSearchResult res;
             {
                 py::gil_scoped_release release;
-                self.range_search_preassigned(n, x.data(), radius, np, Iq.data(),
-                                              Dq_obj.is_none() ? nullptr : Dq.data(), res, p);
+                self.range_search_preassigned(n, x.data(), radius, a.np, a.lists(), a.scores(), res, p);
             }
-            py::array_t<uint64_t> lims(res.lims.size());
-            std::copy(res.lims.begin(), res.lims.end(), lims.mutable_data());
-            py::array_t<float> D(res.distances.size());
-            std::copy(res.distances.begin(), res.distances.end(), D.mutable_data());
-            py::array_t<idx_t> I(res.labels.size());
-            std::copy(res.labels.begin(), res.labels.end(), I.mutable_data());
-            return py::make_tuple(lims, D, I);
+            return range_result_tuple(res);
         }, py::arg("x"), py::arg("radius"), py::arg("Iq"), py::arg("Dq") = py::none(), py::kw_only(),
            py::arg("params") = py::none(),
            "range_search() over the lists given per query (Iq, n x nprobe; -1 skipped) with their centroid "
