@@ -1,4 +1,6 @@
 """Small faiss helpers that user code calls; no-ops or plain copies here."""
+import time
+
 import numpy as np
 
 from . import _nearly
@@ -175,7 +177,6 @@ def _ivf_stages(index, x, params, what):
     """faiss's IVFlib search_with_parameters preamble: an IndexPreTransform's
     chain applied to x, then its IVF index; the probed lists, their centroid
     scores, the codes they hold and the time of each stage (ms)."""
-    import time
     x = np.ascontiguousarray(x, dtype="float32")
     if x.ndim != 2 or x.shape[1] != index.d:
         raise _nearly.InvalidArgumentError(f"{what}: x must be (n, {index.d}) floats")
@@ -208,7 +209,6 @@ def search_with_parameters(index, x, k, params=None, output_stats=False):
     IndexPreTransform) searched with params (default: its own nprobe); with
     output_stats also {"ndis", "pre_transform_ms", "coarse_quantizer_ms",
     "invlist_scan_ms"}, ndis counting the codes of every probed list."""
-    import time
     ivf, x, params, Iq, Dq, ndis, t = _ivf_stages(index, x, params, "search_with_parameters")
     D, I = ivf.search_preassigned(x, k, Iq, Dq, params=params)
     if not output_stats:
@@ -219,7 +219,6 @@ def search_with_parameters(index, x, k, params=None, output_stats=False):
 def range_search_with_parameters(index, x, radius, params=None, output_stats=False):
     """faiss's range_search_with_parameters: (lims, D, I) [, stats] as
     search_with_parameters."""
-    import time
     ivf, x, params, Iq, Dq, ndis, t = _ivf_stages(index, x, params, "range_search_with_parameters")
     lims, D, I = ivf.range_search_preassigned(x, radius, Iq, Dq, params=params)
     if not output_stats:

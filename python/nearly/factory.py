@@ -70,9 +70,15 @@ TRANSFORMS = [
 _IVF = r"(IVF\d+[kM]?|IMI\d+x\d+)(?:_HNSW(\d*))?"
 
 
+def _imi(s):
+    """(M, nbits) of an IMI{M}x{nbits} token."""
+    M, nbits = (int(v) for v in s[3:].split("x"))
+    return M, nbits
+
+
 def _nlist(s):
     if s.startswith("IMI"):
-        M, nbits = (int(v) for v in s[3:].split("x"))
+        M, nbits = _imi(s)
         return 1 << (M * nbits)
     s = s[3:]
     scale = {"k": 1 << 10, "M": 1 << 20}.get(s[-1], 1)
@@ -87,7 +93,7 @@ def _coarse(m, d, metric):
     if coarse.startswith("IMI"):
         if hnsw_m is not None:
             raise ValueError(f"{coarse}_HNSW: a multi-index has no centroids to put in a graph")
-        M, nbits = (int(v) for v in coarse[3:].split("x"))
+        M, nbits = _imi(coarse)
         if M < 1 or nbits < 1 or nbits > 16 or M * nbits > 62 or d % M:
             raise ValueError(f"{coarse}: M must divide d = {d}, nbits be 1 to 16 and M * nbits at most 62")
         return _nearly.MultiIndexQuantizer(d, M, nbits)
