@@ -245,3 +245,32 @@ def test_ivfpq_small_lists_scored_directly_equal_table_scores(desc, n_add):
     # the same vectors (two with equal codes tie, and ties go to the smaller id)
     assert (Ib[:, ::8] % n_add == Ia).mean() > 0.98
     np.testing.assert_array_equal(Db.reshape(50, 5, 8), np.repeat(Da[:, :, None], 8, axis=2))
+
+
+def test_bad_input_reaches_clear_errors():
+    """Untrained multi-index IVFs, corrupt or truncated files, bad queries and
+    search_with_parameters' own arguments raise, never crash."""
+    rng = np.random.default_rng(9)
+    xb = clustered(rng, 2000)
+    index = nearly.index_factory(32, "IMI2x4,PQ8")
+    with pytest.raises(RuntimeError, match="trained"):
+        index.search(xb[:2], 3)
+    with pytest.raises(RuntimeError, match="trained"):
+        index.add(xb[:2])
+    index.train(xb)
+    index.add(xb)
+    blob = bytearray(nearly.serialize_index(index))
+    with pytest.raises(nearly.IndexFileError):
+        nearly.deserialize_index(np.frombuffer(bytes(blob[: len(blob) // 2]), dtype=np.uint8))
+    blob[len(blob) // 3] ^= 0xFF
+    with pytest.raises(nearly.IndexFileError):
+        nearly.deserialize_index(np.frombuffer(bytes(blob), dtype=np.uint8))
+    for bad in (np.full((1, 32), np.nan, np.float32), np.zeros((1, 31), np.float32)):
+        with pytest.raises(ValueError):
+            index.search(bad, 3)
+        with pytest.raises(ValueError):
+            nearly.search_with_parameters(index, bad, 3)
+    with pytest.raises(ValueError):
+        nearly.search_with_parameters(index, xb[:2], 0)
+    with pytest.raises(IndexError):
+        index.quantizer.reconstruct_n(250, 10)  # past the 256 cells
