@@ -110,9 +110,12 @@ def test_refine_parameters(data):
         index.k_factor = 0
 
 
-def test_sq_bad_qtype():
-    # faiss's other quantizer types exist but nearly's HNSW stores SQ8, fp16 or bf16 only.
-    for qtype in (1, 2, 3, 5, 6):
+def test_sq_qtypes():
+    # QT_8bit, fp16 and bf16: nearly's int8 walk copy; faiss's other types: the codes alone
+    # (tests/compat/test_hnsw_sq_compat.py); types faiss does not have raise.
+    for qtype in (1, 2, 3, 5, 6, 8):
+        assert type(nearly.IndexHNSWSQ(8, qtype, 16)).__name__ == "IndexHNSWSQCodes"
+    for qtype in (-1, 9, 42):
         with pytest.raises(RuntimeError, match="not implemented"):
             nearly.IndexHNSWSQ(8, qtype, 16)
 

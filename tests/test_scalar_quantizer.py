@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import nearly
-from _testutil import METRIC_IP, METRIC_L2, brute_force, randn, tolerance
+from _testutil import METRIC_IP, METRIC_L2, brute_force, distances64, randn, tolerance
 
 SQ = nearly.ScalarQuantizer
 QT8, QTF16 = SQ.QT_8bit, SQ.QT_fp16
@@ -593,6 +593,41 @@ def test_ivf_sq_list_batches_equal_query_by_query(level, qtype, metric, by_resid
             assert ((I >= 100) & (I < 2000)).all()
 
 
+@pytest.mark.parametrize("qtype", QTYPES, ids=QT_IDS)
+@pytest.mark.parametrize("metric", METRICS, ids=METRIC_IDS)
+def test_gathered_codes_score_as_codes_in_a_row(level, qtype, metric, restore_threads):
+    """HNSW over the codes (IndexHNSWSQCodes) scores a node's neighbours
+    together, codes at scattered addresses (sq_scores_gather): at every level
+    and every tail of dimensions, each code gets the bits an inverted list
+    scan of the same codes gives it (sq_scores), and both equal exact search
+    over the decoded vectors."""
+    nearly.omp_set_num_threads(1)
+    rng = np.random.default_rng(31)
+    for d in (1, 3, 7, 8, 9, 15, 16, 17, 24, 31, 33, 48, 77):
+        n = 60
+        xb, xq = data_for(qtype, rng, n, d), data_for(qtype, rng, 4, d)
+        graph = nearly.IndexHNSWSQCodes(d, qtype, 16, metric)
+        graph.hnsw.efConstruction = 100
+        graph.train(xb)
+        graph.add(xb)
+        graph.hnsw.efSearch = 200  # every node of the (connected) tiny graph
+        lists = nearly.IndexIVFScalarQuantizer(nearly.IndexFlat(d, metric), d, 1, qtype, metric, False)
+        lists.train(xb)
+        lists.add(xb)
+        Dg, Ig = graph.search(xq, n)
+        Dl, Il = lists.search(xq, n)
+        found = Ig >= 0  # a degenerate graph (d = 1 under inner product) may not reach every node
+        assert found.mean() > 0.5, f"d={d}"
+        dec = graph.reconstruct_n(0, n)
+        ref = distances64(xq, dec, metric)
+        for q in range(len(xq)):
+            ids = Ig[q][found[q]]
+            by_id = dict(zip(Il[q].tolist(), Dl[q].tolist()))
+            np.testing.assert_array_equal(Dg[q][found[q]], [by_id[i] for i in ids.tolist()], err_msg=f"d={d}")
+            np.testing.assert_allclose(Dg[q][found[q]], ref[q, ids], atol=tolerance(xq, dec, metric, rel=1e-5),
+                                       rtol=0, err_msg=f"d={d}")
+
+
 @pytest.mark.parametrize("fs", ["IVF16,SQ8", "IVF16,SQfp16", "IVF16,SQ4", "IVF16,SQ6", "IVF16,SQbf16"])
 def test_ivf_sq_nprobe_and_params(fs):
     rng = np.random.default_rng(5)
@@ -630,11 +665,12 @@ def test_factory(token, ivf):
 
 
 def test_factory_hnsw_sq_types():
-    assert nearly.index_factory(16, "HNSW32,SQ8").ntotal == 0
-    with pytest.raises(RuntimeError, match="not implemented"):
-        nearly.index_factory(16, "HNSW32,SQ4")
+    assert type(nearly.index_factory(16, "HNSW32,SQ8")).__name__ == "IndexHNSWSQ"  # the int8 walk copy
+    assert type(nearly.index_factory(16, "HNSW32,SQ4")).__name__ == "IndexHNSWSQCodes"  # the codes alone
     with pytest.raises(RuntimeError):
         nearly.index_factory(16, "SQ5")
+    with pytest.raises(RuntimeError):
+        nearly.index_factory(16, "HNSW32,SQ5")
 
 
 def _built(fs, metric=METRIC_L2, n=300, d=8):

@@ -22,6 +22,8 @@
 #include <cstring>
 #include <limits>
 #include <shared_mutex>
+#include <type_traits>
+#include <utility>
 
 #include "nearly/hnsw.h"
 #include "visited_set.h"
@@ -73,6 +75,16 @@ template <class Space>
 typename Space::Query insert_query(const Space& sp, slot_t s, size_t, Scratch&, long) {
     return sp.query_of(s);
 }
+
+// Whether a space scores a batch of nodes in one call,
+// sp.score_batch(query, slots, n, out) (kernels that score several codes side
+// by side); the walk then scores a node's fresh neighbours together.
+template <class Space, class = void>
+struct has_score_batch : std::false_type {};
+template <class Space>
+struct has_score_batch<Space, std::void_t<decltype(std::declval<const Space&>().score_batch(
+                                  std::declval<const typename Space::Query&>(), (const slot_t*)nullptr, size_t(0),
+                                  (float*)nullptr))>> : std::true_type {};
 
 // search_one(q) for every query q < n, 16 queries to a pool task (a walk is
 // short: fewer tasks would leave threads idle at the end), Ctrl-C checked
@@ -246,9 +258,15 @@ void search_layer(const Space& sp, const typename Space::Query& q, slot_t ep, fl
             counts->nhops++;
             counts->ndis += nf;
         }
+        float fresh_scores[has_score_batch<Space>::value ? 2 * 256 + 1 : 1];
+        if constexpr (has_score_batch<Space>::value) sp.score_batch(q, fresh, nf, fresh_scores);
         for (size_t i = 0; i < nf; i++) {
             slot_t v = fresh[i];
-            float s = sp.score(q, v);
+            float s;
+            if constexpr (has_score_batch<Space>::value)
+                s = fresh_scores[i];
+            else
+                s = sp.score(q, v);
             if (top.size() < ef || s < top.front().score) {
                 cand.push_back({s, v});
                 std::push_heap(cand.begin(), cand.end(), min_first);
@@ -292,11 +310,22 @@ void select_neighbors(const Space& sp, const std::vector<Cand>& cands, size_t m,
         if (out.size() >= m) break;
         typename Space::Query qc = sp.query_of(c.id);
         bool good = true;
-        for (slot_t r : out)
-            if (sp.score(qc, r) < c.score) {
-                good = false;
-                break;
+        if constexpr (has_score_batch<Space>::value) {
+            // All at once (the kernels score codes side by side), in
+            // batches of 8 so that a rejection early on stops the scoring.
+            float scores[8];
+            for (size_t i = 0; i < out.size() && good; i += 8) {
+                const size_t nb = std::min<size_t>(8, out.size() - i);
+                sp.score_batch(qc, out.data() + i, nb, scores);
+                for (size_t b = 0; b < nb; b++) good = good && !(scores[b] < c.score);
             }
+        } else {
+            for (slot_t r : out)
+                if (sp.score(qc, r) < c.score) {
+                    good = false;
+                    break;
+                }
+        }
         if (good) out.push_back(c.id);
     }
 }
@@ -324,8 +353,17 @@ void connect(const Space& sp, slot_t p, slot_t s, int level, Scratch& sc) {
     typename Space::Query qp = sp.query_of(p);
     auto& cands = sc.sel_cands;
     cands.clear();
-    for (slot_t i = 1; i <= cnt; i++) cands.push_back({sp.score(qp, ll[i]), ll[i]});
-    cands.push_back({sp.score(qp, s), s});
+    if constexpr (has_score_batch<Space>::value) {
+        slot_t nodes[2 * 256 + 1];
+        float scores[2 * 256 + 1];
+        for (slot_t i = 1; i <= cnt; i++) nodes[i - 1] = ll[i];
+        nodes[cnt] = s;
+        sp.score_batch(qp, nodes, size_t(cnt) + 1, scores);
+        for (slot_t i = 0; i <= cnt; i++) cands.push_back({scores[i], nodes[i]});
+    } else {
+        for (slot_t i = 1; i <= cnt; i++) cands.push_back({sp.score(qp, ll[i]), ll[i]});
+        cands.push_back({sp.score(qp, s), s});
+    }
     std::sort(cands.begin(), cands.end(), max_first);
     std::vector<slot_t> picks;
     select_neighbors(sp, cands, st.max_links(level), picks);

@@ -8,6 +8,7 @@
 #include "nearly/flat.h"
 #include "nearly/hnsw.h"
 #include "nearly/hnsw_pq.h"
+#include "nearly/hnsw_sq.h"
 #include "nearly/nsg.h"
 #include "nearly/binary_hnsw.h"
 #include "nearly/binary_ivf.h"
@@ -117,6 +118,7 @@ IndexPtr read_tagged(Reader& r, const std::string& tag) {
     if (tag == "IVFScalarQuantizer") return IndexIVFScalarQuantizer::read_body(r);
     if (tag == "HNSWFlat") return IndexHNSWFlat::read_body(r, HNSWStorage::Flat);
     if (tag == "HNSWPQ") return IndexHNSWPQ::read_body(r);
+    if (tag == "HNSWSQCodes") return IndexHNSWSQCodes::read_body(r);
     if (tag == "NSGFlat") return IndexNSGFlat::read_body(r);
     if (tag == "HNSWSQ") {
         int kind = r.pod<int32_t>();

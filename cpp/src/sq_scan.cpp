@@ -65,6 +65,15 @@ void SQScorer::scores(const uint8_t* codes, size_t n, float* out) const {
         for (size_t i = 0; i < n; i++) out[i] += c0_;
 }
 
+void SQScorer::scores_gather(const uint8_t* const* codes, size_t n, float* out) const {
+    if (int_query_)
+        for (size_t i = 0; i < n; i++) sq8_int_scores(ip_, codes[i], code_size_, 1, d_, q16_.data(), out + i);
+    else
+        sq_scores_gather(kind_, ip_, codes, code_size_, n, d_, w_.data(), r_.data(), out);
+    if (ip_ && c0_ != 0.f)
+        for (size_t i = 0; i < n; i++) out[i] += c0_;
+}
+
 void SQScorer::scores_group(const SQScorer* s, size_t nq, const uint8_t* codes, size_t n, float* out) {
     bool any_int = false;
     for (size_t q = 0; q < nq; q++) any_int = any_int || s[q].int_query_;
@@ -109,6 +118,19 @@ void sq_scores(int kind, bool ip, const uint8_t* codes, size_t cs, size_t n, siz
         case SimdLevel::avx2: return sq_scores_avx2(kind, ip, codes, cs, n, d, w, r, out);
 #endif
         default: return sq_scores_scalar(kind, ip, codes, cs, n, d, w, r, out);
+    }
+}
+
+void sq_scores_gather(int kind, bool ip, const uint8_t* const* codes, size_t cs, size_t n, size_t d,
+                      const float* w, const float* r, float* out) {
+    switch (simd_level()) {
+#if defined(NEARLY_HAVE_AVX512)
+        case SimdLevel::avx512: return sq_scores_gather_avx512(kind, ip, codes, cs, n, d, w, r, out);
+#endif
+#if defined(NEARLY_HAVE_AVX2)
+        case SimdLevel::avx2: return sq_scores_gather_avx2(kind, ip, codes, cs, n, d, w, r, out);
+#endif
+        default: return sq_scores_gather_scalar(kind, ip, codes, cs, n, d, w, r, out);
     }
 }
 

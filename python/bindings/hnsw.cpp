@@ -9,6 +9,7 @@
 #include "hnsw_view.h"
 #include "nearly/hnsw.h"
 #include "nearly/hnsw_pq.h"
+#include "nearly/hnsw_sq.h"
 #include "nearly/refine.h"
 #include "nearly/scalar_quantizer.h"
 
@@ -132,6 +133,23 @@ void bind_hnsw(py::module_& m) {
                  return std::make_shared<IndexHNSWSQ>(d, storage, M, MetricType(metric));
              }),
              py::arg("d"), py::arg("qtype"), py::arg("M") = 32, py::arg("metric") = int(METRIC_L2));
+
+    // faiss's IndexHNSWSQ for the types nearly's int8 walk copy does not
+    // serve (QT_4bit, QT_6bit, the uniform and direct types; any type by
+    // this name): the nodes hold the codes. nearly.IndexHNSWSQ picks it.
+    py::class_<IndexHNSWSQCodes, Index, std::shared_ptr<IndexHNSWSQCodes>>(m, "IndexHNSWSQCodes")
+        .def(py::init([](int d, int qtype, int M, int metric) {
+                 if (!ScalarQuantizer::valid_qtype(qtype))
+                     throw NotSupported("IndexHNSWSQ: qtype " + std::to_string(qtype) + " not implemented in nearly");
+                 return std::make_shared<IndexHNSWSQCodes>(d, ScalarQuantizer::QuantizerType(qtype), M,
+                                                           MetricType(metric));
+             }),
+             py::arg("d"), py::arg("qtype"), py::arg("M") = 32, py::arg("metric") = int(METRIC_L2))
+        .def_property_readonly("hnsw", [](std::shared_ptr<IndexHNSWSQCodes> self) { return hnsw_view(self); })
+        .def_property_readonly("sq", [](IndexHNSWSQCodes& self) -> ScalarQuantizer& { return self.sq; },
+                               py::return_value_policy::reference_internal)
+        .def_property_readonly("code_size", [](const IndexHNSWSQCodes& self) { return self.sq.code_size; })
+        .def("memory_bytes", &IndexHNSWSQCodes::memory_bytes, "Bytes held by the codes, links, id map and ranges.");
 
     py::class_<IndexHNSWPQ, Index, std::shared_ptr<IndexHNSWPQ>>(m, "IndexHNSWPQ")
         .def(py::init([](int d, int pq_m, int M, int pq_nbits, int metric) {

@@ -62,7 +62,7 @@ from .binary import IndexBinaryRecurrent, RecurrentBinarizer  # noqa: F401
 from .kmeans import Kmeans  # noqa: F401
 from .compat import downcast_index, extract_index_ivf, vector_to_array  # noqa: F401
 from .compat import cvar, get_compile_options, try_extract_index_ivf  # noqa: F401
-from .compat import DirectMap, rev_swig_ptr  # noqa: F401
+from .compat import DirectMap, IndexHNSWSQ, rev_swig_ptr  # noqa: F401,F811
 from .persistence import read_VectorTransform, write_VectorTransform  # noqa: F401
 from .compat import clone_binary_index, clone_index  # noqa: F401
 from .compat import eval_intersection, merge_into, rand, randint, randn  # noqa: F401

@@ -228,7 +228,7 @@ class ParameterSpace:
         if isinstance(index, (_nearly.IndexPQ, _nearly.IndexIVFPQ)) and not isinstance(
                 index, (_nearly.IndexPQFastScan, _nearly.IndexIVFPQFastScan)):
             self.add_range("ht").values = [float(index.pq.code_size * 8)]
-        if isinstance(index, (_nearly.IndexHNSWFlat, _nearly.IndexHNSWPQ)):
+        if isinstance(index, (_nearly.IndexHNSWFlat, _nearly.IndexHNSWPQ, _nearly.IndexHNSWSQCodes)):
             self.add_range("efSearch").values = [float(1 << i) for i in range(2, 10)]
 
     def n_combinations(self):

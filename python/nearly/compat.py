@@ -224,3 +224,29 @@ def range_search_with_parameters(index, x, radius, params=None, output_stats=Fal
     if not output_stats:
         return lims, D, I
     return lims, D, I, _stats(ndis, t, time.perf_counter())
+
+
+class _IndexHNSWSQType(type):
+    """One faiss class, two nearly classes: instances of either are
+    IndexHNSWSQ, and calling it builds the one that serves the type."""
+
+    def __instancecheck__(cls, obj):
+        return isinstance(obj, (_nearly.IndexHNSWSQ, _nearly.IndexHNSWSQCodes))
+
+    def __subclasscheck__(cls, sub):
+        return issubclass(sub, (_nearly.IndexHNSWSQ, _nearly.IndexHNSWSQCodes))
+
+    def __call__(cls, d, qtype, M=32, metric=_nearly.METRIC_L2):
+        walk_copy = (_nearly.ScalarQuantizer.QT_8bit, _nearly.ScalarQuantizer.QT_fp16, _nearly.ScalarQuantizer.QT_bf16)
+        if qtype in walk_copy:
+            return _nearly.IndexHNSWSQ(d, qtype, M, metric)
+        return _nearly.IndexHNSWSQCodes(d, qtype, M, metric)
+
+
+class IndexHNSWSQ(metaclass=_IndexHNSWSQType):
+    """faiss's IndexHNSWSQ(d, qtype, M=32, metric=METRIC_L2).
+
+    QT_8bit, QT_fp16 and QT_bf16 give nearly's HNSW that walks on a per-vector
+    int8 copy (and re-ranks on the fp16 / bf16 copy); every other type gives
+    an IndexHNSWSQCodes, whose nodes hold the ScalarQuantizer codes alone
+    (faiss's layout: d / 2 bytes a vector at 4 bits)."""

@@ -7,6 +7,7 @@ refinement) without touching the parser.
 import re
 
 from . import _nearly
+from .compat import IndexHNSWSQ
 
 # faiss's SQ tokens -> QuantizerType (longest first: the regex alternation tries them in order).
 _SQ_TYPES = {
@@ -38,11 +39,8 @@ def _rq_search_type(suffix, metric):
 
 
 def _hnsw_sq(m, d, metric):
-    if m.group(2) not in ("8", "fp16", "bf16"):
-        raise RuntimeError(f"index_factory: HNSW{m.group(1)},SQ{m.group(2)} not implemented in nearly "
-                           "(its HNSW stores SQ8, SQfp16 or SQbf16; IndexScalarQuantizer and IndexIVFScalarQuantizer "
-                           "take every SQ type)")
-    return _nearly.IndexHNSWSQ(d, _sq_qtype(m.group(2)), _hnsw_m(m), metric)
+    # SQ8 / fp16 / bf16: the int8 walk copy; the other types: the codes alone
+    return IndexHNSWSQ(d, _sq_qtype(m.group(2)), _hnsw_m(m), metric)
 
 
 def _hnsw_m(m):

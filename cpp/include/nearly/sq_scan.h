@@ -28,10 +28,17 @@ class SQScorer {
     void set_query(const float* q);
     // n codes' scores: squared L2 distances, or inner products.
     void scores(const uint8_t* codes, size_t n, float* out) const;
+    // n codes at scattered addresses (a graph node's neighbours): the bits
+    // scores() gives each of them.
+    void scores_gather(const uint8_t* const* codes, size_t n, float* out) const;
     // The scores of nq scorers of one index over the same n codes (out: nq
     // rows of n), the codes widened once for all (flat search's groups of
     // queries; index_flat_codes.h).
     static void scores_group(const SQScorer* s, size_t nq, const uint8_t* codes, size_t n, float* out);
+    // The decoder's affine form x_j = A_j + c_j B_j and the kernels' code kind.
+    const std::vector<float>& offsets() const { return A_; }
+    const std::vector<float>& scales() const { return B_; }
+    int kind() const { return kind_; }
 
    private:
     int kind_;
@@ -59,6 +66,17 @@ void sq_scores_avx2(int kind, bool ip, const uint8_t* codes, size_t cs, size_t n
                     const float* r, float* out);
 void sq_scores_avx512(int kind, bool ip, const uint8_t* codes, size_t cs, size_t n, size_t d, const float* w,
                       const float* r, float* out);
+
+// The same over n codes at the addresses codes[0..n) (graph walks), each
+// code's score the bits sq_scores gives it.
+void sq_scores_gather(int kind, bool ip, const uint8_t* const* codes, size_t cs, size_t n, size_t d, const float* w,
+                      const float* r, float* out);
+void sq_scores_gather_scalar(int kind, bool ip, const uint8_t* const* codes, size_t cs, size_t n, size_t d,
+                             const float* w, const float* r, float* out);
+void sq_scores_gather_avx2(int kind, bool ip, const uint8_t* const* codes, size_t cs, size_t n, size_t d,
+                           const float* w, const float* r, float* out);
+void sq_scores_gather_avx512(int kind, bool ip, const uint8_t* const* codes, size_t cs, size_t n, size_t d,
+                             const float* w, const float* r, float* out);
 
 // Several queries of one index against the same codes (flat search): out
 // holds nq rows of n scores; each code is widened once for up to 4 queries

@@ -87,15 +87,16 @@ static inline __m256 step(__m256 acc, __m256 wj, __m256 rj, __m256 v) {
     }
 }
 
-template <int Kind, bool IP>
-static void scores(const uint8_t* codes, size_t cs, size_t n, size_t d, const float* w, const float* r, float* out) {
+// code(i): the i-th code's address (codes in a row, or gathered).
+template <int Kind, bool IP, class Code>
+static void scores(const Code& code, size_t cs, size_t n, size_t d, const float* w, const float* r, float* out) {
     const size_t d8 = d & ~size_t(7);
     size_t i = 0;
     for (; i + 4 <= n; i += 4) {
-        const uint8_t* c0 = codes + i * cs;
-        const uint8_t* c1 = c0 + cs;
-        const uint8_t* c2 = c1 + cs;
-        const uint8_t* c3 = c2 + cs;
+        const uint8_t* c0 = code(i);
+        const uint8_t* c1 = code(i + 1);
+        const uint8_t* c2 = code(i + 2);
+        const uint8_t* c3 = code(i + 3);
         __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
         for (size_t j = 0; j < d8; j += 8) {
             const __m256 wj = _mm256_loadu_ps(w + j);
@@ -111,7 +112,7 @@ static void scores(const uint8_t* codes, size_t cs, size_t n, size_t d, const fl
         out[i + 3] = hsum(a3) + tail<Kind, IP>(c3, d8, d, w, r);
     }
     for (; i < n; i++) {
-        const uint8_t* c = codes + i * cs;
+        const uint8_t* c = code(i);
         __m256 a = _mm256_setzero_ps();
         for (size_t j = 0; j < d8; j += 8) {
             const __m256 wj = _mm256_loadu_ps(w + j);
@@ -222,9 +223,21 @@ static inline void sq_scores_group_avx2_impl(int kind, bool ip, const uint8_t* c
 static inline void sq_scores_avx2_impl(int kind, bool ip, const uint8_t* codes, size_t cs, size_t n, size_t d,
                                        const float* w, const float* r, float* out) {
     using namespace sq_avx2;
+    const auto code = [codes, cs](size_t i) { return codes + i * cs; };
     with_sq_kind(kind, [&](auto k) {
         constexpr int K = decltype(k)::value;
-        ip ? scores<K, true>(codes, cs, n, d, w, r, out) : scores<K, false>(codes, cs, n, d, w, r, out);
+        ip ? scores<K, true>(code, cs, n, d, w, r, out) : scores<K, false>(code, cs, n, d, w, r, out);
+    });
+}
+
+// The same over codes at scattered addresses (graph walks).
+static inline void sq_scores_gather_avx2_impl(int kind, bool ip, const uint8_t* const* codes, size_t cs, size_t n,
+                                              size_t d, const float* w, const float* r, float* out) {
+    using namespace sq_avx2;
+    const auto code = [codes](size_t i) { return codes[i]; };
+    with_sq_kind(kind, [&](auto k) {
+        constexpr int K = decltype(k)::value;
+        ip ? scores<K, true>(code, cs, n, d, w, r, out) : scores<K, false>(code, cs, n, d, w, r, out);
     });
 }
 

@@ -18,6 +18,11 @@ void sq_scores_avx2(int kind, bool ip, const uint8_t* codes, size_t cs, size_t n
     sq_scores_avx2_impl(kind, ip, codes, cs, n, d, w, r, out);
 }
 
+void sq_scores_gather_avx2(int kind, bool ip, const uint8_t* const* codes, size_t cs, size_t n, size_t d,
+                           const float* w, const float* r, float* out) {
+    sq_scores_gather_avx2_impl(kind, ip, codes, cs, n, d, w, r, out);
+}
+
 void sq_scores_group_avx2(int kind, bool ip, const uint8_t* codes, size_t cs, size_t n, size_t d, size_t nq,
                           const float* const* w, const float* const* r, float* out) {
     sq_scores_group_avx2_impl(kind, ip, codes, cs, n, d, nq, w, r, out);

@@ -76,15 +76,16 @@ inline float rest(const uint8_t* c, size_t cs, size_t j16, size_t d, const float
     return s + sq_avx2::tail<Kind, IP>(c, j, d, w, r);
 }
 
-template <int Kind, bool IP>
-void scores(const uint8_t* codes, size_t cs, size_t n, size_t d, const float* w, const float* r, float* out) {
+// code(i): the i-th code's address (codes in a row, or gathered).
+template <int Kind, bool IP, class Code>
+void scores(const Code& code, size_t cs, size_t n, size_t d, const float* w, const float* r, float* out) {
     const size_t d16 = d & ~size_t(15);
     size_t i = 0;
     for (; i + 4 <= n; i += 4) {
-        const uint8_t* c0 = codes + i * cs;
-        const uint8_t* c1 = c0 + cs;
-        const uint8_t* c2 = c1 + cs;
-        const uint8_t* c3 = c2 + cs;
+        const uint8_t* c0 = code(i);
+        const uint8_t* c1 = code(i + 1);
+        const uint8_t* c2 = code(i + 2);
+        const uint8_t* c3 = code(i + 3);
         __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
         for (size_t j = 0; j < d16; j += 16) {
             const __m512 wj = _mm512_loadu_ps(w + j);
@@ -100,7 +101,7 @@ void scores(const uint8_t* codes, size_t cs, size_t n, size_t d, const float* w,
         out[i + 3] = _mm512_reduce_add_ps(a3) + rest<Kind, IP>(c3, cs, d16, d, w, r);
     }
     for (; i < n; i++) {
-        const uint8_t* c = codes + i * cs;
+        const uint8_t* c = code(i);
         __m512 a = _mm512_setzero_ps();
         for (size_t j = 0; j < d16; j += 16) {
             const __m512 wj = _mm512_loadu_ps(w + j);
@@ -144,9 +145,19 @@ void sq_scores_group_avx512(int kind, bool ip, const uint8_t* codes, size_t cs, 
 
 void sq_scores_avx512(int kind, bool ip, const uint8_t* codes, size_t cs, size_t n, size_t d, const float* w,
                       const float* r, float* out) {
+    const auto code = [codes, cs](size_t i) { return codes + i * cs; };
     with_sq_kind(kind, [&](auto k) {
         constexpr int K = decltype(k)::value;
-        ip ? scores<K, true>(codes, cs, n, d, w, r, out) : scores<K, false>(codes, cs, n, d, w, r, out);
+        ip ? scores<K, true>(code, cs, n, d, w, r, out) : scores<K, false>(code, cs, n, d, w, r, out);
+    });
+}
+
+void sq_scores_gather_avx512(int kind, bool ip, const uint8_t* const* codes, size_t cs, size_t n, size_t d,
+                             const float* w, const float* r, float* out) {
+    const auto code = [codes](size_t i) { return codes[i]; };
+    with_sq_kind(kind, [&](auto k) {
+        constexpr int K = decltype(k)::value;
+        ip ? scores<K, true>(code, cs, n, d, w, r, out) : scores<K, false>(code, cs, n, d, w, r, out);
     });
 }
 

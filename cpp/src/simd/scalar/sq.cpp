@@ -16,10 +16,11 @@ void sq_decode_scalar(const ScalarQuantizer& sq, const uint8_t* codes, float* x,
 }
 
 namespace {
-template <int Kind, bool IP>
-void scores(const uint8_t* codes, size_t cs, size_t n, size_t d, const float* w, const float* r, float* out) {
+// code(i): the i-th code's address (codes in a row, or gathered).
+template <int Kind, bool IP, class Code>
+void scores(const Code& code, size_t n, size_t d, const float* w, const float* r, float* out) {
     for (size_t i = 0; i < n; i++) {
-        const uint8_t* c = codes + i * cs;
+        const uint8_t* c = code(i);
         float s = 0.f;
         for (size_t j = 0; j < d; j++) {
             const float v = sq_value<Kind>(c, j);
@@ -55,9 +56,19 @@ void sq8_int_scores_scalar(bool ip, const uint8_t* codes, size_t cs, size_t n, s
 
 void sq_scores_scalar(int kind, bool ip, const uint8_t* codes, size_t cs, size_t n, size_t d, const float* w,
                       const float* r, float* out) {
+    const auto code = [codes, cs](size_t i) { return codes + i * cs; };
     with_sq_kind(kind, [&](auto k) {
         constexpr int K = decltype(k)::value;
-        ip ? scores<K, true>(codes, cs, n, d, w, r, out) : scores<K, false>(codes, cs, n, d, w, r, out);
+        ip ? scores<K, true>(code, n, d, w, r, out) : scores<K, false>(code, n, d, w, r, out);
+    });
+}
+
+void sq_scores_gather_scalar(int kind, bool ip, const uint8_t* const* codes, size_t, size_t n, size_t d,
+                             const float* w, const float* r, float* out) {
+    const auto code = [codes](size_t i) { return codes[i]; };
+    with_sq_kind(kind, [&](auto k) {
+        constexpr int K = decltype(k)::value;
+        ip ? scores<K, true>(code, n, d, w, r, out) : scores<K, false>(code, n, d, w, r, out);
     });
 }
 
