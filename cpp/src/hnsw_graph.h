@@ -308,6 +308,10 @@ void select_neighbors(const Space& sp, const std::vector<Cand>& cands, size_t m,
     out.clear();
     for (const Cand& c : cands) {
         if (out.size() >= m) break;
+        if (out.empty()) {  // nothing to compare with: no query to build
+            out.push_back(c.id);
+            continue;
+        }
         typename Space::Query qc = sp.query_of(c.id);
         bool good = true;
         if constexpr (has_score_batch<Space>::value) {
