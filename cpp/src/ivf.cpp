@@ -380,6 +380,14 @@ void IndexIVF::search_lists(idx_t n, const float* x, idx_t k, size_t np, const i
                             const float* coarse_dis, const SearchParameters* params, float* D, idx_t* I,
                             bool sorted) const {
     const IDSelector* sel = params ? params->sel.get() : nullptr;
+    const CodeBudget budget = code_budget(params, size_t(k));
+    if (budget.max_codes > 0) {
+        // Each query stops on its own count: query by query, which counts
+        // what it scanned in indexIVF_stats.
+        const std::unique_ptr<QueryBatch> batch = prepare_queries(n, x, params);
+        search_by_query(n, x, k, np, coarse, coarse_dis, sel, D, I, batch.get(), budget);
+        return;
+    }
     const IndexIVFStats probed = probe_stats(n, np, coarse);
     const size_t mq = min_queries_per_list();
     if (search_assigned(n, x, k, np, coarse, coarse_dis, sel, D, I, sorted)) {
@@ -395,32 +403,65 @@ void IndexIVF::search_lists(idx_t n, const float* x, idx_t k, size_t np, const i
         }
     } else {
         const std::unique_ptr<QueryBatch> batch = prepare_queries(n, x, params);
-        search_by_query(n, x, k, np, coarse, coarse_dis, sel, D, I, batch.get());
+        search_by_query(n, x, k, np, coarse, coarse_dis, sel, D, I, batch.get(), CodeBudget());
     }
     record_ivf_stats(probed);  // searches that completed
 }
 
 // Few queries per list: each query walks its lists with its own scanner,
 // scores straight into its heap.
+IndexIVF::CodeBudget IndexIVF::code_budget(const SearchParameters* params, size_t k) const {
+    CodeBudget b;
+    b.max_codes = max_codes;
+    if (auto* p = dynamic_cast<const SearchParametersIVF*>(params)) {
+        b.max_codes = p->max_codes;
+        // faiss: the budget becomes at least k codes that pass the
+        // selector, and lists are scanned whole
+        if (p->ensure_topk_full && b.max_codes > 0) {
+            b.max_codes = std::max(b.max_codes, k);
+            b.whole_lists = true;
+        }
+    }
+    return b;
+}
+
 void IndexIVF::search_by_query(idx_t n, const float* x, idx_t k, size_t np, const idx_t* coarse,
                                const float* coarse_dis, const IDSelector* sel, float* D, idx_t* I,
-                               const QueryBatch* batch) const {
+                               const QueryBatch* batch, CodeBudget budget) const {
     const size_t dd = d, kk = k;
     const bool ip = is_similarity_metric(metric_type);
     const float pad = missing_distance(metric_type);
     InterruptPoll poll;
+    std::mutex stats_mutex;
+    IndexIVFStats scanned;  // with a budget: what was scanned, as faiss counts it
+    scanned.nq = size_t(n);
     parallel_for((n + kQueriesPerTask - 1) / kQueriesPerTask, [&](size_t t) {
         std::unique_ptr<InvertedListScanner> sc = get_scanner_for(batch);
+        size_t task_lists = 0, task_codes = 0;
         for (size_t q = t * kQueriesPerTask; q < std::min(size_t(n), (t + 1) * kQueriesPerTask); q++) {
             float* Dq = D + q * kk;
             idx_t* Iq = I + q * kk;
             TopK::init(Dq, Iq, kk);  // scores: a distance, or a negated similarity
             sc->set_query(x + q * dd);
+            size_t nscan = 0;
             for (size_t p = 0; p < np; p++) {
                 const idx_t l = coarse[q * np + p];
                 if (l < 0) continue;
                 const List& list = lists_[l];
                 if (list.ids.empty()) continue;
+                size_t size = list.ids.size();
+                if (budget.max_codes > 0) {
+                    // a prefix of the list within the budget; the codes
+                    // that pass the selector count against it
+                    if (!budget.whole_lists) size = std::min(size, budget.max_codes - nscan);
+                    size_t counted = size;
+                    if (sel) {
+                        counted = 0;
+                        for (size_t j = 0; j < size; j++) counted += sel->is_member(list.ids[j]);
+                    }
+                    nscan += counted;
+                    task_lists++;
+                }
                 // The next list's first codes and ids start coming from
                 // memory while this one is scanned (a jump the hardware
                 // prefetcher cannot guess).
@@ -433,14 +474,21 @@ void IndexIVF::search_by_query(idx_t n, const float* x, idx_t k, size_t np, cons
                         __builtin_prefetch(ids_bytes + b);
                 }
                 sc->set_list(size_t(l), coarse_dis[q * np + p]);
-                sc->scan_codes(list.ids.size(), list.codes.data(), code_size, list.ids.data(), true, ip, sel, Dq, Iq,
-                               kk);
+                sc->scan_codes(size, list.codes.data(), code_size, list.ids.data(), true, ip, sel, Dq, Iq, kk);
+                if (budget.max_codes > 0 && nscan >= budget.max_codes) break;
             }
+            task_codes += nscan;
             sc->finish_query(Dq, Iq, kk);
             TopK::finish(Dq, Iq, kk, ip, pad);
             poll();
         }
+        if (budget.max_codes > 0) {
+            std::lock_guard<std::mutex> lk(stats_mutex);
+            scanned.nlist += task_lists;
+            scanned.ndis += task_codes;
+        }
     });
+    if (budget.max_codes > 0) record_ivf_stats(scanned);
 }
 
 // The generic list-batch scan: one query after the other with a scanner.

@@ -16,6 +16,11 @@ struct InvertedListsView {
     std::shared_ptr<IndexIVF> index;
 };
 
+size_t check_max_codes(long long v) {
+    if (v < 0) throw InvalidArgument("max_codes must be non-negative (0: no limit; got " + std::to_string(v) + ")");
+    return size_t(v);
+}
+
 size_t check_nprobe(long long nprobe) {
     if (nprobe < 1) throw InvalidArgument("nprobe must be at least 1 (got " + std::to_string(nprobe) + ")");
     return size_t(nprobe);
@@ -46,20 +51,60 @@ struct Assignment {
 
 void bind_ivf(py::module_& m) {
     py::class_<SearchParametersIVF, SearchParameters, std::shared_ptr<SearchParametersIVF>>(m, "SearchParametersIVF")
-        .def(py::init([](long long nprobe, std::shared_ptr<IDSelector> sel) {
+        .def(py::init([](long long nprobe, std::shared_ptr<IDSelector> sel, long long max_codes,
+                         bool ensure_topk_full) {
                  auto p = std::make_shared<SearchParametersIVF>();
                  p->nprobe = check_nprobe(nprobe);
                  p->sel = sel;
+                 p->max_codes = check_max_codes(max_codes);
+                 p->ensure_topk_full = ensure_topk_full;
                  return p;
              }),
-             py::kw_only(), py::arg("nprobe") = 1, py::arg("sel") = nullptr)
+             py::kw_only(), py::arg("nprobe") = 1, py::arg("sel") = nullptr, py::arg("max_codes") = 0,
+             py::arg("ensure_topk_full") = false)
         .def_property("nprobe", [](const SearchParametersIVF& p) { return p.nprobe; },
-                      [](SearchParametersIVF& p, long long v) { p.nprobe = check_nprobe(v); });
+                      [](SearchParametersIVF& p, long long v) { p.nprobe = check_nprobe(v); })
+        .def_property("max_codes", [](const SearchParametersIVF& p) { return p.max_codes; },
+                      [](SearchParametersIVF& p, long long v) { p.max_codes = check_max_codes(v); },
+                      "Codes scanned per query at most, the last list in part (0: no limit), as faiss.")
+        .def_readwrite("ensure_topk_full", &SearchParametersIVF::ensure_topk_full,
+                       "With max_codes: at least k codes that pass the selector, lists scanned whole (faiss's).");
 
     py::class_<InvertedListsView>(m, "InvertedLists")
         .def_property_readonly("nlist", [](const InvertedListsView& v) { return v.index->nlist; })
         .def_property_readonly("code_size", [](const InvertedListsView& v) { return v.index->code_size; })
         .def("list_size", [](const InvertedListsView& v, size_t l) { return v.index->list_size(l); }, py::arg("list_no"))
+        .def("compute_ntotal", [](const InvertedListsView& v) {
+            size_t total = 0;
+            for (size_t l = 0; l < v.index->nlist; l++) total += v.index->list_size(l);
+            return total;
+        })
+        // faiss's imbalance_factor: nlist * sum(size^2) / (sum size)^2, 1 when balanced.
+        .def("imbalance_factor", [](const InvertedListsView& v) {
+            double total = 0, squares = 0;
+            for (size_t l = 0; l < v.index->nlist; l++) {
+                const double s = double(v.index->list_size(l));
+                total += s;
+                squares += s * s;
+            }
+            return squares * double(v.index->nlist) / (total * total);
+        })
+        // faiss's text: how many lists have a size below each power of two.
+        .def("print_stats", [](const InvertedListsView& v) {
+            std::vector<int> below(40, 0);
+            for (size_t l = 0; l < v.index->nlist; l++) {
+                const size_t s = v.index->list_size(l);
+                for (size_t j = 0; j < below.size(); j++)
+                    if ((s >> j) == 0) {
+                        below[j]++;
+                        break;
+                    }
+            }
+            for (size_t j = 0; j < below.size(); j++)
+                if (below[j])
+                    py::print("list size in < " + std::to_string(size_t(1) << j) + ": " + std::to_string(below[j]) +
+                              " instances");
+        })
         .def("get_ids", [](const InvertedListsView& v, size_t l) {
             std::vector<idx_t> ids = v.index->list_ids(l);
             py::array_t<idx_t> out(ids.size());
@@ -101,6 +146,19 @@ void bind_ivf(py::module_& m) {
                       })
         .def_property("nprobe", [](const IndexIVF& i) { return i.nprobe; },
                       [](IndexIVF& i, long long v) { i.nprobe = check_nprobe(v); })
+        .def_property("parallel_mode", [](const IndexIVF& i) { return i.parallel_mode; },
+                      [](IndexIVF& i, int v) {
+                          if (v & 1024)
+                              throw NotSupported("parallel_mode: PARALLEL_MODE_NO_HEAP_INIT not implemented in "
+                                                 "nearly (its searches always start from empty results)");
+                          if (v < 0 || v > 3) throw InvalidArgument("parallel_mode must be 0 to 3");
+                          i.parallel_mode = v;
+                      },
+                      "faiss's OpenMP split, kept for code that sets it: nearly picks its own (same results).")
+        .def_property("max_codes", [](const IndexIVF& i) { return i.max_codes; },
+                      [](IndexIVF& i, long long v) { i.max_codes = check_max_codes(v); },
+                      "Codes scanned per query at most, the last list in part (0: no limit), as faiss; "
+                      "SearchParametersIVF.max_codes overrides it.")
         .def("make_direct_map", [](IndexIVF& self, bool enable) {
             py::gil_scoped_release release;
             self.make_direct_map(enable);

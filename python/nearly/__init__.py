@@ -60,7 +60,7 @@ from .factory import index_binary_factory, index_factory  # noqa: F401
 from .persistence import deserialize_index, read_index, serialize_index, write_index  # noqa: F401,F811
 from .binary import IndexBinaryRecurrent, RecurrentBinarizer  # noqa: F401
 from .kmeans import Kmeans  # noqa: F401
-from .compat import downcast_index, extract_index_ivf, vector_to_array  # noqa: F401
+from .compat import downcast_index, extract_index_ivf, vector_float_to_array, vector_to_array  # noqa: F401
 from .compat import cvar, get_compile_options, try_extract_index_ivf  # noqa: F401
 from .compat import DirectMap, IndexHNSWSQ, rev_swig_ptr  # noqa: F401,F811
 from .persistence import read_VectorTransform, write_VectorTransform  # noqa: F401

@@ -23,6 +23,10 @@ def vector_to_array(v):
     return np.array(v, copy=True)
 
 
+# faiss's typed spellings of the same copy
+vector_float_to_array = vector_to_array
+
+
 def extract_index_ivf(index):
     """The IVF index inside wrappers (IDMap, PreTransform, RefineFlat), like
     faiss's; RuntimeError when there is none."""

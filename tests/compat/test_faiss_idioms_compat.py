@@ -119,3 +119,45 @@ def test_search_with_parameters_refusals_and_selectors(x):
     np.testing.assert_array_equal(c[2], b[2])
     with pytest.raises(ValueError, match="list"):
         index.range_search_preassigned(x[:1], 2.0, np.array([[99]]))
+
+
+def test_invlists_statistics_and_vector_float_to_array(x, capsys):
+    """index.invlists.imbalance_factor() / compute_ntotal() / print_stats()
+    and faiss.vector_float_to_array give faiss's values and text."""
+    out = {}
+    for lib in (faiss, nearly):
+        index = lib.index_factory(16, "IVF32,Flat")
+        index.train(x)
+        index.add(x)
+        il = index.invlists
+        clus = lib.Clustering(16, 8)
+        clus.niter = 3
+        clus.train(x, lib.IndexFlatL2(16))
+        cent = lib.vector_float_to_array(clus.centroids)
+        sizes = [il.list_size(i) for i in range(32)]
+        out[lib.__name__] = (il.imbalance_factor(), il.compute_ntotal(), sizes, cent.shape)
+    assert out["nearly"][0] == pytest.approx(out["faiss"][0], rel=1e-12)
+    assert out["nearly"][1:] == out["faiss"][1:]
+    # faiss prints from C (not capturable here): its text, from the list sizes
+    below = [sum(1 for s in out["faiss"][2] if s >> j == 0 and (j == 0 or s >> (j - 1) != 0)) for j in range(40)]
+    expect = "".join(f"list size in < {1 << j}: {c} instances\n" for j, c in enumerate(below) if c)
+    index.invlists.print_stats()
+    assert capsys.readouterr().out == expect
+
+
+def test_parallel_mode_is_kept_and_changes_nothing(x):
+    index = nearly.index_factory(16, "IVF32,Flat")
+    index.train(x)
+    index.add(x)
+    index.nprobe = 4
+    D0, I0 = index.search(x[:50], 5)
+    for mode in (0, 1, 2, 3):
+        index.parallel_mode = mode
+        assert index.parallel_mode == mode
+        D, I = index.search(x[:50], 5)
+        np.testing.assert_array_equal(I, I0)
+        np.testing.assert_array_equal(D, D0)
+    with pytest.raises(RuntimeError, match="not implemented"):
+        index.parallel_mode = 1024  # faiss's PARALLEL_MODE_NO_HEAP_INIT
+    with pytest.raises(ValueError):
+        index.parallel_mode = 7

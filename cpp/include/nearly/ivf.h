@@ -42,6 +42,12 @@ void record_ivf_stats(const IndexIVFStats& s);
 
 struct SearchParametersIVF : SearchParameters {
     size_t nprobe = 1;
+    // faiss's budget: a query stops after scanning max_codes codes (0: no
+    // limit; the last list scanned in part), counted after the selector;
+    // ensure_topk_full makes it at least k codes that pass the selector,
+    // scanning whole lists.
+    size_t max_codes = 0;
+    bool ensure_topk_full = false;
     std::unique_ptr<SearchParameters> clone() const override { return std::make_unique<SearchParametersIVF>(*this); }
 };
 
@@ -77,6 +83,11 @@ struct IndexIVF : Index {
     IndexPtr quantizer;
     size_t nlist;
     size_t nprobe = 1;  // lists scanned per query; clipped to nlist like faiss
+    size_t max_codes = 0;  // codes scanned per query at most (0: no limit); see SearchParametersIVF
+    // faiss's choice of what its OpenMP loop splits (queries, lists, both),
+    // kept for code that sets it: nearly's scan picks its own split (by query
+    // or by list, from the batch's shape), and the results are the same.
+    int parallel_mode = 0;
     size_t code_size;   // bytes per stored vector
     size_t code_block = 1;  // how codes lie in a list (code_layout.h): 1, or 32 for fast-scan
     // Codes hold the residual x - centroid (set by families that need it).
@@ -277,8 +288,15 @@ struct IndexIVF : Index {
     void search_lists(idx_t n, const float* x, idx_t k, size_t np, const idx_t* coarse, const float* coarse_dis,
                       const SearchParameters* params, float* D, idx_t* I, bool sorted) const;
     IndexIVFStats probe_stats(idx_t n, size_t np, const idx_t* coarse) const;
+    // A budget of codes per query (max_codes, ensure_topk_full), or none.
+    struct CodeBudget {
+        size_t max_codes = 0;
+        bool whole_lists = false;
+    };
+    CodeBudget code_budget(const SearchParameters* params, size_t k) const;
     void search_by_query(idx_t n, const float* x, idx_t k, size_t np, const idx_t* coarse, const float* coarse_dis,
-                         const IDSelector* sel, float* D, idx_t* I, const QueryBatch* batch) const;
+                         const IDSelector* sel, float* D, idx_t* I, const QueryBatch* batch,
+                         CodeBudget budget) const;
     void search_by_list(idx_t n, const float* x, idx_t k, size_t np, const idx_t* coarse, const float* coarse_dis,
                         const IDSelector* sel, float* D, idx_t* I) const;
     using List = InvertedLists::List;
