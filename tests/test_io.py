@@ -168,6 +168,85 @@ def test_large_index_round_trip(tmp_path):
     np.testing.assert_array_equal(loaded.reconstruct_n(0, 20000), xb)
 
 
+@pytest.mark.parametrize("desc", ["Flat", "IVF64,PQ8", "HNSW16", "IVF64,Flat"])
+def test_streamed_file_equals_serialized_bytes(desc, tmp_path):
+    """write_index streams through a 4 MiB buffer (arrays at least that big
+    are written straight from the index) and checksums on the way;
+    read_index reads each array straight into place: the file holds the
+    bytes serialize_index gives, and each reads the other's."""
+    rng = np.random.default_rng(4)
+    xb = rng.standard_normal((20000, 64)).astype(np.float32)  # 5 MB of floats
+    index = nearly.index_factory(64, desc)
+    index.train(xb)
+    index.add(xb)
+    path = str(tmp_path / "s.index")
+    nearly.write_index(index, path)
+    with open(path, "rb") as f:
+        on_disk = f.read()
+    assert on_disk == bytes(nearly.serialize_index(index))
+    assert not os.path.exists(path + ".tmp")
+    assert bytes(nearly.serialize_index(nearly.read_index(path))) == on_disk
+    binary = nearly.IndexBinaryFlat(256)
+    binary.add(rng.integers(0, 256, (200000, 32), dtype=np.uint8))  # 6.4 MB of codes
+    nearly.write_index_binary(binary, path)
+    with open(path, "rb") as f:
+        assert f.read() == bytes(nearly.serialize_index_binary(binary))
+    assert nearly.read_index_binary(path).ntotal == 200000
+
+
+def test_failed_write_keeps_the_old_file(tmp_path):
+    """The file is written under a temporary name and renamed into place:
+    a write that fails leaves the previous file as it was."""
+    path = str(tmp_path / "keep.index")
+    nearly.write_index(make("flatL2"), path)
+    with open(path, "rb") as f:
+        before = f.read()
+    os.mkdir(path + ".tmp")  # the temporary name cannot be opened as a file
+    with pytest.raises(RuntimeError, match="could not open"):
+        nearly.write_index(make("flatIP"), path)
+    with open(path, "rb") as f:
+        assert f.read() == before
+    os.rmdir(path + ".tmp")
+    nearly.write_index(make("flatIP"), path)
+    assert nearly.read_index(path).metric_type == nearly.METRIC_INNER_PRODUCT
+
+
+def _status_mb(field):
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    raise AssertionError(field)
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/clear_refs"), reason="needs Linux's peak-RSS reset")
+def test_write_and_read_hold_no_second_copy(tmp_path):
+    """Writing streams the index to the file and reading fills the index's
+    own arrays: neither holds a second copy of a 256 MB index (bench/
+    io_memory.py measures it beside faiss)."""
+    index = nearly.IndexFlatL2(256)
+    chunk = np.random.default_rng(5).standard_normal((65536, 256)).astype(np.float32)
+    for _ in range(4):
+        index.add(chunk)
+    del chunk
+    size_mb = index.ntotal * 256 * 4 / 2 ** 20
+    path = str(tmp_path / "big.index")
+
+    def extra_peak(fn):
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")  # VmHWM restarts from the current resident set
+        before = _status_mb("VmRSS")
+        out = fn()
+        return _status_mb("VmHWM") - before, out
+
+    grew, _ = extra_peak(lambda: nearly.write_index(index, path))
+    assert grew < 0.25 * size_mb, f"write_index took {grew:.0f} MB more for a {size_mb:.0f} MB index"
+    del index
+    grew, loaded = extra_peak(lambda: nearly.read_index(path))
+    assert loaded.ntotal == 4 * 65536
+    assert grew < 1.25 * size_mb, f"read_index took {grew:.0f} MB for a {size_mb:.0f} MB index"
+
+
 # ---------------------------------------------------------------- corrupt input
 
 

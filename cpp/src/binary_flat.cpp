@@ -247,16 +247,13 @@ std::unique_ptr<IndexBinaryIDMap> IndexBinaryIDMap::read_body(Reader& r, bool wi
     return out;
 }
 
-std::vector<uint8_t> serialize_index_binary(const IndexBinary& index) {
-    Writer payload;
-    payload.str("binary");  // family marker: read_index on these bytes fails cleanly
-    write_index_binary_payload(index, payload);
-    return frame_payload(payload.buffer());
+namespace {
+void write_binary_payload(const IndexBinary& index, Writer& w) {
+    w.str("binary");  // family marker: read_index on these bytes fails cleanly
+    write_index_binary_payload(index, w);
 }
 
-IndexBinaryPtr deserialize_index_binary(const uint8_t* data, size_t n, bool read_only) {
-    Reader r = unframe_payload(data, n);
-    r.read_only = read_only;
+IndexBinaryPtr read_binary_checked(Reader& r) {
     IndexBinaryPtr index;
     try {
         std::string family = r.str();
@@ -272,14 +269,26 @@ IndexBinaryPtr deserialize_index_binary(const uint8_t* data, size_t n, bool read
     r.check(r.remaining() == 0, "trailing bytes after the index");
     return index;
 }
+}  // namespace
+
+std::vector<uint8_t> serialize_index_binary(const IndexBinary& index) {
+    return serialize_framed([&](Writer& w) { write_binary_payload(index, w); });
+}
+
+IndexBinaryPtr deserialize_index_binary(const uint8_t* data, size_t n, bool read_only) {
+    Reader r = unframe_payload(data, n);
+    r.read_only = read_only;
+    return read_binary_checked(r);
+}
 
 void write_index_binary(const IndexBinary& index, const std::string& path) {
-    write_file_bytes(path, serialize_index_binary(index));
+    write_framed_file(path, [&](Writer& w) { write_binary_payload(index, w); });
 }
 
 IndexBinaryPtr read_index_binary(const std::string& path, bool read_only) {
-    std::vector<uint8_t> bytes = read_file_bytes(path);
-    return deserialize_index_binary(bytes.data(), bytes.size(), read_only);
+    IndexBinaryPtr index;
+    read_framed_file(path, read_only, [&](Reader& r) { index = read_binary_checked(r); });
+    return index;
 }
 
 }  // namespace nearly

@@ -135,9 +135,16 @@ std::unique_ptr<IndexFlat> IndexFlat::read_body(Reader& r) {
     else
         index = std::make_unique<IndexFlat>(d, MetricType(metric));
     index->metric_arg = metric_arg;
-    std::vector<float> xb = r.vec<float>();
-    r.check(size_t(n) <= xb.size() / size_t(d) && xb.size() == size_t(n) * d, "Flat vector count does not match ntotal");
-    index->add(n, xb.data());
+    // Straight into the index's storage: an index read is never held twice.
+    r.vec_into(index->xb_);
+    r.check(size_t(n) <= index->xb_.size() / size_t(d) && index->xb_.size() == size_t(n) * d,
+            "Flat vector count does not match ntotal");
+    index->check_add_args(n, index->xb_.data());  // what add() refuses (NaN)
+    if (metric == METRIC_L2) {
+        index->norms_.resize(size_t(n));
+        norms_L2sqr(index->xb_.data(), n, d, index->norms_.data());
+    }
+    index->ntotal = n;
     return index;
 }
 

@@ -1,6 +1,7 @@
 #include "nearly/io.h"
 
 #include <cerrno>
+#include <algorithm>
 #include <cstdio>
 #include <memory>
 
@@ -60,18 +61,70 @@ std::string printable(const std::string& s) {
     return out;
 }
 
-uint64_t checksum64(const uint8_t* data, size_t n) {
-    uint64_t h[4] = {0x243F6A8885A308D3ull, 0x13198A2E03707344ull, 0xA4093822299F31D0ull, 0x082EFA98EC4E6C89ull};
-    size_t i = 0;
-    for (; i + 32 <= n; i += 32)
+void Checksum64::update(const uint8_t* data, size_t n) {
+    n_ += n;
+    auto block = [this](const uint8_t* b) {
         for (int l = 0; l < 4; l++) {
             uint64_t w;
-            std::memcpy(&w, data + i + 8 * l, 8);
-            h[l] = mix(h[l], w);
+            std::memcpy(&w, b + 8 * l, 8);
+            h_[l] = mix(h_[l], w);
         }
-    uint64_t r = h[0] ^ rotl(h[1], 17) ^ rotl(h[2], 29) ^ rotl(h[3], 43);
-    for (; i < n; i++) r = mix(r, data[i]);
-    return mix(r, n);
+    };
+    if (npending_ > 0) {
+        const size_t take = std::min(n, 32 - npending_);
+        std::memcpy(pending_ + npending_, data, take);
+        npending_ += take;
+        data += take;
+        n -= take;
+        if (npending_ < 32) return;
+        block(pending_);
+        npending_ = 0;
+    }
+    for (; n >= 32; data += 32, n -= 32) block(data);
+    std::memcpy(pending_, data, n);
+    npending_ = n;
+}
+
+uint64_t Checksum64::digest() const {
+    uint64_t r = h_[0] ^ rotl(h_[1], 17) ^ rotl(h_[2], 29) ^ rotl(h_[3], 43);
+    for (size_t i = 0; i < npending_; i++) r = mix(r, pending_[i]);
+    return mix(r, n_);
+}
+
+uint64_t checksum64(const uint8_t* data, size_t n) {
+    Checksum64 sum;
+    sum.update(data, n);
+    return sum.digest();
+}
+
+Writer Writer::to_file(std::FILE* f) {
+    Writer w;
+    w.mode_ = Mode::file;
+    w.file_ = f;
+    w.buf_.reserve(kFileBuffer);
+    return w;
+}
+
+Writer Writer::counting() {
+    Writer w;
+    w.mode_ = Mode::count;
+    return w;
+}
+
+void Writer::write_through(const uint8_t* b, size_t n) {
+    sum_.update(b, n);
+    if (std::fwrite(b, 1, n, file_) != n) throw std::runtime_error(std::string("could not write: ") + std::strerror(errno));
+}
+
+void Writer::flush() {
+    if (mode_ != Mode::file || buf_.empty()) return;
+    write_through(buf_.data(), buf_.size());
+    buf_.clear();
+}
+
+void Reader::read_file(void* out, size_t n) {
+    if (std::fread(out, 1, n, file_) != n) throw CorruptData("cannot read index: truncated index data");
+    sum_.update(static_cast<const uint8_t*>(out), n);
 }
 
 void write_index_payload(const Index& index, Writer& w) {
@@ -132,25 +185,10 @@ IndexPtr read_tagged(Reader& r, const std::string& tag) {
 }
 }  // namespace
 
-std::vector<uint8_t> frame_payload(const std::vector<uint8_t>& body) {
-    Writer out;
-    out.buffer().reserve(kHeaderSize + body.size() + 8);
-    out.bytes(kMagic, 8);
-    out.pod<uint32_t>(kFormatVersion);
-    out.pod<uint32_t>(0);
-    out.pod<uint64_t>(body.size());
-    out.bytes(body.data(), body.size());
-    out.pod<uint64_t>(checksum64(out.buffer().data(), out.buffer().size()));  // header and payload
-    return std::move(out.buffer());
-}
-
-std::vector<uint8_t> serialize_index(const Index& index) {
-    Writer payload;
-    write_index_payload(index, payload);
-    return frame_payload(payload.buffer());
-}
-
-Reader unframe_payload(const uint8_t* data, size_t n) {
+namespace {
+// Checks the framing's header (data: its first kHeaderSize bytes) for a
+// file or buffer of n bytes; returns the payload size.
+uint64_t check_header(const uint8_t* data, size_t n) {
     if (n < kHeaderSize + 8 || std::memcmp(data, kMagic, 8) != 0) {
         if (n >= 4 && (std::memcmp(data, "IxFI", 4) == 0 || std::memcmp(data, "IxF2", 4) == 0 ||
                        std::memcmp(data, "IxFl", 4) == 0 || std::memcmp(data, "IxM", 3) == 0 ||
@@ -170,16 +208,26 @@ Reader unframe_payload(const uint8_t* data, size_t n) {
     if (flags != 0) throw CorruptData("cannot read index: unknown flags in the header (corrupt, or a newer format)");
     if (size != n - kHeaderSize - 8)
         throw CorruptData("cannot read index: size mismatch (file truncated or has trailing data)");
-    const uint8_t* body = data + kHeaderSize;
-    uint64_t stored;
-    std::memcpy(&stored, body + size, 8);
-    if (stored != checksum64(data, kHeaderSize + size)) throw CorruptData("cannot read index: checksum mismatch (corrupt data)");
-    return Reader(body, size);
+    return size;
 }
 
-IndexPtr deserialize_index(const uint8_t* data, size_t n, bool read_only) {
-    Reader r = unframe_payload(data, n);
-    r.read_only = read_only;
+void write_header(Writer& w, uint64_t payload_size) {
+    w.bytes(kMagic, 8);
+    w.pod<uint32_t>(kFormatVersion);
+    w.pod<uint32_t>(0);
+    w.pod<uint64_t>(payload_size);
+}
+
+// The payload's size, and a writer's check that it wrote that many bytes
+// (an index written twice in a row may change in between: written again).
+constexpr int kWriteAttempts = 3;
+uint64_t payload_size(const std::function<void(Writer&)>& payload) {
+    Writer counter = Writer::counting();
+    payload(counter);
+    return counter.written();
+}
+
+IndexPtr read_index_checked(Reader& r) {
     IndexPtr index;
     try {
         index = read_index_payload(r);
@@ -191,33 +239,117 @@ IndexPtr deserialize_index(const uint8_t* data, size_t n, bool read_only) {
     r.check(r.remaining() == 0, "trailing bytes after the index");
     return index;
 }
+}  // namespace
 
-void write_file_bytes(const std::string& path, const std::vector<uint8_t>& bytes) {
-    std::unique_ptr<FILE, FileCloser> f(std::fopen(path.c_str(), "wb"));
-    if (!f) throw std::runtime_error("could not open " + path + " for writing: " + std::strerror(errno));
-    if (std::fwrite(bytes.data(), 1, bytes.size(), f.get()) != bytes.size())
-        throw std::runtime_error("could not write " + path + ": " + std::strerror(errno));
+std::vector<uint8_t> serialize_framed(const std::function<void(Writer&)>& payload) {
+    for (int attempt = 1;; attempt++) {
+        const uint64_t size = payload_size(payload);
+        Writer out;
+        out.buffer().reserve(kHeaderSize + size + 8);
+        write_header(out, size);
+        payload(out);
+        if (out.written() != kHeaderSize + size) {
+            if (attempt == kWriteAttempts) throw std::runtime_error("serialize_index: the index kept changing while it was written");
+            continue;
+        }
+        out.pod<uint64_t>(checksum64(out.buffer().data(), out.buffer().size()));  // header and payload
+        return std::move(out.buffer());
+    }
 }
 
-void write_index(const Index& index, const std::string& path) { write_file_bytes(path, serialize_index(index)); }
+std::vector<uint8_t> serialize_index(const Index& index) {
+    return serialize_framed([&](Writer& w) { write_index_payload(index, w); });
+}
 
-std::vector<uint8_t> read_file_bytes(const std::string& path) {
+Reader unframe_payload(const uint8_t* data, size_t n) {
+    const uint64_t size = check_header(data, n);
+    const uint8_t* body = data + kHeaderSize;
+    uint64_t stored;
+    std::memcpy(&stored, body + size, 8);
+    if (stored != checksum64(data, kHeaderSize + size)) throw CorruptData("cannot read index: checksum mismatch (corrupt data)");
+    return Reader(body, size);
+}
+
+IndexPtr deserialize_index(const uint8_t* data, size_t n, bool read_only) {
+    Reader r = unframe_payload(data, n);
+    r.read_only = read_only;
+    return read_index_checked(r);
+}
+
+void write_framed_file(const std::string& path, const std::function<void(Writer&)>& payload) {
+    const std::string tmp = path + ".tmp";
+    for (int attempt = 1;; attempt++) {
+        const uint64_t size = payload_size(payload);
+        std::unique_ptr<FILE, FileCloser> f(std::fopen(tmp.c_str(), "wb"));
+        if (!f) throw std::runtime_error("could not open " + path + " for writing: " + std::strerror(errno));
+        bool complete = false;
+        try {
+            Writer w = Writer::to_file(f.get());
+            write_header(w, size);
+            payload(w);
+            complete = w.written() == kHeaderSize + size;
+            if (complete) {
+                w.flush();
+                const uint64_t sum = w.checksum();
+                if (std::fwrite(&sum, 1, 8, f.get()) != 8 || std::fflush(f.get()) != 0)
+                    throw std::runtime_error("could not write " + path + ": " + std::strerror(errno));
+            }
+        } catch (...) {
+            f.reset();
+            std::remove(tmp.c_str());
+            throw;
+        }
+        if (std::fclose(f.release()) != 0) {
+            std::remove(tmp.c_str());
+            throw std::runtime_error("could not write " + path + ": " + std::strerror(errno));
+        }
+        if (complete) {
+            if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+                const int err = errno;
+                std::remove(tmp.c_str());
+                throw std::runtime_error("could not write " + path + ": " + std::strerror(err));
+            }
+            return;
+        }
+        std::remove(tmp.c_str());
+        if (attempt == kWriteAttempts) throw std::runtime_error("write_index: the index kept changing while it was written");
+    }
+}
+
+void write_index(const Index& index, const std::string& path) {
+    write_framed_file(path, [&](Writer& w) { write_index_payload(index, w); });
+}
+
+void read_framed_file(const std::string& path, bool read_only, const std::function<void(Reader&)>& read) {
     std::unique_ptr<FILE, FileCloser> f(std::fopen(path.c_str(), "rb"));
     if (!f) {
         if (errno == ENOENT) throw FileMissing("could not open " + path + " for reading: No such file or directory");
         throw std::runtime_error("could not open " + path + " for reading: " + std::strerror(errno));
     }
-    std::vector<uint8_t> bytes;
-    uint8_t buf[1 << 16];
-    size_t got;
-    while ((got = std::fread(buf, 1, sizeof(buf), f.get())) > 0) bytes.insert(bytes.end(), buf, buf + got);
-    if (std::ferror(f.get())) throw std::runtime_error("could not read " + path + ": " + std::strerror(errno));
-    return bytes;
+    // The file's size, by seeking: a directory or a pipe has none.
+    if (std::fseek(f.get(), 0, SEEK_END) != 0) throw std::runtime_error("could not read " + path + ": not a regular file");
+    const long end = std::ftell(f.get());
+    if (end < 0 || std::fseek(f.get(), 0, SEEK_SET) != 0)
+        throw std::runtime_error("could not read " + path + ": " + std::strerror(errno));
+    const size_t n = size_t(end);
+    uint8_t header[kHeaderSize] = {};
+    const size_t got = std::fread(header, 1, kHeaderSize, f.get());
+    if (got < kHeaderSize && std::ferror(f.get())) throw std::runtime_error("could not read " + path + ": " + std::strerror(errno));
+    const uint64_t size = check_header(header, got < kHeaderSize ? got : n);
+    Checksum64 header_sum;
+    header_sum.update(header, kHeaderSize);
+    Reader r(f.get(), size, header_sum);
+    r.read_only = read_only;
+    read(r);
+    uint64_t stored = 0;
+    if (std::fread(&stored, 1, 8, f.get()) != 8) throw CorruptData("cannot read index: truncated index data");
+    if (stored != r.file_checksum()) throw CorruptData("cannot read index: checksum mismatch (corrupt data)");
 }
 
 IndexPtr read_index(const std::string& path, bool read_only) {
-    std::vector<uint8_t> bytes = read_file_bytes(path);
-    return deserialize_index(bytes.data(), bytes.size(), read_only);
+    IndexPtr index;
+    read_framed_file(path, read_only, [&](Reader& r) { index = read_index_checked(r); });
+    return index;
 }
 
 }  // namespace nearly

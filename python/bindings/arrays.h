@@ -80,6 +80,14 @@ inline ByteArray as_bytes(py::handle data) {
 }
 
 // k from a Python int or numpy integer; floats and bools are refused.
+// A byte vector handed to numpy without a copy (a serialized index can be
+// as large as the index).
+inline py::array_t<uint8_t> bytes_array(std::vector<uint8_t>&& bytes) {
+    auto* owned = new std::vector<uint8_t>(std::move(bytes));
+    py::capsule free_when_done(owned, [](void* p) { delete static_cast<std::vector<uint8_t>*>(p); });
+    return py::array_t<uint8_t>({py::ssize_t(owned->size())}, {py::ssize_t(1)}, owned->data(), free_when_done);
+}
+
 inline idx_t as_k(py::handle k) {
     if (PyBool_Check(k.ptr()) || !PyIndex_Check(k.ptr()))
         throw nearly::InvalidArgument("k must be an integer");

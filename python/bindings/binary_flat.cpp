@@ -173,8 +173,12 @@ void bind_binary_flat(py::module_& m) {
         return read_index_binary(p, (io_flags & (2 | 8)) != 0);
     }, py::arg("fname"), py::arg("io_flags") = 0);
     m.def("serialize_index_binary", [](const IndexBinary& index) {
-        std::vector<uint8_t> bytes = serialize_index_binary(index);
-        return py::array_t<uint8_t>(bytes.size(), bytes.data());
+        std::vector<uint8_t> bytes;
+        {
+            py::gil_scoped_release release;
+            bytes = serialize_index_binary(index);
+        }
+        return bytes_array(std::move(bytes));
     }, py::arg("index"));
     m.def("deserialize_index_binary", [](py::handle data) {
         ByteArray a = as_bytes(data);

@@ -40,9 +40,7 @@ void bind_io(py::module_& m) {
             py::gil_scoped_release release;
             bytes = serialize_index(index);
         }
-        py::array_t<uint8_t> out(bytes.size());
-        std::copy(bytes.begin(), bytes.end(), out.mutable_data());
-        return out;
+        return bytes_array(std::move(bytes));
     }, py::arg("index"), "The index as a uint8 numpy array (the bytes write_index writes).");
     m.def("deserialize_index", [](py::handle data) {
         ByteArray a = as_bytes(data);

@@ -9,7 +9,9 @@
 //   u64 checksum          of everything before it (header and payload)
 #pragma once
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
+#include <functional>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -22,8 +24,31 @@ constexpr uint32_t kFormatVersion = 1;
 
 uint64_t checksum64(const uint8_t* data, size_t n);
 
+// checksum64 of bytes fed in pieces: the same value as one call over their
+// concatenation (files are written and read in streams).
+class Checksum64 {
+   public:
+    void update(const uint8_t* data, size_t n);
+    uint64_t digest() const;
+
+   private:
+    uint64_t h_[4] = {0x243F6A8885A308D3ull, 0x13198A2E03707344ull, 0xA4093822299F31D0ull, 0x082EFA98EC4E6C89ull};
+    uint8_t pending_[32];
+    size_t npending_ = 0;
+    uint64_t n_ = 0;
+};
+
+// Where written bytes go: memory (buffer()), a file (through a small buffer,
+// checksummed on the way, so writing an index takes no copy of it), or
+// nowhere (counting them: a file's header holds the payload size first).
 class Writer {
    public:
+    Writer() = default;
+    static Writer to_file(std::FILE* f);
+    static Writer counting();
+    Writer(Writer&&) = default;
+    Writer& operator=(Writer&&) = default;
+
     template <class T>
     void pod(const T& v) {
         static_assert(std::is_trivially_copyable<T>::value, "pod");
@@ -39,13 +64,30 @@ class Writer {
         bytes(s.data(), s.size());
     }
     void bytes(const void* p, size_t n) {
+        written_ += n;
+        if (mode_ == Mode::count) return;
         const uint8_t* b = static_cast<const uint8_t*>(p);
+        if (mode_ == Mode::file && buf_.size() + n > kFileBuffer) {
+            flush();
+            if (n >= kFileBuffer) return write_through(b, n);
+        }
         buf_.insert(buf_.end(), b, b + n);
     }
     std::vector<uint8_t>& buffer() { return buf_; }
+    size_t written() const { return written_; }  // bytes given so far, in every mode
+    // File mode: writes out what is buffered; the checksum of every byte so far.
+    void flush();
+    uint64_t checksum() const { return sum_.digest(); }
 
    private:
+    enum class Mode { memory, file, count };
+    static constexpr size_t kFileBuffer = size_t(1) << 22;
+    void write_through(const uint8_t* b, size_t n);
+    Mode mode_ = Mode::memory;
+    std::FILE* file_ = nullptr;
     std::vector<uint8_t> buf_;
+    size_t written_ = 0;
+    Checksum64 sum_;
 };
 
 // Every read checks the remaining size first, so a corrupt length can never
@@ -53,6 +95,11 @@ class Writer {
 class Reader {
    public:
     Reader(const uint8_t* data, size_t n) : p_(data), n_(n) {}
+    // n bytes read from f as they are asked for (each array straight into
+    // its place: reading an index takes no copy of the file), checksummed on
+    // the way; file_checksum() is what they hash to, after the header.
+    Reader(std::FILE* f, size_t n, const Checksum64& header_sum) : p_(nullptr), n_(n), file_(f), sum_(header_sum) {}
+    uint64_t file_checksum() const { return sum_.digest(); }
     bool read_only = false;  // mark every index read as read-only
     template <class T>
     T pod() {
@@ -68,16 +115,27 @@ class Reader {
         bytes(v.data(), count * sizeof(T));
         return v;
     }
+    // vec(), read into v's own storage (the array is never held twice).
+    template <class T, class Alloc>
+    void vec_into(std::vector<T, Alloc>& v) {
+        uint64_t count = pod<uint64_t>();
+        check(count <= (n_ - pos_) / sizeof(T), "truncated or corrupt data (array larger than the file)");
+        v.resize(count);
+        bytes(v.data(), count * sizeof(T));
+    }
     std::string str() {
         uint64_t len = pod<uint64_t>();
         check(len <= n_ - pos_ && len < 4096, "truncated or corrupt data (bad string)");
-        std::string s(reinterpret_cast<const char*>(p_ + pos_), len);
-        pos_ += len;
+        std::string s(len, '\0');
+        bytes(&s[0], len);
         return s;
     }
     void bytes(void* out, size_t n) {
         check(n <= n_ - pos_, "truncated index data");
-        std::memcpy(out, p_ + pos_, n);
+        if (file_)
+            read_file(out, n);
+        else
+            std::memcpy(out, p_ + pos_, n);
         pos_ += n;
     }
     void check(bool ok, const char* what) const {
@@ -86,8 +144,11 @@ class Reader {
     size_t remaining() const { return n_ - pos_; }
 
    private:
+    void read_file(void* out, size_t n);
     const uint8_t* p_;
     size_t n_, pos_ = 0;
+    std::FILE* file_ = nullptr;
+    Checksum64 sum_;
 };
 
 // Nested indexes (IDMap, PreTransform) write and read their children with these.
@@ -95,11 +156,18 @@ void write_index_payload(const Index& index, Writer& w);
 IndexPtr read_index_payload(Reader& r);
 
 // The framing shared by every serialized family: header + payload + checksum.
-std::vector<uint8_t> frame_payload(const std::vector<uint8_t>& payload);
 // Checks magic, version, size and checksum; returns a reader over the payload.
 Reader unframe_payload(const uint8_t* data, size_t n);
-std::vector<uint8_t> read_file_bytes(const std::string& path);
-void write_file_bytes(const std::string& path, const std::vector<uint8_t>& bytes);
+// A framed file written as it is serialized (payload(w) is called twice:
+// once counting, once writing; an index that changed in between is written
+// again), under a temporary name renamed into place when complete.
+void write_framed_file(const std::string& path, const std::function<void(Writer&)>& payload);
+// The same framing in memory, one buffer of the exact size.
+std::vector<uint8_t> serialize_framed(const std::function<void(Writer&)>& payload);
+// Reads a framed file with read(reader) as the file streams in, then checks
+// that nothing is left and the checksum (a mismatch raises, whatever read
+// made of the bytes).
+void read_framed_file(const std::string& path, bool read_only, const std::function<void(Reader&)>& read);
 
 std::vector<uint8_t> serialize_index(const Index& index);
 IndexPtr deserialize_index(const uint8_t* data, size_t n, bool read_only = false);
