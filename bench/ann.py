@@ -1406,17 +1406,21 @@ class _FaissAPIIVF(Engine):
     def create(self, d, factory, metric="ip"):
         m = self.mod
         mt = m.METRIC_INNER_PRODUCT if metric == "ip" else m.METRIC_L2
-        self.index = m.index_factory(d, factory, mt)
+        nnd = re.fullmatch(r"NNDescent(\d*)(?:,Flat)?", factory)
+        if nnd:  # faiss's index_factory has no string for IndexNNDescentFlat
+            self.index = m.IndexNNDescentFlat(d, int(nnd.group(1) or 32), mt)
+        else:
+            self.index = m.index_factory(d, factory, mt)
         try:
             self.ivf = m.extract_index_ivf(self.index)
         except RuntimeError:  # "PQ48" and other indexes without lists: no nprobe
             self.ivf = None
-        # a graph index ("HNSW32,PQ48[,RFlat]", "NSG32"): the sweep value is
-        # its efSearch (HNSW) or search_L (NSG)
+        # a graph index ("HNSW32,PQ48[,RFlat]", "NSG32", "NNDescent32"): the
+        # sweep value is its efSearch (HNSW) or search_L (NSG, NNDescent)
         base = m.downcast_index(self.index.base_index if type(self.index).__name__ == "IndexRefineFlat" else self.index)
         self.graph = self.graph_knob = None
         if self.ivf is None:
-            for attr, knob in (("hnsw", "efSearch"), ("nsg", "search_L")):
+            for attr, knob in (("hnsw", "efSearch"), ("nsg", "search_L"), ("nndescent", "search_L")):
                 if hasattr(base, attr):
                     self.graph, self.graph_knob = getattr(base, attr), knob
         return self

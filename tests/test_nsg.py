@@ -153,8 +153,10 @@ def test_bad_input():
     with pytest.raises(RuntimeError, match="not implemented"):
         nearly.IndexNSGFlat(8, 16, nearly.METRIC_L1)
     index = nearly.IndexNSGFlat(8, 8)
-    with pytest.raises(RuntimeError, match="NNDescent"):
-        index.build_type = 1
+    with pytest.raises(ValueError, match="build_type"):
+        index.build_type = 2
+    with pytest.raises(ValueError):
+        index.nndescent_S = 0
     with pytest.raises(ValueError):
         index.nsg.search_L = 0
     bad = x.copy()
@@ -187,3 +189,23 @@ def test_ctrl_c_interrupts_a_long_build():
     assert index.ntotal == 0 and not index.is_built
     index.add(x[:100])
     assert index.ntotal == 100
+
+
+def test_nn_descent_build_keeps_the_recall():
+    """build_type = 1 starts from an NN-descent k-NN graph instead of the
+    exact one (faiss's option for large n): the same recall within 2 points."""
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((4100, 12)).astype(np.float32)
+    xb, xq = x[:4000], x[4000:]
+    gt = np.argsort(((xq[:, None, :] - xb[None]) ** 2).sum(-1), axis=1)[:, :10]
+    rec = {}
+    for bt in (0, 1):
+        index = nearly.IndexNSGFlat(12, 16)
+        index.build_type = bt
+        index.GK = 32
+        assert index.nndescent_L == 82 and index.nndescent_S == 10
+        index.add(xb)
+        index.nsg.search_L = 32
+        I = index.search(xq, 10)[1]
+        rec[bt] = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(I, gt)])
+    assert rec[1] >= rec[0] - 0.02 and rec[1] > 0.9, rec

@@ -10,6 +10,7 @@
 #include "nearly/hnsw.h"
 #include "nearly/hnsw_pq.h"
 #include "nearly/hnsw_sq.h"
+#include "nearly/nn_descent.h"
 #include "nearly/nsg.h"
 #include "nearly/binary_hnsw.h"
 #include "nearly/binary_ivf.h"
@@ -173,6 +174,7 @@ IndexPtr read_tagged(Reader& r, const std::string& tag) {
     if (tag == "HNSWPQ") return IndexHNSWPQ::read_body(r);
     if (tag == "HNSWSQCodes") return IndexHNSWSQCodes::read_body(r);
     if (tag == "NSGFlat") return IndexNSGFlat::read_body(r);
+    if (tag == "NNDescentFlat") return IndexNNDescentFlat::read_body(r);
     if (tag == "HNSWSQ") {
         int kind = r.pod<int32_t>();
         r.check(kind == int(HNSWStorage::SQ8) || kind == int(HNSWStorage::FP16) || kind == int(HNSWStorage::BF16),

@@ -9,6 +9,7 @@
 #include <random>
 
 #include "nearly/distance.h"
+#include "nearly/nn_descent.h"
 #include "nearly/io.h"
 #include "nearly/parallel.h"
 #include "nearly/simd.h"
@@ -114,6 +115,7 @@ void IndexNSGFlat::add(idx_t n, const float* x) {
     check_add_args(n, x);
     if (n == 0) return;
     NEARLY_CHECK_ARG(GK >= 1 && L >= 1 && C >= 1 && search_L >= 1, "NSG: GK, L, C and search_L must be positive");
+    NEARLY_CHECK_ARG(build_type == 0 || build_type == 1, "NSG: build_type must be 0 (exact) or 1 (NN-descent)");
     NEARLY_CHECK_ARG(n < idx_t(std::numeric_limits<int32_t>::max()), "NSG: too many vectors for one index");
     std::unique_lock<SharedMutex> lk(rw_mutex_);
     if (ntotal > 0) throw NotSupported("NSG does not support incremental addition");
@@ -122,10 +124,20 @@ void IndexNSGFlat::add(idx_t n, const float* x) {
     const auto t0 = std::chrono::steady_clock::now();
     InterruptPoll poll;
 
-    // 1. The exact k-NN graph (GK neighbours, the node itself left out).
+    // 1. The k-NN graph (GK neighbours, the node itself left out): exact,
+    // or by NN-descent.
     const size_t gk = std::min(size_t(GK), nn - 1), kq = gk + 1;
     std::vector<int32_t> knn(nn * std::max<size_t>(gk, 1), -1);
-    {
+    if (build_type == 1 && gk > 0) {
+        NNDescentParams p;
+        p.K = int(gk);
+        p.S = nndescent_S;
+        p.R = nndescent_R;
+        p.L = std::max(nndescent_L > 0 ? nndescent_L : GK + 50, int(gk));
+        p.iter = nndescent_iter;
+        knn = nn_descent(x, nn, dd, metric_type, p, verbose);
+        if (verbose) std::printf("  NSG: k-NN graph by NN-descent (%zu neighbours) in %.1f s\n", gk, seconds_since(t0));
+    } else {
         const size_t block = 4096;
         std::vector<float> D(block * kq);
         std::vector<idx_t> I(block * kq);

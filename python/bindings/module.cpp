@@ -35,6 +35,7 @@ void bind_random(py::module_& m);
 void bind_lsh(py::module_& m);
 void bind_rabitq(py::module_& m);
 void bind_nsg(py::module_& m);
+void bind_nn_descent(py::module_& m);
 }  // namespace nearly_py
 
 #if defined(NEARLY_WITH_CUDA)
@@ -175,4 +176,5 @@ PYBIND11_MODULE(_nearly, m) {
     bind_lsh(m);
     bind_rabitq(m);
     bind_nsg(m);
+    bind_nn_descent(m);
 }

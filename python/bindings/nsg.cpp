@@ -58,13 +58,20 @@ void bind_nsg(py::module_& m) {
         .def_property_readonly("nsg", [](std::shared_ptr<IndexNSGFlat> self) { return NSGView{self}; })
         .def_property("GK", [](const IndexNSGFlat& i) { return i.GK; },
                       [](IndexNSGFlat& i, int v) { i.GK = positive(v, "GK"); })
-        .def_property("build_type", [](const IndexNSGFlat&) { return 0; },
-                      [](IndexNSGFlat&, int v) {
-                          if (v != 0)
-                              throw NotSupported("NSG: build_type=" + std::to_string(v) +
-                                                 " (NNDescent) not implemented in nearly; 0 builds from the exact "
-                                                 "k-NN graph");
-                      })
+        .def_property("build_type", [](const IndexNSGFlat& i) { return i.build_type; },
+                      [](IndexNSGFlat& i, int v) {
+                          if (v != 0 && v != 1)
+                              throw InvalidArgument("NSG: build_type must be 0 (exact k-NN graph) or 1 (NN-descent)");
+                          i.build_type = v;
+                      }, "How the k-NN graph the build starts from is made: 0 exactly, 1 by NN-descent.")
+        .def_property("nndescent_S", [](const IndexNSGFlat& i) { return i.nndescent_S; },
+                      [](IndexNSGFlat& i, int v) { i.nndescent_S = positive(v, "nndescent_S"); })
+        .def_property("nndescent_R", [](const IndexNSGFlat& i) { return i.nndescent_R; },
+                      [](IndexNSGFlat& i, int v) { i.nndescent_R = positive(v, "nndescent_R"); })
+        .def_property("nndescent_L", [](const IndexNSGFlat& i) { return i.nndescent_L > 0 ? i.nndescent_L : i.GK + 50; },
+                      [](IndexNSGFlat& i, int v) { i.nndescent_L = positive(v, "nndescent_L"); })
+        .def_property("nndescent_iter", [](const IndexNSGFlat& i) { return i.nndescent_iter; },
+                      [](IndexNSGFlat& i, int v) { i.nndescent_iter = positive(v, "nndescent_iter"); })
         .def_property_readonly("is_built", &IndexNSGFlat::is_built);
 }
 

@@ -152,6 +152,9 @@ INDEXES = [
     (re.compile(r"HNSW(\d*)(?:[,_]Flat)?"), lambda m, d, metric: _nearly.IndexHNSWFlat(d, _hnsw_m(m), metric)),
     # NSG[R] (32 by default), "," or "_" and Flat, or nothing (faiss's strings).
     (re.compile(r"NSG(\d*)(?:[,_]Flat)?"), lambda m, d, metric: _nearly.IndexNSGFlat(d, int(m.group(1) or 32), metric)),
+    # NNDescent[K] (32 by default), "," or "_" and Flat, or nothing (faiss's strings).
+    (re.compile(r"NNDescent(\d*)(?:[,_]Flat)?"), lambda m, d, metric: _nearly.IndexNNDescentFlat(
+        d, int(m.group(1) or 32), metric)),
     # PQ storage: HNSW{M},PQ{pq_m}[x{nbits}][np] (faiss builds it L2 whatever the
     # metric asked; nearly keeps the metric).
     (re.compile(r"HNSW(\d*)[,_]PQ(\d+)(?:x(\d+))?(?:np)?"), lambda m, d, metric: _nearly.IndexHNSWPQ(

@@ -30,6 +30,11 @@ struct IndexNSGFlat : Index {
     int C;              // candidates the build's pruning considers (faiss: R + 100)
     int search_L = 16;  // the search's width (faiss's nsg.search_L)
     int GK = 64;        // neighbours in the k-NN graph the build starts from
+    // How that graph is made: 0 exact (brute force, quadratic in n), 1 by
+    // NN-descent (nn_descent.h) with these parameters (faiss's names; L 0:
+    // GK + 50). Build settings, not saved with the index.
+    int build_type = 0;
+    int nndescent_S = 10, nndescent_R = 100, nndescent_L = 0, nndescent_iter = 10;
 
     IndexNSGFlat(int d, int R = 32, MetricType metric = METRIC_L2);
 

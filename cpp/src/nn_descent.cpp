@@ -1,0 +1,390 @@
+#include "nearly/nn_descent.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <limits>
+#include <mutex>
+#include <random>
+#include <shared_mutex>
+
+#include "nearly/io.h"
+#include "nearly/parallel.h"
+#include "nearly/simd.h"
+#include "nearly/topk.h"
+#include "visited_set.h"
+
+namespace nearly {
+
+namespace {
+
+// Smaller is better: squared L2, or minus the inner product.
+struct Scorer {
+    const float* x;
+    size_t d;
+    bool ip;
+    const SimdKernels& K = simd();
+    float operator()(const float* q, size_t j) const {
+        return ip ? -K.inner_product(q, x + j * d, d) : K.l2sqr(q, x + j * d, d);
+    }
+    float operator()(size_t i, size_t j) const { return (*this)(x + i * d, j); }
+};
+
+struct Candidate {
+    float dist;
+    int32_t id;
+    bool fresh;  // not yet joined from this node's side
+};
+inline bool farther(const Candidate& a, const Candidate& b) { return a.dist < b.dist; }  // max-heap: worst on top
+
+constexpr size_t kLockStripes = 1 << 12;
+
+// Every node's candidate pool (a max-heap of at most L), each guarded by a
+// striped lock: local joins offer candidates to any node from any thread.
+struct Pools {
+    size_t L;
+    std::vector<std::vector<Candidate>> pool;
+    std::unique_ptr<std::mutex[]> locks{new std::mutex[kLockStripes]};
+
+    Pools(size_t n, size_t L) : L(L), pool(n) {}
+    std::mutex& lock(size_t i) { return locks[i % kLockStripes]; }
+    // Offers j at distance dist to node i; true when the pool took it.
+    bool offer(size_t i, int32_t j, float dist) {
+        std::lock_guard<std::mutex> lk(lock(i));
+        auto& p = pool[i];
+        if (p.size() == L && dist >= p.front().dist) return false;
+        for (const Candidate& c : p)
+            if (c.id == j) return false;
+        if (p.size() == L) {
+            std::pop_heap(p.begin(), p.end(), farther);
+            p.back() = {dist, j, true};
+        } else {
+            p.push_back({dist, j, true});
+        }
+        std::push_heap(p.begin(), p.end(), farther);
+        return true;
+    }
+};
+
+// Keeps at most cap entries of v, a random choice (rng: the node's own).
+void sample_down(std::vector<int32_t>& v, size_t cap, std::mt19937_64& rng) {
+    if (v.size() <= cap) return;
+    for (size_t i = 0; i < cap; i++) std::swap(v[i], v[i + rng() % (v.size() - i)]);
+    v.resize(cap);
+}
+
+}  // namespace
+
+std::vector<int32_t> nn_descent(const float* x, size_t n, size_t d, MetricType metric, const NNDescentParams& p,
+                                bool verbose) {
+    NEARLY_CHECK_ARG(metric == METRIC_L2 || metric == METRIC_INNER_PRODUCT,
+                     "NNDescent: only METRIC_L2 and METRIC_INNER_PRODUCT are implemented");
+    NEARLY_CHECK_ARG(p.K >= 1 && p.S >= 1 && p.R >= 0 && p.iter >= 0, "NNDescent: K and S must be positive, R and "
+                                                                      "iter non-negative");
+    NEARLY_CHECK_ARG(p.L >= p.K, "NNDescent: L must be at least K (L = " + std::to_string(p.L) + ", K = " +
+                                     std::to_string(p.K) + ")");
+    NEARLY_CHECK_ARG(n < size_t(std::numeric_limits<int32_t>::max()), "NNDescent: too many vectors");
+    const size_t K = size_t(p.K), L = std::min(size_t(p.L), n > 0 ? n - 1 : 0);
+    std::vector<int32_t> graph(n * K, -1);
+    if (n <= 1) return graph;
+    const Scorer score{x, d, metric == METRIC_INNER_PRODUCT};
+    const auto t0 = std::chrono::steady_clock::now();
+    InterruptPoll poll;
+
+    // Random pools: L distinct other nodes each (a node's own generator, so
+    // the start does not depend on the threads).
+    Pools pools(n, L);
+    parallel_for((n + 255) / 256, [&](size_t t) {
+        for (size_t i = t * 256; i < std::min(n, t * 256 + 256); i++) {
+            std::mt19937_64 rng(uint64_t(p.random_seed) * 0x9E3779B97F4A7C15ull + i);
+            auto& pool = pools.pool[i];
+            pool.reserve(L);
+            while (pool.size() < L) {
+                const int32_t j = int32_t(rng() % n);
+                if (size_t(j) == i || std::any_of(pool.begin(), pool.end(), [j](const Candidate& c) { return c.id == j; }))
+                    continue;
+                pool.push_back({score(i, size_t(j)), j, true});
+            }
+            std::make_heap(pool.begin(), pool.end(), farther);
+        }
+        poll();
+    });
+
+    std::vector<std::vector<int32_t>> fresh(n), old(n), rfresh(n), rold(n);
+    for (int round = 0; round < p.iter; round++) {
+        // 1. Each node walks its pool nearest first until it has taken S
+        // fresh candidates: those become its new neighbours (no longer
+        // fresh), the joined ones passed on the way its old neighbours.
+        // Farther candidates wait for a later round.
+        std::vector<float> worst(n, std::numeric_limits<float>::infinity());
+        parallel_for((n + 255) / 256, [&](size_t t) {
+            for (size_t i = t * 256; i < std::min(n, t * 256 + 256); i++) {
+                auto& pool = pools.pool[i];
+                std::sort(pool.begin(), pool.end(), [](const Candidate& a, const Candidate& b) { return a.dist < b.dist; });
+                if (pool.size() == L) worst[i] = pool.back().dist;
+                fresh[i].clear();
+                old[i].clear();
+                for (size_t c = 0, taken = 0; c < pool.size() && taken < size_t(p.S); c++) {
+                    if (pool[c].fresh) {
+                        pool[c].fresh = false;
+                        fresh[i].push_back(pool[c].id);
+                        taken++;
+                    } else {
+                        old[i].push_back(pool[c].id);
+                    }
+                }
+            }
+        });
+        // 2. Reverse neighbours: i joins j's side when j's pool could not
+        // hold i (i is farther than j's worst), at most R of each kind.
+        for (size_t i = 0; i < n; i++) {
+            rfresh[i].clear();
+            rold[i].clear();
+        }
+        if (p.R > 0) {
+            for (size_t i = 0; i < n; i++) {
+                const auto& pool = pools.pool[i];
+                size_t f = 0, o = 0;
+                for (size_t c = 0; c < pool.size() && (f < fresh[i].size() || o < old[i].size()); c++) {
+                    const int32_t j = pool[c].id;
+                    const bool is_new = f < fresh[i].size() && fresh[i][f] == j;
+                    const bool is_old = !is_new && o < old[i].size() && old[i][o] == j;
+                    if (!is_new && !is_old) continue;
+                    (is_new ? f : o)++;
+                    if (pool[c].dist > worst[size_t(j)]) (is_new ? rfresh : rold)[size_t(j)].push_back(int32_t(i));
+                }
+            }
+            parallel_for((n + 255) / 256, [&](size_t t) {
+                for (size_t i = t * 256; i < std::min(n, t * 256 + 256); i++) {
+                    std::mt19937_64 rng(uint64_t(p.random_seed) + 7919 * uint64_t(round) + i);
+                    sample_down(rfresh[i], size_t(p.R), rng);
+                    sample_down(rold[i], size_t(p.R), rng);
+                }
+            });
+        }
+        parallel_for((n + 255) / 256, [&](size_t t) {
+            for (size_t i = t * 256; i < std::min(n, t * 256 + 256); i++)
+                std::make_heap(pools.pool[i].begin(), pools.pool[i].end(), farther);
+        });
+        // 3. Local joins: new with new, new with old, each pair offered to
+        // both of its nodes.
+        std::vector<size_t> updates_of_task((n + 63) / 64, 0);
+        parallel_for((n + 63) / 64, [&](size_t t) {
+            std::vector<int32_t> nw, od;
+            size_t updates = 0;
+            for (size_t i = t * 64; i < std::min(n, t * 64 + 64); i++) {
+                nw = fresh[i];
+                nw.insert(nw.end(), rfresh[i].begin(), rfresh[i].end());
+                std::sort(nw.begin(), nw.end());
+                nw.erase(std::unique(nw.begin(), nw.end()), nw.end());
+                od = old[i];
+                od.insert(od.end(), rold[i].begin(), rold[i].end());
+                std::sort(od.begin(), od.end());
+                od.erase(std::unique(od.begin(), od.end()), od.end());
+                for (size_t a = 0; a < nw.size(); a++) {
+                    const float* xa = x + size_t(nw[a]) * d;
+                    for (size_t b = a + 1; b < nw.size(); b++) {
+                        const float s = score(xa, size_t(nw[b]));
+                        updates += pools.offer(size_t(nw[a]), nw[b], s) + pools.offer(size_t(nw[b]), nw[a], s);
+                    }
+                    for (int32_t o : od) {
+                        if (o == nw[a]) continue;
+                        const float s = score(xa, size_t(o));
+                        updates += pools.offer(size_t(nw[a]), o, s) + pools.offer(size_t(o), nw[a], s);
+                    }
+                }
+            }
+            updates_of_task[t] = updates;
+            poll();
+        });
+        size_t updates = 0;
+        for (size_t u : updates_of_task) updates += u;
+        if (verbose)
+            std::printf("  NNDescent round %d: %zu updates (%.3f per node) in %.1f s\n", round + 1, updates,
+                        double(updates) / double(n),
+                        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+        if (updates == 0) break;  // converged: the next rounds would find nothing either
+    }
+
+    parallel_for((n + 255) / 256, [&](size_t t) {
+        for (size_t i = t * 256; i < std::min(n, t * 256 + 256); i++) {
+            auto& pool = pools.pool[i];
+            std::sort(pool.begin(), pool.end(), [](const Candidate& a, const Candidate& b) {
+                return a.dist < b.dist || (a.dist == b.dist && a.id < b.id);
+            });
+            for (size_t j = 0; j < std::min(K, pool.size()); j++) graph[i * K + j] = pool[j].id;
+        }
+    });
+    return graph;
+}
+
+// ---- IndexNNDescentFlat ----------------------------------------------------
+
+IndexNNDescentFlat::IndexNNDescentFlat(int d, int K, MetricType metric) : Index(d, metric) {
+    NEARLY_CHECK_ARG(metric == METRIC_L2 || metric == METRIC_INNER_PRODUCT,
+                     "IndexNNDescentFlat: only METRIC_L2 and METRIC_INNER_PRODUCT are implemented");
+    NEARLY_CHECK_ARG(K >= 1 && K <= 4096, "NNDescent: K must be between 1 and 4096 (got " + std::to_string(K) + ")");
+    nndescent.K = K;
+    nndescent.L = K + 50;
+}
+
+void IndexNNDescentFlat::add(idx_t n, const float* x) {
+    check_add_args(n, x);
+    if (n == 0) return;
+    std::unique_lock<SharedMutex> lk(rw_mutex_);
+    NEARLY_CHECK_ARG(size_t(ntotal + n) < size_t(std::numeric_limits<int32_t>::max()),
+                     "NNDescent: too many vectors for one index");
+    if (ntotal > 0 && verbose)
+        std::fprintf(stderr, "WARNING NNDescent does not support dynamic insertions: the graph is rebuilt\n");
+    std::vector<float> all(xb_);
+    all.insert(all.end(), x, x + size_t(n) * size_t(d));
+    std::vector<int32_t> g = nn_descent(all.data(), size_t(ntotal + n), size_t(d), metric_type, nndescent, verbose);
+    xb_ = std::move(all);
+    graph_ = std::move(g);
+    ntotal += n;
+    built_ = true;
+}
+
+void IndexNNDescentFlat::search(idx_t n, const float* x, idx_t k, float* D, idx_t* I,
+                                const SearchParameters* params) const {
+    check_search_args(n, x, k);
+    const IDSelector* sel = params ? params->sel.get() : nullptr;
+    std::shared_lock<SharedMutex> lk(rw_mutex_);
+    const size_t nn = size_t(ntotal), kk = size_t(k), K = size_t(nndescent.K), dd = size_t(d);
+    const bool ip = metric_type == METRIC_INNER_PRODUCT;
+    const float pad = missing_distance(metric_type);
+    const Scorer score{xb_.data(), dd, ip};
+    const size_t width = std::min(nn, std::max(size_t(std::max(search_L, 0)), kk));
+    // The start: the same random nodes for every query (faiss's seed).
+    std::vector<int32_t> start;
+    {
+        std::mt19937 rng(uint32_t(nndescent.random_seed));
+        std::vector<int32_t> all(nn);
+        for (size_t i = 0; i < nn; i++) all[i] = int32_t(i);
+        for (size_t i = 0; i < width; i++) std::swap(all[i], all[i + rng() % (nn - i)]);
+        start.assign(all.begin(), all.begin() + width);
+    }
+    InterruptPoll poll;
+    parallel_for((size_t(n) + 15) / 16, [&](size_t t) {
+        thread_local VisitedSet visited;
+        struct Entry {
+            float dist;
+            int32_t id;
+            bool expanded;
+        };
+        std::vector<Entry> pool;
+        std::vector<int32_t> fresh;
+        for (size_t q = t * 16; q < std::min(size_t(n), t * 16 + 16); q++) {
+            const float* xq = x + q * dd;
+            float* Dq = D + q * kk;
+            idx_t* Iq = I + q * kk;
+            TopK::init(Dq, Iq, kk);
+            if (nn > 0) {
+                visited.prepare(nn);
+                pool.clear();
+                for (int32_t s : start) {
+                    visited.visit(size_t(s));
+                    const float ds = score(xq, size_t(s));
+                    pool.push_back({ds, s, false});
+                    if (sel && sel->is_member(s)) TopK::push(Dq, Iq, kk, ds, s);
+                }
+                std::sort(pool.begin(), pool.end(), [](const Entry& a, const Entry& b) { return a.dist < b.dist; });
+                // Expand the best unexpanded entry until none is left; new
+                // nodes enter the sorted pool of fixed width.
+                for (size_t c = 0; c < pool.size();) {
+                    if (pool[c].expanded) {
+                        c++;
+                        continue;
+                    }
+                    pool[c].expanded = true;
+                    const int32_t* nb = &graph_[size_t(pool[c].id) * K];
+                    size_t lowest = pool.size();
+                    // The unvisited neighbours' vectors start coming from
+                    // memory before the first is scored.
+                    fresh.clear();
+                    for (size_t m = 0; m < K && nb[m] >= 0; m++)
+                        if (!visited.visit(size_t(nb[m]))) {
+                            fresh.push_back(nb[m]);
+                            const char* v = reinterpret_cast<const char*>(xb_.data() + size_t(nb[m]) * dd);
+                            for (size_t b = 0; b < std::min<size_t>(dd * sizeof(float), 256); b += 64)
+                                __builtin_prefetch(v + b);
+                        }
+                    for (const int32_t f : fresh) {
+                        const size_t v = size_t(f);
+                        const float dv = score(xq, v);
+                        if (sel && sel->is_member(idx_t(v))) TopK::push(Dq, Iq, kk, dv, idx_t(v));
+                        if (dv >= pool.back().dist) continue;
+                        auto at = std::upper_bound(pool.begin(), pool.end(), dv,
+                                                   [](float a, const Entry& e) { return a < e.dist; });
+                        const size_t pos = size_t(at - pool.begin());
+                        pool.insert(at, {dv, int32_t(v), false});
+                        pool.pop_back();
+                        lowest = std::min(lowest, pos);
+                    }
+                    c = lowest <= c ? lowest : c + 1;
+                }
+                // Without a selector the pool's head is the answer: the best
+                // of every node scored.
+                if (!sel)
+                    for (size_t j = 0; j < std::min(kk, pool.size()); j++) TopK::push(Dq, Iq, kk, pool[j].dist, pool[j].id);
+            }
+            TopK::finish(Dq, Iq, kk, ip, pad);
+        }
+        poll();
+    });
+}
+
+void IndexNNDescentFlat::reconstruct(idx_t key, float* out) const {
+    std::shared_lock<SharedMutex> lk(rw_mutex_);
+    NEARLY_CHECK_ARG(key >= 0 && key < ntotal, "reconstruct: key " + std::to_string(key) + " out of range");
+    std::copy(xb_.begin() + key * d, xb_.begin() + (key + 1) * d, out);
+}
+
+void IndexNNDescentFlat::reset() {
+    check_writable();
+    std::unique_lock<SharedMutex> lk(rw_mutex_);
+    xb_.clear();
+    graph_.clear();
+    ntotal = 0;
+    built_ = false;
+}
+
+void IndexNNDescentFlat::write_body(Writer& w) const {
+    std::shared_lock<SharedMutex> lk(rw_mutex_);
+    w.pod<int32_t>(d);
+    w.pod<int32_t>(metric_type);
+    for (int v : {nndescent.K, nndescent.S, nndescent.R, nndescent.L, nndescent.iter, nndescent.random_seed, search_L})
+        w.pod<int32_t>(v);
+    w.pod<uint8_t>(built_);
+    w.pod<int64_t>(ntotal);
+    w.vec(xb_);
+    w.vec(graph_);
+}
+
+std::unique_ptr<IndexNNDescentFlat> IndexNNDescentFlat::read_body(Reader& r) {
+    const int d = r.pod<int32_t>(), metric = r.pod<int32_t>();
+    int v[7];
+    for (int& x : v) x = r.pod<int32_t>();
+    const uint8_t built = r.pod<uint8_t>();
+    const int64_t ntotal = r.pod<int64_t>();
+    r.check(d > 0 && (metric == METRIC_L2 || metric == METRIC_INNER_PRODUCT) && v[0] >= 1 && v[0] <= 4096 &&
+                v[1] >= 1 && v[2] >= 0 && v[3] >= v[0] && v[4] >= 0 && built <= 1 && ntotal >= 0 &&
+                ntotal < std::numeric_limits<int32_t>::max(),
+            "bad NNDescentFlat header");
+    auto index = std::make_unique<IndexNNDescentFlat>(d, v[0], MetricType(metric));
+    index->nndescent = {v[0], v[1], v[2], v[3], v[4], v[5]};
+    index->search_L = v[6];
+    r.vec_into(index->xb_);
+    r.vec_into(index->graph_);
+    r.check(index->xb_.size() == size_t(ntotal) * size_t(d) && index->graph_.size() == size_t(ntotal) * size_t(v[0]),
+            "NNDescentFlat arrays do not match ntotal");
+    r.check(built || ntotal == 0, "NNDescentFlat: vectors without a graph");
+    for (int32_t g : index->graph_) r.check(g >= -1 && g < ntotal, "NNDescentFlat: a link out of range");
+    index->check_add_args(0, nullptr);
+    check_finite(index->xb_.data(), index->xb_.size(), "the stored vectors");
+    index->ntotal = ntotal;
+    index->built_ = built;
+    return index;
+}
+
+}  // namespace nearly
