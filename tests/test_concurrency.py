@@ -255,3 +255,40 @@ def test_many_indexes_in_parallel(restore_threads):
         return fn
 
     assert all(run_threads([job(s) for s in range(NTHREADS)]))
+
+
+@pytest.mark.parametrize("desc", ["Flat", "IVF16,Flat", "HNSW16"])
+def test_write_and_serialize_while_adding(desc, tmp_path):
+    """write_index sizes the file in a counting pass, then streams it: an add
+    landing between the two passes makes it write again, so every file (and
+    every serialized buffer) written while another thread adds holds one
+    consistent state of the index: a prefix of the vectors added."""
+    rng = np.random.default_rng(8)
+    N, d, chunk = 6000, 16, 100
+    xb = rng.standard_normal((N, d)).astype(np.float32)
+    index = nearly.index_factory(d, desc)
+    index.train(xb[:2000])
+    index.add(xb[:chunk])
+    done = threading.Event()
+
+    def writer():
+        try:
+            for a in range(chunk, N, chunk):
+                index.add(xb[a:a + chunk])
+        finally:
+            done.set()
+
+    def saver():
+        snapshots = []
+        path = str(tmp_path / "live.index")
+        while not done.is_set() or not snapshots:
+            nearly.write_index(index, path)
+            snapshots.append(nearly.read_index(path))
+            snapshots.append(nearly.deserialize_index(nearly.serialize_index(index)))
+        return snapshots
+
+    _, snapshots = run_threads([writer, saver])
+    for snap in snapshots:
+        n = snap.ntotal
+        assert n % chunk == 0 and chunk <= n <= N
+        np.testing.assert_array_equal(snap.reconstruct_n(0, n), index.reconstruct_n(0, n))

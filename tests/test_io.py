@@ -437,7 +437,7 @@ HEADER = 24
 
 
 def _reseal(payload, variant="header+payload"):
-    head = b"NEARLYIX" + struct.pack("<IIQ", 1, 0, len(payload))
+    head = b"NEARLYIX" + struct.pack("<IIQ", 2, 0, len(payload))  # format 2: arrays aligned for mapping
     covered = head + payload if variant == "header+payload" else payload
     return head + payload + struct.pack("<Q", _checksum64(covered))
 
@@ -513,3 +513,106 @@ def test_forged_truncated_payloads():
     for n in range(len(payload)):
         with pytest.raises(nearly.IndexFileError):
             _deser(_reseal(payload[:n], variant))
+
+
+# ---------------------------------------------------------------- IO_FLAG_MMAP
+
+MAPPED_KINDS = ["Flat", "IVF32,Flat", "IVF32,PQ8", "IVF32,PQ8x4fs", "IVF32,SQ8", "IVF32,RaBitQ", "IDMap,IVF32,Flat",
+                "PCA16,IVF32,Flat", "HNSW16", "PQ8", "IVF32,Flat,RFlat"]
+
+
+@pytest.mark.parametrize("desc", MAPPED_KINDS)
+def test_mapped_read_searches_as_the_file(desc, tmp_path):
+    """read_index(path, IO_FLAG_MMAP) maps the file and uses the flat vectors
+    and inverted lists in place: the same results as a plain read, the index
+    read-only, and a copy of it (clone, serialize) its own."""
+    rng = np.random.default_rng(6)
+    xb, xq = rng.standard_normal((3000, 32)).astype(np.float32), rng.standard_normal((20, 32)).astype(np.float32)
+    index = nearly.index_factory(32, desc)
+    index.train(xb)
+    if desc.startswith("IDMap"):
+        index.add_with_ids(xb, np.arange(3000, dtype=np.int64) * 5 + 3)
+    else:
+        index.add(xb)
+    path = str(tmp_path / "m.index")
+    nearly.write_index(index, path)
+    mapped = nearly.read_index(path, nearly.IO_FLAG_MMAP)
+    assert mapped.ntotal == 3000
+    for a, b in zip(index.search(xq, 10), mapped.search(xq, 10)):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(RuntimeError, match="cannot be modified"):
+        mapped.reset()
+    copy = nearly.clone_index(mapped)
+    copy.reset()
+    assert copy.ntotal == 0 and mapped.ntotal == 3000
+    assert bytes(nearly.serialize_index(mapped)) == bytes(nearly.serialize_index(index))
+
+
+def test_mapped_file_replaced_or_removed_under_the_index(tmp_path):
+    """write_index renames a new file into place, so a mapped index keeps
+    the old file's pages, even once the name is gone."""
+    rng = np.random.default_rng(7)
+    xb, xq = rng.standard_normal((2000, 16)).astype(np.float32), rng.standard_normal((5, 16)).astype(np.float32)
+    index = nearly.index_factory(16, "IVF16,Flat")
+    index.train(xb)
+    index.add(xb)
+    path = str(tmp_path / "live.index")
+    nearly.write_index(index, path)
+    mapped = nearly.read_index(path, nearly.IO_FLAG_MMAP)
+    expect = index.search(xq, 5)
+    other = nearly.IndexFlatL2(16)
+    other.add(xb[:10])
+    nearly.write_index(other, path)  # a new file under the name
+    np.testing.assert_array_equal(mapped.search(xq, 5)[1], expect[1])
+    os.remove(path)
+    np.testing.assert_array_equal(mapped.search(xq, 5)[1], expect[1])
+    del mapped  # unmapped with its last user
+
+
+def test_format_1_files_still_read():
+    """Files of format 1 (before arrays were aligned for mapping) read, plain
+    and mapped, with the results they gave when written."""
+    here = os.path.join(os.path.dirname(__file__), "data")
+    exp = np.load(os.path.join(here, "format_v1_expected.npz"))
+    for name, key in (("format_v1_ivf8_flat.index", "ivf"), ("format_v1_ivf8_pq4x4fs.index", "fs")):
+        path = os.path.join(here, name)
+        for flags in (0, nearly.IO_FLAG_MMAP):
+            index = nearly.read_index(path, flags)
+            D, I = index.search(exp["q"], 5)
+            np.testing.assert_array_equal(I, exp[key + "_I"])
+            np.testing.assert_array_equal(D, exp[key + "_D"])
+    for flags in (0, nearly.IO_FLAG_MMAP):
+        flat = nearly.read_index(os.path.join(here, "format_v1_flat.index"), flags)
+        np.testing.assert_array_equal(flat.reconstruct_n(0, flat.ntotal), exp["x"])
+
+
+def test_mapped_bad_files(tmp_path):
+    good = bytes(nearly.serialize_index(make("flatL2")))
+    path = str(tmp_path / "bad.index")
+    for data in (good[:20], good[:len(good) // 2], good + b"x", b"NOTNEARLY" + good[9:], b""):
+        with open(path, "wb") as f:
+            f.write(data)
+        with pytest.raises(nearly.IndexFileError):
+            nearly.read_index(path, nearly.IO_FLAG_MMAP)
+    with pytest.raises(FileNotFoundError):
+        nearly.read_index(str(tmp_path / "missing.index"), nearly.IO_FLAG_MMAP)
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="needs Linux's RssAnon")
+def test_mapped_read_takes_no_copy(tmp_path):
+    """A mapped 128 MB flat index adds only its norms to the process's own
+    (anonymous) memory; its vectors are the page cache's."""
+    index = nearly.IndexFlatL2(256)
+    index.add(np.random.default_rng(8).standard_normal((131072, 256)).astype(np.float32))
+    path = str(tmp_path / "big.index")
+    nearly.write_index(index, path)
+    size_mb = os.path.getsize(path) / 2 ** 20
+    del index
+    before = _status_mb("RssAnon")
+    mapped = nearly.read_index(path, nearly.IO_FLAG_MMAP)
+    mapped.search(np.zeros((1, 256), np.float32), 3)  # touches every vector
+    grew = _status_mb("RssAnon") - before
+    assert grew < 0.1 * size_mb, f"a mapped read took {grew:.0f} MB of anonymous memory for a {size_mb:.0f} MB file"
+    plain = nearly.read_index(path)
+    assert _status_mb("RssAnon") - before > 0.9 * size_mb  # what a plain read takes
+    del plain

@@ -164,7 +164,8 @@ size_t IndexBinaryIVF::list_size(size_t list_no) const {
 std::vector<idx_t> IndexBinaryIVF::list_ids(size_t list_no) const {
     NEARLY_CHECK_ARG(list_no < nlist, "list number out of range");
     std::shared_lock<SharedMutex> lk(rw_mutex_);
-    return lists_[list_no].ids;
+    const auto& ids = lists_[list_no].ids;
+    return std::vector<idx_t>(ids.begin(), ids.end());
 }
 
 void IndexBinaryIVF::write_body(Writer& w) const {

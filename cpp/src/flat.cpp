@@ -16,7 +16,7 @@ IndexFlat::IndexFlat(int d, MetricType metric) : Index(d, metric, true) {}
 void IndexFlat::add(idx_t n, const float* x) {
     check_add_args(n, x);
     std::unique_lock<SharedMutex> lk(rw_mutex_);
-    xb_.insert(xb_.end(), x, x + size_t(n) * d);
+    xb_.append(x, x + size_t(n) * d);
     if (metric_type == METRIC_L2) {
         norms_.resize(ntotal + n);
         norms_L2sqr(x, n, d, &norms_[ntotal]);
@@ -68,11 +68,12 @@ void IndexFlat::reconstruct_n(idx_t i0, idx_t ni, float* out) const {
 size_t IndexFlat::remove_ids(const IDSelector& sel) {
     check_writable();
     std::unique_lock<SharedMutex> lk(rw_mutex_);
+    float* xb = xb_.data();  // the vectors' own copy (not a mapped file)
     idx_t j = 0;
     for (idx_t i = 0; i < ntotal; i++) {
         if (sel.is_member(i)) continue;
         if (i != j) {
-            std::copy(xb_.begin() + i * d, xb_.begin() + (i + 1) * d, xb_.begin() + j * d);
+            std::copy(xb + i * d, xb + (i + 1) * d, xb + j * d);
             if (!norms_.empty()) norms_[j] = norms_[i];
         }
         j++;
@@ -101,7 +102,7 @@ void IndexFlat::merge_from(Index& other_base, idx_t add_id) {
     if (!other || other->d != d || other->metric_type != metric_type)
         throw NotSupported("merge_from: the other index must be an IndexFlat with the same d and metric");
     std::scoped_lock lk(rw_mutex_, other->rw_mutex_);
-    xb_.insert(xb_.end(), other->xb_.begin(), other->xb_.end());
+    xb_.append(other->xb_.begin(), other->xb_.end());
     norms_.insert(norms_.end(), other->norms_.begin(), other->norms_.end());
     ntotal += other->ntotal;
     other->xb_.clear();
@@ -115,7 +116,7 @@ void IndexFlat::write_body(Writer& w) const {
     w.pod<int32_t>(metric_type);
     if (is_extra_metric(metric_type)) w.pod<float>(metric_arg);  // files of L2 / IP indexes are unchanged
     w.pod<int64_t>(ntotal);
-    w.vec(xb_);
+    w.array(xb_);
 }
 
 std::unique_ptr<IndexFlat> IndexFlat::read_body(Reader& r) {
@@ -136,13 +137,13 @@ std::unique_ptr<IndexFlat> IndexFlat::read_body(Reader& r) {
         index = std::make_unique<IndexFlat>(d, MetricType(metric));
     index->metric_arg = metric_arg;
     // Straight into the index's storage: an index read is never held twice.
-    r.vec_into(index->xb_);
-    r.check(size_t(n) <= index->xb_.size() / size_t(d) && index->xb_.size() == size_t(n) * d,
-            "Flat vector count does not match ntotal");
-    index->check_add_args(n, index->xb_.data());  // what add() refuses (NaN)
+    r.array(index->xb_);
+    const auto& xb = index->xb_;  // const: a mapped file is read in place, never copied
+    r.check(size_t(n) <= xb.size() / size_t(d) && xb.size() == size_t(n) * d, "Flat vector count does not match ntotal");
+    index->check_add_args(n, xb.data());  // what add() refuses (NaN)
     if (metric == METRIC_L2) {
         index->norms_.resize(size_t(n));
-        norms_L2sqr(index->xb_.data(), n, d, index->norms_.data());
+        norms_L2sqr(xb.data(), n, d, index->norms_.data());
     }
     index->ntotal = n;
     return index;

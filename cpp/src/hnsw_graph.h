@@ -29,6 +29,7 @@
 #include "visited_set.h"
 #include "nearly/huge_pages.h"
 #include "nearly/parallel.h"
+#include "nearly/topk.h"
 
 namespace nearly {
 namespace hnsw_detail {
@@ -475,6 +476,36 @@ void HNSWGraph::insert(const Space& sp, slot_t s, int level, size_t row) {
     for (int l = 0; l <= top_level; l++)
         for (slot_t p : picks[l]) connect(sp, p, s, l, sc);
     if (level > t.level) set_top({s, level});
+}
+
+template <class Space, class WithQuery>
+void HNSWGraph::search_scored(const Space& sp, idx_t n, idx_t k, float* D, idx_t* I, bool ip, float pad, int ef,
+                              const IDSelector* sel, idx_t ntotal, const WithQuery& with_query) const {
+    using namespace hnsw_detail;
+    const Storage& st = sp.st;
+    const size_t kk = size_t(k);
+    const Top t0 = top();
+    const FilterPlan plan = plan_filter(st, sel, std::max<size_t>(size_t(ef), kk), ntotal);
+    std::vector<slot_t> passing;
+    if (plan.brute && t0.entry >= 0) passing = passing_slots(st, *sel);
+    auto search_one = [&](idx_t q) {
+        float* Dq = D + q * kk;
+        idx_t* Iq = I + q * kk;
+        TopK::init(Dq, Iq, kk);
+        if (t0.entry >= 0) {
+            Scratch& sc = tls_scratch();
+            with_query(q, sc, [&](const typename Space::Query& query) {
+                if (plan.brute) {
+                    for (slot_t s : passing) TopK::push(Dq, Iq, kk, sp.score(query, s), st.labels[s]);
+                } else {
+                    walk(sp, query, t0.entry, t0.level, plan.ef, sel, sc);
+                    for (const Cand& c : sc.top) TopK::push(Dq, Iq, kk, c.score, st.labels[c.id]);
+                }
+            });
+        }
+        TopK::finish(Dq, Iq, kk, ip, pad);
+    };
+    for_each_query(n, search_one);
 }
 
 template <class MakeSpace, class Fill>

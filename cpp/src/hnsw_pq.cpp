@@ -181,36 +181,15 @@ void IndexHNSWPQ::add_impl(idx_t n, const float* x, const idx_t* ids) {
 void IndexHNSWPQ::search(idx_t n, const float* x, idx_t k, float* D, idx_t* I, const SearchParameters* params) const {
     check_search_args(n, x, k);
     if (!is_trained) throw NotSupported("Error: 'is_trained' failed");
-    const int ef_param = ef_of(*this, params);
-    const IDSelector* sel = params ? params->sel.get() : nullptr;
+    const int ef = ef_of(*this, params);
     std::shared_lock<SharedMutex> lk(graph_mutex_);
-    const Storage& st = *st_;
-    const size_t kk = size_t(k);
     const bool ip = metric_type == METRIC_INNER_PRODUCT;
-    const float pad = missing_distance(metric_type);
-    const Top t0 = top();
-    const FilterPlan plan = plan_filter(st, sel, std::max<size_t>(size_t(ef_param), kk), ntotal);
-    const PQSpace sp{st, pq, ip, nullptr};
-    std::vector<slot_t> passing;
-    if (plan.brute && t0.entry >= 0) passing = passing_slots(st, *sel);
-    auto search_one = [&](idx_t q) {
-        float* Dq = D + q * kk;
-        idx_t* Iq = I + q * kk;
-        TopK::init(Dq, Iq, kk);
-        if (t0.entry >= 0) {
-            Scratch& sc = tls_scratch();
-            query_table(pq, ip, x + size_t(q) * size_t(d), sc.table);
-            const PQSpace::Query qt{sc.table.data(), nullptr};
-            if (plan.brute) {
-                for (slot_t s : passing) TopK::push(Dq, Iq, kk, sp.score(qt, s), st.labels[s]);
-            } else {
-                walk(sp, qt, t0.entry, t0.level, plan.ef, sel, sc);
-                for (const Cand& c : sc.top) TopK::push(Dq, Iq, kk, c.score, st.labels[c.id]);
-            }
-        }
-        TopK::finish(Dq, Iq, kk, ip, pad);
-    };
-    for_each_query(n, search_one);
+    const PQSpace sp{*st_, pq, ip, nullptr};
+    search_scored(sp, n, k, D, I, ip, missing_distance(metric_type), ef, params ? params->sel.get() : nullptr, ntotal,
+                  [&](idx_t q, Scratch& sc, const auto& run) {
+                      query_table(pq, ip, x + size_t(q) * size_t(d), sc.table);
+                      run(PQSpace::Query{sc.table.data(), nullptr});
+                  });
 }
 
 void IndexHNSWPQ::range_search(idx_t n, const float* x, float radius, RangeSearchResult& result,

@@ -66,8 +66,9 @@ std::pair<size_t, size_t> InvertedLists::locate(idx_t key) const {
 
 void InvertedLists::write(Writer& w, size_t unit) const {
     for (const List& list : lists) {
-        w.vec(list.ids);
+        w.array(list.ids);
         w.pod<uint64_t>(list.codes.size() / unit);
+        w.align();
         w.bytes(list.codes.data(), list.codes.size());
     }
     w.pod<uint8_t>(direct_map_);
@@ -78,12 +79,12 @@ void InvertedLists::read(Reader& r, size_t unit, const CodeLayout& layout, idx_t
     const std::string w(what);
     size_t total = 0;
     for (List& list : lists) {
-        list.ids = r.vec<idx_t>();
+        r.array(list.ids);
         const uint64_t count = r.pod<uint64_t>();
+        r.align();
         r.check(count <= r.remaining() / unit, "truncated or corrupt data (array larger than the file)");
         r.check(count * unit == layout.bytes(list.ids.size()), (w + " list sizes do not match").c_str());
-        list.codes.resize(count * unit);
-        r.bytes(list.codes.data(), list.codes.size());
+        r.elements(list.codes, count * unit);
         total += list.ids.size();
     }
     r.check(total == size_t(total_expected), (w + " list sizes do not add up to ntotal").c_str());

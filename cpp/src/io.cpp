@@ -5,6 +5,11 @@
 #include <cstdio>
 #include <memory>
 
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include "nearly/binary_recurrent.h"
 #include "nearly/flat.h"
 #include "nearly/hnsw.h"
@@ -189,8 +194,8 @@ IndexPtr read_tagged(Reader& r, const std::string& tag) {
 
 namespace {
 // Checks the framing's header (data: its first kHeaderSize bytes) for a
-// file or buffer of n bytes; returns the payload size.
-uint64_t check_header(const uint8_t* data, size_t n) {
+// file or buffer of n bytes; returns the payload size (and the version).
+uint64_t check_header(const uint8_t* data, size_t n, uint32_t* version_out = nullptr) {
     if (n < kHeaderSize + 8 || std::memcmp(data, kMagic, 8) != 0) {
         if (n >= 4 && (std::memcmp(data, "IxFI", 4) == 0 || std::memcmp(data, "IxF2", 4) == 0 ||
                        std::memcmp(data, "IxFl", 4) == 0 || std::memcmp(data, "IxM", 3) == 0 ||
@@ -210,6 +215,7 @@ uint64_t check_header(const uint8_t* data, size_t n) {
     if (flags != 0) throw CorruptData("cannot read index: unknown flags in the header (corrupt, or a newer format)");
     if (size != n - kHeaderSize - 8)
         throw CorruptData("cannot read index: size mismatch (file truncated or has trailing data)");
+    if (version_out) *version_out = version;
     return size;
 }
 
@@ -225,8 +231,9 @@ void write_header(Writer& w, uint64_t payload_size) {
 constexpr int kWriteAttempts = 3;
 uint64_t payload_size(const std::function<void(Writer&)>& payload) {
     Writer counter = Writer::counting();
+    write_header(counter, 0);  // arrays are aligned from the start of the file
     payload(counter);
-    return counter.written();
+    return counter.written() - kHeaderSize;
 }
 
 IndexPtr read_index_checked(Reader& r) {
@@ -264,12 +271,13 @@ std::vector<uint8_t> serialize_index(const Index& index) {
 }
 
 Reader unframe_payload(const uint8_t* data, size_t n) {
-    const uint64_t size = check_header(data, n);
+    uint32_t version = 0;
+    const uint64_t size = check_header(data, n, &version);
     const uint8_t* body = data + kHeaderSize;
     uint64_t stored;
     std::memcpy(&stored, body + size, 8);
     if (stored != checksum64(data, kHeaderSize + size)) throw CorruptData("cannot read index: checksum mismatch (corrupt data)");
-    return Reader(body, size);
+    return Reader(body, size, version, kHeaderSize);
 }
 
 IndexPtr deserialize_index(const uint8_t* data, size_t n, bool read_only) {
@@ -337,10 +345,11 @@ void read_framed_file(const std::string& path, bool read_only, const std::functi
     uint8_t header[kHeaderSize] = {};
     const size_t got = std::fread(header, 1, kHeaderSize, f.get());
     if (got < kHeaderSize && std::ferror(f.get())) throw std::runtime_error("could not read " + path + ": " + std::strerror(errno));
-    const uint64_t size = check_header(header, got < kHeaderSize ? got : n);
+    uint32_t version = 0;
+    const uint64_t size = check_header(header, got < kHeaderSize ? got : n, &version);
     Checksum64 header_sum;
     header_sum.update(header, kHeaderSize);
-    Reader r(f.get(), size, header_sum);
+    Reader r(f.get(), size, version, kHeaderSize, header_sum);
     r.read_only = read_only;
     read(r);
     uint64_t stored = 0;
@@ -352,6 +361,49 @@ IndexPtr read_index(const std::string& path, bool read_only) {
     IndexPtr index;
     read_framed_file(path, read_only, [&](Reader& r) { index = read_index_checked(r); });
     return index;
+}
+
+namespace {
+// A whole file mapped read-only; unmapped when the last index using it goes.
+struct FileMapping {
+    const uint8_t* data = nullptr;
+    size_t size = 0;
+    ~FileMapping() {
+        if (data) munmap(const_cast<uint8_t*>(data), size);
+    }
+};
+}  // namespace
+
+IndexPtr read_index_mapped(const std::string& path) {
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        if (errno == ENOENT) throw FileMissing("could not open " + path + " for reading: No such file or directory");
+        throw std::runtime_error("could not open " + path + " for reading: " + std::strerror(errno));
+    }
+    struct stat sb;
+    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        ::close(fd);
+        return read_index(path, true);  // not a regular file: read it, do not map it
+    }
+    auto mapping = std::make_shared<FileMapping>();
+    mapping->size = size_t(sb.st_size);
+    if (mapping->size > 0) {
+        void* p = mmap(nullptr, mapping->size, PROT_READ, MAP_SHARED, fd, 0);
+        ::close(fd);
+        if (p == MAP_FAILED) return read_index(path, true);
+        mapping->data = static_cast<const uint8_t*>(p);
+    } else {
+        ::close(fd);
+    }
+    const uint8_t* data = mapping->data;
+    uint32_t version = 0;
+    // The structure is checked as always; the checksum is not: it would
+    // read every page of the file, which mapping it is meant to avoid.
+    const uint64_t size = check_header(data, mapping->size, &version);
+    Reader r(data + kHeaderSize, size, version, kHeaderSize);
+    r.read_only = true;
+    r.map_arrays(mapping);
+    return read_index_checked(r);
 }
 
 }  // namespace nearly

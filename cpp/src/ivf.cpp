@@ -122,7 +122,7 @@ void IndexIVF::copy_lists_from(const IndexIVF& other) {
         List& dst = lists_.lists[l];
         const size_t n = src.ids.size();
         dst.ids = src.ids;
-        dst.codes.assign(to.bytes(n), 0);
+        dst.codes.vec().assign(to.bytes(n), 0);
         std::vector<uint8_t> code(code_size);
         for (size_t j = 0; j < n; j++) {
             from.get(src.codes.data(), j, code.data());
@@ -838,14 +838,15 @@ size_t IndexIVF::list_size(size_t list_no) const {
 std::vector<idx_t> IndexIVF::list_ids(size_t list_no) const {
     NEARLY_CHECK_ARG(list_no < nlist, "list number out of range");
     std::shared_lock<SharedMutex> lk(rw_mutex_);
-    return lists_[list_no].ids;
+    const auto& ids = lists_[list_no].ids;
+    return std::vector<idx_t>(ids.begin(), ids.end());
 }
 
 std::vector<uint8_t> IndexIVF::list_codes_copy(size_t list_no) const {
     NEARLY_CHECK_ARG(list_no < nlist, "list number out of range");
     std::shared_lock<SharedMutex> lk(rw_mutex_);
     const List& list = lists_[list_no];
-    if (code_block == 1) return list.codes;
+    if (code_block == 1) return std::vector<uint8_t>(list.codes.begin(), list.codes.end());
     std::vector<uint8_t> out(list.ids.size() * code_size);
     for (size_t j = 0; j < list.ids.size(); j++) layout().get(list.codes.data(), j, &out[j * code_size]);
     return out;

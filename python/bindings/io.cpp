@@ -24,15 +24,16 @@ void bind_io(py::module_& m) {
         py::gil_scoped_release release;
         write_index(index, p);
     }, py::arg("index"), py::arg("fname"));
-    // faiss's flag values. The index is always read into memory; both flags
-    // make it read-only, which is what code passing them relies on.
+    // faiss's flag values. Both make the index read-only; IO_FLAG_MMAP also
+    // maps the file and uses the flat vectors and inverted lists in place.
     m.attr("IO_FLAG_READ_ONLY") = 2;
     m.attr("IO_FLAG_MMAP") = 0x646f0008;
     m.def("read_index", [](py::handle path, int io_flags) {
         std::string p = path_of(path);
         bool ro = (io_flags & (2 | 8)) != 0;
+        bool mapped = (io_flags & 0x646f0000) == 0x646f0000;
         py::gil_scoped_release release;
-        return read_index(p, ro);
+        return mapped ? read_index_mapped(p) : read_index(p, ro);
     }, py::arg("fname"), py::arg("io_flags") = 0);
     m.def("serialize_index", [](const Index& index) {
         std::vector<uint8_t> bytes;

@@ -4,6 +4,7 @@
 
 #include "nearly/huge_pages.h"
 #include "nearly/index.h"
+#include "nearly/mapped_array.h"
 
 namespace nearly {
 
@@ -27,13 +28,13 @@ struct IndexFlat : Index {
     void write_body(Writer& w) const override;
     static std::unique_ptr<IndexFlat> read_body(class Reader& r);
 
-    const LargeVector<float>& vectors() const { return xb_; }
+    const MappedArray<float, HugePageAllocator<float>>& vectors() const { return xb_; }
 
    protected:
     void encode_standalone(idx_t n, const float* x, uint8_t* bytes) const override;
 
    private:
-    LargeVector<float> xb_;  // read at random by re-ranking
+    MappedArray<float, HugePageAllocator<float>> xb_;  // read at random by re-ranking; or a mapped file's
     std::vector<float> norms_;  // squared norms, METRIC_L2 only
 };
 

@@ -140,6 +140,12 @@ class HNSWGraph {
     void add_linked_nodes(const HNSWLayers& g, const Fill& fill, idx_t& ntotal);
     template <class MakeSpace>
     size_t remove_nodes(const IDSelector& sel, const MakeSpace& make_space, idx_t& ntotal);
+    // The search of an index whose walk scores are its results (PQ and SQ
+    // codes), under the caller's read lock: with_query(q, scratch, run)
+    // calls run(query) with the space's query for row q.
+    template <class Space, class WithQuery>
+    void search_scored(const Space& sp, idx_t n, idx_t k, float* D, idx_t* I, bool ip, float pad, int ef,
+                       const IDSelector* sel, idx_t ntotal, const WithQuery& with_query) const;
 
     void reset_graph();
     slot_t slot_of(idx_t label) const;

@@ -11,6 +11,7 @@
 
 #include "nearly/code_layout.h"
 #include "nearly/common.h"
+#include "nearly/mapped_array.h"
 #include "nearly/selector.h"
 
 namespace nearly {
@@ -19,9 +20,10 @@ class Writer;
 class Reader;
 
 struct InvertedLists {
+    // Each a vector of its own, or a view of a mapped file (mapped_array.h).
     struct List {
-        std::vector<uint8_t> codes;
-        std::vector<idx_t> ids;
+        MappedArray<uint8_t> codes;
+        MappedArray<idx_t> ids;
     };
     std::vector<List> lists;
 

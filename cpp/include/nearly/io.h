@@ -12,15 +12,20 @@
 #include <cstdio>
 #include <cstring>
 #include <functional>
+#include <memory>
 #include <string>
 #include <type_traits>
 #include <vector>
 
 #include "nearly/index.h"
+#include "nearly/mapped_array.h"
 
 namespace nearly {
 
-constexpr uint32_t kFormatVersion = 1;
+// 2: the big arrays start at offsets that are multiples of 64 (a mapped
+// file is used in place); 1 is still read.
+constexpr uint32_t kFormatVersion = 2;
+constexpr size_t kArrayAlignment = 64;
 
 uint64_t checksum64(const uint8_t* data, size_t n);
 
@@ -63,6 +68,28 @@ class Writer {
         pod<uint64_t>(s.size());
         bytes(s.data(), s.size());
     }
+    // A big array: its count, zeros up to the next multiple of
+    // kArrayAlignment from the start of the file, then its elements, so that
+    // a mapped file can be used in place (Reader::array).
+    template <class T>
+    void array(const T* p, size_t count) {
+        pod<uint64_t>(count);
+        align();
+        bytes(p, count * sizeof(T));
+    }
+    // Zeros up to the next multiple of kArrayAlignment from the file's start.
+    void align() {
+        static const uint8_t zeros[kArrayAlignment] = {};
+        bytes(zeros, (kArrayAlignment - written_ % kArrayAlignment) % kArrayAlignment);
+    }
+    template <class T, class Alloc>
+    void array(const std::vector<T, Alloc>& v) {
+        array(v.data(), v.size());
+    }
+    template <class T, class Alloc>
+    void array(const MappedArray<T, Alloc>& v) {
+        array(v.data(), v.size());
+    }
     void bytes(const void* p, size_t n) {
         written_ += n;
         if (mode_ == Mode::count) return;
@@ -94,11 +121,17 @@ class Writer {
 // make us allocate or read past the data.
 class Reader {
    public:
-    Reader(const uint8_t* data, size_t n) : p_(data), n_(n) {}
+    // data: n bytes at offset `origin` of the file, whose format is `version`.
+    Reader(const uint8_t* data, size_t n, uint32_t version = kFormatVersion, size_t origin = 0)
+        : p_(data), n_(n), version_(version), origin_(origin) {}
     // n bytes read from f as they are asked for (each array straight into
     // its place: reading an index takes no copy of the file), checksummed on
     // the way; file_checksum() is what they hash to, after the header.
-    Reader(std::FILE* f, size_t n, const Checksum64& header_sum) : p_(nullptr), n_(n), file_(f), sum_(header_sum) {}
+    Reader(std::FILE* f, size_t n, uint32_t version, size_t origin, const Checksum64& header_sum)
+        : p_(nullptr), n_(n), version_(version), origin_(origin), file_(f), sum_(header_sum) {}
+    // Arrays read with array() view the data in place (it is a file mapped
+    // for as long as keep is held) instead of copying it.
+    void map_arrays(std::shared_ptr<const void> keep) { mapping_ = std::move(keep); }
     uint64_t file_checksum() const { return sum_.digest(); }
     bool read_only = false;  // mark every index read as read-only
     template <class T>
@@ -122,6 +155,44 @@ class Reader {
         check(count <= (n_ - pos_) / sizeof(T), "truncated or corrupt data (array larger than the file)");
         v.resize(count);
         bytes(v.data(), count * sizeof(T));
+    }
+    // Writer::array: the count, the padding (format 2), the elements, into
+    // v: a view of the mapped file where arrays are mapped and the elements
+    // lie aligned for T, a copy otherwise.
+    template <class T, class Alloc>
+    void array(MappedArray<T, Alloc>& v) {
+        const uint64_t count = pod<uint64_t>();
+        align();
+        elements(v, count);
+    }
+    template <class T, class Alloc>
+    void array(std::vector<T, Alloc>& v) {
+        const uint64_t count = pod<uint64_t>();
+        align();
+        check(count <= (n_ - pos_) / sizeof(T), "truncated or corrupt data (array larger than the file)");
+        v.resize(count);
+        bytes(v.data(), count * sizeof(T));
+    }
+    // count elements at the current position into v (viewed or copied).
+    template <class T, class Alloc>
+    void elements(MappedArray<T, Alloc>& v, uint64_t count) {
+        check(count <= (n_ - pos_) / sizeof(T), "truncated or corrupt data (array larger than the file)");
+        if (mapping_ && reinterpret_cast<uintptr_t>(p_ + pos_) % alignof(T) == 0) {
+            v.view(reinterpret_cast<const T*>(p_ + pos_), count, mapping_);
+            pos_ += count * sizeof(T);
+            return;
+        }
+        auto& own = v.vec();
+        own.resize(count);
+        bytes(own.data(), count * sizeof(T));
+    }
+    // Writer::align's zeros (none in format 1).
+    void align() {
+        if (version_ < 2) return;
+        uint8_t pad[kArrayAlignment];
+        const size_t n = (kArrayAlignment - (origin_ + pos_) % kArrayAlignment) % kArrayAlignment;
+        bytes(pad, n);
+        for (size_t i = 0; i < n; i++) check(pad[i] == 0, "corrupt data (padding)");
     }
     std::string str() {
         uint64_t len = pod<uint64_t>();
@@ -147,6 +218,9 @@ class Reader {
     void read_file(void* out, size_t n);
     const uint8_t* p_;
     size_t n_, pos_ = 0;
+    uint32_t version_;
+    size_t origin_;  // the file offset of p_[0]
+    std::shared_ptr<const void> mapping_;
     std::FILE* file_ = nullptr;
     Checksum64 sum_;
 };
@@ -173,6 +247,12 @@ std::vector<uint8_t> serialize_index(const Index& index);
 IndexPtr deserialize_index(const uint8_t* data, size_t n, bool read_only = false);
 void write_index(const Index& index, const std::string& path);
 IndexPtr read_index(const std::string& path, bool read_only = false);
+// IO_FLAG_MMAP: the file mapped read-only and the index's big arrays (flat
+// vectors and codes, inverted lists) used in place: the pages are the page
+// cache's, loaded as searches touch them and shared by every process that
+// maps the file. Read-only; the checksum is not verified (it would read the
+// whole file), the structure is.
+IndexPtr read_index_mapped(const std::string& path);
 
 // Bytes of s with anything outside printable ASCII escaped as \xNN.
 std::string printable(const std::string& s);
