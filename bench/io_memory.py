@@ -4,11 +4,14 @@
 
 Each step runs in a fresh process that measures its peak resident set
 during the step (Linux's VmHWM, reset before the step) above what it held
-before: writing an index of the
-real embeddings (../shared/data, tiled with small noise up to --n), and
-reading it back. An index of B bytes needs B to exist; what matters is how
-much more a write or a read takes on top of that. Also reports the wall time
-of each step (one run: the disk and page cache make these noisy).
+before, and the anonymous memory it kept (RssAnon: memory of its own, not a
+mapped file's pages): writing an index of the real embeddings
+(../shared/data, tiled with small noise up to --n), reading it back, and
+reading it with IO_FLAG_MMAP, then searching it once. An index of B bytes
+needs B to exist; what matters is how much more a write or a read takes on
+top of that, and whether a mapped read takes any of its own. Also reports
+the wall time of each step (one run: the disk and page cache make these
+noisy).
 """
 import argparse
 import json
@@ -54,16 +57,21 @@ def child(lib_name, step, path, n, factory):
         index.add(x)
         del x
     reset_peak()
-    before = status_mb("VmRSS")
+    before, anon_before = status_mb("VmRSS"), status_mb("RssAnon")
     t = time.perf_counter()
     if step == "write":
         lib.write_index(index, path)
-    else:
+    elif step == "read":
         index = lib.read_index(path)
+    else:  # "mmap": mapped, then one search that reads every vector of a flat index
+        index = lib.read_index(path, lib.IO_FLAG_MMAP)
     seconds = time.perf_counter() - t
+    if step == "mmap":
+        index.search(np.zeros((1, index.d), np.float32), 1)
     assert index.ntotal == n
     peak = status_mb("VmHWM")
-    print(json.dumps({"rss_before_mb": before, "peak_mb": peak, "extra_peak_mb": peak - before, "seconds": seconds}))
+    print(json.dumps({"rss_before_mb": before, "peak_mb": peak, "extra_peak_mb": peak - before, "seconds": seconds,
+                      "anon_added_mb": status_mb("RssAnon") - anon_before}))
 
 
 def main():
@@ -79,14 +87,15 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         for lib in ("nearly", "faiss"):
             path = os.path.join(tmp, f"{lib}.index")
-            for step in ("write", "read"):
+            for step in ("write", "read", "mmap"):
                 out = subprocess.run([sys.executable, __file__, "--n", str(a.n), "--factory", a.factory,
                                       "--child", lib, step, path], check=True, capture_output=True, text=True)
                 r = json.loads(out.stdout.strip().splitlines()[-1])
                 r["file_mb"] = os.path.getsize(path) / 2 ** 20
                 rows[f"{lib} {step}"] = r
                 print(f"{lib:6s} {step:5s}: file {r['file_mb']:8.1f} MB, resident before {r['rss_before_mb']:8.1f} MB, "
-                      f"peak {r['peak_mb']:8.1f} MB (+{r['extra_peak_mb']:.1f}), {r['seconds']:.2f} s", flush=True)
+                      f"peak {r['peak_mb']:8.1f} MB (+{r['extra_peak_mb']:.1f}), own memory +{r['anon_added_mb']:.1f} MB, "
+                      f"{r['seconds']:.2f} s", flush=True)
     res = {"command": "python bench/io_memory.py " + " ".join(sys.argv[1:]), "n": a.n, "factory": a.factory,
            "machine": platform.processor() or platform.machine(), "results": rows}
     os.makedirs(os.path.dirname(a.out), exist_ok=True)

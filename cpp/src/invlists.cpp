@@ -68,7 +68,7 @@ void InvertedLists::write(Writer& w, size_t unit) const {
     for (const List& list : lists) {
         w.array(list.ids);
         w.pod<uint64_t>(list.codes.size() / unit);
-        w.align();
+        w.align(array_alignment(list.codes.size(), 1));
         w.bytes(list.codes.data(), list.codes.size());
     }
     w.pod<uint8_t>(direct_map_);
@@ -81,7 +81,8 @@ void InvertedLists::read(Reader& r, size_t unit, const CodeLayout& layout, idx_t
     for (List& list : lists) {
         r.array(list.ids);
         const uint64_t count = r.pod<uint64_t>();
-        r.align();
+        r.check(count <= r.remaining() / unit, "truncated or corrupt data (array larger than the file)");
+        r.align(array_alignment(count * unit, 1));
         r.check(count <= r.remaining() / unit, "truncated or corrupt data (array larger than the file)");
         r.check(count * unit == layout.bytes(list.ids.size()), (w + " list sizes do not match").c_str());
         r.elements(list.codes, count * unit);

@@ -22,10 +22,17 @@
 
 namespace nearly {
 
-// 2: the big arrays start at offsets that are multiples of 64 (a mapped
-// file is used in place); 1 is still read.
+// 2: arrays start at offsets aligned for their elements, big ones at
+// multiples of 64 (a mapped file is used in place); 1 is still read.
 constexpr uint32_t kFormatVersion = 2;
 constexpr size_t kArrayAlignment = 64;
+
+// Where an array of `bytes` bytes of elements aligned to `element` starts:
+// nothing to align when empty, a cache line when big, else its elements'
+// own alignment (so that small inverted lists cost no padding).
+inline size_t array_alignment(size_t bytes, size_t element) {
+    return bytes == 0 ? 1 : bytes >= 4096 ? kArrayAlignment : element;
+}
 
 uint64_t checksum64(const uint8_t* data, size_t n);
 
@@ -74,13 +81,13 @@ class Writer {
     template <class T>
     void array(const T* p, size_t count) {
         pod<uint64_t>(count);
-        align();
+        align(array_alignment(count * sizeof(T), alignof(T)));
         bytes(p, count * sizeof(T));
     }
-    // Zeros up to the next multiple of kArrayAlignment from the file's start.
-    void align() {
+    // Zeros up to the next multiple of `boundary` from the file's start.
+    void align(size_t boundary) {
         static const uint8_t zeros[kArrayAlignment] = {};
-        bytes(zeros, (kArrayAlignment - written_ % kArrayAlignment) % kArrayAlignment);
+        bytes(zeros, (boundary - written_ % boundary) % boundary);
     }
     template <class T, class Alloc>
     void array(const std::vector<T, Alloc>& v) {
@@ -162,13 +169,15 @@ class Reader {
     template <class T, class Alloc>
     void array(MappedArray<T, Alloc>& v) {
         const uint64_t count = pod<uint64_t>();
-        align();
+        check(count <= n_ / sizeof(T), "truncated or corrupt data (array larger than the file)");
+        align(array_alignment(count * sizeof(T), alignof(T)));
         elements(v, count);
     }
     template <class T, class Alloc>
     void array(std::vector<T, Alloc>& v) {
         const uint64_t count = pod<uint64_t>();
-        align();
+        check(count <= n_ / sizeof(T), "truncated or corrupt data (array larger than the file)");
+        align(array_alignment(count * sizeof(T), alignof(T)));
         check(count <= (n_ - pos_) / sizeof(T), "truncated or corrupt data (array larger than the file)");
         v.resize(count);
         bytes(v.data(), count * sizeof(T));
@@ -187,10 +196,10 @@ class Reader {
         bytes(own.data(), count * sizeof(T));
     }
     // Writer::align's zeros (none in format 1).
-    void align() {
+    void align(size_t boundary) {
         if (version_ < 2) return;
         uint8_t pad[kArrayAlignment];
-        const size_t n = (kArrayAlignment - (origin_ + pos_) % kArrayAlignment) % kArrayAlignment;
+        const size_t n = (boundary - (origin_ + pos_) % boundary) % boundary;
         bytes(pad, n);
         for (size_t i = 0; i < n; i++) check(pad[i] == 0, "corrupt data (padding)");
     }
