@@ -122,9 +122,10 @@ def checksum64(data):
 
 
 def reseal(payload):
-    """A complete serialized index around `payload`, with a valid checksum."""
-    head = b"NEARLYIX" + struct.pack("<IIQ", 1, 0, len(payload))
-    return head + payload + struct.pack("<Q", checksum64(head + payload))
+    """A complete serialized index around `payload`, with a valid checksum
+    (format 2: of the header, then of the payload's checksum)."""
+    head = b"NEARLYIX" + struct.pack("<IIQ", 2, 0, len(payload))
+    return head + payload + struct.pack("<Q", checksum64(head + struct.pack("<Q", checksum64(payload))))
 
 
 class HNSWBody:

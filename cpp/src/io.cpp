@@ -103,17 +103,12 @@ uint64_t checksum64(const uint8_t* data, size_t n) {
     return sum.digest();
 }
 
-Writer Writer::to_file(std::FILE* f) {
+Writer Writer::to_file(std::FILE* f, size_t at) {
     Writer w;
     w.mode_ = Mode::file;
     w.file_ = f;
+    w.origin_ = at;
     w.buf_.reserve(kFileBuffer);
-    return w;
-}
-
-Writer Writer::counting() {
-    Writer w;
-    w.mode_ = Mode::count;
     return w;
 }
 
@@ -219,21 +214,24 @@ uint64_t check_header(const uint8_t* data, size_t n, uint32_t* version_out = nul
     return size;
 }
 
-void write_header(Writer& w, uint64_t payload_size) {
+void header_bytes(uint8_t out[kHeaderSize], uint64_t payload_size) {
+    Writer w;
     w.bytes(kMagic, 8);
     w.pod<uint32_t>(kFormatVersion);
     w.pod<uint32_t>(0);
     w.pod<uint64_t>(payload_size);
+    std::memcpy(out, w.buffer().data(), kHeaderSize);
 }
 
-// The payload's size, and a writer's check that it wrote that many bytes
-// (an index written twice in a row may change in between: written again).
-constexpr int kWriteAttempts = 3;
-uint64_t payload_size(const std::function<void(Writer&)>& payload) {
-    Writer counter = Writer::counting();
-    write_header(counter, 0);  // arrays are aligned from the start of the file
-    payload(counter);
-    return counter.written() - kHeaderSize;
+// Format 2's checksum: of the header, then of the payload's checksum (the
+// payload is hashed as it streams, before its size is known).
+uint64_t frame_checksum(const uint8_t* header, uint64_t payload_sum) {
+    Checksum64 sum;
+    sum.update(header, kHeaderSize);
+    uint8_t b[8];
+    std::memcpy(b, &payload_sum, 8);
+    sum.update(b, 8);
+    return sum.digest();
 }
 
 IndexPtr read_index_checked(Reader& r) {
@@ -251,19 +249,19 @@ IndexPtr read_index_checked(Reader& r) {
 }  // namespace
 
 std::vector<uint8_t> serialize_framed(const std::function<void(Writer&)>& payload) {
-    for (int attempt = 1;; attempt++) {
-        const uint64_t size = payload_size(payload);
-        Writer out;
-        out.buffer().reserve(kHeaderSize + size + 8);
-        write_header(out, size);
-        payload(out);
-        if (out.written() != kHeaderSize + size) {
-            if (attempt == kWriteAttempts) throw std::runtime_error("serialize_index: the index kept changing while it was written");
-            continue;
-        }
-        out.pod<uint64_t>(checksum64(out.buffer().data(), out.buffer().size()));  // header and payload
-        return std::move(out.buffer());
-    }
+    // One buffer: room for the header, the payload after it, the header
+    // filled in once the size is known, the checksum appended.
+    Writer w;
+    w.buffer().resize(kHeaderSize);
+    w.set_origin(kHeaderSize);
+    payload(w);
+    std::vector<uint8_t>& bytes = w.buffer();
+    const uint64_t size = bytes.size() - kHeaderSize;
+    header_bytes(bytes.data(), size);
+    const uint64_t sum = frame_checksum(bytes.data(), checksum64(bytes.data() + kHeaderSize, size));
+    const uint8_t* b = reinterpret_cast<const uint8_t*>(&sum);
+    bytes.insert(bytes.end(), b, b + 8);
+    return std::move(bytes);
 }
 
 std::vector<uint8_t> serialize_index(const Index& index) {
@@ -276,7 +274,8 @@ Reader unframe_payload(const uint8_t* data, size_t n) {
     const uint8_t* body = data + kHeaderSize;
     uint64_t stored;
     std::memcpy(&stored, body + size, 8);
-    if (stored != checksum64(data, kHeaderSize + size)) throw CorruptData("cannot read index: checksum mismatch (corrupt data)");
+    const uint64_t sum = version >= 2 ? frame_checksum(data, checksum64(body, size)) : checksum64(data, kHeaderSize + size);
+    if (stored != sum) throw CorruptData("cannot read index: checksum mismatch (corrupt data)");
     return Reader(body, size, version, kHeaderSize);
 }
 
@@ -288,41 +287,38 @@ IndexPtr deserialize_index(const uint8_t* data, size_t n, bool read_only) {
 
 void write_framed_file(const std::string& path, const std::function<void(Writer&)>& payload) {
     const std::string tmp = path + ".tmp";
-    for (int attempt = 1;; attempt++) {
-        const uint64_t size = payload_size(payload);
-        std::unique_ptr<FILE, FileCloser> f(std::fopen(tmp.c_str(), "wb"));
-        if (!f) throw std::runtime_error("could not open " + path + " for writing: " + std::strerror(errno));
-        bool complete = false;
-        try {
-            Writer w = Writer::to_file(f.get());
-            write_header(w, size);
-            payload(w);
-            complete = w.written() == kHeaderSize + size;
-            if (complete) {
-                w.flush();
-                const uint64_t sum = w.checksum();
-                if (std::fwrite(&sum, 1, 8, f.get()) != 8 || std::fflush(f.get()) != 0)
-                    throw std::runtime_error("could not write " + path + ": " + std::strerror(errno));
-            }
-        } catch (...) {
-            f.reset();
-            std::remove(tmp.c_str());
-            throw;
-        }
-        if (std::fclose(f.release()) != 0) {
-            std::remove(tmp.c_str());
-            throw std::runtime_error("could not write " + path + ": " + std::strerror(errno));
-        }
-        if (complete) {
-            if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-                const int err = errno;
-                std::remove(tmp.c_str());
-                throw std::runtime_error("could not write " + path + ": " + std::strerror(err));
-            }
-            return;
-        }
+    std::unique_ptr<FILE, FileCloser> f(std::fopen(tmp.c_str(), "wb"));
+    if (!f) throw std::runtime_error("could not open " + path + " for writing: " + std::strerror(errno));
+    auto fail = [&](const std::string& why) {
+        f.reset();
         std::remove(tmp.c_str());
-        if (attempt == kWriteAttempts) throw std::runtime_error("write_index: the index kept changing while it was written");
+        throw std::runtime_error("could not write " + path + ": " + why);
+    };
+    try {
+        uint8_t header[kHeaderSize];
+        header_bytes(header, 0);  // the size is filled in at the end
+        if (std::fwrite(header, 1, kHeaderSize, f.get()) != kHeaderSize) fail(std::strerror(errno));
+        Writer w = Writer::to_file(f.get(), kHeaderSize);
+        payload(w);
+        w.flush();
+        header_bytes(header, w.written());
+        const uint64_t sum = frame_checksum(header, w.checksum());
+        if (std::fwrite(&sum, 1, 8, f.get()) != 8 || std::fseek(f.get(), 0, SEEK_SET) != 0 ||
+            std::fwrite(header, 1, kHeaderSize, f.get()) != kHeaderSize || std::fflush(f.get()) != 0)
+            fail(std::strerror(errno));
+    } catch (...) {
+        f.reset();
+        std::remove(tmp.c_str());
+        throw;
+    }
+    if (std::fclose(f.release()) != 0) {
+        std::remove(tmp.c_str());
+        throw std::runtime_error("could not write " + path + ": " + std::strerror(errno));
+    }
+    if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+        const int err = errno;
+        std::remove(tmp.c_str());
+        throw std::runtime_error("could not write " + path + ": " + std::strerror(err));
     }
 }
 
@@ -347,14 +343,15 @@ void read_framed_file(const std::string& path, bool read_only, const std::functi
     if (got < kHeaderSize && std::ferror(f.get())) throw std::runtime_error("could not read " + path + ": " + std::strerror(errno));
     uint32_t version = 0;
     const uint64_t size = check_header(header, got < kHeaderSize ? got : n, &version);
-    Checksum64 header_sum;
-    header_sum.update(header, kHeaderSize);
-    Reader r(f.get(), size, version, kHeaderSize, header_sum);
+    Checksum64 before;  // format 1 hashes the header with the payload
+    if (version < 2) before.update(header, kHeaderSize);
+    Reader r(f.get(), size, version, kHeaderSize, before);
     r.read_only = read_only;
     read(r);
     uint64_t stored = 0;
     if (std::fread(&stored, 1, 8, f.get()) != 8) throw CorruptData("cannot read index: truncated index data");
-    if (stored != r.file_checksum()) throw CorruptData("cannot read index: checksum mismatch (corrupt data)");
+    const uint64_t sum = version >= 2 ? frame_checksum(header, r.file_checksum()) : r.file_checksum();
+    if (stored != sum) throw CorruptData("cannot read index: checksum mismatch (corrupt data)");
 }
 
 IndexPtr read_index(const std::string& path, bool read_only) {

@@ -6,7 +6,8 @@
 //   u32 flags             0
 //   u64 payload size
 //   payload               type tag (string) + the index's body, nested indexes inline
-//   u64 checksum          of everything before it (header and payload)
+//   u64 checksum          format 2: checksum64(header, checksum64(payload)); format 1:
+//                         checksum64 of everything before it
 #pragma once
 #include <cstdint>
 #include <cstdio>
@@ -22,17 +23,16 @@
 
 namespace nearly {
 
-// 2: arrays start at offsets aligned for their elements, big ones at
-// multiples of 64 (a mapped file is used in place); 1 is still read.
+// 2: arrays start at file offsets aligned for their elements (a mapped file
+// is used in place), and the checksum is that of the header and of the
+// payload's own checksum (a file is written in one pass, its size filled in
+// at the end); 1 is still read.
 constexpr uint32_t kFormatVersion = 2;
-constexpr size_t kArrayAlignment = 64;
+constexpr size_t kMaxAlignment = 16;
 
-// Where an array of `bytes` bytes of elements aligned to `element` starts:
-// nothing to align when empty, a cache line when big, else its elements'
-// own alignment (so that small inverted lists cost no padding).
-inline size_t array_alignment(size_t bytes, size_t element) {
-    return bytes == 0 ? 1 : bytes >= 4096 ? kArrayAlignment : element;
-}
+// Where an array of `bytes` bytes of elements aligned to `element` starts
+// (an empty one needs nothing).
+inline size_t array_alignment(size_t bytes, size_t element) { return bytes == 0 ? 1 : element; }
 
 uint64_t checksum64(const uint8_t* data, size_t n);
 
@@ -50,14 +50,14 @@ class Checksum64 {
     uint64_t n_ = 0;
 };
 
-// Where written bytes go: memory (buffer()), a file (through a small buffer,
-// checksummed on the way, so writing an index takes no copy of it), or
-// nowhere (counting them: a file's header holds the payload size first).
+// Where written bytes go: memory (buffer()), or a file (through a small
+// buffer, checksummed on the way, so writing an index takes no copy of it).
 class Writer {
    public:
     Writer() = default;
-    static Writer to_file(std::FILE* f);
-    static Writer counting();
+    // f: where the payload goes, from file offset `at` (its arrays are
+    // aligned from the file's start); checksum() covers what it wrote.
+    static Writer to_file(std::FILE* f, size_t at);
     Writer(Writer&&) = default;
     Writer& operator=(Writer&&) = default;
 
@@ -75,9 +75,9 @@ class Writer {
         pod<uint64_t>(s.size());
         bytes(s.data(), s.size());
     }
-    // A big array: its count, zeros up to the next multiple of
-    // kArrayAlignment from the start of the file, then its elements, so that
-    // a mapped file can be used in place (Reader::array).
+    // A big array: its count, zeros up to the file offset its elements
+    // align to, then its elements, so that a mapped file can be used in
+    // place (Reader::array).
     template <class T>
     void array(const T* p, size_t count) {
         pod<uint64_t>(count);
@@ -86,8 +86,8 @@ class Writer {
     }
     // Zeros up to the next multiple of `boundary` from the file's start.
     void align(size_t boundary) {
-        static const uint8_t zeros[kArrayAlignment] = {};
-        bytes(zeros, (boundary - written_ % boundary) % boundary);
+        static const uint8_t zeros[kMaxAlignment] = {};
+        bytes(zeros, (boundary - (origin_ + written_) % boundary) % boundary);
     }
     template <class T, class Alloc>
     void array(const std::vector<T, Alloc>& v) {
@@ -99,7 +99,6 @@ class Writer {
     }
     void bytes(const void* p, size_t n) {
         written_ += n;
-        if (mode_ == Mode::count) return;
         const uint8_t* b = static_cast<const uint8_t*>(p);
         if (mode_ == Mode::file && buf_.size() + n > kFileBuffer) {
             flush();
@@ -109,18 +108,21 @@ class Writer {
     }
     std::vector<uint8_t>& buffer() { return buf_; }
     size_t written() const { return written_; }  // bytes given so far, in every mode
+    // Memory mode: its bytes start at file offset `at` (arrays are aligned from the file's start).
+    void set_origin(size_t at) { origin_ = at; }
     // File mode: writes out what is buffered; the checksum of every byte so far.
     void flush();
     uint64_t checksum() const { return sum_.digest(); }
 
    private:
-    enum class Mode { memory, file, count };
+    enum class Mode { memory, file };
     static constexpr size_t kFileBuffer = size_t(1) << 22;
     void write_through(const uint8_t* b, size_t n);
     Mode mode_ = Mode::memory;
     std::FILE* file_ = nullptr;
     std::vector<uint8_t> buf_;
     size_t written_ = 0;
+    size_t origin_ = 0;  // the file offset of the first byte written
     Checksum64 sum_;
 };
 
@@ -133,9 +135,10 @@ class Reader {
         : p_(data), n_(n), version_(version), origin_(origin) {}
     // n bytes read from f as they are asked for (each array straight into
     // its place: reading an index takes no copy of the file), checksummed on
-    // the way; file_checksum() is what they hash to, after the header.
-    Reader(std::FILE* f, size_t n, uint32_t version, size_t origin, const Checksum64& header_sum)
-        : p_(nullptr), n_(n), version_(version), origin_(origin), file_(f), sum_(header_sum) {}
+    // the way, after `sum` (what came before them); file_checksum() is the
+    // result.
+    Reader(std::FILE* f, size_t n, uint32_t version, size_t origin, const Checksum64& sum)
+        : p_(nullptr), n_(n), version_(version), origin_(origin), file_(f), sum_(sum) {}
     // Arrays read with array() view the data in place (it is a file mapped
     // for as long as keep is held) instead of copying it.
     void map_arrays(std::shared_ptr<const void> keep) { mapping_ = std::move(keep); }
@@ -198,7 +201,7 @@ class Reader {
     // Writer::align's zeros (none in format 1).
     void align(size_t boundary) {
         if (version_ < 2) return;
-        uint8_t pad[kArrayAlignment];
+        uint8_t pad[kMaxAlignment];
         const size_t n = (boundary - (origin_ + pos_) % boundary) % boundary;
         bytes(pad, n);
         for (size_t i = 0; i < n; i++) check(pad[i] == 0, "corrupt data (padding)");
@@ -241,9 +244,9 @@ IndexPtr read_index_payload(Reader& r);
 // The framing shared by every serialized family: header + payload + checksum.
 // Checks magic, version, size and checksum; returns a reader over the payload.
 Reader unframe_payload(const uint8_t* data, size_t n);
-// A framed file written as it is serialized (payload(w) is called twice:
-// once counting, once writing; an index that changed in between is written
-// again), under a temporary name renamed into place when complete.
+// A framed file written as it is serialized (in one pass: the header's size
+// is filled in at the end), under a temporary name renamed into place when
+// complete.
 void write_framed_file(const std::string& path, const std::function<void(Writer&)>& payload);
 // The same framing in memory, one buffer of the exact size.
 std::vector<uint8_t> serialize_framed(const std::function<void(Writer&)>& payload);
