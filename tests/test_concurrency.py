@@ -292,3 +292,29 @@ def test_write_and_serialize_while_adding(desc, tmp_path):
         n = snap.ntotal
         assert n % chunk == 0 and chunk <= n <= N
         np.testing.assert_array_equal(snap.reconstruct_n(0, n), index.reconstruct_n(0, n))
+
+
+def test_concurrent_writes_to_one_path(tmp_path):
+    """Each write_index goes to a temporary name of its own and is renamed
+    into place: four threads writing four indexes to one path leave one of
+    them whole, and nothing else."""
+    rng = np.random.default_rng(9)
+    indexes = []
+    for i in range(4):
+        index = nearly.IndexFlatL2(8)
+        index.add(rng.standard_normal((100 * (i + 1), 8)).astype(np.float32))
+        indexes.append(index)
+    path = str(tmp_path / "one.index")
+
+    def writer(index):
+        def run():
+            for _ in range(10):
+                nearly.write_index(index, path)
+        return run
+
+    run_threads([writer(ix) for ix in indexes])
+    back = nearly.read_index(path)
+    match = [ix for ix in indexes if ix.ntotal == back.ntotal]
+    assert len(match) == 1
+    np.testing.assert_array_equal(back.reconstruct_n(0, back.ntotal), match[0].reconstruct_n(0, back.ntotal))
+    assert [p.name for p in tmp_path.iterdir()] == ["one.index"]

@@ -184,7 +184,7 @@ def test_streamed_file_equals_serialized_bytes(desc, tmp_path):
     with open(path, "rb") as f:
         on_disk = f.read()
     assert on_disk == bytes(nearly.serialize_index(index))
-    assert not os.path.exists(path + ".tmp")
+    assert os.listdir(tmp_path) == ["s.index"]  # no temporary left
     assert bytes(nearly.serialize_index(nearly.read_index(path))) == on_disk
     binary = nearly.IndexBinaryFlat(256)
     binary.add(rng.integers(0, 256, (200000, 32), dtype=np.uint8))  # 6.4 MB of codes
@@ -194,21 +194,22 @@ def test_streamed_file_equals_serialized_bytes(desc, tmp_path):
     assert nearly.read_index_binary(path).ntotal == 200000
 
 
-def test_failed_write_keeps_the_old_file(tmp_path):
-    """The file is written under a temporary name and renamed into place:
-    a write that fails leaves the previous file as it was."""
+def test_failed_write_leaves_no_temporary(tmp_path):
+    """The file is written under a temporary name of its own and renamed into
+    place: a write that fails (here the name is a directory) raises and
+    leaves nothing behind; a write over an existing file replaces it whole."""
+    target = tmp_path / "dir.index"
+    target.mkdir()
+    (target / "keep").write_text("x")
+    with pytest.raises(RuntimeError, match="could not write"):
+        nearly.write_index(make("flatL2"), str(target))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dir.index"]
+    assert (target / "keep").read_text() == "x"
     path = str(tmp_path / "keep.index")
     nearly.write_index(make("flatL2"), path)
-    with open(path, "rb") as f:
-        before = f.read()
-    os.mkdir(path + ".tmp")  # the temporary name cannot be opened as a file
-    with pytest.raises(RuntimeError, match="could not open"):
-        nearly.write_index(make("flatIP"), path)
-    with open(path, "rb") as f:
-        assert f.read() == before
-    os.rmdir(path + ".tmp")
     nearly.write_index(make("flatIP"), path)
     assert nearly.read_index(path).metric_type == nearly.METRIC_INNER_PRODUCT
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dir.index", "keep.index"]
 
 
 def _status_mb(field):

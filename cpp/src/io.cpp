@@ -2,6 +2,7 @@
 
 #include <cerrno>
 #include <algorithm>
+#include <atomic>
 #include <cstdio>
 #include <memory>
 
@@ -286,7 +287,10 @@ IndexPtr deserialize_index(const uint8_t* data, size_t n, bool read_only) {
 }
 
 void write_framed_file(const std::string& path, const std::function<void(Writer&)>& payload) {
-    const std::string tmp = path + ".tmp";
+    // A name of this write's own: two writes to one path each complete
+    // their file, the last rename wins.
+    static std::atomic<uint64_t> writes{0};
+    const std::string tmp = path + ".tmp." + std::to_string(getpid()) + "." + std::to_string(writes++);
     std::unique_ptr<FILE, FileCloser> f(std::fopen(tmp.c_str(), "wb"));
     if (!f) throw std::runtime_error("could not open " + path + " for writing: " + std::strerror(errno));
     auto fail = [&](const std::string& why) {
