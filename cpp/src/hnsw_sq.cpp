@@ -117,10 +117,14 @@ struct SQSpace {
         return q;
     }
     // One insert at a time per thread: the thread's scorer outlives the
-    // walk and pruning of the node being added.
+    // walk and pruning of the node being added. A copy of `affine` (its
+    // vectors reused from the last insert), not a new scorer per node.
     Query insert_query(slot_t, size_t row, Scratch&) const {
         thread_local std::optional<SQScorer> scorer;
-        scorer.emplace(sq, ip ? METRIC_INNER_PRODUCT : METRIC_L2);
+        if (scorer)
+            *scorer = affine;
+        else
+            scorer.emplace(affine);
         scorer->set_query(batch + row * sq.d);
         return Query(&*scorer);
     }
@@ -202,7 +206,7 @@ void IndexHNSWSQCodes::search(idx_t n, const float* x, idx_t k, float* D, idx_t*
     const SQSpace sp{*st_, sq, affine, ip, nullptr};
     search_scored(sp, n, k, D, I, ip, missing_distance(metric_type), ef, params ? params->sel.get() : nullptr, ntotal,
                   [&](idx_t q, Scratch&, const auto& run) {
-                      SQScorer scorer(sq, metric_type);
+                      SQScorer scorer = affine;
                       scorer.set_query(x + size_t(q) * size_t(d));
                       run(SQSpace::Query(&scorer));
                   });

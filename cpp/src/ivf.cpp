@@ -408,8 +408,6 @@ void IndexIVF::search_lists(idx_t n, const float* x, idx_t k, size_t np, const i
     record_ivf_stats(probed);  // searches that completed
 }
 
-// Few queries per list: each query walks its lists with its own scanner,
-// scores straight into its heap.
 IndexIVF::CodeBudget IndexIVF::code_budget(const SearchParameters* params, size_t k) const {
     CodeBudget b;
     b.max_codes = max_codes;
@@ -425,6 +423,8 @@ IndexIVF::CodeBudget IndexIVF::code_budget(const SearchParameters* params, size_
     return b;
 }
 
+// Few queries per list: each query walks its lists with its own scanner,
+// scores straight into its heap.
 void IndexIVF::search_by_query(idx_t n, const float* x, idx_t k, size_t np, const idx_t* coarse,
                                const float* coarse_dis, const IDSelector* sel, float* D, idx_t* I,
                                const QueryBatch* batch, CodeBudget budget) const {

@@ -12,23 +12,12 @@
 #include "nearly/parallel.h"
 #include "nearly/simd.h"
 #include "nearly/topk.h"
+#include "row_scorer.h"
 #include "visited_set.h"
 
 namespace nearly {
 
 namespace {
-
-// Smaller is better: squared L2, or minus the inner product.
-struct Scorer {
-    const float* x;
-    size_t d;
-    bool ip;
-    const SimdKernels& K = simd();
-    float operator()(const float* q, size_t j) const {
-        return ip ? -K.inner_product(q, x + j * d, d) : K.l2sqr(q, x + j * d, d);
-    }
-    float operator()(size_t i, size_t j) const { return (*this)(x + i * d, j); }
-};
 
 struct Candidate {
     float dist;
@@ -87,7 +76,7 @@ std::vector<int32_t> nn_descent(const float* x, size_t n, size_t d, MetricType m
     const size_t K = size_t(p.K), L = std::min(size_t(p.L), n > 0 ? n - 1 : 0);
     std::vector<int32_t> graph(n * K, -1);
     if (n <= 1) return graph;
-    const Scorer score{x, d, metric == METRIC_INNER_PRODUCT};
+    const RowScorer score{x, d, metric == METRIC_INNER_PRODUCT};
     const auto t0 = std::chrono::steady_clock::now();
     InterruptPoll poll;
 
@@ -236,11 +225,14 @@ void IndexNNDescentFlat::add(idx_t n, const float* x) {
                      "NNDescent: too many vectors for one index");
     if (ntotal > 0 && verbose)
         std::fprintf(stderr, "WARNING NNDescent does not support dynamic insertions: the graph is rebuilt\n");
-    std::vector<float> all(xb_);
-    all.insert(all.end(), x, x + size_t(n) * size_t(d));
-    std::vector<int32_t> g = nn_descent(all.data(), size_t(ntotal + n), size_t(d), metric_type, nndescent, verbose);
-    xb_ = std::move(all);
-    graph_ = std::move(g);
+    const size_t before = xb_.size();
+    xb_.insert(xb_.end(), x, x + size_t(n) * size_t(d));
+    try {
+        graph_ = nn_descent(xb_.data(), size_t(ntotal + n), size_t(d), metric_type, nndescent, verbose);
+    } catch (...) {
+        xb_.resize(before);  // a refused build (bad parameters, Ctrl-C) leaves the index as it was
+        throw;
+    }
     ntotal += n;
     built_ = true;
 }
@@ -253,7 +245,7 @@ void IndexNNDescentFlat::search(idx_t n, const float* x, idx_t k, float* D, idx_
     const size_t nn = size_t(ntotal), kk = size_t(k), K = size_t(nndescent.K), dd = size_t(d);
     const bool ip = metric_type == METRIC_INNER_PRODUCT;
     const float pad = missing_distance(metric_type);
-    const Scorer score{xb_.data(), dd, ip};
+    const RowScorer score{xb_.data(), dd, ip};
     const size_t width = std::min(nn, std::max(size_t(std::max(search_L, 0)), kk));
     // The start: the same random nodes for every query (faiss's seed).
     std::vector<int32_t> start;
@@ -357,8 +349,8 @@ void IndexNNDescentFlat::write_body(Writer& w) const {
         w.pod<int32_t>(v);
     w.pod<uint8_t>(built_);
     w.pod<int64_t>(ntotal);
-    w.vec(xb_);
-    w.vec(graph_);
+    w.array(xb_);
+    w.array(graph_);
 }
 
 std::unique_ptr<IndexNNDescentFlat> IndexNNDescentFlat::read_body(Reader& r) {
@@ -374,8 +366,8 @@ std::unique_ptr<IndexNNDescentFlat> IndexNNDescentFlat::read_body(Reader& r) {
     auto index = std::make_unique<IndexNNDescentFlat>(d, v[0], MetricType(metric));
     index->nndescent = {v[0], v[1], v[2], v[3], v[4], v[5]};
     index->search_L = v[6];
-    r.vec_into(index->xb_);
-    r.vec_into(index->graph_);
+    r.array(index->xb_);
+    r.array(index->graph_);
     r.check(index->xb_.size() == size_t(ntotal) * size_t(d) && index->graph_.size() == size_t(ntotal) * size_t(v[0]),
             "NNDescentFlat arrays do not match ntotal");
     r.check(built || ntotal == 0, "NNDescentFlat: vectors without a graph");

@@ -10,6 +10,7 @@
 
 #include "nearly/distance.h"
 #include "nearly/nn_descent.h"
+#include "row_scorer.h"
 #include "nearly/io.h"
 #include "nearly/parallel.h"
 #include "nearly/simd.h"
@@ -27,21 +28,10 @@ struct Cand {
 bool closer(const Cand& a, const Cand& b) { return a.dist < b.dist || (a.dist == b.dist && a.id < b.id); }
 bool farther(const Cand& a, const Cand& b) { return closer(b, a); }
 
-struct Scorer {
-    const float* xb;
-    size_t d;
-    bool ip;
-    const SimdKernels& K = simd();
-    float operator()(const float* q, int32_t j) const {
-        const float* v = xb + size_t(j) * d;
-        return ip ? -K.inner_product(q, v, d) : K.l2sqr(q, v, d);
-    }
-};
-
 // Beam search of width L over `degree` links a row (-1 padded) from entry:
 // `best` ends with the L closest nodes found, closest first. With `scored`,
 // every node it scores is appended there (the build's candidates).
-void beam_search(const Scorer& sc, const float* q, const int32_t* links, size_t degree, size_t n, int32_t entry,
+void beam_search(const RowScorer& sc, const float* q, const int32_t* links, size_t degree, size_t n, int32_t entry,
                  size_t L, VisitedSet& vis, std::vector<Cand>& best, std::vector<Cand>* scored) {
     vis.prepare(n);
     std::vector<Cand> frontier;  // min-heap on distance
@@ -84,7 +74,7 @@ void beam_search(const Scorer& sc, const float* q, const int32_t* links, size_t 
 // strictly closer one, so copies of a vector at distance 0 all stay and
 // fill a list with one point.) `cands` is sorted, duplicates and the node
 // itself already out.
-void mrng_prune(const Scorer& sc, const std::vector<Cand>& cands, size_t R, size_t consider, std::vector<Cand>& out) {
+void mrng_prune(const RowScorer& sc, const std::vector<Cand>& cands, size_t R, size_t consider, std::vector<Cand>& out) {
     out.clear();
     for (size_t i = 0; i < cands.size() && i < consider && out.size() < R; i++) {
         const Cand& p = cands[i];
@@ -120,7 +110,7 @@ void IndexNSGFlat::add(idx_t n, const float* x) {
     std::unique_lock<SharedMutex> lk(rw_mutex_);
     if (ntotal > 0) throw NotSupported("NSG does not support incremental addition");
     const size_t nn = size_t(n), dd = size_t(d), RR = size_t(R);
-    const Scorer sc{x, dd, metric_type == METRIC_INNER_PRODUCT};
+    const RowScorer sc{x, dd, metric_type == METRIC_INNER_PRODUCT};
     const auto t0 = std::chrono::steady_clock::now();
     InterruptPoll poll;
 
@@ -313,7 +303,7 @@ void IndexNSGFlat::search(idx_t n, const float* x, idx_t k, float* D, idx_t* I, 
     const size_t kk = size_t(k), dd = size_t(d), nn = size_t(ntotal);
     const bool ip = metric_type == METRIC_INNER_PRODUCT;
     const float pad = missing_distance(metric_type);
-    const Scorer sc{xb_.data(), dd, ip};
+    const RowScorer sc{xb_.data(), dd, ip};
     InterruptPoll poll;
     parallel_for((size_t(n) + 15) / 16, [&](size_t t) {
         thread_local VisitedSet vis;

@@ -158,14 +158,6 @@ class Reader {
         bytes(v.data(), count * sizeof(T));
         return v;
     }
-    // vec(), read into v's own storage (the array is never held twice).
-    template <class T, class Alloc>
-    void vec_into(std::vector<T, Alloc>& v) {
-        uint64_t count = pod<uint64_t>();
-        check(count <= (n_ - pos_) / sizeof(T), "truncated or corrupt data (array larger than the file)");
-        v.resize(count);
-        bytes(v.data(), count * sizeof(T));
-    }
     // Writer::array: the count, the padding (format 2), the elements, into
     // v: a view of the mapped file where arrays are mapped and the elements
     // lie aligned for T, a copy otherwise.
