@@ -7,6 +7,7 @@
 #include "nearly/binary_ivf.h"
 #include "nearly/hamming.h"
 #include "nearly/io.h"
+#include "nearly/parallel.h"
 
 namespace nearly {
 
@@ -22,6 +23,10 @@ void IndexBinary::add_with_ids(idx_t, const uint8_t*, const idx_t*) {
 
 void IndexBinary::reconstruct(idx_t, uint8_t*) const {
     throw NotSupported("reconstruct not implemented for this type of index");
+}
+
+void IndexBinary::range_search(idx_t, const uint8_t*, int, RangeSearchResult&, const SearchParameters*) const {
+    throw NotSupported("range_search not implemented for this type of index");
 }
 
 size_t IndexBinary::remove_ids(const IDSelector&) {
@@ -58,6 +63,28 @@ void IndexBinaryFlat::search(idx_t n, const uint8_t* x, idx_t k, int32_t* D, idx
     std::shared_lock<SharedMutex> lk(rw_mutex_);
     knn_hamming(x, size_t(n), xb_.data(), size_t(ntotal), size_t(code_size), size_t(k), D, I,
                 params ? params->sel.get() : nullptr);
+}
+
+void IndexBinaryFlat::range_search(idx_t n, const uint8_t* x, int radius, RangeSearchResult& result,
+                                   const SearchParameters* params) const {
+    NEARLY_CHECK_ARG(n >= 0, "range_search: n must be non-negative");
+    std::shared_lock<SharedMutex> lk(rw_mutex_);
+    const IDSelector* sel = params ? params->sel.get() : nullptr;
+    const size_t cs = size_t(code_size), nb = size_t(ntotal);
+    const HammingNyFn hamming = hamming_ny_kernel();
+    RangeSearchResult::Hits hits(static_cast<size_t>(n));
+    parallel_for(size_t(n), [&](size_t q) {
+        constexpr size_t kBlock = 1024;  // codes scored at once, the distances stay in L1
+        int32_t dis[kBlock];
+        for (size_t j0 = 0; j0 < nb; j0 += kBlock) {
+            const size_t m = std::min(kBlock, nb - j0);
+            hamming(x + q * cs, xb_.data() + j0 * cs, cs, m, dis);
+            for (size_t j = 0; j < m; j++)
+                if (dis[j] < radius && (!sel || sel->is_member(idx_t(j0 + j))))
+                    hits[q].emplace_back(float(dis[j]), idx_t(j0 + j));
+        }
+    });
+    result.set(hits);
 }
 
 void IndexBinaryFlat::reconstruct(idx_t key, uint8_t* out) const {

@@ -29,31 +29,36 @@ float rand_float(Mt19937& mt) { return float(mt()) / float(0xffffffffu); }
 // New centroids = means of their points. Points are bucketed by centroid
 // first, so each centroid sums its own points in data order: the result does
 // not depend on the number of threads. Sums are kept in double.
-void compute_centroids(size_t d, size_t k, size_t n, const float* x, const idx_t* assign, std::vector<float>& hassign,
-                       float* centroids) {
+void compute_centroids(size_t d, size_t k, size_t n, const float* x, const float* weights, const idx_t* assign,
+                       std::vector<float>& hassign, float* centroids) {
     std::vector<size_t> start(k + 1, 0);
     for (size_t i = 0; i < n; i++) start[assign[i] + 1]++;
     for (size_t c = 0; c < k; c++) start[c + 1] += start[c];
     std::vector<size_t> members(n), fill(start.begin(), start.end() - 1);
     for (size_t i = 0; i < n; i++) members[fill[assign[i]]++] = i;
-    for (size_t c = 0; c < k; c++) hassign[c] = float(start[c + 1] - start[c]);
 
     const size_t per_task = std::max<size_t>(1, k / (8 * size_t(get_num_threads())));
     parallel_for((k + per_task - 1) / per_task, [&](size_t t) {
         std::vector<double> acc(d);
         for (size_t c = t * per_task; c < std::min(k, (t + 1) * per_task); c++) {
             float* out = centroids + c * d;
-            const size_t count = start[c + 1] - start[c];
-            if (count == 0) {
-                std::fill(out, out + d, 0.f);  // split_clusters re-seeds it
-                continue;
-            }
+            // With weights a centroid is the weighted mean and its "size" the
+            // sum of its weights (what faiss's split rule then uses).
+            double mass = 0;
             std::fill(acc.begin(), acc.end(), 0.0);
             for (size_t m = start[c]; m < start[c + 1]; m++) {
                 const float* xi = x + members[m] * d;
-                for (size_t j = 0; j < d; j++) acc[j] += xi[j];
+                const double w = weights ? double(weights[members[m]]) : 1.0;
+                for (size_t j = 0; j < d; j++) acc[j] += w * xi[j];
+                mass += w;
             }
-            const double inv = 1.0 / double(count);
+            hassign[c] = float(mass);
+            if (start[c + 1] == start[c] || mass == 0) {
+                std::fill(out, out + d, 0.f);  // split_clusters re-seeds it
+                hassign[c] = 0;
+                continue;
+            }
+            const double inv = 1.0 / mass;
             for (size_t j = 0; j < d; j++) out[j] = float(acc[j] * inv);
         }
     });
@@ -64,17 +69,24 @@ void compute_centroids(size_t d, size_t k, size_t n, const float* x, const idx_t
 // often; the empty one takes cj's centroid and the two are pushed apart by a
 // relative 1/1024 (a bit above float16's epsilon) in opposite directions.
 // Same generator and seed as faiss, so the same clusters are split.
-int split_clusters(size_t d, size_t k, size_t n, std::vector<float>& hassign, float* centroids) {
+// With weights the sizes are masses, and a donor may never pass the draw
+// (every mass below 1): after 10 k draws the biggest cluster is split.
+int split_clusters(size_t d, size_t k, size_t n, float* hassign, float* centroids) {
     constexpr double kEps = 1 / 1024.;
     int nsplit = 0;
     Mt19937 mt(1234);
     for (size_t ci = 0; ci < k; ci++) {
         if (hassign[ci] != 0) continue;
         size_t cj = 0;
-        for (;; cj = (cj + 1) % k) {
+        bool found = false;
+        for (size_t tries = 0; tries < 10 * k; tries++, cj = (cj + 1) % k) {
             float p = float((hassign[cj] - 1.0) / float(n - k));
-            if (rand_float(mt) < p) break;
+            if (rand_float(mt) < p) {
+                found = true;
+                break;
+            }
         }
+        if (!found) cj = size_t(std::max_element(hassign, hassign + k) - hassign);
         std::copy(centroids + cj * d, centroids + (cj + 1) * d, centroids + ci * d);
         for (size_t j = 0; j < d; j++) {
             const bool even = j % 2 == 0;
@@ -195,7 +207,8 @@ Clustering::Clustering(int d, int k, const ClusteringParameters& params) : Clust
     NEARLY_CHECK_ARG(k > 0, "Clustering: k must be positive");
 }
 
-void Clustering::train(idx_t nx, const float* x_in, MetricType metric, KmeansStep* step, float metric_arg) {
+void Clustering::train(idx_t nx, const float* x_in, MetricType metric, KmeansStep* step, float metric_arg,
+                       const float* weights_in) {
     NEARLY_CHECK_ARG(nx >= 0, "Clustering: n must be non-negative");
     if (nx < k)
         throw NotSupported("Number of training points (" + std::to_string(nx) +
@@ -203,6 +216,12 @@ void Clustering::train(idx_t nx, const float* x_in, MetricType metric, KmeansSte
     NEARLY_CHECK_ARG(nx <= INT_MAX, "Clustering: at most 2^31 - 1 training points");
     NEARLY_CHECK_ARG(niter >= 0 && nredo >= 1, "Clustering: niter must be >= 0 and nredo >= 1");
     check_finite(x_in, size_t(nx) * d, "training data");
+    if (weights_in) {
+        check_finite(weights_in, size_t(nx), "weights");
+        for (idx_t i = 0; i < nx; i++)
+            NEARLY_CHECK_ARG(weights_in[i] >= 0, "Clustering: weights must be non-negative");
+        step = nullptr;  // the GPU step computes plain means; weighted runs stay here
+    }
     InterruptPoll poll;
     auto t_start = Clock::now();
     const size_t dd = d, kk = k;
@@ -210,7 +229,8 @@ void Clustering::train(idx_t nx, const float* x_in, MetricType metric, KmeansSte
     // Subsample like faiss: the first k * max_points_per_centroid points of a
     // seeded permutation.
     const float* x = x_in;
-    std::vector<float> sample;
+    const float* weights = weights_in;
+    std::vector<float> sample, sample_weights;
     size_t n = size_t(nx);
     if (max_points_per_centroid > 0 && n > kk * size_t(max_points_per_centroid)) {
         const size_t ns = kk * size_t(max_points_per_centroid);
@@ -223,6 +243,11 @@ void Clustering::train(idx_t nx, const float* x_in, MetricType metric, KmeansSte
                 std::copy(x_in + size_t(perm[i]) * dd, x_in + size_t(perm[i] + 1) * dd, &sample[i * dd]);
         });
         x = sample.data();
+        if (weights_in) {
+            sample_weights.resize(ns);
+            for (size_t i = 0; i < ns; i++) sample_weights[i] = weights_in[perm[i]];
+            weights = sample_weights.data();
+        }
         n = ns;
     } else if (n < kk * size_t(std::max(0, min_points_per_centroid))) {
         std::fprintf(stderr, "WARNING clustering %zu points to %d centroids: please provide at least %zu training points\n",
@@ -231,15 +256,23 @@ void Clustering::train(idx_t nx, const float* x_in, MetricType metric, KmeansSte
 
     // Centroids already there are where the iterations start (faiss's hot
     // start: OPQ retrains its codebooks a few iterations at a time).
+    // Fewer than k of them: the rest start at random points (faiss); with
+    // frozen_centroids the given ones never move.
     std::vector<float> input_centroids;
     if (!centroids.empty()) {
-        NEARLY_CHECK_ARG(centroids.size() == kk * dd, "Clustering: initial centroids must be k x d");
+        NEARLY_CHECK_ARG(centroids.size() % dd == 0 && centroids.size() <= kk * dd,
+                         "Clustering: initial centroids must be at most k x d floats, a whole number of rows");
         input_centroids = centroids;
     }
+    const size_t n_input = input_centroids.size() / dd;
+    const size_t k_frozen = frozen_centroids ? n_input : 0;
+    if (k_frozen > 0) step = nullptr;  // the GPU step moves every centroid
 
     iteration_stats.clear();
-    auto normalize = [&] {
+    auto post_process = [&] {
         if (spherical) normalize_L2(centroids.data(), kk, dd);
+        if (int_centroids)
+            for (float& v : centroids) v = std::round(v);
     };
 
     if (n == kk) {  // nothing to optimize: the points are the centroids
@@ -268,16 +301,15 @@ void Clustering::train(idx_t nx, const float* x_in, MetricType metric, KmeansSte
     for (int redo = 0; redo < nredo; redo++) {
         if (verbose && nredo > 1) std::printf("Outer iteration %d / %d\n", redo, nredo);
         // Initial centroids: k distinct random training points.
+        centroids = input_centroids;
         centroids.resize(kk * dd);
-        if (!input_centroids.empty()) {
-            centroids = input_centroids;
-        } else {
+        if (n_input < kk) {
             std::vector<int> perm(n);
             rand_perm(perm.data(), n, seed + 1 + redo * 15486557LL);
-            for (size_t c = 0; c < kk; c++)
+            for (size_t c = n_input; c < kk; c++)
                 std::copy(x + size_t(perm[c]) * dd, x + size_t(perm[c] + 1) * dd, &centroids[c * dd]);
         }
-        normalize();
+        post_process();
 
         float obj = 0;
         for (int it = 0; it < niter; it++) {
@@ -293,18 +325,37 @@ void Clustering::train(idx_t nx, const float* x_in, MetricType metric, KmeansSte
                 double sum = 0;
                 for (size_t i = 0; i < n; i++) sum += dis[i];
                 obj = float(sum);
-                compute_centroids(dd, kk, n, x, assign.data(), hassign, centroids.data());
+                std::vector<float> frozen(centroids.begin(), centroids.begin() + k_frozen * dd);
+                compute_centroids(dd, kk, n, x, weights, assign.data(), hassign, centroids.data());
+                std::copy(frozen.begin(), frozen.end(), centroids.begin());
             }
-            const double imbalance = imbalance_factor(hassign, n);
-            const int nsplit = split_clusters(dd, kk, n, hassign, centroids.data());
+            // faiss measures balance by point counts, weighted or not.
+            std::vector<float> counts;
+            if (weights) {
+                counts.assign(kk, 0.f);
+                for (size_t i = 0; i < n; i++) counts[assign[i]] += 1;
+            }
+            const double imbalance = imbalance_factor(weights ? counts : hassign, n);
+            const int nsplit = split_clusters(dd, kk - k_frozen, n, hassign.data() + k_frozen,
+                                              centroids.data() + k_frozen * dd);
             iteration_stats.push_back({obj, seconds_since(t0), t_search, imbalance, nsplit});
             if (verbose) {
                 std::printf("  Iteration %d (%.2f s, search %.2f s): objective=%g imbalance=%.3f nsplit=%d       \r",
                             it, iteration_stats.back().time, t_search, obj, imbalance, nsplit);
                 std::fflush(stdout);
             }
-            normalize();
+            post_process();
             poll();
+            // faiss's early stop: the objective moved by at most this fraction
+            // (0: did not move at all).
+            if (it > 0) {
+                const float prev = iteration_stats[iteration_stats.size() - 2].obj;
+                const double change = prev == 0 ? HUGE_VAL : std::abs(double(prev) - obj) / std::abs(double(prev));
+                if (change <= early_stop_threshold) {
+                    if (verbose) std::printf("\n  Converged at iteration %d: objective did not change\n", it);
+                    break;
+                }
+            }
         }
         if (verbose) std::printf("\n");
         if (nredo > 1 && (lower_is_better ? obj < best_obj : obj > best_obj)) {

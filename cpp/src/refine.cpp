@@ -20,7 +20,11 @@ IndexRefine::IndexRefine(IndexPtr base, IndexPtr refine)
     NEARLY_CHECK_ARG(base_index != nullptr && refine_index != nullptr, "IndexRefine needs a base and a refine index");
     NEARLY_CHECK_ARG(refine_index->d == d && refine_index->metric_type == metric_type,
                      "IndexRefine: the refine index must have the base index's d and metric");
-    NEARLY_CHECK_ARG(base_index->ntotal == 0 && refine_index->ntotal == 0, "IndexRefine: both indexes must be empty");
+    // Filled indexes are accepted as faiss does, when they hold the same
+    // vectors in the same order (ids 0..ntotal-1 in both): equal counts.
+    NEARLY_CHECK_ARG(base_index->ntotal == refine_index->ntotal,
+                     "IndexRefine: the base and refine indexes must hold the same number of vectors (got " +
+                         std::to_string(base_index->ntotal) + " and " + std::to_string(refine_index->ntotal) + ")");
     sync();
 }
 

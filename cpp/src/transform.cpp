@@ -28,15 +28,27 @@ IndexPreTransform::IndexPreTransform(TransformPtr transform, IndexPtr inner)
     : IndexPreTransform(std::vector<TransformPtr>{std::move(transform)}, std::move(inner)) {}
 
 IndexPreTransform::IndexPreTransform(std::vector<TransformPtr> transforms, IndexPtr inner)
-    : Index(transforms.empty() || !transforms[0] ? 1 : transforms[0]->d_in, inner ? inner->metric_type : METRIC_L2, true),
+    : Index(!transforms.empty() && transforms[0] ? transforms[0]->d_in : inner ? inner->d : 1,
+            inner ? inner->metric_type : METRIC_L2, true),
       chain(std::move(transforms)), index(std::move(inner)) {
     NEARLY_CHECK_ARG(index != nullptr, "IndexPreTransform needs an index");
-    NEARLY_CHECK_ARG(!chain.empty(), "IndexPreTransform needs at least one transform");
+    // An empty chain is faiss's IndexPreTransform(index), filled by prepend_transform.
     for (size_t i = 0; i < chain.size(); i++) {
         NEARLY_CHECK_ARG(chain[i] != nullptr, "IndexPreTransform: null transform");
         if (i > 0) NEARLY_CHECK_ARG(chain[i]->d_in == chain[i - 1]->d_out, "IndexPreTransform: transform dimensions do not chain");
     }
-    NEARLY_CHECK_ARG(chain.back()->d_out == index->d, "IndexPreTransform: the last transform's output dimension must equal the index's d");
+    NEARLY_CHECK_ARG(chain.empty() || chain.back()->d_out == index->d,
+                     "IndexPreTransform: the last transform's output dimension must equal the index's d");
+    sync_from_inner();
+}
+
+void IndexPreTransform::prepend_transform(TransformPtr t) {
+    NEARLY_CHECK_ARG(t != nullptr, "IndexPreTransform: null transform");
+    std::unique_lock<SharedMutex> lk(rw_mutex_);
+    NEARLY_CHECK_ARG(t->d_out == d, "IndexPreTransform::prepend_transform: the transform's output dimension (" +
+                                        std::to_string(t->d_out) + ") must be the index's d (" + std::to_string(d) + ")");
+    chain.insert(chain.begin(), std::move(t));
+    d = chain.front()->d_in;
     sync_from_inner();
 }
 
@@ -177,7 +189,7 @@ void IndexPreTransform::write_body(Writer& w) const {
 
 std::unique_ptr<IndexPreTransform> IndexPreTransform::read_body(Reader& r) {
     uint32_t n = r.pod<uint32_t>();
-    r.check(n >= 1 && n < 64, "bad transform count");
+    r.check(n < 64, "bad transform count");
     std::vector<TransformPtr> transforms;
     for (uint32_t i = 0; i < n; i++) {
         std::string tag = r.str();

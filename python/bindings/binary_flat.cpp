@@ -61,6 +61,23 @@ void bind_binary_flat(py::module_& m) {
             py::gil_scoped_release release;
             self.add_with_ids(x.shape(0), x.data(), ids.data());
         }, py::arg("x"), py::arg("ids"))
+        .def("range_search", [](const IndexBinary& self, py::handle x_obj, int radius, py::handle params) {
+            U8Array x = as_codes(x_obj, self.code_size, "codes");
+            const SearchParameters* p = params_of(params);
+            RangeSearchResult res;
+            {
+                py::gil_scoped_release release;
+                self.range_search(x.shape(0), x.data(), radius, res, p);
+            }
+            // faiss's binary range search: int32 distances
+            py::array_t<uint64_t> lims(res.lims.size());
+            std::copy(res.lims.begin(), res.lims.end(), lims.mutable_data());
+            py::array_t<int32_t> D(res.distances.size());
+            for (size_t i = 0; i < res.distances.size(); i++) D.mutable_data()[i] = int32_t(res.distances[i]);
+            py::array_t<idx_t> I(res.labels.size());
+            std::copy(res.labels.begin(), res.labels.end(), I.mutable_data());
+            return py::make_tuple(lims, D, I);
+        }, py::arg("x"), py::arg("radius"), py::kw_only(), py::arg("params") = py::none())
         .def("search", [](const IndexBinary& self, py::handle x_obj, py::handle k_obj, py::handle params) {
             U8Array x = as_codes(x_obj, self.code_size, "codes");
             idx_t k = as_k(k_obj);
@@ -100,6 +117,7 @@ void bind_binary_flat(py::module_& m) {
 
     py::class_<IndexBinaryFlat, IndexBinary, std::shared_ptr<IndexBinaryFlat>>(m, "IndexBinaryFlat")
         .def(py::init<int>(), py::arg("d"))
+        .def_readwrite("use_heap", &IndexBinaryFlat::use_heap)
         .def_property_readonly("xb", [](const IndexBinaryFlat& self) {
             const auto& c = self.codes();
             return py::array_t<uint8_t>(c.size(), c.data());

@@ -269,7 +269,13 @@ void bind_flat(py::module_& m) {
         // rev_swig_ptr(index.get_xb(), ntotal * d); here a copy (ntotal * d
         // floats, flat), which rev_swig_ptr passes through and no add can
         // invalidate.
-        .def("get_xb", [](const IndexFlat& self) { return reconstruct_n(self, 0, self.ntotal).reshape({-1}); });
+        .def("get_xb", [](const IndexFlat& self) { return reconstruct_n(self, 0, self.ntotal).reshape({-1}); })
+        // faiss's IndexFlatCodes.codes: the vectors' bytes (vector_to_array(
+        // index.codes).view("float32")), here a numpy copy.
+        .def_property_readonly("codes", [](const IndexFlat& self) {
+            return reconstruct_n(self, 0, self.ntotal).reshape({-1}).attr("view")("uint8");
+        })
+        .def_property_readonly("code_size", [](const IndexFlat& self) { return size_t(self.d) * sizeof(float); });
     py::class_<IndexFlatL2, IndexFlat, std::shared_ptr<IndexFlatL2>>(m, "IndexFlatL2")
         .def(py::init<int>(), py::arg("d"));
     py::class_<IndexFlatIP, IndexFlat, std::shared_ptr<IndexFlatIP>>(m, "IndexFlatIP")
@@ -322,6 +328,13 @@ void bind_flat(py::module_& m) {
     py::class_<IndexPreTransform, Index, std::shared_ptr<IndexPreTransform>>(m, "IndexPreTransform")
         .def(py::init([](TransformPtr t, IndexPtr inner) { return std::make_shared<IndexPreTransform>(t, inner); }),
              py::arg("ltrans"), py::arg("index"))
+        .def(py::init([](IndexPtr inner) {
+            return std::make_shared<IndexPreTransform>(std::vector<TransformPtr>{}, inner);
+        }), py::arg("index"))
+        .def(py::init([](std::vector<TransformPtr> chain, IndexPtr inner) {
+            return std::make_shared<IndexPreTransform>(std::move(chain), inner);
+        }), py::arg("chain"), py::arg("index"))
+        .def("prepend_transform", &IndexPreTransform::prepend_transform, py::arg("ltrans"))
         .def_readonly("index", &IndexPreTransform::index)
         .def_property_readonly("chain", [](std::shared_ptr<IndexPreTransform> self) { return TransformChain{self}; });
 

@@ -73,6 +73,7 @@ void bind_hnsw(py::module_& m) {
         .def_property_readonly("max_level", [](const HNSWView& v) { return v.index->max_level(); })
         .def_property_readonly("entry_point", [](const HNSWView& v) { return v.index->entry_point(); })
         .def_property_readonly("M", [](const HNSWView& v) { return v.index->M; })
+        .def_readonly("is_similarity", &HNSWView::is_similarity)
         // faiss's attribute: one entry per node, its top level + 1 (0 for a
         // slot freed by remove_ids).
         .def_property_readonly("levels", [](const HNSWView& v) {

@@ -62,7 +62,14 @@ from .binary import IndexBinaryRecurrent, RecurrentBinarizer  # noqa: F401
 from .kmeans import Kmeans  # noqa: F401
 from .compat import downcast_index, extract_index_ivf, vector_float_to_array, vector_to_array  # noqa: F401
 from .compat import cvar, get_compile_options, try_extract_index_ivf  # noqa: F401
+from .compat import SIMDConfig, SIMDLevel_NONE, SIMDLevel_AVX2, SIMDLevel_AVX512  # noqa: F401
+from .compat import SIMDLevel_AVX512_SPR, SIMDLevel_ARM_NEON, SIMDLevel_ARM_SVE  # noqa: F401
+from .compat import SIMDLevel_RISCV_RVV, SIMDLevel_AVX512_VPOPCNT, SIMDLevel_COUNT  # noqa: F401
 from .compat import DirectMap, IndexHNSWSQ, rev_swig_ptr  # noqa: F401,F811
+from .compat import copy_array_to_vector, imbalance_factor, is_similarity_metric, swig_ptr  # noqa: F401
+from .compat import IndexHNSW  # noqa: F401
+from .compat import Float32Vector, Float64Vector, Int8Vector, Int16Vector, Int32Vector, Int64Vector  # noqa: F401
+from .compat import UInt8Vector, UInt16Vector, UInt32Vector, UInt64Vector, LongVector, IDXVector  # noqa: F401
 from .persistence import read_VectorTransform, write_VectorTransform  # noqa: F401
 from .compat import clone_binary_index, clone_index  # noqa: F401
 from .compat import eval_intersection, merge_into, rand, randint, randn  # noqa: F401

@@ -1,5 +1,6 @@
 """Small faiss helpers that user code calls; no-ops or plain copies here."""
 import time
+import weakref
 
 import numpy as np
 
@@ -20,7 +21,171 @@ def downcast_VectorTransform(transform):
 
 def vector_to_array(v):
     """faiss's std::vector -> numpy copy; nearly already exposes numpy arrays."""
+    if isinstance(v, _Vector):
+        return v._data[: v._n].copy()
     return np.array(v, copy=True)
+
+
+class _Vector:
+    """faiss's typed std::vector wrappers (Float32Vector, Int64Vector, ...):
+    push_back, size, at, resize, clear; numpy sees the values."""
+
+    dtype = None
+
+    def __init__(self):
+        self._data = np.empty(4, dtype=self.dtype)
+        self._n = 0
+
+    def _reserve(self, n):
+        if n > len(self._data):
+            grown = np.empty(max(n, 2 * len(self._data)), dtype=self.dtype)
+            grown[: self._n] = self._data[: self._n]
+            self._data = grown
+
+    def push_back(self, value):
+        self._reserve(self._n + 1)
+        self._data[self._n] = value
+        self._n += 1
+
+    def resize(self, n):
+        self._reserve(int(n))
+        if n > self._n:
+            self._data[self._n:n] = 0
+        self._n = int(n)
+
+    def assign(self, values):
+        values = np.asarray(values, dtype=self.dtype).ravel()
+        self.resize(len(values))
+        self._data[: self._n] = values
+
+    def at(self, i):
+        if not 0 <= i < self._n:
+            raise IndexError(f"vector index {i} out of range (size {self._n})")
+        return self._data[i].item()
+
+    def size(self):
+        return self._n
+
+    def empty(self):
+        return self._n == 0
+
+    def clear(self):
+        self._n = 0
+
+    def __len__(self):
+        return self._n
+
+    def __getitem__(self, i):
+        return self._data[: self._n][i]
+
+    def __iter__(self):
+        return iter(self._data[: self._n].tolist())
+
+    def __array__(self, dtype=None, copy=None):
+        out = self._data[: self._n].copy()
+        return out if dtype is None else out.astype(dtype)
+
+    def __repr__(self):
+        return f"<nearly.{type(self).__name__} size={self._n}>"
+
+
+def _vector_class(name, dtype):
+    return type(name, (_Vector,), {"dtype": np.dtype(dtype), "__doc__": f"faiss's {name}: a growable {dtype} vector."})
+
+
+Float32Vector = _vector_class("Float32Vector", "float32")
+Float64Vector = _vector_class("Float64Vector", "float64")
+Int8Vector = _vector_class("Int8Vector", "int8")
+Int16Vector = _vector_class("Int16Vector", "int16")
+Int32Vector = _vector_class("Int32Vector", "int32")
+Int64Vector = _vector_class("Int64Vector", "int64")
+UInt8Vector = _vector_class("UInt8Vector", "uint8")
+UInt16Vector = _vector_class("UInt16Vector", "uint16")
+UInt32Vector = _vector_class("UInt32Vector", "uint32")
+UInt64Vector = _vector_class("UInt64Vector", "uint64")
+LongVector = _vector_class("LongVector", "int64")
+IDXVector = Int64Vector
+
+# Attributes that faiss exposes as std::vectors inside an object come out of
+# nearly as numpy copies. copy_array_to_vector(a, obj.attr) is how faiss code
+# fills them, so such a copy remembers where it came from (while it lives) and
+# the copy goes back through the attribute's setter: never a silent no-op.
+_ORIGINS = {}
+
+
+def _remember_origin(array, owner, name):
+    key = id(array)
+    _ORIGINS[key] = (weakref.ref(array, lambda _ref, key=key: _ORIGINS.pop(key, None)), owner, name)
+    return array
+
+
+def _origin_of(array):
+    entry = _ORIGINS.get(id(array))
+    if entry is None or entry[0]() is not array:
+        return None
+    return entry[1], entry[2]
+
+
+def _track_vector_attribute(cls, name):
+    prop = cls.__dict__[name]
+    getter, setter = prop.fget, prop.fset
+    setattr(cls, name, property(lambda self: _remember_origin(getter(self), self, name), setter, doc=prop.__doc__))
+
+
+def copy_array_to_vector(a, v):
+    """faiss.copy_array_to_vector: fills v with the values of a. v is one of
+    the typed vectors, or an attribute read from a nearly object (lt.A,
+    pq.centroids, clus.centroids, ...), which is then set on that object."""
+    a = np.asarray(a)
+    if a.ndim != 1:
+        raise AssertionError(f"copy_array_to_vector: a must be 1-D, got shape {a.shape}")
+    if isinstance(v, _Vector):
+        v.assign(a)
+        return
+    origin = _origin_of(v) if isinstance(v, np.ndarray) else None
+    if origin is None:
+        raise TypeError("copy_array_to_vector: v must be a nearly vector (Float32Vector, ...) or an attribute of a "
+                        f"nearly object read just before (got {type(v).__name__}); to replace an attribute, assign it")
+    owner, name = origin
+    setattr(owner, name, a.reshape(v.shape) if a.size == v.size else a)
+    if a.size == v.size:
+        np.copyto(v, a.reshape(v.shape), casting="unsafe")
+
+
+def swig_ptr(a):
+    """faiss.swig_ptr: hands an array's memory to a C++ call. nearly's calls
+    take arrays, so the "pointer" is the array itself (no copy): code such as
+    IDSelectorBatch(n, swig_ptr(ids)) or rev_swig_ptr(swig_ptr(x), n) runs
+    unchanged."""
+    if not isinstance(a, np.ndarray):
+        raise ValueError("input not a numpy array")
+    if not a.flags.c_contiguous:
+        raise ValueError("array is not C-contiguous")
+    return a
+
+
+def imbalance_factor(*args):
+    """faiss.imbalance_factor(n, k, assign) or (k, hist): k * sum(size^2) / n^2,
+    1 for perfectly balanced clusters."""
+    if len(args) == 3:
+        n, k, assign = int(args[0]), int(args[1]), np.asarray(args[2]).ravel()
+        if n > assign.size:
+            raise ValueError(f"imbalance_factor: n = {n} but assign holds {assign.size} values")
+        assign = assign[:n]
+        if n and (assign.min() < 0 or assign.max() >= k):
+            raise ValueError(f"imbalance_factor: assignments must be in [0, {k})")
+        hist = np.bincount(assign, minlength=k)
+    elif len(args) == 2:
+        k, hist = int(args[0]), np.asarray(args[1]).ravel()[: int(args[0])]
+    else:
+        raise TypeError("imbalance_factor(n, k, assign) or imbalance_factor(k, hist)")
+    total = float(hist.sum())
+    return float(k * np.square(hist.astype(np.float64)).sum() / (total * total)) if total else 0.0
+
+
+def is_similarity_metric(metric_type):
+    """True where larger is closer (inner product, Jaccard), as in faiss."""
+    return int(metric_type) in (_nearly.METRIC_INNER_PRODUCT, _nearly.METRIC_Jaccard)
 
 
 # faiss's typed spellings of the same copy
@@ -86,6 +251,55 @@ def get_compile_options():
     from .gpu import _CUDA
 
     return "OPTIMIZE DD " + isas + (" GPU" if _CUDA else "") + " "
+
+
+# faiss's SIMDLevel values; nearly has one level per instruction set, so the
+# AVX-512 variants faiss splits out (SPR, VPOPCNT) are never available here.
+SIMDLevel_NONE, SIMDLevel_AVX2, SIMDLevel_AVX512, SIMDLevel_AVX512_SPR = 0, 1, 2, 3
+SIMDLevel_ARM_NEON, SIMDLevel_ARM_SVE, SIMDLevel_RISCV_RVV, SIMDLevel_AVX512_VPOPCNT = 4, 5, 6, 7
+SIMDLevel_COUNT = 8
+_LEVEL_BY_NAME = {"scalar": SIMDLevel_NONE, "avx2": SIMDLevel_AVX2, "avx512": SIMDLevel_AVX512,
+                  "neon": SIMDLevel_ARM_NEON}
+_NAME_BY_LEVEL = {v: k for k, v in _LEVEL_BY_NAME.items()}
+_FAISS_LEVEL_NAMES = ["NONE", "AVX2", "AVX512", "AVX512_SPR", "ARM_NEON", "ARM_SVE", "RISCV_RVV",
+                      "AVX512_VPOPCNT"]
+
+
+class SIMDConfig:
+    """faiss.SIMDConfig over nearly's runtime dispatch (NEARLY_SIMD sets the
+    level at import; set_level changes it for every index at once)."""
+
+    @staticmethod
+    def get_level():
+        return _LEVEL_BY_NAME[_nearly.simd_level()]
+
+    get_dispatched_level = get_level
+
+    @staticmethod
+    def get_level_name():
+        return _FAISS_LEVEL_NAMES[SIMDConfig.get_level()]
+
+    @staticmethod
+    def auto_detect_simd_level():
+        return _LEVEL_BY_NAME[_nearly.simd_levels_supported()[-1]]
+
+    @staticmethod
+    def has_dynamic_dispatch():
+        return True
+
+    @staticmethod
+    def is_simd_level_available(level):
+        return _NAME_BY_LEVEL.get(level) in _nearly.simd_levels_supported()
+
+    @staticmethod
+    def set_level(level):
+        if not SIMDConfig.is_simd_level_available(level):
+            name = _FAISS_LEVEL_NAMES[level] if 0 <= level < len(_FAISS_LEVEL_NAMES) else str(level)
+            raise RuntimeError(f"SIMDConfig::set_level: level {name} is not available")
+        _nearly.set_simd_level(_NAME_BY_LEVEL[level])
+
+    supported_simd_levels = staticmethod(
+        lambda: [_LEVEL_BY_NAME[n] for n in _nearly.simd_levels_supported()])
 
 
 def clone_index(index):
@@ -254,3 +468,36 @@ class IndexHNSWSQ(metaclass=_IndexHNSWSQType):
     int8 copy (and re-ranks on the fp16 / bf16 copy); every other type gives
     an IndexHNSWSQCodes, whose nodes hold the ScalarQuantizer codes alone
     (faiss's layout: d / 2 bytes a vector at 4 bits)."""
+
+
+for _cls, _name in [(_nearly.LinearTransform, "A"), (_nearly.LinearTransform, "b"),
+                    (_nearly.ProductQuantizer, "centroids"), (_nearly.Clustering, "centroids"),
+                    (_nearly.ScalarQuantizer, "trained"), (_nearly.ResidualQuantizer, "codebooks")]:
+    _track_vector_attribute(_cls, _name)
+
+
+_HNSW_CLASSES = tuple(getattr(_nearly, n) for n in ("IndexHNSWFlat", "IndexHNSWSQ", "IndexHNSWSQCodes", "IndexHNSWPQ")
+                      if hasattr(_nearly, n))
+
+
+class _IndexHNSWType(type):
+    """faiss's IndexHNSW base class: isinstance holds for every HNSW index."""
+
+    def __instancecheck__(cls, obj):
+        return isinstance(obj, _HNSW_CLASSES)
+
+    def __subclasscheck__(cls, sub):
+        return issubclass(sub, _HNSW_CLASSES)
+
+    def __call__(cls, storage, M=32):
+        # faiss's IndexHNSW(storage, M) over a Flat storage is IndexHNSWFlat;
+        # over other storages nearly has its own classes (IndexHNSWSQ, PQ).
+        if isinstance(storage, _nearly.IndexFlat) and storage.ntotal == 0:
+            return _nearly.IndexHNSWFlat(storage.d, M, storage.metric_type)
+        raise RuntimeError(f"IndexHNSW(storage, M) over a {type(storage).__name__} storage is not implemented in "
+                           "nearly (an empty IndexFlat is); use IndexHNSWFlat, IndexHNSWSQ or IndexHNSWPQ")
+
+
+class IndexHNSW(metaclass=_IndexHNSWType):
+    """faiss's IndexHNSW: the common base of the HNSW indexes (for isinstance),
+    and IndexHNSW(IndexFlat(d), M) builds an IndexHNSWFlat."""

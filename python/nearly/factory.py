@@ -205,6 +205,8 @@ def index_factory(d, description, metric=_nearly.METRIC_L2):
     wrapper = None
     if parts[0] in WRAPPERS:
         wrapper = WRAPPERS[parts.pop(0)]
+    elif len(parts) > 1 and parts[-1] in WRAPPERS:  # faiss's newer spelling: "Flat,IDMap2"
+        wrapper = WRAPPERS[parts.pop()]
 
     transforms, dim = [], int(d)
     while parts:
@@ -240,8 +242,8 @@ def index_factory(d, description, metric=_nearly.METRIC_L2):
     else:
         raise _parse_error(description, f"unknown index {main!r}" if main else "no index after the transforms")
 
-    for t in reversed(transforms):
-        index = _nearly.IndexPreTransform(t, index)
+    if transforms:  # one IndexPreTransform holding the whole chain, as faiss builds it
+        index = _nearly.IndexPreTransform(transforms, index)
     if refine is not None:
         index = refine(index)
     if wrapper is not None:

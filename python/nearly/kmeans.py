@@ -1,8 +1,9 @@
 """faiss's Kmeans wrapper over the native Clustering.
 
 Keyword arguments are the fields of ClusteringParameters (niter, nredo, verbose,
-spherical, seed, min_points_per_centroid, max_points_per_centroid); an unknown
-one raises AttributeError, as in faiss.
+spherical, seed, min_points_per_centroid, max_points_per_centroid,
+int_centroids, frozen_centroids, early_stop_threshold); an unknown one raises
+AttributeError, as in faiss.
 """
 import numpy as np
 
@@ -41,17 +42,27 @@ class Kmeans:
         self.iteration_stats = None
 
     def train(self, x, weights=None, init_centroids=None):
-        if weights is not None or init_centroids is not None:
-            raise RuntimeError("Kmeans.train: weights and init_centroids are not implemented in nearly")
+        """weights: one per row of x (a centroid is the weighted mean of its
+        points); init_centroids: up to k rows where the iterations start."""
         x = np.ascontiguousarray(x, dtype="float32")
         if x.ndim != 2 or x.shape[1] != self.d:
             raise _nearly.InvalidArgumentError(
                 f"Kmeans.train: x must have shape (n, {self.d}), got {x.shape}")
         clus = _nearly.Clustering(self.d, self.k, self.cp)
-        clus.train(x, self.index)
+        if init_centroids is not None:
+            init_centroids = np.ascontiguousarray(init_centroids, dtype="float32")
+            if init_centroids.ndim != 2 or init_centroids.shape[1] != self.d:
+                raise _nearly.InvalidArgumentError(
+                    f"Kmeans.train: init_centroids must have shape (nc, {self.d}), got {init_centroids.shape}")
+            clus.centroids = init_centroids
+        clus.train(x, self.index, weights)
         self.centroids = clus.centroids.reshape(self.k, self.d)
         self.obj = clus.obj
-        self.iteration_stats = clus.iteration_stats
+        # faiss's Kmeans keeps the statistics as a list of dicts.
+        self.iteration_stats = [
+            {"obj": st.obj, "time": st.time, "time_search": st.time_search,
+             "imbalance_factor": st.imbalance_factor, "nsplit": st.nsplit}
+            for st in (clus.iteration_stats.at(i) for i in range(clus.iteration_stats.size()))]
         return float(self.obj[-1]) if self.obj.size > 0 else 0.0
 
     def assign(self, x):

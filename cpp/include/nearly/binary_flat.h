@@ -33,6 +33,10 @@ struct IndexBinary {
     virtual void search(idx_t n, const uint8_t* x, idx_t k, int32_t* D, idx_t* I,
                         const SearchParameters* params = nullptr) const = 0;
     virtual void reconstruct(idx_t key, uint8_t* out) const;
+    // Every code at Hamming distance < radius (faiss's rule), by id; the
+    // distances are whole numbers held as floats.
+    virtual void range_search(idx_t n, const uint8_t* x, int radius, RangeSearchResult& result,
+                              const SearchParameters* params = nullptr) const;
     virtual size_t remove_ids(const IDSelector& sel);
     virtual void reset() = 0;
     virtual void write_body(Writer& w) const = 0;
@@ -45,12 +49,19 @@ struct IndexBinary {
 using IndexBinaryPtr = std::shared_ptr<IndexBinary>;
 
 struct IndexBinaryFlat : IndexBinary {
+    // faiss's switch between a heap and counting sort for the k smallest;
+    // the results are the same either way, and nearly's selection picks its
+    // own method, so the field is kept for faiss code and not read.
+    bool use_heap = true;
+
     explicit IndexBinaryFlat(int d);
     std::string type_name() const override { return "BFlat"; }
     void add(idx_t n, const uint8_t* x) override;
     void search(idx_t n, const uint8_t* x, idx_t k, int32_t* D, idx_t* I,
                 const SearchParameters* params = nullptr) const override;
     void reconstruct(idx_t key, uint8_t* out) const override;
+    void range_search(idx_t n, const uint8_t* x, int radius, RangeSearchResult& result,
+                      const SearchParameters* params = nullptr) const override;
     size_t remove_ids(const IDSelector& sel) override;  // compacts, later ids shift down
     void reset() override;
     void write_body(Writer& w) const override;

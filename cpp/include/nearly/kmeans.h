@@ -20,6 +20,11 @@ struct ClusteringParameters {
     int min_points_per_centroid = 39;   // fewer training points: a warning
     int max_points_per_centroid = 256;  // more: a random subset is used
     int64_t seed = 1234;
+    bool int_centroids = false;     // centroids rounded to integers after each update
+    bool frozen_centroids = false;  // the initial centroids given stay where they are
+    // Iterations stop once the objective moves by at most this fraction
+    // between two of them; 0 (faiss's default) stops when it does not move.
+    double early_stop_threshold = 0.0;
 };
 
 struct ClusteringIterationStats {
@@ -61,8 +66,10 @@ struct Clustering : ClusteringParameters {
     // Under one of faiss's extra metrics (extra_distances.h, metric_arg for
     // Lp) points go to the centroid best by that metric, and centroids stay
     // means: faiss's Clustering with an IndexFlat of that metric.
+    // weights (n, optional): faiss's weighted k-means; a centroid is the
+    // weighted mean of its points (the objective stays the plain sum).
     void train(idx_t n, const float* x, MetricType metric = METRIC_L2, KmeansStep* step = nullptr,
-               float metric_arg = 0);
+               float metric_arg = 0, const float* weights = nullptr);
 
     // Final objective: the last iteration's, 0 when there was none.
     float final_objective() const { return iteration_stats.empty() ? 0.f : iteration_stats.back().obj; }

@@ -38,6 +38,8 @@ struct IndexPreTransform : Index {
 
     IndexPreTransform(TransformPtr transform, IndexPtr index);
     IndexPreTransform(std::vector<TransformPtr> chain, IndexPtr index);
+    // faiss's prepend_transform: t feeds the current chain (t->d_out == d).
+    void prepend_transform(TransformPtr t);
 
     std::string type_name() const override { return "PreTransform"; }
     void train(idx_t n, const float* x) override;

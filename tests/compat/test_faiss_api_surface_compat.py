@@ -1,0 +1,282 @@
+"""faiss API that user code and faiss's own test suite call around the
+indexes: factory chains and suffixes, swig_ptr and typed vectors,
+copy_array_to_vector into an object's arrays, SIMDConfig, small helpers.
+Each runs the same calls on faiss and on nearly."""
+import numpy as np
+import pytest
+
+import nearly
+
+faiss = pytest.importorskip("faiss")
+LIBS = [faiss, nearly]
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((3000, 16)).astype("float32")
+    x *= np.linspace(4, 0.5, 16, dtype="float32")  # skewed, so PCA has a clear answer
+    return x[:2000], x[2000:2900], x[2900:]
+
+
+def test_factory_transform_chain_is_one_pretransform(data):
+    xt, xb, xq = data
+    out = {}
+    for lib in LIBS:
+        index = lib.index_factory(16, "L2norm,PCA8,L2norm,Flat")
+        assert index.chain.size() == 3
+        assert [type(lib.downcast_VectorTransform(index.chain.at(i))).__name__ for i in range(3)] == [
+            "NormalizationTransform", "PCAMatrix", "NormalizationTransform"]
+        assert type(lib.downcast_index(index.index)).__name__.startswith("IndexFlat")
+        index.train(xt)
+        index.add(xb)
+        out[lib] = index.search(xq, 10)
+    np.testing.assert_allclose(out[nearly][0], out[faiss][0], atol=1e-4)
+    assert (out[nearly][1] == out[faiss][1]).mean() > 0.97  # ties under float noise only
+
+
+@pytest.mark.parametrize("desc", ["Flat,IDMap", "Flat,IDMap2", "IVF16,Flat,IDMap2", "PCA8,Flat,IDMap"])
+def test_factory_idmap_suffix(data, desc):
+    xt, xb, xq = data
+    ids = np.arange(len(xb), dtype="int64") * 7 + 3
+    out = {}
+    for lib in LIBS:
+        index = lib.index_factory(16, desc)
+        assert type(index).__name__ == ("IndexIDMap2" if desc.endswith("IDMap2") else "IndexIDMap")
+        index.train(xt)
+        index.add_with_ids(xb, ids)
+        out[lib] = index.search(xq, 5)[1]
+    assert (out[nearly] == out[faiss]).mean() > 0.97
+    assert np.isin(out[nearly], ids).all()
+
+
+def test_pretransform_from_an_index_then_prepend(data):
+    xt, xb, xq = data
+    out = {}
+    for lib in LIBS:
+        index = lib.IndexPreTransform(lib.IndexFlatL2(8))
+        assert index.chain.size() == 0 and index.d == 8
+        index.prepend_transform(lib.PCAMatrix(16, 8))
+        index.prepend_transform(lib.NormalizationTransform(16))
+        assert index.chain.size() == 2 and index.d == 16 and not index.is_trained
+        index.train(xt)
+        index.add(xb)
+        out[lib] = index.search(xq, 5)
+    np.testing.assert_allclose(out[nearly][0], out[faiss][0], atol=1e-4)
+    bad = nearly.IndexPreTransform(nearly.IndexFlatL2(8))
+    with pytest.raises(ValueError, match="output dimension"):
+        bad.prepend_transform(nearly.NormalizationTransform(16))
+    plain = nearly.IndexPreTransform(nearly.IndexFlatL2(8))  # an empty chain searches the inner index
+    plain.add(xb[:, :8].copy())
+    np.testing.assert_array_equal(plain.search(xq[:, :8].copy(), 3)[1],
+                                  faiss.knn(xq[:, :8].copy(), xb[:, :8].copy(), 3)[1])
+
+
+def test_pretransform_chain_persists(tmp_path, data):
+    xt, xb, xq = data
+    index = nearly.index_factory(16, "L2norm,PCA8,Flat")
+    index.train(xt)
+    index.add(xb)
+    path = str(tmp_path / "chain.index")
+    nearly.write_index(index, path)
+    back = nearly.read_index(path)
+    assert back.chain.size() == 2
+    np.testing.assert_array_equal(back.search(xq, 5)[1], index.search(xq, 5)[1])
+    empty = nearly.IndexPreTransform(nearly.IndexFlatL2(16))
+    empty.add(xb)
+    back = nearly.deserialize_index(nearly.serialize_index(empty))
+    assert back.chain.size() == 0
+    np.testing.assert_array_equal(back.search(xq, 5)[1], empty.search(xq, 5)[1])
+
+
+def test_refine_over_filled_indexes(data):
+    xt, xb, xq = data
+    out = {}
+    for lib in LIBS:
+        base = lib.index_factory(16, "PQ4x4np")
+        base.train(xt)
+        base.add(xb)
+        flat = lib.IndexFlatL2(16)
+        flat.add(xb)
+        index = lib.IndexRefine(base, flat)
+        index.k_factor = 10
+        assert index.ntotal == len(xb)
+        out[lib] = index.search(xq, 10)
+    np.testing.assert_allclose(out[nearly][0], out[faiss][0], rtol=1e-5)
+    np.testing.assert_array_equal(out[nearly][1], out[faiss][1])
+    base = nearly.IndexFlatL2(16)
+    base.add(xb)
+    with pytest.raises(ValueError, match="same number of vectors"):
+        nearly.IndexRefine(base, nearly.IndexFlatL2(16))
+    with pytest.raises(ValueError, match="same number of vectors"):
+        nearly.IndexRefineFlat(base)
+
+
+def test_swig_ptr_selectors_and_errors(data):
+    _, xb, _ = data
+    toremove = np.arange(0, 900, 3, dtype="int64")
+    left = {}
+    for lib in LIBS:
+        index = lib.IndexFlatL2(16)
+        index.add(xb)
+        assert index.remove_ids(lib.IDSelectorBatch(len(toremove), lib.swig_ptr(toremove))) == len(toremove)
+        sel = lib.IDSelectorArray(50, lib.swig_ptr(toremove[:100].copy()))
+        assert sel.is_member(int(toremove[49])) and not sel.is_member(int(toremove[50]))
+        left[lib] = index.ntotal
+        a = np.arange(12, dtype="float32")
+        np.testing.assert_array_equal(lib.rev_swig_ptr(lib.swig_ptr(a), 12), a)
+        for bad in (None, [1, 2], a[::2]):
+            with pytest.raises(ValueError):
+                lib.swig_ptr(bad)
+    assert left[nearly] == left[faiss] == len(xb) - len(toremove)
+
+
+@pytest.mark.parametrize("name,dtype", [("Float32Vector", "float32"), ("Int64Vector", "int64"),
+                                        ("UInt8Vector", "uint8"), ("Int32Vector", "int32")])
+def test_typed_vectors(name, dtype):
+    values = np.arange(1, 40).astype(dtype)
+    for lib in LIBS:
+        v = getattr(lib, name)()
+        assert v.size() == 0
+        for val in values[:5]:
+            v.push_back(val.item())
+        assert v.size() == 5 and v.at(4) == values[4]
+        lib.copy_array_to_vector(values, v)
+        assert v.size() == len(values)
+        out = lib.vector_to_array(v)
+        assert out.dtype == np.dtype(dtype)
+        np.testing.assert_array_equal(out, values)
+        v.resize(3)
+        np.testing.assert_array_equal(lib.vector_to_array(v), values[:3])
+    with pytest.raises(IndexError):
+        nearly.Int64Vector().at(0)
+
+
+def test_copy_array_to_vector_fills_object_arrays(data):
+    xt, xb, xq = data
+    rng = np.random.default_rng(3)
+    A, b = rng.standard_normal(8 * 16).astype("float32"), rng.standard_normal(8).astype("float32")
+    centroids = rng.standard_normal(4 * 16 * 4).astype("float32")
+    out = {}
+    for lib in LIBS:
+        lt = lib.LinearTransform(16, 8, True)
+        lib.copy_array_to_vector(A, lt.A)
+        lib.copy_array_to_vector(b, lt.b)
+        lt.is_trained = True
+        pq = lib.ProductQuantizer(16, 4, 4)
+        lib.copy_array_to_vector(centroids, pq.centroids)
+        out[lib] = (lt.apply(xq), pq.compute_codes(xb))
+    np.testing.assert_allclose(out[nearly][0], out[faiss][0], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(out[nearly][0], xq @ A.reshape(8, 16).T + b, rtol=1e-4, atol=1e-4)
+    np.testing.assert_array_equal(out[nearly][1], out[faiss][1])
+    lt = nearly.LinearTransform(16, 8, True)
+    with pytest.raises(ValueError):  # the setter checks the size
+        nearly.copy_array_to_vector(A[:5], lt.A)
+    with pytest.raises(TypeError, match="assign"):  # a free-standing array: nothing to fill
+        nearly.copy_array_to_vector(A, np.zeros_like(A))
+    with pytest.raises(AttributeError):  # read-only: a clear error, not a silent no-op
+        sq = nearly.ScalarQuantizer(16, nearly.ScalarQuantizer.QT_8bit)
+        sq.train(xt)
+        nearly.copy_array_to_vector(np.zeros(32, "float32"), sq.trained)
+
+
+def test_clustering_centroids_through_copy_array_to_vector(data):
+    xt = data[0]
+    init = xt[:8] * 1.1
+    out = {}
+    for lib in LIBS:
+        clus = lib.Clustering(16, 8)
+        clus.niter = 4
+        lib.copy_array_to_vector(init.ravel(), clus.centroids)
+        clus.train(xt, lib.IndexFlatL2(16))
+        out[lib] = lib.vector_to_array(clus.centroids)
+    np.testing.assert_allclose(out[nearly], out[faiss], atol=1e-4)
+
+
+def test_small_helpers():
+    assign = np.random.default_rng(4).integers(0, 10, 1000).astype("int64")
+    hist = np.bincount(assign, minlength=10).astype("int64")
+    assert nearly.imbalance_factor(1000, 10, assign) == pytest.approx(
+        faiss.imbalance_factor(1000, 10, faiss.swig_ptr(assign)), rel=1e-6)
+    assert nearly.imbalance_factor(10, hist) == pytest.approx(faiss.imbalance_factor(10, faiss.swig_ptr(hist)), rel=1e-6)
+    with pytest.raises(ValueError):
+        nearly.imbalance_factor(1000, 5, assign)
+    for m in (nearly.METRIC_L2, nearly.METRIC_INNER_PRODUCT, nearly.METRIC_L1, nearly.METRIC_Jaccard):
+        assert nearly.is_similarity_metric(m) == faiss.is_similarity_metric(m)
+
+
+def test_simd_config():
+    S = nearly.SIMDConfig
+    for name in ("NONE", "AVX2", "AVX512", "AVX512_SPR", "ARM_NEON", "ARM_SVE", "RISCV_RVV"):
+        assert getattr(nearly, "SIMDLevel_" + name) == getattr(faiss, "SIMDLevel_" + name)
+    assert S.is_simd_level_available(nearly.SIMDLevel_NONE)
+    start = S.get_level()
+    assert S.get_level_name() in ("NONE", "AVX2", "AVX512", "ARM_NEON")
+    try:
+        S.set_level(nearly.SIMDLevel_NONE)
+        assert nearly.simd_level() == "scalar" and S.get_level() == nearly.SIMDLevel_NONE
+        x = np.random.default_rng(5).standard_normal((50, 16)).astype("float32")
+        ref = nearly.knn(x, x, 3)[1]
+    finally:
+        S.set_level(start)
+    np.testing.assert_array_equal(nearly.knn(x, x, 3)[1], ref)
+    with pytest.raises(RuntimeError, match="not available"):
+        S.set_level(nearly.SIMDLevel_RISCV_RVV)
+    assert S.get_level() == start
+
+
+def test_binary_flat_range_search_matches_faiss():
+    rng = np.random.default_rng(6)
+    xb = rng.integers(0, 256, (3000, 8), dtype=np.uint8)
+    xq = np.vstack([xb[:5], rng.integers(0, 256, (20, 8), dtype=np.uint8)])
+    out = {}
+    for lib in LIBS:
+        index = lib.IndexBinaryFlat(64)
+        index.add(xb)
+        out[lib] = [index.range_search(xq, r) for r in (0, 1, 20, 26)]
+        sel = lib.IDSelectorRange(100, 2000)
+        out[lib].append(index.range_search(xq, 26, params=lib.SearchParameters(sel=sel)))
+    for (ln, Dn, In), (lf, Df, If) in zip(out[nearly], out[faiss]):
+        np.testing.assert_array_equal(ln, lf)
+        assert Dn.dtype == np.int32 and In.dtype == np.int64
+        for q in range(len(xq)):  # same hits; faiss's order within a query is not promised
+            a, b = slice(ln[q], ln[q + 1]), slice(lf[q], lf[q + 1])
+            assert sorted(zip(In[a], Dn[a])) == sorted(zip(If[b], Df[b]))
+    lims, D, I = out[nearly][-1]
+    assert ((I >= 100) & (I < 2000)).all()
+    assert out[nearly][0][0][-1] == 0  # radius 0: nothing is < 0
+    hnsw = nearly.IndexBinaryHNSW(64, 8)
+    hnsw.add(xb[:100])
+    with pytest.raises(RuntimeError, match="not implemented"):
+        hnsw.range_search(xq, 10)
+    flat = nearly.IndexBinaryFlat(64)
+    flat.use_heap = False  # faiss's knob; the results do not depend on it
+    flat.add(xb)
+    np.testing.assert_array_equal(flat.search(xq, 5)[1], faiss_binary_knn(xb, xq, 5))
+
+
+def faiss_binary_knn(xb, xq, k):
+    index = faiss.IndexBinaryFlat(64)
+    index.add(xb)
+    return index.search(xq, k)[1]
+
+
+def test_flat_codes_and_hnsw_attributes(data):
+    xt, xb, xq = data
+    for lib in LIBS:
+        index = lib.IndexFlatL2(16)
+        index.add(xb)
+        assert index.code_size == 64
+        codes = lib.vector_to_array(index.codes)
+        assert codes.dtype == np.uint8 and codes.size == len(xb) * 64
+        np.testing.assert_array_equal(codes.view("float32").reshape(-1, 16), xb)
+        for metric, sim in ((lib.METRIC_L2, False), (lib.METRIC_INNER_PRODUCT, True)):
+            h = lib.IndexHNSWFlat(16, 8, metric)
+            assert h.hnsw.is_similarity == sim
+            assert isinstance(h, lib.IndexHNSW)
+        assert not isinstance(index, lib.IndexHNSW)
+    h = nearly.IndexHNSW(nearly.IndexFlatIP(16), 12)
+    assert type(h).__name__ == "IndexHNSWFlat" and h.metric_type == nearly.METRIC_INNER_PRODUCT and h.hnsw.M == 12
+    assert isinstance(nearly.index_factory(16, "HNSW8,SQ4"), nearly.IndexHNSW)
+    with pytest.raises(RuntimeError, match="not implemented"):
+        nearly.IndexHNSW(nearly.IndexPQ(16, 4, 8))
