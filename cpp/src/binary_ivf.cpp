@@ -88,7 +88,7 @@ void IndexBinaryIVF::search(idx_t n, const uint8_t* x, idx_t k, int32_t* D, idx_
     if (n == 0) return;
     std::vector<int32_t> cdis(size_t(n) * np);
     std::vector<idx_t> coarse(size_t(n) * np);
-    quantizer->search(n, x, idx_t(np), cdis.data(), coarse.data());
+    quantizer->search(n, x, idx_t(np), cdis.data(), coarse.data(), quantizer_params_of(params));
 
     std::shared_lock<SharedMutex> lk(rw_mutex_);
     const size_t kk = size_t(k), cs = size_t(code_size);

@@ -323,7 +323,7 @@ void IndexIVF::search_sorted_or_not(idx_t n, const float* x, idx_t k, float* D, 
     const auto t0 = std::chrono::steady_clock::now();
     std::vector<float> coarse_dis(size_t(n) * np);
     std::vector<idx_t> coarse(size_t(n) * np);
-    quantizer->search(n, x, idx_t(np), coarse_dis.data(), coarse.data());
+    quantizer->search(n, x, idx_t(np), coarse_dis.data(), coarse.data(), quantizer_params_of(params));
     IndexIVFStats times;
     times.quantization_time = ms_since(t0);
 
@@ -577,6 +577,11 @@ void IndexIVF::search_by_list(idx_t n, const float* x, idx_t k, size_t np, const
     });
 }
 
+const SearchParameters* quantizer_params_of(const SearchParameters* params) {
+    auto* ivf = dynamic_cast<const SearchParametersIVF*>(params);
+    return ivf ? ivf->quantizer_params.get() : nullptr;
+}
+
 size_t IndexIVF::effective_nprobe(const SearchParameters* params) const {
     size_t np = nprobe;
     if (auto* p = dynamic_cast<const SearchParametersIVF*>(params)) np = p->nprobe;
@@ -591,7 +596,7 @@ void IndexIVF::range_search(idx_t n, const float* x, float radius, RangeSearchRe
     const size_t np = effective_nprobe(params);
     std::vector<float> coarse_dis(size_t(n) * np);
     std::vector<idx_t> coarse(size_t(n) * np);
-    if (n > 0) quantizer->search(n, x, idx_t(np), coarse_dis.data(), coarse.data());
+    if (n > 0) quantizer->search(n, x, idx_t(np), coarse_dis.data(), coarse.data(), quantizer_params_of(params));
     range_search_lists(n, x, radius, np, coarse.data(), coarse_dis.data(), result, params);
 }
 

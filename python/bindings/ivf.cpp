@@ -52,16 +52,22 @@ struct Assignment {
 void bind_ivf(py::module_& m) {
     py::class_<SearchParametersIVF, SearchParameters, std::shared_ptr<SearchParametersIVF>>(m, "SearchParametersIVF")
         .def(py::init([](long long nprobe, std::shared_ptr<IDSelector> sel, long long max_codes,
-                         bool ensure_topk_full) {
+                         bool ensure_topk_full, std::shared_ptr<SearchParameters> quantizer_params) {
                  auto p = std::make_shared<SearchParametersIVF>();
                  p->nprobe = check_nprobe(nprobe);
                  p->sel = sel;
                  p->max_codes = check_max_codes(max_codes);
                  p->ensure_topk_full = ensure_topk_full;
+                 p->quantizer_params = quantizer_params;
                  return p;
              }),
              py::kw_only(), py::arg("nprobe") = 1, py::arg("sel") = nullptr, py::arg("max_codes") = 0,
-             py::arg("ensure_topk_full") = false)
+             py::arg("ensure_topk_full") = false, py::arg("quantizer_params") = nullptr)
+        .def_property("quantizer_params",
+                      [](const SearchParametersIVF& p) { return std::const_pointer_cast<SearchParameters>(p.quantizer_params); },
+                      [](SearchParametersIVF& p, std::shared_ptr<SearchParameters> q) { p.quantizer_params = q; },
+                      "Search parameters of the coarse quantizer (faiss's): SearchParametersHNSW(efSearch=...) for an "
+                      "HNSW quantizer.")
         .def_property("nprobe", [](const SearchParametersIVF& p) { return p.nprobe; },
                       [](SearchParametersIVF& p, long long v) { p.nprobe = check_nprobe(v); })
         .def_property("max_codes", [](const SearchParametersIVF& p) { return p.max_codes; },

@@ -409,7 +409,8 @@ def _ivf_stages(index, x, params, what):
     if params is None:  # faiss: the index's own nprobe
         params = _nearly.SearchParametersIVF(nprobe=index.nprobe)
     nprobe = getattr(params, "nprobe", index.nprobe)
-    Dq, Iq = index.quantizer.search(x, nprobe)
+    qparams = getattr(params, "quantizer_params", None)
+    Dq, Iq = index.quantizer.search(x, nprobe, params=qparams) if qparams is not None else index.quantizer.search(x, nprobe)
     lists, counts = np.unique(Iq[Iq >= 0], return_counts=True)
     ndis = int(sum(index.get_list_size(int(l)) * int(c) for l, c in zip(lists, counts)))
     t2 = time.perf_counter()

@@ -280,3 +280,41 @@ def test_flat_codes_and_hnsw_attributes(data):
     assert isinstance(nearly.index_factory(16, "HNSW8,SQ4"), nearly.IndexHNSW)
     with pytest.raises(RuntimeError, match="not implemented"):
         nearly.IndexHNSW(nearly.IndexPQ(16, 4, 8))
+
+
+def test_quantizer_params_reach_an_hnsw_quantizer():
+    from _hnswutil import real_data
+
+    base, queries = real_data()
+    xb, xq = base[:20000], queries[:300]
+    recalls = {}
+    exact = np.argsort(-(xq @ xb.T), axis=1)[:, :10]
+    for lib in LIBS:
+        index = lib.index_factory(xb.shape[1], "IVF1024_HNSW32,Flat", lib.METRIC_INNER_PRODUCT)
+        index.train(xb[:12000])
+        index.add(xb)
+        quantizer = lib.downcast_index(index.quantizer)
+        quantizer.hnsw.efSearch = 16
+        index.nprobe = 16  # faiss's search_preassigned wants lists of this width
+        lists = {}
+        for ef in (16, 400):
+            params = lib.SearchParametersIVF(nprobe=16, quantizer_params=lib.SearchParametersHNSW(efSearch=ef))
+            if lib is nearly:  # faiss hands back the base class here
+                assert params.quantizer_params.efSearch == ef
+            D, I = index.search(xq, 10, params=params)
+            # exactly the search over the lists the quantizer finds with those parameters
+            Dq, Iq = quantizer.search(xq, 16, params=lib.SearchParametersHNSW(efSearch=ef))
+            D2, I2 = index.search_preassigned(xq, 10, Iq, Dq)
+            np.testing.assert_array_equal(I, I2)
+            lists[ef] = Iq
+            recalls[lib, ef] = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(I, exact)])
+            lims, _, _ = index.range_search(xq[:20], 0.5, params=params)
+            assert lims[-1] >= 0
+        if lib is nearly:
+            assert (lists[16] != lists[400]).any()  # the parameter really changes the walk
+    for ef in (16, 400):  # the graphs differ; nearly's is at least as good at each efSearch
+        assert recalls[nearly, ef] >= recalls[faiss, ef] - 0.01, recalls
+    p = nearly.SearchParametersIVF(nprobe=4)
+    assert p.quantizer_params is None
+    p.quantizer_params = nearly.SearchParametersHNSW(efSearch=32)
+    assert p.quantizer_params.efSearch == 32

@@ -48,8 +48,14 @@ struct SearchParametersIVF : SearchParameters {
     // scanning whole lists.
     size_t max_codes = 0;
     bool ensure_topk_full = false;
+    // Passed to the coarse quantizer's search (faiss's quantizer_params):
+    // efSearch of an HNSW quantizer, say.
+    std::shared_ptr<const SearchParameters> quantizer_params;
     std::unique_ptr<SearchParameters> clone() const override { return std::make_unique<SearchParametersIVF>(*this); }
 };
+
+// The quantizer_params of IVF search parameters (null for other parameters).
+const SearchParameters* quantizer_params_of(const SearchParameters* params);
 
 // Scores one query against the codes of one list at a time (faiss's
 // InvertedListScanner). One scanner per thread: it holds per-query state
