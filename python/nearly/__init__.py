@@ -71,6 +71,10 @@ from .compat import IndexHNSW  # noqa: F401
 from .compat import Float32Vector, Float64Vector, Int8Vector, Int16Vector, Int32Vector, Int64Vector  # noqa: F401
 from .compat import UInt8Vector, UInt16Vector, UInt32Vector, UInt64Vector, LongVector, IDXVector  # noqa: F401
 from .persistence import read_VectorTransform, write_VectorTransform  # noqa: F401
+from .persistence import read_index_binary, write_index_binary  # noqa: F401,F811
+from .io_objects import BufferedIOReader, BufferedIOWriter, FileIOReader, FileIOWriter  # noqa: F401
+from .io_objects import IOReader, IOWriter, PyCallbackIOReader, PyCallbackIOWriter  # noqa: F401
+from .io_objects import VectorIOReader, VectorIOWriter  # noqa: F401
 from .compat import clone_binary_index, clone_index  # noqa: F401
 from .compat import eval_intersection, merge_into, rand, randint, randn  # noqa: F401
 from .compat import range_search_with_parameters, search_with_parameters  # noqa: F401

@@ -7,6 +7,7 @@ import os
 import numpy as np
 
 from . import _nearly
+from .io_objects import IOReader, IOWriter, read_one_index, write_to
 from .multivector import IndexMultiVectorFlat, IndexMuvera, _TokenStoreIndex
 
 _READERS = {b"NEARLYMV": IndexMultiVectorFlat.deserialize, b"NEARLYMU": IndexMuvera.deserialize}
@@ -28,16 +29,22 @@ def serialize_index(index):
 
 
 def deserialize_index(data, io_flags=0):
-    raw = data.tobytes() if isinstance(data, np.ndarray) else bytes(data) if isinstance(
+    # The magic alone decides (no copy of a big native index to look at it).
+    head = data[:8].tobytes() if isinstance(data, np.ndarray) and data.ndim == 1 else bytes(data[:8]) if isinstance(
         data, (bytes, bytearray, memoryview)) else None
-    if raw is not None and raw[:8] in _READERS:
-        index = _READERS[raw[:8]](raw)
+    if head is not None and head in _READERS:
+        raw = data.tobytes() if isinstance(data, np.ndarray) else bytes(data)
+        index = _READERS[head](raw)
         index.read_only = bool(io_flags & _READ_ONLY_FLAGS)
         return index
     return _nearly.deserialize_index(data)
 
 
 def write_index(index, fname):
+    """To a path, or to one of faiss's writer objects (PyCallbackIOWriter,
+    VectorIOWriter, FileIOWriter, BufferedIOWriter)."""
+    if isinstance(fname, IOWriter):
+        return write_to(fname, serialize_index(index))
     if isinstance(index, _TokenStoreIndex):
         data = serialize_index(index)
         path = _path(fname)
@@ -50,6 +57,10 @@ def write_index(index, fname):
 
 
 def read_index(fname, io_flags=0):
+    """From a path, or from one of faiss's reader objects (one index's bytes
+    are taken from it)."""
+    if isinstance(fname, IOReader):
+        return deserialize_index(np.frombuffer(read_one_index(fname), dtype=np.uint8), io_flags)
     path = _path(fname)
     try:
         with open(path, "rb") as f:
@@ -78,3 +89,15 @@ def read_VectorTransform(fname):
         raise _nearly.IndexFileError(f"read_VectorTransform: {fname} does not hold a transform written by "
                                      "write_VectorTransform")
     return chain[0]
+
+
+def write_index_binary(index, fname):
+    if isinstance(fname, IOWriter):
+        return write_to(fname, _nearly.serialize_index_binary(index))
+    return _nearly.write_index_binary(index, fname)
+
+
+def read_index_binary(fname, io_flags=0):
+    if isinstance(fname, IOReader):
+        return _nearly.deserialize_index_binary(np.frombuffer(read_one_index(fname), dtype=np.uint8))
+    return _nearly.read_index_binary(fname, io_flags)
