@@ -57,14 +57,30 @@ void IndexIDMap::add_with_ids(idx_t n, const float* x, const idx_t* ids) {
 // same parameters (efSearch, nprobe, ...) with the selector translated.
 std::unique_ptr<SearchParameters> IndexIDMap::translate(const SearchParameters* params) const {
     if (!params || !params->sel) return nullptr;
+    if (auto* t = dynamic_cast<const IDSelectorTranslatedShared*>(params->sel.get()); t && t->id_map.get() == &id_map)
+        return params->clone();  // already maps our positions to ids (faiss's IDSelectorTranslated(index, sel))
     auto p = params->clone();
     p->sel = std::make_shared<IDSelectorTranslated>(id_map, *params->sel);
     return p;
 }
 
+// The wrapped index keeps the ids itself: a translation built from this
+// IDMap is undone (its selector applies to the ids as they are).
+std::unique_ptr<SearchParameters> IndexIDMap::untranslated(const SearchParameters* params) const {
+    if (!params) return nullptr;
+    auto* t = dynamic_cast<const IDSelectorTranslatedShared*>(params->sel.get());
+    if (!t || t->id_map.get() != &id_map) return nullptr;
+    auto p = params->clone();
+    p->sel = t->sel;
+    return p;
+}
+
 void IndexIDMap::search(idx_t n, const float* x, idx_t k, float* D, idx_t* I, const SearchParameters* params) const {
     check_search_args(n, x, k);
-    if (index->has_native_ids()) return index->search(n, x, k, D, I, params);
+    if (index->has_native_ids()) {
+        auto own = untranslated(params);
+        return index->search(n, x, k, D, I, own ? own.get() : params);
+    }
     std::shared_lock<SharedMutex> lk(rw_mutex_);
     auto translated = translate(params);
     index->search(n, x, k, D, I, translated ? translated.get() : params);
@@ -74,7 +90,10 @@ void IndexIDMap::search(idx_t n, const float* x, idx_t k, float* D, idx_t* I, co
 
 void IndexIDMap::range_search(idx_t n, const float* x, float radius, RangeSearchResult& result,
                               const SearchParameters* params) const {
-    if (index->has_native_ids()) return index->range_search(n, x, radius, result, params);
+    if (index->has_native_ids()) {
+        auto own = untranslated(params);
+        return index->range_search(n, x, radius, result, own ? own.get() : params);
+    }
     std::shared_lock<SharedMutex> lk(rw_mutex_);
     auto translated = translate(params);
     index->range_search(n, x, radius, result, translated ? translated.get() : params);

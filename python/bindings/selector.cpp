@@ -1,6 +1,9 @@
 #include <pybind11/pybind11.h>
 
+#include <stdexcept>
+
 #include "arrays.h"
+#include "nearly/idmap.h"
 #include "nearly/selector.h"
 
 namespace nearly_py {
@@ -20,6 +23,27 @@ std::vector<idx_t> ids_from(py::ssize_t n, py::handle obj) {
     v.resize(n);
     return v;
 }
+// faiss's PyCallbackIDSelector: a Python callable decides. Searches call it
+// from their threads, so each call takes the GIL (correct, not fast: the
+// native selectors are for speed).
+struct PyCallbackIDSelector : IDSelector {
+    py::object callback;
+    explicit PyCallbackIDSelector(py::object cb) : callback(std::move(cb)) {}
+    ~PyCallbackIDSelector() override {
+        py::gil_scoped_acquire gil;  // the last reference may go on a thread without it
+        callback = py::object();
+    }
+    bool is_member(idx_t id) const override {
+        py::gil_scoped_acquire gil;
+        std::string why;
+        try {
+            return bool(py::bool_(callback(id)));
+        } catch (py::error_already_set& e) {
+            why = e.what();
+        }
+        throw std::runtime_error("PyCallbackIDSelector: the callback raised " + why);
+    }
+};
 }  // namespace
 
 void bind_selectors(py::module_& m) {
@@ -66,6 +90,26 @@ void bind_selectors(py::module_& m) {
         .def(py::init([need](std::shared_ptr<IDSelector> a, std::shared_ptr<IDSelector> b) {
             return std::make_shared<IDSelectorXOr>(need(a), need(b));
         }));
+    py::class_<IDSelectorTranslatedShared, IDSelector, std::shared_ptr<IDSelectorTranslatedShared>>(
+        m, "IDSelectorTranslated")
+        .def(py::init([need](std::shared_ptr<IndexIDMap> index, std::shared_ptr<IDSelector> sel) {
+                 if (!index) throw InvalidArgument("index is None");
+                 return std::make_shared<IDSelectorTranslatedShared>(
+                     std::shared_ptr<const std::vector<idx_t>>(index, &index->id_map), need(sel));
+             }),
+             py::arg("index"), py::arg("sel"))
+        .def(py::init([need](py::handle id_map, std::shared_ptr<IDSelector> sel) {
+                 return std::make_shared<IDSelectorTranslatedShared>(
+                     std::make_shared<const std::vector<idx_t>>(ids_from(id_map)), need(sel));
+             }),
+             py::arg("id_map"), py::arg("sel"));
+    py::class_<PyCallbackIDSelector, IDSelector, std::shared_ptr<PyCallbackIDSelector>>(m, "PyCallbackIDSelector")
+        .def(py::init([](py::object callback) {
+                 if (!PyCallable_Check(callback.ptr()))
+                     throw InvalidArgument("PyCallbackIDSelector: the callback must be callable");
+                 return std::make_shared<PyCallbackIDSelector>(std::move(callback));
+             }),
+             py::arg("callback"));
 }
 
 }  // namespace nearly_py

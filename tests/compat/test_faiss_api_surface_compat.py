@@ -318,3 +318,66 @@ def test_quantizer_params_reach_an_hnsw_quantizer():
     assert p.quantizer_params is None
     p.quantizer_params = nearly.SearchParametersHNSW(efSearch=32)
     assert p.quantizer_params.efSearch == 32
+
+
+@pytest.mark.parametrize("desc", ["IVF32,Flat", "HNSW16", "Flat"])
+def test_python_callback_selector(data, desc):
+    xt, xb, xq = data
+    subset = np.random.default_rng(7).choice(len(xb), 60, replace=False)
+    members = set(subset.tolist())
+    out = {}
+    for lib in LIBS:
+        index = lib.index_factory(16, desc)
+        index.train(xt)
+        index.add(xb)
+        kw = {"nprobe": 8} if desc.startswith("IVF") else {}
+        P = lib.SearchParametersIVF if desc.startswith("IVF") else lib.SearchParameters
+        ref = index.search(xq, 10, params=P(sel=lib.IDSelectorBatch(subset), **kw))
+        got = index.search(xq, 10, params=P(sel=lib.PyCallbackIDSelector(lambda i: i in members), **kw))
+        np.testing.assert_array_equal(got[1], ref[1])
+        out[lib] = got[1]
+    if desc != "HNSW16":  # the graphs differ; the flat and IVF scans do not
+        np.testing.assert_array_equal(out[nearly], out[faiss])
+
+    def boom(i):
+        raise ValueError("no")
+
+    index = nearly.IndexFlatL2(16)
+    index.add(xb)
+    with pytest.raises(RuntimeError, match="callback raised"):
+        index.search(xq, 5, params=nearly.SearchParameters(sel=nearly.PyCallbackIDSelector(boom)))
+    with pytest.raises(ValueError, match="callable"):
+        nearly.PyCallbackIDSelector(42)
+    assert index.search(xq[:2], 5)[1].shape == (2, 5)  # still usable
+
+
+@pytest.mark.parametrize("inner", ["SQ8", "IVF16,Flat"])
+def test_translated_selector_on_idmap(data, inner):
+    xt, xb, xq = data
+    rng = np.random.default_rng(8)
+    ids = rng.choice(100000, size=len(xb), replace=False).astype("int64")
+    mask = ids % 2 == 0
+    out = {}
+    for lib in LIBS:
+        index = lib.index_factory(16, "IDMap," + inner)
+        index.train(xt)
+        index.add_with_ids(xb[mask], ids[mask])
+        if "IVF" in inner:
+            lib.extract_index_ivf(index).nprobe = 16
+        ref = index.search(xq, 10)
+        index.reset()
+        index.add_with_ids(xb, ids)
+        sel = lib.IDSelectorTranslated(index, lib.IDSelectorBatch(ids[mask]))
+        params = lib.SearchParametersIVF(sel=sel, nprobe=16) if "IVF" in inner else lib.SearchParameters(sel=sel)
+        got = index.search(xq, 10, params=params)
+        np.testing.assert_array_equal(got[1], ref[1])
+        np.testing.assert_allclose(got[0], ref[0], rtol=1e-5)
+        out[lib] = got[1]
+    np.testing.assert_array_equal(out[nearly], out[faiss])
+    # over an array: position i passes when the inner selector passes id_map[i]
+    flat = nearly.IndexFlatL2(16)
+    flat.add(xb)
+    sel = nearly.IDSelectorTranslated(ids, nearly.IDSelectorBatch(ids[mask]))
+    assert [sel.is_member(i) for i in range(50)] == list(mask[:50])
+    got = flat.search(xq, 10, params=nearly.SearchParameters(sel=sel))[1]
+    assert mask[got[got >= 0]].all()

@@ -42,6 +42,7 @@ struct IndexIDMap : Index {
 
    private:
     std::unique_ptr<SearchParameters> translate(const SearchParameters* params) const;
+    std::unique_ptr<SearchParameters> untranslated(const SearchParameters* params) const;
     void sync_from_inner();  // d, metric, is_trained, ntotal follow the wrapped index
     void rebuild_reverse_map();
 

@@ -89,4 +89,18 @@ struct IDSelectorTranslated : IDSelector {
     }
 };
 
+// faiss's IDSelectorTranslated as user code builds it: position i passes
+// when sel passes id_map[i]. The map is shared: an IDMap's own (read live;
+// the pointer keeps the index alive) or a copy of an array. An IDMap given
+// one built from itself applies sel to its ids directly.
+struct IDSelectorTranslatedShared : IDSelector {
+    std::shared_ptr<const std::vector<idx_t>> id_map;
+    SelectorPtr sel;
+    IDSelectorTranslatedShared(std::shared_ptr<const std::vector<idx_t>> id_map, SelectorPtr sel)
+        : id_map(std::move(id_map)), sel(std::move(sel)) {}
+    bool is_member(idx_t i) const override {
+        return i >= 0 && size_t(i) < id_map->size() && sel->is_member((*id_map)[size_t(i)]);
+    }
+};
+
 }  // namespace nearly
