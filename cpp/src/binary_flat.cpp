@@ -206,6 +206,22 @@ void IndexBinaryIDMap::search(idx_t n, const uint8_t* x, idx_t k, int32_t* D, id
         if (I[i] >= 0) I[i] = id_map_[size_t(I[i])];
 }
 
+void IndexBinaryIDMap::range_search(idx_t n, const uint8_t* x, int radius, RangeSearchResult& result,
+                                    const SearchParameters* params) const {
+    std::shared_lock<SharedMutex> lk(rw_mutex_);
+    std::unique_ptr<SearchParameters> inner;
+    if (params && params->sel) {
+        auto ms = std::make_shared<MappedSelector>();
+        ms->sel = params->sel.get();
+        ms->map = &id_map_;
+        inner = params->clone();
+        inner->sel = ms;
+    }
+    index->range_search(n, x, radius, result, inner ? inner.get() : params);
+    for (idx_t& l : result.labels)
+        if (l >= 0) l = id_map_[size_t(l)];
+}
+
 size_t IndexBinaryIDMap::remove_ids(const IDSelector& sel) {
     check_writable();
     std::unique_lock<SharedMutex> lk(rw_mutex_);

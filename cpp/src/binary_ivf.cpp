@@ -75,20 +75,58 @@ void IndexBinaryIVF::add_core(idx_t n, const uint8_t* x, const idx_t* ids) {
     ntotal += n;
 }
 
-void IndexBinaryIVF::search(idx_t n, const uint8_t* x, idx_t k, int32_t* D, idx_t* I,
-                            const SearchParameters* params) const {
+// The lists each query probes (nprobe of them, or the parameters'), n x np.
+std::vector<idx_t> IndexBinaryIVF::probed_lists(idx_t n, const uint8_t* x, const SearchParameters* params,
+                                                size_t* np_out) const {
     NEARLY_CHECK_ARG(n >= 0, "the number of queries must be non-negative");
-    NEARLY_CHECK_ARG(k > 0, "k must be positive (got " + std::to_string(k) + ")");
     if (!is_trained) throw NotSupported("Error: '!(is_trained)' failed: IVF index is not trained");
     size_t np = nprobe;
     if (auto* p = dynamic_cast<const SearchParametersIVF*>(params)) np = p->nprobe;
     NEARLY_CHECK_ARG(np > 0, "nprobe must be positive");
     np = std::min(np, nlist);
-    const IDSelector* sel = params ? params->sel.get() : nullptr;
-    if (n == 0) return;
+    *np_out = np;
     std::vector<int32_t> cdis(size_t(n) * np);
     std::vector<idx_t> coarse(size_t(n) * np);
-    quantizer->search(n, x, idx_t(np), cdis.data(), coarse.data(), quantizer_params_of(params));
+    if (n > 0) quantizer->search(n, x, idx_t(np), cdis.data(), coarse.data(), quantizer_params_of(params));
+    return coarse;
+}
+
+void IndexBinaryIVF::range_search(idx_t n, const uint8_t* x, int radius, RangeSearchResult& result,
+                                  const SearchParameters* params) const {
+    size_t np = 0;
+    const std::vector<idx_t> coarse = probed_lists(n, x, params, &np);
+    const IDSelector* sel = params ? params->sel.get() : nullptr;
+    std::shared_lock<SharedMutex> lk(rw_mutex_);
+    const size_t cs = size_t(code_size);
+    const HammingNyFn ham = hamming_ny_kernel();
+    RangeSearchResult::Hits hits(static_cast<size_t>(n));
+    parallel_for(size_t(n), [&](size_t q) {
+        constexpr size_t kChunk = 256;
+        int32_t buf[kChunk];
+        for (size_t p = 0; p < np; p++) {
+            const idx_t l = coarse[q * np + p];
+            if (l < 0 || size_t(l) >= nlist) continue;
+            const InvertedLists::List& list = lists_[size_t(l)];
+            const size_t size = list.ids.size();
+            for (size_t j0 = 0; j0 < size; j0 += kChunk) {
+                const size_t m = std::min(kChunk, size - j0);
+                ham(x + q * cs, list.codes.data() + j0 * cs, cs, m, buf);
+                for (size_t j = 0; j < m; j++)  // faiss's rule: strictly inside the radius
+                    if (buf[j] < radius && (!sel || sel->is_member(list.ids[j0 + j])))
+                        hits[q].emplace_back(float(buf[j]), list.ids[j0 + j]);
+            }
+        }
+    });
+    result.set(hits);
+}
+
+void IndexBinaryIVF::search(idx_t n, const uint8_t* x, idx_t k, int32_t* D, idx_t* I,
+                            const SearchParameters* params) const {
+    NEARLY_CHECK_ARG(k > 0, "k must be positive (got " + std::to_string(k) + ")");
+    size_t np = 0;
+    const std::vector<idx_t> coarse = probed_lists(n, x, params, &np);
+    const IDSelector* sel = params ? params->sel.get() : nullptr;
+    if (n == 0) return;
 
     std::shared_lock<SharedMutex> lk(rw_mutex_);
     const size_t kk = size_t(k), cs = size_t(code_size);

@@ -85,7 +85,7 @@ from .autotune import (  # noqa: F401
     ParameterRange, ParameterSpace)
 
 IVFSearchParameters = SearchParametersIVF  # faiss's older name for it
-from .compat import downcast_VectorTransform  # noqa: F401
+from .compat import downcast_IndexBinary, downcast_VectorTransform  # noqa: F401
 from .insertion_order import insertion_order, local_intrinsic_dimensionality  # noqa: F401
 from .graph_build import hnsw_from_knn  # noqa: F401
 from .multivector import (  # noqa: F401

@@ -13,6 +13,11 @@ def downcast_index(index):
     return index
 
 
+def downcast_IndexBinary(index):
+    """Like downcast_index, for binary indexes."""
+    return index
+
+
 def downcast_VectorTransform(transform):
     """Like downcast_index: transforms already come out as their own class
     (OPQMatrix, NormalizationTransform, ...)."""

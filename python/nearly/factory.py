@@ -256,18 +256,24 @@ BINARY_INDEXES = [
     (re.compile(r"BFlat"), lambda m, d: _nearly.IndexBinaryFlat(d)),
     (re.compile(r"BHNSW(\d+)"), lambda m, d: _nearly.IndexBinaryHNSW(d, int(m.group(1)))),
     (re.compile(r"BIVF(\d+)"), lambda m, d: _nearly.IndexBinaryIVF(_nearly.IndexBinaryFlat(d), d, int(m.group(1)))),
+    # an HNSW graph over the centroids as the coarse quantizer
+    (re.compile(r"BIVF(\d+)_BHNSW(\d+)"),
+     lambda m, d: _nearly.IndexBinaryIVF(_nearly.IndexBinaryHNSW(d, int(m.group(2))), d, int(m.group(1)))),
 ]
 
 
 def index_binary_factory(d, description):
     """Builds a binary index from a faiss description: ``"BFlat"``, ``"BHNSW32"``,
-    ``"BIVF1024"``, any of them behind ``"IDMap,"`` or ``"IDMap2,"``."""
+    ``"BIVF1024"``, ``"BIVF1024_BHNSW32"``, any of them behind ``"IDMap,"`` or
+    ``"IDMap2,"`` (or followed by ``",IDMap"`` / ``",IDMap2"``)."""
     if not isinstance(description, str):
         raise TypeError("index_binary_factory: description must be a str")
     parts = [p.strip() for p in description.split(",")]
     wrap = None
     if len(parts) > 1 and parts[0] in ("IDMap", "IDMap2"):
         wrap = parts.pop(0)
+    elif len(parts) > 1 and parts[-1] in ("IDMap", "IDMap2"):  # faiss's newer spelling: "BFlat,IDMap2"
+        wrap = parts.pop()
     main = ",".join(parts)
     for regex, build in BINARY_INDEXES:
         m = regex.fullmatch(main)

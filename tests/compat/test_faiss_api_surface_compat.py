@@ -381,3 +381,47 @@ def test_translated_selector_on_idmap(data, inner):
     assert [sel.is_member(i) for i in range(50)] == list(mask[:50])
     got = flat.search(xq, 10, params=nearly.SearchParameters(sel=sel))[1]
     assert mask[got[got >= 0]].all()
+
+
+@pytest.mark.parametrize("desc", ["BIVF32", "BIVF32_BHNSW8", "IDMap2,BFlat", "BFlat,IDMap2", "BIVF32,IDMap"])
+def test_binary_factory_strings_and_range_search(desc):
+    rng = np.random.default_rng(9)
+    xb = rng.integers(0, 256, (4000, 8), dtype=np.uint8)
+    xq = np.vstack([xb[:5] ^ 1, rng.integers(0, 256, (15, 8), dtype=np.uint8)])
+    ids = np.arange(len(xb), dtype="int64") * 3 + 11
+    out = {}
+    for lib in LIBS:
+        index = lib.index_binary_factory(64, desc)
+        index.train(xb)
+        if "IDMap" in desc:
+            index.add_with_ids(xb, ids)
+        else:
+            index.add(xb)
+        ivf = index.index if "IDMap" in desc else index
+        if "IVF" in desc:
+            lib.downcast_IndexBinary(ivf).nprobe = 4
+        first = (index.search(xq, 5), index.range_search(xq, 24))
+        if "IVF" in desc:  # every list (faiss takes no parameters in a binary range search)
+            lib.downcast_IndexBinary(ivf).nprobe = 32
+        out[lib] = first + (index.range_search(xq, 24),)
+        if lib is nearly and "IVF" in desc:  # nearly takes them: the same as the attribute
+            lib.downcast_IndexBinary(ivf).nprobe = 1
+            via = index.range_search(xq, 24, params=lib.SearchParametersIVF(nprobe=32))
+            np.testing.assert_array_equal(via[0], out[lib][2][0])
+    (Dn, In), *ranges_n = out[nearly]
+    (Df, If), *ranges_f = out[faiss]
+    if "HNSW" not in desc:  # an HNSW quantizer's graph differs from faiss's
+        np.testing.assert_array_equal(Dn, Df)
+        np.testing.assert_array_equal(In, If)
+    else:
+        assert (np.diff(Dn, axis=1) >= 0).all() and (Dn <= 64).all()
+    for (ln, dn, i_n), (lf, df, i_f) in zip(ranges_n, ranges_f):
+        assert dn.dtype == np.int32
+        for q in range(len(xq)):
+            a, b = slice(ln[q], ln[q + 1]), slice(lf[q], lf[q + 1])
+            if "HNSW" in desc:  # the graph may probe other lists; what it finds is right
+                assert (dn[a] < 24).all()
+            else:
+                assert sorted(zip(i_n[a], dn[a])) == sorted(zip(i_f[b], df[b]))
+    if "IDMap" in desc:
+        assert np.isin(ranges_n[0][2], ids).all()

@@ -82,6 +82,8 @@ struct IndexBinaryIDMap : IndexBinary {
     void reconstruct(idx_t key, uint8_t* out) const override;
     void add(idx_t n, const uint8_t* x) override;  // not implemented, like faiss
     void add_with_ids(idx_t n, const uint8_t* x, const idx_t* ids) override;
+    void range_search(idx_t n, const uint8_t* x, int radius, RangeSearchResult& result,
+                      const SearchParameters* params = nullptr) const override;
     void search(idx_t n, const uint8_t* x, idx_t k, int32_t* D, idx_t* I,
                 const SearchParameters* params = nullptr) const override;
     size_t remove_ids(const IDSelector& sel) override;

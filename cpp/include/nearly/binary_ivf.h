@@ -36,6 +36,8 @@ struct IndexBinaryIVF : IndexBinary {
     void search(idx_t n, const uint8_t* x, idx_t k, int32_t* D, idx_t* I,
                 const SearchParameters* params = nullptr) const override;
     void reconstruct(idx_t key, uint8_t* out) const override;  // needs make_direct_map(), like faiss
+    void range_search(idx_t n, const uint8_t* x, int radius, RangeSearchResult& result,
+                      const SearchParameters* params = nullptr) const override;
     size_t remove_ids(const IDSelector& sel) override;         // the others keep their ids
     void reset() override;
     void make_direct_map(bool enable = true);
@@ -45,6 +47,7 @@ struct IndexBinaryIVF : IndexBinary {
     static std::unique_ptr<IndexBinaryIVF> read_body(Reader& r);
 
    private:
+    std::vector<idx_t> probed_lists(idx_t n, const uint8_t* x, const SearchParameters* params, size_t* np) const;
     void add_core(idx_t n, const uint8_t* x, const idx_t* ids);
     InvertedLists lists_;
 };
