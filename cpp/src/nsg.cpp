@@ -1,6 +1,7 @@
 #include "nearly/nsg.h"
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -109,8 +110,7 @@ void IndexNSGFlat::add(idx_t n, const float* x) {
     NEARLY_CHECK_ARG(n < idx_t(std::numeric_limits<int32_t>::max()), "NSG: too many vectors for one index");
     std::unique_lock<SharedMutex> lk(rw_mutex_);
     if (ntotal > 0) throw NotSupported("NSG does not support incremental addition");
-    const size_t nn = size_t(n), dd = size_t(d), RR = size_t(R);
-    const RowScorer sc{x, dd, metric_type == METRIC_INNER_PRODUCT};
+    const size_t nn = size_t(n), dd = size_t(d);
     const auto t0 = std::chrono::steady_clock::now();
     InterruptPoll poll;
 
@@ -145,7 +145,61 @@ void IndexNSGFlat::add(idx_t n, const float* x) {
         }
         if (verbose) std::printf("  NSG: k-NN graph (%zu neighbours) in %.1f s\n", gk, seconds_since(t0));
     }
-    const size_t kdeg = std::max<size_t>(gk, 1);
+    link(nn, x, knn, std::max<size_t>(gk, 1));
+}
+
+void IndexNSGFlat::build(idx_t n, const float* x, const idx_t* knn_graph, int gk) {
+    check_add_args(n, x);
+    NEARLY_CHECK_ARG(gk >= 1, "NSG build: the k-NN graph needs at least one column (got " + std::to_string(gk) + ")");
+    NEARLY_CHECK_ARG(n < idx_t(std::numeric_limits<int32_t>::max()), "NSG: too many vectors for one index");
+    NEARLY_CHECK_ARG(L >= 1 && C >= 1 && search_L >= 1, "NSG: L, C and search_L must be positive");
+    std::unique_lock<SharedMutex> lk(rw_mutex_);
+    if (ntotal > 0) throw NotSupported("The IndexNSG is already built");
+    if (n == 0) return;
+    // Each row's valid neighbours in order, then -1: ids out of range, the
+    // node itself and repeats are left out (faiss warns and goes on too),
+    // but a graph with n / 10 invalid entries or more is refused as faiss
+    // refuses it: that is a wrong graph, not a few holes.
+    const size_t nn = size_t(n), kk = size_t(gk);
+    std::vector<int32_t> knn(nn * kk, -1);
+    std::atomic<size_t> dropped{0};
+    parallel_for((nn + 1023) / 1024, [&](size_t t) {
+        size_t bad = 0;
+        for (size_t i = t * 1024; i < std::min(nn, t * 1024 + 1024); i++) {
+            size_t c = 0;
+            for (size_t j = 0; j < kk; j++) {
+                const idx_t v = knn_graph[i * kk + j];
+                bool ok = v >= 0 && v < n && size_t(v) != i;
+                for (size_t q = 0; ok && q < c; q++) ok = knn[i * kk + q] != int32_t(v);
+                if (ok)
+                    knn[i * kk + c++] = int32_t(v);
+                else
+                    bad++;
+            }
+        }
+        dropped += bad;
+    });
+    size_t invalid = 0;
+    for (size_t i = 0; i < nn; i++)
+        for (size_t j = 0; j < kk; j++) {
+            const idx_t v = knn_graph[i * kk + j];
+            invalid += v < 0 || v >= n || size_t(v) == i;
+        }
+    if (invalid >= nn / 10)
+        throw NotSupported("There are too many invalid entries in the knn graph (" + std::to_string(invalid) +
+                           " of " + std::to_string(nn * kk) + "). It may be an invalid knn graph.");
+    if (verbose && dropped > 0)
+        std::printf("  NSG: %zu invalid or repeated entries of the k-NN graph left out\n", size_t(dropped));
+    link(nn, x, knn, kk);
+}
+
+// Steps 2-5 over a k-NN graph (rows of kdeg ids, valid ones first, then -1),
+// the lock held.
+void IndexNSGFlat::link(size_t nn, const float* x, const std::vector<int32_t>& knn, size_t kdeg) {
+    const size_t dd = size_t(d), RR = size_t(R);
+    const RowScorer sc{x, dd, metric_type == METRIC_INNER_PRODUCT};
+    const auto t0 = std::chrono::steady_clock::now();
+    InterruptPoll poll;
 
     // 2. The navigating node: the one a search from a random node finds
     // nearest the mean.
@@ -290,7 +344,7 @@ void IndexNSGFlat::add(idx_t n, const float* x) {
     xb_.assign(x, x + nn * dd);
     graph_ = std::move(graph);
     enterpoint_ = entry;
-    ntotal = n;
+    ntotal = idx_t(nn);
 }
 
 void IndexNSGFlat::search(idx_t n, const float* x, idx_t k, float* D, idx_t* I, const SearchParameters* params) const {

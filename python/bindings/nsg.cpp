@@ -2,6 +2,7 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include "arrays.h"
 #include "nearly/nsg.h"
 
 namespace py = pybind11;
@@ -72,7 +73,18 @@ void bind_nsg(py::module_& m) {
                       [](IndexNSGFlat& i, int v) { i.nndescent_L = positive(v, "nndescent_L"); })
         .def_property("nndescent_iter", [](const IndexNSGFlat& i) { return i.nndescent_iter; },
                       [](IndexNSGFlat& i, int v) { i.nndescent_iter = positive(v, "nndescent_iter"); })
-        .def_property_readonly("is_built", &IndexNSGFlat::is_built);
+        .def_property_readonly("is_built", &IndexNSGFlat::is_built)
+        .def("build", [](IndexNSGFlat& self, py::handle x_obj, py::handle graph_obj) {
+            FloatArray x = as_matrix(x_obj, self.d, "x");
+            IdArray g = to_array<IdArray>(graph_obj, "knn_graph");
+            if (g.ndim() != 2 || g.shape(0) != x.shape(0))
+                throw InvalidArgument("knn_graph must be a 2-D array of shape (n, GK) with n = " +
+                                      std::to_string(x.shape(0)) + ", got shape " + shape_str(g));
+            const int gk = int(g.shape(1));
+            py::gil_scoped_release release;
+            self.build(x.shape(0), x.data(), g.data(), gk);
+        }, py::arg("x"), py::arg("knn_graph"),
+           "The graph from a k-NN graph computed elsewhere (faiss's IndexNSG.build), on an empty index.");
 }
 
 }  // namespace nearly_py

@@ -42,6 +42,9 @@ struct IndexNSGFlat : Index {
     // Builds the whole graph: NSG has no incremental addition (as faiss, a
     // second add raises; reset() empties the index).
     void add(idx_t n, const float* x) override;
+    // faiss's IndexNSG::build: the graph from a k-NN graph made elsewhere (n
+    // rows of gk ids; invalid entries are left out), on an empty index.
+    void build(idx_t n, const float* x, const idx_t* knn_graph, int gk);
     void search(idx_t n, const float* x, idx_t k, float* D, idx_t* I,
                 const SearchParameters* params = nullptr) const override;
     void reconstruct(idx_t key, float* out) const override;
@@ -55,6 +58,7 @@ struct IndexNSGFlat : Index {
     const std::vector<int32_t>& graph() const { return graph_; }
 
    private:
+    void link(size_t nn, const float* x, const std::vector<int32_t>& knn, size_t kdeg);
     std::vector<float> xb_;
     std::vector<int32_t> graph_;  // ntotal x R
     int32_t enterpoint_ = -1;
