@@ -188,6 +188,54 @@ def imbalance_factor(*args):
     return float(k * np.square(hist.astype(np.float64)).sum() / (total * total)) if total else 0.0
 
 
+def merge_knn_results(Dall, Iall, keep_max=False):
+    """faiss.merge_knn_results: the k best of nshard sorted result lists per
+    query. Dall, Iall are (nshard, n, k); a shard's list ends at its first
+    id -1. Ties go to the lower shard (keep_max: the higher one), as faiss's
+    heap merge orders them; missing results are -1 with the worst distance."""
+    Dall, Iall = np.asarray(Dall), np.asarray(Iall)
+    if Dall.shape != Iall.shape or Dall.ndim != 3:
+        raise AssertionError(f"merge_knn_results: Dall and Iall must both be (nshard, n, k), got {Dall.shape} and "
+                             f"{Iall.shape}")
+    nshard, n, k = Dall.shape
+    if Dall.dtype.kind == "f":
+        worst = -np.finfo(Dall.dtype).max if keep_max else np.finfo(Dall.dtype).max
+    else:
+        worst = np.iinfo(Dall.dtype).min if keep_max else np.iinfo(Dall.dtype).max
+    if k == 0 or nshard == 0:
+        return np.full((n, k), worst, dtype=Dall.dtype), np.full((n, k), -1, dtype=Iall.dtype)
+    live = np.cumprod(Iall >= 0, axis=2).astype(bool)  # up to each shard's first -1
+    # (n, nshard * k) candidates, ordered by: live first, value, shard, position
+    D = Dall.transpose(1, 0, 2).reshape(n, nshard * k)
+    I = Iall.transpose(1, 0, 2).reshape(n, nshard * k)
+    alive = live.transpose(1, 0, 2).reshape(n, nshard * k)
+    shard = np.repeat(np.arange(nshard), k)
+    pos = np.tile(np.arange(k), nshard)
+    value = D.astype(np.float64)
+    order = np.lexsort((np.broadcast_to(pos, D.shape), np.broadcast_to(-shard if keep_max else shard, D.shape),
+                        -value if keep_max else value, ~alive), axis=-1)[:, :k]
+    Dout = np.take_along_axis(D, order, axis=1).copy()
+    Iout = np.take_along_axis(I, order, axis=1).copy()
+    missing = ~np.take_along_axis(alive, order, axis=1)
+    Dout[missing] = worst
+    Iout[missing] = -1
+    return Dout, Iout
+
+
+def get_mem_usage_kb():
+    """The process's resident memory in kB (faiss's get_mem_usage_kb)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    import resource
+
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+
+
 def is_similarity_metric(metric_type):
     """True where larger is closer (inner product, Jaccard), as in faiss."""
     return int(metric_type) in (_nearly.METRIC_INNER_PRODUCT, _nearly.METRIC_Jaccard)

@@ -425,3 +425,56 @@ def test_binary_factory_strings_and_range_search(desc):
                 assert sorted(zip(i_n[a], dn[a])) == sorted(zip(i_f[b], df[b]))
     if "IDMap" in desc:
         assert np.isin(ranges_n[0][2], ids).all()
+
+
+@pytest.mark.parametrize("keep_max", [False, True])
+@pytest.mark.parametrize("dtype", ["float32", "int32"])
+def test_merge_knn_results_like_faiss(keep_max, dtype):
+    rng = np.random.default_rng(10)
+    for nshard, n, k in ((1, 5, 3), (4, 200, 7), (3, 10, 1), (2, 3, 0)):
+        D = np.sort(rng.integers(0, 6, (nshard, n, k)), axis=2).astype(dtype)  # many ties
+        if keep_max:
+            D = np.ascontiguousarray(D[:, :, ::-1])
+        I = rng.integers(0, 10**6, (nshard, n, k)).astype("int64")
+        I[rng.random(I.shape) < 0.15] = -1  # a shard's list ends at its first -1
+        got, ref = nearly.merge_knn_results(D, I, keep_max), faiss.merge_knn_results(D, I, keep_max)
+        for a, b in zip(got, ref):
+            assert a.dtype == b.dtype and a.shape == b.shape
+            np.testing.assert_array_equal(a, b)
+    with pytest.raises(AssertionError):
+        nearly.merge_knn_results(np.zeros((2, 3, 4), "float32"), np.zeros((2, 3, 5), "int64"))
+
+
+def test_matrix_stats_like_faiss():
+    from _hnswutil import real_data
+
+    base, _ = real_data()
+    rng = np.random.default_rng(11)
+    skewed = rng.standard_normal((500, 24)).astype("float32")
+    skewed[:, 2] = 7.0  # constant
+    skewed[:, 5] += 1e5  # a large mean for its spread
+    skewed[10] = skewed[20] = skewed[30]  # copies
+    skewed[40] = 0
+    skewed[41, 3] = np.nan
+    skewed[42, 4] = np.inf
+    cases = [base[:2000], skewed, rng.standard_normal((50, 1100)).astype("float32"),
+             np.vstack([rng.standard_normal((20, 8)), 1000 * rng.standard_normal((20, 8))]).astype("float32")]
+    for x in cases:
+        ours, theirs = nearly.MatrixStats(x), faiss.MatrixStats(x)
+        a = [l for l in ours.comments.splitlines() if not l.startswith("hash value")]
+        b = [l for l in theirs.comments.splitlines() if not l.startswith("hash value")]
+        assert a == b
+        assert ours.n_valid == theirs.n_valid and ours.n0 == theirs.n0
+    stats = nearly.MatrixStats(skewed).per_dim_stats
+    assert (stats[3].n_nan, stats[4].n_inf, stats[0].n_valid) == (1, 1, 500)
+    with pytest.raises(ValueError):
+        nearly.MatrixStats(np.zeros(5, "float32"))
+
+
+def test_get_mem_usage_kb():
+    before = nearly.get_mem_usage_kb()
+    block = np.ones(50 * 2**20 // 8)  # 50 MiB touched
+    after = nearly.get_mem_usage_kb()
+    assert after - before > 40 * 1024
+    assert abs(after - faiss.get_mem_usage_kb()) < 0.2 * after
+    del block
