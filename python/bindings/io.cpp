@@ -26,12 +26,18 @@ void bind_io(py::module_& m) {
     }, py::arg("index"), py::arg("fname"));
     // faiss's flag values. Both make the index read-only; IO_FLAG_MMAP also
     // maps the file and uses the flat vectors and inverted lists in place.
+    // IO_FLAG_MMAP_IFC (faiss: map the flat codes) maps like IO_FLAG_MMAP.
+    // The two that skip building tables at load (SKIP_PRECOMPUTE_TABLE,
+    // PQ_SKIP_SDC_TABLE) change nothing here: nearly builds neither at load.
     m.attr("IO_FLAG_READ_ONLY") = 2;
     m.attr("IO_FLAG_MMAP") = 0x646f0008;
+    m.attr("IO_FLAG_MMAP_IFC") = 512;
+    m.attr("IO_FLAG_SKIP_PRECOMPUTE_TABLE") = 16;
+    m.attr("IO_FLAG_PQ_SKIP_SDC_TABLE") = 32;
     m.def("read_index", [](py::handle path, int io_flags) {
         std::string p = path_of(path);
         bool ro = (io_flags & (2 | 8)) != 0;
-        bool mapped = (io_flags & 0x646f0000) == 0x646f0000;
+        bool mapped = (io_flags & 0x646f0000) == 0x646f0000 || (io_flags & 512) != 0;
         py::gil_scoped_release release;
         return mapped ? read_index_mapped(p) : read_index(p, ro);
     }, py::arg("fname"), py::arg("io_flags") = 0);

@@ -11,7 +11,7 @@ from .io_objects import IOReader, IOWriter, read_one_index, write_to
 from .multivector import IndexMultiVectorFlat, IndexMuvera, _TokenStoreIndex
 
 _READERS = {b"NEARLYMV": IndexMultiVectorFlat.deserialize, b"NEARLYMU": IndexMuvera.deserialize}
-_READ_ONLY_FLAGS = 2 | 8  # IO_FLAG_READ_ONLY, and IO_FLAG_MMAP's low bits
+_READ_ONLY_FLAGS = 2 | 8 | 512  # IO_FLAG_READ_ONLY, IO_FLAG_MMAP's low bits, IO_FLAG_MMAP_IFC
 
 
 def _path(fname):

@@ -145,3 +145,25 @@ def test_reader_call_fills_an_array(tmp_path):
             y = np.zeros_like(x)
             reader(lib.swig_ptr(y), y.nbytes, 1)
         np.testing.assert_array_equal(x, y)
+
+
+def test_more_io_flags(x, tmp_path):
+    fname = str(tmp_path / "ivfpq.index")
+    for lib in LIBS:
+        index = lib.index_factory(32, "IVF8,PQ8")
+        index.train(x)
+        index.add(x)
+        index.nprobe = 4
+        ref = index.search(x[:20], 5)
+        lib.write_index(index, fname)
+        for flag in ("IO_FLAG_SKIP_PRECOMPUTE_TABLE", "IO_FLAG_PQ_SKIP_SDC_TABLE"):
+            back = lib.read_index(fname, getattr(lib, flag))
+            back.nprobe = 4
+            np.testing.assert_array_equal(back.search(x[:20], 5)[1], ref[1])
+        flat_name = str(tmp_path / f"flat_{lib.__name__}.index")
+        lib.write_index(flat(lib, x), flat_name)
+        mapped = lib.read_index(flat_name, lib.IO_FLAG_MMAP_IFC)
+        np.testing.assert_array_equal(mapped.reconstruct_n(0, len(x)), x)
+    assert nearly.IO_FLAG_MMAP_IFC == faiss.IO_FLAG_MMAP_IFC
+    with pytest.raises(RuntimeError, match="read-only|cannot be modified"):
+        mapped.add(x[:3])
