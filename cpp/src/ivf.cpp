@@ -222,11 +222,16 @@ void IndexIVF::add(idx_t n, const float* x) { add_core(n, x, nullptr); }
 
 void IndexIVF::add_with_ids(idx_t n, const float* x, const idx_t* ids) { add_core(n, x, ids); }
 
-void IndexIVF::add_core(idx_t n, const float* x, const idx_t* ids) {
+void IndexIVF::add_core(idx_t n, const float* x, const idx_t* ids, const idx_t* list_nos) {
     check_writable();
     if (!is_trained) throw NotSupported("Error: 'is_trained' failed: the IVF index must be trained before adding");
     check_add_args(n, x);
     if (n == 0) return;
+    if (list_nos)
+        for (idx_t i = 0; i < n; i++)
+            NEARLY_CHECK_ARG(list_nos[i] >= -1 && list_nos[i] < idx_t(nlist),
+                             "add_core: list number " + std::to_string(list_nos[i]) + " of vector " +
+                                 std::to_string(i) + " is outside [-1, nlist = " + std::to_string(nlist) + ")");
     InterruptPoll poll;
     const size_t dd = d;
     size_t added = 0;
@@ -240,7 +245,10 @@ void IndexIVF::add_core(idx_t n, const float* x, const idx_t* ids) {
         dis.resize(m);
         list_of.resize(m);
         codes.resize(m * code_size);
-        quantizer->search(idx_t(m), xb, 1, dis.data(), list_of.data());
+        if (list_nos)
+            std::copy(list_nos + i0, list_nos + i0 + m, list_of.begin());
+        else
+            quantizer->search(idx_t(m), xb, 1, dis.data(), list_of.data());
         encode_vectors(idx_t(m), xb, list_of.data(), codes.data());
         poll();
         std::unique_lock<SharedMutex> lk(rw_mutex_);

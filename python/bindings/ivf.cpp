@@ -208,6 +208,30 @@ void bind_ivf(py::module_& m) {
            "scores (Dq; None: computed): returns (lims, D, I).")
         .def_property_readonly("invlists", [](std::shared_ptr<IndexIVF> self) { return InvertedListsView{self}; })
         .def("get_list_size", &IndexIVF::list_size, py::arg("list_no"))
+        .def("add_preassigned", [](IndexIVF& self, py::handle x_obj, py::handle lists_obj, py::handle ids_obj) {
+            FloatArray x = as_matrix(x_obj, self.d, "x");
+            IdArray lists = as_ids(lists_obj, x.shape(0), "list_nos");
+            IdArray ids;
+            if (!ids_obj.is_none()) ids = as_ids(ids_obj, x.shape(0), "ids");
+            const idx_t* idp = ids_obj.is_none() ? nullptr : ids.data();
+            py::gil_scoped_release release;
+            self.add_core(x.shape(0), x.data(), idp, lists.data());
+        }, py::arg("x"), py::arg("list_nos"), py::arg("ids") = py::none(),
+           "add / add_with_ids with each vector's list given (-1: counted, not stored), e.g. computed on a GPU.")
+        // faiss's pointer-shaped spelling (swig_ptr hands arrays through).
+        .def("add_core", [](IndexIVF& self, idx_t n, py::handle x_obj, py::handle ids_obj, py::handle lists_obj) {
+            FloatArray x = as_matrix(py::reinterpret_borrow<py::object>(x_obj).attr("reshape")(-1, self.d), self.d, "x");
+            if (n < 0 || n > x.shape(0)) throw InvalidArgument("add_core: n is larger than x");
+            IdArray ids, lists;
+            if (!ids_obj.is_none()) ids = as_ids(py::reinterpret_borrow<py::object>(ids_obj).attr("ravel")(), -1, "xids");
+            if (!lists_obj.is_none()) lists = as_ids(py::reinterpret_borrow<py::object>(lists_obj).attr("ravel")(), -1, "precomputed_idx");
+            if ((!ids_obj.is_none() && ids.shape(0) < n) || (!lists_obj.is_none() && lists.shape(0) < n))
+                throw InvalidArgument("add_core: xids and precomputed_idx must hold n entries");
+            const idx_t* idp = ids_obj.is_none() ? nullptr : ids.data();
+            const idx_t* lp = lists_obj.is_none() ? nullptr : lists.data();
+            py::gil_scoped_release release;
+            self.add_core(n, x.data(), idp, lp);
+        }, py::arg("n"), py::arg("x"), py::arg("xids"), py::arg("precomputed_idx") = py::none())
         .def("add_entries", [](IndexIVF& self, size_t list_no, py::handle codes_obj, py::handle ids_obj) {
             auto codes = py::array_t<uint8_t, py::array::c_style | py::array::forcecast>::ensure(codes_obj);
             IdArray ids = as_ids(ids_obj, -1, "ids");

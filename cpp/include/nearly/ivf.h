@@ -191,6 +191,11 @@ struct IndexIVF : Index {
     // after the other, ids as given): takes the write lock, updates ntotal and the direct map.
     void add_entries(size_t list_no, size_t n, const uint8_t* codes, const idx_t* ids);
 
+    // add / add_with_ids with the lists given: list_nos[i] in [-1, nlist)
+    // (-1: the vector is counted, not stored, as faiss). ids null: sequential;
+    // list_nos null: the quantizer assigns.
+    void add_core(idx_t n, const float* x, const idx_t* ids, const idx_t* list_nos = nullptr);
+
    protected:
     void encode_standalone(idx_t n, const float* x, uint8_t* bytes) const override;
     // Throws unless assign holds n x np list numbers (or -1).
@@ -280,7 +285,6 @@ struct IndexIVF : Index {
     void copy_lists_from(const IndexIVF& other);
 
    private:
-    void add_core(idx_t n, const float* x, const idx_t* ids);  // ids null: sequential
     // Finds the entries whose id wanted() accepts without a direct map (the
     // lists scanned in parallel), then calls visit(list, id, code) for each,
     // in list order. The caller holds the read lock.
