@@ -82,13 +82,24 @@ bool parse_level(const std::string& name, SimdLevel* out) {
 const SimdKernels* initial_table() {
     std::vector<SimdLevel> levels = simd_levels_supported();
     SimdLevel best = levels.back();
-    if (const char* env = std::getenv("NEARLY_SIMD")) {
+    // faiss's FAISS_SIMD_LEVEL (NONE, AVX2, AVX512, ARM_NEON) pins the level
+    // too, where NEARLY_SIMD is not set.
+    std::string faiss_level;
+    if (!std::getenv("NEARLY_SIMD")) {
+        if (const char* f = std::getenv("FAISS_SIMD_LEVEL")) {
+            const std::string v = f;
+            faiss_level = v == "NONE" ? "scalar" : v == "AVX2" ? "avx2" : v == "AVX512" ? "avx512"
+                        : v == "ARM_NEON" ? "neon" : v;
+        }
+    }
+    if (const char* env = std::getenv("NEARLY_SIMD") ? std::getenv("NEARLY_SIMD")
+                           : faiss_level.empty() ? nullptr : faiss_level.c_str()) {
         SimdLevel wanted;
         if (!parse_level(env, &wanted))
-            std::fprintf(stderr, "nearly: ignoring unknown NEARLY_SIMD=%s\n", env);
+            std::fprintf(stderr, "nearly: ignoring unknown %s=%s\n", faiss_level.empty() ? "NEARLY_SIMD" : "FAISS_SIMD_LEVEL", env);
         else if (!supported(wanted))
-            std::fprintf(stderr, "nearly: NEARLY_SIMD=%s is not supported by this CPU or build, using %s\n",
-                         env, simd_level_name(best).c_str());
+            std::fprintf(stderr, "nearly: %s=%s is not supported by this CPU or build, using %s\n",
+                         faiss_level.empty() ? "NEARLY_SIMD" : "FAISS_SIMD_LEVEL", env, simd_level_name(best).c_str());
         else
             best = wanted;
     }

@@ -478,3 +478,23 @@ def test_get_mem_usage_kb():
     assert after - before > 40 * 1024
     assert abs(after - faiss.get_mem_usage_kb()) < 0.2 * after
     del block
+
+
+def test_faiss_simd_level_environment_variable():
+    import os
+    import subprocess
+    import sys
+
+    def level(**env):
+        full = {k: v for k, v in os.environ.items() if k not in ("NEARLY_SIMD", "FAISS_SIMD_LEVEL")}
+        full.update(env)
+        out = subprocess.run([sys.executable, "-c", "import nearly; print(nearly.simd_level(), "
+                              "nearly.SIMDConfig.get_level_name())"], env=full, capture_output=True, text=True)
+        return out.stdout.split(), out.stderr
+
+    assert level(FAISS_SIMD_LEVEL="NONE")[0] == ["scalar", "NONE"]
+    if "avx2" in nearly.simd_levels_supported():
+        assert level(FAISS_SIMD_LEVEL="AVX2")[0] == ["avx2", "AVX2"]
+        assert level(FAISS_SIMD_LEVEL="NONE", NEARLY_SIMD="avx2")[0][0] == "avx2"  # nearly's own wins
+    got, err = level(FAISS_SIMD_LEVEL="NOPE")
+    assert got[0] == nearly.simd_levels_supported()[-1] and "FAISS_SIMD_LEVEL" in err
