@@ -217,3 +217,20 @@ def test_many_adds_then_search_exact():
     Dref, Iref = brute_force(xq, xb, 50, METRIC_L2)
     np.testing.assert_array_equal(I, Iref)
     np.testing.assert_array_equal(D, Dref.astype(np.float32))
+
+
+@pytest.mark.parametrize("nq", [1, 4, 7, 16])
+def test_few_queries_l2_has_difference_precision(nq):
+    """Small batches sum squared differences (faiss's direct path), so
+    distances of far-from-zero data keep float32 precision; the norm form
+    |q|^2 + |x|^2 - 2<q, x> would lose digits to cancellation."""
+    rng = np.random.default_rng(1234)
+    xb = rng.random((20000, 64), dtype=np.float32) + 3
+    xq = rng.random((nq, 64), dtype=np.float32) + 3
+    index = flat(64, METRIC_L2)
+    index.add(xb)
+    D, I = index.search(xq, 10)
+    ref = ((xq[:, None, :].astype(np.float64) - xb[I].astype(np.float64)) ** 2).sum(-1)
+    np.testing.assert_allclose(D, ref, rtol=0, atol=2e-5)
+    exact = np.argsort(distances64(xq, xb, METRIC_L2), axis=1, kind="stable")[:, :10]
+    assert (I == exact).mean() > 0.99

@@ -113,6 +113,24 @@ def test_dot_i8_exact(level, d):
 
 @pytest.mark.parametrize("d", [1, 7, 16, 17, 100, 384])
 @pytest.mark.parametrize("ny", [0, 1, 3, 4, 5, 37])
+def test_l2sqr_4q_kernel(level, d, ny):
+    """Four queries' squared L2 distances from the differences: within float
+    rounding of float64, and each row the single-query kernel's bits."""
+    rng = np.random.default_rng(d * 100 + ny + 7)
+    Q = (rng.standard_normal((4, d)) + 30).astype(np.float32)  # far from 0: norms would cancel
+    X = (rng.standard_normal((ny, d)) + 30).astype(np.float32)
+    out = _nearly.l2sqr_4q(Q, X)
+    ref = ((Q.astype(np.float64)[:, None, :] - X.astype(np.float64)[None, :, :]) ** 2).sum(-1)
+    assert out.shape == (4, ny)
+    if ny:
+        # differences keep the precision the norm form loses (|x|^2 ~ 900 d here)
+        np.testing.assert_allclose(out, ref, rtol=2e-5 * max(1, d) ** 0.5 / 4, atol=1e-4)
+        scalar = at_level("scalar", _nearly.l2sqr_4q, Q, X)
+        np.testing.assert_allclose(out, scalar, rtol=1e-5)
+
+
+@pytest.mark.parametrize("d", [1, 7, 16, 17, 100, 384])
+@pytest.mark.parametrize("ny", [0, 1, 3, 4, 5, 37])
 def test_ip_4q_kernel(level, d, ny):
     """Four queries against many rows at once (small batches)."""
     rng = np.random.default_rng(d * 100 + ny)

@@ -54,29 +54,21 @@ void scan_direct(const Scan& s, size_t q0, size_t q1, size_t j0, size_t j1, Sink
     const SimdKernels& K = simd();
     const size_t d = s.d;
     float buf[4][kDirectChunk];
-    float xn[kDirectChunk];
     for (size_t j = j0; j < j1; j += kDirectChunk) {
         const size_t n = std::min(kDirectChunk, j1 - j);
         const float* xj = s.xb + j * d;
         size_t q = q0;
-        if (q1 - q0 >= 4 && s.metric == METRIC_L2) {
-            if (s.xb_norms)
-                std::copy(s.xb_norms + j, s.xb_norms + j + n, xn);
-            else
-                norms_L2sqr(xj, n, d, xn);
-        }
-        for (; q + 4 <= q1 && s.xq_norms_ready(); q += 4) {
-            K.ip_4q(s.xq + q * d, xj, d, n, buf[0], kDirectChunk);
-            for (size_t a = 0; a < 4; a++) {
-                float* b = buf[a];
-                if (s.metric == METRIC_L2) {
-                    const float qn = s.xq_norms[q + a];
-                    for (size_t t = 0; t < n; t++) b[t] = std::max(0.f, qn + xn[t] - 2.f * b[t]);
-                } else {
-                    for (size_t t = 0; t < n; t++) b[t] = -b[t];
-                }
-                sink(q + a, j, b, n);
+        // L2 from the differences (as faiss's direct path), not from norms:
+        // the few-query path then has exact-difference precision.
+        for (; q + 4 <= q1; q += 4) {
+            if (s.metric == METRIC_L2) {
+                K.l2sqr_4q(s.xq + q * d, xj, d, n, buf[0], kDirectChunk);
+            } else {
+                K.ip_4q(s.xq + q * d, xj, d, n, buf[0], kDirectChunk);
+                for (size_t a = 0; a < 4; a++)
+                    for (size_t t = 0; t < n; t++) buf[a][t] = -buf[a][t];
             }
+            for (size_t a = 0; a < 4; a++) sink(q + a, j, buf[a], n);
         }
         for (; q < q1; q++) {
             if (s.metric == METRIC_L2) {

@@ -117,6 +117,15 @@ void bind_distance(py::module_& m) {
         simd().ip_4q(q.data(), x.data(), x.shape(1), x.shape(0), out.mutable_data(), x.shape(0));
         return out;
     }, py::arg("q"), py::arg("x"), "Inner products of 4 queries with every row of x at the active SIMD level.");
+    m.def("l2sqr_4q", [](py::handle q_obj, py::handle x_obj) {
+        FloatArray x = as_matrix(x_obj, -1, "x");
+        FloatArray q = as_matrix(q_obj, int(x.shape(1)), "q");
+        if (q.shape(0) != 4) throw InvalidArgument("l2sqr_4q: q must have 4 rows");
+        py::array_t<float> out({idx_t(4), idx_t(x.shape(0))});
+        py::gil_scoped_release release;
+        simd().l2sqr_4q(q.data(), x.data(), x.shape(1), x.shape(0), out.mutable_data(), x.shape(0));
+        return out;
+    }, py::arg("q"), py::arg("x"), "Squared L2 distances of 4 queries to every row of x at the active SIMD level.");
     m.def("gemm_ip", [](py::handle q_obj, py::handle x_obj) {
         FloatArray x = as_matrix(x_obj, -1, "x");
         FloatArray q = as_matrix(q_obj, int(x.shape(1)), "q");

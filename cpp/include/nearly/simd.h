@@ -55,6 +55,10 @@ struct SimdKernels {
     // rows: small batches read each database row once for four queries,
     // without the packing the gemm path needs.
     void (*ip_4q)(const float* q, const float* x, size_t d, size_t ny, float* out, size_t ldo);
+    // The same for squared L2 distances, summed from the differences (not
+    // from norms and inner products): small batches get faiss's direct-path
+    // precision.
+    void (*l2sqr_4q)(const float* q, const float* x, size_t d, size_t ny, float* out, size_t ldo);
     // PQ asymmetric distances of n 8-bit codes of M bytes (row-major):
     // out[j] = sum over m < M of tab[m * 256 + codes[j * M + m]], added in
     // order m = 0, 1, ...: only additions, so the same bits at every level.

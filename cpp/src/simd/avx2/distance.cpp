@@ -115,6 +115,10 @@ void ip_4q(const float* q, const float* x, size_t d, size_t ny, float* out, size
     for (int i = 0; i < 4; i++) inner_products_ny(q + i * d, x, d, ny, out + i * ldo);
 }
 
+void l2sqr_4q(const float* q, const float* x, size_t d, size_t ny, float* out, size_t ldo) {
+    for (int i = 0; i < 4; i++) l2sqr_ny(q + i * d, x, d, ny, out + i * ldo);
+}
+
 // |q - x| summed (Max false) or maxed over 16 lanes; the zero tail adds nothing.
 template <bool Max>
 float abs_diff_reduce(const float* q, const float* x, size_t d) {
@@ -151,7 +155,7 @@ void linf_ny(const float* q, const float* x, size_t d, size_t ny, float* out) {
 
 const SimdKernels& kernels_avx2() {
     static const SimdKernels k{SimdLevel::avx2, inner_product, l2sqr, inner_products_ny, l2sqr_ny,
-                               dot_i8, {MR, NR}, gemm_micro, vecmat_unfused_avx2, vecmat_fused_avx2, ip_4q, pq_adc8_avx2, nearest_transposed_avx2,
+                               dot_i8, {MR, NR}, gemm_micro, vecmat_unfused_avx2, vecmat_fused_avx2, ip_4q, l2sqr_4q, pq_adc8_avx2, nearest_transposed_avx2,
                                pq4_pack_lut_scalar, pq4_scan_block_avx2, l1_ny, linf_ny, pq_sdc8_avx2};
     return k;
 }

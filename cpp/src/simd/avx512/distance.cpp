@@ -147,8 +147,10 @@ inline __m128 reduce4(__m512 a, __m512 b, __m512 c, __m512 d) {
 }
 
 // 4 queries x 4 database rows per pass: 8 loads feed 16 FMAs, so the kernel
-// is bound by FMAs, not loads, and each database row is read once.
-void ip_4q(const float* q, const float* x, size_t d, size_t ny, float* out, size_t ldo) {
+// is bound by FMAs, not loads, and each database row is read once. L2: the
+// squared differences (16 subtractions more), as the single-query kernel sums.
+template <bool L2>
+void four_queries(const float* q, const float* x, size_t d, size_t ny, float* out, size_t ldo) {
     const size_t d16 = d & ~size_t(15);
     const __mmask16 m = tail_mask(d - d16);
     const float* q0 = q;
@@ -164,10 +166,19 @@ void ip_4q(const float* q, const float* x, size_t d, size_t ny, float* out, size
         auto step = [&](__m512 v0, __m512 v1, __m512 v2, __m512 v3, __m512 w0, __m512 w1, __m512 w2, __m512 w3) {
             __m512 qs[4] = {w0, w1, w2, w3};
             for (int a = 0; a < 4; a++) {
-                acc[a][0] = _mm512_fmadd_ps(qs[a], v0, acc[a][0]);
-                acc[a][1] = _mm512_fmadd_ps(qs[a], v1, acc[a][1]);
-                acc[a][2] = _mm512_fmadd_ps(qs[a], v2, acc[a][2]);
-                acc[a][3] = _mm512_fmadd_ps(qs[a], v3, acc[a][3]);
+                if (L2) {
+                    const __m512 t0 = _mm512_sub_ps(qs[a], v0), t1 = _mm512_sub_ps(qs[a], v1);
+                    const __m512 t2 = _mm512_sub_ps(qs[a], v2), t3 = _mm512_sub_ps(qs[a], v3);
+                    acc[a][0] = _mm512_fmadd_ps(t0, t0, acc[a][0]);
+                    acc[a][1] = _mm512_fmadd_ps(t1, t1, acc[a][1]);
+                    acc[a][2] = _mm512_fmadd_ps(t2, t2, acc[a][2]);
+                    acc[a][3] = _mm512_fmadd_ps(t3, t3, acc[a][3]);
+                } else {
+                    acc[a][0] = _mm512_fmadd_ps(qs[a], v0, acc[a][0]);
+                    acc[a][1] = _mm512_fmadd_ps(qs[a], v1, acc[a][1]);
+                    acc[a][2] = _mm512_fmadd_ps(qs[a], v2, acc[a][2]);
+                    acc[a][3] = _mm512_fmadd_ps(qs[a], v3, acc[a][3]);
+                }
             }
         };
         // The four rows are four short streams the hardware prefetcher
@@ -191,7 +202,15 @@ void ip_4q(const float* q, const float* x, size_t d, size_t ny, float* out, size
             _mm_storeu_ps(out + a * ldo + j, reduce4(acc[a][0], acc[a][1], acc[a][2], acc[a][3]));
     }
     for (; j < ny; j++)
-        for (int a = 0; a < 4; a++) out[a * ldo + j] = inner_product(q + a * d, x + j * d, d);
+        for (int a = 0; a < 4; a++) out[a * ldo + j] = L2 ? l2sqr(q + a * d, x + j * d, d) : inner_product(q + a * d, x + j * d, d);
+}
+
+void ip_4q(const float* q, const float* x, size_t d, size_t ny, float* out, size_t ldo) {
+    four_queries<false>(q, x, d, ny, out, ldo);
+}
+
+void l2sqr_4q(const float* q, const float* x, size_t d, size_t ny, float* out, size_t ldo) {
+    four_queries<true>(q, x, d, ny, out, ldo);
 }
 
 // |q - x| summed (Max false) or maxed; masked tails load zeros, which add nothing.
@@ -227,7 +246,7 @@ void linf_ny(const float* q, const float* x, size_t d, size_t ny, float* out) {
 const SimdKernels& kernels_avx512() {
     static const SimdKernels k{SimdLevel::avx512, inner_product, l2sqr, inner_products_ny, l2sqr_ny,
                                cpu_has_vnni() ? dot_i8_vnni : dot_i8, {MR, NR}, gemm_micro,
-                               vecmat_unfused_avx512, vecmat_fused_avx512, ip_4q, pq_adc8_avx512, nearest_transposed_avx512,
+                               vecmat_unfused_avx512, vecmat_fused_avx512, ip_4q, l2sqr_4q, pq_adc8_avx512, nearest_transposed_avx512,
                                pq4_pack_lut_avx512, pq4_scan_block_avx512, l1_ny, linf_ny, pq_sdc8_avx2};
     return k;
 }

@@ -88,6 +88,10 @@ void ip_4q(const float* q, const float* x, size_t d, size_t ny, float* out, size
     for (int i = 0; i < 4; i++) inner_products_ny(q + i * d, x, d, ny, out + i * ldo);
 }
 
+void l2sqr_4q(const float* q, const float* x, size_t d, size_t ny, float* out, size_t ldo) {
+    for (int i = 0; i < 4; i++) l2sqr_ny(q + i * d, x, d, ny, out + i * ldo);
+}
+
 template <bool Max>
 float abs_diff_reduce(const float* q, const float* x, size_t d) {
     float32x4_t a0 = vdupq_n_f32(0), a1 = vdupq_n_f32(0);
@@ -118,7 +122,7 @@ void linf_ny(const float* q, const float* x, size_t d, size_t ny, float* out) {
 
 const SimdKernels& kernels_neon() {
     static const SimdKernels k{SimdLevel::neon, inner_product, l2sqr, inner_products_ny, l2sqr_ny,
-                               dot_i8, {MR, NR}, gemm_micro, vecmat_unfused_neon, vecmat_fused_neon, ip_4q, pq_adc8_scalar, nearest_transposed_scalar,
+                               dot_i8, {MR, NR}, gemm_micro, vecmat_unfused_neon, vecmat_fused_neon, ip_4q, l2sqr_4q, pq_adc8_scalar, nearest_transposed_scalar,
                                pq4_pack_lut_scalar, pq4_scan_block_scalar, l1_ny, linf_ny, pq_sdc8_scalar};
     return k;
 }

@@ -54,6 +54,10 @@ void ip_4q(const float* q, const float* x, size_t d, size_t ny, float* out, size
     for (int i = 0; i < 4; i++) inner_products_ny(q + i * d, x, d, ny, out + i * ldo);
 }
 
+void l2sqr_4q(const float* q, const float* x, size_t d, size_t ny, float* out, size_t ldo) {
+    for (int i = 0; i < 4; i++) l2sqr_ny(q + i * d, x, d, ny, out + i * ldo);
+}
+
 // The reference: one sum in index order.
 void l1_ny(const float* q, const float* x, size_t d, size_t ny, float* out) {
     for (size_t j = 0; j < ny; j++) {
@@ -77,7 +81,7 @@ void linf_ny(const float* q, const float* x, size_t d, size_t ny, float* out) {
 
 const SimdKernels& kernels_scalar() {
     static const SimdKernels k{SimdLevel::scalar, inner_product, l2sqr, inner_products_ny, l2sqr_ny,
-                               dot_i8, {MR, NR}, gemm_micro, vecmat_unfused_scalar, vecmat_fused_scalar, ip_4q, pq_adc8_scalar, nearest_transposed_scalar,
+                               dot_i8, {MR, NR}, gemm_micro, vecmat_unfused_scalar, vecmat_fused_scalar, ip_4q, l2sqr_4q, pq_adc8_scalar, nearest_transposed_scalar,
                                pq4_pack_lut_scalar, pq4_scan_block_scalar, l1_ny, linf_ny, pq_sdc8_scalar};
     return k;
 }
