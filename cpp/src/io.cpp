@@ -330,7 +330,25 @@ void write_index(const Index& index, const std::string& path) {
     write_framed_file(path, [&](Writer& w) { write_index_payload(index, w); });
 }
 
+namespace {
+// A bad file's error names the file (the caller may read many).
+[[noreturn]] void rethrow_naming(const CorruptData& e, const std::string& path) {
+    throw CorruptData(std::string(e.what()) + " (reading " + path + ")");
+}
+
+void read_framed_file_unnamed(const std::string& path, bool read_only, const std::function<void(Reader&)>& read);
+}  // namespace
+
 void read_framed_file(const std::string& path, bool read_only, const std::function<void(Reader&)>& read) {
+    try {
+        read_framed_file_unnamed(path, read_only, read);
+    } catch (const CorruptData& e) {
+        rethrow_naming(e, path);
+    }
+}
+
+namespace {
+void read_framed_file_unnamed(const std::string& path, bool read_only, const std::function<void(Reader&)>& read) {
     std::unique_ptr<FILE, FileCloser> f(std::fopen(path.c_str(), "rb"));
     if (!f) {
         if (errno == ENOENT) throw FileMissing("could not open " + path + " for reading: No such file or directory");
@@ -357,6 +375,7 @@ void read_framed_file(const std::string& path, bool read_only, const std::functi
     const uint64_t sum = version >= 2 ? frame_checksum(header, r.file_checksum()) : r.file_checksum();
     if (stored != sum) throw CorruptData("cannot read index: checksum mismatch (corrupt data)");
 }
+}  // namespace
 
 IndexPtr read_index(const std::string& path, bool read_only) {
     IndexPtr index;
@@ -398,13 +417,17 @@ IndexPtr read_index_mapped(const std::string& path) {
     }
     const uint8_t* data = mapping->data;
     uint32_t version = 0;
-    // The structure is checked as always; the checksum is not: it would
-    // read every page of the file, which mapping it is meant to avoid.
-    const uint64_t size = check_header(data, mapping->size, &version);
-    Reader r(data + kHeaderSize, size, version, kHeaderSize);
-    r.read_only = true;
-    r.map_arrays(mapping);
-    return read_index_checked(r);
+    try {
+        // The structure is checked as always; the checksum is not: it would
+        // read every page of the file, which mapping it is meant to avoid.
+        const uint64_t size = check_header(data, mapping->size, &version);
+        Reader r(data + kHeaderSize, size, version, kHeaderSize);
+        r.read_only = true;
+        r.map_arrays(mapping);
+        return read_index_checked(r);
+    } catch (const CorruptData& e) {
+        rethrow_naming(e, path);
+    }
 }
 
 }  // namespace nearly

@@ -207,18 +207,18 @@ void bind_flat(py::module_& m) {
             FloatArray x = as_matrix(x_obj, self.d, "x");
             py::gil_scoped_release release;
             self.train(x.shape(0), x.data());
-        }, py::arg("x"))
+        }, py::arg("x"), "Trains the index on x, (n, d) float32 (a no-op for indexes that learn nothing).")
         .def("add", [](Index& self, py::handle x_obj) {
             FloatArray x = as_matrix(x_obj, self.d, "x");
             py::gil_scoped_release release;
             self.add(x.shape(0), x.data());
-        }, py::arg("x"))
+        }, py::arg("x"), "Adds vectors to the index: x is (n, d) float32; they get ids ntotal, ntotal + 1, ...")
         .def("add_with_ids", [](Index& self, py::handle x_obj, py::handle ids_obj) {
             FloatArray x = as_matrix(x_obj, self.d, "x");
             IdArray ids = as_ids(ids_obj, x.shape(0), "ids");
             py::gil_scoped_release release;
             self.add_with_ids(x.shape(0), x.data(), ids.data());
-        }, py::arg("x"), py::arg("ids"))
+        }, py::arg("x"), py::arg("ids"), "Adds vectors to the index with the given int64 ids (one per row of x).")
         .def("search", &search, py::arg("x"), py::arg("k"), py::kw_only(), py::arg("params") = py::none(),
              py::arg("D") = py::none(), py::arg("I") = py::none(),
              "k nearest neighbours of each row of x: returns (D float32 (n, k), I int64 (n, k)).")
@@ -233,8 +233,9 @@ void bind_flat(py::module_& m) {
             py::gil_scoped_release release;
             self.reconstruct(key, out.mutable_data());
             return out;
-        }, py::arg("key"))
-        .def("reconstruct_n", &reconstruct_n, py::arg("n0") = 0, py::arg("ni") = -1)
+        }, py::arg("key"), "The stored (or decoded) vector of id key, (d,) float32.")
+        .def("reconstruct_n", &reconstruct_n, py::arg("n0") = 0, py::arg("ni") = -1,
+             "The vectors of ids n0 .. n0 + ni - 1, (ni, d) float32 (ni = -1: up to ntotal).")
         .def("reconstruct_batch", &reconstruct_batch, py::arg("key"), py::arg("x") = py::none(),
              "The vectors of the given keys, (n, d) float32.")
         .def("assign", &assign, py::arg("x"), py::arg("k"), py::arg("labels") = py::none(),
@@ -248,11 +249,12 @@ void bind_flat(py::module_& m) {
              "The codes this index would store for x, without adding them: (n, sa_code_size()) uint8.")
         .def("sa_decode", &sa_decode, py::arg("codes"), py::arg("x") = py::none(),
              "The vectors the codes decode to, (n, d) float32.")
-        .def("remove_ids", &remove_ids, py::arg("sel"))
+        .def("remove_ids", &remove_ids, py::arg("sel"),
+             "Removes the vectors whose ids the selector (or an array of ids) names; returns how many went.")
         .def("reset", [](Index& self) {
             py::gil_scoped_release release;
             self.reset();
-        })
+        }, "Removes every vector (the training stays).")
         .def("merge_from", [](Index& self, Index& other, idx_t add_id) {
             py::gil_scoped_release release;
             self.merge_from(other, add_id);

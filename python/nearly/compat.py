@@ -222,6 +222,14 @@ def merge_knn_results(Dall, Iall, keep_max=False):
     return Dout, Iout
 
 
+def check_compatible_for_merge(index1, index2):
+    """faiss's IVFlib check: the IVF indexes inside the two (through IDMap,
+    pre-transforms, refine) can be merged; raises otherwise."""
+    if isinstance(index1, _nearly.IndexPreTransform) != isinstance(index2, _nearly.IndexPreTransform):
+        raise RuntimeError("check_compatible_for_merge: only one of the two indexes has a pre-transform")
+    extract_index_ivf(index1).check_compatible_for_merge(extract_index_ivf(index2))
+
+
 def get_mem_usage_kb():
     """The process's resident memory in kB (faiss's get_mem_usage_kb)."""
     try:

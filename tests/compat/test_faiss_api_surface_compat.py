@@ -498,3 +498,28 @@ def test_faiss_simd_level_environment_variable():
         assert level(FAISS_SIMD_LEVEL="NONE", NEARLY_SIMD="avx2")[0][0] == "avx2"  # nearly's own wins
     got, err = level(FAISS_SIMD_LEVEL="NOPE")
     assert got[0] == nearly.simd_levels_supported()[-1] and "FAISS_SIMD_LEVEL" in err
+
+
+def test_docstrings_errors_naming_the_file_and_merge_check(data, tmp_path):
+    xt, xb, xq = data
+    for lib in LIBS:
+        assert "Adds vectors to the index" in lib.IndexFlatL2(8).add.__doc__
+    index = nearly.IndexFlatL2(16)
+    index.add(xb)
+    fname = str(tmp_path / "cut.index")
+    nearly.write_index(index, fname)
+    data_bytes = open(fname, "rb").read()
+    open(fname, "wb").write(data_bytes[: len(data_bytes) // 2])
+    for flags in (0, nearly.IO_FLAG_MMAP):
+        with pytest.raises(RuntimeError) as e:
+            nearly.read_index(fname, flags)
+        assert fname in str(e.value)
+    for lib in LIBS:
+        a, b = lib.index_factory(16, "IVF8,Flat"), lib.index_factory(16, "IVF8,Flat")
+        a.train(xt)
+        b.train(xt)
+        lib.check_compatible_for_merge(a, b)
+        c = lib.index_factory(16, "IVF8,Flat")
+        c.train(xt[::-1].copy())
+        with pytest.raises(RuntimeError):
+            lib.check_compatible_for_merge(a, c)
