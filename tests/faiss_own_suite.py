@@ -21,7 +21,13 @@ from collections import defaultdict
 
 CONFTEST = '''
 import os, sys, types
+path = os.environ.get("NEARLY_SUITE_PATH")
+if path:  # another build of nearly (pip install --target DIR), over an editable install
+    sys.meta_path[:] = [f for f in sys.meta_path
+                        if "editable" not in (type(f).__module__ + type(f).__name__).lower()]
+    sys.path.insert(0, path)
 import nearly
+assert not path or nearly.__file__.startswith(path), nearly.__file__
 sys.modules["faiss"] = nearly
 contrib = os.environ.get("NEARLY_SUITE_CONTRIB")
 if contrib and not hasattr(nearly, "contrib"):
@@ -73,7 +79,9 @@ def faiss_contrib_dir():
 def per_file(junit_xml):
     counts = defaultdict(lambda: {"passed": 0, "failed": 0, "error": 0, "skipped": 0})
     for case in ET.parse(junit_xml).getroot().iter("testcase"):
-        name = (case.get("classname") or "").split(".")[0] + ".py"
+        # collection errors carry no class name: file them under the test name
+        name = (case.get("classname") or case.get("name") or "?").split(".")[0]
+        name = name if name.endswith(".py") else name + ".py"
         outcome = "passed"
         for child in case:
             if child.tag in ("failure", "error", "skipped"):
@@ -87,6 +95,8 @@ def main():
     ap.add_argument("--faiss-src", required=True)
     ap.add_argument("--out", default=None, help="JSON summary (per-file counts)")
     ap.add_argument("--no-contrib", action="store_true")
+    ap.add_argument("--nearly-path", default=None,
+                    help="run another build of nearly, installed with pip install --target DIR")
     ap.add_argument("--timeout", type=int, default=3600)
     ap.add_argument("pytest_args", nargs="*", help="extra pytest arguments (e.g. -k)")
     args = ap.parse_args()
@@ -99,6 +109,8 @@ def main():
         contrib = None if args.no_contrib else faiss_contrib_dir()
         if contrib:
             env["NEARLY_SUITE_CONTRIB"] = contrib
+        if args.nearly_path:
+            env["NEARLY_SUITE_PATH"] = os.path.abspath(args.nearly_path)
         junit = os.path.join(tmp, "junit.xml")
         cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--continue-on-collection-errors",
                f"--junitxml={junit}", *args.pytest_args]
@@ -107,11 +119,10 @@ def main():
         files = per_file(junit) if os.path.exists(junit) else {}
 
     totals = {k: sum(c[k] for c in files.values()) for k in ("passed", "failed", "error", "skipped")}
-    import nearly
-
     head = subprocess.run(["git", "-C", os.path.dirname(os.path.abspath(__file__)), "rev-parse", "--short", "HEAD"],
                           capture_output=True, text=True).stdout.strip()
-    summary = {"faiss_commit": commit, "nearly_commit": head, "nearly_simd": nearly.simd_level(),
+    summary = {"faiss_commit": commit, "nearly_commit": head if not args.nearly_path else None,
+               "nearly_path": args.nearly_path,
                "contrib_from_faiss_cpu": bool(contrib), "pytest_summary": tail[0] if tail else "",
                "totals": totals, "files": files}
     for name, c in files.items():

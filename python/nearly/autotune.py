@@ -14,7 +14,7 @@ import time
 import numpy as np
 
 from . import _nearly
-from .compat import eval_intersection
+from .compat import ObjectVector, eval_intersection
 from .shards import IndexReplicas, IndexShards
 
 
@@ -51,8 +51,8 @@ class OperatingPoints:
         self.clear()
 
     def clear(self):
-        self.all_pts = []
-        self.optimal_pts = [OperatingPoint(0, 0, "", -1)]
+        self.all_pts = ObjectVector()
+        self.optimal_pts = ObjectVector([OperatingPoint(0, 0, "", -1)])
 
     def add(self, perf, t, key="", cno=0):
         """Records a point; True when it is (for now) Pareto-optimal."""

@@ -94,6 +94,26 @@ class _Vector:
         return f"<nearly.{type(self).__name__} size={self._n}>"
 
 
+class ObjectVector(list):
+    """A list that also answers faiss's std::vector calls (size, at,
+    push_back, clear, resize): faiss code walks such attributes
+    (OperatingPoints.optimal_pts, ...) as `v.at(i) for i in range(v.size())`."""
+
+    def size(self):
+        return len(self)
+
+    def at(self, i):
+        if not 0 <= i < len(self):
+            raise IndexError(f"vector index {i} out of range (size {len(self)})")
+        return self[i]
+
+    def push_back(self, item):
+        self.append(item)
+
+    def empty(self):
+        return not self
+
+
 def _vector_class(name, dtype):
     return type(name, (_Vector,), {"dtype": np.dtype(dtype), "__doc__": f"faiss's {name}: a growable {dtype} vector."})
 

@@ -523,3 +523,17 @@ def test_docstrings_errors_naming_the_file_and_merge_check(data, tmp_path):
         c.train(xt[::-1].copy())
         with pytest.raises(RuntimeError):
             lib.check_compatible_for_merge(a, c)
+
+
+def test_operating_points_as_faiss_vectors():
+    pts = [(0.5, 1.0, "a"), (0.6, 2.0, "b"), (0.6, 1.5, "c"), (0.55, 0.8, "d"), (0.9, 3.0, "e"), (0.9, 3.0, "f")]
+    keys = {}
+    for lib in LIBS:
+        ops = lib.OperatingPoints()
+        for perf, t, key in pts:
+            ops.add(perf, t, key)
+        keys[lib] = [ops.optimal_pts.at(i).key for i in range(ops.optimal_pts.size())]
+        assert ops.all_pts.size() == len(pts)
+    assert keys[nearly] == keys[faiss]
+    with pytest.raises(IndexError):
+        nearly.OperatingPoints().optimal_pts.at(5)
