@@ -848,6 +848,64 @@ size_t IndexIVF::list_size(size_t list_no) const {
     return lists_[list_no].ids.size();
 }
 
+size_t IndexIVF::copy_subset_to(IndexIVF& other, int subset_type, idx_t a1, idx_t a2) const {
+    NEARLY_CHECK_ARG(&other != this, "copy_subset_to: the destination must be another index");
+    NEARLY_CHECK_ARG(other.nlist == nlist && other.code_size == code_size && other.type_name() == type_name(),
+                     "copy_subset_to: the destination must be an index of the same type, nlist and code size");
+    NEARLY_CHECK_ARG(subset_type >= 0 && subset_type <= 4,
+                     "copy_subset_to: subset type " + std::to_string(subset_type) + " not implemented");
+    NEARLY_CHECK_ARG((subset_type != 1 && subset_type != 3) || a1 > 0,
+                     "copy_subset_to: a1 must be positive for subset types 1 and 3");
+    // The chosen entries of each list, taken under one read lock (one
+    // consistent state), then appended to the other index's same list.
+    std::vector<std::vector<uint8_t>> codes(nlist);
+    std::vector<std::vector<idx_t>> ids(nlist);
+    {
+        std::shared_lock<SharedMutex> lk(rw_mutex_);
+        const CodeLayout lay = layout();
+        size_t total = 0;
+        for (size_t l = 0; l < nlist; l++) total += lists_[l].ids.size();
+        size_t accu_n = 0, accu_a1 = 0, accu_a2 = 0;
+        for (size_t l = 0; l < nlist; l++) {
+            const List& list = lists_[l];
+            const size_t n = list.ids.size();
+            auto take = [&](size_t i) {
+                ids[l].push_back(list.ids[i]);
+                codes[l].resize(ids[l].size() * code_size);
+                lay.get(list.codes.data(), i, &codes[l][(ids[l].size() - 1) * code_size]);
+            };
+            if (subset_type == 0) {  // ids in [a1, a2)
+                for (size_t i = 0; i < n; i++)
+                    if (a1 <= list.ids[i] && list.ids[i] < a2) take(i);
+            } else if (subset_type == 1) {  // id % a1 == a2
+                for (size_t i = 0; i < n; i++)
+                    if (list.ids[i] % a1 == a2) take(i);
+            } else if (subset_type == 2) {  // the share [a1, a2) of ntotal, spread over the lists as faiss does
+                const size_t next_n = accu_n + n;
+                using u128 = unsigned __int128;  // faiss's integer shares, without overflow
+                const size_t next_a1 = total ? size_t(u128(next_n) * u128(std::max<idx_t>(a1, 0)) / total) : 0;
+                const size_t next_a2 = total ? size_t(u128(next_n) * u128(std::max<idx_t>(a2, 0)) / total) : 0;
+                const size_t i1 = next_a1 - accu_a1, i2 = next_a2 - accu_a2;
+                for (size_t i = i1; i < std::min(i2, n); i++) take(i);
+                accu_a1 = next_a1;
+                accu_a2 = next_a2;
+            } else if (subset_type == 3) {  // part a2 of a1 of every list
+                for (size_t i = n * size_t(a2) / size_t(a1); i < n * size_t(a2 + 1) / size_t(a1) && i < n; i++) take(i);
+            } else if (idx_t(l) >= a1 && idx_t(l) < a2) {  // whole lists [a1, a2)
+                for (size_t i = 0; i < n; i++) take(i);
+            }
+            accu_n += n;
+        }
+    }
+    size_t added = 0;
+    for (size_t l = 0; l < nlist; l++) {
+        if (ids[l].empty()) continue;
+        other.add_entries(l, ids[l].size(), codes[l].data(), ids[l].data());
+        added += ids[l].size();
+    }
+    return added;
+}
+
 std::vector<idx_t> IndexIVF::list_ids(size_t list_no) const {
     NEARLY_CHECK_ARG(list_no < nlist, "list number out of range");
     std::shared_lock<SharedMutex> lk(rw_mutex_);

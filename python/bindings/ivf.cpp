@@ -232,6 +232,11 @@ void bind_ivf(py::module_& m) {
             py::gil_scoped_release release;
             self.add_core(n, x.data(), idp, lp);
         }, py::arg("n"), py::arg("x"), py::arg("xids"), py::arg("precomputed_idx") = py::none())
+        .def("copy_subset_to", [](const IndexIVF& self, IndexIVF& other, int subset_type, idx_t a1, idx_t a2) {
+            py::gil_scoped_release release;
+            return self.copy_subset_to(other, subset_type, a1, a2);
+        }, py::arg("other"), py::arg("subset_type"), py::arg("a1"), py::arg("a2"),
+           "Appends a subset of the entries to other (faiss's subset types 0-4); returns how many.")
         .def("add_entries", [](IndexIVF& self, size_t list_no, py::handle codes_obj, py::handle ids_obj) {
             auto codes = py::array_t<uint8_t, py::array::c_style | py::array::forcecast>::ensure(codes_obj);
             IdArray ids = as_ids(ids_obj, -1, "ids");

@@ -18,6 +18,8 @@ _FLT_MAX = float(np.finfo(np.float32).max)
 
 
 def _matrix(x, d):
+    if d is None:
+        raise _nearly.InvalidArgumentError("no index attached yet (d comes from the first one)")
     x = np.ascontiguousarray(x, dtype=np.float32)
     if x.ndim != 2 or x.shape[1] != d:
         raise _nearly.InvalidArgumentError(f"x must have shape (n, {d}), got {x.shape}")
@@ -31,15 +33,19 @@ def _split(n, parts):
 
 class _IndexCollection:
     def __init__(self, d, threaded):
-        if int(d) <= 0:
+        # d None: taken from the first index attached (faiss's constructors
+        # without d: IndexShards(threaded, successive_ids), IndexReplicas(threaded)).
+        if d is not None and int(d) <= 0:
             raise _nearly.InvalidArgumentError("d must be positive")
-        self.d = int(d)
+        self.d = None if d is None else int(d)
         self.threaded = bool(threaded)
         self.metric_type = None
         self.verbose = False
         self._parts = []
 
     def _attach(self, index):
+        if self.d is None:
+            self.d = index.d
         if index.d != self.d:
             raise _nearly.InvalidArgumentError(f"index has d={index.d}, expected {self.d}")
         if self._parts and index.metric_type != self.metric_type:
@@ -97,7 +103,9 @@ class _IndexCollection:
 
 
 class IndexShards(_IndexCollection):
-    def __init__(self, d, threaded=False, successive_ids=True):
+    def __init__(self, d=None, threaded=False, successive_ids=True):
+        if isinstance(d, bool):  # faiss's IndexShards(threaded, successive_ids): d from the first shard
+            d, threaded, successive_ids = None, d, threaded if isinstance(threaded, bool) else successive_ids
         super().__init__(d, threaded)
         self.successive_ids = bool(successive_ids)
 
@@ -154,7 +162,9 @@ class IndexShards(_IndexCollection):
 
 
 class IndexReplicas(_IndexCollection):
-    def __init__(self, d, threaded=True):
+    def __init__(self, d=None, threaded=True):
+        if isinstance(d, bool):  # faiss's IndexReplicas(threaded): d from the first replica
+            d, threaded = None, d
         super().__init__(d, threaded)
 
     add_replica = _IndexCollection._attach

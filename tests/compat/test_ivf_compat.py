@@ -322,3 +322,51 @@ def test_try_extract_index_ivf_and_compile_options():
         assert isinstance(opts, str) and opts.startswith("OPTIMIZE")
     # what scripts look for: the instruction set in use
     assert ("AVX2" in nearly.get_compile_options()) == (nearly.simd_level() in ("avx2", "avx512"))
+
+
+@pytest.mark.parametrize("desc,subset_type", [("IVF30,Flat", 0), ("IVF30,Flat", 1), ("IVF30,PQ4np", 2),
+                                              ("IVF30,SQ8", 3), ("IVF30,PQ8x4fs", 4), ("IVF30,Flat", 2)])
+def test_copy_subset_to_splits_like_faiss(desc, subset_type):
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal((2100, 32)).astype("float32")
+    xt, xb, xq = x[:1000], x[1000:2000], x[2000:]
+    nsplit = 3
+    results, sizes = {}, {}
+    for lib in (faiss, nearly):
+        index = lib.index_factory(32, desc)
+        index.train(xt)
+        parts = [lib.clone_index(index) for _ in range(nsplit)]
+        index.add(xb)
+        index.nprobe = 30
+        ref = index.search(xq, 10)
+        for i in range(nsplit):
+            if subset_type in (1, 3):
+                a1, a2 = nsplit, i
+            elif subset_type in (0, 2):
+                a1, a2 = index.ntotal * i // nsplit, index.ntotal * (i + 1) // nsplit
+            else:
+                a1, a2 = i * index.nlist // nsplit, (i + 1) * index.nlist // nsplit
+            index.copy_subset_to(parts[i], subset_type, a1, a2)
+        assert sum(p.ntotal for p in parts) == index.ntotal
+        sizes[lib] = [[p.invlists.list_size(l) for l in range(30)] for p in parts]
+        shards = lib.IndexShards(False, False)
+        for p in parts:
+            p.nprobe = 30
+            shards.add_shard(p)
+        got = shards.search(xq, 10)
+        results[lib] = got, ref
+    assert sizes[nearly] == sizes[faiss]  # the same split
+    (got, ref) = results[nearly]
+    # the parts together are the index (fast-scan's 8-bit tables may order
+    # near-equal scores differently per part, as faiss's do)
+    np.testing.assert_allclose(got[0], ref[0], rtol=1e-5, atol=1e-5)
+    if "fs" not in desc:
+        np.testing.assert_array_equal(got[1], ref[1])
+    other = nearly.index_factory(32, "IVF20,Flat")
+    other.train(xt)
+    one = nearly.index_factory(32, desc)
+    one.train(xt)
+    with pytest.raises(ValueError, match="same type"):
+        one.copy_subset_to(other, 0, 0, 10)
+    with pytest.raises(ValueError, match="subset type"):
+        one.copy_subset_to(nearly.clone_index(one), 7, 0, 10)

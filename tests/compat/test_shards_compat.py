@@ -98,3 +98,29 @@ def test_replicas_equal_faiss(threaded):
     gt = exact.search(xq, 5)[1]
     for lib in (faiss, nearly):
         assert np.mean([len(set(a) & set(b)) / 5 for a, b in zip(out[lib][1], gt)]) > 0.95
+
+
+def test_shards_and_replicas_without_d():
+    rng = np.random.default_rng(13)
+    xb = rng.standard_normal((600, 16)).astype("float32")
+    out = {}
+    for lib in (faiss, nearly):
+        shards = lib.IndexShards(False, False)  # (threaded, successive_ids): d from the first shard
+        for i in range(3):
+            part = lib.IndexFlatL2(16)
+            part.add(xb[i * 200:(i + 1) * 200])
+            shards.add_shard(part)
+        assert shards.d == 16
+        out[lib] = shards.search(xb[:20], 5)[1]
+    np.testing.assert_array_equal(out[nearly], out[faiss])
+    replicas = nearly.IndexReplicas(True)  # (faiss's SWIG takes True for d = 1 here)
+    for _ in range(2):
+        r = nearly.IndexFlatL2(16)
+        r.add(xb)
+        replicas.add_replica(r)
+    assert replicas.d == 16 and replicas.threaded
+    whole = nearly.IndexFlatL2(16)
+    whole.add(xb)
+    np.testing.assert_array_equal(replicas.search(xb[:20], 5)[1], whole.search(xb[:20], 5)[1])
+    with pytest.raises(ValueError, match="no index attached"):
+        nearly.IndexShards(False, False).search(xb[:2], 1)

@@ -190,6 +190,12 @@ struct IndexIVF : Index {
     // Appends n encoded entries to one list (the codes of this family one
     // after the other, ids as given): takes the write lock, updates ntotal and the direct map.
     void add_entries(size_t list_no, size_t n, const uint8_t* codes, const idx_t* ids);
+    // faiss's copy_subset_to: appends a subset of the entries to other (same
+    // type, nlist and code size; its quantizer the user's business, as in
+    // faiss). subset_type 0: ids in [a1, a2); 1: id % a1 == a2; 2: the share
+    // [a1, a2) of ntotal, list by list; 3: part a2 of a1 of each list; 4:
+    // the lists [a1, a2). Returns the number copied.
+    size_t copy_subset_to(IndexIVF& other, int subset_type, idx_t a1, idx_t a2) const;
 
     // add / add_with_ids with the lists given: list_nos[i] in [-1, nlist)
     // (-1: the vector is counted, not stored, as faiss). ids null: sequential;
