@@ -121,11 +121,24 @@ def checksum64(data):
     return _mix(r, n)
 
 
+def current_format():
+    """The format version nearly writes (its files' u32 after the magic)."""
+    import nearly
+
+    return struct.unpack_from("<I", bytes(nearly.serialize_index(nearly.IndexFlatL2(1))), 8)[0]
+
+
 def reseal(payload):
     """A complete serialized index around `payload`, with a valid checksum
-    (format 2: of the header, then of the payload's checksum)."""
-    head = b"NEARLYIX" + struct.pack("<IIQ", 2, 0, len(payload))
+    (formats 2 and up: of the header, then of the payload's checksum)."""
+    head = b"NEARLYIX" + struct.pack("<IIQ", current_format(), 0, len(payload))
     return head + payload + struct.pack("<Q", checksum64(head + struct.pack("<Q", checksum64(payload))))
+
+
+def _aligned(payload_offset, boundary):
+    """The next payload offset whose file offset (after the header) is a
+    multiple of boundary."""
+    return payload_offset + (-(HEADER + payload_offset)) % boundary
 
 
 class HNSWBody:
@@ -133,7 +146,8 @@ class HNSWBody:
 
     str tag "HNSWFlat" | i32 d, metric, M, efConstruction, efSearch | i64 next_label, entry (slot)
     | i32 max_level | u64 nslots, block_bytes | vec<i64> labels | vec<i8> levels
-    | blocks[nslots * block_bytes] | f32 vectors[nslots * d] | upper links of nodes with level > 0
+    | zeros to a 64-byte file offset | blocks[nslots * block_bytes] | zeros to a 64-byte file offset
+    | f32 vectors[nslots * d] | upper links of nodes with level > 0
     | vec<u32> free_slots. A level-0 block: f32 scale, f32 norm, i8 code[d padded to 4],
     u32 count, u32 links[2M]. An upper level: u32 count, u32 links[M].
     """
@@ -166,8 +180,10 @@ class HNSWBody:
         self.o_levels = o + 8
         self.levels = np.frombuffer(self.p, "i1", n, self.o_levels).astype(int)
         o = self.o_levels + n
+        o = _aligned(o, 64)  # format 3: blocks and vectors start on 64-byte file offsets
         self.o_blocks = o
         o += self.nslots * self.block_bytes
+        o = _aligned(o, 64)
         self.o_vectors = o
         o += self.nslots * self.d * 4
         self.o_upper = {}

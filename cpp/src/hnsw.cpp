@@ -352,6 +352,9 @@ size_t HNSWGraph::graph_memory_bytes() const {
     return bytes;
 }
 
+// Node blocks are multiples of a cache line; so is where they start in a file.
+constexpr size_t kBlockAlignment = 64;
+
 void HNSWGraph::write_graph(Writer& w) const {
     const Storage& st = *st_;
     w.pod<int64_t>(next_label_);
@@ -361,8 +364,12 @@ void HNSWGraph::write_graph(Writer& w) const {
     w.pod<uint64_t>(st.block_bytes);
     w.vec(std::vector<idx_t>(st.labels.begin(), st.labels.begin() + st.nslots));
     w.vec(std::vector<int8_t>(st.levels.begin(), st.levels.begin() + st.nslots));
+    w.align(kBlockAlignment);  // format 3: a mapped file's blocks are used in place
     w.bytes(st.blocks, st.nslots * st.block_bytes);
-    if (st.side_bytes) w.bytes(st.side.data(), st.nslots * st.side_bytes);
+    if (st.side_bytes) {
+        w.align(kBlockAlignment);
+        w.bytes(st.side_of(0), st.nslots * st.side_bytes);
+    }
     for (size_t s = 0; s < st.nslots; s++)
         if (st.levels[s] > 0) w.bytes(st.upper[s].get(), size_t(st.levels[s]) * (1 + st.M) * sizeof(slot_t));
     w.vec(free_slots_);
@@ -380,10 +387,24 @@ void HNSWGraph::read_graph(Reader& r, idx_t& ntotal) {
     std::vector<int8_t> levels = r.vec<int8_t>();
     r.check(labels.size() == nslots && levels.size() == nslots, "HNSW slot arrays do not match");
     r.check(nslots * (block_bytes + st.side_bytes) <= r.remaining(), "truncated HNSW data");
-    st.grow(std::max<size_t>(nslots, 16));
+    const bool aligned = r.version() >= 3;
+    if (aligned) r.align(kBlockAlignment);
+    std::shared_ptr<const void> keep;
+    const uint8_t* mapped_blocks = aligned ? r.view_bytes(nslots * block_bytes, &keep) : nullptr;
+    if (mapped_blocks) {
+        st.use_mapped(nslots, mapped_blocks, keep);
+    } else {
+        st.grow(std::max<size_t>(nslots, 16));
+        r.bytes(st.blocks, nslots * block_bytes);
+    }
     st.nslots = nslots;
-    r.bytes(st.blocks, nslots * block_bytes);
-    if (st.side_bytes) r.bytes(st.side.data(), nslots * st.side_bytes);
+    if (st.side_bytes) {
+        if (aligned) r.align(kBlockAlignment);
+        if (mapped_blocks)
+            st.mapped_side = r.view_bytes(nslots * st.side_bytes, &keep);
+        else
+            r.bytes(st.side.data(), nslots * st.side_bytes);
+    }
     std::copy(labels.begin(), labels.end(), st.labels.begin());
     std::copy(levels.begin(), levels.end(), st.levels.begin());
     size_t live = 0;

@@ -126,17 +126,25 @@ struct HNSWGraph::Storage {
     std::vector<uint32_t> indegree;
     std::vector<std::unique_ptr<slot_t[]>> upper;
     std::unique_ptr<std::mutex[]> locks{new std::mutex[hnsw_detail::kLockStripes]};
+    // Read from a mapped file (IO_FLAG_MMAP): blocks and the side copies are
+    // the file's pages, kept mapped by `mapping`; the index is read-only.
+    std::shared_ptr<const void> mapping;
+    const uint8_t* mapped_side = nullptr;
 
     Storage(size_t M, size_t payload_bytes, size_t side_bytes)
         : M(M), M0(2 * M), payload_bytes(payload_bytes), side_bytes(side_bytes) {
         links_offset = (payload_bytes + 3) / 4 * 4;
         block_bytes = (links_offset + (1 + M0) * sizeof(slot_t) + 63) / 64 * 64;
     }
-    ~Storage() { release_large(blocks, capacity * block_bytes); }
+    ~Storage() {
+        if (!mapping) release_large(blocks, capacity * block_bytes);
+    }
 
     uint8_t* block(slot_t s) const { return blocks + size_t(s) * block_bytes; }
     uint8_t* payload(slot_t s) const { return block(s); }
-    uint8_t* side_of(slot_t s) const { return const_cast<uint8_t*>(side.data()) + size_t(s) * side_bytes; }
+    uint8_t* side_of(slot_t s) const {
+        return const_cast<uint8_t*>(mapped_side ? mapped_side : side.data()) + size_t(s) * side_bytes;
+    }
     slot_t* links(slot_t s, int level) const {
         return level == 0 ? reinterpret_cast<slot_t*>(block(s) + links_offset) : upper[s].get() + (level - 1) * (1 + M);
     }
@@ -172,6 +180,7 @@ struct HNSWGraph::Storage {
     // Only under the graph's exclusive lock: moves every array.
     void grow(size_t cap) {
         if (cap <= capacity) return;
+        if (mapping) throw NotSupported("this index was read with IO_FLAG_MMAP and cannot be modified");
         // Huge pages: a search's hops land on random blocks (one TLB miss each with 4 KiB pages).
         uint8_t* nb = static_cast<uint8_t*>(allocate_large(cap * block_bytes));
         if (blocks) std::memcpy(nb, blocks, nslots * block_bytes);
@@ -183,6 +192,17 @@ struct HNSWGraph::Storage {
         levels.resize(cap, -1);
         upper.resize(cap);
         capacity = cap;
+    }
+    // The slot arrays for n slots whose blocks (and side copies) are the
+    // mapped file's.
+    void use_mapped(size_t n, const uint8_t* mapped_blocks, std::shared_ptr<const void> keep) {
+        blocks = const_cast<uint8_t*>(mapped_blocks);  // never written: the index is read-only
+        mapping = std::move(keep);
+        labels.assign(n, -1);
+        indegree.assign(n, 0);
+        levels.assign(n, -1);
+        upper.resize(n);
+        capacity = n;
     }
 };
 

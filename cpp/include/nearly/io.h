@@ -26,9 +26,10 @@ namespace nearly {
 // 2: arrays start at file offsets aligned for their elements (a mapped file
 // is used in place), and the checksum is that of the header and of the
 // payload's own checksum (a file is written in one pass, its size filled in
-// at the end); 1 is still read.
-constexpr uint32_t kFormatVersion = 2;
-constexpr size_t kMaxAlignment = 16;
+// at the end). 3: an HNSW graph's node blocks and side copies start on
+// 64-byte boundaries (mapped, they are used in place). 1 and 2 are still read.
+constexpr uint32_t kFormatVersion = 3;
+constexpr size_t kMaxAlignment = 64;
 
 // Where an array of `bytes` bytes of elements aligned to `element` starts
 // (an empty one needs nothing).
@@ -217,6 +218,17 @@ class Reader {
         if (!ok) throw CorruptData(std::string("cannot read index: ") + what);
     }
     size_t remaining() const { return n_ - pos_; }
+    uint32_t version() const { return version_; }
+    // n bytes at the current position seen in place where the data is a
+    // mapped file (keep then holds the mapping), else null: read them.
+    const uint8_t* view_bytes(size_t n, std::shared_ptr<const void>* keep) {
+        if (!mapping_) return nullptr;
+        check(n <= n_ - pos_, "truncated index data");
+        const uint8_t* p = p_ + pos_;
+        pos_ += n;
+        *keep = mapping_;
+        return p;
+    }
 
    private:
     void read_file(void* out, size_t n);
