@@ -644,6 +644,34 @@ def test_mapped_hnsw_in_place(tmp_path, desc):
     np.testing.assert_array_equal(mapped.search(x[:50], 5)[1], back.search(x[:50], 5)[1])
 
 
+@pytest.mark.parametrize("desc", ["PQ8", "PQ8x4fs", "SQ8", "SQ4", "RQ4x8", "LSH", "RaBitQ"])
+def test_mapped_flat_codes(tmp_path, desc):
+    """IO_FLAG_MMAP on the flat-code indexes: their codes are the file's
+    bytes (RaBitQ's, stored in another order than its memory layout, are
+    read in); searches equal the index's; read-only."""
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((3000, 32)).astype("float32")
+    index = nearly.index_factory(32, desc)
+    index.train(x)
+    index.add(x)
+    path = str(tmp_path / "codes.index")
+    nearly.write_index(index, path)
+    mapped = nearly.read_index(path, nearly.IO_FLAG_MMAP)
+    D, I = mapped.search(x[:100], 10)
+    D0, I0 = index.search(x[:100], 10)
+    np.testing.assert_array_equal(I, I0)
+    np.testing.assert_array_equal(D, D0)
+    np.testing.assert_array_equal(mapped.reconstruct_n(0, 50), index.reconstruct_n(0, 50))
+    with pytest.raises(RuntimeError, match="cannot be modified"):
+        mapped.add(x[:2])
+    with pytest.raises(RuntimeError, match="cannot be modified"):
+        mapped.remove_ids(np.array([0]))
+    back = nearly.deserialize_index(nearly.serialize_index(mapped))
+    np.testing.assert_array_equal(back.search(x[:20], 5)[1], I0[:20, :5])
+    os.remove(path)
+    np.testing.assert_array_equal(mapped.search(x[:20], 5)[1], I0[:20, :5])
+
+
 def test_mapped_bad_files(tmp_path):
     good = bytes(nearly.serialize_index(make("flatL2")))
     path = str(tmp_path / "bad.index")

@@ -33,7 +33,7 @@ void IndexFlatCodes::add(idx_t n, const float* x) {
     std::unique_lock<SharedMutex> lk(rw_mutex_);
     const CodeLayout lay = layout();
     if (lay.block == 1) {
-        codes_.insert(codes_.end(), codes.begin(), codes.end());
+        codes_.append(codes.begin(), codes.end());
     } else {
         codes_.resize(lay.bytes(size_t(ntotal + n)));
         for (size_t i = 0; i < size_t(n); i++) lay.put(codes_.data(), size_t(ntotal) + i, &codes[i * lay.code_size]);
@@ -161,7 +161,7 @@ std::vector<uint8_t> IndexFlatCodes::get_codes() const {
 
 std::vector<uint8_t> IndexFlatCodes::codes_in_order() const {
     const CodeLayout lay = layout();
-    if (lay.block == 1) return codes_;
+    if (lay.block == 1) return std::vector<uint8_t>(codes_.begin(), codes_.end());
     std::vector<uint8_t> out(size_t(ntotal) * lay.code_size);
     for (size_t i = 0; i < size_t(ntotal); i++) lay.get(codes_.data(), i, &out[i * lay.code_size]);
     return out;
@@ -170,10 +170,10 @@ std::vector<uint8_t> IndexFlatCodes::codes_in_order() const {
 void IndexFlatCodes::set_codes_in_order(const std::vector<uint8_t>& codes, size_t n) {
     const CodeLayout lay = layout();
     if (lay.block == 1) {
-        codes_ = codes;
+        codes_ = std::vector<uint8_t>(codes);
         return;
     }
-    codes_.assign(lay.bytes(n), 0);
+    codes_ = std::vector<uint8_t>(lay.bytes(n), 0);
     for (size_t i = 0; i < n; i++) lay.put(codes_.data(), i, &codes[i * lay.code_size]);
 }
 

@@ -110,7 +110,7 @@ void IndexLSH::write_body(Writer& w) const {
     rrot.write_body(w);
     w.vec(thresholds);
     w.pod<int64_t>(ntotal);
-    w.vec(codes_);
+    w.array(codes_);
 }
 
 std::unique_ptr<IndexLSH> IndexLSH::read_body(Reader& r) {
@@ -127,7 +127,7 @@ std::unique_ptr<IndexLSH> IndexLSH::read_body(Reader& r) {
     r.check(!trained || !train_t || !index->thresholds.empty(), "LSH marked trained without its thresholds");
     index->is_trained = trained;
     const idx_t ntotal = r.pod<int64_t>();
-    index->codes_ = r.vec<uint8_t>();
+    r.array(index->codes_);
     r.check(ntotal >= 0 && index->codes_.size() == size_t(ntotal) * index->code_size(),
             "LSH code count does not match ntotal");
     r.check(ntotal == 0 || trained, "LSH holds codes but is not trained");

@@ -125,7 +125,7 @@ void IndexPQ::write_body(Writer& w) const {
     w.pod<uint8_t>(is_trained);
     w.vec(pq.centroids);
     w.pod<int64_t>(ntotal);
-    w.vec(codes_);
+    w.array(codes_);
 }
 
 template <class T>
@@ -149,7 +149,7 @@ std::unique_ptr<T> IndexPQ::read_pq(Reader& r, const char* what) {
     index->pq.sync_transposed_centroids();
     index->is_trained = trained;
     const idx_t ntotal = r.pod<int64_t>();
-    index->codes_ = r.vec<uint8_t>();
+    r.array(index->codes_);
     r.check(ntotal >= 0 && index->codes_.size() == index->layout().bytes(size_t(ntotal)),
             (w + " code count does not match ntotal").c_str());
     index->ntotal = ntotal;

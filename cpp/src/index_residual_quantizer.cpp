@@ -48,7 +48,7 @@ void IndexResidualQuantizer::write_body(Writer& w) const {
     w.pod<uint8_t>(is_trained);
     rq.write(w);
     w.pod<int64_t>(ntotal);
-    w.vec(codes_);
+    w.array(codes_);
 }
 
 std::unique_ptr<IndexResidualQuantizer> IndexResidualQuantizer::read_body(Reader& r) {
@@ -64,7 +64,7 @@ std::unique_ptr<IndexResidualQuantizer> IndexResidualQuantizer::read_body(Reader
     index->rq = std::move(rq);
     index->is_trained = trained;
     const idx_t ntotal = r.pod<int64_t>();
-    index->codes_ = r.vec<uint8_t>();
+    r.array(index->codes_);
     r.check(ntotal >= 0 && index->codes_.size() == size_t(ntotal) * index->rq.code_size,
             "ResidualQuantizer code count does not match ntotal");
     r.check(ntotal == 0 || trained, "ResidualQuantizer holds codes but is not trained");

@@ -76,7 +76,7 @@ void IndexScalarQuantizer::write_body(Writer& w) const {
     w.pod<uint8_t>(is_trained);
     write_sq(w, sq);
     w.pod<int64_t>(ntotal);
-    w.vec(codes_);
+    w.array(codes_);
 }
 
 std::unique_ptr<IndexScalarQuantizer> IndexScalarQuantizer::read_body(Reader& r) {
@@ -91,7 +91,7 @@ std::unique_ptr<IndexScalarQuantizer> IndexScalarQuantizer::read_body(Reader& r)
     index->sq = std::move(sq);
     index->is_trained = trained;
     const idx_t ntotal = r.pod<int64_t>();
-    index->codes_ = r.vec<uint8_t>();
+    r.array(index->codes_);
     r.check(ntotal >= 0 && index->codes_.size() == size_t(ntotal) * index->sq.code_size,
             "ScalarQuantizer code count does not match ntotal");
     r.check(ntotal == 0 || trained, "ScalarQuantizer holds codes but is not trained");

@@ -10,6 +10,7 @@
 
 #include "nearly/code_layout.h"
 #include "nearly/index.h"
+#include "nearly/mapped_array.h"
 #include "nearly/parallel.h"
 #include "nearly/topk.h"
 
@@ -103,7 +104,7 @@ struct IndexFlatCodes : Index {
             poll();
         });
     }
-    std::vector<uint8_t> codes_;  // in layout()
+    MappedArray<uint8_t> codes_;  // in layout(); a mapped file's bytes under IO_FLAG_MMAP
     size_t code_block_ = 1;        // 32 for fast-scan (code_layout.h)
 };
 
