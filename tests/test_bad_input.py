@@ -494,3 +494,42 @@ def test_set_num_threads_invalid(n, restore_threads):
     index, xb = make_index("flat")
     Dd, I = index.search(np.repeat(xb, 30, axis=0), 1)
     np.testing.assert_allclose(Dd[:, 0], 0, atol=1e-4)
+
+
+def test_bad_input_of_this_sessions_calls():
+    """add_preassigned, copy_subset_to, binary range_search, NSG build,
+    Kmeans weights and the IO objects refuse bad input with clear errors."""
+    rng = np.random.default_rng(23)
+    x = rng.standard_normal((500, 8)).astype("float32")
+    ivf = nearly.index_factory(8, "IVF4,Flat")
+    ivf.train(x)
+    bad = x[:3].copy()
+    bad[1, 2] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        ivf.add_preassigned(bad, np.array([0, 1, 2]))
+    with pytest.raises(ValueError):
+        ivf.add_preassigned(x[:3, :4], np.array([0, 1, 2]))
+    with pytest.raises(ValueError, match="outside"):
+        ivf.add_preassigned(x[:1], np.array([-2]))
+    with pytest.raises(ValueError):
+        ivf.copy_subset_to(ivf, 0, 0, 10)
+    b = nearly.IndexBinaryFlat(64)
+    b.add(rng.integers(0, 256, (10, 8), dtype=np.uint8))
+    with pytest.raises(ValueError):
+        b.range_search(rng.integers(0, 256, (2, 4), dtype=np.uint8), 10)
+    lims, D, I = b.range_search(rng.integers(0, 256, (2, 8), dtype=np.uint8), -5)
+    assert lims.tolist() == [0, 0, 0]
+    nsg = nearly.IndexNSGFlat(8, 16)
+    with pytest.raises(ValueError):
+        nsg.build(x, np.zeros((500, 0), dtype="int64"))
+    with pytest.raises(ValueError):
+        nsg.build(x, np.zeros(500, dtype="int64"))
+    km = nearly.Kmeans(8, 4)
+    with pytest.raises(ValueError):
+        km.train(x, weights=np.ones((500, 2), "float32"))
+    with pytest.raises(nearly.IndexFileError):
+        nearly.read_index(nearly.PyCallbackIOReader(lambda n: b"NOTANIDX" * 4))
+    with pytest.raises(TypeError):
+        nearly.copy_array_to_vector(x.ravel(), 5)
+    with pytest.raises(AssertionError):
+        nearly.copy_array_to_vector(x, nearly.Float32Vector())

@@ -318,3 +318,56 @@ def test_concurrent_writes_to_one_path(tmp_path):
     assert len(match) == 1
     np.testing.assert_array_equal(back.reconstruct_n(0, back.ntotal), match[0].reconstruct_n(0, back.ntotal))
     assert [p.name for p in tmp_path.iterdir()] == ["one.index"]
+
+
+def test_python_callback_selector_from_many_threads():
+    """PyCallbackIDSelector takes the GIL on each call from the search
+    threads; searches from several Python threads at once neither deadlock
+    nor mix up results."""
+    import threading
+
+    rng = np.random.default_rng(21)
+    xb = rng.standard_normal((5000, 16)).astype("float32")
+    xq = rng.standard_normal((64, 16)).astype("float32")
+    index = nearly.IndexFlatL2(16)
+    index.add(xb)
+    allowed = set(range(0, 5000, 3))
+    ref = index.search(xq, 5, params=nearly.SearchParameters(sel=nearly.IDSelectorBatch(np.array(sorted(allowed)))))[1]
+    params = nearly.SearchParameters(sel=nearly.PyCallbackIDSelector(lambda i: i in allowed))
+    out, errors = [None] * 6, []
+
+    def run(t):
+        try:
+            out[t] = index.search(xq, 5, params=params)[1]
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=run, args=(t,)) for t in range(6)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(timeout=120)
+    assert not any(th.is_alive() for th in threads), "deadlock"
+    assert not errors, errors
+    for got in out:
+        np.testing.assert_array_equal(got, ref)
+
+
+def test_mapped_hnsw_concurrent_searches(tmp_path):
+    """An HNSW index mapped from its file serves searches from many threads
+    with the results of the index it was written from."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    rng = np.random.default_rng(22)
+    xb = rng.standard_normal((4000, 24)).astype("float32")
+    index = nearly.IndexHNSWFlat(24, 16)
+    index.add(xb)
+    path = str(tmp_path / "h.index")
+    nearly.write_index(index, path)
+    mapped = nearly.read_index(path, nearly.IO_FLAG_MMAP)
+    ref = index.search(xb[:200], 10)[1]
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda s: mapped.search(xb[s:s + 50], 10)[1], [0, 50, 100, 150] * 4))
+    for i, got in enumerate(results):
+        s = [0, 50, 100, 150][i % 4]
+        np.testing.assert_array_equal(got, ref[s:s + 50])

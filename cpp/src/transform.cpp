@@ -52,6 +52,20 @@ void IndexPreTransform::prepend_transform(TransformPtr t) {
     sync_from_inner();
 }
 
+// faiss code trains the transforms and the inner index one by one (they do
+// not tell this index), then sets is_trained: accepted when every part is
+// trained, refused naming the part that is not.
+void IndexPreTransform::set_trained(bool trained) {
+    std::unique_lock<SharedMutex> lk(rw_mutex_);
+    sync_from_inner();
+    if (trained == is_trained) return;
+    if (!trained) throw NotSupported("PreTransform: is_trained follows its parts here; it cannot be set to False");
+    for (size_t i = 0; i < chain.size(); i++)
+        if (!chain[i]->is_trained)
+            throw NotSupported("PreTransform: transform " + std::to_string(i) + " of the chain is not trained");
+    throw NotSupported("PreTransform: the inner index is not trained");
+}
+
 void IndexPreTransform::sync_from_inner() {
     ntotal = index->ntotal;
     is_trained = index->is_trained;

@@ -78,6 +78,7 @@ from .io_objects import IOReader, IOWriter, PyCallbackIOReader, PyCallbackIOWrit
 from .io_objects import VectorIOReader, VectorIOWriter  # noqa: F401
 from .compat import clone_binary_index, clone_index  # noqa: F401
 from .compat import eval_intersection, merge_into, rand, randint, randn  # noqa: F401
+from .compat import float_rand, float_randn, rand_smooth_vectors  # noqa: F401
 from .compat import range_search_with_parameters, search_with_parameters  # noqa: F401
 from .shards import IndexReplicas, IndexShards  # noqa: F401
 from .result_heap import ResultHeap  # noqa: F401

@@ -424,6 +424,35 @@ def randint(n, seed=12345, vmax=None):
     return res
 
 
+def rand_smooth_vectors(n, d, seed=1234):
+    """faiss.rand_smooth_vectors: (n, d) float32 vectors on a smooth 10-d
+    manifold (sines of a random projection of normal draws), faiss's draws
+    for the same seed (equal to float32 rounding: faiss sums with sgemm)."""
+    n, d, d1 = int(n), int(d), 10
+    x1 = randn(n * d1, seed).reshape(n, d1)
+    rot = rand(d1 * d, seed + 1).reshape(d1, d)  # faiss's column-major d x d1
+    scales = rand(d, seed + 2)
+    return np.sin((x1 @ rot) * (scales * 4 + 0.1)).astype(np.float32)
+
+
+def _fill(x, n, what):
+    """The first n values of x, which swig_ptr handed over (pointer-style calls)."""
+    flat = np.asarray(x).reshape(-1)
+    if not isinstance(x, np.ndarray) or not x.flags.c_contiguous or n > flat.size:
+        raise ValueError(f"{what}: x must be a contiguous array of at least n values")
+    return flat[:n]
+
+
+def float_rand(x, n, seed):
+    """faiss.float_rand(swig_ptr(x), n, seed): fills x with rand(n, seed)."""
+    _fill(x, int(n), "float_rand")[:] = rand(int(n), seed)
+
+
+def float_randn(x, n, seed):
+    """faiss.float_randn(swig_ptr(x), n, seed): fills x with randn(n, seed)."""
+    _fill(x, int(n), "float_randn")[:] = randn(int(n), seed)
+
+
 def eval_intersection(I1, I2):
     """faiss.eval_intersection: the sum over rows of how many distinct ids
     (-1 left out) two result tables share, e.g. a search's I against the

@@ -16,6 +16,7 @@ from .compat import UInt8Vector
 
 _HEADER = 24  # magic (8), format version (4), flags (4), payload size (8); then the payload and an 8-byte checksum
 _FRAMED_MAGIC = b"NEARLYIX"
+_UNFRAMED_MAGICS = (b"NEARLYMV", b"NEARLYMU")  # the multi-vector indexes: no total size
 
 
 def _as_bytes_view(ptr, size, nitems):
@@ -226,4 +227,7 @@ def read_one_index(reader):
         rest = reader.read_exactly(_HEADER - 8, "index header")
         size = int.from_bytes(rest[8:16], "little")
         return head + rest + reader.read_exactly(size + 8)
-    return head + reader.read_to_end()
+    if head in _UNFRAMED_MAGICS:
+        return head + reader.read_to_end()
+    # Anything else is refused at once (reading on could never end).
+    return head

@@ -537,3 +537,47 @@ def test_operating_points_as_faiss_vectors():
     assert keys[nearly] == keys[faiss]
     with pytest.raises(IndexError):
         nearly.OperatingPoints().optimal_pts.at(5)
+
+
+def test_random_helpers_like_faiss():
+    for n, d, seed in ((1000, 24, 77), (5, 300, 1), (0, 8, 3)):
+        a, b = nearly.rand_smooth_vectors(n, d, seed=seed), faiss.rand_smooth_vectors(n, d, seed=seed)
+        assert a.dtype == b.dtype == np.float32 and a.shape == b.shape == (n, d)
+        np.testing.assert_allclose(a, b, atol=2e-5)
+    for fill, ref in (("float_rand", "rand"), ("float_randn", "randn")):
+        for lib in LIBS:
+            x = np.zeros(100, "float32")
+            getattr(lib, fill)(lib.swig_ptr(x), 60, 42)
+            np.testing.assert_array_equal(x[:60], getattr(lib, ref)(60, 42))
+            assert (x[60:] == 0).all()
+    with pytest.raises(ValueError):
+        nearly.float_rand(np.zeros(10, "float32"), 20, 1)
+
+
+def test_pretransform_trained_part_by_part(data):
+    """faiss's contrib trains a pre-transform's chain and inner index one by
+    one, then sets is_trained: accepted when every part is trained."""
+    xt, xb, xq = data
+    out = {}
+    for lib in LIBS:
+        index = lib.index_factory(16, "PCA8,IVF16,Flat")
+        assert not index.is_trained
+        xt2 = xt
+        for i in range(index.chain.size()):
+            vt = index.chain.at(i)
+            vt.train(xt2)
+            xt2 = vt.apply(xt2)
+        inner = lib.downcast_index(index.index)
+        inner.train(xt2)
+        index.is_trained = True
+        index.add(xb)
+        inner.nprobe = 16
+        out[lib] = index.search(xq, 5)[1]
+    np.testing.assert_array_equal(out[nearly], out[faiss])
+    half = nearly.index_factory(16, "PCA8,IVF16,Flat")
+    half.chain.at(0).train(xt)
+    with pytest.raises(RuntimeError, match="inner index is not trained"):
+        half.is_trained = True
+    none = nearly.index_factory(16, "PCA8,Flat")
+    with pytest.raises(RuntimeError, match="transform 0"):
+        none.is_trained = True

@@ -40,6 +40,7 @@ struct IndexPreTransform : Index {
     IndexPreTransform(std::vector<TransformPtr> chain, IndexPtr index);
     // faiss's prepend_transform: t feeds the current chain (t->d_out == d).
     void prepend_transform(TransformPtr t);
+    void set_trained(bool trained) override;
 
     std::string type_name() const override { return "PreTransform"; }
     void train(idx_t n, const float* x) override;
