@@ -582,12 +582,7 @@ def test_format_1_files_still_read():
     here = os.path.join(os.path.dirname(__file__), "data")
     exp = np.load(os.path.join(here, "format_v1_expected.npz"))
     for name, key in (("format_v1_ivf8_flat.index", "ivf"), ("format_v1_ivf8_pq4x4fs.index", "fs")):
-        path = os.path.join(here, name)
-        for flags in (0, nearly.IO_FLAG_MMAP):
-            index = nearly.read_index(path, flags)
-            D, I = index.search(exp["q"], 5)
-            np.testing.assert_array_equal(I, exp[key + "_I"])
-            np.testing.assert_array_equal(D, exp[key + "_D"])
+        _check_old_file(os.path.join(here, name), exp, key)
     for flags in (0, nearly.IO_FLAG_MMAP):
         flat = nearly.read_index(os.path.join(here, "format_v1_flat.index"), flags)
         np.testing.assert_array_equal(flat.reconstruct_n(0, flat.ntotal), exp["x"])
@@ -600,17 +595,17 @@ def test_format_2_hnsw_files_still_read():
     here = os.path.join(os.path.dirname(__file__), "data")
     exp = np.load(os.path.join(here, "format_v2_expected.npz"))
     for name, key in (("hnsw_flat", "hnsw"), ("hnsw_sqfp16", "sqfp16"), ("hnsw_sq4", "sq4"), ("hnsw_pq4", "pq4")):
-        path = os.path.join(here, f"format_v2_{name}.index")
-        for flags in (0, nearly.IO_FLAG_MMAP):
-            index = nearly.read_index(path, flags)
-            D, I = index.search(exp["q"], 5)
-            np.testing.assert_array_equal(I, exp[key + "_I"])
-            np.testing.assert_array_equal(D, exp[key + "_D"])
+        _check_old_file(os.path.join(here, f"format_v2_{name}.index"), exp, key)
+    _check_old_file(os.path.join(here, "format_v2_binary_hnsw.index"), exp, "bin", nearly.read_index_binary, "qb")
+
+
+def _check_old_file(path, exp, key, read=None, queries="q"):
+    """An old file read plain and mapped gives the results saved when it was written."""
     for flags in (0, nearly.IO_FLAG_MMAP):
-        b = nearly.read_index_binary(os.path.join(here, "format_v2_binary_hnsw.index"), flags)
-        D, I = b.search(exp["qb"], 5)
-        np.testing.assert_array_equal(I, exp["bin_I"])
-        np.testing.assert_array_equal(D, exp["bin_D"])
+        index = (read or nearly.read_index)(path, flags)
+        D, I = index.search(exp[queries], 5)
+        np.testing.assert_array_equal(I, exp[key + "_I"])
+        np.testing.assert_array_equal(D, exp[key + "_D"])
 
 
 @pytest.mark.parametrize("desc", ["HNSW16", "HNSW16,SQfp16", "HNSW16,SQ8", "HNSW16,SQ4", "HNSW16,PQ8"])

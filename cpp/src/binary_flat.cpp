@@ -189,18 +189,23 @@ struct MappedSelector : IDSelector {
 };
 }  // namespace
 
+// The caller's parameters with the selector seen through id_map_ (the
+// wrapped index numbers its vectors 0, 1, ...); null without a selector.
+std::unique_ptr<SearchParameters> IndexBinaryIDMap::translate(const SearchParameters* params) const {
+    if (!params || !params->sel) return nullptr;
+    auto ms = std::make_shared<MappedSelector>();
+    ms->sel = params->sel.get();
+    ms->map = &id_map_;
+    auto inner = params->clone();
+    inner->sel = ms;
+    return inner;
+}
+
 void IndexBinaryIDMap::search(idx_t n, const uint8_t* x, idx_t k, int32_t* D, idx_t* I,
                               const SearchParameters* params) const {
     check_search(n, k);
     std::shared_lock<SharedMutex> lk(rw_mutex_);
-    std::unique_ptr<SearchParameters> inner;
-    if (params && params->sel) {
-        auto ms = std::make_shared<MappedSelector>();
-        ms->sel = params->sel.get();
-        ms->map = &id_map_;
-        inner = params->clone();
-        inner->sel = ms;
-    }
+    auto inner = translate(params);
     index->search(n, x, k, D, I, inner ? inner.get() : params);
     for (size_t i = 0; i < size_t(n) * size_t(k); i++)
         if (I[i] >= 0) I[i] = id_map_[size_t(I[i])];
@@ -209,14 +214,7 @@ void IndexBinaryIDMap::search(idx_t n, const uint8_t* x, idx_t k, int32_t* D, id
 void IndexBinaryIDMap::range_search(idx_t n, const uint8_t* x, int radius, RangeSearchResult& result,
                                     const SearchParameters* params) const {
     std::shared_lock<SharedMutex> lk(rw_mutex_);
-    std::unique_ptr<SearchParameters> inner;
-    if (params && params->sel) {
-        auto ms = std::make_shared<MappedSelector>();
-        ms->sel = params->sel.get();
-        ms->map = &id_map_;
-        inner = params->clone();
-        inner->sel = ms;
-    }
+    auto inner = translate(params);
     index->range_search(n, x, radius, result, inner ? inner.get() : params);
     for (idx_t& l : result.labels)
         if (l >= 0) l = id_map_[size_t(l)];

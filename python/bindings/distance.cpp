@@ -108,24 +108,23 @@ void bind_distance(py::module_& m) {
             throw InvalidArgument("dot_i8: a and b must be 1-D int8 arrays of the same length");
         return simd().dot_i8(a.data(), b.data(), a.shape(0));
     }, py::arg("a"), py::arg("b"), "Integer dot product of int8 codes at the active SIMD level.");
-    m.def("ip_4q", [](py::handle q_obj, py::handle x_obj) {
-        FloatArray x = as_matrix(x_obj, -1, "x");
-        FloatArray q = as_matrix(q_obj, int(x.shape(1)), "q");
-        if (q.shape(0) != 4) throw InvalidArgument("ip_4q: q must have 4 rows");
-        py::array_t<float> out({idx_t(4), idx_t(x.shape(0))});
-        py::gil_scoped_release release;
-        simd().ip_4q(q.data(), x.data(), x.shape(1), x.shape(0), out.mutable_data(), x.shape(0));
-        return out;
-    }, py::arg("q"), py::arg("x"), "Inner products of 4 queries with every row of x at the active SIMD level.");
-    m.def("l2sqr_4q", [](py::handle q_obj, py::handle x_obj) {
-        FloatArray x = as_matrix(x_obj, -1, "x");
-        FloatArray q = as_matrix(q_obj, int(x.shape(1)), "q");
-        if (q.shape(0) != 4) throw InvalidArgument("l2sqr_4q: q must have 4 rows");
-        py::array_t<float> out({idx_t(4), idx_t(x.shape(0))});
-        py::gil_scoped_release release;
-        simd().l2sqr_4q(q.data(), x.data(), x.shape(1), x.shape(0), out.mutable_data(), x.shape(0));
-        return out;
-    }, py::arg("q"), py::arg("x"), "Squared L2 distances of 4 queries to every row of x at the active SIMD level.");
+    // The four-query kernels (test hooks): 4 queries against every row of x.
+    using FourQ = void (*)(const float*, const float*, size_t, size_t, float*, size_t);
+    auto four_queries = [](FourQ SimdKernels::*kernel, const char* name) {
+        return [kernel, name](py::handle q_obj, py::handle x_obj) {
+            FloatArray x = as_matrix(x_obj, -1, "x");
+            FloatArray q = as_matrix(q_obj, int(x.shape(1)), "q");
+            if (q.shape(0) != 4) throw InvalidArgument(std::string(name) + ": q must have 4 rows");
+            py::array_t<float> out({idx_t(4), idx_t(x.shape(0))});
+            py::gil_scoped_release release;
+            (simd().*kernel)(q.data(), x.data(), x.shape(1), x.shape(0), out.mutable_data(), x.shape(0));
+            return out;
+        };
+    };
+    m.def("ip_4q", four_queries(&SimdKernels::ip_4q, "ip_4q"), py::arg("q"), py::arg("x"),
+          "Inner products of 4 queries with every row of x at the active SIMD level.");
+    m.def("l2sqr_4q", four_queries(&SimdKernels::l2sqr_4q, "l2sqr_4q"), py::arg("q"), py::arg("x"),
+          "Squared L2 distances of 4 queries to every row of x at the active SIMD level.");
     m.def("gemm_ip", [](py::handle q_obj, py::handle x_obj) {
         FloatArray x = as_matrix(x_obj, -1, "x");
         FloatArray q = as_matrix(q_obj, int(x.shape(1)), "q");

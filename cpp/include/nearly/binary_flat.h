@@ -94,6 +94,7 @@ struct IndexBinaryIDMap : IndexBinary {
 
    private:
     void rebuild_reverse_map();
+    std::unique_ptr<SearchParameters> translate(const SearchParameters* params) const;
     std::vector<idx_t> id_map_;
     bool reverse_ = false;
     std::unordered_map<idx_t, idx_t> rev_map_;  // external id -> position (IDMap2)
