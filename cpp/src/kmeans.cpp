@@ -194,12 +194,6 @@ void assign_nearest(const float* x, size_t n, const float* centroids, size_t k, 
     });
 }
 
-double imbalance_factor(const std::vector<float>& hassign, size_t n) {
-    double uf = 0;
-    for (float h : hassign) uf += double(h) * h;
-    return uf * hassign.size() / (double(n) * n);
-}
-
 }  // namespace
 
 Clustering::Clustering(int d, int k, const ClusteringParameters& params) : ClusteringParameters(params), d(d), k(k) {
@@ -335,7 +329,8 @@ void Clustering::train(idx_t nx, const float* x_in, MetricType metric, KmeansSte
                 counts.assign(kk, 0.f);
                 for (size_t i = 0; i < n; i++) counts[assign[i]] += 1;
             }
-            const double imbalance = imbalance_factor(weights ? counts : hassign, n);
+            const std::vector<float>& sizes = weights ? counts : hassign;
+            const double imbalance = imbalance_factor(sizes.data(), sizes.size(), double(n));
             const int nsplit = split_clusters(dd, kk - k_frozen, n, hassign.data() + k_frozen,
                                               centroids.data() + k_frozen * dd);
             iteration_stats.push_back({obj, seconds_since(t0), t_search, imbalance, nsplit});

@@ -5,6 +5,7 @@
 #include "arrays.h"
 #include "nearly/ivf.h"
 #include "nearly/ivf_flat.h"
+#include "nearly/kmeans.h"
 
 namespace nearly_py {
 
@@ -85,16 +86,12 @@ void bind_ivf(py::module_& m) {
             for (size_t l = 0; l < v.index->nlist; l++) total += v.index->list_size(l);
             return total;
         })
-        // faiss's imbalance_factor: nlist * sum(size^2) / (sum size)^2, 1 when balanced.
         .def("imbalance_factor", [](const InvertedListsView& v) {
-            double total = 0, squares = 0;
-            for (size_t l = 0; l < v.index->nlist; l++) {
-                const double s = double(v.index->list_size(l));
-                total += s;
-                squares += s * s;
-            }
-            return squares * double(v.index->nlist) / (total * total);
-        })
+            std::vector<size_t> sizes(v.index->nlist);
+            double total = 0;
+            for (size_t l = 0; l < sizes.size(); l++) total += double(sizes[l] = v.index->list_size(l));
+            return imbalance_factor(sizes.data(), sizes.size(), total);
+        }, "faiss's imbalance factor of the list sizes (1 when balanced).")
         // faiss's text: how many lists have a size below each power of two.
         .def("print_stats", [](const InvertedListsView& v) {
             std::vector<int> below(40, 0);

@@ -27,6 +27,15 @@ struct ClusteringParameters {
     double early_stop_threshold = 0.0;
 };
 
+// faiss's imbalance factor of k cluster sizes summing to total:
+// k * sum(size^2) / total^2, 1 when perfectly balanced (k-means, inverted lists).
+template <class T>
+double imbalance_factor(const T* sizes, size_t k, double total) {
+    double squares = 0;
+    for (size_t i = 0; i < k; i++) squares += double(sizes[i]) * double(sizes[i]);
+    return squares * double(k) / (total * total);
+}
+
 struct ClusteringIterationStats {
     float obj;                // sum of distances (L2) or similarities (IP) of the assignment
     double time;              // seconds since the iterations started
