@@ -256,10 +256,18 @@ def test_pq_fast_scan_remove_persist_codes():
     index.train(x)
     index.add(x)
     codes = index.pq.compute_codes(x)
-    np.testing.assert_array_equal(index.codes.reshape(-1, 4), codes)
+
+    def stored():  # faiss's index.codes of a fast-scan index: whole blocks, read through its packer
+        packer = index.get_CodePacker()
+        assert (packer.nvec, packer.code_size) == (32, 4)
+        blocks = index.codes.reshape(-1, packer.block_size)
+        assert blocks.shape[0] == (index.ntotal + 31) // 32
+        return np.array([packer.unpack_1(blocks, i) for i in range(index.ntotal)])
+
+    np.testing.assert_array_equal(stored(), codes)
     np.testing.assert_allclose(index.reconstruct(7), index.pq.decode(codes[7:8])[0], rtol=1e-6)
     assert index.remove_ids(np.arange(0, 500, 2)) == 250
-    np.testing.assert_array_equal(index.codes.reshape(-1, 4), codes[1::2])
+    np.testing.assert_array_equal(stored(), codes[1::2])
     xq = randn(rng, 5, d)
     back = nearly.deserialize_index(nearly.serialize_index(index))
     assert type(back).__name__ == "IndexPQFastScan"
@@ -273,8 +281,15 @@ def test_bad_input():
         nearly.IndexIVFPQFastScan(nearly.IndexFlat(32), 32, 8, 8, 8)
     with pytest.raises(RuntimeError):
         nearly.IndexPQFastScan(30, 8, 4)
-    with pytest.raises(RuntimeError):
-        nearly.IndexPQFastScan(32, 8, 4, nearly.METRIC_L2, 64)
+    for bad_bbs in (0, 16, 48):  # faiss's rule: a multiple of 32
+        with pytest.raises(ValueError, match="multiple of 32"):
+            nearly.IndexPQFastScan(32, 8, 4, nearly.METRIC_L2, bad_bbs)
+    for cls, bad in ((nearly.IndexPQFastScan(32, 8), (1, 3, 10, 16, 102)),
+                     (nearly.IndexIVFPQFastScan(nearly.IndexFlat(32), 32, 4, 8), (3, 4, 9, 16, 100, 116))):
+        for implem in bad:
+            with pytest.raises(ValueError, match=f"implem {implem} does not exist"):
+                cls.implem = implem
+        assert cls.implem == 0
     x = np.random.default_rng(0).standard_normal((100, 32)).astype(np.float32)
     for index in (nearly.IndexPQFastScan(32, 8),
                   nearly.IndexIVFPQFastScan(nearly.IndexFlat(32), 32, 4, 8)):
@@ -422,3 +437,94 @@ def test_fast_scan_many_ties_keep_the_smallest_ids():
         everyone = np.concatenate([[0], np.arange(200, 1200)])
         np.testing.assert_array_equal(tied, everyone[:len(tied)])
         assert len(set(I[0])) == 150
+
+
+@pytest.mark.parametrize("metric", [METRIC_L2, METRIC_IP])
+def test_implem_knob(metric):
+    """faiss's implem: the float-table reference (flat 2, IVF 1) gives IndexPQ's /
+    IndexIVFPQ's exact results; every kernel variant the quantized scan's."""
+    rng = np.random.default_rng(7)
+    d, M = 32, 16
+    x = randn(rng, 3000, d)
+    xq = randn(rng, 40, d)
+    pq = nearly.IndexPQ(d, M, 4, metric)
+    pq.train(x)
+    pq.add(x)
+    fs = nearly.IndexPQFastScan(pq)
+    ref = fs.search(xq, 10)
+    for implem in (0, 4, 12, 13, 14, 15):
+        fs.implem = implem
+        for a, b in zip(fs.search(xq, 10), ref):
+            np.testing.assert_array_equal(a, b)
+    fs.implem = 2
+    for a, b in zip(fs.search(xq, 10), pq.search(xq, 10)):
+        np.testing.assert_array_equal(a, b)
+    fs.qbs = 0x223  # faiss's batching knob: kept, the results are the same
+    assert fs.qbs == 0x223
+
+    for by_residual in (False, True):
+        ivf = nearly.IndexIVFPQ(nearly.IndexFlat(d, metric), d, 16, M, 4, metric)
+        ivf.by_residual = by_residual
+        ivf.train(x)
+        ivf.add(x)
+        ivf.nprobe = 4
+        fs = nearly.IndexIVFPQFastScan(ivf)
+        ref = fs.search(xq, 10)
+        for implem in (0, 2, 10, 11, 12, 13, 14, 15, 102, 112):
+            fs.implem = implem
+            for a, b in zip(fs.search(xq, 10), ref):
+                np.testing.assert_array_equal(a, b)
+        for implem in (1, 101):
+            fs.implem = implem
+            D, I = fs.search(xq, 10)
+            Dr, Ir = ivf.search(xq, 10)
+            np.testing.assert_array_equal(I, Ir)
+            np.testing.assert_allclose(D, Dr, rtol=1e-5, atol=1e-5)
+            # the exact path keeps selectors and range search
+            sel = nearly.IDSelectorRange(100, 900)
+            D, I = fs.search(xq, 10, params=nearly.SearchParametersIVF(sel=sel, nprobe=4))
+            Dr, Ir = ivf.search(xq, 10, params=nearly.SearchParametersIVF(sel=sel, nprobe=4))
+            np.testing.assert_array_equal(I, Ir)
+            radius = float(np.median(Dr[:, 5]))
+            lims, Dg, Ig = fs.range_search(xq, radius)
+            limr, Dgr, Igr = ivf.range_search(xq, radius)
+            np.testing.assert_array_equal(lims, limr)
+            for q in range(len(xq)):
+                np.testing.assert_array_equal(np.sort(Ig[lims[q]:lims[q + 1]]), np.sort(Igr[limr[q]:limr[q + 1]]))
+
+
+def test_block_size_multiple_of_32():
+    """bbs=64 (faiss's AVX-512 tuning) is accepted: codes still lie in blocks of 32, same results."""
+    rng = np.random.default_rng(8)
+    x = randn(rng, 1000, 16)
+    a = nearly.index_factory(16, "PQ8x4fs")
+    b = nearly.index_factory(16, "PQ8x4fs_64")
+    c = nearly.IndexPQFastScan(16, 8, 4, METRIC_L2, 64)
+    d = nearly.index_factory(16, "IVF8,PQ8x4fsr_64")
+    assert a.bbs == b.bbs == c.bbs == d.bbs == 32 and d.by_residual
+    for index in (a, b, c):
+        index.train(x)
+        index.add(x)
+    for a_, b_ in zip(a.search(x[:20], 5), b.search(x[:20], 5)):
+        np.testing.assert_array_equal(a_, b_)
+    np.testing.assert_array_equal(a.codes, c.codes)
+
+
+def test_code_packer():
+    packer = nearly.CodePackerPQ4(7, 32)  # 7 subquantizers: 4 bytes, the last nibble unused
+    assert (packer.code_size, packer.nvec, packer.block_size) == (4, 32, 128)
+    rng = np.random.default_rng(9)
+    codes = rng.integers(0, 256, (70, 4), dtype=np.uint8)
+    blocks = np.zeros((3, 128), np.uint8)
+    for i, c in enumerate(codes):
+        packer.pack_1(c, i, blocks)
+    for i, c in enumerate(codes):
+        np.testing.assert_array_equal(packer.unpack_1(blocks, i), c)
+    np.testing.assert_array_equal(packer.unpack_all(blocks[1]), codes[32:64])
+    np.testing.assert_array_equal(packer.pack_all(codes[32:64]), blocks[1])
+    with pytest.raises(IndexError):
+        packer.unpack_1(blocks, 96)
+    with pytest.raises(ValueError):
+        packer.unpack_1(blocks[:, :100], 0)
+    flat = nearly.IndexPQ(16, 4, 8).get_CodePacker()
+    assert (flat.code_size, flat.nvec, flat.block_size) == (4, 1, 4)

@@ -163,8 +163,13 @@ std::vector<uint8_t> IndexFlatCodes::codes_in_order() const {
     const CodeLayout lay = layout();
     if (lay.block == 1) return std::vector<uint8_t>(codes_.begin(), codes_.end());
     std::vector<uint8_t> out(size_t(ntotal) * lay.code_size);
-    for (size_t i = 0; i < size_t(ntotal); i++) lay.get(codes_.data(), i, &out[i * lay.code_size]);
+    lay.gather(codes_.data(), 0, size_t(ntotal), out.data());
     return out;
+}
+
+std::vector<uint8_t> IndexFlatCodes::stored_codes() const {
+    std::shared_lock<SharedMutex> lk(rw_mutex_);
+    return std::vector<uint8_t>(codes_.begin(), codes_.end());
 }
 
 void IndexFlatCodes::set_codes_in_order(const std::vector<uint8_t>& codes, size_t n) {

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdint>
 #include <cstring>
 #include <memory>
 #include <mutex>
@@ -77,13 +78,24 @@ void IndexPQ::search(idx_t n, const float* x, idx_t k, float* D, idx_t* I, const
         // random, each lookup a TLB miss with 4 KiB pages.
         LargeVector<float> tabs((q1 - q0) * ts);
         std::unique_ptr<float[]> buf(new float[kCodeBlock]);
+        // Fast-scan codes lie in blocks (an exact scan of IndexPQFastScan):
+        // each stretch is gathered into the contiguous form first.
+        const CodeLayout lay = layout();
+        std::vector<uint8_t> gathered(lay.block == 1 ? 0 : kCodeBlock * pq.code_size);
+        size_t gathered_at = SIZE_MAX;
         pq.compute_tables(x + q0 * dd, q1 - q0, ip, tabs.data());  // each codebook block read once for the group
         for (size_t q = q0; q < q1; q++) TopK::init(D + q * kk, I + q * kk, kk);  // scores: L2, or minus the IP
         auto scan = [&](size_t q, size_t j0) {
             const size_t m = std::min(kCodeBlock, nb - j0);
             float* Dq = D + q * kk;
             idx_t* Iq = I + q * kk;
-            pq.adc(&tabs[(q - q0) * ts], codes_.data() + j0 * pq.code_size, m, buf.get());
+            const uint8_t* codes = codes_.data() + j0 * pq.code_size;
+            if (lay.block != 1) {
+                if (gathered_at != j0) lay.gather(codes_.data(), j0, m, gathered.data());
+                gathered_at = j0;
+                codes = gathered.data();
+            }
+            pq.adc(&tabs[(q - q0) * ts], codes, m, buf.get());
             for (size_t j = 0; j < m; j++) {
                 const float s = ip ? -buf[j] : buf[j];
                 if (s > Dq[0] || (sel && !sel->is_member(idx_t(j0 + j)))) continue;

@@ -38,6 +38,7 @@ void IndexPQFastScan::search_unordered(idx_t n, const float* x, idx_t k, float* 
 
 void IndexPQFastScan::search_sorted_or_not(idx_t n, const float* x, idx_t k, float* D, idx_t* I,
                                            const SearchParameters* params, bool sorted) const {
+    if (fast_scan_exact(implem, false)) return IndexPQ::search(n, x, k, D, I, params);
     check_search_args(n, x, k);
     if (!is_trained) throw NotSupported("Error: 'is_trained' failed");
     const IDSelector* sel = params ? params->sel.get() : nullptr;

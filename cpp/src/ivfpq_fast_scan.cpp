@@ -76,6 +76,20 @@ struct IVFPQFastScanScanner : IVFPQScanner {
         found.reset(k);
     }
 };
+
+// implem 1: the float tables of IndexIVFPQ over the block-laid codes, each
+// stretch gathered into the contiguous form first (the generic scan hands
+// stretches that start on a block).
+struct IVFPQFastScanExactScanner : IVFPQScanner {
+    mutable std::vector<uint8_t> gathered;
+    using IVFPQScanner::IVFPQScanner;
+
+    void distances(size_t n, const uint8_t* codes, float* out) const override {
+        gathered.resize(n * pq.code_size);
+        pq4_layout(pq.code_size).gather(codes, 0, n, gathered.data());
+        IVFPQScanner::distances(n, gathered.data(), out);
+    }
+};
 }  // namespace
 
 IndexIVFPQFastScan::IndexIVFPQFastScan(IndexPtr quantizer_, int d, size_t nlist_, size_t M, size_t nbits,
@@ -91,8 +105,8 @@ IndexIVFPQFastScan::IndexIVFPQFastScan(const IndexIVFPQ& orig)
 }
 
 std::unique_ptr<InvertedListScanner> IndexIVFPQFastScan::get_scanner() const {
-    auto sc = std::make_unique<IVFPQFastScanScanner>(*this);
-    return sc;
+    if (fast_scan_exact(implem, true)) return std::make_unique<IVFPQFastScanExactScanner>(*this);
+    return std::make_unique<IVFPQFastScanScanner>(*this);
 }
 
 bool IndexIVFPQFastScan::search_assigned(idx_t n, const float* x, idx_t k, size_t np, const idx_t* coarse,
@@ -100,7 +114,7 @@ bool IndexIVFPQFastScan::search_assigned(idx_t n, const float* x, idx_t k, size_
                                          bool sorted) const {
     const bool ip = metric_type == METRIC_INNER_PRODUCT;
     // L2 on residuals has a table per (query, list): nothing to share.
-    if (by_residual && !ip) return false;
+    if ((by_residual && !ip) || fast_scan_exact(implem, true)) return false;
     const size_t npairs = (pq.M + 1) / 2, table_bytes = npairs * 64;
     // Slices: their tables fit in half of a 2 MB L2, and every thread gets
     // as many.

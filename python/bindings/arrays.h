@@ -103,9 +103,13 @@ inline idx_t as_k(py::handle k) {
 }  // namespace nearly_py
 
 namespace nearly_py {
-// fast-scan's block size: nearly lays codes out in blocks of 32 only.
+// fast-scan's block size. faiss takes any multiple of 32 (a kernel tuning
+// knob); nearly lays codes out in blocks of 32 whatever is asked (its
+// kernels' block: the same results), so `bbs` reads 32 afterwards.
 inline void check_bbs(long long bbs) {
-    if (bbs != 32) throw nearly::NotSupported("fast-scan: bbs=" + std::to_string(bbs) + " not implemented in nearly (32 only)");
+    if (bbs < 32 || bbs % 32 != 0)
+        throw nearly::InvalidArgument("fast-scan: bbs=" + std::to_string(bbs) +
+                                      " is not a positive multiple of 32 (faiss's rule)");
 }
 
 // (n, code_size) uint8 codes: another dtype is a TypeError (like faiss), another width an InvalidArgument.

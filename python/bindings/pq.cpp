@@ -22,6 +22,20 @@ size_t check_positive(long long v, const char* what) {
     return size_t(v);
 }
 
+int checked_implem(int implem, bool ivf) {
+    if (!fast_scan_implem_exists(implem, ivf))
+        throw InvalidArgument("implem " + std::to_string(implem) + " does not exist for " +
+                              (ivf ? "IVF fast-scan (0, 1, 2, 10-15, or 101, 102, 110-115)"
+                                   : "flat fast-scan (0, 2, 4, 12-15)"));
+    return implem;
+}
+
+constexpr const char* kImplemDoc =
+    "faiss's fast-scan implementation knob. faiss's kernel variants (IndexPQFastScan: 4, 12-15; "
+    "IndexIVFPQFastScan: 2, 10-15, +100) run nearly's one quantized-table scan, with the same results; the "
+    "float-table reference (IndexPQFastScan: 2; IndexIVFPQFastScan: 1) scores exactly, as IndexPQ / "
+    "IndexIVFPQ do. 0: auto.";
+
 ByteArray as_codes(py::handle obj, size_t code_size) {
     auto c = py::array_t<uint8_t, py::array::c_style | py::array::forcecast>::ensure(obj);
     if (!c || c.ndim() != 2 || size_t(c.shape(1)) != code_size)
@@ -191,6 +205,16 @@ void bind_pq(py::module_& m) {
              }),
              py::arg("orig"), py::arg("bbs") = 32, "faiss's conversion of a 4-bit IndexPQ.")
         .def_property_readonly("bbs", [](const IndexPQFastScan&) { return IndexPQFastScan::bbs; })
+        .def_property_readonly("codes", [](const IndexPQFastScan& self) {
+            std::vector<uint8_t> c = self.stored_codes();
+            py::array_t<uint8_t> out(c.size());
+            std::copy(c.begin(), c.end(), out.mutable_data());
+            return out;
+        }, "The codes as stored, in blocks of 32 (the last one padded; get_CodePacker() reads them), a numpy copy.")
+        .def_property(
+            "implem", [](const IndexPQFastScan& i) { return i.implem; },
+            [](IndexPQFastScan& i, int v) { i.implem = checked_implem(v, false); }, kImplemDoc)
+        .def_readwrite("qbs", &IndexPQFastScan::qbs, "faiss's query batch size; kept (nearly batches its own way).")
         .def_property_readonly("M", [](const IndexPQFastScan& i) { return i.pq.M; });
 
     py::class_<IndexIVFPQFastScan, IndexIVFPQ, std::shared_ptr<IndexIVFPQFastScan>>(m, "IndexIVFPQFastScan")
@@ -210,6 +234,10 @@ void bind_pq(py::module_& m) {
              }),
              py::arg("orig"), py::arg("bbs") = 32, "faiss's conversion of a 4-bit IndexIVFPQ (the quantizer is shared).")
         .def_property_readonly("bbs", [](const IndexIVFPQFastScan&) { return IndexIVFPQFastScan::bbs; })
+        .def_property(
+            "implem", [](const IndexIVFPQFastScan& i) { return i.implem; },
+            [](IndexIVFPQFastScan& i, int v) { i.implem = checked_implem(v, true); }, kImplemDoc)
+        .def_readwrite("qbs", &IndexIVFPQFastScan::qbs, "faiss's query batch size; kept (nearly batches its own way).")
         .def_property_readonly("M", [](const IndexIVFPQFastScan& i) { return i.pq.M; });
 
     // Test hooks for 4-bit fast-scan: a float table (M, 16) quantized to

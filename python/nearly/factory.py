@@ -98,8 +98,8 @@ def _coarse(m, d, metric):
     return _nearly.IndexFlat(d, metric) if hnsw_m is None else _nearly.IndexHNSWFlat(d, int(hnsw_m or 32), metric)
 
 
-def _ivfpq_fast_scan(quantizer, d, nlist, M, metric, by_residual):
-    index = _nearly.IndexIVFPQFastScan(quantizer, d, nlist, M, 4, metric)
+def _ivfpq_fast_scan(quantizer, d, nlist, M, metric, by_residual, bbs):
+    index = _nearly.IndexIVFPQFastScan(quantizer, d, nlist, M, 4, metric, bbs)
     index.by_residual = by_residual
     return index
 
@@ -117,11 +117,13 @@ INDEXES = [
         d, int(m.group(1)), int(m.group(2) or 8), metric)),
     (re.compile(_IVF + r",PQ(\d+)(?:x(\d+))?(?:np)?"), lambda m, d, metric: _nearly.IndexIVFPQ(
         _coarse(m, d, metric), d, _nlist(m.group(1)), int(m.group(3)), int(m.group(4) or 8), metric)),
-    # 4-bit fast-scan: PQ{M}x4fs; in an IVF, codes of the vectors themselves
-    # (faiss's default) or of residuals with "fsr".
-    (re.compile(r"PQ(\d+)x4fs"), lambda m, d, metric: _nearly.IndexPQFastScan(d, int(m.group(1)), 4, metric)),
-    (re.compile(_IVF + r",PQ(\d+)x4fs(r?)"), lambda m, d, metric: _ivfpq_fast_scan(
-        _coarse(m, d, metric), d, _nlist(m.group(1)), int(m.group(3)), metric, m.group(4) == "r")),
+    # 4-bit fast-scan: PQ{M}x4fs[_bbs]; in an IVF, codes of the vectors
+    # themselves (faiss's default) or of residuals with "fsr".
+    (re.compile(r"PQ(\d+)x4fs(?:_(\d+))?"), lambda m, d, metric: _nearly.IndexPQFastScan(
+        d, int(m.group(1)), 4, metric, int(m.group(2) or 32))),
+    (re.compile(_IVF + r",PQ(\d+)x4fs(r?)(?:_(\d+))?"), lambda m, d, metric: _ivfpq_fast_scan(
+        _coarse(m, d, metric), d, _nlist(m.group(1)), int(m.group(3)), metric, m.group(4) == "r",
+        int(m.group(5) or 32))),
     # Scalar quantizers: SQ4 / SQ6 / SQ8 (bits per dimension, per-dimension
     # ranges), SQfp16, SQbf16, SQ8_direct (uint8 data), SQ8_direct_signed (int8).
     (re.compile("SQ" + _SQ), lambda m, d, metric: _nearly.IndexScalarQuantizer(d, _sq_qtype(m.group(1)), metric)),
@@ -142,7 +144,7 @@ INDEXES = [
     (re.compile(r"RaBitQ([1-9])?"), lambda m, d, metric: _nearly.IndexRaBitQ(d, metric, int(m.group(1) or 1))),
     (re.compile(_IVF + r",RaBitQ([1-9])?"), lambda m, d, metric: _nearly.IndexIVFRaBitQ(
         _coarse(m, d, metric), d, _nlist(m.group(1)), metric, True, int(m.group(3) or 1))),
-    # RaBitQfs[nb_bits][_bbs]: faiss's fast-scan classes (bbs 32 only).
+    # RaBitQfs[nb_bits][_bbs]: faiss's fast-scan classes (bbs: a multiple of 32).
     (re.compile(r"RaBitQfs([1-9])?(?:_(\d+))?"), lambda m, d, metric: _nearly.IndexRaBitQFastScan(
         d, metric, int(m.group(2) or 32), int(m.group(1) or 1))),
     (re.compile(_IVF + r",RaBitQfs([1-9])?(?:_(\d+))?"), lambda m, d, metric:

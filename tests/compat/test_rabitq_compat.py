@@ -182,8 +182,12 @@ def test_fast_scan_strings_like_faiss(data, desc, cls):
         np.testing.assert_array_equal(a, b)
 
 
-def test_fast_scan_block_size_is_32():
-    with pytest.raises(RuntimeError, match="bbs=64"):
-        nearly.index_factory(D, "RaBitQfs_64")
-    with pytest.raises(RuntimeError, match="bbs=64"):
-        nearly.IndexIVFRaBitQFastScan(nearly.IndexFlatL2(D), D, 16, METRIC_L2, 64)
+def test_fast_scan_block_size():
+    # faiss's rule: a multiple of 32; nearly lays codes in blocks of 32 whatever is asked
+    for bad in (0, 16, 48):
+        with pytest.raises(ValueError, match=f"bbs={bad}"):
+            nearly.IndexIVFRaBitQFastScan(nearly.IndexFlatL2(D), D, 16, METRIC_L2, bad)
+    with pytest.raises(ValueError, match="bbs=48"):
+        nearly.index_factory(D, "RaBitQfs_48")
+    assert nearly.index_factory(D, "RaBitQfs_64").bbs == 32
+    assert nearly.IndexIVFRaBitQFastScan(nearly.IndexFlatL2(D), D, 16, METRIC_L2, 64).bbs == 32

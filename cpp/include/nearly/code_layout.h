@@ -33,6 +33,16 @@ struct CodeLayout {
         const uint8_t* b = data + j / block * block * code_size + j % block;
         for (size_t p = 0; p < code_size; p++) code[p] = b[p * block];
     }
+
+    // Entries j0 .. j0 + n one after the other in out (n * code_size bytes):
+    // the contiguous form the float-table scans read.
+    void gather(const uint8_t* data, size_t j0, size_t n, uint8_t* out) const {
+        if (block == 1) {
+            std::memcpy(out, data + j0 * code_size, n * code_size);
+            return;
+        }
+        for (size_t j = 0; j < n; j++) get(data, j0 + j, out + j * code_size);
+    }
 };
 
 }  // namespace nearly

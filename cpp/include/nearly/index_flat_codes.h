@@ -45,6 +45,9 @@ struct IndexFlatCodes : Index {
     void merge_from(Index& other, idx_t add_id = 0) override;
     void sa_decode(idx_t n, const uint8_t* bytes, float* x) const override;
     std::vector<uint8_t> get_codes() const;  // a copy, ntotal x code_size(), one code after the other
+    // A copy of the codes as they are stored: in layout(), the last block
+    // padded (faiss's `codes` of a fast-scan index).
+    std::vector<uint8_t> stored_codes() const;
     CodeLayout layout() const { return CodeLayout{code_size(), code_block_}; }
 
    protected:

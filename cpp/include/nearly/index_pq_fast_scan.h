@@ -11,6 +11,8 @@ namespace nearly {
 
 struct IndexPQFastScan : IndexPQ {
     static constexpr size_t bbs = 32;  // faiss's block size; the only one
+    int implem = 0;  // faiss's knob (pq_fast_scan.h): 2 scores exactly
+    int qbs = 0;     // faiss's query batching; kept, nearly batches its own way
 
     IndexPQFastScan(int d, size_t M, size_t nbits = 4, MetricType metric = METRIC_L2);
     // faiss's conversion: an IndexPQ with 4-bit codes as a fast-scan index

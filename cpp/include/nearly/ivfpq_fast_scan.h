@@ -14,6 +14,8 @@ namespace nearly {
 
 struct IndexIVFPQFastScan : IndexIVFPQ {
     static constexpr size_t bbs = 32;  // faiss's block size; the only one
+    int implem = 0;  // faiss's knob (pq_fast_scan.h): 1 scores exactly
+    int qbs = 0;     // faiss's query batching; kept, nearly batches its own way
 
     IndexIVFPQFastScan(IndexPtr quantizer, int d, size_t nlist, size_t M, size_t nbits = 4,
                        MetricType metric = METRIC_L2);

@@ -21,6 +21,19 @@ namespace nearly {
 
 constexpr size_t kPQ4Block = 32;
 
+// faiss's fast-scan `implem` knob, whose values differ between the flat and
+// the IVF classes. faiss's kernel variants (flat: 4, 12-15; IVF: 2, 10-15,
+// +100 single-threaded) all run nearly's one quantized-table scan, with the
+// same results; the float-table reference (flat: 2; IVF: 1) scores exactly,
+// as IndexPQ / IndexIVFPQ do. 0 is auto.
+inline bool fast_scan_implem_exists(int implem, bool ivf) {
+    if (implem == 0) return true;
+    if (!ivf) return implem == 2 || implem == 4 || (implem >= 12 && implem <= 15);
+    const int v = implem >= 100 ? implem - 100 : implem;
+    return v == 1 || v == 2 || (v >= 10 && v <= 15);
+}
+inline bool fast_scan_exact(int implem, bool ivf) { return ivf ? implem == 1 || implem == 101 : implem == 2; }
+
 inline CodeLayout pq4_layout(size_t code_size) { return CodeLayout{code_size, kPQ4Block}; }
 
 // A query's float table (M x 16, lower is better) quantized to bytes per
