@@ -4,6 +4,7 @@
 #include <cfloat>
 #include <limits>
 
+#include "nearly/distance_computer.h"
 #include "nearly/extra_distances.h"
 #include "nearly/parallel.h"
 
@@ -31,6 +32,10 @@ void Index::add_with_ids(idx_t, const float*, const idx_t*) {
 
 void Index::range_search(idx_t, const float*, float, RangeSearchResult&, const SearchParameters*) const {
     throw NotSupported("range search not implemented for this type of index");
+}
+
+std::unique_ptr<DistanceComputer> Index::get_distance_computer() const {
+    throw NotSupported("get_distance_computer not implemented for this type of index (" + type_name() + ")");
 }
 
 void Index::reconstruct(idx_t, float*) const {

@@ -120,10 +120,8 @@ void IndexFlatCodes::merge_from(Index& other_base, idx_t add_id) {
 }
 
 void IndexFlatCodes::reconstruct(idx_t key, float* out) const {
-    std::shared_lock<SharedMutex> lk(rw_mutex_);
-    if (key < 0 || key >= ntotal) throw OutOfRange("key " + std::to_string(key) + " not found");
     std::vector<uint8_t> code(code_size());
-    layout().get(codes_.data(), size_t(key), code.data());
+    code_at(key, code.data());
     decode(code.data(), out);
 }
 
@@ -165,6 +163,12 @@ std::vector<uint8_t> IndexFlatCodes::codes_in_order() const {
     std::vector<uint8_t> out(size_t(ntotal) * lay.code_size);
     lay.gather(codes_.data(), 0, size_t(ntotal), out.data());
     return out;
+}
+
+void IndexFlatCodes::code_at(idx_t i, uint8_t* out) const {
+    std::shared_lock<SharedMutex> lk(rw_mutex_);
+    if (i < 0 || i >= ntotal) throw OutOfRange("key " + std::to_string(i) + " not found");
+    layout().get(codes_.data(), size_t(i), out);
 }
 
 std::vector<uint8_t> IndexFlatCodes::stored_codes() const {

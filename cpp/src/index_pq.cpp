@@ -11,6 +11,7 @@
 #include <type_traits>
 
 #include "nearly/huge_pages.h"
+#include "nearly/distance_computer.h"
 #include "nearly/io.h"
 #include "nearly/parallel.h"
 #include "nearly/topk.h"
@@ -171,5 +172,25 @@ std::unique_ptr<T> IndexPQ::read_pq(Reader& r, const char* what) {
 std::unique_ptr<IndexPQ> IndexPQ::read_body(Reader& r) { return read_pq<IndexPQ>(r, "PQ"); }
 
 template std::unique_ptr<IndexPQFastScan> IndexPQ::read_pq<IndexPQFastScan>(Reader&, const char*);
+
+namespace {
+// A query's ADC table, as IndexPQ::search builds it (inner products
+// positive: search negates them itself).
+struct PQTableScorer {
+    const ProductQuantizer& pq;
+    bool ip;
+    std::vector<float> table;
+    void set_query(const float* q) {
+        table.resize(pq.M * pq.ksub);
+        pq.compute_tables(q, 1, ip, table.data());
+    }
+    void scores(const uint8_t* codes, size_t n, float* out) const { pq.adc(table.data(), codes, n, out); }
+};
+}  // namespace
+
+std::unique_ptr<DistanceComputer> IndexPQ::get_distance_computer() const {
+    return std::make_unique<CodeDistanceComputer<IndexPQ, PQTableScorer>>(
+        *this, PQTableScorer{pq, metric_type == METRIC_INNER_PRODUCT, {}});
+}
 
 }  // namespace nearly

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <mutex>
 
+#include "nearly/distance_computer.h"
 #include "nearly/io.h"
 #include "nearly/parallel.h"
 #include "nearly/topk.h"
@@ -70,6 +71,10 @@ std::unique_ptr<IndexResidualQuantizer> IndexResidualQuantizer::read_body(Reader
     r.check(ntotal == 0 || trained, "ResidualQuantizer holds codes but is not trained");
     index->ntotal = ntotal;
     return index;
+}
+
+std::unique_ptr<DistanceComputer> IndexResidualQuantizer::get_distance_computer() const {
+    return std::make_unique<CodeDistanceComputer<IndexResidualQuantizer, RQScanner>>(*this, RQScanner(rq, metric_type));
 }
 
 }  // namespace nearly

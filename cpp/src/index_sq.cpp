@@ -6,6 +6,7 @@
 #include <cstring>
 #include <mutex>
 
+#include "nearly/distance_computer.h"
 #include "nearly/io.h"
 #include "nearly/parallel.h"
 #include "nearly/sq_scan.h"
@@ -97,6 +98,10 @@ std::unique_ptr<IndexScalarQuantizer> IndexScalarQuantizer::read_body(Reader& r)
     r.check(ntotal == 0 || trained, "ScalarQuantizer holds codes but is not trained");
     index->ntotal = ntotal;
     return index;
+}
+
+std::unique_ptr<DistanceComputer> IndexScalarQuantizer::get_distance_computer() const {
+    return std::make_unique<CodeDistanceComputer<IndexScalarQuantizer, SQScorer>>(*this, SQScorer(sq, metric_type));
 }
 
 }  // namespace nearly

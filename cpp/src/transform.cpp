@@ -1,9 +1,11 @@
 #include "nearly/transform.h"
 
 #include <algorithm>
+#include <functional>
 #include <mutex>
 
 #include "nearly/distance.h"
+#include "nearly/distance_computer.h"
 #include "nearly/io.h"
 #include "nearly/linear_transform.h"
 #include "nearly/opq.h"
@@ -70,6 +72,28 @@ void IndexPreTransform::sync_from_inner() {
     ntotal = index->ntotal;
     is_trained = index->is_trained;
     for (auto& t : chain) is_trained = is_trained && t->is_trained;
+}
+
+namespace {
+// The query goes through the chain; the inner index scores it (faiss's).
+class TransformedDistanceComputer : public DistanceComputer {
+   public:
+    using Transform = std::function<std::vector<float>(const float*)>;
+    TransformedDistanceComputer(std::unique_ptr<DistanceComputer> inner, Transform transform)
+        : inner_(std::move(inner)), transform_(std::move(transform)) {}
+    void set_query(const float* x) override { inner_->set_query(transform_(x).data()); }
+    float operator()(idx_t i) override { return (*inner_)(i); }
+    float symmetric_dis(idx_t i, idx_t j) override { return inner_->symmetric_dis(i, j); }
+
+   private:
+    std::unique_ptr<DistanceComputer> inner_;
+    Transform transform_;
+};
+}  // namespace
+
+std::unique_ptr<DistanceComputer> IndexPreTransform::get_distance_computer() const {
+    return std::make_unique<TransformedDistanceComputer>(index->get_distance_computer(),
+                                                         [this](const float* x) { return apply_chain(1, x); });
 }
 
 std::vector<float> IndexPreTransform::apply_chain(idx_t n, const float* x) const {

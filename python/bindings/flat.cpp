@@ -4,6 +4,7 @@
 
 #include "arrays.h"
 #include "selector_arg.h"
+#include "nearly/distance_computer.h"
 #include "nearly/flat.h"
 #include "nearly/idmap.h"
 #include "nearly/transform.h"
@@ -13,6 +14,11 @@ namespace nearly_py {
 using namespace nearly;
 
 namespace {
+
+struct BoundDistanceComputer {
+    std::unique_ptr<DistanceComputer> dc;
+    int d;
+};
 
 struct TransformChain {
     std::shared_ptr<IndexPreTransform> owner;
@@ -192,6 +198,23 @@ void bind_flat(py::module_& m) {
         .def_property("sel", [](const SearchParameters& p) { return std::const_pointer_cast<IDSelector>(p.sel); },
                       [](SearchParameters& p, std::shared_ptr<IDSelector> s) { p.sel = s; });
 
+    // A distance computer with the dimension of its index's queries; it
+    // keeps the index alive and is not for sharing between threads (its
+    // query is state), as in faiss. Calls keep the GIL: they are tiny.
+    py::class_<BoundDistanceComputer>(m, "DistanceComputer",
+                                      "faiss's DistanceComputer: set_query(x), then dc(i) scores stored vector i "
+                                      "as the index's search does (squared L2, or inner product).")
+        .def("set_query", [](BoundDistanceComputer& self, py::handle x_obj) {
+            auto x = py::array_t<float, py::array::c_style | py::array::forcecast>::ensure(x_obj);
+            if (!x || x.size() != self.d)
+                throw InvalidArgument("set_query: the query must be " + std::to_string(self.d) + " floats");
+            check_finite(x.data(), size_t(self.d), "the query");
+            self.dc->set_query(x.data());
+        }, py::arg("x"), "The query, d floats.")
+        .def("__call__", [](BoundDistanceComputer& self, idx_t i) { return (*self.dc)(i); }, py::arg("i"))
+        .def("symmetric_dis", [](BoundDistanceComputer& self, idx_t i, idx_t j) { return self.dc->symmetric_dis(i, j); },
+             py::arg("i"), py::arg("j"), "The score between stored vectors i and j (their reconstructions).");
+
     py::class_<Index, std::shared_ptr<Index>>(m, "Index")
         .def_readonly("d", &Index::d)
         .def_readonly("ntotal", &Index::ntotal)
@@ -228,6 +251,9 @@ void bind_flat(py::module_& m) {
            "Test hook: search() whose k results per query may come in any order (what re-ranking asks for).")
         .def("range_search", &range_search, py::arg("x"), py::arg("thresh"), py::kw_only(),
              py::arg("params") = py::none(), "All results within thresh: returns (lims, D, I).")
+        .def("get_distance_computer", [](const Index& self) {
+            return BoundDistanceComputer{self.get_distance_computer(), self.d};
+        }, py::keep_alive<0, 1>(), "faiss's get_distance_computer(): a DistanceComputer over this index's vectors.")
         .def("reconstruct", [](const Index& self, idx_t key) {
             py::array_t<float> out(self.d);
             py::gil_scoped_release release;

@@ -612,3 +612,9 @@ class _IndexHNSWType(type):
 class IndexHNSW(metaclass=_IndexHNSWType):
     """faiss's IndexHNSW: the common base of the HNSW indexes (for isinstance),
     and IndexHNSW(IndexFlat(d), M) builds an IndexHNSWFlat."""
+
+
+# faiss's IndexFlatCodes.get_FlatCodesDistanceComputer: the same computer
+# (it scores codes with the family's own tables / kernels).
+for _name in ("IndexFlat", "IndexPQ", "IndexScalarQuantizer", "IndexResidualQuantizer"):
+    getattr(_nearly, _name).get_FlatCodesDistanceComputer = _nearly.Index.get_distance_computer

@@ -2,6 +2,7 @@
 #pragma once
 #include <vector>
 
+#include "nearly/distance_computer.h"
 #include "nearly/huge_pages.h"
 #include "nearly/index.h"
 #include "nearly/mapped_array.h"
@@ -18,6 +19,10 @@ struct IndexFlat : Index {
     void range_search(idx_t n, const float* x, float radius, RangeSearchResult& result,
                       const SearchParameters* params = nullptr) const override;
     void reconstruct(idx_t key, float* out) const override;
+    // Scores the stored vectors (their reconstructions; distance_computer.h).
+    std::unique_ptr<DistanceComputer> get_distance_computer() const override {
+        return std::make_unique<ReconstructDistanceComputer>(*this);
+    }
     void reconstruct_n(idx_t i0, idx_t ni, float* out) const override;
     // Compacts the storage: later ids shift down, like faiss.
     size_t remove_ids(const IDSelector& sel) override;

@@ -19,6 +19,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "nearly/distance_computer.h"
 #include "nearly/index.h"
 
 namespace nearly {
@@ -192,6 +193,10 @@ struct IndexHNSWFlat : Index, HNSWGraph {
     void range_search(idx_t n, const float* x, float radius, RangeSearchResult& result,
                       const SearchParameters* params = nullptr) const override;
     void reconstruct(idx_t key, float* out) const override;
+    // Scores the stored vectors (their reconstructions; distance_computer.h).
+    std::unique_ptr<DistanceComputer> get_distance_computer() const override {
+        return std::make_unique<ReconstructDistanceComputer>(*this);
+    }
     void reconstruct_n(idx_t i0, idx_t ni, float* out) const override;
     size_t remove_ids(const IDSelector& sel) override;
     void reset() override;

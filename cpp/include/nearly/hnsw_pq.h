@@ -14,6 +14,7 @@
 #include <memory>
 #include <vector>
 
+#include "nearly/distance_computer.h"
 #include "nearly/hnsw.h"
 #include "nearly/pq.h"
 
@@ -42,6 +43,10 @@ struct IndexHNSWPQ : Index, HNSWGraph {
     void range_search(idx_t n, const float* x, float radius, RangeSearchResult& result,
                       const SearchParameters* params = nullptr) const override;
     void reconstruct(idx_t key, float* out) const override;  // the decoded code
+    // Scores the stored vectors (their reconstructions; distance_computer.h).
+    std::unique_ptr<DistanceComputer> get_distance_computer() const override {
+        return std::make_unique<ReconstructDistanceComputer>(*this);
+    }
     void reconstruct_n(idx_t i0, idx_t ni, float* out) const override;
     size_t remove_ids(const IDSelector& sel) override;
     void reset() override;

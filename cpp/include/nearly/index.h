@@ -15,6 +15,7 @@
 namespace nearly {
 
 class Writer;
+struct DistanceComputer;
 
 // A reader-writer lock that does not starve writers: a writer waiting at the
 // gate stops new readers, so an add() gets in even under a constant stream of
@@ -113,6 +114,10 @@ struct Index {
     virtual void sa_decode(idx_t n, const uint8_t* bytes, float* x) const;
     virtual size_t remove_ids(const IDSelector& sel);
     virtual void reset() = 0;
+    // faiss's get_distance_computer (distance_computer.h): scores a query
+    // against stored vectors by position, as search does. Families without
+    // one raise NotSupported (faiss's IVF indexes have none either).
+    virtual std::unique_ptr<DistanceComputer> get_distance_computer() const;
     // Moves other's vectors into this index (other is left empty), like faiss.
     virtual void merge_from(Index& other, idx_t add_id = 0);
 

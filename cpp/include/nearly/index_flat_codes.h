@@ -48,6 +48,8 @@ struct IndexFlatCodes : Index {
     // A copy of the codes as they are stored: in layout(), the last block
     // padded (faiss's `codes` of a fast-scan index).
     std::vector<uint8_t> stored_codes() const;
+    // The code of stored vector i (code_size() bytes); i out of range raises.
+    void code_at(idx_t i, uint8_t* out) const;
     CodeLayout layout() const { return CodeLayout{code_size(), code_block_}; }
 
    protected:

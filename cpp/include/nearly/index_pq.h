@@ -22,6 +22,8 @@ struct IndexPQ : IndexFlatCodes {
     void search(idx_t n, const float* x, idx_t k, float* D, idx_t* I,
                 const SearchParameters* params = nullptr) const override;
     void write_body(Writer& w) const override;
+    // Scores codes with the tables / kernels search uses (distance_computer.h).
+    std::unique_ptr<DistanceComputer> get_distance_computer() const override;
     static std::unique_ptr<IndexPQ> read_body(Reader& r);
 
     size_t code_size() const override { return pq.code_size; }

@@ -28,6 +28,8 @@ struct IndexScalarQuantizer : IndexFlatCodes {
     void search(idx_t n, const float* x, idx_t k, float* D, idx_t* I,
                 const SearchParameters* params = nullptr) const override;
     void write_body(Writer& w) const override;
+    // Scores codes with the tables / kernels search uses (distance_computer.h).
+    std::unique_ptr<DistanceComputer> get_distance_computer() const override;
     static std::unique_ptr<IndexScalarQuantizer> read_body(Reader& r);
 
     size_t code_size() const override { return sq.code_size; }

@@ -13,6 +13,7 @@
 #include <memory>
 #include <vector>
 
+#include "nearly/distance_computer.h"
 #include "nearly/index.h"
 
 namespace nearly {
@@ -52,6 +53,10 @@ struct IndexNNDescentFlat : Index {
     void search(idx_t n, const float* x, idx_t k, float* D, idx_t* I,
                 const SearchParameters* params = nullptr) const override;
     void reconstruct(idx_t key, float* out) const override;
+    // Scores the stored vectors (their reconstructions; distance_computer.h).
+    std::unique_ptr<DistanceComputer> get_distance_computer() const override {
+        return std::make_unique<ReconstructDistanceComputer>(*this);
+    }
     void reset() override;
     void write_body(Writer& w) const override;
     static std::unique_ptr<IndexNNDescentFlat> read_body(Reader& r);

@@ -51,6 +51,8 @@ struct IndexPreTransform : Index {
     void range_search(idx_t n, const float* x, float radius, RangeSearchResult& result,
                       const SearchParameters* params = nullptr) const override;
     void reconstruct(idx_t key, float* out) const override;
+    // The inner index's, fed the transformed query.
+    std::unique_ptr<DistanceComputer> get_distance_computer() const override;
     void reconstruct_n(idx_t i0, idx_t ni, float* out) const override;
     size_t remove_ids(const IDSelector& sel) override;
     void reset() override;
