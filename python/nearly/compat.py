@@ -618,3 +618,49 @@ class IndexHNSW(metaclass=_IndexHNSWType):
 # (it scores codes with the family's own tables / kernels).
 for _name in ("IndexFlat", "IndexPQ", "IndexScalarQuantizer", "IndexResidualQuantizer"):
     getattr(_nearly, _name).get_FlatCodesDistanceComputer = _nearly.Index.get_distance_computer
+
+
+class _SwigOwnership:
+    """faiss's `obj.this` (SWIG's ownership handle). nearly's objects are
+    reference-counted: an index handed to another one is kept alive by it,
+    so faiss's idioms `sub.this.disown()` / `obj.this.own(False)` change
+    nothing and `own()` reads True."""
+
+    __slots__ = ()
+
+    def own(self, value=None):
+        return True
+
+    def disown(self):
+        pass
+
+    def acquire(self):
+        pass
+
+
+_OWNERSHIP = _SwigOwnership()
+for _cls in vars(_nearly).values():
+    if isinstance(_cls, type) and _cls.__module__.startswith("nearly") and not hasattr(_cls, "this"):
+        try:
+            _cls.this = property(lambda self: _OWNERSHIP)
+        except (TypeError, AttributeError):  # enum-like or immutable types
+            pass
+
+
+def _ownership_flag(name):
+    """faiss's own_fields / own_invlists / own_refine_index: whether an index
+    deletes its parts with itself. nearly's parts are reference-counted (a
+    quantizer lives while anything holds it), so the flag reads True and
+    setting it, which faiss code does to avoid a double free or an early
+    one, changes nothing."""
+    def set_flag(self, value):
+        if not isinstance(value, (bool, int)):
+            raise TypeError(f"{name} must be a bool")
+    return property(lambda self: True, set_flag, doc=_ownership_flag.__doc__)
+
+
+for _cls, _names in ((_nearly.Index, ("own_fields",)), (_nearly.IndexBinary, ("own_fields",)),
+                     (_nearly.IndexIVF, ("own_invlists",)), (_nearly.IndexBinaryIVF, ("own_invlists",)),
+                     (_nearly.IndexRefine, ("own_refine_index",))):
+    for _name in _names:
+        setattr(_cls, _name, _ownership_flag(_name))

@@ -1,6 +1,7 @@
 """faiss idioms of user code that reach into an index: the stored floats by
 rev_swig_ptr(index.get_xb(), n), direct maps by type, transforms saved on
 their own. Each runs the same way on faiss and on nearly."""
+import gc
 import os
 
 import numpy as np
@@ -161,3 +162,35 @@ def test_parallel_mode_is_kept_and_changes_nothing(x):
         index.parallel_mode = 1024  # faiss's PARALLEL_MODE_NO_HEAP_INIT
     with pytest.raises(ValueError):
         index.parallel_mode = 7
+
+
+def build_with_handed_over_quantizer(lib, x):
+    """The idiom of functions that return an IVF index built around a
+    quantizer they made: the index takes the quantizer over."""
+    quantizer = lib.IndexFlatL2(16)
+    index = lib.IndexIVFFlat(quantizer, 16, 8)
+    index.own_fields = True
+    quantizer.this.disown()
+    index.train(x)
+    index.add(x)
+    return index
+
+
+def test_ownership_idioms(x):
+    out = {}
+    for lib in (faiss, nearly):
+        index = build_with_handed_over_quantizer(lib, x)
+        gc.collect()  # the quantizer's Python object is gone; the index keeps it
+        index.nprobe = 4
+        out[lib.__name__] = index.search(x[:20], 5)
+        assert index.own_fields and index.this.own()
+        index.own_invlists = True
+        refine = lib.IndexRefineFlat(lib.IndexFlatL2(16))
+        refine.own_refine_index = True
+    np.testing.assert_array_equal(out["nearly"][1], out["faiss"][1])
+    np.testing.assert_allclose(out["nearly"][0], out["faiss"][0], rtol=1e-5)
+    with pytest.raises(TypeError):
+        nearly.IndexFlatL2(16).own_fields = "yes"
+    # every object has the handle (selectors, transforms, distance computers)
+    assert nearly.IDSelectorRange(0, 3).this.own() and nearly.PCAMatrix(16, 8).this.own()
+    assert nearly.IndexFlatL2(16).get_distance_computer().this.own()
