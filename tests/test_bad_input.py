@@ -45,6 +45,7 @@ def assert_unchanged(index, n, xb_probe):
 def test_exception_hierarchy():
     assert issubclass(nearly.InvalidArgumentError, ValueError)
     assert issubclass(nearly.InvalidArgumentError, AssertionError)
+    assert issubclass(nearly.InvalidArgumentError, RuntimeError)  # faiss's C++ checks throw RuntimeError
     assert issubclass(nearly.IndexOutOfRangeError, RuntimeError)
     assert issubclass(nearly.IndexOutOfRangeError, IndexError)
     assert issubclass(nearly.IndexFileError, RuntimeError)

@@ -6,6 +6,7 @@
 #include <limits>
 #include <mutex>
 
+#include "nearly/distance_computer.h"
 #include "nearly/io.h"
 #include "nearly/parallel.h"
 #include "nearly/pq_fast_scan.h"
@@ -190,6 +191,26 @@ void IndexRaBitQ::range_search(idx_t n, const float* x, float radius, RangeSearc
         poll();
     });
     result.set(hits);
+}
+
+namespace {
+// A query prepared with the index's qb and centered, scoring one code as
+// search reports it: the 1-bit estimate, or the full one of multi-bit codes.
+struct RaBitQScorer {
+    const IndexRaBitQ& index;
+    RaBitQQuery rq;
+    void set_query(const float* q) { rq.prepare(index.rabitq, q, index.center.data(), index.qb, index.centered); }
+    void scores(const uint8_t* codes, size_t n, float* out) const {
+        const size_t cs = index.rabitq.code_size;
+        if (index.rabitq.nb_bits == 1) return rq.estimate(n, codes, out);
+        for (size_t j = 0; j < n; j++) out[j] = rq.full(codes + j * cs);
+    }
+};
+}  // namespace
+
+std::unique_ptr<DistanceComputer> IndexRaBitQ::get_distance_computer() const {
+    if (!is_trained) throw NotSupported("Error: 'is_trained' failed");
+    return std::make_unique<CodeDistanceComputer<IndexRaBitQ, RaBitQScorer>>(*this, RaBitQScorer{*this, {}});
 }
 
 void IndexRaBitQ::encode(size_t n, const float* x, uint8_t* codes) const {

@@ -103,14 +103,14 @@ void IndexIVFRaBitQ::decode_vector(size_t list_no, const uint8_t* code, float* o
 }
 
 std::unique_ptr<InvertedListScanner> IndexIVFRaBitQ::get_scanner() const {
-    return std::make_unique<IVFRaBitQScanner>(*this, qb, false);
+    return std::make_unique<IVFRaBitQScanner>(*this, qb, centered);
 }
 
 std::unique_ptr<IVFQueryBatch> IndexIVFRaBitQ::prepare_queries(idx_t, const float*,
                                                                const SearchParameters* params) const {
     auto bits = std::make_unique<QueryBits>();
     bits->qb = qb;
-    bits->centered = false;
+    bits->centered = centered;
     if (auto* p = dynamic_cast<const IVFRaBitQSearchParameters*>(params)) {
         bits->qb = p->qb;
         bits->centered = p->centered;

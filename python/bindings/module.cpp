@@ -77,9 +77,11 @@ bool python_interrupt_pending() {
 PYBIND11_MODULE(_nearly, m) {
     m.doc() = "nearly native core";
 
-    g_invalid_argument = new_exception(m, "InvalidArgumentError", {PyExc_ValueError, PyExc_AssertionError},
-                                       "A bad argument (shape, dtype, k, ids, NaN). Also an AssertionError, "
-                                       "which is what faiss raises for these.");
+    g_invalid_argument = new_exception(m, "InvalidArgumentError",
+                                       {PyExc_ValueError, PyExc_AssertionError, PyExc_RuntimeError},
+                                       "A bad argument (shape, dtype, k, ids, NaN). Also an AssertionError and a "
+                                       "RuntimeError, which faiss raises for these (its Python checks and its C++ "
+                                       "ones).");
     g_out_of_range = new_exception(m, "IndexOutOfRangeError", {PyExc_RuntimeError, PyExc_IndexError},
                                    "A key or id that is not in the index.");
     g_index_file = new_exception(m, "IndexFileError", {PyExc_RuntimeError},

@@ -22,14 +22,6 @@ size_t check_positive(long long v, const char* what) {
     return size_t(v);
 }
 
-int checked_implem(int implem, bool ivf) {
-    if (!fast_scan_implem_exists(implem, ivf))
-        throw InvalidArgument("implem " + std::to_string(implem) + " does not exist for " +
-                              (ivf ? "IVF fast-scan (0, 1, 2, 10-15, or 101, 102, 110-115)"
-                                   : "flat fast-scan (0, 2, 4, 12-15)"));
-    return implem;
-}
-
 constexpr const char* kImplemDoc =
     "faiss's fast-scan implementation knob. faiss's kernel variants (IndexPQFastScan: 4, 12-15; "
     "IndexIVFPQFastScan: 2, 10-15, +100) run nearly's one quantized-table scan, with the same results; the "
@@ -213,7 +205,7 @@ void bind_pq(py::module_& m) {
         }, "The codes as stored, in blocks of 32 (the last one padded; get_CodePacker() reads them), a numpy copy.")
         .def_property(
             "implem", [](const IndexPQFastScan& i) { return i.implem; },
-            [](IndexPQFastScan& i, int v) { i.implem = checked_implem(v, false); }, kImplemDoc)
+            [](IndexPQFastScan& i, int v) { i.implem = checked_fast_scan_implem(v, false); }, kImplemDoc)
         .def_readwrite("qbs", &IndexPQFastScan::qbs, "faiss's query batch size; kept (nearly batches its own way).")
         .def_property_readonly("M", [](const IndexPQFastScan& i) { return i.pq.M; });
 
@@ -236,7 +228,7 @@ void bind_pq(py::module_& m) {
         .def_property_readonly("bbs", [](const IndexIVFPQFastScan&) { return IndexIVFPQFastScan::bbs; })
         .def_property(
             "implem", [](const IndexIVFPQFastScan& i) { return i.implem; },
-            [](IndexIVFPQFastScan& i, int v) { i.implem = checked_implem(v, true); }, kImplemDoc)
+            [](IndexIVFPQFastScan& i, int v) { i.implem = checked_fast_scan_implem(v, true); }, kImplemDoc)
         .def_readwrite("qbs", &IndexIVFPQFastScan::qbs, "faiss's query batch size; kept (nearly batches its own way).")
         .def_property_readonly("M", [](const IndexIVFPQFastScan& i) { return i.pq.M; });
 

@@ -6,6 +6,7 @@
 #include "nearly/hamming.h"
 #include "nearly/index_rabitq.h"
 #include "nearly/ivf_rabitq.h"
+#include "nearly/pq_fast_scan.h"
 
 namespace py = pybind11;
 
@@ -91,7 +92,10 @@ void bind_rabitq(py::module_& m) {
              py::arg("own_invlists") = true, py::arg("nb_bits") = 1)
         .def_property_readonly("rabitq", &rabitq_of_ivf, py::return_value_policy::reference_internal)
         .def_property("qb", [](const IndexIVFRaBitQ& i) { return i.qb; },
-                      [](IndexIVFRaBitQ& i, int v) { i.qb = check_qb(v); });
+                      [](IndexIVFRaBitQ& i, int v) { i.qb = check_qb(v); })
+        .def_readwrite("centered", &IndexIVFRaBitQ::centered,
+                       "The default of searches without IVFRaBitQSearchParameters: the query's quantizer "
+                       "symmetric around 0.");
 
     py::class_<IndexRaBitQFastScan, IndexRaBitQ, std::shared_ptr<IndexRaBitQFastScan>>(m, "IndexRaBitQFastScan")
         .def(py::init([](int d, int metric, int bbs, int nb_bits) {
@@ -99,7 +103,11 @@ void bind_rabitq(py::module_& m) {
                  return std::make_shared<IndexRaBitQFastScan>(d, MetricType(metric), nb_bits);
              }),
              py::arg("d"), py::arg("metric") = int(METRIC_L2), py::arg("bbs") = 32, py::arg("nb_bits") = 1)
-        .def_property_readonly("bbs", [](const IndexRaBitQFastScan&) { return 32; });
+        .def_property_readonly("bbs", [](const IndexRaBitQFastScan&) { return 32; })
+        .def_property(
+            "implem", [](const IndexRaBitQFastScan& i) { return i.implem; },
+            [](IndexRaBitQFastScan& i, int v) { i.implem = checked_fast_scan_implem(v, false); },
+            "faiss's fast-scan implementation knob: nearly's RaBitQ scan (exact tables) serves every value.");
 
     py::class_<IndexIVFRaBitQFastScan, IndexIVFRaBitQ, std::shared_ptr<IndexIVFRaBitQFastScan>>(
         m, "IndexIVFRaBitQFastScan")
@@ -113,7 +121,11 @@ void bind_rabitq(py::module_& m) {
              }),
              py::arg("quantizer"), py::arg("d"), py::arg("nlist"), py::arg("metric") = int(METRIC_L2),
              py::arg("bbs") = 32, py::arg("own_invlists") = true, py::arg("nb_bits") = 1)
-        .def_property_readonly("bbs", [](const IndexIVFRaBitQFastScan&) { return 32; });
+        .def_property_readonly("bbs", [](const IndexIVFRaBitQFastScan&) { return 32; })
+        .def_property(
+            "implem", [](const IndexIVFRaBitQFastScan& i) { return i.implem; },
+            [](IndexIVFRaBitQFastScan& i, int v) { i.implem = checked_fast_scan_implem(v, true); },
+            "faiss's fast-scan implementation knob: nearly's RaBitQ scan (exact tables) serves every value.");
 
     // The kernel and its levels, for the tests: dot[j], pop[j] of codes (n, stride) against planes (qb, nbytes).
     m.def("_rabitq_dots", [](py::array_t<uint8_t, py::array::c_style | py::array::forcecast> planes,

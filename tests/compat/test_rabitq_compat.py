@@ -191,3 +191,49 @@ def test_fast_scan_block_size():
         nearly.index_factory(D, "RaBitQfs_48")
     assert nearly.index_factory(D, "RaBitQfs_64").bbs == 32
     assert nearly.IndexIVFRaBitQFastScan(nearly.IndexFlatL2(D), D, 16, METRIC_L2, 64).bbs == 32
+
+@pytest.mark.parametrize("metric", [METRIC_L2, METRIC_IP])
+@pytest.mark.parametrize("nb_bits", [1, 4])
+def test_distance_computer_equals_faiss_and_search(data, metric, nb_bits):
+    """dc(i) is the estimate search reports (the 1-bit one, or the full one of
+    multi-bit codes), with the index's qb and centered, as faiss's."""
+    x, q = data
+    f, n = pair(faiss, x, metric, nb_bits), pair(nearly, x, metric, nb_bits)
+    for qb, centered in ((8, False), (4, True)):
+        for index in (f, n):
+            index.qb, index.centered = qb, centered
+        dcf, dcn = f.get_distance_computer(), n.get_distance_computer()
+        dcf.set_query(faiss.swig_ptr(q[0]))
+        dcn.set_query(q[0])
+        got = np.array([dcn(i) for i in range(300)])
+        np.testing.assert_allclose(got, [dcf(i) for i in range(300)], rtol=1e-5, atol=1e-4)
+        Dn, In = n.search(q[:1], 10)
+        np.testing.assert_array_equal(np.array([dcn(int(i)) for i in In[0]], dtype=np.float32), Dn[0])
+
+
+def test_ivf_fast_scan_index_knobs(data):
+    """centered on the index (faiss's fast-scan field) is the default of
+    parameterless searches; implem takes faiss's values and changes nothing."""
+    x, q = data
+    index = nearly.index_factory(D, "IVF16,RaBitQfs")
+    index.train(x)
+    index.add(x)
+    index.nprobe = 4
+    assert not index.centered and index.implem == 0
+    index.centered = True
+    by_field = index.search(q, 10)
+    by_params = index.search(q, 10, params=nearly.IVFRaBitQSearchParameters(nprobe=4, qb=8, centered=True))
+    uncentered = index.search(q, 10, params=nearly.IVFRaBitQSearchParameters(nprobe=4, qb=8, centered=False))
+    for a, b in zip(by_field, by_params):
+        np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(by_field[0], uncentered[0])
+    for implem in (10, 12, 14, 1, 2, 112):
+        index.implem = implem
+        for a, b in zip(index.search(q, 10), by_field):
+            np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="implem 3 does not exist"):
+        index.implem = 3
+    flat = nearly.IndexRaBitQFastScan(D)
+    flat.implem = 4
+    with pytest.raises(ValueError, match="implem 1 does not exist"):
+        flat.implem = 1

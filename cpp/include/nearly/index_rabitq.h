@@ -38,6 +38,8 @@ struct IndexRaBitQ : IndexFlatCodes {
     size_t code_size() const override { return rabitq.code_size; }
     void write_body(Writer& w) const override;
     static std::unique_ptr<IndexRaBitQ> read_body(Reader& r) { return read_as<IndexRaBitQ>(r); }
+    // Scores codes as search reports them, with the index's qb and centered.
+    std::unique_ptr<DistanceComputer> get_distance_computer() const override;
     // The body write_body writes, read into a T (this class or the fast-scan one).
     template <class T>
     static std::unique_ptr<T> read_as(Reader& r);
@@ -65,6 +67,7 @@ struct IndexRaBitQFastScan : IndexRaBitQ {
     IndexRaBitQFastScan(int d, MetricType metric = METRIC_L2, int nb_bits = 1) : IndexRaBitQ(d, metric, nb_bits) {
         qb = 8;
     }
+    int implem = 0;  // faiss's knob (pq_fast_scan.h); every value scans the same way here
     std::string type_name() const override { return "RaBitQFastScan"; }
     static std::unique_ptr<IndexRaBitQFastScan> read_body(Reader& r) { return read_as<IndexRaBitQFastScan>(r); }
 };

@@ -22,6 +22,9 @@ struct IVFRaBitQSearchParameters : SearchParametersIVF {
 struct IndexIVFRaBitQ : IndexIVF {
     RaBitQuantizer rabitq;
     int qb = 4;  // bits per query component (0: the query stays in float)
+    // The query's quantizer symmetric around 0: the default of searches
+    // without IVFRaBitQSearchParameters (faiss's fast-scan field).
+    bool centered = false;
 
     IndexIVFRaBitQ(IndexPtr quantizer, int d, size_t nlist, MetricType metric = METRIC_L2, int nb_bits = 1);
 
@@ -51,6 +54,7 @@ struct IndexIVFRaBitQFastScan : IndexIVFRaBitQ {
         : IndexIVFRaBitQ(std::move(quantizer), d, nlist, metric, nb_bits) {
         qb = 8;
     }
+    int implem = 0;  // faiss's knob (pq_fast_scan.h); every value scans the same way here
     std::string type_name() const override { return "IVFRaBitQFastScan"; }
     static std::unique_ptr<IndexIVFRaBitQFastScan> read_body(Reader& r) { return read_as<IndexIVFRaBitQFastScan>(r); }
 };

@@ -9,6 +9,7 @@
 // (IndexRefineFlat) restores exact distances.
 #pragma once
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "nearly/code_layout.h"
@@ -33,6 +34,14 @@ inline bool fast_scan_implem_exists(int implem, bool ivf) {
     return v == 1 || v == 2 || (v >= 10 && v <= 15);
 }
 inline bool fast_scan_exact(int implem, bool ivf) { return ivf ? implem == 1 || implem == 101 : implem == 2; }
+// implem, or InvalidArgument when it is none of faiss's values.
+inline int checked_fast_scan_implem(int implem, bool ivf) {
+    if (!fast_scan_implem_exists(implem, ivf))
+        throw InvalidArgument("implem " + std::to_string(implem) + " does not exist for " +
+                              (ivf ? "IVF fast-scan (0, 1, 2, 10-15, or 101, 102, 110-115)"
+                                   : "flat fast-scan (0, 2, 4, 12-15)"));
+    return implem;
+}
 
 inline CodeLayout pq4_layout(size_t code_size) { return CodeLayout{code_size, kPQ4Block}; }
 
