@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <mutex>
 
+#include "nearly/binary_hash.h"
 #include "nearly/binary_hnsw.h"
 #include "nearly/binary_ivf.h"
 #include "nearly/hamming.h"
@@ -263,6 +264,8 @@ IndexBinaryPtr read_index_binary_payload(Reader& r) {
     else if (tag == "BIDMap2") out = IndexBinaryIDMap::read_body(r, true);
     else if (tag == "BHNSW") out = IndexBinaryHNSW::read_body(r);
     else if (tag == "BIVF") out = IndexBinaryIVF::read_body(r);
+    else if (tag == "BHash") out = IndexBinaryHash::read_body(r);
+    else if (tag == "BMultiHash") out = IndexBinaryMultiHash::read_body(r);
     else throw CorruptData("cannot read index: unknown binary index type '" + printable(tag) + "'");
     out->read_only = r.read_only;
     return out;

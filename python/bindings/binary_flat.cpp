@@ -6,6 +6,7 @@
 #include "selector_arg.h"
 #include "hnsw_view.h"
 #include "nearly/binary_flat.h"
+#include "nearly/binary_hash.h"
 #include "nearly/binary_hnsw.h"
 #include "nearly/binary_ivf.h"
 #include "nearly/hamming.h"
@@ -161,6 +162,54 @@ void bind_binary_flat(py::module_& m) {
             std::copy(ids.begin(), ids.end(), out.mutable_data());
             return out;
         }, py::arg("list_no"));
+
+    auto check_nflip = [](int b, int v) {
+        if (v < 0 || v > b)
+            throw InvalidArgument("nflip must be in 0..b=" + std::to_string(b) + ", got " + std::to_string(v));
+        return v;
+    };
+    py::class_<IndexBinaryHash, IndexBinary, std::shared_ptr<IndexBinaryHash>>(
+        m, "IndexBinaryHash",
+        "faiss's IndexBinaryHash(d, b): codes bucketed by their first b bits; a search scores the buckets within "
+        "nflip bit flips of the query's.")
+        .def(py::init<int, int>(), py::arg("d"), py::arg("b"))
+        .def_readonly("b", &IndexBinaryHash::b)
+        .def_property("nflip", [](const IndexBinaryHash& i) { return i.nflip; },
+                      [check_nflip](IndexBinaryHash& i, int v) { i.nflip = check_nflip(i.b, v); })
+        .def("hashtable_size", &IndexBinaryHash::hashtable_size)
+        .def("display", [](const IndexBinaryHash& self) {
+            std::vector<uint64_t> hashes;
+            for (const auto& e : self.buckets) hashes.push_back(e.first);
+            std::sort(hashes.begin(), hashes.end());
+            for (uint64_t h : hashes) {
+                std::string line = std::to_string(h) + ": [";
+                for (idx_t id : self.buckets.at(h).ids) line += std::to_string(id) + " ";
+                py::print(line + "]");
+            }
+        }, "Prints each bucket's ids (faiss's display()).");
+    py::class_<IndexBinaryMultiHash, IndexBinary, std::shared_ptr<IndexBinaryMultiHash>>(
+        m, "IndexBinaryMultiHash",
+        "faiss's IndexBinaryMultiHash(d, nhash, b): nhash tables, each bucketing the codes by its own b-bit slice; "
+        "a search scores every code reached in any of them.")
+        .def(py::init<int, int, int>(), py::arg("d"), py::arg("nhash"), py::arg("b"))
+        .def_readonly("b", &IndexBinaryMultiHash::b)
+        .def_readonly("nhash", &IndexBinaryMultiHash::nhash)
+        .def_property("nflip", [](const IndexBinaryMultiHash& i) { return i.nflip; },
+                      [check_nflip](IndexBinaryMultiHash& i, int v) { i.nflip = check_nflip(i.b, v); })
+        .def_property_readonly("storage", [](const IndexBinaryMultiHash& i) {
+            return std::const_pointer_cast<const IndexBinaryFlat>(i.storage);
+        }, "The codes (an IndexBinaryFlat; read it, do not add to it: the tables would not follow).")
+        .def("hashtable_size", &IndexBinaryMultiHash::hashtable_size);
+    py::class_<IndexBinaryHashStats>(m, "IndexBinaryHashStats")
+        .def(py::init<>())
+        .def_readwrite("nq", &IndexBinaryHashStats::nq)
+        .def_readwrite("n0", &IndexBinaryHashStats::n0)
+        .def_readwrite("nlist", &IndexBinaryHashStats::nlist)
+        .def_readwrite("ndis", &IndexBinaryHashStats::ndis)
+        .def("reset", &IndexBinaryHashStats::reset);
+    // The process-wide counters themselves (nearly.cvar.indexBinaryHash_stats), not a copy.
+    m.def("_indexBinaryHash_stats", []() -> IndexBinaryHashStats& { return indexBinaryHash_stats; },
+          py::return_value_policy::reference);
 
     m.def("knn_hamming", [](py::handle xq_obj, py::handle xb_obj, py::handle k_obj, const std::string& variant) {
         U8Array xq = to_array<U8Array>(xq_obj, "xq");

@@ -482,8 +482,8 @@ def merge_into(index0, index1, shift_ids):
 
 
 class _CVar:
-    """faiss.cvar: the library's global variables. indexIVF_stats and
-    hnsw_stats are the live counter objects (IndexIVFStats, HNSWStats): read
+    """faiss.cvar: the library's global variables. indexIVF_stats,
+    hnsw_stats and indexBinaryHash_stats are the live counter objects: read
     their fields after searches, reset() them between measurements."""
 
     @property
@@ -494,8 +494,12 @@ class _CVar:
     def hnsw_stats(self):
         return _nearly._hnsw_stats()
 
+    @property
+    def indexBinaryHash_stats(self):
+        return _nearly._indexBinaryHash_stats()
+
     def __repr__(self):
-        return "<nearly.cvar: indexIVF_stats, hnsw_stats>"
+        return "<nearly.cvar: indexIVF_stats, hnsw_stats, indexBinaryHash_stats>"
 
 
 cvar = _CVar()
@@ -664,3 +668,21 @@ for _cls, _names in ((_nearly.Index, ("own_fields",)), (_nearly.IndexBinary, ("o
                      (_nearly.IndexRefine, ("own_refine_index",))):
     for _name in _names:
         setattr(_cls, _name, _ownership_flag(_name))
+
+
+def bitvec_shuffle(n, da, db, order, a, b):
+    """faiss's bitvec_shuffle: for each of n rows of da bits in a, row i of b
+    (db bits, db % 8 == 0) takes bit order[j] of a's row as its bit j (bits
+    numbered least significant first within each byte). b is written in place."""
+    n, da, db = int(n), int(da), int(db)
+    order = np.asarray(order).ravel()
+    a = np.asarray(a, dtype=np.uint8).reshape(-1)
+    if db % 8 or da % 8 or order.size < db or a.size < n * da // 8:
+        raise ValueError("bitvec_shuffle: da and db must be multiples of 8, order hold db entries, a n * da / 8 bytes")
+    if not isinstance(b, np.ndarray) or b.dtype != np.uint8 or b.size < n * db // 8 or not b.flags.c_contiguous:
+        raise ValueError("bitvec_shuffle: b must be a contiguous uint8 array of n * db / 8 bytes (written in place)")
+    order = order[:db].astype(np.int64)
+    if order.size and (order.min() < 0 or order.max() >= da):
+        raise ValueError(f"bitvec_shuffle: order entries must be in 0..{da - 1}")
+    bits = np.unpackbits(a[:n * da // 8].reshape(n, da // 8), axis=1, bitorder="little")
+    b.reshape(-1)[:n * db // 8] = np.packbits(bits[:, order], axis=1, bitorder="little").ravel()

@@ -261,12 +261,15 @@ BINARY_INDEXES = [
     # an HNSW graph over the centroids as the coarse quantizer
     (re.compile(r"BIVF(\d+)_BHNSW(\d+)"),
      lambda m, d: _nearly.IndexBinaryIVF(_nearly.IndexBinaryHNSW(d, int(m.group(2))), d, int(m.group(1)))),
+    # hash tables over b bits of the codes: one (BHash{b}) or nhash (BHash{nhash}x{b})
+    (re.compile(r"BHash(\d+)"), lambda m, d: _nearly.IndexBinaryHash(d, int(m.group(1)))),
+    (re.compile(r"BHash(\d+)x(\d+)"), lambda m, d: _nearly.IndexBinaryMultiHash(d, int(m.group(1)), int(m.group(2)))),
 ]
 
 
 def index_binary_factory(d, description):
     """Builds a binary index from a faiss description: ``"BFlat"``, ``"BHNSW32"``,
-    ``"BIVF1024"``, ``"BIVF1024_BHNSW32"``, any of them behind ``"IDMap,"`` or
+    ``"BIVF1024"``, ``"BIVF1024_BHNSW32"``, ``"BHash16"``, ``"BHash4x16"``, any of them behind ``"IDMap,"`` or
     ``"IDMap2,"`` (or followed by ``",IDMap"`` / ``",IDMap2"``)."""
     if not isinstance(description, str):
         raise TypeError("index_binary_factory: description must be a str")
