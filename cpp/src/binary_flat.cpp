@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <mutex>
 
+#include "nearly/binary_from_float.h"
 #include "nearly/binary_hash.h"
 #include "nearly/binary_hnsw.h"
 #include "nearly/binary_ivf.h"
@@ -266,6 +267,7 @@ IndexBinaryPtr read_index_binary_payload(Reader& r) {
     else if (tag == "BIVF") out = IndexBinaryIVF::read_body(r);
     else if (tag == "BHash") out = IndexBinaryHash::read_body(r);
     else if (tag == "BMultiHash") out = IndexBinaryMultiHash::read_body(r);
+    else if (tag == "BFromFloat") out = IndexBinaryFromFloat::read_body(r);
     else throw CorruptData("cannot read index: unknown binary index type '" + printable(tag) + "'");
     out->read_only = r.read_only;
     return out;

@@ -6,6 +6,7 @@
 #include "selector_arg.h"
 #include "hnsw_view.h"
 #include "nearly/binary_flat.h"
+#include "nearly/binary_from_float.h"
 #include "nearly/binary_hash.h"
 #include "nearly/binary_hnsw.h"
 #include "nearly/binary_ivf.h"
@@ -200,6 +201,26 @@ void bind_binary_flat(py::module_& m) {
             return std::const_pointer_cast<const IndexBinaryFlat>(i.storage);
         }, "The codes (an IndexBinaryFlat; read it, do not add to it: the tables would not follow).")
         .def("hashtable_size", &IndexBinaryMultiHash::hashtable_size);
+    py::class_<IndexBinaryFromFloat, IndexBinary, std::shared_ptr<IndexBinaryFromFloat>>(
+        m, "IndexBinaryFromFloat",
+        "faiss's IndexBinaryFromFloat(index): a binary index served by a float index over the codes' +-1 vectors "
+        "(Hamming = squared L2 / 4); e.g. a float HNSW or IMI coarse quantizer for IndexBinaryIVF.")
+        .def(py::init<IndexPtr>(), py::arg("index"))
+        .def_readonly("index", &IndexBinaryFromFloat::index);
+    m.def("binary_to_real", [](py::handle codes_obj) {
+        auto c = py::array_t<uint8_t, py::array::c_style | py::array::forcecast>::ensure(codes_obj);
+        if (!c) throw InvalidArgument("binary_to_real: codes must be a uint8 array");
+        py::array_t<float> out(c.size() * 8);
+        binary_to_real(size_t(c.size()) * 8, c.data(), out.mutable_data());
+        return out;
+    }, py::arg("codes"), "faiss's binary_to_real: each bit of the codes as +1 (set) or -1, least significant first.");
+    m.def("real_to_binary", [](py::handle x_obj) {
+        auto x = py::array_t<float, py::array::c_style | py::array::forcecast>::ensure(x_obj);
+        if (!x || x.size() % 8) throw InvalidArgument("real_to_binary: a float array of a multiple of 8 values");
+        py::array_t<uint8_t> out(x.size() / 8);
+        real_to_binary(size_t(x.size()), x.data(), out.mutable_data());
+        return out;
+    }, py::arg("x"), "faiss's real_to_binary: bit i set where x[i] > 0.");
     py::class_<IndexBinaryHashStats>(m, "IndexBinaryHashStats")
         .def(py::init<>())
         .def_readwrite("nq", &IndexBinaryHashStats::nq)
