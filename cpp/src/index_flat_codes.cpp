@@ -171,6 +171,13 @@ void IndexFlatCodes::code_at(idx_t i, uint8_t* out) const {
     layout().get(codes_.data(), size_t(i), out);
 }
 
+void IndexFlatCodes::set_codes(const uint8_t* codes, size_t n) {
+    check_writable();
+    std::unique_lock<SharedMutex> lk(rw_mutex_);
+    set_codes_in_order(std::vector<uint8_t>(codes, codes + n * code_size()), n);
+    ntotal = idx_t(n);
+}
+
 std::vector<uint8_t> IndexFlatCodes::stored_codes() const {
     std::shared_lock<SharedMutex> lk(rw_mutex_);
     return std::vector<uint8_t>(codes_.begin(), codes_.end());

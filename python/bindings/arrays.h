@@ -112,6 +112,20 @@ inline void check_bbs(long long bbs) {
                                       " is not a positive multiple of 32 (faiss's rule)");
 }
 
+// Replaces a flat-code index's codes by the bytes of `codes` (any shape,
+// whole codes): what a write to faiss's index.codes does.
+template <class IndexT>
+void set_flat_codes(IndexT& index, py::handle codes) {
+    auto c = py::array_t<uint8_t, py::array::c_style>::ensure(codes);
+    if (!c) throw nearly::InvalidArgument("codes must be a uint8 array");
+    const size_t cs = index.code_size();
+    if (size_t(c.size()) % cs != 0)
+        throw nearly::InvalidArgument("codes must hold whole codes of " + std::to_string(cs) + " bytes, got " +
+                                      std::to_string(c.size()));
+    py::gil_scoped_release release;
+    index.set_codes(c.data(), size_t(c.size()) / cs);
+}
+
 // (n, code_size) uint8 codes: another dtype is a TypeError (like faiss), another width an InvalidArgument.
 py::array_t<uint8_t, py::array::c_style | py::array::forcecast> as_codes(py::handle obj, size_t code_size,
                                                                         const char* what);

@@ -127,14 +127,20 @@ void bind_pq(py::module_& m) {
                                                   MetricType(metric));
              }),
              py::arg("d"), py::arg("M"), py::arg("nbits") = 8, py::arg("metric") = int(METRIC_L2))
-        .def_property_readonly("pq", &pq_of_pq, py::return_value_policy::reference_internal)
+        .def_property("pq", &pq_of_pq,
+                      [](IndexPQ& self, const ProductQuantizer& other) {
+                          py::gil_scoped_release release;
+                          self.set_quantizer(other);
+                      },
+                      py::return_value_policy::reference_internal)
         .def_property_readonly("code_size", &IndexPQ::code_size)
         .def_property_readonly("codes", [](const IndexPQ& self) {
             std::vector<uint8_t> c = self.get_codes();
             py::array_t<uint8_t> out(c.size());
             std::copy(c.begin(), c.end(), out.mutable_data());
             return out;
-        }, "The stored codes, ntotal * code_size bytes (a numpy copy).");
+        }, "The stored codes, ntotal * code_size bytes (a numpy copy).")
+        .def("_set_codes", [](IndexPQ& self, py::handle codes) { set_flat_codes(self, codes); });
 
     py::class_<MultiIndexQuantizer, Index, std::shared_ptr<MultiIndexQuantizer>>(m, "MultiIndexQuantizer")
         .def(py::init([](int d, long long M, long long nbits) {

@@ -102,14 +102,20 @@ void bind_sq(py::module_& m) {
                                                                MetricType(metric));
              }),
              py::arg("d"), py::arg("qtype") = int(ScalarQuantizer::QT_8bit), py::arg("metric") = int(METRIC_L2))
-        .def_property_readonly("sq", &sq_of_index, py::return_value_policy::reference_internal)
+        .def_property("sq", &sq_of_index,
+                      [](IndexScalarQuantizer& self, const ScalarQuantizer& other) {
+                          py::gil_scoped_release release;
+                          self.set_quantizer(other);
+                      },
+                      py::return_value_policy::reference_internal)
         .def_property_readonly("code_size", &IndexScalarQuantizer::code_size)
         .def_property_readonly("codes", [](const IndexScalarQuantizer& self) {
             std::vector<uint8_t> c = self.get_codes();
             py::array_t<uint8_t> out(c.size());
             std::copy(c.begin(), c.end(), out.mutable_data());
             return out;
-        }, "The stored codes, ntotal * code_size bytes (a numpy copy).");
+        }, "The stored codes, ntotal * code_size bytes (a numpy copy).")
+        .def("_set_codes", [](IndexScalarQuantizer& self, py::handle codes) { set_flat_codes(self, codes); });
 
     py::class_<IndexIVFScalarQuantizer, IndexIVF, std::shared_ptr<IndexIVFScalarQuantizer>>(m, "IndexIVFScalarQuantizer")
         .def(py::init([](IndexPtr quantizer, int d, long long nlist, int qtype, int metric, bool by_residual) {

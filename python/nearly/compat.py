@@ -498,6 +498,8 @@ class _CVar:
     def indexBinaryHash_stats(self):
         return _nearly._indexBinaryHash_stats()
 
+    bucket_sort_verbose = 0  # faiss's switch for bucket_sort's timings; nearly prints none
+
     def __repr__(self):
         return "<nearly.cvar: indexIVF_stats, hnsw_stats, indexBinaryHash_stats>"
 
@@ -686,3 +688,87 @@ def bitvec_shuffle(n, da, db, order, a, b):
         raise ValueError(f"bitvec_shuffle: order entries must be in 0..{da - 1}")
     bits = np.unpackbits(a[:n * da // 8].reshape(n, da // 8), axis=1, bitorder="little")
     b.reshape(-1)[:n * db // 8] = np.packbits(bits[:, order], axis=1, bitorder="little").ravel()
+
+
+# Writing index.codes (contrib's big_batch_search: copy_array_to_vector(xb,
+# index.codes)) replaces the stored codes; ntotal follows them.
+def _with_codes_setter(cls, set_codes):
+    prop = cls.__dict__["codes"]
+    setattr(cls, "codes", property(prop.fget, set_codes, doc=prop.__doc__))
+    _track_vector_attribute(cls, "codes")
+
+
+def _set_flat_vectors(index, data):
+    a = np.ascontiguousarray(data)
+    if a.dtype != np.float32:
+        a = a.view(np.float32) if a.dtype == np.uint8 else a.astype(np.float32)
+    index.reset()
+    index.add(a.reshape(-1, index.d))
+
+
+_with_codes_setter(_nearly.IndexFlat, _set_flat_vectors)
+_with_codes_setter(_nearly.IndexPQ, lambda index, data: index._set_codes(data))
+_with_codes_setter(_nearly.IndexScalarQuantizer, lambda index, data: index._set_codes(data))
+
+
+def _set_ntotal(index, value):
+    """faiss code sets ntotal by hand after writing index.codes; in nearly
+    ntotal follows the stored vectors, so only that value is accepted."""
+    if int(value) != index.ntotal:
+        raise ValueError(f"ntotal follows the stored vectors ({index.ntotal}); write index.codes (or add) "
+                         f"to change them, not ntotal (asked {int(value)})")
+
+
+_nearly.Index.ntotal = property(_nearly.Index.ntotal.fget, _set_ntotal, doc="The number of stored vectors.")
+
+
+def bucket_sort(tab, nbucket=None, nt=0):
+    """faiss's bucket_sort: (lims, perm), perm[lims[i]:lims[i + 1]] the
+    positions of tab holding i, in increasing order (nt is accepted: numpy
+    sorts on one thread)."""
+    tab = np.ascontiguousarray(tab, dtype=np.int64).ravel()
+    if nbucket is None:
+        nbucket = int(tab.max()) + 1 if tab.size else 0
+    if tab.size and (tab.min() < 0 or tab.max() >= nbucket):
+        raise ValueError(f"bucket_sort: values must be in 0..{nbucket - 1}")
+    lims = np.zeros(nbucket + 1, dtype=np.int64)
+    np.cumsum(np.bincount(tab, minlength=nbucket), out=lims[1:])
+    return lims, np.argsort(tab, kind="stable").astype(np.int64)
+
+
+def matrix_bucket_sort_inplace(tab, nbucket=None, nt=0):
+    """faiss's matrix_bucket_sort_inplace: tab (nrow, ncol) of bucket ids is
+    overwritten so that tab.ravel()[lims[i]:lims[i + 1]] holds the rows of
+    the entries of bucket i; returns lims."""
+    if not isinstance(tab, np.ndarray) or tab.dtype not in (np.int32, np.int64) or tab.ndim != 2 \
+            or not tab.flags.c_contiguous:
+        raise AssertionError("matrix_bucket_sort_inplace: tab must be a C-contiguous 2-D int32 or int64 array")
+    nrow, ncol = tab.shape
+    lims, perm = bucket_sort(tab, nbucket, nt)
+    tab.ravel()[:] = perm // ncol if ncol else perm
+    return lims
+
+
+# faiss's InvertedLists idioms of contrib's inspect_tools.get_invlist: the
+# lists come back as numpy arrays, so releasing them is a no-op and
+# faiss.memcpy copies between arrays.
+_nearly.InvertedLists.INVALID_CODE_SIZE = (1 << 64) - 1
+_nearly.InvertedLists.release_ids = lambda self, list_no, ids: None
+_nearly.InvertedLists.release_codes = lambda self, list_no, codes: None
+
+
+def downcast_InvertedLists(invlists):
+    """faiss's downcast_InvertedLists: nearly's lists have one class."""
+    return invlists
+
+
+def memcpy(dst, src, nbytes):
+    """faiss.memcpy(dst, src, nbytes) between arrays (swig_ptr gives the array
+    itself, and nearly's pointers are arrays): the first nbytes of src's
+    bytes into dst's."""
+    if not isinstance(dst, np.ndarray) or not isinstance(src, np.ndarray):
+        raise TypeError("memcpy: dst and src must be numpy arrays (swig_ptr(a) or an array nearly returned)")
+    nbytes = int(nbytes)
+    if nbytes < 0 or nbytes > dst.nbytes or nbytes > src.nbytes or not dst.flags.c_contiguous:
+        raise ValueError(f"memcpy: {nbytes} bytes do not fit (dst {dst.nbytes}, src {src.nbytes}, dst contiguous)")
+    dst.reshape(-1).view(np.uint8)[:nbytes] = np.ascontiguousarray(src).reshape(-1).view(np.uint8)[:nbytes]

@@ -194,3 +194,75 @@ def test_ownership_idioms(x):
     # every object has the handle (selectors, transforms, distance computers)
     assert nearly.IDSelectorRange(0, 3).this.own() and nearly.PCAMatrix(16, 8).this.own()
     assert nearly.IndexFlatL2(16).get_distance_computer().this.own()
+
+
+def test_bucket_sorts_equal_faiss():
+    rng = np.random.default_rng(4)
+    tab = rng.integers(0, 50, 3000)
+    for lib in (faiss, nearly):
+        lims, perm = lib.bucket_sort(tab, nt=2)
+        assert lims[-1] == len(tab)
+        for b in range(50):
+            assert (tab[perm[lims[b]:lims[b + 1]]] == b).all()
+    np.testing.assert_array_equal(nearly.bucket_sort(tab)[0], faiss.bucket_sort(tab)[0])
+    for dtype in ("int32", "int64"):
+        m = rng.integers(0, 30, (200, 7)).astype(dtype)
+        got = {}
+        for lib in (faiss, nearly):
+            t = m.copy()
+            lims = lib.matrix_bucket_sort_inplace(t, nbucket=30, nt=2)
+            got[lib.__name__] = [set(t.ravel()[lims[b]:lims[b + 1]]) for b in range(30)], lims
+        assert got["nearly"][0] == got["faiss"][0]
+        np.testing.assert_array_equal(got["nearly"][1], got["faiss"][1])
+    with pytest.raises(ValueError):
+        nearly.bucket_sort(np.array([0, 5]), nbucket=3)
+
+
+def test_block_search_idiom_of_big_batch_search(x):
+    """contrib's big_batch_search scores a list's codes with a helper index:
+    it sets the helper's pq / sq from the IVF index, writes the list's codes
+    into helper.codes with copy_array_to_vector and sets ntotal by hand."""
+    rng = np.random.default_rng(2)
+    xq = rng.standard_normal((10, 16)).astype(np.float32)
+    for key in ("IVF8,PQ4np", "IVF8,SQ8"):
+        out = {}
+        for lib in (faiss, nearly):
+            index = lib.index_factory(16, key)
+            index.by_residual = False
+            index.train(x)
+            index.add(x)
+            if "PQ" in key:
+                helper = lib.IndexPQ(16, index.pq.M, index.pq.nbits)
+                helper.pq = index.pq
+            else:
+                helper = lib.IndexScalarQuantizer(16, index.sq.qtype)
+                helper.sq = index.sq
+            helper.is_trained = True
+            invlists = lib.downcast_InvertedLists(index.invlists)
+            l = int(np.argmax([invlists.list_size(i) for i in range(8)]))
+            n = invlists.list_size(l)
+            codes = np.zeros(n * invlists.code_size, dtype=np.uint8)
+            ptr = invlists.get_codes(l)
+            lib.memcpy(lib.swig_ptr(codes), ptr, codes.nbytes)
+            invlists.release_codes(l, ptr)
+            lib.copy_array_to_vector(codes, helper.codes)
+            helper.ntotal = n
+            out[lib.__name__] = helper.search(xq, 5)
+        np.testing.assert_array_equal(out["nearly"][1], out["faiss"][1])
+        np.testing.assert_allclose(out["nearly"][0], out["faiss"][0], rtol=1e-4)
+    helper = nearly.IndexPQ(16, 4, 8)
+    with pytest.raises(ValueError, match="ntotal follows"):
+        helper.ntotal = 3
+    with pytest.raises(ValueError):
+        helper.pq = nearly.ProductQuantizer(16, 8, 8)  # another shape
+    with pytest.raises(ValueError, match="whole codes"):
+        helper._set_codes(np.zeros(7, np.uint8))
+    helper.pq = nearly.ProductQuantizer(16, 4, 8)
+    helper.train(x)
+    helper.add(x[:10])
+    with pytest.raises(RuntimeError, match="empty"):
+        helper.pq = nearly.ProductQuantizer(16, 4, 8)
+    flat = nearly.IndexFlatL2(16)
+    nearly.copy_array_to_vector(x[:5].ravel().view(np.uint8), flat.codes)
+    assert flat.ntotal == 5
+    np.testing.assert_array_equal(flat.reconstruct_n(0, 5), x[:5])

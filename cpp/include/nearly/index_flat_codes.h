@@ -50,6 +50,9 @@ struct IndexFlatCodes : Index {
     std::vector<uint8_t> stored_codes() const;
     // The code of stored vector i (code_size() bytes); i out of range raises.
     void code_at(idx_t i, uint8_t* out) const;
+    // Replaces the stored codes by n codes one after the other (faiss code
+    // that writes index.codes itself: contrib's big_batch_search).
+    void set_codes(const uint8_t* codes, size_t n);
     CodeLayout layout() const { return CodeLayout{code_size(), code_block_}; }
 
    protected:

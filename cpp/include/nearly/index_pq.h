@@ -19,6 +19,9 @@ struct IndexPQ : IndexFlatCodes {
     std::string type_name() const override { return "PQ"; }
     void train(idx_t n, const float* x) override;
     void set_trained(bool trained) override;  // after pq.centroids were set by hand
+    // faiss's `index.pq = other`: the other quantizer's codebooks (the same
+    // d, M and nbits), while the index holds no codes (theirs would change meaning).
+    void set_quantizer(const ProductQuantizer& other);
     void search(idx_t n, const float* x, idx_t k, float* D, idx_t* I,
                 const SearchParameters* params = nullptr) const override;
     void write_body(Writer& w) const override;

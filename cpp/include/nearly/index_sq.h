@@ -33,6 +33,9 @@ struct IndexScalarQuantizer : IndexFlatCodes {
     static std::unique_ptr<IndexScalarQuantizer> read_body(Reader& r);
 
     size_t code_size() const override { return sq.code_size; }
+    // faiss's `index.sq = other`: the other quantizer's type and ranges (the
+    // same d and type), while the index holds no codes; trained with them.
+    void set_quantizer(const ScalarQuantizer& other);
 
    protected:
     void write_encoder_state(Writer& w) const override;
