@@ -4,6 +4,7 @@ A description is read as ``[IDMap|IDMap2,] [transform,]* main [,RFlat]``. Each p
 matched against the regexes below; later issues add entries (HNSW, IVF, PQ,
 refinement) without touching the parser.
 """
+import contextvars
 import re
 
 from . import _nearly
@@ -88,6 +89,16 @@ def _coarse(m, d, metric):
     HNSW graph over the centroids (faster assignment when nlist is large), or
     a multi-index (trained alone: its cells are products of sub-centroids)."""
     coarse, hnsw_m = m.group(1), m.group(2)
+    pending = _PAREN_QUANTIZER.get()
+    if pending is not None:  # IVF{n}(<description>): the quantizer is that index
+        if hnsw_m is not None or coarse.startswith("IMI"):
+            raise ValueError(f"{coarse}: a quantizer in parentheses cannot be combined with _HNSW or IMI")
+        pending["used"] = True
+        token = _PAREN_QUANTIZER.set(None)
+        try:
+            return index_factory(d, pending["description"], metric)
+        finally:
+            _PAREN_QUANTIZER.reset(token)
     if coarse.startswith("IMI"):
         if hnsw_m is not None:
             raise ValueError(f"{coarse}_HNSW: a multi-index has no centroids to put in a graph")
@@ -192,14 +203,49 @@ def _parse_error(description, why):
 _METRICS = {getattr(_nearly, name) for name in dir(_nearly) if name.startswith("METRIC_")}
 
 
+# The description of the coarse quantizer in IVF{n}(...), while the IVF
+# index of one factory call is built (_coarse takes it).
+_PAREN_QUANTIZER = contextvars.ContextVar("paren_quantizer", default=None)
+
+
+def _take_paren_quantizer(description):
+    """faiss's IVF{n}(<quantizer description>): the description without the
+    parenthesized part, and that part (None when there is none)."""
+    m = re.search(r"(IVF\d+[kM]?)\(", description)
+    if m is None:
+        return description, None
+    depth = 0
+    for i in range(m.end() - 1, len(description)):
+        depth += {"(": 1, ")": -1}.get(description[i], 0)
+        if depth == 0:
+            return description[:m.end() - 1] + description[i + 1:], description[m.end():i]
+    raise _parse_error(description, f"unclosed {description[m.start():]!r}")
+
+
 def index_factory(d, description, metric=_nearly.METRIC_L2):
-    """Builds an index from a faiss factory string, e.g. ``"IDMap,Flat"``."""
+    """Builds an index from a faiss factory string, e.g. ``"IDMap,Flat"``;
+    ``"IVF1024(PQ16),Flat"`` takes its coarse quantizer from the string in
+    parentheses."""
     if not isinstance(description, str):
         raise TypeError("index_factory: description must be a str")
     if int(d) <= 0:
         raise _nearly.InvalidArgumentError(f"index_factory: d must be positive, got {d}")
     if metric not in _METRICS:
         raise _nearly.InvalidArgumentError(f"index_factory: unknown metric {metric!r}")
+    original = description
+    description, quantizer = _take_paren_quantizer(description)
+    if quantizer is not None:
+        if not quantizer.strip():
+            raise _parse_error(original, "empty quantizer in parentheses")
+        pending = {"description": quantizer, "used": False}
+        token = _PAREN_QUANTIZER.set(pending)
+        try:
+            index = index_factory(d, description, metric)
+        finally:
+            _PAREN_QUANTIZER.reset(token)
+        if not pending["used"]:
+            raise _parse_error(original, "a quantizer in parentheses needs an IVF index")
+        return index
     parts = [p.strip() for p in description.split(",")]
     if not parts or any(not p for p in parts):
         raise _parse_error(description, "empty component")

@@ -370,3 +370,36 @@ def test_copy_subset_to_splits_like_faiss(desc, subset_type):
         one.copy_subset_to(other, 0, 0, 10)
     with pytest.raises(ValueError, match="subset type"):
         one.copy_subset_to(nearly.clone_index(one), 7, 0, 10)
+
+
+@pytest.mark.parametrize("key,quantizer_type", [
+    ("IVF64(PQ8x4),Flat", "IndexPQ"), ("IVF32(Flat),SQ8", "IndexFlat"), ("IVF32(HNSW8),PQ8x4fs", "IndexHNSWFlat"),
+    ("IVF64(IVF8,SQ4,Refine(SQ8)),Flat", "IndexRefine"), ("IVF32(LSHr),Flat", "IndexLSH"),
+])
+def test_factory_quantizer_in_parentheses(key, quantizer_type):
+    """faiss's IVF{n}(<description>): the coarse quantizer is built from the
+    string in parentheses, trained on the centroids and filled with them."""
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((4000, 32)).astype(np.float32)
+    out = {}
+    for lib in (faiss, nearly):
+        index = lib.index_factory(32, key)
+        ivf = lib.extract_index_ivf(index)
+        assert type(lib.downcast_index(ivf.quantizer)).__name__.startswith(quantizer_type)
+        index.train(x)
+        index.add(x)
+        ivf.nprobe = 4
+        assert ivf.quantizer.ntotal == ivf.nlist
+        out[lib.__name__] = index.search(x[:50], 5)[1]
+    # both find each stored vector first (the quantizers' k-means differ in detail)
+    assert (out["nearly"][:, 0] == np.arange(50)).mean() >= 0.9
+    # the parenthesized Flat quantizer is the plain IVF's
+    plain, paren = nearly.index_factory(32, "IVF32,SQ8"), nearly.index_factory(32, "IVF32(Flat),SQ8")
+    for index in (plain, paren):
+        index.train(x)
+        index.add(x)
+    for a, b in zip(plain.search(x[:50], 5), paren.search(x[:50], 5)):
+        np.testing.assert_array_equal(a, b)
+    for bad in ("IVF32(,Flat", "IVF32(),Flat", "IVF32_HNSW16(PQ4),Flat", "PQ4(Flat)"):
+        with pytest.raises(RuntimeError):
+            nearly.index_factory(32, bad)
