@@ -266,6 +266,33 @@ void IndexIVF::add_core(idx_t n, const float* x, const idx_t* ids, const idx_t* 
     if (verbose) std::printf("Index%s::add_core: added %zu / %lld vectors\n", type_name().c_str(), added, (long long)n);
 }
 
+void IndexIVF::update_vectors(idx_t n, const idx_t* ids, const float* x) {
+    check_writable();
+    if (!is_trained) throw NotSupported("Error: 'is_trained' failed: the IVF index must be trained");
+    check_add_args(n, x);
+    if (!has_direct_map())
+        throw NotSupported("update_vectors needs a direct map: call make_direct_map() first (faiss's rule)");
+    std::vector<idx_t> sorted(ids, ids + n);
+    std::sort(sorted.begin(), sorted.end());
+    NEARLY_CHECK_ARG(std::adjacent_find(sorted.begin(), sorted.end()) == sorted.end(),
+                     "update_vectors: an id appears twice");
+    // Assign and encode outside the lock, as add does.
+    std::vector<float> dis(static_cast<size_t>(n));
+    std::vector<idx_t> list_of(static_cast<size_t>(n));
+    std::vector<uint8_t> codes(size_t(n) * code_size);
+    quantizer->search(n, x, 1, dis.data(), list_of.data());
+    encode_vectors(n, x, list_of.data(), codes.data());
+    for (idx_t i = 0; i < n; i++)
+        if (list_of[i] < 0 || size_t(list_of[i]) >= nlist)
+            throw NotSupported("update_vectors: the quantizer could not place vector " + std::to_string(i));
+    std::unique_lock<SharedMutex> lk(rw_mutex_);
+    for (idx_t i = 0; i < n; i++) lists_.locate(ids[i]);  // every id is stored (raises otherwise)
+    IDSelectorArray sel(sorted);
+    const CodeLayout lay = layout();
+    lists_.remove(sel, lay);
+    for (idx_t i = 0; i < n; i++) lists_.append(size_t(list_of[i]), &codes[size_t(i) * code_size], lay, ids[i]);
+}
+
 void IndexIVF::add_entries(size_t list_no, size_t n, const uint8_t* codes, const idx_t* ids) {
     check_writable();
     NEARLY_CHECK_ARG(list_no < nlist, "list number out of range");

@@ -229,6 +229,15 @@ void bind_ivf(py::module_& m) {
             py::gil_scoped_release release;
             self.add_core(n, x.data(), idp, lp);
         }, py::arg("n"), py::arg("x"), py::arg("xids"), py::arg("precomputed_idx") = py::none())
+        .def("update_vectors", [](IndexIVF& self, py::handle keys_obj, py::handle x_obj) {
+            IdArray keys = as_ids(keys_obj, -1, "keys");
+            FloatArray x = as_matrix(x_obj, self.d, "x");
+            if (x.shape(0) != keys.shape(0)) throw InvalidArgument("update_vectors: one row of x per key");
+            py::gil_scoped_release release;
+            self.update_vectors(keys.shape(0), keys.data(), x.data());
+        }, py::arg("keys"), py::arg("x"),
+           "faiss's update_vectors: the vectors of these ids become x's rows, re-assigned to their lists "
+           "(needs make_direct_map()).")
         .def("copy_subset_to", [](const IndexIVF& self, IndexIVF& other, int subset_type, idx_t a1, idx_t a2) {
             py::gil_scoped_release release;
             return self.copy_subset_to(other, subset_type, a1, a2);

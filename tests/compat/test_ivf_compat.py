@@ -403,3 +403,51 @@ def test_factory_quantizer_in_parentheses(key, quantizer_type):
     for bad in ("IVF32(,Flat", "IVF32(),Flat", "IVF32_HNSW16(PQ4),Flat", "PQ4(Flat)"):
         with pytest.raises(RuntimeError):
             nearly.index_factory(32, bad)
+
+
+@pytest.mark.parametrize("key", ["IVF16,Flat", "IVF16,SQ8", "IVF16,PQ8x4fs"])
+def test_update_vectors_equals_faiss(key):
+    """update_vectors: the ids keep their numbers, their vectors change and
+    move to their new lists, as faiss's (which needs a direct map too)."""
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((3000, 32)).astype(np.float32)
+    keys = np.array([5, 17, 999, 2500], dtype=np.int64)
+    new = rng.standard_normal((4, 32)).astype(np.float32) * 3
+    out = {}
+    # faiss cannot update its fast-scan lists (BlockInvertedLists refuse a
+    # hashtable direct map's removal); nearly's take the update like the others
+    for lib in (faiss, nearly) if "fs" not in key else (nearly,):
+        index = lib.index_factory(32, key)
+        index.train(x)
+        index.add(x)
+        if lib is faiss:
+            index.set_direct_map_type(faiss.DirectMap.Hashtable)
+        else:
+            index.make_direct_map()
+        index.update_vectors(keys, new)
+        index.nprobe = 16
+        assert index.ntotal == len(x)
+        out[lib.__name__] = index.search(new, 3)
+        if "Flat" in key:
+            np.testing.assert_array_equal(index.reconstruct(int(keys[2])), new[2])
+    np.testing.assert_array_equal(out["nearly"][1][:, 0], keys)
+    if "faiss" in out:
+        np.testing.assert_array_equal(out["nearly"][1][:, 0], out["faiss"][1][:, 0])
+    index = nearly.index_factory(32, "IVF16,Flat")
+    index.train(x)
+    index.add(x)
+    with pytest.raises(RuntimeError, match="direct map"):
+        index.update_vectors(keys, new)
+    index.make_direct_map()
+    with pytest.raises(IndexError):
+        index.update_vectors(np.array([5, 99999]), new[:2])
+    with pytest.raises(ValueError, match="twice"):
+        index.update_vectors(np.array([5, 5]), new[:2])
+    with pytest.raises(ValueError):
+        index.update_vectors(keys, new[:3])
+    bad = new.copy()
+    bad[0, 0] = np.nan
+    with pytest.raises(ValueError):
+        index.update_vectors(keys, bad)
+    assert index.ntotal == len(x)
+    np.testing.assert_array_equal(index.reconstruct(5), x[5])  # a failed update changes nothing

@@ -201,6 +201,11 @@ struct IndexIVF : Index {
     // (-1: the vector is counted, not stored, as faiss). ids null: sequential;
     // list_nos null: the quantizer assigns.
     void add_core(idx_t n, const float* x, const idx_t* ids, const idx_t* list_nos = nullptr);
+    // faiss's update_vectors: the stored vectors of n distinct ids become
+    // x's rows, each re-assigned to its list; the ids stay. Needs the direct
+    // map (make_direct_map(), faiss's rule); searches see the old entries or
+    // the new ones, never neither (one write).
+    void update_vectors(idx_t n, const idx_t* ids, const float* x);
 
    protected:
     void encode_standalone(idx_t n, const float* x, uint8_t* bytes) const override;
