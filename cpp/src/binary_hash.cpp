@@ -105,11 +105,77 @@ struct KnnCollector {
 
 constexpr size_t kQueriesPerTask = 16;
 
+// The two searches over the codes a query reaches: visit(xq, stats, emit)
+// calls emit(distance, id) for each of them, whatever the index's tables.
+template <class Visit>
+void knn_over(idx_t n, const uint8_t* x, size_t cs, idx_t k, const IDSelector* sel, int32_t* D, idx_t* I,
+              const Visit& visit) {
+    const size_t kk = size_t(k);
+    InterruptPoll poll;
+    parallel_for((size_t(n) + kQueriesPerTask - 1) / kQueriesPerTask, [&](size_t t) {
+        IndexBinaryHashStats stats;
+        for (size_t q = t * kQueriesPerTask; q < std::min(size_t(n), (t + 1) * kQueriesPerTask); q++) {
+            KnnCollector best(kk, I + q * kk);
+            visit(x + q * cs, stats, [&](int32_t dis, idx_t id) {
+                if (!sel || sel->is_member(id)) best.add(dis, id);
+            });
+            best.finish(D + q * kk);
+            stats.nq++;
+        }
+        record(stats);
+        poll();
+    });
+}
+
+template <class Visit>
+void range_over(idx_t n, const uint8_t* x, size_t cs, int radius, const IDSelector* sel, RangeSearchResult& result,
+                const Visit& visit) {
+    RangeSearchResult::Hits hits(static_cast<size_t>(n));
+    InterruptPoll poll;
+    parallel_for(size_t(n), [&](size_t q) {
+        IndexBinaryHashStats stats;
+        visit(x + q * cs, stats, [&](int32_t dis, idx_t id) {
+            if (dis < radius && (!sel || sel->is_member(id))) hits[q].emplace_back(float(dis), id);
+        });
+        std::sort(hits[q].begin(), hits[q].end(), [](const auto& a, const auto& c) { return a.second < c.second; });
+        stats.nq = 1;
+        record(stats);
+        poll();
+    });
+    result.set(hits);
+}
+
 }  // namespace
+
+// ---- the searches of both ------------------------------------------------
+
+template <class Derived>
+void HashedBinaryIndex<Derived>::search(idx_t n, const uint8_t* x, idx_t k, int32_t* D, idx_t* I,
+                                        const SearchParameters* params) const {
+    check_search_args(n, k);
+    check_nflip(nflip, b);
+    std::shared_lock<SharedMutex> lk(rw_mutex_);
+    knn_over(n, x, size_t(code_size), k, params ? params->sel.get() : nullptr, D, I,
+             [&](const uint8_t* xq, IndexBinaryHashStats& stats, const auto& emit) {
+                 static_cast<const Derived*>(this)->visit(xq, stats, emit);
+             });
+}
+
+template <class Derived>
+void HashedBinaryIndex<Derived>::range_search(idx_t n, const uint8_t* x, int radius, RangeSearchResult& result,
+                                              const SearchParameters* params) const {
+    NEARLY_CHECK_ARG(n >= 0, "range_search: n must be non-negative");
+    check_nflip(nflip, b);
+    std::shared_lock<SharedMutex> lk(rw_mutex_);
+    range_over(n, x, size_t(code_size), radius, params ? params->sel.get() : nullptr, result,
+               [&](const uint8_t* xq, IndexBinaryHashStats& stats, const auto& emit) {
+                   static_cast<const Derived*>(this)->visit(xq, stats, emit);
+               });
+}
 
 // ---- IndexBinaryHash ------------------------------------------------------
 
-IndexBinaryHash::IndexBinaryHash(int d, int b_) : IndexBinary(d), b(b_) { check_hash_bits(d, b); }
+IndexBinaryHash::IndexBinaryHash(int d, int b_) : HashedBinaryIndex(d, b_) { check_hash_bits(d, b); }
 
 void IndexBinaryHash::add(idx_t n, const uint8_t* x) { insert(n, x, nullptr); }
 
@@ -129,68 +195,20 @@ void IndexBinaryHash::insert(idx_t n, const uint8_t* x, const idx_t* ids) {
     ntotal += n;
 }
 
-void IndexBinaryHash::search(idx_t n, const uint8_t* x, idx_t k, int32_t* D, idx_t* I,
-                             const SearchParameters* params) const {
-    check_search_args(n, k);
-    check_nflip(nflip, b);
-    const IDSelector* sel = params ? params->sel.get() : nullptr;
-    std::shared_lock<SharedMutex> lk(rw_mutex_);
-    const size_t cs = size_t(code_size), kk = size_t(k);
-    const HammingNyFn hamming = hamming_ny_kernel();
-    InterruptPoll poll;
-    parallel_for((size_t(n) + kQueriesPerTask - 1) / kQueriesPerTask, [&](size_t t) {
-        IndexBinaryHashStats stats;
-        std::vector<int32_t> dis;
-        for (size_t q = t * kQueriesPerTask; q < std::min(size_t(n), (t + 1) * kQueriesPerTask); q++) {
-            const uint8_t* xq = x + q * cs;
-            KnnCollector best(kk, I + q * kk);
-            stats.n0 += for_each_within(buckets, BitReader{xq}.read(size_t(b)), b, nflip, [&](const Bucket& bk) {
-                const size_t m = bk.ids.size();
-                dis.resize(m);
-                hamming(xq, bk.codes.data(), cs, m, dis.data());
-                for (size_t j = 0; j < m; j++)
-                    if (!sel || sel->is_member(bk.ids[j])) best.add(dis[j], bk.ids[j]);
-                stats.nlist++;
-                stats.ndis += m;
-            });
-            best.finish(D + q * kk);
-            stats.nq++;
-        }
-        record(stats);
-        poll();
-    });
-}
-
-void IndexBinaryHash::range_search(idx_t n, const uint8_t* x, int radius, RangeSearchResult& result,
-                                   const SearchParameters* params) const {
-    NEARLY_CHECK_ARG(n >= 0, "range_search: n must be non-negative");
-    check_nflip(nflip, b);
-    const IDSelector* sel = params ? params->sel.get() : nullptr;
-    std::shared_lock<SharedMutex> lk(rw_mutex_);
+// Every code of the buckets within nflip flips of the query's hash.
+template <class Emit>
+void IndexBinaryHash::visit(const uint8_t* xq, IndexBinaryHashStats& stats, const Emit& emit) const {
     const size_t cs = size_t(code_size);
     const HammingNyFn hamming = hamming_ny_kernel();
-    RangeSearchResult::Hits hits(static_cast<size_t>(n));
-    InterruptPoll poll;
-    parallel_for(size_t(n), [&](size_t q) {
-        IndexBinaryHashStats stats;
-        std::vector<int32_t> dis;
-        const uint8_t* xq = x + q * cs;
-        stats.n0 = for_each_within(buckets, BitReader{xq}.read(size_t(b)), b, nflip, [&](const Bucket& bk) {
-            const size_t m = bk.ids.size();
-            dis.resize(m);
-            hamming(xq, bk.codes.data(), cs, m, dis.data());
-            for (size_t j = 0; j < m; j++)
-                if (dis[j] < radius && (!sel || sel->is_member(bk.ids[j])))
-                    hits[q].emplace_back(float(dis[j]), bk.ids[j]);
-            stats.nlist++;
-            stats.ndis += m;
-        });
-        std::sort(hits[q].begin(), hits[q].end(), [](const auto& a, const auto& c) { return a.second < c.second; });
-        stats.nq = 1;
-        record(stats);
-        poll();
+    std::vector<int32_t> dis;
+    stats.n0 += for_each_within(buckets, BitReader{xq}.read(size_t(b)), b, nflip, [&](const Bucket& bk) {
+        const size_t m = bk.ids.size();
+        dis.resize(m);
+        hamming(xq, bk.codes.data(), cs, m, dis.data());
+        for (size_t j = 0; j < m; j++) emit(dis[j], bk.ids[j]);
+        stats.nlist++;
+        stats.ndis += m;
     });
-    result.set(hits);
 }
 
 void IndexBinaryHash::reset() {
@@ -256,7 +274,7 @@ std::unique_ptr<IndexBinaryHash> IndexBinaryHash::read_body(Reader& r) {
 // ---- IndexBinaryMultiHash -------------------------------------------------
 
 IndexBinaryMultiHash::IndexBinaryMultiHash(int d, int nhash_, int b_)
-    : IndexBinary(d), nhash(nhash_), b(b_), storage(std::make_shared<IndexBinaryFlat>(d)) {
+    : HashedBinaryIndex(d, b_), nhash(nhash_), storage(std::make_shared<IndexBinaryFlat>(d)) {
     check_hash_bits(d, b);
     NEARLY_CHECK_ARG(nhash >= 1 && int64_t(nhash) * b <= d,
                      "IndexBinaryMultiHash: nhash * b must be at most d (nhash=" + std::to_string(nhash) +
@@ -298,59 +316,17 @@ std::vector<idx_t> shortlist(const IndexBinaryMultiHash& ix, const uint8_t* xq, 
 }
 }  // namespace
 
-void IndexBinaryMultiHash::search(idx_t n, const uint8_t* x, idx_t k, int32_t* D, idx_t* I,
-                                  const SearchParameters* params) const {
-    check_search_args(n, k);
-    check_nflip(nflip, b);
-    const IDSelector* sel = params ? params->sel.get() : nullptr;
-    std::shared_lock<SharedMutex> lk(rw_mutex_);
-    const size_t cs = size_t(code_size), kk = size_t(k);
-    const uint8_t* codes = storage->codes().data();
-    const HammingNyFn hamming = hamming_ny_kernel();
-    InterruptPoll poll;
-    parallel_for((size_t(n) + kQueriesPerTask - 1) / kQueriesPerTask, [&](size_t t) {
-        IndexBinaryHashStats stats;
-        for (size_t q = t * kQueriesPerTask; q < std::min(size_t(n), (t + 1) * kQueriesPerTask); q++) {
-            const uint8_t* xq = x + q * cs;
-            KnnCollector best(kk, I + q * kk);
-            for (idx_t id : shortlist(*this, xq, stats)) {
-                if (sel && !sel->is_member(id)) continue;
-                int32_t dis;
-                hamming(xq, codes + size_t(id) * cs, cs, 1, &dis);
-                best.add(dis, id);
-            }
-            best.finish(D + q * kk);
-            stats.nq++;
-        }
-        record(stats);
-        poll();
-    });
-}
-
-void IndexBinaryMultiHash::range_search(idx_t n, const uint8_t* x, int radius, RangeSearchResult& result,
-                                        const SearchParameters* params) const {
-    NEARLY_CHECK_ARG(n >= 0, "range_search: n must be non-negative");
-    check_nflip(nflip, b);
-    const IDSelector* sel = params ? params->sel.get() : nullptr;
-    std::shared_lock<SharedMutex> lk(rw_mutex_);
+// Every code reached through any table, scored once.
+template <class Emit>
+void IndexBinaryMultiHash::visit(const uint8_t* xq, IndexBinaryHashStats& stats, const Emit& emit) const {
     const size_t cs = size_t(code_size);
     const uint8_t* codes = storage->codes().data();
     const HammingNyFn hamming = hamming_ny_kernel();
-    RangeSearchResult::Hits hits(static_cast<size_t>(n));
-    InterruptPoll poll;
-    parallel_for(size_t(n), [&](size_t q) {
-        IndexBinaryHashStats stats;
-        const uint8_t* xq = x + q * cs;
-        for (idx_t id : shortlist(*this, xq, stats)) {
-            int32_t dis;
-            hamming(xq, codes + size_t(id) * cs, cs, 1, &dis);
-            if (dis < radius && (!sel || sel->is_member(id))) hits[q].emplace_back(float(dis), id);
-        }
-        stats.nq = 1;
-        record(stats);
-        poll();
-    });
-    result.set(hits);
+    for (idx_t id : shortlist(*this, xq, stats)) {
+        int32_t dis;
+        hamming(xq, codes + size_t(id) * cs, cs, 1, &dis);
+        emit(dis, id);
+    }
 }
 
 void IndexBinaryMultiHash::reset() {
@@ -391,5 +367,9 @@ std::unique_ptr<IndexBinaryMultiHash> IndexBinaryMultiHash::read_body(Reader& r)
     index->index_codes(index->ntotal, index->storage->codes().data(), 0);
     return index;
 }
+
+// After both visit() definitions: the searches are instantiated with them.
+template struct HashedBinaryIndex<IndexBinaryHash>;
+template struct HashedBinaryIndex<IndexBinaryMultiHash>;
 
 }  // namespace nearly
