@@ -371,3 +371,49 @@ def test_mapped_hnsw_concurrent_searches(tmp_path):
     for i, got in enumerate(results):
         s = [0, 50, 100, 150][i % 4]
         np.testing.assert_array_equal(got, ref[s:s + 50])
+
+
+@pytest.mark.parametrize("key", ["IVF16,Flat", "IVF16,SQfp16"])
+def test_update_vectors_is_one_write(key):
+    """update_vectors moves id 5 between two far-apart vectors A and B while
+    searches run; a search (both queries under one read) sees id 5 at A or
+    at B, exactly once, never at neither and never at both."""
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal((4000, 32)).astype(np.float32)
+    a = np.full((1, 32), 40.0, np.float32)
+    b = np.full((1, 32), -40.0, np.float32)
+    index = nearly.index_factory(32, key)
+    index.train(x)
+    index.add(x)
+    index.make_direct_map()
+    index.nprobe = 16
+    index.update_vectors(np.array([5]), b)
+    queries = np.vstack([a, b])
+    done = threading.Event()
+    errors = []
+
+    def updater():
+        try:
+            for i in range(300):
+                index.update_vectors(np.array([5]), a if i % 2 == 0 else b)
+        except Exception as e:  # pragma: no cover - reported below
+            errors.append(e)
+        finally:
+            done.set()
+
+    def searcher():
+        seen = 0
+        while not done.is_set():
+            _, I = index.search(queries, 1)
+            if (I[:, 0] == 5).sum() != 1:
+                errors.append(AssertionError(f"id 5 found {(I[:, 0] == 5).sum()} times: {I[:, 0]}"))
+                return
+            seen += 1
+        return seen
+
+    with ThreadPoolExecutor(3) as pool:
+        futures = [pool.submit(searcher), pool.submit(searcher)]
+        updater()
+        counts = [f.result() for f in futures]
+    assert not errors, errors[0]
+    assert index.ntotal == len(x) and sum(c or 0 for c in counts) > 0
