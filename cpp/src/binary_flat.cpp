@@ -40,12 +40,10 @@ void IndexBinary::check_writable() const {
         throw NotSupported("this index was read with IO_FLAG_READ_ONLY or IO_FLAG_MMAP and cannot be modified");
 }
 
-namespace {
-void check_search(idx_t n, idx_t k) {
+void check_binary_search_args(idx_t n, idx_t k) {
     NEARLY_CHECK_ARG(n >= 0, "the number of queries must be non-negative");
     NEARLY_CHECK_ARG(k > 0, "k must be positive (got " + std::to_string(k) + ")");
 }
-}  // namespace
 
 // ---- IndexBinaryFlat ----------------------------------------------------------
 
@@ -61,7 +59,7 @@ void IndexBinaryFlat::add(idx_t n, const uint8_t* x) {
 
 void IndexBinaryFlat::search(idx_t n, const uint8_t* x, idx_t k, int32_t* D, idx_t* I,
                              const SearchParameters* params) const {
-    check_search(n, k);
+    check_binary_search_args(n, k);
     std::shared_lock<SharedMutex> lk(rw_mutex_);
     knn_hamming(x, size_t(n), xb_.data(), size_t(ntotal), size_t(code_size), size_t(k), D, I,
                 params ? params->sel.get() : nullptr);
@@ -205,7 +203,7 @@ std::unique_ptr<SearchParameters> IndexBinaryIDMap::translate(const SearchParame
 
 void IndexBinaryIDMap::search(idx_t n, const uint8_t* x, idx_t k, int32_t* D, idx_t* I,
                               const SearchParameters* params) const {
-    check_search(n, k);
+    check_binary_search_args(n, k);
     std::shared_lock<SharedMutex> lk(rw_mutex_);
     auto inner = translate(params);
     index->search(n, x, k, D, I, inner ? inner.get() : params);

@@ -62,8 +62,7 @@ void IndexBinaryFromFloat::add(idx_t n, const uint8_t* x) {
 
 void IndexBinaryFromFloat::search(idx_t n, const uint8_t* x, idx_t k, int32_t* D, idx_t* I,
                                   const SearchParameters* params) const {
-    NEARLY_CHECK_ARG(n >= 0, "the number of queries must be non-negative");
-    NEARLY_CHECK_ARG(k > 0, "k must be positive (got " + std::to_string(k) + ")");
+    check_binary_search_args(n, k);
     std::shared_lock<SharedMutex> lk(rw_mutex_);
     std::vector<float> xf, df;
     for (idx_t i0 = 0; i0 < n; i0 += kBlock) {

@@ -83,11 +83,6 @@ size_t for_each_within(const Map& map, uint64_t q, int b, int nflip, Visit&& vis
     return size_t(probes - found);
 }
 
-void check_search_args(idx_t n, idx_t k) {
-    NEARLY_CHECK_ARG(n >= 0, "the number of queries must be non-negative");
-    NEARLY_CHECK_ARG(k > 0, "k must be positive (got " + std::to_string(k) + ")");
-}
-
 // One query's k best (distance, id), ties to the smaller id.
 struct KnnCollector {
     std::vector<float> D;
@@ -152,7 +147,7 @@ void range_over(idx_t n, const uint8_t* x, size_t cs, int radius, const IDSelect
 template <class Derived>
 void HashedBinaryIndex<Derived>::search(idx_t n, const uint8_t* x, idx_t k, int32_t* D, idx_t* I,
                                         const SearchParameters* params) const {
-    check_search_args(n, k);
+    check_binary_search_args(n, k);
     check_nflip(nflip, b);
     std::shared_lock<SharedMutex> lk(rw_mutex_);
     knn_over(n, x, size_t(code_size), k, params ? params->sel.get() : nullptr, D, I,

@@ -134,12 +134,8 @@ void bind_pq(py::module_& m) {
                       },
                       py::return_value_policy::reference_internal)
         .def_property_readonly("code_size", &IndexPQ::code_size)
-        .def_property_readonly("codes", [](const IndexPQ& self) {
-            std::vector<uint8_t> c = self.get_codes();
-            py::array_t<uint8_t> out(c.size());
-            std::copy(c.begin(), c.end(), out.mutable_data());
-            return out;
-        }, "The stored codes, ntotal * code_size bytes (a numpy copy).")
+        .def_property_readonly("codes", [](const IndexPQ& self) { return bytes_array(self.get_codes()); },
+                               "The stored codes, ntotal * code_size bytes (a numpy copy).")
         .def("_set_codes", [](IndexPQ& self, py::handle codes) { set_flat_codes(self, codes); });
 
     py::class_<MultiIndexQuantizer, Index, std::shared_ptr<MultiIndexQuantizer>>(m, "MultiIndexQuantizer")
@@ -203,12 +199,9 @@ void bind_pq(py::module_& m) {
              }),
              py::arg("orig"), py::arg("bbs") = 32, "faiss's conversion of a 4-bit IndexPQ.")
         .def_property_readonly("bbs", [](const IndexPQFastScan&) { return IndexPQFastScan::bbs; })
-        .def_property_readonly("codes", [](const IndexPQFastScan& self) {
-            std::vector<uint8_t> c = self.stored_codes();
-            py::array_t<uint8_t> out(c.size());
-            std::copy(c.begin(), c.end(), out.mutable_data());
-            return out;
-        }, "The codes as stored, in blocks of 32 (the last one padded; get_CodePacker() reads them), a numpy copy.")
+        .def_property_readonly("codes", [](const IndexPQFastScan& self) { return bytes_array(self.stored_codes()); },
+                               "The codes as stored, in blocks of 32 (the last one padded; get_CodePacker() reads "
+                               "them), a numpy copy.")
         .def_property(
             "implem", [](const IndexPQFastScan& i) { return i.implem; },
             [](IndexPQFastScan& i, int v) { i.implem = checked_fast_scan_implem(v, false); }, kImplemDoc)

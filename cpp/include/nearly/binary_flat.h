@@ -48,6 +48,9 @@ struct IndexBinary {
 
 using IndexBinaryPtr = std::shared_ptr<IndexBinary>;
 
+// The checks every binary k-NN search starts with: n >= 0, k > 0.
+void check_binary_search_args(idx_t n, idx_t k);
+
 struct IndexBinaryFlat : IndexBinary {
     // faiss's switch between a heap and counting sort for the k smallest;
     // the results are the same either way, and nearly's selection picks its
