@@ -191,4 +191,18 @@ std::unique_ptr<IndexIDMap> IndexIDMap::read_body(Reader& r, bool with_reverse_m
     return std::unique_ptr<IndexIDMap>(new IndexIDMap(std::move(inner), false, std::move(ids)));
 }
 
+void IndexIDMap::check_consistency() const {
+    if (!reverse_) return;
+    std::shared_lock<SharedMutex> lk(rw_mutex_);
+    if (rev_map_.size() != id_map.size())
+        throw CorruptData("IndexIDMap2: the reverse map holds " + std::to_string(rev_map_.size()) + " ids for " +
+                          std::to_string(id_map.size()) + " rows");
+    for (size_t row = 0; row < id_map.size(); row++) {
+        auto it = rev_map_.find(id_map[row]);
+        if (it == rev_map_.end() || it->second != idx_t(row))
+            throw CorruptData("IndexIDMap2: id " + std::to_string(id_map[row]) + " of row " + std::to_string(row) +
+                              " is not mapped back to it");
+    }
+}
+
 }  // namespace nearly

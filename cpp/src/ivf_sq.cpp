@@ -23,6 +23,19 @@ IndexIVFScalarQuantizer::IndexIVFScalarQuantizer(IndexPtr quantizer_, int d, siz
     refresh_trained();
 }
 
+void IndexIVFScalarQuantizer::set_sq(const ScalarQuantizer& other) {
+    check_writable();
+    std::unique_lock<SharedMutex> lk(rw_mutex_);
+    NEARLY_CHECK_ARG(other.d == sq.d && other.qtype == sq.qtype,
+                     "IndexIVFScalarQuantizer: the scalar quantizer must have d=" + std::to_string(sq.d) +
+                         " and the index's qtype");
+    if (ntotal > 0)
+        throw NotSupported("IndexIVFScalarQuantizer: the scalar quantizer can only be replaced while the index is empty");
+    NEARLY_CHECK_ARG(other.trained.empty() || other.is_trained(), "IndexIVFScalarQuantizer: the ranges do not match d");
+    sq = other;
+    refresh_trained();
+}
+
 void IndexIVFScalarQuantizer::encode_vectors(idx_t n, const float* x, const idx_t* list_nos, uint8_t* codes) const {
     encode_each(n, x, list_nos, codes, [&](const float* v, uint8_t* code) { sq.encode(v, code); });
 }

@@ -319,7 +319,8 @@ void bind_flat(py::module_& m) {
             return out;
         });
     py::class_<IndexIDMap2, IndexIDMap, std::shared_ptr<IndexIDMap2>>(m, "IndexIDMap2")
-        .def(py::init([](IndexPtr inner) { return std::make_shared<IndexIDMap2>(inner); }), py::arg("index"));
+        .def(py::init([](IndexPtr inner) { return std::make_shared<IndexIDMap2>(inner); }), py::arg("index"))
+        .def("check_consistency", &IndexIDMap2::check_consistency);
 
     auto apply = [](const VectorTransform& t, py::handle x_obj) {
         FloatArray x = as_matrix(x_obj, t.d_in, "x");

@@ -21,6 +21,13 @@ namespace {
 void check_ef(int ef, const char* name) {
     if (ef < 1) throw InvalidArgument(std::string("HNSW: ") + name + " must be at least 1 (got " + std::to_string(ef) + ")");
 }
+
+// The live ids in slot order (the graph's `storage` view reads through them).
+template <class GraphIndex>
+py::array_t<idx_t> stored_ids(const GraphIndex& index) {
+    std::vector<idx_t> ids = index.ids();
+    return py::array_t<idx_t>(ids.size(), ids.data());
+}
 }  // namespace
 
 void bind_hnsw(py::module_& m) {
@@ -117,6 +124,9 @@ void bind_hnsw(py::module_& m) {
         .def(py::init([](int d, int M, int metric) { return std::make_shared<IndexHNSWFlat>(d, M, MetricType(metric)); }),
              py::arg("d"), py::arg("M") = 32, py::arg("metric") = int(METRIC_L2))
         .def_property_readonly("hnsw", [](std::shared_ptr<IndexHNSWFlat> self) { return hnsw_view(self); })
+        .def("_ids", &stored_ids<IndexHNSWFlat>)
+        .def_property_readonly("_storage_kind", [](const IndexHNSWFlat& self) { return int(self.storage); },
+                               "0: float vectors, 1: QT_8bit, 2: QT_fp16, 3: QT_bf16 (hnsw.h HNSWStorage).")
         .def("memory_bytes", &IndexHNSWFlat::memory_bytes, "Bytes held by the vectors, codes, links and id map.");
 
     // qtype: faiss's ScalarQuantizer.QuantizerType values (the ScalarQuantizer
@@ -147,6 +157,7 @@ void bind_hnsw(py::module_& m) {
              }),
              py::arg("d"), py::arg("qtype"), py::arg("M") = 32, py::arg("metric") = int(METRIC_L2))
         .def_property_readonly("hnsw", [](std::shared_ptr<IndexHNSWSQCodes> self) { return hnsw_view(self); })
+        .def("_ids", &stored_ids<IndexHNSWSQCodes>)
         .def_property_readonly("sq", [](IndexHNSWSQCodes& self) -> ScalarQuantizer& { return self.sq; },
                                py::return_value_policy::reference_internal)
         .def_property_readonly("code_size", [](const IndexHNSWSQCodes& self) { return self.sq.code_size; })
@@ -159,6 +170,7 @@ void bind_hnsw(py::module_& m) {
              py::arg("d"), py::arg("pq_m"), py::arg("M") = 32, py::arg("pq_nbits") = 8,
              py::arg("metric") = int(METRIC_L2))
         .def_property_readonly("hnsw", [](std::shared_ptr<IndexHNSWPQ> self) { return hnsw_view(self); })
+        .def("_ids", &stored_ids<IndexHNSWPQ>)
         .def_property_readonly("pq", [](const IndexHNSWPQ& self) { return self.pq; },
                                "The product quantizer (a copy: set_pq_centroids replaces the codebooks).")
         .def("set_pq_centroids", [](IndexHNSWPQ& self, py::handle v) {

@@ -163,7 +163,12 @@ void bind_pq(py::module_& m) {
              }),
              py::arg("quantizer"), py::arg("d"), py::arg("nlist"), py::arg("M"), py::arg("nbits") = 8,
              py::arg("metric") = int(METRIC_L2))
-        .def_property_readonly("pq", &pq_of_ivfpq, py::return_value_policy::reference_internal)
+        .def_property("pq", &pq_of_ivfpq,
+                      [](IndexIVFPQ& self, const ProductQuantizer& other) {
+                          py::gil_scoped_release release;
+                          self.set_pq(other);
+                      },
+                      py::return_value_policy::reference_internal)
         .def_property("by_residual", [](const IndexIVFPQ& i) { return i.by_residual; },
                       [](IndexIVFPQ& i, bool v) {
                           if (i.is_trained && v != i.by_residual)

@@ -126,7 +126,12 @@ void bind_sq(py::module_& m) {
              }),
              py::arg("quantizer"), py::arg("d"), py::arg("nlist"), py::arg("qtype") = int(ScalarQuantizer::QT_8bit),
              py::arg("metric") = int(METRIC_L2), py::arg("by_residual") = true)
-        .def_property_readonly("sq", &sq_of_ivf, py::return_value_policy::reference_internal)
+        .def_property("sq", &sq_of_ivf,
+                      [](IndexIVFScalarQuantizer& self, const ScalarQuantizer& other) {
+                          py::gil_scoped_release release;
+                          self.set_sq(other);
+                      },
+                      py::return_value_policy::reference_internal)
         .def_property("by_residual", [](const IndexIVFScalarQuantizer& i) { return i.by_residual; },
                       [](IndexIVFScalarQuantizer& i, bool v) {
                           if (i.ntotal > 0 && v != i.by_residual)

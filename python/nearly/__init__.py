@@ -70,7 +70,7 @@ from .compat import copy_array_to_vector, imbalance_factor, is_similarity_metric
 from .code_packer import CodePacker, CodePackerFlat, CodePackerPQ4  # noqa: F401
 from .compat import bitvec_shuffle, bucket_sort, matrix_bucket_sort_inplace  # noqa: F401
 from .compat import downcast_InvertedLists, memcpy  # noqa: F401
-from .compat import IndexHNSW, check_compatible_for_merge, get_mem_usage_kb, merge_knn_results  # noqa: F401
+from .compat import IndexFlatCodes, IndexHNSW, check_compatible_for_merge, get_mem_usage_kb, merge_knn_results  # noqa: F401
 from .matrix_stats import MatrixStats  # noqa: F401
 from .compat import Float32Vector, Float64Vector, Int8Vector, Int16Vector, Int32Vector, Int64Vector  # noqa: F401
 from .compat import UInt8Vector, UInt16Vector, UInt32Vector, UInt64Vector, LongVector, IDXVector  # noqa: F401
@@ -93,6 +93,7 @@ IVFSearchParameters = SearchParametersIVF  # faiss's older name for it
 from .compat import downcast_IndexBinary, downcast_VectorTransform  # noqa: F401
 from .insertion_order import insertion_order, local_intrinsic_dimensionality  # noqa: F401
 from .graph_build import hnsw_from_knn  # noqa: F401
+from . import graph_storage  # noqa: F401  (adds `storage` to the graph indexes)
 from .multivector import (  # noqa: F401
     FDEConfig,
     IndexMultiVectorFlat,

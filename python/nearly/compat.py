@@ -625,6 +625,30 @@ class IndexHNSW(metaclass=_IndexHNSWType):
 for _name in ("IndexFlat", "IndexPQ", "IndexScalarQuantizer", "IndexResidualQuantizer"):
     getattr(_nearly, _name).get_FlatCodesDistanceComputer = _nearly.Index.get_distance_computer
 
+_FLAT_CODES_CLASSES = tuple(getattr(_nearly, n) for n in ("IndexFlat", "IndexPQ", "IndexScalarQuantizer",
+                                                          "IndexResidualQuantizer", "IndexLSH", "IndexRaBitQ"))
+# faiss derives its fast-scan indexes from IndexFastScan, not IndexFlatCodes.
+_FAST_SCAN_CLASSES = tuple(getattr(_nearly, n) for n in ("IndexPQFastScan", "IndexRaBitQFastScan"))
+
+
+class _IndexFlatCodesType(type):
+    """faiss's IndexFlatCodes base class (one code of code_size bytes per
+    vector, in order): isinstance holds for the same nearly classes."""
+
+    def __instancecheck__(cls, obj):
+        return isinstance(obj, _FLAT_CODES_CLASSES) and not isinstance(obj, _FAST_SCAN_CLASSES)
+
+    def __subclasscheck__(cls, sub):
+        return issubclass(sub, _FLAT_CODES_CLASSES) and not issubclass(sub, _FAST_SCAN_CLASSES)
+
+    def __call__(cls, *args, **kwargs):
+        raise TypeError("IndexFlatCodes is an abstract base class (use IndexFlat, IndexPQ, IndexScalarQuantizer, ...)")
+
+
+class IndexFlatCodes(metaclass=_IndexFlatCodesType):
+    """faiss's IndexFlatCodes: the common base of the flat code indexes (for
+    isinstance): Flat, PQ, ScalarQuantizer, ResidualQuantizer, LSH, RaBitQ."""
+
 
 class _SwigOwnership:
     """faiss's `obj.this` (SWIG's ownership handle). nearly's objects are

@@ -266,3 +266,69 @@ def test_block_search_idiom_of_big_batch_search(x):
     nearly.copy_array_to_vector(x[:5].ravel().view(np.uint8), flat.codes)
     assert flat.ntotal == 5
     np.testing.assert_array_equal(flat.reconstruct_n(0, 5), x[:5])
+
+
+@pytest.mark.parametrize("key", ["PQ", "SQ"])
+def test_shared_codebook_shards_idiom(x, key):
+    """Distributed indexing: shards made with the master's quantizer and its
+    trained pq / sq (`shard.pq = master.pq; shard.is_trained = True`), filled
+    apart and merged, give the master's own results; as in faiss."""
+    rng = np.random.default_rng(4)
+    xq = rng.standard_normal((20, 16)).astype(np.float32)
+    out = {}
+    for lib in (faiss, nearly):
+        quantizer = lib.IndexFlatL2(16)
+
+        def make():
+            if key == "PQ":
+                return lib.IndexIVFPQ(quantizer, 16, 16, 4, 8)
+            return lib.IndexIVFScalarQuantizer(quantizer, 16, 16, lib.ScalarQuantizer.QT_8bit)
+
+        master = make()
+        master.train(x)
+        shards = []
+        for part in np.array_split(np.arange(len(x)), 3):
+            shard = make()
+            if key == "PQ":
+                shard.pq = master.pq
+            else:
+                shard.sq = master.sq
+            shard.is_trained = True
+            shard.add_with_ids(x[part], part)
+            shards.append(shard)
+        for shard in shards[1:]:
+            shards[0].merge_from(shard, 0)
+        master.add(x)
+        master.nprobe = shards[0].nprobe = 4
+        Dm, Im = master.search(xq, 10)
+        Ds, Is = shards[0].search(xq, 10)
+        np.testing.assert_array_equal(Is, Im)
+        np.testing.assert_allclose(Ds, Dm, rtol=1e-5)
+        out[lib.__name__] = Is
+    np.testing.assert_array_equal(out["nearly"], out["faiss"])
+    shard = nearly.IndexIVFPQ(nearly.IndexFlatL2(16), 16, 16, 4, 8)
+    with pytest.raises(ValueError):
+        shard.pq = nearly.ProductQuantizer(16, 8, 8)  # another shape
+    sq_shard = nearly.IndexIVFScalarQuantizer(nearly.IndexFlatL2(16), 16, 16, nearly.ScalarQuantizer.QT_4bit)
+    with pytest.raises(ValueError):
+        sq_shard.sq = nearly.ScalarQuantizer(16, nearly.ScalarQuantizer.QT_8bit)  # another qtype
+    full = nearly.index_factory(16, "IVF16,PQ4")
+    full.train(x)
+    full.add(x[:10])
+    with pytest.raises(RuntimeError, match="empty"):
+        full.pq = full.pq
+    full = nearly.index_factory(16, "IVF16,SQ8")
+    full.train(x)
+    full.add(x[:10])
+    with pytest.raises(RuntimeError, match="empty"):
+        full.sq = full.sq
+
+
+def test_idmap2_check_consistency(x):
+    for lib in (faiss, nearly):
+        index = lib.IndexIDMap2(lib.IndexFlatL2(16))
+        index.add_with_ids(x[:100], np.arange(100) * 3)
+        index.remove_ids(np.arange(0, 300, 6))
+        index.check_consistency()  # raises on a broken reverse map
+        assert index.ntotal == 50
+        np.testing.assert_array_equal(index.reconstruct(9), x[3])  # by the reverse map

@@ -35,6 +35,10 @@ struct IndexIDMap : Index {
     static std::unique_ptr<IndexIDMap> read_body(Reader& r, bool with_reverse_map);
 
     bool has_reverse_map() const { return reverse_; }
+    // faiss's IndexIDMap2::check_consistency: the reverse map holds exactly
+    // the ids of id_map, each pointing back at its row (throws CorruptData
+    // otherwise; nothing to check without a reverse map).
+    void check_consistency() const;
     std::vector<idx_t> ids() const;
 
    protected:

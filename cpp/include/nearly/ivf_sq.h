@@ -19,6 +19,9 @@ struct IndexIVFScalarQuantizer : IndexIVF {
                             MetricType metric = METRIC_L2, bool by_residual = true);
 
     std::string type_name() const override { return "IVFScalarQuantizer"; }
+    // faiss's `index.sq = other.sq`: the same d and qtype, only while the
+    // index holds no codes.
+    void set_sq(const ScalarQuantizer& other);
     void write_body(Writer& w) const override;
     static std::unique_ptr<IndexIVFScalarQuantizer> read_body(Reader& r);
 

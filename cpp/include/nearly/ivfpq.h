@@ -40,6 +40,9 @@ struct IndexIVFPQ : IndexIVF {
     // precomputed table is rebuilt, is_trained follows the quantizer. Takes
     // the write lock.
     void set_pq_centroids(const float* centroids);
+    // faiss's `index.pq = other.pq` (a codebook shared between shards): the
+    // same d, M and nbits, only while the index holds no codes.
+    void set_pq(const ProductQuantizer& other);
     void write_body(Writer& w) const override;
     static std::unique_ptr<IndexIVFPQ> read_body(Reader& r);
 
@@ -48,6 +51,7 @@ struct IndexIVFPQ : IndexIVF {
     IndexIVFPQ(IndexPtr quantizer, int d, size_t nlist, size_t M, size_t nbits, MetricType metric,
                size_t required_nbits);
     bool pq_trained_ = false;
+    void install_pq_centroids(const float* centroids);  // under the write lock
     // Everything of orig into this new index of the same d, nlist and PQ
     // shape (the fast-scan conversion): its quantizer (shared, as in faiss),
     // PQ, by_residual, precomputed table, k-means settings and lists.
