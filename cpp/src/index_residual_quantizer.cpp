@@ -16,6 +16,18 @@ IndexResidualQuantizer::IndexResidualQuantizer(int d, size_t M, size_t nbits, Me
     is_trained = false;
 }
 
+void IndexResidualQuantizer::copy_from(const IndexResidualQuantizer& orig) {
+    std::shared_lock<SharedMutex> theirs(orig.rw_mutex_);
+    std::unique_lock<SharedMutex> mine(rw_mutex_);
+    NEARLY_CHECK_ARG(orig.d == d && orig.rq.M == rq.M && orig.rq.nbits == rq.nbits && ntotal == 0,
+                     "IndexResidualQuantizer::copy_from: into an empty index of the same shape");
+    rq = orig.rq;
+    set_codes_in_order(orig.codes_in_order(), size_t(orig.ntotal));
+    ntotal = orig.ntotal;
+    is_trained = orig.is_trained;
+    verbose = orig.verbose;
+}
+
 void IndexResidualQuantizer::train(idx_t n, const float* x) {
     check_writable();
     NEARLY_CHECK_ARG(n >= 0, "n must be non-negative");
@@ -53,22 +65,36 @@ void IndexResidualQuantizer::write_body(Writer& w) const {
 }
 
 std::unique_ptr<IndexResidualQuantizer> IndexResidualQuantizer::read_body(Reader& r) {
+    return read_with(r, "ResidualQuantizer", [](int d, MetricType metric, const ResidualQuantizer& rq) {
+        return std::make_unique<IndexResidualQuantizer>(d, rq.M, rq.nbits, metric, rq.search_type);
+    });
+}
+
+std::unique_ptr<IndexResidualQuantizer> IndexResidualQuantizer::read_with(Reader& r, const char* what,
+                                                                          const Maker& make) {
+    const std::string who(what);
     const int d = r.pod<int32_t>();
     const int metric = r.pod<int32_t>();
     const uint8_t trained = r.pod<uint8_t>();
     r.check(d > 0 && (metric == METRIC_L2 || metric == METRIC_INNER_PRODUCT) && trained <= 1,
-            "bad ResidualQuantizer header");
-    ResidualQuantizer rq = ResidualQuantizer::read(r, "ResidualQuantizer");
-    r.check(rq.d == size_t(d), "ResidualQuantizer d does not match the index");
-    r.check(!trained || rq.is_trained, "ResidualQuantizer index marked trained without codebooks");
-    auto index = std::make_unique<IndexResidualQuantizer>(d, rq.M, rq.nbits, MetricType(metric), rq.search_type);
+            ("bad " + who + " header").c_str());
+    ResidualQuantizer rq = ResidualQuantizer::read(r, what);
+    r.check(rq.d == size_t(d), (who + " d does not match the index").c_str());
+    r.check(!trained || rq.is_trained, (who + " index marked trained without codebooks").c_str());
+    std::unique_ptr<IndexResidualQuantizer> index;
+    try {
+        index = make(d, MetricType(metric), rq);
+    } catch (const std::exception& e) {  // a quantizer this class refuses
+        r.check(false, (who + ": " + e.what()).c_str());
+        throw;
+    }
     index->rq = std::move(rq);
     index->is_trained = trained;
     const idx_t ntotal = r.pod<int64_t>();
     r.array(index->codes_);
-    r.check(ntotal >= 0 && index->codes_.size() == size_t(ntotal) * index->rq.code_size,
-            "ResidualQuantizer code count does not match ntotal");
-    r.check(ntotal == 0 || trained, "ResidualQuantizer holds codes but is not trained");
+    r.check(ntotal >= 0 && index->codes_.size() == index->layout().bytes(size_t(ntotal)),
+            (who + " code count does not match ntotal").c_str());
+    r.check(ntotal == 0 || trained, (who + " holds codes but is not trained").c_str());
     index->ntotal = ntotal;
     return index;
 }

@@ -26,6 +26,7 @@
 #include "nearly/index_rabitq.h"
 #include "nearly/ivf_rabitq.h"
 #include "nearly/index_residual_quantizer.h"
+#include "nearly/index_residual_quantizer_fast_scan.h"
 #include "nearly/index_sq.h"
 #include "nearly/ivf_residual_quantizer.h"
 #include "nearly/ivf_flat.h"
@@ -163,6 +164,7 @@ IndexPtr read_tagged(Reader& r, const std::string& tag) {
     if (tag == "PQFastScan") return IndexPQFastScan::read_body(r);
     if (tag == "ScalarQuantizer") return IndexScalarQuantizer::read_body(r);
     if (tag == "ResidualQuantizer") return IndexResidualQuantizer::read_body(r);
+    if (tag == "ResidualQuantizerFastScan") return IndexResidualQuantizerFastScan::read_body(r);
     if (tag == "IVFResidualQuantizer") return IndexIVFResidualQuantizer::read_body(r);
     if (tag == "LSH") return IndexLSH::read_body(r);
     if (tag == "MultiIndexQuantizer") return MultiIndexQuantizer::read_body(r);

@@ -124,18 +124,26 @@ ResidualQuantizer::ResidualQuantizer(size_t d_, size_t M_, size_t nbits_, Search
     if (nbits < 1 || nbits > 16)
         throw NotSupported("ResidualQuantizer: nbits=" + std::to_string(nbits) +
                            " not implemented in nearly (1 to 16 bits per codebook)");
-    if (!valid_search_type(int(st)))
-        throw NotSupported("ResidualQuantizer: search type " + std::to_string(int(st)) +
-                           " not implemented in nearly (ST_decompress to ST_norm_cqint4)");
+    check_search_type(st);
     cp.niter = 10;
     set_derived();
+}
+
+void ResidualQuantizer::check_search_type(SearchType st) {
+    if (st == ST_norm_lsq2x4)
+        throw NotSupported("ResidualQuantizer: search type ST_norm_lsq2x4 not implemented in nearly (it needs a "
+                           "LocalSearchQuantizer; ST_norm_rq2x4 is the same 2x4-bit norm by a residual quantizer)");
+    if (!valid_search_type(int(st)))
+        throw NotSupported("ResidualQuantizer: search type " + std::to_string(int(st)) +
+                           " not implemented in nearly (ST_decompress to ST_norm_cqint4, ST_norm_rq2x4)");
 }
 
 void ResidualQuantizer::set_derived() {
     switch (search_type) {
         case ST_norm_float: norm_bits = 32; break;
         case ST_norm_qint8:
-        case ST_norm_cqint8: norm_bits = 8; break;
+        case ST_norm_cqint8:
+        case ST_norm_rq2x4: norm_bits = 8; break;
         case ST_norm_qint4:
         case ST_norm_cqint4: norm_bits = 4; break;
         default: norm_bits = 0; break;
@@ -144,8 +152,7 @@ void ResidualQuantizer::set_derived() {
 }
 
 void ResidualQuantizer::set_search_type(SearchType st) {
-    if (!valid_search_type(int(st)))
-        throw NotSupported("ResidualQuantizer: search type " + std::to_string(int(st)) + " not implemented in nearly");
+    check_search_type(st);
     search_type = st;
     set_derived();
 }
@@ -260,6 +267,11 @@ void ResidualQuantizer::train_norm(size_t n, const float* norms) {
         clus.train(idx_t(v.size()), v.data());
         norm_centroids = clus.centroids;
         std::sort(norm_centroids.begin(), norm_centroids.end());
+    } else if (search_type == ST_norm_rq2x4) {
+        // faiss's: a residual quantizer of the norms, 2 codebooks of 16.
+        ResidualQuantizer nq(1, 2, 4);
+        nq.train(n, norms);
+        norm_centroids = nq.codebooks;
     }
 }
 
@@ -294,6 +306,20 @@ uint32_t ResidualQuantizer::encode_norm(float norm) const {
             if (j == norm_centroids.size() || (j > 0 && norm - norm_centroids[j - 1] <= norm_centroids[j] - norm)) j--;
             return uint32_t(j);
         }
+        case ST_norm_rq2x4: {
+            // The nearest of the 256 sums (ties to the lower code).
+            const float* c = norm_centroids.data();
+            uint32_t best = 0;
+            float best_err = HUGE_VALF;
+            for (uint32_t code = 0; code < 256; code++) {
+                const float err = std::fabs(norm - (c[code & 15] + c[16 + (code >> 4)]));
+                if (err < best_err) {
+                    best_err = err;
+                    best = code;
+                }
+            }
+            return best;
+        }
         default: return 0;
     }
 }
@@ -309,6 +335,7 @@ float ResidualQuantizer::decode_norm(uint32_t c) const {
         case ST_norm_qint4: return decode_qint(c, norm_min, norm_max, 16);
         case ST_norm_cqint8:
         case ST_norm_cqint4: return norm_centroids[std::min<size_t>(c, norm_centroids.size() - 1)];
+        case ST_norm_rq2x4: return norm_centroids[c & 15] + norm_centroids[16 + ((c >> 4) & 15)];
         default: return 0.f;
     }
 }
@@ -500,11 +527,12 @@ ResidualQuantizer ResidualQuantizer::read(Reader& r, const char* who) {
             (what + " codebooks do not match d, M and nbits").c_str());
     for (float c : rq.codebooks) r.check(std::isfinite(c), (what + " codebooks are not finite").c_str());
     const bool cq = rq.search_type == ST_norm_cqint8 || rq.search_type == ST_norm_cqint4;
-    r.check(!trained || (rq.codebooks.size() == rq.M * rq.K() * rq.d &&
-                         (!cq || rq.norm_centroids.size() == (size_t(1) << rq.norm_bits))),
+    const size_t n_norm = cq ? size_t(1) << rq.norm_bits : rq.search_type == ST_norm_rq2x4 ? 32 : 0;
+    r.check(!trained || (rq.codebooks.size() == rq.M * rq.K() * rq.d && rq.norm_centroids.size() == n_norm),
             (what + " is marked trained without its codebooks").c_str());
-    r.check(!cq || rq.norm_centroids.empty() || rq.norm_centroids.size() == (size_t(1) << rq.norm_bits),
+    r.check(rq.norm_centroids.empty() || rq.norm_centroids.size() == n_norm,
             (what + " norm centroids do not match the search type").c_str());
+    for (float c : rq.norm_centroids) r.check(std::isfinite(c), (what + " norm centroids are not finite").c_str());
     rq.is_trained = trained;
     if (trained) rq.compute_codebook_tables();
     return rq;

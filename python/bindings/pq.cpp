@@ -23,7 +23,7 @@ size_t check_positive(long long v, const char* what) {
 }
 
 constexpr const char* kImplemDoc =
-    "faiss's fast-scan implementation knob. faiss's kernel variants (IndexPQFastScan: 4, 12-15; "
+    "faiss's fast-scan implementation knob. faiss's kernel variants (IndexPQFastScan: 3, 4, 12-15; "
     "IndexIVFPQFastScan: 2, 10-15, +100) run nearly's one quantized-table scan, with the same results; the "
     "float-table reference (IndexPQFastScan: 2; IndexIVFPQFastScan: 1) scores exactly, as IndexPQ / "
     "IndexIVFPQ do. 0: auto.";

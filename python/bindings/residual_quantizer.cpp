@@ -5,7 +5,9 @@
 
 #include "arrays.h"
 #include "nearly/index_residual_quantizer.h"
+#include "nearly/index_residual_quantizer_fast_scan.h"
 #include "nearly/ivf_residual_quantizer.h"
+#include "nearly/pq_fast_scan.h"
 #include "nearly/residual_quantizer.h"
 
 namespace nearly_py {
@@ -19,10 +21,13 @@ size_t positive(long long v, const char* what) {
 }
 
 ResidualQuantizer::SearchType search_type(int st) {
+    if (st == ResidualQuantizer::ST_norm_lsq2x4)
+        throw NotSupported("ResidualQuantizer: search type ST_norm_lsq2x4 not implemented in nearly (it needs a "
+                           "LocalSearchQuantizer; ST_norm_rq2x4 is the same 2x4-bit norm by a residual quantizer)");
     if (!ResidualQuantizer::valid_search_type(st))
         throw NotSupported("ResidualQuantizer: search type " + std::to_string(st) +
                            " not implemented in nearly (ST_decompress, ST_LUT_nonorm, ST_norm_from_LUT, "
-                           "ST_norm_float, ST_norm_qint8/4, ST_norm_cqint8/4 are)");
+                           "ST_norm_float, ST_norm_qint8/4, ST_norm_cqint8/4, ST_norm_rq2x4 are)");
     return ResidualQuantizer::SearchType(st);
 }
 
@@ -40,6 +45,8 @@ void bind_residual_quantizer(py::module_& m) {
                            {"ST_norm_qint4", ResidualQuantizer::ST_norm_qint4},
                            {"ST_norm_cqint8", ResidualQuantizer::ST_norm_cqint8},
                            {"ST_norm_cqint4", ResidualQuantizer::ST_norm_cqint4},
+                           {"ST_norm_lsq2x4", ResidualQuantizer::ST_norm_lsq2x4},
+                           {"ST_norm_rq2x4", ResidualQuantizer::ST_norm_rq2x4},
                            {"Train_default", ResidualQuantizer::Train_default},
                            {"Train_progressive_dim", ResidualQuantizer::Train_progressive_dim},
                            {"Train_refine_codebook", ResidualQuantizer::Train_refine_codebook},
@@ -74,6 +81,14 @@ void bind_residual_quantizer(py::module_& m) {
         .def_readonly("is_trained", &ResidualQuantizer::is_trained)
         .def_readonly("norm_min", &ResidualQuantizer::norm_min)
         .def_readonly("norm_max", &ResidualQuantizer::norm_max)
+        .def_property_readonly("norm_tabs", [](const ResidualQuantizer& q) {
+            const bool rq2x4 = q.search_type == ResidualQuantizer::ST_norm_rq2x4;
+            const size_t n = rq2x4 ? q.norm_centroids.size() : 0;
+            py::array_t<float> out(n);
+            std::copy(q.norm_centroids.begin(), q.norm_centroids.begin() + n, out.mutable_data());
+            return out;
+        }, "ST_norm_rq2x4: the norm quantizer's two codebooks of 16 (faiss's norm_tabs; a norm code c stands for "
+           "norm_tabs[c & 15] + norm_tabs[16 + (c >> 4)]); empty otherwise.")
         .def_property_readonly("codebooks", [](const ResidualQuantizer& q) {
             py::array_t<float> out(q.codebooks.size());
             std::copy(q.codebooks.begin(), q.codebooks.end(), out.mutable_data());
@@ -119,6 +134,39 @@ void bind_residual_quantizer(py::module_& m) {
             std::copy(c.begin(), c.end(), out.mutable_data());
             return out;
         }, "The stored codes, ntotal * code_size bytes (a numpy copy).");
+
+    py::class_<IndexResidualQuantizerFastScan, IndexResidualQuantizer, std::shared_ptr<IndexResidualQuantizerFastScan>>(
+        m, "IndexResidualQuantizerFastScan")
+        .def(py::init([](int d, long long M, long long nbits, int metric, int st, long long bbs) {
+                 check_bbs(bbs);
+                 return std::make_shared<IndexResidualQuantizerFastScan>(d, positive(M, "M"), positive(nbits, "nbits"),
+                                                                         MetricType(metric), search_type(st));
+             }),
+             py::arg("d"), py::arg("M"), py::arg("nbits") = 4, py::arg("metric") = int(METRIC_L2),
+             py::arg("search_type") = int(ResidualQuantizer::ST_norm_rq2x4), py::arg("bbs") = 32)
+        .def(py::init([](const IndexResidualQuantizer& orig, long long bbs) {
+                 check_bbs(bbs);
+                 py::gil_scoped_release release;
+                 return std::make_shared<IndexResidualQuantizerFastScan>(orig);
+             }),
+             py::arg("orig"), py::arg("bbs") = 32,
+             "faiss's IndexAdditiveQuantizerFastScan(index): a 4-bit IndexResidualQuantizer (ST_norm_rq2x4 under L2, "
+             "ST_LUT_nonorm under inner product) as a fast-scan index.")
+        .def_property_readonly("bbs", [](const IndexResidualQuantizerFastScan&) { return IndexResidualQuantizerFastScan::bbs; })
+        .def_property_readonly("aq", &rq_of_index, py::return_value_policy::reference_internal)
+        .def_property_readonly("codes", [](const IndexResidualQuantizerFastScan& self) {
+            return bytes_array(self.stored_codes());
+        }, "The codes as stored, in blocks of 32 (the last one padded), a numpy copy.")
+        .def_property(
+            "implem", [](const IndexResidualQuantizerFastScan& i) { return i.implem; },
+            [](IndexResidualQuantizerFastScan& i, int v) { i.implem = checked_fast_scan_implem(v, false); },
+            "faiss's fast-scan implementation knob: 2 scores with float tables (exactly, as IndexResidualQuantizer); "
+            "0, 3, 4, 12-15 run the quantized-table scan.")
+        .def_readwrite("qbs", &IndexResidualQuantizerFastScan::qbs,
+                       "faiss's query batch size; kept (nearly batches its own way).")
+        .def_property_readonly("M", &IndexResidualQuantizerFastScan::fast_scan_M,
+                               "Subquantizers of a fast-scan code (faiss's M): the codebooks, and the two of the "
+                               "norm under L2.");
 
     py::class_<IndexIVFResidualQuantizer, IndexIVF, std::shared_ptr<IndexIVFResidualQuantizer>>(
         m, "IndexIVFResidualQuantizer")

@@ -796,3 +796,42 @@ def memcpy(dst, src, nbytes):
     if nbytes < 0 or nbytes > dst.nbytes or nbytes > src.nbytes or not dst.flags.c_contiguous:
         raise ValueError(f"memcpy: {nbytes} bytes do not fit (dst {dst.nbytes}, src {src.nbytes}, dst contiguous)")
     dst.reshape(-1).view(np.uint8)[:nbytes] = np.ascontiguousarray(src).reshape(-1).view(np.uint8)[:nbytes]
+
+
+def downcast_AdditiveQuantizer(aq):
+    """Like downcast_index: quantizers already come out as their own class."""
+    return aq
+
+
+def IndexAdditiveQuantizerFastScan(index, bbs=32):
+    """faiss's conversion of a 4-bit additive-quantizer index to fast-scan:
+    an IndexResidualQuantizer (nearly's only additive quantizer) becomes an
+    IndexResidualQuantizerFastScan with the same quantizer and codes."""
+    if not isinstance(index, _nearly.IndexResidualQuantizer) or isinstance(index, _nearly.IndexResidualQuantizerFastScan):
+        raise RuntimeError(f"IndexAdditiveQuantizerFastScan: not implemented in nearly for a {type(index).__name__} "
+                           "(an IndexResidualQuantizer with 4-bit codebooks is)")
+    return _nearly.IndexResidualQuantizerFastScan(index, bbs)
+
+
+class _AdditiveQuantizerType(type):
+    """faiss's AdditiveQuantizer base class: isinstance holds for nearly's
+    additive quantizer (ResidualQuantizer)."""
+
+    def __instancecheck__(cls, obj):
+        return isinstance(obj, _nearly.ResidualQuantizer)
+
+    def __subclasscheck__(cls, sub):
+        return issubclass(sub, _nearly.ResidualQuantizer)
+
+    def __call__(cls, *args, **kwargs):
+        raise TypeError("AdditiveQuantizer is an abstract base class (use ResidualQuantizer)")
+
+
+class AdditiveQuantizer(metaclass=_AdditiveQuantizerType):
+    """faiss's AdditiveQuantizer: the base of the additive quantizers (for
+    isinstance) and the home of the search-type constants (ST_*)."""
+
+
+for _name in dir(_nearly.ResidualQuantizer):
+    if _name.startswith("ST_"):
+        setattr(AdditiveQuantizer, _name, getattr(_nearly.ResidualQuantizer, _name))

@@ -29,8 +29,10 @@ def _sq_qtype(name):
 
 # faiss's additive-quantizer norm suffixes -> search type ("" : decompress).
 _RQ_NORMS = {"": "ST_decompress", "_Nnone": "ST_LUT_nonorm", "_Nfloat": "ST_norm_float", "_Nqint8": "ST_norm_qint8",
-             "_Nqint4": "ST_norm_qint4", "_Ncqint8": "ST_norm_cqint8", "_Ncqint4": "ST_norm_cqint4"}
-_RQ = r"RQ(\d+)x(\d+)(|_Nnone|_Nfloat|_Nqint8|_Nqint4|_Ncqint8|_Ncqint4)"
+             "_Nqint4": "ST_norm_qint4", "_Ncqint8": "ST_norm_cqint8", "_Ncqint4": "ST_norm_cqint4",
+             "_Nlsq2x4": "ST_norm_lsq2x4", "_Nrq2x4": "ST_norm_rq2x4"}
+_RQ_NORM = r"(|_Nnone|_Nfloat|_Nqint8|_Nqint4|_Ncqint8|_Ncqint4|_Nlsq2x4|_Nrq2x4)"
+_RQ = r"RQ(\d+)x(\d+)" + _RQ_NORM
 
 
 def _rq_search_type(suffix, metric):
@@ -144,6 +146,10 @@ INDEXES = [
     # the suffix says how the norm is stored (none: search on the decoded vectors).
     (re.compile(_RQ), lambda m, d, metric: _nearly.IndexResidualQuantizer(
         d, int(m.group(1)), int(m.group(2)), metric, _rq_search_type(m.group(3), metric))),
+    # RQ{M}x4fs[_bbs][_N<norm>]: 4-bit codebooks scanned as fast-scan; L2
+    # needs the norm as two more 4-bit codes (_Nrq2x4), as in faiss.
+    (re.compile(r"RQ(\d+)x4fs(?:_(\d+))?" + _RQ_NORM), lambda m, d, metric: _nearly.IndexResidualQuantizerFastScan(
+        d, int(m.group(1)), 4, metric, _rq_search_type(m.group(3), metric), int(m.group(2) or 32))),
     (re.compile(_IVF + r"," + _RQ), lambda m, d, metric: _nearly.IndexIVFResidualQuantizer(
         _coarse(m, d, metric), d, _nlist(m.group(1)), int(m.group(3)), int(m.group(4)), metric,
         _rq_search_type(m.group(5), metric))),

@@ -82,6 +82,8 @@ struct IndexFlatCodes : Index {
         parallel_for((size_t(n) + kQueriesPerTask - 1) / kQueriesPerTask, [&](size_t t) {
             const size_t q0 = t * kQueriesPerTask, q1 = std::min(size_t(n), q0 + kQueriesPerTask);
             std::vector<float> buf(kQueriesPerTask * kCodeBlock);
+            // Fast-scan layouts (blocks of 32) are gathered into plain codes.
+            std::vector<uint8_t> plain(code_block_ == 1 ? 0 : kCodeBlock * cs);
             using Scorer = decltype(make_scorer());
             std::vector<Scorer> scorers;
             for (size_t q = q0; q < q1; q++) {
@@ -92,6 +94,10 @@ struct IndexFlatCodes : Index {
             for (size_t j0 = 0; j0 < nb; j0 += kCodeBlock) {
                 const size_t m = std::min(kCodeBlock, nb - j0);
                 const uint8_t* block = codes_.data() + j0 * cs;
+                if (code_block_ != 1) {
+                    layout().gather(codes_.data(), j0, m, plain.data());
+                    block = plain.data();
+                }
                 if constexpr (HasScoresGroup<Scorer>::value) {
                     Scorer::scores_group(scorers.data(), q1 - q0, block, m, buf.data());
                 } else {

@@ -3,6 +3,7 @@
 // one table of <q, codeword> per query, or on the decoded vectors
 // (ST_decompress, faiss's default).
 #pragma once
+#include <functional>
 #include <memory>
 
 #include "nearly/index_flat_codes.h"
@@ -30,6 +31,13 @@ struct IndexResidualQuantizer : IndexFlatCodes {
     size_t code_size() const override { return rq.code_size; }
 
    protected:
+    // Everything of orig into this empty index of the same d and quantizer
+    // shape (the fast-scan conversion), codes re-laid in this one's layout.
+    void copy_from(const IndexResidualQuantizer& orig);
+    // read_body for this class and its fast-scan twin: make() builds the
+    // empty index of the file's d, metric and quantizer, the rest is read in.
+    using Maker = std::function<std::unique_ptr<IndexResidualQuantizer>(int d, MetricType, const ResidualQuantizer&)>;
+    static std::unique_ptr<IndexResidualQuantizer> read_with(Reader& r, const char* what, const Maker& make);
     void write_encoder_state(Writer& w) const override;
     void encode(size_t n, const float* x, uint8_t* codes) const override;
     void decode(const uint8_t* code, float* out) const override;

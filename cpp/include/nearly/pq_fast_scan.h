@@ -23,13 +23,13 @@ namespace nearly {
 constexpr size_t kPQ4Block = 32;
 
 // faiss's fast-scan `implem` knob, whose values differ between the flat and
-// the IVF classes. faiss's kernel variants (flat: 4, 12-15; IVF: 2, 10-15,
+// the IVF classes. faiss's kernel variants (flat: 3, 4, 12-15; IVF: 2, 10-15,
 // +100 single-threaded) all run nearly's one quantized-table scan, with the
 // same results; the float-table reference (flat: 2; IVF: 1) scores exactly,
 // as IndexPQ / IndexIVFPQ do. 0 is auto.
 inline bool fast_scan_implem_exists(int implem, bool ivf) {
     if (implem == 0) return true;
-    if (!ivf) return implem == 2 || implem == 4 || (implem >= 12 && implem <= 15);
+    if (!ivf) return (implem >= 2 && implem <= 4) || (implem >= 12 && implem <= 15);
     const int v = implem >= 100 ? implem - 100 : implem;
     return v == 1 || v == 2 || (v >= 10 && v <= 15);
 }
@@ -39,7 +39,7 @@ inline int checked_fast_scan_implem(int implem, bool ivf) {
     if (!fast_scan_implem_exists(implem, ivf))
         throw InvalidArgument("implem " + std::to_string(implem) + " does not exist for " +
                               (ivf ? "IVF fast-scan (0, 1, 2, 10-15, or 101, 102, 110-115)"
-                                   : "flat fast-scan (0, 2, 4, 12-15)"));
+                                   : "flat fast-scan (0, 2, 3, 4, 12-15)"));
     return implem;
 }
 

@@ -18,6 +18,10 @@
 //   ST_norm_float      32-bit float norm
 //   ST_norm_qint8/4    8 / 4 bits, uniform on [norm_min, norm_max]
 //   ST_norm_cqint8/4   8 / 4 bits, the nearest of 2^bits 1-d k-means centroids
+//   ST_norm_rq2x4      8 bits: the norm's own 1-d residual quantizer of two
+//                      4-bit codebooks (fast-scan's norm: two more 4-bit
+//                      tables, index_rq_fast_scan.h); ST_norm_lsq2x4 needs
+//                      LSQ, which nearly lacks
 // L2 through a table: ||q||^2 + ||x_hat||^2 - 2 sum_m <q, c_m>.
 #pragma once
 #include <cstdint>
@@ -42,6 +46,8 @@ struct ResidualQuantizer {
         ST_norm_qint4 = 5,
         ST_norm_cqint8 = 6,
         ST_norm_cqint4 = 7,
+        ST_norm_lsq2x4 = 8,  // not implemented: raises
+        ST_norm_rq2x4 = 9,
     };
     // faiss's train_type bits.
     static constexpr int Train_default = 0;
@@ -64,7 +70,10 @@ struct ResidualQuantizer {
 
     std::vector<float> codebooks;  // M * 2^nbits rows of d
     float norm_min = 0.f, norm_max = 0.f;
-    std::vector<float> norm_centroids;  // ST_norm_cqint*: 2^norm_bits, ascending
+    // ST_norm_cqint*: 2^norm_bits, ascending; ST_norm_rq2x4: the norm
+    // quantizer's two codebooks of 16 (faiss's norm_tabs): a norm code c
+    // stands for norm_centroids[c & 15] + norm_centroids[16 + (c >> 4)].
+    std::vector<float> norm_centroids;
     // For ST_norm_from_LUT: each codeword's squared norm, and the inner
     // products of codebook m's words with every word of codebooks 0..m-1.
     std::vector<float> centroid_norms, cross_products;
@@ -72,7 +81,9 @@ struct ResidualQuantizer {
     ResidualQuantizer(size_t d, size_t M, size_t nbits, SearchType search_type = ST_decompress);
 
     size_t K() const { return size_t(1) << nbits; }
-    static bool valid_search_type(int st) { return st >= ST_decompress && st <= ST_norm_cqint4; }
+    static bool valid_search_type(int st) {
+        return (st >= ST_decompress && st <= ST_norm_cqint4) || st == ST_norm_rq2x4;
+    }
     // Changes the search type, and with it the norm stored in each code
     // (only while no codes exist: the caller's concern).
     void set_search_type(SearchType st);
@@ -99,6 +110,7 @@ struct ResidualQuantizer {
     static ResidualQuantizer read(Reader& r, const char* who);
 
    private:
+    static void check_search_type(SearchType st);
     void set_derived();
     void train_norm(size_t n, const float* norms);
     void compute_codebook_tables();

@@ -1,0 +1,200 @@
+"""IndexResidualQuantizerFastScan (4-bit residual codes scanned with
+quantized in-register tables) and the 2x4-bit residual norm (ST_norm_rq2x4)
+against numpy references: the norm code is the nearest of its 256 sums, the
+float-table path equals IndexResidualQuantizer exactly, the quantized scan's
+distances stay within the tables' rounding of the exact ones, recall on real
+embeddings, selectors, range search, persistence, bad input."""
+import numpy as np
+import pytest
+
+import nearly
+from _hnswutil import real_data
+from _testutil import METRIC_IP, METRIC_L2, randn
+
+RQ = nearly.ResidualQuantizer
+METRICS = [METRIC_L2, METRIC_IP]
+
+
+def clustered(rng, n, d, centers=20):
+    c = randn(rng, centers, d) * np.float32(3)
+    return (c[rng.integers(0, centers, n)] + randn(rng, n, d)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(11)
+    return clustered(rng, 4000, 16), clustered(rng, 60, 16)
+
+
+def trained(metric, x, M=6, xb=None):
+    st = RQ.ST_norm_rq2x4 if metric == METRIC_L2 else RQ.ST_LUT_nonorm
+    index = nearly.IndexResidualQuantizerFastScan(x.shape[1], M, 4, metric, st)
+    index.train(x)
+    index.add(x if xb is None else xb)
+    return index
+
+
+def test_rq2x4_norm_code_is_the_nearest_sum(data):
+    x, _ = data
+    rq = RQ(16, 5, 4, RQ.ST_norm_rq2x4)
+    assert rq.norm_bits == 8 and rq.code_size == (5 * 4 + 8 + 7) // 8
+    rq.train(x)
+    tabs = rq.norm_tabs
+    assert tabs.shape == (32,)
+    codes = rq.compute_codes(x[:500])
+    norms = (rq.decode(codes).astype(np.float64) ** 2).sum(1)
+    bits = np.unpackbits(codes, axis=1, bitorder="little")[:, 20:28]
+    norm_code = (bits * (1 << np.arange(8))).sum(1)
+    sums = (tabs[np.arange(256) & 15] + tabs[16 + (np.arange(256) >> 4)]).astype(np.float64)
+    err = np.abs(norms[:, None] - sums[None, :])
+    chosen = err[np.arange(len(norms)), norm_code]
+    np.testing.assert_allclose(chosen, err.min(1), rtol=1e-5, atol=1e-4)
+    # the flat RQ index searches with that norm too (L2 through tables)
+    index = nearly.IndexResidualQuantizer(16, 5, 4, METRIC_L2, RQ.ST_norm_rq2x4)
+    index.train(x)
+    index.add(x)
+    q = x[:5]
+    D, I = index.search(q, 3)
+    dec = index.reconstruct_batch(I.ravel()).reshape(5, 3, 16).astype(np.float64)
+    lut = np.einsum("qd,qkd->qk", q.astype(np.float64), dec)
+    c = np.array([index.rq.compute_codes(index.reconstruct(int(i))[None])[0] for i in I.ravel()])
+    stored = sums[(np.unpackbits(index.codes.reshape(-1, index.code_size)[I.ravel()], axis=1,
+                                 bitorder="little")[:, 20:28] * (1 << np.arange(8))).sum(1)]
+    expect = (q.astype(np.float64) ** 2).sum(1)[:, None] - 2 * lut + stored.reshape(5, 3)
+    np.testing.assert_allclose(D, expect, rtol=1e-4, atol=1e-3)
+    assert c.shape[0] == 15
+
+
+@pytest.mark.parametrize("metric", METRICS, ids=["L2", "IP"])
+def test_float_tables_equal_the_flat_rq_index(data, metric):
+    x, xq = data
+    st = RQ.ST_norm_rq2x4 if metric == METRIC_L2 else RQ.ST_LUT_nonorm
+    ref = nearly.IndexResidualQuantizer(16, 6, 4, metric, st)
+    ref.train(x)
+    ref.add(x)
+    fs = nearly.IndexAdditiveQuantizerFastScan(ref)
+    assert isinstance(fs, nearly.IndexResidualQuantizerFastScan)
+    assert fs.M == 6 + (2 if metric == METRIC_L2 else 0) and fs.bbs == 32 and fs.ntotal == ref.ntotal
+    np.testing.assert_array_equal(fs.reconstruct_n(0, 100), ref.reconstruct_n(0, 100))
+    fs.implem = 2
+    for a, b in zip(fs.search(xq, 10), ref.search(xq, 10)):
+        np.testing.assert_array_equal(a, b)
+    # range search and the distance computer read the block layout
+    radius = float(np.median(ref.search(xq, 20)[0][:, -1]))
+    for a, b in zip(fs.range_search(xq, radius), ref.range_search(xq, radius)):
+        np.testing.assert_array_equal(a, b)
+    dc = fs.get_distance_computer()
+    D, I = ref.search(xq[:3], 5)
+    for q in range(3):
+        dc.set_query(xq[q])
+        np.testing.assert_allclose([dc(int(i)) for i in I[q]], D[q], rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("metric", METRICS, ids=["L2", "IP"])
+def test_quantized_scan_within_table_rounding(data, metric):
+    """Each returned distance is the exact table sum of its code up to the
+    byte rounding of M + 2 tables (half a step each), and no code outside the
+    results beats the k-th by more than that."""
+    x, xq = data
+    index = trained(metric, x)
+    D, I = index.search(xq, 10)
+    index.implem = 2
+    exact_all = index.search(xq, index.ntotal)
+    index.implem = 0
+    exact = np.empty_like(D)
+    for q in range(len(xq)):
+        pos = {int(i): j for j, i in enumerate(exact_all[1][q])}
+        exact[q] = exact_all[0][q][[pos[int(i)] for i in I[q]]]
+    # the step of the byte tables: the largest table span / 255
+    cb = index.rq.codebooks.reshape(6, 16, 16).astype(np.float64)
+    lut = np.einsum("qd,mkd->qmk", xq.astype(np.float64), cb) * (-2 if metric == METRIC_L2 else -1)
+    spans = lut.max(2) - lut.min(2)
+    if metric == METRIC_L2:
+        tabs = index.rq.norm_tabs.reshape(2, 16).astype(np.float64)
+        spans = np.concatenate([spans, np.broadcast_to(tabs.max(1) - tabs.min(1), (len(xq), 2))], axis=1)
+    step = spans.max(1) / 255
+    bound = (index.M * 0.5 + 1) * step
+    assert (np.abs(D - exact) <= bound[:, None] + 1e-4).all()
+    kth = exact_all[0][:, 9]
+    worse = (exact[:, -1] - kth) if metric == METRIC_L2 else (kth - exact[:, -1])
+    assert (worse <= 2 * bound + 1e-4).all()
+
+
+def test_recall_on_real_embeddings():
+    xb, xq = real_data()
+    xb, xq = np.ascontiguousarray(xb[:20000]), np.ascontiguousarray(xq[:100])
+    flat = nearly.IndexFlatL2(xb.shape[1])
+    flat.add(xb)
+    gt = flat.search(xq, 10)[1]
+    exact = nearly.IndexResidualQuantizer(xb.shape[1], 16, 4, METRIC_L2, RQ.ST_norm_rq2x4)
+    exact.rq.max_beam_size = 1  # keeps the test quick; the same codes feed both
+    exact.train(xb[:5000])
+    exact.add(xb)
+    fs = nearly.IndexAdditiveQuantizerFastScan(exact)
+
+    def recall(I):
+        return np.mean([len(set(a) & set(b)) / 10 for a, b in zip(I, gt)])
+
+    r_exact, r_fs = recall(exact.search(xq, 10)[1]), recall(fs.search(xq, 10)[1])
+    assert r_exact > 0.3
+    assert r_fs >= r_exact - 0.05, (r_fs, r_exact)
+
+
+def test_selectors_persistence_and_updates(data, tmp_path):
+    x, xq = data
+    index = trained(METRIC_L2, x[:1000])
+    sel = nearly.IDSelectorRange(100, 400)
+    D, I = index.search(xq, 10, params=nearly.SearchParameters(sel=sel))
+    assert ((I >= 100) & (I < 400)).all()
+    full_D, full_I = index.search(xq, 300)
+    for q in range(len(xq)):
+        keep = (full_I[q] >= 100) & (full_I[q] < 400)
+        assert set(I[q]) <= set(full_I[q][keep]) | set(range(100, 400))
+    back = nearly.deserialize_index(nearly.serialize_index(index))
+    assert type(back) is nearly.IndexResidualQuantizerFastScan
+    for a, b in zip(back.search(xq, 10), index.search(xq, 10)):
+        np.testing.assert_array_equal(a, b)
+    path = str(tmp_path / "rqfs.index")
+    nearly.write_index(index, path)
+    data_bytes = open(path, "rb").read()
+    open(path, "wb").write(data_bytes[: len(data_bytes) // 2])
+    with pytest.raises(nearly.IndexFileError):
+        nearly.read_index(path)
+    # removal renumbers, as every flat-code index
+    before = index.reconstruct(500)
+    assert index.remove_ids(np.arange(0, 100)) == 100
+    np.testing.assert_array_equal(index.reconstruct(400), before)
+    index.reset()
+    assert index.ntotal == 0 and (index.search(xq, 3)[1] == -1).all()
+
+
+def test_factory_and_refusals(data):
+    x, xq = data
+    index = nearly.index_factory(16, "RQ5x4fs_64_Nrq2x4")
+    assert isinstance(index, nearly.IndexResidualQuantizerFastScan) and index.bbs == 32
+    assert nearly.downcast_AdditiveQuantizer(index.aq).search_type == nearly.AdditiveQuantizer.ST_norm_rq2x4
+    assert isinstance(index.aq, nearly.AdditiveQuantizer) and index.M == 7
+    ip = nearly.index_factory(16, "RQ5x4fs", METRIC_IP)
+    assert ip.rq.search_type == RQ.ST_LUT_nonorm and ip.M == 5
+    with pytest.raises(RuntimeError, match="rq2x4"):
+        nearly.index_factory(16, "RQ5x4fs")  # L2 needs the norm codes, as in faiss
+    with pytest.raises(RuntimeError, match="lsq2x4"):
+        nearly.index_factory(16, "RQ5x4fs_Nlsq2x4")
+    with pytest.raises(RuntimeError, match="nbits"):
+        nearly.IndexResidualQuantizerFastScan(16, 4, 8)
+    with pytest.raises(ValueError, match="implem"):
+        index.implem = 1
+    with pytest.raises(RuntimeError, match="trained"):
+        index.search(xq, 3)
+    index.train(x)
+    index.add(x[:100])
+    with pytest.raises(ValueError):
+        index.search(xq, 0)
+    bad = xq.copy()
+    bad[0, 0] = np.nan
+    with pytest.raises(ValueError):
+        index.search(bad, 3)
+    with pytest.raises(ValueError):
+        index.search(xq[:, :8], 3)
+    with pytest.raises(RuntimeError):
+        nearly.IndexAdditiveQuantizerFastScan(nearly.IndexFlatL2(16))
