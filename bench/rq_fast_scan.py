@@ -1,14 +1,16 @@
 """Residual quantizer fast-scan (IndexResidualQuantizerFastScan), nearly
 beside faiss on the same data, the same thread count, in the same run.
 
-    python bench/rq_fast_scan.py [--threads 2] [--M 16 32] [--out bench/results/rq_fast_scan.json]
+    python bench/rq_fast_scan.py [--threads 2] [--M 16 32] [--ivf-M 32] [--out bench/results/rq_fast_scan.json]
 
 Data: ../shared/data (100k MiniLM embeddings, 384-d; 1,000 queries that are
 other texts). For each M, both libraries build "RQ{M}x4fs_Nrq2x4" (M 4-bit
 codebooks and the norm in two more 4-bit codes) trained on the first
 --ntrain base vectors, and the float-table reference "RQ{M}x4_Nrq2x4"
-(IndexResidualQuantizer: the same kind of codes scored with float tables).
-Reported: recall@10 against exact search, queries per second (best of 3
+(IndexResidualQuantizer: the same kind of codes scored with float tables);
+then for each --ivf-M, "IVF1024,RQ{M}x4fs_Nrq2x4" (codes of the vectors,
+faiss's default) and "...x4fsr..." (codes of the residuals) at nprobe 8 and
+32. Reported: recall@10 against exact search, queries per second (best of 3
 runs over all queries), training and adding time. The two libraries train
 their own codebooks (k-means differs), so recall is compared, not codes.
 """
@@ -41,6 +43,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--M", type=int, nargs="+", default=[16, 32])
+    ap.add_argument("--ivf-M", type=int, nargs="*", default=[32])
+    ap.add_argument("--nprobe", type=int, nargs="+", default=[8, 32])
     ap.add_argument("--ntrain", type=int, default=20_000)
     ap.add_argument("--k", type=int, default=10)
     ap.add_argument("--out", default=os.path.join(HERE, "results", "rq_fast_scan.json"))
@@ -59,27 +63,36 @@ def main():
     gt = exact.search(xq, args.k)[1]
 
     rows = []
-    for M in args.M:
-        for key in (f"RQ{M}x4fs_Nrq2x4", f"RQ{M}x4_Nrq2x4"):
-            row = {"index": key, "M": M}
+    runs = [(f"RQ{M}x4fs_Nrq2x4", M, [None]) for M in args.M] + [(f"RQ{M}x4_Nrq2x4", M, [None]) for M in args.M]
+    runs += [(f"IVF1024,RQ{M}x4fs{r}_Nrq2x4", M, args.nprobe) for M in args.ivf_M for r in ("", "r")]
+    for key, M, nprobes in runs:
+        built = {}
+        for lib in (nearly, faiss):
+            index = lib.index_factory(d, key)
+            t = time.perf_counter()
+            index.train(xb[:args.ntrain])
+            train_s = time.perf_counter() - t
+            t = time.perf_counter()
+            index.add(xb)
+            built[lib.__name__] = (index, train_s, time.perf_counter() - t)
+        for nprobe in nprobes:
+            row = {"index": key, "M": M, "nprobe": nprobe}
             for lib in (nearly, faiss):
-                index = lib.index_factory(d, key)
-                t = time.perf_counter()
-                index.train(xb[:args.ntrain])
-                train_s = time.perf_counter() - t
-                t = time.perf_counter()
-                index.add(xb)
-                add_s = time.perf_counter() - t
+                index, train_s, add_s = built[lib.__name__]
+                if nprobe is not None:
+                    index.nprobe = nprobe
                 I = index.search(xq, args.k)[1]
                 row[lib.__name__] = {"qps": best_qps(index, xq, args.k), "recall": recall(I, gt, args.k),
                                      "train_s": train_s, "add_s": add_s}
-                print(f"  {lib.__name__:6s} {key:16s} recall {row[lib.__name__]['recall']:.3f}  "
-                      f"QPS {row[lib.__name__]['qps']:9.0f}  train {train_s:6.1f} s  add {add_s:6.1f} s", flush=True)
             row["qps_ratio"] = row["nearly"]["qps"] / row["faiss"]["qps"]
             rows.append(row)
-            print(f"{key:16s} recall {row['nearly']['recall']:.3f} / {row['faiss']['recall']:.3f}  "
-                  f"QPS {row['qps_ratio']:.2f}x faiss", flush=True)
-    out = {"command": "python bench/rq_fast_scan.py --threads %d --M %s" % (args.threads, " ".join(map(str, args.M))),
+            n, f = row["nearly"], row["faiss"]
+            print(f"{key:28s} nprobe {str(nprobe):4s} recall {n['recall']:.3f} / {f['recall']:.3f}  "
+                  f"QPS {n['qps']:8.0f} / {f['qps']:8.0f} ({row['qps_ratio']:.2f}x)  "
+                  f"train {n['train_s']:5.1f} / {f['train_s']:5.1f} s  add {n['add_s']:5.1f} / {f['add_s']:5.1f} s",
+                  flush=True)
+    out = {"command": "python bench/rq_fast_scan.py --threads %d --M %s --ivf-M %s" % (
+               args.threads, " ".join(map(str, args.M)), " ".join(map(str, args.ivf_M))),
            "machine": platform.machine(), "cpu_count": os.cpu_count(), "threads": args.threads, "n": len(xb),
            "nq": len(xq), "d": d, "ntrain": args.ntrain, "k": args.k, "data": "pypi-minilm-100k", "rows": rows}
     os.makedirs(os.path.dirname(args.out), exist_ok=True)

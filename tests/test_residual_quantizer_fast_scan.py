@@ -198,3 +198,76 @@ def test_factory_and_refusals(data):
         index.search(xq[:, :8], 3)
     with pytest.raises(RuntimeError):
         nearly.IndexAdditiveQuantizerFastScan(nearly.IndexFlatL2(16))
+
+
+@pytest.mark.parametrize("by_residual", [False, True], ids=["codes_of_x", "residual"])
+@pytest.mark.parametrize("metric", METRICS, ids=["L2", "IP"])
+def test_ivf_float_tables_equal_ivf_rq_and_quantized_close(data, metric, by_residual):
+    """implem 1 gives IndexIVFResidualQuantizer's exact results on the same
+    codes; the quantized scan finds nearly the same neighbours, its
+    distances within the tables' rounding of the exact ones."""
+    x, xq = data
+    st = RQ.ST_norm_rq2x4 if metric == METRIC_L2 else RQ.ST_LUT_nonorm
+    fs = nearly.IndexIVFResidualQuantizerFastScan(nearly.IndexFlat(16, metric), 16, 8, 6, 4, metric, st)
+    fs.by_residual = by_residual
+    fs.train(x)
+    fs.add(x)
+    fs.nprobe = 3
+    assert fs.M == 6 + (2 if metric == METRIC_L2 else 0) and fs.bbs == 32
+    D, I = fs.search(xq, 10)
+    fs.implem = 1
+    De, Ie = fs.search(xq, 10)
+    # the same trained state as a plain IVF RQ index: the exact path equals it
+    ref = nearly.IndexIVFResidualQuantizer(fs.quantizer, 16, 8, 6, 4, metric, st)
+    ref.by_residual = by_residual
+    ref.rq.train_type = fs.rq.train_type
+    ref.train(x)  # the quantizer is trained: only the codebooks are learnt, deterministically
+    ref.add(x)
+    ref.nprobe = 3
+    np.testing.assert_array_equal(fs.rq.codebooks, ref.rq.codebooks)
+    for a, b in zip((De, Ie), ref.search(xq, 10)):
+        np.testing.assert_array_equal(a, b)
+    overlap = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(I, Ie)])
+    assert overlap > 0.8, overlap
+    # each quantized distance is close to its code's exact one
+    fs.implem = 1
+    Dall, Iall = fs.search(xq, fs.ntotal)
+    scale = np.abs(Dall[Iall >= 0]).max()
+    for q in range(len(xq)):
+        exact = dict(zip(Iall[q], Dall[q]))
+        for dist, i in zip(D[q], I[q]):
+            assert abs(dist - exact[i]) <= 0.05 * scale + 1e-3
+    # range search, reconstruction and persistence follow the block layout
+    fs.implem = 0
+    np.testing.assert_allclose(fs.reconstruct_n(0, 50), ref.reconstruct_n(0, 50), rtol=1e-6, atol=1e-6)
+    back = nearly.deserialize_index(nearly.serialize_index(fs))
+    assert type(back) is nearly.IndexIVFResidualQuantizerFastScan and back.by_residual == by_residual
+    for a, b in zip(back.search(xq, 10), fs.search(xq, 10)):
+        np.testing.assert_array_equal(a, b)
+    sel = nearly.IDSelectorRange(0, 2000)
+    Ds, Is = fs.search(xq, 10, params=nearly.SearchParametersIVF(sel=sel, nprobe=3))
+    assert ((Is >= 0) & (Is < 2000) | (Is == -1)).all()
+
+
+def test_ivf_factory_and_recall_on_real_embeddings():
+    xb, xq = real_data()
+    xb, xq = np.ascontiguousarray(xb[:20000]), np.ascontiguousarray(xq[:100])
+    flat = nearly.IndexFlatL2(xb.shape[1])
+    flat.add(xb)
+    gt = flat.search(xq, 10)[1]
+    index = nearly.index_factory(xb.shape[1], "IVF64,RQ16x4fsr_64_Nrq2x4")
+    assert isinstance(index, nearly.IndexIVFResidualQuantizerFastScan) and index.by_residual
+    assert not nearly.index_factory(xb.shape[1], "IVF64,RQ16x4fs_Nrq2x4").by_residual
+    index.rq.max_beam_size = 1  # keeps the test quick
+    index.train(xb[:5000])
+    index.add(xb)
+    index.nprobe = 16
+    I = index.search(xq, 10)[1]
+    index.implem = 1
+    Ie = index.search(xq, 10)[1]
+
+    def recall(I):
+        return np.mean([len(set(a) & set(b)) / 10 for a, b in zip(I, gt)])
+
+    assert recall(Ie) > 0.3
+    assert recall(I) >= recall(Ie) - 0.05, (recall(I), recall(Ie))

@@ -3,10 +3,11 @@
 #include <algorithm>
 #include <mutex>
 
-#include "nearly/simd.h"
+#include "nearly/distance.h"
 #include "nearly/io.h"
 #include "nearly/parallel.h"
 #include "nearly/pq_fast_scan.h"
+#include "nearly/simd.h"
 #include "nearly/topk.h"
 
 namespace nearly {
@@ -56,10 +57,12 @@ void IndexResidualQuantizerFastScan::search(idx_t n, const float* x, idx_t k, fl
     parallel_for((size_t(n) + kQueriesPerTask - 1) / kQueriesPerTask, [&](size_t t) {
         const size_t q0 = t * kQueriesPerTask, nq = std::min(size_t(n), q0 + kQueriesPerTask) - q0;
         std::vector<PQ4Table> tables(nq);
-        std::vector<float> offsets(nq, 0.f), lut(M * K), tab(Mfs * K);
+        std::vector<float> offsets(nq, 0.f), luts(nq * M * K), tab(Mfs * K);
+        // The task's tables <q, codeword> in one matrix product.
+        gemm_ip(x + q0 * dd, nq, rq.codebooks.data(), M * K, dd, luts.data());
         for (size_t i = 0; i < nq; i++) {
             const float* q = x + (q0 + i) * dd;
-            rq.compute_lut(q, lut.data());
+            const float* lut = luts.data() + i * M * K;
             // Lower is better: L2 is ||q||^2 - 2 <q, x_hat> + ||x_hat||^2,
             // inner product negated.
             const float f = l2 ? -2.f : -1.f;

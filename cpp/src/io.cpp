@@ -29,6 +29,7 @@
 #include "nearly/index_residual_quantizer_fast_scan.h"
 #include "nearly/index_sq.h"
 #include "nearly/ivf_residual_quantizer.h"
+#include "nearly/ivf_residual_quantizer_fast_scan.h"
 #include "nearly/ivf_flat.h"
 #include "nearly/ivf_sq.h"
 #include "nearly/ivfpq.h"
@@ -166,6 +167,7 @@ IndexPtr read_tagged(Reader& r, const std::string& tag) {
     if (tag == "ResidualQuantizer") return IndexResidualQuantizer::read_body(r);
     if (tag == "ResidualQuantizerFastScan") return IndexResidualQuantizerFastScan::read_body(r);
     if (tag == "IVFResidualQuantizer") return IndexIVFResidualQuantizer::read_body(r);
+    if (tag == "IVFResidualQuantizerFastScan") return IndexIVFResidualQuantizerFastScan::read_body(r);
     if (tag == "LSH") return IndexLSH::read_body(r);
     if (tag == "MultiIndexQuantizer") return MultiIndexQuantizer::read_body(r);
     if (tag == "RaBitQ") return IndexRaBitQ::read_body(r);

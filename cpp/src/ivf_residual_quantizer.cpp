@@ -108,21 +108,45 @@ void IndexIVFResidualQuantizer::write_body(Writer& w) const {
 }
 
 std::unique_ptr<IndexIVFResidualQuantizer> IndexIVFResidualQuantizer::read_body(Reader& r) {
-    Header h = read_header(r, "IVFResidualQuantizer");
+    return read_with(r, "IVFResidualQuantizer", [](const Header& h, const ResidualQuantizer& rq) {
+        return std::make_unique<IndexIVFResidualQuantizer>(h.quantizer, h.d, h.nlist, rq.M, rq.nbits, h.metric,
+                                                           rq.search_type);
+    });
+}
+
+std::unique_ptr<IndexIVFResidualQuantizer> IndexIVFResidualQuantizer::read_with(Reader& r, const char* what,
+                                                                                const Maker& make) {
+    const std::string who(what);
+    Header h = read_header(r, what);
     const uint8_t by_residual = r.pod<uint8_t>();
-    r.check(by_residual <= 1, "bad IVFResidualQuantizer header");
-    ResidualQuantizer rq = ResidualQuantizer::read(r, "IVFResidualQuantizer");
-    r.check(rq.d == size_t(h.d), "IVFResidualQuantizer d does not match the index");
-    auto index = std::make_unique<IndexIVFResidualQuantizer>(h.quantizer, h.d, h.nlist, rq.M, rq.nbits, h.metric,
-                                                            rq.search_type);
+    r.check(by_residual <= 1, ("bad " + who + " header").c_str());
+    ResidualQuantizer rq = ResidualQuantizer::read(r, what);
+    r.check(rq.d == size_t(h.d), (who + " d does not match the index").c_str());
+    std::unique_ptr<IndexIVFResidualQuantizer> index;
+    try {
+        index = make(h, rq);
+    } catch (const std::exception& e) {  // a quantizer this class refuses
+        r.check(false, (who + ": " + e.what()).c_str());
+        throw;
+    }
     index->by_residual = by_residual;
     index->nprobe = h.nprobe;
     index->rq = std::move(rq);
-    index->read_lists(r, 1, h.ntotal, "IVFResidualQuantizer");
-    r.check(h.ntotal == 0 || index->rq.is_trained, "IVFResidualQuantizer holds codes but is not trained");
+    index->read_lists(r, 1, h.ntotal, what);
+    r.check(h.ntotal == 0 || index->rq.is_trained, (who + " holds codes but is not trained").c_str());
     index->refresh_trained();
     index->build_list_tables();
     return index;
+}
+
+const float* IndexIVFResidualQuantizer::list_table(size_t l, std::vector<float>& buf) const {
+    const size_t ts = rq.M * rq.K();
+    if (!list_tables_.empty()) return list_tables_.data() + l * ts;
+    buf.resize(ts);
+    std::vector<float> c(d);
+    quantizer->reconstruct(idx_t(l), c.data());
+    rq.compute_lut(c.data(), buf.data());
+    return buf.data();
 }
 
 }  // namespace nearly

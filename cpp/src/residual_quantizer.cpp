@@ -413,6 +413,22 @@ void ResidualQuantizer::lut_sums(const uint8_t* codes, size_t n, const float* lu
         }
         return;
     }
+    if (nbits == 4) {
+        // Two indexes a byte, low nibble first: two partial sums.
+        for (size_t i = 0; i < n; i++) {
+            const uint8_t* c = codes + i * code_size;
+            float a0 = 0.f, a1 = 0.f;
+            size_t m = 0;
+            for (; m + 2 <= M; m += 2) {
+                const uint8_t b = c[m / 2];
+                a0 += lut[m * 16 + (b & 15)];
+                a1 += lut[(m + 1) * 16 + (b >> 4)];
+            }
+            if (m < M) a0 += lut[m * 16 + (c[m / 2] & 15)];
+            out[i] = a0 + a1;
+        }
+        return;
+    }
     for (size_t i = 0; i < n; i++) {
         BitReader br{codes + i * code_size};
         float s = 0.f;
@@ -436,6 +452,7 @@ float ResidualQuantizer::code_norm(const uint8_t* code, int32_t* idx) const {
         return s;
     }
     if (!norm_bits) return 0.f;
+    if (norm_bits == 8 && M * nbits % 8 == 0) return decode_norm(code[M * nbits / 8]);  // a whole byte
     BitReader br{code};
     br.i = M * nbits;
     return decode_norm(uint32_t(br.read(norm_bits)));

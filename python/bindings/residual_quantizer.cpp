@@ -7,6 +7,7 @@
 #include "nearly/index_residual_quantizer.h"
 #include "nearly/index_residual_quantizer_fast_scan.h"
 #include "nearly/ivf_residual_quantizer.h"
+#include "nearly/ivf_residual_quantizer_fast_scan.h"
 #include "nearly/pq_fast_scan.h"
 #include "nearly/residual_quantizer.h"
 
@@ -185,6 +186,33 @@ void bind_residual_quantizer(py::module_& m) {
                                   "IndexIVFResidualQuantizer: by_residual cannot change once vectors are added");
                           i.by_residual = v;
                       });
+
+    py::class_<IndexIVFResidualQuantizerFastScan, IndexIVFResidualQuantizer,
+               std::shared_ptr<IndexIVFResidualQuantizerFastScan>>(m, "IndexIVFResidualQuantizerFastScan")
+        .def(py::init([](IndexPtr quantizer, int d, long long nlist, long long M, long long nbits, int metric, int st,
+                         long long bbs) {
+                 check_bbs(bbs);
+                 return std::make_shared<IndexIVFResidualQuantizerFastScan>(
+                     quantizer, d, positive(nlist, "nlist"), positive(M, "M"), positive(nbits, "nbits"),
+                     MetricType(metric), search_type(st));
+             }),
+             py::arg("quantizer"), py::arg("d"), py::arg("nlist"), py::arg("M"), py::arg("nbits") = 4,
+             py::arg("metric") = int(METRIC_L2), py::arg("search_type") = int(ResidualQuantizer::ST_norm_rq2x4),
+             py::arg("bbs") = 32)
+        .def_property_readonly("bbs", [](const IndexIVFResidualQuantizerFastScan&) {
+            return IndexIVFResidualQuantizerFastScan::bbs;
+        })
+        .def_property_readonly("aq", &rq_of_ivf, py::return_value_policy::reference_internal)
+        .def_property(
+            "implem", [](const IndexIVFResidualQuantizerFastScan& i) { return i.implem; },
+            [](IndexIVFResidualQuantizerFastScan& i, int v) { i.implem = checked_fast_scan_implem(v, true); },
+            "faiss's fast-scan implementation knob: 1 (101) scores with float tables (exactly, as "
+            "IndexIVFResidualQuantizer); 0, 2, 10-15 (+100) run the quantized-table scan.")
+        .def_readwrite("qbs", &IndexIVFResidualQuantizerFastScan::qbs,
+                       "faiss's query batch size; kept (nearly batches its own way).")
+        .def_property_readonly("M", &IndexIVFResidualQuantizerFastScan::fast_scan_M,
+                               "Subquantizers of a fast-scan code (faiss's M): the codebooks, and the two of the "
+                               "norm under L2.");
 }
 
 }  // namespace nearly_py

@@ -117,6 +117,12 @@ def _ivfpq_fast_scan(quantizer, d, nlist, M, metric, by_residual, bbs):
     return index
 
 
+def _ivf_rq_fast_scan(quantizer, d, nlist, M, metric, by_residual, search_type, bbs):
+    index = _nearly.IndexIVFResidualQuantizerFastScan(quantizer, d, nlist, M, 4, metric, search_type, bbs)
+    index.by_residual = by_residual
+    return index
+
+
 # main description (the rest of the string) -> builder(match, d, metric)
 INDEXES = [
     (re.compile(r"Flat"), lambda m, d, metric: _nearly.IndexFlat(d, metric)),
@@ -150,6 +156,9 @@ INDEXES = [
     # needs the norm as two more 4-bit codes (_Nrq2x4), as in faiss.
     (re.compile(r"RQ(\d+)x4fs(?:_(\d+))?" + _RQ_NORM), lambda m, d, metric: _nearly.IndexResidualQuantizerFastScan(
         d, int(m.group(1)), 4, metric, _rq_search_type(m.group(3), metric), int(m.group(2) or 32))),
+    (re.compile(_IVF + r",RQ(\d+)x4fs(r?)(?:_(\d+))?" + _RQ_NORM), lambda m, d, metric: _ivf_rq_fast_scan(
+        _coarse(m, d, metric), d, _nlist(m.group(1)), int(m.group(3)), metric, m.group(4) == "r",
+        _rq_search_type(m.group(6), metric), int(m.group(5) or 32))),
     (re.compile(_IVF + r"," + _RQ), lambda m, d, metric: _nearly.IndexIVFResidualQuantizer(
         _coarse(m, d, metric), d, _nlist(m.group(1)), int(m.group(3)), int(m.group(4)), metric,
         _rq_search_type(m.group(5), metric))),

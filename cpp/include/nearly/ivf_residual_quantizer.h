@@ -9,6 +9,7 @@
 // at most 256 MiB) are kept, so that a list's table is the query's minus its
 // centroid's instead of a product of d * M * 2^nbits per (query, list).
 #pragma once
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -29,6 +30,9 @@ struct IndexIVFResidualQuantizer : IndexIVF {
     static std::unique_ptr<IndexIVFResidualQuantizer> read_body(Reader& r);
 
     bool has_list_tables() const { return !list_tables_.empty(); }
+    // The tables <c_l, codeword> of list l's centroid (M * 2^nbits floats):
+    // the kept ones, or computed into buf.
+    const float* list_table(size_t l, std::vector<float>& buf) const;
 
    protected:
     void encode_vectors(idx_t n, const float* x, const idx_t* list_nos, uint8_t* codes) const override;
@@ -40,9 +44,12 @@ struct IndexIVFResidualQuantizer : IndexIVF {
     bool encoder_trained() const override { return rq.is_trained; }
     std::unique_ptr<InvertedListScanner> get_scanner() const override;
 
-   private:
     std::vector<float> list_tables_;  // nlist x (M * 2^nbits): <c_l, codeword>
     void build_list_tables();
+    // read_body for this class and its fast-scan twin: make() builds the
+    // empty index of the file's header and quantizer, the rest is read in.
+    using Maker = std::function<std::unique_ptr<IndexIVFResidualQuantizer>(const Header&, const ResidualQuantizer&)>;
+    static std::unique_ptr<IndexIVFResidualQuantizer> read_with(Reader& r, const char* what, const Maker& make);
 };
 
 }  // namespace nearly

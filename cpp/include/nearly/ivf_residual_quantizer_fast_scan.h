@@ -1,0 +1,37 @@
+// faiss's IndexIVFResidualQuantizerFastScan: IndexIVFResidualQuantizer with
+// 4-bit codebooks, lists laid out in blocks of 32 and scanned with quantized
+// in-register tables as IndexResidualQuantizerFastScan scans its codes
+// (index_residual_quantizer_fast_scan.h: under L2 the code's norm byte adds
+// two tables). By default codes hold the vector itself, so one table per
+// query serves every list (faiss's default for fast-scan); by_residual
+// ("...,RQ{M}x4fsr") codes the residual to the centroid: the table of a list
+// is then the query's minus the centroid's, quantized per list under L2.
+// Distances are approximate (L2 ones squared distances; faiss's omit
+// ||q||^2); implem 1 scores with float tables, exactly as
+// IndexIVFResidualQuantizer does.
+#pragma once
+#include <memory>
+
+#include "nearly/ivf_residual_quantizer.h"
+
+namespace nearly {
+
+struct IndexIVFResidualQuantizerFastScan : IndexIVFResidualQuantizer {
+    static constexpr size_t bbs = 32;  // faiss's block size; the only one
+    int implem = 0;                    // faiss's knob (pq_fast_scan.h): 1 scores exactly
+    int qbs = 0;                       // faiss's query batching; kept, nearly batches its own way
+
+    // nbits must be 4; L2 needs ST_norm_rq2x4, inner product ST_LUT_nonorm.
+    IndexIVFResidualQuantizerFastScan(IndexPtr quantizer, int d, size_t nlist, size_t M, size_t nbits = 4,
+                                      MetricType metric = METRIC_L2,
+                                      ResidualQuantizer::SearchType search_type = ResidualQuantizer::ST_norm_rq2x4);
+
+    std::string type_name() const override { return "IVFResidualQuantizerFastScan"; }
+    size_t fast_scan_M() const { return rq.M + (metric_type == METRIC_L2 ? 2 : 0); }
+    static std::unique_ptr<IndexIVFResidualQuantizerFastScan> read_body(Reader& r);
+
+   protected:
+    std::unique_ptr<InvertedListScanner> get_scanner() const override;
+};
+
+}  // namespace nearly
