@@ -42,7 +42,7 @@ def best_qps(index, xq, k, runs=3):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--threads", type=int, default=os.cpu_count())
-    ap.add_argument("--M", type=int, nargs="+", default=[16, 32])
+    ap.add_argument("--M", type=int, nargs="*", default=[16, 32])
     ap.add_argument("--ivf-M", type=int, nargs="*", default=[32])
     ap.add_argument("--nprobe", type=int, nargs="+", default=[8, 32])
     ap.add_argument("--ntrain", type=int, default=20_000)

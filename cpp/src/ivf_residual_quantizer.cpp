@@ -139,14 +139,4 @@ std::unique_ptr<IndexIVFResidualQuantizer> IndexIVFResidualQuantizer::read_with(
     return index;
 }
 
-const float* IndexIVFResidualQuantizer::list_table(size_t l, std::vector<float>& buf) const {
-    const size_t ts = rq.M * rq.K();
-    if (!list_tables_.empty()) return list_tables_.data() + l * ts;
-    buf.resize(ts);
-    std::vector<float> c(d);
-    quantizer->reconstruct(idx_t(l), c.data());
-    rq.compute_lut(c.data(), buf.data());
-    return buf.data();
-}
-
 }  // namespace nearly

@@ -4,22 +4,28 @@
 #include <cmath>
 
 #include "nearly/pq_fast_scan.h"
+#include "nearly/residual_quantizer.h"
 #include "nearly/simd.h"
 #include "nearly/topk.h"
 
 namespace nearly {
 
 namespace {
-// One query's quantized table: built once per query, or per list for L2 on
-// residuals. Lower is better inside: L2 is ||q'||^2 - 2 <q', r> + ||r||^2
-// (q' = q, or q - c on residuals), inner product negated (-<q, c> - <q, r>).
+float centroid_norm(const IndexIVF& ix, size_t list_no, std::vector<float>& buf) {
+    buf.resize(size_t(ix.d));
+    ix.quantizer->reconstruct(idx_t(list_no), buf.data());
+    return simd().inner_product(buf.data(), buf.data(), buf.size());
+}
+
+// One query's quantized table of <q, codeword> serves every list. Lower is
+// better inside: L2 is ||q||^2 - 2 <q, c> - 2 <q, r> + ||c + r||^2 (c = 0
+// without residuals), inner product negated (-<q, c> - <q, r>).
 struct IVFRQFastScanScanner : InvertedListScanner {
     const IndexIVFResidualQuantizer& ix;
     const ResidualQuantizer& rq;
     const bool ip, residual;
     const size_t d, ts, Mfs;
     std::vector<float> qlut, tab, cbuf;
-    const float* q = nullptr;
     float qnorm = 0.f, offset = 0.f;
     PQ4Table table;
     TopKReservoir found;  // the current query's candidates
@@ -28,30 +34,25 @@ struct IVFRQFastScanScanner : InvertedListScanner {
         : ix(ix), rq(ix.rq), ip(ix.metric_type == METRIC_INNER_PRODUCT), residual(ix.by_residual),
           d(size_t(ix.d)), ts(ix.rq.M * ix.rq.K()), Mfs(Mfs), qlut(ts), tab(Mfs * 16) {}
 
-    // The table of <q', codeword> = qlut - clut (clut null: q' = q).
-    void make_table(const float* clut) {
+    void make_table() {
         const float f = ip ? -1.f : -2.f;
-        for (size_t j = 0; j < ts; j++) tab[j] = f * (clut ? qlut[j] - clut[j] : qlut[j]);
+        for (size_t j = 0; j < ts; j++) tab[j] = f * qlut[j];
         if (!ip) std::copy(rq.norm_centroids.begin(), rq.norm_centroids.end(), tab.begin() + ts);
         table.set(tab.data(), Mfs);
     }
     void set_query(const float* x) override {
-        q = x;
         rq.compute_lut(x, qlut.data());
         qnorm = simd().inner_product(x, x, d);
         found.n = 0;
         found.threshold = INFINITY;
         offset = ip ? 0.f : qnorm;
-        if (ip || !residual) make_table(nullptr);
+        make_table();
     }
     void set_list(size_t list_no, float coarse_dis) override {
         if (!residual) return;
-        if (ip) {
-            offset = -coarse_dis;
-            return;
-        }
-        make_table(ix.list_table(list_no, cbuf));
-        offset = coarse_dis;  // ||q - c||^2
+        // inner product: -<q, c>; L2: ||q||^2 - 2 <q, c> = ||q - c||^2 - ||c||^2
+        // (the code's norm is ||c + r||^2).
+        offset = ip ? -coarse_dis : coarse_dis - centroid_norm(ix, list_no, cbuf);
     }
     void distances(size_t n, const uint8_t* codes, float* out) const override {
         pq4_scores(codes, n, table, offset, out);
@@ -92,6 +93,33 @@ struct GatheringScanner : InvertedListScanner {
     }
 };
 
+// implem 1 for L2 on residuals: the float tables of the whole vector, with
+// the same per-list term as the quantized scan, over gathered codes.
+struct WholeNormExactScanner : InvertedListScanner {
+    const IndexIVF& ix;
+    RQScanner scan;
+    CodeLayout layout;
+    mutable std::vector<uint8_t> gathered;
+    std::vector<float> cbuf;
+    float qnorm = 0.f, bias = 0.f;
+
+    WholeNormExactScanner(const IndexIVFResidualQuantizer& ix)
+        : ix(ix), scan(ix.rq, METRIC_L2), layout(pq4_layout(ix.code_size)) {}
+    void set_query(const float* x) override {
+        scan.set_query(x);  // ||q||^2 + stored norm - 2 <q, r>
+        qnorm = simd().inner_product(x, x, size_t(ix.d));
+    }
+    void set_list(size_t list_no, float coarse_dis) override {
+        bias = coarse_dis - qnorm - centroid_norm(ix, list_no, cbuf);  // -2 <q, c>
+    }
+    void distances(size_t n, const uint8_t* codes, float* out) const override {
+        gathered.resize(n * layout.code_size);
+        layout.gather(codes, 0, n, gathered.data());
+        scan.scores(gathered.data(), n, out);
+        for (size_t j = 0; j < n; j++) out[j] += bias;
+    }
+};
+
 void check_fast_scan_quantizer(const ResidualQuantizer& rq, MetricType metric) {
     if (rq.nbits != 4) throw NotSupported("Error: 'nbits == 4' failed: fast-scan codebooks have 4 bits");
     if (metric == METRIC_INNER_PRODUCT) {
@@ -115,9 +143,43 @@ IndexIVFResidualQuantizerFastScan::IndexIVFResidualQuantizerFastScan(IndexPtr qu
 }
 
 std::unique_ptr<InvertedListScanner> IndexIVFResidualQuantizerFastScan::get_scanner() const {
-    if (fast_scan_exact(implem, true))
+    if (fast_scan_exact(implem, true)) {
+        if (stores_whole_norm()) return std::make_unique<WholeNormExactScanner>(*this);
         return std::make_unique<GatheringScanner>(IndexIVFResidualQuantizer::get_scanner(), code_size);
+    }
     return std::make_unique<IVFRQFastScanScanner>(*this, fast_scan_M());
+}
+
+void IndexIVFResidualQuantizerFastScan::encode_vectors(idx_t n, const float* x, const idx_t* list_nos,
+                                                       uint8_t* codes) const {
+    if (!stores_whole_norm()) return IndexIVFResidualQuantizer::encode_vectors(n, x, list_nos, codes);
+    const size_t dd = size_t(d);
+    std::vector<float> c(size_t(n) * dd), r(size_t(n) * dd);
+    centroids_of(size_t(n), list_nos, c.data());
+    for (size_t i = 0; i < size_t(n) * dd; i++) r[i] = x[i] - c[i];
+    rq.compute_codes(r.data(), codes, size_t(n), c.data());  // the norm of c + r_hat
+}
+
+void IndexIVFResidualQuantizerFastScan::train_encoder(idx_t n, const float* x, const idx_t* assign) {
+    IndexIVFResidualQuantizer::train_encoder(n, x, assign);
+    if (!stores_whole_norm() || n == 0) return;
+    // The codes will hold ||c + r_hat||^2: the norm quantizer learns those
+    // (rq.train() learnt the residuals' own).
+    const size_t dd = size_t(d), nn = size_t(n);
+    std::vector<uint8_t> codes(nn * rq.code_size);
+    std::vector<float> rec(nn * dd), c(nn * dd), norms(nn);
+    rq.compute_codes(x, codes.data(), nn);
+    rq.decode(codes.data(), rec.data(), nn);
+    centroids_of(nn, assign, c.data());
+    for (size_t i = 0; i < nn; i++) {
+        double s = 0;
+        for (size_t j = 0; j < dd; j++) {
+            const double v = double(rec[i * dd + j]) + double(c[i * dd + j]);
+            s += v * v;
+        }
+        norms[i] = float(s);
+    }
+    rq.train_norm(nn, norms.data());
 }
 
 std::unique_ptr<IndexIVFResidualQuantizerFastScan> IndexIVFResidualQuantizerFastScan::read_body(Reader& r) {

@@ -30,9 +30,6 @@ struct IndexIVFResidualQuantizer : IndexIVF {
     static std::unique_ptr<IndexIVFResidualQuantizer> read_body(Reader& r);
 
     bool has_list_tables() const { return !list_tables_.empty(); }
-    // The tables <c_l, codeword> of list l's centroid (M * 2^nbits floats):
-    // the kept ones, or computed into buf.
-    const float* list_table(size_t l, std::vector<float>& buf) const;
 
    protected:
     void encode_vectors(idx_t n, const float* x, const idx_t* list_nos, uint8_t* codes) const override;

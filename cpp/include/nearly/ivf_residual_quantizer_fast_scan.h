@@ -4,8 +4,10 @@
 // (index_residual_quantizer_fast_scan.h: under L2 the code's norm byte adds
 // two tables). By default codes hold the vector itself, so one table per
 // query serves every list (faiss's default for fast-scan); by_residual
-// ("...,RQ{M}x4fsr") codes the residual to the centroid: the table of a list
-// is then the query's minus the centroid's, quantized per list under L2.
+// ("...,RQ{M}x4fsr") codes the residual r to the centroid c. Under L2 a
+// residual code then stores the norm of the whole reconstruction,
+// ||c + r||^2 (as faiss's), so that ||q - c - r||^2 = ||q||^2 - 2 <q, c>
+// - 2 <q, r> + ||c + r||^2 is one table per query plus a term per list.
 // Distances are approximate (L2 ones squared distances; faiss's omit
 // ||q||^2); implem 1 scores with float tables, exactly as
 // IndexIVFResidualQuantizer does.
@@ -32,6 +34,11 @@ struct IndexIVFResidualQuantizerFastScan : IndexIVFResidualQuantizer {
 
    protected:
     std::unique_ptr<InvertedListScanner> get_scanner() const override;
+    void encode_vectors(idx_t n, const float* x, const idx_t* list_nos, uint8_t* codes) const override;
+    void train_encoder(idx_t n, const float* x, const idx_t* assign) override;
+
+   private:
+    bool stores_whole_norm() const { return by_residual && metric_type == METRIC_L2; }
 };
 
 }  // namespace nearly

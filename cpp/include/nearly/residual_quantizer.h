@@ -109,10 +109,15 @@ struct ResidualQuantizer {
     void write(Writer& w) const;
     static ResidualQuantizer read(Reader& r, const char* who);
 
+    // Trains the norm format (ranges, centroids, the 2x4 quantizer) on n
+    // squared norms: train() calls it with those of the training points'
+    // reconstructions; an IVF index that stores ||centroid + x_hat||^2
+    // retrains it on those.
+    void train_norm(size_t n, const float* norms);
+
    private:
     static void check_search_type(SearchType st);
     void set_derived();
-    void train_norm(size_t n, const float* norms);
     void compute_codebook_tables();
     uint32_t encode_norm(float norm) const;
     float decode_norm(uint32_t c) const;
