@@ -22,21 +22,9 @@ import time
 
 import numpy as np
 
+from search_metrics import DATA, best_qps, recall
+
 HERE = os.path.dirname(os.path.abspath(__file__))
-DATA = os.path.join(HERE, "..", "..", "shared", "data", "pypi-minilm-100k.npz")
-
-
-def recall(I, gt, k):
-    return float(np.mean([len(set(a[a >= 0]) & set(b)) / k for a, b in zip(I, gt)]))
-
-
-def best_qps(index, xq, k, runs=3):
-    best = float("inf")
-    for _ in range(runs):
-        t = time.perf_counter()
-        index.search(xq, k)
-        best = min(best, time.perf_counter() - t)
-    return len(xq) / best
 
 
 def main():

@@ -433,3 +433,90 @@ def test_ctrl_c_interrupts_training_and_encoding():
     big.max_beam_size = 64
     elapsed = seconds_until_interrupted(lambda: big.compute_codes(x))
     assert elapsed < 10, f"the interrupt took {elapsed:.1f}s to land"
+
+
+# Product mode (faiss's ProductResidualQuantizer): a residual quantizer per
+# slice of d; codes are the slices' codes one after the other.
+
+def test_product_codes_are_the_slices_codes(data):
+    x, _ = data
+    d = x.shape[1]
+    prq = nearly.ProductResidualQuantizer(d, 2, 3, 4, RQ.ST_norm_float)
+    assert isinstance(prq, nearly.ProductResidualQuantizer) and isinstance(prq, RQ)
+    assert not isinstance(RQ(d, 6, 4), nearly.ProductResidualQuantizer)
+    assert (prq.nsplits, prq.M, prq.code_size) == (2, 6, (6 * 4 + 32 + 7) // 8)
+    prq.train(x)
+    codes = prq.compute_codes(x[:300])
+    idx, _ = unpack(codes, 6, 4)
+    half = d // 2
+    dec = np.zeros((300, d), np.float64)
+    for s in range(2):
+        sub = prq.subquantizer(s)
+        assert (sub.d, sub.M, sub.nsplits) == (half, 3, 1)
+        sub_idx, _ = unpack(sub.compute_codes(x[:300, s * half:(s + 1) * half]), 3, 4)
+        np.testing.assert_array_equal(idx[:, 3 * s:3 * s + 3], sub_idx)
+        dec[:, s * half:(s + 1) * half] = ref_decode(sub, sub_idx)
+        # the full-width codebooks are zero outside their slice
+        cb = codebooks_of(prq)[3 * s:3 * s + 3]
+        assert not cb[:, :, [j for j in range(d) if not s * half <= j < (s + 1) * half]].any()
+    np.testing.assert_allclose(prq.decode(codes), dec, rtol=1e-5, atol=1e-5)
+    # the stored norm is that of the whole reconstruction
+    norms = np.frombuffer(codes[:, -4:].tobytes(), dtype=np.float32) if (6 * 4) % 8 == 0 else None
+    np.testing.assert_allclose(norms, (dec ** 2).sum(1), rtol=1e-4)
+    with pytest.raises(ValueError):
+        nearly.ProductResidualQuantizer(d, 3, 2, 4)  # 3 does not divide 16
+    with pytest.raises(IndexError):
+        prq.subquantizer(2)
+
+
+@pytest.mark.parametrize("metric", METRICS, ids=METRIC_IDS)
+def test_product_indexes_search_their_decoded_vectors(data, metric, tmp_path):
+    x, xq = data
+    d = x.shape[1]
+    for key, cls in [("PRQ2x3x4", nearly.IndexProductResidualQuantizer),
+                     ("IVF8,PRQ2x3x4", nearly.IndexIVFProductResidualQuantizer),
+                     ("PRQ2x3x4fs" + ("_Nrq2x4" if metric == METRIC_L2 else ""),
+                      nearly.IndexProductResidualQuantizerFastScan),
+                     ("IVF8,PRQ2x3x4fsr" + ("_Nrq2x4" if metric == METRIC_L2 else ""),
+                      nearly.IndexIVFProductResidualQuantizerFastScan)]:
+        index = nearly.index_factory(d, key, metric)
+        assert isinstance(index, cls), key
+        others = {nearly.IndexProductResidualQuantizer, nearly.IndexIVFProductResidualQuantizer,
+                  nearly.IndexProductResidualQuantizerFastScan, nearly.IndexIVFProductResidualQuantizerFastScan} - {cls}
+        assert not any(isinstance(index, o) for o in others), key
+        assert index.prq.nsplits == 2
+        index.train(x)
+        index.add(x)
+        if hasattr(index, "nprobe"):
+            index.nprobe = 8
+        if hasattr(index, "implem"):
+            index.implem = 1 if hasattr(index, "nprobe") else 2
+        dec = index.reconstruct_n(0, index.ntotal).astype(np.float64)
+        D, I = index.search(xq, 5)
+        if "fs" not in key:  # decompress: exact over the decoded vectors
+            scores = xq.astype(np.float64) @ dec.T if metric == METRIC_IP else \
+                ((xq[:, None, :].astype(np.float64) - dec[None]) ** 2).sum(-1)
+            best = np.sort(-scores if metric == METRIC_IP else scores, axis=1)[:, :5]
+            np.testing.assert_allclose(D, -best if metric == METRIC_IP else best, rtol=1e-4, atol=1e-3)
+        back = nearly.deserialize_index(nearly.serialize_index(index))
+        assert back.rq.nsplits == 2 and isinstance(back, cls)
+        if hasattr(index, "implem"):
+            back.implem = index.implem  # a search knob, not stored (as in faiss)
+        if hasattr(index, "nprobe"):
+            back.nprobe = index.nprobe
+        for a, b in zip(back.search(xq, 5), (D, I)):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_product_beside_faiss(data):
+    import faiss
+    x, _ = data
+    d = x.shape[1]
+    errs = {}
+    for lib in (faiss, nearly):
+        prq = lib.ProductResidualQuantizer(d, 2, 4, 4)
+        prq.train(x)
+        codes = prq.compute_codes(x)
+        errs[lib.__name__] = float(((prq.decode(codes) - x) ** 2).sum(1).mean())
+        assert prq.code_size == 4
+    assert errs["nearly"] <= errs["faiss"] * 1.02, errs

@@ -6,15 +6,13 @@
 #include "nearly/io.h"
 #include "nearly/parallel.h"
 #include "nearly/pq_fast_scan.h"
-#include "nearly/topk.h"
 
 namespace nearly {
 
 namespace {
-// A task takes this many queries and walks the codes kCodeBlock entries at a
-// time, all its queries against each stretch.
+// A task takes this many queries, which walk the codes together
+// (pq4_search_codes).
 constexpr size_t kQueriesPerTask = 8;
-constexpr size_t kCodeBlock = 4096;  // a multiple of the fast-scan block
 }  // namespace
 
 IndexPQFastScan::IndexPQFastScan(int d, size_t M, size_t nbits, MetricType metric) : IndexPQ(d, M, nbits, metric) {
@@ -50,24 +48,9 @@ void IndexPQFastScan::search_sorted_or_not(idx_t n, const float* x, idx_t k, flo
         const size_t q0 = t * kQueriesPerTask, nq = std::min(size_t(n), q0 + kQueriesPerTask) - q0;
         std::vector<PQ4Table> tables(nq);
         pq4_query_tables(pq, x + q0 * dd, nq, ip, tables.data());
-        std::vector<TopKReservoir> found(nq);
-        std::vector<const PQ4Table*> tabs(nq);
-        std::vector<TopKReservoir*> outs(nq);
         const std::vector<float> offsets(nq, 0.f);
-        for (size_t i = 0; i < nq; i++) {
-            found[i].reset(kk);
-            tabs[i] = &tables[i];
-            outs[i] = &found[i];
-        }
-        // The task's queries scan each stretch of codes together: one load
-        // of a block of codes serves all of them.
-        for (size_t j0 = 0; j0 < nb; j0 += kCodeBlock) {
-            const size_t m = std::min(kCodeBlock, nb - j0);
-            pq4_scan_queries(codes_.data() + j0 * pq.code_size, m, nq, tabs.data(), offsets.data(), nullptr,
-                             idx_t(j0), sel, outs.data());
-        }
-        for (size_t i = 0; i < nq; i++)
-            pq4_take_results(found[i], kk, sorted, metric_type, D + (q0 + i) * kk, I + (q0 + i) * kk);
+        pq4_search_codes(codes_.data(), nb, nq, tables.data(), offsets.data(), kk, sel, metric_type, sorted, D + q0 * kk,
+                         I + q0 * kk);
         poll();
     });
 }

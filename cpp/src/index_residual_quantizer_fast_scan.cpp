@@ -8,33 +8,19 @@
 #include "nearly/parallel.h"
 #include "nearly/pq_fast_scan.h"
 #include "nearly/simd.h"
-#include "nearly/topk.h"
 
 namespace nearly {
 
 namespace {
-// As IndexPQFastScan: a task's queries walk the codes together, a stretch
-// of kCodeBlock entries at a time.
+// A task takes this many queries, which walk the codes together
+// (pq4_search_codes), as IndexPQFastScan's do.
 constexpr size_t kQueriesPerTask = 8;
-constexpr size_t kCodeBlock = 4096;  // a multiple of the fast-scan block
-
-void check_fast_scan_quantizer(const ResidualQuantizer& rq, MetricType metric) {
-    if (rq.nbits != 4) throw NotSupported("Error: 'nbits == 4' failed: fast-scan codebooks have 4 bits");
-    if (metric == METRIC_INNER_PRODUCT) {
-        NEARLY_CHECK_ARG(rq.search_type == ResidualQuantizer::ST_LUT_nonorm,
-                         "Search type must be ST_LUT_nonorm for IP metric");
-    } else {
-        NEARLY_CHECK_ARG(metric == METRIC_L2, "IndexResidualQuantizerFastScan: L2 or inner product only");
-        NEARLY_CHECK_ARG(rq.search_type == ResidualQuantizer::ST_norm_rq2x4,
-                         "Search type must be lsq2x4 or rq2x4 for L2 metric (nearly has rq2x4)");
-    }
-}
 }  // namespace
 
 IndexResidualQuantizerFastScan::IndexResidualQuantizerFastScan(int d, size_t M, size_t nbits, MetricType metric,
                                                                ResidualQuantizer::SearchType search_type)
     : IndexResidualQuantizer(d, M, nbits, metric, search_type) {
-    check_fast_scan_quantizer(rq, metric);
+    rq.check_fast_scan(metric);
     code_block_ = bbs;
 }
 
@@ -73,21 +59,8 @@ void IndexResidualQuantizerFastScan::search(idx_t n, const float* x, idx_t k, fl
             }
             tables[i].set(tab.data(), Mfs);
         }
-        std::vector<TopKReservoir> found(nq);
-        std::vector<const PQ4Table*> tabs(nq);
-        std::vector<TopKReservoir*> outs(nq);
-        for (size_t i = 0; i < nq; i++) {
-            found[i].reset(kk);
-            tabs[i] = &tables[i];
-            outs[i] = &found[i];
-        }
-        for (size_t j0 = 0; j0 < nb; j0 += kCodeBlock) {
-            const size_t m = std::min(kCodeBlock, nb - j0);
-            pq4_scan_queries(codes_.data() + j0 * rq.code_size, m, nq, tabs.data(), offsets.data(), nullptr,
-                             idx_t(j0), sel, outs.data());
-        }
-        for (size_t i = 0; i < nq; i++)
-            pq4_take_results(found[i], kk, true, metric_type, D + (q0 + i) * kk, I + (q0 + i) * kk);
+        pq4_search_codes(codes_.data(), nb, nq, tables.data(), offsets.data(), kk, sel, metric_type, true,
+                         D + q0 * kk, I + q0 * kk);
         poll();
     });
 }

@@ -120,24 +120,13 @@ struct WholeNormExactScanner : InvertedListScanner {
     }
 };
 
-void check_fast_scan_quantizer(const ResidualQuantizer& rq, MetricType metric) {
-    if (rq.nbits != 4) throw NotSupported("Error: 'nbits == 4' failed: fast-scan codebooks have 4 bits");
-    if (metric == METRIC_INNER_PRODUCT) {
-        NEARLY_CHECK_ARG(rq.search_type == ResidualQuantizer::ST_LUT_nonorm,
-                         "Search type must be ST_LUT_nonorm for IP metric");
-    } else {
-        NEARLY_CHECK_ARG(metric == METRIC_L2, "IndexIVFResidualQuantizerFastScan: L2 or inner product only");
-        NEARLY_CHECK_ARG(rq.search_type == ResidualQuantizer::ST_norm_rq2x4,
-                         "Search type must be lsq2x4 or rq2x4 for L2 metric (nearly has rq2x4)");
-    }
-}
 }  // namespace
 
 IndexIVFResidualQuantizerFastScan::IndexIVFResidualQuantizerFastScan(IndexPtr quantizer_, int d, size_t nlist_,
                                                                      size_t M, size_t nbits, MetricType metric,
                                                                      ResidualQuantizer::SearchType search_type)
     : IndexIVFResidualQuantizer(std::move(quantizer_), d, nlist_, M, nbits, metric, search_type) {
-    check_fast_scan_quantizer(rq, metric);
+    rq.check_fast_scan(metric);
     code_block = bbs;
     by_residual = false;
 }

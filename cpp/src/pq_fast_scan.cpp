@@ -96,6 +96,26 @@ uint16_t PQ4Table::threshold(float thr) const {
     return uint16_t(v) + 1;
 }
 
+void pq4_search_codes(const uint8_t* codes, size_t nb, size_t nq, const PQ4Table* tables, const float* offsets,
+                      size_t k, const IDSelector* sel, MetricType metric, bool sorted, float* D, idx_t* I) {
+    // Stretches that stay in cache while all the queries scan them.
+    constexpr size_t kCodeBlock = 4096;  // a multiple of the fast-scan block
+    std::vector<TopKReservoir> found(nq);
+    std::vector<const PQ4Table*> tabs(nq);
+    std::vector<TopKReservoir*> outs(nq);
+    for (size_t i = 0; i < nq; i++) {
+        found[i].reset(k);
+        tabs[i] = &tables[i];
+        outs[i] = &found[i];
+    }
+    const size_t code_size = nq ? tables[0].npairs : 0;
+    for (size_t j0 = 0; j0 < nb && nq; j0 += kCodeBlock) {
+        const size_t m = std::min(kCodeBlock, nb - j0);
+        pq4_scan_queries(codes + j0 * code_size, m, nq, tabs.data(), offsets, nullptr, idx_t(j0), sel, outs.data());
+    }
+    for (size_t i = 0; i < nq; i++) pq4_take_results(found[i], k, sorted, metric, D + i * k, I + i * k);
+}
+
 void pq4_scan_queries(const uint8_t* codes, size_t n, size_t nq, const PQ4Table* const* tables,
                       const float* offsets, const idx_t* ids, idx_t id0, const IDSelector* sel,
                       TopKReservoir* const* outs) {

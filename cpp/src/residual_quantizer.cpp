@@ -138,6 +138,77 @@ void ResidualQuantizer::check_search_type(SearchType st) {
                            " not implemented in nearly (ST_decompress to ST_norm_cqint4, ST_norm_rq2x4)");
 }
 
+ResidualQuantizer ResidualQuantizer::product(size_t d, size_t nsplits, size_t Msub, size_t nbits, SearchType st) {
+    NEARLY_CHECK_ARG(nsplits > 0 && d % nsplits == 0,
+                     "ProductResidualQuantizer: nsplits must divide d = " + std::to_string(d));
+    NEARLY_CHECK_ARG(Msub > 0, "ProductResidualQuantizer: Msub must be positive");
+    ResidualQuantizer q(d, nsplits * Msub, nbits, st);
+    q.nsplits = nsplits;
+    return q;
+}
+
+ResidualQuantizer ResidualQuantizer::split(size_t s) const {
+    const size_t ds = d / nsplits, Ms = M / nsplits, Kc = K();
+    ResidualQuantizer sub(ds, Ms, nbits);
+    sub.train_type = train_type;
+    sub.max_beam_size = max_beam_size;
+    sub.cp = cp;
+    sub.progressive_dim_steps = progressive_dim_steps;
+    sub.apply_pca = apply_pca;
+    sub.verbose = verbose;
+    if (!codebooks.empty()) {
+        sub.codebooks.resize(Ms * Kc * ds);
+        for (size_t w = 0; w < Ms * Kc; w++)
+            std::copy_n(&codebooks[((s * Ms) * Kc + w) * d + s * ds], ds, &sub.codebooks[w * ds]);
+        sub.compute_codebook_tables();
+    }
+    sub.is_trained = is_trained;
+    return sub;
+}
+
+void ResidualQuantizer::train_product(size_t n, const float* x) {
+    const size_t ds = d / nsplits, Ms = M / nsplits, Kc = K();
+    std::vector<float> cb(M * Kc * d, 0.f), xs(n * ds);
+    for (size_t s = 0; s < nsplits; s++) {
+        if (verbose) std::printf("Training the residual quantizer of slice %zu / %zu\n", s + 1, nsplits);
+        for (size_t i = 0; i < n; i++) std::copy_n(x + i * d + s * ds, ds, &xs[i * ds]);
+        ResidualQuantizer sub = split(s);
+        sub.train(n, xs.data());
+        for (size_t w = 0; w < Ms * Kc; w++)
+            std::copy_n(&sub.codebooks[w * ds], ds, &cb[((s * Ms) * Kc + w) * d + s * ds]);
+    }
+    codebooks = std::move(cb);
+    is_trained = true;
+    // The norm format learns the norms of the training points' reconstructions.
+    std::vector<int32_t> idx(n * M);
+    std::vector<float> res(n * d), norms(n);
+    encode_product(n, x, idx.data(), res.data());
+    for (size_t i = 0; i < n; i++) {
+        double t = 0;
+        for (size_t j = 0; j < d; j++) {
+            const double v = double(x[i * d + j]) - double(res[i * d + j]);
+            t += v * v;
+        }
+        norms[i] = float(t);
+    }
+    train_norm(n, norms.data());
+    compute_codebook_tables();
+}
+
+void ResidualQuantizer::encode_product(size_t n, const float* x, int32_t* codes, float* residuals) const {
+    const size_t ds = d / nsplits, Ms = M / nsplits;
+    std::vector<float> xs(n * ds), rs(residuals ? n * ds : 0);
+    std::vector<int32_t> cs(n * Ms);
+    for (size_t s = 0; s < nsplits; s++) {
+        for (size_t i = 0; i < n; i++) std::copy_n(x + i * d + s * ds, ds, &xs[i * ds]);
+        split(s).encode_unpacked(n, xs.data(), cs.data(), residuals ? rs.data() : nullptr);
+        for (size_t i = 0; i < n; i++) {
+            std::copy_n(&cs[i * Ms], Ms, codes + i * M + s * Ms);
+            if (residuals) std::copy_n(&rs[i * ds], ds, residuals + i * d + s * ds);
+        }
+    }
+}
+
 void ResidualQuantizer::set_derived() {
     switch (search_type) {
         case ST_norm_float: norm_bits = 32; break;
@@ -158,6 +229,7 @@ void ResidualQuantizer::set_search_type(SearchType st) {
 }
 
 void ResidualQuantizer::encode_unpacked(size_t n, const float* x, int32_t* codes, float* residuals) const {
+    if (nsplits > 1) return encode_product(n, x, codes, residuals);
     const size_t Kc = K();
     // Vectors go through all M steps a block at a time: bounded memory
     // (B x d residuals each) and Ctrl-C between blocks.
@@ -193,6 +265,7 @@ void ResidualQuantizer::train(size_t n, const float* x) {
         throw NotSupported("ResidualQuantizer: Train_refine_codebook not implemented in nearly");
     NEARLY_CHECK_ARG((train_type & ~(Train_progressive_dim | Train_top_beam | Skip_codebook_tables)) == 0,
                      "ResidualQuantizer: unknown train_type bits " + std::to_string(train_type));
+    if (nsplits > 1) return train_product(n, x);
     const size_t Kc = K();
     if (verbose)
         std::printf("Training ResidualQuantizer, with %zu steps on %zu %zuD vectors\n", M, n, d);
@@ -503,6 +576,17 @@ void RQScanner::scores(const uint8_t* codes, size_t n, float* out) const {
     for (size_t i = 0; i < n; i++) out[i] = qnorm_ + rq_.code_norm(codes + i * cs, idx_.data()) - 2.f * out[i];
 }
 
+void ResidualQuantizer::check_fast_scan(MetricType metric) const {
+    if (nbits != 4) throw NotSupported("Error: 'nbits == 4' failed: fast-scan codebooks have 4 bits");
+    if (metric == METRIC_INNER_PRODUCT) {
+        NEARLY_CHECK_ARG(search_type == ST_LUT_nonorm, "Search type must be ST_LUT_nonorm for IP metric");
+    } else {
+        NEARLY_CHECK_ARG(metric == METRIC_L2, "additive-quantizer fast-scan: L2 or inner product only");
+        NEARLY_CHECK_ARG(search_type == ST_norm_rq2x4,
+                         "Search type must be lsq2x4 or rq2x4 for L2 metric (nearly has rq2x4)");
+    }
+}
+
 void ResidualQuantizer::write(Writer& w) const {
     w.pod<uint64_t>(d);
     w.pod<uint64_t>(M);
@@ -518,6 +602,7 @@ void ResidualQuantizer::write(Writer& w) const {
     w.pod<float>(norm_min);
     w.pod<float>(norm_max);
     w.vec(norm_centroids);
+    w.pod<uint64_t>(nsplits);  // format 4
 }
 
 ResidualQuantizer ResidualQuantizer::read(Reader& r, const char* who) {
@@ -540,6 +625,11 @@ ResidualQuantizer ResidualQuantizer::read(Reader& r, const char* who) {
     rq.norm_min = r.pod<float>();
     rq.norm_max = r.pod<float>();
     rq.norm_centroids = r.vec<float>();
+    if (r.version() >= 4) {
+        rq.nsplits = size_t(r.pod<uint64_t>());
+        r.check(rq.nsplits >= 1 && rq.M % rq.nsplits == 0 && rq.d % rq.nsplits == 0,
+                (what + " slices do not divide d and M").c_str());
+    }
     r.check(rq.codebooks.empty() || rq.codebooks.size() == rq.M * rq.K() * rq.d,
             (what + " codebooks do not match d, M and nbits").c_str());
     for (float c : rq.codebooks) r.check(std::isfinite(c), (what + " codebooks are not finite").c_str());

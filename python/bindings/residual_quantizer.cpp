@@ -60,6 +60,13 @@ void bind_residual_quantizer(py::module_& m) {
        py::arg("d"), py::arg("M"), py::arg("nbits"), py::arg("search_type") = int(ResidualQuantizer::ST_decompress))
         .def_readonly("d", &ResidualQuantizer::d)
         .def_readonly("M", &ResidualQuantizer::M)
+        .def_readonly("nsplits", &ResidualQuantizer::nsplits,
+                      "Slices of d, each with its own codebooks (faiss's ProductResidualQuantizer); 1: plain.")
+        .def("subquantizer", [](const ResidualQuantizer& q, long long s) {
+            if (s < 0 || size_t(s) >= q.nsplits)
+                throw OutOfRange("subquantizer " + std::to_string(s) + " of " + std::to_string(q.nsplits));
+            return q.nsplits == 1 ? q : q.split(size_t(s));
+        }, py::arg("s"), "The quantizer of slice s (a copy; the quantizer itself when there is one slice).")
         .def_property_readonly("nbits", [](const ResidualQuantizer& q) { return std::vector<size_t>(q.M, q.nbits); },
                                "Bits of each codebook (faiss's per-step list; one value for all here).")
         .def_readonly("code_size", &ResidualQuantizer::code_size)
@@ -119,6 +126,24 @@ void bind_residual_quantizer(py::module_& m) {
             q.decode(c.data(), o, size_t(c.shape(0)));
             return out;
         }, py::arg("codes"));
+
+    // faiss's product residual quantizers: the same classes with a quantizer
+    // in product mode (nearly.ProductResidualQuantizer and the
+    // IndexProductResidualQuantizer* names are built on these).
+    m.def("_product_residual_quantizer", [](long long d, long long nsplits, long long Msub, long long nbits, int st) {
+        return ResidualQuantizer::product(positive(d, "d"), positive(nsplits, "nsplits"), positive(Msub, "Msub"),
+                                          positive(nbits, "nbits"), search_type(st));
+    });
+    m.def("_make_product", [](std::shared_ptr<Index> index, long long nsplits) {
+        ResidualQuantizer* rq = nullptr;
+        if (auto* flat = dynamic_cast<IndexResidualQuantizer*>(index.get())) rq = &flat->rq;
+        if (auto* ivf = dynamic_cast<IndexIVFResidualQuantizer*>(index.get())) rq = &ivf->rq;
+        if (!rq || index->ntotal > 0 || rq->is_trained)
+            throw InvalidArgument("_make_product: an empty, untrained residual-quantizer index");
+        *rq = ResidualQuantizer::product(rq->d, positive(nsplits, "nsplits"), rq->M / size_t(positive(nsplits, "nsplits")),
+                                         rq->nbits, rq->search_type);
+        return index;
+    });
 
     py::class_<IndexResidualQuantizer, Index, std::shared_ptr<IndexResidualQuantizer>>(m, "IndexResidualQuantizer")
         .def(py::init([](int d, long long M, long long nbits, int metric, int st) {

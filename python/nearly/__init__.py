@@ -92,6 +92,9 @@ from .autotune import (  # noqa: F401
 IVFSearchParameters = SearchParametersIVF  # faiss's older name for it
 from .compat import downcast_IndexBinary, downcast_VectorTransform  # noqa: F401
 from .compat import AdditiveQuantizer, IndexAdditiveQuantizerFastScan, downcast_AdditiveQuantizer  # noqa: F401
+from .product_residual import IndexIVFProductResidualQuantizer, IndexIVFProductResidualQuantizerFastScan  # noqa: F401
+from .product_residual import IndexProductResidualQuantizer, IndexProductResidualQuantizerFastScan  # noqa: F401
+from .product_residual import ProductResidualQuantizer  # noqa: F401
 from .insertion_order import insertion_order, local_intrinsic_dimensionality  # noqa: F401
 from .graph_build import hnsw_from_knn  # noqa: F401
 from . import graph_storage  # noqa: F401  (adds `storage` to the graph indexes)

@@ -835,3 +835,13 @@ class AdditiveQuantizer(metaclass=_AdditiveQuantizerType):
 for _name in dir(_nearly.ResidualQuantizer):
     if _name.startswith("ST_"):
         setattr(AdditiveQuantizer, _name, getattr(_nearly.ResidualQuantizer, _name))
+
+
+# faiss's AdditiveQuantizer.nbits / codebook_offsets are std::vectors that
+# its code walks with .at(m) / .size(): lists that also answer those.
+_rq_nbits = _nearly.ResidualQuantizer.nbits.fget
+_nearly.ResidualQuantizer.nbits = property(lambda q: ObjectVector(_rq_nbits(q)),
+                                           doc="Bits of each codebook (faiss's per-step list; one value for all here).")
+_nearly.ResidualQuantizer.codebook_offsets = property(
+    lambda q: ObjectVector([m << _rq_nbits(q)[0] for m in range(q.M + 1)]),
+    doc="Where codebook m starts among the M * 2^nbits codewords (M + 1 offsets).")

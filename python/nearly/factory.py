@@ -9,6 +9,8 @@ import re
 
 from . import _nearly
 from .compat import IndexHNSWSQ
+from .product_residual import (IndexIVFProductResidualQuantizer, IndexIVFProductResidualQuantizerFastScan,
+                               IndexProductResidualQuantizer, IndexProductResidualQuantizerFastScan)
 
 # faiss's SQ tokens -> QuantizerType (longest first: the regex alternation tries them in order).
 _SQ_TYPES = {
@@ -111,16 +113,18 @@ def _coarse(m, d, metric):
     return _nearly.IndexFlat(d, metric) if hnsw_m is None else _nearly.IndexHNSWFlat(d, int(hnsw_m or 32), metric)
 
 
-def _ivfpq_fast_scan(quantizer, d, nlist, M, metric, by_residual, bbs):
-    index = _nearly.IndexIVFPQFastScan(quantizer, d, nlist, M, 4, metric, bbs)
+def _by_residual(index, by_residual):
     index.by_residual = by_residual
     return index
+
+
+def _ivfpq_fast_scan(quantizer, d, nlist, M, metric, by_residual, bbs):
+    return _by_residual(_nearly.IndexIVFPQFastScan(quantizer, d, nlist, M, 4, metric, bbs), by_residual)
 
 
 def _ivf_rq_fast_scan(quantizer, d, nlist, M, metric, by_residual, search_type, bbs):
-    index = _nearly.IndexIVFResidualQuantizerFastScan(quantizer, d, nlist, M, 4, metric, search_type, bbs)
-    index.by_residual = by_residual
-    return index
+    return _by_residual(_nearly.IndexIVFResidualQuantizerFastScan(quantizer, d, nlist, M, 4, metric, search_type, bbs),
+                        by_residual)
 
 
 # main description (the rest of the string) -> builder(match, d, metric)
@@ -162,6 +166,19 @@ INDEXES = [
     (re.compile(_IVF + r"," + _RQ), lambda m, d, metric: _nearly.IndexIVFResidualQuantizer(
         _coarse(m, d, metric), d, _nlist(m.group(1)), int(m.group(3)), int(m.group(4)), metric,
         _rq_search_type(m.group(5), metric))),
+    # Product residual quantizers: PRQ{nsplits}x{Msub}x{nbits}[_N<norm>] (a
+    # residual quantizer per slice of d), and their 4-bit fast-scan forms.
+    (re.compile(r"PRQ(\d+)x(\d+)x(\d+)" + _RQ_NORM), lambda m, d, metric: IndexProductResidualQuantizer(
+        d, int(m.group(1)), int(m.group(2)), int(m.group(3)), metric, _rq_search_type(m.group(4), metric))),
+    (re.compile(_IVF + r",PRQ(\d+)x(\d+)x(\d+)" + _RQ_NORM), lambda m, d, metric: IndexIVFProductResidualQuantizer(
+        _coarse(m, d, metric), d, _nlist(m.group(1)), int(m.group(3)), int(m.group(4)), int(m.group(5)), metric,
+        _rq_search_type(m.group(6), metric))),
+    (re.compile(r"PRQ(\d+)x(\d+)x4fs(?:_(\d+))?" + _RQ_NORM), lambda m, d, metric: IndexProductResidualQuantizerFastScan(
+        d, int(m.group(1)), int(m.group(2)), 4, metric, _rq_search_type(m.group(4), metric), int(m.group(3) or 32))),
+    (re.compile(_IVF + r",PRQ(\d+)x(\d+)x4fs(r?)(?:_(\d+))?" + _RQ_NORM), lambda m, d, metric: _by_residual(
+        IndexIVFProductResidualQuantizerFastScan(_coarse(m, d, metric), d, _nlist(m.group(1)), int(m.group(3)),
+                                                 int(m.group(4)), 4, metric, _rq_search_type(m.group(7), metric),
+                                                 int(m.group(6) or 32)), m.group(5) == "r")),
     # faiss's LSH[nbits][r][t]: nbits defaults to d; r rotates, t learns per-bit thresholds.
     (re.compile(r"LSH(\d*)(r?)(t?)"), lambda m, d, metric: _nearly.IndexLSH(
         d, int(m.group(1) or d), bool(m.group(2)), bool(m.group(3)))),

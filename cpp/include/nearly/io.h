@@ -27,8 +27,9 @@ namespace nearly {
 // is used in place), and the checksum is that of the header and of the
 // payload's own checksum (a file is written in one pass, its size filled in
 // at the end). 3: an HNSW graph's node blocks and side copies start on
-// 64-byte boundaries (mapped, they are used in place). 1 and 2 are still read.
-constexpr uint32_t kFormatVersion = 3;
+// 64-byte boundaries (mapped, they are used in place). 4: a residual
+// quantizer records its slices (product mode). 1 to 3 are still read.
+constexpr uint32_t kFormatVersion = 4;
 constexpr size_t kMaxAlignment = 64;
 
 // Where an array of `bytes` bytes of elements aligned to `element` starts

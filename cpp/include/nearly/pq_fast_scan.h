@@ -89,6 +89,13 @@ void pq4_scan_queries(const uint8_t* codes, size_t n, size_t nq, const PQ4Table*
                       const float* offsets, const idx_t* ids, idx_t id0, const IDSelector* sel,
                       TopKReservoir* const* outs);
 
+// The flat fast-scan search of nq queries (their tables and offsets) over
+// nb codes in the block layout, labels 0..nb-1: every stretch of codes is
+// loaded once for all of them; their k results go to rows of D, I (sorted,
+// or in any order), distances as the index reports them.
+void pq4_search_codes(const uint8_t* codes, size_t nb, size_t nq, const PQ4Table* tables, const float* offsets,
+                      size_t k, const IDSelector* sel, MetricType metric, bool sorted, float* D, idx_t* I);
+
 // Empties a query's reservoir into its k results, distances as the index
 // reports them (inner products positive again, missing ones padded): sorted,
 // or the same k in any order when the caller re-ranks them (no sort).

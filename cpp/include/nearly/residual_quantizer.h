@@ -23,6 +23,13 @@
 //                      tables, index_rq_fast_scan.h); ST_norm_lsq2x4 needs
 //                      LSQ, which nearly lacks
 // L2 through a table: ||q||^2 + ||x_hat||^2 - 2 sum_m <q, c_m>.
+//
+// Product mode (faiss's ProductResidualQuantizer, nsplits > 1): d is cut
+// into nsplits slices, each with its own residual quantizer of M / nsplits
+// codebooks, trained and beam-searched on its slice alone. The codebooks are
+// kept at full width, zero outside their slice, so a code is decoded,
+// tabled and normed exactly as a plain one (faiss's codes: the slices'
+// indexes one after the other, then the norm of the whole vector).
 #pragma once
 #include <cstdint>
 #include <vector>
@@ -58,6 +65,7 @@ struct ResidualQuantizer {
 
     size_t d, M, nbits;
     SearchType search_type;
+    size_t nsplits = 1;  // product mode when > 1 (see above)
     size_t norm_bits = 0, code_size = 0;
     int train_type = Train_progressive_dim;
     int max_beam_size = 5;
@@ -79,6 +87,14 @@ struct ResidualQuantizer {
     std::vector<float> centroid_norms, cross_products;
 
     ResidualQuantizer(size_t d, size_t M, size_t nbits, SearchType search_type = ST_decompress);
+    // faiss's ProductResidualQuantizer(d, nsplits, Msub, nbits): nsplits
+    // must divide d; M = nsplits * Msub.
+    static ResidualQuantizer product(size_t d, size_t nsplits, size_t Msub, size_t nbits,
+                                     SearchType search_type = ST_decompress);
+    // Product mode: the quantizer of slice s (d / nsplits dimensions, M /
+    // nsplits codebooks cut from this one's, no norm), with this one's
+    // training and encoding settings.
+    ResidualQuantizer split(size_t s) const;
 
     size_t K() const { return size_t(1) << nbits; }
     static bool valid_search_type(int st) {
@@ -106,6 +122,11 @@ struct ResidualQuantizer {
     bool stores_norm() const { return norm_bits > 0; }
     bool uses_lut() const { return search_type != ST_decompress; }
 
+    // What fast-scan needs of the quantizer (faiss's rules): 4-bit
+    // codebooks; the norm as ST_norm_rq2x4 under L2, no norm (ST_LUT_nonorm)
+    // under inner product. Throws otherwise.
+    void check_fast_scan(MetricType metric) const;
+
     void write(Writer& w) const;
     static ResidualQuantizer read(Reader& r, const char* who);
 
@@ -118,6 +139,8 @@ struct ResidualQuantizer {
    private:
     static void check_search_type(SearchType st);
     void set_derived();
+    void train_product(size_t n, const float* x);
+    void encode_product(size_t n, const float* x, int32_t* codes, float* residuals) const;
     void compute_codebook_tables();
     uint32_t encode_norm(float norm) const;
     float decode_norm(uint32_t c) const;

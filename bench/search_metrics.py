@@ -1,0 +1,24 @@
+"""What the standalone benchmark scripts measure the same way: recall@k
+against exact results, and queries per second (best of a few runs)."""
+import os
+import time
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+DATA = os.path.join(HERE, "..", "..", "shared", "data", "pypi-minilm-100k.npz")
+
+
+def recall(I, gt, k):
+    """Mean fraction of each query's k true neighbours among its results (-1 ignored)."""
+    return float(np.mean([len(set(a[a >= 0]) & set(b)) / k for a, b in zip(I, gt)]))
+
+
+def best_qps(index, xq, k, runs=3):
+    """Queries per second of index.search(xq, k), the best of runs."""
+    best = float("inf")
+    for _ in range(runs):
+        t = time.perf_counter()
+        index.search(xq, k)
+        best = min(best, time.perf_counter() - t)
+    return len(xq) / best
