@@ -67,7 +67,16 @@ def test_same_codes_and_reconstruction_error(real, qt):
         assert c.dtype == np.uint8 and c.shape == (len(x), sq.code_size)
         codes[lib] = c
         err[lib] = float(((sq.decode(c) - x) ** 2).sum(1).mean())
-    assert (codes["faiss"] == codes["nearly"]).mean() > 0.9999
+    same = codes["faiss"] == codes["nearly"]
+    if qt == "QT_bf16":
+        # faiss rounds an exact tie (low 16 bits 0x8000, common in these
+        # float16-stored embeddings) up in its scalar code and to even in its
+        # AVX512-BF16 code, so by CPU; nearly always up. Only ties may differ.
+        ties = (np.ascontiguousarray(x).view(np.uint32) & 0xFFFF) == 0x8000
+        differs = (codes["faiss"].view(np.uint16) != codes["nearly"].view(np.uint16))
+        assert not (differs & ~ties).any()
+        return
+    assert same.mean() > 0.9999
     assert err["nearly"] <= 1.02 * err["faiss"], err
 
 
