@@ -120,22 +120,28 @@ def test_quantized_scan_within_table_rounding(data, metric):
     assert (worse <= 2 * bound + 1e-4).all()
 
 
-def test_recall_on_real_embeddings():
+@pytest.fixture(scope="module")
+def embeddings():
+    """20k real embeddings, 100 queries and their exact L2 top 10."""
     xb, xq = real_data()
     xb, xq = np.ascontiguousarray(xb[:20000]), np.ascontiguousarray(xq[:100])
     flat = nearly.IndexFlatL2(xb.shape[1])
     flat.add(xb)
-    gt = flat.search(xq, 10)[1]
+    return xb, xq, flat.search(xq, 10)[1]
+
+
+def recall_at_10(I, gt):
+    return np.mean([len(set(a) & set(b)) / 10 for a, b in zip(I, gt)])
+
+
+def test_recall_on_real_embeddings(embeddings):
+    xb, xq, gt = embeddings
     exact = nearly.IndexResidualQuantizer(xb.shape[1], 16, 4, METRIC_L2, RQ.ST_norm_rq2x4)
     exact.rq.max_beam_size = 1  # keeps the test quick; the same codes feed both
     exact.train(xb[:5000])
     exact.add(xb)
     fs = nearly.IndexAdditiveQuantizerFastScan(exact)
-
-    def recall(I):
-        return np.mean([len(set(a) & set(b)) / 10 for a, b in zip(I, gt)])
-
-    r_exact, r_fs = recall(exact.search(xq, 10)[1]), recall(fs.search(xq, 10)[1])
+    r_exact, r_fs = recall_at_10(exact.search(xq, 10)[1], gt), recall_at_10(fs.search(xq, 10)[1], gt)
     assert r_exact > 0.3
     assert r_fs >= r_exact - 0.05, (r_fs, r_exact)
 
@@ -258,12 +264,8 @@ def test_ivf_float_tables_equal_ivf_rq_and_quantized_close(data, metric, by_resi
     assert ((Is >= 0) & (Is < 2000) | (Is == -1)).all()
 
 
-def test_ivf_factory_and_recall_on_real_embeddings():
-    xb, xq = real_data()
-    xb, xq = np.ascontiguousarray(xb[:20000]), np.ascontiguousarray(xq[:100])
-    flat = nearly.IndexFlatL2(xb.shape[1])
-    flat.add(xb)
-    gt = flat.search(xq, 10)[1]
+def test_ivf_factory_and_recall_on_real_embeddings(embeddings):
+    xb, xq, gt = embeddings
     index = nearly.index_factory(xb.shape[1], "IVF64,RQ16x4fsr_64_Nrq2x4")
     assert isinstance(index, nearly.IndexIVFResidualQuantizerFastScan) and index.by_residual
     assert not nearly.index_factory(xb.shape[1], "IVF64,RQ16x4fs_Nrq2x4").by_residual
@@ -274,9 +276,6 @@ def test_ivf_factory_and_recall_on_real_embeddings():
     I = index.search(xq, 10)[1]
     index.implem = 1
     Ie = index.search(xq, 10)[1]
-
-    def recall(I):
-        return np.mean([len(set(a) & set(b)) / 10 for a, b in zip(I, gt)])
-
-    assert recall(Ie) > 0.3
-    assert recall(I) >= recall(Ie) - 0.05, (recall(I), recall(Ie))
+    r, r_exact = recall_at_10(I, gt), recall_at_10(Ie, gt)
+    assert r_exact > 0.3
+    assert r >= r_exact - 0.05, (r, r_exact)

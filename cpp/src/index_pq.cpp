@@ -62,10 +62,7 @@ void IndexPQ::set_trained(bool trained) {
 void IndexPQ::set_quantizer(const ProductQuantizer& other) {
     check_writable();
     std::unique_lock<SharedMutex> lk(rw_mutex_);
-    NEARLY_CHECK_ARG(other.d == pq.d && other.M == pq.M && other.nbits == pq.nbits,
-                     "IndexPQ: the product quantizer must have d=" + std::to_string(pq.d) + ", M=" +
-                         std::to_string(pq.M) + " and nbits=" + std::to_string(pq.nbits));
-    if (ntotal > 0) throw NotSupported("IndexPQ: the product quantizer can only be replaced while the index is empty");
+    pq.check_replacement(other, "IndexPQ", ntotal);
     pq.centroids = other.centroids;
     pq.sync_transposed_centroids();
 }

@@ -107,12 +107,7 @@ std::unique_ptr<DistanceComputer> IndexScalarQuantizer::get_distance_computer() 
 void IndexScalarQuantizer::set_quantizer(const ScalarQuantizer& other) {
     check_writable();
     std::unique_lock<SharedMutex> lk(rw_mutex_);
-    NEARLY_CHECK_ARG(other.d == sq.d && other.qtype == sq.qtype,
-                     "IndexScalarQuantizer: the scalar quantizer must have d=" + std::to_string(sq.d) +
-                         " and the index's qtype");
-    if (ntotal > 0)
-        throw NotSupported("IndexScalarQuantizer: the scalar quantizer can only be replaced while the index is empty");
-    NEARLY_CHECK_ARG(other.trained.empty() || other.is_trained(), "IndexScalarQuantizer: the ranges do not match d");
+    sq.check_replacement(other, "IndexScalarQuantizer", ntotal);
     sq = other;
     is_trained = sq.is_trained();
 }

@@ -6,6 +6,7 @@
 #include "nearly/distance.h"
 #include "nearly/io.h"
 #include "nearly/parallel.h"
+#include "nearly/simd.h"
 #include "residual_list_scanner.h"
 
 namespace nearly {
@@ -50,18 +51,16 @@ IndexIVFResidualQuantizer::IndexIVFResidualQuantizer(IndexPtr quantizer_, int d,
 void IndexIVFResidualQuantizer::encode_vectors(idx_t n, const float* x, const idx_t* list_nos, uint8_t* codes) const {
     // The beam search encodes a batch at once (its distances are a GEMM), so
     // the residuals are formed first.
-    const size_t dd = size_t(d);
-    std::vector<float> r(x, x + size_t(n) * dd);
+    const size_t dd = size_t(d), nn = size_t(n);
+    std::vector<float> r(x, x + nn * dd), c(by_residual ? nn * dd : 0);
     if (by_residual) {
-        parallel_for((size_t(n) + 255) / 256, [&](size_t t) {
-            std::vector<float> c(dd);
-            for (size_t i = t * 256; i < std::min(size_t(n), t * 256 + 256); i++) {
-                quantizer->reconstruct(list_nos[i] >= 0 ? list_nos[i] : 0, c.data());
-                for (size_t j = 0; j < dd; j++) r[i * dd + j] -= c[j];
-            }
+        parallel_for((nn + 255) / 256, [&](size_t t) {
+            const size_t i0 = t * 256, i1 = std::min(nn, i0 + 256);
+            centroids_of(i1 - i0, list_nos + i0, &c[i0 * dd]);
+            for (size_t i = i0 * dd; i < i1 * dd; i++) r[i] -= c[i];
         });
     }
-    rq.compute_codes(r.data(), codes, size_t(n));
+    rq.compute_codes(r.data(), codes, nn, norm_includes_centroid() ? c.data() : nullptr);
 }
 
 void IndexIVFResidualQuantizer::decode_vector(size_t list_no, const uint8_t* code, float* out) const {
@@ -72,25 +71,41 @@ void IndexIVFResidualQuantizer::decode_vector(size_t list_no, const uint8_t* cod
     for (int j = 0; j < d; j++) out[j] += c[j];
 }
 
-void IndexIVFResidualQuantizer::train_encoder(idx_t n, const float* x, const idx_t*) {
+void IndexIVFResidualQuantizer::train_encoder(idx_t n, const float* x, const idx_t* assign) {
     if (verbose)
         std::printf("training %zdx%zd residual quantizer on %lld vectors in %dD\n", rq.M, rq.K(), (long long)n, d);
     rq.verbose = verbose;
-    rq.train(size_t(n), x);
+    std::vector<float> c;
+    if (norm_includes_centroid()) {
+        c.resize(size_t(n) * size_t(d));
+        centroids_of(size_t(n), assign, c.data());
+    }
+    rq.train(size_t(n), x, c.empty() ? nullptr : c.data());
     build_list_tables();
 }
 
 void IndexIVFResidualQuantizer::build_list_tables() {
     list_tables_.clear();
+    centroid_norms_.clear();
     const size_t ts = rq.M * rq.K();
     constexpr size_t kMaxBytes = size_t(256) << 20;
     if (!rq.is_trained || !rq.uses_lut() || metric_type != METRIC_L2 || !by_residual || !quantizer ||
-        quantizer->ntotal != idx_t(nlist) || nlist * ts * sizeof(float) > kMaxBytes)
+        quantizer->ntotal != idx_t(nlist))
         return;
     std::vector<float> centroids(nlist * size_t(d));
     quantizer->reconstruct_n(0, idx_t(nlist), centroids.data());
+    centroid_norms_.resize(nlist);
+    norms_L2sqr(centroids.data(), nlist, size_t(d), centroid_norms_.data());
+    if (nlist * ts * sizeof(float) > kMaxBytes) return;
     list_tables_.resize(nlist * ts);
     gemm_ip(centroids.data(), nlist, rq.codebooks.data(), ts, size_t(d), list_tables_.data());
+}
+
+float IndexIVFResidualQuantizer::centroid_norm(size_t list_no) const {
+    if (list_no < centroid_norms_.size()) return centroid_norms_[list_no];
+    std::vector<float> c(static_cast<size_t>(d));
+    quantizer->reconstruct(idx_t(list_no), c.data());
+    return simd().inner_product(c.data(), c.data(), c.size());
 }
 
 std::unique_ptr<InvertedListScanner> IndexIVFResidualQuantizer::get_scanner() const {

@@ -11,11 +11,6 @@
 namespace nearly {
 
 namespace {
-float centroid_norm(const IndexIVF& ix, size_t list_no, std::vector<float>& buf) {
-    buf.resize(size_t(ix.d));
-    ix.quantizer->reconstruct(idx_t(list_no), buf.data());
-    return simd().inner_product(buf.data(), buf.data(), buf.size());
-}
 
 // One query's quantized table of <q, codeword> serves every list. Lower is
 // better inside: L2 is ||q||^2 - 2 <q, c> - 2 <q, r> + ||c + r||^2 (c = 0
@@ -25,7 +20,7 @@ struct IVFRQFastScanScanner : InvertedListScanner {
     const ResidualQuantizer& rq;
     const bool ip, residual;
     const size_t d, ts, Mfs;
-    std::vector<float> qlut, tab, cbuf;
+    std::vector<float> qlut, tab;
     float qnorm = 0.f, offset = 0.f;
     PQ4Table table;
     TopKReservoir found;  // the current query's candidates
@@ -52,7 +47,7 @@ struct IVFRQFastScanScanner : InvertedListScanner {
         if (!residual) return;
         // inner product: -<q, c>; L2: ||q||^2 - 2 <q, c> = ||q - c||^2 - ||c||^2
         // (the code's norm is ||c + r||^2).
-        offset = ip ? -coarse_dis : coarse_dis - centroid_norm(ix, list_no, cbuf);
+        offset = ip ? -coarse_dis : coarse_dis - ix.centroid_norm(list_no);
     }
     void distances(size_t n, const uint8_t* codes, float* out) const override {
         pq4_scores(codes, n, table, offset, out);
@@ -96,11 +91,10 @@ struct GatheringScanner : InvertedListScanner {
 // implem 1 for L2 on residuals: the float tables of the whole vector, with
 // the same per-list term as the quantized scan, over gathered codes.
 struct WholeNormExactScanner : InvertedListScanner {
-    const IndexIVF& ix;
+    const IndexIVFResidualQuantizer& ix;
     RQScanner scan;
     CodeLayout layout;
     mutable std::vector<uint8_t> gathered;
-    std::vector<float> cbuf;
     float qnorm = 0.f, bias = 0.f;
 
     WholeNormExactScanner(const IndexIVFResidualQuantizer& ix)
@@ -110,7 +104,7 @@ struct WholeNormExactScanner : InvertedListScanner {
         qnorm = simd().inner_product(x, x, size_t(ix.d));
     }
     void set_list(size_t list_no, float coarse_dis) override {
-        bias = coarse_dis - qnorm - centroid_norm(ix, list_no, cbuf);  // -2 <q, c>
+        bias = coarse_dis - qnorm - ix.centroid_norm(list_no);  // -2 <q, c>
     }
     void distances(size_t n, const uint8_t* codes, float* out) const override {
         gathered.resize(n * layout.code_size);
@@ -133,42 +127,10 @@ IndexIVFResidualQuantizerFastScan::IndexIVFResidualQuantizerFastScan(IndexPtr qu
 
 std::unique_ptr<InvertedListScanner> IndexIVFResidualQuantizerFastScan::get_scanner() const {
     if (fast_scan_exact(implem, true)) {
-        if (stores_whole_norm()) return std::make_unique<WholeNormExactScanner>(*this);
+        if (norm_includes_centroid()) return std::make_unique<WholeNormExactScanner>(*this);
         return std::make_unique<GatheringScanner>(IndexIVFResidualQuantizer::get_scanner(), code_size);
     }
     return std::make_unique<IVFRQFastScanScanner>(*this, fast_scan_M());
-}
-
-void IndexIVFResidualQuantizerFastScan::encode_vectors(idx_t n, const float* x, const idx_t* list_nos,
-                                                       uint8_t* codes) const {
-    if (!stores_whole_norm()) return IndexIVFResidualQuantizer::encode_vectors(n, x, list_nos, codes);
-    const size_t dd = size_t(d);
-    std::vector<float> c(size_t(n) * dd), r(size_t(n) * dd);
-    centroids_of(size_t(n), list_nos, c.data());
-    for (size_t i = 0; i < size_t(n) * dd; i++) r[i] = x[i] - c[i];
-    rq.compute_codes(r.data(), codes, size_t(n), c.data());  // the norm of c + r_hat
-}
-
-void IndexIVFResidualQuantizerFastScan::train_encoder(idx_t n, const float* x, const idx_t* assign) {
-    IndexIVFResidualQuantizer::train_encoder(n, x, assign);
-    if (!stores_whole_norm() || n == 0) return;
-    // The codes will hold ||c + r_hat||^2: the norm quantizer learns those
-    // (rq.train() learnt the residuals' own).
-    const size_t dd = size_t(d), nn = size_t(n);
-    std::vector<uint8_t> codes(nn * rq.code_size);
-    std::vector<float> rec(nn * dd), c(nn * dd), norms(nn);
-    rq.compute_codes(x, codes.data(), nn);
-    rq.decode(codes.data(), rec.data(), nn);
-    centroids_of(nn, assign, c.data());
-    for (size_t i = 0; i < nn; i++) {
-        double s = 0;
-        for (size_t j = 0; j < dd; j++) {
-            const double v = double(rec[i * dd + j]) + double(c[i * dd + j]);
-            s += v * v;
-        }
-        norms[i] = float(s);
-    }
-    rq.train_norm(nn, norms.data());
 }
 
 std::unique_ptr<IndexIVFResidualQuantizerFastScan> IndexIVFResidualQuantizerFastScan::read_body(Reader& r) {

@@ -26,12 +26,7 @@ IndexIVFScalarQuantizer::IndexIVFScalarQuantizer(IndexPtr quantizer_, int d, siz
 void IndexIVFScalarQuantizer::set_sq(const ScalarQuantizer& other) {
     check_writable();
     std::unique_lock<SharedMutex> lk(rw_mutex_);
-    NEARLY_CHECK_ARG(other.d == sq.d && other.qtype == sq.qtype,
-                     "IndexIVFScalarQuantizer: the scalar quantizer must have d=" + std::to_string(sq.d) +
-                         " and the index's qtype");
-    if (ntotal > 0)
-        throw NotSupported("IndexIVFScalarQuantizer: the scalar quantizer can only be replaced while the index is empty");
-    NEARLY_CHECK_ARG(other.trained.empty() || other.is_trained(), "IndexIVFScalarQuantizer: the ranges do not match d");
+    sq.check_replacement(other, "IndexIVFScalarQuantizer", ntotal);
     sq = other;
     refresh_trained();
 }

@@ -84,12 +84,9 @@ void IndexIVFPQ::set_pq_centroids(const float* c) {
 }
 
 void IndexIVFPQ::set_pq(const ProductQuantizer& other) {
-    NEARLY_CHECK_ARG(other.d == pq.d && other.M == pq.M && other.nbits == pq.nbits,
-                     type_name() + ": the product quantizer must have d=" + std::to_string(pq.d) + ", M=" +
-                         std::to_string(pq.M) + " and nbits=" + std::to_string(pq.nbits));
     check_writable();
     std::unique_lock<SharedMutex> lk(rw_mutex_);
-    if (ntotal > 0) throw NotSupported(type_name() + ": the product quantizer can only be replaced while the index is empty");
+    pq.check_replacement(other, type_name(), ntotal);
     install_pq_centroids(other.centroids.data());
 }
 

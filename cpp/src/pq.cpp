@@ -27,6 +27,14 @@ ProductQuantizer::ProductQuantizer(size_t d_, size_t M_, size_t nbits_) : d(d_),
     sync_transposed_centroids();
 }
 
+void ProductQuantizer::check_replacement(const ProductQuantizer& other, const std::string& who,
+                                         int64_t ntotal) const {
+    NEARLY_CHECK_ARG(other.d == d && other.M == M && other.nbits == nbits,
+                     who + ": the product quantizer must have d=" + std::to_string(d) + ", M=" + std::to_string(M) +
+                         " and nbits=" + std::to_string(nbits));
+    if (ntotal > 0) throw NotSupported(who + ": the product quantizer can only be replaced while the index is empty");
+}
+
 void ProductQuantizer::sync_transposed_centroids() {
     transposed_centroids.resize(d * ksub);
     centroid_norms.resize(M * ksub);

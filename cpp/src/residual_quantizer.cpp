@@ -166,7 +166,7 @@ ResidualQuantizer ResidualQuantizer::split(size_t s) const {
     return sub;
 }
 
-void ResidualQuantizer::train_product(size_t n, const float* x) {
+void ResidualQuantizer::train_product(size_t n, const float* x, const float* centroids) {
     const size_t ds = d / nsplits, Ms = M / nsplits, Kc = K();
     std::vector<float> cb(M * Kc * d, 0.f), xs(n * ds);
     for (size_t s = 0; s < nsplits; s++) {
@@ -181,17 +181,9 @@ void ResidualQuantizer::train_product(size_t n, const float* x) {
     is_trained = true;
     // The norm format learns the norms of the training points' reconstructions.
     std::vector<int32_t> idx(n * M);
-    std::vector<float> res(n * d), norms(n);
+    std::vector<float> res(n * d);
     encode_product(n, x, idx.data(), res.data());
-    for (size_t i = 0; i < n; i++) {
-        double t = 0;
-        for (size_t j = 0; j < d; j++) {
-            const double v = double(x[i * d + j]) - double(res[i * d + j]);
-            t += v * v;
-        }
-        norms[i] = float(t);
-    }
-    train_norm(n, norms.data());
+    train_norm_of_reconstructions(n, x, res.data(), d, centroids);
     compute_codebook_tables();
 }
 
@@ -258,14 +250,14 @@ void ResidualQuantizer::encode_unpacked(size_t n, const float* x, int32_t* codes
     }
 }
 
-void ResidualQuantizer::train(size_t n, const float* x) {
+void ResidualQuantizer::train(size_t n, const float* x, const float* centroids) {
     NEARLY_CHECK_ARG(n > 0, "ResidualQuantizer: cannot train on 0 vectors");
     check_finite(x, n * d, "training data");
     if (train_type & Train_refine_codebook)
         throw NotSupported("ResidualQuantizer: Train_refine_codebook not implemented in nearly");
     NEARLY_CHECK_ARG((train_type & ~(Train_progressive_dim | Train_top_beam | Skip_codebook_tables)) == 0,
                      "ResidualQuantizer: unknown train_type bits " + std::to_string(train_type));
-    if (nsplits > 1) return train_product(n, x);
+    if (nsplits > 1) return train_product(n, x, centroids);
     const size_t Kc = K();
     if (verbose)
         std::printf("Training ResidualQuantizer, with %zu steps on %zu %zuD vectors\n", M, n, d);
@@ -306,18 +298,24 @@ void ResidualQuantizer::train(size_t n, const float* x) {
     }
     codebooks = std::move(cb);
     // The norms of the reconstructions of the training points (x - best residual).
+    train_norm_of_reconstructions(n, x, res.data(), B * d, centroids);
+    compute_codebook_tables();
+    is_trained = true;
+}
+
+void ResidualQuantizer::train_norm_of_reconstructions(size_t n, const float* x, const float* res, size_t res_stride,
+                                                      const float* centroids) {
     std::vector<float> norms(n);
     for (size_t i = 0; i < n; i++) {
         double s = 0;
         for (size_t j = 0; j < d; j++) {
-            const float v = x[i * d + j] - res[i * B * d + j];
-            s += double(v) * v;
+            double v = double(x[i * d + j] - res[i * res_stride + j]);
+            if (centroids) v += double(centroids[i * d + j]);
+            s += v * v;
         }
         norms[i] = float(s);
     }
     train_norm(n, norms.data());
-    compute_codebook_tables();
-    is_trained = true;
 }
 
 void ResidualQuantizer::train_norm(size_t n, const float* norms) {

@@ -272,4 +272,11 @@ void ScalarQuantizer::decode(const uint8_t* codes, float* x, size_t n) const {
     }
 }
 
+void ScalarQuantizer::check_replacement(const ScalarQuantizer& other, const std::string& who, int64_t ntotal) const {
+    NEARLY_CHECK_ARG(other.d == d && other.qtype == qtype,
+                     who + ": the scalar quantizer must have d=" + std::to_string(d) + " and the index's qtype");
+    if (ntotal > 0) throw NotSupported(who + ": the scalar quantizer can only be replaced while the index is empty");
+    NEARLY_CHECK_ARG(other.trained.empty() || other.is_trained(), who + ": the ranges do not match d");
+}
+
 }  // namespace nearly

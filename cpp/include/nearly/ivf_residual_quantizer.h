@@ -30,6 +30,9 @@ struct IndexIVFResidualQuantizer : IndexIVF {
     static std::unique_ptr<IndexIVFResidualQuantizer> read_body(Reader& r);
 
     bool has_list_tables() const { return !list_tables_.empty(); }
+    // ||c||^2 of list list_no's centroid: kept with the list tables (L2 by
+    // residual), else computed.
+    float centroid_norm(size_t list_no) const;
 
    protected:
     void encode_vectors(idx_t n, const float* x, const idx_t* list_nos, uint8_t* codes) const override;
@@ -40,8 +43,13 @@ struct IndexIVFResidualQuantizer : IndexIVF {
     idx_t train_encoder_num_vectors() const override { return idx_t(1024) * idx_t(rq.K()); }
     bool encoder_trained() const override { return rq.is_trained; }
     std::unique_ptr<InvertedListScanner> get_scanner() const override;
+    // Whether a residual code stores the norm of the whole reconstruction,
+    // ||c + r_hat||^2, rather than the residual's (fast-scan's L2 form).
+    virtual bool norm_includes_centroid() const { return false; }
 
-    std::vector<float> list_tables_;  // nlist x (M * 2^nbits): <c_l, codeword>
+    std::vector<float> list_tables_;     // nlist x (M * 2^nbits): <c_l, codeword>
+    std::vector<float> centroid_norms_;  // nlist: ||c_l||^2, or empty
+    // The per-list state derived from the coarse centroids (train and read).
     void build_list_tables();
     // read_body for this class and its fast-scan twin: make() builds the
     // empty index of the file's header and quantizer, the rest is read in.

@@ -34,11 +34,7 @@ struct IndexIVFResidualQuantizerFastScan : IndexIVFResidualQuantizer {
 
    protected:
     std::unique_ptr<InvertedListScanner> get_scanner() const override;
-    void encode_vectors(idx_t n, const float* x, const idx_t* list_nos, uint8_t* codes) const override;
-    void train_encoder(idx_t n, const float* x, const idx_t* assign) override;
-
-   private:
-    bool stores_whole_norm() const { return by_residual && metric_type == METRIC_L2; }
+    bool norm_includes_centroid() const override { return by_residual && metric_type == METRIC_L2; }
 };
 
 }  // namespace nearly

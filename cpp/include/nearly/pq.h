@@ -4,6 +4,7 @@
 // subspace. Distances to a query are then sums of M table lookups (ADC).
 #pragma once
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "nearly/bitstring.h"
@@ -43,6 +44,9 @@ struct ProductQuantizer {
     std::vector<float> transposed_centroids;
     std::vector<float> centroid_norms;
     void sync_transposed_centroids();
+    // Throws unless other can take this quantizer's place in the index `who`
+    // holding ntotal codes: the same d, M and nbits, and no codes yet.
+    void check_replacement(const ProductQuantizer& other, const std::string& who, int64_t ntotal) const;
 
     // nbits: 1 to 16, codes packed as faiss's bit strings (code_size =
     // ceil(M * nbits / 8) bytes); 17 to 24 (faiss's limit) raise NotSupported.

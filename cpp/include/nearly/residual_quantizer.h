@@ -104,7 +104,9 @@ struct ResidualQuantizer {
     // (only while no codes exist: the caller's concern).
     void set_search_type(SearchType st);
 
-    void train(size_t n, const float* x);
+    // With centroids (n x d), the norm format learns ||x_hat + centroid||^2,
+    // the norms that compute_codes with those centroids will store.
+    void train(size_t n, const float* x, const float* centroids = nullptr);
     // Codes of n vectors; with centroids (n x d), the norm stored is that of
     // x_hat + centroid (faiss's compute_codes_add_centroids).
     void compute_codes(const float* x, uint8_t* codes, size_t n, const float* centroids = nullptr) const;
@@ -132,14 +134,16 @@ struct ResidualQuantizer {
 
     // Trains the norm format (ranges, centroids, the 2x4 quantizer) on n
     // squared norms: train() calls it with those of the training points'
-    // reconstructions; an IVF index that stores ||centroid + x_hat||^2
-    // retrains it on those.
+    // reconstructions.
     void train_norm(size_t n, const float* norms);
 
    private:
     static void check_search_type(SearchType st);
     void set_derived();
-    void train_product(size_t n, const float* x);
+    void train_product(size_t n, const float* x, const float* centroids);
+    // train_norm on the norms of x_i - res_i (+ centroid_i): res rows res_stride apart.
+    void train_norm_of_reconstructions(size_t n, const float* x, const float* res, size_t res_stride,
+                                       const float* centroids);
     void encode_product(size_t n, const float* x, int32_t* codes, float* residuals) const;
     void compute_codebook_tables();
     uint32_t encode_norm(float norm) const;

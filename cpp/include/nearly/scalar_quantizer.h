@@ -24,6 +24,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <string>
 #include <vector>
 
 namespace nearly {
@@ -86,6 +87,10 @@ struct ScalarQuantizer {
     void decode(const uint8_t* codes, float* x, size_t n) const;
     static bool valid_qtype(int qtype) { return qtype >= QT_8bit && qtype <= QT_8bit_direct_signed; }
     static bool valid_rangestat(int rs) { return rs >= RS_minmax && rs <= RS_optim; }
+    // Throws unless other can take this quantizer's place in the index `who`
+    // holding ntotal codes: the same d and type, ranges that fit, and no
+    // codes yet (they would decode with the wrong ranges).
+    void check_replacement(const ScalarQuantizer& other, const std::string& who, int64_t ntotal) const;
 };
 
 // The decoder of each SIMD level (cpp/src/simd/<isa>/sq.cpp, one source
