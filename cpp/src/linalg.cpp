@@ -3,8 +3,11 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <stdexcept>
+#include <vector>
 
 #include "nearly/common.h"
+#include "nearly/parallel.h"
 
 namespace nearly {
 
@@ -264,6 +267,74 @@ void symmetric_eigen(std::vector<double>& a, size_t n, std::vector<double>& valu
         values[i] = d[order[i]];
         std::copy(&w[order[i] * n], &w[order[i] * n] + n, &a[i * n]);
     }
+}
+
+void cholesky_solve(double* a, size_t n, double* b, size_t nrhs) {
+    constexpr size_t kBlock = 64, kRowsPerTask = 16;
+    std::vector<double> panel_t;  // the panel's columns, each as a row of n
+    for (size_t j0 = 0; j0 < n; j0 += kBlock) {
+        const size_t j1 = std::min(n, j0 + kBlock), w = j1 - j0;
+        // The diagonal block (the panels left of it are already subtracted).
+        for (size_t j = j0; j < j1; j++) {
+            double s = a[j * n + j];
+            for (size_t k = j0; k < j; k++) s -= a[j * n + k] * a[j * n + k];
+            if (!(s > 0.0)) throw std::invalid_argument("cholesky_solve: the matrix is not positive definite");
+            a[j * n + j] = std::sqrt(s);
+            for (size_t i = j + 1; i < j1; i++) {
+                double t = a[i * n + j];
+                for (size_t k = j0; k < j; k++) t -= a[i * n + k] * a[j * n + k];
+                a[i * n + j] = t / a[j * n + j];
+            }
+        }
+        if (j1 == n) break;
+        // The panel under it, then the trailing lower triangle minus the
+        // panel times its transpose: row by row, each row updated from the
+        // panel's columns laid out as rows (contiguous sweeps).
+        parallel_for((n - j1 + kRowsPerTask - 1) / kRowsPerTask, [&](size_t t) {
+            for (size_t i = j1 + t * kRowsPerTask; i < std::min(n, j1 + (t + 1) * kRowsPerTask); i++)
+                for (size_t j = j0; j < j1; j++) {
+                    double v = a[i * n + j];
+                    for (size_t k = j0; k < j; k++) v -= a[i * n + k] * a[j * n + k];
+                    a[i * n + j] = v / a[j * n + j];
+                }
+        });
+        panel_t.assign(w * n, 0.0);
+        for (size_t c = j1; c < n; c++)
+            for (size_t k = 0; k < w; k++) panel_t[k * n + c] = a[c * n + j0 + k];
+        parallel_for((n - j1 + kRowsPerTask - 1) / kRowsPerTask, [&](size_t t) {
+            for (size_t i = j1 + t * kRowsPerTask; i < std::min(n, j1 + (t + 1) * kRowsPerTask); i++) {
+                double* row = a + i * n;
+                for (size_t k = 0; k < w; k++) {
+                    const double l = row[j0 + k];
+                    const double* p = panel_t.data() + k * n;
+                    for (size_t c = j1; c <= i; c++) row[c] -= l * p[c];
+                }
+            }
+        });
+    }
+    // L y = b, then L^T x = y, on column strips of b (independent).
+    constexpr size_t kStrip = 64;
+    parallel_for((nrhs + kStrip - 1) / kStrip, [&](size_t t) {
+        const size_t c0 = t * kStrip, cw = std::min(nrhs, c0 + kStrip) - c0;
+        for (size_t i = 0; i < n; i++) {
+            double* yi = b + i * nrhs + c0;
+            for (size_t k = 0; k < i; k++) {
+                const double l = a[i * n + k];
+                const double* yk = b + k * nrhs + c0;
+                for (size_t c = 0; c < cw; c++) yi[c] -= l * yk[c];
+            }
+            for (size_t c = 0; c < cw; c++) yi[c] /= a[i * n + i];
+        }
+        for (size_t k = n; k-- > 0;) {
+            double* xk = b + k * nrhs + c0;
+            for (size_t c = 0; c < cw; c++) xk[c] /= a[k * n + k];
+            for (size_t i = 0; i < k; i++) {
+                const double l = a[k * n + i];
+                double* yi = b + i * nrhs + c0;
+                for (size_t c = 0; c < cw; c++) yi[c] -= l * xk[c];
+            }
+        }
+    });
 }
 
 }  // namespace nearly

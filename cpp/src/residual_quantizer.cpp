@@ -130,12 +130,9 @@ ResidualQuantizer::ResidualQuantizer(size_t d_, size_t M_, size_t nbits_, Search
 }
 
 void ResidualQuantizer::check_search_type(SearchType st) {
-    if (st == ST_norm_lsq2x4)
-        throw NotSupported("ResidualQuantizer: search type ST_norm_lsq2x4 not implemented in nearly (it needs a "
-                           "LocalSearchQuantizer; ST_norm_rq2x4 is the same 2x4-bit norm by a residual quantizer)");
     if (!valid_search_type(int(st)))
         throw NotSupported("ResidualQuantizer: search type " + std::to_string(int(st)) +
-                           " not implemented in nearly (ST_decompress to ST_norm_cqint4, ST_norm_rq2x4)");
+                           " not implemented in nearly (ST_decompress to ST_norm_rq2x4)");
 }
 
 ResidualQuantizer ResidualQuantizer::product(size_t d, size_t nsplits, size_t Msub, size_t nbits, SearchType st) {
@@ -156,6 +153,8 @@ ResidualQuantizer ResidualQuantizer::split(size_t s) const {
     sub.progressive_dim_steps = progressive_dim_steps;
     sub.apply_pca = apply_pca;
     sub.verbose = verbose;
+    sub.local_search = local_search;
+    sub.lsq = lsq;
     if (!codebooks.empty()) {
         sub.codebooks.resize(Ms * Kc * ds);
         for (size_t w = 0; w < Ms * Kc; w++)
@@ -206,6 +205,7 @@ void ResidualQuantizer::set_derived() {
         case ST_norm_float: norm_bits = 32; break;
         case ST_norm_qint8:
         case ST_norm_cqint8:
+        case ST_norm_lsq2x4:
         case ST_norm_rq2x4: norm_bits = 8; break;
         case ST_norm_qint4:
         case ST_norm_cqint4: norm_bits = 4; break;
@@ -223,6 +223,16 @@ void ResidualQuantizer::set_search_type(SearchType st) {
 void ResidualQuantizer::encode_unpacked(size_t n, const float* x, int32_t* codes, float* residuals) const {
     if (nsplits > 1) return encode_product(n, x, codes, residuals);
     const size_t Kc = K();
+    if (local_search) {
+        encode_local_search(n, x, codes);
+        if (residuals)
+            parallel_for_blocks(n, 256, [&](size_t i) {
+                std::copy_n(x + i * d, d, residuals + i * d);
+                for (size_t m = 0; m < M; m++)
+                    for (size_t t = 0; t < d; t++) residuals[i * d + t] -= codebooks[(m * Kc + size_t(codes[i * M + m])) * d + t];
+            });
+        return;
+    }
     // Vectors go through all M steps a block at a time: bounded memory
     // (B x d residuals each) and Ctrl-C between blocks.
     constexpr size_t kBlock = 4096;
@@ -258,6 +268,7 @@ void ResidualQuantizer::train(size_t n, const float* x, const float* centroids) 
     NEARLY_CHECK_ARG((train_type & ~(Train_progressive_dim | Train_top_beam | Skip_codebook_tables)) == 0,
                      "ResidualQuantizer: unknown train_type bits " + std::to_string(train_type));
     if (nsplits > 1) return train_product(n, x, centroids);
+    if (local_search) return train_local_search(n, x, centroids);
     const size_t Kc = K();
     if (verbose)
         std::printf("Training ResidualQuantizer, with %zu steps on %zu %zuD vectors\n", M, n, d);
@@ -338,9 +349,11 @@ void ResidualQuantizer::train_norm(size_t n, const float* norms) {
         clus.train(idx_t(v.size()), v.data());
         norm_centroids = clus.centroids;
         std::sort(norm_centroids.begin(), norm_centroids.end());
-    } else if (search_type == ST_norm_rq2x4) {
-        // faiss's: a residual quantizer of the norms, 2 codebooks of 16.
+    } else if (search_type == ST_norm_rq2x4 || search_type == ST_norm_lsq2x4) {
+        // faiss's: a residual (or local search) quantizer of the norms, 2
+        // codebooks of 16.
         ResidualQuantizer nq(1, 2, 4);
+        nq.local_search = search_type == ST_norm_lsq2x4;
         nq.train(n, norms);
         norm_centroids = nq.codebooks;
     }
@@ -377,6 +390,7 @@ uint32_t ResidualQuantizer::encode_norm(float norm) const {
             if (j == norm_centroids.size() || (j > 0 && norm - norm_centroids[j - 1] <= norm_centroids[j] - norm)) j--;
             return uint32_t(j);
         }
+        case ST_norm_lsq2x4:
         case ST_norm_rq2x4: {
             // The nearest of the 256 sums (ties to the lower code).
             const float* c = norm_centroids.data();
@@ -406,6 +420,7 @@ float ResidualQuantizer::decode_norm(uint32_t c) const {
         case ST_norm_qint4: return decode_qint(c, norm_min, norm_max, 16);
         case ST_norm_cqint8:
         case ST_norm_cqint4: return norm_centroids[std::min<size_t>(c, norm_centroids.size() - 1)];
+        case ST_norm_lsq2x4:
         case ST_norm_rq2x4: return norm_centroids[c & 15] + norm_centroids[16 + ((c >> 4) & 15)];
         default: return 0.f;
     }
@@ -580,8 +595,8 @@ void ResidualQuantizer::check_fast_scan(MetricType metric) const {
         NEARLY_CHECK_ARG(search_type == ST_LUT_nonorm, "Search type must be ST_LUT_nonorm for IP metric");
     } else {
         NEARLY_CHECK_ARG(metric == METRIC_L2, "additive-quantizer fast-scan: L2 or inner product only");
-        NEARLY_CHECK_ARG(search_type == ST_norm_rq2x4,
-                         "Search type must be lsq2x4 or rq2x4 for L2 metric (nearly has rq2x4)");
+        NEARLY_CHECK_ARG(search_type == ST_norm_rq2x4 || search_type == ST_norm_lsq2x4,
+                         "Search type must be lsq2x4 or rq2x4 for L2 metric");
     }
 }
 
@@ -601,6 +616,12 @@ void ResidualQuantizer::write(Writer& w) const {
     w.pod<float>(norm_max);
     w.vec(norm_centroids);
     w.pod<uint64_t>(nsplits);  // format 4
+    w.pod<uint8_t>(local_search);  // format 5
+    for (int v : {lsq.train_iters, lsq.encode_ils_iters, lsq.train_ils_iters, lsq.icm_iters, lsq.chunk_size,
+                  lsq.random_seed, lsq.nperts})
+        w.pod<int32_t>(v);
+    w.pod<float>(lsq.p);
+    w.pod<float>(lsq.lambd);
 }
 
 ResidualQuantizer ResidualQuantizer::read(Reader& r, const char* who) {
@@ -628,11 +649,24 @@ ResidualQuantizer ResidualQuantizer::read(Reader& r, const char* who) {
         r.check(rq.nsplits >= 1 && rq.M % rq.nsplits == 0 && rq.d % rq.nsplits == 0,
                 (what + " slices do not divide d and M").c_str());
     }
+    if (r.version() >= 5) {
+        const uint8_t ls = r.pod<uint8_t>();
+        int v[7];
+        for (int& t : v) t = r.pod<int32_t>();
+        rq.lsq.p = r.pod<float>();
+        rq.lsq.lambd = r.pod<float>();
+        r.check(ls <= 1 && v[0] >= 0 && v[1] >= 0 && v[2] >= 0 && v[3] >= 0 && v[4] >= 1 && v[6] >= 0 &&
+                    std::isfinite(rq.lsq.p) && std::isfinite(rq.lsq.lambd) && rq.lsq.lambd >= 0.f,
+                (what + " local search settings are out of range").c_str());
+        rq.local_search = ls;
+        rq.lsq = {v[0], v[1], v[2], v[3], rq.lsq.p, rq.lsq.lambd, v[4], v[5], v[6]};
+    }
     r.check(rq.codebooks.empty() || rq.codebooks.size() == rq.M * rq.K() * rq.d,
             (what + " codebooks do not match d, M and nbits").c_str());
     for (float c : rq.codebooks) r.check(std::isfinite(c), (what + " codebooks are not finite").c_str());
     const bool cq = rq.search_type == ST_norm_cqint8 || rq.search_type == ST_norm_cqint4;
-    const size_t n_norm = cq ? size_t(1) << rq.norm_bits : rq.search_type == ST_norm_rq2x4 ? 32 : 0;
+    const bool two_by_four = rq.search_type == ST_norm_rq2x4 || rq.search_type == ST_norm_lsq2x4;
+    const size_t n_norm = cq ? size_t(1) << rq.norm_bits : two_by_four ? 32 : 0;
     r.check(!trained || (rq.codebooks.size() == rq.M * rq.K() * rq.d && rq.norm_centroids.size() == n_norm),
             (what + " is marked trained without its codebooks").c_str());
     r.check(rq.norm_centroids.empty() || rq.norm_centroids.size() == n_norm,

@@ -22,14 +22,23 @@ size_t positive(long long v, const char* what) {
 }
 
 ResidualQuantizer::SearchType search_type(int st) {
-    if (st == ResidualQuantizer::ST_norm_lsq2x4)
-        throw NotSupported("ResidualQuantizer: search type ST_norm_lsq2x4 not implemented in nearly (it needs a "
-                           "LocalSearchQuantizer; ST_norm_rq2x4 is the same 2x4-bit norm by a residual quantizer)");
     if (!ResidualQuantizer::valid_search_type(st))
         throw NotSupported("ResidualQuantizer: search type " + std::to_string(st) +
                            " not implemented in nearly (ST_decompress, ST_LUT_nonorm, ST_norm_from_LUT, "
-                           "ST_norm_float, ST_norm_qint8/4, ST_norm_cqint8/4, ST_norm_rq2x4 are)");
+                           "ST_norm_float, ST_norm_qint8/4, ST_norm_cqint8/4, ST_norm_lsq2x4, ST_norm_rq2x4 are)");
     return ResidualQuantizer::SearchType(st);
+}
+
+// A local search knob: a non-negative int (positive where 0 makes no sense).
+template <int ResidualQuantizer::LocalSearchParams::*field>
+void bind_lsq_int(py::class_<ResidualQuantizer>& c, const char* name, int min, const char* doc) {
+    c.def_property(name, [](const ResidualQuantizer& q) { return q.lsq.*field; },
+                   [name, min](ResidualQuantizer& q, long long v) {
+                       if (v < min || v > (1ll << 30))
+                           throw InvalidArgument(std::string("LocalSearchQuantizer: ") + name + " must be at least " +
+                                                 std::to_string(min) + " (got " + std::to_string(v) + ")");
+                       q.lsq.*field = int(v);
+                   }, doc);
 }
 
 ResidualQuantizer& rq_of_index(IndexResidualQuantizer& i) { return i.rq; }
@@ -90,13 +99,14 @@ void bind_residual_quantizer(py::module_& m) {
         .def_readonly("norm_min", &ResidualQuantizer::norm_min)
         .def_readonly("norm_max", &ResidualQuantizer::norm_max)
         .def_property_readonly("norm_tabs", [](const ResidualQuantizer& q) {
-            const bool rq2x4 = q.search_type == ResidualQuantizer::ST_norm_rq2x4;
-            const size_t n = rq2x4 ? q.norm_centroids.size() : 0;
+            const bool two_by_four = q.search_type == ResidualQuantizer::ST_norm_rq2x4 ||
+                                     q.search_type == ResidualQuantizer::ST_norm_lsq2x4;
+            const size_t n = two_by_four ? q.norm_centroids.size() : 0;
             py::array_t<float> out(n);
             std::copy(q.norm_centroids.begin(), q.norm_centroids.begin() + n, out.mutable_data());
             return out;
-        }, "ST_norm_rq2x4: the norm quantizer's two codebooks of 16 (faiss's norm_tabs; a norm code c stands for "
-           "norm_tabs[c & 15] + norm_tabs[16 + (c >> 4)]); empty otherwise.")
+        }, "ST_norm_rq2x4 / ST_norm_lsq2x4: the norm quantizer's two codebooks of 16 (faiss's norm_tabs; a norm code "
+           "c stands for norm_tabs[c & 15] + norm_tabs[16 + (c >> 4)]); empty otherwise.")
         .def_property_readonly("codebooks", [](const ResidualQuantizer& q) {
             py::array_t<float> out(q.codebooks.size());
             std::copy(q.codebooks.begin(), q.codebooks.end(), out.mutable_data());
@@ -107,6 +117,38 @@ void bind_residual_quantizer(py::module_& m) {
             py::gil_scoped_release release;
             q.train(size_t(x.shape(0)), x.data());
         }, py::arg("x"))
+        .def_property("local_search", [](const ResidualQuantizer& q) { return q.local_search; },
+                      [](ResidualQuantizer& q, bool v) {
+                          if (q.is_trained && v != q.local_search)
+                              throw NotSupported("ResidualQuantizer: local_search can only change before training");
+                          q.local_search = v;
+                      },
+                      "Local search mode (faiss's LocalSearchQuantizer, LSQ++): codebooks learnt jointly, codes "
+                      "searched by iterated conditional modes; set before training.")
+        .def_property_readonly("K", [](const ResidualQuantizer& q) { return q.K(); })
+        .def_property("p", [](const ResidualQuantizer& q) { return q.lsq.p; },
+                      [](ResidualQuantizer& q, float v) {
+                          if (!(v >= 0.f && v < 1e6f)) throw InvalidArgument("LocalSearchQuantizer: p must be >= 0");
+                          q.lsq.p = v;
+                      }, "Local search: the codebook shake decays as (1 - t / train_iters)^p.")
+        .def_property("lambd", [](const ResidualQuantizer& q) { return q.lsq.lambd; },
+                      [](ResidualQuantizer& q, float v) {
+                          if (!(v >= 0.f && v < 1e30f)) throw InvalidArgument("LocalSearchQuantizer: lambd must be >= 0");
+                          q.lsq.lambd = v;
+                      }, "Local search: the ridge of the codebooks' least squares.")
+        .def("update_codebooks", [](ResidualQuantizer& q, py::handle x_obj, py::handle codes_obj) {
+            FloatArray x = as_matrix(x_obj, int(q.d), "x");
+            auto codes = py::array_t<int32_t, py::array::c_style | py::array::forcecast>::ensure(codes_obj);
+            if (!codes || codes.ndim() != 2 || codes.shape(0) != x.shape(0) || size_t(codes.shape(1)) != q.M)
+                throw InvalidArgument("update_codebooks: codes must be n x M integers, one row per vector");
+            for (py::ssize_t i = 0; i < codes.size(); i++)
+                if (codes.data()[i] < 0 || size_t(codes.data()[i]) >= q.K())
+                    throw OutOfRange("update_codebooks: a code index is outside [0, K)");
+            py::gil_scoped_release release;
+            q.update_codebooks(x.data(), codes.data(), size_t(x.shape(0)));
+        }, py::arg("x"), py::arg("codes"),
+           "Local search: the codebooks that minimise the error of x with these codes (n x M indexes), faiss's "
+           "ridge-regularised least squares (the quantizer's codebooks are replaced).")
         .def("compute_codes", [](const ResidualQuantizer& q, py::handle x_obj) {
             FloatArray x = as_matrix(x_obj, int(q.d), "x");
             check_finite(x.data(), size_t(x.size()), "x");
@@ -126,6 +168,19 @@ void bind_residual_quantizer(py::module_& m) {
             q.decode(c.data(), o, size_t(c.shape(0)));
             return out;
         }, py::arg("codes"));
+
+    bind_lsq_int<&ResidualQuantizer::LocalSearchParams::train_iters>(rq, "train_iters", 0, "Local search: training iterations.");
+    bind_lsq_int<&ResidualQuantizer::LocalSearchParams::encode_ils_iters>(rq, "encode_ils_iters", 0,
+                                                                          "Local search: restarts per encoding.");
+    bind_lsq_int<&ResidualQuantizer::LocalSearchParams::train_ils_iters>(rq, "train_ils_iters", 0,
+                                                                         "Local search: restarts per training iteration.");
+    bind_lsq_int<&ResidualQuantizer::LocalSearchParams::icm_iters>(rq, "icm_iters", 0,
+                                                                   "Local search: conditional-mode sweeps per restart.");
+    bind_lsq_int<&ResidualQuantizer::LocalSearchParams::chunk_size>(rq, "chunk_size", 1,
+                                                                    "Local search: vectors encoded at a time.");
+    bind_lsq_int<&ResidualQuantizer::LocalSearchParams::random_seed>(rq, "random_seed", 0, "Local search: the seed.");
+    bind_lsq_int<&ResidualQuantizer::LocalSearchParams::nperts>(rq, "nperts", 0,
+                                                                "Local search: indexes redrawn per restart.");
 
     // faiss's product residual quantizers: the same classes with a quantizer
     // in product mode (nearly.ProductResidualQuantizer and the

@@ -92,9 +92,13 @@ from .autotune import (  # noqa: F401
 IVFSearchParameters = SearchParametersIVF  # faiss's older name for it
 from .compat import downcast_IndexBinary, downcast_VectorTransform  # noqa: F401
 from .compat import AdditiveQuantizer, IndexAdditiveQuantizerFastScan, downcast_AdditiveQuantizer  # noqa: F401
-from .product_residual import IndexIVFProductResidualQuantizer, IndexIVFProductResidualQuantizerFastScan  # noqa: F401
-from .product_residual import IndexProductResidualQuantizer, IndexProductResidualQuantizerFastScan  # noqa: F401
-from .product_residual import ProductResidualQuantizer  # noqa: F401
+from .additive_family import (  # noqa: F401
+    IndexIVFLocalSearchQuantizer, IndexIVFLocalSearchQuantizerFastScan, IndexIVFProductLocalSearchQuantizer,
+    IndexIVFProductLocalSearchQuantizerFastScan, IndexIVFProductResidualQuantizer,
+    IndexIVFProductResidualQuantizerFastScan, IndexLocalSearchQuantizer, IndexLocalSearchQuantizerFastScan,
+    IndexProductLocalSearchQuantizer, IndexProductLocalSearchQuantizerFastScan, IndexProductResidualQuantizer,
+    IndexProductResidualQuantizerFastScan, LocalSearchQuantizer, ProductLocalSearchQuantizer,
+    ProductResidualQuantizer)
 from .insertion_order import insertion_order, local_intrinsic_dimensionality  # noqa: F401
 from .graph_build import hnsw_from_knn  # noqa: F401
 from . import graph_storage  # noqa: F401  (adds `storage` to the graph indexes)

@@ -9,8 +9,8 @@ import re
 
 from . import _nearly
 from .compat import IndexHNSWSQ
-from .product_residual import (IndexIVFProductResidualQuantizer, IndexIVFProductResidualQuantizerFastScan,
-                               IndexProductResidualQuantizer, IndexProductResidualQuantizerFastScan)
+from .additive_family import (IndexIVFProductResidualQuantizer, IndexIVFProductResidualQuantizerFastScan,
+                              IndexProductResidualQuantizer, IndexProductResidualQuantizerFastScan)
 
 # faiss's SQ tokens -> QuantizerType (longest first: the regex alternation tries them in order).
 _SQ_TYPES = {
@@ -215,6 +215,21 @@ INDEXES = [
         _coarse(m, d, metric), d, _nlist(m.group(1)), int(m.group(3)), int(m.group(4)), metric)),
     (re.compile(r"HNSW(\d*)[,_]SQ" + _SQ), _hnsw_sq),
 ]
+
+
+def _local_search(build):
+    def make(m, d, metric):
+        index = build(m, d, metric)
+        index.rq.local_search = True
+        return index
+    return make
+
+
+# faiss's LSQ{M}x{nbits}[...] and PLSQ{nsplits}x{Msub}x{nbits}[...] strings,
+# flat, IVF and fast-scan: the residual strings' indexes with the quantizer
+# in local search mode (additive_family.py).
+INDEXES += [(re.compile(regex.pattern.replace("PRQ(", "PLSQ(").replace("RQ(", "LSQ(")), _local_search(build))
+            for regex, build in INDEXES if "RQ(" in regex.pattern]
 
 # suffix -> wrapper(index) applied around the main index and its transforms
 REFINES = {

@@ -28,8 +28,9 @@ namespace nearly {
 // payload's own checksum (a file is written in one pass, its size filled in
 // at the end). 3: an HNSW graph's node blocks and side copies start on
 // 64-byte boundaries (mapped, they are used in place). 4: a residual
-// quantizer records its slices (product mode). 1 to 3 are still read.
-constexpr uint32_t kFormatVersion = 4;
+// quantizer records its slices (product mode). 5: and its local search mode
+// and settings (LSQ). 1 to 4 are still read.
+constexpr uint32_t kFormatVersion = 5;
 constexpr size_t kMaxAlignment = 64;
 
 // Where an array of `bytes` bytes of elements aligned to `element` starts

@@ -30,4 +30,12 @@ void procrustes_rotation(const double* m, size_t rows, size_t cols, double* r, s
 // with Wilkinson-like shifts (O(n^3), about 2 s for n = 768).
 void symmetric_eigen(std::vector<double>& a, size_t n, std::vector<double>& values);
 
+// Solves a x = b for a symmetric positive definite n x n matrix a (row-major,
+// the lower triangle read and overwritten by its Cholesky factor) and nrhs
+// right-hand sides (b: n x nrhs, row-major, overwritten by x). Blocked: the
+// trailing updates are row sweeps that vectorize and run in parallel, so
+// n = 4096 takes seconds (LSQ's codebook update). Throws std::invalid_argument
+// when a is not positive definite.
+void cholesky_solve(double* a, size_t n, double* b, size_t nrhs);
+
 }  // namespace nearly

@@ -20,8 +20,9 @@
 //   ST_norm_cqint8/4   8 / 4 bits, the nearest of 2^bits 1-d k-means centroids
 //   ST_norm_rq2x4      8 bits: the norm's own 1-d residual quantizer of two
 //                      4-bit codebooks (fast-scan's norm: two more 4-bit
-//                      tables, index_rq_fast_scan.h); ST_norm_lsq2x4 needs
-//                      LSQ, which nearly lacks
+//                      tables, index_rq_fast_scan.h)
+//   ST_norm_lsq2x4     the same 8 bits, the two codebooks trained by local
+//                      search
 // L2 through a table: ||q||^2 + ||x_hat||^2 - 2 sum_m <q, c_m>.
 //
 // Product mode (faiss's ProductResidualQuantizer, nsplits > 1): d is cut
@@ -30,6 +31,16 @@
 // kept at full width, zero outside their slice, so a code is decoded,
 // tabled and normed exactly as a plain one (faiss's codes: the slices'
 // indexes one after the other, then the norm of the whole vector).
+//
+// Local search mode (faiss's LocalSearchQuantizer, LSQ++, local_search =
+// true): the same codes, codebooks and searches, but the codebooks are
+// learnt jointly (least squares for the current codes, alternated with
+// re-encoding) and a vector's M indexes are searched jointly by iterated
+// conditional modes with random restarts (local_search_quantizer.cpp) rather
+// than codebook after codebook. Slower to train and encode than the beam
+// search, lower error for the same code size. With nsplits > 1 it is
+// faiss's ProductLocalSearchQuantizer. The class keeps faiss's residual
+// name; both are its AdditiveQuantizer.
 #pragma once
 #include <cstdint>
 #include <vector>
@@ -53,7 +64,7 @@ struct ResidualQuantizer {
         ST_norm_qint4 = 5,
         ST_norm_cqint8 = 6,
         ST_norm_cqint4 = 7,
-        ST_norm_lsq2x4 = 8,  // not implemented: raises
+        ST_norm_lsq2x4 = 8,
         ST_norm_rq2x4 = 9,
     };
     // faiss's train_type bits.
@@ -75,6 +86,20 @@ struct ResidualQuantizer {
     bool apply_pca = true;
     bool verbose = false;
     bool is_trained = false;
+
+    // Local search mode (above) and faiss's LocalSearchQuantizer knobs.
+    bool local_search = false;
+    struct LocalSearchParams {
+        int train_iters = 25;       // codebook updates in training
+        int encode_ils_iters = 16;  // local search restarts when encoding
+        int train_ils_iters = 8;    // restarts per training iteration
+        int icm_iters = 4;          // conditional-mode sweeps per restart
+        float p = 0.5f;             // the shake's decay: T = (1 - t / iters)^p
+        float lambd = 1e-2f;        // ridge of the codebook least squares
+        int chunk_size = 10000;     // vectors encoded at a time (their unary terms are held)
+        int random_seed = 0x12345;
+        int nperts = 4;             // indexes redrawn per restart
+    } lsq;
 
     std::vector<float> codebooks;  // M * 2^nbits rows of d
     float norm_min = 0.f, norm_max = 0.f;
@@ -98,7 +123,7 @@ struct ResidualQuantizer {
 
     size_t K() const { return size_t(1) << nbits; }
     static bool valid_search_type(int st) {
-        return (st >= ST_decompress && st <= ST_norm_cqint4) || st == ST_norm_rq2x4;
+        return st >= ST_decompress && st <= ST_norm_rq2x4;
     }
     // Changes the search type, and with it the norm stored in each code
     // (only while no codes exist: the caller's concern).
@@ -132,6 +157,11 @@ struct ResidualQuantizer {
     void write(Writer& w) const;
     static ResidualQuantizer read(Reader& r, const char* who);
 
+    // Local search mode: the codebooks that minimise the error of n vectors
+    // with the given codes (n x M indexes), faiss's ridge-regularised least
+    // squares.
+    void update_codebooks(const float* x, const int32_t* codes, size_t n);
+
     // Trains the norm format (ranges, centroids, the 2x4 quantizer) on n
     // squared norms: train() calls it with those of the training points'
     // reconstructions.
@@ -146,6 +176,9 @@ struct ResidualQuantizer {
                                        const float* centroids);
     void encode_product(size_t n, const float* x, int32_t* codes, float* residuals) const;
     void compute_codebook_tables();
+    // Local search mode (local_search_quantizer.cpp).
+    void train_local_search(size_t n, const float* x, const float* centroids);
+    void encode_local_search(size_t n, const float* x, int32_t* codes) const;
     uint32_t encode_norm(float norm) const;
     float decode_norm(uint32_t c) const;
     // Beam search over codebooks [0, m_end) for n vectors: the best code

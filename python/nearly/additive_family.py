@@ -1,0 +1,171 @@
+"""faiss's additive-quantizer classes beyond the residual quantizer: the
+product forms (ProductResidualQuantizer, IndexProductResidualQuantizer...)
+and the local search forms (LocalSearchQuantizer, IndexLocalSearchQuantizer,
+ProductLocalSearchQuantizer...), flat, IVF and fast-scan.
+
+nearly has one additive quantizer (`ResidualQuantizer`) with a product mode
+(`nsplits` slices of d, each with its own codebooks) and a local search mode
+(`local_search`: LSQ++ training and encoding; residual_quantizer.h), and one
+class per index kind over it. So each faiss name here builds the residual
+index kind with its quantizer in the matching mode (the same codes,
+searches and files) and answers isinstance for exactly those objects."""
+from . import _nearly
+
+_RQ = _nearly.ResidualQuantizer
+_L2 = _nearly.METRIC_L2
+
+
+class _Named(type):
+    """A faiss class name: calling it builds the object, isinstance checks the modes."""
+
+    def __instancecheck__(cls, obj):
+        return cls._check(obj)
+
+    def __call__(cls, *args, **kwargs):
+        return cls._make(*args, **kwargs)
+
+
+def _modes(q, product, local):
+    return (q.nsplits > 1) == product and q.local_search == local
+
+
+def _name(name, make, check, doc):
+    return _Named(name, (), {"_make": staticmethod(make), "_check": staticmethod(check), "__doc__": doc})
+
+
+def _quantizer(q, product, local):
+    q.local_search = local
+    return q
+
+
+def _index(index, nsplits, local):
+    if nsplits > 1:
+        index = _nearly._make_product(index, nsplits)
+    index.rq.local_search = local
+    return index
+
+
+def _index_check(cls, exclude, product, local):
+    return lambda obj: (isinstance(obj, cls) and not (exclude and isinstance(obj, exclude))
+                        and _modes(obj.rq, product, local))
+
+
+_FLAT, _FLAT_FS = _nearly.IndexResidualQuantizer, _nearly.IndexResidualQuantizerFastScan
+_IVF, _IVF_FS = _nearly.IndexIVFResidualQuantizer, _nearly.IndexIVFResidualQuantizerFastScan
+
+# The quantizers.
+ProductResidualQuantizer = _name(
+    "ProductResidualQuantizer",
+    lambda d, nsplits, Msub, nbits, search_type=_RQ.ST_decompress: _nearly._product_residual_quantizer(
+        d, nsplits, Msub, nbits, search_type),
+    lambda obj: isinstance(obj, _RQ) and _modes(obj, True, False),
+    "faiss's ProductResidualQuantizer(d, nsplits, Msub, nbits, search_type): a ResidualQuantizer in product mode "
+    "(`nsplits`, `subquantizer(i)`).")
+LocalSearchQuantizer = _name(
+    "LocalSearchQuantizer",
+    lambda d, M, nbits, search_type=_RQ.ST_decompress: _quantizer(_RQ(d, M, nbits, search_type), False, True),
+    lambda obj: isinstance(obj, _RQ) and _modes(obj, False, True),
+    "faiss's LocalSearchQuantizer(d, M, nbits, search_type) (LSQ++): a ResidualQuantizer in local search mode "
+    "(`train_iters`, `encode_ils_iters`, `train_ils_iters`, `icm_iters`, `p`, `lambd`, `chunk_size`, "
+    "`random_seed`, `nperts`, `update_codebooks`).")
+ProductLocalSearchQuantizer = _name(
+    "ProductLocalSearchQuantizer",
+    lambda d, nsplits, Msub, nbits, search_type=_RQ.ST_decompress: _quantizer(
+        _nearly._product_residual_quantizer(d, nsplits, Msub, nbits, search_type), True, True),
+    lambda obj: isinstance(obj, _RQ) and _modes(obj, True, True),
+    "faiss's ProductLocalSearchQuantizer(d, nsplits, Msub, nbits, search_type): a local search quantizer per "
+    "slice of d.")
+
+
+# The indexes: (faiss name, nearly class, excluded subclass, product, local search).
+def _flat(cls, fast_scan):
+    if fast_scan:
+        def make(d, M, nbits=4, metric=_L2, search_type=None, bbs=32, nsplits=1, local=False):
+            st = search_type if search_type is not None else _RQ.ST_norm_lsq2x4 if local else _RQ.ST_norm_rq2x4
+            return _index(cls(d, M, nbits, metric, st, bbs), nsplits, local)
+    else:
+        def make(d, M, nbits, metric=_L2, search_type=_RQ.ST_decompress, nsplits=1, local=False):
+            return _index(cls(d, M, nbits, metric, search_type), nsplits, local)
+    return make
+
+
+def _ivf(cls, fast_scan):
+    if fast_scan:
+        def make(quantizer, d, nlist, M, nbits=4, metric=_L2, search_type=None, bbs=32, nsplits=1, local=False):
+            st = search_type if search_type is not None else _RQ.ST_norm_lsq2x4 if local else _RQ.ST_norm_rq2x4
+            return _index(cls(quantizer, d, nlist, M, nbits, metric, st, bbs), nsplits, local)
+    else:
+        def make(quantizer, d, nlist, M, nbits, metric=_L2, search_type=_RQ.ST_decompress, nsplits=1, local=False):
+            return _index(cls(quantizer, d, nlist, M, nbits, metric, search_type), nsplits, local)
+    return make
+
+
+def _define(name, cls, exclude, fast_scan, ivf, product, local, doc):
+    build = (_ivf if ivf else _flat)(cls, fast_scan)
+    if product:
+        if ivf:
+            def make(quantizer, d, nlist, nsplits, Msub, *args, **kwargs):
+                return build(quantizer, d, nlist, nsplits * Msub, *args, nsplits=nsplits, local=local, **kwargs)
+        else:
+            def make(d, nsplits, Msub, *args, **kwargs):
+                return build(d, nsplits * Msub, *args, nsplits=nsplits, local=local, **kwargs)
+    else:
+        def make(*args, **kwargs):
+            return build(*args, local=local, **kwargs)
+    return _name(name, make, _index_check(cls, exclude, product, local), doc)
+
+
+IndexProductResidualQuantizer = _define(
+    "IndexProductResidualQuantizer", _FLAT, _FLAT_FS, False, False, True, False,
+    "faiss's IndexProductResidualQuantizer(d, nsplits, Msub, nbits, metric, search_type).")
+IndexIVFProductResidualQuantizer = _define(
+    "IndexIVFProductResidualQuantizer", _IVF, _IVF_FS, False, True, True, False,
+    "faiss's IndexIVFProductResidualQuantizer(quantizer, d, nlist, nsplits, Msub, nbits, metric, search_type).")
+IndexProductResidualQuantizerFastScan = _define(
+    "IndexProductResidualQuantizerFastScan", _FLAT_FS, None, True, False, True, False,
+    "faiss's IndexProductResidualQuantizerFastScan(d, nsplits, Msub, nbits, metric, search_type, bbs).")
+IndexIVFProductResidualQuantizerFastScan = _define(
+    "IndexIVFProductResidualQuantizerFastScan", _IVF_FS, None, True, True, True, False,
+    "faiss's IndexIVFProductResidualQuantizerFastScan(quantizer, d, nlist, nsplits, Msub, nbits, metric, "
+    "search_type, bbs).")
+IndexLocalSearchQuantizer = _define(
+    "IndexLocalSearchQuantizer", _FLAT, _FLAT_FS, False, False, False, True,
+    "faiss's IndexLocalSearchQuantizer(d, M, nbits, metric, search_type).")
+IndexIVFLocalSearchQuantizer = _define(
+    "IndexIVFLocalSearchQuantizer", _IVF, _IVF_FS, False, True, False, True,
+    "faiss's IndexIVFLocalSearchQuantizer(quantizer, d, nlist, M, nbits, metric, search_type).")
+IndexLocalSearchQuantizerFastScan = _define(
+    "IndexLocalSearchQuantizerFastScan", _FLAT_FS, None, True, False, False, True,
+    "faiss's IndexLocalSearchQuantizerFastScan(d, M, nbits, metric, search_type, bbs); L2 stores the norm as "
+    "ST_norm_lsq2x4 by default.")
+IndexIVFLocalSearchQuantizerFastScan = _define(
+    "IndexIVFLocalSearchQuantizerFastScan", _IVF_FS, None, True, True, False, True,
+    "faiss's IndexIVFLocalSearchQuantizerFastScan(quantizer, d, nlist, M, nbits, metric, search_type, bbs).")
+IndexProductLocalSearchQuantizer = _define(
+    "IndexProductLocalSearchQuantizer", _FLAT, _FLAT_FS, False, False, True, True,
+    "faiss's IndexProductLocalSearchQuantizer(d, nsplits, Msub, nbits, metric, search_type).")
+IndexIVFProductLocalSearchQuantizer = _define(
+    "IndexIVFProductLocalSearchQuantizer", _IVF, _IVF_FS, False, True, True, True,
+    "faiss's IndexIVFProductLocalSearchQuantizer(quantizer, d, nlist, nsplits, Msub, nbits, metric, search_type).")
+IndexProductLocalSearchQuantizerFastScan = _define(
+    "IndexProductLocalSearchQuantizerFastScan", _FLAT_FS, None, True, False, True, True,
+    "faiss's IndexProductLocalSearchQuantizerFastScan(d, nsplits, Msub, nbits, metric, search_type, bbs).")
+IndexIVFProductLocalSearchQuantizerFastScan = _define(
+    "IndexIVFProductLocalSearchQuantizerFastScan", _IVF_FS, None, True, True, True, True,
+    "faiss's IndexIVFProductLocalSearchQuantizerFastScan(quantizer, d, nlist, nsplits, Msub, nbits, metric, "
+    "search_type, bbs).")
+
+def _mode_view(product, local, what):
+    def get(index):
+        q = index.rq
+        if not _modes(q, product, local):
+            raise AttributeError(f"this {type(index).__name__} has no {what} (its quantizer is in another mode)")
+        return q
+    return property(get)
+
+
+# faiss's names for the index's quantizer in each mode.
+for _cls in (_FLAT, _IVF):
+    _cls.prq = _mode_view(True, False, "prq")
+    _cls.lsq = _mode_view(False, True, "lsq")
+    _cls.plsq = _mode_view(True, True, "plsq")
