@@ -184,8 +184,8 @@ def test_factory_and_refusals(data):
     assert ip.rq.search_type == RQ.ST_LUT_nonorm and ip.M == 5
     with pytest.raises(RuntimeError, match="rq2x4"):
         nearly.index_factory(16, "RQ5x4fs")  # L2 needs the norm codes, as in faiss
-    with pytest.raises(RuntimeError, match="lsq2x4"):
-        nearly.index_factory(16, "RQ5x4fs_Nlsq2x4")
+    # the norm's two 4-bit codebooks trained by local search instead (faiss's _Nlsq2x4)
+    assert nearly.index_factory(16, "RQ5x4fs_Nlsq2x4").rq.search_type == RQ.ST_norm_lsq2x4
     with pytest.raises(RuntimeError, match="nbits"):
         nearly.IndexResidualQuantizerFastScan(16, 4, 8)
     with pytest.raises(ValueError, match="implem"):

@@ -21,58 +21,72 @@
 #include "nearly/linalg.h"
 #include "nearly/parallel.h"
 #include "nearly/residual_quantizer.h"
+#include "nearly/simd.h"
 
 namespace nearly {
 
 namespace {
 
-// The terms of a chunk's objective: unaries (n x M*K) and the binaries of
-// every pair of codewords ((M*K)^2, symmetric), computed once per codebook
+// u[i * M*K + j] = ||c_j||^2 - 2 <x_i, c_j> (j = m * K + k).
+void unary_terms(const ResidualQuantizer& q, const float* x, size_t n, float* u) {
+    const size_t MK = q.M * q.K();
+    std::vector<float> norms(MK);
+    norms_L2sqr(q.codebooks.data(), MK, q.d, norms.data());
+    gemm_ip(x, n, q.codebooks.data(), MK, q.d, u);
+    parallel_for_blocks(n, 256, [&](size_t i) {
+        for (size_t j = 0; j < MK; j++) u[i * MK + j] = norms[j] - 2.f * u[i * MK + j];
+    });
+}
+
+// The terms of a chunk's objective: unaries (n x M*K, a vector's together)
+// and the binaries of every pair of codewords (faiss's M x M x K x K:
+// b[m][m'][k][k'] = 2 <c_mk, c_m'k'>, symmetric), computed once per codebook
 // set and shared by the chunks.
 struct LocalSearch {
     const ResidualQuantizer& q;
     const size_t d, M, K, MK;
-    std::vector<float> binaries;  // 2 <c_j, c_j'>, j = m * K + k
+    const SimdKernels& kernels = simd();
+    std::vector<float> own;
+    const float* binaries;
 
-    explicit LocalSearch(const ResidualQuantizer& q)
-        : q(q), d(q.d), M(q.M), K(q.K()), MK(q.M * q.K()), binaries(MK * MK) {
-        gemm_ip(q.codebooks.data(), MK, q.codebooks.data(), MK, d, binaries.data());
-        for (float& b : binaries) b *= 2.f;
+    explicit LocalSearch(const ResidualQuantizer& q, const float* given = nullptr)
+        : q(q), d(q.d), M(q.M), K(q.K()), MK(q.M * q.K()), binaries(given) {
+        if (!given) {
+            own.resize(MK * MK);
+            q.compute_binary_terms(own.data());
+            binaries = own.data();
+        }
     }
-
-    // u[i * MK + j] = ||c_j||^2 - 2 <x_i, c_j>.
-    void unaries(const float* x, size_t n, float* u) const {
-        std::vector<float> norms(MK);
-        norms_L2sqr(q.codebooks.data(), MK, d, norms.data());
-        gemm_ip(x, n, q.codebooks.data(), MK, d, u);
-        parallel_for_blocks(n, 256, [&](size_t i) {
-            for (size_t j = 0; j < MK; j++) u[i * MK + j] = norms[j] - 2.f * u[i * MK + j];
-        });
-    }
+    const float* pair(size_t m, size_t m2, size_t k) const { return binaries + ((m * M + m2) * K + k) * K; }
 
     // The objective of code c of a vector with unaries u, less ||x||^2.
     float objective(const float* u, const int32_t* c) const {
         float s = 0.f;
         for (size_t m = 0; m < M; m++) {
-            const size_t j = m * K + size_t(c[m]);
-            s += u[j];
-            for (size_t m2 = m + 1; m2 < M; m2++) s += binaries[j * MK + m2 * K + size_t(c[m2])];
+            s += u[m * K + size_t(c[m])];
+            for (size_t m2 = m + 1; m2 < M; m2++) s += pair(m, m2, size_t(c[m]))[c[m2]];
         }
         return s;
     }
 
-    // icm_iters sweeps of conditional modes over one code.
-    void icm(const float* u, int32_t* c, size_t iters, std::vector<float>& objs) const {
-        objs.resize(K);
+    // icm_iters sweeps of conditional modes over one code: index m becomes
+    // the first argmin over k of u_m[k] + sum_{m2 != m} b[m][m2][k][c[m2]].
+    // The M terms are laid out as the rows of a panel and summed by the
+    // SIMD kernel nearest_transposed with weights -1/2 (products and the
+    // final -2x are exact), so the sums are faiss's, added in its order.
+    void icm(const float* u, int32_t* c, size_t iters, std::vector<float>& panel) const {
+        panel.resize(M * K + M + K);
+        float* half = panel.data() + M * K;
+        float* zeros = half + M;
+        std::fill(half, half + M, -0.5f);
+        std::fill(zeros, zeros + K, 0.f);
         for (size_t it = 0; it < iters; it++)
             for (size_t m = 0; m < M; m++) {
-                std::copy(u + m * K, u + (m + 1) * K, objs.begin());
-                for (size_t m2 = 0; m2 < M; m2++) {
-                    if (m2 == m) continue;
-                    const float* b = binaries.data() + (m2 * K + size_t(c[m2])) * MK + m * K;
-                    for (size_t k = 0; k < K; k++) objs[k] += b[k];
-                }
-                c[m] = int32_t(std::min_element(objs.begin(), objs.end()) - objs.begin());
+                std::copy(u + m * K, u + (m + 1) * K, panel.begin());
+                for (size_t m2 = 0, r = 1; m2 < M; m2++)
+                    if (m2 != m) std::copy_n(pair(m2, m, size_t(c[m2])), K, panel.begin() + (r++) * K);  // b[m][m2][.][c[m2]]
+                float score;
+                c[m] = int32_t(kernels.nearest_transposed(half, M, panel.data(), zeros, K, &score));
             }
     }
 
@@ -81,7 +95,7 @@ struct LocalSearch {
         const ResidualQuantizer::LocalSearchParams& p = q.lsq;
         const size_t nperts = std::min(size_t(p.nperts), M);
         std::vector<float> u(n * MK), best(n);
-        unaries(x, n, u.data());
+        unary_terms(q, x, n, u.data());
         std::vector<int32_t> trial(codes, codes + n * M);
         for (size_t i = 0; i < n; i++) best[i] = objective(&u[i * MK], codes + i * M);
         InterruptPoll poll;
@@ -139,6 +153,37 @@ double mean_error(const ResidualQuantizer& q, const float* x, size_t n, const in
 }
 
 }  // namespace
+
+void ResidualQuantizer::compute_binary_terms(float* out) const {
+    const size_t Kc = K(), MK = M * Kc;
+    std::vector<float> g(MK * MK);  // <c_j, c_j'>, j = m * K + k
+    gemm_ip(codebooks.data(), MK, codebooks.data(), MK, d, g.data());
+    parallel_for(M * M, [&](size_t mm) {
+        const size_t m = mm / M, m2 = mm % M;
+        for (size_t k = 0; k < Kc; k++)
+            for (size_t k2 = 0; k2 < Kc; k2++) out[(mm * Kc + k) * Kc + k2] = 2.f * g[(m * Kc + k) * MK + m2 * Kc + k2];
+    });
+}
+
+void ResidualQuantizer::compute_unary_terms(const float* x, float* out, size_t n) const {
+    const size_t Kc = K(), MK = M * Kc;
+    std::vector<float> u(n * MK);
+    unary_terms(*this, x, n, u.data());
+    for (size_t i = 0; i < n; i++)
+        for (size_t m = 0; m < M; m++) std::copy_n(&u[i * MK + m * Kc], Kc, out + (m * n + i) * Kc);
+}
+
+void ResidualQuantizer::icm_encode_step(int32_t* codes, const float* unaries, const float* binaries, size_t n,
+                                        size_t n_iters) const {
+    const LocalSearch ls(*this, binaries);
+    parallel_for((n + 63) / 64, [&](size_t t) {
+        std::vector<float> u(ls.MK), objs;
+        for (size_t i = t * 64; i < std::min(n, t * 64 + 64); i++) {
+            for (size_t m = 0; m < M; m++) std::copy_n(unaries + (m * n + i) * ls.K, ls.K, &u[m * ls.K]);
+            ls.icm(u.data(), codes + i * M, n_iters, objs);
+        }
+    });
+}
 
 void ResidualQuantizer::update_codebooks(const float* x, const int32_t* codes, size_t n) {
     // Least squares with a ridge: (B^T B + lambd I) C = B^T X, B the n x M*K

@@ -359,6 +359,27 @@ void ResidualQuantizer::train_norm(size_t n, const float* norms) {
     }
 }
 
+void ResidualQuantizer::set_codebooks(const float* c) {
+    codebooks.assign(c, c + M * K() * d);
+    compute_codebook_tables();
+}
+
+void ResidualQuantizer::pack_codes(size_t n, const int32_t* idx, uint8_t* out) const {
+    const size_t Kc = K();
+    std::vector<float> norms(n);
+    parallel_for_blocks(n, 256, [&](size_t i) {
+        std::vector<float> v(d, 0.f);
+        for (size_t m = 0; m < M; m++) {
+            const float* c = &codebooks[(m * Kc + size_t(idx[i * M + m])) * d];
+            for (size_t t = 0; t < d; t++) v[t] += c[t];
+        }
+        double s = 0;
+        for (float a : v) s += double(a) * a;
+        norms[i] = float(s);
+    });
+    pack(n, idx, norms.data(), out);
+}
+
 void ResidualQuantizer::compute_codebook_tables() {
     const size_t Kc = K();
     centroid_norms.resize(M * Kc);

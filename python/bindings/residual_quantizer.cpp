@@ -41,6 +41,38 @@ void bind_lsq_int(py::class_<ResidualQuantizer>& c, const char* name, int min, c
                    }, doc);
 }
 
+// The memory of a caller's numpy array that a faiss-style call fills in
+// place (faiss passes swig_ptr(a); nearly's swig_ptr is the array itself).
+template <class T>
+T* out_array(py::handle obj, size_t count, const char* what) {
+    auto a = py::reinterpret_borrow<py::array>(obj);
+    if (!py::isinstance<py::array>(obj) || !a.dtype().is(py::dtype::of<T>()) || !(a.flags() & py::array::c_style) ||
+        !a.writeable() || size_t(a.size()) != count)
+        throw InvalidArgument(std::string(what) + ": a writeable C-contiguous " + py::str(py::dtype::of<T>()).cast<std::string>() +
+                              " array of " + std::to_string(count) + " elements (got " +
+                              py::str(obj.get_type()).cast<std::string>() + ")");
+    return static_cast<T*>(a.mutable_data());
+}
+
+template <class T>
+py::array_t<T, py::array::c_style | py::array::forcecast> in_array(py::handle obj, size_t count, const char* what) {
+    auto a = py::array_t<T, py::array::c_style | py::array::forcecast>::ensure(obj);
+    if (!a || size_t(a.size()) != count)
+        throw InvalidArgument(std::string(what) + ": " + std::to_string(count) + " numbers expected");
+    return a;
+}
+
+size_t rows_of(py::handle n, py::handle x, size_t d) {
+    if (!n.is_none()) return size_t(std::max<long long>(0, n.cast<long long>()));
+    auto a = py::array::ensure(x);
+    return a ? size_t(a.size()) / d : 0;
+}
+
+void check_indexes(const int32_t* idx, size_t count, size_t K) {
+    for (size_t i = 0; i < count; i++)
+        if (idx[i] < 0 || size_t(idx[i]) >= K) throw OutOfRange("a code index is outside [0, K)");
+}
+
 ResidualQuantizer& rq_of_index(IndexResidualQuantizer& i) { return i.rq; }
 ResidualQuantizer& rq_of_ivf(IndexIVFResidualQuantizer& i) { return i.rq; }
 }  // namespace
@@ -107,11 +139,57 @@ void bind_residual_quantizer(py::module_& m) {
             return out;
         }, "ST_norm_rq2x4 / ST_norm_lsq2x4: the norm quantizer's two codebooks of 16 (faiss's norm_tabs; a norm code "
            "c stands for norm_tabs[c & 15] + norm_tabs[16 + (c >> 4)]); empty otherwise.")
-        .def_property_readonly("codebooks", [](const ResidualQuantizer& q) {
-            py::array_t<float> out(q.codebooks.size());
-            std::copy(q.codebooks.begin(), q.codebooks.end(), out.mutable_data());
+        .def_property("codebooks", [](const ResidualQuantizer& q) {
+            // Product mode: faiss's compact layout, each slice's codewords
+            // at its own width (nearly keeps them at full width, zero off
+            // the slice).
+            const size_t ds = q.d / q.nsplits, rows = q.codebooks.size() / q.d;
+            py::array_t<float> out(rows * ds);
+            float* o = out.mutable_data();
+            for (size_t w = 0; w < rows; w++) {
+                const size_t s = w / (rows / q.nsplits);
+                std::copy_n(&q.codebooks[w * q.d + s * ds], ds, o + w * ds);
+            }
             return out;
-        }, "M * 2^nbits codewords of d floats, one codebook after the other (a numpy copy).")
+        }, [](ResidualQuantizer& q, py::handle c) {
+            const size_t ds = q.d / q.nsplits, rows = q.M * q.K();
+            auto a = in_array<float>(c, rows * ds, "codebooks");
+            check_finite(a.data(), size_t(a.size()), "codebooks");
+            std::vector<float> full(rows * q.d, 0.f);
+            for (size_t w = 0; w < rows; w++) {
+                const size_t s = w / (rows / q.nsplits);
+                std::copy_n(a.data() + w * ds, ds, &full[w * q.d + s * ds]);
+            }
+            q.set_codebooks(full.data());
+        }, "M * 2^nbits codewords of d floats, one codebook after the other (product mode: of d / nsplits floats, "
+           "faiss's layout); a numpy copy, and assigning one replaces them (faiss's `codebooks = ...`).")
+        .def("compute_LUT", [](const ResidualQuantizer& q, long long n, py::handle x_obj, py::handle lut_obj) {
+            NEARLY_CHECK_ARG(n >= 0, "compute_LUT: n must be non-negative");
+            auto x = in_array<float>(x_obj, size_t(n) * q.d, "compute_LUT x");
+            float* lut = out_array<float>(lut_obj, size_t(n) * q.M * q.K(), "compute_LUT lut");
+            if (!q.is_trained) throw NotSupported("ResidualQuantizer: not trained");
+            py::gil_scoped_release release;
+            for (size_t i = 0; i < size_t(n); i++) q.compute_lut(x.data() + i * q.d, lut + i * q.M * q.K());
+        }, py::arg("n"), py::arg("x"), py::arg("lut"),
+           "faiss's compute_LUT(n, x, lut): lut[i] = <x_i, every codeword> (n x M * 2^nbits), written into lut.")
+        .def("pack_codes", [](const ResidualQuantizer& q, long long n, py::handle idx_obj, py::handle out_obj) {
+            NEARLY_CHECK_ARG(n >= 0, "pack_codes: n must be non-negative");
+            auto idx = in_array<int32_t>(idx_obj, size_t(n) * q.M, "pack_codes codes");
+            check_indexes(idx.data(), size_t(idx.size()), q.K());
+            uint8_t* out = out_array<uint8_t>(out_obj, size_t(n) * q.code_size, "pack_codes out");
+            if (!q.is_trained) throw NotSupported("ResidualQuantizer: not trained");
+            py::gil_scoped_release release;
+            q.pack_codes(size_t(n), idx.data(), out);
+        }, py::arg("n"), py::arg("codes"), py::arg("packed_codes"),
+           "faiss's pack_codes(n, codes, packed): n x M indexes to codes (written into packed).")
+        .def("decode_c", [](const ResidualQuantizer& q, py::handle codes_obj, py::handle x_obj, long long n) {
+            NEARLY_CHECK_ARG(n >= 0, "decode_c: n must be non-negative");
+            auto c = in_array<uint8_t>(codes_obj, size_t(n) * q.code_size, "decode_c codes");
+            float* x = out_array<float>(x_obj, size_t(n) * q.d, "decode_c x");
+            if (!q.is_trained) throw NotSupported("ResidualQuantizer: not trained");
+            py::gil_scoped_release release;
+            q.decode(c.data(), x, size_t(n));
+        }, py::arg("codes"), py::arg("x"), py::arg("n"), "faiss's decode_c(codes, x, n): decodes into x.")
         .def("train", [](ResidualQuantizer& q, py::handle x_obj) {
             FloatArray x = as_matrix(x_obj, int(q.d), "x");
             py::gil_scoped_release release;
@@ -136,19 +214,45 @@ void bind_residual_quantizer(py::module_& m) {
                           if (!(v >= 0.f && v < 1e30f)) throw InvalidArgument("LocalSearchQuantizer: lambd must be >= 0");
                           q.lsq.lambd = v;
                       }, "Local search: the ridge of the codebooks' least squares.")
-        .def("update_codebooks", [](ResidualQuantizer& q, py::handle x_obj, py::handle codes_obj) {
-            FloatArray x = as_matrix(x_obj, int(q.d), "x");
-            auto codes = py::array_t<int32_t, py::array::c_style | py::array::forcecast>::ensure(codes_obj);
-            if (!codes || codes.ndim() != 2 || codes.shape(0) != x.shape(0) || size_t(codes.shape(1)) != q.M)
-                throw InvalidArgument("update_codebooks: codes must be n x M integers, one row per vector");
-            for (py::ssize_t i = 0; i < codes.size(); i++)
-                if (codes.data()[i] < 0 || size_t(codes.data()[i]) >= q.K())
-                    throw OutOfRange("update_codebooks: a code index is outside [0, K)");
+        .def("update_codebooks", [](ResidualQuantizer& q, py::handle x_obj, py::handle codes_obj, py::handle n_obj) {
+            const size_t n = rows_of(n_obj, x_obj, q.d);
+            auto x = in_array<float>(x_obj, n * q.d, "update_codebooks x");
+            auto codes = in_array<int32_t>(codes_obj, n * q.M, "update_codebooks codes (n x M)");
+            check_finite(x.data(), size_t(x.size()), "x");
+            check_indexes(codes.data(), size_t(codes.size()), q.K());
             py::gil_scoped_release release;
-            q.update_codebooks(x.data(), codes.data(), size_t(x.shape(0)));
-        }, py::arg("x"), py::arg("codes"),
+            q.update_codebooks(x.data(), codes.data(), n);
+        }, py::arg("x"), py::arg("codes"), py::arg("n") = py::none(),
            "Local search: the codebooks that minimise the error of x with these codes (n x M indexes), faiss's "
            "ridge-regularised least squares (the quantizer's codebooks are replaced).")
+        .def("compute_binary_terms", [](const ResidualQuantizer& q, py::handle out_obj) {
+            const size_t MK = q.M * q.K();
+            float* out = out_array<float>(out_obj, MK * MK, "compute_binary_terms binaries (M x M x K x K)");
+            NEARLY_CHECK_ARG(q.codebooks.size() == MK * q.d, "compute_binary_terms: no codebooks yet");
+            py::gil_scoped_release release;
+            q.compute_binary_terms(out);
+        }, py::arg("binaries"), "faiss's compute_binary_terms: 2 <c_mk, c_m'k'> into an M x M x K x K array.")
+        .def("compute_unary_terms", [](const ResidualQuantizer& q, py::handle x_obj, py::handle out_obj, long long n) {
+            NEARLY_CHECK_ARG(n >= 0, "compute_unary_terms: n must be non-negative");
+            auto x = in_array<float>(x_obj, size_t(n) * q.d, "compute_unary_terms x");
+            float* out = out_array<float>(out_obj, q.M * size_t(n) * q.K(), "compute_unary_terms unaries (M x n x K)");
+            NEARLY_CHECK_ARG(q.codebooks.size() == q.M * q.K() * q.d, "compute_unary_terms: no codebooks yet");
+            py::gil_scoped_release release;
+            q.compute_unary_terms(x.data(), out, size_t(n));
+        }, py::arg("x"), py::arg("unaries"), py::arg("n"),
+           "faiss's compute_unary_terms: ||c_mk||^2 - 2 <x_i, c_mk> into an M x n x K array.")
+        .def("icm_encode_step", [](const ResidualQuantizer& q, py::handle codes_obj, py::handle u_obj,
+                                   py::handle b_obj, long long n, long long iters) {
+            NEARLY_CHECK_ARG(n >= 0 && iters >= 0, "icm_encode_step: n and n_iters must be non-negative");
+            const size_t K = q.K();
+            int32_t* codes = out_array<int32_t>(codes_obj, size_t(n) * q.M, "icm_encode_step codes (n x M)");
+            check_indexes(codes, size_t(n) * q.M, K);
+            auto u = in_array<float>(u_obj, q.M * size_t(n) * K, "icm_encode_step unaries (M x n x K)");
+            auto b = in_array<float>(b_obj, q.M * q.M * K * K, "icm_encode_step binaries (M x M x K x K)");
+            py::gil_scoped_release release;
+            q.icm_encode_step(codes, u.data(), b.data(), size_t(n), size_t(iters));
+        }, py::arg("codes"), py::arg("unaries"), py::arg("binaries"), py::arg("n"), py::arg("n_iters"),
+           "faiss's icm_encode_step: n_iters sweeps of conditional modes over the codes, in place.")
         .def("compute_codes", [](const ResidualQuantizer& q, py::handle x_obj) {
             FloatArray x = as_matrix(x_obj, int(q.d), "x");
             check_finite(x.data(), size_t(x.size()), "x");

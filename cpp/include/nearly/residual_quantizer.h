@@ -141,6 +141,11 @@ struct ResidualQuantizer {
 
     // Search through tables: lut = <q, every codeword> (M * K floats).
     void compute_lut(const float* q, float* lut) const;
+    // Replaces the codebooks (M * 2^nbits rows of d) and what is derived
+    // from them (faiss's `codebooks = ...`).
+    void set_codebooks(const float* c);
+    // Codes of n x M indexes; a stored norm is that of their decoding.
+    void pack_codes(size_t n, const int32_t* idx, uint8_t* out) const;
     // sum_m lut[m][idx_m] for n codes.
     void lut_sums(const uint8_t* codes, size_t n, const float* lut, float* out) const;
     // The stored squared norm of a code (per the search type; ST_norm_from_LUT
@@ -161,6 +166,14 @@ struct ResidualQuantizer {
     // with the given codes (n x M indexes), faiss's ridge-regularised least
     // squares.
     void update_codebooks(const float* x, const int32_t* codes, size_t n);
+    // The local search's terms in faiss's layouts (its tests check them):
+    // binaries M x M x K x K, b[m][m'][k][k'] = 2 <c_mk, c_m'k'>; unaries of n
+    // vectors M x n x K, ||c_mk||^2 - 2 <x_i, c_mk>; n_iters sweeps of
+    // conditional modes over n codes (n x M indexes, improved in place).
+    void compute_binary_terms(float* binaries) const;
+    void compute_unary_terms(const float* x, float* unaries, size_t n) const;
+    void icm_encode_step(int32_t* codes, const float* unaries, const float* binaries, size_t n,
+                         size_t n_iters) const;
 
     // Trains the norm format (ranges, centroids, the 2x4 quantizer) on n
     // squared norms: train() calls it with those of the training points'
