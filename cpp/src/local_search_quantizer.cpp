@@ -106,9 +106,9 @@ struct LocalSearch {
                     trial[i * M + m] = int32_t(uniform_below(gen, K));
                 }
             parallel_for((n + 63) / 64, [&](size_t t) {
-                std::vector<float> objs;
+                std::vector<float> panel;
                 for (size_t i = t * 64; i < std::min(n, t * 64 + 64); i++) {
-                    icm(&u[i * MK], &trial[i * M], size_t(p.icm_iters), objs);
+                    icm(&u[i * MK], &trial[i * M], size_t(p.icm_iters), panel);
                     const float o = objective(&u[i * MK], &trial[i * M]);
                     if (o < best[i]) {
                         best[i] = o;
@@ -177,10 +177,10 @@ void ResidualQuantizer::icm_encode_step(int32_t* codes, const float* unaries, co
                                         size_t n_iters) const {
     const LocalSearch ls(*this, binaries);
     parallel_for((n + 63) / 64, [&](size_t t) {
-        std::vector<float> u(ls.MK), objs;
+        std::vector<float> u(ls.MK), panel;
         for (size_t i = t * 64; i < std::min(n, t * 64 + 64); i++) {
             for (size_t m = 0; m < M; m++) std::copy_n(unaries + (m * n + i) * ls.K, ls.K, &u[m * ls.K]);
-            ls.icm(u.data(), codes + i * M, n_iters, objs);
+            ls.icm(u.data(), codes + i * M, n_iters, panel);
         }
     });
 }
