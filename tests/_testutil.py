@@ -14,6 +14,12 @@ def randn(rng, n, d, dtype=np.float32):
     return rng.standard_normal((n, d)).astype(dtype)
 
 
+def blobs(rng, n, d, centers=20):
+    """Gaussian blobs of unit spread around centres of scale 3 (float32)."""
+    c = randn(rng, centers, d) * np.float32(3)
+    return (c[rng.integers(0, centers, n)] + randn(rng, n, d)).astype(np.float32)
+
+
 def pad_value(metric):
     return FLT_MAX if metric == METRIC_L2 else -FLT_MAX
 

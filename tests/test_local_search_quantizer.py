@@ -10,20 +10,15 @@ import pytest
 
 import nearly
 from _hnswutil import real_data
-from _testutil import METRIC_IP, METRIC_L2, randn
+from _testutil import METRIC_IP, METRIC_L2, blobs, randn
 
 RQ = nearly.ResidualQuantizer
-
-
-def clustered(rng, n, d, centers=20):
-    c = randn(rng, centers, d) * np.float32(3)
-    return (c[rng.integers(0, centers, n)] + randn(rng, n, d)).astype(np.float32)
 
 
 @pytest.fixture(scope="module")
 def data():
     rng = np.random.default_rng(5)
-    return clustered(rng, 3000, 16), clustered(rng, 30, 16)
+    return blobs(rng, 3000, 16), blobs(rng, 30, 16)
 
 
 def lsq(d, M, nbits, st=RQ.ST_decompress, **knobs):

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import nearly
-from _testutil import METRIC_IP, METRIC_L2, brute_force, randn, seconds_until_interrupted, tolerance
+from _testutil import METRIC_IP, METRIC_L2, blobs, brute_force, randn, seconds_until_interrupted, tolerance
 
 RQ = nearly.ResidualQuantizer
 ST = {n: getattr(RQ, n) for n in ("ST_decompress", "ST_LUT_nonorm", "ST_norm_from_LUT", "ST_norm_float",
@@ -20,11 +20,6 @@ ST = {n: getattr(RQ, n) for n in ("ST_decompress", "ST_LUT_nonorm", "ST_norm_fro
 NORM_BITS = {"ST_norm_float": 32, "ST_norm_qint8": 8, "ST_norm_qint4": 4, "ST_norm_cqint8": 8, "ST_norm_cqint4": 4}
 METRICS = [METRIC_L2, METRIC_IP]
 METRIC_IDS = ["L2", "IP"]
-
-
-def clustered(rng, n, d, centers=20):
-    c = randn(rng, centers, d) * np.float32(3)
-    return (c[rng.integers(0, centers, n)] + randn(rng, n, d)).astype(np.float32)
 
 
 def unpack(codes, M, nbits, norm_bits=0):
@@ -48,7 +43,7 @@ def ref_decode(rq, idx):
 @pytest.fixture(scope="module")
 def data():
     rng = np.random.default_rng(0)
-    return clustered(rng, 3000, 16), clustered(rng, 20, 16)
+    return blobs(rng, 3000, 16), blobs(rng, 20, 16)
 
 
 @pytest.fixture(scope="module")
@@ -347,7 +342,7 @@ FS = ["RQ4x5", "RQ4x5_Nfloat", "RQ4x5_Ncqint4", "IVF4,RQ4x5_Nqint8", "IVF4,RQ3x5
 
 def _built(fs, n=400, d=8):
     rng = np.random.default_rng(6)
-    x = clustered(rng, n, d)
+    x = blobs(rng, n, d)
     index = nearly.index_factory(d, fs)
     index.train(x)
     index.add(x)
@@ -380,7 +375,7 @@ def test_untrained_round_trip():
     index.rq.train_type = RQ.Train_default
     copy = nearly.deserialize_index(nearly.serialize_index(index))
     assert not copy.is_trained and copy.rq.max_beam_size == 3 and copy.rq.train_type == RQ.Train_default
-    x = clustered(np.random.default_rng(0), 200, 8)
+    x = blobs(np.random.default_rng(0), 200, 8)
     copy.train(x)
     copy.add(x)
     assert copy.ntotal == 200

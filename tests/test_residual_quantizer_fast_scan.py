@@ -9,21 +9,16 @@ import pytest
 
 import nearly
 from _hnswutil import real_data
-from _testutil import METRIC_IP, METRIC_L2, randn
+from _testutil import METRIC_IP, METRIC_L2, blobs, randn
 
 RQ = nearly.ResidualQuantizer
 METRICS = [METRIC_L2, METRIC_IP]
 
 
-def clustered(rng, n, d, centers=20):
-    c = randn(rng, centers, d) * np.float32(3)
-    return (c[rng.integers(0, centers, n)] + randn(rng, n, d)).astype(np.float32)
-
-
 @pytest.fixture(scope="module")
 def data():
     rng = np.random.default_rng(11)
-    return clustered(rng, 4000, 16), clustered(rng, 60, 16)
+    return blobs(rng, 4000, 16), blobs(rng, 60, 16)
 
 
 def trained(metric, x, M=6, xb=None):

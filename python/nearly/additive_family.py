@@ -115,45 +115,21 @@ def _define(name, cls, exclude, fast_scan, ivf, product, local, doc):
     return _name(name, make, _index_check(cls, exclude, product, local), doc)
 
 
-IndexProductResidualQuantizer = _define(
-    "IndexProductResidualQuantizer", _FLAT, _FLAT_FS, False, False, True, False,
-    "faiss's IndexProductResidualQuantizer(d, nsplits, Msub, nbits, metric, search_type).")
-IndexIVFProductResidualQuantizer = _define(
-    "IndexIVFProductResidualQuantizer", _IVF, _IVF_FS, False, True, True, False,
-    "faiss's IndexIVFProductResidualQuantizer(quantizer, d, nlist, nsplits, Msub, nbits, metric, search_type).")
-IndexProductResidualQuantizerFastScan = _define(
-    "IndexProductResidualQuantizerFastScan", _FLAT_FS, None, True, False, True, False,
-    "faiss's IndexProductResidualQuantizerFastScan(d, nsplits, Msub, nbits, metric, search_type, bbs).")
-IndexIVFProductResidualQuantizerFastScan = _define(
-    "IndexIVFProductResidualQuantizerFastScan", _IVF_FS, None, True, True, True, False,
-    "faiss's IndexIVFProductResidualQuantizerFastScan(quantizer, d, nlist, nsplits, Msub, nbits, metric, "
-    "search_type, bbs).")
-IndexLocalSearchQuantizer = _define(
-    "IndexLocalSearchQuantizer", _FLAT, _FLAT_FS, False, False, False, True,
-    "faiss's IndexLocalSearchQuantizer(d, M, nbits, metric, search_type).")
-IndexIVFLocalSearchQuantizer = _define(
-    "IndexIVFLocalSearchQuantizer", _IVF, _IVF_FS, False, True, False, True,
-    "faiss's IndexIVFLocalSearchQuantizer(quantizer, d, nlist, M, nbits, metric, search_type).")
-IndexLocalSearchQuantizerFastScan = _define(
-    "IndexLocalSearchQuantizerFastScan", _FLAT_FS, None, True, False, False, True,
-    "faiss's IndexLocalSearchQuantizerFastScan(d, M, nbits, metric, search_type, bbs); L2 stores the norm as "
-    "ST_norm_lsq2x4 by default.")
-IndexIVFLocalSearchQuantizerFastScan = _define(
-    "IndexIVFLocalSearchQuantizerFastScan", _IVF_FS, None, True, True, False, True,
-    "faiss's IndexIVFLocalSearchQuantizerFastScan(quantizer, d, nlist, M, nbits, metric, search_type, bbs).")
-IndexProductLocalSearchQuantizer = _define(
-    "IndexProductLocalSearchQuantizer", _FLAT, _FLAT_FS, False, False, True, True,
-    "faiss's IndexProductLocalSearchQuantizer(d, nsplits, Msub, nbits, metric, search_type).")
-IndexIVFProductLocalSearchQuantizer = _define(
-    "IndexIVFProductLocalSearchQuantizer", _IVF, _IVF_FS, False, True, True, True,
-    "faiss's IndexIVFProductLocalSearchQuantizer(quantizer, d, nlist, nsplits, Msub, nbits, metric, search_type).")
-IndexProductLocalSearchQuantizerFastScan = _define(
-    "IndexProductLocalSearchQuantizerFastScan", _FLAT_FS, None, True, False, True, True,
-    "faiss's IndexProductLocalSearchQuantizerFastScan(d, nsplits, Msub, nbits, metric, search_type, bbs).")
-IndexIVFProductLocalSearchQuantizerFastScan = _define(
-    "IndexIVFProductLocalSearchQuantizerFastScan", _IVF_FS, None, True, True, True, True,
-    "faiss's IndexIVFProductLocalSearchQuantizerFastScan(quantizer, d, nlist, nsplits, Msub, nbits, metric, "
-    "search_type, bbs).")
+# faiss's index names: each quantizer kind (product, local search, both) in
+# each index kind (flat, IVF, flat fast-scan, IVF fast-scan); the signatures
+# are faiss's (quantizer, d, nlist for IVF; nsplits, Msub for products).
+_QUANTIZER_KINDS = [("ProductResidualQuantizer", True, False), ("LocalSearchQuantizer", False, True),
+                    ("ProductLocalSearchQuantizer", True, True)]
+_INDEX_KINDS = [("Index{}", _FLAT, _FLAT_FS, False, False), ("IndexIVF{}", _IVF, _IVF_FS, True, False),
+                ("Index{}FastScan", _FLAT_FS, None, False, True), ("IndexIVF{}FastScan", _IVF_FS, None, True, True)]
+for _qname, _product, _local in _QUANTIZER_KINDS:
+    for _pattern, _cls, _exclude, _in_ivf, _in_fs in _INDEX_KINDS:
+        _iname = _pattern.format(_qname)
+        globals()[_iname] = _define(
+            _iname, _cls, _exclude, _in_fs, _in_ivf, _product, _local,
+            f"faiss's {_iname}: nearly's {_cls.__name__} with its quantizer a {_qname} (the same codes, searches "
+            "and files).")
+
 
 def _mode_view(product, local, what):
     def get(index):
