@@ -33,8 +33,8 @@ def _name(name, make, check, doc):
     return _Named(name, (), {"_make": staticmethod(make), "_check": staticmethod(check), "__doc__": doc})
 
 
-def _quantizer(q, product, local):
-    q.local_search = local
+def _local_search(q):
+    q.local_search = True
     return q
 
 
@@ -63,15 +63,15 @@ ProductResidualQuantizer = _name(
     "(`nsplits`, `subquantizer(i)`).")
 LocalSearchQuantizer = _name(
     "LocalSearchQuantizer",
-    lambda d, M, nbits, search_type=_RQ.ST_decompress: _quantizer(_RQ(d, M, nbits, search_type), False, True),
+    lambda d, M, nbits, search_type=_RQ.ST_decompress: _local_search(_RQ(d, M, nbits, search_type)),
     lambda obj: isinstance(obj, _RQ) and _modes(obj, False, True),
     "faiss's LocalSearchQuantizer(d, M, nbits, search_type) (LSQ++): a ResidualQuantizer in local search mode "
     "(`train_iters`, `encode_ils_iters`, `train_ils_iters`, `icm_iters`, `p`, `lambd`, `chunk_size`, "
     "`random_seed`, `nperts`, `update_codebooks`).")
 ProductLocalSearchQuantizer = _name(
     "ProductLocalSearchQuantizer",
-    lambda d, nsplits, Msub, nbits, search_type=_RQ.ST_decompress: _quantizer(
-        _nearly._product_residual_quantizer(d, nsplits, Msub, nbits, search_type), True, True),
+    lambda d, nsplits, Msub, nbits, search_type=_RQ.ST_decompress: _local_search(
+        _nearly._product_residual_quantizer(d, nsplits, Msub, nbits, search_type)),
     lambda obj: isinstance(obj, _RQ) and _modes(obj, True, True),
     "faiss's ProductLocalSearchQuantizer(d, nsplits, Msub, nbits, search_type): a local search quantizer per "
     "slice of d.")
