@@ -29,7 +29,7 @@ import time
 
 import numpy as np
 
-from search_metrics import DATA, best_qps, recall
+from search_metrics import best_qps, libraries, load_real, recall
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -46,13 +46,8 @@ def main():
     ap.add_argument("--out", default=os.path.join(HERE, "results", "rq_fast_scan.json"))
     args = ap.parse_args()
 
-    import faiss
-    import nearly
-    faiss.omp_set_num_threads(args.threads)
-    nearly.omp_set_num_threads(args.threads)
-    with np.load(DATA) as z:
-        xb = np.ascontiguousarray(z["base"], dtype=np.float32)
-        xq = np.ascontiguousarray(z["queries"], dtype=np.float32)
+    faiss, nearly = libraries(args.threads)
+    xb, xq = (np.ascontiguousarray(x) for x in load_real())
     d = xb.shape[1]
     exact = nearly.IndexFlatL2(d)
     exact.add(xb)

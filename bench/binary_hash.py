@@ -19,7 +19,7 @@ import time
 
 import numpy as np
 
-from search_metrics import DATA, best_qps, recall
+from search_metrics import best_qps, libraries, load_real, recall
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -35,13 +35,8 @@ def main():
     ap.add_argument("--out", default=os.path.join(HERE, "results", "binary_hash.json"))
     args = ap.parse_args()
 
-    import faiss
-    import nearly
-    faiss.omp_set_num_threads(args.threads)
-    nearly.omp_set_num_threads(args.threads)
-    with np.load(DATA) as z:
-        xb = sign_codes(z["base"].astype(np.float32))
-        xq = sign_codes(z["queries"].astype(np.float32))
+    faiss, nearly = libraries(args.threads)
+    xb, xq = (sign_codes(x) for x in load_real())
     d = xb.shape[1] * 8
     exact = nearly.IndexBinaryFlat(d)
     exact.add(xb)

@@ -9,6 +9,21 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 DATA = os.path.join(HERE, "..", "..", "shared", "data", "pypi-minilm-100k.npz")
 
 
+def libraries(threads):
+    """faiss and nearly, both set to the same thread count."""
+    import faiss
+    import nearly
+    for lib in (faiss, nearly):
+        lib.omp_set_num_threads(threads)
+    return faiss, nearly
+
+
+def load_real():
+    """The real embeddings: (base, queries) as float32."""
+    with np.load(DATA) as z:
+        return z["base"].astype(np.float32), z["queries"].astype(np.float32)
+
+
 def recall(I, gt, k):
     """Mean fraction of each query's k true neighbours among its results (-1 ignored)."""
     return float(np.mean([len(set(a[a >= 0]) & set(b)) / k for a, b in zip(I, gt)]))

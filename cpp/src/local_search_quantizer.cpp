@@ -139,12 +139,10 @@ void encode_chunks(const ResidualQuantizer& q, const float* x, size_t n, int32_t
 double mean_error(const ResidualQuantizer& q, const float* x, size_t n, const int32_t* codes) {
     std::vector<double> err(n);
     parallel_for_blocks(n, 256, [&](size_t i) {
+        std::vector<float> rec(q.d);
+        q.decode_unpacked(codes + i * q.M, rec.data(), 1);
         double s = 0;
-        for (size_t j = 0; j < q.d; j++) {
-            float v = x[i * q.d + j];
-            for (size_t m = 0; m < q.M; m++) v -= q.codebooks[(m * q.K() + size_t(codes[i * q.M + m])) * q.d + j];
-            s += double(v) * v;
-        }
+        for (size_t j = 0; j < q.d; j++) s += double(x[i * q.d + j] - rec[j]) * (x[i * q.d + j] - rec[j]);
         err[i] = s;
     });
     double s = 0;
@@ -236,13 +234,9 @@ void ResidualQuantizer::train_local_search(size_t n, const float* x, const float
         poll();
     }
     is_trained = true;
-    std::vector<float> res(x, x + n * d);
-    parallel_for_blocks(n, 256, [&](size_t i) {
-        for (size_t m = 0; m < M; m++) {
-            const float* c = &codebooks[(m * Kc + size_t(codes[i * M + m])) * d];
-            for (size_t t = 0; t < d; t++) res[i * d + t] -= c[t];
-        }
-    });
+    std::vector<float> res(n * d);
+    decode_unpacked(codes.data(), res.data(), n);
+    for (size_t t = 0; t < n * d; t++) res[t] = x[t] - res[t];
     train_norm_of_reconstructions(n, x, res.data(), d, centroids);
     compute_codebook_tables();
 }

@@ -227,9 +227,8 @@ void ResidualQuantizer::encode_unpacked(size_t n, const float* x, int32_t* codes
         encode_local_search(n, x, codes);
         if (residuals)
             parallel_for_blocks(n, 256, [&](size_t i) {
-                std::copy_n(x + i * d, d, residuals + i * d);
-                for (size_t m = 0; m < M; m++)
-                    for (size_t t = 0; t < d; t++) residuals[i * d + t] -= codebooks[(m * Kc + size_t(codes[i * M + m])) * d + t];
+                decode_unpacked(codes + i * M, residuals + i * d, 1);
+                for (size_t t = 0; t < d; t++) residuals[i * d + t] = x[i * d + t] - residuals[i * d + t];
             });
         return;
     }
@@ -365,14 +364,10 @@ void ResidualQuantizer::set_codebooks(const float* c) {
 }
 
 void ResidualQuantizer::pack_codes(size_t n, const int32_t* idx, uint8_t* out) const {
-    const size_t Kc = K();
     std::vector<float> norms(n);
     parallel_for_blocks(n, 256, [&](size_t i) {
-        std::vector<float> v(d, 0.f);
-        for (size_t m = 0; m < M; m++) {
-            const float* c = &codebooks[(m * Kc + size_t(idx[i * M + m])) * d];
-            for (size_t t = 0; t < d; t++) v[t] += c[t];
-        }
+        std::vector<float> v(d);
+        decode_unpacked(idx + i * M, v.data(), 1);
         double s = 0;
         for (float a : v) s += double(a) * a;
         norms[i] = float(s);
@@ -483,14 +478,20 @@ void ResidualQuantizer::unpack(const uint8_t* code, int32_t* idx) const {
 
 void ResidualQuantizer::decode(const uint8_t* codes, float* x, size_t n) const {
     NEARLY_CHECK_ARG(is_trained, "ResidualQuantizer: not trained");
-    const size_t Kc = K();
     std::vector<int32_t> idx(M);
     for (size_t i = 0; i < n; i++) {
         unpack(codes + i * code_size, idx.data());
+        decode_unpacked(idx.data(), x + i * d, 1);
+    }
+}
+
+void ResidualQuantizer::decode_unpacked(const int32_t* idx, float* x, size_t n) const {
+    const size_t Kc = K();
+    for (size_t i = 0; i < n; i++) {
         float* xi = x + i * d;
         std::fill(xi, xi + d, 0.f);
         for (size_t m = 0; m < M; m++) {
-            const float* c = codebooks.data() + (m * Kc + size_t(idx[m])) * d;
+            const float* c = codebooks.data() + (m * Kc + size_t(idx[i * M + m])) * d;
             for (size_t j = 0; j < d; j++) xi[j] += c[j];
         }
     }

@@ -136,6 +136,8 @@ struct ResidualQuantizer {
     // x_hat + centroid (faiss's compute_codes_add_centroids).
     void compute_codes(const float* x, uint8_t* codes, size_t n, const float* centroids = nullptr) const;
     void decode(const uint8_t* codes, float* x, size_t n) const;
+    // The sums of the codewords of n codes given as n x M indexes.
+    void decode_unpacked(const int32_t* idx, float* x, size_t n) const;
     // The M indexes of a code.
     void unpack(const uint8_t* code, int32_t* idx) const;
 
