@@ -77,14 +77,16 @@ def main():
                     index.nprobe = nprobe
                 I = index.search(xq, args.k)[1]
                 row[lib.__name__] = {"qps": best_qps(index, xq, args.k), "recall": recall(I, gt, args.k),
-                                     "train_s": train_s, "add_s": add_s, "mse": mse}
+                                     "train_s": train_s, "add_s": add_s, "mse": mse,
+                                     "norm_scale": getattr(index, "norm_scale", None)}
             row["qps_ratio"] = row["nearly"]["qps"] / row["faiss"]["qps"]
             rows.append(row)
             n, f = row["nearly"], row["faiss"]
             print(f"{key:28s} nprobe {str(nprobe):4s} recall {n['recall']:.3f} / {f['recall']:.3f}  "
                   f"QPS {n['qps']:8.0f} / {f['qps']:8.0f} ({row['qps_ratio']:.2f}x)  "
                   f"train {n['train_s']:5.1f} / {f['train_s']:5.1f} s  add {n['add_s']:5.1f} / {f['add_s']:5.1f} s"
-                  + (f"  mse {n['mse']:.4f} / {f['mse']:.4f}" if n["mse"] is not None else ""), flush=True)
+                  + (f"  mse {n['mse']:.4f} / {f['mse']:.4f}" if n["mse"] is not None else "")
+                  + (f"  norm_scale {n['norm_scale']} / {f['norm_scale']}" if n["norm_scale"] else ""), flush=True)
     out = {"command": "python bench/additive_quantizers.py --threads %d --M %s --ivf-M %s --ntrain %d%s" % (
                args.threads, " ".join(map(str, args.M)), " ".join(map(str, args.ivf_M)), args.ntrain,
                " --keys " + " ".join(args.keys) if args.keys else ""),

@@ -140,3 +140,150 @@ def test_large_batch_is_sliced_consistently():
         D1, I1 = index.search(xq[q:q + 1], 1200)
         np.testing.assert_allclose(D[q], D1[0], atol=1e-3)
         assert (I[q] == I1[0]).mean() > 0.99
+
+
+def same_results(a, b):
+    """The same k-NN results, up to the last bit of a distance (a slice of a
+    list goes through the blocked GEMM in other blocks) and the order of
+    ties that bit decides."""
+    (Da, Ia), (Db, Ib) = a, b
+    np.testing.assert_allclose(Da, Db, rtol=1e-5, atol=1e-6)
+    differ = Ia != Ib
+    if differ.any():
+        gaps = np.abs(np.diff(Da, axis=1))
+        near_tie = np.zeros_like(differ)
+        near_tie[:, 1:] |= gaps <= 1e-5 * np.abs(Da[:, 1:]) + 1e-6
+        near_tie[:, :-1] |= gaps <= 1e-5 * np.abs(Da[:, 1:]) + 1e-6
+        assert not (differ & ~near_tie).any()
+
+
+@pytest.mark.parametrize("key", ["IVF16,Flat", "IVF16,PQ8np", "IVF16,SQ8", "IVF16,PQ8x4fs", "IVF16,RQ4x4fs_Nrq2x4"])
+def test_sorted_range_selector_scans_only_the_range(key):
+    """IDSelectorRange(imin, imax, assume_sorted=True) over lists whose ids
+    are in order scans only the ids in range of each list (bisection), with
+    the same results as the plain range selector: one query at a time, a
+    batch scanned list by list, range search, and blocked fast-scan lists.
+    Lists out of order are scanned whole: the same results, never wrong."""
+    rng = np.random.default_rng(3)
+    x, xq = clustered(3, 3000, 1200)
+    index = nearly.index_factory(32, key)
+    index.train(x)
+    index.add(x)  # ids 0..n-1, in order within every list
+    assert index.check_ids_sorted()
+    index.nprobe = 4
+    for imin, imax in ((500, 1700), (0, 40), (2990, 5000), (-10, 0), (900, 900), (1800, 1200)):
+        plain = nearly.SearchParametersIVF(sel=nearly.IDSelectorRange(imin, imax))
+        fast = nearly.SearchParametersIVF(sel=nearly.IDSelectorRange(imin, imax, True))
+        for q in (xq[:3], xq):  # per query, and many queries per list
+            same_results(index.search(q, 10, params=plain), index.search(q, 10, params=fast))
+        I = index.search(xq[:50], 10, params=fast)[1]
+        assert ((I == -1) | ((I >= imin) & (I < imax))).all()
+        radius = float(np.median(index.search(xq[:20], 30)[0][:, -1]))
+        for a, b in zip(index.range_search(xq[:20], radius, params=plain),
+                        index.range_search(xq[:20], radius, params=fast)):
+            np.testing.assert_array_equal(a, b)
+    # ids out of order in the lists: assume_sorted is not trusted blindly
+    shuffled = nearly.index_factory(32, key)
+    shuffled.train(x)
+    ids = rng.permutation(len(x)).astype(np.int64)
+    shuffled.add_with_ids(x, ids)
+    assert not shuffled.check_ids_sorted()
+    shuffled.nprobe = 4
+    plain = nearly.SearchParametersIVF(sel=nearly.IDSelectorRange(500, 1700))
+    fast = nearly.SearchParametersIVF(sel=nearly.IDSelectorRange(500, 1700, True))
+    same_results(shuffled.search(xq, 10, params=plain), shuffled.search(xq, 10, params=fast))
+
+
+def test_find_sorted_ids_bounds():
+    sel = nearly.IDSelectorRange(10, 20, True)
+    rng = np.random.default_rng(0)
+    for n in (0, 1, 5, 100):
+        ids = np.sort(rng.choice(30, n)).astype(np.int64)
+        j0, j1 = sel.find_sorted_ids_bounds(ids)
+        (ref,) = np.where((ids >= 10) & (ids < 20))
+        np.testing.assert_array_equal(np.arange(j0, j1), ref)
+        # faiss's form: n, ids and two one-element output arrays
+        out = np.zeros(2, np.uint64)
+        sel.find_sorted_ids_bounds(len(ids), nearly.swig_ptr(ids), nearly.swig_ptr(out[:1]), nearly.swig_ptr(out[1:]))
+        assert (int(out[0]), int(out[1])) == (j0, j1)
+    j0, j1 = nearly.IDSelectorRange(30, 80, True).find_sorted_ids_bounds(np.array([12, 92]))
+    assert j0 >= j1
+    with pytest.raises(ValueError, match="sorted"):
+        sel.find_sorted_ids_bounds(np.array([5, 3]))
+    with pytest.raises(ValueError):
+        sel.find_sorted_ids_bounds(2, np.array([1, 2], np.int64), np.zeros(1, np.float32), np.zeros(1, np.uint64))
+
+
+def test_early_stops_max_lists_num_and_max_empty_result_buckets():
+    """max_lists_num visits only the nearest lists of the nprobe (the same
+    results as that nprobe; with ensure_topk_full at least k lists).
+    max_empty_result_buckets stops a range search after that many probed
+    lists in a row added nothing: checked against a numpy walk of the
+    lists in the quantizer's order."""
+    x, xq = clustered(5, 4000, 40)
+    index = nearly.index_factory(32, "IVF32,Flat")
+    index.train(x)
+    index.add(x)
+    ref = {m: index.search(xq, 10, params=nearly.SearchParametersIVF(nprobe=m)) for m in (3, 10, 12)}
+    for a, b in zip(index.search(xq, 10, params=nearly.SearchParametersIVF(nprobe=12, max_lists_num=3)), ref[3]):
+        np.testing.assert_array_equal(a, b)
+    params = nearly.SearchParametersIVF(nprobe=12, max_lists_num=3, ensure_topk_full=True)
+    for a, b in zip(index.search(xq, 10, params=params), ref[10]):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(index.search(xq, 10, params=nearly.SearchParametersIVF(nprobe=3, max_lists_num=50)), ref[3]):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError):
+        nearly.SearchParametersIVF(max_lists_num=-1)
+
+    # a radius that takes in several clusters: hits spread over lists with empty ones between
+    radius = float(np.median(index.search(xq, 200, params=nearly.SearchParametersIVF(nprobe=32))[0][:, -1]))
+    _, lists = index.quantizer.search(xq, 32)
+    dist = ((xq[:, None, :].astype(np.float64) - x[None].astype(np.float64)) ** 2).sum(2)
+    counts = {}
+    for limit in (0, 1, 2, 4):
+        lims, D, I = index.range_search(xq, radius, params=nearly.SearchParametersIVF(
+            nprobe=32, max_empty_result_buckets=limit))
+        counts[limit] = np.diff(lims)
+        for q in range(len(xq)):
+            expect, run = set(), 0
+            for l in lists[q]:
+                if limit and run >= limit:
+                    break
+                hits = {int(i) for i in index.list_ids(int(l)) if dist[q, i] < radius}
+                expect |= hits
+                run = 0 if hits else run + 1
+            assert set(I[lims[q]:lims[q + 1]].tolist()) == expect
+    assert (counts[1] <= counts[2]).all() and (counts[2] <= counts[4]).all() and (counts[4] <= counts[0]).all()
+    assert (counts[1] < counts[0]).any()
+
+
+@pytest.mark.parametrize("key", ["IVF20,PQ4x4np", "IVF20,PQ8", "IVF20,SQ8", "IVF20,RQ3x4", "IVF20,PQ8x4fs",
+                                 "IVF20,Flat"])
+def test_search_and_return_codes(key):
+    """faiss's search_and_return_codes: search()'s results with each
+    result's code as stored; with include_listnos the list number first,
+    so that sa_decode gives the stored vector back (reconstruct's)."""
+    x, xq = clustered(9, 2000, 30)
+    index = nearly.index_factory(32, key)
+    index.train(x)
+    index.add(x)
+    index.nprobe = 10
+    D0, I0 = index.search(xq, 10)
+    D, I, codes = index.search_and_return_codes(xq, 10, include_listnos=True)
+    np.testing.assert_array_equal(I, I0)
+    np.testing.assert_array_equal(D, D0)
+    assert codes.shape == (30, 10, index.sa_code_size()) and codes.dtype == np.uint8
+    dec = index.sa_decode(codes.reshape(-1, index.sa_code_size()))
+    index.make_direct_map()
+    np.testing.assert_array_equal(dec, index.reconstruct_batch(I.ravel()))
+    if "fs" not in key:  # exact tables: the distances are those of the decoded vectors
+        ref = ((xq[:, None, :].astype(np.float64) - dec.reshape(30, 10, 32)) ** 2).sum(2)
+        np.testing.assert_allclose(D, ref, rtol=1e-4, atol=1e-3)
+    D2, I2, plain = index.search_and_return_codes(xq, 10)
+    cc = index.sa_code_size() - index.code_size
+    np.testing.assert_array_equal(plain, codes[:, :, cc:])
+    # missing results: label -1 and a code of all ones
+    params = nearly.SearchParametersIVF(nprobe=10, sel=nearly.IDSelectorRange(0, 3))
+    D3, I3, c3 = index.search_and_return_codes(xq, 10, include_listnos=True, params=params)
+    assert (I3 == -1).any() and (c3[I3 == -1] == 0xFF).all()
+    np.testing.assert_array_equal(I3, index.search(xq, 10, params=params)[1])

@@ -449,6 +449,39 @@ def test_ivfpq_rebuilt_from_lists_and_codebook(rng):
         np.testing.assert_array_equal(Da, Db)
 
 
+def test_ivfpq_by_residual_changed_after_training(rng):
+    """faiss lets by_residual change on a trained, empty index (its codes
+    then follow the new setting, the precomputed table too); once codes
+    are stored it is refused, since they would be read the other way."""
+    d = 32
+    x = randn(rng, 3000, d)
+    for metric in (METRIC_L2, METRIC_IP):
+        a = ivfpq(d, 16, 8, metric)
+        a.train(x)
+        b = nearly.IndexIVFPQ(a.quantizer, d, 16, 8, 8, metric)
+        b.by_residual = False
+        b.set_pq_centroids(a.pq.centroids)  # the residual-trained codebook, coding raw vectors
+        a.by_residual = False
+        assert not a.by_residual and a.is_trained
+        for index in (a, b):
+            index.add(x)
+            index.nprobe = 4
+        for u, v in zip(a.search(x[:20], 5), b.search(x[:20], 5)):
+            np.testing.assert_array_equal(u, v)
+        with pytest.raises(RuntimeError, match="by_residual"):
+            a.by_residual = True
+        a.by_residual = False  # no change: fine
+        a.reset()
+        a.by_residual = True  # empty again
+        a.add(x)
+        ref = ivfpq(d, 16, 8, metric)
+        ref.train(x)
+        ref.add(x)
+        ref.nprobe = a.nprobe = 4
+        for u, v in zip(a.search(x[:20], 5), ref.search(x[:20], 5)):
+            np.testing.assert_array_equal(u, v)
+
+
 def test_ivfpq_not_by_residual(rng):
     d = 32
     x = randn(rng, 3000, d)

@@ -55,6 +55,49 @@ def test_scan_block_several_queries_matches_numpy(level, nq, npairs):
         np.testing.assert_array_equal(masks[q].astype(np.int64), ref_masks)
 
 
+def tail_sums(codes, lut, mult):
+    """block_sums with the last len(mult) pairs' lookups multiplied (PQ4Tail)."""
+    npairs, ntail = lut.shape[0] // 2, len(mult)
+    lut = lut.astype(np.int64)
+    out = np.zeros((codes.shape[0], 32), np.int64)
+    for p in range(npairs):
+        c = codes[:, p * 32:(p + 1) * 32]
+        m = mult[p - (npairs - ntail)] if p >= npairs - ntail else (1, 1)
+        out += lut[2 * p][c & 15] * m[0] + lut[2 * p + 1][c >> 4] * m[1]
+    return out % 65536
+
+
+TAILS = {"one": [(3, 3)], "two": [(1, 2), (2, 2)], "mixed": [(7, 1), (1, 255)]}
+
+
+@pytest.mark.parametrize("npairs,tail", [(n, t) for n in (1, 2, 3, 4, 5, 24, 129) for t in TAILS
+                                         if len(TAILS[t]) <= n])
+@pytest.mark.parametrize("nq", [1, 3, 5])
+def test_scan_block_tail_matches_numpy(level, npairs, tail, nq):
+    """The multiplied tail pairs (norm_scale) at every level, with the main
+    pairs grouped or not around them (AVX-512 takes two at a time), sums
+    that wrap included."""
+    mult = TAILS[tail]
+    rng = np.random.default_rng(npairs * 13 + len(mult) * 5 + nq)
+    luts = rng.integers(0, 256, (nq, 2 * npairs, 16), dtype=np.uint8)
+    codes = rng.integers(0, 256, (6, npairs * 32), dtype=np.uint8)
+    thr = rng.integers(0, 65536, nq)
+    sums, masks = _nearly.pq4_scan_blocks(codes, luts, thr, tail=np.array(mult))
+    for q in range(nq):
+        ref = tail_sums(codes, luts[q], mult)
+        np.testing.assert_array_equal(sums[q], ref)
+        ref_masks = ((ref <= thr[q]) * (1 << np.arange(32, dtype=np.int64))).sum(1)
+        np.testing.assert_array_equal(masks[q].astype(np.int64), ref_masks)
+
+
+def test_scan_block_tail_refusals():
+    lut = np.zeros((4, 16), np.uint8)
+    codes = np.zeros((1, 64), np.uint8)
+    for bad in ([(1, 1)] * 3, [(0, 1)], [(1, 256)], np.zeros((1, 3))):
+        with pytest.raises(ValueError):
+            _nearly.pq4_scan_blocks(codes, lut, 65535, tail=np.array(bad))
+
+
 def test_scan_block_extremes(level):
     npairs = 4
     for fill in (0, 255):
@@ -65,12 +108,36 @@ def test_scan_block_extremes(level):
         assert (masks == 0xFFFFFFFF).all()
 
 
+@pytest.mark.parametrize("M", [3, 4, 8, 9, 18])
+def test_quantize_table_scaled_tail(M):
+    """Tables from scaled_from on are quantized table_scale times coarser:
+    their bytes times the scale (the tail's multipliers) stand for the same
+    values, the other tables get the finer step, and the bias is unchanged."""
+    rng = np.random.default_rng(M)
+    tab = rng.standard_normal((M, 16)).astype(np.float32)
+    tab[M - 2:] *= 6  # the wide norm tables
+    q1, bias1, scale1, mult1 = _nearly.pq4_quantize_table(tab)
+    assert mult1.shape == (0, 2)
+    q, bias, scale, mult = _nearly.pq4_quantize_table(tab, scaled_from=M - 2, table_scale=4)
+    assert np.isclose(bias, bias1, rtol=1e-6, atol=1e-5) and scale > 2 * scale1
+    # multipliers per nibble: 4 on tables M-2, M-1 (and the zero padding table)
+    per_table = np.ones(q.shape[0], np.int64)
+    per_table[q.shape[0] - 2 * len(mult):] = np.asarray(mult).ravel()
+    assert (per_table[M - 2:M] == 4).all() and (per_table[:M - 2] == 1).all()
+    recon = tab.min(1, keepdims=True) + q[:M].astype(np.float64) * per_table[:M, None] / scale
+    step = np.where(np.arange(M) >= M - 2, 4, 1) / scale
+    assert (np.abs(recon - tab) <= step[:, None] * 0.5 + 1e-5).all()
+    if M >= 6:
+        with pytest.raises(ValueError):
+            _nearly.pq4_quantize_table(tab, scaled_from=0, table_scale=4)  # more than the last four tables
+
+
 def test_quantize_table():
     rng = np.random.default_rng(3)
     for M in (1, 7, 48, 300):
         tab = rng.standard_normal((M, 16)).astype(np.float32)
         tab[0] *= 10  # one wide table sets the scale
-        q, bias, scale = _nearly.pq4_quantize_table(tab)
+        q, bias, scale, _ = _nearly.pq4_quantize_table(tab)
         assert q.shape == ((M + 1) // 2 * 2, 16)
         if M % 2:
             assert (q[M] == 0).all()  # padding table adds nothing
@@ -94,7 +161,7 @@ def quantized_scores(pq, xq, codes, metric):
         sub[:, m] = (byte >> 4) if m % 2 else (byte & 15)
     out = np.empty((len(xq), codes.shape[0]))
     for q in range(len(xq)):
-        b, bias, scale = _nearly.pq4_quantize_table(tabs[q])
+        b, bias, scale, _ = _nearly.pq4_quantize_table(tabs[q])
         s = b[:M].astype(np.int64)[np.arange(M), sub].sum(1)
         out[q] = np.float32(bias) + s.astype(np.float32) * (np.float32(1) / np.float32(scale))
     return out

@@ -521,3 +521,43 @@ def test_product_beside_faiss(data):
         errs[lib.__name__] = float(((prq.decode(codes) - x) ** 2).sum(1).mean())
         assert prq.code_size == 4
     assert errs["nearly"] <= errs["faiss"] * 1.02, errs
+
+
+def test_codebooks_marked_trained_by_hand_and_search_type_switch():
+    """faiss's "fake training" (codebooks assigned, rq.is_trained and the
+    index's is_trained set) gives the trained index's results; search_type
+    switches among the types that store no norm (the codes keep their
+    layout: decoding and table scans agree), and refuses the others."""
+    rng = np.random.default_rng(8)
+    x, xq = randn(rng, 2000, 16), randn(rng, 30, 16)
+    ref = nearly.IndexResidualQuantizer(16, 3, 4, METRIC_IP, RQ.ST_LUT_nonorm)
+    ref.train(x)
+    ref.add(x)
+    fake = nearly.IndexResidualQuantizer(16, 3, 4, METRIC_IP, RQ.ST_LUT_nonorm)
+    with pytest.raises(RuntimeError, match="codebooks"):
+        fake.rq.is_trained = True
+    with pytest.raises(RuntimeError, match="quantizer trained"):
+        fake.is_trained = True
+    fake.rq.codebooks = ref.rq.codebooks
+    fake.rq.is_trained = True
+    fake.is_trained = True
+    fake.add(x)
+    for a, b in zip(fake.search(xq, 5), ref.search(xq, 5)):
+        np.testing.assert_array_equal(a, b)
+    # decoding, tables and tables with norms from the LUT score alike
+    D0, I0 = ref.search(xq, 5)
+    for st in (RQ.ST_decompress, RQ.ST_norm_from_LUT, RQ.ST_LUT_nonorm):
+        ref.rq.search_type = st
+        assert ref.rq.search_type == st
+        D, I = ref.search(xq, 5)
+        np.testing.assert_allclose(D, D0, rtol=1e-5, atol=1e-5)
+        assert (I != I0).mean() < 0.05  # ties of short codes may order differently
+    with pytest.raises(RuntimeError, match="search_type"):
+        ref.rq.search_type = RQ.ST_norm_float  # a norm the codes do not hold
+    with pytest.raises(ValueError):
+        ref.rq.search_type = 42
+    # norms that need training cannot be marked trained by hand
+    q8 = RQ(16, 3, 4, RQ.ST_norm_qint8)
+    q8.codebooks = ref.rq.codebooks
+    with pytest.raises(RuntimeError, match="norm"):
+        q8.is_trained = True

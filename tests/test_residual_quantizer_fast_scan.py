@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import nearly
-from _hnswutil import real_data
+from _hnswutil import HEADER, real_data, reseal
 from _testutil import METRIC_IP, METRIC_L2, blobs, randn
 
 RQ = nearly.ResidualQuantizer
@@ -100,19 +100,125 @@ def test_quantized_scan_within_table_rounding(data, metric):
     for q in range(len(xq)):
         pos = {int(i): j for j, i in enumerate(exact_all[1][q])}
         exact[q] = exact_all[0][q][[pos[int(i)] for i in I[q]]]
-    # the step of the byte tables: the largest table span / 255
+    # the step of the byte tables: the largest table span / 255, the norm's
+    # spans counted norm_scale times narrower, their step norm_scale wider
     cb = index.rq.codebooks.reshape(6, 16, 16).astype(np.float64)
     lut = np.einsum("qd,mkd->qmk", xq.astype(np.float64), cb) * (-2 if metric == METRIC_L2 else -1)
     spans = lut.max(2) - lut.min(2)
+    s = index.norm_scale if metric == METRIC_L2 else 1
+    assert s >= 1 and (metric == METRIC_L2 or index.norm_scale == 1)
     if metric == METRIC_L2:
         tabs = index.rq.norm_tabs.reshape(2, 16).astype(np.float64)
-        spans = np.concatenate([spans, np.broadcast_to(tabs.max(1) - tabs.min(1), (len(xq), 2))], axis=1)
+        spans = np.concatenate([spans, np.broadcast_to(tabs.max(1) - tabs.min(1), (len(xq), 2)) / s], axis=1)
     step = spans.max(1) / 255
-    bound = (index.M * 0.5 + 1) * step
+    bound = (6 * 0.5 + (2 * 0.5 * s if metric == METRIC_L2 else 0) + 1) * step
     assert (np.abs(D - exact) <= bound[:, None] + 1e-4).all()
     kth = exact_all[0][:, 9]
     worse = (exact[:, -1] - kth) if metric == METRIC_L2 else (kth - exact[:, -1])
     assert (worse <= 2 * bound + 1e-4).all()
+
+
+def estimate_norm_scale(rq, x):
+    """faiss's norm_scale estimate in numpy: the mean over the queries of the
+    norm tables' widest span over the -2 x inner-product tables' widest,
+    rounded, at least 1."""
+    cb = rq.codebooks.reshape(rq.M, 16, -1).astype(np.float64)
+    lut = -2 * np.einsum("qd,mkd->qmk", x.astype(np.float64), cb)
+    ip_span = (lut.max(2) - lut.min(2)).max(1)
+    tabs = rq.norm_tabs.reshape(2, 16).astype(np.float64)
+    ratio = (tabs.max(1) - tabs.min(1)).max() / ip_span
+    return int(np.floor(max(ratio.mean(), 1.0) + 0.5))
+
+
+def spread_norms(data):
+    """The rows scaled by 0.2 to 3: norms that span far wider than one
+    codeword's inner products (norm_scale > 1)."""
+    x, xq = data
+    rng = np.random.default_rng(5)
+    return (x * rng.uniform(0.2, 3, (len(x), 1)).astype(np.float32),
+            xq * rng.uniform(0.2, 3, (len(xq), 1)).astype(np.float32))
+
+
+def unpacked(rq, codes, M):
+    """The M + 2 nibbles of each code (codebooks, then the norm byte)."""
+    bits = np.unpackbits(codes, axis=1, bitorder="little")[:, :4 * (M + 2)].reshape(len(codes), M + 2, 4)
+    return (bits * (1 << np.arange(4))).sum(2)
+
+
+@pytest.mark.parametrize("key", ["RQ5x4fs_Nrq2x4", "LSQ6x4fs_Nlsq2x4", "IVF8,RQ5x4fs_Nrq2x4",
+                                 "IVF8,RQ6x4fsr_Nrq2x4"])
+def test_norm_scale_estimate_and_scan(data, key):
+    """Training sets faiss's norm_scale; the scan then sums the norm's tables
+    quantized norm_scale times coarser and multiplied back: every returned
+    distance is that sum of its code exactly (the tables quantized by the
+    kernels' reference, pq4_quantize_table), and the k best by it."""
+    from nearly import _nearly
+    x, xq = spread_norms(data)
+    index = nearly.index_factory(16, key)
+    index.train(x)
+    index.add(x[:1500])
+    rq, M = index.aq, index.aq.M
+    assert index.norm_scale == estimate_norm_scale(rq, x) and index.norm_scale > 1 and index.rescale_norm
+    if "IVF" in key:
+        index.nprobe = 8  # every list: the scan is the flat one plus each list's offset
+    D, I = index.search(xq, 10)
+    if "fsr" in key:
+        return  # residual codes: the per-list term is covered by the float-table tests
+    codes = rq.compute_codes(x[:1500])  # what add() stored
+    nib = unpacked(rq, codes, M)
+    cb = rq.codebooks.reshape(M, 16, 16)
+    for q in range(len(xq)):
+        tab = np.concatenate([-2 * np.einsum("d,mkd->mk", xq[q], cb), rq.norm_tabs.reshape(2, 16)]).astype(np.float32)
+        b, bias, scale, mult = _nearly.pq4_quantize_table(tab, scaled_from=M, table_scale=index.norm_scale)
+        per_table = np.ones(b.shape[0], np.int64)
+        per_table[b.shape[0] - 2 * len(mult):] = np.asarray(mult).ravel()
+        sums = (b[np.arange(M + 2), nib].astype(np.int64) * per_table[:M + 2]).sum(1)
+        scores = np.float32(xq[q] @ xq[q]) + (np.float32(bias) + sums.astype(np.float32) * np.float32(1 / scale))
+        np.testing.assert_allclose(D[q], scores[I[q]], rtol=1e-5, atol=1e-4)
+        assert D[q, -1] <= np.sort(scores)[9] * (1 + 1e-5) + 1e-4
+
+
+def test_norm_scale_settings_and_persistence(data):
+    x, xq = spread_norms(data)
+    for key in ("RQ6x4fs_Nrq2x4", "IVF8,RQ6x4fs_Nrq2x4"):
+        index = nearly.index_factory(16, key)
+        index.train(x)
+        index.add(x)
+        scaled = index.norm_scale
+        assert scaled > 1
+        D, I = index.search(xq, 5)
+        for bad in (0, -1, 256):
+            with pytest.raises(ValueError, match="norm_scale"):
+                index.norm_scale = bad
+        assert index.norm_scale == scaled
+        # rescale_norm off and norm_scale 1 are the same scan
+        index.rescale_norm = False
+        D0, I0 = index.search(xq, 5)
+        index.rescale_norm, index.norm_scale = True, 1
+        np.testing.assert_array_equal(index.search(xq, 5)[0], D0)
+        index.norm_scale = scaled
+        np.testing.assert_array_equal(index.search(xq, 5)[0], D)
+        # kept by the file and by clone
+        back = nearly.deserialize_index(nearly.serialize_index(index))
+        assert back.norm_scale == scaled and back.rescale_norm
+        np.testing.assert_array_equal(back.search(xq, 5)[1], I)
+        index.rescale_norm = False
+        back = nearly.deserialize_index(nearly.serialize_index(index))
+        assert not back.rescale_norm
+        np.testing.assert_array_equal(back.search(xq, 5)[1], I0)
+        assert nearly.clone_index(index).norm_scale == scaled
+        # a forged norm_scale (with a valid checksum) is refused: the fields
+        # end the payload
+        payload = bytes(nearly.serialize_index(index))[HEADER:-8]
+        assert payload[-5:] == bytes([0]) + scaled.to_bytes(4, "little")
+        for forged in (bytes([0]) + (0).to_bytes(4, "little"), bytes([0]) + (256).to_bytes(4, "little"),
+                       bytes([2]) + scaled.to_bytes(4, "little")):
+            with pytest.raises(nearly.IndexFileError, match="norm_scale"):
+                nearly.deserialize_index(np.frombuffer(reseal(payload[:-5] + forged), np.uint8))
+    # inner product has no norm tables: nothing to scale
+    ip = nearly.index_factory(16, "RQ6x4fs", METRIC_IP)
+    ip.train(x)
+    assert ip.norm_scale == 1
 
 
 @pytest.fixture(scope="module")
@@ -274,3 +380,21 @@ def test_ivf_factory_and_recall_on_real_embeddings(embeddings):
     r, r_exact = recall_at_10(I, gt), recall_at_10(Ie, gt)
     assert r_exact > 0.3
     assert r >= r_exact - 0.05, (r, r_exact)
+
+
+def test_norm_scale_by_residual_is_estimated_on_whole_vectors(data):
+    """With codes of residuals the search's tables are still those of the
+    whole query, so the estimate is made on the training vectors, not on
+    their residuals; a list whose one training vector is its centroid (a
+    zero residual: flat tables) does not break it (faiss's comes out as
+    INT_MIN there)."""
+    x, _ = spread_norms(data)
+    xt = np.ascontiguousarray(x[:150])
+    index = nearly.index_factory(16, "IVF64,RQ6x4fsr_Nrq2x4")
+    index.cp.min_points_per_centroid = 1
+    index.train(xt)  # 150 points in 64 lists: some lists hold one point
+    _, lists = index.quantizer.search(xt, 1)
+    centroids = index.quantizer.reconstruct_n(0, 64)
+    assert (np.abs(xt - centroids[lists[:, 0]]).max(1) == 0).any()
+    assert 1 <= index.norm_scale <= 255
+    assert index.norm_scale == estimate_norm_scale(index.aq, xt)

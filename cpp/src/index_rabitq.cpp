@@ -116,7 +116,7 @@ void IndexRaBitQ::search(idx_t n, const float* x, idx_t k, float* D, idx_t* I, c
                     dp[j] = transposed_f32(block, nbytes + 4, j);
                     if (multibit) f_error[j] = transposed_f32(block, nbytes + 8, j);
                 }
-                simd().pq4_scan_block(block, nbytes, packed.data(), ntab, thr.data(), sums.data(), masks.data());
+                simd().pq4_scan_block(block, nbytes, packed.data(), ntab, thr.data(), sums.data(), masks.data(), PQ4Tail{});
             } else {
                 for (size_t j = 0; j < m; j++) lay.get(codes_.data(), j0 + j, &plain[j * cs]);
             }

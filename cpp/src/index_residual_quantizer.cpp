@@ -39,6 +39,15 @@ void IndexResidualQuantizer::train(idx_t n, const float* x) {
     is_trained = true;
 }
 
+void IndexResidualQuantizer::set_trained(bool trained) {
+    check_writable();
+    std::unique_lock<SharedMutex> lk(rw_mutex_);
+    if (trained && !rq.is_trained)
+        throw NotSupported(type_name() + ": is_trained = True needs its quantizer trained (or its codebooks "
+                                         "assigned and rq.is_trained set)");
+    is_trained = trained;
+}
+
 void IndexResidualQuantizer::search(idx_t n, const float* x, idx_t k, float* D, idx_t* I,
                                     const SearchParameters* params) const {
     check_search_args(n, x, k);

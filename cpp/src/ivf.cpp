@@ -352,7 +352,9 @@ void IndexIVF::search_sorted_or_not(idx_t n, const float* x, idx_t k, float* D, 
                                     const SearchParameters* params, bool sorted) const {
     check_search_args(n, x, k);
     if (!is_trained) throw NotSupported("Error: '!(is_trained)' failed: IVF index is not trained");
-    const size_t np = effective_nprobe(params);
+    size_t np = effective_nprobe(params);
+    if (auto* p = dynamic_cast<const SearchParametersIVF*>(params); p && p->max_lists_num > 0)
+        np = std::min(np, p->ensure_topk_full ? std::max(p->max_lists_num, size_t(k)) : p->max_lists_num);
     if (n == 0) return;
 
     const auto t0 = std::chrono::steady_clock::now();
@@ -483,16 +485,18 @@ void IndexIVF::search_by_query(idx_t n, const float* x, idx_t k, size_t np, cons
                 const idx_t l = coarse[q * np + p];
                 if (l < 0) continue;
                 const List& list = lists_[l];
-                if (list.ids.empty()) continue;
-                size_t size = list.ids.size();
+                const ListSpan span = list_span(list, sel);
+                if (span.j1 <= span.j0) continue;
+                const idx_t* ids = list.ids.data() + span.j0;
+                size_t size = span.j1 - span.j0;
                 if (budget.max_codes > 0) {
                     // a prefix of the list within the budget; the codes
                     // that pass the selector count against it
                     if (!budget.whole_lists) size = std::min(size, budget.max_codes - nscan);
                     size_t counted = size;
-                    if (sel) {
+                    if (span.sel) {
                         counted = 0;
-                        for (size_t j = 0; j < size; j++) counted += sel->is_member(list.ids[j]);
+                        for (size_t j = 0; j < size; j++) counted += span.sel->is_member(ids[j]);
                     }
                     nscan += counted;
                     task_lists++;
@@ -509,7 +513,8 @@ void IndexIVF::search_by_query(idx_t n, const float* x, idx_t k, size_t np, cons
                         __builtin_prefetch(ids_bytes + b);
                 }
                 sc->set_list(size_t(l), coarse_dis[q * np + p]);
-                sc->scan_codes(size, list.codes.data(), code_size, list.ids.data(), true, ip, sel, Dq, Iq, kk);
+                sc->scan_codes(size, list.codes.data() + span.j0 * code_size, code_size, ids, true, ip, span.sel, Dq,
+                               Iq, kk);
                 if (budget.max_codes > 0 && nscan >= budget.max_codes) break;
             }
             task_codes += nscan;
@@ -585,14 +590,19 @@ void IndexIVF::search_by_list(idx_t n, const float* x, idx_t k, size_t np, const
             std::copy(src, src + dd, &xq[i * dd]);
             cdis[i] = coarse_dis[pair];
         }
-        scan_list_batch(l, list.codes.data(), list.ids.data(), list.ids.size(), nq, xq.data(), cdis.data(), kk, sel,
-                        dis.data(), pos.data());
+        const ListSpan span = list_span(list, sel);
+        const idx_t* ids = list.ids.data() + span.j0;
+        if (span.j1 > span.j0)
+            scan_list_batch(l, list.codes.data() + span.j0 * code_size, ids, span.j1 - span.j0, nq, xq.data(),
+                            cdis.data(), kk, span.sel, dis.data(), pos.data());
+        else
+            std::fill(pos.begin(), pos.end(), idx_t(-1));
         for (size_t i = 0; i < nq; i++) {
             const size_t pair = pairs[start[l] + i];
             for (size_t j = 0; j < kk; j++) {
                 const idx_t p = pos[i * kk + j];
                 pD[pair * kk + j] = dis[i * kk + j];
-                pI[pair * kk + j] = p < 0 ? -1 : list.ids[p];
+                pI[pair * kk + j] = p < 0 ? -1 : ids[p];
             }
         }
         poll();
@@ -654,6 +664,8 @@ void IndexIVF::range_search_lists(idx_t n, const float* x, float radius, size_t 
                                   const float* coarse_dis, RangeSearchResult& result,
                                   const SearchParameters* params) const {
     const IDSelector* sel = params ? params->sel.get() : nullptr;
+    const auto* ivf_params = dynamic_cast<const SearchParametersIVF*>(params);
+    const size_t max_empty = ivf_params ? ivf_params->max_empty_result_buckets : 0;
     std::shared_lock<SharedMutex> lk(rw_mutex_);
     const size_t dd = d;
     const bool ip = is_similarity_metric(metric_type);
@@ -665,21 +677,27 @@ void IndexIVF::range_search_lists(idx_t n, const float* x, float radius, size_t 
         float buf[kScanChunk];
         for (size_t q = t * kQueriesPerTask; q < std::min(size_t(n), (t + 1) * kQueriesPerTask); q++) {
             sc->set_query(x + q * dd);
+            size_t empty_run = 0;  // lists in a row that added no hit
             for (size_t p = 0; p < np; p++) {
                 const idx_t l = coarse[q * np + p];
                 if (l < 0) continue;
+                if (max_empty > 0 && empty_run >= max_empty) break;
+                const size_t before = hits[q].size();
+                empty_run++;
                 const List& list = lists_[l];
-                if (list.ids.empty()) continue;
+                const ListSpan span = list_span(list, sel);
+                if (span.j1 <= span.j0) continue;
                 sc->set_list(size_t(l), coarse_dis[q * np + p]);
-                for (size_t j0 = 0; j0 < list.ids.size(); j0 += kScanChunk) {
-                    const size_t m = std::min(kScanChunk, list.ids.size() - j0);
+                for (size_t j0 = span.j0; j0 < span.j1; j0 += kScanChunk) {
+                    const size_t m = std::min(kScanChunk, span.j1 - j0);
                     sc->distances(m, list.codes.data() + j0 * code_size, buf);
                     for (size_t j = 0; j < m; j++) {
                         const idx_t id = list.ids[j0 + j];
-                        if ((ip ? buf[j] > radius : buf[j] < radius) && (!sel || sel->is_member(id)))
+                        if ((ip ? buf[j] > radius : buf[j] < radius) && (!span.sel || span.sel->is_member(id)))
                             hits[q].emplace_back(id, buf[j]);
                     }
                 }
+                if (hits[q].size() > before) empty_run = 0;
             }
             poll();
         }
@@ -695,6 +713,22 @@ void IndexIVF::range_search_lists(idx_t n, const float* x, float radius, size_t 
         result.lims[q + 1] = result.labels.size();
     }
     record_ivf_stats(probe_stats(n, np, coarse));
+}
+
+IndexIVF::ListSpan IndexIVF::list_span(const List& list, const IDSelector* sel) const {
+    const size_t n = list.ids.size();
+    const auto* range = dynamic_cast<const IDSelectorRange*>(sel);
+    if (!range || !range->assume_sorted || !std::is_sorted(list.ids.begin(), list.ids.end())) return {0, n, sel};
+    const auto [j0, j1] = range->sorted_ids_bounds(list.ids.data(), n);
+    if (code_block == 1) return {j0, j1, nullptr};
+    return {j0 / code_block * code_block, j1, sel};
+}
+
+bool IndexIVF::check_ids_sorted() const {
+    std::shared_lock<SharedMutex> lk(rw_mutex_);
+    for (size_t l = 0; l < nlist; l++)
+        if (!std::is_sorted(lists_[l].ids.begin(), lists_[l].ids.end())) return false;
+    return true;
 }
 
 size_t IndexIVF::remove_ids(const IDSelector& sel) {
@@ -770,30 +804,44 @@ void IndexIVF::reconstruct(idx_t key, float* out) const {
     decode_vector(where.first, code.data(), out);
 }
 
-void IndexIVF::search_and_reconstruct(idx_t n, const float* x, idx_t k, float* D, idx_t* I, float* R,
-                                      const SearchParameters* params) const {
-    search(n, x, k, D, I, params);
-    const size_t nk = size_t(n) * size_t(k), dd = d;
+void IndexIVF::visit_result_codes(size_t nk, const idx_t* I,
+                                  const std::function<void(size_t, size_t, const uint8_t*)>& found) const {
     std::unordered_map<idx_t, std::vector<size_t>> where;  // id -> result slots
-    for (size_t j = 0; j < nk; j++) {
-        if (I[j] >= 0)
-            where[I[j]].push_back(j);
-        else
-            std::fill(R + j * dd, R + (j + 1) * dd, std::numeric_limits<float>::quiet_NaN());
-    }
+    for (size_t j = 0; j < nk; j++)
+        if (I[j] >= 0) where[I[j]].push_back(j);
     std::shared_lock<SharedMutex> lk(rw_mutex_);
-    // An id stored twice (add_with_ids allows it) decodes as its first copy,
-    // as the lookup of the direct map would.
+    // An id stored twice (add_with_ids allows it) is its first copy, as the
+    // lookup of the direct map would find.
     visit_entries([&](idx_t id) { return where.count(id) > 0; },
                   [&](size_t l, idx_t id, const uint8_t* code) {
                       auto it = where.find(id);
                       if (it == where.end()) return;
-                      for (size_t j : it->second) decode_vector(l, code, R + j * dd);
+                      for (size_t j : it->second) found(j, l, code);
                       where.erase(it);
                   });
-    // Ids left were removed by a write between the search and the lookup.
-    for (const auto& w : where)
-        for (size_t j : w.second) std::fill(R + j * dd, R + (j + 1) * dd, std::numeric_limits<float>::quiet_NaN());
+}
+
+void IndexIVF::search_and_reconstruct(idx_t n, const float* x, idx_t k, float* D, idx_t* I, float* R,
+                                      const SearchParameters* params) const {
+    search(n, x, k, D, I, params);
+    const size_t nk = size_t(n) * size_t(k), dd = d;
+    // Missing results, and ids removed by a write between the search and
+    // the lookup, stay NaN.
+    std::fill(R, R + nk * dd, std::numeric_limits<float>::quiet_NaN());
+    visit_result_codes(nk, I, [&](size_t j, size_t l, const uint8_t* code) { decode_vector(l, code, R + j * dd); });
+}
+
+void IndexIVF::search_and_return_codes(idx_t n, const float* x, idx_t k, float* D, idx_t* I, uint8_t* codes,
+                                       bool include_listnos, const SearchParameters* params) const {
+    search(n, x, k, D, I, params);
+    const size_t nk = size_t(n) * size_t(k), cc = include_listnos ? coarse_code_size() : 0, cs = cc + code_size;
+    // Missing results (and ids removed meanwhile) are all ones, as faiss's.
+    std::fill(codes, codes + nk * cs, uint8_t(0xff));
+    visit_result_codes(nk, I, [&](size_t j, size_t l, const uint8_t* code) {
+        uint8_t* b = codes + j * cs;
+        for (size_t c = 0; c < cc; c++) b[c] = uint8_t(uint64_t(l) >> (8 * c));
+        std::memcpy(b + cc, code, code_size);
+    });
 }
 
 void IndexIVF::reconstruct_n(idx_t i0, idx_t ni, float* out) const {

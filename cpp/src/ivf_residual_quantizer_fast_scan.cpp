@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "nearly/index_residual_quantizer_fast_scan.h"
+#include "nearly/io.h"
 #include "nearly/pq_fast_scan.h"
 #include "nearly/residual_quantizer.h"
 #include "nearly/simd.h"
@@ -19,29 +21,24 @@ struct IVFRQFastScanScanner : InvertedListScanner {
     const IndexIVFResidualQuantizer& ix;
     const ResidualQuantizer& rq;
     const bool ip, residual;
+    const int scale;
     const size_t d, ts, Mfs;
     std::vector<float> qlut, tab;
     float qnorm = 0.f, offset = 0.f;
     PQ4Table table;
     TopKReservoir found;  // the current query's candidates
 
-    IVFRQFastScanScanner(const IndexIVFResidualQuantizer& ix, size_t Mfs)
-        : ix(ix), rq(ix.rq), ip(ix.metric_type == METRIC_INNER_PRODUCT), residual(ix.by_residual),
+    IVFRQFastScanScanner(const IndexIVFResidualQuantizer& ix, size_t Mfs, int scale)
+        : ix(ix), rq(ix.rq), ip(ix.metric_type == METRIC_INNER_PRODUCT), residual(ix.by_residual), scale(scale),
           d(size_t(ix.d)), ts(ix.rq.M * ix.rq.K()), Mfs(Mfs), qlut(ts), tab(Mfs * 16) {}
 
-    void make_table() {
-        const float f = ip ? -1.f : -2.f;
-        for (size_t j = 0; j < ts; j++) tab[j] = f * qlut[j];
-        if (!ip) std::copy(rq.norm_centroids.begin(), rq.norm_centroids.end(), tab.begin() + ts);
-        table.set(tab.data(), Mfs);
-    }
     void set_query(const float* x) override {
         rq.compute_lut(x, qlut.data());
         qnorm = simd().inner_product(x, x, d);
         found.n = 0;
         found.threshold = INFINITY;
         offset = ip ? 0.f : qnorm;
-        make_table();
+        aq_fast_scan_table(rq, qlut.data(), !ip, scale, tab.data(), table);
     }
     void set_list(size_t list_no, float coarse_dis) override {
         if (!residual) return;
@@ -130,7 +127,30 @@ std::unique_ptr<InvertedListScanner> IndexIVFResidualQuantizerFastScan::get_scan
         if (norm_includes_centroid()) return std::make_unique<WholeNormExactScanner>(*this);
         return std::make_unique<GatheringScanner>(IndexIVFResidualQuantizer::get_scanner(), code_size);
     }
-    return std::make_unique<IVFRQFastScanScanner>(*this, fast_scan_M());
+    return std::make_unique<IVFRQFastScanScanner>(*this, fast_scan_M(), table_scale());
+}
+
+void IndexIVFResidualQuantizerFastScan::train_encoder(idx_t n, const float* x, const idx_t* assign) {
+    IndexIVFResidualQuantizer::train_encoder(n, x, assign);
+    if (metric_type != METRIC_L2) return;
+    if (!by_residual) {
+        norm_scale = estimate_norm_scale(rq, size_t(n), x);
+        return;
+    }
+    // x holds residuals, but a search's tables are those of the whole query:
+    // the estimate is made on the training vectors themselves (faiss's, made
+    // on the residuals, divides by the zero tables of a residual that is its
+    // centroid and comes out as INT_MIN).
+    std::vector<float> whole(size_t(n) * size_t(d));
+    centroids_of(size_t(n), assign, whole.data());
+    for (size_t i = 0; i < whole.size(); i++) whole[i] += x[i];
+    norm_scale = estimate_norm_scale(rq, size_t(n), whole.data());
+}
+
+void IndexIVFResidualQuantizerFastScan::write_body(Writer& w) const {
+    IndexIVFResidualQuantizer::write_body(w);
+    w.pod<uint8_t>(rescale_norm);
+    w.pod<int32_t>(norm_scale);
 }
 
 std::unique_ptr<IndexIVFResidualQuantizerFastScan> IndexIVFResidualQuantizerFastScan::read_body(Reader& r) {
@@ -138,8 +158,10 @@ std::unique_ptr<IndexIVFResidualQuantizerFastScan> IndexIVFResidualQuantizerFast
         return std::make_unique<IndexIVFResidualQuantizerFastScan>(h.quantizer, h.d, h.nlist, q.M, q.nbits, h.metric,
                                                                    q.search_type);
     });
-    return std::unique_ptr<IndexIVFResidualQuantizerFastScan>(
+    std::unique_ptr<IndexIVFResidualQuantizerFastScan> out(
         static_cast<IndexIVFResidualQuantizerFastScan*>(index.release()));
+    read_norm_scale(r, out->rescale_norm, out->norm_scale, "IVFResidualQuantizerFastScan");
+    return out;
 }
 
 }  // namespace nearly

@@ -77,6 +77,18 @@ void IndexIVFPQ::precompute_table() {
     build_precomputed_table();
 }
 
+void IndexIVFPQ::set_by_residual(bool v) {
+    check_writable();
+    std::unique_lock<SharedMutex> lk(rw_mutex_);
+    if (v == by_residual) return;
+    if (ntotal > 0) throw NotSupported("IndexIVFPQ: by_residual cannot change once vectors are added");
+    by_residual = v;
+    if (!v)
+        precomputed_table.clear();  // only residual scans use it
+    else if (pq_trained_)
+        build_precomputed_table();
+}
+
 void IndexIVFPQ::set_pq_centroids(const float* c) {
     check_writable();
     std::unique_lock<SharedMutex> lk(rw_mutex_);

@@ -9,8 +9,22 @@
 
 namespace nearly {
 
-void PQ4Table::set(const float* tab, size_t M) {
+void PQ4Table::set(const float* tab, size_t M, size_t scaled_from, int table_scale) {
     npairs = (M + 1) / 2;
+    tail = PQ4Tail{};
+    const bool scaled = table_scale > 1 && scaled_from < M;
+    if (scaled) {
+        // The pairs from the one holding table scaled_from on: nibble t of
+        // pair p is table 2p + t (the padding table is zero, its multiplier
+        // does not matter).
+        const size_t first = scaled_from / 2;
+        if (npairs - first > 2) throw InvalidArgument("fast-scan: only the last four tables can be scaled");
+        if (table_scale > 255) throw InvalidArgument("fast-scan: table scale must be at most 255");
+        tail.npairs = npairs - first;
+        for (size_t t = 0; t < tail.npairs; t++)
+            for (size_t h = 0; h < 2; h++)
+                tail.mult[t][h] = 2 * (first + t) + h >= scaled_from ? uint16_t(table_scale) : uint16_t(1);
+    }
     bytes.resize(npairs * 32);
     std::fill(bytes.begin() + M * 16, bytes.end(), uint8_t(0));  // odd M: a zero table
     float mins_small[256];
@@ -32,18 +46,20 @@ void PQ4Table::set(const float* tab, size_t M) {
         const float h = std::max(std::max(hi[0], hi[1]), std::max(hi[2], hi[3]));
         mins[m] = l;
         bias += l;
-        max_span = std::max(max_span, h - l);
+        // A scaled table's bytes span (h - l) / table_scale; its sums, h - l.
+        max_span = std::max(max_span, scaled && m >= scaled_from ? (h - l) / float(table_scale) : h - l);
         sum_span += h - l;
     }
-    // Each entry fits a byte; beyond 257 subquantizers the sums must still
-    // fit 16 bits.
+    // Each entry fits a byte; beyond 257 subquantizers (or with scaled
+    // tables) the sums must still fit 16 bits.
     scale = max_span > 0.f ? 255.f / max_span : 1.f;
     if (sum_span * scale > 65535.f) scale = 65535.f / sum_span;
     inv_scale = 1.f / scale;
     for (size_t m = 0; m < M; m++) {
         const float lo = mins[m];
+        const float f = scaled && m >= scaled_from ? scale / float(table_scale) : scale;
         for (size_t j = 0; j < 16; j++) {
-            const float v = (tab[m * 16 + j] - lo) * scale + 0.5f;  // >= 0.5: truncation rounds
+            const float v = (tab[m * 16 + j] - lo) * f + 0.5f;  // >= 0.5: truncation rounds
             bytes[m * 16 + j] = uint8_t(int32_t(v < 255.f ? v : 255.f));
         }
     }
@@ -52,6 +68,7 @@ void PQ4Table::set(const float* tab, size_t M) {
 
 void PQ4Table::set_exact(const uint8_t* entries, size_t M) {
     npairs = (M + 1) / 2;
+    tail = PQ4Tail{};
     bytes.assign(npairs * 32, 0);
     std::copy(entries, entries + M * 16, bytes.begin());
     bias = 0.f;
@@ -62,7 +79,7 @@ void PQ4Table::set_exact(const uint8_t* entries, size_t M) {
 void PQ4Table::pack() {
     packed_.resize(npairs * 64 + 63);
     packed_offset_ = (64 - reinterpret_cast<uintptr_t>(packed_.data()) % 64) % 64;
-    simd().pq4_pack_lut(bytes.data(), npairs, packed_.data() + packed_offset_);
+    simd().pq4_pack_lut(bytes.data(), npairs, tail.npairs, packed_.data() + packed_offset_);
 }
 
 void pq4_query_tables(const ProductQuantizer& pq, const float* x, size_t nx, bool inner_product, PQ4Table* out) {
@@ -131,7 +148,7 @@ void pq4_scan_queries(const uint8_t* codes, size_t n, size_t nq, const PQ4Table*
         for (size_t q = 0; q < m; q++) packed[q] = tables[q0 + q]->packed();
         for (size_t j0 = 0; j0 < n; j0 += kPQ4Block) {
             for (size_t q = 0; q < m; q++) thr[q] = tables[q0 + q]->threshold(outs[q0 + q]->threshold - offsets[q0 + q]);
-            scan_block(codes + j0 / kPQ4Block * block_bytes, np, packed, m, thr, sums, masks);
+            scan_block(codes + j0 / kPQ4Block * block_bytes, np, packed, m, thr, sums, masks, tables[0]->tail);
             const uint32_t valid = n - j0 < kPQ4Block ? (uint32_t(1) << (n - j0)) - 1 : ~uint32_t(0);
             for (size_t q = 0; q < m; q++) {
                 uint32_t mask = masks[q] & valid;
@@ -166,7 +183,7 @@ void pq4_scores(const uint8_t* codes, size_t n, const PQ4Table& table, float off
     uint32_t mask;
     alignas(64) uint16_t sums[kPQ4Block];
     for (size_t j0 = 0; j0 < n; j0 += kPQ4Block) {
-        scan_block(codes + j0 / kPQ4Block * block_bytes, np, &packed, 1, &thr, sums, &mask);
+        scan_block(codes + j0 / kPQ4Block * block_bytes, np, &packed, 1, &thr, sums, &mask, table.tail);
         for (size_t i = 0; i < std::min(kPQ4Block, n - j0); i++) out[j0 + i] = offset + table.score(sums[i]);
     }
 }

@@ -363,6 +363,18 @@ void ResidualQuantizer::set_codebooks(const float* c) {
     compute_codebook_tables();
 }
 
+void ResidualQuantizer::set_search_type(int st) {
+    if (!valid_search_type(st)) throw InvalidArgument("unknown search type " + std::to_string(st));
+    if (st == search_type) return;
+    const auto normless = [](int t) { return t == ST_decompress || t == ST_LUT_nonorm || t == ST_norm_from_LUT; };
+    if (!normless(st) || !normless(search_type))
+        throw NotSupported("ResidualQuantizer: search_type can change only among ST_decompress, ST_LUT_nonorm and "
+                           "ST_norm_from_LUT (codes without a norm); build the index with the search type it "
+                           "should store");
+    search_type = SearchType(st);
+    if (codebooks.size() == M * K() * d) compute_codebook_tables();  // ST_norm_from_LUT's cross products
+}
+
 void ResidualQuantizer::pack_codes(size_t n, const int32_t* idx, uint8_t* out) const {
     std::vector<float> norms(n);
     parallel_for_blocks(n, 256, [&](size_t i) {

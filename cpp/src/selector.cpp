@@ -4,6 +4,12 @@
 
 namespace nearly {
 
+std::pair<size_t, size_t> IDSelectorRange::sorted_ids_bounds(const idx_t* ids, size_t n) const {
+    const size_t j0 = size_t(std::lower_bound(ids, ids + n, imin) - ids);
+    const size_t j1 = size_t(std::lower_bound(ids + j0, ids + n, imax) - ids);
+    return {j0, std::max(j0, j1)};
+}
+
 namespace {
 inline uint64_t bloom_hash(idx_t id) { return uint64_t(id) * 0x9E3779B97F4A7C15ull; }
 }  // namespace

@@ -14,6 +14,16 @@ namespace py = pybind11;
 
 namespace nearly_py {
 
+// A search's params argument: None, or a SearchParameters object.
+inline const nearly::SearchParameters* params_ptr(py::handle params) {
+    if (params.is_none()) return nullptr;
+    try {
+        return py::cast<const nearly::SearchParameters*>(params);
+    } catch (const py::cast_error&) {
+        throw nearly::InvalidArgument("params must be a SearchParameters object");
+    }
+}
+
 using nearly::idx_t;
 using FloatArray = py::array_t<float, py::array::c_style | py::array::forcecast>;
 using IdArray = py::array_t<int64_t, py::array::c_style | py::array::forcecast>;

@@ -20,15 +20,6 @@ using U8Array = py::array_t<uint8_t, py::array::c_style | py::array::forcecast>;
 
 namespace {
 
-const SearchParameters* params_of(py::handle params) {
-    if (params.is_none()) return nullptr;
-    try {
-        return py::cast<const SearchParameters*>(params);
-    } catch (const py::cast_error&) {
-        throw InvalidArgument("params must be a SearchParameters object");
-    }
-}
-
 std::string fspath(py::handle p) {
     try {
         return py::cast<std::string>(py::module_::import("os").attr("fspath")(p));
@@ -65,7 +56,7 @@ void bind_binary_flat(py::module_& m) {
         }, py::arg("x"), py::arg("ids"))
         .def("range_search", [](const IndexBinary& self, py::handle x_obj, int radius, py::handle params) {
             U8Array x = as_codes(x_obj, self.code_size, "codes");
-            const SearchParameters* p = params_of(params);
+            const SearchParameters* p = params_ptr(params);
             RangeSearchResult res;
             {
                 py::gil_scoped_release release;
@@ -84,7 +75,7 @@ void bind_binary_flat(py::module_& m) {
             U8Array x = as_codes(x_obj, self.code_size, "codes");
             idx_t k = as_k(k_obj);
             idx_t n = x.shape(0);
-            const SearchParameters* p = params_of(params);
+            const SearchParameters* p = params_ptr(params);
             py::array_t<int32_t> D({n, k});
             py::array_t<idx_t> I({n, k});
             {

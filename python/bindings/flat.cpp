@@ -32,14 +32,6 @@ struct TransformChain {
 
 
 
-const SearchParameters* params_ptr(py::handle params) {
-    if (params.is_none()) return nullptr;
-    try {
-        return py::cast<const SearchParameters*>(params);
-    } catch (const py::cast_error&) {
-        throw InvalidArgument("params must be a SearchParameters object");
-    }
-}
 
 // An output array the caller passed (faiss's D=, I=, codes=, ...: written in
 // place) or a new one.

@@ -12,6 +12,10 @@ namespace nearly_py {
 using namespace nearly;
 
 namespace {
+size_t non_negative(long long v, const char* what) {
+    if (v < 0) throw InvalidArgument(std::string(what) + " must be non-negative (got " + std::to_string(v) + ")");
+    return size_t(v);
+}
 // faiss exposes the lists as index.invlists (list_size, nlist, code_size).
 struct InvertedListsView {
     std::shared_ptr<IndexIVF> index;
@@ -53,17 +57,31 @@ struct Assignment {
 void bind_ivf(py::module_& m) {
     py::class_<SearchParametersIVF, SearchParameters, std::shared_ptr<SearchParametersIVF>>(m, "SearchParametersIVF")
         .def(py::init([](long long nprobe, std::shared_ptr<IDSelector> sel, long long max_codes,
-                         bool ensure_topk_full, std::shared_ptr<SearchParameters> quantizer_params) {
+                         bool ensure_topk_full, std::shared_ptr<SearchParameters> quantizer_params,
+                         long long max_lists_num, long long max_empty_result_buckets) {
                  auto p = std::make_shared<SearchParametersIVF>();
                  p->nprobe = check_nprobe(nprobe);
                  p->sel = sel;
                  p->max_codes = check_max_codes(max_codes);
                  p->ensure_topk_full = ensure_topk_full;
                  p->quantizer_params = quantizer_params;
+                 p->max_lists_num = non_negative(max_lists_num, "max_lists_num");
+                 p->max_empty_result_buckets = non_negative(max_empty_result_buckets, "max_empty_result_buckets");
                  return p;
              }),
              py::kw_only(), py::arg("nprobe") = 1, py::arg("sel") = nullptr, py::arg("max_codes") = 0,
-             py::arg("ensure_topk_full") = false, py::arg("quantizer_params") = nullptr)
+             py::arg("ensure_topk_full") = false, py::arg("quantizer_params") = nullptr, py::arg("max_lists_num") = 0,
+             py::arg("max_empty_result_buckets") = 0)
+        .def_property("max_lists_num", [](const SearchParametersIVF& p) { return p.max_lists_num; },
+                      [](SearchParametersIVF& p, long long v) { p.max_lists_num = non_negative(v, "max_lists_num"); },
+                      "k-NN: visit at most this many of the nprobe lists, the nearest (0: all; with "
+                      "ensure_topk_full at least k).")
+        .def_property("max_empty_result_buckets", [](const SearchParametersIVF& p) { return p.max_empty_result_buckets; },
+                      [](SearchParametersIVF& p, long long v) {
+                          p.max_empty_result_buckets = non_negative(v, "max_empty_result_buckets");
+                      },
+                      "Range search: a query stops after this many probed lists in a row added no result "
+                      "(0: never).")
         .def_property("quantizer_params",
                       [](const SearchParametersIVF& p) { return std::const_pointer_cast<SearchParameters>(p.quantizer_params); },
                       [](SearchParametersIVF& p, std::shared_ptr<SearchParameters> q) { p.quantizer_params = q; },
@@ -140,6 +158,29 @@ void bind_ivf(py::module_& m) {
         .def_readonly("nlist", &IndexIVF::nlist)
         .def_readonly("code_size", &IndexIVF::code_size)
         .def_readonly("by_residual", &IndexIVF::by_residual)
+        .def("search_and_return_codes", [](const IndexIVF& self, py::handle x_obj, py::handle k_obj,
+                                           bool include_listnos, py::handle params) {
+            FloatArray x = as_matrix(x_obj, self.d, "x");
+            const idx_t k = as_k(k_obj), n = x.shape(0);
+            const idx_t cs = idx_t(include_listnos ? self.sa_code_size() : self.code_size);
+            py::array_t<float> D({n, k});
+            py::array_t<idx_t> I({n, k});
+            py::array_t<uint8_t> codes({n, k, cs});
+            const SearchParameters* p = params_ptr(params);
+            {
+                py::gil_scoped_release release;
+                self.search_and_return_codes(n, x.data(), k, D.mutable_data(), I.mutable_data(), codes.mutable_data(),
+                                             include_listnos, p);
+            }
+            return py::make_tuple(D, I, codes);
+        }, py::arg("x"), py::arg("k"), py::arg("include_listnos") = false, py::kw_only(), py::arg("params") = py::none(),
+           "search() and the results' codes as stored: (D, I, codes uint8 (n, k, code_size)); with include_listnos "
+           "each code starts with its list number, the sa_decode() format. Missing results' codes are all 0xff.")
+        .def("check_ids_sorted", [](const IndexIVF& i) {
+            py::gil_scoped_release release;
+            return i.check_ids_sorted();
+        }, "faiss's check: every list holds its ids in ascending order (IDSelectorRange's assume_sorted then "
+           "scans only the ids in range).")
         // Reference, like faiss: index.cp.niter = 20 changes the next train().
         .def_readwrite("cp", &IndexIVF::cp, py::return_value_policy::reference_internal)
         .def_property("quantizer_trains_alone", [](const IndexIVF& i) { return i.quantizer_trains_alone; },

@@ -171,9 +171,8 @@ void bind_pq(py::module_& m) {
                       py::return_value_policy::reference_internal)
         .def_property("by_residual", [](const IndexIVFPQ& i) { return i.by_residual; },
                       [](IndexIVFPQ& i, bool v) {
-                          if (i.is_trained && v != i.by_residual)
-                              throw NotSupported("IndexIVFPQ: by_residual can only be changed before training");
-                          i.by_residual = v;
+                          py::gil_scoped_release release;
+                          i.set_by_residual(v);
                       })
         .def_readwrite("use_precomputed_table", &IndexIVFPQ::use_precomputed_table)
         .def("set_pq_centroids", [](IndexIVFPQ& self, py::handle v) {
@@ -240,19 +239,25 @@ void bind_pq(py::module_& m) {
     // bytes (bytes, bias, scale), and the active level's block scan of
     // (nblocks, npairs * 32) codes with byte tables (2 * npairs, 16):
     // (sums (nblocks, 32) uint16, masks (nblocks,) uint32 of sums <= thr).
-    m.def("pq4_quantize_table", [](py::handle tab_obj) {
+    // scaled_from / table_scale: the tables quantized coarser (PQ4Table::set);
+    // the tail's multipliers come back as (ntail, 2).
+    m.def("pq4_quantize_table", [](py::handle tab_obj, int64_t scaled_from, int table_scale) {
         auto tab = py::array_t<float, py::array::c_style | py::array::forcecast>::ensure(tab_obj);
         if (!tab || tab.ndim() != 2 || tab.shape(1) != 16 || tab.shape(0) < 1)
             throw InvalidArgument("tab must have shape (M, 16)");
         PQ4Table t;
-        t.set(tab.data(), size_t(tab.shape(0)));
+        t.set(tab.data(), size_t(tab.shape(0)), scaled_from < 0 ? SIZE_MAX : size_t(scaled_from), table_scale);
         py::array_t<uint8_t> bytes({py::ssize_t(t.bytes.size() / 16), py::ssize_t(16)});
         std::copy(t.bytes.begin(), t.bytes.end(), bytes.mutable_data());
-        return py::make_tuple(bytes, t.bias, t.scale);
-    }, py::arg("tab"));
+        py::array_t<uint16_t> mult({py::ssize_t(t.tail.npairs), py::ssize_t(2)});
+        for (size_t p = 0; p < t.tail.npairs; p++)
+            for (size_t h = 0; h < 2; h++) mult.mutable_data()[p * 2 + h] = t.tail.mult[p][h];
+        return py::make_tuple(bytes, t.bias, t.scale, mult);
+    }, py::arg("tab"), py::arg("scaled_from") = -1, py::arg("table_scale") = 1);
     // Test hook: the active level's block kernel. lut: (2 * npairs, 16), or
-    // (nq, 2 * npairs, 16) for nq queries scanned together; thr per query.
-    m.def("pq4_scan_blocks", [](py::handle codes_obj, py::handle lut_obj, py::handle thr_obj) {
+    // (nq, 2 * npairs, 16) for nq queries scanned together; thr per query;
+    // tail: the last pairs' multipliers (ntail <= 2, 2), PQ4Tail.
+    m.def("pq4_scan_blocks", [](py::handle codes_obj, py::handle lut_obj, py::handle thr_obj, py::handle tail_obj) {
         auto lut = py::array_t<uint8_t, py::array::c_style | py::array::forcecast>::ensure(lut_obj);
         const bool multi = lut && lut.ndim() == 3;
         if (!lut || (lut.ndim() != 2 && !multi) || lut.shape(lut.ndim() - 1) != 16 || lut.shape(lut.ndim() - 2) < 2 ||
@@ -267,13 +272,26 @@ void bind_pq(py::module_& m) {
             if (v < 0 || v > 65535) throw InvalidArgument("thr must be in [0, 65535]");
             t[q] = uint16_t(v);
         }
+        PQ4Tail tail;
+        if (!tail_obj.is_none()) {
+            auto mult = py::array_t<int64_t, py::array::c_style | py::array::forcecast>::ensure(tail_obj);
+            if (!mult || mult.ndim() != 2 || mult.shape(1) != 2 || mult.shape(0) > 2 ||
+                size_t(mult.shape(0)) > npairs)
+                throw InvalidArgument("tail must have shape (ntail <= min(2, npairs), 2)");
+            tail.npairs = size_t(mult.shape(0));
+            for (size_t i = 0; i < 2 * tail.npairs; i++) {
+                const int64_t v = mult.data()[i];
+                if (v < 1 || v > 255) throw InvalidArgument("tail multipliers must be in [1, 255]");
+                tail.mult[i / 2][i % 2] = uint16_t(v);
+            }
+        }
         ByteArray c = as_codes(codes_obj, npairs * 32);
         const size_t nb = size_t(c.shape(0));
         std::vector<uint8_t> buf(nq * npairs * 64 + 64);
         uint8_t* base = buf.data() + (64 - reinterpret_cast<uintptr_t>(buf.data()) % 64) % 64;
         std::vector<const uint8_t*> packed(nq);
         for (size_t q = 0; q < nq; q++) {
-            simd().pq4_pack_lut(lut.data() + q * npairs * 32, npairs, base + q * npairs * 64);
+            simd().pq4_pack_lut(lut.data() + q * npairs * 32, npairs, tail.npairs, base + q * npairs * 64);
             packed[q] = base + q * npairs * 64;
         }
         std::vector<uint16_t> s(nq * 32);
@@ -281,7 +299,8 @@ void bind_pq(py::module_& m) {
         py::array_t<uint16_t> sums({py::ssize_t(nq), py::ssize_t(nb), py::ssize_t(32)});
         py::array_t<uint32_t> masks({py::ssize_t(nq), py::ssize_t(nb)});
         for (size_t b = 0; b < nb; b++) {
-            simd().pq4_scan_block(c.data() + b * npairs * 32, npairs, packed.data(), nq, t.data(), s.data(), mk.data());
+            simd().pq4_scan_block(c.data() + b * npairs * 32, npairs, packed.data(), nq, t.data(), s.data(), mk.data(),
+                                  tail);
             for (size_t q = 0; q < nq; q++) {
                 std::copy(s.begin() + q * 32, s.begin() + q * 32 + 32, sums.mutable_data() + (q * nb + b) * 32);
                 masks.mutable_data()[q * nb + b] = mk[q];
@@ -289,7 +308,7 @@ void bind_pq(py::module_& m) {
         }
         if (!multi) return py::make_tuple(py::object(sums[py::int_(0)]), py::object(masks[py::int_(0)]));
         return py::make_tuple(py::object(sums), py::object(masks));
-    }, py::arg("codes"), py::arg("lut"), py::arg("thr") = 65535);
+    }, py::arg("codes"), py::arg("lut"), py::arg("thr") = 65535, py::arg("tail") = py::none());
 
     // Test hook: the active level's ADC kernel on (M, 256) tables and (n, M)
     // codes, or with gathers=True the AVX-512 gather variant (which the

@@ -16,6 +16,11 @@ namespace nearly_py {
 using namespace nearly;
 
 namespace {
+
+int norm_scale_value(long long v) {
+    if (v < 1 || v > 255) throw InvalidArgument("norm_scale must be in [1, 255] (got " + std::to_string(v) + ")");
+    return int(v);
+}
 size_t positive(long long v, const char* what) {
     if (v < 1) throw InvalidArgument(std::string(what) + " must be positive (got " + std::to_string(v) + ")");
     return size_t(v);
@@ -114,7 +119,10 @@ void bind_residual_quantizer(py::module_& m) {
         .def_readonly("norm_bits", &ResidualQuantizer::norm_bits)
         .def_property_readonly("tot_bits", [](const ResidualQuantizer& q) { return q.M * q.nbits + q.norm_bits; })
         .def_property_readonly("total_codebook_size", [](const ResidualQuantizer& q) { return q.M * q.K(); })
-        .def_property_readonly("search_type", [](const ResidualQuantizer& q) { return int(q.search_type); })
+        .def_property("search_type", [](const ResidualQuantizer& q) { return int(q.search_type); },
+                      [](ResidualQuantizer& q, int v) { q.set_search_type(v); },
+                      "faiss's search type; switching among the types that store no norm (ST_decompress, "
+                      "ST_LUT_nonorm, ST_norm_from_LUT) changes how a trained index scores its codes.")
         .def_property("max_beam_size", [](const ResidualQuantizer& q) { return q.max_beam_size; },
                       [](ResidualQuantizer& q, int v) {
                           if (v < 1) throw InvalidArgument("ResidualQuantizer: max_beam_size must be at least 1");
@@ -127,7 +135,22 @@ void bind_residual_quantizer(py::module_& m) {
         .def_readwrite("progressive_dim_steps", &ResidualQuantizer::progressive_dim_steps)
         .def_readwrite("apply_pca", &ResidualQuantizer::apply_pca)
         .def_readwrite("verbose", &ResidualQuantizer::verbose)
-        .def_readonly("is_trained", &ResidualQuantizer::is_trained)
+        .def_property("is_trained", [](const ResidualQuantizer& q) { return q.is_trained; },
+                      [](ResidualQuantizer& q, bool v) {
+                          // faiss's "fake training": codebooks assigned, then marked trained. The
+                          // norm codings that learn from data need train().
+                          if (v && q.codebooks.size() != q.M * q.K() * q.d)
+                              throw NotSupported("ResidualQuantizer: assign codebooks before marking it trained");
+                          const int st = q.search_type;
+                          if (v && st >= ResidualQuantizer::ST_norm_qint8)
+                              throw NotSupported("ResidualQuantizer: search type " + std::to_string(st) +
+                                                 " learns its norm coding in train(); only ST_decompress, "
+                                                 "ST_LUT_nonorm, ST_norm_from_LUT and ST_norm_float can be marked "
+                                                 "trained by hand");
+                          q.is_trained = v;
+                      },
+                      "Assigning True after `codebooks = ...` is faiss's fake training (for the search types "
+                      "whose norms need no training).")
         .def_readonly("norm_min", &ResidualQuantizer::norm_min)
         .def_readonly("norm_max", &ResidualQuantizer::norm_max)
         .def_property_readonly("norm_tabs", [](const ResidualQuantizer& q) {
@@ -320,6 +343,10 @@ void bind_residual_quantizer(py::module_& m) {
             return out;
         }, "The stored codes, ntotal * code_size bytes (a numpy copy).");
 
+    constexpr const char* kNormScaleDoc =
+        "faiss's norm_scale: under L2 the norm's two fast-scan tables are quantized this many times coarser "
+        "and multiplied back in the scan, so that the inner-product tables keep their resolution. Training "
+        "sets it (faiss's estimate); 1 quantizes all tables alike.";
     py::class_<IndexResidualQuantizerFastScan, IndexResidualQuantizer, std::shared_ptr<IndexResidualQuantizerFastScan>>(
         m, "IndexResidualQuantizerFastScan")
         .def(py::init([](int d, long long M, long long nbits, int metric, int st, long long bbs) {
@@ -349,6 +376,11 @@ void bind_residual_quantizer(py::module_& m) {
             "0, 3, 4, 12-15 run the quantized-table scan.")
         .def_readwrite("qbs", &IndexResidualQuantizerFastScan::qbs,
                        "faiss's query batch size; kept (nearly batches its own way).")
+        .def_property(
+            "norm_scale", [](const IndexResidualQuantizerFastScan& i) { return i.norm_scale; },
+            [](IndexResidualQuantizerFastScan& i, long long v) { i.norm_scale = norm_scale_value(v); }, kNormScaleDoc)
+        .def_readwrite("rescale_norm", &IndexResidualQuantizerFastScan::rescale_norm,
+                       "faiss's switch: False quantizes the norm's tables like the others.")
         .def_property_readonly("M", &IndexResidualQuantizerFastScan::fast_scan_M,
                                "Subquantizers of a fast-scan code (faiss's M): the codebooks, and the two of the "
                                "norm under L2.");
@@ -394,6 +426,11 @@ void bind_residual_quantizer(py::module_& m) {
             "IndexIVFResidualQuantizer); 0, 2, 10-15 (+100) run the quantized-table scan.")
         .def_readwrite("qbs", &IndexIVFResidualQuantizerFastScan::qbs,
                        "faiss's query batch size; kept (nearly batches its own way).")
+        .def_property(
+            "norm_scale", [](const IndexIVFResidualQuantizerFastScan& i) { return i.norm_scale; },
+            [](IndexIVFResidualQuantizerFastScan& i, long long v) { i.norm_scale = norm_scale_value(v); }, kNormScaleDoc)
+        .def_readwrite("rescale_norm", &IndexIVFResidualQuantizerFastScan::rescale_norm,
+                       "faiss's switch: False quantizes the norm's tables like the others.")
         .def_property_readonly("M", &IndexIVFResidualQuantizerFastScan::fast_scan_M,
                                "Subquantizers of a fast-scan code (faiss's M): the codebooks, and the two of the "
                                "norm under L2.");

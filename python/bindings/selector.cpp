@@ -1,6 +1,8 @@
 #include <pybind11/pybind11.h>
 
+#include <algorithm>
 #include <stdexcept>
+#include <utility>
 
 #include "arrays.h"
 #include "nearly/idmap.h"
@@ -23,6 +25,13 @@ std::vector<idx_t> ids_from(py::ssize_t n, py::handle obj) {
     v.resize(n);
     return v;
 }
+// ids_from(n, ids) that must be in ascending order (sorted bounds).
+std::vector<idx_t> sorted_ids(py::ssize_t n, py::handle obj) {
+    std::vector<idx_t> v = n < 0 ? ids_from(obj) : ids_from(n, obj);
+    if (!std::is_sorted(v.begin(), v.end())) throw InvalidArgument("find_sorted_ids_bounds: ids must be sorted");
+    return v;
+}
+
 // faiss's PyCallbackIDSelector: a Python callable decides. Searches call it
 // from their threads, so each call takes the GIL (correct, not fast: the
 // native selectors are for speed).
@@ -54,7 +63,26 @@ void bind_selectors(py::module_& m) {
         .def(py::init<idx_t, idx_t, bool>(), py::arg("imin"), py::arg("imax"), py::arg("assume_sorted") = false)
         .def_readwrite("imin", &IDSelectorRange::imin)
         .def_readwrite("imax", &IDSelectorRange::imax)
-        .def_readwrite("assume_sorted", &IDSelectorRange::assume_sorted);
+        .def_readwrite("assume_sorted", &IDSelectorRange::assume_sorted)
+        .def("find_sorted_ids_bounds", [](const IDSelectorRange& self, py::handle ids) {
+            const std::vector<idx_t> v = sorted_ids(-1, ids);
+            const auto [j0, j1] = self.sorted_ids_bounds(v.data(), v.size());
+            return py::make_tuple(j0, j1);
+        }, py::arg("ids"), "[j0, j1): the positions of sorted ids whose id is in range (j0 >= j1: none).")
+        .def("find_sorted_ids_bounds", [](const IDSelectorRange& self, py::ssize_t n, py::handle ids,
+                                          py::handle jmin_out, py::handle jmax_out) {
+            // faiss's form, swig pointers being arrays here: the bounds are
+            // written into one-element arrays.
+            const std::vector<idx_t> v = sorted_ids(n, ids);
+            const auto [j0, j1] = self.sorted_ids_bounds(v.data(), v.size());
+            for (auto [obj, value] : {std::pair<py::handle, size_t>{jmin_out, j0}, {jmax_out, j1}}) {
+                auto out = py::array::ensure(obj);
+                if (!out || out.size() < 1 || !out.writeable() || out.itemsize() != 8 ||
+                    (out.dtype().kind() != 'u' && out.dtype().kind() != 'i'))
+                    throw InvalidArgument("find_sorted_ids_bounds: jmin / jmax must be writable 64-bit integer arrays");
+                *static_cast<uint64_t*>(out.mutable_data()) = uint64_t(value);
+            }
+        }, py::arg("n"), py::arg("ids"), py::arg("jmin"), py::arg("jmax"));
     py::class_<IDSelectorBatch, IDSelector, std::shared_ptr<IDSelectorBatch>>(m, "IDSelectorBatch")
         .def(py::init([](py::handle ids) { return std::make_shared<IDSelectorBatch>(ids_from(ids)); }), py::arg("ids"))
         .def(py::init([](py::ssize_t n, py::handle ids) { return std::make_shared<IDSelectorBatch>(ids_from(n, ids)); }));

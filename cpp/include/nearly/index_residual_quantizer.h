@@ -21,6 +21,8 @@ struct IndexResidualQuantizer : IndexFlatCodes {
 
     std::string type_name() const override { return "ResidualQuantizer"; }
     void train(idx_t n, const float* x) override;
+    // After rq's codebooks were set by hand and it was marked trained.
+    void set_trained(bool trained) override;
     void search(idx_t n, const float* x, idx_t k, float* D, idx_t* I,
                 const SearchParameters* params = nullptr) const override;
     void write_body(Writer& w) const override;

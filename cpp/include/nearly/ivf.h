@@ -48,6 +48,12 @@ struct SearchParametersIVF : SearchParameters {
     // scanning whole lists.
     size_t max_codes = 0;
     bool ensure_topk_full = false;
+    // faiss's early stops. k-NN: a query visits at most max_lists_num of its
+    // nprobe lists, the nearest (0: nprobe; with ensure_topk_full at least
+    // k). Range search: a query stops after max_empty_result_buckets lists
+    // in a row added nothing within the radius (0: never).
+    size_t max_lists_num = 0;
+    size_t max_empty_result_buckets = 0;
     // Passed to the coarse quantizer's search (faiss's quantizer_params):
     // efSearch of an HNSW quantizer, say.
     std::shared_ptr<const SearchParameters> quantizer_params;
@@ -144,6 +150,9 @@ struct IndexIVF : Index {
                       const SearchParameters* params = nullptr) const override;
     // Removes the stored ids the selector accepts; the others keep their ids.
     size_t remove_ids(const IDSelector& sel) override;
+    // faiss's check_ids_sorted: whether every list holds its ids in
+    // ascending order (what IDSelectorRange's assume_sorted relies on).
+    bool check_ids_sorted() const;
     // Moves other's entries into the same lists here, ids shifted by add_id
     // (other is left empty), like faiss: the way indexes built apart from one
     // trained index (on several machines, say) become one.
@@ -166,6 +175,11 @@ struct IndexIVF : Index {
     // map (faiss does the same), so it needs no make_direct_map().
     void search_and_reconstruct(idx_t n, const float* x, idx_t k, float* D, idx_t* I, float* R,
                                 const SearchParameters* params = nullptr) const override;
+    // faiss's search_and_return_codes: the results' codes as stored (the
+    // family's code_size bytes), with include_listnos the list number
+    // before each (sa_decode's format); missing results are all 0xff.
+    void search_and_return_codes(idx_t n, const float* x, idx_t k, float* D, idx_t* I, uint8_t* codes,
+                                 bool include_listnos, const SearchParameters* params = nullptr) const;
     // Standalone codes as faiss lays them out: the list number in
     // coarse_code_size() little-endian bytes, then the family's code.
     size_t coarse_code_size() const;
@@ -262,6 +276,20 @@ struct IndexIVF : Index {
         return false;
     }
     const InvertedLists::List& list_at(size_t l) const { return lists_[l]; }
+    // found(slot, list, code) for each result slot j < nk of I whose id the
+    // lists hold (its first copy), under the read lock.
+    void visit_result_codes(size_t nk, const idx_t* I,
+                            const std::function<void(size_t, size_t, const uint8_t*)>& found) const;
+    // The stretch [j0, j1) of a list that a search scans, and the selector
+    // left to test in it: the whole list with sel; for an IDSelectorRange
+    // with assume_sorted over a list whose ids are in order, only the ids in
+    // range (a layout in blocks starts at a block edge and keeps the
+    // selector for the edges).
+    struct ListSpan {
+        size_t j0, j1;
+        const IDSelector* sel;
+    };
+    ListSpan list_span(const InvertedLists::List& list, const IDSelector* sel) const;
     // Batches with at least this many queries per probed list on average are
     // scanned list by list (scan_list_batch); 0: never.
     virtual size_t min_queries_per_list() const { return 0; }

@@ -10,7 +10,8 @@
 // - 2 <q, r> + ||c + r||^2 is one table per query plus a term per list.
 // Distances are approximate (L2 ones squared distances; faiss's omit
 // ||q||^2); implem 1 scores with float tables, exactly as
-// IndexIVFResidualQuantizer does.
+// IndexIVFResidualQuantizer does. norm_scale as in
+// IndexResidualQuantizerFastScan.
 #pragma once
 #include <memory>
 
@@ -22,6 +23,8 @@ struct IndexIVFResidualQuantizerFastScan : IndexIVFResidualQuantizer {
     static constexpr size_t bbs = 32;  // faiss's block size; the only one
     int implem = 0;                    // faiss's knob (pq_fast_scan.h): 1 scores exactly
     int qbs = 0;                       // faiss's query batching; kept, nearly batches its own way
+    bool rescale_norm = true;          // faiss's switch for norm_scale
+    int norm_scale = 1;                // set by training under L2 (faiss's estimate)
 
     // nbits must be 4; L2 needs ST_norm_rq2x4, inner product ST_LUT_nonorm.
     IndexIVFResidualQuantizerFastScan(IndexPtr quantizer, int d, size_t nlist, size_t M, size_t nbits = 4,
@@ -30,9 +33,12 @@ struct IndexIVFResidualQuantizerFastScan : IndexIVFResidualQuantizer {
 
     std::string type_name() const override { return "IVFResidualQuantizerFastScan"; }
     size_t fast_scan_M() const { return rq.M + (metric_type == METRIC_L2 ? 2 : 0); }
+    int table_scale() const { return rescale_norm && metric_type == METRIC_L2 && norm_scale > 1 ? norm_scale : 1; }
+    void write_body(Writer& w) const override;
     static std::unique_ptr<IndexIVFResidualQuantizerFastScan> read_body(Reader& r);
 
    protected:
+    void train_encoder(idx_t n, const float* x, const idx_t* assign) override;
     std::unique_ptr<InvertedListScanner> get_scanner() const override;
     bool norm_includes_centroid() const override { return by_residual && metric_type == METRIC_L2; }
 };

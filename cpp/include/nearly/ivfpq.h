@@ -35,6 +35,10 @@ struct IndexIVFPQ : IndexIVF {
     // (Re)builds precomputed_table from the quantizer and the PQ (takes the
     // write lock).
     void precompute_table();
+    // faiss lets by_residual change after training (the PQ then codes what
+    // it was not trained on, but consistently): allowed while the index
+    // holds no codes; the precomputed table follows. Takes the write lock.
+    void set_by_residual(bool v);
     // Installs a codebook learned elsewhere (M x ksub x dsub floats, faiss's
     // layout; e.g. a GPU index copied back): the PQ counts as trained, the
     // precomputed table is rebuilt, is_trained follows the quantizer. Takes

@@ -16,6 +16,7 @@
 #include "nearly/common.h"
 #include "nearly/pq.h"
 #include "nearly/selector.h"
+#include "nearly/simd.h"
 #include "nearly/topk.h"
 
 namespace nearly {
@@ -53,10 +54,14 @@ struct PQ4Table {
     size_t npairs = 0;
     float bias = 0.f, scale = 1.f, inv_scale = 1.f;
     std::vector<uint8_t> bytes;  // 2 * npairs x 16, odd M padded with a zero table
+    PQ4Tail tail;                // the multiplied last pairs (none unless set with table_scale > 1)
     // The active SIMD level's layout of bytes, 64-byte aligned.
     const uint8_t* packed() const { return packed_.data() + packed_offset_; }
 
-    void set(const float* tab, size_t M);
+    // Tables m >= scaled_from (at most the last four) are quantized
+    // table_scale times coarser and multiplied back by the scan (faiss's
+    // norm_scale): entry = round((t - min_m) / table_scale x scale).
+    void set(const float* tab, size_t M, size_t scaled_from = SIZE_MAX, int table_scale = 1);
     // Byte tables given as they are (M x 16; sums are then exact integers:
     // RaBitQ's bit dot products).
     void set_exact(const uint8_t* entries, size_t M);
@@ -84,7 +89,8 @@ void pq4_scan(const uint8_t* codes, size_t n, const PQ4Table& table, float offse
               const IDSelector* sel, TopKReservoir& out);
 
 // pq4_scan for nq queries at once (each with its table, offset and
-// reservoir): every block of codes is loaded once for all of them.
+// reservoir; their tables' tails alike): every block of codes is loaded
+// once for all of them.
 void pq4_scan_queries(const uint8_t* codes, size_t n, size_t nq, const PQ4Table* const* tables,
                       const float* offsets, const idx_t* ids, idx_t id0, const IDSelector* sel,
                       TopKReservoir* const* outs);

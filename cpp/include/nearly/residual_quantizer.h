@@ -146,6 +146,10 @@ struct ResidualQuantizer {
     // Replaces the codebooks (M * 2^nbits rows of d) and what is derived
     // from them (faiss's `codebooks = ...`).
     void set_codebooks(const float* c);
+    // faiss's `search_type = ...` on a built quantizer: only among the types
+    // that store no norm (ST_decompress, ST_LUT_nonorm, ST_norm_from_LUT),
+    // so that codes keep their layout; how they are scored changes.
+    void set_search_type(int st);
     // Codes of n x M indexes; a stored norm is that of their decoding.
     void pack_codes(size_t n, const int32_t* idx, uint8_t* out) const;
     // sum_m lut[m][idx_m] for n codes.

@@ -2,6 +2,7 @@
 #pragma once
 #include <cstdint>
 #include <memory>
+#include <utility>
 #include <vector>
 
 #include "nearly/common.h"
@@ -19,13 +20,20 @@ struct IDSelectorAll : IDSelector {
     bool is_member(idx_t) const override { return true; }
 };
 
-// imin <= id < imax
+// imin <= id < imax. assume_sorted (faiss's): the ids of an inverted list
+// are expected in ascending order (added in order: timestamps, say), so a
+// search scans only the stretch of each list in range, found by bisection.
+// nearly checks the order of each list it so scans (a pass over its ids);
+// a list out of order is scanned whole with the selector, never wrongly.
 struct IDSelectorRange : IDSelector {
     idx_t imin, imax;
     bool assume_sorted;
     IDSelectorRange(idx_t imin, idx_t imax, bool assume_sorted = false)
         : imin(imin), imax(imax), assume_sorted(assume_sorted) {}
     bool is_member(idx_t id) const override { return id >= imin && id < imax; }
+    // faiss's find_sorted_ids_bounds: [j0, j1) of sorted ids[0..n) in range
+    // (j0 >= j1 when none).
+    std::pair<size_t, size_t> sorted_ids_bounds(const idx_t* ids, size_t n) const;
 };
 
 // A set of ids; sorted copy plus a small Bloom filter so most misses cost one

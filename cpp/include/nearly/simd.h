@@ -32,6 +32,16 @@ struct GemmShape {
     int nr;
 };
 
+// The last pairs of a 4-bit fast-scan table whose lookups are multiplied by
+// small integers before they are added (faiss's norm_scale: an additive
+// quantizer's two norm tables are quantized s times coarser, so that they do
+// not take the byte range from the inner-product tables). mult[t][0] / [1]:
+// the low / high nibble of pair npairs - npairs_tail + t. Sums stay 16-bit.
+struct PQ4Tail {
+    size_t npairs = 0;  // 0, 1 or 2
+    uint16_t mult[2][2] = {{1, 1}, {1, 1}};
+};
+
 struct SimdKernels {
     SimdLevel level;
     float (*inner_product)(const float* x, const float* y, size_t d);
@@ -77,11 +87,13 @@ struct SimdKernels {
     // (packed[q]) over the 32 codes of one block (npairs x 32 bytes, low
     // nibble = even subquantizer) in 16-bit arithmetic (mod 2^16), writes
     // query q's sums in entry order at sums + 32 q and the mask of its
-    // entries whose sum is <= thr[q] at masks[q]. Queries scanned together
-    // share each load of the codes. The same bits at every level.
-    void (*pq4_pack_lut)(const uint8_t* lut, size_t npairs, uint8_t* packed);
+    // entries whose sum is <= thr[q] at masks[q]; the lookups of the tail's
+    // pairs (PQ4Tail, the same for all nq queries) are multiplied first.
+    // Queries scanned together share each load of the codes. The same bits
+    // at every level.
+    void (*pq4_pack_lut)(const uint8_t* lut, size_t npairs, size_t ntail, uint8_t* packed);
     void (*pq4_scan_block)(const uint8_t* block, size_t npairs, const uint8_t* const* packed, size_t nq,
-                           const uint16_t* thr, uint16_t* sums, uint32_t* masks);
+                           const uint16_t* thr, uint16_t* sums, uint32_t* masks, const PQ4Tail& tail);
     // out[j] = sum_i |q_i - x_ji| (METRIC_L1) / max_i |q_i - x_ji| (METRIC_Linf)
     // for ny rows of x (row stride d). Linf is exact at every level; L1's
     // sums are in the level's order.
@@ -121,14 +133,14 @@ void pq_adc8_avx512_gathers(const float* tab, const uint8_t* codes, size_t M, si
 
 // The 4-bit fast-scan kernels of each level (cpp/src/simd/<isa>/pq_fast_scan.cpp);
 // NEON uses the scalar ones.
-void pq4_pack_lut_scalar(const uint8_t* lut, size_t npairs, uint8_t* packed);
+void pq4_pack_lut_scalar(const uint8_t* lut, size_t npairs, size_t ntail, uint8_t* packed);
 void pq4_scan_block_scalar(const uint8_t* block, size_t npairs, const uint8_t* const* packed, size_t nq,
-                       const uint16_t* thr, uint16_t* sums, uint32_t* masks);
+                           const uint16_t* thr, uint16_t* sums, uint32_t* masks, const PQ4Tail& tail);
 void pq4_scan_block_avx2(const uint8_t* block, size_t npairs, const uint8_t* const* packed, size_t nq,
-                       const uint16_t* thr, uint16_t* sums, uint32_t* masks);
-void pq4_pack_lut_avx512(const uint8_t* lut, size_t npairs, uint8_t* packed);
+                         const uint16_t* thr, uint16_t* sums, uint32_t* masks, const PQ4Tail& tail);
+void pq4_pack_lut_avx512(const uint8_t* lut, size_t npairs, size_t ntail, uint8_t* packed);
 void pq4_scan_block_avx512(const uint8_t* block, size_t npairs, const uint8_t* const* packed, size_t nq,
-                       const uint16_t* thr, uint16_t* sums, uint32_t* masks);
+                           const uint16_t* thr, uint16_t* sums, uint32_t* masks, const PQ4Tail& tail);
 
 size_t nearest_transposed_scalar(const float* x, size_t d, const float* ct, const float* norms, size_t k, float* score);
 size_t nearest_transposed_avx2(const float* x, size_t d, const float* ct, const float* norms, size_t k, float* score);

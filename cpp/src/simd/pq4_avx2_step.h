@@ -31,7 +31,30 @@ struct PQ4Nibbles256 {
         all = _mm256_add_epi16(all, _mm256_add_epi16(r0, r1));
         odd = _mm256_add_epi16(odd, _mm256_add_epi16(_mm256_srli_epi16(r0, 8), _mm256_srli_epi16(r1, 8)));
     }
+    // add with the lookups multiplied (a PQ4Tail pair): mlo / mhi hold the
+    // low / high nibble's multiplier in every 16-bit lane. A lane (even + 256
+    // x odd) times m is even x m + 256 x odd x m modulo 2^16, so the split
+    // at the end still holds.
+    void add_scaled(const uint8_t* tables, __m256i mlo, __m256i mhi, __m256i& all, __m256i& odd) const {
+        const __m256i r0 = _mm256_shuffle_epi8(_mm256_load_si256(reinterpret_cast<const __m256i*>(tables)), lo);
+        const __m256i r1 = _mm256_shuffle_epi8(_mm256_load_si256(reinterpret_cast<const __m256i*>(tables + 32)), hi);
+        all = _mm256_add_epi16(all, _mm256_add_epi16(_mm256_mullo_epi16(r0, mlo), _mm256_mullo_epi16(r1, mhi)));
+        odd = _mm256_add_epi16(odd, _mm256_add_epi16(_mm256_mullo_epi16(_mm256_srli_epi16(r0, 8), mlo),
+                                                     _mm256_mullo_epi16(_mm256_srli_epi16(r1, 8), mhi)));
+    }
 };
+
+// The tail's pairs (after the main ones) of a block for a group of queries.
+template <size_t NQ>
+static inline void pq4_add_tail_256(const uint8_t* block, size_t nmain, const uint8_t* const* packed,
+                                    const PQ4Tail& tail, __m256i* all, __m256i* odd) {
+    for (size_t t = 0; t < tail.npairs; t++) {
+        const size_t p = nmain + t;
+        const PQ4Nibbles256 c(block + p * 32);
+        const __m256i mlo = _mm256_set1_epi16(short(tail.mult[t][0])), mhi = _mm256_set1_epi16(short(tail.mult[t][1]));
+        for (size_t q = 0; q < NQ; q++) c.add_scaled(packed[q] + p * 64, mlo, mhi, all[q], odd[q]);
+    }
+}
 
 // The 32 sums stored in entry order; returns the mask of sums <= thr.
 static inline uint32_t pq4_finish_256(__m256i all, __m256i odd, uint16_t thr, uint16_t* sums) {
