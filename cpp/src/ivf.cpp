@@ -37,6 +37,23 @@ void InvertedListScanner::scan_codes(size_t size, const uint8_t* codes, size_t c
     float buf[kScanChunk];
     for (size_t j0 = 0; j0 < size; j0 += kScanChunk) {
         const size_t m = std::min(kScanChunk, size - j0);
+        if (sel && codes_one_by_one) {
+            kept_.clear();
+            for (size_t j = 0; j < m; j++)
+                if (sel->is_member(ids[j0 + j])) kept_.push_back(uint32_t(j));
+            if (kept_.size() * 2 <= m) {  // a selective filter: score only what it keeps
+                gathered_.resize(kept_.size() * code_size);
+                for (size_t i = 0; i < kept_.size(); i++)
+                    std::memcpy(&gathered_[i * code_size], codes + (j0 + kept_[i]) * code_size, code_size);
+                distances(kept_.size(), gathered_.data(), buf);
+                for (size_t i = 0; i < kept_.size(); i++) {
+                    const float s = ip ? -buf[i] : buf[i];
+                    const size_t j = j0 + kept_[i];
+                    if (s <= D[0]) TopK::push(D, I, k, s, labels_are_ids ? ids[j] : idx_t(j));
+                }
+                continue;
+            }
+        }
         distances(m, codes + j0 * code_size, buf);
         if (ip)
             for (size_t j = 0; j < m; j++) buf[j] = -buf[j];
@@ -474,6 +491,7 @@ void IndexIVF::search_by_query(idx_t n, const float* x, idx_t k, size_t np, cons
     scanned.nq = size_t(n);
     parallel_for((n + kQueriesPerTask - 1) / kQueriesPerTask, [&](size_t t) {
         std::unique_ptr<InvertedListScanner> sc = get_scanner_for(batch);
+        sc->codes_one_by_one = code_block == 1;
         size_t task_lists = 0, task_codes = 0;
         for (size_t q = t * kQueriesPerTask; q < std::min(size_t(n), (t + 1) * kQueriesPerTask); q++) {
             float* Dq = D + q * kk;
@@ -537,6 +555,7 @@ void IndexIVF::scan_list_batch(size_t l, const uint8_t* codes, const idx_t* ids,
                                idx_t* pos) const {
     const bool ip = is_similarity_metric(metric_type);
     std::unique_ptr<InvertedListScanner> sc = get_scanner();
+    sc->codes_one_by_one = code_block == 1;
     for (size_t i = 0; i < nq; i++) {
         float* Dq = dis + i * k;
         idx_t* Iq = pos + i * k;

@@ -66,10 +66,27 @@ std::unique_ptr<InvertedListScanner> IndexIVFFlat::get_scanner() const {
 void IndexIVFFlat::scan_list_batch(size_t, const uint8_t* codes, const idx_t* ids, size_t size, size_t nq,
                                    const float* xq, const float*, size_t k, const IDSelector* sel, float* dis,
                                    idx_t* pos) const {
+    const float* rows = reinterpret_cast<const float*>(codes);
+    if (sel) {
+        // A selective filter: the rows it keeps, gathered, are all the GEMM
+        // scores (faiss tests ids before distances too).
+        std::vector<idx_t> kept;
+        for (size_t j = 0; j < size; j++)
+            if (sel->is_member(ids[j])) kept.push_back(idx_t(j));
+        if (kept.size() * 2 <= size) {
+            const size_t dd = d;
+            std::vector<float> sub(kept.size() * dd);
+            for (size_t i = 0; i < kept.size(); i++)
+                std::memcpy(&sub[i * dd], rows + size_t(kept[i]) * dd, dd * sizeof(float));
+            knn_exhaustive(xq, nq, sub.data(), kept.size(), dd, metric_type, k, dis, pos, nullptr);
+            for (size_t i = 0; i < nq * k; i++)
+                if (pos[i] >= 0) pos[i] = kept[size_t(pos[i])];
+            return;
+        }
+    }
     std::unique_ptr<ListSelector> translated;
     if (sel) translated = std::make_unique<ListSelector>(ids, size, *sel);
-    knn_exhaustive(xq, nq, reinterpret_cast<const float*>(codes), size, size_t(d), metric_type, k, dis, pos,
-                   translated.get());
+    knn_exhaustive(xq, nq, rows, size, size_t(d), metric_type, k, dis, pos, translated.get());
 }
 
 // Same layout as before the IVF base existed: lists as ids + float vectors.

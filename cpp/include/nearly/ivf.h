@@ -84,6 +84,16 @@ struct InvertedListScanner {
     // After the last list of a query: a scanner that collected candidates
     // elsewhere than in (D, I) puts them there.
     virtual void finish_query(float* D, idx_t* I, size_t k) {}
+
+    // Set by IndexIVF when codes lie one after the other (not in blocks):
+    // the default scan_codes then tests a selector first and, when it keeps
+    // few codes of a chunk, scores only those (gathered), as faiss tests
+    // ids before distances.
+    bool codes_one_by_one = false;
+
+   private:
+    std::vector<uint8_t> gathered_;
+    std::vector<uint32_t> kept_;
 };
 
 // What a family prepares once per search for its scanners (IndexIVF::prepare_queries).
