@@ -22,14 +22,12 @@ mean squared reconstruction error of the base. The two libraries train
 their own codebooks (k-means differs), so recall is compared, not codes.
 """
 import argparse
-import json
 import os
-import platform
 import time
 
 import numpy as np
 
-from search_metrics import best_qps, libraries, load_real, recall
+from search_metrics import best_qps, libraries, load_real, recall, write_results
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -90,12 +88,9 @@ def main():
     out = {"command": "python bench/additive_quantizers.py --threads %d --M %s --ivf-M %s --ntrain %d%s" % (
                args.threads, " ".join(map(str, args.M)), " ".join(map(str, args.ivf_M)), args.ntrain,
                " --keys " + " ".join(args.keys) if args.keys else ""),
-           "machine": platform.machine(), "cpu_count": os.cpu_count(), "threads": args.threads, "n": len(xb),
+           "threads": args.threads, "n": len(xb),
            "nq": len(xq), "d": d, "ntrain": args.ntrain, "k": args.k, "data": "pypi-minilm-100k", "rows": rows}
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump(out, f, indent=1)
-        f.write("\n")
+    write_results(args.out, out)
 
 
 if __name__ == "__main__":

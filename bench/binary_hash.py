@@ -12,14 +12,12 @@ within nflip flips of the query's, so recall is the point of comparison as
 much as speed: the two libraries must reach the same codes.
 """
 import argparse
-import json
 import os
-import platform
 import time
 
 import numpy as np
 
-from search_metrics import best_qps, libraries, load_real, recall
+from search_metrics import best_qps, libraries, load_real, recall, write_results
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -60,13 +58,9 @@ def main():
         rows.append(row)
         print(f"{key:10s} nflip={nflip}  recall {row['nearly']['recall']:.3f} / {row['faiss']['recall']:.3f}  "
               f"QPS {row['nearly']['qps']:10.0f} / {row['faiss']['qps']:10.0f}  ({row['qps_ratio']:.2f}x)", flush=True)
-    out = {"command": "python bench/binary_hash.py --threads %d" % args.threads, "machine": platform.machine(),
-           "cpu_count": os.cpu_count(), "threads": args.threads, "n": len(xb), "nq": len(xq), "d_bits": d,
+    out = {"command": "python bench/binary_hash.py --threads %d" % args.threads, "threads": args.threads, "n": len(xb), "nq": len(xq), "d_bits": d,
            "k": args.k, "data": "pypi-minilm-100k sign bits", "rows": rows}
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump(out, f, indent=1)
-        f.write("\n")
+    write_results(args.out, out)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,8 @@
 """What the standalone benchmark scripts measure the same way: recall@k
 against exact results, and queries per second (best of a few runs)."""
+import json
 import os
+import platform
 import time
 
 import numpy as np
@@ -37,3 +39,12 @@ def best_qps(index, xq, k, runs=3):
         index.search(xq, k)
         best = min(best, time.perf_counter() - t)
     return len(xq) / best
+
+
+def write_results(path, out):
+    """Writes a benchmark's JSON (out, with the machine added) to path."""
+    out = dict(out, machine=platform.machine(), cpu_count=os.cpu_count())
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w") as f:
+        json.dump(out, f, indent=1)
+        f.write("\n")

@@ -15,13 +15,11 @@ against the exact top 10 within the window.
 Writes bench/results/sorted_range.json.
 """
 import argparse
-import json
 import os
-import platform
 
 import numpy as np
 
-from search_metrics import best_qps, libraries, load_real, recall
+from search_metrics import best_qps, libraries, load_real, recall, write_results
 
 
 def main():
@@ -71,12 +69,9 @@ def main():
               f"{row['nearly_sorted_over_faiss_sorted']:.2f}x; recall {row['nearly_sorted']['recall']:.3f} / "
               f"{row['faiss_sorted']['recall']:.3f}", flush=True)
     out = {"command": f"python bench/sorted_range.py --threads {args.threads} --key {args.key} --nprobe {args.nprobe}",
-           "machine": platform.machine(), "cpu_count": os.cpu_count(), "threads": args.threads, "n": n,
+           "threads": args.threads, "n": n,
            "nq": len(xq), "d": d, "k": args.k, "metric": "IP", "data": "pypi-minilm-100k", "rows": rows}
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump(out, f, indent=1)
-        f.write("\n")
+    write_results(args.out, out)
 
 
 if __name__ == "__main__":

@@ -35,6 +35,7 @@
 #include "nearly/ivfpq.h"
 #include "nearly/ivfpq_fast_scan.h"
 #include "nearly/multi_index_quantizer.h"
+#include "nearly/residual_coarse_quantizer.h"
 #include "nearly/index_pq_fast_scan.h"
 #include "nearly/refine.h"
 #include "nearly/transform.h"
@@ -170,6 +171,7 @@ IndexPtr read_tagged(Reader& r, const std::string& tag) {
     if (tag == "IVFResidualQuantizerFastScan") return IndexIVFResidualQuantizerFastScan::read_body(r);
     if (tag == "LSH") return IndexLSH::read_body(r);
     if (tag == "MultiIndexQuantizer") return MultiIndexQuantizer::read_body(r);
+    if (tag == "ResidualCoarseQuantizer") return ResidualCoarseQuantizer::read_body(r);
     if (tag == "RaBitQ") return IndexRaBitQ::read_body(r);
     if (tag == "RaBitQFastScan") return IndexRaBitQFastScan::read_body(r);
     if (tag == "IVFRaBitQ") return IndexIVFRaBitQ::read_body(r);

@@ -178,7 +178,7 @@ void IndexIVF::train(idx_t n, const float* x) {
     if (verbose) std::printf("Training level-1 quantizer\n");
     if (quantizer->is_trained && size_t(quantizer->ntotal) == nlist) {
         if (verbose) std::printf("IVF quantizer does not need training.\n");
-    } else if (quantizer_trains_alone == 1 || dynamic_cast<const MultiIndexQuantizer*>(quantizer.get())) {
+    } else if (quantizer_trains_alone == 1 || quantizer->trains_alone()) {
         if (verbose) std::printf("IVF quantizer trains alone...\n");
         quantizer->verbose = verbose;
         quantizer->train(n, x);

@@ -232,29 +232,52 @@ void ResidualQuantizer::encode_unpacked(size_t n, const float* x, int32_t* codes
             });
         return;
     }
+    beam_search(n, x, size_t(std::max(1, max_beam_size)), 1, codes, residuals, nullptr);
+}
+
+void ResidualQuantizer::refine_beam(size_t n, const float* x, size_t beam_size, int32_t* codes,
+                                    float* distances) const {
+    NEARLY_CHECK_ARG(nsplits == 1 && !local_search, "refine_beam: a plain residual quantizer only");
+    beam_search(n, x, beam_size, beam_size, codes, nullptr, distances);
+}
+
+void ResidualQuantizer::beam_search(size_t n, const float* x, size_t beam_size, size_t nout, int32_t* codes,
+                                    float* residuals, float* distances) const {
+    const size_t Kc = K();
     // Vectors go through all M steps a block at a time: bounded memory
     // (B x d residuals each) and Ctrl-C between blocks.
-    constexpr size_t kBlock = 4096;
+    const size_t kBlock = std::max<size_t>(1, 4096 * 5 / std::max<size_t>(beam_size, 5));
     InterruptPoll poll;
     for (size_t i0 = 0; i0 < n; i0 += kBlock) {
         const size_t nb = std::min(kBlock, n - i0);
         size_t B = 1;
-        std::vector<float> res(x + i0 * d, x + (i0 + nb) * d), res2;
+        std::vector<float> res(x + i0 * d, x + (i0 + nb) * d), res2, dist;
         std::vector<int32_t> cod, cod2;
         for (size_t m = 0; m < M; m++) {
-            const size_t B2 = std::min<size_t>(B * Kc, size_t(std::max(1, max_beam_size)));
+            const size_t B2 = std::min(B * Kc, beam_size);
             res2.resize(nb * B2 * d);
             cod2.resize(nb * B2 * (m + 1));
-            beam_step(d, Kc, codebooks.data() + m * Kc * d, centroid_norms.data() + m * Kc, nb, B, res.data(), cod.data(), m,
-                      B2, res2.data(), cod2.data(), nullptr);
+            if (m + 1 == M && distances) dist.resize(nb * B2);
+            beam_step(d, Kc, codebooks.data() + m * Kc * d, centroid_norms.data() + m * Kc, nb, B, res.data(),
+                      cod.data(), m, B2, res2.data(), cod2.data(), m + 1 == M && distances ? dist.data() : nullptr);
             res.swap(res2);
             cod.swap(cod2);
             B = B2;
         }
-        for (size_t i = 0; i < nb; i++) {
-            std::copy(&cod[i * B * M], &cod[i * B * M] + M, codes + (i0 + i) * M);
-            if (residuals) std::copy(&res[i * B * d], &res[i * B * d] + d, residuals + (i0 + i) * d);
-        }
+        // The first nout entries of each final beam (best first); a beam
+        // shorter than nout (K^M < nout) is padded with code -1.
+        for (size_t i = 0; i < nb; i++)
+            for (size_t j = 0; j < nout; j++) {
+                int32_t* out = codes + ((i0 + i) * nout + j) * M;
+                if (j < B) {
+                    std::copy(&cod[(i * B + j) * M], &cod[(i * B + j) * M] + M, out);
+                    if (residuals) std::copy(&res[(i * B + j) * d], &res[(i * B + j) * d] + d, residuals + ((i0 + i) * nout + j) * d);
+                    if (distances) distances[(i0 + i) * nout + j] = dist[i * B + j];
+                } else {
+                    std::fill(out, out + M, int32_t(-1));
+                    if (distances) distances[(i0 + i) * nout + j] = std::numeric_limits<float>::infinity();
+                }
+            }
         poll();
     }
 }

@@ -9,6 +9,7 @@
 #include "nearly/ivf_residual_quantizer.h"
 #include "nearly/ivf_residual_quantizer_fast_scan.h"
 #include "nearly/pq_fast_scan.h"
+#include "nearly/residual_coarse_quantizer.h"
 #include "nearly/residual_quantizer.h"
 
 namespace nearly_py {
@@ -80,6 +81,7 @@ void check_indexes(const int32_t* idx, size_t count, size_t K) {
 
 ResidualQuantizer& rq_of_index(IndexResidualQuantizer& i) { return i.rq; }
 ResidualQuantizer& rq_of_ivf(IndexIVFResidualQuantizer& i) { return i.rq; }
+ResidualQuantizer& rq_of_rcq(ResidualCoarseQuantizer& i) { return i.rq; }
 }  // namespace
 
 void bind_residual_quantizer(py::module_& m) {
@@ -434,6 +436,37 @@ void bind_residual_quantizer(py::module_& m) {
         .def_property_readonly("M", &IndexIVFResidualQuantizerFastScan::fast_scan_M,
                                "Subquantizers of a fast-scan code (faiss's M): the codebooks, and the two of the "
                                "norm under L2.");
+
+    py::class_<SearchParametersResidualCoarseQuantizer, SearchParameters,
+               std::shared_ptr<SearchParametersResidualCoarseQuantizer>>(m, "SearchParametersResidualCoarseQuantizer")
+        .def(py::init([](float beam_factor) {
+                 auto p = std::make_shared<SearchParametersResidualCoarseQuantizer>();
+                 p->beam_factor = beam_factor;
+                 return p;
+             }),
+             py::kw_only(), py::arg("beam_factor") = 4.f)
+        .def_readwrite("beam_factor", &SearchParametersResidualCoarseQuantizer::beam_factor);
+
+    py::class_<ResidualCoarseQuantizer, Index, std::shared_ptr<ResidualCoarseQuantizer>>(m, "ResidualCoarseQuantizer")
+        .def(py::init([](int d, long long M, long long nbits, int metric) {
+                 return std::make_shared<ResidualCoarseQuantizer>(d, positive(M, "M"), positive(nbits, "nbits"),
+                                                                  MetricType(metric));
+             }),
+             py::arg("d"), py::arg("M"), py::arg("nbits"), py::arg("metric") = int(METRIC_L2),
+             "faiss's ResidualCoarseQuantizer(d, M, nbits[, metric]): 2^(M nbits) centroids, the sums of one word "
+             "of each of M codebooks, searched by beam search (IVF65536(RCQ2x8),...).")
+        .def_property_readonly("rq", &rq_of_rcq, py::return_value_policy::reference_internal)
+        .def_property("beam_factor", [](const ResidualCoarseQuantizer& q) { return q.beam_factor; },
+                      [](ResidualCoarseQuantizer& q, float bf) {
+                          py::gil_scoped_release release;
+                          q.set_beam_factor(bf);
+                      })
+        .def("set_beam_factor", [](ResidualCoarseQuantizer& q, float bf) {
+            py::gil_scoped_release release;
+            q.set_beam_factor(bf);
+        }, py::arg("beam_factor"),
+           "At least 1: a beam search keeping beam_factor x k candidates per step; negative: every centroid "
+           "scanned (exact).");
 }
 
 }  // namespace nearly_py

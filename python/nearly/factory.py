@@ -231,6 +231,11 @@ def _local_search(build):
 INDEXES += [(re.compile(regex.pattern.replace("PRQ(", "PLSQ(").replace("RQ(", "LSQ(")), _local_search(build))
             for regex, build in INDEXES if "RQ(" in regex.pattern]
 
+# faiss's RCQ{M}x{nbits}: a ResidualCoarseQuantizer, the coarse quantizer of
+# "IVF{2^(M nbits)}(RCQ{M}x{nbits}),..." (it trains alone).
+INDEXES.append((re.compile(r"RCQ(\d+)x(\d+)"), lambda m, d, metric: _nearly.ResidualCoarseQuantizer(
+    d, int(m.group(1)), int(m.group(2)), metric)))
+
 # suffix -> wrapper(index) applied around the main index and its transforms
 REFINES = {
     "RFlat": _nearly.IndexRefineFlat,

@@ -126,6 +126,9 @@ struct Index {
     // True when the index stores caller-given ids itself (add_with_ids,
     // stable ids across remove_ids): IndexIDMap then passes ids through.
     virtual bool has_native_ids() const { return false; }
+    // A coarse quantizer whose centroids come from its own training (a
+    // multi-index, a residual coarse quantizer), not from the IVF's k-means.
+    virtual bool trains_alone() const { return false; }
 
     // Serialized body after the type tag (see io.h).
     virtual void write_body(Writer& w) const = 0;

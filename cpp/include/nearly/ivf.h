@@ -118,8 +118,8 @@ struct IndexIVF : Index {
     // iterations, spherical for inner product).
     ClusteringParameters cp;
     // faiss's quantizer_trains_alone: 1 gives the training vectors to
-    // quantizer->train() instead of k-means (a MultiIndexQuantizer always
-    // trains alone); 0 and 2 both run k-means with a flat assignment and add
+    // quantizer->train() instead of k-means (a quantizer whose
+    // trains_alone() is true always does: multi-index, residual coarse); 0 and 2 both run k-means with a flat assignment and add
     // the centroids to the quantizer. Read at train time, not stored.
     int quantizer_trains_alone = 0;
 

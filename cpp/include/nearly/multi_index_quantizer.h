@@ -22,6 +22,7 @@ struct MultiIndexQuantizer : Index {
     MultiIndexQuantizer(int d, size_t M, size_t nbits);
 
     std::string type_name() const override { return "MultiIndexQuantizer"; }
+    bool trains_alone() const override { return true; }
     // Trains the sub-quantizers (pq.train); then ntotal = ksub^M cells.
     void train(idx_t n, const float* x) override;
     // After pq.centroids were set by hand.

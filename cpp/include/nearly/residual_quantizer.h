@@ -141,6 +141,13 @@ struct ResidualQuantizer {
     // The M indexes of a code.
     void unpack(const uint8_t* code, int32_t* idx) const;
 
+    // faiss's refine_beam for one step of beam search per codebook: the
+    // beam_size best codes of each of n vectors (n x beam_size x M indexes,
+    // best first) and their squared distances ||x - decode||^2; a beam
+    // shorter than beam_size (K^M < beam_size) is padded with code -1 and
+    // +inf. A plain residual quantizer only (not product, not LSQ).
+    void refine_beam(size_t n, const float* x, size_t beam_size, int32_t* codes, float* distances) const;
+
     // Search through tables: lut = <q, every codeword> (M * K floats).
     void compute_lut(const float* q, float* lut) const;
     // Replaces the codebooks (M * 2^nbits rows of d) and what is derived
@@ -200,9 +207,13 @@ struct ResidualQuantizer {
     void encode_local_search(size_t n, const float* x, int32_t* codes) const;
     uint32_t encode_norm(float norm) const;
     float decode_norm(uint32_t c) const;
-    // Beam search over codebooks [0, m_end) for n vectors: the best code
-    // (M indexes) of each and, optionally, its residual.
+    // Beam search for n vectors: the best code (M indexes) of each and,
+    // optionally, its residual.
     void encode_unpacked(size_t n, const float* x, int32_t* codes, float* residuals) const;
+    // Beams of beam_size through the M codebooks; the first nout entries of
+    // each final beam (codes, residuals, distances: each optional but codes).
+    void beam_search(size_t n, const float* x, size_t beam_size, size_t nout, int32_t* codes, float* residuals,
+                     float* distances) const;
     void pack(size_t n, const int32_t* codes, const float* norms, uint8_t* out) const;
 };
 

@@ -1,0 +1,68 @@
+// faiss's ResidualCoarseQuantizer: the coarse quantizer of an IVF whose
+// 2^(M nbits) centroids are the sums of one codeword from each of the M
+// codebooks of a residual quantizer ("IVF65536(RCQ2x8),..."). Training is
+// the residual quantizer's (seconds, where k-means on 65,536 centroids takes
+// minutes); centroid t is codebook m's word (t >> nbits m) & (2^nbits - 1),
+// summed over m, so no centroid is stored. A search is a beam search through
+// the codebooks (beam_factor x k candidates kept at each step; the beam's
+// squared distances are exact), or with beam_factor < 0 an exhaustive scan
+// of every centroid, decoded a block at a time.
+#pragma once
+#include <memory>
+#include <vector>
+
+#include "nearly/index.h"
+#include "nearly/residual_quantizer.h"
+
+namespace nearly {
+
+class Reader;
+
+// faiss's SearchParametersResidualCoarseQuantizer.
+struct SearchParametersResidualCoarseQuantizer : SearchParameters {
+    float beam_factor = 4.f;
+    std::unique_ptr<SearchParameters> clone() const override {
+        return std::make_unique<SearchParametersResidualCoarseQuantizer>(*this);
+    }
+};
+
+struct ResidualCoarseQuantizer : Index {
+    ResidualQuantizer rq;  // ST_decompress: the centroids are decoded, no norm is stored
+    float beam_factor = 4.f;
+
+    // M * nbits at most 40 (2^40 virtual centroids; an exhaustive search
+    // needs their 2^(M nbits) norms).
+    ResidualCoarseQuantizer(int d, size_t M, size_t nbits, MetricType metric = METRIC_L2);
+
+    std::string type_name() const override { return "ResidualCoarseQuantizer"; }
+    bool trains_alone() const override { return true; }
+    // Trains rq; then ntotal = 2^(M nbits) centroids.
+    void train(idx_t n, const float* x) override;
+    // After rq.codebooks were set by hand and rq marked trained.
+    void set_trained(bool trained) override;
+    // beam_factor >= 1, or < 0 for the exhaustive scan (whose L2 needs the
+    // centroids' norms, computed then).
+    void set_beam_factor(float bf);
+    // L2: squared distances, ascending; inner product: the beam (searched
+    // by L2) re-scored by <x, c>, descending; the exhaustive scan ranks all
+    // centroids by the metric. Ties to the smaller centroid number.
+    void search(idx_t n, const float* x, idx_t k, float* D, idx_t* I,
+                const SearchParameters* params = nullptr) const override;
+    void reconstruct(idx_t key, float* out) const override;
+    void reconstruct_n(idx_t i0, idx_t ni, float* out) const override;
+    // The centroids are virtual: nothing to add (faiss's text) or reset.
+    void add(idx_t n, const float* x) override;
+    void reset() override;
+    void write_body(Writer& w) const override;
+    static std::unique_ptr<ResidualCoarseQuantizer> read_body(Reader& r);
+
+   private:
+    void check_key(idx_t key) const;
+    void codes_of(idx_t key, int32_t* idx) const;
+    void compute_centroid_norms();
+    void search_exhaustive(idx_t n, const float* x, idx_t k, float* D, idx_t* I) const;
+    void search_beam(idx_t n, const float* x, idx_t k, float bf, float* D, idx_t* I) const;
+    std::vector<float> centroid_norms_;  // L2 exhaustive scan: ||c_t||^2 for every t
+};
+
+}  // namespace nearly

@@ -1,0 +1,227 @@
+#include "nearly/residual_coarse_quantizer.h"
+
+#include <algorithm>
+#include <cmath>
+#include <mutex>
+#include <string>
+
+#include "nearly/distance.h"
+#include "nearly/io.h"
+#include "nearly/parallel.h"
+#include "nearly/simd.h"
+#include "nearly/topk.h"
+
+namespace nearly {
+
+namespace {
+constexpr size_t kMaxBits = 40;
+// The exhaustive scan decodes this many centroids at a time.
+constexpr size_t kCentroidBlock = 16384;
+}  // namespace
+
+ResidualCoarseQuantizer::ResidualCoarseQuantizer(int d, size_t M, size_t nbits, MetricType metric)
+    : Index(d, metric), rq(size_t(d), M, nbits, ResidualQuantizer::ST_decompress) {
+    NEARLY_CHECK_ARG(metric == METRIC_L2 || metric == METRIC_INNER_PRODUCT,
+                     "ResidualCoarseQuantizer: L2 or inner product only");
+    NEARLY_CHECK_ARG(M * nbits <= kMaxBits, "ResidualCoarseQuantizer: M * nbits must be at most " +
+                                                std::to_string(kMaxBits) + " (got " + std::to_string(M * nbits) + ")");
+    is_trained = false;
+}
+
+void ResidualCoarseQuantizer::train(idx_t n, const float* x) {
+    check_writable();
+    NEARLY_CHECK_ARG(n > 0, "ResidualCoarseQuantizer: train() needs vectors");
+    check_finite(x, size_t(n) * size_t(d), "training data");
+    std::unique_lock<SharedMutex> lk(rw_mutex_);
+    rq.verbose = verbose;
+    rq.train(size_t(n), x);
+    ntotal = idx_t(1) << (rq.M * rq.nbits);
+    is_trained = true;
+    centroid_norms_.clear();
+    if (beam_factor < 0) compute_centroid_norms();
+}
+
+void ResidualCoarseQuantizer::set_trained(bool trained) {
+    check_writable();
+    std::unique_lock<SharedMutex> lk(rw_mutex_);
+    if (trained && !rq.is_trained)
+        throw NotSupported("ResidualCoarseQuantizer: is_trained = True needs rq trained (or its codebooks assigned "
+                           "and rq.is_trained set)");
+    is_trained = trained;
+    ntotal = trained ? idx_t(1) << (rq.M * rq.nbits) : 0;
+    centroid_norms_.clear();
+    if (trained && beam_factor < 0) compute_centroid_norms();
+}
+
+void ResidualCoarseQuantizer::set_beam_factor(float bf) {
+    NEARLY_CHECK_ARG(bf < 0 || bf >= 1.f, "ResidualCoarseQuantizer: beam_factor must be at least 1, or negative "
+                                          "for the exhaustive scan (got " + std::to_string(bf) + ")");
+    std::unique_lock<SharedMutex> lk(rw_mutex_);
+    beam_factor = bf;
+    if (bf < 0 && is_trained && centroid_norms_.empty()) compute_centroid_norms();
+}
+
+void ResidualCoarseQuantizer::compute_centroid_norms() {
+    if (metric_type != METRIC_L2) return;
+    // 4 bytes per centroid: refused beyond 2^32 of them (16 GiB).
+    NEARLY_CHECK_ARG(rq.M * rq.nbits <= 32, "ResidualCoarseQuantizer: the exhaustive scan keeps a norm per "
+                                            "centroid; at most 2^32 centroids");
+    centroid_norms_.resize(size_t(ntotal));
+    parallel_for_blocks(size_t(ntotal), 4096, [&](size_t t) {
+        std::vector<int32_t> idx(rq.M);
+        std::vector<float> c(static_cast<size_t>(d));
+        codes_of(idx_t(t), idx.data());
+        rq.decode_unpacked(idx.data(), c.data(), 1);
+        centroid_norms_[t] = simd().inner_product(c.data(), c.data(), size_t(d));
+    });
+}
+
+void ResidualCoarseQuantizer::check_key(idx_t key) const {
+    if (key < 0 || key >= ntotal)
+        throw OutOfRange("ResidualCoarseQuantizer: centroid " + std::to_string(key) + " out of range [0, " +
+                         std::to_string(ntotal) + ")");
+}
+
+void ResidualCoarseQuantizer::codes_of(idx_t key, int32_t* idx) const {
+    for (size_t m = 0; m < rq.M; m++) idx[m] = int32_t((uint64_t(key) >> (m * rq.nbits)) & (rq.K() - 1));
+}
+
+void ResidualCoarseQuantizer::reconstruct(idx_t key, float* out) const {
+    if (!is_trained) throw NotSupported("ResidualCoarseQuantizer: not trained");
+    check_key(key);
+    std::vector<int32_t> idx(rq.M);
+    codes_of(key, idx.data());
+    rq.decode_unpacked(idx.data(), out, 1);
+}
+
+void ResidualCoarseQuantizer::reconstruct_n(idx_t i0, idx_t ni, float* out) const {
+    NEARLY_CHECK_ARG(ni >= 0, "reconstruct_n: ni must be non-negative");
+    if (!is_trained) throw NotSupported("ResidualCoarseQuantizer: not trained");
+    if (ni > 0) check_key(i0), check_key(i0 + ni - 1);
+    parallel_for_blocks(size_t(ni), 4096, [&](size_t i) {
+        std::vector<int32_t> idx(rq.M);
+        codes_of(i0 + idx_t(i), idx.data());
+        rq.decode_unpacked(idx.data(), out + i * size_t(d), 1);
+    });
+}
+
+void ResidualCoarseQuantizer::add(idx_t, const float*) {
+    throw NotSupported("ResidualCoarseQuantizer: add() not supported: its centroids are the sums of its "
+                       "codebooks' words (train() it)");
+}
+
+void ResidualCoarseQuantizer::reset() {
+    throw NotSupported("ResidualCoarseQuantizer: reset() not supported: its centroids are virtual");
+}
+
+void ResidualCoarseQuantizer::search(idx_t n, const float* x, idx_t k, float* D, idx_t* I,
+                                     const SearchParameters* params) const {
+    check_search_args(n, x, k);
+    if (!is_trained) throw NotSupported("ResidualCoarseQuantizer: not trained");
+    float bf = beam_factor;
+    if (params) {
+        const auto* p = dynamic_cast<const SearchParametersResidualCoarseQuantizer*>(params);
+        NEARLY_CHECK_ARG(p, "ResidualCoarseQuantizer: search parameters must be "
+                            "SearchParametersResidualCoarseQuantizer");
+        NEARLY_CHECK_ARG(p->beam_factor < 0 || p->beam_factor >= 1.f,
+                         "ResidualCoarseQuantizer: beam_factor must be at least 1, or negative");
+        bf = p->beam_factor;
+    }
+    std::shared_lock<SharedMutex> lk(rw_mutex_);
+    if (bf < 0)
+        search_exhaustive(n, x, k, D, I);
+    else
+        search_beam(n, x, k, bf, D, I);
+}
+
+void ResidualCoarseQuantizer::search_beam(idx_t n, const float* x, idx_t k, float bf, float* D, idx_t* I) const {
+    const size_t kk = size_t(k), M = rq.M, dd = d;
+    const size_t beam = size_t(std::min<double>(double(ntotal), std::max(double(kk), std::floor(kk * double(bf)))));
+    const bool ip = metric_type == METRIC_INNER_PRODUCT;
+    // Queries in slices: each holds beam x M codes and distances.
+    const size_t slice = std::max<size_t>(1, (size_t(64) << 20) / (beam * (M + 1) * sizeof(int32_t)));
+    std::vector<int32_t> codes;
+    std::vector<float> dist;
+    for (size_t q0 = 0; q0 < size_t(n); q0 += slice) {
+        const size_t m = std::min(slice, size_t(n) - q0);
+        codes.resize(m * beam * M);
+        dist.resize(m * beam);
+        rq.refine_beam(m, x + q0 * dd, beam, codes.data(), dist.data());
+        parallel_for_blocks(m, 64, [&](size_t i) {
+            float* Dq = D + (q0 + i) * kk;
+            idx_t* Iq = I + (q0 + i) * kk;
+            TopK::init(Dq, Iq, kk);
+            std::vector<float> c(ip ? dd : 0);
+            for (size_t j = 0; j < beam; j++) {
+                const int32_t* cj = &codes[(i * beam + j) * M];
+                if (cj[0] < 0) continue;  // a beam shorter than asked
+                idx_t id = 0;
+                for (size_t t = 0; t < M; t++) id |= idx_t(cj[t]) << (t * rq.nbits);
+                float s = dist[i * beam + j];
+                if (ip) {  // the beam, searched by L2, re-scored by the inner product
+                    rq.decode_unpacked(cj, c.data(), 1);
+                    s = -simd().inner_product(x + (q0 + i) * dd, c.data(), dd);
+                }
+                TopK::push(Dq, Iq, kk, s, id);
+            }
+            TopK::finish(Dq, Iq, kk, ip, missing_distance(metric_type));
+        });
+    }
+}
+
+void ResidualCoarseQuantizer::search_exhaustive(idx_t n, const float* x, idx_t k, float* D, idx_t* I) const {
+    const size_t kk = size_t(k), dd = d, nc = size_t(ntotal), nq = size_t(n);
+    const bool ip = metric_type == METRIC_INNER_PRODUCT;
+    if (!ip && centroid_norms_.size() != nc)
+        throw NotSupported("ResidualCoarseQuantizer: the exhaustive scan needs the centroid norms: "
+                           "set_beam_factor(-1)");
+    for (size_t q = 0; q < nq; q++) TopK::init(D + q * kk, I + q * kk, kk);
+    std::vector<float> block, bD(nq * kk);
+    std::vector<idx_t> bI(nq * kk);
+    InterruptPoll poll;
+    for (size_t c0 = 0; c0 < nc; c0 += kCentroidBlock) {
+        const size_t m = std::min(kCentroidBlock, nc - c0);
+        block.resize(m * dd);
+        reconstruct_n(idx_t(c0), idx_t(m), block.data());
+        knn_exhaustive(x, nq, block.data(), m, dd, metric_type, kk, bD.data(), bI.data(), nullptr,
+                       ip ? nullptr : centroid_norms_.data() + c0);
+        for (size_t q = 0; q < nq; q++)
+            for (size_t j = 0; j < kk; j++) {
+                const idx_t id = bI[q * kk + j];
+                if (id < 0) break;
+                TopK::push(D + q * kk, I + q * kk, kk, ip ? -bD[q * kk + j] : bD[q * kk + j], idx_t(c0) + id);
+            }
+        poll();
+    }
+    for (size_t q = 0; q < nq; q++) TopK::finish(D + q * kk, I + q * kk, kk, ip, missing_distance(metric_type));
+}
+
+void ResidualCoarseQuantizer::write_body(Writer& w) const {
+    std::shared_lock<SharedMutex> lk(rw_mutex_);
+    w.pod<int32_t>(d);
+    w.pod<int32_t>(metric_type);
+    w.pod<uint8_t>(is_trained);
+    w.pod<float>(beam_factor);
+    rq.write(w);
+}
+
+std::unique_ptr<ResidualCoarseQuantizer> ResidualCoarseQuantizer::read_body(Reader& r) {
+    const int d = r.pod<int32_t>();
+    const int metric = r.pod<int32_t>();
+    const uint8_t trained = r.pod<uint8_t>();
+    const float bf = r.pod<float>();
+    r.check(d > 0 && (metric == METRIC_L2 || metric == METRIC_INNER_PRODUCT) && trained <= 1 &&
+                (bf < 0 || bf >= 1.f) && std::isfinite(bf),
+            "bad ResidualCoarseQuantizer header");
+    ResidualQuantizer rq = ResidualQuantizer::read(r, "ResidualCoarseQuantizer");
+    r.check(rq.d == size_t(d) && rq.M * rq.nbits <= kMaxBits && rq.nsplits == 1 && !rq.local_search &&
+                (!trained || rq.is_trained),
+            "ResidualCoarseQuantizer: its residual quantizer does not match");
+    auto index = std::make_unique<ResidualCoarseQuantizer>(d, rq.M, rq.nbits, MetricType(metric));
+    index->rq = std::move(rq);
+    index->beam_factor = bf;
+    if (trained) index->set_trained(true);
+    return index;
+}
+
+}  // namespace nearly
