@@ -53,6 +53,24 @@ void IndexIDMap::add_with_ids(idx_t n, const float* x, const idx_t* ids) {
     sync_from_inner();
 }
 
+void IndexIDMap::add_sa_codes(idx_t n, const uint8_t* codes, const idx_t* ids) {
+    NEARLY_CHECK_ARG(n >= 0, "the number of codes must be non-negative");
+    NEARLY_CHECK_ARG(ids || n == 0, "IndexIDMap: add_sa_codes needs the ids of the codes");
+    if (index->has_native_ids()) {  // the wrapped index keeps the ids itself
+        index->add_sa_codes(n, codes, ids);
+        sync_from_inner();
+        return;
+    }
+    std::unique_lock<SharedMutex> lk(rw_mutex_);
+    if (index->ntotal != idx_t(id_map.size()))
+        throw NotSupported("IndexIDMap: the wrapped index was modified directly; its ids no longer match");
+    index->add_sa_codes(n, codes, nullptr);
+    id_map.insert(id_map.end(), ids, ids + n);
+    if (reverse_)
+        for (idx_t i = 0; i < n; i++) rev_map_[ids[i]] = ntotal + i;
+    sync_from_inner();
+}
+
 // The caller filters on external ids, the inner index sees positions: the
 // same parameters (efSearch, nprobe, ...) with the selector translated.
 std::unique_ptr<SearchParameters> IndexIDMap::translate(const SearchParameters* params) const {

@@ -30,6 +30,10 @@ void Index::add_with_ids(idx_t, const float*, const idx_t*) {
     throw NotSupported("add_with_ids not implemented for this type of index");
 }
 
+void Index::add_sa_codes(idx_t, const uint8_t*, const idx_t*) {
+    throw NotSupported("add_sa_codes not implemented for this type of index (" + type_name() + ")");
+}
+
 void Index::range_search(idx_t, const float*, float, RangeSearchResult&, const SearchParameters*) const {
     throw NotSupported("range search not implemented for this type of index");
 }

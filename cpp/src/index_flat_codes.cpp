@@ -31,15 +31,30 @@ void IndexFlatCodes::add(idx_t n, const float* x) {
             std::printf("Index%s::add: encoded %zu / %lld vectors\n", type_name().c_str(), i0 + m, (long long)n);
     }
     std::unique_lock<SharedMutex> lk(rw_mutex_);
+    append_codes(codes.data(), size_t(n));
+    if (verbose) std::printf("Index%s::add: added %lld vectors\n", type_name().c_str(), (long long)n);
+}
+
+void IndexFlatCodes::append_codes(const uint8_t* codes, size_t n) {
     const CodeLayout lay = layout();
     if (lay.block == 1) {
-        codes_.append(codes.begin(), codes.end());
+        codes_.append(codes, codes + n * lay.code_size);
     } else {
-        codes_.resize(lay.bytes(size_t(ntotal + n)));
-        for (size_t i = 0; i < size_t(n); i++) lay.put(codes_.data(), size_t(ntotal) + i, &codes[i * lay.code_size]);
+        codes_.resize(lay.bytes(size_t(ntotal) + n));
+        for (size_t i = 0; i < n; i++) lay.put(codes_.data(), size_t(ntotal) + i, codes + i * lay.code_size);
     }
-    ntotal += n;
-    if (verbose) std::printf("Index%s::add: added %lld vectors\n", type_name().c_str(), (long long)n);
+    ntotal += idx_t(n);
+}
+
+void IndexFlatCodes::add_sa_codes(idx_t n, const uint8_t* codes, const idx_t* ids) {
+    check_writable();
+    NEARLY_CHECK_ARG(n >= 0, "the number of codes must be non-negative");
+    if (!is_trained) throw NotSupported("Error: 'is_trained' failed");
+    if (ids)
+        throw InvalidArgument(type_name() + ": add_sa_codes takes no ids (its ids are positions); wrap it in an "
+                                            "IndexIDMap to give ids");
+    std::unique_lock<SharedMutex> lk(rw_mutex_);
+    append_codes(codes, size_t(n));
 }
 
 void IndexFlatCodes::sa_decode(idx_t n, const uint8_t* bytes, float* x) const {

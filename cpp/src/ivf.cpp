@@ -310,6 +310,27 @@ void IndexIVF::update_vectors(idx_t n, const idx_t* ids, const float* x) {
     for (idx_t i = 0; i < n; i++) lists_.append(size_t(list_of[i]), &codes[size_t(i) * code_size], lay, ids[i]);
 }
 
+void IndexIVF::add_sa_codes(idx_t n, const uint8_t* codes, const idx_t* ids) {
+    check_writable();
+    NEARLY_CHECK_ARG(n >= 0, "the number of codes must be non-negative");
+    if (!is_trained) throw NotSupported("Error: '!(is_trained)' failed: IVF index is not trained");
+    const size_t cc = coarse_code_size(), cs = sa_code_size();
+    std::vector<size_t> list_of(static_cast<size_t>(n));
+    for (size_t i = 0; i < size_t(n); i++) {
+        uint64_t l = 0;
+        for (size_t c = 0; c < cc; c++) l |= uint64_t(codes[i * cs + c]) << (8 * c);
+        if (l >= nlist)
+            throw InvalidArgument("add_sa_codes: code " + std::to_string(i) + " names list " + std::to_string(l) +
+                                  " of an index with " + std::to_string(nlist) + " lists");
+        list_of[i] = size_t(l);
+    }
+    std::unique_lock<SharedMutex> lk(rw_mutex_);
+    const CodeLayout lay = layout();
+    for (size_t i = 0; i < size_t(n); i++)
+        lists_.append(list_of[i], codes + i * cs + cc, lay, ids ? ids[i] : ntotal + idx_t(i));
+    ntotal += n;
+}
+
 void IndexIVF::add_entries(size_t list_no, size_t n, const uint8_t* codes, const idx_t* ids) {
     check_writable();
     NEARLY_CHECK_ARG(list_no < nlist, "list number out of range");

@@ -234,6 +234,16 @@ void bind_flat(py::module_& m) {
             py::gil_scoped_release release;
             self.add_with_ids(x.shape(0), x.data(), ids.data());
         }, py::arg("x"), py::arg("ids"), "Adds vectors to the index with the given int64 ids (one per row of x).")
+        .def("add_sa_codes", [](Index& self, py::handle codes_obj, py::handle ids_obj) {
+            auto codes = as_codes(codes_obj, self.sa_code_size(), "codes");
+            const idx_t n = codes.shape(0);
+            std::unique_ptr<IdArray> ids;
+            if (!ids_obj.is_none()) ids = std::make_unique<IdArray>(as_ids(ids_obj, n, "ids"));
+            py::gil_scoped_release release;
+            self.add_sa_codes(n, codes.data(), ids ? ids->data() : nullptr);
+        }, py::arg("codes"), py::arg("ids") = py::none(),
+           "faiss's add_sa_codes: stores standalone codes (sa_encode's, (n, sa_code_size()) uint8) as they are, "
+           "with ids where the index keeps ids.")
         .def("search", &search, py::arg("x"), py::arg("k"), py::kw_only(), py::arg("params") = py::none(),
              py::arg("D") = py::none(), py::arg("I") = py::none(),
              "k nearest neighbours of each row of x: returns (D float32 (n, k), I int64 (n, k)).")

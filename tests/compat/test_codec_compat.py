@@ -223,3 +223,53 @@ def test_reconstruct_batch_like_faiss(data, fs):
     tol = 1e-4 if fs.startswith("PCA") else 1e-5  # two eigensolvers: components agree to ~1e-5
     np.testing.assert_allclose(out["nearly"], out["faiss"], rtol=tol, atol=tol)
     assert out["nearly"].shape == (5, D) and out["nearly"].dtype == np.float32
+
+
+@pytest.mark.parametrize("fs", ["SQ8", "PQ8np", "PQ8x4fs", "RQ4x8", "RaBitQ", "IVF16,Flat", "IVF16,SQ8",
+                                "IVF300,PQ4np", "IVF16,PQ8x4fsr", "IVF16,RQ3x4", "IDMap2,PQ8np", "IDMap,IVF16,SQ8"])
+def test_add_sa_codes_stores_what_add_would(data, fs):
+    """faiss's add_sa_codes: the codes sa_encode gives, added as they are,
+    make the index that add() makes (the same search results), with ids
+    where the index keeps them (the codes are faiss's: see
+    test_same_codes_and_decoding_as_faiss)."""
+    x, xq = data
+    xb = x[:3000]
+    ref = trained(nearly, fs, x)
+    idmap = fs.startswith("IDMap")
+    ids = (np.arange(len(xb)) * 7 + 5).astype(np.int64) if idmap or "IVF" in fs else None
+    if ids is None:
+        ref.add(xb)
+    else:
+        ref.add_with_ids(xb, ids)
+    index = trained(nearly, fs, x)
+    codec = index.index if idmap else index
+    codes = codec.sa_encode(xb)
+    index.add_sa_codes(codes, ids)
+    assert index.ntotal == len(xb)
+    if "IVF" in fs:
+        nearly.extract_index_ivf(ref).nprobe = nearly.extract_index_ivf(index).nprobe = 4
+    for a, b in zip(index.search(xq, 10), ref.search(xq, 10)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_add_sa_codes_refusals(data):
+    x, _ = data
+    flat = trained(nearly, "PQ8np", x)
+    codes = flat.sa_encode(x[:10])
+    with pytest.raises(ValueError, match="no ids"):
+        flat.add_sa_codes(codes, np.arange(10))
+    with pytest.raises(ValueError):
+        flat.add_sa_codes(codes[:, :3])  # not sa_code_size() bytes
+    ivf = trained(nearly, "IVF16,SQ8", x)
+    bad = ivf.sa_encode(x[:10])
+    bad[:, 0] = 200  # list 200 of 16
+    with pytest.raises(ValueError, match="list 200"):
+        ivf.add_sa_codes(bad)
+    assert ivf.ntotal == 0
+    with pytest.raises(ValueError, match="ids"):
+        trained(nearly, "IDMap,PQ8np", x).add_sa_codes(codes)
+    with pytest.raises(RuntimeError, match="not implemented"):
+        nearly.IndexHNSWFlat(D, 16).add_sa_codes(np.zeros((1, 4 * D), np.uint8))
+    untrained = nearly.index_factory(D, "IVF16,SQ8")
+    with pytest.raises(RuntimeError, match="trained"):
+        untrained.add_sa_codes(np.zeros((1, untrained.sa_code_size()), np.uint8))

@@ -20,6 +20,9 @@ struct IndexIDMap : Index {
     void train(idx_t n, const float* x) override;
     void add(idx_t n, const float* x) override;
     void add_with_ids(idx_t n, const float* x, const idx_t* ids) override;
+    // The wrapped index's standalone codes, with these ids (faiss's); ids
+    // are required.
+    void add_sa_codes(idx_t n, const uint8_t* codes, const idx_t* ids) override;
     void search(idx_t n, const float* x, idx_t k, float* D, idx_t* I,
                 const SearchParameters* params = nullptr) const override;
     void range_search(idx_t n, const float* x, float radius, RangeSearchResult& result,

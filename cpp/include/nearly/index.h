@@ -86,6 +86,10 @@ struct Index {
     virtual void set_trained(bool trained);
     virtual void add(idx_t n, const float* x) = 0;
     virtual void add_with_ids(idx_t n, const float* x, const idx_t* ids);
+    // faiss's add_sa_codes: n standalone codes (sa_encode's, sa_code_size()
+    // bytes each, of this index's encoder) stored as they are, with ids
+    // where the index keeps ids (null: ntotal, ntotal + 1, ...).
+    virtual void add_sa_codes(idx_t n, const uint8_t* codes, const idx_t* ids);
     // D, I: n * k, filled completely (padding where fewer than k results).
     virtual void search(idx_t n, const float* x, idx_t k, float* D, idx_t* I,
                         const SearchParameters* params = nullptr) const = 0;

@@ -31,6 +31,8 @@ struct IndexFlatCodes : Index {
     virtual size_t code_size() const = 0;
     // Encodes outside the lock (searches go on), then appends.
     void add(idx_t n, const float* x) override;
+    // The codes as they are; ids are positions here, so ids must be null.
+    void add_sa_codes(idx_t n, const uint8_t* codes, const idx_t* ids) override;
     void reconstruct(idx_t key, float* out) const override;
     // The kept codes move down, so ids are renumbered (faiss's behaviour).
     size_t remove_ids(const IDSelector& sel) override;
@@ -65,6 +67,9 @@ struct IndexFlatCodes : Index {
     // get_codes() without the lock (the caller holds it), and its inverse:
     // n codes one after the other stored in layout() as the index's codes.
     std::vector<uint8_t> codes_in_order() const;
+    // Appends n codes one after the other to the stored ones (the caller
+    // holds the write lock).
+    void append_codes(const uint8_t* codes, size_t n);
     void set_codes_in_order(const std::vector<uint8_t>& codes, size_t n);
     // search() for the families whose codes a Scorer scores one query at a
     // time (set_query(q), then scores(codes, n, out): distances, or inner

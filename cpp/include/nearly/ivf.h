@@ -137,6 +137,8 @@ struct IndexIVF : Index {
     // Ids are ntotal, ntotal + 1, ... like faiss.
     void add(idx_t n, const float* x) override;
     void add_with_ids(idx_t n, const float* x, const idx_t* ids) override;
+    // Codes with faiss's list-number prefix, each appended to its list.
+    void add_sa_codes(idx_t n, const uint8_t* codes, const idx_t* ids) override;
     // params: SearchParametersIVF (nprobe, sel) or plain SearchParameters (sel).
     void search(idx_t n, const float* x, idx_t k, float* D, idx_t* I,
                 const SearchParameters* params = nullptr) const override;
