@@ -315,15 +315,7 @@ void IndexIVF::add_sa_codes(idx_t n, const uint8_t* codes, const idx_t* ids) {
     NEARLY_CHECK_ARG(n >= 0, "the number of codes must be non-negative");
     if (!is_trained) throw NotSupported("Error: '!(is_trained)' failed: IVF index is not trained");
     const size_t cc = coarse_code_size(), cs = sa_code_size();
-    std::vector<size_t> list_of(static_cast<size_t>(n));
-    for (size_t i = 0; i < size_t(n); i++) {
-        uint64_t l = 0;
-        for (size_t c = 0; c < cc; c++) l |= uint64_t(codes[i * cs + c]) << (8 * c);
-        if (l >= nlist)
-            throw InvalidArgument("add_sa_codes: code " + std::to_string(i) + " names list " + std::to_string(l) +
-                                  " of an index with " + std::to_string(nlist) + " lists");
-        list_of[i] = size_t(l);
-    }
+    const std::vector<size_t> list_of = lists_of_sa_codes(size_t(n), codes, "add_sa_codes");
     std::unique_lock<SharedMutex> lk(rw_mutex_);
     const CodeLayout lay = layout();
     for (size_t i = 0; i < size_t(n); i++)
@@ -941,19 +933,25 @@ void IndexIVF::encode_standalone(idx_t n, const float* x, uint8_t* bytes) const 
     }
 }
 
+std::vector<size_t> IndexIVF::lists_of_sa_codes(size_t n, const uint8_t* codes, const char* what) const {
+    const size_t cc = coarse_code_size(), cs = sa_code_size();
+    std::vector<size_t> list_of(n);
+    for (size_t i = 0; i < n; i++) {
+        uint64_t l = 0;
+        for (size_t c = 0; c < cc; c++) l |= uint64_t(codes[i * cs + c]) << (8 * c);
+        if (l >= nlist)
+            throw InvalidArgument(std::string(what) + ": code " + std::to_string(i) + " names list " +
+                                  std::to_string(l) + " of an index with " + std::to_string(nlist) + " lists");
+        list_of[i] = size_t(l);
+    }
+    return list_of;
+}
+
 void IndexIVF::sa_decode(idx_t n, const uint8_t* bytes, float* x) const {
     NEARLY_CHECK_ARG(n >= 0, "the number of codes must be non-negative");
     if (!is_trained) throw NotSupported("the index is not trained: call train() before sa_decode()");
     const size_t cc = coarse_code_size(), cs = sa_code_size();
-    std::vector<size_t> list_of(static_cast<size_t>(n));
-    for (size_t i = 0; i < size_t(n); i++) {
-        uint64_t l = 0;
-        for (size_t c = 0; c < cc; c++) l |= uint64_t(bytes[i * cs + c]) << (8 * c);
-        if (l >= nlist)
-            throw InvalidArgument("sa_decode: code " + std::to_string(i) + " names list " + std::to_string(l) +
-                                  " of an index with " + std::to_string(nlist) + " lists");
-        list_of[i] = size_t(l);
-    }
+    const std::vector<size_t> list_of = lists_of_sa_codes(size_t(n), bytes, "sa_decode");
     parallel_for_blocks(size_t(n), 256, [&](size_t i) { decode_vector(list_of[i], bytes + i * cs + cc, x + i * d); });
 }
 

@@ -197,6 +197,9 @@ struct IndexIVF : Index {
     size_t coarse_code_size() const;
     size_t sa_code_size() const override { return coarse_code_size() + code_size; }
     void sa_decode(idx_t n, const uint8_t* bytes, float* x) const override;
+    // The list numbers of n standalone codes (InvalidArgument naming `what`
+    // when one is out of range).
+    std::vector<size_t> lists_of_sa_codes(size_t n, const uint8_t* codes, const char* what) const;
     bool has_native_ids() const override { return true; }
 
     CodeLayout layout() const { return CodeLayout{code_size, code_block}; }
