@@ -38,15 +38,24 @@ void IndexIDMap::add(idx_t, const float*) {
 
 void IndexIDMap::add_with_ids(idx_t n, const float* x, const idx_t* ids) {
     check_add_args(n, x);
+    add_mapped(n, ids, [&](const idx_t* native) {
+        if (native)
+            index->add_with_ids(n, x, native);
+        else
+            index->add(n, x);
+    });
+}
+
+void IndexIDMap::add_mapped(idx_t n, const idx_t* ids, const std::function<void(const idx_t*)>& add_inner) {
     if (index->has_native_ids()) {  // the wrapped index keeps the ids itself
-        index->add_with_ids(n, x, ids);
+        add_inner(ids);
         sync_from_inner();
         return;
     }
     std::unique_lock<SharedMutex> lk(rw_mutex_);
     if (index->ntotal != idx_t(id_map.size()))
         throw NotSupported("IndexIDMap: the wrapped index was modified directly; its ids no longer match");
-    index->add(n, x);
+    add_inner(nullptr);
     id_map.insert(id_map.end(), ids, ids + n);
     if (reverse_)
         for (idx_t i = 0; i < n; i++) rev_map_[ids[i]] = ntotal + i;
@@ -56,19 +65,7 @@ void IndexIDMap::add_with_ids(idx_t n, const float* x, const idx_t* ids) {
 void IndexIDMap::add_sa_codes(idx_t n, const uint8_t* codes, const idx_t* ids) {
     NEARLY_CHECK_ARG(n >= 0, "the number of codes must be non-negative");
     NEARLY_CHECK_ARG(ids || n == 0, "IndexIDMap: add_sa_codes needs the ids of the codes");
-    if (index->has_native_ids()) {  // the wrapped index keeps the ids itself
-        index->add_sa_codes(n, codes, ids);
-        sync_from_inner();
-        return;
-    }
-    std::unique_lock<SharedMutex> lk(rw_mutex_);
-    if (index->ntotal != idx_t(id_map.size()))
-        throw NotSupported("IndexIDMap: the wrapped index was modified directly; its ids no longer match");
-    index->add_sa_codes(n, codes, nullptr);
-    id_map.insert(id_map.end(), ids, ids + n);
-    if (reverse_)
-        for (idx_t i = 0; i < n; i++) rev_map_[ids[i]] = ntotal + i;
-    sync_from_inner();
+    add_mapped(n, ids, [&](const idx_t* native) { index->add_sa_codes(n, codes, native); });
 }
 
 // The caller filters on external ids, the inner index sees positions: the

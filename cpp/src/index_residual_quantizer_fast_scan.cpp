@@ -29,14 +29,24 @@ float widest_span(const float* tab, size_t m0, size_t m1) {
 }
 }  // namespace
 
-void aq_fast_scan_table(const ResidualQuantizer& rq, const float* lut, bool l2, int norm_scale, float* tab,
-                        PQ4Table& out) {
+namespace {
+// The float tables of a query, lower is better: -2 x lut and the norm's two
+// tables under L2, -lut for inner product.
+void float_tables(const ResidualQuantizer& rq, const float* lut, bool l2, float* tab) {
     const size_t ts = rq.M * 16;
     const float f = l2 ? -2.f : -1.f;
     for (size_t j = 0; j < ts; j++) tab[j] = f * lut[j];
-    if (!l2) return out.set(tab, rq.M);
-    std::copy(rq.norm_centroids.begin(), rq.norm_centroids.end(), tab + ts);
-    out.set(tab, rq.M + 2, rq.M, norm_scale);
+    if (l2) std::copy(rq.norm_centroids.begin(), rq.norm_centroids.end(), tab + ts);
+}
+}  // namespace
+
+void aq_fast_scan_table(const ResidualQuantizer& rq, const float* lut, bool l2, int norm_scale, float* tab,
+                        PQ4Table& out) {
+    float_tables(rq, lut, l2, tab);
+    if (l2)
+        out.set(tab, rq.M + 2, rq.M, norm_scale);
+    else
+        out.set(tab, rq.M);
 }
 
 int estimate_norm_scale(const ResidualQuantizer& rq, size_t n, const float* x) {
@@ -53,8 +63,7 @@ int estimate_norm_scale(const ResidualQuantizer& rq, size_t n, const float* x) {
         std::vector<float> lut(M * 16), tab((M + 2) * 16);
         for (size_t i = t * 64; i < std::min(ns, t * 64 + 64); i++) {
             rq.compute_lut(x + (perm.empty() ? i : size_t(perm[i])) * d, lut.data());
-            for (size_t j = 0; j < M * 16; j++) tab[j] = -2.f * lut[j];
-            std::copy(rq.norm_centroids.begin(), rq.norm_centroids.end(), tab.begin() + M * 16);
+            float_tables(rq, lut.data(), true, tab.data());
             const double ip = widest_span(tab.data(), 0, M);
             if (ip > 0) ratio[i] = double(widest_span(tab.data(), M, M + 2)) / ip;
         }

@@ -38,21 +38,26 @@ void InvertedListScanner::scan_codes(size_t size, const uint8_t* codes, size_t c
     for (size_t j0 = 0; j0 < size; j0 += kScanChunk) {
         const size_t m = std::min(kScanChunk, size - j0);
         if (sel && codes_one_by_one) {
+            // The selector first, once per code; a selective one has only
+            // the codes it keeps scored (gathered), else all are scored.
             kept_.clear();
             for (size_t j = 0; j < m; j++)
                 if (sel->is_member(ids[j0 + j])) kept_.push_back(uint32_t(j));
-            if (kept_.size() * 2 <= m) {  // a selective filter: score only what it keeps
+            const bool gather = kept_.size() * 2 <= m;
+            if (gather) {
                 gathered_.resize(kept_.size() * code_size);
                 for (size_t i = 0; i < kept_.size(); i++)
                     std::memcpy(&gathered_[i * code_size], codes + (j0 + kept_[i]) * code_size, code_size);
                 distances(kept_.size(), gathered_.data(), buf);
-                for (size_t i = 0; i < kept_.size(); i++) {
-                    const float s = ip ? -buf[i] : buf[i];
-                    const size_t j = j0 + kept_[i];
-                    if (s <= D[0]) TopK::push(D, I, k, s, labels_are_ids ? ids[j] : idx_t(j));
-                }
-                continue;
+            } else {
+                distances(m, codes + j0 * code_size, buf);
             }
+            for (size_t i = 0; i < kept_.size(); i++) {
+                const float v = buf[gather ? i : kept_[i]], s = ip ? -v : v;
+                const size_t j = j0 + kept_[i];
+                if (s <= D[0]) TopK::push(D, I, k, s, labels_are_ids ? ids[j] : idx_t(j));
+            }
+            continue;
         }
         distances(m, codes + j0 * code_size, buf);
         if (ip)

@@ -1,5 +1,6 @@
 // User-chosen int64 ids on top of any index whose internal ids are 0..n-1.
 #pragma once
+#include <functional>
 #include <unordered_map>
 #include <vector>
 
@@ -50,6 +51,10 @@ struct IndexIDMap : Index {
    private:
     std::unique_ptr<SearchParameters> translate(const SearchParameters* params) const;
     std::unique_ptr<SearchParameters> untranslated(const SearchParameters* params) const;
+    // add_with_ids / add_sa_codes: add_inner(ids) stores the entries in
+    // the wrapped index, with the ids when it keeps them itself (native), or
+    // add_inner(nullptr) and the ids go to id_map.
+    void add_mapped(idx_t n, const idx_t* ids, const std::function<void(const idx_t*)>& add_inner);
     void sync_from_inner();  // d, metric, is_trained, ntotal follow the wrapped index
     void rebuild_reverse_map();
 

@@ -35,6 +35,10 @@ int estimate_norm_scale(const ResidualQuantizer& rq, size_t n, const float* x);
 // of (M + 2) x 16 floats.
 void aq_fast_scan_table(const ResidualQuantizer& rq, const float* lut, bool l2, int norm_scale, float* tab,
                         PQ4Table& out);
+// The scale a fast-scan search applies to the norm's tables (1: none).
+inline int norm_table_scale(MetricType metric, bool rescale_norm, int norm_scale) {
+    return rescale_norm && metric == METRIC_L2 && norm_scale > 1 ? norm_scale : 1;
+}
 // The fast-scan classes' norm_scale fields, written after their bodies
 // (files of format 6 on; older ones keep the defaults).
 void read_norm_scale(Reader& r, bool& rescale_norm, int& norm_scale, const char* what);
@@ -58,7 +62,7 @@ struct IndexResidualQuantizerFastScan : IndexResidualQuantizer {
     // Subquantizers of a fast-scan code: M, and the two of the norm under L2.
     size_t fast_scan_M() const { return rq.M + (metric_type == METRIC_L2 ? 2 : 0); }
     // The scale the scan applies to the norm's tables (1: none).
-    int table_scale() const { return rescale_norm && metric_type == METRIC_L2 && norm_scale > 1 ? norm_scale : 1; }
+    int table_scale() const { return norm_table_scale(metric_type, rescale_norm, norm_scale); }
     void train(idx_t n, const float* x) override;
     void search(idx_t n, const float* x, idx_t k, float* D, idx_t* I,
                 const SearchParameters* params = nullptr) const override;

@@ -15,6 +15,7 @@
 #pragma once
 #include <memory>
 
+#include "nearly/index_residual_quantizer_fast_scan.h"
 #include "nearly/ivf_residual_quantizer.h"
 
 namespace nearly {
@@ -33,7 +34,7 @@ struct IndexIVFResidualQuantizerFastScan : IndexIVFResidualQuantizer {
 
     std::string type_name() const override { return "IVFResidualQuantizerFastScan"; }
     size_t fast_scan_M() const { return rq.M + (metric_type == METRIC_L2 ? 2 : 0); }
-    int table_scale() const { return rescale_norm && metric_type == METRIC_L2 && norm_scale > 1 ? norm_scale : 1; }
+    int table_scale() const { return norm_table_scale(metric_type, rescale_norm, norm_scale); }
     void write_body(Writer& w) const override;
     static std::unique_ptr<IndexIVFResidualQuantizerFastScan> read_body(Reader& r);
 
