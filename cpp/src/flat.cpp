@@ -22,6 +22,7 @@ void IndexFlat::add(idx_t n, const float* x) {
         norms_L2sqr(x, n, d, &norms_[ntotal]);
     }
     ntotal += n;
+    rows_changed(ntotal - n);
 }
 
 void IndexFlat::search(idx_t n, const float* x, idx_t k, float* D, idx_t* I, const SearchParameters* params) const {
@@ -69,9 +70,12 @@ size_t IndexFlat::remove_ids(const IDSelector& sel) {
     check_writable();
     std::unique_lock<SharedMutex> lk(rw_mutex_);
     float* xb = xb_.data();  // the vectors' own copy (not a mapped file)
-    idx_t j = 0;
+    idx_t j = 0, first = ntotal;
     for (idx_t i = 0; i < ntotal; i++) {
-        if (sel.is_member(i)) continue;
+        if (sel.is_member(i)) {
+            first = std::min(first, i);
+            continue;
+        }
         if (i != j) {
             std::copy(xb + i * d, xb + (i + 1) * d, xb + j * d);
             if (!norms_.empty()) norms_[j] = norms_[i];
@@ -82,6 +86,7 @@ size_t IndexFlat::remove_ids(const IDSelector& sel) {
     ntotal = j;
     xb_.resize(size_t(j) * d);
     if (!norms_.empty() || metric_type == METRIC_L2) norms_.resize(j);
+    if (removed) rows_changed(first);
     return removed;
 }
 
@@ -91,6 +96,7 @@ void IndexFlat::reset() {
     xb_.clear();
     norms_.clear();
     ntotal = 0;
+    rows_changed(0);
 }
 
 void IndexFlat::merge_from(Index& other_base, idx_t add_id) {
@@ -104,10 +110,42 @@ void IndexFlat::merge_from(Index& other_base, idx_t add_id) {
     std::scoped_lock lk(rw_mutex_, other->rw_mutex_);
     xb_.append(other->xb_.begin(), other->xb_.end());
     norms_.insert(norms_.end(), other->norms_.begin(), other->norms_.end());
+    const idx_t first = ntotal;
     ntotal += other->ntotal;
     other->xb_.clear();
     other->norms_.clear();
     other->ntotal = 0;
+    rows_changed(first);
+    other->rows_changed(0);
+}
+
+void IndexFlat::permute_entries(const idx_t* perm) {
+    check_writable();
+    std::unique_lock<SharedMutex> lk(rw_mutex_);
+    std::vector<char> seen(size_t(ntotal), 0);
+    for (idx_t i = 0; i < ntotal; i++) {
+        NEARLY_CHECK_ARG(perm[i] >= 0 && perm[i] < ntotal && !seen[size_t(perm[i])],
+                         "permute_entries: perm must be a permutation of 0 .. ntotal - 1");
+        seen[size_t(perm[i])] = 1;
+    }
+    const size_t dd = size_t(d);
+    std::vector<float> old(xb_.begin(), xb_.end());
+    float* xb = xb_.data();
+    for (idx_t i = 0; i < ntotal; i++) std::copy_n(old.data() + size_t(perm[i]) * dd, dd, xb + size_t(i) * dd);
+    if (!norms_.empty()) {
+        std::vector<float> on(norms_);
+        for (idx_t i = 0; i < ntotal; i++) norms_[size_t(i)] = on[size_t(perm[i])];
+    }
+    rows_changed(0);
+}
+
+void IndexFlat::take_vectors(IndexFlat&& other) {
+    std::unique_lock<SharedMutex> lk(rw_mutex_);
+    xb_ = std::move(other.xb_);
+    norms_ = std::move(other.norms_);
+    ntotal = other.ntotal;
+    other.ntotal = 0;
+    rows_changed(0);
 }
 
 void IndexFlat::write_body(Writer& w) const {

@@ -13,6 +13,7 @@
 
 #include "nearly/binary_recurrent.h"
 #include "nearly/flat.h"
+#include "nearly/flat_panorama.h"
 #include "nearly/hnsw.h"
 #include "nearly/hnsw_pq.h"
 #include "nearly/hnsw_sq.h"
@@ -151,6 +152,8 @@ IndexPtr read_index_payload(Reader& r) {
 namespace {
 IndexPtr read_tagged(Reader& r, const std::string& tag) {
     if (tag == "Flat") return IndexFlat::read_body(r);
+    if (tag == "FlatPanorama") return IndexFlatPanorama::read_body(r);
+    if (tag == "RefinePanorama") return IndexRefinePanorama::read_body(r);
     if (tag == "IDMap") return IndexIDMap::read_body(r, false);
     if (tag == "IDMap2") return IndexIDMap::read_body(r, true);
     if (tag == "PreTransform") return IndexPreTransform::read_body(r);

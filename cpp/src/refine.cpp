@@ -7,6 +7,7 @@
 #include <tuple>
 #include <vector>
 
+#include "nearly/flat_panorama.h"
 #include "nearly/io.h"
 #include "nearly/parallel.h"
 #include "nearly/simd.h"
@@ -72,6 +73,10 @@ void IndexRefine::search(idx_t n, const float* x, idx_t k, float* D, idx_t* I,
     std::unique_ptr<idx_t[]> bI(new idx_t[size_t(n) * kb]);
     // In any order: every candidate is re-scored, and ties are broken by id.
     base_index->search_unordered(n, x, kb, bD.get(), bI.get(), base_params);
+    // A Panorama refine index scores the candidates level by level and drops
+    // those that cannot make the k best (the same results, fewer reads).
+    if (const auto* pano = dynamic_cast<const IndexFlatPanorama*>(refine_index.get()))
+        return pano->search_subset(n, x, kb, bI.get(), k, D, I);
     // Float rows are read in place; any other refine index decodes each
     // candidate (reconstruct) into a buffer first.
     const auto* flat = dynamic_cast<const IndexFlat*>(refine_index.get());
@@ -157,6 +162,13 @@ std::unique_ptr<IndexRefine> IndexRefine::read_body(Reader& r) {
     out->refine_index = refine;
     out->k_factor = kf;
     out->sync();
+    return out;
+}
+
+std::unique_ptr<IndexRefinePanorama> IndexRefinePanorama::read_body(Reader& r) {
+    auto [kf, base, refine] = read_parts(r, [](const Index&) { return true; });
+    auto out = std::make_unique<IndexRefinePanorama>(base, refine);
+    out->k_factor = kf;
     return out;
 }
 

@@ -6,6 +6,7 @@
 #include "selector_arg.h"
 #include "nearly/distance_computer.h"
 #include "nearly/flat.h"
+#include "nearly/flat_panorama.h"
 #include "nearly/idmap.h"
 #include "nearly/transform.h"
 
@@ -305,11 +306,63 @@ void bind_flat(py::module_& m) {
         .def_property_readonly("codes", [](const IndexFlat& self) {
             return reconstruct_n(self, 0, self.ntotal).reshape({-1}).attr("view")("uint8");
         })
-        .def_property_readonly("code_size", [](const IndexFlat& self) { return size_t(self.d) * sizeof(float); });
+        .def_property_readonly("code_size", [](const IndexFlat& self) { return size_t(self.d) * sizeof(float); })
+        .def("permute_entries", [](IndexFlat& self, py::handle perm_obj) {
+            IdArray perm = as_ids(perm_obj, self.ntotal, "perm");
+            py::gil_scoped_release release;
+            self.permute_entries(perm.data());
+        }, py::arg("perm"), "Row i becomes the old row perm[i] (perm: a permutation of 0 .. ntotal - 1).");
     py::class_<IndexFlatL2, IndexFlat, std::shared_ptr<IndexFlatL2>>(m, "IndexFlatL2")
         .def(py::init<int>(), py::arg("d"));
     py::class_<IndexFlatIP, IndexFlat, std::shared_ptr<IndexFlatIP>>(m, "IndexFlatIP")
         .def(py::init<int>(), py::arg("d"));
+
+    py::class_<IndexFlatPanorama, IndexFlat, std::shared_ptr<IndexFlatPanorama>> flat_panorama(m, "IndexFlatPanorama");
+    flat_panorama.attr("kDefaultBatchSize") = IndexFlatPanorama::kDefaultBatchSize;
+    flat_panorama
+        .def(py::init([](int d, int metric, size_t n_levels, size_t batch_size) {
+                 return std::make_shared<IndexFlatPanorama>(d, MetricType(metric), n_levels, batch_size);
+             }), py::arg("d"), py::arg("metric"), py::arg("n_levels"),
+             py::arg("batch_size") = IndexFlatPanorama::kDefaultBatchSize)
+        .def_property_readonly("n_levels", &IndexFlatPanorama::n_levels)
+        .def_property_readonly("batch_size", &IndexFlatPanorama::batch_size)
+        .def_property_readonly("cum_sums", [](const IndexFlatPanorama& self) {
+            std::vector<float> t = self.tail_norms();
+            py::array_t<float> out(py::ssize_t(t.size()));
+            std::copy(t.begin(), t.end(), out.mutable_data());
+            return out;
+        }, "Each row's tail norms (n_levels + 1 a row): || v[level_begin(l):] ||.")
+        .def("search_subset", [](const IndexFlatPanorama& self, py::handle x_obj, py::handle labels_obj, py::handle k_obj) {
+            FloatArray x = as_matrix(x_obj, self.d, "x");
+            const idx_t k = as_k(k_obj);
+            auto labels = py::array_t<idx_t, py::array::c_style | py::array::forcecast>::ensure(labels_obj);
+            if (!labels || labels.ndim() != 2 || labels.shape(0) != x.shape(0))
+                throw InvalidArgument("search_subset: labels must be an (n, k_base) int64 array, n the number of queries");
+            const idx_t n = x.shape(0), kb = labels.shape(1);
+            py::array_t<float> D({n, k});
+            py::array_t<idx_t> I({n, k});
+            {
+                py::gil_scoped_release release;
+                self.search_subset(n, x.data(), kb, labels.data(), k, D.mutable_data(), I.mutable_data());
+            }
+            return py::make_tuple(D, I);
+        }, py::arg("x"), py::arg("base_labels"), py::arg("k"),
+           "k nearest neighbours of each query among its candidates base_labels (n, k_base), -1 skipped.");
+    py::class_<IndexFlatL2Panorama, IndexFlatPanorama, std::shared_ptr<IndexFlatL2Panorama>>(m, "IndexFlatL2Panorama")
+        .def(py::init<int, size_t, size_t>(), py::arg("d"), py::arg("n_levels"),
+             py::arg("batch_size") = IndexFlatPanorama::kDefaultBatchSize);
+    py::class_<IndexFlatIPPanorama, IndexFlatPanorama, std::shared_ptr<IndexFlatIPPanorama>>(m, "IndexFlatIPPanorama")
+        .def(py::init<int, size_t, size_t>(), py::arg("d"), py::arg("n_levels"),
+             py::arg("batch_size") = IndexFlatPanorama::kDefaultBatchSize);
+
+    py::class_<PanoramaStats>(m, "PanoramaStats")
+        .def_property("total_dims_scanned", [](const PanoramaStats& s) { return uint64_t(s.total_dims_scanned); },
+                      [](PanoramaStats& s, uint64_t v) { s.total_dims_scanned = v; })
+        .def_property("total_dims", [](const PanoramaStats& s) { return uint64_t(s.total_dims); },
+                      [](PanoramaStats& s, uint64_t v) { s.total_dims = v; })
+        .def_property_readonly("ratio_dims_scanned", &PanoramaStats::ratio_dims_scanned)
+        .def("reset", &PanoramaStats::reset);
+    m.def("_indexPanorama_stats", []() -> PanoramaStats& { return panorama_stats; }, py::return_value_policy::reference);
 
     py::class_<IndexIDMap, Index, std::shared_ptr<IndexIDMap>>(m, "IndexIDMap")
         .def(py::init([](IndexPtr inner) { return std::make_shared<IndexIDMap>(inner, false); }), py::arg("index"))

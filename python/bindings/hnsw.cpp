@@ -209,6 +209,9 @@ void bind_hnsw(py::module_& m) {
         .def_readonly("base_index", &IndexRefine::base_index)
         .def_readonly("refine_index", &IndexRefine::refine_index);
 
+    py::class_<IndexRefinePanorama, IndexRefine, std::shared_ptr<IndexRefinePanorama>>(m, "IndexRefinePanorama")
+        .def(py::init<IndexPtr, IndexPtr>(), py::arg("base_index"), py::arg("refine_index"));
+
     py::class_<IndexRefineFlat, IndexRefine, std::shared_ptr<IndexRefineFlat>>(m, "IndexRefineFlat")
         .def(py::init([](IndexPtr base, py::object xb) {
                  auto index = std::make_shared<IndexRefineFlat>(base);

@@ -483,7 +483,7 @@ def merge_into(index0, index1, shift_ids):
 
 class _CVar:
     """faiss.cvar: the library's global variables. indexIVF_stats,
-    hnsw_stats and indexBinaryHash_stats are the live counter objects: read
+    hnsw_stats, indexBinaryHash_stats and indexPanorama_stats are the live counter objects: read
     their fields after searches, reset() them between measurements."""
 
     @property
@@ -498,10 +498,14 @@ class _CVar:
     def indexBinaryHash_stats(self):
         return _nearly._indexBinaryHash_stats()
 
+    @property
+    def indexPanorama_stats(self):
+        return _nearly._indexPanorama_stats()
+
     bucket_sort_verbose = 0  # faiss's switch for bucket_sort's timings; nearly prints none
 
     def __repr__(self):
-        return "<nearly.cvar: indexIVF_stats, hnsw_stats, indexBinaryHash_stats>"
+        return "<nearly.cvar: indexIVF_stats, hnsw_stats, indexBinaryHash_stats, indexPanorama_stats>"
 
 
 cvar = _CVar()

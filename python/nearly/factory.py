@@ -231,6 +231,25 @@ def _local_search(build):
 INDEXES += [(re.compile(regex.pattern.replace("PRQ(", "PLSQ(").replace("RQ(", "LSQ(")), _local_search(build))
             for regex, build in INDEXES if "RQ(" in regex.pattern]
 
+
+
+def _flat_panorama(metric, name):
+    """faiss's FlatL2Panorama{levels}[_{batch}] / FlatIPPanorama...: the
+    metric is the name's, and must be the factory's."""
+    def build(m, d, factory_metric):
+        if factory_metric != metric:
+            raise ValueError(f"{name} needs the metric {'L2' if metric == _nearly.METRIC_L2 else 'inner product'}")
+        batch = int(m.group(2)) if m.group(2) else _nearly.IndexFlatPanorama.kDefaultBatchSize
+        cls = _nearly.IndexFlatL2Panorama if metric == _nearly.METRIC_L2 else _nearly.IndexFlatIPPanorama
+        return cls(d, int(m.group(1)), batch)
+    return build
+
+
+# faiss's Panorama flat indexes (flat_panorama.h).
+INDEXES += [(re.compile(r"FlatL2Panorama(\d+)(?:_(\d+))?"), _flat_panorama(_nearly.METRIC_L2, "FlatL2Panorama")),
+            (re.compile(r"FlatIPPanorama(\d+)(?:_(\d+))?"),
+             _flat_panorama(_nearly.METRIC_INNER_PRODUCT, "FlatIPPanorama"))]
+
 # faiss's RCQ{M}x{nbits}: a ResidualCoarseQuantizer, the coarse quantizer of
 # "IVF{2^(M nbits)}(RCQ{M}x{nbits}),..." (it trains alone).
 INDEXES.append((re.compile(r"RCQ(\d+)x(\d+)"), lambda m, d, metric: _nearly.ResidualCoarseQuantizer(
@@ -324,15 +343,18 @@ def index_factory(d, description, metric=_nearly.METRIC_L2):
     if len(parts) > 1 and parts[-1] in REFINES:
         refine = REFINES[parts.pop()]
     else:
-        # Refine(<description>): re-ranking by another index over the same vectors.
-        at = next((i for i, p in enumerate(parts) if p.startswith("Refine(")), None)
+        # Refine(<description>): re-ranking by another index over the same
+        # vectors; RefinePanorama(...): faiss's name when it is a Panorama index.
+        at = next((i for i, p in enumerate(parts) if p.startswith(("Refine(", "RefinePanorama("))), None)
         if at is not None and at > 0:
             inner = ",".join(parts[at:])
             if not inner.endswith(")"):
                 raise _parse_error(description, f"unclosed {inner!r}")
-            refine_index = index_factory(d, inner[len("Refine("):-1], metric)
+            kind = inner[:inner.index("(")]
+            refine_index = index_factory(d, inner[len(kind) + 1:-1], metric)
             parts = parts[:at]
-            refine = lambda base: _nearly.IndexRefine(base, refine_index)  # noqa: E731
+            cls = _nearly.IndexRefinePanorama if kind == "RefinePanorama" else _nearly.IndexRefine
+            refine = lambda base: cls(base, refine_index)  # noqa: E731
     main = ",".join(parts)
     for regex, build in INDEXES:
         m = regex.fullmatch(main)

@@ -30,6 +30,8 @@ struct IndexFlat : Index {
     void merge_from(Index& other, idx_t add_id = 0) override;
     size_t sa_code_size() const override { return size_t(d) * sizeof(float); }  // the raw float bytes, as faiss
     void sa_decode(idx_t n, const uint8_t* bytes, float* x) const override;
+    // Row i becomes old row perm[i] (faiss's IndexFlatCodes.permute_entries).
+    void permute_entries(const idx_t* perm);
     void write_body(Writer& w) const override;
     static std::unique_ptr<IndexFlat> read_body(class Reader& r);
 
@@ -37,6 +39,12 @@ struct IndexFlat : Index {
 
    protected:
     void encode_standalone(idx_t n, const float* x, uint8_t* bytes) const override;
+    // Called under the write lock once rows first .. ntotal - 1 changed (or
+    // the storage was emptied): what a subclass keeps per row follows.
+    virtual void rows_changed(idx_t /*first*/) {}
+    // Moves other's vectors into this index (read_body of a subclass).
+    void take_vectors(IndexFlat&& other);
+    const float* norms2() const { return norms_.empty() ? nullptr : norms_.data(); }
 
    private:
     MappedArray<float, HugePageAllocator<float>> xb_;  // read at random by re-ranking; or a mapped file's

@@ -53,6 +53,16 @@ struct IndexRefine : Index {
     void encode_standalone(idx_t n, const float* x, uint8_t* bytes) const override;
 };
 
+// faiss's IndexRefinePanorama (suffix ",RefinePanorama(FlatL2Panorama8_1)"):
+// a refine index that is an IndexFlatPanorama scores the candidates with
+// pruning. nearly's IndexRefine does so too; this is faiss's name for it.
+struct IndexRefinePanorama : IndexRefine {
+    IndexRefinePanorama(IndexPtr base_index, IndexPtr refine_index)
+        : IndexRefine(std::move(base_index), std::move(refine_index)) {}
+    std::string type_name() const override { return "RefinePanorama"; }
+    static std::unique_ptr<IndexRefinePanorama> read_body(Reader& r);
+};
+
 struct IndexRefineFlat : IndexRefine {
     explicit IndexRefineFlat(IndexPtr base_index);
     std::string type_name() const override { return "RefineFlat"; }

@@ -1,0 +1,66 @@
+"""Panorama against faiss-cpu: the same factory strings build the same
+classes, searches give faiss's ids and distances, and one thread prunes
+exactly as much as faiss does (the same levels, batches and bounds)."""
+import numpy as np
+import pytest
+
+import nearly
+from _testutil import METRIC_IP, METRIC_L2, assert_knn_equiv
+from test_panorama import decaying
+
+faiss = pytest.importorskip("faiss")
+if not hasattr(faiss, "IndexFlatL2Panorama"):
+    pytest.skip("this faiss-cpu has no Panorama", allow_module_level=True)
+
+
+@pytest.mark.parametrize("metric", [METRIC_L2, METRIC_IP], ids=["L2", "IP"])
+@pytest.mark.parametrize("n_levels,batch", [(4, 128), (8, 1024), (16, 16)])
+def test_flat_panorama_like_faiss(metric, n_levels, batch):
+    xb, xq = decaying(11, 6000, 64, nq=16)
+    name = "L2" if metric == METRIC_L2 else "IP"
+    ours = nearly.index_factory(64, f"Flat{name}Panorama{n_levels}_{batch}", metric)
+    theirs = faiss.index_factory(64, f"Flat{name}Panorama{n_levels}_{batch}", metric)
+    assert type(ours).__name__ == type(theirs).__name__ == f"IndexFlat{name}Panorama"
+    ours.add(xb)
+    theirs.add(xb)
+    nt_ours, nt_theirs = nearly.omp_get_max_threads(), faiss.omp_get_max_threads()
+    nearly.omp_set_num_threads(1)
+    faiss.omp_set_num_threads(1)
+    try:
+        nearly.cvar.indexPanorama_stats.reset()
+        faiss.cvar.indexPanorama_stats.reset()
+        Dn, In = ours.search(xq, 10)
+        Df, If = theirs.search(xq, 10)
+        s_ours, s_theirs = nearly.cvar.indexPanorama_stats, faiss.cvar.indexPanorama_stats
+        assert s_ours.total_dims == s_theirs.total_dims
+        assert abs(s_ours.total_dims_scanned - s_theirs.total_dims_scanned) <= 0.001 * s_theirs.total_dims_scanned
+    finally:
+        nearly.omp_set_num_threads(nt_ours)
+        faiss.omp_set_num_threads(nt_theirs)
+    assert_knn_equiv(Dn, In, Df, If, atol=1e-4)
+    radius = float(np.median(Dn[:, -1]))
+    ln, dn, i_n = ours.range_search(xq, radius)
+    lf, df, i_f = theirs.range_search(xq, radius)
+    np.testing.assert_array_equal(ln, lf)
+    for q in range(len(xq)):
+        assert set(i_n[ln[q]:ln[q + 1]]) == set(i_f[lf[q]:lf[q + 1]])
+
+
+@pytest.mark.parametrize("metric", [METRIC_L2, METRIC_IP], ids=["L2", "IP"])
+def test_refine_panorama_like_faiss(metric):
+    xb, xq = decaying(12, 5000, 32)
+    name = "L2" if metric == METRIC_L2 else "IP"
+    key = f"IVF16,Flat,RefinePanorama(Flat{name}Panorama8_1)"
+    ours, theirs = nearly.index_factory(32, key, metric), faiss.index_factory(32, key, metric)
+    assert type(ours).__name__ == type(theirs).__name__ == "IndexRefinePanorama"
+    for i in (ours, theirs):
+        i.train(xb[:2000])
+        i.add(xb)
+    ours.base_index.nprobe = 4
+    faiss.downcast_index(theirs.base_index).nprobe = 4
+    Dn, In = ours.search(xq, 10, params=nearly.IndexRefineSearchParameters(k_factor=4))
+    Df, If = theirs.search(xq, 10, params=faiss.IndexRefineSearchParameters(k_factor=4))
+    # The coarse quantizers train apart (k-means seeds): most candidates agree.
+    assert (In == If).mean() > 0.9
+    common = In == If
+    np.testing.assert_allclose(Dn[common], Df[common], rtol=1e-5, atol=1e-4)
