@@ -143,3 +143,23 @@ def test_ip_4q_kernel(level, d, ny):
         np.testing.assert_array_less(np.abs(out - ref), tolerance(Q, X))
         scalar = at_level("scalar", _nearly.ip_4q, Q, X)
         np.testing.assert_array_less(np.abs(out - scalar), 2 * tolerance(Q, X))
+
+
+@pytest.mark.parametrize("d", [1, 3, 7, 8, 15, 16, 17, 24, 48, 100])
+@pytest.mark.parametrize("n", [0, 1, 3, 4, 5, 9, 37])
+def test_inner_products_rows_kernel(level, d, n):
+    """Rows given by pointers, in any order, repeated: each the single-pair
+    kernel's sum within rounding, and the scalar reference's."""
+    rng = np.random.default_rng(d * 100 + n + 3)
+    q = rng.standard_normal(d).astype(np.float32)
+    X = rng.standard_normal((max(n, 1) * 2, d)).astype(np.float32)
+    order = rng.integers(0, len(X), n)
+    out = _nearly._inner_products_rows(q, X, order)
+    ref = X[order].astype(np.float64) @ q.astype(np.float64)
+    assert out.shape == (n,)
+    if n:
+        tol = tolerance(q[None], X[order])[0]
+        np.testing.assert_array_less(np.abs(out - ref), tol)
+        scalar = at_level("scalar", _nearly._inner_products_rows, q, X, order)
+        np.testing.assert_array_less(np.abs(out - scalar), 2 * tol)
+        np.testing.assert_array_equal(scalar, [at_level("scalar", _nearly.fvec_inner_product, q, X[r]) for r in order])

@@ -22,7 +22,6 @@ void IndexFlat::add(idx_t n, const float* x) {
         norms_L2sqr(x, n, d, &norms_[ntotal]);
     }
     ntotal += n;
-    rows_changed(ntotal - n);
 }
 
 void IndexFlat::search(idx_t n, const float* x, idx_t k, float* D, idx_t* I, const SearchParameters* params) const {
@@ -70,12 +69,9 @@ size_t IndexFlat::remove_ids(const IDSelector& sel) {
     check_writable();
     std::unique_lock<SharedMutex> lk(rw_mutex_);
     float* xb = xb_.data();  // the vectors' own copy (not a mapped file)
-    idx_t j = 0, first = ntotal;
+    idx_t j = 0;
     for (idx_t i = 0; i < ntotal; i++) {
-        if (sel.is_member(i)) {
-            first = std::min(first, i);
-            continue;
-        }
+        if (sel.is_member(i)) continue;
         if (i != j) {
             std::copy(xb + i * d, xb + (i + 1) * d, xb + j * d);
             if (!norms_.empty()) norms_[j] = norms_[i];
@@ -86,7 +82,6 @@ size_t IndexFlat::remove_ids(const IDSelector& sel) {
     ntotal = j;
     xb_.resize(size_t(j) * d);
     if (!norms_.empty() || metric_type == METRIC_L2) norms_.resize(j);
-    if (removed) rows_changed(first);
     return removed;
 }
 
@@ -96,7 +91,6 @@ void IndexFlat::reset() {
     xb_.clear();
     norms_.clear();
     ntotal = 0;
-    rows_changed(0);
 }
 
 void IndexFlat::merge_from(Index& other_base, idx_t add_id) {
@@ -110,13 +104,10 @@ void IndexFlat::merge_from(Index& other_base, idx_t add_id) {
     std::scoped_lock lk(rw_mutex_, other->rw_mutex_);
     xb_.append(other->xb_.begin(), other->xb_.end());
     norms_.insert(norms_.end(), other->norms_.begin(), other->norms_.end());
-    const idx_t first = ntotal;
     ntotal += other->ntotal;
     other->xb_.clear();
     other->norms_.clear();
     other->ntotal = 0;
-    rows_changed(first);
-    other->rows_changed(0);
 }
 
 void IndexFlat::permute_entries(const idx_t* perm) {
@@ -136,16 +127,6 @@ void IndexFlat::permute_entries(const idx_t* perm) {
         std::vector<float> on(norms_);
         for (idx_t i = 0; i < ntotal; i++) norms_[size_t(i)] = on[size_t(perm[i])];
     }
-    rows_changed(0);
-}
-
-void IndexFlat::take_vectors(IndexFlat&& other) {
-    std::unique_lock<SharedMutex> lk(rw_mutex_);
-    xb_ = std::move(other.xb_);
-    norms_ = std::move(other.norms_);
-    ntotal = other.ntotal;
-    other.ntotal = 0;
-    rows_changed(0);
 }
 
 void IndexFlat::write_body(Writer& w) const {

@@ -1,8 +1,11 @@
 #include "nearly/flat_panorama.h"
 
 #include <algorithm>
+#include <cstring>
 #include <mutex>
 
+#include "nearly/distance_computer.h"
+#include "nearly/flat.h"
 #include "nearly/io.h"
 #include "nearly/parallel.h"
 #include "nearly/topk.h"
@@ -10,32 +13,112 @@
 namespace nearly {
 
 IndexFlatPanorama::IndexFlatPanorama(int d, MetricType metric, size_t n_levels, size_t batch_size)
-    : IndexFlat(d, metric), pano_(size_t(d), n_levels), batch_(batch_size) {
-    NEARLY_CHECK_ARG(metric == METRIC_L2 || metric == METRIC_INNER_PRODUCT,
-                     "IndexFlatPanorama: the metric must be L2 or inner product");
+    : Index(d, metric), pano_(size_t(d), n_levels), batch_(batch_size) {
     NEARLY_CHECK_ARG(batch_size > 0, "IndexFlatPanorama: batch_size must be > 0");
 }
 
-void IndexFlatPanorama::rows_changed(idx_t first) {
-    const size_t stride = pano_.n_levels + 1, dd = size_t(d);
-    tails_.resize(size_t(ntotal) * stride);
-    const float* xb = vectors().data();
-    parallel_for_blocks(size_t(ntotal - std::min(first, ntotal)), 1024, [&](size_t i) {
-        const size_t r = size_t(first) + i;
-        pano_.tail_norms(xb + r * dd, tails_.data() + r * stride);
+void IndexFlatPanorama::store_rows(const float* x, size_t n) {
+    const size_t dd = size_t(d), w = pano_.width, L = pano_.n_levels, stride = L + 1;
+    const size_t n0 = size_t(ntotal), n1 = n0 + n;
+    const size_t batches = (n1 + batch_ - 1) / batch_;
+    data_.resize(batches * L * batch_ * w, 0.f);  // the last batch whole, zeros where no row
+    tails_.resize(batches * stride * batch_, 0.f);
+    norms_.resize(metric_type == METRIC_L2 ? n1 : 0);
+    parallel_for_blocks(n, 1024, [&](size_t i) {
+        const float* v = x + i * dd;
+        const size_t r = n0 + i, b = r / batch_, j = r % batch_;
+        for (size_t l = 0; l < L; l++) {
+            float* dst = data_.data() + (b * L + l) * batch_ * w + j * w;
+            const size_t lb = pano_.level_begin(l), le = pano_.level_end(l);
+            std::copy(v + lb, v + le, dst);
+            std::fill(dst + (le - lb), dst + w, 0.f);
+        }
+        thread_local std::vector<float> t;
+        t.resize(stride);
+        pano_.tail_norms(v, t.data());
+        for (size_t l = 0; l <= L; l++) tails_[(b * stride + l) * batch_ + j] = t[l];
+        if (!norms_.empty()) {
+            double s = 0;
+            for (size_t t = 0; t < dd; t++) s += double(v[t]) * v[t];
+            norms_[r] = float(s);
+        }
     });
+    ntotal = idx_t(n1);
+}
+
+void IndexFlatPanorama::clear_rows() {
+    data_.clear();
+    tails_.clear();
+    norms_.clear();
+    ntotal = 0;
+}
+
+std::vector<float> IndexFlatPanorama::rows_in_order() const {
+    std::vector<float> out(size_t(ntotal) * d);
+    const size_t dd = size_t(d);
+    parallel_for_blocks(size_t(ntotal), 1024, [&](size_t r) {
+        for (size_t l = 0; l < pano_.n_levels; l++) {
+            const float* s = slice(idx_t(r), l);
+            std::copy(s, s + (pano_.level_end(l) - pano_.level_begin(l)), out.data() + r * dd + pano_.level_begin(l));
+        }
+    });
+    return out;
+}
+
+void IndexFlatPanorama::add(idx_t n, const float* x) {
+    check_add_args(n, x);
+    check_writable();
+    std::unique_lock<SharedMutex> lk(rw_mutex_);
+    store_rows(x, size_t(n));
+}
+
+void IndexFlatPanorama::reconstruct_n(idx_t i0, idx_t ni, float* out) const {
+    std::shared_lock<SharedMutex> lk(rw_mutex_);
+    NEARLY_CHECK_ARG(ni >= 0, "ni must be non-negative");
+    if (i0 < 0 || i0 + ni > ntotal)
+        throw OutOfRange("key " + std::to_string(i0) + (ni == 1 ? "" : " + " + std::to_string(ni)) +
+                         " is out of range for an index of " + std::to_string(ntotal) + " vectors");
+    for (idx_t r = i0; r < i0 + ni; r++)
+        for (size_t l = 0; l < pano_.n_levels; l++) {
+            const float* s = slice(r, l);
+            std::copy(s, s + (pano_.level_end(l) - pano_.level_begin(l)),
+                      out + size_t(r - i0) * d + pano_.level_begin(l));
+        }
+}
+
+std::unique_ptr<DistanceComputer> IndexFlatPanorama::get_distance_computer() const {
+    return std::make_unique<ReconstructDistanceComputer>(*this);
 }
 
 std::vector<float> IndexFlatPanorama::tail_norms() const {
     std::shared_lock<SharedMutex> lk(rw_mutex_);
-    return tails_;
+    const size_t stride = pano_.n_levels + 1;
+    std::vector<float> out(size_t(ntotal) * stride);
+    for (idx_t r = 0; r < ntotal; r++)
+        for (size_t l = 0; l < stride; l++) out[size_t(r) * stride + l] = tail(r, l);
+    return out;
 }
 
-void IndexFlatPanorama::score_batch(const Panorama::Query& q, idx_t* rows, size_t m, size_t k, float* D, idx_t* I,
-                                    float* scores, uint64_t* scanned) const {
-    const size_t kept = pano_.filter(q, metric_type == METRIC_L2, vectors().data(), tails_.data(), norms2(), rows, m,
-                                     D[0], scores, scanned);
-    for (size_t i = 0; i < kept; i++) TopK::push(D, I, k, scores[i], rows[i]);
+template <class Sink>
+void IndexFlatPanorama::score(const Panorama::Query& q, idx_t* rows, size_t m, long batch, float threshold,
+                              float* scores, uint64_t* scanned, Sink&& sink) const {
+    const bool l2 = metric_type == METRIC_L2;
+    const float* norms = norms_.data();
+    size_t kept;
+    if (batch >= 0) {  // one batch: its blocks found once, no division per row
+        const size_t w = pano_.width, B = batch_, first = size_t(batch) * B, stride = pano_.n_levels + 1;
+        const float* data = data_.data() + size_t(batch) * pano_.n_levels * B * w;
+        const float* tails = tails_.data() + size_t(batch) * stride * B;
+        kept = pano_.filter(
+            q, l2, [&](idx_t r, size_t l) { return data + (l * B + (size_t(r) - first)) * w; },
+            [&](idx_t r, size_t l) { return tails[l * B + (size_t(r) - first)]; }, [&](idx_t r) { return norms[r]; },
+            rows, m, threshold, scores, scanned);
+    } else {
+        kept = pano_.filter(
+            q, l2, [&](idx_t r, size_t l) { return slice(r, l); }, [&](idx_t r, size_t l) { return tail(r, l); },
+            [&](idx_t r) { return norms[r]; }, rows, m, threshold, scores, scanned);
+    }
+    for (size_t i = 0; i < kept; i++) sink(scores[i], rows[i]);
 }
 
 void IndexFlatPanorama::search(idx_t n, const float* x, idx_t k, float* D, idx_t* I,
@@ -44,29 +127,41 @@ void IndexFlatPanorama::search(idx_t n, const float* x, idx_t k, float* D, idx_t
     std::shared_lock<SharedMutex> lk(rw_mutex_);
     const IDSelector* sel = params ? params->sel.get() : nullptr;
     const size_t nb = size_t(ntotal), kk = size_t(k), dd = size_t(d), nq = size_t(n);
-    // Few queries: each one's rows are split into slices scanned apart (each
-    // with its own heap and threshold), so that every thread has work.
-    const size_t nthreads = size_t(get_num_threads());
-    const size_t slices = nq >= nthreads ? 1 : std::max<size_t>(1, std::min(nthreads / nq, nb / (4 * batch_ + 1)));
+    const size_t nbatches = (nb + batch_ - 1) / batch_;
+    // Queries in groups read each batch while it is in cache; few queries
+    // split the batches into slices scanned apart (each with its own heap
+    // and threshold), so that every thread has work.
+    constexpr size_t kGroup = 8;
+    const size_t ngroups = (nq + kGroup - 1) / kGroup, nthreads = size_t(get_num_threads());
+    const size_t slices = ngroups >= nthreads ? 1 : std::max<size_t>(1, std::min(nthreads / ngroups, nbatches / 4));
     std::vector<float> sD(slices > 1 ? nq * slices * kk : 0);
     std::vector<idx_t> sI(sD.size());
     InterruptPoll poll;
-    parallel_for(nq * slices, [&](size_t t) {
-        const size_t q = t / slices, s = t % slices;
-        float* Dq = slices > 1 ? sD.data() + t * kk : D + q * kk;
-        idx_t* Iq = slices > 1 ? sI.data() + t * kk : I + q * kk;
-        TopK::init(Dq, Iq, kk);
-        const Panorama::Query pq = pano_.query(x + q * dd);
-        std::vector<idx_t> rows(batch_);
+    parallel_for(ngroups * slices, [&](size_t t) {
+        const size_t g = t / slices, s = t % slices;
+        const size_t q0 = g * kGroup, q1 = std::min(nq, q0 + kGroup);
+        std::vector<Panorama::Query> pq;
+        for (size_t q = q0; q < q1; q++) {
+            pq.push_back(pano_.query(x + q * dd));
+            float* Dq = slices > 1 ? sD.data() + (q * slices + s) * kk : D + q * kk;
+            idx_t* Iq = slices > 1 ? sI.data() + (q * slices + s) * kk : I + q * kk;
+            TopK::init(Dq, Iq, kk);
+        }
+        std::vector<idx_t> kept(batch_), rows(batch_);
         std::vector<float> scores(batch_);
         uint64_t scanned = 0, total = 0;
-        const size_t j1 = nb * (s + 1) / slices;
-        for (size_t j0 = nb * s / slices; j0 < j1; j0 += batch_) {
+        for (size_t b = nbatches * s / slices; b < nbatches * (s + 1) / slices; b++) {
             size_t m = 0;
-            for (size_t j = j0; j < std::min(j1, j0 + batch_); j++)
-                if (!sel || sel->is_member(idx_t(j))) rows[m++] = idx_t(j);
-            total += m * pano_.n_levels;
-            score_batch(pq, rows.data(), m, kk, Dq, Iq, scores.data(), &scanned);
+            for (size_t j = b * batch_; j < std::min(nb, (b + 1) * batch_); j++)
+                if (!sel || sel->is_member(idx_t(j))) kept[m++] = idx_t(j);
+            for (size_t q = q0; q < q1; q++) {
+                float* Dq = slices > 1 ? sD.data() + (q * slices + s) * kk : D + q * kk;
+                idx_t* Iq = slices > 1 ? sI.data() + (q * slices + s) * kk : I + q * kk;
+                std::copy(kept.begin(), kept.begin() + m, rows.begin());
+                total += m * pano_.n_levels;
+                score(pq[q - q0], rows.data(), m, long(b), Dq[0], scores.data(), &scanned,
+                      [&](float sc, idx_t id) { TopK::push(Dq, Iq, kk, sc, id); });
+            }
             poll();
         }
         panorama_stats.add(scanned, total);
@@ -78,10 +173,8 @@ void IndexFlatPanorama::search(idx_t n, const float* x, idx_t k, float* D, idx_t
         idx_t* Iq = I + q * kk;
         if (slices > 1) {
             TopK::init(Dq, Iq, kk);
-            for (size_t j = 0; j < slices * kk; j++) {
-                const size_t o = q * slices * kk + j;
-                if (sI[o] >= 0) TopK::push(Dq, Iq, kk, sD[o], sI[o]);
-            }
+            for (size_t j = q * slices * kk; j < (q + 1) * slices * kk; j++)
+                if (sI[j] >= 0) TopK::push(Dq, Iq, kk, sD[j], sI[j]);
         }
         TopK::finish(Dq, Iq, kk, ip, pad);
     }
@@ -115,7 +208,8 @@ void IndexFlatPanorama::search_subset(idx_t n, const float* x, idx_t k_base, con
                 for (size_t j = j0; j < std::min(kb, j0 + batch_); j++)
                     if (cand[j] >= 0) rows[m++] = cand[j];
                 total += m * pano_.n_levels;
-                score_batch(pq, rows.data(), m, kk, Dq, Iq, scores.data(), &scanned);
+                score(pq, rows.data(), m, -1, Dq[0], scores.data(), &scanned,
+                      [&](float sc, idx_t id) { TopK::push(Dq, Iq, kk, sc, id); });
             }
             TopK::finish(Dq, Iq, kk, ip, pad);
         }
@@ -144,10 +238,8 @@ void IndexFlatPanorama::range_search(idx_t n, const float* x, float radius, Rang
             for (size_t j = j0; j < std::min(nb, j0 + batch_); j++)
                 if (!sel || sel->is_member(idx_t(j))) rows[m++] = idx_t(j);
             total += m * pano_.n_levels;
-            const size_t kept =
-                pano_.filter(pq, l2, vectors().data(), tails_.data(), norms2(), rows.data(), m, threshold,
-                             scores.data(), &scanned);
-            for (size_t i = 0; i < kept; i++) hits[q].emplace_back(l2 ? scores[i] : -scores[i], rows[i]);
+            score(pq, rows.data(), m, long(j0 / batch_), threshold, scores.data(), &scanned,
+                  [&](float sc, idx_t id) { hits[q].emplace_back(l2 ? sc : -sc, id); });
             poll();
         }
         panorama_stats.add(scanned, total);
@@ -155,24 +247,100 @@ void IndexFlatPanorama::range_search(idx_t n, const float* x, float radius, Rang
     result.set(hits);
 }
 
+size_t IndexFlatPanorama::remove_ids(const IDSelector& sel) {
+    check_writable();
+    std::unique_lock<SharedMutex> lk(rw_mutex_);
+    std::vector<float> rows = rows_in_order();
+    const size_t dd = size_t(d);
+    size_t j = 0;
+    for (size_t i = 0; i < size_t(ntotal); i++) {
+        if (sel.is_member(idx_t(i))) continue;
+        if (i != j) std::copy_n(rows.data() + i * dd, dd, rows.data() + j * dd);
+        j++;
+    }
+    const size_t removed = size_t(ntotal) - j;
+    if (removed) {
+        clear_rows();
+        store_rows(rows.data(), j);
+    }
+    return removed;
+}
+
+void IndexFlatPanorama::reset() {
+    check_writable();
+    std::unique_lock<SharedMutex> lk(rw_mutex_);
+    clear_rows();
+}
+
+void IndexFlatPanorama::merge_from(Index& other, idx_t add_id) {
+    check_writable();
+    other.check_writable();
+    NEARLY_CHECK_ARG(&other != this, "cannot merge an index into itself");
+    if (add_id != 0) throw NotSupported("merge_from: add_id must be 0 for an index without ids");
+    const bool flat = dynamic_cast<IndexFlat*>(&other) || dynamic_cast<IndexFlatPanorama*>(&other);
+    if (!flat || other.d != d || other.metric_type != metric_type)
+        throw NotSupported("merge_from: the other index must be an IndexFlatPanorama or IndexFlat with the same d "
+                           "and metric");
+    std::vector<float> rows(size_t(other.ntotal) * d);
+    other.reconstruct_n(0, other.ntotal, rows.data());
+    std::unique_lock<SharedMutex> lk(rw_mutex_);
+    store_rows(rows.data(), size_t(other.ntotal));
+    other.reset();
+}
+
+void IndexFlatPanorama::permute_entries(const idx_t* perm) {
+    check_writable();
+    std::unique_lock<SharedMutex> lk(rw_mutex_);
+    std::vector<char> seen(size_t(ntotal), 0);
+    for (idx_t i = 0; i < ntotal; i++) {
+        NEARLY_CHECK_ARG(perm[i] >= 0 && perm[i] < ntotal && !seen[size_t(perm[i])],
+                         "permute_entries: perm must be a permutation of 0 .. ntotal - 1");
+        seen[size_t(perm[i])] = 1;
+    }
+    const std::vector<float> old = rows_in_order();
+    const size_t dd = size_t(d), n = size_t(ntotal);
+    std::vector<float> rows(n * dd);
+    for (size_t i = 0; i < n; i++) std::copy_n(old.data() + size_t(perm[i]) * dd, dd, rows.data() + i * dd);
+    clear_rows();
+    store_rows(rows.data(), n);
+}
+
+void IndexFlatPanorama::encode_standalone(idx_t n, const float* x, uint8_t* bytes) const {
+    std::memcpy(bytes, x, size_t(n) * sa_code_size());
+}
+
+void IndexFlatPanorama::sa_decode(idx_t n, const uint8_t* bytes, float* x) const {
+    NEARLY_CHECK_ARG(n >= 0, "the number of codes must be non-negative");
+    std::memcpy(x, bytes, size_t(n) * sa_code_size());
+}
+
 void IndexFlatPanorama::write_body(Writer& w) const {
+    std::shared_lock<SharedMutex> lk(rw_mutex_);
+    w.pod<int32_t>(d);
+    w.pod<int32_t>(metric_type);
     w.pod<uint64_t>(pano_.n_levels);
     w.pod<uint64_t>(batch_);
-    IndexFlat::write_body(w);
+    w.pod<int64_t>(ntotal);
+    w.array(rows_in_order());  // one row after another: the layout is rebuilt on reading
 }
 
 std::unique_ptr<IndexFlatPanorama> IndexFlatPanorama::read_body(Reader& r) {
+    const int d = r.pod<int32_t>(), metric = r.pod<int32_t>();
     const uint64_t n_levels = r.pod<uint64_t>(), batch = r.pod<uint64_t>();
-    auto flat = IndexFlat::read_body(r);
-    r.check(n_levels >= 1 && n_levels <= uint64_t(flat->d) && batch >= 1 && batch <= (uint64_t(1) << 32) &&
-                (flat->metric_type == METRIC_L2 || flat->metric_type == METRIC_INNER_PRODUCT),
+    const int64_t n = r.pod<int64_t>();
+    r.check(d > 0 && (metric == METRIC_L2 || metric == METRIC_INNER_PRODUCT) && n_levels >= 1 &&
+                n_levels <= uint64_t(d) && batch >= 1 && batch <= (uint64_t(1) << 32) && n >= 0,
             "bad FlatPanorama header");
+    std::vector<float> rows;
+    r.array(rows);
+    r.check(rows.size() == size_t(n) * size_t(d), "FlatPanorama vector count does not match ntotal");
     std::unique_ptr<IndexFlatPanorama> index;
-    if (flat->metric_type == METRIC_L2)
-        index = std::make_unique<IndexFlatL2Panorama>(flat->d, size_t(n_levels), size_t(batch));
+    if (metric == METRIC_L2)
+        index = std::make_unique<IndexFlatL2Panorama>(d, size_t(n_levels), size_t(batch));
     else
-        index = std::make_unique<IndexFlatIPPanorama>(flat->d, size_t(n_levels), size_t(batch));
-    index->take_vectors(std::move(*flat));
+        index = std::make_unique<IndexFlatIPPanorama>(d, size_t(n_levels), size_t(batch));
+    index->check_add_args(n, rows.data());  // what add() refuses (NaN)
+    index->store_rows(rows.data(), size_t(n));
     return index;
 }
 

@@ -36,42 +36,6 @@ Panorama::Query Panorama::query(const float* x) const {
     return q;
 }
 
-size_t Panorama::filter(const Query& q, bool l2, const float* xb, const float* tails, const float* norms2, idx_t* rows,
-                        size_t n, float threshold, float* scores, uint64_t* scanned) const {
-    const SimdKernels& K = simd();
-    const size_t stride = n_levels + 1;
-    // L2: |q|^2 + |v|^2 - 2 <q, v>; inner product: -<q, v>. The dimensions
-    // not yet read add at least -f |q_rest| |v_rest| (Cauchy-Schwarz).
-    const float f = l2 ? 2.f : 1.f;
-    for (size_t i = 0; i < n; i++) {
-        const size_t r = size_t(rows[i]);
-        scores[i] = l2 ? q.norm2 + (norms2 ? norms2[r] : tails[r * stride] * tails[r * stride]) : 0.f;
-    }
-    size_t active = n;
-    for (size_t l = 0; l < n_levels && active > 0; l++) {
-        const size_t b = level_begin(l), w = level_end(l) - b;
-        const float qrest = f * q.tails[l + 1];
-        const float* ql = q.x + b;
-        *scanned += active;
-        size_t kept = 0;
-        constexpr size_t kAhead = 4;  // rows scattered over the base: request the next slices early
-        for (size_t i = 0; i < active; i++) {
-            if (i + kAhead < active) {
-                const char* p = reinterpret_cast<const char*>(xb + size_t(rows[i + kAhead]) * d + b);
-                for (size_t o = 0; o < w * sizeof(float); o += 64) __builtin_prefetch(p + o);
-            }
-            const size_t r = size_t(rows[i]);
-            const float s = scores[i] - f * K.inner_product(ql, xb + r * d + b, w);
-            const float bound = s - qrest * tails[r * stride + l + 1];
-            rows[kept] = rows[i];
-            scores[kept] = s;
-            kept += bound < threshold;
-        }
-        active = kept;
-    }
-    if (l2)
-        for (size_t i = 0; i < active; i++) scores[i] = std::max(scores[i], 0.f);
-    return active;
-}
+Panorama::RowsFn Panorama::rows_kernel() { return simd().inner_products_rows; }
 
 }  // namespace nearly

@@ -92,6 +92,21 @@ void bind_distance(py::module_& m) {
         simd().l2sqr_ny(q.data(), x.data(), q.shape(0), x.shape(0), out.mutable_data());
         return out;
     }, py::arg("q"), py::arg("x"));
+    m.def("_inner_products_rows", [](py::handle q_obj, py::handle x_obj, py::handle order_obj) {
+        FloatArray q = as_vector(q_obj, "q");
+        FloatArray x = as_matrix(x_obj, int(q.shape(0)), "x");
+        IdArray order = as_ids(order_obj, -1, "order");
+        std::vector<const float*> rows(size_t(order.shape(0)));
+        for (size_t i = 0; i < rows.size(); i++) {
+            const idx_t r = order.data()[i];
+            if (r < 0 || r >= x.shape(0)) throw OutOfRange("order: row out of range");
+            rows[i] = x.data() + size_t(r) * size_t(q.shape(0));
+        }
+        py::array_t<float> out(py::ssize_t(rows.size()));
+        py::gil_scoped_release release;
+        simd().inner_products_rows(q.data(), rows.data(), q.shape(0), rows.size(), out.mutable_data());
+        return out;
+    }, py::arg("q"), py::arg("x"), py::arg("order"), "Test hook: <q, x[order[i]]> for each i (Panorama's kernel).");
     m.def("fvec_inner_product", [](py::handle a_obj, py::handle b_obj) {
         FloatArray a = as_vector(a_obj, "x"), b = as_vector(b_obj, "y");
         if (a.shape(0) != b.shape(0)) throw InvalidArgument("x and y differ in length");

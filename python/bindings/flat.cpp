@@ -317,7 +317,7 @@ void bind_flat(py::module_& m) {
     py::class_<IndexFlatIP, IndexFlat, std::shared_ptr<IndexFlatIP>>(m, "IndexFlatIP")
         .def(py::init<int>(), py::arg("d"));
 
-    py::class_<IndexFlatPanorama, IndexFlat, std::shared_ptr<IndexFlatPanorama>> flat_panorama(m, "IndexFlatPanorama");
+    py::class_<IndexFlatPanorama, Index, std::shared_ptr<IndexFlatPanorama>> flat_panorama(m, "IndexFlatPanorama");
     flat_panorama.attr("kDefaultBatchSize") = IndexFlatPanorama::kDefaultBatchSize;
     flat_panorama
         .def(py::init([](int d, int metric, size_t n_levels, size_t batch_size) {
@@ -347,7 +347,12 @@ void bind_flat(py::module_& m) {
             }
             return py::make_tuple(D, I);
         }, py::arg("x"), py::arg("base_labels"), py::arg("k"),
-           "k nearest neighbours of each query among its candidates base_labels (n, k_base), -1 skipped.");
+           "k nearest neighbours of each query among its candidates base_labels (n, k_base), -1 skipped.")
+        .def("permute_entries", [](IndexFlatPanorama& self, py::handle perm_obj) {
+            IdArray perm = as_ids(perm_obj, self.ntotal, "perm");
+            py::gil_scoped_release release;
+            self.permute_entries(perm.data());
+        }, py::arg("perm"), "Row i becomes the old row perm[i] (perm: a permutation of 0 .. ntotal - 1).");
     py::class_<IndexFlatL2Panorama, IndexFlatPanorama, std::shared_ptr<IndexFlatL2Panorama>>(m, "IndexFlatL2Panorama")
         .def(py::init<int, size_t, size_t>(), py::arg("d"), py::arg("n_levels"),
              py::arg("batch_size") = IndexFlatPanorama::kDefaultBatchSize);

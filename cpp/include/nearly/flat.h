@@ -39,12 +39,6 @@ struct IndexFlat : Index {
 
    protected:
     void encode_standalone(idx_t n, const float* x, uint8_t* bytes) const override;
-    // Called under the write lock once rows first .. ntotal - 1 changed (or
-    // the storage was emptied): what a subclass keeps per row follows.
-    virtual void rows_changed(idx_t /*first*/) {}
-    // Moves other's vectors into this index (read_body of a subclass).
-    void take_vectors(IndexFlat&& other);
-    const float* norms2() const { return norms_.empty() ? nullptr : norms_.data(); }
 
    private:
     MappedArray<float, HugePageAllocator<float>> xb_;  // read at random by re-ranking; or a mapped file's

@@ -5,12 +5,7 @@
 // The answer is the exhaustive one; what it saves depends on how much of
 // the vectors' energy the first dimensions hold, so it pays after an
 // orthogonal transform that sorts dimensions by variance (PCA).
-//
-// Unlike faiss, which copies the vectors into a level-major layout per
-// batch, nearly reads the rows as IndexFlat stores them (a level is a
-// stretch of each row): every other operation (reconstruct, removal,
-// merging, the GEMM of plain search) stays the flat index's, and a
-// candidate set scattered over the base (re-ranking) reads the same way.
+
 #pragma once
 #include <algorithm>
 #include <atomic>
@@ -64,15 +59,54 @@ struct Panorama {
     };
     Query query(const float* x) const;
 
-    // Scores candidate rows rows[0..n) of xb (row-major, d floats a row;
-    // tails: n_levels + 1 floats a row) against q, level by level, dropping
-    // a row once its bound is not below threshold. Scores are "smaller is
-    // better": L2 squared distances, or negated inner products. norms2 (L2
-    // only, may be null): the rows' exact squared norms. The survivors are
-    // compacted to the front of rows, their final scores into scores;
-    // returns how many. Counts the level slices read into *scanned.
-    size_t filter(const Query& q, bool l2, const float* xb, const float* tails, const float* norms2, idx_t* rows,
-                  size_t n, float threshold, float* scores, uint64_t* scanned) const;
+    // Scores candidate rows rows[0..n) against q level by level, dropping a
+    // row once its bound is not below threshold. slice(r, l): row r's
+    // level-l dimensions (level_end(l) - level_begin(l) floats); tail(r, l):
+    // its tail norm from level l; norm2(r) (L2): its squared norm. Scores
+    // are "smaller is better": L2 squared distances, or negated inner
+    // products. The survivors are compacted to the front of rows, their
+    // final scores into scores; returns how many. Adds the level slices
+    // read to *scanned.
+    template <class Slice, class Tail, class Norm2>
+    size_t filter(const Query& q, bool l2, const Slice& slice, const Tail& tail, const Norm2& norm2, idx_t* rows,
+                  size_t n, float threshold, float* scores, uint64_t* scanned) const {
+        const auto dots_of = rows_kernel();
+        thread_local std::vector<const float*> ptr;
+        thread_local std::vector<float> dot;
+        if (ptr.size() < n) {
+            ptr.resize(n);
+            dot.resize(n);
+        }
+        // L2: |q|^2 + |v|^2 - 2 <q, v>; inner product: -<q, v>. The
+        // dimensions not yet read add at least -f |q_rest| |v_rest|.
+        const float f = l2 ? 2.f : 1.f;
+        for (size_t i = 0; i < n; i++) scores[i] = l2 ? q.norm2 + norm2(rows[i]) : 0.f;
+        size_t active = n;
+        for (size_t l = 0; l < n_levels && active > 0; l++) {
+            const size_t b = level_begin(l), w = level_end(l) - b;
+            const float qrest = f * q.tails[l + 1];
+            for (size_t i = 0; i < active; i++) ptr[i] = slice(rows[i], l);
+            dots_of(q.x + b, ptr.data(), w, active, dot.data());
+            *scanned += active;
+            size_t kept = 0;
+            for (size_t i = 0; i < active; i++) {
+                const idx_t r = rows[i];
+                const float s = scores[i] - f * dot[i];
+                const float bound = s - qrest * tail(r, l + 1);
+                rows[kept] = r;
+                scores[kept] = s;
+                kept += bound < threshold;
+            }
+            active = kept;
+        }
+        if (l2)
+            for (size_t i = 0; i < active; i++) scores[i] = std::max(scores[i], 0.f);
+        return active;
+    }
+
+   private:
+    using RowsFn = void (*)(const float*, const float* const*, size_t, size_t, float*);
+    static RowsFn rows_kernel();  // the dispatched inner_products_rows (simd.h)
 };
 
 }  // namespace nearly

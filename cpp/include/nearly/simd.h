@@ -49,6 +49,10 @@ struct SimdKernels {
     // out[j] = <q, x_j> / ||q - x_j||^2 for ny rows of x (row stride d).
     void (*inner_products_ny)(const float* q, const float* x, size_t d, size_t ny, float* out);
     void (*l2sqr_ny)(const float* q, const float* x, size_t d, size_t ny, float* out);
+    // out[i] = <q, rows[i]> for n rows anywhere in memory (Panorama's level
+    // slices of candidates): several rows at once share each load of q and
+    // their sums' reductions.
+    void (*inner_products_rows)(const float* q, const float* const* rows, size_t d, size_t n, float* out);
     // Integer dot product of int8 codes (graph traversal on compact copies).
     int32_t (*dot_i8)(const int8_t* a, const int8_t* b, size_t d);
     GemmShape gemm;

@@ -67,6 +67,35 @@ void l2sqr_ny(const float* q, const float* x, size_t d, size_t ny, float* out) {
     distances_ny<true>(q, x, d, ny, out);
 }
 
+void inner_products_rows(const float* q, const float* const* rows, size_t d, size_t n, float* out) {
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        const float *r0 = rows[i], *r1 = rows[i + 1], *r2 = rows[i + 2], *r3 = rows[i + 3];
+        __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(),
+               a3 = _mm256_setzero_ps();
+        size_t j = 0;
+        for (; j + 8 <= d; j += 8) {
+            const __m256 qq = _mm256_loadu_ps(q + j);
+            a0 = _mm256_fmadd_ps(qq, _mm256_loadu_ps(r0 + j), a0);
+            a1 = _mm256_fmadd_ps(qq, _mm256_loadu_ps(r1 + j), a1);
+            a2 = _mm256_fmadd_ps(qq, _mm256_loadu_ps(r2 + j), a2);
+            a3 = _mm256_fmadd_ps(qq, _mm256_loadu_ps(r3 + j), a3);
+        }
+        if (j < d) {
+            const __m256 qq = load_tail(q + j, d - j);
+            a0 = _mm256_fmadd_ps(qq, load_tail(r0 + j, d - j), a0);
+            a1 = _mm256_fmadd_ps(qq, load_tail(r1 + j, d - j), a1);
+            a2 = _mm256_fmadd_ps(qq, load_tail(r2 + j, d - j), a2);
+            a3 = _mm256_fmadd_ps(qq, load_tail(r3 + j, d - j), a3);
+        }
+        out[i] = hsum(a0);
+        out[i + 1] = hsum(a1);
+        out[i + 2] = hsum(a2);
+        out[i + 3] = hsum(a3);
+    }
+    for (; i < n; i++) out[i] = inner_product(q, rows[i], d);
+}
+
 int32_t dot_i8(const int8_t* a, const int8_t* b, size_t d) {
     __m256i acc = _mm256_setzero_si256();
     size_t i = 0;
@@ -154,7 +183,7 @@ void linf_ny(const float* q, const float* x, size_t d, size_t ny, float* out) {
 }  // namespace
 
 const SimdKernels& kernels_avx2() {
-    static const SimdKernels k{SimdLevel::avx2, inner_product, l2sqr, inner_products_ny, l2sqr_ny,
+    static const SimdKernels k{SimdLevel::avx2, inner_product, l2sqr, inner_products_ny, l2sqr_ny, inner_products_rows,
                                dot_i8, {MR, NR}, gemm_micro, vecmat_unfused_avx2, vecmat_fused_avx2, ip_4q, l2sqr_4q, pq_adc8_avx2, nearest_transposed_avx2,
                                pq4_pack_lut_scalar, pq4_scan_block_avx2, l1_ny, linf_ny, pq_sdc8_avx2};
     return k;

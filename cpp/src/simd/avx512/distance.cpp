@@ -58,6 +58,28 @@ void l2sqr_ny(const float* q, const float* x, size_t d, size_t ny, float* out) {
     distances_ny<true>(q, x, d, ny, out);
 }
 
+void inner_products_rows(const float* q, const float* const* rows, size_t d, size_t n, float* out) {
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        const float *r0 = rows[i], *r1 = rows[i + 1], *r2 = rows[i + 2], *r3 = rows[i + 3];
+        __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps(), a2 = _mm512_setzero_ps(),
+               a3 = _mm512_setzero_ps();
+        for (size_t j = 0; j < d; j += 16) {
+            const __mmask16 m = d - j >= 16 ? (__mmask16)0xffff : tail_mask(d - j);
+            const __m512 qq = _mm512_maskz_loadu_ps(m, q + j);
+            a0 = _mm512_fmadd_ps(qq, _mm512_maskz_loadu_ps(m, r0 + j), a0);
+            a1 = _mm512_fmadd_ps(qq, _mm512_maskz_loadu_ps(m, r1 + j), a1);
+            a2 = _mm512_fmadd_ps(qq, _mm512_maskz_loadu_ps(m, r2 + j), a2);
+            a3 = _mm512_fmadd_ps(qq, _mm512_maskz_loadu_ps(m, r3 + j), a3);
+        }
+        out[i] = _mm512_reduce_add_ps(a0);
+        out[i + 1] = _mm512_reduce_add_ps(a1);
+        out[i + 2] = _mm512_reduce_add_ps(a2);
+        out[i + 3] = _mm512_reduce_add_ps(a3);
+    }
+    for (; i < n; i++) out[i] = inner_product(q, rows[i], d);
+}
+
 // Sign-extends 32 int8 to int16 and multiply-adds pairs into int32 lanes:
 // no overflow for any d (each pair sum is at most 2 * 128 * 128).
 int32_t dot_i8(const int8_t* a, const int8_t* b, size_t d) {
@@ -244,7 +266,7 @@ void linf_ny(const float* q, const float* x, size_t d, size_t ny, float* out) {
 }  // namespace
 
 const SimdKernels& kernels_avx512() {
-    static const SimdKernels k{SimdLevel::avx512, inner_product, l2sqr, inner_products_ny, l2sqr_ny,
+    static const SimdKernels k{SimdLevel::avx512, inner_product, l2sqr, inner_products_ny, l2sqr_ny, inner_products_rows,
                                cpu_has_vnni() ? dot_i8_vnni : dot_i8, {MR, NR}, gemm_micro,
                                vecmat_unfused_avx512, vecmat_fused_avx512, ip_4q, l2sqr_4q, pq_adc8_avx512, nearest_transposed_avx512,
                                pq4_pack_lut_avx512, pq4_scan_block_avx512, l1_ny, linf_ny, pq_sdc8_avx2};

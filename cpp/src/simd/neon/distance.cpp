@@ -45,6 +45,34 @@ void l2sqr_ny(const float* q, const float* x, size_t d, size_t ny, float* out) {
     for (size_t j = 0; j < ny; j++) out[j] = l2sqr(q, x + j * d, d);
 }
 
+void inner_products_rows(const float* q, const float* const* rows, size_t d, size_t n, float* out) {
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        const float *r0 = rows[i], *r1 = rows[i + 1], *r2 = rows[i + 2], *r3 = rows[i + 3];
+        float32x4_t a0 = vdupq_n_f32(0.f), a1 = vdupq_n_f32(0.f), a2 = vdupq_n_f32(0.f), a3 = vdupq_n_f32(0.f);
+        size_t j = 0;
+        for (; j + 4 <= d; j += 4) {
+            const float32x4_t qq = vld1q_f32(q + j);
+            a0 = vfmaq_f32(a0, qq, vld1q_f32(r0 + j));
+            a1 = vfmaq_f32(a1, qq, vld1q_f32(r1 + j));
+            a2 = vfmaq_f32(a2, qq, vld1q_f32(r2 + j));
+            a3 = vfmaq_f32(a3, qq, vld1q_f32(r3 + j));
+        }
+        float s0 = vaddvq_f32(a0), s1 = vaddvq_f32(a1), s2 = vaddvq_f32(a2), s3 = vaddvq_f32(a3);
+        for (; j < d; j++) {
+            s0 += q[j] * r0[j];
+            s1 += q[j] * r1[j];
+            s2 += q[j] * r2[j];
+            s3 += q[j] * r3[j];
+        }
+        out[i] = s0;
+        out[i + 1] = s1;
+        out[i + 2] = s2;
+        out[i + 3] = s3;
+    }
+    for (; i < n; i++) out[i] = inner_product(q, rows[i], d);
+}
+
 int32_t dot_i8(const int8_t* a, const int8_t* b, size_t d) {
     int32x4_t acc = vdupq_n_s32(0);
     size_t i = 0;
@@ -121,7 +149,7 @@ void linf_ny(const float* q, const float* x, size_t d, size_t ny, float* out) {
 }  // namespace
 
 const SimdKernels& kernels_neon() {
-    static const SimdKernels k{SimdLevel::neon, inner_product, l2sqr, inner_products_ny, l2sqr_ny,
+    static const SimdKernels k{SimdLevel::neon, inner_product, l2sqr, inner_products_ny, l2sqr_ny, inner_products_rows,
                                dot_i8, {MR, NR}, gemm_micro, vecmat_unfused_neon, vecmat_fused_neon, ip_4q, l2sqr_4q, pq_adc8_scalar, nearest_transposed_scalar,
                                pq4_pack_lut_scalar, pq4_scan_block_scalar, l1_ny, linf_ny, pq_sdc8_scalar};
     return k;

@@ -31,6 +31,10 @@ void l2sqr_ny(const float* q, const float* x, size_t d, size_t ny, float* out) {
     for (size_t j = 0; j < ny; j++) out[j] = l2sqr(q, x + j * d, d);
 }
 
+void inner_products_rows(const float* q, const float* const* rows, size_t d, size_t n, float* out) {
+    for (size_t i = 0; i < n; i++) out[i] = inner_product(q, rows[i], d);
+}
+
 int32_t dot_i8(const int8_t* a, const int8_t* b, size_t d) {
     int32_t s = 0;
     for (size_t i = 0; i < d; i++) s += int32_t(a[i]) * int32_t(b[i]);
@@ -80,7 +84,7 @@ void linf_ny(const float* q, const float* x, size_t d, size_t ny, float* out) {
 }  // namespace
 
 const SimdKernels& kernels_scalar() {
-    static const SimdKernels k{SimdLevel::scalar, inner_product, l2sqr, inner_products_ny, l2sqr_ny,
+    static const SimdKernels k{SimdLevel::scalar, inner_product, l2sqr, inner_products_ny, l2sqr_ny, inner_products_rows,
                                dot_i8, {MR, NR}, gemm_micro, vecmat_unfused_scalar, vecmat_fused_scalar, ip_4q, l2sqr_4q, pq_adc8_scalar, nearest_transposed_scalar,
                                pq4_pack_lut_scalar, pq4_scan_block_scalar, l1_ny, linf_ny, pq_sdc8_scalar};
     return k;
