@@ -194,8 +194,8 @@ void IndexFlatPanorama::search_subset(idx_t n, const float* x, idx_t k_base, con
                              std::to_string(ntotal) + " vectors");
     constexpr size_t kPerTask = 16;
     parallel_for((size_t(n) + kPerTask - 1) / kPerTask, [&](size_t t) {
-        std::vector<idx_t> rows(batch_);
-        std::vector<float> scores(batch_);
+        std::vector<idx_t> rows(std::max<size_t>({batch_, 64, kk}));
+        std::vector<float> scores(rows.size());
         uint64_t scanned = 0, total = 0;
         for (size_t q = t * kPerTask; q < std::min(size_t(n), (t + 1) * kPerTask); q++) {
             float* Dq = D + q * kk;
@@ -203,9 +203,13 @@ void IndexFlatPanorama::search_subset(idx_t n, const float* x, idx_t k_base, con
             TopK::init(Dq, Iq, kk);
             const Panorama::Query pq = pano_.query(x + q * dd);
             const idx_t* cand = labels + q * kb;
-            for (size_t j0 = 0; j0 < kb; j0 += batch_) {
+            // The first k candidates (the base's best when it ranks them)
+            // set the threshold; the rest go in chunks of at least 64, so
+            // that the misses of scattered rows overlap.
+            const size_t chunk = std::max<size_t>(batch_, 64);
+            for (size_t j0 = 0, j1 = std::min(kb, kk); j0 < kb; j0 = j1, j1 = std::min(kb, j1 + chunk)) {
                 size_t m = 0;
-                for (size_t j = j0; j < std::min(kb, j0 + batch_); j++)
+                for (size_t j = j0; j < j1; j++)
                     if (cand[j] >= 0) rows[m++] = cand[j];
                 total += m * pano_.n_levels;
                 score(pq, rows.data(), m, -1, Dq[0], scores.data(), &scanned,

@@ -72,11 +72,14 @@ void IndexRefine::search(idx_t n, const float* x, idx_t k, float* D, idx_t* I,
     std::unique_ptr<float[]> bD(new float[size_t(n) * kb]);
     std::unique_ptr<idx_t[]> bI(new idx_t[size_t(n) * kb]);
     // In any order: every candidate is re-scored, and ties are broken by id.
-    base_index->search_unordered(n, x, kb, bD.get(), bI.get(), base_params);
     // A Panorama refine index scores the candidates level by level and drops
-    // those that cannot make the k best (the same results, fewer reads).
-    if (const auto* pano = dynamic_cast<const IndexFlatPanorama*>(refine_index.get()))
+    // those that cannot make the k best (the same results, fewer reads); it
+    // prunes best when the base's best candidates come first.
+    if (const auto* pano = dynamic_cast<const IndexFlatPanorama*>(refine_index.get())) {
+        base_index->search(n, x, kb, bD.get(), bI.get(), base_params);
         return pano->search_subset(n, x, kb, bI.get(), k, D, I);
+    }
+    base_index->search_unordered(n, x, kb, bD.get(), bI.get(), base_params);
     // Float rows are read in place; any other refine index decodes each
     // candidate (reconstruct) into a buffer first.
     const auto* flat = dynamic_cast<const IndexFlat*>(refine_index.get());

@@ -1,3 +1,4 @@
+#include "nearly/hadamard_rotation.h"
 #include "nearly/transform.h"
 
 #include <algorithm>
@@ -244,6 +245,8 @@ std::unique_ptr<IndexPreTransform> IndexPreTransform::read_body(Reader& r) {
                 t = std::make_shared<LinearTransform>(d_in, d_out);
             t->read_linear_body(r);
             transforms.push_back(t);
+        } else if (tag == "HadamardRotation") {
+            transforms.push_back(HadamardRotation::read(r, d_in, d_out));
         } else if (tag == "OPQ") {
             transforms.push_back(OPQMatrix::read(r, d_in, d_out));
         } else if (tag == "PCA") {

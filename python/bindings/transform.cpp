@@ -4,6 +4,7 @@
 #include <pybind11/stl.h>
 
 #include "arrays.h"
+#include "nearly/hadamard_rotation.h"
 #include "nearly/linear_transform.h"
 #include "nearly/linalg.h"
 #include "nearly/opq.h"
@@ -57,6 +58,14 @@ void bind_transform(py::module_& m) {
     py::class_<RandomRotationMatrix, LinearTransform, std::shared_ptr<RandomRotationMatrix>>(m, "RandomRotationMatrix")
         .def(py::init<int, int>(), py::arg("d_in"), py::arg("d_out"))
         .def("init", &RandomRotationMatrix::init, py::arg("seed"));
+
+    py::class_<HadamardRotation, VectorTransform, std::shared_ptr<HadamardRotation>>(m, "HadamardRotation")
+        .def(py::init<int, uint32_t>(), py::arg("d"), py::arg("seed") = 12345)
+        .def("init", &HadamardRotation::init, py::arg("seed"))
+        .def_readonly("seed", &HadamardRotation::seed)
+        .def_property_readonly("signs1", [](const HadamardRotation& t) { return py::array_t<float>(t.signs1.size(), t.signs1.data()); })
+        .def_property_readonly("signs2", [](const HadamardRotation& t) { return py::array_t<float>(t.signs2.size(), t.signs2.data()); })
+        .def_property_readonly("signs3", [](const HadamardRotation& t) { return py::array_t<float>(t.signs3.size(), t.signs3.data()); });
 
     py::class_<OPQMatrix, LinearTransform, std::shared_ptr<OPQMatrix>>(m, "OPQMatrix")
         .def(py::init<int, int, int>(), py::arg("d"), py::arg("M") = 1, py::arg("d2") = -1)

@@ -52,6 +52,11 @@ def _hnsw_m(m):
     return int(m.group(1) or 32)
 
 
+def _hadamard(d, seed):
+    t = _nearly.HadamardRotation(d, int(seed) if seed else 12345)
+    return t, t.d_out
+
+
 # transform token -> builder(d_in) returning (VectorTransform, d_out)
 TRANSFORMS = [
     (re.compile(r"L2norm"), lambda m, d: (_nearly.NormalizationTransform(d), d)),
@@ -60,6 +65,8 @@ TRANSFORMS = [
         _nearly.OPQMatrix(d, int(m.group(1)), int(m.group(2) or d)), int(m.group(2) or d))),
     # RR{d_out}: faiss's random rotation (its matrix, drawn at train()).
     (re.compile(r"RR(\d+)"), lambda m, d: (_nearly.RandomRotationMatrix(d, int(m.group(1))), int(m.group(1)))),
+    # HR[seed]: faiss's Hadamard rotation (hadamard_rotation.h), d_out the next power of 2.
+    (re.compile(r"HR(\d+)?"), lambda m, d: _hadamard(d, m.group(1))),
     # PCA[W][R]{d_out}: PCA to d_out dimensions, W whitened (eigen_power -0.5), R then randomly rotated.
     (re.compile(r"PCA(W?)(R?)(\d+)"), lambda m, d: (
         _nearly.PCAMatrix(d, int(m.group(3)), -0.5 if m.group(1) else 0.0, bool(m.group(2))), int(m.group(3)))),

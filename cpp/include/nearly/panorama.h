@@ -85,7 +85,13 @@ struct Panorama {
         for (size_t l = 0; l < n_levels && active > 0; l++) {
             const size_t b = level_begin(l), w = level_end(l) - b;
             const float qrest = f * q.tails[l + 1];
-            for (size_t i = 0; i < active; i++) ptr[i] = slice(rows[i], l);
+            // Rows scattered over the base (re-ranking): every slice is
+            // requested before the first is read, so the misses overlap.
+            for (size_t i = 0; i < active; i++) {
+                ptr[i] = slice(rows[i], l);
+                __builtin_prefetch(ptr[i]);
+                __builtin_prefetch(reinterpret_cast<const char*>(ptr[i] + w) - 1);
+            }
             dots_of(q.x + b, ptr.data(), w, active, dot.data());
             *scanned += active;
             size_t kept = 0;

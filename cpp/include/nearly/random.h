@@ -25,6 +25,19 @@ void int64_rand_max(int64_t* x, size_t n, uint64_t max, int64_t seed);  // unifo
 // the matrices agree to about 1e-7.
 std::vector<double> random_rotation_rows(size_t rows, size_t cols, int64_t seed);
 
+// Vigna's SplitMix64 (faiss's SplitMix64RandomGenerator, value for value):
+// one 64-bit state stepped by the golden-ratio increment and mixed.
+struct SplitMix64 {
+    uint64_t state;
+    explicit SplitMix64(int64_t seed) : state(uint64_t(seed)) {}
+    uint64_t next() {
+        uint64_t z = (state += 0x9e3779b97f4a7c15ULL);
+        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+        z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+        return z ^ (z >> 31);
+    }
+};
+
 // faiss::rand_perm: a Fisher-Yates shuffle of 0..n-1 drawn from std::mt19937
 // seeded with (unsigned) seed, each swap index taken as draw % (n - i).
 void rand_perm(int* perm, size_t n, int64_t seed);
