@@ -113,12 +113,7 @@ void IndexFlat::merge_from(Index& other_base, idx_t add_id) {
 void IndexFlat::permute_entries(const idx_t* perm) {
     check_writable();
     std::unique_lock<SharedMutex> lk(rw_mutex_);
-    std::vector<char> seen(size_t(ntotal), 0);
-    for (idx_t i = 0; i < ntotal; i++) {
-        NEARLY_CHECK_ARG(perm[i] >= 0 && perm[i] < ntotal && !seen[size_t(perm[i])],
-                         "permute_entries: perm must be a permutation of 0 .. ntotal - 1");
-        seen[size_t(perm[i])] = 1;
-    }
+    check_permutation(perm, ntotal);
     const size_t dd = size_t(d);
     std::vector<float> old(xb_.begin(), xb_.end());
     float* xb = xb_.data();

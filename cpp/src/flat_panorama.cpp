@@ -131,8 +131,9 @@ void IndexFlatPanorama::search(idx_t n, const float* x, idx_t k, float* D, idx_t
     // Queries in groups read each batch while it is in cache; few queries
     // split the batches into slices scanned apart (each with its own heap
     // and threshold), so that every thread has work.
-    constexpr size_t kGroup = 8;
-    const size_t ngroups = (nq + kGroup - 1) / kGroup, nthreads = size_t(get_num_threads());
+    const size_t nthreads = size_t(get_num_threads());
+    const size_t kGroup = std::clamp<size_t>((nq + nthreads - 1) / nthreads, 1, 8);
+    const size_t ngroups = (nq + kGroup - 1) / kGroup;
     const size_t slices = ngroups >= nthreads ? 1 : std::max<size_t>(1, std::min(nthreads / ngroups, nbatches / 4));
     std::vector<float> sD(slices > 1 ? nq * slices * kk : 0);
     std::vector<idx_t> sI(sD.size());
@@ -192,7 +193,8 @@ void IndexFlatPanorama::search_subset(idx_t n, const float* x, idx_t k_base, con
         if (labels[i] < -1 || labels[i] >= ntotal)
             throw OutOfRange("search_subset: label " + std::to_string(labels[i]) + " is out of range for an index of " +
                              std::to_string(ntotal) + " vectors");
-    constexpr size_t kPerTask = 16;
+    // Tasks of up to 16 queries, fewer when that leaves threads idle.
+    const size_t kPerTask = std::clamp<size_t>((size_t(n) + get_num_threads() - 1) / get_num_threads(), 1, 16);
     parallel_for((size_t(n) + kPerTask - 1) / kPerTask, [&](size_t t) {
         std::vector<idx_t> rows(std::max<size_t>({batch_, 64, kk}));
         std::vector<float> scores(rows.size());
@@ -295,12 +297,7 @@ void IndexFlatPanorama::merge_from(Index& other, idx_t add_id) {
 void IndexFlatPanorama::permute_entries(const idx_t* perm) {
     check_writable();
     std::unique_lock<SharedMutex> lk(rw_mutex_);
-    std::vector<char> seen(size_t(ntotal), 0);
-    for (idx_t i = 0; i < ntotal; i++) {
-        NEARLY_CHECK_ARG(perm[i] >= 0 && perm[i] < ntotal && !seen[size_t(perm[i])],
-                         "permute_entries: perm must be a permutation of 0 .. ntotal - 1");
-        seen[size_t(perm[i])] = 1;
-    }
+    check_permutation(perm, ntotal);
     const std::vector<float> old = rows_in_order();
     const size_t dd = size_t(d), n = size_t(ntotal);
     std::vector<float> rows(n * dd);

@@ -129,4 +129,13 @@ void Index::check_add_args(idx_t n, const float* x) const {
 
 float missing_distance(MetricType metric) { return is_similarity_metric(metric) ? -FLT_MAX : FLT_MAX; }
 
+void check_permutation(const idx_t* perm, idx_t n) {
+    std::vector<char> seen(size_t(n), 0);
+    for (idx_t i = 0; i < n; i++) {
+        NEARLY_CHECK_ARG(perm[i] >= 0 && perm[i] < n && !seen[size_t(perm[i])],
+                         "permute_entries: perm must be a permutation of 0 .. ntotal - 1");
+        seen[size_t(perm[i])] = 1;
+    }
+}
+
 }  // namespace nearly

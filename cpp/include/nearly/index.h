@@ -154,4 +154,7 @@ using IndexPtr = std::shared_ptr<Index>;
 // Padding written for a missing result.
 float missing_distance(MetricType metric);
 
+// Raises unless perm[0..n) holds each of 0 .. n - 1 once (permute_entries).
+void check_permutation(const idx_t* perm, idx_t n);
+
 }  // namespace nearly
