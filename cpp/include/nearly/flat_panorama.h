@@ -3,13 +3,13 @@
 // (panorama.h). Its results are IndexFlat's; it reads less where the first
 // dimensions carry most of the energy (after a PCA).
 //
-// The vectors are stored level-major within batches of batch_size rows:
-// a batch holds every row's level 0, then every row's level 1, ... So the
-// first level, read for every row, is one sequential stream of exactly the
-// bytes needed; a row-major store (tried first) is read line by line with
-// the hardware prefetcher pulling in the unread rest of every row, 1.3x to
-// 4x slower on 100k MiniLM vectors (8 to 32 levels). Every level is padded
-// to the same width with zeros.
+// The vectors are stored level-major within batches of batch_size rows, as
+// faiss does: a batch holds every row's level 0, then every row's level 1,
+// ...; the tail norms likewise. The first level, read for every row, is one
+// sequential stream of exactly the bytes needed, and a level's survivors lie
+// in one block. A first version kept IndexFlat's rows (a level a stretch of
+// each row), one dot-product call per row and level: 0.76x faiss's speed at
+// 8 levels, 0.2x at 32. Every level is padded to the same width with zeros.
 #pragma once
 #include <vector>
 
