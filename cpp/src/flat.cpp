@@ -58,10 +58,7 @@ void IndexFlat::reconstruct(idx_t key, float* out) const { reconstruct_n(key, 1,
 
 void IndexFlat::reconstruct_n(idx_t i0, idx_t ni, float* out) const {
     std::shared_lock<SharedMutex> lk(rw_mutex_);
-    NEARLY_CHECK_ARG(ni >= 0, "ni must be non-negative");
-    if (i0 < 0 || i0 + ni > ntotal)
-        throw OutOfRange("key " + std::to_string(i0) + (ni == 1 ? "" : " + " + std::to_string(ni)) +
-                         " is out of range for an index of " + std::to_string(ntotal) + " vectors");
+    check_row_range(i0, ni, ntotal);
     std::copy(xb_.begin() + i0 * d, xb_.begin() + (i0 + ni) * d, out);
 }
 

@@ -53,15 +53,16 @@ void IndexFlatPanorama::clear_rows() {
     ntotal = 0;
 }
 
-std::vector<float> IndexFlatPanorama::rows_in_order() const {
+void IndexFlatPanorama::copy_row(idx_t r, float* out) const {
+    for (size_t l = 0; l < pano_.n_levels; l++) {
+        const float* s = slice(r, l);
+        std::copy(s, s + (pano_.level_end(l) - pano_.level_begin(l)), out + pano_.level_begin(l));
+    }
+}
+
+std::vector<float> IndexFlatPanorama::rows_in_order(const idx_t* perm) const {
     std::vector<float> out(size_t(ntotal) * d);
-    const size_t dd = size_t(d);
-    parallel_for_blocks(size_t(ntotal), 1024, [&](size_t r) {
-        for (size_t l = 0; l < pano_.n_levels; l++) {
-            const float* s = slice(idx_t(r), l);
-            std::copy(s, s + (pano_.level_end(l) - pano_.level_begin(l)), out.data() + r * dd + pano_.level_begin(l));
-        }
-    });
+    parallel_for_blocks(size_t(ntotal), 1024, [&](size_t i) { copy_row(perm ? perm[i] : idx_t(i), out.data() + i * d); });
     return out;
 }
 
@@ -74,16 +75,8 @@ void IndexFlatPanorama::add(idx_t n, const float* x) {
 
 void IndexFlatPanorama::reconstruct_n(idx_t i0, idx_t ni, float* out) const {
     std::shared_lock<SharedMutex> lk(rw_mutex_);
-    NEARLY_CHECK_ARG(ni >= 0, "ni must be non-negative");
-    if (i0 < 0 || i0 + ni > ntotal)
-        throw OutOfRange("key " + std::to_string(i0) + (ni == 1 ? "" : " + " + std::to_string(ni)) +
-                         " is out of range for an index of " + std::to_string(ntotal) + " vectors");
-    for (idx_t r = i0; r < i0 + ni; r++)
-        for (size_t l = 0; l < pano_.n_levels; l++) {
-            const float* s = slice(r, l);
-            std::copy(s, s + (pano_.level_end(l) - pano_.level_begin(l)),
-                      out + size_t(r - i0) * d + pano_.level_begin(l));
-        }
+    check_row_range(i0, ni, ntotal);
+    for (idx_t r = i0; r < i0 + ni; r++) copy_row(r, out + size_t(r - i0) * d);
 }
 
 std::unique_ptr<DistanceComputer> IndexFlatPanorama::get_distance_computer() const {
@@ -298,10 +291,8 @@ void IndexFlatPanorama::permute_entries(const idx_t* perm) {
     check_writable();
     std::unique_lock<SharedMutex> lk(rw_mutex_);
     check_permutation(perm, ntotal);
-    const std::vector<float> old = rows_in_order();
-    const size_t dd = size_t(d), n = size_t(ntotal);
-    std::vector<float> rows(n * dd);
-    for (size_t i = 0; i < n; i++) std::copy_n(old.data() + size_t(perm[i]) * dd, dd, rows.data() + i * dd);
+    const std::vector<float> rows = rows_in_order(perm);
+    const size_t n = size_t(ntotal);
     clear_rows();
     store_rows(rows.data(), n);
 }

@@ -129,6 +129,13 @@ void Index::check_add_args(idx_t n, const float* x) const {
 
 float missing_distance(MetricType metric) { return is_similarity_metric(metric) ? -FLT_MAX : FLT_MAX; }
 
+void check_row_range(idx_t i0, idx_t ni, idx_t ntotal) {
+    NEARLY_CHECK_ARG(ni >= 0, "ni must be non-negative");
+    if (i0 < 0 || i0 + ni > ntotal)
+        throw OutOfRange("key " + std::to_string(i0) + (ni == 1 ? "" : " + " + std::to_string(ni)) +
+                         " is out of range for an index of " + std::to_string(ntotal) + " vectors");
+}
+
 void check_permutation(const idx_t* perm, idx_t n) {
     std::vector<char> seen(size_t(n), 0);
     for (idx_t i = 0; i < n; i++) {

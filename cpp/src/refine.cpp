@@ -71,7 +71,6 @@ void IndexRefine::search(idx_t n, const float* x, idx_t k, float* D, idx_t* I,
     // Not value-initialized: the base search writes every slot.
     std::unique_ptr<float[]> bD(new float[size_t(n) * kb]);
     std::unique_ptr<idx_t[]> bI(new idx_t[size_t(n) * kb]);
-    // In any order: every candidate is re-scored, and ties are broken by id.
     // A Panorama refine index scores the candidates level by level and drops
     // those that cannot make the k best (the same results, fewer reads); it
     // prunes best when the base's best candidates come first.
@@ -79,6 +78,7 @@ void IndexRefine::search(idx_t n, const float* x, idx_t k, float* D, idx_t* I,
         base_index->search(n, x, kb, bD.get(), bI.get(), base_params);
         return pano->search_subset(n, x, kb, bI.get(), k, D, I);
     }
+    // In any order: every candidate is re-scored, and ties are broken by id.
     base_index->search_unordered(n, x, kb, bD.get(), bI.get(), base_params);
     // Float rows are read in place; any other refine index decodes each
     // candidate (reconstruct) into a buffer first.

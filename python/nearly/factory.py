@@ -239,7 +239,6 @@ INDEXES += [(re.compile(regex.pattern.replace("PRQ(", "PLSQ(").replace("RQ(", "L
             for regex, build in INDEXES if "RQ(" in regex.pattern]
 
 
-
 def _flat_panorama(metric, name):
     """faiss's FlatL2Panorama{levels}[_{batch}] / FlatIPPanorama...: the
     metric is the name's, and must be the factory's."""
@@ -256,6 +255,7 @@ def _flat_panorama(metric, name):
 INDEXES += [(re.compile(r"FlatL2Panorama(\d+)(?:_(\d+))?"), _flat_panorama(_nearly.METRIC_L2, "FlatL2Panorama")),
             (re.compile(r"FlatIPPanorama(\d+)(?:_(\d+))?"),
              _flat_panorama(_nearly.METRIC_INNER_PRODUCT, "FlatIPPanorama"))]
+
 
 # faiss's RCQ{M}x{nbits}: a ResidualCoarseQuantizer, the coarse quantizer of
 # "IVF{2^(M nbits)}(RCQ{M}x{nbits}),..." (it trains alone).

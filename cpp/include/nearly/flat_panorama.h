@@ -69,8 +69,9 @@ struct IndexFlatPanorama : Index {
         const size_t b = size_t(r) / batch_, i = size_t(r) % batch_;
         return tails_[(b * (pano_.n_levels + 1) + l) * batch_ + i];
     }
-    // The rows, one after the other, and their inverse: replaces the store.
-    std::vector<float> rows_in_order() const;
+    void copy_row(idx_t r, float* out) const;  // row r's d floats, in dimension order
+    // The rows one after the other (row perm[i] i-th when perm is given).
+    std::vector<float> rows_in_order(const idx_t* perm = nullptr) const;
     void store_rows(const float* x, size_t n);  // appends n rows (the lock held)
     void clear_rows();
     // Scores rows[0..m) (modified) for q and hands the survivors to sink.

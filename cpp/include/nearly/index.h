@@ -156,5 +156,7 @@ float missing_distance(MetricType metric);
 
 // Raises unless perm[0..n) holds each of 0 .. n - 1 once (permute_entries).
 void check_permutation(const idx_t* perm, idx_t n);
+// Raises unless rows i0 .. i0 + ni - 1 exist among ntotal (reconstruct_n).
+void check_row_range(idx_t i0, idx_t ni, idx_t ntotal);
 
 }  // namespace nearly
