@@ -1,7 +1,7 @@
 """Panorama (exact search pruned level by level): nearly beside faiss-cpu on
 the same data, the same thread count, in the same run.
 
-    python bench/panorama.py [--threads 2] [--levels 8 16] [--nq 1 10 100 1000]
+    python bench/panorama.py [--threads 2] [--levels 8 16] [--nq 1 10 100 1000] [--nprobe 16 64]
 
 Data: ../shared/data (100k MiniLM embeddings, 384-d; 1,000 queries), rotated
 by a PCA computed in numpy (all 384 dimensions kept: an orthogonal map, so
@@ -12,6 +12,10 @@ prunes on. L2.
 Measured, queries per second (best of 3) for batches of --nq queries:
 - flat: IndexFlatL2 and IndexFlatL2Panorama{levels} of both libraries, and
   the fraction of level slices read (indexPanorama_stats);
+- ivf: IVF1024 lists (the same centroids, trained once, for both
+  libraries) as IndexIVFFlat and as IndexIVFFlatPanorama{levels} with
+  batches of 128 (the lists hold ~100 vectors) and faiss's default 1,024,
+  at nprobe --nprobe; recall@10 against the exact answer;
 - refine: "IVF1024,PQ32x4fs" re-ranked with k_factor 20 and 100 by RFlat
   and by RefinePanorama(FlatL2Panorama{levels}_1), nprobe 16.
 Every Panorama result is checked against the exact one (recall@10 1.0 for
@@ -53,6 +57,7 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--levels", type=int, nargs="+", default=[8, 16])
     ap.add_argument("--nq", type=int, nargs="+", default=[1, 10, 100, 1000])
+    ap.add_argument("--nprobe", type=int, nargs="+", default=[16, 64])
     ap.add_argument("--k", type=int, default=10)
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results", "panorama.json"))
     args = ap.parse_args()
@@ -64,7 +69,7 @@ def main():
     energy = np.cumsum((xb.astype(np.float64) ** 2).sum(0))
     out = {"data": f"pypi-minilm-100k, PCA-rotated ({n} x {d}), {len(xq)} queries, L2, k={k}",
            "threads": args.threads, "energy_first_quarter_of_dims": float(energy[d // 4 - 1] / energy[-1]),
-           "flat": [], "refine": []}
+           "flat": [], "ivf": [], "refine": []}
     gt = nearly.IndexFlatL2(d)
     gt.add(xb)
     _, I_gt = gt.search(xq, k)
@@ -88,6 +93,33 @@ def main():
                        "recall": recall(I, I_gt[:nq], k)}
                 out["flat"].append(row)
                 print(row, flush=True)
+
+    coarse = nearly.IndexIVFFlat(nearly.IndexFlatL2(d), d, 1024)
+    coarse.train(xb[:50000])
+    centroids = coarse.quantizer.reconstruct_n(0, 1024)
+    for lib_name, lib in (("nearly", nearly), ("faiss", faiss)):
+        variants = [("IVF1024,Flat", None, None)] + [
+            (f"IVF1024,FlatPanorama{levels}_{batch}", levels, batch) for levels in args.levels for batch in (128, 1024)]
+        for name, levels, batch in variants:
+            quantizer = lib.IndexFlatL2(d)
+            quantizer.add(centroids)
+            if levels is None:
+                index = lib.IndexIVFFlat(quantizer, d, 1024)
+            else:
+                index = lib.IndexIVFFlatPanorama(quantizer, d, 1024, levels, lib.METRIC_L2, True, batch)
+            index.add(xb)
+            for nprobe in args.nprobe:
+                index.nprobe = nprobe
+                for nq in args.nq:
+                    lib.cvar.indexPanorama_stats.reset()
+                    _, I = index.search(xq, k)
+                    row = {"library": lib_name, "index": name, "nprobe": nprobe, "nq": nq,
+                           "qps": qps(index, xq, k, nq), "recall": recall(I, I_gt, k)}
+                    if levels is not None:
+                        row["ratio_dims_scanned"] = lib.cvar.indexPanorama_stats.ratio_dims_scanned
+                    out["ivf"].append(row)
+                    print(row, flush=True)
+            del index, quantizer
 
     for lib_name, lib in (("nearly", nearly), ("faiss", faiss)):
         for refine in ["RFlat"] + [f"RefinePanorama(FlatL2Panorama{levels}_1)" for levels in args.levels]:

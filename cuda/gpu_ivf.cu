@@ -320,6 +320,8 @@ void GpuIndexIVF::copy_lists_from(const IndexIVF& cpu) {
     NEARLY_CHECK_ARG(cpu.d == d && cpu.nlist == nlist && cpu.metric_type == metric_type,
                      "copy_from: the CPU index differs in d, nlist or metric");
     NEARLY_CHECK_ARG(cpu.code_size == code_size, "copy_from: the CPU index's codes are of another size");
+    NEARLY_CHECK_ARG(cpu.layout().block == 1,
+                     "copy_from: the CPU index's lists are laid out in blocks (fast-scan or Panorama), not one code after another");
     NEARLY_CHECK_ARG(cpu.is_trained, "copy_from: the CPU index is not trained");
     std::vector<float> cent(nlist * d);
     cpu.quantizer->reconstruct_n(0, idx_t(nlist), cent.data());

@@ -69,6 +69,20 @@ void InvertedListScanner::scan_codes(size_t size, const uint8_t* codes, size_t c
     }
 }
 
+void InvertedListScanner::scan_range(size_t size, const uint8_t* codes, size_t code_size, const idx_t* ids, bool ip,
+                                     float radius, const IDSelector* sel,
+                                     std::vector<std::pair<idx_t, float>>& hits) {
+    float buf[kScanChunk];
+    for (size_t j0 = 0; j0 < size; j0 += kScanChunk) {
+        const size_t m = std::min(kScanChunk, size - j0);
+        distances(m, codes + j0 * code_size, buf);
+        for (size_t j = 0; j < m; j++) {
+            const idx_t id = ids[j0 + j];
+            if ((ip ? buf[j] > radius : buf[j] < radius) && (!sel || sel->is_member(id))) hits.emplace_back(id, buf[j]);
+        }
+    }
+}
+
 IndexIVF::IndexIVF(IndexPtr quantizer_, int d, size_t nlist_, size_t code_size_, MetricType metric,
                    bool extra_metrics)
     : Index(d, metric, extra_metrics), quantizer(std::move(quantizer_)), nlist(nlist_), code_size(code_size_), lists_(nlist_) {
@@ -507,6 +521,7 @@ void IndexIVF::search_by_query(idx_t n, const float* x, idx_t k, size_t np, cons
     std::mutex stats_mutex;
     IndexIVFStats scanned;  // with a budget: what was scanned, as faiss counts it
     scanned.nq = size_t(n);
+    const CodeLayout lay = layout();
     parallel_for((n + kQueriesPerTask - 1) / kQueriesPerTask, [&](size_t t) {
         std::unique_ptr<InvertedListScanner> sc = get_scanner_for(batch);
         sc->codes_one_by_one = code_block == 1;
@@ -549,7 +564,7 @@ void IndexIVF::search_by_query(idx_t n, const float* x, idx_t k, size_t np, cons
                         __builtin_prefetch(ids_bytes + b);
                 }
                 sc->set_list(size_t(l), coarse_dis[q * np + p]);
-                sc->scan_codes(size, list.codes.data() + span.j0 * code_size, code_size, ids, true, ip, span.sel, Dq,
+                sc->scan_codes(size, list.codes.data() + lay.offset(span.j0), code_size, ids, true, ip, span.sel, Dq,
                                Iq, kk);
                 if (budget.max_codes > 0 && nscan >= budget.max_codes) break;
             }
@@ -614,6 +629,7 @@ void IndexIVF::search_by_list(idx_t n, const float* x, idx_t k, size_t np, const
 
     std::vector<float> pD(npairs * kk);
     std::vector<idx_t> pI(npairs * kk, -1);
+    const CodeLayout lay = layout();
     InterruptPoll poll;
     parallel_for(order.size(), [&](size_t t) {
         const size_t l = order[t];
@@ -630,7 +646,7 @@ void IndexIVF::search_by_list(idx_t n, const float* x, idx_t k, size_t np, const
         const ListSpan span = list_span(list, sel);
         const idx_t* ids = list.ids.data() + span.j0;
         if (span.j1 > span.j0)
-            scan_list_batch(l, list.codes.data() + span.j0 * code_size, ids, span.j1 - span.j0, nq, xq.data(),
+            scan_list_batch(l, list.codes.data() + lay.offset(span.j0), ids, span.j1 - span.j0, nq, xq.data(),
                             cdis.data(), kk, span.sel, dis.data(), pos.data());
         else
             std::fill(pos.begin(), pos.end(), idx_t(-1));
@@ -706,12 +722,12 @@ void IndexIVF::range_search_lists(idx_t n, const float* x, float radius, size_t 
     std::shared_lock<SharedMutex> lk(rw_mutex_);
     const size_t dd = d;
     const bool ip = is_similarity_metric(metric_type);
+    const CodeLayout lay = layout();
     std::vector<std::vector<std::pair<idx_t, float>>> hits(n);
     InterruptPoll poll;
     const std::unique_ptr<QueryBatch> batch = prepare_queries(n, x, params);
     parallel_for((n + kQueriesPerTask - 1) / kQueriesPerTask, [&](size_t t) {
         std::unique_ptr<InvertedListScanner> sc = get_scanner_for(batch.get());
-        float buf[kScanChunk];
         for (size_t q = t * kQueriesPerTask; q < std::min(size_t(n), (t + 1) * kQueriesPerTask); q++) {
             sc->set_query(x + q * dd);
             size_t empty_run = 0;  // lists in a row that added no hit
@@ -725,15 +741,8 @@ void IndexIVF::range_search_lists(idx_t n, const float* x, float radius, size_t 
                 const ListSpan span = list_span(list, sel);
                 if (span.j1 <= span.j0) continue;
                 sc->set_list(size_t(l), coarse_dis[q * np + p]);
-                for (size_t j0 = span.j0; j0 < span.j1; j0 += kScanChunk) {
-                    const size_t m = std::min(kScanChunk, span.j1 - j0);
-                    sc->distances(m, list.codes.data() + j0 * code_size, buf);
-                    for (size_t j = 0; j < m; j++) {
-                        const idx_t id = list.ids[j0 + j];
-                        if ((ip ? buf[j] > radius : buf[j] < radius) && (!span.sel || span.sel->is_member(id)))
-                            hits[q].emplace_back(id, buf[j]);
-                    }
-                }
+                sc->scan_range(span.j1 - span.j0, list.codes.data() + lay.offset(span.j0), code_size,
+                               list.ids.data() + span.j0, ip, radius, span.sel, hits[q]);
                 if (hits[q].size() > before) empty_run = 0;
             }
             poll();
@@ -807,12 +816,13 @@ void IndexIVF::merge_from(Index& other_base, idx_t add_id) {
     check_compatible_for_merge(other_base);
     auto& other = static_cast<IndexIVF&>(other_base);
     std::scoped_lock lk(rw_mutex_, other.rw_mutex_);
-    const CodeLayout lay = layout();
+    // The same family may lay its lists out otherwise (Panorama's batch size, levels).
+    const CodeLayout lay = layout(), from_lay = other.layout();
     std::vector<uint8_t> code(code_size);
     for (size_t l = 0; l < nlist; l++) {
         const List& from = other.lists_[l];
         for (size_t p = 0; p < from.ids.size(); p++) {
-            lay.get(from.codes.data(), p, code.data());
+            from_lay.get(from.codes.data(), p, code.data());
             lists_.append(l, code.data(), lay, from.ids[p] + add_id);
         }
     }

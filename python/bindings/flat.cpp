@@ -360,6 +360,14 @@ void bind_flat(py::module_& m) {
         .def(py::init<int, size_t, size_t>(), py::arg("d"), py::arg("n_levels"),
              py::arg("batch_size") = IndexFlatPanorama::kDefaultBatchSize);
 
+    // faiss's Panorama: how a d-dimensional vector is cut into levels.
+    py::class_<Panorama> panorama(m, "Panorama");
+    panorama.attr("kDefaultBatchSize") = IndexFlatPanorama::kDefaultBatchSize;
+    panorama.def(py::init<size_t, size_t>(), py::arg("d"), py::arg("n_levels"))
+        .def_readonly("d", &Panorama::d)
+        .def_readonly("n_levels", &Panorama::n_levels)
+        .def_readonly("level_width", &Panorama::width);
+
     py::class_<PanoramaStats>(m, "PanoramaStats")
         .def_property("total_dims_scanned", [](const PanoramaStats& s) { return uint64_t(s.total_dims_scanned); },
                       [](PanoramaStats& s, uint64_t v) { s.total_dims_scanned = v; })

@@ -5,6 +5,7 @@
 #include "arrays.h"
 #include "nearly/ivf.h"
 #include "nearly/ivf_flat.h"
+#include "nearly/ivf_flat_panorama.h"
 #include "nearly/kmeans.h"
 
 namespace nearly_py {
@@ -306,6 +307,26 @@ void bind_ivf(py::module_& m) {
                  return std::make_shared<IndexIVFFlat>(quantizer, d, size_t(nlist), MetricType(metric));
              }),
              py::arg("quantizer"), py::arg("d"), py::arg("nlist"), py::arg("metric") = int(METRIC_L2));
+
+    py::class_<IndexIVFFlatPanorama, IndexIVFFlat, std::shared_ptr<IndexIVFFlatPanorama>> ivf_panorama(
+        m, "IndexIVFFlatPanorama");
+    ivf_panorama.attr("kDefaultBatchSize") = IndexIVFFlatPanorama::kDefaultBatchSize;
+    ivf_panorama
+        .def(py::init([](IndexPtr quantizer, int d, long long nlist, long long n_levels, int metric, bool own_invlists,
+                         long long batch_size) {
+                 if (nlist < 1) throw InvalidArgument("IndexIVFFlatPanorama: nlist must be positive");
+                 if (n_levels < 1) throw InvalidArgument("IndexIVFFlatPanorama: n_levels must be > 0");
+                 if (batch_size < 1) throw InvalidArgument("IndexIVFFlatPanorama: batch_size must be > 0");
+                 if (!own_invlists)
+                     throw NotSupported("IndexIVFFlatPanorama: own_invlists=False (external inverted lists) is not supported");
+                 return std::make_shared<IndexIVFFlatPanorama>(quantizer, d, size_t(nlist), size_t(n_levels),
+                                                               MetricType(metric), size_t(batch_size));
+             }),
+             py::arg("quantizer"), py::arg("d"), py::arg("nlist"), py::arg("n_levels"),
+             py::arg("metric") = int(METRIC_L2), py::arg("own_invlists") = true,
+             py::arg("batch_size") = IndexIVFFlatPanorama::kDefaultBatchSize)
+        .def_property_readonly("n_levels", &IndexIVFFlatPanorama::n_levels)
+        .def_property_readonly("batch_size", &IndexIVFFlatPanorama::batch_size);
 }
 
 }  // namespace nearly_py

@@ -139,6 +139,10 @@ INDEXES = [
     (re.compile(r"Flat"), lambda m, d, metric: _nearly.IndexFlat(d, metric)),
     (re.compile(_IVF + r",Flat"), lambda m, d, metric: _nearly.IndexIVFFlat(
         _coarse(m, d, metric), d, _nlist(m.group(1)), metric)),
+    # faiss's FlatPanorama[{levels}][_{batch}] (ivf_flat_panorama.h): 8 levels by default, like faiss.
+    (re.compile(_IVF + r",FlatPanorama(\d+)?(?:_(\d+))?"), lambda m, d, metric: _nearly.IndexIVFFlatPanorama(
+        _coarse(m, d, metric), d, _nlist(m.group(1)), int(m.group(3) or 8), metric, True,
+        int(m.group(4) or _nearly.IndexIVFFlatPanorama.kDefaultBatchSize))),
     # PQ{M}[x{nbits}][np]: nbits 8 by default, like faiss. faiss also runs
     # polysemous training (a reordering of the centroids for Hamming
     # filtering, which plain ADC searches do not use) unless "np" is given;

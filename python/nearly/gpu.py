@@ -435,7 +435,7 @@ def index_cpu_to_gpu(res, device, index, options=None):
         config.device = device
         config.useFloat16 = bool(options.useFloat16)
         return GpuIndexFlat(res, index, config)
-    if isinstance(index, IndexIVFFlat):
+    if isinstance(index, IndexIVFFlat) and type(index).__name__ != "IndexIVFFlatPanorama":  # no GPU Panorama
         config = GpuIndexIVFFlatConfig()
         config.device = device
         return GpuIndexIVFFlat(res, index, config)

@@ -64,3 +64,47 @@ def test_refine_panorama_like_faiss(metric):
     assert (In == If).mean() > 0.9
     common = In == If
     np.testing.assert_allclose(Dn[common], Df[common], rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("metric", [METRIC_L2, METRIC_IP], ids=["L2", "IP"])
+@pytest.mark.parametrize("n_levels,batch", [(4, 128), (8, 1024), (16, 16)])
+def test_ivf_flat_panorama_like_faiss(metric, n_levels, batch):
+    """Same centroids (taken from faiss's training), the same lists, the
+    same answer, and with one thread the same level slices read: nearly's
+    lists lie in faiss's batches and each batch is filtered against the same
+    k-th best."""
+    xb, xq = decaying(12, 8000, 64, nq=16)
+    theirs = faiss.index_factory(64, f"IVF32,FlatPanorama{n_levels}_{batch}", metric)
+    theirs.train(xb)
+    q = nearly.IndexFlat(64, metric)
+    q.add(theirs.quantizer.reconstruct_n(0, 32))
+    ours = nearly.IndexIVFFlatPanorama(q, 64, 32, n_levels, metric, True, batch)
+    assert type(nearly.index_factory(64, f"IVF32,FlatPanorama{n_levels}_{batch}", metric)).__name__ == \
+        type(theirs).__name__ == "IndexIVFFlatPanorama"
+    ours.add(xb)
+    theirs.add(xb)
+    ours.nprobe = theirs.nprobe = 6
+    nt_ours, nt_theirs = nearly.omp_get_max_threads(), faiss.omp_get_max_threads()
+    nearly.omp_set_num_threads(1)
+    faiss.omp_set_num_threads(1)
+    try:
+        nearly.cvar.indexPanorama_stats.reset()
+        faiss.cvar.indexPanorama_stats.reset()
+        Dn, In = ours.search(xq, 10)
+        Df, If = theirs.search(xq, 10)
+        s_ours, s_theirs = nearly.cvar.indexPanorama_stats, faiss.cvar.indexPanorama_stats
+        assert s_ours.total_dims == s_theirs.total_dims
+        assert abs(s_ours.total_dims_scanned - s_theirs.total_dims_scanned) <= 0.001 * s_theirs.total_dims_scanned
+    finally:
+        nearly.omp_set_num_threads(nt_ours)
+        faiss.omp_set_num_threads(nt_theirs)
+    assert_knn_equiv(Dn, In, Df, If, atol=1e-4)
+    radius = float(np.median(Df[:, -1]))
+    ln, dn, i_n = ours.range_search(xq, radius)
+    lf, df, i_f = theirs.range_search(xq, radius)
+    np.testing.assert_array_equal(ln, lf)
+    for q in range(len(xq)):
+        a, b = ln[q], ln[q + 1]
+        on, of = np.argsort(i_n[a:b]), np.argsort(i_f[a:b])
+        np.testing.assert_array_equal(i_n[a:b][on], i_f[a:b][of])
+        np.testing.assert_allclose(dn[a:b][on], df[a:b][of], rtol=1e-4, atol=1e-4)

@@ -81,6 +81,12 @@ struct InvertedListScanner {
     // a faster filter (fast-scan) override it.
     virtual void scan_codes(size_t size, const uint8_t* codes, size_t code_size, const idx_t* ids,
                             bool labels_are_ids, bool ip, const IDSelector* sel, float* D, idx_t* I, size_t k);
+    // Range search in the current list: appends (id, score) for the entries
+    // within radius (L2: distance < radius, IP: inner product > radius)
+    // that sel accepts, in list order. By default through distances(), a
+    // chunk at a time; codes start at a block edge, like scan_codes'.
+    virtual void scan_range(size_t size, const uint8_t* codes, size_t code_size, const idx_t* ids, bool ip,
+                            float radius, const IDSelector* sel, std::vector<std::pair<idx_t, float>>& hits);
     // After the last list of a query: a scanner that collected candidates
     // elsewhere than in (D, I) puts them there.
     virtual void finish_query(float* D, idx_t* I, size_t k) {}
@@ -202,7 +208,8 @@ struct IndexIVF : Index {
     std::vector<size_t> lists_of_sa_codes(size_t n, const uint8_t* codes, const char* what) const;
     bool has_native_ids() const override { return true; }
 
-    CodeLayout layout() const { return CodeLayout{code_size, code_block}; }
+    // How codes lie in a list; a family with a layout of its own (Panorama) overrides it.
+    virtual CodeLayout layout() const { return CodeLayout{code_size, code_block}; }
     // The centroids of n lists (list_nos[i] < 0 gives a zero row) into out
     // (n x d), one reconstruct() each: quantizers with millions of (virtual)
     // cells are never copied whole.
