@@ -77,10 +77,16 @@ def test_pruning_reads_less_and_counts(metric):
     index.nprobe = 8
     stats = nearly.cvar.indexPanorama_stats
     stats.reset()
-    index.search(xq, 10)
+    index.search(xq[:7], 10)  # 7 queries per list: each scans its lists, pruning
     # every candidate counted with its 16 levels; far fewer levels read
-    assert stats.total_dims == 50 * 20000 * 16
+    assert stats.total_dims == 7 * 20000 * 16
     assert 0 < stats.ratio_dims_scanned < 0.5
+    # from IndexIVFFlatPanorama.kProductQueriesPerList (8) queries per probed
+    # list, a list is scored for all of them by matrix products: all read
+    stats.reset()
+    D, I = index.search(xq, 10)
+    assert stats.total_dims == stats.total_dims_scanned == 50 * 20000 * 16
+    assert_knn_valid(D, I, xq, xb, 10, metric)
     # the degenerate case faiss tests: all vectors equal but one, which is
     # the query; after the first batch nothing is read past level 0
     xb = np.ones((5000, 32), np.float32)

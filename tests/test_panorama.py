@@ -71,6 +71,38 @@ def test_few_queries_split_over_threads_and_k_beyond_ntotal(metric):
     assert (I[:, 7:] == -1).all()
 
 
+@pytest.mark.parametrize("metric", METRICS, ids=["L2", "IP"])
+def test_many_queries_by_matrix_products(metric):
+    """From IndexFlatPanorama.kProductQueries (32) queries a search scores
+    whole batches by matrix products: the same exact answer, every slice
+    counted as read."""
+    xb, xq = decaying(12, 5000, 40, nq=150)
+    index = nearly.IndexFlatPanorama(40, metric, 5, 300)
+    index.add(xb)
+    nt = nearly.omp_get_max_threads()
+    try:
+        for threads in (1, 3):
+            nearly.omp_set_num_threads(threads)
+            for nq in (31, 32, 150):
+                D, I = index.search(xq[:nq], 10)
+                assert_knn_valid(D, I, xq[:nq], xb, 10, metric)
+    finally:
+        nearly.omp_set_num_threads(nt)
+    stats = nearly.cvar.indexPanorama_stats
+    stats.reset()
+    index.search(xq[:40], 5)
+    assert stats.total_dims == stats.total_dims_scanned == 40 * 5000 * 5
+    keep = np.arange(700, 1900)
+    params = nearly.SearchParameters(sel=nearly.IDSelectorRange(700, 1900))
+    D, I = index.search(xq, 10, params=params)
+    assert_knn_valid(D, I, xq, xb[keep], 10, metric, ids=keep)
+    small = nearly.IndexFlatPanorama(40, metric, 4, 16)
+    small.add(xb[:7])
+    D, I = small.search(xq, 10)
+    assert_knn_valid(D, I, xq, xb[:7], 10, metric)
+    assert (I[:, 7:] == -1).all()
+
+
 def test_levels_like_faiss_and_tail_norms():
     x = np.random.default_rng(3).standard_normal((50, 10)).astype(np.float32)
     for n_levels, kept in [(1, 1), (4, 4), (6, 5), (10, 10), (3, 3)]:

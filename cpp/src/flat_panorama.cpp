@@ -4,6 +4,7 @@
 #include <cstring>
 #include <mutex>
 
+#include "nearly/distance.h"
 #include "nearly/distance_computer.h"
 #include "nearly/flat.h"
 #include "nearly/io.h"
@@ -123,9 +124,13 @@ void IndexFlatPanorama::search(idx_t n, const float* x, idx_t k, float* D, idx_t
     const size_t nbatches = (nb + batch_ - 1) / batch_;
     // Queries in groups read each batch while it is in cache; few queries
     // split the batches into slices scanned apart (each with its own heap
-    // and threshold), so that every thread has work.
+    // and threshold), so that every thread has work. Many queries score
+    // each batch by one matrix product for the whole group instead
+    // (the batch put back into rows), as IndexFlat does: faster than
+    // pruning one query at a time, and as exact.
     const size_t nthreads = size_t(get_num_threads());
-    const size_t kGroup = std::clamp<size_t>((nq + nthreads - 1) / nthreads, 1, 8);
+    const bool products = nq >= kProductQueries;
+    const size_t kGroup = products ? 256 : std::clamp<size_t>((nq + nthreads - 1) / nthreads, 1, 8);
     const size_t ngroups = (nq + kGroup - 1) / kGroup;
     const size_t slices = ngroups >= nthreads ? 1 : std::max<size_t>(1, std::min(nthreads / ngroups, nbatches / 4));
     std::vector<float> sD(slices > 1 ? nq * slices * kk : 0);
@@ -142,12 +147,33 @@ void IndexFlatPanorama::search(idx_t n, const float* x, idx_t k, float* D, idx_t
             TopK::init(Dq, Iq, kk);
         }
         std::vector<idx_t> kept(batch_), rows(batch_);
-        std::vector<float> scores(batch_);
+        std::vector<float> scores(batch_), vecs(products ? batch_ * dd : 0), ip(products ? (q1 - q0) * batch_ : 0);
+        std::vector<float> qnorm(products ? q1 - q0 : 0);
+        if (products && metric_type == METRIC_L2) norms_L2sqr(x + q0 * dd, q1 - q0, dd, qnorm.data());
         uint64_t scanned = 0, total = 0;
         for (size_t b = nbatches * s / slices; b < nbatches * (s + 1) / slices; b++) {
             size_t m = 0;
             for (size_t j = b * batch_; j < std::min(nb, (b + 1) * batch_); j++)
                 if (!sel || sel->is_member(idx_t(j))) kept[m++] = idx_t(j);
+            if (products) {
+                for (size_t i = 0; i < m; i++) copy_row(kept[i], vecs.data() + i * dd);
+                gemm_ip(x + q0 * dd, q1 - q0, vecs.data(), m, dd, ip.data());
+                for (size_t q = q0; q < q1; q++) {
+                    float* Dq = slices > 1 ? sD.data() + (q * slices + s) * kk : D + q * kk;
+                    idx_t* Iq = slices > 1 ? sI.data() + (q * slices + s) * kk : I + q * kk;
+                    const float* p = ip.data() + (q - q0) * m;
+                    for (size_t i = 0; i < m; i++) {
+                        const float sc = metric_type == METRIC_L2
+                                             ? std::max(qnorm[q - q0] + norms_[size_t(kept[i])] - 2 * p[i], 0.f)
+                                             : -p[i];
+                        if (sc <= Dq[0]) TopK::push(Dq, Iq, kk, sc, kept[i]);
+                    }
+                }
+                scanned += (q1 - q0) * m * pano_.n_levels;
+                total += (q1 - q0) * m * pano_.n_levels;
+                poll();
+                continue;
+            }
             for (size_t q = q0; q < q1; q++) {
                 float* Dq = slices > 1 ? sD.data() + (q * slices + s) * kk : D + q * kk;
                 idx_t* Iq = slices > 1 ? sI.data() + (q * slices + s) * kk : I + q * kk;

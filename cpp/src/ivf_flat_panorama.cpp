@@ -100,6 +100,19 @@ std::unique_ptr<InvertedListScanner> IndexIVFFlatPanorama::get_scanner() const {
     return std::make_unique<PanoramaScanner>(pano_, layout(), metric_type == METRIC_L2);
 }
 
+// Many queries on one list: its rows gathered once, scored for all of them
+// by IndexIVFFlat's matrix products.
+void IndexIVFFlatPanorama::scan_list_batch(size_t l, const uint8_t* codes, const idx_t* ids, size_t size, size_t nq,
+                                           const float* xq, const float* coarse_dis, size_t k, const IDSelector* sel,
+                                           float* dis, idx_t* pos) const {
+    std::vector<float> rows(size * size_t(d));
+    layout().gather(codes, 0, size, reinterpret_cast<uint8_t*>(rows.data()));
+    IndexIVFFlat::scan_list_batch(l, reinterpret_cast<const uint8_t*>(rows.data()), ids, size, nq, xq, coarse_dis, k,
+                                  sel, dis, pos);
+    const uint64_t slices = uint64_t(nq) * size * pano_.n_levels;
+    panorama_stats.add(slices, slices);
+}
+
 // As IVFFlat, with the levels and batch size before the lists (which are
 // written as stored: batches with their tail norms, so a mapped file is
 // searched in place).

@@ -33,8 +33,14 @@ struct IndexIVFFlatPanorama : IndexIVFFlat {
 
    protected:
     std::unique_ptr<InvertedListScanner> get_scanner() const override;
-    // Every query scans its lists itself: pruning needs its own k-th best.
-    size_t min_queries_per_list() const override { return 0; }
+    // Few queries per list: each scans its lists itself (pruning needs its
+    // own k-th best). Many: a list's rows are gathered once and scored for
+    // all of them by IndexIVFFlat's matrix products, then faster (bench/panorama.py).
+    size_t min_queries_per_list() const override { return kProductQueriesPerList; }
+    static constexpr size_t kProductQueriesPerList = 8;
+    void scan_list_batch(size_t l, const uint8_t* codes, const idx_t* ids, size_t size, size_t nq, const float* xq,
+                         const float* coarse_dis, size_t k, const IDSelector* sel, float* dis,
+                         idx_t* pos) const override;
 
    private:
     Panorama pano_;
