@@ -110,9 +110,9 @@ def main():
             index.add(xb)
             for nprobe in args.nprobe:
                 index.nprobe = nprobe
+                _, I = index.search(xq, k)
                 for nq in args.nq:
-                    lib.cvar.indexPanorama_stats.reset()
-                    _, I = index.search(xq, k)
+                    lib.cvar.indexPanorama_stats.reset()  # the ratio of the timed searches, in batches of nq
                     row = {"library": lib_name, "index": name, "nprobe": nprobe, "nq": nq,
                            "qps": qps(index, xq, k, nq), "recall": recall(I, I_gt, k)}
                     if levels is not None:
