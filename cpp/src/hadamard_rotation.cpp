@@ -22,32 +22,26 @@ int next_power_of_2(int d) {
 // The unnormalized Walsh-Hadamard butterflies, in place (n a power of 2).
 // The first three stages run inside each group of 8 floats held in
 // registers; the later ones pair runs of at least 8 contiguous floats,
-// which the compiler vectorizes. Every sum is the one the plain stage order computes,
-// so the output is bit for bit the same (faiss's).
+// which the compiler vectorizes. Every sum is the one the plain stage order
+// computes, so the output is bit for bit the same (faiss's).
 void walsh_hadamard(float* v, size_t n) {
-    if (n < 8) {
-        for (size_t h = 1; h < n; h *= 2)
-            for (size_t i = 0; i < n; i += 2 * h)
-                for (size_t j = i; j < i + h; j++) {
-                    const float a = v[j], b = v[j + h];
-                    v[j] = a + b;
-                    v[j + h] = a - b;
-                }
-        return;
+    size_t first = 1;  // the first stage left to run on the whole vector
+    if (n >= 8) {
+        first = 8;
+        for (size_t i = 0; i < n; i += 8) {
+            float a[8];
+            std::copy(v + i, v + i + 8, a);
+            for (size_t h = 1; h < 8; h *= 2)
+                for (size_t j = 0; j < 8; j++)
+                    if (!(j & h)) {
+                        const float x = a[j], y = a[j + h];
+                        a[j] = x + y;
+                        a[j + h] = x - y;
+                    }
+            std::copy(a, a + 8, v + i);
+        }
     }
-    for (size_t i = 0; i < n; i += 8) {
-        float a[8];
-        std::copy(v + i, v + i + 8, a);
-        for (size_t h = 1; h < 8; h *= 2)
-            for (size_t j = 0; j < 8; j++)
-                if (!(j & h)) {
-                    const float x = a[j], y = a[j + h];
-                    a[j] = x + y;
-                    a[j + h] = x - y;
-                }
-        std::copy(a, a + 8, v + i);
-    }
-    for (size_t h = 8; h < n; h *= 2)
+    for (size_t h = first; h < n; h *= 2)
         for (size_t i = 0; i < n; i += 2 * h)
             for (size_t j = i; j < i + h; j++) {
                 const float a = v[j], b = v[j + h];
