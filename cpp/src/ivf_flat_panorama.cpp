@@ -18,9 +18,11 @@ struct PanoramaScanner : InvertedListScanner {
     const bool l2;
     Panorama::Query q;
     std::vector<idx_t> rows;
-    std::vector<float> scores, gathered;
+    std::vector<float> scores;
+    uint64_t scanned = 0, total = 0;  // level slices, into panorama_stats once (not per batch)
 
     PanoramaScanner(const Panorama& pano, CodeLayout lay, bool l2) : pano(pano), lay(lay), l2(l2) {}
+    ~PanoramaScanner() override { panorama_stats.add(scanned, total); }
     void set_query(const float* x) override { q = pano.query(x); }
     void set_list(size_t, float) override {}
 
@@ -45,10 +47,8 @@ struct PanoramaScanner : InvertedListScanner {
         };
         auto tail = [&](idx_t r, size_t l) { return l < L ? tails[l * B + size_t(r)] : 0.f; };
         auto norm2 = [&](idx_t r) { return tails[size_t(r)] * tails[size_t(r)]; };
-        uint64_t scanned = 0;
-        const size_t kept = pano.filter(q, l2, slice, tail, norm2, rows.data(), n, threshold, scores.data(), &scanned);
-        panorama_stats.add(scanned, uint64_t(n) * L);
-        return kept;
+        total += uint64_t(n) * L;
+        return pano.filter(q, l2, slice, tail, norm2, rows.data(), n, threshold, scores.data(), &scanned);
     }
 
     void scan_codes(size_t size, const uint8_t* codes, size_t, const idx_t* ids, bool labels_are_ids, bool,
