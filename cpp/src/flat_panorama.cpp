@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 #include <mutex>
+#include <tuple>
 
 #include "nearly/distance.h"
 #include "nearly/distance_computer.h"
@@ -130,7 +131,7 @@ void IndexFlatPanorama::search(idx_t n, const float* x, idx_t k, float* D, idx_t
     // pruning one query at a time, and as exact.
     const size_t nthreads = size_t(get_num_threads());
     const bool products = nq >= kProductQueries;
-    const size_t kGroup = products ? 256 : std::clamp<size_t>((nq + nthreads - 1) / nthreads, 1, 8);
+    const size_t kGroup = products ? 256 : items_per_task(nq, 8);
     const size_t ngroups = (nq + kGroup - 1) / kGroup;
     const size_t slices = ngroups >= nthreads ? 1 : std::max<size_t>(1, std::min(nthreads / ngroups, nbatches / 4));
     std::vector<float> sD(slices > 1 ? nq * slices * kk : 0);
@@ -139,11 +140,15 @@ void IndexFlatPanorama::search(idx_t n, const float* x, idx_t k, float* D, idx_t
     parallel_for(ngroups * slices, [&](size_t t) {
         const size_t g = t / slices, s = t % slices;
         const size_t q0 = g * kGroup, q1 = std::min(nq, q0 + kGroup);
+        // Query q's k best: its own (D, I) rows, or its slice's share of (sD, sI).
+        auto heap = [&](size_t q) {
+            const size_t at = slices > 1 ? (q * slices + s) * kk : q * kk;
+            return std::make_pair((slices > 1 ? sD.data() : D) + at, (slices > 1 ? sI.data() : I) + at);
+        };
         std::vector<Panorama::Query> pq;
         for (size_t q = q0; q < q1; q++) {
-            pq.push_back(pano_.query(x + q * dd));
-            float* Dq = slices > 1 ? sD.data() + (q * slices + s) * kk : D + q * kk;
-            idx_t* Iq = slices > 1 ? sI.data() + (q * slices + s) * kk : I + q * kk;
+            if (!products) pq.push_back(pano_.query(x + q * dd));
+            const auto [Dq, Iq] = heap(q);
             TopK::init(Dq, Iq, kk);
         }
         std::vector<idx_t> kept(batch_), rows(batch_);
@@ -159,8 +164,7 @@ void IndexFlatPanorama::search(idx_t n, const float* x, idx_t k, float* D, idx_t
                 for (size_t i = 0; i < m; i++) copy_row(kept[i], vecs.data() + i * dd);
                 gemm_ip(x + q0 * dd, q1 - q0, vecs.data(), m, dd, ip.data());
                 for (size_t q = q0; q < q1; q++) {
-                    float* Dq = slices > 1 ? sD.data() + (q * slices + s) * kk : D + q * kk;
-                    idx_t* Iq = slices > 1 ? sI.data() + (q * slices + s) * kk : I + q * kk;
+                    const auto [Dq, Iq] = heap(q);
                     const float* p = ip.data() + (q - q0) * m;
                     for (size_t i = 0; i < m; i++) {
                         const float sc = metric_type == METRIC_L2
@@ -175,8 +179,9 @@ void IndexFlatPanorama::search(idx_t n, const float* x, idx_t k, float* D, idx_t
                 continue;
             }
             for (size_t q = q0; q < q1; q++) {
-                float* Dq = slices > 1 ? sD.data() + (q * slices + s) * kk : D + q * kk;
-                idx_t* Iq = slices > 1 ? sI.data() + (q * slices + s) * kk : I + q * kk;
+                float* Dq;
+                idx_t* Iq;
+                std::tie(Dq, Iq) = heap(q);  // (a lambda below uses them: no structured binding in C++17)
                 std::copy(kept.begin(), kept.begin() + m, rows.begin());
                 total += m * pano_.n_levels;
                 score(pq[q - q0], rows.data(), m, long(b), Dq[0], scores.data(), &scanned,
@@ -212,8 +217,7 @@ void IndexFlatPanorama::search_subset(idx_t n, const float* x, idx_t k_base, con
         if (labels[i] < -1 || labels[i] >= ntotal)
             throw OutOfRange("search_subset: label " + std::to_string(labels[i]) + " is out of range for an index of " +
                              std::to_string(ntotal) + " vectors");
-    // Tasks of up to 16 queries, fewer when that leaves threads idle.
-    const size_t kPerTask = std::clamp<size_t>((size_t(n) + get_num_threads() - 1) / get_num_threads(), 1, 16);
+    const size_t kPerTask = items_per_task(size_t(n), 16);
     parallel_for((size_t(n) + kPerTask - 1) / kPerTask, [&](size_t t) {
         std::vector<idx_t> rows(std::max<size_t>({batch_, 64, kk}));
         std::vector<float> scores(rows.size());

@@ -21,14 +21,9 @@ namespace nearly {
 namespace {
 // Distances are computed this many list entries at a time (stack buffer).
 constexpr size_t kScanChunk = 256;
-// Queries per task: enough work to amortize a task, small enough to share
-// a batch of queries over the pool; fewer when that leaves threads idle
-// (10 queries on 2 threads: 5 + 5, not 8 + 2).
+// Queries per task at most: enough work to amortize a task, small enough to
+// share a batch of queries over the pool (items_per_task).
 constexpr size_t kQueriesPerTask = 8;
-size_t queries_per_task(idx_t n) {
-    const size_t threads = size_t(get_num_threads());
-    return std::clamp<size_t>((size_t(n) + threads - 1) / threads, 1, kQueriesPerTask);
-}
 constexpr size_t kMaxPairResults = size_t(16) << 20;
 // add() assigns and encodes this many vectors at a time: bounded memory, and
 // Ctrl-C / verbose progress between blocks (faiss uses the same size).
@@ -527,7 +522,7 @@ void IndexIVF::search_by_query(idx_t n, const float* x, idx_t k, size_t np, cons
     IndexIVFStats scanned;  // with a budget: what was scanned, as faiss counts it
     scanned.nq = size_t(n);
     const CodeLayout lay = layout();
-    const size_t per_task = queries_per_task(n);
+    const size_t per_task = items_per_task(size_t(n), kQueriesPerTask);
     parallel_for((n + per_task - 1) / per_task, [&](size_t t) {
         std::unique_ptr<InvertedListScanner> sc = get_scanner_for(batch);
         sc->codes_one_by_one = code_block == 1;
@@ -732,7 +727,7 @@ void IndexIVF::range_search_lists(idx_t n, const float* x, float radius, size_t 
     std::vector<std::vector<std::pair<idx_t, float>>> hits(n);
     InterruptPoll poll;
     const std::unique_ptr<QueryBatch> batch = prepare_queries(n, x, params);
-    const size_t per_task = queries_per_task(n);
+    const size_t per_task = items_per_task(size_t(n), kQueriesPerTask);
     parallel_for((n + per_task - 1) / per_task, [&](size_t t) {
         std::unique_ptr<InvertedListScanner> sc = get_scanner_for(batch.get());
         for (size_t q = t * per_task; q < std::min(size_t(n), (t + 1) * per_task); q++) {

@@ -17,14 +17,18 @@ Panorama::Panorama(size_t d_, size_t n_levels_) : d(d_) {
     n_levels = (d + width - 1) / width;
 }
 
-void Panorama::tail_norms(const float* v, float* tails) const {
+void panorama_tail_norms(const float* v, size_t d, size_t width, size_t n_levels, float* tails, size_t stride) {
     // From the last level back: each level's sum adds to the one after it.
     double sum = 0;
-    tails[n_levels] = 0;
     for (size_t l = n_levels; l-- > 0;) {
-        for (size_t j = level_begin(l); j < level_end(l); j++) sum += double(v[j]) * v[j];
-        tails[l] = float(std::sqrt(sum));
+        for (size_t j = l * width; j < std::min(d, (l + 1) * width); j++) sum += double(v[j]) * v[j];
+        tails[l * stride] = float(std::sqrt(sum));
     }
+}
+
+void Panorama::tail_norms(const float* v, float* tails) const {
+    panorama_tail_norms(v, d, width, n_levels, tails);
+    tails[n_levels] = 0;
 }
 
 Panorama::Query Panorama::query(const float* x) const {

@@ -91,7 +91,7 @@ void IndexRefine::search(idx_t n, const float* x, idx_t k, float* D, idx_t* I,
     // Tasks of up to 16 queries: neighbouring queries' results share cache
     // lines, which threads taking alternate queries would pass back and
     // forth; fewer when that leaves threads idle.
-    const size_t kPerTask = std::clamp<size_t>((size_t(n) + get_num_threads() - 1) / get_num_threads(), 1, 16);
+    const size_t kPerTask = items_per_task(size_t(n), 16);
     const bool par = size_t(n) * kb * dd > (1u << 18);
     parallel_for(par ? (size_t(n) + kPerTask - 1) / kPerTask : 1, [&](size_t t) {
         const size_t q0 = par ? t * kPerTask : 0, q1 = par ? std::min(size_t(n), q0 + kPerTask) : size_t(n);

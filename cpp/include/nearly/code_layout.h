@@ -9,10 +9,12 @@
 // Only the last block is padded.
 #pragma once
 #include <algorithm>
-#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <vector>
+
+#include "nearly/panorama.h"
 
 namespace nearly {
 
@@ -73,19 +75,14 @@ struct CodeLayout {
     }
 
    private:
-    // Summed from the last level back in double, as panorama.h does for queries.
+    // Panorama's own definition (panorama.h), on an aligned copy of the code
+    // (standalone codes may start at any byte).
     void put_tail_norms(uint8_t* b, size_t r, const uint8_t* code) const {
-        const size_t d = code_size / sizeof(float), w = run / sizeof(float);
-        float* tails = reinterpret_cast<float*>(b + block * code_size);
-        double sum = 0;
-        for (size_t l = levels; l-- > 0;) {
-            for (size_t i = l * w; i < std::min(d, (l + 1) * w); i++) {
-                float v;
-                std::memcpy(&v, code + i * sizeof(float), sizeof(float));
-                sum += double(v) * v;
-            }
-            tails[l * block + r] = float(std::sqrt(sum));
-        }
+        thread_local std::vector<float> v;
+        v.resize(code_size / sizeof(float));
+        std::memcpy(v.data(), code, code_size);
+        panorama_tail_norms(v.data(), v.size(), run / sizeof(float), levels,
+                            reinterpret_cast<float*>(b + block * code_size) + r, block);
     }
 };
 

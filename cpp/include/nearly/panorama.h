@@ -37,6 +37,12 @@ struct PanoramaStats {
 };
 extern PanoramaStats panorama_stats;
 
+// The tail norms of a d-dimensional v cut into levels of `width` dims (the
+// last maybe shorter): tails[l * stride] = || v[l * width:] ||, l < n_levels,
+// summed from the last level back in double. The one definition of what the
+// bounds use, for queries and for the stored vectors alike.
+void panorama_tail_norms(const float* v, size_t d, size_t width, size_t n_levels, float* tails, size_t stride = 1);
+
 struct Panorama {
     size_t d = 0, n_levels = 0, width = 0;  // width = dims per level, the last level may be shorter
 

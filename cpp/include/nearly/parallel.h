@@ -26,6 +26,15 @@ void parallel_for_blocks(size_t n, size_t block, const Fn& fn) {
     });
 }
 
+// How many of n items (queries) a task takes: at most `most` (neighbours
+// share cache lines, and a task costs), fewer when that would leave threads
+// idle (10 queries, 2 threads, at most 8: 5 + 5, not 8 + 2).
+inline size_t items_per_task(size_t n, size_t most) {
+    const size_t threads = size_t(get_num_threads());
+    const size_t even = (n + threads - 1) / threads;
+    return even < 1 ? 1 : even > most ? most : even;
+}
+
 // True inside a task run by parallel_for (also on the calling thread).
 bool in_parallel_region();
 
