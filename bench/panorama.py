@@ -2,6 +2,7 @@
 the same data, the same thread count, in the same run.
 
     python bench/panorama.py [--threads 2] [--levels 8 16] [--nq 1 10 100 1000] [--nprobe 16 64]
+                             [--ef 16 32 64 128] [--sections flat ivf hnsw refine]
 
 Data: ../shared/data (100k MiniLM embeddings, 384-d; 1,000 queries), rotated
 by a PCA computed in numpy (all 384 dimensions kept: an orthogonal map, so
@@ -16,12 +17,17 @@ Measured, queries per second (best of 3) for batches of --nq queries:
   libraries) as IndexIVFFlat and as IndexIVFFlatPanorama{levels} with
   batches of 128 (the lists hold ~100 vectors) and faiss's default 1,024,
   at nprobe --nprobe; recall@10 against the exact answer;
+- hnsw: HNSW32 (efConstruction 40) as IndexHNSWFlat and as
+  IndexHNSWFlatPanorama{levels}, at efSearch --ef, batches of --nq;
+  recall@10 against the exact answer;
 - refine: "IVF1024,PQ32x4fs" re-ranked with k_factor 20 and 100 by RFlat
   and by RefinePanorama(FlatL2Panorama{levels}_1), nprobe 16.
 Every Panorama result is checked against the exact one (recall@10 1.0 for
-flat). Writes bench/results/panorama.json.
+flat). Writes bench/results/panorama.json (sections not run keep the
+figures of the run that last measured them; measured_on dates each).
 """
 import argparse
+import json
 import os
 import time
 
@@ -58,6 +64,8 @@ def main():
     ap.add_argument("--levels", type=int, nargs="+", default=[8, 16])
     ap.add_argument("--nq", type=int, nargs="+", default=[1, 10, 100, 1000])
     ap.add_argument("--nprobe", type=int, nargs="+", default=[16, 64])
+    ap.add_argument("--ef", type=int, nargs="+", default=[16, 32, 64, 128])
+    ap.add_argument("--sections", nargs="+", default=["flat", "ivf", "hnsw", "refine"])
     ap.add_argument("--k", type=int, default=10)
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results", "panorama.json"))
     args = ap.parse_args()
@@ -69,12 +77,12 @@ def main():
     energy = np.cumsum((xb.astype(np.float64) ** 2).sum(0))
     out = {"data": f"pypi-minilm-100k, PCA-rotated ({n} x {d}), {len(xq)} queries, L2, k={k}",
            "threads": args.threads, "energy_first_quarter_of_dims": float(energy[d // 4 - 1] / energy[-1]),
-           "flat": [], "ivf": [], "refine": []}
+           "flat": [], "ivf": [], "hnsw": [], "refine": []}
     gt = nearly.IndexFlatL2(d)
     gt.add(xb)
     _, I_gt = gt.search(xq, k)
 
-    for lib_name, lib in (("nearly", nearly), ("faiss", faiss)):
+    for lib_name, lib in (("nearly", nearly), ("faiss", faiss)) if "flat" in args.sections else ():
         plain = lib.IndexFlatL2(d)
         plain.add(xb)
         for nq in args.nq:
@@ -94,10 +102,11 @@ def main():
                 out["flat"].append(row)
                 print(row, flush=True)
 
-    coarse = nearly.IndexIVFFlat(nearly.IndexFlatL2(d), d, 1024)
-    coarse.train(xb[:50000])
-    centroids = coarse.quantizer.reconstruct_n(0, 1024)
-    for lib_name, lib in (("nearly", nearly), ("faiss", faiss)):
+    if "ivf" in args.sections:
+        coarse = nearly.IndexIVFFlat(nearly.IndexFlatL2(d), d, 1024)
+        coarse.train(xb[:50000])
+        centroids = coarse.quantizer.reconstruct_n(0, 1024)
+    for lib_name, lib in (("nearly", nearly), ("faiss", faiss)) if "ivf" in args.sections else ():
         variants = [("IVF1024,Flat", None, None)] + [
             (f"IVF1024,FlatPanorama{levels}_{batch}", levels, batch) for levels in args.levels for batch in (128, 1024)]
         for name, levels, batch in variants:
@@ -121,7 +130,28 @@ def main():
                     print(row, flush=True)
             del index, quantizer
 
-    for lib_name, lib in (("nearly", nearly), ("faiss", faiss)):
+    for lib_name, lib in (("nearly", nearly), ("faiss", faiss)) if "hnsw" in args.sections else ():
+        for levels in [None] + args.levels:
+            index = lib.IndexHNSWFlat(d, 32) if levels is None else lib.IndexHNSWFlatPanorama(d, 32, levels)
+            index.hnsw.efConstruction = 40
+            t = time.perf_counter()
+            index.add(xb)
+            build_s = time.perf_counter() - t
+            name = "HNSW32,Flat" if levels is None else f"HNSW32_FlatPanorama{levels}"
+            for ef in args.ef:
+                index.hnsw.efSearch = ef
+                _, I = index.search(xq, k)
+                for nq in args.nq:
+                    lib.cvar.indexPanorama_stats.reset()
+                    row = {"library": lib_name, "index": name, "efSearch": ef, "nq": nq, "build_s": build_s,
+                           "qps": qps(index, xq, k, nq), "recall": recall(I, I_gt, k)}
+                    if levels is not None:
+                        row["ratio_dims_scanned"] = lib.cvar.indexPanorama_stats.ratio_dims_scanned
+                    out["hnsw"].append(row)
+                    print(row, flush=True)
+            del index
+
+    for lib_name, lib in (("nearly", nearly), ("faiss", faiss)) if "refine" in args.sections else ():
         for refine in ["RFlat"] + [f"RefinePanorama(FlatL2Panorama{levels}_1)" for levels in args.levels]:
             index = lib.index_factory(d, "IVF1024,PQ32x4fs," + refine)
             index.train(xb[:50000])
@@ -139,6 +169,16 @@ def main():
                         row["ratio_dims_scanned"] = lib.cvar.indexPanorama_stats.ratio_dims_scanned
                     out["refine"].append(row)
                     print(row, flush=True)
+    last = {}
+    if os.path.exists(args.out):  # sections not run this time keep their last figures
+        with open(args.out) as f:
+            last = json.load(f)
+    out["measured_on"] = dict(last.get("measured_on", {}))
+    for section in ("flat", "ivf", "hnsw", "refine"):
+        if section in args.sections:
+            out["measured_on"][section] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+        elif last.get(section):
+            out[section] = last[section]
     write_results(args.out, out)
 
 

@@ -257,7 +257,7 @@ def test_many_indexes_in_parallel(restore_threads):
     assert all(run_threads([job(s) for s in range(NTHREADS)]))
 
 
-@pytest.mark.parametrize("desc", ["Flat", "IVF16,Flat", "HNSW16"])
+@pytest.mark.parametrize("desc", ["Flat", "IVF16,Flat", "HNSW16", "HNSW16_FlatPanorama4"])
 def test_write_and_serialize_while_adding(desc, tmp_path):
     """write_index sizes the file in a counting pass, then streams it: an add
     landing between the two passes makes it write again, so every file (and

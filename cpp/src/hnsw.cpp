@@ -197,10 +197,12 @@ struct Copies {
     }
 };
 
-// Writes vector xi into slot s: its stored copy, int8 code, scale and norm
-// (the copy alone where there is no int8 payload: extra metrics).
-void store_node(const Storage& st, HNSWStorage kind, size_t dd, slot_t s, const float* xi) {
+// Writes vector xi into slot s: its stored copy (and Panorama's tail norms
+// after it), int8 code, scale and norm (the copy alone where there is no
+// int8 payload: extra metrics).
+void store_node(const Storage& st, HNSWStorage kind, size_t dd, slot_t s, const float* xi, const Panorama& pano) {
     Copies{st, kind, dd}.store(s, xi);
+    if (pano.n_levels) pano.tail_norms(xi, reinterpret_cast<float*>(st.side_of(s)) + dd);
     if (st.payload_bytes == 0) return;
     Int8Space::scale(st, s) = quantize(xi, dd, Int8Space::code(st, s));
     float nrm = 0.f;
@@ -290,6 +292,45 @@ void HNSWGraph::reset_graph() {
     free_slots_.clear();
     next_label_ = 0;
     set_top({-1, -1});
+}
+
+void HNSWGraph::permute_slots(const idx_t* perm, idx_t ntotal) {
+    std::lock_guard<std::mutex> add_lk(add_mutex_);
+    std::unique_lock<SharedMutex> lk(graph_mutex_);
+    Storage& st = *st_;
+    const size_t n = st.nslots;
+    bool ids_are_slots = size_t(ntotal) == n && free_slots_.empty();
+    for (size_t s = 0; s < n && ids_are_slots; s++) ids_are_slots = st.labels[s] == idx_t(s) && st.live(s);
+    if (!ids_are_slots)
+        throw NotSupported("permute_entries: needs ids 0 .. ntotal-1 as added (no removal, no add_with_ids)");
+    check_permutation(perm, idx_t(n));
+    if (n == 0) return;
+    std::vector<slot_t> new_of(n);
+    for (size_t i = 0; i < n; i++) new_of[size_t(perm[i])] = slot_t(i);
+    // Blocks (payload and level-0 links) and side copies move together;
+    // every link is renumbered.
+    const std::vector<uint8_t> blocks(st.blocks, st.blocks + n * st.block_bytes);
+    const std::vector<uint8_t> side(st.side_of(0), st.side_of(0) + n * st.side_bytes);
+    std::vector<int8_t> levels(n);
+    std::vector<std::unique_ptr<slot_t[]>> upper(n);
+    for (size_t i = 0; i < n; i++) {
+        const size_t from = size_t(perm[i]);
+        std::memcpy(st.block(slot_t(i)), blocks.data() + from * st.block_bytes, st.block_bytes);
+        std::memcpy(st.side_of(slot_t(i)), side.data() + from * st.side_bytes, st.side_bytes);
+        levels[i] = st.levels[from];
+        upper[i] = std::move(st.upper[from]);
+    }
+    for (size_t i = 0; i < n; i++) {
+        st.levels[i] = levels[i];
+        st.upper[i] = std::move(upper[i]);
+        for (int l = 0; l <= levels[i]; l++) {
+            slot_t* ll = st.links(slot_t(i), l);
+            for (slot_t j = 1; j <= ll[0]; j++) ll[j] = new_of[ll[j]];
+        }
+    }
+    st.recount_in_links();
+    const Top t = top();
+    set_top({int64_t(new_of[size_t(t.entry)]), t.level});
 }
 
 std::vector<int> HNSWGraph::levels() const {
@@ -452,6 +493,16 @@ IndexHNSWFlat::IndexHNSWFlat(int d, int M, MetricType metric, HNSWStorage storag
       HNSWGraph(M, is_extra_metric(metric) ? 0 : 8 + size_t(d), side_bytes_of(storage, d)),
       storage(storage) {}
 
+IndexHNSWFlat::IndexHNSWFlat(int d, int M, MetricType metric, const Panorama& pano)
+    : Index(d, metric),
+      HNSWGraph(M, 8 + size_t(d), (size_t(d) + pano.n_levels + 1) * sizeof(float)),
+      storage(HNSWStorage::Flat),
+      pano_(pano) {}
+
+const float* IndexHNSWFlat::tail_norms(slot_t s) const {
+    return reinterpret_cast<const float*>(st_->side_of(s)) + d;
+}
+
 IndexHNSWFlat::~IndexHNSWFlat() = default;
 
 void IndexHNSWFlat::add(idx_t n, const float* x) { add_impl(n, x, nullptr); }
@@ -463,7 +514,7 @@ void IndexHNSWFlat::add_impl(idx_t n, const float* x, const idx_t* ids) {
     const size_t dd = size_t(d);
     const MetricType metric = metric_type;
     const HNSWStorage kind = storage;
-    auto fill = [&](size_t i, slot_t s) { store_node(*st_, kind, dd, s, x + i * dd); };
+    auto fill = [&](size_t i, slot_t s) { store_node(*st_, kind, dd, s, x + i * dd, pano_); };
     if (is_extra_metric(metric)) {
         const float arg = metric_arg;
         auto make_space = [&](const Storage& st) { return ExtraMetricSpace{st, metric, arg, dd}; };
@@ -537,6 +588,35 @@ void IndexHNSWFlat::search(idx_t n, const float* x, idx_t k, float* D, idx_t* I,
         });
         return;
     }
+    // Panorama: the walk's best k candidates, scored whole, give the k-th
+    // best; the others are read a level at a time against it (a candidate
+    // is dropped once its bound shows it cannot enter the k best).
+    auto rerank_panorama = [&](idx_t q, const std::vector<Cand>& cands) {
+        const Panorama::Query pq = pano_.query(x + q * dd);
+        thread_local std::vector<idx_t> rows;
+        thread_local std::vector<float> scores;
+        rows.resize(cands.size());
+        scores.resize(cands.size());
+        for (size_t i = 0; i < cands.size(); i++) rows[i] = idx_t(cands[i].id);
+        float* Dq = D + q * kk;
+        idx_t* Iq = I + q * kk;
+        const auto slice = [&](idx_t r, size_t l) { return copies.vec(slot_t(r)) + pano_.level_begin(l); };
+        const auto tail = [&](idx_t r, size_t l) { return tail_norms(slot_t(r))[l]; };
+        const auto norm2 = [&](idx_t r) {
+            const float t = tail_norms(slot_t(r))[0];
+            return t * t;
+        };
+        uint64_t scanned = 0;
+        const bool l2 = metric_type == METRIC_L2;
+        for (size_t i0 = 0; i0 < rows.size();) {
+            const size_t m = i0 == 0 ? std::min(rows.size(), kk) : rows.size() - i0;
+            const size_t kept = pano_.filter(pq, l2, slice, tail, norm2, rows.data() + i0, m, Dq[0],
+                                             scores.data() + i0, &scanned);
+            for (size_t i = i0; i < i0 + kept; i++) TopK::push(Dq, Iq, kk, scores[i], st.labels[size_t(rows[i])]);
+            i0 += m;
+        }
+        panorama_stats.add(scanned, uint64_t(rows.size()) * pano_.n_levels);
+    };
     const Int8Space sp{st, K, metric_type, dd};
     auto search_one = [&](idx_t q) {
         Scratch& sc = tls_scratch();
@@ -553,6 +633,11 @@ void IndexHNSWFlat::search(idx_t n, const float* x, idx_t k, float* D, idx_t* I,
         size_t nr = std::min(sc.top.size(), 2 * kk + 8);
         std::sort(sc.top.begin(), sc.top.end(), max_first);
         sc.top.resize(nr);
+        if (pano_.n_levels) {
+            rerank_panorama(q, sc.top);
+            finish(q);
+            return;
+        }
         for (const Cand& c : sc.top) copies.prefetch(c.id);
         for (const Cand& c : sc.top) {
             float s = copies.score(K, metric_type, metric_arg, xq, c.id, sc.decoded.data());
@@ -597,7 +682,7 @@ void IndexHNSWFlat::add_graph(idx_t n, const float* x, const HNSWLayers& graph) 
     check_add_args(n, x);
     const size_t dd = size_t(d);
     const HNSWStorage kind = storage;
-    auto fill = [&](size_t i, slot_t s) { store_node(*st_, kind, dd, s, x + i * dd); };
+    auto fill = [&](size_t i, slot_t s) { store_node(*st_, kind, dd, s, x + i * dd, pano_); };
     add_linked_nodes(graph, fill, ntotal);
 }
 
@@ -637,6 +722,62 @@ IndexHNSWFlat::BaseGraph IndexHNSWFlat::base_graph() const {
 
 size_t IndexHNSWFlat::memory_bytes() const { return graph_memory_bytes(); }
 
+void IndexHNSWFlat::permute_entries(const idx_t* perm) {
+    check_writable();
+    permute_slots(perm, ntotal);
+}
+
+// ---- IndexHNSWFlatPanorama -------------------------------------------------
+
+namespace {
+Panorama checked_panorama(int d, size_t n_levels, MetricType metric) {
+    NEARLY_CHECK_ARG(metric == METRIC_L2 || metric == METRIC_INNER_PRODUCT,
+                     "IndexHNSWFlatPanorama: the metric must be L2 or inner product");
+    NEARLY_CHECK_ARG(d > 0, "IndexHNSWFlatPanorama: d must be positive");
+    return Panorama(size_t(d), n_levels);
+}
+}  // namespace
+
+IndexHNSWFlatPanorama::IndexHNSWFlatPanorama(int d, int M, size_t n_levels, MetricType metric)
+    : IndexHNSWFlat(d, M, metric, checked_panorama(d, n_levels, metric)), num_panorama_levels(n_levels) {}
+
+std::vector<float> IndexHNSWFlatPanorama::cum_sums() const {
+    std::shared_lock<SharedMutex> lk(graph_mutex_);
+    const size_t stride = pano_.n_levels + 1;
+    std::vector<float> out;
+    out.reserve(size_t(ntotal) * stride);
+    for (size_t s = 0; s < st_->nslots; s++)
+        if (st_->live(s)) out.insert(out.end(), tail_norms(slot_t(s)), tail_norms(slot_t(s)) + stride);
+    return out;
+}
+
+void IndexHNSWFlatPanorama::write_body(Writer& w) const {
+    w.pod<uint64_t>(num_panorama_levels);
+    IndexHNSWFlat::write_body(w);
+}
+
+std::unique_ptr<IndexHNSWFlatPanorama> IndexHNSWFlatPanorama::read_body(Reader& r) {
+    const uint64_t n_levels = r.pod<uint64_t>();
+    r.check(n_levels >= 1 && n_levels <= (uint64_t(1) << 20), "bad HNSWFlatPanorama level count");
+    std::unique_ptr<IndexHNSWFlatPanorama> index(
+        static_cast<IndexHNSWFlatPanorama*>(IndexHNSWFlat::read_body(r, HNSWStorage::Flat, n_levels).release()));
+    // The bounds trust the stored tail norms: a file whose norms are not its
+    // vectors' would drop true neighbours without a sign.
+    const Storage& st = *index->st_;
+    const size_t stride = index->pano_.n_levels + 1;
+    std::atomic<bool> bad{false};
+    parallel_for((st.nslots + 1023) / 1024, [&](size_t t) {
+        std::vector<float> tails(stride);
+        for (size_t s = t * 1024; s < std::min(st.nslots, t * 1024 + 1024); s++) {
+            if (!st.live(s)) continue;
+            index->pano_.tail_norms(reinterpret_cast<const float*>(st.side_of(slot_t(s))), tails.data());
+            if (std::memcmp(tails.data(), index->tail_norms(slot_t(s)), stride * sizeof(float)) != 0) bad = true;
+        }
+    });
+    r.check(!bad, "HNSWFlatPanorama: stored tail norms do not match the vectors");
+    return index;
+}
+
 void IndexHNSWFlat::write_body(Writer& w) const {
     std::lock_guard<std::mutex> add_lk(add_mutex_);  // a consistent graph: no add half done
     std::shared_lock<SharedMutex> lk(graph_mutex_);
@@ -650,16 +791,19 @@ void IndexHNSWFlat::write_body(Writer& w) const {
     write_graph(w);
 }
 
-std::unique_ptr<IndexHNSWFlat> IndexHNSWFlat::read_body(Reader& r, HNSWStorage storage) {
+std::unique_ptr<IndexHNSWFlat> IndexHNSWFlat::read_body(Reader& r, HNSWStorage storage, size_t panorama_levels) {
     const int d = r.pod<int32_t>(), metric = r.pod<int32_t>();
-    const bool extra = storage == HNSWStorage::Flat && is_extra_metric(MetricType(metric));
+    const bool extra = storage == HNSWStorage::Flat && !panorama_levels && is_extra_metric(MetricType(metric));
     const float arg = extra ? r.pod<float>() : 0.f;
     const int M = r.pod<int32_t>(), efc = r.pod<int32_t>(), efs = r.pod<int32_t>();
     r.check(d > 0 && (metric == METRIC_L2 || metric == METRIC_INNER_PRODUCT || extra) && std::isfinite(arg) &&
                 M >= 2 && M <= 256 && efc >= 1 && efs >= 1,
             "bad HNSW header");
+    r.check(panorama_levels <= size_t(d), "bad HNSWFlatPanorama level count");
     std::unique_ptr<IndexHNSWFlat> index;
-    if (storage == HNSWStorage::Flat)
+    if (panorama_levels)
+        index = std::make_unique<IndexHNSWFlatPanorama>(d, M, panorama_levels, MetricType(metric));
+    else if (storage == HNSWStorage::Flat)
         index = std::make_unique<IndexHNSWFlat>(d, M, MetricType(metric));
     else
         index = std::make_unique<IndexHNSWSQ>(d, storage, M, MetricType(metric));

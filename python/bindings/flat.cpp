@@ -366,7 +366,8 @@ void bind_flat(py::module_& m) {
     panorama.def(py::init<size_t, size_t>(), py::arg("d"), py::arg("n_levels"))
         .def_readonly("d", &Panorama::d)
         .def_readonly("n_levels", &Panorama::n_levels)
-        .def_readonly("level_width", &Panorama::width);
+        .def_readonly("level_width", &Panorama::width)
+        .def_readonly("level_width_floats", &Panorama::width);  // faiss's name
 
     py::class_<PanoramaStats>(m, "PanoramaStats")
         .def_property("total_dims_scanned", [](const PanoramaStats& s) { return uint64_t(s.total_dims_scanned); },

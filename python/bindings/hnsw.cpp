@@ -127,7 +127,24 @@ void bind_hnsw(py::module_& m) {
         .def("_ids", &stored_ids<IndexHNSWFlat>)
         .def_property_readonly("_storage_kind", [](const IndexHNSWFlat& self) { return int(self.storage); },
                                "0: float vectors, 1: QT_8bit, 2: QT_fp16, 3: QT_bf16 (hnsw.h HNSWStorage).")
-        .def("memory_bytes", &IndexHNSWFlat::memory_bytes, "Bytes held by the vectors, codes, links and id map.");
+        .def("memory_bytes", &IndexHNSWFlat::memory_bytes, "Bytes held by the vectors, codes, links and id map.")
+        .def("permute_entries", [](IndexHNSWFlat& self, py::handle perm_obj) {
+            IdArray perm = as_ids(perm_obj, self.ntotal, "perm");
+            py::gil_scoped_release release;
+            self.permute_entries(perm.data());
+        }, py::arg("perm"), "Node i becomes the old node perm[i]: the same graph, ids renumbered (ids must be 0 .. ntotal-1).");
+
+    py::class_<IndexHNSWFlatPanorama, IndexHNSWFlat, std::shared_ptr<IndexHNSWFlatPanorama>>(m, "IndexHNSWFlatPanorama")
+        .def(py::init([](int d, int M, size_t n_levels, int metric) {
+                 return std::make_shared<IndexHNSWFlatPanorama>(d, M, n_levels, MetricType(metric));
+             }), py::arg("d"), py::arg("M"), py::arg("num_panorama_levels"), py::arg("metric") = int(METRIC_L2))
+        .def_readonly("num_panorama_levels", &IndexHNSWFlatPanorama::num_panorama_levels)
+        .def_property_readonly("pano", [](const IndexHNSWFlatPanorama& self) { return self.panorama(); },
+                               "How the vectors are cut into levels (a copy).")
+        .def("_cum_sums", [](const IndexHNSWFlatPanorama& self) {
+            std::vector<float> t = self.cum_sums();
+            return py::array_t<float>(py::ssize_t(t.size()), t.data());
+        }, "The stored vectors' tail norms in slot order (as _ids()), pano.n_levels + 1 a vector.");
 
     // qtype: faiss's ScalarQuantizer.QuantizerType values (the ScalarQuantizer
     // class is bound in sq.cpp).

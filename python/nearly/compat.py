@@ -849,3 +849,16 @@ _nearly.ResidualQuantizer.nbits = property(lambda q: ObjectVector(_rq_nbits(q)),
 _nearly.ResidualQuantizer.codebook_offsets = property(
     lambda q: ObjectVector([m << _rq_nbits(q)[0] for m in range(q.M + 1)]),
     doc="Where codebook m starts among the M * 2^nbits codewords (M + 1 offsets).")
+
+
+def _hnsw_panorama_cum_sums(index):
+    v = Float32Vector()
+    v.assign(index._cum_sums())
+    return v
+
+
+# faiss's IndexHNSWFlatPanorama.cum_sums is a std::vector (tests call .size()).
+_nearly.IndexHNSWFlatPanorama.cum_sums = property(
+    _hnsw_panorama_cum_sums,
+    doc="A copy of the stored vectors' tail norms (pano.n_levels + 1 a vector) in the order of the ids (with "
+        "removals: of the slots, as _ids()), as a Float32Vector.")

@@ -206,6 +206,9 @@ INDEXES = [
                                        int(m.group(4) or 32), True, int(m.group(3) or 1))),
     # HNSW[M] (32 by default), then "," or "_" and its storage (faiss accepts both).
     (re.compile(r"HNSW(\d*)(?:[,_]Flat)?"), lambda m, d, metric: _nearly.IndexHNSWFlat(d, _hnsw_m(m), metric)),
+    # faiss's HNSW{M}_FlatPanorama[{levels}] (8 levels by default).
+    (re.compile(r"HNSW(\d*)[,_]FlatPanorama(\d*)"), lambda m, d, metric: _nearly.IndexHNSWFlatPanorama(
+        d, _hnsw_m(m), int(m.group(2) or 8), metric)),
     # NSG[R] (32 by default), "," or "_" and Flat, or nothing (faiss's strings).
     (re.compile(r"NSG(\d*)(?:[,_]Flat)?"), lambda m, d, metric: _nearly.IndexNSGFlat(d, int(m.group(1) or 32), metric)),
     # NNDescent[K] (32 by default), "," or "_" and Flat, or nothing (faiss's strings).

@@ -101,3 +101,54 @@ def test_ivf_flat_panorama_like_faiss(metric, n_levels, batch):
         on, of = np.argsort(i_n[a:b]), np.argsort(i_f[a:b])
         np.testing.assert_array_equal(i_n[a:b][on], i_f[a:b][of])
         np.testing.assert_allclose(dn[a:b][on], df[a:b][of], rtol=1e-4, atol=1e-4)
+
+
+def test_hnsw_flat_panorama_like_faiss():
+    """The same class from faiss's factory strings, the same tail norms
+    (faiss's cum_sums), and permute_entries renumbering as faiss does."""
+    xb, xq = decaying(14, 3000, 48, nq=20)
+    for key, levels in (("HNSW16_FlatPanorama", 8), ("HNSW16_FlatPanorama12", 12)):
+        ours, theirs = nearly.index_factory(48, key), faiss.index_factory(48, key)
+        assert type(ours).__name__ == type(theirs).__name__ == "IndexHNSWFlatPanorama"
+        assert ours.num_panorama_levels == theirs.num_panorama_levels == levels
+        assert ours.hnsw.nb_neighbors(0) == theirs.hnsw.nb_neighbors(0) == 32
+        ours.add(xb)
+        theirs.add(xb)
+        assert ours.cum_sums.size() == theirs.cum_sums.size()
+        np.testing.assert_allclose(nearly.vector_to_array(ours.cum_sums), faiss.vector_to_array(theirs.cum_sums),
+                                   rtol=1e-5, atol=1e-6)
+        perm = np.random.default_rng(1).permutation(3000)
+        for index in (ours, theirs):
+            D0, I0 = index.search(xq, 10)
+            index.permute_entries(perm)
+            D1, I1 = index.search(xq, 10)
+            np.testing.assert_allclose(D1, D0, rtol=1e-5)
+            np.testing.assert_array_equal(I1, np.argsort(perm)[I0])
+        np.testing.assert_allclose(nearly.vector_to_array(ours.cum_sums), faiss.vector_to_array(theirs.cum_sums),
+                                   rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("efSearch", [16, 64])
+def test_hnsw_flat_panorama_recall_not_worse_than_faiss(efSearch):
+    """On the real embeddings: recall@10 at least faiss's (its walk scores
+    partial distances; ours walks on int8 copies and prunes the re-ranking),
+    and where both return an id, the same distance."""
+    from _hnswutil import exact_knn, real_data, recall
+
+    xb, xq = real_data()
+    xb = xb[:10000]
+    gt = exact_knn(xq, xb, 10, METRIC_L2)
+    res = {}
+    for lib in (nearly, faiss):
+        index = lib.IndexHNSWFlatPanorama(xb.shape[1], 32, 8)
+        index.hnsw.efConstruction = 40
+        index.add(xb)
+        index.hnsw.efSearch = efSearch
+        res[lib.__name__] = index.search(xq, 10)
+    (Dn, In), (Df, If) = res["nearly"], res["faiss"]
+    assert recall(In, gt) >= recall(If, gt) - 0.02, (recall(In, gt), recall(If, gt))
+    for q in range(len(xq)):
+        theirs = {int(i): d for i, d in zip(If[q], Df[q])}
+        for i, d in zip(In[q], Dn[q]):
+            if int(i) in theirs:
+                np.testing.assert_allclose(d, theirs[int(i)], rtol=1e-4, atol=1e-5)

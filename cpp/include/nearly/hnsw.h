@@ -21,6 +21,7 @@
 
 #include "nearly/distance_computer.h"
 #include "nearly/index.h"
+#include "nearly/panorama.h"
 
 namespace nearly {
 
@@ -149,6 +150,10 @@ class HNSWGraph {
                        const IDSelector* sel, idx_t ntotal, const WithQuery& with_query) const;
 
     void reset_graph();
+    // faiss's permute_entries: slot i takes the node of slot perm[i], links
+    // renumbered. Needs ids 0 .. n-1 in slot order (no removal, no own ids):
+    // the ids are the slots, as faiss's internal ids, before and after.
+    void permute_slots(const idx_t* perm, idx_t ntotal);
     slot_t slot_of(idx_t label) const;
     size_t graph_memory_bytes() const;  // blocks, side copies, upper links, id map
     // Everything after the family's header: ids, levels, blocks, side copies,
@@ -205,8 +210,13 @@ struct IndexHNSWFlat : Index, HNSWGraph {
     void add_graph(idx_t n, const float* x, const HNSWLayers& graph);
     bool has_native_ids() const override { return true; }
     void write_body(Writer& w) const override;
-    static std::unique_ptr<IndexHNSWFlat> read_body(Reader& r, HNSWStorage storage);
+    // panorama_levels > 0: an IndexHNSWFlatPanorama's body (Flat storage).
+    static std::unique_ptr<IndexHNSWFlat> read_body(Reader& r, HNSWStorage storage, size_t panorama_levels = 0);
     size_t memory_bytes() const;  // bytes held by vectors, codes, links and maps
+    // Node i becomes the old node perm[i] (faiss's IndexHNSW::permute_entries):
+    // the same graph and answers, ids renumbered. Needs ids 0 .. ntotal-1
+    // (no removal, no add_with_ids).
+    void permute_entries(const idx_t* perm);
 
     // The base layer as a fixed-degree table, for the GPU graph search: the
     // live nodes in slot order (their ids and float vectors), each node's
@@ -221,8 +231,40 @@ struct IndexHNSWFlat : Index, HNSWGraph {
     };
     BaseGraph base_graph() const;
 
+   protected:
+    // Panorama's levels (IndexHNSWFlatPanorama), n_levels 0 otherwise: each
+    // node's side copy then holds its float vector followed by its n_levels +
+    // 1 tail norms, so every write of the graph (add, slot reuse after a
+    // removal, persistence, permute) carries them with no code of its own.
+    IndexHNSWFlat(int d, int M, MetricType metric, const Panorama& pano);
+    const Panorama pano_;
+    const float* tail_norms(slot_t s) const;
+
    private:
     void add_impl(idx_t n, const float* x, const idx_t* ids);
+};
+
+// faiss's IndexHNSWFlatPanorama. nearly's HNSW walks on int8 copies and
+// scores only its best candidates on the float vectors (IndexHNSWFlat), so
+// Panorama prunes that re-ranking: each candidate is read a level at a time
+// and dropped once its Cauchy-Schwarz bound shows it cannot enter the k
+// best. The answers are IndexHNSWFlat's (up to float rounding: a distance
+// is summed level by level), with fewer float reads. L2 and inner product
+// (faiss: L2 only).
+struct IndexHNSWFlatPanorama : IndexHNSWFlat {
+    IndexHNSWFlatPanorama(int d, int M, size_t n_levels, MetricType metric = METRIC_L2);
+
+    // The levels asked for; panorama().n_levels drops those that would be
+    // empty (64 dims in 12 levels: 11 of 6), as faiss's pano.n_levels.
+    const size_t num_panorama_levels;
+
+    std::string type_name() const override { return "HNSWFlatPanorama"; }
+    const Panorama& panorama() const { return pano_; }
+    // The stored vectors' tail norms in slot order (faiss's cum_sums: ids 0..n-1 unless vectors
+    // were removed), pano.n_levels + 1 a vector.
+    std::vector<float> cum_sums() const;
+    void write_body(Writer& w) const override;
+    static std::unique_ptr<IndexHNSWFlatPanorama> read_body(Reader& r);
 };
 
 // faiss's IndexHNSWSQ: QT_8bit -> SQ8 storage, QT_fp16 -> FP16, QT_bf16 -> BF16.
