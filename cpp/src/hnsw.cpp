@@ -495,7 +495,9 @@ IndexHNSWFlat::IndexHNSWFlat(int d, int M, MetricType metric, HNSWStorage storag
 
 IndexHNSWFlat::IndexHNSWFlat(int d, int M, MetricType metric, const Panorama& pano)
     : Index(d, metric),
-      HNSWGraph(M, 8 + size_t(d), (size_t(d) + pano.n_levels + 1) * sizeof(float)),
+      // Rounded up to whole cache lines: each vector starts on one, as in
+      // IndexHNSWFlat (d = 384: 1,536 + 36 bytes would straddle one more).
+      HNSWGraph(M, 8 + size_t(d), ((size_t(d) + pano.n_levels + 1) * sizeof(float) + 63) / 64 * 64),
       storage(HNSWStorage::Flat),
       pano_(pano) {}
 
@@ -588,34 +590,39 @@ void IndexHNSWFlat::search(idx_t n, const float* x, idx_t k, float* D, idx_t* I,
         });
         return;
     }
-    // Panorama: the walk's best k candidates, scored whole, give the k-th
-    // best; the others are read a level at a time against it (a candidate
-    // is dropped once its bound shows it cannot enter the k best).
+    // Panorama: the walk's best k candidates, scored whole (nothing could
+    // prune them), give the k-th best; the others are read a level at a
+    // time against it (a candidate is dropped once its bound shows it cannot
+    // enter the k best).
     auto rerank_panorama = [&](idx_t q, const std::vector<Cand>& cands) {
-        const Panorama::Query pq = pano_.query(x + q * dd);
-        thread_local std::vector<idx_t> rows;
-        thread_local std::vector<float> scores;
-        rows.resize(cands.size());
-        scores.resize(cands.size());
-        for (size_t i = 0; i < cands.size(); i++) rows[i] = idx_t(cands[i].id);
+        const float* xq = x + q * dd;
         float* Dq = D + q * kk;
         idx_t* Iq = I + q * kk;
+        const size_t first = std::min(cands.size(), kk);
+        for (size_t i = 0; i < first; i++)
+            TopK::push(Dq, Iq, kk, copies.score(K, metric_type, metric_arg, xq, cands[i].id, nullptr),
+                       st.labels[cands[i].id]);
+        uint64_t scanned = first * pano_.n_levels;
+        if (first == cands.size()) {
+            panorama_stats.add(scanned, scanned);
+            return;
+        }
+        const Panorama::Query pq = pano_.query(xq);
+        thread_local std::vector<idx_t> rows;
+        thread_local std::vector<float> scores;
+        rows.resize(cands.size() - first);
+        scores.resize(rows.size());
+        for (size_t i = 0; i < rows.size(); i++) rows[i] = idx_t(cands[first + i].id);
         const auto slice = [&](idx_t r, size_t l) { return copies.vec(slot_t(r)) + pano_.level_begin(l); };
         const auto tail = [&](idx_t r, size_t l) { return tail_norms(slot_t(r))[l]; };
         const auto norm2 = [&](idx_t r) {
             const float t = tail_norms(slot_t(r))[0];
             return t * t;
         };
-        uint64_t scanned = 0;
-        const bool l2 = metric_type == METRIC_L2;
-        for (size_t i0 = 0; i0 < rows.size();) {
-            const size_t m = i0 == 0 ? std::min(rows.size(), kk) : rows.size() - i0;
-            const size_t kept = pano_.filter(pq, l2, slice, tail, norm2, rows.data() + i0, m, Dq[0],
-                                             scores.data() + i0, &scanned);
-            for (size_t i = i0; i < i0 + kept; i++) TopK::push(Dq, Iq, kk, scores[i], st.labels[size_t(rows[i])]);
-            i0 += m;
-        }
-        panorama_stats.add(scanned, uint64_t(rows.size()) * pano_.n_levels);
+        const size_t kept = pano_.filter(pq, metric_type == METRIC_L2, slice, tail, norm2, rows.data(), rows.size(),
+                                         Dq[0], scores.data(), &scanned);
+        for (size_t i = 0; i < kept; i++) TopK::push(Dq, Iq, kk, scores[i], st.labels[size_t(rows[i])]);
+        panorama_stats.add(scanned, uint64_t(cands.size()) * pano_.n_levels);
     };
     const Int8Space sp{st, K, metric_type, dd};
     auto search_one = [&](idx_t q) {
@@ -634,6 +641,7 @@ void IndexHNSWFlat::search(idx_t n, const float* x, idx_t k, float* D, idx_t* I,
         std::sort(sc.top.begin(), sc.top.end(), max_first);
         sc.top.resize(nr);
         if (pano_.n_levels) {
+            for (const Cand& c : sc.top) copies.prefetch(c.id);
             rerank_panorama(q, sc.top);
             finish(q);
             return;

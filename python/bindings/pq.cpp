@@ -54,7 +54,8 @@ ProductQuantizer& pq_of_miq(MultiIndexQuantizer& i) { return i.pq; }
 }  // namespace
 
 void bind_pq(py::module_& m) {
-    py::class_<ProductQuantizer>(m, "ProductQuantizer")
+    // dynamic_attr: faiss code sets pq.assign_index (compat.py reads it).
+    py::class_<ProductQuantizer>(m, "ProductQuantizer", py::dynamic_attr())
         .def(py::init([](long long d, long long M, long long nbits) {
                  return ProductQuantizer(check_positive(d, "d"), check_positive(M, "M"), check_positive(nbits, "nbits"));
              }),

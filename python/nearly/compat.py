@@ -862,3 +862,72 @@ _nearly.IndexHNSWFlatPanorama.cum_sums = property(
     _hnsw_panorama_cum_sums,
     doc="A copy of the stored vectors' tail norms (pano.n_levels + 1 a vector) in the order of the ids (with "
         "removals: of the slots, as _ids()), as a Float32Vector.")
+
+
+# ---- faiss's ProductQuantizer calls in pointer form, and its extras ----------
+
+
+def _pq_table_method(name):
+    native = getattr(_nearly.ProductQuantizer, name)
+
+    def method(self, *args):
+        if len(args) == 3:  # faiss's (n, swig_ptr(x), swig_ptr(tables)): fills tables
+            n, x, out = int(args[0]), args[1], args[2]
+            tab = native(self, _fill(x, n * self.d, name).reshape(n, self.d))
+            _fill(out, tab.size, name)[:] = tab.ravel()
+            return None
+        return native(self, *args)
+
+    method.__name__ = name
+    method.__doc__ = (native.__doc__ or "") + "\nAlso faiss's (n, swig_ptr(x), swig_ptr(tables)) form, which fills tables."
+    return method
+
+
+for _name in ("compute_distance_tables", "compute_inner_prod_tables"):
+    setattr(_nearly.ProductQuantizer, _name, _pq_table_method(_name))
+
+
+def _pq_codes_with_assign_index(self, x, codes, n):
+    """faiss's compute_codes_with_assign_index(swig_ptr(x), swig_ptr(codes), n):
+    each subvector's code is its nearest centroid as found by pq.assign_index
+    (an index of dimension dsub, given each subspace's centroids in turn, as
+    faiss does), packed as compute_codes packs them."""
+    index = self.__dict__.get("assign_index")
+    if index is None or index.d != self.dsub:
+        raise RuntimeError(f"compute_codes_with_assign_index: set pq.assign_index to an index of dimension {self.dsub}")
+    n = int(n)
+    xs = _fill(x, n * self.d, "compute_codes_with_assign_index").reshape(n, self.d)
+    cent = self.centroids.reshape(self.M, self.ksub, self.dsub)
+    assign = np.empty((n, self.M), dtype=np.int64)
+    for m in range(self.M):
+        index.reset()
+        index.add(np.ascontiguousarray(cent[m]))
+        assign[:, m] = index.search(np.ascontiguousarray(xs[:, m * self.dsub:(m + 1) * self.dsub]), 1)[1][:, 0]
+    bits = ((assign[:, :, None] >> np.arange(self.nbits)) & 1).astype(np.uint8).reshape(n, self.M * self.nbits)
+    bits = np.pad(bits, ((0, 0), (0, self.code_size * 8 - bits.shape[1])))
+    _fill(codes, n * self.code_size, "compute_codes_with_assign_index")[:] = \
+        np.packbits(bits, axis=1, bitorder="little").ravel()
+
+
+def _pq_compute_sdc_table(self):
+    """faiss's compute_sdc_table(): sdc_table[m, i, j] = squared L2 between
+    centroids i and j of subspace m (M x ksub x ksub)."""
+    cent = self.centroids.reshape(self.M, self.ksub, self.dsub).astype(np.float64)
+    tab = np.empty((self.M, self.ksub, self.ksub), dtype=np.float32)
+    for m in range(self.M):
+        nrm = (cent[m] ** 2).sum(1)
+        tab[m] = np.maximum(nrm[:, None] + nrm[None, :] - 2 * cent[m] @ cent[m].T, 0)
+    v = Float32Vector()
+    v.assign(tab)
+    self.__dict__["_sdc_table"] = v
+
+
+_nearly.ProductQuantizer.compute_codes_with_assign_index = _pq_codes_with_assign_index
+_nearly.ProductQuantizer.compute_sdc_table = _pq_compute_sdc_table
+_nearly.ProductQuantizer.sdc_table = property(
+    lambda self: self.__dict__.get("_sdc_table", Float32Vector()),
+    doc="The table compute_sdc_table() filled (empty before), a Float32Vector.")
+_nearly.ProductQuantizer.clear_transposed_centroids = lambda self: None
+_nearly.ProductQuantizer.clear_transposed_centroids.__doc__ = (
+    "faiss frees its optional transposed centroid table here; nearly's PQ always encodes with its own (kept in "
+    "sync with the centroids), so there is nothing to free and codes are the same either way.")

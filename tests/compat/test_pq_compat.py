@@ -176,3 +176,40 @@ def test_bad_input_raises_like_faiss():
                 lambda: nearly.IndexIVFPQ(nearly.IndexFlatL2(16), 16, 4, 4, 8).add(x))
     raises_same(lambda: faiss.IndexIVFPQ(faiss.IndexFlatL2(16), 16, 4, 4, 8).search(x, 1),
                 lambda: nearly.IndexIVFPQ(nearly.IndexFlatL2(16), 16, 4, 4, 8).search(x, 1))
+
+
+@pytest.mark.parametrize("nbits", [4, 6, 8, 12])
+def test_pointer_style_calls_like_faiss(nbits):
+    """faiss's pointer forms (swig_ptr arrays filled in place) and extras on
+    the same centroids: distance / inner-product tables, the SDC table,
+    codes through an assign_index, clear_transposed_centroids."""
+    rng = np.random.default_rng(nbits)
+    d, M = 24, 6
+    centroids = rng.standard_normal((M << nbits) * (d // M)).astype(np.float32)
+    x = rng.standard_normal((50, d)).astype(np.float32)
+    ours, theirs = nearly.ProductQuantizer(d, M, nbits), faiss.ProductQuantizer(d, M, nbits)
+    ours.centroids = centroids
+    faiss.copy_array_to_vector(centroids, theirs.centroids)
+    for name in ("compute_distance_tables", "compute_inner_prod_tables"):
+        got, want = (np.zeros((50, M, 1 << nbits), np.float32) for _ in range(2))
+        assert getattr(ours, name)(50, nearly.swig_ptr(x), nearly.swig_ptr(got)) is None
+        getattr(theirs, name)(50, faiss.swig_ptr(x), faiss.swig_ptr(want))
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(getattr(ours, name)(x), want, rtol=1e-4, atol=1e-4)
+    if nbits <= 8:
+        assert ours.sdc_table.size() == 0
+        ours.compute_sdc_table()
+        theirs.compute_sdc_table()
+        np.testing.assert_allclose(nearly.vector_to_array(ours.sdc_table), faiss.vector_to_array(theirs.sdc_table),
+                                   rtol=1e-4, atol=1e-4)
+    codes = ours.compute_codes(x)
+    np.testing.assert_array_equal(codes, theirs.compute_codes(x))
+    ours.assign_index = nearly.IndexFlatL2(d // M)
+    got = np.zeros_like(codes)
+    ours.compute_codes_with_assign_index(nearly.swig_ptr(x), nearly.swig_ptr(got), 50)
+    np.testing.assert_array_equal(got, codes)
+    ours.clear_transposed_centroids()
+    np.testing.assert_array_equal(ours.compute_codes(x), codes)
+    ours.assign_index = nearly.IndexFlatL2(d // M + 1)
+    with pytest.raises(RuntimeError, match="dimension"):
+        ours.compute_codes_with_assign_index(x, got, 50)
