@@ -212,3 +212,31 @@ class HNSWBody:
         b = bytearray(self.p)
         struct.pack_into(fmt, b, offset, value)
         return bytes(b)
+
+
+def searching_while(write, search, n_searchers=3):
+    """Runs search(i) over and over on n_searchers threads (i = 0, 1, ...)
+    while write() runs on this one; raises the first error a searcher met."""
+    import threading
+
+    stop = threading.Event()
+    errors = []
+
+    def loop(i):
+        try:
+            while not stop.is_set():
+                search(i)
+        except Exception as e:  # noqa: BLE001 -- re-raised below, in the test's thread
+            errors.append(e)
+
+    threads = [threading.Thread(target=loop, args=(i,)) for i in range(n_searchers)]
+    for t in threads:
+        t.start()
+    try:
+        write()
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(60)
+    if errors:
+        raise errors[0]

@@ -143,6 +143,14 @@ def assert_knn_equiv(Dn, In, Df, If, atol):
             j = e
 
 
+def assert_same_search(reference, index, xq, k, atol=1e-3, **kw):
+    """index answers xq as reference does (ties may reorder); returns index's (D, I)."""
+    Dr, Ir = reference.search(xq, k, **kw)
+    D, I = index.search(xq, k, **kw)
+    assert_knn_equiv(D, I, Dr, Ir, atol=atol)
+    return D, I
+
+
 def range_ref(xq, xb, radius, metric, ids=None):
     """Per-query dict id -> distance for L2 (dist < radius) or IP (ip > radius)."""
     dist = distances64(xq, xb, metric)

@@ -21,6 +21,7 @@ import pytest
 
 import nearly
 from _hnswutil import (
+    searching_while,
     HEADER,
     NB_REAL,
     NEW_REAL,
@@ -673,27 +674,17 @@ def _top_level_growth(reps):
     entry point and the top level change under them."""
     rng = np.random.default_rng(0)
     d = 8
-    stop = threading.Event()
     cur = [None]
-    errors = []
+    queries = [np.random.default_rng(s).standard_normal((64, d)).astype(np.float32) for s in range(3)]
 
-    def searcher(seed):
-        r = np.random.default_rng(seed)
-        q = r.standard_normal((64, d)).astype(np.float32)
-        try:
-            while not stop.is_set():
-                ix = cur[0]
-                if ix is not None:
-                    D, I = ix.search(q, 5)
-                    ok = ((I >= 0) & (I < 2005)).all(1)
-                    assert ok.all(), f"ntotal {ix.ntotal}: rows {I[~ok]}"
-        except Exception as e:  # noqa: BLE001
-            errors.append(e)
+    def search(i):
+        ix = cur[0]
+        if ix is not None:
+            D, I = ix.search(queries[i], 5)
+            ok = ((I >= 0) & (I < 2005)).all(1)
+            assert ok.all(), f"ntotal {ix.ntotal}: rows {I[~ok]}"
 
-    threads = [threading.Thread(target=searcher, args=(s,)) for s in range(3)]
-    for t in threads:
-        t.start()
-    try:
+    def write():
         for _ in range(reps):
             ix = nearly.IndexHNSWFlat(d, 2)
             ix.add(rng.standard_normal((5, d)).astype(np.float32))
@@ -701,12 +692,8 @@ def _top_level_growth(reps):
             for _ in range(20):
                 ix.add(rng.standard_normal((100, d)).astype(np.float32))
             assert ix.ntotal == 2005
-    finally:
-        stop.set()
-        for t in threads:
-            t.join(60)
-    if errors:
-        raise errors[0]
+
+    searching_while(write, search)
 
 
 def test_search_while_top_level_grows():
@@ -719,36 +706,23 @@ def _removes_while_searching():
     index.add(xb)
     allx = np.concatenate([xb, xb[:3000] + 0.001])  # row = id: the re-added vectors get ids 6000...
     removed_upto = [0]  # ids below this are removed (updated after each remove_ids returns)
-    stop = threading.Event()
-    errors = []
 
-    def searcher():
-        try:
-            while not stop.is_set():
-                bound = removed_upto[0]
-                D, I = index.search(xq[:16], 10)
-                assert (I >= bound).all(), f"removed id returned (bound {bound}): {I.min()}"
-                assert (I < 9000).all()
-                ref = dist64(xq[:16], allx, METRIC_L2)
-                np.testing.assert_allclose(D, np.take_along_axis(ref, I, 1), rtol=1e-5, atol=1e-5)
-        except Exception as e:  # noqa: BLE001
-            errors.append(e)
+    def search(_):
+        bound = removed_upto[0]
+        D, I = index.search(xq[:16], 10)
+        assert (I >= bound).all(), f"removed id returned (bound {bound}): {I.min()}"
+        assert (I < 9000).all()
+        ref = dist64(xq[:16], allx, METRIC_L2)
+        np.testing.assert_allclose(D, np.take_along_axis(ref, I, 1), rtol=1e-5, atol=1e-5)
 
-    threads = [threading.Thread(target=searcher) for _ in range(3)]
-    for t in threads:
-        t.start()
-    try:
+    def write():
         for upto in range(500, 3001, 500):
             assert index.remove_ids(nearly.IDSelectorRange(upto - 500, upto)) == 500
             removed_upto[0] = upto
             index.add(xb[upto - 500:upto] + 0.001)  # reuses the freed slots
             time.sleep(0.01)
-    finally:
-        stop.set()
-        for t in threads:
-            t.join(60)
-    if errors:
-        raise errors[0]
+
+    searching_while(write, search)
     assert index.ntotal == 6000
     assert len(index.hnsw.slot_levels()) == 6000
 

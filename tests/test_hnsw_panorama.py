@@ -6,15 +6,14 @@ built the same way (one thread: the same graph) and the returned distances
 against float64 numpy; the tail norms travel in the nodes' side copies, so
 every kind of write (add, removal and slot reuse, permute, a file read back
 or mapped) is followed by the same checks."""
-import os
 import struct
 
 import numpy as np
 import pytest
 
 import nearly
-from _hnswutil import reseal
-from _testutil import METRIC_IP, METRIC_L2, assert_knn_equiv, distances64
+from _hnswutil import reseal, searching_while
+from _testutil import METRIC_IP, METRIC_L2, assert_same_search, distances64
 from test_panorama import decaying, expected_tails
 
 METRICS = [METRIC_L2, METRIC_IP]
@@ -41,13 +40,6 @@ def built_pair(xb, n_levels, metric, M=16, efc=40):
     return flat, pano
 
 
-def same_answers(flat, pano, xq, k, **kw):
-    Df, If = flat.search(xq, k, **kw)
-    Dp, Ip = pano.search(xq, k, **kw)
-    assert_knn_equiv(Dp, Ip, Df, If, atol=1e-3)
-    return Dp, Ip
-
-
 def distances_exact(D, I, xq, xb, metric, ids=None):
     """Each returned distance is its id's float64 distance (ids: row -> id)."""
     row = {int(i): r for r, i in enumerate(ids)} if ids is not None else None
@@ -72,7 +64,7 @@ def test_same_answers_as_hnsw_flat(metric, n_levels, one_thread):
     for k in (1, 10, 50):
         for ef in (16, 64):
             pano.hnsw.efSearch = flat.hnsw.efSearch = ef
-            D, I = same_answers(flat, pano, xq, k)
+            D, I = assert_same_search(flat, pano, xq, k)
             distances_exact(D, I, xq, xb, metric)
     check_tails(pano, xb)
 
@@ -101,7 +93,7 @@ def test_filtered_and_range_like_hnsw_flat(threads, one_thread):
     for sel in (nearly.IDSelectorRange(200, 1800), nearly.IDSelectorBatch(np.arange(0, 3000, 7)),
                 nearly.IDSelectorBatch(np.arange(0, 3000, 300))):  # the last: exact scan of the few that pass
         params = nearly.SearchParametersHNSW(sel=sel, efSearch=32)
-        D, I = same_answers(flat, pano, xq, 10, params=params)
+        D, I = assert_same_search(flat, pano, xq, 10, params=params)
         assert all(sel.is_member(int(i)) for i in I.ravel() if i >= 0)
     radius = float(np.median(flat.search(xq, 5)[0][:, -1]))
     lf, Df, If = flat.range_search(xq, radius)
@@ -122,7 +114,7 @@ def test_removal_slot_reuse_and_add_after(one_thread):
     np.testing.assert_array_equal(ids, flat._ids())
     stored = xb[ids]  # the added vectors' ids continue from 3000: id i is xb[i], in slot order
     check_tails(pano, stored)
-    D, I = same_answers(flat, pano, xq, 10)
+    D, I = assert_same_search(flat, pano, xq, 10)
     distances_exact(D, I, xq, stored, METRIC_L2, ids=ids)
     assert not np.isin(I, np.arange(500, 1500)).any()
 
@@ -237,32 +229,18 @@ def test_searches_while_adding():
     """A node's tail norms are written before the node is linked: searches
     running beside adds only ever see nodes whose bounds are right, so every
     distance they return is exact."""
-    import threading
-
     xb, xq = decaying(9, 6000, 32, nq=20)
     index = nearly.IndexHNSWFlatPanorama(32, 16, 8)
     index.add(xb[:500])
-    done = threading.Event()
-    errors = []
 
-    def reader():
-        try:
-            while not done.is_set():
-                D, I = index.search(xq, 10)
-                distances_exact(D, I, xq, xb, METRIC_L2)
-        except Exception as e:  # reported by the main thread
-            errors.append(e)
+    def search(_):
+        D, I = index.search(xq, 10)
+        distances_exact(D, I, xq, xb, METRIC_L2)
 
-    threads = [threading.Thread(target=reader) for _ in range(2)]
-    for t in threads:
-        t.start()
-    try:
+    def write():
         for a in range(500, 6000, 250):
             index.add(xb[a:a + 250])
-    finally:
-        done.set()
-        for t in threads:
-            t.join()
-    assert not errors, errors[0]
+
+    searching_while(write, search, n_searchers=2)
     assert index.ntotal == 6000
     check_tails(index, xb)

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 import nearly
-from _testutil import METRIC_IP, METRIC_L2, assert_knn_equiv, assert_knn_valid, assert_range_equiv, range_ref, range_to_dicts
+from _testutil import (METRIC_IP, METRIC_L2, assert_knn_valid, assert_range_equiv, assert_same_search, range_ref,
+                       range_to_dicts)
 from test_panorama import decaying
 
 METRICS = [METRIC_L2, METRIC_IP]
@@ -27,13 +28,6 @@ def trained_pair(xt, nlist, n_levels, batch, metric, seed=0):
     pano = nearly.IndexIVFFlatPanorama(q, d, nlist, n_levels, metric, True, batch)
     assert pano.is_trained
     return flat, pano
-
-
-def same_as_ivf_flat(flat, pano, xq, k, **kw):
-    Df, If = flat.search(xq, k, **kw)
-    Dp, Ip = pano.search(xq, k, **kw)
-    assert_knn_equiv(Dp, Ip, Df, If, atol=1e-3)
-    return Dp, Ip
 
 
 @pytest.mark.parametrize("metric", METRICS, ids=["L2", "IP"])
@@ -60,10 +54,10 @@ def test_some_lists_probed_like_ivf_flat(metric, threads):
     try:
         for nprobe in (1, 4, 16):
             flat.nprobe = pano.nprobe = nprobe
-            same_as_ivf_flat(flat, pano, xq, 10)
+            assert_same_search(flat, pano, xq, 10)
         # k beyond what the probed lists hold: padded like IndexIVFFlat
         flat.nprobe = pano.nprobe = 1
-        D, I = same_as_ivf_flat(flat, pano, xq[:5], 1000)
+        D, I = assert_same_search(flat, pano, xq[:5], 1000)
         assert (I == -1).any()
     finally:
         nearly.omp_set_num_threads(nt)
@@ -126,7 +120,7 @@ def test_selectors_budgets_and_range_search(metric):
     assert_knn_valid(D, I, xq, xb[1000:2500], 10, metric, ids=ids[1000:2500])
     # a budget of codes stops inside a batch, as IndexIVFFlat's does
     params = nearly.SearchParametersIVF(nprobe=4, max_codes=700)
-    same_as_ivf_flat(flat, pano, xq, 10, params=params)
+    assert_same_search(flat, pano, xq, 10, params=params)
     # range search: the radius is the pruning threshold
     flat.nprobe = pano.nprobe = 16
     D, _ = flat.search(xq, 20)
@@ -153,21 +147,21 @@ def test_writes_keep_codes_and_tail_norms(metric):
     for a, b in ((0, 1), (1, 150), (150, 151), (151, 5000)):
         pano.add_with_ids(xb[a:b], ids[a:b])
         flat.add_with_ids(xb[a:b], ids[a:b])
-    same_as_ivf_flat(flat, pano, xq, 10)
+    assert_same_search(flat, pano, xq, 10)
     pano.make_direct_map()
     flat.make_direct_map()
     np.testing.assert_array_equal(pano.reconstruct(int(ids[1234])), xb[1234])
     # removal compacts every list (later entries move to earlier batches)
     gone = nearly.IDSelectorBatch(ids[::3])
     assert pano.remove_ids(gone) == flat.remove_ids(gone) == len(ids[::3])
-    same_as_ivf_flat(flat, pano, xq, 10)
+    assert_same_search(flat, pano, xq, 10)
     # update: entries leave their list and join another
     rng = np.random.default_rng(5)
     upd = ids[1::3][:300]
     new = decaying(6, 300, 40, nq=1)[0]
     pano.update_vectors(upd, new)
     flat.update_vectors(upd, new)
-    same_as_ivf_flat(flat, pano, xq, 10)
+    assert_same_search(flat, pano, xq, 10)
     np.testing.assert_array_equal(pano.reconstruct(int(upd[5])), new[5])
     kept = np.setdiff1d(ids, ids[::3])
     rows = {int(i): r for r, i in enumerate(ids)}

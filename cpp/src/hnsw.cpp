@@ -640,13 +640,12 @@ void IndexHNSWFlat::search(idx_t n, const float* x, idx_t k, float* D, idx_t* I,
         size_t nr = std::min(sc.top.size(), 2 * kk + 8);
         std::sort(sc.top.begin(), sc.top.end(), max_first);
         sc.top.resize(nr);
+        for (const Cand& c : sc.top) copies.prefetch(c.id);
         if (pano_.n_levels) {
-            for (const Cand& c : sc.top) copies.prefetch(c.id);
             rerank_panorama(q, sc.top);
             finish(q);
             return;
         }
-        for (const Cand& c : sc.top) copies.prefetch(c.id);
         for (const Cand& c : sc.top) {
             float s = copies.score(K, metric_type, metric_arg, xq, c.id, sc.decoded.data());
             TopK::push(D + q * kk, I + q * kk, kk, s, st.labels[c.id]);

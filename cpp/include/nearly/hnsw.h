@@ -246,11 +246,13 @@ struct IndexHNSWFlat : Index, HNSWGraph {
 
 // faiss's IndexHNSWFlatPanorama. nearly's HNSW walks on int8 copies and
 // scores only its best candidates on the float vectors (IndexHNSWFlat), so
-// Panorama prunes that re-ranking: each candidate is read a level at a time
-// and dropped once its Cauchy-Schwarz bound shows it cannot enter the k
-// best. The answers are IndexHNSWFlat's (up to float rounding: a distance
-// is summed level by level), with fewer float reads. L2 and inner product
-// (faiss: L2 only).
+// Panorama prunes that re-ranking: past the best k, each candidate is
+// scored a level at a time and dropped once its Cauchy-Schwarz bound shows
+// it cannot enter the k best. The answers are IndexHNSWFlat's (up to float
+// rounding: a distance is summed level by level). Every candidate is still
+// prefetched whole, as IndexHNSWFlat does (on random nodes the latency is
+// what costs), so it saves arithmetic, not memory traffic, and runs as fast
+// as IndexHNSWFlat, not faster. L2 and inner product (faiss: L2 only).
 struct IndexHNSWFlatPanorama : IndexHNSWFlat {
     IndexHNSWFlatPanorama(int d, int M, size_t n_levels, MetricType metric = METRIC_L2);
 
