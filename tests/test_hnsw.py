@@ -591,48 +591,39 @@ def _add_while_searching(filtered):
     index.add(x[:2000])
     hi = [2000]  # ids below this were handed out (set before each add starts)
     adding = threading.Event()
-    stop = threading.Event()
-    errors, stats = [], []
+    rngs = [np.random.default_rng(s) for s in range(4)]
+    last_ntotal = [0] * 4
+    stats = [[0, 0] for _ in range(4)]  # per searcher: searches, searches that overlapped an add
 
-    def searcher(seed):
-        rng = np.random.default_rng(seed)
-        n = overlapped = 0
-        last_ntotal = 0
-        try:
-            while not stop.is_set():
-                during = adding.is_set()
-                q = xq[rng.integers(0, len(xq), 8)]
-                k = int(rng.integers(1, 20))
-                if filtered:
-                    # 50% / 10% of the ids: the graph walk and the exact-scan fallback
-                    hi_sel = 6000 if rng.random() < 0.5 else 1200
-                    D, I = index.search(q, k, params=nearly.SearchParametersHNSW(
-                        efSearch=32, sel=nearly.IDSelectorRange(0, hi_sel)))
-                    ok = ((I >= 0) & (I < hi_sel)).all(1)
-                    assert ok.all(), f"filter [0, {hi_sel}), k {k}, ntotal >= {bound - 2000}: rows {I[~ok]}"
-                else:
-                    D, I = index.search(q, k)
-                bound = hi[0]
-                nt = index.ntotal
-                assert nt >= last_ntotal, f"ntotal went down: {last_ntotal} -> {nt}"
-                last_ntotal = nt
-                ok = ((I >= 0) & (I < bound)).all(1)
-                assert ok.all(), f"invalid ids or padding (bound {bound}, k {k}): rows {I[~ok]}"
-                # the distances are exact for the returned ids: their vectors were fully written
-                for r in range(len(q)):
-                    ref = dist64(q[r:r + 1], x[I[r]], METRIC_L2)[0]
-                    np.testing.assert_allclose(D[r], ref, rtol=1e-5, atol=1e-6,
-                                               err_msg=f"ids {I[r]}: distances do not belong to these ids")
-                n += 1
-                overlapped += during and adding.is_set()
-        except Exception as e:  # noqa: BLE001
-            errors.append(e)
-        stats.append((n, overlapped))
+    def search(i):
+        rng = rngs[i]
+        during = adding.is_set()
+        q = xq[rng.integers(0, len(xq), 8)]
+        k = int(rng.integers(1, 20))
+        if filtered:
+            # 50% / 10% of the ids: the graph walk and the exact-scan fallback
+            hi_sel = 6000 if rng.random() < 0.5 else 1200
+            D, I = index.search(q, k, params=nearly.SearchParametersHNSW(
+                efSearch=32, sel=nearly.IDSelectorRange(0, hi_sel)))
+            ok = ((I >= 0) & (I < hi_sel)).all(1)
+            assert ok.all(), f"filter [0, {hi_sel}), k {k}: rows {I[~ok]}"
+        else:
+            D, I = index.search(q, k)
+        bound = hi[0]
+        nt = index.ntotal
+        assert nt >= last_ntotal[i], f"ntotal went down: {last_ntotal[i]} -> {nt}"
+        last_ntotal[i] = nt
+        ok = ((I >= 0) & (I < bound)).all(1)
+        assert ok.all(), f"invalid ids or padding (bound {bound}, k {k}): rows {I[~ok]}"
+        # the distances are exact for the returned ids: their vectors were fully written
+        for r in range(len(q)):
+            ref = dist64(q[r:r + 1], x[I[r]], METRIC_L2)[0]
+            np.testing.assert_allclose(D[r], ref, rtol=1e-5, atol=1e-6,
+                                       err_msg=f"ids {I[r]}: distances do not belong to these ids")
+        stats[i][0] += 1
+        stats[i][1] += during and adding.is_set()
 
-    threads = [threading.Thread(target=searcher, args=(s,)) for s in range(4)]
-    for t in threads:
-        t.start()
-    try:
+    def write():
         last = index.ntotal
         for a, b in batches:
             hi[0] = b
@@ -645,12 +636,8 @@ def _add_while_searching(filtered):
             found = (I[:, 0] == np.arange(a, b)) | (D[:, 0] <= 1e-6)
             assert found.mean() >= 0.99, f"batch {a}:{b}: only {found.mean():.4f} found as their own neighbour"
             time.sleep(0.02)
-    finally:
-        stop.set()
-        for t in threads:
-            t.join(60)
-    if errors:
-        raise errors[0]
+
+    searching_while(write, search, n_searchers=4)
     assert all(n > 0 for n, _ in stats), stats
     assert sum(o for _, o in stats) > 0, f"no search overlapped an add: {stats}"
     assert index.ntotal == 12_000
