@@ -607,7 +607,8 @@ void IndexHNSWFlat::search(idx_t n, const float* x, idx_t k, float* D, idx_t* I,
             panorama_stats.add(scanned, scanned);
             return;
         }
-        const Panorama::Query pq = pano_.query(xq);
+        thread_local Panorama::Query pq;
+        pano_.set_query(pq, xq);
         thread_local std::vector<idx_t> rows;
         thread_local std::vector<float> scores;
         rows.resize(cands.size() - first);

@@ -23,7 +23,7 @@ struct PanoramaScanner : InvertedListScanner {
 
     PanoramaScanner(const Panorama& pano, CodeLayout lay, bool l2) : pano(pano), lay(lay), l2(l2) {}
     ~PanoramaScanner() override { panorama_stats.add(scanned, total); }
-    void set_query(const float* x) override { q = pano.query(x); }
+    void set_query(const float* x) override { pano.set_query(q, x); }
     void set_list(size_t, float) override {}
 
     // The candidates of the batch starting at entry b0 (m entries) through

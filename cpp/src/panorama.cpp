@@ -33,11 +33,15 @@ void Panorama::tail_norms(const float* v, float* tails) const {
 
 Panorama::Query Panorama::query(const float* x) const {
     Query q;
+    set_query(q, x);
+    return q;
+}
+
+void Panorama::set_query(Query& q, const float* x) const {
     q.x = x;
     q.tails.resize(n_levels + 1);
     tail_norms(x, q.tails.data());
     q.norm2 = q.tails[0] * q.tails[0];
-    return q;
 }
 
 Panorama::RowsFn Panorama::rows_kernel() { return simd().inner_products_rows; }

@@ -66,6 +66,15 @@ inline IdArray as_ids(py::handle obj, py::ssize_t n, const char* what) {
     return a;
 }
 
+// index.permute_entries(perm) for every index type that has it: row (node)
+// i becomes the old row perm[i].
+template <class IndexT>
+void permute_entries(IndexT& self, py::handle perm_obj) {
+    IdArray perm = as_ids(perm_obj, self.ntotal, "perm");
+    py::gil_scoped_release release;
+    self.permute_entries(perm.data());
+}
+
 // Per-set vector counts of a ragged collection.
 inline IdArray as_lengths(py::handle obj, const char* what) {
     IdArray a = to_array<IdArray>(obj, what);

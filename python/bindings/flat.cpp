@@ -307,11 +307,7 @@ void bind_flat(py::module_& m) {
             return reconstruct_n(self, 0, self.ntotal).reshape({-1}).attr("view")("uint8");
         })
         .def_property_readonly("code_size", [](const IndexFlat& self) { return size_t(self.d) * sizeof(float); })
-        .def("permute_entries", [](IndexFlat& self, py::handle perm_obj) {
-            IdArray perm = as_ids(perm_obj, self.ntotal, "perm");
-            py::gil_scoped_release release;
-            self.permute_entries(perm.data());
-        }, py::arg("perm"), "Row i becomes the old row perm[i] (perm: a permutation of 0 .. ntotal - 1).");
+        .def("permute_entries", &permute_entries<IndexFlat>, py::arg("perm"), "Row i becomes the old row perm[i] (perm: a permutation of 0 .. ntotal - 1).");
     py::class_<IndexFlatL2, IndexFlat, std::shared_ptr<IndexFlatL2>>(m, "IndexFlatL2")
         .def(py::init<int>(), py::arg("d"));
     py::class_<IndexFlatIP, IndexFlat, std::shared_ptr<IndexFlatIP>>(m, "IndexFlatIP")
@@ -348,11 +344,7 @@ void bind_flat(py::module_& m) {
             return py::make_tuple(D, I);
         }, py::arg("x"), py::arg("base_labels"), py::arg("k"),
            "k nearest neighbours of each query among its candidates base_labels (n, k_base), -1 skipped.")
-        .def("permute_entries", [](IndexFlatPanorama& self, py::handle perm_obj) {
-            IdArray perm = as_ids(perm_obj, self.ntotal, "perm");
-            py::gil_scoped_release release;
-            self.permute_entries(perm.data());
-        }, py::arg("perm"), "Row i becomes the old row perm[i] (perm: a permutation of 0 .. ntotal - 1).");
+        .def("permute_entries", &permute_entries<IndexFlatPanorama>, py::arg("perm"), "Row i becomes the old row perm[i] (perm: a permutation of 0 .. ntotal - 1).");
     py::class_<IndexFlatL2Panorama, IndexFlatPanorama, std::shared_ptr<IndexFlatL2Panorama>>(m, "IndexFlatL2Panorama")
         .def(py::init<int, size_t, size_t>(), py::arg("d"), py::arg("n_levels"),
              py::arg("batch_size") = IndexFlatPanorama::kDefaultBatchSize);

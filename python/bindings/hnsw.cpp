@@ -128,11 +128,7 @@ void bind_hnsw(py::module_& m) {
         .def_property_readonly("_storage_kind", [](const IndexHNSWFlat& self) { return int(self.storage); },
                                "0: float vectors, 1: QT_8bit, 2: QT_fp16, 3: QT_bf16 (hnsw.h HNSWStorage).")
         .def("memory_bytes", &IndexHNSWFlat::memory_bytes, "Bytes held by the vectors, codes, links and id map.")
-        .def("permute_entries", [](IndexHNSWFlat& self, py::handle perm_obj) {
-            IdArray perm = as_ids(perm_obj, self.ntotal, "perm");
-            py::gil_scoped_release release;
-            self.permute_entries(perm.data());
-        }, py::arg("perm"), "Node i becomes the old node perm[i]: the same graph, ids renumbered (ids must be 0 .. ntotal-1).");
+        .def("permute_entries", &permute_entries<IndexHNSWFlat>, py::arg("perm"), "Node i becomes the old node perm[i]: the same graph, ids renumbered (ids must be 0 .. ntotal-1).");
 
     py::class_<IndexHNSWFlatPanorama, IndexHNSWFlat, std::shared_ptr<IndexHNSWFlatPanorama>>(m, "IndexHNSWFlatPanorama")
         .def(py::init([](int d, int M, size_t n_levels, int metric) {

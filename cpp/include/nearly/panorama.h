@@ -64,6 +64,8 @@ struct Panorama {
         float norm2 = 0;
     };
     Query query(const float* x) const;
+    // The same into q, reusing its storage (once per query on hot paths).
+    void set_query(Query& q, const float* x) const;
 
     // Scores candidate rows rows[0..n) against q level by level, dropping a
     // row once its bound is not below threshold. slice(r, l): row r's
