@@ -435,11 +435,11 @@ def rand_smooth_vectors(n, d, seed=1234):
     return np.sin((x1 @ rot) * (scales * 4 + 0.1)).astype(np.float32)
 
 
-def _fill(x, n, what):
+def _fill(x, n, what, arg="x"):
     """The first n values of x, which swig_ptr handed over (pointer-style calls)."""
     flat = np.asarray(x).reshape(-1)
     if not isinstance(x, np.ndarray) or not x.flags.c_contiguous or n > flat.size:
-        raise ValueError(f"{what}: x must be a contiguous array of at least n values")
+        raise ValueError(f"{what}: {arg} must be a contiguous array of at least {n} values")
     return flat[:n]
 
 
@@ -874,7 +874,7 @@ def _pq_table_method(name):
         if len(args) == 3:  # faiss's (n, swig_ptr(x), swig_ptr(tables)): fills tables
             n, x, out = int(args[0]), args[1], args[2]
             tab = native(self, _fill(x, n * self.d, name).reshape(n, self.d))
-            _fill(out, tab.size, name)[:] = tab.ravel()
+            _fill(out, tab.size, name, "tables")[:] = tab.ravel()
             return None
         return native(self, *args)
 
@@ -905,7 +905,7 @@ def _pq_codes_with_assign_index(self, x, codes, n):
         assign[:, m] = index.search(np.ascontiguousarray(xs[:, m * self.dsub:(m + 1) * self.dsub]), 1)[1][:, 0]
     bits = ((assign[:, :, None] >> np.arange(self.nbits)) & 1).astype(np.uint8).reshape(n, self.M * self.nbits)
     bits = np.pad(bits, ((0, 0), (0, self.code_size * 8 - bits.shape[1])))
-    _fill(codes, n * self.code_size, "compute_codes_with_assign_index")[:] = \
+    _fill(codes, n * self.code_size, "compute_codes_with_assign_index", "codes")[:] = \
         np.packbits(bits, axis=1, bitorder="little").ravel()
 
 

@@ -213,3 +213,5 @@ def test_pointer_style_calls_like_faiss(nbits):
     ours.assign_index = nearly.IndexFlatL2(d // M + 1)
     with pytest.raises(RuntimeError, match="dimension"):
         ours.compute_codes_with_assign_index(x, got, 50)
+    with pytest.raises(ValueError, match="tables must be"):
+        ours.compute_distance_tables(50, x, np.zeros(10, np.float32))
