@@ -85,7 +85,7 @@ def test_sdc_bad_input():
 
 
 @pytest.mark.parametrize("cs", [1, 3, 8, 16, 32, 48, 63, 64, 65, 96, 128, 200])
-@pytest.mark.parametrize("n", [1, 2, 7])
+@pytest.mark.parametrize("n", [1, 2, 7, 8, 17, 35])  # AVX-512 takes codes of 8 to 64 bytes eight at a time
 def test_hamming_kernels(level, cs, n):
     rng = np.random.default_rng(cs * 31 + n)
     q = rng.integers(0, 256, cs, dtype=np.uint8)

@@ -3,6 +3,7 @@
 #include "nearly/index_pq_fast_scan.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstdio>
 #include <cstdint>
 #include <cstring>
@@ -10,6 +11,7 @@
 #include <mutex>
 #include <type_traits>
 
+#include "nearly/hamming.h"
 #include "nearly/huge_pages.h"
 #include "nearly/distance_computer.h"
 #include "nearly/io.h"
@@ -26,9 +28,20 @@ constexpr size_t kCodeBlock = 4096;
 constexpr size_t kLargeTableBytes = size_t(1) << 20;
 }  // namespace
 
+IndexPQStats indexPQ_stats;
+
+void record_pq_stats(size_t nq, size_t ncode, size_t n_hamming_pass) {
+    static std::mutex lock;
+    std::lock_guard<std::mutex> g(lock);
+    indexPQ_stats.nq += nq;
+    indexPQ_stats.ncode += ncode;
+    indexPQ_stats.n_hamming_pass += n_hamming_pass;
+}
+
 IndexPQ::IndexPQ(int d, size_t M, size_t nbits, MetricType metric)
     : IndexFlatCodes(d, metric), pq(size_t(d), M, nbits) {
     is_trained = false;
+    polysemous_ht = int(M * nbits) + 1;
 }
 
 void IndexPQ::copy_from(const IndexPQ& orig) {
@@ -48,7 +61,21 @@ void IndexPQ::train(idx_t n, const float* x) {
     NEARLY_CHECK_ARG(n >= 0, "n must be non-negative");
     std::unique_lock<SharedMutex> lk(rw_mutex_);
     pq.verbose = verbose;
-    pq.train(size_t(n), x);
+    if (do_polysemous_training) polysemous_training.check(pq);  // before minutes of k-means
+    if (!do_polysemous_training) {
+        pq.train(size_t(n), x);
+    } else {
+        // faiss holds back up to a quarter of the vectors for the ranking
+        // objective; the affine one renumbers from the centroids alone
+        const size_t held = std::min(size_t(std::max(polysemous_training.ntrain_permutation, 0)), size_t(n) / 4);
+        if (verbose)
+            std::printf("PQ training on %zu points, then polysemous training on %s\n", size_t(n) - held,
+                        held ? "the remaining points" : "the centroids");
+        ProductQuantizer trained = pq;
+        trained.train(size_t(n) - held, x);
+        polysemous_training.optimize_pq_for_hamming(trained, held, x + (size_t(n) - held) * size_t(d));
+        pq = std::move(trained);  // only once both steps succeeded (Ctrl-C leaves the index as it was)
+    }
     is_trained = true;
 }
 
@@ -71,6 +98,24 @@ void IndexPQ::search(idx_t n, const float* x, idx_t k, float* D, idx_t* I, const
     check_search_args(n, x, k);
     if (!is_trained) throw NotSupported("Error: 'is_trained' failed");
     const IDSelector* sel = params ? params->sel.get() : nullptr;
+    const auto* pqp = dynamic_cast<const SearchParametersPQ*>(params);
+    const int type = pqp ? pqp->search_type : search_type;
+    NEARLY_CHECK_ARG(type >= ST_PQ && type <= ST_polysemous_generalize,
+                     "IndexPQ: search_type must be one of ST_PQ, ST_HE, ST_generalized_HE, ST_SDC, ST_polysemous, "
+                     "ST_polysemous_generalize (got " + std::to_string(type) + ")");
+    if (type == ST_polysemous || type == ST_polysemous_generalize) {
+        if (metric_type != METRIC_L2) throw NotSupported("IndexPQ: polysemous search needs METRIC_L2");
+        if (pq.nbits != 8) throw NotSupported("IndexPQ: polysemous search needs 8-bit codes (pq.nbits == 8)");
+        const int ht = pqp ? pqp->polysemous_ht : polysemous_ht;
+        NEARLY_CHECK_ARG(ht >= 0, "polysemous_ht must be non-negative");
+        search_polysemous(n, x, k, D, I, ht == 0 ? int(pq.M * pq.nbits) + 1 : ht, type == ST_polysemous_generalize,
+                          sel);
+        return;
+    }
+    if (type != ST_PQ) {
+        search_code_to_code(n, x, k, D, I, type, sel);
+        return;
+    }
     std::shared_lock<SharedMutex> lk(rw_mutex_);
     const size_t dd = d, kk = k, nb = size_t(ntotal), ts = pq.M * pq.ksub;
     const bool ip = metric_type == METRIC_INNER_PRODUCT;
@@ -125,6 +170,147 @@ void IndexPQ::search(idx_t n, const float* x, idx_t k, float* D, idx_t* I, const
         }
         poll();
     });
+    record_pq_stats(size_t(n), size_t(n) * nb, 0);
+}
+
+void IndexPQ::hamming_distance_table(idx_t n, const float* x, int32_t* dis) const {
+    NEARLY_CHECK_ARG(n >= 0, "n must be non-negative");
+    if (!is_trained) throw NotSupported("Error: 'is_trained' failed");
+    check_finite(x, size_t(n) * size_t(d), "x");
+    std::shared_lock<SharedMutex> lk(rw_mutex_);
+    const size_t cs = pq.code_size, nb = size_t(ntotal);
+    std::vector<uint8_t> qcodes(size_t(n) * cs);
+    pq.compute_codes(x, qcodes.data(), size_t(n));
+    const std::vector<uint8_t> plain = layout().block == 1 ? std::vector<uint8_t>() : codes_in_order();
+    const uint8_t* codes = layout().block == 1 ? codes_.data() : plain.data();
+    const HammingNyFn hamming = hamming_ny_kernel();
+    parallel_for(size_t(n), [&](size_t q) { hamming(&qcodes[q * cs], codes, cs, nb, dis + q * nb); });
+}
+
+namespace {
+// Subquantizers whose centroid numbers differ between two codes (faiss's
+// generalized Hamming distance, which counts differing bytes: the same for
+// 8-bit codes).
+int differing_fields(const ProductQuantizer& pq, const uint8_t* a, const uint8_t* b) {
+    int c = 0;
+    if (pq.nbits == 8) {
+        for (size_t m = 0; m < pq.M; m++) c += a[m] != b[m];
+    } else {
+        for (size_t m = 0; m < pq.M; m++) c += pq.code_at(a, m) != pq.code_at(b, m);
+    }
+    return c;
+}
+}  // namespace
+
+void IndexPQ::search_code_to_code(idx_t n, const float* x, idx_t k, float* D, idx_t* I, int type,
+                                  const IDSelector* sel) const {
+    if (type == ST_SDC && metric_type != METRIC_L2)
+        throw NotSupported("IndexPQ: ST_SDC ranks by L2 distances between centroids; the index must be METRIC_L2");
+    std::shared_lock<SharedMutex> lk(rw_mutex_);
+    const size_t cs = pq.code_size, nb = size_t(ntotal), kk = size_t(k);
+    std::vector<uint8_t> qcodes(size_t(n) * cs);
+    pq.compute_codes(x, qcodes.data(), size_t(n));
+    const std::vector<uint8_t> plain = layout().block == 1 ? std::vector<uint8_t>() : codes_in_order();
+    const uint8_t* codes = layout().block == 1 ? codes_.data() : plain.data();
+    if (type == ST_HE) {
+        std::vector<int32_t> Di(size_t(n) * kk);
+        knn_hamming(qcodes.data(), size_t(n), codes, nb, cs, kk, Di.data(), I, sel);
+        for (size_t i = 0; i < Di.size(); i++) D[i] = float(Di[i]);  // faiss's: INT_MAX for a missing result
+        record_pq_stats(size_t(n), size_t(n) * nb, 0);
+        return;
+    }
+    // ST_SDC: sdc[m][a][b], the squared distance between centroids a and b
+    // of subquantizer m (faiss's sdc_table).
+    std::vector<float> sdc;
+    if (type == ST_SDC) {
+        const size_t ks = pq.ksub;
+        sdc.resize(pq.M * ks * ks);
+        parallel_for(pq.M, [&](size_t m) {
+            for (size_t a = 0; a < ks; a++)
+                for (size_t b = 0; b < ks; b++) {
+                    const float *ca = pq.get_centroids(m, a), *cb = pq.get_centroids(m, b);
+                    float s = 0;
+                    for (size_t t = 0; t < pq.dsub; t++) s += (ca[t] - cb[t]) * (ca[t] - cb[t]);
+                    sdc[(m * ks + a) * ks + b] = s;
+                }
+        });
+    }
+    InterruptPoll poll;
+    parallel_for(size_t(n), [&](size_t q) {
+        const uint8_t* qc = &qcodes[q * cs];
+        float* Dq = D + q * kk;
+        idx_t* Iq = I + q * kk;
+        TopK::init(Dq, Iq, kk);
+        for (size_t j = 0; j < nb; j++) {
+            if (sel && !sel->is_member(idx_t(j))) continue;
+            const uint8_t* c = codes + j * cs;
+            float s;
+            if (type == ST_SDC) {
+                s = 0;
+                for (size_t m = 0; m < pq.M; m++)
+                    s += sdc[(m * pq.ksub + pq.code_at(qc, m)) * pq.ksub + pq.code_at(c, m)];
+            } else {
+                s = float(differing_fields(pq, qc, c));
+            }
+            if (s <= Dq[0]) TopK::push(Dq, Iq, kk, s, idx_t(j));
+        }
+        TopK::finish(Dq, Iq, kk, false, missing_distance(METRIC_L2));
+        poll();
+    });
+    record_pq_stats(size_t(n), size_t(n) * nb, 0);
+}
+
+void IndexPQ::search_polysemous(idx_t n, const float* x, idx_t k, float* D, idx_t* I, int ht, bool generalized,
+                                const IDSelector* sel) const {
+    std::shared_lock<SharedMutex> lk(rw_mutex_);
+    const size_t cs = pq.code_size, nb = size_t(ntotal), kk = size_t(k), ts = pq.M * pq.ksub;
+    const std::vector<uint8_t> plain = layout().block == 1 ? std::vector<uint8_t>() : codes_in_order();
+    const uint8_t* codes = layout().block == 1 ? codes_.data() : plain.data();
+    const HammingNyFn hamming = hamming_ny_kernel();
+    std::atomic<size_t> passed{0};
+    InterruptPoll poll;
+    // As the ADC scan: the queries of a task take turns on each block of
+    // codes, which stays in cache.
+    const size_t per_task = items_per_task(size_t(n), kQueriesPerTask);
+    parallel_for((size_t(n) + per_task - 1) / per_task, [&](size_t t) {
+        const size_t q0 = t * per_task, q1 = std::min(size_t(n), q0 + per_task), nq = q1 - q0;
+        std::vector<float> tabs(nq * ts);
+        std::vector<uint8_t> qcodes(nq * cs), kept(kCodeBlock * cs);
+        std::vector<int32_t> hd(kCodeBlock);
+        std::vector<uint32_t> pos(kCodeBlock);
+        std::vector<float> dis(kCodeBlock);
+        pq.compute_tables(x + q0 * size_t(d), nq, false, tabs.data());
+        pq.compute_codes(x + q0 * size_t(d), qcodes.data(), nq);
+        for (size_t q = q0; q < q1; q++) TopK::init(D + q * kk, I + q * kk, kk);
+        size_t npass = 0;
+        for (size_t j0 = 0; j0 < nb; j0 += kCodeBlock) {
+            const size_t m = std::min(kCodeBlock, nb - j0);
+            const uint8_t* block = codes + j0 * cs;
+            for (size_t q = q0; q < q1; q++) {
+                const uint8_t* qc = &qcodes[(q - q0) * cs];
+                float* Dq = D + q * kk;
+                idx_t* Iq = I + q * kk;
+                // the Hamming filter, then PQ distances for what passed (gathered)
+                if (generalized) {
+                    for (size_t j = 0; j < m; j++) hd[j] = differing_fields(pq, qc, block + j * cs);
+                } else {
+                    hamming(qc, block, cs, m, hd.data());
+                }
+                size_t np = 0;
+                for (size_t j = 0; j < m; j++)
+                    if (hd[j] < ht && (!sel || sel->is_member(idx_t(j0 + j)))) pos[np++] = uint32_t(j);
+                for (size_t i = 0; i < np; i++) std::memcpy(&kept[i * cs], block + size_t(pos[i]) * cs, cs);
+                pq.adc(&tabs[(q - q0) * ts], kept.data(), np, dis.data());
+                for (size_t i = 0; i < np; i++)
+                    if (dis[i] <= Dq[0]) TopK::push(Dq, Iq, kk, dis[i], idx_t(j0 + pos[i]));
+                npass += np;
+            }
+        }
+        for (size_t q = q0; q < q1; q++) TopK::finish(D + q * kk, I + q * kk, kk, false, missing_distance(METRIC_L2));
+        passed += npass;
+        poll();
+    });
+    record_pq_stats(size_t(n), size_t(n) * nb, passed.load());
 }
 
 void IndexPQ::encode(size_t n, const float* x, uint8_t* codes) const { pq.compute_codes(x, codes, n); }
@@ -147,6 +333,9 @@ void IndexPQ::write_body(Writer& w) const {
     w.vec(pq.centroids);
     w.pod<int64_t>(ntotal);
     w.array(codes_);
+    w.pod<int32_t>(search_type);
+    w.pod<int32_t>(polysemous_ht);
+    w.pod<uint8_t>(do_polysemous_training);
 }
 
 template <class T>
@@ -174,6 +363,16 @@ std::unique_ptr<T> IndexPQ::read_pq(Reader& r, const char* what) {
     r.check(ntotal >= 0 && index->codes_.size() == index->layout().bytes(size_t(ntotal)),
             (w + " code count does not match ntotal").c_str());
     index->ntotal = ntotal;
+    if (r.version() >= 7) {
+        const int32_t type = r.pod<int32_t>();
+        const int32_t ht = r.pod<int32_t>();
+        const uint8_t polysemous = r.pod<uint8_t>();
+        r.check(type >= ST_PQ && type <= ST_polysemous_generalize && ht >= 0 && polysemous <= 1,
+                ("bad " + w + " search settings").c_str());
+        index->search_type = type;
+        index->polysemous_ht = ht;
+        index->do_polysemous_training = polysemous;
+    }
     return index;
 }
 

@@ -5,9 +5,11 @@
 #include <cstring>
 #include <mutex>
 
+#include "nearly/hamming.h"
 #include "nearly/io.h"
 #include "nearly/multi_index_quantizer.h"
 #include "nearly/parallel.h"
+#include "nearly/topk.h"
 
 namespace nearly {
 
@@ -67,7 +69,14 @@ void IndexIVFPQ::train_encoder(idx_t n, const float* x, const idx_t*) {
     if (verbose) std::printf("training %zdx%zd product quantizer on %lld vectors in %dD\n", pq.M, pq.ksub,
                              (long long)n, d);
     pq.verbose = verbose;
+    const PolysemousTraining defaults;
+    const PolysemousTraining& pt = polysemous_training ? *polysemous_training : defaults;
+    if (do_polysemous_training) pt.check(pq);  // before minutes of k-means
     pq.train(size_t(n), x);
+    if (do_polysemous_training) {
+        if (verbose) std::printf("doing polysemous training for PQ\n");
+        pt.optimize_pq_for_hamming(pq, size_t(n), x);
+    }
     pq_trained_ = true;
     if (by_residual) build_precomputed_table();
 }
@@ -172,9 +181,10 @@ IVFPQScanner::IVFPQScanner(const IndexIVFPQ& ix)
       residual(ix.by_residual),
       precomputed(ix.by_residual && !ip && ix.use_precomputed_table >= 1 && !ix.precomputed_table.empty()),
       miq(ix.use_precomputed_table == 2 ? dynamic_cast<const MultiIndexQuantizer*>(ix.quantizer.get()) : nullptr),
-      qtab(pq.M * pq.ksub) {
+      qtab(pq.M * pq.ksub),
+      ht(ix.has_polysemous_search() ? ix.polysemous_ht : 0) {
     if (residual && !ip) ltab.resize(qtab.size());
-    if (residual && !ip && !precomputed) {
+    if (residual) {  // residuals for the tables (L2 without precomputed ones) or the polysemous filter
         centroid.resize(pq.d);
         resid.resize(pq.d);
     }
@@ -183,6 +193,10 @@ IVFPQScanner::IVFPQScanner(const IndexIVFPQ& ix)
 void IVFPQScanner::set_query(const float* x) {
     q = x;
     dis0 = 0.f;
+    if (ht > 0 && !residual) {
+        qcode.resize(pq.code_size);
+        pq.compute_code(x, qcode.data());
+    }
     qt = tab = qtab.data();
     if (!(ip || precomputed || !residual)) return;  // L2 on residuals: a table per list
     const bool inner = ip || precomputed;
@@ -203,6 +217,12 @@ void IVFPQScanner::set_query(const float* x) {
 
 void IVFPQScanner::set_list(size_t list, float coarse_dis) {
     if (!residual) return;
+    if (ht > 0) {
+        ix.quantizer->reconstruct(idx_t(list), centroid.data());
+        for (size_t i = 0; i < pq.d; i++) resid[i] = q[i] - centroid[i];
+        qcode.resize(pq.code_size);
+        pq.compute_code(resid.data(), qcode.data());
+    }
     if (ip) {
         dis0 = coarse_dis;  // <q, c>
     } else if (precomputed) {
@@ -212,8 +232,10 @@ void IVFPQScanner::set_list(size_t list, float coarse_dis) {
         table_pending = true;
         if (!lazy_table) build_list_table();
     } else {
-        ix.quantizer->reconstruct(idx_t(list), centroid.data());
-        for (size_t i = 0; i < pq.d; i++) resid[i] = q[i] - centroid[i];
+        if (ht <= 0) {  // else done above
+            ix.quantizer->reconstruct(idx_t(list), centroid.data());
+            for (size_t i = 0; i < pq.d; i++) resid[i] = q[i] - centroid[i];
+        }
         pq.compute_distance_table(resid.data(), ltab.data());
         tab = ltab.data();
     }
@@ -265,18 +287,69 @@ void IVFPQScanner::distances(size_t n, const uint8_t* codes, float* out) const {
         for (size_t j = 0; j < n; j++) out[j] += dis0;
 }
 
+namespace {
+constexpr size_t kFilterChunk = 256;
+}  // namespace
+
+void IVFPQScanner::filter(size_t n, const uint8_t* codes, const idx_t* ids, const IDSelector* sel) {
+    const size_t cs = pq.code_size;
+    hd.resize(n);
+    hamming_ny_kernel()(qcode.data(), codes, cs, n, hd.data());
+    kept.clear();
+    for (size_t j = 0; j < n; j++)
+        if (hd[j] < ht && (!sel || sel->is_member(ids[j]))) kept.push_back(uint32_t(j));
+    kept_codes.resize(kept.size() * cs);
+    for (size_t i = 0; i < kept.size(); i++) std::memcpy(&kept_codes[i * cs], codes + size_t(kept[i]) * cs, cs);
+}
+
+void IVFPQScanner::scan_codes(size_t size, const uint8_t* codes, size_t code_size, const idx_t* ids,
+                              bool labels_are_ids, bool ip_, const IDSelector* sel, float* D, idx_t* I, size_t k) {
+    if (ht <= 0) return InvertedListScanner::scan_codes(size, codes, code_size, ids, labels_are_ids, ip_, sel, D, I, k);
+    float buf[kFilterChunk];
+    for (size_t j0 = 0; j0 < size; j0 += kFilterChunk) {
+        const size_t m = std::min(kFilterChunk, size - j0);
+        filter(m, codes + j0 * code_size, ids + j0, sel);
+        distances(kept.size(), kept_codes.data(), buf);
+        for (size_t i = 0; i < kept.size(); i++) {
+            const float s = ip_ ? -buf[i] : buf[i];
+            const size_t j = j0 + kept[i];
+            if (s <= D[0]) TopK::push(D, I, k, s, labels_are_ids ? ids[j] : idx_t(j));
+        }
+    }
+}
+
+void IVFPQScanner::scan_range(size_t size, const uint8_t* codes, size_t code_size, const idx_t* ids, bool ip_,
+                              float radius, const IDSelector* sel, std::vector<std::pair<idx_t, float>>& hits) {
+    if (ht <= 0) return InvertedListScanner::scan_range(size, codes, code_size, ids, ip_, radius, sel, hits);
+    float buf[kFilterChunk];
+    for (size_t j0 = 0; j0 < size; j0 += kFilterChunk) {
+        const size_t m = std::min(kFilterChunk, size - j0);
+        filter(m, codes + j0 * code_size, ids + j0, sel);
+        distances(kept.size(), kept_codes.data(), buf);
+        for (size_t i = 0; i < kept.size(); i++)
+            if (ip_ ? buf[i] > radius : buf[i] < radius) hits.emplace_back(ids[j0 + kept[i]], buf[i]);
+    }
+}
+
 std::unique_ptr<InvertedListScanner> IndexIVFPQ::get_scanner() const { return std::make_unique<IVFPQScanner>(*this); }
 
-std::unique_ptr<IVFQueryBatch> IndexIVFPQ::prepare_queries(idx_t n, const float* x, const SearchParameters*) const {
+std::unique_ptr<IVFQueryBatch> IndexIVFPQ::prepare_queries(idx_t n, const float* x, const SearchParameters* params) const {
     auto batch = std::make_unique<IVFPQQueries>();
     batch->x = x;
     batch->n = size_t(n);
+    batch->polysemous_ht = polysemous_ht;
+    if (const auto* p = dynamic_cast<const SearchParametersIVFPQ*>(params)) batch->polysemous_ht = p->polysemous_ht;
+    NEARLY_CHECK_ARG(batch->polysemous_ht >= 0, "polysemous_ht must be non-negative");
+    if (batch->polysemous_ht > 0 && !has_polysemous_search())
+        throw NotSupported(type_name() + ": no polysemous search (polysemous_ht must be 0)");
     return batch;
 }
 
 std::unique_ptr<InvertedListScanner> IndexIVFPQ::get_scanner_for(const QueryBatch* batch) const {
     std::unique_ptr<InvertedListScanner> sc = get_scanner();  // fast-scan's derives from IVFPQScanner
-    static_cast<IVFPQScanner&>(*sc).batch = dynamic_cast<const IVFPQQueries*>(batch);
+    auto& pqs = static_cast<IVFPQScanner&>(*sc);
+    pqs.batch = dynamic_cast<const IVFPQQueries*>(batch);
+    if (pqs.batch) pqs.ht = has_polysemous_search() ? pqs.batch->polysemous_ht : 0;
     return sc;
 }
 
@@ -296,6 +369,8 @@ void IndexIVFPQ::write_body(Writer& w) const {
     w.pod<uint8_t>(pq_trained_);
     w.vec(pq.centroids);
     write_lists(w, 1);
+    w.pod<int32_t>(polysemous_ht);
+    w.pod<uint8_t>(do_polysemous_training);
 }
 
 std::unique_ptr<IndexIVFPQ> IndexIVFPQ::read_body(Reader& r) {
@@ -320,6 +395,13 @@ std::unique_ptr<IndexIVFPQ> IndexIVFPQ::read_body(Reader& r) {
     index->pq.sync_transposed_centroids();
     index->pq_trained_ = trained;
     index->read_lists(r, 1, h.ntotal, "IVFPQ");
+    if (r.version() >= 7) {  // files before hold no polysemous settings (0, false)
+        const int32_t ht = r.pod<int32_t>();
+        const uint8_t polysemous = r.pod<uint8_t>();
+        r.check(ht >= 0 && polysemous <= 1, "bad IVFPQ polysemous settings");
+        index->polysemous_ht = ht;
+        index->do_polysemous_training = polysemous;
+    }
     if (index->pq_trained_ && upt >= 1) index->precompute_table();
     index->refresh_trained();
     return index;

@@ -9,7 +9,9 @@
 #include "nearly/multi_index_quantizer.h"
 #include "nearly/index_pq_fast_scan.h"
 #include "nearly/ivfpq_fast_scan.h"
+#include "nearly/polysemous.h"
 #include "nearly/pq_fast_scan.h"
+#include "nearly/selector.h"
 #include "nearly/simd.h"
 
 namespace nearly_py {
@@ -27,6 +29,24 @@ constexpr const char* kImplemDoc =
     "IndexIVFPQFastScan: 2, 10-15, +100) run nearly's one quantized-table scan, with the same results; the "
     "float-table reference (IndexPQFastScan: 2; IndexIVFPQFastScan: 1) scores exactly, as IndexPQ / "
     "IndexIVFPQ do. 0: auto.";
+
+int checked_ht(long long v) {
+    if (v < 0 || v > (1 << 24)) throw InvalidArgument("polysemous_ht must be in 0..2^24 (got " + std::to_string(v) + ")");
+    return int(v);
+}
+
+int checked_search_type(long long v) {
+    if (v < IndexPQ::ST_PQ || v > IndexPQ::ST_polysemous_generalize)
+        throw InvalidArgument("search_type must be one of IndexPQ.ST_PQ, ST_HE, ST_generalized_HE, ST_SDC, "
+                              "ST_polysemous, ST_polysemous_generalize (got " + std::to_string(v) + ")");
+    return int(v);
+}
+
+// faiss's IndexPQFastScan is no IndexPQ and has no search types.
+void check_not_fast_scan(const IndexPQ& self, const char* what) {
+    if (dynamic_cast<const IndexPQFastScan*>(&self))
+        throw NotSupported(std::string("IndexPQFastScan has no ") + what + " (IndexPQ has)");
+}
 
 ByteArray as_codes(py::handle obj, size_t code_size) {
     auto c = py::array_t<uint8_t, py::array::c_style | py::array::forcecast>::ensure(obj);
@@ -137,7 +157,68 @@ void bind_pq(py::module_& m) {
         .def_property_readonly("code_size", &IndexPQ::code_size)
         .def_property_readonly("codes", [](const IndexPQ& self) { return bytes_array(self.get_codes()); },
                                "The stored codes, ntotal * code_size bytes (a numpy copy).")
-        .def("_set_codes", [](IndexPQ& self, py::handle codes) { set_flat_codes(self, codes); });
+        .def("_set_codes", [](IndexPQ& self, py::handle codes) { set_flat_codes(self, codes); })
+        .def_property("search_type", [](const IndexPQ& i) { return i.search_type; },
+                      [](IndexPQ& i, long long v) {
+                          check_not_fast_scan(i, "search_type");
+                          i.search_type = checked_search_type(v);
+                      },
+                      "faiss's search types: ST_PQ (PQ distances), ST_HE (Hamming distances between codes), "
+                      "ST_generalized_HE (differing subquantizer centroids), ST_SDC (symmetric PQ distances), "
+                      "ST_polysemous (PQ distances of the codes within Hamming distance < polysemous_ht; L2, 8 "
+                      "bits), ST_polysemous_generalize (the same filter on differing centroids).")
+        .def_property("polysemous_ht", [](const IndexPQ& i) { return i.polysemous_ht; },
+                      [](IndexPQ& i, long long v) {
+                          check_not_fast_scan(i, "polysemous_ht");
+                          i.polysemous_ht = checked_ht(v);
+                      },
+                      "Hamming threshold of ST_polysemous (codes at distance < polysemous_ht are scored; 0 or "
+                      "M * nbits + 1: all).")
+        .def_property("do_polysemous_training", [](const IndexPQ& i) { return i.do_polysemous_training; },
+                      [](IndexPQ& i, bool v) {
+                          if (v) check_not_fast_scan(i, "polysemous training");
+                          i.do_polysemous_training = v;
+                      },
+                      "train() renumbers the centroids so that Hamming distances between codes follow PQ "
+                      "distances (polysemous_training's settings).")
+        .def_readwrite("polysemous_training", &IndexPQ::polysemous_training, py::return_value_policy::reference_internal)
+        .def("hamming_distance_table", [](const IndexPQ& self, py::handle x_obj) {
+            FloatArray x = as_matrix(x_obj, self.d, "x");
+            const idx_t n = x.shape(0);
+            py::array_t<int32_t> out({py::ssize_t(n), py::ssize_t(self.ntotal)});
+            int32_t* o = out.mutable_data();
+            py::gil_scoped_release release;
+            self.hamming_distance_table(n, x.data(), o);
+            return out;
+        }, py::arg("x"), "(n, ntotal) int32 Hamming distances between the codes of x and the stored codes.");
+    for (auto [name, v] : {std::pair<const char*, int>{"ST_PQ", IndexPQ::ST_PQ}, {"ST_HE", IndexPQ::ST_HE},
+                           {"ST_generalized_HE", IndexPQ::ST_generalized_HE}, {"ST_SDC", IndexPQ::ST_SDC},
+                           {"ST_polysemous", IndexPQ::ST_polysemous},
+                           {"ST_polysemous_generalize", IndexPQ::ST_polysemous_generalize}})
+        m.attr("IndexPQ").attr(name) = v;
+
+    py::class_<SearchParametersPQ, SearchParameters, std::shared_ptr<SearchParametersPQ>>(m, "SearchParametersPQ")
+        .def(py::init([](long long search_type, long long polysemous_ht, std::shared_ptr<IDSelector> sel) {
+                 auto p = std::make_shared<SearchParametersPQ>();
+                 p->search_type = checked_search_type(search_type);
+                 p->polysemous_ht = checked_ht(polysemous_ht);
+                 p->sel = sel;
+                 return p;
+             }),
+             py::kw_only(), py::arg("search_type") = int(IndexPQ::ST_PQ), py::arg("polysemous_ht") = 0,
+             py::arg("sel") = nullptr)
+        .def_property("search_type", [](const SearchParametersPQ& p) { return p.search_type; },
+                      [](SearchParametersPQ& p, long long v) { p.search_type = checked_search_type(v); })
+        .def_property("polysemous_ht", [](const SearchParametersPQ& p) { return p.polysemous_ht; },
+                      [](SearchParametersPQ& p, long long v) { p.polysemous_ht = checked_ht(v); });
+
+    py::class_<IndexPQStats>(m, "IndexPQStats")
+        .def(py::init<>())
+        .def_readwrite("nq", &IndexPQStats::nq)
+        .def_readwrite("ncode", &IndexPQStats::ncode)
+        .def_readwrite("n_hamming_pass", &IndexPQStats::n_hamming_pass)
+        .def("reset", &IndexPQStats::reset);
+    m.def("_indexPQ_stats", []() -> IndexPQStats& { return indexPQ_stats; }, py::return_value_policy::reference);
 
     py::class_<MultiIndexQuantizer, Index, std::shared_ptr<MultiIndexQuantizer>>(m, "MultiIndexQuantizer")
         .def(py::init([](int d, long long M, long long nbits) {
@@ -187,7 +268,92 @@ void bind_pq(py::module_& m) {
         .def("precompute_table", [](IndexIVFPQ& self) {
             py::gil_scoped_release release;
             self.precompute_table();
-        });
+        })
+        .def_property("polysemous_ht", [](const IndexIVFPQ& i) { return i.polysemous_ht; },
+                      [](IndexIVFPQ& i, long long v) {
+                          const int ht = checked_ht(v);
+                          if (ht > 0 && !i.has_polysemous_search())
+                              throw NotSupported(i.type_name() + " has no polysemous search");
+                          i.polysemous_ht = ht;
+                      },
+                      "Polysemous filtering: only codes within Hamming distance < polysemous_ht of the query's "
+                      "code get a PQ distance (0: all). Meaningful after polysemous training.")
+        .def_property("do_polysemous_training", [](const IndexIVFPQ& i) { return i.do_polysemous_training; },
+                      [](IndexIVFPQ& i, bool v) {
+                          if (v && !i.has_polysemous_search())
+                              throw NotSupported(i.type_name() + " has no polysemous search");
+                          i.do_polysemous_training = v;
+                      },
+                      "train() renumbers the PQ centroids for Hamming filtering (polysemous_training's settings, "
+                      "faiss's defaults when None).")
+        .def_readwrite("polysemous_training", &IndexIVFPQ::polysemous_training,
+                       "A PolysemousTraining (shared, as faiss's pointer), or None for the defaults.");
+
+    py::class_<SearchParametersIVFPQ, SearchParametersIVF, std::shared_ptr<SearchParametersIVFPQ>>(
+        m, "SearchParametersIVFPQ")
+        .def(py::init([](long long nprobe, long long polysemous_ht, std::shared_ptr<IDSelector> sel,
+                         long long max_codes) {
+                 if (nprobe < 1) throw InvalidArgument("nprobe must be at least 1 (got " + std::to_string(nprobe) + ")");
+                 if (max_codes < 0) throw InvalidArgument("max_codes must be non-negative");
+                 auto p = std::make_shared<SearchParametersIVFPQ>();
+                 p->nprobe = size_t(nprobe);
+                 p->polysemous_ht = checked_ht(polysemous_ht);
+                 p->sel = sel;
+                 p->max_codes = size_t(max_codes);
+                 return p;
+             }),
+             py::kw_only(), py::arg("nprobe") = 1, py::arg("polysemous_ht") = 0, py::arg("sel") = nullptr,
+             py::arg("max_codes") = 0)
+        .def_property("polysemous_ht", [](const SearchParametersIVFPQ& p) { return p.polysemous_ht; },
+                      [](SearchParametersIVFPQ& p, long long v) { p.polysemous_ht = checked_ht(v); },
+                      "Replaces the index's polysemous_ht for the search (0: no filter, as faiss).");
+
+    py::class_<SimulatedAnnealingParameters, std::shared_ptr<SimulatedAnnealingParameters>>(m, "SimulatedAnnealingParameters")
+        .def(py::init<>())
+        .def_readwrite("init_temperature", &SimulatedAnnealingParameters::init_temperature)
+        .def_readwrite("temperature_decay", &SimulatedAnnealingParameters::temperature_decay)
+        .def_readwrite("n_iter", &SimulatedAnnealingParameters::n_iter)
+        .def_readwrite("n_redo", &SimulatedAnnealingParameters::n_redo)
+        .def_readwrite("seed", &SimulatedAnnealingParameters::seed)
+        .def_readwrite("verbose", &SimulatedAnnealingParameters::verbose)
+        .def_readwrite("only_bit_flips", &SimulatedAnnealingParameters::only_bit_flips)
+        .def_readwrite("init_random", &SimulatedAnnealingParameters::init_random);
+    py::class_<PolysemousTraining, SimulatedAnnealingParameters, std::shared_ptr<PolysemousTraining>>(
+        m, "PolysemousTraining")
+        .def(py::init<>())
+        .def_property("optimization_type", [](const PolysemousTraining& p) { return p.optimization_type; },
+                      [](PolysemousTraining& p, int v) {
+                          if (v < 0 || v > 2)
+                              throw InvalidArgument("optimization_type must be OT_None, OT_ReproduceDistances_affine "
+                                                    "or OT_Ranking_weighted_diff");
+                          p.optimization_type = v;
+                      })
+        .def_readwrite("ntrain_permutation", &PolysemousTraining::ntrain_permutation)
+        .def_readwrite("dis_weight_factor", &PolysemousTraining::dis_weight_factor)
+        .def_readwrite("max_memory", &PolysemousTraining::max_memory)
+        .def("optimize_pq_for_hamming", [](const PolysemousTraining& p, ProductQuantizer& pq, py::handle x_obj) {
+            FloatArray x = as_matrix(x_obj, int(pq.d), "x");
+            py::gil_scoped_release release;
+            p.optimize_pq_for_hamming(pq, size_t(x.shape(0)), x.data());
+        }, py::arg("pq"), py::arg("x"), "Renumbers pq's centroids so that Hamming distances follow their distances.")
+        .def("memory_usage_per_thread", &PolysemousTraining::memory_usage_per_thread, py::arg("pq"));
+    m.attr("PolysemousTraining").attr("OT_None") = int(PolysemousTraining::OT_None);
+    m.attr("PolysemousTraining").attr("OT_ReproduceDistances_affine") =
+        int(PolysemousTraining::OT_ReproduceDistances_affine);
+    m.attr("PolysemousTraining").attr("OT_Ranking_weighted_diff") = int(PolysemousTraining::OT_Ranking_weighted_diff);
+    // Test hook: one subquantizer's objective over perm, swapping a and b:
+    // (cost before, cost after, swap_delta).
+    m.def("_polysemous_swap", [](int nbits, py::handle dis_obj, double factor, std::vector<int> perm, int a, int b) {
+        auto dis = py::array_t<float, py::array::c_style | py::array::forcecast>::ensure(dis_obj);
+        const size_t n = size_t(1) << nbits;
+        if (nbits < 1 || nbits > 12 || !dis || size_t(dis.size()) != n * n || perm.size() != n || a < 0 || b < 0 ||
+            size_t(a) >= n || size_t(b) >= n || a == b)
+            throw InvalidArgument("_polysemous_swap: bad arguments");
+        HammingReproduction obj(size_t(nbits), dis.data(), factor);
+        const double before = obj.cost(perm.data()), delta = obj.swap_delta(perm.data(), a, b);
+        std::swap(perm[size_t(a)], perm[size_t(b)]);
+        return py::make_tuple(before, obj.cost(perm.data()), delta);
+    });
 
     py::class_<IndexPQFastScan, IndexPQ, std::shared_ptr<IndexPQFastScan>>(m, "IndexPQFastScan")
         .def(py::init([](int d, long long M, long long nbits, int metric, long long bbs) {

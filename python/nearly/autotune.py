@@ -192,8 +192,8 @@ class ParameterSpace:
 
     ``initialize(index)`` lists the ranges faiss would (``k_factor_rf`` 1..64,
     ``nprobe`` powers of 2 below nlist, the quantizer's ranges as
-    ``quantizer_*``, ``efSearch`` 4..512 on HNSW), except ``ht``: nearly has
-    no polysemous search, so only the value that turns it off. ``explore``
+    ``quantizer_*``, ``efSearch`` 4..512 on HNSW, the polysemous ``ht`` of
+    PQ and IVFPQ indexes). ``explore``
     then finds the Pareto-optimal operating points for a criterion."""
 
     def __init__(self):
@@ -227,7 +227,11 @@ class ParameterSpace:
                 self.add_range("quantizer_" + pr.name).values = list(pr.values)
         if isinstance(index, (_nearly.IndexPQ, _nearly.IndexIVFPQ)) and not isinstance(
                 index, (_nearly.IndexPQFastScan, _nearly.IndexIVFPQFastScan)):
-            self.add_range("ht").values = [float(index.pq.code_size * 8)]
+            # faiss's: polysemous thresholds 2, 4, .. half the code's bits
+            # (code sizes that are a multiple of 4), then the bit count (no filter)
+            bits = index.pq.code_size * 8
+            ht = [float(v) for v in range(2, bits // 2 + 1, 2)] if index.pq.code_size % 4 == 0 else []
+            self.add_range("ht").values = ht + [float(bits)]
         if isinstance(index, (_nearly.IndexHNSWFlat, _nearly.IndexHNSWPQ, _nearly.IndexHNSWSQCodes)):
             self.add_range("efSearch").values = [float(1 << i) for i in range(2, 10)]
 
@@ -317,12 +321,17 @@ class ParameterSpace:
             return
         fast_scan = isinstance(index, (_nearly.IndexPQFastScan, _nearly.IndexIVFPQFastScan))  # not PQ classes in faiss
         if name == "ht" and isinstance(index, (_nearly.IndexPQ, _nearly.IndexIVFPQ)) and not fast_scan:
-            # faiss: ht >= the code's bit count means plain PQ search, the
-            # only search nearly has; a smaller one asks for polysemous filtering.
-            if val >= index.pq.code_size * 8:
-                return
-            raise RuntimeError("ParameterSpace::set_index_parameter: polysemous search (ht < code bits) "
-                               "is not supported by nearly")
+            # faiss: ht >= the code's bit count means plain PQ search, a
+            # smaller one polysemous filtering
+            no_filter = val >= index.pq.code_size * 8
+            if isinstance(index, _nearly.IndexIVFPQ):
+                index.polysemous_ht = 0 if no_filter else int(val)
+            elif no_filter:
+                index.search_type = _nearly.IndexPQ.ST_PQ
+            else:
+                index.search_type = _nearly.IndexPQ.ST_polysemous
+                index.polysemous_ht = int(val)
+            return
         if name in ("efSearch", "efConstruction"):
             target = index if hasattr(index, "hnsw") else None
             if target is None and ivf and hasattr(index.quantizer, "hnsw"):

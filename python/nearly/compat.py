@@ -482,13 +482,17 @@ def merge_into(index0, index1, shift_ids):
 
 
 class _CVar:
-    """faiss.cvar: the library's global variables. indexIVF_stats,
+    """faiss.cvar: the library's global variables. indexIVF_stats, indexPQ_stats,
     hnsw_stats, indexBinaryHash_stats and indexPanorama_stats are the live counter objects: read
     their fields after searches, reset() them between measurements."""
 
     @property
     def indexIVF_stats(self):
         return _nearly._indexIVF_stats()
+
+    @property
+    def indexPQ_stats(self):
+        return _nearly._indexPQ_stats()
 
     @property
     def hnsw_stats(self):
@@ -505,7 +509,7 @@ class _CVar:
     bucket_sort_verbose = 0  # faiss's switch for bucket_sort's timings; nearly prints none
 
     def __repr__(self):
-        return "<nearly.cvar: indexIVF_stats, hnsw_stats, indexBinaryHash_stats, indexPanorama_stats>"
+        return "<nearly.cvar: indexIVF_stats, indexPQ_stats, hnsw_stats, indexBinaryHash_stats, indexPanorama_stats>"
 
 
 cvar = _CVar()

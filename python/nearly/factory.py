@@ -37,6 +37,11 @@ _RQ_NORM = r"(|_Nnone|_Nfloat|_Nqint8|_Nqint4|_Ncqint8|_Ncqint4|_Nlsq2x4|_Nrq2x4
 _RQ = r"RQ(\d+)x(\d+)" + _RQ_NORM
 
 
+def _polysemous(index, np_suffix):
+    index.do_polysemous_training = not np_suffix
+    return index
+
+
 def _rq_search_type(suffix, metric):
     if suffix == "" and metric != _nearly.METRIC_L2:
         return _nearly.ResidualQuantizer.ST_LUT_nonorm  # faiss's default for inner product
@@ -143,14 +148,13 @@ INDEXES = [
     (re.compile(_IVF + r",FlatPanorama(\d+)?(?:_(\d+))?"), lambda m, d, metric: _nearly.IndexIVFFlatPanorama(
         _coarse(m, d, metric), d, _nlist(m.group(1)), int(m.group(3) or 8), metric, True,
         int(m.group(4) or _nearly.IndexIVFFlatPanorama.kDefaultBatchSize))),
-    # PQ{M}[x{nbits}][np]: nbits 8 by default, like faiss. faiss also runs
-    # polysemous training (a reordering of the centroids for Hamming
-    # filtering, which plain ADC searches do not use) unless "np" is given;
-    # nearly never does, so "np" changes nothing here.
-    (re.compile(r"PQ(\d+)(?:x(\d+))?(?:np)?"), lambda m, d, metric: _nearly.IndexPQ(
-        d, int(m.group(1)), int(m.group(2) or 8), metric)),
-    (re.compile(_IVF + r",PQ(\d+)(?:x(\d+))?(?:np)?"), lambda m, d, metric: _nearly.IndexIVFPQ(
-        _coarse(m, d, metric), d, _nlist(m.group(1)), int(m.group(3)), int(m.group(4) or 8), metric)),
+    # PQ{M}[x{nbits}][np]: nbits 8 by default, and polysemous training (a
+    # renumbering of the centroids so that Hamming distances between codes
+    # follow PQ distances, for polysemous_ht) unless "np", like faiss.
+    (re.compile(r"PQ(\d+)(?:x(\d+))?(np)?"), lambda m, d, metric: _polysemous(_nearly.IndexPQ(
+        d, int(m.group(1)), int(m.group(2) or 8), metric), m.group(3))),
+    (re.compile(_IVF + r",PQ(\d+)(?:x(\d+))?(np)?"), lambda m, d, metric: _polysemous(_nearly.IndexIVFPQ(
+        _coarse(m, d, metric), d, _nlist(m.group(1)), int(m.group(3)), int(m.group(4) or 8), metric), m.group(5))),
     # 4-bit fast-scan: PQ{M}x4fs[_bbs]; in an IVF, codes of the vectors
     # themselves (faiss's default) or of residuals with "fsr".
     (re.compile(r"PQ(\d+)x4fs(?:_(\d+))?"), lambda m, d, metric: _nearly.IndexPQFastScan(

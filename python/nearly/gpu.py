@@ -357,6 +357,8 @@ class GpuIndexIVFPQ(_GpuIVF, _IVFPQBase):
 
     def copyFrom(self, cpu):
         from .compat import vector_to_array
+        if cpu.polysemous_ht != 0:  # faiss's refusal too: the GPU scan has no Hamming filter
+            raise RuntimeError("GPU: polysemous codes not supported (set polysemous_ht = 0 before the copy)")
         self._copy_from(cpu, vector_to_array(cpu.pq.centroids))
 
 

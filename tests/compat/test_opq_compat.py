@@ -91,9 +91,8 @@ def test_opq_cuts_pq_error_like_faiss(real):
     assert errs[nearly] <= 1.03 * errs[faiss], (errs, plain)
 
 
-# "np": no polysemous training in faiss (a centroid reordering that ADC
-# searches do not use, and most of faiss's PQ training time); nearly accepts
-# the suffix and never does it.
+# "np": no polysemous training (a centroid reordering that ADC searches do
+# not use, and most of faiss's PQ training time).
 @pytest.mark.parametrize("desc", ["OPQ48,IVF64,PQ48np", "OPQ16_192,IVF64,PQ16np", "OPQ16,PQ16np"])
 def test_factory_recall_like_faiss(real, desc):
     x, xq = real

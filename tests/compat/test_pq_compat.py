@@ -15,9 +15,9 @@ METRICS = [METRIC_L2, METRIC_IP]
 METRIC_IDS = ["L2", "IP"]
 NITER = 6  # both libraries, to keep the test short
 NTRAIN = 10000
-# "np": no polysemous training in faiss (a centroid reordering for Hamming
-# filtering that ADC searches do not use, and most of faiss's training time);
-# nearly accepts the suffix and never does it.
+# "np": no polysemous training (a centroid renumbering for Hamming filtering
+# that ADC searches do not use, and most of faiss's training time); polysemous
+# codes have their own tests (test_polysemous_compat.py).
 PQ, IVFPQ = "PQ24np", "IVF256,PQ24np"
 
 

@@ -220,3 +220,17 @@ def test_ivfpq_float16_tables(res, data, metric):
     D32, I32 = gpu.search(xq, 10)
     assert abs(recall(I16, gt, 10) - recall(I32, gt, 10)) <= 0.01
     np.testing.assert_allclose(D16, D32, rtol=1e-2, atol=np.abs(D32).max() * 2e-3)
+
+
+def test_ivfpq_polysemous_copy_refused(res, data):
+    """The GPU scan has no Hamming filter: a CPU index with polysemous_ht set
+    is refused (faiss's rule), and copies once it is 0 again."""
+    xb, _ = data
+    cpu = nearly.IndexIVFPQ(nearly.IndexFlatL2(32), 32, 16, 8, 8)
+    cpu.train(xb)
+    cpu.add(xb)
+    cpu.polysemous_ht = 20
+    with pytest.raises(RuntimeError, match="polysemous"):
+        nearly.index_cpu_to_gpu(res, 0, cpu)
+    cpu.polysemous_ht = 0
+    assert nearly.index_cpu_to_gpu(res, 0, cpu).ntotal == cpu.ntotal

@@ -29,9 +29,9 @@ namespace nearly {
 // at the end). 3: an HNSW graph's node blocks and side copies start on
 // 64-byte boundaries (mapped, they are used in place). 4: a residual
 // quantizer records its slices (product mode). 5: and its local search mode
-// and settings (LSQ). 6: additive fast-scan indexes record norm_scale. 1 to
-// 5 are still read.
-constexpr uint32_t kFormatVersion = 6;
+// and settings (LSQ). 6: additive fast-scan indexes record norm_scale. 7: PQ
+// and IVFPQ indexes record their polysemous settings. 1 to 6 are still read.
+constexpr uint32_t kFormatVersion = 7;
 constexpr size_t kMaxAlignment = 64;
 
 // Where an array of `bytes` bytes of elements aligned to `element` starts

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "nearly/ivf.h"
+#include "nearly/polysemous.h"
 #include "nearly/pq.h"
 
 namespace nearly {
@@ -28,6 +29,16 @@ struct IndexIVFPQ : IndexIVF {
     // (M / M') x ksub rows of its block.
     std::vector<float> precomputed_table;
     static constexpr size_t precomputed_table_max_bytes = size_t(1) << 31;
+    // Polysemous filtering (faiss's): with polysemous_ht > 0 only the codes
+    // within Hamming distance < polysemous_ht of the query's code (of its
+    // residual, by residual) get a PQ distance. Meaningful after a
+    // polysemous training (do_polysemous_training; polysemous_training's
+    // settings, faiss's defaults when null).
+    int polysemous_ht = 0;
+    bool do_polysemous_training = false;
+    std::shared_ptr<PolysemousTraining> polysemous_training;
+    // False for families whose scan has no Hamming filter (fast-scan).
+    virtual bool has_polysemous_search() const { return true; }
 
     IndexIVFPQ(IndexPtr quantizer, int d, size_t nlist, size_t M, size_t nbits, MetricType metric = METRIC_L2);
 
@@ -81,6 +92,14 @@ struct IndexIVFPQ : IndexIVF {
 struct IVFPQQueries : IVFQueryBatch {
     const float* x = nullptr;
     size_t n = 0;
+    int polysemous_ht = 0;  // the search's: SearchParametersIVFPQ's, else the index's
+};
+
+// faiss's SearchParametersIVFPQ (IVFPQSearchParameters): polysemous_ht
+// replaces the index's for one search (0: no filter, as in faiss).
+struct SearchParametersIVFPQ : SearchParametersIVF {
+    int polysemous_ht = 0;
+    std::unique_ptr<SearchParameters> clone() const override { return std::make_unique<SearchParametersIVFPQ>(*this); }
 };
 
 // Per-query state of an IVFPQ scan: the float table the ADC sums read from
@@ -117,12 +136,28 @@ struct IVFPQScanner : InvertedListScanner {
     std::vector<float> group;
     size_t group_first = 0, group_size = 0;
 
+    // Polysemous filtering: the threshold and the query's code (of its
+    // residual to the current list's centroid, by residual).
+    int ht = 0;
+    std::vector<uint8_t> qcode;
+    std::vector<int32_t> hd;
+    std::vector<uint8_t> kept_codes;
+    std::vector<uint32_t> kept;
+
     explicit IVFPQScanner(const IndexIVFPQ& ix);
     void set_query(const float* x) override;
     void set_list(size_t list_no, float coarse_dis) override;
     void distances(size_t n, const uint8_t* codes, float* out) const override;
+    // With ht > 0: the Hamming filter, then PQ distances of what passed.
+    void scan_codes(size_t size, const uint8_t* codes, size_t code_size, const idx_t* ids, bool labels_are_ids,
+                    bool ip, const IDSelector* sel, float* D, idx_t* I, size_t k) override;
+    void scan_range(size_t size, const uint8_t* codes, size_t code_size, const idx_t* ids, bool ip, float radius,
+                    const IDSelector* sel, std::vector<std::pair<idx_t, float>>& hits) override;
 
    protected:
+    // Positions (in kept) of the n codes that pass the filter and sel;
+    // their codes gathered in kept_codes.
+    void filter(size_t n, const uint8_t* codes, const idx_t* ids, const IDSelector* sel);
     void build_list_table() const;  // ltab of list_no from the precomputed and query tables
     // The precomputed row block of field m for the current list.
     const float* precomputed_rows(size_t m) const;

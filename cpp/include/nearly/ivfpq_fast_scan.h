@@ -26,6 +26,7 @@ struct IndexIVFPQFastScan : IndexIVFPQ {
     explicit IndexIVFPQFastScan(const IndexIVFPQ& orig);
 
     std::string type_name() const override { return "IVFPQFastScan"; }
+    bool has_polysemous_search() const override { return false; }
     void write_body(Writer& w) const override;
     static std::unique_ptr<IndexIVFPQFastScan> read_body(Reader& r);
 

@@ -4,12 +4,65 @@
 #include <cpuid.h>
 #include <immintrin.h>
 
+#include <cstring>
+
 #include "nearly/hamming.h"
 
 namespace nearly {
 
+namespace {
+#define NEARLY_VPOPCNT __attribute__((target("avx512vpopcntdq,avx512bw,avx512f"), always_inline)) inline
+
+// Lane i of the result: lanes 2i and 2i + 1 of a:b (a's lanes, then b's).
+NEARLY_VPOPCNT __m512i add_lane_pairs(__m512i a, __m512i b) {
+    const __m512i even = _mm512_setr_epi64(0, 2, 4, 6, 8, 10, 12, 14);
+    const __m512i odd = _mm512_setr_epi64(1, 3, 5, 7, 9, 11, 13, 15);
+    return _mm512_add_epi64(_mm512_permutex2var_epi64(a, even, b), _mm512_permutex2var_epi64(a, odd, b));
+}
+
+// Codes of W 64-bit words (8, 16, 32 or 64 bytes: PQ codes, short binary
+// codes): eight codes per step, their W registers of word counts reduced to
+// one register of eight code counts by pairwise lane sums, instead of one
+// full reduction per code.
+template <int W>
+__attribute__((target("avx512vpopcntdq,avx512bw,avx512f"))) size_t hamming_words(const uint8_t* q, const uint8_t* x,
+                                                                                size_t ny, int32_t* out) {
+    // the query repeated over a register (8 / W copies), or its W / 8 registers
+    constexpr int R = W < 8 ? 1 : W / 8;
+    __m512i qv[R];
+    for (int r = 0; r < R; r++) {
+        alignas(64) uint64_t lanes[8];
+        for (int l = 0; l < 8; l++) std::memcpy(&lanes[l], q + 8 * ((r * 8 + l) % W), 8);
+        qv[r] = _mm512_load_si512(lanes);
+    }
+    size_t j = 0;
+    for (; j + 8 <= ny; j += 8) {
+        const uint8_t* c = x + j * W * 8;
+        __m512i p[W];
+        for (int v = 0; v < W; v++)
+            p[v] = _mm512_popcnt_epi64(_mm512_xor_si512(qv[v % R], _mm512_loadu_si512(c + 64 * v)));
+        for (int width = W; width > 1; width /= 2)
+            for (int v = 0; v < width / 2; v++) p[v] = add_lane_pairs(p[2 * v], p[2 * v + 1]);
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + j), _mm512_cvtepi64_epi32(p[0]));
+    }
+    return j;
+}
+#undef NEARLY_VPOPCNT
+}  // namespace
+
 __attribute__((target("avx512vpopcntdq,avx512bw,avx512f"))) void hamming_ny_vpopcntdq(
     const uint8_t* q, const uint8_t* x, size_t cs, size_t ny, int32_t* out) {
+    size_t done = 0;
+    switch (cs) {
+        case 8: done = hamming_words<1>(q, x, ny, out); break;
+        case 16: done = hamming_words<2>(q, x, ny, out); break;
+        case 32: done = hamming_words<4>(q, x, ny, out); break;
+        case 64: done = hamming_words<8>(q, x, ny, out); break;
+        default: break;
+    }
+    x += done * cs;
+    out += done;
+    ny -= done;
     const size_t full = cs / 64, rest = cs % 64;
     const __mmask64 tm = rest ? (__mmask64)((~0ull) >> (64 - rest)) : 0;
     const __m512i qt = rest ? _mm512_maskz_loadu_epi8(tm, q + 64 * full) : _mm512_setzero_si512();
