@@ -1,7 +1,7 @@
 """Polysemous codes: nearly beside faiss-cpu on the same data, the same thread
 count, in the same run.
 
-    python bench/polysemous.py [--threads 2] [--M 32] [--nprobe 16] [--ht 96 104 112 120 128]
+    python bench/polysemous.py [--threads 2] [--M 32] [--ivf 1024/16 64/4] [--ht 96 104 112 120 128]
 
 Data: ../shared/data (100k MiniLM embeddings, 384-d, unit norm; 1,000
 queries), L2 (the same ranking as cosine on these vectors); the exact top-10
@@ -13,8 +13,11 @@ from IndexFlatL2. Each library, on its own:
   Hamming threshold --ht: recall@10, the fraction of codes that passed the
   filter (indexPQ_stats), queries per second (the 1,000 queries in one
   batch, best of 3);
-- ivfpq: "IVF1024,PQ{M}" (polysemous training, faiss's factory default) at
-  nprobe --nprobe, with polysemous_ht 0 (no filter) and each --ht.
+- ivfpq: "IVF{nlist},PQ{M}" (polysemous training, faiss's factory default)
+  at nprobe, for each nlist/nprobe of --ivf, with polysemous_ht 0 (no
+  filter) and each --ht. The filter saves PQ distances, but each probed list
+  needs the query's code first: it pays off on long lists (IVF64: ~1,560
+  codes a list), not on short ones (IVF1024: ~100).
 Writes bench/results/polysemous.json and polysemous.png (recall against
 QPS, one curve per library and index).
 """
@@ -67,7 +70,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--M", type=int, default=32)
-    ap.add_argument("--nprobe", type=int, default=16)
+    ap.add_argument("--ivf", nargs="+", default=["1024/16", "64/4"], help="nlist/nprobe pairs")
     ap.add_argument("--ht", type=int, nargs="+", default=[96, 104, 112, 120, 128])
     ap.add_argument("--out", default=os.path.join(HERE, "results", "polysemous.json"))
     args = ap.parse_args()
@@ -77,8 +80,9 @@ def main():
     exact = nearly.IndexFlatL2(xb.shape[1])
     exact.add(xb)
     gt = exact.search(xq, 10)[1]
+    ivf_configs = [tuple(int(v) for v in c.split("/")) for c in args.ivf]
     out = {"data": "pypi-minilm-100k (L2 on unit vectors)", "threads": args.threads, "M": args.M,
-           "nprobe": args.nprobe, "measured_on": time.strftime("%Y-%m-%d"), "libraries": {}}
+           "measured_on": time.strftime("%Y-%m-%d"), "libraries": {}}
     for lib in (nearly, faiss):
         print(f"{lib.__name__}: training IndexPQ(384, {args.M}, 8) with polysemous training", flush=True)
         index, total, anneal = train_pq(lib, xt, args.M)
@@ -92,17 +96,20 @@ def main():
             index.polysemous_ht = ht
 
         res["pq"] = sweep(lib, index, xq, gt, [0] + args.ht, set_pq, stats)
-        ivf = lib.index_factory(xb.shape[1], f"IVF1024,PQ{args.M}")
-        t = time.perf_counter()
-        ivf.train(xt)
-        res["ivfpq_train_s"] = time.perf_counter() - t
-        ivf.add(xb)
-        ivf.nprobe = args.nprobe
+        for nlist, nprobe in ivf_configs:
+            key = f"ivfpq_{nlist}_nprobe{nprobe}"
+            print(f"{lib.__name__}: IVF{nlist},PQ{args.M} at nprobe {nprobe}", flush=True)
+            ivf = lib.index_factory(xb.shape[1], f"IVF{nlist},PQ{args.M}")
+            t = time.perf_counter()
+            ivf.train(xt)
+            res[key + "_train_s"] = time.perf_counter() - t
+            ivf.add(xb)
+            ivf.nprobe = nprobe
 
-        def set_ivf(ht, ivf=ivf):
-            ivf.polysemous_ht = ht
+            def set_ivf(ht, ivf=ivf):
+                ivf.polysemous_ht = ht
 
-        res["ivfpq"] = sweep(lib, ivf, xq, gt, [0] + args.ht, set_ivf)
+            res[key] = sweep(lib, ivf, xq, gt, [0] + args.ht, set_ivf)
         out["libraries"][lib.__name__] = res
     write_results(args.out, out)
     try:
@@ -111,10 +118,12 @@ def main():
         import matplotlib.pyplot as plt
         fig, ax = plt.subplots(figsize=(7, 4.5))
         for name, res in out["libraries"].items():
-            for key, style in (("pq", "-o"), ("ivfpq", "--s")):
+            curves = [("pq", "-o", f"{name} PQ{args.M}")] + [
+                (f"ivfpq_{nl}_nprobe{npb}", "--s" if i == 0 else ":^", f"{name} IVF{nl},PQ{args.M} nprobe {npb}")
+                for i, (nl, npb) in enumerate(ivf_configs)]
+            for key, style, label in curves:
                 rows = res[key]
-                ax.plot([r["recall"] for r in rows], [r["qps"] for r in rows], style,
-                        label=f"{name} PQ{args.M}" if key == "pq" else f"{name} IVF1024,PQ{args.M} nprobe {args.nprobe}")
+                ax.plot([r["recall"] for r in rows], [r["qps"] for r in rows], style, label=label)
         ax.set_xlabel("recall@10")
         ax.set_ylabel("queries per second")
         ax.set_yscale("log")

@@ -281,12 +281,17 @@ def test_search_parameters_and_bad_input(pq_index, data):
                      params=nearly.SearchParametersPQ(search_type=nearly.IndexPQ.ST_HE))
 
 
-@pytest.fixture(scope="module", params=[(True, nearly.METRIC_L2), (False, nearly.METRIC_L2),
-                                        (True, nearly.METRIC_INNER_PRODUCT)], ids=["res-L2", "direct-L2", "res-IP"])
+# by residual or not, metric, use_precomputed_table (the query's residual
+# code comes from the list's table when there is one), code width
+@pytest.fixture(scope="module", params=[(True, nearly.METRIC_L2, 0, 8), (False, nearly.METRIC_L2, 0, 8),
+                                        (True, nearly.METRIC_INNER_PRODUCT, 0, 8), (True, nearly.METRIC_L2, -1, 8),
+                                        (True, nearly.METRIC_L2, 0, 6)],
+                ids=["res-L2", "direct-L2", "res-IP", "res-L2-no-table", "res-L2-6bit"])
 def ivfpq(request, data):
     xb, _ = data
-    by_residual, metric = request.param
-    index = nearly.IndexIVFPQ(nearly.IndexFlat(D, metric), D, 16, M, 8, metric)
+    by_residual, metric, upt, nbits = request.param
+    index = nearly.IndexIVFPQ(nearly.IndexFlat(D, metric), D, 16, M, nbits, metric)
+    index.use_precomputed_table = upt
     index.by_residual = by_residual
     index.do_polysemous_training = True
     index.polysemous_training = quick(nearly.PolysemousTraining())
@@ -468,7 +473,9 @@ def test_parameter_space_ht(pq_index, ivfpq):
     ps.set_index_parameter(ivfpq, "ht", 64)
     assert ivfpq.polysemous_ht == 0
     ps.initialize(ivfpq)
-    assert [pr.values for pr in ps.parameter_ranges if pr.name == "ht"][0] == [float(v) for v in range(2, 33, 2)] + [64.0]
+    cs = ivfpq.pq.code_size  # faiss's rule: thresholds for code sizes that are multiples of 4
+    want = ([float(v) for v in range(2, cs * 4 + 1, 2)] if cs % 4 == 0 else []) + [float(cs * 8)]
+    assert [pr.values for pr in ps.parameter_ranges if pr.name == "ht"][0] == want
 
 
 def test_verbose_training_reports_each_subquantizer(data, capfd):

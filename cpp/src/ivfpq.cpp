@@ -9,9 +9,19 @@
 #include "nearly/io.h"
 #include "nearly/multi_index_quantizer.h"
 #include "nearly/parallel.h"
+#include "nearly/simd.h"
 #include "nearly/topk.h"
 
 namespace nearly {
+
+namespace {
+// The position of the first smallest of n floats: the SIMD nearest-centroid
+// kernel over zero dimensions, whose scores are then the "norms" alone.
+size_t first_min(const float* row, size_t n) {
+    float score;
+    return simd().nearest_transposed(nullptr, 0, nullptr, row, n, &score);
+}
+}  // namespace
 
 
 void IndexIVFPQ::copy_from(const IndexIVFPQ& orig) {
@@ -217,27 +227,36 @@ void IVFPQScanner::set_query(const float* x) {
 
 void IVFPQScanner::set_list(size_t list, float coarse_dis) {
     if (!residual) return;
-    if (ht > 0) {
-        ix.quantizer->reconstruct(idx_t(list), centroid.data());
-        for (size_t i = 0; i < pq.d; i++) resid[i] = q[i] - centroid[i];
-        qcode.resize(pq.code_size);
-        pq.compute_code(resid.data(), qcode.data());
-    }
     if (ip) {
         dis0 = coarse_dis;  // <q, c>
-    } else if (precomputed) {
+        if (ht > 0) {  // the residual's code, from scratch (the tables hold inner products)
+            ix.quantizer->reconstruct(idx_t(list), centroid.data());
+            for (size_t i = 0; i < pq.d; i++) resid[i] = q[i] - centroid[i];
+            qcode.resize(pq.code_size);
+            pq.compute_code(resid.data(), qcode.data());
+        }
+        return;
+    }
+    if (precomputed) {
         // ||q - c||^2 + (||r||^2 + 2 <c, r>) - 2 <q, r>
         dis0 = coarse_dis;
         list_no = list;
         table_pending = true;
-        if (!lazy_table) build_list_table();
+        if (!lazy_table || ht > 0) build_list_table();
     } else {
-        if (ht <= 0) {  // else done above
-            ix.quantizer->reconstruct(idx_t(list), centroid.data());
-            for (size_t i = 0; i < pq.d; i++) resid[i] = q[i] - centroid[i];
-        }
+        ix.quantizer->reconstruct(idx_t(list), centroid.data());
+        for (size_t i = 0; i < pq.d; i++) resid[i] = q[i] - centroid[i];
         pq.compute_distance_table(resid.data(), ltab.data());
         tab = ltab.data();
+    }
+    if (ht > 0) {
+        // The residual's code is the argmin of each field's row of the
+        // list's L2 table (up to a constant per field, the distances of the
+        // residual's subvector to the centroids): M x ksub comparisons
+        // instead of encoding the residual, as faiss does.
+        qcode.assign(pq.code_size, 0);
+        BitWriter w{qcode.data()};
+        for (size_t m = 0; m < pq.M; m++) w.write(first_min(tab + m * pq.ksub, pq.ksub), pq.nbits);
     }
 }
 
