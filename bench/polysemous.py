@@ -22,6 +22,7 @@ Writes bench/results/polysemous.json and polysemous.png (recall against
 QPS, one curve per library and index).
 """
 import argparse
+import json
 import os
 import time
 
@@ -73,7 +74,11 @@ def main():
     ap.add_argument("--ivf", nargs="+", default=["1024/16", "64/4"], help="nlist/nprobe pairs")
     ap.add_argument("--ht", type=int, nargs="+", default=[96, 104, 112, 120, 128])
     ap.add_argument("--out", default=os.path.join(HERE, "results", "polysemous.json"))
+    ap.add_argument("--replot", action="store_true", help="only redraw the PNG from --out")
     args = ap.parse_args()
+    if args.replot:
+        with open(args.out) as f:
+            return plot(json.load(f), args.out)
     faiss, nearly = libraries(args.threads)
     xb, xq = load_real()
     xt = xb[:30000]
@@ -112,28 +117,36 @@ def main():
             res[key] = sweep(lib, ivf, xq, gt, [0] + args.ht, set_ivf)
         out["libraries"][lib.__name__] = res
     write_results(args.out, out)
+    plot(out, args.out)
+
+
+def plot(out, path):
+    """Recall against QPS, one curve per library and index, thresholds
+    rising to the right and "no filter" (ht 0) last."""
     try:
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
-        fig, ax = plt.subplots(figsize=(7, 4.5))
-        for name, res in out["libraries"].items():
-            curves = [("pq", "-o", f"{name} PQ{args.M}")] + [
-                (f"ivfpq_{nl}_nprobe{npb}", "--s" if i == 0 else ":^", f"{name} IVF{nl},PQ{args.M} nprobe {npb}")
-                for i, (nl, npb) in enumerate(ivf_configs)]
-            for key, style, label in curves:
-                rows = res[key]
-                ax.plot([r["recall"] for r in rows], [r["qps"] for r in rows], style, label=label)
-        ax.set_xlabel("recall@10")
-        ax.set_ylabel("queries per second")
-        ax.set_yscale("log")
-        ax.set_title(f"Polysemous filtering (ht {args.ht[0]}..{args.ht[-1]} and none), {args.threads} threads")
-        ax.legend(fontsize=8)
-        fig.tight_layout()
-        fig.savefig(os.path.splitext(args.out)[0] + ".png", dpi=110)
     except ImportError:
-        pass
-
+        return
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    styles = {"pq": "-o", 0: "--s", 1: ":^"}
+    for name, res in out["libraries"].items():
+        keys = ["pq"] + sorted(k for k in res if k.startswith("ivfpq_") and not k.endswith("_train_s"))
+        for i, key in enumerate(keys):
+            rows = sorted(res[key], key=lambda r: r["ht"] or float("inf"))
+            nlist, _, nprobe = key[len("ivfpq_"):].partition("_nprobe")
+            label = f"{name} PQ{out['M']}" if key == "pq" else f"{name} IVF{nlist},PQ{out['M']} nprobe {nprobe}"
+            ax.plot([r["recall"] for r in rows], [r["qps"] for r in rows], styles["pq" if i == 0 else min(i - 1, 1)],
+                    color="C0" if name == "nearly" else "C3", alpha=1.0 if i == 0 else 0.75, label=label)
+            ax.plot(rows[-1]["recall"], rows[-1]["qps"], "k*", markersize=7)
+    ax.set_xlabel("recall@10 (black stars: no filter)")
+    ax.set_ylabel("queries per second")
+    ax.set_yscale("log")
+    ax.set_title(f"Polysemous filtering: Hamming thresholds, {out['threads']} threads")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(os.path.splitext(path)[0] + ".png", dpi=110)
 
 if __name__ == "__main__":
     main()
