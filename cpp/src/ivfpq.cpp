@@ -253,7 +253,8 @@ void IVFPQScanner::set_list(size_t list, float coarse_dis) {
         // The residual's code is the argmin of each field's row of the
         // list's L2 table (up to a constant per field, the distances of the
         // residual's subvector to the centroids): M x ksub comparisons
-        // instead of encoding the residual, as faiss does.
+        // instead of encoding the residual (faiss does the same with its
+        // precomputed tables).
         qcode.assign(pq.code_size, 0);
         BitWriter w{qcode.data()};
         for (size_t m = 0; m < pq.M; m++) w.write(first_min(tab + m * pq.ksub, pq.ksub), pq.nbits);
