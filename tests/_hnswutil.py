@@ -128,10 +128,12 @@ def current_format():
     return struct.unpack_from("<I", bytes(nearly.serialize_index(nearly.IndexFlatL2(1))), 8)[0]
 
 
-def reseal(payload):
+def reseal(payload, version=None):
     """A complete serialized index around `payload`, with a valid checksum
-    (formats 2 and up: of the header, then of the payload's checksum)."""
-    head = b"NEARLYIX" + struct.pack("<IIQ", current_format(), 0, len(payload))
+    (formats 2 and up: of the header, then of the payload's checksum), in
+    format `version` (default: the current one)."""
+    version = current_format() if version is None else version
+    head = b"NEARLYIX" + struct.pack("<IIQ", version, 0, len(payload))
     return head + payload + struct.pack("<Q", checksum64(head + struct.pack("<Q", checksum64(payload))))
 
 

@@ -11,7 +11,7 @@ import pytest
 
 import nearly
 from nearly import _nearly
-from _hnswutil import checksum64
+from _hnswutil import reseal
 from _testutil import seconds_until_interrupted
 
 D, M = 32, 8
@@ -301,11 +301,10 @@ def ivfpq(request, data):
     return index
 
 
-def ivf_reference(index, xq, k, ht, nprobe):
-    """Per query: the ids of the probed lists whose code is within Hamming
-    distance < ht of the query's (residual's) code, ranked by the scores of
-    the unfiltered search."""
-    ip = index.metric_type == nearly.METRIC_INNER_PRODUCT
+def ivf_reference(index, xq, ht, nprobe):
+    """Per query: {id: passes} for the entries of its nprobe lists, passes
+    when the code is within Hamming distance < ht of the query's (residual's)
+    code."""
     cent = index.quantizer.reconstruct_n(0, index.nlist)
     _, lists = index.quantizer.search(xq, nprobe)
     out = []
@@ -329,7 +328,7 @@ def test_ivfpq_polysemous_filter_is_exact(ivfpq, data, ht):
     ip = index.metric_type == nearly.METRIC_INNER_PRODUCT
     # scores of every probed entry, unfiltered
     Dall, Iall = index.search(xq, index.ntotal, params=nearly.SearchParametersIVFPQ(nprobe=4))
-    keep = ivf_reference(index, xq, 10, ht, 4)
+    keep = ivf_reference(index, xq, ht, 4)
     index.polysemous_ht = ht
     try:
         Dn, In = index.search(xq, 10)
@@ -364,7 +363,7 @@ def test_ivfpq_polysemous_range_search_and_selector(ivfpq, data):
     Dk, _ = index.search(xq, 50)
     radius = float(np.median(Dk[:, -1]))
     lims0, D0, I0 = index.range_search(xq, radius)
-    keep = ivf_reference(index, xq, 0, 30, 4)
+    keep = ivf_reference(index, xq, 30, 4)
     sel = nearly.IDSelectorRange(0, 2000)
     params = nearly.SearchParametersIVFPQ(nprobe=4, polysemous_ht=30)
     lims, Dr, Ir = index.range_search(xq, radius, params=params)
@@ -415,11 +414,6 @@ def test_ivfpq_trains_polysemous_with_default_settings(data):
                               nearly.vector_to_array(out[1][0].pq.centroids))
 
 
-def _reseal(payload, version):
-    head = b"NEARLYIX" + struct.pack("<IIQ", version, 0, len(payload))
-    return head + payload + struct.pack("<Q", checksum64(head + struct.pack("<Q", checksum64(payload))))
-
-
 def test_persistence_of_the_settings_and_older_files(pq_index, ivfpq, data):
     _, xq = data
     pq_index.search_type = nearly.IndexPQ.ST_polysemous
@@ -435,7 +429,7 @@ def test_persistence_of_the_settings_and_older_files(pq_index, ivfpq, data):
             # dropped, read with the defaults
             payload = blob[24:-8]
             assert struct.unpack_from("<I", blob, 8)[0] == 7
-            old = nearly.deserialize_index(np.frombuffer(_reseal(payload[:-tail], 6), np.uint8))
+            old = nearly.deserialize_index(np.frombuffer(reseal(payload[:-tail], 6), np.uint8))
             assert old.do_polysemous_training is False
             if isinstance(index, nearly.IndexIVFPQ):
                 assert old.polysemous_ht == 0
@@ -445,7 +439,7 @@ def test_persistence_of_the_settings_and_older_files(pq_index, ivfpq, data):
             bad = bytearray(payload)
             bad[-tail:-tail + 4] = struct.pack("<i", -5)
             with pytest.raises(nearly.IndexFileError):
-                nearly.deserialize_index(np.frombuffer(_reseal(bytes(bad), 7), np.uint8))
+                nearly.deserialize_index(np.frombuffer(reseal(bytes(bad), 7), np.uint8))
     finally:
         pq_index.search_type = nearly.IndexPQ.ST_PQ
         ivfpq.polysemous_ht = 0

@@ -173,6 +173,12 @@ void IndexPQ::search(idx_t n, const float* x, idx_t k, float* D, idx_t* I, const
     record_pq_stats(size_t(n), size_t(n) * nb, 0);
 }
 
+const uint8_t* IndexPQ::plain_codes(std::vector<uint8_t>& scratch) const {
+    if (layout().block == 1) return codes_.data();
+    scratch = codes_in_order();
+    return scratch.data();
+}
+
 void IndexPQ::hamming_distance_table(idx_t n, const float* x, int32_t* dis) const {
     NEARLY_CHECK_ARG(n >= 0, "n must be non-negative");
     if (!is_trained) throw NotSupported("Error: 'is_trained' failed");
@@ -181,8 +187,8 @@ void IndexPQ::hamming_distance_table(idx_t n, const float* x, int32_t* dis) cons
     const size_t cs = pq.code_size, nb = size_t(ntotal);
     std::vector<uint8_t> qcodes(size_t(n) * cs);
     pq.compute_codes(x, qcodes.data(), size_t(n));
-    const std::vector<uint8_t> plain = layout().block == 1 ? std::vector<uint8_t>() : codes_in_order();
-    const uint8_t* codes = layout().block == 1 ? codes_.data() : plain.data();
+    std::vector<uint8_t> scratch;
+    const uint8_t* codes = plain_codes(scratch);
     const HammingNyFn hamming = hamming_ny_kernel();
     parallel_for(size_t(n), [&](size_t q) { hamming(&qcodes[q * cs], codes, cs, nb, dis + q * nb); });
 }
@@ -210,8 +216,8 @@ void IndexPQ::search_code_to_code(idx_t n, const float* x, idx_t k, float* D, id
     const size_t cs = pq.code_size, nb = size_t(ntotal), kk = size_t(k);
     std::vector<uint8_t> qcodes(size_t(n) * cs);
     pq.compute_codes(x, qcodes.data(), size_t(n));
-    const std::vector<uint8_t> plain = layout().block == 1 ? std::vector<uint8_t>() : codes_in_order();
-    const uint8_t* codes = layout().block == 1 ? codes_.data() : plain.data();
+    std::vector<uint8_t> scratch;
+    const uint8_t* codes = plain_codes(scratch);
     if (type == ST_HE) {
         std::vector<int32_t> Di(size_t(n) * kk);
         knn_hamming(qcodes.data(), size_t(n), codes, nb, cs, kk, Di.data(), I, sel);
@@ -264,8 +270,8 @@ void IndexPQ::search_polysemous(idx_t n, const float* x, idx_t k, float* D, idx_
                                 const IDSelector* sel) const {
     std::shared_lock<SharedMutex> lk(rw_mutex_);
     const size_t cs = pq.code_size, nb = size_t(ntotal), kk = size_t(k), ts = pq.M * pq.ksub;
-    const std::vector<uint8_t> plain = layout().block == 1 ? std::vector<uint8_t>() : codes_in_order();
-    const uint8_t* codes = layout().block == 1 ? codes_.data() : plain.data();
+    std::vector<uint8_t> scratch;
+    const uint8_t* codes = plain_codes(scratch);
     const HammingNyFn hamming = hamming_ny_kernel();
     std::atomic<size_t> passed{0};
     InterruptPoll poll;

@@ -230,8 +230,7 @@ void IVFPQScanner::set_list(size_t list, float coarse_dis) {
     if (ip) {
         dis0 = coarse_dis;  // <q, c>
         if (ht > 0) {  // the residual's code, from scratch (the tables hold inner products)
-            ix.quantizer->reconstruct(idx_t(list), centroid.data());
-            for (size_t i = 0; i < pq.d; i++) resid[i] = q[i] - centroid[i];
+            compute_residual(list);
             qcode.resize(pq.code_size);
             pq.compute_code(resid.data(), qcode.data());
         }
@@ -244,8 +243,7 @@ void IVFPQScanner::set_list(size_t list, float coarse_dis) {
         table_pending = true;
         if (!lazy_table || ht > 0) build_list_table();
     } else {
-        ix.quantizer->reconstruct(idx_t(list), centroid.data());
-        for (size_t i = 0; i < pq.d; i++) resid[i] = q[i] - centroid[i];
+        compute_residual(list);
         pq.compute_distance_table(resid.data(), ltab.data());
         tab = ltab.data();
     }
@@ -259,6 +257,11 @@ void IVFPQScanner::set_list(size_t list, float coarse_dis) {
         BitWriter w{qcode.data()};
         for (size_t m = 0; m < pq.M; m++) w.write(first_min(tab + m * pq.ksub, pq.ksub), pq.nbits);
     }
+}
+
+void IVFPQScanner::compute_residual(size_t list) {
+    ix.quantizer->reconstruct(idx_t(list), centroid.data());
+    for (size_t i = 0; i < pq.d; i++) resid[i] = q[i] - centroid[i];
 }
 
 const float* IVFPQScanner::precomputed_rows(size_t m) const {

@@ -69,6 +69,9 @@ struct IndexPQ : IndexFlatCodes {
     void decode(const uint8_t* code, float* out) const override;
 
    private:
+    // The stored codes one after the other: codes_ itself, or (fast-scan
+    // blocks) a copy gathered into scratch.
+    const uint8_t* plain_codes(std::vector<uint8_t>& scratch) const;
     // The searches on codes: search types other than ST_PQ.
     void search_code_to_code(idx_t n, const float* x, idx_t k, float* D, idx_t* I, int type,
                              const IDSelector* sel) const;

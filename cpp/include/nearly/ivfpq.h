@@ -158,6 +158,7 @@ struct IVFPQScanner : InvertedListScanner {
     // Positions (in kept) of the n codes that pass the filter and sel;
     // their codes gathered in kept_codes.
     void filter(size_t n, const uint8_t* codes, const idx_t* ids, const IDSelector* sel);
+    void compute_residual(size_t list);  // resid = q - the list's centroid
     void build_list_table() const;  // ltab of list_no from the precomputed and query tables
     // The precomputed row block of field m for the current list.
     const float* precomputed_rows(size_t m) const;
