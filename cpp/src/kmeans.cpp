@@ -294,14 +294,27 @@ void Clustering::train(idx_t nx, const float* x_in, MetricType metric, KmeansSte
 
     for (int redo = 0; redo < nredo; redo++) {
         if (verbose && nredo > 1) std::printf("Outer iteration %d / %d\n", redo, nredo);
-        // Initial centroids: k distinct random training points.
+        // Initial centroids: the given ones, then training points picked by
+        // init_method (faiss's seeds for each redo).
         centroids = input_centroids;
         centroids.resize(kk * dd);
-        if (n_input < kk) {
+        const int64_t redo_seed = seed + 1 + redo * 15486557LL;
+        auto t_init = Clock::now();
+        if (n_input < kk && init_method == ClusteringInitMethod::RANDOM) {
             std::vector<int> perm(n);
-            rand_perm(perm.data(), n, seed + 1 + redo * 15486557LL);
+            rand_perm(perm.data(), n, redo_seed);
             for (size_t c = n_input; c < kk; c++)
                 std::copy(x + size_t(perm[c]) * dd, x + size_t(perm[c] + 1) * dd, &centroids[c * dd]);
+        } else if (n_input < kk) {
+            ClusteringInitialization init(dd, kk - n_input);
+            init.method = init_method;
+            init.seed = redo_seed;
+            init.afkmc2_chain_length = afkmc2_chain_length;
+            init.init_centroids(n, x, &centroids[n_input * dd], n_input, n_input ? centroids.data() : nullptr);
+            if (verbose)
+                std::printf("  %s initialization in %.2f s\n",
+                            init_method == ClusteringInitMethod::AFK_MC2 ? "AFK-MC2" : "k-means++",
+                            seconds_since(t_init));
         }
         post_process();
 

@@ -68,6 +68,53 @@ uint32_t uniform_below(Mt19937& gen, uint64_t range) {
     return uint32_t(product >> 32);
 }
 
+// ---- std::mt19937_64 (word size 64, n 312, m 156, r 31) ----------------
+
+Mt19937_64::Mt19937_64(uint64_t seed) {
+    state_[0] = seed;
+    for (int i = 1; i < n; i++)
+        state_[i] = 6364136223846793005ull * (state_[i - 1] ^ (state_[i - 1] >> 62)) + uint64_t(i);
+    next_ = n;
+}
+
+void Mt19937_64::twist() {
+    constexpr int m = 156;
+    constexpr uint64_t upper = 0xffffffff80000000ull, lower = 0x7fffffffull, matrix_a = 0xb5026f5aa96619e9ull;
+    for (int i = 0; i < n; i++) {
+        uint64_t y = (state_[i] & upper) | (state_[(i + 1) % n] & lower);
+        state_[i] = state_[(i + m) % n] ^ (y >> 1) ^ ((y & 1u) ? matrix_a : 0u);
+    }
+    next_ = 0;
+}
+
+uint64_t Mt19937_64::operator()() {
+    if (next_ >= n) twist();
+    uint64_t y = state_[next_++];
+    y ^= (y >> 29) & 0x5555555555555555ull;
+    y ^= (y << 17) & 0x71d67fffeda60000ull;
+    y ^= (y << 37) & 0xfff7eee000000000ull;
+    y ^= y >> 43;
+    return y;
+}
+
+double canonical_double(Mt19937_64& gen) {
+    const double r = double(gen()) / 18446744073709551616.0;  // the draw rounds to 53 bits: may reach 2^64
+    return r >= 1.0 ? std::nextafter(1.0, 0.0) : r;
+}
+
+uint64_t uniform_below(Mt19937_64& gen, uint64_t range) {
+    unsigned __int128 product = (unsigned __int128)gen() * range;
+    uint64_t low = uint64_t(product);
+    if (low < range) {
+        const uint64_t threshold = (0ull - range) % range;  // 2^64 mod range
+        while (low < threshold) {
+            product = (unsigned __int128)gen() * range;
+            low = uint64_t(product);
+        }
+    }
+    return uint64_t(product >> 64);
+}
+
 // ---- normal_distribution<float> -----------------------------------------
 
 float NormalFloat::operator()(Mt19937& gen) {

@@ -4,6 +4,7 @@
 #include <pybind11/stl.h>
 
 #include "arrays.h"
+#include "nearly/clustering_initialization.h"
 #include "nearly/index.h"
 #include "nearly/kmeans.h"
 
@@ -20,6 +21,33 @@ struct IterationStatsVector {
         return items[size_t(i)];
     }
 };
+
+// faiss's enum class reaches Python as plain ints (ClusteringInitMethod_*).
+ClusteringInitMethod as_init_method(int v) {
+    if (v < 0 || v > int(ClusteringInitMethod::AFK_MC2))
+        throw InvalidArgument("init method must be ClusteringInitMethod_RANDOM (0), _KMEANS_PLUS_PLUS (1) or "
+                              "_AFK_MC2 (2), got " + std::to_string(v));
+    return ClusteringInitMethod(v);
+}
+
+uint16_t as_chain_length(long v) {
+    if (v < 0 || v > 65535) throw InvalidArgument("afkmc2_chain_length must be in [0, 65535], got " + std::to_string(v));
+    return uint16_t(v);
+}
+
+// The first `count` values of a contiguous float32 array handed over as
+// faiss's swig_ptr (nearly's is the array itself).
+float* float_memory(py::handle obj, size_t count, bool write, const char* what) {
+    if (!py::isinstance<py::array_t<float>>(obj))
+        throw InvalidArgument(std::string(what) + " must be a float32 numpy array (faiss.swig_ptr of one)");
+    py::array a = py::reinterpret_borrow<py::array>(obj);
+    if (!(a.flags() & py::array::c_style)) throw InvalidArgument(std::string(what) + " must be C-contiguous");
+    if (write && !a.writeable()) throw InvalidArgument(std::string(what) + " is read-only");
+    if (size_t(a.size()) < count)
+        throw InvalidArgument(std::string(what) + " holds " + std::to_string(a.size()) + " values, " +
+                              std::to_string(count) + " needed");
+    return static_cast<float*>(a.mutable_data());
+}
 }  // namespace
 
 void bind_kmeans(py::module_& m) {
@@ -34,7 +62,62 @@ void bind_kmeans(py::module_& m) {
         .def_readwrite("seed", &ClusteringParameters::seed)
         .def_readwrite("int_centroids", &ClusteringParameters::int_centroids)
         .def_readwrite("frozen_centroids", &ClusteringParameters::frozen_centroids)
-        .def_readwrite("early_stop_threshold", &ClusteringParameters::early_stop_threshold);
+        .def_readwrite("early_stop_threshold", &ClusteringParameters::early_stop_threshold)
+        .def_property("init_method", [](const ClusteringParameters& p) { return int(p.init_method); },
+                      [](ClusteringParameters& p, int v) { p.init_method = as_init_method(v); })
+        .def_property("afkmc2_chain_length", [](const ClusteringParameters& p) { return int(p.afkmc2_chain_length); },
+                      [](ClusteringParameters& p, long v) { p.afkmc2_chain_length = as_chain_length(v); });
+
+    m.attr("ClusteringInitMethod_RANDOM") = int(ClusteringInitMethod::RANDOM);
+    m.attr("ClusteringInitMethod_KMEANS_PLUS_PLUS") = int(ClusteringInitMethod::KMEANS_PLUS_PLUS);
+    m.attr("ClusteringInitMethod_AFK_MC2") = int(ClusteringInitMethod::AFK_MC2);
+
+    py::class_<ClusteringInitialization>(m, "ClusteringInitialization")
+        .def(py::init<size_t, size_t>(), py::arg("d"), py::arg("k"))
+        .def_readwrite("d", &ClusteringInitialization::d)
+        .def_readwrite("k", &ClusteringInitialization::k)
+        .def_readwrite("seed", &ClusteringInitialization::seed)
+        .def_property("method", [](const ClusteringInitialization& p) { return int(p.method); },
+                      [](ClusteringInitialization& p, int v) { p.method = as_init_method(v); })
+        .def_property("afkmc2_chain_length",
+                      [](const ClusteringInitialization& p) { return int(p.afkmc2_chain_length); },
+                      [](ClusteringInitialization& p, long v) { p.afkmc2_chain_length = as_chain_length(v); })
+        // nearly's form: the k centroids picked among the rows of x, away
+        // from the existing ones (rows of d) when given.
+        .def("init_centroids", [](const ClusteringInitialization& self, py::handle x_obj, py::handle existing_obj) {
+            FloatArray x = as_matrix(x_obj, int(self.d), "x");
+            FloatArray existing;
+            size_t n_existing = 0;
+            if (!existing_obj.is_none()) {
+                existing = as_matrix(existing_obj, int(self.d), "existing");
+                n_existing = size_t(existing.shape(0));
+            }
+            py::array_t<float> out({py::ssize_t(self.k), py::ssize_t(self.d)});
+            float* c = out.mutable_data();
+            {
+                py::gil_scoped_release release;
+                self.init_centroids(size_t(x.shape(0)), x.data(), c, n_existing,
+                                    n_existing ? existing.data() : nullptr);
+            }
+            return out;
+        }, py::arg("x"), py::arg("existing") = py::none())
+        // faiss's form: init_centroids(n, swig_ptr(x), swig_ptr(centroids),
+        // n_existing_centroids=0, swig_ptr(existing)=None) fills centroids.
+        .def("init_centroids", [](const ClusteringInitialization& self, long n, py::handle x_obj,
+                                  py::handle c_obj, long n_existing, py::handle existing_obj) {
+            if (n < 0 || n_existing < 0) throw InvalidArgument("init_centroids: n and n_existing must be >= 0");
+            const float* x = float_memory(x_obj, size_t(n) * self.d, false, "x");
+            float* c = float_memory(c_obj, self.k * self.d, true, "centroids");
+            const float* existing = nullptr;
+            if (n_existing > 0) {
+                if (existing_obj.is_none())
+                    throw InvalidArgument("init_centroids: n_existing_centroids > 0 needs existing_centroids");
+                existing = float_memory(existing_obj, size_t(n_existing) * self.d, false, "existing_centroids");
+            }
+            py::gil_scoped_release release;
+            self.init_centroids(size_t(n), x, c, size_t(n_existing), existing);
+        }, py::arg("n"), py::arg("x"), py::arg("centroids"), py::arg("n_existing_centroids") = 0,
+           py::arg("existing_centroids") = py::none());
 
     py::class_<ClusteringIterationStats>(m, "ClusteringIterationStats")
         .def_readonly("obj", &ClusteringIterationStats::obj)

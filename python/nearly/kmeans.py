@@ -2,7 +2,8 @@
 
 Keyword arguments are the fields of ClusteringParameters (niter, nredo, verbose,
 spherical, seed, min_points_per_centroid, max_points_per_centroid,
-int_centroids, frozen_centroids, early_stop_threshold); an unknown one raises
+int_centroids, frozen_centroids, early_stop_threshold, init_method,
+afkmc2_chain_length); an unknown one raises
 AttributeError, as in faiss.
 """
 import numpy as np

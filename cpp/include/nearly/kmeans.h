@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "nearly/clustering_initialization.h"
 #include "nearly/common.h"
 
 namespace nearly {
@@ -25,6 +26,10 @@ struct ClusteringParameters {
     // Iterations stop once the objective moves by at most this fraction
     // between two of them; 0 (faiss's default) stops when it does not move.
     double early_stop_threshold = 0.0;
+    // Where the iterations start (clustering_initialization.h): faiss's
+    // random points by default, or k-means++ / AFK-MC2 seeding.
+    ClusteringInitMethod init_method = ClusteringInitMethod::RANDOM;
+    uint16_t afkmc2_chain_length = 50;
 };
 
 // faiss's imbalance factor of k cluster sizes summing to total:
@@ -67,7 +72,7 @@ struct Clustering : ClusteringParameters {
     Clustering(int d, int k, const ClusteringParameters& params = ClusteringParameters());
 
     // Centroids set before train() (k x d) are the initial ones, as in faiss;
-    // otherwise k random training points are.
+    // the rest are picked by init_method.
     // metric: how points are assigned (L2, or IP for spherical k-means and
     // inner-product quantizers). Throws NotSupported when n < k, with faiss's
     // text, and InvalidArgument on NaN / infinity.

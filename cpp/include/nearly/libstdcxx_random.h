@@ -1,7 +1,8 @@
 // Explicit reimplementations of the random draws that Google's MUVERA
-// reference (google/graph-mining, fixed_dimensional_encoding.cc) makes through
-// <random>: std::mt19937 and the distributions as libstdc++ (GCC 11 and
-// later) implements them. The C++ standard fixes mt19937's output but leaves
+// reference (google/graph-mining, fixed_dimensional_encoding.cc) and faiss's
+// k-means seeding (ClusteringInitialization.cpp) make through <random>:
+// std::mt19937, std::mt19937_64 and the distributions as libstdc++ (GCC 11
+// and later) implements them. The C++ standard fixes mt19937's output but leaves
 // the distributions to the library, so calling <random> directly would give
 // other matrices under libc++ or MSVC. Writing the draws out makes the
 // Fixed Dimensional Encodings the same on every platform (and on the GPU).
@@ -41,6 +42,28 @@ bool bernoulli(Mt19937& gen, double p);
 // Lemire's multiply-and-reject on one 32-bit draw (libstdc++'s path for a
 // 32-bit engine), redrawing only when the low word falls below 2^32 mod range.
 uint32_t uniform_below(Mt19937& gen, uint64_t range);
+
+// std::mt19937_64: the 64-bit Mersenne Twister with the standard's parameters.
+class Mt19937_64 {
+   public:
+    static constexpr uint64_t default_seed = 5489u;
+    explicit Mt19937_64(uint64_t seed = default_seed);
+    uint64_t operator()();
+
+   private:
+    static constexpr int n = 312;
+    void twist();
+    uint64_t state_[n];
+    int next_;
+};
+
+// generate_canonical<double, 53> on a 64-bit engine: one draw, double(u)
+// (rounded to 53 bits) / 2^64, kept below 1.
+double canonical_double(Mt19937_64& gen);
+
+// std::uniform_int_distribution<uint64_t> over [0, range - 1], 1 <= range
+// < 2^64, on a 64-bit engine: Lemire's multiply-and-reject in 128 bits.
+uint64_t uniform_below(Mt19937_64& gen, uint64_t range);
 
 // std::normal_distribution<float>(mean, stddev): Marsaglia's polar method in
 // float. Each accepted pair (x, y) yields y * mult first and keeps x * mult
