@@ -300,10 +300,14 @@ def test_bad_input():
         ci.init_centroids(x[:, :4].copy())
     nan = x.copy()
     nan[3, 2] = np.nan
-    for method in (RANDOM, KPP, AFK):
+    for method in (KPP, AFK):  # they read every point
         ci.method = method
         with pytest.raises(nearly.InvalidArgumentError):
             ci.init_centroids(nan)
+    ci.method = RANDOM  # reads the points it picks
+    nan[:, 5] = np.inf
+    with pytest.raises(nearly.InvalidArgumentError):
+        ci.init_centroids(nan)
     ci.method = KPP
     with pytest.raises(nearly.InvalidArgumentError):
         ci.init_centroids(x, nan[:4])

@@ -103,19 +103,51 @@ class DistanceLowering {
 
 // Squared distance of point p to the nearest of two centroid sets, in float
 // as faiss's (which starts from FLT_MAX).
-float nearest_distance(const float* p, size_t d, const float* a, size_t na, const float* b, size_t nb,
-                       std::vector<float>& scratch) {
-    scratch.resize(std::max(na, nb));
+float nearest_distance(const float* p, size_t d, const float* a, size_t na, std::vector<float>& scratch) {
+    scratch.resize(na);
     float best = std::numeric_limits<float>::max();
-    if (na) {
-        simd().l2sqr_ny(p, a, d, na, scratch.data());
-        for (size_t j = 0; j < na; j++) best = std::min(best, scratch[j]);
-    }
-    if (nb) {
-        simd().l2sqr_ny(p, b, d, nb, scratch.data());
-        for (size_t j = 0; j < nb; j++) best = std::min(best, scratch[j]);
-    }
+    simd().l2sqr_ny(p, a, d, na, scratch.data());
+    for (size_t j = 0; j < na; j++) best = std::min(best, scratch[j]);
     return best;
+}
+
+// The same for m points at once (the states of a Markov chain, rows of p)
+// against two centroid sets: the centroids go in blocks, one block per task,
+// and each block, kept in cache, is read once for four points at a time.
+void nearest_distances(const float* p, size_t m, size_t d, const float* a, size_t na, const float* b, size_t nb,
+                       float* out) {
+    constexpr size_t kRows = 64;
+    struct Block {
+        const float* rows;
+        size_t len;
+    };
+    std::vector<Block> blocks;
+    for (size_t i = 0; i < na; i += kRows) blocks.push_back({a + i * d, std::min(kRows, na - i)});
+    for (size_t i = 0; i < nb; i += kRows) blocks.push_back({b + i * d, std::min(kRows, nb - i)});
+    std::vector<float> part(blocks.size() * m);
+    auto run = [&](size_t t) {
+        const SimdKernels& K = simd();
+        float dist[4 * kRows];
+        const Block& blk = blocks[t];
+        for (size_t g = 0; g < m; g += 4) {
+            const size_t nq = std::min<size_t>(4, m - g);
+            if (nq == 4)
+                K.l2sqr_4q(p + g * d, blk.rows, d, blk.len, dist, blk.len);
+            else
+                for (size_t q = 0; q < nq; q++) K.l2sqr_ny(p + (g + q) * d, blk.rows, d, blk.len, dist + q * blk.len);
+            for (size_t q = 0; q < nq; q++)
+                part[t * m + g + q] = *std::min_element(dist + q * blk.len, dist + (q + 1) * blk.len);
+        }
+    };
+    if (blocks.size() * m * d >= (size_t(1) << 16))
+        parallel_for(blocks.size(), run);
+    else
+        for (size_t t = 0; t < blocks.size(); t++) run(t);
+    for (size_t j = 0; j < m; j++) {
+        float best = std::numeric_limits<float>::max();
+        for (size_t t = 0; t < blocks.size(); t++) best = std::min(best, part[t * m + j]);
+        out[j] = best;
+    }
 }
 
 // faiss's draw from a distribution given by its running sum: the first index
@@ -145,7 +177,7 @@ size_t start_d2(const float* x, size_t n, size_t d, float* centroids, size_t n_e
         parallel_for((n + kBlock - 1) / kBlock, [&](size_t b) {
             std::vector<float> scratch;
             for (size_t i = b * kBlock; i < std::min(n, (b + 1) * kBlock); i++)
-                dist[i] = nearest_distance(x + i * d, d, existing, n_existing, nullptr, 0, scratch);
+                dist[i] = nearest_distance(x + i * d, d, existing, n_existing, scratch);
         });
     } else {
         first = size_t(uniform_below(rng, n));
@@ -205,7 +237,8 @@ void init_afkmc2(const ClusteringInitialization& p, size_t n, const float* x, fl
     // chosen is skipped before its acceptance draw), so they are taken first,
     // in faiss's order, and the distances of all its states computed at once.
     std::vector<size_t> states;
-    std::vector<double> accept_draw, state_dist;
+    std::vector<double> accept_draw;
+    std::vector<float> state_rows, state_dist;
     InterruptPoll poll;
     for (size_t c = c0; c < k; c++) {
         states.clear();
@@ -220,19 +253,11 @@ void init_afkmc2(const ClusteringInitialization& p, size_t n, const float* x, fl
             states.push_back(proposed);
             accept_draw.push_back(canonical_double(rng));
         }
+        state_rows.resize(states.size() * d);
+        for (size_t i = 0; i < states.size(); i++)
+            std::memcpy(&state_rows[i * d], x + states[i] * d, d * sizeof(float));
         state_dist.resize(states.size());
-        auto score = [&](size_t s, std::vector<float>& scratch) {
-            state_dist[s] = nearest_distance(x + states[s] * d, d, centroids, c, existing, n_existing, scratch);
-        };
-        if (states.size() * (c + n_existing) * d >= (size_t(1) << 16)) {
-            parallel_for(states.size(), [&](size_t s) {
-                std::vector<float> scratch;
-                score(s, scratch);
-            });
-        } else {
-            std::vector<float> scratch;
-            for (size_t s = 0; s < states.size(); s++) score(s, scratch);
-        }
+        nearest_distances(state_rows.data(), states.size(), d, centroids, c, existing, n_existing, state_dist.data());
 
         // Metropolis-Hastings: move to y with probability
         // min(1, d(y)^2 q(x) / (d(x)^2 q(y))); a state at distance 0 is a
@@ -271,14 +296,17 @@ void ClusteringInitialization::init_centroids(size_t n, const float* x, float* c
     NEARLY_CHECK_ARG(n_existing == 0 || existing != nullptr,
                      "ClusteringInitialization: n_existing_centroids > 0 needs the existing centroids");
     if (k == 0) return;
-    check_finite(x, n * d, "points");
     if (method == ClusteringInitMethod::RANDOM) {
         // faiss's: the first k of a seeded permutation (existing ones ignored).
         std::vector<int> perm(n);
         rand_perm(perm.data(), n, seed);
-        for (size_t i = 0; i < k; i++) std::memcpy(centroids + i * d, x + size_t(perm[i]) * d, d * sizeof(float));
+        for (size_t i = 0; i < k; i++) {
+            check_finite(x + size_t(perm[i]) * d, d, "points");
+            std::memcpy(centroids + i * d, x + size_t(perm[i]) * d, d * sizeof(float));
+        }
         return;
     }
+    check_finite(x, n * d, "points");
     if (n_existing) check_finite(existing, n_existing * d, "existing centroids");
     if (method == ClusteringInitMethod::KMEANS_PLUS_PLUS)
         init_kmeans_plus_plus(*this, n, x, centroids, n_existing, existing);
