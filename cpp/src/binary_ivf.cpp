@@ -173,6 +173,21 @@ void IndexBinaryIVF::reconstruct(idx_t key, uint8_t* out) const {
     std::copy(c, c + code_size, out);
 }
 
+void IndexBinaryIVF::reconstruct_n(idx_t n0, idx_t ni, uint8_t* out) const {
+    NEARLY_CHECK_ARG(n0 >= 0 && ni >= 0, "reconstruct_n: n0 and ni must be non-negative");
+    std::shared_lock<SharedMutex> lk(rw_mutex_);
+    const size_t cs = size_t(code_size);
+    std::fill(out, out + size_t(ni) * cs, uint8_t(0));
+    for (size_t l = 0; l < nlist; l++) {
+        const auto& list = lists_[l];
+        for (size_t j = 0; j < list.ids.size(); j++) {
+            const idx_t id = list.ids[j];
+            if (id >= n0 && id < n0 + ni)
+                std::copy(list.codes.data() + j * cs, list.codes.data() + (j + 1) * cs, out + size_t(id - n0) * cs);
+        }
+    }
+}
+
 size_t IndexBinaryIVF::remove_ids(const IDSelector& sel) {
     check_writable();
     std::unique_lock<SharedMutex> lk(rw_mutex_);

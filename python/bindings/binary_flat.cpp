@@ -85,6 +85,29 @@ void bind_binary_flat(py::module_& m) {
             return py::make_tuple(D, I);
         }, py::arg("x"), py::arg("k"), py::kw_only(), py::arg("params") = py::none(),
            "k nearest codes by Hamming distance: (D int32 (n, k), I int64 (n, k)).")
+        // faiss's assign: the ids of the k nearest codes (into labels when given).
+        .def("assign", [](const IndexBinary& self, py::handle x_obj, py::handle k_obj, py::handle labels_obj) {
+            U8Array x = as_codes(x_obj, self.code_size, "codes");
+            const idx_t k = as_k(k_obj), n = x.shape(0);
+            py::array_t<idx_t> labels;
+            if (labels_obj.is_none()) {
+                labels = py::array_t<idx_t>({n, k});
+            } else {
+                if (!py::isinstance<py::array_t<idx_t>>(labels_obj))
+                    throw InvalidArgument("assign: labels must be an int64 array");
+                labels = py::reinterpret_borrow<py::array_t<idx_t>>(labels_obj);
+                if (!(labels.flags() & py::array::c_style) || !labels.writeable() || labels.size() != n * k)
+                    throw InvalidArgument("assign: labels must be a writeable C-contiguous int64 array of n * k = " +
+                                          std::to_string(n * k) + " values");
+            }
+            std::vector<int32_t> D(size_t(n * k));
+            idx_t* I = labels.mutable_data();
+            {
+                py::gil_scoped_release release;
+                self.search(n, x.data(), k, D.data(), I, nullptr);
+            }
+            return labels;
+        }, py::arg("x"), py::arg("k"), py::arg("labels") = py::none())
         .def("reconstruct", [](const IndexBinary& self, idx_t key) {
             py::array_t<uint8_t> out(self.code_size);
             self.reconstruct(key, out.mutable_data());
@@ -147,6 +170,31 @@ void bind_binary_flat(py::module_& m) {
                       })
         .def("make_direct_map", [](IndexBinaryIVF& self, bool enable) { self.make_direct_map(enable); },
              py::arg("new_maintain_direct_map") = true)
+        .def_readwrite("use_heap", &IndexBinaryIVF::use_heap)
+        .def_readwrite("per_invlist_search", &IndexBinaryIVF::per_invlist_search)
+        // faiss's hand-filled quantizer: is_trained = True once it holds the
+        // nlist centroids (refused otherwise: adds would have no lists).
+        .def_property("is_trained", [](const IndexBinaryIVF& i) { return i.is_trained; },
+                      [](IndexBinaryIVF& i, bool v) {
+                          if (v && (!i.quantizer || i.quantizer->ntotal != idx_t(i.nlist)))
+                              throw InvalidArgument("IndexBinaryIVF.is_trained = True needs a quantizer holding the " +
+                                                    std::to_string(i.nlist) + " centroids (it holds " +
+                                                    std::to_string(i.quantizer ? i.quantizer->ntotal : 0) + ")");
+                          if (!v && i.ntotal > 0)
+                              throw InvalidArgument("IndexBinaryIVF.is_trained = False on an index holding codes");
+                          i.is_trained = v;
+                      })
+        .def("reconstruct_n", [](const IndexBinaryIVF& self, idx_t n0, idx_t ni) {
+            if (ni == -1) ni = self.ntotal - n0;
+            if (ni < 0 || n0 < 0 || n0 + ni > self.ntotal) throw OutOfRange("reconstruct_n: bad range");
+            py::array_t<uint8_t> out({ni, idx_t(self.code_size)});
+            uint8_t* o = out.mutable_data();
+            {
+                py::gil_scoped_release release;
+                self.reconstruct_n(n0, ni, o);
+            }
+            return out;
+        }, py::arg("n0") = 0, py::arg("ni") = -1)
         .def("list_size", &IndexBinaryIVF::list_size, py::arg("list_no"))
         .def("get_list_ids", [](const IndexBinaryIVF& self, size_t l) {
             std::vector<idx_t> ids = self.list_ids(l);

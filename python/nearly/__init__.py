@@ -66,7 +66,7 @@ from .compat import SIMDConfig, SIMDLevel_NONE, SIMDLevel_AVX2, SIMDLevel_AVX512
 from .compat import SIMDLevel_AVX512_SPR, SIMDLevel_ARM_NEON, SIMDLevel_ARM_SVE  # noqa: F401
 from .compat import SIMDLevel_RISCV_RVV, SIMDLevel_AVX512_VPOPCNT, SIMDLevel_COUNT  # noqa: F401
 from .compat import DirectMap, IndexHNSWSQ, rev_swig_ptr  # noqa: F401,F811
-from .compat import copy_array_to_vector, imbalance_factor, is_similarity_metric, swig_ptr  # noqa: F401
+from .compat import copy_array_to_vector, imbalance_factor, is_similarity_metric, popcount64, swig_ptr  # noqa: F401
 from .code_packer import CodePacker, CodePackerFlat, CodePackerPQ4  # noqa: F401
 from .compat import bitvec_shuffle, bucket_sort, matrix_bucket_sort_inplace  # noqa: F401
 from .compat import downcast_InvertedLists, memcpy  # noqa: F401
@@ -83,7 +83,7 @@ from .compat import clone_binary_index, clone_index  # noqa: F401
 from .compat import eval_intersection, merge_into, rand, randint, randn  # noqa: F401
 from .compat import float_rand, float_randn, rand_smooth_vectors  # noqa: F401
 from .compat import range_search_with_parameters, search_with_parameters  # noqa: F401
-from .shards import IndexReplicas, IndexShards  # noqa: F401
+from .shards import IndexBinaryReplicas, IndexBinaryShards, IndexReplicas, IndexShards  # noqa: F401
 from .result_heap import ResultHeap  # noqa: F401
 from .autotune import (  # noqa: F401
     AutoTuneCriterion, IntersectionCriterion, OneRecallAtRCriterion, OperatingPoint, OperatingPoints,

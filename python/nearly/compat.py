@@ -313,6 +313,7 @@ def _set_direct_map_type(self, type):
 
 
 _nearly.IndexIVF.set_direct_map_type = _set_direct_map_type
+_nearly.IndexBinaryIVF.set_direct_map_type = _set_direct_map_type
 
 
 def try_extract_index_ivf(index):
@@ -451,6 +452,12 @@ def float_rand(x, n, seed):
 def float_randn(x, n, seed):
     """faiss.float_randn(swig_ptr(x), n, seed): fills x with randn(n, seed)."""
     _fill(x, int(n), "float_randn")[:] = randn(int(n), seed)
+
+
+def popcount64(x):
+    """faiss.popcount64: the number of 1 bits of a 64-bit word (a negative
+    Python int counts as its two's complement, as a C uint64_t would)."""
+    return bin(int(x) & 0xFFFFFFFFFFFFFFFF).count("1")
 
 
 def eval_intersection(I1, I2):

@@ -6,7 +6,9 @@ shifted by the sizes of the shards before it when ``successive_ids``).
 IndexReplicas holds copies of one database: ``add`` goes to every replica and
 ``search`` splits the queries among them. Each part is any nearly index; the
 parts' native searches release the GIL, so ``threaded=True`` runs them side
-by side in Python threads, as faiss runs them in its own."""
+by side in Python threads, as faiss runs them in its own.
+IndexBinaryShards and IndexBinaryReplicas are the same over binary indexes
+(d in bits, uint8 codes, int32 Hamming distances)."""
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -15,15 +17,7 @@ from . import _nearly
 from .result_heap import best_k
 
 _FLT_MAX = float(np.finfo(np.float32).max)
-
-
-def _matrix(x, d):
-    if d is None:
-        raise _nearly.InvalidArgumentError("no index attached yet (d comes from the first one)")
-    x = np.ascontiguousarray(x, dtype=np.float32)
-    if x.ndim != 2 or x.shape[1] != d:
-        raise _nearly.InvalidArgumentError(f"x must have shape (n, {d}), got {x.shape}")
-    return x
+_HAMMING_PAD = 2147483647  # a binary index's missing result
 
 
 def _split(n, parts):
@@ -32,6 +26,8 @@ def _split(n, parts):
 
 
 class _IndexCollection:
+    _binary = False
+
     def __init__(self, d, threaded):
         # d None: taken from the first index attached (faiss's constructors
         # without d: IndexShards(threaded, successive_ids), IndexReplicas(threaded)).
@@ -43,7 +39,21 @@ class _IndexCollection:
         self.verbose = False
         self._parts = []
 
+    def _matrix(self, x):
+        """The rows of x: float32 (n, d), or uint8 codes (n, d / 8) when binary."""
+        if self.d is None:
+            raise _nearly.InvalidArgumentError("no index attached yet (d comes from the first one)")
+        width = self.d // 8 if self._binary else self.d
+        x = np.ascontiguousarray(x, dtype=np.uint8 if self._binary else np.float32)
+        if x.ndim != 2 or x.shape[1] != width:
+            raise _nearly.InvalidArgumentError(f"x must have shape (n, {width}), got {x.shape}")
+        return x
+
     def _attach(self, index):
+        if isinstance(index, _nearly.IndexBinary) != self._binary:
+            raise _nearly.InvalidArgumentError(
+                f"{type(self).__name__} takes {'binary' if self._binary else 'float'} indexes, "
+                f"got {type(index).__name__}")
         if self.d is None:
             self.d = index.d
         if index.d != self.d:
@@ -66,6 +76,13 @@ class _IndexCollection:
                 return list(pool.map(fn, items))
         return [fn(item) for item in items]
 
+    # faiss's ThreadedIndex names, on both collections
+    def addIndex(self, index):
+        self._attach(index)
+
+    def removeIndex(self, index):
+        self._detach(index)
+
     def at(self, i):
         return self._parts[i]
 
@@ -77,7 +94,7 @@ class _IndexCollection:
         return all(p.is_trained for p in self._parts)
 
     def train(self, x):
-        x = _matrix(x, self.d)
+        x = self._matrix(x)
         self._run(lambda p: p.train(x), self._parts)
 
     def reset(self):
@@ -88,16 +105,18 @@ class _IndexCollection:
         pass
 
     def _search_args(self, x, k):
-        x = _matrix(x, self.d)
+        x = self._matrix(x)
         k = int(k)
         if k <= 0:
             raise _nearly.InvalidArgumentError("k must be positive")
         return x, k
 
     def _similarity(self):  # larger is better: inner product, Jaccard
-        return self.metric_type in (_nearly.METRIC_INNER_PRODUCT, _nearly.METRIC_Jaccard)
+        return not self._binary and self.metric_type in (_nearly.METRIC_INNER_PRODUCT, _nearly.METRIC_Jaccard)
 
     def _padded(self, n, k):
+        if self._binary:
+            return np.full((n, k), _HAMMING_PAD, dtype=np.int32), np.full((n, k), -1, dtype=np.int64)
         pad = -_FLT_MAX if self._similarity() else _FLT_MAX
         return np.full((n, k), pad, dtype=np.float32), np.full((n, k), -1, dtype=np.int64)
 
@@ -117,7 +136,7 @@ class IndexShards(_IndexCollection):
         return sum(p.ntotal for p in self._parts)
 
     def add(self, x):
-        x = _matrix(x, self.d)
+        x = self._matrix(x)
         if not self.successive_ids:
             start = self.ntotal
             return self.add_with_ids(x, np.arange(start, start + len(x), dtype=np.int64))
@@ -127,7 +146,7 @@ class IndexShards(_IndexCollection):
         if self.successive_ids:
             raise RuntimeError("IndexShards: it makes no sense to pass in ids and request them to be shifted "
                                "(successive_ids=True)")
-        x = _matrix(x, self.d)
+        x = self._matrix(x)
         ids = np.ascontiguousarray(ids, dtype=np.int64)
         if ids.shape != (len(x),):
             raise _nearly.InvalidArgumentError(f"ids must have shape ({len(x)},)")
@@ -175,11 +194,11 @@ class IndexReplicas(_IndexCollection):
         return self._parts[0].ntotal if self._parts else 0
 
     def add(self, x):
-        x = _matrix(x, self.d)
+        x = self._matrix(x)
         self._run(lambda p: p.add(x), self._parts)
 
     def add_with_ids(self, x, ids):
-        x = _matrix(x, self.d)
+        x = self._matrix(x)
         self._run(lambda p: p.add_with_ids(x, ids), self._parts)
 
     def search(self, x, k, *, params=None):
@@ -196,3 +215,16 @@ class IndexReplicas(_IndexCollection):
 
         self._run(search_part, list(range(len(self._parts))))
         return D, I
+
+
+class IndexBinaryShards(IndexShards):
+    _binary = True
+
+    @property
+    def code_size(self):
+        return None if self.d is None else self.d // 8
+
+
+class IndexBinaryReplicas(IndexReplicas):
+    _binary = True
+    code_size = IndexBinaryShards.code_size

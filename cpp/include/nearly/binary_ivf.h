@@ -25,6 +25,11 @@ struct IndexBinaryIVF : IndexBinary {
     size_t nlist;
     size_t nprobe = 1;  // clipped to nlist like faiss
     ClusteringParameters cp;  // faiss's IndexBinaryIVF default: 10 iterations
+    // faiss's choices of how a search runs (a heap or a sort per query;
+    // threads over lists rather than queries). Kept for faiss's API: nearly
+    // picks its own way and the results are the same either way.
+    bool use_heap = true;
+    bool per_invlist_search = false;
 
     IndexBinaryIVF(IndexBinaryPtr quantizer, int d, size_t nlist);
 
@@ -36,6 +41,9 @@ struct IndexBinaryIVF : IndexBinary {
     void search(idx_t n, const uint8_t* x, idx_t k, int32_t* D, idx_t* I,
                 const SearchParameters* params = nullptr) const override;
     void reconstruct(idx_t key, uint8_t* out) const override;  // needs make_direct_map(), like faiss
+    // The codes of ids n0 .. n0 + ni - 1 (ni x code_size), found by walking
+    // the lists: no direct map needed, as faiss's. Ids not stored: zeros.
+    void reconstruct_n(idx_t n0, idx_t ni, uint8_t* out) const;
     void range_search(idx_t n, const uint8_t* x, int radius, RangeSearchResult& result,
                       const SearchParameters* params = nullptr) const override;
     size_t remove_ids(const IDSelector& sel) override;         // the others keep their ids
