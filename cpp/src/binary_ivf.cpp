@@ -28,6 +28,18 @@ IndexBinaryIVF::IndexBinaryIVF(IndexBinaryPtr quantizer_, int d, size_t nlist_)
     is_trained = quantizer->is_trained && size_t(quantizer->ntotal) == nlist;
 }
 
+void IndexBinaryIVF::set_clustering_index(IndexPtr index) {
+    NEARLY_CHECK_ARG(!index || index->d == d, "clustering_index has d=" + std::to_string(index ? index->d : 0) +
+                                                  ", the binary IVF index d=" + std::to_string(d) + " bits");
+    std::unique_lock<SharedMutex> lk(rw_mutex_);
+    clustering_index_ = std::move(index);
+}
+
+IndexPtr IndexBinaryIVF::get_clustering_index() const {
+    std::shared_lock<SharedMutex> lk(rw_mutex_);
+    return clustering_index_;
+}
+
 void IndexBinaryIVF::train(idx_t n, const uint8_t* x) {
     check_writable();
     std::unique_lock<SharedMutex> lk(rw_mutex_);
@@ -43,7 +55,12 @@ void IndexBinaryIVF::train(idx_t n, const uint8_t* x) {
         ClusteringParameters params = cp;
         params.verbose = params.verbose || verbose;
         Clustering clus(d, int(nlist), params);
-        clus.train(n, xf.data(), METRIC_L2);
+        if (const IndexPtr ci = clustering_index_) {
+            IndexAssignStep step(*ci);
+            clus.train(n, xf.data(), ci->metric_type, &step, ci->metric_arg);
+        } else {
+            clus.train(n, xf.data(), METRIC_L2);
+        }
         std::vector<uint8_t> centroids(nlist * cs, 0);
         for (size_t c = 0; c < nlist; c++)
             for (size_t j = 0; j < dd; j++)

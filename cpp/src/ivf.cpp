@@ -191,6 +191,19 @@ void IndexIVF::set_trained(bool trained) {
     is_trained = true;
 }
 
+void IndexIVF::set_clustering_index(IndexPtr index) {
+    NEARLY_CHECK_ARG(!index || index->d == d, "clustering_index has d=" + std::to_string(index ? index->d : 0) +
+                                                  ", the IVF index d=" + std::to_string(d));
+    NEARLY_CHECK_ARG(index.get() != this, "an IVF index cannot be its own clustering_index");
+    std::unique_lock<SharedMutex> lk(rw_mutex_);
+    clustering_index_ = std::move(index);
+}
+
+IndexPtr IndexIVF::get_clustering_index() const {
+    std::shared_lock<SharedMutex> lk(rw_mutex_);
+    return clustering_index_;
+}
+
 void IndexIVF::train(idx_t n, const float* x) {
     check_writable();
     std::unique_lock<SharedMutex> lk(rw_mutex_);
@@ -211,7 +224,12 @@ void IndexIVF::train(idx_t n, const float* x) {
         // assignment (means stay means); an extra metric's argument is the
         // IVF index's, the quantizer takes it too.
         if (quantizer->metric_type == metric_type) quantizer->metric_arg = metric_arg;
-        clus.train(n, x, quantizer->metric_type, nullptr, quantizer->metric_arg);
+        if (const IndexPtr ci = clustering_index_) {
+            IndexAssignStep step(*ci);
+            clus.train(n, x, ci->metric_type, &step, ci->metric_arg);
+        } else {
+            clus.train(n, x, quantizer->metric_type, nullptr, quantizer->metric_arg);
+        }
         quantizer->reset();
         quantizer->train(idx_t(nlist), clus.centroids.data());
         quantizer->add(idx_t(nlist), clus.centroids.data());

@@ -9,6 +9,7 @@
 
 #include "nearly/distance.h"
 #include "nearly/extra_distances.h"
+#include "nearly/index.h"
 #include "nearly/libstdcxx_random.h"
 #include "nearly/parallel.h"
 #include "nearly/random.h"
@@ -199,6 +200,32 @@ void assign_nearest(const float* x, size_t n, const float* centroids, size_t k, 
 Clustering::Clustering(int d, int k, const ClusteringParameters& params) : ClusteringParameters(params), d(d), k(k) {
     NEARLY_CHECK_ARG(d > 0, "Clustering: d must be positive");
     NEARLY_CHECK_ARG(k > 0, "Clustering: k must be positive");
+}
+
+void IndexAssignStep::set_points(size_t n, const float* x, size_t d) {
+    NEARLY_CHECK_ARG(size_t(index_.d) == d, "clustering index has d=" + std::to_string(index_.d) +
+                                                ", the points have " + std::to_string(d));
+    n_ = n, x_ = x, d_ = d;
+}
+
+double IndexAssignStep::assign_update(float* centroids, size_t k, MetricType, float* hassign) {
+    index_.reset();
+    index_.add(idx_t(k), centroids);
+    std::vector<float> dis(n_);
+    std::vector<idx_t> assign(n_);
+    index_.search(idx_t(n_), x_, 1, dis.data(), assign.data());
+    double sum = 0;
+    for (size_t i = 0; i < n_; i++) {
+        // An approximate index may find nothing for a point: faiss would
+        // index out of bounds; here it is an error.
+        if (assign[i] < 0 || size_t(assign[i]) >= k)
+            throw InvalidArgument("clustering index returned no centroid for training point " + std::to_string(i));
+        sum += dis[i];
+    }
+    std::vector<float> sizes(k);
+    compute_centroids(d_, k, n_, x_, nullptr, assign.data(), sizes, centroids);
+    std::copy(sizes.begin(), sizes.end(), hassign);
+    return sum;
 }
 
 void Clustering::train(idx_t nx, const float* x_in, MetricType metric, KmeansStep* step, float metric_arg,

@@ -162,3 +162,19 @@ inline py::tuple range_result_tuple(const nearly::RangeSearchResult& res) {
     return py::make_tuple(lims, D, I);
 }
 }  // namespace nearly_py
+
+namespace nearly_py {
+// An index handed as faiss's clustering_index: a native nearly index, or None.
+// (Python-level collections such as IndexShards cannot be called from the
+// training threads.)
+inline nearly::IndexPtr clustering_index_arg(py::handle v) {
+    if (v.is_none()) return nullptr;
+    try {
+        return py::cast<nearly::IndexPtr>(v);
+    } catch (const py::cast_error&) {
+        throw nearly::InvalidArgument("clustering_index must be a native nearly index (IndexFlat, IndexHNSWFlat, "
+                                      "a GPU index, ...) or None, got " +
+                                      std::string(py::str(py::type::of(v).attr("__name__"))));
+    }
+}
+}  // namespace nearly_py

@@ -172,6 +172,8 @@ void bind_binary_flat(py::module_& m) {
              py::arg("new_maintain_direct_map") = true)
         .def_readwrite("use_heap", &IndexBinaryIVF::use_heap)
         .def_readwrite("per_invlist_search", &IndexBinaryIVF::per_invlist_search)
+        .def_property("clustering_index", &IndexBinaryIVF::get_clustering_index,
+                      [](IndexBinaryIVF& i, py::handle v) { i.set_clustering_index(clustering_index_arg(v)); })
         // faiss's hand-filled quantizer: is_trained = True once it holds the
         // nlist centroids (refused otherwise: adds would have no lists).
         .def_property("is_trained", [](const IndexBinaryIVF& i) { return i.is_trained; },

@@ -184,6 +184,10 @@ void bind_ivf(py::module_& m) {
            "scans only the ids in range).")
         // Reference, like faiss: index.cp.niter = 20 changes the next train().
         .def_readwrite("cp", &IndexIVF::cp, py::return_value_policy::reference_internal)
+        // faiss's idiom: index_ivf.clustering_index = a GPU or HNSW index
+        // trains the coarse quantizer's k-means through it.
+        .def_property("clustering_index", &IndexIVF::get_clustering_index,
+                      [](IndexIVF& i, py::handle v) { i.set_clustering_index(clustering_index_arg(v)); })
         .def_property("quantizer_trains_alone", [](const IndexIVF& i) { return i.quantizer_trains_alone; },
                       [](IndexIVF& i, int v) {
                           if (v < 0 || v > 2) throw InvalidArgument("quantizer_trains_alone must be 0, 1 or 2");

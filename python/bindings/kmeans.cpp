@@ -5,6 +5,7 @@
 
 #include "arrays.h"
 #include "nearly/clustering_initialization.h"
+#include "nearly/flat.h"
 #include "nearly/index.h"
 #include "nearly/kmeans.h"
 
@@ -154,9 +155,14 @@ void bind_kmeans(py::module_& m) {
                                           std::to_string(x.shape(0)) + "), got " + std::to_string(weights.size()));
             }
             MetricType metric = index ? index->metric_type : (self.spherical ? METRIC_INNER_PRODUCT : METRIC_L2);
+            const float metric_arg = index ? index->metric_arg : 0.f;
             const float* w = weights_obj.is_none() ? nullptr : weights.data();
+            // An exact flat index assigns as the built-in search does (the
+            // same results, faster); any other assigns through its search.
+            std::unique_ptr<IndexAssignStep> step;
+            if (index && !dynamic_cast<IndexFlat*>(index)) step.reset(new IndexAssignStep(*index));
             py::gil_scoped_release release;
-            self.train(x.shape(0), x.data(), metric, nullptr, 0, w);
+            self.train(x.shape(0), x.data(), metric, step.get(), metric_arg, w);
             if (index) {
                 index->reset();
                 index->add(self.k, self.centroids.data());

@@ -30,6 +30,10 @@ struct IndexBinaryIVF : IndexBinary {
     // picks its own way and the results are the same either way.
     bool use_heap = true;
     bool per_invlist_search = false;
+    // faiss's clustering_index: a float index over d dimensions through
+    // which the k-means on the codes' +-1 vectors assigns (see IndexIVF).
+    void set_clustering_index(IndexPtr index);
+    IndexPtr get_clustering_index() const;
 
     IndexBinaryIVF(IndexBinaryPtr quantizer, int d, size_t nlist);
 
@@ -58,6 +62,7 @@ struct IndexBinaryIVF : IndexBinary {
     std::vector<idx_t> probed_lists(idx_t n, const uint8_t* x, const SearchParameters* params, size_t* np) const;
     void add_core(idx_t n, const uint8_t* x, const idx_t* ids);
     InvertedLists lists_;
+    IndexPtr clustering_index_;
 };
 
 struct IndexIVFBinaryRecurrent : IndexIVF {

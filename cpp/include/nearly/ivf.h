@@ -128,6 +128,12 @@ struct IndexIVF : Index {
     // trains_alone() is true always does: multi-index, residual coarse); 0 and 2 both run k-means with a flat assignment and add
     // the centroids to the quantizer. Read at train time, not stored.
     int quantizer_trains_alone = 0;
+    // faiss's clustering_index: when set, the k-means assigns points through
+    // it (IndexAssignStep: a GPU index, an HNSW for large nlist) instead of
+    // exact search; its metric is the clustering's. Not stored. Set and read
+    // under the index's lock (a train() may be running).
+    void set_clustering_index(IndexPtr index);
+    IndexPtr get_clustering_index() const;
 
     // extra_metrics: the family scans under faiss's extra metrics too
     // (extra_distances.h; IVF-Flat only).
@@ -244,6 +250,7 @@ struct IndexIVF : Index {
     void update_vectors(idx_t n, const idx_t* ids, const float* x);
 
    protected:
+    IndexPtr clustering_index_;
     void encode_standalone(idx_t n, const float* x, uint8_t* bytes) const override;
     // Throws unless assign holds n x np list numbers (or -1).
     void check_assign(idx_t n, size_t np, const idx_t* assign, const char* what) const;

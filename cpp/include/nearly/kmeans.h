@@ -63,6 +63,25 @@ struct KmeansStep {
     virtual double assign_update(float* centroids, size_t k, MetricType metric, float* hassign) = 0;
 };
 
+struct Index;
+
+// faiss's Clustering::train(n, x, index): each iteration the centroids are
+// put in `index` and every point takes its nearest by index.search (the
+// index's metric and approximation: an HNSW or LSH index for many
+// centroids, a GPU index); the means are computed here. IndexIVF's
+// clustering_index trains through one.
+class IndexAssignStep : public KmeansStep {
+   public:
+    explicit IndexAssignStep(Index& index) : index_(index) {}
+    void set_points(size_t n, const float* x, size_t d) override;
+    double assign_update(float* centroids, size_t k, MetricType metric, float* hassign) override;
+
+   private:
+    Index& index_;
+    size_t n_ = 0, d_ = 0;
+    const float* x_ = nullptr;
+};
+
 struct Clustering : ClusteringParameters {
     int d, k;
     std::vector<float> centroids;  // k * d after train

@@ -15,19 +15,45 @@
 
 namespace nearly {
 
-// std::mt19937: the 32-bit Mersenne Twister with the standard's parameters.
-class Mt19937 {
+// std::mersenne_twister_engine as the standard defines it: word size w,
+// state size n, shift m, separation r = 31 (both standard engines), twist
+// matrix a, tempering (u, dmask), (s, b), (t, c), l, seeding multiplier f.
+template <class UInt, int w, int n, int m, UInt a, int u, UInt dmask, int s, UInt b, int t, UInt c, int l, UInt f>
+class MersenneTwister {
    public:
-    static constexpr uint32_t default_seed = 5489u;
-    explicit Mt19937(uint32_t seed = default_seed);
-    uint32_t operator()();
+    static constexpr UInt default_seed = 5489u;
+    explicit MersenneTwister(UInt seed = default_seed) {
+        state_[0] = seed;
+        for (int i = 1; i < n; i++) state_[i] = UInt(f * (state_[i - 1] ^ (state_[i - 1] >> (w - 2))) + UInt(i));
+        next_ = n;
+    }
+    UInt operator()() {
+        if (next_ >= n) twist();
+        UInt y = state_[next_++];
+        y ^= (y >> u) & dmask;
+        y ^= (y << s) & b;
+        y ^= (y << t) & c;
+        y ^= y >> l;
+        return y;
+    }
 
    private:
-    static constexpr int n = 624;
-    void twist();
-    uint32_t state_[n];
+    void twist() {
+        constexpr UInt lower = (UInt(1) << 31) - 1, upper = UInt(~lower);
+        for (int i = 0; i < n; i++) {
+            const UInt y = (state_[i] & upper) | (state_[(i + 1) % n] & lower);
+            state_[i] = state_[(i + m) % n] ^ (y >> 1) ^ ((y & 1u) ? a : UInt(0));
+        }
+        next_ = 0;
+    }
+    UInt state_[n];
     int next_;
 };
+
+using Mt19937 = MersenneTwister<uint32_t, 32, 624, 397, 0x9908b0dfu, 11, 0xffffffffu, 7, 0x9d2c5680u, 15,
+                                0xefc60000u, 18, 1812433253u>;
+using Mt19937_64 = MersenneTwister<uint64_t, 64, 312, 156, 0xb5026f5aa96619e9ull, 29, 0x5555555555555555ull, 17,
+                                   0x71d67fffeda60000ull, 37, 0xfff7eee000000000ull, 43, 6364136223846793005ull>;
 
 // generate_canonical<float, 24>: one draw, float(u) / 2^32, kept below 1.
 float canonical_float(Mt19937& gen);
@@ -42,20 +68,6 @@ bool bernoulli(Mt19937& gen, double p);
 // Lemire's multiply-and-reject on one 32-bit draw (libstdc++'s path for a
 // 32-bit engine), redrawing only when the low word falls below 2^32 mod range.
 uint32_t uniform_below(Mt19937& gen, uint64_t range);
-
-// std::mt19937_64: the 64-bit Mersenne Twister with the standard's parameters.
-class Mt19937_64 {
-   public:
-    static constexpr uint64_t default_seed = 5489u;
-    explicit Mt19937_64(uint64_t seed = default_seed);
-    uint64_t operator()();
-
-   private:
-    static constexpr int n = 312;
-    void twist();
-    uint64_t state_[n];
-    int next_;
-};
 
 // generate_canonical<double, 53> on a 64-bit engine: one draw, double(u)
 // (rounded to 53 bits) / 2^64, kept below 1.
