@@ -40,12 +40,14 @@ constexpr size_t kBlock = 1024;
 // and a point is read in full only where the bound leaves the new centroid
 // a chance to be its nearest. A skipped point's distance could not have
 // dropped (the bound keeps a margin far above float rounding), so the picks
-// are those of the full pass.
+// are those of the full pass. The copy costs a quarter of the points' memory
+// while the seeding runs, and about three passes to make: it is made only
+// for many passes over much data.
 class DistanceLowering {
    public:
-    DistanceLowering(const float* x, size_t n, size_t d) : x_(x), n_(n), d_(d), sq_(d, ScalarQuantizer::QT_8bit) {
-        // Small data (or early centroids) gains nothing from the copy.
-        if (n * d < (size_t(1) << 20) || d < 8) return;
+    DistanceLowering(const float* x, size_t n, size_t d, size_t passes)
+        : x_(x), n_(n), d_(d), sq_(d, ScalarQuantizer::QT_8bit) {
+        if (n * d < (size_t(1) << 20) || d < 8 || passes < 16) return;
         sq_.train(n, x);
         codes_.resize(n * d);
         error_.resize(n);
@@ -101,8 +103,8 @@ class DistanceLowering {
     std::unique_ptr<SQScorer> scorer_;
 };
 
-// Squared distance of point p to the nearest of two centroid sets, in float
-// as faiss's (which starts from FLT_MAX).
+// Squared distance of point p to the nearest of na centroids, in float as
+// faiss's (which starts from FLT_MAX).
 float nearest_distance(const float* p, size_t d, const float* a, size_t na, std::vector<float>& scratch) {
     scratch.resize(na);
     float best = std::numeric_limits<float>::max();
@@ -203,7 +205,7 @@ void init_kmeans_plus_plus(const ClusteringInitialization& p, size_t n, const fl
     size_t first = 0;
     const size_t c0 = start_d2(x, n, d, centroids, n_existing, existing, dist, sum, first, rng);
     if (c0 >= k) return;
-    DistanceLowering lowering(x, n, d);
+    DistanceLowering lowering(x, n, d, k - c0 - 1);
     InterruptPoll poll;
     for (size_t c = c0; c < k; c++) {
         running_sum(dist, cumsum);
