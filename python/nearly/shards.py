@@ -49,8 +49,11 @@ class _IndexCollection:
             raise _nearly.InvalidArgumentError(f"x must have shape (n, {width}), got {x.shape}")
         return x
 
+    def _is_binary(self, index):
+        return isinstance(index, _nearly.IndexBinary) or (isinstance(index, _IndexCollection) and index._binary)
+
     def _attach(self, index):
-        if isinstance(index, _nearly.IndexBinary) != self._binary:
+        if self._is_binary(index) != self._binary:
             raise _nearly.InvalidArgumentError(
                 f"{type(self).__name__} takes {'binary' if self._binary else 'float'} indexes, "
                 f"got {type(index).__name__}")

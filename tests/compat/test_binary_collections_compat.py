@@ -87,6 +87,21 @@ def test_replicas_like_faiss(codes, fill):
     check_same(out[0], flat(nearly, xb).search(xq, 10))
 
 
+def test_nested_collections(codes):
+    xb, xq = codes
+    inner = [nearly.IndexBinaryShards(D_BITS) for _ in range(2)]
+    for shards in inner:
+        for _ in range(2):
+            shards.add_shard(nearly.IndexBinaryFlat(D_BITS))
+    outer = nearly.IndexBinaryShards(D_BITS)
+    for shards in inner:
+        outer.add_shard(shards)
+    outer.add(xb)
+    check_same(outer.search(xq, 10), flat(nearly, xb).search(xq, 10))
+    with pytest.raises(nearly.InvalidArgumentError):
+        nearly.IndexShards(D_BITS).add_shard(inner[0])
+
+
 def test_collections_refuse_wrong_input(codes):
     xb, _ = codes
     with pytest.raises(nearly.InvalidArgumentError):
