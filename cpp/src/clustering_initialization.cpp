@@ -43,6 +43,17 @@ constexpr size_t kBlock = 1024;
 // are those of the full pass. The copy costs a quarter of the points' memory
 // while the seeding runs, and about three passes to make: it is made only
 // for many passes over much data.
+// dist[i] = min(dist[i], ||x_i - c||^2) for every point, reading every
+// point; each entry written by one task (the same for any thread count).
+void lower_all(const float* x, size_t n, size_t d, const float* c, double* dist) {
+    parallel_for((n + kBlock - 1) / kBlock, [&](size_t b) {
+        float block[kBlock];
+        const size_t i0 = b * kBlock, len = std::min(kBlock, n - i0);
+        simd().l2sqr_ny(c, x + i0 * d, d, len, block);
+        for (size_t j = 0; j < len; j++) dist[i0 + j] = std::min(dist[i0 + j], double(block[j]));
+    });
+}
+
 class DistanceLowering {
    public:
     DistanceLowering(const float* x, size_t n, size_t d, size_t passes)
@@ -71,18 +82,13 @@ class DistanceLowering {
         scorer_.reset(new SQScorer(sq_, METRIC_L2));
     }
 
-    // dist[i] = min(dist[i], ||x_i - c||^2) for every point, each entry
-    // written by one task (the same result for any thread count).
+    // lower_all's result, most points skipped.
     void lower_to(const float* c, double* dist) {
-        if (scorer_) scorer_->set_query(c);
+        if (!scorer_) return lower_all(x_, n_, d_, c, dist);
+        scorer_->set_query(c);
         parallel_for((n_ + kBlock - 1) / kBlock, [&](size_t b) {
             float block[kBlock];
             const size_t i0 = b * kBlock, len = std::min(kBlock, n_ - i0);
-            if (!scorer_) {
-                simd().l2sqr_ny(c, x_ + i0 * d_, d_, len, block);
-                for (size_t j = 0; j < len; j++) dist[i0 + j] = std::min(dist[i0 + j], double(block[j]));
-                return;
-            }
             scorer_->scores(codes_.data() + i0 * d_, len, block);
             const SimdKernels& K = simd();
             for (size_t j = 0; j < len; j++) {
@@ -184,12 +190,8 @@ size_t start_d2(const float* x, size_t n, size_t d, float* centroids, size_t n_e
     } else {
         first = size_t(uniform_below(rng, n));
         std::memcpy(centroids, x + first * d, d * sizeof(float));
-        parallel_for((n + kBlock - 1) / kBlock, [&](size_t b) {
-            float block[kBlock];
-            const size_t i0 = b * kBlock, len = std::min(kBlock, n - i0);
-            simd().l2sqr_ny(centroids, x + i0 * d, d, len, block);
-            for (size_t j = 0; j < len; j++) dist[i0 + j] = double(block[j]);
-        });
+        std::fill(dist.begin(), dist.end(), std::numeric_limits<double>::infinity());
+        lower_all(x, n, d, centroids, dist.data());
     }
     sum = 0;
     for (size_t i = 0; i < n; i++) sum += dist[i];  // in order, as faiss
