@@ -273,23 +273,89 @@ void bind_binary_flat(py::module_& m) {
     m.def("_indexBinaryHash_stats", []() -> IndexBinaryHashStats& { return indexBinaryHash_stats; },
           py::return_value_policy::reference);
 
-    m.def("knn_hamming", [](py::handle xq_obj, py::handle xb_obj, py::handle k_obj, const std::string& variant) {
+    m.def("knn_hamming", [](py::handle xq_obj, py::handle xb_obj, py::handle k_obj, const std::string& variant,
+                            py::handle sel_obj) {
         U8Array xq = to_array<U8Array>(xq_obj, "xq");
         if (xq.ndim() != 2) throw InvalidArgument("xq must be a 2-D uint8 array");
         U8Array xq2 = as_codes(xq_obj, xq.shape(1), "xq");
         U8Array xb = as_codes(xb_obj, xq.shape(1), "xb");
         idx_t k = as_k(k_obj);
         if (variant != "hc" && variant != "mc") throw InvalidArgument("variant must be 'hc' or 'mc'");
+        std::shared_ptr<IDSelector> sel;
+        if (!sel_obj.is_none()) {
+            if (!py::isinstance<IDSelector>(sel_obj)) throw InvalidArgument("sel must be an IDSelector or None");
+            sel = py::cast<std::shared_ptr<IDSelector>>(sel_obj);
+        }
         idx_t nq = xq2.shape(0);
         py::array_t<int32_t> D({nq, k});
         py::array_t<idx_t> I({nq, k});
         {
             py::gil_scoped_release release;
-            knn_hamming(xq2.data(), nq, xb.data(), xb.shape(0), xq2.shape(1), k, D.mutable_data(), I.mutable_data());
+            knn_hamming(xq2.data(), nq, xb.data(), xb.shape(0), xq2.shape(1), k, D.mutable_data(), I.mutable_data(),
+                        sel.get());
         }
         return py::make_tuple(D, I);
-    }, py::arg("xq"), py::arg("xb"), py::arg("k"), py::arg("variant") = "hc",
-       "k nearest codes of xb for each row of xq by Hamming distance: (D int32, I int64).");
+    }, py::arg("xq"), py::arg("xb"), py::arg("k"), py::arg("variant") = "hc", py::arg("sel") = py::none(),
+       "k nearest codes of xb for each row of xq by Hamming distance: (D int32, I int64); sel: an IDSelector "
+       "over the rows of xb.");
+
+    // faiss's hamming.h utilities; python/nearly/hamming.py gives them faiss's
+    // pointer-style signatures. a and b are (n, code_size) uint8 codes.
+    m.def("_hammings", [](py::handle a_obj, py::handle b_obj) {
+        U8Array a = to_array<U8Array>(a_obj, "a");
+        if (a.ndim() != 2) throw InvalidArgument("a must be a 2-D uint8 array");
+        U8Array b = as_codes(b_obj, a.shape(1), "b");
+        py::array_t<int32_t> dis({a.shape(0), b.shape(0)});
+        {
+            py::gil_scoped_release release;
+            hammings(a.data(), b.data(), a.shape(0), b.shape(0), a.shape(1), dis.mutable_data());
+        }
+        return dis;
+    });
+    m.def("_hamming_count_thres", [](py::handle a_obj, py::handle b_obj, int32_t ht) {
+        U8Array a = to_array<U8Array>(a_obj, "a");
+        if (a.ndim() != 2) throw InvalidArgument("a must be a 2-D uint8 array");
+        U8Array b = as_codes(b_obj, a.shape(1), "b");
+        py::gil_scoped_release release;
+        return hamming_count_thres(a.data(), b.data(), a.shape(0), b.shape(0), ht, a.shape(1));
+    });
+    m.def("_crosshamming_count_thres", [](py::handle x_obj, int32_t ht) {
+        U8Array x = to_array<U8Array>(x_obj, "x");
+        if (x.ndim() != 2) throw InvalidArgument("x must be a 2-D uint8 array");
+        py::gil_scoped_release release;
+        return crosshamming_count_thres(x.data(), x.shape(0), ht, x.shape(1));
+    });
+    m.def("_match_hamming_thres", [](py::handle a_obj, py::handle b_obj, int32_t ht) {
+        U8Array a = to_array<U8Array>(a_obj, "a");
+        if (a.ndim() != 2) throw InvalidArgument("a must be a 2-D uint8 array");
+        U8Array b = as_codes(b_obj, a.shape(1), "b");
+        std::vector<idx_t> pairs;
+        std::vector<int32_t> dis;
+        {
+            py::gil_scoped_release release;
+            match_hamming_thres(a.data(), b.data(), a.shape(0), b.shape(0), ht, a.shape(1), pairs, dis);
+        }
+        py::array_t<idx_t> P({py::ssize_t(dis.size()), py::ssize_t(2)});
+        std::copy(pairs.begin(), pairs.end(), P.mutable_data());
+        py::array_t<int32_t> D(dis.size());
+        std::copy(dis.begin(), dis.end(), D.mutable_data());
+        return py::make_tuple(P, D);
+    });
+    m.def("_knn_generalized_hamming", [](py::handle xq_obj, py::handle xb_obj, py::handle k_obj) {
+        U8Array xq = to_array<U8Array>(xq_obj, "xq");
+        if (xq.ndim() != 2) throw InvalidArgument("xq must be a 2-D uint8 array");
+        U8Array xb = as_codes(xb_obj, xq.shape(1), "xb");
+        idx_t k = as_k(k_obj);
+        const idx_t nq = xq.shape(0);
+        py::array_t<int32_t> D({nq, k});
+        py::array_t<idx_t> I({nq, k});
+        {
+            py::gil_scoped_release release;
+            knn_generalized_hamming(xq.data(), nq, xb.data(), xb.shape(0), xq.shape(1), k, D.mutable_data(),
+                                    I.mutable_data());
+        }
+        return py::make_tuple(D, I);
+    });
 
     m.def("write_index_binary", [](const IndexBinary& index, py::handle path) {
         std::string p = fspath(path);

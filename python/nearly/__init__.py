@@ -85,6 +85,14 @@ from .compat import float_rand, float_randn, rand_smooth_vectors  # noqa: F401
 from .compat import range_search_with_parameters, search_with_parameters  # noqa: F401
 from .shards import IndexBinaryReplicas, IndexBinaryShards, IndexReplicas, IndexShards  # noqa: F401
 from .result_heap import ResultHeap  # noqa: F401
+from .result_heap import float_maxheap_array_t, float_minheap_array_t, int_maxheap_array_t, int_minheap_array_t  # noqa: F401,E501
+from .hamming import crosshamming_count_thres, generalized_hammings_knn_hc, hamming_count_thres, hammings  # noqa: F401
+from .hamming import hammings_knn_hc, hammings_knn_mc, match_hamming_thres  # noqa: F401
+from .partitioning import AlignedTableFloat32, AlignedTableUint8, AlignedTableUint16  # noqa: F401
+from .partitioning import AlignedTable_to_array, array_to_AlignedTable, copy_array_to_AlignedTable  # noqa: F401
+from .partitioning import CMax_float_partition_fuzzy, CMax_uint16_partition_fuzzy  # noqa: F401
+from .partitioning import CMin_float_partition_fuzzy, CMin_uint16_partition_fuzzy  # noqa: F401
+from .partitioning import simd_histogram_8, simd_histogram_16  # noqa: F401
 from .autotune import (  # noqa: F401
     AutoTuneCriterion, IntersectionCriterion, OneRecallAtRCriterion, OperatingPoint, OperatingPoints,
     ParameterRange, ParameterSpace)

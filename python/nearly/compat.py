@@ -28,6 +28,8 @@ def vector_to_array(v):
     """faiss's std::vector -> numpy copy; nearly already exposes numpy arrays."""
     if isinstance(v, _Vector):
         return v._data[: v._n].copy()
+    if type(v).__name__.startswith("AlignedTable"):
+        return v.get().copy()
     return np.array(v, copy=True)
 
 

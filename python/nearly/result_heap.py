@@ -1,6 +1,7 @@
 """faiss's ResultHeap: the k best results per query, accumulated over slices
 of a dataset (sharded or streamed search), and the merge that IndexShards
-uses too."""
+uses too; faiss's heap arrays (float_maxheap_array_t, ...), the same over
+arrays the caller owns."""
 import numpy as np
 
 _FLT_MAX = float(np.finfo(np.float32).max)
@@ -67,3 +68,125 @@ class ResultHeap:
 
     def finalize(self):
         """faiss sorts its heaps here; these rows are kept sorted throughout."""
+
+
+class _HeapArray:
+    """faiss's HeapArray: nh heaps of k (val, id) pairs over the caller's
+    arrays (val, ids: nh * k values, set with swig_ptr), written in place.
+    Equal values keep the smaller id, missing results are id -1 with the
+    worst value. The rows are kept as sets, not in heap order, so any
+    sequence of heapify / addn / reorder gives faiss's results."""
+
+    _dtype = np.float32
+    _keep_max = False  # a max-heap keeps the smallest values
+
+    def __init__(self):
+        self.nh = 0
+        self.k = 0
+        self.val = None
+        self.ids = None
+
+    def _worst(self):
+        info = np.finfo(self._dtype) if np.dtype(self._dtype).kind == "f" else np.iinfo(self._dtype)
+        return info.min if self._keep_max else info.max
+
+    def _arrays(self):
+        """val and ids as (nh, k) views of the caller's arrays."""
+        nh, k = int(self.nh), int(self.k)
+        name = type(self).__name__
+        if nh < 0 or k <= 0:
+            raise ValueError(f"{name}: set nh >= 0 and k > 0 first (got nh={nh}, k={k})")
+        views = []
+        for arr, dtype, what in ((self.val, self._dtype, "val"), (self.ids, np.int64, "ids")):
+            if not isinstance(arr, np.ndarray) or arr.dtype != dtype or not arr.flags.c_contiguous \
+                    or not arr.flags.writeable:
+                raise TypeError(f"{name}.{what} must be a writeable contiguous {np.dtype(dtype).name} array "
+                                f"(swig_ptr(array))")
+            if arr.size < nh * k:
+                raise ValueError(f"{name}.{what} holds {arr.size} values, nh * k = {nh * k} are needed")
+            views.append(arr.reshape(-1)[: nh * k].reshape(nh, k))
+        return views
+
+    def heapify(self):
+        """Empties every heap."""
+        val, ids = self._arrays()
+        val[:], ids[:] = self._worst(), -1
+
+    def _merge(self, rows, D, I):
+        val, ids = self._arrays()
+        live = ids[rows] >= 0
+        cur_D = np.where(live, val[rows], self._worst()).astype(np.float64)
+        cd = np.concatenate([cur_D, D.astype(np.float64)], axis=1)
+        ci = np.concatenate([ids[rows], I], axis=1)
+        bd, bi = best_k(cd, ci, int(self.k), self._keep_max)
+        val[rows] = np.where(bi >= 0, bd, self._worst()).astype(self._dtype)
+        ids[rows] = bi
+
+    def _rows(self, nj, i0, ni):
+        nh = int(self.nh)
+        ni = nh - i0 if ni == -1 else int(ni)
+        if nj < 0 or i0 < 0 or ni < 0 or i0 + ni > nh:
+            raise ValueError(f"{type(self).__name__}: heaps [{i0}, {i0 + ni}) of {nh}, nj = {nj}")
+        return slice(i0, i0 + ni), ni
+
+    def addn(self, nj, vin, j0=0, i0=0, ni=-1):
+        """Adds to heaps i0 ... i0+ni-1 the nj values of each row of vin
+        (ni x nj) with ids j0 ... j0+nj-1."""
+        nj, j0, i0 = int(nj), int(j0), int(i0)
+        rows, ni = self._rows(nj, i0, ni)
+        V = np.asarray(vin).reshape(-1)[: ni * nj].reshape(ni, nj)
+        I = np.broadcast_to(np.arange(j0, j0 + nj, dtype=np.int64), V.shape)
+        self._merge(rows, V, I)
+
+    def addn_with_ids(self, nj, vin, id_in=None, id_stride=0, i0=0, ni=-1):
+        """Like addn with the ids of id_in (a row of nj per heap, id_stride
+        apart; stride 0: the same ids for every heap)."""
+        nj, i0 = int(nj), int(i0)
+        rows, ni = self._rows(nj, i0, ni)
+        V = np.asarray(vin).reshape(-1)[: ni * nj].reshape(ni, nj)
+        if id_in is None:
+            I = np.broadcast_to(np.arange(nj, dtype=np.int64), V.shape)
+        else:
+            flat = np.asarray(id_in, dtype=np.int64).reshape(-1)
+            stride = int(id_stride)
+            I = np.stack([flat[i * stride: i * stride + nj] for i in range(ni)]) if ni else \
+                np.zeros((0, nj), np.int64)
+        self._merge(rows, V, I)
+
+    def reorder(self):
+        """Sorts every heap best first, missing results last."""
+        val, ids = self._arrays()
+        self._merge(slice(None), np.zeros((val.shape[0], 0)), np.zeros((val.shape[0], 0), np.int64))
+
+    def per_line_extrema(self, vals_out, idx_out):
+        """The best value of each heap and its id."""
+        val, ids = self._arrays()
+        D, I = best_k(np.where(ids >= 0, val, self._worst()).astype(np.float64), ids, 1, self._keep_max)
+        np.asarray(vals_out).reshape(-1)[: len(D)] = D[:, 0]
+        np.asarray(idx_out).reshape(-1)[: len(I)] = I[:, 0]
+
+    def get_val(self, key):
+        return self._arrays()[0][int(key)]
+
+    def get_ids(self, key):
+        return self._arrays()[1][int(key)]
+
+
+class float_maxheap_array_t(_HeapArray):
+    """Heaps keeping the k smallest float32 values (L2 search)."""
+
+
+class float_minheap_array_t(_HeapArray):
+    """Heaps keeping the k largest float32 values (inner product)."""
+    _keep_max = True
+
+
+class int_maxheap_array_t(_HeapArray):
+    """Heaps keeping the k smallest int32 values (Hamming search)."""
+    _dtype = np.int32
+
+
+class int_minheap_array_t(_HeapArray):
+    """Heaps keeping the k largest int32 values."""
+    _dtype = np.int32
+    _keep_max = True

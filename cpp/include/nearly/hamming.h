@@ -3,6 +3,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 #include "nearly/common.h"
 #include "nearly/selector.h"
@@ -25,6 +26,20 @@ HammingNyFn hamming_ny_kernel();
 // smaller id; padded with (2147483647, -1).
 void knn_hamming(const uint8_t* xq, size_t nq, const uint8_t* xb, size_t nb, size_t code_size, size_t k,
                  int32_t* D, idx_t* I, const IDSelector* sel = nullptr, const idx_t* labels = nullptr);
+
+// faiss's hamming.h utilities. All pairs: dis[i * nb + j] = hamming(a_i, b_j).
+void hammings(const uint8_t* a, const uint8_t* b, size_t na, size_t nb, size_t code_size, int32_t* dis);
+// How many pairs (i, j) have hamming(a_i, b_j) <= ht; crosshamming: the pairs
+// i < j of one set.
+size_t hamming_count_thres(const uint8_t* a, const uint8_t* b, size_t na, size_t nb, int32_t ht, size_t code_size);
+size_t crosshamming_count_thres(const uint8_t* x, size_t n, int32_t ht, size_t code_size);
+// The pairs within ht, (i, j) flattened in pairs, in (i, j) order.
+void match_hamming_thres(const uint8_t* a, const uint8_t* b, size_t na, size_t nb, int32_t ht, size_t code_size,
+                         std::vector<idx_t>& pairs, std::vector<int32_t>& dis);
+// faiss's "generalized" Hamming distance: how many bytes differ.
+void generalized_hamming_ny(const uint8_t* q, const uint8_t* x, size_t code_size, size_t ny, int32_t* out);
+void knn_generalized_hamming(const uint8_t* xq, size_t nq, const uint8_t* xb, size_t nb, size_t code_size, size_t k,
+                             int32_t* D, idx_t* I);
 
 void hamming_ny_scalar(const uint8_t* q, const uint8_t* x, size_t code_size, size_t ny, int32_t* out);
 void hamming_ny_popcnt(const uint8_t* q, const uint8_t* x, size_t code_size, size_t ny, int32_t* out);
