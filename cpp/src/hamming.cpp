@@ -33,13 +33,16 @@ void hamming_ny(const uint8_t* q, const uint8_t* x, size_t cs, size_t ny, int32_
     hamming_ny_kernel()(q, x, cs, ny, out);
 }
 
+HammingNyFn generalized_hamming_ny_kernel() {
+#if defined(NEARLY_HAVE_AVX2)
+    if (hamming_vpopcntdq_native()) return generalized_hamming_ny_avx512;
+    if (simd_level() == SimdLevel::avx2 || simd_level() == SimdLevel::avx512) return generalized_hamming_ny_avx2;
+#endif
+    return generalized_hamming_ny_scalar;
+}
+
 void generalized_hamming_ny(const uint8_t* q, const uint8_t* x, size_t cs, size_t ny, int32_t* out) {
-    for (size_t j = 0; j < ny; j++) {
-        const uint8_t* y = x + j * cs;
-        int32_t differ = 0;
-        for (size_t b = 0; b < cs; b++) differ += q[b] != y[b];
-        out[j] = differ;
-    }
+    generalized_hamming_ny_kernel()(q, x, cs, ny, out);
 }
 
 namespace {
@@ -71,13 +74,28 @@ void knn_codes(const uint8_t* xq, size_t nq, const uint8_t* xb, size_t nb, size_
                     float* Dq = &hd[(q - g0) * k];
                     idx_t* Iq = &hi[(q - g0) * k];
                     dist(xq + q * cs, xb + j0 * cs, cs, n, scores.data());
-                    for (size_t j = 0; j < n; j++) {
-                        const float v = float(scores[j]);
-                        if (v > Dq[0]) continue;
-                        idx_t id = labels ? labels[j0 + j] : idx_t(j0 + j);
-                        if (!TopK::worse(Dq[0], Iq[0], v, id)) continue;
-                        if (sel && !sel->is_member(id)) continue;
-                        TopK::push(Dq, Iq, k, v, id);
+                    // Once the heap is full almost no code beats its worst:
+                    // test 16 at a time against it (vectorized) and look at
+                    // each only in the rare blocks that hold a candidate.
+                    // Without labels the ids ascend, so a tie with the worst
+                    // (a larger id) cannot enter: only smaller distances can,
+                    // which matters where distances take few values.
+                    const int32_t tie = labels ? 0 : 1;
+                    int32_t worst = Dq[0] < 2147483647.0f ? int32_t(Dq[0]) - tie : 2147483647;
+                    for (size_t b0 = 0; b0 < n; b0 += 16) {
+                        const size_t b1 = std::min(n, b0 + 16);
+                        int any = 0;
+                        for (size_t j = b0; j < b1; j++) any |= scores[j] <= worst;
+                        if (!any) continue;
+                        for (size_t j = b0; j < b1; j++) {
+                            const float v = float(scores[j]);
+                            if (v > Dq[0]) continue;
+                            idx_t id = labels ? labels[j0 + j] : idx_t(j0 + j);
+                            if (!TopK::worse(Dq[0], Iq[0], v, id)) continue;
+                            if (sel && !sel->is_member(id)) continue;
+                            TopK::push(Dq, Iq, k, v, id);
+                        }
+                        worst = Dq[0] < 2147483647.0f ? int32_t(Dq[0]) - tie : 2147483647;
                     }
                 }
                 poll();
@@ -104,7 +122,7 @@ void knn_hamming(const uint8_t* xq, size_t nq, const uint8_t* xb, size_t nb, siz
 
 void knn_generalized_hamming(const uint8_t* xq, size_t nq, const uint8_t* xb, size_t nb, size_t cs, size_t k,
                              int32_t* D, idx_t* I) {
-    knn_codes(xq, nq, xb, nb, cs, k, D, I, nullptr, nullptr, generalized_hamming_ny);
+    knn_codes(xq, nq, xb, nb, cs, k, D, I, nullptr, nullptr, generalized_hamming_ny_kernel());
 }
 
 namespace {
@@ -137,8 +155,19 @@ void for_each_row_chunk(const uint8_t* a, size_t na, const uint8_t* b, size_t nb
 }  // namespace
 
 void hammings(const uint8_t* a, const uint8_t* b, size_t na, size_t nb, size_t cs, int32_t* dis) {
-    for_each_row_chunk(a, na, b, nb, cs, [&](size_t, size_t i, const int32_t* s, size_t j0, size_t n) {
-        std::copy(s, s + n, dis + i * nb + j0);
+    // Straight into dis, rows in tasks of 16, b in chunks that stay in cache.
+    constexpr size_t kRows = 16;
+    const size_t chunk = std::max<size_t>(256, (size_t(1) << 17) / std::max<size_t>(cs, 1));
+    const HammingNyFn dist = hamming_ny_kernel();
+    InterruptPoll poll;
+    const bool par = na * nb * cs > (1u << 18);
+    parallel_for(par ? (na + kRows - 1) / kRows : (na ? 1 : 0), [&](size_t t) {
+        const size_t i0 = par ? t * kRows : 0, i1 = par ? std::min(na, i0 + kRows) : na;
+        for (size_t j0 = 0; j0 < nb; j0 += chunk) {
+            const size_t n = std::min(chunk, nb - j0);
+            for (size_t i = i0; i < i1; i++) dist(a + i * cs, b + j0 * cs, cs, n, dis + i * nb + j0);
+            poll();
+        }
     });
 }
 

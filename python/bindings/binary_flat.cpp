@@ -301,16 +301,14 @@ void bind_binary_flat(py::module_& m) {
 
     // faiss's hamming.h utilities; python/nearly/hamming.py gives them faiss's
     // pointer-style signatures. a and b are (n, code_size) uint8 codes.
-    m.def("_hammings", [](py::handle a_obj, py::handle b_obj) {
+    m.def("_hammings", [](py::handle a_obj, py::handle b_obj, py::array_t<int32_t, py::array::c_style> dis) {
         U8Array a = to_array<U8Array>(a_obj, "a");
         if (a.ndim() != 2) throw InvalidArgument("a must be a 2-D uint8 array");
         U8Array b = as_codes(b_obj, a.shape(1), "b");
-        py::array_t<int32_t> dis({a.shape(0), b.shape(0)});
-        {
-            py::gil_scoped_release release;
-            hammings(a.data(), b.data(), a.shape(0), b.shape(0), a.shape(1), dis.mutable_data());
-        }
-        return dis;
+        if (!dis.writeable() || size_t(dis.size()) < size_t(a.shape(0)) * size_t(b.shape(0)))
+            throw InvalidArgument("dis must be a writeable int32 array of na * nb values");
+        py::gil_scoped_release release;
+        hammings(a.data(), b.data(), a.shape(0), b.shape(0), a.shape(1), dis.mutable_data());
     });
     m.def("_hamming_count_thres", [](py::handle a_obj, py::handle b_obj, int32_t ht) {
         U8Array a = to_array<U8Array>(a_obj, "a");

@@ -49,7 +49,7 @@ def _threshold(ht):
 def hammings(a, b, na, nb, ncodes, dis):
     """dis[i * nb + j] = Hamming distance between codes a_i and b_j (int32)."""
     A, B = _codes(a, na, ncodes, "hammings"), _codes(b, nb, ncodes, "hammings")
-    _out(dis, A.shape[0] * B.shape[0], np.int32, "hammings")[:] = _nearly._hammings(A, B).reshape(-1)
+    _nearly._hammings(A, B, _out(dis, A.shape[0] * B.shape[0], np.int32, "hammings"))
 
 
 def _write_heap(ha, D, I, ordered):

@@ -234,3 +234,16 @@ def test_bad_input(codes):
         nearly.hamming_count_thres(sp(xq), sp(xb), 70, 3000, 20, 48, sp(np.zeros(1, np.float32)))
     with pytest.raises(nearly.InvalidArgumentError, match="IDSelector"):
         nearly.knn_hamming(xq, xb, 5, sel="no")
+
+
+@pytest.mark.parametrize("cs", [1, 7, 8, 16, 31, 32, 48, 64, 65])
+def test_generalized_kernel_every_level(level, cs):
+    """The generalized distance's SIMD kernels against the numpy reference,
+    every code size path (32-byte, 16-byte and byte tails)."""
+    rs = np.random.RandomState(cs)
+    a = rs.randint(3, size=(9, cs)).astype(np.uint8)
+    b = rs.randint(3, size=(150, cs)).astype(np.uint8)
+    ref = (a[:, None, :] != b[None, :, :]).sum(-1)
+    D, I = nearly._nearly._knn_generalized_hamming(a, b, 150)  # every code: all distances
+    np.testing.assert_array_equal(np.take_along_axis(ref, I, axis=1), D)
+    np.testing.assert_array_equal(D, np.sort(ref, axis=1))

@@ -36,8 +36,14 @@ size_t crosshamming_count_thres(const uint8_t* x, size_t n, int32_t ht, size_t c
 // The pairs within ht, (i, j) flattened in pairs, in (i, j) order.
 void match_hamming_thres(const uint8_t* a, const uint8_t* b, size_t na, size_t nb, int32_t ht, size_t code_size,
                          std::vector<idx_t>& pairs, std::vector<int32_t>& dis);
-// faiss's "generalized" Hamming distance: how many bytes differ.
+// faiss's "generalized" Hamming distance: how many bytes differ. Dispatched:
+// scalar reference, AVX2 byte compares, AVX-512 eight codes at a time (where
+// the CPU has VPOPCNTDQ, as the Hamming kernel it shares code with).
 void generalized_hamming_ny(const uint8_t* q, const uint8_t* x, size_t code_size, size_t ny, int32_t* out);
+HammingNyFn generalized_hamming_ny_kernel();
+void generalized_hamming_ny_scalar(const uint8_t* q, const uint8_t* x, size_t code_size, size_t ny, int32_t* out);
+void generalized_hamming_ny_avx2(const uint8_t* q, const uint8_t* x, size_t code_size, size_t ny, int32_t* out);
+void generalized_hamming_ny_avx512(const uint8_t* q, const uint8_t* x, size_t code_size, size_t ny, int32_t* out);
 void knn_generalized_hamming(const uint8_t* xq, size_t nq, const uint8_t* xb, size_t nb, size_t code_size, size_t k,
                              int32_t* D, idx_t* I);
 

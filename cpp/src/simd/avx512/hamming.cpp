@@ -20,11 +20,19 @@ NEARLY_VPOPCNT __m512i add_lane_pairs(__m512i a, __m512i b) {
     return _mm512_add_epi64(_mm512_permutex2var_epi64(a, even, b), _mm512_permutex2var_epi64(a, odd, b));
 }
 
+// Per 64-bit lane of q ^ y: its set bits (Hamming), or its nonzero bytes
+// (faiss's generalized distance; no VPOPCNTDQ needed).
+template <bool Generalized>
+__attribute__((target("avx512vpopcntdq,avx512bw,avx512f"), always_inline)) inline __m512i lane_counts(__m512i d) {
+    if (Generalized) return _mm512_sad_epu8(_mm512_min_epu8(d, _mm512_set1_epi8(1)), _mm512_setzero_si512());
+    return _mm512_popcnt_epi64(d);
+}
+
 // Codes of W 64-bit words (8, 16, 32 or 64 bytes: PQ codes, short binary
 // codes): eight codes per step, their W registers of word counts reduced to
 // one register of eight code counts by pairwise lane sums, instead of one
 // full reduction per code.
-template <int W>
+template <int W, bool Generalized = false>
 __attribute__((target("avx512vpopcntdq,avx512bw,avx512f"))) size_t hamming_words(const uint8_t* q, const uint8_t* x,
                                                                                 size_t ny, int32_t* out) {
     // the query repeated over a register (8 / W copies), or its W / 8 registers
@@ -40,7 +48,7 @@ __attribute__((target("avx512vpopcntdq,avx512bw,avx512f"))) size_t hamming_words
         const uint8_t* c = x + j * W * 8;
         __m512i p[W];
         for (int v = 0; v < W; v++)
-            p[v] = _mm512_popcnt_epi64(_mm512_xor_si512(qv[v % R], _mm512_loadu_si512(c + 64 * v)));
+            p[v] = lane_counts<Generalized>(_mm512_xor_si512(qv[v % R], _mm512_loadu_si512(c + 64 * v)));
         for (int width = W; width > 1; width /= 2)
             for (int v = 0; v < width / 2; v++) p[v] = add_lane_pairs(p[2 * v], p[2 * v + 1]);
         _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + j), _mm512_cvtepi64_epi32(p[0]));
@@ -93,6 +101,23 @@ __attribute__((target("avx512vpopcntdq,avx512bw,avx512f"))) void hamming_ny_vpop
         if (rest) a0 = _mm512_add_epi64(a0, _mm512_popcnt_epi64(_mm512_xor_si512(qt, _mm512_maskz_loadu_epi8(tm, c0 + 64 * full))));
         out[j] = int32_t(_mm512_reduce_add_epi64(a0));
     }
+}
+
+// faiss's generalized distance (bytes that differ): codes of 8, 16, 32 or
+// 64 bytes eight at a time as above, the rest (and other sizes) by the AVX2
+// kernel. Shares the Hamming kernel's code (built for VPOPCNTDQ), so chosen
+// only where the CPU has it.
+__attribute__((target("avx512vpopcntdq,avx512bw,avx512f"))) void generalized_hamming_ny_avx512(
+    const uint8_t* q, const uint8_t* x, size_t cs, size_t ny, int32_t* out) {
+    size_t done = 0;
+    switch (cs) {
+        case 8: done = hamming_words<1, true>(q, x, ny, out); break;
+        case 16: done = hamming_words<2, true>(q, x, ny, out); break;
+        case 32: done = hamming_words<4, true>(q, x, ny, out); break;
+        case 64: done = hamming_words<8, true>(q, x, ny, out); break;
+        default: break;
+    }
+    if (done < ny) generalized_hamming_ny_avx2(q, x + done * cs, cs, ny - done, out + done);
 }
 
 bool cpu_has_avx512_vpopcntdq() {

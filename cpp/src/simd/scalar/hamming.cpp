@@ -15,4 +15,13 @@ void hamming_ny_scalar(const uint8_t* q, const uint8_t* x, size_t cs, size_t ny,
     }
 }
 
+void generalized_hamming_ny_scalar(const uint8_t* q, const uint8_t* x, size_t cs, size_t ny, int32_t* out) {
+    for (size_t j = 0; j < ny; j++) {
+        const uint8_t* y = x + j * cs;
+        int32_t differ = 0;
+        for (size_t b = 0; b < cs; b++) differ += q[b] != y[b];
+        out[j] = differ;
+    }
+}
+
 }  // namespace nearly
