@@ -93,6 +93,11 @@ from .partitioning import AlignedTable_to_array, array_to_AlignedTable, copy_arr
 from .partitioning import CMax_float_partition_fuzzy, CMax_uint16_partition_fuzzy  # noqa: F401
 from .partitioning import CMin_float_partition_fuzzy, CMin_uint16_partition_fuzzy  # noqa: F401
 from .partitioning import simd_histogram_8, simd_histogram_16  # noqa: F401
+from .distance_utils import MapInt64ToInt64, MapLong2Long, fvec_L1, fvec_L2sqr, fvec_L2sqr_by_idx  # noqa: F401,F811
+from .distance_utils import fvec_L2sqr_ny, fvec_Linf, fvec_inner_product, fvec_inner_products_by_idx  # noqa: F401,F811
+from .distance_utils import fvec_inner_products_ny, fvec_madd, fvec_madd_and_argmin, fvec_norm_L2sqr  # noqa: F401,F811
+from .distance_utils import fvec_norms_L2, fvec_norms_L2sqr, fvec_renorm_L2, pairwise_indexed_inner_product  # noqa: F401
+from .distance_utils import pairwise_indexed_L2sqr, ranklist_intersection_size  # noqa: F401
 from .autotune import (  # noqa: F401
     AutoTuneCriterion, IntersectionCriterion, OneRecallAtRCriterion, OperatingPoint, OperatingPoints,
     ParameterRange, ParameterSpace)
