@@ -199,6 +199,48 @@ void IndexIVF::set_clustering_index(IndexPtr index) {
     clustering_index_ = std::move(index);
 }
 
+void IndexIVF::set_quantizer(IndexPtr q) {
+    check_writable();
+    NEARLY_CHECK_ARG(q != nullptr, "the quantizer cannot be None");
+    NEARLY_CHECK_ARG(q->d == d, "the quantizer has d=" + std::to_string(q->d) + ", the IVF index d=" +
+                                    std::to_string(d));
+    NEARLY_CHECK_ARG(q.get() != this, "an IVF index cannot be its own quantizer");
+    std::unique_lock<SharedMutex> lk(rw_mutex_);
+    if (q == quantizer) return;
+    if (is_trained)
+        NEARLY_CHECK_ARG(q->is_trained && size_t(q->ntotal) == nlist,
+                         "the index is trained: its new quantizer must hold nlist = " + std::to_string(nlist) +
+                             " centroids (it holds " + std::to_string(q->ntotal) + ")");
+    if (ntotal > 0 && by_residual) {
+        // The stored codes are residuals to the old centroids: the new
+        // quantizer must reconstruct the same ones.
+        std::vector<float> a(size_t(nlist) * size_t(d)), b(a.size());
+        try {
+            quantizer->reconstruct_n(0, idx_t(nlist), a.data());
+            q->reconstruct_n(0, idx_t(nlist), b.data());
+        } catch (const std::exception& e) {
+            throw NotSupported(std::string("the index holds codes stored by residual, so its new quantizer must "
+                                           "hold the same centroids, which could not be compared: ") + e.what());
+        }
+        double worst = 0, scale = 0;
+        for (size_t i = 0; i < a.size(); i++) {
+            worst = std::max(worst, double(std::fabs(a[i] - b[i])));
+            scale = std::max(scale, double(std::fabs(a[i])));
+        }
+        NEARLY_CHECK_ARG(worst <= 1e-6 * std::max(scale, 1.0),
+                         "the index holds codes stored by residual to its centroids; the new quantizer's centroids "
+                         "differ (by up to " + std::to_string(worst) + "): set the quantizer before adding, or "
+                         "reset() the index");
+    }
+    quantizer = std::move(q);
+    rebuild_centroid_state();
+}
+
+IndexPtr IndexIVF::get_quantizer() const {
+    std::shared_lock<SharedMutex> lk(rw_mutex_);
+    return quantizer;
+}
+
 IndexPtr IndexIVF::get_clustering_index() const {
     std::shared_lock<SharedMutex> lk(rw_mutex_);
     return clustering_index_;

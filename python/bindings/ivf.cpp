@@ -155,7 +155,20 @@ void bind_ivf(py::module_& m) {
 
     // The properties every IVF family shares (faiss's IndexIVF).
     py::class_<IndexIVF, Index, std::shared_ptr<IndexIVF>>(m, "IndexIVF")
-        .def_readonly("quantizer", &IndexIVF::quantizer)
+        .def_property("quantizer", &IndexIVF::get_quantizer,
+                      [](IndexIVF& i, py::handle q) {
+                          IndexPtr p;
+                          try {
+                              p = py::cast<IndexPtr>(q);
+                          } catch (const py::cast_error&) {
+                              throw InvalidArgument("the quantizer must be a native nearly index (IndexFlat, "
+                                                    "IndexHNSWFlat, ...)");
+                          }
+                          py::gil_scoped_release release;
+                          i.set_quantizer(std::move(p));
+                      },
+                      "The coarse quantizer. faiss's `index.quantizer = q` works: same d; nlist centroids once "
+                      "trained; the same centroids once codes are stored by residual.")
         .def_readonly("nlist", &IndexIVF::nlist)
         .def_readonly("code_size", &IndexIVF::code_size)
         .def_readonly("by_residual", &IndexIVF::by_residual)

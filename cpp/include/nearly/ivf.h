@@ -134,6 +134,15 @@ struct IndexIVF : Index {
     // under the index's lock (a train() may be running).
     void set_clustering_index(IndexPtr index);
     IndexPtr get_clustering_index() const;
+    // faiss's `index.quantizer = q` (e.g. an HNSW over the trained flat
+    // quantizer's centroids, for fast assignment with many lists): a
+    // quantizer of the same d. Once the index is trained it must hold nlist
+    // centroids, and once codes are stored relative to the centroids (by
+    // residual) the same centroids: faiss would silently score those codes
+    // against others. What a family derives from the centroids is rebuilt.
+    // Takes the write lock.
+    void set_quantizer(IndexPtr q);
+    IndexPtr get_quantizer() const;  // under the read lock
 
     // extra_metrics: the family scans under faiss's extra metrics too
     // (extra_distances.h; IVF-Flat only).
@@ -284,6 +293,10 @@ struct IndexIVF : Index {
     // others refuse. The caller holds the write lock.
     virtual void assume_encoder_trained();
     virtual std::unique_ptr<InvertedListScanner> get_scanner() const = 0;
+    // Rebuilds what the family derives from the coarse centroids (tables of
+    // centroid-codeword products, norms) after set_quantizer; under the
+    // write lock.
+    virtual void rebuild_centroid_state() {}
     // Work a family does once per search() before any list is scanned (the
     // recurrent binary family encodes all queries in one GEMM: one at a time
     // costs 20x more), or what it takes from the search's parameters

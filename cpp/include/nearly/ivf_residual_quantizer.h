@@ -46,6 +46,7 @@ struct IndexIVFResidualQuantizer : IndexIVF {
     // Whether a residual code stores the norm of the whole reconstruction,
     // ||c + r_hat||^2, rather than the residual's (fast-scan's L2 form).
     virtual bool norm_includes_centroid() const { return false; }
+    void rebuild_centroid_state() override { build_list_tables(); }
 
     std::vector<float> list_tables_;     // nlist x (M * 2^nbits): <c_l, codeword>
     std::vector<float> centroid_norms_;  // nlist: ||c_l||^2, or empty

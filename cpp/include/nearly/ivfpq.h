@@ -59,6 +59,9 @@ struct IndexIVFPQ : IndexIVF {
     // same d, M and nbits, only while the index holds no codes.
     void set_pq(const ProductQuantizer& other);
     void write_body(Writer& w) const override;
+    void rebuild_centroid_state() override {
+        if (pq_trained_ && by_residual) build_precomputed_table();
+    }
     static std::unique_ptr<IndexIVFPQ> read_body(Reader& r);
 
    protected:
