@@ -413,7 +413,9 @@ void bind_flat(py::module_& m) {
         .def(py::init([](int d, float norm) {
             if (norm != 2.0f) throw InvalidArgument("NormalizationTransform: only norm=2.0 is supported");
             return std::make_shared<NormalizationTransform>(d);
-        }), py::arg("d"), py::arg("norm") = 2.0f);
+        }), py::arg("d"), py::arg("norm") = 2.0f)
+        .def_property_readonly("norm", [](const NormalizationTransform&) { return 2.0f; },
+                               "The norm the vectors are scaled to (faiss's field; nearly supports 2.0).");
 
     py::class_<IndexPreTransform, Index, std::shared_ptr<IndexPreTransform>>(m, "IndexPreTransform")
         .def(py::init([](TransformPtr t, IndexPtr inner) { return std::make_shared<IndexPreTransform>(t, inner); }),

@@ -79,6 +79,13 @@ class _Vector:
     def clear(self):
         self._n = 0
 
+    def swap(self, other):
+        """Exchanges the contents of two vectors of the same type."""
+        if type(other) is not type(self):
+            raise TypeError(f"swap: a {type(self).__name__} with a {type(other).__name__}")
+        self._data, other._data = other._data, self._data
+        self._n, other._n = other._n, self._n
+
     def __len__(self):
         return self._n
 
@@ -944,3 +951,13 @@ _nearly.ProductQuantizer.clear_transposed_centroids = lambda self: None
 _nearly.ProductQuantizer.clear_transposed_centroids.__doc__ = (
     "faiss frees its optional transposed centroid table here; nearly's PQ always encodes with its own (kept in "
     "sync with the centroids), so there is nothing to free and codes are the same either way.")
+
+
+def _no_norm_cache(self):
+    """faiss caches the vectors' squared norms for its L2 flat scans (HNSW
+    storage); nearly's scans need no cache, so there is nothing to sync or
+    clear: kept for code that calls them (results unchanged)."""
+
+
+_nearly.IndexFlatL2.sync_l2norms = _no_norm_cache
+_nearly.IndexFlatL2.clear_l2norms = _no_norm_cache

@@ -28,6 +28,11 @@ class GraphStorage:
     def __repr__(self):
         return f"<GraphStorage of {type(self._index).__name__}: d={self.d}, ntotal={self.ntotal}>"
 
+    def sync_l2norms(self):
+        """faiss's norm cache of the storage: nearly's graph scans need none."""
+
+    clear_l2norms = sync_l2norms
+
     # Read through to the graph index.
     d = property(lambda self: self._index.d)
     ntotal = property(lambda self: self._index.ntotal)
