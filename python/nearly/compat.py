@@ -445,6 +445,25 @@ def rand_smooth_vectors(n, d, seed=1234):
     return np.sin((x1 @ rot) * (scales * 4 + 0.1)).astype(np.float32)
 
 
+def pointer_view(ptr, n, dtypes, what, writeable=False):
+    """The first n values of an array that swig_ptr handed over (faiss's
+    pointer-style calls), checked where faiss would read or write past it:
+    a contiguous numpy array of one of dtypes (None: any), writeable when
+    it is written to, of n values or more."""
+    if not isinstance(ptr, np.ndarray) or not ptr.flags.c_contiguous:
+        raise TypeError(f"{what}: a contiguous numpy array (swig_ptr(a)) expected, got {type(ptr).__name__}")
+    if dtypes is not None and ptr.dtype not in [np.dtype(t) for t in dtypes]:
+        names = " or ".join(np.dtype(t).name for t in dtypes)
+        raise TypeError(f"{what}: {names} expected, got {ptr.dtype}")
+    if writeable and not ptr.flags.writeable:
+        raise TypeError(f"{what}: the array must be writeable (it is read-only)")
+    flat = ptr.reshape(-1)
+    n = int(n)
+    if n < 0 or flat.size < n:
+        raise ValueError(f"{what}: {n} values needed, the array holds {flat.size}")
+    return flat[:n]
+
+
 def _fill(x, n, what, arg="x"):
     """The first n values of x, which swig_ptr handed over (pointer-style calls)."""
     flat = np.asarray(x).reshape(-1)

@@ -9,28 +9,16 @@ write past an array; the distance kernels are nearly's SIMD ones."""
 import numpy as np
 
 from . import _nearly
+from .compat import pointer_view
 
 
 def _f32(ptr, n, what, writeable=False):
     """The first n float32 values that swig_ptr handed over."""
-    if not isinstance(ptr, np.ndarray) or ptr.dtype != np.float32 or not ptr.flags.c_contiguous:
-        raise TypeError(f"{what}: a contiguous float32 array (swig_ptr(x)) expected")
-    if writeable and not ptr.flags.writeable:
-        raise TypeError(f"{what}: the array is read-only")
-    flat = ptr.reshape(-1)
-    n = int(n)
-    if n < 0 or flat.size < n:
-        raise ValueError(f"{what}: {n} values needed, the array holds {flat.size}")
-    return flat[:n]
+    return pointer_view(ptr, n, (np.float32,), what, writeable)
 
 
 def _ids(ptr, n, what):
-    if not isinstance(ptr, np.ndarray) or ptr.dtype != np.int64:
-        raise TypeError(f"{what}: an int64 array (swig_ptr(ids)) expected")
-    flat = np.ascontiguousarray(ptr).reshape(-1)
-    if flat.size < int(n):
-        raise ValueError(f"{what}: {int(n)} ids needed, the array holds {flat.size}")
-    return flat[: int(n)]
+    return pointer_view(ptr, n, (np.int64,), what)
 
 
 def _rows(ptr, n, d, what):

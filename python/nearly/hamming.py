@@ -6,6 +6,7 @@ checked here (faiss would read or write past them); the scans are native."""
 import numpy as np
 
 from . import _nearly
+from .compat import pointer_view
 from .result_heap import int_maxheap_array_t
 
 
@@ -14,24 +15,12 @@ def _codes(ptr, n, ncodes, what):
     n, ncodes = int(n), int(ncodes)
     if n < 0 or ncodes <= 0:
         raise ValueError(f"{what}: need n >= 0 and ncodes > 0 (got n={n}, ncodes={ncodes})")
-    if not isinstance(ptr, np.ndarray) or ptr.dtype != np.uint8 or not ptr.flags.c_contiguous:
-        raise TypeError(f"{what}: the codes must be a contiguous uint8 array (swig_ptr(codes))")
-    flat = ptr.reshape(-1)
-    if flat.size < n * ncodes:
-        raise ValueError(f"{what}: {n} codes of {ncodes} bytes need {n * ncodes} bytes, the array holds {flat.size}")
-    return flat[: n * ncodes].reshape(n, ncodes)
+    return pointer_view(ptr, n * ncodes, (np.uint8,), what).reshape(n, ncodes)
 
 
 def _out(ptr, n, dtype, what):
     """The first n slots of an output array that swig_ptr handed over."""
-    if not isinstance(ptr, np.ndarray) or not ptr.flags.c_contiguous or not ptr.flags.writeable:
-        raise TypeError(f"{what}: the output must be a writeable contiguous {np.dtype(dtype).name} array")
-    if ptr.dtype != dtype:
-        raise TypeError(f"{what}: the output must be {np.dtype(dtype).name}, got {ptr.dtype}")
-    flat = ptr.reshape(-1)
-    if flat.size < n:
-        raise ValueError(f"{what}: the output needs {n} values, the array holds {flat.size}")
-    return flat[:n]
+    return pointer_view(ptr, n, (dtype,), what, writeable=True)
 
 
 def _count_out(nptr, what):

@@ -6,7 +6,7 @@ place; sizes and values are checked here (faiss reads past short arrays and
 indexes its histogram with out-of-range values)."""
 import numpy as np
 
-from .compat import memcpy
+from .compat import memcpy, pointer_view
 
 
 class _AlignedTable:
@@ -88,14 +88,7 @@ def AlignedTable_to_array(v):
 
 
 def _view(ptr, n, dtypes, what):
-    if not isinstance(ptr, np.ndarray) or not ptr.flags.c_contiguous or not ptr.flags.writeable:
-        raise TypeError(f"{what}: a writeable contiguous array (swig_ptr(a) or AlignedTable.get())")
-    if ptr.dtype not in [np.dtype(t) for t in dtypes]:
-        raise TypeError(f"{what}: {' or '.join(np.dtype(t).name for t in dtypes)} expected, got {ptr.dtype}")
-    flat = ptr.reshape(-1)
-    if flat.size < n:
-        raise ValueError(f"{what}: {n} values needed, the array holds {flat.size}")
-    return flat[:n]
+    return pointer_view(ptr, n, dtypes, what, writeable=True)
 
 
 def _partition_fuzzy(vals, ids, n, q_min, q_max, q_out, dtype, keep_max, name):
@@ -158,7 +151,7 @@ def _histogram(data, n, vmin, shift, hist, nbin, name):
     n, vmin, shift = int(n), int(vmin), int(shift)
     if n < 0 or not 0 <= vmin <= 65535:
         raise ValueError(f"{name}: need n >= 0 and 0 <= min <= 65535 (got n={n}, min={vmin})")
-    x = _view(data, n, [np.uint16], f"{name} data").astype(np.int64)
+    x = pointer_view(data, n, [np.uint16], f"{name} data").astype(np.int64)
     h = _view(hist, nbin, [np.int32], f"{name} hist")
     if shift < 0:  # the values are the bins
         if n and x.max() >= nbin:

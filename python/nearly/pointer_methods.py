@@ -8,21 +8,11 @@ past them."""
 import numpy as np
 
 from . import _nearly
+from .compat import pointer_view
 
 
 def _flat(ptr, n, dtype, what, writeable=False):
-    """The first n values of an array swig_ptr handed over, as dtype."""
-    if not isinstance(ptr, np.ndarray) or not ptr.flags.c_contiguous:
-        raise TypeError(f"{what}: a contiguous numpy array (swig_ptr(a)) expected, got {type(ptr).__name__}")
-    if ptr.dtype != np.dtype(dtype):
-        raise TypeError(f"{what}: {np.dtype(dtype).name} expected, got {ptr.dtype}")
-    if writeable and not ptr.flags.writeable:
-        raise TypeError(f"{what}: the array is read-only")
-    flat = ptr.reshape(-1)
-    n = int(n)
-    if n < 0 or flat.size < n:
-        raise ValueError(f"{what}: {n} values needed, the array holds {flat.size}")
-    return flat[:n]
+    return pointer_view(ptr, n, (dtype,), what, writeable)
 
 
 class RangeSearchResult:

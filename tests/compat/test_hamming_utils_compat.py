@@ -228,7 +228,7 @@ def test_bad_input(codes):
     with pytest.raises(TypeError, match="int_maxheap_array_t"):
         nearly.hammings_knn_hc(nearly.float_maxheap_array_t(), sp(xq), sp(xb), 3000, 48, True)
     idx, d = np.empty(2, np.int64), np.empty(1, np.int32)
-    with pytest.raises(ValueError, match="needs"):
+    with pytest.raises(ValueError, match="needed"):
         nearly.match_hamming_thres(sp(xq), sp(xb), 70, 3000, 200, 48, sp(idx), sp(d))
     with pytest.raises(TypeError, match="integer array"):
         nearly.hamming_count_thres(sp(xq), sp(xb), 70, 3000, 20, 48, sp(np.zeros(1, np.float32)))
