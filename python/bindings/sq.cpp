@@ -45,6 +45,14 @@ void bind_sq(py::module_& m) {
                            {"RS_quantiles", ScalarQuantizer::RS_quantiles},
                            {"RS_optim", ScalarQuantizer::RS_optim}})
         sq.attr(name) = v;
+    // faiss's other QuantizerType values, so code that names them runs (a
+    // mapping of types to factory strings, say); building one is refused.
+    const char* later_types[] = {"QT_0bit", "QT_1bit_tqmse", "QT_2bit_tqmse", "QT_3bit_tqmse", "QT_4bit_tqmse",
+                                 "QT_8bit_tqmse", "QT_2bit_tq", "QT_3bit_tq", "QT_4bit_tq", "QT_5bit_tq",
+                                 "QT_1bit_eden", "QT_2bit_eden", "QT_3bit_eden", "QT_4bit_eden", "QT_5bit_eden",
+                                 "QT_6bit_eden", "QT_7bit_eden", "QT_8bit_eden", "QT_count"};
+    for (size_t i = 0; i < sizeof(later_types) / sizeof(later_types[0]); i++)
+        sq.attr(later_types[i]) = int(ScalarQuantizer::QT_8bit_direct_signed) + 1 + int(i);
     sq.def(py::init([](int d, int qtype) {
            if (d < 1) throw InvalidArgument("ScalarQuantizer: d must be positive");
            return ScalarQuantizer(size_t(d), check_qtype(qtype, "ScalarQuantizer"));

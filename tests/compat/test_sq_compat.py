@@ -283,3 +283,15 @@ def test_direct_types_search_like_faiss(real, token, metric):
     np.testing.assert_allclose(res["nearly"][0], Dr, rtol=1e-5)
     np.testing.assert_allclose(res["nearly"][0], res["faiss"][0], rtol=1e-5)
     assert np.mean(res["nearly"][1] == res["faiss"][1]) > 0.98
+
+
+def test_every_faiss_qtype_named():
+    """Every QuantizerType faiss has is named with faiss's value (code maps
+    them to factory strings); the ones nearly lacks are refused clearly."""
+    names = [n for n in dir(faiss.ScalarQuantizer) if n.startswith("QT_")]
+    assert len(names) >= 28
+    for n in names:
+        assert getattr(nearly.ScalarQuantizer, n) == getattr(faiss.ScalarQuantizer, n), n
+    for n in ("QT_0bit", "QT_4bit_tqmse", "QT_3bit_tq", "QT_8bit_eden"):
+        with pytest.raises(RuntimeError, match="not implemented in nearly"):
+            nearly.ScalarQuantizer(16, getattr(nearly.ScalarQuantizer, n))
