@@ -1,12 +1,14 @@
 #include "nearly/pq.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <string>
 #include <utility>
 
 #include "nearly/parallel.h"
+#include "nearly/pca.h"
 #include "nearly/simd.h"
 
 namespace nearly {
@@ -52,8 +54,68 @@ void ProductQuantizer::sync_transposed_centroids() {
         }
 }
 
+namespace {
+
+// Starting centroids at the 2^nbits vertices of a hypercube around the mean
+// of x (n x d): along the first nbits coordinates, by the largest |mean|.
+// The mean is summed in float, in faiss's order, so that the start (and the
+// k-means after it) is faiss's.
+void hypercube_start(size_t d, size_t nbits, size_t n, const float* x, float* centroids) {
+    std::vector<float> mean(d, 0.f);
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < d; j++) mean[j] += x[i * d + j];
+    float half = 0;
+    for (size_t j = 0; j < d; j++) {
+        mean[j] /= float(n);
+        half = std::max(half, std::fabs(mean[j]));
+    }
+    for (size_t c = 0; c < (size_t(1) << nbits); c++)
+        for (size_t j = 0; j < d; j++)
+            centroids[c * d + j] = j < nbits ? mean[j] + (((c >> j) & 1) ? half : -half) : mean[j];
+}
+
+// The same along the first nbits principal directions, each scaled by the
+// square root of its eigenvalue.
+void hypercube_pca_start(size_t d, size_t nbits, size_t n, const float* x, float* centroids) {
+    PCAMatrix pca{int(d), int(nbits)};
+    pca.train(idx_t(n), x);
+    for (size_t c = 0; c < (size_t(1) << nbits); c++)
+        for (size_t j = 0; j < d; j++) {
+            float v = pca.mean[j];
+            for (size_t k = 0; k < nbits && k < pca.eigenvalues.size(); k++)
+                v += std::sqrt(std::max(pca.eigenvalues[k], 0.f)) * (((c >> k) & 1) ? 1.f : -1.f) *
+                     pca.PCAMat[k * d + j];
+            centroids[c * d + j] = v;
+        }
+}
+
+}  // namespace
+
 void ProductQuantizer::train(size_t n, const float* x) {
     check_finite(x, n * d, "training data");
+    NEARLY_CHECK_ARG(int(train_type) >= 0 && int(train_type) <= int(Train_hypercube_pca),
+                     "ProductQuantizer: unknown train_type " + std::to_string(int(train_type)));
+    if (train_type == Train_shared) {
+        // The n x d rows are n * M subvectors of dsub, one after the other.
+        if (n * M < ksub)
+            throw NotSupported("Number of training points (" + std::to_string(n * M) +
+                               ") should be at least as large as number of clusters (" + std::to_string(ksub) + ")");
+        Clustering clus(int(dsub), int(ksub), cp);
+        if (verbose) {
+            clus.verbose = true;
+            std::printf("Training all PQ slices at once\n");
+        }
+        clus.train(idx_t(n * M), x, METRIC_L2);
+        for (size_t m = 0; m < M; m++)
+            std::copy(clus.centroids.begin(), clus.centroids.end(), centroids.begin() + m * ksub * dsub);
+        sync_transposed_centroids();
+        return;
+    }
+    TrainType start = train_type;
+    if ((start == Train_hypercube || start == Train_hypercube_pca) && dsub < nbits) {
+        start = Train_default;
+        if (verbose) std::printf("cannot train hypercube: nbits=%zu > log2(d=%zu)\n", nbits, dsub);
+    }
     // One subspace after the other, like faiss: each k-means uses the pool
     // itself, and Ctrl-C is polled by the calling thread inside it.
     auto train_one = [&](size_t m) {
@@ -61,8 +123,13 @@ void ProductQuantizer::train(size_t n, const float* x) {
         for (size_t i = 0; i < n; i++)
             std::memcpy(&xslice[i * dsub], x + i * d + m * dsub, dsub * sizeof(float));
         Clustering clus(int(dsub), int(ksub), cp);
-        if (train_type == Train_hot_start)
+        if (start == Train_hot_start)
             clus.centroids.assign(centroids.begin() + m * ksub * dsub, centroids.begin() + (m + 1) * ksub * dsub);
+        else if (start == Train_hypercube || start == Train_hypercube_pca) {
+            clus.centroids.resize(ksub * dsub);
+            (start == Train_hypercube ? hypercube_start : hypercube_pca_start)(dsub, nbits, n, xslice.data(),
+                                                                             clus.centroids.data());
+        }
         if (verbose) {
             clus.verbose = true;
             std::printf("Training PQ slice %zu/%zu\n", m, M);

@@ -75,7 +75,14 @@ ProductQuantizer& pq_of_miq(MultiIndexQuantizer& i) { return i.pq; }
 
 void bind_pq(py::module_& m) {
     // dynamic_attr: faiss code sets pq.assign_index (compat.py reads it).
-    py::class_<ProductQuantizer>(m, "ProductQuantizer", py::dynamic_attr())
+    py::class_<ProductQuantizer> pq_class(m, "ProductQuantizer", py::dynamic_attr());
+    for (auto [name, v] : {std::pair<const char*, int>{"Train_default", ProductQuantizer::Train_default},
+                           {"Train_hot_start", ProductQuantizer::Train_hot_start},
+                           {"Train_shared", ProductQuantizer::Train_shared},
+                           {"Train_hypercube", ProductQuantizer::Train_hypercube},
+                           {"Train_hypercube_pca", ProductQuantizer::Train_hypercube_pca}})
+        pq_class.attr(name) = v;
+    pq_class
         .def(py::init([](long long d, long long M, long long nbits) {
                  return ProductQuantizer(check_positive(d, "d"), check_positive(M, "M"), check_positive(nbits, "nbits"));
              }),
@@ -88,6 +95,15 @@ void bind_pq(py::module_& m) {
         .def_readonly("code_size", &ProductQuantizer::code_size)
         .def_readwrite("verbose", &ProductQuantizer::verbose)
         .def_readwrite("cp", &ProductQuantizer::cp, py::return_value_policy::reference_internal)
+        .def_property("train_type", [](const ProductQuantizer& pq) { return int(pq.train_type); },
+                      [](ProductQuantizer& pq, int v) {
+                          if (v < ProductQuantizer::Train_default || v > ProductQuantizer::Train_hypercube_pca)
+                              throw InvalidArgument("train_type must be one of ProductQuantizer.Train_* (0 to 4)");
+                          pq.train_type = ProductQuantizer::TrainType(v);
+                      },
+                      "How train() starts (faiss's values): Train_default, Train_hot_start (from the current "
+                      "centroids), Train_shared (one codebook for all subspaces), Train_hypercube, "
+                      "Train_hypercube_pca.")
         .def_property("centroids", [](const ProductQuantizer& pq) {
             py::array_t<float> out(pq.centroids.size());
             std::copy(pq.centroids.begin(), pq.centroids.end(), out.mutable_data());

@@ -23,9 +23,16 @@ struct ProductQuantizer {
     // 256 points per centroid, seed 1234).
     ClusteringParameters cp;
     bool verbose = false;
-    // Train_hot_start: k-means starts from the current centroids (faiss's
-    // name; OPQ retrains the codebooks a few iterations at a time).
-    enum TrainType { Train_default, Train_hot_start };
+    // faiss's train types (and values): Train_hot_start: k-means starts from
+    // the current centroids (OPQ retrains the codebooks a few iterations at
+    // a time); Train_shared: one codebook for every subspace, trained on all
+    // the subvectors at once; Train_hypercube / Train_hypercube_pca: k-means
+    // starts from the vertices of a hypercube around the mean, along the
+    // first nbits axes or the first nbits principal directions (scaled by
+    // their standard deviations): the start polysemous codes want. A
+    // hypercube needs dsub >= nbits, else the default start (faiss says so
+    // too).
+    enum TrainType { Train_default, Train_hot_start, Train_shared, Train_hypercube, Train_hypercube_pca };
     TrainType train_type = Train_default;
     // Derived from centroids by sync_transposed_centroids() (train() calls
     // it; whoever writes centroids directly must too): each subquantizer's
