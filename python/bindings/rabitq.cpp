@@ -29,6 +29,35 @@ RaBitQuantizer& rabitq_of_ivf(IndexIVFRaBitQ& i) { return i.rabitq; }
 
 void bind_rabitq(py::module_& m) {
     py::class_<RaBitQuantizer>(m, "RaBitQuantizer")
+        .def(py::init([](long long d, int metric, long long nb_bits) {
+                 if (d < 1) throw InvalidArgument("RaBitQuantizer: d must be positive");
+                 if (metric != METRIC_L2 && metric != METRIC_INNER_PRODUCT)
+                     throw InvalidArgument("RaBitQuantizer: metric must be METRIC_L2 or METRIC_INNER_PRODUCT");
+                 if (nb_bits < 1 || nb_bits > 9) throw InvalidArgument("RaBitQuantizer: nb_bits must be 1 to 9");
+                 return RaBitQuantizer(size_t(d), MetricType(metric), size_t(nb_bits));
+             }),
+             py::arg("d"), py::arg("metric") = int(METRIC_L2), py::arg("nb_bits") = 1)
+        // faiss's RaBitQuantizer learns nothing: codes are relative to the
+        // origin (or to a centroid inside the indexes).
+        .def("train", [](const RaBitQuantizer& q, py::handle x_obj) { as_matrix(x_obj, int(q.d), "x"); },
+             py::arg("x"), "Nothing to learn (faiss's); the shape of x is checked.")
+        .def("compute_codes", [](const RaBitQuantizer& q, py::handle x_obj) {
+            FloatArray x = as_matrix(x_obj, int(q.d), "x");
+            const idx_t n = x.shape(0);
+            py::array_t<uint8_t> codes({n, idx_t(q.code_size)});
+            py::gil_scoped_release release;
+            check_finite(x.data(), size_t(n) * q.d, "x");
+            q.encode(size_t(n), x.data(), nullptr, codes.mutable_data());
+            return codes;
+        }, py::arg("x"), "Codes of the rows of x against the origin: (n, code_size) uint8.")
+        .def("decode", [](const RaBitQuantizer& q, py::handle codes_obj) {
+            auto codes = as_codes(codes_obj, q.code_size, "codes");
+            const idx_t n = codes.shape(0);
+            py::array_t<float> x({n, idx_t(q.d)});
+            py::gil_scoped_release release;
+            q.decode(size_t(n), codes.data(), nullptr, x.mutable_data());
+            return x;
+        }, py::arg("codes"), "faiss's decode: the sign bits scaled to keep inner products.")
         .def_readonly("d", &RaBitQuantizer::d)
         .def_readonly("nb_bits", &RaBitQuantizer::nb_bits)
         .def_readonly("code_size", &RaBitQuantizer::code_size)
