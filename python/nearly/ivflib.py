@@ -1,0 +1,64 @@
+"""faiss's IVFlib helpers that report which inverted list things fall in:
+search_centroid (the nearest list of each query) and
+search_and_return_centroids (a search that also says each query's nearest
+list and the list each result was found in), in faiss's pointer style.
+The index may sit behind an IndexPreTransform, as in faiss."""
+import numpy as np
+
+from . import _nearly
+from .compat import pointer_view
+
+
+def _ivf_and_queries(index, x, n, what):
+    """The IVF index and x (n queries of index.d) through its pre-transforms."""
+    n = int(n)
+    X = pointer_view(x, n * index.d, (np.float32,), what + " x").reshape(n, index.d)
+    if isinstance(index, _nearly.IndexPreTransform):
+        for i in range(index.chain.size()):
+            X = index.chain.at(i).apply(X)
+        index = index.index
+    if not isinstance(index, _nearly.IndexIVF):
+        raise RuntimeError("could not extract IVF index")
+    return index, np.ascontiguousarray(X, dtype=np.float32)
+
+
+def search_centroid(index, x, n, centroid_ids):
+    """centroid_ids[i] = the inverted list query i is nearest to."""
+    ivf, X = _ivf_and_queries(index, x, n, "search_centroid")
+    out = pointer_view(centroid_ids, len(X), (np.int64,), "search_centroid centroid_ids", writeable=True)
+    out[:] = ivf.quantizer.assign(X, 1).reshape(-1)
+
+
+def search_and_return_centroids(index, n, xin, k, distances, labels, query_centroid_ids=None,
+                                result_centroid_ids=None):
+    """index's search of n queries at its nprobe (into distances, labels),
+    with each query's nearest list (query_centroid_ids, n) and the list
+    each result came from (result_centroid_ids, n * k; -1 for a missing
+    result). Either id array may be None."""
+    ivf, X = _ivf_and_queries(index, xin, n, "search_and_return_centroids")
+    n, k = len(X), int(k)
+    D = pointer_view(distances, n * k, (np.float32,), "search_and_return_centroids distances", True)
+    I = pointer_view(labels, n * k, (np.int64,), "search_and_return_centroids labels", True)
+    qc = None if query_centroid_ids is None else pointer_view(
+        query_centroid_ids, n, (np.int64,), "search_and_return_centroids query_centroid_ids", True)
+    rc = None if result_centroid_ids is None else pointer_view(
+        result_centroid_ids, n * k, (np.int64,), "search_and_return_centroids result_centroid_ids", True)
+    nprobe = min(int(ivf.nprobe), int(ivf.nlist))
+    Dq, Iq = ivf.quantizer.search(X, nprobe)
+    Dr, Ir = ivf.search_preassigned(X, k, Iq, Dq)
+    D[:], I[:] = Dr.reshape(-1), Ir.reshape(-1)
+    if qc is not None:
+        qc[:] = Iq[:, 0]
+    if rc is not None:
+        # The list of each result: among its query's probed lists, the one
+        # holding its id (ids read once per probed list).
+        probed = np.unique(Iq[Iq >= 0])
+        ids = [ivf.invlists.get_ids(int(l)) for l in probed]
+        all_ids = np.concatenate(ids) if ids else np.zeros(0, np.int64)
+        all_lists = np.repeat(probed, [len(a) for a in ids]) if ids else np.zeros(0, np.int64)
+        out = np.full((n, k), -1, dtype=np.int64)
+        for i in range(n):
+            mine = np.isin(all_lists, Iq[i])
+            lookup = dict(zip(all_ids[mine].tolist(), all_lists[mine].tolist()))
+            out[i] = [lookup.get(int(j), -1) if j >= 0 else -1 for j in Ir[i]]
+        rc[:] = out.reshape(-1)
