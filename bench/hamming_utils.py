@@ -14,22 +14,12 @@ Each time is the best of 3 runs; results are checked equal first.
 """
 import argparse
 import os
-import time
 
 import numpy as np
 
-from search_metrics import libraries, load_real, write_results
+from search_metrics import best_time, libraries, load_real, write_results
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-
-
-def best_time(fn, runs=3):
-    best = float("inf")
-    for _ in range(runs):
-        t = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t)
-    return best
 
 
 def ops(lib, xq, xb, ncodes, k, ht):

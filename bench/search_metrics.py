@@ -31,6 +31,16 @@ def recall(I, gt, k):
     return float(np.mean([len(set(a[a >= 0]) & set(b)) / k for a, b in zip(I, gt)]))
 
 
+def best_time(fn, runs=3):
+    """Seconds of fn(), the best of runs."""
+    best = float("inf")
+    for _ in range(runs):
+        t = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
 def best_qps(index, xq, k, runs=3):
     """Queries per second of index.search(xq, k), the best of runs."""
     best = float("inf")

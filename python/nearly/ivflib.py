@@ -50,15 +50,21 @@ def search_and_return_centroids(index, n, xin, k, distances, labels, query_centr
     if qc is not None:
         qc[:] = Iq[:, 0]
     if rc is not None:
-        # The list of each result: among its query's probed lists, the one
-        # holding its id (ids read once per probed list).
+        # The list of each result: the probed list holding its id (ids read
+        # once per probed list, looked up by binary search; an id stored in
+        # several lists is resolved against its own query's probed lists).
         probed = np.unique(Iq[Iq >= 0])
         ids = [ivf.invlists.get_ids(int(l)) for l in probed]
         all_ids = np.concatenate(ids) if ids else np.zeros(0, np.int64)
         all_lists = np.repeat(probed, [len(a) for a in ids]) if ids else np.zeros(0, np.int64)
-        out = np.full((n, k), -1, dtype=np.int64)
-        for i in range(n):
-            mine = np.isin(all_lists, Iq[i])
-            lookup = dict(zip(all_ids[mine].tolist(), all_lists[mine].tolist()))
-            out[i] = [lookup.get(int(j), -1) if j >= 0 else -1 for j in Ir[i]]
+        order = np.argsort(all_ids, kind="stable")
+        sids = np.append(all_ids[order], -1)  # a sentinel past the end: never found
+        slists = np.append(all_lists[order], -1)
+        pos = np.searchsorted(sids[:-1], Ir)
+        found = (Ir >= 0) & (sids[pos] == Ir)
+        out = np.where(found, slists[pos], -1)
+        ok = ~found | (out[:, :, None] == Iq[:, None, :]).any(axis=2)
+        for i, j in zip(*np.nonzero(~ok)):  # a duplicate id: the copy in this query's lists
+            mine = (sids == Ir[i, j]) & np.isin(slists, Iq[i])
+            out[i, j] = slists[mine][0] if mine.any() else -1
         rc[:] = out.reshape(-1)
