@@ -64,7 +64,7 @@ std::vector<std::vector<float>>& free_buffers() {
 struct SQSpace {
     const Storage& st;
     const ScalarQuantizer& sq;
-    const SQScorer& affine;  // A, B and the code kind (no query set)
+    const SQScorer& affine;  // A, B and the code kind, or the codebook (no query set)
     bool ip;
     const float* batch;  // the vectors being added (insert_query), or null
 
@@ -95,6 +95,12 @@ struct SQSpace {
         const size_t d = sq.d;
         q.buf.resize(d);
         float* v = q.buf.data();
+        if (sq.codebook()) {  // the node decoded: the codebook kernels take the query as is
+            const float* centroid = sq.centroids();
+            for (size_t j = 0; j < d; j++) v[j] = centroid[sq_codebook_index(st.payload(s), j, sq.bits)];
+            q.w = q.r = v;
+            return q;
+        }
         code_values(affine.kind(), st.payload(s), d, v);
         const float* A = affine.offsets().data();
         const float* B = affine.scales().data();
@@ -134,6 +140,8 @@ struct SQSpace {
         for (size_t i = 0; i < n; i++) codes[i] = st.payload(slots[i]);
         if (q.scorer) {
             q.scorer->scores_gather(codes, n, out);
+        } else if (sq.codebook()) {
+            sq_codebook_scores_gather(sq.bits, ip, codes, n, sq.d, q.w, affine.table(), out);
         } else {
             sq_scores_gather(affine.kind(), ip, codes, sq.code_size, n, sq.d, q.w, q.r, out);
             for (size_t i = 0; i < n; i++) out[i] += q.c0;
@@ -146,6 +154,8 @@ struct SQSpace {
         float v;
         if (q.scorer) {
             q.scorer->scores(c, 1, &v);
+        } else if (sq.codebook()) {
+            sq_codebook_scores(sq.bits, ip, c, sq.code_size, 1, sq.d, q.w, affine.table(), &v);
         } else {
             sq_scores(affine.kind(), ip, c, sq.code_size, 1, sq.d, q.w, q.r, &v);
             v += q.c0;
@@ -177,7 +187,7 @@ void IndexHNSWSQCodes::train(idx_t n, const float* x) {
         return;
     }
     NEARLY_CHECK_ARG(ntotal == 0, "IndexHNSWSQ: train() on a filled index would leave its codes meaningless; reset() first");
-    NEARLY_CHECK_ARG(n > 0, "IndexHNSWSQ: cannot train on 0 vectors");
+    NEARLY_CHECK_ARG(n > 0 || sq.codebook(), "IndexHNSWSQ: cannot train on 0 vectors");
     sq.train(size_t(n), x);
     is_trained = true;
 }

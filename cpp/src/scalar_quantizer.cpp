@@ -61,8 +61,87 @@ ScalarQuantizer::ScalarQuantizer(size_t d_, QuantizerType qtype_) : d(d_), qtype
         case QT_6bit: bits = 6; code_size = (d * 6 + 7) / 8; break;
         case QT_fp16:
         case QT_bf16: bits = 16; code_size = 2 * d; break;
+        case QT_1bit_tqmse: bits = 1; code_size = (d + 7) / 8; break;
+        case QT_2bit_tqmse: bits = 2; code_size = (d * 2 + 7) / 8; break;
+        case QT_3bit_tqmse: bits = 3; code_size = (d * 3 + 7) / 8; break;
+        case QT_4bit_tqmse: bits = 4; code_size = (d + 1) / 2; break;
         default: bits = 8; code_size = d; break;
     }
+}
+
+namespace {
+
+// The Lloyd-Max quantizers of the standard normal law with 2, 4, 8, 16 and
+// 256 levels: their positive halves, each centroid the mean of the normal
+// law over its cell (between the midpoints to its neighbours) to 1e-13,
+// computed once offline (Newton's method on Lloyd's fixed point; the test
+// test_sq_turboquant.py checks that each is the mean of its cell).
+constexpr double kLloydMaxNormal1[] = {
+    0.79788456080286541,
+};
+constexpr double kLloydMaxNormal2[] = {
+    0.45278003463649202, 1.5104176084990948,
+};
+constexpr double kLloydMaxNormal3[] = {
+    0.24509417894422139, 0.75600528120587684, 1.3439092785049993, 2.1519457045369861,
+};
+constexpr double kLloydMaxNormal4[] = {
+    0.12839502985114687, 0.38804829949028952, 0.65675911853246183, 0.94234045648695919, 1.2562311973471718,
+    1.6180463860218759, 2.0690172265313791, 2.7325895709951578,
+};
+constexpr double kLloydMaxNormal8[] = {
+    0.0084461932227539727, 0.025339383099361297, 0.04223498380425867, 0.059134604340845748, 0.076039856392537103,
+    0.092952355401222861, 0.10987372165231112, 0.12680558136809125, 0.14374956781151946, 0.16070732240217861,
+    0.1776804958467014, 0.19467074928527978, 0.2116797554568256, 0.22870919988468183, 0.24576078208511148,
+    0.26283621680093755, 0.27993723526284425, 0.29706558648052017, 0.31422303856670658, 0.33141138009626508,
+    0.34863242150386514, 0.3658879965223934, 0.38317996366605728, 0.40051020776091678, 0.41788064152646398,
+    0.43529320721214859, 0.45274987829228969, 0.47025266122389608, 0.48780359727156275, 0.50540476440399218,
+    0.52305827926738835, 0.54076629924042718, 0.558531024576992, 0.57635470064214167, 0.59423962024797106,
+    0.61218812609610573, 0.63020261333398364, 0.64828553223303853, 0.66643939099679517, 0.68466675870830385,
+    0.70297026842619115, 0.72135262044018977, 0.73981658569698072, 0.75836500940875373, 0.77700081485749872,
+    0.79572700740919311, 0.81454667875319187, 0.83346301138344359, 0.85247928333942902, 0.87159887322656915,
+    0.89082526553726604, 0.91016205629532609, 0.92961295904961305, 0.94918181124375711, 0.96887258099223306,
+    0.98868937429528703, 1.00863644272902, 1.0287181916491277, 1.0489391889522632, 1.0693041744417169,
+    1.0898180698497779, 1.1104859895740442, 1.1313132521910241, 1.1523053928169449, 1.1734681763929218,
+    1.1948076119809343, 1.2163299681641579, 1.2380417896596603, 1.2599499152589599, 1.2820614972295896,
+    1.3043840223230549, 1.3269253345550409, 1.3496936599400502, 1.3726976333900396, 1.3959463280083444,
+    1.4194492870429676, 1.4432165587971408, 1.467258734833454, 1.491586991856275, 1.5162131377081245,
+    1.5411496619782989, 1.5664097917951498, 1.5920075534562319, 1.6179578406504198, 1.6442764901428473,
+    1.6709803659298019, 1.698087453035789, 1.7256169623170805, 1.7535894478691247, 1.7820269389133672,
+    1.8109530883727161, 1.8403933407518938, 1.8703751224310246, 1.9009280580829648, 1.9320842176655149,
+    1.9638783993530666, 1.9963484549082251, 2.0295356654142451, 2.0634851770751297, 2.0982465090551732,
+    2.1338741482208543, 2.1704282493661977, 2.2079754643299303, 2.2465899297305709, 2.2863544513969982,
+    2.3273619347266159, 2.3697171252676452, 2.4135387444102845, 2.4589621335856062, 2.5061425604152872,
+    2.5552593973806443, 2.6065214664589731, 2.6601739656939642, 2.7165075785769126, 2.7758706526980799,
+    2.8386857867556117, 2.905472903663207, 2.9768821336995557, 3.0537420161674347, 3.1371325317004932,
+    3.2285002105770051, 3.329848469998717, 3.4440716782124645, 3.5755879723898532, 3.7316662622224461,
+    3.9256377839344578, 4.1865954428432239, 4.6035356124288533,
+};
+
+const double* lloyd_max_normal_half(size_t bits) {
+    switch (bits) {
+        case 1: return kLloydMaxNormal1;
+        case 2: return kLloydMaxNormal2;
+        case 3: return kLloydMaxNormal3;
+        case 4: return kLloydMaxNormal4;
+        case 8: return kLloydMaxNormal8;
+        default: throw InvalidArgument("TurboQuant: bits must be 1, 2, 3, 4 or 8");
+    }
+}
+
+}  // namespace
+
+void turboquant_codebook(size_t d, size_t bits, std::vector<float>& centroids, std::vector<float>& boundaries) {
+    const double* half = lloyd_max_normal_half(bits);
+    const size_t k = size_t(1) << bits, h = k / 2;
+    const double scale = 1.0 / std::sqrt(double(d));
+    centroids.resize(k);
+    for (size_t i = 0; i < h; i++) {
+        centroids[h + i] = float(half[i] * scale);
+        centroids[h - 1 - i] = -centroids[h + i];
+    }
+    boundaries.resize(k - 1);
+    for (size_t i = 0; i + 1 < k; i++) boundaries[i] = 0.5f * (centroids[i] + centroids[i + 1]);
 }
 
 namespace {
@@ -153,6 +232,13 @@ void train_uniform(ScalarQuantizer::RangeStat rs, float arg, size_t n, int k, co
 
 void ScalarQuantizer::train(size_t n, const float* x) {
     if (!needs_training()) return;
+    if (codebook()) {  // no data needed: faiss accepts any training set
+        std::vector<float> c, b;
+        turboquant_codebook(d, bits, c, b);
+        c.insert(c.end(), b.begin(), b.end());
+        trained = std::move(c);
+        return;
+    }
     NEARLY_CHECK_ARG(n > 0, "ScalarQuantizer: cannot train on 0 vectors");
     NEARLY_CHECK_ARG(std::isfinite(rangestat_arg), "ScalarQuantizer: rangestat_arg must be finite");
     NEARLY_CHECK_ARG(valid_rangestat(rangestat), "ScalarQuantizer: unknown rangestat " + std::to_string(int(rangestat)));
@@ -217,6 +303,23 @@ void ScalarQuantizer::encode(const float* x, uint8_t* code) const {
             return;
         }
         default: break;
+    }
+    if (codebook()) {
+        // Each value's cell: the number of midpoints at or below it.
+        std::memset(code, 0, code_size);
+        const float* mid = boundaries();
+        const size_t nmid = (size_t(1) << bits) - 1;
+        for (size_t j = 0; j < d; j++) {
+            // At 1 bit faiss keeps the sign of x > 0 (a zero goes down); at
+            // more bits a value on a midpoint goes up.
+            const uint32_t c = bits == 1 ? uint32_t(x[j] > mid[0])
+                                         : uint32_t(std::upper_bound(mid, mid + nmid, x[j]) - mid);
+            const size_t bit = j * bits;
+            const uint32_t v = c << (bit & 7);
+            code[bit >> 3] |= uint8_t(v);
+            if ((bit & 7) + bits > 8) code[(bit >> 3) + 1] |= uint8_t(v >> 8);
+        }
+        return;
     }
     const bool uni = uniform();
     const float* vmin = trained.data();

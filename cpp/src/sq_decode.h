@@ -54,6 +54,15 @@ inline void decode(const ScalarQuantizer& sq, const uint8_t* codes, float* x, si
                    void (*halves)(const uint16_t*, size_t, float*)) {
     const size_t d = sq.d, cs = sq.code_size;
     using Q = ScalarQuantizer;
+    if (sq.codebook()) {
+        const float* centroid = sq.centroids();
+        const size_t bits = sq.bits;
+        for (size_t i = 0; i < n; i++) {
+            const uint8_t* c = codes + i * cs;
+            for (size_t j = 0; j < d; j++) x[i * d + j] = centroid[sq_codebook_index(c, j, bits)];
+        }
+        return;
+    }
     if (sq.qtype == Q::QT_8bit_uniform || sq.qtype == Q::QT_4bit_uniform) {
         const float vmin = sq.trained[0], vdiff = sq.trained[1];
         const bool four = sq.qtype == Q::QT_4bit_uniform;

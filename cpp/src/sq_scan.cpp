@@ -1,17 +1,28 @@
 #include "nearly/sq_scan.h"
 
+#include <algorithm>
+
 #include "nearly/simd.h"
 
 namespace nearly {
 
 SQScorer::SQScorer(const ScalarQuantizer& sq, MetricType metric)
-    : kind_(sq.qtype == ScalarQuantizer::QT_fp16   ? kSQfp16
+    : kind_(sq.codebook()                          ? kSQcodebook
+            : sq.qtype == ScalarQuantizer::QT_fp16 ? kSQfp16
             : sq.qtype == ScalarQuantizer::QT_bf16 ? kSQbf16
                                                    : int(sq.bits)),
       ip_(metric == METRIC_INNER_PRODUCT),
       d_(sq.d),
       code_size_(sq.code_size) {
     NEARLY_CHECK_ARG(sq.is_trained(), "SQScorer: the ScalarQuantizer is not trained");
+    if (sq.codebook()) {
+        cb_bits_ = sq.bits;
+        const size_t k = size_t(1) << sq.bits;
+        table_.assign(std::max<size_t>(k, 16), 0.f);
+        std::copy(sq.centroids(), sq.centroids() + k, table_.begin());
+        w_.resize(d_);
+        return;
+    }
     A_.assign(d_, 0.f);
     B_.assign(d_, 1.f);
     if (sq.qtype == ScalarQuantizer::QT_8bit_direct_signed) A_.assign(d_, -128.f);
@@ -36,6 +47,10 @@ SQScorer::SQScorer(const ScalarQuantizer& sq, MetricType metric)
 }
 
 void SQScorer::set_query(const float* q) {
+    if (kind_ == kSQcodebook) {
+        std::copy(q, q + d_, w_.begin());
+        return;
+    }
     if (ip_) {
         float c0 = 0.f;
         for (size_t j = 0; j < d_; j++) {
@@ -57,6 +72,8 @@ void SQScorer::set_query(const float* q) {
 }
 
 void SQScorer::scores(const uint8_t* codes, size_t n, float* out) const {
+    if (kind_ == kSQcodebook)
+        return sq_codebook_scores(cb_bits_, ip_, codes, code_size_, n, d_, w_.data(), table_.data(), out);
     if (int_query_)
         sq8_int_scores(ip_, codes, code_size_, n, d_, q16_.data(), out);
     else
@@ -66,6 +83,8 @@ void SQScorer::scores(const uint8_t* codes, size_t n, float* out) const {
 }
 
 void SQScorer::scores_gather(const uint8_t* const* codes, size_t n, float* out) const {
+    if (kind_ == kSQcodebook)
+        return sq_codebook_scores_gather(cb_bits_, ip_, codes, n, d_, w_.data(), table_.data(), out);
     if (int_query_)
         for (size_t i = 0; i < n; i++) sq8_int_scores(ip_, codes[i], code_size_, 1, d_, q16_.data(), out + i);
     else
@@ -75,11 +94,11 @@ void SQScorer::scores_gather(const uint8_t* const* codes, size_t n, float* out) 
 }
 
 void SQScorer::scores_group(const SQScorer* s, size_t nq, const uint8_t* codes, size_t n, float* out) {
-    bool any_int = false;
-    for (size_t q = 0; q < nq; q++) any_int = any_int || s[q].int_query_;
-    // Integer queries have their own kernel. A group of one goes through the
+    bool own_kernel = false;
+    for (size_t q = 0; q < nq; q++) own_kernel = own_kernel || s[q].int_query_ || s[q].kind_ == kSQcodebook;
+    // Integer queries and codebook codes have their own kernels. A group of one goes through the
     // group kernel too, so that a query's scores do not depend on the batch.
-    if (any_int) {
+    if (own_kernel) {
         for (size_t q = 0; q < nq; q++) s[q].scores(codes, n, out + q * n);
         return;
     }
@@ -131,6 +150,32 @@ void sq_scores_gather(int kind, bool ip, const uint8_t* const* codes, size_t cs,
         case SimdLevel::avx2: return sq_scores_gather_avx2(kind, ip, codes, cs, n, d, w, r, out);
 #endif
         default: return sq_scores_gather_scalar(kind, ip, codes, cs, n, d, w, r, out);
+    }
+}
+
+void sq_codebook_scores(size_t bits, bool ip, const uint8_t* codes, size_t cs, size_t n, size_t d, const float* q,
+                        const float* t, float* out) {
+    switch (simd_level()) {
+#if defined(NEARLY_HAVE_AVX512)
+        case SimdLevel::avx512: return sq_codebook_scores_avx512(bits, ip, codes, cs, n, d, q, t, out);
+#endif
+#if defined(NEARLY_HAVE_AVX2)
+        case SimdLevel::avx2: return sq_codebook_scores_avx2(bits, ip, codes, cs, n, d, q, t, out);
+#endif
+        default: return sq_codebook_scores_scalar(bits, ip, codes, cs, n, d, q, t, out);
+    }
+}
+
+void sq_codebook_scores_gather(size_t bits, bool ip, const uint8_t* const* codes, size_t n, size_t d, const float* q,
+                               const float* t, float* out) {
+    switch (simd_level()) {
+#if defined(NEARLY_HAVE_AVX512)
+        case SimdLevel::avx512: return sq_codebook_scores_gather_avx512(bits, ip, codes, n, d, q, t, out);
+#endif
+#if defined(NEARLY_HAVE_AVX2)
+        case SimdLevel::avx2: return sq_codebook_scores_gather_avx2(bits, ip, codes, n, d, q, t, out);
+#endif
+        default: return sq_codebook_scores_gather_scalar(bits, ip, codes, n, d, q, t, out);
     }
 }
 

@@ -20,7 +20,8 @@ ScalarQuantizer::QuantizerType check_qtype(int qtype, const char* who) {
     if (!ScalarQuantizer::valid_qtype(qtype))
         throw NotSupported(std::string(who) + ": qtype " + std::to_string(qtype) +
                            " not implemented in nearly (QT_8bit, QT_4bit, QT_8bit_uniform, QT_4bit_uniform, "
-                           "QT_fp16, QT_8bit_direct, QT_6bit, QT_bf16 and QT_8bit_direct_signed are)");
+                           "QT_fp16, QT_8bit_direct, QT_6bit, QT_bf16, QT_8bit_direct_signed and the TurboQuant MSE "
+                           "types QT_1bit_tqmse to QT_8bit_tqmse are)");
     return ScalarQuantizer::QuantizerType(qtype);
 }
 
@@ -40,6 +41,11 @@ void bind_sq(py::module_& m) {
                            {"QT_6bit", ScalarQuantizer::QT_6bit},
                            {"QT_bf16", ScalarQuantizer::QT_bf16},
                            {"QT_8bit_direct_signed", ScalarQuantizer::QT_8bit_direct_signed},
+                           {"QT_1bit_tqmse", ScalarQuantizer::QT_1bit_tqmse},
+                           {"QT_2bit_tqmse", ScalarQuantizer::QT_2bit_tqmse},
+                           {"QT_3bit_tqmse", ScalarQuantizer::QT_3bit_tqmse},
+                           {"QT_4bit_tqmse", ScalarQuantizer::QT_4bit_tqmse},
+                           {"QT_8bit_tqmse", ScalarQuantizer::QT_8bit_tqmse},
                            {"RS_minmax", ScalarQuantizer::RS_minmax},
                            {"RS_meanstd", ScalarQuantizer::RS_meanstd},
                            {"RS_quantiles", ScalarQuantizer::RS_quantiles},
@@ -47,12 +53,12 @@ void bind_sq(py::module_& m) {
         sq.attr(name) = v;
     // faiss's other QuantizerType values, so code that names them runs (a
     // mapping of types to factory strings, say); building one is refused.
-    const char* later_types[] = {"QT_0bit", "QT_1bit_tqmse", "QT_2bit_tqmse", "QT_3bit_tqmse", "QT_4bit_tqmse",
-                                 "QT_8bit_tqmse", "QT_2bit_tq", "QT_3bit_tq", "QT_4bit_tq", "QT_5bit_tq",
-                                 "QT_1bit_eden", "QT_2bit_eden", "QT_3bit_eden", "QT_4bit_eden", "QT_5bit_eden",
-                                 "QT_6bit_eden", "QT_7bit_eden", "QT_8bit_eden", "QT_count"};
+    sq.attr("QT_0bit") = 9;
+    const char* later_types[] = {"QT_2bit_tq",   "QT_3bit_tq",   "QT_4bit_tq",   "QT_5bit_tq",
+                                 "QT_1bit_eden", "QT_2bit_eden", "QT_3bit_eden", "QT_4bit_eden",
+                                 "QT_5bit_eden", "QT_6bit_eden", "QT_7bit_eden", "QT_8bit_eden", "QT_count"};
     for (size_t i = 0; i < sizeof(later_types) / sizeof(later_types[0]); i++)
-        sq.attr(later_types[i]) = int(ScalarQuantizer::QT_8bit_direct_signed) + 1 + int(i);
+        sq.attr(later_types[i]) = int(ScalarQuantizer::QT_8bit_tqmse) + 1 + int(i);
     sq.def(py::init([](int d, int qtype) {
            if (d < 1) throw InvalidArgument("ScalarQuantizer: d must be positive");
            return ScalarQuantizer(size_t(d), check_qtype(qtype, "ScalarQuantizer"));
@@ -79,7 +85,8 @@ void bind_sq(py::module_& m) {
             std::copy(s.trained.begin(), s.trained.end(), out.mutable_data());
             return out;
         }, "faiss's layout (a numpy copy): vmin[d] then vdiff[d] for the per-dimension types, [vmin, vdiff] "
-           "for the uniform ones, empty for fp16, bf16 and the direct types.")
+           "for the uniform ones, the 2^bits centroids then the 2^bits - 1 midpoints for the TurboQuant "
+           "types, empty for fp16, bf16 and the direct types.")
         .def("train", [](ScalarQuantizer& s, py::handle x_obj) {
             FloatArray x = as_matrix(x_obj, int(s.d), "x");
             py::gil_scoped_release release;

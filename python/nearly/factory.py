@@ -14,6 +14,11 @@ from .additive_family import (IndexIVFProductResidualQuantizer, IndexIVFProductR
 
 # faiss's SQ tokens -> QuantizerType (longest first: the regex alternation tries them in order).
 _SQ_TYPES = {
+    "tqmse1": "QT_1bit_tqmse",
+    "tqmse2": "QT_2bit_tqmse",
+    "tqmse3": "QT_3bit_tqmse",
+    "tqmse4": "QT_4bit_tqmse",
+    "tqmse8": "QT_8bit_tqmse",
     "8_direct_signed": "QT_8bit_direct_signed",
     "8_direct": "QT_8bit_direct",
     "fp16": "QT_fp16",
@@ -68,8 +73,8 @@ TRANSFORMS = [
     # OPQ{M}[_{d_out}]: an OPQ rotation for M subquantizers, trained with the index.
     (re.compile(r"OPQ(\d+)(?:_(\d+))?"), lambda m, d: (
         _nearly.OPQMatrix(d, int(m.group(1)), int(m.group(2) or d)), int(m.group(2) or d))),
-    # RR{d_out}: faiss's random rotation (its matrix, drawn at train()).
-    (re.compile(r"RR(\d+)"), lambda m, d: (_nearly.RandomRotationMatrix(d, int(m.group(1))), int(m.group(1)))),
+    # RR[d_out] (d by default): faiss's random rotation (its matrix, drawn at train()).
+    (re.compile(r"RR(\d+)?"), lambda m, d: (_nearly.RandomRotationMatrix(d, int(m.group(1) or d)), int(m.group(1) or d))),
     # HR[seed]: faiss's Hadamard rotation (hadamard_rotation.h), d_out the next power of 2.
     (re.compile(r"HR(\d+)?"), lambda m, d: _hadamard(d, m.group(1))),
     # PCA[W][R]{d_out}: PCA to d_out dimensions, W whitened (eigen_power -0.5), R then randomly rotated.
@@ -163,7 +168,8 @@ INDEXES = [
         _coarse(m, d, metric), d, _nlist(m.group(1)), int(m.group(3)), metric, m.group(4) == "r",
         int(m.group(5) or 32))),
     # Scalar quantizers: SQ4 / SQ6 / SQ8 (bits per dimension, per-dimension
-    # ranges), SQfp16, SQbf16, SQ8_direct (uint8 data), SQ8_direct_signed (int8).
+    # ranges), SQfp16, SQbf16, SQ8_direct (uint8 data), SQ8_direct_signed (int8),
+    # SQtqmse{1,2,3,4,8} (TurboQuant's codebook, for unit vectors after "RR").
     (re.compile("SQ" + _SQ), lambda m, d, metric: _nearly.IndexScalarQuantizer(d, _sq_qtype(m.group(1)), metric)),
     (re.compile(_IVF + r",SQ" + _SQ), lambda m, d, metric: _nearly.IndexIVFScalarQuantizer(
         _coarse(m, d, metric), d, _nlist(m.group(1)), _sq_qtype(m.group(3)), metric)),

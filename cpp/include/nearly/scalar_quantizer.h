@@ -1,4 +1,5 @@
-// faiss's ScalarQuantizer codec, byte for byte, for faiss's classic types:
+// faiss's ScalarQuantizer codec, byte for byte, for faiss's classic types
+// and its TurboQuant MSE types:
 //   QT_8bit / QT_4bit / QT_6bit: per-dimension range [vmin, vmin + vdiff];
 //       t = clamp((x - vmin) / vdiff, 0, 1), code = int(t * (2^bits - 1))
 //       (truncation), decode = vmin + (code + 0.5) / (2^bits - 1) * vdiff.
@@ -11,6 +12,14 @@
 //   QT_8bit_direct: code = x (uint8 data stored as is); QT_8bit_direct_signed:
 //       code = x + 128 (int8 data). Values are truncated toward zero and,
 //       where faiss's cast is undefined (outside 0..255), saturated.
+//   QT_{1,2,3,4,8}bit_tqmse (TurboQuant, Zandieh et al. 2025): one codebook
+//       of 2^bits values shared by all dimensions, the Lloyd-Max quantizer
+//       of one coordinate of a random point on the unit sphere of R^d
+//       (turboquant_codebook), so it depends on d and bits only: meant for
+//       unit vectors after a random rotation
+//       ("L2norm,RR,SQtqmse4"). code = the cell of x among the midpoints,
+//       packed bits-wide, low bits first across bytes; decode = the cell's
+//       centroid. trained = centroids[2^bits] then midpoints[2^bits - 1].
 // The ranges are learned by faiss's range statistics (RangeStat, with
 // rangestat_arg): min-max widened by arg * (max - min), mean +- arg * std,
 // the arg and 1 - arg quantiles, or faiss's alternating least-squares fit of
@@ -59,6 +68,11 @@ struct ScalarQuantizer {
         QT_6bit = 6,
         QT_bf16 = 7,
         QT_8bit_direct_signed = 8,
+        QT_1bit_tqmse = 10,
+        QT_2bit_tqmse = 11,
+        QT_3bit_tqmse = 12,
+        QT_4bit_tqmse = 13,
+        QT_8bit_tqmse = 14,
     };
     // faiss's RangeStat values.
     enum RangeStat : int { RS_minmax = 0, RS_meanstd = 1, RS_quantiles = 2, RS_optim = 3 };
@@ -74,18 +88,30 @@ struct ScalarQuantizer {
     ScalarQuantizer(size_t d, QuantizerType qtype);
 
     bool uniform() const { return qtype == QT_8bit_uniform || qtype == QT_4bit_uniform; }
-    // Whether the type has ranges to learn.
+    // A TurboQuant MSE type: a shared codebook, not per-dimension ranges.
+    static bool is_codebook_type(int t) { return t >= QT_1bit_tqmse && t <= QT_8bit_tqmse; }
+    bool codebook() const { return is_codebook_type(qtype); }
+    // Whether the type has something to learn (ranges; or the codebook, which
+    // takes no data, as faiss's train computes it).
     bool needs_training() const {
-        return qtype == QT_8bit || qtype == QT_4bit || qtype == QT_6bit || uniform();
+        return qtype == QT_8bit || qtype == QT_4bit || qtype == QT_6bit || uniform() || codebook();
     }
-    size_t trained_size() const { return !needs_training() ? 0 : uniform() ? 2 : 2 * d; }
+    size_t trained_size() const {
+        return !needs_training() ? 0 : codebook() ? (size_t(2) << bits) - 1 : uniform() ? 2 : 2 * d;
+    }
+    // The codebook types' centroids (2^bits, ascending) and the midpoints
+    // between them (2^bits - 1), in `trained`.
+    const float* centroids() const { return trained.data(); }
+    const float* boundaries() const { return trained.data() + (size_t(1) << bits); }
     bool is_trained() const { return trained.size() == trained_size(); }
     // Learns the ranges from n vectors (nothing for the untrained types).
     void train(size_t n, const float* x);
     void compute_codes(const float* x, uint8_t* codes, size_t n) const;
     void encode(const float* x, uint8_t* code) const;  // writes every byte of code
     void decode(const uint8_t* codes, float* x, size_t n) const;
-    static bool valid_qtype(int qtype) { return qtype >= QT_8bit && qtype <= QT_8bit_direct_signed; }
+    static bool valid_qtype(int qtype) {
+        return (qtype >= QT_8bit && qtype <= QT_8bit_direct_signed) || is_codebook_type(qtype);
+    }
     static bool valid_rangestat(int rs) { return rs >= RS_minmax && rs <= RS_optim; }
     // Throws unless other can take this quantizer's place in the index `who`
     // holding ntotal codes: the same d and type, ranges that fit, and no
@@ -98,5 +124,13 @@ struct ScalarQuantizer {
 void sq_decode_scalar(const ScalarQuantizer& sq, const uint8_t* codes, float* x, size_t n);
 void sq_decode_avx2(const ScalarQuantizer& sq, const uint8_t* codes, float* x, size_t n);
 void sq_decode_avx512(const ScalarQuantizer& sq, const uint8_t* codes, float* x, size_t n);
+
+// TurboQuant's codebook for unit vectors of R^d (bits 1, 2, 3, 4 or 8): a
+// coordinate of a random unit vector is close to normal with variance 1/d,
+// so the centroids are the normal law's Lloyd-Max quantizer scaled by
+// 1/sqrt(d) (as faiss 1.15's: the same codes at 1 to 4 bits; at 8 bits
+// faiss's table stops short of Lloyd's fixed point, nearly's is converged),
+// the boundaries the midpoints between them.
+void turboquant_codebook(size_t d, size_t bits, std::vector<float>& centroids, std::vector<float>& boundaries);
 
 }  // namespace nearly

@@ -8,6 +8,10 @@
 // and a search reads the packed codes once, widening them in registers
 // (cpp/src/simd/<isa>/sq.cpp). The scores equal the decoded vectors' up to
 // float rounding (A + c B is within an ulp of faiss's decoder).
+// The codebook (TurboQuant) types are not affine: their kernels
+// (cpp/src/simd/<isa>/sq_codebook.cpp) widen each code to its cells and
+// look the centroids up in registers (a permute of the 2 to 16 centroids,
+// a gather of the 256 of 8 bits), scoring the query against them.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -19,7 +23,7 @@
 namespace nearly {
 
 // What the kernels widen: 4-, 6- or 8-bit integer codes, bf16 or fp16.
-enum SQCodeKind : int { kSQ4 = 4, kSQ6 = 6, kSQ8 = 8, kSQbf16 = 16, kSQfp16 = 17 };
+enum SQCodeKind : int { kSQ4 = 4, kSQ6 = 6, kSQ8 = 8, kSQbf16 = 16, kSQfp16 = 17, kSQcodebook = 32 };
 
 class SQScorer {
    public:
@@ -35,10 +39,13 @@ class SQScorer {
     // rows of n), the codes widened once for all (flat search's groups of
     // queries; index_flat_codes.h).
     static void scores_group(const SQScorer* s, size_t nq, const uint8_t* codes, size_t n, float* out);
-    // The decoder's affine form x_j = A_j + c_j B_j and the kernels' code kind.
+    // The decoder's affine form x_j = A_j + c_j B_j and the kernels' code kind
+    // (the affine form is empty for the codebook types).
     const std::vector<float>& offsets() const { return A_; }
     const std::vector<float>& scales() const { return B_; }
     int kind() const { return kind_; }
+    // The codebook types' centroids, zero-padded to 16 at least.
+    const float* table() const { return table_.data(); }
 
    private:
     int kind_;
@@ -54,7 +61,33 @@ class SQScorer {
     // keeps the float kernels.
     bool direct8_ = false, int_query_ = false;
     std::vector<int16_t> q16_;
+    // Codebook types: bits per dimension and the centroids, zero-padded to
+    // at least 16 (w holds the query).
+    size_t cb_bits_ = 0;
+    std::vector<float> table_;
 };
+
+// Codebook codes of `bits` (1, 2, 3, 4 or 8) bits per dimension, t the
+// 2^bits centroids (padded to 16 floats at least): out[i] = sum_j q_j
+// t[c_ij] (ip) or sum_j (q_j - t[c_ij])^2, over n codes in a row (code size
+// cs) or at the addresses codes[0..n). One per SIMD level; every level gives
+// the scalar reference's scores up to float rounding.
+void sq_codebook_scores(size_t bits, bool ip, const uint8_t* codes, size_t cs, size_t n, size_t d, const float* q,
+                        const float* t, float* out);
+void sq_codebook_scores_gather(size_t bits, bool ip, const uint8_t* const* codes, size_t n, size_t d, const float* q,
+                               const float* t, float* out);
+void sq_codebook_scores_scalar(size_t bits, bool ip, const uint8_t* codes, size_t cs, size_t n, size_t d,
+                               const float* q, const float* t, float* out);
+void sq_codebook_scores_gather_scalar(size_t bits, bool ip, const uint8_t* const* codes, size_t n, size_t d,
+                                      const float* q, const float* t, float* out);
+void sq_codebook_scores_avx2(size_t bits, bool ip, const uint8_t* codes, size_t cs, size_t n, size_t d,
+                             const float* q, const float* t, float* out);
+void sq_codebook_scores_gather_avx2(size_t bits, bool ip, const uint8_t* const* codes, size_t n, size_t d,
+                                    const float* q, const float* t, float* out);
+void sq_codebook_scores_avx512(size_t bits, bool ip, const uint8_t* codes, size_t cs, size_t n, size_t d,
+                               const float* q, const float* t, float* out);
+void sq_codebook_scores_gather_avx512(size_t bits, bool ip, const uint8_t* const* codes, size_t n, size_t d,
+                                      const float* q, const float* t, float* out);
 
 // One kernel per SIMD level: out[i] = sum_j w_j c_ij (ip) or
 // sum_j (r_j - w_j c_ij)^2 for n codes of code_size cs of the given kind.

@@ -31,6 +31,15 @@ static inline uint32_t sq_code_value(const uint8_t* c, size_t j) {
     }
 }
 
+// Dimension j's cell in a codebook (TurboQuant) code of `bits` bits per
+// dimension, packed low bits first across bytes (faiss's layout).
+static inline uint32_t sq_codebook_index(const uint8_t* c, size_t j, size_t bits) {
+    const size_t bit = j * bits;
+    uint32_t v = c[bit >> 3];
+    if ((bit & 7) + bits > 8) v |= uint32_t(c[(bit >> 3) + 1]) << 8;
+    return (v >> (bit & 7)) & ((1u << bits) - 1);
+}
+
 template <int Kind>
 static inline float sq_value(const uint8_t* c, size_t j) {
     if constexpr (Kind == kSQbf16 || Kind == kSQfp16) {

@@ -1,0 +1,39 @@
+// The scalar reference of the codebook (TurboQuant) scoring kernels
+// (sq_scan.h): each dimension's cell, its centroid, summed in dimension order.
+#include "../sq_codes.h"
+#include "nearly/sq_scan.h"
+
+namespace nearly {
+
+namespace {
+template <bool IP, class Code>
+void scores(const Code& code, size_t bits, size_t n, size_t d, const float* q, const float* t, float* out) {
+    for (size_t i = 0; i < n; i++) {
+        const uint8_t* c = code(i);
+        float s = 0.f;
+        for (size_t j = 0; j < d; j++) {
+            const float v = t[sq_codebook_index(c, j, bits)];
+            if constexpr (IP) {
+                s += q[j] * v;
+            } else {
+                s += (q[j] - v) * (q[j] - v);
+            }
+        }
+        out[i] = s;
+    }
+}
+}  // namespace
+
+void sq_codebook_scores_scalar(size_t bits, bool ip, const uint8_t* codes, size_t cs, size_t n, size_t d,
+                               const float* q, const float* t, float* out) {
+    const auto code = [codes, cs](size_t i) { return codes + i * cs; };
+    ip ? scores<true>(code, bits, n, d, q, t, out) : scores<false>(code, bits, n, d, q, t, out);
+}
+
+void sq_codebook_scores_gather_scalar(size_t bits, bool ip, const uint8_t* const* codes, size_t n, size_t d,
+                                      const float* q, const float* t, float* out) {
+    const auto code = [codes](size_t i) { return codes[i]; };
+    ip ? scores<true>(code, bits, n, d, q, t, out) : scores<false>(code, bits, n, d, q, t, out);
+}
+
+}  // namespace nearly
