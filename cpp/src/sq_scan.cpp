@@ -94,11 +94,17 @@ void SQScorer::scores_gather(const uint8_t* const* codes, size_t n, float* out) 
 }
 
 void SQScorer::scores_group(const SQScorer* s, size_t nq, const uint8_t* codes, size_t n, float* out) {
-    bool own_kernel = false;
-    for (size_t q = 0; q < nq; q++) own_kernel = own_kernel || s[q].int_query_ || s[q].kind_ == kSQcodebook;
-    // Integer queries and codebook codes have their own kernels. A group of one goes through the
+    if (nq > 0 && s[0].kind_ == kSQcodebook) {  // the codebook kernels sum as the one-query kernels do
+        std::vector<const float*> q(nq);
+        for (size_t i = 0; i < nq; i++) q[i] = s[i].w_.data();
+        return sq_codebook_scores_group(s[0].cb_bits_, s[0].ip_, codes, s[0].code_size_, n, s[0].d_, nq, q.data(),
+                                        s[0].table_.data(), out);
+    }
+    bool any_int = false;
+    for (size_t q = 0; q < nq; q++) any_int = any_int || s[q].int_query_;
+    // Integer queries have their own kernel. A group of one goes through the
     // group kernel too, so that a query's scores do not depend on the batch.
-    if (own_kernel) {
+    if (any_int) {
         for (size_t q = 0; q < nq; q++) s[q].scores(codes, n, out + q * n);
         return;
     }
@@ -163,6 +169,19 @@ void sq_codebook_scores(size_t bits, bool ip, const uint8_t* codes, size_t cs, s
         case SimdLevel::avx2: return sq_codebook_scores_avx2(bits, ip, codes, cs, n, d, q, t, out);
 #endif
         default: return sq_codebook_scores_scalar(bits, ip, codes, cs, n, d, q, t, out);
+    }
+}
+
+void sq_codebook_scores_group(size_t bits, bool ip, const uint8_t* codes, size_t cs, size_t n, size_t d, size_t nq,
+                              const float* const* q, const float* t, float* out) {
+    switch (simd_level()) {
+#if defined(NEARLY_HAVE_AVX512)
+        case SimdLevel::avx512: return sq_codebook_scores_group_avx512(bits, ip, codes, cs, n, d, nq, q, t, out);
+#endif
+#if defined(NEARLY_HAVE_AVX2)
+        case SimdLevel::avx2: return sq_codebook_scores_group_avx2(bits, ip, codes, cs, n, d, nq, q, t, out);
+#endif
+        default: return sq_codebook_scores_group_scalar(bits, ip, codes, cs, n, d, nq, q, t, out);
     }
 }
 

@@ -76,6 +76,16 @@ void sq_codebook_scores(size_t bits, bool ip, const uint8_t* codes, size_t cs, s
                         const float* t, float* out);
 void sq_codebook_scores_gather(size_t bits, bool ip, const uint8_t* const* codes, size_t n, size_t d, const float* q,
                                const float* t, float* out);
+// nq queries (q[0..nq)) over the same n codes in a row, out nq rows of n:
+// each code's centroids looked up once for up to four queries.
+void sq_codebook_scores_group(size_t bits, bool ip, const uint8_t* codes, size_t cs, size_t n, size_t d, size_t nq,
+                              const float* const* q, const float* t, float* out);
+void sq_codebook_scores_group_scalar(size_t bits, bool ip, const uint8_t* codes, size_t cs, size_t n, size_t d,
+                                     size_t nq, const float* const* q, const float* t, float* out);
+void sq_codebook_scores_group_avx2(size_t bits, bool ip, const uint8_t* codes, size_t cs, size_t n, size_t d,
+                                   size_t nq, const float* const* q, const float* t, float* out);
+void sq_codebook_scores_group_avx512(size_t bits, bool ip, const uint8_t* codes, size_t cs, size_t n, size_t d,
+                                     size_t nq, const float* const* q, const float* t, float* out);
 void sq_codebook_scores_scalar(size_t bits, bool ip, const uint8_t* codes, size_t cs, size_t n, size_t d,
                                const float* q, const float* t, float* out);
 void sq_codebook_scores_gather_scalar(size_t bits, bool ip, const uint8_t* const* codes, size_t n, size_t d,

@@ -1,11 +1,14 @@
 // The codebook (TurboQuant) scoring kernels at AVX2 (sq_scan.h): eight
-// dimensions a step. Their cells come out of `bits` bytes broadcast and
+// dimensions a step. At 1 bit each lane tests its bit of the code's byte and
+// blends the two centroids; otherwise the cells come out of `bits` bytes broadcast and
 // shifted per 32-bit lane, the centroids out of a permute of the (at most
 // 8) centroids in a register, or two permutes and a blend on the cell's
 // top bit for 16; 8 bits widen bytes and gather from the 256 centroids.
-// Four codes at a time share the query's loads.
+// Four codes at a time share the query's loads; the group kernel looks a
+// code's centroids up once for up to four queries.
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "../sq_codes.h"
@@ -20,9 +23,18 @@ inline __m256 centroids8(const uint8_t* c, size_t j, __m256 t0, __m256 t1, const
     if constexpr (B == 8) {
         const __m256i idx = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(c + j)));
         return _mm256_i32gather_ps(t, idx, 4);
+    } else if constexpr (B == 1) {  // each lane tests its bit of the byte
+        const __m256i bit = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+        const __m256i set = _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32(c[j / 8]), bit), bit);
+        return _mm256_blendv_ps(_mm256_set1_ps(t[0]), _mm256_set1_ps(t[1]), _mm256_castsi256_ps(set));
     } else {
-        uint32_t word = 0;
-        std::memcpy(&word, c + j / 8 * B, B);
+        // B bytes, assembled in a register (a 3-byte copy through memory
+        // would stall the 4-byte read that follows it).
+        const uint8_t* p = c + j / 8 * B;
+        uint32_t word = p[0];
+        if constexpr (B >= 2) word |= uint32_t(p[1]) << 8;
+        if constexpr (B >= 3) word |= uint32_t(p[2]) << 16;
+        if constexpr (B >= 4) word |= uint32_t(p[3]) << 24;
         __m256i idx = _mm256_srlv_epi32(_mm256_set1_epi32(static_cast<int>(word)),
                                         _mm256_setr_epi32(0, B, 2 * B, 3 * B, 4 * B, 5 * B, 6 * B, 7 * B));
         idx = _mm256_and_si256(idx, _mm256_set1_epi32((1 << B) - 1));
@@ -94,20 +106,43 @@ void scores(const Code& code, size_t n, size_t d, const float* q, const float* t
     }
 }
 
+// NQ queries against each code, the code's centroids looked up once.
+template <int B, bool IP, int NQ>
+void scores_group(const uint8_t* codes, size_t cs, size_t n, size_t d, const float* const* q, const float* t,
+                  float* out) {
+    const size_t d8 = d & ~size_t(7);
+    const __m256 t0 = _mm256_loadu_ps(t), t1 = _mm256_loadu_ps(t + 8);
+    for (size_t i = 0; i < n; i++) {
+        const uint8_t* c = codes + i * cs;
+        __m256 a[NQ];
+        for (int k = 0; k < NQ; k++) a[k] = _mm256_setzero_ps();
+        for (size_t j = 0; j < d8; j += 8) {
+            const __m256 v = centroids8<B>(c, j, t0, t1, t);
+            for (int k = 0; k < NQ; k++) a[k] = step<IP>(a[k], _mm256_loadu_ps(q[k] + j), v);
+        }
+        for (int k = 0; k < NQ; k++) out[k * n + i] = hsum(a[k]) + tail<IP>(c, d8, d, q[k], t, B);
+    }
+}
+
+// f(std::integral_constant<int, bits>{}): one kernel instantiation per width.
+template <class F>
+void with_bits(size_t bits, F&& f) {
+    switch (bits) {
+        case 1: return f(std::integral_constant<int, 1>{});
+        case 2: return f(std::integral_constant<int, 2>{});
+        case 3: return f(std::integral_constant<int, 3>{});
+        case 4: return f(std::integral_constant<int, 4>{});
+        default: return f(std::integral_constant<int, 8>{});
+    }
+}
+
 template <class Code>
 void dispatch(size_t bits, bool ip, const Code& code, size_t n, size_t d, const float* q, const float* t,
               float* out) {
-    auto run = [&](auto b) {
+    with_bits(bits, [&](auto b) {
         constexpr int B = decltype(b)::value;
         ip ? scores<B, true>(code, n, d, q, t, out) : scores<B, false>(code, n, d, q, t, out);
-    };
-    switch (bits) {
-        case 1: return run(std::integral_constant<int, 1>{});
-        case 2: return run(std::integral_constant<int, 2>{});
-        case 3: return run(std::integral_constant<int, 3>{});
-        case 4: return run(std::integral_constant<int, 4>{});
-        default: return run(std::integral_constant<int, 8>{});
-    }
+    });
 }
 
 }  // namespace
@@ -120,6 +155,25 @@ void sq_codebook_scores_avx2(size_t bits, bool ip, const uint8_t* codes, size_t 
 void sq_codebook_scores_gather_avx2(size_t bits, bool ip, const uint8_t* const* codes, size_t n, size_t d,
                                     const float* q, const float* t, float* out) {
     dispatch(bits, ip, [codes](size_t i) { return codes[i]; }, n, d, q, t, out);
+}
+
+void sq_codebook_scores_group_avx2(size_t bits, bool ip, const uint8_t* codes, size_t cs, size_t n, size_t d,
+                                   size_t nq, const float* const* q, const float* t, float* out) {
+    with_bits(bits, [&](auto b) {
+        constexpr int B = decltype(b)::value;
+        for (size_t q0 = 0; q0 < nq; q0 += 4) {
+            auto run = [&](auto g) {
+                constexpr int G = decltype(g)::value;
+                ip ? scores_group<B, true, G>(codes, cs, n, d, q + q0, t, out + q0 * n)
+                   : scores_group<B, false, G>(codes, cs, n, d, q + q0, t, out + q0 * n);
+            };
+            const size_t g = std::min<size_t>(4, nq - q0);
+            if (g == 4) run(std::integral_constant<int, 4>{});
+            else if (g == 3) run(std::integral_constant<int, 3>{});
+            else if (g == 2) run(std::integral_constant<int, 2>{});
+            else run(std::integral_constant<int, 1>{});
+        }
+    });
 }
 
 }  // namespace nearly

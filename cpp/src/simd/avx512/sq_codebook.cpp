@@ -1,11 +1,15 @@
 // The codebook (TurboQuant) scoring kernels at AVX-512 (sq_scan.h): sixteen
-// dimensions a step. Their cells come out of 2 * bits bytes broadcast to
-// eight 64-bit lanes and shifted per lane (two shifts, each narrowed to
-// eight 32-bit lanes), the centroids out of one permute of the (at most 16)
-// centroids held in a register; 8 bits widen bytes and gather from the 256
-// centroids (1 KB, in L1). Four codes at a time share the query's loads.
+// dimensions a step. At 1 bit the code's 16 bits are the mask of a blend of
+// the two centroids; at 2 and 3 bits the cells come out of 2 * bits bytes
+// broadcast to eight 64-bit lanes and shifted per lane (two shifts, each narrowed to
+// eight 32-bit lanes; 4 bits: each byte twice, shifted per lane), the
+// centroids out of one permute of the (at most 16) centroids held in a
+// register; 8 bits widen bytes and gather from the 256 centroids (1 KB, in
+// L1). Four codes at a time share the query's loads; the group kernel looks
+// a code's centroids up once for up to four queries.
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "../sq_codes.h"
@@ -20,10 +24,27 @@ inline __m512 centroids16(const uint8_t* c, size_t j, __m512 tab, const float* t
     if constexpr (B == 8) {
         const __m512i idx = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(c + j)));
         return _mm512_i32gather_ps(idx, t, 4);
+    } else if constexpr (B == 4) {  // each byte twice, then its low or high nibble
+        const __m128i b = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(c + j / 2));
+        const __m128i dup = _mm_shuffle_epi8(b, _mm_setr_epi8(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7));
+        const __m512i idx = _mm512_srlv_epi32(_mm512_cvtepu8_epi32(dup),
+                                              _mm512_setr_epi32(0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4));
+        return _mm512_permutexvar_ps(idx, tab);  // the permute reads the low 4 bits
+    } else if constexpr (B == 1) {  // the sixteen bits are the blend's mask
+        uint16_t m;
+        std::memcpy(&m, c + j / 8, 2);
+        return _mm512_mask_blend_ps(__mmask16(m), _mm512_set1_ps(t[0]), _mm512_set1_ps(t[1]));
     } else {
-        uint64_t word = 0;
-        std::memcpy(&word, c + j / 16 * (2 * B), 2 * B);
-        const __m512i v = _mm512_set1_epi64(static_cast<long long>(word));
+        // 2 * B bytes: 2 bits one 32-bit load, 3 bits a masked load (a 6-byte
+        // copy through memory would stall the 8-byte read that follows it).
+        __m512i v;
+        if constexpr (B == 2) {
+            uint32_t word;
+            std::memcpy(&word, c + j / 4, 4);
+            v = _mm512_set1_epi64(static_cast<long long>(word));
+        } else {
+            v = _mm512_broadcastq_epi64(_mm_maskz_loadu_epi8(__mmask16(0x3f), c + j / 16 * 6));
+        }
         const __m512i lo = _mm512_srlv_epi64(v, _mm512_setr_epi64(0, B, 2 * B, 3 * B, 4 * B, 5 * B, 6 * B, 7 * B));
         const __m512i hi =
             _mm512_srlv_epi64(v, _mm512_setr_epi64(8 * B, 9 * B, 10 * B, 11 * B, 12 * B, 13 * B, 14 * B, 15 * B));
@@ -86,20 +107,43 @@ void scores(const Code& code, size_t n, size_t d, const float* q, const float* t
     }
 }
 
+// NQ queries against each code, the code's centroids looked up once.
+template <int B, bool IP, int NQ>
+void scores_group(const uint8_t* codes, size_t cs, size_t n, size_t d, const float* const* q, const float* t,
+                  float* out) {
+    const size_t d16 = d & ~size_t(15);
+    const __m512 tab = _mm512_loadu_ps(t);
+    for (size_t i = 0; i < n; i++) {
+        const uint8_t* c = codes + i * cs;
+        __m512 a[NQ];
+        for (int k = 0; k < NQ; k++) a[k] = _mm512_setzero_ps();
+        for (size_t j = 0; j < d16; j += 16) {
+            const __m512 v = centroids16<B>(c, j, tab, t);
+            for (int k = 0; k < NQ; k++) a[k] = step<IP>(a[k], _mm512_loadu_ps(q[k] + j), v);
+        }
+        for (int k = 0; k < NQ; k++) out[k * n + i] = _mm512_reduce_add_ps(a[k]) + tail<IP>(c, d16, d, q[k], t, B);
+    }
+}
+
+// f(std::integral_constant<int, bits>{}): one kernel instantiation per width.
+template <class F>
+void with_bits(size_t bits, F&& f) {
+    switch (bits) {
+        case 1: return f(std::integral_constant<int, 1>{});
+        case 2: return f(std::integral_constant<int, 2>{});
+        case 3: return f(std::integral_constant<int, 3>{});
+        case 4: return f(std::integral_constant<int, 4>{});
+        default: return f(std::integral_constant<int, 8>{});
+    }
+}
+
 template <class Code>
 void dispatch(size_t bits, bool ip, const Code& code, size_t n, size_t d, const float* q, const float* t,
               float* out) {
-    auto run = [&](auto b) {
+    with_bits(bits, [&](auto b) {
         constexpr int B = decltype(b)::value;
         ip ? scores<B, true>(code, n, d, q, t, out) : scores<B, false>(code, n, d, q, t, out);
-    };
-    switch (bits) {
-        case 1: return run(std::integral_constant<int, 1>{});
-        case 2: return run(std::integral_constant<int, 2>{});
-        case 3: return run(std::integral_constant<int, 3>{});
-        case 4: return run(std::integral_constant<int, 4>{});
-        default: return run(std::integral_constant<int, 8>{});
-    }
+    });
 }
 
 }  // namespace
@@ -112,6 +156,25 @@ void sq_codebook_scores_avx512(size_t bits, bool ip, const uint8_t* codes, size_
 void sq_codebook_scores_gather_avx512(size_t bits, bool ip, const uint8_t* const* codes, size_t n, size_t d,
                                       const float* q, const float* t, float* out) {
     dispatch(bits, ip, [codes](size_t i) { return codes[i]; }, n, d, q, t, out);
+}
+
+void sq_codebook_scores_group_avx512(size_t bits, bool ip, const uint8_t* codes, size_t cs, size_t n, size_t d,
+                                     size_t nq, const float* const* q, const float* t, float* out) {
+    with_bits(bits, [&](auto b) {
+        constexpr int B = decltype(b)::value;
+        for (size_t q0 = 0; q0 < nq; q0 += 4) {
+            auto run = [&](auto g) {
+                constexpr int G = decltype(g)::value;
+                ip ? scores_group<B, true, G>(codes, cs, n, d, q + q0, t, out + q0 * n)
+                   : scores_group<B, false, G>(codes, cs, n, d, q + q0, t, out + q0 * n);
+            };
+            const size_t g = std::min<size_t>(4, nq - q0);
+            if (g == 4) run(std::integral_constant<int, 4>{});
+            else if (g == 3) run(std::integral_constant<int, 3>{});
+            else if (g == 2) run(std::integral_constant<int, 2>{});
+            else run(std::integral_constant<int, 1>{});
+        }
+    });
 }
 
 }  // namespace nearly

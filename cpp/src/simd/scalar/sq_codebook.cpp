@@ -36,4 +36,9 @@ void sq_codebook_scores_gather_scalar(size_t bits, bool ip, const uint8_t* const
     ip ? scores<true>(code, bits, n, d, q, t, out) : scores<false>(code, bits, n, d, q, t, out);
 }
 
+void sq_codebook_scores_group_scalar(size_t bits, bool ip, const uint8_t* codes, size_t cs, size_t n, size_t d,
+                                     size_t nq, const float* const* q, const float* t, float* out) {
+    for (size_t k = 0; k < nq; k++) sq_codebook_scores_scalar(bits, ip, codes, cs, n, d, q[k], t, out + k * n);
+}
+
 }  // namespace nearly
