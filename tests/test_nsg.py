@@ -28,8 +28,11 @@ def real_nsg(metric):
     return index, real_data()[0][:10_000], real_data()[1]
 
 
-def reachable(graph, entry):
+def reachable(graph, entry, blocked=None):
+    """The nodes reachable from entry, not passing through `blocked`."""
     seen = np.zeros(len(graph), bool)
+    if blocked is not None:
+        seen[blocked] = True
     seen[entry] = True
     todo = deque([entry])
     while todo:
@@ -37,6 +40,8 @@ def reachable(graph, entry):
             if v >= 0 and not seen[v]:
                 seen[v] = True
                 todo.append(v)
+    if blocked is not None and blocked != entry:
+        seen[blocked] = False
     return seen
 
 
@@ -103,6 +108,28 @@ def test_small_and_degenerate_sets():
     assert reachable(index.nsg.get_final_graph(), index.nsg.enterpoint).all()
     D, I = index.search(x[::30], 30)
     assert (np.sort(I, axis=1) == np.arange(300).reshape(10, 30)).mean() > 0.9
+
+
+def test_dfs_counts_the_nodes_reachable():
+    """faiss's connectivity check, index.nsg.dfs(VisitedTableVector(n), root,
+    cnt): cnt plus the nodes reachable from root not marked yet; from the
+    navigating node, every node. Checked against a breadth-first search from
+    other roots, marks kept between calls."""
+    x = clustered(np.random.default_rng(4), 800, 8)
+    index = nearly.IndexNSGFlat(8, 8)
+    index.add(x)
+    vt = nearly.VisitedTableVector(index.ntotal)
+    assert index.nsg.dfs(vt, index.nsg.enterpoint, 0) == 800 and vt.visited.all()
+    assert index.nsg.dfs(vt, 5, 7) == 7  # nothing new
+    g = index.nsg.get_final_graph()
+    for root in (0, 123, 799):
+        vt.advance()
+        vt.set(3)  # already marked: not counted again
+        assert index.nsg.dfs(vt, root, 0) == reachable(g, root, blocked=3).sum()
+    with pytest.raises(ValueError):
+        index.nsg.dfs(vt, 800, 0)
+    with pytest.raises(ValueError):
+        index.nsg.dfs(nearly.VisitedTableVector(10), 0, 0)
 
 
 @pytest.mark.parametrize("R", [4, 5])

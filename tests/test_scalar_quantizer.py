@@ -507,6 +507,31 @@ def test_turboquant_quality_on_unit_vectors():
     assert mse[8] < mse[4] / 100
 
 
+@pytest.mark.parametrize("qtype", [SQ.QT_8bit, SQ.QT_4bit_uniform, SQ.QT_3bit_tqmse], ids=["8bit", "4bit_uniform", "tqmse3"])
+def test_trained_set_by_hand(qtype):
+    """sq.trained = values (faiss's idiom: ranges copied from another index,
+    then is_trained = True): the codec and an IVF index use them; a wrong
+    size or NaN is refused."""
+    rng = np.random.default_rng(8)
+    d = 12
+    x = data_for(qtype, rng, 500, d)
+    ref = SQ(d, qtype)
+    ref.train(x)
+    ivf = nearly.IndexIVFScalarQuantizer(nearly.IndexFlatL2(d), d, 1, qtype, METRIC_L2, False)
+    ivf.quantizer.add(np.zeros((1, d), np.float32))
+    ivf.sq.trained = ref.trained
+    np.testing.assert_array_equal(ivf.sq.trained, ref.trained)
+    ivf.is_trained = True
+    ivf.add(x)
+    np.testing.assert_array_equal(ivf.invlists.get_codes(0).reshape(500, -1), ref.compute_codes(x))
+    with pytest.raises(ValueError):
+        ivf.sq.trained = ref.trained[:-1]
+    bad = ref.trained.copy()
+    bad[0] = np.nan
+    with pytest.raises(ValueError):
+        ivf.sq.trained = bad
+
+
 def test_bad_qtype_rangestat_and_shapes():
     for bad in (-1, 9, 15, 27):  # faiss's 0-bit, full TurboQuant (QJL) and EDEN codecs
         with pytest.raises(RuntimeError, match="not implemented"):

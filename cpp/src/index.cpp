@@ -26,6 +26,12 @@ void Index::set_trained(bool trained) {
                            (trained ? "True" : "False"));
 }
 
+void Index::set_metric_type(MetricType m) {
+    if (m != metric_type)
+        throw NotSupported(type_name() + ": metric_type is fixed when the index is built in nearly; build it with "
+                                         "metric " + std::to_string(int(m)));
+}
+
 void Index::add_with_ids(idx_t, const float*, const idx_t*) {
     throw NotSupported("add_with_ids not implemented for this type of index");
 }

@@ -191,6 +191,22 @@ void IndexIVF::set_trained(bool trained) {
     is_trained = true;
 }
 
+void IndexIVF::set_metric_type(MetricType m) {
+    if (m == metric_type) return;
+    check_writable();
+    std::unique_lock<SharedMutex> lk(rw_mutex_);
+    if (!metric_settable())
+        throw NotSupported(type_name() + ": metric_type is fixed when the index is built in nearly; build it with "
+                                         "metric " + std::to_string(int(m)));
+    NEARLY_CHECK_ARG(m == METRIC_L2 || m == METRIC_INNER_PRODUCT,
+                     type_name() + ": metric_type can be set to METRIC_L2 or METRIC_INNER_PRODUCT; pass other metrics "
+                                   "to the constructor");
+    if (is_trained || ntotal > 0)
+        throw NotSupported(type_name() + ": metric_type can only change before train() (the trained state and the "
+                                         "codes follow the metric)");
+    metric_type = m;
+}
+
 void IndexIVF::set_clustering_index(IndexPtr index) {
     NEARLY_CHECK_ARG(!index || index->d == d, "clustering_index has d=" + std::to_string(index ? index->d : 0) +
                                                   ", the IVF index d=" + std::to_string(d));

@@ -189,6 +189,7 @@ IVFPQScanner::IVFPQScanner(const IndexIVFPQ& ix)
       pq(ix.pq),
       ip(ix.metric_type == METRIC_INNER_PRODUCT),
       residual(ix.by_residual),
+      coarse_ip(ix.quantizer->metric_type == METRIC_INNER_PRODUCT),
       precomputed(ix.by_residual && !ip && ix.use_precomputed_table >= 1 && !ix.precomputed_table.empty()),
       miq(ix.use_precomputed_table == 2 ? dynamic_cast<const MultiIndexQuantizer*>(ix.quantizer.get()) : nullptr),
       qtab(pq.M * pq.ksub),
@@ -228,7 +229,15 @@ void IVFPQScanner::set_query(const float* x) {
 void IVFPQScanner::set_list(size_t list, float coarse_dis) {
     if (!residual) return;
     if (ip) {
-        dis0 = coarse_dis;  // <q, c>
+        // <q, c>: the coarse score where the quantizer ranks by inner
+        // product, else from the centroid (an L2 quantizer's score is a
+        // distance; faiss always takes it from the centroid).
+        if (coarse_ip) {
+            dis0 = coarse_dis;
+        } else {
+            ix.quantizer->reconstruct(idx_t(list), centroid.data());
+            dis0 = simd().inner_product(q, centroid.data(), pq.d);
+        }
         if (ht > 0) {  // the residual's code, from scratch (the tables hold inner products)
             compute_residual(list);
             qcode.resize(pq.code_size);

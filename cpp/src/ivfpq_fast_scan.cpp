@@ -115,6 +115,9 @@ bool IndexIVFPQFastScan::search_assigned(idx_t n, const float* x, idx_t k, size_
     const bool ip = metric_type == METRIC_INNER_PRODUCT;
     // L2 on residuals has a table per (query, list): nothing to share.
     if ((by_residual && !ip) || fast_scan_exact(implem, true)) return false;
+    // Inner product on residuals takes <q, c> from the coarse scores: a
+    // quantizer that ranks by L2 scores distances, the scanner computes it.
+    if (by_residual && quantizer->metric_type != METRIC_INNER_PRODUCT) return false;
     const size_t npairs = (pq.M + 1) / 2, table_bytes = npairs * 64;
     // Slices: their tables fit in half of a 2 MB L2, and every thread gets
     // as many.

@@ -397,6 +397,23 @@ void IndexNSGFlat::reconstruct(idx_t key, float* out) const {
     std::copy(xb_.begin() + key * d, xb_.begin() + (key + 1) * d, out);
 }
 
+size_t IndexNSGFlat::mark_reachable(int32_t root, uint8_t* visited) const {
+    NEARLY_CHECK_ARG(root >= 0 && root < ntotal, "NSG: root must be a node id, 0 to ntotal - 1");
+    size_t marked = 0;
+    std::vector<int32_t> stack;
+    if (!visited[root]) visited[root] = 1, marked++, stack.push_back(root);
+    while (!stack.empty()) {
+        const int32_t u = stack.back();
+        stack.pop_back();
+        for (size_t j = 0; j < size_t(R); j++) {
+            const int32_t v = graph_[size_t(u) * size_t(R) + j];
+            if (v < 0) break;
+            if (!visited[v]) visited[v] = 1, marked++, stack.push_back(v);
+        }
+    }
+    return marked;
+}
+
 void IndexNSGFlat::reset() {
     check_writable();
     std::unique_lock<SharedMutex> lk(rw_mutex_);

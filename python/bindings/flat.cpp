@@ -216,7 +216,12 @@ void bind_flat(py::module_& m) {
                           py::gil_scoped_release release;
                           i.set_trained(v);
                       })
-        .def_property_readonly("metric_type", [](const Index& i) { return int(i.metric_type); })
+        .def_property("metric_type", [](const Index& i) { return int(i.metric_type); },
+                      [](Index& i, int m) {
+                          py::gil_scoped_release release;
+                          i.set_metric_type(MetricType(m));
+                      }, "Fixed when the index is built, but on the IVF families that score by it at search "
+                         "time (Flat, PQ, SQ), which take METRIC_L2 or METRIC_INNER_PRODUCT before train().")
         .def_readwrite("metric_arg", &Index::metric_arg)
         .def_readwrite("verbose", &Index::verbose)
         .def("train", [](Index& self, py::handle x_obj) {

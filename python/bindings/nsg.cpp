@@ -46,6 +46,17 @@ void bind_nsg(py::module_& m) {
         .def_property_readonly("enterpoint", [](const NSGView& v) { return v.index->enterpoint(); })
         .def_property_readonly("is_built", [](const NSGView& v) { return v.index->is_built(); })
         .def_property_readonly("ntotal", [](const NSGView& v) { return v.index->ntotal; })
+        .def("dfs", [](const NSGView& v, py::object vt, int root, int cnt) {
+            // vt: a VisitedTableVector (its `visited` flags, one per node).
+            auto flags = vt.attr("visited").cast<py::array_t<uint8_t, py::array::c_style>>();  // no converting copy
+            if (flags.ndim() != 1 || flags.shape(0) < v.index->ntotal || !flags.writeable())
+                throw InvalidArgument("NSG.dfs: the visited table must hold at least ntotal = " +
+                                      std::to_string(v.index->ntotal) + " flags");
+            uint8_t* f = flags.mutable_data();
+            py::gil_scoped_release release;
+            return cnt + int(v.index->mark_reachable(root, f));
+        }, py::arg("vt"), py::arg("root"), py::arg("cnt") = 0,
+           "cnt plus the nodes reachable from root not yet marked in vt, which it marks (faiss's NSG::dfs).")
         .def("get_final_graph", [](const NSGView& v) {
             const auto& g = v.index->graph();
             py::array_t<int32_t> out({py::ssize_t(v.index->ntotal), py::ssize_t(v.index->R)});

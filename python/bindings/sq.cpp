@@ -80,10 +80,21 @@ void bind_sq(py::module_& m) {
                           if (!std::isfinite(v)) throw InvalidArgument("ScalarQuantizer: rangestat_arg must be finite");
                           s.rangestat_arg = v;
                       })
-        .def_property_readonly("trained", [](const ScalarQuantizer& s) {
+        .def_property("trained", [](const ScalarQuantizer& s) {
             py::array_t<float> out(s.trained.size());
             std::copy(s.trained.begin(), s.trained.end(), out.mutable_data());
             return out;
+        }, [](ScalarQuantizer& s, py::handle v) {
+            auto a = py::array_t<float, py::array::c_style | py::array::forcecast>::ensure(v);
+            if (!a || a.ndim() != 1 || size_t(a.size()) != s.trained_size())
+                throw InvalidArgument("ScalarQuantizer.trained takes " + std::to_string(s.trained_size()) +
+                                      " floats for this type and d (faiss's layout)");
+            check_finite(a.data(), size_t(a.size()), "trained");
+            // In place where the size holds: a search reading the values meanwhile never sees freed memory.
+            if (s.trained.size() == size_t(a.size()))
+                std::copy(a.data(), a.data() + a.size(), s.trained.begin());
+            else
+                s.trained.assign(a.data(), a.data() + a.size());
         }, "faiss's layout (a numpy copy): vmin[d] then vdiff[d] for the per-dimension types, [vmin, vdiff] "
            "for the uniform ones, the 2^bits centroids then the 2^bits - 1 midpoints for the TurboQuant "
            "types, empty for fp16, bf16 and the direct types.")

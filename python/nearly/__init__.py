@@ -119,6 +119,7 @@ from .additive_family import (  # noqa: F401
 from .insertion_order import insertion_order, local_intrinsic_dimensionality  # noqa: F401
 from .graph_build import hnsw_from_knn  # noqa: F401
 from . import graph_storage  # noqa: F401  (adds `storage` to the graph indexes)
+from .graph_storage import VisitedTableVector  # noqa: F401
 from .multivector import (  # noqa: F401
     FDEConfig,
     IndexMultiVectorFlat,

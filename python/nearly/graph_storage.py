@@ -183,3 +183,23 @@ def _set_storage(index, value):
 for _name in ("IndexHNSWFlat", "IndexHNSWSQCodes", "IndexHNSWPQ", "IndexNSGFlat", "IndexNNDescentFlat"):
     if hasattr(_nearly, _name):
         getattr(_nearly, _name).storage = property(_storage, _set_storage, doc=GraphStorage.__doc__)
+
+
+class VisitedTableVector:
+    """faiss's VisitedTableVector(n): one visited flag per graph node, for
+    `index.nsg.dfs(vt, root, cnt)` (which counts the nodes reachable from a
+    node). `visited` is the flag array itself."""
+
+    def __init__(self, n):
+        if int(n) < 0:
+            raise ValueError("VisitedTableVector: n must be non-negative")
+        self.visited = np.zeros(int(n), np.uint8)
+
+    def set(self, i):
+        self.visited[i] = 1
+
+    def get(self, i):
+        return bool(self.visited[i])
+
+    def advance(self):
+        self.visited[:] = 0

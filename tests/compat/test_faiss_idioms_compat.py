@@ -332,3 +332,63 @@ def test_idmap2_check_consistency(x):
         index.check_consistency()  # raises on a broken reverse map
         assert index.ntotal == 50
         np.testing.assert_array_equal(index.reconstruct(9), x[3])  # by the reverse map
+
+
+@pytest.mark.parametrize("key", ["IVF16,Flat", "IVF16,PQ4x8", "IVF16,SQ8", "IVF16,PQ8x4fs"])
+def test_metric_type_set_before_training(x, key):
+    """`index.metric_type = METRIC_INNER_PRODUCT` after building, before
+    train() (faiss's test_index_accuracy does it on an IndexIVFPQ; the coarse
+    quantizer keeps its own metric): the same results as faiss's, inner
+    products best first."""
+    xq = x[:20] + 0.1
+    res = {}
+    for lib in (faiss, nearly):
+        index = lib.index_factory(16, key)
+        lib.extract_index_ivf(index).cp.niter = 5
+        index.metric_type = lib.METRIC_INNER_PRODUCT
+        assert index.metric_type == lib.METRIC_INNER_PRODUCT
+        index.train(x)
+        index.add(x)
+        lib.extract_index_ivf(index).nprobe = 16
+        res[lib.__name__] = index.search(xq, 5)
+    overlap = np.mean([len(set(a) & set(b)) / 5 for a, b in zip(res["nearly"][1], res["faiss"][1])])
+    assert overlap > 0.9  # fast-scan's quantized sums may order near ties differently
+    assert (np.diff(res["nearly"][0], axis=1) <= 1e-5).all()  # inner products, best first
+
+
+def test_metric_type_refusals(x):
+    index = nearly.index_factory(16, "IVF16,Flat")
+    index.train(x)
+    with pytest.raises(RuntimeError, match="before train"):
+        index.metric_type = nearly.METRIC_INNER_PRODUCT
+    index.metric_type = nearly.METRIC_L2  # the same metric: nothing changes
+    with pytest.raises(ValueError):
+        nearly.index_factory(16, "IVF16,Flat").metric_type = nearly.METRIC_L1  # to the constructor
+    with pytest.raises(RuntimeError, match="fixed when the index is built"):
+        nearly.IndexHNSWFlat(16, 8).metric_type = nearly.METRIC_INNER_PRODUCT
+    with pytest.raises(RuntimeError, match="fixed when the index is built"):
+        nearly.index_factory(16, "IVF16,RQ4x4").metric_type = nearly.METRIC_INNER_PRODUCT
+
+
+@pytest.mark.parametrize("fast_scan", [False, True])
+def test_ivfpq_inner_product_over_an_l2_quantizer(x, fast_scan):
+    """An inner-product IVFPQ by residual over a quantizer that ranks by L2
+    (IndexIVFPQ(IndexFlatL2(d), ..., METRIC_INNER_PRODUCT)): the list term
+    <q, c> comes from the centroid, not from the coarse score (a distance),
+    so the results are faiss's."""
+    xq = x[:30] + 0.1
+    res = {}
+    for lib in (faiss, nearly):
+        q = lib.IndexFlatL2(16)
+        index = (lib.IndexIVFPQFastScan(q, 16, 16, 4, 4, lib.METRIC_INNER_PRODUCT) if fast_scan
+                 else lib.IndexIVFPQ(q, 16, 16, 4, 8, lib.METRIC_INNER_PRODUCT))
+        index.cp.niter = 5
+        index.train(x)
+        index.add(x)
+        index.nprobe = 16
+        res[lib.__name__] = index.search(xq, 10)
+    overlap = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(res["nearly"][1], res["faiss"][1])])
+    assert overlap > 0.95  # fast-scan: quantized sums may order near ties differently
+    if not fast_scan:
+        np.testing.assert_array_equal(res["nearly"][1], res["faiss"][1])
+    np.testing.assert_allclose(res["nearly"][0], res["faiss"][0], rtol=1e-2 if fast_scan else 1e-5)

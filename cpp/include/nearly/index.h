@@ -84,6 +84,10 @@ struct Index {
     // quantizer by hand is a faiss idiom; each index checks that its state
     // allows it (the default accepts only the value it has).
     virtual void set_trained(bool trained);
+    // `index.metric_type = m` (faiss lets any index change it): the default
+    // accepts only the metric the index has; the IVF families whose codes do
+    // not depend on it take L2 or inner product before training.
+    virtual void set_metric_type(MetricType m);
     virtual void add(idx_t n, const float* x) = 0;
     virtual void add_with_ids(idx_t n, const float* x, const idx_t* ids);
     // faiss's add_sa_codes: n standalone codes (sa_encode's, sa_code_size()

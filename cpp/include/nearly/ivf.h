@@ -155,6 +155,9 @@ struct IndexIVF : Index {
     // True needs a trained quantizer holding nlist centroids (faiss's users
     // fill it by hand, then set the flag) and a trained encoder.
     void set_trained(bool trained) override;
+    // Before train(), on the families that score by metric_type at search
+    // time (metric_settable), L2 or inner product.
+    void set_metric_type(MetricType m) override;
     // Ids are ntotal, ntotal + 1, ... like faiss.
     void add(idx_t n, const float* x) override;
     void add_with_ids(idx_t n, const float* x, const idx_t* ids) override;
@@ -288,6 +291,9 @@ struct IndexIVF : Index {
     // train, the step is skipped).
     virtual idx_t train_encoder_num_vectors() const { return 0; }
     virtual bool encoder_trained() const { return true; }
+    // Whether metric_type may change before training: a family that fixes
+    // something by the metric when built (RaBitQ's factors, RQ's norms) says no.
+    virtual bool metric_settable() const { return false; }
     // set_trained(true) with an encoder that train() did not learn: a family
     // whose codebook can be filled by hand (IVFPQ) takes it as learned; the
     // others refuse. The caller holds the write lock.

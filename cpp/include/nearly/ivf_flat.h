@@ -16,6 +16,7 @@ struct IndexIVFFlat : IndexIVF {
     static std::unique_ptr<IndexIVFFlat> read_body(Reader& r);
 
    protected:
+    bool metric_settable() const override { return true; }
     void encode_vectors(idx_t n, const float* x, const idx_t* list_nos, uint8_t* codes) const override;
     void decode_vector(size_t list_no, const uint8_t* code, float* out) const override;
     std::unique_ptr<InvertedListScanner> get_scanner() const override;

@@ -33,6 +33,7 @@ struct IndexIVFScalarQuantizer : IndexIVF {
     // faiss trains the codec on all the training vectors (no subsampling).
     idx_t train_encoder_num_vectors() const override { return sq.needs_training() ? idx_t(1) << 35 : 0; }
     bool encoder_trained() const override { return sq.is_trained(); }
+    bool metric_settable() const override { return true; }
     std::unique_ptr<InvertedListScanner> get_scanner() const override;
     // Batches of many queries per list: the queries probing a list score its
     // codes in groups that widen each code once (SQScorer::scores_group).

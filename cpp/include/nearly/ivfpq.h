@@ -80,6 +80,7 @@ struct IndexIVFPQ : IndexIVF {
     void write_encoder_state(Writer& w) const override;
     idx_t train_encoder_num_vectors() const override { return idx_t(pq.cp.max_points_per_centroid) * idx_t(pq.ksub); }
     bool encoder_trained() const override { return pq_trained_; }
+    bool metric_settable() const override { return true; }
     void assume_encoder_trained() override;  // pq.centroids set by hand
     std::unique_ptr<InvertedListScanner> get_scanner() const override;
     // The scanners of a search know its queries and compute their tables
@@ -111,7 +112,7 @@ struct SearchParametersIVFPQ : SearchParametersIVF {
 struct IVFPQScanner : InvertedListScanner {
     const IndexIVFPQ& ix;
     const ProductQuantizer& pq;
-    const bool ip, residual, precomputed;
+    const bool ip, residual, coarse_ip, precomputed;
     const MultiIndexQuantizer* miq;  // set for precomputed tables of type 2
     std::vector<float> qtab, centroid, resid;
     const float* q = nullptr;

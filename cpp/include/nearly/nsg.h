@@ -61,6 +61,10 @@ struct IndexNSGFlat : Index {
     int32_t enterpoint() const { return enterpoint_; }
     // Node i's neighbours (rows), -1 padded to R.
     const std::vector<int32_t>& graph() const { return graph_; }
+    // Marks in visited (ntotal flags) the nodes reachable from root that it
+    // does not mark yet, and returns how many (faiss's NSG::dfs: a check that
+    // the graph is connected).
+    size_t mark_reachable(int32_t root, uint8_t* visited) const;
 
    private:
     void link(size_t nn, const float* x, const std::vector<int32_t>& knn, size_t kdeg);
