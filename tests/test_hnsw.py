@@ -1078,3 +1078,27 @@ def test_ctrl_c_during_long_add():
     assert len(index.hnsw.slot_levels()) == len(levels)
     D, I = index.search(x[nt:nt + 100], 1, params=nearly.SearchParametersHNSW(efSearch=64))
     assert (I[:, 0] == np.arange(nt, nt + 100)).mean() >= 0.99
+
+
+def test_keep_max_size_level0_fills_the_base_layer(restore_threads):
+    """keep_max_size_level0 (faiss's flag, set by IndexHNSWCagra): level-0
+    lists the heuristic leaves short are filled up to 2M with the nearest
+    candidates it dropped, so the base layer is denser (and each list holds
+    distinct nodes, at most 2M); the recall at a given efSearch does not
+    drop."""
+    nearly.omp_set_num_threads(1)
+    xb, xq = real_data()[0][:3000], real_data()[1][:200]
+    gt = exact_knn(xq, xb, 10, nearly.METRIC_L2)
+    deg, rec = {}, {}
+    for keep in (False, True):
+        index = nearly.IndexHNSWFlat(xb.shape[1], 8)
+        index.keep_max_size_level0 = keep
+        index.add(xb)
+        lists = [index.hnsw.neighbors_of(i, 0) for i in range(0, 3000, 7)]
+        assert all(len(n) == len(set(n)) <= 16 for n in lists)
+        deg[keep] = np.mean([len(n) for n in lists])
+        index.hnsw.efSearch = 32
+        rec[keep] = recall(index.search(xq, 10)[1], gt)
+    assert deg[True] > 15 and deg[True] > deg[False] + 2, deg  # full vs the heuristic's sparser lists
+    assert rec[True] >= rec[False] - 0.005, rec
+    assert nearly.IndexHNSWCagra(8, 8).keep_max_size_level0 and not nearly.IndexHNSWFlat(8, 8).keep_max_size_level0

@@ -1,6 +1,7 @@
 #include "nearly/hnsw.h"
 
 #include <cmath>
+#include <cstring>
 #include <limits>
 
 #include "hnsw_graph.h"
@@ -73,6 +74,37 @@ void range_search_by_doubling_k(const Index& index, int ef, idx_t n, const float
 }  // namespace hnsw_detail
 
 namespace {
+
+// Where a base-level search starts (IndexHNSWCagra): the best of `count`
+// live nodes drawn at random, the draw seeded by the query's bytes so that a
+// query starts from the same nodes in any batch; -1 if no draw hits a live
+// node (a graph mostly of removed slots).
+template <class Score>
+int64_t random_entry(const Storage& st, const float* xq, size_t d, int count, const Score& score) {
+    auto mix = [](uint64_t z) {  // splitmix64's finalizer
+        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+        z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+        return z ^ (z >> 31);
+    };
+    uint64_t h = 0x9e3779b97f4a7c15ull;
+    for (size_t j = 0; j < d; j++) {
+        uint32_t u;
+        std::memcpy(&u, xq + j, 4);
+        h = mix(h ^ u);
+    }
+    const size_t nslots = st.levels.size();
+    int64_t best = -1;
+    float best_score = 0.f;
+    for (int tries = 0, drawn = 0; tries < 4 * count && drawn < count && nslots > 0; tries++) {
+        h = mix(h + 0x9e3779b97f4a7c15ull);
+        const size_t s = size_t(h % nslots);
+        if (!st.live(s)) continue;
+        drawn++;
+        const float sc = score(slot_t(s));
+        if (best < 0 || sc < best_score) best = int64_t(s), best_score = sc;
+    }
+    return best;
+}
 
 // Symmetric per-vector int8 quantization: x ~= scale * code, code in [-127, 127].
 float quantize(const float* x, size_t d, int8_t* code) {
@@ -578,11 +610,23 @@ void IndexHNSWFlat::search(idx_t n, const float* x, idx_t k, float* D, idx_t* I,
         return;
     }
 
+    // Where each walk starts: the entry node on the top level, or (base-level
+    // search) the best of a random draw on level 0.
+    const int draws = random_entry_points();
+    auto walk_from = [&](const auto& sp, const auto& query, const float* xq, Scratch& sc) {
+        int64_t start = ep;
+        int level = t0.level;
+        if (draws > 0) {
+            const int64_t r = random_entry(st, xq, dd, draws, [&](slot_t s) { return sp.score(query, s); });
+            if (r >= 0) start = r, level = 0;
+        }
+        walk(sp, query, start, level, ef, sel, sc);
+    };
     if (is_extra_metric(metric_type)) {  // exact scores all the way: nothing to re-rank
         const ExtraMetricSpace sp{st, metric_type, metric_arg, dd};
         for_each_query(n, [&](idx_t q) {
             Scratch& sc = tls_scratch();
-            walk(sp, x + q * dd, ep, t0.level, ef, sel, sc);
+            walk_from(sp, x + q * dd, x + q * dd, sc);
             for (const Cand& c : sc.top)
                 if (c.score != std::numeric_limits<float>::infinity())
                     TopK::push(D + q * kk, I + q * kk, kk, c.score, st.labels[c.id]);
@@ -633,7 +677,7 @@ void IndexHNSWFlat::search(idx_t n, const float* x, idx_t k, float* D, idx_t* I,
         sc.decoded.resize(dd);
         Int8Space::Query qc{sc.qcode.data(), quantize(xq, dd, sc.qcode.data()), 0.f};
         if (metric_type == METRIC_L2) qc.norm = K.inner_product(xq, xq, dd);
-        walk(sp, qc, ep, t0.level, ef, sel, sc);
+        walk_from(sp, qc, xq, sc);
         // Re-rank the best 2k + 8 on the stored copy: exact distances and
         // order for Flat. (On the real embeddings, re-ranking all ef
         // candidates gives the same recall@10 and costs ~10% more: each is a
@@ -799,7 +843,8 @@ void IndexHNSWFlat::write_body(Writer& w) const {
     write_graph(w);
 }
 
-std::unique_ptr<IndexHNSWFlat> IndexHNSWFlat::read_body(Reader& r, HNSWStorage storage, size_t panorama_levels) {
+std::unique_ptr<IndexHNSWFlat> IndexHNSWFlat::read_body(Reader& r, HNSWStorage storage, size_t panorama_levels,
+                                                        bool cagra) {
     const int d = r.pod<int32_t>(), metric = r.pod<int32_t>();
     const bool extra = storage == HNSWStorage::Flat && !panorama_levels && is_extra_metric(MetricType(metric));
     const float arg = extra ? r.pod<float>() : 0.f;
@@ -811,6 +856,8 @@ std::unique_ptr<IndexHNSWFlat> IndexHNSWFlat::read_body(Reader& r, HNSWStorage s
     std::unique_ptr<IndexHNSWFlat> index;
     if (panorama_levels)
         index = std::make_unique<IndexHNSWFlatPanorama>(d, M, panorama_levels, MetricType(metric));
+    else if (cagra)
+        index = std::make_unique<IndexHNSWCagra>(d, M, MetricType(metric));
     else if (storage == HNSWStorage::Flat)
         index = std::make_unique<IndexHNSWFlat>(d, M, MetricType(metric));
     else
@@ -819,6 +866,31 @@ std::unique_ptr<IndexHNSWFlat> IndexHNSWFlat::read_body(Reader& r, HNSWStorage s
     index->efConstruction = efc;
     index->efSearch = efs;
     index->read_graph(r, index->ntotal);
+    return index;
+}
+
+void IndexHNSWCagra::add(idx_t n, const float* x) {
+    if (base_level_only) throw NotSupported("IndexHNSWCagra: cannot add vectors while base_level_only is set");
+    IndexHNSWFlat::add(n, x);
+}
+
+void IndexHNSWCagra::add_with_ids(idx_t n, const float* x, const idx_t* ids) {
+    if (base_level_only) throw NotSupported("IndexHNSWCagra: cannot add vectors while base_level_only is set");
+    IndexHNSWFlat::add_with_ids(n, x, ids);
+}
+
+void IndexHNSWCagra::write_body(Writer& w) const {
+    IndexHNSWFlat::write_body(w);
+    w.pod<uint8_t>(base_level_only);
+    w.pod<int32_t>(num_base_level_search_entrypoints);
+}
+
+std::unique_ptr<IndexHNSWCagra> IndexHNSWCagra::read_body(Reader& r) {
+    std::unique_ptr<IndexHNSWCagra> index(static_cast<IndexHNSWCagra*>(
+        IndexHNSWFlat::read_body(r, HNSWStorage::Flat, 0, true).release()));
+    index->base_level_only = r.pod<uint8_t>() != 0;
+    index->num_base_level_search_entrypoints = r.pod<int32_t>();
+    r.check(index->num_base_level_search_entrypoints >= 1, "bad IndexHNSWCagra entry point count");
     return index;
 }
 

@@ -355,6 +355,15 @@ void select_neighbors(const Space& sp, const std::vector<Cand>& cands, size_t m,
     }
 }
 
+// keep_max_size_level0: fills picks up to cap with the nearest candidates
+// the heuristic dropped (cands best first).
+inline void fill_with_dropped(const std::vector<Cand>& cands, size_t cap, std::vector<slot_t>& picks) {
+    for (const Cand& c : cands) {
+        if (picks.size() >= cap) break;
+        if (std::find(picks.begin(), picks.end(), c.id) == picks.end()) picks.push_back(c.id);
+    }
+}
+
 inline void write_links(slot_t* ll, const std::vector<slot_t>& ids) {
     for (size_t i = 0; i < ids.size(); i++) store_link(ll + 1 + i, ids[i]);
     store_count(ll, slot_t(ids.size()));
@@ -362,7 +371,7 @@ inline void write_links(slot_t* ll, const std::vector<slot_t>& ids) {
 
 // Adds s to p's list at `level`, pruning p's list with the heuristic when full.
 template <class Space>
-void connect(const Space& sp, slot_t p, slot_t s, int level, Scratch& sc) {
+void connect(const Space& sp, slot_t p, slot_t s, int level, Scratch& sc, bool keep_max_size = false) {
     const Storage& st = sp.st;
     std::lock_guard<std::mutex> lk(st.lock(p));
     slot_t* ll = st.links(p, level);
@@ -400,6 +409,7 @@ void connect(const Space& sp, slot_t p, slot_t s, int level, Scratch& sc) {
             if (std::find(picks.begin(), picks.end(), c.id) != picks.end()) continue;
             if (st.in_links(c.id) <= (c.id != s ? 1u : 0u)) picks.push_back(c.id);
         }
+        if (keep_max_size) fill_with_dropped(cands, st.max_links(0), picks);
         for (slot_t i = 1; i <= cnt; i++)
             if (std::find(picks.begin(), picks.end(), ll[i]) == picks.end()) st.in_link(ll[i], -1);
         if (std::find(picks.begin(), picks.end(), s) != picks.end()) st.in_link(s, +1);
@@ -481,6 +491,7 @@ void HNSWGraph::insert(const Space& sp, slot_t s, int level, size_t row) {
             for (const Cand& c : found) picks[l].push_back(c.id);
         } else {
             select_neighbors(sp, found, cap, picks[l]);
+            if (l == 0 && keep_max_size_level0) fill_with_dropped(found, cap, picks[0]);
         }
         {
             std::lock_guard<std::mutex> lk(st.lock(s));
@@ -494,7 +505,7 @@ void HNSWGraph::insert(const Space& sp, slot_t s, int level, size_t row) {
         }
     }
     for (int l = 0; l <= top_level; l++)
-        for (slot_t p : picks[l]) connect(sp, p, s, l, sc);
+        for (slot_t p : picks[l]) connect(sp, p, s, l, sc, l == 0 && keep_max_size_level0);
     if (level > t.level) set_top({s, level});
 }
 

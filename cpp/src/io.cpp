@@ -183,6 +183,7 @@ IndexPtr read_tagged(Reader& r, const std::string& tag) {
     if (tag == "IVFRaBitQFastScan") return IndexIVFRaBitQFastScan::read_body(r);
     if (tag == "IVFScalarQuantizer") return IndexIVFScalarQuantizer::read_body(r);
     if (tag == "HNSWFlat") return IndexHNSWFlat::read_body(r, HNSWStorage::Flat);
+    if (tag == "HNSWCagra") return IndexHNSWCagra::read_body(r);
     if (tag == "HNSWFlatPanorama") return IndexHNSWFlatPanorama::read_body(r);
     if (tag == "HNSWPQ") return IndexHNSWPQ::read_body(r);
     if (tag == "HNSWSQCodes") return IndexHNSWSQCodes::read_body(r);

@@ -124,11 +124,27 @@ void bind_hnsw(py::module_& m) {
         .def(py::init([](int d, int M, int metric) { return std::make_shared<IndexHNSWFlat>(d, M, MetricType(metric)); }),
              py::arg("d"), py::arg("M") = 32, py::arg("metric") = int(METRIC_L2))
         .def_property_readonly("hnsw", [](std::shared_ptr<IndexHNSWFlat> self) { return hnsw_view(self); })
+        .def_readwrite("keep_max_size_level0", &IndexHNSWFlat::keep_max_size_level0,
+                       "Fill level-0 lists the heuristic leaves short up to 2M with the nearest candidates it "
+                       "dropped (faiss's flag; a build setting, not saved).")
         .def("_ids", &stored_ids<IndexHNSWFlat>)
         .def_property_readonly("_storage_kind", [](const IndexHNSWFlat& self) { return int(self.storage); },
                                "0: float vectors, 1: QT_8bit, 2: QT_fp16, 3: QT_bf16 (hnsw.h HNSWStorage).")
         .def("memory_bytes", &IndexHNSWFlat::memory_bytes, "Bytes held by the vectors, codes, links and id map.")
         .def("permute_entries", &permute_entries<IndexHNSWFlat>, py::arg("perm"), "Node i becomes the old node perm[i]: the same graph, ids renumbered (ids must be 0 .. ntotal-1).");
+
+    py::class_<IndexHNSWCagra, IndexHNSWFlat, std::shared_ptr<IndexHNSWCagra>>(m, "IndexHNSWCagra")
+        .def(py::init([](int d, int M, int metric) { return std::make_shared<IndexHNSWCagra>(d, M, MetricType(metric)); }),
+             py::arg("d"), py::arg("M") = 32, py::arg("metric") = int(METRIC_L2))
+        .def_readwrite("base_level_only", &IndexHNSWCagra::base_level_only,
+                       "Search level 0 alone, from the best of num_base_level_search_entrypoints random nodes "
+                       "(CAGRA's way); adding raises while it is set.")
+        .def_property("num_base_level_search_entrypoints",
+                      [](const IndexHNSWCagra& i) { return i.num_base_level_search_entrypoints; },
+                      [](IndexHNSWCagra& i, int v) {
+                          if (v < 1) throw InvalidArgument("num_base_level_search_entrypoints must be at least 1");
+                          i.num_base_level_search_entrypoints = v;
+                      });
 
     py::class_<IndexHNSWFlatPanorama, IndexHNSWFlat, std::shared_ptr<IndexHNSWFlatPanorama>>(m, "IndexHNSWFlatPanorama")
         .def(py::init([](int d, int M, size_t n_levels, int metric) {

@@ -292,3 +292,37 @@ def test_hnsw_graph_arrays_like_faiss():
     assert (lv2[:100] == 0).all() and (np.diff(off2)[:100] == 0).all() and len(off2) == 3001
     nb2 = nearly.vector_to_array(index.hnsw.neighbors)
     assert nb2.min() >= -1 and nb2.max() < 3000 and not np.isin(nb2, np.arange(100)).any()
+
+
+@pytest.mark.parametrize("metric", METRICS, ids=METRIC_IDS)
+def test_cagra_base_level_search_like_faiss(metric):
+    """IndexHNSWCagra: built as IndexHNSWFlat; with base_level_only the walk
+    starts on level 0 from the best of num_base_level_search_entrypoints
+    random nodes. Its recall stays within 2 points of faiss's (the same
+    procedure), a query's answer does not depend on its batch (the draw is
+    seeded by the query), adding raises while the flag is set, and the flag
+    and count persist."""
+    xb_all, xq = real_data()
+    xb = xb_all[:20000]
+    gt = exact_knn(xq, xb, 10, metric)
+    rec = {}
+    for lib in (faiss, nearly):
+        index = lib.IndexHNSWCagra(xb.shape[1], 16, metric)
+        index.add(xb)
+        index.base_level_only = True
+        index.num_base_level_search_entrypoints = 64
+        index.hnsw.efSearch = 64
+        D, I = index.search(xq, 10)
+        rec[lib.__name__] = recall(I, gt)
+        with pytest.raises(RuntimeError):
+            index.add(xb[:2])
+    assert rec["nearly"] >= rec["faiss"] - 0.02, rec
+    assert isinstance(index, nearly.IndexHNSWFlat) and isinstance(index, nearly.IndexHNSW)
+    np.testing.assert_array_equal(index.search(xq[7:9], 10)[1], I[7:9])
+    back = nearly.deserialize_index(nearly.serialize_index(index))
+    assert type(back) is nearly.IndexHNSWCagra and back.base_level_only and back.num_base_level_search_entrypoints == 64
+    np.testing.assert_array_equal(back.search(xq, 10)[1], I)
+    index.base_level_only = False
+    index.add(xb[:2])  # allowed again
+    with pytest.raises(ValueError):
+        index.num_base_level_search_entrypoints = 0

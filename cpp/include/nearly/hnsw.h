@@ -94,6 +94,11 @@ class HNSWGraph {
     const int M;              // links per node on upper levels; 2 * M on level 0
     int efConstruction = 40;  // faiss's defaults
     int efSearch = 16;
+    // faiss's keep_max_size_level0: level-0 lists the heuristic leaves short
+    // are filled up to 2M with the nearest candidates it dropped (a denser
+    // base layer, as CAGRA's; IndexHNSWCagra sets it). A build setting, not
+    // saved.
+    bool keep_max_size_level0 = false;
 
     int max_level() const { return top().level; }
     idx_t entry_point() const;  // id (label) of the entry node, -1 when empty
@@ -210,8 +215,10 @@ struct IndexHNSWFlat : Index, HNSWGraph {
     void add_graph(idx_t n, const float* x, const HNSWLayers& graph);
     bool has_native_ids() const override { return true; }
     void write_body(Writer& w) const override;
-    // panorama_levels > 0: an IndexHNSWFlatPanorama's body (Flat storage).
-    static std::unique_ptr<IndexHNSWFlat> read_body(Reader& r, HNSWStorage storage, size_t panorama_levels = 0);
+    // panorama_levels > 0: an IndexHNSWFlatPanorama's body (Flat storage);
+    // cagra: an IndexHNSWCagra's (its own fields follow).
+    static std::unique_ptr<IndexHNSWFlat> read_body(Reader& r, HNSWStorage storage, size_t panorama_levels = 0,
+                                                    bool cagra = false);
     size_t memory_bytes() const;  // bytes held by vectors, codes, links and maps
     // Node i becomes the old node perm[i] (faiss's IndexHNSW::permute_entries):
     // the same graph and answers, ids renumbered. Needs ids 0 .. ntotal-1
@@ -232,6 +239,9 @@ struct IndexHNSWFlat : Index, HNSWGraph {
     BaseGraph base_graph() const;
 
    protected:
+    // > 0: a search starts on level 0 from the best of this many nodes drawn
+    // at random (IndexHNSWCagra), not from the entry node down the levels.
+    virtual int random_entry_points() const { return 0; }
     // Panorama's levels (IndexHNSWFlatPanorama), n_levels 0 otherwise: each
     // node's side copy then holds its float vector followed by its n_levels +
     // 1 tail norms, so every write of the graph (add, slot reuse after a
@@ -242,6 +252,30 @@ struct IndexHNSWFlat : Index, HNSWGraph {
 
    private:
     void add_impl(idx_t n, const float* x, const idx_t* ids);
+};
+
+// faiss's IndexHNSWCagra: an IndexHNSWFlat whose search may skip the upper
+// levels (base_level_only), as CAGRA searches its flat graph: it starts on
+// level 0 from the best of num_base_level_search_entrypoints nodes drawn at
+// random. The draw is seeded by the query's bytes, so a query gets the same
+// answer in any batch (faiss's draw is unseeded). While base_level_only is
+// set, adding raises (faiss's rule: the upper levels would go stale). Built
+// with keep_max_size_level0, as faiss's.
+struct IndexHNSWCagra : IndexHNSWFlat {
+    bool base_level_only = false;
+    int num_base_level_search_entrypoints = 32;
+
+    IndexHNSWCagra(int d, int M = 32, MetricType metric = METRIC_L2) : IndexHNSWFlat(d, M, metric) {
+        keep_max_size_level0 = true;  // faiss's IndexHNSWCagra builds so
+    }
+    std::string type_name() const override { return "HNSWCagra"; }
+    void add(idx_t n, const float* x) override;
+    void add_with_ids(idx_t n, const float* x, const idx_t* ids) override;
+    void write_body(Writer& w) const override;
+    static std::unique_ptr<IndexHNSWCagra> read_body(Reader& r);
+
+   protected:
+    int random_entry_points() const override { return base_level_only ? num_base_level_search_entrypoints : 0; }
 };
 
 // faiss's IndexHNSWFlatPanorama. nearly's HNSW walks on int8 copies and
