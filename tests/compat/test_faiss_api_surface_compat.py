@@ -174,10 +174,13 @@ def test_copy_array_to_vector_fills_object_arrays(data):
         nearly.copy_array_to_vector(A[:5], lt.A)
     with pytest.raises(TypeError, match="assign"):  # a free-standing array: nothing to fill
         nearly.copy_array_to_vector(A, np.zeros_like(A))
-    with pytest.raises(AttributeError):  # read-only: a clear error, not a silent no-op
-        sq = nearly.ScalarQuantizer(16, nearly.ScalarQuantizer.QT_8bit)
-        sq.train(xt)
-        nearly.copy_array_to_vector(np.zeros(32, "float32"), sq.trained)
+    sq = nearly.ScalarQuantizer(16, nearly.ScalarQuantizer.QT_8bit)
+    sq.train(xt)
+    ranges = np.arange(32, dtype="float32") + 1
+    nearly.copy_array_to_vector(ranges, sq.trained)  # faiss's idiom: ranges set by hand
+    np.testing.assert_array_equal(sq.trained, ranges)
+    with pytest.raises(ValueError):
+        nearly.copy_array_to_vector(ranges[:5], sq.trained)
 
 
 def test_clustering_centroids_through_copy_array_to_vector(data):

@@ -40,6 +40,45 @@ static inline uint32_t sq_codebook_index(const uint8_t* c, size_t j, size_t bits
     return (v >> (bit & 7)) & ((1u << bits) - 1);
 }
 
+// The codebook score of dimensions j0..d-1, one at a time (the scalar
+// reference, and the tail after the last full SIMD step).
+template <bool IP>
+static inline float sq_codebook_tail(const uint8_t* c, size_t j0, size_t d, const float* q, const float* t,
+                                     size_t bits) {
+    float s = 0.f;
+    for (size_t j = j0; j < d; j++) {
+        const float v = t[sq_codebook_index(c, j, bits)];
+        s += IP ? q[j] * v : (q[j] - v) * (q[j] - v);
+    }
+    return s;
+}
+
+// f(std::integral_constant<int, bits>{}) for a codebook type's 1, 2, 3, 4
+// or 8 bits: one kernel instantiation per width.
+template <class F>
+static inline void with_codebook_bits(size_t bits, F&& f) {
+    switch (bits) {
+        case 1: return f(std::integral_constant<int, 1>{});
+        case 2: return f(std::integral_constant<int, 2>{});
+        case 3: return f(std::integral_constant<int, 3>{});
+        case 4: return f(std::integral_constant<int, 4>{});
+        default: return f(std::integral_constant<int, 8>{});
+    }
+}
+
+// f(group size as an integral_constant, first query) over nq queries in
+// groups of up to four.
+template <class F>
+static inline void for_groups_of_four(size_t nq, F&& f) {
+    for (size_t q0 = 0; q0 < nq; q0 += 4) {
+        const size_t g = nq - q0 < 4 ? nq - q0 : 4;
+        if (g == 4) f(std::integral_constant<int, 4>{}, q0);
+        else if (g == 3) f(std::integral_constant<int, 3>{}, q0);
+        else if (g == 2) f(std::integral_constant<int, 2>{}, q0);
+        else f(std::integral_constant<int, 1>{}, q0);
+    }
+}
+
 template <int Kind>
 static inline float sq_value(const uint8_t* c, size_t j) {
     if constexpr (Kind == kSQbf16 || Kind == kSQfp16) {

@@ -65,16 +65,6 @@ inline float hsum(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
-template <bool IP>
-inline float tail(const uint8_t* c, size_t j0, size_t d, const float* q, const float* t, size_t bits) {
-    float s = 0.f;
-    for (size_t j = j0; j < d; j++) {
-        const float v = t[sq_codebook_index(c, j, bits)];
-        s += IP ? q[j] * v : (q[j] - v) * (q[j] - v);
-    }
-    return s;
-}
-
 template <int B, bool IP, class Code>
 void scores(const Code& code, size_t n, size_t d, const float* q, const float* t, float* out) {
     const size_t d8 = d & ~size_t(7);
@@ -93,16 +83,16 @@ void scores(const Code& code, size_t n, size_t d, const float* q, const float* t
             a2 = step<IP>(a2, qj, centroids8<B>(c2, j, t0, t1, t));
             a3 = step<IP>(a3, qj, centroids8<B>(c3, j, t0, t1, t));
         }
-        out[i] = hsum(a0) + tail<IP>(c0, d8, d, q, t, B);
-        out[i + 1] = hsum(a1) + tail<IP>(c1, d8, d, q, t, B);
-        out[i + 2] = hsum(a2) + tail<IP>(c2, d8, d, q, t, B);
-        out[i + 3] = hsum(a3) + tail<IP>(c3, d8, d, q, t, B);
+        out[i] = hsum(a0) + sq_codebook_tail<IP>(c0, d8, d, q, t, B);
+        out[i + 1] = hsum(a1) + sq_codebook_tail<IP>(c1, d8, d, q, t, B);
+        out[i + 2] = hsum(a2) + sq_codebook_tail<IP>(c2, d8, d, q, t, B);
+        out[i + 3] = hsum(a3) + sq_codebook_tail<IP>(c3, d8, d, q, t, B);
     }
     for (; i < n; i++) {
         const uint8_t* c = code(i);
         __m256 a = _mm256_setzero_ps();
         for (size_t j = 0; j < d8; j += 8) a = step<IP>(a, _mm256_loadu_ps(q + j), centroids8<B>(c, j, t0, t1, t));
-        out[i] = hsum(a) + tail<IP>(c, d8, d, q, t, B);
+        out[i] = hsum(a) + sq_codebook_tail<IP>(c, d8, d, q, t, B);
     }
 }
 
@@ -120,26 +110,14 @@ void scores_group(const uint8_t* codes, size_t cs, size_t n, size_t d, const flo
             const __m256 v = centroids8<B>(c, j, t0, t1, t);
             for (int k = 0; k < NQ; k++) a[k] = step<IP>(a[k], _mm256_loadu_ps(q[k] + j), v);
         }
-        for (int k = 0; k < NQ; k++) out[k * n + i] = hsum(a[k]) + tail<IP>(c, d8, d, q[k], t, B);
-    }
-}
-
-// f(std::integral_constant<int, bits>{}): one kernel instantiation per width.
-template <class F>
-void with_bits(size_t bits, F&& f) {
-    switch (bits) {
-        case 1: return f(std::integral_constant<int, 1>{});
-        case 2: return f(std::integral_constant<int, 2>{});
-        case 3: return f(std::integral_constant<int, 3>{});
-        case 4: return f(std::integral_constant<int, 4>{});
-        default: return f(std::integral_constant<int, 8>{});
+        for (int k = 0; k < NQ; k++) out[k * n + i] = hsum(a[k]) + sq_codebook_tail<IP>(c, d8, d, q[k], t, B);
     }
 }
 
 template <class Code>
 void dispatch(size_t bits, bool ip, const Code& code, size_t n, size_t d, const float* q, const float* t,
               float* out) {
-    with_bits(bits, [&](auto b) {
+    with_codebook_bits(bits, [&](auto b) {
         constexpr int B = decltype(b)::value;
         ip ? scores<B, true>(code, n, d, q, t, out) : scores<B, false>(code, n, d, q, t, out);
     });
@@ -159,20 +137,13 @@ void sq_codebook_scores_gather_avx2(size_t bits, bool ip, const uint8_t* const* 
 
 void sq_codebook_scores_group_avx2(size_t bits, bool ip, const uint8_t* codes, size_t cs, size_t n, size_t d,
                                    size_t nq, const float* const* q, const float* t, float* out) {
-    with_bits(bits, [&](auto b) {
+    with_codebook_bits(bits, [&](auto b) {
         constexpr int B = decltype(b)::value;
-        for (size_t q0 = 0; q0 < nq; q0 += 4) {
-            auto run = [&](auto g) {
-                constexpr int G = decltype(g)::value;
-                ip ? scores_group<B, true, G>(codes, cs, n, d, q + q0, t, out + q0 * n)
-                   : scores_group<B, false, G>(codes, cs, n, d, q + q0, t, out + q0 * n);
-            };
-            const size_t g = std::min<size_t>(4, nq - q0);
-            if (g == 4) run(std::integral_constant<int, 4>{});
-            else if (g == 3) run(std::integral_constant<int, 3>{});
-            else if (g == 2) run(std::integral_constant<int, 2>{});
-            else run(std::integral_constant<int, 1>{});
-        }
+        for_groups_of_four(nq, [&](auto g, size_t q0) {
+            constexpr int G = decltype(g)::value;
+            ip ? scores_group<B, true, G>(codes, cs, n, d, q + q0, t, out + q0 * n)
+               : scores_group<B, false, G>(codes, cs, n, d, q + q0, t, out + q0 * n);
+        });
     });
 }
 

@@ -8,19 +8,7 @@ namespace nearly {
 namespace {
 template <bool IP, class Code>
 void scores(const Code& code, size_t bits, size_t n, size_t d, const float* q, const float* t, float* out) {
-    for (size_t i = 0; i < n; i++) {
-        const uint8_t* c = code(i);
-        float s = 0.f;
-        for (size_t j = 0; j < d; j++) {
-            const float v = t[sq_codebook_index(c, j, bits)];
-            if constexpr (IP) {
-                s += q[j] * v;
-            } else {
-                s += (q[j] - v) * (q[j] - v);
-            }
-        }
-        out[i] = s;
-    }
+    for (size_t i = 0; i < n; i++) out[i] = sq_codebook_tail<IP>(code(i), 0, d, q, t, bits);
 }
 }  // namespace
 
