@@ -382,6 +382,7 @@ void read_framed_file_unnamed(const std::string& path, bool read_only, const std
     if (version < 2) before.update(header, kHeaderSize);
     Reader r(f.get(), size, version, kHeaderSize, before);
     r.read_only = read_only;
+    r.source_path = path;
     read(r);
     uint64_t stored = 0;
     if (std::fread(&stored, 1, 8, f.get()) != 8) throw CorruptData("cannot read index: truncated index data");
@@ -390,9 +391,12 @@ void read_framed_file_unnamed(const std::string& path, bool read_only, const std
 }
 }  // namespace
 
-IndexPtr read_index(const std::string& path, bool read_only) {
+IndexPtr read_index(const std::string& path, bool read_only, bool lists_same_dir) {
     IndexPtr index;
-    read_framed_file(path, read_only, [&](Reader& r) { index = read_index_checked(r); });
+    read_framed_file(path, read_only, [&](Reader& r) {
+        r.lists_same_dir = lists_same_dir;
+        index = read_index_checked(r);
+    });
     return index;
 }
 
@@ -407,7 +411,7 @@ struct FileMapping {
 };
 }  // namespace
 
-IndexPtr read_index_mapped(const std::string& path) {
+IndexPtr read_index_mapped(const std::string& path, bool lists_same_dir) {
     const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         if (errno == ENOENT) throw FileMissing("could not open " + path + " for reading: No such file or directory");
@@ -416,14 +420,14 @@ IndexPtr read_index_mapped(const std::string& path) {
     struct stat sb;
     if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
         ::close(fd);
-        return read_index(path, true);  // not a regular file: read it, do not map it
+        return read_index(path, true, lists_same_dir);  // not a regular file: read it, do not map it
     }
     auto mapping = std::make_shared<FileMapping>();
     mapping->size = size_t(sb.st_size);
     if (mapping->size > 0) {
         void* p = mmap(nullptr, mapping->size, PROT_READ, MAP_SHARED, fd, 0);
         ::close(fd);
-        if (p == MAP_FAILED) return read_index(path, true);
+        if (p == MAP_FAILED) return read_index(path, true, lists_same_dir);
         mapping->data = static_cast<const uint8_t*>(p);
     } else {
         ::close(fd);
@@ -436,6 +440,8 @@ IndexPtr read_index_mapped(const std::string& path) {
         const uint64_t size = check_header(data, mapping->size, &version);
         Reader r(data + kHeaderSize, size, version, kHeaderSize);
         r.read_only = true;
+        r.source_path = path;
+        r.lists_same_dir = lists_same_dir;
         r.map_arrays(mapping);
         return read_index_checked(r);
     } catch (const CorruptData& e) {

@@ -153,20 +153,55 @@ void IndexIVF::copy_lists_from(const IndexIVF& other) {
     NEARLY_CHECK_ARG(ntotal == 0, "copy_lists_from: into an empty index");
     const CodeLayout from = other.layout(), to = layout();
     lists_.set_direct_map(false);
-    parallel_for(nlist, [&](size_t l) {
+    // Lists in a file are copied one at a time (a list may move the file's mapping).
+    auto copy = [&](size_t l) {
         const List& src = other.lists_[l];
-        List& dst = lists_.lists[l];
         const size_t n = src.ids.size();
-        dst.ids = src.ids;
-        dst.codes.vec().assign(to.bytes(n), 0);
-        std::vector<uint8_t> code(code_size);
+        std::vector<uint8_t> codes(to.bytes(n), 0), code(code_size);
         for (size_t j = 0; j < n; j++) {
             from.get(src.codes.data(), j, code.data());
-            to.put(dst.codes.data(), j, code.data());
+            to.put(codes.data(), j, code.data());
         }
-    });
+        lists_.assign(l, src.ids.data(), n, codes.data(), to);
+    };
+    if (lists_.file())
+        for (size_t l = 0; l < nlist; l++) copy(l);
+    else
+        parallel_for(nlist, copy);
     ntotal = other.ntotal;
     nprobe = other.nprobe;
+}
+
+void IndexIVF::replace_lists(InvertedLists&& lists, const CodeLayout& their_layout) {
+    check_writable();
+    NEARLY_CHECK_ARG(lists.nlist() == nlist, "replace_invlists: the lists must be nlist = " + std::to_string(nlist) +
+                                                 " (got " + std::to_string(lists.nlist()) + ")");
+    NEARLY_CHECK_ARG(their_layout.code_size == code_size,
+                     "replace_invlists: the lists' code_size must be the index's (" + std::to_string(code_size) +
+                         ", got " + std::to_string(their_layout.code_size) + ")");
+    std::unique_lock<SharedMutex> lk(rw_mutex_);
+    const CodeLayout lay = layout();
+    const bool dm = lists_.has_direct_map();
+    lists_ = std::move(lists);
+    const bool same = their_layout.block == lay.block && their_layout.run == lay.run && their_layout.levels == lay.levels;
+    if (!same) {  // entries re-laid into this family's layout
+        std::vector<uint8_t> code(code_size), codes;
+        for (size_t l = 0; l < nlist; l++) {
+            const List& list = lists_[l];
+            const size_t n = list.ids.size();
+            if (n == 0) continue;
+            codes.assign(lay.bytes(n), 0);
+            for (size_t j = 0; j < n; j++) {
+                their_layout.get(list.codes.data(), j, code.data());
+                lay.put(codes.data(), j, code.data());
+            }
+            std::vector<idx_t> ids(list.ids.begin(), list.ids.end());
+            lists_.assign(l, ids.data(), n, codes.data(), lay);
+        }
+    }
+    ntotal = 0;
+    for (size_t l = 0; l < nlist; l++) ntotal += idx_t(lists_[l].ids.size());
+    lists_.set_direct_map(dm);
 }
 
 void IndexIVF::refresh_trained() {

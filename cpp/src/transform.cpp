@@ -69,6 +69,11 @@ void IndexPreTransform::set_trained(bool trained) {
     throw NotSupported("PreTransform: the inner index is not trained");
 }
 
+void IndexPreTransform::refresh_from_inner() {
+    std::unique_lock<SharedMutex> lk(rw_mutex_);
+    sync_from_inner();
+}
+
 void IndexPreTransform::sync_from_inner() {
     ntotal = index->ntotal;
     is_trained = index->is_trained;

@@ -423,6 +423,8 @@ void bind_flat(py::module_& m) {
                                "The norm the vectors are scaled to (faiss's field; nearly supports 2.0).");
 
     py::class_<IndexPreTransform, Index, std::shared_ptr<IndexPreTransform>>(m, "IndexPreTransform")
+        .def("_refresh_from_inner", &IndexPreTransform::refresh_from_inner,
+             py::call_guard<py::gil_scoped_release>())
         .def(py::init([](TransformPtr t, IndexPtr inner) { return std::make_shared<IndexPreTransform>(t, inner); }),
              py::arg("ltrans"), py::arg("index"))
         .def(py::init([](IndexPtr inner) {

@@ -34,12 +34,17 @@ void bind_io(py::module_& m) {
     m.attr("IO_FLAG_MMAP_IFC") = 512;
     m.attr("IO_FLAG_SKIP_PRECOMPUTE_TABLE") = 16;
     m.attr("IO_FLAG_PQ_SKIP_SDC_TABLE") = 32;
+    // IO_FLAG_ONDISK_SAME_DIR: lists kept in a file of their own
+    // (OnDiskInvertedLists) are looked for beside the index file, under the
+    // name the index recorded (both files moved together).
+    m.attr("IO_FLAG_ONDISK_SAME_DIR") = 4;
     m.def("read_index", [](py::handle path, int io_flags) {
         std::string p = path_of(path);
         bool ro = (io_flags & (2 | 8)) != 0;
         bool mapped = (io_flags & 0x646f0000) == 0x646f0000 || (io_flags & 512) != 0;
+        bool same_dir = (io_flags & 4) != 0;
         py::gil_scoped_release release;
-        return mapped ? read_index_mapped(p) : read_index(p, ro);
+        return mapped ? read_index_mapped(p, same_dir) : read_index(p, ro, same_dir);
     }, py::arg("fname"), py::arg("io_flags") = 0);
     m.def("serialize_index", [](const Index& index) {
         std::vector<uint8_t> bytes;

@@ -780,13 +780,43 @@ _with_codes_setter(_nearly.IndexScalarQuantizer, lambda index, data: index._set_
 
 def _set_ntotal(index, value):
     """faiss code sets ntotal by hand after writing index.codes; in nearly
-    ntotal follows the stored vectors, so only that value is accepted."""
-    if int(value) != index.ntotal:
-        raise ValueError(f"ntotal follows the stored vectors ({index.ntotal}); write index.codes (or add) "
+    ntotal follows the stored vectors, so only that value is accepted. One
+    more: faiss's merge_ondisk sets an empty IVF index's ntotal to what the
+    lists it then gives replace_invlists hold; the value is kept and checked
+    by replace_invlists, which brings it."""
+    if int(value) == index.ntotal:
+        return
+    try:
+        ivf = extract_index_ivf(index)
+    except RuntimeError:
+        ivf = None
+    if (isinstance(ivf, _nearly.IndexIVF) and ivf.ntotal == 0 and index.ntotal == 0 and int(value) > 0
+            and isinstance(index, (_nearly.IndexIVF, _nearly.IndexPreTransform))):
+        ivf._announced_ntotal = int(value)
+        if index is not ivf:
+            _ntotal_followers.setdefault(ivf, []).append(weakref.ref(index))
+        return
+    raise ValueError(f"ntotal follows the stored vectors ({index.ntotal}); write index.codes (or add) "
                          f"to change them, not ntotal (asked {int(value)})")
 
 
 _nearly.Index.ntotal = property(_nearly.Index.ntotal.fget, _set_ntotal, doc="The number of stored vectors.")
+# The wrappers (IndexPreTransform) whose ntotal was set with their IVF
+# index's: replace_invlists tells them the new count.
+_ntotal_followers = weakref.WeakKeyDictionary()
+_replace_invlists = _nearly.IndexIVF.replace_invlists
+
+
+def _replace_invlists_and_tell(self, il, own=False):
+    _replace_invlists(self, il, own)
+    for ref in _ntotal_followers.pop(self, []):
+        wrapper = ref()
+        if wrapper is not None:
+            wrapper._refresh_from_inner()
+
+
+_replace_invlists_and_tell.__doc__ = _replace_invlists.__doc__
+_nearly.IndexIVF.replace_invlists = _replace_invlists_and_tell
 
 
 def bucket_sort(tab, nbucket=None, nt=0):
@@ -825,8 +855,30 @@ _nearly.InvertedLists.release_codes = lambda self, list_no, codes: None
 
 
 def downcast_InvertedLists(invlists):
-    """faiss's downcast_InvertedLists: nearly's lists have one class."""
+    """faiss's downcast_InvertedLists: the OnDiskInvertedLists of an index
+    whose lists live in a file; the lists themselves otherwise."""
+    if isinstance(invlists, _nearly.InvertedLists):
+        on_disk = invlists._index_lists_on_disk()
+        if on_disk is not None:
+            return on_disk
     return invlists
+
+
+class InvertedListsPtrVector(list):
+    """faiss's InvertedListsPtrVector (what merge_ondisk hands to
+    merge_from_multiple): a list of inverted lists; data() is the list itself."""
+
+    def push_back(self, il):
+        self.append(il)
+
+    def size(self):
+        return len(self)
+
+    def at(self, i):
+        return self[i]
+
+    def data(self):
+        return self
 
 
 def memcpy(dst, src, nbytes):

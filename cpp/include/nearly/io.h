@@ -30,8 +30,10 @@ namespace nearly {
 // 64-byte boundaries (mapped, they are used in place). 4: a residual
 // quantizer records its slices (product mode). 5: and its local search mode
 // and settings (LSQ). 6: additive fast-scan indexes record norm_scale. 7: PQ
-// and IVFPQ indexes record their polysemous settings. 1 to 6 are still read.
-constexpr uint32_t kFormatVersion = 7;
+// and IVFPQ indexes record their polysemous settings. 8: inverted lists say
+// whether they are inline or in a lists file of their own. 1 to 7 are still
+// read.
+constexpr uint32_t kFormatVersion = 8;
 constexpr size_t kMaxAlignment = 64;
 
 // Where an array of `bytes` bytes of elements aligned to `element` starts
@@ -117,6 +119,7 @@ class Writer {
     // File mode: writes out what is buffered; the checksum of every byte so far.
     void flush();
     uint64_t checksum() const { return sum_.digest(); }
+    bool writes_file() const { return mode_ == Mode::file; }
 
    private:
     enum class Mode { memory, file };
@@ -148,6 +151,10 @@ class Reader {
     void map_arrays(std::shared_ptr<const void> keep) { mapping_ = std::move(keep); }
     uint64_t file_checksum() const { return sum_.digest(); }
     bool read_only = false;  // mark every index read as read-only
+    // The index file read (empty: memory), and IO_FLAG_ONDISK_SAME_DIR: a
+    // lists file named by the index is looked for beside the index file.
+    std::string source_path;
+    bool lists_same_dir = false;
     template <class T>
     T pod() {
         T v;
@@ -265,13 +272,14 @@ void read_framed_file(const std::string& path, bool read_only, const std::functi
 std::vector<uint8_t> serialize_index(const Index& index);
 IndexPtr deserialize_index(const uint8_t* data, size_t n, bool read_only = false);
 void write_index(const Index& index, const std::string& path);
-IndexPtr read_index(const std::string& path, bool read_only = false);
+// lists_same_dir: IO_FLAG_ONDISK_SAME_DIR (a lists file is looked for beside the index file).
+IndexPtr read_index(const std::string& path, bool read_only = false, bool lists_same_dir = false);
 // IO_FLAG_MMAP: the file mapped read-only and the index's big arrays (flat
 // vectors and codes, inverted lists) used in place: the pages are the page
 // cache's, loaded as searches touch them and shared by every process that
 // maps the file. Read-only; the checksum is not verified (it would read the
 // whole file), the structure is.
-IndexPtr read_index_mapped(const std::string& path);
+IndexPtr read_index_mapped(const std::string& path, bool lists_same_dir = false);
 
 // Bytes of s with anything outside printable ASCII escaped as \xNN.
 std::string printable(const std::string& s);

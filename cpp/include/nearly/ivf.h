@@ -371,6 +371,18 @@ struct IndexIVF : Index {
     // read lock; no direct map is carried over (faiss does not either).
     void copy_lists_from(const IndexIVF& other);
 
+   public:
+    // faiss's replace_invlists: these lists (nlist of them, codes of
+    // code_size laid out by their_layout, re-laid into this family's) take
+    // the place of the index's; ntotal follows them; the direct map, if
+    // kept, is rebuilt.
+    void replace_lists(InvertedLists&& lists, const CodeLayout& their_layout);
+    // faiss code sets ntotal by hand before replace_invlists (merge_ondisk);
+    // the value, checked against the lists given (-1: none).
+    idx_t announced_ntotal = -1;
+    // The file the lists live in (faiss's OnDiskInvertedLists), or null.
+    std::shared_ptr<ListFile> lists_file() const { return lists_.file(); }
+
    private:
     // Finds the entries whose id wanted() accepts without a direct map (the
     // lists scanned in parallel), then calls visit(list, id, code) for each,

@@ -63,6 +63,9 @@ struct IndexPreTransform : Index {
     void sa_decode(idx_t n, const uint8_t* bytes, float* x) const override;
     void write_body(Writer& w) const override;
     static std::unique_ptr<IndexPreTransform> read_body(Reader& r);
+    // ntotal and is_trained taken again from the inner index, changed
+    // behind this one's back (faiss's merge_ondisk replaces its lists).
+    void refresh_from_inner();
 
    protected:
     void encode_standalone(idx_t n, const float* x, uint8_t* bytes) const override;
