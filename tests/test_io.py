@@ -524,7 +524,7 @@ def test_forged_truncated_payloads():
 
 # ---------------------------------------------------------------- IO_FLAG_MMAP
 
-MAPPED_KINDS = ["Flat", "IVF32,Flat", "IVF32,PQ8", "IVF32,PQ8x4fs", "IVF32,SQ8", "IVF32,RaBitQ", "IDMap,IVF32,Flat",
+MAPPED_KINDS = ["Flat", "IVF32,Flat", "IVF32,PQ8", "IVF32,PQ8+16", "IVF32,PQ8x4fs", "IVF32,SQ8", "IVF32,RaBitQ", "IDMap,IVF32,Flat",
                 "PCA16,IVF32,Flat", "HNSW16", "PQ8", "IVF32,Flat,RFlat"]
 
 

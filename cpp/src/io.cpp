@@ -35,6 +35,7 @@
 #include "nearly/ivf_flat_panorama.h"
 #include "nearly/ivf_sq.h"
 #include "nearly/ivfpq.h"
+#include "nearly/ivfpqr.h"
 #include "nearly/ivfpq_fast_scan.h"
 #include "nearly/multi_index_quantizer.h"
 #include "nearly/residual_coarse_quantizer.h"
@@ -166,6 +167,7 @@ IndexPtr read_tagged(Reader& r, const std::string& tag) {
     if (tag == "IVFFlat") return IndexIVFFlat::read_body(r);
     if (tag == "IVFFlatPanorama") return IndexIVFFlatPanorama::read_body(r);
     if (tag == "IVFPQ") return IndexIVFPQ::read_body(r);
+    if (tag == "IVFPQR") return IndexIVFPQR::read_body(r);
     if (tag == "IVFPQFastScan") return IndexIVFPQFastScan::read_body(r);
     if (tag == "PQ") return IndexPQ::read_body(r);
     if (tag == "PQFastScan") return IndexPQFastScan::read_body(r);

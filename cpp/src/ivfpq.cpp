@@ -406,7 +406,17 @@ void IndexIVFPQ::write_body(Writer& w) const {
 }
 
 std::unique_ptr<IndexIVFPQ> IndexIVFPQ::read_body(Reader& r) {
-    Header h = read_header(r, "IVFPQ");
+    std::unique_ptr<IndexIVFPQ> index;
+    read_pq_body(r, "IVFPQ", [&](const Header& h, size_t M, size_t nbits) {
+        index = std::make_unique<IndexIVFPQ>(h.quantizer, h.d, h.nlist, M, nbits, h.metric);
+        return index.get();
+    });
+    return index;
+}
+
+void IndexIVFPQ::read_pq_body(Reader& r, const char* what,
+                              const std::function<IndexIVFPQ*(const Header&, size_t, size_t)>& make) {
+    Header h = read_header(r, what);
     const uint64_t M = r.pod<uint64_t>();
     const uint64_t nbits = r.pod<uint64_t>();
     const uint8_t by_residual = r.pod<uint8_t>();
@@ -415,18 +425,19 @@ std::unique_ptr<IndexIVFPQ> IndexIVFPQ::read_body(Reader& r) {
     r.check(M > 0 && M <= uint64_t(h.d) && h.d % M == 0 && nbits >= 1 && nbits <= 16 && by_residual <= 1 &&
                 upt >= -1 && upt <= 2 && trained <= 1,
             "bad IVFPQ header");
+    r.check(trained || h.ntotal == 0, "IVFPQ codes without a trained PQ");
     // The codebook is read (its length checked against the file) before
     // the index allocates one of d x 2^nbits floats.
     std::vector<float> centroids = r.vec<float>();
     r.check(centroids.size() == size_t(h.d) << nbits, "IVFPQ centroids do not match d and nbits");
-    auto index = std::make_unique<IndexIVFPQ>(h.quantizer, h.d, h.nlist, size_t(M), size_t(nbits), h.metric);
+    IndexIVFPQ* index = make(h, size_t(M), size_t(nbits));
     index->nprobe = h.nprobe;
     index->by_residual = by_residual;
     index->use_precomputed_table = upt;
     index->pq.centroids = std::move(centroids);
     index->pq.sync_transposed_centroids();
     index->pq_trained_ = trained;
-    index->read_lists(r, 1, h.ntotal, "IVFPQ");
+    index->read_lists(r, 1, h.ntotal, what);
     if (r.version() >= 7) {  // files before hold no polysemous settings (0, false)
         const int32_t ht = r.pod<int32_t>();
         const uint8_t polysemous = r.pod<uint8_t>();
@@ -436,7 +447,6 @@ std::unique_ptr<IndexIVFPQ> IndexIVFPQ::read_body(Reader& r) {
     }
     if (index->pq_trained_ && upt >= 1) index->precompute_table();
     index->refresh_trained();
-    return index;
 }
 
 }  // namespace nearly

@@ -6,6 +6,7 @@
 #include "arrays.h"
 #include "nearly/index_pq.h"
 #include "nearly/ivfpq.h"
+#include "nearly/ivfpqr.h"
 #include "nearly/multi_index_quantizer.h"
 #include "nearly/index_pq_fast_scan.h"
 #include "nearly/ivfpq_fast_scan.h"
@@ -304,6 +305,35 @@ void bind_pq(py::module_& m) {
                       "faiss's defaults when None).")
         .def_readwrite("polysemous_training", &IndexIVFPQ::polysemous_training,
                        "A PolysemousTraining (shared, as faiss's pointer), or None for the defaults.");
+
+    py::class_<IndexIVFPQR, IndexIVFPQ, std::shared_ptr<IndexIVFPQR>>(
+        m, "IndexIVFPQR", "faiss's IndexIVFPQR: an IVFPQ whose k * k_factor best candidates are re-ranked with a "
+                          "second PQ of what the first leaves (L2; ids sequential, as faiss).")
+        .def(py::init([](IndexPtr quantizer, int d, long long nlist, long long M, long long nbits, long long M_refine,
+                         long long nbits_refine) {
+                 return std::make_shared<IndexIVFPQR>(quantizer, d, check_positive(nlist, "nlist"),
+                                                      check_positive(M, "M"), check_positive(nbits, "nbits"),
+                                                      check_positive(M_refine, "M_refine"),
+                                                      check_positive(nbits_refine, "nbits_refine"));
+             }),
+             py::arg("quantizer"), py::arg("d"), py::arg("nlist"), py::arg("M"), py::arg("nbits_per_idx"),
+             py::arg("M_refine"), py::arg("nbits_per_idx_refine"))
+        .def_property("refine_pq", [](IndexIVFPQR& i) -> ProductQuantizer& { return i.refine_pq; },
+                      [](IndexIVFPQR& self, const ProductQuantizer& other) {
+                          py::gil_scoped_release release;
+                          self.set_refine_pq(other);
+                      },
+                      py::return_value_policy::reference_internal)
+        .def_property("k_factor", [](const IndexIVFPQR& i) { return i.k_factor; },
+                      [](IndexIVFPQR& i, double v) {
+                          if (!(v > 0) || v > 1e6) throw InvalidArgument("k_factor must be positive");
+                          i.k_factor = float(v);
+                      }, "Candidates re-ranked per query: k * k_factor (faiss's default 4).")
+        .def_property_readonly("refine_codes", [](const IndexIVFPQR& i) {
+            py::array_t<uint8_t> out(i.refine_codes.size());
+            std::copy(i.refine_codes.begin(), i.refine_codes.end(), out.mutable_data());
+            return out;
+        }, "The refinement codes, ntotal x refine_pq.code_size bytes by id (a copy).");
 
     py::class_<SearchParametersIVFPQ, SearchParametersIVF, std::shared_ptr<SearchParametersIVFPQ>>(
         m, "SearchParametersIVFPQ")

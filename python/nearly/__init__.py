@@ -24,6 +24,7 @@ from ._nearly import (  # noqa: F401  (explicit for readers and linters)
     deserialize_index_binary,
     IndexIVFFlat,
     IndexIVFPQ,
+    IndexIVFPQR,
     IndexIVFPQFastScan,
     IndexPQ,
     IndexPQFastScan,

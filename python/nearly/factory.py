@@ -135,6 +135,12 @@ def _by_residual(index, by_residual):
     return index
 
 
+def _ivfpqr(quantizer, d, nlist, M, M_refine, metric):
+    if metric != _nearly.METRIC_L2:
+        raise RuntimeError("index_factory: IVFPQR not implemented for inner product search (as in faiss)")
+    return _nearly.IndexIVFPQR(quantizer, d, nlist, M, 8, M_refine, 8)
+
+
 def _ivfpq_fast_scan(quantizer, d, nlist, M, metric, by_residual, bbs):
     return _by_residual(_nearly.IndexIVFPQFastScan(quantizer, d, nlist, M, 4, metric, bbs), by_residual)
 
@@ -158,6 +164,9 @@ INDEXES = [
     # follow PQ distances, for polysemous_ht) unless "np", like faiss.
     (re.compile(r"PQ(\d+)(?:x(\d+))?(np)?"), lambda m, d, metric: _polysemous(_nearly.IndexPQ(
         d, int(m.group(1)), int(m.group(2) or 8), metric), m.group(3))),
+    # IVF{n},PQ{M}+{M_refine}: IndexIVFPQR, 8-bit codes, L2 only (faiss's).
+    (re.compile(_IVF + r",PQ(\d+)\+(\d+)"), lambda m, d, metric: _ivfpqr(
+        _coarse(m, d, metric), d, _nlist(m.group(1)), int(m.group(3)), int(m.group(4)), metric)),
     (re.compile(_IVF + r",PQ(\d+)(?:x(\d+))?(np)?"), lambda m, d, metric: _polysemous(_nearly.IndexIVFPQ(
         _coarse(m, d, metric), d, _nlist(m.group(1)), int(m.group(3)), int(m.group(4) or 8), metric), m.group(5))),
     # 4-bit fast-scan: PQ{M}x4fs[_bbs]; in an IVF, codes of the vectors

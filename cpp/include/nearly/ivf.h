@@ -243,7 +243,7 @@ struct IndexIVF : Index {
     const idx_t* list_ids_ptr(size_t list_no) const;
     // Appends n encoded entries to one list (the codes of this family one
     // after the other, ids as given): takes the write lock, updates ntotal and the direct map.
-    void add_entries(size_t list_no, size_t n, const uint8_t* codes, const idx_t* ids);
+    virtual void add_entries(size_t list_no, size_t n, const uint8_t* codes, const idx_t* ids);
     // faiss's copy_subset_to: appends a subset of the entries to other (same
     // type, nlist and code size; its quantizer the user's business, as in
     // faiss). subset_type 0: ids in [a1, a2); 1: id % a1 == a2; 2: the share
@@ -259,7 +259,7 @@ struct IndexIVF : Index {
     // x's rows, each re-assigned to its list; the ids stay. Needs the direct
     // map (make_direct_map(), faiss's rule); searches see the old entries or
     // the new ones, never neither (one write).
-    void update_vectors(idx_t n, const idx_t* ids, const float* x);
+    virtual void update_vectors(idx_t n, const idx_t* ids, const float* x);
 
    protected:
     IndexPtr clustering_index_;
@@ -376,7 +376,7 @@ struct IndexIVF : Index {
     // code_size laid out by their_layout, re-laid into this family's) take
     // the place of the index's; ntotal follows them; the direct map, if
     // kept, is rebuilt.
-    void replace_lists(InvertedLists&& lists, const CodeLayout& their_layout);
+    virtual void replace_lists(InvertedLists&& lists, const CodeLayout& their_layout);
     // faiss code sets ntotal by hand before replace_invlists (merge_ondisk);
     // the value, checked against the lists given (-1: none).
     idx_t announced_ntotal = -1;

@@ -7,6 +7,7 @@
 //       (use_precomputed_table, as faiss does when it fits) and each list's
 //       table is one addition of two tables instead of a new table.
 #pragma once
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -65,6 +66,10 @@ struct IndexIVFPQ : IndexIVF {
     static std::unique_ptr<IndexIVFPQ> read_body(Reader& r);
 
    protected:
+    // read_body into the index make(header, M, nbits) builds (a subclass
+    // reads its own fields after).
+    static void read_pq_body(Reader& r, const char* what,
+                             const std::function<IndexIVFPQ*(const Header&, size_t, size_t)>& make);
     // For subclasses with other code widths (fast-scan: required_nbits 4).
     IndexIVFPQ(IndexPtr quantizer, int d, size_t nlist, size_t M, size_t nbits, MetricType metric,
                size_t required_nbits);
