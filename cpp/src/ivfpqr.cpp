@@ -143,13 +143,32 @@ void IndexIVFPQR::refine_decode_add(idx_t id, float* out) const {
     for (int j = 0; j < d; j++) out[j] += e[j];
 }
 
+idx_t IndexIVFPQR::candidates(idx_t k) const { return std::max<idx_t>(k, idx_t(double(k) * double(k_factor))); }
+
 void IndexIVFPQR::search(idx_t n, const float* x, idx_t k, float* D, idx_t* I, const SearchParameters* params) const {
     check_search_args(n, x, k);
     std::shared_lock<SharedMutex> rk(refine_mutex_);
-    const idx_t k1 = std::max<idx_t>(k, idx_t(double(k) * double(k_factor)));
+    const idx_t k1 = candidates(k);
     std::vector<float> D1(size_t(n) * size_t(k1));
     std::vector<idx_t> I1(size_t(n) * size_t(k1));
     IndexIVFPQ::search(n, x, k1, D1.data(), I1.data(), params);
+    rerank(n, x, k, k1, D1.data(), I1.data(), D, I);
+}
+
+void IndexIVFPQR::search_preassigned(idx_t n, const float* x, idx_t k, size_t np, const idx_t* assign,
+                                     const float* centroid_dis, float* D, idx_t* I,
+                                     const SearchParameters* params) const {
+    check_search_args(n, x, k);
+    std::shared_lock<SharedMutex> rk(refine_mutex_);
+    const idx_t k1 = candidates(k);
+    std::vector<float> D1(size_t(n) * size_t(k1));
+    std::vector<idx_t> I1(size_t(n) * size_t(k1));
+    IndexIVFPQ::search_preassigned(n, x, k1, np, assign, centroid_dis, D1.data(), I1.data(), params);
+    rerank(n, x, k, k1, D1.data(), I1.data(), D, I);
+}
+
+void IndexIVFPQR::rerank(idx_t n, const float* x, idx_t k, idx_t k1, const float* D1, const idx_t* I1, float* D,
+                         idx_t* I) const {
     const size_t nref = refine_bias.size(), rcs = refine_pq.code_size, kk = size_t(k);
     const float pad = std::numeric_limits<float>::max();
     parallel_for(size_t(n), [&](size_t q) {

@@ -213,3 +213,17 @@ def test_forged_payloads_rejected_or_consistent():
     index.train(x)
     index.add(x[:30])
     tio.forge_every_byte(bytes(nearly.serialize_index(index)))
+
+
+def test_search_preassigned_refines(pair, data):
+    """faiss's IVFPQR refines search_preassigned too: given the quantizer's
+    lists, the same results as search."""
+    f, n = pair
+    xq = data[2]
+    Dq, Iq = n.quantizer.search(xq, n.nprobe)
+    D0, I0 = n.search(xq, 10)
+    D1, I1 = n.search_preassigned(xq, 10, Iq, Dq)
+    np.testing.assert_array_equal(I1, I0)
+    np.testing.assert_allclose(D1, D0, rtol=1e-6)
+    Df, If = f.search_preassigned(xq, 10, Iq, Dq)
+    assert (If == I1).mean() > 0.998

@@ -172,9 +172,9 @@ struct IndexIVF : Index {
     // (assign: n x np list numbers, -1 skipped; e.g. from a coarse quantizer
     // that runs elsewhere), with the queries' scores against their centroids
     // (centroid_dis, n x np; null: computed here). params' nprobe plays no part.
-    void search_preassigned(idx_t n, const float* x, idx_t k, size_t np, const idx_t* assign,
-                            const float* centroid_dis, float* D, idx_t* I,
-                            const SearchParameters* params = nullptr) const;
+    virtual void search_preassigned(idx_t n, const float* x, idx_t k, size_t np, const idx_t* assign,
+                                    const float* centroid_dis, float* D, idx_t* I,
+                                    const SearchParameters* params = nullptr) const;
     // range_search over given lists (faiss's range_search_preassigned; as
     // search_preassigned).
     void range_search_preassigned(idx_t n, const float* x, float radius, size_t np, const idx_t* assign,

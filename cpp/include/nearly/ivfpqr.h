@@ -41,6 +41,10 @@ struct IndexIVFPQR : IndexIVFPQ {
                           const SearchParameters* params = nullptr) const override {
         search(n, x, k, D, I, params);
     }
+    // The given lists' k * k_factor best, re-ranked (faiss's).
+    void search_preassigned(idx_t n, const float* x, idx_t k, size_t np, const idx_t* assign,
+                            const float* centroid_dis, float* D, idx_t* I,
+                            const SearchParameters* params = nullptr) const override;
     void search_and_reconstruct(idx_t n, const float* x, idx_t k, float* D, idx_t* I, float* R,
                                 const SearchParameters* params = nullptr) const override;
     // The IVFPQ reconstruction plus the refinement's (faiss's reconstruct_from_offset).
@@ -73,6 +77,10 @@ struct IndexIVFPQR : IndexIVFPQ {
     // index's own lock.
     mutable SharedMutex refine_mutex_;
     void refine_decode_add(idx_t id, float* out) const;  // out += e(id), when id has a refinement code
+    idx_t candidates(idx_t k) const;                     // k * k_factor, at least k
+    // The k best of each query's k1 IVFPQ candidates (D1, I1) by refined distance.
+    void rerank(idx_t n, const float* x, idx_t k, idx_t k1, const float* D1, const idx_t* I1, float* D,
+                idx_t* I) const;
 };
 
 }  // namespace nearly
