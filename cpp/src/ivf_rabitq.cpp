@@ -75,6 +75,23 @@ IndexIVFRaBitQ::IndexIVFRaBitQ(IndexPtr quantizer_, int d, size_t nlist_, Metric
     refresh_trained();
 }
 
+void IndexIVFRaBitQ::copy_from(const IndexIVFRaBitQ& orig) {
+    std::shared_lock<SharedMutex> lk(orig.rw_mutex_);
+    NEARLY_CHECK_ARG(orig.d == d && orig.nlist == nlist && orig.code_size == code_size,
+                     "IndexIVFRaBitQ::copy_from: a different shape");
+    {
+        std::unique_lock<SharedMutex> mine(rw_mutex_);
+        quantizer = orig.quantizer;
+        qb = orig.qb;
+        centered = orig.centered;
+        cp = orig.cp;
+        verbose = orig.verbose;
+    }
+    copy_lists_from(orig);
+    std::unique_lock<SharedMutex> mine(rw_mutex_);
+    is_trained = orig.is_trained;
+}
+
 void IndexIVFRaBitQ::encode_vectors(idx_t n, const float* x, const idx_t* list_nos, uint8_t* codes) const {
     const size_t dd = d;
     // Multi-bit codes take ~0.2 ms each (the search for the best scale):

@@ -150,6 +150,13 @@ void bind_rabitq(py::module_& m) {
              }),
              py::arg("quantizer"), py::arg("d"), py::arg("nlist"), py::arg("metric") = int(METRIC_L2),
              py::arg("bbs") = 32, py::arg("own_invlists") = true, py::arg("nb_bits") = 1)
+        .def(py::init([](const IndexIVFRaBitQ& orig, int bbs) {
+                 check_bbs(bbs);
+                 py::gil_scoped_release release;
+                 return std::make_shared<IndexIVFRaBitQFastScan>(orig);
+             }),
+             py::arg("orig"), py::arg("bbs") = 32,
+             "faiss's conversion: orig's quantizer (shared), entries, nprobe, qb and centered; the codes are the same.")
         .def_property_readonly("bbs", [](const IndexIVFRaBitQFastScan&) { return 32; })
         .def_property(
             "implem", [](const IndexIVFRaBitQFastScan& i) { return i.implem; },

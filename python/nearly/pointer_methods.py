@@ -114,6 +114,13 @@ def sa_decode_c(self, n, codes, x):
     _flat(x, out.size, np.float32, "sa_decode_c x", True)[:] = out.reshape(-1)
 
 
+def fast_scan_compute_codes(self, codes, n, x):
+    """faiss's IndexFastScan.compute_codes(swig_ptr(codes), n, swig_ptr(x)):
+    the codes of n vectors one after the other, as sa_encode gives them."""
+    out = self.sa_encode(_x(self, x, n, "compute_codes x"))
+    _flat(codes, out.size, np.uint8, "compute_codes codes", True)[:] = out.reshape(-1)
+
+
 def search_and_reconstruct_c(self, n, x, k, distances, labels, recons, params=None):
     n, k = int(n), int(k)
     Dr, Ir, Rr = self.search_and_reconstruct(_x(self, x, n, "search_and_reconstruct_c x"), k, params=params)
@@ -163,3 +170,5 @@ for _fn in (add_c, add_with_ids_c, train_c, search_c, range_search_c, assign_c, 
     setattr(_nearly.IndexBinary, _fn.__name__, _fn)
 _nearly.IndexIVF.search_preassigned_c = search_preassigned_c
 _nearly.IndexIVF.range_search_preassigned_c = range_search_preassigned_c
+for _cls in (_nearly.IndexPQFastScan, _nearly.IndexRaBitQFastScan, _nearly.IndexResidualQuantizerFastScan):
+    _cls.compute_codes = fast_scan_compute_codes

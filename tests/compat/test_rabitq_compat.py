@@ -237,3 +237,43 @@ def test_ivf_fast_scan_index_knobs(data):
     flat.implem = 4
     with pytest.raises(ValueError, match="implem 1 does not exist"):
         flat.implem = 1
+
+
+@pytest.mark.parametrize("metric", [METRIC_L2, METRIC_IP])
+@pytest.mark.parametrize("nb_bits", [1, 4])
+def test_ivf_fast_scan_conversion_like_faiss(data, metric, nb_bits):
+    """faiss's IndexIVFRaBitQFastScan(ivf_rabitq, bbs): the converted index
+    shares the quantizer, holds the same entries and searches as the
+    original (the same codes), as faiss's conversion does."""
+    x, q = data
+    f, n = ivf_pair(x, metric, nb_bits)
+    for lib, orig in ((faiss, f), (nearly, n)):
+        orig.nprobe = 6
+        conv = lib.IndexIVFRaBitQFastScan(orig, 32)
+        assert (conv.ntotal, conv.nprobe, conv.qb, conv.bbs) == (orig.ntotal, orig.nprobe, orig.qb, 32)
+        assert conv.by_residual and conv.is_trained
+        for l in (0, 7):
+            np.testing.assert_array_equal(conv.invlists.get_ids(l), orig.invlists.get_ids(l))
+        if lib is nearly:
+            assert conv.centered == orig.centered
+            Do, Io = orig.search(q, 10)
+            Dc, Ic = conv.search(q, 10)
+            np.testing.assert_array_equal(Ic, Io)
+            np.testing.assert_array_equal(Dc, Do)
+            conv.add(x[:10])  # its own lists: the original is left as it was
+            assert conv.ntotal == orig.ntotal + 10
+    Df, If = faiss.IndexIVFRaBitQFastScan(f, 32).search(q, 10)
+    Dn, In = nearly.IndexIVFRaBitQFastScan(n, 32).search(q, 10)
+    assert (In == If).mean() >= (1.0 if nb_bits == 1 else 0.97)
+
+
+def test_flat_fast_scan_compute_codes_like_faiss(data):
+    x, q = data
+    for lib in (faiss, nearly):
+        index = lib.IndexRaBitQFastScan(D, METRIC_L2)
+        index.train(x)
+        codes = np.empty((50, index.code_size), dtype=np.uint8)
+        index.compute_codes(lib.swig_ptr(codes), 50, lib.swig_ptr(x[:50]))
+        np.testing.assert_array_equal(codes, index.sa_encode(x[:50]))
+    with pytest.raises(ValueError):
+        index.compute_codes(nearly.swig_ptr(codes[:10]), 50, nearly.swig_ptr(x[:50]))

@@ -36,6 +36,9 @@ struct IndexIVFRaBitQ : IndexIVF {
     static std::unique_ptr<T> read_as(Reader& r);
 
    protected:
+    // orig's quantizer (shared, as faiss), settings and entries into this
+    // new index of the same shape (faiss's fast-scan conversion).
+    void copy_from(const IndexIVFRaBitQ& orig);
     void encode_vectors(idx_t n, const float* x, const idx_t* list_nos, uint8_t* codes) const override;
     void decode_vector(size_t list_no, const uint8_t* code, float* out) const override;
     void write_encoder_state(Writer& w) const override;
@@ -53,6 +56,12 @@ struct IndexIVFRaBitQFastScan : IndexIVFRaBitQ {
     IndexIVFRaBitQFastScan(IndexPtr quantizer, int d, size_t nlist, MetricType metric = METRIC_L2, int nb_bits = 1)
         : IndexIVFRaBitQ(std::move(quantizer), d, nlist, metric, nb_bits) {
         qb = 8;
+    }
+    // faiss's IndexIVFRaBitQFastScan(orig, bbs): orig's quantizer, entries,
+    // nprobe, qb and centered (the codes are the same).
+    explicit IndexIVFRaBitQFastScan(const IndexIVFRaBitQ& orig)
+        : IndexIVFRaBitQ(orig.quantizer, orig.d, orig.nlist, orig.metric_type, orig.rabitq.nb_bits) {
+        copy_from(orig);
     }
     int implem = 0;  // faiss's knob (pq_fast_scan.h); every value scans the same way here
     std::string type_name() const override { return "IVFRaBitQFastScan"; }
