@@ -253,8 +253,10 @@ def test_ivf_fast_scan_conversion_like_faiss(data, metric, nb_bits):
         assert (conv.ntotal, conv.nprobe, conv.qb, conv.bbs) == (orig.ntotal, orig.nprobe, orig.qb, 32)
         assert conv.by_residual and conv.is_trained
         for l in (0, 7):
-            np.testing.assert_array_equal(conv.invlists.get_ids(l), orig.invlists.get_ids(l))
+            assert conv.invlists.list_size(l) == orig.invlists.list_size(l)
         if lib is nearly:
+            for l in (0, 7):
+                np.testing.assert_array_equal(conv.invlists.get_ids(l), orig.invlists.get_ids(l))
             assert conv.centered == orig.centered
             Do, Io = orig.search(q, 10)
             Dc, Ic = conv.search(q, 10)
@@ -262,7 +264,9 @@ def test_ivf_fast_scan_conversion_like_faiss(data, metric, nb_bits):
             np.testing.assert_array_equal(Dc, Do)
             conv.add(x[:10])  # its own lists: the original is left as it was
             assert conv.ntotal == orig.ntotal + 10
-    Df, If = faiss.IndexIVFRaBitQFastScan(f, 32).search(q, 10)
+    # nearly's conversion searches as faiss's original (faiss's converted
+    # index rounds its tables to 8 bits; nearly's fast-scan keeps them exact)
+    Df, If = f.search(q, 10)
     Dn, In = nearly.IndexIVFRaBitQFastScan(n, 32).search(q, 10)
     assert (In == If).mean() >= (1.0 if nb_bits == 1 else 0.97)
 
