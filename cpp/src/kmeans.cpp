@@ -27,9 +27,11 @@ double seconds_since(Clock::time_point t0) { return std::chrono::duration<double
 // which rounds to 2^32 (so 1.0 is possible, as in faiss).
 float rand_float(Mt19937& mt) { return float(mt()) / float(0xffffffffu); }
 
-// New centroids = means of their points. Points are bucketed by centroid
-// first, so each centroid sums its own points in data order: the result does
-// not depend on the number of threads. Sums are kept in double.
+}  // namespace
+
+// Points are bucketed by centroid first, so each centroid sums its own
+// points in data order: the result does not depend on the number of
+// threads. Sums are kept in double.
 void compute_centroids(size_t d, size_t k, size_t n, const float* x, const float* weights, const idx_t* assign,
                        std::vector<float>& hassign, float* centroids) {
     std::vector<size_t> start(k + 1, 0);
@@ -64,6 +66,8 @@ void compute_centroids(size_t d, size_t k, size_t n, const float* x, const float
         }
     });
 }
+
+namespace {
 
 // faiss's rule for empty clusters: walk the clusters from 0, picking cluster
 // cj with probability (size - 1) / (n - k), so big clusters are split more

@@ -8,6 +8,7 @@
 #include "nearly/flat.h"
 #include "nearly/index.h"
 #include "nearly/kmeans.h"
+#include "nearly/super_kmeans.h"
 
 namespace nearly_py {
 
@@ -187,6 +188,98 @@ void bind_kmeans(py::module_& m) {
         }, "Objective of every iteration (float64 numpy array, like faiss's Kmeans.obj).")
         .def_property_readonly("iteration_stats",
                                [](const Clustering& self) { return IterationStatsVector{self.iteration_stats}; });
+
+    py::class_<SuperKMeansParameters, ClusteringParameters>(m, "SuperKMeansParameters")
+        .def(py::init<>())
+        .def_readwrite("d_prime_fraction", &SuperKMeansParameters::d_prime_fraction)
+        .def_readwrite("pdx_block_size", &SuperKMeansParameters::pdx_block_size)
+        .def_readwrite("ad_epsilon_factor", &SuperKMeansParameters::ad_epsilon_factor)
+        .def_readwrite("pruning_target_low", &SuperKMeansParameters::pruning_target_low)
+        .def_readwrite("pruning_target_high", &SuperKMeansParameters::pruning_target_high)
+        .def_readwrite("d_prime_adjust", &SuperKMeansParameters::d_prime_adjust)
+        .def_readwrite("d_prime_min", &SuperKMeansParameters::d_prime_min)
+        .def_readwrite("x_batch", &SuperKMeansParameters::x_batch)
+        .def_readwrite("y_batch", &SuperKMeansParameters::y_batch)
+        .def_readwrite("omp_chunk", &SuperKMeansParameters::omp_chunk);
+
+    py::class_<SuperKMeans>(m, "SuperKMeans",
+                            "faiss's SuperKMeans: k-means whose assignments skip most distances by ADSampling's "
+                            "test in a randomly rotated space (L2; for large k and d).")
+        .def(py::init([](int d, int k, const SuperKMeansParameters* cp) {
+                 return cp ? SuperKMeans(d, k, *cp) : SuperKMeans(d, k);
+             }),
+             py::arg("d"), py::arg("k"), py::arg("cp") = nullptr)
+        .def_readonly("d", &SuperKMeans::d)
+        .def_readonly("k", &SuperKMeans::k)
+        .def_readwrite("cp", &SuperKMeans::cp)
+        .def("train", [](SuperKMeans& self, py::handle x_obj) {
+            FloatArray x = as_matrix(x_obj, self.d, "x");
+            py::gil_scoped_release release;
+            self.train(x.shape(0), x.data());
+        }, py::arg("x"))
+        .def_property_readonly("centroids", [](const SuperKMeans& self) {
+            py::array_t<float> out(self.centroids.size());
+            std::copy(self.centroids.begin(), self.centroids.end(), out.mutable_data());
+            return out;
+        })
+        .def_property_readonly("gemm_pruning_rates", [](const SuperKMeans& self) {
+            py::array_t<float> out(self.gemm_pruning_rates.size());
+            std::copy(self.gemm_pruning_rates.begin(), self.gemm_pruning_rates.end(), out.mutable_data());
+            return out;
+        })
+        .def_property_readonly("iteration_stats",
+                               [](const SuperKMeans& self) { return IterationStatsVector{self.iteration_stats}; });
+
+    m.def("_precompute_ad_thresholds", [](int d, double epsilon) {
+        std::vector<float> c = precompute_ad_thresholds(d, epsilon);
+        py::array_t<float> out(c.size());
+        std::copy(c.begin(), c.end(), out.mutable_data());
+        return out;
+    }, py::arg("d"), py::arg("epsilon"));
+    m.def("super_kmeans_assign_iteration", [](py::handle X_obj, py::handle Y_obj, py::handle tau_obj,
+                                              py::handle A_obj, long long d_prime, py::handle coeff_obj,
+                                              const SuperKMeansParameters& cp) {
+        // In place, as faiss's: tau and the assignments are float32 / int32
+        // arrays of n, checked here rather than reinterpreted.
+        auto exact = [](py::handle h, const char* what, const char* dtype, bool ok) {
+            if (!ok)
+                throw py::type_error(std::string("super_kmeans_assign_iteration: ") + what + " must be a C-contiguous " +
+                                     dtype + " numpy array");
+            return py::reinterpret_borrow<py::array>(h);
+        };
+        FloatArray X = to_array<FloatArray>(X_obj, "X"), Y = to_array<FloatArray>(Y_obj, "Y");
+        if (X.ndim() != 2 || Y.ndim() != 2 || X.shape(1) != Y.shape(1))
+            throw InvalidArgument("super_kmeans_assign_iteration: X (n, d) and Y (k, d) must share d");
+        const size_t n = size_t(X.shape(0)), d = size_t(X.shape(1)), k = size_t(Y.shape(0));
+        py::array tau = exact(tau_obj, "tau", "float32",
+                              py::isinstance<py::array_t<float>>(tau_obj) &&
+                                  (py::reinterpret_borrow<py::array>(tau_obj).flags() & py::array::c_style));
+        py::array A = exact(A_obj, "assignments", "int32",
+                            py::isinstance<py::array_t<int32_t>>(A_obj) &&
+                                (py::reinterpret_borrow<py::array>(A_obj).flags() & py::array::c_style));
+        FloatArray coeff = to_array<FloatArray>(coeff_obj, "ad_coeff");
+        if (size_t(tau.size()) != n || size_t(A.size()) != n)
+            throw InvalidArgument("super_kmeans_assign_iteration: tau and the assignments must hold n = " +
+                                  std::to_string(n) + " entries");
+        if (size_t(coeff.size()) < d + 1)
+            throw InvalidArgument("super_kmeans_assign_iteration: ad_coeff must hold d + 1 = " + std::to_string(d + 1) +
+                                  " thresholds");
+        if (!tau.writeable() || !A.writeable())
+            throw InvalidArgument("super_kmeans_assign_iteration: tau and the assignments are written in place");
+        if (d_prime < 1 || size_t(d_prime) >= d)
+            throw InvalidArgument("super_kmeans_assign_iteration: d_prime must be in [1, d)");
+        int64_t total = 0, pruned = 0;
+        float* t = static_cast<float*>(tau.mutable_data());
+        int32_t* a = static_cast<int32_t*>(A.mutable_data());
+        {
+            py::gil_scoped_release release;
+            super_kmeans_assign_iteration(X.data(), n, d, Y.data(), k, t, a, size_t(d_prime), coeff.data(), cp,
+                                          &total, &pruned);
+        }
+        return py::make_tuple(total, pruned);
+    }, py::arg("X"), py::arg("Y"), py::arg("tau"), py::arg("assignments"), py::arg("d_prime"), py::arg("ad_coeff"),
+       py::arg("cp"),
+       "One pruned assignment pass (tau and assignments updated in place); returns (pairs, pairs pruned at d').");
 }
 
 }  // namespace nearly_py

@@ -74,3 +74,53 @@ class Kmeans:
         self.index.add(self.centroids)
         D, I = self.index.search(x, 1)
         return D.ravel(), I.ravel()
+
+
+class SuperKmeans:
+    """faiss's SuperKmeans: Kmeans's surface over SuperKMeans (k-means whose
+    assignments skip most distances; L2). Keyword arguments are the fields
+    of SuperKMeansParameters (niter, seed, verbose, max_points_per_centroid,
+    d_prime_fraction, ...). ``train(x)`` returns the final objective and
+    fills ``centroids`` (k, d), ``obj``, ``iteration_stats`` and
+    ``gemm_pruning_rates``; ``assign(x)`` gives each row's nearest centroid."""
+
+    def __init__(self, d, k, **kwargs):
+        self.d, self.k = int(d), int(k)
+        self.cp = _nearly.SuperKMeansParameters()
+        for name, value in kwargs.items():
+            getattr(self.cp, name)  # AttributeError for an unknown field, like faiss
+            setattr(self.cp, name, value)
+        self.index = _nearly.IndexFlatL2(self.d)
+        self.centroids = self.obj = self.iteration_stats = self.gemm_pruning_rates = None
+
+    def train(self, x):
+        x = np.ascontiguousarray(x, dtype="float32")
+        if x.ndim != 2 or x.shape[1] != self.d:
+            raise _nearly.InvalidArgumentError(f"SuperKmeans.train: x must have shape (n, {self.d}), got {x.shape}")
+        sk = _nearly.SuperKMeans(self.d, self.k, self.cp)
+        sk.train(x)
+        self.centroids = sk.centroids.reshape(self.k, self.d)
+        stats = [sk.iteration_stats.at(i) for i in range(sk.iteration_stats.size())]
+        self.obj = np.array([st.obj for st in stats], dtype=np.float64)
+        self.iteration_stats = [
+            {"obj": st.obj, "time": st.time, "time_search": st.time_search,
+             "imbalance_factor": st.imbalance_factor, "nsplit": st.nsplit} for st in stats]
+        self.gemm_pruning_rates = sk.gemm_pruning_rates
+        self.index.reset()
+        self.index.add(self.centroids)
+        return float(self.obj[-1]) if self.obj.size > 0 else 0.0
+
+    def assign(self, x):
+        """(D, I) of the nearest centroid of each row of x, both 1-D."""
+        assert self.centroids is not None, "should train before assigning"
+        D, I = self.index.search(np.ascontiguousarray(x, dtype="float32"), 1)
+        return D.ravel(), I.ravel()
+
+
+def precompute_ad_thresholds(d, epsilon):
+    """faiss's ADSampling threshold table (a Float32Vector of d + 1 values):
+    coeff[p] = chi2_quantile(p, 1 - epsilon) / d."""
+    from .compat import Float32Vector
+    out = Float32Vector()
+    out.assign(_nearly._precompute_ad_thresholds(int(d), float(epsilon)))
+    return out

@@ -63,6 +63,12 @@ struct KmeansStep {
     virtual double assign_update(float* centroids, size_t k, MetricType metric, float* hassign) = 0;
 };
 
+// New centroids (k x d) = the means of their points (weighted when weights
+// is not null); hassign: k sizes (sums of weights); empty clusters get zero
+// centroids and size 0 (Clustering's split then re-seeds them).
+void compute_centroids(size_t d, size_t k, size_t n, const float* x, const float* weights, const idx_t* assign,
+                       std::vector<float>& hassign, float* centroids);
+
 struct Index;
 
 // faiss's Clustering::train(n, x, index): each iteration the centroids are
