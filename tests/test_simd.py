@@ -163,3 +163,21 @@ def test_inner_products_rows_kernel(level, d, n):
         scalar = at_level("scalar", _nearly._inner_products_rows, q, X, order)
         np.testing.assert_array_less(np.abs(out - scalar), 2 * tol)
         np.testing.assert_array_equal(scalar, [at_level("scalar", _nearly.fvec_inner_product, q, X[r]) for r in order])
+
+
+@pytest.mark.parametrize("n", [0, 1, 15, 16, 17, 100, 1024, 1031])
+def test_select_within_kernel(level, n):
+    """SuperKMeans's pair test: the same indexes and partial distances as
+    the scalar reference (bit for bit) and as numpy, every tail length."""
+    rng = np.random.default_rng(n + 7)
+    ip = rng.standard_normal(n).astype(np.float32)
+    yn = (rng.random(n) * 4).astype(np.float32)
+    base = np.float32(1.5)
+    for limit in (-np.inf, 0.0, 2.0, 4.0, np.inf):
+        I, V = _nearly._select_within(ip, yn, base, limit)
+        Is, Vs = at_level("scalar", _nearly._select_within, ip, yn, base, limit)
+        np.testing.assert_array_equal(I, Is)
+        np.testing.assert_array_equal(V, Vs)
+        ref = (base + yn) - np.float32(2) * ip
+        np.testing.assert_array_equal(I, np.nonzero(ref <= np.float32(limit))[0])
+        np.testing.assert_array_equal(V, ref[I])

@@ -83,7 +83,7 @@ class PrunedAssignStep : public KmeansStep {
             });
             int64_t total = 0, pruned = 0;
             super_kmeans_assign_iteration(xr_.data(), n_, d, yr_.data(), k, tau_.data(), assign_.data(), d_prime_,
-                                          coeff_.data(), sk_.cp, &total, &pruned);
+                                          coeff_.data(), sk_.cp, &total, &pruned, &scratch_);
             rate = total ? float(double(pruned) / double(total)) : 0.f;
             adapt_d_prime(rate, d);
         }
@@ -115,6 +115,7 @@ class PrunedAssignStep : public KmeansStep {
     RandomRotationMatrix rotation_;
     std::vector<float> coeff_, xr_, yr_, tau_;
     std::vector<int32_t> assign_;
+    SuperKMeansScratch scratch_;
     const float* x_ = nullptr;
     size_t n_ = 0, d_prime_ = 0;
     int iter_ = 0;
@@ -133,85 +134,87 @@ std::vector<float> precompute_ad_thresholds(int d, double epsilon) {
 
 void super_kmeans_assign_iteration(const float* X, size_t n, size_t d, const float* Y, size_t k, float* tau,
                                    int32_t* assign, size_t d_prime, const float* ad_coeff,
-                                   const SuperKMeansParameters& cp, int64_t* total_pairs, int64_t* pruned_at_gemm) {
+                                   const SuperKMeansParameters& cp, int64_t* total_pairs, int64_t* pruned_at_gemm,
+                                   SuperKMeansScratch* scratch) {
     NEARLY_CHECK_ARG(d_prime >= 1 && d_prime < d, "super_kmeans_assign_iteration: d_prime must be in [1, d)");
     NEARLY_CHECK_ARG(cp.x_batch > 0 && cp.y_batch > 0 && cp.pdx_block_size > 0,
                      "super_kmeans_assign_iteration: x_batch, y_batch and pdx_block_size must be positive");
     for (size_t i = 0; i < n; i++)
         NEARLY_CHECK_ARG(assign[i] >= 0 && size_t(assign[i]) < k,
                          "super_kmeans_assign_iteration: assignment " + std::to_string(i) + " out of range");
+    SuperKMeansScratch local;
+    SuperKMeansScratch& s = scratch ? *scratch : local;
     const auto& kern = simd();
     // The first d' coordinates of every point and centroid, contiguous for the GEMM.
-    std::vector<float> xp(n * d_prime), yp(k * d_prime), xn(n), yn(k);
-    parallel_for_blocks(n, 4096, [&](size_t i) { std::copy(X + i * d, X + i * d + d_prime, &xp[i * d_prime]); });
-    for (size_t j = 0; j < k; j++) std::copy(Y + j * d, Y + j * d + d_prime, &yp[j * d_prime]);
-    norms_L2sqr(xp.data(), n, d_prime, xn.data());
-    norms_L2sqr(yp.data(), k, d_prime, yn.data());
-    const size_t xb = size_t(cp.x_batch), yb = size_t(cp.y_batch), block = size_t(cp.pdx_block_size);
-    const float gemm_coeff = ad_coeff[d_prime];
-    int64_t pruned_total = 0;
-    std::vector<float> ip;
-    std::vector<std::vector<std::pair<float, int32_t>>> survivors;
+    s.xp.resize(n * d_prime);
+    s.yp.resize(k * d_prime);
+    s.xn.resize(n);
+    s.yn.resize(k);
+    parallel_for_blocks(n, 4096, [&](size_t i) { std::copy(X + i * d, X + i * d + d_prime, &s.xp[i * d_prime]); });
+    for (size_t j = 0; j < k; j++) std::copy(Y + j * d, Y + j * d + d_prime, &s.yp[j * d_prime]);
+    norms_L2sqr(s.xp.data(), n, d_prime, s.xn.data());
+    norms_L2sqr(s.yp.data(), k, d_prime, s.yn.data());
+    const size_t xb = size_t(cp.x_batch), yb = std::min(size_t(cp.y_batch), k), block = size_t(cp.pdx_block_size);
+    constexpr size_t kRowsPerTask = 32;
+    std::vector<int64_t> pruned((std::min(xb, n) + kRowsPerTask - 1) / kRowsPerTask + 1, 0);
+    s.ip.resize(std::min(xb, n) * yb);
     InterruptPoll poll;
     for (size_t i0 = 0; i0 < n; i0 += xb) {
         const size_t nb = std::min(xb, n - i0);
-        survivors.assign(nb, {});
-        std::vector<int64_t> pruned(nb, 0);
+        // Tile by tile, each point's survivors are finished at once, so the
+        // distance a tile finds tightens the test for the next tiles.
         for (size_t j0 = 0; j0 < k; j0 += yb) {
             const size_t kb = std::min(yb, k - j0);
-            ip.resize(nb * kb);
-            gemm_ip(&xp[i0 * d_prime], nb, &yp[j0 * d_prime], kb, d_prime, ip.data());
-            parallel_for_blocks(nb, 64, [&](size_t r) {
-                const size_t i = i0 + r;
-                const float limit = tau[i] * gemm_coeff;
-                const float* row = &ip[r * kb];
-                auto& keep = survivors[r];
-                for (size_t c = 0; c < kb; c++) {
-                    const size_t j = j0 + c;
-                    if (int32_t(j) == assign[i]) continue;
-                    const float partial = xn[i] + yn[j] - 2 * row[c];
-                    if (partial > limit)
-                        pruned[r]++;
-                    else
-                        keep.emplace_back(partial, int32_t(j));
-                }
-            });
-        }
-        // The survivors, nearest partial distance first (an early winner
-        // tightens tau for the rest), finished a block of coordinates at a
-        // time and dropped as soon as the test says so.
-        parallel_for_blocks(nb, 16, [&](size_t r) {
-            const size_t i = i0 + r;
-            auto& keep = survivors[r];
-            std::sort(keep.begin(), keep.end());
-            const float* x = X + i * d;
-            for (const auto& cand : keep) {
-                const float* y = Y + size_t(cand.second) * d;
-                float dist = cand.first;
-                size_t p = d_prime;
-                bool dropped = false;
-                while (p < d) {
-                    const size_t len = std::min(block, d - p);
-                    dist += kern.l2sqr(x + p, y + p, len);
-                    p += len;
-                    if (p < d && dist > tau[i] * ad_coeff[p]) {
-                        dropped = true;
-                        break;
+            gemm_ip(&s.xp[i0 * d_prime], nb, &s.yp[j0 * d_prime], kb, d_prime, s.ip.data());
+            parallel_for((nb + kRowsPerTask - 1) / kRowsPerTask, [&](size_t t) {
+                std::vector<int32_t> cand(kb + 16);  // select_within's room
+                std::vector<float> part(kb + 16);
+                int64_t dropped_here = 0;
+                for (size_t r = t * kRowsPerTask; r < std::min(nb, (t + 1) * kRowsPerTask); r++) {
+                    const size_t i = i0 + r;
+                    const float limit = tau[i] * ad_coeff[d_prime], xni = s.xn[i];
+                    const float* row = &s.ip[r * kb];
+                    const float* yn = &s.yn[j0];
+                    const size_t m = kern.select_within(row, yn, kb, xni, limit, cand.data(), part.data());
+                    dropped_here += int64_t(kb - m);
+                    // The nearest partial distance first: an early winner tightens tau for the rest.
+                    size_t best = 0;
+                    for (size_t c = 1; c < m; c++)
+                        if (part[c] < part[best]) best = c;
+                    if (m) {
+                        std::swap(part[0], part[best]);
+                        std::swap(cand[0], cand[best]);
+                    }
+                    const float* x = X + i * d;
+                    for (size_t c = 0; c < m; c++) {
+                        const int32_t j = int32_t(j0) + cand[c];
+                        if (j == assign[i]) continue;
+                        const float* y = Y + size_t(j) * d;
+                        float dist = part[c];
+                        if (dist > tau[i] * ad_coeff[d_prime]) continue;  // tau has tightened since
+                        size_t p = d_prime;
+                        while (p < d) {
+                            const size_t len = std::min(block, d - p);
+                            dist += kern.l2sqr(x + p, y + p, len);
+                            p += len;
+                            if (p < d && dist > tau[i] * ad_coeff[p]) break;
+                        }
+                        if (p < d || dist >= tau[i]) continue;
+                        // A change: tau stays an exact distance.
+                        const float exact = kern.l2sqr(x, y, d);
+                        if (exact < tau[i]) {
+                            tau[i] = exact;
+                            assign[i] = j;
+                        }
                     }
                 }
-                if (dropped || dist >= tau[i]) continue;
-                // A change: tau stays an exact distance.
-                const float exact = kern.l2sqr(x, y, d);
-                if (exact < tau[i]) {
-                    tau[i] = exact;
-                    assign[i] = cand.second;
-                }
-            }
-            std::vector<std::pair<float, int32_t>>().swap(keep);
-        });
-        for (int64_t c : pruned) pruned_total += c;
+                pruned[t] += dropped_here;
+            });
+        }
         poll();
     }
+    int64_t pruned_total = 0;
+    for (int64_t c : pruned) pruned_total += c;
     if (total_pairs) *total_pairs += int64_t(n) * int64_t(k);
     if (pruned_at_gemm) *pruned_at_gemm += pruned_total;
 }

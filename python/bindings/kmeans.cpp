@@ -8,6 +8,7 @@
 #include "nearly/flat.h"
 #include "nearly/index.h"
 #include "nearly/kmeans.h"
+#include "nearly/simd.h"
 #include "nearly/super_kmeans.h"
 
 namespace nearly_py {
@@ -230,6 +231,20 @@ void bind_kmeans(py::module_& m) {
         .def_property_readonly("iteration_stats",
                                [](const SuperKMeans& self) { return IterationStatsVector{self.iteration_stats}; });
 
+    // Test hook: the active level's select_within (simd.h).
+    m.def("_select_within", [](py::handle ip_obj, py::handle yn_obj, float base, float limit) {
+        FloatArray ip = to_array<FloatArray>(ip_obj, "ip"), yn = to_array<FloatArray>(yn_obj, "yn");
+        if (ip.size() != yn.size()) throw InvalidArgument("_select_within: ip and yn of the same length");
+        const size_t n = size_t(ip.size());
+        std::vector<int32_t> idx(n + 16);
+        std::vector<float> out(n + 16);
+        const size_t m = simd().select_within(ip.data(), yn.data(), n, base, limit, idx.data(), out.data());
+        py::array_t<int32_t> I(m);
+        py::array_t<float> V(m);
+        std::copy(idx.begin(), idx.begin() + m, I.mutable_data());
+        std::copy(out.begin(), out.begin() + m, V.mutable_data());
+        return py::make_tuple(I, V);
+    }, py::arg("ip"), py::arg("yn"), py::arg("base"), py::arg("limit"));
     m.def("_precompute_ad_thresholds", [](int d, double epsilon) {
         std::vector<float> c = precompute_ad_thresholds(d, epsilon);
         py::array_t<float> out(c.size());

@@ -108,6 +108,13 @@ struct SimdKernels {
     // C[m][b[m]]||^2, or of their inner products when ip. Sums in the level's
     // order (HNSW pruning on codes, hnsw_pq.cpp).
     float (*pq_sdc8)(const float* C, size_t dsub, size_t M, const uint8_t* a, const uint8_t* b, bool ip);
+    // SuperKMeans's test (super_kmeans.h): the c < n whose partial distance
+    // (base + yn[c]) - 2 ip[c] is <= limit, their indexes in idx (ascending)
+    // and partial distances in out (both with room for n + 16: a level may
+    // write a whole vector past the last one kept); returns how many. The
+    // same values at every level.
+    size_t (*select_within)(const float* ip, const float* yn, size_t n, float base, float limit, int32_t* idx,
+                            float* out);
 };
 
 // The vecmat kernels of each level (cpp/src/simd/<isa>/vecmat.cpp, compiled
@@ -145,6 +152,11 @@ void pq4_scan_block_avx2(const uint8_t* block, size_t npairs, const uint8_t* con
 void pq4_pack_lut_avx512(const uint8_t* lut, size_t npairs, size_t ntail, uint8_t* packed);
 void pq4_scan_block_avx512(const uint8_t* block, size_t npairs, const uint8_t* const* packed, size_t nq,
                            const uint16_t* thr, uint16_t* sums, uint32_t* masks, const PQ4Tail& tail);
+
+size_t select_within_scalar(const float* ip, const float* yn, size_t n, float base, float limit, int32_t* idx,
+                            float* out);
+size_t select_within_avx512(const float* ip, const float* yn, size_t n, float base, float limit, int32_t* idx,
+                            float* out);
 
 size_t nearest_transposed_scalar(const float* x, size_t d, const float* ct, const float* norms, size_t k, float* score);
 size_t nearest_transposed_avx2(const float* x, size_t d, const float* ct, const float* norms, size_t k, float* score);

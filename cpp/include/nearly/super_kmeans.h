@@ -47,10 +47,15 @@ std::vector<float> precompute_ad_thresholds(int d, double epsilon);
 // out: the distance to the new assignment (exact: recomputed in full for
 // every change). ad_coeff: d + 1 thresholds. Counts the (point, centroid)
 // pairs and those dropped at the d' test.
+// The buffers of one pass, kept across the iterations of a training (they
+// grow only).
+struct SuperKMeansScratch {
+    std::vector<float> xp, yp, xn, yn, ip;
+};
 void super_kmeans_assign_iteration(const float* X, size_t n, size_t d, const float* Y, size_t k, float* tau,
                                    int32_t* assign, size_t d_prime, const float* ad_coeff,
                                    const SuperKMeansParameters& cp, int64_t* total_pairs = nullptr,
-                                   int64_t* pruned_at_gemm = nullptr);
+                                   int64_t* pruned_at_gemm = nullptr, SuperKMeansScratch* scratch = nullptr);
 
 struct SuperKMeans {
     SuperKMeansParameters cp;

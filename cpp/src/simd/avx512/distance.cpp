@@ -269,7 +269,7 @@ const SimdKernels& kernels_avx512() {
     static const SimdKernels k{SimdLevel::avx512, inner_product, l2sqr, inner_products_ny, l2sqr_ny, inner_products_rows,
                                cpu_has_vnni() ? dot_i8_vnni : dot_i8, {MR, NR}, gemm_micro,
                                vecmat_unfused_avx512, vecmat_fused_avx512, ip_4q, l2sqr_4q, pq_adc8_avx512, nearest_transposed_avx512,
-                               pq4_pack_lut_avx512, pq4_scan_block_avx512, l1_ny, linf_ny, pq_sdc8_avx2};
+                               pq4_pack_lut_avx512, pq4_scan_block_avx512, l1_ny, linf_ny, pq_sdc8_avx2, select_within_avx512};
     return k;
 }
 

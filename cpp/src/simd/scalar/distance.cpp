@@ -86,7 +86,7 @@ void linf_ny(const float* q, const float* x, size_t d, size_t ny, float* out) {
 const SimdKernels& kernels_scalar() {
     static const SimdKernels k{SimdLevel::scalar, inner_product, l2sqr, inner_products_ny, l2sqr_ny, inner_products_rows,
                                dot_i8, {MR, NR}, gemm_micro, vecmat_unfused_scalar, vecmat_fused_scalar, ip_4q, l2sqr_4q, pq_adc8_scalar, nearest_transposed_scalar,
-                               pq4_pack_lut_scalar, pq4_scan_block_scalar, l1_ny, linf_ny, pq_sdc8_scalar};
+                               pq4_pack_lut_scalar, pq4_scan_block_scalar, l1_ny, linf_ny, pq_sdc8_scalar, select_within_scalar};
     return k;
 }
 
