@@ -22,7 +22,7 @@ import time
 
 import numpy as np
 
-from search_metrics import best_qps, libraries, load_real, recall, write_results
+from search_metrics import best_qps, real_problem, recall, write_results
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -55,12 +55,8 @@ def main():
     ap.add_argument("--out", default=os.path.join(HERE, "results", "ondisk.json"))
     args = ap.parse_args()
 
-    faiss, nearly = libraries(args.threads)
-    xb, xq = (np.ascontiguousarray(x) for x in load_real())
+    faiss, nearly, xb, xq, gt = real_problem(args.threads, args.k)
     d = xb.shape[1]
-    exact = nearly.IndexFlatL2(d)
-    exact.add(xb)
-    gt = exact.search(xq, args.k)[1]
     rows = []
     tmp = tempfile.mkdtemp(prefix="nearly_ondisk_")
     try:

@@ -26,6 +26,16 @@ def load_real():
         return z["base"].astype(np.float32), z["queries"].astype(np.float32)
 
 
+def real_problem(threads, k=10, inner_product=False):
+    """The common setup: (faiss, nearly) at threads, the real base and
+    queries (contiguous float32), and each query's exact k nearest ids."""
+    faiss, nearly = libraries(threads)
+    xb, xq = (np.ascontiguousarray(x) for x in load_real())
+    exact = nearly.IndexFlatIP(xb.shape[1]) if inner_product else nearly.IndexFlatL2(xb.shape[1])
+    exact.add(xb)
+    return faiss, nearly, xb, xq, exact.search(xq, k)[1]
+
+
 def recall(I, gt, k):
     """Mean fraction of each query's k true neighbours among its results (-1 ignored)."""
     return float(np.mean([len(set(a[a >= 0]) & set(b)) / k for a, b in zip(I, gt)]))

@@ -17,7 +17,7 @@ import time
 
 import numpy as np
 
-from search_metrics import libraries, load_real, recall, write_results
+from search_metrics import real_problem, recall, write_results
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -31,12 +31,8 @@ def main():
     ap.add_argument("--out", default=os.path.join(HERE, "results", "super_kmeans.json"))
     args = ap.parse_args()
 
-    faiss, nearly = libraries(args.threads)
-    xb, xq = (np.ascontiguousarray(x) for x in load_real())
+    faiss, nearly, xb, xq, gt = real_problem(args.threads, 10)
     d = xb.shape[1]
-    exact = nearly.IndexFlatL2(d)
-    exact.add(xb)
-    gt = exact.search(xq, 10)[1]
     rows = []
     for lib in (nearly, faiss):
         for method in ("Kmeans", "SuperKmeans"):

@@ -250,3 +250,31 @@ def seconds_until_interrupted(call, after=0.5):
     elapsed = time.perf_counter() - t0
     timer.join()
     return elapsed
+
+
+def search_while(index, xq, k, write, id_limit, threads=3):
+    """Calls write() while `threads` threads search index over and over;
+    every result must be well formed (ids in [-1, id_limit), finite
+    distances). Returns the exceptions the searches raised."""
+    import threading
+
+    errors, stop = [], threading.Event()
+
+    def search():
+        try:
+            while not stop.is_set():
+                D, I = index.search(xq, k)
+                assert ((I >= -1) & (I < id_limit)).all() and np.isfinite(D[I >= 0]).all()
+        except Exception as e:  # noqa: BLE001 - handed back to the test
+            errors.append(e)
+
+    workers = [threading.Thread(target=search) for _ in range(threads)]
+    for t in workers:
+        t.start()
+    try:
+        write()
+    finally:
+        stop.set()
+        for t in workers:
+            t.join()
+    return errors

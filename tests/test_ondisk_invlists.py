@@ -4,13 +4,12 @@ naming the file, IO_FLAG_ONDISK_SAME_DIR). Every search is checked against
 the same index with its lists in memory."""
 import os
 import shutil
-import threading
 
 import numpy as np
 import pytest
 
 import nearly
-from _testutil import randn
+from _testutil import randn, search_while
 
 D = 24
 FAMILIES = ["IVF32,Flat", "IVF32,PQ8", "IVF32,SQ8", "IVF32,PQ8x4fs", "IVF32,RaBitQ", "PCA16,IVF32,SQ4"]
@@ -283,25 +282,12 @@ def test_searches_while_adding(tmp_path, data):
     index = trained("IVF32,Flat", xt)
     to_disk(index, tmp_path / "l")
     index.add(xb[:100])
-    errors, stop = [], threading.Event()
 
-    def search():
-        try:
-            while not stop.is_set():
-                D, I = index.search(xq, 5)
-                assert (I < len(xb)).all() and (I >= -1).all()
-                assert np.isfinite(D[I >= 0]).all()
-        except Exception as e:  # noqa: BLE001 - reported below
-            errors.append(e)
+    def adds():
+        for i in range(100, len(xb), 97):
+            index.add(xb[i:i + 97])
 
-    threads = [threading.Thread(target=search) for _ in range(3)]
-    for t in threads:
-        t.start()
-    for i in range(100, len(xb), 97):
-        index.add(xb[i:i + 97])
-    stop.set()
-    for t in threads:
-        t.join()
+    errors = search_while(index, xq, 5, adds, len(xb))
     assert not errors
     mem = trained("IVF32,Flat", xt)
     mem.add(xb)

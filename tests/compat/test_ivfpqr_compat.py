@@ -2,13 +2,12 @@
 embeddings: with faiss's trained centroids and codebooks copied over, the
 same neighbours, distances and reconstructions; trained by nearly, the same
 recall; and what it refuses."""
-import threading
-
 import numpy as np
 import pytest
 
 import nearly
 from _hnswutil import real_data
+from _testutil import search_while
 
 faiss = pytest.importorskip("faiss")
 
@@ -180,24 +179,12 @@ def test_searches_while_adding(pair, data):
     index.refine_pq = n.refine_pq
     index.nprobe = 8
     index.add(xb[:500])
-    errors, stop = [], threading.Event()
 
-    def search():
-        try:
-            while not stop.is_set():
-                D, I = index.search(xq[:20], 5)
-                assert ((I >= -1) & (I < len(xb))).all() and np.isfinite(D[I >= 0]).all()
-        except Exception as e:  # noqa: BLE001 - reported below
-            errors.append(e)
+    def adds():
+        for i0 in range(500, len(xb), 1500):
+            index.add(xb[i0:i0 + 1500])
 
-    threads = [threading.Thread(target=search) for _ in range(2)]
-    for t in threads:
-        t.start()
-    for i0 in range(500, len(xb), 1500):
-        index.add(xb[i0:i0 + 1500])
-    stop.set()
-    for t in threads:
-        t.join()
+    errors = search_while(index, xq[:20], 5, adds, len(xb), threads=2)
     assert not errors
     np.testing.assert_array_equal(index.search(xq, 10)[1], n.search(xq, 10)[1])
 
