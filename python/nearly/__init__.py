@@ -75,7 +75,8 @@ from .compat import IndexFlatCodes, IndexHNSW, check_compatible_for_merge, get_m
 from .matrix_stats import MatrixStats  # noqa: F401
 from .compat import Float32Vector, Float64Vector, Int8Vector, Int16Vector, Int32Vector, Int64Vector  # noqa: F401
 from .compat import UInt8Vector, UInt16Vector, UInt32Vector, UInt64Vector, LongVector, IDXVector  # noqa: F401
-from .persistence import read_VectorTransform, write_VectorTransform  # noqa: F401
+from .persistence import (read_ProductQuantizer, read_VectorTransform, write_ProductQuantizer,  # noqa: F401
+                          write_VectorTransform)
 from .persistence import read_index_binary, write_index_binary  # noqa: F401,F811
 from .io_objects import BufferedIOReader, BufferedIOWriter, FileIOReader, FileIOWriter  # noqa: F401
 from .io_objects import IOReader, IOWriter, PyCallbackIOReader, PyCallbackIOWriter  # noqa: F401

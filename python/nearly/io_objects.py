@@ -218,6 +218,10 @@ def write_to(writer, data):
     writer.flush()
 
 
+# What write_index(None, ...) writes: faiss's "null" index, read back as None.
+NULL_INDEX = b"NEARLYNO"
+
+
 def read_one_index(reader):
     """One serialized index's bytes from the reader: the framed ones by the
     size in their header, the multi-vector ones (no total size) up to the
@@ -229,5 +233,7 @@ def read_one_index(reader):
         return head + rest + reader.read_exactly(size + 8)
     if head in _UNFRAMED_MAGICS:
         return head + reader.read_to_end()
+    if head == NULL_INDEX:
+        return head
     # Anything else is refused at once (reading on could never end).
     return head

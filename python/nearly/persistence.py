@@ -7,7 +7,7 @@ import os
 import numpy as np
 
 from . import _nearly
-from .io_objects import IOReader, IOWriter, read_one_index, write_to
+from .io_objects import NULL_INDEX, IOReader, IOWriter, read_one_index, write_to
 from .multivector import IndexMultiVectorFlat, IndexMuvera, _TokenStoreIndex
 
 _READERS = {b"NEARLYMV": IndexMultiVectorFlat.deserialize, b"NEARLYMU": IndexMuvera.deserialize}
@@ -22,6 +22,8 @@ def _path(fname):
 
 
 def serialize_index(index):
+    if index is None:  # faiss's null index
+        return np.frombuffer(NULL_INDEX, dtype=np.uint8).copy()
     if isinstance(index, _TokenStoreIndex):
         data = index.serialize()
         return data if isinstance(data, np.ndarray) else np.frombuffer(data, dtype=np.uint8).copy()
@@ -32,6 +34,8 @@ def deserialize_index(data, io_flags=0):
     # The magic alone decides (no copy of a big native index to look at it).
     head = data[:8].tobytes() if isinstance(data, np.ndarray) and data.ndim == 1 else bytes(data[:8]) if isinstance(
         data, (bytes, bytearray, memoryview)) else None
+    if head == NULL_INDEX and len(data) == len(NULL_INDEX):
+        return None
     if head is not None and head in _READERS:
         raw = data.tobytes() if isinstance(data, np.ndarray) else bytes(data)
         index = _READERS[head](raw)
@@ -45,7 +49,7 @@ def write_index(index, fname):
     VectorIOWriter, FileIOWriter, BufferedIOWriter)."""
     if isinstance(fname, IOWriter):
         return write_to(fname, serialize_index(index))
-    if isinstance(index, _TokenStoreIndex):
+    if index is None or isinstance(index, _TokenStoreIndex):
         data = serialize_index(index)
         path = _path(fname)
         tmp = path + ".tmp"
@@ -65,6 +69,8 @@ def read_index(fname, io_flags=0):
     try:
         with open(path, "rb") as f:
             head = f.read(8)
+            if head == NULL_INDEX and not f.read(1):
+                return None
             if head in _READERS:
                 index = _READERS[head](head + f.read())
                 index.read_only = bool(io_flags & _READ_ONLY_FLAGS)
@@ -89,6 +95,23 @@ def read_VectorTransform(fname):
         raise _nearly.IndexFileError(f"read_VectorTransform: {fname} does not hold a transform written by "
                                      "write_VectorTransform")
     return chain[0]
+
+
+def write_ProductQuantizer(pq, fname):
+    """A ProductQuantizer alone to a file or writer (nearly's format): the
+    codebook inside an empty IndexPQ, which read_ProductQuantizer takes
+    apart again."""
+    index = _nearly.IndexPQ(pq.d, pq.M, pq.nbits)
+    index.pq = pq
+    write_index(index, fname)
+
+
+def read_ProductQuantizer(fname):
+    index = read_index(fname)
+    if type(index) is not _nearly.IndexPQ or index.ntotal != 0:
+        raise _nearly.IndexFileError(f"read_ProductQuantizer: {fname} does not hold a quantizer written by "
+                                     "write_ProductQuantizer")
+    return index.pq
 
 
 def write_index_binary(index, fname):

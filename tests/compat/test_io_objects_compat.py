@@ -167,3 +167,49 @@ def test_more_io_flags(x, tmp_path):
     assert nearly.IO_FLAG_MMAP_IFC == faiss.IO_FLAG_MMAP_IFC
     with pytest.raises(RuntimeError, match="read-only|cannot be modified"):
         mapped.add(x[:3])
+
+
+def test_product_quantizer_files(tmp_path):
+    """faiss's write_ProductQuantizer / read_ProductQuantizer (to a path or
+    a writer): the codebook and shape back, and codes equal to faiss's from
+    the same codebook."""
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((3000, 32)).astype(np.float32)
+    index = nearly.IndexPQ(32, 4, 6)
+    index.train(x)
+    path = str(tmp_path / "pq")
+    nearly.write_ProductQuantizer(index.pq, path)
+    back = nearly.read_ProductQuantizer(path)
+    assert (back.d, back.M, back.nbits, back.dsub, back.ksub) == (32, 4, 6, 8, 64)
+    np.testing.assert_array_equal(nearly.vector_to_array(back.centroids), nearly.vector_to_array(index.pq.centroids))
+    np.testing.assert_array_equal(back.compute_codes(x[:50]), index.pq.compute_codes(x[:50]))
+    fpq = faiss.ProductQuantizer(32, 4, 6)
+    faiss.copy_array_to_vector(nearly.vector_to_array(back.centroids), fpq.centroids)
+    np.testing.assert_array_equal(fpq.compute_codes(x[:50]), back.compute_codes(x[:50]))
+    writer = nearly.VectorIOWriter()
+    nearly.write_ProductQuantizer(index.pq, writer)
+    reader = nearly.VectorIOReader()
+    nearly.copy_array_to_vector(nearly.vector_to_array(writer.data), reader.data)
+    assert nearly.read_ProductQuantizer(reader).M == 4
+    nearly.write_index(nearly.IndexFlatL2(32), path)
+    with pytest.raises(nearly.IndexFileError, match="write_ProductQuantizer"):
+        nearly.read_ProductQuantizer(path)
+
+
+def test_null_index_round_trips(tmp_path):
+    """faiss's null index: write_index(None, ...) reads back as None (a
+    file, a writer, serialize_index)."""
+    path = str(tmp_path / "null")
+    nearly.write_index(None, path)
+    assert nearly.read_index(path) is None
+    writer = nearly.VectorIOWriter()
+    nearly.write_index(None, writer)
+    reader = nearly.VectorIOReader()
+    nearly.copy_array_to_vector(np.array(nearly.vector_to_array(writer.data)), reader.data)
+    assert nearly.read_index(reader) is None
+    assert nearly.deserialize_index(nearly.serialize_index(None)) is None
+    # the magic with bytes after it is no null index
+    with open(path, "ab") as f:
+        f.write(b"x")
+    with pytest.raises(nearly.IndexFileError):
+        nearly.read_index(path)
