@@ -360,13 +360,14 @@ void bind_ivf(py::module_& m) {
                       [](IndexIVF& i, long long v) { i.nprobe = check_nprobe(v); })
         .def_property("parallel_mode", [](const IndexIVF& i) { return i.parallel_mode; },
                       [](IndexIVF& i, int v) {
-                          if (v & 1024)
-                              throw NotSupported("parallel_mode: PARALLEL_MODE_NO_HEAP_INIT not implemented in "
-                                                 "nearly (its searches always start from empty results)");
-                          if (v < 0 || v > 3) throw InvalidArgument("parallel_mode must be 0 to 3");
+                          if (v < 0 || (v & ~1024) > 3)
+                              throw InvalidArgument("parallel_mode must be 0 to 3, with PARALLEL_MODE_NO_HEAP_INIT "
+                                                    "(1024) or not");
                           i.parallel_mode = v;
                       },
-                      "faiss's OpenMP split, kept for code that sets it: nearly picks its own (same results).")
+                      "faiss's OpenMP split, kept for code that sets it: nearly picks its own (same results). "
+                      "PARALLEL_MODE_NO_HEAP_INIT (1024): search_preassigned(..., D=, I=) merges its results "
+                      "into the ones D and I hold.")
         .def_property("max_codes", [](const IndexIVF& i) { return i.max_codes; },
                       [](IndexIVF& i, long long v) { i.max_codes = check_max_codes(v); },
                       "Codes scanned per query at most, the last list in part (0: no limit), as faiss; "

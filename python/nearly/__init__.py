@@ -110,7 +110,8 @@ from .autotune import (  # noqa: F401
 IVFSearchParameters = SearchParametersIVF  # faiss's older name for it
 IVFPQSearchParameters = SearchParametersIVFPQ  # and for this one
 from .compat import downcast_IndexBinary, downcast_VectorTransform  # noqa: F401
-from .compat import AdditiveQuantizer, IndexAdditiveQuantizerFastScan, downcast_AdditiveQuantizer  # noqa: F401
+from .compat import (AdditiveQuantizer, IndexAdditiveQuantizerFastScan, downcast_AdditiveQuantizer,  # noqa: F401
+                     downcast_Quantizer)
 from .additive_family import (  # noqa: F401
     IndexIVFLocalSearchQuantizer, IndexIVFLocalSearchQuantizerFastScan, IndexIVFProductLocalSearchQuantizer,
     IndexIVFProductLocalSearchQuantizerFastScan, IndexIVFProductResidualQuantizer,

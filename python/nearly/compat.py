@@ -898,6 +898,12 @@ def downcast_AdditiveQuantizer(aq):
     return aq
 
 
+def downcast_Quantizer(q):
+    """faiss's downcast_Quantizer (any Quantizer to its class): nearly's
+    quantizers (PQ, SQ, RQ, LSQ, RaBitQ) already come out as their own class."""
+    return q
+
+
 def IndexAdditiveQuantizerFastScan(index, bbs=32):
     """faiss's conversion of a 4-bit additive-quantizer index to fast-scan:
     an IndexResidualQuantizer (nearly's only additive quantizer) becomes an
@@ -1032,3 +1038,33 @@ def _no_norm_cache(self):
 
 _nearly.IndexFlatL2.sync_l2norms = _no_norm_cache
 _nearly.IndexFlatL2.clear_l2norms = _no_norm_cache
+
+
+# faiss's search_preassigned(x, k, Iq, Dq, params=None, D=None, I=None):
+# the results written into the caller's D and I; with the index's
+# parallel_mode holding PARALLEL_MODE_NO_HEAP_INIT they are merged with what
+# D and I already hold (faiss's way of scanning the lists a slice at a time
+# into one ResultHeap: nearly's heaps are sorted arrays, best first).
+_nearly.IndexIVF.PARALLEL_MODE_NO_HEAP_INIT = 1024
+_search_preassigned = _nearly.IndexIVF.search_preassigned
+
+
+def _search_preassigned_into(self, x, k, Iq, Dq=None, params=None, D=None, I=None, stats=None):
+    Dr, Ir = _search_preassigned(self, x, k, Iq, Dq, params=params)
+    if D is None and I is None:
+        return Dr, Ir
+    for name, out, dtype in (("D", D, np.float32), ("I", I, np.int64)):
+        if not (isinstance(out, np.ndarray) and out.dtype == dtype and out.shape == Dr.shape
+                and out.flags.c_contiguous and out.flags.writeable):
+            raise ValueError(f"search_preassigned: {name} must be a writeable C-contiguous {np.dtype(dtype).name} "
+                             f"array of shape {Dr.shape}")
+    if self.parallel_mode & 1024:
+        from .result_heap import best_k
+        keep_max = self.metric_type == _nearly.METRIC_INNER_PRODUCT
+        Dr, Ir = best_k(np.concatenate([D, Dr], axis=1), np.concatenate([I, Ir], axis=1), Dr.shape[1], keep_max)
+    D[:], I[:] = Dr, Ir
+    return D, I
+
+
+_search_preassigned_into.__doc__ = _search_preassigned.__doc__
+_nearly.IndexIVF.search_preassigned = _search_preassigned_into

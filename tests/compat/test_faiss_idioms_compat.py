@@ -158,8 +158,8 @@ def test_parallel_mode_is_kept_and_changes_nothing(x):
         D, I = index.search(x[:50], 5)
         np.testing.assert_array_equal(I, I0)
         np.testing.assert_array_equal(D, D0)
-    with pytest.raises(RuntimeError, match="not implemented"):
-        index.parallel_mode = 1024  # faiss's PARALLEL_MODE_NO_HEAP_INIT
+    index.parallel_mode = 1024  # faiss's PARALLEL_MODE_NO_HEAP_INIT: plain searches are unchanged
+    np.testing.assert_array_equal(index.search(x[:50], 5)[1], I0)
     with pytest.raises(ValueError):
         index.parallel_mode = 7
 
@@ -392,3 +392,49 @@ def test_ivfpq_inner_product_over_an_l2_quantizer(x, fast_scan):
     if not fast_scan:
         np.testing.assert_array_equal(res["nearly"][1], res["faiss"][1])
     np.testing.assert_allclose(res["nearly"][0], res["faiss"][0], rtol=1e-2 if fast_scan else 1e-5)
+
+
+@pytest.mark.parametrize("metric", [nearly.METRIC_L2, nearly.METRIC_INNER_PRODUCT])
+def test_sequential_scan_into_one_result_heap(metric):
+    """faiss's sequential scan (tests/test_ivflib.py): the lists searched a
+    bucket at a time with search_preassigned(..., D=rh.D, I=rh.I) under
+    PARALLEL_MODE_NO_HEAP_INIT, each call merged into the heap: the same
+    results as one search."""
+    rng = np.random.default_rng(4)
+    xb = rng.standard_normal((3000, 20)).astype(np.float32)
+    xq = rng.standard_normal((30, 20)).astype(np.float32)
+    index = nearly.index_factory(20, "IVF40,SQ8", metric)
+    index.train(xb)
+    index.add(xb)
+    index.nprobe = 8
+    Dref, Iref = index.search(xq, 10)
+    coarse_dis, assign = index.quantizer.search(xq, index.nprobe)
+    rh = nearly.ResultHeap(len(xq), 10, keep_max=metric == nearly.METRIC_INNER_PRODUCT)
+    index.parallel_mode |= index.PARALLEL_MODE_NO_HEAP_INIT
+    for l0 in range(0, index.nlist, 7):
+        sub = assign.copy()
+        sub[(assign < l0) | (assign >= l0 + 7)] = -1
+        index.search_preassigned(xq, 10, sub, coarse_dis, D=rh.D, I=rh.I)
+    rh.finalize()
+    np.testing.assert_array_equal(rh.I, Iref)
+    np.testing.assert_allclose(rh.D, Dref, rtol=1e-6)
+    # without the flag the arrays are overwritten
+    index.parallel_mode = 0
+    D, I = np.zeros((30, 10), np.float32), np.zeros((30, 10), np.int64)
+    index.search_preassigned(xq, 10, assign, coarse_dis, D=D, I=I)
+    np.testing.assert_array_equal(I, Iref)
+    with pytest.raises(ValueError, match="writeable C-contiguous"):
+        index.search_preassigned(xq, 10, assign, coarse_dis, D=D[:, :5], I=I)
+    with pytest.raises(ValueError):
+        index.parallel_mode = 4
+
+
+@pytest.mark.parametrize("spec, attr", [("PQ8", "pq"), ("SQ8", "sq"), ("RQ2x4", "rq"), ("IVF8,RQ2x4fs_Nrq2x4", "aq")])
+def test_downcast_quantizer_like_faiss(spec, attr):
+    names = []
+    for lib in (faiss, nearly):
+        index = lib.index_factory(16, spec)
+        q = lib.downcast_Quantizer(getattr(index, attr))
+        names.append(type(q).__name__)
+        assert q.d == 16
+    assert names[0] == names[1]
