@@ -84,7 +84,7 @@ def test_remove_update_reconstruct_reset(tmp_path, data):
     np.testing.assert_array_equal(disk.reconstruct(3), xb[4003])
     np.testing.assert_array_equal(disk.reconstruct(10007), xb[7])
     disk.reset()
-    assert disk.ntotal == 0 and os.path.getsize(tmp_path / "l") == 0
+    assert disk.ntotal == 0 and nearly.downcast_InvertedLists(disk.invlists).totsize == 0
     disk.add(xb[:100])
     mem.reset()
     mem.add(xb[:100])
@@ -184,6 +184,31 @@ def test_read_only_opens(tmp_path, data):
     third = nearly.read_index(str(tmp_path / "i"))  # the writer is gone: writable again
     third.add(xb[:3])
     assert third.ntotal == len(xb) + 3
+
+
+def test_readers_never_fault(tmp_path, data):
+    """A read-only index on a lists file holds a shared lock: the file cannot
+    be created anew under it; and a writer's reset keeps the file's size
+    (a hole where the blocks were), so the reader's pages stay mapped."""
+    xt, xb, xq = data
+    index = trained("IVF32,Flat", xt)
+    to_disk(index, tmp_path / "l")
+    index.add(xb)
+    nearly.write_index(index, str(tmp_path / "i"))
+    del index
+    reader = nearly.read_index(str(tmp_path / "i"), nearly.IO_FLAG_READ_ONLY)
+    with pytest.raises(RuntimeError, match="cannot be emptied"):
+        nearly.OnDiskInvertedLists(32, reader.code_size, str(tmp_path / "l"))
+    D0, I0 = reader.search(xq, 5)
+    size = os.path.getsize(tmp_path / "l")
+    del reader
+    writer = nearly.read_index(str(tmp_path / "i"))
+    late_reader = nearly.read_index(str(tmp_path / "i"), nearly.IO_FLAG_READ_ONLY)
+    writer.reset()
+    assert os.path.getsize(tmp_path / "l") == size
+    late_reader.search(xq, 5)  # stale (one writer at a time is the rule), but no fault
+    writer.add(xb[:10])
+    assert writer.ntotal == 10
 
 
 def test_serialized_copies_are_independent(tmp_path, data):

@@ -45,8 +45,8 @@ std::shared_ptr<ListFile> ListFile::create(const std::string& path, size_t nlist
     f->fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (f->fd_ < 0) throw std::runtime_error(os_error("could not create the lists file", path));
     if (flock(f->fd_, LOCK_EX | LOCK_NB) != 0)
-        throw NotSupported("the lists file " + path + " is open for writing by another index (this process or "
-                           "another): one index writes a lists file at a time");
+        throw NotSupported("the lists file " + path + " is open in another index (this process or another): it "
+                           "cannot be emptied for new lists under it");
     if (ftruncate(f->fd_, 0) != 0) throw std::runtime_error(os_error("could not empty the lists file", path));
     f->slots_.resize(nlist);
     return f;
@@ -73,6 +73,9 @@ std::shared_ptr<ListFile> ListFile::open(const std::string& path, std::vector<Sl
         f->read_only_reason_ = "the lists file " + path + " is open for writing by another index (this process or "
                                "another): this index can search it but not change it";
     }
+    // A reader holds a shared lock where it can, so that no index creates
+    // the file anew under it (OnDiskInvertedLists empties an existing file).
+    if (!writable) (void)flock(f->fd_, LOCK_SH | LOCK_NB);
     if (!writable && f->read_only_reason_.empty())
         f->read_only_reason_ = "the lists file " + path + " was opened read-only";
     struct stat sb;
@@ -228,7 +231,12 @@ void ListFile::clear() {
     for (Slot& s : slots_) s = Slot{};
     free_.clear();
     end_ = 0;
-    map(0);
+    // The file keeps its size: another index mapping it (read-only, opened
+    // while this one wrote) would fault on pages past a shorter end. Its
+    // blocks are given back where the file system can (a hole reads as zeros).
+#ifdef FALLOC_FL_PUNCH_HOLE
+    if (file_size_) (void)fallocate(fd_, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, off_t(file_size_));
+#endif
 }
 
 void ListFile::sync() const {
