@@ -6,9 +6,8 @@
 #include <cstring>
 #include <string>
 
-#include "nearly/parallel.h"
-
 #include "nearly/io.h"
+#include "nearly/parallel.h"
 
 namespace nearly {
 

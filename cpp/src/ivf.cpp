@@ -444,13 +444,19 @@ void IndexIVF::add_sa_codes(idx_t n, const uint8_t* codes, const idx_t* ids) {
     check_writable();
     NEARLY_CHECK_ARG(n >= 0, "the number of codes must be non-negative");
     if (!is_trained) throw NotSupported("Error: '!(is_trained)' failed: IVF index is not trained");
-    const size_t cc = coarse_code_size(), cs = sa_code_size();
     const std::vector<size_t> list_of = lists_of_sa_codes(size_t(n), codes, "add_sa_codes");
+    append_codes(size_t(n), list_of.data(), codes + coarse_code_size(), sa_code_size(), ids);
+}
+
+void IndexIVF::append_codes(size_t n, const size_t* list_of, const uint8_t* codes, size_t stride, const idx_t* ids) {
     std::unique_lock<SharedMutex> lk(rw_mutex_);
     const CodeLayout lay = layout();
-    for (size_t i = 0; i < size_t(n); i++)
-        lists_.append(list_of[i], codes + i * cs + cc, lay, ids ? ids[i] : ntotal + idx_t(i));
-    ntotal += n;
+    for (size_t i = 0; i < n; i++) lists_.append(list_of[i], codes + i * stride, lay, ids ? ids[i] : ntotal + idx_t(i));
+    ntotal += idx_t(n);
+}
+
+void IndexIVF::put_list_number(uint8_t* b, size_t list_no) const {
+    for (size_t c = 0, cc = coarse_code_size(); c < cc; c++) b[c] = uint8_t(uint64_t(list_no) >> (8 * c));
 }
 
 void IndexIVF::add_entries(size_t list_no, size_t n, const uint8_t* codes, const idx_t* ids) {
@@ -999,7 +1005,7 @@ void IndexIVF::search_and_return_codes(idx_t n, const float* x, idx_t k, float* 
     std::fill(codes, codes + nk * cs, uint8_t(0xff));
     visit_result_codes(nk, I, [&](size_t j, size_t l, const uint8_t* code) {
         uint8_t* b = codes + j * cs;
-        for (size_t c = 0; c < cc; c++) b[c] = uint8_t(uint64_t(l) >> (8 * c));
+        if (cc) put_list_number(b, l);
         std::memcpy(b + cc, code, code_size);
     });
 }
@@ -1055,7 +1061,7 @@ void IndexIVF::encode_standalone(idx_t n, const float* x, uint8_t* bytes) const 
         for (size_t i = 0; i < m; i++) {
             if (list_of[i] < 0) throw NotSupported("sa_encode: the coarse quantizer could not place a vector");
             uint8_t* b = bytes + (i0 + i) * cs;
-            for (size_t c = 0; c < cc; c++) b[c] = uint8_t(uint64_t(list_of[i]) >> (8 * c));
+            put_list_number(b, size_t(list_of[i]));
             std::memcpy(b + cc, &codes[i * code_size], code_size);
         }
     }

@@ -4,7 +4,6 @@
 #include <cinttypes>
 #include <cmath>
 #include <cstdio>
-#include <cstring>
 #include <limits>
 #include <mutex>
 #include <shared_mutex>
@@ -90,10 +89,10 @@ void IndexIVFPQR::add_with_ids(idx_t n, const float* x, const idx_t* ids) {
                                    "1, ... (" + std::to_string(n0) + ", ...; got " + std::to_string(ids[i]) +
                                    " at " + std::to_string(i) + "), as in faiss");
     InterruptPoll poll;
-    const size_t dd = d, cc = coarse_code_size(), cs = cc + code_size, rcs = refine_pq.code_size;
+    const size_t dd = d, rcs = refine_pq.code_size;
     std::vector<float> dis, y, e;
     std::vector<idx_t> list_of;
-    std::vector<uint8_t> codes, sa, rcodes;
+    std::vector<uint8_t> codes, rcodes;
     for (size_t i0 = 0; i0 < size_t(n); i0 += kRefineAddBlock) {
         const size_t m = std::min(kRefineAddBlock, size_t(n) - i0);
         const float* xb = x + i0 * dd;
@@ -124,12 +123,8 @@ void IndexIVFPQR::add_with_ids(idx_t n, const float* x, const idx_t* ids) {
             refine_bias[at + i] = float(ee + 2 * ye);
         }
         refine_codes.insert(refine_codes.end(), rcodes.begin(), rcodes.end());
-        sa.resize(m * cs);
-        for (size_t i = 0; i < m; i++) {
-            for (size_t c = 0; c < cc; c++) sa[i * cs + c] = uint8_t(uint64_t(list_of[i]) >> (8 * c));
-            std::memcpy(&sa[i * cs + cc], &codes[i * code_size], code_size);
-        }
-        IndexIVF::add_sa_codes(idx_t(m), sa.data(), nullptr);
+        const std::vector<size_t> lists(list_of.begin(), list_of.end());
+        append_codes(m, lists.data(), codes.data(), code_size, nullptr);
         if (verbose && size_t(n) > kRefineAddBlock)
             std::printf("  add: %zu / %lld vectors\n", i0 + m, (long long)n);
         poll();

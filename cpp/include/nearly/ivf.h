@@ -263,6 +263,12 @@ struct IndexIVF : Index {
 
    protected:
     IndexPtr clustering_index_;
+    // Appends n codes (code_size bytes each, stride apart) to lists
+    // list_of[i] (checked by the caller), ids as given or ntotal, ntotal +
+    // 1, ...; takes the write lock, updates ntotal.
+    void append_codes(size_t n, const size_t* list_of, const uint8_t* codes, size_t stride, const idx_t* ids);
+    // A standalone code's prefix: list_no in coarse_code_size() little-endian bytes.
+    void put_list_number(uint8_t* b, size_t list_no) const;
     void encode_standalone(idx_t n, const float* x, uint8_t* bytes) const override;
     // Throws unless assign holds n x np list numbers (or -1).
     void check_assign(idx_t n, size_t np, const idx_t* assign, const char* what) const;
