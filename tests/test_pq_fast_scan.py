@@ -249,8 +249,12 @@ def test_ivf_fast_scan_lists_and_ops(metric, by_residual):
     index.nprobe = 4
     D, I = index.search(xq, 10)
     assert set(I.ravel()) <= set(ids)
-    # Lists hold the codes of their vectors, one after the other when copied out.
+    # Lists hold the codes of their vectors in blocks of 32 (faiss's
+    # BlockInvertedLists): byte p of entry i at [i // 32, p, i % 32].
     invlists = index.invlists
+    assert isinstance(invlists, nearly.BlockInvertedLists)
+    assert invlists.code_size == invlists.INVALID_CODE_SIZE
+    assert invlists.n_per_block == 32 and invlists.block_size == 32 * (M // 2)
     assert sum(invlists.list_size(l) for l in range(nlist)) == len(x)
     assign = index.quantizer.search(x, 1)[1][:, 0]
     resid = x - index.quantizer.reconstruct_n(0, nlist)[assign] if by_residual else x
@@ -259,8 +263,11 @@ def test_ivf_fast_scan_lists_and_ops(metric, by_residual):
     for l in range(nlist):
         lids = np.asarray(invlists.get_ids(l))
         assert (assign[[pos[int(i)] for i in lids]] == l).all()
-        np.testing.assert_array_equal(np.asarray(invlists.get_codes(l)).reshape(-1, M // 2),
-                                      codes[[pos[int(i)] for i in lids]])
+        blocks = invlists.get_codes(l).reshape(-1, M // 2, 32)
+        assert len(blocks) == (len(lids) + 31) // 32
+        entries = blocks.transpose(0, 2, 1).reshape(-1, M // 2)[:len(lids)]
+        np.testing.assert_array_equal(entries, codes[[pos[int(i)] for i in lids]])
+        np.testing.assert_array_equal(invlists._entry_codes(l).reshape(-1, M // 2), entries)
     # Direct map + reconstruct decode the stored code.
     index.make_direct_map()
     r = index.reconstruct(int(ids[5]))

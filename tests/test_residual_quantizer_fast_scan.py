@@ -398,3 +398,70 @@ def test_norm_scale_by_residual_is_estimated_on_whole_vectors(data):
     assert (np.abs(xt - centroids[lists[:, 0]]).max(1) == 0).any()
     assert 1 <= index.norm_scale <= 255
     assert index.norm_scale == estimate_norm_scale(index.aq, xt)
+
+
+def assert_same_ids_up_to_ties(D, Ia, Ib):
+    """Equal distances in D: the same ids for each distance, except those
+    tied with the last one (which of them make the k is arbitrary)."""
+    for d, a, b in zip(D, Ia, Ib):
+        keep = d != d[-1]
+        assert sorted(zip(d[keep], a[keep])) == sorted(zip(d[keep], b[keep]))
+
+
+@pytest.mark.parametrize("spec,metric,by_residual", [
+    ("IVF8,RQ6x4", METRIC_IP, True), ("IVF8,RQ6x4", METRIC_IP, False), ("IVF8,RQ6x4_Nrq2x4", METRIC_L2, False),
+    ("IVF8,LSQ6x4_Nlsq2x4", METRIC_L2, False), ("IVF8,PRQ2x3x4", METRIC_IP, True)])
+def test_ivf_additive_quantizer_conversion(data, spec, metric, by_residual):
+    """faiss's IndexIVFAdditiveQuantizerFastScan(orig): the same quantizer,
+    codebooks and entries in blocks. The exact scan (implem 1) gives orig's
+    results bit for bit; the quantized one nearly the same neighbours."""
+    x, xq = data
+    orig = nearly.index_factory(16, spec, metric)
+    orig.by_residual = by_residual
+    orig.train(x)
+    orig.add(x[:3000])
+    orig.nprobe = 4
+    Dr, Ir = orig.search(xq, 10)
+    fs = nearly.IndexIVFAdditiveQuantizerFastScan(orig)
+    assert isinstance(fs, nearly.IndexIVFAdditiveQuantizerFastScan) and isinstance(fs, nearly.IndexIVFResidualQuantizerFastScan)
+    assert not isinstance(orig, nearly.IndexIVFAdditiveQuantizerFastScan)
+    assert fs.ntotal == orig.ntotal and fs.nprobe == 4 and fs.by_residual == by_residual and fs.is_trained
+    assert fs.quantizer is orig.quantizer or fs.quantizer.ntotal == orig.quantizer.ntotal
+    np.testing.assert_array_equal(fs.rq.codebooks, orig.rq.codebooks)
+    assert fs.rq.local_search == orig.rq.local_search and fs.rq.nsplits == orig.rq.nsplits
+    for l in range(8):  # the same entries, re-laid in blocks of 32
+        np.testing.assert_array_equal(fs.invlists.get_ids(l), orig.invlists.get_ids(l))
+        np.testing.assert_array_equal(fs.invlists._entry_codes(l), orig.invlists.get_codes(l))
+    D, I = fs.search(xq, 10)
+    fs.implem = 1
+    De, Ie = fs.search(xq, 10)
+    np.testing.assert_array_equal(De, Dr)
+    assert_same_ids_up_to_ties(De, Ie, Ir)
+    assert np.mean([len(set(a) & set(b)) / 10 for a, b in zip(I, Ir)]) > 0.7
+    fs.add(x[3000:])  # adds after the conversion encode as orig would
+    orig.add(x[3000:])
+    De, Ie = fs.search(xq, 10)
+    Dr, Ir = orig.search(xq, 10)
+    np.testing.assert_array_equal(De, Dr)
+    assert_same_ids_up_to_ties(De, Ie, Ir)
+    back = nearly.deserialize_index(nearly.serialize_index(fs))
+    fs.implem = back.implem = 0
+    np.testing.assert_array_equal(back.search(xq, 10)[1], fs.search(xq, 10)[1])
+
+
+def test_ivf_additive_quantizer_conversion_refusals(data):
+    x, _ = data
+    l2_residual = nearly.index_factory(16, "IVF8,RQ6x4_Nrq2x4")
+    l2_residual.train(x)
+    with pytest.raises(RuntimeError, match="by_residual"):
+        nearly.IndexIVFAdditiveQuantizerFastScan(l2_residual)
+    l2_float_norm = nearly.index_factory(16, "IVF8,RQ6x4")
+    l2_float_norm.by_residual = False
+    with pytest.raises(ValueError, match="lsq2x4 or rq2x4"):
+        nearly.IndexIVFAdditiveQuantizerFastScan(l2_float_norm)
+    with pytest.raises(RuntimeError, match="nbits"):
+        nearly.IndexIVFAdditiveQuantizerFastScan(nearly.index_factory(16, "IVF8,RQ4x8", METRIC_IP))
+    with pytest.raises(ValueError, match="multiple of 32"):
+        nearly.IndexIVFAdditiveQuantizerFastScan(nearly.index_factory(16, "IVF8,RQ6x4", METRIC_IP), 48)
+    with pytest.raises(TypeError, match="converts"):
+        nearly.IndexIVFAdditiveQuantizerFastScan(nearly.IndexFlatL2(16))

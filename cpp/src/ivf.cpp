@@ -146,6 +146,23 @@ void IndexIVF::centroids_of(size_t n, const idx_t* list_nos, float* out) const {
     }
 }
 
+namespace {
+// The codes of one list (n entries laid out by from) laid out by to.
+std::vector<uint8_t> relaid(const InvertedLists::List& list, const CodeLayout& from, const CodeLayout& to) {
+    const size_t n = list.ids.size();
+    std::vector<uint8_t> codes(to.bytes(n), 0), code(from.code_size);
+    for (size_t j = 0; j < n; j++) {
+        from.get(list.codes.data(), j, code.data());
+        to.put(codes.data(), j, code.data());
+    }
+    return codes;
+}
+
+bool same_layout(const CodeLayout& a, const CodeLayout& b) {
+    return a.block == b.block && a.run == b.run && a.levels == b.levels;
+}
+}  // namespace
+
 void IndexIVF::copy_lists_from(const IndexIVF& other) {
     NEARLY_CHECK_ARG(other.nlist == nlist && other.code_size == code_size,
                      "copy_lists_from: the lists must have the same number and code size");
@@ -156,13 +173,8 @@ void IndexIVF::copy_lists_from(const IndexIVF& other) {
     // Lists in a file are copied one at a time (a list may move the file's mapping).
     auto copy = [&](size_t l) {
         const List& src = other.lists_[l];
-        const size_t n = src.ids.size();
-        std::vector<uint8_t> codes(to.bytes(n), 0), code(code_size);
-        for (size_t j = 0; j < n; j++) {
-            from.get(src.codes.data(), j, code.data());
-            to.put(codes.data(), j, code.data());
-        }
-        lists_.assign(l, src.ids.data(), n, codes.data(), to);
+        const std::vector<uint8_t> codes = relaid(src, from, to);
+        lists_.assign(l, src.ids.data(), src.ids.size(), codes.data(), to);
     };
     if (lists_.file())
         for (size_t l = 0; l < nlist; l++) copy(l);
@@ -183,21 +195,39 @@ void IndexIVF::replace_lists(InvertedLists&& lists, const CodeLayout& their_layo
     const CodeLayout lay = layout();
     const bool dm = lists_.has_direct_map();
     lists_ = std::move(lists);
-    const bool same = their_layout.block == lay.block && their_layout.run == lay.run && their_layout.levels == lay.levels;
-    if (!same) {  // entries re-laid into this family's layout
-        std::vector<uint8_t> code(code_size), codes;
+    lists_.set_direct_map(false);
+    if (!same_layout(their_layout, lay)) {  // entries re-laid into this family's layout
         for (size_t l = 0; l < nlist; l++) {
             const List& list = lists_[l];
-            const size_t n = list.ids.size();
-            if (n == 0) continue;
-            codes.assign(lay.bytes(n), 0);
-            for (size_t j = 0; j < n; j++) {
-                their_layout.get(list.codes.data(), j, code.data());
-                lay.put(codes.data(), j, code.data());
-            }
-            std::vector<idx_t> ids(list.ids.begin(), list.ids.end());
-            lists_.assign(l, ids.data(), n, codes.data(), lay);
+            if (list.ids.empty()) continue;
+            const std::vector<uint8_t> codes = relaid(list, their_layout, lay);
+            const std::vector<idx_t> ids(list.ids.begin(), list.ids.end());
+            lists_.assign(l, ids.data(), ids.size(), codes.data(), lay);
         }
+    }
+    ntotal = 0;
+    for (size_t l = 0; l < nlist; l++) ntotal += idx_t(lists_[l].ids.size());
+    lists_.set_direct_map(dm);
+}
+
+void IndexIVF::replace_list_range(size_t l0, const InvertedLists& lists, const CodeLayout& their_layout) {
+    check_writable();
+    NEARLY_CHECK_ARG(l0 <= nlist && lists.nlist() <= nlist - l0,
+                     "set_invlist_range: lists [" + std::to_string(l0) + ", " + std::to_string(l0 + lists.nlist()) +
+                         ") out of the index's [0, " + std::to_string(nlist) + ")");
+    NEARLY_CHECK_ARG(their_layout.code_size == code_size,
+                     "set_invlist_range: the lists' code_size must be the index's (" + std::to_string(code_size) +
+                         ", got " + std::to_string(their_layout.code_size) + ")");
+    std::unique_lock<SharedMutex> lk(rw_mutex_);
+    const CodeLayout lay = layout();
+    const bool dm = lists_.has_direct_map();
+    lists_.set_direct_map(false);  // rebuilt once at the end, not per list
+    for (size_t i = 0; i < lists.nlist(); i++) {
+        const List& list = lists[i];
+        const std::vector<uint8_t> codes = same_layout(their_layout, lay)
+                                               ? std::vector<uint8_t>(list.codes.begin(), list.codes.end())
+                                               : relaid(list, their_layout, lay);
+        lists_.assign(l0 + i, list.ids.data(), list.ids.size(), codes.data(), lay);
     }
     ntotal = 0;
     for (size_t l = 0; l < nlist; l++) ntotal += idx_t(lists_[l].ids.size());
@@ -1168,6 +1198,13 @@ std::vector<uint8_t> IndexIVF::list_codes_copy(size_t list_no) const {
     std::vector<uint8_t> out(list.ids.size() * code_size);
     for (size_t j = 0; j < list.ids.size(); j++) layout().get(list.codes.data(), j, &out[j * code_size]);
     return out;
+}
+
+std::vector<uint8_t> IndexIVF::list_stored_copy(size_t list_no) const {
+    NEARLY_CHECK_ARG(list_no < nlist, "list number out of range");
+    std::shared_lock<SharedMutex> lk(rw_mutex_);
+    const List& list = lists_[list_no];
+    return std::vector<uint8_t>(list.codes.begin(), list.codes.end());
 }
 
 const uint8_t* IndexIVF::list_codes(size_t list_no) const {

@@ -84,6 +84,24 @@ void IndexIVFResidualQuantizer::train_encoder(idx_t n, const float* x, const idx
     build_list_tables();
 }
 
+void IndexIVFResidualQuantizer::copy_from(const IndexIVFResidualQuantizer& orig) {
+    std::shared_lock<SharedMutex> lk(orig.rw_mutex_);
+    NEARLY_CHECK_ARG(orig.rq.M == rq.M && orig.rq.nbits == rq.nbits && orig.d == d && orig.nlist == nlist &&
+                         orig.code_size == code_size,
+                     "IndexIVFResidualQuantizer::copy_from: a different shape");
+    {
+        std::unique_lock<SharedMutex> mine(rw_mutex_);
+        quantizer = orig.quantizer;
+        rq = orig.rq;
+        by_residual = orig.by_residual;
+        verbose = orig.verbose;
+        build_list_tables();
+    }
+    copy_lists_from(orig);
+    std::unique_lock<SharedMutex> mine(rw_mutex_);
+    is_trained = orig.is_trained;
+}
+
 void IndexIVFResidualQuantizer::build_list_tables() {
     list_tables_.clear();
     centroid_norms_.clear();

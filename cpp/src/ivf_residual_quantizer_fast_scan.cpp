@@ -122,6 +122,16 @@ IndexIVFResidualQuantizerFastScan::IndexIVFResidualQuantizerFastScan(IndexPtr qu
     by_residual = false;
 }
 
+IndexIVFResidualQuantizerFastScan::IndexIVFResidualQuantizerFastScan(const IndexIVFResidualQuantizer& orig)
+    : IndexIVFResidualQuantizerFastScan(orig.quantizer, orig.d, orig.nlist, orig.rq.M, orig.rq.nbits,
+                                        orig.metric_type, orig.rq.search_type) {
+    if (metric_type == METRIC_L2 && orig.by_residual)
+        throw NotSupported("IndexIVFAdditiveQuantizerFastScan: an L2 index converts only when it codes the vectors "
+                           "themselves (by_residual = False), as faiss: a residual code's norm is the residual's, "
+                           "a fast-scan code's the whole vector's");
+    copy_from(orig);
+}
+
 std::unique_ptr<InvertedListScanner> IndexIVFResidualQuantizerFastScan::get_scanner() const {
     if (fast_scan_exact(implem, true)) {
         if (norm_includes_centroid()) return std::make_unique<WholeNormExactScanner>(*this);

@@ -213,6 +213,7 @@ void IndexIVFPQR::update_vectors(idx_t, const idx_t*, const float*) { refused("u
 void IndexIVFPQR::add_sa_codes(idx_t, const uint8_t*, const idx_t*) { refused("add_sa_codes"); }
 void IndexIVFPQR::add_entries(size_t, size_t, const uint8_t*, const idx_t*) { refused("add_entries"); }
 void IndexIVFPQR::replace_lists(InvertedLists&&, const CodeLayout&) { refused("replace_invlists"); }
+void IndexIVFPQR::replace_list_range(size_t, const InvertedLists&, const CodeLayout&) { refused("set_invlist_range"); }
 
 void IndexIVFPQR::merge_from(Index& other_base, idx_t add_id) {
     if (&other_base == this) throw NotSupported("merge_from: an index cannot be merged into itself");

@@ -3,6 +3,7 @@
 #include <pybind11/stl.h>
 
 #include "arrays.h"
+#include "invlists.h"
 #include "nearly/ivf.h"
 #include "nearly/ivf_flat.h"
 #include "nearly/ivf_flat_panorama.h"
@@ -17,91 +18,6 @@ size_t non_negative(long long v, const char* what) {
     if (v < 0) throw InvalidArgument(std::string(what) + " must be non-negative (got " + std::to_string(v) + ")");
     return size_t(v);
 }
-// faiss exposes the lists as index.invlists (list_size, nlist, code_size).
-struct InvertedListsView {
-    std::shared_ptr<IndexIVF> index;
-};
-
-// faiss's OnDiskInvertedLists: lists in a file of their own, filled by
-// merge_from_multiple, then given to an index with replace_invlists; from
-// then on the object reads the index's lists (as faiss's, which the index
-// then holds).
-struct OnDiskLists {
-    std::shared_ptr<InvertedLists> lists;  // before replace_invlists
-    size_t code_size = 0;
-    std::string filename;
-    std::shared_ptr<IndexIVF> index;  // after
-    size_t nlist() const { return index ? index->nlist : lists->nlist(); }
-    size_t list_size(size_t l) const {
-        check_list(l);
-        return index ? index->list_size(l) : (*lists)[l].ids.size();
-    }
-    void check_list(size_t l) const {
-        if (l >= nlist())
-            throw InvalidArgument("list number " + std::to_string(l) + " out of range [0, " + std::to_string(nlist()) + ")");
-    }
-    std::vector<idx_t> ids(size_t l) const {
-        check_list(l);
-        if (index) return index->list_ids(l);
-        const auto& v = (*lists)[l].ids;
-        return std::vector<idx_t>(v.begin(), v.end());
-    }
-    std::vector<uint8_t> codes(size_t l) const {
-        check_list(l);
-        if (index) return index->list_codes_copy(l);
-        const auto& v = (*lists)[l].codes;
-        return std::vector<uint8_t>(v.begin(), v.end());
-    }
-};
-
-// The lists merge_from_multiple reads: InvertedLists of indexes (index.invlists), or other OnDiskInvertedLists.
-InvertedLists::Source merge_source(py::handle h, size_t nlist, size_t code_size) {
-    InvertedLists::Source src;
-    std::shared_ptr<IndexIVF> index;
-    if (py::isinstance<InvertedListsView>(h)) {
-        index = py::cast<const InvertedListsView&>(h).index;
-    } else if (py::isinstance<OnDiskLists>(h)) {
-        const auto& od = py::cast<const OnDiskLists&>(h);
-        if (od.index) {
-            index = od.index;
-        } else {
-            auto held = std::make_shared<OnDiskLists>(od);
-            if (held->nlist() != nlist || held->code_size != code_size)
-                throw InvalidArgument("merge_from_multiple: every source must have the same nlist and code_size");
-            src.size = [held](size_t l) { return held->list_size(l); };
-            src.fetch = [held](size_t l, std::vector<idx_t>& ids, std::vector<uint8_t>& codes) {
-                ids = held->ids(l);
-                codes = held->codes(l);
-            };
-            return src;
-        }
-    } else {
-        throw InvalidArgument("merge_from_multiple: the sources must be inverted lists (index.invlists, "
-                              "OnDiskInvertedLists), in a list or an InvertedListsPtrVector");
-    }
-    if (index->nlist != nlist || index->code_size != code_size)
-        throw InvalidArgument("merge_from_multiple: every source must have the same nlist (" + std::to_string(nlist) +
-                              ") and code_size (" + std::to_string(code_size) + ")");
-    src.size = [index](size_t l) { return index->list_size(l); };
-    src.fetch = [index](size_t l, std::vector<idx_t>& ids, std::vector<uint8_t>& codes) {
-        ids = index->list_ids(l);
-        codes = index->list_codes_copy(l);
-    };
-    return src;
-}
-
-py::array_t<idx_t> ids_array(const std::vector<idx_t>& ids) {
-    py::array_t<idx_t> out(ids.size());
-    std::copy(ids.begin(), ids.end(), out.mutable_data());
-    return out;
-}
-
-py::array_t<uint8_t> codes_array(const std::vector<uint8_t>& codes) {
-    py::array_t<uint8_t> out(codes.size());
-    std::copy(codes.begin(), codes.end(), out.mutable_data());
-    return out;
-}
-
 size_t check_max_codes(long long v) {
     if (v < 0) throw InvalidArgument("max_codes must be non-negative (0: no limit; got " + std::to_string(v) + ")");
     return size_t(v);
@@ -175,120 +91,6 @@ void bind_ivf(py::module_& m) {
                       "Codes scanned per query at most, the last list in part (0: no limit), as faiss.")
         .def_readwrite("ensure_topk_full", &SearchParametersIVF::ensure_topk_full,
                        "With max_codes: at least k codes that pass the selector, lists scanned whole (faiss's).");
-
-    py::class_<InvertedListsView>(m, "InvertedLists")
-        .def_property_readonly("nlist", [](const InvertedListsView& v) { return v.index->nlist; })
-        .def_property_readonly("code_size", [](const InvertedListsView& v) { return v.index->code_size; })
-        .def("list_size", [](const InvertedListsView& v, size_t l) { return v.index->list_size(l); }, py::arg("list_no"))
-        .def("compute_ntotal", [](const InvertedListsView& v) {
-            size_t total = 0;
-            for (size_t l = 0; l < v.index->nlist; l++) total += v.index->list_size(l);
-            return total;
-        })
-        .def("imbalance_factor", [](const InvertedListsView& v) {
-            std::vector<size_t> sizes(v.index->nlist);
-            double total = 0;
-            for (size_t l = 0; l < sizes.size(); l++) total += double(sizes[l] = v.index->list_size(l));
-            return imbalance_factor(sizes.data(), sizes.size(), total);
-        }, "faiss's imbalance factor of the list sizes (1 when balanced).")
-        // faiss's text: how many lists have a size below each power of two.
-        .def("print_stats", [](const InvertedListsView& v) {
-            std::vector<int> below(40, 0);
-            for (size_t l = 0; l < v.index->nlist; l++) {
-                const size_t s = v.index->list_size(l);
-                for (size_t j = 0; j < below.size(); j++)
-                    if ((s >> j) == 0) {
-                        below[j]++;
-                        break;
-                    }
-            }
-            for (size_t j = 0; j < below.size(); j++)
-                if (below[j])
-                    py::print("list size in < " + std::to_string(size_t(1) << j) + ": " + std::to_string(below[j]) +
-                              " instances");
-        })
-        .def("_index_lists_on_disk", [](const InvertedListsView& v) -> py::object {
-            auto f = v.index->lists_file();
-            if (!f) return py::none();
-            OnDiskLists od;
-            od.code_size = v.index->code_size;
-            od.filename = f->path();
-            od.index = v.index;
-            return py::cast(od);
-        })
-        .def("get_ids", [](const InvertedListsView& v, size_t l) {
-            std::vector<idx_t> ids = v.index->list_ids(l);
-            py::array_t<idx_t> out(ids.size());
-            std::copy(ids.begin(), ids.end(), out.mutable_data());
-            return out;
-        }, py::arg("list_no"), "The ids of one list as a numpy array (faiss returns a pointer).")
-        .def("get_codes", [](const InvertedListsView& v, size_t l) {
-            std::vector<uint8_t> codes = v.index->list_codes_copy(l);
-            py::array_t<uint8_t> out(codes.size());
-            std::copy(codes.begin(), codes.end(), out.mutable_data());
-            return out;
-        }, py::arg("list_no"), "The codes of one list, list_size * code_size bytes (faiss returns a pointer).");
-
-    py::class_<OnDiskLists>(m, "OnDiskInvertedLists", "faiss's OnDiskInvertedLists: inverted lists in a file of their "
-                            "own, mapped (searched through the page cache, so larger than memory), written to by adds; "
-                            "write_index then records the file's name, not the lists.")
-        .def(py::init([](long long nlist, long long code_size, py::handle fname) {
-                 if (nlist < 1 || code_size < 1) throw InvalidArgument("nlist and code_size must be positive");
-                 std::string path = py::cast<std::string>(py::module_::import("os").attr("fspath")(fname));
-                 OnDiskLists od;
-                 od.code_size = size_t(code_size);
-                 od.filename = path;
-                 od.lists = std::make_shared<InvertedLists>(size_t(nlist));
-                 od.lists->move_to_file(ListFile::create(path, size_t(nlist)), CodeLayout{size_t(code_size)});
-                 return od;
-             }),
-             py::arg("nlist"), py::arg("code_size"), py::arg("filename"))
-        .def_property_readonly("nlist", &OnDiskLists::nlist)
-        .def_property_readonly("code_size", [](const OnDiskLists& od) { return od.code_size; })
-        .def_property_readonly("filename", [](const OnDiskLists& od) { return od.filename; })
-        .def_property_readonly("totsize", [](const OnDiskLists& od) {
-            auto f = od.index ? od.index->lists_file() : od.lists->file();
-            return f ? f->end() : 0;
-        }, "Bytes of the file in use.")
-        .def("list_size", &OnDiskLists::list_size, py::arg("list_no"))
-        .def("compute_ntotal", [](const OnDiskLists& od) {
-            size_t total = 0;
-            for (size_t l = 0; l < od.nlist(); l++) total += od.list_size(l);
-            return total;
-        })
-        .def("get_ids", [](const OnDiskLists& od, size_t l) { return ids_array(od.ids(l)); }, py::arg("list_no"))
-        .def("get_codes", [](const OnDiskLists& od, size_t l) { return codes_array(od.codes(l)); }, py::arg("list_no"))
-        .def("merge_from_multiple", [](OnDiskLists& od, py::handle ils, long long n_il, bool shift_ids, bool verbose) {
-            if (od.index)
-                throw NotSupported("merge_from_multiple: these lists belong to an index now (merge into an "
-                                   "OnDiskInvertedLists before replace_invlists)");
-            std::vector<py::handle> items;
-            if (py::isinstance<InvertedListsView>(ils) || py::isinstance<OnDiskLists>(ils)) {
-                items.push_back(ils);
-            } else {
-                for (py::handle h : ils) items.push_back(h);
-            }
-            if (n_il >= 0) {
-                if (size_t(n_il) > items.size())
-                    throw InvalidArgument("merge_from_multiple: n_il = " + std::to_string(n_il) + " but " +
-                                          std::to_string(items.size()) + " inverted lists given");
-                items.resize(size_t(n_il));
-            }
-            std::vector<InvertedLists::Source> sources;
-            idx_t shift = 0;
-            for (py::handle h : items) {
-                sources.push_back(merge_source(h, od.nlist(), od.code_size));
-                if (shift_ids) {
-                    sources.back().shift = shift;
-                    for (size_t l = 0; l < od.nlist(); l++) shift += idx_t(sources.back().size(l));
-                }
-            }
-            py::gil_scoped_release release;
-            return od.lists->merge_from(sources, CodeLayout{od.code_size}, od.code_size, verbose);
-        }, py::arg("ils"), py::arg("n_il") = -1, py::arg("shift_ids") = false, py::arg("verbose") = false,
-           "Fills these empty lists with every entry of the given lists (list by list, in their order; with "
-           "shift_ids each source's ids shifted by the entries of the sources before it). Returns the number of "
-           "entries: faiss's merge_ondisk sets ntotal from it.");
 
     py::class_<IndexIVFStats>(m, "IndexIVFStats")
         .def(py::init<>())
@@ -413,30 +215,27 @@ void bind_ivf(py::module_& m) {
            py::arg("params") = py::none(),
            "range_search() over the lists given per query (Iq, n x nprobe; -1 skipped) with their centroid "
            "scores (Dq; None: computed): returns (lims, D, I).")
-        .def_property_readonly("invlists", [](std::shared_ptr<IndexIVF> self) { return InvertedListsView{self}; })
+        .def_property_readonly("invlists", [](std::shared_ptr<IndexIVF> self) { return lists_of(self); },
+                               "The index's inverted lists (faiss's; read them, change them through the index).")
         .def("replace_invlists", [](std::shared_ptr<IndexIVF> self, py::handle il, bool own) {
-            if (!py::isinstance<OnDiskLists>(il))
-                throw NotSupported("replace_invlists: nearly takes an OnDiskInvertedLists here (the lists of another "
-                                   "index cannot be shared: merge_from copies them)");
-            OnDiskLists& od = py::cast<OnDiskLists&>(il);
-            if (od.index) throw NotSupported("replace_invlists: these OnDiskInvertedLists already belong to an index");
-            // faiss's merge_ondisk sets ntotal first: it must be what the lists hold.
-            size_t total = 0;
-            for (size_t l = 0; l < od.lists->nlist(); l++) total += (*od.lists)[l].ids.size();
-            const idx_t announced = self->announced_ntotal;
-            self->announced_ntotal = -1;
-            if (announced >= 0 && size_t(announced) != total)
-                throw InvalidArgument("replace_invlists: ntotal was set to " + std::to_string(announced) +
-                                      " but the lists hold " + std::to_string(total) + " entries");
-            {
-                py::gil_scoped_release release;
-                self->replace_lists(std::move(*od.lists), CodeLayout{od.code_size});
-            }
-            od.lists.reset();
-            od.index = self;
+            ListsObject& lo = own_lists_arg(il, "replace_invlists");
+            lo.write("replace_invlists", [&](ListsObject::Own& o) {
+                // faiss's merge_ondisk sets ntotal first: it must be what the lists hold.
+                size_t total = 0;
+                for (size_t l = 0; l < o.lists.nlist(); l++) total += o.lists[l].ids.size();
+                const idx_t announced = self->announced_ntotal;
+                self->announced_ntotal = -1;
+                if (announced >= 0 && size_t(announced) != total)
+                    throw InvalidArgument("replace_invlists: ntotal was set to " + std::to_string(announced) +
+                                          " but the lists hold " + std::to_string(total) + " entries");
+                self->replace_lists(std::move(o.lists), CodeLayout{o.code_size});
+                o.index = self;
+                return 0;
+            });
         }, py::arg("il"), py::arg("own") = false,
-           "faiss's replace_invlists with an OnDiskInvertedLists: its entries become the index's (ntotal follows "
-           "them) and the index's lists live in its file from now on.")
+           "faiss's replace_invlists with an ArrayInvertedLists or OnDiskInvertedLists: its entries become the "
+           "index's (ntotal follows them; lists in a file stay in it) and the object reads the index's lists from "
+           "then on.")
         .def_readwrite("_announced_ntotal", &IndexIVF::announced_ntotal)
 
         .def("get_list_size", &IndexIVF::list_size, py::arg("list_no"))

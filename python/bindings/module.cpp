@@ -24,6 +24,7 @@ void bind_fde(py::module_& m);
 void bind_chamfer(py::module_& m);
 void bind_multivector(py::module_& m);
 void bind_kmeans(py::module_& m);
+void bind_invlists(py::module_& m);
 void bind_ivf(py::module_& m);
 void bind_pq(py::module_& m);
 void bind_sq(py::module_& m);
@@ -167,6 +168,7 @@ PYBIND11_MODULE(_nearly, m) {
     bind_chamfer(m);
     bind_multivector(m);
     bind_kmeans(m);
+    bind_invlists(m);
     bind_ivf(m);
     bind_pq(m);
     bind_sq(m);

@@ -417,6 +417,15 @@ void bind_residual_quantizer(py::module_& m) {
              py::arg("quantizer"), py::arg("d"), py::arg("nlist"), py::arg("M"), py::arg("nbits") = 4,
              py::arg("metric") = int(METRIC_L2), py::arg("search_type") = int(ResidualQuantizer::ST_norm_rq2x4),
              py::arg("bbs") = 32)
+        .def(py::init([](const IndexIVFResidualQuantizer& orig, long long bbs) {
+                 check_bbs(bbs);
+                 py::gil_scoped_release release;
+                 return std::make_shared<IndexIVFResidualQuantizerFastScan>(orig);
+             }),
+             py::arg("orig"), py::arg("bbs") = 32,
+             "faiss's IndexIVFAdditiveQuantizerFastScan(orig): a 4-bit IVF RQ / LSQ index's codebooks and entries "
+             "in fast-scan blocks (the quantizer is shared). Inner product, or L2 without by_residual and with "
+             "the norm in 2 x 4 bits (ST_norm_rq2x4 / ST_norm_lsq2x4), as faiss.")
         .def_property_readonly("bbs", [](const IndexIVFResidualQuantizerFastScan&) {
             return IndexIVFResidualQuantizerFastScan::bbs;
         })

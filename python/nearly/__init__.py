@@ -70,7 +70,7 @@ from .compat import DirectMap, IndexHNSWSQ, rev_swig_ptr  # noqa: F401,F811
 from .compat import copy_array_to_vector, imbalance_factor, is_similarity_metric, popcount64, swig_ptr  # noqa: F401
 from .code_packer import CodePacker, CodePackerFlat, CodePackerPQ4  # noqa: F401
 from .compat import bitvec_shuffle, bucket_sort, matrix_bucket_sort_inplace  # noqa: F401
-from .compat import InvertedListsPtrVector, downcast_InvertedLists, memcpy  # noqa: F401
+from .compat import InvertedListsPtrVector, MaybeOwnedVectorUInt8, downcast_InvertedLists, memcpy  # noqa: F401
 from .compat import IndexFlatCodes, IndexHNSW, check_compatible_for_merge, get_mem_usage_kb, merge_knn_results  # noqa: F401
 from .matrix_stats import MatrixStats  # noqa: F401
 from .compat import Float32Vector, Float64Vector, Int8Vector, Int16Vector, Int32Vector, Int64Vector  # noqa: F401
@@ -101,7 +101,7 @@ from .distance_utils import fvec_inner_products_ny, fvec_madd, fvec_madd_and_arg
 from .distance_utils import fvec_norms_L2, fvec_norms_L2sqr, fvec_renorm_L2, pairwise_indexed_inner_product  # noqa: F401
 from .distance_utils import pairwise_indexed_L2sqr, ranklist_intersection_size  # noqa: F401
 from .flat_1d import IndexFlat1D  # noqa: F401
-from .ivflib import search_and_return_centroids, search_centroid  # noqa: F401
+from .ivflib import get_invlist_range, search_and_return_centroids, search_centroid, set_invlist_range  # noqa: F401
 from .pointer_methods import RangeSearchResult  # noqa: F401  (and the *_c methods on the indexes)
 from .autotune import (  # noqa: F401
     AutoTuneCriterion, IntersectionCriterion, OneRecallAtRCriterion, OperatingPoint, OperatingPoints,
@@ -113,8 +113,8 @@ from .compat import downcast_IndexBinary, downcast_VectorTransform  # noqa: F401
 from .compat import (AdditiveQuantizer, IndexAdditiveQuantizerFastScan, downcast_AdditiveQuantizer,  # noqa: F401
                      downcast_Quantizer)
 from .additive_family import (  # noqa: F401
-    IndexIVFLocalSearchQuantizer, IndexIVFLocalSearchQuantizerFastScan, IndexIVFProductLocalSearchQuantizer,
-    IndexIVFProductLocalSearchQuantizerFastScan, IndexIVFProductResidualQuantizer,
+    IndexIVFAdditiveQuantizerFastScan, IndexIVFLocalSearchQuantizer, IndexIVFLocalSearchQuantizerFastScan,
+    IndexIVFProductLocalSearchQuantizer, IndexIVFProductLocalSearchQuantizerFastScan, IndexIVFProductResidualQuantizer,
     IndexIVFProductResidualQuantizerFastScan, IndexLocalSearchQuantizer, IndexLocalSearchQuantizerFastScan,
     IndexProductLocalSearchQuantizer, IndexProductLocalSearchQuantizerFastScan, IndexProductResidualQuantizer,
     IndexProductResidualQuantizerFastScan, LocalSearchQuantizer, ProductLocalSearchQuantizer,

@@ -145,3 +145,23 @@ for _cls in (_FLAT, _IVF):
     _cls.prq = _mode_view(True, False, "prq")
     _cls.lsq = _mode_view(False, True, "lsq")
     _cls.plsq = _mode_view(True, True, "plsq")
+
+
+def _ivf_aq_fast_scan(*args, **kwargs):
+    """faiss's IndexIVFAdditiveQuantizerFastScan(orig[, bbs]): the
+    conversion of a 4-bit IVF additive-quantizer index (RQ, LSQ, PRQ, PLSQ)
+    to fast-scan, its quantizer shared, its codebooks and entries copied.
+    To build an empty one, name the kind: IndexIVFResidualQuantizerFastScan,
+    IndexIVFLocalSearchQuantizerFastScan, ..."""
+    orig = args[0] if args else kwargs.get("orig")
+    if isinstance(orig, _IVF) and not isinstance(orig, _IVF_FS):
+        bbs = args[1] if len(args) > 1 else kwargs.get("bbs", 32)
+        return _IVF_FS(orig, bbs)
+    raise TypeError("IndexIVFAdditiveQuantizerFastScan(orig[, bbs]) converts an IVF additive-quantizer index; "
+                    "build an empty one with IndexIVFResidualQuantizerFastScan, IndexIVFLocalSearchQuantizerFastScan, "
+                    "IndexIVFProductResidualQuantizerFastScan or IndexIVFProductLocalSearchQuantizerFastScan")
+
+
+IndexIVFAdditiveQuantizerFastScan = _name(
+    "IndexIVFAdditiveQuantizerFastScan", _ivf_aq_fast_scan, lambda obj: isinstance(obj, _IVF_FS),
+    _ivf_aq_fast_scan.__doc__)

@@ -801,6 +801,20 @@ def _set_ntotal(index, value):
 
 
 _nearly.Index.ntotal = property(_nearly.Index.ntotal.fget, _set_ntotal, doc="The number of stored vectors.")
+
+
+def _pre_transform_ntotal(index):
+    """An IndexPreTransform counts its inner index's vectors, also when they
+    changed behind its back (replace_invlists, set_invlist_range on the
+    inner IVF index)."""
+    n = _nearly.Index.ntotal.fget(index)
+    if n != index.index.ntotal:
+        index._refresh_from_inner()
+        n = _nearly.Index.ntotal.fget(index)
+    return n
+
+
+_nearly.IndexPreTransform.ntotal = property(_pre_transform_ntotal, _set_ntotal, doc=_pre_transform_ntotal.__doc__)
 # The wrappers (IndexPreTransform) whose ntotal was set with their IVF
 # index's: replace_invlists tells them the new count.
 _ntotal_followers = weakref.WeakKeyDictionary()
@@ -849,19 +863,90 @@ def matrix_bucket_sort_inplace(tab, nbucket=None, nt=0):
 # faiss's InvertedLists idioms of contrib's inspect_tools.get_invlist: the
 # lists come back as numpy arrays, so releasing them is a no-op and
 # faiss.memcpy copies between arrays.
-_nearly.InvertedLists.INVALID_CODE_SIZE = (1 << 64) - 1
 _nearly.InvertedLists.release_ids = lambda self, list_no, ids: None
 _nearly.InvertedLists.release_codes = lambda self, list_no, codes: None
 
 
+class _ListVectors:
+    """faiss's ArrayInvertedLists.codes / .ids (one vector per list):
+    il.codes.at(l) is list l's codes as a numpy array (a copy)."""
+
+    def __init__(self, lists, get):
+        self._lists, self._get = lists, get
+
+    def size(self):
+        return self._lists.nlist
+
+    __len__ = size
+
+    def at(self, list_no):
+        list_no = int(list_no)
+        if not 0 <= list_no < self._lists.nlist:
+            raise IndexError(f"list {list_no} out of range [0, {self._lists.nlist})")
+        return self._get(self._lists, list_no)
+
+    __getitem__ = at
+
+    def __iter__(self):
+        return (self.at(l) for l in range(self.size()))
+
+
+_nearly.InvertedLists.codes = property(lambda self: _ListVectors(self, _nearly.InvertedLists.get_codes),
+                                       doc="Per list, its codes (faiss's vector of vectors; copies).")
+_nearly.InvertedLists.ids = property(lambda self: _ListVectors(self, _nearly.InvertedLists.get_ids),
+                                     doc="Per list, its ids (faiss's vector of vectors; copies).")
+
+
 def downcast_InvertedLists(invlists):
-    """faiss's downcast_InvertedLists: the OnDiskInvertedLists of an index
-    whose lists live in a file; the lists themselves otherwise."""
-    if isinstance(invlists, _nearly.InvertedLists):
-        on_disk = invlists._index_lists_on_disk()
-        if on_disk is not None:
-            return on_disk
+    """faiss's downcast_InvertedLists: index.invlists is already of its own
+    class (ArrayInvertedLists, BlockInvertedLists for fast-scan,
+    OnDiskInvertedLists for lists in a file)."""
     return invlists
+
+
+def MaybeOwnedVectorUInt8(v):
+    """faiss's MaybeOwnedVectorUInt8(vector): the bytes, copied (what
+    `index_pq.codes = MaybeOwnedVectorUInt8(il.codes.at(0))` writes)."""
+    return np.array(v, dtype=np.uint8).ravel()
+
+
+# faiss's IndexIVFFastScan.orig_invlists / reconstruct_orig_invlists(): an
+# ArrayInvertedLists the user sets, filled with the index's codes one after
+# the other (the layout of the non-fast-scan family of the same codes).
+_orig_invlists = weakref.WeakKeyDictionary()
+
+
+def _set_orig_invlists(index, il):
+    if il is not None and not isinstance(il, _nearly.InvertedLists):
+        raise TypeError("orig_invlists must be an ArrayInvertedLists (or None)")
+    _orig_invlists[index] = il
+
+
+def _reconstruct_orig_invlists(index):
+    il = _orig_invlists.get(index)
+    if il is None:
+        raise RuntimeError("reconstruct_orig_invlists: set index.orig_invlists = ArrayInvertedLists(nlist, "
+                           "code_size) first")
+    if il.nlist != index.nlist or il.code_size != index.code_size:
+        raise ValueError(f"reconstruct_orig_invlists: orig_invlists must have nlist = {index.nlist} and "
+                         f"code_size = {index.code_size} (got {il.nlist}, {il.code_size})")
+    if il.compute_ntotal() != 0:
+        raise ValueError("reconstruct_orig_invlists: orig_invlists must be empty")
+    lists = index.invlists
+    for l in range(index.nlist):
+        ids = lists.get_ids(l)
+        if ids.size:
+            il.add_entries(l, ids.size, ids, lists._entry_codes(l))
+
+
+def _with_orig_invlists(cls):
+    cls.orig_invlists = property(lambda self: _orig_invlists.get(self), _set_orig_invlists,
+                                 doc="faiss's orig_invlists: filled by reconstruct_orig_invlists().")
+    cls.reconstruct_orig_invlists = _reconstruct_orig_invlists
+
+
+for _cls in (_nearly.IndexIVFPQFastScan, _nearly.IndexIVFResidualQuantizerFastScan, _nearly.IndexIVFRaBitQFastScan):
+    _with_orig_invlists(_cls)
 
 
 class InvertedListsPtrVector(list):

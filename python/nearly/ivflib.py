@@ -1,12 +1,13 @@
 """faiss's IVFlib helpers that report which inverted list things fall in:
 search_centroid (the nearest list of each query) and
 search_and_return_centroids (a search that also says each query's nearest
-list and the list each result was found in), in faiss's pointer style.
-The index may sit behind an IndexPreTransform, as in faiss."""
+list and the list each result was found in), in faiss's pointer style,
+and get_invlist_range / set_invlist_range (lists copied out of an index
+and into one). The index may sit behind an IndexPreTransform, as in faiss."""
 import numpy as np
 
 from . import _nearly
-from .compat import pointer_view
+from .compat import extract_index_ivf, pointer_view
 
 
 def _ivf_and_queries(index, x, n, what):
@@ -68,3 +69,21 @@ def search_and_return_centroids(index, n, xin, k, distances, labels, query_centr
             mine = (sids == Ir[i, j]) & np.isin(slists, Iq[i])
             out[i, j] = slists[mine][0] if mine.any() else -1
         rc[:] = out.reshape(-1)
+
+
+def get_invlist_range(index, i0, i1):
+    """faiss's get_invlist_range: a copy of lists i0 .. i1 of the index's
+    (behind wrappers too) as an ArrayInvertedLists of i1 - i0 lists, codes
+    one after the other whatever the index's layout."""
+    return _nearly._get_invlist_range(extract_index_ivf(index), int(i0), int(i1))
+
+
+def set_invlist_range(index, i0, i1, src):
+    """faiss's set_invlist_range: lists i0 .. i1 of the index's become the
+    entries of src (an ArrayInvertedLists of i1 - i0 lists of the index's
+    code_size); ntotal follows. src keeps its entries (faiss swaps the
+    index's old lists into it)."""
+    ivf = extract_index_ivf(index)
+    _nearly._set_invlist_range(ivf, int(i0), int(i1), src)
+    if index is not ivf and hasattr(index, "_refresh_from_inner"):
+        index._refresh_from_inner()

@@ -239,6 +239,8 @@ struct IndexIVF : Index {
     std::vector<idx_t> list_ids(size_t list_no) const;
     // The list's codes one after the other (whatever the layout), under the read lock.
     std::vector<uint8_t> list_codes_copy(size_t list_no) const;
+    // The list's codes as stored (layout(): fast-scan blocks padded to whole blocks).
+    std::vector<uint8_t> list_stored_copy(size_t list_no) const;
     const uint8_t* list_codes(size_t list_no) const;  // as stored (layout())
     const idx_t* list_ids_ptr(size_t list_no) const;
     // Appends n encoded entries to one list (the codes of this family one
@@ -383,6 +385,9 @@ struct IndexIVF : Index {
     // the place of the index's; ntotal follows them; the direct map, if
     // kept, is rebuilt.
     virtual void replace_lists(InvertedLists&& lists, const CodeLayout& their_layout);
+    // faiss's set_invlist_range: lists l0 .. l0 + lists.nlist() become copies
+    // of these (re-laid as above); ntotal follows; the direct map, if kept, is rebuilt.
+    virtual void replace_list_range(size_t l0, const InvertedLists& lists, const CodeLayout& their_layout);
     // faiss code sets ntotal by hand before replace_invlists (merge_ondisk);
     // the value, checked against the lists given (-1: none).
     idx_t announced_ntotal = -1;

@@ -48,6 +48,10 @@ struct IndexIVFResidualQuantizer : IndexIVF {
     virtual bool norm_includes_centroid() const { return false; }
     void rebuild_centroid_state() override { build_list_tables(); }
 
+    // Takes orig's quantizer, codebooks, by_residual and entries into this
+    // new, empty index (re-laid into this one's layout: the fast-scan conversion).
+    void copy_from(const IndexIVFResidualQuantizer& orig);
+
     std::vector<float> list_tables_;     // nlist x (M * 2^nbits): <c_l, codeword>
     std::vector<float> centroid_norms_;  // nlist: ||c_l||^2, or empty
     // The per-list state derived from the coarse centroids (train and read).

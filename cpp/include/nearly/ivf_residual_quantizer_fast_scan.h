@@ -32,6 +32,13 @@ struct IndexIVFResidualQuantizerFastScan : IndexIVFResidualQuantizer {
                                       MetricType metric = METRIC_L2,
                                       ResidualQuantizer::SearchType search_type = ResidualQuantizer::ST_norm_rq2x4);
 
+    // faiss's IndexIVFAdditiveQuantizerFastScan(orig): the same quantizer,
+    // codebooks and entries (the lists re-laid in blocks), 4-bit codebooks.
+    // Under L2 only an index that codes the vectors themselves converts
+    // (faiss's rule): a residual code's norm is the residual's, where
+    // fast-scan's is the whole reconstruction's.
+    explicit IndexIVFResidualQuantizerFastScan(const IndexIVFResidualQuantizer& orig);
+
     std::string type_name() const override { return "IVFResidualQuantizerFastScan"; }
     size_t fast_scan_M() const { return rq.M + (metric_type == METRIC_L2 ? 2 : 0); }
     int table_scale() const { return norm_table_scale(metric_type, rescale_norm, norm_scale); }

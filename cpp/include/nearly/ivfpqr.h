@@ -54,6 +54,7 @@ struct IndexIVFPQR : IndexIVFPQ {
     void update_vectors(idx_t n, const idx_t* ids, const float* x) override;
     void add_entries(size_t list_no, size_t n, const uint8_t* codes, const idx_t* ids) override;
     void replace_lists(InvertedLists&& lists, const CodeLayout& their_layout) override;
+    void replace_list_range(size_t l0, const InvertedLists& lists, const CodeLayout& their_layout) override;
     // Other's entries and refinement codes appended: add_id must be ntotal.
     void merge_from(Index& other, idx_t add_id = 0) override;
     void reset() override;
