@@ -8,6 +8,8 @@ Groups (compare rows within a group):
   gemm_ip  nearly._nearly.gemm_ip, Q 64x384 by X 4096x384 -> 64x4096;      numpy Q @ X.T
   flat     IndexFlatIP.search, 100 queries on 20,000 vectors, k=10;        numpy Q @ X.T + argpartition,
            faiss.IndexFlatIP
+  select_within  SuperKMeans's pair test over 4,096 partial distances (the first 64 of 384 dimensions,
+           5% kept); numpy's mask + nonzero
 Single-threaded unless NEARLY_BENCH_THREADS is set (see conftest.py).  Data:
 the real MiniLM embeddings in ../shared/data (the tests skip without them).
 Every benchmark also checks its result against a float64 numpy reference.
@@ -153,3 +155,37 @@ def test_flat_search_numpy(benchmark, flat_data):
 
     Dist, I = benchmark(search, Q, K)
     assert _recall(I, gt) >= 0.99
+
+
+# ---------------------------------------------------------------- select_within
+@pytest.fixture(scope="module")
+def select_data(data):
+    X = data["base"][:4096, :64].astype(np.float32)
+    q = data["queries"][0, :64].astype(np.float32)
+    ip = np.ascontiguousarray(X @ q)
+    yn = np.ascontiguousarray((X * X).sum(1))
+    base = np.float32((q * q).sum())
+    partial = (base + yn) - 2 * ip
+    limit = float(np.quantile(partial, 0.05))
+    return ip, yn, base, limit, np.flatnonzero(partial <= limit)
+
+
+@bench_group("select_within n=4096 kept=5%")
+def test_select_within_nearly(benchmark, nearly_mod, simd, select_data):
+    ip, yn, base, limit, ref = select_data
+    benchmark.extra_info["simd"] = simd
+    I, _ = benchmark(nearly_mod._nearly._select_within, ip, yn, base, limit)
+    np.testing.assert_array_equal(I, ref)
+
+
+@bench_group("select_within n=4096 kept=5%")
+def test_select_within_numpy(benchmark, select_data):
+    ip, yn, base, limit, ref = select_data
+
+    def select():
+        partial = (base + yn) - 2 * ip
+        keep = np.flatnonzero(partial <= limit)
+        return keep, partial[keep]
+
+    I, _ = benchmark(select)
+    np.testing.assert_array_equal(I, ref)

@@ -155,6 +155,8 @@ void pq4_scan_block_avx512(const uint8_t* block, size_t npairs, const uint8_t* c
 
 size_t select_within_scalar(const float* ip, const float* yn, size_t n, float base, float limit, int32_t* idx,
                             float* out);
+size_t select_within_avx2(const float* ip, const float* yn, size_t n, float base, float limit, int32_t* idx,
+                          float* out);
 size_t select_within_avx512(const float* ip, const float* yn, size_t n, float base, float limit, int32_t* idx,
                             float* out);
 

@@ -185,7 +185,7 @@ void linf_ny(const float* q, const float* x, size_t d, size_t ny, float* out) {
 const SimdKernels& kernels_avx2() {
     static const SimdKernels k{SimdLevel::avx2, inner_product, l2sqr, inner_products_ny, l2sqr_ny, inner_products_rows,
                                dot_i8, {MR, NR}, gemm_micro, vecmat_unfused_avx2, vecmat_fused_avx2, ip_4q, l2sqr_4q, pq_adc8_avx2, nearest_transposed_avx2,
-                               pq4_pack_lut_scalar, pq4_scan_block_avx2, l1_ny, linf_ny, pq_sdc8_avx2, select_within_scalar};
+                               pq4_pack_lut_scalar, pq4_scan_block_avx2, l1_ny, linf_ny, pq_sdc8_avx2, select_within_avx2};
     return k;
 }
 
