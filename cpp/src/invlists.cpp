@@ -72,6 +72,22 @@ void InvertedLists::assign(size_t l, const idx_t* ids, size_t n, const uint8_t* 
     if (direct_map_) rebuild_direct_map();
 }
 
+void InvertedLists::permute(const idx_t* perm) {
+    if (file_) throw NotSupported("permute_invlists: lists in a file are not permuted (faiss's OnDiskInvertedLists "
+                                  "has no permute either)");
+    std::vector<char> seen(lists.size(), 0);
+    for (size_t i = 0; i < lists.size(); i++) {
+        NEARLY_CHECK_ARG(perm[i] >= 0 && size_t(perm[i]) < lists.size() && !seen[size_t(perm[i])],
+                         "permute_invlists: the map must be a permutation of 0 .. " + std::to_string(lists.size() - 1));
+        seen[size_t(perm[i])] = 1;
+    }
+    std::vector<List> old;
+    old.swap(lists);
+    lists.resize(old.size());
+    for (size_t i = 0; i < lists.size(); i++) lists[i] = std::move(old[size_t(perm[i])]);
+    rebuild_direct_map();
+}
+
 void InvertedLists::move_to_file(std::shared_ptr<ListFile> file, const CodeLayout& layout) {
     NEARLY_CHECK_ARG(file && file->nlist() == lists.size(), "move_to_file: a file for as many lists");
     file->check_writable();

@@ -210,6 +210,13 @@ void IndexIVF::replace_lists(InvertedLists&& lists, const CodeLayout& their_layo
     lists_.set_direct_map(dm);
 }
 
+void IndexIVF::permute_lists(const idx_t* perm) {
+    check_writable();
+    std::unique_lock<SharedMutex> lk(rw_mutex_);
+    lists_.permute(perm);
+    rebuild_centroid_state();
+}
+
 void IndexIVF::replace_list_range(size_t l0, const InvertedLists& lists, const CodeLayout& their_layout) {
     check_writable();
     NEARLY_CHECK_ARG(l0 <= nlist && lists.nlist() <= nlist - l0,

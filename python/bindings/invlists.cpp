@@ -317,6 +317,23 @@ void bind_invlists(py::module_& m) {
                 return 0;
             });
         }, "Empties every list.")
+        .def("permute_invlists", [](const ListsObject& lo, py::handle map_obj) {
+            const IdArray perm = as_ids(py::module_::import("numpy").attr("ravel")(map_obj), -1, "map");
+            if (size_t(perm.shape(0)) < lo.nlist())
+                throw InvalidArgument("permute_invlists: the map must hold nlist = " + std::to_string(lo.nlist()) +
+                                      " entries");
+            if (auto ix = lo.owner()) {
+                py::gil_scoped_release release;
+                ix->permute_lists(perm.data());
+                return;
+            }
+            lo.write("permute_invlists", [&](ListsObject::Own& o) {
+                o.lists.permute(perm.data());
+                return 0;
+            });
+        }, py::arg("map"),
+           "faiss's permute_invlists: list i becomes the old list map[i]. On an index's lists (contrib's "
+           "ivf_tools.permute_invlists) permute the quantizer's centroids alike, as that function does.")
         .def("merge_from", [](const ListsObject& lo, const ListsObject& other, long long add_id) {
             if (&other == &lo || (other.own && other.own == lo.own))
                 throw InvalidArgument("merge_from: lists cannot be merged into themselves");

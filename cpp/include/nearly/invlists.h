@@ -44,6 +44,10 @@ struct InvertedLists {
     void assign(size_t l, const idx_t* ids, size_t n, const uint8_t* codes, const CodeLayout& layout);
     // The file the lists live in, or null (in memory).
     const std::shared_ptr<ListFile>& file() const { return file_; }
+    // faiss's permute_invlists: list i becomes the old list perm[i] (perm a
+    // permutation of 0 .. nlist - 1, checked). Lists in memory only (a
+    // file's slots stay where they are).
+    void permute(const idx_t* perm);
     // The lists move into file (nlist empty lists), where they stay.
     void move_to_file(std::shared_ptr<ListFile> file, const CodeLayout& layout);
     // The entries of every list in sources merged into these empty lists,

@@ -385,6 +385,11 @@ struct IndexIVF : Index {
     // the place of the index's; ntotal follows them; the direct map, if
     // kept, is rebuilt.
     virtual void replace_lists(InvertedLists&& lists, const CodeLayout& their_layout);
+    // faiss's permute_invlists on the index's lists: list i becomes the old
+    // list perm[i]; what the family derives from the centroids is rebuilt
+    // (the caller permutes the quantizer's centroids alike, as contrib's
+    // ivf_tools.permute_invlists does).
+    void permute_lists(const idx_t* perm);
     // faiss's set_invlist_range: lists l0 .. l0 + lists.nlist() become copies
     // of these (re-laid as above); ntotal follows; the direct map, if kept, is rebuilt.
     virtual void replace_list_range(size_t l0, const InvertedLists& lists, const CodeLayout& their_layout);
