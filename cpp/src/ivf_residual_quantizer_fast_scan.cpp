@@ -140,6 +140,35 @@ std::unique_ptr<InvertedListScanner> IndexIVFResidualQuantizerFastScan::get_scan
     return std::make_unique<IVFRQFastScanScanner>(*this, fast_scan_M(), table_scale());
 }
 
+bool IndexIVFResidualQuantizerFastScan::search_assigned(idx_t n, const float* x, idx_t k, size_t np,
+                                                        const idx_t* coarse, const float* coarse_dis,
+                                                        const IDSelector* sel, float* D, idx_t* I, bool sorted) const {
+    if (fast_scan_exact(implem, true)) return false;
+    // Residual codes take <q, c> from the coarse scores, which must be in
+    // the index's metric: otherwise the scanner's way.
+    if (by_residual && quantizer->metric_type != metric_type) return false;
+    const bool ip = metric_type == METRIC_INNER_PRODUCT;
+    const size_t dd = d, Mfs = fast_scan_M();
+    const int scale = table_scale();
+    std::vector<float> qnorms(static_cast<size_t>(n));
+    // The offsets are IVFRQFastScanScanner's (set_query, set_list).
+    return search_grouped(
+        n, k, np, coarse, sel, D, I, sorted, (Mfs + 1) / 2 * 64,
+        [&](size_t q0, size_t m, PQ4Table* tables) {
+            std::vector<float> lut(rq.M * rq.K()), tab(Mfs * 16);
+            for (size_t i = 0; i < m; i++) {
+                const float* xi = x + (q0 + i) * dd;
+                rq.compute_lut(xi, lut.data());
+                qnorms[q0 + i] = simd().inner_product(xi, xi, dd);
+                aq_fast_scan_table(rq, lut.data(), !ip, scale, tab.data(), tables[i]);
+            }
+        },
+        [&](size_t j) {
+            if (!by_residual) return ip ? 0.f : qnorms[j / np];
+            return ip ? -coarse_dis[j] : coarse_dis[j] - centroid_norm(size_t(coarse[j]));
+        });
+}
+
 void IndexIVFResidualQuantizerFastScan::train_encoder(idx_t n, const float* x, const idx_t* assign) {
     IndexIVFResidualQuantizer::train_encoder(n, x, assign);
     if (metric_type != METRIC_L2) return;

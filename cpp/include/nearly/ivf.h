@@ -18,6 +18,8 @@
 
 namespace nearly {
 
+struct PQ4Table;
+
 class Reader;
 
 // faiss's IndexIVFStats (faiss.cvar.indexIVF_stats): what the IVF searches
@@ -332,6 +334,18 @@ struct IndexIVF : Index {
         return false;
     }
     const InvertedLists::List& list_at(size_t l) const { return lists_[l]; }
+    // search_assigned for the fast-scan families whose quantized query table
+    // does not depend on the list: queries are taken in slices whose tables
+    // (table_bytes each) stay in the L2 cache, each slice's (query, list)
+    // pairs are grouped by list, and each list is scanned once for all its
+    // queries (pq4_scan_queries), as faiss's implementation 12 does.
+    // make_tables(q0, m, out) builds the tables of queries q0 .. q0 + m;
+    // offset(j) is pair j's (query j / np, probe j % np) term added to the
+    // table's score. False (nothing done) when too few queries share a list.
+    using TableMaker = std::function<void(size_t, size_t, PQ4Table*)>;
+    bool search_grouped(idx_t n, idx_t k, size_t np, const idx_t* coarse, const IDSelector* sel, float* D,
+                        idx_t* I, bool sorted, size_t table_bytes, const TableMaker& make_tables,
+                        const std::function<float(size_t)>& offset) const;
     // found(slot, list, code) for each result slot j < nk of I whose id the
     // lists hold (its first copy), under the read lock.
     void visit_result_codes(size_t nk, const idx_t* I,

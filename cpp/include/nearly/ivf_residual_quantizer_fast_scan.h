@@ -49,6 +49,11 @@ struct IndexIVFResidualQuantizerFastScan : IndexIVFResidualQuantizer {
     void train_encoder(idx_t n, const float* x, const idx_t* assign) override;
     std::unique_ptr<InvertedListScanner> get_scanner() const override;
     bool norm_includes_centroid() const override { return by_residual && metric_type == METRIC_L2; }
+    // One table per query serves every list (by residual too: the list's
+    // term is an offset), so batches are scanned list by list for all their
+    // queries (IndexIVF::search_grouped).
+    bool search_assigned(idx_t n, const float* x, idx_t k, size_t np, const idx_t* coarse, const float* coarse_dis,
+                         const IDSelector* sel, float* D, idx_t* I, bool sorted) const override;
 };
 
 }  // namespace nearly
