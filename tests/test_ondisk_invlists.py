@@ -35,6 +35,16 @@ def to_disk(index, path):
     return il
 
 
+def written_on_disk(tmp_path, xt, xb, spec="IVF32,Flat"):
+    """An index whose lists are in tmp_path / "l", filled with xb and
+    written to tmp_path / "i"."""
+    index = trained(spec, xt)
+    to_disk(index, tmp_path / "l")
+    index.add(xb)
+    nearly.write_index(index, str(tmp_path / "i"))
+    return index
+
+
 def same_results(a, b, xq, k=10):
     Da, Ia = a.search(xq, k)
     Db, Ib = b.search(xq, k)
@@ -160,10 +170,7 @@ def test_moved_files_and_same_dir_flag(tmp_path, data):
 
 def test_read_only_opens(tmp_path, data):
     xt, xb, xq = data
-    index = trained("IVF32,SQ8", xt)
-    to_disk(index, tmp_path / "l")
-    index.add(xb)
-    nearly.write_index(index, str(tmp_path / "i"))
+    index = written_on_disk(tmp_path, xt, xb, "IVF32,SQ8")
     for flags in (nearly.IO_FLAG_READ_ONLY, nearly.IO_FLAG_MMAP):
         ro = nearly.read_index(str(tmp_path / "i"), flags)
         ro.nprobe = 8
@@ -191,11 +198,7 @@ def test_readers_never_fault(tmp_path, data):
     be created anew under it; and a writer's reset keeps the file's size
     (a hole where the blocks were), so the reader's pages stay mapped."""
     xt, xb, xq = data
-    index = trained("IVF32,Flat", xt)
-    to_disk(index, tmp_path / "l")
-    index.add(xb)
-    nearly.write_index(index, str(tmp_path / "i"))
-    del index
+    written_on_disk(tmp_path, xt, xb)
     reader = nearly.read_index(str(tmp_path / "i"), nearly.IO_FLAG_READ_ONLY)
     with pytest.raises(RuntimeError, match="cannot be emptied"):
         nearly.OnDiskInvertedLists(32, reader.code_size, str(tmp_path / "l"))
@@ -234,11 +237,7 @@ def test_serialized_copies_are_independent(tmp_path, data):
 
 def test_corrupt_or_missing_lists_file(tmp_path, data):
     xt, xb, xq = data
-    index = trained("IVF32,Flat", xt)
-    to_disk(index, tmp_path / "l")
-    index.add(xb)
-    nearly.write_index(index, str(tmp_path / "i"))
-    del index
+    written_on_disk(tmp_path, xt, xb)
     size = os.path.getsize(tmp_path / "l")
     shutil.copy(tmp_path / "l", tmp_path / "l.bak")
     with open(tmp_path / "l", "r+b") as f:

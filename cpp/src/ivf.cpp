@@ -184,13 +184,23 @@ void IndexIVF::copy_lists_from(const IndexIVF& other) {
     nprobe = other.nprobe;
 }
 
+void IndexIVF::check_code_size(const CodeLayout& their_layout, const char* what) const {
+    NEARLY_CHECK_ARG(their_layout.code_size == code_size,
+                     std::string(what) + ": the lists' code_size must be the index's (" + std::to_string(code_size) +
+                         ", got " + std::to_string(their_layout.code_size) + ")");
+}
+
+void IndexIVF::recount_lists(bool direct_map) {
+    ntotal = 0;
+    for (size_t l = 0; l < nlist; l++) ntotal += idx_t(lists_[l].ids.size());
+    lists_.set_direct_map(direct_map);
+}
+
 void IndexIVF::replace_lists(InvertedLists&& lists, const CodeLayout& their_layout) {
     check_writable();
     NEARLY_CHECK_ARG(lists.nlist() == nlist, "replace_invlists: the lists must be nlist = " + std::to_string(nlist) +
                                                  " (got " + std::to_string(lists.nlist()) + ")");
-    NEARLY_CHECK_ARG(their_layout.code_size == code_size,
-                     "replace_invlists: the lists' code_size must be the index's (" + std::to_string(code_size) +
-                         ", got " + std::to_string(their_layout.code_size) + ")");
+    check_code_size(their_layout, "replace_invlists");
     std::unique_lock<SharedMutex> lk(rw_mutex_);
     const CodeLayout lay = layout();
     const bool dm = lists_.has_direct_map();
@@ -205,9 +215,7 @@ void IndexIVF::replace_lists(InvertedLists&& lists, const CodeLayout& their_layo
             lists_.assign(l, ids.data(), ids.size(), codes.data(), lay);
         }
     }
-    ntotal = 0;
-    for (size_t l = 0; l < nlist; l++) ntotal += idx_t(lists_[l].ids.size());
-    lists_.set_direct_map(dm);
+    recount_lists(dm);
 }
 
 void IndexIVF::permute_lists(const idx_t* perm) {
@@ -222,23 +230,21 @@ void IndexIVF::replace_list_range(size_t l0, const InvertedLists& lists, const C
     NEARLY_CHECK_ARG(l0 <= nlist && lists.nlist() <= nlist - l0,
                      "set_invlist_range: lists [" + std::to_string(l0) + ", " + std::to_string(l0 + lists.nlist()) +
                          ") out of the index's [0, " + std::to_string(nlist) + ")");
-    NEARLY_CHECK_ARG(their_layout.code_size == code_size,
-                     "set_invlist_range: the lists' code_size must be the index's (" + std::to_string(code_size) +
-                         ", got " + std::to_string(their_layout.code_size) + ")");
+    check_code_size(their_layout, "set_invlist_range");
     std::unique_lock<SharedMutex> lk(rw_mutex_);
     const CodeLayout lay = layout();
     const bool dm = lists_.has_direct_map();
     lists_.set_direct_map(false);  // rebuilt once at the end, not per list
     for (size_t i = 0; i < lists.nlist(); i++) {
         const List& list = lists[i];
-        const std::vector<uint8_t> codes = same_layout(their_layout, lay)
-                                               ? std::vector<uint8_t>(list.codes.begin(), list.codes.end())
-                                               : relaid(list, their_layout, lay);
-        lists_.assign(l0 + i, list.ids.data(), list.ids.size(), codes.data(), lay);
+        if (same_layout(their_layout, lay)) {
+            lists_.assign(l0 + i, list.ids.data(), list.ids.size(), list.codes.data(), lay);
+        } else {
+            const std::vector<uint8_t> codes = relaid(list, their_layout, lay);
+            lists_.assign(l0 + i, list.ids.data(), list.ids.size(), codes.data(), lay);
+        }
     }
-    ntotal = 0;
-    for (size_t l = 0; l < nlist; l++) ntotal += idx_t(lists_[l].ids.size());
-    lists_.set_direct_map(dm);
+    recount_lists(dm);
 }
 
 void IndexIVF::refresh_trained() {

@@ -414,6 +414,10 @@ struct IndexIVF : Index {
     std::shared_ptr<ListFile> lists_file() const { return lists_.file(); }
 
    private:
+    // Throws unless lists of their_layout have this index's code_size (what: the caller's name).
+    void check_code_size(const CodeLayout& their_layout, const char* what) const;
+    // After the lists were replaced: ntotal counted again, the direct map kept (rebuilt) or not.
+    void recount_lists(bool direct_map);
     // Finds the entries whose id wanted() accepts without a direct map (the
     // lists scanned in parallel), then calls visit(list, id, code) for each,
     // in list order. The caller holds the read lock.
