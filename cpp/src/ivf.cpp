@@ -541,7 +541,7 @@ IndexIVFStats IndexIVF::probe_stats(idx_t n, size_t np, const idx_t* coarse) con
     st.nq = size_t(n);
     for (size_t i = 0; i < size_t(n) * np; i++) {
         if (coarse[i] < 0 || coarse[i] >= idx_t(nlist)) continue;
-        const size_t size = lists_[size_t(coarse[i])].ids.size();
+        const size_t size = searched_size(lists_[size_t(coarse[i])].ids.size());
         st.nlist += size > 0;
         st.ndis += size;
     }
@@ -924,9 +924,9 @@ void IndexIVF::range_search_lists(idx_t n, const float* x, float radius, size_t 
 }
 
 IndexIVF::ListSpan IndexIVF::list_span(const List& list, const IDSelector* sel) const {
-    const size_t n = list.ids.size();
+    const size_t n = searched_size(list.ids.size());
     const auto* range = dynamic_cast<const IDSelectorRange*>(sel);
-    if (!range || !range->assume_sorted || !std::is_sorted(list.ids.begin(), list.ids.end())) return {0, n, sel};
+    if (!range || !range->assume_sorted || !std::is_sorted(list.ids.begin(), list.ids.begin() + n)) return {0, n, sel};
     const auto [j0, j1] = range->sorted_ids_bounds(list.ids.data(), n);
     if (code_block == 1) return {j0, j1, nullptr};
     return {j0 / code_block * code_block, j1, sel};
@@ -1259,7 +1259,26 @@ IndexIVF::Header IndexIVF::read_header(Reader& r, const char* what) {
     return h;
 }
 
-void IndexIVF::write_lists(Writer& w, size_t unit) const { lists_.write(w, unit); }
+void IndexIVF::write_lists(Writer& w, size_t unit) const {
+    // faiss cannot write its stop-words or capped lists either; a search
+    // setting of this process, not a property of the stored lists.
+    if (!list_limits_.empty())
+        throw NotSupported("the index searches its lists through StopWordsInvertedLists / CappedInvertedLists, which "
+                           "cannot be written: give it back its own lists first (index.replace_invlists(il.il0))");
+    lists_.write(w, unit);
+}
+
+void IndexIVF::set_list_limits(std::vector<ListLimit> limits) {
+    for (const ListLimit& lim : limits)
+        NEARLY_CHECK_ARG(lim.maxsize > 0 || lim.stop_words, "a list cap must be positive");
+    std::unique_lock<SharedMutex> lk(rw_mutex_);
+    list_limits_ = std::move(limits);
+}
+
+std::vector<IndexIVF::ListLimit> IndexIVF::list_limits() const {
+    std::shared_lock<SharedMutex> lk(rw_mutex_);
+    return list_limits_;
+}
 
 void IndexIVF::read_lists(Reader& r, size_t unit, idx_t total_expected, const char* what) {
     lists_.read(r, unit, layout(), total_expected, what);

@@ -54,7 +54,7 @@ bool IndexIVF::search_grouped(idx_t n, idx_t k, size_t np, const idx_t* coarse, 
         std::vector<float> offsets;
         size_t next = 0;
         auto advance = [&](size_t b) {
-            while (b < nb && (start[b + 1] == start[b] || list_at(b % nlist).ids.empty())) b++;
+            while (b < nb && (start[b + 1] == start[b] || searched_size(list_at(b % nlist).ids.size()) == 0)) b++;
             return b;
         };
         for (size_t b = advance(0); b < nb; b = next) {
@@ -76,7 +76,7 @@ bool IndexIVF::search_grouped(idx_t n, idx_t k, size_t np, const idx_t* coarse, 
                 outs.push_back(&found[i]);
                 offsets.push_back(offset(q0 * np + pairs[j]));
             }
-            pq4_scan_queries(list.codes.data(), list.ids.size(), tabs.size(), tabs.data(), offsets.data(),
+            pq4_scan_queries(list.codes.data(), searched_size(list.ids.size()), tabs.size(), tabs.data(), offsets.data(),
                              list.ids.data(), 0, sel, outs.data());
         }
         for (size_t i = 0; i < m; i++)

@@ -195,6 +195,10 @@ void bind_invlists(py::module_& m) {
                                  "faiss's InvertedLists: an index's lists (index.invlists) or lists of their own.");
     base.attr("INVALID_CODE_SIZE") = py::int_(kInvalidCodeSize);
     base.def_property_readonly("nlist", &ListsObject::nlist)
+        .def("_reads_index", [](const ListsObject& lo, const std::shared_ptr<IndexIVF>& ix) { return lo.owner() == ix; },
+             py::arg("index"), "Whether these are that index's lists.")
+        .def_property_readonly("_belongs_to_index", [](const ListsObject& lo) { return bool(lo.owner()); })
+        .def_property_readonly("_entry_code_size", &ListsObject::code_size, "Bytes per entry, whatever the layout.")
         .def_property_readonly("code_size", [](const ListsObject& lo) {
             return lo.blocked() ? kInvalidCodeSize : lo.code_size();
         }, "Bytes per entry (INVALID_CODE_SIZE for fast-scan blocks, as faiss's BlockInvertedLists).")

@@ -237,6 +237,17 @@ void bind_ivf(py::module_& m) {
            "index's (ntotal follows them; lists in a file stay in it) and the object reads the index's lists from "
            "then on.")
         .def_readwrite("_announced_ntotal", &IndexIVF::announced_ntotal)
+        .def_property("_list_limits", [](const IndexIVF& self) {
+            py::list out;
+            for (const IndexIVF::ListLimit& lim : self.list_limits()) out.append(py::make_tuple(lim.stop_words, lim.maxsize));
+            return out;
+        }, [](IndexIVF& self, const std::vector<std::pair<bool, size_t>>& limits) {
+            std::vector<IndexIVF::ListLimit> v;
+            for (const auto& [stop, maxsize] : limits) v.push_back({stop, maxsize});
+            py::gil_scoped_release release;
+            self.set_list_limits(std::move(v));
+        }, "The (stop_words, maxsize) limits on what searches scan of each list, innermost first "
+           "(StopWordsInvertedLists / CappedInvertedLists over the index's lists).")
 
         .def("get_list_size", &IndexIVF::list_size, py::arg("list_no"))
         .def("add_preassigned", [](IndexIVF& self, py::handle x_obj, py::handle lists_obj, py::handle ids_obj) {

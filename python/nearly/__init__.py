@@ -71,6 +71,9 @@ from .compat import copy_array_to_vector, imbalance_factor, is_similarity_metric
 from .code_packer import CodePacker, CodePackerFlat, CodePackerPQ4  # noqa: F401
 from .compat import bitvec_shuffle, bucket_sort, matrix_bucket_sort_inplace  # noqa: F401
 from .compat import InvertedListsPtrVector, MaybeOwnedVectorUInt8, downcast_InvertedLists, memcpy  # noqa: F401
+from .meta_invlists import (ConcatenatedInvertedLists, CappedInvertedLists, HStackInvertedLists,  # noqa: F401
+                            MaskedInvertedLists, SliceInvertedLists, StopWordsInvertedLists,
+                            VStackInvertedLists)
 from .compat import IndexFlatCodes, IndexHNSW, check_compatible_for_merge, get_mem_usage_kb, merge_knn_results  # noqa: F401
 from .matrix_stats import MatrixStats  # noqa: F401
 from .compat import Float32Vector, Float64Vector, Int8Vector, Int16Vector, Int32Vector, Int64Vector  # noqa: F401

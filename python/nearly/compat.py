@@ -822,7 +822,8 @@ _replace_invlists = _nearly.IndexIVF.replace_invlists
 
 
 def _replace_invlists_and_tell(self, il, own=False):
-    _replace_invlists(self, il, own)
+    from .meta_invlists import replace_invlists  # the meta lists read compat's helpers
+    replace_invlists(self, il, own, _replace_invlists)
     for ref in _ntotal_followers.pop(self, []):
         wrapper = ref()
         if wrapper is not None:

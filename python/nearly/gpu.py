@@ -432,6 +432,9 @@ class GpuIndexBinaryRecurrent(_DeviceTrainAndIds, _BinaryRecurrentBase):
 def index_cpu_to_gpu(res, device, index, options=None):
     """The GPU twin of a CPU index (a copy: later changes to either are not shared)."""
     options = options or GpuClonerOptions()
+    if isinstance(index, _nearly.IndexIVF) and index._list_limits:
+        raise RuntimeError("index_cpu_to_gpu: the index searches its lists through StopWordsInvertedLists / "
+                           "CappedInvertedLists, which the GPU index does not; give it back its own lists first")
     if isinstance(index, IndexFlat):
         config = GpuIndexFlatConfig()
         config.device = device

@@ -412,6 +412,23 @@ struct IndexIVF : Index {
     idx_t announced_ntotal = -1;
     // The file the lists live in (faiss's OnDiskInvertedLists), or null.
     std::shared_ptr<ListFile> lists_file() const { return lists_.file(); }
+    // faiss's StopWordsInvertedLists and CappedInvertedLists over the index's
+    // own lists, as limits on what a search scans of each list, applied in
+    // order (innermost first): a stop-words limit skips a list of maxsize
+    // entries or more, a cap scans its first maxsize entries. Adds, removals
+    // and reads of the lists are not limited. Searches take them under the
+    // read lock, so they change between searches, never during one.
+    struct ListLimit {
+        bool stop_words;  // false: a cap
+        size_t maxsize;
+    };
+    void set_list_limits(std::vector<ListLimit> limits);
+    std::vector<ListLimit> list_limits() const;
+    // The entries of a list of n that a search scans.
+    size_t searched_size(size_t n) const {
+        for (const ListLimit& lim : list_limits_) n = lim.stop_words ? (n < lim.maxsize ? n : 0) : std::min(n, lim.maxsize);
+        return n;
+    }
 
    private:
     // Throws unless lists of their_layout have this index's code_size (what: the caller's name).
@@ -444,6 +461,7 @@ struct IndexIVF : Index {
                         const IDSelector* sel, float* D, idx_t* I) const;
     using List = InvertedLists::List;
     InvertedLists lists_;
+    std::vector<ListLimit> list_limits_;
 };
 
 }  // namespace nearly
