@@ -28,11 +28,13 @@
 #include "nearly/ivf_rabitq.h"
 #include "nearly/index_residual_quantizer.h"
 #include "nearly/index_residual_quantizer_fast_scan.h"
+#include "nearly/index_eden.h"
 #include "nearly/index_sq.h"
 #include "nearly/ivf_residual_quantizer.h"
 #include "nearly/ivf_residual_quantizer_fast_scan.h"
 #include "nearly/ivf_flat.h"
 #include "nearly/ivf_flat_panorama.h"
+#include "nearly/ivf_eden.h"
 #include "nearly/ivf_sq.h"
 #include "nearly/ivfpq.h"
 #include "nearly/ivfpqr.h"
@@ -172,6 +174,8 @@ IndexPtr read_tagged(Reader& r, const std::string& tag) {
     if (tag == "PQ") return IndexPQ::read_body(r);
     if (tag == "PQFastScan") return IndexPQFastScan::read_body(r);
     if (tag == "ScalarQuantizer") return IndexScalarQuantizer::read_body(r);
+    if (tag == "EDEN") return IndexEDEN::read_body(r);
+    if (tag == "IVFEDEN") return IndexIVFEDEN::read_body(r);
     if (tag == "ResidualQuantizer") return IndexResidualQuantizer::read_body(r);
     if (tag == "ResidualQuantizerFastScan") return IndexResidualQuantizerFastScan::read_body(r);
     if (tag == "IVFResidualQuantizer") return IndexIVFResidualQuantizer::read_body(r);

@@ -67,6 +67,10 @@ ScalarQuantizer::ScalarQuantizer(size_t d_, QuantizerType qtype_) : d(d_), qtype
         case QT_4bit_tqmse: bits = 4; code_size = (d + 1) / 2; break;
         default: bits = 8; code_size = d; break;
     }
+    if (is_eden_type(qtype)) {
+        bits = size_t(qtype - QT_1bit_eden + 1);
+        code_size = (d * bits + 7) / 8;
+    }
 }
 
 namespace {
@@ -118,23 +122,65 @@ constexpr double kLloydMaxNormal8[] = {
     3.9256377839344578, 4.1865954428432239, 4.6035356124288533,
 };
 
+// 32, 64 and 128 levels (EDEN's 5, 6 and 7 bits), computed the same way,
+// by Lloyd's iteration in double to a step of 1e-14 (faiss's tables stop
+// short of the fixed point: its 7-bit tail centroid is 5e-5 from its
+// cell's mean).
+constexpr double kLloydMaxNormal5[] = {
+    0.06588965977082331, 0.19805182966943488, 0.33137830576011806, 0.4666995229766879, 0.6049336240094413,
+    0.7471357036878267, 0.8945651173883845, 1.0487833199232106, 1.211804380609281, 1.3863403395866412,
+    1.5762280786122065, 1.7872332177032895, 2.0287283993955207, 2.3177394041947648, 2.6911195773766994,
+    3.2607324934014335,
+};
+constexpr double kLloydMaxNormal6[] = {
+    0.033409506370102246, 0.10027828930389081, 0.1672969033690042, 0.23456698533601927, 0.302192846371707,
+    0.3702826452589535, 0.43894967165865717, 0.508313780898016, 0.5785030305188286, 0.6496555810635699,
+    0.7219219405697099, 0.7954676558408966, 0.8704765865441545, 0.9471549447433414, 1.0257363490773788,
+    1.1064882395373736, 1.189720141860923, 1.2757944864337925, 1.3651410198102552, 1.45827637469784,
+    1.5558312247051715, 1.6585889004238978, 1.7675418829912617, 1.8839772405225135, 2.0096110425937694,
+    2.1468102170559686, 2.2989812097604765, 2.471304797618382, 2.672273835255381, 2.917406790723113,
+    3.240437055012316, 3.7441012708954418,
+};
+constexpr double kLloydMaxNormal7[] = {
+    0.01682816945725979, 0.05049086396325702, 0.08417264205885404, 0.11788628230314285, 0.15164464790982476,
+    0.1854607214256894, 0.21934764023852285, 0.2533187331701508, 0.2873875584246771, 0.3215679431806633,
+    0.35587402513823513, 0.3903202963601079, 0.42492164977775954, 0.4596934287736226, 0.49465148029595635,
+    0.5298122120179349, 0.5651926541164448, 0.600810526321891, 0.6366843109797792, 0.6728333329696706,
+    0.7092778474520623, 0.746039136561252, 0.7831396163375692, 0.8206029554018126, 0.858454207124715,
+    0.8967199573450898, 0.9354284900522956, 0.9746099738876243, 1.0142966728525655, 1.0545231852640986,
+    1.0953267157984266, 1.1367473864540538, 1.1788285934944351, 1.2216174189679236, 1.2651651073358143,
+    1.309527620189646, 1.3547662851654931, 1.4009485591853021, 1.4481489313719977, 1.4964499978135595,
+    1.5459437493735517, 1.5967331257922703, 1.6489339055842915, 1.7026770234586401, 1.7581114377456322,
+    1.8154077134960827, 1.8747625484935064, 1.9364045587164733, 2.000601771739248, 2.067671475611378,
+    2.1379933780437104, 2.2120275175257555, 2.2903391620220495, 2.3736342698401534, 2.4628114331302577,
+    2.5590405215209717, 2.663886538631651, 2.7795142579815004, 2.9090470736100946, 3.05724615060857,
+    3.2319332042669955, 3.447430271104412, 3.7349366443637084, 4.18969415673379,
+};
+
 const double* lloyd_max_normal_half(size_t bits) {
     switch (bits) {
         case 1: return kLloydMaxNormal1;
         case 2: return kLloydMaxNormal2;
         case 3: return kLloydMaxNormal3;
         case 4: return kLloydMaxNormal4;
+        case 5: return kLloydMaxNormal5;
+        case 6: return kLloydMaxNormal6;
+        case 7: return kLloydMaxNormal7;
         case 8: return kLloydMaxNormal8;
-        default: throw InvalidArgument("TurboQuant: bits must be 1, 2, 3, 4 or 8");
+        default: throw InvalidArgument("Lloyd-Max codebook: bits must be 1 to 8");
     }
 }
 
 }  // namespace
 
 void turboquant_codebook(size_t d, size_t bits, std::vector<float>& centroids, std::vector<float>& boundaries) {
+    NEARLY_CHECK_ARG(bits <= 4 || bits == 8, "TurboQuant: bits must be 1, 2, 3, 4 or 8");
+    lloyd_max_codebook(bits, 1.0 / std::sqrt(double(d)), centroids, boundaries);
+}
+
+void lloyd_max_codebook(size_t bits, double scale, std::vector<float>& centroids, std::vector<float>& boundaries) {
     const double* half = lloyd_max_normal_half(bits);
     const size_t k = size_t(1) << bits, h = k / 2;
-    const double scale = 1.0 / std::sqrt(double(d));
     centroids.resize(k);
     for (size_t i = 0; i < h; i++) {
         centroids[h + i] = float(half[i] * scale);
@@ -234,7 +280,10 @@ void ScalarQuantizer::train(size_t n, const float* x) {
     if (!needs_training()) return;
     if (codebook()) {  // no data needed: faiss accepts any training set
         std::vector<float> c, b;
-        turboquant_codebook(d, bits, c, b);
+        if (is_eden_type(qtype))
+            lloyd_max_codebook(bits, 1.0, c, b);
+        else
+            turboquant_codebook(d, bits, c, b);
         c.insert(c.end(), b.begin(), b.end());
         trained = std::move(c);
         return;

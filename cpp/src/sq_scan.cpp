@@ -159,8 +159,15 @@ void sq_scores_gather(int kind, bool ip, const uint8_t* const* codes, size_t cs,
     }
 }
 
+namespace {
+// The widths the SIMD codebook kernels are built for (EDEN's 5 to 7 bits
+// take the scalar one).
+bool simd_codebook_bits(size_t bits) { return bits <= 4 || bits == 8; }
+}  // namespace
+
 void sq_codebook_scores(size_t bits, bool ip, const uint8_t* codes, size_t cs, size_t n, size_t d, const float* q,
                         const float* t, float* out) {
+    if (!simd_codebook_bits(bits)) return sq_codebook_scores_scalar(bits, ip, codes, cs, n, d, q, t, out);
     switch (simd_level()) {
 #if defined(NEARLY_HAVE_AVX512)
         case SimdLevel::avx512: return sq_codebook_scores_avx512(bits, ip, codes, cs, n, d, q, t, out);
@@ -174,6 +181,7 @@ void sq_codebook_scores(size_t bits, bool ip, const uint8_t* codes, size_t cs, s
 
 void sq_codebook_scores_group(size_t bits, bool ip, const uint8_t* codes, size_t cs, size_t n, size_t d, size_t nq,
                               const float* const* q, const float* t, float* out) {
+    if (!simd_codebook_bits(bits)) return sq_codebook_scores_group_scalar(bits, ip, codes, cs, n, d, nq, q, t, out);
     switch (simd_level()) {
 #if defined(NEARLY_HAVE_AVX512)
         case SimdLevel::avx512: return sq_codebook_scores_group_avx512(bits, ip, codes, cs, n, d, nq, q, t, out);
@@ -187,6 +195,7 @@ void sq_codebook_scores_group(size_t bits, bool ip, const uint8_t* codes, size_t
 
 void sq_codebook_scores_gather(size_t bits, bool ip, const uint8_t* const* codes, size_t n, size_t d, const float* q,
                                const float* t, float* out) {
+    if (!simd_codebook_bits(bits)) return sq_codebook_scores_gather_scalar(bits, ip, codes, n, d, q, t, out);
     switch (simd_level()) {
 #if defined(NEARLY_HAVE_AVX512)
         case SimdLevel::avx512: return sq_codebook_scores_gather_avx512(bits, ip, codes, n, d, q, t, out);

@@ -28,6 +28,7 @@ void bind_invlists(py::module_& m);
 void bind_ivf(py::module_& m);
 void bind_pq(py::module_& m);
 void bind_sq(py::module_& m);
+void bind_eden(py::module_& m);
 void bind_residual_quantizer(py::module_& m);
 void bind_gpu(py::module_& m);
 void bind_binary(py::module_& m);
@@ -172,6 +173,7 @@ PYBIND11_MODULE(_nearly, m) {
     bind_ivf(m);
     bind_pq(m);
     bind_sq(m);
+    bind_eden(m);
     bind_residual_quantizer(m);
     bind_gpu(m);
     bind_binary(m);

@@ -21,7 +21,7 @@ ScalarQuantizer::QuantizerType check_qtype(int qtype, const char* who) {
         throw NotSupported(std::string(who) + ": qtype " + std::to_string(qtype) +
                            " not implemented in nearly (QT_8bit, QT_4bit, QT_8bit_uniform, QT_4bit_uniform, "
                            "QT_fp16, QT_8bit_direct, QT_6bit, QT_bf16, QT_8bit_direct_signed and the TurboQuant MSE "
-                           "types QT_1bit_tqmse to QT_8bit_tqmse are)");
+                           "types QT_1bit_tqmse to QT_8bit_tqmse and EDEN's QT_1bit_eden to QT_8bit_eden are)");
     return ScalarQuantizer::QuantizerType(qtype);
 }
 

@@ -217,6 +217,13 @@ INDEXES = [
     (re.compile(r"RaBitQ([1-9])?"), lambda m, d, metric: _nearly.IndexRaBitQ(d, metric, int(m.group(1) or 1))),
     (re.compile(_IVF + r",RaBitQ([1-9])?"), lambda m, d, metric: _nearly.IndexIVFRaBitQ(
         _coarse(m, d, metric), d, _nlist(m.group(1)), metric, True, int(m.group(3) or 1))),
+    # EDEN[nb_bits][BIASED]: EDEN's codes (1 bit, the unbiased scale by default), against
+    # the data's mean or, in an IVF, the list's centroid (faiss's strings).
+    (re.compile(r"EDEN([1-8])?(BIASED)?"), lambda m, d, metric: _nearly.IndexEDEN(
+        d, metric, int(m.group(1) or 1), _nearly.EDENScaleType_BIASED if m.group(2) else _nearly.EDENScaleType_UNBIASED)),
+    (re.compile(_IVF + r",EDEN([1-8])?(BIASED)?"), lambda m, d, metric: _nearly.IndexIVFEDEN(
+        _coarse(m, d, metric), d, _nlist(m.group(1)), metric, True, int(m.group(3) or 1),
+        _nearly.EDENScaleType_BIASED if m.group(4) else _nearly.EDENScaleType_UNBIASED)),
     # RaBitQfs[nb_bits][_bbs]: faiss's fast-scan classes (bbs: a multiple of 32).
     (re.compile(r"RaBitQfs([1-9])?(?:_(\d+))?"), lambda m, d, metric: _nearly.IndexRaBitQFastScan(
         d, metric, int(m.group(2) or 32), int(m.group(1) or 1))),

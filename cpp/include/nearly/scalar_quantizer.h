@@ -20,6 +20,9 @@
 //       ("L2norm,RR,SQtqmse4"). code = the cell of x among the midpoints,
 //       packed bits-wide, low bits first across bytes; decode = the cell's
 //       centroid. trained = centroids[2^bits] then midpoints[2^bits - 1].
+//   QT_{1..8}bit_eden: the same with the normal law's own Lloyd-Max
+//       quantizer (unscaled), EDEN's codebook for coordinates scaled to
+//       unit variance (eden.h adds the scaling and the per-vector factors).
 // The ranges are learned by faiss's range statistics (RangeStat, with
 // rangestat_arg): min-max widened by arg * (max - min), mean +- arg * std,
 // the arg and 1 - arg quantiles, or faiss's alternating least-squares fit of
@@ -73,6 +76,10 @@ struct ScalarQuantizer {
         QT_3bit_tqmse = 12,
         QT_4bit_tqmse = 13,
         QT_8bit_tqmse = 14,
+        // EDEN's codebook (eden.h): the normal law's Lloyd-Max quantizer
+        // itself, for coordinates scaled to unit variance; 1 to 8 bits.
+        QT_1bit_eden = 19,
+        QT_8bit_eden = 26,
     };
     // faiss's RangeStat values.
     enum RangeStat : int { RS_minmax = 0, RS_meanstd = 1, RS_quantiles = 2, RS_optim = 3 };
@@ -89,7 +96,9 @@ struct ScalarQuantizer {
 
     bool uniform() const { return qtype == QT_8bit_uniform || qtype == QT_4bit_uniform; }
     // A TurboQuant MSE type: a shared codebook, not per-dimension ranges.
-    static bool is_codebook_type(int t) { return t >= QT_1bit_tqmse && t <= QT_8bit_tqmse; }
+    static bool is_codebook_type(int t) { return (t >= QT_1bit_tqmse && t <= QT_8bit_tqmse) || is_eden_type(t); }
+    static bool is_eden_type(int t) { return t >= QT_1bit_eden && t <= QT_8bit_eden; }
+    static QuantizerType eden_type(size_t bits) { return QuantizerType(QT_1bit_eden + int(bits) - 1); }
     bool codebook() const { return is_codebook_type(qtype); }
     // Whether the type has something to learn (ranges; or the codebook, which
     // takes no data, as faiss's train computes it).
@@ -132,5 +141,8 @@ void sq_decode_avx512(const ScalarQuantizer& sq, const uint8_t* codes, float* x,
 // faiss's table stops short of Lloyd's fixed point, nearly's is converged),
 // the boundaries the midpoints between them.
 void turboquant_codebook(size_t d, size_t bits, std::vector<float>& centroids, std::vector<float>& boundaries);
+// The normal law's Lloyd-Max quantizer of 2^bits levels (bits 1 to 8) times
+// scale: its centroids, ascending, and the midpoints between them.
+void lloyd_max_codebook(size_t bits, double scale, std::vector<float>& centroids, std::vector<float>& boundaries);
 
 }  // namespace nearly
