@@ -77,6 +77,7 @@ ProductQuantizer& pq_of_miq(MultiIndexQuantizer& i) { return i.pq; }
 void bind_pq(py::module_& m) {
     // dynamic_attr: faiss code sets pq.assign_index (compat.py reads it).
     py::class_<ProductQuantizer> pq_class(m, "ProductQuantizer", py::dynamic_attr());
+    pq_class.def("_clone", [](const ProductQuantizer& q) { return ProductQuantizer(q); }, "An independent copy (clone_Quantizer).");
     for (auto [name, v] : {std::pair<const char*, int>{"Train_default", ProductQuantizer::Train_default},
                            {"Train_hot_start", ProductQuantizer::Train_hot_start},
                            {"Train_shared", ProductQuantizer::Train_shared},

@@ -29,6 +29,7 @@ RaBitQuantizer& rabitq_of_ivf(IndexIVFRaBitQ& i) { return i.rabitq; }
 
 void bind_rabitq(py::module_& m) {
     py::class_<RaBitQuantizer>(m, "RaBitQuantizer")
+        .def("_clone", [](const RaBitQuantizer& q) { return RaBitQuantizer(q); }, "An independent copy (clone_Quantizer).")
         .def(py::init([](long long d, int metric, long long nb_bits) {
                  if (d < 1) throw InvalidArgument("RaBitQuantizer: d must be positive");
                  if (metric != METRIC_L2 && metric != METRIC_INNER_PRODUCT)

@@ -86,6 +86,7 @@ ResidualQuantizer& rq_of_rcq(ResidualCoarseQuantizer& i) { return i.rq; }
 
 void bind_residual_quantizer(py::module_& m) {
     py::class_<ResidualQuantizer> rq(m, "ResidualQuantizer");
+    rq.def("_clone", [](const ResidualQuantizer& q) { return ResidualQuantizer(q); }, "An independent copy (clone_Quantizer).");
     for (auto [name, v] : {std::pair<const char*, int>{"ST_decompress", ResidualQuantizer::ST_decompress},
                            {"ST_LUT_nonorm", ResidualQuantizer::ST_LUT_nonorm},
                            {"ST_norm_from_LUT", ResidualQuantizer::ST_norm_from_LUT},

@@ -32,6 +32,7 @@ ScalarQuantizer& sq_of_ivf(IndexIVFScalarQuantizer& i) { return i.sq; }
 void bind_sq(py::module_& m) {
     // faiss's ScalarQuantizer with faiss's QuantizerType and RangeStat values.
     py::class_<ScalarQuantizer> sq(m, "ScalarQuantizer");
+    sq.def("_clone", [](const ScalarQuantizer& q) { return ScalarQuantizer(q); }, "An independent copy (clone_Quantizer).");
     for (auto [name, v] : {std::pair<const char*, int>{"QT_8bit", ScalarQuantizer::QT_8bit},
                            {"QT_4bit", ScalarQuantizer::QT_4bit},
                            {"QT_8bit_uniform", ScalarQuantizer::QT_8bit_uniform},

@@ -71,6 +71,7 @@ from .compat import copy_array_to_vector, imbalance_factor, is_similarity_metric
 from .code_packer import CodePacker, CodePackerFlat, CodePackerPQ4  # noqa: F401
 from .compat import bitvec_shuffle, bucket_sort, matrix_bucket_sort_inplace  # noqa: F401
 from .compat import InvertedListsPtrVector, MaybeOwnedVectorUInt8, downcast_InvertedLists, memcpy  # noqa: F401
+from .compat import CodeSet, clone_Quantizer  # noqa: F401
 from .meta_invlists import (ConcatenatedInvertedLists, CappedInvertedLists, HStackInvertedLists,  # noqa: F401
                             MaskedInvertedLists, SliceInvertedLists, StopWordsInvertedLists,
                             VStackInvertedLists)
@@ -83,7 +84,7 @@ from .persistence import (read_ProductQuantizer, read_VectorTransform, write_Pro
 from .persistence import read_index_binary, write_index_binary  # noqa: F401,F811
 from .io_objects import BufferedIOReader, BufferedIOWriter, FileIOReader, FileIOWriter  # noqa: F401
 from .io_objects import IOReader, IOWriter, PyCallbackIOReader, PyCallbackIOWriter  # noqa: F401
-from .io_objects import VectorIOReader, VectorIOWriter  # noqa: F401
+from .io_objects import VectorIOReader, VectorIOWriter, ZeroCopyIOReader  # noqa: F401
 from .compat import clone_binary_index, clone_index  # noqa: F401
 from .compat import eval_intersection, merge_into, rand, randint, randn  # noqa: F401
 from .compat import float_rand, float_randn, rand_smooth_vectors  # noqa: F401

@@ -1154,3 +1154,40 @@ def _search_preassigned_into(self, x, k, Iq, Dq=None, params=None, D=None, I=Non
 
 _search_preassigned_into.__doc__ = _search_preassigned.__doc__
 _nearly.IndexIVF.search_preassigned = _search_preassigned_into
+
+
+def clone_Quantizer(quantizer):
+    """faiss's clone_Quantizer: an independent copy of a ScalarQuantizer,
+    ProductQuantizer, ResidualQuantizer (LSQ too) or RaBitQuantizer."""
+    clone = getattr(quantizer, "_clone", None)
+    if clone is None:
+        raise RuntimeError(f"clone_Quantizer: not implemented for {type(quantizer).__name__}")
+    return clone()
+
+
+class CodeSet:
+    """faiss's CodeSet(d): a set of codes of d bytes; insert(codes) adds
+    them and says which were not in the set yet (the first of equal codes
+    within the batch)."""
+
+    def __init__(self, d):
+        if int(d) < 1:
+            raise ValueError("CodeSet: d must be positive")
+        self.d = int(d)
+        self._seen = set()
+
+    def insert(self, codes, inserted=None):
+        codes = np.ascontiguousarray(codes, dtype=np.uint8)
+        if codes.ndim != 2 or codes.shape[1] != self.d:
+            raise ValueError(f"CodeSet.insert: codes must be (n, {self.d}) uint8")
+        out = np.zeros(len(codes), dtype=bool) if inserted is None else inserted
+        if out.shape != (len(codes),):
+            raise ValueError("CodeSet.insert: inserted must hold n booleans")
+        for i, row in enumerate(codes):
+            key = row.tobytes()
+            out[i] = key not in self._seen
+            self._seen.add(key)
+        return out
+
+    def __len__(self):
+        return len(self._seen)

@@ -69,7 +69,7 @@ def _hadamard(d, seed):
 
 # transform token -> builder(d_in) returning (VectorTransform, d_out)
 TRANSFORMS = [
-    (re.compile(r"L2norm"), lambda m, d: (_nearly.NormalizationTransform(d), d)),
+    (re.compile(r"L2[nN]orm"), lambda m, d: (_nearly.NormalizationTransform(d), d)),
     # OPQ{M}[_{d_out}]: an OPQ rotation for M subquantizers, trained with the index.
     (re.compile(r"OPQ(\d+)(?:_(\d+))?"), lambda m, d: (
         _nearly.OPQMatrix(d, int(m.group(1)), int(m.group(2) or d)), int(m.group(2) or d))),

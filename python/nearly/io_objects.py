@@ -138,6 +138,31 @@ class VectorIOReader(IOReader):
         return out
 
 
+class ZeroCopyIOReader(IOReader):
+    """faiss's ZeroCopyIOReader(ptr, size): reads a serialized index from
+    memory (swig_ptr(array) is the array itself in nearly), from position
+    rp. Its bytes are copied into the index as they are read: nearly's
+    indexes own their memory."""
+
+    def __init__(self, data, size=None):
+        if not isinstance(data, np.ndarray):
+            raise TypeError("ZeroCopyIOReader: pass swig_ptr(array) (or the array itself)")
+        flat = np.ascontiguousarray(data).reshape(-1).view(np.uint8)
+        size = flat.size if size is None else int(size)
+        if not 0 <= size <= flat.size:
+            raise ValueError(f"ZeroCopyIOReader: size {size} past the array's {flat.size} bytes")
+        self._data, self.total, self.rp = flat[:size], size, 0
+
+    def read(self, n):
+        end = min(self.total, self.rp + int(n))
+        out = self._data[self.rp:end].tobytes()
+        self.rp = end
+        return out
+
+    def reset(self):
+        self.rp = 0
+
+
 class FileIOWriter(IOWriter):
     """A file opened for writing (a path, or a binary file object)."""
 

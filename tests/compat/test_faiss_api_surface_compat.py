@@ -589,3 +589,26 @@ def test_pretransform_trained_part_by_part(data):
     none = nearly.index_factory(16, "PCA8,Flat")
     with pytest.raises(RuntimeError, match="transform 0"):
         none.is_trained = True
+
+
+def test_code_set_clone_quantizer_and_l2norm_spelling():
+    rng = np.random.default_rng(9)
+    codes = rng.integers(0, 2, (1000, 8)).astype(np.uint8)
+    for lib in (nearly, faiss):
+        s = lib.CodeSet(8)
+        first = s.insert(codes)
+        np.testing.assert_array_equal(np.sort(np.unique(codes, axis=0), axis=None), np.sort(codes[first], axis=None))
+        assert not s.insert(codes[:20]).any()  # the set remembers
+    np.testing.assert_array_equal(nearly.CodeSet(8).insert(codes), faiss.CodeSet(8).insert(codes))
+    x = rng.standard_normal((300, 16)).astype(np.float32)
+    for make in (lambda lib: lib.ScalarQuantizer(16, lib.ScalarQuantizer.QT_4bit),
+                 lambda lib: lib.ProductQuantizer(16, 4, 4),
+                 lambda lib: lib.ResidualQuantizer(16, 2, 4)):
+        q = make(nearly)
+        q.train(x)
+        c = nearly.clone_Quantizer(q)
+        assert type(c) is type(q) and c is not q
+        np.testing.assert_array_equal(c.compute_codes(x), q.compute_codes(x))
+    for spec in ("PCAR8,L2Norm,PCAW4,LSHr", "L2norm,Flat"):
+        a, b = nearly.index_factory(16, spec), faiss.index_factory(16, spec)
+        assert a.chain.size() == b.chain.size()

@@ -213,3 +213,21 @@ def test_null_index_round_trips(tmp_path):
         f.write(b"x")
     with pytest.raises(nearly.IndexFileError):
         nearly.read_index(path)
+
+
+@pytest.mark.parametrize("lib", [nearly, faiss], ids=["nearly", "faiss"])
+def test_zero_copy_reader(lib):
+    """faiss's ZeroCopyIOReader over serialize_index's bytes, as faiss code
+    writes it, on both libraries: the same index back."""
+    rng = np.random.default_rng(4)
+    xb, xq = rng.random((200, 32), dtype=np.float32), rng.random((10, 32), dtype=np.float32)
+    index = lib.index_factory(32, "SQfp16")
+    index.add(xb)
+    blob = lib.serialize_index(index)
+    back = lib.read_index(lib.ZeroCopyIOReader(lib.swig_ptr(blob), blob.size))
+    np.testing.assert_array_equal(back.search(xq, 5)[1], index.search(xq, 5)[1])
+    if lib is nearly:
+        with pytest.raises(nearly.IndexFileError):
+            nearly.read_index(nearly.ZeroCopyIOReader(blob, blob.size - 9))
+        with pytest.raises(ValueError):
+            nearly.ZeroCopyIOReader(blob, blob.size + 1)
