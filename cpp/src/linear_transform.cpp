@@ -117,4 +117,24 @@ void set_matrix_from_double(LinearTransform& t, const std::vector<double>& a) {
     std::transform(a.begin(), a.end(), t.A.begin(), [](double v) { return float(v); });
 }
 
+std::vector<double> rows_cross_product(const float* y, const float* x, size_t n, size_t d2, size_t d) {
+    constexpr size_t kChunk = 2048;
+    const size_t nchunks = (n + kChunk - 1) / kChunk;
+    std::vector<std::vector<double>> partial(nchunks);
+    parallel_for(nchunks, [&](size_t c) {
+        const size_t i0 = c * kChunk, rows = std::min(n, i0 + kChunk) - i0;
+        std::vector<float> yt(d2 * rows), xt(d * rows), prod(d2 * d);
+        for (size_t i = 0; i < rows; i++) {
+            for (size_t a = 0; a < d2; a++) yt[a * rows + i] = y[(i0 + i) * d2 + a];
+            for (size_t b = 0; b < d; b++) xt[b * rows + i] = x[(i0 + i) * d + b];
+        }
+        gemm_ip(yt.data(), d2, xt.data(), d, rows, prod.data());
+        partial[c].assign(prod.begin(), prod.end());
+    });
+    std::vector<double> m(d2 * d, 0.0);
+    for (auto& p : partial)
+        for (size_t i = 0; i < m.size(); i++) m[i] += p[i];
+    return m;
+}
+
 }  // namespace nearly

@@ -23,32 +23,6 @@ OPQMatrix::OPQMatrix(int d_in_, int M_, int d_out_)
         throw NotSupported("The dimension of the vector (d) should be a multiple of the number of subquantizers (M)");
 }
 
-namespace {
-
-// m (d2 x d, double) = sum over rows i of y_i^T x_i, for y (n x d2) and x
-// (n x d): chunks of rows as GEMMs on the pool, the chunk sums added in
-// double.
-std::vector<double> cross_product(const float* y, const float* x, size_t n, size_t d2, size_t d) {
-    constexpr size_t kChunk = 2048;
-    const size_t nchunks = (n + kChunk - 1) / kChunk;
-    std::vector<std::vector<double>> partial(nchunks);
-    parallel_for(nchunks, [&](size_t c) {
-        const size_t i0 = c * kChunk, rows = std::min(n, i0 + kChunk) - i0;
-        std::vector<float> yt(d2 * rows), xt(d * rows), prod(d2 * d);
-        for (size_t i = 0; i < rows; i++) {
-            for (size_t a = 0; a < d2; a++) yt[a * rows + i] = y[(i0 + i) * d2 + a];
-            for (size_t b = 0; b < d; b++) xt[b * rows + i] = x[(i0 + i) * d + b];
-        }
-        gemm_ip(yt.data(), d2, xt.data(), d, rows, prod.data());
-        partial[c].assign(prod.begin(), prod.end());
-    });
-    std::vector<double> m(d2 * d, 0.0);
-    for (auto& p : partial)
-        for (size_t i = 0; i < m.size(); i++) m[i] += p[i];
-    return m;
-}
-
-}  // namespace
 
 void OPQMatrix::train(idx_t n_in, const float* x_in) {
     NEARLY_CHECK_ARG(n_in >= 0, "OPQMatrix::train: n must be non-negative");
@@ -60,18 +34,7 @@ void OPQMatrix::train(idx_t n_in, const float* x_in) {
     const float* x = x_in;
     size_t n = size_t(n_in);
     std::vector<float> subset;
-    if (max_train_points > 0 && n > max_train_points) {
-        if (verbose)
-            std::printf("  Input training set too large (max size is %zu), sampling %zu / %zu vectors\n",
-                        max_train_points, max_train_points, n);
-        std::vector<int> perm(n);
-        rand_perm(perm.data(), n, 1234);
-        subset.resize(max_train_points * d_in);
-        for (size_t i = 0; i < max_train_points; i++)
-            std::copy(x_in + size_t(perm[i]) * d_in, x_in + size_t(perm[i] + 1) * d_in, &subset[i * d_in]);
-        x = subset.data();
-        n = max_train_points;
-    }
+    maybe_subsample(x, n, size_t(d_in), max_train_points, subset, verbose);
     // Fewer points than centroids: the PQ's k-means error, before any work.
     if (n < 256)
         throw NotSupported("Number of training points (" + std::to_string(n) +
@@ -136,7 +99,7 @@ void OPQMatrix::train(idx_t n_in, const float* x_in) {
         // The rotation R (orthonormal rows) minimizing ||xtrain R^T - recons||:
         // the polar factor of recons^T xtrain.
         auto t_rot = std::chrono::steady_clock::now();
-        std::vector<double> m = cross_product(recons.data(), xtrain.data(), n, d2, d);
+        std::vector<double> m = rows_cross_product(recons.data(), xtrain.data(), n, d2, d);
         procrustes_rotation(m.data(), d2, d, rotation.data(), left);
         if (verbose)
             std::printf("    rotation update: %.3f s\n",

@@ -27,17 +27,7 @@ void PCAMatrix::train(idx_t n_in, const float* x_in) {
     const float* x = x_in;
     size_t n = size_t(n_in);
     std::vector<float> subset;
-    const size_t cap = max_points_per_d * d;
-    if (cap > 0 && n > cap) {
-        if (verbose)
-            std::printf("  Input training set too large (max size is %zu), sampling %zu / %zu vectors\n", cap, cap, n);
-        std::vector<int> perm(n);
-        rand_perm(perm.data(), n, 1234);
-        subset.resize(cap * d);
-        for (size_t i = 0; i < cap; i++) std::copy(x_in + size_t(perm[i]) * d, x_in + size_t(perm[i] + 1) * d, &subset[i * d]);
-        x = subset.data();
-        n = cap;
-    }
+    maybe_subsample(x, n, d, max_points_per_d * d, subset, verbose);
     std::vector<double> mu(d, 0.0);
     for (size_t i = 0; i < n; i++)
         for (size_t j = 0; j < d; j++) mu[j] += x[i * d + j];

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 
 #include "nearly/common.h"
 #include "nearly/libstdcxx_random.h"
@@ -126,6 +127,17 @@ void rand_perm(int* perm, size_t n, int64_t seed) {
         size_t j = i + mt() % uint32_t(n - i);
         std::swap(perm[i], perm[j]);
     }
+}
+
+void maybe_subsample(const float*& x, size_t& n, size_t d, size_t max, std::vector<float>& storage, bool verbose) {
+    if (max == 0 || n <= max) return;
+    if (verbose) std::printf("  Input training set too large (max size is %zu), sampling %zu / %zu vectors\n", max, max, n);
+    std::vector<int> perm(n);
+    rand_perm(perm.data(), n, 1234);
+    storage.resize(max * d);
+    for (size_t i = 0; i < max; i++) std::copy(x + size_t(perm[i]) * d, x + size_t(perm[i] + 1) * d, &storage[i * d]);
+    x = storage.data();
+    n = max;
 }
 
 }  // namespace nearly

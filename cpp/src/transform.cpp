@@ -9,6 +9,7 @@
 #include "nearly/distance_computer.h"
 #include "nearly/io.h"
 #include "nearly/linear_transform.h"
+#include "nearly/itq.h"
 #include "nearly/opq.h"
 #include "nearly/pca.h"
 
@@ -256,6 +257,8 @@ std::unique_ptr<IndexPreTransform> IndexPreTransform::read_body(Reader& r) {
             transforms.push_back(OPQMatrix::read(r, d_in, d_out));
         } else if (tag == "PCA") {
             transforms.push_back(PCAMatrix::read(r, d_in, d_out));
+        } else if (tag == "ITQTransform") {
+            transforms.push_back(ITQTransform::read(r, d_in, d_out));
         } else {
             throw CorruptData("cannot read index: unknown transform '" + printable(tag) + "'");
         }

@@ -5,6 +5,7 @@
 
 #include "arrays.h"
 #include "nearly/hadamard_rotation.h"
+#include "nearly/itq.h"
 #include "nearly/linear_transform.h"
 #include "nearly/linalg.h"
 #include "nearly/opq.h"
@@ -90,6 +91,29 @@ void bind_transform(py::module_& m) {
             py::gil_scoped_release release;
             t.prepare_Ab();
         });
+
+    py::class_<ITQMatrix, LinearTransform, std::shared_ptr<ITQMatrix>>(
+        m, "ITQMatrix", "faiss's ITQMatrix: a d x d rotation learned by iterative quantization (itq.h).")
+        .def(py::init<int>(), py::arg("d"))
+        .def_readwrite("max_iter", &ITQMatrix::max_iter)
+        .def_readwrite("seed", &ITQMatrix::seed)
+        .def_property("init_rotation", [](const ITQMatrix& t) {
+            return py::array_t<double>(py::ssize_t(t.init_rotation.size()), t.init_rotation.data());
+        },
+                      [](ITQMatrix& t, py::array_t<double, py::array::c_style | py::array::forcecast> a) {
+                          t.init_rotation.assign(a.data(), a.data() + a.size());
+                      });
+
+    py::class_<ITQTransform, VectorTransform, std::shared_ptr<ITQTransform>>(
+        m, "ITQTransform",
+        "faiss's ITQTransform: centring, unit norm, PCA to d_out (do_pca) and an ITQ rotation (\"ITQ64,LSHt\").")
+        .def(py::init<int, int, bool>(), py::arg("d_in"), py::arg("d_out"), py::arg("do_pca"))
+        .def_readonly("do_pca", &ITQTransform::do_pca)
+        .def_readwrite("max_train_per_dim", &ITQTransform::max_train_per_dim)
+        .def_readwrite("verbose", &ITQTransform::verbose)
+        .def_property_readonly("mean", [](const ITQTransform& t) { return to_numpy(t.mean); })
+        .def_readonly("itq", &ITQTransform::itq)
+        .def_readonly("pca_then_itq", &ITQTransform::pca_then_itq);
 
     // Test hook: (eigenvalues decreasing, eigenvectors as rows) of a symmetric matrix.
     m.def("_symmetric_eigen", [](py::array_t<double, py::array::c_style | py::array::forcecast> a) {

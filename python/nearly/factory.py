@@ -75,6 +75,9 @@ TRANSFORMS = [
         _nearly.OPQMatrix(d, int(m.group(1)), int(m.group(2) or d)), int(m.group(2) or d))),
     # RR[d_out] (d by default): faiss's random rotation (its matrix, drawn at train()).
     (re.compile(r"RR(\d+)?"), lambda m, d: (_nearly.RandomRotationMatrix(d, int(m.group(1) or d)), int(m.group(1) or d))),
+    # ITQ[d_out]: faiss's ITQTransform (centring, unit norm, PCA to d_out when given, an ITQ rotation).
+    (re.compile(r"ITQ(\d+)?"), lambda m, d: (
+        _nearly.ITQTransform(d, int(m.group(1) or d), m.group(1) is not None), int(m.group(1) or d))),
     # HR[seed]: faiss's Hadamard rotation (hadamard_rotation.h), d_out the next power of 2.
     (re.compile(r"HR(\d+)?"), lambda m, d: _hadamard(d, m.group(1))),
     # PCA[W][R]{d_out}: PCA to d_out dimensions, W whitened (eigen_power -0.5), R then randomly rotated.

@@ -45,6 +45,11 @@ struct RandomRotationMatrix : LinearTransform {
     void train(idx_t, const float*) override { init(12345); }
 };
 
+// m (d2 x d, double) = sum over rows i of y_i^T x_i, for y (n x d2) and x
+// (n x d): chunks of rows as GEMMs on the pool, the chunk sums added in
+// double (the cross products of OPQ's and ITQ's rotation updates).
+std::vector<double> rows_cross_product(const float* y, const float* x, size_t n, size_t d2, size_t d);
+
 // t.A = a (d_out x d_in, computed in double), rounded to float.
 void set_matrix_from_double(LinearTransform& t, const std::vector<double>& a);
 
