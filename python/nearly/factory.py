@@ -363,6 +363,10 @@ def index_factory(d, description, metric=_nearly.METRIC_L2):
     parts = [p.strip() for p in description.split(",")]
     if not parts or any(not p for p in parts):
         raise _parse_error(description, "empty component")
+    if parts[0] in ("MinMax", "MinMaxFP16") and len(parts) > 1:  # faiss's row-wise min-max codec prefix
+        from .rowwise_minmax import IndexRowwiseMinMax, IndexRowwiseMinMaxFP16
+        inner = index_factory(d, ",".join(parts[1:]), metric)
+        return (IndexRowwiseMinMaxFP16 if parts[0] == "MinMaxFP16" else IndexRowwiseMinMax)(inner)
 
     wrapper = None
     if parts[0] in WRAPPERS:

@@ -258,6 +258,9 @@ def read_one_index(reader):
         return head + rest + reader.read_exactly(size + 8)
     if head in _UNFRAMED_MAGICS:
         return head + reader.read_to_end()
+    if head == b"NEARLYRM":  # the row-wise min-max codec: a flag and the inner index's size
+        rest = reader.read_exactly(9, "index header")
+        return head + rest + reader.read_exactly(int.from_bytes(rest[1:9], "little"))
     if head == NULL_INDEX:
         return head
     # Anything else is refused at once (reading on could never end).

@@ -9,8 +9,13 @@ import numpy as np
 from . import _nearly
 from .io_objects import NULL_INDEX, IOReader, IOWriter, read_one_index, write_to
 from .multivector import IndexMultiVectorFlat, IndexMuvera, _TokenStoreIndex
+from .rowwise_minmax import MAGIC as _ROWWISE_MAGIC
+from .rowwise_minmax import IndexRowwiseMinMaxBase
 
-_READERS = {b"NEARLYMV": IndexMultiVectorFlat.deserialize, b"NEARLYMU": IndexMuvera.deserialize}
+_READERS = {b"NEARLYMV": IndexMultiVectorFlat.deserialize, b"NEARLYMU": IndexMuvera.deserialize,
+            _ROWWISE_MAGIC: IndexRowwiseMinMaxBase.deserialize}
+# The indexes that live in Python and write themselves (serialize()).
+_PYTHON_INDEXES = (_TokenStoreIndex, IndexRowwiseMinMaxBase)
 _READ_ONLY_FLAGS = 2 | 8 | 512  # IO_FLAG_READ_ONLY, IO_FLAG_MMAP's low bits, IO_FLAG_MMAP_IFC
 
 
@@ -24,7 +29,7 @@ def _path(fname):
 def serialize_index(index):
     if index is None:  # faiss's null index
         return np.frombuffer(NULL_INDEX, dtype=np.uint8).copy()
-    if isinstance(index, _TokenStoreIndex):
+    if isinstance(index, _PYTHON_INDEXES):
         data = index.serialize()
         return data if isinstance(data, np.ndarray) else np.frombuffer(data, dtype=np.uint8).copy()
     return _nearly.serialize_index(index)
@@ -39,7 +44,8 @@ def deserialize_index(data, io_flags=0):
     if head is not None and head in _READERS:
         raw = data.tobytes() if isinstance(data, np.ndarray) else bytes(data)
         index = _READERS[head](raw)
-        index.read_only = bool(io_flags & _READ_ONLY_FLAGS)
+        if isinstance(index, _TokenStoreIndex):
+            index.read_only = bool(io_flags & _READ_ONLY_FLAGS)
         return index
     return _nearly.deserialize_index(data)
 
@@ -49,7 +55,7 @@ def write_index(index, fname):
     VectorIOWriter, FileIOWriter, BufferedIOWriter)."""
     if isinstance(fname, IOWriter):
         return write_to(fname, serialize_index(index))
-    if index is None or isinstance(index, _TokenStoreIndex):
+    if index is None or isinstance(index, _PYTHON_INDEXES):
         data = serialize_index(index)
         path = _path(fname)
         tmp = path + ".tmp"
@@ -73,7 +79,8 @@ def read_index(fname, io_flags=0):
                 return None
             if head in _READERS:
                 index = _READERS[head](head + f.read())
-                index.read_only = bool(io_flags & _READ_ONLY_FLAGS)
+                if isinstance(index, _TokenStoreIndex):
+                    index.read_only = bool(io_flags & _READ_ONLY_FLAGS)
                 return index
     except FileNotFoundError:
         pass  # the native reader raises faiss's error for it
