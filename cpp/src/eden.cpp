@@ -38,23 +38,28 @@ void EdenCodec::encode(size_t n, const float* x, const float* center, uint8_t* c
             const float* xi = x + i * d;
             uint8_t* code = codes + i * cs;
             std::memset(code, 0, cs);
-            double norm2 = 0;
+            // Sums in double over four interleaved partial sums: no long
+            // chain of dependent additions (three such loops per vector
+            // made adding 2.4x slower at 1 bit).
+            double norm2[4] = {0, 0, 0, 0};
             for (size_t j = 0; j < d; j++) {
                 r[j] = xi[j] - (center ? center[j] : 0.f);
-                norm2 += double(r[j]) * r[j];
+                norm2[j & 3] += double(r[j]) * r[j];
             }
-            const float norm_sqr = float(norm2);
+            const float norm_sqr = float((norm2[0] + norm2[1]) + (norm2[2] + norm2[3]));
             float l2_norm_term = 0.f, scale = 0.f;
             if (norm_sqr > FLT_EPSILON) {  // a residual of 0 (or nearly): the center itself
                 const float inv_norm = 1.f / std::sqrt(norm_sqr);
                 for (size_t j = 0; j < d; j++) z[j] = r[j] * sqrt_d * inv_norm;
                 sq.encode(z.data(), code);
-                double qq = 0, qr = 0;
+                double qq4[4] = {0, 0, 0, 0}, qr4[4] = {0, 0, 0, 0};
                 for (size_t j = 0; j < d; j++) {
                     const double q = cb[sq_cell(code, j)];
-                    qq += q * q;
-                    qr += q * r[j];
+                    qq4[j & 3] += q * q;
+                    qr4[j & 3] += q * r[j];
                 }
+                const double qq = (qq4[0] + qq4[1]) + (qq4[2] + qq4[3]);
+                const double qr = (qr4[0] + qr4[1]) + (qr4[2] + qr4[3]);
                 if (biased) {
                     scale = float(qr / qq);
                     l2_norm_term = float(double(scale) * scale * qq);
