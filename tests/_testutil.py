@@ -278,3 +278,14 @@ def search_while(index, xq, k, write, id_limit, threads=3):
         for t in workers:
             t.join()
     return errors
+
+
+def ivf_built(spec, d, xt, xb, nprobe=8):
+    """index_factory(d, spec) trained on xt, holding xb, its IVF index probing nprobe lists."""
+    import nearly
+
+    index = nearly.index_factory(d, spec)
+    index.train(xt)
+    index.add(xb)
+    nearly.extract_index_ivf(index).nprobe = nprobe
+    return index

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import nearly
-from _testutil import randn
+from _testutil import ivf_built, randn
 
 D = 24
 FAMILIES = ["IVF32,Flat", "IVF32,PQ8", "IVF32,SQ8", "IVF32,PQ8x4fs", "IVF32,RaBitQ", "PCA16,IVF32,SQ4",
@@ -25,11 +25,7 @@ def data():
 
 
 def built(spec, xt, xb):
-    index = nearly.index_factory(D, spec)
-    index.train(xt)
-    index.add(xb)
-    nearly.extract_index_ivf(index).nprobe = 8
-    return index
+    return ivf_built(spec, D, xt, xb)
 
 
 def empty_twin(index):
