@@ -8,6 +8,7 @@
 #include "nearly/flat.h"
 #include "nearly/index.h"
 #include "nearly/kmeans.h"
+#include "nearly/kmeans1d.h"
 #include "nearly/simd.h"
 #include "nearly/super_kmeans.h"
 
@@ -189,6 +190,48 @@ void bind_kmeans(py::module_& m) {
         }, "Objective of every iteration (float64 numpy array, like faiss's Kmeans.obj).")
         .def_property_readonly("iteration_stats",
                                [](const Clustering& self) { return IterationStatsVector{self.iteration_stats}; });
+
+    py::class_<Clustering1D, Clustering>(m, "Clustering1D",
+                                         "faiss's Clustering1D: exact 1-D k-means by dynamic programming (kmeans1d.h).")
+        .def(py::init([](int k, const ClusteringParameters* cp) {
+                 if (k < 1) throw InvalidArgument("Clustering1D: k must be positive");
+                 return cp ? Clustering1D(k, *cp) : Clustering1D(k);
+             }),
+             py::arg("k"), py::arg("cp") = nullptr)
+        .def("train_exact", [](Clustering1D& self, py::handle x_obj) {
+            FloatArray x = as_matrix(x_obj, 1, "x");
+            py::gil_scoped_release release;
+            self.train_exact(x.shape(0), x.data());
+        }, py::arg("x"), "The k centroids of the values that minimize the k-means objective exactly.");
+    // faiss's pointer-style test entry points: smawk(nrows, ncols, swig_ptr(x), swig_ptr(argmins)),
+    // kmeans1d(swig_ptr(x), n, nclusters, swig_ptr(centroids)).
+    m.def("smawk", [](long long nrows, long long ncols, py::handle x_obj, py::handle out_obj) {
+        if (nrows < 0 || ncols < 1) throw InvalidArgument("smawk: nrows >= 0 and ncols >= 1");
+        FloatArray x = to_array<FloatArray>(x_obj, "x");
+        if (size_t(x.size()) < size_t(nrows) * size_t(ncols)) throw InvalidArgument("smawk: x holds fewer than nrows * ncols values");
+        auto out = py::cast<py::array>(out_obj);
+        if (!out || out.dtype().kind() != 'i' || out.itemsize() != 8 || size_t(out.size()) < size_t(nrows) ||
+            !(out.flags() & py::array::c_style))
+            throw InvalidArgument("smawk: argmins must be a contiguous int64 array of nrows entries");
+        const float* a = x.data();
+        idx_t* o = static_cast<idx_t*>(out.mutable_data());
+        py::gil_scoped_release release;
+        smawk(size_t(nrows), size_t(ncols), [a, ncols](size_t i, size_t j) { return double(a[i * ncols + j]); }, o);
+    }, py::arg("nrows"), py::arg("ncols"), py::arg("x"), py::arg("argmins"));
+    m.def("kmeans1d", [](py::handle x_obj, long long n, long long k, py::handle c_obj) {
+        FloatArray x = to_array<FloatArray>(x_obj, "x");
+        if (n < 0 || size_t(x.size()) < size_t(n)) throw InvalidArgument("kmeans1d: x holds fewer than n values");
+        if (k < 1) throw InvalidArgument("kmeans1d: nclusters must be positive");
+        auto c = py::cast<py::array>(c_obj);
+        if (!c || c.dtype().kind() != 'f' || c.itemsize() != 4 || size_t(c.size()) < size_t(k) ||
+            !(c.flags() & py::array::c_style))
+            throw InvalidArgument("kmeans1d: centroids must be a contiguous float32 array of nclusters entries");
+        float* cp = static_cast<float*>(c.mutable_data());
+        const float* xp = x.data();
+        py::gil_scoped_release release;
+        return kmeans1d(xp, size_t(n), size_t(k), cp);
+    }, py::arg("x"), py::arg("n"), py::arg("nclusters"), py::arg("centroids"),
+       "Exact 1-D k-means: the centroids (ascending) written into centroids; returns the imbalance factor.");
 
     py::class_<SuperKMeansParameters, ClusteringParameters>(m, "SuperKMeansParameters")
         .def(py::init<>())
