@@ -20,7 +20,7 @@ import time
 
 import numpy as np
 
-from search_metrics import best_qps, libraries, load_real, recall, write_results
+from search_metrics import best_qps, real_problem, recall, write_results
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -33,12 +33,8 @@ def main():
     ap.add_argument("--out", default=os.path.join(HERE, "results", "eden.json"))
     args = ap.parse_args()
 
-    faiss, nearly = libraries(args.threads)
-    xb, xq = (np.ascontiguousarray(x) for x in load_real())
+    faiss, nearly, xb, xq, gt = real_problem(args.threads, args.k)
     d = xb.shape[1]
-    exact = nearly.IndexFlatL2(d)
-    exact.add(xb)
-    gt = exact.search(xq, args.k)[1]
     rows = []
     for key in ("EDEN1", "EDEN2", "EDEN4", "EDEN4BIASED", "EDEN8", "IVF1024,EDEN4"):
         built = {}
