@@ -8,6 +8,7 @@
 #include "nearly/common.h"
 #include "nearly/parallel.h"
 #include "nearly/sq_scan.h"
+#include "simd/sq_codes.h"
 
 namespace nearly {
 
@@ -54,7 +55,7 @@ void EdenCodec::encode(size_t n, const float* x, const float* center, uint8_t* c
                 sq.encode(z.data(), code);
                 double qq4[4] = {0, 0, 0, 0}, qr4[4] = {0, 0, 0, 0};
                 for (size_t j = 0; j < d; j++) {
-                    const double q = cb[sq_cell(code, j)];
+                    const double q = cb[sq_codebook_index(code, j, sq.bits)];
                     qq4[j & 3] += q * q;
                     qr4[j & 3] += q * r[j];
                 }
@@ -77,20 +78,14 @@ void EdenCodec::encode(size_t n, const float* x, const float* center, uint8_t* c
 
 void EdenCodec::decode(size_t n, const uint8_t* codes, const float* center, float* x) const {
     const size_t cs = code_size(), packed = packed_size();
-    const float* cb = sq.centroids();
     for (size_t i = 0; i < n; i++) {
         const uint8_t* code = codes + i * cs;
         float l2, scale;
         factors(code, packed, l2, scale);
-        for (size_t j = 0; j < d; j++) x[i * d + j] = (center ? center[j] : 0.f) + scale * cb[sq_cell(code, j)];
+        float* xi = x + i * d;
+        sq.decode(code, xi, 1);  // the cells' centroids
+        for (size_t j = 0; j < d; j++) xi[j] = (center ? center[j] : 0.f) + scale * xi[j];
     }
-}
-
-size_t EdenCodec::sq_cell(const uint8_t* code, size_t j) const {
-    const size_t b = sq.bits, bit = j * b;
-    uint32_t v = code[bit >> 3];
-    if ((bit & 7) + b > 8) v |= uint32_t(code[(bit >> 3) + 1]) << 8;
-    return (v >> (bit & 7)) & ((1u << b) - 1);
 }
 
 EdenScorer::EdenScorer(const EdenCodec& codec, MetricType metric, const float* center)

@@ -12,17 +12,6 @@
 
 namespace nearly {
 
-namespace {
-// out (n x rows) = x (n x cols) times rows^T: blocks of vectors as GEMMs on the pool.
-void project(const float* x, size_t n, const std::vector<float>& rows, size_t nrows, size_t cols, float* out) {
-    constexpr size_t kBlock = 256;
-    parallel_for((n + kBlock - 1) / kBlock, [&](size_t t) {
-        const size_t i0 = t * kBlock, m = std::min(n, i0 + kBlock) - i0;
-        gemm_ip(x + i0 * cols, m, rows.data(), nrows, cols, out + i0 * nrows);
-    });
-}
-}  // namespace
-
 void ITQMatrix::train(idx_t n_in, const float* x) {
     NEARLY_CHECK_ARG(n_in >= 1, "ITQMatrix::train: needs at least one training vector");
     NEARLY_CHECK_ARG(max_iter >= 0, "ITQMatrix: max_iter must be >= 0");
@@ -40,7 +29,7 @@ void ITQMatrix::train(idx_t n_in, const float* x) {
     InterruptPoll poll;
     for (int it = 0; it < max_iter; it++) {
         std::transform(rotation.begin(), rotation.end(), rot_f.begin(), [](double v) { return float(v); });
-        project(x, n, rot_f, d, d, proj.data());
+        matmul_rows(x, idx_t(n), rot_f.data(), int(d), int(d), proj.data());
         double loss = 0;
         for (float& v : proj) {
             const float b = v < 0 ? -1.f : 1.f;
@@ -92,7 +81,7 @@ void ITQTransform::train(idx_t n_in, const float* x_in) {
         pca.train(idx_t(n), xn.data());
         pca_rows = pca.A;
         xp.resize(n * dout);
-        project(xn.data(), n, pca_rows, dout, d, xp.data());
+        matmul_rows(xn.data(), idx_t(n), pca_rows.data(), int(dout), int(d), xp.data());
     }
     itq.verbose = verbose;
     itq.train(idx_t(n), do_pca ? xp.data() : xn.data());

@@ -107,15 +107,8 @@ void Clustering1D::train_exact(idx_t n_in, const float* x_in) {
     const float* x = x_in;
     size_t n = size_t(n_in);
     std::vector<float> sample;
-    if (max_points_per_centroid > 0 && n > size_t(k) * size_t(max_points_per_centroid)) {
-        const size_t ns = size_t(k) * size_t(max_points_per_centroid);
-        std::vector<int> perm(n);
-        rand_perm(perm.data(), n, seed);
-        sample.resize(ns);
-        for (size_t i = 0; i < ns; i++) sample[i] = x_in[perm[i]];
-        x = sample.data();
-        n = ns;
-    }
+    if (max_points_per_centroid > 0)
+        maybe_subsample(x, n, 1, size_t(k) * size_t(max_points_per_centroid), sample, verbose, seed);
     centroids.resize(size_t(k));
     const double imbalance = kmeans1d(x, n, size_t(k), centroids.data());
     ClusteringIterationStats st{};

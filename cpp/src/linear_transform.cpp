@@ -11,10 +11,6 @@
 
 namespace nearly {
 
-namespace {
-
-// out (n x d_out) = x (n x d_in) times m^T (m: d_out x d_in), cut into row
-// blocks over the pool; each block is one packed GEMM.
 void matmul_rows(const float* x, idx_t n, const float* m, int d_out, int d_in, float* out) {
     constexpr size_t kBlock = 256;
     const size_t nblocks = (size_t(n) + kBlock - 1) / kBlock;
@@ -23,8 +19,6 @@ void matmul_rows(const float* x, idx_t n, const float* m, int d_out, int d_in, f
         gemm_ip(x + i0 * d_in, rows, m, size_t(d_out), size_t(d_in), out + i0 * d_out);
     });
 }
-
-}  // namespace
 
 LinearTransform::LinearTransform(int d_in_, int d_out_, bool have_bias_)
     : VectorTransform(d_in_, d_out_), have_bias(have_bias_) {

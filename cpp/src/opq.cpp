@@ -75,13 +75,7 @@ void OPQMatrix::train(idx_t n_in, const float* x_in) {
     auto t0 = std::chrono::steady_clock::now();
     for (int iter = 0; iter < niter; iter++) {
         std::transform(rotation.begin(), rotation.end(), rot_f.begin(), [](double v) { return float(v); });
-        {
-            constexpr size_t kBlock = 256;
-            parallel_for((n + kBlock - 1) / kBlock, [&](size_t t) {
-                const size_t i0 = t * kBlock, rows = std::min(n, i0 + kBlock) - i0;
-                gemm_ip(&xtrain[i0 * d], rows, rot_f.data(), d2, d, &xproj[i0 * d2]);
-            });
-        }
+        matmul_rows(xtrain.data(), idx_t(n), rot_f.data(), int(d2), int(d), xproj.data());
         pq.cp.max_points_per_centroid = 1000;
         pq.cp.niter = iter == 0 ? niter_pq_0 : niter_pq;
         pq.verbose = verbose;

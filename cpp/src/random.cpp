@@ -129,11 +129,12 @@ void rand_perm(int* perm, size_t n, int64_t seed) {
     }
 }
 
-void maybe_subsample(const float*& x, size_t& n, size_t d, size_t max, std::vector<float>& storage, bool verbose) {
+void maybe_subsample(const float*& x, size_t& n, size_t d, size_t max, std::vector<float>& storage, bool verbose,
+                     int64_t seed) {
     if (max == 0 || n <= max) return;
     if (verbose) std::printf("  Input training set too large (max size is %zu), sampling %zu / %zu vectors\n", max, max, n);
     std::vector<int> perm(n);
-    rand_perm(perm.data(), n, 1234);
+    rand_perm(perm.data(), n, seed);
     storage.resize(max * d);
     for (size_t i = 0; i < max; i++) std::copy(x + size_t(perm[i]) * d, x + size_t(perm[i] + 1) * d, &storage[i * d]);
     x = storage.data();

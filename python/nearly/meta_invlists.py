@@ -20,7 +20,7 @@ Another index's lists in a file are refused rather than copied into memory.
 import numpy as np
 
 from . import _nearly
-from .compat import _ListVectors
+from .compat import _ListVectors, imbalance_factor
 
 
 def _sources(n_il, ils):
@@ -75,8 +75,7 @@ class _MetaLists:
         return sum(self.list_size(l) for l in range(self.nlist))
 
     def imbalance_factor(self):
-        sizes = np.array([self.list_size(l) for l in range(self.nlist)], dtype=np.float64)
-        return float(len(sizes) * (sizes ** 2).sum() / sizes.sum() ** 2) if sizes.sum() else 1.0
+        return imbalance_factor(self.nlist, np.array([self.list_size(l) for l in range(self.nlist)], dtype=np.int64))
 
     def print_stats(self):
         counts = {}

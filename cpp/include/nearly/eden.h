@@ -40,8 +40,6 @@ struct EdenCodec {
     void decode(size_t n, const uint8_t* codes, const float* center, float* x) const;
     // The code's (l2_norm_term, scale).
     static void factors(const uint8_t* code, size_t packed, float& l2_norm_term, float& scale);
-    // Dimension j's cell in a code.
-    size_t sq_cell(const uint8_t* code, size_t j) const;
 };
 
 // Scores codes against one query (the Scorer of index_flat_codes.h and of

@@ -45,6 +45,10 @@ struct RandomRotationMatrix : LinearTransform {
     void train(idx_t, const float*) override { init(12345); }
 };
 
+// out (n x d_out) = x (n x d_in) times m^T (m: d_out x d_in), cut into row
+// blocks over the pool; each block is one packed GEMM.
+void matmul_rows(const float* x, idx_t n, const float* m, int d_out, int d_in, float* out);
+
 // m (d2 x d, double) = sum over rows i of y_i^T x_i, for y (n x d2) and x
 // (n x d): chunks of rows as GEMMs on the pool, the chunk sums added in
 // double (the cross products of OPQ's and ITQ's rotation updates).

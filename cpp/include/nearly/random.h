@@ -43,9 +43,10 @@ struct SplitMix64 {
 void rand_perm(int* perm, size_t n, int64_t seed);
 
 // faiss's fvecs_maybe_subsample: where n > max (max > 0), the first max rows
-// (of d floats) of x in the order of rand_perm(seed 1234), copied into
-// storage, which x then points to, and n becomes max; otherwise nothing.
-// verbose prints faiss's line.
-void maybe_subsample(const float*& x, size_t& n, size_t d, size_t max, std::vector<float>& storage, bool verbose);
+// (of d floats) of x in the order of rand_perm(seed), copied into storage,
+// which x then points to, and n becomes max; otherwise nothing. verbose
+// prints faiss's line.
+void maybe_subsample(const float*& x, size_t& n, size_t d, size_t max, std::vector<float>& storage, bool verbose,
+                     int64_t seed = 1234);
 
 }  // namespace nearly
