@@ -316,9 +316,16 @@ HNSWGraph::slot_t HNSWGraph::slot_of(idx_t label) const {
     return it->second;
 }
 
+void HNSWGraph::require_vectors(const char* what) const {
+    if (!has_vectors())
+        throw NotSupported(std::string(what) + ": this HNSW index was read without its vectors (written with "
+                           "IO_FLAG_SKIP_STORAGE); give them back first (index.storage = an index holding them)");
+}
+
 void HNSWGraph::reset_graph() {
     std::lock_guard<std::mutex> add_lk(add_mutex_);
     std::unique_lock<SharedMutex> lk(graph_mutex_);
+    vectors_missing_.store(false, std::memory_order_release);
     st_ = std::make_unique<Storage>(size_t(M), payload_bytes_, side_bytes_);
     slot_of_label_.clear();
     free_slots_.clear();
@@ -428,50 +435,70 @@ size_t HNSWGraph::graph_memory_bytes() const {
 // Node blocks are multiples of a cache line; so is where they start in a file.
 constexpr size_t kBlockAlignment = 64;
 
-void HNSWGraph::write_graph(Writer& w) const {
+void HNSWGraph::write_graph(Writer& w, bool can_skip_vectors) const {
     const Storage& st = *st_;
+    const bool links_only = w.skip_storage || !has_vectors();
+    if (links_only && !can_skip_vectors)
+        throw NotSupported("IO_FLAG_SKIP_STORAGE: an index of this kind cannot be written without its vectors "
+                           "(IndexHNSWFlat, IndexHNSWSQ with QT_8bit / QT_fp16 / QT_bf16, IndexHNSWCagra and "
+                           "IndexHNSWFlatPanorama can)");
     w.pod<int64_t>(next_label_);
     w.pod<int64_t>(top().entry);
     w.pod<int32_t>(top().level);
     w.pod<uint64_t>(st.nslots);
-    w.pod<uint64_t>(st.block_bytes);
+    w.pod<uint64_t>(links_only ? 0 : st.block_bytes);  // 0: the level-0 lists alone, no vectors
     w.vec(std::vector<idx_t>(st.labels.begin(), st.labels.begin() + st.nslots));
     w.vec(std::vector<int8_t>(st.levels.begin(), st.levels.begin() + st.nslots));
-    w.align(kBlockAlignment);  // format 3: a mapped file's blocks are used in place
-    w.bytes(st.blocks, st.nslots * st.block_bytes);
-    if (st.side_bytes) {
-        w.align(kBlockAlignment);
-        w.bytes(st.side_of(0), st.nslots * st.side_bytes);
+    if (links_only) {
+        for (size_t s = 0; s < st.nslots; s++) w.bytes(st.links(slot_t(s), 0), (1 + st.M0) * sizeof(slot_t));
+    } else {
+        w.align(kBlockAlignment);  // format 3: a mapped file's blocks are used in place
+        w.bytes(st.blocks, st.nslots * st.block_bytes);
+        if (st.side_bytes) {
+            w.align(kBlockAlignment);
+            w.bytes(st.side_of(0), st.nslots * st.side_bytes);
+        }
     }
     for (size_t s = 0; s < st.nslots; s++)
         if (st.levels[s] > 0) w.bytes(st.upper[s].get(), size_t(st.levels[s]) * (1 + st.M) * sizeof(slot_t));
     w.vec(free_slots_);
 }
 
-void HNSWGraph::read_graph(Reader& r, idx_t& ntotal) {
+void HNSWGraph::read_graph(Reader& r, idx_t& ntotal, bool can_lack_vectors) {
     idx_t next_label = r.pod<int64_t>();
     int64_t entry = r.pod<int64_t>();
     int max_level = r.pod<int32_t>();
     uint64_t nslots = r.pod<uint64_t>(), block_bytes = r.pod<uint64_t>();
     r.check(nslots < (uint64_t(1) << 32), "bad HNSW header");
     Storage& st = *st_;
-    r.check(block_bytes == st.block_bytes, "HNSW block size does not match");
+    const bool links_only = block_bytes == 0;
+    r.check(links_only ? can_lack_vectors : block_bytes == st.block_bytes, "HNSW block size does not match");
     std::vector<idx_t> labels = r.vec<idx_t>();
     std::vector<int8_t> levels = r.vec<int8_t>();
     r.check(labels.size() == nslots && levels.size() == nslots, "HNSW slot arrays do not match");
-    r.check(nslots * (block_bytes + st.side_bytes) <= r.remaining(), "truncated HNSW data");
+    const size_t level0_bytes = (1 + st.M0) * sizeof(slot_t);
+    r.check(nslots * (links_only ? level0_bytes : block_bytes + st.side_bytes) <= r.remaining(),
+            "truncated HNSW data");
     const bool aligned = r.version() >= 3;
-    if (aligned) r.align(kBlockAlignment);
     std::shared_ptr<const void> keep;
-    const uint8_t* mapped_blocks = aligned ? r.view_bytes(nslots * block_bytes, &keep) : nullptr;
-    if (mapped_blocks) {
-        st.use_mapped(nslots, mapped_blocks, keep);
-    } else {
+    const uint8_t* mapped_blocks = nullptr;
+    if (links_only) {  // the level-0 lists into zeroed blocks: no vectors until set_vectors
         st.grow(std::max<size_t>(nslots, 16));
-        r.bytes(st.blocks, nslots * block_bytes);
+        std::memset(st.blocks, 0, nslots * st.block_bytes);
+        for (size_t s = 0; s < nslots; s++) r.bytes(st.links(slot_t(s), 0), level0_bytes);
+    } else {
+        if (aligned) r.align(kBlockAlignment);
+        mapped_blocks = aligned ? r.view_bytes(nslots * block_bytes, &keep) : nullptr;
+        if (mapped_blocks) {
+            st.use_mapped(nslots, mapped_blocks, keep);
+        } else {
+            st.grow(std::max<size_t>(nslots, 16));
+            r.bytes(st.blocks, nslots * block_bytes);
+        }
     }
     st.nslots = nslots;
-    if (st.side_bytes) {
+    vectors_missing_.store(links_only, std::memory_order_release);
+    if (st.side_bytes && !links_only) {
         if (aligned) r.align(kBlockAlignment);
         if (mapped_blocks)
             st.mapped_side = r.view_bytes(nslots * st.side_bytes, &keep);
@@ -545,6 +572,7 @@ void IndexHNSWFlat::add_with_ids(idx_t n, const float* x, const idx_t* ids) { ad
 
 void IndexHNSWFlat::add_impl(idx_t n, const float* x, const idx_t* ids) {
     check_add_args(n, x);
+    require_vectors("add");
     const size_t dd = size_t(d);
     const MetricType metric = metric_type;
     const HNSWStorage kind = storage;
@@ -570,6 +598,7 @@ void IndexHNSWFlat::search(idx_t n, const float* x, idx_t k, float* D, idx_t* I,
     const int ef_param = ef_of(*this, params);
     const IDSelector* sel = params ? params->sel.get() : nullptr;
     std::shared_lock<SharedMutex> lk(graph_mutex_);
+    require_vectors("search");
     const Storage& st = *st_;
     const size_t kk = size_t(k), dd = size_t(d);
     for (idx_t q = 0; q < n; q++) TopK::init(D + q * kk, I + q * kk, kk);
@@ -702,6 +731,7 @@ void IndexHNSWFlat::search(idx_t n, const float* x, idx_t k, float* D, idx_t* I,
 
 void IndexHNSWFlat::reconstruct(idx_t key, float* out) const {
     std::shared_lock<SharedMutex> lk(graph_mutex_);
+    require_vectors("reconstruct");
     slot_t s = slot_of(key);
     Copies{*st_, storage, size_t(d)}.decode(s, out);
 }
@@ -712,6 +742,7 @@ void IndexHNSWFlat::reconstruct_n(idx_t i0, idx_t ni, float* out) const {
 
 size_t IndexHNSWFlat::remove_ids(const IDSelector& sel) {
     check_writable();
+    require_vectors("remove_ids");
     const MetricType metric = metric_type;
     const size_t dd = size_t(d);
     if (is_extra_metric(metric)) {
@@ -732,14 +763,61 @@ void IndexHNSWFlat::add_graph(idx_t n, const float* x, const HNSWLayers& graph) 
                                                           std::to_string(graph.levels.size()) + " rows for " +
                                                           std::to_string(n) + " vectors");
     check_add_args(n, x);
+    require_vectors("add_graph");
     const size_t dd = size_t(d);
     const HNSWStorage kind = storage;
     auto fill = [&](size_t i, slot_t s) { store_node(*st_, kind, dd, s, x + i * dd, pano_); };
     add_linked_nodes(graph, fill, ntotal);
 }
 
+void IndexHNSWFlat::set_vectors(idx_t n, const float* x) {
+    check_add_args(n, x);
+    std::lock_guard<std::mutex> add_lk(add_mutex_);
+    std::unique_lock<SharedMutex> lk(graph_mutex_);
+    Storage& st = *st_;
+    std::vector<slot_t> slots;
+    for (size_t s = 0; s < st.nslots; s++)
+        if (st.live(s)) slots.push_back(slot_t(s));
+    NEARLY_CHECK_ARG(size_t(n) == slots.size(), "the storage holds " + std::to_string(n) +
+                                                    " vectors; this HNSW index has " + std::to_string(slots.size()) +
+                                                    " nodes (one vector per node, in slot order)");
+    const size_t dd = size_t(d);
+    const HNSWStorage kind = storage;
+    parallel_for((slots.size() + 255) / 256, [&](size_t t) {
+        for (size_t i = t * 256; i < std::min(slots.size(), t * 256 + 256); i++)
+            store_node(st, kind, dd, slots[i], x + i * dd, pano_);
+    });
+    vectors_missing_.store(false, std::memory_order_release);
+}
+
+void IndexHNSWFlat::init_level_0_from_knngraph(int k, const float* D, const idx_t* I) {
+    (void)D;  // the scores are taken again from the stored vectors (as the walks score them)
+    check_writable();
+    const MetricType metric = metric_type;
+    const size_t dd = size_t(d);
+    if (is_extra_metric(metric)) {
+        const float arg = metric_arg;
+        set_level0_from_knn(ntotal, k, I, [&](const Storage& st) { return ExtraMetricSpace{st, metric, arg, dd}; });
+        return;
+    }
+    set_level0_from_knn(ntotal, k, I, [&](const Storage& st) { return Int8Space{st, simd(), metric, dd}; });
+}
+
+void IndexHNSWFlat::reorder_links() {
+    check_writable();
+    const MetricType metric = metric_type;
+    const size_t dd = size_t(d);
+    if (is_extra_metric(metric)) {
+        const float arg = metric_arg;
+        sort_level0_links([&](const Storage& st) { return ExtraMetricSpace{st, metric, arg, dd}; });
+        return;
+    }
+    sort_level0_links([&](const Storage& st) { return Int8Space{st, simd(), metric, dd}; });
+}
+
 IndexHNSWFlat::BaseGraph IndexHNSWFlat::base_graph() const {
     std::shared_lock<SharedMutex> lk(graph_mutex_);
+    require_vectors("base_graph");
     const Storage& st = *st_;
     const size_t dd = size_t(d);
     const Copies copies{st, storage, dd};
@@ -840,7 +918,7 @@ void IndexHNSWFlat::write_body(Writer& w) const {
     w.pod<int32_t>(M);
     w.pod<int32_t>(efConstruction);
     w.pod<int32_t>(efSearch);
-    write_graph(w);
+    write_graph(w, true);
 }
 
 std::unique_ptr<IndexHNSWFlat> IndexHNSWFlat::read_body(Reader& r, HNSWStorage storage, size_t panorama_levels,
@@ -865,7 +943,7 @@ std::unique_ptr<IndexHNSWFlat> IndexHNSWFlat::read_body(Reader& r, HNSWStorage s
     index->metric_arg = arg;
     index->efConstruction = efc;
     index->efSearch = efs;
-    index->read_graph(r, index->ntotal);
+    index->read_graph(r, index->ntotal, true);
     return index;
 }
 

@@ -602,17 +602,20 @@ void HNSWGraph::add_nodes(idx_t n, const idx_t* ids, const MakeSpace& make_space
     const size_t chunk = 4096;
     auto t0 = std::chrono::steady_clock::now();
     try {
+        // init_level0 false: level-0 nodes are stored, not linked (faiss's rule).
+        const bool link_all = init_level0;
+        auto linked = [&](size_t i) { return link_all || lv[i] > 0; };
         while (done < size_t(n)) {
             size_t end = std::min(size_t(n), done + chunk);
-            if (top().entry < 0) {  // the first node, alone
-                insert(sp, slots[done], lv[done], done);
+            while (top().entry < 0 && done < end) {  // the first linked node, alone
+                if (linked(done)) insert(sp, slots[done], lv[done], done);
                 st.publish(slots[done], lv[done]);
                 done++;
             }
             size_t begin = done;
             parallel_for((end - begin + 15) / 16, [&](size_t t) {
                 for (size_t i = begin + t * 16; i < std::min(end, begin + t * 16 + 16); i++) {
-                    insert(sp, slots[i], lv[i], i);
+                    if (linked(i)) insert(sp, slots[i], lv[i], i);
                     st.publish(slots[i], lv[i]);
                 }
             });
@@ -686,6 +689,88 @@ void HNSWGraph::add_linked_nodes(const HNSWLayers& g, const Fill& fill, idx_t& n
     next_label_ += idx_t(n);
     set_top({int64_t(g.entry), g.max_level()});
     ntotal = idx_t(n);
+}
+
+template <class MakeSpace>
+void HNSWGraph::set_level0_from_knn(idx_t n, int k, const idx_t* I, const MakeSpace& make_space) {
+    using namespace hnsw_detail;
+    std::lock_guard<std::mutex> add_lk(add_mutex_);
+    std::unique_lock<SharedMutex> lk(graph_mutex_);
+    require_vectors("init_level_0_from_knngraph");
+    Storage& st = *st_;
+    const idx_t live = idx_t(st.nslots - free_slots_.size());
+    NEARLY_CHECK_ARG(n == live, "init_level_0_from_knngraph: " + std::to_string(n) + " rows for an index of " +
+                                    std::to_string(live) + " vectors");
+    NEARLY_CHECK_ARG(k >= 0, "init_level_0_from_knngraph: k must be non-negative");
+    std::vector<slot_t> slot(static_cast<size_t>(n));
+    for (idx_t r = 0; r < n; r++) {
+        auto it = slot_of_label_.find(r);
+        NEARLY_CHECK_ARG(it != slot_of_label_.end(),
+                         "init_level_0_from_knngraph: the rows are the ids, which must be 0 .. ntotal-1 (id " +
+                             std::to_string(r) + " is not in the index)");
+        slot[size_t(r)] = it->second;
+    }
+    for (size_t i = 0; i < size_t(n) * size_t(k); i++)
+        NEARLY_CHECK_ARG(I[i] >= -1 && I[i] < n, "init_level_0_from_knngraph: neighbour " + std::to_string(I[i]) +
+                                                    " is not an id of the index nor -1");
+    const auto sp = make_space(st);
+    const size_t cap = st.max_links(0);
+    const bool fill_up = keep_max_size_level0;
+    parallel_for((size_t(n) + 255) / 256, [&](size_t t) {
+        std::vector<Cand> cands;
+        std::vector<slot_t> picks;
+        for (size_t r = t * 256; r < std::min(size_t(n), t * 256 + 256); r++) {
+            const slot_t s = slot[r];
+            const auto q = sp.query_of(s);
+            cands.clear();
+            for (int j = 0; j < k; j++) {
+                const idx_t v = I[r * size_t(k) + size_t(j)];
+                if (v < 0) break;
+                if (size_t(v) == r) continue;
+                const slot_t sv = slot[size_t(v)];
+                cands.push_back({sp.score(q, sv), sv});
+            }
+            std::sort(cands.begin(), cands.end(), [](const Cand& a, const Cand& b) {
+                return a.score < b.score || (a.score == b.score && a.id < b.id);
+            });
+            cands.erase(std::unique(cands.begin(), cands.end(), [](const Cand& a, const Cand& b) { return a.id == b.id; }),
+                        cands.end());
+            picks.clear();
+            if (cands.size() <= cap) {
+                for (const Cand& c : cands) picks.push_back(c.id);
+            } else {
+                select_neighbors(sp, cands, cap, picks);
+                if (fill_up) fill_with_dropped(cands, cap, picks);
+            }
+            write_links(st.links(s, 0), picks);
+        }
+    });
+    st.recount_in_links();
+}
+
+template <class MakeSpace>
+void HNSWGraph::sort_level0_links(const MakeSpace& make_space) {
+    using namespace hnsw_detail;
+    std::lock_guard<std::mutex> add_lk(add_mutex_);
+    std::unique_lock<SharedMutex> lk(graph_mutex_);
+    require_vectors("reorder_links");
+    Storage& st = *st_;
+    const auto sp = make_space(st);
+    parallel_for((st.nslots + 255) / 256, [&](size_t t) {
+        std::vector<Cand> cands;
+        std::vector<slot_t> picks;
+        for (size_t s = t * 256; s < std::min(st.nslots, t * 256 + 256); s++) {
+            if (!st.live(s)) continue;
+            const auto q = sp.query_of(slot_t(s));
+            slot_t* ll = st.links(slot_t(s), 0);
+            cands.clear();
+            for (slot_t i = 1; i <= ll[0]; i++) cands.push_back({sp.score(q, ll[i]), ll[i]});
+            std::stable_sort(cands.begin(), cands.end(), [](const Cand& a, const Cand& b) { return a.score < b.score; });
+            picks.clear();
+            for (const Cand& c : cands) picks.push_back(c.id);
+            write_links(ll, picks);
+        }
+    });
 }
 
 template <class MakeSpace>

@@ -284,8 +284,20 @@ std::vector<uint8_t> serialize_framed(const std::function<void(Writer&)>& payloa
     return std::move(bytes);
 }
 
-std::vector<uint8_t> serialize_index(const Index& index) {
-    return serialize_framed([&](Writer& w) { write_index_payload(index, w); });
+namespace {
+// faiss honours IO_FLAG_SKIP_STORAGE on a graph index written as the whole
+// file, not on indexes nested in another (an IVF's HNSW quantizer keeps its
+// vectors), and ignores it on other kinds.
+bool skips_storage(const Index& index, int io_flags) {
+    return (io_flags & kIOFlagSkipStorage) != 0 && dynamic_cast<const HNSWGraph*>(&index) != nullptr;
+}
+}  // namespace
+
+std::vector<uint8_t> serialize_index(const Index& index, int io_flags) {
+    return serialize_framed([&](Writer& w) {
+        w.skip_storage = skips_storage(index, io_flags);
+        write_index_payload(index, w);
+    });
 }
 
 Reader unframe_payload(const uint8_t* data, size_t n) {
@@ -345,8 +357,11 @@ void write_framed_file(const std::string& path, const std::function<void(Writer&
     }
 }
 
-void write_index(const Index& index, const std::string& path) {
-    write_framed_file(path, [&](Writer& w) { write_index_payload(index, w); });
+void write_index(const Index& index, const std::string& path, int io_flags) {
+    write_framed_file(path, [&](Writer& w) {
+        w.skip_storage = skips_storage(index, io_flags);
+        write_index_payload(index, w);
+    });
 }
 
 namespace {

@@ -150,7 +150,9 @@ void bind_binary_flat(py::module_& m) {
     py::class_<IndexBinaryIDMap2, IndexBinaryIDMap, std::shared_ptr<IndexBinaryIDMap2>>(m, "IndexBinaryIDMap2")
         .def(py::init<IndexBinaryPtr>(), py::arg("index"));
 
-    py::class_<IndexBinaryHNSW, IndexBinary, std::shared_ptr<IndexBinaryHNSW>>(m, "IndexBinaryHNSW")
+    py::class_<IndexBinaryHNSW, IndexBinary, std::shared_ptr<IndexBinaryHNSW>> binary_hnsw(m, "IndexBinaryHNSW");
+    def_init_level0(binary_hnsw);
+    binary_hnsw
         .def(py::init<int, int>(), py::arg("d"), py::arg("M") = 32)
         .def_property_readonly("hnsw", [](std::shared_ptr<IndexBinaryHNSW> self) { return hnsw_view(self); });
 

@@ -81,6 +81,10 @@ void bind_hnsw(py::module_& m) {
         .def_property_readonly("entry_point", [](const HNSWView& v) { return v.index->entry_point(); })
         .def_property_readonly("M", [](const HNSWView& v) { return v.index->M; })
         .def_readonly("is_similarity", &HNSWView::is_similarity)
+        .def_property("search_bounded_queue", [](const HNSWView& v) { return v.index->search_bounded_queue; },
+                      [](HNSWView& v, bool b) { v.index->search_bounded_queue = b; },
+                      "faiss's flag, kept for code that sets it: nearly's level-0 walk is faiss's unbounded one "
+                      "(hnswlib's) whatever its value.")
         // faiss's attribute: one entry per node, its top level + 1 (0 for a
         // slot freed by remove_ids).
         .def_property_readonly("levels", [](const HNSWView& v) {
@@ -120,9 +124,40 @@ void bind_hnsw(py::module_& m) {
         .def("neighbors_of", [](const HNSWView& v, idx_t id, int level) { return v.index->neighbors(id, level); },
              py::arg("id"), py::arg("level") = 0, "Ids linked from `id` on `level`.");
 
-    py::class_<IndexHNSWFlat, Index, std::shared_ptr<IndexHNSWFlat>>(m, "IndexHNSWFlat")
+    py::class_<IndexHNSWFlat, Index, std::shared_ptr<IndexHNSWFlat>> hnsw_flat(m, "IndexHNSWFlat");
+    def_init_level0(hnsw_flat);
+    hnsw_flat
         .def(py::init([](int d, int M, int metric) { return std::make_shared<IndexHNSWFlat>(d, M, MetricType(metric)); }),
              py::arg("d"), py::arg("M") = 32, py::arg("metric") = int(METRIC_L2))
+        .def("init_level_0_from_knngraph", [](IndexHNSWFlat& self, int k, py::handle D, py::handle I) {
+            auto Da = py::array_t<float, py::array::c_style | py::array::forcecast>::ensure(D);
+            auto Ia = py::array_t<idx_t, py::array::c_style | py::array::forcecast>::ensure(I);
+            if (!Da || !Ia) throw InvalidArgument("init_level_0_from_knngraph: D and I must be arrays");
+            if (k < 1) throw InvalidArgument("init_level_0_from_knngraph: k must be at least 1");
+            const py::ssize_t want = py::ssize_t(self.ntotal) * k;
+            if (Da.size() != want || Ia.size() != want)
+                throw InvalidArgument("init_level_0_from_knngraph: D and I must hold ntotal x k = " +
+                                      std::to_string(want) + " entries (got " + std::to_string(Da.size()) + " and " +
+                                      std::to_string(Ia.size()) + ")");
+            py::gil_scoped_release release;
+            self.init_level_0_from_knngraph(k, Da.data(), Ia.data());
+        }, py::arg("k"), py::arg("D"), py::arg("I"),
+           "faiss's: node i's level-0 links become its k-NN row I[i] (ids; -1 ends a row), pruned by HNSW's "
+           "heuristic to 2M when longer. The scores are taken again from the stored vectors (D's shape is "
+           "checked); the ids must be 0 .. ntotal-1.")
+        .def("reorder_links", [](IndexHNSWFlat& self) {
+            py::gil_scoped_release release;
+            self.reorder_links();
+        }, "faiss's: each node's level-0 links sorted nearest first.")
+        .def("_set_vectors", [](IndexHNSWFlat& self, py::handle x) {
+            auto a = py::array_t<float, py::array::c_style | py::array::forcecast>::ensure(x);
+            if (!a || a.ndim() != 2 || a.shape(1) != self.d)
+                throw InvalidArgument("the storage's vectors must be a 2-D float array of d = " + std::to_string(self.d) +
+                                      " columns");
+            py::gil_scoped_release release;
+            self.set_vectors(idx_t(a.shape(0)), a.data());
+        }, py::arg("x"), "Replaces the stored vectors, one row per node in slot order (index.storage = ...).")
+        .def_property_readonly("_has_vectors", &IndexHNSWFlat::has_vectors)
         .def_property_readonly("hnsw", [](std::shared_ptr<IndexHNSWFlat> self) { return hnsw_view(self); })
         .def_readwrite("keep_max_size_level0", &IndexHNSWFlat::keep_max_size_level0,
                        "Fill level-0 lists the heuristic leaves short up to 2M with the nearest candidates it "
@@ -177,7 +212,9 @@ void bind_hnsw(py::module_& m) {
     // faiss's IndexHNSWSQ for the types nearly's int8 walk copy does not
     // serve (QT_4bit, QT_6bit, the uniform and direct types; any type by
     // this name): the nodes hold the codes. nearly.IndexHNSWSQ picks it.
-    py::class_<IndexHNSWSQCodes, Index, std::shared_ptr<IndexHNSWSQCodes>>(m, "IndexHNSWSQCodes")
+    py::class_<IndexHNSWSQCodes, Index, std::shared_ptr<IndexHNSWSQCodes>> hnsw_sq_codes(m, "IndexHNSWSQCodes");
+    def_init_level0(hnsw_sq_codes);
+    hnsw_sq_codes
         .def(py::init([](int d, int qtype, int M, int metric) {
                  if (!ScalarQuantizer::valid_qtype(qtype))
                      throw NotSupported("IndexHNSWSQ: qtype " + std::to_string(qtype) + " not implemented in nearly");
@@ -192,7 +229,9 @@ void bind_hnsw(py::module_& m) {
         .def_property_readonly("code_size", [](const IndexHNSWSQCodes& self) { return self.sq.code_size; })
         .def("memory_bytes", &IndexHNSWSQCodes::memory_bytes, "Bytes held by the codes, links, id map and ranges.");
 
-    py::class_<IndexHNSWPQ, Index, std::shared_ptr<IndexHNSWPQ>>(m, "IndexHNSWPQ")
+    py::class_<IndexHNSWPQ, Index, std::shared_ptr<IndexHNSWPQ>> hnsw_pq(m, "IndexHNSWPQ");
+    def_init_level0(hnsw_pq);
+    hnsw_pq
         .def(py::init([](int d, int pq_m, int M, int pq_nbits, int metric) {
                  return std::make_shared<IndexHNSWPQ>(d, pq_m, M, pq_nbits, MetricType(metric));
              }),

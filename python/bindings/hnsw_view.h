@@ -23,4 +23,15 @@ HNSWView hnsw_view(const std::shared_ptr<T>& index) {
     return view;
 }
 
+// faiss's IndexHNSW.init_level0 (HNSWGraph::init_level0), on each HNSW class.
+template <class Class>
+Class& def_init_level0(Class& cls) {
+    using T = typename Class::type;
+    return cls.def_property(
+        "init_level0", [](const T& self) { return self.init_level0; },
+        [](T& self, bool v) { self.init_level0 = v; },
+        "False: vectors added from now on are linked only if drawn above level 0 (faiss's flag; then "
+        "init_level_0_from_knngraph builds level 0). A build setting, not saved.");
+}
+
 }  // namespace nearly_py

@@ -19,11 +19,16 @@ std::string path_of(py::handle p) {
 }  // namespace
 
 void bind_io(py::module_& m) {
-    m.def("write_index", [](const Index& index, py::handle path) {
+    m.def("write_index", [](const Index& index, py::handle path, int io_flags) {
         std::string p = path_of(path);
         py::gil_scoped_release release;
-        write_index(index, p);
-    }, py::arg("index"), py::arg("fname"));
+        write_index(index, p, io_flags);
+    }, py::arg("index"), py::arg("fname"), py::arg("io_flags") = 0);
+    // faiss's IO_FLAG_SKIP_STORAGE, for write_index / serialize_index: a
+    // graph index (IndexHNSWFlat and its SQ8 / fp16 / bf16, Cagra, Panorama
+    // kinds) written as its links alone; read back, it has no storage
+    // (searches raise) until `index.storage = ...` gives the vectors back.
+    m.attr("IO_FLAG_SKIP_STORAGE") = 1;
     // faiss's flag values. Both make the index read-only; IO_FLAG_MMAP also
     // maps the file and uses the flat vectors and inverted lists in place.
     // IO_FLAG_MMAP_IFC (faiss: map the flat codes) maps like IO_FLAG_MMAP.
@@ -46,14 +51,14 @@ void bind_io(py::module_& m) {
         py::gil_scoped_release release;
         return mapped ? read_index_mapped(p, same_dir) : read_index(p, ro, same_dir);
     }, py::arg("fname"), py::arg("io_flags") = 0);
-    m.def("serialize_index", [](const Index& index) {
+    m.def("serialize_index", [](const Index& index, int io_flags) {
         std::vector<uint8_t> bytes;
         {
             py::gil_scoped_release release;
-            bytes = serialize_index(index);
+            bytes = serialize_index(index, io_flags);
         }
         return bytes_array(std::move(bytes));
-    }, py::arg("index"), "The index as a uint8 numpy array (the bytes write_index writes).");
+    }, py::arg("index"), py::arg("io_flags") = 0, "The index as a uint8 numpy array (the bytes write_index writes).");
     m.def("deserialize_index", [](py::handle data) {
         ByteArray a = as_bytes(data);
         py::gil_scoped_release release;

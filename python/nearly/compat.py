@@ -398,8 +398,12 @@ def clone_index(index):
     serialized form, so every index type that persists can be cloned."""
     from .persistence import deserialize_index, serialize_index
 
+    from .graph_storage import GraphStorage
+
     if isinstance(index, _nearly.IndexBinary):
         return clone_binary_index(index)
+    if isinstance(index, GraphStorage):  # a graph index's storage: its vectors as an IndexFlat
+        return index._as_flat()
     return deserialize_index(serialize_index(index))
 
 

@@ -171,13 +171,46 @@ class GraphStorage:
     add = add_with_ids = train = reset = remove_ids = merge_from = _read_only
 
 
+    def _as_flat(self):
+        """An IndexFlat of the stored vectors (their reconstructions), in
+        slot order, with the graph index's metric: what clone_index gives."""
+        flat = _nearly.IndexFlat(self.d, self.metric_type)
+        if self.metric_type not in (_nearly.METRIC_L2, _nearly.METRIC_INNER_PRODUCT):
+            flat.metric_arg = self.metric_arg
+        flat.add(self.get_xb().reshape(-1, self.d))
+        return flat
+
+
 def _storage(index):
-    return GraphStorage(index)
+    # None: read from a file written with IO_FLAG_SKIP_STORAGE (faiss's null storage).
+    return GraphStorage(index) if getattr(index, "_has_vectors", True) else None
 
 
 def _set_storage(index, value):
-    raise RuntimeError(f"{type(index).__name__}.storage cannot be replaced: nearly keeps the vectors inside the graph's "
-                       "nodes (build the index of the storage type you want: IndexHNSWFlat, IndexHNSWSQ, IndexHNSWPQ)")
+    """faiss's `index.storage = other`: IndexHNSWFlat and its SQ8 / fp16 /
+    bf16, Cagra and Panorama kinds take the vectors of `other` (any index that
+    reconstructs them, one per node, in the graph's slot order: the order of
+    ids when they are 0 .. ntotal-1 and nothing was removed) into their nodes;
+    the graph is kept. This is how an index written with IO_FLAG_SKIP_STORAGE
+    gets its vectors back. The nodes are encoded from the vectors given: the
+    original vectors give the same index bit for bit; the SQ8 and bf16 kinds'
+    own reconstructions re-encode slightly differently."""
+    if not hasattr(index, "_set_vectors"):
+        raise RuntimeError(f"{type(index).__name__}.storage cannot be replaced: nearly keeps the vectors inside the "
+                           "graph's nodes (build the index of the storage type you want: IndexHNSWFlat, IndexHNSWSQ, "
+                           "IndexHNSWPQ)")
+    if isinstance(value, GraphStorage) and value.index is index:
+        return  # its own vectors
+    if value is None or not hasattr(value, "reconstruct_n") or isinstance(value, _nearly.IndexBinary):
+        raise RuntimeError(f"{type(index).__name__}.storage: give an index holding the vectors (an IndexFlat, ...), "
+                           f"got {type(value).__name__}")
+    if value.d != index.d:
+        raise _nearly.InvalidArgumentError(f"the storage has d = {value.d}, the index d = {index.d}")
+    if getattr(value, "metric_type", index.metric_type) != index.metric_type:
+        raise _nearly.InvalidArgumentError(f"the storage's metric ({value.metric_type}) is not the index's "
+                                           f"({index.metric_type})")
+    index._set_vectors(value.reconstruct_n(0, value.ntotal) if value.ntotal else
+                       np.zeros((0, index.d), dtype=np.float32))
 
 
 for _name in ("IndexHNSWFlat", "IndexHNSWSQCodes", "IndexHNSWPQ", "IndexNSGFlat", "IndexNNDescentFlat"):

@@ -26,13 +26,15 @@ def _path(fname):
         raise _nearly.InvalidArgumentError("the file name must be a str or os.PathLike") from None
 
 
-def serialize_index(index):
+def serialize_index(index, io_flags=0):
+    """io_flags: IO_FLAG_SKIP_STORAGE writes a graph index (IndexHNSWFlat and
+    its kinds) as its links alone; other indexes ignore it, as in faiss."""
     if index is None:  # faiss's null index
         return np.frombuffer(NULL_INDEX, dtype=np.uint8).copy()
     if isinstance(index, _PYTHON_INDEXES):
         data = index.serialize()
         return data if isinstance(data, np.ndarray) else np.frombuffer(data, dtype=np.uint8).copy()
-    return _nearly.serialize_index(index)
+    return _nearly.serialize_index(index, int(io_flags))
 
 
 def deserialize_index(data, io_flags=0):
@@ -50,11 +52,12 @@ def deserialize_index(data, io_flags=0):
     return _nearly.deserialize_index(data)
 
 
-def write_index(index, fname):
+def write_index(index, fname, io_flags=0):
     """To a path, or to one of faiss's writer objects (PyCallbackIOWriter,
-    VectorIOWriter, FileIOWriter, BufferedIOWriter)."""
+    VectorIOWriter, FileIOWriter, BufferedIOWriter). io_flags: as for
+    serialize_index."""
     if isinstance(fname, IOWriter):
-        return write_to(fname, serialize_index(index))
+        return write_to(fname, serialize_index(index, io_flags))
     if index is None or isinstance(index, _PYTHON_INDEXES):
         data = serialize_index(index)
         path = _path(fname)
@@ -63,7 +66,7 @@ def write_index(index, fname):
             f.write(data.tobytes())
         os.replace(tmp, path)  # a crash never leaves half a file under the name
         return
-    return _nearly.write_index(index, fname)
+    return _nearly.write_index(index, fname, int(io_flags))
 
 
 def read_index(fname, io_flags=0):

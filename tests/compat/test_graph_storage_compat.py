@@ -109,8 +109,11 @@ def test_writes_are_refused(data):
                  lambda: storage.add_with_ids(xb[:3], np.arange(3)), lambda: storage.remove_ids(np.arange(3))):
         with pytest.raises(RuntimeError, match="read-only"):
             call()
-    with pytest.raises(RuntimeError, match="cannot be replaced"):
+    with pytest.raises(ValueError, match="holds 0 vectors"):  # one vector per node, or nothing taken
         index.storage = nearly.IndexFlatL2(D)
+    nsg = nearly.IndexNSGFlat(D, 16)
+    with pytest.raises(RuntimeError, match="cannot be replaced"):
+        nsg.storage = nearly.IndexFlatL2(D)
     assert index.ntotal == 100
     # the view follows the index
     index.add(xb[100:150])

@@ -99,6 +99,23 @@ class HNSWGraph {
     // base layer, as CAGRA's; IndexHNSWCagra sets it). A build setting, not
     // saved.
     bool keep_max_size_level0 = false;
+    // faiss's init_level0: false links, as vectors are added, only the nodes
+    // drawn above level 0 (their level-0 lists among themselves); the others
+    // are stored unlinked, out of the walks' reach, until
+    // init_level_0_from_knngraph gives every node its level-0 list. A build
+    // setting, not saved (faiss's neither).
+    bool init_level0 = true;
+    // faiss's HNSW::search_bounded_queue, kept for code that sets it: faiss
+    // walks level 0 with a candidate queue bounded by efSearch unless it is
+    // false; nearly's walk always keeps every candidate better than the
+    // ef-th result (hnswlib's, faiss's unbounded one), whatever its value.
+    bool search_bounded_queue = true;
+
+    // False for an index read from a file written with IO_FLAG_SKIP_STORAGE:
+    // the links without the vectors. Searching, adding, removing and
+    // reconstructing raise until the vectors are put back
+    // (IndexHNSWFlat::set_vectors).
+    bool has_vectors() const { return !vectors_missing_.load(std::memory_order_acquire); }
 
     int max_level() const { return top().level; }
     idx_t entry_point() const;  // id (label) of the entry node, -1 when empty
@@ -147,6 +164,18 @@ class HNSWGraph {
     void add_linked_nodes(const HNSWLayers& g, const Fill& fill, idx_t& ntotal);
     template <class MakeSpace>
     size_t remove_nodes(const IDSelector& sel, const MakeSpace& make_space, idx_t& ntotal);
+    // faiss's init_level_0_from_knngraph: node r's level-0 list becomes its
+    // k-NN row I[r] (ids; the node itself and entries after a -1 skipped),
+    // scored again on the stored vectors and pruned by HNSW's heuristic to
+    // 2M when longer (kept whole when not, as faiss). Rows are the ids,
+    // which must be 0 .. ntotal-1.
+    template <class MakeSpace>
+    void set_level0_from_knn(idx_t n, int k, const idx_t* I, const MakeSpace& make_space);
+    // faiss's reorder_links: each level-0 list sorted nearest first.
+    template <class MakeSpace>
+    void sort_level0_links(const MakeSpace& make_space);
+    // Throws NotSupported (a RuntimeError) when the vectors are missing.
+    void require_vectors(const char* what) const;
     // The search of an index whose walk scores are its results (PQ and SQ
     // codes), under the caller's read lock: with_query(q, scratch, run)
     // calls run(query) with the space's query for row q.
@@ -164,14 +193,18 @@ class HNSWGraph {
     // Everything after the family's header: ids, levels, blocks, side copies,
     // upper links, free slots. read_graph checks every link (a forged file
     // must not send a search out of bounds) and sets ntotal.
-    void write_graph(Writer& w) const;
-    void read_graph(Reader& r, idx_t& ntotal);
+    // With w.skip_storage (IO_FLAG_SKIP_STORAGE) or without vectors, the
+    // links alone are written (a block size of 0 marks it); only a family
+    // that can take its vectors back (can_skip_vectors) may be written so.
+    void write_graph(Writer& w, bool can_skip_vectors = false) const;
+    void read_graph(Reader& r, idx_t& ntotal, bool can_lack_vectors = false);
 
     std::unique_ptr<Storage> st_;
     std::unordered_map<idx_t, slot_t> slot_of_label_;
     std::vector<slot_t> free_slots_;
     idx_t next_label_ = 0;
     std::atomic<uint64_t> top_{pack({-1, -1})};
+    std::atomic<bool> vectors_missing_{false};
     std::mutex entry_mutex_;  // held by an insert that raises the top level
     mutable std::mutex add_mutex_;  // one add at a time (each is parallel inside); serialization waits too
     // Searches hold it shared, writes exclusive.
@@ -213,6 +246,15 @@ struct IndexHNSWFlat : Index, HNSWGraph {
     // Adds n vectors with a graph built for them elsewhere (ids 0..n-1);
     // the index must be empty. efConstruction plays no part.
     void add_graph(idx_t n, const float* x, const HNSWLayers& graph);
+    // faiss's `index.storage = ...`: the stored vectors replaced by x, one
+    // row per node in slot order (ids order when the ids are 0 .. ntotal-1
+    // and nothing was removed); the graph is kept. Puts back the vectors of
+    // an index read without them (IO_FLAG_SKIP_STORAGE).
+    void set_vectors(idx_t n, const float* x);
+    // faiss's IndexHNSW::init_level_0_from_knngraph and reorder_links
+    // (HNSWGraph::set_level0_from_knn, sort_level0_links).
+    void init_level_0_from_knngraph(int k, const float* D, const idx_t* I);
+    void reorder_links();
     bool has_native_ids() const override { return true; }
     void write_body(Writer& w) const override;
     // panorama_levels > 0: an IndexHNSWFlatPanorama's body (Flat storage);

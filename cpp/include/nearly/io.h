@@ -35,6 +35,8 @@ namespace nearly {
 // read.
 constexpr uint32_t kFormatVersion = 8;
 constexpr size_t kMaxAlignment = 64;
+// faiss's IO_FLAG_SKIP_STORAGE (Writer::skip_storage).
+constexpr int kIOFlagSkipStorage = 1;
 
 // Where an array of `bytes` bytes of elements aligned to `element` starts
 // (an empty one needs nothing).
@@ -113,6 +115,9 @@ class Writer {
         buf_.insert(buf_.end(), b, b + n);
     }
     std::vector<uint8_t>& buffer() { return buf_; }
+    // faiss's IO_FLAG_SKIP_STORAGE: graph indexes write their links without
+    // the vectors (IndexHNSWFlat::set_vectors puts them back).
+    bool skip_storage = false;
     size_t written() const { return written_; }  // bytes given so far, in every mode
     // Memory mode: its bytes start at file offset `at` (arrays are aligned from the file's start).
     void set_origin(size_t at) { origin_ = at; }
@@ -269,9 +274,9 @@ std::vector<uint8_t> serialize_framed(const std::function<void(Writer&)>& payloa
 // made of the bytes).
 void read_framed_file(const std::string& path, bool read_only, const std::function<void(Reader&)>& read);
 
-std::vector<uint8_t> serialize_index(const Index& index);
+std::vector<uint8_t> serialize_index(const Index& index, int io_flags = 0);
 IndexPtr deserialize_index(const uint8_t* data, size_t n, bool read_only = false);
-void write_index(const Index& index, const std::string& path);
+void write_index(const Index& index, const std::string& path, int io_flags = 0);
 // lists_same_dir: IO_FLAG_ONDISK_SAME_DIR (a lists file is looked for beside the index file).
 IndexPtr read_index(const std::string& path, bool read_only = false, bool lists_same_dir = false);
 // IO_FLAG_MMAP: the file mapped read-only and the index's big arrays (flat
