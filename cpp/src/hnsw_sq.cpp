@@ -168,6 +168,9 @@ struct SQSpace {
 
 IndexHNSWSQCodes::IndexHNSWSQCodes(int d, ScalarQuantizer::QuantizerType qtype, int M, MetricType metric)
     : Index(d, metric), HNSWGraph(M, ScalarQuantizer(size_t(std::max(d, 1)), qtype).code_size, 0), sq(size_t(d), qtype) {
+    if (sq.turboq())  // faiss's graph cannot score two such codes against each other either
+        throw NotSupported("IndexHNSWSQ: TurboQuant's full types (QT_2bit_tq .. QT_5bit_tq) have no symmetric "
+                           "distance for the graph's links; use QT_*bit_tqmse");
     if (metric != METRIC_L2 && metric != METRIC_INNER_PRODUCT)
         throw NotSupported("IndexHNSWSQ: metric " + std::to_string(int(metric)) +
                            " not implemented in nearly (ScalarQuantizer codes are scored by L2 or inner product)");

@@ -1,4 +1,5 @@
 #include "nearly/index_sq.h"
+#include "nearly/turboquant.h"
 
 #include <algorithm>
 #include <cmath>
@@ -32,6 +33,7 @@ ScalarQuantizer read_sq(Reader& r, int d, const char* who) {
     sq.rangestat_arg = arg;
     sq.trained = r.vec<float>();
     r.check(sq.trained.empty() || sq.is_trained(), (std::string(who) + " ranges do not match d").c_str());
+    if (sq.turboq() && !sq.trained.empty()) TurboQuantCodec::check_trained(sq.bits, sq.trained);
     return sq;
 }
 

@@ -19,7 +19,9 @@ IndexIVFScalarQuantizer::IndexIVFScalarQuantizer(IndexPtr quantizer_, int d, siz
                                                  bool by_residual_)
     : IndexIVF(std::move(quantizer_), d, nlist_, 0, metric), sq(size_t(d), qtype) {
     code_size = sq.code_size;
-    by_residual = by_residual_;
+    // faiss stores TurboQuant's full codes of the vectors themselves (its
+    // scanner ignores the list's centroid), so it turns by_residual off.
+    by_residual = by_residual_ && !sq.turboq();
     refresh_trained();
 }
 

@@ -8,6 +8,7 @@
 #include "nearly/common.h"
 #include "nearly/parallel.h"
 #include "nearly/simd.h"
+#include "nearly/turboquant.h"
 
 namespace nearly {
 
@@ -70,6 +71,10 @@ ScalarQuantizer::ScalarQuantizer(size_t d_, QuantizerType qtype_) : d(d_), qtype
     if (is_eden_type(qtype)) {
         bits = size_t(qtype - QT_1bit_eden + 1);
         code_size = (d * bits + 7) / 8;
+    }
+    if (turboq()) {  // bits - 1 MSE planes, the QJL plane, norm and gamma
+        bits = size_t(qtype - QT_2bit_tq + 2);
+        code_size = bits * ((d + 7) / 8) + 2 * sizeof(float);
     }
 }
 
@@ -278,6 +283,10 @@ void train_uniform(ScalarQuantizer::RangeStat rs, float arg, size_t n, int k, co
 
 void ScalarQuantizer::train(size_t n, const float* x) {
     if (!needs_training()) return;
+    if (turboq()) {  // no data needed (faiss's train): the codebook and faiss's default sign seed
+        trained = TurboQuantCodec::trained_for(bits, 42);
+        return;
+    }
     if (codebook()) {  // no data needed: faiss accepts any training set
         std::vector<float> c, b;
         if (is_eden_type(qtype))
@@ -329,6 +338,7 @@ void ScalarQuantizer::train(size_t n, const float* x) {
 }
 
 void ScalarQuantizer::encode(const float* x, uint8_t* code) const {
+    if (turboq()) return TurboQuantCodec(*this).encode(x, code);
     switch (qtype) {
         case QT_fp16:
             for (size_t j = 0; j < d; j++) {
@@ -407,12 +417,27 @@ void ScalarQuantizer::encode(const float* x, uint8_t* code) const {
 void ScalarQuantizer::compute_codes(const float* x, uint8_t* codes, size_t n) const {
     NEARLY_CHECK_ARG(is_trained(), "ScalarQuantizer: not trained");
     constexpr size_t kBlock = 1024;
+    if (turboq()) {
+        const TurboQuantCodec tq(*this);
+        parallel_for((n + kBlock - 1) / kBlock, [&](size_t t) {
+            for (size_t i = t * kBlock; i < std::min(n, (t + 1) * kBlock); i++)
+                tq.encode(x + i * d, codes + i * code_size);
+        });
+        return;
+    }
     parallel_for((n + kBlock - 1) / kBlock, [&](size_t t) {
         for (size_t i = t * kBlock; i < std::min(n, (t + 1) * kBlock); i++) encode(x + i * d, codes + i * code_size);
     });
 }
 
 void ScalarQuantizer::decode(const uint8_t* codes, float* x, size_t n) const {
+    if (turboq()) {
+        const TurboQuantCodec tq(*this);
+        parallel_for((n + 1023) / 1024, [&](size_t t) {
+            for (size_t i = t * 1024; i < std::min(n, (t + 1) * 1024); i++) tq.decode(codes + i * code_size, x + i * d);
+        });
+        return;
+    }
     switch (simd_level()) {
 #if defined(NEARLY_HAVE_AVX512)
         case SimdLevel::avx512: return sq_decode_avx512(*this, codes, x, n);
@@ -429,6 +454,7 @@ void ScalarQuantizer::check_replacement(const ScalarQuantizer& other, const std:
                      who + ": the scalar quantizer must have d=" + std::to_string(d) + " and the index's qtype");
     if (ntotal > 0) throw NotSupported(who + ": the scalar quantizer can only be replaced while the index is empty");
     NEARLY_CHECK_ARG(other.trained.empty() || other.is_trained(), who + ": the ranges do not match d");
+    if (other.turboq() && !other.trained.empty()) TurboQuantCodec::check_trained(other.bits, other.trained);
 }
 
 }  // namespace nearly

@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "nearly/scalar_quantizer.h"
+#include "nearly/turboquant.h"
 #include "simd/sq_codes.h"
 
 namespace nearly {
@@ -54,6 +55,11 @@ inline void decode(const ScalarQuantizer& sq, const uint8_t* codes, float* x, si
                    void (*halves)(const uint16_t*, size_t, float*)) {
     const size_t d = sq.d, cs = sq.code_size;
     using Q = ScalarQuantizer;
+    if (sq.turboq()) {  // not affine per dimension: the codec's own decoder, every level alike
+        const TurboQuantCodec tq(sq);
+        for (size_t i = 0; i < n; i++) tq.decode(codes + i * cs, x + i * d);
+        return;
+    }
     if (sq.codebook()) {
         const float* centroid = sq.centroids();
         const size_t bits = sq.bits;

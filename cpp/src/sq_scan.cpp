@@ -1,13 +1,16 @@
 #include "nearly/sq_scan.h"
 
 #include <algorithm>
+#include <cmath>
+#include <cstring>
 
 #include "nearly/simd.h"
 
 namespace nearly {
 
 SQScorer::SQScorer(const ScalarQuantizer& sq, MetricType metric)
-    : kind_(sq.codebook()                          ? kSQcodebook
+    : kind_(sq.turboq()                            ? kSQturboq
+            : sq.codebook()                        ? kSQcodebook
             : sq.qtype == ScalarQuantizer::QT_fp16 ? kSQfp16
             : sq.qtype == ScalarQuantizer::QT_bf16 ? kSQbf16
                                                    : int(sq.bits)),
@@ -15,6 +18,13 @@ SQScorer::SQScorer(const ScalarQuantizer& sq, MetricType metric)
       d_(sq.d),
       code_size_(sq.code_size) {
     NEARLY_CHECK_ARG(sq.is_trained(), "SQScorer: the ScalarQuantizer is not trained");
+    if (sq.turboq()) {
+        tq_ = std::make_shared<const TurboQuantCodec>(sq);
+        w_.assign(TurboQuantCodec::padded(d_), 0.f);
+        r_.assign(TurboQuantCodec::padded(d_), 0.f);
+        tq_coeff_ = float(std::sqrt(M_PI / 2.0f) / float(d_));  // faiss's QJL coefficient, rounded as its
+        return;
+    }
     if (sq.codebook()) {
         cb_bits_ = sq.bits;
         const size_t k = size_t(1) << sq.bits;
@@ -47,6 +57,13 @@ SQScorer::SQScorer(const ScalarQuantizer& sq, MetricType metric)
 }
 
 void SQScorer::set_query(const float* q) {
+    if (kind_ == kSQturboq) {
+        float s = 0.f;
+        for (size_t j = 0; j < d_; j++) s += q[j] * q[j];
+        tq_qnorm_ = s;
+        tq_->prepare_query(q, w_.data(), r_.data(), &tq_psum_);
+        return;
+    }
     if (kind_ == kSQcodebook) {
         std::copy(q, q + d_, w_.begin());
         return;
@@ -71,7 +88,34 @@ void SQScorer::set_query(const float* q) {
     }
 }
 
+void SQScorer::turboq_scores(const uint8_t* const* codes, size_t n, float* out) const {
+    constexpr size_t kChunk = 64;
+    float mse[kChunk], qjl[kChunk];
+    const size_t fo = tq_->factors_offset();
+    for (size_t i0 = 0; i0 < n; i0 += kChunk) {
+        const size_t m = std::min(kChunk, n - i0);
+        tq_sums(tq_->mse_bits, codes + i0, m, d_, tq_->plane_bytes, w_.data(), r_.data(), tq_->table(), mse, qjl);
+        for (size_t i = 0; i < m; i++) {
+            float f[2];  // norm, gamma
+            std::memcpy(f, codes[i0 + i] + fo, sizeof(f));
+            const float qjl_dot = tq_coeff_ * f[1] * (2.0f * qjl[i] - tq_psum_);
+            const float ip = f[0] * (mse[i] + qjl_dot);
+            out[i0 + i] = ip_ ? ip : tq_qnorm_ + f[0] * f[0] - 2.0f * ip;
+        }
+    }
+}
+
 void SQScorer::scores(const uint8_t* codes, size_t n, float* out) const {
+    if (kind_ == kSQturboq) {
+        constexpr size_t kChunk = 256;
+        const uint8_t* ptrs[kChunk];
+        for (size_t i0 = 0; i0 < n; i0 += kChunk) {
+            const size_t m = std::min(kChunk, n - i0);
+            for (size_t i = 0; i < m; i++) ptrs[i] = codes + (i0 + i) * code_size_;
+            turboq_scores(ptrs, m, out + i0);
+        }
+        return;
+    }
     if (kind_ == kSQcodebook)
         return sq_codebook_scores(cb_bits_, ip_, codes, code_size_, n, d_, w_.data(), table_.data(), out);
     if (int_query_)
@@ -83,6 +127,7 @@ void SQScorer::scores(const uint8_t* codes, size_t n, float* out) const {
 }
 
 void SQScorer::scores_gather(const uint8_t* const* codes, size_t n, float* out) const {
+    if (kind_ == kSQturboq) return turboq_scores(codes, n, out);
     if (kind_ == kSQcodebook)
         return sq_codebook_scores_gather(cb_bits_, ip_, codes, n, d_, w_.data(), table_.data(), out);
     if (int_query_)
@@ -94,6 +139,32 @@ void SQScorer::scores_gather(const uint8_t* const* codes, size_t n, float* out) 
 }
 
 void SQScorer::scores_group(const SQScorer* s, size_t nq, const uint8_t* codes, size_t n, float* out) {
+    if (nq > 0 && s[0].kind_ == kSQturboq) {  // each code read once for the group
+        const SQScorer& a = s[0];
+        const TurboQuantCodec& tq = *a.tq_;
+        constexpr size_t kChunk = 256;
+        std::vector<const float*> qs(nq), ps(nq);
+        for (size_t q = 0; q < nq; q++) qs[q] = s[q].w_.data(), ps[q] = s[q].r_.data();
+        std::vector<float> mse(nq * kChunk), qjl(nq * kChunk);
+        const size_t fo = tq.factors_offset();
+        for (size_t i0 = 0; i0 < n; i0 += kChunk) {
+            const size_t m = std::min(kChunk, n - i0);
+            const uint8_t* c = codes + i0 * a.code_size_;
+            tq_sums_group(tq.mse_bits, c, a.code_size_, m, a.d_, tq.plane_bytes, nq, qs.data(), ps.data(), tq.table(),
+                          mse.data(), qjl.data());
+            for (size_t i = 0; i < m; i++) {
+                float f[2];  // norm, gamma
+                std::memcpy(f, c + i * a.code_size_ + fo, sizeof(f));
+                for (size_t q = 0; q < nq; q++) {
+                    const SQScorer& sq = s[q];
+                    const float qjl_dot = sq.tq_coeff_ * f[1] * (2.0f * qjl[q * m + i] - sq.tq_psum_);
+                    const float ip = f[0] * (mse[q * m + i] + qjl_dot);
+                    out[q * n + i0 + i] = sq.ip_ ? ip : sq.tq_qnorm_ + f[0] * f[0] - 2.0f * ip;
+                }
+            }
+        }
+        return;
+    }
     if (nq > 0 && s[0].kind_ == kSQcodebook) {  // the codebook kernels sum as the one-query kernels do
         std::vector<const float*> q(nq);
         for (size_t i = 0; i < nq; i++) q[i] = s[i].w_.data();

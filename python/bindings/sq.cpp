@@ -10,6 +10,7 @@
 #include "nearly/index_sq.h"
 #include "nearly/ivf_sq.h"
 #include "nearly/scalar_quantizer.h"
+#include "nearly/turboquant.h"
 
 namespace nearly_py {
 
@@ -20,8 +21,9 @@ ScalarQuantizer::QuantizerType check_qtype(int qtype, const char* who) {
     if (!ScalarQuantizer::valid_qtype(qtype))
         throw NotSupported(std::string(who) + ": qtype " + std::to_string(qtype) +
                            " not implemented in nearly (QT_8bit, QT_4bit, QT_8bit_uniform, QT_4bit_uniform, "
-                           "QT_fp16, QT_8bit_direct, QT_6bit, QT_bf16, QT_8bit_direct_signed and the TurboQuant MSE "
-                           "types QT_1bit_tqmse to QT_8bit_tqmse and EDEN's QT_1bit_eden to QT_8bit_eden are)");
+                           "QT_fp16, QT_8bit_direct, QT_6bit, QT_bf16, QT_8bit_direct_signed, the TurboQuant "
+                           "types QT_1bit_tqmse to QT_8bit_tqmse and QT_2bit_tq to QT_5bit_tq, and EDEN's "
+                           "QT_1bit_eden to QT_8bit_eden are)");
     return ScalarQuantizer::QuantizerType(qtype);
 }
 
@@ -47,6 +49,10 @@ void bind_sq(py::module_& m) {
                            {"QT_3bit_tqmse", ScalarQuantizer::QT_3bit_tqmse},
                            {"QT_4bit_tqmse", ScalarQuantizer::QT_4bit_tqmse},
                            {"QT_8bit_tqmse", ScalarQuantizer::QT_8bit_tqmse},
+                           {"QT_2bit_tq", ScalarQuantizer::QT_2bit_tq},
+                           {"QT_3bit_tq", int(ScalarQuantizer::QT_2bit_tq) + 1},
+                           {"QT_4bit_tq", int(ScalarQuantizer::QT_2bit_tq) + 2},
+                           {"QT_5bit_tq", ScalarQuantizer::QT_5bit_tq},
                            {"RS_minmax", ScalarQuantizer::RS_minmax},
                            {"RS_meanstd", ScalarQuantizer::RS_meanstd},
                            {"RS_quantiles", ScalarQuantizer::RS_quantiles},
@@ -55,11 +61,10 @@ void bind_sq(py::module_& m) {
     // faiss's other QuantizerType values, so code that names them runs (a
     // mapping of types to factory strings, say); building one is refused.
     sq.attr("QT_0bit") = 9;
-    const char* later_types[] = {"QT_2bit_tq",   "QT_3bit_tq",   "QT_4bit_tq",   "QT_5bit_tq",
-                                 "QT_1bit_eden", "QT_2bit_eden", "QT_3bit_eden", "QT_4bit_eden",
+    const char* later_types[] = {"QT_1bit_eden", "QT_2bit_eden", "QT_3bit_eden", "QT_4bit_eden",
                                  "QT_5bit_eden", "QT_6bit_eden", "QT_7bit_eden", "QT_8bit_eden", "QT_count"};
     for (size_t i = 0; i < sizeof(later_types) / sizeof(later_types[0]); i++)
-        sq.attr(later_types[i]) = int(ScalarQuantizer::QT_8bit_tqmse) + 1 + int(i);
+        sq.attr(later_types[i]) = int(ScalarQuantizer::QT_1bit_eden) + int(i);
     sq.def(py::init([](int d, int qtype) {
            if (d < 1) throw InvalidArgument("ScalarQuantizer: d must be positive");
            return ScalarQuantizer(size_t(d), check_qtype(qtype, "ScalarQuantizer"));
@@ -90,7 +95,11 @@ void bind_sq(py::module_& m) {
             if (!a || a.ndim() != 1 || size_t(a.size()) != s.trained_size())
                 throw InvalidArgument("ScalarQuantizer.trained takes " + std::to_string(s.trained_size()) +
                                       " floats for this type and d (faiss's layout)");
-            check_finite(a.data(), size_t(a.size()), "trained");
+            if (s.turboq()) {  // the seed's two floats may hold any bits: checked as a whole
+                TurboQuantCodec::check_trained(s.bits, std::vector<float>(a.data(), a.data() + a.size()));
+            } else {
+                check_finite(a.data(), size_t(a.size()), "trained");
+            }
             // In place where the size holds: a search reading the values meanwhile never sees freed memory.
             if (s.trained.size() == size_t(a.size()))
                 std::copy(a.data(), a.data() + a.size(), s.trained.begin());
@@ -98,7 +107,8 @@ void bind_sq(py::module_& m) {
                 s.trained.assign(a.data(), a.data() + a.size());
         }, "faiss's layout (a numpy copy): vmin[d] then vdiff[d] for the per-dimension types, [vmin, vdiff] "
            "for the uniform ones, the 2^bits centroids then the 2^bits - 1 midpoints for the TurboQuant "
-           "types, empty for fp16, bf16 and the direct types.")
+           "types (QT_*bit_tq: the 2^(bits-1) centroids, their midpoints, the sign seed as two floats' bits and the "
+           "projection type 0), empty for fp16, bf16 and the direct types.")
         .def("train", [](ScalarQuantizer& s, py::handle x_obj) {
             FloatArray x = as_matrix(x_obj, int(s.d), "x");
             py::gil_scoped_release release;
@@ -143,6 +153,29 @@ void bind_sq(py::module_& m) {
             return out;
         }, "The stored codes, ntotal * code_size bytes (a numpy copy).")
         .def("_set_codes", [](IndexScalarQuantizer& self, py::handle codes) { set_flat_codes(self, codes); });
+
+    py::class_<IVFSQTurboQSearchParameters, SearchParametersIVF, std::shared_ptr<IVFSQTurboQSearchParameters>>(
+        m, "IVFSQTurboQSearchParameters",
+        "faiss's search parameters for TurboQuant's full codes in an IVF: qb and int_qjl pick faiss's integer "
+        "approximations of the estimate; nearly scores the float query (exact, at SIMD speed) whatever they are.")
+        .def(py::init([](long long nprobe, std::shared_ptr<IDSelector> sel, int qb, bool int_qjl) {
+                 if (nprobe < 1) throw InvalidArgument("nprobe must be at least 1");
+                 if (qb < 0 || qb > 8) throw InvalidArgument("qb must be in 0..8");
+                 auto p = std::make_shared<IVFSQTurboQSearchParameters>();
+                 p->nprobe = size_t(nprobe);
+                 p->sel = sel;
+                 p->qb = uint8_t(qb);
+                 p->int_qjl = int_qjl;
+                 return p;
+             }),
+             py::kw_only(), py::arg("nprobe") = 1, py::arg("sel") = nullptr, py::arg("qb") = 0,
+             py::arg("int_qjl") = false)
+        .def_property("qb", [](const IVFSQTurboQSearchParameters& p) { return int(p.qb); },
+                      [](IVFSQTurboQSearchParameters& p, int v) {
+                          if (v < 0 || v > 8) throw InvalidArgument("qb must be in 0..8");
+                          p.qb = uint8_t(v);
+                      })
+        .def_readwrite("int_qjl", &IVFSQTurboQSearchParameters::int_qjl);
 
     py::class_<IndexIVFScalarQuantizer, IndexIVF, std::shared_ptr<IndexIVFScalarQuantizer>>(m, "IndexIVFScalarQuantizer")
         .def(py::init([](IndexPtr quantizer, int d, long long nlist, int qtype, int metric, bool by_residual) {

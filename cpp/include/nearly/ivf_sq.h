@@ -12,6 +12,18 @@
 
 namespace nearly {
 
+// faiss's IVFSQTurboQSearchParameters: qb and int_qjl choose faiss's integer
+// popcount approximations of the TurboQuant estimate (the query quantized
+// to qb bits). nearly's kernels score the float query, exactly, at SIMD
+// speed, so it keeps them for code that sets them and scores the same.
+struct IVFSQTurboQSearchParameters : SearchParametersIVF {
+    uint8_t qb = 0;
+    bool int_qjl = false;
+    std::unique_ptr<SearchParameters> clone() const override {
+        return std::make_unique<IVFSQTurboQSearchParameters>(*this);
+    }
+};
+
 struct IndexIVFScalarQuantizer : IndexIVF {
     ScalarQuantizer sq;
 

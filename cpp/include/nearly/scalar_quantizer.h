@@ -20,6 +20,9 @@
 //       ("L2norm,RR,SQtqmse4"). code = the cell of x among the midpoints,
 //       packed bits-wide, low bits first across bytes; decode = the cell's
 //       centroid. trained = centroids[2^bits] then midpoints[2^bits - 1].
+//   QT_{2..5}bit_tq: TurboQuant's full codes, an MSE code of b - 1 bits
+//       plus a QJL sign per dimension and two floats per vector
+//       (turboquant.h has the codec and its layout).
 //   QT_{1..8}bit_eden: the same with the normal law's own Lloyd-Max
 //       quantizer (unscaled), EDEN's codebook for coordinates scaled to
 //       unit variance (eden.h adds the scaling and the per-vector factors).
@@ -76,6 +79,9 @@ struct ScalarQuantizer {
         QT_3bit_tqmse = 12,
         QT_4bit_tqmse = 13,
         QT_8bit_tqmse = 14,
+        // TurboQuant's full codes (turboquant.h): b - 1 MSE bits and one QJL bit.
+        QT_2bit_tq = 15,
+        QT_5bit_tq = 18,
         // EDEN's codebook (eden.h): the normal law's Lloyd-Max quantizer
         // itself, for coordinates scaled to unit variance; 1 to 8 bits.
         QT_1bit_eden = 19,
@@ -98,15 +104,21 @@ struct ScalarQuantizer {
     // A TurboQuant MSE type: a shared codebook, not per-dimension ranges.
     static bool is_codebook_type(int t) { return (t >= QT_1bit_tqmse && t <= QT_8bit_tqmse) || is_eden_type(t); }
     static bool is_eden_type(int t) { return t >= QT_1bit_eden && t <= QT_8bit_eden; }
+    static bool is_turboq_type(int t) { return t >= QT_2bit_tq && t <= QT_5bit_tq; }
+    bool turboq() const { return is_turboq_type(qtype); }
     static QuantizerType eden_type(size_t bits) { return QuantizerType(QT_1bit_eden + int(bits) - 1); }
     bool codebook() const { return is_codebook_type(qtype); }
     // Whether the type has something to learn (ranges; or the codebook, which
     // takes no data, as faiss's train computes it).
     bool needs_training() const {
-        return qtype == QT_8bit || qtype == QT_4bit || qtype == QT_6bit || uniform() || codebook();
+        return qtype == QT_8bit || qtype == QT_4bit || qtype == QT_6bit || uniform() || codebook() || turboq();
     }
     size_t trained_size() const {
-        return !needs_training() ? 0 : codebook() ? (size_t(2) << bits) - 1 : uniform() ? 2 : 2 * d;
+        return !needs_training() ? 0
+               : codebook()      ? (size_t(2) << bits) - 1
+               : turboq()        ? (size_t(1) << bits) - 1 + 3  // the MSE codebook, the seed, the projection
+               : uniform()       ? 2
+                                 : 2 * d;
     }
     // The codebook types' centroids (2^bits, ascending) and the midpoints
     // between them (2^bits - 1), in `trained`.
@@ -119,7 +131,8 @@ struct ScalarQuantizer {
     void encode(const float* x, uint8_t* code) const;  // writes every byte of code
     void decode(const uint8_t* codes, float* x, size_t n) const;
     static bool valid_qtype(int qtype) {
-        return (qtype >= QT_8bit && qtype <= QT_8bit_direct_signed) || is_codebook_type(qtype);
+        return (qtype >= QT_8bit && qtype <= QT_8bit_direct_signed) || is_codebook_type(qtype) ||
+               is_turboq_type(qtype);
     }
     static bool valid_rangestat(int rs) { return rs >= RS_minmax && rs <= RS_optim; }
     // Throws unless other can take this quantizer's place in the index `who`

@@ -15,15 +15,18 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "nearly/index.h"
 #include "nearly/scalar_quantizer.h"
+#include "nearly/turboquant.h"
 
 namespace nearly {
 
 // What the kernels widen: 4-, 6- or 8-bit integer codes, bf16 or fp16.
-enum SQCodeKind : int { kSQ4 = 4, kSQ6 = 6, kSQ8 = 8, kSQbf16 = 16, kSQfp16 = 17, kSQcodebook = 32 };
+// kSQturboq: TurboQuant's full codes, scored on their estimate (turboquant.h).
+enum SQCodeKind : int { kSQ4 = 4, kSQ6 = 6, kSQ8 = 8, kSQbf16 = 16, kSQfp16 = 17, kSQcodebook = 32, kSQturboq = 33 };
 
 class SQScorer {
    public:
@@ -65,6 +68,12 @@ class SQScorer {
     // at least 16 (w holds the query).
     size_t cb_bits_ = 0;
     std::vector<float> table_;
+    // TurboQuant's full codes: the codec (shared by copies), the padded
+    // query and its transform (w_ and r_ hold them), |q|^2 and the sum of
+    // the transform.
+    std::shared_ptr<const TurboQuantCodec> tq_;
+    float tq_qnorm_ = 0.f, tq_psum_ = 0.f, tq_coeff_ = 0.f;
+    void turboq_scores(const uint8_t* const* codes, size_t n, float* out) const;
 };
 
 // Codebook codes of `bits` (1, 2, 3, 4 or 8) bits per dimension, t the
