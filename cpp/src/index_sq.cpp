@@ -48,7 +48,7 @@ void IndexScalarQuantizer::train(idx_t n, const float* x) {
     check_finite(x, size_t(n) * d, "training data");
     std::unique_lock<SharedMutex> lk(rw_mutex_);
     if (sq.needs_training()) {
-        NEARLY_CHECK_ARG(n > 0 || sq.codebook(), "IndexScalarQuantizer: cannot train on 0 vectors");
+        NEARLY_CHECK_ARG(n > 0 || sq.codebook() || sq.turboq(), "IndexScalarQuantizer: cannot train on 0 vectors");
         sq.train(size_t(n), x);
     }
     is_trained = true;

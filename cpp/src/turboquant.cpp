@@ -112,12 +112,11 @@ void TurboQuantCodec::decode(const uint8_t* code, float* x) const {
     float factors[2];
     std::memcpy(factors, code + factors_offset(), sizeof(factors));
     const float inv_sqrt_d = 1.0f / std::sqrt(float(d));
-    const float inv_sqrt_pd = 1.0f / std::sqrt(float(padded_d));
     const uint8_t* qjl = code + qjl_offset();
-    // The QJL part: S^T applied to the signs; the transform is its own
-    // transpose up to the sign flips, which come after it here.
+    // The QJL part: S^T applied to the signs (S = the transform's first d
+    // rows, entries +-1; H is its own transpose, the sign flips come after).
     std::vector<float> s(padded_d, 0.f);
-    for (size_t j = 0; j < d; j++) s[j] = (qjl[j / 8] >> (j % 8) & 1) ? inv_sqrt_pd : -inv_sqrt_pd;
+    for (size_t j = 0; j < d; j++) s[j] = (qjl[j / 8] >> (j % 8) & 1) ? 1.f : -1.f;
     for (size_t h = 1; h < padded_d; h <<= 1)
         for (size_t i = 0; i < padded_d; i += h << 1)
             for (size_t j = i; j < i + h; j++) {
@@ -141,11 +140,10 @@ void TurboQuantCodec::prepare_query(const float* q, float* qpad, float* p, float
     std::vector<float> buf(padded_d, 0.f);
     std::copy(q, q + d, buf.begin());
     transform(buf.data());
-    const float inv_sqrt_pd = 1.0f / std::sqrt(float(padded_d));
     std::fill(p, p + dp, 0.f);
     float s = 0.f;
     for (size_t j = 0; j < d; j++) {
-        p[j] = buf[j] * inv_sqrt_pd;
+        p[j] = buf[j];
         s += p[j];
     }
     *psum = s;
