@@ -106,6 +106,8 @@ from .distance_utils import fvec_inner_products_ny, fvec_madd, fvec_madd_and_arg
 from .distance_utils import fvec_norms_L2, fvec_norms_L2sqr, fvec_renorm_L2, pairwise_indexed_inner_product  # noqa: F401
 from .distance_utils import pairwise_indexed_L2sqr, ranklist_intersection_size  # noqa: F401
 from .flat_1d import IndexFlat1D  # noqa: F401
+from .bitstrings import BitstringReader, BitstringWriter, pack_bitstrings, unpack_bitstrings  # noqa: F401
+from .quantize_lut import quantize_LUT_and_bias, round_uint8_per_column, round_uint8_per_column_multi  # noqa: F401
 from .ivflib import get_invlist_range, search_and_return_centroids, search_centroid, set_invlist_range  # noqa: F401
 from .pointer_methods import RangeSearchResult  # noqa: F401  (and the *_c methods on the indexes)
 from .autotune import (  # noqa: F401
