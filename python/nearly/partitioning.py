@@ -82,6 +82,12 @@ def array_to_AlignedTable(a):
 
 
 def AlignedTable_to_array(v):
+    """A copy of an AlignedTable's values. faiss's fast-scan indexes keep
+    their `codes` in an AlignedTable, nearly's hand out a uint8 array (the
+    same bytes), which this copies too, so faiss's idiom
+    AlignedTable_to_array(index.codes) runs unchanged."""
+    if isinstance(v, np.ndarray):
+        return v.reshape(-1).copy()
     if not isinstance(v, _AlignedTable):
         raise AssertionError(f"AlignedTable_to_array: an AlignedTable, got {type(v).__name__}")
     return v.get().copy()

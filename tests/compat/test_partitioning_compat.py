@@ -149,3 +149,17 @@ def test_aligned_table():
     assert isinstance(f, nearly.AlignedTableFloat32) and f.size() == 4
     with pytest.raises(AssertionError):
         nearly.copy_array_to_AlignedTable(np.zeros(3, np.uint16), t)
+
+
+def test_aligned_table_to_array_of_fast_scan_codes():
+    """faiss's idiom AlignedTable_to_array(index.codes) on a fast-scan index:
+    nearly's codes are an array; the result is a flat copy of their bytes."""
+    rs = np.random.RandomState(0)
+    x = rs.rand(300, 16).astype(np.float32)
+    index = nearly.IndexPQFastScan(16, 8, 4)
+    index.train(x)
+    index.add(x)
+    codes = nearly.AlignedTable_to_array(index.codes)
+    np.testing.assert_array_equal(codes, np.asarray(index.codes).reshape(-1))
+    codes[:] = 0
+    assert np.asarray(index.codes).any()  # a copy
