@@ -885,6 +885,9 @@ void IndexIVF::range_search_lists(idx_t n, const float* x, float radius, size_t 
     const bool ip = is_similarity_metric(metric_type);
     const CodeLayout lay = layout();
     std::vector<std::vector<std::pair<idx_t, float>>> hits(n);
+    // The lists each query visited (an early stop skips the rest), counted
+    // as probe_stats counts them: non-empty lists and their codes.
+    std::vector<size_t> visited_lists(n, 0), visited_codes(n, 0);
     InterruptPoll poll;
     const std::unique_ptr<QueryBatch> batch = prepare_queries(n, x, params);
     const size_t per_task = items_per_task(size_t(n), kQueriesPerTask);
@@ -895,11 +898,14 @@ void IndexIVF::range_search_lists(idx_t n, const float* x, float radius, size_t 
             size_t empty_run = 0;  // lists in a row that added no hit
             for (size_t p = 0; p < np; p++) {
                 const idx_t l = coarse[q * np + p];
-                if (l < 0) continue;
+                if (l < 0 || l >= idx_t(nlist)) continue;
                 if (max_empty > 0 && empty_run >= max_empty) break;
                 const size_t before = hits[q].size();
                 empty_run++;
                 const List& list = lists_[l];
+                const size_t size = searched_size(list.ids.size());
+                visited_lists[q] += size > 0;
+                visited_codes[q] += size;
                 const ListSpan span = list_span(list, sel);
                 if (span.j1 <= span.j0) continue;
                 sc->set_list(size_t(l), coarse_dis[q * np + p]);
@@ -920,7 +926,10 @@ void IndexIVF::range_search_lists(idx_t n, const float* x, float radius, size_t 
         }
         result.lims[q + 1] = result.labels.size();
     }
-    record_ivf_stats(probe_stats(n, np, coarse));
+    IndexIVFStats st;
+    st.nq = size_t(n);
+    for (size_t q = 0; q < size_t(n); q++) st.nlist += visited_lists[q], st.ndis += visited_codes[q];
+    record_ivf_stats(st);
 }
 
 IndexIVF::ListSpan IndexIVF::list_span(const List& list, const IDSelector* sel) const {

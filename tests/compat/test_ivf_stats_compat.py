@@ -78,3 +78,36 @@ def test_ivf_stats_objects_and_threads(data):
     assert counts(mine) == counts(st) and mine.nheap_updates == 0
     st.reset()
     assert counts(nearly.cvar.indexIVF_stats) == (0, 0, 0) and counts(mine) != (0, 0, 0)
+
+
+@pytest.mark.parametrize("desc", ["IVF32,Flat", "IVF32,PQ4x4fs"])
+def test_range_search_early_stop_counts_the_lists_visited(data, desc):
+    """max_empty_result_buckets stops a range search early: the counters
+    report the lists it visited, as faiss's do with the early stop (the same
+    lists: the quantizer is given the same centroids)."""
+    x, xq = data
+    centroids = None
+    out = {}
+    for lib in (faiss, nearly):
+        index = lib.index_factory(16, desc)
+        if centroids is None:
+            index.train(x)
+            centroids = index.quantizer.reconstruct_n(0, 32)
+        else:
+            index.train(x)
+            index.quantizer.reset()
+            index.quantizer.add(centroids)
+        index.add(x[:4000])
+        empty = lib.IDSelectorBatch(np.array([], dtype=np.int64))
+        st = lib.cvar.indexIVF_stats
+        res = []
+        for stop in (0, 2):
+            p = lib.SearchParametersIVF()
+            p.nprobe, p.sel, p.max_empty_result_buckets = 6, empty, stop
+            st.reset()
+            lims, _, _ = index.range_search(xq, 1.0, params=p)
+            assert lims[-1] == 0
+            res.append((st.nlist, st.ndis))
+        out[lib.__name__] = res
+    assert out["nearly"][1][0] < out["nearly"][0][0] == len(xq) * 6
+    assert out["nearly"][1][0] == len(xq) * 2 == out["faiss"][1][0]  # faiss's other counts vary by implementation
