@@ -1,4 +1,5 @@
 #include "nearly/ivf_sq.h"
+#include "nearly/turboquant.h"
 
 #include <algorithm>
 #include <cstdio>
@@ -34,6 +35,11 @@ void IndexIVFScalarQuantizer::set_sq(const ScalarQuantizer& other) {
 }
 
 void IndexIVFScalarQuantizer::encode_vectors(idx_t n, const float* x, const idx_t* list_nos, uint8_t* codes) const {
+    if (sq.turboq()) {  // one codec (its signs drawn once) for the batch
+        const TurboQuantCodec tq(sq);
+        encode_each(n, x, list_nos, codes, [&](const float* v, uint8_t* code) { tq.encode(v, code); });
+        return;
+    }
     encode_each(n, x, list_nos, codes, [&](const float* v, uint8_t* code) { sq.encode(v, code); });
 }
 

@@ -7,8 +7,8 @@
 #include <cstdint>
 #include <cstring>
 
+#include "nearly/common.h"
 #include "nearly/scalar_quantizer.h"
-#include "nearly/turboquant.h"
 #include "simd/sq_codes.h"
 
 namespace nearly {
@@ -55,11 +55,9 @@ inline void decode(const ScalarQuantizer& sq, const uint8_t* codes, float* x, si
                    void (*halves)(const uint16_t*, size_t, float*)) {
     const size_t d = sq.d, cs = sq.code_size;
     using Q = ScalarQuantizer;
-    if (sq.turboq()) {  // not affine per dimension: the codec's own decoder, every level alike
-        const TurboQuantCodec tq(sq);
-        for (size_t i = 0; i < n; i++) tq.decode(codes + i * cs, x + i * d);
-        return;
-    }
+    // TurboQuant's full codes are not per-dimension: ScalarQuantizer::decode
+    // hands them to their codec (turboquant.h) before any level's decoder.
+    if (sq.turboq()) throw NotSupported("sq_decode: QT_*bit_tq codes decode through TurboQuantCodec");
     if (sq.codebook()) {
         const float* centroid = sq.centroids();
         const size_t bits = sq.bits;

@@ -91,7 +91,7 @@ def test_search_equals_faiss(fs, metric, real):
 
 
 def test_refused_types_and_hnsw_walk_copy():
-    for name in ("QT_0bit", "QT_2bit_tq", "QT_5bit_tq"):
+    for name in ("QT_0bit",):
         assert getattr(nearly.ScalarQuantizer, name) == getattr(faiss.ScalarQuantizer, name)
         with pytest.raises(RuntimeError, match="not implemented"):
             nearly.ScalarQuantizer(8, getattr(nearly.ScalarQuantizer, name))
@@ -108,5 +108,3 @@ def test_refused_types_and_hnsw_walk_copy():
         np.testing.assert_allclose(qa.trained, faiss.vector_to_array(qb.trained), rtol=0, atol=tol)
     for name in LOW_BITS + ["QT_8bit_tqmse"]:
         assert getattr(nearly.ScalarQuantizer, name) == getattr(faiss.ScalarQuantizer, name)
-    with pytest.raises(RuntimeError):
-        nearly.index_factory(8, "SQtq4")  # full TurboQuant (QJL): not in nearly
