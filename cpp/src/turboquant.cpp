@@ -15,6 +15,19 @@ namespace nearly {
 namespace {
 constexpr size_t kSeedSlots = 3;  // seed_lo, seed_hi, projection type
 
+// The unnormalized Walsh-Hadamard transform of n (a power of two) values in
+// place, butterflies in faiss's order (so the signs taken of it are faiss's,
+// bit for bit).
+void walsh_hadamard(float* buf, size_t n) {
+    for (size_t h = 1; h < n; h <<= 1)
+        for (size_t i = 0; i < n; i += h << 1)
+            for (size_t j = i; j < i + h; j++) {
+                const float a = buf[j], b = buf[j + h];
+                buf[j] = a + b;
+                buf[j + h] = a - b;
+            }
+}
+
 float squared_norm(const float* x, size_t d) {
     float s = 0.f;
     for (size_t j = 0; j < d; j++) s += x[j] * x[j];
@@ -72,15 +85,7 @@ TurboQuantCodec::TurboQuantCodec(const ScalarQuantizer& sq) : d(sq.d) {
 
 void TurboQuantCodec::transform(float* buf) const {
     for (size_t j = 0; j < padded_d; j++) buf[j] *= signs_[j];
-    // The unnormalized Walsh-Hadamard transform, butterflies in faiss's order
-    // (so the signs taken of it are faiss's, bit for bit).
-    for (size_t h = 1; h < padded_d; h <<= 1)
-        for (size_t i = 0; i < padded_d; i += h << 1)
-            for (size_t j = i; j < i + h; j++) {
-                const float a = buf[j], b = buf[j + h];
-                buf[j] = a + b;
-                buf[j + h] = a - b;
-            }
+    walsh_hadamard(buf, padded_d);
 }
 
 void TurboQuantCodec::encode(const float* x, uint8_t* code) const {
@@ -117,13 +122,7 @@ void TurboQuantCodec::decode(const uint8_t* code, float* x) const {
     // rows, entries +-1; H is its own transpose, the sign flips come after).
     std::vector<float> s(padded_d, 0.f);
     for (size_t j = 0; j < d; j++) s[j] = (qjl[j / 8] >> (j % 8) & 1) ? 1.f : -1.f;
-    for (size_t h = 1; h < padded_d; h <<= 1)
-        for (size_t i = 0; i < padded_d; i += h << 1)
-            for (size_t j = i; j < i + h; j++) {
-                const float a = s[j], b = s[j + h];
-                s[j] = a + b;
-                s[j + h] = a - b;
-            }
+    walsh_hadamard(s.data(), padded_d);
     const float coeff = float(std::sqrt(M_PI / 2.0f) / float(d) * factors[1]);
     for (size_t j = 0; j < d; j++) {
         size_t idx = 0;

@@ -5,6 +5,7 @@
 // and the QJL byte's masks select the transformed query's lanes to add.
 #include <immintrin.h>
 
+#include "../turboquant_dispatch.h"
 #include "nearly/turboquant.h"
 
 namespace nearly {
@@ -15,9 +16,9 @@ inline __m256i lanes_of(uint8_t byte, __m256i bitsel) {
     return _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32(byte), bitsel), bitsel);
 }
 
+// The centroids of eight dimensions' cells (byte o of each of the B planes).
 template <int B>
-inline __m256 mse_step(__m256 acc, const uint8_t* c, size_t pb, size_t o, __m256 qv, __m256 lo, __m256 hi,
-                       __m256i bitsel) {
+inline __m256 centroids8(const uint8_t* c, size_t pb, size_t o, __m256 lo, __m256 hi, __m256i bitsel) {
     __m256i idx = _mm256_setzero_si256();
     for (int pl = 0; pl < B; pl++)
         idx = _mm256_or_si256(idx, _mm256_and_si256(lanes_of(c[pl * pb + o], bitsel), _mm256_set1_epi32(1 << pl)));
@@ -25,7 +26,13 @@ inline __m256 mse_step(__m256 acc, const uint8_t* c, size_t pb, size_t o, __m256
     if constexpr (B == 4)
         v = _mm256_blendv_ps(v, _mm256_permutevar8x32_ps(hi, idx),
                              _mm256_castsi256_ps(_mm256_cmpgt_epi32(idx, _mm256_set1_epi32(7))));
-    return _mm256_fmadd_ps(qv, v, acc);
+    return v;
+}
+
+template <int B>
+inline __m256 mse_step(__m256 acc, const uint8_t* c, size_t pb, size_t o, __m256 qv, __m256 lo, __m256 hi,
+                       __m256i bitsel) {
+    return _mm256_fmadd_ps(qv, centroids8<B>(c, pb, o, lo, hi, bitsel), acc);
 }
 
 inline __m256 qjl_step(__m256 acc, uint8_t byte, __m256 pv, __m256i bitsel) {
@@ -94,13 +101,7 @@ void sums_group(const uint8_t* codes, size_t cs, size_t n, size_t d, size_t pb, 
         for (int u = 0; u < NQ; u++) a[u] = b[u] = _mm256_setzero_ps();
         for (size_t j = 0; j < d; j += 8) {
             const size_t o = j / 8;
-            __m256i idx = _mm256_setzero_si256();
-            for (int pl = 0; pl < B; pl++)
-                idx = _mm256_or_si256(idx, _mm256_and_si256(lanes_of(c[pl * pb + o], bitsel), _mm256_set1_epi32(1 << pl)));
-            __m256 v = _mm256_permutevar8x32_ps(lo, idx);
-            if constexpr (B == 4)
-                v = _mm256_blendv_ps(v, _mm256_permutevar8x32_ps(hi, idx),
-                                     _mm256_castsi256_ps(_mm256_cmpgt_epi32(idx, _mm256_set1_epi32(7))));
+            const __m256 v = centroids8<B>(c, pb, o, lo, hi, bitsel);
             const __m256 ms = _mm256_castsi256_ps(lanes_of(c[so + o], bitsel));
             for (int u = 0; u < NQ; u++) {
                 a[u] = _mm256_fmadd_ps(_mm256_loadu_ps(q[u] + j), v, a[u]);
@@ -114,43 +115,30 @@ void sums_group(const uint8_t* codes, size_t cs, size_t n, size_t d, size_t pb, 
     }
 }
 
-template <int B>
-void sums_group_b(const uint8_t* codes, size_t cs, size_t n, size_t d, size_t pb, size_t nq, const float* const* q,
-                  const float* const* p, const float* t, float* mse, float* qjl) {
-    for (size_t u0 = 0; u0 < nq; u0 += 4) {
-        const size_t m = nq - u0 < 4 ? nq - u0 : 4;
-        float* mo = mse + u0 * n;
-        float* qo = qjl + u0 * n;
-        switch (m) {
-            case 1: sums_group<B, 1>(codes, cs, n, d, pb, q + u0, p + u0, t, mo, qo); break;
-            case 2: sums_group<B, 2>(codes, cs, n, d, pb, q + u0, p + u0, t, mo, qo); break;
-            case 3: sums_group<B, 3>(codes, cs, n, d, pb, q + u0, p + u0, t, mo, qo); break;
-            default: sums_group<B, 4>(codes, cs, n, d, pb, q + u0, p + u0, t, mo, qo); break;
-        }
+struct Kernels {
+    template <int B>
+    static void one(const uint8_t* const* codes, size_t n, size_t d, size_t pb, const float* q, const float* p,
+                    const float* t, float* mse, float* qjl) {
+        sums<B>(codes, n, d, pb, q, p, t, mse, qjl);
     }
-}
+    template <int B, int NQ>
+    static void group(const uint8_t* codes, size_t cs, size_t n, size_t d, size_t pb, const float* const* q,
+                      const float* const* p, const float* t, float* mse, float* qjl) {
+        sums_group<B, NQ>(codes, cs, n, d, pb, q, p, t, mse, qjl);
+    }
+};
 
 }  // namespace
 
 void tq_sums_group_avx2(size_t mse_bits, const uint8_t* codes, size_t cs, size_t n, size_t d, size_t plane_bytes,
                         size_t nq, const float* const* q, const float* const* p, const float* t, float* mse,
                         float* qjl) {
-    switch (mse_bits) {
-        case 1: return sums_group_b<1>(codes, cs, n, d, plane_bytes, nq, q, p, t, mse, qjl);
-        case 2: return sums_group_b<2>(codes, cs, n, d, plane_bytes, nq, q, p, t, mse, qjl);
-        case 3: return sums_group_b<3>(codes, cs, n, d, plane_bytes, nq, q, p, t, mse, qjl);
-        default: return sums_group_b<4>(codes, cs, n, d, plane_bytes, nq, q, p, t, mse, qjl);
-    }
+    tq_detail::sums_group<Kernels>(mse_bits, codes, cs, n, d, plane_bytes, nq, q, p, t, mse, qjl);
 }
 
 void tq_sums_avx2(size_t mse_bits, const uint8_t* const* codes, size_t n, size_t d, size_t plane_bytes,
                   const float* q, const float* p, const float* t, float* mse, float* qjl) {
-    switch (mse_bits) {
-        case 1: return sums<1>(codes, n, d, plane_bytes, q, p, t, mse, qjl);
-        case 2: return sums<2>(codes, n, d, plane_bytes, q, p, t, mse, qjl);
-        case 3: return sums<3>(codes, n, d, plane_bytes, q, p, t, mse, qjl);
-        default: return sums<4>(codes, n, d, plane_bytes, q, p, t, mse, qjl);
-    }
+    tq_detail::sums<Kernels>(mse_bits, codes, n, d, plane_bytes, q, p, t, mse, qjl);
 }
 
 }  // namespace nearly

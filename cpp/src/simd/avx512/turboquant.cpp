@@ -11,6 +11,7 @@
 
 #include <cstring>
 
+#include "../turboquant_dispatch.h"
 #include "nearly/turboquant.h"
 
 namespace nearly {
@@ -123,43 +124,30 @@ void sums_group(const uint8_t* codes, size_t cs, size_t n, size_t d, size_t pb, 
     }
 }
 
-template <int B>
-void sums_group_b(const uint8_t* codes, size_t cs, size_t n, size_t d, size_t pb, size_t nq, const float* const* q,
-                  const float* const* p, const float* t, float* mse, float* qjl) {
-    for (size_t u0 = 0; u0 < nq; u0 += 4) {
-        const size_t m = nq - u0 < 4 ? nq - u0 : 4;
-        float* mo = mse + u0 * n;
-        float* qo = qjl + u0 * n;
-        switch (m) {
-            case 1: sums_group<B, 1>(codes, cs, n, d, pb, q + u0, p + u0, t, mo, qo); break;
-            case 2: sums_group<B, 2>(codes, cs, n, d, pb, q + u0, p + u0, t, mo, qo); break;
-            case 3: sums_group<B, 3>(codes, cs, n, d, pb, q + u0, p + u0, t, mo, qo); break;
-            default: sums_group<B, 4>(codes, cs, n, d, pb, q + u0, p + u0, t, mo, qo); break;
-        }
+struct Kernels {
+    template <int B>
+    static void one(const uint8_t* const* codes, size_t n, size_t d, size_t pb, const float* q, const float* p,
+                    const float* t, float* mse, float* qjl) {
+        sums<B>(codes, n, d, pb, q, p, t, mse, qjl);
     }
-}
+    template <int B, int NQ>
+    static void group(const uint8_t* codes, size_t cs, size_t n, size_t d, size_t pb, const float* const* q,
+                      const float* const* p, const float* t, float* mse, float* qjl) {
+        sums_group<B, NQ>(codes, cs, n, d, pb, q, p, t, mse, qjl);
+    }
+};
 
 }  // namespace
 
 void tq_sums_group_avx512(size_t mse_bits, const uint8_t* codes, size_t cs, size_t n, size_t d, size_t plane_bytes,
                           size_t nq, const float* const* q, const float* const* p, const float* t, float* mse,
                           float* qjl) {
-    switch (mse_bits) {
-        case 1: return sums_group_b<1>(codes, cs, n, d, plane_bytes, nq, q, p, t, mse, qjl);
-        case 2: return sums_group_b<2>(codes, cs, n, d, plane_bytes, nq, q, p, t, mse, qjl);
-        case 3: return sums_group_b<3>(codes, cs, n, d, plane_bytes, nq, q, p, t, mse, qjl);
-        default: return sums_group_b<4>(codes, cs, n, d, plane_bytes, nq, q, p, t, mse, qjl);
-    }
+    tq_detail::sums_group<Kernels>(mse_bits, codes, cs, n, d, plane_bytes, nq, q, p, t, mse, qjl);
 }
 
 void tq_sums_avx512(size_t mse_bits, const uint8_t* const* codes, size_t n, size_t d, size_t plane_bytes,
                     const float* q, const float* p, const float* t, float* mse, float* qjl) {
-    switch (mse_bits) {
-        case 1: return sums<1>(codes, n, d, plane_bytes, q, p, t, mse, qjl);
-        case 2: return sums<2>(codes, n, d, plane_bytes, q, p, t, mse, qjl);
-        case 3: return sums<3>(codes, n, d, plane_bytes, q, p, t, mse, qjl);
-        default: return sums<4>(codes, n, d, plane_bytes, q, p, t, mse, qjl);
-    }
+    tq_detail::sums<Kernels>(mse_bits, codes, n, d, plane_bytes, q, p, t, mse, qjl);
 }
 
 }  // namespace nearly
