@@ -9,7 +9,6 @@ them), at every SIMD level, and for the estimate's defining property: it is
 unbiased over the random signs."""
 import numpy as np
 import pytest
-import scipy.linalg
 
 import nearly
 from _testutil import randn
@@ -24,6 +23,15 @@ def restore_simd():
     level = nearly.simd_level()
     yield
     nearly.set_simd_level(level)
+
+
+def hadamard(n):
+    """The Sylvester Hadamard matrix of order n (a power of two): the matrix
+    of the unnormalized Walsh-Hadamard transform."""
+    H = np.ones((1, 1))
+    while H.shape[0] < n:
+        H = np.block([[H, H], [H, -H]])
+    return H
 
 
 def padded(d):
@@ -45,7 +53,7 @@ class Reference:
         self.pd = padded(self.d)
         raw = np.random.RandomState(seed & 0xFFFFFFFF).randint(0, 2 ** 32, size=self.pd, dtype=np.uint64)
         self.signs = np.where(raw % 2 == 0, 1.0, -1.0)
-        self.H = scipy.linalg.hadamard(self.pd).astype(np.float64)
+        self.H = hadamard(self.pd)
         self.pb = (self.d + 7) // 8
 
     def project(self, v):
