@@ -88,20 +88,20 @@ void SQScorer::set_query(const float* q) {
     }
 }
 
+float SQScorer::turboq_score(const uint8_t* code, float mse, float qjl) const {
+    float f[2];  // norm, gamma
+    std::memcpy(f, code + tq_->factors_offset(), sizeof(f));
+    const float ip = f[0] * (mse + tq_coeff_ * f[1] * (2.0f * qjl - tq_psum_));
+    return ip_ ? ip : tq_qnorm_ + f[0] * f[0] - 2.0f * ip;
+}
+
 void SQScorer::turboq_scores(const uint8_t* const* codes, size_t n, float* out) const {
     constexpr size_t kChunk = 64;
     float mse[kChunk], qjl[kChunk];
-    const size_t fo = tq_->factors_offset();
     for (size_t i0 = 0; i0 < n; i0 += kChunk) {
         const size_t m = std::min(kChunk, n - i0);
         tq_sums(tq_->mse_bits, codes + i0, m, d_, tq_->plane_bytes, w_.data(), r_.data(), tq_->table(), mse, qjl);
-        for (size_t i = 0; i < m; i++) {
-            float f[2];  // norm, gamma
-            std::memcpy(f, codes[i0 + i] + fo, sizeof(f));
-            const float qjl_dot = tq_coeff_ * f[1] * (2.0f * qjl[i] - tq_psum_);
-            const float ip = f[0] * (mse[i] + qjl_dot);
-            out[i0 + i] = ip_ ? ip : tq_qnorm_ + f[0] * f[0] - 2.0f * ip;
-        }
+        for (size_t i = 0; i < m; i++) out[i0 + i] = turboq_score(codes[i0 + i], mse[i], qjl[i]);
     }
 }
 
@@ -146,22 +146,14 @@ void SQScorer::scores_group(const SQScorer* s, size_t nq, const uint8_t* codes, 
         std::vector<const float*> qs(nq), ps(nq);
         for (size_t q = 0; q < nq; q++) qs[q] = s[q].w_.data(), ps[q] = s[q].r_.data();
         std::vector<float> mse(nq * kChunk), qjl(nq * kChunk);
-        const size_t fo = tq.factors_offset();
         for (size_t i0 = 0; i0 < n; i0 += kChunk) {
             const size_t m = std::min(kChunk, n - i0);
             const uint8_t* c = codes + i0 * a.code_size_;
             tq_sums_group(tq.mse_bits, c, a.code_size_, m, a.d_, tq.plane_bytes, nq, qs.data(), ps.data(), tq.table(),
                           mse.data(), qjl.data());
-            for (size_t i = 0; i < m; i++) {
-                float f[2];  // norm, gamma
-                std::memcpy(f, c + i * a.code_size_ + fo, sizeof(f));
-                for (size_t q = 0; q < nq; q++) {
-                    const SQScorer& sq = s[q];
-                    const float qjl_dot = sq.tq_coeff_ * f[1] * (2.0f * qjl[q * m + i] - sq.tq_psum_);
-                    const float ip = f[0] * (mse[q * m + i] + qjl_dot);
-                    out[q * n + i0 + i] = sq.ip_ ? ip : sq.tq_qnorm_ + f[0] * f[0] - 2.0f * ip;
-                }
-            }
+            for (size_t q = 0; q < nq; q++)
+                for (size_t i = 0; i < m; i++)
+                    out[q * n + i0 + i] = s[q].turboq_score(c + i * a.code_size_, mse[q * m + i], qjl[q * m + i]);
         }
         return;
     }

@@ -74,6 +74,8 @@ class SQScorer {
     std::shared_ptr<const TurboQuantCodec> tq_;
     float tq_qnorm_ = 0.f, tq_psum_ = 0.f, tq_coeff_ = 0.f;
     void turboq_scores(const uint8_t* const* codes, size_t n, float* out) const;
+    // A code's score from its two sums (tq_sums) and its norm and gamma.
+    float turboq_score(const uint8_t* code, float mse, float qjl) const;
 };
 
 // Codebook codes of `bits` (1, 2, 3, 4 or 8) bits per dimension, t the
