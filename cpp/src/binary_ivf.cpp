@@ -17,6 +17,19 @@ namespace nearly {
 
 // ---- IndexBinaryIVF ------------------------------------------------------------
 
+bool binary_quantizer_places_lists(const IndexBinary& q, size_t nlist) {
+    if (!q.is_trained || q.ntotal <= 0 || size_t(q.ntotal) > nlist) return false;
+    const auto* m = dynamic_cast<const IndexBinaryIDMap*>(&q);
+    if (!m) return size_t(q.ntotal) == nlist;
+    if (size_t(q.ntotal) != nlist && m->type_name() != "BIDMap2") return false;
+    std::vector<bool> seen(nlist);
+    for (const idx_t id : m->ids()) {
+        if (id < 0 || size_t(id) >= nlist || seen[size_t(id)]) return false;
+        seen[size_t(id)] = true;
+    }
+    return true;
+}
+
 IndexBinaryIVF::IndexBinaryIVF(IndexBinaryPtr quantizer_, int d, size_t nlist_)
     : IndexBinary(d), quantizer(std::move(quantizer_)), nlist(nlist_), lists_(nlist_) {
     NEARLY_CHECK_ARG(quantizer != nullptr, "IndexBinaryIVF: the quantizer is None");
@@ -25,7 +38,7 @@ IndexBinaryIVF::IndexBinaryIVF(IndexBinaryPtr quantizer_, int d, size_t nlist_)
                            std::to_string(quantizer->d) + " bits, the index d=" + std::to_string(d));
     NEARLY_CHECK_ARG(nlist_ > 0, "IndexBinaryIVF: nlist must be positive");
     cp.niter = 10;
-    is_trained = quantizer->is_trained && size_t(quantizer->ntotal) == nlist;
+    is_trained = binary_quantizer_places_lists(*quantizer, nlist);
 }
 
 void IndexBinaryIVF::set_clustering_index(IndexPtr index) {
@@ -43,7 +56,7 @@ IndexPtr IndexBinaryIVF::get_clustering_index() const {
 void IndexBinaryIVF::train(idx_t n, const uint8_t* x) {
     check_writable();
     std::unique_lock<SharedMutex> lk(rw_mutex_);
-    if (!(quantizer->is_trained && size_t(quantizer->ntotal) == nlist)) {
+    if (!binary_quantizer_places_lists(*quantizer, nlist)) {
         // faiss: k-means on the codes decoded by IndexLSH (bit -> +-1), then
         // real_to_binary on the centroids.
         const size_t dd = size_t(d), cs = size_t(code_size);
@@ -220,6 +233,30 @@ void IndexBinaryIVF::reset() {
     ntotal = 0;
 }
 
+std::shared_ptr<IndexBinaryIVF> IndexBinaryIVF::shard(IndexBinaryPtr q, const std::vector<idx_t>& lists) const {
+    NEARLY_CHECK_ARG(q && q->d == d, "shard: the quantizer must have d = " + std::to_string(d));
+    auto out = std::make_shared<IndexBinaryIVF>(std::move(q), d, nlist);
+    std::shared_lock<SharedMutex> lk(rw_mutex_);
+    out->nprobe = nprobe;
+    out->cp = cp;
+    out->use_heap = use_heap;
+    out->per_invlist_search = per_invlist_search;
+    out->verbose = verbose;
+    const CodeLayout lay{size_t(code_size)};
+    for (const idx_t l : lists) {
+        NEARLY_CHECK_ARG(l >= 0 && size_t(l) < nlist, "shard: list " + std::to_string(l) + " out of range");
+        const InvertedLists::List& src = lists_[size_t(l)];
+        if (src.ids.empty()) continue;
+        NEARLY_CHECK_ARG(out->is_trained, "shard: entries of list " + std::to_string(l) +
+                                              " need a quantizer that places them (an IndexBinaryIDMap2 of list "
+                                              "numbers)");
+        out->lists_.assign(size_t(l), src.ids.data(), src.ids.size(), src.codes.data(), lay);
+        out->ntotal += idx_t(src.ids.size());
+    }
+    out->lists_.set_direct_map(lists_.has_direct_map());
+    return out;
+}
+
 void IndexBinaryIVF::make_direct_map(bool enable) {
     std::unique_lock<SharedMutex> lk(rw_mutex_);
     lists_.set_direct_map(enable);
@@ -259,7 +296,8 @@ std::unique_ptr<IndexBinaryIVF> IndexBinaryIVF::read_body(Reader& r) {
             "bad BIVF header");
     IndexBinaryPtr quantizer = read_index_binary_payload(r);
     r.check(quantizer->d == d, "BIVF quantizer dimension does not match");
-    r.check(!trained || size_t(quantizer->ntotal) == nlist, "BIVF quantizer does not hold nlist centroids");
+    r.check(!trained || binary_quantizer_places_lists(*quantizer, size_t(nlist)),
+            "BIVF quantizer does not hold nlist centroids");
     auto index = std::make_unique<IndexBinaryIVF>(quantizer, d, size_t(nlist));
     index->nprobe = size_t(nprobe);
     index->is_trained = trained != 0;

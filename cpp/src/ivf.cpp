@@ -9,6 +9,7 @@
 #include <mutex>
 
 #include "nearly/extra_distances.h"
+#include "nearly/idmap.h"
 #include "nearly/io.h"
 #include "nearly/multi_index_quantizer.h"
 #include "nearly/parallel.h"
@@ -136,6 +137,34 @@ void IndexIVF::encode_each(idx_t n, const float* x, const idx_t* list_nos, uint8
     });
 }
 
+bool quantizer_places_lists(const Index& q, size_t nlist) {
+    if (!q.is_trained || q.ntotal <= 0 || size_t(q.ntotal) > nlist) return false;
+    const auto* m = dynamic_cast<const IndexIDMap*>(&q);
+    if (!m) return size_t(q.ntotal) == nlist;
+    // Its ids are the list numbers: they must name distinct lists, and a
+    // quantizer holding only some lists must find their centroids by number
+    // (for residuals), which only the reverse map does.
+    if (size_t(q.ntotal) != nlist && !m->has_reverse_map()) return false;
+    std::vector<bool> seen(nlist);
+    for (const idx_t id : m->id_map) {
+        if (id < 0 || size_t(id) >= nlist || seen[size_t(id)]) return false;
+        seen[size_t(id)] = true;
+    }
+    return true;
+}
+
+void list_centroids(const Index& q, size_t nlist, size_t l0, size_t nl, float* out) {
+    const size_t dd = size_t(q.d);
+    const auto* m = dynamic_cast<const IndexIDMap*>(&q);
+    if (size_t(q.ntotal) == nlist || !m) {
+        q.reconstruct_n(idx_t(l0), idx_t(nl), out);
+        return;
+    }
+    std::fill(out, out + nl * dd, 0.f);
+    for (const idx_t id : m->id_map)
+        if (id >= idx_t(l0) && id < idx_t(l0 + nl)) q.reconstruct(id, out + size_t(id - idx_t(l0)) * dd);
+}
+
 void IndexIVF::centroids_of(size_t n, const idx_t* list_nos, float* out) const {
     const size_t dd = d;
     for (size_t i = 0; i < n; i++) {
@@ -248,7 +277,7 @@ void IndexIVF::replace_list_range(size_t l0, const InvertedLists& lists, const C
 }
 
 void IndexIVF::refresh_trained() {
-    is_trained = quantizer->is_trained && size_t(quantizer->ntotal) == nlist && encoder_trained();
+    is_trained = quantizer_places_lists(*quantizer, nlist) && encoder_trained();
 }
 
 void IndexIVF::assume_encoder_trained() {
@@ -262,9 +291,10 @@ void IndexIVF::set_trained(bool trained) {
         is_trained = false;
         return;
     }
-    NEARLY_CHECK_ARG(quantizer->is_trained && size_t(quantizer->ntotal) == nlist,
-                     "is_trained = True needs the quantizer to hold nlist = " + std::to_string(nlist) +
-                         " centroids; it holds " + std::to_string(quantizer->ntotal));
+    NEARLY_CHECK_ARG(quantizer_places_lists(*quantizer, nlist),
+                     "is_trained = True needs a trained quantizer holding nlist = " + std::to_string(nlist) +
+                         " centroids; it holds " + std::to_string(quantizer->ntotal) +
+                         " (a shard's IndexIDMap2 quantizer may hold fewer, under distinct list numbers)");
     assume_encoder_trained();
     is_trained = true;
 }
@@ -302,24 +332,29 @@ void IndexIVF::set_quantizer(IndexPtr q) {
     std::unique_lock<SharedMutex> lk(rw_mutex_);
     if (q == quantizer) return;
     if (is_trained)
-        NEARLY_CHECK_ARG(q->is_trained && size_t(q->ntotal) == nlist,
-                         "the index is trained: its new quantizer must hold nlist = " + std::to_string(nlist) +
-                             " centroids (it holds " + std::to_string(q->ntotal) + ")");
+        NEARLY_CHECK_ARG(quantizer_places_lists(*q, nlist),
+                         "the index is trained: its new quantizer must be trained and hold nlist = " +
+                             std::to_string(nlist) + " centroids, or be an IndexIDMap2 whose ids are distinct list "
+                             "numbers (it holds " + std::to_string(q->ntotal) + ")");
     if (ntotal > 0 && by_residual) {
         // The stored codes are residuals to the old centroids: the new
-        // quantizer must reconstruct the same ones.
+        // quantizer must reconstruct the same ones for every list that holds
+        // entries (a shard's quantizer holds only its own lists).
         std::vector<float> a(size_t(nlist) * size_t(d)), b(a.size());
         try {
-            quantizer->reconstruct_n(0, idx_t(nlist), a.data());
-            q->reconstruct_n(0, idx_t(nlist), b.data());
+            list_centroids(*quantizer, nlist, 0, nlist, a.data());
+            list_centroids(*q, nlist, 0, nlist, b.data());
         } catch (const std::exception& e) {
             throw NotSupported(std::string("the index holds codes stored by residual, so its new quantizer must "
                                            "hold the same centroids, which could not be compared: ") + e.what());
         }
         double worst = 0, scale = 0;
-        for (size_t i = 0; i < a.size(); i++) {
-            worst = std::max(worst, double(std::fabs(a[i] - b[i])));
-            scale = std::max(scale, double(std::fabs(a[i])));
+        for (size_t l = 0; l < nlist; l++) {
+            if (lists_[l].ids.empty()) continue;
+            for (size_t j = l * size_t(d); j < (l + 1) * size_t(d); j++) {
+                worst = std::max(worst, double(std::fabs(a[j] - b[j])));
+                scale = std::max(scale, double(std::fabs(a[j])));
+            }
         }
         NEARLY_CHECK_ARG(worst <= 1e-6 * std::max(scale, 1.0),
                          "the index holds codes stored by residual to its centroids; the new quantizer's centroids "
@@ -344,7 +379,7 @@ void IndexIVF::train(idx_t n, const float* x) {
     check_writable();
     std::unique_lock<SharedMutex> lk(rw_mutex_);
     if (verbose) std::printf("Training level-1 quantizer\n");
-    if (quantizer->is_trained && size_t(quantizer->ntotal) == nlist) {
+    if (quantizer_places_lists(*quantizer, nlist)) {
         if (verbose) std::printf("IVF quantizer does not need training.\n");
     } else if (quantizer_trains_alone == 1 || quantizer->trains_alone()) {
         if (verbose) std::printf("IVF quantizer trains alone...\n");
@@ -970,8 +1005,8 @@ void IndexIVF::check_compatible_for_merge(const Index& other_base) const {
         const size_t nl = std::min(kRows, nlist - l0);
         mine.resize(nl * size_t(d));
         theirs.resize(nl * size_t(d));
-        quantizer->reconstruct_n(idx_t(l0), idx_t(nl), mine.data());
-        other->quantizer->reconstruct_n(idx_t(l0), idx_t(nl), theirs.data());
+        list_centroids(*quantizer, nlist, l0, nl, mine.data());
+        list_centroids(*other->quantizer, nlist, l0, nl, theirs.data());
         if (mine != theirs) throw NotSupported("merge_from: the two indexes have different coarse centroids");
     }
     Writer a, b;

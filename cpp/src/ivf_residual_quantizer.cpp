@@ -108,10 +108,10 @@ void IndexIVFResidualQuantizer::build_list_tables() {
     const size_t ts = rq.M * rq.K();
     constexpr size_t kMaxBytes = size_t(256) << 20;
     if (!rq.is_trained || !rq.uses_lut() || metric_type != METRIC_L2 || !by_residual || !quantizer ||
-        quantizer->ntotal != idx_t(nlist))
+        !quantizer_places_lists(*quantizer, nlist))
         return;
     std::vector<float> centroids(nlist * size_t(d));
-    quantizer->reconstruct_n(0, idx_t(nlist), centroids.data());
+    list_centroids(*quantizer, nlist, 0, nlist, centroids.data());
     centroid_norms_.resize(nlist);
     norms_L2sqr(centroids.data(), nlist, size_t(d), centroid_norms_.data());
     if (nlist * ts * sizeof(float) > kMaxBytes) return;

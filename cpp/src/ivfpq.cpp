@@ -173,7 +173,7 @@ void IndexIVFPQ::build_precomputed_table() {
     }
     precomputed_table.resize(nlist * ts);
     std::vector<float> centroids(nlist * size_t(d));
-    quantizer->reconstruct_n(0, idx_t(nlist), centroids.data());
+    list_centroids(*quantizer, nlist, 0, nlist, centroids.data());
     constexpr size_t kLists = 8;
     parallel_for((nlist + kLists - 1) / kLists, [&](size_t g) {
         const size_t l0 = g * kLists, nl = std::min(kLists, nlist - l0);

@@ -1,6 +1,7 @@
 // faiss's 1-bit binary indexes: IndexBinaryFlat, IndexBinaryIDMap,
 // knn_hamming and their I/O.
 #include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
 
 #include "arrays.h"
 #include "selector_arg.h"
@@ -180,9 +181,10 @@ void bind_binary_flat(py::module_& m) {
         // nlist centroids (refused otherwise: adds would have no lists).
         .def_property("is_trained", [](const IndexBinaryIVF& i) { return i.is_trained; },
                       [](IndexBinaryIVF& i, bool v) {
-                          if (v && (!i.quantizer || i.quantizer->ntotal != idx_t(i.nlist)))
-                              throw InvalidArgument("IndexBinaryIVF.is_trained = True needs a quantizer holding the " +
-                                                    std::to_string(i.nlist) + " centroids (it holds " +
+                          if (v && (!i.quantizer || !binary_quantizer_places_lists(*i.quantizer, i.nlist)))
+                              throw InvalidArgument("IndexBinaryIVF.is_trained = True needs a trained quantizer "
+                                                    "holding the " + std::to_string(i.nlist) + " centroids, or an "
+                                                    "IndexBinaryIDMap2 of distinct list numbers (it holds " +
                                                     std::to_string(i.quantizer ? i.quantizer->ntotal : 0) + ")");
                           if (!v && i.ntotal > 0)
                               throw InvalidArgument("IndexBinaryIVF.is_trained = False on an index holding codes");
@@ -199,6 +201,8 @@ void bind_binary_flat(py::module_& m) {
             }
             return out;
         }, py::arg("n0") = 0, py::arg("ni") = -1)
+        .def("_shard", &IndexBinaryIVF::shard, py::arg("quantizer"), py::arg("lists"),
+             py::call_guard<py::gil_scoped_release>())
         .def("list_size", &IndexBinaryIVF::list_size, py::arg("list_no"))
         .def("get_list_ids", [](const IndexBinaryIVF& self, size_t l) {
             std::vector<idx_t> ids = self.list_ids(l);

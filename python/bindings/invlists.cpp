@@ -437,6 +437,9 @@ void bind_invlists(py::module_& m) {
            "shift_ids each source's ids shifted by the entries of the sources before it). Returns the number of "
            "entries: faiss's merge_ondisk sets ntotal from it.");
 
+    m.def("_quantizer_places_lists", [](const IndexPtr& q, long long nlist) {
+        return nlist > 0 && quantizer_places_lists(*q, size_t(nlist));
+    }, py::arg("quantizer"), py::arg("nlist"));
     m.def("_get_invlist_range", [](const std::shared_ptr<IndexIVF>& index, long long i0, long long i1) {
         if (i0 < 0 || i0 > i1 || size_t(i1) > index->nlist)
             throw InvalidArgument("get_invlist_range: [" + std::to_string(i0) + ", " + std::to_string(i1) +

@@ -3,7 +3,9 @@ search_centroid (the nearest list of each query) and
 search_and_return_centroids (a search that also says each query's nearest
 list and the list each result was found in), in faiss's pointer style,
 and get_invlist_range / set_invlist_range (lists copied out of an index
-and into one). The index may sit behind an IndexPreTransform, as in faiss."""
+and into one). The index may sit behind an IndexPreTransform, as in faiss.
+shard_ivf_index_centroids / shard_binary_ivf_index_centroids split an IVF
+index by centroid into shard files."""
 import numpy as np
 
 from . import _nearly
@@ -87,3 +89,152 @@ def set_invlist_range(index, i0, i1, src):
     _nearly._set_invlist_range(ivf, int(i0), int(i1), src)
     if index is not ivf and hasattr(index, "_refresh_from_inner"):
         index._refresh_from_inner()
+
+
+class ShardingFunction:
+    """faiss's ShardingFunction: shard_of(i, shard_count) -> the shard of
+    centroid i. Subclass it and define __call__, or pass any callable."""
+
+    def __call__(self, i, shard_count):
+        raise NotImplementedError("ShardingFunction.__call__(i, shard_count) must be defined")
+
+
+class DefaultShardingFunction(ShardingFunction):
+    """Centroid i goes to shard i % shard_count (faiss's default)."""
+
+    def __call__(self, i, shard_count):
+        return i % shard_count
+
+
+class PyCallbackShardingFunction(ShardingFunction):
+    """A Python callable (i, shard_count) -> shard, as faiss wraps one."""
+
+    def __init__(self, callback):
+        if not callable(callback):
+            raise TypeError("PyCallbackShardingFunction needs a callable (i, shard_count) -> shard")
+        self.callback = callback
+
+    def __call__(self, i, shard_count):
+        return self.callback(i, shard_count)
+
+
+def _shards_of_centroids(nc, shard_count, sharding_function, filename_template):
+    """The centroid numbers of each shard, checked as faiss checks its
+    arguments (and the sharding function's answers, which faiss trusts)."""
+    if nc == 0:
+        raise RuntimeError("No centroids to shard.")
+    if not isinstance(filename_template, str) or "%d" not in filename_template:
+        raise RuntimeError("Invalid filename_template. Must contain format specifier for shard count.")
+    shard_count = int(shard_count)
+    if shard_count < 1:
+        raise ValueError(f"shard_count must be at least 1 (got {shard_count})")
+    fn = DefaultShardingFunction() if sharding_function is None else sharding_function
+    if not callable(fn):
+        raise TypeError("sharding_function must be a callable (i, shard_count) -> shard, or None")
+    members = [[] for _ in range(shard_count)]
+    for i in range(nc):
+        s = fn(i, shard_count)
+        if isinstance(s, bool) or not isinstance(s, (int, np.integer)) or not 0 <= int(s) < shard_count:
+            raise ValueError(f"the sharding function put centroid {i} in shard {s!r}; "
+                             f"shards are integers in [0, {shard_count})")
+        members[int(s)].append(i)
+    return members
+
+
+def _runs(lists):
+    """Maximal runs [a, b) of consecutive numbers in a sorted list."""
+    runs, start = [], None
+    for j, l in enumerate(lists):
+        if start is None:
+            start = l
+        if j + 1 == len(lists) or lists[j + 1] != l + 1:
+            runs.append((start, l + 1))
+            start = None
+    return runs
+
+
+def shard_ivf_index_centroids(index, shard_count=20, filename_template="shard.%d.index",
+                              sharding_function=None, generate_ids=False):
+    """faiss's shard_ivf_index_centroids: splits an IVF index by centroid into
+    shard_count files (filename_template % shard). Centroid i of the
+    quantizer goes to shard sharding_function(i, shard_count) (default i %
+    shard_count); each shard is the index with the quantizer's type holding
+    that shard's centroids.
+
+    generate_ids=True (the form to search and add to): the shard's quantizer
+    is an IndexIDMap2 that numbers its centroids as the whole index does, so
+    a shard keeps nlist, its training and the entries of its own lists (faiss
+    copies every list into every shard): adds place vectors among its
+    centroids, and merging the shards' results probes, per query, a superset
+    of the lists the whole index probes at the same nprobe.
+
+    generate_ids=False: the centroids are numbered 0, 1, ... in a plain
+    quantizer, as faiss writes them. The lists would not match, so the index
+    must hold no vectors; such a shard (fewer than nlist centroids) reads
+    back untrained in nearly."""
+    from .compat import clone_index
+    from .persistence import write_index
+
+    if not isinstance(index, _nearly.IndexIVF):
+        raise TypeError(f"shard_ivf_index_centroids needs an IndexIVF (got {type(index).__name__})")
+    q = index.quantizer
+    members = _shards_of_centroids(int(q.ntotal), shard_count, sharding_function, filename_template)
+    if not generate_ids and index.ntotal > 0:
+        raise RuntimeError("shard_ivf_index_centroids: without generate_ids the shards number their centroids "
+                           "from 0, which no longer matches the lists holding the index's vectors: pass "
+                           "generate_ids=True (or shard an empty index)")
+    centroids = q.reconstruct_n(0, q.ntotal)
+    empty = clone_index(index)
+    empty.reset()
+    bare_q = clone_index(q)
+    bare_q.reset()
+    for shard, ids in enumerate(members):
+        sq = clone_index(bare_q)
+        if generate_ids:
+            sq = _nearly.IndexIDMap2(sq)
+            if ids:
+                sq.add_with_ids(centroids[ids], np.asarray(ids, dtype=np.int64))
+        elif ids:
+            sq.add(centroids[ids])
+        shard_index = clone_index(empty)
+        shard_index.is_trained = False  # until its quantizer is in
+        shard_index.quantizer = sq
+        if index.is_trained and _nearly._quantizer_places_lists(sq, index.nlist):
+            shard_index.is_trained = True
+        if generate_ids:  # the entries of its lists (a centroid past nlist has none)
+            for a, b in _runs([l for l in ids if l < index.nlist]):
+                if any(index.invlists.list_size(l) for l in range(a, b)):
+                    set_invlist_range(shard_index, a, b, get_invlist_range(index, a, b))
+        write_index(shard_index, filename_template % shard)
+
+
+def shard_binary_ivf_index_centroids(index, shard_count=20, filename_template="shard.%d.index",
+                                     sharding_function=None, generate_ids=False):
+    """shard_ivf_index_centroids for an IndexBinaryIVF: each shard's
+    quantizer an IndexBinaryIDMap2 of its centroids under their list numbers
+    (generate_ids=True; the shard keeps its lists' entries) or a plain one
+    numbering them from 0 (an index holding no vectors only)."""
+    from .compat import clone_binary_index
+    from .persistence import write_index_binary
+
+    if not isinstance(index, _nearly.IndexBinaryIVF):
+        raise TypeError(f"shard_binary_ivf_index_centroids needs an IndexBinaryIVF (got {type(index).__name__})")
+    q = index.quantizer
+    members = _shards_of_centroids(int(q.ntotal), shard_count, sharding_function, filename_template)
+    if not generate_ids and index.ntotal > 0:
+        raise RuntimeError("shard_binary_ivf_index_centroids: without generate_ids the shards number their "
+                           "centroids from 0, which no longer matches the lists holding the index's vectors: "
+                           "pass generate_ids=True (or shard an empty index)")
+    codes = np.vstack([q.reconstruct(i) for i in range(q.ntotal)]).reshape(-1, q.code_size)
+    bare_q = clone_binary_index(q)
+    bare_q.reset()
+    for shard, ids in enumerate(members):
+        sq = clone_binary_index(bare_q)
+        if generate_ids:
+            sq = _nearly.IndexBinaryIDMap2(sq)
+            if ids:
+                sq.add_with_ids(codes[ids], np.asarray(ids, dtype=np.int64))
+        elif ids:
+            sq.add(codes[ids])
+        kept = [l for l in ids if l < index.nlist] if generate_ids else []
+        write_index_binary(index._shard(sq, kept), filename_template % shard)

@@ -20,6 +20,11 @@
 
 namespace nearly {
 
+// Whether a binary quantizer places vectors in nlist lists (see
+// quantizer_places_lists: the nlist centroids, or an IndexBinaryIDMap2 whose
+// ids are distinct list numbers).
+bool binary_quantizer_places_lists(const IndexBinary& q, size_t nlist);
+
 struct IndexBinaryIVF : IndexBinary {
     IndexBinaryPtr quantizer;
     size_t nlist;
@@ -53,6 +58,9 @@ struct IndexBinaryIVF : IndexBinary {
     size_t remove_ids(const IDSelector& sel) override;         // the others keep their ids
     void reset() override;
     void make_direct_map(bool enable = true);
+    // A shard of this index split by centroid (shard_binary_ivf_index_centroids):
+    // its settings over quantizer q, holding the entries of the given lists.
+    std::shared_ptr<IndexBinaryIVF> shard(IndexBinaryPtr q, const std::vector<idx_t>& lists) const;
     size_t list_size(size_t list_no) const;
     std::vector<idx_t> list_ids(size_t list_no) const;
     void write_body(Writer& w) const override;

@@ -109,6 +109,14 @@ struct IVFQueryBatch {
     virtual ~IVFQueryBatch() = default;
 };
 
+// Whether a quantizer places vectors in an IVF index's nlist lists: trained
+// and holding the nlist centroids, or an IndexIDMap2 whose ids are distinct
+// list numbers (a shard of an index split by centroid, holding some lists).
+bool quantizer_places_lists(const Index& q, size_t nlist);
+// The centroids of lists [l0, l0 + nl) into out (nl x d); the lists a shard's
+// quantizer does not hold give zero rows (they are never probed).
+void list_centroids(const Index& q, size_t nlist, size_t l0, size_t nl, float* out);
+
 struct IndexIVF : Index {
     IndexPtr quantizer;
     size_t nlist;
