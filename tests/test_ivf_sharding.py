@@ -215,3 +215,92 @@ def test_quantizer_ids_must_be_list_numbers(data):
     index.add(xb)
     assert index.ntotal == NB
     assert {l for l in range(NLIST) if index.invlists.list_size(l)} <= {0, 3, 7, 23, 9}
+
+
+# ---- IndexShardsIVF: shards by data behind one coarse quantizer ----------------
+
+
+@pytest.mark.parametrize("factory", ["IVF24,Flat", "IVF24,PQ8", "IVF24,SQ8", "IVF24,PQ16x4fs"])
+def test_shards_ivf_search_like_the_whole_index(data, factory):
+    xb, xq = data
+    whole = _trained(factory, xb)
+    template = nearly.clone_index(whole)
+    whole.add(xb)
+    sharded = nearly.IndexShardsIVF(whole.quantizer, NLIST, False, True)
+    for _ in range(3):
+        sharded.add_shard(nearly.clone_index(template))
+    assert sharded.is_trained
+    sharded.add(xb)
+    assert sharded.ntotal == NB and [p.ntotal for p in sharded._parts] == [1000, 1000, 1000]
+    for p in (1, 4, NLIST):
+        whole.nprobe = p
+        for part in sharded._parts:
+            part.nprobe = p
+        Dw, Iw = whole.search(xq, 10)
+        Ds, Is = sharded.search(xq, 10)
+        np.testing.assert_allclose(Ds, Dw, rtol=1e-5, atol=1e-4)
+        assert (Is == Iw).mean() > 0.99  # ties may swap
+        Dp, Ip = sharded.search(xq, 10, params=nearly.SearchParametersIVF(nprobe=p))
+        np.testing.assert_array_equal(Ip, Is)
+
+
+def test_shards_ivf_train_and_add_with_ids(data):
+    xb, xq = data
+    quantizer = nearly.IndexFlatL2(D)
+    sharded = nearly.IndexShardsIVF(quantizer, NLIST, True, False)
+    for _ in range(3):
+        sharded.add_shard(nearly.index_factory(D, "IVF24,PQ8"))
+    assert not sharded.is_trained
+    sharded.train(xb)
+    assert sharded.is_trained and quantizer.ntotal == NLIST
+    for part in sharded._parts:  # each shard's own quantizer holds the same centroids
+        np.testing.assert_array_equal(part.quantizer.reconstruct_n(0, NLIST), quantizer.reconstruct_n(0, NLIST))
+    ids = np.arange(NB, dtype=np.int64) * 10 + 3
+    sharded.add_with_ids(xb, ids)
+    ref = nearly.IndexIVFPQ(quantizer, D, NLIST, 8, 8)
+    ref.pq = sharded._parts[0].pq
+    ref.is_trained = True
+    ref.add_with_ids(xb, ids)
+    for index in (ref, *sharded._parts):
+        index.nprobe = 5
+    Dr, Ir = ref.search(xq, 10)
+    Ds, Is = sharded.search(xq, 10)
+    np.testing.assert_allclose(Ds, Dr, rtol=1e-5, atol=1e-4)
+    assert (Is == Ir).mean() > 0.99
+
+    # The collection's quantizer decides the probed lists, not the shards' own.
+    reordered = quantizer.reconstruct_n(0, NLIST)[::-1].copy()
+    quantizer.reset()
+    quantizer.add(reordered)
+    assert not np.array_equal(sharded.search(xq, 10)[1], Is)
+
+
+def test_shards_ivf_bad_input(data):
+    xb, xq = data
+    whole = _trained("IVF24,Flat", xb)
+    sharded = nearly.IndexShardsIVF(whole.quantizer, NLIST)
+    with pytest.raises(nearly.InvalidArgumentError, match="IndexIVF"):
+        sharded.add_shard(nearly.IndexFlatL2(D))
+    with pytest.raises(nearly.InvalidArgumentError, match="nlist"):
+        sharded.add_shard(nearly.IndexIVFFlat(nearly.IndexFlatL2(D), D, 8))
+    with pytest.raises(RuntimeError, match="no shard"):
+        sharded.add(xb)
+    a, b = nearly.clone_index(whole), nearly.clone_index(whole)
+    sharded.add_shard(a)
+    sharded.add_shard(b)
+    with pytest.raises(RuntimeError, match="ids"):
+        sharded.add_with_ids(xb, np.arange(NB))
+    sharded.add(xb)
+    with pytest.raises(RuntimeError, match="single pass"):
+        sharded.add(xb)
+    b.nprobe = 3
+    with pytest.raises(RuntimeError, match="inconsistent nprobe"):
+        sharded.search(xq, 5)
+    with pytest.raises(RuntimeError, match="params"):
+        sharded.search(xq, 5, params=nearly.SearchParameters())
+    with pytest.raises(nearly.InvalidArgumentError):
+        sharded.search(xq, 0)
+    untrained = nearly.IndexShardsIVF(nearly.IndexFlatL2(D), NLIST, False, False)
+    untrained.add_shard(nearly.index_factory(D, "IVF24,Flat"))
+    with pytest.raises(RuntimeError, match="train"):
+        untrained.add(xb)

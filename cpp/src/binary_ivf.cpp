@@ -89,14 +89,27 @@ void IndexBinaryIVF::add(idx_t n, const uint8_t* x) { add_core(n, x, nullptr); }
 
 void IndexBinaryIVF::add_with_ids(idx_t n, const uint8_t* x, const idx_t* ids) { add_core(n, x, ids); }
 
-void IndexBinaryIVF::add_core(idx_t n, const uint8_t* x, const idx_t* ids) {
+void IndexBinaryIVF::check_assign(size_t count, const idx_t* assign, const char* what) const {
+    for (size_t i = 0; i < count; i++)
+        if (assign[i] < -1 || assign[i] >= idx_t(nlist))
+            throw InvalidArgument(std::string(what) + ": list " + std::to_string(assign[i]) + " of an index with " +
+                                  std::to_string(nlist) + " lists");
+}
+
+void IndexBinaryIVF::add_core(idx_t n, const uint8_t* x, const idx_t* ids, const idx_t* list_nos) {
     check_writable();
     if (!is_trained) throw NotSupported("Error: 'is_trained' failed: the IVF index must be trained before adding");
     NEARLY_CHECK_ARG(n >= 0, "the number of vectors must be non-negative");
     if (n == 0) return;
-    std::vector<int32_t> dis(n);
-    std::vector<idx_t> assign(n);
-    quantizer->search(n, x, 1, dis.data(), assign.data());
+    std::vector<idx_t> assign;
+    if (list_nos) {
+        check_assign(size_t(n), list_nos, "add_core");
+        assign.assign(list_nos, list_nos + n);
+    } else {
+        std::vector<int32_t> dis(n);
+        assign.resize(n);
+        quantizer->search(n, x, 1, dis.data(), assign.data());
+    }
     std::unique_lock<SharedMutex> lk(rw_mutex_);
     const size_t cs = size_t(code_size);
     for (idx_t i = 0; i < n; i++)
@@ -125,6 +138,15 @@ void IndexBinaryIVF::range_search(idx_t n, const uint8_t* x, int radius, RangeSe
                                   const SearchParameters* params) const {
     size_t np = 0;
     const std::vector<idx_t> coarse = probed_lists(n, x, params, &np);
+    range_search_preassigned(n, x, radius, np, coarse.data(), result, params);
+}
+
+void IndexBinaryIVF::range_search_preassigned(idx_t n, const uint8_t* x, int radius, size_t np,
+                                              const idx_t* coarse, RangeSearchResult& result,
+                                              const SearchParameters* params) const {
+    NEARLY_CHECK_ARG(n >= 0 && np >= 1, "range_search_preassigned: n >= 0 queries and at least one list each");
+    if (!is_trained) throw NotSupported("Error: '!(is_trained)' failed: IVF index is not trained");
+    check_assign(size_t(n) * np, coarse, "range_search_preassigned");
     const IDSelector* sel = params ? params->sel.get() : nullptr;
     std::shared_lock<SharedMutex> lk(rw_mutex_);
     const size_t cs = size_t(code_size);
@@ -155,6 +177,15 @@ void IndexBinaryIVF::search(idx_t n, const uint8_t* x, idx_t k, int32_t* D, idx_
     NEARLY_CHECK_ARG(k > 0, "k must be positive (got " + std::to_string(k) + ")");
     size_t np = 0;
     const std::vector<idx_t> coarse = probed_lists(n, x, params, &np);
+    search_preassigned(n, x, k, np, coarse.data(), D, I, params);
+}
+
+void IndexBinaryIVF::search_preassigned(idx_t n, const uint8_t* x, idx_t k, size_t np, const idx_t* coarse,
+                                        int32_t* D, idx_t* I, const SearchParameters* params) const {
+    NEARLY_CHECK_ARG(k > 0, "k must be positive (got " + std::to_string(k) + ")");
+    NEARLY_CHECK_ARG(n >= 0 && np >= 1, "search_preassigned: n >= 0 queries and at least one list each");
+    if (!is_trained) throw NotSupported("Error: '!(is_trained)' failed: IVF index is not trained");
+    check_assign(size_t(n) * np, coarse, "search_preassigned");
     const IDSelector* sel = params ? params->sel.get() : nullptr;
     if (n == 0) return;
 

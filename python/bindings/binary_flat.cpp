@@ -29,6 +29,25 @@ std::string fspath(py::handle p) {
     }
 }
 
+// A binary range search's (lims, D, I): faiss's int32 distances.
+py::tuple binary_range_tuple(const RangeSearchResult& res) {
+    py::array_t<uint64_t> lims(res.lims.size());
+    std::copy(res.lims.begin(), res.lims.end(), lims.mutable_data());
+    py::array_t<int32_t> D(res.distances.size());
+    for (size_t i = 0; i < res.distances.size(); i++) D.mutable_data()[i] = int32_t(res.distances[i]);
+    py::array_t<idx_t> I(res.labels.size());
+    std::copy(res.labels.begin(), res.labels.end(), I.mutable_data());
+    return py::make_tuple(lims, D, I);
+}
+
+// Each query's lists (Iq: n x nprobe list numbers, -1 skipped).
+py::array_t<idx_t, py::array::c_style | py::array::forcecast> probe_lists_arg(py::handle Iq_obj, idx_t n) {
+    auto Iq = py::array_t<idx_t, py::array::c_style | py::array::forcecast>::ensure(Iq_obj);
+    if (!Iq || Iq.ndim() != 2 || Iq.shape(0) != n || Iq.shape(1) < 1)
+        throw InvalidArgument("Iq must be an (n, nprobe) array of list numbers");
+    return Iq;
+}
+
 }  // namespace
 
 void bind_binary_flat(py::module_& m) {
@@ -63,14 +82,7 @@ void bind_binary_flat(py::module_& m) {
                 py::gil_scoped_release release;
                 self.range_search(x.shape(0), x.data(), radius, res, p);
             }
-            // faiss's binary range search: int32 distances
-            py::array_t<uint64_t> lims(res.lims.size());
-            std::copy(res.lims.begin(), res.lims.end(), lims.mutable_data());
-            py::array_t<int32_t> D(res.distances.size());
-            for (size_t i = 0; i < res.distances.size(); i++) D.mutable_data()[i] = int32_t(res.distances[i]);
-            py::array_t<idx_t> I(res.labels.size());
-            std::copy(res.labels.begin(), res.labels.end(), I.mutable_data());
-            return py::make_tuple(lims, D, I);
+            return binary_range_tuple(res);
         }, py::arg("x"), py::arg("radius"), py::kw_only(), py::arg("params") = py::none())
         .def("search", [](const IndexBinary& self, py::handle x_obj, py::handle k_obj, py::handle params) {
             U8Array x = as_codes(x_obj, self.code_size, "codes");
@@ -201,6 +213,62 @@ void bind_binary_flat(py::module_& m) {
             }
             return out;
         }, py::arg("n0") = 0, py::arg("ni") = -1)
+        .def("add_preassigned", [](IndexBinaryIVF& self, py::handle x_obj, py::handle lists_obj, py::handle ids_obj) {
+            U8Array x = as_codes(x_obj, self.code_size, "codes");
+            IdArray lists = as_ids(lists_obj, x.shape(0), "list_nos");
+            IdArray ids;
+            if (!ids_obj.is_none()) ids = as_ids(ids_obj, x.shape(0), "ids");
+            const idx_t* idp = ids_obj.is_none() ? nullptr : ids.data();
+            py::gil_scoped_release release;
+            self.add_core(x.shape(0), x.data(), idp, lists.data());
+        }, py::arg("x"), py::arg("list_nos"), py::arg("ids") = py::none(),
+           "add / add_with_ids with each vector's list given (-1: counted, not stored).")
+        // faiss's pointer-shaped spelling (swig_ptr hands arrays through).
+        .def("add_core", [](IndexBinaryIVF& self, idx_t n, py::handle x_obj, py::handle ids_obj, py::handle lists_obj) {
+            U8Array x = as_codes(py::reinterpret_borrow<py::object>(x_obj).attr("reshape")(-1, self.code_size),
+                                 self.code_size, "x");
+            if (n < 0 || n > x.shape(0)) throw InvalidArgument("add_core: n is larger than x");
+            IdArray ids, lists;
+            if (!ids_obj.is_none()) ids = as_ids(py::reinterpret_borrow<py::object>(ids_obj).attr("ravel")(), -1, "xids");
+            if (!lists_obj.is_none()) lists = as_ids(py::reinterpret_borrow<py::object>(lists_obj).attr("ravel")(), -1, "precomputed_idx");
+            if ((!ids_obj.is_none() && ids.shape(0) < n) || (!lists_obj.is_none() && lists.shape(0) < n))
+                throw InvalidArgument("add_core: xids and precomputed_idx must hold n entries");
+            const idx_t* idp = ids_obj.is_none() ? nullptr : ids.data();
+            const idx_t* lp = lists_obj.is_none() ? nullptr : lists.data();
+            py::gil_scoped_release release;
+            self.add_core(n, x.data(), idp, lp);
+        }, py::arg("n"), py::arg("x"), py::arg("xids"), py::arg("precomputed_idx"))
+        .def("search_preassigned", [](const IndexBinaryIVF& self, py::handle x_obj, py::handle k_obj, py::handle Iq_obj,
+                                      py::handle /*Dq: unused, Hamming scans ignore the coarse distances*/,
+                                      py::handle params) {
+            U8Array x = as_codes(x_obj, self.code_size, "codes");
+            const idx_t n = x.shape(0), k = as_k(k_obj);
+            auto Iq = probe_lists_arg(Iq_obj, n);
+            const SearchParameters* p = params_ptr(params);
+            py::array_t<int32_t> D({n, k});
+            py::array_t<idx_t> I({n, k});
+            {
+                py::gil_scoped_release release;
+                self.search_preassigned(n, x.data(), k, size_t(Iq.shape(1)), Iq.data(), D.mutable_data(),
+                                        I.mutable_data(), p);
+            }
+            return py::make_tuple(D, I);
+        }, py::arg("x"), py::arg("k"), py::arg("Iq"), py::arg("Dq") = py::none(), py::kw_only(),
+           py::arg("params") = py::none(), "search() over the lists given per query (Iq, n x nprobe; -1 skipped).")
+        .def("range_search_preassigned", [](const IndexBinaryIVF& self, py::handle x_obj, int radius,
+                                            py::handle Iq_obj, py::handle /*Dq*/, py::handle params) {
+            U8Array x = as_codes(x_obj, self.code_size, "codes");
+            const idx_t n = x.shape(0);
+            auto Iq = probe_lists_arg(Iq_obj, n);
+            const SearchParameters* p = params_ptr(params);
+            RangeSearchResult res;
+            {
+                py::gil_scoped_release release;
+                self.range_search_preassigned(n, x.data(), radius, size_t(Iq.shape(1)), Iq.data(), res, p);
+            }
+            return binary_range_tuple(res);
+        }, py::arg("x"), py::arg("radius"), py::arg("Iq"), py::arg("Dq") = py::none(), py::kw_only(),
+           py::arg("params") = py::none(), "range_search() over the lists given per query: (lims, D, I).")
         .def("_shard", &IndexBinaryIVF::shard, py::arg("quantizer"), py::arg("lists"),
              py::call_guard<py::gil_scoped_release>())
         .def("list_size", &IndexBinaryIVF::list_size, py::arg("list_no"))

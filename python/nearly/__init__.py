@@ -90,7 +90,7 @@ from .compat import clone_binary_index, clone_index  # noqa: F401
 from .compat import eval_intersection, merge_into, rand, randint, randn  # noqa: F401
 from .compat import float_rand, float_randn, rand_smooth_vectors  # noqa: F401
 from .compat import range_search_with_parameters, search_with_parameters  # noqa: F401
-from .shards import IndexBinaryReplicas, IndexBinaryShards, IndexReplicas, IndexShards  # noqa: F401
+from .shards import IndexBinaryReplicas, IndexBinaryShards, IndexReplicas, IndexShards, IndexShardsIVF  # noqa: F401
 from .result_heap import ResultHeap  # noqa: F401
 from .result_heap import float_maxheap_array_t, float_minheap_array_t, int_maxheap_array_t, int_minheap_array_t  # noqa: F401,E501
 from .hamming import crosshamming_count_thres, generalized_hammings_knn_hc, hamming_count_thres, hammings  # noqa: F401

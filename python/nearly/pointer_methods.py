@@ -168,7 +168,8 @@ for _fn in _INDEX_METHODS:
 for _fn in (add_c, add_with_ids_c, train_c, search_c, range_search_c, assign_c, reconstruct_c, reconstruct_n_c,
             remove_ids_c):
     setattr(_nearly.IndexBinary, _fn.__name__, _fn)
-_nearly.IndexIVF.search_preassigned_c = search_preassigned_c
-_nearly.IndexIVF.range_search_preassigned_c = range_search_preassigned_c
+for _cls in (_nearly.IndexIVF, _nearly.IndexBinaryIVF):
+    _cls.search_preassigned_c = search_preassigned_c
+    _cls.range_search_preassigned_c = range_search_preassigned_c
 for _cls in (_nearly.IndexPQFastScan, _nearly.IndexRaBitQFastScan, _nearly.IndexResidualQuantizerFastScan):
     _cls.compute_codes = fast_scan_compute_codes

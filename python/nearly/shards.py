@@ -174,13 +174,119 @@ class IndexShards(_IndexCollection):
         x, k = self._search_args(x, k)
         if not self._parts:
             return self._padded(len(x), k)
-        results = self._run(lambda p: p.search(x, k, params=params), self._parts)
+        return self._merge(self._run(lambda p: p.search(x, k, params=params), self._parts), k)
+
+    def _merge(self, results, k):
+        """The k best of the shards' (D, I) per query, ids shifted when successive_ids."""
         offsets = np.cumsum([0] + [p.ntotal for p in self._parts[:-1]])
         D = np.concatenate([r[0] for r in results], axis=1)
         I = np.concatenate([np.where(r[1] >= 0, r[1] + (off if self.successive_ids else 0), -1)
                             for r, off in zip(results, offsets)], axis=1)
         # The k best of all shards; equal distances by smaller id, missing (-1) last.
         return best_k(D, I, k, self._similarity())
+
+
+class IndexShardsIVF(IndexShards):
+    """faiss's IndexShardsIVF: shards of one IVF index (IVF indexes of the
+    same nlist over the same centroids, each holding part of the database)
+    behind one coarse quantizer. The quantizer is searched once per batch,
+    for every shard: add() places each vector there and hands each shard its
+    slice with its lists (add_preassigned); search() gives every shard the
+    same probed lists (search_preassigned) and merges the results.
+    train() trains the quantizer (k-means of nlist centroids unless it
+    already holds them), gives each shard's own quantizer the centroids and
+    trains the shards' encoders."""
+
+    def __init__(self, quantizer, nlist, threaded=False, successive_ids=True):
+        if not isinstance(quantizer, _nearly.Index):
+            raise TypeError(f"IndexShardsIVF: the quantizer must be an index (got {type(quantizer).__name__})")
+        nlist = int(nlist)
+        if nlist <= 0:
+            raise _nearly.InvalidArgumentError("IndexShardsIVF: nlist must be positive")
+        super().__init__(quantizer.d, threaded, successive_ids)
+        self.quantizer = quantizer
+        self.nlist = nlist
+        self.cp = _nearly.ClusteringParameters()
+        self.cp.niter = 10  # faiss's Level1Quantizer
+
+    def _attach(self, index):
+        if not isinstance(index, _nearly.IndexIVF):
+            raise _nearly.InvalidArgumentError(f"IndexShardsIVF: can only add IndexIVFs (got {type(index).__name__})")
+        if index.nlist != self.nlist:
+            raise _nearly.InvalidArgumentError(
+                f"IndexShardsIVF: the shard has nlist = {index.nlist}, the collection {self.nlist}")
+        super()._attach(index)
+
+    add_shard = _attach
+    addIndex = _attach
+
+    @property
+    def is_trained(self):
+        return _nearly._quantizer_places_lists(self.quantizer, self.nlist) and all(p.is_trained for p in self._parts)
+
+    def train(self, x):
+        x = self._matrix(x)
+        if not _nearly._quantizer_places_lists(self.quantizer, self.nlist):
+            if self.verbose:
+                print("Training level-1 quantizer")
+            _nearly.Clustering(self.d, self.nlist, self.cp).train(x, self.quantizer)
+        centroids = self.quantizer.reconstruct_n(0, self.nlist)
+        for part in self._parts:  # faiss: one shard after the other
+            sub = part.quantizer
+            if sub is not self.quantizer and not (
+                    sub.ntotal == self.nlist and np.array_equal(sub.reconstruct_n(0, self.nlist), centroids)):
+                if not sub.is_trained:
+                    sub.train(centroids)
+                sub.reset()
+                sub.add(centroids)
+            part.train(x)
+
+    def add_with_ids(self, x, ids):
+        x = self._matrix(x)
+        if self.successive_ids:
+            raise RuntimeError("IndexShardsIVF: it makes no sense to pass in ids and request them to be shifted "
+                               "(successive_ids=True)")
+        ids = np.ascontiguousarray(ids, dtype=np.int64)
+        if ids.shape != (len(x),):
+            raise _nearly.InvalidArgumentError(f"ids must have shape ({len(x)},)")
+        self._add(x, ids)
+
+    def add(self, x):
+        x = self._matrix(x)
+        if self.successive_ids:
+            if self.ntotal:
+                raise RuntimeError("IndexShardsIVF: with successive_ids, only add() in a single pass is supported")
+            return self._add(x, None)
+        start = self.ntotal
+        self._add(x, np.arange(start, start + len(x), dtype=np.int64))
+
+    def _add(self, x, ids):
+        if not self._parts:
+            raise RuntimeError("IndexShardsIVF: no shard to add to")
+        if not _nearly._quantizer_places_lists(self.quantizer, self.nlist):
+            raise RuntimeError("IndexShardsIVF: the quantizer does not hold the nlist centroids: train() first")
+        lists = self.quantizer.search(x, 1)[1].ravel()
+        slices = _split(len(x), len(self._parts))
+
+        def add_part(i):
+            a, b = slices[i]
+            if b > a:
+                self._parts[i].add_preassigned(x[a:b], lists[a:b], None if ids is None else ids[a:b])
+
+        self._run(add_part, list(range(len(self._parts))))
+
+    def search(self, x, k, *, params=None):
+        x, k = self._search_args(x, k)
+        if not self._parts:
+            return self._padded(len(x), k)
+        if params is not None and not isinstance(params, _nearly.SearchParametersIVF):
+            raise RuntimeError("IndexShardsIVF: IndexIVF params have incorrect type")
+        nprobe = params.nprobe if params is not None else self._parts[0].nprobe
+        if any(p.nprobe != nprobe for p in self._parts) and params is None:
+            raise RuntimeError("IndexShardsIVF: inconsistent nprobe among the shards")
+        nprobe = min(int(nprobe), self.nlist)
+        Dq, Iq = self.quantizer.search(x, nprobe)
+        return self._merge(self._run(lambda p: p.search_preassigned(x, k, Iq, Dq, params=params), self._parts), k)
 
 
 class IndexReplicas(_IndexCollection):

@@ -33,3 +33,28 @@ def test_faiss_writes_the_same_shard_quantizers(tmp_path):
                     np.testing.assert_array_equal(a.reconstruct(int(i)), b.reconstruct(int(i)))
             else:
                 np.testing.assert_array_equal(a.reconstruct_n(0, a.ntotal), b.reconstruct_n(0, b.ntotal))
+
+
+def test_index_shards_ivf_gives_faiss_results():
+    rng = np.random.default_rng(2)
+    xt = rng.random((2000, D), dtype=np.float32)
+    xq = rng.random((30, D), dtype=np.float32)
+    km = faiss.Kmeans(D, NLIST, niter=5, seed=1)
+    km.train(xt)
+    out = []
+    for lib in (nearly, faiss):
+        quantizer = lib.IndexFlatL2(D)
+        quantizer.add(km.centroids)
+        sharded = lib.IndexShardsIVF(quantizer, NLIST, False, True)
+        shards = [lib.IndexIVFFlat(lib.IndexFlatL2(D), D, NLIST) for _ in range(3)]
+        for s in shards:
+            s.quantizer.add(km.centroids)
+            s.is_trained = True
+            s.nprobe = 4
+            sharded.add_shard(s)
+        sharded.add(xt)
+        out.append((sharded.search(xq, 10), shards))
+    (Dn, In), _ = out[0]
+    (Df, If), faiss_shards = out[1]
+    np.testing.assert_allclose(Dn, Df, rtol=1e-5, atol=1e-5)
+    assert (In == If).mean() > 0.99

@@ -55,6 +55,15 @@ struct IndexBinaryIVF : IndexBinary {
     void reconstruct_n(idx_t n0, idx_t ni, uint8_t* out) const;
     void range_search(idx_t n, const uint8_t* x, int radius, RangeSearchResult& result,
                       const SearchParameters* params = nullptr) const override;
+    // search / range_search over the lists given per query (coarse: n x np,
+    // -1 skipped), e.g. chosen by another quantizer (faiss's).
+    void search_preassigned(idx_t n, const uint8_t* x, idx_t k, size_t np, const idx_t* coarse, int32_t* D,
+                            idx_t* I, const SearchParameters* params = nullptr) const;
+    void range_search_preassigned(idx_t n, const uint8_t* x, int radius, size_t np, const idx_t* coarse,
+                                  RangeSearchResult& result, const SearchParameters* params = nullptr) const;
+    // add / add_with_ids (ids null: ntotal, ntotal + 1, ...), each vector in
+    // list_nos[i] when given (-1: counted, not stored), else its nearest centroid's.
+    void add_core(idx_t n, const uint8_t* x, const idx_t* ids, const idx_t* list_nos = nullptr);
     size_t remove_ids(const IDSelector& sel) override;         // the others keep their ids
     void reset() override;
     void make_direct_map(bool enable = true);
@@ -68,7 +77,7 @@ struct IndexBinaryIVF : IndexBinary {
 
    private:
     std::vector<idx_t> probed_lists(idx_t n, const uint8_t* x, const SearchParameters* params, size_t* np) const;
-    void add_core(idx_t n, const uint8_t* x, const idx_t* ids);
+    void check_assign(size_t count, const idx_t* assign, const char* what) const;
     InvertedLists lists_;
     IndexPtr clustering_index_;
 };
