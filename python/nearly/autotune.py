@@ -123,7 +123,27 @@ class AutoTuneCriterion:
         if int(nq) <= 0 or int(nnn) <= 0:
             raise _nearly.InvalidArgumentError("a criterion needs nq > 0 queries and nnn > 0 results")
         self.nq, self.nnn, self.gt_nnn = int(nq), int(nnn), 0
-        self.gt_D = self.gt_I = None
+        self._gt_D = self._gt_I = None
+
+    # faiss's fields: std::vectors of nq * gt_nnn entries (copies here; set
+    # them through set_groundtruth). gt_D is empty when no distances were given.
+    @property
+    def gt_I(self):
+        from .compat import Int64Vector, copy_array_to_vector
+
+        v = Int64Vector()
+        if self._gt_I is not None:
+            copy_array_to_vector(self._gt_I.ravel(), v)
+        return v
+
+    @property
+    def gt_D(self):
+        from .compat import Float32Vector, copy_array_to_vector
+
+        v = Float32Vector()
+        if self._gt_D is not None:
+            copy_array_to_vector(self._gt_D.ravel(), v)
+        return v
 
     def set_groundtruth(self, D, I):
         """I: (nq, gt_nnn) true neighbour ids, best first; D (optional) their distances."""
@@ -135,10 +155,10 @@ class AutoTuneCriterion:
             if D.shape != I.shape:
                 raise _nearly.InvalidArgumentError("set_groundtruth: D and I must have the same shape")
         self.gt_nnn = I.shape[1]
-        self.gt_D, self.gt_I = D, I
+        self._gt_D, self._gt_I = D, I
 
     def _results(self, D, I, need_gt):
-        if self.gt_I is None or self.gt_nnn < need_gt:
+        if self._gt_I is None or self.gt_nnn < need_gt:
             raise RuntimeError("ground truth not initialized")
         I = np.asarray(I)
         if I.shape != (self.nq, self.nnn):
@@ -156,7 +176,7 @@ class OneRecallAtRCriterion(AutoTuneCriterion):
 
     def evaluate(self, D, I):
         I = self._results(D, I, 1)
-        return float((I[:, :self.R] == self.gt_I[:, :1]).any(axis=1).mean())
+        return float((I[:, :self.R] == self._gt_I[:, :1]).any(axis=1).mean())
 
 
 class IntersectionCriterion(AutoTuneCriterion):
@@ -169,7 +189,7 @@ class IntersectionCriterion(AutoTuneCriterion):
 
     def evaluate(self, D, I):
         I = self._results(D, I, self.R)
-        return eval_intersection(I[:, :self.R], self.gt_I[:, :self.R]) / (self.nq * self.R)
+        return eval_intersection(I[:, :self.R], self._gt_I[:, :self.R]) / (self.nq * self.R)
 
 
 def _unwrap(index):

@@ -157,3 +157,19 @@ def test_explore_order_bounds_and_front(ivf_pair, capsys):
     assert front[-1].perf == 1.0 or front[-1].key == "nprobe=128"
     with pytest.raises(ValueError):
         ps.explore(index, xq[:10], crit)
+
+
+def test_criterion_ground_truth_fields_like_faiss():
+    rng = np.random.default_rng(4)
+    gt_I = rng.integers(0, 100, (10, 5)).astype(np.int64)
+    gt_D = rng.random((10, 5), dtype=np.float32)
+    for D in (gt_D, None):
+        ours, theirs = nearly.OneRecallAtRCriterion(10, 5), faiss.OneRecallAtRCriterion(10, 5)
+        ours.set_groundtruth(D, gt_I)
+        theirs.set_groundtruth(D, gt_I)
+        assert ours.gt_nnn == theirs.gt_nnn == 5
+        assert ours.gt_I.size() == theirs.gt_I.size() == 50
+        assert ours.gt_D.size() == theirs.gt_D.size()
+        np.testing.assert_array_equal(nearly.vector_to_array(ours.gt_I), faiss.vector_to_array(theirs.gt_I))
+        if D is not None:
+            np.testing.assert_array_equal(nearly.vector_to_array(ours.gt_D), faiss.vector_to_array(theirs.gt_D))
