@@ -33,6 +33,7 @@
 #include "nearly/ivf_residual_quantizer.h"
 #include "nearly/ivf_residual_quantizer_fast_scan.h"
 #include "nearly/ivf_flat.h"
+#include "nearly/ivf_independent_quantizer.h"
 #include "nearly/ivf_flat_panorama.h"
 #include "nearly/ivf_eden.h"
 #include "nearly/ivf_sq.h"
@@ -167,6 +168,7 @@ IndexPtr read_tagged(Reader& r, const std::string& tag) {
     if (tag == "BinaryRecurrentHNSW") return IndexBinaryRecurrentHNSW::read_body(r);
     if (tag == "IVFBinaryRecurrent") return IndexIVFBinaryRecurrent::read_body(r);
     if (tag == "IVFFlat") return IndexIVFFlat::read_body(r);
+    if (tag == "IVFIndependentQuantizer") return IndexIVFIndependentQuantizer::read_body(r);
     if (tag == "IVFFlatPanorama") return IndexIVFFlatPanorama::read_body(r);
     if (tag == "IVFPQ") return IndexIVFPQ::read_body(r);
     if (tag == "IVFPQR") return IndexIVFPQR::read_body(r);

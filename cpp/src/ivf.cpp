@@ -405,6 +405,23 @@ void IndexIVF::train(idx_t n, const float* x) {
         quantizer->train(idx_t(nlist), clus.centroids.data());
         quantizer->add(idx_t(nlist), clus.centroids.data());
     }
+    train_encoder_locked(n, x, nullptr);
+    std::fflush(stdout);
+    refresh_trained();
+}
+
+void IndexIVF::train_encoder_with_assignment(idx_t n, const float* x, const idx_t* assign) {
+    check_writable();
+    NEARLY_CHECK_ARG(n >= 0 && x, "train_encoder_with_assignment: n vectors expected");
+    std::unique_lock<SharedMutex> lk(rw_mutex_);
+    NEARLY_CHECK_ARG(quantizer_places_lists(*quantizer, nlist),
+                     "train_encoder_with_assignment: the quantizer must hold the nlist centroids first");
+    check_assign(n, 1, assign, "train_encoder_with_assignment");
+    train_encoder_locked(n, x, assign);
+    refresh_trained();
+}
+
+void IndexIVF::train_encoder_locked(idx_t n, const float* x, const idx_t* given_assign) {
     const idx_t max_nt = train_encoder_num_vectors();
     if (max_nt > 0) {
         if (verbose) std::printf("Training IVF residual\n");
@@ -415,6 +432,7 @@ void IndexIVF::train(idx_t n, const float* x) {
         std::vector<float> sample;
         const float* xt = x;
         size_t nt = size_t(n);
+        std::vector<idx_t> assign;
         if (nt > size_t(max_nt)) {
             if (verbose)
                 std::printf("  Input training set too big (max size is %lld), sampling %lld / %zu vectors\n",
@@ -426,10 +444,16 @@ void IndexIVF::train(idx_t n, const float* x) {
             for (size_t i = 0; i < nt; i++)
                 std::copy(x + size_t(perm[i]) * dd, x + size_t(perm[i] + 1) * dd, &sample[i * dd]);
             xt = sample.data();
+            if (given_assign)
+                for (size_t i = 0; i < nt; i++) assign.push_back(given_assign[perm[i]]);
+        } else if (given_assign) {
+            assign.assign(given_assign, given_assign + nt);
         }
-        std::vector<idx_t> assign(nt);
-        std::vector<float> dis(nt);
-        quantizer->search(idx_t(nt), xt, 1, dis.data(), assign.data());
+        if (!given_assign) {
+            assign.resize(nt);
+            std::vector<float> dis(nt);
+            quantizer->search(idx_t(nt), xt, 1, dis.data(), assign.data());
+        }
         std::vector<float> residuals;
         if (by_residual) {
             residuals.resize(nt * dd);
@@ -439,8 +463,6 @@ void IndexIVF::train(idx_t n, const float* x) {
         }
         train_encoder(idx_t(nt), xt, assign.data());
     }
-    std::fflush(stdout);
-    refresh_trained();
 }
 
 void IndexIVF::add(idx_t n, const float* x) { add_core(n, x, nullptr); }

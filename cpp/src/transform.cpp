@@ -223,46 +223,46 @@ void IndexPreTransform::merge_from(Index& other_base, idx_t add_id) {
 void IndexPreTransform::write_body(Writer& w) const {
     std::shared_lock<SharedMutex> lk(rw_mutex_);
     w.pod<uint32_t>(uint32_t(chain.size()));
-    for (auto& t : chain) {
-        w.str(t->type_name());
-        w.pod<int32_t>(t->d_in);
-        w.pod<int32_t>(t->d_out);
-        t->write_body(w);
-    }
+    for (auto& t : chain) write_transform_payload(*t, w);
     write_index_payload(*index, w);
+}
+
+void write_transform_payload(const VectorTransform& t, Writer& w) {
+    w.str(t.type_name());
+    w.pod<int32_t>(t.d_in);
+    w.pod<int32_t>(t.d_out);
+    t.write_body(w);
+}
+
+TransformPtr read_transform_payload(Reader& r) {
+    std::string tag = r.str();
+    int d_in = r.pod<int32_t>(), d_out = r.pod<int32_t>();
+    r.check(d_in > 0 && d_out > 0, "bad transform dimensions");
+    if (tag == "L2norm") {
+        r.check(d_in == d_out, "bad L2norm dimensions");
+        return std::make_shared<NormalizationTransform>(d_in);
+    }
+    if (tag == "LinearTransform" || tag == "RandomRotation") {
+        std::shared_ptr<LinearTransform> t;
+        if (tag == "RandomRotation")
+            t = std::make_shared<RandomRotationMatrix>(d_in, d_out);
+        else
+            t = std::make_shared<LinearTransform>(d_in, d_out);
+        t->read_linear_body(r);
+        return t;
+    }
+    if (tag == "HadamardRotation") return HadamardRotation::read(r, d_in, d_out);
+    if (tag == "OPQ") return OPQMatrix::read(r, d_in, d_out);
+    if (tag == "PCA") return PCAMatrix::read(r, d_in, d_out);
+    if (tag == "ITQTransform") return ITQTransform::read(r, d_in, d_out);
+    throw CorruptData("cannot read index: unknown transform '" + printable(tag) + "'");
 }
 
 std::unique_ptr<IndexPreTransform> IndexPreTransform::read_body(Reader& r) {
     uint32_t n = r.pod<uint32_t>();
     r.check(n < 64, "bad transform count");
     std::vector<TransformPtr> transforms;
-    for (uint32_t i = 0; i < n; i++) {
-        std::string tag = r.str();
-        int d_in = r.pod<int32_t>(), d_out = r.pod<int32_t>();
-        r.check(d_in > 0 && d_out > 0, "bad transform dimensions");
-        if (tag == "L2norm") {
-            r.check(d_in == d_out, "bad L2norm dimensions");
-            transforms.push_back(std::make_shared<NormalizationTransform>(d_in));
-        } else if (tag == "LinearTransform" || tag == "RandomRotation") {
-            std::shared_ptr<LinearTransform> t;
-            if (tag == "RandomRotation")
-                t = std::make_shared<RandomRotationMatrix>(d_in, d_out);
-            else
-                t = std::make_shared<LinearTransform>(d_in, d_out);
-            t->read_linear_body(r);
-            transforms.push_back(t);
-        } else if (tag == "HadamardRotation") {
-            transforms.push_back(HadamardRotation::read(r, d_in, d_out));
-        } else if (tag == "OPQ") {
-            transforms.push_back(OPQMatrix::read(r, d_in, d_out));
-        } else if (tag == "PCA") {
-            transforms.push_back(PCAMatrix::read(r, d_in, d_out));
-        } else if (tag == "ITQTransform") {
-            transforms.push_back(ITQTransform::read(r, d_in, d_out));
-        } else {
-            throw CorruptData("cannot read index: unknown transform '" + printable(tag) + "'");
-        }
-    }
+    for (uint32_t i = 0; i < n; i++) transforms.push_back(read_transform_payload(r));
     IndexPtr inner = read_index_payload(r);
     try {
         return std::make_unique<IndexPreTransform>(std::move(transforms), std::move(inner));

@@ -7,6 +7,7 @@
 #include "nearly/ivf.h"
 #include "nearly/ivf_flat.h"
 #include "nearly/ivf_flat_panorama.h"
+#include "nearly/ivf_independent_quantizer.h"
 #include "nearly/kmeans.h"
 
 namespace nearly_py {
@@ -330,6 +331,22 @@ void bind_ivf(py::module_& m) {
              py::arg("batch_size") = IndexIVFFlatPanorama::kDefaultBatchSize)
         .def_property_readonly("n_levels", &IndexIVFFlatPanorama::n_levels)
         .def_property_readonly("batch_size", &IndexIVFFlatPanorama::batch_size);
+
+    py::class_<IndexIVFIndependentQuantizer, Index, std::shared_ptr<IndexIVFIndependentQuantizer>>(
+        m, "IndexIVFIndependentQuantizer",
+        "faiss's IndexIVFIndependentQuantizer(quantizer, index_ivf, vt=None): lists chosen by a quantizer over the "
+        "input vectors, stored and scanned by index_ivf after the transform vt.")
+        .def(py::init([](IndexPtr quantizer, std::shared_ptr<IndexIVF> ivf, TransformPtr vt) {
+                 return std::make_shared<IndexIVFIndependentQuantizer>(std::move(quantizer), std::move(ivf),
+                                                                       std::move(vt));
+             }),
+             py::arg("quantizer"), py::arg("index_ivf"), py::arg("vt") = nullptr)
+        .def_readonly("quantizer", &IndexIVFIndependentQuantizer::quantizer)
+        .def_readonly("index_ivf", &IndexIVFIndependentQuantizer::index_ivf)
+        .def_readonly("vt", &IndexIVFIndependentQuantizer::vt)
+        .def_readwrite("cp", &IndexIVFIndependentQuantizer::cp, py::return_value_policy::reference_internal)
+        .def("_refresh_from_inner", &IndexIVFIndependentQuantizer::sync_from_parts,
+             py::call_guard<py::gil_scoped_release>());
 }
 
 }  // namespace nearly_py

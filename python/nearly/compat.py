@@ -289,7 +289,7 @@ def extract_index_ivf(index):
     while True:
         if hasattr(seen, "nprobe") and hasattr(seen, "quantizer"):
             return seen
-        inner = getattr(seen, "base_index", None) or getattr(seen, "index", None)
+        inner = getattr(seen, "base_index", None) or getattr(seen, "index", None) or getattr(seen, "index_ivf", None)
         if inner is None or inner is seen:
             raise RuntimeError(f"extract_index_ivf: {type(index).__name__} does not contain an IVF index")
         seen = inner

@@ -267,6 +267,10 @@ struct IndexIVF : Index {
     // (-1: the vector is counted, not stored, as faiss). ids null: sequential;
     // list_nos null: the quantizer assigns.
     void add_core(idx_t n, const float* x, const idx_t* ids, const idx_t* list_nos = nullptr);
+    // The encoder's training (train() after the quantizer's), each vector's
+    // list given (assign[i] in [-1, nlist); e.g. chosen by another quantizer,
+    // IndexIVFIndependentQuantizer's); the quantizer must hold its centroids.
+    void train_encoder_with_assignment(idx_t n, const float* x, const idx_t* assign);
     // faiss's update_vectors: the stored vectors of n distinct ids become
     // x's rows, each re-assigned to its list; the ids stay. Needs the direct
     // map (make_direct_map(), faiss's rule); searches see the old entries or
@@ -449,6 +453,9 @@ struct IndexIVF : Index {
     void visit_entries(const std::function<bool(idx_t)>& wanted,
                        const std::function<void(size_t, idx_t, const uint8_t*)>& visit) const;
     size_t effective_nprobe(const SearchParameters* params) const;
+    // train()'s encoder step (subsample, residuals, train_encoder) under the
+    // write lock; assign null: the quantizer assigns.
+    void train_encoder_locked(idx_t n, const float* x, const idx_t* assign);
     // The two scan strategies of search(); coarse: n * np list numbers.
     void search_sorted_or_not(idx_t n, const float* x, idx_t k, float* D, idx_t* I, const SearchParameters* params,
                               bool sorted) const;

@@ -22,6 +22,9 @@ struct VectorTransform {
 };
 
 using TransformPtr = std::shared_ptr<VectorTransform>;
+// A transform as tag + dimensions + body (inside an index's body).
+void write_transform_payload(const VectorTransform& t, Writer& w);
+TransformPtr read_transform_payload(Reader& r);
 
 // Scales each vector to unit L2 norm (zero vectors stay zero).
 struct NormalizationTransform : VectorTransform {
