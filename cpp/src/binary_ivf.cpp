@@ -306,6 +306,14 @@ std::vector<idx_t> IndexBinaryIVF::list_ids(size_t list_no) const {
     return std::vector<idx_t>(ids.begin(), ids.end());
 }
 
+std::vector<uint8_t> IndexBinaryIVF::list_codes(size_t list_no) const {
+    NEARLY_CHECK_ARG(list_no < nlist, "list number out of range");
+    std::shared_lock<SharedMutex> lk(rw_mutex_);
+    const auto& list = lists_[list_no];
+    const uint8_t* c = list.codes.data();
+    return std::vector<uint8_t>(c, c + list.ids.size() * size_t(code_size));
+}
+
 void IndexBinaryIVF::write_body(Writer& w) const {
     std::shared_lock<SharedMutex> lk(rw_mutex_);
     w.pod<int32_t>(d);

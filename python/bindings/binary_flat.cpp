@@ -272,6 +272,12 @@ void bind_binary_flat(py::module_& m) {
         .def("_shard", &IndexBinaryIVF::shard, py::arg("quantizer"), py::arg("lists"),
              py::call_guard<py::gil_scoped_release>())
         .def("list_size", &IndexBinaryIVF::list_size, py::arg("list_no"))
+        .def("get_list_codes", [](const IndexBinaryIVF& self, size_t l) {
+            std::vector<uint8_t> codes = self.list_codes(l);
+            py::array_t<uint8_t> out({idx_t(codes.size() / size_t(self.code_size)), idx_t(self.code_size)});
+            std::copy(codes.begin(), codes.end(), out.mutable_data());
+            return out;
+        }, py::arg("list_no"))
         .def("get_list_ids", [](const IndexBinaryIVF& self, size_t l) {
             std::vector<idx_t> ids = self.list_ids(l);
             py::array_t<idx_t> out(ids.size());

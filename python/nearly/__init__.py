@@ -111,6 +111,7 @@ from .quantize_lut import quantize_LUT_and_bias, round_uint8_per_column, round_u
 from .ivflib import get_invlist_range, search_and_return_centroids, search_centroid, set_invlist_range  # noqa: F401
 from .ivflib import DefaultShardingFunction, PyCallbackShardingFunction, ShardingFunction  # noqa: F401
 from .ivflib import shard_binary_ivf_index_centroids, shard_ivf_index_centroids  # noqa: F401
+from .binary_invlists import BinaryInvertedLists  # noqa: F401  (IndexBinaryIVF.invlists)
 from .pointer_methods import RangeSearchResult  # noqa: F401  (and the *_c methods on the indexes)
 from .autotune import (  # noqa: F401
     AutoTuneCriterion, IntersectionCriterion, OneRecallAtRCriterion, OperatingPoint, OperatingPoints,

@@ -105,3 +105,24 @@ def test_bad_lists(setup):
     assert fresh.ntotal == 0
     with pytest.raises(nearly.InvalidArgumentError):
         fresh.add_preassigned(xb[:2], np.array([0]))
+
+
+def test_invlists_view_like_faiss(setup):
+    _, _, _, _, ours, theirs = setup
+    a, b = ours.invlists, theirs.invlists
+    assert a.nlist == b.nlist and a.code_size == b.code_size
+    assert a.compute_ntotal() == b.compute_ntotal() == ours.ntotal - (setup[2] < 0).sum()  # -1: counted, not stored
+    assert a.imbalance_factor() == pytest.approx(b.imbalance_factor())
+    for l in range(NLIST):
+        n = b.list_size(l)
+        assert a.list_size(l) == n and a.is_empty(l) == (n == 0)
+        np.testing.assert_array_equal(nearly.rev_swig_ptr(a.get_ids(l), n), faiss.rev_swig_ptr(b.get_ids(l), n))
+        np.testing.assert_array_equal(nearly.rev_swig_ptr(a.get_codes(l), n * a.code_size),
+                                      faiss.rev_swig_ptr(b.get_codes(l), n * b.code_size))
+        if n:
+            assert a.get_single_id(l, n - 1) == b.get_single_id(l, n - 1)
+            np.testing.assert_array_equal(a.get_single_code(l, 0), faiss.rev_swig_ptr(b.get_single_code(l, 0), 8))
+    with pytest.raises(nearly.InvalidArgumentError):
+        a.list_size(NLIST)
+    with pytest.raises(RuntimeError, match="through the index"):
+        a.add_entry(0, 1, np.zeros(8, np.uint8))

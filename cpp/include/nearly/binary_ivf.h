@@ -72,6 +72,7 @@ struct IndexBinaryIVF : IndexBinary {
     std::shared_ptr<IndexBinaryIVF> shard(IndexBinaryPtr q, const std::vector<idx_t>& lists) const;
     size_t list_size(size_t list_no) const;
     std::vector<idx_t> list_ids(size_t list_no) const;
+    std::vector<uint8_t> list_codes(size_t list_no) const;  // list_size x code_size, in list order
     void write_body(Writer& w) const override;
     static std::unique_ptr<IndexBinaryIVF> read_body(Reader& r);
 
