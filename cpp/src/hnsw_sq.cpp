@@ -168,6 +168,7 @@ struct SQSpace {
 
 IndexHNSWSQCodes::IndexHNSWSQCodes(int d, ScalarQuantizer::QuantizerType qtype, int M, MetricType metric)
     : Index(d, metric), HNSWGraph(M, ScalarQuantizer(size_t(std::max(d, 1)), qtype).code_size, 0), sq(size_t(d), qtype) {
+    sq.check_standalone();
     if (sq.turboq())  // faiss's graph cannot score two such codes against each other either
         throw NotSupported("IndexHNSWSQ: TurboQuant's full types (QT_2bit_tq .. QT_5bit_tq) have no symmetric "
                            "distance for the graph's links; use QT_*bit_tqmse");

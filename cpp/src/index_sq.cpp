@@ -39,6 +39,7 @@ ScalarQuantizer read_sq(Reader& r, int d, const char* who) {
 
 IndexScalarQuantizer::IndexScalarQuantizer(int d, ScalarQuantizer::QuantizerType qtype, MetricType metric)
     : IndexFlatCodes(d, metric), sq(size_t(d), qtype) {
+    sq.check_standalone();
     is_trained = sq.is_trained();  // faiss: fp16 needs no training
 }
 

@@ -21,8 +21,9 @@ IndexIVFScalarQuantizer::IndexIVFScalarQuantizer(IndexPtr quantizer_, int d, siz
     : IndexIVF(std::move(quantizer_), d, nlist_, 0, metric), sq(size_t(d), qtype) {
     code_size = sq.code_size;
     // faiss stores TurboQuant's full codes of the vectors themselves (its
-    // scanner ignores the list's centroid), so it turns by_residual off.
-    by_residual = by_residual_ && !sq.turboq();
+    // scanner ignores the list's centroid), so it turns by_residual off; a
+    // QT_0bit entry is its centroid.
+    by_residual = by_residual_ && !sq.turboq() && !sq.zero_bit();
     refresh_trained();
 }
 
@@ -35,6 +36,7 @@ void IndexIVFScalarQuantizer::set_sq(const ScalarQuantizer& other) {
 }
 
 void IndexIVFScalarQuantizer::encode_vectors(idx_t n, const float* x, const idx_t* list_nos, uint8_t* codes) const {
+    if (sq.zero_bit()) return;  // no bytes: the list number is the whole code
     if (sq.turboq()) {  // one codec (its signs drawn once) for the batch
         const TurboQuantCodec tq(sq);
         encode_each(n, x, list_nos, codes, [&](const float* v, uint8_t* code) { tq.encode(v, code); });
@@ -44,6 +46,10 @@ void IndexIVFScalarQuantizer::encode_vectors(idx_t n, const float* x, const idx_
 }
 
 void IndexIVFScalarQuantizer::decode_vector(size_t list_no, const uint8_t* code, float* out) const {
+    if (sq.zero_bit()) {  // faiss's QT_0bit decodes to the centroid
+        quantizer->reconstruct(idx_t(list_no), out);
+        return;
+    }
     sq.decode(code, out, 1);
     if (!by_residual) return;
     std::vector<float> c(d);
@@ -57,7 +63,19 @@ void IndexIVFScalarQuantizer::train_encoder(idx_t n, const float* x, const idx_t
     sq.train(size_t(n), x);
 }
 
+namespace {
+// QT_0bit: every entry of a list scores as its centroid, the quantizer's
+// score of the query (faiss's IVFCoarseDistanceScanner).
+struct CoarseDistanceScanner : InvertedListScanner {
+    float coarse = 0.f;
+    void set_query(const float*) override {}
+    void set_list(size_t, float coarse_dis) override { coarse = coarse_dis; }
+    void distances(size_t n, const uint8_t*, float* out) const override { std::fill(out, out + n, coarse); }
+};
+}  // namespace
+
 std::unique_ptr<InvertedListScanner> IndexIVFScalarQuantizer::get_scanner() const {
+    if (sq.zero_bit()) return std::make_unique<CoarseDistanceScanner>();
     return std::make_unique<ResidualListScanner<SQScorer>>(*this, SQScorer(sq, metric_type));
 }
 

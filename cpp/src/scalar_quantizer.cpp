@@ -55,7 +55,7 @@ float half_to_float(uint16_t h) {
 ScalarQuantizer::ScalarQuantizer(size_t d_, QuantizerType qtype_) : d(d_), qtype(qtype_) {
     NEARLY_CHECK_ARG(d > 0, "ScalarQuantizer: d must be positive");
     NEARLY_CHECK_ARG(valid_qtype(qtype), "ScalarQuantizer: qtype " + std::to_string(int(qtype)) +
-                                             " not implemented in nearly (QT_8bit to QT_8bit_direct_signed are)");
+                                             " not implemented in nearly (QT_8bit to QT_0bit and the TurboQuant and EDEN types are)");
     switch (qtype) {
         case QT_4bit:
         case QT_4bit_uniform: bits = 4; code_size = (d + 1) / 2; break;
@@ -66,6 +66,7 @@ ScalarQuantizer::ScalarQuantizer(size_t d_, QuantizerType qtype_) : d(d_), qtype
         case QT_2bit_tqmse: bits = 2; code_size = (d * 2 + 7) / 8; break;
         case QT_3bit_tqmse: bits = 3; code_size = (d * 3 + 7) / 8; break;
         case QT_4bit_tqmse: bits = 4; code_size = (d + 1) / 2; break;
+        case QT_0bit: bits = 0; code_size = 0; break;
         default: bits = 8; code_size = d; break;
     }
     if (is_eden_type(qtype)) {
@@ -337,7 +338,13 @@ void ScalarQuantizer::train(size_t n, const float* x) {
     trained = std::move(t);
 }
 
+void ScalarQuantizer::check_standalone() const {
+    if (zero_bit())
+        throw NotSupported("QT_0bit does not support standalone quantization, use IndexIVFScalarQuantizer");
+}
+
 void ScalarQuantizer::encode(const float* x, uint8_t* code) const {
+    check_standalone();
     if (turboq()) return TurboQuantCodec(*this).encode(x, code);
     switch (qtype) {
         case QT_fp16:
@@ -415,6 +422,7 @@ void ScalarQuantizer::encode(const float* x, uint8_t* code) const {
 }
 
 void ScalarQuantizer::compute_codes(const float* x, uint8_t* codes, size_t n) const {
+    check_standalone();
     NEARLY_CHECK_ARG(is_trained(), "ScalarQuantizer: not trained");
     constexpr size_t kBlock = 1024;
     if (turboq()) {
@@ -431,6 +439,7 @@ void ScalarQuantizer::compute_codes(const float* x, uint8_t* codes, size_t n) co
 }
 
 void ScalarQuantizer::decode(const uint8_t* codes, float* x, size_t n) const {
+    check_standalone();
     if (turboq()) {
         const TurboQuantCodec tq(*this);
         parallel_for((n + 1023) / 1024, [&](size_t t) {

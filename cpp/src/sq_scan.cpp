@@ -17,6 +17,7 @@ SQScorer::SQScorer(const ScalarQuantizer& sq, MetricType metric)
       ip_(metric == METRIC_INNER_PRODUCT),
       d_(sq.d),
       code_size_(sq.code_size) {
+    sq.check_standalone();
     NEARLY_CHECK_ARG(sq.is_trained(), "SQScorer: the ScalarQuantizer is not trained");
     if (sq.turboq()) {
         tq_ = std::make_shared<const TurboQuantCodec>(sq);

@@ -21,7 +21,7 @@ ScalarQuantizer::QuantizerType check_qtype(int qtype, const char* who) {
     if (!ScalarQuantizer::valid_qtype(qtype))
         throw NotSupported(std::string(who) + ": qtype " + std::to_string(qtype) +
                            " not implemented in nearly (QT_8bit, QT_4bit, QT_8bit_uniform, QT_4bit_uniform, "
-                           "QT_fp16, QT_8bit_direct, QT_6bit, QT_bf16, QT_8bit_direct_signed, the TurboQuant "
+                           "QT_fp16, QT_8bit_direct, QT_6bit, QT_bf16, QT_8bit_direct_signed, QT_0bit (IVF only), the TurboQuant "
                            "types QT_1bit_tqmse to QT_8bit_tqmse and QT_2bit_tq to QT_5bit_tq, and EDEN's "
                            "QT_1bit_eden to QT_8bit_eden are)");
     return ScalarQuantizer::QuantizerType(qtype);
@@ -44,6 +44,7 @@ void bind_sq(py::module_& m) {
                            {"QT_6bit", ScalarQuantizer::QT_6bit},
                            {"QT_bf16", ScalarQuantizer::QT_bf16},
                            {"QT_8bit_direct_signed", ScalarQuantizer::QT_8bit_direct_signed},
+                           {"QT_0bit", ScalarQuantizer::QT_0bit},
                            {"QT_1bit_tqmse", ScalarQuantizer::QT_1bit_tqmse},
                            {"QT_2bit_tqmse", ScalarQuantizer::QT_2bit_tqmse},
                            {"QT_3bit_tqmse", ScalarQuantizer::QT_3bit_tqmse},

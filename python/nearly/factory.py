@@ -30,6 +30,7 @@ _SQ_TYPES = {
     "8": "QT_8bit",
     "6": "QT_6bit",
     "4": "QT_4bit",
+    "0": "QT_0bit",
 }
 _SQ = "(" + "|".join(_SQ_TYPES) + ")"
 

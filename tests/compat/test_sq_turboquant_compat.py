@@ -90,11 +90,7 @@ def test_search_equals_faiss(fs, metric, real):
         assert (cn == cf).mean() > (0.999 if rotated else 1 - 1e-9)
 
 
-def test_refused_types_and_hnsw_walk_copy():
-    for name in ("QT_0bit",):
-        assert getattr(nearly.ScalarQuantizer, name) == getattr(faiss.ScalarQuantizer, name)
-        with pytest.raises(RuntimeError, match="not implemented"):
-            nearly.ScalarQuantizer(8, getattr(nearly.ScalarQuantizer, name))
+def test_eden_codebooks_and_hnsw_walk_copy():
     # EDEN's codebooks: faiss's to float rounding up to 5 bits, to 2e-4 at 6
     # and 7 (faiss's tables stop short of the fixed point; nearly's are
     # converged, tests/test_eden.py); faiss 1.15.1's 8-bit table is another.

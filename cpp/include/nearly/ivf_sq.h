@@ -49,7 +49,7 @@ struct IndexIVFScalarQuantizer : IndexIVF {
     std::unique_ptr<InvertedListScanner> get_scanner() const override;
     // Batches of many queries per list: the queries probing a list score its
     // codes in groups that widen each code once (SQScorer::scores_group).
-    size_t min_queries_per_list() const override { return 4; }
+    size_t min_queries_per_list() const override { return sq.zero_bit() ? 0 : 4; }
     void scan_list_batch(size_t l, const uint8_t* codes, const idx_t* ids, size_t size, size_t nq, const float* xq,
                          const float* coarse_dis, size_t k, const IDSelector* sel, float* dis,
                          idx_t* pos) const override;

@@ -74,6 +74,7 @@ struct ScalarQuantizer {
         QT_6bit = 6,
         QT_bf16 = 7,
         QT_8bit_direct_signed = 8,
+        QT_0bit = 9,  // no code: an IVF entry scores as its list's centroid
         QT_1bit_tqmse = 10,
         QT_2bit_tqmse = 11,
         QT_3bit_tqmse = 12,
@@ -108,6 +109,7 @@ struct ScalarQuantizer {
     bool turboq() const { return is_turboq_type(qtype); }
     static QuantizerType eden_type(size_t bits) { return QuantizerType(QT_1bit_eden + int(bits) - 1); }
     bool codebook() const { return is_codebook_type(qtype); }
+    bool zero_bit() const { return qtype == QT_0bit; }
     // Whether the type has something to learn (ranges; or the codebook, which
     // takes no data, as faiss's train computes it).
     bool needs_training() const {
@@ -130,9 +132,10 @@ struct ScalarQuantizer {
     void compute_codes(const float* x, uint8_t* codes, size_t n) const;
     void encode(const float* x, uint8_t* code) const;  // writes every byte of code
     void decode(const uint8_t* codes, float* x, size_t n) const;
+    // QT_0bit has no codes to make or read: NotSupported (faiss's text).
+    void check_standalone() const;
     static bool valid_qtype(int qtype) {
-        return (qtype >= QT_8bit && qtype <= QT_8bit_direct_signed) || is_codebook_type(qtype) ||
-               is_turboq_type(qtype);
+        return (qtype >= QT_8bit && qtype <= QT_0bit) || is_codebook_type(qtype) || is_turboq_type(qtype);
     }
     static bool valid_rangestat(int rs) { return rs >= RS_minmax && rs <= RS_optim; }
     // Throws unless other can take this quantizer's place in the index `who`
