@@ -115,9 +115,11 @@ def test_sq_qtypes():
     # (tests/compat/test_hnsw_sq_compat.py); types faiss does not have raise.
     for qtype in (1, 2, 3, 5, 6, 8):
         assert type(nearly.IndexHNSWSQ(8, qtype, 16)).__name__ == "IndexHNSWSQCodes"
-    for qtype in (-1, 9, 42):
+    for qtype in (-1, 42):
         with pytest.raises(RuntimeError, match="not implemented"):
             nearly.IndexHNSWSQ(8, qtype, 16)
+    with pytest.raises(RuntimeError, match="QT_0bit does not support standalone"):  # IVF only, as faiss
+        nearly.IndexHNSWSQ(8, 9, 16)
 
 
 def test_idmap_over_a_wrapped_graph_keeps_search_parameters():

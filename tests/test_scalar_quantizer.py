@@ -533,7 +533,7 @@ def test_trained_set_by_hand(qtype):
 
 
 def test_bad_qtype_rangestat_and_shapes():
-    for bad in (-1, 9, 27):  # faiss's 0-bit codec, QT_count
+    for bad in (-1, 27):  # QT_count (QT_0bit, 9, is tests/compat/test_sq_zero_bit_compat.py's)
         with pytest.raises(RuntimeError, match="not implemented"):
             SQ(8, bad)
         with pytest.raises(RuntimeError, match="not implemented"):
