@@ -59,9 +59,7 @@ void bind_sq(py::module_& m) {
                            {"RS_quantiles", ScalarQuantizer::RS_quantiles},
                            {"RS_optim", ScalarQuantizer::RS_optim}})
         sq.attr(name) = v;
-    // faiss's other QuantizerType values, so code that names them runs (a
-    // mapping of types to factory strings, say); building one is refused.
-    sq.attr("QT_0bit") = 9;
+    // EDEN's types (the codebooks of IndexEDEN) and QT_count, by faiss's values.
     const char* later_types[] = {"QT_1bit_eden", "QT_2bit_eden", "QT_3bit_eden", "QT_4bit_eden",
                                  "QT_5bit_eden", "QT_6bit_eden", "QT_7bit_eden", "QT_8bit_eden", "QT_count"};
     for (size_t i = 0; i < sizeof(later_types) / sizeof(later_types[0]); i++)
