@@ -66,6 +66,42 @@ inline IdArray as_ids(py::handle obj, py::ssize_t n, const char* what) {
     return a;
 }
 
+// add_preassigned(x, list_nos, ids=None) and faiss's pointer-shaped
+// add_core(n, x, xids, precomputed_idx) (swig_ptr hands the arrays through)
+// on an IVF class T (float or binary): rows(self, x, flat) gives x's rows as
+// an array, reshaping a flat buffer when flat is set.
+template <class T, class Cls, class Rows>
+void def_preassigned_adds(Cls& cls, Rows rows, const char* doc) {
+    cls.def("add_preassigned", [rows](T& self, py::handle x_obj, py::handle lists_obj, py::handle ids_obj) {
+        auto x = rows(self, x_obj, false);
+        const idx_t n = x.shape(0);
+        IdArray lists = as_ids(lists_obj, n, "list_nos");
+        IdArray ids;
+        if (!ids_obj.is_none()) ids = as_ids(ids_obj, n, "ids");
+        const idx_t* idp = ids_obj.is_none() ? nullptr : ids.data();
+        py::gil_scoped_release release;
+        self.add_core(n, x.data(), idp, lists.data());
+    }, py::arg("x"), py::arg("list_nos"), py::arg("ids") = py::none(), doc);
+    cls.def("add_core", [rows](T& self, idx_t n, py::handle x_obj, py::handle ids_obj, py::handle lists_obj) {
+        auto x = rows(self, x_obj, true);
+        if (n < 0 || n > x.shape(0)) throw nearly::InvalidArgument("add_core: n is larger than x");
+        IdArray ids, lists;
+        const idx_t *idp = nullptr, *lp = nullptr;
+        if (!ids_obj.is_none()) {
+            ids = as_ids(py::reinterpret_borrow<py::object>(ids_obj).attr("ravel")(), -1, "xids");
+            idp = ids.data();
+        }
+        if (!lists_obj.is_none()) {
+            lists = as_ids(py::reinterpret_borrow<py::object>(lists_obj).attr("ravel")(), -1, "precomputed_idx");
+            lp = lists.data();
+        }
+        if ((idp && ids.shape(0) < n) || (lp && lists.shape(0) < n))
+            throw nearly::InvalidArgument("add_core: xids and precomputed_idx must hold n entries");
+        py::gil_scoped_release release;
+        self.add_core(n, x.data(), idp, lp);
+    }, py::arg("n"), py::arg("x"), py::arg("xids"), py::arg("precomputed_idx") = py::none());
+}
+
 // index.permute_entries(perm) for every index type that has it: row (node)
 // i becomes the old row perm[i].
 template <class IndexT>

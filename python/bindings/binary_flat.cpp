@@ -169,7 +169,8 @@ void bind_binary_flat(py::module_& m) {
         .def(py::init<int, int>(), py::arg("d"), py::arg("M") = 32)
         .def_property_readonly("hnsw", [](std::shared_ptr<IndexBinaryHNSW> self) { return hnsw_view(self); });
 
-    py::class_<IndexBinaryIVF, IndexBinary, std::shared_ptr<IndexBinaryIVF>>(m, "IndexBinaryIVF")
+    py::class_<IndexBinaryIVF, IndexBinary, std::shared_ptr<IndexBinaryIVF>> binary_ivf(m, "IndexBinaryIVF");
+    binary_ivf
         .def(py::init([](IndexBinaryPtr quantizer, int d, int64_t nlist) {
                  if (nlist < 1) throw InvalidArgument("IndexBinaryIVF: nlist must be positive");
                  return std::make_shared<IndexBinaryIVF>(quantizer, d, size_t(nlist));
@@ -213,31 +214,6 @@ void bind_binary_flat(py::module_& m) {
             }
             return out;
         }, py::arg("n0") = 0, py::arg("ni") = -1)
-        .def("add_preassigned", [](IndexBinaryIVF& self, py::handle x_obj, py::handle lists_obj, py::handle ids_obj) {
-            U8Array x = as_codes(x_obj, self.code_size, "codes");
-            IdArray lists = as_ids(lists_obj, x.shape(0), "list_nos");
-            IdArray ids;
-            if (!ids_obj.is_none()) ids = as_ids(ids_obj, x.shape(0), "ids");
-            const idx_t* idp = ids_obj.is_none() ? nullptr : ids.data();
-            py::gil_scoped_release release;
-            self.add_core(x.shape(0), x.data(), idp, lists.data());
-        }, py::arg("x"), py::arg("list_nos"), py::arg("ids") = py::none(),
-           "add / add_with_ids with each vector's list given (-1: counted, not stored).")
-        // faiss's pointer-shaped spelling (swig_ptr hands arrays through).
-        .def("add_core", [](IndexBinaryIVF& self, idx_t n, py::handle x_obj, py::handle ids_obj, py::handle lists_obj) {
-            U8Array x = as_codes(py::reinterpret_borrow<py::object>(x_obj).attr("reshape")(-1, self.code_size),
-                                 self.code_size, "x");
-            if (n < 0 || n > x.shape(0)) throw InvalidArgument("add_core: n is larger than x");
-            IdArray ids, lists;
-            if (!ids_obj.is_none()) ids = as_ids(py::reinterpret_borrow<py::object>(ids_obj).attr("ravel")(), -1, "xids");
-            if (!lists_obj.is_none()) lists = as_ids(py::reinterpret_borrow<py::object>(lists_obj).attr("ravel")(), -1, "precomputed_idx");
-            if ((!ids_obj.is_none() && ids.shape(0) < n) || (!lists_obj.is_none() && lists.shape(0) < n))
-                throw InvalidArgument("add_core: xids and precomputed_idx must hold n entries");
-            const idx_t* idp = ids_obj.is_none() ? nullptr : ids.data();
-            const idx_t* lp = lists_obj.is_none() ? nullptr : lists.data();
-            py::gil_scoped_release release;
-            self.add_core(n, x.data(), idp, lp);
-        }, py::arg("n"), py::arg("x"), py::arg("xids"), py::arg("precomputed_idx"))
         .def("search_preassigned", [](const IndexBinaryIVF& self, py::handle x_obj, py::handle k_obj, py::handle Iq_obj,
                                       py::handle /*Dq: unused, Hamming scans ignore the coarse distances*/,
                                       py::handle params) {
@@ -284,6 +260,10 @@ void bind_binary_flat(py::module_& m) {
             std::copy(ids.begin(), ids.end(), out.mutable_data());
             return out;
         }, py::arg("list_no"));
+    def_preassigned_adds<IndexBinaryIVF>(binary_ivf, [](const IndexBinaryIVF& self, py::handle x, bool flat) {
+        const idx_t cs = self.code_size;
+        return as_codes(flat ? py::reinterpret_borrow<py::object>(x).attr("reshape")(-1, cs) : x, cs, "codes");
+    }, "add / add_with_ids with each vector's list given (-1: counted, not stored).");
 
     auto check_nflip = [](int b, int v) {
         if (v < 0 || v > b)

@@ -107,7 +107,8 @@ void bind_ivf(py::module_& m) {
     m.def("_indexIVF_stats", []() -> IndexIVFStats& { return indexIVF_stats; }, py::return_value_policy::reference);
 
     // The properties every IVF family shares (faiss's IndexIVF).
-    py::class_<IndexIVF, Index, std::shared_ptr<IndexIVF>>(m, "IndexIVF")
+    py::class_<IndexIVF, Index, std::shared_ptr<IndexIVF>> ivf(m, "IndexIVF");
+    ivf
         .def_property("quantizer", &IndexIVF::get_quantizer,
                       [](IndexIVF& i, py::handle q) {
                           IndexPtr p;
@@ -251,30 +252,6 @@ void bind_ivf(py::module_& m) {
            "(StopWordsInvertedLists / CappedInvertedLists over the index's lists).")
 
         .def("get_list_size", &IndexIVF::list_size, py::arg("list_no"))
-        .def("add_preassigned", [](IndexIVF& self, py::handle x_obj, py::handle lists_obj, py::handle ids_obj) {
-            FloatArray x = as_matrix(x_obj, self.d, "x");
-            IdArray lists = as_ids(lists_obj, x.shape(0), "list_nos");
-            IdArray ids;
-            if (!ids_obj.is_none()) ids = as_ids(ids_obj, x.shape(0), "ids");
-            const idx_t* idp = ids_obj.is_none() ? nullptr : ids.data();
-            py::gil_scoped_release release;
-            self.add_core(x.shape(0), x.data(), idp, lists.data());
-        }, py::arg("x"), py::arg("list_nos"), py::arg("ids") = py::none(),
-           "add / add_with_ids with each vector's list given (-1: counted, not stored), e.g. computed on a GPU.")
-        // faiss's pointer-shaped spelling (swig_ptr hands arrays through).
-        .def("add_core", [](IndexIVF& self, idx_t n, py::handle x_obj, py::handle ids_obj, py::handle lists_obj) {
-            FloatArray x = as_matrix(py::reinterpret_borrow<py::object>(x_obj).attr("reshape")(-1, self.d), self.d, "x");
-            if (n < 0 || n > x.shape(0)) throw InvalidArgument("add_core: n is larger than x");
-            IdArray ids, lists;
-            if (!ids_obj.is_none()) ids = as_ids(py::reinterpret_borrow<py::object>(ids_obj).attr("ravel")(), -1, "xids");
-            if (!lists_obj.is_none()) lists = as_ids(py::reinterpret_borrow<py::object>(lists_obj).attr("ravel")(), -1, "precomputed_idx");
-            if ((!ids_obj.is_none() && ids.shape(0) < n) || (!lists_obj.is_none() && lists.shape(0) < n))
-                throw InvalidArgument("add_core: xids and precomputed_idx must hold n entries");
-            const idx_t* idp = ids_obj.is_none() ? nullptr : ids.data();
-            const idx_t* lp = lists_obj.is_none() ? nullptr : lists.data();
-            py::gil_scoped_release release;
-            self.add_core(n, x.data(), idp, lp);
-        }, py::arg("n"), py::arg("x"), py::arg("xids"), py::arg("precomputed_idx") = py::none())
         .def("update_vectors", [](IndexIVF& self, py::handle keys_obj, py::handle x_obj) {
             IdArray keys = as_ids(keys_obj, -1, "keys");
             FloatArray x = as_matrix(x_obj, self.d, "x");
@@ -304,6 +281,9 @@ void bind_ivf(py::module_& m) {
             std::copy(ids.begin(), ids.end(), out.mutable_data());
             return out;
         }, py::arg("list_no"), "Ids stored in one inverted list, in storage order.");
+    def_preassigned_adds<IndexIVF>(ivf, [](const IndexIVF& self, py::handle x, bool flat) {
+        return as_matrix(flat ? py::reinterpret_borrow<py::object>(x).attr("reshape")(-1, self.d) : x, self.d, "x");
+    }, "add / add_with_ids with each vector's list given (-1: counted, not stored), e.g. computed on a GPU.");
 
     py::class_<IndexIVFFlat, IndexIVF, std::shared_ptr<IndexIVFFlat>>(m, "IndexIVFFlat")
         .def(py::init([](IndexPtr quantizer, int d, long long nlist, int metric) {

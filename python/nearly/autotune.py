@@ -115,6 +115,16 @@ class OperatingPoints:
                 prev = op.perf
 
 
+def _as_vector(a, vector_class):
+    """A faiss-style typed vector holding a's values (empty for None)."""
+    from .compat import copy_array_to_vector
+
+    v = vector_class()
+    if a is not None:
+        copy_array_to_vector(a.ravel(), v)
+    return v
+
+
 class AutoTuneCriterion:
     """What an exploration maximizes: a score of search results (nq queries,
     nnn results each) against a ground truth set by ``set_groundtruth``."""
@@ -129,21 +139,15 @@ class AutoTuneCriterion:
     # them through set_groundtruth). gt_D is empty when no distances were given.
     @property
     def gt_I(self):
-        from .compat import Int64Vector, copy_array_to_vector
+        from .compat import Int64Vector
 
-        v = Int64Vector()
-        if self._gt_I is not None:
-            copy_array_to_vector(self._gt_I.ravel(), v)
-        return v
+        return _as_vector(self._gt_I, Int64Vector)
 
     @property
     def gt_D(self):
-        from .compat import Float32Vector, copy_array_to_vector
+        from .compat import Float32Vector
 
-        v = Float32Vector()
-        if self._gt_D is not None:
-            copy_array_to_vector(self._gt_D.ravel(), v)
-        return v
+        return _as_vector(self._gt_D, Float32Vector)
 
     def set_groundtruth(self, D, I):
         """I: (nq, gt_nnn) true neighbour ids, best first; D (optional) their distances."""

@@ -118,9 +118,14 @@ class PyCallbackShardingFunction(ShardingFunction):
         return self.callback(i, shard_count)
 
 
-def _shards_of_centroids(nc, shard_count, sharding_function, filename_template):
+def _shards_of_centroids(index, shard_count, sharding_function, filename_template, generate_ids, what):
     """The centroid numbers of each shard, checked as faiss checks its
     arguments (and the sharding function's answers, which faiss trusts)."""
+    nc = int(index.quantizer.ntotal)
+    if not generate_ids and index.ntotal > 0:
+        raise RuntimeError(f"{what}: without generate_ids the shards number their centroids from 0, which no "
+                           "longer matches the lists holding the index's vectors: pass generate_ids=True (or "
+                           "shard an empty index)")
     if nc == 0:
         raise RuntimeError("No centroids to shard.")
     if not isinstance(filename_template, str) or "%d" not in filename_template:
@@ -139,6 +144,23 @@ def _shards_of_centroids(nc, shard_count, sharding_function, filename_template):
                              f"shards are integers in [0, {shard_count})")
         members[int(s)].append(i)
     return members
+
+
+def _shard_quantizers(q, rows, members, generate_ids, clone, idmap2):
+    """Each shard's quantizer: one of q's kind holding the shard's centroids
+    (rows of rows), in an IDMap2 under their list numbers when generate_ids,
+    else numbered from 0."""
+    bare = clone(q)
+    bare.reset()
+    for ids in members:
+        sq = clone(bare)
+        if generate_ids:
+            sq = idmap2(sq)
+            if ids:
+                sq.add_with_ids(rows[ids], np.asarray(ids, dtype=np.int64))
+        elif ids:
+            sq.add(rows[ids])
+        yield sq
 
 
 def _runs(lists):
@@ -178,24 +200,13 @@ def shard_ivf_index_centroids(index, shard_count=20, filename_template="shard.%d
     if not isinstance(index, _nearly.IndexIVF):
         raise TypeError(f"shard_ivf_index_centroids needs an IndexIVF (got {type(index).__name__})")
     q = index.quantizer
-    members = _shards_of_centroids(int(q.ntotal), shard_count, sharding_function, filename_template)
-    if not generate_ids and index.ntotal > 0:
-        raise RuntimeError("shard_ivf_index_centroids: without generate_ids the shards number their centroids "
-                           "from 0, which no longer matches the lists holding the index's vectors: pass "
-                           "generate_ids=True (or shard an empty index)")
-    centroids = q.reconstruct_n(0, q.ntotal)
+    members = _shards_of_centroids(index, shard_count, sharding_function, filename_template, generate_ids,
+                                   "shard_ivf_index_centroids")
     empty = clone_index(index)
     empty.reset()
-    bare_q = clone_index(q)
-    bare_q.reset()
-    for shard, ids in enumerate(members):
-        sq = clone_index(bare_q)
-        if generate_ids:
-            sq = _nearly.IndexIDMap2(sq)
-            if ids:
-                sq.add_with_ids(centroids[ids], np.asarray(ids, dtype=np.int64))
-        elif ids:
-            sq.add(centroids[ids])
+    quantizers = _shard_quantizers(q, q.reconstruct_n(0, q.ntotal), members, generate_ids, clone_index,
+                                   _nearly.IndexIDMap2)
+    for shard, (ids, sq) in enumerate(zip(members, quantizers)):
         shard_index = clone_index(empty)
         shard_index.is_trained = False  # until its quantizer is in
         shard_index.quantizer = sq
@@ -220,21 +231,10 @@ def shard_binary_ivf_index_centroids(index, shard_count=20, filename_template="s
     if not isinstance(index, _nearly.IndexBinaryIVF):
         raise TypeError(f"shard_binary_ivf_index_centroids needs an IndexBinaryIVF (got {type(index).__name__})")
     q = index.quantizer
-    members = _shards_of_centroids(int(q.ntotal), shard_count, sharding_function, filename_template)
-    if not generate_ids and index.ntotal > 0:
-        raise RuntimeError("shard_binary_ivf_index_centroids: without generate_ids the shards number their "
-                           "centroids from 0, which no longer matches the lists holding the index's vectors: "
-                           "pass generate_ids=True (or shard an empty index)")
+    members = _shards_of_centroids(index, shard_count, sharding_function, filename_template, generate_ids,
+                                   "shard_binary_ivf_index_centroids")
     codes = np.vstack([q.reconstruct(i) for i in range(q.ntotal)]).reshape(-1, q.code_size)
-    bare_q = clone_binary_index(q)
-    bare_q.reset()
-    for shard, ids in enumerate(members):
-        sq = clone_binary_index(bare_q)
-        if generate_ids:
-            sq = _nearly.IndexBinaryIDMap2(sq)
-            if ids:
-                sq.add_with_ids(codes[ids], np.asarray(ids, dtype=np.int64))
-        elif ids:
-            sq.add(codes[ids])
+    quantizers = _shard_quantizers(q, codes, members, generate_ids, clone_binary_index, _nearly.IndexBinaryIDMap2)
+    for shard, (ids, sq) in enumerate(zip(members, quantizers)):
         kept = [l for l in ids if l < index.nlist] if generate_ids else []
         write_index_binary(index._shard(sq, kept), filename_template % shard)
