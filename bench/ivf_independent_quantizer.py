@@ -15,9 +15,7 @@ import argparse
 import os
 import time
 
-import numpy as np
-
-from search_metrics import best_qps, libraries, load_real, recall, write_results
+from search_metrics import best_qps, real_problem, recall, write_results
 
 
 def build(lib, kind, d, args, xt, xb):
@@ -42,12 +40,8 @@ def main():
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results",
                                                   "ivf_independent_quantizer.json"))
     args = ap.parse_args()
-    faiss, nearly = libraries(args.threads)
-    xb, xq = (np.ascontiguousarray(x) for x in load_real())
+    faiss, nearly, xb, xq, gt = real_problem(args.threads, args.k, inner_product=False)
     d = xb.shape[1]
-    exact = nearly.IndexFlatL2(d)
-    exact.add(xb)
-    gt = exact.search(xq, args.k)[1]
     out = {"pca": args.pca, "inner": args.inner, "threads": args.threads, "rows": []}
     for kind in ("independent", "pretransform"):
         for lib in (nearly, faiss):

@@ -25,9 +25,7 @@ import os
 import tempfile
 import time
 
-import numpy as np
-
-from search_metrics import best_qps, libraries, load_real, recall, write_results
+from search_metrics import best_qps, real_problem, recall, write_results
 
 
 def main():
@@ -39,12 +37,8 @@ def main():
     ap.add_argument("--k", type=int, default=10)
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results", "ivf_sharding.json"))
     args = ap.parse_args()
-    faiss, nearly = libraries(args.threads)
-    xb, xq = (np.ascontiguousarray(x) for x in load_real())
+    faiss, nearly, xb, xq, gt = real_problem(args.threads, args.k, inner_product=True)
     d = xb.shape[1]
-    exact = nearly.IndexFlatIP(d)
-    exact.add(xb)
-    gt = exact.search(xq, args.k)[1]
 
     out = {"key": args.key, "shards": args.shards, "threads": args.threads, "n": len(xb), "write": {}, "rows": []}
     built = {}

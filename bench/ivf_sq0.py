@@ -15,9 +15,7 @@ Writes bench/results/ivf_sq0.json.
 import argparse
 import os
 
-import numpy as np
-
-from search_metrics import best_qps, libraries, load_real, recall, write_results
+from search_metrics import best_qps, real_problem, recall, write_results
 
 
 def main():
@@ -28,12 +26,8 @@ def main():
     ap.add_argument("--k", type=int, default=10)
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results", "ivf_sq0.json"))
     args = ap.parse_args()
-    faiss, nearly = libraries(args.threads)
-    xb, xq = (np.ascontiguousarray(x) for x in load_real())
+    faiss, nearly, xb, xq, gt = real_problem(args.threads, args.k, inner_product=True)
     d = xb.shape[1]
-    exact = nearly.IndexFlatIP(d)
-    exact.add(xb)
-    gt = exact.search(xq, args.k)[1]
     out = {"nprobe": args.nprobe, "threads": args.threads, "rows": []}
     for lib in (nearly, faiss):
         for key in ("IVF1024,Flat", "IVF1024,SQ0,RFlat"):
