@@ -131,6 +131,10 @@ std::vector<idx_t> IndexBinaryIVF::probed_lists(idx_t n, const uint8_t* x, const
     std::vector<int32_t> cdis(size_t(n) * np);
     std::vector<idx_t> coarse(size_t(n) * np);
     if (n > 0) quantizer->search(n, x, idx_t(np), cdis.data(), coarse.data(), quantizer_params_of(params));
+    // A quantizer grown past nlist after training (codes added to a shared
+    // one) names no list there: skipped, as faiss's scan skips it.
+    for (idx_t& l : coarse)
+        if (l >= idx_t(nlist)) l = -1;
     return coarse;
 }
 
