@@ -35,6 +35,7 @@
 #include "nearly/ivf_flat.h"
 #include "nearly/ivf_independent_quantizer.h"
 #include "nearly/ivf_flat_panorama.h"
+#include "nearly/ivf_flat_dedup.h"
 #include "nearly/ivf_eden.h"
 #include "nearly/ivf_sq.h"
 #include "nearly/ivfpq.h"
@@ -170,6 +171,7 @@ IndexPtr read_tagged(Reader& r, const std::string& tag) {
     if (tag == "IVFFlat") return IndexIVFFlat::read_body(r);
     if (tag == "IVFIndependentQuantizer") return IndexIVFIndependentQuantizer::read_body(r);
     if (tag == "IVFFlatPanorama") return IndexIVFFlatPanorama::read_body(r);
+    if (tag == "IVFFlatDedup") return IndexIVFFlatDedup::read_body(r);
     if (tag == "IVFPQ") return IndexIVFPQ::read_body(r);
     if (tag == "IVFPQR") return IndexIVFPQR::read_body(r);
     if (tag == "IVFPQFastScan") return IndexIVFPQFastScan::read_body(r);

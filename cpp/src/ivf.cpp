@@ -499,13 +499,7 @@ void IndexIVF::add_core(idx_t n, const float* x, const idx_t* ids, const idx_t* 
         encode_vectors(idx_t(m), xb, list_of.data(), codes.data());
         poll();
         std::unique_lock<SharedMutex> lk(rw_mutex_);
-        const CodeLayout lay = layout();
-        for (size_t i = 0; i < m; i++) {
-            const idx_t l = list_of[i];
-            if (l < 0 || size_t(l) >= nlist) continue;  // faiss skips vectors the quantizer cannot place
-            lists_.append(size_t(l), &codes[i * code_size], lay, ids ? ids[i0 + i] : ntotal + idx_t(i));
-            added++;
-        }
+        added += store_entries(m, list_of.data(), codes.data(), code_size, ids ? ids + i0 : nullptr, ntotal);
         ntotal += idx_t(m);
         if (verbose && size_t(n) > kAddBlock)
             std::printf("  add: %zu / %lld vectors\n", i0 + m, (long long)n);
@@ -549,10 +543,23 @@ void IndexIVF::add_sa_codes(idx_t n, const uint8_t* codes, const idx_t* ids) {
 }
 
 void IndexIVF::append_codes(size_t n, const size_t* list_of, const uint8_t* codes, size_t stride, const idx_t* ids) {
+    const std::vector<idx_t> lists(list_of, list_of + n);
     std::unique_lock<SharedMutex> lk(rw_mutex_);
-    const CodeLayout lay = layout();
-    for (size_t i = 0; i < n; i++) lists_.append(list_of[i], codes + i * stride, lay, ids ? ids[i] : ntotal + idx_t(i));
+    store_entries(n, lists.data(), codes, stride, ids, ntotal);
     ntotal += idx_t(n);
+}
+
+size_t IndexIVF::store_entries(size_t n, const idx_t* list_of, const uint8_t* codes, size_t stride, const idx_t* ids,
+                               idx_t first_id) {
+    const CodeLayout lay = layout();
+    size_t stored = 0;
+    for (size_t i = 0; i < n; i++) {
+        const idx_t l = list_of[i];
+        if (l < 0 || size_t(l) >= nlist) continue;  // faiss skips vectors the quantizer cannot place
+        lists_.append(size_t(l), codes + i * stride, lay, ids ? ids[i] : first_id + idx_t(i));
+        stored++;
+    }
+    return stored;
 }
 
 void IndexIVF::put_list_number(uint8_t* b, size_t list_no) const {
@@ -562,9 +569,9 @@ void IndexIVF::put_list_number(uint8_t* b, size_t list_no) const {
 void IndexIVF::add_entries(size_t list_no, size_t n, const uint8_t* codes, const idx_t* ids) {
     check_writable();
     NEARLY_CHECK_ARG(list_no < nlist, "list number out of range");
+    const std::vector<idx_t> lists(n, idx_t(list_no));
     std::unique_lock<SharedMutex> lk(rw_mutex_);
-    const CodeLayout lay = layout();
-    for (size_t i = 0; i < n; i++) lists_.append(list_no, codes + i * code_size, lay, ids[i]);
+    store_entries(n, lists.data(), codes, code_size, ids, ntotal);
     ntotal += idx_t(n);
 }
 
@@ -682,13 +689,16 @@ void IndexIVF::search_preassigned(idx_t n, const float* x, idx_t k, size_t np, c
 void IndexIVF::search_lists(idx_t n, const float* x, idx_t k, size_t np, const idx_t* coarse,
                             const float* coarse_dis, const SearchParameters* params, float* D, idx_t* I,
                             bool sorted) const {
-    const IDSelector* sel = params ? params->sel.get() : nullptr;
+    const IDSelector* search_sel = params ? params->sel.get() : nullptr;
+    const std::unique_ptr<IDSelector> entry_sel = entry_selector(search_sel);
+    const IDSelector* sel = entry_sel ? entry_sel.get() : search_sel;
     const CodeBudget budget = code_budget(params, size_t(k));
     if (budget.max_codes > 0) {
         // Each query stops on its own count: query by query, which counts
         // what it scanned in indexIVF_stats.
         const std::unique_ptr<QueryBatch> batch = prepare_queries(n, x, params);
         search_by_query(n, x, k, np, coarse, coarse_dis, sel, D, I, batch.get(), budget);
+        finish_search(n, k, D, I, search_sel);
         return;
     }
     const IndexIVFStats probed = probe_stats(n, np, coarse);
@@ -708,6 +718,7 @@ void IndexIVF::search_lists(idx_t n, const float* x, idx_t k, size_t np, const i
         const std::unique_ptr<QueryBatch> batch = prepare_queries(n, x, params);
         search_by_query(n, x, k, np, coarse, coarse_dis, sel, D, I, batch.get(), CodeBudget());
     }
+    finish_search(n, k, D, I, search_sel);
     record_ivf_stats(probed);  // searches that completed
 }
 
@@ -934,10 +945,12 @@ void IndexIVF::range_search_preassigned(idx_t n, const float* x, float radius, s
 void IndexIVF::range_search_lists(idx_t n, const float* x, float radius, size_t np, const idx_t* coarse,
                                   const float* coarse_dis, RangeSearchResult& result,
                                   const SearchParameters* params) const {
-    const IDSelector* sel = params ? params->sel.get() : nullptr;
+    const IDSelector* search_sel = params ? params->sel.get() : nullptr;
     const auto* ivf_params = dynamic_cast<const SearchParametersIVF*>(params);
     const size_t max_empty = ivf_params ? ivf_params->max_empty_result_buckets : 0;
     std::shared_lock<SharedMutex> lk(rw_mutex_);
+    const std::unique_ptr<IDSelector> entry_sel = entry_selector(search_sel);
+    const IDSelector* sel = entry_sel ? entry_sel.get() : search_sel;
     const size_t dd = d;
     const bool ip = is_similarity_metric(metric_type);
     const CodeLayout lay = layout();
@@ -973,6 +986,7 @@ void IndexIVF::range_search_lists(idx_t n, const float* x, float radius, size_t 
             poll();
         }
     });
+    finish_range_search(hits, search_sel);
     result.lims.assign(size_t(n) + 1, 0);
     result.labels.clear();
     result.distances.clear();
@@ -1055,6 +1069,7 @@ void IndexIVF::merge_from(Index& other_base, idx_t add_id) {
         }
     }
     ntotal += other.ntotal;
+    merge_family_state(other, add_id);
     other.lists_.clear();
     other.ntotal = 0;
 }

@@ -6,6 +6,7 @@
 #include "invlists.h"
 #include "nearly/ivf.h"
 #include "nearly/ivf_flat.h"
+#include "nearly/ivf_flat_dedup.h"
 #include "nearly/ivf_flat_panorama.h"
 #include "nearly/ivf_independent_quantizer.h"
 #include "nearly/kmeans.h"
@@ -291,6 +292,26 @@ void bind_ivf(py::module_& m) {
                  return std::make_shared<IndexIVFFlat>(quantizer, d, size_t(nlist), MetricType(metric));
              }),
              py::arg("quantizer"), py::arg("d"), py::arg("nlist"), py::arg("metric") = int(METRIC_L2));
+
+    py::class_<IndexIVFFlatDedup, IndexIVFFlat, std::shared_ptr<IndexIVFFlatDedup>>(
+        m, "IndexIVFFlatDedup",
+        "faiss's IndexIVFFlatDedup: IVF-Flat storing each distinct vector once; a copy's id is returned at the "
+        "stored vector's distance.")
+        .def(py::init([](IndexPtr quantizer, int d, long long nlist, int metric, bool own_invlists) {
+                 if (nlist < 1) throw InvalidArgument("IndexIVFFlatDedup: nlist must be positive");
+                 if (!own_invlists)
+                     throw NotSupported("IndexIVFFlatDedup: own_invlists=False (external inverted lists) is not supported");
+                 return std::make_shared<IndexIVFFlatDedup>(quantizer, d, size_t(nlist), MetricType(metric));
+             }),
+             py::arg("quantizer"), py::arg("d"), py::arg("nlist"), py::arg("metric") = int(METRIC_L2),
+             py::arg("own_invlists") = true)
+        .def("_instances", [](const IndexIVFFlatDedup& self) {
+            const auto pairs = self.instances();
+            py::array_t<idx_t> out({py::ssize_t(pairs.size()), py::ssize_t(2)});
+            auto o = out.mutable_unchecked<2>();
+            for (size_t i = 0; i < pairs.size(); i++) o(i, 0) = pairs[i].first, o(i, 1) = pairs[i].second;
+            return out;
+        }, "(stored id, copy id) pairs, sorted (faiss's instances map, which its Python cannot read).");
 
     py::class_<IndexIVFFlatPanorama, IndexIVFFlat, std::shared_ptr<IndexIVFFlatPanorama>> ivf_panorama(
         m, "IndexIVFFlatPanorama");

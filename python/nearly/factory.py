@@ -163,6 +163,8 @@ INDEXES = [
     (re.compile(r"Flat"), lambda m, d, metric: _nearly.IndexFlat(d, metric)),
     (re.compile(_IVF + r",Flat"), lambda m, d, metric: _nearly.IndexIVFFlat(
         _coarse(m, d, metric), d, _nlist(m.group(1)), metric)),
+    (re.compile(_IVF + r",FlatDedup"), lambda m, d, metric: _nearly.IndexIVFFlatDedup(
+        _coarse(m, d, metric), d, _nlist(m.group(1)), metric)),
     # faiss's FlatPanorama[{levels}][_{batch}] (ivf_flat_panorama.h): 8 levels by default, like faiss.
     (re.compile(_IVF + r",FlatPanorama(\d+)?(?:_(\d+))?"), lambda m, d, metric: _nearly.IndexIVFFlatPanorama(
         _coarse(m, d, metric), d, _nlist(m.group(1)), int(m.group(3) or 8), metric, True,

@@ -315,6 +315,8 @@ class GpuIndexIVFFlat(_GpuIVF, _IVFFlatBase):
     def __init__(self, res, arg, nlist=None, metric=METRIC_L2, config=None):
         _require_gpu()
         cpu = None
+        if type(arg).__name__ == "IndexIVFFlatDedup":
+            raise RuntimeError("GpuIndexIVFFlat: an IndexIVFFlatDedup's copies have no GPU twin")
         if isinstance(arg, IndexIVFFlat):
             cpu, config = arg, nlist if isinstance(nlist, GpuIndexIVFFlatConfig) else config
             d, nlist, metric = cpu.d, cpu.nlist, cpu.metric_type
@@ -440,7 +442,8 @@ def index_cpu_to_gpu(res, device, index, options=None):
         config.device = device
         config.useFloat16 = bool(options.useFloat16)
         return GpuIndexFlat(res, index, config)
-    if isinstance(index, IndexIVFFlat) and type(index).__name__ != "IndexIVFFlatPanorama":  # no GPU Panorama
+    # no GPU Panorama; a Dedup index's copies have no GPU twin
+    if isinstance(index, IndexIVFFlat) and type(index).__name__ not in ("IndexIVFFlatPanorama", "IndexIVFFlatDedup"):
         config = GpuIndexIVFFlatConfig()
         config.device = device
         return GpuIndexIVFFlat(res, index, config)

@@ -210,7 +210,7 @@ struct IndexIVF : Index {
     // faiss's make_direct_map: an id -> (list, offset) table, kept up to date
     // by add, remove_ids and reset, so that reconstruct() can find a vector.
     // make_direct_map(false) drops it.
-    void make_direct_map(bool enable = true);
+    virtual void make_direct_map(bool enable = true);
     bool has_direct_map() const { return lists_.has_direct_map(); }
     // The stored vector as the family decodes it (exact for Flat).
     void reconstruct(idx_t key, float* out) const override;
@@ -224,8 +224,8 @@ struct IndexIVF : Index {
     // faiss's search_and_return_codes: the results' codes as stored (the
     // family's code_size bytes), with include_listnos the list number
     // before each (sa_decode's format); missing results are all 0xff.
-    void search_and_return_codes(idx_t n, const float* x, idx_t k, float* D, idx_t* I, uint8_t* codes,
-                                 bool include_listnos, const SearchParameters* params = nullptr) const;
+    virtual void search_and_return_codes(idx_t n, const float* x, idx_t k, float* D, idx_t* I, uint8_t* codes,
+                                         bool include_listnos, const SearchParameters* params = nullptr) const;
     // Standalone codes as faiss lays them out: the list number in
     // coarse_code_size() little-endian bytes, then the family's code.
     size_t coarse_code_size() const;
@@ -261,7 +261,7 @@ struct IndexIVF : Index {
     // faiss). subset_type 0: ids in [a1, a2); 1: id % a1 == a2; 2: the share
     // [a1, a2) of ntotal, list by list; 3: part a2 of a1 of each list; 4:
     // the lists [a1, a2). Returns the number copied.
-    size_t copy_subset_to(IndexIVF& other, int subset_type, idx_t a1, idx_t a2) const;
+    virtual size_t copy_subset_to(IndexIVF& other, int subset_type, idx_t a1, idx_t a2) const;
 
     // add / add_with_ids with the lists given: list_nos[i] in [-1, nlist)
     // (-1: the vector is counted, not stored, as faiss). ids null: sequential;
@@ -279,6 +279,29 @@ struct IndexIVF : Index {
 
    protected:
     IndexPtr clustering_index_;
+    using List = InvertedLists::List;
+    InvertedLists lists_;
+
+    // ---- for a family whose stored entry may stand for several ids
+    // (IndexIVFFlatDedup: one entry per distinct vector) ----
+    // Puts n encoded entries into their lists (list_of[i] < 0 or >= nlist:
+    // counted, not stored, faiss's rule for vectors the quantizer cannot
+    // place), codes stride apart, ids[i] or first_id + i. Called with the
+    // write lock held; ntotal is the caller's. Returns the entries stored.
+    virtual size_t store_entries(size_t n, const idx_t* list_of, const uint8_t* codes, size_t stride,
+                                 const idx_t* ids, idx_t first_id);
+    // The selector the lists' entries are tested with, for a search given
+    // sel (null: sel itself). Called under the read lock.
+    virtual std::unique_ptr<IDSelector> entry_selector(const IDSelector* sel) const { return nullptr; }
+    // The last step of every k-NN search (n x k results in order, sel the
+    // search's own selector) and range search (each query's hits), under
+    // the read lock.
+    virtual void finish_search(idx_t n, idx_t k, float* D, idx_t* I, const IDSelector* sel) const {}
+    virtual void finish_range_search(std::vector<std::vector<std::pair<idx_t, float>>>& hits,
+                                     const IDSelector* sel) const {}
+    // merge_from's share of the family's own state (other's entries, ids
+    // shifted by add_id, have joined these lists); under both write locks.
+    virtual void merge_family_state(IndexIVF& other, idx_t add_id) {}
     // Appends n codes (code_size bytes each, stride apart) to lists
     // list_of[i] (checked by the caller), ids as given or ntotal, ntotal +
     // 1, ...; takes the write lock, updates ntotal.
@@ -474,8 +497,6 @@ struct IndexIVF : Index {
                          CodeBudget budget) const;
     void search_by_list(idx_t n, const float* x, idx_t k, size_t np, const idx_t* coarse, const float* coarse_dis,
                         const IDSelector* sel, float* D, idx_t* I) const;
-    using List = InvertedLists::List;
-    InvertedLists lists_;
     std::vector<ListLimit> list_limits_;
 };
 
