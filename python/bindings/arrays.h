@@ -167,6 +167,29 @@ inline void check_bbs(long long bbs) {
                                       " is not a positive multiple of 32 (faiss's rule)");
 }
 
+// The lists given to the *_preassigned searches: Iq (n, nprobe) list
+// numbers, Dq their centroid scores or None (float IVF; the binary one
+// passes None: its scan does not use them).
+struct Assignment {
+    py::array_t<idx_t, py::array::c_style | py::array::forcecast> Iq;
+    py::array_t<float, py::array::c_style | py::array::forcecast> Dq;
+    size_t np = 0;
+    bool has_scores = false;
+    Assignment(idx_t n, py::handle Iq_obj, py::handle Dq_obj) {
+        Iq = py::array_t<idx_t, py::array::c_style | py::array::forcecast>::ensure(Iq_obj);
+        if (!Iq || Iq.ndim() != 2 || Iq.shape(0) != n || Iq.shape(1) < 1)
+            throw nearly::InvalidArgument("Iq must be an (n, nprobe) array of list numbers");
+        np = size_t(Iq.shape(1));
+        if (Dq_obj.is_none()) return;
+        Dq = py::array_t<float, py::array::c_style | py::array::forcecast>::ensure(Dq_obj);
+        if (!Dq || Dq.ndim() != 2 || Dq.shape(0) != n || size_t(Dq.shape(1)) != np)
+            throw nearly::InvalidArgument("Dq must be an (n, nprobe) float32 array like Iq");
+        has_scores = true;
+    }
+    const idx_t* lists() const { return Iq.data(); }
+    const float* scores() const { return has_scores ? Dq.data() : nullptr; }
+};
+
 // Replaces a flat-code index's codes by the bytes of `codes` (any shape,
 // whole codes): what a write to faiss's index.codes does.
 template <class IndexT>

@@ -40,14 +40,6 @@ py::tuple binary_range_tuple(const RangeSearchResult& res) {
     return py::make_tuple(lims, D, I);
 }
 
-// Each query's lists (Iq: n x nprobe list numbers, -1 skipped).
-py::array_t<idx_t, py::array::c_style | py::array::forcecast> probe_lists_arg(py::handle Iq_obj, idx_t n) {
-    auto Iq = py::array_t<idx_t, py::array::c_style | py::array::forcecast>::ensure(Iq_obj);
-    if (!Iq || Iq.ndim() != 2 || Iq.shape(0) != n || Iq.shape(1) < 1)
-        throw InvalidArgument("Iq must be an (n, nprobe) array of list numbers");
-    return Iq;
-}
-
 }  // namespace
 
 void bind_binary_flat(py::module_& m) {
@@ -219,14 +211,13 @@ void bind_binary_flat(py::module_& m) {
                                       py::handle params) {
             U8Array x = as_codes(x_obj, self.code_size, "codes");
             const idx_t n = x.shape(0), k = as_k(k_obj);
-            auto Iq = probe_lists_arg(Iq_obj, n);
+            const Assignment a(n, Iq_obj, py::none());
             const SearchParameters* p = params_ptr(params);
             py::array_t<int32_t> D({n, k});
             py::array_t<idx_t> I({n, k});
             {
                 py::gil_scoped_release release;
-                self.search_preassigned(n, x.data(), k, size_t(Iq.shape(1)), Iq.data(), D.mutable_data(),
-                                        I.mutable_data(), p);
+                self.search_preassigned(n, x.data(), k, a.np, a.lists(), D.mutable_data(), I.mutable_data(), p);
             }
             return py::make_tuple(D, I);
         }, py::arg("x"), py::arg("k"), py::arg("Iq"), py::arg("Dq") = py::none(), py::kw_only(),
@@ -235,12 +226,12 @@ void bind_binary_flat(py::module_& m) {
                                             py::handle Iq_obj, py::handle /*Dq*/, py::handle params) {
             U8Array x = as_codes(x_obj, self.code_size, "codes");
             const idx_t n = x.shape(0);
-            auto Iq = probe_lists_arg(Iq_obj, n);
+            const Assignment a(n, Iq_obj, py::none());
             const SearchParameters* p = params_ptr(params);
             RangeSearchResult res;
             {
                 py::gil_scoped_release release;
-                self.range_search_preassigned(n, x.data(), radius, size_t(Iq.shape(1)), Iq.data(), res, p);
+                self.range_search_preassigned(n, x.data(), radius, a.np, a.lists(), res, p);
             }
             return binary_range_tuple(res);
         }, py::arg("x"), py::arg("radius"), py::arg("Iq"), py::arg("Dq") = py::none(), py::kw_only(),

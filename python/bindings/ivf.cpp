@@ -29,28 +29,6 @@ size_t check_nprobe(long long nprobe) {
     if (nprobe < 1) throw InvalidArgument("nprobe must be at least 1 (got " + std::to_string(nprobe) + ")");
     return size_t(nprobe);
 }
-
-// The lists given to the *_preassigned searches: Iq (n, nprobe) list
-// numbers, Dq their centroid scores or None.
-struct Assignment {
-    py::array_t<idx_t, py::array::c_style | py::array::forcecast> Iq;
-    py::array_t<float, py::array::c_style | py::array::forcecast> Dq;
-    size_t np = 0;
-    bool has_scores = false;
-    Assignment(idx_t n, py::handle Iq_obj, py::handle Dq_obj) {
-        Iq = py::array_t<idx_t, py::array::c_style | py::array::forcecast>::ensure(Iq_obj);
-        if (!Iq || Iq.ndim() != 2 || Iq.shape(0) != n || Iq.shape(1) < 1)
-            throw InvalidArgument("Iq must be an (n, nprobe) array of list numbers");
-        np = size_t(Iq.shape(1));
-        if (Dq_obj.is_none()) return;
-        Dq = py::array_t<float, py::array::c_style | py::array::forcecast>::ensure(Dq_obj);
-        if (!Dq || Dq.ndim() != 2 || Dq.shape(0) != n || size_t(Dq.shape(1)) != np)
-            throw InvalidArgument("Dq must be an (n, nprobe) float32 array like Iq");
-        has_scores = true;
-    }
-    const idx_t* lists() const { return Iq.data(); }
-    const float* scores() const { return has_scores ? Dq.data() : nullptr; }
-};
 }  // namespace
 
 void bind_ivf(py::module_& m) {
