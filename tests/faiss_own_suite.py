@@ -87,6 +87,9 @@ def per_file(junit_xml):
             if child.tag in ("failure", "error", "skipped"):
                 outcome = {"failure": "failed"}.get(child.tag, child.tag)
         counts[name][outcome] += 1
+        if outcome in ("failed", "error"):  # which ones, for whoever takes the next gap
+            counts[name].setdefault("not_passing", []).append(
+                f"{case.get('classname', '').split('.')[-1]}.{case.get('name')}")
     return dict(sorted(counts.items()))
 
 
