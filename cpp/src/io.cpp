@@ -23,6 +23,7 @@
 #include "nearly/binary_ivf.h"
 #include "nearly/idmap.h"
 #include "nearly/index_pq.h"
+#include "nearly/index_2layer.h"
 #include "nearly/index_lsh.h"
 #include "nearly/index_rabitq.h"
 #include "nearly/ivf_rabitq.h"
@@ -176,6 +177,7 @@ IndexPtr read_tagged(Reader& r, const std::string& tag) {
     if (tag == "IVFPQR") return IndexIVFPQR::read_body(r);
     if (tag == "IVFPQFastScan") return IndexIVFPQFastScan::read_body(r);
     if (tag == "PQ") return IndexPQ::read_body(r);
+    if (tag == "2Layer") return Index2Layer::read_body(r);
     if (tag == "PQFastScan") return IndexPQFastScan::read_body(r);
     if (tag == "ScalarQuantizer") return IndexScalarQuantizer::read_body(r);
     if (tag == "EDEN") return IndexEDEN::read_body(r);

@@ -4,6 +4,7 @@
 #include <pybind11/stl.h>
 
 #include "arrays.h"
+#include "nearly/index_2layer.h"
 #include "nearly/index_pq.h"
 #include "nearly/ivfpq.h"
 #include "nearly/ivfpqr.h"
@@ -237,6 +238,26 @@ void bind_pq(py::module_& m) {
         .def_readwrite("n_hamming_pass", &IndexPQStats::n_hamming_pass)
         .def("reset", &IndexPQStats::reset);
     m.def("_indexPQ_stats", []() -> IndexPQStats& { return indexPQ_stats; }, py::return_value_policy::reference);
+
+    py::class_<Index2Layer, Index, std::shared_ptr<Index2Layer>>(
+        m, "Index2Layer",
+        "faiss's Index2Layer(quantizer, nlist, M, nbit=8, metric): flat codes of (list number, PQ code of the "
+        "residual), IndexIVFPQ's standalone codes; searched exhaustively (faiss's search raises).")
+        .def(py::init([](IndexPtr quantizer, long long nlist, long long M, long long nbit, int metric) {
+                 return std::make_shared<Index2Layer>(quantizer, check_positive(nlist, "nlist"), check_positive(M, "M"),
+                                                      check_positive(nbit, "nbit"), MetricType(metric));
+             }),
+             py::arg("quantizer"), py::arg("nlist"), py::arg("M"), py::arg("nbit") = 8,
+             py::arg("metric") = int(METRIC_L2))
+        .def_property_readonly("q1", [](const Index2Layer& self) { return self.codec; },
+                               "The level-1 quantizer's holder (faiss's Level1Quantizer: .quantizer, .nlist, .cp), "
+                               "an IndexIVFPQ that holds no vectors.")
+        .def_property_readonly("pq", [](Index2Layer& self) -> ProductQuantizer& { return self.codec->pq; },
+                               py::return_value_policy::reference_internal)
+        .def_readonly("code_size_1", &Index2Layer::code_size_1)
+        .def_readonly("code_size_2", &Index2Layer::code_size_2)
+        .def("transfer_to_IVFPQ", &Index2Layer::transfer_to_IVFPQ, py::arg("other"),
+             py::call_guard<py::gil_scoped_release>());
 
     py::class_<MultiIndexQuantizer, Index, std::shared_ptr<MultiIndexQuantizer>>(m, "MultiIndexQuantizer")
         .def(py::init([](int d, long long M, long long nbits) {

@@ -149,6 +149,17 @@ def _ivfpqr(quantizer, d, nlist, M, M_refine, metric):
     return _nearly.IndexIVFPQR(quantizer, d, nlist, M, 8, M_refine, 8)
 
 
+def _index_2layer(m, d, metric):
+    if metric != _nearly.METRIC_L2:
+        raise ValueError("Residual: Index2Layer is L2 only in index_factory (faiss's rule)")
+    if m.group(2):  # Residual{M}x{nbits}: a multi-index of (2^nbits)^M cells
+        quantizer = _nearly.MultiIndexQuantizer(d, int(m.group(1)), int(m.group(2)))
+        nlist = 1 << (int(m.group(1)) * int(m.group(2)))
+    else:
+        quantizer, nlist = _nearly.IndexFlatL2(d), int(m.group(1))
+    return _nearly.Index2Layer(quantizer, nlist, int(m.group(3)), int(m.group(4) or 8), metric)
+
+
 def _ivfpq_fast_scan(quantizer, d, nlist, M, metric, by_residual, bbs):
     return _by_residual(_nearly.IndexIVFPQFastScan(quantizer, d, nlist, M, 4, metric, bbs), by_residual)
 
@@ -163,6 +174,9 @@ INDEXES = [
     (re.compile(r"Flat"), lambda m, d, metric: _nearly.IndexFlat(d, metric)),
     (re.compile(_IVF + r",Flat"), lambda m, d, metric: _nearly.IndexIVFFlat(
         _coarse(m, d, metric), d, _nlist(m.group(1)), metric)),
+    # faiss's Residual{nlist},PQ{M}[x{nbits}] and Residual{M}x{nbits},PQ...:
+    # Index2Layer over a flat or multi-index quantizer (L2 only, as faiss).
+    (re.compile(r"Residual(\d+)(?:x(\d+))?,PQ(\d+)(?:x(\d+))?"), lambda m, d, metric: _index_2layer(m, d, metric)),
     (re.compile(_IVF + r",FlatDedup"), lambda m, d, metric: _nearly.IndexIVFFlatDedup(
         _coarse(m, d, metric), d, _nlist(m.group(1)), metric)),
     # faiss's FlatPanorama[{levels}][_{batch}] (ivf_flat_panorama.h): 8 levels by default, like faiss.
