@@ -144,3 +144,24 @@ def test_persistence_and_bad_input(data, tmp_path):
     with pytest.raises(ValueError):
         nearly.Index2Layer(nearly.IndexFlatL2(D), 0, M)
     assert two.remove_ids(nearly.IDSelectorRange(0, 100)) == 100 and two.ntotal == len(xb) - 100
+
+
+@pytest.mark.parametrize("ref_key, key", [("IVF64,PQ8np", "Residual64,PQ8"), ("IMI2x4,PQ8np", "Residual2x4,PQ8")])
+def test_pieces_set_by_hand_give_the_ivfpq_codes(data, ref_key, key):
+    """faiss's way to build one from a trained IVFPQ: its pq and quantizer
+    assigned, then is_trained set: the same standalone codes and decodings."""
+    xt, xb, _ = data
+    ref = nearly.index_factory(D, ref_key)
+    ref.train(xt)
+    two = nearly.index_factory(D, key)
+    two.pq = ref.pq
+    two.q1.quantizer = ref.quantizer
+    two.is_trained = True
+    codes = two.sa_encode(xb)
+    np.testing.assert_array_equal(codes, ref.sa_encode(xb))
+    np.testing.assert_array_equal(two.sa_decode(codes), ref.sa_decode(codes))
+    back = nearly.deserialize_index(nearly.serialize_index(two))
+    np.testing.assert_array_equal(back.sa_encode(xb), codes)
+    fresh = nearly.index_factory(D, key)
+    with pytest.raises(ValueError):
+        fresh.is_trained = True  # its quantizer holds no centroids

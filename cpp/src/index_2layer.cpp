@@ -51,6 +51,13 @@ void Index2Layer::train(idx_t n, const float* x) {
     is_trained = codec->is_trained;
 }
 
+void Index2Layer::set_trained(bool trained) {
+    check_writable();
+    if (trained) codec->set_trained(true);
+    std::unique_lock<SharedMutex> lk(rw_mutex_);
+    is_trained = trained;
+}
+
 void Index2Layer::encode(size_t n, const float* x, uint8_t* codes) const { codec->sa_encode(idx_t(n), x, codes); }
 
 void Index2Layer::decode(const uint8_t* code, float* out) const { codec->sa_decode(1, code, out); }

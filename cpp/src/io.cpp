@@ -188,6 +188,7 @@ IndexPtr read_tagged(Reader& r, const std::string& tag) {
     if (tag == "IVFResidualQuantizerFastScan") return IndexIVFResidualQuantizerFastScan::read_body(r);
     if (tag == "LSH") return IndexLSH::read_body(r);
     if (tag == "MultiIndexQuantizer") return MultiIndexQuantizer::read_body(r);
+    if (tag == "MultiIndexQuantizer2") return MultiIndexQuantizer2::read_body(r);
     if (tag == "ResidualCoarseQuantizer") return ResidualCoarseQuantizer::read_body(r);
     if (tag == "RaBitQ") return IndexRaBitQ::read_body(r);
     if (tag == "RaBitQFastScan") return IndexRaBitQFastScan::read_body(r);

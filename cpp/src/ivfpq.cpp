@@ -133,7 +133,9 @@ void IndexIVFPQ::install_pq_centroids(const float* c) {
 // it fits in precomputed_table_max_bytes; -1 turns it off.
 void IndexIVFPQ::build_precomputed_table() {
     precomputed_table.clear();
-    if (use_precomputed_table == -1 || !pq_trained_) return;
+    // No centroids yet (the PQ set before the quantizer is trained): the
+    // table is built when the quantizer comes (rebuild_centroid_state).
+    if (use_precomputed_table == -1 || !pq_trained_ || !quantizer_places_lists(*quantizer, nlist)) return;
     const size_t ts = pq.M * pq.ksub;
     const auto* miq = dynamic_cast<const MultiIndexQuantizer*>(quantizer.get());
     const bool decomposes = miq && pq.M % miq->pq.M == 0;

@@ -252,8 +252,12 @@ void bind_pq(py::module_& m) {
         .def_property_readonly("q1", [](const Index2Layer& self) { return self.codec; },
                                "The level-1 quantizer's holder (faiss's Level1Quantizer: .quantizer, .nlist, .cp), "
                                "an IndexIVFPQ that holds no vectors.")
-        .def_property_readonly("pq", [](Index2Layer& self) -> ProductQuantizer& { return self.codec->pq; },
-                               py::return_value_policy::reference_internal)
+        .def_property("pq", [](Index2Layer& self) -> ProductQuantizer& { return self.codec->pq; },
+                      [](Index2Layer& self, const ProductQuantizer& other) {
+                          py::gil_scoped_release release;
+                          self.codec->set_pq(other);
+                      },
+                      py::return_value_policy::reference_internal)
         .def_readonly("code_size_1", &Index2Layer::code_size_1)
         .def_readonly("code_size_2", &Index2Layer::code_size_2)
         .def("transfer_to_IVFPQ", &Index2Layer::transfer_to_IVFPQ, py::arg("other"),
@@ -264,7 +268,12 @@ void bind_pq(py::module_& m) {
                  return std::make_shared<MultiIndexQuantizer>(d, check_positive(M, "M"), check_positive(nbits, "nbits"));
              }),
              py::arg("d"), py::arg("M"), py::arg("nbits"))
-        .def_property_readonly("pq", &pq_of_miq, py::return_value_policy::reference_internal)
+        .def_property("pq", &pq_of_miq,
+                      [](MultiIndexQuantizer& self, const ProductQuantizer& other) {
+                          py::gil_scoped_release release;
+                          self.set_pq(other);
+                      },
+                      py::return_value_policy::reference_internal)
         // Test hook: the k cells of one query's (M, ksub) distance table.
         .def("_nearest_cells", [](const MultiIndexQuantizer& q, py::handle tab_obj, long long k) {
             auto tab = py::array_t<float, py::array::c_style | py::array::forcecast>::ensure(tab_obj);
@@ -275,6 +284,22 @@ void bind_pq(py::module_& m) {
             q.nearest_cells(tab.data(), kk, D.mutable_data(), I.mutable_data());
             return py::make_tuple(D, I);
         }, py::arg("tab"), py::arg("k"));
+
+    py::class_<MultiIndexQuantizer2, MultiIndexQuantizer, std::shared_ptr<MultiIndexQuantizer2>>(
+        m, "MultiIndexQuantizer2",
+        "faiss's MultiIndexQuantizer2(d, nbits, assign_index_0, assign_index_1) or (d, M, nbits, [indexes]): the "
+        "sub-quantizers searched through indexes of their own, which train() fills with the sub-centroids.")
+        .def(py::init([](int d, long long nbits, IndexPtr a0, IndexPtr a1) {
+                 return std::make_shared<MultiIndexQuantizer2>(d, 2, check_positive(nbits, "nbits"),
+                                                               std::vector<IndexPtr>{a0, a1});
+             }),
+             py::arg("d"), py::arg("nbits"), py::arg("assign_index_0"), py::arg("assign_index_1"))
+        .def(py::init([](int d, long long M, long long nbits, std::vector<IndexPtr> indexes) {
+                 return std::make_shared<MultiIndexQuantizer2>(d, check_positive(M, "M"), check_positive(nbits, "nbits"),
+                                                               std::move(indexes));
+             }),
+             py::arg("d"), py::arg("M"), py::arg("nbits"), py::arg("indexes"))
+        .def_property_readonly("assign_indexes", [](const MultiIndexQuantizer2& self) { return self.assign_indexes; });
 
     py::class_<IndexIVFPQ, IndexIVF, std::shared_ptr<IndexIVFPQ>>(m, "IndexIVFPQ")
         .def(py::init([](IndexPtr quantizer, int d, long long nlist, long long M, long long nbits, int metric) {

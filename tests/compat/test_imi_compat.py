@@ -274,3 +274,70 @@ def test_bad_input_reaches_clear_errors():
         nearly.search_with_parameters(index, xb[:2], 0)
     with pytest.raises(IndexError):
         index.quantizer.reconstruct_n(250, 10)  # past the 256 cells
+
+
+def test_multi_index_quantizer2_gives_the_multi_index_cells(faiss):
+    """MultiIndexQuantizer2 over exact assign indexes: the cells and sums of
+    the MultiIndexQuantizer with the same sub-centroids (and faiss's), from
+    training (the assign indexes filled) or from pieces set by hand."""
+    ours, theirs, xb = trained_pair(faiss)
+    xq = clustered(np.random.default_rng(2), 200)
+    dsub = 32 // 2
+    trained = nearly.MultiIndexQuantizer2(32, 6, nearly.IndexFlatL2(dsub), nearly.IndexFlatL2(dsub))
+    trained.train(xb)
+    assert [a.ntotal for a in trained.assign_indexes] == [64, 64] and trained.ntotal == 4096
+    by_hand = nearly.MultiIndexQuantizer2(32, 2, 6, [nearly.IndexFlatL2(dsub), nearly.IndexFlatL2(dsub)])
+    c = ours.pq.centroids.reshape(2, 64, dsub)
+    for m in range(2):
+        by_hand.assign_indexes[m].add(c[m])
+    by_hand.pq = ours.pq
+    by_hand.is_trained = True
+    for k in (1, 10, 300):
+        Do, Io = ours.search(xq, k)
+        Dh, Ih = by_hand.search(xq, k)
+        assert (Ih == Io).mean() > 0.999
+        np.testing.assert_allclose(Dh, Do, rtol=1e-5, atol=1e-4)
+        Dt, It = theirs.search(xq, k)
+        assert (Ih == It).mean() > 0.99
+    Dt, It = trained.search(xq, 10)  # its own training: cells by its own sub-centroids
+    tr = nearly.MultiIndexQuantizer(32, 2, 6)
+    tr.pq = trained.pq
+    tr.is_trained = True
+    assert (tr.search(xq, 10)[1] == It).mean() > 0.999
+    back = nearly.deserialize_index(nearly.serialize_index(by_hand))
+    assert type(back).__name__ == "MultiIndexQuantizer2"
+    np.testing.assert_array_equal(back.search(xq, 10)[1], by_hand.search(xq, 10)[1])
+
+
+def test_multi_index_quantizer2_approximate_assign_and_ivf(faiss):
+    """HNSW assign indexes (the reason for the class): an IVFPQ over it finds
+    what it finds over the exact multi-index; a sub-index that returns fewer
+    sub-centroids than asked ends the enumeration instead of making cells up."""
+    xb = clustered(np.random.default_rng(3), 20000)
+    xq = xb[::100] + np.random.default_rng(4).normal(0, 0.1, (200, 32)).astype(np.float32)  # near the data
+    q2 = nearly.MultiIndexQuantizer2(32, 6, nearly.IndexHNSWFlat(16, 16), nearly.IndexHNSWFlat(16, 16))
+    ivf = nearly.IndexIVFPQ(q2, 32, 4096, 8, 8)
+    ivf.quantizer_trains_alone = 1
+    ivf.train(xb)
+    ivf.add(xb)
+    ivf.nprobe = 64
+    exact = nearly.MultiIndexQuantizer(32, 2, 6)
+    exact.pq = q2.pq
+    exact.is_trained = True
+    Ie = exact.search(xq, 64)[1]
+    Ih = q2.search(xq, 64)[1]
+    assert np.mean([len(set(a) & set(b)) / 64 for a, b in zip(Ie, Ih)]) > 0.95
+    I_hnsw = ivf.search(xq, 10)[1]
+    ivf.quantizer = exact  # the same cells, found exactly
+    I_exact = ivf.search(xq, 10)[1]
+    assert (I_exact >= 0).all()
+    assert np.mean([len(set(a) & set(b)) / 10 for a, b in zip(I_hnsw, I_exact)]) > 0.95
+    short = nearly.MultiIndexQuantizer2(32, 2, nearly.IndexFlatL2(16), nearly.IndexFlatL2(16))
+    short.train(xb[:2000])
+    short.assign_indexes[1].remove_ids(nearly.IDSelectorRange(2, 4))  # two sub-centroids gone
+    D, I = short.search(xq[:3], 16)
+    assert (I[:, :8] >= 0).all() and (I[:, 8:] == -1).all()  # 4 x 2 cells, then padding
+    with pytest.raises(RuntimeError):
+        short.search(xq, 3, params=nearly.SearchParameters())
+    with pytest.raises(ValueError):
+        nearly.MultiIndexQuantizer2(32, 6, nearly.IndexFlatL2(8), nearly.IndexFlatL2(16))

@@ -30,6 +30,9 @@ struct Index2Layer : IndexFlatCodes {
     // The quantizer's k-means (unless it already holds nlist centroids), then
     // the PQ on residuals, as IndexIVFPQ::train.
     void train(idx_t n, const float* x) override;
+    // faiss's `index.is_trained = True` after its pq and q1.quantizer were
+    // set by hand: the codec must then hold the nlist centroids.
+    void set_trained(bool trained) override;
     // Exact distances to every decoded vector; selectors on positions.
     void search(idx_t n, const float* x, idx_t k, float* D, idx_t* I,
                 const SearchParameters* params = nullptr) const override;

@@ -8,6 +8,7 @@
 // Always L2, like faiss's.
 #pragma once
 #include <memory>
+#include <vector>
 
 #include "nearly/index.h"
 #include "nearly/pq.h"
@@ -27,6 +28,9 @@ struct MultiIndexQuantizer : Index {
     void train(idx_t n, const float* x) override;
     // After pq.centroids were set by hand.
     void set_trained(bool trained) override;
+    // faiss's `miq.pq = other`: other's codebooks (the same d, M and nbits);
+    // set_trained(true) then makes the cells.
+    void set_pq(const ProductQuantizer& other);
     // The k cells nearest to each query by L2 (sums of the M sub-distances,
     // ascending; ties to the smaller cell number); k beyond ntotal is padded.
     void search(idx_t n, const float* x, idx_t k, float* D, idx_t* I,
@@ -46,8 +50,32 @@ struct MultiIndexQuantizer : Index {
     // Exposed for the tests of the enumeration.
     void nearest_cells(const float* tab, size_t k, float* D, idx_t* I) const;
 
+   protected:
+    // The k nearest cells from each subspace's r nearest sub-centroids
+    // (dis, ids: M x r, ascending; an id < 0 ends its list).
+    void combine_sorted(const float* dis, const idx_t* ids, size_t r, size_t k, float* D, idx_t* I) const;
+
    private:
     void check_key(idx_t key) const;
+};
+
+// faiss's MultiIndexQuantizer2: the M sub-quantizers are searched through
+// indexes of their own (an HNSW over 2^14 sub-centroids, say, instead of a
+// whole distance table each), which train() fills with the sub-centroids.
+// The cells are then enumerated as MultiIndexQuantizer's; with exact assign
+// indexes the results are the same.
+struct MultiIndexQuantizer2 : MultiIndexQuantizer {
+    std::vector<IndexPtr> assign_indexes;  // M indexes of d / M dimensions
+
+    MultiIndexQuantizer2(int d, size_t M, size_t nbits, std::vector<IndexPtr> indexes);
+
+    std::string type_name() const override { return "MultiIndexQuantizer2"; }
+    void train(idx_t n, const float* x) override;
+    // No parameters (faiss's rule): the assign indexes take their own.
+    void search(idx_t n, const float* x, idx_t k, float* D, idx_t* I,
+                const SearchParameters* params = nullptr) const override;
+    void write_body(Writer& w) const override;
+    static std::unique_ptr<MultiIndexQuantizer2> read_body(Reader& r);
 };
 
 }  // namespace nearly
