@@ -205,7 +205,7 @@ size_t IndexIVFFlatDedup::remove_ids(const IDSelector& sel) {
             left.erase(left.begin());
             copies_removed++;  // the stored id's vector leaves, its entry stays
         }
-        if (!left.empty() && (!sel.is_member(stored) || key != stored)) kept[key] = std::move(left);
+        if (!left.empty()) kept[key] = std::move(left);
     }
     if (!renamed.empty())
         for (size_t l = 0; l < nlist; l++) {
