@@ -98,9 +98,16 @@ def test_bad_input_and_lifetime(data):
     del index
     gc.collect()
     assert dc(5) == want
-    # families without one say so (faiss's IVF indexes have none either)
+    # every other index scores its reconstructions (faiss's GenericDistanceComputer):
+    # an IVF index needs its direct map for that, and says so
     ivf = nearly.index_factory(D, "IVF4,Flat")
-    with pytest.raises(RuntimeError, match="get_distance_computer not implemented"):
-        ivf.get_distance_computer()
+    ivf.train(x)
+    ivf.add(x)
+    dc = ivf.get_distance_computer()
+    dc.set_query(xq[0])
+    with pytest.raises(RuntimeError, match="direct map"):
+        dc(3)
+    ivf.make_direct_map()
+    assert dc(3) == pytest.approx(float(((xq[0] - x[3]) ** 2).sum()), rel=1e-5)
     with pytest.raises(RuntimeError, match="METRIC_L2 and METRIC_INNER_PRODUCT"):
         nearly.IndexFlat(D, nearly.METRIC_L1).get_distance_computer()

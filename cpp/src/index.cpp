@@ -45,7 +45,12 @@ void Index::range_search(idx_t, const float*, float, RangeSearchResult&, const S
 }
 
 std::unique_ptr<DistanceComputer> Index::get_distance_computer() const {
-    throw NotSupported("get_distance_computer not implemented for this type of index (" + type_name() + ")");
+    // faiss's default (GenericDistanceComputer): score the reconstructions,
+    // for any index that reconstructs (IVF ones with a direct map).
+    if (metric_type == METRIC_L2 || metric_type == METRIC_INNER_PRODUCT)
+        return std::make_unique<ReconstructDistanceComputer>(*this);
+    throw NotSupported("get_distance_computer not implemented for this type of index (" + type_name() + ") under metric " +
+                       std::to_string(int(metric_type)));
 }
 
 void Index::reconstruct(idx_t, float*) const {

@@ -15,6 +15,7 @@
 #include "nearly/flat.h"
 #include "nearly/flat_panorama.h"
 #include "nearly/hnsw.h"
+#include "nearly/hnsw_on_storage.h"
 #include "nearly/hnsw_pq.h"
 #include "nearly/hnsw_sq.h"
 #include "nearly/nn_descent.h"
@@ -199,6 +200,8 @@ IndexPtr read_tagged(Reader& r, const std::string& tag) {
     if (tag == "HNSWCagra") return IndexHNSWCagra::read_body(r);
     if (tag == "HNSWFlatPanorama") return IndexHNSWFlatPanorama::read_body(r);
     if (tag == "HNSWPQ") return IndexHNSWPQ::read_body(r);
+    if (tag == "HNSWOnStorage") return IndexHNSWOnStorage::read_body(r);
+    if (tag == "HNSW2Level") return IndexHNSW2Level::read_body(r);
     if (tag == "HNSWSQCodes") return IndexHNSWSQCodes::read_body(r);
     if (tag == "NSGFlat") return IndexNSGFlat::read_body(r);
     if (tag == "NNDescentFlat") return IndexNNDescentFlat::read_body(r);

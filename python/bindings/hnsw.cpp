@@ -8,6 +8,7 @@
 #include "arrays.h"
 #include "hnsw_view.h"
 #include "nearly/hnsw.h"
+#include "nearly/hnsw_on_storage.h"
 #include "nearly/hnsw_pq.h"
 #include "nearly/hnsw_sq.h"
 #include "nearly/refine.h"
@@ -252,6 +253,34 @@ void bind_hnsw(py::module_& m) {
                                "Whether the graph is linked by inner product (an inner-product index trained on "
                                "vectors of unequal norms); otherwise by L2, which ranks the same on equal norms.")
         .def("memory_bytes", &IndexHNSWPQ::memory_bytes, "Bytes held by the codes, links, id map and codebooks.");
+
+    py::class_<IndexHNSWOnStorage, Index, std::shared_ptr<IndexHNSWOnStorage>> hnsw_on_storage(m, "IndexHNSWOnStorage",
+        "faiss's IndexHNSW(storage, M): an HNSW graph over the vectors any index stores, scored by its "
+        "DistanceComputer; node i is the storage's row i.");
+    def_init_level0(hnsw_on_storage);
+    hnsw_on_storage
+        .def(py::init([](IndexPtr storage, int M) { return std::make_shared<IndexHNSWOnStorage>(storage, M); }),
+             py::arg("storage"), py::arg("M") = 32)
+        .def_property_readonly("hnsw", [](std::shared_ptr<IndexHNSWOnStorage> self) { return hnsw_view(self); })
+        .def_property(
+            "storage", [](const IndexHNSWOnStorage& self) { return self.storage(); },
+            [](IndexHNSWOnStorage& self, IndexPtr storage) {
+                py::gil_scoped_release release;
+                self.set_storage(std::move(storage));
+            },
+            "The index holding the vectors (shared). Setting it swaps in another holding the same rows.")
+        .def("_ids", &stored_ids<IndexHNSWOnStorage>)
+        .def("graph_memory", &IndexHNSWOnStorage::graph_memory, "Bytes of the links and id map (not the storage).");
+
+    py::class_<IndexHNSW2Level, IndexHNSWOnStorage, std::shared_ptr<IndexHNSW2Level>>(
+        m, "IndexHNSW2Level",
+        "faiss's IndexHNSW2Level(quantizer, nlist, m_pq, M): an HNSW graph over an Index2Layer storage.")
+        .def(py::init([](IndexPtr quantizer, long long nlist, long long m_pq, int M) {
+                 if (!quantizer) throw InvalidArgument("IndexHNSW2Level: a quantizer is needed");
+                 if (nlist < 1 || m_pq < 1) throw InvalidArgument("IndexHNSW2Level: nlist and m_pq must be positive");
+                 return std::make_shared<IndexHNSW2Level>(quantizer, size_t(nlist), int(m_pq), M);
+             }),
+             py::arg("quantizer"), py::arg("nlist"), py::arg("m_pq"), py::arg("M") = 32);
 
     py::class_<IndexRefineSearchParameters, SearchParameters, std::shared_ptr<IndexRefineSearchParameters>>(
         m, "IndexRefineSearchParameters")

@@ -640,8 +640,8 @@ for _cls, _name in [(_nearly.LinearTransform, "A"), (_nearly.LinearTransform, "b
     _track_vector_attribute(_cls, _name)
 
 
-_HNSW_CLASSES = tuple(getattr(_nearly, n) for n in ("IndexHNSWFlat", "IndexHNSWSQ", "IndexHNSWSQCodes", "IndexHNSWPQ")
-                      if hasattr(_nearly, n))
+_HNSW_CLASSES = tuple(getattr(_nearly, n) for n in ("IndexHNSWFlat", "IndexHNSWSQ", "IndexHNSWSQCodes", "IndexHNSWPQ",
+                                                    "IndexHNSWOnStorage", "IndexHNSW2Level") if hasattr(_nearly, n))
 
 
 class _IndexHNSWType(type):
@@ -654,17 +654,21 @@ class _IndexHNSWType(type):
         return issubclass(sub, _HNSW_CLASSES)
 
     def __call__(cls, storage, M=32):
-        # faiss's IndexHNSW(storage, M) over a Flat storage is IndexHNSWFlat;
-        # over other storages nearly has its own classes (IndexHNSWSQ, PQ).
+        # faiss's IndexHNSW(storage, M). Over an empty Flat storage it is
+        # IndexHNSWFlat (the vectors in the graph's nodes, an int8 walk);
+        # over any other index, a graph scored by that index's distance
+        # computer (IndexHNSWOnStorage, hnsw_on_storage.h).
         if isinstance(storage, _nearly.IndexFlat) and storage.ntotal == 0:
             return _nearly.IndexHNSWFlat(storage.d, M, storage.metric_type)
-        raise RuntimeError(f"IndexHNSW(storage, M) over a {type(storage).__name__} storage is not implemented in "
-                           "nearly (an empty IndexFlat is); use IndexHNSWFlat, IndexHNSWSQ or IndexHNSWPQ")
+        if not isinstance(storage, _nearly.Index):
+            raise TypeError(f"IndexHNSW(storage, M): storage must be an index, got {type(storage).__name__}")
+        return _nearly.IndexHNSWOnStorage(storage, M)
 
 
 class IndexHNSW(metaclass=_IndexHNSWType):
-    """faiss's IndexHNSW: the common base of the HNSW indexes (for isinstance),
-    and IndexHNSW(IndexFlat(d), M) builds an IndexHNSWFlat."""
+    """faiss's IndexHNSW: the common base of the HNSW indexes (for isinstance);
+    IndexHNSW(IndexFlat(d), M) builds an IndexHNSWFlat, IndexHNSW(storage, M)
+    over any other index an IndexHNSWOnStorage."""
 
 
 # faiss's IndexFlatCodes.get_FlatCodesDistanceComputer: the same computer

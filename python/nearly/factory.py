@@ -149,6 +149,12 @@ def _ivfpqr(quantizer, d, nlist, M, M_refine, metric):
     return _nearly.IndexIVFPQR(quantizer, d, nlist, M, 8, M_refine, 8)
 
 
+def _hnsw_2level(quantizer, nlist, m_pq, M, metric):
+    if metric != _nearly.METRIC_L2:
+        raise ValueError("HNSW..+PQ: IndexHNSW2Level is L2 only (faiss's rule)")
+    return _nearly.IndexHNSW2Level(quantizer, nlist, m_pq, M)
+
+
 def _index_2layer(m, d, metric):
     if metric != _nearly.METRIC_L2:
         raise ValueError("Residual: Index2Layer is L2 only in index_factory (faiss's rule)")
@@ -256,6 +262,13 @@ INDEXES = [
                                        int(m.group(4) or 32), True, int(m.group(3) or 1))),
     # HNSW[M] (32 by default), then "," or "_" and its storage (faiss accepts both).
     (re.compile(r"HNSW(\d*)(?:[,_]Flat)?"), lambda m, d, metric: _nearly.IndexHNSWFlat(d, _hnsw_m(m), metric)),
+    # faiss's IndexHNSW2Level: HNSW{M}_{nlist}+PQ{m_pq} (a flat quantizer) and
+    # HNSW{M}_2x{nbits}+PQ{m_pq} (a 2 x nbits multi-index), L2.
+    (re.compile(r"HNSW(\d*)_(\d+[kM]?)\+PQ(\d+)"), lambda m, d, metric: _hnsw_2level(
+        _nearly.IndexFlatL2(d), _nlist("IVF" + m.group(2)), int(m.group(3)), _hnsw_m(m), metric)),
+    (re.compile(r"HNSW(\d*)_2x(\d+)\+PQ(\d+)"), lambda m, d, metric: _hnsw_2level(
+        _nearly.MultiIndexQuantizer(d, 2, int(m.group(2))), 1 << (2 * int(m.group(2))), int(m.group(3)),
+        _hnsw_m(m), metric)),
     # faiss's HNSW{M}_FlatPanorama[{levels}] (8 levels by default).
     (re.compile(r"HNSW(\d*)[,_]FlatPanorama(\d*)"), lambda m, d, metric: _nearly.IndexHNSWFlatPanorama(
         d, _hnsw_m(m), int(m.group(2) or 8), metric)),

@@ -123,8 +123,9 @@ struct Index {
     virtual size_t remove_ids(const IDSelector& sel);
     virtual void reset() = 0;
     // faiss's get_distance_computer (distance_computer.h): scores a query
-    // against stored vectors by position, as search does. Families without
-    // one raise NotSupported (faiss's IVF indexes have none either).
+    // against stored vectors by position, as search does. The default
+    // scores reconstruct(i) (faiss's GenericDistanceComputer; L2 and inner
+    // product); families with codes override it with their own scorer.
     virtual std::unique_ptr<DistanceComputer> get_distance_computer() const;
     // Moves other's vectors into this index (other is left empty), like faiss.
     virtual void merge_from(Index& other, idx_t add_id = 0);
