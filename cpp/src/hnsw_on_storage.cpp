@@ -17,19 +17,34 @@ using namespace hnsw_detail;
 namespace {
 
 // Each add or search is a generation: a thread's computers belong to the
-// storage of one generation and are made again for the next, since a
-// computer holds its query (set_query) and is not shared between threads.
+// storage of one generation and are made again for the next. A computer
+// holds its query (set_query), so each query in flight has its own, lent
+// from the thread's pool.
 std::atomic<uint64_t> next_generation{1};
 
-struct ThreadComputers {
+struct ComputerPool {
     uint64_t generation = 0;
-    std::unique_ptr<DistanceComputer> query, node;
+    std::vector<std::unique_ptr<DistanceComputer>> free;
+    std::vector<idx_t> rows;      // score_batch's slots as rows
+    std::vector<float> decoded;   // and their reconstructions
 };
+ComputerPool& thread_pool(uint64_t generation) {
+    thread_local ComputerPool pool;
+    if (pool.generation != generation) {
+        pool.free.clear();
+        pool.generation = generation;
+    }
+    return pool;
+}
 
 // A node's payload is nothing: node labels are storage rows, scored by the
-// storage's computer. A query is a float vector (set_query on the thread's
-// query computer) or a stored row (pruning: symmetric_dis on another
-// computer, so that the float query of the insert in progress is kept).
+// storage's computer. A query is the float vector being added or searched
+// for, set on a computer. To prune a node's links (a few tens of scores),
+// the node's reconstruction is the query: set on a computer too where that
+// is cheap (scalar quantizer, RaBitQ, flat), scored against the others'
+// reconstructions where the computer would build tables (PQ, additive
+// quantizers; faiss's symmetric_dis). Either way, search's scores of the
+// decoded node.
 struct StorageSpace {
     const HNSWGraph::Storage& st;
     const Index& storage;
@@ -38,36 +53,74 @@ struct StorageSpace {
     uint64_t generation;
 
     struct Query {
-        DistanceComputer* dc;
-        idx_t row;  // >= 0: this stored row against others
+        std::unique_ptr<DistanceComputer> dc;  // a float query; null for a stored node
+        std::vector<float> node;               // the stored node's reconstruction
+        uint64_t generation = 0;
+        Query() = default;
+        Query(Query&&) = default;
+        Query& operator=(Query&&) = default;
+        ~Query() {
+            if (dc) thread_pool(generation).free.push_back(std::move(dc));
+        }
     };
 
-    DistanceComputer& computer(bool node) const {
-        thread_local ThreadComputers tc;
-        if (tc.generation != generation) {
-            tc.query.reset();
-            tc.node.reset();
-            tc.generation = generation;
+    Query lend() const {
+        Query q;
+        ComputerPool& pool = thread_pool(generation);
+        if (!pool.free.empty()) {
+            q.dc = std::move(pool.free.back());
+            pool.free.pop_back();
+        } else {
+            q.dc = storage.get_distance_computer();
         }
-        std::unique_ptr<DistanceComputer>& dc = node ? tc.node : tc.query;
-        if (!dc) dc = storage.get_distance_computer();
-        return *dc;
+        q.generation = generation;
+        return q;
     }
-    Query query_of(slot_t s) const { return {&computer(true), st.labels[s]}; }
-    Query insert_query(slot_t, size_t row, Scratch&) const {
-        DistanceComputer& dc = computer(false);
-        dc.set_query(batch + row * size_t(storage.d));
-        return {&dc, -1};
+    Query query_for(const float* x) const {
+        Query q = lend();
+        q.dc->set_query(x);
+        return q;
     }
-    Query float_query(const float* x) const {
-        DistanceComputer& dc = computer(false);
-        dc.set_query(x);
-        return {&dc, -1};
+    Query query_of(slot_t s) const {
+        Query q = lend();
+        q.node.resize(size_t(storage.d));
+        storage.reconstruct(st.labels[s], q.node.data());
+        if (q.dc->builds_query_tables()) {  // scored on reconstructions
+            thread_pool(generation).free.push_back(std::move(q.dc));
+        } else {
+            q.dc->set_query(q.node.data());
+        }
+        return q;
+    }
+    Query insert_query(slot_t, size_t row, Scratch&) const { return query_for(batch + row * size_t(storage.d)); }
+    float node_score(const float* node, const float* other) const {
+        const float v = metric_score(storage.metric_type, node, other, size_t(storage.d));
+        return similarity ? -v : v;
     }
     float score(const Query& q, slot_t s) const {
-        const idx_t row = st.labels[s];
-        const float v = q.row >= 0 ? q.dc->symmetric_dis(q.row, row) : (*q.dc)(row);
+        if (!q.dc) {
+            thread_local std::vector<float> other;
+            other.resize(size_t(storage.d));
+            storage.reconstruct(st.labels[s], other.data());
+            return node_score(q.node.data(), other.data());
+        }
+        const float v = (*q.dc)(st.labels[s]);
         return similarity ? -v : v;
+    }
+    void score_batch(const Query& q, const slot_t* slots, size_t n, float* out) const {
+        ComputerPool& pool = thread_pool(generation);
+        pool.rows.resize(n);
+        for (size_t j = 0; j < n; j++) pool.rows[j] = st.labels[slots[j]];
+        if (!q.dc) {
+            const size_t d = size_t(storage.d);
+            pool.decoded.resize(n * d);
+            storage.reconstruct_batch(idx_t(n), pool.rows.data(), pool.decoded.data());
+            for (size_t j = 0; j < n; j++) out[j] = node_score(q.node.data(), pool.decoded.data() + j * d);
+            return;
+        }
+        q.dc->scores(pool.rows.data(), n, out);
+        if (similarity)
+            for (size_t j = 0; j < n; j++) out[j] = -out[j];
     }
 };
 
@@ -168,7 +221,7 @@ void IndexHNSWOnStorage::search(idx_t n, const float* x, idx_t k, float* D, idx_
     const bool similarity = is_similarity_metric(metric_type);
     const StorageSpace sp{*st_, *storage_, similarity, nullptr, next_generation++};
     search_scored(sp, n, k, D, I, similarity, missing_distance(metric_type), ef, params ? params->sel.get() : nullptr,
-                  ntotal, [&](idx_t q, Scratch&, const auto& run) { run(sp.float_query(x + size_t(q) * size_t(d))); });
+                  ntotal, [&](idx_t q, Scratch&, const auto& run) { run(sp.query_for(x + size_t(q) * size_t(d))); });
 }
 
 void IndexHNSWOnStorage::range_search(idx_t n, const float* x, float radius, RangeSearchResult& result,

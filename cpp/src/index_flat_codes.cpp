@@ -135,9 +135,20 @@ void IndexFlatCodes::merge_from(Index& other_base, idx_t add_id) {
 }
 
 void IndexFlatCodes::reconstruct(idx_t key, float* out) const {
-    std::vector<uint8_t> code(code_size());
+    thread_local std::vector<uint8_t> code;  // reconstruct is called once per score by distance computers
+    code.resize(code_size());
     code_at(key, code.data());
     decode(code.data(), out);
+}
+
+void IndexFlatCodes::reconstruct_batch(idx_t n, const idx_t* keys, float* out) const {
+    NEARLY_CHECK_ARG(n >= 0, "the number of keys must be non-negative");
+    if (n > 4096) return Index::reconstruct_batch(n, keys, out);  // large batches: in parallel
+    thread_local std::vector<uint8_t> codes;
+    const size_t cs = code_size();
+    codes.resize(size_t(n) * cs);
+    gather_codes(keys, size_t(n), codes.data());
+    for (idx_t i = 0; i < n; i++) decode(codes.data() + size_t(i) * cs, out + size_t(i) * size_t(d));
 }
 
 size_t IndexFlatCodes::remove_ids(const IDSelector& sel) {
@@ -184,6 +195,15 @@ void IndexFlatCodes::code_at(idx_t i, uint8_t* out) const {
     std::shared_lock<SharedMutex> lk(rw_mutex_);
     if (i < 0 || i >= ntotal) throw OutOfRange("key " + std::to_string(i) + " not found");
     layout().get(codes_.data(), size_t(i), out);
+}
+
+void IndexFlatCodes::gather_codes(const idx_t* ids, size_t n, uint8_t* out) const {
+    std::shared_lock<SharedMutex> lk(rw_mutex_);
+    const CodeLayout lay = layout();
+    for (size_t j = 0; j < n; j++) {
+        if (ids[j] < 0 || ids[j] >= ntotal) throw OutOfRange("key " + std::to_string(ids[j]) + " not found");
+        lay.get(codes_.data(), size_t(ids[j]), out + j * lay.code_size);
+    }
 }
 
 void IndexFlatCodes::set_codes(const uint8_t* codes, size_t n) {

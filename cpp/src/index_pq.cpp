@@ -403,7 +403,7 @@ struct PQTableScorer {
 
 std::unique_ptr<DistanceComputer> IndexPQ::get_distance_computer() const {
     return std::make_unique<CodeDistanceComputer<IndexPQ, PQTableScorer>>(
-        *this, PQTableScorer{pq, metric_type == METRIC_INNER_PRODUCT, {}});
+        *this, PQTableScorer{pq, metric_type == METRIC_INNER_PRODUCT, {}}, true);
 }
 
 }  // namespace nearly

@@ -109,7 +109,8 @@ std::unique_ptr<IndexResidualQuantizer> IndexResidualQuantizer::read_with(Reader
 }
 
 std::unique_ptr<DistanceComputer> IndexResidualQuantizer::get_distance_computer() const {
-    return std::make_unique<CodeDistanceComputer<IndexResidualQuantizer, RQScanner>>(*this, RQScanner(rq, metric_type));
+    return std::make_unique<CodeDistanceComputer<IndexResidualQuantizer, RQScanner>>(*this, RQScanner(rq, metric_type),
+                                                                                     true);
 }
 
 }  // namespace nearly

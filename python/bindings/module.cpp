@@ -52,6 +52,7 @@ PyObject* g_invalid_argument = nullptr;
 PyObject* g_out_of_range = nullptr;
 PyObject* g_index_file = nullptr;
 PyObject* g_file_missing = nullptr;
+PyObject* g_timed_out = nullptr;
 
 PyObject* new_exception(py::module_& m, const char* name, std::initializer_list<PyObject*> bases, const char* doc) {
     py::tuple t(bases.size());
@@ -88,6 +89,9 @@ PYBIND11_MODULE(_nearly, m) {
                                    "A key or id that is not in the index.");
     g_index_file = new_exception(m, "IndexFileError", {PyExc_RuntimeError},
                                  "A serialized index that is truncated, corrupt or of an unsupported version.");
+    g_timed_out = new_exception(m, "TimedOutError", {PyExc_RuntimeError, PyExc_TimeoutError},
+                                "A call that ran past the deadline of its thread's TimeoutGuard (a RuntimeError, "
+                                "as faiss raises, and a TimeoutError).");
     g_file_missing = new_exception(m, "IndexFileNotFoundError", {PyExc_FileNotFoundError, PyExc_RuntimeError},
                                    "read_index on a path that does not exist.");
 
@@ -102,6 +106,8 @@ PYBIND11_MODULE(_nearly, m) {
             PyErr_SetString(g_index_file, e.what());
         } catch (const nearly::FileMissing& e) {
             PyErr_SetString(g_file_missing, e.what());
+        } catch (const nearly::TimedOut& e) {
+            PyErr_SetString(g_timed_out, e.what());
         } catch (const nearly::Interrupted& e) {
             PyErr_SetNone(PyExc_KeyboardInterrupt);
         } catch (const nearly::NotSupported& e) {
@@ -109,6 +115,10 @@ PYBIND11_MODULE(_nearly, m) {
         }
     });
     nearly::set_interrupt_callback(python_interrupt_pending);
+    // TimeoutGuard's deadline, per calling thread.
+    m.def("_steady_seconds", &nearly::steady_seconds);
+    m.def("_thread_deadline", &nearly::thread_deadline);
+    m.def("_set_thread_deadline", &nearly::set_thread_deadline, py::arg("deadline"));
 
     m.def("simd_level", [] { return nearly::simd_level_name(nearly::simd_level()); },
           "The SIMD instruction set the kernels run with: scalar, avx2, avx512 or neon.");

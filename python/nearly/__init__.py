@@ -69,6 +69,7 @@ from .compat import SIMDLevel_RISCV_RVV, SIMDLevel_AVX512_VPOPCNT, SIMDLevel_COU
 from .compat import DirectMap, IndexHNSWSQ, rev_swig_ptr  # noqa: F401,F811
 from .compat import copy_array_to_vector, imbalance_factor, is_similarity_metric, popcount64, swig_ptr  # noqa: F401
 from .code_packer import CodePacker, CodePackerFlat, CodePackerPQ4  # noqa: F401
+from .timeout import TimeoutGuard  # noqa: F401
 from .compat import bitvec_shuffle, bucket_sort, matrix_bucket_sort_inplace  # noqa: F401
 from .compat import InvertedListsPtrVector, MaybeOwnedVectorUInt8, downcast_InvertedLists, memcpy  # noqa: F401
 from .compat import CodeSet, clone_Quantizer  # noqa: F401

@@ -49,6 +49,15 @@ struct FileMissing : std::runtime_error {
 // Raised when the interrupt callback reports a pending Ctrl-C.
 struct Interrupted : std::runtime_error {
     Interrupted() : std::runtime_error("computation interrupted") {}
+
+   protected:
+    explicit Interrupted(const std::string& what) : std::runtime_error(what) {}
+};
+// Raised when a call runs past the deadline its thread set (faiss's
+// TimeoutGuard). An Interrupted, so that a write cut short is rolled back
+// (or keeps its done prefix) exactly as on Ctrl-C.
+struct TimedOut : Interrupted {
+    TimedOut() : Interrupted("computation timed out: the calling thread's TimeoutGuard deadline passed") {}
 };
 
 #define NEARLY_CHECK_ARG(cond, msg)                 \
@@ -60,17 +69,27 @@ struct Interrupted : std::runtime_error {
 // layer installs a callback that checks for pending signals.
 using InterruptCallback = bool (*)();
 void set_interrupt_callback(InterruptCallback cb);
-void check_interrupt();  // throws Interrupted
+void check_interrupt();  // throws TimedOut past this thread's deadline, Interrupted on Ctrl-C
+
+// This thread's deadline for the calls it makes (TimeoutGuard), in seconds
+// of the steady clock (steady_seconds()); 0: none. Per thread, so that one
+// thread's guard never cuts another's work short.
+double steady_seconds();
+double thread_deadline();
+void set_thread_deadline(double deadline);
+void check_deadline(std::chrono::steady_clock::time_point now);  // throws TimedOut
 
 // Polls for Ctrl-C during one long call: only on the thread that created it
 // (the one that entered from Python), and at most every 200 ms, because the
-// callback has to take the GIL.
+// callback has to take the GIL. The thread's deadline is checked at every
+// poll.
 class InterruptPoll {
    public:
     InterruptPoll() : owner_(std::this_thread::get_id()), next_(std::chrono::steady_clock::now() + period()) {}
     void operator()() {
         if (std::this_thread::get_id() != owner_) return;
         auto now = std::chrono::steady_clock::now();
+        check_deadline(now);  // at every poll: no GIL needed
         if (now < next_) return;
         next_ = now + period();
         check_interrupt();

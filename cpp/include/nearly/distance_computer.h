@@ -20,6 +20,15 @@ struct DistanceComputer {
     virtual float operator()(idx_t i) = 0;
     // Between two stored vectors (on their reconstructions).
     virtual float symmetric_dis(idx_t i, idx_t j) = 0;
+    // operator() of n stored vectors at once (a graph walk scores a node's
+    // neighbours so): one call, one lock of the index for all of them.
+    virtual void scores(const idx_t* ids, size_t n, float* out) {
+        for (size_t j = 0; j < n; j++) out[j] = (*this)(ids[j]);
+    }
+    // Whether set_query builds per-query tables (PQ, additive quantizers:
+    // ksub x d work, dear next to a few tens of scores), so that a caller
+    // scoring few vectors per query does better decoding them.
+    virtual bool builds_query_tables() const { return false; }
 };
 
 // The metric between two float vectors: what the index's search reports.
@@ -49,8 +58,13 @@ class ReconstructDistanceComputer : public DistanceComputer {
 template <class IndexT, class Scorer>
 class CodeDistanceComputer : public ReconstructDistanceComputer {
    public:
-    CodeDistanceComputer(const IndexT& index, Scorer scorer)
-        : ReconstructDistanceComputer(index), codes_(index), scorer_(std::move(scorer)), code_(index.code_size()) {}
+    CodeDistanceComputer(const IndexT& index, Scorer scorer, bool builds_tables = false)
+        : ReconstructDistanceComputer(index),
+          codes_(index),
+          scorer_(std::move(scorer)),
+          code_(index.code_size()),
+          builds_tables_(builds_tables) {}
+    bool builds_query_tables() const override { return builds_tables_; }
     void set_query(const float* x) override {
         ReconstructDistanceComputer::set_query(x);
         scorer_.set_query(q_.data());
@@ -62,11 +76,18 @@ class CodeDistanceComputer : public ReconstructDistanceComputer {
         scorer_.scores(code_.data(), 1, &s);
         return s;
     }
+    void scores(const idx_t* ids, size_t n, float* out) override {
+        check_query();
+        gathered_.resize(n * code_.size());
+        codes_.gather_codes(ids, n, gathered_.data());
+        scorer_.scores(gathered_.data(), n, out);
+    }
 
    private:
     const IndexT& codes_;
     Scorer scorer_;
-    std::vector<uint8_t> code_;
+    std::vector<uint8_t> code_, gathered_;
+    bool builds_tables_;
 };
 
 }  // namespace nearly

@@ -6,13 +6,13 @@
 //
 // nearly's own HNSW classes (hnsw.h, hnsw_sq.h, hnsw_pq.h) keep their
 // vectors in the graph's node blocks and walk on inlined kernels; this one
-// calls the storage's computer once per score (a virtual call and, for most
-// codecs, a decode), so it is the way to put a graph over a codec those
-// classes do not hold, not a faster IndexHNSWFlat.
+// calls the storage's computer (a virtual call per batch of neighbours, the
+// codes gathered under one lock), so it is the way to put a graph over a
+// codec those classes do not hold, not a faster IndexHNSWFlat. Building
+// prunes a node's links on reconstructions (faiss's symmetric_dis), so the
+// storage must reconstruct (faiss's RaBitQ cannot be built on; nearly's can).
 //
 // As in faiss: the storage is shared (the caller's handle sees every add),
-// building needs the storage's symmetric distance (DistanceComputer::
-// symmetric_dis; faiss's RaBitQ has none, nearly's scores decoded codes),
 // ids are the rows (add_with_ids raises: wrap in IndexIDMap) and
 // nothing is removed (rows are ids; IndexHNSWFlat / SQ / PQ remove). The
 // storage may be swapped for another holding the same rows (faiss's

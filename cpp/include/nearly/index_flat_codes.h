@@ -34,6 +34,9 @@ struct IndexFlatCodes : Index {
     // The codes as they are; ids are positions here, so ids must be null.
     void add_sa_codes(idx_t n, const uint8_t* codes, const idx_t* ids) override;
     void reconstruct(idx_t key, float* out) const override;
+    // The codes gathered under one lock, then decoded (on this thread: a
+    // graph prunes with batches of tens of rows).
+    void reconstruct_batch(idx_t n, const idx_t* keys, float* out) const override;
     // The kept codes move down, so ids are renumbered (faiss's behaviour).
     size_t remove_ids(const IDSelector& sel) override;
     void reset() override;
@@ -52,6 +55,8 @@ struct IndexFlatCodes : Index {
     std::vector<uint8_t> stored_codes() const;
     // The code of stored vector i (code_size() bytes); i out of range raises.
     void code_at(idx_t i, uint8_t* out) const;
+    // The codes of ids[0..n), one after the other, under one lock; an id out of range raises.
+    void gather_codes(const idx_t* ids, size_t n, uint8_t* out) const;
     // Replaces the stored codes by n codes one after the other (faiss code
     // that writes index.codes itself: contrib's big_batch_search).
     void set_codes(const uint8_t* codes, size_t n);
