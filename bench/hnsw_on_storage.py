@@ -1,14 +1,15 @@
 """faiss's IndexHNSW(storage, M), a graph over any index's codes, nearly
 beside faiss, the same storages, thread count and settings, in the same run.
 
-    python bench/hnsw_on_storage.py [--threads 2] [--storages SQ8,PQ48] [--M 32]
+    python bench/hnsw_on_storage.py [--threads 2] [--storages SQ8,PQ48,1024+PQ48] [--M 32]
 
 Data: ../shared/data (100k MiniLM embeddings, 384-d; 1,000 queries), L2.
 For each storage (built by index_factory, trained on the base): build time
 (train + add), then recall@10 against exact search and QPS at each efSearch.
 nearly's own graph classes over the same codes (IndexHNSWSQ for SQ8,
 IndexHNSWPQ for PQ{m}) are measured beside, as the faster path where one
-exists.
+exists. "1024+PQ48" is faiss's IndexHNSW2Level (HNSW32_1024+PQ48): the graph
+over an Index2Layer.
 
 Writes bench/results/hnsw_on_storage.json.
 """
@@ -30,7 +31,8 @@ def build(make, xb):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--storages", default="SQ8,PQ48")
+    ap.add_argument("--storages", default="SQ8,PQ48,1024+PQ48",
+                    help="storage descriptions; n+PQm: faiss's IndexHNSW2Level (HNSW{M}_{n}+PQ{m})")
     ap.add_argument("--M", type=int, default=32)
     ap.add_argument("--efc", type=int, default=40)
     ap.add_argument("--ef", default="16,32,64,128")
@@ -45,10 +47,13 @@ def main():
         runs = []
         for lib in (nearly, faiss):
             def make(lib=lib, key=key):
-                index = lib.IndexHNSW(lib.index_factory(d, key), args.M)
+                if "+PQ" in key:  # the graph over an Index2Layer
+                    index = lib.index_factory(d, f"HNSW{args.M}_{key}")
+                else:
+                    index = lib.IndexHNSW(lib.index_factory(d, key), args.M)
                 index.hnsw.efConstruction = args.efc
                 return index
-            runs.append((lib.__name__, "IndexHNSW(storage)", make))
+            runs.append((lib.__name__, "IndexHNSW2Level" if "+PQ" in key else "IndexHNSW(storage)", make))
         own = {"SQ8": f"HNSW{args.M},SQ8"}.get(key) or (f"HNSW{args.M}_{key}" if key.startswith("PQ") else None)
         if own:
             def make_own(own=own):

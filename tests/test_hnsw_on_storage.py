@@ -254,6 +254,11 @@ def test_hnsw_2level(data):
         _, Is = index.storage.search(xq, 10)
         assert recall_at(Ih, Is) > 0.85
         assert recall_at(Ih, Igt) > 0.4  # PQ8 codes of residuals
+        dc = index.storage.get_distance_computer()  # decodes a batch at once
+        dc.set_query(xq[0])
+        rows = np.asarray(Ih[0])
+        np.testing.assert_allclose([dc(int(i)) for i in rows], Dh[0], rtol=1e-4)
+        np.testing.assert_allclose(Dh[0], ((index.storage.reconstruct_batch(rows) - xq[0]) ** 2).sum(1), rtol=1e-4)
         back = nearly.deserialize_index(nearly.serialize_index(index))
         assert type(back) is nearly.IndexHNSW2Level
         np.testing.assert_array_equal(back.search(xq, 10)[1], Ih)

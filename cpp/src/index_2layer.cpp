@@ -2,6 +2,7 @@
 
 #include <vector>
 
+#include "nearly/distance_computer.h"
 #include "nearly/io.h"
 #include "nearly/simd.h"
 
@@ -56,6 +57,10 @@ void Index2Layer::set_trained(bool trained) {
     if (trained) codec->set_trained(true);
     std::unique_lock<SharedMutex> lk(rw_mutex_);
     is_trained = trained;
+}
+
+std::unique_ptr<DistanceComputer> Index2Layer::get_distance_computer() const {
+    return std::make_unique<CodeDistanceComputer<Index2Layer, DecodedScorer>>(*this, DecodedScorer{this});
 }
 
 void Index2Layer::encode(size_t n, const float* x, uint8_t* codes) const { codec->sa_encode(idx_t(n), x, codes); }

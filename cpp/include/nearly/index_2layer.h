@@ -39,6 +39,8 @@ struct Index2Layer : IndexFlatCodes {
     // Appends the codes to other's lists (ids 0 .. ntotal - 1); other: an
     // empty IndexIVFPQ with the same nlist and PQ code size (faiss's rule).
     void transfer_to_IVFPQ(IndexIVFPQ& other) const;
+    // Scores decoded codes, a batch decoded at once (IndexHNSW2Level walks on it).
+    std::unique_ptr<DistanceComputer> get_distance_computer() const override;
 
     std::string type_name() const override { return "2Layer"; }
     void write_body(Writer& w) const override;
