@@ -39,6 +39,7 @@
 #include "nearly/ivf_flat_panorama.h"
 #include "nearly/ivf_flat_dedup.h"
 #include "nearly/ivf_eden.h"
+#include "nearly/ivf_spectral_hash.h"
 #include "nearly/ivf_sq.h"
 #include "nearly/ivfpq.h"
 #include "nearly/ivfpqr.h"
@@ -183,6 +184,7 @@ IndexPtr read_tagged(Reader& r, const std::string& tag) {
     if (tag == "ScalarQuantizer") return IndexScalarQuantizer::read_body(r);
     if (tag == "EDEN") return IndexEDEN::read_body(r);
     if (tag == "IVFEDEN") return IndexIVFEDEN::read_body(r);
+    if (tag == "IVFSpectralHash") return IndexIVFSpectralHash::read_body(r);
     if (tag == "ResidualQuantizer") return IndexResidualQuantizer::read_body(r);
     if (tag == "ResidualQuantizerFastScan") return IndexResidualQuantizerFastScan::read_body(r);
     if (tag == "IVFResidualQuantizer") return IndexIVFResidualQuantizer::read_body(r);

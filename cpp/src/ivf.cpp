@@ -251,6 +251,7 @@ void IndexIVF::permute_lists(const idx_t* perm) {
     check_writable();
     std::unique_lock<SharedMutex> lk(rw_mutex_);
     lists_.permute(perm);
+    permute_list_state(perm);
     rebuild_centroid_state();
 }
 
@@ -336,8 +337,8 @@ void IndexIVF::set_quantizer(IndexPtr q) {
                          "the index is trained: its new quantizer must be trained and hold nlist = " +
                              std::to_string(nlist) + " centroids, or be an IndexIDMap2 whose ids are distinct list "
                              "numbers (it holds " + std::to_string(q->ntotal) + ")");
-    if (ntotal > 0 && by_residual) {
-        // The stored codes are residuals to the old centroids: the new
+    if (ntotal > 0 && codes_depend_on_centroids()) {
+        // The stored codes are relative to the old centroids: the new
         // quantizer must reconstruct the same ones for every list that holds
         // entries (a shard's quantizer holds only its own lists).
         std::vector<float> a(size_t(nlist) * size_t(d)), b(a.size());
@@ -345,8 +346,9 @@ void IndexIVF::set_quantizer(IndexPtr q) {
             list_centroids(*quantizer, nlist, 0, nlist, a.data());
             list_centroids(*q, nlist, 0, nlist, b.data());
         } catch (const std::exception& e) {
-            throw NotSupported(std::string("the index holds codes stored by residual, so its new quantizer must "
-                                           "hold the same centroids, which could not be compared: ") + e.what());
+            throw NotSupported(std::string("the index holds codes stored relative to its centroids (by residual, "
+                                           "or thresholds at them), so its new quantizer must hold the same "
+                                           "centroids, which could not be compared: ") + e.what());
         }
         double worst = 0, scale = 0;
         for (size_t l = 0; l < nlist; l++) {
@@ -357,9 +359,9 @@ void IndexIVF::set_quantizer(IndexPtr q) {
             }
         }
         NEARLY_CHECK_ARG(worst <= 1e-6 * std::max(scale, 1.0),
-                         "the index holds codes stored by residual to its centroids; the new quantizer's centroids "
-                         "differ (by up to " + std::to_string(worst) + "): set the quantizer before adding, or "
-                         "reset() the index");
+                         "the index holds codes stored relative to its centroids (by residual, or thresholds at "
+                         "them); the new quantizer's centroids differ (by up to " + std::to_string(worst) +
+                             "): set the quantizer before adding, or reset() the index");
     }
     quantizer = std::move(q);
     rebuild_centroid_state();

@@ -107,7 +107,7 @@ void bind_transform(py::module_& m) {
     py::class_<ITQTransform, VectorTransform, std::shared_ptr<ITQTransform>>(
         m, "ITQTransform",
         "faiss's ITQTransform: centring, unit norm, PCA to d_out (do_pca) and an ITQ rotation (\"ITQ64,LSHt\").")
-        .def(py::init<int, int, bool>(), py::arg("d_in"), py::arg("d_out"), py::arg("do_pca"))
+        .def(py::init<int, int, bool>(), py::arg("d_in"), py::arg("d_out"), py::arg("do_pca") = false)
         .def_readonly("do_pca", &ITQTransform::do_pca)
         .def_readwrite("max_train_per_dim", &ITQTransform::max_train_per_dim)
         .def_readwrite("verbose", &ITQTransform::verbose)

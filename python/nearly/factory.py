@@ -166,6 +166,22 @@ def _index_2layer(m, d, metric):
     return _nearly.Index2Layer(quantizer, nlist, int(m.group(3)), int(m.group(4) or 8), metric)
 
 
+def _spectral_hash(quantizer, d, nlist, kind, nbit, period, threshold, metric):
+    if metric != _nearly.METRIC_L2:
+        raise _nearly.InvalidArgumentError("index_factory: IVF...,SH scores by Hamming distance: L2 only, as in faiss")
+    vt = (_nearly.ITQTransform(d, nbit, d != nbit) if kind == "ITQ"
+          else _nearly.PCAMatrix(d, nbit, 0.0, kind == "PCAR"))
+    try:
+        period = float(period) if period else -1e10
+    except ValueError:
+        raise _nearly.InvalidArgumentError(f"index_factory: bad SH period {period!r}") from None
+    index = _nearly.IndexIVFSpectralHash(quantizer, d, nlist, nbit, period)
+    index.replace_vt(vt)
+    if threshold:
+        index.threshold_type = {"g": index.Thresh_global, "c": index.Thresh_centroid, "m": index.Thresh_median}[threshold]
+    return index
+
+
 def _ivfpq_fast_scan(quantizer, d, nlist, M, metric, by_residual, bbs):
     return _by_residual(_nearly.IndexIVFPQFastScan(quantizer, d, nlist, M, 4, metric, bbs), by_residual)
 
@@ -254,6 +270,12 @@ INDEXES = [
     (re.compile(_IVF + r",EDEN([1-8])?(BIASED)?"), lambda m, d, metric: _nearly.IndexIVFEDEN(
         _coarse(m, d, metric), d, _nlist(m.group(1)), metric, True, int(m.group(3) or 1),
         _nearly.EDENScaleType_BIASED if m.group(4) else _nearly.EDENScaleType_UNBIASED)),
+    # IVF{n},{ITQ|PCA|PCAR}[nbit],SH[period][g|c|m]: IndexIVFSpectralHash over
+    # that transform (nbit defaults to d); period -1e10 (sign bits) by default,
+    # thresholds global, at the centroids or at the lists' medians.
+    (re.compile(_IVF + r",(ITQ|PCA|PCAR)(\d+)?,SH([-0-9.e]+)?([gcm])?"), lambda m, d, metric: _spectral_hash(
+        _coarse(m, d, metric), d, _nlist(m.group(1)), m.group(3), int(m.group(4) or d), m.group(5), m.group(6),
+        metric)),
     # RaBitQfs[nb_bits][_bbs]: faiss's fast-scan classes (bbs: a multiple of 32).
     (re.compile(r"RaBitQfs([1-9])?(?:_(\d+))?"), lambda m, d, metric: _nearly.IndexRaBitQFastScan(
         d, metric, int(m.group(2) or 32), int(m.group(1) or 1))),

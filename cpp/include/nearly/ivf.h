@@ -348,6 +348,14 @@ struct IndexIVF : Index {
     // centroid-codeword products, norms) after set_quantizer; under the
     // write lock.
     virtual void rebuild_centroid_state() {}
+    // permute_lists' share of the family's per-list state that is not
+    // derived from the centroids (list i takes old list perm[i]'s); before
+    // rebuild_centroid_state, under the write lock.
+    virtual void permute_list_state(const idx_t* perm) {}
+    // Whether the stored codes mean something only with these centroids
+    // (residuals, thresholds at the centroids): set_quantizer then demands
+    // the same centroids for every list that holds entries.
+    virtual bool codes_depend_on_centroids() const { return by_residual; }
     // Work a family does once per search() before any list is scanned (the
     // recurrent binary family encodes all queries in one GEMM: one at a time
     // costs 20x more), or what it takes from the search's parameters
