@@ -51,6 +51,13 @@ struct StorageSpace {
     bool similarity;     // scores are similarities: negated, smaller is better
     const float* batch;  // the rows being linked (insert_query), or null
     uint64_t generation;
+    bool node_tables = false;  // the storage's computer builds tables per query: nodes are scored decoded
+
+    StorageSpace(const HNSWGraph::Storage& st, const Index& storage, bool similarity, const float* batch,
+                 uint64_t generation)
+        : st(st), storage(storage), similarity(similarity), batch(batch), generation(generation) {
+        node_tables = lend().dc->builds_query_tables();  // the computer goes back to the thread's pool
+    }
 
     struct Query {
         std::unique_ptr<DistanceComputer> dc;  // a float query; null for a stored node
@@ -82,14 +89,11 @@ struct StorageSpace {
         return q;
     }
     Query query_of(slot_t s) const {
-        Query q = lend();
+        Query q;
+        if (!node_tables) q = lend();
         q.node.resize(size_t(storage.d));
         storage.reconstruct(st.labels[s], q.node.data());
-        if (q.dc->builds_query_tables()) {  // scored on reconstructions
-            thread_pool(generation).free.push_back(std::move(q.dc));
-        } else {
-            q.dc->set_query(q.node.data());
-        }
+        if (q.dc) q.dc->set_query(q.node.data());
         return q;
     }
     Query insert_query(slot_t, size_t row, Scratch&) const { return query_for(batch + row * size_t(storage.d)); }
@@ -99,10 +103,9 @@ struct StorageSpace {
     }
     float score(const Query& q, slot_t s) const {
         if (!q.dc) {
-            thread_local std::vector<float> other;
-            other.resize(size_t(storage.d));
-            storage.reconstruct(st.labels[s], other.data());
-            return node_score(q.node.data(), other.data());
+            float out;
+            score_batch(q, &s, 1, &out);
+            return out;
         }
         const float v = (*q.dc)(st.labels[s]);
         return similarity ? -v : v;
@@ -202,7 +205,7 @@ void IndexHNSWOnStorage::add(idx_t n, const float* x) {
     std::iota(ids.begin(), ids.end(), n0);
     const bool similarity = is_similarity_metric(metric_type);
     const uint64_t generation = next_generation++;
-    auto make_space = [&](const Storage& st) { return StorageSpace{st, *storage_, similarity, batch, generation}; };
+    auto make_space = [&](const Storage& st) { return StorageSpace(st, *storage_, similarity, batch, generation); };
     add_nodes(nlink, ids.data(), make_space, [](size_t, slot_t) {}, ntotal, verbose);
 }
 
@@ -219,7 +222,7 @@ void IndexHNSWOnStorage::search(idx_t n, const float* x, idx_t k, float* D, idx_
     check_storage_rows("search");
     if (!storage_->is_trained) throw NotSupported("Error: 'is_trained' failed (the storage is not trained)");
     const bool similarity = is_similarity_metric(metric_type);
-    const StorageSpace sp{*st_, *storage_, similarity, nullptr, next_generation++};
+    const StorageSpace sp(*st_, *storage_, similarity, nullptr, next_generation++);
     search_scored(sp, n, k, D, I, similarity, missing_distance(metric_type), ef, params ? params->sel.get() : nullptr,
                   ntotal, [&](idx_t q, Scratch&, const auto& run) { run(sp.query_for(x + size_t(q) * size_t(d))); });
 }
