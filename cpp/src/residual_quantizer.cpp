@@ -11,7 +11,7 @@
 #include "nearly/distance.h"
 #include "nearly/io.h"
 #include "nearly/parallel.h"
-#include "nearly/pca.h"
+#include "nearly/progressive_dim_clustering.h"
 #include "nearly/simd.h"
 
 namespace nearly {
@@ -69,50 +69,19 @@ void beam_step(size_t d, size_t K, const float* cb, const float* cbn, size_t n, 
 }
 
 // k-means of n points for codebook training: faiss's ProgressiveDimClustering
-// (in a PCA basis, dimension growing as d^((i+1)/steps), warm-started) or
-// plain k-means.
+// or plain k-means.
 std::vector<float> train_codebook(const ResidualQuantizer& rq, size_t n, const float* x, size_t K) {
-    const size_t d = rq.d;
     if (!(rq.train_type & ResidualQuantizer::Train_progressive_dim)) {
-        Clustering clus(int(d), int(K), rq.cp);
+        Clustering clus(int(rq.d), int(K), rq.cp);
         clus.train(idx_t(n), x);
         return clus.centroids;
     }
-    std::vector<float> xbuf;
-    PCAMatrix pca{int(d), int(d)};
-    if (rq.apply_pca) {
-        pca.train(idx_t(n), x);
-        xbuf.resize(n * d);
-        pca.apply(idx_t(n), x, xbuf.data());
-        x = xbuf.data();
-    }
-    std::vector<float> centroids;
-    size_t d_prev = 0;
-    for (int it = 0; it < rq.progressive_dim_steps; it++) {
-        const size_t di = size_t(std::pow(double(d), (1. + it) / rq.progressive_dim_steps));
-        Clustering clus(int(di), int(K), rq.cp);
-        if (d_prev > 0) {  // warm start, padded with zeros
-            clus.centroids.assign(K * di, 0.f);
-            for (size_t k = 0; k < K; k++)
-                std::copy(&centroids[k * d_prev], &centroids[k * d_prev] + std::min(d_prev, di), &clus.centroids[k * di]);
-        }
-        std::vector<float> xsub(n * di);
-        for (size_t i = 0; i < n; i++) std::copy(x + i * d, x + i * d + di, &xsub[i * di]);
-        clus.train(idx_t(n), xsub.data());
-        centroids = std::move(clus.centroids);
-        d_prev = di;
-    }
-    if (d_prev < d) {  // the last step reaches d unless steps is 0
-        std::vector<float> full(K * d, 0.f);
-        for (size_t k = 0; k < K; k++) std::copy(&centroids[k * d_prev], &centroids[k * d_prev] + d_prev, &full[k * d]);
-        centroids.swap(full);
-    }
-    if (rq.apply_pca) {
-        std::vector<float> back(K * d);
-        pca.reverse(idx_t(K), centroids.data(), back.data());
-        centroids.swap(back);
-    }
-    return centroids;
+    ProgressiveDimClusteringParameters params(rq.cp);
+    params.progressive_dim_steps = rq.progressive_dim_steps;
+    params.apply_pca = rq.apply_pca;
+    ProgressiveDimClustering clus(int(rq.d), int(K), params);
+    clus.train(idx_t(n), x);
+    return std::move(clus.centroids);
 }
 
 }  // namespace

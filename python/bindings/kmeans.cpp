@@ -9,6 +9,7 @@
 #include "nearly/index.h"
 #include "nearly/kmeans.h"
 #include "nearly/kmeans1d.h"
+#include "nearly/progressive_dim_clustering.h"
 #include "nearly/simd.h"
 #include "nearly/super_kmeans.h"
 
@@ -190,6 +191,53 @@ void bind_kmeans(py::module_& m) {
         }, "Objective of every iteration (float64 numpy array, like faiss's Kmeans.obj).")
         .def_property_readonly("iteration_stats",
                                [](const Clustering& self) { return IterationStatsVector{self.iteration_stats}; });
+
+    py::class_<ProgressiveDimClusteringParameters, ClusteringParameters>(m, "ProgressiveDimClusteringParameters")
+        .def(py::init<>())
+        .def_readwrite("progressive_dim_steps", &ProgressiveDimClusteringParameters::progressive_dim_steps)
+        .def_readwrite("apply_pca", &ProgressiveDimClusteringParameters::apply_pca);
+
+    py::class_<ProgressiveDimClustering, ProgressiveDimClusteringParameters>(
+        m, "ProgressiveDimClustering",
+        "faiss's ProgressiveDimClustering: k-means in 1 dimension of the PCA basis, then in exponentially more, "
+        "each step warm-started from the last (L2).")
+        .def(py::init([](int d, int k, const ProgressiveDimClusteringParameters* cp) {
+                 return cp ? ProgressiveDimClustering(d, k, *cp) : ProgressiveDimClustering(d, k);
+             }),
+             py::arg("d"), py::arg("k"), py::arg("cp") = nullptr)
+        .def_property_readonly("d", [](const ProgressiveDimClustering& self) { return self.d; })
+        .def_property_readonly("k", [](const ProgressiveDimClustering& self) { return self.k; })
+        // faiss's train(n, swig_ptr(x), factory): x holds n rows of d; the
+        // factory, called with each step's dimension, gives the index that
+        // assigns (ProgressiveDimIndexFactory: exact).
+        .def("train", [](ProgressiveDimClustering& self, long long n, py::handle x_obj, py::object factory) {
+            if (n < 0) throw InvalidArgument("ProgressiveDimClustering.train: n must be >= 0");
+            const float* x = float_memory(x_obj, size_t(n) * self.d, false, "x");
+            ProgressiveDimClustering::IndexFactory make;
+            if (!factory.is_none())
+                make = [&factory](int dim) {
+                    py::gil_scoped_acquire gil;
+                    py::object index = factory(dim);
+                    try {
+                        return index.cast<IndexPtr>();
+                    } catch (const py::cast_error&) {
+                        throw InvalidArgument("ProgressiveDimClustering.train: the factory must return an index");
+                    }
+                };
+            py::gil_scoped_release release;
+            self.train(idx_t(n), x, make);
+        }, py::arg("n"), py::arg("x"), py::arg("factory") = py::none())
+        .def_property_readonly("centroids", [](const ProgressiveDimClustering& self) {
+            return py::array_t<float>(py::ssize_t(self.centroids.size()), self.centroids.data());
+        }, "k * d floats after train (a numpy copy).")
+        .def_property_readonly("obj", [](const ProgressiveDimClustering& self) {
+            py::array_t<double> out(self.iteration_stats.size());
+            for (size_t i = 0; i < self.iteration_stats.size(); i++) out.mutable_data()[i] = self.iteration_stats[i].obj;
+            return out;
+        }, "Objective of every iteration of every step (float64).")
+        .def_property_readonly("iteration_stats", [](const ProgressiveDimClustering& self) {
+            return IterationStatsVector{self.iteration_stats};
+        });
 
     py::class_<Clustering1D, Clustering>(m, "Clustering1D",
                                          "faiss's Clustering1D: exact 1-D k-means by dynamic programming (kmeans1d.h).")

@@ -60,7 +60,7 @@ from ._nearly import (  # noqa: F401  (explicit for readers and linters)
 from .factory import index_binary_factory, index_factory  # noqa: F401
 from .persistence import deserialize_index, read_index, serialize_index, write_index  # noqa: F401,F811
 from .binary import IndexBinaryRecurrent, RecurrentBinarizer  # noqa: F401
-from .kmeans import Kmeans, SuperKmeans, precompute_ad_thresholds  # noqa: F401
+from .kmeans import Kmeans, ProgressiveDimIndexFactory, SuperKmeans, precompute_ad_thresholds  # noqa: F401
 from .compat import downcast_index, extract_index_ivf, vector_float_to_array, vector_to_array  # noqa: F401
 from .compat import cvar, get_compile_options, try_extract_index_ivf  # noqa: F401
 from .compat import SIMDConfig, SIMDLevel_NONE, SIMDLevel_AVX2, SIMDLevel_AVX512  # noqa: F401

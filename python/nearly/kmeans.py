@@ -20,7 +20,10 @@ class Kmeans:
     def __init__(self, d, k, **kwargs):
         self.d = int(d)
         self.reset(k)
-        self.cp = _nearly.ClusteringParameters()
+        # As faiss: progressive_dim_steps among the settings asks for
+        # ProgressiveDimClustering (PCA basis, growing dimension; L2).
+        self.cp = (_nearly.ProgressiveDimClusteringParameters() if "progressive_dim_steps" in kwargs
+                   else _nearly.ClusteringParameters())
         for name, value in kwargs.items():
             if name == "gpu":
                 if value not in (False, 0):
@@ -49,6 +52,13 @@ class Kmeans:
         if x.ndim != 2 or x.shape[1] != self.d:
             raise _nearly.InvalidArgumentError(
                 f"Kmeans.train: x must have shape (n, {self.d}), got {x.shape}")
+        if isinstance(self.cp, _nearly.ProgressiveDimClusteringParameters):
+            if weights is not None or init_centroids is not None or self.cp.spherical:
+                raise _nearly.InvalidArgumentError(
+                    "Kmeans: weights, init_centroids and spherical do not go with progressive_dim_steps (nor in faiss)")
+            clus = _nearly.ProgressiveDimClustering(self.d, self.k, self.cp)
+            clus.train(len(x), x)
+            return self._keep(clus)
         clus = _nearly.Clustering(self.d, self.k, self.cp)
         if init_centroids is not None:
             init_centroids = np.ascontiguousarray(init_centroids, dtype="float32")
@@ -57,6 +67,10 @@ class Kmeans:
                     f"Kmeans.train: init_centroids must have shape (nc, {self.d}), got {init_centroids.shape}")
             clus.centroids = init_centroids
         clus.train(x, self.index, weights)
+        return self._keep(clus)
+
+    def _keep(self, clus):
+        """Takes a trained clustering's centroids and statistics; returns the final objective."""
         self.centroids = clus.centroids.reshape(self.k, self.d)
         self.obj = clus.obj
         # faiss's Kmeans keeps the statistics as a list of dicts.
@@ -74,6 +88,15 @@ class Kmeans:
         self.index.add(self.centroids)
         D, I = self.index.search(x, 1)
         return D.ravel(), I.ravel()
+
+
+class ProgressiveDimIndexFactory:
+    """faiss's ProgressiveDimIndexFactory: called with a step's dimension, the
+    index ProgressiveDimClustering assigns that step's points with (exact L2;
+    nearly then runs its own exact assignment, the same results)."""
+
+    def __call__(self, dim):
+        return _nearly.IndexFlatL2(int(dim))
 
 
 class SuperKmeans:
