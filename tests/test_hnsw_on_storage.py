@@ -3,12 +3,14 @@ IndexHNSW2Level: the graph scores through the storage's distance computer,
 so every returned distance is the storage's own score of that row, and the
 graph finds what the storage's exhaustive search finds. Beside faiss-cpu's
 IndexHNSW over the same kind of storage."""
+import struct
 import threading
 
 import numpy as np
 import pytest
 
 import nearly
+from _hnswutil import reseal
 from _testutil import METRIC_IP, METRIC_L2, clustered, search_while, seconds_until_interrupted
 
 D = 32
@@ -152,6 +154,17 @@ def test_persistence_and_skip_storage(data, tmp_path):
     for cut in (len(blob) // 2, len(blob) - 3):
         with pytest.raises(RuntimeError):
             nearly.deserialize_index(blob[:cut])
+    # a body with a metric no index has, sealed with a valid checksum: a file
+    # error, not an argument error
+    with open(path, "rb") as f:  # the links alone: no storage whose metric is checked first
+        payload = f.read()[24:-8]
+    head = struct.pack("<iiiiiB", D, nearly.METRIC_L2, 16, index.hnsw.efConstruction, 40, 0)
+    at = payload.find(head)
+    assert at > 0
+    forged = bytearray(payload)
+    forged[at + 4:at + 8] = struct.pack("<i", 77)
+    with pytest.raises(nearly.IndexFileError, match="metric"):
+        nearly.deserialize_index(np.frombuffer(reseal(bytes(forged)), dtype=np.uint8))
 
 
 def test_refusals(data):

@@ -286,3 +286,26 @@ def test_merge(data):
     other = built(xt, xb[:0], tt=SH.Thresh_centroid, nprobe=4)
     with pytest.raises(RuntimeError, match="trained apart"):
         a.merge_from(other)
+
+
+def test_quantizer_filled_by_hand(data):
+    """faiss's idiom: centroids added to the quantizer, then is_trained = True;
+    the centroid thresholds are derived then, the medians need train()."""
+    xt, xb, xq = data
+    ref = built(xt, xb, tt=SH.Thresh_centroid)
+    q = nearly.IndexFlatL2(D)
+    index = SH(q, D, NLIST, 40, 1.5)
+    index.threshold_type = SH.Thresh_centroid
+    q.add(ref.quantizer.reconstruct_n(0, NLIST))
+    assert not index.is_trained
+    index.is_trained = True
+    np.testing.assert_array_equal(index.trained, ref.trained)
+    index.add(xb)
+    index.nprobe = 3
+    np.testing.assert_array_equal(index.search(xq, 10)[0], ref.search(xq, 10)[0])
+    q2 = nearly.IndexFlatL2(D)
+    median = SH(q2, D, NLIST, 40, 1.5)
+    median.threshold_type = SH.Thresh_median
+    q2.add(ref.quantizer.reconstruct_n(0, NLIST))
+    with pytest.raises(ValueError, match="train"):
+        median.is_trained = True

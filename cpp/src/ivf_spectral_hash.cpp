@@ -209,6 +209,11 @@ bool IndexIVFSpectralHash::encoder_trained() const {
     return vt_->is_trained && (threshold_type_ == Thresh_global || trained_.size() == nlist * size_t(nbit));
 }
 
+void IndexIVFSpectralHash::assume_encoder_trained() {
+    if (threshold_type_ == Thresh_centroid || threshold_type_ == Thresh_centroid_half) thresholds_from_centroids();
+    IndexIVF::assume_encoder_trained();
+}
+
 void IndexIVFSpectralHash::train_encoder(idx_t n, const float* x, const idx_t* assign) {
     NEARLY_CHECK_ARG(n > 0, "IndexIVFSpectralHash: cannot train on 0 vectors");
     if (!vt_->is_trained) {

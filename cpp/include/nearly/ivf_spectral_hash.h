@@ -61,6 +61,9 @@ struct IndexIVFSpectralHash : IndexIVF {
     // transform is trained and the thresholds need no data.
     idx_t train_encoder_num_vectors() const override;
     bool encoder_trained() const override;
+    // is_trained = True after filling the quantizer by hand: centroid
+    // thresholds are derived then; medians need train().
+    void assume_encoder_trained() override;
     std::unique_ptr<InvertedListScanner> get_scanner() const override;
     std::unique_ptr<QueryBatch> prepare_queries(idx_t n, const float* x, const SearchParameters* params) const override;
     std::unique_ptr<InvertedListScanner> get_scanner_for(const QueryBatch* batch) const override;
