@@ -5,6 +5,8 @@
 #pragma once
 #include <memory>
 #include <string>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "nearly/common.h"
@@ -51,6 +53,15 @@ class ReconstructDistanceComputer : public DistanceComputer {
     std::vector<float> q_, a_, b_;
 };
 
+// A scorer with scores_gather(code pointers, n, out), the bits scores()
+// gives each code (SQScorer).
+template <class T, class = void>
+struct HasScoresGather : std::false_type {};
+template <class T>
+struct HasScoresGather<T, std::void_t<decltype(std::declval<const T&>().scores_gather(
+                              std::declval<const uint8_t* const*>(), size_t(0), std::declval<float*>()))>>
+    : std::true_type {};
+
 // Scores a code of a flat-code index with the family's own scorer (the one
 // its search runs: ADC tables, SQ kernels, RQ tables), so dc(i) is the
 // distance search reports for i. Index provides ntotal, metric_type,
@@ -78,6 +89,11 @@ class CodeDistanceComputer : public ReconstructDistanceComputer {
     }
     void scores(const idx_t* ids, size_t n, float* out) override {
         check_query();
+        if constexpr (HasScoresGather<Scorer>::value) {  // scored where the codes lie (the same bits)
+            if (codes_.with_codes_in_place(ids, n, ptrs_,
+                                           [&](const uint8_t* const* p) { scorer_.scores_gather(p, n, out); }))
+                return;
+        }
         gathered_.resize(n * code_.size());
         codes_.gather_codes(ids, n, gathered_.data());
         scorer_.scores(gathered_.data(), n, out);
@@ -87,6 +103,7 @@ class CodeDistanceComputer : public ReconstructDistanceComputer {
     const IndexT& codes_;
     Scorer scorer_;
     std::vector<uint8_t> code_, gathered_;
+    std::vector<const uint8_t*> ptrs_;
     bool builds_tables_;
 };
 

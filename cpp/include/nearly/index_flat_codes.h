@@ -57,6 +57,23 @@ struct IndexFlatCodes : Index {
     void code_at(idx_t i, uint8_t* out) const;
     // The codes of ids[0..n), one after the other, under one lock; an id out of range raises.
     void gather_codes(const idx_t* ids, size_t n, uint8_t* out) const;
+    // f(ptrs), ptrs[j] pointing at id ids[j]'s code where it is stored, all
+    // under one read lock (so no add moves them meanwhile): scoring in place
+    // spares gather_codes' copy. Plain layouts only: false, f not called,
+    // for fast-scan blocks. An id out of range raises.
+    template <class F>
+    bool with_codes_in_place(const idx_t* ids, size_t n, std::vector<const uint8_t*>& ptrs, const F& f) const {
+        std::shared_lock<SharedMutex> lk(rw_mutex_);
+        if (code_block_ != 1) return false;
+        const size_t cs = code_size();
+        ptrs.resize(n);
+        for (size_t j = 0; j < n; j++) {
+            if (ids[j] < 0 || ids[j] >= ntotal) throw OutOfRange("key " + std::to_string(ids[j]) + " not found");
+            ptrs[j] = codes_.data() + size_t(ids[j]) * cs;
+        }
+        f(ptrs.data());
+        return true;
+    }
     // Replaces the stored codes by n codes one after the other (faiss code
     // that writes index.codes itself: contrib's big_batch_search).
     void set_codes(const uint8_t* codes, size_t n);
