@@ -355,8 +355,6 @@ namespace {
 
 // The queries of one search, encoded together.
 struct EncodedQueries : IVFQueryBatch {
-    const float* x = nullptr;
-    idx_t n = 0;
     std::vector<uint8_t> codes;
 };
 
@@ -378,8 +376,8 @@ struct RecurrentScanner : InvertedListScanner {
     }
     void set_query(const float* x) override {
         const size_t d = size_t(enc.d);
-        if (batch && x >= batch->x && x < batch->x + size_t(batch->n) * d && (x - batch->x) % d == 0) {
-            qcode = batch->codes.data() + size_t(x - batch->x) / d * enc.code_size();
+        if (const std::ptrdiff_t row = batch ? batch->row_of(x, d) : -1; row >= 0) {
+            qcode = batch->codes.data() + size_t(row) * enc.code_size();
         } else {
             enc.encode(1, x, own.data());
             qcode = own.data();
@@ -439,7 +437,7 @@ std::unique_ptr<InvertedListScanner> IndexIVFBinaryRecurrent::get_scanner() cons
 std::unique_ptr<IVFQueryBatch> IndexIVFBinaryRecurrent::prepare_queries(idx_t n, const float* x, const SearchParameters*) const {
     auto batch = std::make_unique<EncodedQueries>();
     batch->x = x;
-    batch->n = n;
+    batch->n = size_t(n);
     batch->codes.resize(size_t(n) * encoder->code_size());
     encoder->encode(n, x, batch->codes.data());
     return batch;

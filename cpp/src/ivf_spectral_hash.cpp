@@ -34,8 +34,6 @@ constexpr size_t kEncodeSlice = 1 << 16;
 
 // The queries of one search, transformed together (one GEMM, not one per query).
 struct TransformedQueries : IVFQueryBatch {
-    const float* x = nullptr;
-    size_t n = 0;
     std::vector<float> y;
 };
 
@@ -59,8 +57,8 @@ struct SpectralHashScanner : InvertedListScanner {
           batch(batch), qcode(code_size) {}
 
     void set_query(const float* x) override {
-        if (batch && x >= batch->x && x < batch->x + batch->n * d && size_t(x - batch->x) % d == 0) {
-            y = batch->y.data() + size_t(x - batch->x) / d * nbit;
+        if (const std::ptrdiff_t row = batch ? batch->row_of(x, d) : -1; row >= 0) {
+            y = batch->y.data() + size_t(row) * nbit;
         } else {
             own.resize(nbit);
             vt.apply(1, x, own.data());
@@ -254,7 +252,7 @@ void IndexIVFSpectralHash::train_encoder(idx_t n, const float* x, const idx_t* a
 
 void IndexIVFSpectralHash::encode_vectors(idx_t n, const float* x, const idx_t* list_nos, uint8_t* codes) const {
     const size_t nb = size_t(nbit), dd = size_t(d);
-    const float freq = float(2.0 / double(period_));
+    const float freq = frequency();
     const float* thresholds = threshold_type_ == Thresh_global ? nullptr : trained_.data();
     std::vector<float> y;
     for (size_t i0 = 0; i0 < size_t(n); i0 += kEncodeSlice) {
@@ -292,7 +290,7 @@ std::unique_ptr<IVFQueryBatch> IndexIVFSpectralHash::prepare_queries(idx_t n, co
 
 std::unique_ptr<InvertedListScanner> IndexIVFSpectralHash::get_scanner_for(const QueryBatch* batch) const {
     return std::make_unique<SpectralHashScanner>(*vt_, threshold_type_ == Thresh_global ? nullptr : trained_.data(),
-                                                 size_t(nbit), code_size, float(2.0 / double(period_)),
+                                                 size_t(nbit), code_size, frequency(),
                                                  dynamic_cast<const TransformedQueries*>(batch));
 }
 

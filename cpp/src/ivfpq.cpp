@@ -214,8 +214,8 @@ void IVFPQScanner::set_query(const float* x) {
     if (!(ip || precomputed || !residual)) return;  // L2 on residuals: a table per list
     const bool inner = ip || precomputed;
     const size_t d = pq.d, tsize = pq.M * pq.ksub;
-    if (batch && x >= batch->x && x < batch->x + batch->n * d && size_t(x - batch->x) % d == 0) {
-        const size_t i = size_t(x - batch->x) / d;
+    if (const std::ptrdiff_t row = batch ? batch->row_of(x, d) : -1; row >= 0) {
+        const size_t i = size_t(row);
         if (i < group_first || i >= group_first + group_size) {
             group_first = i;
             group_size = std::min(kGroup, batch->n - i);

@@ -5,6 +5,7 @@
 // (the raw vector, a PQ code, ...) belongs to the family deriving from
 // IndexIVF, which plugs in an encoder and a list scanner.
 #pragma once
+#include <cstddef>
 #include <functional>
 #include <memory>
 #include <unordered_map>
@@ -107,6 +108,15 @@ struct InvertedListScanner {
 // What a family prepares once per search for its scanners (IndexIVF::prepare_queries).
 struct IVFQueryBatch {
     virtual ~IVFQueryBatch() = default;
+    // The search's n queries (set by prepare_queries), which a scanner's
+    // set_query(q) looks q up among.
+    const float* x = nullptr;
+    size_t n = 0;
+    // q's row among them (d floats each), or -1 when q is not one of them.
+    std::ptrdiff_t row_of(const float* q, size_t d) const {
+        if (!x || q < x || q >= x + n * d || size_t(q - x) % d != 0) return -1;
+        return std::ptrdiff_t(size_t(q - x) / d);
+    }
 };
 
 // Whether a quantizer places vectors in an IVF index's nlist lists: trained

@@ -83,6 +83,8 @@ struct IndexIVFSpectralHash : IndexIVF {
     // The centroid thresholds from the quantizer's centroids (when both are trained).
     void thresholds_from_centroids();
     void check_settable(const char* what) const;
+    // 2 / period, in float as faiss computes it: intervals per unit.
+    float frequency() const { return float(2.0 / double(period_)); }
 };
 
 // Bit j of code = floor((y_j - c_j) * freq) mod 2 for j < nbit (c null: 0),

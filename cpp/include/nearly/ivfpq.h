@@ -99,8 +99,6 @@ struct IndexIVFPQ : IndexIVF {
 
 // The queries of one search (rows of x).
 struct IVFPQQueries : IVFQueryBatch {
-    const float* x = nullptr;
-    size_t n = 0;
     int polysemous_ht = 0;  // the search's: SearchParametersIVFPQ's, else the index's
 };
 
