@@ -206,6 +206,9 @@ IndexPtr read_tagged(Reader& r, const std::string& tag) {
     if (tag == "HNSW2Level") return IndexHNSW2Level::read_body(r);
     if (tag == "HNSWSQCodes") return IndexHNSWSQCodes::read_body(r);
     if (tag == "NSGFlat") return IndexNSGFlat::read_body(r);
+    if (tag == "NSGOnStorage") return IndexNSGOnStorage::read_body(r);
+    if (tag == "NSGPQ") return IndexNSGPQ::read_body(r);
+    if (tag == "NSGSQ") return IndexNSGSQ::read_body(r);
     if (tag == "NNDescentFlat") return IndexNNDescentFlat::read_body(r);
     if (tag == "HNSWSQ") {
         int kind = r.pod<int32_t>();

@@ -10,6 +10,8 @@
 #include <random>
 
 #include "nearly/distance.h"
+#include "nearly/index_pq.h"
+#include "nearly/index_sq.h"
 #include "nearly/nn_descent.h"
 #include "row_scorer.h"
 #include "nearly/io.h"
@@ -29,15 +31,46 @@ struct Cand {
 bool closer(const Cand& a, const Cand& b) { return a.dist < b.dist || (a.dist == b.dist && a.id < b.id); }
 bool farther(const Cand& a, const Cand& b) { return closer(b, a); }
 
+// The exact scorer over float rows (the build's, and IndexNSGFlat's search).
+struct FlatScorer {
+    RowScorer rs;
+    float one(const float* q, int32_t id) const { return rs(q, size_t(id)); }
+    void many(const float* q, const int32_t* ids, size_t m, float* out) const {
+        for (size_t j = 0; j < m; j++) __builtin_prefetch(rs.xb + size_t(ids[j]) * rs.d);
+        for (size_t j = 0; j < m; j++) out[j] = rs(q, size_t(ids[j]));
+    }
+};
+
+// A storage index's DistanceComputer, its query set: a node's neighbours
+// are scored in one call (one lock of the storage), smaller is better.
+struct StorageScorer {
+    DistanceComputer* dc;
+    bool ip;
+    mutable std::vector<idx_t> ids64;
+    float one(const float*, int32_t id) const {
+        const float s = (*dc)(idx_t(id));
+        return ip ? -s : s;
+    }
+    void many(const float*, const int32_t* ids, size_t m, float* out) const {
+        ids64.assign(ids, ids + m);
+        dc->scores(ids64.data(), m, out);
+        if (ip)
+            for (size_t j = 0; j < m; j++) out[j] = -out[j];
+    }
+};
+
 // Beam search of width L over `degree` links a row (-1 padded) from entry:
 // `best` ends with the L closest nodes found, closest first. With `scored`,
 // every node it scores is appended there (the build's candidates).
-void beam_search(const RowScorer& sc, const float* q, const int32_t* links, size_t degree, size_t n, int32_t entry,
+template <class Scorer>
+void beam_search(const Scorer& sc, const float* q, const int32_t* links, size_t degree, size_t n, int32_t entry,
                  size_t L, VisitedSet& vis, std::vector<Cand>& best, std::vector<Cand>* scored) {
     vis.prepare(n);
     std::vector<Cand> frontier;  // min-heap on distance
+    std::vector<int32_t> fresh(degree);
+    std::vector<float> dist(degree);
     best.clear();
-    const Cand e{sc(q, entry), entry};
+    const Cand e{sc.one(q, entry), entry};
     vis.visit(size_t(entry));
     frontier.push_back(e);
     best.push_back(e);  // max-heap of the L best
@@ -48,11 +81,12 @@ void beam_search(const RowScorer& sc, const float* q, const int32_t* links, size
         std::pop_heap(frontier.begin(), frontier.end(), farther);
         frontier.pop_back();
         const int32_t* ll = links + size_t(c.id) * degree;
-        for (size_t j = 0; j < degree && ll[j] >= 0; j++) __builtin_prefetch(sc.xb + size_t(ll[j]) * sc.d);
-        for (size_t j = 0; j < degree && ll[j] >= 0; j++) {
-            const int32_t v = ll[j];
-            if (vis.visit(size_t(v))) continue;
-            const Cand nc{sc(q, v), v};
+        size_t m = 0;
+        for (size_t j = 0; j < degree && ll[j] >= 0; j++)
+            if (!vis.visit(size_t(ll[j]))) fresh[m++] = ll[j];
+        sc.many(q, fresh.data(), m, dist.data());
+        for (size_t j = 0; j < m; j++) {
+            const Cand nc{dist[j], fresh[j]};
             if (scored) scored->push_back(nc);
             if (best.size() < L || closer(nc, best.front())) {
                 frontier.push_back(nc);
@@ -67,6 +101,28 @@ void beam_search(const RowScorer& sc, const float* q, const int32_t* links, size
         }
     }
     std::sort(best.begin(), best.end(), closer);
+}
+
+// One query block's searches: the beam, then the selector's pass.
+template <class Scorer>
+void search_block(const Scorer& sc, const float* xq, const int32_t* graph, size_t R, size_t nn, int32_t entry,
+                  size_t k, size_t width, const IDSelector* sel, float* Dq, idx_t* Iq, VisitedSet& vis,
+                  std::vector<Cand>& best, std::vector<Cand>& scored) {
+    scored.clear();
+    beam_search(sc, xq, graph, R, nn, entry, width, vis, best, sel ? &scored : nullptr);
+    size_t got = 0;
+    for (const Cand& c : sel ? scored : best)
+        if (!sel || sel->is_member(c.id)) {
+            TopK::push(Dq, Iq, k, c.dist, c.id);
+            got++;
+        }
+    // A selective filter can leave the walk with fewer than k passing
+    // nodes: then every passing node is scored.
+    if (sel && got < k) {
+        TopK::init(Dq, Iq, k);
+        for (size_t v = 0; v < nn; v++)
+            if (sel->is_member(idx_t(v))) TopK::push(Dq, Iq, k, sc.one(xq, int32_t(v)), idx_t(v));
+    }
 }
 
 // MRNG's rule (NSG's pruning): walking the candidates closest first (at
@@ -96,13 +152,16 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 
 }  // namespace
 
-IndexNSGFlat::IndexNSGFlat(int d, int R_, MetricType metric) : Index(d, metric), R(R_), L(R_ + 32), C(R_ + 100) {
+IndexNSG::IndexNSG(int d, int R_, MetricType metric) : Index(d, metric), R(R_), L(R_ + 32), C(R_ + 100) {
     // Below 4 links a node, pruned graphs leave too little room to link the
     // nodes the pruning cut off (faiss loops forever looking for some).
     NEARLY_CHECK_ARG(R >= 4 && R <= 1024, "NSG: R must be between 4 and 1024 (got " + std::to_string(R) + ")");
 }
 
-void IndexNSGFlat::add(idx_t n, const float* x) {
+IndexNSGFlat::IndexNSGFlat(int d, int R, MetricType metric) : IndexNSG(d, R, metric) {}
+
+void IndexNSG::add(idx_t n, const float* x) {
+    sync_trained();
     check_add_args(n, x);
     if (n == 0) return;
     NEARLY_CHECK_ARG(GK >= 1 && L >= 1 && C >= 1 && search_L >= 1, "NSG: GK, L, C and search_L must be positive");
@@ -110,6 +169,7 @@ void IndexNSGFlat::add(idx_t n, const float* x) {
     NEARLY_CHECK_ARG(n < idx_t(std::numeric_limits<int32_t>::max()), "NSG: too many vectors for one index");
     std::unique_lock<SharedMutex> lk(rw_mutex_);
     if (ntotal > 0) throw NotSupported("NSG does not support incremental addition");
+    check_store(n);
     const size_t nn = size_t(n), dd = size_t(d);
     const auto t0 = std::chrono::steady_clock::now();
     InterruptPoll poll;
@@ -145,10 +205,11 @@ void IndexNSGFlat::add(idx_t n, const float* x) {
         }
         if (verbose) std::printf("  NSG: k-NN graph (%zu neighbours) in %.1f s\n", gk, seconds_since(t0));
     }
-    link(nn, x, knn, std::max<size_t>(gk, 1));
+    link_and_store(nn, x, knn, std::max<size_t>(gk, 1));
 }
 
-void IndexNSGFlat::build(idx_t n, const float* x, const idx_t* knn_graph, int gk) {
+void IndexNSG::build(idx_t n, const float* x, const idx_t* knn_graph, int gk) {
+    sync_trained();
     check_add_args(n, x);
     NEARLY_CHECK_ARG(gk >= 1, "NSG build: the k-NN graph needs at least one column (got " + std::to_string(gk) + ")");
     NEARLY_CHECK_ARG(n < idx_t(std::numeric_limits<int32_t>::max()), "NSG: too many vectors for one index");
@@ -156,6 +217,7 @@ void IndexNSGFlat::build(idx_t n, const float* x, const idx_t* knn_graph, int gk
     std::unique_lock<SharedMutex> lk(rw_mutex_);
     if (ntotal > 0) throw NotSupported("The IndexNSG is already built");
     if (n == 0) return;
+    check_store(n);
     // Each row's valid neighbours in order, then -1: ids out of range, the
     // node itself and repeats are left out (faiss warns and goes on too),
     // but a graph with n / 10 invalid entries or more is refused as faiss
@@ -190,14 +252,15 @@ void IndexNSGFlat::build(idx_t n, const float* x, const idx_t* knn_graph, int gk
                            " of " + std::to_string(nn * kk) + "). It may be an invalid knn graph.");
     if (verbose && dropped > 0)
         std::printf("  NSG: %zu invalid or repeated entries of the k-NN graph left out\n", size_t(dropped));
-    link(nn, x, knn, kk);
+    link_and_store(nn, x, knn, kk);
 }
 
 // Steps 2-5 over a k-NN graph (rows of kdeg ids, valid ones first, then -1),
-// the lock held.
-void IndexNSGFlat::link(size_t nn, const float* x, const std::vector<int32_t>& knn, size_t kdeg) {
+// the lock held; then the vectors are stored and the graph committed.
+void IndexNSG::link_and_store(size_t nn, const float* x, const std::vector<int32_t>& knn, size_t kdeg) {
     const size_t dd = size_t(d), RR = size_t(R);
     const RowScorer sc{x, dd, metric_type == METRIC_INNER_PRODUCT};
+    const FlatScorer fs{sc};
     const auto t0 = std::chrono::steady_clock::now();
     InterruptPoll poll;
 
@@ -210,7 +273,7 @@ void IndexNSGFlat::link(size_t nn, const float* x, const std::vector<int32_t>& k
     VisitedSet vis;
     std::vector<Cand> best;
     std::mt19937 rng(0x1234);
-    beam_search(sc, center.data(), knn.data(), kdeg, nn, int32_t(rng() % nn), size_t(L), vis, best, nullptr);
+    beam_search(fs, center.data(), knn.data(), kdeg, nn, int32_t(rng() % nn), size_t(L), vis, best, nullptr);
     const int32_t entry = best.front().id;
 
     // 3. Each node's links: MRNG over what a search for it visits plus its k-NN.
@@ -221,7 +284,7 @@ void IndexNSGFlat::link(size_t nn, const float* x, const std::vector<int32_t>& k
         for (size_t i = t * 64; i < std::min(nn, t * 64 + 64); i++) {
             const float* xi = x + i * dd;
             pool.clear();
-            beam_search(sc, xi, knn.data(), kdeg, nn, entry, size_t(L), tv, found, &pool);
+            beam_search(fs, xi, knn.data(), kdeg, nn, entry, size_t(L), tv, found, &pool);
             for (size_t j = 0; j < kdeg && knn[i * kdeg + j] >= 0; j++) {
                 const int32_t v = knn[i * kdeg + j];
                 if (!tv.visit(size_t(v))) pool.push_back({sc(xi, v), v});
@@ -299,7 +362,7 @@ void IndexNSGFlat::link(size_t nn, const float* x, const std::vector<int32_t>& k
         while (reached[next_unreached]) next_unreached++;
         const int32_t u = int32_t(next_unreached);
         std::vector<Cand> scored;
-        beam_search(sc, x + size_t(u) * dd, graph.data(), RR, nn, entry, size_t(search_L), vis, best, &scored);
+        beam_search(fs, x + size_t(u) * dd, graph.data(), RR, nn, entry, size_t(search_L), vis, best, &scored);
         std::sort(scored.begin(), scored.end(), closer);
         int32_t host = -1;
         for (const Cand& c : scored)
@@ -341,54 +404,41 @@ void IndexNSGFlat::link(size_t nn, const float* x, const std::vector<int32_t>& k
         std::printf("  NSG: built in %.1f s (%zu nodes attached to make every node reachable)\n", seconds_since(t0),
                     attached);
 
-    xb_.assign(x, x + nn * dd);
+    store(idx_t(nn), x);
     graph_ = std::move(graph);
     enterpoint_ = entry;
     ntotal = idx_t(nn);
 }
 
-void IndexNSGFlat::search(idx_t n, const float* x, idx_t k, float* D, idx_t* I, const SearchParameters* params) const {
+void IndexNSG::search(idx_t n, const float* x, idx_t k, float* D, idx_t* I, const SearchParameters* params) const {
     check_search_args(n, x, k);
     int sl = search_L;
     if (auto* p = dynamic_cast<const SearchParametersNSG*>(params)) sl = p->search_L;
     NEARLY_CHECK_ARG(sl >= 1, "NSG: search_L must be at least 1 (got " + std::to_string(sl) + ")");
     const IDSelector* sel = params ? params->sel.get() : nullptr;
     std::shared_lock<SharedMutex> lk(rw_mutex_);
-    const size_t kk = size_t(k), dd = size_t(d), nn = size_t(ntotal);
+    const size_t kk = size_t(k);
     const bool ip = metric_type == METRIC_INNER_PRODUCT;
     const float pad = missing_distance(metric_type);
-    const RowScorer sc{xb_.data(), dd, ip};
     InterruptPoll poll;
     parallel_for((size_t(n) + 15) / 16, [&](size_t t) {
-        thread_local VisitedSet vis;
-        std::vector<Cand> best, scored;
-        for (size_t q = t * 16; q < std::min(size_t(n), t * 16 + 16); q++) {
-            float* Dq = D + q * kk;
-            idx_t* Iq = I + q * kk;
-            TopK::init(Dq, Iq, kk);
-            const float* xq = x + q * dd;
-            if (nn > 0) {
-                scored.clear();
-                beam_search(sc, xq, graph_.data(), size_t(R), nn, enterpoint_, std::max(size_t(sl), kk), vis, best,
-                            sel ? &scored : nullptr);
-                size_t got = 0;
-                for (const Cand& c : sel ? scored : best)
-                    if (!sel || sel->is_member(c.id)) {
-                        TopK::push(Dq, Iq, kk, c.dist, c.id);
-                        got++;
-                    }
-                // A selective filter can leave the walk with fewer than k
-                // passing nodes: then every passing node is scored.
-                if (sel && got < kk) {
-                    TopK::init(Dq, Iq, kk);
-                    for (size_t v = 0; v < nn; v++)
-                        if (sel->is_member(idx_t(v))) TopK::push(Dq, Iq, kk, sc(xq, int32_t(v)), idx_t(v));
-                }
-            }
-            TopK::finish(Dq, Iq, kk, ip, pad);
-        }
+        const size_t q0 = t * 16, q1 = std::min(size_t(n), q0 + 16);
+        for (size_t q = q0; q < q1; q++) TopK::init(D + q * kk, I + q * kk, kk);
+        if (ntotal > 0) search_range(q0, q1, x, kk, std::max(size_t(sl), kk), sel, D, I);
+        for (size_t q = q0; q < q1; q++) TopK::finish(D + q * kk, I + q * kk, kk, ip, pad);
         poll();
     });
+}
+
+void IndexNSGFlat::search_range(size_t q0, size_t q1, const float* x, size_t k, size_t width, const IDSelector* sel,
+                                float* D, idx_t* I) const {
+    thread_local VisitedSet vis;
+    std::vector<Cand> best, scored;
+    const size_t dd = size_t(d);
+    const FlatScorer sc{RowScorer{xb_.data(), dd, metric_type == METRIC_INNER_PRODUCT}};
+    for (size_t q = q0; q < q1; q++)
+        search_block(sc, x + q * dd, graph_.data(), size_t(R), size_t(ntotal), enterpoint_, k, width, sel, D + q * k,
+                     I + q * k, vis, best, scored);
 }
 
 void IndexNSGFlat::reconstruct(idx_t key, float* out) const {
@@ -397,7 +447,7 @@ void IndexNSGFlat::reconstruct(idx_t key, float* out) const {
     std::copy(xb_.begin() + key * d, xb_.begin() + (key + 1) * d, out);
 }
 
-size_t IndexNSGFlat::mark_reachable(int32_t root, uint8_t* visited) const {
+size_t IndexNSG::mark_reachable(int32_t root, uint8_t* visited) const {
     NEARLY_CHECK_ARG(root >= 0 && root < ntotal, "NSG: root must be a node id, 0 to ntotal - 1");
     size_t marked = 0;
     std::vector<int32_t> stack;
@@ -414,17 +464,16 @@ size_t IndexNSGFlat::mark_reachable(int32_t root, uint8_t* visited) const {
     return marked;
 }
 
-void IndexNSGFlat::reset() {
+void IndexNSG::reset() {
     check_writable();
     std::unique_lock<SharedMutex> lk(rw_mutex_);
-    xb_.clear();
+    clear_vectors();
     graph_.clear();
     enterpoint_ = -1;
     ntotal = 0;
 }
 
-void IndexNSGFlat::write_body(Writer& w) const {
-    std::shared_lock<SharedMutex> lk(rw_mutex_);
+void IndexNSG::write_header(Writer& w) const {
     w.pod<int32_t>(d);
     w.pod<int32_t>(metric_type);
     w.pod<int32_t>(R);
@@ -434,33 +483,168 @@ void IndexNSGFlat::write_body(Writer& w) const {
     w.pod<int32_t>(GK);
     w.pod<int64_t>(ntotal);
     w.pod<int32_t>(enterpoint_);
+}
+
+IndexNSG::Header IndexNSG::read_header(Reader& r) {
+    Header h;
+    h.d = r.pod<int32_t>(), h.metric = r.pod<int32_t>(), h.R = r.pod<int32_t>();
+    h.L = r.pod<int32_t>(), h.C = r.pod<int32_t>(), h.search_L = r.pod<int32_t>(), h.GK = r.pod<int32_t>();
+    h.ntotal = r.pod<int64_t>();
+    h.entry = r.pod<int32_t>();
+    r.check(h.d > 0 && (h.metric == METRIC_L2 || h.metric == METRIC_INNER_PRODUCT) && h.R >= 4 && h.R <= 1024 &&
+                h.L >= 1 && h.C >= 1 && h.search_L >= 1 && h.GK >= 1 && h.ntotal >= 0 &&
+                h.ntotal < std::numeric_limits<int32_t>::max(),
+            "bad NSG header");
+    r.check(h.ntotal == 0 ? h.entry == -1 : (h.entry >= 0 && h.entry < h.ntotal), "bad NSG navigating node");
+    return h;
+}
+
+void IndexNSG::read_graph(Reader& r, const Header& h) {
+    L = h.L;
+    C = h.C;
+    search_L = h.search_L;
+    GK = h.GK;
+    graph_ = r.vec<int32_t>();
+    r.check(graph_.size() == size_t(h.ntotal) * size_t(R), "NSG graph does not match ntotal");
+    for (int32_t v : graph_) r.check(v >= -1 && v < h.ntotal, "bad NSG link");  // a forged file stays in bounds
+    enterpoint_ = h.entry;
+    ntotal = h.ntotal;
+}
+
+void IndexNSGFlat::write_body(Writer& w) const {
+    std::shared_lock<SharedMutex> lk(rw_mutex_);
+    write_header(w);
     w.vec(xb_);
     w.vec(graph_);
 }
 
 std::unique_ptr<IndexNSGFlat> IndexNSGFlat::read_body(Reader& r) {
-    const int d = r.pod<int32_t>(), metric = r.pod<int32_t>(), R = r.pod<int32_t>();
-    const int L = r.pod<int32_t>(), C = r.pod<int32_t>(), search_L = r.pod<int32_t>(), GK = r.pod<int32_t>();
-    const idx_t ntotal = r.pod<int64_t>();
-    const int32_t entry = r.pod<int32_t>();
-    r.check(d > 0 && (metric == METRIC_L2 || metric == METRIC_INNER_PRODUCT) && R >= 4 && R <= 1024 && L >= 1 &&
-                C >= 1 && search_L >= 1 && GK >= 1 && ntotal >= 0 && ntotal < std::numeric_limits<int32_t>::max(),
-            "bad NSG header");
-    auto index = std::make_unique<IndexNSGFlat>(d, R, MetricType(metric));
-    index->L = L;
-    index->C = C;
-    index->search_L = search_L;
-    index->GK = GK;
+    const Header h = read_header(r);
+    auto index = std::make_unique<IndexNSGFlat>(h.d, h.R, MetricType(h.metric));
     index->xb_ = r.vec<float>();
-    index->graph_ = r.vec<int32_t>();
-    r.check(index->xb_.size() == size_t(ntotal) * size_t(d) && index->graph_.size() == size_t(ntotal) * size_t(R),
-            "NSG vectors or graph do not match ntotal");
-    r.check(ntotal == 0 ? entry == -1 : (entry >= 0 && entry < ntotal), "bad NSG navigating node");
-    for (int32_t v : index->graph_) r.check(v >= -1 && v < ntotal, "bad NSG link");  // a forged file stays in bounds
+    r.check(index->xb_.size() == size_t(h.ntotal) * size_t(h.d), "NSG vectors do not match ntotal");
     for (float v : index->xb_) r.check(std::isfinite(v), "NSG vectors are not finite");
-    index->enterpoint_ = entry;
-    index->ntotal = ntotal;
+    index->read_graph(r, h);
     return index;
 }
+
+// ---- IndexNSGOnStorage --------------------------------------------------
+
+IndexNSGOnStorage::IndexNSGOnStorage(IndexPtr storage, int R)
+    : IndexNSGOnStorage(storage, storage ? storage->d : 1, storage ? storage->metric_type : METRIC_L2, R) {
+    NEARLY_CHECK_ARG(storage_ != nullptr, "IndexNSG: a storage index is needed");
+}
+
+IndexNSGOnStorage::IndexNSGOnStorage(IndexPtr storage, int d, MetricType metric, int R)
+    : IndexNSG(d, R, metric), storage_(std::move(storage)) {
+    NEARLY_CHECK_ARG(metric == METRIC_L2 || metric == METRIC_INNER_PRODUCT,
+                     "IndexNSG: the storage's metric must be L2 or inner product");
+    is_trained = storage_ && storage_->is_trained;
+}
+
+void IndexNSGOnStorage::check_storage_rows(const char* what) const {
+    if (storage_->ntotal < ntotal)
+        throw InvalidArgument(std::string("IndexNSG: ") + what + ": the storage holds " +
+                              std::to_string(storage_->ntotal) + " vectors, fewer than the graph's " +
+                              std::to_string(ntotal) + " (was it reset through another handle?)");
+}
+
+void IndexNSGOnStorage::set_storage(IndexPtr storage) {
+    check_writable();
+    NEARLY_CHECK_ARG(storage != nullptr, "IndexNSG: storage must be an index");
+    NEARLY_CHECK_ARG(storage.get() != static_cast<Index*>(this), "IndexNSG: an index cannot be its own storage");
+    NEARLY_CHECK_ARG(storage->d == d, "IndexNSG: the new storage has d = " + std::to_string(storage->d) +
+                                          ", the index " + std::to_string(d));
+    NEARLY_CHECK_ARG(storage->metric_type == metric_type, "IndexNSG: the new storage has another metric");
+    std::unique_lock<SharedMutex> lk(rw_mutex_);
+    NEARLY_CHECK_ARG(storage->ntotal >= ntotal, "IndexNSG: the new storage holds " + std::to_string(storage->ntotal) +
+                                                    " vectors, fewer than the graph's " + std::to_string(ntotal));
+    storage_ = std::move(storage);
+    is_trained = storage_->is_trained;
+}
+
+void IndexNSGOnStorage::train(idx_t n, const float* x) {
+    check_writable();
+    std::unique_lock<SharedMutex> lk(rw_mutex_);
+    check_storage_rows("train");
+    storage_->verbose = verbose;
+    storage_->train(n, x);
+    is_trained = storage_->is_trained;
+}
+
+void IndexNSGOnStorage::check_store(idx_t) const {
+    check_storage_rows("add");
+    if (!storage_->is_trained) throw NotSupported("Error: 'is_trained' failed (train the index first)");
+    if (storage_->ntotal != 0)
+        throw NotSupported("IndexNSG: the storage already holds " + std::to_string(storage_->ntotal) +
+                           " vectors; the graph is built over an empty storage (node i is its row i)");
+}
+
+void IndexNSGOnStorage::store(idx_t n, const float* x) {
+    storage_->verbose = verbose;
+    storage_->add(n, x);
+    NEARLY_CHECK_ARG(storage_->ntotal == n, "IndexNSG: the storage did not grow by the vectors added");
+}
+
+void IndexNSGOnStorage::clear_vectors() {
+    if (storage_) storage_->reset();
+}
+
+void IndexNSGOnStorage::search_range(size_t q0, size_t q1, const float* x, size_t k, size_t width,
+                                     const IDSelector* sel, float* D, idx_t* I) const {
+    check_storage_rows("search");
+    thread_local VisitedSet vis;
+    std::vector<Cand> best, scored;
+    const std::unique_ptr<DistanceComputer> dc = storage_->get_distance_computer();
+    const StorageScorer sc{dc.get(), metric_type == METRIC_INNER_PRODUCT, {}};
+    const size_t dd = size_t(d);
+    for (size_t q = q0; q < q1; q++) {
+        dc->set_query(x + q * dd);
+        search_block(sc, x + q * dd, graph_.data(), size_t(R), size_t(ntotal), enterpoint_, k, width, sel, D + q * k,
+                     I + q * k, vis, best, scored);
+    }
+}
+
+void IndexNSGOnStorage::reconstruct(idx_t key, float* out) const {
+    std::shared_lock<SharedMutex> lk(rw_mutex_);
+    check_storage_rows("reconstruct");
+    if (key < 0 || key >= ntotal) throw OutOfRange("id " + std::to_string(key) + " is not in the index");
+    storage_->reconstruct(key, out);
+}
+
+std::unique_ptr<DistanceComputer> IndexNSGOnStorage::get_distance_computer() const {
+    check_storage_rows("get_distance_computer");
+    return storage_->get_distance_computer();
+}
+
+void IndexNSGOnStorage::write_body(Writer& w) const {
+    std::shared_lock<SharedMutex> lk(rw_mutex_);
+    write_header(w);
+    write_index_payload(*storage_, w);  // always, as faiss (IO_FLAG_SKIP_STORAGE is HNSW's)
+    w.vec(graph_);
+}
+
+template <class T>
+std::unique_ptr<T> IndexNSGOnStorage::read_as(Reader& r) {
+    const Header h = read_header(r);
+    IndexPtr storage = read_index_payload(r);
+    r.check(storage->d == h.d && storage->metric_type == h.metric, "NSG: the storage does not match");
+    r.check(storage->ntotal >= h.ntotal, "NSG: the storage lacks rows the graph links");
+    std::unique_ptr<T> index(new T(storage, h.d, MetricType(h.metric), h.R));
+    index->read_graph(r, h);
+    return index;
+}
+
+std::unique_ptr<IndexNSGOnStorage> IndexNSGOnStorage::read_body(Reader& r) { return read_as<IndexNSGOnStorage>(r); }
+
+IndexNSGPQ::IndexNSGPQ(int d, int pq_m, int R, int pq_nbits, MetricType metric)
+    : IndexNSGOnStorage(std::make_shared<IndexPQ>(d, size_t(pq_m), size_t(pq_nbits), metric), R) {}
+
+std::unique_ptr<IndexNSGPQ> IndexNSGPQ::read_body(Reader& r) { return read_as<IndexNSGPQ>(r); }
+
+IndexNSGSQ::IndexNSGSQ(int d, ScalarQuantizer::QuantizerType qtype, int R, MetricType metric)
+    : IndexNSGOnStorage(std::make_shared<IndexScalarQuantizer>(d, qtype, metric), R) {}
+
+std::unique_ptr<IndexNSGSQ> IndexNSGSQ::read_body(Reader& r) { return read_as<IndexNSGSQ>(r); }
 
 }  // namespace nearly

@@ -1,4 +1,5 @@
-// IndexNSGFlat: the NSG graph index, its knobs as faiss exposes them (index.nsg.search_L ...).
+// The NSG graph indexes (IndexNSG over a storage, IndexNSGFlat, IndexNSGPQ,
+// IndexNSGSQ), their knobs as faiss exposes them (index.nsg.search_L ...).
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
@@ -14,7 +15,7 @@ using namespace nearly;
 namespace {
 // faiss's index.nsg: the graph's parameters, kept alive with the index.
 struct NSGView {
-    std::shared_ptr<IndexNSGFlat> index;
+    std::shared_ptr<IndexNSG> index;
 };
 
 int positive(int v, const char* what) {
@@ -64,28 +65,46 @@ void bind_nsg(py::module_& m) {
             return out;
         }, "(ntotal, R) neighbour ids, -1 padded (a numpy copy).");
 
-    py::class_<IndexNSGFlat, Index, std::shared_ptr<IndexNSGFlat>>(m, "IndexNSGFlat")
-        .def(py::init([](int d, int R, int metric) { return std::make_shared<IndexNSGFlat>(d, R, MetricType(metric)); }),
-             py::arg("d"), py::arg("R") = 32, py::arg("metric") = int(METRIC_L2))
-        .def_property_readonly("nsg", [](std::shared_ptr<IndexNSGFlat> self) { return NSGView{self}; })
-        .def_property("GK", [](const IndexNSGFlat& i) { return i.GK; },
-                      [](IndexNSGFlat& i, int v) { i.GK = positive(v, "GK"); })
-        .def_property("build_type", [](const IndexNSGFlat& i) { return i.build_type; },
-                      [](IndexNSGFlat& i, int v) {
+    py::class_<IndexNSG, Index, std::shared_ptr<IndexNSG>>(m, "IndexNSG",
+        "faiss's IndexNSG(storage, R): an NSG graph over the vectors another index stores, searched with its "
+        "DistanceComputer; node i is the storage's row i. The graph is built on the vectors given to add().")
+        .def(py::init([](IndexPtr storage, int R) -> std::shared_ptr<IndexNSG> {
+                 return std::make_shared<IndexNSGOnStorage>(storage, R);
+             }),
+             py::arg("storage"), py::arg("R") = 32)
+        .def_property_readonly("nsg", [](std::shared_ptr<IndexNSG> self) { return NSGView{self}; })
+        .def_property("GK", [](const IndexNSG& i) { return i.GK; },
+                      [](IndexNSG& i, int v) { i.GK = positive(v, "GK"); })
+        .def_property("build_type", [](const IndexNSG& i) { return i.build_type; },
+                      [](IndexNSG& i, int v) {
                           if (v != 0 && v != 1)
                               throw InvalidArgument("NSG: build_type must be 0 (exact k-NN graph) or 1 (NN-descent)");
                           i.build_type = v;
                       }, "How the k-NN graph the build starts from is made: 0 exactly, 1 by NN-descent.")
-        .def_property("nndescent_S", [](const IndexNSGFlat& i) { return i.nndescent_S; },
-                      [](IndexNSGFlat& i, int v) { i.nndescent_S = positive(v, "nndescent_S"); })
-        .def_property("nndescent_R", [](const IndexNSGFlat& i) { return i.nndescent_R; },
-                      [](IndexNSGFlat& i, int v) { i.nndescent_R = positive(v, "nndescent_R"); })
-        .def_property("nndescent_L", [](const IndexNSGFlat& i) { return i.nndescent_L > 0 ? i.nndescent_L : i.GK + 50; },
-                      [](IndexNSGFlat& i, int v) { i.nndescent_L = positive(v, "nndescent_L"); })
-        .def_property("nndescent_iter", [](const IndexNSGFlat& i) { return i.nndescent_iter; },
-                      [](IndexNSGFlat& i, int v) { i.nndescent_iter = positive(v, "nndescent_iter"); })
-        .def_property_readonly("is_built", &IndexNSGFlat::is_built)
-        .def("build", [](IndexNSGFlat& self, py::handle x_obj, py::handle graph_obj) {
+        .def_property("nndescent_S", [](const IndexNSG& i) { return i.nndescent_S; },
+                      [](IndexNSG& i, int v) { i.nndescent_S = positive(v, "nndescent_S"); })
+        .def_property("nndescent_R", [](const IndexNSG& i) { return i.nndescent_R; },
+                      [](IndexNSG& i, int v) { i.nndescent_R = positive(v, "nndescent_R"); })
+        .def_property("nndescent_L", [](const IndexNSG& i) { return i.nndescent_L > 0 ? i.nndescent_L : i.GK + 50; },
+                      [](IndexNSG& i, int v) { i.nndescent_L = positive(v, "nndescent_L"); })
+        .def_property("nndescent_iter", [](const IndexNSG& i) { return i.nndescent_iter; },
+                      [](IndexNSG& i, int v) { i.nndescent_iter = positive(v, "nndescent_iter"); })
+        .def_property_readonly("is_built", &IndexNSG::is_built)
+        .def_property(
+            "storage",
+            [](const IndexNSG& self) {
+                auto* s = dynamic_cast<const IndexNSGOnStorage*>(&self);
+                if (!s) throw NotSupported("this NSG index keeps its own vectors");
+                return s->storage();
+            },
+            [](IndexNSG& self, IndexPtr storage) {
+                auto* s = dynamic_cast<IndexNSGOnStorage*>(&self);
+                if (!s) throw NotSupported("this NSG index keeps its own vectors");
+                py::gil_scoped_release release;
+                s->set_storage(std::move(storage));
+            },
+            "The index holding the vectors (shared). Setting it swaps in another holding the same rows.")
+        .def("build", [](IndexNSG& self, py::handle x_obj, py::handle graph_obj) {
             FloatArray x = as_matrix(x_obj, self.d, "x");
             IdArray g = to_array<IdArray>(graph_obj, "knn_graph");
             if (g.ndim() != 2 || g.shape(0) != x.shape(0))
@@ -96,6 +115,31 @@ void bind_nsg(py::module_& m) {
             self.build(x.shape(0), x.data(), g.data(), gk);
         }, py::arg("x"), py::arg("knn_graph"),
            "The graph from a k-NN graph computed elsewhere (faiss's IndexNSG.build), on an empty index.");
+
+    py::class_<IndexNSGFlat, IndexNSG, std::shared_ptr<IndexNSGFlat>>(m, "IndexNSGFlat")
+        .def(py::init([](int d, int R, int metric) { return std::make_shared<IndexNSGFlat>(d, R, MetricType(metric)); }),
+             py::arg("d"), py::arg("R") = 32, py::arg("metric") = int(METRIC_L2));
+
+    py::class_<IndexNSGOnStorage, IndexNSG, std::shared_ptr<IndexNSGOnStorage>>(
+        m, "IndexNSGOnStorage", "IndexNSG(storage, R) as read back from a file.");
+
+    py::class_<IndexNSGPQ, IndexNSGOnStorage, std::shared_ptr<IndexNSGPQ>>(
+        m, "IndexNSGPQ", "faiss's IndexNSGPQ(d, pq_m, R, pq_nbits): an NSG graph over an IndexPQ storage.")
+        .def(py::init([](int d, int pq_m, int R, int pq_nbits, int metric) {
+                 if (pq_m < 1 || pq_nbits < 1) throw InvalidArgument("IndexNSGPQ: pq_m and pq_nbits must be positive");
+                 return std::make_shared<IndexNSGPQ>(d, pq_m, R, pq_nbits, MetricType(metric));
+             }),
+             py::arg("d"), py::arg("pq_m"), py::arg("R") = 32, py::arg("pq_nbits") = 8,
+             py::arg("metric") = int(METRIC_L2));
+
+    py::class_<IndexNSGSQ, IndexNSGOnStorage, std::shared_ptr<IndexNSGSQ>>(
+        m, "IndexNSGSQ", "faiss's IndexNSGSQ(d, qtype, R, metric): an NSG graph over an IndexScalarQuantizer storage.")
+        .def(py::init([](int d, int qtype, int R, int metric) {
+                 if (!ScalarQuantizer::valid_qtype(qtype))
+                     throw NotSupported("IndexNSGSQ: qtype " + std::to_string(qtype) + " not implemented in nearly");
+                 return std::make_shared<IndexNSGSQ>(d, ScalarQuantizer::QuantizerType(qtype), R, MetricType(metric));
+             }),
+             py::arg("d"), py::arg("qtype"), py::arg("R") = 32, py::arg("metric") = int(METRIC_L2));
 }
 
 }  // namespace nearly_py

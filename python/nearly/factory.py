@@ -95,7 +95,7 @@ TRANSFORMS = [
 # defaults to 32, as in faiss. IMI{M}x{nbits}: an inverted multi-index, a
 # MultiIndexQuantizer of M sub-quantizers whose (2^nbits)^M cells are the
 # lists (faiss's "IMI2x10").
-_IVF = r"(IVF\d+[kM]?|IMI\d+x\d+)(?:_HNSW(\d*))?"
+_IVF = r"(IVF\d+[kM]?|IMI\d+x\d+)(?:_((?:HNSW|NSG)\d*))?"
 
 
 def _imi(s):
@@ -114,14 +114,15 @@ def _nlist(s):
 
 
 def _coarse(m, d, metric):
-    """The coarse quantizer of IVF{n}[_HNSW[M]] or IMI{M}x{nbits}: exact, an
-    HNSW graph over the centroids (faster assignment when nlist is large), or
-    a multi-index (trained alone: its cells are products of sub-centroids)."""
-    coarse, hnsw_m = m.group(1), m.group(2)
+    """The coarse quantizer of IVF{n}[_HNSW[M] | _NSG[R]] or IMI{M}x{nbits}:
+    exact, a graph over the centroids (faster assignment when nlist is
+    large), or a multi-index (trained alone: its cells are products of
+    sub-centroids)."""
+    coarse, graph = m.group(1), m.group(2)
     pending = _PAREN_QUANTIZER.get()
     if pending is not None:  # IVF{n}(<description>): the quantizer is that index
-        if hnsw_m is not None or coarse.startswith("IMI"):
-            raise ValueError(f"{coarse}: a quantizer in parentheses cannot be combined with _HNSW or IMI")
+        if graph is not None or coarse.startswith("IMI"):
+            raise ValueError(f"{coarse}: a quantizer in parentheses cannot be combined with _HNSW, _NSG or IMI")
         pending["used"] = True
         token = _PAREN_QUANTIZER.set(None)
         try:
@@ -129,13 +130,17 @@ def _coarse(m, d, metric):
         finally:
             _PAREN_QUANTIZER.reset(token)
     if coarse.startswith("IMI"):
-        if hnsw_m is not None:
-            raise ValueError(f"{coarse}_HNSW: a multi-index has no centroids to put in a graph")
+        if graph is not None:
+            raise ValueError(f"{coarse}_{graph}: a multi-index has no centroids to put in a graph")
         M, nbits = _imi(coarse)
         if M < 1 or nbits < 1 or nbits > 16 or M * nbits > 62 or d % M:
             raise ValueError(f"{coarse}: M must divide d = {d}, nbits be 1 to 16 and M * nbits at most 62")
         return _nearly.MultiIndexQuantizer(d, M, nbits)
-    return _nearly.IndexFlat(d, metric) if hnsw_m is None else _nearly.IndexHNSWFlat(d, int(hnsw_m or 32), metric)
+    if graph is None:
+        return _nearly.IndexFlat(d, metric)
+    if graph.startswith("NSG"):
+        return _nearly.IndexNSGFlat(d, int(graph[3:] or 32), metric)
+    return _nearly.IndexHNSWFlat(d, int(graph[4:] or 32), metric)
 
 
 def _by_residual(index, by_residual):
@@ -296,6 +301,13 @@ INDEXES = [
         d, _hnsw_m(m), int(m.group(2) or 8), metric)),
     # NSG[R] (32 by default), "," or "_" and Flat, or nothing (faiss's strings).
     (re.compile(r"NSG(\d*)(?:[,_]Flat)?"), lambda m, d, metric: _nearly.IndexNSGFlat(d, int(m.group(1) or 32), metric)),
+    # NSG over a PQ or scalar-quantizer storage: NSG{R},PQ{m}[x{nbits}][np],
+    # NSG{R},SQ{type} ("," or "_"). faiss's NSG-PQ is L2 whatever the metric
+    # asked; nearly keeps the metric.
+    (re.compile(r"NSG(\d*)[,_]PQ(\d+)(?:x(\d+))?(?:np)?"), lambda m, d, metric: _nearly.IndexNSGPQ(
+        d, int(m.group(2)), int(m.group(1) or 32), int(m.group(3) or 8), metric)),
+    (re.compile(r"NSG(\d*)[,_]SQ" + _SQ), lambda m, d, metric: _nearly.IndexNSGSQ(
+        d, _sq_qtype(m.group(2)), int(m.group(1) or 32), metric)),
     # NNDescent[K] (32 by default), "," or "_" and Flat, or nothing (faiss's strings).
     (re.compile(r"NNDescent(\d*)(?:[,_]Flat)?"), lambda m, d, metric: _nearly.IndexNNDescentFlat(
         d, int(m.group(1) or 32), metric)),

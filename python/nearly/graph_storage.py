@@ -236,3 +236,36 @@ class VisitedTableVector:
 
     def advance(self):
         self.visited[:] = 0
+
+
+class NSGGraph(np.ndarray):
+    """`index.nsg.get_final_graph()`: the (ntotal, R) neighbour ids, -1
+    padded, an int32 array that also answers faiss's nsg::Graph fields: N
+    (nodes), K (links per node), `data` (the ids, for
+    faiss.memcpy(swig_ptr(out), graph.data, nbytes)), at(i, j) and
+    get_neighbors(i)."""
+
+    N = property(lambda self: int(self.shape[0]))
+    K = property(lambda self: int(self.shape[1]))
+    data = property(lambda self: np.asarray(self).reshape(-1))
+
+    def at(self, i, j):
+        return int(np.asarray(self)[i, j])
+
+    def get_neighbors(self, i, neighbors=None):
+        """Node i's valid neighbours (faiss fills `neighbors` and returns
+        their count; given an array, nearly does the same)."""
+        row = np.asarray(self)[i]
+        valid = row[row >= 0]
+        if neighbors is None:
+            return valid.copy()
+        neighbors[:len(valid)] = valid
+        return len(valid)
+
+
+def _get_final_graph(nsg, _raw=_nearly.NSG.get_final_graph):
+    return _raw(nsg).view(NSGGraph)
+
+
+_get_final_graph.__doc__ = NSGGraph.__doc__
+_nearly.NSG.get_final_graph = _get_final_graph
