@@ -17,7 +17,7 @@ import argparse
 import os
 import time
 
-from search_metrics import best_qps, real_problem, recall, write_results
+from search_metrics import points_text, real_problem, sweep, write_results
 
 
 def build(make, xb):
@@ -63,15 +63,10 @@ def main():
             runs.append(("nearly", own, make_own))
         for lib_name, kind, make in runs:
             index, build_s = build(make, xb)
-            row = {"library": lib_name, "storage": key, "index": kind, "type": type(index).__name__,
-                   "build_s": build_s, "points": []}
-            for ef in efs:
-                index.hnsw.efSearch = ef
-                I = index.search(xq, args.k)[1]
-                row["points"].append({"efSearch": ef, "recall": recall(I, gt, args.k),
-                                      "qps": best_qps(index, xq, args.k)})
-            out["rows"].append(row)
-            pts = "  ".join(f"ef{p['efSearch']} {p['recall']:.3f}/{p['qps']:.0f}" for p in row["points"])
+            points = sweep(index, xq, gt, args.k, "efSearch", efs, lambda i, v: setattr(i.hnsw, "efSearch", v))
+            out["rows"].append({"library": lib_name, "storage": key, "index": kind, "type": type(index).__name__,
+                                "build_s": build_s, "points": points})
+            pts = points_text(points, "efSearch", "ef")
             print(f"{key:5s} {lib_name:6s} {kind:20s} build {build_s:6.1f} s  recall/QPS {pts}", flush=True)
     write_results(args.out, out)
 

@@ -17,7 +17,7 @@ import argparse
 import os
 import time
 
-from search_metrics import best_qps, real_problem, recall, write_results
+from search_metrics import points_text, real_problem, sweep, write_results
 
 
 def main():
@@ -45,14 +45,10 @@ def main():
             train_s = time.perf_counter() - t
             index.add(xb)
             build_s = time.perf_counter() - t
-            row = {"library": lib.__name__, "string": key, "train_s": train_s, "build_s": build_s, "points": []}
-            for L in widths:
-                index.nsg.search_L = L
-                I = index.search(xq, args.k)[1]
-                row["points"].append({"search_L": L, "recall": recall(I, gt, args.k),
-                                      "qps": best_qps(index, xq, args.k)})
-            out["rows"].append(row)
-            pts = "  ".join(f"L{p['search_L']} {p['recall']:.3f}/{p['qps']:.0f}" for p in row["points"])
+            points = sweep(index, xq, gt, args.k, "search_L", widths, lambda i, v: setattr(i.nsg, "search_L", v))
+            out["rows"].append({"library": lib.__name__, "string": key, "train_s": train_s, "build_s": build_s,
+                                "points": points})
+            pts = points_text(points, "search_L", "L")
             print(f"{key:14s} {lib.__name__:6s} build {build_s:6.1f} s (train {train_s:5.1f})  recall/QPS {pts}",
                   flush=True)
     write_results(args.out, out)

@@ -61,6 +61,22 @@ def best_qps(index, xq, k, runs=3):
     return len(xq) / best
 
 
+def sweep(index, xq, gt, k, knob, values, set_knob):
+    """Recall@k and QPS at each value of a search knob (set_knob(index, v)):
+    [{knob: v, "recall": ..., "qps": ...}, ...]."""
+    points = []
+    for v in values:
+        set_knob(index, v)
+        I = index.search(xq, k)[1]
+        points.append({knob: v, "recall": recall(I, gt, k), "qps": best_qps(index, xq, k)})
+    return points
+
+
+def points_text(points, knob, label):
+    """One line's worth of sweep() points: "<label><value> recall/QPS ..."."""
+    return "  ".join(f"{label}{p[knob]} {p['recall']:.3f}/{p['qps']:.0f}" for p in points)
+
+
 def write_results(path, out):
     """Writes a benchmark's JSON (out, with the machine added) to path."""
     out = dict(out, machine=platform.machine(), cpu_count=os.cpu_count())

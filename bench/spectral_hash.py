@@ -15,7 +15,7 @@ import argparse
 import os
 import time
 
-from search_metrics import best_qps, real_problem, recall, write_results
+from search_metrics import points_text, real_problem, sweep, write_results
 
 
 def main():
@@ -39,14 +39,10 @@ def main():
             train_s = time.perf_counter() - t
             index.add(xb)
             build_s = time.perf_counter() - t
-            row = {"library": lib.__name__, "string": key, "train_s": train_s, "build_s": build_s, "points": []}
-            for nprobe in nprobes:
-                index.nprobe = nprobe
-                I = index.search(xq, args.k)[1]
-                row["points"].append({"nprobe": nprobe, "recall": recall(I, gt, args.k),
-                                      "qps": best_qps(index, xq, args.k)})
-            out["rows"].append(row)
-            pts = "  ".join(f"np{p['nprobe']} {p['recall']:.3f}/{p['qps']:.0f}" for p in row["points"])
+            points = sweep(index, xq, gt, args.k, "nprobe", nprobes, lambda i, v: setattr(i, "nprobe", v))
+            out["rows"].append({"library": lib.__name__, "string": key, "train_s": train_s, "build_s": build_s,
+                                "points": points})
+            pts = points_text(points, "nprobe", "np")
             print(f"{key:24s} {lib.__name__:6s} build {build_s:6.1f} s (train {train_s:5.1f})  recall/QPS {pts}",
                   flush=True)
     write_results(args.out, out)

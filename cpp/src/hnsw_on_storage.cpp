@@ -153,11 +153,7 @@ void IndexHNSWOnStorage::check_storage_rows(const char* what) const {
 
 void IndexHNSWOnStorage::set_storage(IndexPtr storage) {
     check_writable();
-    NEARLY_CHECK_ARG(storage != nullptr, "IndexHNSW: storage must be an index");
-    NEARLY_CHECK_ARG(storage.get() != static_cast<Index*>(this), "IndexHNSW: an index cannot be its own storage");
-    NEARLY_CHECK_ARG(storage->d == d, "IndexHNSW: the new storage has d = " + std::to_string(storage->d) +
-                                          ", the index d = " + std::to_string(d));
-    NEARLY_CHECK_ARG(storage->metric_type == metric_type, "IndexHNSW: the new storage has another metric");
+    check_new_storage(*this, storage.get(), "IndexHNSW");
     std::lock_guard<std::mutex> wl(write_mutex_);
     std::unique_lock<SharedMutex> lk(graph_mutex_);
     NEARLY_CHECK_ARG(storage->ntotal >= ntotal, "IndexHNSW: the new storage holds " + std::to_string(storage->ntotal) +

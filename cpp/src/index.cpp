@@ -140,6 +140,15 @@ void Index::check_add_args(idx_t n, const float* x) const {
 
 float missing_distance(MetricType metric) { return is_similarity_metric(metric) ? -FLT_MAX : FLT_MAX; }
 
+void check_new_storage(const Index& graph, const Index* storage, const char* who) {
+    const std::string w(who);
+    NEARLY_CHECK_ARG(storage != nullptr, w + ": storage must be an index");
+    NEARLY_CHECK_ARG(storage != &graph, w + ": an index cannot be its own storage");
+    NEARLY_CHECK_ARG(storage->d == graph.d, w + ": the new storage has d = " + std::to_string(storage->d) +
+                                                ", the index d = " + std::to_string(graph.d));
+    NEARLY_CHECK_ARG(storage->metric_type == graph.metric_type, w + ": the new storage has another metric");
+}
+
 void check_row_range(idx_t i0, idx_t ni, idx_t ntotal) {
     NEARLY_CHECK_ARG(ni >= 0, "ni must be non-negative");
     if (i0 < 0 || i0 + ni > ntotal)

@@ -551,11 +551,7 @@ void IndexNSGOnStorage::check_storage_rows(const char* what) const {
 
 void IndexNSGOnStorage::set_storage(IndexPtr storage) {
     check_writable();
-    NEARLY_CHECK_ARG(storage != nullptr, "IndexNSG: storage must be an index");
-    NEARLY_CHECK_ARG(storage.get() != static_cast<Index*>(this), "IndexNSG: an index cannot be its own storage");
-    NEARLY_CHECK_ARG(storage->d == d, "IndexNSG: the new storage has d = " + std::to_string(storage->d) +
-                                          ", the index " + std::to_string(d));
-    NEARLY_CHECK_ARG(storage->metric_type == metric_type, "IndexNSG: the new storage has another metric");
+    check_new_storage(*this, storage.get(), "IndexNSG");
     std::unique_lock<SharedMutex> lk(rw_mutex_);
     NEARLY_CHECK_ARG(storage->ntotal >= ntotal, "IndexNSG: the new storage holds " + std::to_string(storage->ntotal) +
                                                     " vectors, fewer than the graph's " + std::to_string(ntotal));

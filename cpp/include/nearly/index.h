@@ -163,5 +163,10 @@ float missing_distance(MetricType metric);
 void check_permutation(const idx_t* perm, idx_t n);
 // Raises unless rows i0 .. i0 + ni - 1 exist among ntotal (reconstruct_n).
 void check_row_range(idx_t i0, idx_t ni, idx_t ntotal);
+// A graph index's new storage (faiss's `index.storage = other`): an index,
+// not the graph itself, of the graph's d and metric; `who` names the graph
+// in the message. (That it holds the graph's rows is checked under the
+// graph's lock.)
+void check_new_storage(const Index& graph, const Index* storage, const char* who);
 
 }  // namespace nearly
