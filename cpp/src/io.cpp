@@ -24,6 +24,7 @@
 #include "nearly/binary_ivf.h"
 #include "nearly/idmap.h"
 #include "nearly/index_pq.h"
+#include "nearly/index_random.h"
 #include "nearly/index_2layer.h"
 #include "nearly/index_lsh.h"
 #include "nearly/index_rabitq.h"
@@ -206,6 +207,7 @@ IndexPtr read_tagged(Reader& r, const std::string& tag) {
     if (tag == "HNSW2Level") return IndexHNSW2Level::read_body(r);
     if (tag == "HNSWSQCodes") return IndexHNSWSQCodes::read_body(r);
     if (tag == "NSGFlat") return IndexNSGFlat::read_body(r);
+    if (tag == "Random") return IndexRandom::read_body(r);
     if (tag == "NSGOnStorage") return IndexNSGOnStorage::read_body(r);
     if (tag == "NSGPQ") return IndexNSGPQ::read_body(r);
     if (tag == "NSGSQ") return IndexNSGSQ::read_body(r);

@@ -38,6 +38,7 @@ void bind_lsh(py::module_& m);
 void bind_rabitq(py::module_& m);
 void bind_nsg(py::module_& m);
 void bind_nn_descent(py::module_& m);
+void bind_index_random(py::module_& m);
 }  // namespace nearly_py
 
 #if defined(NEARLY_WITH_CUDA)
@@ -193,4 +194,5 @@ PYBIND11_MODULE(_nearly, m) {
     bind_rabitq(m);
     bind_nsg(m);
     bind_nn_descent(m);
+    bind_index_random(m);
 }
