@@ -332,7 +332,7 @@ def test_factory_strings(fs, st):
     ip = nearly.index_factory(32, fs.split(",")[-1], nearly.METRIC_INNER_PRODUCT)
     if "_N" not in fs:
         assert ip.rq.search_type == RQ.ST_LUT_nonorm  # faiss's default for inner product
-    for bad in ("RQ8x0", "RQ8x17", "RQ0x8", "RQ8x8_Nlsq4x2", "RQ2x8_1x4"):
+    for bad in ("RQ8x0", "RQ8x17", "RQ0x8", "RQ8x8_Nlsq4x2", "RQ2x8_1x0", "RQ2x8_"):
         with pytest.raises((RuntimeError, ValueError)):
             nearly.index_factory(32, bad)
 

@@ -12,7 +12,11 @@ namespace nearly {
 
 IndexResidualQuantizer::IndexResidualQuantizer(int d, size_t M, size_t nbits, MetricType metric,
                                                ResidualQuantizer::SearchType search_type)
-    : IndexFlatCodes(d, metric), rq(size_t(std::max(d, 1)), M, nbits, search_type) {
+    : IndexResidualQuantizer(d, std::vector<size_t>(M, nbits), metric, search_type) {}
+
+IndexResidualQuantizer::IndexResidualQuantizer(int d, const std::vector<size_t>& nbits, MetricType metric,
+                                               ResidualQuantizer::SearchType search_type)
+    : IndexFlatCodes(d, metric), rq(size_t(std::max(d, 1)), nbits, search_type) {
     is_trained = false;
 }
 
@@ -75,7 +79,7 @@ void IndexResidualQuantizer::write_body(Writer& w) const {
 
 std::unique_ptr<IndexResidualQuantizer> IndexResidualQuantizer::read_body(Reader& r) {
     return read_with(r, "ResidualQuantizer", [](int d, MetricType metric, const ResidualQuantizer& rq) {
-        return std::make_unique<IndexResidualQuantizer>(d, rq.M, rq.nbits, metric, rq.search_type);
+        return std::make_unique<IndexResidualQuantizer>(d, rq.nbits, metric, rq.search_type);
     });
 }
 

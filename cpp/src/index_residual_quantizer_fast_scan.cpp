@@ -84,7 +84,7 @@ IndexResidualQuantizerFastScan::IndexResidualQuantizerFastScan(int d, size_t M, 
 }
 
 IndexResidualQuantizerFastScan::IndexResidualQuantizerFastScan(const IndexResidualQuantizer& orig)
-    : IndexResidualQuantizerFastScan(orig.d, orig.rq.M, orig.rq.nbits, orig.metric_type, orig.rq.search_type) {
+    : IndexResidualQuantizerFastScan(orig.d, orig.rq.M, orig.rq.one_nbits(), orig.metric_type, orig.rq.search_type) {
     copy_from(orig);
 }
 
@@ -141,7 +141,7 @@ void read_norm_scale(Reader& r, bool& rescale_norm, int& norm_scale, const char*
 
 std::unique_ptr<IndexResidualQuantizerFastScan> IndexResidualQuantizerFastScan::read_body(Reader& r) {
     auto index = read_with(r, "ResidualQuantizerFastScan", [](int d, MetricType metric, const ResidualQuantizer& q) {
-        return std::make_unique<IndexResidualQuantizerFastScan>(d, q.M, q.nbits, metric, q.search_type);
+        return std::make_unique<IndexResidualQuantizerFastScan>(d, q.M, q.one_nbits(), metric, q.search_type);
     });
     std::unique_ptr<IndexResidualQuantizerFastScan> out(static_cast<IndexResidualQuantizerFastScan*>(index.release()));
     read_norm_scale(r, out->rescale_norm, out->norm_scale, "ResidualQuantizerFastScan");

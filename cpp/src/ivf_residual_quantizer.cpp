@@ -23,7 +23,7 @@ struct IVFRQTableScanner : InvertedListScanner {
     const float* q = nullptr;
 
     IVFRQTableScanner(const IndexIVFResidualQuantizer& ix, const std::vector<float>& tables)
-        : ix(ix), tables(tables), scan(ix.rq, METRIC_L2), d(size_t(ix.d)), ts(ix.rq.M * ix.rq.K()), qlut(ts), c(d) {}
+        : ix(ix), tables(tables), scan(ix.rq, METRIC_L2), d(size_t(ix.d)), ts(ix.rq.total_codebook_size), qlut(ts), c(d) {}
     void set_query(const float* x) override {
         q = x;
         ix.rq.compute_lut(x, qlut.data());
@@ -42,7 +42,13 @@ struct IVFRQTableScanner : InvertedListScanner {
 IndexIVFResidualQuantizer::IndexIVFResidualQuantizer(IndexPtr quantizer_, int d, size_t nlist_, size_t M,
                                                      size_t nbits, MetricType metric,
                                                      ResidualQuantizer::SearchType search_type)
-    : IndexIVF(std::move(quantizer_), d, nlist_, 0, metric), rq(size_t(std::max(d, 1)), M, nbits, search_type) {
+    : IndexIVFResidualQuantizer(std::move(quantizer_), d, nlist_, std::vector<size_t>(M, nbits), metric,
+                                search_type) {}
+
+IndexIVFResidualQuantizer::IndexIVFResidualQuantizer(IndexPtr quantizer_, int d, size_t nlist_,
+                                                     const std::vector<size_t>& nbits, MetricType metric,
+                                                     ResidualQuantizer::SearchType search_type)
+    : IndexIVF(std::move(quantizer_), d, nlist_, 0, metric), rq(size_t(std::max(d, 1)), nbits, search_type) {
     code_size = rq.code_size;
     by_residual = true;
     refresh_trained();
@@ -73,7 +79,8 @@ void IndexIVFResidualQuantizer::decode_vector(size_t list_no, const uint8_t* cod
 
 void IndexIVFResidualQuantizer::train_encoder(idx_t n, const float* x, const idx_t* assign) {
     if (verbose)
-        std::printf("training %zdx%zd residual quantizer on %lld vectors in %dD\n", rq.M, rq.K(), (long long)n, d);
+        std::printf("training a residual quantizer of %zd codebooks (%zd words) on %lld vectors in %dD\n", rq.M,
+                    rq.total_codebook_size, (long long)n, d);
     rq.verbose = verbose;
     std::vector<float> c;
     if (norm_includes_centroid()) {
@@ -105,7 +112,7 @@ void IndexIVFResidualQuantizer::copy_from(const IndexIVFResidualQuantizer& orig)
 void IndexIVFResidualQuantizer::build_list_tables() {
     list_tables_.clear();
     centroid_norms_.clear();
-    const size_t ts = rq.M * rq.K();
+    const size_t ts = rq.total_codebook_size;
     constexpr size_t kMaxBytes = size_t(256) << 20;
     if (!rq.is_trained || !rq.uses_lut() || metric_type != METRIC_L2 || !by_residual || !quantizer ||
         !quantizer_places_lists(*quantizer, nlist))
@@ -142,7 +149,7 @@ void IndexIVFResidualQuantizer::write_body(Writer& w) const {
 
 std::unique_ptr<IndexIVFResidualQuantizer> IndexIVFResidualQuantizer::read_body(Reader& r) {
     return read_with(r, "IVFResidualQuantizer", [](const Header& h, const ResidualQuantizer& rq) {
-        return std::make_unique<IndexIVFResidualQuantizer>(h.quantizer, h.d, h.nlist, rq.M, rq.nbits, h.metric,
+        return std::make_unique<IndexIVFResidualQuantizer>(h.quantizer, h.d, h.nlist, rq.nbits, h.metric,
                                                            rq.search_type);
     });
 }

@@ -30,7 +30,7 @@ struct IVFRQFastScanScanner : InvertedListScanner {
 
     IVFRQFastScanScanner(const IndexIVFResidualQuantizer& ix, size_t Mfs, int scale)
         : ix(ix), rq(ix.rq), ip(ix.metric_type == METRIC_INNER_PRODUCT), residual(ix.by_residual), scale(scale),
-          d(size_t(ix.d)), ts(ix.rq.M * ix.rq.K()), Mfs(Mfs), qlut(ts), tab(Mfs * 16) {}
+          d(size_t(ix.d)), ts(ix.rq.total_codebook_size), Mfs(Mfs), qlut(ts), tab(Mfs * 16) {}
 
     void set_query(const float* x) override {
         rq.compute_lut(x, qlut.data());
@@ -123,7 +123,7 @@ IndexIVFResidualQuantizerFastScan::IndexIVFResidualQuantizerFastScan(IndexPtr qu
 }
 
 IndexIVFResidualQuantizerFastScan::IndexIVFResidualQuantizerFastScan(const IndexIVFResidualQuantizer& orig)
-    : IndexIVFResidualQuantizerFastScan(orig.quantizer, orig.d, orig.nlist, orig.rq.M, orig.rq.nbits,
+    : IndexIVFResidualQuantizerFastScan(orig.quantizer, orig.d, orig.nlist, orig.rq.M, orig.rq.one_nbits(),
                                         orig.metric_type, orig.rq.search_type) {
     if (metric_type == METRIC_L2 && orig.by_residual)
         throw NotSupported("IndexIVFAdditiveQuantizerFastScan: an L2 index converts only when it codes the vectors "
@@ -155,7 +155,7 @@ bool IndexIVFResidualQuantizerFastScan::search_assigned(idx_t n, const float* x,
     return search_grouped(
         n, k, np, coarse, sel, D, I, sorted, (Mfs + 1) / 2 * 64,
         [&](size_t q0, size_t m, PQ4Table* tables) {
-            std::vector<float> lut(rq.M * rq.K()), tab(Mfs * 16);
+            std::vector<float> lut(rq.total_codebook_size), tab(Mfs * 16);
             for (size_t i = 0; i < m; i++) {
                 const float* xi = x + (q0 + i) * dd;
                 rq.compute_lut(xi, lut.data());
@@ -194,7 +194,7 @@ void IndexIVFResidualQuantizerFastScan::write_body(Writer& w) const {
 
 std::unique_ptr<IndexIVFResidualQuantizerFastScan> IndexIVFResidualQuantizerFastScan::read_body(Reader& r) {
     auto index = read_with(r, "IVFResidualQuantizerFastScan", [](const Header& h, const ResidualQuantizer& q) {
-        return std::make_unique<IndexIVFResidualQuantizerFastScan>(h.quantizer, h.d, h.nlist, q.M, q.nbits, h.metric,
+        return std::make_unique<IndexIVFResidualQuantizerFastScan>(h.quantizer, h.d, h.nlist, q.M, q.one_nbits(), h.metric,
                                                                    q.search_type);
     });
     std::unique_ptr<IndexIVFResidualQuantizerFastScan> out(

@@ -20,11 +20,15 @@ constexpr size_t kCentroidBlock = 16384;
 }  // namespace
 
 ResidualCoarseQuantizer::ResidualCoarseQuantizer(int d, size_t M, size_t nbits, MetricType metric)
-    : Index(d, metric), rq(size_t(d), M, nbits, ResidualQuantizer::ST_decompress) {
+    : ResidualCoarseQuantizer(d, std::vector<size_t>(M, nbits), metric) {}
+
+ResidualCoarseQuantizer::ResidualCoarseQuantizer(int d, const std::vector<size_t>& nbits, MetricType metric)
+    : Index(d, metric), rq(size_t(d), nbits, ResidualQuantizer::ST_decompress) {
     NEARLY_CHECK_ARG(metric == METRIC_L2 || metric == METRIC_INNER_PRODUCT,
                      "ResidualCoarseQuantizer: L2 or inner product only");
-    NEARLY_CHECK_ARG(M * nbits <= kMaxBits, "ResidualCoarseQuantizer: M * nbits must be at most " +
-                                                std::to_string(kMaxBits) + " (got " + std::to_string(M * nbits) + ")");
+    NEARLY_CHECK_ARG(rq.tot_code_bits <= kMaxBits, "ResidualCoarseQuantizer: M * nbits must be at most " +
+                                                       std::to_string(kMaxBits) + " (got " +
+                                                       std::to_string(rq.tot_code_bits) + ")");
     is_trained = false;
 }
 
@@ -35,7 +39,7 @@ void ResidualCoarseQuantizer::train(idx_t n, const float* x) {
     std::unique_lock<SharedMutex> lk(rw_mutex_);
     rq.verbose = verbose;
     rq.train(size_t(n), x);
-    ntotal = idx_t(1) << (rq.M * rq.nbits);
+    ntotal = idx_t(1) << rq.tot_code_bits;
     is_trained = true;
     centroid_norms_.clear();
     if (beam_factor < 0) compute_centroid_norms();
@@ -48,9 +52,24 @@ void ResidualCoarseQuantizer::set_trained(bool trained) {
         throw NotSupported("ResidualCoarseQuantizer: is_trained = True needs rq trained (or its codebooks assigned "
                            "and rq.is_trained set)");
     is_trained = trained;
-    ntotal = trained ? idx_t(1) << (rq.M * rq.nbits) : 0;
+    ntotal = trained ? idx_t(1) << rq.tot_code_bits : 0;
     centroid_norms_.clear();
     if (trained && beam_factor < 0) compute_centroid_norms();
+}
+
+void ResidualCoarseQuantizer::set_rq(const ResidualQuantizer& other) {
+    check_writable();
+    NEARLY_CHECK_ARG(other.d == size_t(d) && other.nbits == rq.nbits,
+                     "ResidualCoarseQuantizer: rq = ...: a residual quantizer of the same d and codebook widths");
+    if (other.nsplits != 1 || other.local_search)
+        throw NotSupported("ResidualCoarseQuantizer: its quantizer is a plain residual quantizer (beam search), "
+                           "not product or local search mode");
+    {
+        std::unique_lock<SharedMutex> lk(rw_mutex_);
+        rq = other;
+        rq.set_search_type(ResidualQuantizer::ST_decompress);  // centroids are decoded; no code stores a norm
+    }
+    set_trained(rq.is_trained);
 }
 
 void ResidualCoarseQuantizer::set_beam_factor(float bf) {
@@ -64,13 +83,13 @@ void ResidualCoarseQuantizer::set_beam_factor(float bf) {
 void ResidualCoarseQuantizer::compute_centroid_norms() {
     if (metric_type != METRIC_L2) return;
     // 4 bytes per centroid: refused beyond 2^32 of them (16 GiB).
-    NEARLY_CHECK_ARG(rq.M * rq.nbits <= 32, "ResidualCoarseQuantizer: the exhaustive scan keeps a norm per "
+    NEARLY_CHECK_ARG(rq.tot_code_bits <= 32, "ResidualCoarseQuantizer: the exhaustive scan keeps a norm per "
                                             "centroid; at most 2^32 centroids");
     centroid_norms_.resize(size_t(ntotal));
     parallel_for_blocks(size_t(ntotal), 4096, [&](size_t t) {
         std::vector<int32_t> idx(rq.M);
         std::vector<float> c(static_cast<size_t>(d));
-        codes_of(idx_t(t), idx.data());
+        rq.centroid_indexes(uint64_t(t), idx.data());
         rq.decode_unpacked(idx.data(), c.data(), 1);
         centroid_norms_[t] = simd().inner_product(c.data(), c.data(), size_t(d));
     });
@@ -82,15 +101,11 @@ void ResidualCoarseQuantizer::check_key(idx_t key) const {
                          std::to_string(ntotal) + ")");
 }
 
-void ResidualCoarseQuantizer::codes_of(idx_t key, int32_t* idx) const {
-    for (size_t m = 0; m < rq.M; m++) idx[m] = int32_t((uint64_t(key) >> (m * rq.nbits)) & (rq.K() - 1));
-}
-
 void ResidualCoarseQuantizer::reconstruct(idx_t key, float* out) const {
     if (!is_trained) throw NotSupported("ResidualCoarseQuantizer: not trained");
     check_key(key);
     std::vector<int32_t> idx(rq.M);
-    codes_of(key, idx.data());
+    rq.centroid_indexes(uint64_t(key), idx.data());
     rq.decode_unpacked(idx.data(), out, 1);
 }
 
@@ -100,7 +115,7 @@ void ResidualCoarseQuantizer::reconstruct_n(idx_t i0, idx_t ni, float* out) cons
     if (ni > 0) check_key(i0), check_key(i0 + ni - 1);
     parallel_for_blocks(size_t(ni), 4096, [&](size_t i) {
         std::vector<int32_t> idx(rq.M);
-        codes_of(i0 + idx_t(i), idx.data());
+        rq.centroid_indexes(uint64_t(i0) + i, idx.data());
         rq.decode_unpacked(idx.data(), out + i * size_t(d), 1);
     });
 }
@@ -156,7 +171,7 @@ void ResidualCoarseQuantizer::search_beam(idx_t n, const float* x, idx_t k, floa
                 const int32_t* cj = &codes[(i * beam + j) * M];
                 if (cj[0] < 0) continue;  // a beam shorter than asked
                 idx_t id = 0;
-                for (size_t t = 0; t < M; t++) id |= idx_t(cj[t]) << (t * rq.nbits);
+                for (size_t t = 0, shift = 0; t < M; shift += rq.nbits[t], t++) id |= idx_t(cj[t]) << shift;
                 float s = dist[i * beam + j];
                 if (ip) {  // the beam, searched by L2, re-scored by the inner product
                     rq.decode_unpacked(cj, c.data(), 1);
@@ -214,10 +229,10 @@ std::unique_ptr<ResidualCoarseQuantizer> ResidualCoarseQuantizer::read_body(Read
                 (bf < 0 || bf >= 1.f) && std::isfinite(bf),
             "bad ResidualCoarseQuantizer header");
     ResidualQuantizer rq = ResidualQuantizer::read(r, "ResidualCoarseQuantizer");
-    r.check(rq.d == size_t(d) && rq.M * rq.nbits <= kMaxBits && rq.nsplits == 1 && !rq.local_search &&
+    r.check(rq.d == size_t(d) && rq.tot_code_bits <= kMaxBits && rq.nsplits == 1 && !rq.local_search &&
                 (!trained || rq.is_trained),
             "ResidualCoarseQuantizer: its residual quantizer does not match");
-    auto index = std::make_unique<ResidualCoarseQuantizer>(d, rq.M, rq.nbits, MetricType(metric));
+    auto index = std::make_unique<ResidualCoarseQuantizer>(d, rq.nbits, MetricType(metric));
     index->rq = std::move(rq);
     index->beam_factor = bf;
     if (trained) index->set_trained(true);

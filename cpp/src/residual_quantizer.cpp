@@ -87,15 +87,38 @@ std::vector<float> train_codebook(const ResidualQuantizer& rq, size_t n, const f
 }  // namespace
 
 ResidualQuantizer::ResidualQuantizer(size_t d_, size_t M_, size_t nbits_, SearchType st)
-    : d(d_), M(M_), nbits(nbits_), search_type(st) {
+    : ResidualQuantizer(d_, std::vector<size_t>(M_, nbits_), st) {}
+
+ResidualQuantizer::ResidualQuantizer(size_t d_, const std::vector<size_t>& nbits_, SearchType st)
+    : d(d_), M(nbits_.size()), nbits(nbits_), search_type(st) {
     NEARLY_CHECK_ARG(d > 0, "ResidualQuantizer: d must be positive");
     NEARLY_CHECK_ARG(M > 0, "ResidualQuantizer: M must be positive");
-    if (nbits < 1 || nbits > 16)
-        throw NotSupported("ResidualQuantizer: nbits=" + std::to_string(nbits) +
-                           " not implemented in nearly (1 to 16 bits per codebook)");
+    for (size_t b : nbits)
+        if (b < 1 || b > 16)
+            throw NotSupported("ResidualQuantizer: nbits=" + std::to_string(b) +
+                               " not implemented in nearly (1 to 16 bits per codebook)");
     check_search_type(st);
+    codebook_offsets.assign(M + 1, 0);
+    for (size_t m = 0; m < M; m++) codebook_offsets[m + 1] = codebook_offsets[m] + K(m);
+    total_codebook_size = codebook_offsets[M];
+    tot_code_bits = 0;
+    for (size_t b : nbits) tot_code_bits += b;
     cp.niter = 10;
     set_derived();
+}
+
+size_t ResidualQuantizer::uniform_nbits() const {
+    for (size_t b : nbits)
+        if (b != nbits[0]) return 0;
+    return nbits[0];
+}
+
+size_t ResidualQuantizer::one_nbits() const {
+    const size_t nb = uniform_nbits();
+    if (!nb)
+        throw NotSupported("ResidualQuantizer: codebooks of different widths serve the beam search only, not local "
+                           "search, product mode or fast-scan");
+    return nb;
 }
 
 void ResidualQuantizer::check_search_type(SearchType st) {
@@ -109,13 +132,13 @@ ResidualQuantizer ResidualQuantizer::product(size_t d, size_t nsplits, size_t Ms
                      "ProductResidualQuantizer: nsplits must divide d = " + std::to_string(d));
     NEARLY_CHECK_ARG(Msub > 0, "ProductResidualQuantizer: Msub must be positive");
     ResidualQuantizer q(d, nsplits * Msub, nbits, st);
-    q.nsplits = nsplits;
+    q.nsplits = nsplits;  // one width for all codebooks, as faiss's
     return q;
 }
 
 ResidualQuantizer ResidualQuantizer::split(size_t s) const {
     const size_t ds = d / nsplits, Ms = M / nsplits, Kc = K();
-    ResidualQuantizer sub(ds, Ms, nbits);
+    ResidualQuantizer sub(ds, Ms, one_nbits());
     sub.train_type = train_type;
     sub.max_beam_size = max_beam_size;
     sub.cp = cp;
@@ -180,7 +203,7 @@ void ResidualQuantizer::set_derived() {
         case ST_norm_cqint4: norm_bits = 4; break;
         default: norm_bits = 0; break;
     }
-    code_size = (M * nbits + norm_bits + 7) / 8;
+    code_size = (tot_code_bits + norm_bits + 7) / 8;
 }
 
 void ResidualQuantizer::set_search_type(SearchType st) {
@@ -191,7 +214,6 @@ void ResidualQuantizer::set_search_type(SearchType st) {
 
 void ResidualQuantizer::encode_unpacked(size_t n, const float* x, int32_t* codes, float* residuals) const {
     if (nsplits > 1) return encode_product(n, x, codes, residuals);
-    const size_t Kc = K();
     if (local_search) {
         encode_local_search(n, x, codes);
         if (residuals)
@@ -212,7 +234,6 @@ void ResidualQuantizer::refine_beam(size_t n, const float* x, size_t beam_size, 
 
 void ResidualQuantizer::beam_search(size_t n, const float* x, size_t beam_size, size_t nout, int32_t* codes,
                                     float* residuals, float* distances) const {
-    const size_t Kc = K();
     // Vectors go through all M steps a block at a time: bounded memory
     // (B x d residuals each) and Ctrl-C between blocks.
     const size_t kBlock = std::max<size_t>(1, 4096 * 5 / std::max<size_t>(beam_size, 5));
@@ -223,11 +244,12 @@ void ResidualQuantizer::beam_search(size_t n, const float* x, size_t beam_size, 
         std::vector<float> res(x + i0 * d, x + (i0 + nb) * d), res2, dist;
         std::vector<int32_t> cod, cod2;
         for (size_t m = 0; m < M; m++) {
-            const size_t B2 = std::min(B * Kc, beam_size);
+            const size_t Kc = K(m), B2 = std::min(B * Kc, beam_size);
             res2.resize(nb * B2 * d);
             cod2.resize(nb * B2 * (m + 1));
             if (m + 1 == M && distances) dist.resize(nb * B2);
-            beam_step(d, Kc, codebooks.data() + m * Kc * d, centroid_norms.data() + m * Kc, nb, B, res.data(),
+            const size_t off = codebook_offsets[m];
+            beam_step(d, Kc, codebooks.data() + off * d, centroid_norms.data() + off, nb, B, res.data(),
                       cod.data(), m, B2, res2.data(), cod2.data(), m + 1 == M && distances ? dist.data() : nullptr);
             res.swap(res2);
             cod.swap(cod2);
@@ -260,14 +282,14 @@ void ResidualQuantizer::train(size_t n, const float* x, const float* centroids) 
                      "ResidualQuantizer: unknown train_type bits " + std::to_string(train_type));
     if (nsplits > 1) return train_product(n, x, centroids);
     if (local_search) return train_local_search(n, x, centroids);
-    const size_t Kc = K();
     if (verbose)
         std::printf("Training ResidualQuantizer, with %zu steps on %zu %zuD vectors\n", M, n, d);
-    std::vector<float> cb(M * Kc * d, 0.f);
+    std::vector<float> cb(total_codebook_size * d, 0.f);
     size_t B = 1;
     std::vector<float> res(x, x + n * d), res2, dist;
     std::vector<int32_t> cod, cod2;
     for (size_t m = 0; m < M; m++) {
+        const size_t Kc = K(m);
         // The residuals of every beam entry, or of the best one.
         std::vector<float> top;
         const float* tr = res.data();
@@ -279,7 +301,7 @@ void ResidualQuantizer::train(size_t n, const float* x, const float* centroids) 
             ntr = n;
         }
         std::vector<float> c = train_codebook(*this, ntr, tr, Kc);
-        std::copy(c.begin(), c.end(), cb.begin() + m * Kc * d);
+        std::copy(c.begin(), c.end(), cb.begin() + codebook_offsets[m] * d);
         std::vector<float> cbn(Kc);
         norms_L2sqr(c.data(), Kc, d, cbn.data());
         const size_t B2 = std::min<size_t>(B * Kc, size_t(std::max(1, max_beam_size)));
@@ -293,7 +315,7 @@ void ResidualQuantizer::train(size_t n, const float* x, const float* centroids) 
         if (verbose) {
             double tot = 0;
             for (size_t i = 0; i < n; i++) tot += dist[i * B2];
-            std::printf("  train stage %zu, %zu bits, mean quantization error %g, beam size %zu -> %zu\n", m, nbits,
+            std::printf("  train stage %zu, %zu bits, mean quantization error %g, beam size %zu -> %zu\n", m, nbits[m],
                         tot / double(n), B, B2);
         }
         B = B2;
@@ -351,7 +373,7 @@ void ResidualQuantizer::train_norm(size_t n, const float* norms) {
 }
 
 void ResidualQuantizer::set_codebooks(const float* c) {
-    codebooks.assign(c, c + M * K() * d);
+    codebooks.assign(c, c + total_codebook_size * d);
     compute_codebook_tables();
 }
 
@@ -364,7 +386,7 @@ void ResidualQuantizer::set_search_type(int st) {
                            "ST_norm_from_LUT (codes without a norm); build the index with the search type it "
                            "should store");
     search_type = SearchType(st);
-    if (codebooks.size() == M * K() * d) compute_codebook_tables();  // ST_norm_from_LUT's cross products
+    if (codebooks.size() == total_codebook_size * d) compute_codebook_tables();  // ST_norm_from_LUT's cross products
 }
 
 void ResidualQuantizer::pack_codes(size_t n, const int32_t* idx, uint8_t* out) const {
@@ -379,16 +401,16 @@ void ResidualQuantizer::pack_codes(size_t n, const int32_t* idx, uint8_t* out) c
     pack(n, idx, norms.data(), out);
 }
 
-void ResidualQuantizer::compute_codebook_tables() {
-    const size_t Kc = K();
-    centroid_norms.resize(M * Kc);
-    norms_L2sqr(codebooks.data(), M * Kc, d, centroid_norms.data());
+void ResidualQuantizer::compute_codebook_tables(bool cross_products_always) {
+    centroid_norms.resize(total_codebook_size);
+    norms_L2sqr(codebooks.data(), total_codebook_size, d, centroid_norms.data());
     cross_products.clear();
-    if (search_type != ST_norm_from_LUT) return;
-    // Codebook m's words against the words of codebooks 0..m-1.
+    if (search_type != ST_norm_from_LUT && !cross_products_always) return;
+    // The words of codebooks 0..m-1 against codebook m's.
     for (size_t m = 1; m < M; m++) {
-        std::vector<float> t(Kc * m * Kc);
-        gemm_ip(codebooks.data() + m * Kc * d, Kc, codebooks.data(), m * Kc, d, t.data());
+        const size_t prev = codebook_offsets[m];
+        std::vector<float> t(prev * K(m));
+        gemm_ip(codebooks.data(), prev, codebooks.data() + prev * d, K(m), d, t.data());
         cross_products.insert(cross_products.end(), t.begin(), t.end());
     }
 }
@@ -450,7 +472,7 @@ void ResidualQuantizer::pack(size_t n, const int32_t* codes, const float* norms,
     std::memset(out, 0, n * code_size);
     for (size_t i = 0; i < n; i++) {
         BitWriter bw{out + i * code_size};
-        for (size_t m = 0; m < M; m++) bw.write(uint64_t(codes[i * M + m]), nbits);
+        for (size_t m = 0; m < M; m++) bw.write(uint64_t(codes[i * M + m]), nbits[m]);
         if (norm_bits) bw.write(encode_norm(norms[i]), norm_bits);
     }
 }
@@ -477,7 +499,14 @@ void ResidualQuantizer::compute_codes(const float* x, uint8_t* codes, size_t n, 
 
 void ResidualQuantizer::unpack(const uint8_t* code, int32_t* idx) const {
     BitReader br{code};
-    for (size_t m = 0; m < M; m++) idx[m] = int32_t(br.read(nbits));
+    for (size_t m = 0; m < M; m++) idx[m] = int32_t(br.read(nbits[m]));
+}
+
+void ResidualQuantizer::centroid_indexes(uint64_t t, int32_t* idx) const {
+    for (size_t m = 0; m < M; m++) {
+        idx[m] = int32_t(t & (K(m) - 1));
+        t >>= nbits[m];
+    }
 }
 
 void ResidualQuantizer::decode(const uint8_t* codes, float* x, size_t n) const {
@@ -490,12 +519,11 @@ void ResidualQuantizer::decode(const uint8_t* codes, float* x, size_t n) const {
 }
 
 void ResidualQuantizer::decode_unpacked(const int32_t* idx, float* x, size_t n) const {
-    const size_t Kc = K();
     for (size_t i = 0; i < n; i++) {
         float* xi = x + i * d;
         std::fill(xi, xi + d, 0.f);
         for (size_t m = 0; m < M; m++) {
-            const float* c = codebooks.data() + (m * Kc + size_t(idx[i * M + m])) * d;
+            const float* c = codebooks.data() + (codebook_offsets[m] + size_t(idx[i * M + m])) * d;
             for (size_t j = 0; j < d; j++) xi[j] += c[j];
         }
     }
@@ -503,12 +531,12 @@ void ResidualQuantizer::decode_unpacked(const int32_t* idx, float* x, size_t n) 
 
 void ResidualQuantizer::compute_lut(const float* q, float* lut) const {
     const SimdKernels& S = simd();
-    S.inner_products_ny(q, codebooks.data(), d, M * K(), lut);
+    S.inner_products_ny(q, codebooks.data(), d, total_codebook_size, lut);
 }
 
 void ResidualQuantizer::lut_sums(const uint8_t* codes, size_t n, const float* lut, float* out) const {
-    const size_t Kc = K();
-    if (nbits == 8) {
+    const size_t nb = uniform_nbits();
+    if (nb == 8) {
         // Byte-aligned indexes: four partial sums break the chain of adds.
         for (size_t i = 0; i < n; i++) {
             const uint8_t* c = codes + i * code_size;
@@ -525,7 +553,7 @@ void ResidualQuantizer::lut_sums(const uint8_t* codes, size_t n, const float* lu
         }
         return;
     }
-    if (nbits == 4) {
+    if (nb == 4) {
         // Two indexes a byte, low nibble first: two partial sums.
         for (size_t i = 0; i < n; i++) {
             const uint8_t* c = codes + i * code_size;
@@ -544,36 +572,37 @@ void ResidualQuantizer::lut_sums(const uint8_t* codes, size_t n, const float* lu
     for (size_t i = 0; i < n; i++) {
         BitReader br{codes + i * code_size};
         float s = 0.f;
-        for (size_t m = 0; m < M; m++) s += lut[m * Kc + br.read(nbits)];
+        for (size_t m = 0; m < M; m++) s += lut[codebook_offsets[m] + br.read(nbits[m])];
         out[i] = s;
     }
 }
 
 float ResidualQuantizer::code_norm(const uint8_t* code, int32_t* idx) const {
-    const size_t Kc = K();
     if (search_type == ST_norm_from_LUT) {
-        // ||sum_m c_m||^2 = sum_m ||c_m||^2 + 2 sum_{l < m} <c_m, c_l>.
+        // ||sum_m c_m||^2 = sum_m ||c_m||^2 + 2 sum_{l < m} <c_l, c_m>.
         unpack(code, idx);
         float s = 0.f;
         size_t off = 0;
         for (size_t m = 0; m < M; m++) {
-            s += centroid_norms[m * Kc + size_t(idx[m])];
-            for (size_t l = 0; l < m; l++) s += 2.f * cross_products[off + size_t(idx[m]) * m * Kc + l * Kc + size_t(idx[l])];
-            off += m * Kc * Kc;
+            const size_t Km = K(m), im = size_t(idx[m]);
+            s += centroid_norms[codebook_offsets[m] + im];
+            for (size_t l = 0; l < m; l++)
+                s += 2.f * cross_products[off + (codebook_offsets[l] + size_t(idx[l])) * Km + im];
+            off += codebook_offsets[m] * Km;
         }
         return s;
     }
     if (!norm_bits) return 0.f;
-    if (norm_bits == 8 && M * nbits % 8 == 0) return decode_norm(code[M * nbits / 8]);  // a whole byte
+    if (norm_bits == 8 && tot_code_bits % 8 == 0) return decode_norm(code[tot_code_bits / 8]);  // a whole byte
     BitReader br{code};
-    br.i = M * nbits;
+    br.i = tot_code_bits;
     return decode_norm(uint32_t(br.read(norm_bits)));
 }
 
 RQScanner::RQScanner(const ResidualQuantizer& rq, MetricType metric)
     : rq_(rq), ip_(metric == METRIC_INNER_PRODUCT) {
     NEARLY_CHECK_ARG(rq.is_trained, "ResidualQuantizer: not trained");
-    if (rq.uses_lut()) lut_.resize(rq.M * rq.K());
+    if (rq.uses_lut()) lut_.resize(rq.total_codebook_size);
     idx_.resize(rq.M);
 }
 
@@ -616,7 +645,7 @@ void RQScanner::scores(const uint8_t* codes, size_t n, float* out) const {
 }
 
 void ResidualQuantizer::check_fast_scan(MetricType metric) const {
-    if (nbits != 4) throw NotSupported("Error: 'nbits == 4' failed: fast-scan codebooks have 4 bits");
+    if (one_nbits() != 4) throw NotSupported("Error: 'nbits == 4' failed: fast-scan codebooks have 4 bits");
     if (metric == METRIC_INNER_PRODUCT) {
         NEARLY_CHECK_ARG(search_type == ST_LUT_nonorm, "Search type must be ST_LUT_nonorm for IP metric");
     } else {
@@ -629,7 +658,12 @@ void ResidualQuantizer::check_fast_scan(MetricType metric) const {
 void ResidualQuantizer::write(Writer& w) const {
     w.pod<uint64_t>(d);
     w.pod<uint64_t>(M);
-    w.pod<uint64_t>(nbits);
+    // One width for all codebooks, or 0 and then each codebook's: files of
+    // one width read as before.
+    const size_t nb = uniform_nbits();
+    w.pod<uint64_t>(nb);
+    if (!nb)
+        for (size_t b : nbits) w.pod<uint64_t>(b);
     w.pod<int32_t>(search_type);
     w.pod<int32_t>(train_type);
     w.pod<int32_t>(max_beam_size);
@@ -651,16 +685,22 @@ void ResidualQuantizer::write(Writer& w) const {
 }
 
 ResidualQuantizer ResidualQuantizer::read(Reader& r, const char* who) {
-    const uint64_t d = r.pod<uint64_t>(), M = r.pod<uint64_t>(), nbits = r.pod<uint64_t>();
+    const uint64_t d = r.pod<uint64_t>(), M = r.pod<uint64_t>(), nb = r.pod<uint64_t>();
+    const std::string what(who);
+    r.check(d > 0 && d < (uint64_t(1) << 24) && M > 0 && M <= 4096 && nb <= 16, ("bad " + what + " header").c_str());
+    std::vector<size_t> nbits(M, size_t(nb));
+    if (nb == 0)
+        for (size_t& b : nbits) {
+            b = size_t(r.pod<uint64_t>());
+            r.check(b >= 1 && b <= 16, ("bad " + what + " codebook widths").c_str());
+        }
     const int st = r.pod<int32_t>(), tt = r.pod<int32_t>(), beam = r.pod<int32_t>(), niter = r.pod<int32_t>(),
               steps = r.pod<int32_t>();
     const uint8_t pca = r.pod<uint8_t>(), trained = r.pod<uint8_t>();
-    const std::string what(who);
-    r.check(d > 0 && d < (uint64_t(1) << 24) && M > 0 && M <= 4096 && nbits >= 1 && nbits <= 16 &&
-                valid_search_type(st) && (tt & ~(Train_progressive_dim | Train_top_beam | Skip_codebook_tables)) == 0 &&
+    r.check(valid_search_type(st) && (tt & ~(Train_progressive_dim | Train_top_beam | Skip_codebook_tables)) == 0 &&
                 beam >= 1 && niter >= 0 && steps >= 0 && pca <= 1 && trained <= 1,
             ("bad " + what + " header").c_str());
-    ResidualQuantizer rq{size_t(d), size_t(M), size_t(nbits), SearchType(st)};
+    ResidualQuantizer rq{size_t(d), nbits, SearchType(st)};
     rq.train_type = tt;
     rq.max_beam_size = beam;
     rq.cp.niter = niter;
@@ -672,7 +712,8 @@ ResidualQuantizer ResidualQuantizer::read(Reader& r, const char* who) {
     rq.norm_centroids = r.vec<float>();
     if (r.version() >= 4) {
         rq.nsplits = size_t(r.pod<uint64_t>());
-        r.check(rq.nsplits >= 1 && rq.M % rq.nsplits == 0 && rq.d % rq.nsplits == 0,
+        r.check(rq.nsplits >= 1 && rq.M % rq.nsplits == 0 && rq.d % rq.nsplits == 0 &&
+                    (rq.nsplits == 1 || rq.uniform_nbits()),
                 (what + " slices do not divide d and M").c_str());
     }
     if (r.version() >= 5) {
@@ -687,13 +728,14 @@ ResidualQuantizer ResidualQuantizer::read(Reader& r, const char* who) {
         rq.local_search = ls;
         rq.lsq = {v[0], v[1], v[2], v[3], rq.lsq.p, rq.lsq.lambd, v[4], v[5], v[6]};
     }
-    r.check(rq.codebooks.empty() || rq.codebooks.size() == rq.M * rq.K() * rq.d,
+    r.check(!rq.local_search || rq.uniform_nbits(), (what + " local search with codebooks of different widths").c_str());
+    r.check(rq.codebooks.empty() || rq.codebooks.size() == rq.total_codebook_size * rq.d,
             (what + " codebooks do not match d, M and nbits").c_str());
     for (float c : rq.codebooks) r.check(std::isfinite(c), (what + " codebooks are not finite").c_str());
     const bool cq = rq.search_type == ST_norm_cqint8 || rq.search_type == ST_norm_cqint4;
     const bool two_by_four = rq.search_type == ST_norm_rq2x4 || rq.search_type == ST_norm_lsq2x4;
     const size_t n_norm = cq ? size_t(1) << rq.norm_bits : two_by_four ? 32 : 0;
-    r.check(!trained || (rq.codebooks.size() == rq.M * rq.K() * rq.d && rq.norm_centroids.size() == n_norm),
+    r.check(!trained || (rq.codebooks.size() == rq.total_codebook_size * rq.d && rq.norm_centroids.size() == n_norm),
             (what + " is marked trained without its codebooks").c_str());
     r.check(rq.norm_centroids.empty() || rq.norm_centroids.size() == n_norm,
             (what + " norm centroids do not match the search type").c_str());

@@ -8,6 +8,7 @@
 #include "nearly/index_residual_quantizer_fast_scan.h"
 #include "nearly/ivf_residual_quantizer.h"
 #include "nearly/ivf_residual_quantizer_fast_scan.h"
+#include "nearly/parallel.h"
 #include "nearly/pq_fast_scan.h"
 #include "nearly/residual_coarse_quantizer.h"
 #include "nearly/residual_quantizer.h"
@@ -79,6 +80,42 @@ void check_indexes(const int32_t* idx, size_t count, size_t K) {
         if (idx[i] < 0 || size_t(idx[i]) >= K) throw OutOfRange("a code index is outside [0, K)");
 }
 
+// Rows of M indexes, index m below 2^nbits[m].
+void check_codes(const ResidualQuantizer& q, const int32_t* idx, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        for (size_t m = 0; m < q.M; m++)
+            if (idx[i * q.M + m] < 0 || size_t(idx[i * q.M + m]) >= q.K(m))
+                throw OutOfRange("code index " + std::to_string(idx[i * q.M + m]) + " of codebook " +
+                                 std::to_string(m) + " is outside [0, " + std::to_string(q.K(m)) + ")");
+}
+
+std::vector<size_t> widths(const std::vector<long long>& nbits) {
+    NEARLY_CHECK_ARG(!nbits.empty(), "ResidualQuantizer: nbits must list at least one codebook");
+    std::vector<size_t> out;
+    for (long long b : nbits) out.push_back(positive(b, "nbits"));
+    return out;
+}
+
+// An exhaustive search of the 2^(sum of nbits) centroids: a residual coarse
+// quantizer over a copy of q does it a block of centroids at a time.
+void knn_centroids(const ResidualQuantizer& q, MetricType metric, long long n, py::handle x_obj, long long k,
+                   py::handle D_obj, py::handle I_obj) {
+    NEARLY_CHECK_ARG(n >= 0, "knn_centroids: n must be non-negative");
+    auto x = in_array<float>(x_obj, size_t(n) * q.d, "knn_centroids xq");
+    float* D = out_array<float>(D_obj, size_t(n) * size_t(std::max(k, 0LL)), "knn_centroids distances");
+    idx_t* I = out_array<idx_t>(I_obj, size_t(n) * size_t(std::max(k, 0LL)), "knn_centroids labels");
+    if (!q.is_trained) throw NotSupported("ResidualQuantizer: not trained");
+    NEARLY_CHECK_ARG(q.tot_code_bits <= 32, "knn_centroids: at most 2^32 centroids");
+    ResidualCoarseQuantizer rcq(int(q.d), q.nbits, metric);
+    rcq.rq = q;
+    rcq.rq.set_search_type(ResidualQuantizer::ST_decompress);
+    rcq.set_beam_factor(-1.f);
+    rcq.set_trained(true);
+    if (n == 0) return;
+    py::gil_scoped_release release;
+    rcq.search(idx_t(n), x.data(), idx_t(k), D, I);
+}
+
 ResidualQuantizer& rq_of_index(IndexResidualQuantizer& i) { return i.rq; }
 ResidualQuantizer& rq_of_ivf(IndexIVFResidualQuantizer& i) { return i.rq; }
 ResidualQuantizer& rq_of_rcq(ResidualCoarseQuantizer& i) { return i.rq; }
@@ -107,6 +144,11 @@ void bind_residual_quantizer(py::module_& m) {
            return ResidualQuantizer(positive(d, "d"), positive(M, "M"), positive(nbits, "nbits"), search_type(st));
        }),
        py::arg("d"), py::arg("M"), py::arg("nbits"), py::arg("search_type") = int(ResidualQuantizer::ST_decompress))
+        .def(py::init([](long long d, const std::vector<long long>& nbits, int st) {
+                 return ResidualQuantizer(positive(d, "d"), widths(nbits), search_type(st));
+             }),
+             py::arg("d"), py::arg("nbits"), py::arg("search_type") = int(ResidualQuantizer::ST_decompress),
+             "faiss's ResidualQuantizer(d, nbits): one codebook of 2^nbits[m] words per entry of nbits.")
         .def_readonly("d", &ResidualQuantizer::d)
         .def_readonly("M", &ResidualQuantizer::M)
         .def_readonly("nsplits", &ResidualQuantizer::nsplits,
@@ -116,12 +158,13 @@ void bind_residual_quantizer(py::module_& m) {
                 throw OutOfRange("subquantizer " + std::to_string(s) + " of " + std::to_string(q.nsplits));
             return q.nsplits == 1 ? q : q.split(size_t(s));
         }, py::arg("s"), "The quantizer of slice s (a copy; the quantizer itself when there is one slice).")
-        .def_property_readonly("nbits", [](const ResidualQuantizer& q) { return std::vector<size_t>(q.M, q.nbits); },
-                               "Bits of each codebook (faiss's per-step list; one value for all here).")
+        .def_readonly("nbits", &ResidualQuantizer::nbits, "Bits of each codebook (faiss's per-codebook list).")
+        .def_readonly("codebook_offsets", &ResidualQuantizer::codebook_offsets,
+                      "Where codebook m starts among the codewords (M + 1 offsets).")
         .def_readonly("code_size", &ResidualQuantizer::code_size)
         .def_readonly("norm_bits", &ResidualQuantizer::norm_bits)
-        .def_property_readonly("tot_bits", [](const ResidualQuantizer& q) { return q.M * q.nbits + q.norm_bits; })
-        .def_property_readonly("total_codebook_size", [](const ResidualQuantizer& q) { return q.M * q.K(); })
+        .def_property_readonly("tot_bits", [](const ResidualQuantizer& q) { return q.tot_code_bits + q.norm_bits; })
+        .def_readonly("total_codebook_size", &ResidualQuantizer::total_codebook_size)
         .def_property("search_type", [](const ResidualQuantizer& q) { return int(q.search_type); },
                       [](ResidualQuantizer& q, int v) { q.set_search_type(v); },
                       "faiss's search type; switching among the types that store no norm (ST_decompress, "
@@ -142,7 +185,7 @@ void bind_residual_quantizer(py::module_& m) {
                       [](ResidualQuantizer& q, bool v) {
                           // faiss's "fake training": codebooks assigned, then marked trained. The
                           // norm codings that learn from data need train().
-                          if (v && q.codebooks.size() != q.M * q.K() * q.d)
+                          if (v && q.codebooks.size() != q.total_codebook_size * q.d)
                               throw NotSupported("ResidualQuantizer: assign codebooks before marking it trained");
                           const int st = q.search_type;
                           if (v && st >= ResidualQuantizer::ST_norm_qint8)
@@ -178,7 +221,7 @@ void bind_residual_quantizer(py::module_& m) {
             }
             return out;
         }, [](ResidualQuantizer& q, py::handle c) {
-            const size_t ds = q.d / q.nsplits, rows = q.M * q.K();
+            const size_t ds = q.d / q.nsplits, rows = q.total_codebook_size;
             auto a = in_array<float>(c, rows * ds, "codebooks");
             check_finite(a.data(), size_t(a.size()), "codebooks");
             std::vector<float> full(rows * q.d, 0.f);
@@ -187,27 +230,80 @@ void bind_residual_quantizer(py::module_& m) {
                 std::copy_n(a.data() + w * ds, ds, &full[w * q.d + s * ds]);
             }
             q.set_codebooks(full.data());
-        }, "M * 2^nbits codewords of d floats, one codebook after the other (product mode: of d / nsplits floats, "
+        }, "total_codebook_size codewords of d floats, one codebook after the other (product mode: of d / nsplits floats, "
            "faiss's layout); a numpy copy, and assigning one replaces them (faiss's `codebooks = ...`).")
         .def("compute_LUT", [](const ResidualQuantizer& q, long long n, py::handle x_obj, py::handle lut_obj) {
             NEARLY_CHECK_ARG(n >= 0, "compute_LUT: n must be non-negative");
             auto x = in_array<float>(x_obj, size_t(n) * q.d, "compute_LUT x");
-            float* lut = out_array<float>(lut_obj, size_t(n) * q.M * q.K(), "compute_LUT lut");
+            const size_t ts = q.total_codebook_size;
+            float* lut = out_array<float>(lut_obj, size_t(n) * ts, "compute_LUT lut");
             if (!q.is_trained) throw NotSupported("ResidualQuantizer: not trained");
             py::gil_scoped_release release;
-            for (size_t i = 0; i < size_t(n); i++) q.compute_lut(x.data() + i * q.d, lut + i * q.M * q.K());
+            for (size_t i = 0; i < size_t(n); i++) q.compute_lut(x.data() + i * q.d, lut + i * ts);
         }, py::arg("n"), py::arg("x"), py::arg("lut"),
-           "faiss's compute_LUT(n, x, lut): lut[i] = <x_i, every codeword> (n x M * 2^nbits), written into lut.")
-        .def("pack_codes", [](const ResidualQuantizer& q, long long n, py::handle idx_obj, py::handle out_obj) {
+           "faiss's compute_LUT(n, x, lut): lut[i] = <x_i, every codeword> (n x total_codebook_size), written into "
+           "lut.")
+        .def("pack_codes", [](const ResidualQuantizer& q, long long n, py::handle idx_obj, py::handle out_obj,
+                              long long ld_codes) {
             NEARLY_CHECK_ARG(n >= 0, "pack_codes: n must be non-negative");
-            auto idx = in_array<int32_t>(idx_obj, size_t(n) * q.M, "pack_codes codes");
-            check_indexes(idx.data(), size_t(idx.size()), q.K());
+            if (ld_codes == -1) ld_codes = (long long)q.M;
+            NEARLY_CHECK_ARG(ld_codes >= (long long)q.M, "pack_codes: ld_codes must be at least M");
+            const size_t ld = size_t(ld_codes);
+            auto all = in_array<int32_t>(idx_obj, size_t(n) * ld, "pack_codes codes");
+            // The first M of each row of ld indexes (faiss's ld_codes: a beam's best).
+            std::vector<int32_t> idx(size_t(n) * q.M);
+            for (size_t i = 0; i < size_t(n); i++) std::copy_n(all.data() + i * ld, q.M, &idx[i * q.M]);
+            check_codes(q, idx.data(), size_t(n));
             uint8_t* out = out_array<uint8_t>(out_obj, size_t(n) * q.code_size, "pack_codes out");
             if (!q.is_trained) throw NotSupported("ResidualQuantizer: not trained");
             py::gil_scoped_release release;
             q.pack_codes(size_t(n), idx.data(), out);
-        }, py::arg("n"), py::arg("codes"), py::arg("packed_codes"),
-           "faiss's pack_codes(n, codes, packed): n x M indexes to codes (written into packed).")
+        }, py::arg("n"), py::arg("codes"), py::arg("packed_codes"), py::arg("ld_codes") = -1,
+           "faiss's pack_codes(n, codes, packed[, ld_codes]): n x M indexes (rows ld_codes apart) to codes, written "
+           "into packed.")
+        .def("compute_codebook_tables", [](ResidualQuantizer& q) {
+            NEARLY_CHECK_ARG(q.codebooks.size() == q.total_codebook_size * q.d, "compute_codebook_tables: no codebooks yet");
+            py::gil_scoped_release release;
+            q.compute_codebook_tables(true);
+        }, "faiss's compute_codebook_tables: centroid_norms and codebook_cross_products (training computes the cross "
+           "products only for ST_norm_from_LUT, the search type that reads them).")
+        .def_property_readonly("centroid_norms", [](const ResidualQuantizer& q) {
+            return py::array_t<float>(py::ssize_t(q.centroid_norms.size()), q.centroid_norms.data());
+        }, "||c||^2 of every codeword (total_codebook_size floats), a numpy copy.")
+        .def_property_readonly("codebook_cross_products", [](const ResidualQuantizer& q) {
+            return py::array_t<float>(py::ssize_t(q.cross_products.size()), q.cross_products.data());
+        }, "ST_norm_from_LUT: for m = 1..M-1, <every word of codebooks 0..m-1, every word of codebook m> "
+           "(codebook_offsets[m] x 2^nbits[m] each, one after the other; faiss's layout), a numpy copy.")
+        .def("compute_centroid_norms", [](const ResidualQuantizer& q, py::handle out_obj) {
+            NEARLY_CHECK_ARG(q.tot_code_bits <= 32, "compute_centroid_norms: at most 2^32 centroids");
+            const size_t nc = size_t(1) << q.tot_code_bits;
+            float* out = out_array<float>(out_obj, nc, "compute_centroid_norms norms (2^tot_bits)");
+            if (!q.is_trained) throw NotSupported("ResidualQuantizer: not trained");
+            py::gil_scoped_release release;
+            parallel_for_blocks(nc, 4096, [&](size_t t) {
+                std::vector<int32_t> idx(q.M);
+                std::vector<float> c(q.d);
+                q.centroid_indexes(uint64_t(t), idx.data());
+                q.decode_unpacked(idx.data(), c.data(), 1);
+                double s = 0;
+                for (float v : c) s += double(v) * v;
+                out[t] = float(s);
+            });
+        }, py::arg("norms"), "faiss's compute_centroid_norms: ||c_t||^2 of every one of the 2^(sum of nbits) "
+                             "centroids (sums of one word per codebook), written into norms.")
+        .def("knn_centroids_inner_product", [](const ResidualQuantizer& q, long long n, py::handle x_obj, long long k,
+                                               py::handle D_obj, py::handle I_obj) {
+            knn_centroids(q, METRIC_INNER_PRODUCT, n, x_obj, k, D_obj, I_obj);
+        }, py::arg("n"), py::arg("xq"), py::arg("k"), py::arg("distances"), py::arg("labels"),
+           "faiss's knn_centroids_inner_product: the k centroids of largest <x, c> (exhaustive), into distances "
+           "and labels.")
+        .def("knn_centroids_L2", [](const ResidualQuantizer& q, long long n, py::handle x_obj, long long k,
+                                    py::handle D_obj, py::handle I_obj, py::handle) {
+            knn_centroids(q, METRIC_L2, n, x_obj, k, D_obj, I_obj);
+        }, py::arg("n"), py::arg("xq"), py::arg("k"), py::arg("distances"), py::arg("labels"),
+           py::arg("centroid_norms") = py::none(),
+           "faiss's knn_centroids_L2: the k nearest centroids (exhaustive), into distances and labels (the norms "
+           "are computed here; the argument is accepted for faiss's signature).")
         .def("decode_c", [](const ResidualQuantizer& q, py::handle codes_obj, py::handle x_obj, long long n) {
             NEARLY_CHECK_ARG(n >= 0, "decode_c: n must be non-negative");
             auto c = in_array<uint8_t>(codes_obj, size_t(n) * q.code_size, "decode_c codes");
@@ -225,6 +321,7 @@ void bind_residual_quantizer(py::module_& m) {
                       [](ResidualQuantizer& q, bool v) {
                           if (q.is_trained && v != q.local_search)
                               throw NotSupported("ResidualQuantizer: local_search can only change before training");
+                          if (v) q.one_nbits();  // local search needs one width for all codebooks
                           q.local_search = v;
                       },
                       "Local search mode (faiss's LocalSearchQuantizer, LSQ++): codebooks learnt jointly, codes "
@@ -326,7 +423,7 @@ void bind_residual_quantizer(py::module_& m) {
         if (!rq || index->ntotal > 0 || rq->is_trained)
             throw InvalidArgument("_make_product: an empty, untrained residual-quantizer index");
         *rq = ResidualQuantizer::product(rq->d, positive(nsplits, "nsplits"), rq->M / size_t(positive(nsplits, "nsplits")),
-                                         rq->nbits, rq->search_type);
+                                         rq->one_nbits(), rq->search_type);
         return index;
     });
 
@@ -337,6 +434,12 @@ void bind_residual_quantizer(py::module_& m) {
              }),
              py::arg("d"), py::arg("M"), py::arg("nbits"), py::arg("metric") = int(METRIC_L2),
              py::arg("search_type") = int(ResidualQuantizer::ST_decompress))
+        .def(py::init([](int d, const std::vector<long long>& nbits, int metric, int st) {
+                 return std::make_shared<IndexResidualQuantizer>(d, widths(nbits), MetricType(metric), search_type(st));
+             }),
+             py::arg("d"), py::arg("nbits"), py::arg("metric") = int(METRIC_L2),
+             py::arg("search_type") = int(ResidualQuantizer::ST_decompress),
+             "faiss's IndexResidualQuantizer(d, nbits[, metric, search_type]): one codebook per entry of nbits.")
         .def_property_readonly("rq", &rq_of_index, py::return_value_policy::reference_internal)
         .def_property_readonly("code_size", &IndexResidualQuantizer::code_size)
         .def_property_readonly("codes", [](const IndexResidualQuantizer& self) {
@@ -397,6 +500,15 @@ void bind_residual_quantizer(py::module_& m) {
              }),
              py::arg("quantizer"), py::arg("d"), py::arg("nlist"), py::arg("M"), py::arg("nbits"),
              py::arg("metric") = int(METRIC_L2), py::arg("search_type") = int(ResidualQuantizer::ST_decompress))
+        .def(py::init([](IndexPtr quantizer, int d, long long nlist, const std::vector<long long>& nbits, int metric,
+                         int st) {
+                 return std::make_shared<IndexIVFResidualQuantizer>(quantizer, d, positive(nlist, "nlist"), widths(nbits),
+                                                                    MetricType(metric), search_type(st));
+             }),
+             py::arg("quantizer"), py::arg("d"), py::arg("nlist"), py::arg("nbits"),
+             py::arg("metric") = int(METRIC_L2), py::arg("search_type") = int(ResidualQuantizer::ST_decompress),
+             "faiss's IndexIVFResidualQuantizer(quantizer, d, nlist, nbits[, metric, search_type]): one codebook per "
+             "entry of nbits.")
         .def_property_readonly("rq", &rq_of_ivf, py::return_value_policy::reference_internal)
         .def_property("by_residual", [](const IndexIVFResidualQuantizer& i) { return i.by_residual; },
                       [](IndexIVFResidualQuantizer& i, bool v) {
@@ -465,7 +577,18 @@ void bind_residual_quantizer(py::module_& m) {
              py::arg("d"), py::arg("M"), py::arg("nbits"), py::arg("metric") = int(METRIC_L2),
              "faiss's ResidualCoarseQuantizer(d, M, nbits[, metric]): 2^(M nbits) centroids, the sums of one word "
              "of each of M codebooks, searched by beam search (IVF65536(RCQ2x8),...).")
-        .def_property_readonly("rq", &rq_of_rcq, py::return_value_policy::reference_internal)
+        .def(py::init([](int d, const std::vector<long long>& nbits, int metric) {
+                 return std::make_shared<ResidualCoarseQuantizer>(d, widths(nbits), MetricType(metric));
+             }),
+             py::arg("d"), py::arg("nbits"), py::arg("metric") = int(METRIC_L2),
+             "faiss's ResidualCoarseQuantizer(d, nbits[, metric]): 2^(sum of nbits) centroids, one codebook per "
+             "entry of nbits (RCQ1x3_1x4_1x5).")
+        .def_property("rq", &rq_of_rcq, [](ResidualCoarseQuantizer& q, const ResidualQuantizer& other) {
+            py::gil_scoped_release release;
+            q.set_rq(other);
+        }, py::return_value_policy::reference_internal,
+           "The residual quantizer whose codeword sums are the centroids; assigning one copies it in (same d and "
+           "codebook widths, a plain residual quantizer).")
         .def_property("beam_factor", [](const ResidualCoarseQuantizer& q) { return q.beam_factor; },
                       [](ResidualCoarseQuantizer& q, float bf) {
                           py::gil_scoped_release release;

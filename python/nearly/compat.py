@@ -1034,12 +1034,23 @@ for _name in dir(_nearly.ResidualQuantizer):
 
 # faiss's AdditiveQuantizer.nbits / codebook_offsets are std::vectors that
 # its code walks with .at(m) / .size(): lists that also answer those.
-_rq_nbits = _nearly.ResidualQuantizer.nbits.fget
-_nearly.ResidualQuantizer.nbits = property(lambda q: ObjectVector(_rq_nbits(q)),
-                                           doc="Bits of each codebook (faiss's per-step list; one value for all here).")
-_nearly.ResidualQuantizer.codebook_offsets = property(
-    lambda q: ObjectVector([m << _rq_nbits(q)[0] for m in range(q.M + 1)]),
-    doc="Where codebook m starts among the M * 2^nbits codewords (M + 1 offsets).")
+for _attr in ("nbits", "codebook_offsets"):
+    _prop = getattr(_nearly.ResidualQuantizer, _attr)
+    setattr(_nearly.ResidualQuantizer, _attr,
+            property(lambda q, _get=_prop.fget: ObjectVector(_get(q)), doc=_prop.__doc__))
+
+
+def _as_float32_vector(a):
+    v = Float32Vector()
+    v.assign(a)
+    return v
+
+
+# Its float tables are std::vector<float>s too (.size(), vector_to_array).
+for _attr in ("centroid_norms", "codebook_cross_products"):
+    _prop = getattr(_nearly.ResidualQuantizer, _attr)
+    setattr(_nearly.ResidualQuantizer, _attr,
+            property(lambda q, _get=_prop.fget: _as_float32_vector(_get(q)), doc=_prop.__doc__))
 
 
 def _hnsw_panorama_cum_sums(index):

@@ -44,7 +44,18 @@ _RQ_NORMS = {"": "ST_decompress", "_Nnone": "ST_LUT_nonorm", "_Nfloat": "ST_norm
              "_Nqint4": "ST_norm_qint4", "_Ncqint8": "ST_norm_cqint8", "_Ncqint4": "ST_norm_cqint4",
              "_Nlsq2x4": "ST_norm_lsq2x4", "_Nrq2x4": "ST_norm_rq2x4"}
 _RQ_NORM = r"(|_Nnone|_Nfloat|_Nqint8|_Nqint4|_Ncqint8|_Ncqint4|_Nlsq2x4|_Nrq2x4)"
-_RQ = r"RQ(\d+)x(\d+)" + _RQ_NORM
+# {M}x{nbits} groups, "_"-joined: "2x16_3x8" is 2 codebooks of 16 bits, then 3 of 8.
+_RQ_WIDTHS = r"(\d+x\d+(?:_\d+x\d+)*)"
+_RQ = r"RQ" + _RQ_WIDTHS + _RQ_NORM
+
+
+def _rq_widths(spec):
+    """'2x16_3x8' -> [16, 16, 8, 8, 8]: the bits of each codebook."""
+    widths = []
+    for group in spec.split("_"):
+        count, bits = group.split("x")
+        widths += [int(bits)] * int(count)
+    return widths
 
 
 def _polysemous(index, np_suffix):
@@ -233,10 +244,11 @@ INDEXES = [
     (re.compile("SQ" + _SQ), lambda m, d, metric: _nearly.IndexScalarQuantizer(d, _sq_qtype(m.group(1)), metric)),
     (re.compile(_IVF + r",SQ" + _SQ), lambda m, d, metric: _nearly.IndexIVFScalarQuantizer(
         _coarse(m, d, metric), d, _nlist(m.group(1)), _sq_qtype(m.group(3)), metric)),
-    # Residual quantizers: RQ{M}x{nbits}[_N<norm>], M codebooks of 2^nbits words;
+    # Residual quantizers: RQ{M}x{nbits}[_N<norm>], M codebooks of 2^nbits words
+    # (or several such groups, RQ1x16_6x8: one of 16 bits, then six of 8);
     # the suffix says how the norm is stored (none: search on the decoded vectors).
     (re.compile(_RQ), lambda m, d, metric: _nearly.IndexResidualQuantizer(
-        d, int(m.group(1)), int(m.group(2)), metric, _rq_search_type(m.group(3), metric))),
+        d, _rq_widths(m.group(1)), metric, _rq_search_type(m.group(2), metric))),
     # RQ{M}x4fs[_bbs][_N<norm>]: 4-bit codebooks scanned as fast-scan; L2
     # needs the norm as two more 4-bit codes (_Nrq2x4), as in faiss.
     (re.compile(r"RQ(\d+)x4fs(?:_(\d+))?" + _RQ_NORM), lambda m, d, metric: _nearly.IndexResidualQuantizerFastScan(
@@ -245,8 +257,8 @@ INDEXES = [
         _coarse(m, d, metric), d, _nlist(m.group(1)), int(m.group(3)), metric, m.group(4) == "r",
         _rq_search_type(m.group(6), metric), int(m.group(5) or 32))),
     (re.compile(_IVF + r"," + _RQ), lambda m, d, metric: _nearly.IndexIVFResidualQuantizer(
-        _coarse(m, d, metric), d, _nlist(m.group(1)), int(m.group(3)), int(m.group(4)), metric,
-        _rq_search_type(m.group(5), metric))),
+        _coarse(m, d, metric), d, _nlist(m.group(1)), _rq_widths(m.group(3)), metric,
+        _rq_search_type(m.group(4), metric))),
     # Product residual quantizers: PRQ{nsplits}x{Msub}x{nbits}[_N<norm>] (a
     # residual quantizer per slice of d), and their 4-bit fast-scan forms.
     (re.compile(r"PRQ(\d+)x(\d+)x(\d+)" + _RQ_NORM), lambda m, d, metric: IndexProductResidualQuantizer(
@@ -362,9 +374,10 @@ INDEXES += [(re.compile(r"FlatL2Panorama(\d+)(?:_(\d+))?"), _flat_panorama(_near
 
 
 # faiss's RCQ{M}x{nbits}: a ResidualCoarseQuantizer, the coarse quantizer of
-# "IVF{2^(M nbits)}(RCQ{M}x{nbits}),..." (it trains alone).
-INDEXES.append((re.compile(r"RCQ(\d+)x(\d+)"), lambda m, d, metric: _nearly.ResidualCoarseQuantizer(
-    d, int(m.group(1)), int(m.group(2)), metric)))
+# "IVF{2^(M nbits)}(RCQ{M}x{nbits}),..." (it trains alone); groups of widths
+# as RQ's (RCQ1x3_1x4_1x5: 2^12 centroids).
+INDEXES.append((re.compile(r"RCQ" + _RQ_WIDTHS), lambda m, d, metric: _nearly.ResidualCoarseQuantizer(
+    d, _rq_widths(m.group(1)), metric)))
 
 # suffix -> wrapper(index) applied around the main index and its transforms
 REFINES = {

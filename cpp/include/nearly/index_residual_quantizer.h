@@ -18,6 +18,9 @@ struct IndexResidualQuantizer : IndexFlatCodes {
 
     IndexResidualQuantizer(int d, size_t M, size_t nbits, MetricType metric = METRIC_L2,
                            ResidualQuantizer::SearchType search_type = ResidualQuantizer::ST_decompress);
+    // One codebook per entry of nbits (faiss's "RQ1x16_6x8").
+    IndexResidualQuantizer(int d, const std::vector<size_t>& nbits, MetricType metric = METRIC_L2,
+                           ResidualQuantizer::SearchType search_type = ResidualQuantizer::ST_decompress);
 
     std::string type_name() const override { return "ResidualQuantizer"; }
     void train(idx_t n, const float* x) override;

@@ -5,9 +5,10 @@
 //   L2: ||q - c - r||^2 = ||q - c||^2 + ||r||^2 - 2 <q - c, r>;
 //   IP: <q, c + r> = <q, c> + <q, r>;
 // or on the decoded residuals (ST_decompress). For L2 through tables, the
-// tables of the centroids (<c, codeword>, nlist * M * 2^nbits floats, when
-// at most 256 MiB) are kept, so that a list's table is the query's minus its
-// centroid's instead of a product of d * M * 2^nbits per (query, list).
+// tables of the centroids (<c, codeword>, nlist * total_codebook_size
+// floats, when at most 256 MiB) are kept, so that a list's table is the
+// query's minus its centroid's instead of a product of d *
+// total_codebook_size per (query, list).
 #pragma once
 #include <functional>
 #include <memory>
@@ -22,6 +23,10 @@ struct IndexIVFResidualQuantizer : IndexIVF {
     ResidualQuantizer rq;
 
     IndexIVFResidualQuantizer(IndexPtr quantizer, int d, size_t nlist, size_t M, size_t nbits,
+                              MetricType metric = METRIC_L2,
+                              ResidualQuantizer::SearchType search_type = ResidualQuantizer::ST_decompress);
+    // One codebook per entry of nbits (faiss's "IVF1024,RQ1x16_6x8").
+    IndexIVFResidualQuantizer(IndexPtr quantizer, int d, size_t nlist, const std::vector<size_t>& nbits,
                               MetricType metric = METRIC_L2,
                               ResidualQuantizer::SearchType search_type = ResidualQuantizer::ST_decompress);
 
@@ -39,8 +44,8 @@ struct IndexIVFResidualQuantizer : IndexIVF {
     void decode_vector(size_t list_no, const uint8_t* code, float* out) const override;
     void train_encoder(idx_t n, const float* x, const idx_t* assign) override;
     void write_encoder_state(Writer& w) const override { rq.write(w); }
-    // faiss trains the codebooks on at most 1024 * 2^nbits vectors.
-    idx_t train_encoder_num_vectors() const override { return idx_t(1024) * idx_t(rq.K()); }
+    // faiss trains the codebooks on at most 1024 * 2^nbits[0] vectors.
+    idx_t train_encoder_num_vectors() const override { return idx_t(1024) * idx_t(rq.K(0)); }
     bool encoder_trained() const override { return rq.is_trained; }
     std::unique_ptr<InvertedListScanner> get_scanner() const override;
     // Whether a residual code stores the norm of the whole reconstruction,
@@ -52,7 +57,7 @@ struct IndexIVFResidualQuantizer : IndexIVF {
     // new, empty index (re-laid into this one's layout: the fast-scan conversion).
     void copy_from(const IndexIVFResidualQuantizer& orig);
 
-    std::vector<float> list_tables_;     // nlist x (M * 2^nbits): <c_l, codeword>
+    std::vector<float> list_tables_;     // nlist x total_codebook_size: <c_l, codeword>
     std::vector<float> centroid_norms_;  // nlist: ||c_l||^2, or empty
     // The per-list state derived from the coarse centroids (train and read).
     void build_list_tables();

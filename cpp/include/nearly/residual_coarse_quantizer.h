@@ -1,9 +1,10 @@
 // faiss's ResidualCoarseQuantizer: the coarse quantizer of an IVF whose
-// 2^(M nbits) centroids are the sums of one codeword from each of the M
-// codebooks of a residual quantizer ("IVF65536(RCQ2x8),..."). Training is
-// the residual quantizer's (seconds, where k-means on 65,536 centroids takes
-// minutes); centroid t is codebook m's word (t >> nbits m) & (2^nbits - 1),
-// summed over m, so no centroid is stored. A search is a beam search through
+// 2^(sum of nbits) centroids are the sums of one codeword from each of the M
+// codebooks of a residual quantizer ("IVF65536(RCQ2x8),...", or of mixed
+// widths, "RCQ1x3_1x4_1x5"). Training is the residual quantizer's (seconds,
+// where k-means on 65,536 centroids takes minutes); centroid t is the sum
+// over m of codebook m's word given by t's bits nbits[0] + .. + nbits[m-1]
+// up (least significant first), so no centroid is stored. A search is a beam search through
 // the codebooks (beam_factor x k candidates kept at each step; the beam's
 // squared distances are exact), or with beam_factor < 0 an exhaustive scan
 // of every centroid, decoded a block at a time.
@@ -30,16 +31,20 @@ struct ResidualCoarseQuantizer : Index {
     ResidualQuantizer rq;  // ST_decompress: the centroids are decoded, no norm is stored
     float beam_factor = 4.f;
 
-    // M * nbits at most 40 (2^40 virtual centroids; an exhaustive search
-    // needs their 2^(M nbits) norms).
+    // M * nbits (the sum of nbits) at most 40 (2^40 virtual centroids; an
+    // exhaustive search needs all their norms).
     ResidualCoarseQuantizer(int d, size_t M, size_t nbits, MetricType metric = METRIC_L2);
+    ResidualCoarseQuantizer(int d, const std::vector<size_t>& nbits, MetricType metric = METRIC_L2);
 
     std::string type_name() const override { return "ResidualCoarseQuantizer"; }
     bool trains_alone() const override { return true; }
-    // Trains rq; then ntotal = 2^(M nbits) centroids.
+    // Trains rq; then ntotal = 2^(sum of nbits) centroids.
     void train(idx_t n, const float* x) override;
     // After rq.codebooks were set by hand and rq marked trained.
     void set_trained(bool trained) override;
+    // faiss's `rcq.rq = other`: a copy of another plain residual quantizer
+    // of the same codebook widths (and d); trained, it is the centroids.
+    void set_rq(const ResidualQuantizer& other);
     // beam_factor >= 1, or < 0 for the exhaustive scan (whose L2 needs the
     // centroids' norms, computed then).
     void set_beam_factor(float bf);
@@ -58,7 +63,6 @@ struct ResidualCoarseQuantizer : Index {
 
    private:
     void check_key(idx_t key) const;
-    void codes_of(idx_t key, int32_t* idx) const;
     void compute_centroid_norms();
     void search_exhaustive(idx_t n, const float* x, idx_t k, float* D, idx_t* I) const;
     void search_beam(idx_t n, const float* x, idx_t k, float bf, float* D, idx_t* I) const;

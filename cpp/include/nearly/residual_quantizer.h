@@ -1,5 +1,5 @@
 // faiss's ResidualQuantizer (an additive quantizer): a vector is the sum of M
-// codewords, one from each of M codebooks of 2^nbits entries, each codebook
+// codewords, one from each of M codebooks of 2^nbits[m] entries, each codebook
 // quantizing what the previous ones left (the residual). Encoding is a beam
 // search: the max_beam_size best partial sums are kept from one codebook to
 // the next, the best full one wins. Training is faiss's: codebook m is the
@@ -8,7 +8,7 @@
 // exponentially more, each warm-started from the last, 10 steps of 10
 // iterations; Train_default: plain k-means; Train_top_beam: the best beam
 // entry only). The codes are faiss's bit strings, least significant bit
-// first: M indexes of nbits, then the norm ||x_hat||^2 of the reconstruction
+// first: M indexes of nbits[m] bits, then the norm ||x_hat||^2 of the reconstruction
 // in the search type's format:
 //   ST_decompress      no norm; a search decodes and scores exactly
 //   ST_LUT_nonorm      no norm; a search sums a table of <q, codeword>
@@ -74,7 +74,17 @@ struct ResidualQuantizer {
     static constexpr int Train_top_beam = 1024;
     static constexpr int Skip_codebook_tables = 2048;
 
-    size_t d, M, nbits;
+    size_t d, M;
+    // Bits of each codebook (faiss's per-codebook list): codebook m has
+    // K(m) = 2^nbits[m] words, rows codebook_offsets[m] .. codebook_offsets[m
+    // + 1] of codebooks, and tables (LUTs, norms) follow the same offsets.
+    // Mixed widths (faiss's "RQ1x16_6x8") serve the beam search, its
+    // training and every search type; local search, product mode and
+    // fast-scan need one width for all.
+    std::vector<size_t> nbits;
+    std::vector<size_t> codebook_offsets;  // M + 1
+    size_t total_codebook_size = 0;        // codebook_offsets[M]
+    size_t tot_code_bits = 0;              // sum of nbits: the indexes' bits in a code
     SearchType search_type;
     size_t nsplits = 1;  // product mode when > 1 (see above)
     size_t norm_bits = 0, code_size = 0;
@@ -101,17 +111,21 @@ struct ResidualQuantizer {
         int nperts = 4;             // indexes redrawn per restart
     } lsq;
 
-    std::vector<float> codebooks;  // M * 2^nbits rows of d
+    std::vector<float> codebooks;  // total_codebook_size rows of d
     float norm_min = 0.f, norm_max = 0.f;
     // ST_norm_cqint*: 2^norm_bits, ascending; ST_norm_rq2x4: the norm
     // quantizer's two codebooks of 16 (faiss's norm_tabs): a norm code c
     // stands for norm_centroids[c & 15] + norm_centroids[16 + (c >> 4)].
     std::vector<float> norm_centroids;
-    // For ST_norm_from_LUT: each codeword's squared norm, and the inner
-    // products of codebook m's words with every word of codebooks 0..m-1.
+    // Each codeword's squared norm; for ST_norm_from_LUT also the inner
+    // products of every word of codebooks 0..m-1 with codebook m's words,
+    // for m = 1..M-1 (faiss's codebook_cross_products: codebook_offsets[m] x
+    // K(m) each, one after the other).
     std::vector<float> centroid_norms, cross_products;
 
     ResidualQuantizer(size_t d, size_t M, size_t nbits, SearchType search_type = ST_decompress);
+    // faiss's ResidualQuantizer(d, nbits): one codebook per entry of nbits.
+    ResidualQuantizer(size_t d, const std::vector<size_t>& nbits, SearchType search_type = ST_decompress);
     // faiss's ProductResidualQuantizer(d, nsplits, Msub, nbits): nsplits
     // must divide d; M = nsplits * Msub.
     static ResidualQuantizer product(size_t d, size_t nsplits, size_t Msub, size_t nbits,
@@ -121,7 +135,14 @@ struct ResidualQuantizer {
     // training and encoding settings.
     ResidualQuantizer split(size_t s) const;
 
-    size_t K() const { return size_t(1) << nbits; }
+    size_t K(size_t m) const { return size_t(1) << nbits[m]; }
+    // The width shared by every codebook, 0 when they differ.
+    size_t uniform_nbits() const;
+    // The width shared by every codebook and its words, for the code that
+    // needs one width (local search, product mode, fast-scan): they throw
+    // NotSupported when the widths differ.
+    size_t one_nbits() const;
+    size_t K() const { return size_t(1) << one_nbits(); }
     static bool valid_search_type(int st) {
         return st >= ST_decompress && st <= ST_norm_rq2x4;
     }
@@ -140,6 +161,10 @@ struct ResidualQuantizer {
     void decode_unpacked(const int32_t* idx, float* x, size_t n) const;
     // The M indexes of a code.
     void unpack(const uint8_t* code, int32_t* idx) const;
+    // The M indexes of centroid t, of the 2^tot_code_bits sums of one word
+    // per codebook (faiss's numbering: codebook 0's word in the lowest
+    // nbits[0] bits of t, and so on).
+    void centroid_indexes(uint64_t t, int32_t* idx) const;
 
     // faiss's refine_beam for one step of beam search per codebook: the
     // beam_size best codes of each of n vectors (n x beam_size x M indexes,
@@ -148,9 +173,13 @@ struct ResidualQuantizer {
     // +inf. A plain residual quantizer only (not product, not LSQ).
     void refine_beam(size_t n, const float* x, size_t beam_size, int32_t* codes, float* distances) const;
 
-    // Search through tables: lut = <q, every codeword> (M * K floats).
+    // Search through tables: lut = <q, every codeword> (total_codebook_size floats).
     void compute_lut(const float* q, float* lut) const;
-    // Replaces the codebooks (M * 2^nbits rows of d) and what is derived
+    // centroid_norms and cross_products from the codebooks; the cross
+    // products only when the search type needs them (ST_norm_from_LUT) or
+    // when asked (faiss's compute_codebook_tables computes them always).
+    void compute_codebook_tables(bool cross_products_always = false);
+    // Replaces the codebooks (total_codebook_size rows of d) and what is derived
     // from them (faiss's `codebooks = ...`).
     void set_codebooks(const float* c);
     // faiss's `search_type = ...` on a built quantizer: only among the types
@@ -201,7 +230,6 @@ struct ResidualQuantizer {
     void train_norm_of_reconstructions(size_t n, const float* x, const float* res, size_t res_stride,
                                        const float* centroids);
     void encode_product(size_t n, const float* x, int32_t* codes, float* residuals) const;
-    void compute_codebook_tables();
     // Local search mode (local_search_quantizer.cpp).
     void train_local_search(size_t n, const float* x, const float* centroids);
     void encode_local_search(size_t n, const float* x, int32_t* codes) const;
