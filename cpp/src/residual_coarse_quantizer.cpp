@@ -39,6 +39,7 @@ void ResidualCoarseQuantizer::train(idx_t n, const float* x) {
     std::unique_lock<SharedMutex> lk(rw_mutex_);
     rq.verbose = verbose;
     rq.train(size_t(n), x);
+    rq.compute_codebook_tables(true);  // the beam search's cross products
     ntotal = idx_t(1) << rq.tot_code_bits;
     is_trained = true;
     centroid_norms_.clear();
@@ -53,6 +54,7 @@ void ResidualCoarseQuantizer::set_trained(bool trained) {
                            "and rq.is_trained set)");
     is_trained = trained;
     ntotal = trained ? idx_t(1) << rq.tot_code_bits : 0;
+    if (trained) rq.compute_codebook_tables(true);  // codebooks may have been assigned by hand
     centroid_norms_.clear();
     if (trained && beam_factor < 0) compute_centroid_norms();
 }
@@ -161,7 +163,12 @@ void ResidualCoarseQuantizer::search_beam(idx_t n, const float* x, idx_t k, floa
         const size_t m = std::min(slice, size_t(n) - q0);
         codes.resize(m * beam * M);
         dist.resize(m * beam);
-        rq.refine_beam(m, x + q0 * dd, beam, codes.data(), dist.data());
+        // Through tables when they are there (codebooks assigned by hand
+        // after training clear them: then on the residuals).
+        if (rq.has_beam_tables())
+            rq.refine_beam_LUT(m, x + q0 * dd, beam, codes.data(), dist.data());
+        else
+            rq.refine_beam(m, x + q0 * dd, beam, codes.data(), dist.data());
         parallel_for_blocks(m, 64, [&](size_t i) {
             float* Dq = D + (q0 + i) * kk;
             idx_t* Iq = I + (q0 + i) * kk;

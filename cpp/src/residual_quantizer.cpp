@@ -29,11 +29,27 @@ float decode_qint(uint32_t c, float lo, float hi, int levels) {
     return float((c + 0.5) / levels * (hi - lo) + lo);
 }
 
-// One step of the beam search with codebook cb (K x d, squared norms cbn):
-// each of n vectors has B residuals (n x B x d) and partial codes (n x B x
-// m); the B2 best of the B * K (residual - codeword) are kept, best first.
-void beam_step(size_t d, size_t K, const float* cb, const float* cbn, size_t n, size_t B, const float* res,
-               const int32_t* codes, size_t m, size_t B2, float* new_res, int32_t* new_codes, float* new_dist) {
+// k-means of n points for codebook training: faiss's ProgressiveDimClustering
+// or plain k-means.
+std::vector<float> train_codebook(const ResidualQuantizer& rq, size_t n, const float* x, size_t K) {
+    if (!(rq.train_type & ResidualQuantizer::Train_progressive_dim)) {
+        Clustering clus(int(rq.d), int(K), rq.cp);
+        clus.train(idx_t(n), x);
+        return clus.centroids;
+    }
+    ProgressiveDimClusteringParameters params(rq.cp);
+    params.progressive_dim_steps = rq.progressive_dim_steps;
+    params.apply_pca = rq.apply_pca;
+    ProgressiveDimClustering clus(int(rq.d), int(K), params);
+    clus.train(idx_t(n), x);
+    return std::move(clus.centroids);
+}
+
+}  // namespace
+
+void beam_search_step(size_t d, size_t K, const float* cb, const float* cbn, size_t n, size_t B, const float* res,
+                      const int32_t* codes, size_t m, size_t B2, float* new_res, int32_t* new_codes,
+                      float* new_dist) {
     constexpr size_t kChunk = 32;  // vectors per task: B * K * kChunk scores in flight
     InterruptPoll poll;
     parallel_for((n + kChunk - 1) / kChunk, [&](size_t t) {
@@ -68,23 +84,38 @@ void beam_step(size_t d, size_t K, const float* cb, const float* cbn, size_t n, 
     });
 }
 
-// k-means of n points for codebook training: faiss's ProgressiveDimClustering
-// or plain k-means.
-std::vector<float> train_codebook(const ResidualQuantizer& rq, size_t n, const float* x, size_t K) {
-    if (!(rq.train_type & ResidualQuantizer::Train_progressive_dim)) {
-        Clustering clus(int(rq.d), int(K), rq.cp);
-        clus.train(idx_t(n), x);
-        return clus.centroids;
-    }
-    ProgressiveDimClusteringParameters params(rq.cp);
-    params.progressive_dim_steps = rq.progressive_dim_steps;
-    params.apply_pca = rq.apply_pca;
-    ProgressiveDimClustering clus(int(rq.d), int(K), params);
-    clus.train(idx_t(n), x);
-    return std::move(clus.centroids);
+void beam_search_tab_step(size_t K, size_t n, size_t B, const float* cross, size_t ldc, const size_t* offsets,
+                          const float* qcp, size_t ldqc, const float* cnorms, size_t m, const int32_t* codes,
+                          const float* distances, size_t B2, int32_t* new_codes, float* new_distances) {
+    InterruptPoll poll;
+    parallel_for((n + 63) / 64, [&](size_t t) {
+        std::vector<std::pair<float, uint32_t>> cand(B * K);
+        std::vector<float> dots(K);
+        for (size_t i = t * 64; i < std::min(n, t * 64 + 64); i++) {
+            const float* q = qcp + i * ldqc;
+            for (size_t b = 0; b < B; b++) {
+                const int32_t* code = codes + (i * B + b) * m;
+                std::fill(dots.begin(), dots.end(), 0.f);
+                for (size_t l = 0; l < m; l++) {
+                    const float* row = cross + (offsets[l] + size_t(code[l])) * ldc;
+                    for (size_t k = 0; k < K; k++) dots[k] += row[k];
+                }
+                const float base = distances[i * B + b];
+                for (size_t k = 0; k < K; k++)
+                    cand[b * K + k] = {(base + cnorms[k]) - 2.f * q[k] + 2.f * dots[k], uint32_t(b * K + k)};
+            }
+            std::partial_sort(cand.begin(), cand.begin() + B2, cand.end());
+            for (size_t j = 0; j < B2; j++) {
+                const size_t b = cand[j].second / K, k = cand[j].second % K;
+                int32_t* nc = new_codes + (i * B2 + j) * (m + 1);
+                std::copy_n(codes + (i * B + b) * m, m, nc);
+                nc[m] = int32_t(k);
+                new_distances[i * B2 + j] = cand[j].first;
+            }
+        }
+        poll();
+    });
 }
-
-}  // namespace
 
 ResidualQuantizer::ResidualQuantizer(size_t d_, size_t M_, size_t nbits_, SearchType st)
     : ResidualQuantizer(d_, std::vector<size_t>(M_, nbits_), st) {}
@@ -223,13 +254,78 @@ void ResidualQuantizer::encode_unpacked(size_t n, const float* x, int32_t* codes
             });
         return;
     }
-    beam_search(n, x, size_t(std::max(1, max_beam_size)), 1, codes, residuals, nullptr);
+    const size_t B = size_t(std::max(1, max_beam_size));
+    if (use_beam_LUT && has_beam_tables()) {
+        // The best of each final beam; residuals from its decoding.
+        constexpr size_t kBlock = 4096;
+        std::vector<int32_t> beam;
+        std::vector<float> dist;
+        for (size_t i0 = 0; i0 < n; i0 += kBlock) {
+            const size_t nb = std::min(kBlock, n - i0);
+            beam.resize(nb * B * M);
+            dist.resize(nb * B);
+            refine_beam_LUT(nb, x + i0 * d, B, beam.data(), dist.data());
+            for (size_t i = 0; i < nb; i++) std::copy_n(&beam[i * B * M], M, codes + (i0 + i) * M);
+        }
+        if (residuals)
+            parallel_for_blocks(n, 256, [&](size_t i) {
+                decode_unpacked(codes + i * M, residuals + i * d, 1);
+                for (size_t t = 0; t < d; t++) residuals[i * d + t] = x[i * d + t] - residuals[i * d + t];
+            });
+        return;
+    }
+    beam_search(n, x, B, 1, codes, residuals, nullptr);
 }
 
 void ResidualQuantizer::refine_beam(size_t n, const float* x, size_t beam_size, int32_t* codes,
                                     float* distances) const {
     NEARLY_CHECK_ARG(nsplits == 1 && !local_search, "refine_beam: a plain residual quantizer only");
     beam_search(n, x, beam_size, beam_size, codes, nullptr, distances);
+}
+
+bool ResidualQuantizer::has_beam_tables() const {
+    size_t want = 0;
+    for (size_t m = 1; m < M; m++) want += codebook_offsets[m] * K(m);
+    return is_trained && centroid_norms.size() == total_codebook_size && cross_products.size() == want;
+}
+
+void ResidualQuantizer::refine_beam_LUT(size_t n, const float* x, size_t beam_size, int32_t* codes,
+                                        float* distances) const {
+    NEARLY_CHECK_ARG(nsplits == 1 && !local_search, "refine_beam_LUT: a plain residual quantizer only");
+    NEARLY_CHECK_ARG(has_beam_tables(), "refine_beam_LUT: the codebook cross products are not computed");
+    const size_t ts = total_codebook_size;
+    constexpr size_t kBlock = 1024;  // queries whose tables are held at once
+    for (size_t i0 = 0; i0 < n; i0 += kBlock) {
+        const size_t nb = std::min(kBlock, n - i0);
+        std::vector<float> lut(nb * ts), dist(nb), dist2;
+        gemm_ip(x + i0 * d, nb, codebooks.data(), ts, d, lut.data());
+        norms_L2sqr(x + i0 * d, nb, d, dist.data());
+        std::vector<int32_t> cod, cod2;
+        size_t B = 1, cross_off = 0;
+        for (size_t m = 0; m < M; m++) {
+            const size_t Km = K(m), B2 = std::min(B * Km, beam_size);
+            cod2.resize(nb * B2 * (m + 1));
+            dist2.resize(nb * B2);
+            beam_search_tab_step(Km, nb, B, cross_products.data() + cross_off, Km, codebook_offsets.data(),
+                                 lut.data() + codebook_offsets[m], ts, centroid_norms.data() + codebook_offsets[m],
+                                 m, cod.data(), dist.data(), B2, cod2.data(), dist2.data());
+            if (m > 0) cross_off += codebook_offsets[m] * Km;
+            cod.swap(cod2);
+            dist.swap(dist2);
+            B = B2;
+        }
+        for (size_t i = 0; i < nb; i++)
+            for (size_t j = 0; j < beam_size; j++) {
+                int32_t* out = codes + ((i0 + i) * beam_size + j) * M;
+                if (j < B) {
+                    std::copy_n(&cod[(i * B + j) * M], M, out);
+                    distances[(i0 + i) * beam_size + j] = std::max(dist[i * B + j], 0.f);
+                } else {
+                    std::fill(out, out + M, int32_t(-1));
+                    distances[(i0 + i) * beam_size + j] = std::numeric_limits<float>::infinity();
+                }
+            }
+    }
 }
 
 void ResidualQuantizer::beam_search(size_t n, const float* x, size_t beam_size, size_t nout, int32_t* codes,
@@ -249,7 +345,7 @@ void ResidualQuantizer::beam_search(size_t n, const float* x, size_t beam_size, 
             cod2.resize(nb * B2 * (m + 1));
             if (m + 1 == M && distances) dist.resize(nb * B2);
             const size_t off = codebook_offsets[m];
-            beam_step(d, Kc, codebooks.data() + off * d, centroid_norms.data() + off, nb, B, res.data(),
+            beam_search_step(d, Kc, codebooks.data() + off * d, centroid_norms.data() + off, nb, B, res.data(),
                       cod.data(), m, B2, res2.data(), cod2.data(), m + 1 == M && distances ? dist.data() : nullptr);
             res.swap(res2);
             cod.swap(cod2);
@@ -308,7 +404,7 @@ void ResidualQuantizer::train(size_t n, const float* x, const float* centroids) 
         res2.resize(n * B2 * d);
         cod2.resize(n * B2 * (m + 1));
         dist.resize(n * B2);
-        beam_step(d, Kc, c.data(), cbn.data(), n, B, res.data(), cod.data(), m, B2, res2.data(), cod2.data(),
+        beam_search_step(d, Kc, c.data(), cbn.data(), n, B, res.data(), cod.data(), m, B2, res2.data(), cod2.data(),
                   dist.data());
         res.swap(res2);
         cod.swap(cod2);
@@ -405,7 +501,7 @@ void ResidualQuantizer::compute_codebook_tables(bool cross_products_always) {
     centroid_norms.resize(total_codebook_size);
     norms_L2sqr(codebooks.data(), total_codebook_size, d, centroid_norms.data());
     cross_products.clear();
-    if (search_type != ST_norm_from_LUT && !cross_products_always) return;
+    if (search_type != ST_norm_from_LUT && !use_beam_LUT && !cross_products_always) return;
     // The words of codebooks 0..m-1 against codebook m's.
     for (size_t m = 1; m < M; m++) {
         const size_t prev = codebook_offsets[m];
@@ -569,11 +665,33 @@ void ResidualQuantizer::lut_sums(const uint8_t* codes, size_t n, const float* lu
         }
         return;
     }
+    // Other widths, mixed ones included: each index read from the (at most
+    // three) bytes it covers, at places worked out once; two partial sums.
+    struct Field {
+        uint32_t byte, shift, bytes, mask;
+        size_t lut;
+    };
+    std::vector<Field> fields(M);
+    for (size_t m = 0, bit = 0; m < M; bit += nbits[m], m++)
+        fields[m] = {uint32_t(bit >> 3), uint32_t(bit & 7), uint32_t(((bit & 7) + nbits[m] + 7) >> 3),
+                     uint32_t(K(m) - 1), codebook_offsets[m]};
+    const auto index = [](const uint8_t* c, const Field& f) {
+        const uint8_t* p = c + f.byte;
+        uint32_t w = p[0];
+        if (f.bytes > 1) w |= uint32_t(p[1]) << 8;
+        if (f.bytes > 2) w |= uint32_t(p[2]) << 16;
+        return (w >> f.shift) & f.mask;
+    };
     for (size_t i = 0; i < n; i++) {
-        BitReader br{codes + i * code_size};
-        float s = 0.f;
-        for (size_t m = 0; m < M; m++) s += lut[codebook_offsets[m] + br.read(nbits[m])];
-        out[i] = s;
+        const uint8_t* c = codes + i * code_size;
+        float a0 = 0.f, a1 = 0.f;
+        size_t m = 0;
+        for (; m + 2 <= M; m += 2) {
+            a0 += lut[fields[m].lut + index(c, fields[m])];
+            a1 += lut[fields[m + 1].lut + index(c, fields[m + 1])];
+        }
+        if (m < M) a0 += lut[fields[m].lut + index(c, fields[m])];
+        out[i] = a0 + a1;
     }
 }
 

@@ -8,6 +8,7 @@
 #include "nearly/index_residual_quantizer_fast_scan.h"
 #include "nearly/ivf_residual_quantizer.h"
 #include "nearly/ivf_residual_quantizer_fast_scan.h"
+#include "nearly/distance.h"
 #include "nearly/parallel.h"
 #include "nearly/pq_fast_scan.h"
 #include "nearly/residual_coarse_quantizer.h"
@@ -177,6 +178,17 @@ void bind_residual_quantizer(py::module_& m) {
         .def_property("train_type", [](const ResidualQuantizer& q) { return q.train_type; },
                       [](ResidualQuantizer& q, int v) { q.train_type = v; },
                       "faiss's Train_* bits (checked by train()).")
+        .def_property("use_beam_LUT", [](const ResidualQuantizer& q) { return int(q.use_beam_LUT); },
+                      [](ResidualQuantizer& q, int v) {
+                          py::gil_scoped_release release;
+                          q.use_beam_LUT = v != 0;
+                          if (q.use_beam_LUT && q.is_trained && !q.has_beam_tables() && q.nsplits == 1 &&
+                              !q.local_search)
+                              q.compute_codebook_tables(true);
+                      },
+                      "faiss's use_beam_LUT: 1 encodes through tables of <x, word> and the codebooks' cross "
+                      "products instead of d-dimensional residuals (the same codes up to rounding of near ties; "
+                      "cheaper when d is large); not saved with the index.")
         .def_readwrite("cp", &ResidualQuantizer::cp, py::return_value_policy::reference_internal)
         .def_readwrite("progressive_dim_steps", &ResidualQuantizer::progressive_dim_steps)
         .def_readwrite("apply_pca", &ResidualQuantizer::apply_pca)
@@ -408,6 +420,76 @@ void bind_residual_quantizer(py::module_& m) {
     bind_lsq_int<&ResidualQuantizer::LocalSearchParams::random_seed>(rq, "random_seed", 0, "Local search: the seed.");
     bind_lsq_int<&ResidualQuantizer::LocalSearchParams::nperts>(rq, "nperts", 0,
                                                                 "Local search: indexes redrawn per restart.");
+
+    m.def("_beam_search_encode_step", [](long long d, long long K, py::handle cent_obj, long long n, long long B,
+                                         py::handle res_obj, long long m_, py::handle codes_obj, long long B2,
+                                         py::handle new_codes_obj, py::handle new_res_obj, py::handle new_dist_obj) {
+        NEARLY_CHECK_ARG(d > 0 && K > 0 && n >= 0 && B > 0 && m_ >= 0,
+                         "beam_search_encode_step: d, K and beam_size positive, n and m non-negative");
+        NEARLY_CHECK_ARG(B2 > 0 && B2 <= B * K, "beam_search_encode_step: new_beam_size must be in [1, beam_size * K]");
+        const size_t dd = size_t(d), k = size_t(K), nn = size_t(n), b = size_t(B), m = size_t(m_), b2 = size_t(B2);
+        auto cent = in_array<float>(cent_obj, k * dd, "beam_search_encode_step cent (K x d)");
+        auto res = in_array<float>(res_obj, nn * b * dd, "beam_search_encode_step residuals (n x beam_size x d)");
+        auto codes = in_array<int32_t>(codes_obj, nn * b * m, "beam_search_encode_step codes (n x beam_size x m)");
+        int32_t* new_codes = out_array<int32_t>(new_codes_obj, nn * b2 * (m + 1), "beam_search_encode_step new_codes");
+        float* new_res = out_array<float>(new_res_obj, nn * b2 * dd, "beam_search_encode_step new_residuals");
+        float* new_dist = out_array<float>(new_dist_obj, nn * b2, "beam_search_encode_step new_distances");
+        check_finite(cent.data(), size_t(cent.size()), "cent");
+        check_finite(res.data(), size_t(res.size()), "residuals");
+        py::gil_scoped_release release;
+        std::vector<float> norms(k);
+        norms_L2sqr(cent.data(), k, dd, norms.data());
+        beam_search_step(dd, k, cent.data(), norms.data(), nn, b, res.data(), codes.data(), m, b2, new_res, new_codes,
+                         new_dist);
+    });
+
+    m.def("beam_search_encode_step_tab", [](long long K, long long n, long long B, py::handle cross_obj, long long ldc,
+                                            py::handle offsets_obj, py::handle qcp_obj, long long ldqc,
+                                            py::handle cnorms_obj, long long m_, py::handle codes_obj,
+                                            py::handle dist_obj, long long B2, py::handle new_codes_obj,
+                                            py::handle new_dist_obj, py::handle) {
+        NEARLY_CHECK_ARG(K > 0 && n >= 0 && B > 0 && m_ >= 0 && ldc >= K && ldqc >= K,
+                         "beam_search_encode_step_tab: K and beam_size positive, n and m non-negative, ldc and ldqc "
+                         "at least K");
+        NEARLY_CHECK_ARG(B2 > 0 && B2 <= B * K, "beam_search_encode_step_tab: new_beam_size must be in [1, beam_size * K]");
+        const size_t k = size_t(K), nn = size_t(n), b = size_t(B), m = size_t(m_), b2 = size_t(B2);
+        auto offsets = py::array_t<uint64_t, py::array::c_style | py::array::forcecast>::ensure(offsets_obj);
+        NEARLY_CHECK_ARG(offsets && size_t(offsets.size()) >= m,
+                         "beam_search_encode_step_tab: codebook_offsets needs an entry per previous codebook");
+        auto codes = in_array<int32_t>(codes_obj, nn * b * m, "beam_search_encode_step_tab codes (n x beam_size x m)");
+        // The cross-product rows a code can name: up to the last previous
+        // codebook's last word, which the codes are checked against.
+        size_t rows = 0;
+        for (size_t l = 0; l < m; l++) {
+            const size_t next = l + 1 < m ? size_t(offsets.data()[l + 1]) : 0;
+            for (size_t i = 0; i < nn * b; i++) {
+                const int32_t c = codes.data()[i * m + l];
+                NEARLY_CHECK_ARG(c >= 0 && (l + 1 == m || size_t(offsets.data()[l]) + size_t(c) < next),
+                                 "beam_search_encode_step_tab: a code index is outside its codebook");
+                rows = std::max(rows, size_t(offsets.data()[l]) + size_t(c) + 1);
+            }
+        }
+        py::array_t<float, py::array::c_style | py::array::forcecast> cross;
+        if (m > 0) {
+            cross = py::array_t<float, py::array::c_style | py::array::forcecast>::ensure(cross_obj);
+            NEARLY_CHECK_ARG(cross && size_t(cross.size()) >= (rows ? (rows - 1) * size_t(ldc) + k : 0),
+                             "beam_search_encode_step_tab: the cross products do not cover the codes");
+        }
+        auto qcp = in_array<float>(qcp_obj, nn ? (nn - 1) * size_t(ldqc) + k : 0, "beam_search_encode_step_tab query_cp");
+        auto cnorms = in_array<float>(cnorms_obj, k, "beam_search_encode_step_tab cent_norms (K)");
+        auto dist = in_array<float>(dist_obj, nn * b, "beam_search_encode_step_tab distances (n x beam_size)");
+        int32_t* new_codes = out_array<int32_t>(new_codes_obj, nn * b2 * (m + 1), "beam_search_encode_step_tab new_codes");
+        float* new_dist = out_array<float>(new_dist_obj, nn * b2, "beam_search_encode_step_tab new_distances");
+        std::vector<size_t> offs(offsets.data(), offsets.data() + m);
+        py::gil_scoped_release release;
+        beam_search_tab_step(k, nn, b, m > 0 ? cross.data() : nullptr, size_t(ldc), offs.data(), qcp.data(),
+                             size_t(ldqc), cnorms.data(), m, codes.data(), dist.data(), b2, new_codes, new_dist);
+    }, py::arg("K"), py::arg("n"), py::arg("beam_size"), py::arg("codebook_cross_norms"), py::arg("ldc"),
+       py::arg("codebook_offsets"), py::arg("query_cp"), py::arg("ldqc"), py::arg("cent_norms_i"), py::arg("m"),
+       py::arg("codes"), py::arg("distances"), py::arg("new_beam_size"), py::arg("new_codes"),
+       py::arg("new_distances"), py::arg("approx_topk_mode") = py::none(),
+       "faiss's beam_search_encode_step_tab: one beam-search step through tables (see beam_search_tab_step in "
+       "residual_quantizer.h).");
 
     // faiss's product residual quantizers: the same classes with a quantizer
     // in product mode (nearly.ProductResidualQuantizer and the

@@ -73,6 +73,7 @@ from .timeout import TimeoutGuard  # noqa: F401
 from .compat import bitvec_shuffle, bucket_sort, matrix_bucket_sort_inplace  # noqa: F401
 from .compat import InvertedListsPtrVector, MaybeOwnedVectorUInt8, downcast_InvertedLists, memcpy  # noqa: F401
 from .compat import CodeSet, clone_Quantizer  # noqa: F401
+from .compat import beam_search_encode_step  # noqa: F401
 from .rowwise_minmax import IndexRowwiseMinMax, IndexRowwiseMinMaxBase, IndexRowwiseMinMaxFP16  # noqa: F401
 from .meta_invlists import (ConcatenatedInvertedLists, CappedInvertedLists, HStackInvertedLists,  # noqa: F401
                             MaskedInvertedLists, SliceInvertedLists, StopWordsInvertedLists,

@@ -1053,6 +1053,44 @@ for _attr in ("centroid_norms", "codebook_cross_products"):
             property(lambda q, _get=_prop.fget: _as_float32_vector(_get(q)), doc=_prop.__doc__))
 
 
+def beam_search_encode_step(d, K, cent, n, beam_size, residuals, m, codes, new_beam_size, new_codes,
+                            new_residuals, new_distances, assign_index=None, approx_topk_mode=None):
+    """faiss's beam_search_encode_step: one codebook step of the residual
+    quantizer's beam search. Each of n vectors has beam_size residuals (n x
+    beam_size x d) and codes of m indexes; of the beam_size * K (residual -
+    codeword of cent, K x d) the new_beam_size best are written, best first:
+    new_codes (m + 1 indexes), new_residuals, new_distances (squared norms).
+    With assign_index, the new_beam_size nearest codewords of each residual
+    come from that index's search (the codewords are added to it when it is
+    empty, as faiss does); approx_topk_mode is accepted for faiss's
+    signature (the top-k is exact)."""
+    if assign_index is None:
+        return _nearly._beam_search_encode_step(d, K, cent, n, beam_size, residuals, m, codes, new_beam_size,
+                                                new_codes, new_residuals, new_distances)
+    if not (0 < new_beam_size <= beam_size * K):
+        raise ValueError("beam_search_encode_step: new_beam_size must be in [1, beam_size * K]")
+    cent = np.asarray(cent, dtype="float32").reshape(K, d)
+    res = np.asarray(residuals, dtype="float32").reshape(n * beam_size, d)
+    if assign_index.d != d:
+        raise ValueError("beam_search_encode_step: assign_index has another dimension")
+    if assign_index.ntotal == 0:
+        assign_index.add(cent)
+    elif assign_index.ntotal != K:
+        raise ValueError("beam_search_encode_step: assign_index must hold the K codewords (or nothing)")
+    kk = min(new_beam_size, K)
+    D, I = assign_index.search(res, kk)
+    D, I = D.reshape(n, beam_size * kk), I.reshape(n, beam_size * kk)
+    order = np.argsort(D, axis=1, kind="stable")[:, :new_beam_size]
+    rows = np.arange(n)[:, None]
+    b, j = order // kk, I[rows, order]
+    old = np.asarray(codes).reshape(n, beam_size, m)
+    out_codes = new_codes.reshape(n, new_beam_size, m + 1)
+    out_codes[:, :, :m] = old[rows, b]
+    out_codes[:, :, m] = j
+    new_residuals.reshape(n, new_beam_size, d)[:] = res.reshape(n, beam_size, d)[rows, b] - cent[j]
+    new_distances.reshape(n, new_beam_size)[:] = D[rows, order]
+
+
 def _hnsw_panorama_cum_sums(index):
     v = Float32Vector()
     v.assign(index._cum_sums())

@@ -4,10 +4,11 @@
 // widths, "RCQ1x3_1x4_1x5"). Training is the residual quantizer's (seconds,
 // where k-means on 65,536 centroids takes minutes); centroid t is the sum
 // over m of codebook m's word given by t's bits nbits[0] + .. + nbits[m-1]
-// up (least significant first), so no centroid is stored. A search is a beam search through
-// the codebooks (beam_factor x k candidates kept at each step; the beam's
-// squared distances are exact), or with beam_factor < 0 an exhaustive scan
-// of every centroid, decoded a block at a time.
+// up (least significant first), so no centroid is stored. A search is a beam
+// search through the codebooks (beam_factor x k candidates kept at each
+// step), scored through tables (the query's <x, word> and the codebooks'
+// cross products: no d-dimensional residual is formed), or with beam_factor
+// < 0 an exhaustive scan of every centroid, decoded a block at a time.
 #pragma once
 #include <memory>
 #include <vector>

@@ -96,6 +96,11 @@ struct ResidualQuantizer {
     bool apply_pca = true;
     bool verbose = false;
     bool is_trained = false;
+    // faiss's use_beam_LUT: encode through tables (refine_beam_LUT) when the
+    // cross products are there; the codes are the same up to float rounding
+    // of near ties, the encoding cheaper when d is large next to the beam
+    // and codebooks. A runtime setting: not saved.
+    bool use_beam_LUT = false;
 
     // Local search mode (above) and faiss's LocalSearchQuantizer knobs.
     bool local_search = false;
@@ -172,12 +177,20 @@ struct ResidualQuantizer {
     // shorter than beam_size (K^M < beam_size) is padded with code -1 and
     // +inf. A plain residual quantizer only (not product, not LSQ).
     void refine_beam(size_t n, const float* x, size_t beam_size, int32_t* codes, float* distances) const;
+    // The same beams through tables (faiss's refine_beam_LUT): each
+    // candidate's distance is its beam entry's plus ||c||^2 - 2 <x, c> + 2
+    // sum_l <c_l, c>, from the query's table of <x, every word> and the
+    // cross products, instead of forming d-dimensional residuals; far
+    // cheaper when the beam and codebooks are small next to d (a coarse
+    // quantizer's search). Needs the cross products (has_beam_tables()).
+    void refine_beam_LUT(size_t n, const float* x, size_t beam_size, int32_t* codes, float* distances) const;
+    bool has_beam_tables() const;
 
     // Search through tables: lut = <q, every codeword> (total_codebook_size floats).
     void compute_lut(const float* q, float* lut) const;
     // centroid_norms and cross_products from the codebooks; the cross
-    // products only when the search type needs them (ST_norm_from_LUT) or
-    // when asked (faiss's compute_codebook_tables computes them always).
+    // products only when they are read (ST_norm_from_LUT, use_beam_LUT) or
+    // asked for (faiss's compute_codebook_tables computes them always).
     void compute_codebook_tables(bool cross_products_always = false);
     // Replaces the codebooks (total_codebook_size rows of d) and what is derived
     // from them (faiss's `codebooks = ...`).
@@ -244,6 +257,29 @@ struct ResidualQuantizer {
                      float* distances) const;
     void pack(size_t n, const int32_t* codes, const float* norms, uint8_t* out) const;
 };
+
+// One step of the beam search (faiss's beam_search_encode_step): each of n
+// vectors has B residuals (n x B x d) and partial codes of m indexes (n x B
+// x m); of the B * K candidates (residual - word of codebook cb, K x d with
+// squared norms cbn) the B2 best (B2 <= B * K) are kept, best first (ties to
+// the lower b * K + k): their residuals, codes of m + 1 indexes and,
+// optionally (new_dist may be null), squared norms.
+void beam_search_step(size_t d, size_t K, const float* cb, const float* cbn, size_t n, size_t B, const float* res,
+                      const int32_t* codes, size_t m, size_t B2, float* new_res, int32_t* new_codes,
+                      float* new_dist);
+
+// One step of the beam search through tables (faiss's
+// beam_search_encode_step_tab): each of n vectors has B codes of m indexes
+// (n x B x m) with their squared distances; candidate k of codebook m (K
+// words, squared norms cnorms) scores distance + cnorms[k] - 2 qcp[i][k] + 2
+// sum_l cross[offsets[l] + code_l][k], where qcp (rows ldqc apart) holds
+// <x_i, word k> and cross (rows ldc apart) the inner products of the
+// previous codebooks' words (codebook l's from row offsets[l]) with this
+// one's. The B2 best (B2 <= B * K) are kept, best first (ties to the lower b
+// * K + k).
+void beam_search_tab_step(size_t K, size_t n, size_t B, const float* cross, size_t ldc, const size_t* offsets,
+                          const float* qcp, size_t ldqc, const float* cnorms, size_t m, const int32_t* codes,
+                          const float* distances, size_t B2, int32_t* new_codes, float* new_distances);
 
 // Scores of codes against one query (flat and IVF scans share it): smaller
 // is better for L2, larger for inner product, as faiss reports them.
