@@ -263,3 +263,29 @@ def test_mixed_widths_beat_their_uniform_budget_on_error():
 
     assert mse([10, 7, 7]) < 0.97 * mse([8, 8])
     assert mse([8, 8, 8]) < 0.97 * mse([8, 8])
+
+
+def test_initialize_from_clips_a_quantizer():
+    # faiss's initialize_from: the first codebooks, or the next ones, of a
+    # trained quantizer; with a greedy beam (1) the clipped codes are the
+    # full codes' prefix, and the rest's codes of the residual its suffix.
+    xt, xb = data(3000, 16), data(300, 16, 1)
+    rq = RQ(16, [6, 4, 5, 7])
+    rq.train_type = RQ.Train_default
+    rq.train(xt)
+    rq.max_beam_size = 1
+    bits = np.unpackbits(rq.compute_codes(xb), axis=1, bitorder="little")
+    head = RQ(16, 2, 8)
+    head.initialize_from(rq)
+    assert list(head.nbits) == [6, 4] and head.is_trained and head.max_beam_size == 1
+    codes2 = head.compute_codes(xb)
+    np.testing.assert_array_equal(np.unpackbits(codes2, axis=1, bitorder="little")[:, :10], bits[:, :10])
+    tail = RQ(16, 2, 8)
+    tail.initialize_from(rq, 2)
+    assert list(tail.nbits) == [5, 7]
+    codes3 = tail.compute_codes(xb - head.decode(codes2))
+    np.testing.assert_array_equal(np.unpackbits(codes3, axis=1, bitorder="little")[:, :12], bits[:, 10:22])
+    with pytest.raises(ValueError):
+        RQ(16, 3, 8).initialize_from(rq, 2)  # only two codebooks left
+    with pytest.raises(RuntimeError):
+        RQ(16, 2, 8, RQ.ST_norm_qint8).initialize_from(rq)  # a learnt norm coding

@@ -167,6 +167,35 @@ ResidualQuantizer ResidualQuantizer::product(size_t d, size_t nsplits, size_t Ms
     return q;
 }
 
+void ResidualQuantizer::initialize_from(const ResidualQuantizer& other, size_t skip_M) {
+    NEARLY_CHECK_ARG(skip_M + M <= other.M, "initialize_from: skip_M + M must be at most the other quantizer's M (" +
+                                                std::to_string(other.M) + ")");
+    NEARLY_CHECK_ARG(other.d == d, "initialize_from: the other quantizer has another d");
+    if (other.nsplits != 1 || other.local_search)
+        throw NotSupported("initialize_from: from a plain residual quantizer only");
+    if (search_type >= ST_norm_qint8)
+        throw NotSupported("initialize_from: search type " + std::to_string(int(search_type)) +
+                           " learns its norm coding in train(); use ST_decompress, ST_LUT_nonorm, ST_norm_from_LUT "
+                           "or ST_norm_float");
+    const SearchType st = search_type;
+    const std::vector<size_t> widths(other.nbits.begin() + skip_M, other.nbits.begin() + skip_M + M);
+    ResidualQuantizer q(d, widths, st);
+    q.train_type = other.train_type;
+    q.max_beam_size = other.max_beam_size;
+    q.cp = other.cp;
+    q.progressive_dim_steps = other.progressive_dim_steps;
+    q.apply_pca = other.apply_pca;
+    q.verbose = other.verbose;
+    q.use_beam_LUT = other.use_beam_LUT;
+    if (other.is_trained) {
+        const float* first = other.codebooks.data() + other.codebook_offsets[skip_M] * d;
+        q.codebooks.assign(first, first + q.total_codebook_size * d);
+        q.compute_codebook_tables();
+        q.is_trained = true;
+    }
+    *this = std::move(q);
+}
+
 ResidualQuantizer ResidualQuantizer::split(size_t s) const {
     const size_t ds = d / nsplits, Ms = M / nsplits, Kc = K();
     ResidualQuantizer sub(ds, Ms, one_nbits());

@@ -273,6 +273,13 @@ void bind_residual_quantizer(py::module_& m) {
         }, py::arg("n"), py::arg("codes"), py::arg("packed_codes"), py::arg("ld_codes") = -1,
            "faiss's pack_codes(n, codes, packed[, ld_codes]): n x M indexes (rows ld_codes apart) to codes, written "
            "into packed.")
+        .def("initialize_from", [](ResidualQuantizer& q, const ResidualQuantizer& other, long long skip_M) {
+            NEARLY_CHECK_ARG(skip_M >= 0, "initialize_from: skip_M must be non-negative");
+            py::gil_scoped_release release;
+            q.initialize_from(other, size_t(skip_M));
+        }, py::arg("other"), py::arg("skip_M") = 0,
+           "faiss's initialize_from: this quantizer's M codebooks become other's codebooks skip_M .. skip_M + M - 1 "
+           "(their widths and other's settings; trained when other is), so its codes are a slice of other's.")
         .def("compute_codebook_tables", [](ResidualQuantizer& q) {
             NEARLY_CHECK_ARG(q.codebooks.size() == q.total_codebook_size * q.d, "compute_codebook_tables: no codebooks yet");
             py::gil_scoped_release release;

@@ -135,6 +135,12 @@ struct ResidualQuantizer {
     // must divide d; M = nsplits * Msub.
     static ResidualQuantizer product(size_t d, size_t nsplits, size_t Msub, size_t nbits,
                                      SearchType search_type = ST_decompress);
+    // faiss's initialize_from: this quantizer becomes other's codebooks
+    // skip_M .. skip_M + M - 1 (their widths, other's settings, this one's
+    // M and search type), trained when other is: a clipped quantizer whose
+    // codes are a slice of other's. Search types whose norm coding is
+    // learnt from data are refused (other's ranges would not fit).
+    void initialize_from(const ResidualQuantizer& other, size_t skip_M = 0);
     // Product mode: the quantizer of slice s (d / nsplits dimensions, M /
     // nsplits codebooks cut from this one's, no norm), with this one's
     // training and encoding settings.
