@@ -165,9 +165,6 @@ def test_bad_parameters_raise():
     with pytest.raises(ValueError):
         rq.max_beam_size = 0
     x = randn(np.random.default_rng(1), 100, 16)
-    rq.train_type = RQ.Train_refine_codebook
-    with pytest.raises(RuntimeError, match="not implemented"):
-        rq.train(x)
     rq.train_type = 1 << 20
     with pytest.raises(ValueError):
         rq.train(x)

@@ -171,3 +171,19 @@ def test_use_beam_lut_encodes_as_the_beam_search(widths):
     rq2.train_type = RQ.Train_default
     rq2.train(xt)
     assert len(nearly.vector_to_array(rq2.codebook_cross_products)) > 0
+
+
+def test_beam_tables_are_skipped_when_too_large():
+    # RCQ2x16's cross products would take 16 GiB: the beam runs on the
+    # residuals instead, and still answers.
+    rcq = nearly.ResidualCoarseQuantizer(8, [16, 16])
+    cb = np.random.default_rng(0).standard_normal((2 * 65536, 8)).astype("float32")
+    rcq.rq.codebooks = cb
+    rcq.rq.is_trained = True
+    rcq.is_trained = True
+    assert len(nearly.vector_to_array(rcq.rq.codebook_cross_products)) == 0
+    xq = np.random.default_rng(1).standard_normal((5, 8)).astype("float32")
+    D, I = rcq.search(xq, 4)
+    for q, row, dist in zip(xq, I, D):
+        cents = np.stack([rcq.reconstruct(int(i)) for i in row])
+        np.testing.assert_allclose(dist, ((cents - q) ** 2).sum(1), rtol=1e-4, atol=1e-4)

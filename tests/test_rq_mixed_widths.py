@@ -289,3 +289,47 @@ def test_initialize_from_clips_a_quantizer():
         RQ(16, 3, 8).initialize_from(rq, 2)  # only two codebooks left
     with pytest.raises(RuntimeError):
         RQ(16, 2, 8, RQ.ST_norm_qint8).initialize_from(rq)  # a learnt norm coding
+
+
+@pytest.mark.parametrize("widths,st", [([4, 4, 4], RQ.ST_decompress), ([6, 4, 5], RQ.ST_norm_qint8)])
+def test_codebook_refinement_lowers_the_error(widths, st):
+    # faiss's Train_refine_codebook / retrain_AQ_codebook: least-squares
+    # codebooks for the codes; the error drops (faiss's test asks 5%).
+    xt = data(2000, 32)
+    plain = RQ(32, widths, st)
+    plain.train_type = RQ.Train_default
+    plain.train(xt)
+    refined = RQ(32, widths, st)
+    refined.train_type = RQ.Train_default | RQ.Train_refine_codebook
+    refined.train(xt)
+
+    def err(q):
+        return float(((xt - q.decode(q.compute_codes(xt))) ** 2).sum())
+
+    before = err(plain)
+    assert before > 1.03 * err(refined)
+    plain.retrain_AQ_codebook(len(xt), xt)  # one refit
+    assert before > 1.01 * err(plain)
+    # The least-squares fit itself: no other codebooks do better for the same codes.
+    codes = np.stack([np.unpackbits(plain.compute_codes(xt), axis=1, bitorder="little")[:, s:s + w]
+                      @ (1 << np.arange(w)) for s, w in zip(np.cumsum([0] + widths[:-1]), widths)], axis=1)
+    onehot = np.zeros((len(xt), plain.total_codebook_size))
+    off = np.array(list(plain.codebook_offsets)[:-1])
+    onehot[np.arange(len(xt))[:, None], codes + off] = 1
+    plain.update_codebooks(xt, codes.astype("int32"))
+    fit = ((xt - onehot @ plain.codebooks.reshape(-1, 32)) ** 2).sum()
+    best = np.linalg.lstsq(onehot, xt, rcond=None)
+    best_fit = ((xt - onehot @ best[0]) ** 2).sum()
+    assert fit <= best_fit * 1.001
+
+
+def test_max_mem_distances_bounds_the_blocks_not_the_codes():
+    xt, xb = data(2000, 16), data(500, 16, 1)
+    rq = RQ(16, [6, 5, 7])
+    rq.train_type = RQ.Train_default
+    rq.train(xt)
+    ref = rq.compute_codes(xb)
+    rq.max_mem_distances = 2 * 5 * 16 * 4 * 7  # blocks of 7 vectors
+    np.testing.assert_array_equal(rq.compute_codes(xb), ref)
+    with pytest.raises(ValueError):
+        rq.max_mem_distances = 0

@@ -184,19 +184,25 @@ void ResidualQuantizer::icm_encode_step(int32_t* codes, const float* unaries, co
 }
 
 void ResidualQuantizer::update_codebooks(const float* x, const int32_t* codes, size_t n) {
-    // Least squares with a ridge: (B^T B + lambd I) C = B^T X, B the n x M*K
-    // one-hot matrix of the codes.
-    const size_t Kc = K(), MK = M * Kc;
+    // Least squares with a ridge: (B^T B + lambd I) C = B^T X, B the n x T
+    // one-hot matrix of the codes (T words in all, codebook m's from
+    // codebook_offsets[m]).
+    const size_t MK = total_codebook_size;
+    // The normal equations are MK x MK doubles, solved in MK^3 / 3.
+    if (MK > 8192)
+        throw NotSupported("ResidualQuantizer: a least-squares codebook fit over " + std::to_string(MK) +
+                           " codewords (at most 8192)");
+    const auto word = [&](size_t i, size_t m) { return codebook_offsets[m] + size_t(codes[i * M + m]); };
     std::vector<double> bb(MK * MK, 0.0), bx(MK * d, 0.0);
     for (size_t i = 0; i < n; i++)
         for (size_t m = 0; m < M; m++) {
-            const size_t j = m * Kc + size_t(codes[i * M + m]);
-            for (size_t m2 = 0; m2 < M; m2++) bb[j * MK + m2 * Kc + size_t(codes[i * M + m2])] += 1.0;
+            const size_t j = word(i, m);
+            for (size_t m2 = 0; m2 < M; m2++) bb[j * MK + word(i, m2)] += 1.0;
         }
     for (size_t j = 0; j < MK; j++) bb[j * MK + j] += double(lsq.lambd);
     parallel_for(M, [&](size_t m) {  // codebook m's rows of B^T X
         for (size_t i = 0; i < n; i++) {
-            double* row = &bx[(m * Kc + size_t(codes[i * M + m])) * d];
+            double* row = &bx[word(i, m) * d];
             for (size_t t = 0; t < d; t++) row[t] += double(x[i * d + t]);
         }
     });

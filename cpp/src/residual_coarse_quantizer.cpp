@@ -39,7 +39,7 @@ void ResidualCoarseQuantizer::train(idx_t n, const float* x) {
     std::unique_lock<SharedMutex> lk(rw_mutex_);
     rq.verbose = verbose;
     rq.train(size_t(n), x);
-    rq.compute_codebook_tables(true);  // the beam search's cross products
+    rq.compute_codebook_tables(rq.beam_tables_fit());  // the beam search's cross products
     ntotal = idx_t(1) << rq.tot_code_bits;
     is_trained = true;
     centroid_norms_.clear();
@@ -54,7 +54,7 @@ void ResidualCoarseQuantizer::set_trained(bool trained) {
                            "and rq.is_trained set)");
     is_trained = trained;
     ntotal = trained ? idx_t(1) << rq.tot_code_bits : 0;
-    if (trained) rq.compute_codebook_tables(true);  // codebooks may have been assigned by hand
+    if (trained) rq.compute_codebook_tables(rq.beam_tables_fit());  // codebooks may have been assigned by hand
     centroid_norms_.clear();
     if (trained && beam_factor < 0) compute_centroid_norms();
 }

@@ -313,9 +313,7 @@ void ResidualQuantizer::refine_beam(size_t n, const float* x, size_t beam_size, 
 }
 
 bool ResidualQuantizer::has_beam_tables() const {
-    size_t want = 0;
-    for (size_t m = 1; m < M; m++) want += codebook_offsets[m] * K(m);
-    return is_trained && centroid_norms.size() == total_codebook_size && cross_products.size() == want;
+    return is_trained && centroid_norms.size() == total_codebook_size && cross_products.size() == cross_products_size();
 }
 
 void ResidualQuantizer::refine_beam_LUT(size_t n, const float* x, size_t beam_size, int32_t* codes,
@@ -323,7 +321,8 @@ void ResidualQuantizer::refine_beam_LUT(size_t n, const float* x, size_t beam_si
     NEARLY_CHECK_ARG(nsplits == 1 && !local_search, "refine_beam_LUT: a plain residual quantizer only");
     NEARLY_CHECK_ARG(has_beam_tables(), "refine_beam_LUT: the codebook cross products are not computed");
     const size_t ts = total_codebook_size;
-    constexpr size_t kBlock = 1024;  // queries whose tables are held at once
+    // Queries whose tables are held at once: at most 64 MiB of them.
+    const size_t kBlock = std::max<size_t>(1, std::min<size_t>(1024, (size_t(16) << 20) / ts));
     for (size_t i0 = 0; i0 < n; i0 += kBlock) {
         const size_t nb = std::min(kBlock, n - i0);
         std::vector<float> lut(nb * ts), dist(nb), dist2;
@@ -360,8 +359,11 @@ void ResidualQuantizer::refine_beam_LUT(size_t n, const float* x, size_t beam_si
 void ResidualQuantizer::beam_search(size_t n, const float* x, size_t beam_size, size_t nout, int32_t* codes,
                                     float* residuals, float* distances) const {
     // Vectors go through all M steps a block at a time: bounded memory
-    // (B x d residuals each) and Ctrl-C between blocks.
-    const size_t kBlock = std::max<size_t>(1, 4096 * 5 / std::max<size_t>(beam_size, 5));
+    // (two beams of B x d residuals each, within max_mem_distances) and
+    // Ctrl-C between blocks.
+    const size_t per_vector = 2 * std::max<size_t>(beam_size, 1) * d * sizeof(float);
+    const size_t kBlock = std::max<size_t>(1, std::min(4096 * 5 / std::max<size_t>(beam_size, 5),
+                                                       max_mem_distances / per_vector));
     InterruptPoll poll;
     for (size_t i0 = 0; i0 < n; i0 += kBlock) {
         const size_t nb = std::min(kBlock, n - i0);
@@ -401,9 +403,8 @@ void ResidualQuantizer::beam_search(size_t n, const float* x, size_t beam_size, 
 void ResidualQuantizer::train(size_t n, const float* x, const float* centroids) {
     NEARLY_CHECK_ARG(n > 0, "ResidualQuantizer: cannot train on 0 vectors");
     check_finite(x, n * d, "training data");
-    if (train_type & Train_refine_codebook)
-        throw NotSupported("ResidualQuantizer: Train_refine_codebook not implemented in nearly");
-    NEARLY_CHECK_ARG((train_type & ~(Train_progressive_dim | Train_top_beam | Skip_codebook_tables)) == 0,
+    NEARLY_CHECK_ARG((train_type & ~(Train_progressive_dim | Train_refine_codebook | Train_top_beam |
+                                     Skip_codebook_tables)) == 0,
                      "ResidualQuantizer: unknown train_type bits " + std::to_string(train_type));
     if (nsplits > 1) return train_product(n, x, centroids);
     if (local_search) return train_local_search(n, x, centroids);
@@ -434,7 +435,7 @@ void ResidualQuantizer::train(size_t n, const float* x, const float* centroids) 
         cod2.resize(n * B2 * (m + 1));
         dist.resize(n * B2);
         beam_search_step(d, Kc, c.data(), cbn.data(), n, B, res.data(), cod.data(), m, B2, res2.data(), cod2.data(),
-                  dist.data());
+                         dist.data());
         res.swap(res2);
         cod.swap(cod2);
         if (verbose) {
@@ -446,10 +447,40 @@ void ResidualQuantizer::train(size_t n, const float* x, const float* centroids) 
         B = B2;
     }
     codebooks = std::move(cb);
-    // The norms of the reconstructions of the training points (x - best residual).
-    train_norm_of_reconstructions(n, x, res.data(), B * d, centroids);
     compute_codebook_tables();
     is_trained = true;
+    if (train_type & Train_refine_codebook) {
+        // faiss's codebook refinement: least-squares codebooks for the
+        // training points' codes, then their codes again, a few times.
+        std::vector<int32_t> codes(n * M);
+        for (int it = 0; it < niter_codebook_refine; it++) {
+            if (verbose) std::printf("re-estimating the codebooks to minimize quantization errors (iter %d)\n", it);
+            encode_unpacked(n, x, codes.data(), nullptr);
+            update_codebooks(x, codes.data(), n);
+            compute_codebook_tables();
+        }
+        res.resize(n * d);
+        encode_unpacked(n, x, codes.data(), res.data());
+        B = 1;
+    }
+    // The norms of the reconstructions of the training points (x - best residual).
+    train_norm_of_reconstructions(n, x, res.data(), B * d, centroids);
+}
+
+void ResidualQuantizer::retrain_AQ_codebook(size_t n, const float* x) {
+    NEARLY_CHECK_ARG(is_trained, "retrain_AQ_codebook: the quantizer is not trained");
+    NEARLY_CHECK_ARG(n > 0, "retrain_AQ_codebook: needs vectors");
+    check_finite(x, n * d, "x");
+    std::vector<int32_t> codes(n * M);
+    encode_unpacked(n, x, codes.data(), nullptr);
+    update_codebooks(x, codes.data(), n);
+    compute_codebook_tables();
+    if (norm_bits && search_type != ST_norm_float) {
+        // The norm coding follows the new reconstructions.
+        std::vector<float> res(n * d);
+        encode_unpacked(n, x, codes.data(), res.data());
+        train_norm_of_reconstructions(n, x, res.data(), d, nullptr);
+    }
 }
 
 void ResidualQuantizer::train_norm_of_reconstructions(size_t n, const float* x, const float* res, size_t res_stride,
@@ -526,11 +557,23 @@ void ResidualQuantizer::pack_codes(size_t n, const int32_t* idx, uint8_t* out) c
     pack(n, idx, norms.data(), out);
 }
 
+size_t ResidualQuantizer::cross_products_size() const {
+    size_t n = 0;
+    for (size_t m = 1; m < M; m++) n += codebook_offsets[m] * K(m);
+    return n;
+}
+
+bool ResidualQuantizer::beam_tables_fit() const {
+    constexpr size_t kMaxFloats = size_t(64) << 20;  // 256 MiB: RCQ2x16's would be 16 GiB
+    return nsplits == 1 && !local_search && cross_products_size() <= kMaxFloats;
+}
+
 void ResidualQuantizer::compute_codebook_tables(bool cross_products_always) {
     centroid_norms.resize(total_codebook_size);
     norms_L2sqr(codebooks.data(), total_codebook_size, d, centroid_norms.data());
     cross_products.clear();
-    if (search_type != ST_norm_from_LUT && !use_beam_LUT && !cross_products_always) return;
+    const bool wanted = search_type == ST_norm_from_LUT || (use_beam_LUT && beam_tables_fit());
+    if (!wanted && !cross_products_always) return;
     // The words of codebooks 0..m-1 against codebook m's.
     for (size_t m = 1; m < M; m++) {
         const size_t prev = codebook_offsets[m];
@@ -844,7 +887,8 @@ ResidualQuantizer ResidualQuantizer::read(Reader& r, const char* who) {
     const int st = r.pod<int32_t>(), tt = r.pod<int32_t>(), beam = r.pod<int32_t>(), niter = r.pod<int32_t>(),
               steps = r.pod<int32_t>();
     const uint8_t pca = r.pod<uint8_t>(), trained = r.pod<uint8_t>();
-    r.check(valid_search_type(st) && (tt & ~(Train_progressive_dim | Train_top_beam | Skip_codebook_tables)) == 0 &&
+    r.check(valid_search_type(st) &&
+                (tt & ~(Train_progressive_dim | Train_refine_codebook | Train_top_beam | Skip_codebook_tables)) == 0 &&
                 beam >= 1 && niter >= 0 && steps >= 0 && pca <= 1 && trained <= 1,
             ("bad " + what + " header").c_str());
     ResidualQuantizer rq{size_t(d), nbits, SearchType(st)};

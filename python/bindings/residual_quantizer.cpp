@@ -182,9 +182,7 @@ void bind_residual_quantizer(py::module_& m) {
                       [](ResidualQuantizer& q, int v) {
                           py::gil_scoped_release release;
                           q.use_beam_LUT = v != 0;
-                          if (q.use_beam_LUT && q.is_trained && !q.has_beam_tables() && q.nsplits == 1 &&
-                              !q.local_search)
-                              q.compute_codebook_tables(true);
+                          if (q.use_beam_LUT && q.is_trained && !q.has_beam_tables()) q.compute_codebook_tables();
                       },
                       "faiss's use_beam_LUT: 1 encodes through tables of <x, word> and the codebooks' cross "
                       "products instead of d-dimensional residuals (the same codes up to rounding of near ties; "
@@ -273,6 +271,23 @@ void bind_residual_quantizer(py::module_& m) {
         }, py::arg("n"), py::arg("codes"), py::arg("packed_codes"), py::arg("ld_codes") = -1,
            "faiss's pack_codes(n, codes, packed[, ld_codes]): n x M indexes (rows ld_codes apart) to codes, written "
            "into packed.")
+        .def("retrain_AQ_codebook", [](ResidualQuantizer& q, long long n, py::handle x_obj) {
+            NEARLY_CHECK_ARG(n > 0, "retrain_AQ_codebook: n must be positive");
+            auto x = in_array<float>(x_obj, size_t(n) * q.d, "retrain_AQ_codebook x");
+            py::gil_scoped_release release;
+            q.retrain_AQ_codebook(size_t(n), x.data());
+        }, py::arg("n"), py::arg("x"),
+           "faiss's retrain_AQ_codebook(n, x): the codes of x, then the least-squares codebooks for them (the "
+           "codebooks are replaced; their tables and a learnt norm coding follow).")
+        .def_property("max_mem_distances", [](const ResidualQuantizer& q) { return q.max_mem_distances; },
+                      [](ResidualQuantizer& q, long long v) {
+                          NEARLY_CHECK_ARG(v > 0, "ResidualQuantizer: max_mem_distances must be positive");
+                          q.max_mem_distances = size_t(v);
+                      },
+                      "faiss's max_mem_distances: bytes an encoding's beams may hold at once (the vectors are "
+                      "encoded in blocks that fit; the codes do not depend on it).")
+        .def_readwrite("niter_codebook_refine", &ResidualQuantizer::niter_codebook_refine,
+                       "Least-squares refits after training under Train_refine_codebook (faiss's, 5).")
         .def("initialize_from", [](ResidualQuantizer& q, const ResidualQuantizer& other, long long skip_M) {
             NEARLY_CHECK_ARG(skip_M >= 0, "initialize_from: skip_M must be non-negative");
             py::gil_scoped_release release;
@@ -361,7 +376,7 @@ void bind_residual_quantizer(py::module_& m) {
             auto x = in_array<float>(x_obj, n * q.d, "update_codebooks x");
             auto codes = in_array<int32_t>(codes_obj, n * q.M, "update_codebooks codes (n x M)");
             check_finite(x.data(), size_t(x.size()), "x");
-            check_indexes(codes.data(), size_t(codes.size()), q.K());
+            check_codes(q, codes.data(), n);
             py::gil_scoped_release release;
             q.update_codebooks(x.data(), codes.data(), n);
         }, py::arg("x"), py::arg("codes"), py::arg("n") = py::none(),

@@ -7,7 +7,8 @@
 // up (least significant first), so no centroid is stored. A search is a beam
 // search through the codebooks (beam_factor x k candidates kept at each
 // step), scored through tables (the query's <x, word> and the codebooks'
-// cross products: no d-dimensional residual is formed), or with beam_factor
+// cross products: no d-dimensional residual is formed; on the residuals
+// when the cross products would pass 256 MiB, RCQ2x16), or with beam_factor
 // < 0 an exhaustive scan of every centroid, decoded a block at a time.
 #pragma once
 #include <memory>

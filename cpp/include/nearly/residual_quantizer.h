@@ -70,7 +70,7 @@ struct ResidualQuantizer {
     // faiss's train_type bits.
     static constexpr int Train_default = 0;
     static constexpr int Train_progressive_dim = 1;
-    static constexpr int Train_refine_codebook = 2;  // not implemented: raises
+    static constexpr int Train_refine_codebook = 2;  // then niter_codebook_refine least-squares refits
     static constexpr int Train_top_beam = 1024;
     static constexpr int Skip_codebook_tables = 2048;
 
@@ -93,6 +93,10 @@ struct ResidualQuantizer {
     // faiss's ProgressiveDimClusteringParameters: 10 iterations per step.
     ClusteringParameters cp;
     int progressive_dim_steps = 10;
+    int niter_codebook_refine = 5;  // faiss's: refits under Train_refine_codebook
+    // faiss's max_mem_distances: the bytes an encoding's beams may hold at
+    // once (vectors are encoded in blocks that fit; at most 20,480 / beam).
+    size_t max_mem_distances = size_t(5) << 30;
     bool apply_pca = true;
     bool verbose = false;
     bool is_trained = false;
@@ -195,9 +199,14 @@ struct ResidualQuantizer {
     // Search through tables: lut = <q, every codeword> (total_codebook_size floats).
     void compute_lut(const float* q, float* lut) const;
     // centroid_norms and cross_products from the codebooks; the cross
-    // products only when they are read (ST_norm_from_LUT, use_beam_LUT) or
-    // asked for (faiss's compute_codebook_tables computes them always).
+    // products only when they are read (ST_norm_from_LUT; use_beam_LUT when
+    // they fit) or asked for (faiss's compute_codebook_tables computes them
+    // always).
     void compute_codebook_tables(bool cross_products_always = false);
+    // Floats of the cross products, and whether the beam search through
+    // tables may have them (at most 256 MiB; a plain quantizer).
+    size_t cross_products_size() const;
+    bool beam_tables_fit() const;
     // Replaces the codebooks (total_codebook_size rows of d) and what is derived
     // from them (faiss's `codebooks = ...`).
     void set_codebooks(const float* c);
@@ -223,10 +232,14 @@ struct ResidualQuantizer {
     void write(Writer& w) const;
     static ResidualQuantizer read(Reader& r, const char* who);
 
-    // Local search mode: the codebooks that minimise the error of n vectors
-    // with the given codes (n x M indexes), faiss's ridge-regularised least
-    // squares.
+    // The codebooks that minimise the error of n vectors with the given
+    // codes (n x M indexes): faiss's ridge-regularised least squares (ridge
+    // lsq.lambd), for local search's training and the refits below.
     void update_codebooks(const float* x, const int32_t* codes, size_t n);
+    // faiss's retrain_AQ_codebook: the codes of x, then the codebooks that
+    // fit x best with them (the codes are not changed; a norm coding learnt
+    // from data is learnt again).
+    void retrain_AQ_codebook(size_t n, const float* x);
     // The local search's terms in faiss's layouts (its tests check them):
     // binaries M x M x K x K, b[m][m'][k][k'] = 2 <c_mk, c_m'k'>; unaries of n
     // vectors M x n x K, ||c_mk||^2 - 2 <x_i, c_mk>; n_iters sweeps of
