@@ -29,6 +29,24 @@ float decode_qint(uint32_t c, float lo, float hi, int levels) {
     return float((c + 0.5) / levels * (hi - lo) + lo);
 }
 
+// The first nout entries of each of nb final beams of B (codes of M
+// indexes, best first) into rows i0.. of codes / distances (optional); a
+// beam shorter than nout (K^M < nout) is padded with code -1 and +inf.
+void write_final_beams(size_t i0, size_t nb, size_t B, size_t nout, size_t M, const int32_t* cod, const float* dist,
+                       int32_t* codes, float* distances) {
+    for (size_t i = 0; i < nb; i++)
+        for (size_t j = 0; j < nout; j++) {
+            int32_t* out = codes + ((i0 + i) * nout + j) * M;
+            const bool real = j < B;
+            if (real)
+                std::copy_n(cod + (i * B + j) * M, M, out);
+            else
+                std::fill(out, out + M, int32_t(-1));
+            if (distances)
+                distances[(i0 + i) * nout + j] = real ? dist[i * B + j] : std::numeric_limits<float>::infinity();
+        }
+}
+
 // k-means of n points for codebook training: faiss's ProgressiveDimClustering
 // or plain k-means.
 std::vector<float> train_codebook(const ResidualQuantizer& rq, size_t n, const float* x, size_t K) {
@@ -342,17 +360,8 @@ void ResidualQuantizer::refine_beam_LUT(size_t n, const float* x, size_t beam_si
             dist.swap(dist2);
             B = B2;
         }
-        for (size_t i = 0; i < nb; i++)
-            for (size_t j = 0; j < beam_size; j++) {
-                int32_t* out = codes + ((i0 + i) * beam_size + j) * M;
-                if (j < B) {
-                    std::copy_n(&cod[(i * B + j) * M], M, out);
-                    distances[(i0 + i) * beam_size + j] = std::max(dist[i * B + j], 0.f);
-                } else {
-                    std::fill(out, out + M, int32_t(-1));
-                    distances[(i0 + i) * beam_size + j] = std::numeric_limits<float>::infinity();
-                }
-            }
+        for (float& v : dist) v = std::max(v, 0.f);  // as the residual beam's squared norms
+        write_final_beams(i0, nb, B, beam_size, M, cod.data(), dist.data(), codes, distances);
     }
 }
 
@@ -377,25 +386,17 @@ void ResidualQuantizer::beam_search(size_t n, const float* x, size_t beam_size, 
             if (m + 1 == M && distances) dist.resize(nb * B2);
             const size_t off = codebook_offsets[m];
             beam_search_step(d, Kc, codebooks.data() + off * d, centroid_norms.data() + off, nb, B, res.data(),
-                      cod.data(), m, B2, res2.data(), cod2.data(), m + 1 == M && distances ? dist.data() : nullptr);
+                             cod.data(), m, B2, res2.data(), cod2.data(),
+                             m + 1 == M && distances ? dist.data() : nullptr);
             res.swap(res2);
             cod.swap(cod2);
             B = B2;
         }
-        // The first nout entries of each final beam (best first); a beam
-        // shorter than nout (K^M < nout) is padded with code -1.
-        for (size_t i = 0; i < nb; i++)
-            for (size_t j = 0; j < nout; j++) {
-                int32_t* out = codes + ((i0 + i) * nout + j) * M;
-                if (j < B) {
-                    std::copy(&cod[(i * B + j) * M], &cod[(i * B + j) * M] + M, out);
-                    if (residuals) std::copy(&res[(i * B + j) * d], &res[(i * B + j) * d] + d, residuals + ((i0 + i) * nout + j) * d);
-                    if (distances) distances[(i0 + i) * nout + j] = dist[i * B + j];
-                } else {
-                    std::fill(out, out + M, int32_t(-1));
-                    if (distances) distances[(i0 + i) * nout + j] = std::numeric_limits<float>::infinity();
-                }
-            }
+        write_final_beams(i0, nb, B, nout, M, cod.data(), dist.data(), codes, distances);
+        if (residuals)
+            for (size_t i = 0; i < nb; i++)
+                for (size_t j = 0; j < std::min(B, nout); j++)
+                    std::copy_n(&res[(i * B + j) * d], d, residuals + ((i0 + i) * nout + j) * d);
         poll();
     }
 }
