@@ -187,3 +187,66 @@ def test_beam_tables_are_skipped_when_too_large():
     for q, row, dist in zip(xq, I, D):
         cents = np.stack([rcq.reconstruct(int(i)) for i in row])
         np.testing.assert_allclose(dist, ((cents - q) ** 2).sum(1), rtol=1e-4, atol=1e-4)
+
+
+def test_coarse_quantizer_holds_beam_tables_only_while_it_beams():
+    """The cross products are the beam's: a quantizer searching exhaustively
+    builds none (knn_centroids_* make one per call), and turning the beam
+    back on builds them, with the results of a quantizer that always had them."""
+    rs = np.random.RandomState(2)
+    x = rs.rand(3000, 24).astype("float32")
+    xq = rs.rand(100, 24).astype("float32")
+    beam = nearly.ResidualCoarseQuantizer(24, 2, 6)
+    beam.train(x)
+    assert nearly.vector_to_array(beam.rq.codebook_cross_products).size > 0
+    exhaustive = nearly.ResidualCoarseQuantizer(24, 2, 6)
+    exhaustive.set_beam_factor(-1)
+    exhaustive.train(x)
+    assert nearly.vector_to_array(exhaustive.rq.codebook_cross_products).size == 0
+    np.testing.assert_array_equal(nearly.vector_to_array(exhaustive.rq.codebooks),
+                                  nearly.vector_to_array(beam.rq.codebooks))
+    exhaustive.set_beam_factor(4)
+    assert nearly.vector_to_array(exhaustive.rq.codebook_cross_products).size > 0
+    D0, I0 = beam.search(xq, 10)
+    D1, I1 = exhaustive.search(xq, 10)
+    np.testing.assert_array_equal(I0, I1)
+    np.testing.assert_array_equal(D0, D1)
+
+
+def test_read_skipping_precompute_tables(tmp_path):
+    """faiss's IO_FLAG_SKIP_PRECOMPUTE_TABLE: a residual coarse quantizer is
+    read without its beam's tables and searches every centroid (faiss's
+    rule), an IVFPQ without its precomputed table, with the same results."""
+    rs = np.random.RandomState(3)
+    x = rs.rand(4000, 32).astype("float32")
+    xq = rs.rand(100, 32).astype("float32")
+    rcq = nearly.ResidualCoarseQuantizer(32, 2, 5)
+    rcq.train(x)
+    flags = nearly.IO_FLAG_SKIP_PRECOMPUTE_TABLE
+    q2 = nearly.deserialize_index(nearly.serialize_index(rcq), flags)
+    assert q2.beam_factor < 0
+    assert nearly.vector_to_array(q2.rq.codebook_cross_products).size == 0
+    exact = nearly.clone_index(rcq)
+    exact.set_beam_factor(-1)
+    np.testing.assert_array_equal(q2.search(xq, 10)[1], exact.search(xq, 10)[1])
+    path = str(tmp_path / "rcq.index")
+    nearly.write_index(rcq, path)
+    assert nearly.read_index(path, flags).beam_factor < 0
+    assert nearly.read_index(path).beam_factor == rcq.beam_factor
+
+    ivfpq = nearly.index_factory(32, "IVF64,PQ8")
+    ivfpq.train(x)
+    ivfpq.add(x)
+    ivfpq.nprobe = 8
+    path = str(tmp_path / "ivfpq.index")
+    nearly.write_index(ivfpq, path)
+    full = nearly.read_index(path)
+    skipped = nearly.read_index(path, flags)
+    assert full.use_precomputed_table == 1 and skipped.use_precomputed_table == 0
+    Da, Ia = full.search(xq, 10)
+    Db, Ib = skipped.search(xq, 10)
+    np.testing.assert_array_equal(Ia, Ib)
+    np.testing.assert_allclose(Da, Db, rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(full.sa_encode(xq), skipped.sa_encode(xq))
+    skipped.precompute_table()
+    assert skipped.use_precomputed_table == 1

@@ -328,9 +328,10 @@ Reader unframe_payload(const uint8_t* data, size_t n) {
     return Reader(body, size, version, kHeaderSize);
 }
 
-IndexPtr deserialize_index(const uint8_t* data, size_t n, bool read_only) {
+IndexPtr deserialize_index(const uint8_t* data, size_t n, bool read_only, bool skip_tables) {
     Reader r = unframe_payload(data, n);
     r.read_only = read_only;
+    r.skip_precompute_tables = skip_tables;
     return read_index_checked(r);
 }
 
@@ -429,10 +430,11 @@ void read_framed_file_unnamed(const std::string& path, bool read_only, const std
 }
 }  // namespace
 
-IndexPtr read_index(const std::string& path, bool read_only, bool lists_same_dir) {
+IndexPtr read_index(const std::string& path, bool read_only, bool lists_same_dir, bool skip_tables) {
     IndexPtr index;
     read_framed_file(path, read_only, [&](Reader& r) {
         r.lists_same_dir = lists_same_dir;
+        r.skip_precompute_tables = skip_tables;
         index = read_index_checked(r);
     });
     return index;
@@ -449,7 +451,7 @@ struct FileMapping {
 };
 }  // namespace
 
-IndexPtr read_index_mapped(const std::string& path, bool lists_same_dir) {
+IndexPtr read_index_mapped(const std::string& path, bool lists_same_dir, bool skip_tables) {
     const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         if (errno == ENOENT) throw FileMissing("could not open " + path + " for reading: No such file or directory");
@@ -458,14 +460,14 @@ IndexPtr read_index_mapped(const std::string& path, bool lists_same_dir) {
     struct stat sb;
     if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
         ::close(fd);
-        return read_index(path, true, lists_same_dir);  // not a regular file: read it, do not map it
+        return read_index(path, true, lists_same_dir, skip_tables);  // not a regular file: read it, do not map it
     }
     auto mapping = std::make_shared<FileMapping>();
     mapping->size = size_t(sb.st_size);
     if (mapping->size > 0) {
         void* p = mmap(nullptr, mapping->size, PROT_READ, MAP_SHARED, fd, 0);
         ::close(fd);
-        if (p == MAP_FAILED) return read_index(path, true, lists_same_dir);
+        if (p == MAP_FAILED) return read_index(path, true, lists_same_dir, skip_tables);
         mapping->data = static_cast<const uint8_t*>(p);
     } else {
         ::close(fd);
@@ -480,6 +482,7 @@ IndexPtr read_index_mapped(const std::string& path, bool lists_same_dir) {
         r.read_only = true;
         r.source_path = path;
         r.lists_same_dir = lists_same_dir;
+        r.skip_precompute_tables = skip_tables;
         r.map_arrays(mapping);
         return read_index_checked(r);
     } catch (const CorruptData& e) {

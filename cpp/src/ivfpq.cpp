@@ -447,7 +447,10 @@ void IndexIVFPQ::read_pq_body(Reader& r, const char* what,
         index->polysemous_ht = ht;
         index->do_polysemous_training = polysemous;
     }
-    if (index->pq_trained_ && upt >= 1) index->precompute_table();
+    if (r.skip_precompute_tables)
+        index->use_precomputed_table = 0;  // as faiss: decided again by precompute_table()
+    else if (index->pq_trained_ && upt >= 1)
+        index->precompute_table();
     index->refresh_trained();
 }
 

@@ -22,24 +22,33 @@ constexpr size_t kCentroidBlock = 16384;
 ResidualCoarseQuantizer::ResidualCoarseQuantizer(int d, size_t M, size_t nbits, MetricType metric)
     : ResidualCoarseQuantizer(d, std::vector<size_t>(M, nbits), metric) {}
 
-ResidualCoarseQuantizer::ResidualCoarseQuantizer(int d, const std::vector<size_t>& nbits, MetricType metric)
+ResidualCoarseQuantizer::ResidualCoarseQuantizer(int d, const std::vector<size_t>& nbits, MetricType metric,
+                                                 bool local_search)
     : Index(d, metric), rq(size_t(d), nbits, ResidualQuantizer::ST_decompress) {
     NEARLY_CHECK_ARG(metric == METRIC_L2 || metric == METRIC_INNER_PRODUCT,
-                     "ResidualCoarseQuantizer: L2 or inner product only");
-    NEARLY_CHECK_ARG(rq.tot_code_bits <= kMaxBits, "ResidualCoarseQuantizer: M * nbits must be at most " +
+                     std::string(name()) + ": L2 or inner product only");
+    NEARLY_CHECK_ARG(rq.tot_code_bits <= kMaxBits, std::string(name()) + ": M * nbits must be at most " +
                                                        std::to_string(kMaxBits) + " (got " +
                                                        std::to_string(rq.tot_code_bits) + ")");
+    if (local_search) {
+        NEARLY_CHECK_ARG(rq.uniform_nbits() != 0, "LocalSearchCoarseQuantizer: codebooks of one width only");
+        rq.local_search = true;
+        beam_factor = -1.f;
+    }
     is_trained = false;
 }
 
 void ResidualCoarseQuantizer::train(idx_t n, const float* x) {
     check_writable();
-    NEARLY_CHECK_ARG(n > 0, "ResidualCoarseQuantizer: train() needs vectors");
+    NEARLY_CHECK_ARG(n > 0, std::string(name()) + ": train() needs vectors");
     check_finite(x, size_t(n) * size_t(d), "training data");
     std::unique_lock<SharedMutex> lk(rw_mutex_);
     rq.verbose = verbose;
+    // rq's mode may have been switched by hand before training: an LSQ's
+    // codebooks are searched exhaustively only.
+    if (rq.local_search) beam_factor = -1.f;
     rq.train(size_t(n), x);
-    rq.compute_codebook_tables(rq.beam_tables_fit());  // the beam search's cross products
+    rq.compute_codebook_tables(beam_wants_tables());
     ntotal = idx_t(1) << rq.tot_code_bits;
     is_trained = true;
     centroid_norms_.clear();
@@ -50,11 +59,12 @@ void ResidualCoarseQuantizer::set_trained(bool trained) {
     check_writable();
     std::unique_lock<SharedMutex> lk(rw_mutex_);
     if (trained && !rq.is_trained)
-        throw NotSupported("ResidualCoarseQuantizer: is_trained = True needs rq trained (or its codebooks assigned "
-                           "and rq.is_trained set)");
+        throw NotSupported(std::string(name()) + ": is_trained = True needs its quantizer trained (or its codebooks "
+                           "assigned and its is_trained set)");
+    if (rq.local_search) beam_factor = -1.f;
     is_trained = trained;
     ntotal = trained ? idx_t(1) << rq.tot_code_bits : 0;
-    if (trained) rq.compute_codebook_tables(rq.beam_tables_fit());  // codebooks may have been assigned by hand
+    if (trained) rq.compute_codebook_tables(beam_wants_tables());  // codebooks may have been assigned by hand
     centroid_norms_.clear();
     if (trained && beam_factor < 0) compute_centroid_norms();
 }
@@ -62,10 +72,13 @@ void ResidualCoarseQuantizer::set_trained(bool trained) {
 void ResidualCoarseQuantizer::set_rq(const ResidualQuantizer& other) {
     check_writable();
     NEARLY_CHECK_ARG(other.d == size_t(d) && other.nbits == rq.nbits,
-                     "ResidualCoarseQuantizer: rq = ...: a residual quantizer of the same d and codebook widths");
-    if (other.nsplits != 1 || other.local_search)
-        throw NotSupported("ResidualCoarseQuantizer: its quantizer is a plain residual quantizer (beam search), "
-                           "not product or local search mode");
+                     std::string(name()) + ": " + (local_search() ? "lsq" : "rq") +
+                         " = ...: a quantizer of the same d and codebook widths");
+    if (other.nsplits != 1 || other.local_search != rq.local_search)
+        throw NotSupported(local_search() ? "LocalSearchCoarseQuantizer: its quantizer is a local search quantizer "
+                                            "(LocalSearchQuantizer), not product or residual mode"
+                                          : "ResidualCoarseQuantizer: its quantizer is a plain residual quantizer "
+                                            "(beam search), not product or local search mode");
     {
         std::unique_lock<SharedMutex> lk(rw_mutex_);
         rq = other;
@@ -74,18 +87,32 @@ void ResidualCoarseQuantizer::set_rq(const ResidualQuantizer& other) {
     set_trained(rq.is_trained);
 }
 
-void ResidualCoarseQuantizer::set_beam_factor(float bf) {
+void ResidualCoarseQuantizer::check_beam_factor(float bf) const {
+    if (local_search() && !(bf < 0))
+        throw InvalidArgument("LocalSearchCoarseQuantizer: its codebooks are not residual, so only the exhaustive "
+                              "scan searches them: beam_factor must be negative (got " + std::to_string(bf) + ")");
     NEARLY_CHECK_ARG(bf < 0 || bf >= 1.f, "ResidualCoarseQuantizer: beam_factor must be at least 1, or negative "
                                           "for the exhaustive scan (got " + std::to_string(bf) + ")");
+}
+
+void ResidualCoarseQuantizer::set_beam_factor(float bf) {
+    check_beam_factor(bf);
     std::unique_lock<SharedMutex> lk(rw_mutex_);
     beam_factor = bf;
     if (bf < 0 && is_trained && centroid_norms_.empty()) compute_centroid_norms();
+    if (bf >= 0 && is_trained && !rq.has_beam_tables() && beam_wants_tables()) rq.compute_codebook_tables(true);
 }
+
+// The beam's cross products, where they fit, only while the beam is the
+// search: the exhaustive scan (and knn_centroids_*, a quantizer built per
+// call) never reads them. A per-search beam_factor on an exhaustive-mode
+// quantizer then beams through the residuals.
+bool ResidualCoarseQuantizer::beam_wants_tables() const { return beam_factor >= 0 && rq.beam_tables_fit(); }
 
 void ResidualCoarseQuantizer::compute_centroid_norms() {
     if (metric_type != METRIC_L2) return;
     // 4 bytes per centroid: refused beyond 2^32 of them (16 GiB).
-    NEARLY_CHECK_ARG(rq.tot_code_bits <= 32, "ResidualCoarseQuantizer: the exhaustive scan keeps a norm per "
+    NEARLY_CHECK_ARG(rq.tot_code_bits <= 32, std::string(name()) + ": the exhaustive scan keeps a norm per "
                                             "centroid; at most 2^32 centroids");
     centroid_norms_.resize(size_t(ntotal));
     parallel_for_blocks(size_t(ntotal), 4096, [&](size_t t) {
@@ -99,12 +126,12 @@ void ResidualCoarseQuantizer::compute_centroid_norms() {
 
 void ResidualCoarseQuantizer::check_key(idx_t key) const {
     if (key < 0 || key >= ntotal)
-        throw OutOfRange("ResidualCoarseQuantizer: centroid " + std::to_string(key) + " out of range [0, " +
+        throw OutOfRange(std::string(name()) + ": centroid " + std::to_string(key) + " out of range [0, " +
                          std::to_string(ntotal) + ")");
 }
 
 void ResidualCoarseQuantizer::reconstruct(idx_t key, float* out) const {
-    if (!is_trained) throw NotSupported("ResidualCoarseQuantizer: not trained");
+    if (!is_trained) throw NotSupported(std::string(name()) + ": not trained");
     check_key(key);
     std::vector<int32_t> idx(rq.M);
     rq.centroid_indexes(uint64_t(key), idx.data());
@@ -113,7 +140,7 @@ void ResidualCoarseQuantizer::reconstruct(idx_t key, float* out) const {
 
 void ResidualCoarseQuantizer::reconstruct_n(idx_t i0, idx_t ni, float* out) const {
     NEARLY_CHECK_ARG(ni >= 0, "reconstruct_n: ni must be non-negative");
-    if (!is_trained) throw NotSupported("ResidualCoarseQuantizer: not trained");
+    if (!is_trained) throw NotSupported(std::string(name()) + ": not trained");
     if (ni > 0) check_key(i0), check_key(i0 + ni - 1);
     parallel_for_blocks(size_t(ni), 4096, [&](size_t i) {
         std::vector<int32_t> idx(rq.M);
@@ -123,25 +150,24 @@ void ResidualCoarseQuantizer::reconstruct_n(idx_t i0, idx_t ni, float* out) cons
 }
 
 void ResidualCoarseQuantizer::add(idx_t, const float*) {
-    throw NotSupported("ResidualCoarseQuantizer: add() not supported: its centroids are the sums of its "
+    throw NotSupported(std::string(name()) + ": add() not supported: its centroids are the sums of its "
                        "codebooks' words (train() it)");
 }
 
 void ResidualCoarseQuantizer::reset() {
-    throw NotSupported("ResidualCoarseQuantizer: reset() not supported: its centroids are virtual");
+    throw NotSupported(std::string(name()) + ": reset() not supported: its centroids are virtual");
 }
 
 void ResidualCoarseQuantizer::search(idx_t n, const float* x, idx_t k, float* D, idx_t* I,
                                      const SearchParameters* params) const {
     check_search_args(n, x, k);
-    if (!is_trained) throw NotSupported("ResidualCoarseQuantizer: not trained");
+    if (!is_trained) throw NotSupported(std::string(name()) + ": not trained");
     float bf = beam_factor;
     if (params) {
         const auto* p = dynamic_cast<const SearchParametersResidualCoarseQuantizer*>(params);
-        NEARLY_CHECK_ARG(p, "ResidualCoarseQuantizer: search parameters must be "
+        NEARLY_CHECK_ARG(p, std::string(name()) + ": search parameters must be "
                             "SearchParametersResidualCoarseQuantizer");
-        NEARLY_CHECK_ARG(p->beam_factor < 0 || p->beam_factor >= 1.f,
-                         "ResidualCoarseQuantizer: beam_factor must be at least 1, or negative");
+        check_beam_factor(p->beam_factor);
         bf = p->beam_factor;
     }
     std::shared_lock<SharedMutex> lk(rw_mutex_);
@@ -195,7 +221,7 @@ void ResidualCoarseQuantizer::search_exhaustive(idx_t n, const float* x, idx_t k
     const size_t kk = size_t(k), dd = d, nc = size_t(ntotal), nq = size_t(n);
     const bool ip = metric_type == METRIC_INNER_PRODUCT;
     if (!ip && centroid_norms_.size() != nc)
-        throw NotSupported("ResidualCoarseQuantizer: the exhaustive scan needs the centroid norms: "
+        throw NotSupported(std::string(name()) + ": the exhaustive scan needs the centroid norms: "
                            "set_beam_factor(-1)");
     for (size_t q = 0; q < nq; q++) TopK::init(D + q * kk, I + q * kk, kk);
     std::vector<float> block, bD(nq * kk);
@@ -236,12 +262,13 @@ std::unique_ptr<ResidualCoarseQuantizer> ResidualCoarseQuantizer::read_body(Read
                 (bf < 0 || bf >= 1.f) && std::isfinite(bf),
             "bad ResidualCoarseQuantizer header");
     ResidualQuantizer rq = ResidualQuantizer::read(r, "ResidualCoarseQuantizer");
-    r.check(rq.d == size_t(d) && rq.tot_code_bits <= kMaxBits && rq.nsplits == 1 && !rq.local_search &&
-                (!trained || rq.is_trained),
+    r.check(rq.d == size_t(d) && rq.tot_code_bits <= kMaxBits && rq.nsplits == 1 && (!trained || rq.is_trained) &&
+                (!rq.local_search || bf < 0),
             "ResidualCoarseQuantizer: its residual quantizer does not match");
-    auto index = std::make_unique<ResidualCoarseQuantizer>(d, rq.nbits, MetricType(metric));
+    auto index = std::make_unique<ResidualCoarseQuantizer>(d, rq.nbits, MetricType(metric), rq.local_search);
     index->rq = std::move(rq);
-    index->beam_factor = bf;
+    // Without the beam's tables faiss searches exhaustively; so does nearly.
+    index->beam_factor = r.skip_precompute_tables ? -1.f : bf;
     if (trained) index->set_trained(true);
     return index;
 }

@@ -32,8 +32,10 @@ void bind_io(py::module_& m) {
     // faiss's flag values. Both make the index read-only; IO_FLAG_MMAP also
     // maps the file and uses the flat vectors and inverted lists in place.
     // IO_FLAG_MMAP_IFC (faiss: map the flat codes) maps like IO_FLAG_MMAP.
-    // The two that skip building tables at load (SKIP_PRECOMPUTE_TABLE,
-    // PQ_SKIP_SDC_TABLE) change nothing here: nearly builds neither at load.
+    // IO_FLAG_SKIP_PRECOMPUTE_TABLE: an IVFPQ's precomputed table and a
+    // residual coarse quantizer's beam tables are not built at load (the
+    // quantizer then searches exhaustively, as faiss's). PQ_SKIP_SDC_TABLE
+    // changes nothing: nearly builds no SDC table at load.
     m.attr("IO_FLAG_READ_ONLY") = 2;
     m.attr("IO_FLAG_MMAP") = 0x646f0008;
     m.attr("IO_FLAG_MMAP_IFC") = 512;
@@ -48,8 +50,9 @@ void bind_io(py::module_& m) {
         bool ro = (io_flags & (2 | 8)) != 0;
         bool mapped = (io_flags & 0x646f0000) == 0x646f0000 || (io_flags & 512) != 0;
         bool same_dir = (io_flags & 4) != 0;
+        bool skip_tables = (io_flags & 16) != 0;
         py::gil_scoped_release release;
-        return mapped ? read_index_mapped(p, same_dir) : read_index(p, ro, same_dir);
+        return mapped ? read_index_mapped(p, same_dir, skip_tables) : read_index(p, ro, same_dir, skip_tables);
     }, py::arg("fname"), py::arg("io_flags") = 0);
     m.def("serialize_index", [](const Index& index, int io_flags) {
         std::vector<uint8_t> bytes;
@@ -59,11 +62,11 @@ void bind_io(py::module_& m) {
         }
         return bytes_array(std::move(bytes));
     }, py::arg("index"), py::arg("io_flags") = 0, "The index as a uint8 numpy array (the bytes write_index writes).");
-    m.def("deserialize_index", [](py::handle data) {
+    m.def("deserialize_index", [](py::handle data, int io_flags) {
         ByteArray a = as_bytes(data);
         py::gil_scoped_release release;
-        return deserialize_index(a.data(), a.shape(0));
-    }, py::arg("data"));
+        return deserialize_index(a.data(), a.shape(0), false, (io_flags & 16) != 0);
+    }, py::arg("data"), py::arg("io_flags") = 0);
 }
 
 }  // namespace nearly_py

@@ -693,6 +693,11 @@ void bind_residual_quantizer(py::module_& m) {
         }, py::return_value_policy::reference_internal,
            "The residual quantizer whose codeword sums are the centroids; assigning one copies it in (same d and "
            "codebook widths, a plain residual quantizer).")
+        .def_property_readonly("aq", &rq_of_rcq, py::return_value_policy::reference_internal,
+                               "faiss's AdditiveCoarseQuantizer.aq: the quantizer whose codeword sums are the "
+                               "centroids (rq, or lsq).")
+        .def_property_readonly("local_search", &ResidualCoarseQuantizer::local_search,
+                               "True for faiss's LocalSearchCoarseQuantizer (LSQ++ codebooks, exhaustive search).")
         .def_property("beam_factor", [](const ResidualCoarseQuantizer& q) { return q.beam_factor; },
                       [](ResidualCoarseQuantizer& q, float bf) {
                           py::gil_scoped_release release;
@@ -704,6 +709,13 @@ void bind_residual_quantizer(py::module_& m) {
         }, py::arg("beam_factor"),
            "At least 1: a beam search keeping beam_factor x k candidates per step; negative: every centroid "
            "scanned (exact).");
+
+    m.def("_local_search_coarse_quantizer", [](int d, long long M, long long nbits, int metric) {
+        const std::vector<size_t> nbits_each(positive(M, "M"), positive(nbits, "nbits"));
+        return std::make_shared<ResidualCoarseQuantizer>(d, nbits_each, MetricType(metric), true);
+    }, py::arg("d"), py::arg("M"), py::arg("nbits"), py::arg("metric") = int(METRIC_L2),
+          "faiss's LocalSearchCoarseQuantizer(d, M, nbits[, metric]): a ResidualCoarseQuantizer whose quantizer is "
+          "an LSQ++ (local search mode), searched exhaustively.");
 }
 
 }  // namespace nearly_py

@@ -125,7 +125,7 @@ from .compat import downcast_IndexBinary, downcast_VectorTransform  # noqa: F401
 from .compat import (AdditiveQuantizer, IndexAdditiveQuantizerFastScan, downcast_AdditiveQuantizer,  # noqa: F401
                      downcast_Quantizer)
 from .additive_family import (  # noqa: F401
-    IndexIVFAdditiveQuantizerFastScan, IndexIVFLocalSearchQuantizer, IndexIVFLocalSearchQuantizerFastScan,
+    AdditiveCoarseQuantizer, LocalSearchCoarseQuantizer, IndexIVFAdditiveQuantizerFastScan, IndexIVFLocalSearchQuantizer, IndexIVFLocalSearchQuantizerFastScan,
     IndexIVFProductLocalSearchQuantizer, IndexIVFProductLocalSearchQuantizerFastScan, IndexIVFProductResidualQuantizer,
     IndexIVFProductResidualQuantizerFastScan, IndexLocalSearchQuantizer, IndexLocalSearchQuantizerFastScan,
     IndexProductLocalSearchQuantizer, IndexProductLocalSearchQuantizerFastScan, IndexProductResidualQuantizer,

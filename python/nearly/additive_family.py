@@ -145,6 +145,32 @@ for _cls in (_FLAT, _IVF):
     _cls.prq = _mode_view(True, False, "prq")
     _cls.lsq = _mode_view(False, True, "lsq")
     _cls.plsq = _mode_view(True, True, "plsq")
+_nearly.ResidualCoarseQuantizer.lsq = _mode_view(False, True, "lsq")
+
+# faiss's coarse quantizers over an additive quantizer: the residual one is
+# nearly's class itself; the local search one is that class with an LSQ++
+# (its `lsq`), searched exhaustively (residual_coarse_quantizer.h).
+LocalSearchCoarseQuantizer = _name(
+    "LocalSearchCoarseQuantizer",
+    lambda d, M, nbits, metric=_L2: _nearly._local_search_coarse_quantizer(d, M, nbits, metric),
+    lambda obj: isinstance(obj, _nearly.ResidualCoarseQuantizer) and obj.local_search,
+    "faiss's LocalSearchCoarseQuantizer(d, M, nbits[, metric]): 2^(M nbits) centroids, the sums of one word of "
+    "each of the M codebooks of an LSQ++ (`lsq`: `nperts`, `train_iters`, ...), every one scanned by a search "
+    "(the codebooks are not residual: no beam). The coarse quantizer of \"IVF256(LSCQ2x4),Flat\"; it trains "
+    "alone.")
+
+
+def _no_base(*args, **kwargs):
+    raise TypeError("AdditiveCoarseQuantizer is faiss's base class: build a ResidualCoarseQuantizer or a "
+                    "LocalSearchCoarseQuantizer")
+
+
+AdditiveCoarseQuantizer = _name(
+    "AdditiveCoarseQuantizer",
+    _no_base,
+    lambda obj: isinstance(obj, _nearly.ResidualCoarseQuantizer),
+    "faiss's AdditiveCoarseQuantizer: the base of ResidualCoarseQuantizer and LocalSearchCoarseQuantizer "
+    "(isinstance; `aq` is the quantizer).")
 
 
 def _ivf_aq_fast_scan(*args, **kwargs):

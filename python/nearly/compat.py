@@ -1091,15 +1091,9 @@ def beam_search_encode_step(d, K, cent, n, beam_size, residuals, m, codes, new_b
     new_distances.reshape(n, new_beam_size)[:] = D[rows, order]
 
 
-def _hnsw_panorama_cum_sums(index):
-    v = Float32Vector()
-    v.assign(index._cum_sums())
-    return v
-
-
 # faiss's IndexHNSWFlatPanorama.cum_sums is a std::vector (tests call .size()).
 _nearly.IndexHNSWFlatPanorama.cum_sums = property(
-    _hnsw_panorama_cum_sums,
+    lambda index: _as_float32_vector(index._cum_sums()),
     doc="A copy of the stored vectors' tail norms (pano.n_levels + 1 a vector) in the order of the ids (with "
         "removals: of the slots, as _ids()), as a Float32Vector.")
 

@@ -378,6 +378,10 @@ INDEXES += [(re.compile(r"FlatL2Panorama(\d+)(?:_(\d+))?"), _flat_panorama(_near
 # as RQ's (RCQ1x3_1x4_1x5: 2^12 centroids).
 INDEXES.append((re.compile(r"RCQ" + _RQ_WIDTHS), lambda m, d, metric: _nearly.ResidualCoarseQuantizer(
     d, _rq_widths(m.group(1)), metric)))
+# faiss's LSCQ{M}x{nbits}: a LocalSearchCoarseQuantizer (LSQ++ codebooks,
+# searched exhaustively), "IVF256(LSCQ2x4),Flat".
+INDEXES.append((re.compile(r"LSCQ(\d+)x(\d+)"), lambda m, d, metric: _nearly._local_search_coarse_quantizer(
+    d, int(m.group(1)), int(m.group(2)), metric)))
 
 # suffix -> wrapper(index) applied around the main index and its transforms
 REFINES = {

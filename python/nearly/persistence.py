@@ -49,7 +49,7 @@ def deserialize_index(data, io_flags=0):
         if isinstance(index, _TokenStoreIndex):
             index.read_only = bool(io_flags & _READ_ONLY_FLAGS)
         return index
-    return _nearly.deserialize_index(data)
+    return _nearly.deserialize_index(data, int(io_flags))
 
 
 def write_index(index, fname, io_flags=0):

@@ -160,6 +160,10 @@ class Reader {
     // lists file named by the index is looked for beside the index file.
     std::string source_path;
     bool lists_same_dir = false;
+    // faiss's IO_FLAG_SKIP_PRECOMPUTE_TABLE: tables a reader would compute
+    // are left out (an IVFPQ's precomputed table, a residual coarse
+    // quantizer's beam tables: its searches are then exhaustive, as faiss's).
+    bool skip_precompute_tables = false;
     template <class T>
     T pod() {
         T v;
@@ -275,16 +279,18 @@ std::vector<uint8_t> serialize_framed(const std::function<void(Writer&)>& payloa
 void read_framed_file(const std::string& path, bool read_only, const std::function<void(Reader&)>& read);
 
 std::vector<uint8_t> serialize_index(const Index& index, int io_flags = 0);
-IndexPtr deserialize_index(const uint8_t* data, size_t n, bool read_only = false);
+// skip_tables: IO_FLAG_SKIP_PRECOMPUTE_TABLE (Reader::skip_precompute_tables).
+IndexPtr deserialize_index(const uint8_t* data, size_t n, bool read_only = false, bool skip_tables = false);
 void write_index(const Index& index, const std::string& path, int io_flags = 0);
 // lists_same_dir: IO_FLAG_ONDISK_SAME_DIR (a lists file is looked for beside the index file).
-IndexPtr read_index(const std::string& path, bool read_only = false, bool lists_same_dir = false);
+IndexPtr read_index(const std::string& path, bool read_only = false, bool lists_same_dir = false,
+                    bool skip_tables = false);
 // IO_FLAG_MMAP: the file mapped read-only and the index's big arrays (flat
 // vectors and codes, inverted lists) used in place: the pages are the page
 // cache's, loaded as searches touch them and shared by every process that
 // maps the file. Read-only; the checksum is not verified (it would read the
 // whole file), the structure is.
-IndexPtr read_index_mapped(const std::string& path, bool lists_same_dir = false);
+IndexPtr read_index_mapped(const std::string& path, bool lists_same_dir = false, bool skip_tables = false);
 
 // Bytes of s with anything outside printable ASCII escaped as \xNN.
 std::string printable(const std::string& s);

@@ -10,6 +10,12 @@
 // cross products: no d-dimensional residual is formed; on the residuals
 // when the cross products would pass 256 MiB, RCQ2x16), or with beam_factor
 // < 0 an exhaustive scan of every centroid, decoded a block at a time.
+//
+// Local search mode (faiss's LocalSearchCoarseQuantizer, "LSCQ2x4"): the
+// codebooks are an LSQ++'s (rq in local search mode, learnt jointly), so a
+// centroid is still the sum of one word per codebook, but the codebooks are
+// not residual: a beam through them is no search. Every search is the
+// exhaustive scan (beam_factor -1, a beam refused), as faiss's.
 #pragma once
 #include <memory>
 #include <vector>
@@ -36,19 +42,24 @@ struct ResidualCoarseQuantizer : Index {
     // M * nbits (the sum of nbits) at most 40 (2^40 virtual centroids; an
     // exhaustive search needs all their norms).
     ResidualCoarseQuantizer(int d, size_t M, size_t nbits, MetricType metric = METRIC_L2);
-    ResidualCoarseQuantizer(int d, const std::vector<size_t>& nbits, MetricType metric = METRIC_L2);
+    ResidualCoarseQuantizer(int d, const std::vector<size_t>& nbits, MetricType metric = METRIC_L2,
+                            bool local_search = false);
 
+    // The file tag; rq's local search flag says which of faiss's two
+    // classes it is (as IndexResidualQuantizer's for LSQ).
     std::string type_name() const override { return "ResidualCoarseQuantizer"; }
+    bool local_search() const { return rq.local_search; }
     bool trains_alone() const override { return true; }
     // Trains rq; then ntotal = 2^(sum of nbits) centroids.
     void train(idx_t n, const float* x) override;
     // After rq.codebooks were set by hand and rq marked trained.
     void set_trained(bool trained) override;
-    // faiss's `rcq.rq = other`: a copy of another plain residual quantizer
-    // of the same codebook widths (and d); trained, it is the centroids.
+    // faiss's `rcq.rq = other` (`lscq.lsq = other`): a copy of another
+    // residual quantizer of the same codebook widths, d and mode (plain, or
+    // local search); trained, it is the centroids.
     void set_rq(const ResidualQuantizer& other);
     // beam_factor >= 1, or < 0 for the exhaustive scan (whose L2 needs the
-    // centroids' norms, computed then).
+    // centroids' norms, computed then). Local search mode: < 0 only.
     void set_beam_factor(float bf);
     // L2: squared distances, ascending; inner product: the beam (searched
     // by L2) re-scored by <x, c>, descending; the exhaustive scan ranks all
@@ -64,6 +75,9 @@ struct ResidualCoarseQuantizer : Index {
     static std::unique_ptr<ResidualCoarseQuantizer> read_body(Reader& r);
 
    private:
+    const char* name() const { return local_search() ? "LocalSearchCoarseQuantizer" : "ResidualCoarseQuantizer"; }
+    void check_beam_factor(float bf) const;
+    bool beam_wants_tables() const;
     void check_key(idx_t key) const;
     void compute_centroid_norms();
     void search_exhaustive(idx_t n, const float* x, idx_t k, float* D, idx_t* I) const;
