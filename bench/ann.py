@@ -1415,6 +1415,11 @@ class _FaissAPIIVF(Engine):
             self.ivf = m.extract_index_ivf(self.index)
         except RuntimeError:  # "PQ48" and other indexes without lists: no nprobe
             self.ivf = None
+        # faiss's factory gives a LocalSearchCoarseQuantizer quantizer_trains_alone
+        # 2 (k-means into it, then add: "not applicable"); its own test sets it
+        # to True (nearly's is already 1).
+        if self.ivf is not None and "LSCQ" in factory:
+            self.ivf.quantizer_trains_alone = True
         # a graph index ("HNSW32,PQ48[,RFlat]", "NSG32", "NNDescent32"): the
         # sweep value is its efSearch (HNSW) or search_L (NSG, NNDescent)
         base = m.downcast_index(self.index.base_index if type(self.index).__name__ == "IndexRefineFlat" else self.index)

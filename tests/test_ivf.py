@@ -310,3 +310,34 @@ def test_selective_filter_scores_only_what_it_keeps(keep):
         for q in (xq[:4], xq):  # one query at a time, and a batch scanned list by list
             D, I = index.search(q, 10, params=params)
             same_results((D, I), (De[:len(q)], Ie[:len(q)]), tol=1e-4)
+
+
+@pytest.mark.parametrize("factory", ["IVF512,Flat", "IVF512,SQ8"])
+def test_unequal_lists_batch_equals_queries_alone(factory):
+    """A few big lists that many queries probe: their codes are scored many
+    times though the probes per list are few on average (100 queries x 2
+    probes over 512 lists), so the batch is scanned list by list (each list
+    loaded once for all its queries). It gives what each query finds
+    searched alone (query by query)."""
+    rs = np.random.RandomState(4)
+    d = 16
+    # 512 lists, most vectors in 4 of them.
+    centers = rs.randn(512, d).astype("float32") * 4
+    which = np.where(rs.rand(20000) < 0.9, rs.randint(0, 4, 20000), rs.randint(0, 512, 20000))
+    x = (centers[which] + rs.randn(20000, d).astype("float32")).astype("float32")
+    xq = (centers[rs.randint(0, 4, 100)] + rs.randn(100, d).astype("float32")).astype("float32")
+    quantizer = nearly.IndexFlatL2(d)
+    quantizer.add(centers)
+    index = nearly.extract_index_ivf(nearly.index_factory(d, factory))
+    index.quantizer = quantizer
+    if factory.endswith("Flat"):
+        index.is_trained = True
+    else:
+        index.train(x)  # the SQ: the quantizer holds its centroids already
+    index.add(x)
+    index.nprobe = 2
+    D, I = index.search(xq, 10)
+    for i in range(0, 100, 3):
+        Di, Ii = index.search(xq[i:i + 1], 10)
+        np.testing.assert_array_equal(I[i], Ii[0])
+        np.testing.assert_allclose(D[i], Di[0], rtol=1e-5, atol=1e-4)

@@ -614,6 +614,23 @@ IndexIVFStats IndexIVF::probe_stats(idx_t n, size_t np, const idx_t* coarse) con
     return st;
 }
 
+// The codes of the distinct lists probed. probe_stats' ndis over this is
+// how often each code is scored: where lists are unequal (a few big ones
+// that many queries probe) the codes are reused by many queries although
+// the probes per list are few on average, and the list-by-list scan, which
+// loads a list once for all its queries, is the faster one.
+size_t IndexIVF::distinct_codes(idx_t n, size_t np, const idx_t* coarse) const {
+    std::vector<uint8_t> seen(nlist, 0);
+    size_t codes = 0;
+    for (size_t i = 0; i < size_t(n) * np; i++) {
+        const idx_t l = coarse[i];
+        if (l < 0 || l >= idx_t(nlist) || seen[size_t(l)]) continue;
+        seen[size_t(l)] = 1;
+        codes += searched_size(lists_[size_t(l)].ids.size());
+    }
+    return codes;
+}
+
 void IndexIVF::search(idx_t n, const float* x, idx_t k, float* D, idx_t* I, const SearchParameters* params) const {
     search_sorted_or_not(n, x, k, D, I, params, true);
 }
@@ -707,7 +724,8 @@ void IndexIVF::search_lists(idx_t n, const float* x, idx_t k, size_t np, const i
     const size_t mq = min_queries_per_list();
     if (search_assigned(n, x, k, np, coarse, coarse_dis, sel, D, I, sorted)) {
         // the family's own scan (fast-scan)
-    } else if (mq > 0 && size_t(n) * np >= mq * std::min(nlist, size_t(n) * np)) {
+    } else if (mq > 0 && (size_t(n) * np >= mq * std::min(nlist, size_t(n) * np) ||
+                          probed.ndis >= mq * distinct_codes(n, np, coarse))) {
         // Per-pair partial results take n * nprobe * k slots: big batches go
         // in slices so that stays bounded (about 200 MB).
         const size_t per_slice = std::max<size_t>(1, kMaxPairResults / (np * size_t(k)));

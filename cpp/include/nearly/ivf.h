@@ -504,6 +504,7 @@ struct IndexIVF : Index {
     void search_lists(idx_t n, const float* x, idx_t k, size_t np, const idx_t* coarse, const float* coarse_dis,
                       const SearchParameters* params, float* D, idx_t* I, bool sorted) const;
     IndexIVFStats probe_stats(idx_t n, size_t np, const idx_t* coarse) const;
+    size_t distinct_codes(idx_t n, size_t np, const idx_t* coarse) const;
     // A budget of codes per query (max_codes, ensure_topk_full), or none.
     struct CodeBudget {
         size_t max_codes = 0;
