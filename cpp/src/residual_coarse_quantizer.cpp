@@ -15,8 +15,6 @@ namespace nearly {
 
 namespace {
 constexpr size_t kMaxBits = 40;
-// The exhaustive scan decodes this many centroids at a time.
-constexpr size_t kCentroidBlock = 16384;
 }  // namespace
 
 ResidualCoarseQuantizer::ResidualCoarseQuantizer(int d, size_t M, size_t nbits, MetricType metric)
@@ -217,31 +215,68 @@ void ResidualCoarseQuantizer::search_beam(idx_t n, const float* x, idx_t k, floa
     }
 }
 
+// Every centroid scored through the query's table of <x, word> (faiss's
+// knn_centroids_*): centroid t's inner product with x is the sum of one
+// entry per codebook, so a centroid costs about one add (codebook 0's
+// words run innermost; the other codebooks' entries are summed once per
+// stretch of K(0) centroids) where decoding it would cost d. L2 adds
+// ||x||^2 and the centroid's norm, as the distance to the decoded centroid.
 void ResidualCoarseQuantizer::search_exhaustive(idx_t n, const float* x, idx_t k, float* D, idx_t* I) const {
-    const size_t kk = size_t(k), dd = d, nc = size_t(ntotal), nq = size_t(n);
+    const size_t kk = size_t(k), dd = d, nc = size_t(ntotal), nq = size_t(n), T = rq.total_codebook_size;
     const bool ip = metric_type == METRIC_INNER_PRODUCT;
     if (!ip && centroid_norms_.size() != nc)
         throw NotSupported(std::string(name()) + ": the exhaustive scan needs the centroid norms: "
                            "set_beam_factor(-1)");
-    for (size_t q = 0; q < nq; q++) TopK::init(D + q * kk, I + q * kk, kk);
-    std::vector<float> block, bD(nq * kk);
-    std::vector<idx_t> bI(nq * kk);
+    const size_t K0 = rq.K(0), M = rq.M;
+    // The tables of a slice of queries at a time (about 64 MiB), and about
+    // 2^26 centroid scores per slice between two looks at Ctrl-C.
+    const size_t slice = std::max<size_t>(1, std::min((size_t(64) << 20) / (T * sizeof(float)), (size_t(1) << 26) / nc));
+    std::vector<float> lut;
     InterruptPoll poll;
-    for (size_t c0 = 0; c0 < nc; c0 += kCentroidBlock) {
-        const size_t m = std::min(kCentroidBlock, nc - c0);
-        block.resize(m * dd);
-        reconstruct_n(idx_t(c0), idx_t(m), block.data());
-        knn_exhaustive(x, nq, block.data(), m, dd, metric_type, kk, bD.data(), bI.data(), nullptr,
-                       ip ? nullptr : centroid_norms_.data() + c0);
-        for (size_t q = 0; q < nq; q++)
-            for (size_t j = 0; j < kk; j++) {
-                const idx_t id = bI[q * kk + j];
-                if (id < 0) break;
-                TopK::push(D + q * kk, I + q * kk, kk, ip ? -bD[q * kk + j] : bD[q * kk + j], idx_t(c0) + id);
+    for (size_t q0 = 0; q0 < nq; q0 += slice) {
+        const size_t m = std::min(slice, nq - q0);
+        lut.resize(m * T);
+        gemm_ip(x + q0 * dd, m, rq.codebooks.data(), T, dd, lut.data());
+        parallel_for_blocks(m, 16, [&](size_t i) {
+            const float* tab = lut.data() + i * T;
+            const float* xq = x + (q0 + i) * dd;
+            const float xn = ip ? 0.f : simd().inner_product(xq, xq, dd);
+            float* Dq = D + (q0 + i) * kk;
+            idx_t* Iq = I + (q0 + i) * kk;
+            TopK::init(Dq, Iq, kk);
+            thread_local std::vector<int32_t> idx;
+            thread_local std::vector<float> s;
+            idx.resize(M);
+            s.resize(K0);
+            for (size_t t0 = 0; t0 < nc; t0 += K0) {
+                rq.centroid_indexes(uint64_t(t0), idx.data());
+                float rest = 0.f;
+                for (size_t c = 1; c < M; c++) rest += tab[rq.codebook_offsets[c] + size_t(idx[c])];
+                // An integer or-reduction (a float min would not vectorize
+                // without reassociation): does any score reach the heap?
+                const float thr = Dq[0];
+                float* sj = s.data();
+                int any = 0;
+                if (ip) {
+                    for (size_t j = 0; j < K0; j++) {
+                        sj[j] = -(tab[j] + rest);
+                        any |= sj[j] <= thr;
+                    }
+                } else {
+                    const float* nrm = centroid_norms_.data() + t0;
+                    for (size_t j = 0; j < K0; j++) {
+                        sj[j] = xn + nrm[j] - 2.f * (tab[j] + rest);
+                        any |= sj[j] <= thr;
+                    }
+                }
+                if (!any) continue;  // most stretches, once the heap holds good ones
+                for (size_t j = 0; j < K0; j++)
+                    if (s[j] <= Dq[0]) TopK::push(Dq, Iq, kk, s[j], idx_t(t0 + j));
             }
+            TopK::finish(Dq, Iq, kk, ip, missing_distance(metric_type));
+        });
         poll();
     }
-    for (size_t q = 0; q < nq; q++) TopK::finish(D + q * kk, I + q * kk, kk, ip, missing_distance(metric_type));
 }
 
 void ResidualCoarseQuantizer::write_body(Writer& w) const {

@@ -9,7 +9,8 @@
 // step), scored through tables (the query's <x, word> and the codebooks'
 // cross products: no d-dimensional residual is formed; on the residuals
 // when the cross products would pass 256 MiB, RCQ2x16), or with beam_factor
-// < 0 an exhaustive scan of every centroid, decoded a block at a time.
+// < 0 an exhaustive scan of every centroid, each scored through the query's
+// table of <x, word> (one add per centroid, no centroid decoded).
 //
 // Local search mode (faiss's LocalSearchCoarseQuantizer, "LSCQ2x4"): the
 // codebooks are an LSQ++'s (rq in local search mode, learnt jointly), so a
