@@ -725,7 +725,9 @@ void IndexIVF::search_lists(idx_t n, const float* x, idx_t k, size_t np, const i
     if (search_assigned(n, x, k, np, coarse, coarse_dis, sel, D, I, sorted)) {
         // the family's own scan (fast-scan)
     } else if (mq > 0 && (size_t(n) * np >= mq * std::min(nlist, size_t(n) * np) ||
-                          probed.ndis >= mq * distinct_codes(n, np, coarse))) {
+                          // a code is scored at most n times: fewer queries
+                          // never reuse it mq times (no count for them)
+                          (size_t(n) >= mq && probed.ndis >= mq * distinct_codes(n, np, coarse)))) {
         // Per-pair partial results take n * nprobe * k slots: big batches go
         // in slices so that stays bounded (about 200 MB).
         const size_t per_slice = std::max<size_t>(1, kMaxPairResults / (np * size_t(k)));
