@@ -8,7 +8,11 @@ METRIC_Jaccard (on the absolute values: Jaccard is for non-negative data).
 Each flat benchmark checks that nearly's results equal faiss's. Then the same
 queries on IndexHNSWFlat (M=16, efSearch=64) and on IVF64,Flat (nprobe=8),
 built once per library, with each library's recall@10 against exact search
-in extra_info (compare QPS at the recall each reaches).
+in extra_info (compare QPS at the recall each reaches). Then the graph
+indexes built on the metric, IndexNNDescentFlat (K=32, search_L=64) and
+IndexNSGFlat (R=32, its k-NN graph by NN-descent, search_L=64), over the
+first 10,000 vectors: the search as above, each build's seconds in
+extra_info (build_s).
 Single-threaded unless NEARLY_BENCH_THREADS is set.
 """
 import numpy as np
@@ -76,3 +80,51 @@ def test_approximate_search(benchmark, approximate, nearly_mod, faiss_mod, name,
     case = approximate[name, lib]
     D, I = benchmark(case[kind].search, case["q"], K)
     benchmark.extra_info["recall_at_10"] = float(np.mean([len(set(a) & set(b)) / K for a, b in zip(I, case["gt"])]))
+
+
+NB_GRAPH = 10_000
+
+
+@pytest.fixture(scope="module")
+def graphs(data, threads):
+    import time
+
+    import faiss
+    import nearly
+    before = nearly.omp_get_max_threads(), faiss.omp_get_max_threads()
+    nearly.omp_set_num_threads(threads)  # the builds run with the benchmark's threads too
+    faiss.omp_set_num_threads(threads)
+    xb = np.ascontiguousarray(data["base"][:NB_GRAPH])
+    xq = np.ascontiguousarray(data["queries"][:NQ])
+    out = {}
+    for name in ("METRIC_L1", "METRIC_Linf", "METRIC_Jaccard"):
+        b, q = (np.abs(xb), np.abs(xq)) if name == "METRIC_Jaccard" else (xb, xq)
+        exact = nearly.IndexFlat(384, getattr(nearly, name))
+        exact.add(b)
+        gt = exact.search(q, K)[1]
+        for lib, mod in (("nearly", nearly), ("faiss", faiss)):
+            nnd = mod.IndexNNDescentFlat(384, 32, getattr(mod, name))
+            nsg = mod.IndexNSGFlat(384, 32, getattr(mod, name))
+            nsg.build_type = 1
+            built = {}
+            for kind, index in (("nndescent", nnd), ("nsg", nsg)):
+                t0 = time.perf_counter()
+                index.add(b)
+                built[kind] = time.perf_counter() - t0
+            nnd.nndescent.search_L = 64
+            nsg.nsg.search_L = 64
+            out[name, lib] = {"nndescent": nnd, "nsg": nsg, "q": q, "gt": gt, "build_s": built}
+    nearly.omp_set_num_threads(before[0])
+    faiss.omp_set_num_threads(before[1])
+    return out
+
+
+@pytest.mark.parametrize("lib", ["nearly", "faiss"])
+@pytest.mark.parametrize("kind", ["nndescent", "nsg"])
+@pytest.mark.parametrize("name", ["METRIC_L1", "METRIC_Linf", "METRIC_Jaccard"])
+def test_graph_search(benchmark, graphs, nearly_mod, faiss_mod, name, kind, lib):
+    benchmark.group = f"{kind}_{name[len('METRIC_'):]}"
+    case = graphs[name, lib]
+    D, I = benchmark(case[kind].search, case["q"], K)
+    benchmark.extra_info["recall_at_10"] = float(np.mean([len(set(a) & set(b)) / K for a, b in zip(I, case["gt"])]))
+    benchmark.extra_info["build_s"] = case["build_s"][kind]

@@ -109,5 +109,12 @@ def test_bad_input_and_lifetime(data):
         dc(3)
     ivf.make_direct_map()
     assert dc(3) == pytest.approx(float(((xq[0] - x[3]) ** 2).sum()), rel=1e-5)
-    with pytest.raises(RuntimeError, match="METRIC_L2 and METRIC_INNER_PRODUCT"):
-        nearly.IndexFlat(D, nearly.METRIC_L1).get_distance_computer()
+    # faiss's extra metrics: the raw value (p of Lp read at each call, as the index's search reads it)
+    lp = nearly.IndexFlat(D, nearly.METRIC_Lp)
+    lp.metric_arg = 3.0
+    lp.add(x)
+    dc = lp.get_distance_computer()
+    dc.set_query(xq[0])
+    assert dc(3) == pytest.approx(float((np.abs(xq[0] - x[3]).astype(np.float64) ** 3).sum()), rel=1e-5)
+    assert dc.symmetric_dis(2, 3) == pytest.approx(float((np.abs(x[2] - x[3]).astype(np.float64) ** 3).sum()),
+                                                   rel=1e-5)

@@ -177,8 +177,10 @@ def test_bad_input():
     for R in (1, 3, 2000):
         with pytest.raises(ValueError, match="R must be"):
             nearly.IndexNSGFlat(8, R)
-    with pytest.raises(RuntimeError, match="not implemented"):
-        nearly.IndexNSGFlat(8, 16, nearly.METRIC_L1)
+    with pytest.raises(RuntimeError, match="not implemented"):  # the quantized storages take L2 / IP only
+        nearly.index_factory(8, "NSG16,SQ8", nearly.METRIC_L1)
+    with pytest.raises(ValueError, match="metric"):
+        nearly.IndexNSGFlat(8, 16, 99)
     index = nearly.IndexNSGFlat(8, 8)
     with pytest.raises(ValueError, match="build_type"):
         index.build_type = 2

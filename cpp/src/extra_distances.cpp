@@ -121,6 +121,13 @@ void extra_distances_ny(MetricType m, float metric_arg, const float* q, const fl
     for (size_t j = 0; j < ny; j++) out[j] = one(m, metric_arg, q, x + j * d, d);
 }
 
+float extra_score(MetricType m, float metric_arg, const float* q, const float* v, size_t d) {
+    float r;
+    extra_distances_ny(m, metric_arg, q, v, d, 1, &r);
+    if (std::isnan(r)) return std::numeric_limits<float>::infinity();
+    return is_similarity_metric(m) ? -r : r;
+}
+
 void knn_extra(const float* xq, size_t nq, const float* xb, size_t nb, size_t d, MetricType m, float metric_arg,
                size_t k, float* D, idx_t* I, const IDSelector* sel) {
     const bool sim = is_similarity_metric(m);

@@ -121,16 +121,6 @@ float quantize(const float* x, size_t d, int8_t* code) {
 
 // float <-> half: float_to_half / half_to_float (nearly/scalar_quantizer.h).
 
-// One of faiss's extra metrics (extra_distances.h) as a score where smaller
-// is better: a similarity negated, and an undefined (NaN) score +inf, never
-// better than anything (a walk can still leave such a node; results skip it).
-float extra_score(MetricType metric, float arg, const float* q, const float* v, size_t d) {
-    float r;
-    extra_distances_ny(metric, arg, q, v, d, 1, &r);
-    if (std::isnan(r)) return std::numeric_limits<float>::infinity();
-    return is_similarity_metric(metric) ? -r : r;
-}
-
 // The float index's walk: the payload of a node is
 //     float scale | float squared norm | int8 code[d]
 // and scores are the int8 estimate of squared L2 or -inner product.

@@ -3,12 +3,14 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <limits>
 #include <mutex>
 #include <random>
 #include <shared_mutex>
 
+#include "nearly/extra_distances.h"
 #include "nearly/io.h"
 #include "nearly/parallel.h"
 #include "nearly/simd.h"
@@ -74,7 +76,8 @@ struct Pools {
 // (faster than pair by pair, with the vectors scattered in memory).
 struct JoinScorer {
     size_t d;
-    bool ip;
+    MetricType metric;
+    float metric_arg;
     const SimdKernels& K = simd();
     std::vector<float> panel, out;
 
@@ -88,7 +91,21 @@ struct JoinScorer {
             const int32_t id = r < nw.size() ? nw[r] : od[r - nw.size()];
             std::copy(x + size_t(id) * d, x + size_t(id) * d + d, panel.data() + r * d);
         }
-        out.resize(4 * rows);
+        out.resize(4 * rows);  // (rows for an extra metric)
+        const bool ip = metric == METRIC_INNER_PRODUCT;
+        if (is_extra_metric(metric)) {  // one new row against every later row (L1, Linf: SIMD kernels)
+            const bool similarity = is_similarity_metric(metric);
+            for (size_t a = 0; a < nw.size(); a++) {
+                const size_t ny = rows - a - 1;
+                extra_distances_ny(metric, metric_arg, panel.data() + a * d, panel.data() + (a + 1) * d, d, ny,
+                                   out.data());
+                for (size_t j = 0; j < ny; j++) {
+                    const float s = out[j];  // as extra_score: NaN is +inf, a similarity negated
+                    f(a, a + 1 + j, std::isnan(s) ? std::numeric_limits<float>::infinity() : similarity ? -s : s);
+                }
+            }
+            return;
+        }
         for (size_t a0 = 0; a0 < nw.size(); a0 += 4) {
             const size_t ny = rows - a0 - 1, block = std::min<size_t>(4, nw.size() - a0);
             const float* q = panel.data() + a0 * d;
@@ -113,10 +130,9 @@ void sample_down(std::vector<int32_t>& v, size_t cap, std::mt19937_64& rng) {
 
 }  // namespace
 
-std::vector<int32_t> nn_descent(const float* x, size_t n, size_t d, MetricType metric, const NNDescentParams& p,
-                                bool verbose) {
-    NEARLY_CHECK_ARG(metric == METRIC_L2 || metric == METRIC_INNER_PRODUCT,
-                     "NNDescent: only METRIC_L2 and METRIC_INNER_PRODUCT are implemented");
+std::vector<int32_t> nn_descent(const float* x, size_t n, size_t d, MetricType metric, float metric_arg,
+                                const NNDescentParams& p, bool verbose) {
+    metric = checked_metric(metric);
     NEARLY_CHECK_ARG(p.K >= 1 && p.S >= 1 && p.R >= 0 && p.iter >= 0, "NNDescent: K and S must be positive, R and "
                                                                       "iter non-negative");
     NEARLY_CHECK_ARG(p.L >= p.K, "NNDescent: L must be at least K (L = " + std::to_string(p.L) + ", K = " +
@@ -125,7 +141,7 @@ std::vector<int32_t> nn_descent(const float* x, size_t n, size_t d, MetricType m
     const size_t K = size_t(p.K), L = std::min(size_t(p.L), n > 0 ? n - 1 : 0);
     std::vector<int32_t> graph(n * K, -1);
     if (n <= 1) return graph;
-    const RowScorer score{x, d, metric == METRIC_INNER_PRODUCT};
+    const RowScorer score{x, d, metric, metric_arg};
     const auto t0 = std::chrono::steady_clock::now();
     InterruptPoll poll;
 
@@ -210,7 +226,7 @@ std::vector<int32_t> nn_descent(const float* x, size_t n, size_t d, MetricType m
         std::vector<size_t> updates_of_task((n + 63) / 64, 0);
         parallel_for((n + 63) / 64, [&](size_t t) {
             std::vector<int32_t> nw, od;
-            JoinScorer join{d, metric == METRIC_INNER_PRODUCT};
+            JoinScorer join{d, metric, metric_arg};
             size_t updates = 0;
             for (size_t i = t * 64; i < std::min(n, t * 64 + 64); i++) {
                 nw = fresh[i];
@@ -252,9 +268,9 @@ std::vector<int32_t> nn_descent(const float* x, size_t n, size_t d, MetricType m
 
 // ---- IndexNNDescentFlat ----------------------------------------------------
 
-IndexNNDescentFlat::IndexNNDescentFlat(int d, int K, MetricType metric) : Index(d, metric) {
-    NEARLY_CHECK_ARG(metric == METRIC_L2 || metric == METRIC_INNER_PRODUCT,
-                     "IndexNNDescentFlat: only METRIC_L2 and METRIC_INNER_PRODUCT are implemented");
+// Every metric of IndexFlat (extra_distances.h): the graph is built and
+// walked on exact scores.
+IndexNNDescentFlat::IndexNNDescentFlat(int d, int K, MetricType metric) : Index(d, metric, true) {
     NEARLY_CHECK_ARG(K >= 1 && K <= 4096, "NNDescent: K must be between 1 and 4096 (got " + std::to_string(K) + ")");
     nndescent.K = K;
     nndescent.L = K + 50;
@@ -271,7 +287,7 @@ void IndexNNDescentFlat::add(idx_t n, const float* x) {
     const size_t before = xb_.size();
     xb_.insert(xb_.end(), x, x + size_t(n) * size_t(d));
     try {
-        graph_ = nn_descent(xb_.data(), size_t(ntotal + n), size_t(d), metric_type, nndescent, verbose);
+        graph_ = nn_descent(xb_.data(), size_t(ntotal + n), size_t(d), metric_type, metric_arg, nndescent, verbose);
     } catch (...) {
         xb_.resize(before);  // a refused build (bad parameters, Ctrl-C) leaves the index as it was
         throw;
@@ -286,9 +302,11 @@ void IndexNNDescentFlat::search(idx_t n, const float* x, idx_t k, float* D, idx_
     const IDSelector* sel = params ? params->sel.get() : nullptr;
     std::shared_lock<SharedMutex> lk(rw_mutex_);
     const size_t nn = size_t(ntotal), kk = size_t(k), K = size_t(nndescent.K), dd = size_t(d);
-    const bool ip = metric_type == METRIC_INNER_PRODUCT;
+    const bool negated = is_similarity_metric(metric_type);
+    // An extra metric's undefined (NaN) scores are +inf in the walk and never a result.
+    const bool skip_inf = is_extra_metric(metric_type);
     const float pad = missing_distance(metric_type);
-    const RowScorer score{xb_.data(), dd, ip};
+    const RowScorer score{xb_.data(), dd, metric_type, metric_arg};
     const size_t width = std::min(nn, std::max(size_t(std::max(search_L, 0)), kk));
     // The start: the same random nodes for every query (faiss's seed).
     std::vector<int32_t> start;
@@ -321,7 +339,7 @@ void IndexNNDescentFlat::search(idx_t n, const float* x, idx_t k, float* D, idx_
                     visited.visit(size_t(s));
                     const float ds = score(xq, size_t(s));
                     pool.push_back({ds, s, false});
-                    if (sel && sel->is_member(s)) TopK::push(Dq, Iq, kk, ds, s);
+                    if (sel && sel->is_member(s) && !(skip_inf && std::isinf(ds))) TopK::push(Dq, Iq, kk, ds, s);
                 }
                 std::sort(pool.begin(), pool.end(), [](const Entry& a, const Entry& b) { return a.dist < b.dist; });
                 // Expand the best unexpanded entry until none is left; new
@@ -347,7 +365,8 @@ void IndexNNDescentFlat::search(idx_t n, const float* x, idx_t k, float* D, idx_
                     for (const int32_t f : fresh) {
                         const size_t v = size_t(f);
                         const float dv = score(xq, v);
-                        if (sel && sel->is_member(idx_t(v))) TopK::push(Dq, Iq, kk, dv, idx_t(v));
+                        if (sel && sel->is_member(idx_t(v)) && !(skip_inf && std::isinf(dv)))
+                            TopK::push(Dq, Iq, kk, dv, idx_t(v));
                         if (dv >= pool.back().dist) continue;
                         auto at = std::upper_bound(pool.begin(), pool.end(), dv,
                                                    [](float a, const Entry& e) { return a < e.dist; });
@@ -361,9 +380,10 @@ void IndexNNDescentFlat::search(idx_t n, const float* x, idx_t k, float* D, idx_
                 // Without a selector the pool's head is the answer: the best
                 // of every node scored.
                 if (!sel)
-                    for (size_t j = 0; j < std::min(kk, pool.size()); j++) TopK::push(Dq, Iq, kk, pool[j].dist, pool[j].id);
+                    for (size_t j = 0; j < std::min(kk, pool.size()); j++)
+                        if (!(skip_inf && std::isinf(pool[j].dist))) TopK::push(Dq, Iq, kk, pool[j].dist, pool[j].id);
             }
-            TopK::finish(Dq, Iq, kk, ip, pad);
+            TopK::finish(Dq, Iq, kk, negated, pad);
         }
         poll();
     });
@@ -388,6 +408,7 @@ void IndexNNDescentFlat::write_body(Writer& w) const {
     std::shared_lock<SharedMutex> lk(rw_mutex_);
     w.pod<int32_t>(d);
     w.pod<int32_t>(metric_type);
+    if (is_extra_metric(metric_type)) w.pod<float>(metric_arg);  // L2 / IP files unchanged
     for (int v : {nndescent.K, nndescent.S, nndescent.R, nndescent.L, nndescent.iter, nndescent.random_seed, search_L})
         w.pod<int32_t>(v);
     w.pod<uint8_t>(built_);
@@ -398,15 +419,18 @@ void IndexNNDescentFlat::write_body(Writer& w) const {
 
 std::unique_ptr<IndexNNDescentFlat> IndexNNDescentFlat::read_body(Reader& r) {
     const int d = r.pod<int32_t>(), metric = r.pod<int32_t>();
+    const bool extra = is_extra_metric(MetricType(metric));
+    const float arg = extra ? r.pod<float>() : 0.f;
     int v[7];
     for (int& x : v) x = r.pod<int32_t>();
     const uint8_t built = r.pod<uint8_t>();
     const int64_t ntotal = r.pod<int64_t>();
-    r.check(d > 0 && (metric == METRIC_L2 || metric == METRIC_INNER_PRODUCT) && v[0] >= 1 && v[0] <= 4096 &&
+    r.check(d > 0 && (metric == METRIC_L2 || metric == METRIC_INNER_PRODUCT || extra) && std::isfinite(arg) && v[0] >= 1 && v[0] <= 4096 &&
                 v[1] >= 1 && v[2] >= 0 && v[3] >= v[0] && v[4] >= 0 && built <= 1 && ntotal >= 0 &&
                 ntotal < std::numeric_limits<int32_t>::max(),
             "bad NNDescentFlat header");
     auto index = std::make_unique<IndexNNDescentFlat>(d, v[0], MetricType(metric));
+    index->metric_arg = arg;
     index->nndescent = {v[0], v[1], v[2], v[3], v[4], v[5]};
     index->search_L = v[6];
     r.array(index->xb_);
@@ -416,7 +440,8 @@ std::unique_ptr<IndexNNDescentFlat> IndexNNDescentFlat::read_body(Reader& r) {
     r.check(built || ntotal == 0, "NNDescentFlat: vectors without a graph");
     for (int32_t g : index->graph_) r.check(g >= -1 && g < ntotal, "NNDescentFlat: a link out of range");
     index->check_add_args(0, nullptr);
-    check_finite(index->xb_.data(), index->xb_.size(), "the stored vectors");
+    if (!metric_accepts_nan(index->metric_type))
+        check_finite(index->xb_.data(), index->xb_.size(), "the stored vectors");
     index->ntotal = ntotal;
     index->built_ = built;
     return index;

@@ -10,6 +10,7 @@
 #include <random>
 
 #include "nearly/distance.h"
+#include "nearly/extra_distances.h"
 #include "nearly/index_pq.h"
 #include "nearly/index_sq.h"
 #include "nearly/nn_descent.h"
@@ -104,15 +105,18 @@ void beam_search(const Scorer& sc, const float* q, const int32_t* links, size_t 
 }
 
 // One query block's searches: the beam, then the selector's pass.
+// undefined_inf: +inf is an extra metric's undefined (NaN) score, never a
+// result.
 template <class Scorer>
 void search_block(const Scorer& sc, const float* xq, const int32_t* graph, size_t R, size_t nn, int32_t entry,
                   size_t k, size_t width, const IDSelector* sel, float* Dq, idx_t* Iq, VisitedSet& vis,
-                  std::vector<Cand>& best, std::vector<Cand>& scored) {
+                  std::vector<Cand>& best, std::vector<Cand>& scored, bool undefined_inf = false) {
+    constexpr float inf = std::numeric_limits<float>::infinity();
     scored.clear();
     beam_search(sc, xq, graph, R, nn, entry, width, vis, best, sel ? &scored : nullptr);
     size_t got = 0;
     for (const Cand& c : sel ? scored : best)
-        if (!sel || sel->is_member(c.id)) {
+        if ((!sel || sel->is_member(c.id)) && !(undefined_inf && c.dist == inf)) {
             TopK::push(Dq, Iq, k, c.dist, c.id);
             got++;
         }
@@ -121,7 +125,10 @@ void search_block(const Scorer& sc, const float* xq, const int32_t* graph, size_
     if (sel && got < k) {
         TopK::init(Dq, Iq, k);
         for (size_t v = 0; v < nn; v++)
-            if (sel->is_member(idx_t(v))) TopK::push(Dq, Iq, k, sc.one(xq, int32_t(v)), idx_t(v));
+            if (sel->is_member(idx_t(v))) {
+                const float s = sc.one(xq, int32_t(v));
+                if (!(undefined_inf && s == inf)) TopK::push(Dq, Iq, k, s, idx_t(v));
+            }
     }
 }
 
@@ -152,13 +159,15 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 
 }  // namespace
 
-IndexNSG::IndexNSG(int d, int R_, MetricType metric) : Index(d, metric), R(R_), L(R_ + 32), C(R_ + 100) {
+IndexNSG::IndexNSG(int d, int R_, MetricType metric, bool extra_metrics)
+    : Index(d, metric, extra_metrics), R(R_), L(R_ + 32), C(R_ + 100) {
     // Below 4 links a node, pruned graphs leave too little room to link the
     // nodes the pruning cut off (faiss loops forever looking for some).
     NEARLY_CHECK_ARG(R >= 4 && R <= 1024, "NSG: R must be between 4 and 1024 (got " + std::to_string(R) + ")");
 }
 
-IndexNSGFlat::IndexNSGFlat(int d, int R, MetricType metric) : IndexNSG(d, R, metric) {}
+// Every metric of IndexFlat (extra_distances.h): built and walked on exact scores.
+IndexNSGFlat::IndexNSGFlat(int d, int R, MetricType metric) : IndexNSG(d, R, metric, true) {}
 
 void IndexNSG::add(idx_t n, const float* x) {
     sync_trained();
@@ -185,7 +194,7 @@ void IndexNSG::add(idx_t n, const float* x) {
         p.R = nndescent_R;
         p.L = std::max(nndescent_L > 0 ? nndescent_L : GK + 50, int(gk));
         p.iter = nndescent_iter;
-        knn = nn_descent(x, nn, dd, metric_type, p, verbose);
+        knn = nn_descent(x, nn, dd, metric_type, metric_arg, p, verbose);
         if (verbose) std::printf("  NSG: k-NN graph by NN-descent (%zu neighbours) in %.1f s\n", gk, seconds_since(t0));
     } else {
         const size_t block = 4096;
@@ -193,7 +202,10 @@ void IndexNSG::add(idx_t n, const float* x) {
         std::vector<idx_t> I(block * kq);
         for (size_t i0 = 0; i0 < nn && gk > 0; i0 += block) {
             const size_t m = std::min(block, nn - i0);
-            knn_exhaustive(x + i0 * dd, m, x, nn, dd, metric_type, kq, D.data(), I.data());
+            if (is_extra_metric(metric_type))
+                knn_extra(x + i0 * dd, m, x, nn, dd, metric_type, metric_arg, kq, D.data(), I.data());
+            else
+                knn_exhaustive(x + i0 * dd, m, x, nn, dd, metric_type, kq, D.data(), I.data());
             for (size_t i = 0; i < m; i++) {
                 size_t c = 0;
                 for (size_t j = 0; j < kq && c < gk; j++) {
@@ -259,7 +271,7 @@ void IndexNSG::build(idx_t n, const float* x, const idx_t* knn_graph, int gk) {
 // the lock held; then the vectors are stored and the graph committed.
 void IndexNSG::link_and_store(size_t nn, const float* x, const std::vector<int32_t>& knn, size_t kdeg) {
     const size_t dd = size_t(d), RR = size_t(R);
-    const RowScorer sc{x, dd, metric_type == METRIC_INNER_PRODUCT};
+    const RowScorer sc{x, dd, metric_type, metric_arg};
     const FlatScorer fs{sc};
     const auto t0 = std::chrono::steady_clock::now();
     InterruptPoll poll;
@@ -418,14 +430,14 @@ void IndexNSG::search(idx_t n, const float* x, idx_t k, float* D, idx_t* I, cons
     const IDSelector* sel = params ? params->sel.get() : nullptr;
     std::shared_lock<SharedMutex> lk(rw_mutex_);
     const size_t kk = size_t(k);
-    const bool ip = metric_type == METRIC_INNER_PRODUCT;
+    const bool negated = is_similarity_metric(metric_type);
     const float pad = missing_distance(metric_type);
     InterruptPoll poll;
     parallel_for((size_t(n) + 15) / 16, [&](size_t t) {
         const size_t q0 = t * 16, q1 = std::min(size_t(n), q0 + 16);
         for (size_t q = q0; q < q1; q++) TopK::init(D + q * kk, I + q * kk, kk);
         if (ntotal > 0) search_range(q0, q1, x, kk, std::max(size_t(sl), kk), sel, D, I);
-        for (size_t q = q0; q < q1; q++) TopK::finish(D + q * kk, I + q * kk, kk, ip, pad);
+        for (size_t q = q0; q < q1; q++) TopK::finish(D + q * kk, I + q * kk, kk, negated, pad);
         poll();
     });
 }
@@ -435,10 +447,10 @@ void IndexNSGFlat::search_range(size_t q0, size_t q1, const float* x, size_t k, 
     thread_local VisitedSet vis;
     std::vector<Cand> best, scored;
     const size_t dd = size_t(d);
-    const FlatScorer sc{RowScorer{xb_.data(), dd, metric_type == METRIC_INNER_PRODUCT}};
+    const FlatScorer sc{RowScorer{xb_.data(), dd, metric_type, metric_arg}};
     for (size_t q = q0; q < q1; q++)
         search_block(sc, x + q * dd, graph_.data(), size_t(R), size_t(ntotal), enterpoint_, k, width, sel, D + q * k,
-                     I + q * k, vis, best, scored);
+                     I + q * k, vis, best, scored, is_extra_metric(metric_type));
 }
 
 void IndexNSGFlat::reconstruct(idx_t key, float* out) const {
@@ -476,6 +488,7 @@ void IndexNSG::reset() {
 void IndexNSG::write_header(Writer& w) const {
     w.pod<int32_t>(d);
     w.pod<int32_t>(metric_type);
+    if (is_extra_metric(metric_type)) w.pod<float>(metric_arg);  // L2 / IP files unchanged
     w.pod<int32_t>(R);
     w.pod<int32_t>(L);
     w.pod<int32_t>(C);
@@ -487,11 +500,15 @@ void IndexNSG::write_header(Writer& w) const {
 
 IndexNSG::Header IndexNSG::read_header(Reader& r) {
     Header h;
-    h.d = r.pod<int32_t>(), h.metric = r.pod<int32_t>(), h.R = r.pod<int32_t>();
+    h.d = r.pod<int32_t>(), h.metric = r.pod<int32_t>();
+    const bool extra = is_extra_metric(MetricType(h.metric));
+    h.metric_arg = extra ? r.pod<float>() : 0.f;
+    h.R = r.pod<int32_t>();
     h.L = r.pod<int32_t>(), h.C = r.pod<int32_t>(), h.search_L = r.pod<int32_t>(), h.GK = r.pod<int32_t>();
     h.ntotal = r.pod<int64_t>();
     h.entry = r.pod<int32_t>();
-    r.check(h.d > 0 && (h.metric == METRIC_L2 || h.metric == METRIC_INNER_PRODUCT) && h.R >= 4 && h.R <= 1024 &&
+    r.check(h.d > 0 && (h.metric == METRIC_L2 || h.metric == METRIC_INNER_PRODUCT || extra) &&
+                std::isfinite(h.metric_arg) && h.R >= 4 && h.R <= 1024 &&
                 h.L >= 1 && h.C >= 1 && h.search_L >= 1 && h.GK >= 1 && h.ntotal >= 0 &&
                 h.ntotal < std::numeric_limits<int32_t>::max(),
             "bad NSG header");
@@ -521,9 +538,11 @@ void IndexNSGFlat::write_body(Writer& w) const {
 std::unique_ptr<IndexNSGFlat> IndexNSGFlat::read_body(Reader& r) {
     const Header h = read_header(r);
     auto index = std::make_unique<IndexNSGFlat>(h.d, h.R, MetricType(h.metric));
+    index->metric_arg = h.metric_arg;
     index->xb_ = r.vec<float>();
     r.check(index->xb_.size() == size_t(h.ntotal) * size_t(h.d), "NSG vectors do not match ntotal");
-    for (float v : index->xb_) r.check(std::isfinite(v), "NSG vectors are not finite");
+    if (!metric_accepts_nan(index->metric_type))
+        for (float v : index->xb_) r.check(std::isfinite(v), "NSG vectors are not finite");
     index->read_graph(r, h);
     return index;
 }

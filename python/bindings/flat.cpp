@@ -5,6 +5,7 @@
 #include "arrays.h"
 #include "selector_arg.h"
 #include "nearly/distance_computer.h"
+#include "nearly/extra_distances.h"
 #include "nearly/flat.h"
 #include "nearly/flat_panorama.h"
 #include "nearly/idmap.h"
@@ -19,6 +20,7 @@ namespace {
 struct BoundDistanceComputer {
     std::unique_ptr<DistanceComputer> dc;
     int d;
+    bool accepts_nan;  // NaNEuclidean, GOWER: NaN marks a missing component
 };
 
 struct TransformChain {
@@ -196,12 +198,13 @@ void bind_flat(py::module_& m) {
     // query is state), as in faiss. Calls keep the GIL: they are tiny.
     py::class_<BoundDistanceComputer>(m, "DistanceComputer",
                                       "faiss's DistanceComputer: set_query(x), then dc(i) scores stored vector i "
-                                      "as the index's search does (squared L2, or inner product).")
+                                      "as the index's search does (squared L2, inner product, or the raw value of "
+                                      "an extra metric).")
         .def("set_query", [](BoundDistanceComputer& self, py::handle x_obj) {
             auto x = py::array_t<float, py::array::c_style | py::array::forcecast>::ensure(x_obj);
             if (!x || x.size() != self.d)
                 throw InvalidArgument("set_query: the query must be " + std::to_string(self.d) + " floats");
-            check_finite(x.data(), size_t(self.d), "the query");
+            if (!self.accepts_nan) check_finite(x.data(), size_t(self.d), "the query");
             self.dc->set_query(x.data());
         }, py::arg("x"), "The query, d floats.")
         .def("__call__", [](BoundDistanceComputer& self, idx_t i) { return (*self.dc)(i); }, py::arg("i"))
@@ -260,7 +263,7 @@ void bind_flat(py::module_& m) {
         .def("range_search", &range_search, py::arg("x"), py::arg("thresh"), py::kw_only(),
              py::arg("params") = py::none(), "All results within thresh: returns (lims, D, I).")
         .def("get_distance_computer", [](const Index& self) {
-            return BoundDistanceComputer{self.get_distance_computer(), self.d};
+            return BoundDistanceComputer{self.get_distance_computer(), self.d, metric_accepts_nan(self.metric_type)};
         }, py::keep_alive<0, 1>(), "faiss's get_distance_computer(): a DistanceComputer over this index's vectors.")
         .def("reconstruct", [](const Index& self, idx_t key) {
             py::array_t<float> out(self.d);

@@ -4,6 +4,7 @@
 #include <pybind11/pybind11.h>
 
 #include "arrays.h"
+#include "nearly/extra_distances.h"
 #include "nearly/nn_descent.h"
 
 namespace nearly_py {
@@ -57,10 +58,11 @@ void bind_nn_descent(py::module_& m) {
         .def_property_readonly("nndescent", [](std::shared_ptr<IndexNNDescentFlat> self) { return NNDescentView{self}; });
 
     m.def("nn_descent_graph", [](py::handle x_obj, int K, int metric, int S, int R, int L, int iter, int seed,
-                                 bool verbose) {
+                                 bool verbose, float metric_arg) {
         FloatArray x = to_array<FloatArray>(x_obj, "x");
         if (x.ndim() != 2) throw InvalidArgument("x must be a 2-D array (n, d)");
-        check_finite(x.data(), size_t(x.size()), "x");
+        const MetricType mt = checked_metric(metric);
+        if (!metric_accepts_nan(mt)) check_finite(x.data(), size_t(x.size()), "x");
         NNDescentParams p;
         p.K = at_least(K, 1, "K");
         p.S = at_least(S, 1, "S");
@@ -72,16 +74,17 @@ void bind_nn_descent(py::module_& m) {
         std::vector<int32_t> g;
         {
             py::gil_scoped_release release;
-            g = nn_descent(x.data(), n, d, MetricType(metric), p, verbose);
+            g = nn_descent(x.data(), n, d, mt, metric_arg, p, verbose);
         }
         py::array_t<int32_t> out({py::ssize_t(n), py::ssize_t(K)});
         std::copy(g.begin(), g.end(), out.mutable_data());
         return out;
     }, py::arg("x"), py::arg("K"), py::arg("metric") = int(METRIC_L2), py::kw_only(), py::arg("S") = 10,
        py::arg("R") = 100, py::arg("L") = 0, py::arg("iter") = 10, py::arg("random_seed") = 2021,
-       py::arg("verbose") = false,
-       "The approximate K-NN graph of x by NN-descent: (n, K) neighbour rows, nearest first, the row itself left "
-       "out, -1 padded (L: candidates per row while building, 0: K + 50).");
+       py::arg("verbose") = false, py::arg("metric_arg") = 0.f,
+       "The approximate K-NN graph of x by NN-descent under any of IndexFlat's metrics: (n, K) neighbour rows, "
+       "nearest first, the row itself left out, -1 padded (L: candidates per row while building, 0: K + 50; "
+       "metric_arg: METRIC_Lp's p).");
 }
 
 }  // namespace nearly_py

@@ -161,8 +161,10 @@ def test_bad_input():
         index.nndescent.S = 0
     with pytest.raises(ValueError):
         nearly.IndexNNDescentFlat(8, 0)
-    with pytest.raises(RuntimeError, match="not implemented"):
-        nearly.IndexNNDescentFlat(8, 4, nearly.METRIC_L1)
+    with pytest.raises(ValueError, match="metric"):
+        nearly.IndexNNDescentFlat(8, 4, 99)
+    with pytest.raises(ValueError, match="metric"):
+        nearly.nn_descent_graph(x, 4, 99)
     index.nndescent.L = 2  # below K: refused at the next build
     with pytest.raises(ValueError, match="L must be at least K"):
         index.add(x)

@@ -33,6 +33,11 @@ bool metric_accepts_nan(MetricType m);    // NaNEuclidean, GOWER: NaN marks a mi
 // A metric id from the caller: InvalidArgument unless it is one of faiss's.
 MetricType checked_metric(int metric);
 
+// One of the metrics above as a walk's score, smaller is better: a
+// similarity negated, and an undefined (NaN) score +inf, never better than
+// anything (a graph walk can still leave such a node; its results skip it).
+float extra_score(MetricType m, float metric_arg, const float* q, const float* v, size_t d);
+
 // Scalar reference: out[j] = metric(q, x_j) for ny rows of x.
 void extra_distances_ny(MetricType m, float metric_arg, const float* q, const float* x, size_t d, size_t ny,
                         float* out);

@@ -30,11 +30,12 @@ struct NNDescentParams {
     int random_seed = 2021;
 };
 
-// The approximate k-NN graph of n vectors (L2, or inner product as a
-// similarity): n rows of K node numbers, nearest first, the node itself left
-// out, padded with -1 when n - 1 < K. verbose prints each round's updates.
-std::vector<int32_t> nn_descent(const float* x, size_t n, size_t d, MetricType metric, const NNDescentParams& p,
-                                bool verbose);
+// The approximate k-NN graph of n vectors under any of IndexFlat's metrics
+// (a similarity's largest first; metric_arg: Lp's p): n rows of K node
+// numbers, nearest first, the node itself left out, padded with -1 when
+// n - 1 < K. verbose prints each round's updates.
+std::vector<int32_t> nn_descent(const float* x, size_t n, size_t d, MetricType metric, float metric_arg,
+                                const NNDescentParams& p, bool verbose);
 
 struct IndexNNDescentFlat : Index {
     NNDescentParams nndescent;

@@ -65,7 +65,9 @@ struct IndexNSG : Index {
     size_t mark_reachable(int32_t root, uint8_t* visited) const;
 
    protected:
-    IndexNSG(int d, int R, MetricType metric);
+    // extra_metrics: the kind scores plain float vectors and takes any of
+    // IndexFlat's metrics (IndexNSGFlat).
+    IndexNSG(int d, int R, MetricType metric, bool extra_metrics = false);
     // Where the vectors go. check_store runs before the build (an untrained
     // storage refuses then, not after minutes of linking); store(n, x) after
     // it, under the write lock, before the graph is committed.
@@ -80,6 +82,7 @@ struct IndexNSG : Index {
     void write_header(Writer& w) const;
     struct Header {
         int d, metric, R, L, C, search_L, GK;
+        float metric_arg;  // written for the extra metrics only
         idx_t ntotal;
         int32_t entry;
     };
