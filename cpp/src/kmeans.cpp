@@ -199,6 +199,71 @@ void assign_nearest(const float* x, size_t n, const float* centroids, size_t k, 
     });
 }
 
+// One Lloyd iteration over codes (train_encoded): each block is decoded
+// once, for its assignment and its share of the sums. Every centroid still
+// sums its points in data order, in double, so the new centroids are the
+// bits compute_centroids gives on the decoded points. Returns the objective.
+double encoded_iteration(const uint8_t* codes, const Index& codec, size_t n, size_t d, size_t k, size_t block,
+                         MetricType metric, float metric_arg, Index* assign_index, const float* weights,
+                         idx_t* assign, float* dis, std::vector<float>& hassign, float* centroids) {
+    const size_t cs = codec.sa_code_size();
+    std::vector<float> buf(std::min(block, n) * d);
+    std::vector<double> acc(k * d, 0.0), mass(k, 0.0);
+    std::vector<size_t> count(k, 0), start(k + 1), members(std::min(block, n)), fill(k);
+    if (assign_index) {
+        assign_index->reset();
+        assign_index->add(idx_t(k), centroids);
+    }
+    InterruptPoll poll;
+    for (size_t i0 = 0; i0 < n; i0 += block) {
+        const size_t m = std::min(block, n - i0);
+        codec.sa_decode(idx_t(m), codes + i0 * cs, buf.data());
+        if (assign_index) {
+            assign_index->search(idx_t(m), buf.data(), 1, dis + i0, assign + i0);
+            for (size_t i = i0; i < i0 + m; i++)
+                if (assign[i] < 0 || size_t(assign[i]) >= k)
+                    throw InvalidArgument("clustering index returned no centroid for training point " +
+                                          std::to_string(i));
+        } else {
+            assign_nearest(buf.data(), m, centroids, k, d, metric, metric_arg, dis + i0, assign + i0);
+        }
+        std::fill(start.begin(), start.end(), 0);
+        for (size_t i = 0; i < m; i++) start[size_t(assign[i0 + i]) + 1]++;
+        for (size_t c = 0; c < k; c++) start[c + 1] += start[c];
+        std::copy(start.begin(), start.end() - 1, fill.begin());
+        for (size_t i = 0; i < m; i++) members[fill[size_t(assign[i0 + i])]++] = i;
+        const size_t per_task = std::max<size_t>(1, k / (8 * size_t(get_num_threads())));
+        parallel_for((k + per_task - 1) / per_task, [&](size_t t) {
+            for (size_t c = t * per_task; c < std::min(k, (t + 1) * per_task); c++) {
+                double* a = &acc[c * d];
+                for (size_t mm = start[c]; mm < start[c + 1]; mm++) {
+                    const size_t i = members[mm];
+                    const float* xi = &buf[i * d];
+                    const double w = weights ? double(weights[i0 + i]) : 1.0;
+                    for (size_t j = 0; j < d; j++) a[j] += w * xi[j];
+                    mass[c] += w;
+                }
+                count[c] += start[c + 1] - start[c];
+            }
+        });
+        poll();
+    }
+    for (size_t c = 0; c < k; c++) {  // as compute_centroids
+        float* out = centroids + c * d;
+        hassign[c] = float(mass[c]);
+        if (count[c] == 0 || mass[c] == 0) {
+            std::fill(out, out + d, 0.f);
+            hassign[c] = 0;
+            continue;
+        }
+        const double inv = 1.0 / mass[c];
+        for (size_t j = 0; j < d; j++) out[j] = float(acc[c * d + j] * inv);
+    }
+    double sum = 0;
+    for (size_t i = 0; i < n; i++) sum += dis[i];
+    return sum;
+}
+
 }  // namespace
 
 Clustering::Clustering(int d, int k, const ClusteringParameters& params) : ClusteringParameters(params), d(d), k(k) {
@@ -234,13 +299,30 @@ double IndexAssignStep::assign_update(float* centroids, size_t k, MetricType, fl
 
 void Clustering::train(idx_t nx, const float* x_in, MetricType metric, KmeansStep* step, float metric_arg,
                        const float* weights_in) {
+    train_points(nx, x_in, nullptr, metric, step, metric_arg, weights_in);
+}
+
+void Clustering::train_encoded(idx_t nx, const uint8_t* codes, const Index& codec, MetricType metric,
+                               Index* assign_index, float metric_arg, const float* weights) {
+    NEARLY_CHECK_ARG(codec.d == d, "Clustering.train_encoded: the codec has d = " + std::to_string(codec.d) +
+                                       ", the clustering d = " + std::to_string(d));
+    if (!codec.is_trained) throw NotSupported("Clustering.train_encoded: the codec is not trained");
+    NEARLY_CHECK_ARG(decode_block_size > 0, "Clustering: decode_block_size must be positive");
+    NEARLY_CHECK_ARG(!assign_index || assign_index->d == d, "Clustering.train_encoded: the index has d = " +
+                                                                 std::to_string(assign_index ? assign_index->d : 0));
+    const Codes enc{codes, &codec, assign_index};
+    train_points(nx, nullptr, &enc, metric, nullptr, metric_arg, weights);
+}
+
+void Clustering::train_points(idx_t nx, const float* x_in, const Codes* enc, MetricType metric, KmeansStep* step,
+                              float metric_arg, const float* weights_in) {
     NEARLY_CHECK_ARG(nx >= 0, "Clustering: n must be non-negative");
     if (nx < k)
         throw NotSupported("Number of training points (" + std::to_string(nx) +
                            ") should be at least as large as number of clusters (" + std::to_string(k) + ")");
     NEARLY_CHECK_ARG(nx <= INT_MAX, "Clustering: at most 2^31 - 1 training points");
     NEARLY_CHECK_ARG(niter >= 0 && nredo >= 1, "Clustering: niter must be >= 0 and nredo >= 1");
-    check_finite(x_in, size_t(nx) * d, "training data");
+    if (!enc) check_finite(x_in, size_t(nx) * d, "training data");  // codes decode to finite values
     if (weights_in) {
         check_finite(weights_in, size_t(nx), "weights");
         for (idx_t i = 0; i < nx; i++)
@@ -253,21 +335,24 @@ void Clustering::train(idx_t nx, const float* x_in, MetricType metric, KmeansSte
 
     // Subsample like faiss: the first k * max_points_per_centroid points of a
     // seeded permutation.
-    const float* x = x_in;
+    // The points are rows of `line` bytes: floats, or codes.
+    const size_t line = enc ? enc->codec->sa_code_size() : dd * sizeof(float);
+    const uint8_t* xb = enc ? enc->codes : reinterpret_cast<const uint8_t*>(x_in);
     const float* weights = weights_in;
-    std::vector<float> sample, sample_weights;
+    std::vector<uint8_t> sample;
+    std::vector<float> sample_weights;
     size_t n = size_t(nx);
     if (max_points_per_centroid > 0 && n > kk * size_t(max_points_per_centroid)) {
         const size_t ns = kk * size_t(max_points_per_centroid);
         if (verbose) std::printf("Sampling a subset of %zu / %zu for training\n", ns, n);
         std::vector<int> perm(n);
         rand_perm(perm.data(), n, seed);
-        sample.resize(ns * dd);
+        sample.resize(ns * line);
         parallel_for((ns + 1023) / 1024, [&](size_t t) {
             for (size_t i = t * 1024; i < std::min(ns, t * 1024 + 1024); i++)
-                std::copy(x_in + size_t(perm[i]) * dd, x_in + size_t(perm[i] + 1) * dd, &sample[i * dd]);
+                std::copy(xb + size_t(perm[i]) * line, xb + size_t(perm[i] + 1) * line, &sample[i * line]);
         });
-        x = sample.data();
+        xb = sample.data();
         if (weights_in) {
             sample_weights.resize(ns);
             for (size_t i = 0; i < ns; i++) sample_weights[i] = weights_in[perm[i]];
@@ -278,6 +363,9 @@ void Clustering::train(idx_t nx, const float* x_in, MetricType metric, KmeansSte
         std::fprintf(stderr, "WARNING clustering %zu points to %d centroids: please provide at least %zu training points\n",
                      n, k, kk * size_t(min_points_per_centroid));
     }
+
+    const float* x = enc ? nullptr : reinterpret_cast<const float*>(xb);
+    if (verbose && enc) std::printf("Input data encoded in %zu bytes per vector\n", line);
 
     // Centroids already there are where the iterations start (faiss's hot
     // start: OPQ retrains its codebooks a few iterations at a time).
@@ -302,7 +390,11 @@ void Clustering::train(idx_t nx, const float* x_in, MetricType metric, KmeansSte
 
     if (n == kk) {  // nothing to optimize: the points are the centroids
         if (verbose) std::printf("Number of training points (%zu) same as number of clusters, just copying\n", n);
-        centroids.assign(x, x + kk * dd);
+        centroids.resize(kk * dd);
+        if (enc)
+            enc->codec->sa_decode(idx_t(kk), xb, centroids.data());
+        else
+            std::copy(x, x + kk * dd, centroids.begin());
         iteration_stats.push_back({0.f, 0.0, 0.0, 1.0, 0});
         return;
     }
@@ -313,6 +405,10 @@ void Clustering::train(idx_t nx, const float* x_in, MetricType metric, KmeansSte
     }
     std::fflush(stdout);
 
+    // Encoded points: decoded a block at a time, the blocks a multiple of the
+    // exact assignment's (so its scores, and the centroids, are train()'s).
+    const size_t block = enc ? (std::max<size_t>(decode_block_size, 1) + 1023) / 1024 * 1024 : 0;
+    std::vector<float> decoded_all;  // k-means++ / AFK-MC2 seeding reads every point
     std::vector<idx_t> assign(step ? 0 : n);
     std::vector<float> dis(step ? 0 : n), hassign(kk);
     if (step) step->set_points(n, x, dd);
@@ -335,13 +431,21 @@ void Clustering::train(idx_t nx, const float* x_in, MetricType metric, KmeansSte
             std::vector<int> perm(n);
             rand_perm(perm.data(), n, redo_seed);
             for (size_t c = n_input; c < kk; c++)
-                std::copy(x + size_t(perm[c]) * dd, x + size_t(perm[c] + 1) * dd, &centroids[c * dd]);
+                if (enc)
+                    enc->codec->sa_decode(1, xb + size_t(perm[c]) * line, &centroids[c * dd]);
+                else
+                    std::copy(x + size_t(perm[c]) * dd, x + size_t(perm[c] + 1) * dd, &centroids[c * dd]);
         } else if (n_input < kk) {
+            if (enc && decoded_all.empty()) {
+                decoded_all.resize(n * dd);
+                enc->codec->sa_decode(idx_t(n), xb, decoded_all.data());
+            }
             ClusteringInitialization init(dd, kk - n_input);
             init.method = init_method;
             init.seed = redo_seed;
             init.afkmc2_chain_length = afkmc2_chain_length;
-            init.init_centroids(n, x, &centroids[n_input * dd], n_input, n_input ? centroids.data() : nullptr);
+            init.init_centroids(n, enc ? decoded_all.data() : x, &centroids[n_input * dd], n_input,
+                                n_input ? centroids.data() : nullptr);
             if (verbose)
                 std::printf("  %s initialization in %.2f s\n",
                             init_method == ClusteringInitMethod::AFK_MC2 ? "AFK-MC2" : "k-means++",
@@ -356,6 +460,12 @@ void Clustering::train(idx_t nx, const float* x_in, MetricType metric, KmeansSte
                 obj = float(step->assign_update(centroids.data(), kk, metric, hassign.data()));
                 t_search += seconds_since(ts);
                 poll();
+            } else if (enc) {
+                std::vector<float> frozen(centroids.begin(), centroids.begin() + k_frozen * dd);
+                obj = float(encoded_iteration(xb, *enc->codec, n, dd, kk, block, metric, metric_arg, enc->index,
+                                              weights, assign.data(), dis.data(), hassign, centroids.data()));
+                t_search += seconds_since(ts);
+                std::copy(frozen.begin(), frozen.end(), centroids.begin());
             } else {
                 assign_nearest(x, n, centroids.data(), kk, dd, metric, metric_arg, dis.data(), assign.data());
                 t_search += seconds_since(ts);

@@ -68,6 +68,11 @@ void bind_kmeans(py::module_& m) {
         .def_readwrite("int_centroids", &ClusteringParameters::int_centroids)
         .def_readwrite("frozen_centroids", &ClusteringParameters::frozen_centroids)
         .def_readwrite("early_stop_threshold", &ClusteringParameters::early_stop_threshold)
+        .def_property("decode_block_size", [](const ClusteringParameters& p) { return p.decode_block_size; },
+                      [](ClusteringParameters& p, long v) {
+                          if (v <= 0) throw InvalidArgument("decode_block_size must be positive");
+                          p.decode_block_size = size_t(v);
+                      })
         .def_property("init_method", [](const ClusteringParameters& p) { return int(p.init_method); },
                       [](ClusteringParameters& p, int v) { p.init_method = as_init_method(v); })
         .def_property("afkmc2_chain_length", [](const ClusteringParameters& p) { return int(p.afkmc2_chain_length); },
@@ -172,6 +177,42 @@ void bind_kmeans(py::module_& m) {
                 index->add(self.k, self.centroids.data());
             }
         }, py::arg("x"), py::arg("index") = nullptr, py::arg("weights") = py::none())
+        // faiss's train_encoded(codes, codec, index, weights=None): the points
+        // are codec's codes (n x sa_code_size() bytes), decoded a block of
+        // decode_block_size at a time.
+        .def("train_encoded", [](Clustering& self, py::handle codes_obj, const Index& codec, Index* index,
+                                 py::handle weights_obj) {
+            auto codes = py::array_t<uint8_t, py::array::c_style | py::array::forcecast>::ensure(codes_obj);
+            const size_t cs = codec.sa_code_size();
+            if (!codes || codes.ndim() != 2 || size_t(codes.shape(1)) != cs)
+                throw InvalidArgument("Clustering.train_encoded: codes must be a 2-D uint8 array of " +
+                                      std::to_string(cs) + " bytes a row (the codec's sa_code_size)");
+            if (codec.d != self.d)
+                throw InvalidArgument("Clustering.train_encoded: the codec has d = " + std::to_string(codec.d) +
+                                      ", the clustering d = " + std::to_string(self.d));
+            if (index && index->d != self.d)
+                throw InvalidArgument("Index dimension " + std::to_string(index->d) +
+                                      " not the same as data dimension " + std::to_string(self.d));
+            const idx_t n = codes.shape(0);
+            FloatArray weights;
+            if (!weights_obj.is_none()) {
+                weights = to_array<FloatArray>(weights_obj, "weights");
+                if (weights.ndim() != 1 || weights.shape(0) != n)
+                    throw InvalidArgument("Clustering.train_encoded: weights must have one entry per code (" +
+                                          std::to_string(n) + "), got " + std::to_string(weights.size()));
+            }
+            MetricType metric = index ? index->metric_type : (self.spherical ? METRIC_INNER_PRODUCT : METRIC_L2);
+            const float metric_arg = index ? index->metric_arg : 0.f;
+            const float* w = weights_obj.is_none() ? nullptr : weights.data();
+            // As train(): an exact flat index assigns as the built-in search.
+            Index* assigner = index && !dynamic_cast<IndexFlat*>(index) ? index : nullptr;
+            py::gil_scoped_release release;
+            self.train_encoded(n, codes.data(), codec, metric, assigner, metric_arg, w);
+            if (index) {
+                index->reset();
+                index->add(self.k, self.centroids.data());
+            }
+        }, py::arg("codes"), py::arg("codec"), py::arg("index") = nullptr, py::arg("weights") = py::none())
         .def_property("centroids", [](const Clustering& self) {
             py::array_t<float> out(self.centroids.size());
             std::copy(self.centroids.begin(), self.centroids.end(), out.mutable_data());

@@ -30,6 +30,8 @@ struct ClusteringParameters {
     // random points by default, or k-means++ / AFK-MC2 seeding.
     ClusteringInitMethod init_method = ClusteringInitMethod::RANDOM;
     uint16_t afkmc2_chain_length = 50;
+    // train_encoded: codes decoded this many at a time (faiss's default).
+    size_t decode_block_size = 32768;
 };
 
 // faiss's imbalance factor of k cluster sizes summing to total:
@@ -110,8 +112,29 @@ struct Clustering : ClusteringParameters {
     void train(idx_t n, const float* x, MetricType metric = METRIC_L2, KmeansStep* step = nullptr,
                float metric_arg = 0, const float* weights = nullptr);
 
+    // faiss's train_encoded: the n training points are codes of `codec`
+    // (its sa_encode form, sa_code_size() bytes each), decoded
+    // decode_block_size at a time whenever the iterations read them, so only
+    // the codes and one block of floats are held (k-means++ and AFK-MC2
+    // seeding decode them all, as in faiss). The centroids are bit for bit
+    // those train() gives on the decoded points (blocks are rounded up to a
+    // multiple of the exact assignment's 1,024 points for that).
+    // metric / metric_arg: as train()'s; assign_index: as an IndexAssignStep's
+    // index (null: the exact assignment).
+    void train_encoded(idx_t n, const uint8_t* codes, const Index& codec, MetricType metric = METRIC_L2,
+                       Index* assign_index = nullptr, float metric_arg = 0, const float* weights = nullptr);
+
     // Final objective: the last iteration's, 0 when there was none.
     float final_objective() const { return iteration_stats.empty() ? 0.f : iteration_stats.back().obj; }
+
+   private:
+    struct Codes {  // train_encoded's points
+        const uint8_t* codes;
+        const Index* codec;
+        Index* index;
+    };
+    void train_points(idx_t n, const float* x, const Codes* enc, MetricType metric, KmeansStep* step,
+                      float metric_arg, const float* weights);
 };
 
 }  // namespace nearly
