@@ -80,6 +80,22 @@ def test_gemm_micro_kernel(level, nq, nx, d):
     np.testing.assert_array_less(np.abs(out - scalar), 2 * tolerance(Q, X))
 
 
+@pytest.mark.parametrize("nq,nx", [(1000, 64), (3001, 45), (700, 300)])
+def test_gemm_on_the_pool_gives_the_same_bits(level, nq, nx, restore_threads):
+    """Large products are split by row ranges over the threads: the same bits as one thread, and the reference."""
+    rng = np.random.default_rng(nq + nx)
+    Q = rng.standard_normal((nq, 384)).astype(np.float32)
+    X = rng.standard_normal((nx, 384)).astype(np.float32)
+    outs = []
+    for threads in (1, 2, 3):
+        nearly.omp_set_num_threads(threads)
+        outs.append(_nearly.gemm_ip(Q, X))
+    for o in outs[1:]:
+        np.testing.assert_array_equal(o, outs[0])
+    ref = Q.astype(np.float64) @ X.astype(np.float64).T
+    np.testing.assert_array_less(np.abs(outs[0] - ref), tolerance(Q, X))
+
+
 @pytest.mark.parametrize("metric", [nearly.METRIC_L2, nearly.METRIC_INNER_PRODUCT])
 @pytest.mark.parametrize("nq", [1, 3, 4, 50])
 def test_search_same_at_every_level(level, metric, nq):

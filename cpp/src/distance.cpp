@@ -470,13 +470,27 @@ void pairwise_distances(const float* xq, size_t nq, const float* xb, size_t nb, 
     });
 }
 
+// Large products run on the pool by ranges of q's rows (whole micro-kernel
+// tiles, x packed once for all of them); every entry is the same micro-kernel
+// sum whatever the split, so the bits do not depend on the threads. Called
+// from inside a task it runs on that task's thread.
 void gemm_ip(const float* q, size_t nq, const float* x, size_t nx, size_t d, float* out) {
     InterruptPoll poll;
     Scan s{q, nq, x, nx, d, METRIC_INNER_PRODUCT, nullptr, nullptr, &poll};
     auto sink = [&](size_t i, size_t j0, const float* sc, size_t n) {
         for (size_t j = 0; j < n; j++) out[i * nx + j0 + j] = -sc[j];
     };
-    if (nq > 0 && nx > 0) scan_gemm(s, 0, nq, 0, nx, sink);
+    if (nq == 0 || nx == 0) return;
+    const size_t mr = simd().gemm.mr, threads = size_t(get_num_threads());
+    if (threads == 1 || in_parallel_region() || nq < 4 * mr || nq * nx * d < (size_t(1) << 24)) {
+        scan_gemm(s, 0, nq, 0, nx, sink);
+        return;
+    }
+    const PackedDatabase pk = pack_database(s);
+    const size_t rows = (std::max<size_t>(mr, nq / (4 * threads)) + mr - 1) / mr * mr;
+    parallel_for((nq + rows - 1) / rows, [&](size_t t) {
+        scan_gemm(s, t * rows, std::min(nq, (t + 1) * rows), 0, nx, sink);
+    });
 }
 
 // Row-wise passes over large matrices run in chunks on the pool.
