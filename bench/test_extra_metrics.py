@@ -48,18 +48,31 @@ def test_flat_search(benchmark, indexes, nearly_mod, faiss_mod, name, lib):
     assert (I == If).mean() > 0.99
 
 
-@pytest.fixture(scope="module")
-def approximate(data):
-    import faiss
+def metric_cases(data, nb):
+    """(metric name, base, queries, exact top-K ids) over the first nb vectors."""
     import nearly
-    xb = np.ascontiguousarray(data["base"][:NB])
+    xb = np.ascontiguousarray(data["base"][:nb])
     xq = np.ascontiguousarray(data["queries"][:NQ])
-    out = {}
     for name in ("METRIC_L1", "METRIC_Linf", "METRIC_Jaccard"):
         b, q = (np.abs(xb), np.abs(xq)) if name == "METRIC_Jaccard" else (xb, xq)
         exact = nearly.IndexFlat(384, getattr(nearly, name))
         exact.add(b)
-        gt = exact.search(q, K)[1]
+        yield name, b, q, exact.search(q, K)[1]
+
+
+def bench_search(benchmark, case, kind, name):
+    """Times case[kind].search; the recall@10 against exact search in extra_info."""
+    benchmark.group = f"{kind}_{name[len('METRIC_'):]}"
+    D, I = benchmark(case[kind].search, case["q"], K)
+    benchmark.extra_info["recall_at_10"] = float(np.mean([len(set(a) & set(b)) / K for a, b in zip(I, case["gt"])]))
+
+
+@pytest.fixture(scope="module")
+def approximate(data):
+    import faiss
+    import nearly
+    out = {}
+    for name, b, q, gt in metric_cases(data, NB):
         for lib, mod in (("nearly", nearly), ("faiss", faiss)):
             hnsw = mod.IndexHNSWFlat(384, 16, getattr(mod, name))
             hnsw.add(b)
@@ -76,10 +89,7 @@ def approximate(data):
 @pytest.mark.parametrize("kind", ["hnsw", "ivf"])
 @pytest.mark.parametrize("name", ["METRIC_L1", "METRIC_Linf", "METRIC_Jaccard"])
 def test_approximate_search(benchmark, approximate, nearly_mod, faiss_mod, name, kind, lib):
-    benchmark.group = f"{kind}_{name[len('METRIC_'):]}"
-    case = approximate[name, lib]
-    D, I = benchmark(case[kind].search, case["q"], K)
-    benchmark.extra_info["recall_at_10"] = float(np.mean([len(set(a) & set(b)) / K for a, b in zip(I, case["gt"])]))
+    bench_search(benchmark, approximate[name, lib], kind, name)
 
 
 NB_GRAPH = 10_000
@@ -94,14 +104,8 @@ def graphs(data, threads):
     before = nearly.omp_get_max_threads(), faiss.omp_get_max_threads()
     nearly.omp_set_num_threads(threads)  # the builds run with the benchmark's threads too
     faiss.omp_set_num_threads(threads)
-    xb = np.ascontiguousarray(data["base"][:NB_GRAPH])
-    xq = np.ascontiguousarray(data["queries"][:NQ])
     out = {}
-    for name in ("METRIC_L1", "METRIC_Linf", "METRIC_Jaccard"):
-        b, q = (np.abs(xb), np.abs(xq)) if name == "METRIC_Jaccard" else (xb, xq)
-        exact = nearly.IndexFlat(384, getattr(nearly, name))
-        exact.add(b)
-        gt = exact.search(q, K)[1]
+    for name, b, q, gt in metric_cases(data, NB_GRAPH):
         for lib, mod in (("nearly", nearly), ("faiss", faiss)):
             nnd = mod.IndexNNDescentFlat(384, 32, getattr(mod, name))
             nsg = mod.IndexNSGFlat(384, 32, getattr(mod, name))
@@ -123,8 +127,5 @@ def graphs(data, threads):
 @pytest.mark.parametrize("kind", ["nndescent", "nsg"])
 @pytest.mark.parametrize("name", ["METRIC_L1", "METRIC_Linf", "METRIC_Jaccard"])
 def test_graph_search(benchmark, graphs, nearly_mod, faiss_mod, name, kind, lib):
-    benchmark.group = f"{kind}_{name[len('METRIC_'):]}"
-    case = graphs[name, lib]
-    D, I = benchmark(case[kind].search, case["q"], K)
-    benchmark.extra_info["recall_at_10"] = float(np.mean([len(set(a) & set(b)) / K for a, b in zip(I, case["gt"])]))
-    benchmark.extra_info["build_s"] = case["build_s"][kind]
+    bench_search(benchmark, graphs[name, lib], kind, name)
+    benchmark.extra_info["build_s"] = graphs[name, lib]["build_s"][kind]

@@ -341,3 +341,24 @@ def test_unequal_lists_batch_equals_queries_alone(factory):
         Di, Ii = index.search(xq[i:i + 1], 10)
         np.testing.assert_array_equal(I[i], Ii[0])
         np.testing.assert_allclose(D[i], Di[0], rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("key", ["IVF16,Flat", "IVF16,PQ8x4fs", "IVF16,SQ8"])
+def test_add_on_threads_stores_the_lists_in_entry_order(key, restore_threads):
+    """Large adds append to the lists on every thread (each list owned by one):
+    the lists equal a one-thread add's, ids and codes in entry order."""
+    x = clustered(21, 20000, 0, d=32, nclusters=16)[0]
+    got = []
+    for threads in (1, 2, 3):
+        nearly.omp_set_num_threads(threads)
+        index = nearly.index_factory(32, key)
+        index.train(x[:5000])
+        index.add(x)
+        index.add_with_ids(x[:5000], np.arange(5000, dtype=np.int64) + 10**6)
+        got.append([(index.invlists.get_ids(l).copy(), index.invlists.get_codes(l).copy()) for l in range(16)])
+    for other in got[1:]:
+        for (ia, ca), (ib, cb) in zip(got[0], other):
+            np.testing.assert_array_equal(ia, ib)
+            np.testing.assert_array_equal(ca, cb)
+    for ids, _ in got[0]:
+        assert (np.diff(ids) > 0).all()  # entry order within each list

@@ -554,6 +554,24 @@ void IndexIVF::append_codes(size_t n, const size_t* list_of, const uint8_t* code
 size_t IndexIVF::store_entries(size_t n, const idx_t* list_of, const uint8_t* codes, size_t stride, const idx_t* ids,
                                idx_t first_id) {
     const CodeLayout lay = layout();
+    // In-memory lists without a direct map: each thread appends to its own
+    // lists (l % tasks), every list in entry order, as faiss's add does. The
+    // copies are as much of a Flat add as the assignment.
+    const size_t tasks = 4 * size_t(get_num_threads());
+    if (n >= 4096 && tasks > 4 && !in_parallel_region() && !lists_.file() && !lists_.has_direct_map()) {
+        std::vector<size_t> stored_by(tasks, 0);
+        parallel_for(tasks, [&](size_t t) {
+            for (size_t i = 0; i < n; i++) {
+                const idx_t l = list_of[i];
+                if (l < 0 || size_t(l) >= nlist || size_t(l) % tasks != t) continue;
+                lists_.append(size_t(l), codes + i * stride, lay, ids ? ids[i] : first_id + idx_t(i));
+                stored_by[t]++;
+            }
+        });
+        size_t stored = 0;
+        for (size_t s : stored_by) stored += s;
+        return stored;
+    }
     size_t stored = 0;
     for (size_t i = 0; i < n; i++) {
         const idx_t l = list_of[i];
