@@ -124,8 +124,7 @@ void extra_distances_ny(MetricType m, float metric_arg, const float* q, const fl
 float extra_score(MetricType m, float metric_arg, const float* q, const float* v, size_t d) {
     float r;
     extra_distances_ny(m, metric_arg, q, v, d, 1, &r);
-    if (std::isnan(r)) return std::numeric_limits<float>::infinity();
-    return is_similarity_metric(m) ? -r : r;
+    return extra_score_of(m, r);
 }
 
 void knn_extra(const float* xq, size_t nq, const float* xb, size_t nb, size_t d, MetricType m, float metric_arg,

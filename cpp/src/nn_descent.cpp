@@ -91,18 +91,14 @@ struct JoinScorer {
             const int32_t id = r < nw.size() ? nw[r] : od[r - nw.size()];
             std::copy(x + size_t(id) * d, x + size_t(id) * d + d, panel.data() + r * d);
         }
-        out.resize(4 * rows);  // (rows for an extra metric)
+        out.resize(4 * rows);
         const bool ip = metric == METRIC_INNER_PRODUCT;
         if (is_extra_metric(metric)) {  // one new row against every later row (L1, Linf: SIMD kernels)
-            const bool similarity = is_similarity_metric(metric);
             for (size_t a = 0; a < nw.size(); a++) {
                 const size_t ny = rows - a - 1;
                 extra_distances_ny(metric, metric_arg, panel.data() + a * d, panel.data() + (a + 1) * d, d, ny,
                                    out.data());
-                for (size_t j = 0; j < ny; j++) {
-                    const float s = out[j];  // as extra_score: NaN is +inf, a similarity negated
-                    f(a, a + 1 + j, std::isnan(s) ? std::numeric_limits<float>::infinity() : similarity ? -s : s);
-                }
+                for (size_t j = 0; j < ny; j++) f(a, a + 1 + j, extra_score_of(metric, out[j]));
             }
             return;
         }
@@ -425,8 +421,8 @@ std::unique_ptr<IndexNNDescentFlat> IndexNNDescentFlat::read_body(Reader& r) {
     for (int& x : v) x = r.pod<int32_t>();
     const uint8_t built = r.pod<uint8_t>();
     const int64_t ntotal = r.pod<int64_t>();
-    r.check(d > 0 && (metric == METRIC_L2 || metric == METRIC_INNER_PRODUCT || extra) && std::isfinite(arg) && v[0] >= 1 && v[0] <= 4096 &&
-                v[1] >= 1 && v[2] >= 0 && v[3] >= v[0] && v[4] >= 0 && built <= 1 && ntotal >= 0 &&
+    r.check(d > 0 && (metric == METRIC_L2 || metric == METRIC_INNER_PRODUCT || extra) && std::isfinite(arg) &&
+                v[0] >= 1 && v[0] <= 4096 && v[1] >= 1 && v[2] >= 0 && v[3] >= v[0] && v[4] >= 0 && built <= 1 && ntotal >= 0 &&
                 ntotal < std::numeric_limits<int32_t>::max(),
             "bad NNDescentFlat header");
     auto index = std::make_unique<IndexNNDescentFlat>(d, v[0], MetricType(metric));

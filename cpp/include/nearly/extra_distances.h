@@ -19,7 +19,9 @@
 // JensenShannon, a pair with nothing in common under NaNEuclidean or GOWER),
 // and a NaN score never enters a top-k.
 #pragma once
+#include <cmath>
 #include <cstddef>
+#include <limits>
 
 #include "nearly/common.h"
 #include "nearly/index.h"
@@ -37,6 +39,11 @@ MetricType checked_metric(int metric);
 // similarity negated, and an undefined (NaN) score +inf, never better than
 // anything (a graph walk can still leave such a node; its results skip it).
 float extra_score(MetricType m, float metric_arg, const float* q, const float* v, size_t d);
+// The same from a metric value already computed (extra_distances_ny's).
+inline float extra_score_of(MetricType m, float value) {
+    if (std::isnan(value)) return std::numeric_limits<float>::infinity();
+    return is_similarity_metric(m) ? -value : value;
+}
 
 // Scalar reference: out[j] = metric(q, x_j) for ny rows of x.
 void extra_distances_ny(MetricType m, float metric_arg, const float* q, const float* x, size_t d, size_t ny,
