@@ -639,7 +639,7 @@ def test_mapped_hnsw_in_place(tmp_path, desc):
     np.testing.assert_array_equal(mapped.search(x[:50], 5)[1], back.search(x[:50], 5)[1])
 
 
-@pytest.mark.parametrize("desc", ["PQ8", "PQ8x4fs", "SQ8", "SQ4", "RQ4x8", "LSH", "RaBitQ"])
+@pytest.mark.parametrize("desc", ["PQ8", "PQ8x4fs", "SQ8", "SQ4", "RQ4x8", "LSH", "RaBitQ", "ZnLattice4x10_4"])
 def test_mapped_flat_codes(tmp_path, desc):
     """IO_FLAG_MMAP on the flat-code indexes: their codes are the file's
     bytes (RaBitQ's, stored in another order than its memory layout, are

@@ -8,31 +8,6 @@
 
 namespace nearly {
 
-namespace {
-// Scores a block of codes for a group of queries: the block is decoded once
-// (list centroid + PQ residual) and every query scored on the vectors.
-struct DecodedScorer {
-    const Index2Layer* index;
-    const float* q = nullptr;
-    void set_query(const float* x) { q = x; }
-    void scores(const uint8_t* codes, size_t n, float* out) const { scores_group(this, 1, codes, n, out); }
-    static void scores_group(const DecodedScorer* s, size_t nq, const uint8_t* codes, size_t n, float* out) {
-        const Index2Layer& index = *s[0].index;
-        const size_t d = size_t(index.d);
-        thread_local std::vector<float> decoded;
-        decoded.resize(n * d);
-        index.codec->sa_decode(idx_t(n), codes, decoded.data());
-        const SimdKernels& K = simd();
-        for (size_t i = 0; i < nq; i++) {
-            if (index.metric_type == METRIC_INNER_PRODUCT)
-                K.inner_products_ny(s[i].q, decoded.data(), d, n, out + i * n);
-            else
-                K.l2sqr_ny(s[i].q, decoded.data(), d, n, out + i * n);
-        }
-    }
-};
-}  // namespace
-
 Index2Layer::Index2Layer(IndexPtr quantizer, size_t nlist, size_t M, size_t nbits, MetricType metric)
     : IndexFlatCodes(quantizer ? quantizer->d : 0, metric) {
     NEARLY_CHECK_ARG(quantizer != nullptr, "Index2Layer: a quantizer is needed");
@@ -66,6 +41,10 @@ std::unique_ptr<DistanceComputer> Index2Layer::get_distance_computer() const {
 void Index2Layer::encode(size_t n, const float* x, uint8_t* codes) const { codec->sa_encode(idx_t(n), x, codes); }
 
 void Index2Layer::decode(const uint8_t* code, float* out) const { codec->sa_decode(1, code, out); }
+
+void Index2Layer::decode_block(const uint8_t* codes, size_t n, float* out) const {
+    codec->sa_decode(idx_t(n), codes, out);
+}
 
 void Index2Layer::search(idx_t n, const float* x, idx_t k, float* D, idx_t* I, const SearchParameters* params) const {
     check_search_args(n, x, k);

@@ -64,6 +64,26 @@ void IndexFlatCodes::sa_decode(idx_t n, const uint8_t* bytes, float* x) const {
     parallel_for_blocks(size_t(n), 256, [&](size_t i) { decode(bytes + i * cs, x + i * d); });
 }
 
+void IndexFlatCodes::decode_block(const uint8_t* codes, size_t n, float* out) const {
+    const size_t cs = code_size();
+    for (size_t i = 0; i < n; i++) decode(codes + i * cs, out + i * size_t(d));
+}
+
+void DecodedScorer::scores_group(const DecodedScorer* s, size_t nq, const uint8_t* codes, size_t n, float* out) {
+    const IndexFlatCodes& index = *s[0].index;
+    const size_t d = size_t(index.d);
+    thread_local std::vector<float> decoded;
+    decoded.resize(n * d);
+    index.decode_block(codes, n, decoded.data());
+    const SimdKernels& K = simd();
+    for (size_t i = 0; i < nq; i++) {
+        if (index.metric_type == METRIC_INNER_PRODUCT)
+            K.inner_products_ny(s[i].q, decoded.data(), d, n, out + i * n);
+        else
+            K.l2sqr_ny(s[i].q, decoded.data(), d, n, out + i * n);
+    }
+}
+
 void IndexFlatCodes::range_search(idx_t n, const float* x, float radius, RangeSearchResult& result,
                                   const SearchParameters* params) const {
     check_search_args(n, x, 1);

@@ -26,6 +26,7 @@
 #include "nearly/index_pq.h"
 #include "nearly/index_random.h"
 #include "nearly/index_2layer.h"
+#include "nearly/index_lattice.h"
 #include "nearly/index_lsh.h"
 #include "nearly/index_rabitq.h"
 #include "nearly/ivf_rabitq.h"
@@ -191,6 +192,7 @@ IndexPtr read_tagged(Reader& r, const std::string& tag) {
     if (tag == "IVFResidualQuantizer") return IndexIVFResidualQuantizer::read_body(r);
     if (tag == "IVFResidualQuantizerFastScan") return IndexIVFResidualQuantizerFastScan::read_body(r);
     if (tag == "LSH") return IndexLSH::read_body(r);
+    if (tag == "Lattice") return IndexLattice::read_body(r);
     if (tag == "MultiIndexQuantizer") return MultiIndexQuantizer::read_body(r);
     if (tag == "MultiIndexQuantizer2") return MultiIndexQuantizer2::read_body(r);
     if (tag == "ResidualCoarseQuantizer") return ResidualCoarseQuantizer::read_body(r);

@@ -45,6 +45,35 @@ A to_array(py::handle obj, const char* what) {
     return a;
 }
 
+// faiss's pointer arguments, where swig_ptr(a) hands over the array itself.
+// pointer_in: the first n values of any array numpy can convert to T (a
+// copy when it must be), for what is only read. pointer_memory: the array's
+// own memory, a C-contiguous array of T (writeable when written to). Both
+// hold n values or more (faiss would read or write past them).
+template <class T>
+py::array_t<T, py::array::c_style | py::array::forcecast> pointer_in(py::handle obj, size_t n, const char* what) {
+    auto a = to_array<py::array_t<T, py::array::c_style | py::array::forcecast>>(obj, what);
+    if (size_t(a.size()) < n)
+        throw nearly::InvalidArgument(std::string(what) + " holds " + std::to_string(a.size()) + " values, " +
+                                      std::to_string(n) + " needed");
+    return a;
+}
+
+template <class T>
+T* pointer_memory(py::handle obj, size_t count, bool write, const char* what) {
+    if (!py::isinstance<py::array_t<T>>(obj))
+        throw nearly::InvalidArgument(std::string(what) + " must be a " +
+                                      py::str(py::dtype::of<T>()).cast<std::string>() +
+                                      " numpy array (faiss.swig_ptr of one)");
+    py::array a = py::reinterpret_borrow<py::array>(obj);
+    if (!(a.flags() & py::array::c_style)) throw nearly::InvalidArgument(std::string(what) + " must be C-contiguous");
+    if (write && !a.writeable()) throw nearly::InvalidArgument(std::string(what) + " is read-only");
+    if (size_t(a.size()) < count)
+        throw nearly::InvalidArgument(std::string(what) + " holds " + std::to_string(a.size()) + " values, " +
+                                      std::to_string(count) + " needed");
+    return static_cast<T*>(a.mutable_data());
+}
+
 // An (n, d) float32 matrix; d < 0 accepts any width.
 inline FloatArray as_matrix(py::handle obj, int d, const char* what) {
     FloatArray a = to_array<FloatArray>(obj, what);

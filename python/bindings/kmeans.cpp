@@ -40,19 +40,40 @@ uint16_t as_chain_length(long v) {
     return uint16_t(v);
 }
 
-// The first `count` values of a contiguous float32 array handed over as
-// faiss's swig_ptr (nearly's is the array itself).
-float* float_memory(py::handle obj, size_t count, bool write, const char* what) {
-    if (!py::isinstance<py::array_t<float>>(obj))
-        throw InvalidArgument(std::string(what) + " must be a float32 numpy array (faiss.swig_ptr of one)");
-    py::array a = py::reinterpret_borrow<py::array>(obj);
-    if (!(a.flags() & py::array::c_style)) throw InvalidArgument(std::string(what) + " must be C-contiguous");
-    if (write && !a.writeable()) throw InvalidArgument(std::string(what) + " is read-only");
-    if (size_t(a.size()) < count)
-        throw InvalidArgument(std::string(what) + " holds " + std::to_string(a.size()) + " values, " +
-                              std::to_string(count) + " needed");
-    return static_cast<float*>(a.mutable_data());
-}
+// What Clustering.train and train_encoded share. Like faiss, `index` assigns
+// the points (its metric is the clustering's) and holds the centroids
+// afterwards; an exact flat index assigns as the built-in search does (the
+// same results, faster), any other through its search.
+struct TrainArgs {
+    Index* index;
+    MetricType metric;
+    float metric_arg;
+    Index* assigner;
+    FloatArray weights;
+    const float* w = nullptr;
+
+    TrainArgs(const Clustering& self, Index* index, py::handle weights_obj, idx_t n, const char* what,
+              const char* point)
+        : index(index),
+          metric(index ? index->metric_type : (self.spherical ? METRIC_INNER_PRODUCT : METRIC_L2)),
+          metric_arg(index ? index->metric_arg : 0.f),
+          assigner(index && !dynamic_cast<IndexFlat*>(index) ? index : nullptr) {
+        if (index && index->d != self.d)
+            throw InvalidArgument("Index dimension " + std::to_string(index->d) +
+                                  " not the same as data dimension " + std::to_string(self.d));
+        if (weights_obj.is_none()) return;
+        weights = to_array<FloatArray>(weights_obj, "weights");
+        if (weights.ndim() != 1 || weights.shape(0) != n)
+            throw InvalidArgument(std::string(what) + ": weights must have one entry per " + point + " (" +
+                                  std::to_string(n) + "), got " + std::to_string(weights.size()));
+        w = weights.data();
+    }
+    void refill(const Clustering& self) const {
+        if (!index) return;
+        index->reset();
+        index->add(self.k, self.centroids.data());
+    }
+};
 }  // namespace
 
 void bind_kmeans(py::module_& m) {
@@ -116,13 +137,13 @@ void bind_kmeans(py::module_& m) {
         .def("init_centroids", [](const ClusteringInitialization& self, long n, py::handle x_obj,
                                   py::handle c_obj, long n_existing, py::handle existing_obj) {
             if (n < 0 || n_existing < 0) throw InvalidArgument("init_centroids: n and n_existing must be >= 0");
-            const float* x = float_memory(x_obj, size_t(n) * self.d, false, "x");
-            float* c = float_memory(c_obj, self.k * self.d, true, "centroids");
+            const float* x = pointer_memory<float>(x_obj, size_t(n) * self.d, false, "x");
+            float* c = pointer_memory<float>(c_obj, self.k * self.d, true, "centroids");
             const float* existing = nullptr;
             if (n_existing > 0) {
                 if (existing_obj.is_none())
                     throw InvalidArgument("init_centroids: n_existing_centroids > 0 needs existing_centroids");
-                existing = float_memory(existing_obj, size_t(n_existing) * self.d, false, "existing_centroids");
+                existing = pointer_memory<float>(existing_obj, size_t(n_existing) * self.d, false, "existing_centroids");
             }
             py::gil_scoped_release release;
             self.init_centroids(size_t(n), x, c, size_t(n_existing), existing);
@@ -153,29 +174,12 @@ void bind_kmeans(py::module_& m) {
         // metric) and holds the centroids afterwards.
         .def("train", [](Clustering& self, py::handle x_obj, Index* index, py::handle weights_obj) {
             FloatArray x = as_matrix(x_obj, self.d, "x");
-            if (index && index->d != self.d)
-                throw InvalidArgument("Index dimension " + std::to_string(index->d) +
-                                      " not the same as data dimension " + std::to_string(self.d));
-            FloatArray weights;
-            if (!weights_obj.is_none()) {
-                weights = to_array<FloatArray>(weights_obj, "weights");
-                if (weights.ndim() != 1 || weights.shape(0) != x.shape(0))
-                    throw InvalidArgument("Clustering.train: weights must have one entry per training vector (" +
-                                          std::to_string(x.shape(0)) + "), got " + std::to_string(weights.size()));
-            }
-            MetricType metric = index ? index->metric_type : (self.spherical ? METRIC_INNER_PRODUCT : METRIC_L2);
-            const float metric_arg = index ? index->metric_arg : 0.f;
-            const float* w = weights_obj.is_none() ? nullptr : weights.data();
-            // An exact flat index assigns as the built-in search does (the
-            // same results, faster); any other assigns through its search.
+            const TrainArgs a(self, index, weights_obj, x.shape(0), "Clustering.train", "training vector");
             std::unique_ptr<IndexAssignStep> step;
-            if (index && !dynamic_cast<IndexFlat*>(index)) step.reset(new IndexAssignStep(*index));
+            if (a.assigner) step.reset(new IndexAssignStep(*a.assigner));
             py::gil_scoped_release release;
-            self.train(x.shape(0), x.data(), metric, step.get(), metric_arg, w);
-            if (index) {
-                index->reset();
-                index->add(self.k, self.centroids.data());
-            }
+            self.train(x.shape(0), x.data(), a.metric, step.get(), a.metric_arg, a.w);
+            a.refill(self);
         }, py::arg("x"), py::arg("index") = nullptr, py::arg("weights") = py::none())
         // faiss's train_encoded(codes, codec, index, weights=None): the points
         // are codec's codes (n x sa_code_size() bytes), decoded a block of
@@ -190,28 +194,10 @@ void bind_kmeans(py::module_& m) {
             if (codec.d != self.d)
                 throw InvalidArgument("Clustering.train_encoded: the codec has d = " + std::to_string(codec.d) +
                                       ", the clustering d = " + std::to_string(self.d));
-            if (index && index->d != self.d)
-                throw InvalidArgument("Index dimension " + std::to_string(index->d) +
-                                      " not the same as data dimension " + std::to_string(self.d));
-            const idx_t n = codes.shape(0);
-            FloatArray weights;
-            if (!weights_obj.is_none()) {
-                weights = to_array<FloatArray>(weights_obj, "weights");
-                if (weights.ndim() != 1 || weights.shape(0) != n)
-                    throw InvalidArgument("Clustering.train_encoded: weights must have one entry per code (" +
-                                          std::to_string(n) + "), got " + std::to_string(weights.size()));
-            }
-            MetricType metric = index ? index->metric_type : (self.spherical ? METRIC_INNER_PRODUCT : METRIC_L2);
-            const float metric_arg = index ? index->metric_arg : 0.f;
-            const float* w = weights_obj.is_none() ? nullptr : weights.data();
-            // As train(): an exact flat index assigns as the built-in search.
-            Index* assigner = index && !dynamic_cast<IndexFlat*>(index) ? index : nullptr;
+            const TrainArgs a(self, index, weights_obj, codes.shape(0), "Clustering.train_encoded", "code");
             py::gil_scoped_release release;
-            self.train_encoded(n, codes.data(), codec, metric, assigner, metric_arg, w);
-            if (index) {
-                index->reset();
-                index->add(self.k, self.centroids.data());
-            }
+            self.train_encoded(codes.shape(0), codes.data(), codec, a.metric, a.assigner, a.metric_arg, a.w);
+            a.refill(self);
         }, py::arg("codes"), py::arg("codec"), py::arg("index") = nullptr, py::arg("weights") = py::none())
         .def_property("centroids", [](const Clustering& self) {
             py::array_t<float> out(self.centroids.size());
@@ -253,7 +239,7 @@ void bind_kmeans(py::module_& m) {
         // assigns (ProgressiveDimIndexFactory: exact).
         .def("train", [](ProgressiveDimClustering& self, long long n, py::handle x_obj, py::object factory) {
             if (n < 0) throw InvalidArgument("ProgressiveDimClustering.train: n must be >= 0");
-            const float* x = float_memory(x_obj, size_t(n) * self.d, false, "x");
+            const float* x = pointer_memory<float>(x_obj, size_t(n) * self.d, false, "x");
             ProgressiveDimClustering::IndexFactory make;
             if (!factory.is_none())
                 make = [&factory](int dim) {

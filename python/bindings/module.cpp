@@ -35,6 +35,7 @@ void bind_binary(py::module_& m);
 void bind_binary_flat(py::module_& m);
 void bind_random(py::module_& m);
 void bind_lsh(py::module_& m);
+void bind_lattice(py::module_& m);
 void bind_rabitq(py::module_& m);
 void bind_nsg(py::module_& m);
 void bind_nn_descent(py::module_& m);
@@ -191,6 +192,7 @@ PYBIND11_MODULE(_nearly, m) {
     bind_binary_flat(m);
     bind_random(m);
     bind_lsh(m);
+    bind_lattice(m);
     bind_rabitq(m);
     bind_nsg(m);
     bind_nn_descent(m);

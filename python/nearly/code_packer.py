@@ -92,6 +92,6 @@ def _get_code_packer(index):
 from . import _nearly  # noqa: E402
 
 for _name in ("IndexFlat", "IndexPQ", "IndexScalarQuantizer", "IndexResidualQuantizer", "IndexLSH",
-              "IndexRaBitQ", "IndexIVF"):
+              "IndexRaBitQ", "IndexLattice", "IndexIVF"):
     if hasattr(_nearly, _name):
         getattr(_nearly, _name).get_CodePacker = _get_code_packer

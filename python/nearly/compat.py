@@ -677,7 +677,8 @@ for _name in ("IndexFlat", "IndexPQ", "IndexScalarQuantizer", "IndexResidualQuan
     getattr(_nearly, _name).get_FlatCodesDistanceComputer = _nearly.Index.get_distance_computer
 
 _FLAT_CODES_CLASSES = tuple(getattr(_nearly, n) for n in ("IndexFlat", "IndexPQ", "IndexScalarQuantizer",
-                                                          "IndexResidualQuantizer", "IndexLSH", "IndexRaBitQ"))
+                                                          "IndexResidualQuantizer", "IndexLSH", "IndexRaBitQ",
+                                                          "IndexLattice"))
 # faiss derives its fast-scan indexes from IndexFastScan, not IndexFlatCodes.
 _FAST_SCAN_CLASSES = tuple(getattr(_nearly, n) for n in ("IndexPQFastScan", "IndexRaBitQFastScan"))
 

@@ -275,6 +275,10 @@ INDEXES = [
     # faiss's LSH[nbits][r][t]: nbits defaults to d; r rotates, t learns per-bit thresholds.
     (re.compile(r"LSH(\d*)(r?)(t?)"), lambda m, d, metric: _nearly.IndexLSH(
         d, int(m.group(1) or d), bool(m.group(2)), bool(m.group(3)))),
+    # ZnLattice<nsq>x<r2>_<scale_nbit>: nsq sub-vectors, each a Z^(d/nsq) sphere
+    # point of squared radius r2 and its norm in scale_nbit bits (faiss's IndexLattice).
+    (re.compile(r"ZnLattice(\d+)x(\d+)_(\d+)"), lambda m, d, metric: _nearly.IndexLattice(
+        d, int(m.group(1)), int(m.group(3)), int(m.group(2)))),
     # RaBitQ[nb_bits]: sign bits (+ nb_bits - 1 extra bits) per dimension, against
     # the data's mean or, in an IVF, the list's centroid (faiss's strings).
     (re.compile(r"RaBitQ([1-9])?"), lambda m, d, metric: _nearly.IndexRaBitQ(d, metric, int(m.group(1) or 1))),

@@ -43,6 +43,7 @@ struct Index2Layer : IndexFlatCodes {
     std::unique_ptr<DistanceComputer> get_distance_computer() const override;
 
     std::string type_name() const override { return "2Layer"; }
+    void decode_block(const uint8_t* codes, size_t n, float* out) const override;  // one batch of the codec
     void write_body(Writer& w) const override;
     static std::unique_ptr<Index2Layer> read_body(Reader& r);
 

@@ -25,6 +25,19 @@ struct HasScoresGroup<T, std::void_t<decltype(T::scores_group(std::declval<const
                                                               std::declval<const uint8_t*>(), size_t(0),
                                                               std::declval<float*>()))>> : std::true_type {};
 
+struct IndexFlatCodes;
+
+// Scores a block of codes for a group of queries on the decoded vectors, the
+// block decoded once for the group: the families whose codes have no faster
+// scan (search_with_scorers, CodeDistanceComputer).
+struct DecodedScorer {
+    const IndexFlatCodes* index;
+    const float* q = nullptr;
+    void set_query(const float* x) { q = x; }
+    void scores(const uint8_t* codes, size_t n, float* out) const { scores_group(this, 1, codes, n, out); }
+    static void scores_group(const DecodedScorer* s, size_t nq, const uint8_t* codes, size_t n, float* out);
+};
+
 struct IndexFlatCodes : Index {
     IndexFlatCodes(int d, MetricType metric) : Index(d, metric) {}
 
@@ -78,6 +91,9 @@ struct IndexFlatCodes : Index {
     // that writes index.codes itself: contrib's big_batch_search).
     void set_codes(const uint8_t* codes, size_t n);
     CodeLayout layout() const { return CodeLayout{code_size(), code_block_}; }
+    // Decodes n codes one after the other (the decode of each, unless the
+    // family decodes a batch faster).
+    virtual void decode_block(const uint8_t* codes, size_t n, float* out) const;
 
    protected:
     // What two indexes of the family must share for their codes to mean the
