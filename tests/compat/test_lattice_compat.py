@@ -140,6 +140,16 @@ def test_index_lattice_codes_equal_faiss(spec, rng):
     Dr, Ir = ref.search(xq, 10)
     np.testing.assert_allclose(D, Dr, rtol=1e-4)
     assert (I == Ir).mean() > 0.95
+    radius = float(np.median(Dr[:, 5]))  # about 5 results a query
+    lims, RD, RI = ours.range_search(xq, radius)
+    lims_r, RD_r, RI_r = ref.range_search(xq, radius)
+    for q in range(len(xq)):
+        mine = dict(zip(RI[lims[q]:lims[q + 1]], RD[lims[q]:lims[q + 1]]))
+        theirs = dict(zip(RI_r[lims_r[q]:lims_r[q + 1]], RD_r[lims_r[q]:lims_r[q + 1]]))
+        # a distance within rounding of the radius may fall on either side
+        assert set(mine) ^ set(theirs) <= {i for i, v in {**mine, **theirs}.items() if abs(v - radius) < 1e-3}
+        for i in set(mine) & set(theirs):
+            assert mine[i] == pytest.approx(theirs[i], rel=1e-4)
 
 
 def test_index_lattice_on_real_embeddings():
