@@ -172,6 +172,13 @@ inline py::array_t<uint8_t> bytes_array(std::vector<uint8_t>&& bytes) {
     return py::array_t<uint8_t>({py::ssize_t(owned->size())}, {py::ssize_t(1)}, owned->data(), free_when_done);
 }
 
+// A flat-code index's `codes` property: ntotal * code_size bytes, a copy.
+template <class IndexT>
+auto codes_getter() {
+    return [](const IndexT& self) { return bytes_array(self.get_codes()); };
+}
+constexpr const char* kCodesDoc = "The stored codes, ntotal * code_size bytes (a numpy copy).";
+
 inline idx_t as_k(py::handle k) {
     if (PyBool_Check(k.ptr()) || !PyIndex_Check(k.ptr()))
         throw nearly::InvalidArgument("k must be an integer");

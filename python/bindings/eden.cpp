@@ -51,12 +51,7 @@ void bind_eden(py::module_& m) {
             return out;
         }, "The training vectors' mean (a numpy copy; empty until trained).")
         .def_property_readonly("code_size", &IndexEDEN::code_size)
-        .def_property_readonly("codes", [](const IndexEDEN& self) {
-            std::vector<uint8_t> c = self.get_codes();
-            py::array_t<uint8_t> out(c.size());
-            std::copy(c.begin(), c.end(), out.mutable_data());
-            return out;
-        }, "The stored codes, ntotal * code_size bytes (a numpy copy).");
+        .def_property_readonly("codes", codes_getter<IndexEDEN>(), kCodesDoc);
 
     py::class_<IndexIVFEDEN, IndexIVF, std::shared_ptr<IndexIVFEDEN>>(
         m, "IndexIVFEDEN", "faiss's IndexIVFEDEN: EDEN codes of each vector around its list's centroid.")

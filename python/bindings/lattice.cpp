@@ -150,10 +150,7 @@ void bind_lattice(py::module_& m) {
             return py::array_t<float>(self.trained.size(), self.trained.data());
         }, "nsq smallest then nsq largest sub-vector norms of the training set (a numpy copy).")
         .def_property_readonly("code_size", &IndexLattice::code_size)
-        .def_property_readonly("codes", [](const IndexLattice& self) {
-            std::vector<uint8_t> c = self.get_codes();
-            return py::array_t<uint8_t>(c.size(), c.data());
-        }, "The stored codes, ntotal * code_size bytes (a numpy copy).");
+        .def_property_readonly("codes", codes_getter<IndexLattice>(), kCodesDoc);
 }
 
 }  // namespace nearly_py

@@ -3,6 +3,7 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include "arrays.h"
 #include "nearly/index_lsh.h"
 #include "nearly/ivf_spectral_hash.h"
 
@@ -26,10 +27,7 @@ void bind_lsh(py::module_& m) {
             return py::array_t<float>(self.thresholds.size(), self.thresholds.data());
         }, "The per-bit medians learned by train() (empty without train_thresholds), a numpy copy.")
         .def_property_readonly("code_size", &IndexLSH::code_size)
-        .def_property_readonly("codes", [](const IndexLSH& self) {
-            std::vector<uint8_t> c = self.get_codes();
-            return py::array_t<uint8_t>(c.size(), c.data());
-        }, "The stored codes, ntotal * code_size bytes (a numpy copy).");
+        .def_property_readonly("codes", codes_getter<IndexLSH>(), kCodesDoc);
 
     using SH = IndexIVFSpectralHash;
     py::class_<SH, IndexIVF, std::shared_ptr<SH>> sh(

@@ -107,10 +107,7 @@ void bind_rabitq(py::module_& m) {
             return py::array_t<float>(self.center.size(), self.center.data());
         }, "The training vectors' mean (a numpy copy; empty before train()).")
         .def_property_readonly("code_size", &IndexRaBitQ::code_size)
-        .def_property_readonly("codes", [](const IndexRaBitQ& self) {
-            std::vector<uint8_t> c = self.get_codes();
-            return py::array_t<uint8_t>(c.size(), c.data());
-        }, "The stored codes, ntotal * code_size bytes (a numpy copy).");
+        .def_property_readonly("codes", codes_getter<IndexRaBitQ>(), kCodesDoc);
 
     py::class_<IndexIVFRaBitQ, IndexIVF, std::shared_ptr<IndexIVFRaBitQ>>(m, "IndexIVFRaBitQ")
         .def(py::init([](IndexPtr quantizer, int d, long long nlist, int metric, bool own_invlists, int nb_bits) {

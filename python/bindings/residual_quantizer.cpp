@@ -546,12 +546,7 @@ void bind_residual_quantizer(py::module_& m) {
              "faiss's IndexResidualQuantizer(d, nbits[, metric, search_type]): one codebook per entry of nbits.")
         .def_property_readonly("rq", &rq_of_index, py::return_value_policy::reference_internal)
         .def_property_readonly("code_size", &IndexResidualQuantizer::code_size)
-        .def_property_readonly("codes", [](const IndexResidualQuantizer& self) {
-            std::vector<uint8_t> c = self.get_codes();
-            py::array_t<uint8_t> out(c.size());
-            std::copy(c.begin(), c.end(), out.mutable_data());
-            return out;
-        }, "The stored codes, ntotal * code_size bytes (a numpy copy).");
+        .def_property_readonly("codes", codes_getter<IndexResidualQuantizer>(), kCodesDoc);
 
     constexpr const char* kNormScaleDoc =
         "faiss's norm_scale: under L2 the norm's two fast-scan tables are quantized this many times coarser "

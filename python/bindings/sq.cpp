@@ -145,12 +145,7 @@ void bind_sq(py::module_& m) {
                       },
                       py::return_value_policy::reference_internal)
         .def_property_readonly("code_size", &IndexScalarQuantizer::code_size)
-        .def_property_readonly("codes", [](const IndexScalarQuantizer& self) {
-            std::vector<uint8_t> c = self.get_codes();
-            py::array_t<uint8_t> out(c.size());
-            std::copy(c.begin(), c.end(), out.mutable_data());
-            return out;
-        }, "The stored codes, ntotal * code_size bytes (a numpy copy).")
+        .def_property_readonly("codes", codes_getter<IndexScalarQuantizer>(), kCodesDoc)
         .def("_set_codes", [](IndexScalarQuantizer& self, py::handle codes) { set_flat_codes(self, codes); });
 
     py::class_<IVFSQTurboQSearchParameters, SearchParametersIVF, std::shared_ptr<IVFSQTurboQSearchParameters>>(
