@@ -263,6 +263,43 @@ class NSGGraph(np.ndarray):
         return len(valid)
 
 
+class _Count(int):
+    """An int that can also be called, so that `a.size` (numpy's attribute)
+    and `v.size()` (a faiss std::vector's method) both read it."""
+
+    def __call__(self):
+        return int(self)
+
+
+class VectorArray(np.ndarray):
+    """A 1-D numpy array that also answers a faiss std::vector's calls:
+    `at(i)`, `size()`, `empty()` (the HNSW arrays: `hnsw.levels`,
+    `cum_nneighbor_per_level`, ..., which faiss code and contrib read with
+    `.at(1)`)."""
+
+    @property
+    def size(self):
+        return _Count(np.ndarray.size.__get__(self))
+
+    def at(self, i):
+        n = np.ndarray.size.__get__(self)
+        if not 0 <= int(i) < n:
+            raise IndexError(f"vector index {i} out of range (size {n})")
+        return np.asarray(self)[int(i)].item()
+
+    def empty(self):
+        return np.ndarray.size.__get__(self) == 0
+
+
+def _as_vector_property(name):
+    raw = getattr(_nearly.HNSW, name)
+    return property(lambda self: raw.fget(self).view(VectorArray), doc=raw.__doc__)
+
+
+for _name in ("levels", "assign_probas", "cum_nneighbor_per_level", "offsets", "neighbors"):
+    setattr(_nearly.HNSW, _name, _as_vector_property(_name))
+
+
 def _get_final_graph(nsg, _raw=_nearly.NSG.get_final_graph):
     return _raw(nsg).view(NSGGraph)
 

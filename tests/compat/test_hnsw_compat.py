@@ -268,6 +268,11 @@ def test_hnsw_graph_arrays_like_faiss():
         h = index.hnsw
         arrays[lib.__name__] = {name: lib.vector_to_array(getattr(h, name)) for name in
                                 ("levels", "offsets", "neighbors", "cum_nneighbor_per_level", "assign_probas")}
+        # and element by element, as std::vectors (contrib's get_hnsw_M reads cum_nneighbor_per_level.at(1))
+        for name in ("cum_nneighbor_per_level", "levels"):
+            v = getattr(h, name)
+            assert v.size() == len(arrays[lib.__name__][name])
+            assert [v.at(i) for i in range(min(v.size(), 20))] == arrays[lib.__name__][name][:20].tolist()
     ours, theirs = arrays["nearly"], arrays["faiss"]
     np.testing.assert_array_equal(ours["cum_nneighbor_per_level"], theirs["cum_nneighbor_per_level"])
     np.testing.assert_array_equal(ours["assign_probas"], theirs["assign_probas"])
@@ -280,6 +285,8 @@ def test_hnsw_graph_arrays_like_faiss():
     index = nearly.IndexHNSWFlat(16, 8)
     index.add(x)
     lv, off, nb = (nearly.vector_to_array(getattr(index.hnsw, n)) for n in ("levels", "offsets", "neighbors"))
+    with pytest.raises(IndexError):  # faiss: RuntimeError from std::vector::at; nearly's vectors say IndexError
+        index.hnsw.levels.at(3000)
     for v in range(0, 3000, 37):
         for level in range(lv[v]):
             row = nb[int(off[v]) + cum[level]:int(off[v]) + cum[level + 1]]  # uint64 offsets, as faiss's
