@@ -106,8 +106,8 @@ def ref_encode(x, qtype, vmin=None, vdiff=None):
     if qtype in TQ_BITS:
         bits = TQ_BITS[qtype]
         mid = tq_codebook(qtype, d)[1]
-        # Midpoints at or below x; at 1 bit the sign of x > 0, as faiss.
-        cell = (x > mid[0]).astype(np.int64) if bits == 1 else np.searchsorted(mid, x, side="right")
+        # Midpoints at or below x (a value on a midpoint goes up), as faiss-cpu.
+        cell = np.searchsorted(mid, x, side="right")
         bit = np.zeros((n, code_size(qtype, d) * 8), np.uint8)
         for b in range(bits):
             bit[:, np.arange(d) * bits + b] = (cell >> b) & 1

@@ -376,10 +376,10 @@ void ScalarQuantizer::encode(const float* x, uint8_t* code) const {
         const float* mid = boundaries();
         const size_t nmid = (size_t(1) << bits) - 1;
         for (size_t j = 0; j < d; j++) {
-            // At 1 bit faiss keeps the sign of x > 0 (a zero goes down); at
-            // more bits a value on a midpoint goes up.
-            const uint32_t c = bits == 1 ? uint32_t(x[j] > mid[0])
-                                         : uint32_t(std::upper_bound(mid, mid + nmid, x[j]) - mid);
+            // A value on a midpoint goes up (faiss-cpu 1.15's upper_bound, at
+            // every bit count: a 0 is a 1 bit at 1 bit; faiss's later
+            // AVX2/AVX-512 1-bit encoders compare x > midpoint instead).
+            const uint32_t c = uint32_t(std::upper_bound(mid, mid + nmid, x[j]) - mid);
             const size_t bit = j * bits;
             const uint32_t v = c << (bit & 7);
             code[bit >> 3] |= uint8_t(v);

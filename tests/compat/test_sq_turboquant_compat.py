@@ -47,6 +47,26 @@ def test_codebook_and_codes_equal_faiss(qtype, d, real):
     np.testing.assert_allclose(n.decode(codes), f.decode(codes), rtol=3e-7, atol=1e-12)
 
 
+@pytest.mark.parametrize("qtype", LOW_BITS + ["QT_1bit_eden", "QT_2bit_eden"])
+def test_values_on_a_midpoint_go_up_as_in_faiss(qtype):
+    """Exact ties: a component equal to a midpoint between two levels (0 at 1
+    bit, +-0.0 alike) takes the upper level in faiss-cpu's encoder, and in
+    nearly's. The real embeddings have exact zeros (3 of their 384 columns)."""
+    d = 32
+    rng = np.random.default_rng(3)
+    xt = rng.standard_normal((200, d)).astype(np.float32)
+    faiss.normalize_L2(xt)
+    f, n = pair(qtype, d, xt)
+    trained = faiss.vector_to_array(f.trained)
+    k = 1 << int(qtype[3])
+    # the midpoints the two codebooks share to the bit (they may differ by an ulp)
+    mids = trained[k:2 * k - 1][trained[k:2 * k - 1] == np.asarray(n.trained)[k:2 * k - 1]]
+    assert len(mids) > 0
+    x = np.resize(np.concatenate([mids, [0.0, -0.0]]).astype(np.float32), (4, d))
+    x[1] = -x[1]
+    np.testing.assert_array_equal(n.compute_codes(x), f.compute_codes(x))
+
+
 @pytest.mark.parametrize("d", [64, 384])
 def test_8bit_error_below_faiss(d, real):
     x = real[0][:, :d].copy()
