@@ -41,8 +41,8 @@ struct ZnSphereSearch {
     std::vector<float> voc;
 
     ZnSphereSearch(int dim, int r2);
-    // The sphere point c of largest inner product with x; returns it. atom:
-    // which atom c is a signed arrangement of.
+    // Writes into c the sphere point of largest inner product with x and
+    // returns that inner product; atom: which atom c is a signed arrangement of.
     float search(const float* x, float* c, int* atom = nullptr) const;
 };
 
@@ -68,7 +68,7 @@ struct ZnSphereCodec : ZnSphereSearch, EnumeratedVectors {
         int signbits;
     };
     std::vector<CodeSegment> code_segments;
-    size_t code_size = 0;  // bytes to hold nv - 1
+    size_t code_size = 0;  // bytes of nv (faiss's rule)
 
     ZnSphereCodec(int dim, int r2);
     uint64_t encode(const float* x) const override;
